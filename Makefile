@@ -1,0 +1,79 @@
+# attnviz build. `make` builds libattnviz.a and the attnviz command; `make test` builds and runs the tests;
+# `make SANITIZE=1 test` does both under AddressSanitizer + UndefinedBehaviorSanitizer (in build-asan/).
+CC      ?= cc
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+BUILD   ?= build-asan
+SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     ?= -O1 -g
+else
+BUILD   ?= build
+SANFLAGS =
+OPT     ?= -O2 -g -march=x86-64-v2 -mavx -mfma -mf16c
+endif
+WARN    = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2 \
+          -Wno-unused-parameter
+CFLAGS  ?= $(OPT)
+ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) -Iinclude -Isrc -I$(BUILD)/gen -pthread \
+             -I/usr/include/openblas -I/usr/include/x86_64-linux-gnu/openblas-pthread -MMD -MP
+LIBS    = -lopenblas -ljansson -lm -pthread
+LDFLAGS += $(SANFLAGS)
+
+LIB_SRC  = $(sort $(wildcard src/core/*.c src/io/*.c src/tok/*.c src/kernels/*.c src/model/*.c src/trace/*.c \
+                             src/analysis/*.c src/render/*.c src/server/*.c))
+CLI_SRC  = $(sort $(wildcard src/cli/*.c))
+TEST_SRC = $(sort $(wildcard tests/test_*.c))
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LIB      = $(BUILD)/libattnviz.a
+BIN      = $(BUILD)/attnviz
+
+.PHONY: all test test-asan check clean deps demo bench format
+all: $(BIN)
+	@if [ "$(BUILD)" = build ]; then ln -sf build/attnviz attnviz; fi
+
+deps:
+	@sh scripts/install-deps.sh
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/harness.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB) $(LIBS) $(LDFLAGS)
+
+# The whole suite: unit + integration tests, then the CLI tests. Ends with "N passed, N failed".
+test: deps
+	@$(MAKE) --no-print-directory all-tests
+	@BUILD=$(BUILD) sh tests/run.sh
+
+all-tests: $(BIN) $(TEST_BIN)
+
+# CI runs both the normal and the sanitizer build.
+check: deps
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory SANITIZE=1 test
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/demo.sh
+
+bench: all
+	@sh bench/run.sh
+
+format:
+	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) include/attnviz.h
+
+clean:
+	rm -rf build build-asan attnviz
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

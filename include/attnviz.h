@@ -1,0 +1,157 @@
+/* attnviz: run transformer models and capture what every layer and head attends to.
+ *
+ * The one public header of libattnviz. Conventions:
+ *   - every fallible call returns 0 on success, -1 on failure, and fills an av_err with one readable line;
+ *   - the library never exits or aborts on bad input;
+ *   - handles are opaque; what users read (tensors, attention matrices) is exposed as plain-data views.
+ */
+#ifndef ATTNVIZ_H
+#define ATTNVIZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AV_VERSION "0.1.0"
+#define AV_TRACE_FORMAT "attnviz-trace"
+#define AV_TRACE_VERSION "1"
+#define AV_MAX_DIMS 4
+
+/* ---- errors ------------------------------------------------------------------------------------------- */
+
+typedef struct av_err {
+    char msg[512]; /* one line, no trailing newline */
+} av_err;
+
+/* ---- tensors ------------------------------------------------------------------------------------------ */
+
+typedef enum av_dtype {
+    AV_DTYPE_F32 = 0,
+    AV_DTYPE_F16,
+    AV_DTYPE_BF16,
+    AV_DTYPE_Q8_0, /* GGUF block quantization: 32 int8 values sharing one f16 scale (34 bytes a block) */
+    AV_DTYPE_I32,
+    AV_DTYPE_I64,
+    AV_DTYPE_U8,
+    AV_DTYPE_COUNT
+} av_dtype;
+
+/* A read-only view of a tensor living in a mapped file or a buffer owned elsewhere.
+ * shape is row-major, outermost first (a weight matrix is [out, in] as in PyTorch). */
+typedef struct av_tensor {
+    av_dtype dtype;
+    int ndim;
+    int64_t shape[AV_MAX_DIMS];
+    const void *data;
+    size_t nbytes;
+} av_tensor;
+
+const char *av_dtype_name(av_dtype t);
+int64_t av_tensor_numel(const av_tensor *t);
+
+/* ---- tokenizer ---------------------------------------------------------------------------------------- */
+
+typedef struct av_tokenizer av_tokenizer;
+
+/* Loads a tokenizer file; the format is detected from its content. */
+int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err);
+void av_tokenizer_free(av_tokenizer *tok);
+/* Encodes UTF-8 text. *ids is malloc'd (caller frees). add_bos prepends the BOS token. */
+int av_tokenizer_encode(const av_tokenizer *tok, const char *text, size_t len, int add_bos, int32_t **ids,
+                        size_t *n_ids, av_err *err);
+int av_tokenizer_vocab_size(const av_tokenizer *tok);
+int av_tokenizer_bos(const av_tokenizer *tok);
+int av_tokenizer_eos(const av_tokenizer *tok);
+/* Raw piece of one id (NULL when out of range). */
+const char *av_tokenizer_piece(const av_tokenizer *tok, int id);
+/* Bytes that id contributes to decoded text after token prev (-1 for none); *len receives the length. */
+const char *av_tokenizer_decode_piece(const av_tokenizer *tok, int prev, int id, char buf[8], size_t *len);
+/* Human-readable label of token i of a sequence (for axes and tooltips); malloc'd, caller frees. */
+char *av_tokenizer_display(const av_tokenizer *tok, const int32_t *ids, size_t n, size_t i);
+
+/* ---- models ------------------------------------------------------------------------------------------- */
+
+typedef struct av_model av_model;
+
+typedef struct av_model_params {
+    const char *tokenizer_path; /* NULL: taken from the model (GGUF metadata, tokenizer file in the directory) */
+    int n_threads;              /* 0: all cores */
+} av_model_params;
+
+av_model_params av_model_default_params(void);
+
+/* Opens a model: a llama2.c checkpoint, a GGUF file, or a Hugging Face directory (config.json + safetensors). */
+int av_model_load(const char *path, const av_model_params *params, av_model **out, av_err *err);
+void av_model_free(av_model *m);
+
+typedef struct av_model_info {
+    const char *name;   /* e.g. "stories260K" */
+    const char *arch;   /* "llama" */
+    const char *format; /* "llama2c", "gguf", "hf" */
+    int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, max_seq_len;
+    int64_t n_params;
+} av_model_info;
+
+av_model_info av_model_get_info(const av_model *m);
+const av_tokenizer *av_model_tokenizer(const av_model *m);
+
+/* ---- attention traces --------------------------------------------------------------------------------- */
+
+typedef struct av_trace av_trace;
+
+/* One attention matrix set: data[h * n_query * n_key + q * n_key + k]. */
+typedef struct av_attn_view {
+    int n_heads, n_query, n_key;
+    const float *data; /* (n_heads, n_query, n_key) */
+} av_attn_view;
+
+typedef struct av_run_params {
+    int add_bos;      /* default 1 */
+    int n_threads;    /* 0: all cores */
+    av_dtype dtype;   /* trace storage: AV_DTYPE_F32 (default) or AV_DTYPE_F16 */
+    int want_logits;  /* keep logits of every position in the trace (name "logits", [T, vocab]) */
+} av_run_params;
+
+av_run_params av_run_default_params(void);
+
+/* Runs the model on text and captures every layer's post-softmax attention. */
+int av_trace_from_text(av_model *m, const char *text, const av_run_params *params, av_trace **out,
+                       av_err *err);
+/* Same, on token ids already encoded. */
+int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_params *params, av_trace **out,
+                      av_err *err);
+
+int av_trace_save(const av_trace *t, const char *path, av_err *err); /* atomic: temp file + rename */
+int av_trace_load(const char *path, av_trace **out, av_err *err);
+void av_trace_free(av_trace *t);
+
+/* Metadata value for key (NULL when absent). */
+const char *av_trace_meta(const av_trace *t, const char *key);
+int av_trace_n_tokens(const av_trace *t);
+const char *av_trace_token(const av_trace *t, int i);
+int av_trace_token_id(const av_trace *t, int i);
+/* Number of layers present for kind ("self", "enc", "dec", "cross"); 0 if none. */
+int av_trace_n_layers(const av_trace *t, const char *kind);
+/* Attention of one layer; the view stays valid until av_trace_free. */
+int av_trace_attn(const av_trace *t, const char *kind, int layer, av_attn_view *out, av_err *err);
+/* Value-vector norms ||v_j W_o^h|| of one layer (norm-based attention, Kobayashi et al. 2020):
+ * out->data (n_heads, n_tokens). Returns -1 with a message when the trace has none for that layer. */
+int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err);
+/* Logits [T, vocab] when the trace holds them; returns 0 and fills out, or -1. */
+int av_trace_logits(const av_trace *t, av_tensor *out);
+
+/* ---- generation --------------------------------------------------------------------------------------- */
+
+/* Greedy (temperature 0) continuation. prompt may be "" (start from BOS). on_piece receives decoded bytes as
+ * they are produced (may be NULL). out_ids (optional) receives the whole sequence, malloc'd. */
+typedef void (*av_piece_fn)(void *ctx, const char *bytes, size_t len);
+int av_generate_greedy(av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
+                       int32_t **out_ids, size_t *n_out, av_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ATTNVIZ_H */

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian packages attnviz needs, only those missing. Safe to run repeatedly.
+set -e
+PKGS="build-essential pkg-config libopenblas-dev libjansson-dev zlib1g-dev libpng-dev
+      python3-torch python3-numpy python3-sentencepiece"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "attnviz: installing missing Debian packages:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

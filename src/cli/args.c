@@ -1,0 +1,134 @@
+/* Option parsing and error printing shared by the subcommands. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli_args *out, const char *cmd) {
+    memset(out, 0, sizeof *out);
+    out->specs = specs;
+    out->n_specs = n_specs;
+    out->values = calloc((size_t)n_specs + 1, sizeof *out->values);
+    out->positional = calloc((size_t)argc + 1, sizeof *out->positional);
+    if (!out->values || !out->positional) {
+        cli_args_free(out);
+        return cli_failf(cmd, "out of memory") ? -1 : -1;
+    }
+    int only_positional = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (only_positional || arg[0] != '-' || arg[1] == 0) {
+            out->positional[out->n_positional++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_positional = 1;
+            continue;
+        }
+        const char *name = arg + (arg[1] == '-' ? 2 : 1);
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        int found = -1;
+        for (int k = 0; k < n_specs; k++)
+            if (strlen(specs[k].name) == nlen && strncmp(specs[k].name, name, nlen) == 0) found = k;
+        if (found < 0) {
+            cli_failf(cmd, "unknown option '%s' (see 'attnviz %s --help')", arg, cmd);
+            cli_args_free(out);
+            return -1;
+        }
+        if (specs[found].takes_value) {
+            if (eq) {
+                out->values[found] = eq + 1;
+            } else if (i + 1 < argc) {
+                out->values[found] = argv[++i];
+            } else {
+                cli_failf(cmd, "option '--%s' needs a value", specs[found].name);
+                cli_args_free(out);
+                return -1;
+            }
+        } else {
+            if (eq) {
+                cli_failf(cmd, "option '--%s' takes no value", specs[found].name);
+                cli_args_free(out);
+                return -1;
+            }
+            out->values[found] = "";
+        }
+    }
+    return 0;
+}
+
+void cli_args_free(cli_args *a) {
+    free(a->values);
+    free(a->positional);
+    memset(a, 0, sizeof *a);
+}
+
+const char *cli_get(const cli_args *a, const char *name) {
+    for (int k = 0; k < a->n_specs; k++)
+        if (strcmp(a->specs[k].name, name) == 0) return a->values[k];
+    return NULL;
+}
+
+int cli_has(const cli_args *a, const char *name) { return cli_get(a, name) != NULL; }
+
+int cli_get_int(const cli_args *a, const char *name, long def, long min, long max, long *out, const char *cmd) {
+    const char *v = cli_get(a, name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < min || x > max) {
+        cli_failf(cmd, "--%s must be an integer in [%ld, %ld], got '%s'", name, min, max, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+void cli_print_options(FILE *fp, const cli_opt_spec *specs, int n_specs) {
+    for (int k = 0; k < n_specs; k++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s", specs[k].name);
+        fprintf(fp, "  %-18s %s\n", left, specs[k].help);
+    }
+}
+
+int cli_fail(const char *cmd, const av_err *err) {
+    fprintf(stderr, "attnviz %s: %s\n", cmd, err->msg[0] ? err->msg : "failed");
+    return 1;
+}
+
+int cli_failf(const char *cmd, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "attnviz %s: %s\n", cmd, msg);
+    return 1;
+}
+
+int cli_load_model(const cli_args *a, const char *cmd, av_model **out) {
+    const char *path = cli_get(a, "model");
+    if (!path || !*path) {
+        cli_failf(cmd, "--model PATH is required (a llama2.c .bin, a .gguf file or a Hugging Face directory)");
+        return -1;
+    }
+    long threads;
+    if (cli_get_int(a, "threads", 0, 0, 64, &threads, cmd)) return -1;
+    av_model_params mp = av_model_default_params();
+    mp.tokenizer_path = cli_get(a, "tokenizer");
+    mp.n_threads = (int)threads;
+    av_err err = {{0}};
+    if (av_model_load(path, &mp, out, &err)) {
+        cli_fail(cmd, &err);
+        return -1;
+    }
+    return 0;
+}

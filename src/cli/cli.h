@@ -1,0 +1,50 @@
+/* The attnviz command: one file per subcommand, a shared option parser. */
+#ifndef AV_CLI_H
+#define AV_CLI_H
+
+#include "attnviz.h"
+
+#include <stdio.h>
+
+/* Options: "--name value" or "--name=value" pairs, flags without value, and positional arguments. */
+typedef struct cli_opt_spec {
+    const char *name;  /* without the leading "--" */
+    int takes_value;
+    const char *help;  /* "VALUE  what it does" */
+} cli_opt_spec;
+
+typedef struct cli_args {
+    const cli_opt_spec *specs;
+    int n_specs;
+    const char **values; /* (n_specs) value or "" for a given flag, NULL when absent */
+    const char **positional;
+    int n_positional;
+} cli_args;
+
+/* Parses argv (after the subcommand name). Prints a one-line error and returns -1 on unknown options. */
+int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli_args *out, const char *cmd);
+void cli_args_free(cli_args *a);
+const char *cli_get(const cli_args *a, const char *name);
+int cli_has(const cli_args *a, const char *name);
+/* Integer option with a default; -1 and a message on a malformed number. */
+int cli_get_int(const cli_args *a, const char *name, long def, long min, long max, long *out, const char *cmd);
+void cli_print_options(FILE *fp, const cli_opt_spec *specs, int n_specs);
+int cli_fail(const char *cmd, const av_err *err); /* prints "attnviz CMD: message", returns 1 */
+int cli_failf(const char *cmd, const char *fmt, ...);
+
+/* Loads --model with --tokenizer and --threads options; returns -1 after printing the error. */
+int cli_load_model(const cli_args *a, const char *cmd, av_model **out);
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+} cli_command;
+
+int cmd_run(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+
+#endif

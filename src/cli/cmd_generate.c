@@ -1,0 +1,64 @@
+/* attnviz generate: greedy continuation, streamed to stdout; optional trace of the whole sequence. */
+#include "cli.h"
+
+#include <stdlib.h>
+
+static const cli_opt_spec opts[] = {
+    {"model", 1, "PATH      model: llama2.c .bin, .gguf, or Hugging Face directory"},
+    {"tokenizer", 1, "PATH  tokenizer file (default: from the model or next to it)"},
+    {"prompt", 1, "TEXT     text to continue (default: start from BOS)"},
+    {"steps", 1, "N          tokens to generate (default 256, capped by the context window)"},
+    {"output", 1, "PATH     also run the whole sequence and save its attention trace; also -o"},
+    {"o", 1, "PATH          same as --output"},
+    {"threads", 1, "N       worker threads (default: all cores)"},
+    {"help", 0, "            show this help"},
+};
+
+static void print_piece(void *ctx, const char *bytes, size_t len) {
+    (void)ctx;
+    fwrite(bytes, 1, len, stdout);
+    fflush(stdout);
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *cmd = "generate";
+    cli_args a;
+    if (cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], &a, cmd)) return 2;
+    if (cli_has(&a, "help")) {
+        printf("usage: attnviz generate --model PATH [--prompt TEXT] [--steps N] [-o trace.safetensors]\n\n");
+        cli_print_options(stdout, opts, sizeof opts / sizeof opts[0]);
+        cli_args_free(&a);
+        return 0;
+    }
+    long steps;
+    int rc = 1;
+    av_model *m = NULL;
+    av_trace *t = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    av_err err = {{0}};
+    const char *prompt = cli_get(&a, "prompt");
+    const char *out = cli_get(&a, "output") ? cli_get(&a, "output") : cli_get(&a, "o");
+    if (cli_get_int(&a, "steps", 256, 0, 1 << 20, &steps, cmd) || cli_load_model(&a, cmd, &m)) goto done;
+    if (prompt) fputs(prompt, stdout);
+    if (av_generate_greedy(m, prompt ? prompt : "", (int)steps, print_piece, NULL, &ids, &n, &err)) {
+        putchar('\n');
+        cli_fail(cmd, &err);
+        goto done;
+    }
+    putchar('\n');
+    if (out) {
+        if (av_trace_from_ids(m, ids, n, NULL, &t, &err) || av_trace_save(t, out, &err)) {
+            cli_fail(cmd, &err);
+            goto done;
+        }
+        fprintf(stderr, "attnviz generate: trace of %zu tokens -> %s\n", n, out);
+    }
+    rc = 0;
+done:
+    free(ids);
+    av_trace_free(t);
+    av_model_free(m);
+    cli_args_free(&a);
+    return rc;
+}

@@ -1,0 +1,97 @@
+/* attnviz info: describe a trace (model, tokens, layers x heads, sizes) or a model. */
+#include "cli.h"
+
+#include <string.h>
+#include <sys/stat.h>
+
+static const cli_opt_spec opts[] = {
+    {"tokens", 0, "          list every token with its index and id"},
+    {"tokenizer", 1, "PATH  (models) tokenizer to pair with the model"},
+    {"help", 0, "            show this help"},
+};
+
+static const char *kinds[] = {"self", "enc", "dec", "cross"};
+
+static void print_size(const char *label, double bytes) {
+    const char *unit = "B";
+    if (bytes >= 1024.0 * 1024 * 1024) bytes /= 1024.0 * 1024 * 1024, unit = "GiB";
+    else if (bytes >= 1024.0 * 1024) bytes /= 1024.0 * 1024, unit = "MiB";
+    else if (bytes >= 1024.0) bytes /= 1024.0, unit = "KiB";
+    printf("%-14s %.1f %s\n", label, bytes, unit);
+}
+
+static int info_trace(const av_trace *t, const char *path, int list_tokens) {
+    const char *keys[] = {"model", "arch", "model_format", "version", "created_by", "patch_grid"};
+    printf("%-14s %s\n", "trace", path);
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (av_trace_meta(t, keys[i])) printf("%-14s %s\n", keys[i], av_trace_meta(t, keys[i]));
+    int n = av_trace_n_tokens(t);
+    printf("%-14s %d\n", "tokens", n);
+    double attn_bytes = 0;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        int L = av_trace_n_layers(t, kinds[k]);
+        if (!L) continue;
+        av_attn_view v;
+        av_err err = {{0}};
+        if (av_trace_attn(t, kinds[k], 0, &v, &err)) return cli_fail("info", &err);
+        printf("%-14s %d layers x %d heads, %d queries x %d keys\n", kinds[k], L, v.n_heads, v.n_query, v.n_key);
+        attn_bytes += (double)L * v.n_heads * v.n_query * v.n_key * 4.0;
+    }
+    print_size("attention", attn_bytes);
+    struct stat st;
+    if (stat(path, &st) == 0) print_size("file", (double)st.st_size);
+    av_tensor lg;
+    if (av_trace_logits(t, &lg) == 0) printf("%-14s [%lld, %lld]\n", "logits", (long long)lg.shape[0], (long long)lg.shape[1]);
+    if (list_tokens) {
+        for (int i = 0; i < n; i++) printf("%5d %7d  %s\n", i, av_trace_token_id(t, i), av_trace_token(t, i));
+    } else if (n) {
+        printf("%-14s", "text");
+        for (int i = 0; i < n && i < 40; i++) printf(" %s", av_trace_token(t, i));
+        printf("%s\n", n > 40 ? " ..." : "");
+    }
+    return 0;
+}
+
+static int info_model(const cli_args *a, const char *path) {
+    av_model_params mp = av_model_default_params();
+    mp.tokenizer_path = cli_get(a, "tokenizer");
+    av_model *m;
+    av_err err = {{0}};
+    if (av_model_load(path, &mp, &m, &err)) return cli_fail("info", &err);
+    av_model_info i = av_model_get_info(m);
+    printf("%-14s %s\n%-14s %s\n%-14s %s\n", "model", i.name, "arch", i.arch, "format", i.format);
+    printf("%-14s %d layers, %d heads (%d kv heads), dim %d, ffn %d\n", "shape", i.n_layers, i.n_heads,
+           i.n_kv_heads, i.dim, i.hidden_dim);
+    printf("%-14s %d\n%-14s %d\n%-14s %.3f M\n", "vocab", i.vocab_size, "context", i.max_seq_len, "parameters",
+           (double)i.n_params / 1e6);
+    printf("%-14s %s\n", "tokenizer", av_model_tokenizer(m) ? "yes" : "none (pass --tokenizer)");
+    av_model_free(m);
+    return 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    cli_args a;
+    if (cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], &a, "info")) return 2;
+    int rc;
+    if (cli_has(&a, "help") || a.n_positional != 1) {
+        FILE *fp = cli_has(&a, "help") ? stdout : stderr;
+        fprintf(fp, "usage: attnviz info FILE   (a trace .safetensors, or a model)\n\n");
+        cli_print_options(fp, opts, sizeof opts / sizeof opts[0]);
+        rc = cli_has(&a, "help") ? 0 : 2;
+        cli_args_free(&a);
+        return rc;
+    }
+    const char *path = a.positional[0];
+    av_trace *t;
+    av_err err = {{0}};
+    if (av_trace_load(path, &t, &err) == 0) {
+        rc = info_trace(t, path, cli_has(&a, "tokens"));
+        av_trace_free(t);
+    } else if (strstr(err.msg, "not an attnviz trace") || strstr(err.msg, "not a safetensors file")) {
+        rc = info_model(&a, path); /* not a trace: maybe a model */
+    } else {
+        rc = cli_fail("info", &err);
+    }
+    cli_args_free(&a);
+    return rc;
+}

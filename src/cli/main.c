@@ -1,0 +1,34 @@
+/* attnviz: entry point and subcommand dispatch. */
+#include "cli.h"
+
+#include <string.h>
+
+static const cli_command commands[] = {
+    {"run", "run a model on text and save every layer's attention as a trace", cmd_run},
+    {"show", "draw one head (or the mean/max over heads) of a trace in the terminal", cmd_show},
+    {"info", "describe a trace or a model file", cmd_info},
+    {"generate", "greedy (temperature 0) continuation of a prompt", cmd_generate},
+    {"convert", "convert a llama2.c checkpoint to GGUF or a Hugging Face directory", cmd_convert},
+};
+enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
+
+static void usage(FILE *fp) {
+    fprintf(fp, "attnviz %s: see what every layer and head of a transformer attends to\n\n", AV_VERSION);
+    fprintf(fp, "usage: attnviz COMMAND [options]   (attnviz COMMAND --help for its options)\n\ncommands:\n");
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("attnviz %s (trace format %s)\n", AV_VERSION, AV_TRACE_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "attnviz: unknown command '%s' (try 'attnviz --help')\n", argv[1]);
+    return 2;
+}

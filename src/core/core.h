@@ -1,0 +1,95 @@
+/* Internal core utilities shared by every module: errors, overflow-safe arithmetic, the bounded reader,
+ * read-only file mapping, atomic file writing, half-precision conversion and row-split threading. */
+#ifndef AV_CORE_H
+#define AV_CORE_H
+
+#include "attnviz.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define AV_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define AV_PRINTF(a, b)
+#endif
+
+/* ---- errors: fill err (may be NULL) and return -1 ---- */
+int av_errf(av_err *err, const char *fmt, ...) AV_PRINTF(2, 3);
+/* Prepends "prefix: " to an existing message. Returns -1. */
+int av_err_prefix(av_err *err, const char *fmt, ...) AV_PRINTF(2, 3);
+
+/* ---- overflow-safe size arithmetic: return false on overflow ---- */
+static inline bool av_mul_size(size_t a, size_t b, size_t *out) { return !__builtin_mul_overflow(a, b, out); }
+static inline bool av_add_size(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
+/* Product of n non-negative dims, false on overflow or a negative dim. */
+bool av_shape_numel(const int64_t *shape, int ndim, size_t *out);
+/* Bytes of numel elements of dtype (Q8_0 needs numel % 32 == 0), false on overflow or bad block count. */
+bool av_dtype_nbytes(av_dtype t, size_t numel, size_t *out);
+
+/* ---- bounded reader: every read checks the bytes remaining ---- */
+typedef struct av_reader {
+    const uint8_t *base;
+    size_t size;
+    size_t pos;
+    const char *name; /* for messages, e.g. the file name */
+} av_reader;
+
+void av_reader_init(av_reader *r, const void *base, size_t size, const char *name);
+size_t av_reader_left(const av_reader *r);
+int av_read_bytes(av_reader *r, void *dst, size_t n, av_err *err);
+/* Returns a pointer to n bytes inside the buffer and advances. */
+int av_read_view(av_reader *r, const void **dst, size_t n, av_err *err);
+int av_read_u8(av_reader *r, uint8_t *v, av_err *err);
+int av_read_u32(av_reader *r, uint32_t *v, av_err *err);
+int av_read_i32(av_reader *r, int32_t *v, av_err *err);
+int av_read_u64(av_reader *r, uint64_t *v, av_err *err);
+int av_read_f32(av_reader *r, float *v, av_err *err);
+int av_reader_seek(av_reader *r, size_t pos, av_err *err);
+int av_reader_align(av_reader *r, size_t alignment, av_err *err);
+
+/* ---- read-only file mapping ---- */
+typedef struct av_mapped_file {
+    void *data;
+    size_t size;
+    char *path;
+} av_mapped_file;
+
+int av_file_map(const char *path, av_mapped_file *out, av_err *err);
+void av_file_unmap(av_mapped_file *f);
+/* Reads a whole (small) file into a NUL-terminated malloc'd buffer. */
+int av_file_read_all(const char *path, size_t max_size, char **out, size_t *size, av_err *err);
+bool av_path_is_dir(const char *path);
+
+/* ---- atomic file writing: write to "<path>.tmp.<pid>", fsync-free rename on commit ---- */
+typedef struct av_atomic_file {
+    FILE *fp;
+    char *path;
+    char *tmp_path;
+} av_atomic_file;
+
+int av_atomic_open(av_atomic_file *f, const char *path, av_err *err);
+int av_atomic_write(av_atomic_file *f, const void *data, size_t n, av_err *err);
+int av_atomic_commit(av_atomic_file *f, av_err *err); /* closes and renames; on failure removes the temp */
+void av_atomic_abort(av_atomic_file *f);              /* closes and removes the temp file */
+
+/* ---- half precision ---- */
+float av_f16_to_f32(uint16_t h);
+uint16_t av_f32_to_f16(float f);
+float av_bf16_to_f32(uint16_t h);
+uint16_t av_f32_to_bf16(float f);
+
+/* ---- threads: fn(ctx, tid, start, end) over [0, n) split into contiguous ranges, thread tid of n ---- */
+typedef void (*av_range_fn)(void *ctx, int tid, int64_t start, int64_t end);
+void av_parallel_for(int n_threads, int64_t n, av_range_fn fn, void *ctx);
+int av_default_threads(void);
+
+/* ---- small helpers ---- */
+char *av_strdup(const char *s);
+char *av_strndup(const char *s, size_t n);
+void *av_malloc_checked(size_t n, av_err *err); /* NULL + message on failure */
+double av_now_seconds(void);
+
+#endif /* AV_CORE_H */

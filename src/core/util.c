@@ -1,0 +1,121 @@
+/* Small helpers: strings, checked allocation, half precision, dtype sizes, clocks. */
+#define _POSIX_C_SOURCE 200809L
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+char *av_strdup(const char *s) { return s ? av_strndup(s, strlen(s)) : NULL; }
+
+char *av_strndup(const char *s, size_t n) {
+    char *p = malloc(n + 1);
+    if (!p) return NULL;
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+void *av_malloc_checked(size_t n, av_err *err) {
+    void *p = malloc(n ? n : 1);
+    if (!p) av_errf(err, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+double av_now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+float av_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t mant = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: normalize */
+            exp = 127 - 15 + 1;
+            while (!(mant & 0x400)) {
+                mant <<= 1;
+                exp--;
+            }
+            mant &= 0x3ff;
+            bits = sign | (exp << 23) | (mant << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t av_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    int32_t exp = (int32_t)((x >> 23) & 0xff);
+    uint32_t mant = x & 0x7fffff;
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+    int32_t e = exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00);
+    if (e <= 0) {
+        if (e < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - e);
+        uint32_t half = mant >> shift;
+        uint32_t rem = mant & ((1u << shift) - 1);
+        uint32_t mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = sign | ((uint32_t)e << 10) | (mant >> 13);
+    uint32_t rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++; /* round to nearest even; may carry into exp */
+    return (uint16_t)half;
+}
+
+float av_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t av_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* keep NaN a NaN */
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+const char *av_dtype_name(av_dtype t) {
+    static const char *names[AV_DTYPE_COUNT] = {"F32", "F16", "BF16", "Q8_0", "I32", "I64", "U8"};
+    return (unsigned)t < AV_DTYPE_COUNT ? names[t] : "?";
+}
+
+bool av_dtype_nbytes(av_dtype t, size_t numel, size_t *out) {
+    switch (t) {
+    case AV_DTYPE_F32:
+    case AV_DTYPE_I32: return av_mul_size(numel, 4, out);
+    case AV_DTYPE_F16:
+    case AV_DTYPE_BF16: return av_mul_size(numel, 2, out);
+    case AV_DTYPE_I64: return av_mul_size(numel, 8, out);
+    case AV_DTYPE_U8: *out = numel; return true;
+    case AV_DTYPE_Q8_0:
+        if (numel % 32) return false;
+        return av_mul_size(numel / 32, 34, out);
+    default: return false;
+    }
+}
+
+int64_t av_tensor_numel(const av_tensor *t) {
+    size_t n;
+    return av_shape_numel(t->shape, t->ndim, &n) ? (int64_t)n : -1;
+}

@@ -1,0 +1,61 @@
+/* File formats: safetensors (read + write), GGUF (read + write), llama2.c checkpoints, JSON helpers. */
+#ifndef AV_IO_H
+#define AV_IO_H
+
+#include "core/core.h"
+
+#include <jansson.h>
+
+/* ---- safetensors reading ---- */
+typedef struct av_st_entry {
+    char *name;
+    av_tensor t; /* data points into the mapping (or an aligned copy when the file's offset was misaligned) */
+} av_st_entry;
+
+typedef struct av_safetensors {
+    av_mapped_file file;
+    int n;
+    av_st_entry *entries; /* (n) */
+    json_t *metadata;     /* the "__metadata__" object, or NULL */
+    void **copies;        /* aligned copies of misaligned tensors */
+    int n_copies;
+} av_safetensors;
+
+int av_st_open(const char *path, av_safetensors *st, av_err *err);
+void av_st_close(av_safetensors *st);
+const av_tensor *av_st_find(const av_safetensors *st, const char *name);
+const char *av_st_meta(const av_safetensors *st, const char *key);
+int av_st_parse_dtype(const char *s, av_dtype *out);
+const char *av_st_dtype_name(av_dtype t); /* safetensors spelling: F32, F16, BF16, I32, I64, U8 */
+
+/* ---- safetensors writing: tensors are described first, data streamed at save (temp file + rename) ---- */
+typedef struct av_st_item {
+    char *name;
+    av_dtype src_dtype; /* dtype of data in memory */
+    av_dtype dst_dtype; /* dtype written: same as src, or F16/BF16 from F32 */
+    int ndim;
+    int64_t shape[AV_MAX_DIMS];
+    const void *data; /* borrowed: must stay valid until av_st_writer_save returns */
+} av_st_item;
+
+typedef struct av_st_writer {
+    av_st_item *items;
+    int n, cap;
+    json_t *metadata; /* string -> string */
+} av_st_writer;
+
+void av_st_writer_init(av_st_writer *w);
+void av_st_writer_free(av_st_writer *w);
+int av_st_writer_meta(av_st_writer *w, const char *key, const char *value, av_err *err);
+int av_st_writer_add(av_st_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype, int ndim,
+                     const int64_t *shape, const void *data, av_err *err);
+int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err);
+
+/* ---- JSON helpers (jansson) ---- */
+int av_json_load_file(const char *path, json_t **out, av_err *err);
+/* Integer member, or def when absent; -1 with a message when present but not an integer. */
+int av_json_int(const json_t *obj, const char *key, int64_t def, int64_t *out, av_err *err);
+int av_json_num(const json_t *obj, const char *key, double def, double *out, av_err *err);
+const char *av_json_str(const json_t *obj, const char *key);
+
+#endif

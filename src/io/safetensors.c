@@ -1,0 +1,287 @@
+/* safetensors: 8-byte little-endian header length, a JSON header, then raw little-endian tensor bytes.
+ * Reading maps the file and checks every dtype, shape and offset; writing streams to a temp file + rename. */
+#include "io.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define AV_ST_MAX_HEADER (100u << 20)
+
+static const struct {
+    const char *name;
+    av_dtype dtype;
+} st_dtypes[] = {{"F32", AV_DTYPE_F32}, {"F16", AV_DTYPE_F16}, {"BF16", AV_DTYPE_BF16},
+                 {"I32", AV_DTYPE_I32}, {"I64", AV_DTYPE_I64}, {"U8", AV_DTYPE_U8}};
+
+int av_st_parse_dtype(const char *s, av_dtype *out) {
+    for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++) {
+        if (strcmp(s, st_dtypes[i].name) == 0) {
+            *out = st_dtypes[i].dtype;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+const char *av_st_dtype_name(av_dtype t) {
+    for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
+        if (st_dtypes[i].dtype == t) return st_dtypes[i].name;
+    return NULL;
+}
+
+static size_t dtype_align(av_dtype t) {
+    switch (t) {
+    case AV_DTYPE_F32:
+    case AV_DTYPE_I32: return 4;
+    case AV_DTYPE_I64: return 8;
+    case AV_DTYPE_F16:
+    case AV_DTYPE_BF16: return 2;
+    default: return 1;
+    }
+}
+
+static int parse_entry(av_safetensors *st, const char *name, json_t *desc, const uint8_t *data, size_t data_size,
+                       av_st_entry *e, av_err *err) {
+    const char *path = st->file.path;
+    if (!json_is_object(desc)) return av_errf(err, "%s: tensor '%s': descriptor is not an object", path, name);
+    const char *dt = av_json_str(desc, "dtype");
+    json_t *shape = json_object_get(desc, "shape");
+    json_t *offs = json_object_get(desc, "data_offsets");
+    if (!dt || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2)
+        return av_errf(err, "%s: tensor '%s': needs dtype, shape and data_offsets [begin, end]", path, name);
+    if (av_st_parse_dtype(dt, &e->t.dtype))
+        return av_errf(err, "%s: tensor '%s': unsupported dtype '%s' (supported: F32, F16, BF16, I32, I64, U8)",
+                       path, name, dt);
+    size_t nd = json_array_size(shape);
+    if (nd > AV_MAX_DIMS) return av_errf(err, "%s: tensor '%s': %zu dimensions (max %d)", path, name, nd, AV_MAX_DIMS);
+    e->t.ndim = (int)nd;
+    for (size_t i = 0; i < nd; i++) {
+        json_t *d = json_array_get(shape, i);
+        if (!json_is_integer(d) || json_integer_value(d) < 0)
+            return av_errf(err, "%s: tensor '%s': shape entries must be non-negative integers", path, name);
+        e->t.shape[i] = json_integer_value(d);
+    }
+    json_t *b = json_array_get(offs, 0), *en = json_array_get(offs, 1);
+    if (!json_is_integer(b) || !json_is_integer(en) || json_integer_value(b) < 0 ||
+        json_integer_value(en) < json_integer_value(b))
+        return av_errf(err, "%s: tensor '%s': bad data_offsets", path, name);
+    uint64_t begin = (uint64_t)json_integer_value(b), end = (uint64_t)json_integer_value(en);
+    if (end > data_size)
+        return av_errf(err, "%s: tensor '%s': data_offsets [%llu, %llu] past the end of the data (%zu bytes)", path,
+                       name, (unsigned long long)begin, (unsigned long long)end, data_size);
+    size_t numel, nbytes;
+    if (!av_shape_numel(e->t.shape, e->t.ndim, &numel) || !av_dtype_nbytes(e->t.dtype, numel, &nbytes))
+        return av_errf(err, "%s: tensor '%s': shape overflows", path, name);
+    if (nbytes != end - begin)
+        return av_errf(err, "%s: tensor '%s': shape needs %zu bytes but data_offsets give %llu", path, name, nbytes,
+                       (unsigned long long)(end - begin));
+    e->name = av_strdup(name);
+    e->t.nbytes = nbytes;
+    const uint8_t *p = data + begin;
+    if ((uintptr_t)p % dtype_align(e->t.dtype)) { /* keep typed access aligned */
+        void *copy = malloc(nbytes ? nbytes : 1);
+        void **grown = realloc(st->copies, sizeof(void *) * (size_t)(st->n_copies + 1));
+        if (!copy || !grown) {
+            free(copy);
+            if (grown) st->copies = grown;
+            return av_errf(err, "%s: out of memory", path);
+        }
+        st->copies = grown;
+        memcpy(copy, p, nbytes);
+        st->copies[st->n_copies++] = copy;
+        p = copy;
+    }
+    e->t.data = p;
+    return e->name ? 0 : av_errf(err, "out of memory");
+}
+
+int av_st_open(const char *path, av_safetensors *st, av_err *err) {
+    memset(st, 0, sizeof *st);
+    if (av_file_map(path, &st->file, err)) return -1;
+    av_reader r;
+    av_reader_init(&r, st->file.data, st->file.size, path);
+    uint64_t hlen;
+    const void *htext;
+    if (av_read_u64(&r, &hlen, err)) goto fail;
+    if (hlen > AV_ST_MAX_HEADER || hlen > av_reader_left(&r)) {
+        av_errf(err, "%s: not a safetensors file: header length %llu does not fit in the file (%zu bytes)", path,
+                (unsigned long long)hlen, st->file.size);
+        goto fail;
+    }
+    if (av_read_view(&r, &htext, (size_t)hlen, err)) goto fail;
+    json_error_t je;
+    json_t *hdr = json_loadb(htext, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+    if (!hdr || !json_is_object(hdr)) {
+        av_errf(err, "%s: not a safetensors file: header is not a JSON object (%s at column %d)", path,
+                hdr ? "wrong type" : je.text, je.column);
+        json_decref(hdr);
+        goto fail;
+    }
+    const uint8_t *data = (const uint8_t *)st->file.data + r.pos;
+    size_t data_size = av_reader_left(&r);
+    size_t n = json_object_size(hdr);
+    st->entries = calloc(n ? n : 1, sizeof *st->entries);
+    if (!st->entries) {
+        json_decref(hdr);
+        av_errf(err, "%s: out of memory", path);
+        goto fail;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(hdr, key, val) {
+        if (strcmp(key, "__metadata__") == 0) {
+            if (!json_is_object(val)) {
+                av_errf(err, "%s: __metadata__ must be an object", path);
+                json_decref(hdr);
+                goto fail;
+            }
+            st->metadata = json_incref(val);
+            continue;
+        }
+        if (parse_entry(st, key, val, data, data_size, &st->entries[st->n], err)) {
+            json_decref(hdr);
+            goto fail;
+        }
+        st->n++;
+    }
+    json_decref(hdr);
+    return 0;
+fail:
+    av_st_close(st);
+    return -1;
+}
+
+void av_st_close(av_safetensors *st) {
+    for (int i = 0; i < st->n; i++) free(st->entries[i].name);
+    free(st->entries);
+    for (int i = 0; i < st->n_copies; i++) free(st->copies[i]);
+    free(st->copies);
+    json_decref(st->metadata);
+    av_file_unmap(&st->file);
+    memset(st, 0, sizeof *st);
+}
+
+const av_tensor *av_st_find(const av_safetensors *st, const char *name) {
+    for (int i = 0; i < st->n; i++)
+        if (strcmp(st->entries[i].name, name) == 0) return &st->entries[i].t;
+    return NULL;
+}
+
+const char *av_st_meta(const av_safetensors *st, const char *key) {
+    return st->metadata ? av_json_str(st->metadata, key) : NULL;
+}
+
+/* ---- writing ---- */
+
+void av_st_writer_init(av_st_writer *w) {
+    memset(w, 0, sizeof *w);
+    w->metadata = json_object();
+}
+
+void av_st_writer_free(av_st_writer *w) {
+    for (int i = 0; i < w->n; i++) free(w->items[i].name);
+    free(w->items);
+    json_decref(w->metadata);
+    memset(w, 0, sizeof *w);
+}
+
+int av_st_writer_meta(av_st_writer *w, const char *key, const char *value, av_err *err) {
+    if (!w->metadata || json_object_set_new(w->metadata, key, json_string(value)))
+        return av_errf(err, "metadata '%s': not valid UTF-8 or out of memory", key);
+    return 0;
+}
+
+int av_st_writer_add(av_st_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype, int ndim,
+                     const int64_t *shape, const void *data, av_err *err) {
+    if (ndim < 0 || ndim > AV_MAX_DIMS) return av_errf(err, "tensor '%s': bad rank %d", name, ndim);
+    if (src_dtype != dst_dtype && !(src_dtype == AV_DTYPE_F32 && (dst_dtype == AV_DTYPE_F16 || dst_dtype == AV_DTYPE_BF16)))
+        return av_errf(err, "tensor '%s': cannot write %s data as %s", name, av_dtype_name(src_dtype),
+                       av_dtype_name(dst_dtype));
+    if (!av_st_dtype_name(dst_dtype)) return av_errf(err, "tensor '%s': dtype %s has no safetensors name", name,
+                                                    av_dtype_name(dst_dtype));
+    if (w->n == w->cap) {
+        int cap = w->cap ? 2 * w->cap : 16;
+        av_st_item *p = realloc(w->items, sizeof *p * (size_t)cap);
+        if (!p) return av_errf(err, "out of memory");
+        w->items = p;
+        w->cap = cap;
+    }
+    av_st_item *it = &w->items[w->n];
+    memset(it, 0, sizeof *it);
+    it->name = av_strdup(name);
+    if (!it->name) return av_errf(err, "out of memory");
+    it->src_dtype = src_dtype;
+    it->dst_dtype = dst_dtype;
+    it->ndim = ndim;
+    for (int i = 0; i < ndim; i++) it->shape[i] = shape[i];
+    it->data = data;
+    w->n++;
+    return 0;
+}
+
+static int item_bytes(const av_st_item *it, size_t *nbytes) {
+    size_t numel;
+    return av_shape_numel(it->shape, it->ndim, &numel) && av_dtype_nbytes(it->dst_dtype, numel, nbytes) ? 0 : -1;
+}
+
+/* Writes one tensor, converting F32 -> F16/BF16 in chunks so no second full copy is made. */
+static int write_item(av_atomic_file *f, const av_st_item *it, size_t nbytes, av_err *err) {
+    if (it->src_dtype == it->dst_dtype) return av_atomic_write(f, it->data, nbytes, err);
+    enum { CHUNK = 16384 };
+    uint16_t buf[CHUNK];
+    const float *src = it->data;
+    size_t numel = nbytes / 2;
+    for (size_t i = 0; i < numel; i += CHUNK) {
+        size_t m = numel - i < CHUNK ? numel - i : CHUNK;
+        for (size_t j = 0; j < m; j++)
+            buf[j] = it->dst_dtype == AV_DTYPE_F16 ? av_f32_to_f16(src[i + j]) : av_f32_to_bf16(src[i + j]);
+        if (av_atomic_write(f, buf, m * 2, err)) return -1;
+    }
+    return 0;
+}
+
+int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err) {
+    json_t *hdr = json_object();
+    if (!hdr) return av_errf(err, "out of memory");
+    if (json_object_size(w->metadata)) json_object_set(hdr, "__metadata__", w->metadata);
+    size_t offset = 0;
+    for (int i = 0; i < w->n; i++) {
+        const av_st_item *it = &w->items[i];
+        size_t nbytes;
+        if (item_bytes(it, &nbytes) || !av_add_size(offset, nbytes, &offset)) {
+            json_decref(hdr);
+            return av_errf(err, "tensor '%s': size overflows", it->name);
+        }
+        json_t *shape = json_array();
+        for (int d = 0; d < it->ndim; d++) json_array_append_new(shape, json_integer(it->shape[d]));
+        json_t *desc = json_pack("{s:s, s:o, s:[I,I]}", "dtype", av_st_dtype_name(it->dst_dtype), "shape", shape,
+                                 "data_offsets", (json_int_t)(offset - nbytes), (json_int_t)offset);
+        if (!desc || json_object_set_new(hdr, it->name, desc)) {
+            json_decref(hdr);
+            return av_errf(err, "tensor '%s': cannot build header", it->name);
+        }
+    }
+    char *text = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(hdr);
+    if (!text) return av_errf(err, "out of memory");
+    size_t tlen = strlen(text), padded = (tlen + 7) & ~(size_t)7;
+    uint64_t hlen = padded;
+    av_atomic_file f;
+    if (av_atomic_open(&f, path, err)) {
+        free(text);
+        return -1;
+    }
+    int rc = av_atomic_write(&f, &hlen, 8, err) || av_atomic_write(&f, text, tlen, err) ||
+             av_atomic_write(&f, "        ", padded - tlen, err);
+    free(text);
+    for (int i = 0; !rc && i < w->n; i++) {
+        size_t nbytes;
+        item_bytes(&w->items[i], &nbytes);
+        rc = write_item(&f, &w->items[i], nbytes, err);
+    }
+    if (rc) {
+        av_atomic_abort(&f);
+        return -1;
+    }
+    return av_atomic_commit(&f, err);
+}

@@ -1,0 +1,242 @@
+/* The Llama-family forward pass over a chunk of tokens with a KV cache: RMSNorm, RoPE (interleaved or
+ * rotate-half), grouped-query attention, SwiGLU, tied or separate classifier. Prompt chunks use batched GEMM;
+ * attention probabilities can be captured for every layer and head into (n_heads, T, T) buffers. */
+#include "kernels/kernels.h"
+#include "model.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { AV_QUERY_BLOCK = 128 }; /* query rows per attention block when not capturing */
+
+struct av_state {
+    int max_tokens;  /* cache capacity in positions */
+    int n_alloc;     /* rows the chunk buffers hold */
+    float *k_cache;  /* (n_layers, max_tokens, kv_dim) */
+    float *v_cache;  /* (n_layers, max_tokens, kv_dim) */
+    float *x;        /* (n_alloc, dim) residual stream */
+    float *xb;       /* (n_alloc, max(dim, q_dim)) */
+    float *q;        /* (n_alloc, q_dim) */
+    float *att_out;  /* (n_alloc, q_dim) */
+    float *hb, *hb2; /* (n_alloc, hidden_dim) */
+    float *scores;   /* (n_threads, AV_QUERY_BLOCK, max_tokens) when not capturing */
+    float *wscratch; /* (largest weight matrix) for dequantized non-F32 weights; NULL if all F32 */
+    int n_threads;
+};
+
+static size_t largest_nonf32_matrix(const av_model *m) {
+    size_t best = 0;
+    const av_tensor *ts[9];
+    for (int l = 0; l < m->n_layers; l++) {
+        const av_llama_layer *L = &m->layers[l];
+        const av_tensor *list[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_down, &L->w_up};
+        memcpy(ts, list, sizeof list);
+        for (int i = 0; i < 7; i++)
+            if (ts[i]->dtype != AV_DTYPE_F32 && (size_t)(ts[i]->shape[0] * ts[i]->shape[1]) > best)
+                best = (size_t)(ts[i]->shape[0] * ts[i]->shape[1]);
+    }
+    if (m->cls.dtype != AV_DTYPE_F32 && (size_t)(m->cls.shape[0] * m->cls.shape[1]) > best)
+        best = (size_t)(m->cls.shape[0] * m->cls.shape[1]);
+    return best;
+}
+
+void av_state_free(av_state *s) {
+    if (!s) return;
+    free(s->k_cache);
+    free(s->v_cache);
+    free(s->x);
+    free(s->xb);
+    free(s->q);
+    free(s->att_out);
+    free(s->hb);
+    free(s->hb2);
+    free(s->scores);
+    free(s->wscratch);
+    free(s);
+}
+
+static int alloc_floats(float **p, size_t a, size_t b, size_t c, av_err *err) {
+    size_t n;
+    if (!av_mul_size(a, b, &n) || !av_mul_size(n, c, &n) || !av_mul_size(n, sizeof(float), &n))
+        return av_errf(err, "buffer size overflows");
+    *p = malloc(n ? n : 4);
+    if (!*p) return av_errf(err, "out of memory allocating %zu MiB", n >> 20);
+    return 0;
+}
+
+static int state_reserve_rows(const av_model *m, av_state *s, int n, av_err *err) {
+    if (n <= s->n_alloc) return 0;
+    size_t q_dim = (size_t)m->n_heads * (size_t)m->head_dim;
+    size_t wide = q_dim > (size_t)m->dim ? q_dim : (size_t)m->dim;
+    free(s->x);
+    free(s->xb);
+    free(s->q);
+    free(s->att_out);
+    free(s->hb);
+    free(s->hb2);
+    s->x = s->xb = s->q = s->att_out = s->hb = s->hb2 = NULL;
+    s->n_alloc = 0;
+    if (alloc_floats(&s->x, (size_t)n, (size_t)m->dim, 1, err) || alloc_floats(&s->xb, (size_t)n, wide, 1, err) ||
+        alloc_floats(&s->q, (size_t)n, q_dim, 1, err) || alloc_floats(&s->att_out, (size_t)n, q_dim, 1, err) ||
+        alloc_floats(&s->hb, (size_t)n, (size_t)m->hidden_dim, 1, err) ||
+        alloc_floats(&s->hb2, (size_t)n, (size_t)m->hidden_dim, 1, err))
+        return -1;
+    s->n_alloc = n;
+    return 0;
+}
+
+int av_state_new(const av_model *m, int max_tokens, av_state **out, av_err *err) {
+    *out = NULL;
+    if (max_tokens <= 0) return av_errf(err, "empty input: nothing to run");
+    if (max_tokens > m->max_seq_len)
+        return av_errf(err, "input is %d tokens but the model's context window is %d", max_tokens, m->max_seq_len);
+    av_state *s = calloc(1, sizeof *s);
+    if (!s) return av_errf(err, "out of memory");
+    s->max_tokens = max_tokens;
+    s->n_threads = m->n_threads > 0 ? m->n_threads : av_default_threads();
+    size_t kv_dim = (size_t)m->n_kv_heads * (size_t)m->head_dim;
+    size_t wmax = largest_nonf32_matrix(m);
+    if (alloc_floats(&s->k_cache, (size_t)m->n_layers, (size_t)max_tokens, kv_dim, err) ||
+        alloc_floats(&s->v_cache, (size_t)m->n_layers, (size_t)max_tokens, kv_dim, err) ||
+        alloc_floats(&s->scores, (size_t)s->n_threads, AV_QUERY_BLOCK, (size_t)max_tokens, err) ||
+        (wmax && alloc_floats(&s->wscratch, wmax, 1, 1, err))) {
+        av_state_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+/* ---- attention for one layer, heads split across threads ---- */
+
+typedef struct attn_job {
+    const av_model *m;
+    av_state *s;
+    int layer, n, pos0;
+    float *attn_cap; /* (n_heads, T, T) or NULL */
+    int cap_T;
+} attn_job;
+
+/* Scores, softmax and weighted values of query rows [r0, r0+nr) of head h, into probs (row stride ld). */
+static void attend_block(const attn_job *j, int h, int r0, int nr, float *probs, int ld) {
+    const av_model *m = j->m;
+    av_state *s = j->s;
+    int hs = m->head_dim, kv_dim = m->n_kv_heads * hs, q_dim = m->n_heads * hs;
+    int kvh = h / (m->n_heads / m->n_kv_heads);
+    int n_keys = j->pos0 + r0 + nr; /* keys visible to the last row of the block */
+    const float *k = s->k_cache + (size_t)j->layer * (size_t)s->max_tokens * (size_t)kv_dim + (size_t)kvh * (size_t)hs;
+    const float *v = s->v_cache + (size_t)j->layer * (size_t)s->max_tokens * (size_t)kv_dim + (size_t)kvh * (size_t)hs;
+    const float *q = s->q + (size_t)r0 * (size_t)q_dim + (size_t)h * (size_t)hs;
+    float scale = 1.0f / sqrtf((float)hs);
+    /* probs (nr, n_keys) = scale * Q (nr, hs) K^T (hs, n_keys) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, n_keys, hs, scale, q, q_dim, k, kv_dim, 0.0f, probs, ld);
+    for (int i = 0; i < nr; i++) {
+        int visible = j->pos0 + r0 + i + 1;
+        float *row = probs + (size_t)i * (size_t)ld;
+        av_softmax(row, visible);
+        memset(row + visible, 0, sizeof(float) * (size_t)(n_keys - visible));
+    }
+    /* out (nr, hs) = P (nr, n_keys) V (n_keys, hs) */
+    float *out = s->att_out + (size_t)r0 * (size_t)q_dim + (size_t)h * (size_t)hs;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hs, n_keys, 1.0f, probs, ld, v, kv_dim, 0.0f, out,
+                q_dim);
+}
+
+static void attend_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
+    const attn_job *j = ctx;
+    int T = j->cap_T;
+    for (int h = (int)h0; h < (int)h1; h++) {
+        if (j->attn_cap) {
+            float *cap = j->attn_cap + (size_t)h * (size_t)T * (size_t)T + (size_t)j->pos0 * (size_t)T;
+            attend_block(j, h, 0, j->n, cap, T);
+            for (int i = 0; i < j->n; i++) { /* keys after the chunk stay exactly 0 */
+                int used = j->pos0 + j->n;
+                memset(cap + (size_t)i * (size_t)T + used, 0, sizeof(float) * (size_t)(T - used));
+            }
+        } else {
+            float *buf = j->s->scores + (size_t)tid * AV_QUERY_BLOCK * (size_t)j->s->max_tokens;
+            for (int r0 = 0; r0 < j->n; r0 += AV_QUERY_BLOCK) {
+                int nr = j->n - r0 < AV_QUERY_BLOCK ? j->n - r0 : AV_QUERY_BLOCK;
+                attend_block(j, h, r0, nr, buf, j->s->max_tokens);
+            }
+        }
+    }
+}
+
+/* ---- norm-based attention: vnorm[h][j] = || v_j^h W_o[:, h] ||  for the chunk's positions ---- */
+
+static void capture_vnorm(const av_model *m, av_state *s, const av_llama_layer *L, int layer, int n, int pos0,
+                          float *vnorm /* (n_heads, T) */, int T) {
+    int hs = m->head_dim, kv_dim = m->n_kv_heads * hs, q_dim = m->n_heads * hs, dim = m->dim;
+    const float *wo = L->wo.data; /* (dim, q_dim) */
+    if (L->wo.dtype != AV_DTYPE_F32) {
+        av_dequantize_rows(&L->wo, 0, dim, s->wscratch);
+        wo = s->wscratch;
+    }
+    const float *v = s->v_cache + ((size_t)layer * (size_t)s->max_tokens + (size_t)pos0) * (size_t)kv_dim;
+    float *proj = s->xb; /* (n, dim): xb is free between the q/k/v and the output projections */
+    for (int h = 0; h < m->n_heads; h++) {
+        int kvh = h / (m->n_heads / m->n_kv_heads);
+        /* proj (n, dim) = V_h (n, hs) W_o[:, h*hs:(h+1)*hs]^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dim, hs, 1.0f, v + (size_t)kvh * (size_t)hs, kv_dim,
+                    wo + (size_t)h * (size_t)hs, q_dim, 0.0f, proj, dim);
+        for (int i = 0; i < n; i++) {
+            const float *p = proj + (size_t)i * (size_t)dim;
+            double ss = 0;
+            for (int d = 0; d < dim; d++) ss += (double)p[d] * p[d];
+            vnorm[(size_t)h * (size_t)T + (size_t)(pos0 + i)] = (float)sqrt(ss);
+        }
+    }
+}
+
+/* ---- the forward pass ---- */
+
+int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int n, int pos0,
+                     const av_capture *cap, float *logits, int logits_all, av_err *err) {
+    if (n <= 0) return av_errf(err, "empty input: nothing to run");
+    if (pos0 < 0 || pos0 + n > s->max_tokens)
+        return av_errf(err, "positions %d..%d exceed the state's %d positions", pos0, pos0 + n - 1, s->max_tokens);
+    if (cap && cap->T < pos0 + n) return av_errf(err, "capture buffers hold %d positions, need %d", cap->T, pos0 + n);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->vocab_size)
+            return av_errf(err, "token id %d at position %d is outside the vocabulary (%d)", tokens[i], pos0 + i,
+                           m->vocab_size);
+    if (state_reserve_rows(m, s, n, err)) return -1;
+    int dim = m->dim, hs = m->head_dim, kv_dim = m->n_kv_heads * hs, q_dim = m->n_heads * hs;
+    int nt = s->n_threads;
+    for (int i = 0; i < n; i++) av_dequantize_rows(&m->tok_emb, tokens[i], 1, s->x + (size_t)i * (size_t)dim);
+
+    for (int l = 0; l < m->n_layers; l++) {
+        const av_llama_layer *L = &m->layers[l];
+        float *kc = s->k_cache + ((size_t)l * (size_t)s->max_tokens + (size_t)pos0) * (size_t)kv_dim;
+        float *vc = s->v_cache + ((size_t)l * (size_t)s->max_tokens + (size_t)pos0) * (size_t)kv_dim;
+        av_rmsnorm(s->xb, s->x, &L->attn_norm, n, dim, m->norm_eps);
+        av_matmul(s->q, s->xb, &L->wq, n, s->wscratch, nt);
+        av_matmul(kc, s->xb, &L->wk, n, s->wscratch, nt);
+        av_matmul(vc, s->xb, &L->wv, n, s->wscratch, nt);
+        for (int i = 0; i < n; i++) {
+            av_rope(s->q + (size_t)i * (size_t)q_dim, m->n_heads, hs, pos0 + i, m->rope_theta, m->rope == AV_ROPE_HALF);
+            av_rope(kc + (size_t)i * (size_t)kv_dim, m->n_kv_heads, hs, pos0 + i, m->rope_theta,
+                    m->rope == AV_ROPE_HALF);
+        }
+        attn_job job = {m, s, l, n, pos0, cap && cap->attn ? cap->attn[l] : NULL, cap ? cap->T : 0};
+        av_parallel_for(n * pos0 + n * n > 4096 ? nt : 1, m->n_heads, attend_heads, &job);
+        if (cap && cap->vnorm && cap->vnorm[l]) capture_vnorm(m, s, L, l, n, pos0, cap->vnorm[l], cap->T);
+        av_matmul(s->xb, s->att_out, &L->wo, n, s->wscratch, nt);
+        for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) s->x[i] += s->xb[i];
+
+        av_rmsnorm(s->xb, s->x, &L->ffn_norm, n, dim, m->norm_eps);
+        av_matmul(s->hb, s->xb, &L->w_gate, n, s->wscratch, nt);
+        av_matmul(s->hb2, s->xb, &L->w_up, n, s->wscratch, nt);
+        av_swiglu(s->hb, s->hb2, (size_t)n * (size_t)m->hidden_dim);
+        av_matmul(s->xb, s->hb, &L->w_down, n, s->wscratch, nt);
+        for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) s->x[i] += s->xb[i];
+    }
+    if (!logits) return 0;
+    int first = logits_all ? 0 : n - 1, rows = n - first;
+    av_rmsnorm(s->xb, s->x + (size_t)first * (size_t)dim, &m->out_norm, rows, dim, m->norm_eps);
+    av_matmul(logits, s->xb, &m->cls, rows, s->wscratch, nt);
+    return 0;
+}

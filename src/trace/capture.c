@@ -1,0 +1,136 @@
+/* Running a model to a trace: encode, one batched forward pass capturing every layer's attention, labels. */
+#include "model/model.h"
+#include "trace.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+av_run_params av_run_default_params(void) { return (av_run_params){1, 0, AV_DTYPE_F32, 0}; }
+
+int av_trace_from_text(av_model *m, const char *text, const av_run_params *params, av_trace **out, av_err *err) {
+    *out = NULL;
+    av_run_params defaults = av_run_default_params();
+    if (!params) params = &defaults;
+    if (!m->tok) return av_errf(err, "the model has no tokenizer: pass --tokenizer");
+    int32_t *ids;
+    size_t n;
+    if (av_tokenizer_encode(m->tok, text, strlen(text), params->add_bos, &ids, &n, err)) return -1;
+    int rc = av_trace_from_ids(m, ids, n, params, out, err);
+    free(ids);
+    return rc;
+}
+
+static int label_tokens(const av_model *m, av_trace *t, const int32_t *ids, size_t n, av_err *err) {
+    char **labels = calloc(n ? n : 1, sizeof *labels);
+    int32_t *copy = malloc(sizeof *copy * (n ? n : 1));
+    if (!labels || !copy) {
+        free(labels);
+        free(copy);
+        return av_errf(err, "out of memory");
+    }
+    memcpy(copy, ids, sizeof *copy * n);
+    for (size_t i = 0; i < n; i++) {
+        if (m->tok) {
+            labels[i] = av_tokenizer_display(m->tok, ids, n, i);
+        } else {
+            char buf[24];
+            snprintf(buf, sizeof buf, "#%d", ids[i]);
+            labels[i] = av_strdup(buf);
+        }
+        if (!labels[i]) {
+            for (size_t k = 0; k < i; k++) free(labels[k]);
+            free(labels);
+            free(copy);
+            return av_errf(err, "out of memory");
+        }
+    }
+    return av_trace_set_tokens(t, labels, copy, (int)n, err);
+}
+
+static int set_model_meta(const av_model *m, av_trace *t, av_err *err) {
+    char buf[64];
+    if (av_trace_set_meta(t, "model", m->name, err) || av_trace_set_meta(t, "arch", m->arch, err) ||
+        av_trace_set_meta(t, "model_format", m->format, err) ||
+        av_trace_set_meta(t, "created_by", "attnviz " AV_VERSION, err))
+        return -1;
+    snprintf(buf, sizeof buf, "%d", m->n_layers);
+    if (av_trace_set_meta(t, "n_layers", buf, err)) return -1;
+    snprintf(buf, sizeof buf, "%d", m->n_heads);
+    if (av_trace_set_meta(t, "n_heads", buf, err)) return -1;
+    snprintf(buf, sizeof buf, "%d", m->n_kv_heads);
+    return av_trace_set_meta(t, "n_kv_heads", buf, err);
+}
+
+int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_params *params, av_trace **out,
+                      av_err *err) {
+    *out = NULL;
+    av_run_params defaults = av_run_default_params();
+    if (!params) params = &defaults;
+    if (n == 0) return av_errf(err, "empty input: no tokens to run (give some text, or keep the BOS token)");
+    if (n > (size_t)m->max_seq_len)
+        return av_errf(err, "input is %zu tokens but the model's context window is %d", n, m->max_seq_len);
+    if (params->dtype != AV_DTYPE_F32 && params->dtype != AV_DTYPE_F16)
+        return av_errf(err, "traces store attention as F32 or F16, not %s", av_dtype_name(params->dtype));
+    int T = (int)n;
+    size_t per_layer;
+    if (!av_mul_size((size_t)m->n_heads * (size_t)T, (size_t)T, &per_layer))
+        return av_errf(err, "attention size overflows");
+    av_trace *t = av_trace_new();
+    float **attn = calloc((size_t)m->n_layers, sizeof *attn);
+    float **vnorm = calloc((size_t)m->n_layers, sizeof *vnorm);
+    float *logits = NULL;
+    av_state *s = NULL;
+    int rc = -1;
+    if (!t || !attn || !vnorm) {
+        av_errf(err, "out of memory");
+        goto done;
+    }
+    if (params->n_threads > 0) m->n_threads = params->n_threads;
+    t->store_dtype = params->dtype;
+    for (int l = 0; l < m->n_layers; l++) {
+        attn[l] = malloc(per_layer * sizeof(float));
+        vnorm[l] = malloc(sizeof(float) * (size_t)m->n_heads * (size_t)T);
+        if (!attn[l] || !vnorm[l]) {
+            av_errf(err, "out of memory: the full trace needs %zu MiB (%d layers x %d heads x %d x %d floats)",
+                    (per_layer * sizeof(float) * (size_t)m->n_layers) >> 20, m->n_layers, m->n_heads, T, T);
+            goto done;
+        }
+    }
+    if (params->want_logits) {
+        logits = malloc(sizeof(float) * (size_t)T * (size_t)m->vocab_size);
+        if (!logits) {
+            av_errf(err, "out of memory for logits");
+            goto done;
+        }
+    }
+    av_capture cap = {attn, vnorm, T};
+    if (av_state_new(m, T, &s, err) || av_llama_forward(m, s, ids, T, 0, &cap, logits, 1, err)) goto done;
+    if (set_model_meta(m, t, err) || label_tokens(m, t, ids, n, err)) goto done;
+    for (int l = 0; l < m->n_layers; l++) {
+        float *a = attn[l];
+        attn[l] = NULL;
+        if (av_trace_add_attn(t, "self", l, m->n_heads, T, T, a, err)) goto done;
+    }
+    av_trace_set_vnorm(t, vnorm, m->n_layers, m->n_heads, err);
+    vnorm = NULL;
+    if (logits) {
+        t->logits = logits;
+        logits = NULL;
+        t->logits_view = (av_tensor){AV_DTYPE_F32, 2, {T, m->vocab_size, 0, 0}, t->logits,
+                                     sizeof(float) * (size_t)T * (size_t)m->vocab_size};
+    }
+    *out = t;
+    t = NULL;
+    rc = 0;
+done:
+    if (attn)
+        for (int l = 0; l < m->n_layers; l++) free(attn[l]);
+    free(attn);
+    if (vnorm)
+        for (int l = 0; l < m->n_layers; l++) free(vnorm[l]);
+    free(vnorm);
+    free(logits);
+    av_state_free(s);
+    av_trace_free(t);
+    return rc;
+}

@@ -1,0 +1,332 @@
+/* Attention traces: safetensors files with attn.<kind>.<layer> tensors [n_heads, n_query, n_key] and
+ * metadata (format, version, model, arch, tokens, token_ids). See docs/TRACE_FORMAT.md. */
+#include "trace.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+av_trace *av_trace_new(void) {
+    av_trace *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->meta = json_object();
+    t->store_dtype = AV_DTYPE_F32;
+    if (!t->meta) {
+        free(t);
+        return NULL;
+    }
+    json_object_set_new(t->meta, "format", json_string(AV_TRACE_FORMAT));
+    json_object_set_new(t->meta, "version", json_string(AV_TRACE_VERSION));
+    return t;
+}
+
+void av_trace_free(av_trace *t) {
+    if (!t) return;
+    for (int i = 0; i < t->n_tokens; i++) free(t->tokens ? t->tokens[i] : NULL);
+    free(t->tokens);
+    free(t->token_ids);
+    for (int i = 0; i < t->n_sets; i++) free(t->sets[i].owned);
+    free(t->sets);
+    for (int i = 0; i < t->n_vnorm; i++) free(t->vnorm[i]);
+    free(t->vnorm);
+    free(t->vnorm_stored);
+    free(t->logits);
+    json_decref(t->meta);
+    if (t->loaded) av_st_close(&t->file);
+    free(t);
+}
+
+int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *err) {
+    if (json_object_set_new(t->meta, key, json_string(value)))
+        return av_errf(err, "trace metadata '%s': value is not valid UTF-8", key);
+    return 0;
+}
+
+int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err) {
+    json_t *jt = json_array(), *ji = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *s = json_string(tokens[i]);
+        if (!s) s = json_string("\xEF\xBF\xBD"); /* invalid UTF-8 in a label: U+FFFD */
+        json_array_append_new(jt, s);
+        json_array_append_new(ji, json_integer(ids[i]));
+    }
+    char *st = json_dumps(jt, JSON_COMPACT | JSON_ENSURE_ASCII), *si = json_dumps(ji, JSON_COMPACT);
+    json_decref(jt);
+    json_decref(ji);
+    int rc = (!st || !si) ? av_errf(err, "out of memory")
+                          : (av_trace_set_meta(t, "tokens", st, err) || av_trace_set_meta(t, "token_ids", si, err));
+    free(st);
+    free(si);
+    t->tokens = tokens;
+    t->token_ids = ids;
+    t->n_tokens = n;
+    return rc;
+}
+
+static int add_set(av_trace *t, const char *kind, int layer, av_err *err) {
+    if (strlen(kind) >= sizeof t->sets[0].kind) return av_errf(err, "attention kind '%s' is too long", kind);
+    if (t->n_sets == t->cap_sets) {
+        int cap = t->cap_sets ? 2 * t->cap_sets : 16;
+        av_attn_set *p = realloc(t->sets, sizeof *p * (size_t)cap);
+        if (!p) return av_errf(err, "out of memory");
+        t->sets = p;
+        t->cap_sets = cap;
+    }
+    av_attn_set *s = &t->sets[t->n_sets++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->kind, sizeof s->kind, "%s", kind);
+    s->layer = layer;
+    return 0;
+}
+
+int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key, float *data,
+                      av_err *err) {
+    if (add_set(t, kind, layer, err)) {
+        free(data);
+        return -1;
+    }
+    av_attn_set *s = &t->sets[t->n_sets - 1];
+    s->owned = data;
+    s->view = (av_attn_view){n_heads, n_query, n_key, data};
+    return 0;
+}
+
+/* ---- queries ---- */
+
+const char *av_trace_meta(const av_trace *t, const char *key) { return av_json_str(t->meta, key); }
+int av_trace_n_tokens(const av_trace *t) { return t->n_tokens; }
+const char *av_trace_token(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->tokens[i] : NULL; }
+int av_trace_token_id(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->token_ids[i] : -1; }
+
+int av_trace_n_layers(const av_trace *t, const char *kind) {
+    int n = 0;
+    for (int i = 0; i < t->n_sets; i++)
+        if (strcmp(t->sets[i].kind, kind) == 0 && t->sets[i].layer + 1 > n) n = t->sets[i].layer + 1;
+    return n;
+}
+
+int av_trace_attn(const av_trace *t, const char *kind, int layer, av_attn_view *out, av_err *err) {
+    for (int i = 0; i < t->n_sets; i++) {
+        av_attn_set *s = &t->sets[i];
+        if (strcmp(s->kind, kind) != 0 || s->layer != layer) continue;
+        if (!s->view.data && s->stored) { /* F16 in the file: convert once, keep */
+            size_t n = (size_t)av_tensor_numel(s->stored);
+            float *f = malloc(sizeof(float) * (n ? n : 1));
+            if (!f) return av_errf(err, "out of memory converting attention of layer %d", layer);
+            const uint16_t *h = s->stored->data;
+            for (size_t k = 0; k < n; k++) f[k] = av_f16_to_f32(h[k]);
+            s->owned = f;
+            s->view.data = f;
+        }
+        *out = s->view;
+        return 0;
+    }
+    int n = av_trace_n_layers(t, kind);
+    if (n == 0) return av_errf(err, "the trace has no '%s' attention", kind);
+    return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer, kind, n - 1);
+}
+
+int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err) {
+    t->vnorm = vnorm;
+    t->n_vnorm = n_layers;
+    t->vnorm_heads = n_heads;
+    return 0;
+}
+
+int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err) {
+    if (layer < 0 || layer >= t->n_vnorm || (!(t->vnorm && t->vnorm[layer]) && !(t->vnorm_stored && t->vnorm_stored[layer])))
+        return av_errf(err, "the trace has no value norms (vnorm.%d) for layer %d", layer, layer);
+    if (t->vnorm && t->vnorm[layer]) {
+        *out = (av_tensor){AV_DTYPE_F32, 2, {t->vnorm_heads, t->n_tokens, 0, 0}, t->vnorm[layer],
+                           sizeof(float) * (size_t)t->vnorm_heads * (size_t)t->n_tokens};
+    } else {
+        *out = *t->vnorm_stored[layer];
+    }
+    return 0;
+}
+
+int av_trace_logits(const av_trace *t, av_tensor *out) {
+    if (!t->logits_view.data) return -1;
+    *out = t->logits_view;
+    return 0;
+}
+
+/* ---- save ---- */
+
+int av_trace_save(const av_trace *t, const char *path, av_err *err) {
+    av_st_writer w;
+    av_st_writer_init(&w);
+    int rc = 0;
+    const char *key;
+    json_t *val;
+    json_object_foreach(t->meta, key, val) {
+        if (json_is_string(val) && av_st_writer_meta(&w, key, json_string_value(val), err)) rc = -1;
+    }
+    for (int i = 0; !rc && i < t->n_sets; i++) {
+        av_attn_view v;
+        const av_attn_set *s = &t->sets[i];
+        if (av_trace_attn(t, s->kind, s->layer, &v, err)) {
+            rc = -1;
+            break;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "attn.%s.%d", s->kind, s->layer);
+        int64_t shape[3] = {v.n_heads, v.n_query, v.n_key};
+        rc = av_st_writer_add(&w, name, AV_DTYPE_F32, t->store_dtype, 3, shape, v.data, err);
+    }
+    for (int l = 0; !rc && l < t->n_vnorm; l++) {
+        av_tensor v;
+        char name[32];
+        if (av_trace_vnorm(t, l, &v, NULL)) continue;
+        snprintf(name, sizeof name, "vnorm.%d", l);
+        rc = av_st_writer_add(&w, name, AV_DTYPE_F32, AV_DTYPE_F32, 2, v.shape, v.data, err);
+    }
+    if (!rc && t->logits_view.data) {
+        rc = av_st_writer_add(&w, "logits", AV_DTYPE_F32, AV_DTYPE_F32, 2, t->logits_view.shape,
+                              t->logits_view.data, err);
+    }
+    if (!rc) rc = av_st_writer_save(&w, path, err);
+    av_st_writer_free(&w);
+    return rc;
+}
+
+/* ---- load ---- */
+
+static int parse_tokens(av_trace *t, const char *path, av_err *err) {
+    const char *ts = av_trace_meta(t, "tokens"), *is = av_trace_meta(t, "token_ids");
+    if (!ts) return av_errf(err, "%s: trace metadata has no 'tokens'", path);
+    json_error_t je;
+    json_t *jt = json_loads(ts, 0, &je), *ji = is ? json_loads(is, 0, &je) : NULL;
+    int rc = 0;
+    if (!json_is_array(jt) || (is && !json_is_array(ji))) {
+        rc = av_errf(err, "%s: trace metadata 'tokens'/'token_ids' must be JSON arrays", path);
+        goto done;
+    }
+    size_t n = json_array_size(jt);
+    if (ji && json_array_size(ji) != n) {
+        rc = av_errf(err, "%s: %zu tokens but %zu token ids", path, n, json_array_size(ji));
+        goto done;
+    }
+    if (n > (size_t)INT32_MAX / 2) {
+        rc = av_errf(err, "%s: too many tokens", path);
+        goto done;
+    }
+    t->tokens = calloc(n ? n : 1, sizeof *t->tokens);
+    t->token_ids = calloc(n ? n : 1, sizeof *t->token_ids);
+    if (!t->tokens || !t->token_ids) {
+        rc = av_errf(err, "out of memory");
+        goto done;
+    }
+    t->n_tokens = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = json_array_get(jt, i);
+        t->tokens[i] = av_strdup(json_is_string(s) ? json_string_value(s) : "?");
+        json_t *id = ji ? json_array_get(ji, i) : NULL;
+        t->token_ids[i] = json_is_integer(id) ? (int32_t)json_integer_value(id) : -1;
+        if (!t->tokens[i]) {
+            rc = av_errf(err, "out of memory");
+            goto done;
+        }
+    }
+done:
+    json_decref(jt);
+    json_decref(ji);
+    return rc;
+}
+
+/* "attn.<kind>.<layer>" -> kind, layer; 0 on a match. */
+static int parse_attn_name(const char *name, char kind[8], int *layer) {
+    if (strncmp(name, "attn.", 5) != 0) return -1;
+    const char *k = name + 5, *dot = strchr(k, '.');
+    if (!dot || dot == k || dot - k >= 8) return -1;
+    char *end;
+    long l = strtol(dot + 1, &end, 10);
+    if (*end || end == dot + 1 || l < 0 || l > 100000) return -1;
+    memcpy(kind, k, (size_t)(dot - k));
+    kind[dot - k] = 0;
+    *layer = (int)l;
+    return 0;
+}
+
+int av_trace_load(const char *path, av_trace **out, av_err *err) {
+    *out = NULL;
+    av_trace *t = av_trace_new();
+    if (!t) return av_errf(err, "out of memory");
+    if (av_st_open(path, &t->file, err)) {
+        av_trace_free(t);
+        return -1;
+    }
+    t->loaded = 1;
+    const char *fmt = av_st_meta(&t->file, "format");
+    if (!fmt || strcmp(fmt, AV_TRACE_FORMAT) != 0) {
+        av_trace_free(t);
+        return av_errf(err, "%s: not an attnviz trace (metadata 'format' is %s%s%s)", path, fmt ? "'" : "",
+                       fmt ? fmt : "missing", fmt ? "'" : "");
+    }
+    json_decref(t->meta);
+    t->meta = json_deep_copy(t->file.metadata);
+    if (parse_tokens(t, path, err)) goto fail;
+    for (int i = 0; i < t->file.n; i++) {
+        const av_st_entry *e = &t->file.entries[i];
+        char kind[8];
+        int layer;
+        if (strcmp(e->name, "logits") == 0) {
+            if (e->t.dtype != AV_DTYPE_F32 || e->t.ndim != 2 || e->t.shape[0] != t->n_tokens) {
+                av_errf(err, "%s: 'logits' must be F32 [n_tokens, vocab]", path);
+                goto fail;
+            }
+            t->logits_view = e->t;
+            continue;
+        }
+        if (strncmp(e->name, "vnorm.", 6) == 0) {
+            char *end;
+            long l = strtol(e->name + 6, &end, 10);
+            if (*end || l < 0 || l > 100000 || e->t.dtype != AV_DTYPE_F32 || e->t.ndim != 2 ||
+                e->t.shape[1] != t->n_tokens) {
+                av_errf(err, "%s: '%s' must be F32 [n_heads, n_tokens]", path, e->name);
+                goto fail;
+            }
+            if (l >= t->n_vnorm) {
+                const av_tensor **p = realloc(t->vnorm_stored, sizeof *p * (size_t)(l + 1));
+                if (!p) {
+                    av_errf(err, "out of memory");
+                    goto fail;
+                }
+                for (long k = t->n_vnorm; k <= l; k++) p[k] = NULL;
+                t->vnorm_stored = p;
+                t->n_vnorm = (int)l + 1;
+            }
+            t->vnorm_stored[l] = &e->t;
+            continue;
+        }
+        if (parse_attn_name(e->name, kind, &layer)) continue; /* other tensors (q/k...) are optional */
+        if (e->t.ndim != 3 || (e->t.dtype != AV_DTYPE_F32 && e->t.dtype != AV_DTYPE_F16)) {
+            av_errf(err, "%s: tensor '%s' must be F32 or F16 [n_heads, n_query, n_key]", path, e->name);
+            goto fail;
+        }
+        if (e->t.shape[0] <= 0 || e->t.shape[1] <= 0 || e->t.shape[2] <= 0 || e->t.shape[0] > 65536 ||
+            e->t.shape[1] > INT32_MAX / 2 || e->t.shape[2] > INT32_MAX / 2) {
+            av_errf(err, "%s: tensor '%s' has an empty or absurd shape", path, e->name);
+            goto fail;
+        }
+        if (strcmp(kind, "self") == 0 && (e->t.shape[1] != t->n_tokens || e->t.shape[2] != t->n_tokens)) {
+            av_errf(err, "%s: '%s' is [%lld, %lld, %lld] but the trace has %d tokens", path, e->name,
+                    (long long)e->t.shape[0], (long long)e->t.shape[1], (long long)e->t.shape[2], t->n_tokens);
+            goto fail;
+        }
+        if (add_set(t, kind, layer, err)) goto fail;
+        av_attn_set *s = &t->sets[t->n_sets - 1];
+        s->stored = &e->t;
+        s->view = (av_attn_view){(int)e->t.shape[0], (int)e->t.shape[1], (int)e->t.shape[2],
+                                 e->t.dtype == AV_DTYPE_F32 ? e->t.data : NULL};
+        if (e->t.dtype == AV_DTYPE_F16) t->store_dtype = AV_DTYPE_F16;
+    }
+    if (t->n_sets == 0) {
+        av_errf(err, "%s: the trace holds no attention tensors (attn.<kind>.<layer>)", path);
+        goto fail;
+    }
+    *out = t;
+    return 0;
+fail:
+    av_trace_free(t);
+    return -1;
+}

@@ -1,0 +1,44 @@
+/* Trace internals: building a trace piece by piece (used by runs, importers and converters). */
+#ifndef AV_TRACE_H
+#define AV_TRACE_H
+
+#include "io/io.h"
+
+typedef struct av_attn_set {
+    char kind[8];  /* "self", "enc", "dec", "cross" */
+    int layer;
+    av_attn_view view;
+    const av_tensor *stored; /* in the loaded file (F32 or F16); NULL for a trace built in memory */
+    float *owned;            /* f32 data this trace owns (built in memory, or converted from F16 on access) */
+} av_attn_set;
+
+struct av_trace {
+    json_t *meta; /* string -> string, written as __metadata__ */
+    int n_tokens;
+    char **tokens;      /* (n_tokens) display strings */
+    int32_t *token_ids; /* (n_tokens) */
+    av_attn_set *sets;
+    int n_sets, cap_sets;
+    av_dtype store_dtype; /* dtype av_trace_save writes attention in */
+    float **vnorm;        /* (n_vnorm) pointers to (n_heads, n_tokens), owned; NULL entries when absent */
+    const av_tensor **vnorm_stored; /* (n_vnorm) in the loaded file */
+    int n_vnorm, vnorm_heads;
+    float *logits;        /* (n_tokens, vocab) or NULL */
+    int logits_vocab;
+    av_tensor logits_view;
+    av_safetensors file; /* backing file when loaded */
+    int loaded;
+};
+
+av_trace *av_trace_new(void);
+int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *err);
+/* Takes ownership of tokens (each malloc'd, and the array) and ids. */
+int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err);
+/* Takes ownership of data (n_heads, n_query, n_key), malloc'd. */
+int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key, float *data,
+                      av_err *err);
+
+/* Takes ownership of vnorm[l] arrays (n_layers pointers to (n_heads, n_tokens)) and the array itself. */
+int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err);
+
+#endif
