@@ -29,7 +29,7 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      = $(BUILD)/libattnviz.a
 BIN      = $(BUILD)/attnviz
 
-.PHONY: all test test-asan check clean deps demo bench format
+.PHONY: all test test-quick all-tests clean deps demo bench format
 all: $(BIN)
 	@if [ "$(BUILD)" = build ]; then ln -sf build/attnviz attnviz; fi
 
@@ -51,17 +51,19 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB) $(LIBS) $(LDFLAGS)
 
-# The whole suite: unit + integration tests, then the CLI tests. Ends with "N passed, N failed".
+# The whole suite (what CI runs): every test binary in the normal build and again under ASan + UBSan, then
+# the CLI and browser tests. Ends with "N passed, N failed, N skipped".
 test: deps
-	@$(MAKE) --no-print-directory all-tests
-	@BUILD=$(BUILD) sh tests/run.sh
+	@$(MAKE) --no-print-directory -j2 all-tests
+	@$(MAKE) --no-print-directory -j2 SANITIZE=1 all-tests
+	@BUILDS="build build-asan" sh tests/run.sh
+
+# Only the normal build (faster while developing).
+test-quick: deps
+	@$(MAKE) --no-print-directory -j2 all-tests
+	@BUILDS=build sh tests/run.sh
 
 all-tests: $(BIN) $(TEST_BIN)
-
-# CI runs both the normal and the sanitizer build.
-check: deps
-	@$(MAKE) --no-print-directory test
-	@$(MAKE) --no-print-directory SANITIZE=1 test
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -143,6 +143,10 @@ int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err);
 /* Logits [T, vocab] when the trace holds them; returns 0 and fills out, or -1. */
 int av_trace_logits(const av_trace *t, av_tensor *out);
 
+/* Picks one head's matrix or reduces over heads. spec: a head index ("5"), "mean", "max" or "min".
+ * out: (n_query, n_key) floats. */
+int av_attn_select_heads(const av_attn_view *v, const char *spec, float *out, av_err *err);
+
 /* ---- generation --------------------------------------------------------------------------------------- */
 
 /* Greedy (temperature 0) continuation. prompt may be "" (start from BOS). on_piece receives decoded bytes as

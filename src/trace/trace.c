@@ -26,7 +26,7 @@ void av_trace_free(av_trace *t) {
     free(t->token_ids);
     for (int i = 0; i < t->n_sets; i++) free(t->sets[i].owned);
     free(t->sets);
-    for (int i = 0; i < t->n_vnorm; i++) free(t->vnorm[i]);
+    for (int i = 0; t->vnorm && i < t->n_vnorm; i++) free(t->vnorm[i]);
     free(t->vnorm);
     free(t->vnorm_stored);
     free(t->logits);
