@@ -9,7 +9,7 @@ OPT     ?= -O1 -g
 else
 BUILD   ?= build
 SANFLAGS =
-OPT     ?= -O2 -g -march=x86-64-v2 -mavx -mfma -mf16c
+OPT     ?= -O2 -g -march=x86-64-v3
 endif
 WARN    = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2 \
           -Wno-unused-parameter

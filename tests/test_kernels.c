@@ -1,0 +1,134 @@
+/* Kernels against plain scalar references and known values. */
+#include "harness.h"
+#include "kernels/kernels.h"
+
+static void test_half_conversions_known_values(void) {
+    /* IEEE half: 1.0 = 0x3C00, -2.0 = 0xC000, 65504 = 0x7BFF, smallest subnormal = 0x0001 = 2^-24 */
+    CHECK(av_f16_to_f32(0x3C00) == 1.0f);
+    CHECK(av_f16_to_f32(0xC000) == -2.0f);
+    CHECK(av_f16_to_f32(0x7BFF) == 65504.0f);
+    CHECK(av_f16_to_f32(0x0001) == ldexpf(1.0f, -24));
+    CHECK(isinf(av_f16_to_f32(0x7C00)));
+    CHECK(av_f32_to_f16(1.0f) == 0x3C00);
+    CHECK(av_f32_to_f16(65504.0f) == 0x7BFF);
+    CHECK(av_f32_to_f16(1e6f) == 0x7C00);             /* overflow -> inf */
+    CHECK(av_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3C00); /* tie rounds to even */
+    CHECK(av_f32_to_f16(ldexpf(1.0f, -24)) == 0x0001);
+    CHECK(av_f32_to_bf16(1.0f) == 0x3F80);
+    CHECK(av_bf16_to_f32(0x4049) == 3.140625f);
+    /* every finite half survives f16 -> f32 -> f16 */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7C00) == 0x7C00) continue;
+        if (av_f32_to_f16(av_f16_to_f32((uint16_t)h)) != h) bad++;
+    }
+    CHECKF(bad == 0, "%d halves do not round-trip", bad);
+}
+
+static void test_vector_dequantization_matches_scalar(void) {
+    uint16_t *h = malloc(65536 * 2);
+    float *out = malloc(65536 * 4);
+    for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    av_tensor t = {AV_DTYPE_F16, 2, {256, 256, 0, 0}, h, 65536 * 2};
+    av_dequantize_rows(&t, 0, 256, out);
+    int bad = 0;
+    for (uint32_t i = 0; i < 65536; i++) {
+        float ref = av_f16_to_f32((uint16_t)i);
+        if (!(isnan(ref) && isnan(out[i])) && memcmp(&ref, &out[i], 4) != 0) bad++;
+    }
+    CHECKF(bad == 0, "F16: %d values differ from the scalar conversion", bad);
+    t.dtype = AV_DTYPE_BF16;
+    av_dequantize_rows(&t, 3, 2, out); /* rows 3..4 */
+    bad = 0;
+    for (uint32_t i = 0; i < 512; i++) {
+        float ref = av_bf16_to_f32(h[3 * 256 + i]);
+        if (!(isnan(ref) && isnan(out[i])) && memcmp(&ref, &out[i], 4) != 0) bad++;
+    }
+    CHECKF(bad == 0, "BF16: %d values differ", bad);
+    free(h);
+    free(out);
+}
+
+static void test_q8_0_round_trip(void) {
+    float x[64], y[64];
+    for (int i = 0; i < 64; i++) x[i] = sinf((float)i * 0.37f) * (i < 32 ? 1.0f : 100.0f);
+    av_block_q8_0 q[2];
+    av_quantize_q8_0(x, q, 64);
+    av_tensor t = {AV_DTYPE_Q8_0, 2, {1, 64, 0, 0}, q, sizeof q};
+    av_dequantize_rows(&t, 0, 1, y);
+    for (int b = 0; b < 2; b++) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b * 32 + i]));
+        for (int i = 0; i < 32; i++) /* error at most half a step, plus the f16 rounding of the scale */
+            CHECKF(fabsf(y[b * 32 + i] - x[b * 32 + i]) <= amax / 127.0f * 0.51f + amax * 1e-3f, "block %d value %d", b, i);
+    }
+    CHECK(q[0].qs[0] == 0);
+}
+
+static void test_softmax_and_rmsnorm(void) {
+    float x[3] = {1.0f, 2.0f, 3.0f};
+    av_softmax(x, 3);
+    /* e^-2, e^-1, 1 over their sum */
+    double s = exp(-2.0) + exp(-1.0) + 1.0;
+    CHECK(fabs(x[0] - exp(-2.0) / s) < 1e-7 && fabs(x[2] - 1.0 / s) < 1e-7);
+    float big[2] = {1000.0f, 1000.0f}; /* no overflow */
+    av_softmax(big, 2);
+    CHECK(big[0] == 0.5f && big[1] == 0.5f);
+    float v[4] = {1, 2, 3, 4}, w[4] = {1, 1, 2, 0.5f}, o[4];
+    av_tensor wt = {AV_DTYPE_F32, 1, {4, 0, 0, 0}, w, 16};
+    av_rmsnorm(o, v, &wt, 1, 4, 0.0f);
+    double rms = sqrt((1 + 4 + 9 + 16) / 4.0);
+    CHECK(fabs(o[2] - 3 / rms * 2) < 1e-6 && fabs(o[3] - 4 / rms * 0.5) < 1e-6);
+}
+
+static void test_rope_styles_agree_under_permutation(void) {
+    /* interleaved pairs (2i, 2i+1) and rotate-half pairs (i, i+d/2) give the same rotation on permuted dims */
+    enum { D = 8 };
+    float a[D], b[D];
+    for (int i = 0; i < D; i++) a[i] = (float)(i + 1) * 0.25f;
+    for (int i = 0; i < D / 2; i++) { b[i] = a[2 * i]; b[i + D / 2] = a[2 * i + 1]; }
+    av_rope(a, 1, D, 7, 10000.0f, 0);
+    av_rope(b, 1, D, 7, 10000.0f, 1);
+    for (int i = 0; i < D / 2; i++) CHECK(a[2 * i] == b[i] && a[2 * i + 1] == b[i + D / 2]);
+    /* position 0 is the identity; position 1 rotates pair 0 by exactly 1 radian */
+    float c[2] = {1.0f, 0.0f};
+    av_rope(c, 1, 2, 1, 10000.0f, 0);
+    CHECK(fabsf(c[0] - cosf(1.0f)) < 1e-7f && fabsf(c[1] - sinf(1.0f)) < 1e-7f);
+}
+
+static void test_matmul_all_paths(void) {
+    enum { N = 9, IN = 64, OUT = 40 };
+    float x[N * IN], w[OUT * IN], ref[N * OUT], y[N * OUT], scratch[OUT * IN];
+    uint16_t wh[OUT * IN];
+    for (int i = 0; i < N * IN; i++) x[i] = cosf((float)i * 0.1f);
+    for (int i = 0; i < OUT * IN; i++) {
+        wh[i] = av_f32_to_f16(sinf((float)i * 0.07f));
+        w[i] = av_f16_to_f32(wh[i]);
+    }
+    for (int r = 0; r < N; r++)
+        for (int o = 0; o < OUT; o++) {
+            double acc = 0;
+            for (int k = 0; k < IN; k++) acc += (double)x[r * IN + k] * w[o * IN + k];
+            ref[r * OUT + o] = (float)acc;
+        }
+    av_tensor wf = {AV_DTYPE_F32, 2, {OUT, IN, 0, 0}, w, sizeof w};
+    av_tensor w16 = {AV_DTYPE_F16, 2, {OUT, IN, 0, 0}, wh, sizeof wh};
+    av_matmul(y, x, &wf, N, NULL, 2);
+    CHECK(h_max_abs_diff(y, ref, N * OUT) < 1e-4f);
+    av_matmul(y, x, &w16, N, scratch, 2); /* dequantize + sgemm */
+    CHECK(h_max_abs_diff(y, ref, N * OUT) < 1e-4f);
+    av_matmul(y, x, &w16, 3, NULL, 2); /* row-by-row path */
+    CHECK(h_max_abs_diff(y, ref, 3 * OUT) < 1e-4f);
+    av_matmul(y, x, &wf, 1, NULL, 1); /* gemv */
+    CHECK(h_max_abs_diff(y, ref, OUT) < 1e-4f);
+}
+
+int main(void) {
+    RUN(test_half_conversions_known_values);
+    RUN(test_vector_dequantization_matches_scalar);
+    RUN(test_q8_0_round_trip);
+    RUN(test_softmax_and_rmsnorm);
+    RUN(test_rope_styles_agree_under_permutation);
+    RUN(test_matmul_all_paths);
+    return h_exit_code();
+}
