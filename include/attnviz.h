@@ -20,6 +20,9 @@ extern "C" {
 #define AV_TRACE_VERSION "1"
 #define AV_MAX_DIMS 4
 
+/* Monotonic clock in seconds (for progress and timing output). */
+double av_seconds(void);
+
 /* ---- errors ------------------------------------------------------------------------------------------- */
 
 typedef struct av_err {

@@ -22,6 +22,8 @@ void *av_malloc_checked(size_t n, av_err *err) {
     return p;
 }
 
+double av_seconds(void) { return av_now_seconds(); }
+
 double av_now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

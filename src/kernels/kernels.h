@@ -24,6 +24,31 @@ void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half
 /* SwiGLU gate: g[i] = silu(g[i]) * u[i] for n values. */
 void av_swiglu(float *g, const float *u, size_t n);
 
+/* ---- attention ---- */
+
+enum { AV_ATTN_QUERY_BLOCK = 128 }; /* query rows per scratch block when not capturing */
+
+typedef struct av_attn_args {
+    int n_heads, n_kv_heads, head_dim; /* query head h reads kv head h / (n_heads / n_kv_heads) */
+    int n_q, n_k;                      /* query rows, key rows */
+    const float *q; int q_stride;      /* (n_q, q_stride): head h at column h*head_dim */
+    const float *k; int k_stride;      /* (n_k, k_stride): kv head g at column g*head_dim */
+    const float *v; int v_stride;      /* (n_k, v_stride) */
+    float *out; int out_stride;        /* (n_q, out_stride): head h at column h*head_dim */
+    float scale;                       /* score scale, usually 1/sqrt(head_dim) */
+    int causal_offset;                 /* >= 0: query i sees keys [0, causal_offset + i]; -1: all keys */
+    int window;                        /* > 0 (causal only): query sees at most the last `window` keys */
+    const float *bias;                 /* optional additive score bias (n_heads, n_q, n_k), e.g. T5 positions */
+    const uint8_t *key_mask;           /* optional (n_k): 0 = padding key, never attended */
+    float *probs;                      /* optional capture: head h rows at probs + h*probs_head_stride */
+    size_t probs_head_stride;
+    int probs_ld;                      /* row stride of the capture (>= n_k) */
+} av_attn_args;
+
+/* Runs attention for all heads; scratch: (n_threads, AV_ATTN_QUERY_BLOCK, n_k) floats, used when probs is
+ * NULL. Memory is linear in n_k without capture. */
+void av_attention(const av_attn_args *a, float *scratch, int n_threads);
+
 /* Q8_0 block: 32 int8 values with one f16 scale. */
 typedef struct av_block_q8_0 {
     uint16_t d;

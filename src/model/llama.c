@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { AV_QUERY_BLOCK = 128 }; /* query rows per attention block when not capturing */
 
 struct av_state {
     int max_tokens;  /* cache capacity in positions */
@@ -21,7 +20,7 @@ struct av_state {
     float *q;        /* (n_alloc, q_dim) */
     float *att_out;  /* (n_alloc, q_dim) */
     float *hb, *hb2; /* (n_alloc, hidden_dim) */
-    float *scores;   /* (n_threads, AV_QUERY_BLOCK, max_tokens) when not capturing */
+    float *scores;   /* (n_threads, AV_ATTN_QUERY_BLOCK, max_tokens) when not capturing */
     float *wscratch; /* (largest weight matrix) for dequantized non-F32 weights; NULL if all F32 */
     int n_threads;
 };
@@ -100,69 +99,13 @@ int av_state_new(const av_model *m, int max_tokens, av_state **out, av_err *err)
     size_t wmax = largest_nonf32_matrix(m);
     if (alloc_floats(&s->k_cache, (size_t)m->n_layers, (size_t)max_tokens, kv_dim, err) ||
         alloc_floats(&s->v_cache, (size_t)m->n_layers, (size_t)max_tokens, kv_dim, err) ||
-        alloc_floats(&s->scores, (size_t)s->n_threads, AV_QUERY_BLOCK, (size_t)max_tokens, err) ||
+        alloc_floats(&s->scores, (size_t)s->n_threads, AV_ATTN_QUERY_BLOCK, (size_t)max_tokens, err) ||
         (wmax && alloc_floats(&s->wscratch, wmax, 1, 1, err))) {
         av_state_free(s);
         return -1;
     }
     *out = s;
     return 0;
-}
-
-/* ---- attention for one layer, heads split across threads ---- */
-
-typedef struct attn_job {
-    const av_model *m;
-    av_state *s;
-    int layer, n, pos0;
-    float *attn_cap; /* (n_heads, T, T) or NULL */
-    int cap_T;
-} attn_job;
-
-/* Scores, softmax and weighted values of query rows [r0, r0+nr) of head h, into probs (row stride ld). */
-static void attend_block(const attn_job *j, int h, int r0, int nr, float *probs, int ld) {
-    const av_model *m = j->m;
-    av_state *s = j->s;
-    int hs = m->head_dim, kv_dim = m->n_kv_heads * hs, q_dim = m->n_heads * hs;
-    int kvh = h / (m->n_heads / m->n_kv_heads);
-    int n_keys = j->pos0 + r0 + nr; /* keys visible to the last row of the block */
-    const float *k = s->k_cache + (size_t)j->layer * (size_t)s->max_tokens * (size_t)kv_dim + (size_t)kvh * (size_t)hs;
-    const float *v = s->v_cache + (size_t)j->layer * (size_t)s->max_tokens * (size_t)kv_dim + (size_t)kvh * (size_t)hs;
-    const float *q = s->q + (size_t)r0 * (size_t)q_dim + (size_t)h * (size_t)hs;
-    float scale = 1.0f / sqrtf((float)hs);
-    /* probs (nr, n_keys) = scale * Q (nr, hs) K^T (hs, n_keys) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, n_keys, hs, scale, q, q_dim, k, kv_dim, 0.0f, probs, ld);
-    for (int i = 0; i < nr; i++) {
-        int visible = j->pos0 + r0 + i + 1;
-        float *row = probs + (size_t)i * (size_t)ld;
-        av_softmax(row, visible);
-        memset(row + visible, 0, sizeof(float) * (size_t)(n_keys - visible));
-    }
-    /* out (nr, hs) = P (nr, n_keys) V (n_keys, hs) */
-    float *out = s->att_out + (size_t)r0 * (size_t)q_dim + (size_t)h * (size_t)hs;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hs, n_keys, 1.0f, probs, ld, v, kv_dim, 0.0f, out,
-                q_dim);
-}
-
-static void attend_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
-    const attn_job *j = ctx;
-    int T = j->cap_T;
-    for (int h = (int)h0; h < (int)h1; h++) {
-        if (j->attn_cap) {
-            float *cap = j->attn_cap + (size_t)h * (size_t)T * (size_t)T + (size_t)j->pos0 * (size_t)T;
-            attend_block(j, h, 0, j->n, cap, T);
-            for (int i = 0; i < j->n; i++) { /* keys after the chunk stay exactly 0 */
-                int used = j->pos0 + j->n;
-                memset(cap + (size_t)i * (size_t)T + used, 0, sizeof(float) * (size_t)(T - used));
-            }
-        } else {
-            float *buf = j->s->scores + (size_t)tid * AV_QUERY_BLOCK * (size_t)j->s->max_tokens;
-            for (int r0 = 0; r0 < j->n; r0 += AV_QUERY_BLOCK) {
-                int nr = j->n - r0 < AV_QUERY_BLOCK ? j->n - r0 : AV_QUERY_BLOCK;
-                attend_block(j, h, r0, nr, buf, j->s->max_tokens);
-            }
-        }
-    }
 }
 
 /* ---- norm-based attention: vnorm[h][j] = || v_j^h W_o[:, h] ||  for the chunk's positions ---- */
@@ -221,8 +164,27 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
             av_rope(kc + (size_t)i * (size_t)kv_dim, m->n_kv_heads, hs, pos0 + i, m->rope_theta,
                     m->rope == AV_ROPE_HALF);
         }
-        attn_job job = {m, s, l, n, pos0, cap && cap->attn ? cap->attn[l] : NULL, cap ? cap->T : 0};
-        av_parallel_for(n * pos0 + n * n > 4096 ? nt : 1, m->n_heads, attend_heads, &job);
+        av_attn_args aa = {0};
+        aa.n_heads = m->n_heads;
+        aa.n_kv_heads = m->n_kv_heads;
+        aa.head_dim = hs;
+        aa.n_q = n;
+        aa.n_k = pos0 + n;
+        aa.q = s->q;
+        aa.q_stride = q_dim;
+        aa.k = s->k_cache + (size_t)l * (size_t)s->max_tokens * (size_t)kv_dim;
+        aa.v = s->v_cache + (size_t)l * (size_t)s->max_tokens * (size_t)kv_dim;
+        aa.k_stride = aa.v_stride = kv_dim;
+        aa.out = s->att_out;
+        aa.out_stride = q_dim;
+        aa.scale = 1.0f / sqrtf((float)hs);
+        aa.causal_offset = pos0;
+        if (cap && cap->attn && cap->attn[l]) {
+            aa.probs = cap->attn[l] + (size_t)pos0 * (size_t)cap->T;
+            aa.probs_head_stride = (size_t)cap->T * (size_t)cap->T;
+            aa.probs_ld = cap->T;
+        }
+        av_attention(&aa, s->scores, nt);
         if (cap && cap->vnorm && cap->vnorm[l]) capture_vnorm(m, s, L, l, n, pos0, cap->vnorm[l], cap->T);
         av_matmul(s->xb, s->att_out, &L->wo, n, s->wscratch, nt);
         for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) s->x[i] += s->xb[i];

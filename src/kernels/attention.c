@@ -1,0 +1,79 @@
+/* Multi-head (grouped-query) attention of a chunk of queries against cached keys and values, with optional
+ * capture of the probabilities. Heads are split across threads; scores of one head are one sgemm, the
+ * softmax runs over each row's visible keys and leaves the rest exactly 0, and P·V is one more sgemm. */
+#include "kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* Keys visible to query row i: [0, visible) */
+static int visible_keys(const av_attn_args *a, int i) {
+    if (a->causal_offset < 0) return a->n_k;
+    int v = a->causal_offset + i + 1; /* a sliding window's lower bound is masked in attend_block */
+    return v < a->n_k ? v : a->n_k;
+}
+
+/* Query rows [r0, r0+nr) of head h; probabilities land in probs (row stride ld). */
+static void attend_block(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld) {
+    int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads);
+    int n_keys = visible_keys(a, r0 + nr - 1); /* keys the block's last row sees (rows see growing prefixes) */
+    const float *q = a->q + (size_t)r0 * (size_t)a->q_stride + (size_t)h * (size_t)hs;
+    const float *k = a->k + (size_t)g * (size_t)hs;
+    const float *v = a->v + (size_t)g * (size_t)hs;
+    /* probs (nr, n_keys) = scale * Q (nr, hs) K^T (hs, n_keys) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, n_keys, hs, a->scale, q, a->q_stride, k, a->k_stride,
+                0.0f, probs, ld);
+    for (int i = 0; i < nr; i++) {
+        float *row = probs + (size_t)i * (size_t)ld;
+        int vis = visible_keys(a, r0 + i), lo = 0;
+        if (a->bias) {
+            const float *b = a->bias + ((size_t)h * (size_t)a->n_q + (size_t)(r0 + i)) * (size_t)a->n_k;
+            for (int k2 = 0; k2 < vis; k2++) row[k2] += b[k2];
+        }
+        if (a->key_mask)
+            for (int k2 = 0; k2 < vis; k2++)
+                if (!a->key_mask[k2]) row[k2] = -INFINITY;
+        if (a->window > 0 && a->causal_offset >= 0 && vis > a->window) lo = vis - a->window;
+        for (int k2 = 0; k2 < lo; k2++) row[k2] = -INFINITY;
+        av_softmax(row, vis);
+        for (int k2 = 0; k2 < vis; k2++) /* fully masked rows (no visible key) become all zero, not NaN */
+            if (row[k2] != row[k2]) row[k2] = 0.0f;
+        memset(row + vis, 0, sizeof(float) * (size_t)(n_keys - vis));
+    }
+    /* out (nr, hs) = P (nr, n_keys) V (n_keys, hs) */
+    float *out = a->out + (size_t)r0 * (size_t)a->out_stride + (size_t)h * (size_t)hs;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hs, n_keys, 1.0f, probs, ld, v, a->v_stride, 0.0f,
+                out, a->out_stride);
+}
+
+typedef struct heads_job {
+    const av_attn_args *a;
+    float *scratch;
+} heads_job;
+
+static void attend_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
+    const heads_job *j = ctx;
+    const av_attn_args *a = j->a;
+    for (int h = (int)h0; h < (int)h1; h++) {
+        if (a->probs) {
+            float *p = a->probs + (size_t)h * a->probs_head_stride;
+            attend_block(a, h, 0, a->n_q, p, a->probs_ld);
+            int used = a->causal_offset < 0 ? a->n_k : visible_keys(a, a->n_q - 1);
+            for (int i = 0; i < a->n_q; i++) /* keys past those computed stay exactly 0 */
+                memset(p + (size_t)i * (size_t)a->probs_ld + used, 0, sizeof(float) * (size_t)(a->probs_ld - used));
+        } else {
+            float *buf = j->scratch + (size_t)tid * AV_ATTN_QUERY_BLOCK * (size_t)a->n_k;
+            for (int r0 = 0; r0 < a->n_q; r0 += AV_ATTN_QUERY_BLOCK) {
+                int nr = a->n_q - r0 < AV_ATTN_QUERY_BLOCK ? a->n_q - r0 : AV_ATTN_QUERY_BLOCK;
+                attend_block(a, h, r0, nr, buf, a->n_k);
+            }
+        }
+    }
+}
+
+void av_attention(const av_attn_args *a, float *scratch, int n_threads) {
+    heads_job j = {a, scratch};
+    int64_t work = (int64_t)a->n_q * a->n_k * a->n_heads;
+    av_parallel_for(work > 32768 ? n_threads : 1, a->n_heads, attend_heads, &j);
+}
