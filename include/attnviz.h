@@ -116,6 +116,11 @@ typedef struct av_run_params {
     int n_threads;    /* 0: all cores */
     av_dtype dtype;   /* trace storage: AV_DTYPE_F32 (default) or AV_DTYPE_F16 */
     int want_logits;  /* keep logits of every position in the trace (name "logits", [T, vocab]) */
+    int lazy;         /* store post-RoPE queries and keys (q.<layer>, k.<layer>) instead of T x T matrices;
+                         the forward pass then never holds a T x T matrix. Any head, row or tile is recomputed
+                         exactly on demand (av_trace_attn_row / av_trace_attn_tile). */
+    void (*progress)(void *ctx, int done_tokens, int total_tokens); /* optional, called after each chunk */
+    void *progress_ctx;
 } av_run_params;
 
 av_run_params av_run_default_params(void);
@@ -145,6 +150,28 @@ int av_trace_attn(const av_trace *t, const char *kind, int layer, av_attn_view *
 int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err);
 /* Logits [T, vocab] when the trace holds them; returns 0 and fills out, or -1. */
 int av_trace_logits(const av_trace *t, av_tensor *out);
+
+/* ---- reading parts of a head: works on full and lazy traces alike ---- */
+
+/* 1 when the trace stores queries/keys (lazy) rather than attention matrices. */
+int av_trace_is_lazy(const av_trace *t);
+/* Query/key counts of one kind ("self", "enc", "dec", "cross"); 0 when absent. */
+int av_trace_n_heads(const av_trace *t, const char *kind);
+int av_trace_n_query(const av_trace *t, const char *kind);
+int av_trace_n_key(const av_trace *t, const char *kind);
+
+/* Attention row of query q of one head (head >= 0) or reduced over heads (AV_HEADS_MEAN / AV_HEADS_MAX).
+ * out: (n_key) floats. Thread-safe for concurrent readers. */
+#define AV_HEADS_MEAN (-1)
+#define AV_HEADS_MAX (-2)
+int av_trace_attn_row(const av_trace *t, const char *kind, int layer, int head, int q, float *out, av_err *err);
+
+typedef enum av_pool { AV_POOL_MAX = 0, AV_POOL_MEAN } av_pool;
+/* The block [q0, q1) x [k0, k1) of one head (or AV_HEADS_MEAN/MAX) pooled into out_rows x out_cols cells:
+ * cell (r, c) covers queries q0 + r*(q1-q0)/out_rows .. and keys likewise, reduced with pool. When out_rows ==
+ * q1-q0 and out_cols == k1-k0 the cells are exact values. out: (out_rows, out_cols). Thread-safe. */
+int av_trace_attn_tile(const av_trace *t, const char *kind, int layer, int head, int q0, int q1, int k0, int k1,
+                       int out_rows, int out_cols, av_pool pool, float *out, av_err *err);
 
 /* Picks one head's matrix or reduces over heads. spec: a head index ("5"), "mean", "max" or "min".
  * out: (n_query, n_key) floats. */

@@ -65,6 +65,7 @@ static const cli_opt_spec opts[] = {
     {"dtype", 1, "f32|f16   storage type of the attention in the trace (default f32)"},
     {"no-bos", 0, "          do not prepend the BOS token"},
     {"logits", 0, "          also store the logits of every position"},
+    {"lazy", 0, "            store queries/keys instead of T x T matrices (long inputs; see docs/TRACE_FORMAT.md)"},
     {"threads", 1, "N       worker threads (default: all cores)"},
     {"help", 0, "            show this help"},
 };
@@ -105,6 +106,7 @@ int cmd_run(int argc, char **argv) {
     rp.dtype = dtype && strcmp(dtype, "f16") == 0 ? AV_DTYPE_F16 : AV_DTYPE_F32;
     rp.add_bos = !cli_has(&a, "no-bos");
     rp.want_logits = cli_has(&a, "logits");
+    rp.lazy = cli_has(&a, "lazy");
     if (cli_load_model(&a, cmd, &m)) goto done;
     double t0 = av_seconds();
     if (ids_spec) {

@@ -134,6 +134,15 @@ static void capture_vnorm(const av_model *m, av_state *s, const av_llama_layer *
     }
 }
 
+/* ---- lazy traces: copy the chunk's post-RoPE rows (n, n_h*hs) into head-major (n_h, T, hs) ---- */
+
+static void store_heads(float *dst, const float *src, int n, int n_h, int hs, int pos0, int T) {
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < n_h; h++)
+            memcpy(dst + ((size_t)h * (size_t)T + (size_t)(pos0 + i)) * (size_t)hs,
+                   src + (size_t)i * (size_t)n_h * (size_t)hs + (size_t)h * (size_t)hs, sizeof(float) * (size_t)hs);
+}
+
 /* ---- the forward pass ---- */
 
 int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int n, int pos0,
@@ -164,6 +173,8 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
             av_rope(kc + (size_t)i * (size_t)kv_dim, m->n_kv_heads, hs, pos0 + i, m->rope_theta,
                     m->rope == AV_ROPE_HALF);
         }
+        if (cap && cap->q && cap->q[l]) store_heads(cap->q[l], s->q, n, m->n_heads, hs, pos0, cap->T);
+        if (cap && cap->k && cap->k[l]) store_heads(cap->k[l], kc, n, m->n_kv_heads, hs, pos0, cap->T);
         av_attn_args aa = {0};
         aa.n_heads = m->n_heads;
         aa.n_kv_heads = m->n_kv_heads;

@@ -74,6 +74,8 @@ void av_state_free(av_state *s);
 typedef struct av_capture {
     float **attn;  /* (n_layers) pointers to (n_heads, T, T) */
     float **vnorm; /* (n_layers) pointers to (n_heads, T): ||v_j W_o^h|| (Kobayashi et al. 2020); may be NULL */
+    float **q;     /* (n_layers) pointers to (n_heads, T, head_dim) post-RoPE queries (lazy traces); may be NULL */
+    float **k;     /* (n_layers) pointers to (n_kv_heads, T, head_dim) post-RoPE keys; may be NULL */
     int T;
 } av_capture;
 

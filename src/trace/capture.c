@@ -2,10 +2,17 @@
 #include "model/model.h"
 #include "trace.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-av_run_params av_run_default_params(void) { return (av_run_params){1, 0, AV_DTYPE_F32, 0}; }
+av_run_params av_run_default_params(void) {
+    av_run_params p;
+    memset(&p, 0, sizeof p);
+    p.add_bos = 1;
+    p.dtype = AV_DTYPE_F32;
+    return p;
+}
 
 int av_trace_from_text(av_model *m, const char *text, const av_run_params *params, av_trace **out, av_err *err) {
     *out = NULL;
@@ -78,20 +85,31 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
     av_trace *t = av_trace_new();
     float **attn = calloc((size_t)m->n_layers, sizeof *attn);
     float **vnorm = calloc((size_t)m->n_layers, sizeof *vnorm);
+    float **qs = params->lazy ? calloc((size_t)m->n_layers, sizeof *qs) : NULL;
+    float **ks = params->lazy ? calloc((size_t)m->n_layers, sizeof *ks) : NULL;
     float *logits = NULL;
     av_state *s = NULL;
     int rc = -1;
-    if (!t || !attn || !vnorm) {
+    if (!t || !attn || !vnorm || (params->lazy && (!qs || !ks))) {
         av_errf(err, "out of memory");
         goto done;
     }
     if (params->n_threads > 0) m->n_threads = params->n_threads;
     t->store_dtype = params->dtype;
     for (int l = 0; l < m->n_layers; l++) {
-        attn[l] = malloc(per_layer * sizeof(float));
         vnorm[l] = malloc(sizeof(float) * (size_t)m->n_heads * (size_t)T);
+        if (params->lazy) {
+            qs[l] = malloc(sizeof(float) * (size_t)m->n_heads * (size_t)T * (size_t)m->head_dim);
+            ks[l] = malloc(sizeof(float) * (size_t)m->n_kv_heads * (size_t)T * (size_t)m->head_dim);
+            if (!qs[l] || !ks[l] || !vnorm[l]) {
+                av_errf(err, "out of memory for the lazy trace's queries and keys (%d tokens)", T);
+                goto done;
+            }
+            continue;
+        }
+        attn[l] = malloc(per_layer * sizeof(float));
         if (!attn[l] || !vnorm[l]) {
-            av_errf(err, "out of memory: the full trace needs %zu MiB (%d layers x %d heads x %d x %d floats)",
+            av_errf(err, "out of memory: the full trace needs %zu MiB (%d layers x %d heads x %d x %d floats); try a lazy trace (--lazy)",
                     (per_layer * sizeof(float) * (size_t)m->n_layers) >> 20, m->n_layers, m->n_heads, T, T);
             goto done;
         }
@@ -103,10 +121,24 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
             goto done;
         }
     }
-    av_capture cap = {attn, vnorm, T};
-    if (av_state_new(m, T, &s, err) || av_llama_forward(m, s, ids, T, 0, &cap, logits, 1, err)) goto done;
+    av_capture cap = {params->lazy ? NULL : attn, vnorm, qs, ks, T};
+    if (av_state_new(m, T, &s, err)) goto done;
+    /* lazy runs go in chunks so activations stay small; full runs need all rows at once anyway */
+    int chunk = params->lazy ? 1024 : T;
+    for (int p0 = 0; p0 < T; p0 += chunk) {
+        int n_chunk = T - p0 < chunk ? T - p0 : chunk;
+        float *lg = logits ? logits + (size_t)p0 * (size_t)m->vocab_size : NULL;
+        if (av_llama_forward(m, s, ids + p0, n_chunk, p0, &cap, lg, 1, err)) goto done;
+        if (params->progress) params->progress(params->progress_ctx, p0 + n_chunk, T);
+    }
     if (set_model_meta(m, t, err) || label_tokens(m, t, ids, n, err)) goto done;
-    for (int l = 0; l < m->n_layers; l++) {
+    if (params->lazy) {
+        float scale = 1.0f / sqrtf((float)m->head_dim);
+        float **q2 = qs, **k2 = ks;
+        qs = ks = NULL;
+        if (av_trace_set_qk(t, q2, k2, m->n_layers, m->n_heads, m->n_kv_heads, m->head_dim, scale, err)) goto done;
+    }
+    for (int l = 0; !params->lazy && l < m->n_layers; l++) {
         float *a = attn[l];
         attn[l] = NULL;
         if (av_trace_add_attn(t, "self", l, m->n_heads, T, T, a, err)) goto done;
@@ -129,6 +161,10 @@ done:
     if (vnorm)
         for (int l = 0; l < m->n_layers; l++) free(vnorm[l]);
     free(vnorm);
+    for (int l = 0; qs && l < m->n_layers; l++) free(qs[l]);
+    for (int l = 0; ks && l < m->n_layers; l++) free(ks[l]);
+    free(qs);
+    free(ks);
     free(logits);
     av_state_free(s);
     av_trace_free(t);
