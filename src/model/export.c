@@ -1,0 +1,519 @@
+/* Model export to GGUF and Hugging Face directories. Tensors are written from the model's own views where the
+ * type already matches; otherwise they are dequantized to F32 (av_dequantize_rows) and converted by the writer.
+ * q/k rows are permuted between Meta's interleaved RoPE order (llama2.c, GGUF) and HF's rotate-half order:
+ * HF row h*hd + j*hd/2 + i holds Meta row h*hd + 2i + j (w.view(heads, hd/2, 2, dim).transpose(1, 2)). */
+#include "export.h"
+#include "io/gguf.h"
+#include "kernels/kernels.h"
+#include "tok/tok.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+av_export_params av_export_default_params(void) { return (av_export_params){AV_DTYPE_F32, 1, 0}; }
+
+enum { PERM_NONE = 0, PERM_TO_HALF, PERM_TO_INTERLEAVED };
+
+/* Buffers made during one export (permuted or dequantized copies). */
+typedef struct ex_bufs {
+    void **p;
+    int n, cap;
+} ex_bufs;
+
+static void *ex_alloc(ex_bufs *b, size_t n, av_err *err) {
+    if (b->n == b->cap) {
+        int cap = b->cap ? 2 * b->cap : 64;
+        void **grown = realloc(b->p, sizeof *grown * (size_t)cap);
+        if (!grown) {
+            av_errf(err, "out of memory");
+            return NULL;
+        }
+        b->p = grown;
+        b->cap = cap;
+    }
+    void *p = av_malloc_checked(n, err);
+    if (p) b->p[b->n++] = p;
+    return p;
+}
+
+static void ex_free(ex_bufs *b) {
+    for (int i = 0; i < b->n; i++) free(b->p[i]);
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+/* One tensor to write: its data after permutation/dequantization. */
+typedef struct ex_tensor {
+    char name[96];
+    const av_tensor *src;
+    int perm, heads;  /* q/k row permutation (PERM_*) over heads of head_dim rows */
+    av_dtype dtype;   /* of data: the source type, or F32 after dequantization */
+    av_dtype dst;     /* written type */
+    const void *data;
+    size_t dst_bytes; /* written size */
+} ex_tensor;
+
+/* Fills e->data/e->dtype: permutes whole rows (any dtype: rows are whole blocks) and dequantizes to F32 when the
+ * source type is neither the target nor F32. */
+static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
+    const av_tensor *t = e->src;
+    int perm = e->perm, n_heads = e->heads;
+    int64_t rows = t->ndim == 2 ? t->shape[0] : 1;
+    e->data = t->data;
+    e->dtype = t->dtype;
+    if (perm != PERM_NONE) {
+        if (t->ndim != 2 || rows != (int64_t)n_heads * head_dim || head_dim % 2)
+            return av_errf(err, "%s: cannot permute %lld rows as %d heads of %d", e->name, (long long)rows, n_heads,
+                           head_dim);
+        size_t row_bytes = t->nbytes / (size_t)rows;
+        uint8_t *dst = ex_alloc(b, t->nbytes, err); /* (rows, row_bytes) */
+        if (!dst) return -1;
+        const uint8_t *src = t->data;
+        int half = head_dim / 2;
+        for (int h = 0; h < n_heads; h++)
+            for (int i = 0; i < half; i++)
+                for (int j = 0; j < 2; j++) {
+                    size_t r_half = (size_t)h * (size_t)head_dim + (size_t)(j * half + i);
+                    size_t r_int = (size_t)h * (size_t)head_dim + (size_t)(2 * i + j);
+                    size_t dr = perm == PERM_TO_HALF ? r_half : r_int, sr = perm == PERM_TO_HALF ? r_int : r_half;
+                    memcpy(dst + dr * row_bytes, src + sr * row_bytes, row_bytes);
+                }
+        e->data = dst;
+    }
+    if (e->dtype != e->dst && e->dtype != AV_DTYPE_F32) {
+        size_t numel = (size_t)av_tensor_numel(t), nbytes;
+        if (!av_mul_size(numel, sizeof(float), &nbytes)) return av_errf(err, "%s: size overflows", e->name);
+        float *f = ex_alloc(b, nbytes, err); /* (rows, cols) */
+        if (!f) return -1;
+        av_tensor view = *t;
+        view.data = e->data;
+        av_dequantize_rows(&view, 0, rows, f);
+        e->data = f;
+        e->dtype = AV_DTYPE_F32;
+    }
+    size_t numel = (size_t)av_tensor_numel(t);
+    if (!av_dtype_nbytes(e->dst, numel, &e->dst_bytes)) return av_errf(err, "%s: size overflows", e->name);
+    return 0;
+}
+
+/* Collects every tensor of m under the target's names, in file order, and prepares its data. gguf selects the
+ * naming (and keeps 1-D norms F32). */
+static int collect(const av_model *m, int gguf, av_dtype want, ex_bufs *b, ex_tensor **out, int *n_out,
+                   av_export_report *rep, av_err *err) {
+    static const char *const gguf_names[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                              "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"};
+    static const char *const hf_names[9] = {"input_layernorm", "self_attn.q_proj", "self_attn.k_proj",
+                                            "self_attn.v_proj", "self_attn.o_proj", "post_attention_layernorm",
+                                            "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj"};
+    int n = 0, to_target = gguf ? (m->rope == AV_ROPE_HALF ? PERM_TO_INTERLEAVED : PERM_NONE)
+                                : (m->rope == AV_ROPE_INTERLEAVED ? PERM_TO_HALF : PERM_NONE);
+    ex_tensor *v = calloc((size_t)(3 + 9 * m->n_layers), sizeof *v); /* (n_tensors) */
+    if (!v) return av_errf(err, "out of memory");
+    snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "token_embd.weight" : "model.embed_tokens.weight");
+    v[n++].src = &m->tok_emb;
+    for (int l = 0; l < m->n_layers; l++) {
+        const av_llama_layer *L = &m->layers[l];
+        const av_tensor *ts[9] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
+                                  &L->ffn_norm, &L->w_gate, &L->w_down, &L->w_up};
+        for (int k = 0; k < 9; k++, n++) {
+            if (gguf) snprintf(v[n].name, sizeof v[n].name, "blk.%d.%s.weight", l, gguf_names[k]);
+            else snprintf(v[n].name, sizeof v[n].name, "model.layers.%d.%s.weight", l, hf_names[k]);
+            v[n].src = ts[k];
+            v[n].perm = k == 1 || k == 2 ? to_target : PERM_NONE;
+            v[n].heads = k == 1 ? m->n_heads : m->n_kv_heads;
+        }
+    }
+    snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "output_norm.weight" : "model.norm.weight");
+    v[n++].src = &m->out_norm;
+    if (!m->tied) {
+        snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "output.weight" : "lm_head.weight");
+        v[n++].src = &m->cls;
+    }
+    for (int i = 0; i < n; i++) {
+        ex_tensor *e = &v[i];
+        e->dst = gguf && e->src->ndim != 2 ? AV_DTYPE_F32 : want; /* GGUF norms stay F32 */
+        if (e->dst == AV_DTYPE_Q8_0 && e->src->shape[e->src->ndim - 1] % 32) {
+            e->dst = AV_DTYPE_F16; /* rows that Q8_0 blocks cannot tile */
+            rep->n_fallback++;
+        }
+        if (prepare(b, e, m->head_dim, err)) {
+            free(v);
+            return -1;
+        }
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+/* The exporters write the Llama layout only. */
+static int check_exportable(const av_model *m, av_err *err) {
+    if (m->family != AV_FAMILY_LLAMA)
+        return av_errf(err, "converting %s models is not supported yet (only llama)", m->arch[0] ? m->arch : "these");
+    for (int l = 0; l < m->n_layers; l++) {
+        const av_llama_layer *L = &m->layers[l];
+        if (L->bq.data || L->bk.data || L->bv.data || L->window > 0)
+            return av_errf(err, "layer %d has attention biases or a sliding window: not representable as llama", l);
+    }
+    return 0;
+}
+
+/* Refuses an existing output unless force; a directory to replace may only hold plain files. */
+static int check_target(const char *path, int dir, int force, int *exists, av_err *err) {
+    struct stat st;
+    *exists = 0;
+    if (stat(path, &st) != 0) return 0;
+    *exists = 1;
+    if (!dir) {
+        if (S_ISDIR(st.st_mode)) return av_errf(err, "%s is a directory", path);
+        return force ? 0 : av_errf(err, "%s already exists (use --force to replace it)", path);
+    }
+    if (!S_ISDIR(st.st_mode)) return av_errf(err, "%s exists and is not a directory", path);
+    DIR *d = opendir(path);
+    if (!d) return av_errf(err, "%s: %s", path, strerror(errno));
+    int n = 0, subdirs = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        n++;
+        char sub[4400];
+        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) subdirs++;
+    }
+    closedir(d);
+    if (n && !force) return av_errf(err, "%s exists and is not empty (use --force to replace it)", path);
+    if (subdirs) return av_errf(err, "%s holds subdirectories: not replacing it (remove it first)", path);
+    return 0;
+}
+
+/* Removes the plain files of a directory, then the directory. */
+static void remove_dir(const char *path) {
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+            char sub[4400];
+            snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+            unlink(sub);
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+/* ---- GGUF ---- */
+
+/* tokenizer.ggml.*: pieces stored with ' ' for spaces (SentencePiece kinds) get SentencePiece's "▁" (U+2581)
+ * back; other vocabularies ("Ġthe", "##ing") are written as they are, with their merges when they have any. */
+static int gguf_tokenizer(av_gguf_writer *w, const av_tokenizer *t, av_err *err) {
+    int n = t->n_vocab, rc = -1, meta = t->text == AV_TOK_TEXT_SPACE;
+    char **pieces = calloc((size_t)n, sizeof *pieces);
+    int32_t *types = malloc(sizeof *types * (size_t)n); /* (n) */
+    if (!pieces || !types) {
+        av_errf(err, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = (size_t)t->lens[i], spaces = 0, k = 0;
+        for (size_t j = 0; meta && j < len; j++) spaces += t->pieces[i][j] == ' ';
+        pieces[i] = malloc(len + 2 * spaces + 1);
+        if (!pieces[i]) {
+            av_errf(err, "out of memory");
+            goto done;
+        }
+        for (size_t j = 0; j < len; j++) {
+            if (meta && t->pieces[i][j] == ' ') {
+                memcpy(pieces[i] + k, "\xe2\x96\x81", 3);
+                k += 3;
+            } else {
+                pieces[i][k++] = t->pieces[i][j];
+            }
+        }
+        pieces[i][k] = 0;
+        types[i] = t->types[i];
+    }
+    rc = av_gguf_writer_str(w, "tokenizer.ggml.model", t->family ? t->family : "llama", err) ||
+                 av_gguf_writer_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, (size_t)n, err) ||
+                 av_gguf_writer_arr_f32(w, "tokenizer.ggml.scores", t->scores, (size_t)n, err) ||
+                 av_gguf_writer_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n, err) ||
+                 (t->n_merges > 0 && av_gguf_writer_arr_str(w, "tokenizer.ggml.merges", (const char *const *)t->merges,
+                                                            (size_t)t->n_merges, err)) ||
+                 (t->bos >= 0 && av_gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos, err)) ||
+                 (t->eos >= 0 && av_gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos, err)) ||
+                 (t->unk >= 0 && av_gguf_writer_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk, err))
+             ? -1
+             : 0;
+done:
+    if (pieces)
+        for (int i = 0; i < n; i++) free(pieces[i]);
+    free(pieces);
+    free(types);
+    return rc;
+}
+
+static uint32_t gguf_file_type(av_dtype t) {
+    switch (t) { /* llama.cpp's general.file_type (LLAMA_FTYPE_*) */
+    case AV_DTYPE_F16: return 1;
+    case AV_DTYPE_Q8_0: return 7;
+    case AV_DTYPE_BF16: return 32;
+    default: return 0;
+    }
+}
+
+static int gguf_config(av_gguf_writer *w, const av_model *m, av_dtype type, av_err *err) {
+    return av_gguf_writer_str(w, "general.architecture", "llama", err) ||
+                   av_gguf_writer_str(w, "general.name", m->name[0] ? m->name : "model", err) ||
+                   av_gguf_writer_u32(w, "general.alignment", (uint32_t)w->alignment, err) ||
+                   av_gguf_writer_u32(w, "general.file_type", gguf_file_type(type), err) ||
+                   av_gguf_writer_u32(w, "llama.vocab_size", (uint32_t)m->vocab_size, err) ||
+                   av_gguf_writer_u32(w, "llama.context_length", (uint32_t)m->max_seq_len, err) ||
+                   av_gguf_writer_u32(w, "llama.embedding_length", (uint32_t)m->dim, err) ||
+                   av_gguf_writer_u32(w, "llama.block_count", (uint32_t)m->n_layers, err) ||
+                   av_gguf_writer_u32(w, "llama.feed_forward_length", (uint32_t)m->hidden_dim, err) ||
+                   av_gguf_writer_u32(w, "llama.rope.dimension_count", (uint32_t)m->head_dim, err) ||
+                   av_gguf_writer_u32(w, "llama.attention.head_count", (uint32_t)m->n_heads, err) ||
+                   av_gguf_writer_u32(w, "llama.attention.head_count_kv", (uint32_t)m->n_kv_heads, err) ||
+                   av_gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", m->norm_eps, err) ||
+                   av_gguf_writer_f32(w, "llama.rope.freq_base", m->rope_theta, err)
+               ? -1
+               : 0;
+}
+
+int av_export_gguf(const av_model *m, const char *path, const av_export_params *p, av_export_report *rep,
+                   av_err *err) {
+    av_export_params defaults = av_export_default_params();
+    if (!p) p = &defaults;
+    memset(rep, 0, sizeof *rep);
+    if (p->dtype != AV_DTYPE_F32 && p->dtype != AV_DTYPE_F16 && p->dtype != AV_DTYPE_BF16 &&
+        p->dtype != AV_DTYPE_Q8_0)
+        return av_errf(err, "GGUF output supports f32, f16, bf16 and q8_0, not %s", av_dtype_name(p->dtype));
+    if (check_exportable(m, err)) return -1;
+    if ((int64_t)m->head_dim * m->n_heads != m->dim)
+        return av_errf(err, "head size %d x %d heads differs from dim %d: not representable in GGUF llama",
+                       m->head_dim, m->n_heads, m->dim);
+    int exists;
+    if (check_target(path, 0, p->force, &exists, err)) return -1;
+    av_gguf_writer w;
+    ex_bufs b = {0};
+    ex_tensor *ts = NULL;
+    int n = 0, rc = -1;
+    av_gguf_writer_init(&w);
+    if (gguf_config(&w, m, p->dtype, err)) goto done;
+    if (m->tok && m->tok->n_vocab > 0) {
+        if (gguf_tokenizer(&w, m->tok, err)) goto done;
+        rep->tokenizer = 1;
+    }
+    if (collect(m, 1, p->dtype, &b, &ts, &n, rep, err)) goto done;
+    for (int i = 0; i < n; i++) {
+        if (av_gguf_writer_tensor(&w, ts[i].name, ts[i].dtype, ts[i].dst, ts[i].src->ndim, ts[i].src->shape,
+                                  ts[i].data, err))
+            goto done;
+        rep->n_bytes += ts[i].dst_bytes;
+    }
+    rep->n_tensors = n;
+    rep->n_shards = 1;
+    rc = av_gguf_writer_save(&w, path, err);
+done:
+    free(ts);
+    ex_free(&b);
+    av_gguf_writer_free(&w);
+    return rc;
+}
+
+/* ---- Hugging Face ---- */
+
+static int write_text(const char *path, const char *text, av_err *err) {
+    av_atomic_file f;
+    if (av_atomic_open(&f, path, err)) return -1;
+    if (av_atomic_write(&f, text, strlen(text), err) || av_atomic_write(&f, "\n", 1, err)) {
+        av_atomic_abort(&f);
+        return -1;
+    }
+    return av_atomic_commit(&f, err);
+}
+
+static int write_json(const char *path, json_t *j, av_err *err) {
+    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(j);
+    if (!text) return av_errf(err, "%s: out of memory", path);
+    int rc = write_text(path, text, err);
+    free(text);
+    return rc;
+}
+
+/* Shortest decimal that reads back as the same float (1e-05, not 9.99999975e-06). */
+static json_t *json_float(float x) {
+    char buf[32];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)x);
+        if (strtof(buf, NULL) == x) break;
+    }
+    return json_real(strtod(buf, NULL));
+}
+
+static int hf_config(const av_model *m, av_dtype type, const char *path, av_err *err) {
+    const char *torch = type == AV_DTYPE_F16 ? "float16" : type == AV_DTYPE_BF16 ? "bfloat16" : "float32";
+    json_t *c = json_object();
+    if (!c) return av_errf(err, "out of memory");
+    json_object_set_new(c, "architectures", json_pack("[s]", "LlamaForCausalLM"));
+    json_object_set_new(c, "model_type", json_string("llama"));
+    json_object_set_new(c, "hidden_size", json_integer(m->dim));
+    json_object_set_new(c, "intermediate_size", json_integer(m->hidden_dim));
+    json_object_set_new(c, "num_hidden_layers", json_integer(m->n_layers));
+    json_object_set_new(c, "num_attention_heads", json_integer(m->n_heads));
+    json_object_set_new(c, "num_key_value_heads", json_integer(m->n_kv_heads));
+    json_object_set_new(c, "head_dim", json_integer(m->head_dim));
+    json_object_set_new(c, "max_position_embeddings", json_integer(m->max_seq_len));
+    json_object_set_new(c, "vocab_size", json_integer(m->vocab_size));
+    json_object_set_new(c, "rms_norm_eps", json_float(m->norm_eps));
+    json_object_set_new(c, "rope_theta", json_float(m->rope_theta));
+    json_object_set_new(c, "tie_word_embeddings", json_boolean(m->tied));
+    json_object_set_new(c, "hidden_act", json_string("silu"));
+    json_object_set_new(c, "attention_bias", json_false());
+    json_object_set_new(c, "mlp_bias", json_false());
+    json_object_set_new(c, "torch_dtype", json_string(torch));
+    if (m->tok) {
+        json_object_set_new(c, "bos_token_id", json_integer(m->tok->bos));
+        json_object_set_new(c, "eos_token_id", json_integer(m->tok->eos));
+    }
+    return write_json(path, c, err);
+}
+
+/* llama2.c tokenizer file: int32 max piece length, then per token f32 score, i32 length, bytes. The format is
+ * SentencePiece BPE with <unk>, BOS, EOS fixed at 0, 1, 2; other tokenizers are not written this way.
+ * TODO: write tokenizer.json for the others once the tokenizer.json writer exists. */
+static int hf_tokenizer(const av_tokenizer *t, const char *path, int *written, av_err *err) {
+    *written = 0;
+    int spm = t->kind == AV_TOK_SPM_BPE || (t->kind == AV_TOK_SP && t->family && strcmp(t->family, "llama") == 0);
+    if (!spm || t->text != AV_TOK_TEXT_SPACE || t->unk != 0 || t->bos != 1 || t->eos != 2) return 0;
+    int32_t max_len = 1;
+    for (int i = 0; i < t->n_vocab; i++) max_len = t->lens[i] > max_len ? t->lens[i] : max_len;
+    av_atomic_file f;
+    if (av_atomic_open(&f, path, err)) return -1;
+    int rc = av_atomic_write(&f, &max_len, 4, err);
+    for (int i = 0; !rc && i < t->n_vocab; i++) {
+        int32_t len = t->lens[i];
+        rc = av_atomic_write(&f, &t->scores[i], 4, err) || av_atomic_write(&f, &len, 4, err) ||
+             av_atomic_write(&f, t->pieces[i], (size_t)len, err);
+    }
+    if (rc) {
+        av_atomic_abort(&f);
+        return -1;
+    }
+    *written = 1;
+    return av_atomic_commit(&f, err);
+}
+
+/* Shard of each tensor, balanced by bytes, every shard non-empty (n_shards <= n). */
+static void assign_shards(const ex_tensor *ts, int n, int n_shards, uint64_t total, int *shard) {
+    uint64_t before = 0;
+    int s = 0;
+    for (int i = 0; i < n; i++) {
+        int want = total ? (int)((double)before * n_shards / (double)total) : 0;
+        if (want > s) s = s + 1;                        /* never skip a shard */
+        if (s < n_shards - (n - i)) s = n_shards - (n - i); /* leave one tensor per remaining shard */
+        if (s > n_shards - 1) s = n_shards - 1;
+        shard[i] = s;
+        before += ts[i].dst_bytes;
+    }
+}
+
+static int hf_weights(const ex_tensor *ts, int n, int n_shards, const char *tmp, av_err *err) {
+    int *shard = malloc(sizeof *shard * (size_t)n); /* (n) */
+    if (!shard) return av_errf(err, "out of memory");
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) total += ts[i].dst_bytes;
+    assign_shards(ts, n, n_shards, total, shard);
+    json_t *map = json_object();
+    int rc = map ? 0 : av_errf(err, "out of memory");
+    for (int s = 0; !rc && s < n_shards; s++) {
+        char file[64], path[4400];
+        if (n_shards == 1) snprintf(file, sizeof file, "model.safetensors");
+        else snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
+        snprintf(path, sizeof path, "%s/%s", tmp, file);
+        av_st_writer w;
+        av_st_writer_init(&w);
+        rc = av_st_writer_meta(&w, "format", "pt", err);
+        for (int i = 0; !rc && i < n; i++) {
+            if (shard[i] != s) continue;
+            rc = av_st_writer_add(&w, ts[i].name, ts[i].dtype, ts[i].dst, ts[i].src->ndim, ts[i].src->shape,
+                                  ts[i].data, err);
+            if (!rc && json_object_set_new(map, ts[i].name, json_string(file))) rc = av_errf(err, "out of memory");
+        }
+        if (!rc) rc = av_st_writer_save(&w, path, err);
+        av_st_writer_free(&w);
+    }
+    free(shard);
+    if (rc || n_shards == 1) {
+        json_decref(map);
+        return rc;
+    }
+    char path[4400];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", tmp);
+    return write_json(path, json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)total, "weight_map", map),
+                      err);
+}
+
+/* Moves tmp into place as dir (replacing an old dir when it exists). */
+static int commit_dir(const char *tmp, const char *dir, int exists, av_err *err) {
+    if (!exists) {
+        if (rename(tmp, dir) != 0) return av_errf(err, "%s: rename failed: %s", dir, strerror(errno));
+        return 0;
+    }
+    char old[4200];
+    snprintf(old, sizeof old, "%s.old.%ld", dir, (long)getpid());
+    if (rename(dir, old) != 0) return av_errf(err, "%s: cannot move the old directory aside: %s", dir, strerror(errno));
+    if (rename(tmp, dir) != 0) {
+        int e = errno;
+        rename(old, dir);
+        return av_errf(err, "%s: rename failed: %s", dir, strerror(e));
+    }
+    remove_dir(old);
+    return 0;
+}
+
+int av_export_hf(const av_model *m, const char *dir_in, const av_export_params *p, av_export_report *rep,
+                 av_err *err) {
+    av_export_params defaults = av_export_default_params();
+    if (!p) p = &defaults;
+    memset(rep, 0, sizeof *rep);
+    if (p->dtype != AV_DTYPE_F32 && p->dtype != AV_DTYPE_F16 && p->dtype != AV_DTYPE_BF16)
+        return av_errf(err, "Hugging Face output supports f32, f16 and bf16, not %s", av_dtype_name(p->dtype));
+    if (check_exportable(m, err)) return -1;
+    int n_tensors = 3 + 9 * m->n_layers - (m->tied ? 1 : 0);
+    if (p->n_shards < 1 || p->n_shards > AV_MAX_SHARDS || p->n_shards > n_tensors)
+        return av_errf(err, "--shards must be between 1 and %d for this model (got %d)",
+                       n_tensors < AV_MAX_SHARDS ? n_tensors : AV_MAX_SHARDS, p->n_shards);
+    char dir[4096], tmp[4200], path[4400];
+    size_t len = strlen(dir_in);
+    while (len > 1 && dir_in[len - 1] == '/') len--;
+    if (len == 0 || len >= sizeof dir) return av_errf(err, "bad output directory '%s'", dir_in);
+    memcpy(dir, dir_in, len);
+    dir[len] = 0;
+    int exists;
+    if (check_target(dir, 1, p->force, &exists, err)) return -1;
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
+    if (mkdir(tmp, 0755) != 0) return av_errf(err, "%s: cannot create: %s", tmp, strerror(errno));
+    ex_bufs b = {0};
+    ex_tensor *ts = NULL;
+    int n = 0, rc = -1;
+    if (collect(m, 0, p->dtype, &b, &ts, &n, rep, err) || hf_weights(ts, n, p->n_shards, tmp, err)) goto done;
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    if (hf_config(m, p->dtype, path, err)) goto done;
+    snprintf(path, sizeof path, "%s/tokenizer.bin", tmp);
+    if (m->tok && hf_tokenizer(m->tok, path, &rep->tokenizer, err)) goto done;
+    for (int i = 0; i < n; i++) rep->n_bytes += ts[i].dst_bytes;
+    rep->n_tensors = n;
+    rep->n_shards = p->n_shards;
+    rc = commit_dir(tmp, dir, exists, err);
+done:
+    if (rc) remove_dir(tmp);
+    free(ts);
+    ex_free(&b);
+    return rc;
+}

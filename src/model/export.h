@@ -1,0 +1,33 @@
+/* Model export: any loaded av_model -> GGUF (llama.cpp layout) or a Hugging Face directory (config.json,
+ * safetensors in 1..N shards, tokenizer.bin). q/k rows are permuted to match the RoPE pairing of the target:
+ * GGUF keeps Meta's interleaved order, Hugging Face uses rotate-half. */
+#ifndef AV_MODEL_EXPORT_H
+#define AV_MODEL_EXPORT_H
+
+#include "model.h"
+
+typedef struct av_export_params {
+    av_dtype dtype; /* weight matrices: F32, F16, BF16, or Q8_0 (GGUF only; norms stay F32) */
+    int n_shards;   /* Hugging Face: 1 writes model.safetensors, N > 1 writes N shards + an index */
+    int force;      /* replace an existing output (file, or directory of plain files) */
+} av_export_params;
+
+av_export_params av_export_default_params(void);
+
+/* What was written, for the summary line. */
+typedef struct av_export_report {
+    int n_tensors;
+    int n_fallback;    /* Q8_0 requested but rows not a multiple of 32: written as F16 */
+    int tokenizer;     /* 1 when the tokenizer was written */
+    int n_shards;
+    uint64_t n_bytes;  /* tensor data bytes */
+} av_export_report;
+
+/* Writes a GGUF v3 file atomically (temp file + rename). */
+int av_export_gguf(const av_model *m, const char *path, const av_export_params *p, av_export_report *rep,
+                   av_err *err);
+/* Writes a Hugging Face directory: built in "<dir>.tmp.<pid>", then renamed into place. Refuses an existing
+ * non-empty directory unless p->force. */
+int av_export_hf(const av_model *m, const char *dir, const av_export_params *p, av_export_report *rep, av_err *err);
+
+#endif

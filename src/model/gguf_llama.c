@@ -1,0 +1,225 @@
+/* GGUF llama models (llama.cpp's layout): config from llama.* keys, weights as views into the mapping, the
+ * SentencePiece tokenizer from tokenizer.ggml.* metadata. GGUF llama weights use Meta's q/k row order, so RoPE
+ * rotates interleaved pairs (2i, 2i+1) exactly as llama2.c does. */
+#include "io/gguf.h"
+#include "model.h"
+#include "tok/tok.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define AV_GGUF_MAX_DIM (1 << 16)
+#define AV_GGUF_MAX_HIDDEN (1 << 19)
+#define AV_GGUF_MAX_LAYERS 1024
+#define AV_GGUF_MAX_HEADS 1024
+#define AV_GGUF_MAX_CTX (1 << 24)
+#define AV_GGUF_MAX_VOCAB (1 << 22)
+
+/* Copies n bytes of untrusted text for a one-line message, control characters as '?'. */
+static const char *printable(char *dst, size_t cap, const char *s, size_t n) {
+    size_t k = 0;
+    for (; k < n && k + 1 < cap; k++) dst[k] = (uint8_t)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
+    dst[k] = 0;
+    return dst;
+}
+
+/* Integer key in [1, max]: required unless def > 0 (then used when absent). */
+static int get_size(const av_gguf *g, const char *key, int64_t def, int64_t max, int *out, av_err *err) {
+    int64_t v = def;
+    int rc = av_gguf_get_int(g, key, &v, err);
+    if (rc < 0) return -1;
+    if (rc == 1 && def <= 0) return av_errf(err, "%s: missing key '%s'", g->name, key);
+    if (v < 1 || v > max)
+        return av_errf(err, "%s: %s = %lld is out of range (1 to %lld)", g->name, key, (long long)v, (long long)max);
+    *out = (int)v;
+    return 0;
+}
+
+static int read_config(const av_gguf *g, av_model *m, av_err *err) {
+    const char *arch;
+    size_t arch_len;
+    int rc = av_gguf_get_str(g, "general.architecture", &arch, &arch_len, err);
+    if (rc < 0) return -1;
+    if (rc == 1) return av_errf(err, "%s: no general.architecture key: not a GGUF model file", g->name);
+    char shown[64];
+    if (arch_len != 5 || memcmp(arch, "llama", 5) != 0)
+        return av_errf(err, "%s: architecture '%s' is not supported (only llama is supported)", g->name,
+                       printable(shown, sizeof shown, arch, arch_len));
+    if (get_size(g, "llama.context_length", 0, AV_GGUF_MAX_CTX, &m->max_seq_len, err) ||
+        get_size(g, "llama.embedding_length", 0, AV_GGUF_MAX_DIM, &m->dim, err) ||
+        get_size(g, "llama.block_count", 0, AV_GGUF_MAX_LAYERS, &m->n_layers, err) ||
+        get_size(g, "llama.feed_forward_length", 0, AV_GGUF_MAX_HIDDEN, &m->hidden_dim, err) ||
+        get_size(g, "llama.attention.head_count", 0, AV_GGUF_MAX_HEADS, &m->n_heads, err) ||
+        get_size(g, "llama.attention.head_count_kv", m->n_heads, AV_GGUF_MAX_HEADS, &m->n_kv_heads, err))
+        return -1;
+    if (m->dim % m->n_heads)
+        return av_errf(err, "%s: llama.embedding_length %d is not a multiple of %d heads", g->name, m->dim, m->n_heads);
+    int head_dim = m->dim / m->n_heads, rope_dims = head_dim;
+    if (get_size(g, "llama.rope.dimension_count", head_dim, AV_GGUF_MAX_DIM, &rope_dims, err)) return -1;
+    if (rope_dims != head_dim)
+        return av_errf(err, "%s: llama.rope.dimension_count %d differs from the head size %d (partial RoPE is not "
+                            "supported)", g->name, rope_dims, head_dim);
+    rc = av_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &m->norm_eps, err);
+    if (rc < 0) return -1;
+    if (rc == 1) return av_errf(err, "%s: missing key 'llama.attention.layer_norm_rms_epsilon'", g->name);
+    m->rope_theta = 10000.0f;
+    if (av_gguf_get_f32(g, "llama.rope.freq_base", &m->rope_theta, err) < 0) return -1;
+    if (!(m->norm_eps > 0) || !(m->rope_theta > 0))
+        return av_errf(err, "%s: layer_norm_rms_epsilon and rope.freq_base must be positive", g->name);
+    m->rope = AV_ROPE_INTERLEAVED;
+    snprintf(m->arch, sizeof m->arch, "llama");
+    snprintf(m->format, sizeof m->format, "gguf");
+    const char *name;
+    size_t name_len;
+    rc = av_gguf_get_str(g, "general.name", &name, &name_len, err);
+    if (rc < 0) return -1;
+    if (rc == 0 && name_len) printable(m->name, sizeof m->name, name, name_len);
+    return 0;
+}
+
+/* View of a tensor by name; absent tensors are an error unless optional (then t->data stays NULL). */
+static int take(const av_gguf *g, const char *name, int optional, av_tensor *t, av_err *err) {
+    const av_gguf_tensor_info *ti = av_gguf_find_tensor(g, name);
+    if (!ti) return optional ? 0 : av_errf(err, "%s: missing tensor '%s'", g->name, name);
+    *t = ti->t;
+    return 0;
+}
+
+static int take_layer(const av_gguf *g, int l, const char *what, av_tensor *t, av_err *err) {
+    char name[96];
+    snprintf(name, sizeof name, "blk.%d.%s.weight", l, what);
+    return take(g, name, 0, t, err);
+}
+
+static int read_weights(const av_gguf *g, av_model *m, av_err *err) {
+    if (take(g, "token_embd.weight", 0, &m->tok_emb, err) || take(g, "output_norm.weight", 0, &m->out_norm, err) ||
+        take(g, "output.weight", 1, &m->cls, err))
+        return -1;
+    if (m->tok_emb.ndim != 2 || m->tok_emb.shape[0] < 1 || m->tok_emb.shape[0] > AV_GGUF_MAX_VOCAB)
+        return av_errf(err, "%s: token_embd.weight must be a [vocab, dim] matrix with a vocabulary of 1 to %d",
+                       g->name, AV_GGUF_MAX_VOCAB);
+    m->vocab_size = (int)m->tok_emb.shape[0];
+    int64_t vocab;
+    int rc = av_gguf_get_int(g, "llama.vocab_size", &vocab, err);
+    if (rc < 0) return -1;
+    if (rc == 0 && vocab != m->vocab_size)
+        return av_errf(err, "%s: llama.vocab_size %lld differs from token_embd.weight's %d rows", g->name,
+                       (long long)vocab, m->vocab_size);
+    if (!m->cls.data) {
+        m->cls = m->tok_emb;
+        m->tied = 1;
+    }
+    m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
+    if (!m->layers) return av_errf(err, "out of memory");
+    for (int l = 0; l < m->n_layers; l++) {
+        av_llama_layer *L = &m->layers[l];
+        if (take_layer(g, l, "attn_norm", &L->attn_norm, err) || take_layer(g, l, "attn_q", &L->wq, err) ||
+            take_layer(g, l, "attn_k", &L->wk, err) || take_layer(g, l, "attn_v", &L->wv, err) ||
+            take_layer(g, l, "attn_output", &L->wo, err) || take_layer(g, l, "ffn_norm", &L->ffn_norm, err) ||
+            take_layer(g, l, "ffn_gate", &L->w_gate, err) || take_layer(g, l, "ffn_down", &L->w_down, err) ||
+            take_layer(g, l, "ffn_up", &L->w_up, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Copies a GGUF token into a NUL-terminated piece, "▁" (U+2581) becoming ' '. */
+static char *piece_from_gguf(const char *s, size_t len) {
+    char *p = malloc(len + 1);
+    if (!p) return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        if (len - i >= 3 && (uint8_t)s[i] == 0xE2 && (uint8_t)s[i + 1] == 0x96 && (uint8_t)s[i + 2] == 0x81) {
+            p[n++] = ' ';
+            i += 3;
+        } else {
+            p[n++] = s[i++];
+        }
+    }
+    p[n] = 0;
+    return p;
+}
+
+static int special_id(const av_gguf *g, const char *key, int def, int n, int *out, av_err *err) {
+    int64_t v = def;
+    if (av_gguf_get_int(g, key, &v, err) < 0) return -1;
+    if (v < 0 || v >= n) return av_errf(err, "%s: %s = %lld is outside the vocabulary of %d", g->name, key,
+                                        (long long)v, n);
+    *out = (int)v;
+    return 0;
+}
+
+/* tokenizer.ggml.* -> SentencePiece BPE. Absent metadata (or another tokenizer model, which --tokenizer can
+ * supply) leaves m->tok NULL; broken metadata is an error. */
+static int read_tokenizer(const av_gguf *g, av_model *m, av_err *err) {
+    const char *model;
+    size_t model_len;
+    int rc = av_gguf_get_str(g, "tokenizer.ggml.model", &model, &model_len, err);
+    if (rc) return rc < 0 ? -1 : 0;
+    if (model_len != 5 || memcmp(model, "llama", 5) != 0) return 0; /* e.g. "gpt2": not built in yet */
+    const av_gguf_value *tokens, *scores = NULL, *types = NULL;
+    rc = av_gguf_get_array(g, "tokenizer.ggml.tokens", AV_GGUF_STRING, &tokens, err);
+    if (rc) return rc < 0 ? -1 : av_errf(err, "%s: tokenizer.ggml.tokens is missing", g->name);
+    if (av_gguf_get_array(g, "tokenizer.ggml.scores", AV_GGUF_F32, &scores, err) < 0 ||
+        av_gguf_get_array(g, "tokenizer.ggml.token_type", AV_GGUF_I32, &types, err) < 0)
+        return -1;
+    uint64_t n = tokens->arr_n;
+    if (n < 1 || n > AV_GGUF_MAX_VOCAB)
+        return av_errf(err, "%s: tokenizer.ggml.tokens has %llu entries (1 to %d)", g->name, (unsigned long long)n,
+                       AV_GGUF_MAX_VOCAB);
+    if ((scores && scores->arr_n != n) || (types && types->arr_n != n))
+        return av_errf(err, "%s: tokenizer.ggml.scores/token_type do not have one entry per token (%llu)", g->name,
+                       (unsigned long long)n);
+    int bos = 1, eos = 2, unk = 0;
+    if (special_id(g, "tokenizer.ggml.bos_token_id", 1, (int)n, &bos, err) ||
+        special_id(g, "tokenizer.ggml.eos_token_id", 2, (int)n, &eos, err) ||
+        special_id(g, "tokenizer.ggml.unknown_token_id", 0, (int)n, &unk, err))
+        return -1;
+    char **pieces = calloc((size_t)n, sizeof *pieces);
+    float *sc = malloc(sizeof *sc * (size_t)n);       /* (n) */
+    int *ty = types ? malloc(sizeof *ty * (size_t)n) : NULL; /* (n) */
+    size_t pos = 0;
+    if (!pieces || !sc || (types && !ty)) {
+        rc = av_errf(err, "out of memory");
+        goto fail;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        const char *s;
+        size_t len;
+        if (av_gguf_array_next_str(tokens, &pos, &s, &len)) {
+            rc = av_errf(err, "%s: tokenizer.ggml.tokens is malformed", g->name);
+            goto fail;
+        }
+        if (memchr(s, 0, len)) {
+            rc = av_errf(err, "%s: token %llu contains a NUL byte", g->name, (unsigned long long)i);
+            goto fail;
+        }
+        pieces[i] = piece_from_gguf(s, len);
+        if (!pieces[i]) {
+            rc = av_errf(err, "out of memory");
+            goto fail;
+        }
+        sc[i] = scores ? (float)av_gguf_array_f64(scores, i) : 0.0f;
+        if (ty) ty[i] = (int)av_gguf_array_int(types, i);
+    }
+    return av_tok_spm_create((int)n, pieces, sc, ty, bos, eos, unk, &m->tok, err); /* takes ownership */
+fail:
+    if (pieces)
+        for (uint64_t i = 0; i < n; i++) free(pieces[i]);
+    free(pieces);
+    free(sc);
+    free(ty);
+    return -1;
+}
+
+int av_load_gguf(const char *path, av_model *m, av_err *err) {
+    av_gguf g;
+    if (m->n_files >= AV_MAX_SHARDS) return av_errf(err, "%s: too many mapped files", path);
+    if (av_gguf_open(path, &g, err)) return -1;
+    int rc = read_config(&g, m, err) || read_weights(&g, m, err) || read_tokenizer(&g, m, err) ? -1 : 0;
+    /* the views point into the mapping: the model keeps it, the parsed index goes */
+    m->files[m->n_files++] = g.file;
+    memset(&g.file, 0, sizeof g.file);
+    av_gguf_close(&g);
+    return rc;
+}
