@@ -15,7 +15,7 @@ static uint64_t hash_bytes(const char *s, size_t n) {
 }
 
 int av_tok_find(const av_tokenizer *t, const char *piece, size_t len) {
-    if (len == 0 || (int)len > t->max_piece_len) return -1;
+    if (len == 0 || (int)len > t->max_piece_len || !t->hash_cap) return -1;
     size_t mask = t->hash_cap - 1;
     for (size_t i = hash_bytes(piece, len) & mask;; i = (i + 1) & mask) {
         int id = t->hash_ids[i];
@@ -24,28 +24,36 @@ int av_tok_find(const av_tokenizer *t, const char *piece, size_t len) {
     }
 }
 
-static int parse_byte_piece(const char *p, int len) {
-    if (len != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>') return -1;
-    int v = 0;
-    for (int i = 3; i < 5; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) return -1;
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-void av_tokenizer_free(av_tokenizer *t) {
-    if (!t) return;
-    if (t->pieces)
-        for (int i = 0; i < t->n_vocab; i++) free(t->pieces[i]);
-    free(t->pieces);
-    free(t->lens);
-    free(t->scores);
-    free(t->types);
+int av_tok_index(av_tokenizer *t, int all_pieces, av_err *err) {
+    int n = t->n_vocab;
+    t->hash_cap = 16;
+    while (t->hash_cap < (size_t)n * 2) t->hash_cap <<= 1;
     free(t->hash_ids);
-    free(t);
+    t->hash_ids = malloc(sizeof(int) * t->hash_cap);
+    if (!t->hash_ids) return av_errf(err, "out of memory");
+    memset(t->hash_ids, 0xff, sizeof(int) * t->hash_cap);
+    for (int b = 0; b < 256; b++) t->byte_ids[b] = -1;
+    t->max_piece_len = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(t->pieces[i]);
+        if (len > 4096) return av_errf(err, "tokenizer: piece %d is %zu bytes long", i, len);
+        t->lens[i] = (int)len;
+        if (t->lens[i] > t->max_piece_len) t->max_piece_len = t->lens[i];
+    }
+    for (int i = 0; i < n; i++) {
+        size_t len = (size_t)t->lens[i];
+        int byte = av_tok_byte_piece(t->pieces[i], len);
+        if (byte >= 0 && t->types[i] == AV_TOKTYPE_BYTE && t->byte_ids[byte] < 0) t->byte_ids[byte] = i;
+        int ty = t->types[i];
+        if (len == 0) continue;
+        if (!all_pieces && ty != AV_TOKTYPE_NORMAL && ty != AV_TOKTYPE_USER_DEFINED && ty != AV_TOKTYPE_UNUSED)
+            continue; /* not matchable as text */
+        if (av_tok_find(t, t->pieces[i], len) >= 0) continue; /* duplicate piece: first id wins */
+        size_t mask = t->hash_cap - 1, h = hash_bytes(t->pieces[i], len) & mask;
+        while (t->hash_ids[h] >= 0) h = (h + 1) & mask;
+        t->hash_ids[h] = i;
+    }
+    return 0;
 }
 
 int av_tok_spm_create(int n, char **pieces, float *scores, int *types, int bos, int eos, int unk,
@@ -59,6 +67,8 @@ int av_tok_spm_create(int n, char **pieces, float *scores, int *types, int bos, 
         return av_errf(err, "out of memory");
     }
     t->kind = AV_TOK_SPM_BPE;
+    t->text = AV_TOK_TEXT_SPACE;
+    t->family = "llama";
     t->n_vocab = n;
     t->pieces = pieces;
     t->scores = scores;
@@ -66,47 +76,30 @@ int av_tok_spm_create(int n, char **pieces, float *scores, int *types, int bos, 
     t->bos = bos;
     t->eos = eos;
     t->unk = unk;
-    if (n <= 0) goto bad_size;
+    if (n <= 0) {
+        av_errf(err, "tokenizer: empty vocabulary");
+        goto fail;
+    }
     if (bos >= n || eos >= n || unk >= n) {
         av_errf(err, "tokenizer: special token id out of range (vocabulary of %d)", n);
         goto fail;
     }
     t->lens = malloc(sizeof(int) * (size_t)n);
     if (!t->types) t->types = malloc(sizeof(int) * (size_t)n);
-    t->hash_cap = 16;
-    while (t->hash_cap < (size_t)n * 2) t->hash_cap <<= 1;
-    t->hash_ids = malloc(sizeof(int) * t->hash_cap);
-    if (!t->lens || !t->types || !t->hash_ids) {
+    if (!t->lens || !t->types) {
         av_errf(err, "out of memory");
         goto fail;
     }
-    memset(t->hash_ids, 0xff, sizeof(int) * t->hash_cap);
-    for (int b = 0; b < 256; b++) t->byte_ids[b] = -1;
-    for (int i = 0; i < n; i++) {
-        size_t len = strlen(pieces[i]);
-        if (len > 4096) {
-            av_errf(err, "tokenizer: piece %d is %zu bytes long", i, len);
-            goto fail;
+    if (!types)
+        for (int i = 0; i < n; i++) {
+            int byte = av_tok_byte_piece(pieces[i], strlen(pieces[i]));
+            t->types[i] = byte >= 0 ? AV_TOKTYPE_BYTE : i == unk ? AV_TOKTYPE_UNKNOWN
+                                                       : (i == bos || i == eos) ? AV_TOKTYPE_CONTROL
+                                                                                : AV_TOKTYPE_NORMAL;
         }
-        t->lens[i] = (int)len;
-        if (t->lens[i] > t->max_piece_len) t->max_piece_len = t->lens[i];
-        int byte = parse_byte_piece(pieces[i], t->lens[i]);
-        if (!types) t->types[i] = byte >= 0 ? AV_TOKTYPE_BYTE : i == unk ? AV_TOKTYPE_UNKNOWN
-                                                               : (i == bos || i == eos) ? AV_TOKTYPE_CONTROL
-                                                                                        : AV_TOKTYPE_NORMAL;
-        if (byte >= 0 && t->types[i] == AV_TOKTYPE_BYTE && t->byte_ids[byte] < 0) t->byte_ids[byte] = i;
-        if (len == 0 || t->types[i] == AV_TOKTYPE_CONTROL || t->types[i] == AV_TOKTYPE_BYTE ||
-            t->types[i] == AV_TOKTYPE_UNKNOWN)
-            continue; /* not matchable as text */
-        if (av_tok_find(t, pieces[i], len) >= 0) continue; /* duplicate piece: first id wins */
-        size_t mask = t->hash_cap - 1, h = hash_bytes(pieces[i], len) & mask;
-        while (t->hash_ids[h] >= 0) h = (h + 1) & mask;
-        t->hash_ids[h] = i;
-    }
+    if (av_tok_index(t, 0, err) || av_tok_build_text(t, err)) goto fail;
     *out = t;
     return 0;
-bad_size:
-    av_errf(err, "tokenizer: empty vocabulary");
 fail:
     av_tokenizer_free(t);
     return -1;
@@ -185,8 +178,8 @@ static int try_bigram(const av_tokenizer *t, const char *text, const sym *s, int
     return heap_push(h, (bigram){t->scores[id], left, right, len, id});
 }
 
-int av_tokenizer_encode(const av_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids,
-                        size_t *n_ids, av_err *err) {
+int av_tok_spm_encode(const av_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids,
+                      size_t *n_ids, av_err *err) {
     *ids = NULL;
     *n_ids = 0;
     if (len > (size_t)INT32_MAX / 2) return av_errf(err, "text is too long (%zu bytes)", len);

@@ -1,27 +1,69 @@
-/* Tokenizer internals. The SentencePiece-style BPE (scores, byte fallback) used by llama2.c and GGUF
- * "llama" tokenizers. Pieces are stored with ' ' for spaces (the GGUF/SentencePiece "▁" is translated). */
+/* Tokenizer internals.
+ *
+ * One struct serves every algorithm. The SentencePiece-style fields (pieces, lens, scores, types, bos, eos, unk)
+ * are valid for every kind, so writers (GGUF) can read any tokenizer the same way; `kind` picks the encoder:
+ *
+ *   AV_TOK_SPM_BPE  llama2.c / GGUF "llama" files: score-ordered merges exactly as llama2.c does them (spm.c).
+ *                   Pieces are stored with ' ' for spaces (the SentencePiece "▁" is translated).
+ *   AV_TOK_SP       a SentencePiece .model file (BPE or unigram), encoded exactly as libsentencepiece does
+ *                   (sp_model.c parses it, sp_norm.c normalizes, sp_encode.c encodes). Pieces use ' ' too.
+ *   AV_TOK_HF       a Hugging Face style pipeline: added tokens, normalizers, pre-tokenizers, a model
+ *                   (WordPiece, BPE, Unigram, WordLevel), a post-processor (hf_*.c, wordpiece.c, bpe.c,
+ *                   unigram.c). Pieces are the vocabulary strings as they are ("Ġthe", "##ing", "▁the").
+ */
 #ifndef AV_TOK_H
 #define AV_TOK_H
 
 #include "core/core.h"
 
-typedef enum av_tok_kind { AV_TOK_SPM_BPE = 0 } av_tok_kind;
+typedef enum av_tok_kind { AV_TOK_SPM_BPE = 0, AV_TOK_SP = 1, AV_TOK_HF = 2 } av_tok_kind;
 
-enum { AV_TOKTYPE_NORMAL = 1, AV_TOKTYPE_UNKNOWN = 2, AV_TOKTYPE_CONTROL = 3, AV_TOKTYPE_BYTE = 6 };
+/* Token types, numbered as SentencePiece and GGUF number them. */
+enum {
+    AV_TOKTYPE_NORMAL = 1,
+    AV_TOKTYPE_UNKNOWN = 2,
+    AV_TOKTYPE_CONTROL = 3,
+    AV_TOKTYPE_USER_DEFINED = 4,
+    AV_TOKTYPE_UNUSED = 5,
+    AV_TOKTYPE_BYTE = 6
+};
+
+/* How the bytes of a token's text are derived from its piece (decoding and display labels). */
+typedef enum av_tok_text {
+    AV_TOK_TEXT_UNSET = -1, /* while loading: decided from the pipeline */
+    AV_TOK_TEXT_SPACE = 0, /* pieces hold ' ' for spaces; <0xNN> pieces are bytes */
+    AV_TOK_TEXT_METASPACE, /* "▁" stands for a space; <0xNN> pieces are bytes */
+    AV_TOK_TEXT_BYTELEVEL, /* GPT-2's byte-to-unicode alphabet ("Ġ" is a space) */
+    AV_TOK_TEXT_WORDPIECE, /* "##" marks a continuation; other pieces start a new word (a space before) */
+    AV_TOK_TEXT_RAW        /* pieces are the text */
+} av_tok_text;
+
+struct av_tok_sp;
+struct av_tok_hf;
 
 struct av_tokenizer {
     av_tok_kind kind;
     int n_vocab;
-    char **pieces;  /* (n_vocab) NUL-terminated, ' ' for spaces */
-    int *lens;      /* (n_vocab) byte lengths (pieces may hold NUL bytes? no: lengths kept for speed) */
-    float *scores;  /* (n_vocab) */
+    char **pieces;  /* (n_vocab) NUL-terminated; see the kinds above for the spelling of spaces */
+    int *lens;      /* (n_vocab) byte lengths */
+    float *scores;  /* (n_vocab) merge priorities / log probabilities (0 when the format has none) */
     int *types;     /* (n_vocab) AV_TOKTYPE_* */
-    int bos, eos, unk;
+    int bos, eos, unk; /* -1 when the tokenizer has none */
     int byte_ids[256]; /* id of piece <0xNN>, -1 when absent */
-    /* open-addressing hash: piece -> id */
+    /* open-addressing hash: piece -> id (SPM kinds: matchable pieces only; HF: every piece) */
     int *hash_ids;  /* (hash_cap) -1 empty */
     size_t hash_cap;
     int max_piece_len;
+
+    /* decoded text of every token: bytes dec_buf[dec_off[id] .. dec_off[id + 1]) */
+    av_tok_text text;
+    char *dec_buf;
+    uint32_t *dec_off;    /* (n_vocab + 1) */
+    const char *family;   /* GGUF tokenizer.ggml.model spelling: "llama", "gpt2", "bert", "t5" */
+    char **merges;        /* (n_merges) "left right" BPE merges in rank order (writers); NULL when none */
+    int n_merges;
+    struct av_tok_sp *sp; /* AV_TOK_SP */
+    struct av_tok_hf *hf; /* AV_TOK_HF */
 };
 
 /* Builds an SPM-BPE tokenizer taking ownership of pieces (each malloc'd) and scores/types (malloc'd, types may
@@ -31,5 +73,54 @@ int av_tok_spm_create(int n, char **pieces, float *scores, int *types, int bos, 
 int av_tok_load_llama2c(const char *path, av_tokenizer **out, av_err *err);
 /* Id of an exact piece, -1 when absent. */
 int av_tok_find(const av_tokenizer *t, const char *piece, size_t len);
+
+/* Tokenizers from GGUF metadata (tokenizer.ggml.*), for GGUF readers (gguf_vocab.c). family is
+ * tokenizer.ggml.model: "llama" (SentencePiece BPE, encoded exactly as libsentencepiece; add_space_prefix is
+ * tokenizer.ggml.add_space_prefix, default 1), "gpt2" (byte-level BPE; pre is tokenizer.ggml.pre: NULL, "default"
+ * or "gpt-2" for GPT-2's pattern, "llama3"/"llama-bpe", "qwen2") or "bert" (WordPiece). pieces are spelled as in
+ * GGUF ("▁the", "Ġthe", "##ing"). Ownership of pieces, scores, types and merges (each may be NULL except pieces)
+ * passes to the function, which frees them on failure too. ids < 0: none / guessed. */
+int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, float *scores, int *types,
+                     char **merges, int n_merges, int bos, int eos, int unk, int add_space_prefix, av_tokenizer **out,
+                     av_err *err);
+/* SentencePiece BPE from pieces/scores/types (sp_model.c); takes ownership of the arrays. */
+int av_tok_sp_from_pieces(int n, char **pieces, float *scores, int *types, int add_dummy_prefix, int bos, int eos,
+                          av_tokenizer **out, av_err *err);
+
+/* ---- shared construction helpers (tokenizer.c) ---- */
+
+/* An empty tokenizer of a kind with n slots (pieces/lens/scores/types zeroed, bos/eos/unk -1). */
+av_tokenizer *av_tok_alloc(av_tok_kind kind, int n, av_err *err);
+/* Fills lens, max_piece_len, byte_ids and the hash; all_pieces: hash every piece (else only NORMAL,
+ * USER_DEFINED and UNUSED ones, as SentencePiece matches them). Duplicate pieces: the first id wins. */
+int av_tok_index(av_tokenizer *t, int all_pieces, av_err *err);
+/* Builds dec_buf/dec_off from pieces and t->text. */
+int av_tok_build_text(av_tokenizer *t, av_err *err);
+/* Value of a "<0xNN>" piece, -1 when it is not one. */
+int av_tok_byte_piece(const char *p, size_t len);
+
+/* ---- loaders ---- */
+int av_tok_load_sp_model(const char *path, av_tokenizer **out, av_err *err);      /* sp_model.c */
+int av_tok_load_sp_buffer(const void *data, size_t size, const char *name, av_tokenizer **out, av_err *err);
+int av_tok_load_hf_json(const char *path, av_tokenizer **out, av_err *err);       /* hf_json.c */
+int av_tok_load_vocab_txt(const char *path, const char *dir, av_tokenizer **out, av_err *err); /* vocab_files.c */
+int av_tok_load_bpe_files(const char *vocab_json, const char *merges, int gpt3_compat, const char *dir,
+                          av_tokenizer **out, av_err *err);
+
+/* ---- encoders ---- */
+/* llama2.c's encoder (spm.c): *ids malloc'd. */
+int av_tok_spm_encode(const av_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids,
+                      size_t *n_ids, av_err *err);
+typedef struct av_tok_ids {
+    int32_t *v;
+    size_t n, cap;
+} av_tok_ids;
+int av_tok_ids_push(av_tok_ids *ids, int32_t id);
+
+int av_tok_sp_encode(const av_tokenizer *t, const char *text, size_t len, av_tok_ids *out, av_err *err);
+int av_tok_hf_encode(const av_tokenizer *t, const char *text, size_t len, int add_special, av_tok_ids *out,
+                     av_err *err);
+void av_tok_sp_free(struct av_tok_sp *sp, int n_vocab);
+void av_tok_hf_free(struct av_tok_hf *hf);
 
 #endif
