@@ -64,6 +64,8 @@ static int info_model(const cli_args *a, const char *path) {
            i.n_kv_heads, i.dim, i.hidden_dim);
     printf("%-14s %d\n%-14s %d\n%-14s %.3f M\n", "vocab", i.vocab_size, "context", i.max_seq_len, "parameters",
            (double)i.n_params / 1e6);
+    printf("%-14s %s\n", "family", i.family);
+    if (i.n_dec_layers) printf("%-14s %d layers\n", "decoder", i.n_dec_layers);
     printf("%-14s %s\n", "tokenizer", av_model_tokenizer(m) ? "yes" : "none (pass --tokenizer)");
     av_model_free(m);
     return 0;
@@ -87,7 +89,8 @@ int cmd_info(int argc, char **argv) {
     if (av_trace_load(path, &t, &err) == 0) {
         rc = info_trace(t, path, cli_has(&a, "tokens"));
         av_trace_free(t);
-    } else if (strstr(err.msg, "not an attnviz trace") || strstr(err.msg, "not a safetensors file")) {
+    } else if (strstr(err.msg, "not an attnviz trace") || strstr(err.msg, "not a safetensors file") ||
+               strstr(err.msg, "not a regular file")) { /* a directory: a Hugging Face / timm model */
         rc = info_model(&a, path); /* not a trace: maybe a model */
     } else {
         rc = cli_fail("info", &err);

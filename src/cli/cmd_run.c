@@ -1,4 +1,4 @@
-/* attnviz run: model + text -> trace file. */
+/* attnviz run: model + text (or token ids, or an image, or a source/target pair) -> trace file. */
 #include "cli.h"
 
 #include "io/io.h"
@@ -55,6 +55,64 @@ static int parse_ids(const char *spec, int32_t **out, size_t *n, av_err *err) {
     return 0;
 }
 
+/* Writes the preprocessed input of an image model as safetensors "pixels" [3, H, W] (debugging, references). */
+static int dump_pixels(const av_model *m, const char *image, const char *path, av_err *err) {
+    float *px;
+    int h, w;
+    if (av_image_preprocess(m, image, &px, &h, &w, err)) return -1;
+    av_st_writer wr;
+    av_st_writer_init(&wr);
+    int64_t shape[3] = {3, h, w};
+    int rc = av_st_writer_meta(&wr, "image", image, err) ||
+             av_st_writer_add(&wr, "pixels", AV_DTYPE_F32, AV_DTYPE_F32, 3, shape, px, err) ||
+             av_st_writer_save(&wr, path, err);
+    av_st_writer_free(&wr);
+    free(px);
+    return rc ? -1 : 0;
+}
+
+/* Image models: trace + the top classes on stdout. */
+static int run_image(av_model *m, const cli_args *a, const char *image, const av_run_params *rp, av_trace **t) {
+    const char *cmd = "run", *dump = cli_get(a, "dump-pixels");
+    long top;
+    av_err err = {{0}};
+    if (cli_get_int(a, "top", 5, 0, 16, &top, cmd)) return -1;
+    av_class_score best[16];
+    if ((dump && dump_pixels(m, image, dump, &err)) || av_trace_from_image(m, image, rp, t, best, (int)top, &err))
+        return cli_fail(cmd, &err) ? -1 : -1;
+    for (long j = 0; j < top && j < av_model_get_info(m).vocab_size; j++)
+        printf("%2ld. %6.2f%%  %s (class %d)\n", j + 1, 100.0 * best[j].prob, best[j].label ? best[j].label : "",
+               best[j].id);
+    return 0;
+}
+
+/* Encoder-decoders: source text or ids, forced target (text or ids) or greedy decoding. */
+static int run_pair(av_model *m, const cli_args *a, const char *text, const char *ids_spec, const av_run_params *rp,
+                    av_trace **t) {
+    const char *cmd = "run", *target = cli_get(a, "target"), *target_ids = cli_get(a, "target-ids");
+    long steps;
+    av_err err = {{0}};
+    if (cli_get_int(a, "steps", 32, 1, 4096, &steps, cmd)) return -1;
+    if (target_ids && !ids_spec) return cli_failf(cmd, "--target-ids goes with --ids (use --target with --text)") ? -1 : -1;
+    if (target && ids_spec) return cli_failf(cmd, "--target goes with --text (use --target-ids with --ids)") ? -1 : -1;
+    int rc;
+    if (ids_spec) {
+        int32_t *src = NULL, *tgt = NULL;
+        size_t ns = 0, nt = 0;
+        rc = parse_ids(ids_spec, &src, &ns, &err) || (target_ids && parse_ids(target_ids, &tgt, &nt, &err)) ||
+             av_trace_from_pair_ids(m, src, ns, tgt, nt, (int)steps, rp, t, &err);
+        free(src);
+        free(tgt);
+    } else {
+        rc = av_trace_from_pair(m, text, target, (int)steps, rp, t, &err);
+    }
+    if (rc) return cli_fail(cmd, &err) ? -1 : -1;
+    printf("target:");
+    for (int i = 0; i < av_trace_n_tokens(*t); i++) printf(" %s", av_trace_token(*t, i));
+    printf("\n");
+    return 0;
+}
+
 static const cli_opt_spec opts[] = {
     {"model", 1, "PATH      model: llama2.c .bin, .gguf, or Hugging Face directory"},
     {"tokenizer", 1, "PATH  tokenizer file (default: from the model or next to it)"},
@@ -66,6 +124,12 @@ static const cli_opt_spec opts[] = {
     {"no-bos", 0, "          do not prepend the BOS token"},
     {"logits", 0, "          also store the logits of every position"},
     {"lazy", 0, "            store queries/keys instead of T x T matrices (long inputs; see docs/TRACE_FORMAT.md)"},
+    {"image", 1, "PATH     image models (ViT): a PNG or JPEG to classify; prints the top classes"},
+    {"top", 1, "K           image models: how many classes to print (default 5)"},
+    {"dump-pixels", 1, "PATH  image models: also write the preprocessed input as safetensors \"pixels\" [3, H, W]"},
+    {"target", 1, "TEXT     encoder-decoders: force the decoder on this target (default: greedy decoding)"},
+    {"target-ids", 1, "LIST encoder-decoders with --ids: decoder input ids (decoder start token first)"},
+    {"steps", 1, "N         encoder-decoders: greedy decoding length limit (default 32)"},
     {"threads", 1, "N       worker threads (default: all cores)"},
     {"help", 0, "            show this help"},
 };
@@ -75,7 +139,9 @@ int cmd_run(int argc, char **argv) {
     cli_args a;
     if (cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], &a, cmd)) return 2;
     if (cli_has(&a, "help")) {
-        printf("usage: attnviz run --model PATH [--tokenizer PATH] --text TEXT [-o trace.safetensors]\n\n");
+        printf("usage: attnviz run --model PATH [--tokenizer PATH] --text TEXT [-o trace.safetensors]\n"
+               "       attnviz run --model VIT_DIR --image cat.png [--top 5]\n"
+               "       attnviz run --model ENCDEC_DIR --text \"le chat noir\" [--target \"the black cat\"] [--steps N]\n\n");
         cli_print_options(stdout, opts, sizeof opts / sizeof opts[0]);
         cli_args_free(&a);
         return 0;
@@ -90,9 +156,13 @@ int cmd_run(int argc, char **argv) {
     av_model *m = NULL;
     av_trace *t = NULL;
     av_err err = {{0}};
-    const char *ids_spec = cli_get(&a, "ids");
-    if (!text && !ids_spec) {
-        cli_failf(cmd, "no input: give --text TEXT or --ids LIST");
+    const char *ids_spec = cli_get(&a, "ids"), *image = cli_get(&a, "image");
+    if (!text && !ids_spec && !image) {
+        cli_failf(cmd, "no input: give --text TEXT, --ids LIST or --image PATH");
+        goto done;
+    }
+    if (image && (text || ids_spec)) {
+        cli_failf(cmd, "give either an image or a text, not both");
         goto done;
     }
     if (text && ids_spec) {
@@ -109,7 +179,21 @@ int cmd_run(int argc, char **argv) {
     rp.lazy = cli_has(&a, "lazy");
     if (cli_load_model(&a, cmd, &m)) goto done;
     double t0 = av_seconds();
-    if (ids_spec) {
+    const char *family = av_model_get_info(m).family;
+    if ((cli_has(&a, "target") || cli_has(&a, "target-ids") || cli_has(&a, "steps")) &&
+        strcmp(family, "encoder-decoder") != 0) {
+        cli_failf(cmd, "--target, --target-ids and --steps are for encoder-decoder models (this one is %s)", family);
+        goto done;
+    }
+    if (image || strcmp(family, "vit") == 0) {
+        if (!image) {
+            cli_failf(cmd, "%s is an image model: give --image PATH", av_model_get_info(m).name);
+            goto done;
+        }
+        if (run_image(m, &a, image, &rp, &t)) goto done;
+    } else if (strcmp(family, "encoder-decoder") == 0) {
+        if (run_pair(m, &a, text, ids_spec, &rp, &t)) goto done;
+    } else if (ids_spec) {
         int32_t *ids;
         size_t n;
         if (parse_ids(ids_spec, &ids, &n, &err)) {

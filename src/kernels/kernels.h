@@ -8,6 +8,9 @@
  * dst: (n_rows, cols). A 1-D tensor is one row. */
 void av_dequantize_rows(const av_tensor *w, int64_t row0, int64_t n_rows, float *dst);
 
+/* Makes OpenBLAS single-threaded: attnviz splits work over its own threads (call once, before any GEMM). */
+void av_kernels_init(void);
+
 /* y = x W^T.  x: (n, in), W: (out, in) of any supported dtype, y: (n, out).
  * scratch: (out, in) floats used to dequantize non-F32 weights when n is large; may be NULL for F32. */
 void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scratch, int n_threads);
@@ -23,6 +26,26 @@ void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half
 
 /* SwiGLU gate: g[i] = silu(g[i]) * u[i] for n values. */
 void av_swiglu(float *g, const float *u, size_t n);
+
+/* LayerNorm of n rows of dim: out = (x - mean) / sqrt(var + eps) * weight + bias. weight, bias: (dim) of any
+ * float dtype; bias may be NULL or empty (data NULL). out may equal x. */
+void av_layernorm(float *out, const float *x, const av_tensor *weight, const av_tensor *bias, int n, int dim,
+                  float eps);
+
+/* Element-wise activations of the MLPs (names as in Hugging Face configs, see av_act_parse in model/block.c). */
+typedef enum av_act {
+    AV_ACT_GELU = 0,   /* exact: 0.5 x (1 + erf(x / sqrt 2))            "gelu" */
+    AV_ACT_GELU_TANH,  /* tanh approximation                             "gelu_new", "gelu_pytorch_tanh" */
+    AV_ACT_RELU,       /*                                                "relu" */
+    AV_ACT_SILU,       /* x sigmoid(x)                                   "silu", "swish" */
+    AV_ACT_QUICK_GELU, /* x sigmoid(1.702 x)                             "quick_gelu" */
+} av_act;
+
+/* In-place activation of n values. */
+void av_activate(float *x, size_t n, av_act act);
+
+/* y[r][c] += b[c] for n rows of cols values; b: (cols) of any float dtype. */
+void av_add_bias(float *y, const av_tensor *b, int n, int cols);
 
 /* ---- attention ---- */
 

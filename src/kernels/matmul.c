@@ -1,21 +1,11 @@
-/* y = x W^T on OpenBLAS. F32 weights go straight to sgemm from the mapping. Other types are dequantized
- * into a scratch matrix (split over threads) when there are enough rows to amortize it, or multiplied
- * row by row (matrix-vector, split over output rows) during token-by-token generation. */
+/* y = x W^T on OpenBLAS, which runs single-threaded (av_kernels_init): our own threads split the output
+ * features, so the process has one threading layer and nothing spins. F32 weights go straight to sgemm from
+ * the mapping. Other types are dequantized slice by slice into a scratch matrix when there are enough rows to
+ * amortize it, or multiplied row by row (matrix-vector) during token-by-token generation. */
 #include "kernels.h"
 
 #include <cblas.h>
 #include <stdlib.h>
-
-typedef struct dequant_job {
-    const av_tensor *w;
-    float *dst; /* (out, in) */
-    int64_t cols;
-} dequant_job;
-
-static void dequant_range(void *ctx, int tid, int64_t start, int64_t end) {
-    dequant_job *j = ctx;
-    av_dequantize_rows(j->w, start, end - start, j->dst + start * j->cols);
-}
 
 typedef struct matvec_job {
     const av_tensor *w;
@@ -46,23 +36,47 @@ static void matvec_range(void *ctx, int tid, int64_t start, int64_t end) {
     free(buf);
 }
 
+typedef struct gemm_job {
+    const av_tensor *w;
+    const float *x; /* (n, in) */
+    float *y;       /* (n, out) */
+    float *scratch; /* (out, in) or NULL */
+    int n;
+    int64_t in, out;
+} gemm_job;
+
+/* Output features [r0, r1): dequantize that slice of W if needed, then one single-threaded sgemm. */
+static void gemm_range(void *ctx, int tid, int64_t r0, int64_t r1) {
+    const gemm_job *j = ctx;
+    const float *wf = (const float *)j->w->data + (j->w->dtype == AV_DTYPE_F32 ? r0 * j->in : 0);
+    if (j->w->dtype != AV_DTYPE_F32) {
+        av_dequantize_rows(j->w, r0, r1 - r0, j->scratch + r0 * j->in);
+        wf = j->scratch + r0 * j->in;
+    }
+    int rows = (int)(r1 - r0), in = (int)j->in;
+    if (j->n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, in, 1.0f, wf, in, j->x, 1, 0.0f, j->y + r0, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n, rows, in, 1.0f, j->x, in, wf, in, 0.0f,
+                    j->y + r0, (int)j->out);
+}
+
+void av_kernels_init(void) { openblas_set_num_threads(1); }
+
 void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scratch, int n_threads) {
     int64_t out = w->shape[0], in = w->shape[1];
-    const float *wf = w->data;
-    if (w->dtype != AV_DTYPE_F32) {
-        if (n < 8 || !scratch) {
-            matvec_job j = {w, x, y, n, in, out};
-            av_parallel_for(n_threads, out, matvec_range, &j);
-            return;
-        }
-        dequant_job j = {w, scratch, in};
-        av_parallel_for(n_threads, out, dequant_range, &j);
-        wf = scratch;
+    int64_t work = (int64_t)n * out * in;
+    int nt = work > (1 << 18) ? n_threads : 1;
+    if (w->dtype != AV_DTYPE_F32 && (n < 8 || !scratch)) {
+        matvec_job j = {w, x, y, n, in, out};
+        av_parallel_for(nt, out, matvec_range, &j);
+        return;
     }
-    if (n == 1) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)out, (int)in, 1.0f, wf, (int)in, x, 1, 0.0f, y, 1);
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)out, (int)in, 1.0f, x, (int)in, wf, (int)in,
-                    0.0f, y, (int)out);
+    /* threads split the output features; slices are multiples of 16 rows for aligned, efficient sgemm */
+    gemm_job j = {w, x, y, scratch, n, in, out};
+    if (nt <= 1 || out < 64) {
+        gemm_range(&j, 0, 0, out);
+        return;
     }
+    av_parallel_for(nt, out, gemm_range, &j);
 }

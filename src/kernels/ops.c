@@ -1,4 +1,5 @@
-/* Element-wise and row-wise kernels: dequantization, RMSNorm, softmax, RoPE, SwiGLU, Q8_0 quantization. */
+/* Element-wise and row-wise kernels: dequantization, RMSNorm, LayerNorm, activations, biases, softmax, RoPE, SwiGLU,
+ * Q8_0 quantization. */
 #include "kernels.h"
 
 #include <math.h>
@@ -68,17 +69,119 @@ void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int 
     }
 }
 
+void av_layernorm(float *out, const float *x, const av_tensor *weight, const av_tensor *bias, int n, int dim,
+                  float eps) {
+    int has_bias = bias && bias->data;
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * (size_t)dim;
+        float *o = out + (size_t)r * (size_t)dim;
+        double sum = 0, ss = 0;
+        for (int i = 0; i < dim; i++) sum += xr[i];
+        double mean = sum / dim;
+        for (int i = 0; i < dim; i++) ss += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+        float inv = (float)(1.0 / sqrt(ss / dim + (double)eps)), mf = (float)mean;
+        for (int i = 0; i < dim; i++) {
+            float v = (xr[i] - mf) * inv * weight_at(weight, (size_t)i);
+            o[i] = has_bias ? v + weight_at(bias, (size_t)i) : v;
+        }
+    }
+}
+
+void av_activate(float *x, size_t n, av_act act) {
+    switch (act) {
+    case AV_ACT_GELU:
+        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        break;
+    case AV_ACT_GELU_TANH:
+        for (size_t i = 0; i < n; i++) {
+            float v = x[i];
+            x[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+        }
+        break;
+    case AV_ACT_RELU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case AV_ACT_SILU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+        break;
+    case AV_ACT_QUICK_GELU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+        break;
+    }
+}
+
+void av_add_bias(float *y, const av_tensor *b, int n, int cols) {
+    for (int r = 0; r < n; r++) {
+        float *yr = y + (size_t)r * (size_t)cols;
+        for (int c = 0; c < cols; c++) yr[c] += weight_at(b, (size_t)c);
+    }
+}
+
+/* exp(x) for x <= 0 (softmax inputs after the max is subtracted): 2^n * p(r) with n = round(x / ln 2),
+ * r = x - n ln 2 in two parts, p the Cephes degree-6 polynomial; within 2 ulp of expf. Below -87.3 -> 0. */
+static float exp_nonpos(float x) {
+    if (x < -87.3f) return 0.0f;
+    float n = rintf(x * 1.44269504088896341f);
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    return ldexpf(p, (int)n);
+}
+
+#ifdef AV_HAVE_F16C
+static __m256 exp_nonpos8(__m256 x) {
+    __m256 small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(small, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+#endif
+
+/* Softmax in place; the vector path computes the same function (exp_nonpos) 8 lanes at a time. */
 void av_softmax(float *x, int n) {
     if (n <= 0) return;
     float mx = x[0];
     for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    int i = 0;
     float sum = 0;
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - mx);
+#ifdef AV_HAVE_F16C
+    __m256 vmx = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
+        _mm256_storeu_ps(x + i, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vsum);
+    for (int k = 0; k < 8; k++) sum += lanes[k];
+#endif
+    for (; i < n; i++) {
+        x[i] = exp_nonpos(x[i] - mx);
         sum += x[i];
     }
     float inv = 1.0f / sum;
-    for (int i = 0; i < n; i++) x[i] *= inv;
+    i = 0;
+#ifdef AV_HAVE_F16C
+    __m256 vinv = _mm256_set1_ps(inv);
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+#endif
+    for (; i < n; i++) x[i] *= inv;
 }
 
 void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half_style) {

@@ -1,6 +1,7 @@
 /* The Llama-family forward pass over a chunk of tokens with a KV cache: RMSNorm, RoPE (interleaved or
  * rotate-half), grouped-query attention, SwiGLU, tied or separate classifier. Prompt chunks use batched GEMM;
  * attention probabilities can be captured for every layer and head into (n_heads, T, T) buffers. */
+#include "block.h"
 #include "kernels/kernels.h"
 #include "model.h"
 
@@ -88,6 +89,8 @@ static int state_reserve_rows(const av_model *m, av_state *s, int n, av_err *err
 
 int av_state_new(const av_model *m, int max_tokens, av_state **out, av_err *err) {
     *out = NULL;
+    if (m->family != AV_FAMILY_LLAMA) /* the other families run through family.h, without a KV cache */
+        return av_errf(err, "%s models do not run through the Llama forward pass", m->arch);
     if (max_tokens <= 0) return av_errf(err, "empty input: nothing to run");
     if (max_tokens > m->max_seq_len)
         return av_errf(err, "input is %d tokens but the model's context window is %d", max_tokens, m->max_seq_len);
@@ -112,26 +115,10 @@ int av_state_new(const av_model *m, int max_tokens, av_state **out, av_err *err)
 
 static void capture_vnorm(const av_model *m, av_state *s, const av_llama_layer *L, int layer, int n, int pos0,
                           float *vnorm /* (n_heads, T) */, int T) {
-    int hs = m->head_dim, kv_dim = m->n_kv_heads * hs, q_dim = m->n_heads * hs, dim = m->dim;
-    const float *wo = L->wo.data; /* (dim, q_dim) */
-    if (L->wo.dtype != AV_DTYPE_F32) {
-        av_dequantize_rows(&L->wo, 0, dim, s->wscratch);
-        wo = s->wscratch;
-    }
+    int kv_dim = m->n_kv_heads * m->head_dim;
     const float *v = s->v_cache + ((size_t)layer * (size_t)s->max_tokens + (size_t)pos0) * (size_t)kv_dim;
-    float *proj = s->xb; /* (n, dim): xb is free between the q/k/v and the output projections */
-    for (int h = 0; h < m->n_heads; h++) {
-        int kvh = h / (m->n_heads / m->n_kv_heads);
-        /* proj (n, dim) = V_h (n, hs) W_o[:, h*hs:(h+1)*hs]^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dim, hs, 1.0f, v + (size_t)kvh * (size_t)hs, kv_dim,
-                    wo + (size_t)h * (size_t)hs, q_dim, 0.0f, proj, dim);
-        for (int i = 0; i < n; i++) {
-            const float *p = proj + (size_t)i * (size_t)dim;
-            double ss = 0;
-            for (int d = 0; d < dim; d++) ss += (double)p[d] * p[d];
-            vnorm[(size_t)h * (size_t)T + (size_t)(pos0 + i)] = (float)sqrt(ss);
-        }
-    }
+    /* s->xb (n, dim) is free between the q/k/v and the output projections */
+    av_attn_vnorm(v, kv_dim, &L->wo, m->n_heads, m->n_kv_heads, m->head_dim, n, vnorm, T, pos0, s->xb, s->wscratch);
 }
 
 /* ---- lazy traces: copy the chunk's post-RoPE rows (n, n_h*hs) into head-major (n_h, T, hs) ---- */
@@ -168,6 +155,9 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
         av_matmul(s->q, s->xb, &L->wq, n, s->wscratch, nt);
         av_matmul(kc, s->xb, &L->wk, n, s->wscratch, nt);
         av_matmul(vc, s->xb, &L->wv, n, s->wscratch, nt);
+        if (L->bq.data) av_add_bias(s->q, &L->bq, n, q_dim); /* Qwen2: biases before RoPE */
+        if (L->bk.data) av_add_bias(kc, &L->bk, n, kv_dim);
+        if (L->bv.data) av_add_bias(vc, &L->bv, n, kv_dim);
         for (int i = 0; i < n; i++) {
             av_rope(s->q + (size_t)i * (size_t)q_dim, m->n_heads, hs, pos0 + i, m->rope_theta, m->rope == AV_ROPE_HALF);
             av_rope(kc + (size_t)i * (size_t)kv_dim, m->n_kv_heads, hs, pos0 + i, m->rope_theta,
@@ -190,6 +180,7 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
         aa.out_stride = q_dim;
         aa.scale = 1.0f / sqrtf((float)hs);
         aa.causal_offset = pos0;
+        aa.window = L->window;
         if (cap && cap->attn && cap->attn[l]) {
             aa.probs = cap->attn[l] + (size_t)pos0 * (size_t)cap->T;
             aa.probs_head_stride = (size_t)cap->T * (size_t)cap->T;

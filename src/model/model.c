@@ -1,4 +1,6 @@
 /* Model lifecycle: format detection, tokenizer pairing, shape validation and introspection. */
+#include "family.h"
+#include "kernels/kernels.h"
 #include "model.h"
 #include "tok/tok.h"
 
@@ -31,6 +33,7 @@ void av_model_free(av_model *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->layers);
+    av_tf_free(m->tf);
     av_tokenizer_free(m->tok);
     free(m);
 }
@@ -62,6 +65,7 @@ static int check_tensor(const av_tensor *t, const char *what, int layer, int64_t
 }
 
 int av_model_check(av_model *m, av_err *err) {
+    if (m->family != AV_FAMILY_LLAMA) return av_tf_check(m, err);
     if (m->dim <= 0 || m->n_heads <= 0 || m->n_kv_heads <= 0 || m->n_layers <= 0 || m->vocab_size <= 0 ||
         m->hidden_dim <= 0 || m->max_seq_len <= 0)
         return av_errf(err, "model config has a non-positive size (dim %d, heads %d, kv heads %d, layers %d, vocab %d, "
@@ -94,6 +98,13 @@ int av_model_check(av_model *m, av_err *err) {
             check_tensor(&L->w_down, "ffn down (w2)", l, m->dim, m->hidden_dim, err) ||
             check_tensor(&L->w_up, "ffn up (w3)", l, m->hidden_dim, m->dim, err))
             return -1;
+        if ((L->bq.data && check_tensor(&L->bq, "q bias", l, q_dim, 0, err)) ||
+            (L->bk.data && check_tensor(&L->bk, "k bias", l, kv_dim, 0, err)) ||
+            (L->bv.data && check_tensor(&L->bv, "v bias", l, kv_dim, 0, err)))
+            return -1;
+        if (L->bq.dtype == AV_DTYPE_Q8_0 || L->bk.dtype == AV_DTYPE_Q8_0 || L->bv.dtype == AV_DTYPE_Q8_0)
+            return av_errf(err, "layer %d: quantized attention biases are not supported", l);
+        if (L->window < 0) return av_errf(err, "layer %d: negative sliding window", l);
         /* norms are read as floats directly */
         if (L->attn_norm.dtype == AV_DTYPE_Q8_0 || L->ffn_norm.dtype == AV_DTYPE_Q8_0)
             return av_errf(err, "layer %d: quantized norm weights are not supported", l);
@@ -108,6 +119,11 @@ static int has_magic(const char *path, const char *magic) {
     size_t n = fread(buf, 1, 4, fp);
     fclose(fp);
     return n == 4 && memcmp(buf, magic, 4) == 0;
+}
+
+static int has_suffix(const char *path, const char *suffix) {
+    size_t n = strlen(path), k = strlen(suffix);
+    return n >= k && strcmp(path + n - k, suffix) == 0;
 }
 
 /* For llama2.c checkpoints without --tokenizer: tokenizer.bin or tok<vocab>.bin next to the model. */
@@ -139,12 +155,14 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
     *out = NULL;
     av_model_params defaults = av_model_default_params();
     if (!params) params = &defaults;
+    av_kernels_init(); /* one threading layer: ours */
     av_model *m = calloc(1, sizeof *m);
     if (!m) return av_errf(err, "out of memory");
     m->n_threads = params->n_threads > 0 ? params->n_threads : av_default_threads();
     int rc;
+    /* by content; a ".gguf" file with a bad magic still goes to the GGUF loader (a clear "bad magic" message) */
     if (av_path_is_dir(path)) rc = av_load_hf_dir(path, m, err);
-    else if (has_magic(path, "GGUF")) rc = av_load_gguf(path, m, err);
+    else if (has_magic(path, "GGUF") || has_suffix(path, ".gguf")) rc = av_load_gguf(path, m, err);
     else rc = av_load_llama2c(path, m, err);
     if (rc == 0 && !m->name[0]) name_from_path(m, path);
     if (rc == 0) rc = av_model_check(m, err);
@@ -157,7 +175,10 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
         if (find_sibling_tokenizer(path, m->vocab_size, tok_path, sizeof tok_path) == 0)
             rc = av_tokenizer_load(tok_path, &m->tok, err);
     }
-    if (rc == 0 && m->tok && av_tokenizer_vocab_size(m->tok) != m->vocab_size)
+    /* Hugging Face configs often pad the vocabulary past the tokenizer's (T5: 32128 for 32100 tokens) */
+    int hf = strcmp(m->format, "hf") == 0;
+    if (rc == 0 && m->tok && (hf ? av_tokenizer_vocab_size(m->tok) > m->vocab_size
+                                 : av_tokenizer_vocab_size(m->tok) != m->vocab_size))
         rc = av_errf(err, "tokenizer has %d tokens but the model's vocabulary has %d: wrong tokenizer for this model",
                      av_tokenizer_vocab_size(m->tok), m->vocab_size);
     if (rc) {
@@ -170,10 +191,16 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
 
 av_model_info av_model_get_info(const av_model *m) {
     av_model_info info = {m->name, m->arch, m->format, m->dim, m->hidden_dim, m->n_layers, m->n_heads,
-                          m->n_kv_heads, m->vocab_size, m->max_seq_len, 0};
+                          m->n_kv_heads, m->vocab_size, m->max_seq_len, 0, NULL, 0};
     int64_t q_dim = (int64_t)m->n_heads * m->head_dim, kv_dim = (int64_t)m->n_kv_heads * m->head_dim;
     int64_t per_layer = 2 * m->dim + q_dim * m->dim * 2 + kv_dim * m->dim * 2 + 3 * (int64_t)m->hidden_dim * m->dim;
     info.n_params = (int64_t)m->vocab_size * m->dim * (m->tied ? 1 : 2) + m->dim + per_layer * m->n_layers;
+    static const char *families[] = {"llama", "gpt2", "bert", "vit", "encoder-decoder"};
+    info.family = (unsigned)m->family < sizeof families / sizeof families[0] ? families[m->family] : "?";
+    if (m->tf) {
+        info.n_params = av_tf_n_params(m);
+        info.n_dec_layers = m->tf->dec.n_layers;
+    }
     return info;
 }
 

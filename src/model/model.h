@@ -23,7 +23,22 @@ typedef struct av_llama_layer {
     av_tensor w_gate;    /* (hidden_dim, dim)  llama2.c w1 */
     av_tensor w_down;    /* (dim, hidden_dim)  llama2.c w2 */
     av_tensor w_up;      /* (hidden_dim, dim)  llama2.c w3 */
+    av_tensor bq, bk, bv; /* (q_dim), (kv_dim), (kv_dim) attention biases (Qwen2), or empty */
+    int window;           /* > 0: sliding-window attention over the last `window` keys (Mistral, Qwen2) */
 } av_llama_layer;
+
+/* Which forward pass runs the model. Llama-family models (Llama, Mistral, Qwen2) use the fields of av_model
+ * below and llama.c; the other families keep their weights in an av_tf_model (family.h) built from the
+ * shared transformer block (block.h). */
+typedef enum av_family {
+    AV_FAMILY_LLAMA = 0,
+    AV_FAMILY_GPT2,   /* decoder-only, learned positions */
+    AV_FAMILY_BERT,   /* encoder-only: BERT, RoBERTa, DistilBERT */
+    AV_FAMILY_VIT,    /* images: timm and Hugging Face ViT */
+    AV_FAMILY_ENCDEC, /* encoder-decoder: Marian, BART, T5 */
+} av_family;
+
+struct av_tf_model;
 
 struct av_model {
     char name[128];
@@ -48,6 +63,9 @@ struct av_model {
 
     av_tokenizer *tok;
     int n_threads;
+
+    av_family family;       /* AV_FAMILY_LLAMA for the fields above */
+    struct av_tf_model *tf; /* the other families' weights (family.h), owned; NULL for Llama */
 };
 
 /* Loaders: fill m (already zeroed) or return -1 with a message. The caller frees m on failure. */

@@ -1,4 +1,5 @@
 /* Running a model to a trace: encode, one batched forward pass capturing every layer's attention, labels. */
+#include "capture_tf.h"
 #include "model/model.h"
 #include "trace.h"
 
@@ -16,6 +17,7 @@ av_run_params av_run_default_params(void) {
 
 int av_trace_from_text(av_model *m, const char *text, const av_run_params *params, av_trace **out, av_err *err) {
     *out = NULL;
+    if (m->family != AV_FAMILY_LLAMA) return av_tf_trace_from_text(m, text, params, out, err); /* capture_tf.c */
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
     if (!m->tok) return av_errf(err, "the model has no tokenizer: pass --tokenizer");
@@ -71,6 +73,7 @@ static int set_model_meta(const av_model *m, av_trace *t, av_err *err) {
 int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_params *params, av_trace **out,
                       av_err *err) {
     *out = NULL;
+    if (m->family != AV_FAMILY_LLAMA) return av_tf_trace_from_ids(m, ids, n, params, out, err); /* capture_tf.c */
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
     if (n == 0) return av_errf(err, "empty input: no tokens to run (give some text, or keep the BOS token)");
@@ -78,6 +81,9 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
         return av_errf(err, "input is %zu tokens but the model's context window is %d", n, m->max_seq_len);
     if (params->dtype != AV_DTYPE_F32 && params->dtype != AV_DTYPE_F16)
         return av_errf(err, "traces store attention as F32 or F16, not %s", av_dtype_name(params->dtype));
+    for (int l = 0; params->lazy && l < m->n_layers; l++) /* the lazy recompute knows no sliding window */
+        if (m->layers[l].window > 0)
+            return av_errf(err, "lazy traces of sliding-window models (%s) are not supported yet", m->arch);
     int T = (int)n;
     size_t per_layer;
     if (!av_mul_size((size_t)m->n_heads * (size_t)T, (size_t)T, &per_layer))

@@ -1,0 +1,247 @@
+/* Encoder-decoders from Hugging Face directories, mapped onto two stacks of the shared block (tf.c runs
+ * them).
+ *
+ * Marian / BART: post-norm blocks with biases; embeddings scaled by sqrt(d_model) when scale_embedding;
+ * Marian: fixed sinusoidal positions from 0 (sin | cos halves), no embedding norm, swish; BART: learned
+ * positions with offset 2 and layernorm_embedding, GELU. Decoder cross-attention is encoder_attn; logits add
+ * final_logits_bias; the head is tied to the (decoder) token embedding unless lm_head is stored.
+ *
+ * T5: pre-norm with RMS-style T5LayerNorm (no mean, no bias), no biases anywhere, no attention scaling,
+ * relative position buckets (block 0's relative_attention_bias shared by every layer; bidirectional in the
+ * encoder, causal in the decoder; none in cross-attention), ReLU or gated-GELU MLP, final norms, and a head
+ * tied to `shared` scaled by d_model^-0.5 (or an untied lm_head). */
+#include "family.h"
+#include "hf.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- Marian / BART ---- */
+
+/* model.<side>.layers.<l>.<part>.weight / .bias */
+static int take_linear(const av_hf_dir *h, av_linear *l, av_err *err, const char *side, int layer,
+                       const char *part) {
+    return av_hf_take(h, &l->w, 0, err, "model.%s.layers.%d.%s.weight", side, layer, part) ||
+           av_hf_take(h, &l->b, 1, err, "model.%s.layers.%d.%s.bias", side, layer, part);
+}
+
+static int take_attn(const av_hf_dir *h, av_attn_weights *a, av_err *err, const char *side, int l,
+                     const char *which) {
+    char part[64];
+    av_linear *ls[4] = {&a->q, &a->k, &a->v, &a->o};
+    const char *names[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(part, sizeof part, "%s.%s", which, names[i]);
+        if (take_linear(h, ls[i], err, side, l, part)) return -1;
+    }
+    return 0;
+}
+
+static int take_norm_l(const av_hf_dir *h, av_norm *n, av_err *err, const char *side, int l,
+                       const char *which) {
+    return av_hf_take(h, &n->w, 0, err, "model.%s.layers.%d.%s.weight", side, l, which) ||
+           av_hf_take(h, &n->b, 0, err, "model.%s.layers.%d.%s.bias", side, l, which);
+}
+
+static int bart_stack(const av_hf_dir *h, av_stack *st, const char *side, int decoder, av_err *err) {
+    for (int l = 0; l < st->n_layers; l++) {
+        av_block *B = &st->blocks[l];
+        if (take_attn(h, &B->attn, err, side, l, "self_attn") ||
+            take_norm_l(h, &B->attn_norm, err, side, l, "self_attn_layer_norm") ||
+            (decoder && (take_attn(h, &B->cross, err, side, l, "encoder_attn") ||
+                         take_norm_l(h, &B->cross_norm, err, side, l, "encoder_attn_layer_norm"))) ||
+            take_linear(h, &B->up, err, side, l, "fc1") || take_linear(h, &B->down, err, side, l, "fc2") ||
+            take_norm_l(h, &B->mlp_norm, err, side, l, "final_layer_norm"))
+            return -1;
+        B->attn_scale = 1.0f / sqrtf((float)st->cfg.head_dim);
+    }
+    return 0;
+}
+
+static int bart_embed(const av_hf_dir *h, av_tf_model *tf, av_tf_embed *e, const char *side, int marian,
+                      av_err *err) {
+    if (av_hf_take(h, &e->tok, 1, err, "model.%s.embed_tokens.weight", side)) return -1;
+    if (e->tok.data == tf->tok_emb.data) memset(&e->tok, 0, sizeof e->tok);
+    if (marian) {
+        e->sinusoidal = 1; /* a stored embed_positions table holds the same values */
+        return 0;
+    }
+    e->pos_offset = 2;
+    return av_hf_take(h, &e->pos, 0, err, "model.%s.embed_positions.weight", side) ||
+           av_hf_take(h, &e->norm.w, 0, err, "model.%s.layernorm_embedding.weight", side) ||
+           av_hf_take(h, &e->norm.b, 0, err, "model.%s.layernorm_embedding.bias", side);
+}
+
+int av_bart_load(av_hf_dir *h, av_model *m, av_err *err) {
+    av_tf_model *tf = m->tf;
+    int marian = strcmp(h->model_type, "marian") == 0;
+    int dim, enc_l, dec_l, enc_h, dec_h, enc_ff, dec_ff, n_pos, vocab, scale_emb, pre_norm, pad, eos, start;
+    const char *act = av_hf_str(h, "activation_function");
+    if (av_hf_int(h, "d_model", -1, 1, 1 << 16, &dim, err) ||
+        av_hf_int(h, "encoder_layers", -1, 1, 1024, &enc_l, err) ||
+        av_hf_int(h, "decoder_layers", -1, 1, 1024, &dec_l, err) ||
+        av_hf_int(h, "encoder_attention_heads", -1, 1, 1024, &enc_h, err) ||
+        av_hf_int(h, "decoder_attention_heads", -1, 1, 1024, &dec_h, err) ||
+        av_hf_int(h, "encoder_ffn_dim", -1, 1, 1 << 19, &enc_ff, err) ||
+        av_hf_int(h, "decoder_ffn_dim", -1, 1, 1 << 19, &dec_ff, err) ||
+        av_hf_int(h, "max_position_embeddings", 1024, 1, 1 << 20, &n_pos, err) ||
+        av_hf_int(h, "vocab_size", -1, 1, 1 << 22, &vocab, err) ||
+        av_hf_bool(h, "scale_embedding", marian, &scale_emb, err) ||
+        av_hf_bool(h, "normalize_before", 0, &pre_norm, err) ||
+        av_hf_int(h, "pad_token_id", 1, 0, 1 << 22, &pad, err) ||
+        av_hf_int(h, "eos_token_id", 2, 0, 1 << 22, &eos, err) ||
+        av_hf_int(h, "decoder_start_token_id", marian ? pad : eos, 0, 1 << 22, &start, err))
+        return -1;
+    if (pre_norm)
+        return av_errf(err, "%s: normalize_before (pre-norm, mBART style) is not supported", h->cfg_path);
+    if (dim % enc_h || enc_h != dec_h)
+        return av_errf(err,
+                       "%s: d_model %d must split evenly into %d encoder heads, the same as the decoder's %d",
+                       h->cfg_path, dim, enc_h, dec_h);
+    av_act a = marian ? AV_ACT_SILU : AV_ACT_GELU;
+    if (act && av_act_parse(act, &a))
+        return av_errf(err, "%s: activation_function '%.32s' is not supported", h->cfg_path, act);
+    tf->enc.cfg = (av_stack_cfg){dim, enc_h, dim / enc_h, enc_ff, AV_NORM_LAYER, 1e-5f, 1, a};
+    tf->dec.cfg = (av_stack_cfg){dim, dec_h, dim / dec_h, dec_ff, AV_NORM_LAYER, 1e-5f, 1, a};
+    m->family = AV_FAMILY_ENCDEC;
+    snprintf(m->arch, sizeof m->arch, "%s", marian ? "marian" : "bart");
+    m->dim = dim;
+    m->n_layers = enc_l;
+    m->n_heads = m->n_kv_heads = enc_h;
+    m->hidden_dim = enc_ff;
+    m->vocab_size = vocab;
+    m->max_seq_len = n_pos;
+    tf->pad_id = pad;
+    tf->eos_id = eos;
+    tf->bos_id = marian ? -1 : 0;
+    tf->dec_start_id = start;
+    tf->emb_scale = scale_emb ? sqrtf((float)dim) : 1.0f;
+    if (av_hf_take(h, &tf->tok_emb, 1, err, "model.shared.weight")) return -1;
+    if (!tf->tok_emb.data && av_hf_take(h, &tf->tok_emb, 0, err, "model.encoder.embed_tokens.weight"))
+        return -1;
+    av_tensor bias;
+    if (bart_embed(h, tf, &tf->enc_emb, "encoder", marian, err) ||
+        bart_embed(h, tf, &tf->dec_emb, "decoder", marian, err) || av_stack_alloc(&tf->enc, enc_l, err) ||
+        av_stack_alloc(&tf->dec, dec_l, err) || bart_stack(h, &tf->enc, "encoder", 0, err) ||
+        bart_stack(h, &tf->dec, "decoder", 1, err) || av_hf_take(h, &tf->head.w, 1, err, "lm_head.weight") ||
+        av_hf_take(h, &bias, 1, err, "final_logits_bias"))
+        return -1;
+    if (!tf->head.w.data) tf->head.w = tf->dec_emb.tok.data ? tf->dec_emb.tok : tf->tok_emb;
+    if (bias.data) { /* (1, vocab) */
+        if (av_tensor_numel(&bias) != vocab)
+            return av_errf(err, "final_logits_bias: %lld values do not match config.json (vocab_size %d)",
+                           (long long)av_tensor_numel(&bias), vocab);
+        tf->head.b = bias;
+        tf->head.b.ndim = 1;
+        tf->head.b.shape[0] = vocab;
+        tf->head.b.shape[1] = 0;
+    }
+    tf->n_out = vocab;
+    return 0;
+}
+
+/* ---- T5 ---- */
+
+static int t5_stack(const av_hf_dir *h, av_stack *st, const char *side, int decoder, av_err *err) {
+    const char *names[4] = {"q", "k", "v", "o"};
+    for (int l = 0; l < st->n_layers; l++) {
+        av_block *B = &st->blocks[l];
+        av_linear *self[4] = {&B->attn.q, &B->attn.k, &B->attn.v, &B->attn.o};
+        av_linear *cross[4] = {&B->cross.q, &B->cross.k, &B->cross.v, &B->cross.o};
+        int ff = decoder ? 2 : 1;
+        for (int i = 0; i < 4; i++)
+            if (av_hf_take(h, &self[i]->w, 0, err, "%s.block.%d.layer.0.SelfAttention.%s.weight", side, l,
+                           names[i]) ||
+                (decoder && av_hf_take(h, &cross[i]->w, 0, err,
+                                       "%s.block.%d.layer.1.EncDecAttention.%s.weight", side, l, names[i])))
+                return -1;
+        if (av_hf_take(h, &B->attn_norm.w, 0, err, "%s.block.%d.layer.0.layer_norm.weight", side, l) ||
+            (decoder &&
+             av_hf_take(h, &B->cross_norm.w, 0, err, "%s.block.%d.layer.1.layer_norm.weight", side, l)) ||
+            av_hf_take(h, &B->mlp_norm.w, 0, err, "%s.block.%d.layer.%d.layer_norm.weight", side, l, ff))
+            return -1;
+        if (av_hf_find(
+                h, "encoder.block.0.layer.1.DenseReluDense.wi_0.weight")) { /* gated: wi_0 gate, wi_1 up */
+            if (av_hf_take(h, &B->gate.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_0.weight", side, l,
+                           ff) ||
+                av_hf_take(h, &B->up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_1.weight", side, l,
+                           ff))
+                return -1;
+        } else if (av_hf_take(h, &B->up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi.weight", side, l,
+                              ff)) {
+            return -1;
+        }
+        if (av_hf_take(h, &B->down.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wo.weight", side, l, ff))
+            return -1;
+        B->attn_scale = 1.0f; /* T5 folds the scaling into its initialization */
+    }
+    return av_hf_take(h, &st->final_norm.w, 0, err, "%s.final_layer_norm.weight", side);
+}
+
+int av_t5_load(av_hf_dir *h, av_model *m, av_err *err) {
+    av_tf_model *tf = m->tf;
+    int dim, d_kv, d_ff, enc_l, dec_l, heads, buckets, max_dist, vocab, tied, pad, eos, start;
+    double eps;
+    const char *ff = av_hf_str(h, "feed_forward_proj");
+    if (av_hf_int(h, "d_model", -1, 1, 1 << 16, &dim, err) || av_hf_int(h, "d_kv", -1, 1, 4096, &d_kv, err) ||
+        av_hf_int(h, "d_ff", -1, 1, 1 << 19, &d_ff, err) ||
+        av_hf_int(h, "num_layers", -1, 1, 1024, &enc_l, err) ||
+        av_hf_int(h, "num_decoder_layers", enc_l, 1, 1024, &dec_l, err) ||
+        av_hf_int(h, "num_heads", -1, 1, 1024, &heads, err) ||
+        av_hf_int(h, "relative_attention_num_buckets", 32, 4, 4096, &buckets, err) ||
+        av_hf_int(h, "relative_attention_max_distance", 128, 1, 1 << 20, &max_dist, err) ||
+        av_hf_int(h, "vocab_size", -1, 1, 1 << 22, &vocab, err) ||
+        av_hf_num(h, "layer_norm_epsilon", 1e-6, &eps, err) ||
+        av_hf_bool(h, "tie_word_embeddings", 1, &tied, err) ||
+        av_hf_int(h, "pad_token_id", 0, 0, 1 << 22, &pad, err) ||
+        av_hf_int(h, "eos_token_id", 1, 0, 1 << 22, &eos, err) ||
+        av_hf_int(h, "decoder_start_token_id", pad, 0, 1 << 22, &start, err))
+        return -1;
+    if (max_dist <= buckets / 2) /* the logarithmic buckets divide by log(max_distance / (buckets / 2)) */
+        return av_errf(err, "%s: relative_attention_max_distance %d must exceed half the %d buckets",
+                       h->cfg_path, max_dist, buckets);
+    av_act a = AV_ACT_RELU;
+    int gated = 0;
+    if (ff) { /* "relu", "gated-gelu" (gelu_new), "gated-silu", ... */
+        gated = strncmp(ff, "gated-", 6) == 0;
+        const char *name = gated ? ff + 6 : ff;
+        if (strcmp(ff, "gated-gelu") == 0) name = "gelu_new";
+        if (av_act_parse(name, &a))
+            return av_errf(err, "%s: feed_forward_proj '%.32s' is not supported", h->cfg_path, ff);
+    }
+    tf->enc.cfg = (av_stack_cfg){dim, heads, d_kv, d_ff, AV_NORM_RMS, (float)eps, 0, a};
+    tf->dec.cfg = tf->enc.cfg;
+    m->family = AV_FAMILY_ENCDEC;
+    snprintf(m->arch, sizeof m->arch, "t5");
+    m->dim = dim;
+    m->n_layers = enc_l;
+    m->n_heads = m->n_kv_heads = heads;
+    m->hidden_dim = d_ff;
+    m->vocab_size = vocab;
+    m->max_seq_len = 4096; /* relative positions have no table limit; bounds the T x T captures */
+    tf->pad_id = pad;
+    tf->eos_id = eos;
+    tf->dec_start_id = start;
+    tf->rel_buckets = buckets;
+    tf->rel_max_distance = max_dist;
+    if (av_hf_take(h, &tf->tok_emb, 1, err, "shared.weight")) return -1;
+    if (!tf->tok_emb.data && av_hf_take(h, &tf->tok_emb, 0, err, "encoder.embed_tokens.weight")) return -1;
+    if (av_hf_take(h, &tf->rel_enc, 0, err,
+                   "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight") ||
+        av_hf_take(h, &tf->rel_dec, 0, err,
+                   "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight") ||
+        av_stack_alloc(&tf->enc, enc_l, err) || av_stack_alloc(&tf->dec, dec_l, err) ||
+        t5_stack(h, &tf->enc, "encoder", 0, err) || t5_stack(h, &tf->dec, "decoder", 1, err) ||
+        av_hf_take(h, &tf->head.w, tied, err, "lm_head.weight"))
+        return -1;
+    if (gated != (tf->enc.blocks[0].gate.w.data != NULL))
+        return av_errf(err,
+                       "%s: feed_forward_proj '%s' does not match the checkpoint's DenseReluDense weights",
+                       h->cfg_path, ff ? ff : "relu");
+    if (tied) {
+        tf->head.w = tf->tok_emb;
+        tf->head_scale = 1.0f / sqrtf((float)dim); /* sequence_output * d_model ** -0.5 */
+    }
+    tf->n_out = vocab;
+    return 0;
+}

@@ -1,0 +1,54 @@
+/* Hugging Face (and timm) model directories for the non-Llama families: config.json, model.safetensors or a
+ * sharded model.safetensors.index.json, tensor lookup by name, and the dispatch on the config's model type.
+ */
+#ifndef AV_HF_H
+#define AV_HF_H
+
+#include "model.h"
+
+typedef struct av_hf_dir {
+    const char *dir;
+    char cfg_path[4096];
+    json_t *cfg;        /* config.json (owned) */
+    json_t *index;      /* model.safetensors.index.json (owned), or NULL for one model.safetensors */
+    json_t *weight_map; /* borrowed from index */
+    const char *shard_names[AV_MAX_SHARDS]; /* (m->n_shards) borrowed from index */
+    av_model *m;                            /* the shards live in m->shards */
+    const char *model_type; /* the family's model_type ("bert", "marian", ...), also when matched otherwise */
+    int timm;               /* matched by timm's "architecture" */
+} av_hf_dir;
+
+/* Routes a Hugging Face / timm directory by its config.json: returns 0 when the type belongs to the Llama
+ * loader (llama, mistral, qwen2), 1 after loading another family into m, -1 with a message (unsupported
+ * types name every supported one). Called first by av_load_hf_dir. */
+int av_hf_route(const char *dir, av_model *m, av_err *err);
+
+/* Opens model.safetensors or the shards of model.safetensors.index.json. */
+int av_hf_open_weights(av_hf_dir *h, av_err *err);
+void av_hf_close(av_hf_dir *h);
+/* Tensor by exact name, NULL when absent. */
+const av_tensor *av_hf_find(const av_hf_dir *h, const char *name);
+/* Tensor named by printf-style fmt into *t; absent: an error unless optional (then t is left empty). */
+int av_hf_take(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, const char *fmt, ...)
+    AV_PRINTF(5, 6);
+/* The Conv1D weight (in, out) of GPT-2 as a (out, in) copy of the same dtype owned by the model. */
+int av_hf_take_transposed(const av_hf_dir *h, av_tensor *t, av_err *err, const char *fmt, ...)
+    AV_PRINTF(4, 5);
+
+/* config.json members: integer in [lo, hi] (required when def < 0), number, boolean, string. */
+int av_hf_int(const av_hf_dir *h, const char *key, int64_t def, int64_t lo, int64_t hi, int *out,
+              av_err *err);
+int av_hf_num(const av_hf_dir *h, const char *key, double def, double *out, av_err *err);
+int av_hf_bool(const av_hf_dir *h, const char *key, int def, int *out, av_err *err);
+const char *av_hf_str(const av_hf_dir *h, const char *key);
+/* Joins dir and file into out. */
+void av_hf_path(char *out, size_t n, const char *dir, const char *file);
+
+/* Family loaders (gpt2.c, bert.c, vit.c, encdec.c): fill m->tf from an opened directory. */
+int av_gpt2_load(av_hf_dir *h, av_model *m, av_err *err);
+int av_bert_load(av_hf_dir *h, av_model *m, av_err *err); /* bert, roberta, distilbert */
+int av_vit_load(av_hf_dir *h, av_model *m, av_err *err);  /* timm and Hugging Face ViT */
+int av_bart_load(av_hf_dir *h, av_model *m, av_err *err); /* marian, bart */
+int av_t5_load(av_hf_dir *h, av_model *m, av_err *err);
+
+#endif

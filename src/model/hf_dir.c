@@ -1,0 +1,276 @@
+/* Hugging Face / timm directories of the non-Llama families: the model-type dispatch (av_hf_route, called by
+ * av_load_hf_dir before its Llama path), config.json accessors, and weights from model.safetensors or from
+ * the shards named by model.safetensors.index.json. */
+#include "family.h"
+#include "hf.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void av_hf_path(char *out, size_t n, const char *dir, const char *file) {
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    snprintf(out, n, "%.*s/%s", (int)len, dir, file);
+}
+
+/* ---- config.json ---- */
+
+int av_hf_int(const av_hf_dir *h, const char *key, int64_t def, int64_t lo, int64_t hi, int *out,
+              av_err *err) {
+    json_t *v = json_object_get(h->cfg, key);
+    if ((!v || json_is_null(v)) && def < 0) return av_errf(err, "%s: \"%s\" is missing", h->cfg_path, key);
+    int64_t x;
+    if (av_json_int(h->cfg, key, def, &x, err)) return av_err_prefix(err, "%s", h->cfg_path);
+    if (x < lo || x > hi)
+        return av_errf(err, "%s: \"%s\" = %lld is out of range (%lld to %lld)", h->cfg_path, key,
+                       (long long)x, (long long)lo, (long long)hi);
+    *out = (int)x;
+    return 0;
+}
+
+int av_hf_num(const av_hf_dir *h, const char *key, double def, double *out, av_err *err) {
+    if (av_json_num(h->cfg, key, def, out, err)) return av_err_prefix(err, "%s", h->cfg_path);
+    return 0;
+}
+
+int av_hf_bool(const av_hf_dir *h, const char *key, int def, int *out, av_err *err) {
+    json_t *v = json_object_get(h->cfg, key);
+    if (!v || json_is_null(v))
+        *out = def;
+    else if (json_is_boolean(v))
+        *out = json_is_true(v);
+    else
+        return av_errf(err, "%s: \"%s\" must be true or false", h->cfg_path, key);
+    return 0;
+}
+
+const char *av_hf_str(const av_hf_dir *h, const char *key) {
+    return av_json_str(h->cfg, key);
+}
+
+/* ---- weights ---- */
+
+static int open_shard(av_hf_dir *h, const char *file, av_err *err) {
+    av_model *m = h->m;
+    char path[4096];
+    if (m->n_shards >= AV_MAX_SHARDS) return av_errf(err, "%s: more than %d shards", h->dir, AV_MAX_SHARDS);
+    av_hf_path(path, sizeof path, h->dir, file);
+    if (av_st_open(path, &m->shards[m->n_shards], err)) return -1;
+    h->shard_names[m->n_shards++] = file;
+    return 0;
+}
+
+int av_hf_open_weights(av_hf_dir *h, av_err *err) {
+    char path[4096];
+    av_hf_path(path, sizeof path, h->dir, "model.safetensors.index.json");
+    if (access(path, F_OK) != 0) {
+        av_hf_path(path, sizeof path, h->dir, "model.safetensors");
+        if (access(path, F_OK) == 0) return open_shard(h, "model.safetensors", err);
+        av_hf_path(path, sizeof path, h->dir, "pytorch_model.bin");
+        if (access(path, F_OK) == 0)
+            return av_errf(err,
+                           "%s: only pytorch_model.bin (a pickle) is here; attnviz reads safetensors "
+                           "(convert it with the safetensors package)",
+                           h->dir);
+        return av_errf(err, "%s: no model.safetensors or model.safetensors.index.json in the directory",
+                       h->dir);
+    }
+    if (av_json_load_file(path, &h->index, err)) return -1;
+    h->weight_map = json_object_get(h->index, "weight_map");
+    if (!json_is_object(h->weight_map) || json_object_size(h->weight_map) == 0)
+        return av_errf(err, "%s: no \"weight_map\" object", path);
+    const char *name;
+    json_t *v;
+    json_object_foreach(h->weight_map, name, v) {
+        const char *file = json_string_value(v);
+        if (!file || !*file || strchr(file, '/') || strchr(file, '\\') || strstr(file, ".."))
+            return av_errf(err,
+                           "%s: tensor '%.128s' names shard '%.128s': not a plain file name in the directory",
+                           path, name, file ? file : "(not a string)");
+        int known = 0;
+        for (int i = 0; i < h->m->n_shards && !known; i++)
+            known = strcmp(h->shard_names[i], file) == 0;
+        if (!known && open_shard(h, file, err))
+            return av_err_prefix(err, "model.safetensors.index.json names shard '%.128s'", file);
+    }
+    return 0;
+}
+
+void av_hf_close(av_hf_dir *h) {
+    json_decref(h->cfg);
+    json_decref(h->index);
+    h->cfg = h->index = h->weight_map = NULL;
+}
+
+const av_tensor *av_hf_find(const av_hf_dir *h, const char *name) {
+    const av_model *m = h->m;
+    if (!h->weight_map) return m->n_shards ? av_st_find(&m->shards[0], name) : NULL;
+    const char *file = json_string_value(json_object_get(h->weight_map, name));
+    for (int i = 0; file && i < m->n_shards; i++)
+        if (strcmp(h->shard_names[i], file) == 0) return av_st_find(&m->shards[i], name);
+    return NULL;
+}
+
+static int take_v(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, char *name, size_t cap,
+                  const char *fmt, va_list ap) {
+    vsnprintf(name, cap, fmt, ap);
+    const av_tensor *found = av_hf_find(h, name);
+    memset(t, 0, sizeof *t);
+    if (!found) {
+        if (optional) return 0;
+        if (h->weight_map && json_object_get(h->weight_map, name))
+            return av_errf(err, "%s: tensor '%s' is not in the shard the index names", h->dir, name);
+        return av_errf(err, "%s: missing tensor '%s'", h->dir, name);
+    }
+    if (found->dtype != AV_DTYPE_F32 && found->dtype != AV_DTYPE_F16 && found->dtype != AV_DTYPE_BF16)
+        return av_errf(err, "%s: tensor '%s' has type %s (weights must be F32, F16 or BF16)", h->dir, name,
+                       av_dtype_name(found->dtype));
+    *t = *found;
+    return 0;
+}
+
+int av_hf_take(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = take_v(h, t, optional, err, name, sizeof name, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int av_hf_take_transposed(const av_hf_dir *h, av_tensor *t, av_err *err, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = take_v(h, t, 0, err, name, sizeof name, fmt, ap);
+    va_end(ap);
+    if (rc) return -1;
+    if (t->ndim != 2) return av_errf(err, "%s: tensor '%s' is not a matrix", h->dir, name);
+    int64_t rows = t->shape[0], cols = t->shape[1]; /* Conv1D: (in, out) */
+    size_t esz = t->dtype == AV_DTYPE_F32 ? 4 : 2;
+    uint8_t *dst = malloc(t->nbytes ? t->nbytes : 1); /* (out, in) */
+    if (!dst) return av_errf(err, "out of memory");
+    const uint8_t *src = t->data;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            memcpy(dst + (size_t)(c * rows + r) * esz, src + (size_t)(r * cols + c) * esz, esz);
+    if (av_model_own(h->m, dst, err)) return -1;
+    t->data = dst;
+    t->shape[0] = cols;
+    t->shape[1] = rows;
+    return 0;
+}
+
+/* ---- dispatch ---- */
+
+typedef int (*family_loader)(av_hf_dir *h, av_model *m, av_err *err);
+
+static const struct {
+    const char *model_type;
+    const char *arch_prefix; /* "architectures"[0] prefix, for configs without model_type */
+    family_loader load;      /* NULL: the Llama loader */
+} families[] = {
+    {"llama", "Llama", NULL},
+    {"mistral", "Mistral", NULL},
+    {"qwen2", "Qwen2", NULL},
+    {"gpt2", "GPT2", av_gpt2_load},
+    {"bert", "Bert", av_bert_load},
+    {"roberta", "Roberta", av_bert_load},
+    {"distilbert", "DistilBert", av_bert_load},
+    {"vit", "ViT", av_vit_load},
+    {"marian", "Marian", av_bart_load},
+    {"bart", "Bart", av_bart_load},
+    {"t5", "T5", av_t5_load},
+};
+enum { N_FAMILIES = sizeof families / sizeof families[0] };
+
+static int unsupported(const char *path, const char *what, const char *name, av_err *err) {
+    char list[512] = "";
+    for (int i = 0; i < N_FAMILIES; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                 families[i].model_type);
+    return av_errf(err,
+                   "%s: %s '%.64s' is not supported (supported model_type: %s; and timm vit_* checkpoints)",
+                   path, what, name, list);
+}
+
+/* Tokenizer files next to the weights: tokenizer.json (Hugging Face), tokenizer.bin (llama2.c format). A file
+ * that does not load is remembered, not fatal: --tokenizer can still supply one, and runs that need text
+ * report why there is none. */
+static void load_tokenizer(const char *dir, av_model *m) {
+    static const char *files[] = {"tokenizer.json", "tokenizer.bin"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof files / sizeof files[0] && !m->tok; i++) {
+        av_hf_path(path, sizeof path, dir, files[i]);
+        if (access(path, F_OK) != 0) continue;
+        av_err e = {{0}};
+        if (av_tokenizer_load(path, &m->tok, &e) && m->tf)
+            snprintf(m->tf->tok_error, sizeof m->tf->tok_error, "%.200s", e.msg);
+    }
+}
+
+static void base_name(av_model *m, const char *dir) {
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    size_t start = len;
+    while (start > 0 && dir[start - 1] != '/')
+        start--;
+    size_t n = len - start < sizeof m->name ? len - start : sizeof m->name - 1;
+    memcpy(m->name, dir + start, n);
+    m->name[n] = 0;
+}
+
+int av_hf_route(const char *dir, av_model *m, av_err *err) {
+    av_hf_dir h;
+    memset(&h, 0, sizeof h);
+    h.dir = dir;
+    h.m = m;
+    av_hf_path(h.cfg_path, sizeof h.cfg_path, dir, "config.json");
+    if (av_json_load_file(h.cfg_path, &h.cfg, err)) return -1;
+    if (!json_is_object(h.cfg)) {
+        av_hf_close(&h);
+        return av_errf(err, "%s: not a JSON object", h.cfg_path);
+    }
+    const char *type = av_hf_str(&h, "model_type"), *timm = av_hf_str(&h, "architecture");
+    json_t *archs = json_object_get(h.cfg, "architectures");
+    const char *arch0 = json_is_array(archs) ? json_string_value(json_array_get(archs, 0)) : NULL;
+    int found = -1;
+    for (int i = 0; i < N_FAMILIES && found < 0; i++) {
+        if (type)
+            found = strcmp(type, families[i].model_type) == 0 ? i : -1;
+        else if (arch0)
+            found = strncmp(arch0, families[i].arch_prefix, strlen(families[i].arch_prefix)) == 0 ? i : -1;
+        else if (timm && strncmp(timm, "vit_", 4) == 0 && families[i].load == av_vit_load)
+            found = i;
+    }
+    int rc;
+    if (found < 0) {
+        rc = type    ? unsupported(h.cfg_path, "model_type", type, err)
+             : arch0 ? unsupported(h.cfg_path, "architecture", arch0, err)
+             : timm
+                 ? unsupported(h.cfg_path, "timm architecture", timm, err)
+                 : av_errf(err,
+                           "%s: no \"model_type\", \"architectures\" or timm \"architecture\": not a model "
+                           "config",
+                           h.cfg_path);
+        av_hf_close(&h);
+        return rc;
+    }
+    h.model_type = families[found].model_type;
+    h.timm = !type && !arch0;
+    if (!families[found].load) { /* Llama family: av_load_hf_dir goes on */
+        av_hf_close(&h);
+        return 0;
+    }
+    rc = av_tf_new(m, err) || av_hf_open_weights(&h, err) || families[found].load(&h, m, err) ? -1 : 1;
+    av_hf_close(&h);
+    if (rc < 0) return -1;
+    snprintf(m->format, sizeof m->format, "hf");
+    base_name(m, dir);
+    load_tokenizer(dir, m);
+    return 1;
+}
