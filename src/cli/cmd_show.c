@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "render/render.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,10 +25,24 @@ static const char *first_kind(const av_trace *t) {
     return "self";
 }
 
-/* Row/column labels: "index token" for queries, the token for keys. */
-static const char **token_labels(const av_trace *t, const char *kind, int n, int source_side) {
-    const char **labels = calloc((size_t)n, sizeof *labels);
+/* Labels of n tokens: encoder-decoder kinds use the metadata lists (enc: source x source, dec: target x
+ * target, cross: target rows x source columns), other kinds the trace tokens; NULL entries when they do not
+ * fit. *meta receives the parsed JSON list (or NULL), which owns the strings. */
+static const char **token_labels(const av_trace *t, const char *kind, int n, int source_side, json_t **meta) {
+    const char **labels = calloc((size_t)(n > 0 ? n : 1), sizeof *labels);
+    *meta = NULL;
     if (!labels) return NULL;
+    const char *key = !strcmp(kind, "enc") || (!strcmp(kind, "cross") && source_side) ? "source_tokens"
+                      : !strcmp(kind, "dec") || !strcmp(kind, "cross")                 ? "target_tokens"
+                                                                                       : NULL;
+    const char *text = key ? av_trace_meta(t, key) : NULL;
+    if (text) {
+        *meta = json_loads(text, 0, NULL);
+        if (json_is_array(*meta) && json_array_size(*meta) == (size_t)n) {
+            for (int i = 0; i < n; i++) labels[i] = json_string_value(json_array_get(*meta, (size_t)i));
+            return labels;
+        }
+    }
     int same = av_trace_n_tokens(t) == n && (!strcmp(kind, "self") || !source_side);
     for (int i = 0; i < n; i++) labels[i] = same ? av_trace_token(t, i) : NULL;
     return labels;
@@ -57,7 +72,8 @@ int cmd_show(int argc, char **argv) {
     int rc = 1;
     av_trace *t = NULL;
     float *mat = NULL;
-    const char **labels = NULL;
+    const char **labels = NULL, **col_labels = NULL;
+    json_t *row_meta = NULL, *col_meta = NULL;
     av_err err = {{0}};
     long layer, width, height;
     av_term_params tp = av_term_default_params();
@@ -86,8 +102,9 @@ int cmd_show(int argc, char **argv) {
     }
     const char *head = cli_get(&a, "head") ? cli_get(&a, "head") : "mean";
     mat = malloc(sizeof(float) * (size_t)v.n_query * (size_t)v.n_key);
-    labels = token_labels(t, kind, v.n_query > v.n_key ? v.n_query : v.n_key, 0);
-    if (!mat || !labels) {
+    labels = token_labels(t, kind, v.n_query, 0, &row_meta);
+    col_labels = token_labels(t, kind, v.n_key, 1, &col_meta);
+    if (!mat || !labels || !col_labels) {
         cli_failf(cmd, "out of memory");
         goto done;
     }
@@ -103,13 +120,16 @@ int cmd_show(int argc, char **argv) {
     tp.log_scale = cli_has(&a, "log");
     tp.width = (int)width;
     tp.height = (int)height;
-    if (av_term_heatmap(stdout, mat, v.n_query, v.n_key, labels, labels, &tp, &err)) {
+    if (av_term_heatmap(stdout, mat, v.n_query, v.n_key, labels, col_labels, &tp, &err)) {
         cli_fail(cmd, &err);
         goto done;
     }
     rc = 0;
 done:
     free(labels);
+    free(col_labels);
+    json_decref(row_meta);
+    json_decref(col_meta);
     free(mat);
     av_trace_free(t);
     cli_args_free(&a);

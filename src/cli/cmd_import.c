@@ -1,0 +1,101 @@
+/* attnviz import: attention saved by other tools (.npy per layer, .npz, safetensors) -> a trace file. */
+#include "cli.h"
+
+#include "trace/import.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cli_opt_spec opts[] = {
+    {"tokens", 1,
+     "PATH        tokens JSON: [\"tok\", ...] or {\"tokens\": [...], \"source_tokens\": ..., ...}"},
+    {"output", 1, "PATH        trace file to write (default: trace.safetensors); also -o"},
+    {"o", 1, "PATH        same as --output"},
+    {"kind", 1, "K           force the attention kind of every array: self, enc, dec, cross"},
+    {"dtype", 1, "f32|f16     storage type of the attention in the trace (default f32)"},
+    {"no-check", 0, "            do not require rows to be probability distributions"},
+    {"tol", 1, "X           allowed |row sum - 1| (default 1e-3; 2e-2 for float16 arrays)"},
+    {"model", 1, "NAME        model name stored in the trace"},
+    {"patch-grid", 1, "RxC         image trace: patches form an R x C grid (e.g. 14x14)"},
+    {"prefix-tokens", 1, "N           tokens before the patches (1 for a CLS token)"},
+    {"image", 1, "PNG         embed this image for the viewer's patch overlay"},
+    {"help", 0, "            show this help"},
+};
+enum { N_OPTS = sizeof opts / sizeof opts[0] };
+
+int cmd_import(int argc, char **argv) {
+    const char *cmd = "import";
+    cli_args a;
+    if (cli_parse(argc, argv, opts, N_OPTS, &a, cmd)) return 2;
+    if (cli_has(&a, "help")) {
+        printf(
+            "usage: attnviz import ARRAYS.npz|LAYER0.npy LAYER1.npy ...|ARRAYS.safetensors --tokens "
+            "tokens.json "
+            "-o trace.safetensors\n\n"
+            "Arrays: [layers, heads, T, T], [layers, 1, heads, T, T], or one layer [heads, T, T] / [1, "
+            "heads, T, T]\n"
+            "per .npy / npz member (layers in order; npz members by name: arr_0, arr_1, ..., arr_10).\n\n");
+        cli_print_options(stdout, opts, N_OPTS);
+        cli_args_free(&a);
+        return 0;
+    }
+    int rc = 1;
+    av_trace *t = NULL;
+    av_err err = {{0}};
+    av_import_params p = av_import_default_params();
+    const char *out = cli_get(&a, "output") ? cli_get(&a, "output") : cli_get(&a, "o");
+    const char *dtype = cli_get(&a, "dtype");
+    long prefix;
+    if (!out) out = "trace.safetensors";
+    if (a.n_positional == 0) {
+        cli_failf(cmd, "no input arrays given (attnviz import attentions.npz --tokens tokens.json -o "
+                       "trace.safetensors)");
+        goto done;
+    }
+    if (dtype && strcmp(dtype, "f32") != 0 && strcmp(dtype, "f16") != 0) {
+        cli_failf(cmd, "--dtype must be f32 or f16, got '%s'", dtype);
+        goto done;
+    }
+    if (cli_get_int(&a, "prefix-tokens", -1, 0, 1000000, &prefix, cmd)) goto done;
+    if (cli_get(&a, "tol")) {
+        char *end;
+        errno = 0;
+        p.tolerance = strtod(cli_get(&a, "tol"), &end);
+        if (errno || *end || end == cli_get(&a, "tol") || !(p.tolerance > 0 && p.tolerance < 1)) {
+            cli_failf(cmd, "--tol must be a number in (0, 1), got '%s'", cli_get(&a, "tol"));
+            goto done;
+        }
+    }
+    p.inputs = a.positional;
+    p.n_inputs = a.n_positional;
+    p.tokens_path = cli_get(&a, "tokens");
+    p.kind = cli_get(&a, "kind");
+    p.check_rows = !cli_has(&a, "no-check");
+    p.dtype = dtype && strcmp(dtype, "f16") == 0 ? AV_DTYPE_F16 : AV_DTYPE_F32;
+    p.model = cli_get(&a, "model");
+    p.patch_grid = cli_get(&a, "patch-grid");
+    p.prefix_tokens = (int)prefix;
+    p.image_path = cli_get(&a, "image");
+    if (!p.tokens_path)
+        fprintf(stderr, "attnviz import: no --tokens given: tokens will be shown as their indices\n");
+    if (av_trace_import(&p, &t, &err) || av_trace_save(t, out, &err)) {
+        cli_fail(cmd, &err);
+        goto done;
+    }
+    static const char *kinds[] = {"self", "enc", "dec", "cross"};
+    fprintf(stderr, "attnviz import: %d tokens,", av_trace_n_tokens(t));
+    for (int k = 0; k < 4; k++) {
+        int n = av_trace_n_layers(t, kinds[k]);
+        av_attn_view v;
+        if (n && !av_trace_attn(t, kinds[k], 0, &v, NULL))
+            fprintf(stderr, " %s: %d layers x %d heads (%d x %d),", kinds[k], n, v.n_heads, v.n_query,
+                    v.n_key);
+    }
+    fprintf(stderr, " -> %s\n", out);
+    rc = 0;
+done:
+    av_trace_free(t);
+    cli_args_free(&a);
+    return rc;
+}

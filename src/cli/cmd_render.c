@@ -1,0 +1,125 @@
+/* attnviz render: a trace -> PNG or SVG heatmap (one head, the mean/max over heads, or the layers x heads
+ * grid). */
+#include "cli.h"
+
+#include "render/plot.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cli_opt_spec opts[] = {
+    {"layer", 1, "L           layer to draw (default 0)"},
+    {"head", 1, "H|mean|max  head index, or the mean / max over heads (default mean)"},
+    {"grid", 0, "            all layers x heads as thumbnails (one shared color scale)"},
+    {"kind", 1, "K           attention kind: self (default), enc, dec, cross"},
+    {"cmap", 1, "NAME        viridis (default), magma, diverging"},
+    {"log", 0, "            log color scale over the 4 decades below the maximum"},
+    {"exclude-first", 0, "            hide the first (sink) token and renormalize each row to sum 1"},
+    {"dpi", 1, "N           PNG resolution in dots per inch (default 150; 300 for print)"},
+    {"cell", 1, "PX          cell size in CSS px (1/96 inch) (default: automatic)"},
+    {"vmin", 1, "X           lower end of the color scale (with --vmax)"},
+    {"vmax", 1, "X           upper end of the color scale (default: the maximum shown)"},
+    {"title", 1, "TEXT        figure title (default: model, layer, head)"},
+    {"output", 1, "PATH        output file, .png or .svg (required); also -o"},
+    {"o", 1, "PATH        same as --output"},
+    {"help", 0, "            show this help"},
+};
+enum { N_OPTS = sizeof opts / sizeof opts[0] };
+
+static int parse_float(const char *cmd, const char *name, const char *v, double *out) {
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end) return cli_failf(cmd, "--%s must be a number, got '%s'", name, v);
+    *out = x;
+    return 0;
+}
+
+int cmd_render(int argc, char **argv) {
+    const char *cmd = "render";
+    cli_args a;
+    if (cli_parse(argc, argv, opts, N_OPTS, &a, cmd)) return 2;
+    if (cli_has(&a, "help")) {
+        printf("usage: attnviz render TRACE [--layer L] [--head H|mean|max | --grid] -o OUT.png|OUT.svg\n\n");
+        cli_print_options(stdout, opts, N_OPTS);
+        cli_args_free(&a);
+        return 0;
+    }
+    int rc = 1;
+    av_trace *t = NULL;
+    av_err err = {{0}};
+    av_plot_params p = av_plot_default_params();
+    const char *out = cli_get(&a, "output") ? cli_get(&a, "output") : cli_get(&a, "o");
+    const char *head = cli_get(&a, "head"), *cmap = cli_get(&a, "cmap");
+    long layer, dpi;
+    double cell = 0, vmin = 0, vmax = 0;
+    if (a.n_positional != 1) {
+        cli_failf(cmd, a.n_positional ? "give one trace file"
+                                      : "no trace file given (attnviz render TRACE -o OUT.png)");
+        goto done;
+    }
+    if (!out) {
+        cli_failf(cmd, "no output given: -o OUT.png or -o OUT.svg");
+        goto done;
+    }
+    if (cli_get_int(&a, "layer", 0, 0, 1000000, &layer, cmd) ||
+        cli_get_int(&a, "dpi", 150, 10, 2400, &dpi, cmd))
+        goto done;
+    if ((cli_get(&a, "cell") && parse_float(cmd, "cell", cli_get(&a, "cell"), &cell)) ||
+        (cli_get(&a, "vmin") && parse_float(cmd, "vmin", cli_get(&a, "vmin"), &vmin)) ||
+        (cli_get(&a, "vmax") && parse_float(cmd, "vmax", cli_get(&a, "vmax"), &vmax)))
+        goto done;
+    if (cli_has(&a, "vmin") != cli_has(&a, "vmax") && cli_has(&a, "vmin")) {
+        cli_failf(cmd, "--vmin needs --vmax too");
+        goto done;
+    }
+    if (cell < 0 || cell > 200) {
+        cli_failf(cmd, "--cell must be in [0, 200] CSS px");
+        goto done;
+    }
+    p.layer = (int)layer;
+    p.dpi = (double)dpi;
+    p.cell = cell;
+    p.vmin = (float)vmin;
+    p.vmax = (float)vmax;
+    p.grid = cli_has(&a, "grid");
+    p.log_scale = cli_has(&a, "log");
+    p.exclude_first = cli_has(&a, "exclude-first");
+    p.title = cli_get(&a, "title");
+    if (cli_get(&a, "kind")) p.kind = cli_get(&a, "kind");
+    p.head = AV_HEAD_MEAN;
+    if (head && strcmp(head, "mean") == 0) {
+        p.head = AV_HEAD_MEAN;
+    } else if (head && strcmp(head, "max") == 0) {
+        p.head = AV_HEAD_MAX;
+    } else if (head) {
+        char *end;
+        long h = strtol(head, &end, 10);
+        if (end == head || *end || h < 0 || h > 65535) {
+            cli_failf(cmd, "--head must be a head index, 'mean' or 'max', got '%s'", head);
+            goto done;
+        }
+        p.head = (int)h;
+    }
+    if (p.grid && (head || cli_has(&a, "layer"))) {
+        cli_failf(cmd, "--grid draws every layer and head: drop --layer/--head");
+        goto done;
+    }
+    if (cmap && av_cmap_parse(cmap, &p.cmap, &err)) {
+        cli_fail(cmd, &err);
+        goto done;
+    }
+    av_plot_geom g;
+    if (av_trace_load(a.positional[0], &t, &err) || av_plot_render(t, &p, out, &g, &err)) {
+        cli_fail(cmd, &err);
+        goto done;
+    }
+    fprintf(stderr, "attnviz render: %d x %d cells, %d x %d image -> %s\n", g.n_rows, g.n_cols, g.width,
+            g.height, out);
+    rc = 0;
+done:
+    av_trace_free(t);
+    cli_args_free(&a);
+    return rc;
+}

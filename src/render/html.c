@@ -1,0 +1,349 @@
+/* The standalone HTML viewer: web/index.html with web/viewer.css and the web/ scripts inlined (embedded into
+ * the binary at build time as av_web_assets) plus the trace, so the page is one file that opens offline and
+ * makes no network request (a Content-Security-Policy in the template forbids any).
+ *
+ * Data: <script type="application/json" id="av-meta"> (labels, shapes, colormap tables, metadata) and
+ * <script type="text/plain" id="av-data"> holding base64 of one binary blob with every attention set:
+ *   "f16": IEEE half floats (n_heads, n_query, n_key), little-endian, 2-byte aligned;
+ *   "u8" : per set a float32 scale per row (n_heads, n_query) = the row's max, 4-byte aligned, then
+ *          uint8 codes (n_heads, n_query, n_key): weight = code * scale / 255 (error <= scale / 510).
+ * See docs/VIEWER.md. */
+#include "render/plot.h"
+
+#include "core/core.h"
+#include "trace/trace.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct av_asset {
+    const char *name;
+    const unsigned char *data;
+    size_t len;
+} av_asset;
+extern const av_asset av_web_assets[];
+extern const int av_web_assets_count;
+
+#define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
+
+av_html_params av_html_default_params(void) {
+    av_html_params p = {AV_HTML_AUTO, NULL, NULL, NULL};
+    return p;
+}
+
+/* The PNG at path as base64, for metadata image_png_base64. */
+static char *png_base64_file(const char *path, av_err *err) {
+    char *buf;
+    size_t n;
+    if (av_file_read_all(path, 16u << 20, &buf, &n, err)) return NULL;
+    char *b64 = NULL;
+    if (n < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) != 0)
+        av_errf(err, "%s: not a PNG image (the viewer embeds PNG only)", path);
+    else if (!(b64 = av_base64((const uint8_t *)buf, n)))
+        av_errf(err, "out of memory");
+    free(buf);
+    return b64;
+}
+
+typedef struct hbuf {
+    char *s;
+    size_t n, cap;
+    int oom;
+} hbuf;
+
+static void hb_put(hbuf *b, const void *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
+static void hb_str(hbuf *b, const char *s) {
+    hb_put(b, s, strlen(s));
+}
+
+static void hb_html_escaped(hbuf *b, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '&':
+            hb_str(b, "&amp;");
+            break;
+        case '<':
+            hb_str(b, "&lt;");
+            break;
+        case '>':
+            hb_str(b, "&gt;");
+            break;
+        case '"':
+            hb_str(b, "&quot;");
+            break;
+        default:
+            hb_put(b, s, 1);
+        }
+    }
+}
+
+static const av_asset *find_asset(const char *name) {
+    for (int i = 0; i < av_web_assets_count; i++)
+        if (strcmp(av_web_assets[i].name, name) == 0) return &av_web_assets[i];
+    return NULL;
+}
+
+static const char *k_kinds[4] = {"self", "enc", "dec", "cross"};
+/* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
+static const char *k_scripts[] = {"data.js",     "heatmap.js",   "modelview.js",
+                                  "headview.js", "imageview.js", "viewer.js"};
+enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
+
+static int json_labels(json_t *obj, const char *key, char **labels, int n) {
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++) {
+        json_t *s = json_string(labels[i]);
+        json_array_append_new(a, s ? s : json_string("?"));
+    }
+    return a ? json_object_set_new(obj, key, a) : -1;
+}
+
+/* Encodes one attention set into blob at *off; records it in sets. */
+static int encode_set(const av_trace *t, const char *kind, int layer, int u8, hbuf *blob, json_t *sets,
+                      json_t *labels, av_err *err) {
+    av_attn_view v;
+    if (av_trace_attn(t, kind, layer, &v, err)) return -1;
+    size_t rows = (size_t)v.n_heads * (size_t)v.n_query, n = rows * (size_t)v.n_key;
+    json_t *s = json_object();
+    json_object_set_new(s, "kind", json_string(kind));
+    json_object_set_new(s, "layer", json_integer(layer));
+    json_object_set_new(s, "heads", json_integer(v.n_heads));
+    json_object_set_new(s, "nq", json_integer(v.n_query));
+    json_object_set_new(s, "nk", json_integer(v.n_key));
+    static const uint8_t zeros[4] = {0};
+    if (u8) {
+        hb_put(blob, zeros, (4 - blob->n % 4) % 4);
+        json_object_set_new(s, "soff", json_integer((json_int_t)blob->n));
+        float *scales = malloc(sizeof(float) * (rows ? rows : 1));
+        uint8_t *codes = malloc(n ? n : 1);
+        if (!scales || !codes) {
+            free(scales);
+            free(codes);
+            json_decref(s);
+            return av_errf(err, "out of memory");
+        }
+        for (size_t r = 0; r < rows; r++) {
+            const float *row = v.data + r * (size_t)v.n_key;
+            float mx = 0;
+            for (int k = 0; k < v.n_key; k++)
+                if (row[k] > mx) mx = row[k];
+            scales[r] = mx;
+            for (int k = 0; k < v.n_key; k++) {
+                float q = mx > 0 && row[k] > 0 ? row[k] / mx * 255.f : 0.f;
+                codes[r * (size_t)v.n_key + (size_t)k] = (uint8_t)lrintf(q > 255 ? 255 : q);
+            }
+        }
+        hb_put(blob, scales, sizeof(float) * rows); /* little-endian hosts only (x86-64, arm64) */
+        json_object_set_new(s, "off", json_integer((json_int_t)blob->n));
+        hb_put(blob, codes, n);
+        free(scales);
+        free(codes);
+    } else {
+        hb_put(blob, zeros, blob->n % 2);
+        json_object_set_new(s, "off", json_integer((json_int_t)blob->n));
+        uint16_t buf[4096];
+        for (size_t i = 0; i < n; i += 4096) {
+            size_t m = n - i < 4096 ? n - i : 4096;
+            for (size_t k = 0; k < m; k++)
+                buf[k] = av_f32_to_f16(v.data[i + k]);
+            hb_put(blob, buf, m * 2);
+        }
+    }
+    json_array_append_new(sets, s);
+    if (!json_object_get(labels, kind)) { /* axis labels of this kind, once */
+        char **ql, **kl;
+        if (av_plot_labels(t, kind, v.n_query, v.n_key, &ql, &kl, err)) return -1;
+        json_t *o = json_object();
+        json_labels(o, "q", ql, v.n_query);
+        json_labels(o, "k", kl, v.n_key);
+        json_object_set_new(labels, kind, o);
+        av_plot_labels_free(ql, v.n_query);
+        av_plot_labels_free(kl, v.n_key);
+    }
+    return blob->oom ? av_errf(err, "out of memory") : 0;
+}
+
+static json_t *cmap_table(av_cmap cm) {
+    json_t *a = json_array();
+    for (int i = 0; i < 256; i++) {
+        uint8_t rgb[3];
+        av_cmap_rgb(cm, (i + 0.5f) / 256.f, rgb);
+        for (int k = 0; k < 3; k++)
+            json_array_append_new(a, json_integer(rgb[k]));
+    }
+    return a;
+}
+
+static size_t total_values(const av_trace *t) {
+    size_t n = 0;
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < av_trace_n_layers(t, k_kinds[k]); l++) {
+            av_attn_view v;
+            if (!av_trace_attn(t, k_kinds[k], l, &v, NULL)) n += (size_t)v.n_heads * v.n_query * v.n_key;
+        }
+    return n;
+}
+
+static int build_meta(const av_trace *t, const av_html_params *p, int u8, hbuf *blob, json_t **out,
+                      av_err *err) {
+    json_t *m = json_object(), *sets = json_array(), *labels = json_object(), *md = json_object(),
+           *cm = json_object();
+    json_object_set_new(m, "format", json_string("attnviz-viewer"));
+    json_object_set_new(m, "version", json_integer(1));
+    json_object_set_new(m, "encoding", json_string(u8 ? "u8" : "f16"));
+    json_object_set_new(m, "sets", sets);
+    json_object_set_new(m, "labels", labels);
+    json_object_set_new(m, "meta", md);
+    json_object_set_new(m, "cmaps", cm);
+    if (p->view) json_object_set_new(m, "view", json_string(p->view));
+    const char *model = av_trace_meta(t, "model");
+    json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
+    json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));
+    json_object_set_new(cm, "magma", cmap_table(AV_CMAP_MAGMA));
+    const char *key;
+    json_t *val;
+    json_object_foreach(t->meta, key, val) {
+        if (strcmp(key, "tokens") == 0 || strcmp(key, "token_ids") == 0 ||
+            strcmp(key, "source_tokens") == 0 || strcmp(key, "target_tokens") == 0)
+            continue;
+        json_object_set(md, key, val); /* image_png_base64 included: the viewer decodes it from here */
+    }
+    if (p->image_path) {
+        char *b64 = av_trace_meta(t, "patch_grid") ? png_base64_file(p->image_path, err) : NULL;
+        if (!b64) {
+            if (!av_trace_meta(t, "patch_grid"))
+                av_errf(err, "--image applies to image traces: this trace has no patch_grid metadata");
+            json_decref(m);
+            return -1;
+        }
+        json_object_set_new(md, "image_png_base64", json_string(b64));
+        free(b64);
+    }
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < av_trace_n_layers(t, k_kinds[k]); l++)
+            if (encode_set(t, k_kinds[k], l, u8, blob, sets, labels, err)) {
+                json_decref(m);
+                return -1;
+            }
+    *out = m;
+    return 0;
+}
+
+int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t *n, av_err *err) {
+    *out = NULL;
+    *n = 0;
+    const av_asset *tpl = find_asset("index.html"), *css = find_asset("viewer.css"), *js[N_SCRIPTS];
+    size_t values = total_values(t), assets = tpl && css ? tpl->len + css->len : 0;
+    for (int i = 0; i < N_SCRIPTS; i++) {
+        js[i] = find_asset(k_scripts[i]);
+        if (!js[i])
+            tpl = NULL;
+        else
+            assets += js[i]->len;
+    }
+    if (!tpl || !css)
+        return av_errf(err, "the viewer (web/index.html, viewer.css, scripts) is not embedded in this build");
+    if (values == 0) return av_errf(err, "the trace holds no attention to show");
+    int u8 = p->precision == AV_HTML_U8;
+    const char *img = av_trace_meta(t, "image_png_base64"); /* an embedded image counts toward the budget */
+    assets += img ? strlen(img) : 0;
+    av_mapped_file imf;
+    if (p->image_path && av_file_map(p->image_path, &imf, NULL) == 0) {
+        assets += imf.size / 3 * 4 + 4;
+        av_file_unmap(&imf);
+    }
+    if (p->precision == AV_HTML_AUTO) /* base64 of F16 + labels and metadata allowance */
+        u8 = assets + (values * 2 + 2) / 3 * 4 + 64 * 1024 > AV_HTML_BUDGET;
+    hbuf blob = {0}, page = {0};
+    json_t *meta;
+    if (build_meta(t, p, u8, &blob, &meta, err)) {
+        free(blob.s);
+        return -1;
+    }
+    char *mjs = json_dumps(meta, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ESCAPE_SLASH);
+    json_decref(meta);
+    char *b64 = mjs && !blob.oom ? av_base64((const uint8_t *)blob.s, blob.n) : NULL;
+    free(blob.s);
+    if (!b64) {
+        free(mjs);
+        return av_errf(err, "out of memory building the page");
+    }
+    const char *s = (const char *)tpl->data, *end = s + tpl->len;
+    while (s < end) {
+        const char *mark = strstr(s, "<!--AV:");
+        if (!mark || mark >= end) {
+            hb_put(&page, s, (size_t)(end - s));
+            break;
+        }
+        hb_put(&page, s, (size_t)(mark - s));
+        const char *close = strstr(mark, "-->");
+        if (!close) break;
+        size_t len = (size_t)(close - mark - 7);
+        if (len == 5 && strncmp(mark + 7, "STYLE", 5) == 0) {
+            hb_str(&page, "<style>\n");
+            hb_put(&page, css->data, css->len);
+            hb_str(&page, "</style>");
+        } else if (len == 6 && strncmp(mark + 7, "SCRIPT", 6) == 0) {
+            hb_str(&page, "<script>\n");
+            for (int i = 0; i < N_SCRIPTS; i++)
+                hb_put(&page, js[i]->data, js[i]->len);
+            hb_str(&page, "</script>");
+        } else if (len == 4 && strncmp(mark + 7, "DATA", 4) == 0) {
+            hb_str(&page, "<script type=\"application/json\" id=\"av-meta\">");
+            hb_str(&page, mjs);
+            hb_str(&page, "</script>\n<script type=\"text/plain\" id=\"av-data\">");
+            hb_str(&page, b64);
+            hb_str(&page, "</script>");
+        } else if (len == 5 && strncmp(mark + 7, "TITLE", 5) == 0) {
+            const char *model = av_trace_meta(t, "model");
+            hb_html_escaped(&page, p->title ? p->title : model ? model : "attention");
+            hb_str(&page, " · attnviz");
+        }
+        s = close + 3;
+    }
+    free(mjs);
+    free(b64);
+    if (page.oom) {
+        free(page.s);
+        return av_errf(err, "out of memory building the page");
+    }
+    *out = page.s;
+    *n = page.n;
+    return 0;
+}
+
+int av_html_write(const av_trace *t, const av_html_params *p, const char *path, size_t *bytes, av_err *err) {
+    char *page;
+    size_t n;
+    if (av_html_build(t, p, &page, &n, err)) return -1;
+    av_atomic_file f;
+    int rc = av_atomic_open(&f, path, err);
+    if (!rc && av_atomic_write(&f, page, n, err)) {
+        av_atomic_abort(&f);
+        rc = -1;
+    } else if (!rc) {
+        rc = av_atomic_commit(&f, err);
+    }
+    free(page);
+    if (!rc && bytes) *bytes = n;
+    return rc;
+}

@@ -1,0 +1,81 @@
+#!/bin/sh
+# The standalone HTML viewer: builds pages from numpy-made traces (tests/browser/make_fixtures.py via
+# `attnviz import`) and the real stories260K model when ../shared has it, checks the size target, then runs
+# the Playwright browser tests (tests/browser/viewer.test.mjs) in Debian's headless chromium.
+# Screenshots of every view go to build/screenshots/. Prints PASS/FAIL/SKIP lines.
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${ATTNVIZ_BIN:-$ROOT/build/attnviz}
+SHARED=${ATTNVIZ_SHARED:-$ROOT/../shared}
+PY=/usr/bin/python3
+SHOTS=$ROOT/build/screenshots
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/attnviz-viewer-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT INT TERM
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+skip() { echo "SKIP $1: $2"; }
+
+if ! "$PY" -c 'import numpy' 2>/dev/null; then
+    skip viewer_html "Debian's python3-numpy is missing (make deps)"
+    exit 0
+fi
+if ! "$PY" "$ROOT/tests/browser/make_fixtures.py" "$TMP" --big 2>"$TMP/err"; then
+    fail viewer_fixtures "$(tail -1 "$TMP/err")"
+    exit 0
+fi
+
+# traces and pages
+ok=1
+imp() { # NAME [extra import args]
+    n=$1
+    shift
+    "$BIN" import "$@" -o "$TMP/$n.safetensors" 2>"$TMP/err" && "$BIN" html "$TMP/$n.safetensors" -o "$TMP/$n.html" 2>>"$TMP/err" ||
+        { fail "viewer_html_$n" "$(tail -1 "$TMP/err")"; ok=0; }
+}
+imp bert "$TMP/bert.npz" --tokens "$TMP/bert_tokens.json"
+imp cross "$TMP/cross.npz" --tokens "$TMP/cross_tokens.json"
+imp vit "$TMP/vit.npz" --tokens "$TMP/vit_tokens.json" --image "$TMP/image.png"
+imp big "$TMP/big.npy" --tokens "$TMP/big_tokens.json"
+model="$SHARED/models/stories260K/stories260K.bin"
+if [ -f "$model" ]; then
+    if "$BIN" run --model "$model" --text "Once upon a time, Lily saw a big red ball." -o "$TMP/story.safetensors" 2>"$TMP/err" &&
+        "$BIN" html "$TMP/story.safetensors" -o "$TMP/story.html" 2>>"$TMP/err"; then
+        pass viewer_html_story
+    else
+        fail viewer_html_story "$(tail -1 "$TMP/err")"
+    fi
+else
+    skip viewer_html_story "$model not found: the browser tests use the synthetic traces only"
+fi
+[ $ok = 1 ] && pass viewer_html_synthetic
+
+# size target: a BERT-base-shaped trace (12 layers x 12 heads x 128 tokens) -> at most 4 MiB of HTML
+if [ -f "$TMP/bert.html" ]; then
+    size=$(wc -c <"$TMP/bert.html")
+    echo "# bert-base-shaped page: $size bytes"
+    if [ "$size" -le 4194304 ]; then pass viewer_bert_html_under_4MiB; else fail viewer_bert_html_under_4MiB "$size bytes"; fi
+    if grep -Eq '(src|href)=["'"'"']?(https?:)?//' "$TMP/bert.html"; then
+        fail viewer_html_no_external_urls "the page references an external URL"
+    else
+        pass viewer_html_no_external_urls
+    fi
+fi
+
+# browser tests
+if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+    skip viewer_browser "chromium is not installed (apt-get install chromium, or make deps)"
+    exit 0
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    skip viewer_browser "node/npm are not installed (apt-get install nodejs npm)"
+    exit 0
+fi
+BR="$ROOT/tests/browser"
+if [ ! -f "$BR/node_modules/playwright-core/package.json" ]; then
+    if ! (cd "$BR" && npm ci --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1); then
+        skip viewer_browser "cannot install playwright-core from package-lock.json: $(tail -1 "$TMP/npm.log")"
+        exit 0
+    fi
+fi
+mkdir -p "$SHOTS"
+node "$BR/viewer.test.mjs" "$TMP" "$SHOTS"
