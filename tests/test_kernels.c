@@ -81,6 +81,28 @@ static void test_softmax_and_rmsnorm(void) {
     CHECK(fabs(o[2] - 3 / rms * 2) < 1e-6 && fabs(o[3] - 4 / rms * 0.5) < 1e-6);
 }
 
+static void test_softmax_matches_double_precision(void) {
+    /* long rows exercise the 8-wide path and the scalar tail; compare with a double-precision softmax */
+    enum { N = 1003 };
+    float x[N];
+    double ref[N], mx = -1e30, sum = 0;
+    for (int i = 0; i < N; i++) x[i] = 30.0f * sinf((float)i * 0.731f) - (i % 17 == 0 ? 200.0f : 0.0f);
+    for (int i = 0; i < N; i++) mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < N; i++) sum += ref[i] = exp((double)x[i] - mx);
+    av_softmax(x, N);
+    double worst = 0, total = 0;
+    for (int i = 0; i < N; i++) {
+        double rel = fabs(x[i] - ref[i] / sum) / (ref[i] / sum + 1e-30);
+        if (ref[i] / sum > 1e-30 && rel > worst) worst = rel;
+        total += x[i];
+    }
+    CHECKF(worst < 5e-6, "relative error %g", worst); /* float sum over 1003 terms included */
+    CHECK(fabs(total - 1.0) < 1e-5);
+    float tiny[3] = {0.0f, -100.0f, -1e30f}; /* underflow to exactly 0, never NaN */
+    av_softmax(tiny, 3);
+    CHECK(tiny[0] == 1.0f && tiny[2] == 0.0f && tiny[1] >= 0.0f);
+}
+
 static void test_rope_styles_agree_under_permutation(void) {
     /* interleaved pairs (2i, 2i+1) and rotate-half pairs (i, i+d/2) give the same rotation on permuted dims */
     enum { D = 8 };
@@ -128,6 +150,7 @@ int main(void) {
     RUN(test_vector_dequantization_matches_scalar);
     RUN(test_q8_0_round_trip);
     RUN(test_softmax_and_rmsnorm);
+    RUN(test_softmax_matches_double_precision);
     RUN(test_rope_styles_agree_under_permutation);
     RUN(test_matmul_all_paths);
     return h_exit_code();

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { ROWS_BLOCK = 64 }; /* query rows computed together */
+enum { ROWS_BLOCK = 128 }; /* query rows computed together */
 
 static const av_attn_set *find_set(const av_trace *t, const char *kind, int layer) {
     for (int i = 0; i < t->n_sets; i++)
@@ -116,52 +116,64 @@ typedef struct tile_job {
     int failed;
 } tile_job;
 
+/* First query of output row r. Every output row covers at least one query (out_rows <= q1 - q0). */
+static int row_start(const tile_job *j, int64_t r) { return j->q0 + (int)(r * (j->q1 - j->q0) / j->out_rows); }
+
+/* Output rows [r0, r1): their queries are computed ROWS_BLOCK at a time (one sgemm each, so K is packed
+ * once per block, not once per output row) and pooled into the cells of the row each query belongs to. */
 static void tile_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
     tile_job *j = ctx;
-    int span_q = j->q1 - j->q0, span_k = j->k1 - j->k0;
-    float *rows = malloc(sizeof(float) * ROWS_BLOCK * (size_t)j->n_key);      /* (ROWS_BLOCK, n_key) */
-    float *tmp = malloc(sizeof(float) * ROWS_BLOCK * (size_t)j->n_key);       /* (ROWS_BLOCK, n_key) */
-    double *acc = malloc(sizeof(double) * (size_t)j->out_cols);               /* (out_cols) */
-    if (!rows || !tmp || !acc) {
+    int span_k = j->k1 - j->k0, C = j->out_cols;
+    size_t n_cells = (size_t)(r1 - r0) * (size_t)C;
+    float *rows = malloc(sizeof(float) * ROWS_BLOCK * (size_t)j->n_key); /* (ROWS_BLOCK, n_key) */
+    float *tmp = malloc(sizeof(float) * ROWS_BLOCK * (size_t)j->n_key);  /* (ROWS_BLOCK, n_key) */
+    double *acc = calloc(n_cells, sizeof(double));                       /* (r1 - r0, C) */
+    int *lo = malloc(sizeof(int) * 2 * (size_t)C), *hi = lo ? lo + C : NULL; /* (C) key range of each cell */
+    if (!rows || !tmp || !acc || !lo) {
         j->failed = 1;
         goto done;
     }
-    for (int64_t r = r0; r < r1; r++) {
-        int qa = j->q0 + (int)((int64_t)r * span_q / j->out_rows);
-        int qb = j->q0 + (int)((int64_t)(r + 1) * span_q / j->out_rows);
-        if (qb <= qa) qb = qa + 1;
-        for (int c = 0; c < j->out_cols; c++) acc[c] = 0.0; /* probabilities are >= 0 */
-        for (int qs = qa; qs < qb; qs += ROWS_BLOCK) {
-            int nq = qb - qs < ROWS_BLOCK ? qb - qs : ROWS_BLOCK;
-            rows_any(j->t, j->set, j->layer, j->head, qs, nq, j->n_key, rows, tmp);
-            for (int c = 0; c < j->out_cols; c++) {
-                int ka = j->k0 + (int)((int64_t)c * span_k / j->out_cols);
-                int kb = j->k0 + (int)((int64_t)(c + 1) * span_k / j->out_cols);
-                if (kb <= ka) kb = ka + 1;
-                for (int i = 0; i < nq; i++) {
-                    const float *row = rows + (size_t)i * (size_t)j->n_key;
-                    for (int k = ka; k < kb; k++) {
-                        if (j->pool == AV_POOL_MAX) acc[c] = row[k] > acc[c] ? row[k] : acc[c];
-                        else acc[c] += row[k];
-                    }
+    for (int c = 0; c < C; c++) {
+        lo[c] = j->k0 + (int)((int64_t)c * span_k / C);
+        hi[c] = j->k0 + (int)((int64_t)(c + 1) * span_k / C);
+    }
+    int q_end = row_start(j, r1);
+    int64_t r = r0;
+    for (int qs = row_start(j, r0); qs < q_end; qs += ROWS_BLOCK) {
+        int nq = q_end - qs < ROWS_BLOCK ? q_end - qs : ROWS_BLOCK;
+        rows_any(j->t, j->set, j->layer, j->head, qs, nq, j->n_key, rows, tmp);
+        for (int i = 0; i < nq; i++) {
+            int q = qs + i;
+            while (q >= row_start(j, r + 1)) r++;
+            double *a = acc + (size_t)(r - r0) * (size_t)C;
+            const float *row = rows + (size_t)i * (size_t)j->n_key;
+            /* a lazy (causal) row is exactly 0 past its own position: skip those keys */
+            int kend = j->t->lazy && q + 1 < j->k1 ? q + 1 : j->k1;
+            for (int c = 0; c < C && lo[c] < kend; c++) {
+                int kb = hi[c] < kend ? hi[c] : kend;
+                if (j->pool == AV_POOL_MAX) {
+                    float m = (float)a[c];
+                    for (int k = lo[c]; k < kb; k++) m = row[k] > m ? row[k] : m;
+                    a[c] = m;
+                } else {
+                    float sum = 0;
+                    for (int k = lo[c]; k < kb; k++) sum += row[k];
+                    a[c] += sum;
                 }
             }
         }
-        for (int c = 0; c < j->out_cols; c++) {
-            double v = acc[c];
-            if (j->pool == AV_POOL_MEAN) {
-                int ka = j->k0 + (int)((int64_t)c * span_k / j->out_cols);
-                int kb = j->k0 + (int)((int64_t)(c + 1) * span_k / j->out_cols);
-                if (kb <= ka) kb = ka + 1;
-                v /= (double)(qb - qa) * (double)(kb - ka);
-            }
-            j->out[(size_t)r * (size_t)j->out_cols + (size_t)c] = (float)v;
-        }
     }
+    for (int64_t rr = r0; rr < r1; rr++)
+        for (int c = 0; c < C; c++) {
+            double v = acc[(size_t)(rr - r0) * (size_t)C + (size_t)c];
+            if (j->pool == AV_POOL_MEAN) v /= (double)(row_start(j, rr + 1) - row_start(j, rr)) * (double)(hi[c] - lo[c]);
+            j->out[(size_t)rr * (size_t)C + (size_t)c] = (float)v;
+        }
 done:
     free(rows);
     free(tmp);
     free(acc);
+    free(lo);
 }
 
 int av_trace_attn_tile(const av_trace *t, const char *kind, int layer, int head, int q0, int q1, int k0, int k1,

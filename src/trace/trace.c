@@ -374,9 +374,10 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
     t->loaded = 1;
     const char *fmt = av_st_meta(&t->file, "format");
     if (!fmt || strcmp(fmt, AV_TRACE_FORMAT) != 0) {
+        av_errf(err, "%s: not an attnviz trace (metadata 'format' is %s%.64s%s)", path, fmt ? "'" : "",
+                fmt ? fmt : "missing", fmt ? "'" : ""); /* before the free: fmt points into the file */
         av_trace_free(t);
-        return av_errf(err, "%s: not an attnviz trace (metadata 'format' is %s%s%s)", path, fmt ? "'" : "",
-                       fmt ? fmt : "missing", fmt ? "'" : "");
+        return -1;
     }
     json_decref(t->meta);
     t->meta = json_deep_copy(t->file.metadata);
