@@ -16,10 +16,11 @@ static const char *SENTENCE = "Once upon a time, Lily saw a big red ball.";
 
 /* Tolerances on attention probabilities against the llama2.c run of the same weights.
  * HF F32: rotate-half stores each RoPE pair at (i, i + 4) instead of (2i, 2i + 1), so q.k sums its 8 products in
- * another order; measured 1.19e-6 (10 float ulps at 1.0) on this model, hence 2e-6 rather than 1e-6.
+ * another order; measured 1.19e-6 (-O2) and 2.24e-6 (the -O1 sanitizer build, scalar exp), hence 5e-6. A wrong
+ * permutation or RoPE pairing gives differences of order 1e-1.
  * Q8_0: 8-bit weights on a 64-wide model move the sharpest probabilities by up to ~0.03 (measured 0.029; 0.025
  * with an F16 embedding), so 5e-2; the weights themselves are checked to within half a quantization step. */
-#define HF_F32_TOL 2e-6
+#define HF_F32_TOL 5e-6
 #define HALF_TOL 2e-2
 #define Q8_TOL 5e-2
 

@@ -1,0 +1,246 @@
+/* Head roles: previous-token, first-token (sink), self, broad, duplicate-token and induction heads, scored by
+ * two probes run on the model: a natural text (previous/first/self/broad, from the head statistics) and
+ * sequences of random tokens repeated twice, [BOS] R R (duplicate-token: attention from the second copy of a
+ * token to its first copy, i -> i-L; induction: to the token after the first copy, i -> i-L+1). */
+#include "analysis.h"
+#include "core/core.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const role_names[AV_ROLE_COUNT] = {"previous_token", "first_token",     "self",
+                                                      "broad",          "duplicate_token", "induction"};
+
+const char *av_role_name(av_role r) {
+    return r >= 0 && r < AV_ROLE_COUNT ? role_names[r] : "none";
+}
+
+void av_roles_pick(av_head_roles *r) {
+    r->best = AV_ROLE_NONE;
+    r->best_score = NAN;
+    int best = -1;
+    for (int k = 0; k < AV_ROLE_COUNT; k++)
+        if (!isnan(r->score[k]) && (best < 0 || r->score[k] > r->score[best])) best = k;
+    if (best < 0) return;
+    r->best_score = r->score[best];
+    r->best = r->score[best] >= AV_ROLE_MIN_SCORE ? (av_role)best : AV_ROLE_NONE;
+}
+
+void av_roles_from_stats(const av_head_stats *s, av_head_roles *r) {
+    r->layer = s->layer;
+    r->head = s->head;
+    for (int k = 0; k < AV_ROLE_COUNT; k++)
+        r->score[k] = NAN;
+    r->score[AV_ROLE_PREV] = s->prev;
+    r->score[AV_ROLE_FIRST] = s->first;
+    r->score[AV_ROLE_SELF] = s->self;
+    r->score[AV_ROLE_BROAD] = s->uniformity;
+    av_roles_pick(r);
+}
+
+int av_roles_repeat_scores(const av_attn_view *v, int first, int L, double *induction, double *duplicate,
+                           av_err *err) {
+    if (L < 1 || first < 0 || first + 2 * L > v->n_query || first + 2 * L > v->n_key)
+        return av_errf(err, "repeated segment [%d, %d) does not fit the %d x %d attention", first,
+                       first + 2 * L, v->n_query, v->n_key);
+    size_t plane = (size_t)v->n_query * (size_t)v->n_key;
+    for (int h = 0; h < v->n_heads; h++) {
+        const float *A = v->data + (size_t)h * plane; /* (n_query, n_key) */
+        double ind = 0, dup = 0;
+        for (int i = first + L; i < first + 2 * L; i++) {
+            const float *a = A + (size_t)i * (size_t)v->n_key;
+            ind += a[i - L + 1];
+            dup += a[i - L];
+        }
+        induction[h] = ind / L;
+        duplicate[h] = dup / L;
+    }
+    return 0;
+}
+
+av_roles_params av_roles_default_params(void) {
+    return (av_roles_params){32, 4, 1, NULL};
+}
+
+const char *av_roles_default_text(void) {
+    return "The little dog ran to the park. It saw a red ball, and it ran after the ball! Then the dog "
+           "found a stick; the stick was long. \"Come here,\" said Tom. The dog came back with the ball and "
+           "the stick, and Tom was happy.";
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014): the same stream as scripts/train_induction.py's SplitMix64. */
+static uint64_t splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void av_roles_repeat_sequence(const int32_t *cands, int n_cands, int bos, int L, uint64_t *rng_state,
+                              int32_t *ids) {
+    int first = bos >= 0 ? 1 : 0;
+    if (bos >= 0) ids[0] = bos;
+    for (int k = 0; k < L; k++) {
+        ids[first + k] = cands[splitmix64(rng_state) % (uint64_t)n_cands];
+        ids[first + L + k] = ids[first + k];
+    }
+}
+
+int av_roles_candidates(const av_model *m, int32_t **out, int *n_out, av_err *err) {
+    av_model_info info = av_model_get_info(m);
+    const av_tokenizer *tok = av_model_tokenizer(m);
+    int32_t *c = malloc(sizeof *c * (size_t)info.vocab_size);
+    if (!c) return av_errf(err, "out of memory");
+    int n = 0;
+    for (int id = 0; id < info.vocab_size; id++) {
+        if (tok) {
+            const char *p = av_tokenizer_piece(tok, id);
+            size_t len = p ? strlen(p) : 0;
+            if (id == av_tokenizer_bos(tok) || id == av_tokenizer_eos(tok) || !p || len == 0) continue;
+            if (len >= 3 && p[0] == '<' && p[len - 1] == '>') continue;
+        }
+        c[n++] = id;
+    }
+    if (n == 0) {
+        free(c);
+        return av_errf(err, "the vocabulary has no ordinary tokens to build a random probe from");
+    }
+    *out = c;
+    *n_out = n;
+    return 0;
+}
+
+/* Natural-text probe ids: the text with BOS, cut to the context window; or, with no tokenizer, 64 ids drawn
+ * from the candidates (seeded from seed ^ 0x7E57). *ids malloc'd. */
+static int text_probe(av_model *m, const char *text, const int32_t *cands, int n_cands, uint64_t seed,
+                      int32_t **ids, size_t *n, av_err *err) {
+    av_model_info info = av_model_get_info(m);
+    const av_tokenizer *tok = av_model_tokenizer(m);
+    if (tok) {
+        if (av_tokenizer_encode(tok, text, strlen(text), 1, ids, n, err)) return -1;
+    } else {
+        *n = 64;
+        if (!(*ids = malloc(sizeof **ids * *n))) return av_errf(err, "out of memory");
+        uint64_t s = seed ^ 0x7E57ull;
+        for (size_t i = 0; i < *n; i++)
+            (*ids)[i] = cands[splitmix64(&s) % (uint64_t)n_cands];
+    }
+    if (*n > (size_t)info.max_seq_len) *n = (size_t)info.max_seq_len;
+    if (*n < 3) {
+        free(*ids);
+        *ids = NULL;
+        return av_errf(err, "the natural-text probe is only %zu tokens", *n);
+    }
+    return 0;
+}
+
+void av_roles_result_free(av_roles_result *r) {
+    if (!r) return;
+    free(r->heads);
+    memset(r, 0, sizeof *r);
+}
+
+int av_model_roles(av_model *m, const av_roles_params *p, av_roles_result *out, av_err *err) {
+    memset(out, 0, sizeof *out);
+    av_roles_params defaults = av_roles_default_params();
+    if (!p) p = &defaults;
+    av_model_info info = av_model_get_info(m);
+    const av_tokenizer *tok = av_model_tokenizer(m);
+    int bos = tok ? av_tokenizer_bos(tok) : -1, first = bos >= 0 ? 1 : 0, L = p->seq_len;
+    if (L < 2) return av_errf(err, "--seq-len must be at least 2");
+    if (info.family && strcmp(info.family, "encoder-decoder") == 0)
+        return av_errf(err,
+                       "role probes run on decoder-only and encoder-only models; %s is an encoder-decoder "
+                       "(use attnviz stats on its traces)",
+                       info.name);
+    if (first + 2 * L > info.max_seq_len)
+        return av_errf(err,
+                       "the repeated probe needs %d tokens (2 x %d%s) but the model's context is %d: use "
+                       "--seq-len %d or less",
+                       first + 2 * L, L, first ? " + BOS" : "", info.max_seq_len,
+                       (info.max_seq_len - first) / 2);
+    if (p->n_samples < 1) return av_errf(err, "the probe needs at least one sample");
+    int H = info.n_heads, NL = info.n_layers;
+    int32_t *cands = NULL, *ids = NULL;
+    int n_cands = 0, rc = -1;
+    size_t n_text = 0;
+    av_trace *t = NULL;
+    av_head_stats *stats = NULL;
+    int n_stats = 0;
+    double *ind = malloc(sizeof *ind * (size_t)H), *dup = malloc(sizeof *dup * (size_t)H); /* (H) one layer */
+    double *sum_ind = calloc((size_t)NL * (size_t)H, sizeof *sum_ind);                     /* (NL, H) */
+    double *sum_dup = calloc((size_t)NL * (size_t)H, sizeof *sum_dup);                     /* (NL, H) */
+    out->heads = calloc((size_t)NL * (size_t)H, sizeof *out->heads);                       /* (NL, H) */
+    if (!ind || !dup || !sum_ind || !sum_dup || !out->heads) {
+        av_errf(err, "out of memory");
+        goto done;
+    }
+    if (av_roles_candidates(m, &cands, &n_cands, err)) goto done;
+    av_run_params rp = av_run_default_params();
+    rp.add_bos = 0; /* the probes carry their own BOS */
+
+    /* probe 1: natural text -> previous-token, first-token, self, broad */
+    if (text_probe(m, p->text ? p->text : av_roles_default_text(), cands, n_cands, p->seed, &ids, &n_text,
+                   err) ||
+        av_trace_from_ids(m, ids, n_text, &rp, &t, err) ||
+        av_trace_head_stats(t, "self", -1, &stats, &n_stats, err))
+        goto done;
+    if (n_stats != NL * H) {
+        av_errf(err, "internal: %d head statistics for %d x %d heads", n_stats, NL, H);
+        goto done;
+    }
+    for (int k = 0; k < n_stats; k++)
+        av_roles_from_stats(&stats[k], &out->heads[k]);
+    av_trace_free(t);
+    t = NULL;
+    free(ids);
+    ids = NULL;
+
+    /* probe 2: [BOS] R R, n_samples times -> duplicate-token, induction */
+    size_t n_rep = (size_t)(first + 2 * L);
+    if (!(ids = malloc(sizeof *ids * n_rep))) {
+        av_errf(err, "out of memory");
+        goto done;
+    }
+    uint64_t state = p->seed;
+    for (int s = 0; s < p->n_samples; s++) {
+        av_roles_repeat_sequence(cands, n_cands, bos, L, &state, ids);
+        if (av_trace_from_ids(m, ids, n_rep, &rp, &t, err)) goto done;
+        for (int l = 0; l < NL; l++) {
+            av_attn_view v;
+            if (av_trace_attn(t, "self", l, &v, err) || av_roles_repeat_scores(&v, first, L, ind, dup, err))
+                goto done;
+            for (int h = 0; h < H; h++) {
+                sum_ind[l * H + h] += ind[h];
+                sum_dup[l * H + h] += dup[h];
+            }
+        }
+        av_trace_free(t);
+        t = NULL;
+    }
+    for (int k = 0; k < NL * H; k++) {
+        out->heads[k].score[AV_ROLE_INDUCTION] = sum_ind[k] / p->n_samples;
+        out->heads[k].score[AV_ROLE_DUPLICATE] = sum_dup[k] / p->n_samples;
+        av_roles_pick(&out->heads[k]);
+    }
+    out->n_layers = NL;
+    out->n_heads = H;
+    out->text_tokens = (int)n_text;
+    out->text = p->text ? p->text : av_roles_default_text();
+    out->seq_len = L;
+    out->n_samples = p->n_samples;
+    out->seed = p->seed;
+    rc = 0;
+done:
+    if (rc) av_roles_result_free(out);
+    av_trace_free(t);
+    free(stats);
+    free(ids);
+    free(cands);
+    free(ind);
+    free(dup);
+    free(sum_ind);
+    free(sum_dup);
+    return rc;
+}
