@@ -16,7 +16,7 @@ WARN    = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-p
 CFLAGS  ?= $(OPT)
 ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) -Iinclude -Isrc -I$(BUILD)/gen -pthread \
              -I/usr/include/openblas -I/usr/include/x86_64-linux-gnu/openblas-pthread -MMD -MP
-LIBS    = -lopenblas -ljansson -lm -pthread
+LIBS    = -lopenblas -ljansson -lonig -lutf8proc -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -lstb
 LDFLAGS += $(SANFLAGS)
 
 LIB_SRC  = $(sort $(wildcard src/core/*.c src/io/*.c src/tok/*.c src/kernels/*.c src/model/*.c src/trace/*.c \
@@ -77,5 +77,34 @@ format:
 
 clean:
 	rm -rf build build-asan attnviz
+
+# ---- generated assets: the web viewer (web/) and the DejaVu Sans font, embedded into the library --------
+# tools/embed.c turns files into C arrays in $(BUILD)/gen/; their objects are added to libattnviz.a.
+FONT_TTF   ?= /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+WEB_FILES   = web/index.html web/viewer.css web/data.js web/heatmap.js web/modelview.js web/headview.js \
+              web/imageview.js web/viewer.js
+WEB_FILES  += web/serve.html web/serve.css web/serve.js web/zoom.js
+EMBED       = $(BUILD)/tools/embed
+GEN_OBJ     = $(BUILD)/gen/web_assets.o $(BUILD)/gen/font_data.o
+ALL_CFLAGS += -I/usr/include/freetype2
+
+$(EMBED): tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O1 $(WARN) -o $@ $<
+
+$(BUILD)/gen/web_assets.c: $(WEB_FILES) $(EMBED)
+	@mkdir -p $(dir $@)
+	$(EMBED) $@ --table av_web_assets $(WEB_FILES)
+
+$(BUILD)/gen/font_data.c: $(wildcard $(FONT_TTF)) $(EMBED)
+	@test -r $(FONT_TTF) || { echo "missing $(FONT_TTF): run 'make deps' (Debian fonts-dejavu-core)"; exit 1; }
+	@mkdir -p $(dir $@)
+	$(EMBED) $@ --blob av_font_dejavu_sans $(FONT_TTF)
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+	$(CC) $(ALL_CFLAGS) -g0 -c $< -o $@
+
+$(LIB): $(GEN_OBJ)
+# ---- end of generated assets ----------------------------------------------------------------------------
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

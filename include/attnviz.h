@@ -59,10 +59,16 @@ int64_t av_tensor_numel(const av_tensor *t);
 
 typedef struct av_tokenizer av_tokenizer;
 
-/* Loads a tokenizer file; the format is detected from its content. */
+/* Loads a tokenizer file; the format is detected from its content. A directory is searched for, in order:
+ * tokenizer.json, vocab.txt, vocab.json + merges.txt, encoder.json + vocab.bpe, tokenizer.model, tokenizer.bin.
+ * Files: Hugging Face tokenizer.json, a {token: id} vocabulary beside its merges, a SentencePiece .model, a
+ * llama2.c tokenizer .bin or a WordPiece vocab.txt (see docs/TOKENIZERS.md). */
 int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err);
 void av_tokenizer_free(av_tokenizer *tok);
-/* Encodes UTF-8 text. *ids is malloc'd (caller frees). add_bos prepends the BOS token. */
+/* Encodes UTF-8 text. *ids is malloc'd (caller frees). add_bos adds the special tokens the tokenizer itself adds
+ * around a text: BOS for SentencePiece and llama2.c, [CLS] ... [SEP] for BERT, what tokenizer.json's
+ * post-processor says; nothing for GPT-2. Invalid UTF-8 never fails: SentencePiece models see each bad byte as
+ * U+FFFD (as libsentencepiece does), the other kinds replace it by U+FFFD before tokenizing. */
 int av_tokenizer_encode(const av_tokenizer *tok, const char *text, size_t len, int add_bos, int32_t **ids,
                         size_t *n_ids, av_err *err);
 int av_tokenizer_vocab_size(const av_tokenizer *tok);
@@ -74,6 +80,16 @@ const char *av_tokenizer_piece(const av_tokenizer *tok, int id);
 const char *av_tokenizer_decode_piece(const av_tokenizer *tok, int prev, int id, char buf[8], size_t *len);
 /* Human-readable label of token i of a sequence (for axes and tooltips); malloc'd, caller frees. */
 char *av_tokenizer_display(const av_tokenizer *tok, const int32_t *ids, size_t n, size_t i);
+/* Flags of av_tokenizer_display_ex. */
+enum { AV_DISPLAY_VISIBLE_SPACE = 1 /* spaces shown as U+2423 "␣" */ };
+/* av_tokenizer_display with flags; NULL only when out of memory. */
+char *av_tokenizer_display_ex(const av_tokenizer *tok, const int32_t *ids, size_t n, size_t i, unsigned flags);
+/* 1 for special tokens (control tokens such as [CLS], <s>, <|endoftext|>, and the unknown token). */
+int av_tokenizer_is_special(const av_tokenizer *tok, int id);
+/* Id of a piece spelled exactly as in the vocabulary, -1 when absent. */
+int av_tokenizer_find(const av_tokenizer *tok, const char *piece);
+/* The algorithm, e.g. "sentencepiece bpe", "byte-level bpe", "wordpiece", "unigram". */
+const char *av_tokenizer_model_name(const av_tokenizer *tok);
 
 /* ---- models ------------------------------------------------------------------------------------------- */
 
@@ -96,6 +112,8 @@ typedef struct av_model_info {
     const char *format; /* "llama2c", "gguf", "hf" */
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, max_seq_len;
     int64_t n_params;
+    const char *family; /* "llama", "gpt2", "bert", "vit", "encoder-decoder" (docs/MODELS.md) */
+    int n_dec_layers;   /* encoder-decoders: decoder layers (n_layers counts the encoder's); 0 otherwise */
 } av_model_info;
 
 av_model_info av_model_get_info(const av_model *m);
@@ -184,6 +202,39 @@ int av_attn_select_heads(const av_attn_view *v, const char *spec, float *out, av
 typedef void (*av_piece_fn)(void *ctx, const char *bytes, size_t len);
 int av_generate_greedy(av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
                        int32_t **out_ids, size_t *n_out, av_err *err);
+
+/* ---- images and encoder-decoders (docs/MODELS.md) ------------------------------------------------------ */
+
+/* One class of an image model's prediction. */
+typedef struct av_class_score {
+    int id;            /* class index */
+    float prob;        /* softmax probability */
+    const char *label; /* class name (valid while the model is loaded), or NULL */
+} av_class_score;
+
+/* Image models (ViT): decodes a PNG or JPEG file, applies the model's evaluation preprocessing (resize, center
+ * crop, mean/std from its config) and captures every layer's attention over [CLS] + patches ("self" kind;
+ * metadata patch_grid "14x14", prefix_tokens "1", predictions). top (may be NULL) receives the k most probable
+ * classes, best first. */
+int av_trace_from_image(av_model *m, const char *path, const av_run_params *params, av_trace **out,
+                        av_class_score *top, int k, av_err *err);
+/* Same on an already preprocessed input: pixels (3, height, width), height = width = the model's image size. */
+int av_trace_from_pixels(av_model *m, const float *pixels, int height, int width, const av_run_params *params,
+                         av_trace **out, av_class_score *top, int k, av_err *err);
+/* The model's preprocessing alone: *pixels (3, *height, *width), malloc'd (caller frees). */
+int av_image_preprocess(const av_model *m, const char *path, float **pixels, int *height, int *width, av_err *err);
+
+/* Encoder-decoders (Marian, BART, T5): the source is encoded with the tokenizer's special tokens (ending in
+ * end-of-sequence); with a target the decoder is teacher-forced on it (decoder start token first), without one
+ * it decodes greedily for up to steps tokens or until end-of-sequence. The trace holds attn.enc.<l>,
+ * attn.dec.<l>, attn.cross.<l> [n_heads, n_target, n_source]; its tokens are the decoder's, and metadata
+ * source_tokens / target_tokens label both sides. av_trace_from_text on such a model decodes greedily. */
+int av_trace_from_pair(av_model *m, const char *source, const char *target, int steps, const av_run_params *params,
+                       av_trace **out, av_err *err);
+/* Same on ids used exactly as given: src is the encoder input, tgt the decoder input (starting with the decoder
+ * start token), or NULL for greedy decoding from the start token. */
+int av_trace_from_pair_ids(av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt, size_t n_tgt, int steps,
+                           const av_run_params *params, av_trace **out, av_err *err);
 
 #ifdef __cplusplus
 }

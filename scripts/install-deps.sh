@@ -2,7 +2,11 @@
 # Installs the Debian packages attnviz needs, only those missing. Safe to run repeatedly.
 set -e
 PKGS="build-essential pkg-config libopenblas-dev libjansson-dev zlib1g-dev libpng-dev
-      python3-torch python3-numpy python3-sentencepiece"
+      python3-torch python3-numpy python3-sentencepiece libonig-dev libutf8proc-dev nodejs
+      libfreetype-dev fonts-dejavu-core chromium
+      libmicrohttpd-dev curl wrk libstb-dev"
+# npm ships inside nodesource's nodejs; Debian packages it separately
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

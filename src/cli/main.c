@@ -8,7 +8,14 @@ static const cli_command commands[] = {
     {"show", "draw one head (or the mean/max over heads) of a trace in the terminal", cmd_show},
     {"info", "describe a trace or a model file", cmd_info},
     {"generate", "greedy (temperature 0) continuation of a prompt", cmd_generate},
-    {"convert", "convert a llama2.c checkpoint to GGUF or a Hugging Face directory", cmd_convert},
+    {"convert", "write a Llama-family model as GGUF or as a Hugging Face directory", cmd_convert},
+    {"tokenize", "show how a tokenizer splits a text: ids, pieces and display labels", cmd_tokenize},
+    {"serve", "local web app and HTTP API: run text, explore every head, zoom down to single cells", cmd_serve},
+    {"render", "draw a trace as a PNG or SVG heatmap (one head, mean/max, or the layers x heads grid)", cmd_render},
+    {"html", "write a trace as one standalone offline HTML page with the interactive viewer", cmd_html},
+    {"import", "make a trace from attention saved by other tools (.npy per layer, .npz, safetensors)", cmd_import},
+    {"stats", "per-head statistics of a trace (entropy, sink, previous-token...), rollout, flow", cmd_stats},
+    {"roles", "find previous-token, sink, induction... heads of a model with built-in probes", cmd_roles},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 
