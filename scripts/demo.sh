@@ -1,0 +1,73 @@
+#!/bin/sh
+# What `make demo` runs after building: the project's own demo models, no download, outputs in demo/.
+#   1. translates "le chat noir" with models/demo-fr-en (a tiny Marian translator trained by this project,
+#      scripts/train_translator.py) by greedy decoding;
+#   2. prints the cross-attention of the last decoder layer, averaged over heads, in the terminal;
+#   3. writes the standalone viewer demo/index.html and PNG images into demo/;
+#   4. does the same for models/induction (attention-only induction-head model) when it is there.
+# Needs only the built binary (ATTNVIZ_BIN, default build/attnviz) and the files under models/.
+set -e
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BIN=${ATTNVIZ_BIN:-$ROOT/build/attnviz}
+MODEL=models/demo-fr-en
+OUT=${ATTNVIZ_DEMO_OUT:-demo} # where the outputs go (the test points it at a scratch folder)
+[ -x "$BIN" ] || { echo "demo: $BIN is not built (run 'make')" >&2; exit 1; }
+[ -f "$MODEL/model.safetensors" ] || { echo "demo: $MODEL/model.safetensors is missing" >&2; exit 1; }
+mkdir -p "$OUT"
+
+# last layer index of a trace's kind, from `attnviz info` ("cross   2 layers x 4 heads, ...")
+last_layer() {
+    n=$("$BIN" info "$1" | awk -v k="$2" '$1 == k { print $2; exit }')
+    echo $((${n:-1} - 1))
+}
+
+echo "== attnviz demo: French -> English with the project's own translator ($MODEL)"
+echo
+echo "\$ attnviz run --model $MODEL --text \"le chat noir\" -o $OUT/le-chat-noir.safetensors"
+"$BIN" run --model "$MODEL" --text "le chat noir" -o "$OUT/le-chat-noir.safetensors"
+echo
+echo "Cross-attention (rows: English decoder tokens, columns: French source tokens), last decoder layer,"
+echo "mean over heads: the row of \"black\" is brightest under \"noir\", the row of \"cat\" under \"chat\"."
+echo
+echo "\$ attnviz show $OUT/le-chat-noir.safetensors --kind cross --layer -1 --head mean"
+"$BIN" show "$OUT/le-chat-noir.safetensors" --kind cross --layer -1 --head mean
+last=$(last_layer "$OUT/le-chat-noir.safetensors" cross)
+"$BIN" render "$OUT/le-chat-noir.safetensors" --kind cross --layer "$last" --head mean \
+    -o "$OUT/cross-attention.png" >/dev/null
+"$BIN" render "$OUT/le-chat-noir.safetensors" --kind cross --grid -o "$OUT/cross-attention-grid.png" >/dev/null
+"$BIN" html "$OUT/le-chat-noir.safetensors" -o "$OUT/index.html" --title "attnviz demo: le chat noir" >/dev/null
+
+SENT="le petit chat noir mange la pomme rouge"
+echo
+echo "\$ attnviz run --model $MODEL --text \"$SENT\" -o $OUT/sentence.safetensors"
+"$BIN" run --model "$MODEL" --text "$SENT" -o "$OUT/sentence.safetensors"
+"$BIN" render "$OUT/sentence.safetensors" --kind cross --layer "$last" --head mean \
+    -o "$OUT/sentence-cross-attention.png" >/dev/null
+"$BIN" html "$OUT/sentence.safetensors" -o "$OUT/sentence.html" --title "attnviz demo: $SENT" >/dev/null
+
+INDUCTION=models/induction/induction.bin
+if [ -f "$INDUCTION" ]; then
+    # a random character string repeated: the second copy is predictable only by induction
+    TEXT="Xq7 mZp3 vR8k Lw2 Xq7 mZp3 vR8k Lw2"
+    echo
+    echo "== attnviz demo: induction heads (models/induction, a 2-layer attention-only model trained by this project)"
+    echo "\$ attnviz run --model $INDUCTION --text \"$TEXT\" -o $OUT/induction.safetensors"
+    "$BIN" run --model "$INDUCTION" --text "$TEXT" -o "$OUT/induction.safetensors"
+    echo
+    echo "\$ attnviz roles --model $INDUCTION      # which heads do what, from probe sequences"
+    "$BIN" roles --model "$INDUCTION"
+    "$BIN" render "$OUT/induction.safetensors" --grid -o "$OUT/induction-grid.png" >/dev/null
+    "$BIN" html "$OUT/induction.safetensors" -o "$OUT/induction.html" --title "attnviz demo: induction heads" >/dev/null
+    if [ -f models/induction/MODEL_CARD.md ]; then echo "(more in models/induction/MODEL_CARD.md)"; fi
+fi
+
+echo
+echo "== outputs in $OUT/"
+for f in index.html cross-attention.png cross-attention-grid.png sentence.html sentence-cross-attention.png \
+         induction.html induction-grid.png; do
+    if [ -f "$OUT/$f" ]; then printf '   %-30s %s\n' "$f" "$(du -h "$OUT/$f" | cut -f1)"; fi
+done
+echo
+echo "Open $OUT/index.html in a browser (works offline: one file, no network request). Traces are"
+echo "$OUT/*.safetensors, readable from Python (docs/TRACE_FORMAT.md). More in docs/DEMO.md."

@@ -1,0 +1,38 @@
+#!/bin/sh
+# scripts/demo.sh (what `make demo` runs after building) end to end on the committed demo models, into a
+# scratch folder: it translates "le chat noir" to "the black cat", prints the cross-attention heatmap, and
+# writes the standalone viewer (index.html) and PNG images. The numbers (alignment, exact match on held-out
+# sentences) are checked by tests/test_demo.c.
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${ATTNVIZ_BIN:-$ROOT/build/attnviz}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/attnviz-demo-XXXXXX")
+trap 'rm -rf "$TMP"' EXIT INT TERM
+ok() { if [ "$2" = 0 ]; then echo "PASS $1"; else echo "FAIL $1: $3"; fi; }
+
+ATTNVIZ_BIN="$BIN" ATTNVIZ_DEMO_OUT="$TMP/demo" sh "$ROOT/scripts/demo.sh" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+ok demo_script_runs "$rc" "scripts/demo.sh exited with $rc: $(tail -n 3 "$TMP/err" | tr '\n' ' ')"
+
+grep -q '^target: <pad> the black cat </s>$' "$TMP/out"
+ok demo_translates_le_chat_noir $? "no 'target: <pad> the black cat </s>' line in the demo output"
+
+grep -q 'cross layer 1/1  head mean' "$TMP/out" && grep -q 'noir' "$TMP/out"
+ok demo_prints_cross_heatmap $? "no cross-attention heatmap (with the source token noir) in the demo output"
+
+bad=""
+for f in index.html cross-attention.png cross-attention-grid.png sentence.html sentence-cross-attention.png; do
+    [ -s "$TMP/demo/$f" ] || bad="$bad $f"
+done
+for f in cross-attention.png cross-attention-grid.png sentence-cross-attention.png; do
+    [ -s "$TMP/demo/$f" ] && [ "$(head -c 8 "$TMP/demo/$f" | od -An -tx1 | tr -d ' \n')" != 89504e470d0a1a0a ] &&
+        bad="$bad $f(not a PNG)"
+done
+ok demo_writes_viewer_and_images "$([ -z "$bad" ]; echo $?)" "missing or bad outputs:$bad"
+
+grep -q 'le chat noir' "$TMP/demo/index.html" && ! grep -Eq '(src|href)="https?://' "$TMP/demo/index.html"
+ok demo_viewer_standalone $? "demo/index.html lacks the title or loads something from the network"
+
+if [ -f "$ROOT/models/induction/induction.bin" ]; then
+    [ -s "$TMP/demo/induction.html" ] && [ -s "$TMP/demo/induction-grid.png" ]
+    ok demo_induction_outputs $? "models/induction is there but induction.html / induction-grid.png were not written"
+fi
