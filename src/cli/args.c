@@ -91,11 +91,21 @@ int cli_get_int(const cli_args *a, const char *name, long def, long min, long ma
     return 0;
 }
 
+/* Help strings are "VALUE  what it does" for options with a value and "what it does" for flags; the value
+ * word goes next to the option name and the descriptions line up in one column. */
 void cli_print_options(FILE *fp, const cli_opt_spec *specs, int n_specs) {
     for (int k = 0; k < n_specs; k++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s", specs[k].name);
-        fprintf(fp, "  %-18s %s\n", left, specs[k].help);
+        const char *h = specs[k].help;
+        while (*h == ' ') h++;
+        char left[96];
+        int n = snprintf(left, sizeof left, "%s%s", strlen(specs[k].name) > 1 ? "--" : "-", specs[k].name);
+        if (specs[k].takes_value) {
+            size_t w = strcspn(h, " ");
+            n += snprintf(left + n, sizeof left - (size_t)n, " %.*s", (int)w, h);
+            h += w;
+            while (*h == ' ') h++;
+        }
+        fprintf(fp, "  %-28s %s\n", left, h);
     }
 }
 
