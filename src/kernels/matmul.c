@@ -38,21 +38,32 @@ static void matvec_range(void *ctx, int tid, int64_t start, int64_t end) {
 
 typedef struct gemm_job {
     const av_tensor *w;
-    const float *x; /* (n, in) */
-    float *y;       /* (n, out) */
-    float *scratch; /* (out, in) or NULL */
+    const float *wf; /* (out, in) F32 weights: the mapping, or the dequantized scratch */
+    const float *x;  /* (n, in) */
+    float *y;        /* (n, out) */
+    float *scratch;  /* (out, in) or NULL */
     int n;
     int64_t in, out;
 } gemm_job;
 
-/* Output features [r0, r1): dequantize that slice of W if needed, then one single-threaded sgemm. */
-static void gemm_range(void *ctx, int tid, int64_t r0, int64_t r1) {
+static void dequant_range(void *ctx, int tid, int64_t r0, int64_t r1) {
     const gemm_job *j = ctx;
-    const float *wf = (const float *)j->w->data + (j->w->dtype == AV_DTYPE_F32 ? r0 * j->in : 0);
-    if (j->w->dtype != AV_DTYPE_F32) {
-        av_dequantize_rows(j->w, r0, r1 - r0, j->scratch + r0 * j->in);
-        wf = j->scratch + r0 * j->in;
-    }
+    av_dequantize_rows(j->w, r0, r1 - r0, j->scratch + r0 * j->in);
+}
+
+/* Token rows [m0, m1) against all output features: one single-threaded sgemm. Splitting tokens rather than
+ * features measured 1.1-1.4x faster here (features split at 1024 columns alias in cache). */
+static void gemm_tokens(void *ctx, int tid, int64_t m0, int64_t m1) {
+    const gemm_job *j = ctx;
+    int in = (int)j->in, out = (int)j->out;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(m1 - m0), out, in, 1.0f, j->x + m0 * j->in, in, j->wf,
+                in, 0.0f, j->y + m0 * j->out, out);
+}
+
+/* Output features [r0, r1) for all (few) tokens: used when there are too few tokens to split. */
+static void gemm_features(void *ctx, int tid, int64_t r0, int64_t r1) {
+    const gemm_job *j = ctx;
+    const float *wf = j->wf + r0 * j->in;
     int rows = (int)(r1 - r0), in = (int)j->in;
     if (j->n == 1)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, in, 1.0f, wf, in, j->x, 1, 0.0f, j->y + r0, 1);
@@ -72,11 +83,12 @@ void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scrat
         av_parallel_for(nt, out, matvec_range, &j);
         return;
     }
-    /* threads split the output features; slices are multiples of 16 rows for aligned, efficient sgemm */
-    gemm_job j = {w, x, y, scratch, n, in, out};
-    if (nt <= 1 || out < 64) {
-        gemm_range(&j, 0, 0, out);
-        return;
+    gemm_job j = {w, w->data, x, y, scratch, n, in, out};
+    if (w->dtype != AV_DTYPE_F32) {
+        av_parallel_for(nt, out, dequant_range, &j);
+        j.wf = scratch;
     }
-    av_parallel_for(nt, out, gemm_range, &j);
+    if (nt > 1 && n >= 32 * nt) av_parallel_for(nt, n, gemm_tokens, &j);
+    else if (nt > 1 && out >= 64) av_parallel_for(nt, out, gemm_features, &j);
+    else gemm_features(&j, 0, 0, out);
 }
