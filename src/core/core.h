@@ -86,6 +86,18 @@ typedef void (*av_range_fn)(void *ctx, int tid, int64_t start, int64_t end);
 void av_parallel_for(int n_threads, int64_t n, av_range_fn fn, void *ctx);
 int av_default_threads(void);
 
+/* ---- priority queue: binary heap of fixed-size elements, "before(a, b)" = a comes out first ---- */
+#define AV_HEAP_MAX_ELEM 64
+typedef struct av_heap {
+    unsigned char *v; /* (cap, size) */
+    size_t n, cap, size;
+    int (*before)(const void *a, const void *b);
+} av_heap;
+void av_heap_init(av_heap *h, size_t elem_size, int (*before)(const void *, const void *));
+int av_heap_push(av_heap *h, const void *elem); /* -1 when out of memory */
+void av_heap_pop(av_heap *h, void *out);         /* h->n must be > 0 */
+void av_heap_free(av_heap *h);
+
 /* ---- small helpers ---- */
 char *av_strdup(const char *s);
 char *av_strndup(const char *s, size_t n);

@@ -19,46 +19,17 @@ typedef struct merge {
     int32_t rank, pos, id;
 } merge;
 
-typedef struct merge_heap {
-    merge *v;
-    size_t n, cap;
-} merge_heap;
-
-static int merge_before(const merge *a, const merge *b) { return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos); }
-
-static int mheap_push(merge_heap *h, merge m) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? 2 * h->cap : 64;
-        merge *v = realloc(h->v, cap * sizeof *v);
-        if (!v) return -1;
-        h->v = v;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!merge_before(&m, &h->v[parent])) break;
-        h->v[i] = h->v[parent];
-        i = parent;
-    }
-    h->v[i] = m;
-    return 0;
+static int merge_before(const void *pa, const void *pb) {
+    const merge *a = pa, *b = pb;
+    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
 }
 
-static merge mheap_pop(merge_heap *h) {
-    merge top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, best = i;
-        const merge *bp = &last;
-        if (l < h->n && merge_before(&h->v[l], bp)) best = l, bp = &h->v[l];
-        if (r < h->n && merge_before(&h->v[r], bp)) best = r;
-        if (best == i) break;
-        h->v[i] = h->v[best];
-        i = best;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
+static int mheap_push(av_heap *h, merge m) { return av_heap_push(h, &m); }
+
+static merge mheap_pop(av_heap *h) {
+    merge m;
+    av_heap_pop(h, &m);
+    return m;
 }
 
 /* gpt-3-encoder's lookup of the pair (a, b) through its "a,b" key. */
@@ -124,7 +95,8 @@ int tok_bpe_word(const tok_bpe *b, const char *s, size_t n, av_tok_ids *out, av_
     }
     bsym *v = NULL;
     size_t ns = 0, cap = 0;
-    merge_heap h = {0};
+    av_heap h;
+    av_heap_init(&h, sizeof(merge), merge_before);
     tok_buf tmp = {0};
     int32_t unk = -1;
     uint32_t unk_len = 0;
@@ -201,12 +173,12 @@ int tok_bpe_word(const tok_bpe *b, const char *s, size_t n, av_tok_ids *out, av_
     for (int32_t i = ns ? 0 : -1; i >= 0; i = v[i].next)
         if (av_tok_ids_push(out, v[i].id)) goto oom;
     free(v);
-    free(h.v);
+    av_heap_free(&h);
     tok_buf_free(&tmp);
     return 0;
 oom:
     free(v);
-    free(h.v);
+    av_heap_free(&h);
     tok_buf_free(&tmp);
     return av_errf(err, "out of memory in BPE");
 }

@@ -23,46 +23,17 @@ typedef struct pair {
     uint32_t size;
 } pair;
 
-typedef struct pair_heap {
-    pair *v;
-    size_t n, cap;
-} pair_heap;
-
-static int pair_before(const pair *a, const pair *b) { return a->score > b->score || (a->score == b->score && a->left < b->left); }
-
-static int heap_push(pair_heap *h, pair p) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? 2 * h->cap : 256;
-        pair *v = realloc(h->v, cap * sizeof *v);
-        if (!v) return -1;
-        h->v = v;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!pair_before(&p, &h->v[parent])) break;
-        h->v[i] = h->v[parent];
-        i = parent;
-    }
-    h->v[i] = p;
-    return 0;
+static int pair_before(const void *pa, const void *pb) {
+    const pair *a = pa, *b = pb;
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static pair heap_pop(pair_heap *h) {
-    pair top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, best = i;
-        const pair *bp = &last;
-        if (l < h->n && pair_before(&h->v[l], bp)) best = l, bp = &h->v[l];
-        if (r < h->n && pair_before(&h->v[r], bp)) best = r;
-        if (best == i) break;
-        h->v[i] = h->v[best];
-        i = best;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
+static int heap_push(av_heap *h, pair p) { return av_heap_push(h, &p); }
+
+static pair heap_pop(av_heap *h) {
+    pair p;
+    av_heap_pop(h, &p);
+    return p;
 }
 
 /* rev_merge of libsentencepiece: for merged pieces of type UNUSED, the length of the left part. */
@@ -114,7 +85,7 @@ typedef struct bpe_ctx {
     const av_tokenizer *t;
     const char *text;
     sym *s;
-    pair_heap heap;
+    av_heap heap;
     rev_map rev;
     int prev_unk;
 } bpe_ctx;
@@ -163,6 +134,7 @@ static int resegment(bpe_ctx *c, const char *p, size_t n, av_tok_ids *out, int d
 static int sp_bpe(const av_tokenizer *t, const char *text, size_t n, int *prev_unk, av_tok_ids *out, av_err *err) {
     const av_tok_sp *sp = t->sp;
     bpe_ctx c = {sp, t, text, NULL, {0}, {0}, *prev_unk};
+    av_heap_init(&c.heap, sizeof(pair), pair_before);
     if (n > (size_t)INT32_MAX / 2) return av_errf(err, "text is too long (%zu bytes)", n);
     c.s = malloc(sizeof *c.s * (n + 1));
     if (!c.s) return av_errf(err, "out of memory");
@@ -200,7 +172,7 @@ static int sp_bpe(const av_tokenizer *t, const char *text, size_t n, int *prev_u
     }
     *prev_unk = c.prev_unk;
     free(c.s);
-    free(c.heap.v);
+    av_heap_free(&c.heap);
     free(c.rev.ids);
     free(c.rev.left_len);
     return rc ? av_errf(err, "out of memory encoding %zu bytes", n) : 0;

@@ -121,61 +121,20 @@ typedef struct bigram {
     int id;
 } bigram;
 
-typedef struct heap {
-    bigram *v;
-    size_t n, cap;
-} heap;
-
-static int bigram_before(const bigram *a, const bigram *b) { /* a has priority over b */
+static int bigram_before(const void *pa, const void *pb) { /* a has priority over b */
+    const bigram *a = pa, *b = pb;
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static int heap_push(heap *h, bigram b) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? 2 * h->cap : 64;
-        bigram *p = realloc(h->v, cap * sizeof *p);
-        if (!p) return -1;
-        h->v = p;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    h->v[i] = b;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!bigram_before(&h->v[i], &h->v[parent])) break;
-        bigram tmp = h->v[i];
-        h->v[i] = h->v[parent];
-        h->v[parent] = tmp;
-        i = parent;
-    }
-    return 0;
-}
-
-static bigram heap_pop(heap *h) {
-    bigram top = h->v[0];
-    h->v[0] = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, best = i;
-        if (l < h->n && bigram_before(&h->v[l], &h->v[best])) best = l;
-        if (r < h->n && bigram_before(&h->v[r], &h->v[best])) best = r;
-        if (best == i) break;
-        bigram tmp = h->v[i];
-        h->v[i] = h->v[best];
-        h->v[best] = tmp;
-        i = best;
-    }
-    return top;
-}
-
-static int try_bigram(const av_tokenizer *t, const char *text, const sym *s, int left, heap *h) {
+static int try_bigram(const av_tokenizer *t, const char *text, const sym *s, int left, av_heap *h) {
     if (left < 0 || s[left].next < 0) return 0;
     int right = s[left].next;
     if (s[left].fallback || s[right].fallback) return 0;
     int len = s[left].len + s[right].len;
     int id = av_tok_find(t, text + s[left].start, (size_t)len);
     if (id < 0) return 0;
-    return heap_push(h, (bigram){t->scores[id], left, right, len, id});
+    bigram b = {t->scores[id], left, right, len, id};
+    return av_heap_push(h, &b);
 }
 
 int av_tok_spm_encode(const av_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids,
@@ -187,7 +146,8 @@ int av_tok_spm_encode(const av_tokenizer *t, const char *text, size_t len, int a
     char *buf = malloc(len + 2);
     sym *s = malloc(sizeof *s * (len + 2));
     int32_t *out = malloc(sizeof *out * (len + 2));
-    heap h = {0};
+    av_heap h;
+    av_heap_init(&h, sizeof(bigram), bigram_before);
     if (!buf || !s || !out) goto oom;
     size_t blen = 0;
     if (len) buf[blen++] = ' ';
@@ -215,7 +175,8 @@ int av_tok_spm_encode(const av_tokenizer *t, const char *text, size_t len, int a
     for (int i = 0; i + 1 < ns; i++)
         if (try_bigram(t, buf, s, i, &h)) goto oom;
     while (h.n) {
-        bigram b = heap_pop(&h);
+        bigram b;
+        av_heap_pop(&h, &b);
         sym *l = &s[b.left], *r = &s[b.right];
         if (l->len == 0 || r->len == 0 || l->len + r->len != b.len || l->next != b.right) continue; /* stale */
         l->len += r->len;
@@ -230,7 +191,7 @@ int av_tok_spm_encode(const av_tokenizer *t, const char *text, size_t len, int a
     for (int i = ns ? 0 : -1; i >= 0; i = s[i].next) out[n++] = s[i].id;
     free(buf);
     free(s);
-    free(h.v);
+    av_heap_free(&h);
     *ids = out;
     *n_ids = n;
     return 0;
@@ -238,6 +199,6 @@ oom:
     free(buf);
     free(s);
     free(out);
-    free(h.v);
+    av_heap_free(&h);
     return av_errf(err, "out of memory encoding %zu bytes of text", len);
 }
