@@ -46,6 +46,17 @@ static int ids_equal(const av_tokenizer *t, const char *text, int add, const int
     return ok;
 }
 
+/* Case k of a table: the tokenizer.json text written to name encodes text (no specials) to want. */
+static void check_case(size_t k, const char *name, const char *json, const char *text, const int *want) {
+    const char *p = write_file(name, json);
+    av_tokenizer *t;
+    av_err err = {{0}};
+    REQUIREF(av_tokenizer_load(p, &t, &err) == 0, "case %zu: %s", k, err.msg);
+    char why[300];
+    CHECKF(ids_equal(t, text, 0, want, why, sizeof why), "case %zu: %s", k, why);
+    av_tokenizer_free(t);
+}
+
 #define CHECK_IDS(t, text, add, ...)                                                                               \
     do {                                                                                                           \
         const int want_[] = {__VA_ARGS__, -1};                                                                     \
@@ -187,15 +198,8 @@ static void test_normalizers(void) {
         /* Lowercase of U+0130 is i + U+0307 (two characters), as Rust's to_lowercase */
         {"{\"type\": \"Lowercase\"}", "\xC4\xB0X", {0, -1}},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        const char *p = write_file("norm/tokenizer.json", wordpiece_json(cases[k].norm));
-        av_tokenizer *t;
-        av_err err = {{0}};
-        REQUIREF(av_tokenizer_load(p, &t, &err) == 0, "case %zu: %s", k, err.msg);
-        char why[300];
-        CHECKF(ids_equal(t, cases[k].text, 0, cases[k].want, why, sizeof why), "case %zu: %s", k, why);
-        av_tokenizer_free(t);
-    }
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        check_case(k, "norm/tokenizer.json", wordpiece_json(cases[k].norm), cases[k].text, cases[k].want);
 }
 
 /* ---- WordLevel with the other pre-tokenizers ---- */
@@ -231,15 +235,8 @@ static void test_pretokenizers(void) {
         {"{\"type\": \"CharDelimiterSplit\", \"delimiter\": \",\"}", "abc,x", {1, 6, -1}},
         {"{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\p{N}+\"}, \"behavior\": \"Isolated\", \"invert\": false}", "abc 12", {7, 4, -1}},
     };
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        const char *p = write_file("wl/tokenizer.json", wordlevel_json(cases[k].pretok));
-        av_tokenizer *t;
-        av_err err = {{0}};
-        REQUIREF(av_tokenizer_load(p, &t, &err) == 0, "case %zu: %s", k, err.msg);
-        char why[300];
-        CHECKF(ids_equal(t, cases[k].text, 0, cases[k].want, why, sizeof why), "case %zu: %s", k, why);
-        av_tokenizer_free(t);
-    }
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        check_case(k, "wl/tokenizer.json", wordlevel_json(cases[k].pretok), cases[k].text, cases[k].want);
 }
 
 /* ---- BPE: byte fallback and Metaspace (Llama-style tokenizer.json) ---- */

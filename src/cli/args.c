@@ -91,6 +91,44 @@ int cli_get_int(const cli_args *a, const char *name, long def, long min, long ma
     return 0;
 }
 
+int cli_get_num(const cli_args *a, const char *name, double def, double lo, double hi, const char *range,
+                double *out, const char *cmd) {
+    const char *v = cli_get(a, name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= lo && x <= hi)) {
+        cli_failf(cmd, "--%s must be a number%s%s, got '%s'", name, range ? " " : "", range ? range : "", v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+const char *cli_output(const cli_args *a, const char *def) {
+    const char *out = cli_get(a, "output") ? cli_get(a, "output") : cli_get(a, "o");
+    return out ? out : def;
+}
+
+const char *const cli_kinds[CLI_N_KINDS] = {"self", "enc", "dec", "cross"};
+
+int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, const char **kind) {
+    av_err err = {{0}};
+    if (av_trace_load(a->positional[0], t, &err)) {
+        cli_fail(cmd, &err);
+        return -1;
+    }
+    *kind = cli_get(a, "kind");
+    for (int k = 0; k < CLI_N_KINDS && !*kind; k++)
+        if (av_trace_n_layers(*t, cli_kinds[k])) *kind = cli_kinds[k];
+    if (!*kind) *kind = "self";
+    return 0;
+}
+
 /* Help strings are "VALUE  what it does" for options with a value and "what it does" for flags; the value
  * word goes next to the option name and the descriptions line up in one column. */
 void cli_print_options(FILE *fp, const cli_opt_spec *specs, int n_specs) {

@@ -28,12 +28,25 @@ const char *cli_get(const cli_args *a, const char *name);
 int cli_has(const cli_args *a, const char *name);
 /* Integer option with a default; -1 and a message on a malformed number. */
 int cli_get_int(const cli_args *a, const char *name, long def, long min, long max, long *out, const char *cmd);
+/* Number option with a default; -1 and "--NAME must be a number RANGE, got 'V'" when malformed or outside
+ * [lo, hi] (range: how the bounds read, e.g. "in [0, 1]"; NULL for none). */
+int cli_get_num(const cli_args *a, const char *name, double def, double lo, double hi, const char *range,
+                double *out, const char *cmd);
+/* --output PATH or -o PATH; def when neither is given. */
+const char *cli_output(const cli_args *a, const char *def);
 void cli_print_options(FILE *fp, const cli_opt_spec *specs, int n_specs);
 int cli_fail(const char *cmd, const av_err *err); /* prints "attnviz CMD: message", returns 1 */
 int cli_failf(const char *cmd, const char *fmt, ...);
 
 /* Loads --model with --tokenizer and --threads options; returns -1 after printing the error. */
 int cli_load_model(const cli_args *a, const char *cmd, av_model **out);
+
+/* The attention kinds a trace may hold, in display order. */
+enum { CLI_N_KINDS = 4 };
+extern const char *const cli_kinds[CLI_N_KINDS];
+/* Loads the trace named by the first positional argument; *kind: --kind, else the first kind the trace holds.
+ * Returns -1 after printing the error. */
+int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, const char **kind);
 
 typedef struct cli_command {
     const char *name;

@@ -40,7 +40,7 @@ int cmd_convert(int argc, char **argv) {
         return 0;
     }
     const char *to = cli_get(&a, "to");
-    const char *out = cli_get(&a, "output") ? cli_get(&a, "output") : cli_get(&a, "o");
+    const char *out = cli_output(&a, NULL);
     const char *type = cli_get(&a, "type");
     av_export_params ep = av_export_default_params();
     av_export_report rep;

@@ -38,7 +38,7 @@ int cmd_generate(int argc, char **argv) {
     size_t n = 0;
     av_err err = {{0}};
     const char *prompt = cli_get(&a, "prompt");
-    const char *out = cli_get(&a, "output") ? cli_get(&a, "output") : cli_get(&a, "o");
+    const char *out = cli_output(&a, NULL);
     if (cli_get_int(&a, "steps", 256, 0, 1 << 20, &steps, cmd) || cli_load_model(&a, cmd, &m)) goto done;
     if (prompt) fputs(prompt, stdout);
     if (av_generate_greedy(m, prompt ? prompt : "", (int)steps, print_piece, NULL, &ids, &n, &err)) {

@@ -3,8 +3,7 @@
 
 #include "trace/import.h"
 
-#include <errno.h>
-#include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 static const cli_opt_spec opts[] = {
@@ -44,10 +43,8 @@ int cmd_import(int argc, char **argv) {
     av_trace *t = NULL;
     av_err err = {{0}};
     av_import_params p = av_import_default_params();
-    const char *out = cli_get(&a, "output") ? cli_get(&a, "output") : cli_get(&a, "o");
-    const char *dtype = cli_get(&a, "dtype");
+    const char *out = cli_output(&a, "trace.safetensors"), *dtype = cli_get(&a, "dtype");
     long prefix;
-    if (!out) out = "trace.safetensors";
     if (a.n_positional == 0) {
         cli_failf(cmd, "no input arrays given (attnviz import attentions.npz --tokens tokens.json -o "
                        "trace.safetensors)");
@@ -57,16 +54,10 @@ int cmd_import(int argc, char **argv) {
         cli_failf(cmd, "--dtype must be f32 or f16, got '%s'", dtype);
         goto done;
     }
-    if (cli_get_int(&a, "prefix-tokens", -1, 0, 1000000, &prefix, cmd)) goto done;
-    if (cli_get(&a, "tol")) {
-        char *end;
-        errno = 0;
-        p.tolerance = strtod(cli_get(&a, "tol"), &end);
-        if (errno || *end || end == cli_get(&a, "tol") || !(p.tolerance > 0 && p.tolerance < 1)) {
-            cli_failf(cmd, "--tol must be a number in (0, 1), got '%s'", cli_get(&a, "tol"));
-            goto done;
-        }
-    }
+    if (cli_get_int(&a, "prefix-tokens", -1, 0, 1000000, &prefix, cmd) ||
+        cli_get_num(&a, "tol", p.tolerance, nextafter(0.0, 1.0), nextafter(1.0, 0.0), "in (0, 1)",
+                    &p.tolerance, cmd))
+        goto done;
     p.inputs = a.positional;
     p.n_inputs = a.n_positional;
     p.tokens_path = cli_get(&a, "tokens");
@@ -83,13 +74,12 @@ int cmd_import(int argc, char **argv) {
         cli_fail(cmd, &err);
         goto done;
     }
-    static const char *kinds[] = {"self", "enc", "dec", "cross"};
     fprintf(stderr, "attnviz import: %d tokens,", av_trace_n_tokens(t));
-    for (int k = 0; k < 4; k++) {
-        int n = av_trace_n_layers(t, kinds[k]);
+    for (int k = 0; k < CLI_N_KINDS; k++) {
+        int n = av_trace_n_layers(t, cli_kinds[k]);
         av_attn_view v;
-        if (n && !av_trace_attn(t, kinds[k], 0, &v, NULL))
-            fprintf(stderr, " %s: %d layers x %d heads (%d x %d),", kinds[k], n, v.n_heads, v.n_query,
+        if (n && !av_trace_attn(t, cli_kinds[k], 0, &v, NULL))
+            fprintf(stderr, " %s: %d layers x %d heads (%d x %d),", cli_kinds[k], n, v.n_heads, v.n_query,
                     v.n_key);
     }
     fprintf(stderr, " -> %s\n", out);

@@ -10,7 +10,6 @@ static const cli_opt_spec opts[] = {
     {"help", 0, "            show this help"},
 };
 
-static const char *kinds[] = {"self", "enc", "dec", "cross"};
 
 static void print_size(const char *label, double bytes) {
     const char *unit = "B";
@@ -28,13 +27,13 @@ static int info_trace(const av_trace *t, const char *path, int list_tokens) {
     int n = av_trace_n_tokens(t);
     printf("%-14s %d\n", "tokens", n);
     double attn_bytes = 0;
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        int L = av_trace_n_layers(t, kinds[k]);
+    for (int k = 0; k < CLI_N_KINDS; k++) {
+        int L = av_trace_n_layers(t, cli_kinds[k]);
         if (!L) continue;
         av_attn_view v;
         av_err err = {{0}};
-        if (av_trace_attn(t, kinds[k], 0, &v, &err)) return cli_fail("info", &err);
-        printf("%-14s %d layers x %d heads, %d queries x %d keys\n", kinds[k], L, v.n_heads, v.n_query, v.n_key);
+        if (av_trace_attn(t, cli_kinds[k], 0, &v, &err)) return cli_fail("info", &err);
+        printf("%-14s %d layers x %d heads, %d queries x %d keys\n", cli_kinds[k], L, v.n_heads, v.n_query, v.n_key);
         attn_bytes += (double)L * v.n_heads * v.n_query * v.n_key * 4.0;
     }
     print_size("attention", attn_bytes);

@@ -4,7 +4,7 @@
 
 #include "render/plot.h"
 
-#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,15 +27,6 @@ static const cli_opt_spec opts[] = {
 };
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
 
-static int parse_float(const char *cmd, const char *name, const char *v, double *out) {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end) return cli_failf(cmd, "--%s must be a number, got '%s'", name, v);
-    *out = x;
-    return 0;
-}
-
 int cmd_render(int argc, char **argv) {
     const char *cmd = "render";
     cli_args a;
@@ -50,7 +41,7 @@ int cmd_render(int argc, char **argv) {
     av_trace *t = NULL;
     av_err err = {{0}};
     av_plot_params p = av_plot_default_params();
-    const char *out = cli_get(&a, "output") ? cli_get(&a, "output") : cli_get(&a, "o");
+    const char *out = cli_output(&a, NULL);
     const char *head = cli_get(&a, "head"), *cmap = cli_get(&a, "cmap");
     long layer, dpi;
     double cell = 0, vmin = 0, vmax = 0;
@@ -64,18 +55,13 @@ int cmd_render(int argc, char **argv) {
         goto done;
     }
     if (cli_get_int(&a, "layer", 0, 0, 1000000, &layer, cmd) ||
-        cli_get_int(&a, "dpi", 150, 10, 2400, &dpi, cmd))
-        goto done;
-    if ((cli_get(&a, "cell") && parse_float(cmd, "cell", cli_get(&a, "cell"), &cell)) ||
-        (cli_get(&a, "vmin") && parse_float(cmd, "vmin", cli_get(&a, "vmin"), &vmin)) ||
-        (cli_get(&a, "vmax") && parse_float(cmd, "vmax", cli_get(&a, "vmax"), &vmax)))
+        cli_get_int(&a, "dpi", 150, 10, 2400, &dpi, cmd) ||
+        cli_get_num(&a, "cell", 0, 0, 200, "in [0, 200] CSS px", &cell, cmd) ||
+        cli_get_num(&a, "vmin", 0, -HUGE_VAL, HUGE_VAL, NULL, &vmin, cmd) ||
+        cli_get_num(&a, "vmax", 0, -HUGE_VAL, HUGE_VAL, NULL, &vmax, cmd))
         goto done;
     if (cli_has(&a, "vmin") != cli_has(&a, "vmax") && cli_has(&a, "vmin")) {
         cli_failf(cmd, "--vmin needs --vmax too");
-        goto done;
-    }
-    if (cell < 0 || cell > 200) {
-        cli_failf(cmd, "--cell must be in [0, 200] CSS px");
         goto done;
     }
     p.layer = (int)layer;

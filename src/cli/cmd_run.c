@@ -148,8 +148,7 @@ int cmd_run(int argc, char **argv) {
     }
     const char *text = cli_get(&a, "text");
     if (!text && a.n_positional == 1) text = a.positional[0];
-    const char *out = cli_get(&a, "output") ? cli_get(&a, "output") : cli_get(&a, "o");
-    if (!out) out = "trace.safetensors";
+    const char *out = cli_output(&a, "trace.safetensors");
     const char *dtype = cli_get(&a, "dtype");
     av_run_params rp = av_run_default_params();
     int rc = 1;

@@ -18,13 +18,6 @@ static const cli_opt_spec opts[] = {
     {"help", 0, "            show this help"},
 };
 
-static const char *first_kind(const av_trace *t) {
-    static const char *kinds[] = {"self", "enc", "dec", "cross"};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (av_trace_n_layers(t, kinds[i])) return kinds[i];
-    return "self";
-}
-
 /* Labels of n tokens: encoder-decoder kinds use the metadata lists (enc: source x source, dec: target x
  * target, cross: target rows x source columns), other kinds the trace tokens; NULL entries when they do not
  * fit. *meta receives the parsed JSON list (or NULL), which owns the strings. */
@@ -88,11 +81,8 @@ int cmd_show(int argc, char **argv) {
         cli_fail(cmd, &err);
         goto done;
     }
-    if (av_trace_load(a.positional[0], &t, &err)) {
-        cli_fail(cmd, &err);
-        goto done;
-    }
-    const char *kind = cli_get(&a, "kind") ? cli_get(&a, "kind") : first_kind(t);
+    const char *kind;
+    if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
     int n_layers = av_trace_n_layers(t, kind);
     if (layer < 0) layer += n_layers;
     av_attn_view v;

@@ -24,13 +24,6 @@ static const cli_opt_spec opts[] = {
 };
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
 
-static const char *first_kind(const av_trace *t) {
-    static const char *const kinds[] = {"self", "enc", "dec", "cross"};
-    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-        if (av_trace_n_layers(t, kinds[i])) return kinds[i];
-    return "self";
-}
-
 static void print_num(FILE *fp, int width, int prec, double x) {
     if (isnan(x))
         fprintf(fp, " %*s", width, "-");
@@ -207,27 +200,11 @@ int cmd_stats(int argc, char **argv) {
         cli_fail(cmd, &err);
         goto done;
     }
-    if (cli_get(&a, "residual")) {
-        char *end;
-        residual = strtod(cli_get(&a, "residual"), &end);
-        if (*end || end == cli_get(&a, "residual") || !(residual >= 0 && residual <= 1)) {
-            cli_failf(cmd, "--residual must be a number in [0, 1], got '%s'", cli_get(&a, "residual"));
-            goto done;
-        }
-    }
-    if (cli_get(&a, "flow-limit")) {
-        char *end;
-        flow_limit = strtod(cli_get(&a, "flow-limit"), &end);
-        if (*end || end == cli_get(&a, "flow-limit") || !(flow_limit >= 0)) {
-            cli_failf(cmd, "--flow-limit must be a non-negative number, got '%s'", cli_get(&a, "flow-limit"));
-            goto done;
-        }
-    }
-    if (av_trace_load(a.positional[0], &t, &err)) {
-        cli_fail(cmd, &err);
+    if (cli_get_num(&a, "residual", residual, 0, 1, "in [0, 1]", &residual, cmd) ||
+        cli_get_num(&a, "flow-limit", flow_limit, 0, HUGE_VAL, ">= 0", &flow_limit, cmd))
         goto done;
-    }
-    const char *kind = cli_get(&a, "kind") ? cli_get(&a, "kind") : first_kind(t);
+    const char *kind;
+    if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
     int n_layers = av_trace_n_layers(t, kind);
     if (n_layers == 0) {
         cli_failf(cmd, "%s: the trace has no '%s' attention", a.positional[0], kind);

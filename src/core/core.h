@@ -101,6 +101,8 @@ void av_heap_free(av_heap *h);
 /* ---- small helpers ---- */
 char *av_strdup(const char *s);
 char *av_strndup(const char *s, size_t n);
+/* Untrusted text for a one-line message: n bytes of s (at most cap - 1), control characters as '?'. Returns dst. */
+const char *av_printable(char *dst, size_t cap, const char *s, size_t n);
 void *av_malloc_checked(size_t n, av_err *err); /* NULL + message on failure */
 double av_now_seconds(void);
 

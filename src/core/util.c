@@ -16,6 +16,13 @@ char *av_strndup(const char *s, size_t n) {
     return p;
 }
 
+const char *av_printable(char *dst, size_t cap, const char *s, size_t n) {
+    size_t k = 0;
+    for (; k < n && k + 1 < cap; k++) dst[k] = (unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
+    dst[k] = 0;
+    return dst;
+}
+
 void *av_malloc_checked(size_t n, av_err *err) {
     void *p = malloc(n ? n : 1);
     if (!p) av_errf(err, "out of memory allocating %zu bytes", n);

@@ -104,24 +104,18 @@ static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
  * naming (and keeps 1-D norms F32). */
 static int collect(const av_model *m, int gguf, av_dtype want, ex_bufs *b, ex_tensor **out, int *n_out,
                    av_export_report *rep, av_err *err) {
-    static const char *const gguf_names[9] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-                                              "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"};
-    static const char *const hf_names[9] = {"input_layernorm", "self_attn.q_proj", "self_attn.k_proj",
-                                            "self_attn.v_proj", "self_attn.o_proj", "post_attention_layernorm",
-                                            "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj"};
     int n = 0, to_target = gguf ? (m->rope == AV_ROPE_HALF ? PERM_TO_INTERLEAVED : PERM_NONE)
                                 : (m->rope == AV_ROPE_INTERLEAVED ? PERM_TO_HALF : PERM_NONE);
-    ex_tensor *v = calloc((size_t)(3 + 9 * m->n_layers), sizeof *v); /* (n_tensors) */
+    ex_tensor *v = calloc((size_t)(3 + AV_LLAMA_LAYER_WEIGHTS * m->n_layers), sizeof *v); /* (n_tensors) */
     if (!v) return av_errf(err, "out of memory");
     snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "token_embd.weight" : "model.embed_tokens.weight");
     v[n++].src = &m->tok_emb;
     for (int l = 0; l < m->n_layers; l++) {
         const av_llama_layer *L = &m->layers[l];
-        const av_tensor *ts[9] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo,
-                                  &L->ffn_norm, &L->w_gate, &L->w_down, &L->w_up};
-        for (int k = 0; k < 9; k++, n++) {
-            if (gguf) snprintf(v[n].name, sizeof v[n].name, "blk.%d.%s.weight", l, gguf_names[k]);
-            else snprintf(v[n].name, sizeof v[n].name, "model.layers.%d.%s.weight", l, hf_names[k]);
+        const av_tensor *ts[AV_LLAMA_LAYER_WEIGHTS] = AV_LLAMA_LAYER_WEIGHT_PTRS(L);
+        for (int k = 0; k < AV_LLAMA_LAYER_WEIGHTS; k++, n++) {
+            if (gguf) snprintf(v[n].name, sizeof v[n].name, "blk.%d.%s.weight", l, av_llama_gguf_layer_names[k]);
+            else snprintf(v[n].name, sizeof v[n].name, "model.layers.%d.%s.weight", l, av_llama_hf_layer_names[k]);
             v[n].src = ts[k];
             v[n].perm = k == 1 || k == 2 ? to_target : PERM_NONE;
             v[n].heads = k == 1 ? m->n_heads : m->n_kv_heads;

@@ -15,14 +15,6 @@
 #define AV_GGUF_MAX_CTX (1 << 24)
 #define AV_GGUF_MAX_VOCAB (1 << 22)
 
-/* Copies n bytes of untrusted text for a one-line message, control characters as '?'. */
-static const char *printable(char *dst, size_t cap, const char *s, size_t n) {
-    size_t k = 0;
-    for (; k < n && k + 1 < cap; k++) dst[k] = (uint8_t)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
-    dst[k] = 0;
-    return dst;
-}
-
 /* Integer key in [1, max]: required unless def > 0 (then used when absent). */
 static int get_size(const av_gguf *g, const char *key, int64_t def, int64_t max, int *out, av_err *err) {
     int64_t v = def;
@@ -44,7 +36,7 @@ static int read_config(const av_gguf *g, av_model *m, av_err *err) {
     char shown[64];
     if (arch_len != 5 || memcmp(arch, "llama", 5) != 0)
         return av_errf(err, "%s: architecture '%s' is not supported (only llama is supported)", g->name,
-                       printable(shown, sizeof shown, arch, arch_len));
+                       av_printable(shown, sizeof shown, arch, arch_len));
     if (get_size(g, "llama.context_length", 0, AV_GGUF_MAX_CTX, &m->max_seq_len, err) ||
         get_size(g, "llama.embedding_length", 0, AV_GGUF_MAX_DIM, &m->dim, err) ||
         get_size(g, "llama.block_count", 0, AV_GGUF_MAX_LAYERS, &m->n_layers, err) ||
@@ -73,7 +65,7 @@ static int read_config(const av_gguf *g, av_model *m, av_err *err) {
     size_t name_len;
     rc = av_gguf_get_str(g, "general.name", &name, &name_len, err);
     if (rc < 0) return -1;
-    if (rc == 0 && name_len) printable(m->name, sizeof m->name, name, name_len);
+    if (rc == 0 && name_len) av_printable(m->name, sizeof m->name, name, name_len);
     return 0;
 }
 
@@ -85,9 +77,9 @@ static int take(const av_gguf *g, const char *name, int optional, av_tensor *t, 
     return 0;
 }
 
-static int take_layer(const av_gguf *g, int l, const char *what, av_tensor *t, av_err *err) {
+static int take_layer(const void *g, int l, int k, av_tensor *t, av_err *err) {
     char name[96];
-    snprintf(name, sizeof name, "blk.%d.%s.weight", l, what);
+    snprintf(name, sizeof name, "blk.%d.%s.weight", l, av_llama_gguf_layer_names[k]);
     return take(g, name, 0, t, err);
 }
 
@@ -105,22 +97,7 @@ static int read_weights(const av_gguf *g, av_model *m, av_err *err) {
     if (rc == 0 && vocab != m->vocab_size)
         return av_errf(err, "%s: llama.vocab_size %lld differs from token_embd.weight's %d rows", g->name,
                        (long long)vocab, m->vocab_size);
-    if (!m->cls.data) {
-        m->cls = m->tok_emb;
-        m->tied = 1;
-    }
-    m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
-    if (!m->layers) return av_errf(err, "out of memory");
-    for (int l = 0; l < m->n_layers; l++) {
-        av_llama_layer *L = &m->layers[l];
-        if (take_layer(g, l, "attn_norm", &L->attn_norm, err) || take_layer(g, l, "attn_q", &L->wq, err) ||
-            take_layer(g, l, "attn_k", &L->wk, err) || take_layer(g, l, "attn_v", &L->wv, err) ||
-            take_layer(g, l, "attn_output", &L->wo, err) || take_layer(g, l, "ffn_norm", &L->ffn_norm, err) ||
-            take_layer(g, l, "ffn_gate", &L->w_gate, err) || take_layer(g, l, "ffn_down", &L->w_down, err) ||
-            take_layer(g, l, "ffn_up", &L->w_up, err))
-            return -1;
-    }
-    return 0;
+    return av_llama_take_layers(m, take_layer, g, err);
 }
 
 /* Copies a GGUF token into a NUL-terminated piece, "▁" (U+2581) becoming ' '. */

@@ -18,10 +18,11 @@ typedef struct av_hf_dir {
     int timm;               /* matched by timm's "architecture" */
 } av_hf_dir;
 
-/* Routes a Hugging Face / timm directory by its config.json: returns 0 when the type belongs to the Llama
- * loader (llama, mistral, qwen2), 1 after loading another family into m, -1 with a message (unsupported
- * types name every supported one). Called first by av_load_hf_dir. */
-int av_hf_route(const char *dir, av_model *m, av_err *err);
+/* Routes a Hugging Face / timm directory by its config.json: returns 1 after loading another family into m,
+ * -1 with a message (unsupported types name every supported one), or 0 when the type belongs to the Llama
+ * loader (llama, mistral, qwen2): then h is left open on config.json, model_type set, for the caller to load
+ * (av_hf_open_weights, av_hf_take, ...) and close. Called first by av_load_hf_dir. */
+int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err);
 
 /* Opens model.safetensors or the shards of model.safetensors.index.json. */
 int av_hf_open_weights(av_hf_dir *h, av_err *err);

@@ -86,10 +86,16 @@ int av_hf_open_weights(av_hf_dir *h, av_err *err) {
     json_t *v;
     json_object_foreach(h->weight_map, name, v) {
         const char *file = json_string_value(v);
-        if (!file || !*file || strchr(file, '/') || strchr(file, '\\') || strstr(file, ".."))
-            return av_errf(err,
-                           "%s: tensor '%.128s' names shard '%.128s': not a plain file name in the directory",
-                           path, name, file ? file : "(not a string)");
+        int ctrl = 0;
+        for (const char *ch = file; ch && *ch; ch++)
+            ctrl |= (unsigned char)*ch < 0x20 || *ch == 0x7f;
+        if (!file || !*file || ctrl || strchr(file, '/') || strchr(file, '\\') || strstr(file, "..")) {
+            char shown_name[128], shown_file[128];
+            return av_errf(err, "%s: tensor '%s' names shard '%s': not a plain file name in the directory",
+                           path, av_printable(shown_name, sizeof shown_name, name, strlen(name)),
+                           file ? av_printable(shown_file, sizeof shown_file, file, strlen(file))
+                                : "(not a string)");
+        }
         int known = 0;
         for (int i = 0; i < h->m->n_shards && !known; i++)
             known = strcmp(h->shard_names[i], file) == 0;
@@ -192,9 +198,9 @@ static int unsupported(const char *path, const char *what, const char *name, av_
     for (int i = 0; i < N_FAMILIES; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
                  families[i].model_type);
-    return av_errf(err,
-                   "%s: %s '%.64s' is not supported (supported model_type: %s; and timm vit_* checkpoints)",
-                   path, what, name, list);
+    char shown[65];
+    return av_errf(err, "%s: %s '%s' is not supported (supported model_type: %s; and timm vit_* checkpoints)",
+                   path, what, av_printable(shown, sizeof shown, name, strlen(name)), list);
 }
 
 /* Tokenizer files next to the weights: tokenizer.json (Hugging Face), tokenizer.bin (llama2.c format). A file
@@ -212,31 +218,19 @@ static void load_tokenizer(const char *dir, av_model *m) {
     }
 }
 
-static void base_name(av_model *m, const char *dir) {
-    size_t len = strlen(dir);
-    while (len > 1 && dir[len - 1] == '/')
-        len--;
-    size_t start = len;
-    while (start > 0 && dir[start - 1] != '/')
-        start--;
-    size_t n = len - start < sizeof m->name ? len - start : sizeof m->name - 1;
-    memcpy(m->name, dir + start, n);
-    m->name[n] = 0;
-}
-
-int av_hf_route(const char *dir, av_model *m, av_err *err) {
-    av_hf_dir h;
-    memset(&h, 0, sizeof h);
-    h.dir = dir;
-    h.m = m;
-    av_hf_path(h.cfg_path, sizeof h.cfg_path, dir, "config.json");
-    if (av_json_load_file(h.cfg_path, &h.cfg, err)) return -1;
-    if (!json_is_object(h.cfg)) {
-        av_hf_close(&h);
-        return av_errf(err, "%s: not a JSON object", h.cfg_path);
+int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
+    memset(h, 0, sizeof *h);
+    h->dir = dir;
+    h->m = m;
+    av_hf_path(h->cfg_path, sizeof h->cfg_path, dir, "config.json");
+    if (av_json_load_file(h->cfg_path, &h->cfg, err)) return -1;
+    int rc = -1;
+    if (!json_is_object(h->cfg)) {
+        av_errf(err, "%s: not a JSON object", h->cfg_path);
+        goto done;
     }
-    const char *type = av_hf_str(&h, "model_type"), *timm = av_hf_str(&h, "architecture");
-    json_t *archs = json_object_get(h.cfg, "architectures");
+    const char *type = av_hf_str(h, "model_type"), *timm = av_hf_str(h, "architecture");
+    json_t *archs = json_object_get(h->cfg, "architectures");
     const char *arch0 = json_is_array(archs) ? json_string_value(json_array_get(archs, 0)) : NULL;
     int found = -1;
     for (int i = 0; i < N_FAMILIES && found < 0; i++) {
@@ -247,30 +241,28 @@ int av_hf_route(const char *dir, av_model *m, av_err *err) {
         else if (timm && strncmp(timm, "vit_", 4) == 0 && families[i].load == av_vit_load)
             found = i;
     }
-    int rc;
     if (found < 0) {
-        rc = type    ? unsupported(h.cfg_path, "model_type", type, err)
-             : arch0 ? unsupported(h.cfg_path, "architecture", arch0, err)
-             : timm
-                 ? unsupported(h.cfg_path, "timm architecture", timm, err)
-                 : av_errf(err,
-                           "%s: no \"model_type\", \"architectures\" or timm \"architecture\": not a model "
-                           "config",
-                           h.cfg_path);
-        av_hf_close(&h);
-        return rc;
+        if (type)
+            unsupported(h->cfg_path, "model_type", type, err);
+        else if (arch0)
+            unsupported(h->cfg_path, "architecture", arch0, err);
+        else if (timm)
+            unsupported(h->cfg_path, "timm architecture", timm, err);
+        else
+            av_errf(err,
+                    "%s: no \"model_type\", \"architectures\" or timm \"architecture\": not a model config",
+                    h->cfg_path);
+        goto done;
     }
-    h.model_type = families[found].model_type;
-    h.timm = !type && !arch0;
-    if (!families[found].load) { /* Llama family: av_load_hf_dir goes on */
-        av_hf_close(&h);
-        return 0;
+    h->model_type = families[found].model_type;
+    h->timm = !type && !arch0;
+    if (!families[found].load) return 0; /* Llama family: av_load_hf_dir goes on with h open */
+    rc = av_tf_new(m, err) || av_hf_open_weights(h, err) || families[found].load(h, m, err) ? -1 : 1;
+    if (rc > 0) {
+        snprintf(m->format, sizeof m->format, "hf");
+        load_tokenizer(dir, m);
     }
-    rc = av_tf_new(m, err) || av_hf_open_weights(&h, err) || families[found].load(&h, m, err) ? -1 : 1;
-    av_hf_close(&h);
-    if (rc < 0) return -1;
-    snprintf(m->format, sizeof m->format, "hf");
-    base_name(m, dir);
-    load_tokenizer(dir, m);
-    return 1;
+done:
+    av_hf_close(h);
+    return rc;
 }

@@ -28,12 +28,10 @@ struct av_state {
 
 static size_t largest_nonf32_matrix(const av_model *m) {
     size_t best = 0;
-    const av_tensor *ts[9];
     for (int l = 0; l < m->n_layers; l++) {
         const av_llama_layer *L = &m->layers[l];
-        const av_tensor *list[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_down, &L->w_up};
-        memcpy(ts, list, sizeof list);
-        for (int i = 0; i < 7; i++)
+        const av_tensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_down, &L->w_up};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
             if (ts[i]->dtype != AV_DTYPE_F32 && (size_t)(ts[i]->shape[0] * ts[i]->shape[1]) > best)
                 best = (size_t)(ts[i]->shape[0] * ts[i]->shape[1]);
     }
@@ -42,16 +40,21 @@ static size_t largest_nonf32_matrix(const av_model *m) {
     return best;
 }
 
+/* Frees the per-chunk buffers (sized by n_alloc rows). */
+static void free_rows(av_state *s) {
+    float **rows[] = {&s->x, &s->xb, &s->q, &s->att_out, &s->hb, &s->hb2};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        free(*rows[i]);
+        *rows[i] = NULL;
+    }
+    s->n_alloc = 0;
+}
+
 void av_state_free(av_state *s) {
     if (!s) return;
+    free_rows(s);
     free(s->k_cache);
     free(s->v_cache);
-    free(s->x);
-    free(s->xb);
-    free(s->q);
-    free(s->att_out);
-    free(s->hb);
-    free(s->hb2);
     free(s->scores);
     free(s->wscratch);
     free(s);
@@ -70,14 +73,7 @@ static int state_reserve_rows(const av_model *m, av_state *s, int n, av_err *err
     if (n <= s->n_alloc) return 0;
     size_t q_dim = (size_t)m->n_heads * (size_t)m->head_dim;
     size_t wide = q_dim > (size_t)m->dim ? q_dim : (size_t)m->dim;
-    free(s->x);
-    free(s->xb);
-    free(s->q);
-    free(s->att_out);
-    free(s->hb);
-    free(s->hb2);
-    s->x = s->xb = s->q = s->att_out = s->hb = s->hb2 = NULL;
-    s->n_alloc = 0;
+    free_rows(s);
     if (alloc_floats(&s->x, (size_t)n, (size_t)m->dim, 1, err) || alloc_floats(&s->xb, (size_t)n, wide, 1, err) ||
         alloc_floats(&s->q, (size_t)n, q_dim, 1, err) || alloc_floats(&s->att_out, (size_t)n, q_dim, 1, err) ||
         alloc_floats(&s->hb, (size_t)n, (size_t)m->hidden_dim, 1, err) ||

@@ -15,6 +15,27 @@ av_tensor av_tensor_f32(const float *data, int64_t rows, int64_t cols) {
     return t;
 }
 
+const char *const av_llama_gguf_layer_names[AV_LLAMA_LAYER_WEIGHTS] = {
+    "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"};
+const char *const av_llama_hf_layer_names[AV_LLAMA_LAYER_WEIGHTS] = {
+    "input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "post_attention_layernorm", "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj"};
+
+int av_llama_take_layers(av_model *m, av_llama_take_fn take, const void *ctx, av_err *err) {
+    if (!m->cls.data) {
+        m->cls = m->tok_emb;
+        m->tied = 1;
+    }
+    m->layers = calloc((size_t)m->n_layers, sizeof *m->layers);
+    if (!m->layers) return av_errf(err, "out of memory");
+    for (int l = 0; l < m->n_layers; l++) {
+        av_tensor *w[AV_LLAMA_LAYER_WEIGHTS] = AV_LLAMA_LAYER_WEIGHT_PTRS(&m->layers[l]);
+        for (int k = 0; k < AV_LLAMA_LAYER_WEIGHTS; k++)
+            if (take(ctx, l, k, w[k], err)) return -1;
+    }
+    return 0;
+}
+
 int av_model_own(av_model *m, void *p, av_err *err) {
     void **grown = realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1));
     if (!grown) {
@@ -137,7 +158,9 @@ static int find_sibling_tokenizer(const char *model_path, int vocab, char *out, 
     return access(out, R_OK) == 0 ? 0 : -1;
 }
 
-static void name_from_path(av_model *m, const char *path) {
+/* The last path component; a file's name loses its extension ("stories260K.bin"), a directory's keeps it
+ * ("vit_tiny_patch16_224.augreg_in21k"). */
+static void name_from_path(av_model *m, const char *path, int keep_ext) {
     size_t len = strlen(path);
     while (len > 1 && path[len - 1] == '/') len--;
     const char *base = path;
@@ -145,7 +168,7 @@ static void name_from_path(av_model *m, const char *path) {
         if (path[i] == '/') base = path + i + 1;
     size_t blen = (size_t)(path + len - base);
     const char *dot = memchr(base, '.', blen);
-    if (dot && dot != base) blen = (size_t)(dot - base);
+    if (dot && dot != base && !keep_ext) blen = (size_t)(dot - base);
     if (blen >= sizeof m->name) blen = sizeof m->name - 1;
     memcpy(m->name, base, blen);
     m->name[blen] = 0;
@@ -159,12 +182,12 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
     av_model *m = calloc(1, sizeof *m);
     if (!m) return av_errf(err, "out of memory");
     m->n_threads = params->n_threads > 0 ? params->n_threads : av_default_threads();
-    int rc;
+    int rc, is_dir = av_path_is_dir(path);
     /* by content; a ".gguf" file with a bad magic still goes to the GGUF loader (a clear "bad magic" message) */
-    if (av_path_is_dir(path)) rc = av_load_hf_dir(path, m, err);
+    if (is_dir) rc = av_load_hf_dir(path, m, err);
     else if (has_magic(path, "GGUF") || has_suffix(path, ".gguf")) rc = av_load_gguf(path, m, err);
     else rc = av_load_llama2c(path, m, err);
-    if (rc == 0 && !m->name[0]) name_from_path(m, path);
+    if (rc == 0 && !m->name[0]) name_from_path(m, path, is_dir);
     if (rc == 0) rc = av_model_check(m, err);
     if (rc == 0 && params->tokenizer_path) {
         av_tokenizer_free(m->tok);

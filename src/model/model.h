@@ -27,6 +27,14 @@ typedef struct av_llama_layer {
     int window;           /* > 0: sliding-window attention over the last `window` keys (Mistral, Qwen2) */
 } av_llama_layer;
 
+/* A layer's nine weights in checkpoint order, as an initializer: av_tensor *w[AV_LLAMA_LAYER_WEIGHTS] = ...(L). */
+#define AV_LLAMA_LAYER_WEIGHTS 9
+#define AV_LLAMA_LAYER_WEIGHT_PTRS(L)                                                                          \
+    {&(L)->attn_norm, &(L)->wq, &(L)->wk, &(L)->wv, &(L)->wo, &(L)->ffn_norm, &(L)->w_gate, &(L)->w_down, &(L)->w_up}
+/* Their names in GGUF ("blk.<l>.<name>.weight") and Hugging Face ("model.layers.<l>.<name>.weight") files. */
+extern const char *const av_llama_gguf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
+extern const char *const av_llama_hf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
+
 /* Which forward pass runs the model. Llama-family models (Llama, Mistral, Qwen2) use the fields of av_model
  * below and llama.c; the other families keep their weights in an av_tf_model (family.h) built from the
  * shared transformer block (block.h). */
@@ -72,6 +80,12 @@ struct av_model {
 int av_load_llama2c(const char *path, av_model *m, av_err *err);
 int av_load_gguf(const char *path, av_model *m, av_err *err);
 int av_load_hf_dir(const char *dir, av_model *m, av_err *err);
+
+/* The shared tail of the GGUF and Hugging Face loaders, after tok_emb and cls (when present) are taken: ties
+ * the classifier to the embedding when there is none, allocates m->layers and takes weight k of layer l with
+ * take(ctx, l, k, &tensor, err) for every layer in checkpoint order. */
+typedef int (*av_llama_take_fn)(const void *ctx, int layer, int k, av_tensor *t, av_err *err);
+int av_llama_take_layers(av_model *m, av_llama_take_fn take, const void *ctx, av_err *err);
 
 /* Checks config sanity and every tensor's dtype and shape; fills head_dim. */
 int av_model_check(av_model *m, av_err *err);

@@ -56,20 +56,6 @@ static int label_tokens(const av_model *m, av_trace *t, const int32_t *ids, size
     return av_trace_set_tokens(t, labels, copy, (int)n, err);
 }
 
-static int set_model_meta(const av_model *m, av_trace *t, av_err *err) {
-    char buf[64];
-    if (av_trace_set_meta(t, "model", m->name, err) || av_trace_set_meta(t, "arch", m->arch, err) ||
-        av_trace_set_meta(t, "model_format", m->format, err) ||
-        av_trace_set_meta(t, "created_by", "attnviz " AV_VERSION, err))
-        return -1;
-    snprintf(buf, sizeof buf, "%d", m->n_layers);
-    if (av_trace_set_meta(t, "n_layers", buf, err)) return -1;
-    snprintf(buf, sizeof buf, "%d", m->n_heads);
-    if (av_trace_set_meta(t, "n_heads", buf, err)) return -1;
-    snprintf(buf, sizeof buf, "%d", m->n_kv_heads);
-    return av_trace_set_meta(t, "n_kv_heads", buf, err);
-}
-
 int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_params *params, av_trace **out,
                       av_err *err) {
     *out = NULL;
@@ -137,40 +123,26 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
         if (av_llama_forward(m, s, ids + p0, n_chunk, p0, &cap, lg, 1, err)) goto done;
         if (params->progress) params->progress(params->progress_ctx, p0 + n_chunk, T);
     }
-    if (set_model_meta(m, t, err) || label_tokens(m, t, ids, n, err)) goto done;
+    if (av_capture_model_meta(m, t, err) || label_tokens(m, t, ids, n, err)) goto done;
     if (params->lazy) {
         float scale = 1.0f / sqrtf((float)m->head_dim);
         float **q2 = qs, **k2 = ks;
         qs = ks = NULL;
         if (av_trace_set_qk(t, q2, k2, m->n_layers, m->n_heads, m->n_kv_heads, m->head_dim, scale, err)) goto done;
     }
-    for (int l = 0; !params->lazy && l < m->n_layers; l++) {
-        float *a = attn[l];
-        attn[l] = NULL;
-        if (av_trace_add_attn(t, "self", l, m->n_heads, T, T, a, err)) goto done;
-    }
+    if (!params->lazy && av_capture_add_sets(t, "self", attn, m->n_layers, m->n_heads, T, T, err)) goto done;
     av_trace_set_vnorm(t, vnorm, m->n_layers, m->n_heads, err);
     vnorm = NULL;
-    if (logits) {
-        t->logits = logits;
-        logits = NULL;
-        t->logits_view = (av_tensor){AV_DTYPE_F32, 2, {T, m->vocab_size, 0, 0}, t->logits,
-                                     sizeof(float) * (size_t)T * (size_t)m->vocab_size};
-    }
+    if (logits) av_trace_set_logits(t, logits, T, m->vocab_size);
+    logits = NULL;
     *out = t;
     t = NULL;
     rc = 0;
 done:
-    if (attn)
-        for (int l = 0; l < m->n_layers; l++) free(attn[l]);
-    free(attn);
-    if (vnorm)
-        for (int l = 0; l < m->n_layers; l++) free(vnorm[l]);
-    free(vnorm);
-    for (int l = 0; qs && l < m->n_layers; l++) free(qs[l]);
-    for (int l = 0; ks && l < m->n_layers; l++) free(ks[l]);
-    free(qs);
-    free(ks);
+    av_capture_free_sets(attn, m->n_layers);
+    av_capture_free_sets(vnorm, m->n_layers);
+    av_capture_free_sets(qs, m->n_layers);
+    av_capture_free_sets(ks, m->n_layers);
     free(logits);
     av_state_free(s);
     av_trace_free(t);

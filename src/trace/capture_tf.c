@@ -72,10 +72,10 @@ static int set_meta_int(av_trace *t, const char *key, int v, av_err *err) {
     return av_trace_set_meta(t, key, buf, err);
 }
 
-static int set_model_meta(const av_model *m, av_trace *t, av_err *err) {
+int av_capture_model_meta(const av_model *m, av_trace *t, av_err *err) {
     av_model_info info = av_model_get_info(m);
     return av_trace_set_meta(t, "model", m->name, err) || av_trace_set_meta(t, "arch", m->arch, err) ||
-           av_trace_set_meta(t, "family", info.family, err) ||
+           (m->family != AV_FAMILY_LLAMA && av_trace_set_meta(t, "family", info.family, err)) ||
            av_trace_set_meta(t, "model_format", m->format, err) ||
            av_trace_set_meta(t, "created_by", "attnviz " AV_VERSION, err) ||
            set_meta_int(t, "n_layers", m->n_layers, err) || set_meta_int(t, "n_heads", m->n_heads, err) ||
@@ -106,15 +106,14 @@ static float **alloc_sets(int n, int heads, int rows, int cols, av_err *err) {
     return p;
 }
 
-static void free_sets(float **p, int n) {
+void av_capture_free_sets(float **p, int n) {
     for (int i = 0; p && i < n; i++)
         free(p[i]);
     free(p);
 }
 
-/* Moves the buffers into the trace as attn.<kind>.<l>. */
-static int add_sets(av_trace *t, const char *kind, float **p, int n, int heads, int rows, int cols,
-                    av_err *err) {
+int av_capture_add_sets(av_trace *t, const char *kind, float **p, int n, int heads, int rows, int cols,
+                        av_err *err) {
     for (int l = 0; l < n; l++) {
         float *a = p[l];
         p[l] = NULL;
@@ -159,26 +158,19 @@ static int tokens_trace(av_model *m, const int32_t *ids, size_t n, const av_run_
         goto done;
     }
     av_capture cap = {.attn = attn, .vnorm = vnorm, .T = T};
-    if (av_tf_forward_tokens(m, ids, T, &cap, logits, 1, err) || set_model_meta(m, t, err) ||
-        set_tokens(m, t, ids, n, err) || add_sets(t, "self", attn, L, H, T, T, err))
+    if (av_tf_forward_tokens(m, ids, T, &cap, logits, 1, err) || av_capture_model_meta(m, t, err) ||
+        set_tokens(m, t, ids, n, err) || av_capture_add_sets(t, "self", attn, L, H, T, T, err))
         goto done;
     av_trace_set_vnorm(t, vnorm, L, H, err);
     vnorm = NULL;
-    if (logits) {
-        t->logits = logits;
-        t->logits_view = (av_tensor){AV_DTYPE_F32,
-                                     2,
-                                     {T, m->vocab_size, 0, 0},
-                                     logits,
-                                     sizeof(float) * (size_t)T * (size_t)m->vocab_size};
-        logits = NULL;
-    }
+    if (logits) av_trace_set_logits(t, logits, T, m->vocab_size);
+    logits = NULL;
     *out = t;
     t = NULL;
     rc = 0;
 done:
-    free_sets(attn, L);
-    free_sets(vnorm, L);
+    av_capture_free_sets(attn, L);
+    av_capture_free_sets(vnorm, L);
     free(logits);
     av_trace_free(t);
     return rc;
@@ -262,20 +254,17 @@ int av_trace_from_pair_ids(av_model *m, const int32_t *src, size_t n_src, const 
         av_errf(err, "out of memory for logits");
         goto done;
     }
-    if (av_encdec_decode(m, mem, S, seq, T, dec, cross, logits, 1, err) || set_model_meta(m, t, err) ||
+    if (av_encdec_decode(m, mem, S, seq, T, dec, cross, logits, 1, err) || av_capture_model_meta(m, t, err) ||
         set_tokens(m, t, seq, (size_t)T, err) || set_json_list(m, t, "source_tokens", src, n_src, 0, err) ||
         set_json_list(m, t, "source_token_ids", src, n_src, 1, err) ||
         set_json_list(m, t, "target_tokens", seq, (size_t)T, 0, err) ||
         av_trace_set_meta(t, "decoding", tgt ? "forced" : "greedy", err) ||
-        add_sets(t, "enc", enc, Le, H, S, S, err) || add_sets(t, "dec", dec, Ld, H, T, T, err) ||
-        add_sets(t, "cross", cross, Ld, H, T, S, err))
+        av_capture_add_sets(t, "enc", enc, Le, H, S, S, err) ||
+        av_capture_add_sets(t, "dec", dec, Ld, H, T, T, err) ||
+        av_capture_add_sets(t, "cross", cross, Ld, H, T, S, err))
         goto done;
-    if (logits) {
-        t->logits = logits;
-        t->logits_view =
-            (av_tensor){AV_DTYPE_F32, 2, {T, V, 0, 0}, logits, sizeof(float) * (size_t)T * (size_t)V};
-        logits = NULL;
-    }
+    if (logits) av_trace_set_logits(t, logits, T, V);
+    logits = NULL;
     *out = t;
     t = NULL;
     rc = 0;
@@ -283,9 +272,9 @@ done:
     free(mem);
     free(seq);
     free(logits);
-    free_sets(enc, Le);
-    free_sets(dec, Ld);
-    free_sets(cross, Ld);
+    av_capture_free_sets(enc, Le);
+    av_capture_free_sets(dec, Ld);
+    av_capture_free_sets(cross, Ld);
     av_trace_free(t);
     return rc;
 }
@@ -438,8 +427,8 @@ int av_trace_from_pixels(av_model *m, const float *pixels, int height, int width
     av_capture cap = {.attn = attn, .vnorm = vnorm, .T = T};
     if (av_vit_forward(m, pixels, &cap, tf->n_out ? logits : NULL, err)) goto done;
     int n_best = tf->n_out ? top_classes(m, logits, tf->n_out, best, k > 5 ? k : 5) : 0;
-    if (set_model_meta(m, t, err) || image_meta(m, t, best, n_best < 5 ? n_best : 5, err) ||
-        add_sets(t, "self", attn, L, H, T, T, err))
+    if (av_capture_model_meta(m, t, err) || image_meta(m, t, best, n_best < 5 ? n_best : 5, err) ||
+        av_capture_add_sets(t, "self", attn, L, H, T, T, err))
         goto done;
     av_trace_set_vnorm(t, vnorm, L, H, err);
     vnorm = NULL;
@@ -451,8 +440,8 @@ int av_trace_from_pixels(av_model *m, const float *pixels, int height, int width
     t = NULL;
     rc = 0;
 done:
-    free_sets(attn, L);
-    free_sets(vnorm, L);
+    av_capture_free_sets(attn, L);
+    av_capture_free_sets(vnorm, L);
     free(logits);
     av_trace_free(t);
     return rc;

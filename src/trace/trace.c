@@ -201,6 +201,12 @@ int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av
     return 0;
 }
 
+void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab) {
+    t->logits = logits;
+    t->logits_view = (av_tensor){AV_DTYPE_F32, 2, {n_tokens, vocab, 0, 0}, logits,
+                                 sizeof(float) * (size_t)n_tokens * (size_t)vocab};
+}
+
 int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err) {
     if (layer < 0 || layer >= t->n_vnorm || (!(t->vnorm && t->vnorm[layer]) && !(t->vnorm_stored && t->vnorm_stored[layer])))
         return av_errf(err, "the trace has no value norms (vnorm.%d) for layer %d", layer, layer);

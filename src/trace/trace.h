@@ -62,5 +62,7 @@ int av_trace_lazy_materialize(const av_trace *t, int layer, size_t max_bytes, fl
 
 /* Takes ownership of vnorm[l] arrays (n_layers pointers to (n_heads, n_tokens)) and the array itself. */
 int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err);
+/* Takes ownership of the (n_tokens, vocab) logits, exposed as t->logits_view. */
+void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab);
 
 #endif
