@@ -24,6 +24,7 @@ async function paint(page, patch, canvas) {
     const t0 = performance.now();
     window.attnviz.set(p);
     document.getElementById(id).getContext('2d').getImageData(0, 0, 1, 1);
+    void document.body.offsetHeight; /* and the layout of views built from elements (head-summary grid) */
     return performance.now() - t0;
   }, [patch, canvas]);
 }
@@ -52,6 +53,8 @@ try {
   await measure(ctx, 'bert-f16.html', 'model view 12x12 heads, 128 tokens (f16)', { view: 'heatmap' }, { view: 'model' }, 'model-canvas');
   await measure(ctx, 'bert-auto.html', 'heatmap mean of 12 heads, 128 tokens', { view: 'model' }, { view: 'heatmap', head: 'mean' }, 'heatmap-canvas');
   await measure(ctx, 'bert-auto.html', 'head view 12 heads, 128 tokens', { view: 'model' }, { view: 'head', head: 'mean' }, 'head-canvas');
+  await measure(ctx, 'bert-auto.html', 'head-summary grid 12x12 heads (roles)', { view: 'heatmap' }, { view: 'summary' }, 'heatmap-canvas');
+  await measure(ctx, 'bert-auto.html', 'rollout 128x128 (u8)', { view: 'heatmap' }, { view: 'rollout' }, 'rollout-canvas');
   await measure(ctx, 'big-auto.html', 'heatmap one 2048x2048 head (u8)', { view: 'model' }, { view: 'heatmap', head: 0 }, 'heatmap-canvas');
   await measure(ctx, 'big-f16.html', 'heatmap one 2048x2048 head (f16)', { view: 'model' }, { view: 'heatmap', head: 0 }, 'heatmap-canvas');
 } finally {

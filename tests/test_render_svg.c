@@ -3,6 +3,7 @@
  * a BERT-base-shaped trace stays under 4 MiB). The SVG is also parsed as XML by tests/cli/test_render.sh. */
 #include "harness.h"
 
+#include "analysis/analysis.h"
 #include "core/core.h"
 #include "render/plot.h"
 #include "trace/trace.h"
@@ -239,11 +240,139 @@ static void test_html_bert_base_under_4mib(void) {
     av_trace_free(t);
 }
 
+/* The analysis section: per-head statistics of every head, the rollout decoding back to av_rollout_trace
+ * within the page's precision, value norms copied exactly, --no-analysis leaving it out, --roles checked. */
+static void check_analysis(av_html_precision prec) {
+    av_trace *t = make_trace(3, 2, 7, 11, NULL);
+    float **vn = malloc(sizeof *vn * 3);
+    for (int l = 0; l < 3; l++) {
+        vn[l] = malloc(sizeof(float) * 2 * 7);
+        for (int i = 0; i < 14; i++)
+            vn[l][i] = 0.25f * (float)(l + 1) + 0.125f * (float)i;
+    }
+    av_err err = {{0}};
+    REQUIRE(av_trace_set_vnorm(t, vn, 3, 2, &err) == 0);
+    av_html_params hp = av_html_default_params();
+    hp.precision = prec;
+    char *page;
+    size_t n;
+    REQUIREF(av_html_build(t, &hp, &page, &n, &err) == 0, "%s", err.msg);
+    char *mj = script_body(page, "av-meta"), *dj = script_body(page, "av-data");
+    REQUIRE(mj && dj);
+    json_error_t je;
+    json_t *meta = json_loads(mj, 0, &je), *an = json_object_get(meta, "analysis");
+    REQUIREF(json_is_object(an), "no analysis in the page: %s", je.text);
+    json_t *stats = json_object_get(json_object_get(an, "stats"), "self");
+    CHECK(strcmp(json_string_value(json_object_get(stats, "format")), "attnviz-stats") == 0);
+    CHECK(json_array_size(json_object_get(stats, "heads")) == 6 && !json_object_get(stats, "tokens"));
+    json_t *h0 = json_array_get(json_object_get(stats, "heads"), 0);
+    CHECK(json_is_string(json_object_get(h0, "role")) && json_is_number(json_object_get(h0, "role_score")) &&
+          json_is_number(json_object_get(h0, "first_norm"))); /* first_norm uses the value norms */
+    size_t nb;
+    uint8_t *blob = unbase64(dj, &nb);
+    json_t *ro = json_object_get(json_object_get(an, "rollout"), "self");
+    REQUIRE(json_integer_value(json_object_get(ro, "rows")) == 7 &&
+            json_integer_value(json_object_get(ro, "cols")) == 7);
+    CHECK(strcmp(json_string_value(json_object_get(ro, "variant")), "abnar-zuidema") == 0);
+    float want[49];
+    REQUIRE(av_rollout_trace(t, "self", NULL, want, &err) == 0);
+    size_t off = (size_t)json_integer_value(json_object_get(ro, "off"));
+    for (int r = 0; r < 7; r++) {
+        float scale = 0, mx = 0;
+        if (prec == AV_HTML_U8)
+            memcpy(&scale, blob + (size_t)json_integer_value(json_object_get(ro, "soff")) + 4 * r, 4);
+        for (int k = 0; k < 7; k++)
+            mx = fmaxf(mx, want[r * 7 + k]);
+        for (int k = 0; k < 7; k++) {
+            float w = want[r * 7 + k], got;
+            if (prec == AV_HTML_U8) {
+                got = blob[off + (size_t)(r * 7 + k)] * scale / 255.f;
+                CHECKF(fabsf(got - w) <= mx / 510.f + 1e-7f, "u8 rollout %g decodes to %g", w, got);
+            } else {
+                uint16_t hv;
+                memcpy(&hv, blob + off + 2 * (size_t)(r * 7 + k), 2);
+                got = av_f16_to_f32(hv);
+                CHECKF(fabsf(got - w) <= w * 1e-3f + 1e-7f, "f16 rollout %g decodes to %g", w, got);
+            }
+        }
+    }
+    json_t *v = json_object_get(an, "vnorm");
+    REQUIRE(json_is_object(v) && json_array_size(json_object_get(v, "offs")) == 3);
+    for (int l = 0; l < 3; l++) {
+        size_t vo = (size_t)json_integer_value(json_array_get(json_object_get(v, "offs"), (size_t)l));
+        CHECK(vo % 4 == 0 && vo + 56 <= nb && memcmp(blob + vo, vn[l], 56) == 0); /* exact float32 */
+    }
+    free(blob);
+    json_decref(meta);
+    free(mj);
+    free(dj);
+    free(page);
+    hp.analysis = 0; /* --no-analysis */
+    REQUIRE(av_html_build(t, &hp, &page, &n, &err) == 0);
+    mj = script_body(page, "av-meta");
+    CHECK(mj && strstr(mj, "\"analysis\"") == NULL);
+    free(mj);
+    free(page);
+    av_trace_free(t);
+}
+
+static void test_html_analysis_f16(void) {
+    check_analysis(AV_HTML_F16);
+}
+static void test_html_analysis_u8(void) {
+    check_analysis(AV_HTML_U8);
+}
+
+static void test_html_analysis_without_vnorm_and_roles(void) {
+    av_trace *t = make_trace(2, 4, 6, 5, NULL);
+    av_html_params hp = av_html_default_params();
+    char *page, path[512];
+    size_t n;
+    av_err err = {{0}};
+    REQUIRE(av_html_build(t, &hp, &page, &n, &err) == 0);
+    CHECK(strstr(page, "\"vnorm\":null") &&
+          strstr(page, "\"vnorm_note\":\"this trace has none (vnorm.<layer>)"));
+    free(page);
+    /* probe roles: accepted for the same shape, refused for another one or for other JSON */
+    snprintf(path, sizeof path, "%s/roles.json", h_tmpdir());
+    FILE *fp = fopen(path, "w");
+    REQUIRE(fp);
+    fputs("{\"format\": \"attnviz-roles\", \"n_layers\": 2, \"n_heads\": 4, \"model\": \"m\", \"heads\": [",
+          fp);
+    for (int k = 0; k < 8; k++)
+        fprintf(fp,
+                "%s{\"layer\": %d, \"head\": %d, \"role\": \"induction\", \"score\": 0.9, \"scores\": {}}",
+                k ? "," : "", k / 4, k % 4);
+    fputs("], \"summary\": {}}", fp);
+    fclose(fp);
+    hp.roles_path = path;
+    REQUIREF(av_html_build(t, &hp, &page, &n, &err) == 0, "%s", err.msg);
+    char *mj = script_body(page, "av-meta");
+    CHECK(mj && strstr(mj, "\"probe_roles\":{") && strstr(mj, "\"file\":\"roles.json\"") &&
+          !strstr(mj, "\"summary\""));
+    free(mj);
+    free(page);
+    av_trace_free(t);
+    t = make_trace(3, 4, 6, 5, NULL);
+    CHECK(av_html_build(t, &hp, &page, &n, &err) == -1 &&
+          strstr(err.msg, "roles of 2 layers x 4 heads, but the trace's self-attention has 3 x 4"));
+    fp = fopen(path, "w");
+    REQUIRE(fp);
+    fputs("{\"format\": \"attnviz-stats\"}", fp);
+    fclose(fp);
+    CHECK(av_html_build(t, &hp, &page, &n, &err) == -1 && strstr(err.msg, "not the JSON of attnviz roles"));
+    av_trace_free(t);
+    CHECK(av_html_view_valid("summary") && av_html_view_valid("norm") && !av_html_view_valid("roles"));
+}
+
 int main(void) {
     RUN(test_svg_cells_and_labels);
     RUN(test_svg_large_matrix_embeds_png);
     RUN(test_html_f16_round_trip);
     RUN(test_html_u8_round_trip);
     RUN(test_html_bert_base_under_4mib);
+    RUN(test_html_analysis_f16);
+    RUN(test_html_analysis_u8);
+    RUN(test_html_analysis_without_vnorm_and_roles);
     return h_exit_code();
 }

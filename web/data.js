@@ -26,6 +26,22 @@
     return halfTable;
   }
 
+  /* Plane h (nq x nk) of an encoded block as a Float32Array: f16 halves, or u8 codes x row scale / 255. */
+  function decodePlane(encoding, vals, scales, h, nq, nk) {
+    const n = nq * nk, base = h * n, m = new Float32Array(n);
+    if (encoding === 'f16') {
+      const lut = halfLUT();
+      for (let i = 0; i < n; i++) m[i] = lut[vals[base + i]];
+    } else {
+      for (let q = 0; q < nq; q++) {
+        const f = scales[h * nq + q] / 255, o = q * nk;
+        for (let k = 0; k < nk; k++) m[o + k] = vals[base + o + k] * f;
+      }
+    }
+    return m;
+  }
+  AV.decodePlane = decodePlane;
+
   class Trace {
     constructor(meta, bytes) {
       this.meta = meta;
@@ -36,13 +52,15 @@
       for (const s of meta.sets) {
         if (!this.byKind[s.kind]) { this.byKind[s.kind] = []; this.kinds.push(s.kind); }
         this.byKind[s.kind][s.layer] = s;
-        if (this.encoding === 'f16') s.vals = new Uint16Array(bytes.buffer, bytes.byteOffset + s.off, s.heads * s.nq * s.nk);
-        else {
-          s.vals = new Uint8Array(bytes.buffer, bytes.byteOffset + s.off, s.heads * s.nq * s.nk);
-          s.scales = new Float32Array(bytes.buffer, bytes.byteOffset + s.soff, s.heads * s.nq);
-        }
+        Object.assign(s, this.block(s, s.heads * s.nq, s.nk));
       }
       this.cache = new Map(); /* decoded heads, small LRU */
+    }
+    /* Typed views on an encoded block d {off, soff} of rows x cols values: {vals, scales (u8 only)}. */
+    block(d, rows, cols) {
+      const b = this.bytes, o = b.byteOffset;
+      if (this.encoding === 'f16') return { vals: new Uint16Array(b.buffer, o + d.off, rows * cols) };
+      return { vals: new Uint8Array(b.buffer, o + d.off, rows * cols), scales: new Float32Array(b.buffer, o + d.soff, rows) };
     }
     layers(kind) { return (this.byKind[kind] || []).length; }
     set(kind, layer) {
@@ -56,18 +74,8 @@
       const key = kind + '.' + layer + '.' + h;
       let m = this.cache.get(key);
       if (m) { this.cache.delete(key); this.cache.set(key, m); return m; }
-      const s = this.set(kind, layer), n = s.nq * s.nk, base = h * n;
-      m = new Float32Array(n);
-      if (this.encoding === 'f16') {
-        const lut = halfLUT(), v = s.vals;
-        for (let i = 0; i < n; i++) m[i] = lut[v[base + i]];
-      } else {
-        const v = s.vals, sc = s.scales;
-        for (let q = 0; q < s.nq; q++) {
-          const f = sc[h * s.nq + q] / 255, o = q * s.nk;
-          for (let k = 0; k < s.nk; k++) m[o + k] = v[base + o + k] * f;
-        }
-      }
+      const s = this.set(kind, layer);
+      m = decodePlane(this.encoding, s.vals, s.scales, h, s.nq, s.nk);
       this.cache.set(key, m);
       let budget = 0;
       for (const x of this.cache.values()) budget += x.length;

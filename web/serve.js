@@ -134,7 +134,7 @@
       return;
     }
     ui.viewerNote.classList.remove('sv-error');
-    ui.viewerNote.textContent = 'The viewer of "attnviz html" on trace ' + t.id + ': heatmap, model view, head view.';
+    ui.viewerNote.textContent = 'The viewer of "attnviz html" on trace ' + t.id + ': heatmap, model view, head view, head roles, rollout, norm-based attention.';
     ui.viewer.hidden = false;
     if (state.viewerFor !== t.id) {
       state.viewerFor = t.id;

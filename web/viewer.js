@@ -9,6 +9,7 @@
     constructor() {
       const meta = JSON.parse($('av-meta').textContent);
       this.trace = new AV.Trace(meta, AV.b64ToBytes($('av-data').textContent));
+      this.analysis = new AV.Analysis(this.trace);
       const tr = this.trace, kind = tr.kinds.includes('self') ? 'self' : tr.kinds.includes('cross') ? 'cross' : tr.kinds[0];
       this.grid = AV.patchGrid(meta.meta);
       const dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
@@ -23,6 +24,9 @@
         model: new AV.ModelView($('view-model'), this),
         head: new AV.HeadView($('view-head'), this),
         image: this.grid ? new AV.ImageView($('view-image'), this) : null,
+        summary: new AV.SummaryView($('view-summary'), this),
+        rollout: new AV.RolloutView($('view-rollout'), this),
+        norm: new AV.NormView($('view-norm'), this),
       };
       this.tip = $('tooltip');
       this.wire();
@@ -152,6 +156,7 @@
       get lastPaint() { return app.lastPaint; },
       set: (patch) => { app.set(patch); return app.lastPaint; },
       trace: app.trace,
+      analysis: app.analysis,
     };
   }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

@@ -9,9 +9,11 @@ static const cli_opt_spec opts[] = {
     {"output", 1, "PATH        HTML file to write (default: view.html); also -o"},
     {"o", 1, "PATH        same as --output"},
     {"precision", 1, "P           auto (default: f16 while the page stays under 4 MiB, else u8), f16, u8"},
-    {"view", 1, "V           view shown first: heatmap, model, head, image"},
+    {"view", 1, "V           first view: heatmap, model, head, image, summary (roles), rollout, norm"},
     {"title", 1, "TEXT        page title (default: the model name)"},
     {"image", 1, "PNG         image traces: embed this picture under the patch attention"},
+    {"roles", 1, "JSON        probe roles from `attnviz roles --json` (adds induction, duplicate-token)"},
+    {"no-analysis", 0, "      leave out head statistics, rollout and value norms (smaller page)"},
     {"help", 0, "            show this help"},
 };
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
@@ -42,9 +44,12 @@ int cmd_html(int argc, char **argv) {
         cli_failf(cmd, "--precision must be auto, f16 or u8, got '%s'", prec);
         goto done;
     }
-    if (view && strcmp(view, "heatmap") != 0 && strcmp(view, "model") != 0 && strcmp(view, "head") != 0 &&
-        strcmp(view, "image") != 0) {
-        cli_failf(cmd, "--view must be heatmap, model, head or image, got '%s'", view);
+    if (view && !av_html_view_valid(view)) {
+        cli_failf(cmd, "--view must be one of %s, got '%s'", AV_HTML_VIEWS, view);
+        goto done;
+    }
+    if (cli_has(&a, "no-analysis") && cli_get(&a, "roles")) {
+        cli_failf(cmd, "--roles adds to the analysis that --no-analysis leaves out: choose one");
         goto done;
     }
     p.precision = !prec || strcmp(prec, "auto") == 0 ? AV_HTML_AUTO
@@ -53,6 +58,8 @@ int cmd_html(int argc, char **argv) {
     p.view = view;
     p.title = cli_get(&a, "title");
     p.image_path = cli_get(&a, "image");
+    p.roles_path = cli_get(&a, "roles");
+    p.analysis = !cli_has(&a, "no-analysis");
     size_t bytes = 0;
     if (av_trace_load(a.positional[0], &t, &err) || av_html_write(t, &p, out, &bytes, &err)) {
         cli_fail(cmd, &err);

@@ -7,8 +7,9 @@
  *   "f16": IEEE half floats (n_heads, n_query, n_key), little-endian, 2-byte aligned;
  *   "u8" : per set a float32 scale per row (n_heads, n_query) = the row's max, 4-byte aligned, then
  *          uint8 codes (n_heads, n_query, n_key): weight = code * scale / 255 (error <= scale / 510).
- * See docs/VIEWER.md. */
-#include "render/plot.h"
+ * The analysis views' data (head statistics and roles, rollout matrices in the same encoding, value norms as
+ * float32) follow in the blob, described by meta "analysis" (html_analysis.c). See docs/VIEWER.md. */
+#include "render/html_internal.h"
 
 #include "core/core.h"
 #include "trace/trace.h"
@@ -28,8 +29,15 @@ extern const int av_web_assets_count;
 #define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
 
 av_html_params av_html_default_params(void) {
-    av_html_params p = {AV_HTML_AUTO, NULL, NULL, NULL};
+    av_html_params p = {AV_HTML_AUTO, NULL, NULL, NULL, 1, NULL};
     return p;
+}
+
+int av_html_view_valid(const char *name) {
+    static const char *const views[] = {"heatmap", "model", "head", "image", "summary", "rollout", "norm"};
+    for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
+        if (strcmp(name, views[i]) == 0) return 1;
+    return 0;
 }
 
 /* The PNG at path as base64, for metadata image_png_base64. */
@@ -46,13 +54,7 @@ static char *png_base64_file(const char *path, av_err *err) {
     return b64;
 }
 
-typedef struct hbuf {
-    char *s;
-    size_t n, cap;
-    int oom;
-} hbuf;
-
-static void hb_put(hbuf *b, const void *s, size_t n) {
+void av_hbuf_put(av_hbuf *b, const void *s, size_t n) {
     if (b->oom) return;
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1 << 16;
@@ -71,11 +73,11 @@ static void hb_put(hbuf *b, const void *s, size_t n) {
     b->s[b->n] = 0;
 }
 
-static void hb_str(hbuf *b, const char *s) {
-    hb_put(b, s, strlen(s));
+static void hb_str(av_hbuf *b, const char *s) {
+    av_hbuf_put(b, s, strlen(s));
 }
 
-static void hb_html_escaped(hbuf *b, const char *s) {
+static void hb_html_escaped(av_hbuf *b, const char *s) {
     for (; *s; s++) {
         switch (*s) {
         case '&':
@@ -91,7 +93,7 @@ static void hb_html_escaped(hbuf *b, const char *s) {
             hb_str(b, "&quot;");
             break;
         default:
-            hb_put(b, s, 1);
+            av_hbuf_put(b, s, 1);
         }
     }
 }
@@ -104,8 +106,8 @@ static const av_asset *find_asset(const char *name) {
 
 static const char *k_kinds[4] = {"self", "enc", "dec", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js",     "heatmap.js",   "modelview.js",
-                                  "headview.js", "imageview.js", "viewer.js"};
+static const char *k_scripts[] = {"data.js",      "heatmap.js", "analysis.js", "modelview.js", "headview.js",
+                                  "imageview.js", "summary.js", "rollout.js",  "normview.js",  "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -117,56 +119,65 @@ static int json_labels(json_t *obj, const char *key, char **labels, int n) {
     return a ? json_object_set_new(obj, key, a) : -1;
 }
 
+int av_html_encode(av_hbuf *blob, const float *data, size_t rows, int n_key, int u8, json_t *desc,
+                   av_err *err) {
+    static const uint8_t zeros[4] = {0};
+    size_t n = rows * (size_t)n_key;
+    if (u8) {
+        av_hbuf_put(blob, zeros, (4 - blob->n % 4) % 4);
+        json_object_set_new(desc, "soff", json_integer((json_int_t)blob->n));
+        float *scales = malloc(sizeof(float) * (rows ? rows : 1));
+        uint8_t *codes = malloc(n ? n : 1);
+        if (!scales || !codes) {
+            free(scales);
+            free(codes);
+            return av_errf(err, "out of memory");
+        }
+        for (size_t r = 0; r < rows; r++) {
+            const float *row = data + r * (size_t)n_key;
+            float mx = 0;
+            for (int k = 0; k < n_key; k++)
+                if (row[k] > mx) mx = row[k];
+            scales[r] = mx;
+            for (int k = 0; k < n_key; k++) {
+                float q = mx > 0 && row[k] > 0 ? row[k] / mx * 255.f : 0.f;
+                codes[r * (size_t)n_key + (size_t)k] = (uint8_t)lrintf(q > 255 ? 255 : q);
+            }
+        }
+        av_hbuf_put(blob, scales, sizeof(float) * rows); /* little-endian hosts only (x86-64, arm64) */
+        json_object_set_new(desc, "off", json_integer((json_int_t)blob->n));
+        av_hbuf_put(blob, codes, n);
+        free(scales);
+        free(codes);
+    } else {
+        av_hbuf_put(blob, zeros, blob->n % 2);
+        json_object_set_new(desc, "off", json_integer((json_int_t)blob->n));
+        uint16_t buf[4096];
+        for (size_t i = 0; i < n; i += 4096) {
+            size_t m = n - i < 4096 ? n - i : 4096;
+            for (size_t k = 0; k < m; k++)
+                buf[k] = av_f32_to_f16(data[i + k]);
+            av_hbuf_put(blob, buf, m * 2);
+        }
+    }
+    return blob->oom ? av_errf(err, "out of memory") : 0;
+}
+
 /* Encodes one attention set into blob at *off; records it in sets. */
-static int encode_set(const av_trace *t, const char *kind, int layer, int u8, hbuf *blob, json_t *sets,
+static int encode_set(const av_trace *t, const char *kind, int layer, int u8, av_hbuf *blob, json_t *sets,
                       json_t *labels, av_err *err) {
     av_attn_view v;
     if (av_trace_attn(t, kind, layer, &v, err)) return -1;
-    size_t rows = (size_t)v.n_heads * (size_t)v.n_query, n = rows * (size_t)v.n_key;
+    size_t rows = (size_t)v.n_heads * (size_t)v.n_query;
     json_t *s = json_object();
     json_object_set_new(s, "kind", json_string(kind));
     json_object_set_new(s, "layer", json_integer(layer));
     json_object_set_new(s, "heads", json_integer(v.n_heads));
     json_object_set_new(s, "nq", json_integer(v.n_query));
     json_object_set_new(s, "nk", json_integer(v.n_key));
-    static const uint8_t zeros[4] = {0};
-    if (u8) {
-        hb_put(blob, zeros, (4 - blob->n % 4) % 4);
-        json_object_set_new(s, "soff", json_integer((json_int_t)blob->n));
-        float *scales = malloc(sizeof(float) * (rows ? rows : 1));
-        uint8_t *codes = malloc(n ? n : 1);
-        if (!scales || !codes) {
-            free(scales);
-            free(codes);
-            json_decref(s);
-            return av_errf(err, "out of memory");
-        }
-        for (size_t r = 0; r < rows; r++) {
-            const float *row = v.data + r * (size_t)v.n_key;
-            float mx = 0;
-            for (int k = 0; k < v.n_key; k++)
-                if (row[k] > mx) mx = row[k];
-            scales[r] = mx;
-            for (int k = 0; k < v.n_key; k++) {
-                float q = mx > 0 && row[k] > 0 ? row[k] / mx * 255.f : 0.f;
-                codes[r * (size_t)v.n_key + (size_t)k] = (uint8_t)lrintf(q > 255 ? 255 : q);
-            }
-        }
-        hb_put(blob, scales, sizeof(float) * rows); /* little-endian hosts only (x86-64, arm64) */
-        json_object_set_new(s, "off", json_integer((json_int_t)blob->n));
-        hb_put(blob, codes, n);
-        free(scales);
-        free(codes);
-    } else {
-        hb_put(blob, zeros, blob->n % 2);
-        json_object_set_new(s, "off", json_integer((json_int_t)blob->n));
-        uint16_t buf[4096];
-        for (size_t i = 0; i < n; i += 4096) {
-            size_t m = n - i < 4096 ? n - i : 4096;
-            for (size_t k = 0; k < m; k++)
-                buf[k] = av_f32_to_f16(v.data[i + k]);
-            hb_put(blob, buf, m * 2);
-        }
+    if (av_html_encode(blob, v.data, rows, v.n_key, u8, s, err)) {
+        json_decref(s);
+        return -1;
     }
     json_array_append_new(sets, s);
     if (!json_object_get(labels, kind)) { /* axis labels of this kind, once */
@@ -203,8 +214,8 @@ static size_t total_values(const av_trace *t) {
     return n;
 }
 
-static int build_meta(const av_trace *t, const av_html_params *p, int u8, hbuf *blob, json_t **out,
-                      av_err *err) {
+static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_html_analysis *an, av_hbuf *blob,
+                      json_t **out, av_err *err) {
     json_t *m = json_object(), *sets = json_array(), *labels = json_object(), *md = json_object(),
            *cm = json_object();
     json_object_set_new(m, "format", json_string("attnviz-viewer"));
@@ -244,6 +255,10 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, hbuf *
                 json_decref(m);
                 return -1;
             }
+    if (an && av_html_analysis_encode(an, u8, blob, m, err)) {
+        json_decref(m);
+        return -1;
+    }
     *out = m;
     return 0;
 }
@@ -271,15 +286,22 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
         assets += imf.size / 3 * 4 + 4;
         av_file_unmap(&imf);
     }
-    if (p->precision == AV_HTML_AUTO) /* base64 of F16 + labels and metadata allowance */
-        u8 = assets + (values * 2 + 2) / 3 * 4 + 64 * 1024 > AV_HTML_BUDGET;
-    hbuf blob = {0}, page = {0};
+    av_html_analysis an = {0};
+    if (p->analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
+    if (p->precision == AV_HTML_AUTO) /* base64 of F16 + analysis + labels and metadata allowance */
+        u8 = assets + (values * 2 + 2) / 3 * 4 + (p->analysis ? av_html_analysis_bytes(&an, 0) : 0) +
+                 64 * 1024 >
+             AV_HTML_BUDGET;
+    av_hbuf blob = {0}, page = {0};
     json_t *meta;
-    if (build_meta(t, p, u8, &blob, &meta, err)) {
+    int rc = build_meta(t, p, u8, p->analysis ? &an : NULL, &blob, &meta, err);
+    av_html_analysis_free(&an);
+    if (rc) {
         free(blob.s);
         return -1;
     }
-    char *mjs = json_dumps(meta, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ESCAPE_SLASH);
+    char *mjs =
+        json_dumps(meta, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ESCAPE_SLASH | JSON_REAL_PRECISION(6));
     json_decref(meta);
     char *b64 = mjs && !blob.oom ? av_base64((const uint8_t *)blob.s, blob.n) : NULL;
     free(blob.s);
@@ -291,21 +313,21 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     while (s < end) {
         const char *mark = strstr(s, "<!--AV:");
         if (!mark || mark >= end) {
-            hb_put(&page, s, (size_t)(end - s));
+            av_hbuf_put(&page, s, (size_t)(end - s));
             break;
         }
-        hb_put(&page, s, (size_t)(mark - s));
+        av_hbuf_put(&page, s, (size_t)(mark - s));
         const char *close = strstr(mark, "-->");
         if (!close) break;
         size_t len = (size_t)(close - mark - 7);
         if (len == 5 && strncmp(mark + 7, "STYLE", 5) == 0) {
             hb_str(&page, "<style>\n");
-            hb_put(&page, css->data, css->len);
+            av_hbuf_put(&page, css->data, css->len);
             hb_str(&page, "</style>");
         } else if (len == 6 && strncmp(mark + 7, "SCRIPT", 6) == 0) {
             hb_str(&page, "<script>\n");
             for (int i = 0; i < N_SCRIPTS; i++)
-                hb_put(&page, js[i]->data, js[i]->len);
+                av_hbuf_put(&page, js[i]->data, js[i]->len);
             hb_str(&page, "</script>");
         } else if (len == 4 && strncmp(mark + 7, "DATA", 4) == 0) {
             hb_str(&page, "<script type=\"application/json\" id=\"av-meta\">");

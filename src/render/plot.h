@@ -142,12 +142,18 @@ typedef enum av_html_precision {
 typedef struct av_html_params {
     av_html_precision precision;
     const char *title; /* page title; NULL: the model name */
-    const char *view;  /* first view: heatmap, model, head, image (NULL: heatmap; image with patches) */
+    const char *view;  /* first view: heatmap, model, head, image, summary, rollout, norm (NULL: heatmap;
+                          image with patches) */
     const char
         *image_path; /* image traces: a PNG to embed as metadata image_png_base64 (NULL: the trace's) */
+    int analysis;    /* embed head statistics and roles, rollout and value norms (default 1) */
+    const char *roles_path; /* `attnviz roles --json` output: probe roles (incl. induction) for the grid */
 } av_html_params;
 
 av_html_params av_html_default_params(void);
+/* The viewer's views (for --view and the server's ?view=): 1 when name is one of AV_HTML_VIEWS. */
+#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm"
+int av_html_view_valid(const char *name);
 /* Builds the page into a malloc'd buffer (no network references: CSS, JS and data are inline). */
 int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t *n, av_err *err);
 /* Builds and writes atomically. bytes (may be NULL) receives the file size. */

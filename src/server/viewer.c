@@ -36,9 +36,8 @@ void srv_viewer_data(av_server *s, srv_run *run, const srv_request *req, srv_rep
     }
     av_html_params hp = av_html_default_params();
     const char *view = srv_arg(req, "view");
-    if (view && strcmp(view, "heatmap") != 0 && strcmp(view, "model") != 0 && strcmp(view, "head") != 0 &&
-        strcmp(view, "image") != 0) {
-        srv_reply_error(r, 400, "parameter 'view' must be heatmap, model, head or image, got '%.20s'", view);
+    if (view && !av_html_view_valid(view)) {
+        srv_reply_error(r, 400, "parameter 'view' must be one of %s, got '%.20s'", AV_HTML_VIEWS, view);
         return;
     }
     if (av_trace_is_lazy(t)) srv_store_charge(&s->store, run, need);

@@ -10,13 +10,22 @@ OUTDIR/cross.npz         encoder_attentions [2, 4, 7, 7], decoder_attentions [2,
 OUTDIR/vit.npz           attentions [2, 3, 17, 17]: CLS + a 4x4 patch grid; vit_tokens.json (patch_grid,
                          prefix_tokens) and image.png (64x64, a red disc on a blue-green gradient)
 OUTDIR/big.npy           [1, 2048, 2048] float32 (with --big): one 2048 x 2048 head, big_tokens.json
+OUTDIR/roles.safetensors a causal trace written directly (3 layers x 5 heads x 12 tokens) whose heads have known
+                         roles at known strengths (identity -> self, shifted identity -> previous token, first
+                         column -> first token, uniform -> broad, two tokens back -> no role), with value norms
+                         vnorm.<layer> for the norm-based view
 """
 import json
 import struct
 import sys
 import zlib
 
+import os
+
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import safetensors_np  # noqa: E402
 
 
 def softmax(x):
@@ -44,6 +53,47 @@ def bert_like(rng, layers, heads, t, causal=False, first_kind=0):
                 logits = np.where(i[None, :] > i[:, None], -np.inf, logits)
             out[layer, h] = softmax(logits)
     return out
+
+
+def roles_trace(rng, path):
+    """Each head is w * pattern + (1 - w) * uniform over the visible keys (causal), the pattern and w chosen per
+    (layer, head) so the summary grid shows every stats-based role at several strengths."""
+    t, layers, heads = 12, 3, 5
+    toks = ["<s>", " The", " cat", " sat", ",", " the", " dog", " ran", " .", " A", " bird", " sang"]
+    i = np.arange(t)
+    uni = np.tril(np.ones((t, t))) / (i + 1)[:, None]
+    pats = {
+        "self": np.eye(t),
+        "prev": np.eye(t, k=-1) + np.diag((i == 0).astype(float)),  # row 0 can only attend to itself
+        "first": np.eye(t)[[0] * t],
+        "broad": uni,
+        "back2": np.eye(t)[np.maximum(i - 2, 0)],
+    }
+    order = [["self", "prev", "first", "broad", "back2"], ["prev", "first", "back2", "self", "broad"],
+             ["broad", "back2", "self", "prev", "first"]]
+    strengths = [0.95, 0.75, 0.55]
+    role_of = {"self": "self", "prev": "previous_token", "first": "first_token", "broad": "broad", "back2": "none"}
+    attn, vnorm, designed = {}, {}, []
+    for layer in range(layers):
+        a = np.empty((heads, t, t))
+        for h in range(heads):
+            w = strengths[(layer + h) % 3]
+            pat = order[layer][h]
+            if pat == "broad":  # uniform mixed with peaked random rows, so its score is not always 1
+                peaked = rng.dirichlet(np.full(t, 0.3), t) * np.tril(np.ones((t, t)))
+                a[h] = w * uni + (1 - w) * peaked / peaked.sum(-1, keepdims=True)
+            else:
+                a[h] = w * pats[pat] + (1 - w) * uni
+            designed.append({"layer": layer, "head": h, "pattern": pat, "role": role_of[pat], "w": w})
+        attn[f"attn.self.{layer}"] = a.astype(np.float32)
+        vn = 0.5 + 3 * rng.random((heads, t))
+        vn[:, 0] = 0.1 + 0.1 * rng.random(heads)  # a short value vector on the sink token
+        vnorm[f"vnorm.{layer}"] = vn.astype(np.float32)
+    meta = {"format": "attnviz-trace", "version": "1", "model": "roles-synthetic", "arch": "llama",
+            "tokens": json.dumps(toks), "token_ids": json.dumps(list(range(t))),
+            "n_layers": str(layers), "n_heads": str(heads)}
+    safetensors_np.write(path, {**attn, **vnorm}, meta)
+    json.dump(designed, open(path.replace(".safetensors", "_designed.json"), "w"))
 
 
 def png_rgb(path, img):
@@ -89,6 +139,8 @@ def main():
     img = np.stack([xx * 3, 80 + yy * 2, 200 - xx * 2], -1)
     img[(yy - 24) ** 2 + (xx - 40) ** 2 < 100] = (230, 30, 40)
     png_rgb(f"{out}/image.png", np.clip(img, 0, 255))
+
+    roles_trace(rng, f"{out}/roles.safetensors")
 
     if "--big" in sys.argv:
         t = 2048

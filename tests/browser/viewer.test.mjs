@@ -3,14 +3,16 @@
 //
 //   node viewer.test.mjs FIXDIR SHOTDIR
 // FIXDIR holds the pages made by tests/cli/test_viewer.sh (story.html optional, bert.html, cross.html,
-// vit.html, big.html) and their traces (*.safetensors); expected weights are computed from the trace files
-// by expect.py (numpy), independently of the viewer.
+// vit.html, big.html, roles.html, induction.html) and their traces (*.safetensors); expected weights are
+// computed from the trace files by expect.py and expect_analysis.py (numpy), independently of the viewer.
+// The analysis views (head roles, rollout, norm-based) are tested in analysis.test.mjs.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
+import { analysisTests } from './analysis.test.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [fixdir, shotdir] = process.argv.slice(2);
@@ -89,6 +91,7 @@ async function paintMs(page, patch, canvasId) {
     const t0 = performance.now();
     window.attnviz.set(p);
     document.getElementById(id).getContext('2d').getImageData(0, 0, 1, 1);
+    void document.body.offsetHeight; /* and the layout of views built from elements */
     return performance.now() - t0;
   }, [patch, canvasId]);
 }
@@ -112,7 +115,7 @@ async function main() {
   const main = have('story.html') ? 'story' : 'cross';
   const pages = {};
   try {
-    for (const name of ['story', 'bert', 'cross', 'vit', 'big']) {
+    for (const name of ['story', 'bert', 'cross', 'vit', 'big', 'roles', 'induction']) {
       if (!have(name + '.html')) continue;
       await test(`viewer_offline_${name}`, async () => {
         const p = await open(ctx, name + '.html');
@@ -318,6 +321,8 @@ async function main() {
         await shot(G, 'heatmap-2048');
       });
     }
+
+    await analysisTests({ test, check, pages, fix, shot, paintMs });
 
     for (const [name, p] of Object.entries(pages)) {
       await test(`viewer_no_errors_after_interaction_${name}`, async () => {

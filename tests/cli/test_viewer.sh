@@ -36,6 +36,37 @@ imp bert "$TMP/bert.npz" --tokens "$TMP/bert_tokens.json"
 imp cross "$TMP/cross.npz" --tokens "$TMP/cross_tokens.json"
 imp vit "$TMP/vit.npz" --tokens "$TMP/vit_tokens.json" --image "$TMP/image.png"
 imp big "$TMP/big.npy" --tokens "$TMP/big_tokens.json"
+# the analysis views: a synthetic trace with known head roles and value norms (written by make_fixtures.py),
+# and the project's induction model with the roles of its probes (--roles)
+"$BIN" html "$TMP/roles.safetensors" -o "$TMP/roles.html" 2>"$TMP/err" || { fail viewer_html_roles "$(tail -1 "$TMP/err")"; ok=0; }
+if "$BIN" html "$TMP/roles.safetensors" --view rollout -o "$TMP/roles-rollout.html" 2>"$TMP/err" &&
+    grep -q '"view":"rollout"' "$TMP/roles-rollout.html" &&
+    ! "$BIN" html "$TMP/roles.safetensors" --view roles -o "$TMP/bad.html" 2>"$TMP/err" &&
+    grep -q "heatmap, model, head, image, summary, rollout, norm, got 'roles'" "$TMP/err"; then
+    pass viewer_html_view_option
+else
+    fail viewer_html_view_option "$(tail -1 "$TMP/err")"
+fi
+IND="$ROOT/models/induction/induction.bin"
+if [ -f "$IND" ]; then
+    if "$BIN" run --model "$IND" --text "Xq7 mZp3 vR8k Lw2 Xq7 mZp3 vR8k Lw2" -o "$TMP/induction.safetensors" 2>"$TMP/err" &&
+        "$BIN" roles --model "$IND" --json >"$TMP/induction_roles.json" 2>>"$TMP/err" &&
+        "$BIN" html "$TMP/induction.safetensors" --roles "$TMP/induction_roles.json" -o "$TMP/induction.html" 2>>"$TMP/err"; then
+        pass viewer_html_probe_roles
+    else
+        fail viewer_html_probe_roles "$(tail -1 "$TMP/err")"
+    fi
+    # roles of another model are refused with a message naming both shapes
+    if "$BIN" html "$TMP/roles.safetensors" --roles "$TMP/induction_roles.json" -o "$TMP/bad.html" 2>"$TMP/err"; then
+        fail viewer_html_roles_mismatch "accepted the roles of a 2 x 4 model for a 3 x 5 trace"
+    elif grep -q "roles of 2 layers x 4 heads, but the trace's self-attention has 3 x 5" "$TMP/err" && [ ! -e "$TMP/bad.html" ]; then
+        pass viewer_html_roles_mismatch
+    else
+        fail viewer_html_roles_mismatch "unexpected message: $(tail -1 "$TMP/err")"
+    fi
+else
+    skip viewer_html_probe_roles "$IND not found"
+fi
 model="$SHARED/models/stories260K/stories260K.bin"
 if [ -f "$model" ]; then
     if "$BIN" run --model "$model" --text "Once upon a time, Lily saw a big red ball." -o "$TMP/story.safetensors" 2>"$TMP/err" &&
@@ -49,10 +80,12 @@ else
 fi
 [ $ok = 1 ] && pass viewer_html_synthetic
 
-# size target: a BERT-base-shaped trace (12 layers x 12 heads x 128 tokens) -> at most 4 MiB of HTML
+# size target: a BERT-base-shaped trace (12 layers x 12 heads x 128 tokens) -> at most 4 MiB of HTML, with
+# the analysis (head statistics, rollout) embedded
 if [ -f "$TMP/bert.html" ]; then
     size=$(wc -c <"$TMP/bert.html")
-    echo "# bert-base-shaped page: $size bytes"
+    "$BIN" html "$TMP/bert.safetensors" --no-analysis -o "$TMP/bert-plain.html" 2>/dev/null &&
+        echo "# bert-base-shaped page: $size bytes ($(wc -c <"$TMP/bert-plain.html") without the analysis)"
     if [ "$size" -le 4194304 ]; then pass viewer_bert_html_under_4MiB; else fail viewer_bert_html_under_4MiB "$size bytes"; fi
     if grep -Eq '(src|href)=["'"'"']?(https?:)?//' "$TMP/bert.html"; then
         fail viewer_html_no_external_urls "the page references an external URL"
