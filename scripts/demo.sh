@@ -57,8 +57,11 @@ if [ -f "$INDUCTION" ]; then
     echo
     echo "\$ attnviz roles --model $INDUCTION      # which heads do what, from probe sequences"
     "$BIN" roles --model "$INDUCTION"
+    "$BIN" roles --model "$INDUCTION" --json > "$OUT/induction-roles.json"
     "$BIN" render "$OUT/induction.safetensors" --grid -o "$OUT/induction-grid.png" >/dev/null
-    "$BIN" html "$OUT/induction.safetensors" -o "$OUT/induction.html" --title "attnviz demo: induction heads" >/dev/null
+    # the page's Roles tab shows the probe roles (induction, duplicate-token) next to the trace's own
+    "$BIN" html "$OUT/induction.safetensors" -o "$OUT/induction.html" --roles "$OUT/induction-roles.json" \
+        --title "attnviz demo: induction heads" >/dev/null
     if [ -f models/induction/MODEL_CARD.md ]; then echo "(more in models/induction/MODEL_CARD.md)"; fi
 fi
 
