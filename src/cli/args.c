@@ -60,6 +60,22 @@ int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli
     return 0;
 }
 
+int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage, int want_positional,
+              cli_args *a, const char *cmd, int *exit_code) {
+    if (cli_parse(argc, argv, specs, n_specs, a, cmd)) {
+        *exit_code = 2;
+        return 1;
+    }
+    int help = cli_has(a, "help");
+    if (!help && (want_positional < 0 || a->n_positional == want_positional)) return 0;
+    FILE *fp = help ? stdout : stderr;
+    fprintf(fp, "%s\n", usage);
+    cli_print_options(fp, specs, n_specs);
+    cli_args_free(a);
+    *exit_code = help ? 0 : 2;
+    return 1;
+}
+
 void cli_args_free(cli_args *a) {
     free(a->values);
     free(a->positional);

@@ -24,6 +24,11 @@ typedef struct cli_args {
 /* Parses argv (after the subcommand name). Prints a one-line error and returns -1 on unknown options. */
 int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli_args *out, const char *cmd);
 void cli_args_free(cli_args *a);
+/* The start of every subcommand: parses argv; on --help prints usage and the options to stdout (exit 0); with
+ * want_positional >= 0 and another number of positional arguments, prints them to stderr (exit 2); a parse
+ * error exits 2. Returns 1 when the command must return *exit_code now (a is then freed), 0 to go on. */
+int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage, int want_positional,
+              cli_args *a, const char *cmd, int *exit_code);
 const char *cli_get(const cli_args *a, const char *name);
 int cli_has(const cli_args *a, const char *name);
 /* Integer option with a default; -1 and a message on a malformed number. */

@@ -32,13 +32,11 @@ static int parse_type(const char *s, av_dtype *out) {
 int cmd_convert(int argc, char **argv) {
     const char *cmd = "convert";
     cli_args a;
-    if (cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], &a, cmd)) return 2;
-    if (cli_has(&a, "help")) {
-        printf("usage: attnviz convert --model PATH --to gguf|hf -o OUT [--type f32|f16|bf16|q8_0] [--shards N]\n\n");
-        cli_print_options(stdout, opts, sizeof opts / sizeof opts[0]);
-        cli_args_free(&a);
-        return 0;
-    }
+    int early;
+    if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
+                  "usage: attnviz convert --model PATH --to gguf|hf -o OUT [--type f32|f16|bf16|q8_0] [--shards N]\n",
+                  -1, &a, cmd, &early))
+        return early;
     const char *to = cli_get(&a, "to");
     const char *out = cli_output(&a, NULL);
     const char *type = cli_get(&a, "type");

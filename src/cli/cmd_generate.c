@@ -23,13 +23,11 @@ static void print_piece(void *ctx, const char *bytes, size_t len) {
 int cmd_generate(int argc, char **argv) {
     const char *cmd = "generate";
     cli_args a;
-    if (cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], &a, cmd)) return 2;
-    if (cli_has(&a, "help")) {
-        printf("usage: attnviz generate --model PATH [--prompt TEXT] [--steps N] [-o trace.safetensors]\n\n");
-        cli_print_options(stdout, opts, sizeof opts / sizeof opts[0]);
-        cli_args_free(&a);
-        return 0;
-    }
+    int early;
+    if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
+                  "usage: attnviz generate --model PATH [--prompt TEXT] [--steps N] [-o trace.safetensors]\n",
+                  -1, &a, cmd, &early))
+        return early;
     long steps;
     int rc = 1;
     av_model *m = NULL;

@@ -26,19 +26,16 @@ enum { N_OPTS = sizeof opts / sizeof opts[0] };
 int cmd_import(int argc, char **argv) {
     const char *cmd = "import";
     cli_args a;
-    if (cli_parse(argc, argv, opts, N_OPTS, &a, cmd)) return 2;
-    if (cli_has(&a, "help")) {
-        printf(
-            "usage: attnviz import ARRAYS.npz|LAYER0.npy LAYER1.npy ...|ARRAYS.safetensors --tokens "
+    int early;
+    if (cli_start(argc, argv, opts, N_OPTS,
+                  "usage: attnviz import ARRAYS.npz|LAYER0.npy LAYER1.npy ...|ARRAYS.safetensors --tokens "
             "tokens.json "
             "-o trace.safetensors\n\n"
             "Arrays: [layers, heads, T, T], [layers, 1, heads, T, T], or one layer [heads, T, T] / [1, "
             "heads, T, T]\n"
-            "per .npy / npz member (layers in order; npz members by name: arr_0, arr_1, ..., arr_10).\n\n");
-        cli_print_options(stdout, opts, N_OPTS);
-        cli_args_free(&a);
-        return 0;
-    }
+            "per .npy / npz member (layers in order; npz members by name: arr_0, arr_1, ..., arr_10).\n",
+                  -1, &a, cmd, &early))
+        return early;
     int rc = 1;
     av_trace *t = NULL;
     av_err err = {{0}};

@@ -72,16 +72,12 @@ static int info_model(const cli_args *a, const char *path) {
 
 int cmd_info(int argc, char **argv) {
     cli_args a;
-    if (cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], &a, "info")) return 2;
+    int early;
+    if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
+                  "usage: attnviz info FILE   (a trace .safetensors, or a model)\n",
+                  1, &a, "info", &early))
+        return early;
     int rc;
-    if (cli_has(&a, "help") || a.n_positional != 1) {
-        FILE *fp = cli_has(&a, "help") ? stdout : stderr;
-        fprintf(fp, "usage: attnviz info FILE   (a trace .safetensors, or a model)\n\n");
-        cli_print_options(fp, opts, sizeof opts / sizeof opts[0]);
-        rc = cli_has(&a, "help") ? 0 : 2;
-        cli_args_free(&a);
-        return rc;
-    }
     const char *path = a.positional[0];
     av_trace *t;
     av_err err = {{0}};

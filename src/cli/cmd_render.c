@@ -30,13 +30,11 @@ enum { N_OPTS = sizeof opts / sizeof opts[0] };
 int cmd_render(int argc, char **argv) {
     const char *cmd = "render";
     cli_args a;
-    if (cli_parse(argc, argv, opts, N_OPTS, &a, cmd)) return 2;
-    if (cli_has(&a, "help")) {
-        printf("usage: attnviz render TRACE [--layer L] [--head H|mean|max | --grid] -o OUT.png|OUT.svg\n\n");
-        cli_print_options(stdout, opts, N_OPTS);
-        cli_args_free(&a);
-        return 0;
-    }
+    int early;
+    if (cli_start(argc, argv, opts, N_OPTS,
+                  "usage: attnviz render TRACE [--layer L] [--head H|mean|max | --grid] -o OUT.png|OUT.svg\n",
+                  -1, &a, cmd, &early))
+        return early;
     int rc = 1;
     av_trace *t = NULL;
     av_err err = {{0}};

@@ -71,17 +71,12 @@ static int parse_u64(const char *s, uint64_t *out) {
 int cmd_roles(int argc, char **argv) {
     const char *cmd = "roles";
     cli_args a;
-    if (cli_parse(argc, argv, opts, N_OPTS, &a, cmd)) return 2;
-    if (cli_has(&a, "help") || a.n_positional != 0) {
-        FILE *fp = cli_has(&a, "help") ? stdout : stderr;
-        fprintf(fp,
-                "usage: attnviz roles --model PATH [--tokenizer PATH] [--seq-len N] [--samples K] [--seed S] "
-                "[--json]\n\n");
-        cli_print_options(fp, opts, N_OPTS);
-        int rc = cli_has(&a, "help") ? 0 : 2;
-        cli_args_free(&a);
-        return rc;
-    }
+    int early;
+    if (cli_start(argc, argv, opts, N_OPTS,
+                  "usage: attnviz roles --model PATH [--tokenizer PATH] [--seq-len N] [--samples K] [--seed S] "
+                "[--json]\n",
+                  0, &a, cmd, &early))
+        return early;
     int rc = 1;
     av_model *m = NULL;
     av_roles_result res = {0};

@@ -137,15 +137,13 @@ static const cli_opt_spec opts[] = {
 int cmd_run(int argc, char **argv) {
     const char *cmd = "run";
     cli_args a;
-    if (cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], &a, cmd)) return 2;
-    if (cli_has(&a, "help")) {
-        printf("usage: attnviz run --model PATH [--tokenizer PATH] --text TEXT [-o trace.safetensors]\n"
+    int early;
+    if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
+                  "usage: attnviz run --model PATH [--tokenizer PATH] --text TEXT [-o trace.safetensors]\n"
                "       attnviz run --model VIT_DIR --image cat.png [--top 5]\n"
-               "       attnviz run --model ENCDEC_DIR --text \"le chat noir\" [--target \"the black cat\"] [--steps N]\n\n");
-        cli_print_options(stdout, opts, sizeof opts / sizeof opts[0]);
-        cli_args_free(&a);
-        return 0;
-    }
+               "       attnviz run --model ENCDEC_DIR --text \"le chat noir\" [--target \"the black cat\"] [--steps N]\n",
+                  -1, &a, cmd, &early))
+        return early;
     const char *text = cli_get(&a, "text");
     if (!text && a.n_positional == 1) text = a.positional[0];
     const char *out = cli_output(&a, "trace.safetensors");

@@ -90,17 +90,15 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGTERM, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     cli_args a;
-    if (cli_parse(argc, argv, opts, N_OPTS, &a, cmd)) return 2;
-    if (cli_has(&a, "help")) {
-        printf("usage: attnviz serve --model PATH [--tokenizer PATH] [--port N] [--host ADDR]\n"
+    int early;
+    if (cli_start(argc, argv, opts, N_OPTS,
+                  "usage: attnviz serve --model PATH [--tokenizer PATH] [--port N] [--host ADDR]\n"
                "       attnviz serve trace.safetensors [--port N] [--host ADDR]\n\n"
                "Starts the local web app: type text, run, and explore every layer and head, with a zoomable\n"
                "map from the whole sequence down to single cells. The HTTP API is described in "
-               "docs/API.md.\n\n");
-        cli_print_options(stdout, opts, N_OPTS);
-        cli_args_free(&a);
-        return 0;
-    }
+               "docs/API.md.\n",
+                  -1, &a, cmd, &early))
+        return early;
     int rc = 1;
     av_model *m = NULL;
     av_trace *t = NULL;

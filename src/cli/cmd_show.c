@@ -53,15 +53,11 @@ static int parse_colors(const char *s, av_color_mode *out) {
 int cmd_show(int argc, char **argv) {
     const char *cmd = "show";
     cli_args a;
-    if (cli_parse(argc, argv, opts, sizeof opts / sizeof opts[0], &a, cmd)) return 2;
-    if (cli_has(&a, "help") || a.n_positional != 1) {
-        FILE *fp = cli_has(&a, "help") ? stdout : stderr;
-        fprintf(fp, "usage: attnviz show TRACE [--layer L] [--head H|mean|max|min]\n\n");
-        cli_print_options(fp, opts, sizeof opts / sizeof opts[0]);
-        int rc = cli_has(&a, "help") ? 0 : 2;
-        cli_args_free(&a);
-        return rc;
-    }
+    int early;
+    if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
+                  "usage: attnviz show TRACE [--layer L] [--head H|mean|max|min]\n",
+                  1, &a, cmd, &early))
+        return early;
     int rc = 1;
     av_trace *t = NULL;
     float *mat = NULL;
