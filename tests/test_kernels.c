@@ -76,7 +76,7 @@ static void test_softmax_and_rmsnorm(void) {
     CHECK(big[0] == 0.5f && big[1] == 0.5f);
     float v[4] = {1, 2, 3, 4}, w[4] = {1, 1, 2, 0.5f}, o[4];
     av_tensor wt = {AV_DTYPE_F32, 1, {4, 0, 0, 0}, w, 16};
-    av_rmsnorm(o, v, &wt, 1, 4, 0.0f);
+    av_rmsnorm(o, v, &wt, 1, 4, 0.0f, 2);
     double rms = sqrt((1 + 4 + 9 + 16) / 4.0);
     CHECK(fabs(o[2] - 3 / rms * 2) < 1e-6 && fabs(o[3] - 4 / rms * 0.5) < 1e-6);
 }

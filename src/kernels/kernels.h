@@ -15,8 +15,8 @@ void av_kernels_init(void);
  * scratch: (out, in) floats used to dequantize non-F32 weights when n is large; may be NULL for F32. */
 void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scratch, int n_threads);
 
-/* out[i] = x[i] / rms(x) * weight  for each of n rows of size dim. weight: (dim) any float dtype. */
-void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps);
+/* out[i] = x[i] / rms(x) * weight  for each of n rows of size dim (rows split over threads). weight: (dim). */
+void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps, int n_threads);
 
 /* In-place softmax over x[0..n). */
 void av_softmax(float *x, int n);
@@ -24,8 +24,8 @@ void av_softmax(float *x, int n);
 /* Rotary embedding for one position on a vector of n_heads heads of head_dim. */
 void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half_style);
 
-/* SwiGLU gate: g[i] = silu(g[i]) * u[i] for n values. */
-void av_swiglu(float *g, const float *u, size_t n);
+/* SwiGLU gate: g[i] = silu(g[i]) * u[i] for n values (split over threads). */
+void av_swiglu(float *g, const float *u, size_t n, int n_threads);
 
 /* LayerNorm of n rows of dim: out = (x - mean) / sqrt(var + eps) * weight + bias. weight, bias: (dim) of any
  * float dtype; bias may be NULL or empty (data NULL). out may equal x. */

@@ -58,15 +58,30 @@ void av_dequantize_rows(const av_tensor *w, int64_t row0, int64_t n_rows, float 
     }
 }
 
-void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps) {
-    for (int r = 0; r < n; r++) {
-        const float *xr = x + (size_t)r * (size_t)dim;
-        float *o = out + (size_t)r * (size_t)dim;
+typedef struct rmsnorm_job {
+    float *out;
+    const float *x; /* (n, dim) */
+    const av_tensor *weight;
+    int dim;
+    float eps;
+} rmsnorm_job;
+
+static void rmsnorm_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
+    const rmsnorm_job *j = ctx;
+    int dim = j->dim;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = j->x + (size_t)r * (size_t)dim;
+        float *o = j->out + (size_t)r * (size_t)dim;
         double ss = 0;
         for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
-        float scale = 1.0f / sqrtf((float)(ss / dim) + eps);
-        for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * weight_at(weight, (size_t)i);
+        float scale = 1.0f / sqrtf((float)(ss / dim) + j->eps);
+        for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * weight_at(j->weight, (size_t)i);
     }
+}
+
+void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps, int n_threads) {
+    rmsnorm_job j = {out, x, weight, dim, eps};
+    av_parallel_for((int64_t)n * dim > (1 << 16) ? n_threads : 1, n, rmsnorm_rows, &j);
 }
 
 void av_layernorm(float *out, const float *x, const av_tensor *weight, const av_tensor *bias, int n, int dim,
@@ -200,8 +215,19 @@ void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half
     }
 }
 
-void av_swiglu(float *g, const float *u, size_t n) {
-    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+typedef struct swiglu_job {
+    float *g;
+    const float *u;
+} swiglu_job;
+
+static void swiglu_range(void *ctx, int tid, int64_t i0, int64_t i1) {
+    const swiglu_job *j = ctx;
+    for (int64_t i = i0; i < i1; i++) j->g[i] = j->g[i] / (1.0f + expf(-j->g[i])) * j->u[i];
+}
+
+void av_swiglu(float *g, const float *u, size_t n, int n_threads) {
+    swiglu_job j = {g, u};
+    av_parallel_for(n > (1 << 16) ? n_threads : 1, (int64_t)n, swiglu_range, &j);
 }
 
 void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n) {

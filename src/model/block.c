@@ -32,7 +32,7 @@ int av_act_parse(const char *name, av_act *out) {
 void av_norm_apply(av_norm_kind kind, const av_norm *n, float eps, float *out, const float *x, int rows,
                    int dim) {
     if (kind == AV_NORM_RMS)
-        av_rmsnorm(out, x, &n->w, rows, dim, eps);
+        av_rmsnorm(out, x, &n->w, rows, dim, eps, 1);
     else
         av_layernorm(out, x, &n->w, &n->b, rows, dim, eps);
 }

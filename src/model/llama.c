@@ -147,7 +147,7 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
         const av_llama_layer *L = &m->layers[l];
         float *kc = s->k_cache + ((size_t)l * (size_t)s->max_tokens + (size_t)pos0) * (size_t)kv_dim;
         float *vc = s->v_cache + ((size_t)l * (size_t)s->max_tokens + (size_t)pos0) * (size_t)kv_dim;
-        av_rmsnorm(s->xb, s->x, &L->attn_norm, n, dim, m->norm_eps);
+        av_rmsnorm(s->xb, s->x, &L->attn_norm, n, dim, m->norm_eps, nt);
         av_matmul(s->q, s->xb, &L->wq, n, s->wscratch, nt);
         av_matmul(kc, s->xb, &L->wk, n, s->wscratch, nt);
         av_matmul(vc, s->xb, &L->wv, n, s->wscratch, nt);
@@ -187,16 +187,16 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
         av_matmul(s->xb, s->att_out, &L->wo, n, s->wscratch, nt);
         for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) s->x[i] += s->xb[i];
 
-        av_rmsnorm(s->xb, s->x, &L->ffn_norm, n, dim, m->norm_eps);
+        av_rmsnorm(s->xb, s->x, &L->ffn_norm, n, dim, m->norm_eps, nt);
         av_matmul(s->hb, s->xb, &L->w_gate, n, s->wscratch, nt);
         av_matmul(s->hb2, s->xb, &L->w_up, n, s->wscratch, nt);
-        av_swiglu(s->hb, s->hb2, (size_t)n * (size_t)m->hidden_dim);
+        av_swiglu(s->hb, s->hb2, (size_t)n * (size_t)m->hidden_dim, nt);
         av_matmul(s->xb, s->hb, &L->w_down, n, s->wscratch, nt);
         for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) s->x[i] += s->xb[i];
     }
     if (!logits) return 0;
     int first = logits_all ? 0 : n - 1, rows = n - first;
-    av_rmsnorm(s->xb, s->x + (size_t)first * (size_t)dim, &m->out_norm, rows, dim, m->norm_eps);
+    av_rmsnorm(s->xb, s->x + (size_t)first * (size_t)dim, &m->out_norm, rows, dim, m->norm_eps, nt);
     av_matmul(logits, s->xb, &m->cls, rows, s->wscratch, nt);
     return 0;
 }
