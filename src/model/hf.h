@@ -42,6 +42,9 @@ int av_hf_int(const av_hf_dir *h, const char *key, int64_t def, int64_t lo, int6
 int av_hf_num(const av_hf_dir *h, const char *key, double def, double *out, av_err *err);
 int av_hf_bool(const av_hf_dir *h, const char *key, int def, int *out, av_err *err);
 const char *av_hf_str(const av_hf_dir *h, const char *key);
+/* Loads tokenizer.json, tokenizer.bin or tokenizer.model from dir into m->tok (the first present that loads).
+ * strict: a present file that fails is an error; else the failure is kept for later messages. */
+int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err);
 /* Joins dir and file into out. */
 void av_hf_path(char *out, size_t n, const char *dir, const char *file);
 

@@ -203,19 +203,22 @@ static int unsupported(const char *path, const char *what, const char *name, av_
                    path, what, av_printable(shown, sizeof shown, name, strlen(name)), list);
 }
 
-/* Tokenizer files next to the weights: tokenizer.json (Hugging Face), tokenizer.bin (llama2.c format). A file
- * that does not load is remembered, not fatal: --tokenizer can still supply one, and runs that need text
- * report why there is none. */
-static void load_tokenizer(const char *dir, av_model *m) {
-    static const char *files[] = {"tokenizer.json", "tokenizer.bin"};
+/* Tokenizer files next to the weights: tokenizer.json (Hugging Face), tokenizer.bin (llama2.c format, what
+ * `attnviz convert --to hf` writes), tokenizer.model (SentencePiece). strict: a present file that does not load
+ * is an error; otherwise it is remembered (families with m->tf), not fatal: --tokenizer can still supply one, and
+ * runs that need text report why there is none. */
+int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) {
+    static const char *files[] = {"tokenizer.json", "tokenizer.bin", "tokenizer.model"};
     char path[4096];
     for (size_t i = 0; i < sizeof files / sizeof files[0] && !m->tok; i++) {
         av_hf_path(path, sizeof path, dir, files[i]);
         if (access(path, F_OK) != 0) continue;
         av_err e = {{0}};
-        if (av_tokenizer_load(path, &m->tok, &e) && m->tf)
-            snprintf(m->tf->tok_error, sizeof m->tf->tok_error, "%.200s", e.msg);
+        if (av_tokenizer_load(path, &m->tok, &e) == 0) break;
+        if (strict) return av_errf(err, "%s", e.msg);
+        if (m->tf) snprintf(m->tf->tok_error, sizeof m->tf->tok_error, "%.200s", e.msg);
     }
+    return 0;
 }
 
 int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
@@ -260,7 +263,7 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     rc = av_tf_new(m, err) || av_hf_open_weights(h, err) || families[found].load(h, m, err) ? -1 : 1;
     if (rc > 0) {
         snprintf(m->format, sizeof m->format, "hf");
-        load_tokenizer(dir, m);
+        av_hf_load_tokenizer(dir, m, 0, NULL);
     }
 done:
     av_hf_close(h);

@@ -8,7 +8,6 @@
 #include "tok/tok.h"
 
 #include <string.h>
-#include <unistd.h>
 
 #define AV_HF_MAX_DIM (1 << 16)
 #define AV_HF_MAX_HIDDEN (1 << 19)
@@ -110,10 +109,5 @@ int av_load_hf_dir(const char *dir, av_model *m, av_err *err) {
     int rc = read_config(&h, m, &w, err) || read_weights(&h, m, &w, err) ? -1 : 0;
     av_hf_close(&h);
     if (rc) return -1;
-    /* Tokenizer: tokenizer.bin (llama2.c format, what `attnviz convert --to hf` writes).
-     * TODO: tokenizer.json (Hugging Face tokenizers) once that loader lands; its absence is not an error. */
-    char path[4096];
-    av_hf_path(path, sizeof path, dir, "tokenizer.bin");
-    if (access(path, F_OK) == 0 && av_tokenizer_load(path, &m->tok, err)) return -1;
-    return 0;
+    return av_hf_load_tokenizer(dir, m, 1, err); /* absent files are fine: --tokenizer can supply one */
 }
