@@ -98,6 +98,15 @@ int av_heap_push(av_heap *h, const void *elem); /* -1 when out of memory */
 void av_heap_pop(av_heap *h, void *out);         /* h->n must be > 0 */
 void av_heap_free(av_heap *h);
 
+/* ---- growing byte buffer (NUL-terminated); oom is set and further writes dropped when allocation fails ---- */
+typedef struct av_buf {
+    char *s;
+    size_t n, cap;
+    int oom;
+} av_buf;
+void av_buf_put(av_buf *b, const void *s, size_t n);
+void av_buf_printf(av_buf *b, const char *fmt, ...) AV_PRINTF(2, 3);
+
 /* ---- small helpers ---- */
 char *av_strdup(const char *s);
 char *av_strndup(const char *s, size_t n);

@@ -54,30 +54,11 @@ static char *png_base64_file(const char *path, av_err *err) {
     return b64;
 }
 
-void av_hbuf_put(av_hbuf *b, const void *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1 << 16;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
+static void hb_str(av_buf *b, const char *s) {
+    av_buf_put(b, s, strlen(s));
 }
 
-static void hb_str(av_hbuf *b, const char *s) {
-    av_hbuf_put(b, s, strlen(s));
-}
-
-static void hb_html_escaped(av_hbuf *b, const char *s) {
+static void hb_html_escaped(av_buf *b, const char *s) {
     for (; *s; s++) {
         switch (*s) {
         case '&':
@@ -93,7 +74,7 @@ static void hb_html_escaped(av_hbuf *b, const char *s) {
             hb_str(b, "&quot;");
             break;
         default:
-            av_hbuf_put(b, s, 1);
+            av_buf_put(b, s, 1);
         }
     }
 }
@@ -119,12 +100,12 @@ static int json_labels(json_t *obj, const char *key, char **labels, int n) {
     return a ? json_object_set_new(obj, key, a) : -1;
 }
 
-int av_html_encode(av_hbuf *blob, const float *data, size_t rows, int n_key, int u8, json_t *desc,
+int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int u8, json_t *desc,
                    av_err *err) {
     static const uint8_t zeros[4] = {0};
     size_t n = rows * (size_t)n_key;
     if (u8) {
-        av_hbuf_put(blob, zeros, (4 - blob->n % 4) % 4);
+        av_buf_put(blob, zeros, (4 - blob->n % 4) % 4);
         json_object_set_new(desc, "soff", json_integer((json_int_t)blob->n));
         float *scales = malloc(sizeof(float) * (rows ? rows : 1));
         uint8_t *codes = malloc(n ? n : 1);
@@ -144,27 +125,27 @@ int av_html_encode(av_hbuf *blob, const float *data, size_t rows, int n_key, int
                 codes[r * (size_t)n_key + (size_t)k] = (uint8_t)lrintf(q > 255 ? 255 : q);
             }
         }
-        av_hbuf_put(blob, scales, sizeof(float) * rows); /* little-endian hosts only (x86-64, arm64) */
+        av_buf_put(blob, scales, sizeof(float) * rows); /* little-endian hosts only (x86-64, arm64) */
         json_object_set_new(desc, "off", json_integer((json_int_t)blob->n));
-        av_hbuf_put(blob, codes, n);
+        av_buf_put(blob, codes, n);
         free(scales);
         free(codes);
     } else {
-        av_hbuf_put(blob, zeros, blob->n % 2);
+        av_buf_put(blob, zeros, blob->n % 2);
         json_object_set_new(desc, "off", json_integer((json_int_t)blob->n));
         uint16_t buf[4096];
         for (size_t i = 0; i < n; i += 4096) {
             size_t m = n - i < 4096 ? n - i : 4096;
             for (size_t k = 0; k < m; k++)
                 buf[k] = av_f32_to_f16(data[i + k]);
-            av_hbuf_put(blob, buf, m * 2);
+            av_buf_put(blob, buf, m * 2);
         }
     }
     return blob->oom ? av_errf(err, "out of memory") : 0;
 }
 
 /* Encodes one attention set into blob at *off; records it in sets. */
-static int encode_set(const av_trace *t, const char *kind, int layer, int u8, av_hbuf *blob, json_t *sets,
+static int encode_set(const av_trace *t, const char *kind, int layer, int u8, av_buf *blob, json_t *sets,
                       json_t *labels, av_err *err) {
     av_attn_view v;
     if (av_trace_attn(t, kind, layer, &v, err)) return -1;
@@ -214,7 +195,7 @@ static size_t total_values(const av_trace *t) {
     return n;
 }
 
-static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_html_analysis *an, av_hbuf *blob,
+static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_html_analysis *an, av_buf *blob,
                       json_t **out, av_err *err) {
     json_t *m = json_object(), *sets = json_array(), *labels = json_object(), *md = json_object(),
            *cm = json_object();
@@ -292,7 +273,7 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
         u8 = assets + (values * 2 + 2) / 3 * 4 + (p->analysis ? av_html_analysis_bytes(&an, 0) : 0) +
                  64 * 1024 >
              AV_HTML_BUDGET;
-    av_hbuf blob = {0}, page = {0};
+    av_buf blob = {0}, page = {0};
     json_t *meta;
     int rc = build_meta(t, p, u8, p->analysis ? &an : NULL, &blob, &meta, err);
     av_html_analysis_free(&an);
@@ -313,21 +294,21 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     while (s < end) {
         const char *mark = strstr(s, "<!--AV:");
         if (!mark || mark >= end) {
-            av_hbuf_put(&page, s, (size_t)(end - s));
+            av_buf_put(&page, s, (size_t)(end - s));
             break;
         }
-        av_hbuf_put(&page, s, (size_t)(mark - s));
+        av_buf_put(&page, s, (size_t)(mark - s));
         const char *close = strstr(mark, "-->");
         if (!close) break;
         size_t len = (size_t)(close - mark - 7);
         if (len == 5 && strncmp(mark + 7, "STYLE", 5) == 0) {
             hb_str(&page, "<style>\n");
-            av_hbuf_put(&page, css->data, css->len);
+            av_buf_put(&page, css->data, css->len);
             hb_str(&page, "</style>");
         } else if (len == 6 && strncmp(mark + 7, "SCRIPT", 6) == 0) {
             hb_str(&page, "<script>\n");
             for (int i = 0; i < N_SCRIPTS; i++)
-                av_hbuf_put(&page, js[i]->data, js[i]->len);
+                av_buf_put(&page, js[i]->data, js[i]->len);
             hb_str(&page, "</script>");
         } else if (len == 4 && strncmp(mark + 7, "DATA", 4) == 0) {
             hb_str(&page, "<script type=\"application/json\" id=\"av-meta\">");

@@ -218,7 +218,7 @@ size_t av_html_analysis_bytes(const av_html_analysis *a, int u8) {
     return bytes;
 }
 
-int av_html_analysis_encode(av_html_analysis *a, int u8, av_hbuf *blob, json_t *meta, av_err *err) {
+int av_html_analysis_encode(av_html_analysis *a, int u8, av_buf *blob, json_t *meta, av_err *err) {
     for (int i = 0; i < a->n_rollout; i++) {
         av_html_rollout *r = &a->rollout[i];
         if (av_html_encode(blob, r->m, (size_t)r->rows, r->cols, u8, r->desc, err)) return -1;
@@ -231,10 +231,10 @@ int av_html_analysis_encode(av_html_analysis *a, int u8, av_hbuf *blob, json_t *
                 json_array_append_new(offs, json_null());
                 continue;
             }
-            av_hbuf_put(blob, zeros, (4 - blob->n % 4) % 4);
+            av_buf_put(blob, zeros, (4 - blob->n % 4) % 4);
             json_array_append_new(offs, json_integer((json_int_t)blob->n));
             /* little-endian hosts only, as the rest of the blob */
-            av_hbuf_put(blob, a->vnorm[l], sizeof(float) * (size_t)a->vn_heads * (size_t)a->vn_tokens);
+            av_buf_put(blob, a->vnorm[l], sizeof(float) * (size_t)a->vn_heads * (size_t)a->vn_tokens);
         }
         json_object_set_new(a->vn_desc, "offs", offs);
     }

@@ -5,23 +5,17 @@
 
 #include "render/plot.h"
 
+#include "core/core.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
-/* A growing byte buffer; oom is set (and further writes dropped) when an allocation fails. */
-typedef struct av_hbuf {
-    char *s;
-    size_t n, cap;
-    int oom;
-} av_hbuf;
-
-void av_hbuf_put(av_hbuf *b, const void *s, size_t n);
 
 /* Appends rows x n_key floats (row-major) to blob in the page's encoding and records the offsets in desc:
  *   f16: "off" of IEEE halves, 2-byte aligned;
  *   u8 : "soff" of a float32 scale per row (the row's maximum), 4-byte aligned, then "off" of one byte per
  *        value: value = code * scale / 255 (values are >= 0; negative ones are stored as 0). */
-int av_html_encode(av_hbuf *blob, const float *data, size_t rows, int n_key, int u8, json_t *desc,
+int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int u8, json_t *desc,
                    av_err *err);
 
 /* Largest rollout matrix embedded (rows x cols values): above it the page says where to get it. */
@@ -50,7 +44,7 @@ int av_html_analysis_compute(const av_trace *t, const av_html_params *p, av_html
 /* Page bytes the analysis adds in this encoding (base64 of its blob part, plus an allowance for its JSON). */
 size_t av_html_analysis_bytes(const av_html_analysis *a, int u8);
 /* Appends the matrices to blob (recording their offsets) and moves the JSON into meta as "analysis". */
-int av_html_analysis_encode(av_html_analysis *a, int u8, av_hbuf *blob, json_t *meta, av_err *err);
+int av_html_analysis_encode(av_html_analysis *a, int u8, av_buf *blob, json_t *meta, av_err *err);
 void av_html_analysis_free(av_html_analysis *a);
 
 #endif /* AV_HTML_INTERNAL_H */
