@@ -40,6 +40,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# The AMX kernel is the one file built for AVX-512 + AMX; it runs only after a runtime CPU check.
+$(BUILD)/src/kernels/gemm_amx.o: ALL_CFLAGS += -mavx512f -mavx512bw -mamx-tile -mamx-bf16
+
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^

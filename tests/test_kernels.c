@@ -145,6 +145,54 @@ static void test_matmul_all_paths(void) {
     CHECK(h_max_abs_diff(y, ref, OUT) < 1e-4f);
 }
 
+/* The AMX split-bf16 kernel against double precision: every output within 2^-16 of sum_k |x_k w_k| (the
+ * scheme's bound is ~2^-17 per product plus f32 accumulation); taking only the bf16 "hi" parts would miss it
+ * by 100x. Shapes are off every tile multiple (tokens, features and K all padded), weights f16, bf16, q8_0. */
+static void test_matmul_bf16x3_within_bound(void) {
+    if (!av_amx_ready()) {
+        SKIP("this CPU has no AMX-BF16 (or ATTNVIZ_GEMM=sgemm): the split-bf16 kernel is not used here");
+    }
+    const int shapes[][3] = {{37, 45, 70}, {100, 300, 96}, {16, 16, 32}, {65, 33, 1000}}; /* n, out, in */
+    const av_dtype types[] = {AV_DTYPE_F16, AV_DTYPE_BF16, AV_DTYPE_Q8_0};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+            int n = shapes[si][0], out = shapes[si][1], in = shapes[si][2];
+            if (types[ti] == AV_DTYPE_Q8_0 && in % 32) continue;
+            float *x = malloc(sizeof(float) * (size_t)n * in), *wf = malloc(sizeof(float) * (size_t)out * in);
+            float *y = malloc(sizeof(float) * (size_t)n * out);
+            void *wq = malloc(sizeof(float) * (size_t)out * in);
+            unsigned seed = (unsigned)(si * 10 + ti + 1);
+            for (int i = 0; i < n * in; i++) x[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * 4.0f;
+            for (int i = 0; i < out * in; i++) wf[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * 0.2f;
+            av_tensor w = {types[ti], 2, {out, in, 0, 0}, wq, 0};
+            for (int i = 0; i < out * in; i++) {
+                if (types[ti] == AV_DTYPE_F16) ((uint16_t *)wq)[i] = av_f32_to_f16(wf[i]);
+                if (types[ti] == AV_DTYPE_BF16) {
+                    uint32_t bits;
+                    memcpy(&bits, &wf[i], 4);
+                    ((uint16_t *)wq)[i] = (uint16_t)(bits >> 16);
+                }
+            }
+            if (types[ti] == AV_DTYPE_Q8_0) av_quantize_q8_0(wf, wq, (size_t)out * in);
+            av_dequantize_rows(&w, 0, out, wf); /* the exact weights the kernel sees */
+            CHECK(av_matmul_bf16x3(y, x, &w, n, 2) == 0);
+            double worst = 0;
+            for (int r = 0; r < n; r++)
+                for (int o = 0; o < out; o++) {
+                    double acc = 0, mag = 0;
+                    for (int k = 0; k < in; k++) {
+                        double p = (double)x[r * in + k] * wf[(size_t)o * in + k];
+                        acc += p, mag += fabs(p);
+                    }
+                    double ratio = fabs(y[(size_t)r * out + o] - acc) / (mag + 1e-30);
+                    if (ratio > worst) worst = ratio;
+                }
+            CHECKF(worst <= 1.0 / 65536, "%d x %d x %d %s: error %.3g of sum |x w|", n, out, in,
+                   av_dtype_name(types[ti]), worst);
+            free(x), free(wf), free(y), free(wq);
+        }
+}
+
 int main(void) {
     RUN(test_half_conversions_known_values);
     RUN(test_vector_dequantization_matches_scalar);
@@ -153,5 +201,6 @@ int main(void) {
     RUN(test_softmax_matches_double_precision);
     RUN(test_rope_styles_agree_under_permutation);
     RUN(test_matmul_all_paths);
+    RUN(test_matmul_bf16x3_within_bound);
     return h_exit_code();
 }

@@ -11,6 +11,16 @@ void av_dequantize_rows(const av_tensor *w, int64_t row0, int64_t n_rows, float 
 /* Makes OpenBLAS single-threaded: attnviz splits work over its own threads (call once, before any GEMM). */
 void av_kernels_init(void);
 
+/* 1 when this process can use AMX-BF16 tiles: CPU features, OS state and permission, checked once; 0 when
+ * absent or when the environment sets ATTNVIZ_GEMM=sgemm. */
+int av_amx_ready(void);
+
+/* y = x W^T with split-bf16 ("bf16x3") AMX tile products, f32 accumulation (see gemm_amx.c for the error
+ * bound). Shapes as av_matmul. Returns 0, or -1 (nothing usable written) when AMX is unavailable or memory
+ * runs out. */
+enum { AV_AMX_MIN_ROWS = 16 }; /* av_matmul uses the AMX kernel from this many rows of x */
+int av_matmul_bf16x3(float *y, const float *x, const av_tensor *w, int n, int n_threads);
+
 /* y = x W^T.  x: (n, in), W: (out, in) of any supported dtype, y: (n, out).
  * scratch: (out, in) floats used to dequantize non-F32 weights when n is large; may be NULL for F32. */
 void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scratch, int n_threads);

@@ -1,5 +1,6 @@
-/* y = x W^T on OpenBLAS, which runs single-threaded (av_kernels_init): our own threads split the output
- * features, so the process has one threading layer and nothing spins. F32 weights go straight to sgemm from
+/* y = x W^T. On CPUs with AMX, prompts against 16/8-bit weights go to the split-bf16 tile kernel
+ * (gemm_amx.c); everything else runs on OpenBLAS, single-threaded (av_kernels_init): our own threads split
+ * the work, so the process has one threading layer and nothing spins. F32 weights go straight to sgemm from
  * the mapping. Other types are dequantized slice by slice into a scratch matrix when there are enough rows to
  * amortize it, or multiplied row by row (matrix-vector) during token-by-token generation. */
 #include "kernels.h"
@@ -78,6 +79,9 @@ void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scrat
     int64_t out = w->shape[0], in = w->shape[1];
     int64_t work = (int64_t)n * out * in;
     int nt = work > (1 << 18) ? n_threads : 1;
+    /* 16-bit and 8-bit weights carry 2^-9..2^-11 relative rounding of their own: the bf16x3 product (<= 2^-17)
+     * is far below it. F32 weights keep exact f32 sgemm. */
+    if (n >= AV_AMX_MIN_ROWS && w->dtype != AV_DTYPE_F32 && av_matmul_bf16x3(y, x, w, n, nt) == 0) return;
     if (w->dtype != AV_DTYPE_F32 && (n < 8 || !scratch)) {
         matvec_job j = {w, x, y, n, in, out};
         av_parallel_for(nt, out, matvec_range, &j);

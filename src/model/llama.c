@@ -109,12 +109,11 @@ int av_state_new(const av_model *m, int max_tokens, av_state **out, av_err *err)
 
 /* ---- norm-based attention: vnorm[h][j] = || v_j^h W_o[:, h] ||  for the chunk's positions ---- */
 
-static void capture_vnorm(const av_model *m, av_state *s, const av_llama_layer *L, int layer, int n, int pos0,
-                          float *vnorm /* (n_heads, T) */, int T) {
+static int capture_vnorm(const av_model *m, av_state *s, const av_llama_layer *L, int layer, int n, int pos0,
+                         float *vnorm /* (n_heads, T) */, int T, av_err *err) {
     int kv_dim = m->n_kv_heads * m->head_dim;
     const float *v = s->v_cache + ((size_t)layer * (size_t)s->max_tokens + (size_t)pos0) * (size_t)kv_dim;
-    /* s->xb (n, dim) is free between the q/k/v and the output projections */
-    av_attn_vnorm(v, kv_dim, &L->wo, m->n_heads, m->n_kv_heads, m->head_dim, n, vnorm, T, pos0, s->xb, s->wscratch);
+    return av_attn_vnorm(v, kv_dim, &L->wo, m->n_heads, m->n_kv_heads, m->head_dim, n, vnorm, T, pos0, err);
 }
 
 /* ---- lazy traces: copy the chunk's post-RoPE rows (n, n_h*hs) into head-major (n_h, T, hs) ---- */
@@ -183,7 +182,8 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
             aa.probs_ld = cap->T;
         }
         av_attention(&aa, s->scores, nt);
-        if (cap && cap->vnorm && cap->vnorm[l]) capture_vnorm(m, s, L, l, n, pos0, cap->vnorm[l], cap->T);
+        if (cap && cap->vnorm && cap->vnorm[l] && capture_vnorm(m, s, L, l, n, pos0, cap->vnorm[l], cap->T, err))
+            return -1;
         av_matmul(s->xb, s->att_out, &L->wo, n, s->wscratch, nt);
         for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) s->x[i] += s->xb[i];
 

@@ -1,0 +1,235 @@
+/* y = x W^T on Intel AMX tiles with split-bf16 ("bf16x3") arithmetic.
+ *
+ * Every f32 value v is split into two bf16 numbers, hi = bf16(v) and lo = bf16(v - hi), both rounded to
+ * nearest even, so v = hi + lo + r with |r| <= 2^-17 |v| (f16 weights split exactly: r = 0). The product
+ * sum  Wh xh + Wh xl + Wl xh  drops only the Wl xl and residual terms (each <= ~2^-16 of |W x| per product),
+ * and the tiles accumulate in f32: the same scheme as XLA's "bf16_3x" precision. On a core with AMX one
+ * bf16 tile product is 16x the throughput of an AVX-512 f32 FMA stream, so three of them still beat sgemm.
+ *
+ * Work split: threads take disjoint ranges of 32 output features; each converts its weight rows into a
+ * cache-sized block of tiles right before using them, so weights are read from memory once, in their stored
+ * dtype. The activations are split and packed once per call, shared by all threads.
+ *
+ * Compiled with -mamx-tile -mamx-bf16 -mavx512f -mavx512bw (see the Makefile); nothing here runs unless
+ * av_amx_ready() found the CPU features, the OS state and the process permission. */
+#include "kernels.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+enum { TILE_K = 32, TILE_N = 16, BLOCK = 32, WBLOCK_BYTES = 1 << 20 };
+
+/* ---- detection ---- */
+
+static int amx_state;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+
+static void amx_detect(void) {
+    const char *env = getenv("ATTNVIZ_GEMM");
+    if (env && strcmp(env, "sgemm") == 0) return;
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    int avx512 = (b >> 16 & 1) && (b >> 30 & 1);       /* AVX512F, AVX512BW */
+    int amx = (d >> 22 & 1) && (d >> 24 & 1);           /* AMX-BF16, AMX-TILE */
+    if (!avx512 || !amx || !__get_cpuid_count(1, 0, &a, &b, &c, &d) || !(c >> 27 & 1)) return; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & 0x600e6u) != 0x600e6u) return; /* XMM, YMM, opmask, ZMM, tile config and tile data enabled */
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return;
+    amx_state = 1;
+}
+
+int av_amx_ready(void) {
+    pthread_once(&amx_once, amx_detect);
+    return amx_state;
+}
+
+/* ---- bf16 splitting ---- */
+
+/* 16 floats to bf16 rounded to nearest even, one per 32-bit lane (low half). */
+static inline __m512i bf16_rne(__m512 v) {
+    __m512i u = _mm512_castps_si512(v);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    return _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+}
+
+static inline __m512 bf16_to_f32(__m512i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)); }
+
+/* 32 floats (src, zero past `valid`) -> 32 bf16 hi and 32 bf16 lo parts. */
+static inline void split32(const float *src, int valid, uint16_t *hi, uint16_t *lo) {
+    __mmask16 m0 = valid >= 16 ? 0xffff : (__mmask16)((1u << (valid > 0 ? valid : 0)) - 1);
+    __mmask16 m1 = valid >= 32 ? 0xffff : (__mmask16)((1u << (valid > 16 ? valid - 16 : 0)) - 1);
+    __m512 v0 = _mm512_maskz_loadu_ps(m0, src), v1 = _mm512_maskz_loadu_ps(m1, src + 16);
+    __m512i h0 = bf16_rne(v0), h1 = bf16_rne(v1);
+    __m512i l0 = bf16_rne(_mm512_sub_ps(v0, bf16_to_f32(h0))), l1 = bf16_rne(_mm512_sub_ps(v1, bf16_to_f32(h1)));
+    _mm512_storeu_si512(hi, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(h0)),
+                                               _mm512_cvtepi32_epi16(h1), 1));
+    _mm512_storeu_si512(lo, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(l0)),
+                                               _mm512_cvtepi32_epi16(l1), 1));
+}
+
+/* ---- packing ----
+ * A tile is 16 rows x 64 bytes, contiguous (1 KiB), so every tile load has a 64-byte stride.
+ * Weights (tile operand A): for 16 features and 32 k: [feature][k] bf16.
+ * Activations (operand B, "VNNI" pairs): for 16 tokens and 32 k: [k/2][token][k%2] bf16.
+ * Both are stored as [group of 16][k step][hi|lo][512 bf16]. */
+
+typedef struct amx_job {
+    const av_tensor *w;
+    const float *x; /* (n, in) */
+    float *y;       /* (n, out) */
+    uint16_t *xp;   /* (n_pad/16, ksteps, 2, 512) packed activations */
+    int n, n_pad, in, out, ksteps;
+    int wblock; /* features per packed weight block, a multiple of BLOCK */
+    int failed;
+} amx_job;
+
+static inline size_t tile_offset(int group, int ksteps, int kstep) {
+    return ((size_t)group * (size_t)ksteps + (size_t)kstep) * 2 * 512;
+}
+
+/* Packs token groups [g0, g1). */
+static void pack_x(void *ctx, int tid, int64_t g0, int64_t g1) {
+    const amx_job *j = ctx;
+    uint16_t hi[32], lo[32];
+    for (int64_t g = g0; g < g1; g++)
+        for (int t = 0; t < 16; t++) {
+            int64_t tok = g * 16 + t;
+            const float *row = j->x + tok * j->in;
+            for (int ks = 0; ks < j->ksteps; ks++) {
+                uint16_t *dst = j->xp + tile_offset((int)g, j->ksteps, ks);
+                if (tok < j->n) split32(row + ks * TILE_K, j->in - ks * TILE_K, hi, lo);
+                else memset(hi, 0, sizeof hi), memset(lo, 0, sizeof lo);
+                uint32_t *dh = (uint32_t *)dst, *dl = (uint32_t *)(dst + 512);
+                for (int r = 0; r < 16; r++) { /* k pair r of token t */
+                    memcpy(&dh[r * 16 + t], hi + 2 * r, 4);
+                    memcpy(&dl[r * 16 + t], lo + 2 * r, 4);
+                }
+            }
+        }
+}
+
+/* Converts weight rows [f0, f0 + nf) (nf a multiple of 16) into tiles at wp; rows past `out` are zero.
+ * rowbuf: (16, in) floats. */
+static void pack_w(const amx_job *j, int f0, int nf, uint16_t *wp, float *rowbuf) {
+    for (int g = 0; g < nf / 16; g++) {
+        int first = f0 + g * 16, rows = j->out - first < 16 ? j->out - first : 16;
+        if (rows > 0) av_dequantize_rows(j->w, first, rows, rowbuf);
+        for (int r = 0; r < 16; r++)
+            for (int ks = 0; ks < j->ksteps; ks++) {
+                uint16_t *dst = wp + tile_offset(g, j->ksteps, ks) + r * 32;
+                split32(rowbuf + (size_t)r * (size_t)j->in + ks * TILE_K, r < rows ? j->in - ks * TILE_K : 0, dst,
+                        dst + 512);
+            }
+    }
+}
+
+/* ---- the tile kernel ---- */
+
+typedef struct tile_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+/* y rows [t0, t0+32) x columns [f0, f0+32) from full-K tile products. wg: weight tiles of features f0..f0+31
+ * (two groups), xg: activation tiles of tokens t0..t0+31 (two groups). Tiles 0-3 accumulate
+ * C[f][t] for (f half, t half) = (0,0), (0,1), (1,0), (1,1). */
+static void kernel_32x32(const amx_job *j, const uint16_t *wg, const uint16_t *xg, int f0, int t0) {
+    const size_t gstride = (size_t)j->ksteps * 2 * 512; /* one 16-row group */
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int ks = 0; ks < j->ksteps; ks++) {
+        const uint16_t *w0 = wg + (size_t)ks * 1024, *w1 = w0 + gstride;
+        const uint16_t *x0 = xg + (size_t)ks * 1024, *x1 = x0 + gstride;
+        _tile_loadd(4, w0, 64); /* W hi */
+        _tile_loadd(5, w1, 64);
+        _tile_loadd(6, x0, 64); /* x hi */
+        _tile_loadd(7, x1, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        _tile_loadd(6, x0 + 512, 64); /* x lo */
+        _tile_loadd(7, x1 + 512, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+        _tile_loadd(4, w0 + 512, 64); /* W lo */
+        _tile_loadd(5, w1 + 512, 64);
+        _tile_loadd(6, x0, 64);
+        _tile_loadd(7, x1, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    float c[4][16][16]; /* C[f][t] per tile */
+    _tile_stored(0, c[0], 64);
+    _tile_stored(1, c[1], 64);
+    _tile_stored(2, c[2], 64);
+    _tile_stored(3, c[3], 64);
+    for (int q = 0; q < 4; q++) {
+        int fb = f0 + (q >> 1) * 16, tb = t0 + (q & 1) * 16;
+        int nf = j->out - fb < 16 ? j->out - fb : 16, nt = j->n - tb < 16 ? j->n - tb : 16;
+        for (int t = 0; t < nt; t++) {
+            float *yr = j->y + (size_t)(tb + t) * (size_t)j->out + fb;
+            for (int f = 0; f < nf; f++) yr[f] = c[q][f][t];
+        }
+    }
+}
+
+/* Feature blocks [b0, b1) of BLOCK features each. */
+static void compute(void *ctx, int tid, int64_t b0, int64_t b1) {
+    amx_job *j = ctx;
+    size_t wbytes = (size_t)j->wblock / 16 * (size_t)j->ksteps * 2 * 512 * sizeof(uint16_t);
+    uint16_t *wp = aligned_alloc(64, wbytes);
+    float *rowbuf = malloc(sizeof(float) * 16 * (size_t)j->in + 64 * sizeof(float));
+    if (!wp || !rowbuf) {
+        free(wp);
+        free(rowbuf);
+        j->failed = 1;
+        return;
+    }
+    tile_config cfg = {.palette = 1};
+    for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+    _tile_loadconfig(&cfg);
+    int per = j->wblock / BLOCK;
+    for (int64_t b = b0; b < b1; b += per) {
+        int nb = b1 - b < per ? (int)(b1 - b) : per, f0 = (int)b * BLOCK;
+        pack_w(j, f0, nb * BLOCK, wp, rowbuf);
+        for (int t0 = 0; t0 < j->n; t0 += BLOCK) {
+            const uint16_t *xg = j->xp + tile_offset(t0 / 16, j->ksteps, 0);
+            for (int i = 0; i < nb; i++)
+                kernel_32x32(j, wp + tile_offset(2 * i, j->ksteps, 0), xg, f0 + i * BLOCK, t0);
+        }
+    }
+    _tile_release();
+    free(wp);
+    free(rowbuf);
+}
+
+int av_matmul_bf16x3(float *y, const float *x, const av_tensor *w, int n, int n_threads) {
+    if (!av_amx_ready() || w->ndim != 2) return -1;
+    amx_job j = {.w = w, .x = x, .y = y, .n = n, .in = (int)w->shape[1], .out = (int)w->shape[0]};
+    j.n_pad = (n + BLOCK - 1) / BLOCK * BLOCK;
+    j.ksteps = (j.in + TILE_K - 1) / TILE_K;
+    size_t wrow_bytes = (size_t)j.ksteps * TILE_K * 2 * sizeof(uint16_t); /* one feature, hi + lo */
+    j.wblock = (int)(WBLOCK_BYTES / wrow_bytes) / BLOCK * BLOCK;
+    if (j.wblock < BLOCK) j.wblock = BLOCK;
+    j.xp = aligned_alloc(64, (size_t)j.n_pad / 16 * (size_t)j.ksteps * 2 * 512 * sizeof(uint16_t));
+    if (!j.xp) return -1;
+    av_parallel_for(n_threads, j.n_pad / 16, pack_x, &j);
+    av_parallel_for(n_threads, (j.out + BLOCK - 1) / BLOCK, compute, &j);
+    free(j.xp);
+    return j.failed ? -1 : 0;
+}
