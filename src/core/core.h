@@ -113,9 +113,6 @@ char *av_strndup(const char *s, size_t n);
 /* Untrusted text for a one-line message: n bytes of s (at most cap - 1), control characters as '?'. Returns dst. */
 const char *av_printable(char *dst, size_t cap, const char *s, size_t n);
 void *av_malloc_checked(size_t n, av_err *err); /* NULL + message on failure */
-/* malloc for big buffers written once in full (attention captures): 2 MiB aligned and marked for transparent
- * huge pages, so first touch costs one fault per 2 MiB instead of per 4 KiB. Release with free(). */
-void *av_malloc_large(size_t n);
 double av_now_seconds(void);
 
 #endif /* AV_CORE_H */

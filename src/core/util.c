@@ -4,7 +4,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 char *av_strdup(const char *s) { return s ? av_strndup(s, strlen(s)) : NULL; }
@@ -128,13 +127,4 @@ bool av_dtype_nbytes(av_dtype t, size_t numel, size_t *out) {
 int64_t av_tensor_numel(const av_tensor *t) {
     size_t n;
     return av_shape_numel(t->shape, t->ndim, &n) ? (int64_t)n : -1;
-}
-
-void *av_malloc_large(size_t n) {
-    enum { HUGE = 2u << 20 };
-    if (n < 2 * (size_t)HUGE) return malloc(n ? n : 1);
-    size_t rounded = (n + HUGE - 1) / HUGE * HUGE;
-    void *p = aligned_alloc(HUGE, rounded);
-    if (p) madvise(p, rounded, MADV_HUGEPAGE); /* advice only: failure changes nothing */
-    return p;
 }

@@ -99,7 +99,7 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
             }
             continue;
         }
-        attn[l] = av_malloc_large(per_layer * sizeof(float));
+        attn[l] = malloc(per_layer * sizeof(float));
         if (!attn[l] || !vnorm[l]) {
             av_errf(err, "out of memory: the full trace needs %zu MiB (%d layers x %d heads x %d x %d floats); try a lazy trace (--lazy)",
                     (per_layer * sizeof(float) * (size_t)m->n_layers) >> 20, m->n_layers, m->n_heads, T, T);
