@@ -57,11 +57,17 @@ static void attend_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
     const av_attn_args *a = j->a;
     for (int h = (int)h0; h < (int)h1; h++) {
         if (a->probs) {
+            /* row blocks: a causal block computes only the keys its last row sees, so the capture's upper
+             * triangle is never written (and, in a zeroed buffer, its pages never touched) */
             float *p = a->probs + (size_t)h * a->probs_head_stride;
-            attend_block(a, h, 0, a->n_q, p, a->probs_ld);
-            int used = a->causal_offset < 0 ? a->n_k : visible_keys(a, a->n_q - 1);
-            for (int i = 0; i < a->n_q; i++) /* keys past those computed stay exactly 0 */
-                memset(p + (size_t)i * (size_t)a->probs_ld + used, 0, sizeof(float) * (size_t)(a->probs_ld - used));
+            for (int r0 = 0; r0 < a->n_q; r0 += AV_ATTN_QUERY_BLOCK) {
+                int nr = a->n_q - r0 < AV_ATTN_QUERY_BLOCK ? a->n_q - r0 : AV_ATTN_QUERY_BLOCK;
+                float *pb = p + (size_t)r0 * (size_t)a->probs_ld;
+                attend_block(a, h, r0, nr, pb, a->probs_ld);
+                int used = visible_keys(a, r0 + nr - 1);
+                for (int i = 0; i < nr && !a->probs_zeroed; i++) /* keys past those computed stay exactly 0 */
+                    memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0, sizeof(float) * (size_t)(a->probs_ld - used));
+            }
         } else {
             float *buf = j->scratch + (size_t)tid * AV_ATTN_QUERY_BLOCK * (size_t)a->n_k;
             for (int r0 = 0; r0 < a->n_q; r0 += AV_ATTN_QUERY_BLOCK) {

@@ -76,6 +76,7 @@ typedef struct av_attn_args {
     float *probs;                      /* optional capture: head h rows at probs + h*probs_head_stride */
     size_t probs_head_stride;
     int probs_ld;                      /* row stride of the capture (>= n_k) */
+    int probs_zeroed;                  /* 1: the capture starts all zero; keys past a block's reach are not written */
 } av_attn_args;
 
 /* Runs attention for all heads; scratch: (n_threads, AV_ATTN_QUERY_BLOCK, n_k) floats, used when probs is

@@ -180,6 +180,7 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
             aa.probs = cap->attn[l] + (size_t)pos0 * (size_t)cap->T;
             aa.probs_head_stride = (size_t)cap->T * (size_t)cap->T;
             aa.probs_ld = cap->T;
+            aa.probs_zeroed = cap->zeroed;
         }
         av_attention(&aa, s->scores, nt);
         if (cap && cap->vnorm && cap->vnorm[l] && capture_vnorm(m, s, L, l, n, pos0, cap->vnorm[l], cap->T, err))

@@ -109,6 +109,7 @@ typedef struct av_capture {
     float **q;     /* (n_layers) pointers to (n_heads, T, head_dim) post-RoPE queries (lazy traces); may be NULL */
     float **k;     /* (n_layers) pointers to (n_kv_heads, T, head_dim) post-RoPE keys; may be NULL */
     int T;
+    int zeroed;    /* 1 when attn starts all zero (calloc): never-attended entries are left untouched */
 } av_capture;
 
 /* Runs tokens[0..n) at positions pos0..pos0+n-1 (the cache holds 0..pos0-1).

@@ -99,7 +99,7 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
             }
             continue;
         }
-        attn[l] = malloc(per_layer * sizeof(float));
+        attn[l] = calloc(per_layer, sizeof(float)); /* fresh zero pages: see av_capture.zeroed */
         if (!attn[l] || !vnorm[l]) {
             av_errf(err, "out of memory: the full trace needs %zu MiB (%d layers x %d heads x %d x %d floats); try a lazy trace (--lazy)",
                     (per_layer * sizeof(float) * (size_t)m->n_layers) >> 20, m->n_layers, m->n_heads, T, T);
@@ -113,7 +113,7 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
             goto done;
         }
     }
-    av_capture cap = {params->lazy ? NULL : attn, vnorm, qs, ks, T};
+    av_capture cap = {params->lazy ? NULL : attn, vnorm, qs, ks, T, 1};
     if (av_state_new(m, T, &s, err)) goto done;
     /* lazy runs go in chunks so activations stay small; full runs need all rows at once anyway */
     int chunk = params->lazy ? 1024 : T;
