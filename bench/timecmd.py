@@ -1,11 +1,14 @@
 #!/usr/bin/python3
-"""Runs a command N times; prints "best_seconds peak_rss_kib" (wall time via perf_counter, RSS via wait4).
-Usage: timecmd.py N OUT_FILE ERR_FILE -- command args..."""
-import os, subprocess, sys, time
+"""Runs a command N times; prints "best_seconds peak_rss_kib" (wall time via perf_counter, RSS via wait4),
+plus "best_inner" when --inner REGEX is given: the smallest number its group 1 matched in each run's stderr
+(e.g. attnviz's own "forward N s").
+Usage: timecmd.py N OUT_FILE ERR_FILE [--inner REGEX] -- command args..."""
+import os, re, subprocess, sys, time
 
 n, out_path, err_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+inner = sys.argv[sys.argv.index("--inner") + 1] if "--inner" in sys.argv[:sys.argv.index("--")] else None
 cmd = sys.argv[sys.argv.index("--") + 1:]
-best, rss = float("inf"), 0
+best, rss, best_inner = float("inf"), 0, float("inf")
 for _ in range(n):
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
@@ -15,4 +18,9 @@ for _ in range(n):
     if status != 0:
         sys.exit(f"command failed ({status}): {' '.join(cmd)}; see {err_path}")
     best, rss = min(best, dt), max(rss, usage.ru_maxrss)
-print(f"{best:.4f} {rss}")
+    if inner:
+        m = re.search(inner, open(err_path, errors="replace").read())
+        if not m:
+            sys.exit(f"no match for {inner!r} in {err_path}")
+        best_inner = min(best_inner, float(m.group(1)))
+print(f"{best:.4f} {rss}" + (f" {best_inner}" if inner else ""))
