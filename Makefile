@@ -41,7 +41,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # The AMX kernel is the one file built for AVX-512 + AMX; it runs only after a runtime CPU check.
-$(BUILD)/src/kernels/gemm_amx.o: ALL_CFLAGS += -mavx512f -mavx512bw -mamx-tile -mamx-bf16
+$(BUILD)/src/kernels/gemm_amx.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mamx-tile -mamx-bf16
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -10,7 +10,7 @@
  * cache-sized block of tiles right before using them, so weights are read from memory once, in their stored
  * dtype. The activations are split and packed once per call, shared by all threads.
  *
- * Compiled with -mamx-tile -mamx-bf16 -mavx512f -mavx512bw (see the Makefile); nothing here runs unless
+ * Compiled with -mamx-tile -mamx-bf16 -mavx512f -mavx512bw -mavx512vl (see the Makefile); nothing here runs unless
  * av_amx_ready() found the CPU features, the OS state and the process permission. */
 #include "kernels.h"
 
@@ -22,7 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-enum { TILE_K = 32, TILE_N = 16, BLOCK = 32, WBLOCK_BYTES = 1 << 20 };
+enum { TILE_K = 32, BLOCK = 32 };
 
 /* ---- detection ---- */
 
@@ -34,7 +34,7 @@ static void amx_detect(void) {
     if (env && strcmp(env, "sgemm") == 0) return;
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
-    int avx512 = (b >> 16 & 1) && (b >> 30 & 1);       /* AVX512F, AVX512BW */
+    int avx512 = (b >> 16 & 1) && (b >> 30 & 1) && (b >> 31 & 1); /* AVX512F, AVX512BW, AVX512VL */
     int amx = (d >> 22 & 1) && (d >> 24 & 1);           /* AMX-BF16, AMX-TILE */
     if (!avx512 || !amx || !__get_cpuid_count(1, 0, &a, &b, &c, &d) || !(c >> 27 & 1)) return; /* OSXSAVE */
     unsigned lo, hi;
@@ -61,17 +61,27 @@ static inline __m512i bf16_rne(__m512 v) {
 
 static inline __m512 bf16_to_f32(__m512i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)); }
 
-/* 32 floats (src, zero past `valid`) -> 32 bf16 hi and 32 bf16 lo parts. */
-static inline void split32(const float *src, int valid, uint16_t *hi, uint16_t *lo) {
-    __mmask16 m0 = valid >= 16 ? 0xffff : (__mmask16)((1u << (valid > 0 ? valid : 0)) - 1);
-    __mmask16 m1 = valid >= 32 ? 0xffff : (__mmask16)((1u << (valid > 16 ? valid - 16 : 0)) - 1);
-    __m512 v0 = _mm512_maskz_loadu_ps(m0, src), v1 = _mm512_maskz_loadu_ps(m1, src + 16);
+/* 32 floats (v0: the first 16, v1: the next) -> 32 bf16 hi parts (*hi) and 32 bf16 lo parts (*lo). */
+static inline void split32(__m512 v0, __m512 v1, __m512i *hi, __m512i *lo) {
     __m512i h0 = bf16_rne(v0), h1 = bf16_rne(v1);
     __m512i l0 = bf16_rne(_mm512_sub_ps(v0, bf16_to_f32(h0))), l1 = bf16_rne(_mm512_sub_ps(v1, bf16_to_f32(h1)));
-    _mm512_storeu_si512(hi, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(h0)),
-                                               _mm512_cvtepi32_epi16(h1), 1));
-    _mm512_storeu_si512(lo, _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(l0)),
-                                               _mm512_cvtepi32_epi16(l1), 1));
+    *hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(h0)), _mm512_cvtepi32_epi16(h1), 1);
+    *lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(l0)), _mm512_cvtepi32_epi16(l1), 1);
+}
+
+/* Loads 32 floats at src, zero past `valid` (which may be <= 0), and splits them. */
+static inline void split32_f32(const float *src, int valid, __m512i *hi, __m512i *lo) {
+    __mmask16 m0 = valid >= 16 ? 0xffff : (__mmask16)((1u << (valid > 0 ? valid : 0)) - 1);
+    __mmask16 m1 = valid >= 32 ? 0xffff : (__mmask16)((1u << (valid > 16 ? valid - 16 : 0)) - 1);
+    split32(_mm512_maskz_loadu_ps(m0, src), _mm512_maskz_loadu_ps(m1, src + 16), hi, lo);
+}
+
+/* The same from 32 f16 values (the common weight type: no f32 row in between). */
+static inline void split32_f16(const uint16_t *src, int valid, __m512i *hi, __m512i *lo) {
+    __mmask16 m0 = valid >= 16 ? 0xffff : (__mmask16)((1u << (valid > 0 ? valid : 0)) - 1);
+    __mmask16 m1 = valid >= 32 ? 0xffff : (__mmask16)((1u << (valid > 16 ? valid - 16 : 0)) - 1);
+    split32(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, src)), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, src + 16)),
+            hi, lo);
 }
 
 /* ---- packing ----
@@ -86,7 +96,6 @@ typedef struct amx_job {
     float *y;       /* (n, out) */
     uint16_t *xp;   /* (n_pad/16, ksteps, 2, 512) packed activations */
     int n, n_pad, in, out, ksteps;
-    int wblock; /* features per packed weight block, a multiple of BLOCK */
     int failed;
 } amx_job;
 
@@ -94,23 +103,21 @@ static inline size_t tile_offset(int group, int ksteps, int kstep) {
     return ((size_t)group * (size_t)ksteps + (size_t)kstep) * 2 * 512;
 }
 
-/* Packs token groups [g0, g1). */
+/* Packs token groups [g0, g1): token t's 16 k pairs go to rows 0..15 of its column (a 32-bit scatter). */
 static void pack_x(void *ctx, int tid, int64_t g0, int64_t g1) {
     const amx_job *j = ctx;
-    uint16_t hi[32], lo[32];
+    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32(16));
     for (int64_t g = g0; g < g1; g++)
         for (int t = 0; t < 16; t++) {
             int64_t tok = g * 16 + t;
-            const float *row = j->x + tok * j->in;
+            const float *row = j->x + (tok < j->n ? tok : 0) * j->in;
             for (int ks = 0; ks < j->ksteps; ks++) {
                 uint16_t *dst = j->xp + tile_offset((int)g, j->ksteps, ks);
-                if (tok < j->n) split32(row + ks * TILE_K, j->in - ks * TILE_K, hi, lo);
-                else memset(hi, 0, sizeof hi), memset(lo, 0, sizeof lo);
-                uint32_t *dh = (uint32_t *)dst, *dl = (uint32_t *)(dst + 512);
-                for (int r = 0; r < 16; r++) { /* k pair r of token t */
-                    memcpy(&dh[r * 16 + t], hi + 2 * r, 4);
-                    memcpy(&dl[r * 16 + t], lo + 2 * r, 4);
-                }
+                __m512i hi, lo;
+                split32_f32(row + ks * TILE_K, tok < j->n ? j->in - ks * TILE_K : 0, &hi, &lo);
+                _mm512_i32scatter_epi32(dst + 2 * t, rows, hi, 4);
+                _mm512_i32scatter_epi32(dst + 512 + 2 * t, rows, lo, 4);
             }
         }
 }
@@ -118,15 +125,23 @@ static void pack_x(void *ctx, int tid, int64_t g0, int64_t g1) {
 /* Converts weight rows [f0, f0 + nf) (nf a multiple of 16) into tiles at wp; rows past `out` are zero.
  * rowbuf: (16, in) floats. */
 static void pack_w(const amx_job *j, int f0, int nf, uint16_t *wp, float *rowbuf) {
+    const int f16 = j->w->dtype == AV_DTYPE_F16;
     for (int g = 0; g < nf / 16; g++) {
         int first = f0 + g * 16, rows = j->out - first < 16 ? j->out - first : 16;
-        if (rows > 0) av_dequantize_rows(j->w, first, rows, rowbuf);
-        for (int r = 0; r < 16; r++)
+        if (rows > 0 && !f16) av_dequantize_rows(j->w, first, rows, rowbuf);
+        for (int r = 0; r < 16; r++) {
+            const uint16_t *h = (const uint16_t *)j->w->data + (size_t)(r < rows ? first + r : 0) * (size_t)j->in;
+            const float *f = rowbuf + (size_t)r * (size_t)j->in;
             for (int ks = 0; ks < j->ksteps; ks++) {
                 uint16_t *dst = wp + tile_offset(g, j->ksteps, ks) + r * 32;
-                split32(rowbuf + (size_t)r * (size_t)j->in + ks * TILE_K, r < rows ? j->in - ks * TILE_K : 0, dst,
-                        dst + 512);
+                int valid = r < rows ? j->in - ks * TILE_K : 0;
+                __m512i hi, lo;
+                if (f16) split32_f16(h + ks * TILE_K, valid, &hi, &lo);
+                else split32_f32(f + ks * TILE_K, valid, &hi, &lo);
+                _mm512_storeu_si512(dst, hi);
+                _mm512_storeu_si512(dst + 512, lo);
             }
+        }
     }
 }
 
@@ -138,84 +153,108 @@ typedef struct tile_config {
     uint8_t rows[16];
 } tile_config;
 
-/* y rows [t0, t0+32) x columns [f0, f0+32) from full-K tile products. wg: weight tiles of features f0..f0+31
- * (two groups), xg: activation tiles of tokens t0..t0+31 (two groups). Tiles 0-3 accumulate
- * C[f][t] for (f half, t half) = (0,0), (0,1), (1,0), (1,1). */
-static void kernel_32x32(const amx_job *j, const uint16_t *wg, const uint16_t *xg, int f0, int t0) {
-    const size_t gstride = (size_t)j->ksteps * 2 * 512; /* one 16-row group */
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    for (int ks = 0; ks < j->ksteps; ks++) {
+/* C tiles of features f..f+31 x tokens t..t+31 over k steps [ks0, ks1): tiles 0-3 hold C[f][t] for
+ * (f half, t half) = (0,0), (0,1), (1,0), (1,1), zeroed at ks0 == 0 or loaded from c, stored back to c
+ * (4 x 16 x 16 floats). wg, xg: k step 0 of the two 16-row weight / activation groups, gstride apart. */
+static void tiles_32x32(const uint16_t *wg, const uint16_t *xg, size_t gstride, int ks0, int ks1, float *c) {
+    if (ks0 == 0) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+    } else {
+        _tile_loadd(0, c, 64);
+        _tile_loadd(1, c + 256, 64);
+        _tile_loadd(2, c + 512, 64);
+        _tile_loadd(3, c + 768, 64);
+    }
+    for (int ks = ks0; ks < ks1; ks++) {
         const uint16_t *w0 = wg + (size_t)ks * 1024, *w1 = w0 + gstride;
         const uint16_t *x0 = xg + (size_t)ks * 1024, *x1 = x0 + gstride;
+        /* ordered so each reload targets a tile whose last reader was issued a few products earlier */
         _tile_loadd(4, w0, 64); /* W hi */
         _tile_loadd(5, w1, 64);
         _tile_loadd(6, x0, 64); /* x hi */
         _tile_loadd(7, x1, 64);
         _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
         _tile_loadd(6, x0 + 512, 64); /* x lo */
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(3, 5, 7);
         _tile_loadd(7, x1 + 512, 64);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
+        _tile_loadd(4, w0 + 512, 64); /* W lo */
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
-        _tile_loadd(4, w0 + 512, 64); /* W lo */
         _tile_loadd(5, w1 + 512, 64);
-        _tile_loadd(6, x0, 64);
+        _tile_loadd(6, x0, 64); /* x hi again */
         _tile_loadd(7, x1, 64);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
-    float c[4][16][16]; /* C[f][t] per tile */
-    _tile_stored(0, c[0], 64);
-    _tile_stored(1, c[1], 64);
-    _tile_stored(2, c[2], 64);
-    _tile_stored(3, c[3], 64);
-    for (int q = 0; q < 4; q++) {
-        int fb = f0 + (q >> 1) * 16, tb = t0 + (q & 1) * 16;
-        int nf = j->out - fb < 16 ? j->out - fb : 16, nt = j->n - tb < 16 ? j->n - tb : 16;
-        for (int t = 0; t < nt; t++) {
-            float *yr = j->y + (size_t)(tb + t) * (size_t)j->out + fb;
-            for (int f = 0; f < nf; f++) yr[f] = c[q][f][t];
-        }
-    }
+    _tile_stored(0, c, 64);
+    _tile_stored(1, c + 256, 64);
+    _tile_stored(2, c + 512, 64);
+    _tile_stored(3, c + 768, 64);
 }
 
-/* Feature blocks [b0, b1) of BLOCK features each. */
+/* C tiles (n_pad/32, 4, 16, 16) of one feature pair -> y[t][f0 .. f0+31] for the real tokens and features. */
+static void store_pair(const amx_job *j, const float *c, int f0) {
+    for (int t0 = 0; t0 < j->n; t0 += BLOCK)
+        for (int q = 0; q < 4; q++) {
+            const float *cq = c + (size_t)t0 * 32 + (size_t)q * 256;
+            int fb = f0 + (q >> 1) * 16, tb = t0 + (q & 1) * 16;
+            int nf = j->out - fb < 16 ? j->out - fb : 16, nt = j->n - tb < 16 ? j->n - tb : 16;
+            for (int t = 0; t < nt; t++) {
+                float *yr = j->y + (size_t)(tb + t) * (size_t)j->out + fb;
+                for (int f = 0; f < nf; f++) yr[f] = cq[f * 16 + t];
+            }
+        }
+}
+
+/* Feature blocks [b0, b1) of BLOCK features, WBLOCK at a time: pack their weights, then for each chunk of
+ * KCHUNK k steps, every token block against every feature pair. A chunk of the packed weights (128 features x
+ * 2048 k, hi + lo: 1 MiB) and of one token block (256 KiB) stay in L2 while they are reused. */
 static void compute(void *ctx, int tid, int64_t b0, int64_t b1) {
+    enum { WBLOCK = 128, KCHUNK = 64 };
     amx_job *j = ctx;
-    size_t wbytes = (size_t)j->wblock / 16 * (size_t)j->ksteps * 2 * 512 * sizeof(uint16_t);
-    uint16_t *wp = aligned_alloc(64, wbytes);
+    const size_t gstride = (size_t)j->ksteps * 2 * 512; /* one 16-row group */
+    uint16_t *wp = aligned_alloc(64, WBLOCK / 16 * gstride * sizeof(uint16_t));
     float *rowbuf = malloc(sizeof(float) * 16 * (size_t)j->in + 64 * sizeof(float));
-    if (!wp || !rowbuf) {
+    float *cbuf = aligned_alloc(64, sizeof(float) * WBLOCK * (size_t)j->n_pad); /* (pairs, n_pad/32, 4, 256) */
+    if (!wp || !rowbuf || !cbuf) {
         free(wp);
         free(rowbuf);
+        free(cbuf);
         j->failed = 1;
         return;
     }
     tile_config cfg = {.palette = 1};
     for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
     _tile_loadconfig(&cfg);
-    int per = j->wblock / BLOCK;
+    const int per = WBLOCK / BLOCK;
+    const size_t pair_c = (size_t)j->n_pad * BLOCK; /* floats of C per feature pair */
     for (int64_t b = b0; b < b1; b += per) {
         int nb = b1 - b < per ? (int)(b1 - b) : per, f0 = (int)b * BLOCK;
         pack_w(j, f0, nb * BLOCK, wp, rowbuf);
-        for (int t0 = 0; t0 < j->n; t0 += BLOCK) {
-            const uint16_t *xg = j->xp + tile_offset(t0 / 16, j->ksteps, 0);
-            for (int i = 0; i < nb; i++)
-                kernel_32x32(j, wp + tile_offset(2 * i, j->ksteps, 0), xg, f0 + i * BLOCK, t0);
+        for (int kc = 0; kc < j->ksteps; kc += KCHUNK) {
+            int kend = kc + KCHUNK < j->ksteps ? kc + KCHUNK : j->ksteps;
+            for (int t0 = 0; t0 < j->n; t0 += BLOCK) {
+                const uint16_t *xg = j->xp + tile_offset(t0 / 16, j->ksteps, 0);
+                for (int i = 0; i < nb; i++)
+                    tiles_32x32(wp + tile_offset(2 * i, j->ksteps, 0), xg, gstride, kc, kend,
+                                cbuf + (size_t)i * pair_c + (size_t)t0 * 32);
+            }
         }
+        for (int i = 0; i < nb; i++) store_pair(j, cbuf + (size_t)i * pair_c, f0 + i * BLOCK);
     }
     _tile_release();
     free(wp);
     free(rowbuf);
+    free(cbuf);
 }
 
 int av_matmul_bf16x3(float *y, const float *x, const av_tensor *w, int n, int n_threads) {
@@ -223,9 +262,6 @@ int av_matmul_bf16x3(float *y, const float *x, const av_tensor *w, int n, int n_
     amx_job j = {.w = w, .x = x, .y = y, .n = n, .in = (int)w->shape[1], .out = (int)w->shape[0]};
     j.n_pad = (n + BLOCK - 1) / BLOCK * BLOCK;
     j.ksteps = (j.in + TILE_K - 1) / TILE_K;
-    size_t wrow_bytes = (size_t)j.ksteps * TILE_K * 2 * sizeof(uint16_t); /* one feature, hi + lo */
-    j.wblock = (int)(WBLOCK_BYTES / wrow_bytes) / BLOCK * BLOCK;
-    if (j.wblock < BLOCK) j.wblock = BLOCK;
     j.xp = aligned_alloc(64, (size_t)j.n_pad / 16 * (size_t)j.ksteps * 2 * 512 * sizeof(uint16_t));
     if (!j.xp) return -1;
     av_parallel_for(n_threads, j.n_pad / 16, pack_x, &j);
