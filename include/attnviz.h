@@ -139,6 +139,9 @@ typedef struct av_run_params {
                          exactly on demand (av_trace_attn_row / av_trace_attn_tile). */
     void (*progress)(void *ctx, int done_tokens, int total_tokens); /* optional, called after each chunk */
     void *progress_ctx;
+    const char *output_path; /* optional: the path av_trace_save will be given. Full F32 traces of Llama-family
+                                models are then captured straight into that file's (temporary, renamed on save)
+                                pages, so saving writes no attention data; the file is created before the run. */
 } av_run_params;
 
 av_run_params av_run_default_params(void);

@@ -174,6 +174,7 @@ int cmd_run(int argc, char **argv) {
     rp.add_bos = !cli_has(&a, "no-bos");
     rp.want_logits = cli_has(&a, "logits");
     rp.lazy = cli_has(&a, "lazy");
+    rp.output_path = out; /* full F32 traces are captured straight into this file */
     if (cli_load_model(&a, cmd, &m)) goto done;
     double t0 = av_seconds();
     const char *family = av_model_get_info(m).family;

@@ -91,7 +91,7 @@ int av_atomic_open(av_atomic_file *f, const char *path, av_err *err) {
         return av_errf(err, "out of memory");
     }
     snprintf(f->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
-    f->fp = fopen(f->tmp_path, "wb");
+    f->fp = fopen(f->tmp_path, "w+b"); /* read-write: av_st_prealloc maps it */
     if (!f->fp) {
         int e = errno;
         av_errf(err, "%s: cannot write: %s", path, strerror(e));

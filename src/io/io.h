@@ -51,6 +51,26 @@ int av_st_writer_add(av_st_writer *w, const char *name, av_dtype src_dtype, av_d
                      const int64_t *shape, const void *data, av_err *err);
 int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err);
 
+/* A safetensors file laid out before its data exists: the temp file is created at full size and mapped, so a
+ * producer (the forward pass) writes tensors straight into the file's pages; committing writes the header and
+ * renames. The data section starts at `room` (header_room rounded up to a page). */
+typedef struct av_st_prealloc {
+    av_atomic_file file; /* fp NULL once committed */
+    unsigned char *map;  /* (map_len) the whole file: header room, then data */
+    size_t map_len, room;
+} av_st_prealloc;
+
+/* 0, 1 when the path cannot be mapped (not a regular file, no space: nothing created, keep data in memory),
+ * or -1 with a message when it cannot be created at all. */
+int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room, size_t data_bytes, av_err *err);
+/* Writes w into the prepared file: tensors whose data already sits at their place in the mapping are not
+ * copied, others are copied in or appended; the header is padded with spaces to fill the room. Returns 0,
+ * -1 on error (temp removed), or 1 without writing anything when w does not fit the layout (header larger
+ * than the room, or a dtype conversion): the caller then saves normally. The mapping stays readable. */
+int av_st_prealloc_commit(av_st_prealloc *p, const av_st_writer *w, av_err *err);
+/* Unmaps; removes the temp file when it was never committed. */
+void av_st_prealloc_free(av_st_prealloc *p);
+
 /* ---- JSON helpers (jansson) ---- */
 int av_json_load_file(const char *path, json_t **out, av_err *err);
 /* Integer member, or def when absent; -1 with a message when present but not an integer. */

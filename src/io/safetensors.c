@@ -2,8 +2,14 @@
  * Reading maps the file and checks every dtype, shape and offset; writing streams to a temp file + rename. */
 #include "io.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define AV_ST_MAX_HEADER (100u << 20)
 
@@ -240,7 +246,8 @@ static int write_item(av_atomic_file *f, const av_st_item *it, size_t nbytes, av
     return 0;
 }
 
-int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err) {
+/* The header JSON (unpadded, malloc'd) and the data section's size for w's items laid out in order. */
+static int writer_header(const av_st_writer *w, char **text, size_t *data_bytes, av_err *err) {
     json_t *hdr = json_object();
     if (!hdr) return av_errf(err, "out of memory");
     if (json_object_size(w->metadata)) json_object_set(hdr, "__metadata__", w->metadata);
@@ -261,9 +268,16 @@ int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err) {
             return av_errf(err, "tensor '%s': cannot build header", it->name);
         }
     }
-    char *text = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    *text = json_dumps(hdr, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(hdr);
-    if (!text) return av_errf(err, "out of memory");
+    *data_bytes = offset;
+    return *text ? 0 : av_errf(err, "out of memory");
+}
+
+int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err) {
+    char *text;
+    size_t data_bytes;
+    if (writer_header(w, &text, &data_bytes, err)) return -1;
     size_t tlen = strlen(text), padded = (tlen + 7) & ~(size_t)7;
     uint64_t hlen = padded;
     av_atomic_file f;
@@ -284,4 +298,76 @@ int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err) {
         return -1;
     }
     return av_atomic_commit(&f, err);
+}
+
+/* ---- files laid out before their data exists ---- */
+
+int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room, size_t data_bytes, av_err *err) {
+    memset(p, 0, sizeof *p);
+    p->room = (header_room + 4095) & ~(size_t)4095; /* page-aligned data section */
+    if (!av_add_size(p->room, data_bytes, &p->map_len)) return av_errf(err, "%s: size overflows", path);
+    if (av_atomic_open(&p->file, path, err)) return -1;
+    int fd = fileno(p->file.fp);
+    struct stat st;
+    void *map = MAP_FAILED;
+    /* blocks reserved up front: a full disk fails here, cleanly, instead of as SIGBUS on a page fault later */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && posix_fallocate(fd, 0, (off_t)p->map_len) == 0)
+        map = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) { /* not a regular file, or no space: the caller keeps its data in memory */
+        av_atomic_abort(&p->file);
+        memset(p, 0, sizeof *p);
+        return 1;
+    }
+    p->map = map;
+    return 0;
+}
+
+int av_st_prealloc_commit(av_st_prealloc *p, const av_st_writer *w, av_err *err) {
+    if (!p->map || !p->file.fp) return 1;
+    char *text;
+    size_t data_bytes;
+    if (writer_header(w, &text, &data_bytes, err)) return -1;
+    size_t tlen = strlen(text), total;
+    int fits = tlen + 8 <= p->room && av_add_size(p->room, data_bytes, &total);
+    for (int i = 0; fits && i < w->n; i++) /* every tensor not in place must be a plain copy */
+        fits = w->items[i].src_dtype == w->items[i].dst_dtype;
+    if (!fits) {
+        free(text);
+        return 1;
+    }
+    int fd = fileno(p->file.fp), rc = 0;
+    uint64_t hlen = p->room - 8;
+    memcpy(p->map, &hlen, 8);
+    memcpy(p->map + 8, text, tlen);
+    memset(p->map + 8 + tlen, ' ', p->room - 8 - tlen);
+    free(text);
+    size_t offset = 0;
+    for (int i = 0; !rc && i < w->n; i++) {
+        size_t nbytes, at = p->room + offset;
+        item_bytes(&w->items[i], &nbytes);
+        offset += nbytes;
+        const unsigned char *src = w->items[i].data;
+        if (at + nbytes <= p->map_len) {
+            if (src != p->map + at) memmove(p->map + at, src, nbytes);
+            continue;
+        }
+        for (size_t done = 0; !rc && done < nbytes;) { /* past the mapping: append */
+            ssize_t k = pwrite(fd, src + done, nbytes - done, (off_t)(at + done));
+            if (k <= 0) rc = av_errf(err, "%s: write failed: %s", p->file.path, strerror(errno));
+            else done += (size_t)k;
+        }
+    }
+    if (!rc && total < p->map_len && ftruncate(fd, (off_t)total) != 0)
+        rc = av_errf(err, "%s: cannot set the size: %s", p->file.path, strerror(errno));
+    if (rc) {
+        av_atomic_abort(&p->file);
+        return -1;
+    }
+    return av_atomic_commit(&p->file, err); /* the mapping stays valid after close and rename */
+}
+
+void av_st_prealloc_free(av_st_prealloc *p) {
+    if (p->file.fp) av_atomic_abort(&p->file); /* never committed: no half file is left */
+    if (p->map) munmap(p->map, p->map_len);
+    memset(p, 0, sizeof *p);
 }

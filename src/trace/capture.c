@@ -81,10 +81,21 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
     float **ks = params->lazy ? calloc((size_t)m->n_layers, sizeof *ks) : NULL;
     float *logits = NULL;
     av_state *s = NULL;
+    av_st_prealloc *pre = NULL; /* the output file, when the attention goes straight into it */
     int rc = -1;
     if (!t || !attn || !vnorm || (params->lazy && (!qs || !ks))) {
         av_errf(err, "out of memory");
         goto done;
+    }
+    size_t attn_bytes;
+    if (params->output_path && !params->lazy && params->dtype == AV_DTYPE_F32 &&
+        av_mul_size(per_layer * sizeof(float), (size_t)m->n_layers, &attn_bytes)) {
+        size_t header_room = 65536 + (size_t)T * 128 + (size_t)m->n_layers * 512; /* labels, ids, entries */
+        int r = (pre = calloc(1, sizeof *pre)) ? av_st_prealloc_open(pre, params->output_path, header_room,
+                                                                     attn_bytes, err)
+                                               : 1;
+        if (r < 0) goto done;
+        if (r == 1) free(pre), pre = NULL; /* keep the capture in memory */
     }
     if (params->n_threads > 0) m->n_threads = params->n_threads;
     t->store_dtype = params->dtype;
@@ -99,7 +110,8 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
             }
             continue;
         }
-        attn[l] = calloc(per_layer, sizeof(float)); /* fresh zero pages: see av_capture.zeroed */
+        /* fresh zero pages either way (file holes, or calloc): see av_capture.zeroed */
+        attn[l] = pre ? (float *)(pre->map + pre->room) + (size_t)l * per_layer : calloc(per_layer, sizeof(float));
         if (!attn[l] || !vnorm[l]) {
             av_errf(err, "out of memory: the full trace needs %zu MiB (%d layers x %d heads x %d x %d floats); try a lazy trace (--lazy)",
                     (per_layer * sizeof(float) * (size_t)m->n_layers) >> 20, m->n_layers, m->n_heads, T, T);
@@ -123,6 +135,8 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
         if (av_llama_forward(m, s, ids + p0, n_chunk, p0, &cap, lg, 1, err)) goto done;
         if (params->progress) params->progress(params->progress_ctx, p0 + n_chunk, T);
     }
+    t->prealloc = pre; /* the trace now owns the file; its attention sets borrow the mapping */
+    pre = NULL;
     if (av_capture_model_meta(m, t, err) || label_tokens(m, t, ids, n, err)) goto done;
     if (params->lazy) {
         float scale = 1.0f / sqrtf((float)m->head_dim);
@@ -139,6 +153,7 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
     t = NULL;
     rc = 0;
 done:
+    for (int l = 0; attn && (pre || (t && t->prealloc)) && l < m->n_layers; l++) attn[l] = NULL; /* mapped */
     av_capture_free_sets(attn, m->n_layers);
     av_capture_free_sets(vnorm, m->n_layers);
     av_capture_free_sets(qs, m->n_layers);
@@ -146,5 +161,7 @@ done:
     free(logits);
     av_state_free(s);
     av_trace_free(t);
+    if (pre) av_st_prealloc_free(pre);
+    free(pre);
     return rc;
 }

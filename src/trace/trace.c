@@ -37,6 +37,8 @@ void av_trace_free(av_trace *t) {
     pthread_mutex_destroy(&t->lock);
     json_decref(t->meta);
     if (t->loaded) av_st_close(&t->file);
+    if (t->prealloc) av_st_prealloc_free(t->prealloc);
+    free(t->prealloc);
     free(t);
 }
 
@@ -83,14 +85,20 @@ static int add_set(av_trace *t, const char *kind, int layer, av_err *err) {
     return 0;
 }
 
+static int in_prealloc(const av_trace *t, const void *p) {
+    const unsigned char *b = p;
+    return t->prealloc && b >= t->prealloc->map && b < t->prealloc->map + t->prealloc->map_len;
+}
+
 int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key, float *data,
                       av_err *err) {
+    float *owned = in_prealloc(t, data) ? NULL : data;
     if (add_set(t, kind, layer, err)) {
-        free(data);
+        free(owned);
         return -1;
     }
     av_attn_set *s = &t->sets[t->n_sets - 1];
-    s->owned = data;
+    s->owned = owned;
     s->view = (av_attn_view){n_heads, n_query, n_key, data};
     return 0;
 }
@@ -267,7 +275,12 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         rc = av_st_writer_add(&w, "logits", AV_DTYPE_F32, AV_DTYPE_F32, 2, t->logits_view.shape,
                               t->logits_view.data, err);
     }
-    if (!rc) rc = av_st_writer_save(&w, path, err);
+    if (!rc) { /* captured straight into this file: only the header and the small tensors are left to write */
+        int in_place = t->prealloc && t->prealloc->file.fp && strcmp(path, t->prealloc->file.path) == 0
+                           ? av_st_prealloc_commit(t->prealloc, &w, err)
+                           : 1;
+        rc = in_place == 1 ? av_st_writer_save(&w, path, err) : in_place;
+    }
     av_st_writer_free(&w);
     return rc;
 }

@@ -44,13 +44,14 @@ struct av_trace {
     av_qk_layer *qk;     /* (n_qk) */
     float **qk_owned;    /* (2 * n_qk) buffers owned when built in memory */
     pthread_mutex_t lock; /* guards on-demand conversions in av_trace_attn */
+    av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
 };
 
 av_trace *av_trace_new(void);
 int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *err);
 /* Takes ownership of tokens (each malloc'd, and the array) and ids. */
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err);
-/* Takes ownership of data (n_heads, n_query, n_key), malloc'd. */
+/* Takes ownership of data (n_heads, n_query, n_key), malloc'd, unless it lies in t->prealloc's mapping. */
 int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key, float *data,
                       av_err *err);
 

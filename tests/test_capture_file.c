@@ -1,0 +1,106 @@
+/* Traces captured straight into their output file (av_run_params.output_path, av_st_prealloc): the file must
+ * hold exactly what the ordinary writer produces from the same run, tensor by tensor and byte by byte, and a
+ * run that is never saved, or whose output cannot be created, leaves nothing behind. Uses the project's own
+ * induction model (models/induction), so it runs everywhere. */
+#include "harness.h"
+#include "io/io.h"
+#include "trace/trace.h"
+
+#include <dirent.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MODEL "models/induction/induction.bin"
+
+static av_model *load_model(void) {
+    av_model_params p = av_model_default_params();
+    av_model *m = NULL;
+    av_err err = {{0}};
+    if (av_model_load(MODEL, &p, &m, &err)) fprintf(stderr, "load failed: %s\n", err.msg);
+    return m;
+}
+
+static int leftover_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp.") != NULL;
+    if (d) closedir(d);
+    return n;
+}
+
+enum { T = 48 };
+
+static int run(av_model *m, const char *output_path, int want_logits, av_trace **t, av_err *err) {
+    int32_t ids[T];
+    for (int i = 0; i < T; i++) ids[i] = 1 + (i * 7) % 40;
+    av_run_params p = av_run_default_params();
+    p.output_path = output_path;
+    p.want_logits = want_logits;
+    return av_trace_from_ids(m, ids, T, &p, t, err);
+}
+
+static void test_in_place_file_equals_ordinary_save(void) {
+    av_model *m = load_model();
+    REQUIREF(m, "cannot load " MODEL);
+    char ordinary[512], in_place[512];
+    snprintf(ordinary, sizeof ordinary, "%s/ordinary.safetensors", h_tmpdir());
+    snprintf(in_place, sizeof in_place, "%s/in_place.safetensors", h_tmpdir());
+    av_err err = {{0}};
+    av_trace *a = NULL, *b = NULL;
+    REQUIREF(run(m, NULL, 1, &a, &err) == 0 && av_trace_save(a, ordinary, &err) == 0, "%s", err.msg);
+    REQUIREF(run(m, in_place, 1, &b, &err) == 0, "%s", err.msg);
+    CHECKF(b->prealloc != NULL, "the run did not capture into the output file");
+    REQUIREF(av_trace_save(b, in_place, &err) == 0, "%s", err.msg);
+    CHECK(leftover_temps(h_tmpdir()) == 0);
+    av_safetensors sa, sb;
+    REQUIREF(av_st_open(ordinary, &sa, &err) == 0, "%s", err.msg);
+    REQUIREF(av_st_open(in_place, &sb, &err) == 0, "%s", err.msg);
+    CHECKF(sa.n == sb.n && sa.n >= 2 * 2 + 1, "tensors: %d vs %d", sa.n, sb.n);
+    for (int i = 0; i < sa.n; i++) {
+        const av_tensor *x = &sa.entries[i].t, *y = av_st_find(&sb, sa.entries[i].name);
+        CHECKF(y && x->dtype == y->dtype && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0,
+               "tensor %s differs between the two files", sa.entries[i].name);
+    }
+    const char *keys[] = {"tokens", "token_ids", "format", "model"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        const char *va = av_st_meta(&sa, keys[k]), *vb = av_st_meta(&sb, keys[k]);
+        CHECKF(va && vb && strcmp(va, vb) == 0, "metadata %s differs", keys[k]);
+    }
+    /* the in-memory trace still reads from the (renamed) file's pages */
+    av_attn_view v;
+    REQUIREF(av_trace_attn(b, "self", 1, &v, &err) == 0, "%s", err.msg);
+    CHECK(memcmp(v.data, av_st_find(&sa, "attn.self.1")->data, av_st_find(&sa, "attn.self.1")->nbytes) == 0);
+    /* saving the same trace elsewhere takes the ordinary path */
+    char other[512];
+    snprintf(other, sizeof other, "%s/other.safetensors", h_tmpdir());
+    CHECK(av_trace_save(b, other, &err) == 0);
+    av_st_close(&sa);
+    av_st_close(&sb);
+    av_trace_free(a);
+    av_trace_free(b);
+    av_model_free(m);
+}
+
+static void test_unsaved_or_unwritable_leaves_nothing(void) {
+    av_model *m = load_model();
+    REQUIREF(m, "cannot load " MODEL);
+    char path[512];
+    snprintf(path, sizeof path, "%s/never_saved.safetensors", h_tmpdir());
+    av_err err = {{0}};
+    av_trace *t = NULL;
+    REQUIREF(run(m, path, 0, &t, &err) == 0, "%s", err.msg);
+    CHECK(leftover_temps(h_tmpdir()) == 1); /* the run's file exists while the trace lives */
+    av_trace_free(t);
+    CHECK(leftover_temps(h_tmpdir()) == 0 && access(path, F_OK) != 0);
+    snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", h_tmpdir());
+    t = NULL;
+    CHECK(run(m, path, 0, &t, &err) == -1 && t == NULL);
+    CHECKF(strstr(err.msg, "no/such/dir") != NULL, "error does not name the path: %s", err.msg);
+    av_model_free(m);
+}
+
+int main(void) {
+    RUN(test_in_place_file_equals_ordinary_save);
+    RUN(test_unsaved_or_unwritable_leaves_nothing);
+    return h_exit_code();
+}
