@@ -69,19 +69,21 @@ static inline void split32(__m512 v0, __m512 v1, __m512i *hi, __m512i *lo) {
     *lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(l0)), _mm512_cvtepi32_epi16(l1), 1);
 }
 
+/* Lanes [0, valid) of 16 set (valid may be <= 0 or > 16). */
+static inline __mmask16 first_lanes(int valid) {
+    return valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (valid > 0 ? valid : 0)) - 1);
+}
+
 /* Loads 32 floats at src, zero past `valid` (which may be <= 0), and splits them. */
 static inline void split32_f32(const float *src, int valid, __m512i *hi, __m512i *lo) {
-    __mmask16 m0 = valid >= 16 ? 0xffff : (__mmask16)((1u << (valid > 0 ? valid : 0)) - 1);
-    __mmask16 m1 = valid >= 32 ? 0xffff : (__mmask16)((1u << (valid > 16 ? valid - 16 : 0)) - 1);
-    split32(_mm512_maskz_loadu_ps(m0, src), _mm512_maskz_loadu_ps(m1, src + 16), hi, lo);
+    split32(_mm512_maskz_loadu_ps(first_lanes(valid), src), _mm512_maskz_loadu_ps(first_lanes(valid - 16), src + 16),
+            hi, lo);
 }
 
 /* The same from 32 f16 values (the common weight type: no f32 row in between). */
 static inline void split32_f16(const uint16_t *src, int valid, __m512i *hi, __m512i *lo) {
-    __mmask16 m0 = valid >= 16 ? 0xffff : (__mmask16)((1u << (valid > 0 ? valid : 0)) - 1);
-    __mmask16 m1 = valid >= 32 ? 0xffff : (__mmask16)((1u << (valid > 16 ? valid - 16 : 0)) - 1);
-    split32(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m0, src)), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m1, src + 16)),
-            hi, lo);
+    split32(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first_lanes(valid), src)),
+            _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first_lanes(valid - 16), src + 16)), hi, lo);
 }
 
 /* ---- packing ----
