@@ -47,12 +47,12 @@ cat "$SYN"/*.safetensors > /dev/null # page cache warm for both
 # best of BENCH_REPEAT (default 3): this VM's timings move by +-15% from run to run
 R=${BENCH_REPEAT:-3}
 FWD='forward ([0-9.]+) s'
-set -- $($PY bench/timecmd.py "$R" "$DIR/cmd.out" "$DIR/cmd.err" --inner "$FWD" -- \
+set -- $($PY bench/timecmd.py "$R" "$DIR/cmd.out" "$DIR/cmd.err" --inner "$FWD" --before "rm -f $DIR/big.safetensors" -- \
     "$BIN" run --model "$SYN" --threads "$THREADS" --ids "@$DIR/ids.json" -o "$DIR/big.safetensors")
 c_s=$1 c_rss=$2 c_fwd=$3
 gemm=$(if grep -q amx_bf16 /proc/cpuinfo && [ "${ATTNVIZ_GEMM:-}" != sgemm ]; then echo amx-bf16x3; else echo sgemm; fi)
 # the same run on plain f32 sgemm (ATTNVIZ_GEMM=sgemm), and how far its attention is from the default's
-set -- $(ATTNVIZ_GEMM=sgemm $PY bench/timecmd.py "$R" "$DIR/cmd.out" "$DIR/cmd.err" --inner "$FWD" -- \
+set -- $(ATTNVIZ_GEMM=sgemm $PY bench/timecmd.py "$R" "$DIR/cmd.out" "$DIR/cmd.err" --inner "$FWD" --before "rm -f $DIR/big-sgemm.safetensors" -- \
     "$BIN" run --model "$SYN" --threads "$THREADS" --ids "@$DIR/ids.json" -o "$DIR/big-sgemm.safetensors")
 s_s=$1 s_fwd=$3
 diff=$($PY bench/trace_diff.py "$DIR/big.safetensors" "$DIR/big-sgemm.safetensors")

@@ -1,15 +1,20 @@
 #!/usr/bin/python3
 """Runs a command N times; prints "best_seconds peak_rss_kib" (wall time via perf_counter, RSS via wait4),
 plus "best_inner" when --inner REGEX is given: the smallest number its group 1 matched in each run's stderr
-(e.g. attnviz's own "forward N s").
-Usage: timecmd.py N OUT_FILE ERR_FILE [--inner REGEX] -- command args..."""
+(e.g. attnviz's own "forward N s"). --before CMD runs a shell command before each run, untimed (e.g. removing
+the previous output, whose deletion would otherwise be timed as part of the rename over it).
+Usage: timecmd.py N OUT_FILE ERR_FILE [--inner REGEX] [--before CMD] -- command args..."""
 import os, re, subprocess, sys, time
 
 n, out_path, err_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-inner = sys.argv[sys.argv.index("--inner") + 1] if "--inner" in sys.argv[:sys.argv.index("--")] else None
+opts = sys.argv[4:sys.argv.index("--")]
+inner = opts[opts.index("--inner") + 1] if "--inner" in opts else None
+before = opts[opts.index("--before") + 1] if "--before" in opts else None
 cmd = sys.argv[sys.argv.index("--") + 1:]
 best, rss, best_inner = float("inf"), 0, float("inf")
 for _ in range(n):
+    if before:
+        subprocess.run(before, shell=True, check=True)
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err)
