@@ -193,6 +193,43 @@ static void test_matmul_bf16x3_within_bound(void) {
         }
 }
 
+/* Several weights against one packed x (q/k/v, gate/up): every output bit-identical to one call per weight,
+ * including weights of different dtypes and widths whose feature pairs share one thread split. */
+static void test_matmul_bf16x3_many_equals_single(void) {
+    if (!av_amx_ready()) SKIP("this CPU has no AMX-BF16 (or ATTNVIZ_GEMM=sgemm): the split-bf16 kernel is not used here");
+    enum { N = 40, IN = 96 };
+    const int outs[3] = {45, 300, 16};
+    const av_dtype types[3] = {AV_DTYPE_F16, AV_DTYPE_Q8_0, AV_DTYPE_BF16};
+    float x[N * IN];
+    for (int i = 0; i < N * IN; i++) x[i] = sinf((float)i * 0.37f);
+    av_tensor w[3];
+    const av_tensor *wp[3];
+    float *many[3], *single[3];
+    void *data[3];
+    for (int k = 0; k < 3; k++) {
+        float *wf = malloc(sizeof(float) * (size_t)outs[k] * IN);
+        for (int i = 0; i < outs[k] * IN; i++) wf[i] = cosf((float)(i + 100 * k) * 0.11f) * 0.1f;
+        data[k] = malloc(sizeof(float) * (size_t)outs[k] * IN);
+        for (int i = 0; i < outs[k] * IN && types[k] != AV_DTYPE_Q8_0; i++) {
+            uint32_t bits;
+            memcpy(&bits, &wf[i], 4);
+            ((uint16_t *)data[k])[i] = types[k] == AV_DTYPE_F16 ? av_f32_to_f16(wf[i]) : (uint16_t)(bits >> 16);
+        }
+        if (types[k] == AV_DTYPE_Q8_0) av_quantize_q8_0(wf, data[k], (size_t)outs[k] * IN);
+        free(wf);
+        w[k] = (av_tensor){types[k], 2, {outs[k], IN, 0, 0}, data[k], 0};
+        wp[k] = &w[k];
+        many[k] = malloc(sizeof(float) * (size_t)N * outs[k]);
+        single[k] = malloc(sizeof(float) * (size_t)N * outs[k]);
+        REQUIRE(av_matmul_bf16x3(single[k], x, &w[k], N, 2) == 0);
+    }
+    REQUIRE(av_matmul_bf16x3_many(many, x, wp, 3, N, 2) == 0);
+    for (int k = 0; k < 3; k++) {
+        CHECKF(memcmp(many[k], single[k], sizeof(float) * (size_t)N * outs[k]) == 0, "weight %d differs", k);
+        free(many[k]), free(single[k]), free(data[k]);
+    }
+}
+
 int main(void) {
     RUN(test_half_conversions_known_values);
     RUN(test_vector_dequantization_matches_scalar);
@@ -202,5 +239,6 @@ int main(void) {
     RUN(test_rope_styles_agree_under_permutation);
     RUN(test_matmul_all_paths);
     RUN(test_matmul_bf16x3_within_bound);
+    RUN(test_matmul_bf16x3_many_equals_single);
     return h_exit_code();
 }

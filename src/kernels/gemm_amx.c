@@ -92,12 +92,20 @@ static inline void split32_f16(const uint16_t *src, int valid, __m512i *hi, __m5
  * Activations (operand B, "VNNI" pairs): for 16 tokens and 32 k: [k/2][token][k%2] bf16.
  * Both are stored as [group of 16][k step][hi|lo][512 bf16]. */
 
+/* One weight of a call: its output features are feature pairs [first_pair, first_pair + ceil(out / 32)) of the
+ * call's pair range, which the threads split. */
+typedef struct amx_out {
+    const av_tensor *w; /* (out, in) */
+    float *y;           /* (n, out) */
+    int out, first_pair;
+} amx_out;
+
 typedef struct amx_job {
-    const av_tensor *w;
+    amx_out outs[AV_MATMUL_MANY_MAX];
+    int n_outs, n_pairs;
     const float *x; /* (n, in) */
-    float *y;       /* (n, out) */
     uint16_t *xp;   /* (n_pad/16, ksteps, 2, 512) packed activations */
-    int n, n_pad, in, out, ksteps;
+    int n, n_pad, in, ksteps;
     int failed;
 } amx_job;
 
@@ -126,13 +134,13 @@ static void pack_x(void *ctx, int tid, int64_t g0, int64_t g1) {
 
 /* Converts weight rows [f0, f0 + nf) (nf a multiple of 16) into tiles at wp; rows past `out` are zero.
  * rowbuf: (16, in) floats. */
-static void pack_w(const amx_job *j, int f0, int nf, uint16_t *wp, float *rowbuf) {
-    const int f16 = j->w->dtype == AV_DTYPE_F16;
+static void pack_w(const amx_job *j, const amx_out *o, int f0, int nf, uint16_t *wp, float *rowbuf) {
+    const int f16 = o->w->dtype == AV_DTYPE_F16;
     for (int g = 0; g < nf / 16; g++) {
-        int first = f0 + g * 16, rows = j->out - first < 16 ? j->out - first : 16;
-        if (rows > 0 && !f16) av_dequantize_rows(j->w, first, rows, rowbuf);
+        int first = f0 + g * 16, rows = o->out - first < 16 ? o->out - first : 16;
+        if (rows > 0 && !f16) av_dequantize_rows(o->w, first, rows, rowbuf);
         for (int r = 0; r < 16; r++) {
-            const uint16_t *h = (const uint16_t *)j->w->data + (size_t)(r < rows ? first + r : 0) * (size_t)j->in;
+            const uint16_t *h = (const uint16_t *)o->w->data + (size_t)(r < rows ? first + r : 0) * (size_t)j->in;
             const float *f = rowbuf + (size_t)r * (size_t)j->in;
             for (int ks = 0; ks < j->ksteps; ks++) {
                 uint16_t *dst = wp + tile_offset(g, j->ksteps, ks) + r * 32;
@@ -204,20 +212,20 @@ static void tiles_32x32(const uint16_t *wg, const uint16_t *xg, size_t gstride, 
 }
 
 /* C tiles (n_pad/32, 4, 16, 16) of one feature pair -> y[t][f0 .. f0+31] for the real tokens and features. */
-static void store_pair(const amx_job *j, const float *c, int f0) {
+static void store_pair(const amx_job *j, const amx_out *o, const float *c, int f0) {
     for (int t0 = 0; t0 < j->n; t0 += BLOCK)
         for (int q = 0; q < 4; q++) {
             const float *cq = c + (size_t)t0 * 32 + (size_t)q * 256;
             int fb = f0 + (q >> 1) * 16, tb = t0 + (q & 1) * 16;
-            int nf = j->out - fb < 16 ? j->out - fb : 16, nt = j->n - tb < 16 ? j->n - tb : 16;
+            int nf = o->out - fb < 16 ? o->out - fb : 16, nt = j->n - tb < 16 ? j->n - tb : 16;
             for (int t = 0; t < nt; t++) {
-                float *yr = j->y + (size_t)(tb + t) * (size_t)j->out + fb;
+                float *yr = o->y + (size_t)(tb + t) * (size_t)o->out + fb;
                 for (int f = 0; f < nf; f++) yr[f] = cq[f * 16 + t];
             }
         }
 }
 
-/* Feature blocks [b0, b1) of BLOCK features, WBLOCK at a time: pack their weights, then for each chunk of
+/* Feature pairs [b0, b1) of the call, up to WBLOCK features of one weight at a time: pack them, then for each chunk of
  * KCHUNK k steps, every token block against every feature pair. A chunk of the packed weights (128 features x
  * 2048 k, hi + lo: 1 MiB) and of one token block (256 KiB) stay in L2 while they are reused. */
 static void compute(void *ctx, int tid, int64_t b0, int64_t b1) {
@@ -239,9 +247,14 @@ static void compute(void *ctx, int tid, int64_t b0, int64_t b1) {
     _tile_loadconfig(&cfg);
     const int per = WBLOCK / BLOCK;
     const size_t pair_c = (size_t)j->n_pad * BLOCK; /* floats of C per feature pair */
-    for (int64_t b = b0; b < b1; b += per) {
-        int nb = b1 - b < per ? (int)(b1 - b) : per, f0 = (int)b * BLOCK;
-        pack_w(j, f0, nb * BLOCK, wp, rowbuf);
+    for (int64_t b = b0; b < b1;) {
+        const amx_out *o = &j->outs[0];
+        while (o + 1 < j->outs + j->n_outs && b >= o[1].first_pair) o++;
+        int64_t end = o + 1 < j->outs + j->n_outs ? o[1].first_pair : j->n_pairs; /* this weight's last pair + 1 */
+        if (end > b1) end = b1;
+        int nb = end - b < per ? (int)(end - b) : per, f0 = (int)(b - o->first_pair) * BLOCK;
+        b += nb;
+        pack_w(j, o, f0, nb * BLOCK, wp, rowbuf);
         for (int kc = 0; kc < j->ksteps; kc += KCHUNK) {
             int kend = kc + KCHUNK < j->ksteps ? kc + KCHUNK : j->ksteps;
             for (int t0 = 0; t0 < j->n; t0 += BLOCK) {
@@ -251,7 +264,7 @@ static void compute(void *ctx, int tid, int64_t b0, int64_t b1) {
                                 cbuf + (size_t)i * pair_c + (size_t)t0 * 32);
             }
         }
-        for (int i = 0; i < nb; i++) store_pair(j, cbuf + (size_t)i * pair_c, f0 + i * BLOCK);
+        for (int i = 0; i < nb; i++) store_pair(j, o, cbuf + (size_t)i * pair_c, f0 + i * BLOCK);
     }
     _tile_release();
     free(wp);
@@ -259,15 +272,25 @@ static void compute(void *ctx, int tid, int64_t b0, int64_t b1) {
     free(cbuf);
 }
 
-int av_matmul_bf16x3(float *y, const float *x, const av_tensor *w, int n, int n_threads) {
-    if (!av_amx_ready() || w->ndim != 2) return -1;
-    amx_job j = {.w = w, .x = x, .y = y, .n = n, .in = (int)w->shape[1], .out = (int)w->shape[0]};
+int av_matmul_bf16x3_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
+                          int n_threads) {
+    if (!av_amx_ready() || count < 1 || count > AV_MATMUL_MANY_MAX) return -1;
+    amx_job j = {.x = x, .n = n, .n_outs = count, .in = (int)w[0]->shape[1]};
+    for (int i = 0; i < count; i++) {
+        if (w[i]->ndim != 2 || w[i]->shape[1] != j.in) return -1;
+        j.outs[i] = (amx_out){w[i], y[i], (int)w[i]->shape[0], j.n_pairs};
+        j.n_pairs += (j.outs[i].out + BLOCK - 1) / BLOCK;
+    }
     j.n_pad = (n + BLOCK - 1) / BLOCK * BLOCK;
     j.ksteps = (j.in + TILE_K - 1) / TILE_K;
     j.xp = aligned_alloc(64, (size_t)j.n_pad / 16 * (size_t)j.ksteps * 2 * 512 * sizeof(uint16_t));
     if (!j.xp) return -1;
     av_parallel_for(n_threads, j.n_pad / 16, pack_x, &j);
-    av_parallel_for(n_threads, (j.out + BLOCK - 1) / BLOCK, compute, &j);
+    av_parallel_for(n_threads, j.n_pairs, compute, &j);
     free(j.xp);
     return j.failed ? -1 : 0;
+}
+
+int av_matmul_bf16x3(float *y, const float *x, const av_tensor *w, int n, int n_threads) {
+    return av_matmul_bf16x3_many(&y, x, &w, 1, n, n_threads);
 }

@@ -20,10 +20,19 @@ int av_amx_ready(void);
  * runs out. */
 enum { AV_AMX_MIN_ROWS = 16 }; /* av_matmul uses the AMX kernel from this many rows of x */
 int av_matmul_bf16x3(float *y, const float *x, const av_tensor *w, int n, int n_threads);
+/* The same for several weights (same `in`) against one x: x is split and packed once, and the threads share
+ * all the weights' output features. y[i]: (n, w[i] rows). */
+enum { AV_MATMUL_MANY_MAX = 4 };
+int av_matmul_bf16x3_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
+                          int n_threads);
 
 /* y = x W^T.  x: (n, in), W: (out, in) of any supported dtype, y: (n, out).
  * scratch: (out, in) floats used to dequantize non-F32 weights when n is large; may be NULL for F32. */
 void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scratch, int n_threads);
+/* y[i] = x W_i^T for count (<= AV_MATMUL_MANY_MAX) weights of the same input width, e.g. q/k/v or gate/up:
+ * one packing of x on the AMX path, av_matmul per weight otherwise. */
+void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n, float *scratch,
+                    int n_threads);
 
 /* out[i] = x[i] / rms(x) * weight  for each of n rows of size dim (rows split over threads). weight: (dim). */
 void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps, int n_threads);

@@ -96,3 +96,11 @@ void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scrat
     else if (nt > 1 && out >= 64) av_parallel_for(nt, out, gemm_features, &j);
     else gemm_features(&j, 0, 0, out);
 }
+
+void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n, float *scratch,
+                    int n_threads) {
+    int all_16bit = count <= AV_MATMUL_MANY_MAX;
+    for (int i = 0; i < count; i++) all_16bit &= w[i]->dtype != AV_DTYPE_F32;
+    if (n >= AV_AMX_MIN_ROWS && all_16bit && av_matmul_bf16x3_many(y, x, w, count, n, n_threads) == 0) return;
+    for (int i = 0; i < count; i++) av_matmul(y[i], x, w[i], n, scratch, n_threads);
+}

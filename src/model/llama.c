@@ -147,9 +147,8 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
         float *kc = s->k_cache + ((size_t)l * (size_t)s->max_tokens + (size_t)pos0) * (size_t)kv_dim;
         float *vc = s->v_cache + ((size_t)l * (size_t)s->max_tokens + (size_t)pos0) * (size_t)kv_dim;
         av_rmsnorm(s->xb, s->x, &L->attn_norm, n, dim, m->norm_eps, nt);
-        av_matmul(s->q, s->xb, &L->wq, n, s->wscratch, nt);
-        av_matmul(kc, s->xb, &L->wk, n, s->wscratch, nt);
-        av_matmul(vc, s->xb, &L->wv, n, s->wscratch, nt);
+        av_matmul_many((float *[]){s->q, kc, vc}, s->xb, (const av_tensor *[]){&L->wq, &L->wk, &L->wv}, 3, n,
+                       s->wscratch, nt);
         if (L->bq.data) av_add_bias(s->q, &L->bq, n, q_dim); /* Qwen2: biases before RoPE */
         if (L->bk.data) av_add_bias(kc, &L->bk, n, kv_dim);
         if (L->bv.data) av_add_bias(vc, &L->bv, n, kv_dim);
@@ -189,8 +188,8 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
         for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) s->x[i] += s->xb[i];
 
         av_rmsnorm(s->xb, s->x, &L->ffn_norm, n, dim, m->norm_eps, nt);
-        av_matmul(s->hb, s->xb, &L->w_gate, n, s->wscratch, nt);
-        av_matmul(s->hb2, s->xb, &L->w_up, n, s->wscratch, nt);
+        av_matmul_many((float *[]){s->hb, s->hb2}, s->xb, (const av_tensor *[]){&L->w_gate, &L->w_up}, 2, n,
+                       s->wscratch, nt);
         av_swiglu(s->hb, s->hb2, (size_t)n * (size_t)m->hidden_dim, nt);
         av_matmul(s->xb, s->hb, &L->w_down, n, s->wscratch, nt);
         for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) s->x[i] += s->xb[i];
