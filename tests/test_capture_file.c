@@ -7,7 +7,10 @@
 #include "trace/trace.h"
 
 #include <dirent.h>
+#include <sys/stat.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MODEL "models/induction/induction.bin"
@@ -99,8 +102,36 @@ static void test_unsaved_or_unwritable_leaves_nothing(void) {
     av_model_free(m);
 }
 
+/* A process killed while its output is still a temp file (a long run interrupted with Ctrl-C) removes it. */
+static void test_signal_removes_temp_files(void) {
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/signal", h_tmpdir());
+    REQUIRE(mkdir(dir, 0755) == 0 || access(dir, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/out.safetensors", dir);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        av_atomic_remove_on_signals();
+        av_err err = {{0}};
+        av_st_prealloc p; /* a mapped, full-size temp as a run's capture makes */
+        av_atomic_file f; /* and an ordinary one */
+        char other[640];
+        snprintf(other, sizeof other, "%s.2", path);
+        if (av_st_prealloc_open(&p, path, 4096, 1 << 20, &err) != 0 || av_atomic_open(&f, other, &err) != 0) _exit(3);
+        memset(p.map + p.room, 1, 1 << 20);
+        if (leftover_temps(dir) != 2) _exit(4);
+        raise(SIGTERM);
+        _exit(5); /* not reached */
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECKF(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM, "child status %d", status);
+    CHECKF(leftover_temps(dir) == 0, "%d temp files left after SIGTERM", leftover_temps(dir));
+}
+
 int main(void) {
     RUN(test_in_place_file_equals_ordinary_save);
     RUN(test_unsaved_or_unwritable_leaves_nothing);
+    RUN(test_signal_removes_temp_files);
     return h_exit_code();
 }

@@ -1,5 +1,6 @@
 /* attnviz: entry point and subcommand dispatch. */
 #include "cli.h"
+#include "core/core.h"
 
 #include <string.h>
 
@@ -34,6 +35,7 @@ int main(int argc, char **argv) {
         printf("attnviz %s (trace format %s)\n", AV_VERSION, AV_TRACE_VERSION);
         return 0;
     }
+    av_atomic_remove_on_signals(); /* an interrupted run leaves no "<out>.tmp.<pid>" behind */
     for (int i = 0; i < N_COMMANDS; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "attnviz: unknown command '%s' (try 'attnviz --help')\n", argv[1]);

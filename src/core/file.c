@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -80,6 +82,44 @@ bool av_path_is_dir(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* ---- temp files that exist right now, removed if the process is killed by a signal ---- */
+
+enum { MAX_LIVE_TEMPS = 64 };
+static _Atomic(char *) live_temps[MAX_LIVE_TEMPS];
+
+static void temp_register(char *path) {
+    for (int i = 0; i < MAX_LIVE_TEMPS; i++) {
+        char *expected = NULL;
+        if (atomic_compare_exchange_strong(&live_temps[i], &expected, path)) return;
+    }
+}
+
+static void temp_unregister(const char *path) {
+    for (int i = 0; i < MAX_LIVE_TEMPS; i++) {
+        char *expected = (char *)path;
+        if (atomic_compare_exchange_strong(&live_temps[i], &expected, NULL)) return;
+    }
+}
+
+static void remove_temps_and_die(int sig) {
+    for (int i = 0; i < MAX_LIVE_TEMPS; i++) {
+        char *p = atomic_load(&live_temps[i]);
+        if (p) unlink(p); /* async-signal-safe */
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void av_atomic_remove_on_signals(void) {
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = remove_temps_and_die;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 int av_atomic_open(av_atomic_file *f, const char *path, av_err *err) {
     memset(f, 0, sizeof *f);
     size_t n = strlen(path) + 32;
@@ -100,6 +140,7 @@ int av_atomic_open(av_atomic_file *f, const char *path, av_err *err) {
         memset(f, 0, sizeof *f);
         return -1;
     }
+    temp_register(f->tmp_path);
     return 0;
 }
 
@@ -109,6 +150,7 @@ int av_atomic_write(av_atomic_file *f, const void *data, size_t n, av_err *err) 
 }
 
 static void atomic_release(av_atomic_file *f) {
+    if (f->tmp_path) temp_unregister(f->tmp_path);
     free(f->tmp_path);
     free(f->path);
     memset(f, 0, sizeof *f);
