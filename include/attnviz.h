@@ -140,8 +140,9 @@ typedef struct av_run_params {
     void (*progress)(void *ctx, int done_tokens, int total_tokens); /* optional, called after each chunk */
     void *progress_ctx;
     const char *output_path; /* optional: the path av_trace_save will be given. Full F32 traces of Llama-family
-                                models are then captured straight into that file's (temporary, renamed on save)
-                                pages, so saving writes no attention data; the file is created before the run. */
+                                models (of at least ~0.5 MB) are then captured straight into that file's
+                                (temporary, renamed on save) pages, so saving writes no attention data; the
+                                file is created before the run. */
 } av_run_params;
 
 av_run_params av_run_default_params(void);

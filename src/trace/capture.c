@@ -87,10 +87,10 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
         av_errf(err, "out of memory");
         goto done;
     }
-    size_t attn_bytes;
+    size_t attn_bytes, header_room = 65536 + (size_t)T * 128 + (size_t)m->n_layers * 512; /* labels, ids, entries */
     if (params->output_path && !params->lazy && params->dtype == AV_DTYPE_F32 &&
-        av_mul_size(per_layer * sizeof(float), (size_t)m->n_layers, &attn_bytes)) {
-        size_t header_room = 65536 + (size_t)T * 128 + (size_t)m->n_layers * 512; /* labels, ids, entries */
+        av_mul_size(per_layer * sizeof(float), (size_t)m->n_layers, &attn_bytes) &&
+        attn_bytes >= 4 * header_room) { /* small traces: the header room would outweigh the data */
         int r = (pre = calloc(1, sizeof *pre)) ? av_st_prealloc_open(pre, params->output_path, header_room,
                                                                      attn_bytes, err)
                                                : 1;
