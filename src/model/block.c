@@ -239,28 +239,30 @@ typedef struct vnorm_job {
     const float *v; /* (n, v_stride) */
     const av_tensor *wo;
     int v_stride, n_heads, n_kv_heads, hs, dim, T, t0;
-    float *gram;  /* (n_heads, hs, hs) */
-    float *vnorm; /* (n_heads, T) */
+    float *gram;       /* (n_heads, hs, hs) */
+    float *gram_parts; /* (threads, n_heads, hs, hs): per-thread sums over W_o row ranges */
+    float *vnorm;      /* (n_heads, T) */
     int failed;
 } vnorm_job;
 
-/* gram[h] for heads [h0, h1): accumulated over row blocks of W_o. */
-static void vnorm_gram(void *ctx, int tid, int64_t h0, int64_t h1) {
+/* Partial Gram matrices of every head over W_o rows [r0, r1), into gram_parts[tid] (each row converted once). */
+static void vnorm_gram(void *ctx, int tid, int64_t r0, int64_t r1) {
     vnorm_job *j = ctx;
     int q_dim = j->n_heads * j->hs;
+    float *gram = j->gram_parts + (size_t)tid * (size_t)j->n_heads * (size_t)j->hs * (size_t)j->hs;
     float *blk = j->wo->dtype == AV_DTYPE_F32 ? NULL : malloc(sizeof(float) * VNORM_ROWS * (size_t)q_dim);
     if (j->wo->dtype != AV_DTYPE_F32 && !blk) {
         j->failed = 1;
         return;
     }
-    for (int r0 = 0; r0 < j->dim; r0 += VNORM_ROWS) {
-        int nr = j->dim - r0 < VNORM_ROWS ? j->dim - r0 : VNORM_ROWS;
-        const float *rows = (const float *)j->wo->data + (size_t)r0 * (size_t)q_dim; /* (nr, q_dim) */
-        if (blk) av_dequantize_rows(j->wo, r0, nr, blk), rows = blk;
-        for (int64_t h = h0; h < h1; h++)
+    for (int64_t r = r0; r < r1; r += VNORM_ROWS) {
+        int nr = r1 - r < VNORM_ROWS ? (int)(r1 - r) : VNORM_ROWS;
+        const float *rows = (const float *)j->wo->data + (size_t)r * (size_t)q_dim; /* (nr, q_dim) */
+        if (blk) av_dequantize_rows(j->wo, r, nr, blk), rows = blk;
+        for (int h = 0; h < j->n_heads; h++)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->hs, j->hs, nr, 1.0f, rows + h * j->hs, q_dim,
-                        rows + h * j->hs, q_dim, r0 ? 1.0f : 0.0f, j->gram + (size_t)h * (size_t)j->hs * (size_t)j->hs,
-                        j->hs);
+                        rows + h * j->hs, q_dim, r > r0 ? 1.0f : 0.0f,
+                        gram + (size_t)h * (size_t)j->hs * (size_t)j->hs, j->hs);
     }
     free(blk);
 }
@@ -289,13 +291,19 @@ static void vnorm_rows(void *ctx, int tid, int64_t i0, int64_t i1) {
 
 int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads, int head_dim,
                   int n, float *vnorm, int T, int t0, av_err *err) {
-    vnorm_job j = {v, wo, v_stride, n_heads, n_kv_heads, head_dim, (int)wo->shape[0], T, t0, NULL, vnorm, 0};
-    j.gram = malloc(sizeof(float) * (size_t)n_heads * (size_t)head_dim * (size_t)head_dim);
-    if (!j.gram) return av_errf(err, "out of memory for the norm-based attention");
+    vnorm_job j = {v, wo, v_stride, n_heads, n_kv_heads, head_dim, (int)wo->shape[0], T, t0, NULL, NULL, vnorm, 0};
+    size_t gram_len = (size_t)n_heads * (size_t)head_dim * (size_t)head_dim;
     int64_t gram_work = (int64_t)j.dim * head_dim * head_dim * n_heads, row_work = (int64_t)n * head_dim * head_dim * n_heads;
-    av_parallel_for(gram_work > (1 << 20) ? 0 : 1, n_heads, vnorm_gram, &j);
+    int threads = gram_work > (1 << 20) ? av_default_threads() : 1;
+    if (threads > j.dim / VNORM_ROWS) threads = j.dim / VNORM_ROWS > 0 ? j.dim / VNORM_ROWS : 1;
+    j.gram_parts = malloc(sizeof(float) * gram_len * (size_t)threads);
+    if (!j.gram_parts) return av_errf(err, "out of memory for the norm-based attention");
+    j.gram = j.gram_parts; /* part 0 collects the sum */
+    av_parallel_for(threads, j.dim, vnorm_gram, &j);
+    for (int t = 1; t < threads; t++)
+        for (size_t i = 0; i < gram_len; i++) j.gram[i] += j.gram_parts[(size_t)t * gram_len + i];
     if (!j.failed) av_parallel_for(row_work > (1 << 20) ? 0 : 1, n, vnorm_rows, &j);
-    free(j.gram);
+    free(j.gram_parts);
     return j.failed ? av_errf(err, "out of memory for the norm-based attention") : 0;
 }
 
