@@ -1,9 +1,10 @@
 /* y = x W^T on Intel AMX tiles with split-bf16 ("bf16x3") arithmetic.
  *
- * Every f32 value v is split into two bf16 numbers, hi = bf16(v) and lo = bf16(v - hi), both rounded to
- * nearest even, so v = hi + lo + r with |r| <= 2^-17 |v| (f16 weights split exactly: r = 0). The product
- * sum  Wh xh + Wh xl + Wl xh  drops only the Wl xl and residual terms (each <= ~2^-16 of |W x| per product),
- * and the tiles accumulate in f32: the same scheme as XLA's "bf16_3x" precision. On a core with AMX one
+ * Every f32 value v is split into two bf16 numbers (8-bit significands), hi = bf16(v) and lo = bf16(v - hi),
+ * both rounded to nearest even: |v - hi| <= 2^-8 |v|, so v = hi + lo + r with |r| <= 2^-16 |v| (f16 weights,
+ * 11-bit significands, split exactly: r = 0). The product sum  Wh xh + Wh xl + Wl xh  drops Wl xl and W r_x,
+ * each <= 2^-16 |W x|: at most ~2^-15 per product, and the tiles accumulate in f32: the scheme of XLA's
+ * "bf16_3x" precision. Measured (tests/test_kernels.c): worst 2.9e-6 of sum |x w| per output. On a core with AMX one
  * bf16 tile product is 16x the throughput of an AVX-512 f32 FMA stream, so three of them still beat sgemm.
  *
  * Work split: threads take disjoint ranges of 32 output features; each converts its weight rows into a

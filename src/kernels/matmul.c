@@ -79,8 +79,8 @@ void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scrat
     int64_t out = w->shape[0], in = w->shape[1];
     int64_t work = (int64_t)n * out * in;
     int nt = work > (1 << 18) ? n_threads : 1;
-    /* 16-bit and 8-bit weights carry 2^-9..2^-11 relative rounding of their own: the bf16x3 product (<= 2^-17)
-     * is far below it. F32 weights keep exact f32 sgemm. */
+    /* 16-bit and 8-bit weights carry relative rounding of their own, 2^-11 (f16) to 2^-8 (bf16, q8_0): the
+     * bf16x3 product's (<= 2^-15) is below it. F32 weights keep exact f32 sgemm. */
     if (n >= AV_AMX_MIN_ROWS && w->dtype != AV_DTYPE_F32 && av_matmul_bf16x3(y, x, w, n, nt) == 0) return;
     if (w->dtype != AV_DTYPE_F32 && (n < 8 || !scratch)) {
         matvec_job j = {w, x, y, n, in, out};
