@@ -406,43 +406,53 @@ static void test_convert_cli(void) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 }
 
-/* A GGUF whose tokenizer.ggml.model is "gpt2" loads with the byte-level BPE it describes (the loader hands
- * tokenizer.ggml.* to av_tok_from_gguf). The project's induction model (vocabulary 98) gets a hand-made
- * byte-level vocabulary: the 95 printable ASCII bytes (space spelled "Ġ"), then "Ġt", "he", "Ġthe" from three
- * ranked merges, so " the cat" must encode as [Ġthe, Ġ, c, a, t] = [97, 0, 67, 65, 84]. */
+/* A GGUF whose tokenizer.ggml.model is "gpt2" loads with the byte-level BPE it describes, and converting keeps
+ * its pre-tokenizer (tokenizer.ggml.pre). The project's induction model (vocabulary 98) gets a hand-made
+ * byte-level vocabulary: the 95 printable ASCII bytes (space spelled "Ġ"), then "Ġt", "he", "Ġ1" from three
+ * ranked merges. " the 1" is [Ġt, he, Ġ1] = [95, 96, 97] with GPT-2's pattern (" 1" is one chunk) and
+ * [95, 96, Ġ, 1] = [95, 96, 0, 17] with Llama 3's (digits apart from the space). */
 static void test_gguf_gpt2_tokenizer_through_loader(void) {
-    av_model_params mp = av_model_default_params();
-    av_model *m = NULL, *back = NULL;
-    av_err err = {{0}};
-    REQUIREF(av_model_load("models/induction/induction.bin", &mp, &m, &err) == 0, "%s", err.msg);
-    REQUIRE(m->vocab_size == 98);
-    char **pieces = malloc(sizeof *pieces * 98), **merges = malloc(sizeof *merges * 3);
-    for (int i = 0; i < 95; i++) {
-        char c[2] = {(char)(0x20 + i), 0};
-        pieces[i] = strdup(i == 0 ? "\xC4\xA0" : c);
+    const char *pres[] = {"gpt-2", "llama-bpe"};
+    const int32_t want[2][4] = {{95, 96, 97}, {95, 96, 0, 17}};
+    const size_t n_want[2] = {3, 4};
+    for (int v = 0; v < 2; v++) {
+        av_model_params mp = av_model_default_params();
+        av_model *m = NULL, *back = NULL;
+        av_err err = {{0}};
+        REQUIREF(av_model_load("models/induction/induction.bin", &mp, &m, &err) == 0, "%s", err.msg);
+        REQUIRE(m->vocab_size == 98);
+        char **pieces = malloc(sizeof *pieces * 98), **merges = malloc(sizeof *merges * 3);
+        for (int i = 0; i < 95; i++) {
+            char c[2] = {(char)(0x20 + i), 0};
+            pieces[i] = strdup(i == 0 ? "\xC4\xA0" : c);
+        }
+        pieces[95] = strdup("\xC4\xA0t"), pieces[96] = strdup("he"), pieces[97] = strdup("\xC4\xA0" "1");
+        merges[0] = strdup("\xC4\xA0 t"), merges[1] = strdup("h e"), merges[2] = strdup("\xC4\xA0 1");
+        av_tokenizer *tok = NULL;
+        REQUIREF(av_tok_from_gguf("gpt2", pres[v], 98, pieces, NULL, NULL, merges, 3, -1, -1, -1, 1, &tok, &err) == 0,
+                 "%s", err.msg);
+        av_tokenizer_free(m->tok);
+        m->tok = tok;
+        char path[512];
+        snprintf(path, sizeof path, "%s/gpt2_vocab_%d.gguf", h_tmpdir(), v);
+        av_export_params p = av_export_default_params();
+        av_export_report rep;
+        REQUIREF(av_export_gguf(m, path, &p, &rep, &err) == 0, "%s", err.msg);
+        REQUIREF(av_model_load(path, &mp, &back, &err) == 0, "%s", err.msg);
+        REQUIREF(back->tok, "the GGUF's gpt2 tokenizer was not loaded");
+        CHECKF(back->tok->gguf_pre && strcmp(back->tok->gguf_pre, pres[v] ) == 0, "pre %s came back as %s", pres[v],
+               back->tok->gguf_pre ? back->tok->gguf_pre : "(none)");
+        for (int side = 0; side < 2; side++) {
+            int32_t *ids;
+            size_t n;
+            REQUIREF(av_tokenizer_encode(side ? back->tok : m->tok, " the 1", 6, 0, &ids, &n, &err) == 0, "%s", err.msg);
+            CHECKF(n == n_want[v] && memcmp(ids, want[v], n * sizeof *ids) == 0, "%s, %s: %zu ids", pres[v],
+                   side ? "reloaded" : "built", n);
+            free(ids);
+        }
+        av_model_free(back);
+        av_model_free(m);
     }
-    pieces[95] = strdup("\xC4\xA0t"), pieces[96] = strdup("he"), pieces[97] = strdup("\xC4\xA0the");
-    merges[0] = strdup("\xC4\xA0 t"), merges[1] = strdup("h e"), merges[2] = strdup("\xC4\xA0t he");
-    av_tokenizer *tok = NULL;
-    REQUIREF(av_tok_from_gguf("gpt2", "gpt-2", 98, pieces, NULL, NULL, merges, 3, -1, -1, -1, 1, &tok, &err) == 0,
-             "%s", err.msg);
-    av_tokenizer_free(m->tok);
-    m->tok = tok;
-    char path[512];
-    snprintf(path, sizeof path, "%s/gpt2_vocab.gguf", h_tmpdir());
-    av_export_params p = av_export_default_params();
-    av_export_report rep;
-    REQUIREF(av_export_gguf(m, path, &p, &rep, &err) == 0, "%s", err.msg);
-    REQUIREF(av_model_load(path, &mp, &back, &err) == 0, "%s", err.msg);
-    REQUIREF(back->tok, "the GGUF's gpt2 tokenizer was not loaded");
-    int32_t *ids;
-    size_t n;
-    REQUIREF(av_tokenizer_encode(back->tok, " the cat", 8, 0, &ids, &n, &err) == 0, "%s", err.msg);
-    const int32_t want[] = {97, 0, 67, 65, 84};
-    CHECKF(n == 5 && memcmp(ids, want, sizeof want) == 0, "%zu ids, first %d", n, n ? ids[0] : -1);
-    free(ids);
-    av_model_free(back);
-    av_model_free(m);
 }
 
 int main(void) {

@@ -531,6 +531,8 @@ static void test_gguf_metadata(void) {
             unlink(b);
             REQUIRE(symlink(ea, a) == 0 && symlink(ba, b) == 0);
             REQUIREF(av_tokenizer_load(dir, &ref, &err) == 0, "%s", err.msg);
+            CHECKF(ref->gguf_pre && strcmp(ref->gguf_pre, "gpt-2") == 0, "GPT-2's pre-tokenizer is named %s",
+                   ref->gguf_pre ? ref->gguf_pre : "(none)");
         }
         tested++;
         int n = ref->n_vocab;

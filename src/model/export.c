@@ -206,6 +206,10 @@ static void remove_dir(const char *path) {
  * back; other vocabularies ("Ġthe", "##ing") are written as they are, with their merges when they have any. */
 static int gguf_tokenizer(av_gguf_writer *w, const av_tokenizer *t, av_err *err) {
     int n = t->n_vocab, rc = -1, meta = t->text == AV_TOK_TEXT_SPACE;
+    int bytelevel = t->family && strcmp(t->family, "gpt2") == 0;
+    if (bytelevel && !t->gguf_pre)
+        return av_errf(err, "the tokenizer's byte-level pre-tokenizer has no GGUF name (tokenizer.ggml.pre: gpt-2, "
+                            "llama-bpe, qwen2): a GGUF file would tokenize differently");
     char **pieces = calloc((size_t)n, sizeof *pieces);
     int32_t *types = malloc(sizeof *types * (size_t)n); /* (n) */
     if (!pieces || !types) {
@@ -237,6 +241,7 @@ static int gguf_tokenizer(av_gguf_writer *w, const av_tokenizer *t, av_err *err)
                  av_gguf_writer_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n, err) ||
                  (t->n_merges > 0 && av_gguf_writer_arr_str(w, "tokenizer.ggml.merges", (const char *const *)t->merges,
                                                             (size_t)t->n_merges, err)) ||
+                 (bytelevel && av_gguf_writer_str(w, "tokenizer.ggml.pre", t->gguf_pre, err)) ||
                  (t->bos >= 0 && av_gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos, err)) ||
                  (t->eos >= 0 && av_gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos, err)) ||
                  (t->unk >= 0 && av_gguf_writer_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk, err))

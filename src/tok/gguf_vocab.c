@@ -21,6 +21,26 @@ static const char *pre_pattern(const char *pre, int *ignore_merges) {
     return NULL;
 }
 
+const char *hf_gguf_pre_name(const av_tok_hf *hf) {
+    const hf_pretok *p = hf ? hf->pretok : NULL;
+    if (!p) return NULL;
+    if (p->type == HF_PRE_BYTELEVEL) return p->use_regex && !p->add_prefix_space && !hf->bpe.ignore_merges ? "gpt-2" : NULL;
+    if (p->type != HF_PRE_SEQUENCE || p->n_items != 2 || p->items[0].type != HF_PRE_SPLIT ||
+        p->items[0].behavior != HF_SPLIT_ISOLATED || p->items[0].invert || !p->items[0].pattern.re ||
+        !p->items[0].pattern.str || p->items[1].type != HF_PRE_BYTELEVEL || p->items[1].use_regex ||
+        p->items[1].add_prefix_space)
+        return NULL;
+    static const char *const names[] = {"llama-bpe", "qwen2"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        int ignore_merges;
+        const char *pat = pre_pattern(names[i], &ignore_merges);
+        if (strlen(pat) == p->items[0].pattern.len && memcmp(pat, p->items[0].pattern.str, p->items[0].pattern.len) == 0 &&
+            ignore_merges == hf->bpe.ignore_merges)
+            return names[i];
+    }
+    return NULL;
+}
+
 static void free_all(int n, char **pieces, float *scores, int *types, char **merges, int n_merges) {
     for (int i = 0; pieces && i < n; i++) free(pieces[i]);
     free(pieces);
@@ -51,6 +71,8 @@ static int setup_pretok(av_tok_hf *hf, const char *pre, av_err *err) {
     hf->pretok->items[0].type = HF_PRE_SPLIT;
     hf->pretok->items[0].behavior = HF_SPLIT_ISOLATED;
     hf->pretok->items[1].type = HF_PRE_BYTELEVEL;
+    hf->pretok->items[0].pattern.len = strlen(pat);
+    if (!(hf->pretok->items[0].pattern.str = av_strdup(pat))) return av_errf(err, "out of memory");
     return hf_regex_compile(pat, strlen(pat), &hf->pretok->items[0].pattern.re, err);
 }
 
@@ -163,6 +185,7 @@ int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, 
         av_tokenizer_free(t);
         return -1;
     }
+    if (gpt2) t->gguf_pre = hf_gguf_pre_name(hf);
     if (bos >= 0 && bos < n) t->bos = bos;
     if (eos >= 0 && eos < n) t->eos = eos;
     *out = t;

@@ -184,6 +184,8 @@ int hf_json_pattern(const json_t *j, hf_pattern *out, const char *where, av_err 
 /* Shared by the loaders (hf_json.c): ids of "bos"/"eos" from tokenizer_config.json in dir, the post-processor
  * or well-known piece names; the family and text spelling from the pipeline. */
 void hf_guess_specials(av_tokenizer *t, const char *dir);
+/* The tokenizer.ggml.pre name whose pre-tokenizer (and ignore_merges) hf has, or NULL (gguf_vocab.c). */
+const char *hf_gguf_pre_name(const struct av_tok_hf *hf);
 int hf_finish(av_tokenizer *t, const char *dir, av_err *err);
 
 #endif

@@ -60,6 +60,7 @@ struct av_tokenizer {
     char *dec_buf;
     uint32_t *dec_off;    /* (n_vocab + 1) */
     const char *family;   /* GGUF tokenizer.ggml.model spelling: "llama", "gpt2", "bert", "t5" */
+    const char *gguf_pre; /* byte-level BPE: tokenizer.ggml.pre ("gpt-2", "llama-bpe", "qwen2"), NULL if none fits */
     char **merges;        /* (n_merges) "left right" BPE merges in rank order (writers); NULL when none */
     int n_merges;
     struct av_tok_sp *sp; /* AV_TOK_SP */

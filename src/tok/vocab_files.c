@@ -58,6 +58,7 @@ void hf_guess_specials(av_tokenizer *t, const char *dir) {
                 : hf->model == HF_MODEL_UNIGRAM ? "t5"
                 : t->text == AV_TOK_TEXT_BYTELEVEL ? "gpt2"
                 : hf->model == HF_MODEL_BPE ? "llama" : "none";
+    t->gguf_pre = t->text == AV_TOK_TEXT_BYTELEVEL ? hf_gguf_pre_name(hf) : NULL;
     json_t *cfg = load_config(dir);
     static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<|endoftext|>", "[CLS]", "<bos>", NULL};
     static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", "[SEP]", "<eos>", NULL};
