@@ -129,9 +129,45 @@ static void test_signal_removes_temp_files(void) {
     CHECKF(leftover_temps(dir) == 0, "%d temp files left after SIGTERM", leftover_temps(dir));
 }
 
+/* A header that outgrows the reserved room (metadata added after the run) takes the ordinary writer, reading
+ * the attention from the still-open capture file: same content, and the capture's temp file goes away. */
+static void test_header_overflow_falls_back(void) {
+    av_model *m = load_model();
+    REQUIREF(m, "cannot load " MODEL);
+    char ordinary[512], in_place[512];
+    snprintf(ordinary, sizeof ordinary, "%s/ordinary2.safetensors", h_tmpdir());
+    snprintf(in_place, sizeof in_place, "%s/overflow.safetensors", h_tmpdir());
+    av_err err = {{0}};
+    av_trace *a = NULL, *b = NULL;
+    REQUIREF(run(m, NULL, 0, &a, &err) == 0, "%s", err.msg);
+    REQUIREF(run(m, in_place, 0, &b, &err) == 0 && b->prealloc, "%s", err.msg);
+    size_t big = b->prealloc->room + 1000;
+    char *note = malloc(big + 1);
+    memset(note, 'x', big);
+    note[big] = 0;
+    REQUIRE(av_trace_set_meta(a, "note", note, &err) == 0 && av_trace_set_meta(b, "note", note, &err) == 0);
+    free(note);
+    REQUIREF(av_trace_save(a, ordinary, &err) == 0 && av_trace_save(b, in_place, &err) == 0, "%s", err.msg);
+    av_trace_free(b);
+    CHECK(leftover_temps(h_tmpdir()) == 0);
+    av_safetensors sa, sb;
+    REQUIREF(av_st_open(ordinary, &sa, &err) == 0 && av_st_open(in_place, &sb, &err) == 0, "%s", err.msg);
+    CHECK(sa.n == sb.n);
+    for (int i = 0; i < sa.n; i++) {
+        const av_tensor *x = &sa.entries[i].t, *y = av_st_find(&sb, sa.entries[i].name);
+        CHECKF(y && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0, "%s differs",
+               sa.entries[i].name);
+    }
+    av_st_close(&sa);
+    av_st_close(&sb);
+    av_trace_free(a);
+    av_model_free(m);
+}
+
 int main(void) {
     RUN(test_in_place_file_equals_ordinary_save);
     RUN(test_unsaved_or_unwritable_leaves_nothing);
+    RUN(test_header_overflow_falls_back);
     RUN(test_signal_removes_temp_files);
     return h_exit_code();
 }

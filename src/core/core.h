@@ -63,7 +63,7 @@ void av_file_unmap(av_mapped_file *f);
 int av_file_read_all(const char *path, size_t max_size, char **out, size_t *size, av_err *err);
 bool av_path_is_dir(const char *path);
 
-/* ---- atomic file writing: write to "<path>.tmp.<pid>", fsync-free rename on commit ---- */
+/* ---- atomic file writing: write to "<path>.tmp.<pid>.<n>", fsync-free rename on commit ---- */
 typedef struct av_atomic_file {
     FILE *fp;
     char *path;

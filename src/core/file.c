@@ -130,7 +130,9 @@ int av_atomic_open(av_atomic_file *f, const char *path, av_err *err) {
         free(f->path);
         return av_errf(err, "out of memory");
     }
-    snprintf(f->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
+    static atomic_uint serial; /* two temps of one path in one process (a trace saved while its in-file
+                                  capture is still open) must not share a name */
+    snprintf(f->tmp_path, n, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&serial, 1));
     f->fp = fopen(f->tmp_path, "w+b"); /* read-write: av_st_prealloc maps it */
     if (!f->fp) {
         int e = errno;
