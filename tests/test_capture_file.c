@@ -95,6 +95,13 @@ static void test_unsaved_or_unwritable_leaves_nothing(void) {
     CHECK(leftover_temps(h_tmpdir()) == 1); /* the run's file exists while the trace lives */
     av_trace_free(t);
     CHECK(leftover_temps(h_tmpdir()) == 0 && access(path, F_OK) != 0);
+    snprintf(path, sizeof path, "%s/fifo", h_tmpdir()); /* "-o /dev/null" as root would have replaced it */
+    REQUIRE(mkfifo(path, 0644) == 0);
+    t = NULL;
+    CHECK(run(m, path, 0, &t, &err) == -1 && t == NULL && strstr(err.msg, "not a regular file"));
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && S_ISFIFO(st.st_mode));
+    unlink(path);
     snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", h_tmpdir());
     t = NULL;
     CHECK(run(m, path, 0, &t, &err) == -1 && t == NULL);

@@ -122,6 +122,10 @@ void av_atomic_remove_on_signals(void) {
 
 int av_atomic_open(av_atomic_file *f, const char *path, av_err *err) {
     memset(f, 0, sizeof *f);
+    struct stat st; /* the rename would replace whatever is there: only ever a regular file */
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return av_errf(err, "%s: %s, not a regular file: refusing to replace it", path,
+                       S_ISDIR(st.st_mode) ? "is a directory" : "exists");
     size_t n = strlen(path) + 32;
     f->tmp_path = malloc(n);
     f->path = av_strdup(path);
