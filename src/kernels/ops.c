@@ -62,6 +62,7 @@ typedef struct rmsnorm_job {
     float *out;
     const float *x; /* (n, dim) */
     const av_tensor *weight;
+    const float *w; /* (dim) the weight in f32, or NULL: converted per element */
     int dim;
     float eps;
 } rmsnorm_job;
@@ -75,13 +76,19 @@ static void rmsnorm_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
         double ss = 0;
         for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
         float scale = 1.0f / sqrtf((float)(ss / dim) + j->eps);
-        for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * weight_at(j->weight, (size_t)i);
+        if (j->w) /* the common case: a plain loop the compiler vectorizes */
+            for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * j->w[i];
+        else
+            for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * weight_at(j->weight, (size_t)i);
     }
 }
 
 void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps, int n_threads) {
-    rmsnorm_job j = {out, x, weight, dim, eps};
+    float stack_w[4096], *w = dim <= 4096 ? stack_w : malloc(sizeof(float) * (size_t)dim); /* (dim) or NULL */
+    if (w) av_dequantize_rows(weight, 0, 1, w);
+    rmsnorm_job j = {out, x, weight, w, dim, eps};
     av_parallel_for((int64_t)n * dim > (1 << 16) ? n_threads : 1, n, rmsnorm_rows, &j);
+    if (w != stack_w) free(w);
 }
 
 void av_layernorm(float *out, const float *x, const av_tensor *weight, const av_tensor *bias, int n, int dim,
@@ -220,9 +227,25 @@ typedef struct swiglu_job {
     const float *u;
 } swiglu_job;
 
+/* silu(g) u with sigmoid(g) from t = exp(-|g|) (never overflows): 1 / (1 + t) for g >= 0, t / (1 + t) below;
+ * the vector path computes the same function 8 lanes at a time. */
 static void swiglu_range(void *ctx, int tid, int64_t i0, int64_t i1) {
     const swiglu_job *j = ctx;
-    for (int64_t i = i0; i < i1; i++) j->g[i] = j->g[i] / (1.0f + expf(-j->g[i])) * j->u[i];
+    int64_t i = i0;
+#ifdef AV_HAVE_F16C
+    const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+    for (; i + 8 <= i1; i += 8) {
+        __m256 g = _mm256_loadu_ps(j->g + i);
+        __m256 t = exp_nonpos8(_mm256_or_ps(g, sign)); /* exp(-|g|) */
+        __m256 num = _mm256_blendv_ps(one, t, _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ));
+        __m256 sig = _mm256_div_ps(num, _mm256_add_ps(one, t));
+        _mm256_storeu_ps(j->g + i, _mm256_mul_ps(_mm256_mul_ps(g, sig), _mm256_loadu_ps(j->u + i)));
+    }
+#endif
+    for (; i < i1; i++) {
+        float g = j->g[i], t = exp_nonpos(-fabsf(g));
+        j->g[i] = g * ((g < 0 ? t : 1.0f) / (1.0f + t)) * j->u[i];
+    }
 }
 
 void av_swiglu(float *g, const float *u, size_t n, int n_threads) {
