@@ -95,15 +95,23 @@ static void gemm_features(void *ctx, int tid, int64_t r0, int64_t r1) {
                     j->y + r0, (int)j->out);
 }
 
+/* Whether the AMX split-bf16 kernel takes these products: prompt-sized n and no F32 weight. 16-bit and 8-bit
+ * weights carry relative rounding of their own, 2^-11 (f16) to 2^-8 (bf16, q8_0): the bf16x3 product's
+ * (<= 2^-15) is below it. F32 weights keep exact f32 sgemm. (av_amx_ready is checked by the kernel.) */
+static int amx_suits(const av_tensor *const *w, int count, int n) {
+    if (n < AV_AMX_MIN_ROWS || count > AV_MATMUL_MANY_MAX) return 0;
+    for (int i = 0; i < count; i++)
+        if (w[i]->dtype == AV_DTYPE_F32) return 0;
+    return 1;
+}
+
 void av_kernels_init(void) { openblas_set_num_threads(1); }
 
 void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scratch, int n_threads) {
     int64_t out = w->shape[0], in = w->shape[1];
     int64_t work = (int64_t)n * out * in;
     int nt = work > (1 << 18) ? n_threads : 1;
-    /* 16-bit and 8-bit weights carry relative rounding of their own, 2^-11 (f16) to 2^-8 (bf16, q8_0): the
-     * bf16x3 product's (<= 2^-15) is below it. F32 weights keep exact f32 sgemm. */
-    if (n >= AV_AMX_MIN_ROWS && w->dtype != AV_DTYPE_F32 && av_matmul_bf16x3(y, x, w, n, nt) == 0) return;
+    if (amx_suits(&w, 1, n) && av_matmul_bf16x3(y, x, w, n, nt) == 0) return;
     if (w->dtype != AV_DTYPE_F32 && (n < 8 || !scratch)) {
         matvec_job j = {w, x, y, n, in, out};
         av_parallel_for(nt, out, matvec_range, &j);
@@ -121,8 +129,6 @@ void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scrat
 
 void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n, float *scratch,
                     int n_threads) {
-    int all_16bit = count <= AV_MATMUL_MANY_MAX;
-    for (int i = 0; i < count; i++) all_16bit &= w[i]->dtype != AV_DTYPE_F32;
-    if (n >= AV_AMX_MIN_ROWS && all_16bit && av_matmul_bf16x3_many(y, x, w, count, n, n_threads) == 0) return;
+    if (amx_suits(w, count, n) && av_matmul_bf16x3_many(y, x, w, count, n, n_threads) == 0) return;
     for (int i = 0; i < count; i++) av_matmul(y[i], x, w[i], n, scratch, n_threads);
 }

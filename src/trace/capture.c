@@ -82,6 +82,7 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
     float *logits = NULL;
     av_state *s = NULL;
     av_st_prealloc *pre = NULL; /* the output file, when the attention goes straight into it */
+    int mapped = 0;             /* attn[l] point into that file's mapping: never free()d */
     int rc = -1;
     if (!t || !attn || !vnorm || (params->lazy && (!qs || !ks))) {
         av_errf(err, "out of memory");
@@ -96,6 +97,7 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
                                                : 1;
         if (r < 0) goto done;
         if (r == 1) free(pre), pre = NULL; /* keep the capture in memory */
+        mapped = pre != NULL;
     }
     if (params->n_threads > 0) m->n_threads = params->n_threads;
     t->store_dtype = params->dtype;
@@ -153,7 +155,7 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
     t = NULL;
     rc = 0;
 done:
-    for (int l = 0; attn && (pre || (t && t->prealloc)) && l < m->n_layers; l++) attn[l] = NULL; /* mapped */
+    for (int l = 0; attn && mapped && l < m->n_layers; l++) attn[l] = NULL;
     av_capture_free_sets(attn, m->n_layers);
     av_capture_free_sets(vnorm, m->n_layers);
     av_capture_free_sets(qs, m->n_layers);
