@@ -113,6 +113,38 @@ __attribute__((unused)) static int server_alive(int port) {
     return st == 200;
 }
 
+/* The id of the first trace the server lists (GET /api/traces), into id; 0, or -1. */
+__attribute__((unused)) static int first_trace_id(int port, char *id, size_t n) {
+    resp r;
+    int rc = -1;
+    if (get(port, "/api/traces", &r) == 200) {
+        json_t *j = body_json(&r);
+        const char *v = json_string_value(json_object_get(json_array_get(j, 0), "id"));
+        if (v && strlen(v) < n) {
+            snprintf(id, n, "%s", v);
+            rc = 0;
+        }
+        json_decref(j);
+    }
+    resp_free(&r);
+    return rc;
+}
+
+/* path with every "{id}" replaced by id, into out. */
+__attribute__((unused)) static const char *with_id(const char *path, const char *id, char *out, size_t n) {
+    size_t o = 0;
+    for (const char *p = path; *p && o + 1 < n;) {
+        if (strncmp(p, "{id}", 4) == 0) {
+            o += (size_t)snprintf(out + o, n - o, "%s", id);
+            p += 4;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o < n ? o : n - 1] = 0;
+    return out;
+}
+
 /* ---- references computed here ---- */
 
 /* Row of head (or mean/max over heads) from a full view. */
