@@ -61,6 +61,16 @@ static int leftover_temps(const char *dir) {
     return n;
 }
 
+/* Every tensor of a is in b with the same bytes (and as many tensors). */
+static void check_same_tensors(const av_safetensors *a, const av_safetensors *b) {
+    CHECKF(a->n == b->n, "tensors: %d vs %d", a->n, b->n);
+    for (int i = 0; i < a->n; i++) {
+        const av_tensor *x = &a->entries[i].t, *y = av_st_find(b, a->entries[i].name);
+        CHECKF(y && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0, "%s differs",
+               a->entries[i].name);
+    }
+}
+
 enum { T = 128 }; /* the model's whole context: large enough to be captured in place */
 
 static int run(av_model *m, const char *output_path, int want_logits, av_trace **t, av_err *err) {
@@ -192,12 +202,7 @@ static void test_header_overflow_falls_back(void) {
     CHECK(leftover_temps(h_tmpdir()) == 0);
     av_safetensors sa, sb;
     REQUIREF(av_st_open(ordinary, &sa, &err) == 0 && av_st_open(in_place, &sb, &err) == 0, "%s", err.msg);
-    CHECK(sa.n == sb.n);
-    for (int i = 0; i < sa.n; i++) {
-        const av_tensor *x = &sa.entries[i].t, *y = av_st_find(&sb, sa.entries[i].name);
-        CHECKF(y && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0, "%s differs",
-               sa.entries[i].name);
-    }
+    check_same_tensors(&sa, &sb);
     av_st_close(&sa);
     av_st_close(&sb);
     av_trace_free(a);
@@ -311,12 +316,7 @@ static void test_reservation_failure_is_up_front(void) {
              "%s", err.msg);
     av_safetensors sa, sb;
     REQUIREF(av_st_open(path, &sa, &err) == 0 && av_st_open(ref, &sb, &err) == 0, "%s", err.msg);
-    CHECK(sa.n == sb.n);
-    for (int i = 0; i < sa.n; i++) {
-        const av_tensor *x = &sa.entries[i].t, *y = av_st_find(&sb, sa.entries[i].name);
-        CHECKF(y && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0, "%s differs",
-               sa.entries[i].name);
-    }
+    check_same_tensors(&sa, &sb);
     av_st_close(&sa);
     av_st_close(&sb);
     av_trace_free(t);

@@ -16,33 +16,7 @@
 enum { SYN_L = 2, SYN_H = 3, SYN_T = 40 };
 
 static av_trace *synthetic_trace(void) {
-    av_trace *t = av_trace_new();
-    char **tok = malloc(sizeof *tok * SYN_T);
-    int32_t *ids = malloc(sizeof *ids * SYN_T);
-    for (int i = 0; i < SYN_T; i++) {
-        char b[16];
-        snprintf(b, sizeof b, "tok%d", i);
-        tok[i] = av_strdup(b);
-        ids[i] = i;
-    }
-    av_trace_set_tokens(t, tok, ids, SYN_T, NULL);
-    unsigned seed = 7;
-    for (int l = 0; l < SYN_L; l++) {
-        float *a = malloc(sizeof(float) * SYN_H * SYN_T * SYN_T);
-        for (int h = 0; h < SYN_H; h++)
-            for (int q = 0; q < SYN_T; q++) {
-                float *row = a + ((size_t)h * SYN_T + q) * SYN_T;
-                double sum = 0;
-                for (int k = 0; k < SYN_T; k++) {
-                    row[k] = k <= q ? (float)exp(4.0 * rand_r(&seed) / RAND_MAX) : 0.0f;
-                    sum += row[k];
-                }
-                for (int k = 0; k < SYN_T; k++)
-                    row[k] = (float)(row[k] / sum);
-            }
-        av_trace_add_attn(t, "self", l, SYN_H, SYN_T, SYN_T, a, NULL);
-    }
-    return t;
+    return causal_trace(SYN_L, SYN_H, SYN_T, 7);
 }
 
 typedef struct hammer_ctx {

@@ -10,34 +10,24 @@
 #include "harness.h"
 #include "server/server.h"
 #include "test_server_http.h"
-#include "trace/trace.h"
 
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 
-enum { T_L = 2, T_H = 2, T_T = 96 };
-
 static av_trace *small_trace(void) {
-    av_trace *t = av_trace_new();
-    char **tok = malloc(sizeof *tok * T_T);
-    int32_t *ids = malloc(sizeof *ids * T_T);
-    for (int i = 0; i < T_T; i++) {
-        char b[16];
-        snprintf(b, sizeof b, "w%d", i);
-        tok[i] = av_strdup(b);
-        ids[i] = i;
+    return causal_trace(2, 2, 96, 11);
+}
+
+/* Starts a server on a free port over small_trace(); fills its port and trace id. 0, or -1. */
+static int start_small(const av_server_params *p, av_server **s, int *port, char id[64]) {
+    av_err err = {{0}};
+    if (av_server_start(NULL, small_trace(), p, s, &err)) {
+        fprintf(stderr, "start: %s\n", err.msg);
+        return -1;
     }
-    av_trace_set_tokens(t, tok, ids, T_T, NULL);
-    for (int l = 0; l < T_L; l++) {
-        float *a = calloc((size_t)T_H * T_T * T_T, sizeof(float));
-        for (int h = 0; h < T_H; h++)
-            for (int q = 0; q < T_T; q++)
-                for (int k = 0; k <= q; k++)
-                    a[((size_t)h * T_T + q) * T_T + k] = 1.0f / (float)(q + 1);
-        av_trace_add_attn(t, "self", l, T_H, T_T, T_T, a, NULL);
-    }
-    return t;
+    *port = av_server_port(*s);
+    return first_trace_id(*port, id, 64);
 }
 
 /* A connection to the server from the loopback address `from` (e.g. "127.0.0.2"); -1 on failure. */
@@ -88,9 +78,9 @@ static void test_slowloris_is_cut_and_others_served(void) {
     p.request_timeout_s = 2;
     p.timeout_s = 30;
     av_server *s;
-    av_err err = {{0}};
-    REQUIREF(av_server_start(NULL, small_trace(), &p, &s, &err) == 0, "start: %s", err.msg);
-    int port = av_server_port(s);
+    int port;
+    char id[64];
+    REQUIRE(start_small(&p, &s, &port, id) == 0);
     enum { N_SLOW = 12 }; /* more than the connection limit */
     int fds[N_SLOW], n_open = 0;
     for (int i = 0; i < N_SLOW; i++) {
@@ -142,11 +132,9 @@ static void test_cross_site_requests_refused(void) {
     av_server_params p = av_server_default_params();
     p.port = 0;
     av_server *s;
-    av_err err = {{0}};
-    REQUIREF(av_server_start(NULL, small_trace(), &p, &s, &err) == 0, "start: %s", err.msg);
-    int port = av_server_port(s);
+    int port;
     char id[64], path[256], req[1024];
-    REQUIRE(first_trace_id(port, id, sizeof id) == 0);
+    REQUIRE(start_small(&p, &s, &port, id) == 0);
     static const struct {
         const char *method, *path, *headers;
         int status;
@@ -210,11 +198,9 @@ static void test_viewer_page_built_once_in_budget(void) {
     av_server_params p = av_server_default_params();
     p.port = 0;
     av_server *s;
-    av_err err = {{0}};
-    REQUIREF(av_server_start(NULL, small_trace(), &p, &s, &err) == 0, "start: %s", err.msg);
-    int port = av_server_port(s);
+    int port;
     char id[64], path[256];
-    REQUIRE(first_trace_id(port, id, sizeof id) == 0);
+    REQUIRE(start_small(&p, &s, &port, id) == 0);
     size_t before = memory_used(port);
     enum { N = 8 };
     page_ctx c[N];
@@ -253,9 +239,7 @@ static void test_viewer_page_built_once_in_budget(void) {
 
     /* a budget too small for the build: a clear 413 naming --memory-mb, and the server stays up */
     p.max_trace_bytes = 1 << 20;
-    REQUIREF(av_server_start(NULL, small_trace(), &p, &s, &err) == 0, "start: %s", err.msg);
-    port = av_server_port(s);
-    REQUIRE(first_trace_id(port, id, sizeof id) == 0);
+    REQUIRE(start_small(&p, &s, &port, id) == 0);
     CHECK(get(port, with_id("/api/traces/{id}/viewer", id, path, sizeof path), &r) == 413 &&
           is_json_error(&r) && strstr(r.body, "--memory-mb"));
     resp_free(&r);

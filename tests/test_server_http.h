@@ -12,6 +12,7 @@
 #include <sys/time.h>
 
 #include "attnviz.h"
+#include "trace/trace.h"
 
 /* ---- a small HTTP/1.0 client ---- */
 
@@ -143,6 +144,36 @@ __attribute__((unused)) static const char *with_id(const char *path, const char 
     }
     out[o < n ? o : n - 1] = 0;
     return out;
+}
+
+/* A trace of n_layers x n_heads x T tokens ("tok0".."tok<T-1>"), causal softmax rows of random logits. */
+__attribute__((unused)) static av_trace *causal_trace(int n_layers, int n_heads, int T, unsigned seed) {
+    av_trace *t = av_trace_new();
+    char **tok = malloc(sizeof *tok * (size_t)T);
+    int32_t *ids = malloc(sizeof *ids * (size_t)T);
+    for (int i = 0; i < T; i++) {
+        char b[16];
+        snprintf(b, sizeof b, "tok%d", i);
+        tok[i] = av_strdup(b);
+        ids[i] = i;
+    }
+    av_trace_set_tokens(t, tok, ids, T, NULL);
+    for (int l = 0; l < n_layers; l++) {
+        float *a = malloc(sizeof(float) * (size_t)n_heads * (size_t)T * (size_t)T);
+        for (int h = 0; h < n_heads; h++)
+            for (int q = 0; q < T; q++) {
+                float *row = a + ((size_t)h * (size_t)T + (size_t)q) * (size_t)T;
+                double sum = 0;
+                for (int k = 0; k < T; k++) {
+                    row[k] = k <= q ? (float)exp(4.0 * rand_r(&seed) / RAND_MAX) : 0.0f;
+                    sum += row[k];
+                }
+                for (int k = 0; k < T; k++)
+                    row[k] = (float)(row[k] / sum);
+            }
+        av_trace_add_attn(t, "self", l, n_heads, T, T, a, NULL);
+    }
+    return t;
 }
 
 /* ---- references computed here ---- */
