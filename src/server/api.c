@@ -169,10 +169,16 @@ static json_t *run_body(const av_model *m, const srv_request *req, srv_reply *r)
             goto bad;
         }
         if (strcmp(key, "target") == 0) {
-            srv_reply_error(r, 422,
-                            "this model (%s, %s) has no decoder input: a target text needs an "
-                            "encoder-decoder (translation) model",
-                            mi.name, mi.arch);
+            if (mi.n_dec_layers > 0)
+                srv_reply_error(r, 422,
+                                "a forced target text is not taken by the server yet: send the source as "
+                                "'text' and the model (%s) decodes greedily",
+                                mi.name);
+            else
+                srv_reply_error(r, 422,
+                                "this model (%s, %s) has no decoder input: a target text needs an "
+                                "encoder-decoder (translation) model",
+                                mi.name, mi.arch);
             goto bad;
         }
         if (strcmp(key, "text") != 0 && strcmp(key, "ids") != 0 && strcmp(key, "add_bos") != 0) {
