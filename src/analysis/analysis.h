@@ -107,6 +107,14 @@ enum { AV_TOKCLASS_SPECIAL = 1, AV_TOKCLASS_PUNCT = 2 };
  * punctuation (only ASCII punctuation after leading spaces / SentencePiece and GPT-2 space marks). */
 uint8_t av_token_class(const char *label);
 
+/* 1 when every entry above the diagonal of every head is exactly 0 (a causal self-attention layer). */
+int av_attn_is_causal(const av_attn_view *v);
+/* Display labels of the keys of kind: the trace's tokens for "self", metadata target_tokens for "dec",
+ * source_tokens for "enc" and "cross". NULL when unknown (or their count is not n_key) or out of memory.
+ * Free with av_key_labels_free. */
+char **av_trace_key_labels(const av_trace *t, const char *kind, int n_key);
+void av_key_labels_free(char **labels, int n);
+
 /* Statistics of one head, averaged over the query rows that have a choice (row 0 of a causal layer can only
  * attend to itself and is left out). NaN where a statistic does not apply. */
 typedef struct av_head_stats {

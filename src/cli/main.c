@@ -17,6 +17,7 @@ static const cli_command commands[] = {
     {"import", "make a trace from attention saved by other tools (.npy per layer, .npz, safetensors)", cmd_import},
     {"stats", "per-head statistics of a trace (entropy, sink, previous-token...), rollout, flow", cmd_stats},
     {"roles", "find previous-token, sink, induction... heads of a model with built-in probes", cmd_roles},
+    {"corpus", "head statistics, roles and query/key maps over a data set (threads, MPI ranks)", cmd_corpus},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

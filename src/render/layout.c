@@ -12,7 +12,7 @@
 
 static const uint8_t k_ink[3] = {34, 34, 34}, k_muted[3] = {96, 96, 96}, k_white[3] = {255, 255, 255};
 
-static av_fig_item *fig_add(av_fig *f, av_fig_kind kind, av_err *err) {
+av_fig_item *av_fig_add(av_fig *f, av_fig_kind kind, av_err *err) {
     if (f->n == f->cap) {
         int cap = f->cap ? f->cap * 2 : 64;
         av_fig_item *p = realloc(f->items, sizeof *p * (size_t)cap);
@@ -29,9 +29,9 @@ static av_fig_item *fig_add(av_fig *f, av_fig_kind kind, av_err *err) {
     return it;
 }
 
-static int fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor,
+int av_fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor,
                     const uint8_t rgb[3], av_err *err) {
-    av_fig_item *it = fig_add(f, AV_FIG_TEXT, err);
+    av_fig_item *it = av_fig_add(f, AV_FIG_TEXT, err);
     if (!it) return -1;
     it->x = x;
     it->y = y;
@@ -43,9 +43,9 @@ static int fig_text(av_fig *f, const char *s, double x, double y, double size, i
     return it->text ? 0 : av_errf(err, "out of memory");
 }
 
-static int fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
+int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
                     av_err *err) {
-    av_fig_item *it = fig_add(f, AV_FIG_LINE, err);
+    av_fig_item *it = av_fig_add(f, AV_FIG_LINE, err);
     if (!it) return -1;
     *it = (av_fig_item){.kind = AV_FIG_LINE, .x = x, .y = y, .w = dx, .h = dy, .size = width};
     memcpy(it->rgb, rgb, 3);
@@ -146,7 +146,7 @@ static int fig_matrix(av_fig *f, float *m, int nr, int nc, double x, double y, d
         nr = rr;
         nc = cc;
     }
-    av_fig_item *it = fig_add(f, AV_FIG_RASTER, err);
+    av_fig_item *it = av_fig_add(f, AV_FIG_RASTER, err);
     if (!it) {
         free(m);
         return -1;
@@ -169,7 +169,7 @@ static int fig_matrix(av_fig *f, float *m, int nr, int nc, double x, double y, d
 /* A vertical colorbar at (x, y) of height h with tick values on its right; returns its total width. */
 static double fig_colorbar(av_fig *f, double x, double y, double h, const scale *sc, av_err *err) {
     const double bw = 14, fs = 9.5;
-    av_fig_item *it = fig_add(f, AV_FIG_RASTER, err);
+    av_fig_item *it = av_fig_add(f, AV_FIG_RASTER, err);
     if (!it) return -1;
     *it = (av_fig_item){.kind = AV_FIG_RASTER, .x = x, .y = y, .w = bw, .h = h, .rw = 1, .rh = 256};
     it->raster = malloc(256 * 3);
@@ -200,12 +200,17 @@ static double fig_colorbar(av_fig *f, double x, double y, double h, const scale 
         snprintf(s, sizeof s, "%.3g", ticks[i]);
         double ty = y + h * (1 - scale_t(sc, (float)ticks[i]));
         if (ty < y - 0.5 || ty > y + h + 0.5) continue;
-        if (fig_line(f, x + bw, ty, 4, 0, 1, k_ink, err) ||
-            fig_text(f, s, x + bw + 6, ty + fs * 0.36, fs, 0, 0, k_ink, err))
+        if (av_fig_line(f, x + bw, ty, 4, 0, 1, k_ink, err) ||
+            av_fig_text(f, s, x + bw + 6, ty + fs * 0.36, fs, 0, 0, k_ink, err))
             return -1;
         maxw = fmax(maxw, av_font_width(f->font, s, fs));
     }
     return bw + 6 + maxw;
+}
+
+double av_fig_colorbar(av_fig *f, double x, double y, double h, av_cmap cmap, float vmin, float vmax, av_err *err) {
+    scale sc = {cmap, 0, vmin, vmax};
+    return fig_colorbar(f, x, y, h, &sc, err);
 }
 
 static char *make_title(const av_trace *t, const av_plot_params *p, int n_heads) {
@@ -285,17 +290,17 @@ static int layout_heatmap(const av_trace *t, const av_plot_params *p, av_fig *f,
     }
     double x_m = margin + axis * 1.4 + row_w + 6, y_m = margin + tsize * 1.25 + 10;
     double cb_h = fmax(H, 120), cb_x = x_m + W + 18;
-    if (fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err)) goto done;
+    if (av_fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err)) goto done;
     /* query labels (right-aligned, vertically centered on their row) and the axis title */
     for (int i = 0; i < nr; i += rs)
-        if (fig_text(f, qc[i], x_m - 5, y_m + cell * (i + 0.5) + lf * 0.36, lf, 0, 2, k_ink, err)) goto done;
-    if (fig_text(f, "query", margin + axis, y_m + H / 2, axis, 90, 1, k_muted, err)) goto done;
+        if (av_fig_text(f, qc[i], x_m - 5, y_m + cell * (i + 0.5) + lf * 0.36, lf, 0, 2, k_ink, err)) goto done;
+    if (av_fig_text(f, "query", margin + axis, y_m + H / 2, axis, 90, 1, k_muted, err)) goto done;
     /* key labels: rotated, reading upward, ending just under the matrix */
     for (int j = 0; j < nc; j += cs)
-        if (fig_text(f, kc[j], x_m + cell * (j + 0.5) + lf * 0.36, y_m + H + 5, lf, 90, 2, k_ink, err))
+        if (av_fig_text(f, kc[j], x_m + cell * (j + 0.5) + lf * 0.36, y_m + H + 5, lf, 90, 2, k_ink, err))
             goto done;
     double key_y = y_m + H + 5 + col_h + 6 + axis;
-    if (fig_text(f, "key", x_m + W / 2, key_y, axis, 0, 1, k_muted, err)) goto done;
+    if (av_fig_text(f, "key", x_m + W / 2, key_y, axis, 0, 1, k_muted, err)) goto done;
     int mi = f->n; /* index of the matrix raster */
     if (fig_matrix(f, m, nr, nc, x_m, y_m, W, H, out_scale, &sc, nr * nc <= 4096, err)) {
         m = NULL;
@@ -383,18 +388,18 @@ static int layout_grid(const av_trace *t, const av_plot_params *p, av_fig *f, av
     }
     double x0 = margin + axis * 1.4 + row_w + 6, y0 = margin + tsize * 1.25 + 10 + axis + lf * 1.4 + 4;
     double gw = H * tw + (H - 1) * gap, gh = L * th + (L - 1) * gap;
-    int bad = fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err) ||
-              fig_text(f, "head", x0 + gw / 2, margin + tsize * 1.25 + 10 + axis, axis, 0, 1, k_muted, err) ||
-              fig_text(f, "layer", margin + axis, y0 + gh / 2, axis, 90, 1, k_muted, err);
+    int bad = av_fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err) ||
+              av_fig_text(f, "head", x0 + gw / 2, margin + tsize * 1.25 + 10 + axis, axis, 0, 1, k_muted, err) ||
+              av_fig_text(f, "layer", margin + axis, y0 + gh / 2, axis, 90, 1, k_muted, err);
     for (int h = 0; !bad && h < H; h++) {
         char s[24];
         snprintf(s, sizeof s, "H%d", h);
-        bad = fig_text(f, s, x0 + h * (tw + gap) + tw / 2, y0 - 5, lf, 0, 1, k_ink, err);
+        bad = av_fig_text(f, s, x0 + h * (tw + gap) + tw / 2, y0 - 5, lf, 0, 1, k_ink, err);
     }
     for (int l = 0; !bad && l < L; l++) {
         char s[24];
         snprintf(s, sizeof s, "L%d", l);
-        bad = fig_text(f, s, x0 - 5, y0 + l * (th + gap) + th / 2 + lf * 0.36, lf, 0, 2, k_ink, err);
+        bad = av_fig_text(f, s, x0 - 5, y0 + l * (th + gap) + th / 2 + lf * 0.36, lf, 0, 2, k_ink, err);
     }
     if (bad) goto done_title;
     k = 0;
