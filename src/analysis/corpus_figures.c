@@ -58,7 +58,7 @@ static int role_grid(const av_corpus_acc *a, int g, const char *dir, av_err *err
         for (int c = 0; c < 3; c++)
             rgb[3 * i + c] = (uint8_t)lround(255 + (k_role_rgb[r][c] - 255) * s);
         char buf[32];
-        snprintf(buf, sizeof buf, isnan(cr.confidence) ? "%s" : "%s %.2f", k_role_short[r], cr.confidence);
+        snprintf(buf, sizeof buf, isnan(cr.confidence) ? "%s" : "%s\n%.2f", k_role_short[r], cr.confidence);
         if (!(text[i] = av_strdup(buf))) goto done;
     }
     char title[96], path[4096];

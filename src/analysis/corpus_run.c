@@ -26,21 +26,30 @@ static int is_encdec(const av_model *m) {
     return f && strcmp(f, "encoder-decoder") == 0;
 }
 
-/* Tokens the input will have, to refuse inputs longer than the context before running them. */
-static int too_long(const av_corpus_job *job, const char *text) {
+/* Tokens the input will have (0 when unknown), to refuse inputs longer than the context before running them. */
+static size_t count_tokens(const av_corpus_job *job, const char *text) {
     const av_tokenizer *tok = av_model_tokenizer(job->model);
     int32_t *ids = NULL;
     size_t n = 0;
     if (!tok || av_tokenizer_encode(tok, text, strlen(text), job->add_bos, &ids, &n, NULL)) return 0;
     free(ids);
-    return n > (size_t)av_model_get_info(job->model).max_seq_len;
+    return n;
+}
+
+/* Lazy traces (queries and keys, attention recomputed head by head) when the map needs them or a full trace of
+ * n tokens would pass AV_CORPUS_FULL_TRACE_MAX; full ones otherwise. The choice depends on the input alone, so
+ * every split of the corpus makes the same one. */
+static int want_lazy(const av_corpus_job *job, size_t n) {
+    av_model_info mi = av_model_get_info(job->model);
+    double bytes = 4.0 * mi.n_layers * mi.n_heads * (double)n * (double)n;
+    return av_model_lazy_supported(job->model, NULL) && (job->qk_layer >= 0 || bytes > AV_CORPUS_FULL_TRACE_MAX);
 }
 
 static int run_text(const av_corpus_job *job, const char *text, const char *target, int lazy, av_trace **t,
                     av_err *err) {
     av_run_params rp = av_run_default_params();
     rp.add_bos = job->add_bos;
-    rp.lazy = lazy && av_model_lazy_supported(job->model, NULL);
+    rp.lazy = lazy;
     if (is_encdec(job->model)) return av_trace_from_pair(job->model, text, target, job->steps, &rp, t, err);
     return av_trace_from_text(job->model, text, &rp, t, err);
 }
@@ -53,8 +62,9 @@ static int do_line(const av_corpus_job *job, const av_corpus_lines *lines, av_co
     av_trace *t = NULL;
     av_err run_err = {{0}};
     int rc = 0;
-    if (why == AV_BAD_COUNT && too_long(job, text)) why = AV_BAD_TOO_LONG;
-    if (why == AV_BAD_COUNT && run_text(job, text, target, 1, &t, &run_err)) why = AV_BAD_ERROR;
+    size_t n = why == AV_BAD_COUNT ? count_tokens(job, text) : 0;
+    if (n > (size_t)av_model_get_info(job->model).max_seq_len) why = AV_BAD_TOO_LONG;
+    if (why == AV_BAD_COUNT && run_text(job, text, target, want_lazy(job, n), &t, &run_err)) why = AV_BAD_ERROR;
     if (why != AV_BAD_COUNT) {
         av_corpus_acc_bad(acc, why, lines->line, run_err.msg);
     } else {
@@ -77,6 +87,7 @@ static int save_state(run_ctx *c) {
     const av_corpus_job *job = c->job;
     if (!job->state_path) return 0;
     c->last_save = av_seconds();
+    if (job->qk_layer >= 0) av_corpus_qk_finish(&c->res->qk, NULL); /* smaller file; the sample is the same */
     return av_corpus_state_save(job->state_path, job->fingerprint, job->rank, job->n_ranks,
                                 job->input->n_chunks, c->done, &c->res->acc,
                                 job->qk_layer >= 0 ? &c->res->qk : NULL, &c->err);

@@ -54,6 +54,8 @@ av_bad av_corpus_line_text(const av_corpus_input *in, const av_corpus_lines *r, 
 
 /* ---- running (corpus_run.c) ---- */
 
+#define AV_CORPUS_FULL_TRACE_MAX (256.0 * 1024 * 1024) /* bytes of one input's full trace before going lazy */
+
 typedef struct av_corpus_progress {
     int64_t inputs_done;  /* lines finished by this rank in this session (good or skipped) */
     int64_t inputs_total; /* lines this session has to do on this rank */

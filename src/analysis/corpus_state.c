@@ -326,7 +326,7 @@ int av_corpus_qk_read(av_corpus_qk *s, av_reader *r, av_err *err) {
         return av_errf(err, "%s: not a query/key sample of format %u", r->name, FORMAT_VERSION);
     av_corpus_qk_init(s, (int)layer, (int)head, (int)n_max, seed);
     s->dim = (int)dim;
-    if (get_count(r, 2 * n_max + 2, 28 + (size_t)dim * 4, &n, err)) return -1;
+    if (get_count(r, 4 * n_max + 257, 32 + (size_t)dim * 4, &n, err)) return -1; /* untrimmed: see corpus_qk.c */
     if (n && !(s->pts = calloc(n, sizeof *s->pts))) return av_errf(err, "out of memory");
     s->cap = (int)n;
     for (uint32_t i = 0; i < n; i++, s->n++)

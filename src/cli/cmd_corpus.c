@@ -8,7 +8,6 @@
 #include "corpus_comm.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -26,7 +25,7 @@ static const cli_opt_spec opts[] = {
     {"output", 1, "DIR       report directory (default corpus-report); also -o"},
     {"o", 1, "DIR            same as --output"},
     {"threads", 1, "N        inputs run at once by this process (default: the cores it may use)"},
-    {"forward-threads", 1, "N threads inside each forward pass (default: cores / --threads)"},
+    {"forward-threads", 1, "N threads inside each forward pass (default 1; the last digits depend on it)"},
     {"chunk", 1, "N          lines per chunk, the unit of sharding and resuming (default 16)"},
     {"top", 1, "K            top examples kept per head and role (default 5)"},
     {"save-traces", 1, "N    save traces and viewer pages of each head's N best examples (default 0)"},
@@ -51,25 +50,29 @@ static const char *const usage_text =
     "usage: attnviz corpus --model PATH --input data.jsonl|data.txt [--field text] [-o DIR] [options]\n"
     "       mpirun -np N attnviz corpus ...   (the same command across processes and machines)\n";
 
-/* ---- signals: a thread waits for them and asks the run to stop ---- */
+/* ---- signals: the first SIGINT/SIGTERM/SIGHUP asks the run to stop, a second one quits at once ----
+ * A handler, not sigwait: OpenBLAS starts its threads before main, with these signals unblocked, so a
+ * process-directed signal may land on any thread. The flag the handler sets is the one static of this file. */
 
-typedef struct sig_ctx {
-    atomic_int stop;
-    sigset_t set;
-    int quiet;
-} sig_ctx;
+static atomic_int stop_requested;
 
-static void *sig_thread(void *arg) {
-    sig_ctx *s = arg;
-    for (;;) {
-        int sig = 0;
-        sigwait(&s->set, &sig);
-        if (sig == SIGUSR1) return NULL; /* the run is over */
-        if (atomic_exchange(&s->stop, 1)) _exit(128 + sig); /* a second signal: the last state file stays */
-        fprintf(stderr,
-                "\nattnviz corpus: %s: stopping after the inputs in progress (the state is saved; the same command "
-                "resumes)\n",
-                sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP");
+static void on_signal(int sig) {
+    if (atomic_exchange(&stop_requested, 1)) _exit(128 + sig); /* the last state file stays */
+    static const char msg[] = "\nattnviz corpus: stopping after the inputs in progress (the state is saved; the "
+                              "same command resumes)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+}
+
+static void catch_signals(void) {
+    atomic_store(&stop_requested, 0);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
     }
 }
 
@@ -121,8 +124,7 @@ static int read_settings(const cli_args *a, settings *s, const char *cmd) {
     long seed;
     int cores = usable_cores();
     if (cli_get_int(a, "threads", cores, 1, 256, &s->threads, cmd) ||
-        cli_get_int(a, "forward-threads", cores / s->threads > 1 ? cores / s->threads : 1, 1, 256, &s->fwd_threads,
-                    cmd) ||
+        cli_get_int(a, "forward-threads", 1, 1, 256, &s->fwd_threads, cmd) ||
         cli_get_int(a, "chunk", 16, 1, 1 << 20, &s->chunk, cmd) || cli_get_int(a, "top", 5, 1, 100, &s->top, cmd) ||
         cli_get_int(a, "save-traces", 0, 0, 100, &s->save, cmd) ||
         cli_get_int(a, "qk-layer", -1, 0, 1 << 16, &s->qk_layer, cmd) ||
@@ -283,7 +285,7 @@ static int load_model(const cli_args *a, const settings *s, av_model **m, av_err
 }
 
 /* Model, input, state file, job: everything before the run; -1 with rr->err. */
-static int prepare(rank_run *rr, const cli_args *a, const settings *s, const cli_comm *c, sig_ctx *sc) {
+static int prepare(rank_run *rr, const cli_args *a, const settings *s, const cli_comm *c, atomic_int *stop) {
     av_err *err = &rr->err;
     av_corpus_format fmt;
     const char *in = cli_get(a, "input");
@@ -320,16 +322,16 @@ static int prepare(rank_run *rr, const cli_args *a, const settings *s, const cli
                               .state_path = rr->state,
                               .fingerprint = rr->fp,
                               .checkpoint_s = s->checkpoint,
-                              .stop = &sc->stop};
+                              .stop = stop};
     return 0;
 }
 
 /* Runs this rank and sends its result to rank 0; rank 0 also writes the report. Returns the exit code. */
-static int run_rank(const cli_args *a, const settings *s, const cli_comm *c, sig_ctx *sc, double t0) {
+static int run_rank(const cli_args *a, const settings *s, const cli_comm *c, atomic_int *stop, double t0) {
     rank_run rr;
     memset(&rr, 0, sizeof rr);
     progress_ctx pc = {!s->quiet && c->rank == 0 && (isatty(2) || cli_has(a, "progress")), isatty(2), 0};
-    if (prepare(&rr, a, s, c, sc)) {
+    if (prepare(&rr, a, s, c, stop)) {
         rr.status = 1;
     } else {
         rr.job.progress = progress;
@@ -378,32 +380,17 @@ int cmd_corpus(int argc, char **argv) {
         cli_args_free(&a);
         return 2;
     }
-    /* SIGINT/SIGTERM/SIGHUP go to sig_thread only: block them before any other thread (MPI's too) starts */
-    sig_ctx sc = {.quiet = s.quiet};
-    atomic_init(&sc.stop, 0);
-    sigemptyset(&sc.set);
-    sigaddset(&sc.set, SIGINT);
-    sigaddset(&sc.set, SIGTERM);
-    sigaddset(&sc.set, SIGHUP);
-    sigaddset(&sc.set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &sc.set, NULL);
     cli_comm c;
-    int idle, code = 1;
+    int idle, code = 0;
     av_err err = {{0}};
     if (cli_comm_init(&c, &argc, &argv, &idle, &err)) {
         cli_fail(cmd, &err);
         cli_args_free(&a);
         return 1;
     }
-    pthread_t st;
-    int have_st = !idle && pthread_create(&st, NULL, sig_thread, &sc) == 0;
-    if (!idle) code = run_rank(&a, &s, &c, &sc, t0);
-    else code = 0;
+    catch_signals(); /* after MPI_Init, which may install its own handlers */
+    if (!idle) code = run_rank(&a, &s, &c, &stop_requested, t0);
     cli_comm_bcast_int(&c, &code);
-    if (have_st) {
-        pthread_kill(st, SIGUSR1);
-        pthread_join(st, NULL);
-    }
     cli_comm_finalize(&c);
     cli_args_free(&a);
     return code;

@@ -93,11 +93,17 @@ static int grid_cells(av_fig *f, const av_chart_grid *g, double x0, double y0, d
         else
             av_cmap_rgb(g->cmap, isnan(g->values[i]) ? NAN : (g->values[i] - lo) / (hi - lo), it->raster + 3 * i);
     }
-    double fs = cs * 0.3;
-    for (size_t i = 0; g->cell_text && cs >= 18 && i < n; i++) {
-        if (!g->cell_text[i] || !g->cell_text[i][0]) continue;
+    double fs = cs * 0.24;
+    for (size_t i = 0; g->cell_text && cs >= 24 && i < n; i++) {
+        const char *t = g->cell_text[i];
+        if (!t || !t[0]) continue;
         double cx = x0 + cs * ((double)(i % (size_t)g->n_cols) + 0.5), cy = y0 + cs * ((double)(i / (size_t)g->n_cols) + 0.5);
-        if (av_fig_text(f, g->cell_text[i], cx, cy + fs * 0.36, fs, 0, 1, k_ink, err)) return -1;
+        const char *nl = strchr(t, '\n'); /* two lines: centered one above the other */
+        char first[64];
+        snprintf(first, sizeof first, "%.*s", nl ? (int)(nl - t) : (int)strlen(t), t);
+        if (av_fig_text(f, first, cx, cy + fs * (nl ? -0.2 : 0.36), fs, 0, 1, k_ink, err) ||
+            (nl && av_fig_text(f, nl + 1, cx, cy + fs * 0.95, fs, 0, 1, k_ink, err)))
+            return -1;
     }
     return 0;
 }
@@ -125,7 +131,7 @@ int av_chart_grid_png(const av_chart_grid *g, const char *path, double dpi, av_e
     av_fig fig;
     av_font *font;
     if (fig_start(&fig, &font, 10, 10, g->title, err)) return fig_finish(&fig, font, dpi, path, -1, err);
-    double cs = fmin(40, fmax(4, 640.0 / fmax(g->n_rows, g->n_cols)));
+    double cs = fmin(g->cell_text ? 48 : 40, fmax(4, 640.0 / fmax(g->n_rows, g->n_cols)));
     double row_w = max_label_width(font, g->row_labels, g->n_rows), col_h = max_label_width(font, g->col_labels, g->n_cols);
     double x0 = MARGIN + 22 + row_w + 6, y0 = MARGIN + TITLE_PX + 10 + col_h + 6;
     float lo, hi;
