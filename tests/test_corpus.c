@@ -378,6 +378,8 @@ static void test_qk_normalize_keeps_softmax(void) {
         norm[is_key[i]] += sqrt(s) / (is_key[i] ? NK : NQ);
     }
     CHECKF(fabs(norm[0] - norm[1]) < 1e-9, "mean norms %g %g", norm[0], norm[1]);
+    for (int c = 1; c < D; c++) /* translated onto the queries' mean, then scaled: the means are parallel */
+        CHECKF(fabs(mean[0][c] / mean[1][c] - mean[0][0] / mean[1][0]) < 1e-9, "means not parallel at %d", c);
     for (int q = 0; q < NQ; q++) { /* each query's scores shift by a constant: softmax rows unchanged */
         double d0 = 0, d1 = 0, shift = NAN;
         for (int k = NQ; k < N; k++) {
@@ -464,8 +466,14 @@ static void test_input_lines_and_reasons(void) {
         av_corpus_lines_close(&r);
     }
     CHECK(line == 7);
+    av_corpus_input_close(&in);
+    snprintf(path, sizeof path, "%s/in.txt", h_tmpdir()); /* plain text with CRLF line ends */
+    REQUIRE((fp = fopen(path, "wb")) != NULL);
+    fputs("hello\r\nworld\n", fp);
+    fclose(fp);
+    REQUIRE(av_corpus_input_open(&in, path, AV_CORPUS_TXT, 3, 100, &err) == 0);
     char *t = av_corpus_read_text(&in, 1, "text", &err);
-    CHECK(t && strcmp(t, "one") == 0);
+    CHECK(t && strcmp(t, "hello") == 0 && in.n_lines == 2);
     free(t);
     av_corpus_input_close(&in);
     CHECK(av_corpus_input_open(&in, "/nonexistent/x.txt", AV_CORPUS_TXT, 4, 100, &err) == -1 &&

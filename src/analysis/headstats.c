@@ -96,7 +96,7 @@ int av_head_stats_layer(const av_attn_view *v, int layer, int positional, const 
             spec += s_spec;
             punct += s_punct;
             if (vn && weighted > 0) {
-                fnorm += a[0] * vn[0] / weighted;
+                fnorm += (double)a[0] * vn[0] / weighted;
                 rows_fnorm++;
             }
         }

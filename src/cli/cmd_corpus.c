@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "corpus_comm.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
@@ -284,6 +285,28 @@ static int load_model(const cli_args *a, const settings *s, av_model **m, av_err
     return av_model_load(path, &mp, m, err);
 }
 
+/* State files of a run with another number of processes in dir: refused (their chunks are split otherwise),
+ * or removed with --fresh. */
+static int other_states(const char *dir, int size, int fresh, av_err *err) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d)) != NULL) {
+        int r, n, len = 0;
+        if (sscanf(e->d_name, "rank-%d-of-%d.bin%n", &r, &n, &len) != 2 || e->d_name[len] || n == size) continue;
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+        if (fresh)
+            unlink(path);
+        else
+            rc = av_errf(err, "%s holds the state of a run with %d processes: resume with -np %d, or start over with "
+                              "--fresh", dir, n, n);
+    }
+    closedir(d);
+    return rc;
+}
+
 /* Model, input, state file, job: everything before the run; -1 with rr->err. */
 static int prepare(rank_run *rr, const cli_args *a, const settings *s, const cli_comm *c, atomic_int *stop) {
     av_err *err = &rr->err;
@@ -303,6 +326,7 @@ static int prepare(rank_run *rr, const cli_args *a, const settings *s, const cli
     if (!(rr->fp = fingerprint(rr->model, &rr->input, a, s))) return av_errf(err, "out of memory");
     snprintf(rr->state, sizeof rr->state, "%s/.state", s->out);
     if (av_corpus_mkdir(s->out, err) || av_corpus_mkdir(rr->state, err)) return -1;
+    if (other_states(rr->state, c->size, cli_has(a, "fresh"), err)) return -1;
     snprintf(rr->state, sizeof rr->state, "%s/.state/rank-%d-of-%d.bin", s->out, c->rank, c->size);
     if (cli_has(a, "fresh")) unlink(rr->state);
     rr->job = (av_corpus_job){.model = rr->model,
