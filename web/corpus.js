@@ -48,7 +48,7 @@
 
   /* A layers x heads grid: cell(g, l, h) -> {fill, text}; onHover(l, h) -> tooltip html; onClick(l, h). */
   function drawGrid(id, cell, onHover, onClick) {
-    const g = D.groups[state.group], cs = Math.max(14, Math.min(44, Math.floor(720 / Math.max(g.n_heads, g.n_layers))));
+    const g = D.groups[state.group], cs = Math.max(14, Math.min(56, Math.floor(760 / Math.max(g.n_heads, g.n_layers))));
     const x0 = 50, y0 = 24, ctx = canvas(id, x0 + cs * g.n_heads + 20, y0 + cs * g.n_layers + 30);
     ctx.fillStyle = '#666';
     ctx.textAlign = 'center';
@@ -62,9 +62,10 @@
         const c = cell(l, h);
         ctx.fillStyle = c.fill;
         ctx.fillRect(x0 + cs * h + 1, y0 + cs * l + 1, cs - 2, cs - 2);
-        if (c.text && cs >= 26) {
-          ctx.fillStyle = '#111';
-          ctx.fillText(c.text, x0 + cs * (h + 0.5), y0 + cs * (l + 0.5) + 4);
+        if (c.text && cs >= 34) { /* one or two lines */
+          const lines = c.text.split('\n');
+          ctx.fillStyle = c.light ? '#fff' : '#111';
+          lines.forEach((t, k) => ctx.fillText(t, x0 + cs * (h + 0.5), y0 + cs * (l + 0.5) + 4 + (k - (lines.length - 1) / 2) * 12));
         }
       }
     const el = $(id);
@@ -90,7 +91,7 @@
     drawGrid('roles-canvas', (l, h) => {
       const d = headAt(state.group, l, h), c = ROLE_RGB[d.role], s = d.confidence === null ? 0.25 : 0.25 + 0.75 * d.confidence;
       const mix = c.map((v) => Math.round(255 + (v - 255) * s));
-      return { fill: `rgb(${mix})`, text: ROLE_SHORT[d.role] + (d.confidence === null ? '' : ' ' + d.confidence.toFixed(2)) };
+      return { fill: `rgb(${mix})`, text: ROLE_SHORT[d.role] + (d.confidence === null ? '' : '\n' + d.confidence.toFixed(2)) };
     }, (l, h) => {
       const d = headAt(state.group, l, h);
       const scores = D.roles.map((r) => `${r}: ${fmt(d.scores[r])}`).join('\n');
@@ -112,7 +113,8 @@
     const m = state.metric, [lo, hi] = metricRange(m);
     drawGrid('stats-canvas', (l, h) => {
       const v = headAt(state.group, l, h).metrics[m].mean;
-      return { fill: cmap('viridis', v === null ? null : (v - lo) / (hi - lo)), text: v === null ? '' : fmt(v, 2) };
+      const t = v === null ? null : (v - lo) / (hi - lo);
+      return { fill: cmap('viridis', t), text: v === null ? '' : fmt(v, 2), light: t !== null && t < 0.4 };
     }, (l, h) => {
       const s = headAt(state.group, l, h).metrics[m], q = s.quantiles;
       return `<b>head ${l}.${h}</b> ${m}\nmean ${fmt(s.mean)} sd ${fmt(s.sd)} over ${s.n} inputs\n` +
@@ -338,7 +340,8 @@
     const qkTab = document.querySelector('#tabs button[data-view="qk"]');
     qkTab.disabled = !D.qk;
     if (!D.qk) qkTab.title = 'no query/key sample: run attnviz corpus with --qk-layer L --qk-head H';
-    setView(D.heads.length ? 'roles' : 'skipped');
+    const first = location.hash.slice(1); /* #qk, #head... open that view */
+    setView(draw[first] && (D.heads.length || first === 'skipped') && !(first === 'qk' && !D.qk) ? first : D.heads.length ? 'roles' : 'skipped');
   }
   init();
 })();
