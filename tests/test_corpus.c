@@ -81,7 +81,8 @@ static void test_sketch_quantiles_and_merge(void) {
     for (int q = 0; q <= 20; q++) {
         double level = q / 20.0, want = v[(int)(level * (N - 1))];
         double got = av_sketch_quantile(r, all, nb, level);
-        CHECKF(fabs(got - want) <= AV_SKETCH_ALPHA * want * 1.0001, "q %.2f: %g vs exact %g", level, got, want);
+        CHECKF(fabs(got - want) <= AV_SKETCH_ALPHA * want * 1.0001, "q %.2f: %g vs exact %g", level, got,
+               want);
     }
     CHECK(av_sketch_index(r, nb, 0.0) == 0 && av_sketch_index(r, nb, 1e300) == nb - 1);
     free(all);
@@ -97,8 +98,8 @@ static void test_position_bins(void) {
         int b = av_pos_bin(d);
         int64_t lo, hi;
         av_pos_bin_range(b, &lo, &hi);
-        CHECKF(b >= 0 && b < AV_POS_BINS && lo <= d && d <= hi, "offset %lld -> bin %d [%lld, %lld]", (long long)d, b,
-               (long long)lo, (long long)hi);
+        CHECKF(b >= 0 && b < AV_POS_BINS && lo <= d && d <= hi, "offset %lld -> bin %d [%lld, %lld]",
+               (long long)d, b, (long long)lo, (long long)hi);
         CHECKF(b >= last, "bins not monotone at %lld", (long long)d);
         last = b;
     }
@@ -152,8 +153,9 @@ static void test_measure_hand_made_heads(void) {
     CHECKF(fabs(m2[AV_CM_DUPLICATE] - 1) < 1e-12, "duplicate %g", m2[AV_CM_DUPLICATE]);
     CHECKF(fabs(m3[AV_CM_INDUCTION] - 1) < 1e-12, "induction %g", m3[AV_CM_INDUCTION]);
     CHECKF(fabs(m0[AV_CM_INDUCTION]) < 1e-12, "previous-token head scores induction %g", m0[AV_CM_INDUCTION]);
-    CHECK(fabs(ex.pos[0 * AV_POS_BINS + av_pos_bin(1)] - 1) < 1e-12);  /* previous token: offset 1 */
-    CHECK(fabs(ex.pos[2 * AV_POS_BINS + av_pos_bin(3)] - 4.0 / 6) < 1e-12); /* rows 3..6 of 1..6 at offset 3 */
+    CHECK(fabs(ex.pos[0 * AV_POS_BINS + av_pos_bin(1)] - 1) < 1e-12); /* previous token: offset 1 */
+    CHECK(fabs(ex.pos[2 * AV_POS_BINS + av_pos_bin(3)] - 4.0 / 6) <
+          1e-12); /* rows 3..6 of 1..6 at offset 3 */
     REQUIRE(ex.n_labels == 1 && strcmp(ex.labels[0], "<s>") == 0);
     CHECK(fabs(ex.label_pos[1] - 1) < 1e-12); /* the sink head's mass on <s> */
     av_corpus_example_free(&ex);
@@ -348,7 +350,8 @@ static void test_pca_finds_the_long_axis(void) {
     double var[2];
     av_err err = {{0}};
     REQUIREF(av_pca2(x, N, D, out, var, &err) == 0, "%s", err.msg);
-    CHECKF(var[0] > 0.98 && var[1] > 0 && var[0] + var[1] <= 1 + 1e-12, "variance ratios %g %g", var[0], var[1]);
+    CHECKF(var[0] > 0.98 && var[1] > 0 && var[0] + var[1] <= 1 + 1e-12, "variance ratios %g %g", var[0],
+           var[1]);
     double mx = 0, my = 0;
     for (int i = 0; i < N; i++)
         mx += x[i * D] / N, my += x[i * D + 1] / N;
@@ -401,7 +404,8 @@ static double neighbour_purity(const double *y, int n, int per) {
         int best = -1;
         double bd = INFINITY;
         for (int j = 0; j < n; j++) {
-            double d = (y[2 * i] - y[2 * j]) * (y[2 * i] - y[2 * j]) + (y[2 * i + 1] - y[2 * j + 1]) * (y[2 * i + 1] - y[2 * j + 1]);
+            double d = (y[2 * i] - y[2 * j]) * (y[2 * i] - y[2 * j]) +
+                       (y[2 * i + 1] - y[2 * j + 1]) * (y[2 * i + 1] - y[2 * j + 1]);
             if (j != i && d < bd) bd = d, best = j;
         }
         good += best / per == i / per;
@@ -447,8 +451,8 @@ static void test_input_lines_and_reasons(void) {
     av_err err = {{0}};
     REQUIREF(av_corpus_input_open(&in, path, AV_CORPUS_JSONL, 3, 100, &err) == 0, "%s", err.msg);
     CHECK(in.n_lines == 7 && in.n_chunks == 3);
-    const av_bad want[7] = {AV_BAD_COUNT, AV_BAD_JSON, AV_BAD_EMPTY, AV_BAD_FIELD, AV_BAD_FIELD, AV_BAD_EMPTY,
-                            AV_BAD_LINE_BYTES};
+    const av_bad want[7] = {AV_BAD_COUNT, AV_BAD_JSON,  AV_BAD_EMPTY,     AV_BAD_FIELD,
+                            AV_BAD_FIELD, AV_BAD_EMPTY, AV_BAD_LINE_BYTES};
     int line = 0;
     for (int64_t c = 0; c < in.n_chunks; c++) {
         av_corpus_lines r;
@@ -456,8 +460,8 @@ static void test_input_lines_and_reasons(void) {
         while (av_corpus_lines_next(&r, &err) == 1) {
             char *text, *target;
             av_bad why = av_corpus_line_text(&in, &r, "text", NULL, &text, &target);
-            CHECKF(r.line == line + 1 && why == want[line], "line %lld: reason %d, want %d", (long long)r.line,
-                   (int)why, (int)want[line]);
+            CHECKF(r.line == line + 1 && why == want[line], "line %lld: reason %d, want %d",
+                   (long long)r.line, (int)why, (int)want[line]);
             if (line == 0) CHECK(text && strcmp(text, "one") == 0);
             free(text);
             free(target);

@@ -6,8 +6,8 @@
  * mass per relative-position bin and per special token. The accumulator (corpus_acc.c) adds these per-example
  * values as fixed-point integers (corpus_fx.c), so a sum does not depend on the order of the additions: any
  * split of the inputs over threads or MPI ranks gives bit-identical sums. Distributions go into quantile
- * sketches with integer bucket counts (DDSketch, relative accuracy AV_SKETCH_ALPHA), which merge the same way.
- * Corpus means are means over examples (each input weighs the same, whatever its length).
+ * sketches with integer bucket counts (DDSketch, relative accuracy AV_SKETCH_ALPHA), which merge the same
+ * way. Corpus means are means over examples (each input weighs the same, whatever its length).
  *
  * Conventions as in analysis.h: 0 or -1 with a message in err; no global state. */
 #ifndef AV_CORPUS_H
@@ -84,8 +84,10 @@ typedef enum av_cm {
     AV_CM_PUNCT,
     AV_CM_UNIFORMITY,
     AV_CM_FIRST_NORM,
-    AV_CM_DUPLICATE, /* mean over rows i whose token occurred before of sum_j a[i][j], j its earlier occurrences */
-    AV_CM_INDUCTION, /* the same with a[i][j+1] over occurrences j with j + 1 < i (the tokens that followed) */
+    AV_CM_DUPLICATE, /* mean over rows i whose token occurred before of sum_j a[i][j], j its earlier
+                        occurrences */
+    AV_CM_INDUCTION, /* the same with a[i][j+1] over occurrences j with j + 1 < i (the tokens that followed)
+                      */
     AV_CM_COUNT
 } av_cm;
 
@@ -97,7 +99,8 @@ av_cm av_cm_of_role(av_role r);
 #define AV_CORPUS_MAX_GROUPS 4
 #define AV_CORPUS_LABEL_MAX 48 /* special-token labels longer than this are cut */
 
-/* One attention kind of a model: n_layers x n_heads heads. positional: query i and key i are the same token. */
+/* One attention kind of a model: n_layers x n_heads heads. positional: query i and key i are the same token.
+ */
 typedef struct av_corpus_group {
     char kind[8];
     int n_layers, n_heads, positional;
@@ -118,10 +121,10 @@ void av_corpus_head_at(const av_corpus_layout *lay, int index, int *group, int *
 
 typedef struct av_corpus_example {
     av_corpus_layout layout;
-    int64_t line;    /* 1-based line of the input */
-    int n_tokens;    /* longest side (query or key) over the groups */
-    double *metric;  /* (n_heads, AV_CM_COUNT), NaN where a metric does not apply */
-    double *pos;     /* (n_heads, AV_POS_BINS) mean attention mass per offset bin; NaN for cross heads */
+    int64_t line;   /* 1-based line of the input */
+    int n_tokens;   /* longest side (query or key) over the groups */
+    double *metric; /* (n_heads, AV_CM_COUNT), NaN where a metric does not apply */
+    double *pos;    /* (n_heads, AV_POS_BINS) mean attention mass per offset bin; NaN for cross heads */
     int n_labels;
     char **labels;     /* (n_labels) distinct special-token labels among the keys, sorted */
     double *label_pos; /* (n_labels, n_heads) mean mass on that label; NaN where the head's keys lack it */
@@ -174,12 +177,12 @@ typedef struct av_corpus_acc {
     av_moments *metric; /* (n_heads, AV_CM_COUNT) */
     uint64_t *sketch;   /* (n_heads, sketch_len): AV_CM_COUNT sketches back to back */
     int sketch_len, sketch_off[AV_CM_COUNT + 1];
-    av_fx *pos;         /* (n_heads, AV_POS_BINS) sums of per-example mean mass */
-    uint64_t *pos_n;    /* (n_heads) examples summed into pos */
+    av_fx *pos;              /* (n_heads, AV_POS_BINS) sums of per-example mean mass */
+    uint64_t *pos_n;         /* (n_heads) examples summed into pos */
     av_corpus_label *labels; /* (n_labels) sorted by label */
     int n_labels;
-    uint64_t *votes;     /* (n_heads, AV_ROLE_COUNT + 1) examples whose best role was r; the last: none */
-    av_corpus_top *top;  /* (n_heads, AV_ROLE_COUNT, top_k) best first (score desc, then line asc) */
+    uint64_t *votes;    /* (n_heads, AV_ROLE_COUNT + 1) examples whose best role was r; the last: none */
+    av_corpus_top *top; /* (n_heads, AV_ROLE_COUNT, top_k) best first (score desc, then line asc) */
     uint64_t bad[AV_BAD_COUNT];
     int64_t bad_lines[AV_BAD_COUNT][AV_BAD_KEEP]; /* ascending */
     int n_bad_lines[AV_BAD_COUNT];
@@ -201,7 +204,7 @@ int av_corpus_acc_merge(av_corpus_acc *dst, const av_corpus_acc *src, av_err *er
 typedef struct av_corpus_role {
     av_head_roles roles; /* mean scores and the pick (av_roles_pick) */
     double confidence;
-    double ci95;         /* half-width of the 95% confidence interval of the best score's mean */
+    double ci95; /* half-width of the 95% confidence interval of the best score's mean */
 } av_corpus_role;
 void av_corpus_acc_role(const av_corpus_acc *a, int h, av_corpus_role *out);
 
@@ -247,7 +250,8 @@ int av_corpus_qk_read(av_corpus_qk *s, av_reader *r, av_err *err);
  * query's scores; the scaling keeps q.k). x (n, d), is_key (n). */
 void av_qk_normalize(double *x, const int *is_key, int n, int d);
 /* Projection on the first two principal components of the rows of x (n, d): out (n, 2); var (2) receives the
- * explained variance ratios. Each component's sign is fixed so that its largest-magnitude entry is positive. */
+ * explained variance ratios. Each component's sign is fixed so that its largest-magnitude entry is positive.
+ */
 int av_pca2(const double *x, int n, int d, double *out, double var[2], av_err *err);
 
 typedef struct av_tsne_params {

@@ -10,7 +10,9 @@
 static const char *const k_bad_names[AV_BAD_COUNT] = {"invalid_json", "missing_field",  "empty_text",
                                                       "too_long",     "line_too_large", "model_error"};
 
-const char *av_bad_name(av_bad b) { return b >= 0 && b < AV_BAD_COUNT ? k_bad_names[b] : "?"; }
+const char *av_bad_name(av_bad b) {
+    return b >= 0 && b < AV_BAD_COUNT ? k_bad_names[b] : "?";
+}
 
 void av_corpus_acc_init(av_corpus_acc *a, int top_k) {
     memset(a, 0, sizeof *a);
@@ -60,8 +62,8 @@ int av_corpus_acc_alloc(av_corpus_acc *a, const av_corpus_layout *lay, av_err *e
 static int acc_match(av_corpus_acc *a, const av_corpus_layout *lay, av_err *err) {
     if (!a->ready) return av_corpus_acc_alloc(a, lay, err);
     if (!av_corpus_layout_equal(&a->layout, lay))
-        return av_errf(err, "inputs disagree on the model's attention layout (%d heads vs %d)", a->layout.n_heads,
-                       lay->n_heads);
+        return av_errf(err, "inputs disagree on the model's attention layout (%d heads vs %d)",
+                       a->layout.n_heads, lay->n_heads);
     return 0;
 }
 
@@ -224,7 +226,8 @@ int av_corpus_acc_merge(av_corpus_acc *dst, const av_corpus_acc *src, av_err *er
         dst->votes[i] += src->votes[i];
     for (size_t list = 0; list < nh * AV_ROLE_COUNT; list++)
         for (int i = 0; i < src->top_k; i++)
-            top_insert(dst->top + list * (size_t)dst->top_k, dst->top_k, src->top[list * (size_t)src->top_k + i]);
+            top_insert(dst->top + list * (size_t)dst->top_k, dst->top_k,
+                       src->top[list * (size_t)src->top_k + i]);
     dst->n_examples += src->n_examples;
     dst->n_tokens += src->n_tokens;
     if (src->max_tokens > dst->max_tokens) dst->max_tokens = src->max_tokens;
@@ -253,7 +256,8 @@ void av_corpus_acc_role(const av_corpus_acc *a, int h, av_corpus_role *out) {
     if (isnan(out->roles.best_score)) return;
     int best = 0; /* the best-scoring role, also when below AV_ROLE_MIN_SCORE */
     for (int r = 1; r < AV_ROLE_COUNT; r++)
-        if (!isnan(out->roles.score[r]) && (isnan(out->roles.score[best]) || out->roles.score[r] > out->roles.score[best]))
+        if (!isnan(out->roles.score[r]) &&
+            (isnan(out->roles.score[best]) || out->roles.score[r] > out->roles.score[best]))
             best = r;
     const av_moments *bm = &m[av_cm_of_role((av_role)best)];
     if (bm->n >= 2) out->ci95 = 1.96 * av_moments_sd(bm) / sqrt((double)bm->n);

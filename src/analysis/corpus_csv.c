@@ -33,7 +33,8 @@ static void csv_str(av_buf *b, const char *s, int first) {
 static int write_buf(const char *dir, const char *name, av_buf *b, av_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    int rc = b->oom ? av_errf(err, "out of memory writing %s", path) : av_file_write_atomic(path, b->s ? b->s : "", b->n, err);
+    int rc = b->oom ? av_errf(err, "out of memory writing %s", path)
+                    : av_file_write_atomic(path, b->s ? b->s : "", b->n, err);
     free(b->s);
     memset(b, 0, sizeof *b);
     return rc;
@@ -83,8 +84,9 @@ static int quantiles_csv(const av_corpus_acc *a, const char *dir, av_err *err) {
             csv_num(&b, av_moments_mean(mo));
             csv_num(&b, av_moments_sd(mo));
             for (int k = 0; k < AV_SKETCH_QUANTILES; k++)
-                csv_num(&b, av_sketch_quantile(av_cm_range((av_cm)m), sk, a->sketch_off[m + 1] - a->sketch_off[m],
-                                               (double)k / (AV_SKETCH_QUANTILES - 1)));
+                csv_num(&b,
+                        av_sketch_quantile(av_cm_range((av_cm)m), sk, a->sketch_off[m + 1] - a->sketch_off[m],
+                                           (double)k / (AV_SKETCH_QUANTILES - 1)));
             av_buf_put(&b, "\n", 1);
         }
     return write_buf(dir, "quantiles.csv", &b, err);
@@ -154,8 +156,9 @@ static int skipped_csv(const av_corpus_acc *a, const char *dir, av_err *err) {
 static int qk_files(const av_corpus_qk *qk, const av_corpus_qk_map *map, const char *dir, av_err *err) {
     av_buf b = {0};
     av_buf_printf(&b, "type,line,pos,n_tokens,token,pca_x,pca_y,tsne_x,tsne_y\n");
-    float *vec = malloc(sizeof *vec * (size_t)(qk->n ? qk->n : 1) * (size_t)(qk->dim ? qk->dim : 1)); /* (n, dim) */
-    int32_t *side = malloc(sizeof *side * (size_t)(qk->n ? qk->n : 1));                                 /* (n) */
+    float *vec =
+        malloc(sizeof *vec * (size_t)(qk->n ? qk->n : 1) * (size_t)(qk->dim ? qk->dim : 1)); /* (n, dim) */
+    int32_t *side = malloc(sizeof *side * (size_t)(qk->n ? qk->n : 1));                      /* (n) */
     if (!vec || !side) {
         free(vec);
         free(side);
@@ -163,7 +166,8 @@ static int qk_files(const av_corpus_qk *qk, const av_corpus_qk_map *map, const c
     }
     for (int i = 0; i < qk->n; i++) {
         const av_qk_point *p = &qk->pts[i];
-        av_buf_printf(&b, "%s,%lld,%d,%d", p->is_key ? "key" : "query", (long long)p->line, p->pos, p->n_tokens);
+        av_buf_printf(&b, "%s,%lld,%d,%d", p->is_key ? "key" : "query", (long long)p->line, p->pos,
+                      p->n_tokens);
         csv_str(&b, p->label, 0);
         csv_num(&b, map->pca[2 * i]);
         csv_num(&b, map->pca[2 * i + 1]);
@@ -180,7 +184,8 @@ static int qk_files(const av_corpus_qk *qk, const av_corpus_qk_map *map, const c
     av_st_writer_init(&w);
     int64_t shape[2] = {qk->n, qk->dim};
     if (!rc)
-        rc = av_st_writer_meta(&w, "about", "sampled query/key vectors (rows of qk.csv), before normalization", err) ||
+        rc = av_st_writer_meta(&w, "about",
+                               "sampled query/key vectors (rows of qk.csv), before normalization", err) ||
              av_st_writer_add(&w, "vectors", AV_DTYPE_F32, AV_DTYPE_F32, 2, shape, vec, err) ||
              av_st_writer_add(&w, "is_key", AV_DTYPE_I32, AV_DTYPE_I32, 1, shape, side, err) ||
              av_st_writer_save(&w, path, err);

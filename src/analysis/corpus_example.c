@@ -54,11 +54,11 @@ void av_corpus_head_at(const av_corpus_layout *lay, int index, int *group, int *
 
 typedef struct key_side {
     int nq, nk;
-    uint8_t *cls;  /* (nk) token classes, or NULL */
-    int *label;    /* (nk) index into the example's sorted labels, -1 for ordinary tokens */
-    int *earlier;  /* (nq) last earlier position of query i's token, -1 when none (positional groups) */
-    int *bin;      /* (nq + nk - 1) av_pos_bin(d) at [d + nk - 1] */
-    uint8_t *has;  /* (n_labels of the example) 1 when some key carries that label */
+    uint8_t *cls; /* (nk) token classes, or NULL */
+    int *label;   /* (nk) index into the example's sorted labels, -1 for ordinary tokens */
+    int *earlier; /* (nq) last earlier position of query i's token, -1 when none (positional groups) */
+    int *bin;     /* (nq + nk - 1) av_pos_bin(d) at [d + nk - 1] */
+    uint8_t *has; /* (n_labels of the example) 1 when some key carries that label */
 } key_side;
 
 typedef struct occ {
@@ -86,7 +86,9 @@ static int find_earlier(const av_trace *t, const char *kind, char **labels, int 
     if (!o) return -1;
     int by_id = strcmp(kind, "enc") != 0 && av_trace_n_tokens(t) == n;
     for (int i = 0; i < n; i++) {
-        o[i].key = by_id ? (uint64_t)(uint32_t)av_trace_token_id(t, i) : labels ? fnv1a(labels[i]) : (uint64_t)i;
+        o[i].key = by_id    ? (uint64_t)(uint32_t)av_trace_token_id(t, i)
+                   : labels ? fnv1a(labels[i])
+                            : (uint64_t)i;
         o[i].pos = i;
         earlier[i] = -1;
     }
@@ -173,7 +175,8 @@ static int key_side_init(const av_trace *t, const av_corpus_example *ex, const a
     }
     for (int d = -(ks->nk - 1); !rc && d < ks->nq; d++)
         ks->bin[d + ks->nk - 1] = av_pos_bin(d);
-    if (!rc && g->positional) rc = find_earlier(t, g->kind, labels, ks->nq < ks->nk ? ks->nq : ks->nk, ks->earlier);
+    if (!rc && g->positional)
+        rc = find_earlier(t, g->kind, labels, ks->nq < ks->nk ? ks->nq : ks->nk, ks->earlier);
     for (int i = ks->nk; !rc && g->positional && i < ks->nq; i++)
         ks->earlier[i] = -1;
     av_key_labels_free(labels, ks->nk);
@@ -229,11 +232,12 @@ static int measure_layer(const av_trace *t, const av_corpus_group *g, const key_
                          float *a, double *lab, av_corpus_example *ex, av_err *err) {
     av_tensor vn;
     const float *vnorm = NULL; /* (n_heads, nk) */
-    if (strcmp(g->kind, "self") == 0 && av_trace_vnorm(t, layer, &vn, NULL) == 0 && vn.dtype == AV_DTYPE_F32 &&
-        vn.ndim == 2 && vn.shape[0] == g->n_heads && vn.shape[1] == ks->nk)
+    if (strcmp(g->kind, "self") == 0 && av_trace_vnorm(t, layer, &vn, NULL) == 0 &&
+        vn.dtype == AV_DTYPE_F32 && vn.ndim == 2 && vn.shape[0] == g->n_heads && vn.shape[1] == ks->nk)
         vnorm = vn.data;
     for (int h = 0; h < g->n_heads; h++, idx++) {
-        if (av_trace_attn_tile(t, g->kind, layer, h, 0, ks->nq, 0, ks->nk, ks->nq, ks->nk, AV_POOL_MAX, a, err))
+        if (av_trace_attn_tile(t, g->kind, layer, h, 0, ks->nq, 0, ks->nk, ks->nq, ks->nk, AV_POOL_MAX, a,
+                               err))
             return -1;
         av_attn_view v = {1, ks->nq, ks->nk, a};
         av_head_stats st;
@@ -251,7 +255,9 @@ static int measure_layer(const av_trace *t, const av_corpus_group *g, const key_
     return 0;
 }
 
-static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int str_cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* Sorted special labels over every group's keys; label_pos all NaN. */
 static int example_labels(const av_trace *t, av_corpus_example *ex) {
@@ -328,10 +334,11 @@ void av_corpus_example_free(av_corpus_example *ex) {
 
 int av_corpus_trace_qk(const av_trace *t, int layer, av_corpus_qk_view *out, av_err *err) {
     if (!t->lazy || !t->qk)
-        return av_errf(err, "the trace keeps no queries and keys (only lazy traces of Llama-family models do)");
+        return av_errf(err,
+                       "the trace keeps no queries and keys (only lazy traces of Llama-family models do)");
     if (layer < 0 || layer >= t->n_qk)
         return av_errf(err, "layer %d is out of range: the model has layers 0..%d", layer, t->n_qk - 1);
-    *out = (av_corpus_qk_view){t->qk_heads, t->qk_kv_heads, t->n_tokens, t->qk_dim, t->qk[layer].q,
-                               t->qk[layer].k};
+    *out = (av_corpus_qk_view){t->qk_heads, t->qk_kv_heads, t->n_tokens,
+                               t->qk_dim,   t->qk[layer].q, t->qk[layer].k};
     return 0;
 }

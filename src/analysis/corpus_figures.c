@@ -10,13 +10,14 @@
 
 #define FIG_DPI 120
 
-static const uint8_t k_role_rgb[AV_ROLE_COUNT + 1][3] = {
-    {31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {148, 103, 189}, {140, 86, 75}, {214, 39, 40}, {199, 199, 199}};
-static const char *const k_role_short[AV_ROLE_COUNT + 1] = {"prev", "sink", "self", "broad", "dup", "ind", "-"};
-static const char *const k_role_legend[AV_ROLE_COUNT + 1] = {"previous token", "first token (sink)", "self",
-                                                              "broad",          "duplicate token",    "induction",
-                                                              "none"};
-static const av_cm k_grid_metrics[] = {AV_CM_ENTROPY_NORM, AV_CM_DISTANCE, AV_CM_FIRST,
+static const uint8_t k_role_rgb[AV_ROLE_COUNT + 1][3] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},
+                                                         {148, 103, 189}, {140, 86, 75},  {214, 39, 40},
+                                                         {199, 199, 199}};
+static const char *const k_role_short[AV_ROLE_COUNT + 1] = {"prev", "sink", "self", "broad",
+                                                            "dup",  "ind",  "-"};
+static const char *const k_role_legend[AV_ROLE_COUNT + 1] = {
+    "previous token", "first token (sink)", "self", "broad", "duplicate token", "induction", "none"};
+static const av_cm k_grid_metrics[] = {AV_CM_ENTROPY_NORM, AV_CM_DISTANCE,  AV_CM_FIRST,
                                        AV_CM_PREV,         AV_CM_INDUCTION, AV_CM_SPECIAL};
 
 /* Labels "0", "1", ... (n), malloc'd; free with free_labels. */
@@ -54,7 +55,8 @@ static int role_grid(const av_corpus_acc *a, int g, const char *dir, av_err *err
         av_corpus_role cr;
         av_corpus_acc_role(a, off + i, &cr);
         int r = cr.roles.best == AV_ROLE_NONE ? AV_ROLE_COUNT : (int)cr.roles.best;
-        double s = isnan(cr.confidence) ? 0.25 : 0.25 + 0.75 * cr.confidence; /* faint when examples disagree */
+        double s =
+            isnan(cr.confidence) ? 0.25 : 0.25 + 0.75 * cr.confidence; /* faint when examples disagree */
         for (int c = 0; c < 3; c++)
             rgb[3 * i + c] = (uint8_t)lround(255 + (k_role_rgb[r][c] - 255) * s);
         char buf[32];
@@ -62,13 +64,21 @@ static int role_grid(const av_corpus_acc *a, int g, const char *dir, av_err *err
         if (!(text[i] = av_strdup(buf))) goto done;
     }
     char title[96], path[4096];
-    snprintf(title, sizeof title, "head roles (%s attention): color = role, strength = share of inputs agreeing",
-             gr->kind);
+    snprintf(title, sizeof title,
+             "head roles (%s attention): color = role, strength = share of inputs agreeing", gr->kind);
     snprintf(path, sizeof path, "%s/figures/roles-%s.png", dir, gr->kind);
-    av_chart_grid cg = {.title = title, .n_rows = gr->n_layers, .n_cols = gr->n_heads, .cell_rgb = rgb,
-                        .cell_text = (const char *const *)text, .row_labels = (const char *const *)rows,
-                        .col_labels = (const char *const *)cols, .row_title = "layer", .col_title = "head",
-                        .n_legend = AV_ROLE_COUNT + 1, .legend_labels = k_role_legend, .legend_rgb = &k_role_rgb[0][0]};
+    av_chart_grid cg = {.title = title,
+                        .n_rows = gr->n_layers,
+                        .n_cols = gr->n_heads,
+                        .cell_rgb = rgb,
+                        .cell_text = (const char *const *)text,
+                        .row_labels = (const char *const *)rows,
+                        .col_labels = (const char *const *)cols,
+                        .row_title = "layer",
+                        .col_title = "head",
+                        .n_legend = AV_ROLE_COUNT + 1,
+                        .legend_labels = k_role_legend,
+                        .legend_rgb = &k_role_rgb[0][0]};
     rc = av_chart_grid_png(&cg, path, FIG_DPI, err);
 done:
     if (rc && !err->msg[0]) av_errf(err, "out of memory drawing the role grid");
@@ -98,9 +108,15 @@ static int metric_grid(const av_corpus_acc *a, int g, av_cm m, const char *dir, 
     char title[96], path[4096];
     snprintf(title, sizeof title, "mean %s per head (%s attention)", av_cm_name(m), gr->kind);
     snprintf(path, sizeof path, "%s/figures/%s-%s.png", dir, av_cm_name(m), gr->kind);
-    av_chart_grid cg = {.title = title, .n_rows = gr->n_layers, .n_cols = gr->n_heads, .values = v,
-                        .row_labels = (const char *const *)rows, .col_labels = (const char *const *)cols,
-                        .row_title = "layer", .col_title = "head", .cmap = AV_CMAP_VIRIDIS};
+    av_chart_grid cg = {.title = title,
+                        .n_rows = gr->n_layers,
+                        .n_cols = gr->n_heads,
+                        .values = v,
+                        .row_labels = (const char *const *)rows,
+                        .col_labels = (const char *const *)cols,
+                        .row_title = "layer",
+                        .col_title = "head",
+                        .cmap = AV_CMAP_VIRIDIS};
     rc = av_chart_grid_png(&cg, path, FIG_DPI, err);
 done:
     free(v);
@@ -121,14 +137,18 @@ static int positions_grid(const av_corpus_acc *a, int g, const char *dir, av_err
         int64_t lo, hi;
         av_pos_bin_range(b, &lo, &hi);
         if ((lo >= 0 ? lo : -hi) > reach || (lo < 0 && !a->pos_n[off])) continue;
-        int causal_empty = lo < 0; /* keep negative offsets only when some head of the group attends forward */
+        int causal_empty =
+            lo < 0; /* keep negative offsets only when some head of the group attends forward */
         for (int i = 0; causal_empty && i < n; i++)
             causal_empty = a->pos[(size_t)(off + i) * AV_POS_BINS + b] == 0;
         if (causal_empty) continue;
         char buf[48];
-        if (lo == hi) snprintf(buf, sizeof buf, "%lld", (long long)lo);
-        else if (hi == INT64_MAX) snprintf(buf, sizeof buf, "%lld+", (long long)lo);
-        else snprintf(buf, sizeof buf, "%lld..%lld", (long long)lo, (long long)hi);
+        if (lo == hi)
+            snprintf(buf, sizeof buf, "%lld", (long long)lo);
+        else if (hi == INT64_MAX)
+            snprintf(buf, sizeof buf, "%lld+", (long long)lo);
+        else
+            snprintf(buf, sizeof buf, "%lld..%lld", (long long)lo, (long long)hi);
         if (!(cols[nb] = av_strdup(buf))) goto done;
         bins[nb++] = b;
     }
@@ -137,13 +157,23 @@ static int positions_grid(const av_corpus_acc *a, int g, const char *dir, av_err
         snprintf(buf, sizeof buf, "%d.%d", i / gr->n_heads, i % gr->n_heads);
         if (!(rows[i] = av_strdup(buf))) goto done;
         for (int k = 0; k < nb; k++)
-            v[(size_t)i * nb + k] = a->pos_n[off + i] ? (float)(av_fx_to_double(a->pos[(size_t)(off + i) * AV_POS_BINS + bins[k]]) / (double)a->pos_n[off + i]) : NAN;
+            v[(size_t)i * nb + k] =
+                a->pos_n[off + i]
+                    ? (float)(av_fx_to_double(a->pos[(size_t)(off + i) * AV_POS_BINS + bins[k]]) /
+                              (double)a->pos_n[off + i])
+                    : NAN;
     }
     char title[96], path[4096];
     snprintf(title, sizeof title, "attention mass by offset query - key (%s attention)", gr->kind);
     snprintf(path, sizeof path, "%s/figures/positions-%s.png", dir, gr->kind);
-    av_chart_grid cg = {.title = title, .n_rows = n, .n_cols = nb, .values = v, .row_labels = (const char *const *)rows,
-                        .col_labels = (const char *const *)cols, .row_title = "layer.head", .col_title = "offset",
+    av_chart_grid cg = {.title = title,
+                        .n_rows = n,
+                        .n_cols = nb,
+                        .values = v,
+                        .row_labels = (const char *const *)rows,
+                        .col_labels = (const char *const *)cols,
+                        .row_title = "layer.head",
+                        .col_title = "offset",
                         .cmap = AV_CMAP_MAGMA};
     rc = nb ? av_chart_grid_png(&cg, path, FIG_DPI, err) : 0;
 done:
@@ -155,8 +185,8 @@ done:
 }
 
 /* One query/key map: by side (queries blue, keys orange) or by relative position (viridis). */
-static int qk_scatter(const av_corpus_report *r, const double *xy, const char *name, int by_pos, const char *dir,
-                      av_err *err) {
+static int qk_scatter(const av_corpus_report *r, const double *xy, const char *name, int by_pos,
+                      const char *dir, av_err *err) {
     static const uint8_t side_rgb[2][3] = {{31, 119, 180}, {255, 127, 14}};
     static const char *const side_names[2] = {"query", "key"};
     const av_corpus_qk *qk = r->qk;
@@ -165,7 +195,8 @@ static int qk_scatter(const av_corpus_report *r, const double *xy, const char *n
     for (int i = 0; i < qk->n; i++) {
         const av_qk_point *p = &qk->pts[i];
         if (by_pos)
-            av_cmap_rgb(AV_CMAP_VIRIDIS, p->n_tokens > 1 ? (float)p->pos / (float)(p->n_tokens - 1) : 0, rgb + 3 * i);
+            av_cmap_rgb(AV_CMAP_VIRIDIS, p->n_tokens > 1 ? (float)p->pos / (float)(p->n_tokens - 1) : 0,
+                        rgb + 3 * i);
         else
             memcpy(rgb + 3 * i, side_rgb[p->is_key], 3);
     }
@@ -173,9 +204,17 @@ static int qk_scatter(const av_corpus_report *r, const double *xy, const char *n
     snprintf(title, sizeof title, "queries and keys of layer %d head %d: %s%s", qk->layer, qk->head, name,
              by_pos ? " (color: position / length)" : "");
     snprintf(path, sizeof path, "%s/figures/qk-%s%s.png", dir, name, by_pos ? "-position" : "");
-    av_chart_scatter s = {.title = title, .n = qk->n, .xy = xy, .rgb = rgb, .n_legend = by_pos ? 0 : 2,
-                          .legend_labels = side_names, .legend_rgb = &side_rgb[0][0], .colorbar = by_pos,
-                          .cmap = AV_CMAP_VIRIDIS, .vmin = 0, .vmax = 1};
+    av_chart_scatter s = {.title = title,
+                          .n = qk->n,
+                          .xy = xy,
+                          .rgb = rgb,
+                          .n_legend = by_pos ? 0 : 2,
+                          .legend_labels = side_names,
+                          .legend_rgb = &side_rgb[0][0],
+                          .colorbar = by_pos,
+                          .cmap = AV_CMAP_VIRIDIS,
+                          .vmin = 0,
+                          .vmax = 1};
     int rc = av_chart_scatter_png(&s, path, FIG_DPI, err);
     free(rgb);
     return rc;

@@ -35,7 +35,8 @@ static json_t *cmap_table(av_cmap cm) {
 /* The data as JSON that cannot end its <script> element: every '<' (only ever inside strings) as \u003c. */
 static void put_data(av_buf *b, const json_t *data) {
     json_t *page = json_copy((json_t *)data); /* shallow: the colormaps are added to the page's copy only */
-    json_t *maps = json_pack("{so so}", "viridis", cmap_table(AV_CMAP_VIRIDIS), "magma", cmap_table(AV_CMAP_MAGMA));
+    json_t *maps =
+        json_pack("{so so}", "viridis", cmap_table(AV_CMAP_VIRIDIS), "magma", cmap_table(AV_CMAP_MAGMA));
     if (!page || !maps) {
         b->oom = 1;
         json_decref(page);
@@ -82,7 +83,8 @@ int av_corpus_report_html(const json_t *data, const char *path, av_err *err) {
             put_data(&b, data);
         p = end + 3;
     }
-    int rc = b.oom ? av_errf(err, "out of memory building %s", path) : av_file_write_atomic(path, b.s, b.n, err);
+    int rc =
+        b.oom ? av_errf(err, "out of memory building %s", path) : av_file_write_atomic(path, b.s, b.n, err);
     free(b.s);
     return rc;
 }

@@ -1,7 +1,7 @@
 /* Corpus input files: one input per line, plain text or JSON Lines. A first pass counts the lines, remembers
  * where each chunk of lines starts (so every rank and thread can seek to its own chunks) and hashes the
- * bytes (so a resumed run can tell whether the file changed). Lines are then read chunk by chunk, each at most
- * max_line_bytes long: longer ones are skipped and reported, never held in memory. */
+ * bytes (so a resumed run can tell whether the file changed). Lines are then read chunk by chunk, each at
+ * most max_line_bytes long: longer ones are skipped and reported, never held in memory. */
 #include "corpus_run.h"
 
 #include <ctype.h>
@@ -17,9 +17,12 @@ int av_corpus_format_parse(const char *s, const char *path, av_corpus_format *ou
                    : AV_CORPUS_TXT;
         return 0;
     }
-    if (strcmp(s, "jsonl") == 0) *out = AV_CORPUS_JSONL;
-    else if (strcmp(s, "txt") == 0) *out = AV_CORPUS_TXT;
-    else return av_errf(err, "--format must be auto, jsonl or txt, got '%s'", s);
+    if (strcmp(s, "jsonl") == 0)
+        *out = AV_CORPUS_JSONL;
+    else if (strcmp(s, "txt") == 0)
+        *out = AV_CORPUS_TXT;
+    else
+        return av_errf(err, "--format must be auto, jsonl or txt, got '%s'", s);
     return 0;
 }
 
@@ -62,8 +65,10 @@ int av_corpus_input_open(av_corpus_input *in, const char *path, av_corpus_format
             in->hash = (in->hash ^ buf[i]) * 1099511628211ull;
         }
     }
-    if (!rc && ferror(fp)) rc = av_errf(err, "%s: read error: %s", path, strerror(errno));
-    else if (rc) av_errf(err, "out of memory indexing %s", path);
+    if (!rc && ferror(fp))
+        rc = av_errf(err, "%s: read error: %s", path, strerror(errno));
+    else if (rc)
+        av_errf(err, "out of memory indexing %s", path);
     fclose(fp);
     in->size = (uint64_t)off;
     if (!rc && push_offset(in, off, &cap)) rc = av_errf(err, "out of memory");
@@ -78,7 +83,8 @@ int av_corpus_input_open(av_corpus_input *in, const char *path, av_corpus_format
 int av_corpus_lines_open(av_corpus_lines *r, const av_corpus_input *in, int64_t chunk, av_err *err) {
     memset(r, 0, sizeof *r);
     if (chunk < 0 || chunk >= in->n_chunks) return av_errf(err, "chunk %lld out of range", (long long)chunk);
-    if (!(r->fp = fopen(in->path, "rb"))) return av_errf(err, "%s: cannot open: %s", in->path, strerror(errno));
+    if (!(r->fp = fopen(in->path, "rb")))
+        return av_errf(err, "%s: cannot open: %s", in->path, strerror(errno));
     if (fseeko(r->fp, (off_t)in->chunk_off[chunk], SEEK_SET)) {
         fclose(r->fp);
         return av_errf(err, "%s: cannot seek: %s", in->path, strerror(errno));
@@ -151,7 +157,8 @@ av_bad av_corpus_line_text(const av_corpus_input *in, const av_corpus_lines *r, 
     json_t *o = json_loadb(r->buf, r->len, JSON_REJECT_DUPLICATES, &je);
     if (!o) return AV_BAD_JSON;
     av_bad why = AV_BAD_COUNT;
-    if (!json_is_object(o) || !(*text = member(o, field)) || (target_field && !(*target = member(o, target_field))))
+    if (!json_is_object(o) || !(*text = member(o, field)) ||
+        (target_field && !(*target = member(o, target_field))))
         why = AV_BAD_FIELD;
     else if (blank(*text, strlen(*text)))
         why = AV_BAD_EMPTY;

@@ -92,7 +92,8 @@ static void jacobi_eigen(double *a, double *v, int d) {
 
 int av_pca2(const double *x, int n, int d, double *out, double var[2], av_err *err) {
     if (n < 2 || d < 1) return av_errf(err, "PCA needs at least 2 points (got %d) of dimension >= 1", n);
-    double *mean = calloc((size_t)d, sizeof *mean), *cov = calloc((size_t)d * d, sizeof *cov); /* (d), (d, d) */
+    double *mean = calloc((size_t)d, sizeof *mean),
+           *cov = calloc((size_t)d * d, sizeof *cov); /* (d), (d, d) */
     double *vec = malloc(sizeof *vec * (size_t)d * d);
     if (!mean || !cov || !vec) {
         free(mean), free(cov), free(vec);

@@ -1,5 +1,6 @@
-/* Query/key samples for AttentionViz-style maps: a bottom-k sample by hashed priority, so that the sample of a
- * corpus does not depend on how its inputs were split over threads or ranks, or in which order they came. */
+/* Query/key samples for AttentionViz-style maps: a bottom-k sample by hashed priority, so that the sample of
+ * a corpus does not depend on how its inputs were split over threads or ranks, or in which order they came.
+ */
 #include "corpus.h"
 
 #include <stdlib.h>
@@ -89,8 +90,10 @@ int av_corpus_qk_add(av_corpus_qk *s, const av_trace *t, int64_t line, av_err *e
     av_corpus_qk_view v;
     if (av_corpus_trace_qk(t, s->layer, &v, err)) return -1;
     if (s->head < 0 || s->head >= v.n_heads)
-        return av_errf(err, "head %d is out of range: layer %d has heads 0..%d", s->head, s->layer, v.n_heads - 1);
-    if (s->dim && s->dim != v.dim) return av_errf(err, "inputs disagree on the head size (%d vs %d)", s->dim, v.dim);
+        return av_errf(err, "head %d is out of range: layer %d has heads 0..%d", s->head, s->layer,
+                       v.n_heads - 1);
+    if (s->dim && s->dim != v.dim)
+        return av_errf(err, "inputs disagree on the head size (%d vs %d)", s->dim, v.dim);
     s->dim = v.dim;
     int kv = s->head / (v.n_heads / v.n_kv_heads); /* grouped-query attention: the key head this head reads */
     const float *q = v.q + (size_t)s->head * v.T * v.dim, *k = v.k + (size_t)kv * v.T * v.dim; /* (T, dim) */
@@ -107,8 +110,8 @@ int av_corpus_qk_add(av_corpus_qk *s, const av_trace *t, int64_t line, av_err *e
 
 int av_corpus_qk_merge(av_corpus_qk *dst, const av_corpus_qk *src, av_err *err) {
     if (src->n == 0) return 0;
-    if (dst->layer != src->layer || dst->head != src->head || dst->n_max != src->n_max || dst->seed != src->seed ||
-        (dst->dim && dst->dim != src->dim))
+    if (dst->layer != src->layer || dst->head != src->head || dst->n_max != src->n_max ||
+        dst->seed != src->seed || (dst->dim && dst->dim != src->dim))
         return av_errf(err, "cannot merge query/key samples of different settings");
     dst->dim = src->dim;
     for (int i = 0; i < src->n; i++)

@@ -9,7 +9,8 @@
 
 /* ---- query/key maps ---- */
 
-int av_corpus_qk_project(const av_corpus_qk *qk, const av_tsne_params *tsne, av_corpus_qk_map *out, av_err *err) {
+int av_corpus_qk_project(const av_corpus_qk *qk, const av_tsne_params *tsne, av_corpus_qk_map *out,
+                         av_err *err) {
     memset(out, 0, sizeof *out);
     int n = qk->n, d = qk->dim;
     if (n < 2 || d < 1) return av_errf(err, "the query/key sample has %d points: nothing to project", n);
@@ -81,8 +82,7 @@ static int collect_lines(const av_corpus_acc *acc, int role_only, int n_per_head
             if (role_only) {
                 int want = cr.roles.best != AV_ROLE_NONE ? (int)cr.roles.best : -1;
                 for (int q = 0; want < 0 && q < AV_ROLE_COUNT; q++) /* "none": its best-scoring role */
-                    if (!isnan(cr.roles.score[q]) &&
-                        (want < 0 || cr.roles.score[q] > cr.roles.score[want]))
+                    if (!isnan(cr.roles.score[q]) && (want < 0 || cr.roles.score[q] > cr.roles.score[want]))
                         want = q;
                 if (r != want) continue;
             }
@@ -106,7 +106,9 @@ int av_corpus_trace_lines(const av_corpus_acc *acc, int n_per_head, int64_t **li
 
 /* ---- JSON ---- */
 
-static json_t *jnum(double x) { return isnan(x) || isinf(x) ? json_null() : json_real(x); }
+static json_t *jnum(double x) {
+    return isnan(x) || isinf(x) ? json_null() : json_real(x);
+}
 
 static json_t *jfx(av_fx v) {
     char buf[48];
@@ -148,13 +150,15 @@ static json_t *roles_json(const av_corpus_acc *a, int h, const av_corpus_role *c
     json_object_set_new(o, "ci95", jnum(cr->ci95));
     const uint64_t *v = a->votes + (size_t)h * (AV_ROLE_COUNT + 1);
     for (int r = 0; r <= AV_ROLE_COUNT; r++)
-        json_object_set_new(votes, r < AV_ROLE_COUNT ? av_role_name((av_role)r) : "none", json_integer((json_int_t)v[r]));
+        json_object_set_new(votes, r < AV_ROLE_COUNT ? av_role_name((av_role)r) : "none",
+                            json_integer((json_int_t)v[r]));
     for (int r = 0; r < AV_ROLE_COUNT; r++) {
         json_object_set_new(scores, av_role_name((av_role)r), jnum(cr->roles.score[r]));
         json_t *list = json_array();
         const av_corpus_top *t = a->top + ((size_t)h * AV_ROLE_COUNT + r) * (size_t)a->top_k;
         for (int i = 0; i < a->top_k && t[i].line >= 0; i++)
-            json_array_append_new(list, json_pack("{sI so}", "line", (json_int_t)t[i].line, "score", jnum(t[i].score)));
+            json_array_append_new(
+                list, json_pack("{sI so}", "line", (json_int_t)t[i].line, "score", jnum(t[i].score)));
         json_object_set_new(top, av_role_name((av_role)r), list);
     }
     json_object_set_new(o, "scores", scores);
@@ -180,7 +184,8 @@ static json_t *head_json(const av_corpus_acc *a, int h) {
         pos = json_array();
         for (int b = 0; b < AV_POS_BINS; b++)
             if (bin_visible(a, b))
-                json_array_append_new(pos, jnum(av_fx_to_double(a->pos[(size_t)h * AV_POS_BINS + b]) / a->pos_n[h]));
+                json_array_append_new(
+                    pos, jnum(av_fx_to_double(a->pos[(size_t)h * AV_POS_BINS + b]) / a->pos_n[h]));
     }
     json_object_set_new(o, "positions", pos);
     return o;
@@ -208,7 +213,8 @@ static json_t *special_json(const av_corpus_acc *a) {
             json_array_append_new(mean, jnum(av_moments_mean(&a->labels[l].m[h])));
             json_array_append_new(n, json_integer((json_int_t)a->labels[l].m[h].n));
         }
-        json_array_append_new(arr, json_pack("{ss so so}", "label", a->labels[l].label, "mean", mean, "n", n));
+        json_array_append_new(arr,
+                              json_pack("{ss so so}", "label", a->labels[l].label, "mean", mean, "n", n));
     }
     return arr;
 }
@@ -221,14 +227,15 @@ static json_t *skipped_json(const av_corpus_acc *a) {
         for (int i = 0; i < a->n_bad_lines[r]; i++)
             json_array_append_new(lines, json_integer((json_int_t)a->bad_lines[r][i]));
         json_object_set_new(o, av_bad_name((av_bad)r),
-                            json_pack("{sI so sb}", "count", (json_int_t)a->bad[r], "lines", lines, "lines_truncated",
-                                      a->bad[r] > (uint64_t)a->n_bad_lines[r]));
+                            json_pack("{sI so sb}", "count", (json_int_t)a->bad[r], "lines", lines,
+                                      "lines_truncated", a->bad[r] > (uint64_t)a->n_bad_lines[r]));
         total += a->bad[r];
     }
     json_object_set_new(o, "total", json_integer((json_int_t)total));
-    json_object_set_new(o, "first_error", a->error_line < 0 ? json_null()
-                                                             : json_pack("{sI ss}", "line", (json_int_t)a->error_line,
-                                                                         "message", a->error_msg));
+    json_object_set_new(
+        o, "first_error",
+        a->error_line < 0 ? json_null()
+                          : json_pack("{sI ss}", "line", (json_int_t)a->error_line, "message", a->error_msg));
     return o;
 }
 
@@ -236,22 +243,29 @@ static json_t *qk_json(const av_corpus_qk *qk, const av_corpus_qk_map *map) {
     json_t *pts = json_array();
     for (int i = 0; i < qk->n; i++) {
         const av_qk_point *p = &qk->pts[i];
-        json_t *e = json_pack("{ss sI si si ss}", "type", p->is_key ? "key" : "query", "line", (json_int_t)p->line, "pos",
-                              p->pos, "n_tokens", p->n_tokens, "token", p->label);
-        if (!e) e = json_pack("{ss sI si si ss}", "type", p->is_key ? "key" : "query", "line", (json_int_t)p->line,
-                              "pos", p->pos, "n_tokens", p->n_tokens, "token", "\xEF\xBF\xBD");
+        json_t *e = json_pack("{ss sI si si ss}", "type", p->is_key ? "key" : "query", "line",
+                              (json_int_t)p->line, "pos", p->pos, "n_tokens", p->n_tokens, "token", p->label);
+        if (!e)
+            e = json_pack("{ss sI si si ss}", "type", p->is_key ? "key" : "query", "line",
+                          (json_int_t)p->line, "pos", p->pos, "n_tokens", p->n_tokens, "token",
+                          "\xEF\xBF\xBD");
         json_object_set_new(e, "pca", json_pack("[oo]", jnum(map->pca[2 * i]), jnum(map->pca[2 * i + 1])));
-        if (map->tsne) json_object_set_new(e, "tsne", json_pack("[oo]", jnum(map->tsne[2 * i]), jnum(map->tsne[2 * i + 1])));
+        if (map->tsne)
+            json_object_set_new(e, "tsne",
+                                json_pack("[oo]", jnum(map->tsne[2 * i]), jnum(map->tsne[2 * i + 1])));
         json_array_append_new(pts, e);
     }
-    json_t *o = json_pack("{si si si sI si ss}", "layer", qk->layer, "head", qk->head, "samples_per_side", qk->n_max,
-                          "seed", (json_int_t)qk->seed, "dim", qk->dim, "normalization", "attentionviz");
-    json_object_set_new(o, "pca_variance_ratio", json_pack("[oo]", jnum(map->pca_var[0]), jnum(map->pca_var[1])));
-    json_object_set_new(o, "tsne", map->tsne ? json_pack("{sf si sf sI}", "perplexity", map->tsne_params.perplexity,
-                                                         "iterations", map->tsne_params.n_iter, "theta",
-                                                         map->tsne_params.theta, "seed",
-                                                         (json_int_t)map->tsne_params.seed)
-                                             : json_null());
+    json_t *o =
+        json_pack("{si si si sI si ss}", "layer", qk->layer, "head", qk->head, "samples_per_side", qk->n_max,
+                  "seed", (json_int_t)qk->seed, "dim", qk->dim, "normalization", "attentionviz");
+    json_object_set_new(o, "pca_variance_ratio",
+                        json_pack("[oo]", jnum(map->pca_var[0]), jnum(map->pca_var[1])));
+    json_object_set_new(o, "tsne",
+                        map->tsne
+                            ? json_pack("{sf si sf sI}", "perplexity", map->tsne_params.perplexity,
+                                        "iterations", map->tsne_params.n_iter, "theta",
+                                        map->tsne_params.theta, "seed", (json_int_t)map->tsne_params.seed)
+                            : json_null());
     json_object_set_new(o, "points", pts);
     return o;
 }
@@ -275,16 +289,19 @@ static json_t *header_json(const av_corpus_report *r) {
     json_t *o = json_object();
     json_object_set_new(o, "format", json_string(AV_CORPUS_FORMAT));
     json_object_set_new(o, "version", json_string(AV_CORPUS_FORMAT_VERSION));
-    json_object_set_new(o, "model", json_pack("{ss ss ss ss}", "name", info.name, "arch", info.arch, "family",
-                                              info.family ? info.family : "", "path", r->model_path));
-    json_object_set_new(o, "input", json_pack("{ss ss ss so sI sI ss}", "path", in->path, "format",
-                                              in->format == AV_CORPUS_JSONL ? "jsonl" : "txt", "field", r->field,
-                                              "target_field", r->target_field ? json_string(r->target_field) : json_null(),
-                                              "lines", (json_int_t)in->n_lines, "bytes", (json_int_t)in->size,
-                                              "fnv1a64", hash));
-    json_object_set_new(o, "settings", json_pack("{si si sb si sf si}", "chunk_lines", in->chunk_lines, "top_k",
-                                                 r->acc->top_k, "add_bos", r->add_bos, "steps", r->steps,
-                                                 "sketch_alpha", AV_SKETCH_ALPHA, "fixed_point_bits", AV_FX_FRAC_BITS));
+    json_object_set_new(o, "model",
+                        json_pack("{ss ss ss ss}", "name", info.name, "arch", info.arch, "family",
+                                  info.family ? info.family : "", "path", r->model_path));
+    json_object_set_new(o, "input",
+                        json_pack("{ss ss ss so sI sI ss}", "path", in->path, "format",
+                                  in->format == AV_CORPUS_JSONL ? "jsonl" : "txt", "field", r->field,
+                                  "target_field",
+                                  r->target_field ? json_string(r->target_field) : json_null(), "lines",
+                                  (json_int_t)in->n_lines, "bytes", (json_int_t)in->size, "fnv1a64", hash));
+    json_object_set_new(o, "settings",
+                        json_pack("{si si sb si sf si}", "chunk_lines", in->chunk_lines, "top_k",
+                                  r->acc->top_k, "add_bos", r->add_bos, "steps", r->steps, "sketch_alpha",
+                                  AV_SKETCH_ALPHA, "fixed_point_bits", AV_FX_FRAC_BITS));
     json_object_set_new(o, "examples", json_integer((json_int_t)r->acc->n_examples));
     json_object_set_new(o, "tokens", json_integer((json_int_t)r->acc->n_tokens));
     json_object_set_new(o, "max_tokens", json_integer(r->acc->max_tokens));
@@ -303,9 +320,10 @@ json_t *av_corpus_report_json(const av_corpus_report *r) {
     for (int r2 = 0; r2 < AV_ROLE_COUNT; r2++)
         json_array_append_new(roles, json_string(av_role_name((av_role)r2)));
     for (int g = 0; a->ready && g < a->layout.n_groups; g++)
-        json_array_append_new(groups, json_pack("{ss si si sb}", "kind", a->layout.groups[g].kind, "n_layers",
-                                                a->layout.groups[g].n_layers, "n_heads", a->layout.groups[g].n_heads,
-                                                "positional", a->layout.groups[g].positional));
+        json_array_append_new(groups,
+                              json_pack("{ss si si sb}", "kind", a->layout.groups[g].kind, "n_layers",
+                                        a->layout.groups[g].n_layers, "n_heads", a->layout.groups[g].n_heads,
+                                        "positional", a->layout.groups[g].positional));
     for (int h = 0; a->ready && h < a->layout.n_heads; h++)
         json_array_append_new(heads, head_json(a, h));
     json_object_set_new(o, "metrics", metrics);

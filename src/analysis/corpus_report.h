@@ -14,14 +14,15 @@
 /* 2-D maps of a query/key sample (corpus_report.c). */
 typedef struct av_corpus_qk_map {
     int n, dim;
-    double *pca;  /* (n, 2) */
+    double *pca; /* (n, 2) */
     double pca_var[2];
     double *tsne; /* (n, 2), or NULL when not computed */
     av_tsne_params tsne_params;
 } av_corpus_qk_map;
 
 /* Normalizes the sampled vectors (av_qk_normalize), projects them with PCA and, when tsne, with t-SNE. */
-int av_corpus_qk_project(const av_corpus_qk *qk, const av_tsne_params *tsne, av_corpus_qk_map *out, av_err *err);
+int av_corpus_qk_project(const av_corpus_qk *qk, const av_tsne_params *tsne, av_corpus_qk_map *out,
+                         av_err *err);
 void av_corpus_qk_map_free(av_corpus_qk_map *m);
 
 /* An input referenced by the report (a top example): its text and, when saved, its trace page. */
@@ -65,7 +66,8 @@ typedef struct av_corpus_output {
     av_tsne_params tsne;    /* n_iter 0: no t-SNE */
 } av_corpus_output;
 
-/* The whole report of merged statistics (qk may be NULL). job gives the model and input for re-running lines. */
+/* The whole report of merged statistics (qk may be NULL). job gives the model and input for re-running lines.
+ */
 int av_corpus_write(const av_corpus_job *job, const av_corpus_acc *acc, const av_corpus_qk *qk,
                     const av_corpus_output *o, av_err *err);
 /* mkdir that accepts an existing directory. */

@@ -26,7 +26,8 @@ static int is_encdec(const av_model *m) {
     return f && strcmp(f, "encoder-decoder") == 0;
 }
 
-/* Tokens the input will have (0 when unknown), to refuse inputs longer than the context before running them. */
+/* Tokens the input will have (0 when unknown), to refuse inputs longer than the context before running them.
+ */
 static size_t count_tokens(const av_corpus_job *job, const char *text) {
     const av_tokenizer *tok = av_model_tokenizer(job->model);
     int32_t *ids = NULL;
@@ -36,13 +37,14 @@ static size_t count_tokens(const av_corpus_job *job, const char *text) {
     return n;
 }
 
-/* Lazy traces (queries and keys, attention recomputed head by head) when the map needs them or a full trace of
- * n tokens would pass AV_CORPUS_FULL_TRACE_MAX; full ones otherwise. The choice depends on the input alone, so
- * every split of the corpus makes the same one. */
+/* Lazy traces (queries and keys, attention recomputed head by head) when the map needs them or a full trace
+ * of n tokens would pass AV_CORPUS_FULL_TRACE_MAX; full ones otherwise. The choice depends on the input
+ * alone, so every split of the corpus makes the same one. */
 static int want_lazy(const av_corpus_job *job, size_t n) {
     av_model_info mi = av_model_get_info(job->model);
     double bytes = 4.0 * mi.n_layers * mi.n_heads * (double)n * (double)n;
-    return av_model_lazy_supported(job->model, NULL) && (job->qk_layer >= 0 || bytes > AV_CORPUS_FULL_TRACE_MAX);
+    return av_model_lazy_supported(job->model, NULL) &&
+           (job->qk_layer >= 0 || bytes > AV_CORPUS_FULL_TRACE_MAX);
 }
 
 static int run_text(const av_corpus_job *job, const char *text, const char *target, int lazy, av_trace **t,
@@ -55,8 +57,8 @@ static int run_text(const av_corpus_job *job, const char *text, const char *targ
 }
 
 /* One line into acc / qk: skipped lines are counted with their reason; only internal failures return -1. */
-static int do_line(const av_corpus_job *job, const av_corpus_lines *lines, av_corpus_acc *acc, av_corpus_qk *qk,
-                   av_err *err) {
+static int do_line(const av_corpus_job *job, const av_corpus_lines *lines, av_corpus_acc *acc,
+                   av_corpus_qk *qk, av_err *err) {
     char *text, *target;
     av_bad why = av_corpus_line_text(job->input, lines, job->field, job->target_field, &text, &target);
     av_trace *t = NULL;
@@ -64,7 +66,8 @@ static int do_line(const av_corpus_job *job, const av_corpus_lines *lines, av_co
     int rc = 0;
     size_t n = why == AV_BAD_COUNT ? count_tokens(job, text) : 0;
     if (n > (size_t)av_model_get_info(job->model).max_seq_len) why = AV_BAD_TOO_LONG;
-    if (why == AV_BAD_COUNT && run_text(job, text, target, want_lazy(job, n), &t, &run_err)) why = AV_BAD_ERROR;
+    if (why == AV_BAD_COUNT && run_text(job, text, target, want_lazy(job, n), &t, &run_err))
+        why = AV_BAD_ERROR;
     if (why != AV_BAD_COUNT) {
         av_corpus_acc_bad(acc, why, lines->line, run_err.msg);
     } else {
@@ -72,7 +75,8 @@ static int do_line(const av_corpus_job *job, const av_corpus_lines *lines, av_co
         if (av_corpus_measure(t, lines->line, &ex, &run_err)) { /* e.g. out of memory on a huge input */
             av_corpus_acc_bad(acc, AV_BAD_ERROR, lines->line, run_err.msg);
         } else {
-            rc = av_corpus_acc_add(acc, &ex, err) || (job->qk_layer >= 0 && av_corpus_qk_add(qk, t, lines->line, err));
+            rc = av_corpus_acc_add(acc, &ex, err) ||
+                 (job->qk_layer >= 0 && av_corpus_qk_add(qk, t, lines->line, err));
             if (rc) av_err_prefix(err, "line %lld", (long long)lines->line);
         }
         av_corpus_example_free(&ex);
@@ -264,7 +268,8 @@ void av_corpus_result_free(av_corpus_result *res) {
 
 /* Positions r on `line` (1-based). */
 static int seek_line(const av_corpus_input *in, int64_t line, av_corpus_lines *r, av_err *err) {
-    if (line < 1 || line > in->n_lines) return av_errf(err, "line %lld is outside the input", (long long)line);
+    if (line < 1 || line > in->n_lines)
+        return av_errf(err, "line %lld is outside the input", (long long)line);
     if (av_corpus_lines_open(r, in, (line - 1) / in->chunk_lines, err)) return -1;
     int got;
     while ((got = av_corpus_lines_next(r, err)) == 1 && r->line < line) {

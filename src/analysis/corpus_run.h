@@ -2,9 +2,9 @@
  * threads, resumable state files, and re-running single lines (docs/CORPUS.md).
  *
  * Sharding: chunk c (lines c*chunk+1 .. (c+1)*chunk) belongs to rank c % n_ranks. Each rank's worker threads
- * take its chunks one at a time; a chunk's statistics enter the rank's accumulator only once the whole chunk is
- * done, and the state file (accumulator + set of finished chunks, written atomically) therefore never counts
- * an input twice or half. */
+ * take its chunks one at a time; a chunk's statistics enter the rank's accumulator only once the whole chunk
+ * is done, and the state file (accumulator + set of finished chunks, written atomically) therefore never
+ * counts an input twice or half. */
 #ifndef AV_CORPUS_RUN_H
 #define AV_CORPUS_RUN_H
 
@@ -54,11 +54,12 @@ av_bad av_corpus_line_text(const av_corpus_input *in, const av_corpus_lines *r, 
 
 /* ---- running (corpus_run.c) ---- */
 
-#define AV_CORPUS_FULL_TRACE_MAX (256.0 * 1024 * 1024) /* bytes of one input's full trace before going lazy */
+#define AV_CORPUS_FULL_TRACE_MAX (256.0 * 1024 * 1024) /* bytes of one input's full trace before going lazy  \
+                                                        */
 
 typedef struct av_corpus_progress {
-    int64_t inputs_done;  /* lines finished by this rank in this session (good or skipped) */
-    int64_t inputs_total; /* lines this session has to do on this rank */
+    int64_t inputs_done;               /* lines finished by this rank in this session (good or skipped) */
+    int64_t inputs_total;              /* lines this session has to do on this rank */
     int64_t chunks_done, chunks_total; /* this rank's chunks, including those resumed */
     double seconds;
 } av_corpus_progress;
@@ -75,7 +76,8 @@ typedef struct av_corpus_job {
     const char *state_path;  /* NULL: not resumable */
     const char *fingerprint; /* the run's settings; a state file of other settings is refused */
     double checkpoint_s;     /* state written at most this often (0: after every chunk) */
-    const atomic_int *stop;  /* set (by a signal handler thread): finish the inputs in progress, save, return */
+    const atomic_int
+        *stop; /* set (by a signal handler thread): finish the inputs in progress, save, return */
     void (*progress)(void *ctx, const av_corpus_progress *p);
     void *progress_ctx;
 } av_corpus_job;

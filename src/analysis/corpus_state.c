@@ -117,8 +117,8 @@ static int read_layout(av_reader *r, av_corpus_layout *lay, av_err *err) {
     for (int g = 0; g < lay->n_groups; g++) {
         av_corpus_group *x = &lay->groups[g];
         uint32_t L, H, pos;
-        if (av_read_bytes(r, x->kind, sizeof x->kind, err) || av_read_u32(r, &L, err) || av_read_u32(r, &H, err) ||
-            av_read_u32(r, &pos, err))
+        if (av_read_bytes(r, x->kind, sizeof x->kind, err) || av_read_u32(r, &L, err) ||
+            av_read_u32(r, &H, err) || av_read_u32(r, &pos, err))
             return -1;
         x->kind[sizeof x->kind - 1] = 0;
         if (L == 0 || H == 0 || L > 4096 || H > 4096 || pos > 1 || (uint64_t)lay->n_heads + L * H > MAX_HEADS)
@@ -202,7 +202,8 @@ void av_corpus_acc_write(const av_corpus_acc *a, av_buf *b) {
 static int read_heads(av_reader *r, av_corpus_acc *a, av_err *err) {
     size_t nh = (size_t)a->layout.n_heads;
     uint32_t maxt;
-    if (av_read_u64(r, &a->n_examples, err) || av_read_u64(r, &a->n_tokens, err) || av_read_u32(r, &maxt, err))
+    if (av_read_u64(r, &a->n_examples, err) || av_read_u64(r, &a->n_tokens, err) ||
+        av_read_u32(r, &maxt, err))
         return -1;
     a->max_tokens = (int)(maxt > INT32_MAX ? INT32_MAX : maxt);
     for (size_t i = 0; i < nh * AV_CM_COUNT; i++)
@@ -213,7 +214,8 @@ static int read_heads(av_reader *r, av_corpus_acc *a, av_err *err) {
     for (uint64_t k = 0; k < nz; k++) {
         uint64_t i, c;
         if (av_read_u64(r, &i, err) || av_read_u64(r, &c, err)) return -1;
-        if (i >= n_sk) return av_errf(err, "%s: sketch bucket %llu out of range", r->name, (unsigned long long)i);
+        if (i >= n_sk)
+            return av_errf(err, "%s: sketch bucket %llu out of range", r->name, (unsigned long long)i);
         a->sketch[i] = c;
     }
     for (size_t i = 0; i < nh * AV_POS_BINS; i++)
@@ -249,7 +251,8 @@ static int read_heads(av_reader *r, av_corpus_acc *a, av_err *err) {
 
 int av_corpus_acc_read(av_corpus_acc *a, av_reader *r, av_err *err) {
     uint32_t magic, version, top_k, ready;
-    if (av_read_u32(r, &magic, err) || av_read_u32(r, &version, err) || av_read_u32(r, &top_k, err)) return -1;
+    if (av_read_u32(r, &magic, err) || av_read_u32(r, &version, err) || av_read_u32(r, &top_k, err))
+        return -1;
     if (magic != ACC_MAGIC || version != FORMAT_VERSION)
         return av_errf(err, "%s: not corpus statistics of format %u", r->name, FORMAT_VERSION);
     if (top_k < 1 || top_k > 1000) return av_errf(err, "%s: implausible top-k %u", r->name, top_k);
@@ -300,7 +303,8 @@ static int read_point(av_reader *r, int dim, av_qk_point *p, av_err *err) {
     uint32_t pos, nt, key;
     char *label;
     if (av_read_u64(r, &p->prio, err) || av_read_u64(r, &line, err) || av_read_u32(r, &pos, err) ||
-        av_read_u32(r, &nt, err) || av_read_u32(r, &key, err) || get_str(r, AV_CORPUS_LABEL_MAX - 1, &label, err))
+        av_read_u32(r, &nt, err) || av_read_u32(r, &key, err) ||
+        get_str(r, AV_CORPUS_LABEL_MAX - 1, &label, err))
         return -1;
     p->line = (int64_t)line;
     p->pos = (int32_t)pos;
@@ -326,7 +330,8 @@ int av_corpus_qk_read(av_corpus_qk *s, av_reader *r, av_err *err) {
         return av_errf(err, "%s: not a query/key sample of format %u", r->name, FORMAT_VERSION);
     av_corpus_qk_init(s, (int)layer, (int)head, (int)n_max, seed);
     s->dim = (int)dim;
-    if (get_count(r, 4 * n_max + 257, 32 + (size_t)dim * 4, &n, err)) return -1; /* untrimmed: see corpus_qk.c */
+    if (get_count(r, 4 * n_max + 257, 32 + (size_t)dim * 4, &n, err))
+        return -1; /* untrimmed: see corpus_qk.c */
     if (n && !(s->pts = calloc(n, sizeof *s->pts))) return av_errf(err, "out of memory");
     s->cap = (int)n;
     for (uint32_t i = 0; i < n; i++, s->n++)
@@ -380,15 +385,18 @@ static int state_header(av_reader *r, const char *fingerprint, int rank, int n_r
     int same = strcmp(fp, fingerprint) == 0;
     free(fp);
     if (!same)
-        return av_errf(err, "%s was written by a run with other settings or another input (or the input changed): "
-                            "rerun with --fresh to start over",
+        return av_errf(err,
+                       "%s was written by a run with other settings or another input (or the input changed): "
+                       "rerun with --fresh to start over",
                        r->name);
     if ((int)fn != n_ranks || (int)fr != rank)
-        return av_errf(err, "%s belongs to rank %u of %u: resume with the same number of processes (-np %u) or "
-                            "start over with --fresh",
+        return av_errf(err,
+                       "%s belongs to rank %u of %u: resume with the same number of processes (-np %u) or "
+                       "start over with --fresh",
                        r->name, fr, fn, fn);
-    if ((int64_t)nc != n_chunks) return av_errf(err, "%s: %llu chunks, the input has %lld", r->name,
-                                                (unsigned long long)nc, (long long)n_chunks);
+    if ((int64_t)nc != n_chunks)
+        return av_errf(err, "%s: %llu chunks, the input has %lld", r->name, (unsigned long long)nc,
+                       (long long)n_chunks);
     return 0;
 }
 
@@ -404,8 +412,9 @@ int av_corpus_state_load(const char *path, const char *fingerprint, int rank, in
     av_reader_init(&r, data, size, path);
     size_t nb = (size_t)(n_chunks + 7) / 8;
     uint32_t has_qk = 0;
-    int rc = state_header(&r, fingerprint, rank, n_ranks, n_chunks, err) || av_read_bytes(&r, done, nb, err) ||
-             av_corpus_acc_read(acc, &r, err) || av_read_u32(&r, &has_qk, err);
+    int rc = state_header(&r, fingerprint, rank, n_ranks, n_chunks, err) ||
+             av_read_bytes(&r, done, nb, err) || av_corpus_acc_read(acc, &r, err) ||
+             av_read_u32(&r, &has_qk, err);
     if (!rc && has_qk > 1) rc = av_errf(err, "%s: corrupt query/key flag", path);
     if (!rc && (has_qk != 0) != (qk != NULL))
         rc = av_errf(err, "%s: the query/key sample settings differ: rerun with --fresh", path);
@@ -422,7 +431,8 @@ int av_corpus_state_load(const char *path, const char *fingerprint, int rank, in
             av_corpus_qk_free(&loaded);
         }
     }
-    if (!rc && av_reader_left(&r)) rc = av_errf(err, "%s: %zu bytes of trailing garbage", path, av_reader_left(&r));
+    if (!rc && av_reader_left(&r))
+        rc = av_errf(err, "%s: %zu bytes of trailing garbage", path, av_reader_left(&r));
     free(data);
     return rc ? -1 : 1;
 }
@@ -431,7 +441,8 @@ int av_corpus_state_load(const char *path, const char *fingerprint, int rank, in
 
 #define RESULT_MAGIC 0x52435641u /* "AVCR" */
 
-void av_corpus_result_write(const av_corpus_result *res, int status, const char *msg, int with_qk, av_buf *b) {
+void av_corpus_result_write(const av_corpus_result *res, int status, const char *msg, int with_qk,
+                            av_buf *b) {
     put_u32(b, RESULT_MAGIC);
     put_u32(b, (uint32_t)status);
     put_str(b, msg ? msg : "");
@@ -463,7 +474,8 @@ int av_corpus_result_read(av_corpus_result *res, int *status, char msg[512], av_
     res->chunks_total = (int64_t)v[1];
     res->chunks_resumed = (int64_t)v[2];
     res->inputs_run = (int64_t)v[3];
-    if (get_f64(r, &res->seconds, err) || av_corpus_acc_read(&res->acc, r, err) || av_read_u32(r, &with_qk, err))
+    if (get_f64(r, &res->seconds, err) || av_corpus_acc_read(&res->acc, r, err) ||
+        av_read_u32(r, &with_qk, err))
         return -1;
     if (with_qk && av_corpus_qk_read(&res->qk, r, err)) return -1;
     return 0;

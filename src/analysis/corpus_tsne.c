@@ -14,7 +14,9 @@
 #define EXAG_ITERS 250
 #define QT_MAX_DEPTH 48
 
-av_tsne_params av_tsne_default_params(void) { return (av_tsne_params){30, 1000, 0.5, 1, 0}; }
+av_tsne_params av_tsne_default_params(void) {
+    return (av_tsne_params){30, 1000, 0.5, 1, 0};
+}
 
 /* ---- input affinities ---- */
 
@@ -196,7 +198,9 @@ static int qt_split(qtree *t, int node) {
     return 0;
 }
 
-static int qt_quadrant(const qnode *nd, double x, double y) { return (x >= nd->cx) | ((y >= nd->cy) << 1); }
+static int qt_quadrant(const qnode *nd, double x, double y) {
+    return (x >= nd->cx) | ((y >= nd->cy) << 1);
+}
 
 static int qt_insert(qtree *t, int node, const double *y, int i, int depth) {
     for (;;) {
@@ -244,7 +248,8 @@ static int qt_build(qtree *t, const double *y, int n) {
 }
 
 /* Repulsion on point i: rep += sum_j w_ij^2 (y_i - y_j), *z += sum_j w_ij, w = 1 / (1 + |y_i - y_j|^2). */
-static void qt_repulse(const qtree *t, int node, const double *y, int i, double theta, double rep[2], double *z) {
+static void qt_repulse(const qtree *t, int node, const double *y, int i, double theta, double rep[2],
+                       double *z) {
     const qnode *nd = &t->nodes[node];
     if (nd->count == 0 || (nd->child < 0 && nd->count == 1 && nd->point == i)) return;
     double dx = y[2 * i] - nd->mx, dy = y[2 * i + 1] - nd->my, d2 = dx * dx + dy * dy;
@@ -281,7 +286,8 @@ static void grad_rows(void *ctx, int tid, int64_t start, int64_t end) {
         if (j->Pd) {
             for (int k = 0; k < j->n; k++) {
                 if (k == i) continue;
-                double dx = y[2 * i] - y[2 * k], dy = y[2 * i + 1] - y[2 * k + 1], w = 1 / (1 + dx * dx + dy * dy);
+                double dx = y[2 * i] - y[2 * k], dy = y[2 * i + 1] - y[2 * k + 1],
+                       w = 1 / (1 + dx * dx + dy * dy);
                 double p = j->Pd[(size_t)i * j->n + k];
                 a[0] += p * w * dx, a[1] += p * w * dy;
                 r[0] += w * w * dx, r[1] += w * w * dy;
@@ -290,7 +296,8 @@ static void grad_rows(void *ctx, int tid, int64_t start, int64_t end) {
         } else {
             for (int e = j->Ps->row[i]; e < j->Ps->row[i + 1]; e++) {
                 int k = j->Ps->col[e];
-                double dx = y[2 * i] - y[2 * k], dy = y[2 * i + 1] - y[2 * k + 1], w = 1 / (1 + dx * dx + dy * dy);
+                double dx = y[2 * i] - y[2 * k], dy = y[2 * i + 1] - y[2 * k + 1],
+                       w = 1 / (1 + dx * dx + dy * dy);
                 a[0] += j->Ps->val[e] * w * dx, a[1] += j->Ps->val[e] * w * dy;
             }
             qt_repulse(j->tree, 0, y, (int)i, j->theta, r, &z);
@@ -383,15 +390,18 @@ int av_tsne2(const double *x, int n, int d, const av_tsne_params *p, double *out
         return av_errf(err, "t-SNE perplexity %g needs more than 3 x %g points (got %d): lower --perplexity",
                        p->perplexity, p->perplexity, n);
     int exact = !(p->theta > 0);
-    double *Pd = NULL, *attr = malloc(sizeof *attr * 2 * (size_t)n), *rep = malloc(sizeof *rep * 2 * (size_t)n);
+    double *Pd = NULL, *attr = malloc(sizeof *attr * 2 * (size_t)n),
+           *rep = malloc(sizeof *rep * 2 * (size_t)n);
     double *z = malloc(sizeof *z * (size_t)n);
     sparse Ps = {0};
     int rc = -1;
     if (!attr || !rep || !z || (exact && !(Pd = malloc(sizeof *Pd * (size_t)n * (size_t)n)))) {
-        av_errf(err, "out of memory for t-SNE of %d points%s", n, exact ? " (exact: try --tsne-theta 0.5)" : "");
+        av_errf(err, "out of memory for t-SNE of %d points%s", n,
+                exact ? " (exact: try --tsne-theta 0.5)" : "");
         goto done;
     }
-    if (exact ? dense_affinities(x, n, d, p->perplexity, Pd) : sparse_affinities(x, n, d, p->perplexity, &Ps)) {
+    if (exact ? dense_affinities(x, n, d, p->perplexity, Pd)
+              : sparse_affinities(x, n, d, p->perplexity, &Ps)) {
         av_errf(err, "out of memory for t-SNE affinities of %d points", n);
         goto done;
     }

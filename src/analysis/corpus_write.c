@@ -11,8 +11,8 @@
 
 int av_corpus_mkdir(const char *path, av_err *err) {
     if (mkdir(path, 0777) == 0 || (errno == EEXIST && av_path_is_dir(path))) return 0;
-    return av_errf(err, "%s: cannot create the directory: %s", path, errno == EEXIST ? "a file is in the way"
-                                                                                      : strerror(errno));
+    return av_errf(err, "%s: cannot create the directory: %s", path,
+                   errno == EEXIST ? "a file is in the way" : strerror(errno));
 }
 
 static void free_refs(av_corpus_ref *refs, int n) {
@@ -24,7 +24,8 @@ static void free_refs(av_corpus_ref *refs, int n) {
 }
 
 /* Texts of every top example (cut to AV_CORPUS_TEXT_MAX bytes at a character boundary). */
-static int load_refs(const av_corpus_job *job, const av_corpus_acc *acc, av_corpus_ref **out, int *n, av_err *err) {
+static int load_refs(const av_corpus_job *job, const av_corpus_acc *acc, av_corpus_ref **out, int *n,
+                     av_err *err) {
     int64_t *lines;
     if (av_corpus_top_lines(acc, &lines, n, err)) return -1;
     av_corpus_ref *refs = calloc((size_t)(*n ? *n : 1), sizeof *refs);
@@ -106,8 +107,13 @@ int av_corpus_write(const av_corpus_job *job, const av_corpus_acc *acc, const av
     char path[4096];
     snprintf(path, sizeof path, "%s/figures", o->dir);
     av_corpus_qk_map map = {0};
-    av_corpus_report r = {.acc = acc, .input = job->input, .field = job->field, .target_field = job->target_field,
-                          .model_path = o->model_path, .model = job->model, .add_bos = job->add_bos,
+    av_corpus_report r = {.acc = acc,
+                          .input = job->input,
+                          .field = job->field,
+                          .target_field = job->target_field,
+                          .model_path = o->model_path,
+                          .model = job->model,
+                          .add_bos = job->add_bos,
                           .steps = job->steps};
     json_t *j = NULL;
     int rc = -1;

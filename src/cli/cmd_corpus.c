@@ -1,7 +1,8 @@
-/* attnviz corpus: per-head statistics, roles and query/key maps over a whole data set (docs/CORPUS.md), in one
- * process or across the ranks of an MPI job (`mpirun -np N attnviz corpus ...`). Every rank runs its chunks of
- * lines with its own threads and keeps a resumable state file; rank 0 merges the exact statistics and writes the
- * report. SIGINT/SIGTERM stop after the inputs in progress with the state saved: the same command resumes. */
+/* attnviz corpus: per-head statistics, roles and query/key maps over a whole data set (docs/CORPUS.md), in
+ * one process or across the ranks of an MPI job (`mpirun -np N attnviz corpus ...`). Every rank runs its
+ * chunks of lines with its own threads and keeps a resumable state file; rank 0 merges the exact statistics
+ * and writes the report. SIGINT/SIGTERM stop after the inputs in progress with the state saved: the same
+ * command resumes. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "analysis/corpus_report.h"
 #include "cli.h"
@@ -21,7 +22,8 @@ static const cli_opt_spec opts[] = {
     {"input", 1, "PATH       one input per line: JSON Lines (.jsonl) or plain text"},
     {"format", 1, "F         auto (by extension), jsonl or txt (default auto)"},
     {"field", 1, "NAME       JSON Lines: the key holding the text (default text)"},
-    {"target-field", 1, "NAME encoder-decoders: the key holding a target to force (default: greedy decoding)"},
+    {"target-field", 1,
+     "NAME encoder-decoders: the key holding a target to force (default: greedy decoding)"},
     {"steps", 1, "N          encoder-decoders without a target: greedy decoding limit (default 32)"},
     {"output", 1, "DIR       report directory (default corpus-report); also -o"},
     {"o", 1, "DIR            same as --output"},
@@ -53,14 +55,16 @@ static const char *const usage_text =
 
 /* ---- signals: the first SIGINT/SIGTERM/SIGHUP asks the run to stop, a second one quits at once ----
  * A handler, not sigwait: OpenBLAS starts its threads before main, with these signals unblocked, so a
- * process-directed signal may land on any thread. The flag the handler sets is the one static of this file. */
+ * process-directed signal may land on any thread. The flag the handler sets is the one static of this file.
+ */
 
 static atomic_int stop_requested;
 
 static void on_signal(int sig) {
     if (atomic_exchange(&stop_requested, 1)) _exit(128 + sig); /* the last state file stays */
-    static const char msg[] = "\nattnviz corpus: stopping after the inputs in progress (the state is saved; the "
-                              "same command resumes)\n";
+    static const char msg[] =
+        "\nattnviz corpus: stopping after the inputs in progress (the state is saved; the "
+        "same command resumes)\n";
     ssize_t w = write(2, msg, sizeof msg - 1);
     (void)w;
 }
@@ -93,8 +97,9 @@ static void progress(void *ctx, const av_corpus_progress *p) {
     double rate = p->seconds > 0 ? p->inputs_done / p->seconds : 0;
     double eta = rate > 0 ? (p->inputs_total - p->inputs_done) / rate : NAN;
     fprintf(stderr, "%sattnviz corpus: %lld/%lld inputs  %.1f inputs/s  ETA %s%.0f s  chunks %lld/%lld%s",
-            pc->tty ? "\r" : "", (long long)p->inputs_done, (long long)p->inputs_total, rate, isnan(eta) ? "? " : "",
-            isnan(eta) ? 0 : eta, (long long)p->chunks_done, (long long)p->chunks_total, pc->tty ? "  " : "\n");
+            pc->tty ? "\r" : "", (long long)p->inputs_done, (long long)p->inputs_total, rate,
+            isnan(eta) ? "? " : "", isnan(eta) ? 0 : eta, (long long)p->chunks_done,
+            (long long)p->chunks_total, pc->tty ? "  " : "\n");
     if (pc->tty && final) fputc('\n', stderr);
 }
 
@@ -126,12 +131,14 @@ static int read_settings(const cli_args *a, settings *s, const char *cmd) {
     int cores = usable_cores();
     if (cli_get_int(a, "threads", cores, 1, 256, &s->threads, cmd) ||
         cli_get_int(a, "forward-threads", 1, 1, 256, &s->fwd_threads, cmd) ||
-        cli_get_int(a, "chunk", 16, 1, 1 << 20, &s->chunk, cmd) || cli_get_int(a, "top", 5, 1, 100, &s->top, cmd) ||
+        cli_get_int(a, "chunk", 16, 1, 1 << 20, &s->chunk, cmd) ||
+        cli_get_int(a, "top", 5, 1, 100, &s->top, cmd) ||
         cli_get_int(a, "save-traces", 0, 0, 100, &s->save, cmd) ||
         cli_get_int(a, "qk-layer", -1, 0, 1 << 16, &s->qk_layer, cmd) ||
         cli_get_int(a, "qk-head", 0, 0, 1 << 16, &s->qk_head, cmd) ||
         cli_get_int(a, "qk-samples", 1000, 1, 1 << 20, &s->qk_samples, cmd) ||
-        cli_get_int(a, "seed", 1, 0, INT32_MAX, &seed, cmd) || cli_get_int(a, "steps", 32, 1, 4096, &s->steps, cmd) ||
+        cli_get_int(a, "seed", 1, 0, INT32_MAX, &seed, cmd) ||
+        cli_get_int(a, "steps", 32, 1, 4096, &s->steps, cmd) ||
         cli_get_int(a, "tsne-iters", 1000, 0, 100000, &s->tsne_iters, cmd) ||
         cli_get_int(a, "max-line-bytes", 1 << 20, 16, 1L << 30, &s->max_line, cmd) ||
         cli_get_num(a, "perplexity", 30, 2, 1000, "in [2, 1000]", &s->perplexity, cmd) ||
@@ -141,7 +148,8 @@ static int read_settings(const cli_args *a, settings *s, const char *cmd) {
     s->seed = (uint64_t)seed;
     if (cli_has(a, "qk-layer") == 0 && (cli_has(a, "qk-head") || cli_has(a, "qk-samples")))
         return cli_failf(cmd, "--qk-head and --qk-samples go with --qk-layer L") ? -1 : -1;
-    if (!cli_get(a, "input")) return cli_failf(cmd, "--input PATH is required (one input per line)") ? -1 : -1;
+    if (!cli_get(a, "input"))
+        return cli_failf(cmd, "--input PATH is required (one input per line)") ? -1 : -1;
     return 0;
 }
 
@@ -149,11 +157,12 @@ static int read_settings(const cli_args *a, settings *s, const char *cmd) {
 static char *fingerprint(const av_model *m, const av_corpus_input *in, const cli_args *a, const settings *s) {
     av_model_info mi = av_model_get_info(m);
     av_buf b = {0};
-    av_buf_printf(&b, "attnviz-corpus 1|model %s %s %lld %d %d|input %llu %016llx %lld|format %d|field %s|target %s",
-                  mi.name, mi.arch, (long long)mi.n_params, mi.n_layers, mi.n_heads, (unsigned long long)in->size,
-                  (unsigned long long)in->hash, (long long)in->n_lines, (int)in->format,
-                  cli_get(a, "field") ? cli_get(a, "field") : "text",
-                  cli_get(a, "target-field") ? cli_get(a, "target-field") : "-");
+    av_buf_printf(
+        &b, "attnviz-corpus 1|model %s %s %lld %d %d|input %llu %016llx %lld|format %d|field %s|target %s",
+        mi.name, mi.arch, (long long)mi.n_params, mi.n_layers, mi.n_heads, (unsigned long long)in->size,
+        (unsigned long long)in->hash, (long long)in->n_lines, (int)in->format,
+        cli_get(a, "field") ? cli_get(a, "field") : "text",
+        cli_get(a, "target-field") ? cli_get(a, "target-field") : "-");
     av_buf_printf(&b, "|chunk %ld|top %ld|bos %d|steps %ld|maxline %ld|qk %ld %ld %ld %llu", s->chunk, s->top,
                   !cli_has(a, "no-bos"), s->steps, s->max_line, s->qk_layer, s->qk_head, s->qk_samples,
                   (unsigned long long)s->seed);
@@ -186,7 +195,8 @@ static int merge_parts(char **parts, size_t *lens, int n, int with_qk, const av_
         m->failed |= rc || status == 1;
         m->interrupted |= status == 2;
         if (!rc && status == 0)
-            rc = av_corpus_acc_merge(&m->all.acc, &res.acc, err) || (with_qk && av_corpus_qk_merge(&m->all.qk, &res.qk, err));
+            rc = av_corpus_acc_merge(&m->all.acc, &res.acc, err) ||
+                 (with_qk && av_corpus_qk_merge(&m->all.qk, &res.qk, err));
         m->all.chunks_done += res.chunks_done;
         m->all.chunks_total += res.chunks_total;
         m->all.chunks_resumed += res.chunks_resumed;
@@ -198,17 +208,18 @@ static int merge_parts(char **parts, size_t *lens, int n, int with_qk, const av_
     return with_qk ? av_corpus_qk_finish(&m->all.qk, err) : 0;
 }
 
-static int write_run_json(const settings *s, const cli_comm *c, const merged *m, double total_s, av_err *err) {
+static int write_run_json(const settings *s, const cli_comm *c, const merged *m, double total_s,
+                          av_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/run.json", s->out);
     double inputs = (double)m->all.inputs_run;
-    json_t *o = json_pack("{ss si sb si si sI sI sI sI sf sf so}", "format", "attnviz-corpus-run", "ranks", c->size, "mpi",
-                          c->mpi, "threads_per_rank", (int)s->threads, "forward_threads", (int)s->fwd_threads,
-                          "chunks", (json_int_t)m->all.chunks_total, "chunks_resumed",
-                          (json_int_t)m->all.chunks_resumed, "inputs_run", (json_int_t)m->all.inputs_run,
-                          "examples", (json_int_t)m->all.acc.n_examples, "seconds_run", m->max_seconds,
-                          "seconds_total", total_s,
-                          "inputs_per_second", m->max_seconds > 0 ? json_real(inputs / m->max_seconds) : json_null());
+    json_t *o =
+        json_pack("{ss si sb si si sI sI sI sI sf sf so}", "format", "attnviz-corpus-run", "ranks", c->size,
+                  "mpi", c->mpi, "threads_per_rank", (int)s->threads, "forward_threads", (int)s->fwd_threads,
+                  "chunks", (json_int_t)m->all.chunks_total, "chunks_resumed",
+                  (json_int_t)m->all.chunks_resumed, "inputs_run", (json_int_t)m->all.inputs_run, "examples",
+                  (json_int_t)m->all.acc.n_examples, "seconds_run", m->max_seconds, "seconds_total", total_s,
+                  "inputs_per_second", m->max_seconds > 0 ? json_real(inputs / m->max_seconds) : json_null());
     char *txt = o ? json_dumps(o, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) : NULL;
     json_decref(o);
     int rc = txt ? av_file_write_atomic(path, txt, strlen(txt), err) : av_errf(err, "out of memory");
@@ -221,11 +232,12 @@ static void summary(const merged *m, const settings *s) {
     uint64_t skipped = 0;
     for (int r = 0; r < AV_BAD_COUNT; r++)
         skipped += a->bad[r];
-    fprintf(stderr, "attnviz corpus: %llu inputs (%llu tokens), %llu lines skipped", (unsigned long long)a->n_examples,
-            (unsigned long long)a->n_tokens, (unsigned long long)skipped);
+    fprintf(stderr, "attnviz corpus: %llu inputs (%llu tokens), %llu lines skipped",
+            (unsigned long long)a->n_examples, (unsigned long long)a->n_tokens, (unsigned long long)skipped);
     for (int r = 0, first = 1; r < AV_BAD_COUNT; r++)
         if (a->bad[r]) {
-            fprintf(stderr, "%s%s %llu", first ? " (" : ", ", av_bad_name((av_bad)r), (unsigned long long)a->bad[r]);
+            fprintf(stderr, "%s%s %llu", first ? " (" : ", ", av_bad_name((av_bad)r),
+                    (unsigned long long)a->bad[r]);
             first = 0;
         }
     fprintf(stderr, "%s; %.1f inputs/s -> %s/index.html\n", skipped ? ")" : "",
@@ -244,8 +256,10 @@ static int finish(char **parts, size_t *lens, const cli_comm *c, const av_corpus
     } else if (m.failed) {
         code = 1;
     } else if (m.interrupted) {
-        fprintf(stderr, "attnviz corpus: interrupted with %lld of %lld chunks done; run the same command again to "
-                        "resume\n", (long long)m.all.chunks_done, (long long)m.all.chunks_total);
+        fprintf(stderr,
+                "attnviz corpus: interrupted with %lld of %lld chunks done; run the same command again to "
+                "resume\n",
+                (long long)m.all.chunks_done, (long long)m.all.chunks_total);
         code = 130;
     } else {
         av_corpus_output o = {s->out, model_path, (int)s->save, av_tsne_default_params()};
@@ -278,7 +292,9 @@ typedef struct rank_run {
 
 static int load_model(const cli_args *a, const settings *s, av_model **m, av_err *err) {
     const char *path = cli_get(a, "model");
-    if (!path || !*path) return av_errf(err, "--model PATH is required (a llama2.c .bin, a .gguf file or a Hugging Face directory)");
+    if (!path || !*path)
+        return av_errf(
+            err, "--model PATH is required (a llama2.c .bin, a .gguf file or a Hugging Face directory)");
     av_model_params mp = av_model_default_params();
     mp.tokenizer_path = cli_get(a, "tokenizer");
     mp.n_threads = (int)s->fwd_threads;
@@ -294,14 +310,18 @@ static int other_states(const char *dir, int size, int fresh, av_err *err) {
     int rc = 0;
     while (!rc && (e = readdir(d)) != NULL) {
         int r, n, len = 0;
-        if (sscanf(e->d_name, "rank-%d-of-%d.bin%n", &r, &n, &len) != 2 || e->d_name[len] || n == size) continue;
+        if (sscanf(e->d_name, "rank-%d-of-%d.bin%n", &r, &n, &len) != 2 || e->d_name[len] || n == size)
+            continue;
         char path[4096];
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
         if (fresh)
             unlink(path);
         else
-            rc = av_errf(err, "%s holds the state of a run with %d processes: resume with -np %d, or start over with "
-                              "--fresh", dir, n, n);
+            rc = av_errf(
+                err,
+                "%s holds the state of a run with %d processes: resume with -np %d, or start over with "
+                "--fresh",
+                dir, n, n);
     }
     closedir(d);
     return rc;
@@ -321,8 +341,8 @@ static int prepare(rank_run *rr, const cli_args *a, const settings *s, const cli
     if (s->qk_layer >= 0 && !av_model_lazy_supported(rr->model, err))
         return av_err_prefix(err, "--qk-layer: query/key maps need stored queries and keys");
     if (s->qk_layer >= mi.n_layers || s->qk_head >= mi.n_heads)
-        return av_errf(err, "--qk-layer %ld --qk-head %ld: the model has layers 0..%d and heads 0..%d", s->qk_layer,
-                       s->qk_head, mi.n_layers - 1, mi.n_heads - 1);
+        return av_errf(err, "--qk-layer %ld --qk-head %ld: the model has layers 0..%d and heads 0..%d",
+                       s->qk_layer, s->qk_head, mi.n_layers - 1, mi.n_heads - 1);
     if (!(rr->fp = fingerprint(rr->model, &rr->input, a, s))) return av_errf(err, "out of memory");
     snprintf(rr->state, sizeof rr->state, "%s/.state", s->out);
     if (av_corpus_mkdir(s->out, err) || av_corpus_mkdir(rr->state, err)) return -1;

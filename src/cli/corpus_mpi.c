@@ -52,16 +52,19 @@ int cli_comm_init(cli_comm *c, int *argc, char ***argv, int *idle, av_err *err) 
     (void)err;
     if (env_size > 1) {
         fprintf(stderr,
-                "attnviz corpus: this attnviz was built without MPI (install libopenmpi-dev and rebuild): running "
+                "attnviz corpus: this attnviz was built without MPI (install libopenmpi-dev and rebuild): "
+                "running "
                 "single-process%s\n",
-                env_rank > 0 ? "; this copy (launcher rank > 0) exits and leaves the whole input to rank 0" : "");
+                env_rank > 0 ? "; this copy (launcher rank > 0) exits and leaves the whole input to rank 0"
+                             : "");
         *idle = env_rank > 0;
     }
 #endif
     return 0;
 }
 
-int cli_comm_gather(const cli_comm *c, const void *data, size_t n, char ***parts, size_t **lens, av_err *err) {
+int cli_comm_gather(const cli_comm *c, const void *data, size_t n, char ***parts, size_t **lens,
+                    av_err *err) {
     *parts = NULL;
     *lens = NULL;
     if (c->rank == 0) {
@@ -77,7 +80,8 @@ int cli_comm_gather(const cli_comm *c, const void *data, size_t n, char ***parts
         unsigned long long len = n;
         MPI_Send(&len, 1, MPI_UNSIGNED_LONG_LONG, 0, 1, MPI_COMM_WORLD);
         for (size_t off = 0; off < n; off += PIECE)
-            MPI_Send((const char *)data + off, (int)(n - off < PIECE ? n - off : PIECE), MPI_BYTE, 0, 2, MPI_COMM_WORLD);
+            MPI_Send((const char *)data + off, (int)(n - off < PIECE ? n - off : PIECE), MPI_BYTE, 0, 2,
+                     MPI_COMM_WORLD);
         return 0;
     }
     for (int r = 1; r < c->size; r++) {
@@ -86,8 +90,8 @@ int cli_comm_gather(const cli_comm *c, const void *data, size_t n, char ***parts
         if (!((*parts)[r] = malloc(len ? len : 1))) return av_errf(err, "out of memory receiving rank %d", r);
         (*lens)[r] = len;
         for (size_t off = 0; off < len; off += PIECE)
-            MPI_Recv((*parts)[r] + off, (int)(len - off < PIECE ? len - off : PIECE), MPI_BYTE, r, 2, MPI_COMM_WORLD,
-                     MPI_STATUS_IGNORE);
+            MPI_Recv((*parts)[r] + off, (int)(len - off < PIECE ? len - off : PIECE), MPI_BYTE, r, 2,
+                     MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     }
 #endif
     return 0;

@@ -91,13 +91,15 @@ static int grid_cells(av_fig *f, const av_chart_grid *g, double x0, double y0, d
         if (g->cell_rgb)
             memcpy(it->raster + 3 * i, g->cell_rgb + 3 * i, 3);
         else
-            av_cmap_rgb(g->cmap, isnan(g->values[i]) ? NAN : (g->values[i] - lo) / (hi - lo), it->raster + 3 * i);
+            av_cmap_rgb(g->cmap, isnan(g->values[i]) ? NAN : (g->values[i] - lo) / (hi - lo),
+                        it->raster + 3 * i);
     }
     double fs = cs * 0.24;
     for (size_t i = 0; g->cell_text && cs >= 24 && i < n; i++) {
         const char *t = g->cell_text[i];
         if (!t || !t[0]) continue;
-        double cx = x0 + cs * ((double)(i % (size_t)g->n_cols) + 0.5), cy = y0 + cs * ((double)(i / (size_t)g->n_cols) + 0.5);
+        double cx = x0 + cs * ((double)(i % (size_t)g->n_cols) + 0.5),
+               cy = y0 + cs * ((double)(i / (size_t)g->n_cols) + 0.5);
         const char *nl = strchr(t, '\n'); /* two lines: centered one above the other */
         char first[64];
         snprintf(first, sizeof first, "%.*s", nl ? (int)(nl - t) : (int)strlen(t), t);
@@ -109,19 +111,21 @@ static int grid_cells(av_fig *f, const av_chart_grid *g, double x0, double y0, d
 }
 
 static int grid_labels(av_fig *f, const av_chart_grid *g, double x0, double y0, double cs, av_err *err) {
-    int step_c = (int)ceil(LABEL_PX * 1.2 / cs), step_r = (int)ceil(LABEL_PX * 1.2 / cs); /* thin crowded axes */
+    int step_c = (int)ceil(LABEL_PX * 1.2 / cs),
+        step_r = (int)ceil(LABEL_PX * 1.2 / cs); /* thin crowded axes */
     for (int c = 0; g->col_labels && c < g->n_cols; c += step_c)
-        if (av_fig_text(f, g->col_labels[c], x0 + cs * (c + 0.5) + LABEL_PX * 0.36, y0 - 4, LABEL_PX, 90, 0, k_ink,
-                        err))
+        if (av_fig_text(f, g->col_labels[c], x0 + cs * (c + 0.5) + LABEL_PX * 0.36, y0 - 4, LABEL_PX, 90, 0,
+                        k_ink, err))
             return -1;
     for (int r = 0; g->row_labels && r < g->n_rows; r += step_r)
-        if (av_fig_text(f, g->row_labels[r], x0 - 5, y0 + cs * (r + 0.5) + LABEL_PX * 0.36, LABEL_PX, 0, 2, k_ink,
-                        err))
+        if (av_fig_text(f, g->row_labels[r], x0 - 5, y0 + cs * (r + 0.5) + LABEL_PX * 0.36, LABEL_PX, 0, 2,
+                        k_ink, err))
             return -1;
-    if (g->col_title && av_fig_text(f, g->col_title, x0 + cs * g->n_cols / 2, y0 + cs * g->n_rows + 16, 11, 0, 1,
-                                    k_muted, err))
+    if (g->col_title && av_fig_text(f, g->col_title, x0 + cs * g->n_cols / 2, y0 + cs * g->n_rows + 16, 11, 0,
+                                    1, k_muted, err))
         return -1;
-    if (g->row_title && av_fig_text(f, g->row_title, MARGIN + 11, y0 + cs * g->n_rows / 2, 11, 90, 1, k_muted, err))
+    if (g->row_title &&
+        av_fig_text(f, g->row_title, MARGIN + 11, y0 + cs * g->n_rows / 2, 11, 90, 1, k_muted, err))
         return -1;
     return 0;
 }
@@ -132,7 +136,8 @@ int av_chart_grid_png(const av_chart_grid *g, const char *path, double dpi, av_e
     av_font *font;
     if (fig_start(&fig, &font, 10, 10, g->title, err)) return fig_finish(&fig, font, dpi, path, -1, err);
     double cs = fmin(g->cell_text ? 48 : 40, fmax(4, 640.0 / fmax(g->n_rows, g->n_cols)));
-    double row_w = max_label_width(font, g->row_labels, g->n_rows), col_h = max_label_width(font, g->col_labels, g->n_cols);
+    double row_w = max_label_width(font, g->row_labels, g->n_rows),
+           col_h = max_label_width(font, g->col_labels, g->n_cols);
     double x0 = MARGIN + 22 + row_w + 6, y0 = MARGIN + TITLE_PX + 10 + col_h + 6;
     float lo, hi;
     value_range(g, &lo, &hi);
@@ -157,9 +162,12 @@ int av_chart_grid_png(const av_chart_grid *g, const char *path, double dpi, av_e
 
 static int scatter_frame(av_fig *f, const av_chart_scatter *s, double x0, double y0, av_err *err) {
     const double P = PLOT_PX;
-    return av_fig_line(f, x0, y0, P, 0, 1, k_frame, err) || av_fig_line(f, x0, y0 + P, P, 0, 1, k_frame, err) ||
-                   av_fig_line(f, x0, y0, 0, P, 1, k_frame, err) || av_fig_line(f, x0 + P, y0, 0, P, 1, k_frame, err) ||
-                   (s->x_title && av_fig_text(f, s->x_title, x0 + P / 2, y0 + P + 16, 11, 0, 1, k_muted, err)) ||
+    return av_fig_line(f, x0, y0, P, 0, 1, k_frame, err) ||
+                   av_fig_line(f, x0, y0 + P, P, 0, 1, k_frame, err) ||
+                   av_fig_line(f, x0, y0, 0, P, 1, k_frame, err) ||
+                   av_fig_line(f, x0 + P, y0, 0, P, 1, k_frame, err) ||
+                   (s->x_title &&
+                    av_fig_text(f, s->x_title, x0 + P / 2, y0 + P + 16, 11, 0, 1, k_muted, err)) ||
                    (s->y_title && av_fig_text(f, s->y_title, x0 - 8, y0 + P / 2, 11, 90, 1, k_muted, err))
                ? -1
                : 0;
@@ -188,7 +196,8 @@ int av_chart_scatter_png(const av_chart_scatter *s, const char *path, double dpi
         side_w = LABEL_PX + 5 + max_label_width(font, s->legend_labels, s->n_legend);
     }
     if (!rc && s->colorbar) {
-        double w = av_fig_colorbar(&fig, right, y0 + s->n_legend * (LABEL_PX + 6) + 10, 200, s->cmap, s->vmin, s->vmax, err);
+        double w = av_fig_colorbar(&fig, right, y0 + s->n_legend * (LABEL_PX + 6) + 10, 200, s->cmap, s->vmin,
+                                   s->vmax, err);
         rc = w < 0;
         side_w = fmax(side_w, w);
     }

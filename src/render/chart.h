@@ -8,11 +8,11 @@
 typedef struct av_chart_grid {
     const char *title;
     int n_rows, n_cols;
-    const float *values;              /* (n_rows, n_cols) colored with cmap over [vmin, vmax]; NaN: gray */
-    const uint8_t *cell_rgb;          /* (n_rows, n_cols, 3) or NULL: explicit colors instead (no colorbar) */
-    const char *const *cell_text;     /* (n_rows * n_cols) or NULL: short text drawn in cells large enough */
-    const char *const *row_labels;    /* (n_rows) or NULL */
-    const char *const *col_labels;    /* (n_cols) or NULL */
+    const float *values;           /* (n_rows, n_cols) colored with cmap over [vmin, vmax]; NaN: gray */
+    const uint8_t *cell_rgb;       /* (n_rows, n_cols, 3) or NULL: explicit colors instead (no colorbar) */
+    const char *const *cell_text;  /* (n_rows * n_cols) or NULL: short text drawn in cells large enough */
+    const char *const *row_labels; /* (n_rows) or NULL */
+    const char *const *col_labels; /* (n_cols) or NULL */
     const char *row_title, *col_title;
     av_cmap cmap;
     float vmin, vmax; /* equal: 0 (or the minimum when negative) .. the maximum */
