@@ -136,12 +136,11 @@ static int positions_grid(const av_corpus_acc *a, int g, const char *dir, av_err
     for (int b = 0; b < AV_POS_BINS; b++) {
         int64_t lo, hi;
         av_pos_bin_range(b, &lo, &hi);
-        if ((lo >= 0 ? lo : -hi) > reach || (lo < 0 && !a->pos_n[off])) continue;
-        int causal_empty =
-            lo < 0; /* keep negative offsets only when some head of the group attends forward */
-        for (int i = 0; causal_empty && i < n; i++)
-            causal_empty = a->pos[(size_t)(off + i) * AV_POS_BINS + b] == 0;
-        if (causal_empty) continue;
+        if ((lo >= 0 ? lo : -hi) > reach) continue;
+        int unused = lo < 0; /* negative offsets only when some head of the group attends forward */
+        for (int i = 0; unused && i < n; i++)
+            unused = a->pos[(size_t)(off + i) * AV_POS_BINS + b] == 0;
+        if (unused) continue;
         char buf[48];
         if (lo == hi)
             snprintf(buf, sizeof buf, "%lld", (long long)lo);

@@ -2,41 +2,16 @@
  * the binary at build time) and the report data as JSON, so the page opens offline and requests nothing
  * (a Content-Security-Policy in the template forbids it). */
 #include "corpus_report.h"
-#include "render/render.h"
+#include "render/html_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct av_asset {
-    const char *name;
-    const unsigned char *data;
-    size_t len;
-} av_asset;
-extern const av_asset av_web_assets[];
-extern const int av_web_assets_count;
-
-static const char *asset(const char *name) {
-    for (int i = 0; i < av_web_assets_count; i++)
-        if (strcmp(av_web_assets[i].name, name) == 0) return (const char *)av_web_assets[i].data;
-    return NULL;
-}
-
-static json_t *cmap_table(av_cmap cm) {
-    json_t *a = json_array();
-    for (int i = 0; i < 256; i++) {
-        uint8_t rgb[3];
-        av_cmap_rgb(cm, (i + 0.5f) / 256.f, rgb);
-        for (int k = 0; k < 3; k++)
-            json_array_append_new(a, json_integer(rgb[k]));
-    }
-    return a;
-}
-
 /* The data as JSON that cannot end its <script> element: every '<' (only ever inside strings) as \u003c. */
 static void put_data(av_buf *b, const json_t *data) {
     json_t *page = json_copy((json_t *)data); /* shallow: the colormaps are added to the page's copy only */
-    json_t *maps =
-        json_pack("{so so}", "viridis", cmap_table(AV_CMAP_VIRIDIS), "magma", cmap_table(AV_CMAP_MAGMA));
+    json_t *maps = json_pack("{so so}", "viridis", av_html_cmap_table(AV_CMAP_VIRIDIS), "magma",
+                             av_html_cmap_table(AV_CMAP_MAGMA));
     if (!page || !maps) {
         b->oom = 1;
         json_decref(page);
@@ -62,7 +37,8 @@ static void put_data(av_buf *b, const json_t *data) {
 }
 
 int av_corpus_report_html(const json_t *data, const char *path, av_err *err) {
-    const char *tpl = asset("corpus.html"), *css = asset("corpus.css"), *js = asset("corpus.js");
+    const char *tpl = av_web_asset_text("corpus.html"), *css = av_web_asset_text("corpus.css"),
+               *js = av_web_asset_text("corpus.js");
     if (!tpl || !css || !js) return av_errf(err, "internal: the corpus page assets are not embedded");
     av_buf b = {0};
     for (const char *p = tpl; *p;) {

@@ -188,16 +188,6 @@ static const char *extension(const char *path) {
     return dot && (!slash || dot > slash) ? dot + 1 : "";
 }
 
-static int write_all(const char *path, const void *data, size_t n, av_err *err) {
-    av_atomic_file f;
-    if (av_atomic_open(&f, path, err)) return -1;
-    if (av_atomic_write(&f, data, n, err)) {
-        av_atomic_abort(&f);
-        return -1;
-    }
-    return av_atomic_commit(&f, err);
-}
-
 int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path, av_plot_geom *geom,
                    av_err *err) {
     const char *ext = extension(path);
@@ -234,7 +224,7 @@ int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path,
         size_t n;
         rc = av_fig_to_svg(&fig, &text, &n, err);
         if (!rc) {
-            rc = write_all(path, text, n, err);
+            rc = av_file_write_atomic(path, text, n, err);
             free(text);
         }
         g.width = (int)ceil(fig.w);

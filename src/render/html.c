@@ -85,6 +85,11 @@ static const av_asset *find_asset(const char *name) {
     return NULL;
 }
 
+const char *av_web_asset_text(const char *name) {
+    const av_asset *a = find_asset(name);
+    return a ? (const char *)a->data : NULL;
+}
+
 static const char *k_kinds[4] = {"self", "enc", "dec", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
 static const char *k_scripts[] = {"data.js",      "heatmap.js", "analysis.js", "modelview.js", "headview.js",
@@ -174,7 +179,7 @@ static int encode_set(const av_trace *t, const char *kind, int layer, int u8, av
     return blob->oom ? av_errf(err, "out of memory") : 0;
 }
 
-static json_t *cmap_table(av_cmap cm) {
+json_t *av_html_cmap_table(av_cmap cm) {
     json_t *a = json_array();
     for (int i = 0; i < 256; i++) {
         uint8_t rgb[3];
@@ -209,8 +214,8 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
     if (p->view) json_object_set_new(m, "view", json_string(p->view));
     const char *model = av_trace_meta(t, "model");
     json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
-    json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));
-    json_object_set_new(cm, "magma", cmap_table(AV_CMAP_MAGMA));
+    json_object_set_new(cm, "viridis", av_html_cmap_table(AV_CMAP_VIRIDIS));
+    json_object_set_new(cm, "magma", av_html_cmap_table(AV_CMAP_MAGMA));
     const char *key;
     json_t *val;
     json_object_foreach(t->meta, key, val) {
