@@ -161,7 +161,15 @@ assert q['tsne'] and all(len(p['tsne']) == 2 for p in q['points'])
 " 2>>ref && [ -s q1/figures/qk-pca.png ] && [ -s q1/figures/qk-tsne-position.png ]
 ok corpus_qk_vectors_and_pca_match_numpy $? "rc $rc $(tail -1 err) $(head -3 ref)"
 
-if command -v mpirun >/dev/null 2>&1; then
+MPI_OK=""
+if ! command -v mpirun >/dev/null 2>&1; then
+    MPI_WHY="mpirun not found (Debian: openmpi-bin libopenmpi-dev)"
+elif ! timeout 60 mpirun --oversubscribe -np 2 true >mpiout 2>&1; then
+    MPI_WHY="mpirun cannot start 2 processes here: $(grep -v '^$' mpiout | head -1)"
+else
+    MPI_OK=1
+fi
+if [ -n "$MPI_OK" ]; then
     for np in 2 3; do
         mpirun --oversubscribe --bind-to none -np $np "$BIN" corpus --model "$MODEL" --input in.txt -o "m$np" \
             --threads 1 --chunk 3 --top 3 --quiet >out 2>err
@@ -179,8 +187,8 @@ if command -v mpirun >/dev/null 2>&1; then
     [ $rc = 1 ] && [ "$(wc -l <err)" = 1 ] && grep -q "run with 2 processes: resume with -np 2.*--fresh" err
     ok corpus_state_of_other_rank_count_refused $? "rc $rc: $(cat err)"
 else
-    echo "SKIP corpus_mpirun_np2_same_report: mpirun not found (Debian: openmpi-bin libopenmpi-dev)"
-    echo "SKIP corpus_mpirun_np3_same_report: mpirun not found"
+    for t in np2_same_report np3_same_report rerun_resumes_complete_state; do echo "SKIP corpus_mpirun_$t: $MPI_WHY"; done
+    echo "SKIP corpus_state_of_other_rank_count_refused: $MPI_WHY"
 fi
 
 # resuming: kill a run midway (after its first state file), restart, compare with an uninterrupted run
