@@ -26,7 +26,8 @@ static av_model *load_model(void) {
 static int leftover_temps(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp.") != NULL;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strstr(e->d_name, ".tmp.") != NULL;
     if (d) closedir(d);
     return n;
 }
@@ -35,7 +36,8 @@ enum { T = 128 }; /* the model's whole context: large enough to be captured in p
 
 static int run(av_model *m, const char *output_path, int want_logits, av_trace **t, av_err *err) {
     int32_t ids[T];
-    for (int i = 0; i < T; i++) ids[i] = 1 + (i * 7) % 90;
+    for (int i = 0; i < T; i++)
+        ids[i] = 1 + (i * 7) % 90;
     av_run_params p = av_run_default_params();
     p.output_path = output_path;
     p.want_logits = want_logits;
@@ -61,7 +63,8 @@ static void test_in_place_file_equals_ordinary_save(void) {
     CHECKF(sa.n == sb.n && sa.n >= 2 * 2 + 1, "tensors: %d vs %d", sa.n, sb.n);
     for (int i = 0; i < sa.n; i++) {
         const av_tensor *x = &sa.entries[i].t, *y = av_st_find(&sb, sa.entries[i].name);
-        CHECKF(y && x->dtype == y->dtype && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0,
+        CHECKF(y && x->dtype == y->dtype && x->nbytes == y->nbytes &&
+                   memcmp(x->data, y->data, x->nbytes) == 0,
                "tensor %s differs between the two files", sa.entries[i].name);
     }
     const char *keys[] = {"tokens", "token_ids", "format", "model"};
@@ -124,7 +127,8 @@ static void test_signal_removes_temp_files(void) {
         av_atomic_file f; /* and an ordinary one */
         char other[640];
         snprintf(other, sizeof other, "%s.2", path);
-        if (av_st_prealloc_open(&p, path, 4096, 1 << 20, &err) != 0 || av_atomic_open(&f, other, &err) != 0) _exit(3);
+        if (av_st_prealloc_open(&p, path, 4096, 1 << 20, &err) != 0 || av_atomic_open(&f, other, &err) != 0)
+            _exit(3);
         memset(p.map + p.room, 1, 1 << 20);
         if (leftover_temps(dir) != 2) _exit(4);
         raise(SIGTERM);

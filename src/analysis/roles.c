@@ -12,9 +12,7 @@
 static const char *const role_names[AV_ROLE_COUNT] = {"previous_token", "first_token",     "self",
                                                       "broad",          "duplicate_token", "induction"};
 
-const char *av_role_name(av_role r) {
-    return r >= 0 && r < AV_ROLE_COUNT ? role_names[r] : "none";
-}
+const char *av_role_name(av_role r) { return r >= 0 && r < AV_ROLE_COUNT ? role_names[r] : "none"; }
 
 void av_roles_pick(av_head_roles *r) {
     r->best = AV_ROLE_NONE;
@@ -59,9 +57,7 @@ int av_roles_repeat_scores(const av_attn_view *v, int first, int L, double *indu
     return 0;
 }
 
-av_roles_params av_roles_default_params(void) {
-    return (av_roles_params){32, 4, 1, NULL};
-}
+av_roles_params av_roles_default_params(void) { return (av_roles_params){32, 4, 1, NULL}; }
 
 const char *av_roles_default_text(void) {
     return "The little dog ran to the park. It saw a red ball, and it ran after the ball! Then the dog "

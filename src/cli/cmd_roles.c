@@ -72,10 +72,11 @@ int cmd_roles(int argc, char **argv) {
     const char *cmd = "roles";
     cli_args a;
     int early;
-    if (cli_start(argc, argv, opts, N_OPTS,
-                  "usage: attnviz roles --model PATH [--tokenizer PATH] [--seq-len N] [--samples K] [--seed S] "
-                "[--json]\n",
-                  0, &a, cmd, &early))
+    if (cli_start(
+            argc, argv, opts, N_OPTS,
+            "usage: attnviz roles --model PATH [--tokenizer PATH] [--seq-len N] [--samples K] [--seed S] "
+            "[--json]\n",
+            0, &a, cmd, &early))
         return early;
     int rc = 1;
     av_model *m = NULL;

@@ -91,13 +91,14 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     cli_args a;
     int early;
-    if (cli_start(argc, argv, opts, N_OPTS,
-                  "usage: attnviz serve --model PATH [--tokenizer PATH] [--port N] [--host ADDR]\n"
-               "       attnviz serve trace.safetensors [--port N] [--host ADDR]\n\n"
-               "Starts the local web app: type text, run, and explore every layer and head, with a zoomable\n"
-               "map from the whole sequence down to single cells. The HTTP API is described in "
-               "docs/API.md.\n",
-                  -1, &a, cmd, &early))
+    if (cli_start(
+            argc, argv, opts, N_OPTS,
+            "usage: attnviz serve --model PATH [--tokenizer PATH] [--port N] [--host ADDR]\n"
+            "       attnviz serve trace.safetensors [--port N] [--host ADDR]\n\n"
+            "Starts the local web app: type text, run, and explore every layer and head, with a zoomable\n"
+            "map from the whole sequence down to single cells. The HTTP API is described in "
+            "docs/API.md.\n",
+            -1, &a, cmd, &early))
         return early;
     int rc = 1;
     av_model *m = NULL;

@@ -98,10 +98,11 @@ typedef struct av_heap {
 } av_heap;
 void av_heap_init(av_heap *h, size_t elem_size, int (*before)(const void *, const void *));
 int av_heap_push(av_heap *h, const void *elem); /* -1 when out of memory */
-void av_heap_pop(av_heap *h, void *out);         /* h->n must be > 0 */
+void av_heap_pop(av_heap *h, void *out);        /* h->n must be > 0 */
 void av_heap_free(av_heap *h);
 
-/* ---- growing byte buffer (NUL-terminated); oom is set and further writes dropped when allocation fails ---- */
+/* ---- growing byte buffer (NUL-terminated); oom is set and further writes dropped when allocation fails ----
+ */
 typedef struct av_buf {
     char *s;
     size_t n, cap;
@@ -113,7 +114,8 @@ void av_buf_printf(av_buf *b, const char *fmt, ...) AV_PRINTF(2, 3);
 /* ---- small helpers ---- */
 char *av_strdup(const char *s);
 char *av_strndup(const char *s, size_t n);
-/* Untrusted text for a one-line message: n bytes of s (at most cap - 1), control characters as '?'. Returns dst. */
+/* Untrusted text for a one-line message: n bytes of s (at most cap - 1), control characters as '?'. Returns
+ * dst. */
 const char *av_printable(char *dst, size_t cap, const char *s, size_t n);
 void *av_malloc_checked(size_t n, av_err *err); /* NULL + message on failure */
 double av_now_seconds(void);

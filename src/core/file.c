@@ -151,7 +151,8 @@ int av_atomic_open(av_atomic_file *f, const char *path, av_err *err) {
 }
 
 int av_atomic_write(av_atomic_file *f, const void *data, size_t n, av_err *err) {
-    if (n && fwrite(data, 1, n, f->fp) != n) return av_errf(err, "%s: write failed: %s", f->path, strerror(errno));
+    if (n && fwrite(data, 1, n, f->fp) != n)
+        return av_errf(err, "%s: write failed: %s", f->path, strerror(errno));
     return 0;
 }
 

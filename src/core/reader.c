@@ -38,7 +38,8 @@ int av_read_u64(av_reader *r, uint64_t *v, av_err *err) { return av_read_bytes(r
 int av_read_f32(av_reader *r, float *v, av_err *err) { return av_read_bytes(r, v, 4, err); }
 
 int av_reader_seek(av_reader *r, size_t pos, av_err *err) {
-    if (pos > r->size) return av_errf(err, "%s: offset %zu is past the end (%zu bytes)", r->name, pos, r->size);
+    if (pos > r->size)
+        return av_errf(err, "%s: offset %zu is past the end (%zu bytes)", r->name, pos, r->size);
     r->pos = pos;
     return 0;
 }

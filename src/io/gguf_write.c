@@ -12,7 +12,8 @@ void av_gguf_writer_init(av_gguf_writer *w) {
 }
 
 void av_gguf_writer_free(av_gguf_writer *w) {
-    for (int i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
+    for (int i = 0; i < w->n_tensors; i++)
+        free(w->tensors[i].name);
     free(w->tensors);
     free(w->meta);
     memset(w, 0, sizeof *w);
@@ -80,9 +81,11 @@ static int put_arr_header(av_gguf_writer *w, const char *key, av_gguf_type et, s
     return put_key(w, key, AV_GGUF_ARRAY) || put_u32(w, (uint32_t)et) || put_u64(w, n) ? -1 : 0;
 }
 
-int av_gguf_writer_arr_str(av_gguf_writer *w, const char *key, const char *const *values, size_t n, av_err *err) {
+int av_gguf_writer_arr_str(av_gguf_writer *w, const char *key, const char *const *values, size_t n,
+                           av_err *err) {
     int rc = put_arr_header(w, key, AV_GGUF_STRING, n);
-    for (size_t i = 0; !rc && i < n; i++) rc = put_str(w, values[i]);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = put_str(w, values[i]);
     return done(w, key, rc, err);
 }
 
@@ -107,9 +110,10 @@ static uint32_t dtype_to_ggml(av_dtype t) {
     }
 }
 
-int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype, int ndim,
-                          const int64_t *shape, const void *data, av_err *err) {
-    if (ndim < 1 || ndim > AV_MAX_DIMS) return av_errf(err, "gguf: tensor '%s': rank %d (1 to 4)", name, ndim);
+int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype,
+                          int ndim, const int64_t *shape, const void *data, av_err *err) {
+    if (ndim < 1 || ndim > AV_MAX_DIMS)
+        return av_errf(err, "gguf: tensor '%s': rank %d (1 to 4)", name, ndim);
     if (dst_dtype != AV_DTYPE_F32 && dst_dtype != AV_DTYPE_F16 && dst_dtype != AV_DTYPE_BF16 &&
         dst_dtype != AV_DTYPE_Q8_0)
         return av_errf(err, "gguf: tensor '%s': cannot write %s", name, av_dtype_name(dst_dtype));
@@ -136,7 +140,8 @@ int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtyp
     t->src_dtype = src_dtype;
     t->dst_dtype = dst_dtype;
     t->ndim = ndim;
-    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    for (int d = 0; d < ndim; d++)
+        t->shape[d] = shape[d];
     t->data = data;
     t->nbytes = nbytes;
     w->n_tensors++;
@@ -159,11 +164,12 @@ static int write_pad(av_atomic_file *f, size_t n, av_err *err) {
 static int write_data(av_atomic_file *f, const av_gguf_wtensor *t, av_err *err) {
     if (t->src_dtype == t->dst_dtype) return av_atomic_write(f, t->data, t->nbytes, err);
     enum { CHUNK = 4096 };
-    uint16_t half[CHUNK];                  /* (CHUNK) F16/BF16 */
-    av_block_q8_0 blocks[CHUNK / 32];      /* (CHUNK / 32) Q8_0 */
+    uint16_t half[CHUNK];             /* (CHUNK) F16/BF16 */
+    av_block_q8_0 blocks[CHUNK / 32]; /* (CHUNK / 32) Q8_0 */
     const float *src = t->data;
     size_t numel = 1;
-    for (int d = 0; d < t->ndim; d++) numel *= (size_t)t->shape[d]; /* checked when added */
+    for (int d = 0; d < t->ndim; d++)
+        numel *= (size_t)t->shape[d]; /* checked when added */
     for (size_t i = 0; i < numel; i += CHUNK) {
         size_t m = numel - i < CHUNK ? numel - i : CHUNK;
         int rc;
@@ -172,7 +178,8 @@ static int write_data(av_atomic_file *f, const av_gguf_wtensor *t, av_err *err) 
             rc = av_atomic_write(f, blocks, m / 32 * sizeof(av_block_q8_0), err);
         } else {
             for (size_t j = 0; j < m; j++)
-                half[j] = t->dst_dtype == AV_DTYPE_F16 ? av_f32_to_f16(src[i + j]) : av_f32_to_bf16(src[i + j]);
+                half[j] =
+                    t->dst_dtype == AV_DTYPE_F16 ? av_f32_to_f16(src[i + j]) : av_f32_to_bf16(src[i + j]);
             rc = av_atomic_write(f, half, m * 2, err);
         }
         if (rc) return -1;
@@ -197,7 +204,8 @@ int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) 
         const av_gguf_wtensor *t = &w->tensors[i];
         put_str(&hdr, t->name);
         put_u32(&hdr, (uint32_t)t->ndim);
-        for (int d = t->ndim - 1; d >= 0; d--) put_u64(&hdr, (uint64_t)t->shape[d]); /* ne[0] innermost */
+        for (int d = t->ndim - 1; d >= 0; d--)
+            put_u64(&hdr, (uint64_t)t->shape[d]); /* ne[0] innermost */
         put_u32(&hdr, dtype_to_ggml(t->dst_dtype));
         put_u64(&hdr, offset);
         if (!av_add_size(offset, t->nbytes + pad_to(t->nbytes, w->alignment), &offset)) hdr.failed = 1;
@@ -215,7 +223,8 @@ int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) 
              write_pad(&f, pad_to(hdr.meta_len, w->alignment), err);
     av_gguf_writer_free(&hdr);
     for (int i = 0; !rc && i < w->n_tensors; i++)
-        rc = write_data(&f, &w->tensors[i], err) || write_pad(&f, pad_to(w->tensors[i].nbytes, w->alignment), err);
+        rc = write_data(&f, &w->tensors[i], err) ||
+             write_pad(&f, pad_to(w->tensors[i].nbytes, w->alignment), err);
     if (rc) {
         av_atomic_abort(&f);
         return -1;

@@ -62,7 +62,8 @@ typedef struct av_st_prealloc {
 
 /* 0, 1 when the path cannot be mapped (not a regular file, no space: nothing created, keep data in memory),
  * or -1 with a message when it cannot be created at all. */
-int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room, size_t data_bytes, av_err *err);
+int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room, size_t data_bytes,
+                        av_err *err);
 /* Writes w into the prepared file: tensors whose data already sits at their place in the mapping are not
  * copied, others are copied in or appended; the header is padded with spaces to fill the room. Returns 0,
  * -1 on error (temp removed), or 1 without writing anything when w does not fit the layout (header larger

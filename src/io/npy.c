@@ -98,9 +98,7 @@ static int parse_descr(const char *d, av_array *a, const char *name, av_err *err
     return av_errf(err, "%s: unsupported dtype '%s': attention must be float16, float32 or float64", name, d);
 }
 
-static size_t dtype_size(av_array_dtype t) {
-    return t == AV_ARRAY_F64 ? 8 : t == AV_ARRAY_F32 ? 4 : 2;
-}
+static size_t dtype_size(av_array_dtype t) { return t == AV_ARRAY_F64 ? 8 : t == AV_ARRAY_F32 ? 4 : 2; }
 
 int av_npy_parse(const void *buf, size_t size, const char *name, av_array *out, av_err *err) {
     memset(out, 0, sizeof *out);
@@ -189,10 +187,8 @@ float av_array_get(const av_array *a, size_t i) {
             b[es - 1 - k] = t;
         }
     switch (a->dtype) {
-    case AV_ARRAY_F16:
-        return av_f16_to_f32((uint16_t)(b[0] | b[1] << 8));
-    case AV_ARRAY_BF16:
-        return av_bf16_to_f32((uint16_t)(b[0] | b[1] << 8));
+    case AV_ARRAY_F16: return av_f16_to_f32((uint16_t)(b[0] | b[1] << 8));
+    case AV_ARRAY_BF16: return av_bf16_to_f32((uint16_t)(b[0] | b[1] << 8));
     case AV_ARRAY_F32: {
         float f;
         memcpy(&f, b, 4);

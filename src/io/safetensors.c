@@ -46,20 +46,23 @@ static size_t dtype_align(av_dtype t) {
     }
 }
 
-static int parse_entry(av_safetensors *st, const char *name, json_t *desc, const uint8_t *data, size_t data_size,
-                       av_st_entry *e, av_err *err) {
+static int parse_entry(av_safetensors *st, const char *name, json_t *desc, const uint8_t *data,
+                       size_t data_size, av_st_entry *e, av_err *err) {
     const char *path = st->file.path;
-    if (!json_is_object(desc)) return av_errf(err, "%s: tensor '%s': descriptor is not an object", path, name);
+    if (!json_is_object(desc))
+        return av_errf(err, "%s: tensor '%s': descriptor is not an object", path, name);
     const char *dt = av_json_str(desc, "dtype");
     json_t *shape = json_object_get(desc, "shape");
     json_t *offs = json_object_get(desc, "data_offsets");
     if (!dt || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2)
         return av_errf(err, "%s: tensor '%s': needs dtype, shape and data_offsets [begin, end]", path, name);
     if (av_st_parse_dtype(dt, &e->t.dtype))
-        return av_errf(err, "%s: tensor '%s': unsupported dtype '%s' (supported: F32, F16, BF16, I32, I64, U8)",
+        return av_errf(err,
+                       "%s: tensor '%s': unsupported dtype '%s' (supported: F32, F16, BF16, I32, I64, U8)",
                        path, name, dt);
     size_t nd = json_array_size(shape);
-    if (nd > AV_MAX_DIMS) return av_errf(err, "%s: tensor '%s': %zu dimensions (max %d)", path, name, nd, AV_MAX_DIMS);
+    if (nd > AV_MAX_DIMS)
+        return av_errf(err, "%s: tensor '%s': %zu dimensions (max %d)", path, name, nd, AV_MAX_DIMS);
     e->t.ndim = (int)nd;
     for (size_t i = 0; i < nd; i++) {
         json_t *d = json_array_get(shape, i);
@@ -73,14 +76,14 @@ static int parse_entry(av_safetensors *st, const char *name, json_t *desc, const
         return av_errf(err, "%s: tensor '%s': bad data_offsets", path, name);
     uint64_t begin = (uint64_t)json_integer_value(b), end = (uint64_t)json_integer_value(en);
     if (end > data_size)
-        return av_errf(err, "%s: tensor '%s': data_offsets [%llu, %llu] past the end of the data (%zu bytes)", path,
-                       name, (unsigned long long)begin, (unsigned long long)end, data_size);
+        return av_errf(err, "%s: tensor '%s': data_offsets [%llu, %llu] past the end of the data (%zu bytes)",
+                       path, name, (unsigned long long)begin, (unsigned long long)end, data_size);
     size_t numel, nbytes;
     if (!av_shape_numel(e->t.shape, e->t.ndim, &numel) || !av_dtype_nbytes(e->t.dtype, numel, &nbytes))
         return av_errf(err, "%s: tensor '%s': shape overflows", path, name);
     if (nbytes != end - begin)
-        return av_errf(err, "%s: tensor '%s': shape needs %zu bytes but data_offsets give %llu", path, name, nbytes,
-                       (unsigned long long)(end - begin));
+        return av_errf(err, "%s: tensor '%s': shape needs %zu bytes but data_offsets give %llu", path, name,
+                       nbytes, (unsigned long long)(end - begin));
     e->name = av_strdup(name);
     e->t.nbytes = nbytes;
     const uint8_t *p = data + begin;
@@ -110,8 +113,8 @@ int av_st_open(const char *path, av_safetensors *st, av_err *err) {
     const void *htext;
     if (av_read_u64(&r, &hlen, err)) goto fail;
     if (hlen > AV_ST_MAX_HEADER || hlen > av_reader_left(&r)) {
-        av_errf(err, "%s: not a safetensors file: header length %llu does not fit in the file (%zu bytes)", path,
-                (unsigned long long)hlen, st->file.size);
+        av_errf(err, "%s: not a safetensors file: header length %llu does not fit in the file (%zu bytes)",
+                path, (unsigned long long)hlen, st->file.size);
         goto fail;
     }
     if (av_read_view(&r, &htext, (size_t)hlen, err)) goto fail;
@@ -158,9 +161,11 @@ fail:
 }
 
 void av_st_close(av_safetensors *st) {
-    for (int i = 0; i < st->n; i++) free(st->entries[i].name);
+    for (int i = 0; i < st->n; i++)
+        free(st->entries[i].name);
     free(st->entries);
-    for (int i = 0; i < st->n_copies; i++) free(st->copies[i]);
+    for (int i = 0; i < st->n_copies; i++)
+        free(st->copies[i]);
     free(st->copies);
     json_decref(st->metadata);
     av_file_unmap(&st->file);
@@ -185,7 +190,8 @@ void av_st_writer_init(av_st_writer *w) {
 }
 
 void av_st_writer_free(av_st_writer *w) {
-    for (int i = 0; i < w->n; i++) free(w->items[i].name);
+    for (int i = 0; i < w->n; i++)
+        free(w->items[i].name);
     free(w->items);
     json_decref(w->metadata);
     memset(w, 0, sizeof *w);
@@ -200,11 +206,12 @@ int av_st_writer_meta(av_st_writer *w, const char *key, const char *value, av_er
 int av_st_writer_add(av_st_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype, int ndim,
                      const int64_t *shape, const void *data, av_err *err) {
     if (ndim < 0 || ndim > AV_MAX_DIMS) return av_errf(err, "tensor '%s': bad rank %d", name, ndim);
-    if (src_dtype != dst_dtype && !(src_dtype == AV_DTYPE_F32 && (dst_dtype == AV_DTYPE_F16 || dst_dtype == AV_DTYPE_BF16)))
+    if (src_dtype != dst_dtype &&
+        !(src_dtype == AV_DTYPE_F32 && (dst_dtype == AV_DTYPE_F16 || dst_dtype == AV_DTYPE_BF16)))
         return av_errf(err, "tensor '%s': cannot write %s data as %s", name, av_dtype_name(src_dtype),
                        av_dtype_name(dst_dtype));
-    if (!av_st_dtype_name(dst_dtype)) return av_errf(err, "tensor '%s': dtype %s has no safetensors name", name,
-                                                    av_dtype_name(dst_dtype));
+    if (!av_st_dtype_name(dst_dtype))
+        return av_errf(err, "tensor '%s': dtype %s has no safetensors name", name, av_dtype_name(dst_dtype));
     if (w->n == w->cap) {
         int cap = w->cap ? 2 * w->cap : 16;
         av_st_item *p = realloc(w->items, sizeof *p * (size_t)cap);
@@ -219,7 +226,8 @@ int av_st_writer_add(av_st_writer *w, const char *name, av_dtype src_dtype, av_d
     it->src_dtype = src_dtype;
     it->dst_dtype = dst_dtype;
     it->ndim = ndim;
-    for (int i = 0; i < ndim; i++) it->shape[i] = shape[i];
+    for (int i = 0; i < ndim; i++)
+        it->shape[i] = shape[i];
     it->data = data;
     w->n++;
     return 0;
@@ -227,7 +235,8 @@ int av_st_writer_add(av_st_writer *w, const char *name, av_dtype src_dtype, av_d
 
 static int item_bytes(const av_st_item *it, size_t *nbytes) {
     size_t numel;
-    return av_shape_numel(it->shape, it->ndim, &numel) && av_dtype_nbytes(it->dst_dtype, numel, nbytes) ? 0 : -1;
+    return av_shape_numel(it->shape, it->ndim, &numel) && av_dtype_nbytes(it->dst_dtype, numel, nbytes) ? 0
+                                                                                                        : -1;
 }
 
 /* Writes one tensor, converting F32 -> F16/BF16 in chunks so no second full copy is made. */
@@ -260,9 +269,10 @@ static int writer_header(const av_st_writer *w, char **text, size_t *data_bytes,
             return av_errf(err, "tensor '%s': size overflows", it->name);
         }
         json_t *shape = json_array();
-        for (int d = 0; d < it->ndim; d++) json_array_append_new(shape, json_integer(it->shape[d]));
-        json_t *desc = json_pack("{s:s, s:o, s:[I,I]}", "dtype", av_st_dtype_name(it->dst_dtype), "shape", shape,
-                                 "data_offsets", (json_int_t)(offset - nbytes), (json_int_t)offset);
+        for (int d = 0; d < it->ndim; d++)
+            json_array_append_new(shape, json_integer(it->shape[d]));
+        json_t *desc = json_pack("{s:s, s:o, s:[I,I]}", "dtype", av_st_dtype_name(it->dst_dtype), "shape",
+                                 shape, "data_offsets", (json_int_t)(offset - nbytes), (json_int_t)offset);
         if (!desc || json_object_set_new(hdr, it->name, desc)) {
             json_decref(hdr);
             return av_errf(err, "tensor '%s': cannot build header", it->name);
@@ -302,7 +312,8 @@ int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err) {
 
 /* ---- files laid out before their data exists ---- */
 
-int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room, size_t data_bytes, av_err *err) {
+int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room, size_t data_bytes,
+                        av_err *err) {
     memset(p, 0, sizeof *p);
     p->room = (header_room + 4095) & ~(size_t)4095; /* page-aligned data section */
     if (!av_add_size(p->room, data_bytes, &p->map_len)) return av_errf(err, "%s: size overflows", path);
@@ -310,7 +321,8 @@ int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room,
     int fd = fileno(p->file.fp);
     struct stat st;
     void *map = MAP_FAILED;
-    /* blocks reserved up front: a full disk fails here, cleanly, instead of as SIGBUS on a page fault later */
+    /* blocks reserved up front: a full disk fails here, cleanly, instead of as SIGBUS on a page fault later
+     */
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && posix_fallocate(fd, 0, (off_t)p->map_len) == 0)
         map = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) { /* not a regular file, or no space: the caller keeps its data in memory */
@@ -353,8 +365,10 @@ int av_st_prealloc_commit(av_st_prealloc *p, const av_st_writer *w, av_err *err)
         }
         for (size_t done = 0; !rc && done < nbytes;) { /* past the mapping: append */
             ssize_t k = pwrite(fd, src + done, nbytes - done, (off_t)(at + done));
-            if (k <= 0) rc = av_errf(err, "%s: write failed: %s", p->file.path, strerror(errno));
-            else done += (size_t)k;
+            if (k <= 0)
+                rc = av_errf(err, "%s: write failed: %s", p->file.path, strerror(errno));
+            else
+                done += (size_t)k;
         }
     }
     if (!rc && total < p->map_len && ftruncate(fd, (off_t)total) != 0)

@@ -54,27 +54,16 @@ static char *png_base64_file(const char *path, av_err *err) {
     return b64;
 }
 
-static void hb_str(av_buf *b, const char *s) {
-    av_buf_put(b, s, strlen(s));
-}
+static void hb_str(av_buf *b, const char *s) { av_buf_put(b, s, strlen(s)); }
 
 static void hb_html_escaped(av_buf *b, const char *s) {
     for (; *s; s++) {
         switch (*s) {
-        case '&':
-            hb_str(b, "&amp;");
-            break;
-        case '<':
-            hb_str(b, "&lt;");
-            break;
-        case '>':
-            hb_str(b, "&gt;");
-            break;
-        case '"':
-            hb_str(b, "&quot;");
-            break;
-        default:
-            av_buf_put(b, s, 1);
+        case '&': hb_str(b, "&amp;"); break;
+        case '<': hb_str(b, "&lt;"); break;
+        case '>': hb_str(b, "&gt;"); break;
+        case '"': hb_str(b, "&quot;"); break;
+        default: av_buf_put(b, s, 1);
         }
     }
 }

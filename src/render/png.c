@@ -74,9 +74,7 @@ static void png_buf_write(png_structp png, png_bytep data, png_size_t len) {
     b->n += len;
 }
 
-static void png_buf_flush(png_structp png) {
-    (void)png;
-}
+static void png_buf_flush(png_structp png) { (void)png; }
 
 static void png_on_error(png_structp png, png_const_charp msg) {
     av_err *err = png_get_error_ptr(png);
@@ -214,9 +212,7 @@ int av_fig_to_image(const av_fig *fig, double scale, av_image *im, av_err *err) 
                 return -1;
             }
             break;
-        case AV_FIG_RASTER:
-            draw_raster(im, it, scale);
-            break;
+        case AV_FIG_RASTER: draw_raster(im, it, scale); break;
         }
     }
     return 0;

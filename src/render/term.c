@@ -325,9 +325,7 @@ static float pool_combine(float cur, float v, int by_abs) {
     return v > cur ? v : cur;
 }
 
-static int ceil_div(int a, int b) {
-    return (int)(((int64_t)a + b - 1) / b);
-}
+static int ceil_div(int a, int b) { return (int)(((int64_t)a + b - 1) / b); }
 
 static int n_digits(int v) {
     int d = 1;

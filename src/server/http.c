@@ -362,9 +362,7 @@ fail:
     return -1;
 }
 
-int av_server_port(const av_server *s) {
-    return s->port;
-}
+int av_server_port(const av_server *s) { return s->port; }
 
 void av_server_stop(av_server *s) {
     if (!s) return;

@@ -100,7 +100,8 @@ int tok_bpe_word(const tok_bpe *b, const char *s, size_t n, av_tok_ids *out, av_
     tok_buf tmp = {0};
     int32_t unk = -1;
     uint32_t unk_len = 0;
-    size_t plen = b->cont_prefix ? strlen(b->cont_prefix) : 0, slen = b->eow_suffix ? strlen(b->eow_suffix) : 0;
+    size_t plen = b->cont_prefix ? strlen(b->cont_prefix) : 0,
+           slen = b->eow_suffix ? strlen(b->eow_suffix) : 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         int k = tok_utf8_decode(s + i, n - i, &cp);
@@ -109,7 +110,8 @@ int tok_bpe_word(const tok_bpe *b, const char *s, size_t n, av_tok_ids *out, av_
         size_t plen_all = (size_t)k;
         if ((i > 0 && plen) || (i + (size_t)k == n && slen)) {
             tmp.n = 0;
-            if ((i > 0 && plen && tok_buf_add(&tmp, b->cont_prefix, plen)) || tok_buf_add(&tmp, s + i, (size_t)k) ||
+            if ((i > 0 && plen && tok_buf_add(&tmp, b->cont_prefix, plen)) ||
+                tok_buf_add(&tmp, s + i, (size_t)k) ||
                 (i + (size_t)k == n && slen && tok_buf_add(&tmp, b->eow_suffix, slen)))
                 goto oom;
             piece = tmp.p;
@@ -124,7 +126,8 @@ int tok_bpe_word(const tok_bpe *b, const char *s, size_t n, av_tok_ids *out, av_
             int done = 0;
             if (b->byte_fallback) {
                 int ok = 1;
-                for (size_t j = 0; j < plen_all; j++) ok &= t->byte_ids[(uint8_t)piece[j]] >= 0;
+                for (size_t j = 0; j < plen_all; j++)
+                    ok &= t->byte_ids[(uint8_t)piece[j]] >= 0;
                 if (ok) {
                     if (unk >= 0 && add_sym(&v, &ns, &cap, unk, unk_len)) goto oom;
                     unk = -1;
@@ -149,7 +152,8 @@ int tok_bpe_word(const tok_bpe *b, const char *s, size_t n, av_tok_ids *out, av_
     if (ns) v[ns - 1].next = -1;
     for (size_t i = 0; i + 1 < ns; i++) {
         int32_t rank, id;
-        if (pair_rank(b, v[i].id, v[i + 1].id, &rank, &id) && mheap_push(&h, (merge){rank, (int32_t)i, id})) goto oom;
+        if (pair_rank(b, v[i].id, v[i + 1].id, &rank, &id) && mheap_push(&h, (merge){rank, (int32_t)i, id}))
+            goto oom;
     }
     while (h.n) {
         merge top = mheap_pop(&h);

@@ -117,7 +117,8 @@ int tok_utf8_sanitize(const char *s, size_t n, tok_buf *out) {
 
 int tok_trie_init(tok_trie *t) {
     memset(t, 0, sizeof *t);
-    for (int i = 0; i < 256; i++) t->root_child[i] = -1;
+    for (int i = 0; i < 256; i++)
+        t->root_child[i] = -1;
     t->cap = 1024;
     t->nodes = malloc(sizeof *t->nodes * (size_t)t->cap);
     if (!t->nodes) return -1;
@@ -164,7 +165,8 @@ int tok_trie_insert(tok_trie *t, const char *s, size_t n, int32_t id, int replac
 
 int32_t tok_trie_get(const tok_trie *t, const char *s, size_t n) {
     int32_t node = 0;
-    for (size_t i = 0; i < n && node >= 0; i++) node = tok_trie_step(t, node, (uint8_t)s[i]);
+    for (size_t i = 0; i < n && node >= 0; i++)
+        node = tok_trie_step(t, node, (uint8_t)s[i]);
     return node > 0 ? t->nodes[node].id : -1;
 }
 
@@ -175,7 +177,8 @@ int tok_strmap_init(tok_strmap *m, char *const *keys, const int *lens, size_t n_
     m->keys = keys;
     m->lens = lens;
     m->cap = 16;
-    while (m->cap < n_max * 2) m->cap <<= 1;
+    while (m->cap < n_max * 2)
+        m->cap <<= 1;
     m->slots = malloc(sizeof *m->slots * m->cap);
     if (!m->slots) return -1;
     memset(m->slots, 0xff, sizeof *m->slots * m->cap);
@@ -209,7 +212,8 @@ static int pairmap_grow(tok_pairmap *m) {
         if (!m->v[i].key) continue;
         uint64_t h = m->v[i].key * 0x9E3779B97F4A7C15ull;
         size_t j = (size_t)(h >> 20) & (cap - 1);
-        while (v[j].key) j = (j + 1) & (cap - 1);
+        while (v[j].key)
+            j = (j + 1) & (cap - 1);
         v[j] = m->v[i];
     }
     free(m->v);
@@ -223,7 +227,8 @@ int tok_pairmap_put(tok_pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t 
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
     uint64_t h = key * 0x9E3779B97F4A7C15ull;
     size_t i = (size_t)(h >> 20) & (m->cap - 1);
-    while (m->v[i].key && m->v[i].key != key) i = (i + 1) & (m->cap - 1);
+    while (m->v[i].key && m->v[i].key != key)
+        i = (i + 1) & (m->cap - 1);
     if (m->v[i].key) return 0; /* first rank wins */
     m->v[i] = (tok_pair_entry){key, rank, id};
     m->n++;

@@ -68,7 +68,8 @@ typedef struct tok_strmap {
 
 static inline uint64_t tok_hash(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
     return h;
 }
 int tok_strmap_init(tok_strmap *m, char *const *keys, const int *lens, size_t n_max);

@@ -202,17 +202,10 @@ static void expected(const import_ctx *c, const char *kind, int *nq, int *nk) {
     int src = c->source.n >= 0 ? c->source.n : c->tokens.n,
         tgt = c->target.n >= 0 ? c->target.n : c->tokens.n;
     switch (kind_index(kind)) {
-    case 0:
-        *nq = *nk = c->tokens.n >= 0 ? c->tokens.n : c->source.n;
-        break;
-    case 1:
-        *nq = *nk = src;
-        break;
-    case 2:
-        *nq = *nk = tgt;
-        break;
-    default:
-        *nq = tgt, *nk = src;
+    case 0: *nq = *nk = c->tokens.n >= 0 ? c->tokens.n : c->source.n; break;
+    case 1: *nq = *nk = src; break;
+    case 2: *nq = *nk = tgt; break;
+    default: *nq = tgt, *nk = src;
     }
 }
 
