@@ -91,9 +91,9 @@ EMBED       = $(BUILD)/tools/embed
 GEN_OBJ     = $(BUILD)/gen/web_assets.o $(BUILD)/gen/font_data.o
 ALL_CFLAGS += -I/usr/include/freetype2
 
-$(EMBED): tools/embed.c
+$(EMBED): tools/embed.c src/core/path.c src/core/core.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O1 $(WARN) -o $@ $<
+	$(CC) -std=c11 -D_DEFAULT_SOURCE -O1 $(WARN) -Iinclude -Isrc -o $@ tools/embed.c src/core/path.c
 
 $(BUILD)/gen/web_assets.c: $(WEB_FILES) $(EMBED)
 	@mkdir -p $(dir $@)
@@ -110,4 +110,4 @@ $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 $(LIB): $(GEN_OBJ)
 # ---- end of generated assets ----------------------------------------------------------------------------
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(GEN_OBJ:.o=.d)

@@ -18,14 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct av_asset {
-    const char *name;
-    const unsigned char *data;
-    size_t len;
-} av_asset;
-extern const av_asset av_web_assets[];
-extern const int av_web_assets_count;
-
 #define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
 
 av_html_params av_html_default_params(void) {
@@ -66,12 +58,6 @@ static void hb_html_escaped(av_buf *b, const char *s) {
         default: av_buf_put(b, s, 1);
         }
     }
-}
-
-static const av_asset *find_asset(const char *name) {
-    for (int i = 0; i < av_web_assets_count; i++)
-        if (strcmp(av_web_assets[i].name, name) == 0) return &av_web_assets[i];
-    return NULL;
 }
 
 static const char *k_kinds[4] = {"self", "enc", "dec", "cross"};
@@ -236,10 +222,10 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
 int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t *n, av_err *err) {
     *out = NULL;
     *n = 0;
-    const av_asset *tpl = find_asset("index.html"), *css = find_asset("viewer.css"), *js[N_SCRIPTS];
+    const av_asset *tpl = av_asset_find("index.html"), *css = av_asset_find("viewer.css"), *js[N_SCRIPTS];
     size_t values = total_values(t), assets = tpl && css ? tpl->len + css->len : 0;
     for (int i = 0; i < N_SCRIPTS; i++) {
-        js[i] = find_asset(k_scripts[i]);
+        js[i] = av_asset_find(k_scripts[i]);
         if (!js[i])
             tpl = NULL;
         else
