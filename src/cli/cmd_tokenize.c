@@ -2,6 +2,8 @@
  * texts (one JSON string per line) for comparisons with other implementations. */
 #include "cli.h"
 
+#include "core/core.h"
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +37,9 @@ static void put_json_string(FILE *fp, const char *s, size_t n) {
             fputc(c, fp);
             i++;
         } else {
-            int len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
-            int ok = len && i + (size_t)len <= n && c <= 0xF4;
-            for (int k = 1; ok && k < len; k++)
-                ok = ((unsigned char)s[i + (size_t)k] & 0xC0) == 0x80;
-            if (ok) {
+            uint32_t cp;
+            int len = av_utf8_decode(s + i, n - i, &cp);
+            if (len) {
                 fwrite(s + i, 1, (size_t)len, fp);
                 i += (size_t)len;
             } else {

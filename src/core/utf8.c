@@ -52,6 +52,10 @@ size_t av_utf8_valid_prefix(const char *s, size_t n) {
     size_t i = 0;
     uint32_t cp;
     while (i < n) {
+        if ((uint8_t)s[i] < 0x80) { /* ASCII without a call: tokenizers run this over every input */
+            i++;
+            continue;
+        }
         int k = av_utf8_decode(s + i, n - i, &cp);
         if (!k) break;
         i += (size_t)k;

@@ -101,12 +101,10 @@ static char *sanitize_label(const char *s) {
             u++;
             continue;
         }
-        int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        int ok = len > 0 && !(len == 2 && c < 0xC2);
-        for (int i = 1; ok && i < len; i++)
-            ok = (u[i] & 0xC0) == 0x80;
-        if (!ok) {
-            memcpy(p, "\xEF\xBF\xBD", 3);
+        uint32_t cp;
+        int len = av_utf8_decode((const char *)u, (size_t)((const unsigned char *)s + n - u), &cp);
+        if (!len) {
+            memcpy(p, AV_UTF8_REPLACEMENT, 3);
             p += 3;
             u++;
             continue;

@@ -70,44 +70,6 @@ void av_term_detect_size(FILE *out, int *width, int *height) {
 
 /* ---- UTF-8 labels ---- */
 
-/* Length of the valid UTF-8 sequence at s (n bytes available, n >= 1), 0 when invalid; *cp gets the code
- * point. */
-static int utf8_decode(const unsigned char *s, size_t n, uint32_t *cp) {
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    int len;
-    uint32_t v;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        v = c & 0x1Fu;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        v = c & 0x0Fu;
-        if (c == 0xE0) lo = 0xA0; /* overlong */
-        if (c == 0xED) hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        v = c & 0x07u;
-        if (c == 0xF0) lo = 0x90; /* overlong */
-        if (c == 0xF4) hi = 0x8F; /* > U+10FFFF */
-    } else {
-        return 0;
-    }
-    if ((size_t)len > n) return 0;
-    for (int i = 1; i < len; i++) {
-        unsigned char b = s[i];
-        unsigned char blo = i == 1 ? lo : 0x80, bhi = i == 1 ? hi : 0xBF;
-        if (b < blo || b > bhi) return 0;
-        v = (v << 6) | (b & 0x3Fu);
-    }
-    *cp = v;
-    return len;
-}
-
 /* Code points that a terminal would act on rather than show: C0/C1 controls, DEL, line/paragraph separators
  * and bidirectional overrides. */
 static int cp_is_control(uint32_t cp) {
@@ -128,7 +90,7 @@ static char *label_sanitize(const char *s, int max_cps) {
     int cps = 0;
     while (i < n && cps <= max_cps) {
         uint32_t cp;
-        int len = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        int len = av_utf8_decode(s + i, n - i, &cp);
         int w;
         if (len == 0) {
             w = snprintf(buf + o, cap - o, "\\x%02x", (unsigned)(unsigned char)s[i]);

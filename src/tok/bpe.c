@@ -104,7 +104,7 @@ int tok_bpe_word(const tok_bpe *b, const char *s, size_t n, av_tok_ids *out, av_
            slen = b->eow_suffix ? strlen(b->eow_suffix) : 0;
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int k = tok_utf8_decode(s + i, n - i, &cp);
+        int k = av_utf8_decode(s + i, n - i, &cp);
         if (!k) k = 1;
         const char *piece = s + i;
         size_t plen_all = (size_t)k;

@@ -116,7 +116,7 @@ static int text_label(const av_tokenizer *t, const int32_t *ids, size_t n, size_
     int shown = 0;
     for (size_t q = 0; q < w.n;) {
         uint32_t cp;
-        int k = tok_utf8_decode(w.p + q, w.n - q, &cp);
+        int k = av_utf8_decode(w.p + q, w.n - q, &cp);
         size_t len = k ? (size_t)k : 1;
         if (owner[q] == i) {
             if (k) {

@@ -16,13 +16,13 @@ static int word_char_before(const char *s, size_t at) { /* char before s[at] is 
     while (j > 0 && ((uint8_t)s[j] & 0xC0) == 0x80)
         j--;
     uint32_t cp;
-    if (!tok_utf8_decode(s + j, at - j, &cp)) return 0;
+    if (!av_utf8_decode(s + j, at - j, &cp)) return 0;
     return cp == '_' || hf_is_alnum(cp);
 }
 
 static int word_char_at(const char *s, size_t n, size_t at) {
     uint32_t cp;
-    if (at >= n || !tok_utf8_decode(s + at, n - at, &cp)) return 0;
+    if (at >= n || !av_utf8_decode(s + at, n - at, &cp)) return 0;
     return cp == '_' || hf_is_alnum(cp);
 }
 
@@ -62,7 +62,7 @@ static int split_added(const av_tok_hf *hf, const tok_trie *trie, const hf_split
                 while (j > 0 && ((uint8_t)s[j] & 0xC0) == 0x80)
                     j--;
                 uint32_t cp;
-                if (!tok_utf8_decode(s + j, ns - j, &cp) || !hf_is_whitespace(cp)) break;
+                if (!av_utf8_decode(s + j, ns - j, &cp) || !hf_is_whitespace(cp)) break;
                 ns = j;
             }
             start = ns > start_offset ? ns : start_offset;
@@ -70,7 +70,7 @@ static int split_added(const av_tok_hf *hf, const tok_trie *trie, const hf_split
         if (a->rstrip) {
             uint32_t cp;
             int cl;
-            while (stop < n && (cl = tok_utf8_decode(s + stop, n - stop, &cp)) && hf_is_whitespace(cp))
+            while (stop < n && (cl = av_utf8_decode(s + stop, n - stop, &cp)) && hf_is_whitespace(cp))
                 stop += (size_t)cl;
         }
         if (start_offset < start &&

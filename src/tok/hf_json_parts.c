@@ -236,8 +236,8 @@ int hf_json_pretok(const json_t *j, hf_pretok *out, const char *where, av_err *e
         out->type = HF_PRE_CHAR_DELIMITER;
         const char *d = av_json_str(j, "delimiter");
         uint32_t cp;
-        if (!d || !tok_utf8_decode(d, strlen(d), &cp) ||
-            (size_t)tok_utf8_decode(d, strlen(d), &cp) != strlen(d))
+        if (!d || !av_utf8_decode(d, strlen(d), &cp) ||
+            (size_t)av_utf8_decode(d, strlen(d), &cp) != strlen(d))
             return av_errf(err, "%s: CharDelimiterSplit needs a one-character \"delimiter\"", where);
         out->delimiter = cp;
         return 0;

@@ -32,7 +32,7 @@ static int map_chars(const hf_norm *nm, const char *s, size_t n, char_fn fn, tok
     if (tok_buf_reserve(out, n + 8)) return oom(err);
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int k = tok_utf8_decode(s + i, n - i, &cp);
+        int k = av_utf8_decode(s + i, n - i, &cp);
         if (!k) return av_errf(err, "internal: invalid UTF-8 reached a normalizer");
         if (fn(nm, cp, s + i, k, out)) return oom(err);
         i += (size_t)k;
@@ -72,7 +72,7 @@ static int strip_ws(const char *s, size_t n, int left, int right, tok_buf *out, 
     size_t a = 0, b = n;
     uint32_t cp;
     while (left && a < b) {
-        int k = tok_utf8_decode(s + a, b - a, &cp);
+        int k = av_utf8_decode(s + a, b - a, &cp);
         if (!k || !hf_is_whitespace(cp)) break;
         a += (size_t)k;
     }
@@ -80,7 +80,7 @@ static int strip_ws(const char *s, size_t n, int left, int right, tok_buf *out, 
         size_t j = b - 1;
         while (j > a && ((uint8_t)s[j] & 0xC0) == 0x80)
             j--;
-        int k = tok_utf8_decode(s + j, b - j, &cp);
+        int k = av_utf8_decode(s + j, b - j, &cp);
         if (!k || !hf_is_whitespace(cp)) break;
         b = j;
     }
@@ -129,7 +129,7 @@ static int precompiled(const hf_norm *nm, const char *s, size_t n, tok_buf *out,
         int k = 0;
         int brk = 1;
         if (i < n) {
-            k = tok_utf8_decode(s + i, n - i, &cp);
+            k = av_utf8_decode(s + i, n - i, &cp);
             if (!k) return av_errf(err, "internal: invalid UTF-8 reached a normalizer");
             brk = prev_cp < 0 ? 0 : utf8proc_grapheme_break_stateful(prev_cp, (utf8proc_int32_t)cp, &state);
         }
@@ -143,7 +143,7 @@ static int precompiled(const hf_norm *nm, const char *s, size_t n, tok_buf *out,
             } else {
                 for (size_t j = 0; j < glen;) {
                     uint32_t ch;
-                    int cl = tok_utf8_decode(g + j, glen - j, &ch);
+                    int cl = av_utf8_decode(g + j, glen - j, &ch);
                     first_ctx cc = {NULL, 0, 0};
                     tok_charsmap_prefixes(&nm->charsmap, g + j, (size_t)cl, take_first, &cc);
                     if (cc.found ? tok_buf_add(out, cc.rep, cc.rep_len) : tok_buf_add(out, g + j, (size_t)cl))

@@ -62,7 +62,7 @@ static int pieces_from_pred(const hf_pretok *pt, char_pred pred, const char *s, 
     size_t last = 0, i = 0;
     while (i < n) {
         uint32_t cp;
-        int k = tok_utf8_decode(s + i, n - i, &cp);
+        int k = av_utf8_decode(s + i, n - i, &cp);
         if (!k) k = 1, cp = 0xFFFD;
         if (pred(pt, cp)) {
             if (last < i && pieces_push(out, last, i, 0)) return -1;

@@ -77,7 +77,7 @@ int hf_regex_find_all(const hf_regex *re, const char *s, size_t n, hf_matches *o
         if (ms == me && last_match_end == me) { /* no empty match right after a match: step one character */
             if (pos >= n) break;
             uint32_t cp;
-            int k = tok_utf8_decode(s + pos, n - pos, &cp);
+            int k = av_utf8_decode(s + pos, n - pos, &cp);
             pos += k ? (size_t)k : 1;
             continue;
         }

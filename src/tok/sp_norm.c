@@ -119,7 +119,7 @@ static size_t normalize_prefix(const av_tok_sp *sp, const char *s, size_t n, con
         return c.len;
     }
     uint32_t cp;
-    int k = tok_utf8_decode(s, n, &cp);
+    int k = av_utf8_decode(s, n, &cp);
     if (k == 0) { /* malformed: U+FFFD for one byte */
         *rep = "\xEF\xBF\xBD";
         *rep_len = 3;

@@ -34,27 +34,7 @@ int tok_buf_addc(tok_buf *b, char c) { return tok_buf_add(b, &c, 1); }
 
 int tok_buf_add_cp(tok_buf *b, uint32_t cp) {
     char s[4];
-    int n;
-    if (cp < 0x80) {
-        s[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        s[0] = (char)(0xC0 | (cp >> 6));
-        s[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        s[0] = (char)(0xE0 | (cp >> 12));
-        s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        s[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        s[0] = (char)(0xF0 | (cp >> 18));
-        s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        s[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        s[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return tok_buf_add(b, s, (size_t)n);
+    return tok_buf_add(b, s, (size_t)av_utf8_encode(cp, s));
 }
 
 void tok_buf_free(tok_buf *b) {
@@ -64,49 +44,14 @@ void tok_buf_free(tok_buf *b) {
 
 /* ---- UTF-8 ---- */
 
-int tok_utf8_decode(const char *s, size_t n, uint32_t *cp) {
-    const uint8_t *u = (const uint8_t *)s;
-    if (n == 0) return 0;
-    if (u[0] < 0x80) {
-        *cp = u[0];
-        return 1;
-    }
-    int len = u[0] >= 0xF0 ? 4 : u[0] >= 0xE0 ? 3 : u[0] >= 0xC0 ? 2 : 0;
-    if (!len || (size_t)len > n || u[0] > 0xF7) return 0;
-    uint32_t c = u[0] & (0x7F >> len);
-    for (int i = 1; i < len; i++) {
-        if ((u[i] & 0xC0) != 0x80) return 0;
-        c = (c << 6) | (u[i] & 0x3F);
-    }
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (c < min_cp[len] || c > 0x10FFFF || (c >= 0xD800 && c < 0xE000)) return 0;
-    *cp = c;
-    return len;
-}
-
-size_t tok_utf8_valid_prefix(const char *s, size_t n) {
-    size_t i = 0;
-    uint32_t cp;
-    while (i < n) {
-        if ((uint8_t)s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        int k = tok_utf8_decode(s + i, n - i, &cp);
-        if (!k) break;
-        i += (size_t)k;
-    }
-    return i;
-}
-
 int tok_utf8_sanitize(const char *s, size_t n, tok_buf *out) {
     size_t i = 0;
     while (i < n) {
-        size_t ok = tok_utf8_valid_prefix(s + i, n - i);
+        size_t ok = av_utf8_valid_prefix(s + i, n - i);
         if (tok_buf_add(out, s + i, ok)) return -1;
         i += ok;
         if (i < n) {
-            if (tok_buf_add(out, "\xEF\xBF\xBD", 3)) return -1;
+            if (tok_buf_add(out, AV_UTF8_REPLACEMENT, 3)) return -1;
             i++;
         }
     }

@@ -74,7 +74,7 @@ static int token_text(const av_tokenizer *t, int id, tok_buf *b) {
     case AV_TOK_TEXT_BYTELEVEL:
         for (size_t i = 0; i < n;) {
             uint32_t cp;
-            int k = tok_utf8_decode(p + i, n - i, &cp);
+            int k = av_utf8_decode(p + i, n - i, &cp);
             int v = k ? hf_char_to_byte(cp) : -1;
             if (v >= 0 ? tok_buf_addc(b, (char)v) : tok_buf_add(b, p + i, k ? (size_t)k : 1)) return -1;
             i += k ? (size_t)k : 1;
@@ -208,7 +208,7 @@ int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err) {
     } else if (n >= 8 && memcmp(p, "#version", 8) == 0) {
         rc = av_errf(err, "%s: a merges file: load the directory, or its vocab.json / encoder.json", path);
     } else if (!memchr(p, 0, n) &&
-               tok_utf8_valid_prefix((const char *)p, n < 65536 ? n : 65536) >= (n < 65536 ? n : 65536) - 3) {
+               av_utf8_valid_prefix((const char *)p, n < 65536 ? n : 65536) >= (n < 65536 ? n : 65536) - 3) {
         char dir[4096];
         const char *slash = strrchr(path, '/');
         snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");

@@ -44,7 +44,7 @@ int tok_unigram_encode(const tok_unigram *u, const char *s, size_t n, tok_segs *
             mblen = (size_t)tok_utf8_len_lead((uint8_t)s[start]);
         } else {
             uint32_t cp;
-            int k = tok_utf8_decode(s + start, n - start, &cp);
+            int k = av_utf8_decode(s + start, n - start, &cp);
             mblen = k ? (size_t)k : 1;
         }
         if (mblen > n - start) mblen = n - start;
