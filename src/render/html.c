@@ -40,7 +40,7 @@ static char *png_base64_file(const char *path, av_err *err) {
     char *b64 = NULL;
     if (n < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) != 0)
         av_errf(err, "%s: not a PNG image (the viewer embeds PNG only)", path);
-    else if (!(b64 = av_base64((const uint8_t *)buf, n)))
+    else if (!(b64 = av_base64_encode(buf, n)))
         av_errf(err, "out of memory");
     free(buf);
     return b64;
@@ -245,7 +245,7 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     av_html_analysis an = {0};
     if (p->analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
     if (p->precision == AV_HTML_AUTO) /* base64 of F16 + analysis + labels and metadata allowance */
-        u8 = assets + (values * 2 + 2) / 3 * 4 + (p->analysis ? av_html_analysis_bytes(&an, 0) : 0) +
+        u8 = assets + av_base64_len(values * 2) + (p->analysis ? av_html_analysis_bytes(&an, 0) : 0) +
                  64 * 1024 >
              AV_HTML_BUDGET;
     av_buf blob = {0}, page = {0};
@@ -259,7 +259,7 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     char *mjs =
         json_dumps(meta, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ESCAPE_SLASH | JSON_REAL_PRECISION(6));
     json_decref(meta);
-    char *b64 = mjs && !blob.oom ? av_base64((const uint8_t *)blob.s, blob.n) : NULL;
+    char *b64 = mjs && !blob.oom ? av_base64_encode(blob.s, blob.n) : NULL;
     free(blob.s);
     if (!b64) {
         free(mjs);

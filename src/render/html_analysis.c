@@ -211,7 +211,7 @@ size_t av_html_analysis_bytes(const av_html_analysis *a, int u8) {
         bytes += u8 ? n + 4 * (size_t)a->rollout[i].rows + 4 : 2 * n + 2;
     }
     if (a->vnorm) bytes += 4 * (size_t)a->vn_layers * (size_t)a->vn_heads * (size_t)a->vn_tokens + 4;
-    bytes = (bytes + 2) / 3 * 4; /* base64 */
+    bytes = av_base64_len(bytes);
     char *js = a->json ? json_dumps(a->json, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     bytes += js ? strlen(js) + 256 : 0;
     free(js);

@@ -148,31 +148,6 @@ int av_png_write(const av_image *im, double dpi, const char *path, av_err *err) 
     return rc;
 }
 
-char *av_base64(const uint8_t *data, size_t n) {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t groups = n / 3 + (n % 3 != 0), len;
-    if (!av_mul_size(groups, 4, &len) || len == SIZE_MAX) return NULL;
-    char *s = malloc(len + 1), *o = s;
-    if (!s) return NULL;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = tab[(v >> 6) & 63];
-        *o++ = tab[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)data[i] << 16 | (i + 1 < n ? (uint32_t)data[i + 1] << 8 : 0);
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    *o = 0;
-    return s;
-}
-
 /* ---- raster backend of figures ---- */
 
 static void draw_raster(av_image *im, const av_fig_item *it, double s) {

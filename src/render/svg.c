@@ -50,7 +50,7 @@ static int raster_image(av_buf *b, const av_fig_item *it, av_err *err) {
     uint8_t *png;
     size_t n;
     if (av_png_encode(&im, 0, &png, &n, err)) return -1;
-    char *b64 = av_base64(png, n);
+    char *b64 = av_base64_encode(png, n);
     free(png);
     if (!b64) return av_errf(err, "out of memory");
     char a[32], c[32], d[32], e[32];

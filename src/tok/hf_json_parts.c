@@ -34,42 +34,6 @@ int hf_json_pattern(const json_t *j, hf_pattern *out, const char *where, av_err 
     return av_errf(err, "%s: a pattern must be {\"String\": ...} or {\"Regex\": ...}", where);
 }
 
-/* ---- base64 (precompiled charsmaps) ---- */
-
-static int b64_value(int c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-}
-
-static int b64_decode(const char *s, size_t n, uint8_t **out, size_t *out_n) {
-    uint8_t *o = malloc(n / 4 * 3 + 4);
-    if (!o) return -1;
-    size_t k = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '=' || s[i] == '\n' || s[i] == '\r') continue;
-        int v = b64_value((unsigned char)s[i]);
-        if (v < 0) {
-            free(o);
-            return -1;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            o[k++] = (uint8_t)(acc >> bits);
-        }
-    }
-    *out = o;
-    *out_n = k;
-    return 0;
-}
-
 /* ---- normalizers ---- */
 
 int hf_json_normalizer(const json_t *j, hf_norm *out, const char *where, av_err *err) {
@@ -127,7 +91,7 @@ int hf_json_normalizer(const json_t *j, hf_norm *out, const char *where, av_err 
             return av_errf(err, "%s: \"precompiled_charsmap\" must be a base64 string", where);
         uint8_t *blob;
         size_t n;
-        if (b64_decode(json_string_value(m), json_string_length(m), &blob, &n))
+        if (av_base64_decode(json_string_value(m), json_string_length(m), &blob, &n))
             return av_errf(err, "%s: \"precompiled_charsmap\" is not valid base64", where);
         int rc = tok_charsmap_parse(&out->charsmap, blob, n, where, err);
         free(blob);

@@ -174,7 +174,7 @@ static int embed_image(av_trace *t, const char *path, av_err *err) {
     if (n < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) != 0) {
         rc = av_errf(err, "%s: not a PNG image (the viewer embeds PNG only)", path);
     } else {
-        char *b64 = av_base64((const uint8_t *)buf, n);
+        char *b64 = av_base64_encode(buf, n);
         rc = b64 ? av_trace_set_meta(t, "image_png_base64", b64, err) : av_errf(err, "out of memory");
         free(b64);
     }
