@@ -594,25 +594,22 @@ int av_arrays_add_file(av_arrays *s, const char *path, av_err *err) {
     if (keep_map(s, &m, err)) return -1;
     const av_mapped_file *mf = &s->maps[s->n_maps - 1];
     const uint8_t *b = mf->data;
-    size_t n = mf->size, pl = strlen(path);
+    size_t n = mf->size;
+    const char *base = av_path_basename(path), *ext = av_path_extension(path);
     int first = s->n;
     int rc;
     if (n >= 6 && memcmp(b, "\x93NUMPY", 6) == 0) {
         av_array a;
-        const char *slash = strrchr(path, '/');
-        char stem[256];
-        snprintf(stem, sizeof stem, "%s", slash ? slash + 1 : path);
-        char *dot = strrchr(stem, '.');
-        if (dot && dot != stem) *dot = 0;
+        char stem[256]; /* the member name: the file name without its extension (".npy" stays ".npy") */
+        snprintf(stem, sizeof stem, "%.*s", (int)(ext > base ? ext - base : (ptrdiff_t)strlen(base)), base);
         rc = av_npy_parse(b, n, path, &a, err) || push_array(s, &a, path, stem, err);
     } else if (n >= 4 && b[0] == 'P' && b[1] == 'K') {
         rc = add_npz(s, mf, path, err);
-    } else if (pl > 12 && strcmp(path + pl - 12, ".safetensors") == 0) {
+    } else if (strcmp(ext, ".safetensors") == 0) {
         rc = add_safetensors(s, mf, path, err);
         if (!rc) qsort(s->items + first, (size_t)(s->n - first), sizeof *s->items, cmp_array);
-    } else if (pl > 4 && (strcmp(path + pl - 4, ".npz") == 0 || strcmp(path + pl - 4, ".npy") == 0)) {
-        rc = av_errf(err, "%s: not a %s file (%s)", path, path + pl - 3,
-                     n == 0 ? "empty" : "wrong magic bytes");
+    } else if (strcmp(ext, ".npz") == 0 || strcmp(ext, ".npy") == 0) {
+        rc = av_errf(err, "%s: not a %s file (%s)", path, ext + 1, n == 0 ? "empty" : "wrong magic bytes");
     } else {
         rc = av_errf(err, "%s: unknown array format: expected .npy, .npz or .safetensors", path);
     }

@@ -10,10 +10,7 @@
 #include <unistd.h>
 
 void av_hf_path(char *out, size_t n, const char *dir, const char *file) {
-    size_t len = strlen(dir);
-    while (len > 1 && dir[len - 1] == '/')
-        len--;
-    snprintf(out, n, "%.*s/%s", (int)len, dir, file);
+    (void)av_path_join(out, n, dir, file); /* too long: cut, and no file opens */
 }
 
 /* ---- config.json ---- */

@@ -174,8 +174,7 @@ static int add_probe_roles(const av_trace *t, const char *path, av_html_analysis
         }
     }
     json_object_del(r, "summary");
-    const char *slash = strrchr(path, '/');
-    json_object_set_new(r, "file", json_string(slash ? slash + 1 : path));
+    json_object_set_new(r, "file", json_string(av_path_basename(path)));
     json_object_set_new(a->json, "probe_roles", r);
     return 0;
 }

@@ -338,8 +338,10 @@ int av_tok_load_hf_json(const char *path, av_tokenizer **out, av_err *err) {
     if (dec && !json_is_null(dec) && hf_json_decoder(dec, &text, path, err)) goto done;
     t->text = text >= 0 ? (av_tok_text)text : AV_TOK_TEXT_UNSET;
     char dir[4096];
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    if (av_path_dirname(path, dir, sizeof dir)) {
+        av_errf(err, "%s: path too long", path);
+        goto done;
+    }
     if (hf_finish(t, dir, err)) goto done;
     *out = t;
     t = NULL;

@@ -142,8 +142,7 @@ void av_tokenizer_free(av_tokenizer *t) {
 /* ---- loading: format detection ---- */
 
 static int exists(const char *dir, const char *name, char *buf, size_t n) {
-    snprintf(buf, n, "%s/%s", dir, name);
-    return access(buf, R_OK) == 0 && !av_path_is_dir(buf);
+    return av_path_join(buf, n, dir, name) == 0 && access(buf, R_OK) == 0 && !av_path_is_dir(buf);
 }
 
 static int load_dir(const char *dir, av_tokenizer **out, av_err *err) {
@@ -168,10 +167,8 @@ static int load_json_file(const char *path, const char *head, size_t n, av_token
         memmem(head, n, "\"normalizer\"", 12) || memmem(head, n, "\"version\"", 9))
         return av_tok_load_hf_json(path, out, err);
     char dir[4096], a[4200];
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-    const char *base = slash ? slash + 1 : path;
-    int encoder = strcmp(base, "encoder.json") == 0;
+    if (av_path_dirname(path, dir, sizeof dir)) return av_errf(err, "%s: path too long", path);
+    int encoder = strcmp(av_path_basename(path), "encoder.json") == 0;
     if ((encoder && exists(dir, "vocab.bpe", a, sizeof a)) || exists(dir, "merges.txt", a, sizeof a))
         return av_tok_load_bpe_files(path, a, encoder && strstr(a, "vocab.bpe") != NULL, dir, out, err);
     if (exists(dir, "vocab.bpe", a, sizeof a)) return av_tok_load_bpe_files(path, a, 1, dir, out, err);
@@ -210,9 +207,8 @@ int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err) {
     } else if (!memchr(p, 0, n) &&
                av_utf8_valid_prefix((const char *)p, n < 65536 ? n : 65536) >= (n < 65536 ? n : 65536) - 3) {
         char dir[4096];
-        const char *slash = strrchr(path, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-        rc = av_tok_load_vocab_txt(path, dir, out, err);
+        rc = av_path_dirname(path, dir, sizeof dir) ? av_errf(err, "%s: path too long", path)
+                                                    : av_tok_load_vocab_txt(path, dir, out, err);
     } else {
         rc = av_errf(err,
                      "%s: unrecognized tokenizer format (supported: tokenizer.json, vocab.txt, vocab.json + "

@@ -39,7 +39,7 @@ static int first_piece(const av_tokenizer *t, const char *const *names) {
 static json_t *load_config(const char *dir) {
     if (!dir) return NULL;
     char path[4200];
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (av_path_join(path, sizeof path, dir, "tokenizer_config.json")) return NULL;
     json_t *cfg = NULL;
     av_err e;
     if (av_json_load_file(path, &cfg, &e)) return NULL;
