@@ -30,7 +30,12 @@ bool av_shape_numel(const int64_t *shape, int ndim, size_t *out);
 /* Bytes of numel elements of dtype (Q8_0 needs numel % 32 == 0), false on overflow or bad block count. */
 bool av_dtype_nbytes(av_dtype t, size_t numel, size_t *out);
 
-/* ---- little-endian byte order (every file format here is little-endian), independent of the host ---- */
+/* ---- little-endian byte order (every file format here is little-endian) ----
+ * Headers and metadata are read and written through these, independent of the host; tensor data is mapped
+ * and used as it lies in the file, so the host must be little-endian too (checked here at compile time). */
+#if defined(__BYTE_ORDER__)
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "attnviz maps little-endian tensor data as is");
+#endif
 static inline uint16_t av_load_le16(const void *p) {
     const uint8_t *b = p;
     return (uint16_t)(b[0] | b[1] << 8);

@@ -50,50 +50,29 @@ static int is_int_type(av_gguf_type t) {
 
 /* Decodes one fixed-size little-endian value of type t at p. */
 static void decode_scalar(av_gguf_type t, const uint8_t *p, av_gguf_value *v) {
-    uint8_t u8;
-    int8_t i8;
-    uint16_t u16;
-    int16_t i16;
     uint32_t u32;
-    int32_t i32;
+    uint64_t u64;
     float f32;
     v->type = t;
     switch (t) {
-    case AV_GGUF_U8:
-        memcpy(&u8, p, 1);
-        v->num.u = u8;
-        break;
-    case AV_GGUF_BOOL:
-        memcpy(&u8, p, 1);
-        v->num.u = u8 != 0;
-        break;
-    case AV_GGUF_I8:
-        memcpy(&i8, p, 1);
-        v->num.i = i8;
-        break;
-    case AV_GGUF_U16:
-        memcpy(&u16, p, 2);
-        v->num.u = u16;
-        break;
-    case AV_GGUF_I16:
-        memcpy(&i16, p, 2);
-        v->num.i = i16;
-        break;
-    case AV_GGUF_U32:
-        memcpy(&u32, p, 4);
-        v->num.u = u32;
-        break;
-    case AV_GGUF_I32:
-        memcpy(&i32, p, 4);
-        v->num.i = i32;
-        break;
+    case AV_GGUF_U8: v->num.u = p[0]; break;
+    case AV_GGUF_BOOL: v->num.u = p[0] != 0; break;
+    case AV_GGUF_I8: v->num.i = (int8_t)p[0]; break;
+    case AV_GGUF_U16: v->num.u = av_load_le16(p); break;
+    case AV_GGUF_I16: v->num.i = (int16_t)av_load_le16(p); break;
+    case AV_GGUF_U32: v->num.u = av_load_le32(p); break;
+    case AV_GGUF_I32: v->num.i = (int32_t)av_load_le32(p); break;
     case AV_GGUF_F32:
-        memcpy(&f32, p, 4);
+        u32 = av_load_le32(p);
+        memcpy(&f32, &u32, 4);
         v->num.f = f32;
         break;
-    case AV_GGUF_U64: memcpy(&v->num.u, p, 8); break;
-    case AV_GGUF_I64: memcpy(&v->num.i, p, 8); break;
-    case AV_GGUF_F64: memcpy(&v->num.f, p, 8); break;
+    case AV_GGUF_U64: v->num.u = av_load_le64(p); break;
+    case AV_GGUF_I64: v->num.i = (int64_t)av_load_le64(p); break;
+    case AV_GGUF_F64:
+        u64 = av_load_le64(p);
+        memcpy(&v->num.f, &u64, 8);
+        break;
     default: break;
     }
 }
@@ -511,9 +490,8 @@ double av_gguf_array_f64(const av_gguf_value *a, uint64_t i) {
 }
 
 int av_gguf_array_next_str(const av_gguf_value *a, size_t *pos, const char **s, size_t *len) {
-    uint64_t n;
     if (a->arr_type != AV_GGUF_STRING || *pos > a->arr_bytes || a->arr_bytes - *pos < 8) return -1;
-    memcpy(&n, a->arr_data + *pos, 8);
+    uint64_t n = av_load_le64(a->arr_data + *pos);
     if (n > a->arr_bytes - *pos - 8) return -1; /* validated at open; kept as a guard */
     *s = (const char *)a->arr_data + *pos + 8;
     *len = (size_t)n;

@@ -42,8 +42,17 @@ static int put(av_gguf_writer *w, const void *p, size_t n) {
     return 0;
 }
 
-static int put_u32(av_gguf_writer *w, uint32_t v) { return put(w, &v, 4); }
-static int put_u64(av_gguf_writer *w, uint64_t v) { return put(w, &v, 8); }
+static int put_u32(av_gguf_writer *w, uint32_t v) {
+    uint8_t b[4];
+    av_store_le32(b, v);
+    return put(w, b, 4);
+}
+
+static int put_u64(av_gguf_writer *w, uint64_t v) {
+    uint8_t b[8];
+    av_store_le64(b, v);
+    return put(w, b, 8);
+}
 static int put_str(av_gguf_writer *w, const char *s) {
     size_t n = strlen(s);
     return put_u64(w, n) || put(w, s, n) ? -1 : 0;
@@ -69,7 +78,9 @@ int av_gguf_writer_u32(av_gguf_writer *w, const char *key, uint32_t value, av_er
 }
 
 int av_gguf_writer_f32(av_gguf_writer *w, const char *key, float value, av_err *err) {
-    return done(w, key, put_key(w, key, AV_GGUF_F32) || put(w, &value, 4), err);
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    return done(w, key, put_key(w, key, AV_GGUF_F32) || put_u32(w, bits), err);
 }
 
 int av_gguf_writer_bool(av_gguf_writer *w, const char *key, int value, av_err *err) {

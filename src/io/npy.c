@@ -15,13 +15,6 @@
 #include <string.h>
 #include <zlib.h>
 
-static int rd_u16(av_reader *r, uint16_t *v, av_err *err) {
-    uint8_t b[2];
-    if (av_read_bytes(r, b, 2, err)) return -1;
-    *v = (uint16_t)(b[0] | b[1] << 8);
-    return 0;
-}
-
 /* ---- .npy header: a Python dict literal ---- */
 
 typedef struct lit {
@@ -111,7 +104,7 @@ int av_npy_parse(const void *buf, size_t size, const char *name, av_array *out, 
     uint32_t hlen;
     if (ver[0] == 1) {
         uint16_t h16;
-        if (rd_u16(&r, &h16, err)) return -1;
+        if (av_read_u16(&r, &h16, err)) return -1;
         hlen = h16;
     } else if (ver[0] == 2 || ver[0] == 3) {
         if (av_read_u32(&r, &hlen, err)) return -1;
@@ -187,8 +180,8 @@ float av_array_get(const av_array *a, size_t i) {
             b[es - 1 - k] = t;
         }
     switch (a->dtype) {
-    case AV_ARRAY_F16: return av_f16_to_f32((uint16_t)(b[0] | b[1] << 8));
-    case AV_ARRAY_BF16: return av_bf16_to_f32((uint16_t)(b[0] | b[1] << 8));
+    case AV_ARRAY_F16: return av_f16_to_f32(av_load_le16(b));
+    case AV_ARRAY_BF16: return av_bf16_to_f32(av_load_le16(b));
     case AV_ARRAY_F32: {
         float f;
         memcpy(&f, b, 4);
@@ -319,11 +312,12 @@ static int zip_entry_read(av_reader *r, zip_entry *e, const char *path, av_err *
     if (av_read_u32(r, &sig, err)) return -1;
     if (sig != 0x02014b50)
         return av_errf(err, "%s: corrupt zip central directory (bad entry signature)", path);
-    if (rd_u16(r, &vmade, err) || rd_u16(r, &vneed, err) || rd_u16(r, &flags, err) ||
-        rd_u16(r, &method, err) || rd_u16(r, &tm, err) || rd_u16(r, &dt, err) || av_read_u32(r, &crc, err) ||
-        av_read_u32(r, &cs, err) || av_read_u32(r, &us, err) || rd_u16(r, &nlen, err) ||
-        rd_u16(r, &xlen, err) || rd_u16(r, &clen, err) || rd_u16(r, &disk, err) || rd_u16(r, &iattr, err) ||
-        av_read_u32(r, &ext, err) || av_read_u32(r, &off32, err))
+    if (av_read_u16(r, &vmade, err) || av_read_u16(r, &vneed, err) || av_read_u16(r, &flags, err) ||
+        av_read_u16(r, &method, err) || av_read_u16(r, &tm, err) || av_read_u16(r, &dt, err) ||
+        av_read_u32(r, &crc, err) || av_read_u32(r, &cs, err) || av_read_u32(r, &us, err) ||
+        av_read_u16(r, &nlen, err) || av_read_u16(r, &xlen, err) || av_read_u16(r, &clen, err) ||
+        av_read_u16(r, &disk, err) || av_read_u16(r, &iattr, err) || av_read_u32(r, &ext, err) ||
+        av_read_u32(r, &off32, err))
         return av_err_prefix(err, "%s: zip central directory", path);
     const void *name, *extra, *comment;
     if (av_read_view(r, &name, nlen, err) || av_read_view(r, &extra, xlen, err) ||
@@ -343,8 +337,8 @@ static int zip_entry_read(av_reader *r, zip_entry *e, const char *path, av_err *
     av_reader_init(&x, extra, xlen, path);
     while (av_reader_left(&x) >= 4) {
         uint16_t id, sz;
-        rd_u16(&x, &id, NULL);
-        rd_u16(&x, &sz, NULL);
+        av_read_u16(&x, &id, NULL);
+        av_read_u16(&x, &sz, NULL);
         av_reader f;
         const void *fd;
         if (av_read_view(&x, &fd, sz, NULL)) return av_errf(err, "%s: corrupt zip extra field", path);
@@ -369,10 +363,11 @@ static int zip_member_data(av_arrays *s, av_reader *r, const zip_entry *e, const
                        "%s: member '%s': local header missing at offset %llu (truncated or corrupt zip?)",
                        path, e->name, (unsigned long long)e->offset);
     for (int i = 0; i < 11; i++) /* version, flags, method, time, date, crc(2), csize(2), usize(2) */
-        if (rd_u16(r, &skip16[i], err)) return av_err_prefix(err, "%s: member '%s'", path, e->name);
+        if (av_read_u16(r, &skip16[i], err)) return av_err_prefix(err, "%s: member '%s'", path, e->name);
     uint16_t nlen, xlen;
     const void *skip, *data;
-    if (rd_u16(r, &nlen, err) || rd_u16(r, &xlen, err) || av_read_view(r, &skip, (size_t)nlen + xlen, err))
+    if (av_read_u16(r, &nlen, err) || av_read_u16(r, &xlen, err) ||
+        av_read_view(r, &skip, (size_t)nlen + xlen, err))
         return av_err_prefix(err, "%s: member '%s'", path, e->name);
     if (e->csize > av_reader_left(r) || av_read_view(r, &data, (size_t)e->csize, NULL))
         return av_errf(err,
@@ -450,9 +445,9 @@ static int add_npz(av_arrays *s, const av_mapped_file *m, const char *path, av_e
     uint32_t sig, cd_size32, cd_off32;
     uint16_t d0, d1, n_disk, n_total, clen;
     av_reader_seek(&r, eocd, NULL);
-    if (av_read_u32(&r, &sig, err) || rd_u16(&r, &d0, err) || rd_u16(&r, &d1, err) ||
-        rd_u16(&r, &n_disk, err) || rd_u16(&r, &n_total, err) || av_read_u32(&r, &cd_size32, err) ||
-        av_read_u32(&r, &cd_off32, err) || rd_u16(&r, &clen, err))
+    if (av_read_u32(&r, &sig, err) || av_read_u16(&r, &d0, err) || av_read_u16(&r, &d1, err) ||
+        av_read_u16(&r, &n_disk, err) || av_read_u16(&r, &n_total, err) || av_read_u32(&r, &cd_size32, err) ||
+        av_read_u32(&r, &cd_off32, err) || av_read_u16(&r, &clen, err))
         return av_err_prefix(err, "%s: zip end record", path);
     uint64_t n_entries = n_total, cd_off = cd_off32;
     if (n_total == 0xFFFF || cd_off32 == 0xFFFFFFFFu || cd_size32 == 0xFFFFFFFFu) { /* zip64 */
@@ -464,7 +459,7 @@ static int add_npz(av_arrays *s, const av_mapped_file *m, const char *path, av_e
             lsig != 0x07064b50 || av_read_u32(&r, &ldisk, NULL) || av_read_u64(&r, &z64_off, NULL) ||
             av_read_u32(&r, &ltotal, NULL) || z64_off > r.size || av_reader_seek(&r, (size_t)z64_off, NULL) ||
             av_read_u32(&r, &lsig, NULL) || lsig != 0x06064b50 || av_read_u64(&r, &rec_size, NULL) ||
-            rd_u16(&r, &vm, NULL) || rd_u16(&r, &vn, NULL) || av_read_u32(&r, &disk, NULL) ||
+            av_read_u16(&r, &vm, NULL) || av_read_u16(&r, &vn, NULL) || av_read_u32(&r, &disk, NULL) ||
             av_read_u32(&r, &cd_disk, NULL) || av_read_u64(&r, &n64_disk, NULL) ||
             av_read_u64(&r, &n_entries, NULL) || av_read_u64(&r, &rec_size, NULL) ||
             av_read_u64(&r, &cd_off, NULL))

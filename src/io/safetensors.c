@@ -289,13 +289,14 @@ int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err) {
     size_t data_bytes;
     if (writer_header(w, &text, &data_bytes, err)) return -1;
     size_t tlen = strlen(text), padded = (tlen + 7) & ~(size_t)7;
-    uint64_t hlen = padded;
+    uint8_t hlen[8]; /* the header length, little-endian */
+    av_store_le64(hlen, padded);
     av_atomic_file f;
     if (av_atomic_open(&f, path, err)) {
         free(text);
         return -1;
     }
-    int rc = av_atomic_write(&f, &hlen, 8, err) || av_atomic_write(&f, text, tlen, err) ||
+    int rc = av_atomic_write(&f, hlen, 8, err) || av_atomic_write(&f, text, tlen, err) ||
              av_atomic_write(&f, "        ", padded - tlen, err);
     free(text);
     for (int i = 0; !rc && i < w->n; i++) {
@@ -348,8 +349,7 @@ int av_st_prealloc_commit(av_st_prealloc *p, const av_st_writer *w, av_err *err)
         return 1;
     }
     int fd = fileno(p->file.fp), rc = 0;
-    uint64_t hlen = p->room - 8;
-    memcpy(p->map, &hlen, 8);
+    av_store_le64(p->map, p->room - 8);
     memcpy(p->map + 8, text, tlen);
     memset(p->map + 8 + tlen, ' ', p->room - 8 - tlen);
     free(text);
