@@ -501,74 +501,44 @@ static int add_npz(av_arrays *s, const av_mapped_file *m, const char *path, av_e
     return rc ? -1 : 0;
 }
 
-/* ---- safetensors with float tensors of any width ---- */
+/* ---- safetensors with float tensors of any width (the header checked by io/safetensors.c) ---- */
+
+_Static_assert(AV_ST_MAX_DIMS <= AV_ARRAY_MAX_DIMS, "a safetensors shape must fit an av_array");
+
+static int float_dtype(const char *name, av_array_dtype *out) {
+    static const struct {
+        const char *name;
+        av_array_dtype t;
+    } types[] = {
+        {"F16", AV_ARRAY_F16}, {"F32", AV_ARRAY_F32}, {"F64", AV_ARRAY_F64}, {"BF16", AV_ARRAY_BF16}};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        if (strcmp(name, types[i].name) == 0) {
+            *out = types[i].t;
+            return 0;
+        }
+    }
+    return -1;
+}
 
 static int add_safetensors(av_arrays *s, const av_mapped_file *m, const char *path, av_err *err) {
-    av_reader r;
-    av_reader_init(&r, m->data, m->size, path);
-    uint64_t hlen;
-    const void *htext;
-    if (av_read_u64(&r, &hlen, NULL) || hlen > av_reader_left(&r) || hlen > (100u << 20) ||
-        av_read_view(&r, &htext, (size_t)hlen, NULL))
-        return av_errf(err, "%s: not a safetensors file (header length does not fit the file)", path);
-    json_error_t je;
-    json_t *h = json_loadb(htext, (size_t)hlen, 0, &je);
-    if (!json_is_object(h)) {
-        json_decref(h);
-        return av_errf(err, "%s: safetensors header is not a JSON object (%s)", path, je.text);
-    }
-    const uint8_t *base = (const uint8_t *)m->data + r.pos;
-    size_t data_size = av_reader_left(&r);
+    json_t *h;
+    size_t data_offset;
+    if (av_st_parse_header(m->data, m->size, path, &h, &data_offset, err)) return -1;
+    const uint8_t *base = (const uint8_t *)m->data + data_offset;
     const char *key;
     json_t *v;
     int rc = 0, added = 0;
     json_object_foreach(h, key, v) {
         if (strcmp(key, "__metadata__") == 0) continue;
-        const char *dt = av_json_str(v, "dtype");
-        json_t *shape = json_object_get(v, "shape"), *offs = json_object_get(v, "data_offsets");
+        av_st_desc d;
+        if ((rc = av_st_parse_desc(path, key, v, m->size - data_offset, &d, err))) break;
         av_array a;
         memset(&a, 0, sizeof a);
-        if (!dt || !json_is_array(shape) || json_array_size(offs) != 2) {
-            rc = av_errf(err, "%s: tensor '%s' lacks dtype/shape/data_offsets", path, key);
-            break;
-        }
-        if (strcmp(dt, "F16") == 0)
-            a.dtype = AV_ARRAY_F16;
-        else if (strcmp(dt, "F32") == 0)
-            a.dtype = AV_ARRAY_F32;
-        else if (strcmp(dt, "F64") == 0)
-            a.dtype = AV_ARRAY_F64;
-        else if (strcmp(dt, "BF16") == 0)
-            a.dtype = AV_ARRAY_BF16;
-        else
-            continue; /* integer tensors (token ids...) cannot be attention */
-        if (json_array_size(shape) > AV_ARRAY_MAX_DIMS) {
-            rc = av_errf(err, "%s: tensor '%s' has too many dimensions", path, key);
-            break;
-        }
-        a.ndim = (int)json_array_size(shape);
-        size_t numel = 1, nbytes;
-        int ok = 1;
-        for (int i = 0; i < a.ndim && ok; i++) {
-            json_t *d = json_array_get(shape, (size_t)i);
-            ok = json_is_integer(d) && json_integer_value(d) >= 0 &&
-                 av_mul_size(numel, (size_t)json_integer_value(d), &numel);
-            if (ok) a.shape[i] = json_integer_value(d);
-        }
-        json_t *b0 = json_array_get(offs, 0), *b1 = json_array_get(offs, 1);
-        ok = ok && av_mul_size(numel, dtype_size(a.dtype), &nbytes) && json_is_integer(b0) &&
-             json_is_integer(b1) && json_integer_value(b0) >= 0 &&
-             json_integer_value(b1) >= json_integer_value(b0) &&
-             (uint64_t)json_integer_value(b1) <= data_size &&
-             (uint64_t)(json_integer_value(b1) - json_integer_value(b0)) == nbytes;
-        if (!ok) {
-            rc = av_errf(err,
-                         "%s: tensor '%s': shape and data_offsets disagree or run past the end (truncated?)",
-                         path, key);
-            break;
-        }
-        a.data = base + json_integer_value(b0);
-        a.numel = numel;
+        if (float_dtype(d.dtype, &a.dtype)) continue; /* integer tensors (token ids...) cannot be attention */
+        a.ndim = d.ndim;
+        memcpy(a.shape, d.shape, sizeof(int64_t) * (size_t)d.ndim);
+        a.data = base + d.begin;
+        a.numel = d.numel;
         char full[600];
         snprintf(full, sizeof full, "%s:%s", path, key);
         if ((rc = push_array(s, &a, full, key, err))) break;

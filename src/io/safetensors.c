@@ -46,9 +46,56 @@ static size_t dtype_align(av_dtype t) {
     }
 }
 
-static int parse_entry(av_safetensors *st, const char *name, json_t *desc, const uint8_t *data,
-                       size_t data_size, av_st_entry *e, av_err *err) {
-    const char *path = st->file.path;
+/* ---- the header, shared by av_st_open and the attention importer (io/npy.c) ---- */
+
+/* Every element type of the format and its size, for the byte-range check of any tensor. */
+static const struct {
+    const char *name;
+    size_t size;
+} st_all_dtypes[] = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+                     {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+                     {"U32", 4},  {"F32", 4}, {"I64", 8}, {"U64", 8},     {"F64", 8}};
+
+static size_t st_elem_size(const char *dtype) {
+    for (size_t i = 0; i < sizeof st_all_dtypes / sizeof st_all_dtypes[0]; i++)
+        if (strcmp(dtype, st_all_dtypes[i].name) == 0) return st_all_dtypes[i].size;
+    return 0;
+}
+
+int av_st_parse_header(const void *file, size_t size, const char *path, json_t **hdr, size_t *data_offset,
+                       av_err *err) {
+    *hdr = NULL;
+    av_reader r;
+    av_reader_init(&r, file, size, path);
+    uint64_t hlen;
+    const void *htext;
+    if (av_read_u64(&r, &hlen, err)) return -1;
+    if (hlen > AV_ST_MAX_HEADER || hlen > av_reader_left(&r))
+        return av_errf(err,
+                       "%s: not a safetensors file: header length %llu does not fit in the file (%zu bytes)",
+                       path, (unsigned long long)hlen, size);
+    if (av_read_view(&r, &htext, (size_t)hlen, err)) return -1;
+    json_error_t je;
+    json_t *h = json_loadb(htext, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+    if (!h || !json_is_object(h)) {
+        av_errf(err, "%s: not a safetensors file: header is not a JSON object (%s at column %d)", path,
+                h ? "wrong type" : je.text, je.column);
+        json_decref(h);
+        return -1;
+    }
+    json_t *meta = json_object_get(h, "__metadata__");
+    if (meta && !json_is_object(meta)) {
+        json_decref(h);
+        return av_errf(err, "%s: __metadata__ must be an object", path);
+    }
+    *hdr = h;
+    *data_offset = r.pos;
+    return 0;
+}
+
+int av_st_parse_desc(const char *path, const char *name, const json_t *desc, size_t data_size,
+                     av_st_desc *out, av_err *err) {
+    memset(out, 0, sizeof *out);
     if (!json_is_object(desc))
         return av_errf(err, "%s: tensor '%s': descriptor is not an object", path, name);
     const char *dt = av_json_str(desc, "dtype");
@@ -56,37 +103,56 @@ static int parse_entry(av_safetensors *st, const char *name, json_t *desc, const
     json_t *offs = json_object_get(desc, "data_offsets");
     if (!dt || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2)
         return av_errf(err, "%s: tensor '%s': needs dtype, shape and data_offsets [begin, end]", path, name);
-    if (av_st_parse_dtype(dt, &e->t.dtype))
-        return av_errf(err,
-                       "%s: tensor '%s': unsupported dtype '%s' (supported: F32, F16, BF16, I32, I64, U8)",
-                       path, name, dt);
+    out->dtype = dt;
+    out->elem_size = st_elem_size(dt);
     size_t nd = json_array_size(shape);
-    if (nd > AV_MAX_DIMS)
-        return av_errf(err, "%s: tensor '%s': %zu dimensions (max %d)", path, name, nd, AV_MAX_DIMS);
-    e->t.ndim = (int)nd;
+    if (nd > AV_ST_MAX_DIMS)
+        return av_errf(err, "%s: tensor '%s': %zu dimensions (max %d)", path, name, nd, AV_ST_MAX_DIMS);
+    out->ndim = (int)nd;
     for (size_t i = 0; i < nd; i++) {
         json_t *d = json_array_get(shape, i);
         if (!json_is_integer(d) || json_integer_value(d) < 0)
             return av_errf(err, "%s: tensor '%s': shape entries must be non-negative integers", path, name);
-        e->t.shape[i] = json_integer_value(d);
+        out->shape[i] = json_integer_value(d);
     }
     json_t *b = json_array_get(offs, 0), *en = json_array_get(offs, 1);
     if (!json_is_integer(b) || !json_is_integer(en) || json_integer_value(b) < 0 ||
         json_integer_value(en) < json_integer_value(b))
         return av_errf(err, "%s: tensor '%s': bad data_offsets", path, name);
-    uint64_t begin = (uint64_t)json_integer_value(b), end = (uint64_t)json_integer_value(en);
-    if (end > data_size)
+    out->begin = (uint64_t)json_integer_value(b);
+    out->end = (uint64_t)json_integer_value(en);
+    if (out->end > data_size)
         return av_errf(err, "%s: tensor '%s': data_offsets [%llu, %llu] past the end of the data (%zu bytes)",
-                       path, name, (unsigned long long)begin, (unsigned long long)end, data_size);
-    size_t numel, nbytes;
-    if (!av_shape_numel(e->t.shape, e->t.ndim, &numel) || !av_dtype_nbytes(e->t.dtype, numel, &nbytes))
+                       path, name, (unsigned long long)out->begin, (unsigned long long)out->end, data_size);
+    size_t nbytes;
+    if (!av_shape_numel(out->shape, out->ndim, &out->numel) ||
+        !av_mul_size(out->numel, out->elem_size ? out->elem_size : 1, &nbytes))
         return av_errf(err, "%s: tensor '%s': shape overflows", path, name);
-    if (nbytes != end - begin)
+    if (out->elem_size && nbytes != out->end - out->begin)
         return av_errf(err, "%s: tensor '%s': shape needs %zu bytes but data_offsets give %llu", path, name,
-                       nbytes, (unsigned long long)(end - begin));
+                       nbytes, (unsigned long long)(out->end - out->begin));
+    return 0;
+}
+
+/* ---- reading for the engine: the dtypes it computes with, aligned views into the mapping ---- */
+
+static int open_entry(av_safetensors *st, const char *name, const json_t *desc, const uint8_t *data,
+                      size_t data_size, av_st_entry *e, av_err *err) {
+    const char *path = st->file.path;
+    av_st_desc d;
+    if (av_st_parse_desc(path, name, desc, data_size, &d, err)) return -1;
+    if (av_st_parse_dtype(d.dtype, &e->t.dtype))
+        return av_errf(err,
+                       "%s: tensor '%s': unsupported dtype '%s' (supported: F32, F16, BF16, I32, I64, U8)",
+                       path, name, d.dtype);
+    if (d.ndim > AV_MAX_DIMS)
+        return av_errf(err, "%s: tensor '%s': %d dimensions (max %d)", path, name, d.ndim, AV_MAX_DIMS);
+    e->t.ndim = d.ndim;
+    memcpy(e->t.shape, d.shape, sizeof(int64_t) * (size_t)d.ndim);
+    size_t nbytes = (size_t)(d.end - d.begin);
     e->name = av_strdup(name);
     e->t.nbytes = nbytes;
-    const uint8_t *p = data + begin;
+    const uint8_t *p = data + d.begin;
     if ((uintptr_t)p % dtype_align(e->t.dtype)) { /* keep typed access aligned */
         void *copy = malloc(nbytes ? nbytes : 1);
         void **grown = realloc(st->copies, sizeof(void *) * (size_t)(st->n_copies + 1));
@@ -107,27 +173,11 @@ static int parse_entry(av_safetensors *st, const char *name, json_t *desc, const
 int av_st_open(const char *path, av_safetensors *st, av_err *err) {
     memset(st, 0, sizeof *st);
     if (av_file_map(path, &st->file, err)) return -1;
-    av_reader r;
-    av_reader_init(&r, st->file.data, st->file.size, path);
-    uint64_t hlen;
-    const void *htext;
-    if (av_read_u64(&r, &hlen, err)) goto fail;
-    if (hlen > AV_ST_MAX_HEADER || hlen > av_reader_left(&r)) {
-        av_errf(err, "%s: not a safetensors file: header length %llu does not fit in the file (%zu bytes)",
-                path, (unsigned long long)hlen, st->file.size);
-        goto fail;
-    }
-    if (av_read_view(&r, &htext, (size_t)hlen, err)) goto fail;
-    json_error_t je;
-    json_t *hdr = json_loadb(htext, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
-    if (!hdr || !json_is_object(hdr)) {
-        av_errf(err, "%s: not a safetensors file: header is not a JSON object (%s at column %d)", path,
-                hdr ? "wrong type" : je.text, je.column);
-        json_decref(hdr);
-        goto fail;
-    }
-    const uint8_t *data = (const uint8_t *)st->file.data + r.pos;
-    size_t data_size = av_reader_left(&r);
+    json_t *hdr;
+    size_t data_offset;
+    if (av_st_parse_header(st->file.data, st->file.size, path, &hdr, &data_offset, err)) goto fail;
+    const uint8_t *data = (const uint8_t *)st->file.data + data_offset;
+    size_t data_size = st->file.size - data_offset;
     size_t n = json_object_size(hdr);
     st->entries = calloc(n ? n : 1, sizeof *st->entries);
     if (!st->entries) {
@@ -139,15 +189,10 @@ int av_st_open(const char *path, av_safetensors *st, av_err *err) {
     json_t *val;
     json_object_foreach(hdr, key, val) {
         if (strcmp(key, "__metadata__") == 0) {
-            if (!json_is_object(val)) {
-                av_errf(err, "%s: __metadata__ must be an object", path);
-                json_decref(hdr);
-                goto fail;
-            }
             st->metadata = json_incref(val);
             continue;
         }
-        if (parse_entry(st, key, val, data, data_size, &st->entries[st->n], err)) {
+        if (open_entry(st, key, val, data, data_size, &st->entries[st->n], err)) {
             json_decref(hdr);
             goto fail;
         }
