@@ -135,6 +135,34 @@ static int export_hf(const char *dir, av_dtype type, int shards, av_export_repor
     return 0;
 }
 
+/* The GGUF writer quantizes through the function its caller gives (io/ does not link kernels/ itself). */
+static void test_gguf_writer_quantizer(void) {
+    float x[64]; /* (2, 32) */
+    for (int i = 0; i < 64; i++)
+        x[i] = (float)(i - 20) / 7.0f;
+    const int64_t shape[2] = {2, 32};
+    av_gguf_writer w;
+    av_err err = {{0}};
+    av_gguf_writer_init(&w);
+    CHECK(av_gguf_writer_tensor(&w, "t", AV_DTYPE_F32, AV_DTYPE_Q8_0, 2, shape, x, &err) == -1 &&
+          strstr(err.msg, "needs a quantizer"));
+    w.quantize = av_quantize_f32;
+    REQUIREF(av_gguf_writer_tensor(&w, "t", AV_DTYPE_F32, AV_DTYPE_Q8_0, 2, shape, x, &err) == 0, "%s",
+             err.msg);
+    char path[512];
+    snprintf(path, sizeof path, "%s/quant.gguf", h_tmpdir());
+    REQUIREF(av_gguf_writer_save(&w, path, &err) == 0, "%s", err.msg);
+    av_gguf_writer_free(&w);
+    av_gguf g;
+    REQUIREF(av_gguf_open(path, &g, &err) == 0, "%s", err.msg);
+    const av_gguf_tensor_info *ti = av_gguf_find_tensor(&g, "t");
+    av_block_q8_0 want[2];
+    av_quantize_q8_0(x, want, 64);
+    CHECK(ti && ti->t.dtype == AV_DTYPE_Q8_0 && ti->t.nbytes == sizeof want &&
+          memcmp(ti->t.data, want, sizeof want) == 0);
+    av_gguf_close(&g);
+}
+
 static void test_gguf_f32(void) {
     const char *why = setup_ref();
     if (why) SKIP("%s", why);
@@ -469,6 +497,7 @@ static void test_gguf_gpt2_tokenizer_through_loader(void) {
 }
 
 int main(void) {
+    RUN(test_gguf_writer_quantizer);
     RUN(test_gguf_f32);
     RUN(test_gguf_layout);
     RUN(test_gguf_tokenizer_roundtrip);

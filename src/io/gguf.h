@@ -116,14 +116,20 @@ typedef struct av_gguf_wtensor {
     uint64_t offset;            /* in the data section */
 } av_gguf_wtensor;
 
+/* Converts n F32 values (a multiple of dst's block size) into dst's block-quantized bytes at out; 0, or -1
+ * for a type it does not produce. Quantization lives in kernels/ (io/ stays below it): the caller passes
+ * av_quantize_f32. */
+typedef int (*av_gguf_quantize_fn)(av_dtype dst, const float *src, size_t n, void *out);
+
 typedef struct av_gguf_writer {
     uint8_t *meta; /* encoded kvs */
     size_t meta_len, meta_cap;
     int64_t n_kv;
     av_gguf_wtensor *tensors;
     int n_tensors, cap_tensors;
-    size_t alignment; /* 32 */
-    int failed;       /* an earlier add ran out of memory */
+    size_t alignment;             /* 32 */
+    int failed;                   /* an earlier add ran out of memory */
+    av_gguf_quantize_fn quantize; /* needed for Q8_0 output; NULL after init */
 } av_gguf_writer;
 
 void av_gguf_writer_init(av_gguf_writer *w);
@@ -137,6 +143,8 @@ int av_gguf_writer_arr_str(av_gguf_writer *w, const char *key, const char *const
                            av_err *err);
 int av_gguf_writer_arr_f32(av_gguf_writer *w, const char *key, const float *values, size_t n, av_err *err);
 int av_gguf_writer_arr_i32(av_gguf_writer *w, const char *key, const int32_t *values, size_t n, av_err *err);
+/* Describes a tensor written at save: dst F32, F16, BF16 (converted from F32 here) or Q8_0 (through
+ * w->quantize, which must be set), or src == dst copied as is. */
 int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype,
                           int ndim, const int64_t *shape, const void *data, av_err *err);
 /* Writes version 3 to path (temp file + rename). */

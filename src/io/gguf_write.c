@@ -1,7 +1,7 @@
 /* GGUF writing (version 3). kvs are encoded into a buffer as they are added; tensors are described first and
- * their data streamed at save (converted from F32 to F16/BF16/Q8_0 in chunks), into a temp file + rename. */
+ * their data streamed at save (converted from F32 to F16/BF16 here, to Q8_0 by the caller's quantizer, in
+ * chunks), into a temp file + rename. */
 #include "gguf.h"
-#include "kernels/kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +131,9 @@ int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtyp
     if (src_dtype != dst_dtype && src_dtype != AV_DTYPE_F32)
         return av_errf(err, "gguf: tensor '%s': cannot convert %s data to %s", name, av_dtype_name(src_dtype),
                        av_dtype_name(dst_dtype));
+    if (dst_dtype == AV_DTYPE_Q8_0 && src_dtype != dst_dtype && !w->quantize)
+        return av_errf(err, "gguf: tensor '%s': writing Q8_0 needs a quantizer (av_gguf_writer.quantize)",
+                       name);
     if (dst_dtype == AV_DTYPE_Q8_0 && shape[ndim - 1] % 32)
         return av_errf(err, "gguf: tensor '%s': Q8_0 needs rows of a multiple of 32 values, not %lld", name,
                        (long long)shape[ndim - 1]);
@@ -171,36 +174,35 @@ static int write_pad(av_atomic_file *f, size_t n, av_err *err) {
     return 0;
 }
 
-/* Streams one tensor's data, converting F32 in chunks (a multiple of the Q8_0 block). */
-static int write_data(av_atomic_file *f, const av_gguf_wtensor *t, av_err *err) {
+/* Streams one tensor's data, converting F32 in chunks (a multiple of the block size). */
+static int write_data(av_atomic_file *f, const av_gguf_wtensor *t, av_gguf_quantize_fn quantize,
+                      av_err *err) {
     if (t->src_dtype == t->dst_dtype) return av_atomic_write(f, t->data, t->nbytes, err);
     enum { CHUNK = 4096 };
-    uint16_t half[CHUNK];             /* (CHUNK) F16/BF16 */
-    av_block_q8_0 blocks[CHUNK / 32]; /* (CHUNK / 32) Q8_0 */
+    uint16_t buf[CHUNK]; /* (CHUNK) F16/BF16, or the blocks of CHUNK quantized values (fewer bytes) */
     const float *src = t->data;
     size_t numel = 1;
     for (int d = 0; d < t->ndim; d++)
         numel *= (size_t)t->shape[d]; /* checked when added */
     for (size_t i = 0; i < numel; i += CHUNK) {
         size_t m = numel - i < CHUNK ? numel - i : CHUNK;
-        int rc;
-        if (t->dst_dtype == AV_DTYPE_Q8_0) {
-            av_quantize_q8_0(src + i, blocks, m);
-            rc = av_atomic_write(f, blocks, m / 32 * sizeof(av_block_q8_0), err);
-        } else {
+        size_t bytes = m * 2;
+        if (t->dst_dtype == AV_DTYPE_F16 || t->dst_dtype == AV_DTYPE_BF16) {
             for (size_t j = 0; j < m; j++)
-                half[j] =
+                buf[j] =
                     t->dst_dtype == AV_DTYPE_F16 ? av_f32_to_f16(src[i + j]) : av_f32_to_bf16(src[i + j]);
-            rc = av_atomic_write(f, half, m * 2, err);
+        } else if (!av_dtype_nbytes(t->dst_dtype, m, &bytes) || bytes > sizeof buf ||
+                   quantize(t->dst_dtype, src + i, m, buf)) {
+            return av_errf(err, "gguf: tensor '%s': cannot quantize to %s", t->name,
+                           av_dtype_name(t->dst_dtype));
         }
-        if (rc) return -1;
+        if (av_atomic_write(f, buf, bytes, err)) return -1;
     }
     return 0;
 }
 
 int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) {
     if (w->failed) return av_errf(err, "%s: out of memory building the GGUF header", path);
-    _Static_assert(sizeof(av_block_q8_0) == 34, "Q8_0 block must be 34 bytes");
     /* the header: magic, version, counts, kvs, then tensor infos with offsets laid out at the alignment */
     av_gguf_writer hdr;
     av_gguf_writer_init(&hdr);
@@ -234,7 +236,7 @@ int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) 
              write_pad(&f, pad_to(hdr.meta_len, w->alignment), err);
     av_gguf_writer_free(&hdr);
     for (int i = 0; !rc && i < w->n_tensors; i++)
-        rc = write_data(&f, &w->tensors[i], err) ||
+        rc = write_data(&f, &w->tensors[i], w->quantize, err) ||
              write_pad(&f, pad_to(w->tensors[i].nbytes, w->alignment), err);
     if (rc) {
         av_atomic_abort(&f);

@@ -271,6 +271,8 @@ void av_swiglu(float *g, const float *u, size_t n, int n_threads) {
     av_parallel_for(n > (1 << 16) ? n_threads : 1, (int64_t)n, swiglu_range, &j);
 }
 
+_Static_assert(sizeof(av_block_q8_0) == 34, "Q8_0 block must be 34 bytes (ggml's block_q8_0)");
+
 void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n) {
     for (size_t k = 0; k < n / 32; k++) {
         const float *xb = x + k * 32;
@@ -282,4 +284,10 @@ void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n) {
         for (int j = 0; j < 32; j++)
             out[k].qs[j] = (int8_t)roundf(xb[j] * id);
     }
+}
+
+int av_quantize_f32(av_dtype t, const float *x, size_t n, void *out) {
+    if (t != AV_DTYPE_Q8_0 || n % 32) return -1;
+    av_quantize_q8_0(x, out, n);
+    return 0;
 }

@@ -319,6 +319,7 @@ int av_export_gguf(const av_model *m, const char *path, const av_export_params *
     ex_tensor *ts = NULL;
     int n = 0, rc = -1;
     av_gguf_writer_init(&w);
+    w.quantize = av_quantize_f32;
     if (gguf_config(&w, m, p->dtype, err)) goto done;
     if (m->tok && m->tok->n_vocab > 0) {
         if (gguf_tokenizer(&w, m->tok, err)) goto done;

@@ -11,7 +11,7 @@
 #include "trace/import.h"
 
 #include "io/npy.h"
-#include "render/plot.h"
+#include "core/core.h"
 
 #include <ctype.h>
 #include <math.h>
