@@ -110,8 +110,8 @@ int av_roles_candidates(const av_model *m, int32_t **out, int *n_out, av_err *er
 
 /* Natural-text probe ids: the text with BOS, cut to the context window; or, with no tokenizer, 64 ids drawn
  * from the candidates (seeded from seed ^ 0x7E57). *ids malloc'd. */
-static int text_probe_ids(const av_model *m, const char *text, const int32_t *cands, int n_cands, uint64_t seed,
-                      int32_t **ids, size_t *n, av_err *err) {
+static int text_probe_ids(const av_model *m, const char *text, const int32_t *cands, int n_cands,
+                          uint64_t seed, int32_t **ids, size_t *n, av_err *err) {
     av_model_info info = av_model_get_info(m);
     const av_tokenizer *tok = av_model_tokenizer(m);
     if (tok) {
@@ -177,7 +177,7 @@ static int probe_text(const roles_probe *rp, av_roles_result *out, av_err *err) 
     av_head_stats *stats = NULL;
     int n_stats = 0, rc = -1;
     if (text_probe_ids(rp->m, rp->p->text ? rp->p->text : av_roles_default_text(), rp->cands, rp->n_cands,
-                   rp->p->seed, &ids, &n_text, err) ||
+                       rp->p->seed, &ids, &n_text, err) ||
         rp->run(rp->run_ctx, ids, n_text, &t, err) ||
         av_trace_head_stats(t, "self", -1, &stats, &n_stats, err))
         goto done;
