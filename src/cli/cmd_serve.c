@@ -75,20 +75,67 @@ static int wait_and_stop(av_server *srv, const sigset_t *set) {
     return 0;
 }
 
-int cmd_serve(int argc, char **argv) {
-    const char *cmd = "serve";
-    /* SIGINT/SIGTERM are taken by sigwait: block them (and SIGUSR1, the stopper's wake-up) before any thread
-     * starts, and undo an inherited SIG_IGN (background jobs of scripts) so that `kill -INT` stops the server
-     */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+/* SIGINT/SIGTERM are taken by sigwait: block them (and SIGUSR1, the stopper's wake-up) before any thread
+ * starts, and undo an inherited SIG_IGN (background jobs of scripts) so that `kill -INT` stops the server. */
+static void take_stop_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* The server's limits from the options; -1 after printing the error. */
+static int server_params(const cli_args *a, const char *cmd, av_server_params *p) {
+    long port, max_tokens, max_body, max_queue, max_runs, mem_mb, cache_mb, viewer_mb, timeout, threads;
+    if (cli_get_int(a, "port", 8080, 0, 65535, &port, cmd) ||
+        cli_get_int(a, "max-tokens", p->max_tokens, 1, 1 << 24, &max_tokens, cmd) ||
+        cli_get_int(a, "max-body", (long)p->max_body, 1024, 1L << 30, &max_body, cmd) ||
+        cli_get_int(a, "max-queue", p->max_queue, 1, 1000, &max_queue, cmd) ||
+        cli_get_int(a, "max-runs", p->max_runs, 1, 10000, &max_runs, cmd) ||
+        cli_get_int(a, "memory-mb", 2048, 16, 1L << 22, &mem_mb, cmd) ||
+        cli_get_int(a, "cache-mb", 128, 1, 1L << 20, &cache_mb, cmd) ||
+        cli_get_int(a, "viewer-mb", 256, 1, 1L << 20, &viewer_mb, cmd) ||
+        cli_get_int(a, "timeout", p->timeout_s, 1, 3600, &timeout, cmd) ||
+        cli_get_int(a, "threads", 0, 0, 64, &threads, cmd))
+        return -1;
+    p->port = (int)port;
+    p->max_tokens = (int)max_tokens;
+    p->max_body = (size_t)max_body;
+    p->max_queue = (int)max_queue;
+    p->max_runs = (int)max_runs;
+    p->max_trace_bytes = (size_t)mem_mb << 20;
+    p->cache_bytes = (size_t)cache_mb << 20;
+    p->viewer_bytes = (size_t)viewer_mb << 20;
+    p->timeout_s = (int)timeout;
+    p->n_threads = (int)threads;
+    p->lazy = !cli_has(a, "full");
+    if (cli_get(a, "host")) p->host = cli_get(a, "host");
+    return 0;
+}
+
+/* What is served (model, limits) and where. */
+static void print_banner(const av_model *m, const av_server_params *p, const av_server *srv) {
+    const char *shown = p->host;
+    int v6 = strchr(shown, ':') != NULL;
+    if (m) {
+        av_model_info mi = av_model_get_info(m);
+        fprintf(stderr, "attnviz serve: model %s (%s, %d layers x %d heads), up to %d tokens per run%s\n",
+                mi.name, mi.arch, mi.n_layers, mi.n_heads,
+                p->max_tokens < mi.max_seq_len ? p->max_tokens : mi.max_seq_len,
+                p->lazy ? " (lazy traces)" : "");
+    }
+    fprintf(stderr, "attnviz serve: listening on http://%s%s%s:%d/  (Ctrl-C to stop)\n", v6 ? "[" : "", shown,
+            v6 ? "]" : "", av_server_port(srv));
+}
+
+int cmd_serve(int argc, char **argv) {
+    const char *cmd = "serve";
+    sigset_t set;
+    take_stop_signals(&set);
     cli_args a;
     int early;
     if (cli_start(
@@ -106,30 +153,7 @@ int cmd_serve(int argc, char **argv) {
     av_server *srv = NULL;
     av_err err = {{0}};
     av_server_params p = av_server_default_params();
-    long port, max_tokens, max_body, max_queue, max_runs, mem_mb, cache_mb, viewer_mb, timeout, threads;
-    if (cli_get_int(&a, "port", 8080, 0, 65535, &port, cmd) ||
-        cli_get_int(&a, "max-tokens", p.max_tokens, 1, 1 << 24, &max_tokens, cmd) ||
-        cli_get_int(&a, "max-body", (long)p.max_body, 1024, 1L << 30, &max_body, cmd) ||
-        cli_get_int(&a, "max-queue", p.max_queue, 1, 1000, &max_queue, cmd) ||
-        cli_get_int(&a, "max-runs", p.max_runs, 1, 10000, &max_runs, cmd) ||
-        cli_get_int(&a, "memory-mb", 2048, 16, 1L << 22, &mem_mb, cmd) ||
-        cli_get_int(&a, "cache-mb", 128, 1, 1L << 20, &cache_mb, cmd) ||
-        cli_get_int(&a, "viewer-mb", 256, 1, 1L << 20, &viewer_mb, cmd) ||
-        cli_get_int(&a, "timeout", p.timeout_s, 1, 3600, &timeout, cmd) ||
-        cli_get_int(&a, "threads", 0, 0, 64, &threads, cmd))
-        goto done;
-    p.port = (int)port;
-    p.max_tokens = (int)max_tokens;
-    p.max_body = (size_t)max_body;
-    p.max_queue = (int)max_queue;
-    p.max_runs = (int)max_runs;
-    p.max_trace_bytes = (size_t)mem_mb << 20;
-    p.cache_bytes = (size_t)cache_mb << 20;
-    p.viewer_bytes = (size_t)viewer_mb << 20;
-    p.timeout_s = (int)timeout;
-    p.n_threads = (int)threads;
-    p.lazy = !cli_has(&a, "full");
-    if (cli_get(&a, "host")) p.host = cli_get(&a, "host");
+    if (server_params(&a, cmd, &p)) goto done;
     const char *model_path = cli_get(&a, "model");
     if (a.n_positional > 1 || (a.n_positional == 1 && model_path)) {
         cli_failf(cmd, "give either --model PATH or one trace file, not both (see 'attnviz serve --help')");
@@ -156,17 +180,7 @@ int cmd_serve(int argc, char **argv) {
         cli_fail(cmd, &err);
         goto done;
     }
-    const char *shown = p.host;
-    int v6 = strchr(shown, ':') != NULL;
-    if (m) {
-        av_model_info mi = av_model_get_info(m);
-        fprintf(stderr, "attnviz serve: model %s (%s, %d layers x %d heads), up to %d tokens per run%s\n",
-                mi.name, mi.arch, mi.n_layers, mi.n_heads,
-                p.max_tokens < mi.max_seq_len ? p.max_tokens : mi.max_seq_len,
-                p.lazy ? " (lazy traces)" : "");
-    }
-    fprintf(stderr, "attnviz serve: listening on http://%s%s%s:%d/  (Ctrl-C to stop)\n", v6 ? "[" : "", shown,
-            v6 ? "]" : "", av_server_port(srv));
+    print_banner(m, &p, srv);
     rc = wait_and_stop(srv, &set);
     srv = NULL;
     fprintf(stderr, "attnviz serve: stopped\n");
