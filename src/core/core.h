@@ -136,8 +136,32 @@ uint16_t av_f32_to_bf16(float f);
 /* Decodes the character at the start of s[0..n): returns its length (1-4) and sets *cp, or returns 0 when
  * s does not start with a valid character (or n is 0). */
 int av_utf8_decode(const char *s, size_t n, uint32_t *cp);
-/* Encodes cp into out; returns the length (1-4). A value past U+10FFFF is written as U+FFFD. */
-int av_utf8_encode(uint32_t cp, char out[4]);
+/* Encodes cp into out; returns the length (1-4). A value past U+10FFFF is written as U+FFFD. Inline: the
+ * byte-level tokenizers call it for every byte. */
+static inline int av_utf8_encode(uint32_t cp, char out[4]) {
+    if (cp > 0x10FFFF) cp = 0xFFFD;
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
 /* Number of bytes of the longest valid prefix of s[0..n). */
 size_t av_utf8_valid_prefix(const char *s, size_t n);
 

@@ -1,7 +1,7 @@
-/* UTF-8: the project's one decoder and encoder. Decoding is strict (RFC 3629): no overlong forms, no
- * surrogates (U+D800..U+DFFF), nothing past U+10FFFF, no truncated sequences. Callers decide what an invalid
- * byte becomes (U+FFFD, an escape, an error); each moves on by one byte, so "\xED\xA0\x80" is three invalid
- * bytes, as libsentencepiece and most terminals count them. */
+/* UTF-8: the project's one decoder (the encoder, av_utf8_encode, is inline in core.h). Decoding is strict
+ * (RFC 3629): no overlong forms, no surrogates (U+D800..U+DFFF), nothing past U+10FFFF, no truncated
+ * sequences. Callers decide what an invalid byte becomes (U+FFFD, an escape, an error); each moves on by one
+ * byte, so "\xED\xA0\x80" is three invalid bytes, as libsentencepiece and most terminals count them. */
 #include "core.h"
 
 int av_utf8_decode(const char *s, size_t n, uint32_t *cp) {
@@ -22,30 +22,6 @@ int av_utf8_decode(const char *s, size_t n, uint32_t *cp) {
     if (c < min_cp[len] || c > 0x10FFFF || (c >= 0xD800 && c < 0xE000)) return 0;
     *cp = c;
     return len;
-}
-
-int av_utf8_encode(uint32_t cp, char out[4]) {
-    if (cp > 0x10FFFF) cp = 0xFFFD;
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 size_t av_utf8_valid_prefix(const char *s, size_t n) {
