@@ -1,5 +1,4 @@
-/* RGB images, PNG encoding with libpng, base64, and the raster backend of figures (display list -> pixels).
- */
+/* RGB images, PNG encoding with libpng, and the raster backend of figures (display list -> pixels). */
 #include "render/plot.h"
 
 #include "core/core.h"
