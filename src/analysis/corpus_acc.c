@@ -10,9 +10,7 @@
 static const char *const k_bad_names[AV_BAD_COUNT] = {"invalid_json", "missing_field",  "empty_text",
                                                       "too_long",     "line_too_large", "model_error"};
 
-const char *av_bad_name(av_bad b) {
-    return b >= 0 && b < AV_BAD_COUNT ? k_bad_names[b] : "?";
-}
+const char *av_bad_name(av_bad b) { return b >= 0 && b < AV_BAD_COUNT ? k_bad_names[b] : "?"; }
 
 void av_corpus_acc_init(av_corpus_acc *a, int top_k) {
     memset(a, 0, sizeof *a);

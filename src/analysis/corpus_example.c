@@ -115,10 +115,7 @@ static int label_index(char **labels, int n, const char *s) {
 }
 
 void av_corpus_label_copy(char dst[AV_CORPUS_LABEL_MAX], const char *src) {
-    size_t n = strnlen(src, AV_CORPUS_LABEL_MAX - 1);
-    if (src[n]) /* cut: never inside a UTF-8 sequence */
-        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
-            n--;
+    size_t n = av_utf8_valid_prefix(src, strnlen(src, AV_CORPUS_LABEL_MAX - 1)); /* never inside a character */
     memcpy(dst, src, n);
     dst[n] = 0;
 }
@@ -255,9 +252,7 @@ static int measure_layer(const av_trace *t, const av_corpus_group *g, const key_
     return 0;
 }
 
-static int str_cmp(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Sorted special labels over every group's keys; label_pos all NaN. */
 static int example_labels(const av_trace *t, av_corpus_example *ex) {

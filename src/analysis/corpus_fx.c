@@ -14,9 +14,7 @@ av_fx av_fx_from(double x) {
     return (av_fx)ldexp(x, AV_FX_FRAC_BITS); /* exact scaling, then truncation toward zero */
 }
 
-double av_fx_to_double(av_fx s) {
-    return ldexp((double)s, -AV_FX_FRAC_BITS);
-}
+double av_fx_to_double(av_fx s) { return ldexp((double)s, -AV_FX_FRAC_BITS); }
 
 void av_fx_str(av_fx s, char buf[48]) {
     char tmp[48];
@@ -46,9 +44,7 @@ void av_moments_merge(av_moments *dst, const av_moments *src) {
     dst->n += src->n;
 }
 
-double av_moments_mean(const av_moments *m) {
-    return m->n ? av_fx_to_double(m->sum) / (double)m->n : NAN;
-}
+double av_moments_mean(const av_moments *m) { return m->n ? av_fx_to_double(m->sum) / (double)m->n : NAN; }
 
 double av_moments_sd(const av_moments *m) {
     if (m->n < 2) return NAN;
@@ -59,13 +55,9 @@ double av_moments_sd(const av_moments *m) {
 
 /* ---- sketches ---- */
 
-static double sketch_log_gamma(void) {
-    return log((1 + AV_SKETCH_ALPHA) / (1 - AV_SKETCH_ALPHA));
-}
+static double sketch_log_gamma(void) { return log((1 + AV_SKETCH_ALPHA) / (1 - AV_SKETCH_ALPHA)); }
 
-int av_sketch_buckets(av_sketch_range r) {
-    return 2 + (int)ceil(log(r.hi / r.lo) / sketch_log_gamma());
-}
+int av_sketch_buckets(av_sketch_range r) { return 2 + (int)ceil(log(r.hi / r.lo) / sketch_log_gamma()); }
 
 int av_sketch_index(av_sketch_range r, int n_buckets, double x) {
     if (!(x > r.lo)) return 0; /* also NaN-safe: callers skip NaN before */
@@ -137,12 +129,8 @@ static const struct {
     {"first_norm", {1e-4, 1}}, {"duplicate", {1e-4, 1}},    {"induction", {1e-4, 1}},
 };
 
-const char *av_cm_name(av_cm m) {
-    return m >= 0 && m < AV_CM_COUNT ? k_metrics[m].name : "?";
-}
-av_sketch_range av_cm_range(av_cm m) {
-    return k_metrics[m].range;
-}
+const char *av_cm_name(av_cm m) { return m >= 0 && m < AV_CM_COUNT ? k_metrics[m].name : "?"; }
+av_sketch_range av_cm_range(av_cm m) { return k_metrics[m].range; }
 
 av_cm av_cm_of_role(av_role r) {
     static const av_cm map[AV_ROLE_COUNT] = {AV_CM_PREV,       AV_CM_FIRST,     AV_CM_SELF,

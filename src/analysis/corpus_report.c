@@ -3,9 +3,19 @@
  * go to run.json (written by the command). */
 #include "corpus_report.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* ---- directories ---- */
+
+int av_corpus_mkdir(const char *path, av_err *err) {
+    if (mkdir(path, 0777) == 0 || (errno == EEXIST && av_path_is_dir(path))) return 0;
+    return av_errf(err, "%s: cannot create the directory: %s", path,
+                   errno == EEXIST ? "a file is in the way" : strerror(errno));
+}
 
 /* ---- query/key maps ---- */
 
@@ -106,9 +116,7 @@ int av_corpus_trace_lines(const av_corpus_acc *acc, int n_per_head, int64_t **li
 
 /* ---- JSON ---- */
 
-static json_t *jnum(double x) {
-    return isnan(x) || isinf(x) ? json_null() : json_real(x);
-}
+static json_t *jnum(double x) { return isnan(x) || isinf(x) ? json_null() : json_real(x); }
 
 static json_t *jfx(av_fx v) {
     char buf[48];

@@ -1,5 +1,6 @@
-/* The corpus report (docs/CORPUS.md): corpus.json (everything, deterministic: runs that split the same input
- * differently write identical files), CSV tables, PNG figures and an offline HTML page. */
+/* The corpus report's data (docs/CORPUS.md): corpus.json (everything, deterministic: runs that split the same
+ * input differently write identical files) and the CSV tables. The figures, the page and the writer of a
+ * whole report are render/'s (render/corpus_render.h). */
 #ifndef AV_CORPUS_REPORT_H
 #define AV_CORPUS_REPORT_H
 
@@ -52,24 +53,6 @@ int av_corpus_trace_lines(const av_corpus_acc *acc, int n_per_head, int64_t **li
 json_t *av_corpus_report_json(const av_corpus_report *r);
 /* heads.csv, quantiles.csv, positions.csv, special.csv, top.csv, skipped.csv, qk.csv (+ qk_vectors.npy) */
 int av_corpus_report_csv(const av_corpus_report *r, const char *dir, av_err *err);
-/* the PNG figures under dir/figures/ */
-int av_corpus_report_figures(const av_corpus_report *r, const char *dir, av_err *err);
-/* index.html: the page with data (the corpus.json object) inline. */
-int av_corpus_report_html(const json_t *data, const char *path, av_err *err);
-
-/* ---- writing a report (corpus_write.c) ---- */
-
-typedef struct av_corpus_output {
-    const char *dir;        /* exists; figures/ and traces/ are created inside */
-    const char *model_path; /* as given on the command line (recorded in corpus.json) */
-    int save_traces;        /* > 0: save the traces of each head's n best examples of its role */
-    av_tsne_params tsne;    /* n_iter 0: no t-SNE */
-} av_corpus_output;
-
-/* The whole report of merged statistics (qk may be NULL). job gives the model and input for re-running lines.
- */
-int av_corpus_write(const av_corpus_job *job, const av_corpus_acc *acc, const av_corpus_qk *qk,
-                    const av_corpus_output *o, av_err *err);
 /* mkdir that accepts an existing directory. */
 int av_corpus_mkdir(const char *path, av_err *err);
 

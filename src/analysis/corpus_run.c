@@ -21,11 +21,6 @@ typedef struct run_ctx {
     av_err err;
 } run_ctx;
 
-static int is_encdec(const av_model *m) {
-    const char *f = av_model_get_info(m).family;
-    return f && strcmp(f, "encoder-decoder") == 0;
-}
-
 /* Tokens the input will have (0 when unknown), to refuse inputs longer than the context before running them.
  */
 static size_t count_tokens(const av_corpus_job *job, const char *text) {
@@ -47,15 +42,6 @@ static int want_lazy(const av_corpus_job *job, size_t n) {
            (job->qk_layer >= 0 || bytes > AV_CORPUS_FULL_TRACE_MAX);
 }
 
-static int run_text(const av_corpus_job *job, const char *text, const char *target, int lazy, av_trace **t,
-                    av_err *err) {
-    av_run_params rp = av_run_default_params();
-    rp.add_bos = job->add_bos;
-    rp.lazy = lazy;
-    if (is_encdec(job->model)) return av_trace_from_pair(job->model, text, target, job->steps, &rp, t, err);
-    return av_trace_from_text(job->model, text, &rp, t, err);
-}
-
 /* One line into acc / qk: skipped lines are counted with their reason; only internal failures return -1. */
 static int do_line(const av_corpus_job *job, const av_corpus_lines *lines, av_corpus_acc *acc,
                    av_corpus_qk *qk, av_err *err) {
@@ -66,7 +52,7 @@ static int do_line(const av_corpus_job *job, const av_corpus_lines *lines, av_co
     int rc = 0;
     size_t n = why == AV_BAD_COUNT ? count_tokens(job, text) : 0;
     if (n > (size_t)av_model_get_info(job->model).max_seq_len) why = AV_BAD_TOO_LONG;
-    if (why == AV_BAD_COUNT && run_text(job, text, target, want_lazy(job, n), &t, &run_err))
+    if (why == AV_BAD_COUNT && job->run(job->run_ctx, text, target, want_lazy(job, n), &t, &run_err))
         why = AV_BAD_ERROR;
     if (why != AV_BAD_COUNT) {
         av_corpus_acc_bad(acc, why, lines->line, run_err.msg);
@@ -122,9 +108,7 @@ static int chunk_finished(run_ctx *c, int64_t chunk, const av_corpus_acc *acc, c
     return rc ? -1 : 0;
 }
 
-static int stopping(run_ctx *c) {
-    return (c->job->stop && atomic_load(c->job->stop)) || c->failed;
-}
+static int stopping(run_ctx *c) { return (c->job->stop && atomic_load(c->job->stop)) || c->failed; }
 
 /* One chunk: 1 when complete, 0 when abandoned because the run is stopping, -1 on failure. */
 static int do_chunk(run_ctx *c, int64_t chunk, av_err *err) {
@@ -301,7 +285,7 @@ int av_corpus_rerun_line(const av_corpus_job *job, int64_t line, av_trace **out,
     if (av_corpus_line_text(job->input, &r, job->field, job->target_field, &text, &target) != AV_BAD_COUNT)
         av_errf(err, "line %lld is not a usable input", (long long)line);
     else
-        rc = run_text(job, text, target, 0, out, err);
+        rc = job->run(job->run_ctx, text, target, 0, out, err);
     av_corpus_lines_close(&r);
     free(text);
     free(target);

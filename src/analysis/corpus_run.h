@@ -54,8 +54,9 @@ av_bad av_corpus_line_text(const av_corpus_input *in, const av_corpus_lines *r, 
 
 /* ---- running (corpus_run.c) ---- */
 
-#define AV_CORPUS_FULL_TRACE_MAX (256.0 * 1024 * 1024) /* bytes of one input's full trace before going lazy  \
-                                                        */
+#define AV_CORPUS_FULL_TRACE_MAX                                                                             \
+    (256.0 * 1024 * 1024) /* bytes of one input's full trace before going lazy                               \
+                           */
 
 typedef struct av_corpus_progress {
     int64_t inputs_done;               /* lines finished by this rank in this session (good or skipped) */
@@ -64,11 +65,20 @@ typedef struct av_corpus_progress {
     double seconds;
 } av_corpus_progress;
 
+/* Runs the model under study on one input and returns its trace: text, target (the decoder text an
+ * encoder-decoder is forced on, or NULL), lazy: keep queries and keys (Llama family). Analysis never runs a
+ * model itself; the caller passes this (cmd_corpus.c: av_trace_from_text / av_trace_from_pair). */
+typedef int (*av_corpus_run_fn)(void *ctx, const char *text, const char *target, int lazy, av_trace **out,
+                                av_err *err);
+
 typedef struct av_corpus_job {
-    av_model *model;
+    const av_model
+        *model; /* read only: layout, context, tokenizer (to refuse inputs longer than the context) */
+    av_corpus_run_fn run;
+    void *run_ctx;
     const av_corpus_input *input;
     const char *field, *target_field; /* JSON Lines keys; target: encoder-decoders' forced decoder text */
-    int add_bos, steps;               /* steps: greedy decoding limit of encoder-decoders without target */
+    int add_bos;                      /* as the runner: counts the tokens of an input */
     int rank, n_ranks, n_threads;
     int top_k;
     int qk_layer, qk_head, qk_samples; /* qk_layer < 0: no query/key sample */
@@ -102,7 +112,7 @@ void av_corpus_result_free(av_corpus_result *res);
 void av_corpus_result_write(const av_corpus_result *res, int status, const char *msg, int with_qk, av_buf *b);
 int av_corpus_result_read(av_corpus_result *res, int *status, char msg[512], av_reader *r, av_err *err);
 
-/* Runs one line again and returns its trace (full, not lazy: for saving and viewing). */
+/* Runs one line again through job->run and returns its trace (full, not lazy: for saving and viewing). */
 int av_corpus_rerun_line(const av_corpus_job *job, int64_t line, av_trace **out, av_err *err);
 /* The text of one line (the field of a JSON line), malloc'd; NULL when the line is not a good input. */
 char *av_corpus_read_text(const av_corpus_input *in, int64_t line, const char *field, av_err *err);

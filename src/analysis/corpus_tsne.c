@@ -14,9 +14,7 @@
 #define EXAG_ITERS 250
 #define QT_MAX_DEPTH 48
 
-av_tsne_params av_tsne_default_params(void) {
-    return (av_tsne_params){30, 1000, 0.5, 1, 0};
-}
+av_tsne_params av_tsne_default_params(void) { return (av_tsne_params){30, 1000, 0.5, 1, 0}; }
 
 /* ---- input affinities ---- */
 
@@ -198,9 +196,7 @@ static int qt_split(qtree *t, int node) {
     return 0;
 }
 
-static int qt_quadrant(const qnode *nd, double x, double y) {
-    return (x >= nd->cx) | ((y >= nd->cy) << 1);
-}
+static int qt_quadrant(const qnode *nd, double x, double y) { return (x >= nd->cx) | ((y >= nd->cy) << 1); }
 
 static int qt_insert(qtree *t, int node, const double *y, int i, int depth) {
     for (;;) {

@@ -4,7 +4,7 @@
  * and writes the report. SIGINT/SIGTERM stop after the inputs in progress with the state saved: the same
  * command resumes. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
-#include "analysis/corpus_report.h"
+#include "render/corpus_render.h"
 #include "cli.h"
 #include "corpus_comm.h"
 
@@ -262,7 +262,8 @@ static int finish(char **parts, size_t *lens, const cli_comm *c, const av_corpus
                 (long long)m.all.chunks_done, (long long)m.all.chunks_total);
         code = 130;
     } else {
-        av_corpus_output o = {s->out, model_path, (int)s->save, av_tsne_default_params()};
+        av_corpus_output o = {s->out,        model_path,   job->add_bos,
+                              (int)s->steps, (int)s->save, av_tsne_default_params()};
         o.tsne.perplexity = s->perplexity;
         o.tsne.n_iter = (int)s->tsne_iters;
         o.tsne.theta = s->theta;
@@ -278,10 +279,27 @@ static int finish(char **parts, size_t *lens, const cli_comm *c, const av_corpus
     return code;
 }
 
+/* ---- running one input: the model is the command's, the statistics are analysis/'s ---- */
+
+typedef struct runner {
+    av_model *model;
+    int add_bos, steps, encdec;
+} runner;
+
+static int run_input(void *ctx, const char *text, const char *target, int lazy, av_trace **out, av_err *err) {
+    const runner *r = ctx;
+    av_run_params rp = av_run_default_params();
+    rp.add_bos = r->add_bos;
+    rp.lazy = lazy;
+    if (r->encdec) return av_trace_from_pair(r->model, text, target, r->steps, &rp, out, err);
+    return av_trace_from_text(r->model, text, &rp, out, err);
+}
+
 /* ---- one rank ---- */
 
 typedef struct rank_run {
     av_model *model;
+    runner run;
     av_corpus_input input;
     char *fp, state[4096];
     av_corpus_job job;
@@ -349,12 +367,15 @@ static int prepare(rank_run *rr, const cli_args *a, const settings *s, const cli
     if (other_states(rr->state, c->size, cli_has(a, "fresh"), err)) return -1;
     snprintf(rr->state, sizeof rr->state, "%s/.state/rank-%d-of-%d.bin", s->out, c->rank, c->size);
     if (cli_has(a, "fresh")) unlink(rr->state);
+    rr->run = (runner){rr->model, !cli_has(a, "no-bos"), (int)s->steps,
+                       mi.family && strcmp(mi.family, "encoder-decoder") == 0};
     rr->job = (av_corpus_job){.model = rr->model,
+                              .run = run_input,
+                              .run_ctx = &rr->run,
                               .input = &rr->input,
                               .field = cli_get(a, "field") ? cli_get(a, "field") : "text",
                               .target_field = cli_get(a, "target-field"),
-                              .add_bos = !cli_has(a, "no-bos"),
-                              .steps = (int)s->steps,
+                              .add_bos = rr->run.add_bos,
                               .rank = c->rank,
                               .n_ranks = c->size,
                               .n_threads = (int)s->threads,

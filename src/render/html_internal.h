@@ -10,7 +10,6 @@
 #include <jansson.h>
 #include <stddef.h>
 
-
 /* Appends rows x n_key floats (row-major) to blob in the page's encoding and records the offsets in desc:
  *   f16: "off" of IEEE halves, 2-byte aligned;
  *   u8 : "soff" of a float32 scale per row (the row's maximum), 4-byte aligned, then "off" of one byte per
@@ -18,8 +17,6 @@
 int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int u8, json_t *desc,
                    av_err *err);
 
-/* An embedded web/ file (NUL-terminated) by base name, e.g. "corpus.js"; NULL when absent. */
-const char *av_web_asset_text(const char *name);
 /* A colormap as 256 RGB triples (768 integers), the table the pages color with. */
 json_t *av_html_cmap_table(av_cmap cm);
 

@@ -1,7 +1,7 @@
 /* The corpus report's PNG figures: per attention kind, the role grid (color = role, strength = confidence),
  * grids of mean statistics per layer x head and the relative-position profile of every head; the query/key
  * maps (PCA and t-SNE) colored by side and by relative position. */
-#include "corpus_report.h"
+#include "render/corpus_render.h"
 #include "render/chart.h"
 
 #include <math.h>

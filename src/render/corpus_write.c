@@ -1,19 +1,11 @@
 /* Writing a corpus report from merged statistics: the texts of the top examples, their traces on request
  * (run again, saved with an offline viewer page each), the query/key projections, then corpus.json, the CSV
  * tables, the figures and index.html. */
-#include "corpus_report.h"
+#include "render/corpus_render.h"
 #include "render/plot.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-int av_corpus_mkdir(const char *path, av_err *err) {
-    if (mkdir(path, 0777) == 0 || (errno == EEXIST && av_path_is_dir(path))) return 0;
-    return av_errf(err, "%s: cannot create the directory: %s", path,
-                   errno == EEXIST ? "a file is in the way" : strerror(errno));
-}
 
 static void free_refs(av_corpus_ref *refs, int n) {
     for (int i = 0; refs && i < n; i++) {
@@ -43,9 +35,7 @@ static int load_refs(const av_corpus_job *job, const av_corpus_acc *acc, av_corp
         }
         size_t len = strlen(text);
         if (len > AV_CORPUS_TEXT_MAX) {
-            len = AV_CORPUS_TEXT_MAX;
-            while (len > 0 && ((unsigned char)text[len] & 0xC0) == 0x80)
-                len--;
+            len = av_utf8_valid_prefix(text, AV_CORPUS_TEXT_MAX); /* never inside a character */
             memcpy(text + len, "\xE2\x80\xA6", 4); /* fits: the text had more than len + 3 bytes */
         }
         refs[i].text = text;
@@ -113,8 +103,8 @@ int av_corpus_write(const av_corpus_job *job, const av_corpus_acc *acc, const av
                           .target_field = job->target_field,
                           .model_path = o->model_path,
                           .model = job->model,
-                          .add_bos = job->add_bos,
-                          .steps = job->steps};
+                          .add_bos = o->add_bos,
+                          .steps = o->steps};
     json_t *j = NULL;
     int rc = -1;
     if (av_corpus_mkdir(path, err) || load_refs(job, acc, &r.refs, &r.n_refs, err)) goto done;

@@ -1,7 +1,7 @@
 /* index.html of a corpus report: web/corpus.html with web/corpus.css and web/corpus.js inlined (embedded in
- * the binary at build time) and the report data as JSON, so the page opens offline and requests nothing
- * (a Content-Security-Policy in the template forbids it). */
-#include "corpus_report.h"
+ * the binary at build time, av_asset_find) and the report data as JSON, so the page opens offline and
+ * requests nothing (a Content-Security-Policy in the template forbids it). */
+#include "render/corpus_render.h"
 #include "render/html_internal.h"
 
 #include <stdlib.h>
@@ -37,9 +37,10 @@ static void put_data(av_buf *b, const json_t *data) {
 }
 
 int av_corpus_report_html(const json_t *data, const char *path, av_err *err) {
-    const char *tpl = av_web_asset_text("corpus.html"), *css = av_web_asset_text("corpus.css"),
-               *js = av_web_asset_text("corpus.js");
-    if (!tpl || !css || !js) return av_errf(err, "internal: the corpus page assets are not embedded");
+    const av_asset *ta = av_asset_find("corpus.html"), *ca = av_asset_find("corpus.css"),
+                   *ja = av_asset_find("corpus.js");
+    if (!ta || !ca || !ja) return av_errf(err, "internal: the corpus page assets are not embedded");
+    const char *tpl = (const char *)ta->data, *css = (const char *)ca->data, *js = (const char *)ja->data;
     av_buf b = {0};
     for (const char *p = tpl; *p;) {
         const char *mark = strstr(p, "<!--AV:");
