@@ -115,7 +115,8 @@ static int label_index(char **labels, int n, const char *s) {
 }
 
 void av_corpus_label_copy(char dst[AV_CORPUS_LABEL_MAX], const char *src) {
-    size_t n = av_utf8_valid_prefix(src, strnlen(src, AV_CORPUS_LABEL_MAX - 1)); /* never inside a character */
+    size_t n =
+        av_utf8_valid_prefix(src, strnlen(src, AV_CORPUS_LABEL_MAX - 1)); /* never inside a character */
     memcpy(dst, src, n);
     dst[n] = 0;
 }

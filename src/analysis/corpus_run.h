@@ -106,11 +106,14 @@ typedef struct av_corpus_result {
 int av_corpus_run(const av_corpus_job *job, av_corpus_result *res, av_err *err);
 void av_corpus_result_free(av_corpus_result *res);
 
-/* A rank's result as bytes for rank 0: status (0 done, 1 failed, 2 interrupted), its message, counts, the
- * accumulator and (with_qk) the query/key sample. Read back with av_corpus_result_read (res then owns
- * everything; free with av_corpus_result_free, also after a failure). */
-void av_corpus_result_write(const av_corpus_result *res, int status, const char *msg, int with_qk, av_buf *b);
-int av_corpus_result_read(av_corpus_result *res, int *status, char msg[512], av_reader *r, av_err *err);
+/* A rank's result as bytes for rank 0: status (0 done, 1 failed, 2 interrupted), its message, the run's
+ * fingerprint (rank 0 refuses ranks that read another model or input), counts, the accumulator and (with_qk)
+ * the query/key sample. Read back with av_corpus_result_read (res and *fingerprint are then the caller's,
+ * also after a failure: av_corpus_result_free, free). */
+void av_corpus_result_write(const av_corpus_result *res, int status, const char *msg, const char *fingerprint,
+                            int with_qk, av_buf *b);
+int av_corpus_result_read(av_corpus_result *res, int *status, char msg[512], char **fingerprint, av_reader *r,
+                          av_err *err);
 
 /* Runs one line again through job->run and returns its trace (full, not lazy: for saving and viewing). */
 int av_corpus_rerun_line(const av_corpus_job *job, int64_t line, av_trace **out, av_err *err);

@@ -441,11 +441,12 @@ int av_corpus_state_load(const char *path, const char *fingerprint, int rank, in
 
 #define RESULT_MAGIC 0x52435641u /* "AVCR" */
 
-void av_corpus_result_write(const av_corpus_result *res, int status, const char *msg, int with_qk,
-                            av_buf *b) {
+void av_corpus_result_write(const av_corpus_result *res, int status, const char *msg, const char *fingerprint,
+                            int with_qk, av_buf *b) {
     put_u32(b, RESULT_MAGIC);
     put_u32(b, (uint32_t)status);
     put_str(b, msg ? msg : "");
+    put_str(b, fingerprint ? fingerprint : "");
     put_u64(b, (uint64_t)res->chunks_done);
     put_u64(b, (uint64_t)res->chunks_total);
     put_u64(b, (uint64_t)res->chunks_resumed);
@@ -456,9 +457,11 @@ void av_corpus_result_write(const av_corpus_result *res, int status, const char 
     if (with_qk) av_corpus_qk_write(&res->qk, b);
 }
 
-int av_corpus_result_read(av_corpus_result *res, int *status, char msg[512], av_reader *r, av_err *err) {
+int av_corpus_result_read(av_corpus_result *res, int *status, char msg[512], char **fingerprint, av_reader *r,
+                          av_err *err) {
     memset(res, 0, sizeof *res);
     av_corpus_acc_init(&res->acc, 1);
+    *fingerprint = NULL;
     uint32_t magic, st, with_qk;
     uint64_t v[4];
     char *m = NULL;
@@ -467,6 +470,7 @@ int av_corpus_result_read(av_corpus_result *res, int *status, char msg[512], av_
     if (get_str(r, 511, &m, err)) return -1;
     snprintf(msg, 512, "%s", m);
     free(m);
+    if (get_str(r, 1 << 16, fingerprint, err)) return -1;
     *status = (int)st;
     for (int k = 0; k < 4; k++)
         if (av_read_u64(r, &v[k], err)) return -1;

@@ -178,23 +178,35 @@ typedef struct merged {
     double max_seconds;
 } merged;
 
-static int merge_parts(char **parts, size_t *lens, int n, int with_qk, const av_corpus_job *job, merged *m,
-                       av_err *err) {
+/* Merges every rank's result (rank order); fp: rank 0's fingerprint, which every rank's must equal. Failing
+ * ranks are reported on stderr (a message repeated by the next ranks once). */
+static int merge_parts(char **parts, size_t *lens, int n, int with_qk, const av_corpus_job *job,
+                       const char *fp, merged *m, av_err *err) {
     memset(m, 0, sizeof *m);
     av_corpus_acc_init(&m->all.acc, job->top_k);
     av_corpus_qk_init(&m->all.qk, job->qk_layer, job->qk_head, job->qk_samples, job->seed);
+    char last[512] = "";
     for (int r = 0; r < n; r++) {
         av_reader rd;
-        char name[32], msg[512] = "";
+        char name[32], msg[512] = "", *rfp = NULL;
         snprintf(name, sizeof name, "rank %d", r);
         av_reader_init(&rd, parts[r], lens[r], name);
         av_corpus_result res;
         int status = 1;
-        int rc = av_corpus_result_read(&res, &status, msg, &rd, err);
-        if (!rc && status == 1) fprintf(stderr, "attnviz corpus: rank %d failed: %s\n", r, msg);
+        int rc = av_corpus_result_read(&res, &status, msg, &rfp, &rd, err);
+        if (!rc && status == 0 && fp && strcmp(rfp, fp) != 0) {
+            status = 1;
+            snprintf(msg, sizeof msg,
+                     "it read another model or input than rank 0, or with other settings (every "
+                     "rank must see the same files)");
+        }
+        if (!rc && status == 1 && strcmp(msg, last) != 0)
+            fprintf(stderr, "attnviz corpus: rank %d failed: %s\n", r, msg);
+        snprintf(last, sizeof last, "%s", msg);
+        free(rfp);
         m->failed |= rc || status == 1;
         m->interrupted |= status == 2;
-        if (!rc && status == 0)
+        if (!rc && status == 0 && fp) /* rank 0 failed (no fp): report only */
             rc = av_corpus_acc_merge(&m->all.acc, &res.acc, err) ||
                  (with_qk && av_corpus_qk_merge(&m->all.qk, &res.qk, err));
         m->all.chunks_done += res.chunks_done;
@@ -251,7 +263,7 @@ static int finish(char **parts, size_t *lens, const cli_comm *c, const av_corpus
     merged m;
     av_err err = {{0}};
     int with_qk = job->qk_layer >= 0, code = 0;
-    if (merge_parts(parts, lens, c->size, with_qk, job, &m, &err)) {
+    if (merge_parts(parts, lens, c->size, with_qk, job, job->fingerprint, &m, &err)) {
         code = cli_fail(cmd, &err);
     } else if (m.failed) {
         code = 1;
@@ -407,7 +419,7 @@ static int run_rank(const cli_args *a, const settings *s, const cli_comm *c, ato
             rr.status = rr.res.interrupted ? 2 : 0;
     }
     av_buf b = {0};
-    av_corpus_result_write(&rr.res, rr.status, rr.err.msg, s->qk_layer >= 0, &b);
+    av_corpus_result_write(&rr.res, rr.status, rr.err.msg, rr.fp, s->qk_layer >= 0, &b);
     char **parts = NULL;
     size_t *lens = NULL;
     av_err gerr = {{0}};

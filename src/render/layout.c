@@ -30,7 +30,7 @@ av_fig_item *av_fig_add(av_fig *f, av_fig_kind kind, av_err *err) {
 }
 
 int av_fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor,
-                    const uint8_t rgb[3], av_err *err) {
+                const uint8_t rgb[3], av_err *err) {
     av_fig_item *it = av_fig_add(f, AV_FIG_TEXT, err);
     if (!it) return -1;
     it->x = x;
@@ -44,7 +44,7 @@ int av_fig_text(av_fig *f, const char *s, double x, double y, double size, int a
 }
 
 int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
-                    av_err *err) {
+                av_err *err) {
     av_fig_item *it = av_fig_add(f, AV_FIG_LINE, err);
     if (!it) return -1;
     *it = (av_fig_item){.kind = AV_FIG_LINE, .x = x, .y = y, .w = dx, .h = dy, .size = width};
@@ -208,7 +208,8 @@ static double fig_colorbar(av_fig *f, double x, double y, double h, const scale 
     return bw + 6 + maxw;
 }
 
-double av_fig_colorbar(av_fig *f, double x, double y, double h, av_cmap cmap, float vmin, float vmax, av_err *err) {
+double av_fig_colorbar(av_fig *f, double x, double y, double h, av_cmap cmap, float vmin, float vmax,
+                       av_err *err) {
     scale sc = {cmap, 0, vmin, vmax};
     return fig_colorbar(f, x, y, h, &sc, err);
 }
@@ -293,7 +294,8 @@ static int layout_heatmap(const av_trace *t, const av_plot_params *p, av_fig *f,
     if (av_fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err)) goto done;
     /* query labels (right-aligned, vertically centered on their row) and the axis title */
     for (int i = 0; i < nr; i += rs)
-        if (av_fig_text(f, qc[i], x_m - 5, y_m + cell * (i + 0.5) + lf * 0.36, lf, 0, 2, k_ink, err)) goto done;
+        if (av_fig_text(f, qc[i], x_m - 5, y_m + cell * (i + 0.5) + lf * 0.36, lf, 0, 2, k_ink, err))
+            goto done;
     if (av_fig_text(f, "query", margin + axis, y_m + H / 2, axis, 90, 1, k_muted, err)) goto done;
     /* key labels: rotated, reading upward, ending just under the matrix */
     for (int j = 0; j < nc; j += cs)
@@ -411,10 +413,10 @@ static grid_geom grid_place(const av_fig *f, const av_plot_params *p, const grid
 /* Title, axis names and the H<h> / L<l> labels. */
 static int grid_labels(av_fig *f, const grid_mats *gm, const grid_geom *g, const char *title, av_err *err) {
     const double margin = k_grid_margin, tsize = k_grid_tsize, axis = k_grid_axis;
-    int bad =
-        av_fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err) ||
-        av_fig_text(f, "head", g->x0 + g->gw / 2, margin + tsize * 1.25 + 10 + axis, axis, 0, 1, k_muted, err) ||
-        av_fig_text(f, "layer", margin + axis, g->y0 + g->gh / 2, axis, 90, 1, k_muted, err);
+    int bad = av_fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err) ||
+              av_fig_text(f, "head", g->x0 + g->gw / 2, margin + tsize * 1.25 + 10 + axis, axis, 0, 1,
+                          k_muted, err) ||
+              av_fig_text(f, "layer", margin + axis, g->y0 + g->gh / 2, axis, 90, 1, k_muted, err);
     for (int h = 0; !bad && h < gm->H; h++) {
         char s[24];
         snprintf(s, sizeof s, "H%d", h);
@@ -423,8 +425,8 @@ static int grid_labels(av_fig *f, const grid_mats *gm, const grid_geom *g, const
     for (int l = 0; !bad && l < gm->L; l++) {
         char s[24];
         snprintf(s, sizeof s, "L%d", l);
-        bad = av_fig_text(f, s, g->x0 - 5, g->y0 + l * (g->th + g->gap) + g->th / 2 + g->lf * 0.36, g->lf, 0, 2,
-                       k_ink, err);
+        bad = av_fig_text(f, s, g->x0 - 5, g->y0 + l * (g->th + g->gap) + g->th / 2 + g->lf * 0.36, g->lf, 0,
+                          2, k_ink, err);
     }
     return bad ? -1 : 0;
 }

@@ -75,10 +75,12 @@ void av_fig_free(av_fig *f);
 /* Building blocks (layout.c): a new item (zeroed, kind set), text, an axis-aligned line, a vertical colorbar
  * (linear vmin..vmax, tick values on its right; returns its width). */
 av_fig_item *av_fig_add(av_fig *f, av_fig_kind kind, av_err *err);
-int av_fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor, const uint8_t rgb[3],
+int av_fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor,
+                const uint8_t rgb[3], av_err *err);
+int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
                 av_err *err);
-int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3], av_err *err);
-double av_fig_colorbar(av_fig *f, double x, double y, double h, av_cmap cmap, float vmin, float vmax, av_err *err);
+double av_fig_colorbar(av_fig *f, double x, double y, double h, av_cmap cmap, float vmin, float vmax,
+                       av_err *err);
 
 /* ---- heatmaps of a trace (figure.c, layout.c) ---- */
 
