@@ -8,7 +8,7 @@
 #ifndef AV_GGUF_H
 #define AV_GGUF_H
 
-#include "core/core.h"
+#include "core/dtype.h" /* tensor types and their GGUF ids (AV_GGML_*) */
 
 #define AV_GGUF_DEFAULT_ALIGNMENT 32
 
@@ -29,8 +29,6 @@ typedef enum av_gguf_type {
     AV_GGUF_TYPE_COUNT
 } av_gguf_type;
 
-/* ggml tensor types this project reads and writes (others are named in errors only). */
-enum { AV_GGML_F32 = 0, AV_GGML_F16 = 1, AV_GGML_Q8_0 = 8, AV_GGML_BF16 = 30 };
 
 const char *av_gguf_type_name(av_gguf_type t);
 /* "Q4_K" for a known ggml type number, NULL for an unknown one. */
@@ -61,7 +59,7 @@ typedef struct av_gguf_tensor_info {
     char *name;    /* NUL-terminated copy */
     int n_dims;    /* 1..4 */
     uint64_t ne[AV_MAX_DIMS]; /* ggml order: ne[0] innermost; unused entries 1 */
-    uint32_t type; /* ggml type number (F32, F16, Q8_0 or BF16 once opened) */
+    uint32_t type; /* ggml type number (one of core/dtype.c's table once opened) */
     uint64_t offset; /* from the start of the data section */
     av_tensor t;   /* view: shape reversed from ne (row-major, outermost first), data in the mapping */
 } av_gguf_tensor_info;
@@ -107,8 +105,8 @@ int av_gguf_array_next_str(const av_gguf_value *a, size_t *pos, const char **s, 
 /* ---- writing: kvs are encoded as they are added, tensors described and then streamed at save ---- */
 typedef struct av_gguf_wtensor {
     char *name;
-    av_dtype src_dtype; /* in memory: F32, or the same as dst */
-    av_dtype dst_dtype; /* written: F32, F16, BF16 or Q8_0 (from F32) */
+    av_dtype src_dtype; /* in memory: any weight type (converted row by row) */
+    av_dtype dst_dtype; /* written: the source type, or one av_quantize writes */
     int ndim;
     int64_t shape[AV_MAX_DIMS]; /* row-major, outermost first (written reversed as ne) */
     const void *data;           /* borrowed until av_gguf_writer_save returns */

@@ -32,7 +32,7 @@ const char *av_st_dtype_name(av_dtype t); /* safetensors spelling: F32, F16, BF1
 typedef struct av_st_item {
     char *name;
     av_dtype src_dtype; /* dtype of data in memory */
-    av_dtype dst_dtype; /* dtype written: same as src, or F16/BF16 from F32 */
+    av_dtype dst_dtype; /* dtype written: same as src, or F32/F16/BF16 from any weight type */
     int ndim;
     int64_t shape[AV_MAX_DIMS];
     const void *data; /* borrowed: must stay valid until av_st_writer_save returns */
@@ -70,6 +70,12 @@ int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room,
 int av_st_prealloc_commit(av_st_prealloc *p, const av_st_writer *w, av_err *err);
 /* Unmaps; removes the temp file when it was never committed. */
 void av_st_prealloc_free(av_st_prealloc *p);
+
+/* ---- tensor data in another type (io/convert.c) ---- */
+/* Appends rows x cols values stored as src (any weight type) to f as dst (a type av_dtype_can_quantize accepts),
+ * converting a chunk of rows at a time through f32. name is for messages. */
+int av_write_converted(av_atomic_file *f, const char *name, av_dtype src, av_dtype dst, const void *data,
+                       int64_t rows, int64_t cols, av_err *err);
 
 /* ---- JSON helpers (jansson) ---- */
 int av_json_load_file(const char *path, json_t **out, av_err *err);
