@@ -118,9 +118,12 @@ static int collect(const av_model *m, int gguf, av_dtype want, ex_bufs *b, ex_te
     for (int i = 0; i < n; i++) {
         ex_tensor *e = &v[i];
         e->dst = gguf && e->src->ndim != 2 ? AV_DTYPE_F32 : want; /* GGUF norms stay F32 */
-        if (e->src->shape[e->src->ndim - 1] % av_dtype_block_size(e->dst)) {
-            e->dst = AV_DTYPE_F16; /* rows that the type's blocks cannot tile */
+        int64_t cols = e->src->shape[e->src->ndim - 1];
+        if (cols % av_dtype_block_size(e->dst)) { /* rows that the type's blocks cannot tile */
+            e->dst = e->dst == AV_DTYPE_Q4_K && cols % av_dtype_block_size(AV_DTYPE_Q4_0) == 0 ? AV_DTYPE_Q4_0
+                                                                                          : AV_DTYPE_F16;
             rep->n_fallback++;
+            rep->fallback[e->dst]++;
         }
         if (prepare(b, e, m->head_dim, err)) {
             free(v);
