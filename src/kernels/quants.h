@@ -15,6 +15,9 @@
 #include "core/dtype.h"
 
 #include <string.h>
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
 
 /* blocks -> f32: y (n) */
 void av_dequant_q4_0(const void *blocks, float *y, int64_t n);
@@ -34,6 +37,15 @@ void av_dequant_iq4_xs(const void *blocks, float *y, int64_t n);
 void av_quant_q4_0(const float *x, void *blocks, int64_t n);
 void av_quant_q8_0(const float *x, void *blocks, int64_t n);
 void av_quant_q4_k(const float *x, void *blocks, int64_t n);
+
+/* An f16 scale as f32 (exact either way; inline with F16C, which the x86-64-v3 build has). */
+static inline float av_half(uint16_t h) {
+#ifdef __F16C__
+    return _cvtsh_ss(h);
+#else
+    return av_f16_to_f32(h);
+#endif
+}
 
 /* ggml's nearest_int: round to nearest, ties to even, through the float addition of 1.5 * 2^23 (the sum's low
  * mantissa bits are the rounded integer). Exact for |v| < 2^22, which the quantizers guarantee. */

@@ -8,10 +8,10 @@
 #include <math.h>
 #include <string.h>
 
-void av_dequant_q2_k(const void *blocks, float *y, int64_t n) {
+void av_dequant_q2_k(const void *restrict blocks, float *restrict y, int64_t n) {
     const av_block_q2_k *b = blocks;
     for (int64_t i = 0; i < n / AV_QK_K; i++) {
-        float d = av_f16_to_f32(b[i].d), min = av_f16_to_f32(b[i].dmin);
+        float d = av_half(b[i].d), min = av_half(b[i].dmin);
         const uint8_t *sc = b[i].scales;
         for (int half = 0; half < 2; half++) {
             const uint8_t *q = b[i].qs + 32 * half; /* 32 bytes hold 4 bit pairs of 128 values */
@@ -35,11 +35,11 @@ static void q3_k_scales(const uint8_t s[AV_K_SCALE_SIZE], int out[16]) {
     }
 }
 
-void av_dequant_q3_k(const void *blocks, float *y, int64_t n) {
+void av_dequant_q3_k(const void *restrict blocks, float *restrict y, int64_t n) {
     const av_block_q3_k *b = blocks;
     int scales[16];
     for (int64_t i = 0; i < n / AV_QK_K; i++) {
-        float d = av_f16_to_f32(b[i].d);
+        float d = av_half(b[i].d);
         q3_k_scales(b[i].scales, scales);
         const int *sc = scales;
         uint8_t bit = 1; /* the high-bit plane of the current 32 values */
@@ -71,10 +71,10 @@ static void k_scale_min(int j, const uint8_t s[AV_K_SCALE_SIZE], uint8_t *sc, ui
     }
 }
 
-void av_dequant_q4_k(const void *blocks, float *y, int64_t n) {
+void av_dequant_q4_k(const void *restrict blocks, float *restrict y, int64_t n) {
     const av_block_q4_k *b = blocks;
     for (int64_t i = 0; i < n / AV_QK_K; i++) {
-        float d = av_f16_to_f32(b[i].d), min = av_f16_to_f32(b[i].dmin);
+        float d = av_half(b[i].d), min = av_half(b[i].dmin);
         for (int j = 0; j < 8; j += 2) { /* sub-blocks j and j + 1 share 32 bytes: low and high nibbles */
             const uint8_t *q = b[i].qs + 16 * j;
             uint8_t sc, m;
@@ -90,10 +90,10 @@ void av_dequant_q4_k(const void *blocks, float *y, int64_t n) {
     }
 }
 
-void av_dequant_q5_k(const void *blocks, float *y, int64_t n) {
+void av_dequant_q5_k(const void *restrict blocks, float *restrict y, int64_t n) {
     const av_block_q5_k *b = blocks;
     for (int64_t i = 0; i < n / AV_QK_K; i++) {
-        float d = av_f16_to_f32(b[i].d), min = av_f16_to_f32(b[i].dmin);
+        float d = av_half(b[i].d), min = av_half(b[i].dmin);
         const uint8_t *qh = b[i].qh;
         for (int j = 0; j < 8; j += 2) { /* fifth bits: bit j of qh[l] for sub-block j, bit j + 1 for j + 1 */
             const uint8_t *q = b[i].qs + 16 * j;
@@ -110,23 +110,24 @@ void av_dequant_q5_k(const void *blocks, float *y, int64_t n) {
     }
 }
 
-void av_dequant_q6_k(const void *blocks, float *y, int64_t n) {
+void av_dequant_q6_k(const void *restrict blocks, float *restrict y, int64_t n) {
     const av_block_q6_k *b = blocks;
     for (int64_t i = 0; i < n / AV_QK_K; i++) {
-        float d = av_f16_to_f32(b[i].d);
+        float d = av_half(b[i].d);
         for (int half = 0; half < 2; half++, y += 128) {
             const uint8_t *ql = b[i].ql + 64 * half, *qh = b[i].qh + 32 * half;
             const int8_t *sc = b[i].scales + 8 * half;
-            for (int l = 0; l < 32; l++) { /* values l, l + 32, l + 64, l + 96 of this half */
-                int is = l / 16;
-                int q1 = ((ql[l] & 0x0f) | ((qh[l] >> 0) & 3) << 4) - 32;
-                int q2 = ((ql[l + 32] & 0x0f) | ((qh[l] >> 2) & 3) << 4) - 32;
-                int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
-                int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
-                y[l] = d * (float)sc[is] * (float)q1;
-                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
-                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
-                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            /* value 32 k + l of this half: low 4 bits from ql[l] (k = 0, 2: low/high nibble) or ql[l + 32] (k
+             * = 1, 3), high 2 bits from bits 2k of qh[l]; one scale per 16 values */
+            for (int k = 0; k < 4; k++) {
+                const uint8_t *lo = ql + 32 * (k & 1);
+                int lshift = 4 * (k >> 1), hshift = 2 * k;
+                for (int g = 0; g < 2; g++) {
+                    float ds = d * (float)sc[g + 2 * k];
+                    for (int l = 16 * g; l < 16 * g + 16; l++)
+                        y[32 * k + l] =
+                            ds * (float)((((lo[l] >> lshift) & 0x0f) | ((qh[l] >> hshift) & 3) << 4) - 32);
+                }
             }
         }
     }
@@ -237,9 +238,9 @@ static void quant_q4_k_block(const float *x, av_block_q4_k *b) {
     for (int j = 0; j < 8; j++) {
         uint8_t sc, m;
         k_scale_min(j, b->scales, &sc, &m);
-        float d = av_f16_to_f32(b->d) * (float)sc;
+        float d = av_half(b->d) * (float)sc;
         if (d == 0.0f) continue;
-        float dm = av_f16_to_f32(b->dmin) * (float)m;
+        float dm = av_half(b->dmin) * (float)m;
         for (int l = 0; l < 32; l++) {
             int q = av_nearest_int((x[32 * j + l] + dm) / d);
             L[32 * j + l] = (uint8_t)(q < 0 ? 0 : q > 15 ? 15 : q);

@@ -6,25 +6,25 @@
 #include <math.h>
 #include <string.h>
 
-void av_dequant_q4_0(const void *blocks, float *y, int64_t n) {
+void av_dequant_q4_0(const void *restrict blocks, float *restrict y, int64_t n) {
     const av_block_q4_0 *b = blocks;
     for (int64_t i = 0; i < n / AV_QK; i++, y += AV_QK) {
-        float d = av_f16_to_f32(b[i].d);
-        for (int j = 0; j < AV_QK / 2; j++) {
+        float d = av_half(b[i].d);
+        for (int j = 0; j < AV_QK / 2; j++)
             y[j] = (float)((b[i].qs[j] & 0x0f) - 8) * d;
+        for (int j = 0; j < AV_QK / 2; j++)
             y[j + AV_QK / 2] = (float)((b[i].qs[j] >> 4) - 8) * d;
-        }
     }
 }
 
-void av_dequant_q4_1(const void *blocks, float *y, int64_t n) {
+void av_dequant_q4_1(const void *restrict blocks, float *restrict y, int64_t n) {
     const av_block_q4_1 *b = blocks;
     for (int64_t i = 0; i < n / AV_QK; i++, y += AV_QK) {
-        float d = av_f16_to_f32(b[i].d), m = av_f16_to_f32(b[i].m);
-        for (int j = 0; j < AV_QK / 2; j++) {
+        float d = av_half(b[i].d), m = av_half(b[i].m);
+        for (int j = 0; j < AV_QK / 2; j++)
             y[j] = (float)(b[i].qs[j] & 0x0f) * d + m;
+        for (int j = 0; j < AV_QK / 2; j++)
             y[j + AV_QK / 2] = (float)(b[i].qs[j] >> 4) * d + m;
-        }
     }
 }
 
@@ -38,32 +38,32 @@ static void q5_values(const uint8_t qh_bytes[4], const uint8_t qs[AV_QK / 2], in
     }
 }
 
-void av_dequant_q5_0(const void *blocks, float *y, int64_t n) {
+void av_dequant_q5_0(const void *restrict blocks, float *restrict y, int64_t n) {
     const av_block_q5_0 *b = blocks;
     int q[AV_QK];
     for (int64_t i = 0; i < n / AV_QK; i++, y += AV_QK) {
-        float d = av_f16_to_f32(b[i].d);
+        float d = av_half(b[i].d);
         q5_values(b[i].qh, b[i].qs, q);
         for (int j = 0; j < AV_QK; j++)
             y[j] = (float)(q[j] - 16) * d;
     }
 }
 
-void av_dequant_q5_1(const void *blocks, float *y, int64_t n) {
+void av_dequant_q5_1(const void *restrict blocks, float *restrict y, int64_t n) {
     const av_block_q5_1 *b = blocks;
     int q[AV_QK];
     for (int64_t i = 0; i < n / AV_QK; i++, y += AV_QK) {
-        float d = av_f16_to_f32(b[i].d), m = av_f16_to_f32(b[i].m);
+        float d = av_half(b[i].d), m = av_half(b[i].m);
         q5_values(b[i].qh, b[i].qs, q);
         for (int j = 0; j < AV_QK; j++)
             y[j] = (float)q[j] * d + m;
     }
 }
 
-void av_dequant_q8_0(const void *blocks, float *y, int64_t n) {
+void av_dequant_q8_0(const void *restrict blocks, float *restrict y, int64_t n) {
     const av_block_q8_0 *b = blocks;
     for (int64_t i = 0; i < n / AV_QK; i++, y += AV_QK) {
-        float d = av_f16_to_f32(b[i].d);
+        float d = av_half(b[i].d);
         for (int j = 0; j < AV_QK; j++)
             y[j] = (float)b[i].qs[j] * d;
     }
