@@ -7,8 +7,9 @@
  *                                                  IDS) from llama.cpp and from attnviz, raw f32 [T, vocab];
  *                                                  AV_SHORT: attnviz on the first 6 ids alone (its
  *                                                  matrix-vector path)
- *   llama_ref time MODEL.gguf N_TOKENS N_THREADS   llama.cpp's prompt processing of N ids (one llama_decode
- *                                                  call, logits of the last position): prints seconds
+ *   llama_ref time MODEL.gguf IDS.json N_THREADS   llama.cpp's prompt processing of the ids (a JSON array of
+ *                                                  integers; one llama_decode call, logits of the last
+ *                                                  position): prints seconds
  * Exit status 0 on success; errors go to stderr. */
 #include "attnviz.h"
 
@@ -119,17 +120,30 @@ static int cmd_logits(char **argv) {
     return rc ? 1 : 0;
 }
 
+/* The integers of a JSON array file (at most max); -1 when unreadable. */
+static int read_ids(const char *path, int32_t *ids, int max) {
+    FILE *fp = fopen(path, "r");
+    int n = 0, c;
+    if (!fp) return -1;
+    while (n < max && (c = fgetc(fp)) != EOF)
+        if (c >= '0' && c <= '9') {
+            long v = c - '0';
+            while ((c = fgetc(fp)) >= '0' && c <= '9') v = v * 10 + (c - '0');
+            ids[n++] = (int32_t)v;
+        }
+    fclose(fp);
+    return n;
+}
+
 static int cmd_time(char **argv) {
-    int n = atoi(argv[1]), threads = atoi(argv[2]), vocab;
+    enum { MAX_IDS = 8192 };
+    static int32_t ids[MAX_IDS];
+    int n = read_ids(argv[1], ids, MAX_IDS), threads = atoi(argv[2]), vocab;
     double s = 0;
-    if (n < 1 || threads < 1) return fprintf(stderr, "llama_ref: bad N_TOKENS or N_THREADS\n"), 1;
-    int32_t *ids = malloc(sizeof *ids * (size_t)n);
-    for (int i = 0; ids && i < n; i++)
-        ids[i] = fixed_id(i, 32000);
-    float *lg = ids ? llama_logits(argv[0], ids, n, 0, threads, &vocab, &s) : NULL;
+    if (n < 1 || threads < 1) return fprintf(stderr, "llama_ref: no ids in %s or bad N_THREADS\n", argv[1]), 1;
+    float *lg = llama_logits(argv[0], ids, n, 0, threads, &vocab, &s);
     if (lg) printf("%.3f\n", s);
     free(lg);
-    free(ids);
     return lg ? 0 : 1;
 }
 
