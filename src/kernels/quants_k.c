@@ -71,43 +71,42 @@ static void k_scale_min(int j, const uint8_t s[AV_K_SCALE_SIZE], uint8_t *sc, ui
     }
 }
 
-void av_dequant_q4_k(const void *restrict blocks, float *restrict y, int64_t n) {
-    const av_block_q4_k *b = blocks;
-    for (int64_t i = 0; i < n / AV_QK_K; i++) {
-        float d = av_half(b[i].d), min = av_half(b[i].dmin);
-        for (int j = 0; j < 8; j += 2) { /* sub-blocks j and j + 1 share 32 bytes: low and high nibbles */
-            const uint8_t *q = b[i].qs + 16 * j;
-            uint8_t sc, m;
-            k_scale_min(j, b[i].scales, &sc, &m);
-            float d1 = d * (float)sc, m1 = min * (float)m;
-            k_scale_min(j + 1, b[i].scales, &sc, &m);
-            float d2 = d * (float)sc, m2 = min * (float)m;
+/* One Q4_K or Q5_K super-block (they differ only in Q5_K's fifth bits, qh: NULL for Q4_K): sub-blocks j, j +
+ * 1 (j even) are the low and high nibbles of qs[16 j ..], plus 16 where bit j (j + 1) of qh[l] is set. y:
+ * (256) */
+static inline void k_dequant_4_5(float d, float min, const uint8_t *scales, const uint8_t *qs,
+                                 const uint8_t *qh, float *restrict y) {
+    for (int j = 0; j < 8; j += 2, y += 64) {
+        const uint8_t *q = qs + 16 * j;
+        uint8_t sc, m, lo_bit = (uint8_t)(1u << j), hi_bit = (uint8_t)(2u << j);
+        k_scale_min(j, scales, &sc, &m);
+        float d1 = d * (float)sc, m1 = min * (float)m;
+        k_scale_min(j + 1, scales, &sc, &m);
+        float d2 = d * (float)sc, m2 = min * (float)m;
+        if (qh) {
             for (int l = 0; l < 32; l++)
-                *y++ = d1 * (float)(q[l] & 0x0f) - m1;
+                y[l] = d1 * (float)((q[l] & 0x0f) + (qh[l] & lo_bit ? 16 : 0)) - m1;
             for (int l = 0; l < 32; l++)
-                *y++ = d2 * (float)(q[l] >> 4) - m2;
+                y[32 + l] = d2 * (float)((q[l] >> 4) + (qh[l] & hi_bit ? 16 : 0)) - m2;
+        } else {
+            for (int l = 0; l < 32; l++)
+                y[l] = d1 * (float)(q[l] & 0x0f) - m1;
+            for (int l = 0; l < 32; l++)
+                y[32 + l] = d2 * (float)(q[l] >> 4) - m2;
         }
     }
 }
 
+void av_dequant_q4_k(const void *restrict blocks, float *restrict y, int64_t n) {
+    const av_block_q4_k *b = blocks;
+    for (int64_t i = 0; i < n / AV_QK_K; i++)
+        k_dequant_4_5(av_half(b[i].d), av_half(b[i].dmin), b[i].scales, b[i].qs, NULL, y + i * AV_QK_K);
+}
+
 void av_dequant_q5_k(const void *restrict blocks, float *restrict y, int64_t n) {
     const av_block_q5_k *b = blocks;
-    for (int64_t i = 0; i < n / AV_QK_K; i++) {
-        float d = av_half(b[i].d), min = av_half(b[i].dmin);
-        const uint8_t *qh = b[i].qh;
-        for (int j = 0; j < 8; j += 2) { /* fifth bits: bit j of qh[l] for sub-block j, bit j + 1 for j + 1 */
-            const uint8_t *q = b[i].qs + 16 * j;
-            uint8_t sc, m, u1 = (uint8_t)(1u << j), u2 = (uint8_t)(2u << j);
-            k_scale_min(j, b[i].scales, &sc, &m);
-            float d1 = d * (float)sc, m1 = min * (float)m;
-            k_scale_min(j + 1, b[i].scales, &sc, &m);
-            float d2 = d * (float)sc, m2 = min * (float)m;
-            for (int l = 0; l < 32; l++)
-                *y++ = d1 * (float)((q[l] & 0x0f) + (qh[l] & u1 ? 16 : 0)) - m1;
-            for (int l = 0; l < 32; l++)
-                *y++ = d2 * (float)((q[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
-        }
-    }
+    for (int64_t i = 0; i < n / AV_QK_K; i++)
+        k_dequant_4_5(av_half(b[i].d), av_half(b[i].dmin), b[i].scales, b[i].qs, b[i].qh, y + i * AV_QK_K);
 }
 
 void av_dequant_q6_k(const void *restrict blocks, float *restrict y, int64_t n) {
