@@ -36,7 +36,10 @@ cc -std=c11 -D_DEFAULT_SOURCE -O2 -Iinclude -Isrc -I"${INC%%:*}" -I"${INC##*:}" 
 
 SYN=$DIR/synth-1b-22
 [ -f "$SYN/config.json" ] || $PY bench/make_synth_llama.py --preset 1b --layers 22 --dtype f16 --out "$SYN"
-[ -f "$DIR/F16.gguf" ] || "$BIN" convert --model "$SYN" -o "$DIR/F16.gguf" --type f16
+# llama.cpp loads only files with a tokenizer: the synthetic model has Llama 2's vocabulary size (32000)
+TOK=${ATTNVIZ_SHARED:-$ROOT/../shared}/tokenizers/llama2/tokenizer.model
+[ -f "$TOK" ] || { echo "needs $TOK (../shared) for llama.cpp to load the model" >&2; exit 1; }
+[ -f "$DIR/F16.gguf" ] || "$BIN" convert --model "$SYN" --tokenizer "$TOK" -o "$DIR/F16.gguf" --type f16
 for t in $TYPES; do
     case $t in F16) continue ;; Q8_0) ft=7 ;; Q4_K_M) ft=15 ;; Q4_0) ft=2 ;; Q5_K_M) ft=17 ;; Q6_K) ft=18 ;;
         IQ4_XS) ft=30 ;; *) echo "unknown type $t" >&2; exit 1 ;; esac
