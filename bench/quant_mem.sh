@@ -24,15 +24,15 @@ mkdir -p "$DIR"
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "== dequantization, one thread (16 rows x 2048 values, best of 200)"
-cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -Iinclude bench/quant_bench.c build/libattnviz.a -o "$DIR/quant_bench" \
-    -lopenblas -lm -pthread
+LIBS=$(sed -n 's/^LIBS *= *//p' Makefile) # libattnviz's own dependencies
+cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -Iinclude bench/quant_bench.c build/libattnviz.a -o "$DIR/quant_bench" $LIBS
 "$DIR/quant_bench"
 
 eval "$(sh tests/llamacpp/install.sh)"
 export LIB
 cc -std=c11 -D_DEFAULT_SOURCE -O2 -Iinclude -Isrc -I"${INC%%:*}" -I"${INC##*:}" -o "$DIR/llama_ref" \
     tests/llamacpp/llama_ref.c build/libattnviz.a -L"$LIB" -lllama.v0.4.0 -lggml.v0.4.0 -lggml-base \
-    -Wl,-rpath,"$LIB" -lopenblas -ljansson -lonig -lutf8proc -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -lstb
+    -Wl,-rpath,"$LIB" $LIBS
 
 SYN=$DIR/synth-1b-22
 [ -f "$SYN/config.json" ] || $PY bench/make_synth_llama.py --preset 1b --layers 22 --dtype f16 --out "$SYN"

@@ -32,8 +32,8 @@ if ! "$PY" -c 'import numpy' 2> /dev/null; then
 fi
 CC=${CC:-cc}
 CFLAGS="-std=c11 -D_DEFAULT_SOURCE -O2 -I$ROOT/include -I$ROOT/src -I${INC%%:*} -I${INC##*:}"
-LIBS="$LIBAV -L$LIB -lllama.v0.4.0 -lggml.v0.4.0 -lggml-base -Wl,-rpath,$LIB -lopenblas -ljansson -lonig -lutf8proc"
-LIBS="$LIBS -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -lstb"
+# libattnviz's own dependencies: the LIBS line of the Makefile
+LIBS="$LIBAV -L$LIB -lllama.v0.4.0 -lggml.v0.4.0 -lggml-base -Wl,-rpath,$LIB $(sed -n 's/^LIBS *= *//p' "$ROOT/Makefile")"
 for prog in quant_ref llama_ref; do
     # shellcheck disable=SC2086 # word splitting of the flag lists is intended
     if ! $CC $CFLAGS -o "$TMP/$prog" "$ROOT/tests/llamacpp/$prog.c" $LIBS > "$TMP/cc.log" 2>&1; then
