@@ -377,16 +377,24 @@ static void test_output_refused(void) {
     CHECK(access(tmp, F_OK) != 0);
 }
 
+/* The attnviz binary and stories260K's checkpoint and tokenizer for the convert command's tests: NULL, or
+ * why they cannot run. model, tok: (4096) */
+static const char *convert_cli_setup(const char **bin, char *model, char *tok) {
+    const char *why = setup_ref();
+    if (why) return why;
+    *bin = getenv("ATTNVIZ_BIN");
+    if (!*bin || !**bin) *bin = "build/attnviz";
+    if (access(*bin, X_OK) != 0) return "the attnviz binary is not built";
+    h_shared_file(model, 4096, "models/stories260K/stories260K.bin");
+    h_shared_file(tok, 4096, "models/stories260K/tok512.bin");
+    return NULL;
+}
+
 /* `attnviz convert` end to end: exit status, one summary line on stderr, a loadable result. */
 static void test_convert_cli(void) {
-    const char *why = setup_ref();
-    if (why) SKIP("%s", why);
-    const char *bin = getenv("ATTNVIZ_BIN");
-    if (!bin || !*bin) bin = "build/attnviz";
-    if (access(bin, X_OK) != 0) SKIP("%s not built", bin);
+    const char *bin, *why;
     char model[4096], tok[4096], cmd[10000];
-    h_shared_file(model, sizeof model, "models/stories260K/stories260K.bin");
-    h_shared_file(tok, sizeof tok, "models/stories260K/tok512.bin");
+    if ((why = convert_cli_setup(&bin, model, tok))) SKIP("%s", why);
     const char *out = tmp_path("cli.gguf"), *errf = tmp_path("cli.err");
     snprintf(cmd, sizeof cmd, "'%s' convert --model '%s' --tokenizer '%s' --to gguf -o '%s' --type q8_0 2>'%s'", bin,
              model, tok, out, errf);
@@ -413,14 +421,9 @@ static void test_convert_cli(void) {
  * tests/cli/test_llamacpp_quants.sh is where quantized forward passes are checked exactly). A quantized type
  * for a Hugging Face directory and --to hf with a .gguf name are usage errors. */
 static void test_convert_cli_quantized(void) {
-    const char *why = setup_ref();
-    if (why) SKIP("%s", why);
-    const char *bin = getenv("ATTNVIZ_BIN");
-    if (!bin || !*bin) bin = "build/attnviz";
-    if (access(bin, X_OK) != 0) SKIP("%s not built", bin);
+    const char *bin, *why;
     char model[4096], tok[4096], cmd[10000];
-    h_shared_file(model, sizeof model, "models/stories260K/stories260K.bin");
-    h_shared_file(tok, sizeof tok, "models/stories260K/tok512.bin");
+    if ((why = convert_cli_setup(&bin, model, tok))) SKIP("%s", why);
     const char *types[2] = {"q4_k", "q4_0"}, *errf = tmp_path("cli4.err");
     for (int k = 0; k < 2; k++) {
         char out[600];
