@@ -1,7 +1,8 @@
 /* Dequantization throughput of every weight type: av_dequantize on 16 rows of 2048 values (a tile the
  * matmul paths expand at a time; stays in L2), best of several repetitions. Prints one JSON line per type
  * with nanoseconds per value and GB/s of f32 written. bench/quant_mem.sh builds and runs it:
- *   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -Iinclude bench/quant_bench.c build/libattnviz.a <the Makefile's LIBS> */
+ *   cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -Iinclude bench/quant_bench.c build/libattnviz.a <the Makefile's
+ * LIBS> */
 #include "kernels/kernels.h"
 
 #include <stdio.h>

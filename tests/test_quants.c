@@ -204,6 +204,7 @@ static void test_writers_convert(void) {
     av_gguf_writer w;
     av_err err = {{0}};
     av_gguf_writer_init(&w);
+    w.codec = &av_quant_codec; /* kernels/ converts the quantized types for io/ */
     const int64_t shape[2] = {ROWS, COLS};
     const struct {
         const char *name;
@@ -243,6 +244,7 @@ static void test_writers_convert(void) {
     snprintf(path, sizeof path, "%s/convert.safetensors", h_tmpdir());
     av_st_writer sw;
     av_st_writer_init(&sw);
+    sw.codec = &av_quant_codec;
     REQUIREF(av_st_writer_add(&sw, "w", AV_DTYPE_Q4_K, AV_DTYPE_F32, 2, shape, q4k, &err) == 0, "%s",
              err.msg);
     REQUIREF(av_st_writer_save(&sw, path, &err) == 0, "%s", err.msg);

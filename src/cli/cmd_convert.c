@@ -72,7 +72,8 @@ int cmd_convert(int argc, char **argv) {
     ep.n_shards = (int)shards;
     ep.force = cli_has(&a, "force");
     if (cli_load_model(&a, cmd, &m)) goto done;
-    int failed = strcmp(to, "gguf") == 0 ? av_export_gguf(m, out, &ep, &rep, &err) : av_export_hf(m, out, &ep, &rep, &err);
+    int failed = strcmp(to, "gguf") == 0 ? av_export_gguf(m, out, &ep, &rep, &err)
+                                         : av_export_hf(m, out, &ep, &rep, &err);
     if (failed) {
         cli_fail(cmd, &err);
         goto done;
@@ -86,10 +87,10 @@ int cmd_convert(int argc, char **argv) {
     if (rep.n_fallback)
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " (rows not a multiple of %d)",
                  av_dtype_block_size(ep.dtype));
-    fprintf(stderr, "attnviz convert: %s (%s) -> %s: %s %s, %d tensors, %.2f MiB in %d file%s%s, %s\n", info.name,
-            info.format, out, strcmp(to, "gguf") == 0 ? "GGUF v3" : "Hugging Face", av_dtype_name(ep.dtype),
-            rep.n_tensors, (double)rep.n_bytes / (1024.0 * 1024.0), rep.n_shards, rep.n_shards == 1 ? "" : "s",
-            extra, rep.tokenizer ? "with tokenizer" : "no tokenizer");
+    fprintf(stderr, "attnviz convert: %s (%s) -> %s: %s %s, %d tensors, %.2f MiB in %d file%s%s, %s\n",
+            info.name, info.format, out, strcmp(to, "gguf") == 0 ? "GGUF v3" : "Hugging Face",
+            av_dtype_name(ep.dtype), rep.n_tensors, (double)rep.n_bytes / (1024.0 * 1024.0), rep.n_shards,
+            rep.n_shards == 1 ? "" : "s", extra, rep.tokenizer ? "with tokenizer" : "no tokenizer");
     rc = 0;
 done:
     av_model_free(m);

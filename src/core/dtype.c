@@ -36,9 +36,7 @@ const av_dtype_traits *av_dtype_get_traits(av_dtype t) {
     return (unsigned)t < AV_DTYPE_COUNT ? &traits[t] : NULL;
 }
 
-const char *av_dtype_name(av_dtype t) {
-    return (unsigned)t < AV_DTYPE_COUNT ? traits[t].name : "?";
-}
+const char *av_dtype_name(av_dtype t) { return (unsigned)t < AV_DTYPE_COUNT ? traits[t].name : "?"; }
 
 int av_dtype_parse(const char *s, av_dtype *out) {
     for (int t = 0; t < AV_DTYPE_COUNT; t++)
@@ -58,13 +56,9 @@ int av_dtype_from_ggml(uint32_t ggml_type, av_dtype *out) {
     return -1;
 }
 
-int av_dtype_block_size(av_dtype t) {
-    return (unsigned)t < AV_DTYPE_COUNT ? traits[t].block : 1;
-}
+int av_dtype_block_size(av_dtype t) { return (unsigned)t < AV_DTYPE_COUNT ? traits[t].block : 1; }
 
-int av_dtype_is_quantized(av_dtype t) {
-    return (unsigned)t < AV_DTYPE_COUNT && traits[t].block > 1;
-}
+int av_dtype_is_quantized(av_dtype t) { return (unsigned)t < AV_DTYPE_COUNT && traits[t].block > 1; }
 
 int av_dtype_is_weight(av_dtype t) {
     return t == AV_DTYPE_F32 || t == AV_DTYPE_F16 || t == AV_DTYPE_BF16 || av_dtype_is_quantized(t);

@@ -138,6 +138,16 @@ typedef struct av_dtype_traits {
     size_t block_bytes; /* bytes per block */
 } av_dtype_traits;
 
+/* Conversions between f32 and the quantized types. They live in kernels/, above io/: the writers of io/
+ * convert F32, F16 and BF16 themselves and take the others from a codec their caller hands them
+ * (kernels.h: av_quant_codec). */
+typedef struct av_dtype_codec {
+    void (*to_f32)(av_dtype t, const void *src, float *dst, int64_t n); /* n values, whole blocks */
+    int (*from_f32)(av_dtype t, const float *src, void *dst,
+                    int64_t n); /* 0, or -1: a type it does not write */
+    int (*writes)(av_dtype t);  /* 1 for the types from_f32 writes */
+} av_dtype_codec;
+
 /* The table row of t (NULL outside [0, AV_DTYPE_COUNT)). */
 const av_dtype_traits *av_dtype_get_traits(av_dtype t);
 /* The dtype of a GGUF tensor type id; -1 when attnviz does not read that type. */

@@ -30,16 +30,20 @@ static void rmsnorm_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
         const float *xr = j->x + (size_t)r * (size_t)dim;
         float *o = j->out + (size_t)r * (size_t)dim;
         double ss = 0;
-        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+        for (int i = 0; i < dim; i++)
+            ss += (double)xr[i] * xr[i];
         float scale = 1.0f / sqrtf((float)(ss / dim) + j->eps);
         if (j->w) /* the common case: a plain loop the compiler vectorizes */
-            for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * j->w[i];
+            for (int i = 0; i < dim; i++)
+                o[i] = xr[i] * scale * j->w[i];
         else
-            for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * weight_at(j->weight, (size_t)i);
+            for (int i = 0; i < dim; i++)
+                o[i] = xr[i] * scale * weight_at(j->weight, (size_t)i);
     }
 }
 
-void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps, int n_threads) {
+void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps,
+                int n_threads) {
     float stack_w[4096], *w = dim <= 4096 ? stack_w : malloc(sizeof(float) * (size_t)dim); /* (dim) or NULL */
     if (w) av_dequantize_rows(weight, 0, 1, w);
     rmsnorm_job j = {out, x, weight, w, dim, eps};
@@ -54,9 +58,11 @@ void av_layernorm(float *out, const float *x, const av_tensor *weight, const av_
         const float *xr = x + (size_t)r * (size_t)dim;
         float *o = out + (size_t)r * (size_t)dim;
         double sum = 0, ss = 0;
-        for (int i = 0; i < dim; i++) sum += xr[i];
+        for (int i = 0; i < dim; i++)
+            sum += xr[i];
         double mean = sum / dim;
-        for (int i = 0; i < dim; i++) ss += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+        for (int i = 0; i < dim; i++)
+            ss += ((double)xr[i] - mean) * ((double)xr[i] - mean);
         float inv = (float)(1.0 / sqrt(ss / dim + (double)eps)), mf = (float)mean;
         for (int i = 0; i < dim; i++) {
             float v = (xr[i] - mf) * inv * weight_at(weight, (size_t)i);
@@ -68,7 +74,8 @@ void av_layernorm(float *out, const float *x, const av_tensor *weight, const av_
 void av_activate(float *x, size_t n, av_act act) {
     switch (act) {
     case AV_ACT_GELU:
-        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        for (size_t i = 0; i < n; i++)
+            x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
         break;
     case AV_ACT_GELU_TANH:
         for (size_t i = 0; i < n; i++) {
@@ -77,13 +84,16 @@ void av_activate(float *x, size_t n, av_act act) {
         }
         break;
     case AV_ACT_RELU:
-        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (size_t i = 0; i < n; i++)
+            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
         break;
     case AV_ACT_SILU:
-        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+        for (size_t i = 0; i < n; i++)
+            x[i] = x[i] / (1.0f + expf(-x[i]));
         break;
     case AV_ACT_QUICK_GELU:
-        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+        for (size_t i = 0; i < n; i++)
+            x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
         break;
     }
 }
@@ -91,7 +101,8 @@ void av_activate(float *x, size_t n, av_act act) {
 void av_add_bias(float *y, const av_tensor *b, int n, int cols) {
     for (int r = 0; r < n; r++) {
         float *yr = y + (size_t)r * (size_t)cols;
-        for (int c = 0; c < cols; c++) yr[c] += weight_at(b, (size_t)c);
+        for (int c = 0; c < cols; c++)
+            yr[c] += weight_at(b, (size_t)c);
     }
 }
 
@@ -135,7 +146,8 @@ static __m256 exp_nonpos8(__m256 x) {
 void av_softmax(float *x, int n) {
     if (n <= 0) return;
     float mx = x[0];
-    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    for (int i = 1; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
     int i = 0;
     float sum = 0;
 #ifdef AV_HAVE_F16C
@@ -147,7 +159,8 @@ void av_softmax(float *x, int n) {
     }
     float lanes[8];
     _mm256_storeu_ps(lanes, vsum);
-    for (int k = 0; k < 8; k++) sum += lanes[k];
+    for (int k = 0; k < 8; k++)
+        sum += lanes[k];
 #endif
     for (; i < n; i++) {
         x[i] = exp_nonpos(x[i] - mx);
@@ -157,9 +170,11 @@ void av_softmax(float *x, int n) {
     i = 0;
 #ifdef AV_HAVE_F16C
     __m256 vinv = _mm256_set1_ps(inv);
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
 #endif
-    for (; i < n; i++) x[i] *= inv;
+    for (; i < n; i++)
+        x[i] *= inv;
 }
 
 void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half_style) {

@@ -40,9 +40,7 @@ static void dequant_f32(const void *src, float *dst, int64_t n) {
     memcpy(dst, src, sizeof(float) * (size_t)n);
 }
 
-static void quant_f32(const float *x, void *dst, int64_t n) {
-    memcpy(dst, x, sizeof(float) * (size_t)n);
-}
+static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, sizeof(float) * (size_t)n); }
 
 static void quant_f16(const float *x, void *dst, int64_t n) {
     uint16_t *h = dst;
@@ -97,9 +95,7 @@ void av_dequantize_rows(const av_tensor *w, int64_t row0, int64_t n_rows, float 
     av_dequantize(w->dtype, (const uint8_t *)w->data + (size_t)row0 * row_bytes, dst, n_rows * cols);
 }
 
-int av_dtype_can_quantize(av_dtype t) {
-    return (unsigned)t < AV_DTYPE_COUNT && conv[t].from_f32 != NULL;
-}
+int av_dtype_can_quantize(av_dtype t) { return (unsigned)t < AV_DTYPE_COUNT && conv[t].from_f32 != NULL; }
 
 int av_quantize(av_dtype t, const float *src, void *dst, int64_t n) {
     if (!av_dtype_can_quantize(t) || n % av_dtype_block_size(t)) return -1;
@@ -107,6 +103,6 @@ int av_quantize(av_dtype t, const float *src, void *dst, int64_t n) {
     return 0;
 }
 
-void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n) {
-    av_quant_q8_0(x, out, (int64_t)n);
-}
+const av_dtype_codec av_quant_codec = {av_dequantize, av_quantize, av_dtype_can_quantize};
+
+void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n) { av_quant_q8_0(x, out, (int64_t)n); }

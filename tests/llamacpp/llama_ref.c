@@ -21,9 +21,7 @@
 
 enum { N_IDS = 40, N_SHORT = 6 };
 
-static int fixed_id(int i, int vocab) {
-    return (i * 37 + 11) % (vocab - 3) + 3;
-}
+static int fixed_id(int i, int vocab) { return (i * 37 + 11) % (vocab - 3) + 3; }
 
 static void quiet_log(enum ggml_log_level level, const char *text, void *user) {
     if (level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
@@ -128,7 +126,8 @@ static int read_ids(const char *path, int32_t *ids, int max) {
     while (n < max && (c = fgetc(fp)) != EOF)
         if (c >= '0' && c <= '9') {
             long v = c - '0';
-            while ((c = fgetc(fp)) >= '0' && c <= '9') v = v * 10 + (c - '0');
+            while ((c = fgetc(fp)) >= '0' && c <= '9')
+                v = v * 10 + (c - '0');
             ids[n++] = (int32_t)v;
         }
     fclose(fp);
@@ -140,7 +139,8 @@ static int cmd_time(char **argv) {
     static int32_t ids[MAX_IDS];
     int n = read_ids(argv[1], ids, MAX_IDS), threads = atoi(argv[2]), vocab;
     double s = 0;
-    if (n < 1 || threads < 1) return fprintf(stderr, "llama_ref: no ids in %s or bad N_THREADS\n", argv[1]), 1;
+    if (n < 1 || threads < 1)
+        return fprintf(stderr, "llama_ref: no ids in %s or bad N_THREADS\n", argv[1]), 1;
     float *lg = llama_logits(argv[0], ids, n, 0, threads, &vocab, &s);
     if (lg) printf("%.3f\n", s);
     free(lg);

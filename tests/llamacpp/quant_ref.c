@@ -43,9 +43,7 @@ static uint64_t rng_next(void) { /* splitmix64 */
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
-static float rng_uniform(void) {
-    return (float)((rng_next() >> 40) + 0.5) / 16777216.0f;
-}
+static float rng_uniform(void) { return (float)((rng_next() >> 40) + 0.5) / 16777216.0f; }
 static float rng_normal(void) {
     return sqrtf(-2.0f * logf(rng_uniform())) * cosf(6.2831853f * rng_uniform());
 }
@@ -58,23 +56,12 @@ static void make_rows(float *x) {
         for (int c = 0; c < COLS; c++) {
             float v = rng_normal();
             switch (r % 6) {
-            case 1:
-                v *= 1e-3f;
-                break;
-            case 2:
-                v = v + 0.7f;
-                break;
-            case 3:
-                v = rng_uniform() < 0.02f ? v * 40.0f : v;
-                break;
-            case 4:
-                v = c < 64 ? 0.0f : c < 128 ? 0.25f : v;
-                break;
-            case 5:
-                v = fabsf(v) + 0.1f;
-                break;
-            default:
-                break;
+            case 1: v *= 1e-3f; break;
+            case 2: v = v + 0.7f; break;
+            case 3: v = rng_uniform() < 0.02f ? v * 40.0f : v; break;
+            case 4: v = c < 64 ? 0.0f : c < 128 ? 0.25f : v; break;
+            case 5: v = fabsf(v) + 0.1f; break;
+            default: break;
             }
             row[c] = v * scale;
         }
