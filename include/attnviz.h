@@ -55,6 +55,44 @@ typedef struct av_tensor {
 const char *av_dtype_name(av_dtype t);
 int64_t av_tensor_numel(const av_tensor *t);
 
+/* ---- attention kinds, model families, model file formats ------------------------------------------------
+ * Enums with a stable text name (trace files, JSON, the CLI): _name gives it ("?" out of range), _parse reads it
+ * back (0, or -1 for an unknown name). Values are only ever added at the end. */
+
+typedef enum av_attn_kind {
+    AV_ATTN_SELF = 0, /* "self": decoder-only and encoder-only models, images */
+    AV_ATTN_ENC,      /* "enc": an encoder-decoder's encoder self-attention */
+    AV_ATTN_DEC,      /* "dec": its decoder self-attention */
+    AV_ATTN_CROSS,    /* "cross": decoder queries over encoder keys */
+    AV_ATTN_KIND_COUNT
+} av_attn_kind;
+const char *av_attn_kind_name(av_attn_kind k);
+int av_attn_kind_parse(const char *s, av_attn_kind *out);
+/* The trace metadata key labelling the queries (key_side 0) or keys (key_side 1) of kind: "source_tokens" or
+ * "target_tokens" for encoder-decoder kinds (cross: target queries x source keys), NULL for self (the trace's
+ * own tokens). */
+const char *av_attn_kind_labels_key(av_attn_kind kind, int key_side);
+
+typedef enum av_family {
+    AV_FAMILY_LLAMA = 0, /* "llama": Llama, Mistral, Qwen2 */
+    AV_FAMILY_GPT2,      /* "gpt2" */
+    AV_FAMILY_BERT,      /* "bert": BERT, RoBERTa, DistilBERT */
+    AV_FAMILY_VIT,       /* "vit" */
+    AV_FAMILY_ENCDEC,    /* "encoder-decoder": Marian, BART, T5 */
+    AV_FAMILY_COUNT
+} av_family;
+const char *av_family_name(av_family f);
+int av_family_parse(const char *s, av_family *out);
+
+typedef enum av_model_format {
+    AV_MODEL_FORMAT_LLAMA2C = 0, /* "llama2c": a llama2.c checkpoint */
+    AV_MODEL_FORMAT_GGUF,        /* "gguf" */
+    AV_MODEL_FORMAT_HF,          /* "hf": a Hugging Face (or timm) directory */
+    AV_MODEL_FORMAT_COUNT
+} av_model_format;
+const char *av_model_format_name(av_model_format f);
+int av_model_format_parse(const char *s, av_model_format *out);
+
 /* ---- tokenizer ---------------------------------------------------------------------------------------- */
 
 typedef struct av_tokenizer av_tokenizer;
@@ -107,12 +145,12 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
 void av_model_free(av_model *m);
 
 typedef struct av_model_info {
-    const char *name;   /* e.g. "stories260K" */
-    const char *arch;   /* "llama" */
-    const char *format; /* "llama2c", "gguf", "hf" */
+    const char *name;       /* e.g. "stories260K" */
+    const char *arch;       /* "llama", "mistral", "gpt2", "roberta", "t5", ... */
+    av_model_format format; /* the file it was loaded from */
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, max_seq_len;
     int64_t n_params;
-    const char *family; /* "llama", "gpt2", "bert", "vit", "encoder-decoder" (docs/MODELS.md) */
+    av_family family;   /* docs/MODELS.md */
     int n_dec_layers;   /* encoder-decoders: decoder layers (n_layers counts the encoder's); 0 otherwise */
 } av_model_info;
 
@@ -163,10 +201,10 @@ const char *av_trace_meta(const av_trace *t, const char *key);
 int av_trace_n_tokens(const av_trace *t);
 const char *av_trace_token(const av_trace *t, int i);
 int av_trace_token_id(const av_trace *t, int i);
-/* Number of layers present for kind ("self", "enc", "dec", "cross"); 0 if none. */
-int av_trace_n_layers(const av_trace *t, const char *kind);
+/* Number of layers present for kind; 0 if none. */
+int av_trace_n_layers(const av_trace *t, av_attn_kind kind);
 /* Attention of one layer; the view stays valid until av_trace_free. */
-int av_trace_attn(const av_trace *t, const char *kind, int layer, av_attn_view *out, av_err *err);
+int av_trace_attn(const av_trace *t, av_attn_kind kind, int layer, av_attn_view *out, av_err *err);
 /* Value-vector norms ||v_j W_o^h|| of one layer (norm-based attention, Kobayashi et al. 2020):
  * out->data (n_heads, n_tokens). Returns -1 with a message when the trace has none for that layer. */
 int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err);
@@ -177,22 +215,22 @@ int av_trace_logits(const av_trace *t, av_tensor *out);
 
 /* 1 when the trace stores queries/keys (lazy) rather than attention matrices. */
 int av_trace_is_lazy(const av_trace *t);
-/* Query/key counts of one kind ("self", "enc", "dec", "cross"); 0 when absent. */
-int av_trace_n_heads(const av_trace *t, const char *kind);
-int av_trace_n_query(const av_trace *t, const char *kind);
-int av_trace_n_key(const av_trace *t, const char *kind);
+/* Head, query and key counts of one kind; 0 when absent. */
+int av_trace_n_heads(const av_trace *t, av_attn_kind kind);
+int av_trace_n_query(const av_trace *t, av_attn_kind kind);
+int av_trace_n_key(const av_trace *t, av_attn_kind kind);
 
 /* Attention row of query q of one head (head >= 0) or reduced over heads (AV_HEADS_MEAN / AV_HEADS_MAX).
  * out: (n_key) floats. Thread-safe for concurrent readers. */
 #define AV_HEADS_MEAN (-1)
 #define AV_HEADS_MAX (-2)
-int av_trace_attn_row(const av_trace *t, const char *kind, int layer, int head, int q, float *out, av_err *err);
+int av_trace_attn_row(const av_trace *t, av_attn_kind kind, int layer, int head, int q, float *out, av_err *err);
 
 typedef enum av_pool { AV_POOL_MAX = 0, AV_POOL_MEAN } av_pool;
 /* The block [q0, q1) x [k0, k1) of one head (or AV_HEADS_MEAN/MAX) pooled into out_rows x out_cols cells:
  * cell (r, c) covers queries q0 + r*(q1-q0)/out_rows .. and keys likewise, reduced with pool. When out_rows ==
  * q1-q0 and out_cols == k1-k0 the cells are exact values. out: (out_rows, out_cols). Thread-safe. */
-int av_trace_attn_tile(const av_trace *t, const char *kind, int layer, int head, int q0, int q1, int k0, int k1,
+int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int q1, int k0, int k1,
                        int out_rows, int out_cols, av_pool pool, float *out, av_err *err);
 
 /* Picks one head's matrix or reduces over heads. spec: a head index ("5"), "mean", "max" or "min".

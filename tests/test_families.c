@@ -29,9 +29,9 @@ static int open_ref(const char *name, av_safetensors *ref, av_err *err) {
 }
 
 /* max |diff| of attention kind/layer against ref "attn.<kind>.<layer>"; -1 when shapes differ */
-static float attn_diff(const av_trace *t, const av_safetensors *ref, const char *kind, int layer) {
+static float attn_diff(const av_trace *t, const av_safetensors *ref, av_attn_kind kind, int layer) {
     char name[64];
-    snprintf(name, sizeof name, "attn.%s.%d", kind, layer);
+    snprintf(name, sizeof name, "attn.%s.%d", av_attn_kind_name(kind), layer);
     const av_tensor *r = av_st_find(ref, name);
     av_attn_view v;
     av_err err = {{0}};
@@ -41,11 +41,11 @@ static float attn_diff(const av_trace *t, const av_safetensors *ref, const char 
     return h_max_abs_diff(v.data, r->data, (size_t)v.n_heads * (size_t)v.n_query * (size_t)v.n_key);
 }
 
-static int n_ref_layers(const av_safetensors *ref, const char *kind) {
+static int n_ref_layers(const av_safetensors *ref, av_attn_kind kind) {
     int n = 0;
     char name[64];
     for (;; n++) {
-        snprintf(name, sizeof name, "attn.%s.%d", kind, n);
+        snprintf(name, sizeof name, "attn.%s.%d", av_attn_kind_name(kind), n);
         if (!av_st_find(ref, name)) return n;
     }
 }
@@ -69,11 +69,11 @@ static void check_token_model(const char *name, const char *arch) {
     av_tensor lg;
     REQUIRE(av_trace_logits(t, &lg) == 0 && lg.shape[0] == T && lg.shape[1] == logits->shape[1]);
     float dl = h_max_abs_diff(lg.data, logits->data, (size_t)av_tensor_numel(logits)), da = 0;
-    int L = n_ref_layers(&ref, "self");
-    CHECKF(L == av_trace_n_layers(t, "self") && L > 0, "%s: %d layers, reference %d", name,
-           av_trace_n_layers(t, "self"), L);
+    int L = n_ref_layers(&ref, AV_ATTN_SELF);
+    CHECKF(L == av_trace_n_layers(t, AV_ATTN_SELF) && L > 0, "%s: %d layers, reference %d", name,
+           av_trace_n_layers(t, AV_ATTN_SELF), L);
     for (int l = 0; l < L; l++) {
-        float d = attn_diff(t, &ref, "self", l);
+        float d = attn_diff(t, &ref, AV_ATTN_SELF, l);
         CHECKF(d >= 0 && d <= TOL, "%s layer %d: attention differs by %g", name, l, d);
         da = d > da ? d : da;
     }
@@ -110,7 +110,7 @@ static void check_encdec(const char *name, const char *arch) {
     av_model *m = load(name, &err);
     REQUIREF(m, "%s: %s", name, err.msg);
     CHECK(strcmp(av_model_get_info(m).arch, arch) == 0 &&
-          strcmp(av_model_get_info(m).family, "encoder-decoder") == 0);
+          av_model_get_info(m).family == AV_FAMILY_ENCDEC);
     av_safetensors ref;
     REQUIREF(open_ref(name, &ref, &err) == 0, "%s", err.msg);
     const av_tensor *src = av_st_find(&ref, "src"), *tgt = av_st_find(&ref, "tgt"),
@@ -126,14 +126,16 @@ static void check_encdec(const char *name, const char *arch) {
     av_tensor lg;
     REQUIRE(av_trace_logits(t, &lg) == 0 && lg.shape[0] == tgt->shape[0]);
     float dl = h_max_abs_diff(lg.data, logits->data, (size_t)av_tensor_numel(logits)), da = 0;
-    const char *kinds[3] = {"enc", "dec", "cross"};
+    const av_attn_kind kinds[3] = {AV_ATTN_ENC, AV_ATTN_DEC, AV_ATTN_CROSS};
     for (int k = 0; k < 3; k++) {
         int L = n_ref_layers(&ref, kinds[k]);
-        CHECKF(L > 0 && L == av_trace_n_layers(t, kinds[k]), "%s: %s layers %d vs %d", name, kinds[k],
+        CHECKF(L > 0 && L == av_trace_n_layers(t, kinds[k]), "%s: %s layers %d vs %d", name,
+               av_attn_kind_name(kinds[k]),
                av_trace_n_layers(t, kinds[k]), L);
         for (int l = 0; l < L; l++) {
             float d = attn_diff(t, &ref, kinds[k], l);
-            CHECKF(d >= 0 && d <= TOL, "%s %s layer %d: attention differs by %g", name, kinds[k], l, d);
+            CHECKF(d >= 0 && d <= TOL, "%s %s layer %d: attention differs by %g", name,
+                   av_attn_kind_name(kinds[k]), l, d);
             da = d > da ? d : da;
         }
     }
@@ -190,7 +192,7 @@ static void test_hf_vit(void) {
     CHECK(av_trace_n_tokens(t) == 17 && strcmp(av_trace_meta(t, "patch_grid"), "4x4") == 0);
     float da = 0;
     for (int l = 0; l < 2; l++) {
-        float d = attn_diff(t, &ref, "self", l);
+        float d = attn_diff(t, &ref, AV_ATTN_SELF, l);
         CHECKF(d >= 0 && d <= TOL, "layer %d: attention differs by %g", l, d);
         da = d > da ? d : da;
     }
@@ -331,7 +333,7 @@ static void test_bidirectional_rows_and_f16_traces(void) {
     av_trace *t = NULL;
     REQUIREF(av_trace_from_ids(m, ids, 6, &rp, &t, &err) == 0, "%s", err.msg);
     av_attn_view v;
-    REQUIRE(av_trace_attn(t, "self", 1, &v, &err) == 0);
+    REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 1, &v, &err) == 0);
     int above = 0; /* an encoder attends both ways: entries above the diagonal are not all zero */
     for (int q = 0; q < 6; q++)
         for (int k = q + 1; k < 6; k++)
@@ -343,7 +345,7 @@ static void test_bidirectional_rows_and_f16_traces(void) {
     av_trace *back = NULL;
     REQUIREF(av_trace_load(path, &back, &err) == 0, "%s", err.msg);
     av_attn_view w;
-    REQUIRE(av_trace_attn(back, "self", 1, &w, &err) == 0);
+    REQUIRE(av_trace_attn(back, AV_ATTN_SELF, 1, &w, &err) == 0);
     CHECK(h_max_abs_diff(v.data, w.data, 36 * 2) < 1e-3f);
     CHECK(strcmp(av_trace_meta(back, "arch"), "bert") == 0);
     av_trace_free(back);
@@ -458,7 +460,7 @@ static void test_text_pair_matches_ids(void) {
     CHECKF(av_trace_n_tokens(a) == 5 && av_trace_n_tokens(b) == 5, "%d tokens", av_trace_n_tokens(a));
     CHECK(strcmp(av_trace_meta(a, "source_token_ids"), av_trace_meta(b, "source_token_ids")) == 0);
     av_attn_view va, vb;
-    REQUIRE(av_trace_attn(a, "cross", 1, &va, &err) == 0 && av_trace_attn(b, "cross", 1, &vb, &err) == 0);
+    REQUIRE(av_trace_attn(a, AV_ATTN_CROSS, 1, &va, &err) == 0 && av_trace_attn(b, AV_ATTN_CROSS, 1, &vb, &err) == 0);
     CHECK(va.n_query == 5 && va.n_key == 6 && h_max_abs_diff(va.data, vb.data, (size_t)(2 * 5 * 6)) == 0);
     av_trace_free(a);
     av_trace_free(b);

@@ -65,16 +65,16 @@ static double trace_diff(const av_trace *t, char *why, size_t why_n) {
                      av_trace_token_id(g_trace, i));
             return -1;
         }
-    int L = av_trace_n_layers(g_trace, "self");
-    if (L <= 0 || av_trace_n_layers(t, "self") != L) {
-        snprintf(why, why_n, "%d layers, reference has %d", av_trace_n_layers(t, "self"), L);
+    int L = av_trace_n_layers(g_trace, AV_ATTN_SELF);
+    if (L <= 0 || av_trace_n_layers(t, AV_ATTN_SELF) != L) {
+        snprintf(why, why_n, "%d layers, reference has %d", av_trace_n_layers(t, AV_ATTN_SELF), L);
         return -1;
     }
     double worst = 0;
     for (int l = 0; l < L; l++) {
         av_attn_view a, b;
         av_err err = {{0}};
-        if (av_trace_attn(t, "self", l, &a, &err) || av_trace_attn(g_trace, "self", l, &b, &err) ||
+        if (av_trace_attn(t, AV_ATTN_SELF, l, &a, &err) || av_trace_attn(g_trace, AV_ATTN_SELF, l, &b, &err) ||
             a.n_heads != b.n_heads || a.n_query != b.n_query || a.n_key != b.n_key) {
             snprintf(why, why_n, "layer %d: shape differs or missing (%.150s)", l, err.msg);
             return -1;
@@ -208,7 +208,7 @@ static void test_gguf_tokenizer_roundtrip(void) {
     CHECK(na == nb && na > 0 && ia && ib && memcmp(ia, ib, na * sizeof *ia) == 0);
     free(ia);
     free(ib);
-    CHECK(strcmp(m->name, "stories260K") == 0 && strcmp(m->format, "gguf") == 0);
+    CHECK(strcmp(m->name, "stories260K") == 0 && m->format == AV_MODEL_FORMAT_GGUF);
     av_model_free(m);
 }
 

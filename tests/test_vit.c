@@ -72,11 +72,11 @@ static void test_attention_and_logits_match_reference(void) {
     av_trace *t = NULL;
     av_class_score top[5];
     REQUIREF(av_trace_from_pixels(m, pc->data, 224, 224, NULL, &t, top, 5, &err) == 0, "%s", err.msg);
-    REQUIRE(av_trace_n_tokens(t) == 197 && av_trace_n_layers(t, "self") == 12);
+    REQUIRE(av_trace_n_tokens(t) == 197 && av_trace_n_layers(t, AV_ATTN_SELF) == 12);
     float worst = 0, worst_cls = 0;
     for (int l = 0; l < 12; l++) {
         av_attn_view v;
-        REQUIRE(av_trace_attn(t, "self", l, &v, &err) == 0);
+        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, l, &v, &err) == 0);
         REQUIRE(v.n_heads == 3 && v.n_query == 197 && v.n_key == 197);
         for (int h = 0; h < 3; h++) { /* the [CLS] row of every layer and head */
             float d = h_max_abs_diff(v.data + (size_t)h * 197 * 197,
@@ -145,7 +145,7 @@ static void test_chelsea_is_a_cat_and_trace_layout(void) {
     double worst = 0;
     for (int l = 0; l < 12; l++) {
         av_attn_view v;
-        REQUIRE(av_trace_attn(t, "self", l, &v, &err) == 0);
+        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, l, &v, &err) == 0);
         for (int r = 0; r < 3 * 197; r++) {
             double s = 0;
             for (int k = 0; k < 197; k++)
@@ -160,7 +160,7 @@ static void test_chelsea_is_a_cat_and_trace_layout(void) {
     REQUIREF(av_trace_save(t, path, &err) == 0, "%s", err.msg);
     av_trace *back = NULL;
     REQUIREF(av_trace_load(path, &back, &err) == 0, "%s", err.msg);
-    CHECK(strcmp(av_trace_meta(back, "patch_grid"), "14x14") == 0 && av_trace_n_layers(back, "self") == 12);
+    CHECK(strcmp(av_trace_meta(back, "patch_grid"), "14x14") == 0 && av_trace_n_layers(back, AV_ATTN_SELF) == 12);
     av_trace_free(back);
     av_trace_free(t);
     av_model_free(m);

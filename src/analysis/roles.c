@@ -149,7 +149,7 @@ int av_model_roles(av_model *m, const av_roles_params *p, av_roles_result *out, 
     const av_tokenizer *tok = av_model_tokenizer(m);
     int bos = tok ? av_tokenizer_bos(tok) : -1, first = bos >= 0 ? 1 : 0, L = p->seq_len;
     if (L < 2) return av_errf(err, "--seq-len must be at least 2");
-    if (info.family && strcmp(info.family, "encoder-decoder") == 0)
+    if (info.family == AV_FAMILY_ENCDEC)
         return av_errf(err,
                        "role probes run on decoder-only and encoder-only models; %s is an encoder-decoder "
                        "(use attnviz stats on its traces)",
@@ -184,7 +184,7 @@ int av_model_roles(av_model *m, const av_roles_params *p, av_roles_result *out, 
     if (text_probe(m, p->text ? p->text : av_roles_default_text(), cands, n_cands, p->seed, &ids, &n_text,
                    err) ||
         av_trace_from_ids(m, ids, n_text, &rp, &t, err) ||
-        av_trace_head_stats(t, "self", -1, &stats, &n_stats, err))
+        av_trace_head_stats(t, AV_ATTN_SELF, -1, &stats, &n_stats, err))
         goto done;
     if (n_stats != NL * H) {
         av_errf(err, "internal: %d head statistics for %d x %d heads", n_stats, NL, H);
@@ -209,7 +209,7 @@ int av_model_roles(av_model *m, const av_roles_params *p, av_roles_result *out, 
         if (av_trace_from_ids(m, ids, n_rep, &rp, &t, err)) goto done;
         for (int l = 0; l < NL; l++) {
             av_attn_view v;
-            if (av_trace_attn(t, "self", l, &v, err) || av_roles_repeat_scores(&v, first, L, ind, dup, err))
+            if (av_trace_attn(t, AV_ATTN_SELF, l, &v, err) || av_roles_repeat_scores(&v, first, L, ind, dup, err))
                 goto done;
             for (int h = 0; h < H; h++) {
                 sum_ind[l * H + h] += ind[h];

@@ -46,7 +46,8 @@ int cmd_convert(int argc, char **argv) {
     av_err err = {{0}};
     int rc = 1;
     long shards;
-    if (!to || (strcmp(to, "gguf") != 0 && strcmp(to, "hf") != 0)) {
+    av_model_format target = AV_MODEL_FORMAT_LLAMA2C;
+    if (!to || av_model_format_parse(to, &target) || target == AV_MODEL_FORMAT_LLAMA2C) {
         cli_failf(cmd, "--to must be gguf or hf");
         goto done;
     }
@@ -58,19 +59,19 @@ int cmd_convert(int argc, char **argv) {
         cli_failf(cmd, "--type must be f32, f16, bf16 or q8_0, got '%s'", type);
         goto done;
     }
-    if (strcmp(to, "hf") == 0 && ep.dtype == AV_DTYPE_Q8_0) {
+    if (target == AV_MODEL_FORMAT_HF && ep.dtype == AV_DTYPE_Q8_0) {
         cli_failf(cmd, "--type q8_0 is only available with --to gguf");
         goto done;
     }
     if (cli_get_int(&a, "shards", 1, 1, 64, &shards, cmd)) goto done;
-    if (shards > 1 && strcmp(to, "gguf") == 0) {
+    if (shards > 1 && target == AV_MODEL_FORMAT_GGUF) {
         cli_failf(cmd, "--shards applies to --to hf only");
         goto done;
     }
     ep.n_shards = (int)shards;
     ep.force = cli_has(&a, "force");
     if (cli_load_model(&a, cmd, &m)) goto done;
-    int failed = strcmp(to, "gguf") == 0 ? av_export_gguf(m, out, &ep, &rep, &err) : av_export_hf(m, out, &ep, &rep, &err);
+    int failed = target == AV_MODEL_FORMAT_GGUF ? av_export_gguf(m, out, &ep, &rep, &err) : av_export_hf(m, out, &ep, &rep, &err);
     if (failed) {
         cli_fail(cmd, &err);
         goto done;
@@ -80,7 +81,7 @@ int cmd_convert(int argc, char **argv) {
     if (rep.n_fallback)
         snprintf(extra, sizeof extra, ", %d tensors kept F16 (rows not a multiple of 32)", rep.n_fallback);
     fprintf(stderr, "attnviz convert: %s (%s) -> %s: %s %s, %d tensors, %.2f MiB in %d file%s%s, %s\n", info.name,
-            info.format, out, strcmp(to, "gguf") == 0 ? "GGUF v3" : "Hugging Face", av_dtype_name(ep.dtype),
+            av_model_format_name(info.format), out, target == AV_MODEL_FORMAT_GGUF ? "GGUF v3" : "Hugging Face", av_dtype_name(ep.dtype),
             rep.n_tensors, (double)rep.n_bytes / (1024.0 * 1024.0), rep.n_shards, rep.n_shards == 1 ? "" : "s",
             extra, rep.tokenizer ? "with tokenizer" : "no tokenizer");
     rc = 0;

@@ -31,10 +31,10 @@ static void print_num(FILE *fp, int width, int prec, double x) {
         fprintf(fp, " %*.*f", width, prec, x);
 }
 
-static void print_table(FILE *fp, const av_trace *t, const char *kind, const av_head_stats *s, int n) {
+static void print_table(FILE *fp, const av_trace *t, av_attn_kind kind, const av_head_stats *s, int n) {
     const char *model = av_trace_meta(t, "model");
     fprintf(fp, "%s  %s attention  %d layers  %d tokens  (means over query rows; '-' = not applicable)\n",
-            model ? model : "trace", kind, av_trace_n_layers(t, kind), av_trace_n_tokens(t));
+            model ? model : "trace", av_attn_kind_name(kind), av_trace_n_layers(t, kind), av_trace_n_tokens(t));
     fprintf(fp, "%5s %4s %8s %7s %8s %6s %6s %6s %7s %6s %6s %7s  %s\n", "layer", "head", "entropy",
             "ent/max", "distance", "first", "self", "prev", "special", "punct", "broad", "first_n",
             "role (score)");
@@ -144,7 +144,7 @@ static void emit_matrix(FILE *fp, json_t *o, const char *key, json_t *info, cons
 
 static json_t *vnorm_json(const av_trace *t, av_err *err) {
     json_t *layers = json_array();
-    for (int l = 0; l < av_trace_n_layers(t, "self"); l++) {
+    for (int l = 0; l < av_trace_n_layers(t, AV_ATTN_SELF); l++) {
         av_tensor vn;
         if (av_trace_vnorm(t, l, &vn, err)) {
             json_decref(layers);
@@ -203,11 +203,12 @@ int cmd_stats(int argc, char **argv) {
     if (cli_get_num(&a, "residual", residual, 0, 1, "in [0, 1]", &residual, cmd) ||
         cli_get_num(&a, "flow-limit", flow_limit, 0, HUGE_VAL, ">= 0", &flow_limit, cmd))
         goto done;
-    const char *kind;
+    av_attn_kind kind;
     if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
+    const char *kind_name = av_attn_kind_name(kind);
     int n_layers = av_trace_n_layers(t, kind);
     if (n_layers == 0) {
-        cli_failf(cmd, "%s: the trace has no '%s' attention", a.positional[0], kind);
+        cli_failf(cmd, "%s: the trace has no '%s' attention", a.positional[0], kind_name);
         goto done;
     }
     if (!cli_has(&a, "layer")) {
@@ -216,7 +217,7 @@ int cmd_stats(int argc, char **argv) {
         if (layer < 0) layer += n_layers;
         if (layer < 0 || layer >= n_layers) {
             cli_failf(cmd, "--layer %s is out of range: the trace has %s layers 0..%d", cli_get(&a, "layer"),
-                      kind, n_layers - 1);
+                      kind_name, n_layers - 1);
             goto done;
         }
     }
@@ -239,7 +240,7 @@ int cmd_stats(int argc, char **argv) {
         cli_fail(cmd, &err);
         goto done;
     }
-    int nq = v0.n_query, nk = v0.n_key, cross = strcmp(kind, "cross") == 0;
+    int nq = v0.n_query, nk = v0.n_key, cross = kind == AV_ATTN_CROSS;
     if (!(mat = malloc(sizeof(float) * (size_t)nq * (size_t)(nk > nq ? nk : nq)))) {
         cli_failf(cmd, "out of memory");
         goto done;
@@ -256,7 +257,7 @@ int cmd_stats(int argc, char **argv) {
         }
         json_t *info = json_object();
         json_object_set_new(info, "variant", json_string(cross ? "encoder-decoder" : "abnar-zuidema"));
-        json_object_set_new(info, "kind", json_string(kind));
+        json_object_set_new(info, "kind", json_string(kind_name));
         json_object_set_new(info, "fusion", json_string(av_reduce_name(fusion)));
         json_object_set_new(info, "residual", json_real(residual));
         char title[160];
@@ -275,7 +276,7 @@ int cmd_stats(int argc, char **argv) {
             goto done;
         }
         json_t *info = json_object();
-        json_object_set_new(info, "kind", json_string(kind));
+        json_object_set_new(info, "kind", json_string(kind_name));
         json_object_set_new(info, "fusion", json_string(av_reduce_name(fusion)));
         json_object_set_new(info, "residual", json_real(residual));
         json_object_set_new(info, "normalized", json_true());
@@ -298,7 +299,7 @@ int cmd_stats(int argc, char **argv) {
             snprintf(name, sizeof name, "%d.%d", sel[k].layer, sel[k].head);
             json_array_append_new(hs, json_string(name));
         }
-        json_object_set_new(info, "kind", json_string(kind));
+        json_object_set_new(info, "kind", json_string(kind_name));
         json_object_set_new(info, "op", json_string(av_reduce_name(agg)));
         json_object_set_new(info, "heads", hs);
         char title[160];

@@ -60,7 +60,7 @@ static int read_config(const av_gguf *g, av_model *m, av_err *err) {
         return av_errf(err, "%s: layer_norm_rms_epsilon and rope.freq_base must be positive", g->name);
     m->rope = AV_ROPE_INTERLEAVED;
     snprintf(m->arch, sizeof m->arch, "llama");
-    snprintf(m->format, sizeof m->format, "gguf");
+    m->format = AV_MODEL_FORMAT_GGUF;
     const char *name;
     size_t name_len;
     rc = av_gguf_get_str(g, "general.name", &name, &name_len, err);

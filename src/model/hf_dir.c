@@ -262,7 +262,7 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     if (!families[found].load) return 0; /* Llama family: av_load_hf_dir goes on with h open */
     rc = av_tf_new(m, err) || av_hf_open_weights(h, err) || families[found].load(h, m, err) ? -1 : 1;
     if (rc > 0) {
-        snprintf(m->format, sizeof m->format, "hf");
+        m->format = AV_MODEL_FORMAT_HF;
         av_hf_load_tokenizer(dir, m, 0, NULL);
     }
 done:

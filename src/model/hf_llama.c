@@ -74,7 +74,7 @@ static int read_config(const av_hf_dir *h, av_model *m, hf_window *w, av_err *er
     m->rope = AV_ROPE_HALF;
     m->tied = tie;
     snprintf(m->arch, sizeof m->arch, "%s", h->model_type); /* llama, mistral, qwen2 */
-    snprintf(m->format, sizeof m->format, "hf");
+    m->format = AV_MODEL_FORMAT_HF;
     return 0;
 }
 

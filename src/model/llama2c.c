@@ -60,7 +60,7 @@ int av_load_llama2c(const char *path, av_model *m, av_err *err) {
     m->rope = AV_ROPE_INTERLEAVED;
     m->tied = tied;
     snprintf(m->arch, sizeof m->arch, "llama");
-    snprintf(m->format, sizeof m->format, "llama2c");
+    m->format = AV_MODEL_FORMAT_LLAMA2C;
     int hs = dim / n_heads, kv_dim = hs * n_kv;
     m->layers = calloc((size_t)n_layers, sizeof *m->layers);
     if (!m->layers) return av_errf(err, "out of memory");

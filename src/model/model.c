@@ -193,13 +193,13 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
         av_tokenizer_free(m->tok);
         m->tok = NULL;
         rc = av_tokenizer_load(params->tokenizer_path, &m->tok, err);
-    } else if (rc == 0 && !m->tok && strcmp(m->format, "llama2c") == 0) {
+    } else if (rc == 0 && !m->tok && m->format == AV_MODEL_FORMAT_LLAMA2C) {
         char tok_path[4096];
         if (find_sibling_tokenizer(path, m->vocab_size, tok_path, sizeof tok_path) == 0)
             rc = av_tokenizer_load(tok_path, &m->tok, err);
     }
     /* Hugging Face configs often pad the vocabulary past the tokenizer's (T5: 32128 for 32100 tokens) */
-    int hf = strcmp(m->format, "hf") == 0;
+    int hf = m->format == AV_MODEL_FORMAT_HF;
     if (rc == 0 && m->tok && (hf ? av_tokenizer_vocab_size(m->tok) > m->vocab_size
                                  : av_tokenizer_vocab_size(m->tok) != m->vocab_size))
         rc = av_errf(err, "tokenizer has %d tokens but the model's vocabulary has %d: wrong tokenizer for this model",
@@ -214,12 +214,10 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
 
 av_model_info av_model_get_info(const av_model *m) {
     av_model_info info = {m->name, m->arch, m->format, m->dim, m->hidden_dim, m->n_layers, m->n_heads,
-                          m->n_kv_heads, m->vocab_size, m->max_seq_len, 0, NULL, 0};
+                          m->n_kv_heads, m->vocab_size, m->max_seq_len, 0, m->family, 0};
     int64_t q_dim = (int64_t)m->n_heads * m->head_dim, kv_dim = (int64_t)m->n_kv_heads * m->head_dim;
     int64_t per_layer = 2 * m->dim + q_dim * m->dim * 2 + kv_dim * m->dim * 2 + 3 * (int64_t)m->hidden_dim * m->dim;
     info.n_params = (int64_t)m->vocab_size * m->dim * (m->tied ? 1 : 2) + m->dim + per_layer * m->n_layers;
-    static const char *families[] = {"llama", "gpt2", "bert", "vit", "encoder-decoder"};
-    info.family = (unsigned)m->family < sizeof families / sizeof families[0] ? families[m->family] : "?";
     if (m->tf) {
         info.n_params = av_tf_n_params(m);
         info.n_dec_layers = m->tf->dec.n_layers;

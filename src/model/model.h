@@ -35,23 +35,15 @@ typedef struct av_llama_layer {
 extern const char *const av_llama_gguf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
 extern const char *const av_llama_hf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
 
-/* Which forward pass runs the model. Llama-family models (Llama, Mistral, Qwen2) use the fields of av_model
- * below and llama.c; the other families keep their weights in an av_tf_model (family.h) built from the
- * shared transformer block (block.h). */
-typedef enum av_family {
-    AV_FAMILY_LLAMA = 0,
-    AV_FAMILY_GPT2,   /* decoder-only, learned positions */
-    AV_FAMILY_BERT,   /* encoder-only: BERT, RoBERTa, DistilBERT */
-    AV_FAMILY_VIT,    /* images: timm and Hugging Face ViT */
-    AV_FAMILY_ENCDEC, /* encoder-decoder: Marian, BART, T5 */
-} av_family;
-
+/* Which forward pass runs the model (av_family, include/attnviz.h): Llama-family models (Llama, Mistral, Qwen2)
+ * use the fields of av_model below and llama.c; the other families keep their weights in an av_tf_model
+ * (family.h) built from the shared transformer block (block.h). */
 struct av_tf_model;
 
 struct av_model {
     char name[128];
     char arch[32];   /* "llama" */
-    char format[16]; /* "llama2c", "gguf", "hf" */
+    av_model_format format;
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim, vocab_size, max_seq_len;
     float norm_eps, rope_theta;
     av_rope_style rope;

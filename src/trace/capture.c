@@ -146,7 +146,7 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
         qs = ks = NULL;
         if (av_trace_set_qk(t, q2, k2, m->n_layers, m->n_heads, m->n_kv_heads, m->head_dim, scale, err)) goto done;
     }
-    if (!params->lazy && av_capture_add_sets(t, "self", attn, m->n_layers, m->n_heads, T, T, err)) goto done;
+    if (!params->lazy && av_capture_add_sets(t, AV_ATTN_SELF, attn, m->n_layers, m->n_heads, T, T, err)) goto done;
     av_trace_set_vnorm(t, vnorm, m->n_layers, m->n_heads, err);
     vnorm = NULL;
     if (logits) av_trace_set_logits(t, logits, T, m->vocab_size);

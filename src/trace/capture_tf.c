@@ -75,8 +75,8 @@ static int set_meta_int(av_trace *t, const char *key, int v, av_err *err) {
 int av_capture_model_meta(const av_model *m, av_trace *t, av_err *err) {
     av_model_info info = av_model_get_info(m);
     return av_trace_set_meta(t, "model", m->name, err) || av_trace_set_meta(t, "arch", m->arch, err) ||
-           (m->family != AV_FAMILY_LLAMA && av_trace_set_meta(t, "family", info.family, err)) ||
-           av_trace_set_meta(t, "model_format", m->format, err) ||
+           (m->family != AV_FAMILY_LLAMA && av_trace_set_meta(t, "family", av_family_name(info.family), err)) ||
+           av_trace_set_meta(t, "model_format", av_model_format_name(m->format), err) ||
            av_trace_set_meta(t, "created_by", "attnviz " AV_VERSION, err) ||
            set_meta_int(t, "n_layers", m->n_layers, err) || set_meta_int(t, "n_heads", m->n_heads, err) ||
            set_meta_int(t, "n_kv_heads", m->n_kv_heads, err) ||
@@ -112,7 +112,7 @@ void av_capture_free_sets(float **p, int n) {
     free(p);
 }
 
-int av_capture_add_sets(av_trace *t, const char *kind, float **p, int n, int heads, int rows, int cols,
+int av_capture_add_sets(av_trace *t, av_attn_kind kind, float **p, int n, int heads, int rows, int cols,
                         av_err *err) {
     for (int l = 0; l < n; l++) {
         float *a = p[l];
@@ -159,7 +159,7 @@ static int tokens_trace(av_model *m, const int32_t *ids, size_t n, const av_run_
     }
     av_capture cap = {.attn = attn, .vnorm = vnorm, .T = T};
     if (av_tf_forward_tokens(m, ids, T, &cap, logits, 1, err) || av_capture_model_meta(m, t, err) ||
-        set_tokens(m, t, ids, n, err) || av_capture_add_sets(t, "self", attn, L, H, T, T, err))
+        set_tokens(m, t, ids, n, err) || av_capture_add_sets(t, AV_ATTN_SELF, attn, L, H, T, T, err))
         goto done;
     av_trace_set_vnorm(t, vnorm, L, H, err);
     vnorm = NULL;
@@ -259,9 +259,9 @@ int av_trace_from_pair_ids(av_model *m, const int32_t *src, size_t n_src, const 
         set_json_list(m, t, "source_token_ids", src, n_src, 1, err) ||
         set_json_list(m, t, "target_tokens", seq, (size_t)T, 0, err) ||
         av_trace_set_meta(t, "decoding", tgt ? "forced" : "greedy", err) ||
-        av_capture_add_sets(t, "enc", enc, Le, H, S, S, err) ||
-        av_capture_add_sets(t, "dec", dec, Ld, H, T, T, err) ||
-        av_capture_add_sets(t, "cross", cross, Ld, H, T, S, err))
+        av_capture_add_sets(t, AV_ATTN_ENC, enc, Le, H, S, S, err) ||
+        av_capture_add_sets(t, AV_ATTN_DEC, dec, Ld, H, T, T, err) ||
+        av_capture_add_sets(t, AV_ATTN_CROSS, cross, Ld, H, T, S, err))
         goto done;
     if (logits) av_trace_set_logits(t, logits, T, V);
     logits = NULL;
@@ -428,7 +428,7 @@ int av_trace_from_pixels(av_model *m, const float *pixels, int height, int width
     if (av_vit_forward(m, pixels, &cap, tf->n_out ? logits : NULL, err)) goto done;
     int n_best = tf->n_out ? top_classes(m, logits, tf->n_out, best, k > 5 ? k : 5) : 0;
     if (av_capture_model_meta(m, t, err) || image_meta(m, t, best, n_best < 5 ? n_best : 5, err) ||
-        av_capture_add_sets(t, "self", attn, L, H, T, T, err))
+        av_capture_add_sets(t, AV_ATTN_SELF, attn, L, H, T, T, err))
         goto done;
     av_trace_set_vnorm(t, vnorm, L, H, err);
     vnorm = NULL;

@@ -11,28 +11,28 @@
 
 enum { ROWS_BLOCK = 128 }; /* query rows computed together */
 
-static const av_attn_set *find_set(const av_trace *t, const char *kind, int layer) {
+static const av_attn_set *find_set(const av_trace *t, av_attn_kind kind, int layer) {
     for (int i = 0; i < t->n_sets; i++)
-        if (t->sets[i].layer == layer && strcmp(t->sets[i].kind, kind) == 0) return &t->sets[i];
+        if (t->sets[i].layer == layer && t->sets[i].kind == kind) return &t->sets[i];
     return NULL;
 }
 
 int av_trace_is_lazy(const av_trace *t) { return t->lazy; }
 
-int av_trace_n_heads(const av_trace *t, const char *kind) {
-    if (t->lazy) return strcmp(kind, "self") == 0 ? t->qk_heads : 0;
+int av_trace_n_heads(const av_trace *t, av_attn_kind kind) {
+    if (t->lazy) return kind == AV_ATTN_SELF ? t->qk_heads : 0;
     const av_attn_set *s = find_set(t, kind, 0);
     return s ? s->view.n_heads : 0;
 }
 
-int av_trace_n_query(const av_trace *t, const char *kind) {
-    if (t->lazy) return strcmp(kind, "self") == 0 ? t->n_tokens : 0;
+int av_trace_n_query(const av_trace *t, av_attn_kind kind) {
+    if (t->lazy) return kind == AV_ATTN_SELF ? t->n_tokens : 0;
     const av_attn_set *s = find_set(t, kind, 0);
     return s ? s->view.n_query : 0;
 }
 
-int av_trace_n_key(const av_trace *t, const char *kind) {
-    if (t->lazy) return strcmp(kind, "self") == 0 ? t->n_tokens : 0;
+int av_trace_n_key(const av_trace *t, av_attn_kind kind) {
+    if (t->lazy) return kind == AV_ATTN_SELF ? t->n_tokens : 0;
     const av_attn_set *s = find_set(t, kind, 0);
     return s ? s->view.n_key : 0;
 }
@@ -63,11 +63,11 @@ static void head_rows(const av_trace *t, const av_attn_set *set, int layer, int 
     }
 }
 
-static int check_args(const av_trace *t, const char *kind, int layer, int head, const av_attn_set **set,
+static int check_args(const av_trace *t, av_attn_kind kind, int layer, int head, const av_attn_set **set,
                       av_err *err) {
     *set = NULL;
-    int n_layers = t->lazy ? (strcmp(kind, "self") == 0 ? t->n_qk : 0) : av_trace_n_layers(t, kind);
-    if (n_layers == 0) return av_errf(err, "the trace has no '%s' attention", kind);
+    int n_layers = av_trace_n_layers(t, kind);
+    if (n_layers == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
     if (layer < 0 || layer >= n_layers)
         return av_errf(err, "layer %d is out of range: the trace has layers 0..%d", layer, n_layers - 1);
     if (!t->lazy && !(*set = find_set(t, kind, layer))) return av_errf(err, "layer %d is missing", layer);
@@ -95,7 +95,7 @@ static void rows_any(const av_trace *t, const av_attn_set *set, int layer, int h
         for (size_t i = 0; i < n; i++) out[i] /= (float)H;
 }
 
-int av_trace_attn_row(const av_trace *t, const char *kind, int layer, int head, int q, float *out, av_err *err) {
+int av_trace_attn_row(const av_trace *t, av_attn_kind kind, int layer, int head, int q, float *out, av_err *err) {
     const av_attn_set *set;
     if (check_args(t, kind, layer, head, &set, err)) return -1;
     int nq = av_trace_n_query(t, kind), nk = av_trace_n_key(t, kind);
@@ -176,7 +176,7 @@ done:
     free(lo);
 }
 
-int av_trace_attn_tile(const av_trace *t, const char *kind, int layer, int head, int q0, int q1, int k0, int k1,
+int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int q1, int k0, int k1,
                        int out_rows, int out_cols, av_pool pool, float *out, av_err *err) {
     const av_attn_set *set;
     if (check_args(t, kind, layer, head, &set, err)) return -1;

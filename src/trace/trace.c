@@ -69,8 +69,7 @@ int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err 
     return rc;
 }
 
-static int add_set(av_trace *t, const char *kind, int layer, av_err *err) {
-    if (strlen(kind) >= sizeof t->sets[0].kind) return av_errf(err, "attention kind '%s' is too long", kind);
+static int add_set(av_trace *t, av_attn_kind kind, int layer, av_err *err) {
     if (t->n_sets == t->cap_sets) {
         int cap = t->cap_sets ? 2 * t->cap_sets : 16;
         av_attn_set *p = realloc(t->sets, sizeof *p * (size_t)cap);
@@ -80,7 +79,7 @@ static int add_set(av_trace *t, const char *kind, int layer, av_err *err) {
     }
     av_attn_set *s = &t->sets[t->n_sets++];
     memset(s, 0, sizeof *s);
-    snprintf(s->kind, sizeof s->kind, "%s", kind);
+    s->kind = kind;
     s->layer = layer;
     return 0;
 }
@@ -90,7 +89,7 @@ static int in_prealloc(const av_trace *t, const void *p) {
     return t->prealloc && b >= t->prealloc->map && b < t->prealloc->map + t->prealloc->map_len;
 }
 
-int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key, float *data,
+int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key, float *data,
                       av_err *err) {
     float *owned = in_prealloc(t, data) ? NULL : data;
     if (add_set(t, kind, layer, err)) {
@@ -110,20 +109,19 @@ int av_trace_n_tokens(const av_trace *t) { return t->n_tokens; }
 const char *av_trace_token(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->tokens[i] : NULL; }
 int av_trace_token_id(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->token_ids[i] : -1; }
 
-int av_trace_n_layers(const av_trace *t, const char *kind) {
-    if (t->lazy) return strcmp(kind, "self") == 0 ? t->n_qk : 0;
+int av_trace_n_layers(const av_trace *t, av_attn_kind kind) {
+    if (t->lazy) return kind == AV_ATTN_SELF ? t->n_qk : 0;
     int n = 0;
     for (int i = 0; i < t->n_sets; i++)
-        if (strcmp(t->sets[i].kind, kind) == 0 && t->sets[i].layer + 1 > n) n = t->sets[i].layer + 1;
+        if (t->sets[i].kind == kind && t->sets[i].layer + 1 > n) n = t->sets[i].layer + 1;
     return n;
 }
 
 #define AV_LAZY_MATERIALIZE_MAX ((size_t)1 << 30)
 
-static int add_set(av_trace *t, const char *kind, int layer, av_err *err);
-static int trace_attn_locked(av_trace *t, const char *kind, int layer, av_attn_view *out, av_err *err);
+static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_view *out, av_err *err);
 
-int av_trace_attn(const av_trace *t, const char *kind, int layer, av_attn_view *out, av_err *err) {
+int av_trace_attn(const av_trace *t, av_attn_kind kind, int layer, av_attn_view *out, av_err *err) {
     av_trace *mt = (av_trace *)t; /* conversions are cached under the lock; the trace is logically const */
     pthread_mutex_lock(&mt->lock);
     int rc = trace_attn_locked(mt, kind, layer, out, err);
@@ -131,10 +129,10 @@ int av_trace_attn(const av_trace *t, const char *kind, int layer, av_attn_view *
     return rc;
 }
 
-static int trace_attn_locked(av_trace *t, const char *kind, int layer, av_attn_view *out, av_err *err) {
-    if (t->lazy && strcmp(kind, "self") == 0 && layer >= 0 && layer < t->n_qk) {
+static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_view *out, av_err *err) {
+    if (t->lazy && kind == AV_ATTN_SELF && layer >= 0 && layer < t->n_qk) {
         for (int i = 0; i < t->n_sets; i++)
-            if (t->sets[i].layer == layer && strcmp(t->sets[i].kind, kind) == 0) {
+            if (t->sets[i].layer == layer && t->sets[i].kind == kind) {
                 *out = t->sets[i].view;
                 return 0;
             }
@@ -152,7 +150,7 @@ static int trace_attn_locked(av_trace *t, const char *kind, int layer, av_attn_v
     }
     for (int i = 0; i < t->n_sets; i++) {
         av_attn_set *s = &t->sets[i];
-        if (strcmp(s->kind, kind) != 0 || s->layer != layer) continue;
+        if (s->kind != kind || s->layer != layer) continue;
         if (!s->view.data && s->stored) { /* F16 in the file: convert once, keep */
             size_t n = (size_t)av_tensor_numel(s->stored);
             float *f = malloc(sizeof(float) * (n ? n : 1));
@@ -166,8 +164,9 @@ static int trace_attn_locked(av_trace *t, const char *kind, int layer, av_attn_v
         return 0;
     }
     int n = av_trace_n_layers(t, kind);
-    if (n == 0) return av_errf(err, "the trace has no '%s' attention", kind);
-    return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer, kind, n - 1);
+    if (n == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
+    return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer, av_attn_kind_name(kind),
+                   n - 1);
 }
 
 int av_trace_set_qk(av_trace *t, float **q, float **k, int n_layers, int n_heads, int n_kv_heads, int head_dim,
@@ -260,7 +259,7 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
             break;
         }
         char name[64];
-        snprintf(name, sizeof name, "attn.%s.%d", s->kind, s->layer);
+        snprintf(name, sizeof name, "attn.%s.%d", av_attn_kind_name(s->kind), s->layer);
         int64_t shape[3] = {v.n_heads, v.n_query, v.n_key};
         rc = av_st_writer_add(&w, name, AV_DTYPE_F32, t->store_dtype, 3, shape, v.data, err);
     }
@@ -329,18 +328,19 @@ done:
     return rc;
 }
 
-/* "attn.<kind>.<layer>" -> kind, layer; 0 on a match. */
-static int parse_attn_name(const char *name, char kind[8], int *layer) {
+/* "attn.<kind>.<layer>" -> kind, layer; 0 on a match (tensors of kinds this version does not know are skipped). */
+static int parse_attn_name(const char *name, av_attn_kind *kind, int *layer) {
     if (strncmp(name, "attn.", 5) != 0) return -1;
     const char *k = name + 5, *dot = strchr(k, '.');
-    if (!dot || dot == k || dot - k >= 8) return -1;
+    char buf[16];
+    if (!dot || dot == k || dot - k >= (long)sizeof buf) return -1;
     char *end;
     long l = strtol(dot + 1, &end, 10);
     if (*end || end == dot + 1 || l < 0 || l > 100000) return -1;
-    memcpy(kind, k, (size_t)(dot - k));
-    kind[dot - k] = 0;
+    memcpy(buf, k, (size_t)(dot - k));
+    buf[dot - k] = 0;
     *layer = (int)l;
-    return 0;
+    return av_attn_kind_parse(buf, kind);
 }
 
 /* Lazy traces: q.<l> [H, T, d] and k.<l> [G, T, d] for layers 0..L-1, all F32 and consistent. */
@@ -403,7 +403,7 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
     if (parse_tokens(t, path, err)) goto fail;
     for (int i = 0; i < t->file.n; i++) {
         const av_st_entry *e = &t->file.entries[i];
-        char kind[8];
+        av_attn_kind kind;
         int layer;
         if (strcmp(e->name, "logits") == 0) {
             if (e->t.dtype != AV_DTYPE_F32 || e->t.ndim != 2 || e->t.shape[0] != t->n_tokens) {
@@ -434,7 +434,7 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
             t->vnorm_stored[l] = &e->t;
             continue;
         }
-        if (parse_attn_name(e->name, kind, &layer)) continue; /* other tensors (q/k...) are optional */
+        if (parse_attn_name(e->name, &kind, &layer)) continue; /* other tensors (q/k...) are optional */
         if (e->t.ndim != 3 || (e->t.dtype != AV_DTYPE_F32 && e->t.dtype != AV_DTYPE_F16)) {
             av_errf(err, "%s: tensor '%s' must be F32 or F16 [n_heads, n_query, n_key]", path, e->name);
             goto fail;
@@ -444,7 +444,7 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
             av_errf(err, "%s: tensor '%s' has an empty or absurd shape", path, e->name);
             goto fail;
         }
-        if (strcmp(kind, "self") == 0 && (e->t.shape[1] != t->n_tokens || e->t.shape[2] != t->n_tokens)) {
+        if (kind == AV_ATTN_SELF && (e->t.shape[1] != t->n_tokens || e->t.shape[2] != t->n_tokens)) {
             av_errf(err, "%s: '%s' is [%lld, %lld, %lld] but the trace has %d tokens", path, e->name,
                     (long long)e->t.shape[0], (long long)e->t.shape[1], (long long)e->t.shape[2], t->n_tokens);
             goto fail;

@@ -7,7 +7,7 @@
 #include <pthread.h>
 
 typedef struct av_attn_set {
-    char kind[8];  /* "self", "enc", "dec", "cross" */
+    av_attn_kind kind;
     int layer;
     av_attn_view view;
     const av_tensor *stored; /* in the loaded file (F32 or F16); NULL for a trace built in memory */
@@ -52,7 +52,7 @@ int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *e
 /* Takes ownership of tokens (each malloc'd, and the array) and ids. */
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err);
 /* Takes ownership of data (n_heads, n_query, n_key), malloc'd, unless it lies in t->prealloc's mapping. */
-int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key, float *data,
+int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key, float *data,
                       av_err *err);
 
 /* Makes t lazy: takes ownership of q[l] (n_heads, T, head_dim) and k[l] (n_kv_heads, T, head_dim) arrays. */
