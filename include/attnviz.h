@@ -186,10 +186,10 @@ typedef struct av_run_params {
 av_run_params av_run_default_params(void);
 
 /* Runs the model on text and captures every layer's post-softmax attention. */
-int av_trace_from_text(av_model *m, const char *text, const av_run_params *params, av_trace **out,
+int av_trace_from_text(const av_model *m, const char *text, const av_run_params *params, av_trace **out,
                        av_err *err);
 /* Same, on token ids already encoded. */
-int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_params *params, av_trace **out,
+int av_trace_from_ids(const av_model *m, const int32_t *ids, size_t n, const av_run_params *params, av_trace **out,
                       av_err *err);
 
 int av_trace_save(const av_trace *t, const char *path, av_err *err); /* atomic: temp file + rename */
@@ -242,7 +242,7 @@ int av_attn_select_heads(const av_attn_view *v, const char *spec, float *out, av
 /* Greedy (temperature 0) continuation. prompt may be "" (start from BOS). on_piece receives decoded bytes as
  * they are produced (may be NULL). out_ids (optional) receives the whole sequence, malloc'd. */
 typedef void (*av_piece_fn)(void *ctx, const char *bytes, size_t len);
-int av_generate_greedy(av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
+int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
                        int32_t **out_ids, size_t *n_out, av_err *err);
 
 /* ---- images and encoder-decoders (docs/MODELS.md) ------------------------------------------------------ */
@@ -258,10 +258,10 @@ typedef struct av_class_score {
  * crop, mean/std from its config) and captures every layer's attention over [CLS] + patches ("self" kind;
  * metadata patch_grid "14x14", prefix_tokens "1", predictions). top (may be NULL) receives the k most probable
  * classes, best first. */
-int av_trace_from_image(av_model *m, const char *path, const av_run_params *params, av_trace **out,
+int av_trace_from_image(const av_model *m, const char *path, const av_run_params *params, av_trace **out,
                         av_class_score *top, int k, av_err *err);
 /* Same on an already preprocessed input: pixels (3, height, width), height = width = the model's image size. */
-int av_trace_from_pixels(av_model *m, const float *pixels, int height, int width, const av_run_params *params,
+int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int width, const av_run_params *params,
                          av_trace **out, av_class_score *top, int k, av_err *err);
 /* The model's preprocessing alone: *pixels (3, *height, *width), malloc'd (caller frees). */
 int av_image_preprocess(const av_model *m, const char *path, float **pixels, int *height, int *width, av_err *err);
@@ -271,11 +271,11 @@ int av_image_preprocess(const av_model *m, const char *path, float **pixels, int
  * it decodes greedily for up to steps tokens or until end-of-sequence. The trace holds attn.enc.<l>,
  * attn.dec.<l>, attn.cross.<l> [n_heads, n_target, n_source]; its tokens are the decoder's, and metadata
  * source_tokens / target_tokens label both sides. av_trace_from_text on such a model decodes greedily. */
-int av_trace_from_pair(av_model *m, const char *source, const char *target, int steps, const av_run_params *params,
+int av_trace_from_pair(const av_model *m, const char *source, const char *target, int steps, const av_run_params *params,
                        av_trace **out, av_err *err);
 /* Same on ids used exactly as given: src is the encoder input, tgt the decoder input (starting with the decoder
  * start token), or NULL for greedy decoding from the start token. */
-int av_trace_from_pair_ids(av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt, size_t n_tgt, int steps,
+int av_trace_from_pair_ids(const av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt, size_t n_tgt, int steps,
                            const av_run_params *params, av_trace **out, av_err *err);
 
 #ifdef __cplusplus

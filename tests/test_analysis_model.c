@@ -116,7 +116,7 @@ static void test_induction_heads_match_model_card(void) {
     REQUIREF(av_model_tokenizer(m), "the tokenizer next to the model was not found");
     /* attention-only: the exported FFN is inert (down projection all zeros) */
     for (int l = 0; l < m->n_layers; l++) {
-        const float *w2 = m->layers[l].w_down.data;
+        const float *w2 = m->stacks[0].blocks[l].ffn.down.w.data;
         for (int k = 0; k < m->dim * m->hidden_dim; k++)
             CHECK(w2[k] == 0.0f);
     }

@@ -9,12 +9,13 @@
 
 /* A random Llama model in memory: 2 layers, dim 64, 4 heads (2 kv), context ctx. */
 static av_model *synthetic_model(int ctx) {
-    av_model *m = calloc(1, sizeof *m);
-    m->dim = 64, m->hidden_dim = 96, m->n_layers = 2, m->n_heads = 4, m->n_kv_heads = 2, m->vocab_size = 97;
-    m->max_seq_len = ctx, m->norm_eps = 1e-5f, m->rope_theta = 10000.0f, m->n_threads = 2, m->tied = 1;
+    av_model *m = av_model_new();
+    av_llama_cfg c = {64, 96, 2, 4, 2, 0, 1e-5f, 10000.0f, AV_ROPE_INTERLEAVED};
+    m->vocab_size = 97, m->max_seq_len = ctx, m->n_threads = 2;
     snprintf(m->name, sizeof m->name, "synthetic");
     snprintf(m->arch, sizeof m->arch, "llama");
     m->format = AV_MODEL_FORMAT_LLAMA2C; /* built in memory, laid out as a llama2.c checkpoint */
+    if (av_llama_init(m, &c, NULL)) return NULL;
     unsigned seed = 12345;
 #define RANDOM_MATRIX(t, rows, cols, scale)                                                                    \
     do {                                                                                                       \
@@ -28,24 +29,23 @@ static av_model *synthetic_model(int ctx) {
         float *p = malloc(sizeof(float) * (size_t)(n));                                                        \
         for (int i = 0; i < (n); i++) p[i] = 1.0f;                                                             \
         av_model_own(m, p, NULL);                                                                              \
-        t = av_tensor_f32(p, 1, n);                                                                            \
-        t.ndim = 1, t.shape[0] = n, t.shape[1] = 0;                                                            \
+        t = av_tensor_f32(p, n, 0);                                                                            \
     } while (0)
     RANDOM_MATRIX(m->tok_emb, 97, 64, 2.0f);
-    m->cls = m->tok_emb;
-    ONES(m->out_norm, 64);
-    m->layers = calloc(2, sizeof *m->layers);
+    m->head.out.w = m->tok_emb;
+    m->head.n_out = 97;
+    ONES(m->stacks[0].final_norm.w, 64);
     for (int l = 0; l < 2; l++) {
-        av_llama_layer *L = &m->layers[l];
-        ONES(L->attn_norm, 64);
-        ONES(L->ffn_norm, 64);
-        RANDOM_MATRIX(L->wq, 64, 64, 0.8f);
-        RANDOM_MATRIX(L->wk, 32, 64, 0.8f);
-        RANDOM_MATRIX(L->wv, 32, 64, 0.5f);
-        RANDOM_MATRIX(L->wo, 64, 64, 0.5f);
-        RANDOM_MATRIX(L->w_gate, 96, 64, 0.5f);
-        RANDOM_MATRIX(L->w_up, 96, 64, 0.5f);
-        RANDOM_MATRIX(L->w_down, 64, 96, 0.5f);
+        av_block *B = &m->stacks[0].blocks[l];
+        ONES(B->attn_norm.w, 64);
+        ONES(B->ffn_norm.w, 64);
+        RANDOM_MATRIX(B->attn.q.w, 64, 64, 0.8f);
+        RANDOM_MATRIX(B->attn.k.w, 32, 64, 0.8f);
+        RANDOM_MATRIX(B->attn.v.w, 32, 64, 0.5f);
+        RANDOM_MATRIX(B->attn.o.w, 64, 64, 0.5f);
+        RANDOM_MATRIX(B->ffn.gate.w, 96, 64, 0.5f);
+        RANDOM_MATRIX(B->ffn.up.w, 96, 64, 0.5f);
+        RANDOM_MATRIX(B->ffn.down.w, 64, 96, 0.5f);
     }
     av_err err = {{0}};
     if (av_model_check(m, &err)) {

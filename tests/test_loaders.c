@@ -163,7 +163,7 @@ static void test_gguf_layout(void) {
     CHECK(wk->ne[0] == 64 && wk->ne[1] == 32 && wk->t.shape[0] == 32);
     CHECK(norm->n_dims == 1 && norm->t.shape[0] == 64);
     CHECK(memcmp(emb->t.data, g_ref->tok_emb.data, emb->t.nbytes) == 0);
-    CHECK(memcmp(wk->t.data, g_ref->layers[4].wk.data, wk->t.nbytes) == 0); /* GGUF keeps Meta's q/k order */
+    CHECK(memcmp(wk->t.data, g_ref->stacks[0].blocks[4].attn.k.w.data, wk->t.nbytes) == 0); /* GGUF keeps Meta's q/k order */
     CHECK(av_gguf_find_tensor(&g, "output.weight") == NULL);                  /* tied */
     int64_t v = 0;
     float f = 0;
@@ -231,15 +231,15 @@ static void test_hf_f32(void) {
     av_model *m = NULL;
     av_err err = {{0}};
     REQUIREF(av_model_load(dir, NULL, &m, &err) == 0, "%s", err.msg);
-    CHECK(m->rope == AV_ROPE_HALF && strcmp(m->name, "hf_f32") == 0);
-    const float *hf = m->layers[2].wq.data, *meta = g_ref->layers[2].wq.data;
+    CHECK(m->stacks[0].cfg.rope == AV_ROPE_HALF && strcmp(m->name, "hf_f32") == 0);
+    const float *hf = m->stacks[0].blocks[2].attn.q.w.data, *meta = g_ref->stacks[0].blocks[2].attn.q.w.data;
     int ok = 1;
     for (int h = 0; h < 8; h++)
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 2; j++)
                 ok &= memcmp(hf + (h * 8 + j * 4 + i) * 64, meta + (h * 8 + 2 * i + j) * 64, 64 * 4) == 0;
     CHECK(ok);
-    CHECK(memcmp(m->layers[2].wv.data, g_ref->layers[2].wv.data, g_ref->layers[2].wv.nbytes) == 0);
+    CHECK(memcmp(m->stacks[0].blocks[2].attn.v.w.data, g_ref->stacks[0].blocks[2].attn.v.w.data, g_ref->stacks[0].blocks[2].attn.v.w.nbytes) == 0);
     av_model_free(m);
 }
 
@@ -295,7 +295,7 @@ static void test_gguf_q8_0(void) {
      * 127 * 2^-11 d, an eighth of a step) */
     const av_gguf_tensor_info *wq = av_gguf_find_tensor(&g, "blk.3.attn_q.weight");
     const av_tensor *tensors[2] = {emb ? &emb->t : NULL, wq ? &wq->t : NULL};
-    const av_tensor *orig[2] = {&g_ref->tok_emb, &g_ref->layers[3].wq};
+    const av_tensor *orig[2] = {&g_ref->tok_emb, &g_ref->stacks[0].blocks[3].attn.q.w};
     for (int k = 0; k < 2; k++) {
         REQUIRE(tensors[k] && tensors[k]->dtype == AV_DTYPE_Q8_0);
         size_t n = (size_t)av_tensor_numel(orig[k]);
@@ -339,8 +339,8 @@ static void test_hf_to_gguf(void) {
     REQUIREF(av_model_load(out, NULL, &m, &err) == 0, "%s", err.msg);
     int same = 1;
     for (int l = 0; l < 5; l++) {
-        same &= memcmp(m->layers[l].wq.data, g_ref->layers[l].wq.data, g_ref->layers[l].wq.nbytes) == 0;
-        same &= memcmp(m->layers[l].wk.data, g_ref->layers[l].wk.data, g_ref->layers[l].wk.nbytes) == 0;
+        same &= memcmp(m->stacks[0].blocks[l].attn.q.w.data, g_ref->stacks[0].blocks[l].attn.q.w.data, g_ref->stacks[0].blocks[l].attn.q.w.nbytes) == 0;
+        same &= memcmp(m->stacks[0].blocks[l].attn.k.w.data, g_ref->stacks[0].blocks[l].attn.k.w.data, g_ref->stacks[0].blocks[l].attn.k.w.nbytes) == 0;
     }
     CHECK(same);
     av_model_free(m);

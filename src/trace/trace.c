@@ -31,9 +31,7 @@ void av_trace_free(av_trace *t) {
     free(t->vnorm);
     free(t->vnorm_stored);
     free(t->logits);
-    for (int i = 0; t->qk_owned && i < 2 * t->n_qk; i++) free(t->qk_owned[i]);
-    free(t->qk_owned);
-    free(t->qk);
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) av_lazy_free(&t->lazy_kinds[k]);
     pthread_mutex_destroy(&t->lock);
     json_decref(t->meta);
     if (t->loaded) av_st_close(&t->file);
@@ -110,7 +108,8 @@ const char *av_trace_token(const av_trace *t, int i) { return i >= 0 && i < t->n
 int av_trace_token_id(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->token_ids[i] : -1; }
 
 int av_trace_n_layers(const av_trace *t, av_attn_kind kind) {
-    if (t->lazy) return kind == AV_ATTN_SELF ? t->n_qk : 0;
+    if ((unsigned)kind >= AV_ATTN_KIND_COUNT) return 0;
+    if (t->lazy_kinds[kind].n_layers) return t->lazy_kinds[kind].n_layers;
     int n = 0;
     for (int i = 0; i < t->n_sets; i++)
         if (t->sets[i].kind == kind && t->sets[i].layer + 1 > n) n = t->sets[i].layer + 1;
@@ -130,21 +129,22 @@ int av_trace_attn(const av_trace *t, av_attn_kind kind, int layer, av_attn_view 
 }
 
 static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_view *out, av_err *err) {
-    if (t->lazy && kind == AV_ATTN_SELF && layer >= 0 && layer < t->n_qk) {
+    const av_lazy_kind *lz = (unsigned)kind < AV_ATTN_KIND_COUNT ? &t->lazy_kinds[kind] : NULL;
+    if (lz && layer >= 0 && layer < lz->n_layers) { /* lazy: materialized once, kept as a set */
         for (int i = 0; i < t->n_sets; i++)
             if (t->sets[i].layer == layer && t->sets[i].kind == kind) {
                 *out = t->sets[i].view;
                 return 0;
             }
         float *a;
-        if (av_trace_lazy_materialize(t, layer, AV_LAZY_MATERIALIZE_MAX, &a, err)) return -1;
+        if (av_trace_lazy_materialize(t, kind, layer, AV_LAZY_MATERIALIZE_MAX, &a, err)) return -1;
         if (add_set(t, kind, layer, err)) {
             free(a);
             return -1;
         }
         av_attn_set *s = &t->sets[t->n_sets - 1];
         s->owned = a;
-        s->view = (av_attn_view){t->qk_heads, t->n_tokens, t->n_tokens, a};
+        s->view = (av_attn_view){lz->n_heads, lz->n_query, lz->n_key, a};
         *out = s->view;
         return 0;
     }
@@ -167,38 +167,6 @@ static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_
     if (n == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
     return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer, av_attn_kind_name(kind),
                    n - 1);
-}
-
-int av_trace_set_qk(av_trace *t, float **q, float **k, int n_layers, int n_heads, int n_kv_heads, int head_dim,
-                    float scale, av_err *err) {
-    t->qk = calloc((size_t)n_layers, sizeof *t->qk);
-    t->qk_owned = calloc(2 * (size_t)n_layers, sizeof *t->qk_owned);
-    if (!t->qk || !t->qk_owned) {
-        for (int l = 0; l < n_layers; l++) {
-            free(q[l]);
-            free(k[l]);
-        }
-        free(q);
-        free(k);
-        return av_errf(err, "out of memory");
-    }
-    for (int l = 0; l < n_layers; l++) {
-        t->qk[l] = (av_qk_layer){q[l], k[l]};
-        t->qk_owned[2 * l] = q[l];
-        t->qk_owned[2 * l + 1] = k[l];
-    }
-    free(q);
-    free(k);
-    t->lazy = 1;
-    t->n_qk = n_layers;
-    t->qk_heads = n_heads;
-    t->qk_kv_heads = n_kv_heads;
-    t->qk_dim = head_dim;
-    t->qk_scale = scale;
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.9g", (double)scale);
-    if (av_trace_set_meta(t, "lazy", "1", err) || av_trace_set_meta(t, "attn_scale", buf, err)) return -1;
-    return av_trace_set_meta(t, "causal", "1", err);
 }
 
 int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err) {
@@ -243,17 +211,10 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
     json_object_foreach(t->meta, key, val) {
         if (json_is_string(val) && av_st_writer_meta(&w, key, json_string_value(val), err)) rc = -1;
     }
-    for (int l = 0; !rc && l < (t->lazy ? t->n_qk : 0); l++) {
-        char name[32];
-        int64_t qs[3] = {t->qk_heads, t->n_tokens, t->qk_dim}, ks[3] = {t->qk_kv_heads, t->n_tokens, t->qk_dim};
-        snprintf(name, sizeof name, "q.%d", l);
-        rc = av_st_writer_add(&w, name, AV_DTYPE_F32, AV_DTYPE_F32, 3, qs, t->qk[l].q, err);
-        snprintf(name, sizeof name, "k.%d", l);
-        if (!rc) rc = av_st_writer_add(&w, name, AV_DTYPE_F32, AV_DTYPE_F32, 3, ks, t->qk[l].k, err);
-    }
-    for (int i = 0; !rc && !t->lazy && i < t->n_sets; i++) {
+    for (int i = 0; !rc && i < t->n_sets; i++) { /* materialized layers of lazy kinds stay out */
         av_attn_view v;
         const av_attn_set *s = &t->sets[i];
+        if (t->lazy_kinds[s->kind].n_layers) continue;
         if (av_trace_attn(t, s->kind, s->layer, &v, err)) {
             rc = -1;
             break;
@@ -274,6 +235,7 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         rc = av_st_writer_add(&w, "logits", AV_DTYPE_F32, AV_DTYPE_F32, 2, t->logits_view.shape,
                               t->logits_view.data, err);
     }
+    if (!rc) rc = av_lazy_save(t, &w, err); /* last: a key mask (U8) leaves the F32 tensors aligned */
     if (!rc) { /* captured straight into this file: only the header and the small tensors are left to write */
         int in_place = t->prealloc && t->prealloc->file.fp && strcmp(path, t->prealloc->file.path) == 0
                            ? av_st_prealloc_commit(t->prealloc, &w, err)
@@ -341,45 +303,6 @@ static int parse_attn_name(const char *name, av_attn_kind *kind, int *layer) {
     buf[dot - k] = 0;
     *layer = (int)l;
     return av_attn_kind_parse(buf, kind);
-}
-
-/* Lazy traces: q.<l> [H, T, d] and k.<l> [G, T, d] for layers 0..L-1, all F32 and consistent. */
-static int load_qk(av_trace *t, const char *path, av_err *err) {
-    int L = 0;
-    char name[32];
-    for (;; L++) {
-        snprintf(name, sizeof name, "q.%d", L);
-        if (!av_st_find(&t->file, name)) break;
-    }
-    if (L == 0) return av_errf(err, "%s: lazy trace without q.<layer> tensors", path);
-    const char *sc = av_trace_meta(t, "attn_scale");
-    char *end = NULL;
-    double scale = sc ? strtod(sc, &end) : 0;
-    if (!sc || *end || !(scale > 0)) return av_errf(err, "%s: lazy trace needs a positive 'attn_scale'", path);
-    t->qk = calloc((size_t)L, sizeof *t->qk);
-    if (!t->qk) return av_errf(err, "out of memory");
-    for (int l = 0; l < L; l++) {
-        snprintf(name, sizeof name, "q.%d", l);
-        const av_tensor *q = av_st_find(&t->file, name);
-        snprintf(name, sizeof name, "k.%d", l);
-        const av_tensor *k = av_st_find(&t->file, name);
-        if (!k || q->dtype != AV_DTYPE_F32 || k->dtype != AV_DTYPE_F32 || q->ndim != 3 || k->ndim != 3 ||
-            q->shape[1] != t->n_tokens || k->shape[1] != t->n_tokens || q->shape[2] != k->shape[2] ||
-            q->shape[0] <= 0 || k->shape[0] <= 0 || q->shape[0] % k->shape[0] || q->shape[2] <= 0 ||
-            q->shape[0] > 65536 || q->shape[2] > 65536)
-            return av_errf(err, "%s: layer %d: q/k must be F32 [heads, %d, d] and [kv_heads, %d, d]", path, l,
-                           t->n_tokens, t->n_tokens);
-        if (l > 0 && (q->shape[0] != t->qk_heads || k->shape[0] != t->qk_kv_heads || q->shape[2] != t->qk_dim))
-            return av_errf(err, "%s: layer %d: q/k shapes differ from layer 0", path, l);
-        t->qk_heads = (int)q->shape[0];
-        t->qk_kv_heads = (int)k->shape[0];
-        t->qk_dim = (int)q->shape[2];
-        t->qk[l] = (av_qk_layer){q->data, k->data};
-    }
-    t->n_qk = L;
-    t->qk_scale = (float)scale;
-    t->lazy = 1;
-    return 0;
 }
 
 int av_trace_load(const char *path, av_trace **out, av_err *err) {
@@ -457,7 +380,7 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
         if (e->t.dtype == AV_DTYPE_F16) t->store_dtype = AV_DTYPE_F16;
     }
     const char *lazy = av_trace_meta(t, "lazy");
-    if (lazy && strcmp(lazy, "1") == 0 && load_qk(t, path, err)) goto fail;
+    if (lazy && strcmp(lazy, "1") == 0 && av_lazy_load(t, path, err)) goto fail;
     if (t->n_sets == 0 && !t->lazy) {
         av_errf(err, "%s: the trace holds no attention tensors (attn.<kind>.<layer>)", path);
         goto fail;
