@@ -59,7 +59,7 @@ def main():
     args = ap.parse_args()
     failed = False
     names = sorted(set(os.listdir(args.old)) | set(os.listdir(args.new)))
-    cases = sorted({n.rsplit(".", 1)[0] for n in names})
+    cases = sorted({n.rsplit(".", 1)[0] for n in names if n.rsplit(".", 1)[-1] in ("safetensors", "refused", "txt")})
     for case in cases:
         pa, pb = (os.path.join(d, case) for d in (args.old, args.new))
         if os.path.exists(pa + ".txt") or os.path.exists(pb + ".txt"):

@@ -414,7 +414,7 @@ static void test_gpt2_greedy_generation(void) {
     size_t n = 0;
     REQUIREF(av_generate_greedy(m, "cab", 6, NULL, NULL, &ids, &n, &err) == 0, "%s", err.msg);
     CHECKF(n == 11 && ids[0] == 1 && ids[1] == 29, "%zu ids", n); /* <s> ' ' c a b + 6 generated */
-    /* every generated token is the argmax of the full forward pass over its prefix (no KV cache here) */
+    /* every generated token (one step each against the KV cache) is the argmax of a whole pass over its prefix */
     for (size_t i = 5; i < n; i++) {
         av_run_params rp = av_run_default_params();
         rp.want_logits = 1;
@@ -477,6 +477,62 @@ static void test_text_pair_matches_ids(void) {
     av_model_free(m);
 }
 
+/* The KV cache: the reference input run in chunks of 3 tokens (each against the cached keys and values of
+ * the previous ones) gives the logits of one pass over the whole input. Decoder-only models (learned positions,
+ * RoPE with sliding windows) and the decoders of encoder-decoders (offset and sinusoidal positions, T5's
+ * causal relative buckets, cross-attention). */
+static float chunked_vs_whole(const av_model *m, const av_safetensors *ref, av_err *err) {
+    const av_tensor *ids = av_st_find(ref, "ids"), *src = av_st_find(ref, "src");
+    const av_tensor *in = ids ? ids : av_st_find(ref, "tgt");
+    int T = (int)in->shape[0], V = m->vocab_size, stack = ids ? 0 : 1;
+    float *whole = malloc(sizeof(float) * (size_t)T * (size_t)V), *part = malloc(sizeof(float) * (size_t)T * (size_t)V);
+    av_state *s[2] = {NULL, NULL}, *enc = NULL;
+    float worst = -1;
+    for (int i = 0; i < 2; i++)
+        if (av_state_new(m, stack, T, 1, &s[i], err)) goto done;
+    if (src && (av_state_new(m, 0, (int)src->shape[0], 1, &enc, err) ||
+                av_forward_ids(m, enc, src->data, (int)src->shape[0], 0, NULL, err) ||
+                av_state_attach(s[0], enc, err) || av_state_attach(s[1], enc, err)))
+        goto done;
+    av_pass pw = {.logits = whole, .logits_all = 1};
+    if (av_forward_ids(m, s[0], in->data, T, 0, &pw, err)) goto done;
+    for (int p0 = 0; p0 < T; p0 += 3) {
+        av_pass pc = {.logits = part + (size_t)p0 * (size_t)V, .logits_all = 1};
+        if (av_forward_ids(m, s[1], (const int32_t *)in->data + p0, T - p0 < 3 ? T - p0 : 3, p0, &pc, err)) goto done;
+    }
+    worst = h_max_abs_diff(whole, part, (size_t)T * (size_t)V);
+done:
+    av_state_free(s[0]);
+    av_state_free(s[1]);
+    av_state_free(enc);
+    free(whole);
+    free(part);
+    return worst;
+}
+
+static void test_kv_cache_chunks_equal_one_pass(void) {
+    static const char *names[] = {"gpt2", "qwen2", "mistral", "marian", "bart", "t5", "t5v11"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        av_err err = {{0}};
+        av_model *m = load(names[i], &err);
+        av_safetensors ref;
+        REQUIREF(m && open_ref(names[i], &ref, &err) == 0, "%s: %s", names[i], err.msg);
+        float d = chunked_vs_whole(m, &ref, &err);
+        printf("# %-8s chunks of 3 vs one pass: max |logit diff| %.3g\n", names[i], d);
+        CHECKF(d >= 0 && d <= TOL, "%s: %s %g", names[i], d < 0 ? err.msg : "chunked logits differ by", d);
+        av_st_close(&ref);
+        av_model_free(m);
+    }
+    av_model *bert = load("bert", NULL);
+    av_state *s = NULL;
+    av_err err = {{0}};
+    int32_t ids[4] = {2, 5, 6, 3};
+    REQUIRE(bert && av_state_new(bert, 0, 4, 1, &s, &err) == 0); /* an encoder has no cache to continue */
+    CHECK(av_forward_ids(bert, s, ids, 2, 0, NULL, &err) == 0 && av_forward_ids(bert, s, ids + 2, 2, 2, NULL, &err) == -1);
+    av_state_free(s);
+    av_model_free(bert);
+}
+
 int main(void) {
     RUN(test_gpt2_sharded);
     RUN(test_bert);
@@ -496,5 +552,6 @@ int main(void) {
     RUN(test_gpt2_greedy_generation);
     RUN(test_text_pair_matches_ids);
     RUN(test_bert_text_gets_cls_and_sep);
+    RUN(test_kv_cache_chunks_equal_one_pass);
     return h_exit_code();
 }
