@@ -1,5 +1,5 @@
-/* Greedy (temperature 0) generation of decoder-only models with the KV cache: the prompt in one batched pass,
- * then one token a step. */
+/* Greedy (temperature 0) decoding with the KV cache: the given start in one batched pass, then one token a
+ * step. Decoder-only generation (av_generate_greedy) and encoder-decoder decoding (trace/runs.c) use it. */
 #include "model.h"
 
 #include <stdlib.h>
@@ -10,6 +10,41 @@ static int argmax(const float *x, int n) {
     for (int i = 1; i < n; i++)
         if (x[i] > x[best]) best = i;
     return best;
+}
+
+int av_decode_greedy(const av_model *m, av_state *s, int32_t *seq, int n, int cap, av_stop_fn stop, void *ctx,
+                     int *n_out, av_err *err) {
+    float *logits = malloc(sizeof(float) * (size_t)m->head.n_out); /* (n_out) of the last row */
+    av_pass p = {.logits = logits};
+    int rc = logits ? av_forward_ids(m, s, seq, n, 0, &p, err) : av_errf(err, "out of memory");
+    while (rc == 0 && n < cap) {
+        seq[n++] = argmax(logits, m->head.n_out);
+        if (stop(ctx, seq, n)) break;
+        if (n < cap) rc = av_forward_ids(m, s, seq + n - 1, 1, n - 1, &p, err); /* one new row */
+    }
+    free(logits);
+    *n_out = n;
+    return rc;
+}
+
+typedef struct piece_ctx {
+    const av_tokenizer *tok;
+    av_piece_fn on_piece;
+    void *ctx;
+} piece_ctx;
+
+/* Stops at end- or begin-of-sequence; hands every other new token's text to the caller. */
+static int piece_or_stop(void *ctx, const int32_t *seq, int n) {
+    const piece_ctx *pc = ctx;
+    int id = seq[n - 1];
+    if (id == av_tokenizer_eos(pc->tok) || id == av_tokenizer_bos(pc->tok)) return 1;
+    if (pc->on_piece) {
+        char buf[8];
+        size_t len;
+        const char *piece = av_tokenizer_decode_piece(pc->tok, seq[n - 2], id, buf, &len);
+        pc->on_piece(pc->ctx, piece, len);
+    }
+    return 0;
 }
 
 /* The prompt's ids, or the start token (GPT-2's BOS) for an empty prompt that encodes to nothing. */
@@ -35,55 +70,33 @@ int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piec
     if (m->n_stacks != 1 || !m->stacks[0].cfg.causal || !m->head.out.w.data)
         return av_errf(err, "%s is not a decoder-only model: generation needs llama or gpt2 (encoder-decoders decode "
                             "with run --text, without --target)", m->arch);
-    int32_t *seq = NULL;
+    int32_t *seq = NULL, *grown;
     size_t np = 0;
-    if (prompt_ids(m, prompt, &seq, &np, err)) {
-        free(seq);
-        return -1;
-    }
-    size_t total = np + (size_t)steps;
-    if (total > (size_t)m->max_seq_len) total = (size_t)m->max_seq_len;
-    float *logits = NULL; /* (vocab) */
     av_state *s = NULL;
-    av_pass p = {0};
-    size_t n = np;
-    int rc = -1;
+    int n = 0, rc = -1;
+    if (prompt_ids(m, prompt, &seq, &np, err)) goto done;
+    size_t total = np + (size_t)steps < (size_t)m->max_seq_len ? np + (size_t)steps : (size_t)m->max_seq_len;
     if (np > total) {
         av_errf(err, "prompt is %zu tokens but the model's context window is %d", np, m->max_seq_len);
         goto done;
     }
-    int32_t *grown = realloc(seq, sizeof *seq * total);
-    if (grown) seq = grown;
-    if (!grown || !(p.logits = logits = malloc(sizeof(float) * (size_t)m->vocab_size))) {
+    if (!(grown = realloc(seq, sizeof *seq * total))) {
         av_errf(err, "out of memory");
         goto done;
     }
-    if (av_state_new(m, 0, (int)total, 0, &s, err) || av_forward_ids(m, s, seq, (int)np, 0, &p, err)) goto done;
-    while (n < total) {
-        int next = argmax(logits, m->vocab_size);
-        seq[n] = next;
-        if (next == av_tokenizer_eos(m->tok) || next == av_tokenizer_bos(m->tok)) {
-            n++;
-            break;
-        }
-        if (on_piece) {
-            char buf[8];
-            size_t len;
-            const char *piece = av_tokenizer_decode_piece(m->tok, seq[n - 1], next, buf, &len);
-            on_piece(ctx, piece, len);
-        }
-        n++;
-        if (n < total && av_forward_ids(m, s, seq + n - 1, 1, (int)n - 1, &p, err)) goto done; /* one new row */
-    }
+    seq = grown;
+    piece_ctx pc = {m->tok, on_piece, ctx};
+    if (av_state_new(m, 0, (int)total, 0, &s, err) ||
+        av_decode_greedy(m, s, seq, (int)np, (int)total, piece_or_stop, &pc, &n, err))
+        goto done;
     if (out_ids) {
         *out_ids = seq;
         seq = NULL;
     }
-    if (n_out) *n_out = n;
+    if (n_out) *n_out = (size_t)n;
     rc = 0;
 done:
     free(seq);
-    free(logits);
     av_state_free(s);
     return rc;
 }

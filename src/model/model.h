@@ -135,6 +135,12 @@ typedef struct av_pass {
  * the whole input at pos0 0). p may be NULL. */
 int av_forward_ids(const av_model *m, av_state *s, const int32_t *ids, int n, int pos0, const av_pass *p,
                    av_err *err);
+/* Greedy decoding (generate.c) against the KV cache of a fresh state s: seq[0..n) is the start; tokens are
+ * appended (argmax of the last row's logits) up to cap, or until stop(ctx, seq, new length) is nonzero after
+ * appending one. *n_out: the length reached. */
+typedef int (*av_stop_fn)(void *ctx, const int32_t *seq, int n);
+int av_decode_greedy(const av_model *m, av_state *s, int32_t *seq, int n, int cap, av_stop_fn stop, void *ctx,
+                     int *n_out, av_err *err);
 /* Images: pixels (channels, image_size, image_size), normalized -> attention over [CLS] + patches. */
 int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const av_pass *p, av_err *err);
 /* Decodes and preprocesses an image file for m: out (3, image_size, image_size) malloc'd. */

@@ -58,13 +58,6 @@ done:
 
 /* ---- encoder-decoders ---- */
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 /* Runs the encoder on src (capturing kind ENC when c is given) and attaches its output to dec. */
 static int encode_source(const av_model *m, const av_run_capture *c, const int32_t *src, int S, av_state *dec,
                          int n_threads, av_err *err) {
@@ -77,34 +70,22 @@ static int encode_source(const av_model *m, const av_run_capture *c, const int32
     return rc ? -1 : 0;
 }
 
-/* Greedy decoding with the KV cache: *dec = [start, g1, ..., gk] (stops after end-of-sequence or steps). */
+static int at_eos(void *ctx, const int32_t *seq, int n) { return seq[n - 1] == *(const int *)ctx; }
+
+/* Greedy decoding: *dec = [start, g1, ..., gk] (stops after end-of-sequence or steps tokens). */
 static int greedy(const av_model *m, const int32_t *src, int S, int steps, int n_threads, int32_t **dec, int *n_dec,
                   av_err *err) {
-    int cap = steps + 1, n = 1, rc = -1;
-    int32_t *seq = malloc(sizeof *seq * (size_t)cap);
-    float *logits = malloc(sizeof(float) * (size_t)m->vocab_size); /* (vocab) */
+    int32_t *seq = malloc(sizeof *seq * (size_t)(steps + 1));
     av_state *s = NULL;
-    av_pass pass = {.logits = logits};
-    if (!seq || !logits) {
-        av_errf(err, "out of memory");
-        goto done;
-    }
+    int eos = m->eos_id;
+    if (!seq) return av_errf(err, "out of memory");
     seq[0] = m->dec_start_id;
-    if (av_state_new(m, 1, cap, n_threads, &s, err) || encode_source(m, NULL, src, S, s, n_threads, err)) goto done;
-    while (n < cap) {
-        if (av_forward_ids(m, s, seq + n - 1, 1, n - 1, &pass, err)) goto done; /* one new row */
-        seq[n] = argmax(logits, m->vocab_size);
-        if (seq[n++] == m->eos_id) break;
-    }
-    *dec = seq;
-    *n_dec = n;
-    seq = NULL;
-    rc = 0;
-done:
-    free(seq);
-    free(logits);
+    int rc = av_state_new(m, 1, steps + 1, n_threads, &s, err) || encode_source(m, NULL, src, S, s, n_threads, err) ||
+             av_decode_greedy(m, s, seq, 1, steps + 1, at_eos, &eos, n_dec, err);
     av_state_free(s);
-    return rc;
+    if (rc) free(seq);
+    else *dec = seq;
+    return rc ? -1 : 0;
 }
 
 static int pair_meta(const av_model *m, av_trace *t, const int32_t *src, size_t n_src, const int32_t *seq, int T,
