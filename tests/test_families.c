@@ -8,6 +8,7 @@
 #include "io/io.h"
 #include "model/model.h"
 
+#include <pthread.h>
 #include <sys/stat.h>
 
 #define TINY "tests/fixtures/tiny/"
@@ -533,6 +534,58 @@ static void test_kv_cache_chunks_equal_one_pass(void) {
     av_model_free(bert);
 }
 
+/* Runs share a loaded model read-only: two threads running it at once, with their own thread counts and
+ * modes, get what a run alone gets, and the model's default thread count is left as it was. */
+typedef struct shared_run {
+    const av_model *m;
+    int n_threads, lazy, rounds;
+    float worst; /* max |logit diff| from the solo run */
+    const av_tensor *solo;
+} shared_run;
+
+static void *run_shared(void *arg) {
+    shared_run *r = arg;
+    int32_t ids[10] = {5, 17, 3, 44, 9, 9, 30, 12, 0, 21};
+    for (int i = 0; i < r->rounds; i++) {
+        av_run_params rp = av_run_default_params();
+        rp.n_threads = r->n_threads;
+        rp.lazy = r->lazy;
+        rp.want_logits = 1;
+        av_trace *t = NULL;
+        av_err err = {{0}};
+        av_tensor lg;
+        if (av_trace_from_ids(r->m, ids, 10, &rp, &t, &err) || av_trace_logits(t, &lg)) {
+            r->worst = INFINITY;
+        } else {
+            float d = h_max_abs_diff(lg.data, r->solo->data, (size_t)av_tensor_numel(r->solo));
+            r->worst = d > r->worst ? d : r->worst;
+        }
+        av_trace_free(t);
+    }
+    return NULL;
+}
+
+static void test_concurrent_runs_share_a_model(void) {
+    av_err err = {{0}};
+    av_model *m = load("gpt2", &err);
+    REQUIREF(m, "%s", err.msg);
+    int32_t ids[10] = {5, 17, 3, 44, 9, 9, 30, 12, 0, 21};
+    av_run_params rp = av_run_default_params();
+    rp.want_logits = 1;
+    av_trace *solo = NULL;
+    av_tensor lg;
+    REQUIREF(av_trace_from_ids(m, ids, 10, &rp, &solo, &err) == 0 && av_trace_logits(solo, &lg) == 0, "%s", err.msg);
+    shared_run runs[2] = {{m, 1, 0, 20, 0, &lg}, {m, 3, 1, 20, 0, &lg}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) REQUIRE(pthread_create(&th[i], NULL, run_shared, &runs[i]) == 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    CHECKF(runs[0].worst <= 1e-6f && runs[1].worst <= 1e-6f, "concurrent runs differ by %g / %g", runs[0].worst,
+           runs[1].worst);
+    CHECK(m->n_threads == 2); /* as loaded (p.n_threads = 2): runs never write it */
+    av_trace_free(solo);
+    av_model_free(m);
+}
+
 int main(void) {
     RUN(test_gpt2_sharded);
     RUN(test_bert);
@@ -553,5 +606,6 @@ int main(void) {
     RUN(test_text_pair_matches_ids);
     RUN(test_bert_text_gets_cls_and_sep);
     RUN(test_kv_cache_chunks_equal_one_pass);
+    RUN(test_concurrent_runs_share_a_model);
     return h_exit_code();
 }
