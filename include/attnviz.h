@@ -17,7 +17,7 @@ extern "C" {
 
 #define AV_VERSION "0.1.0"
 #define AV_TRACE_FORMAT "attnviz-trace"
-#define AV_TRACE_VERSION "1"
+#define AV_TRACE_VERSION "2" /* the newest trace format version read and written (docs/TRACE_FORMAT.md) */
 #define AV_MAX_DIMS 4
 
 /* Monotonic clock in seconds (for progress and timing output). */
@@ -169,23 +169,25 @@ typedef struct av_attn_view {
 
 typedef struct av_run_params {
     int add_bos;      /* default 1 */
-    int n_threads;    /* 0: all cores */
+    int n_threads;    /* 0: the model's default (av_model_params.n_threads, all cores unless set) */
     av_dtype dtype;   /* trace storage: AV_DTYPE_F32 (default) or AV_DTYPE_F16 */
     int want_logits;  /* keep logits of every position in the trace (name "logits", [T, vocab]) */
-    int lazy;         /* store post-RoPE queries and keys (q.<layer>, k.<layer>) instead of T x T matrices;
-                         the forward pass then never holds a T x T matrix. Any head, row or tile is recomputed
+    int lazy;         /* store every layer's queries and keys (after RoPE) and the parameters of its scores
+                         instead of n_query x n_key matrices, for every family and kind (docs/TRACE_FORMAT.md);
+                         the forward pass then never holds such a matrix. Any head, row or tile is recomputed
                          exactly on demand (av_trace_attn_row / av_trace_attn_tile). */
     void (*progress)(void *ctx, int done_tokens, int total_tokens); /* optional, called after each chunk */
     void *progress_ctx;
-    const char *output_path; /* optional: the path av_trace_save will be given. Full F32 traces of Llama-family
-                                models (of at least ~0.5 MB) are then captured straight into that file's
-                                (temporary, renamed on save) pages, so saving writes no attention data; the
-                                file is created before the run. */
+    const char *output_path; /* optional: the path av_trace_save will be given. Full F32 traces (of at least
+                                ~0.5 MB) are then captured straight into that file's (temporary, renamed on
+                                save) pages, so saving writes no attention data; the file is created before the
+                                run. */
 } av_run_params;
 
 av_run_params av_run_default_params(void);
 
-/* Runs the model on text and captures every layer's post-softmax attention. */
+/* Runs the model on text and captures every layer's post-softmax attention. A model is only read: several
+ * runs may share one at the same time (each with its own av_run_params.n_threads). */
 int av_trace_from_text(const av_model *m, const char *text, const av_run_params *params, av_trace **out,
                        av_err *err);
 /* Same, on token ids already encoded. */
