@@ -56,8 +56,8 @@ const char *av_dtype_name(av_dtype t);
 int64_t av_tensor_numel(const av_tensor *t);
 
 /* ---- attention kinds, model families, model file formats ------------------------------------------------
- * Enums with a stable text name (trace files, JSON, the CLI): _name gives it ("?" out of range), _parse reads it
- * back (0, or -1 for an unknown name). Values are only ever added at the end. */
+ * Enums with a stable text name (trace files, JSON, the CLI): _name gives it ("?" out of range), _parse reads
+ * it back (0, or -1 for an unknown name). Values are only ever added at the end. */
 
 typedef enum av_attn_kind {
     AV_ATTN_SELF = 0, /* "self": decoder-only and encoder-only models, images */
@@ -180,8 +180,8 @@ typedef struct av_run_params {
     void *progress_ctx;
     const char *output_path; /* optional: the path av_trace_save will be given. Full F32 traces (of at least
                                 ~0.5 MB) are then captured straight into that file's (temporary, renamed on
-                                save) pages, so saving writes no attention data; the file is created before the
-                                run. */
+                                save) pages, so saving writes no attention data; the file is created before
+                                the run. */
 } av_run_params;
 
 av_run_params av_run_default_params(void);
@@ -191,8 +191,8 @@ av_run_params av_run_default_params(void);
 int av_trace_from_text(const av_model *m, const char *text, const av_run_params *params, av_trace **out,
                        av_err *err);
 /* Same, on token ids already encoded. */
-int av_trace_from_ids(const av_model *m, const int32_t *ids, size_t n, const av_run_params *params, av_trace **out,
-                      av_err *err);
+int av_trace_from_ids(const av_model *m, const int32_t *ids, size_t n, const av_run_params *params,
+                      av_trace **out, av_err *err);
 
 int av_trace_save(const av_trace *t, const char *path, av_err *err); /* atomic: temp file + rename */
 int av_trace_load(const char *path, av_trace **out, av_err *err);
@@ -226,14 +226,15 @@ int av_trace_n_key(const av_trace *t, av_attn_kind kind);
  * out: (n_key) floats. Thread-safe for concurrent readers. */
 #define AV_HEADS_MEAN (-1)
 #define AV_HEADS_MAX (-2)
-int av_trace_attn_row(const av_trace *t, av_attn_kind kind, int layer, int head, int q, float *out, av_err *err);
+int av_trace_attn_row(const av_trace *t, av_attn_kind kind, int layer, int head, int q, float *out,
+                      av_err *err);
 
 typedef enum av_pool { AV_POOL_MAX = 0, AV_POOL_MEAN } av_pool;
 /* The block [q0, q1) x [k0, k1) of one head (or AV_HEADS_MEAN/MAX) pooled into out_rows x out_cols cells:
  * cell (r, c) covers queries q0 + r*(q1-q0)/out_rows .. and keys likewise, reduced with pool. When out_rows ==
  * q1-q0 and out_cols == k1-k0 the cells are exact values. out: (out_rows, out_cols). Thread-safe. */
-int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int q1, int k0, int k1,
-                       int out_rows, int out_cols, av_pool pool, float *out, av_err *err);
+int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int q1, int k0,
+                       int k1, int out_rows, int out_cols, av_pool pool, float *out, av_err *err);
 
 /* Picks one head's matrix or reduces over heads. spec: a head index ("5"), "mean", "max" or "min".
  * out: (n_query, n_key) floats. */
@@ -263,8 +264,9 @@ typedef struct av_class_score {
 int av_trace_from_image(const av_model *m, const char *path, const av_run_params *params, av_trace **out,
                         av_class_score *top, int k, av_err *err);
 /* Same on an already preprocessed input: pixels (3, height, width), height = width = the model's image size. */
-int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int width, const av_run_params *params,
-                         av_trace **out, av_class_score *top, int k, av_err *err);
+int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int width,
+                         const av_run_params *params, av_trace **out, av_class_score *top, int k,
+                         av_err *err);
 /* The model's preprocessing alone: *pixels (3, *height, *width), malloc'd (caller frees). */
 int av_image_preprocess(const av_model *m, const char *path, float **pixels, int *height, int *width, av_err *err);
 
@@ -273,12 +275,12 @@ int av_image_preprocess(const av_model *m, const char *path, float **pixels, int
  * it decodes greedily for up to steps tokens or until end-of-sequence. The trace holds attn.enc.<l>,
  * attn.dec.<l>, attn.cross.<l> [n_heads, n_target, n_source]; its tokens are the decoder's, and metadata
  * source_tokens / target_tokens label both sides. av_trace_from_text on such a model decodes greedily. */
-int av_trace_from_pair(const av_model *m, const char *source, const char *target, int steps, const av_run_params *params,
-                       av_trace **out, av_err *err);
+int av_trace_from_pair(const av_model *m, const char *source, const char *target, int steps,
+                       const av_run_params *params, av_trace **out, av_err *err);
 /* Same on ids used exactly as given: src is the encoder input, tgt the decoder input (starting with the decoder
  * start token), or NULL for greedy decoding from the start token. */
-int av_trace_from_pair_ids(const av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt, size_t n_tgt, int steps,
-                           const av_run_params *params, av_trace **out, av_err *err);
+int av_trace_from_pair_ids(const av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt,
+                           size_t n_tgt, int steps, const av_run_params *params, av_trace **out, av_err *err);
 
 #ifdef __cplusplus
 }

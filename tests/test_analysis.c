@@ -44,7 +44,8 @@ static void test_aggregate_heads_layers_and_sets(void) {
     const float l1[] = {0.5f, 0.5f, 0, 1, /* head 0 */ 1, 0, 0.2f, 0.8f /* head 1 */};
     const char *labels[] = {"a", "b"};
     av_trace *t = make_trace(labels, 2);
-    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 2, 2, 2, l0) == 0 && add_layer(t, AV_ATTN_SELF, 1, 2, 2, 2, l1) == 0);
+    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 2, 2, 2, l0) == 0 &&
+            add_layer(t, AV_ATTN_SELF, 1, 2, 2, 2, l1) == 0);
     av_attn_view v;
     av_err err = {{0}};
     REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 0, &v, &err) == 0);
@@ -125,7 +126,8 @@ static void test_rollout_hand_three_tokens_and_fusion(void) {
     const float l1[] = {1, 0, 0, 1, 0, 0, 0, 1, 0, /* h1 */ 1, 0, 0, 1, 0, 0, 0, 1, 0};
     const char *labels[] = {"<s>", "a", "b"};
     av_trace *t = make_trace(labels, 3);
-    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 2, 3, 3, l0) == 0 && add_layer(t, AV_ATTN_SELF, 1, 2, 3, 3, l1) == 0);
+    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 2, 3, 3, l0) == 0 &&
+            add_layer(t, AV_ATTN_SELF, 1, 2, 3, 3, l1) == 0);
     float r[9];
     av_err err = {{0}};
     av_rollout_params p = av_rollout_default_params();
@@ -157,9 +159,10 @@ static void test_rollout_encoder_decoder_hand(void) {
                 c1[] = {0, 1, 0, 1};
     const char *labels[] = {"the", "cat"};
     av_trace *t = make_trace(labels, 2);
-    REQUIRE(t && add_layer(t, AV_ATTN_ENC, 0, 1, 2, 2, enc) == 0 && add_layer(t, AV_ATTN_DEC, 0, 1, 2, 2, dec) == 0 &&
-            add_layer(t, AV_ATTN_DEC, 1, 1, 2, 2, dec) == 0 && add_layer(t, AV_ATTN_CROSS, 0, 1, 2, 2, c0) == 0 &&
-            add_layer(t, AV_ATTN_CROSS, 1, 1, 2, 2, c1) == 0);
+    REQUIRE(
+        t && add_layer(t, AV_ATTN_ENC, 0, 1, 2, 2, enc) == 0 &&
+        add_layer(t, AV_ATTN_DEC, 0, 1, 2, 2, dec) == 0 && add_layer(t, AV_ATTN_DEC, 1, 1, 2, 2, dec) == 0 &&
+        add_layer(t, AV_ATTN_CROSS, 0, 1, 2, 2, c0) == 0 && add_layer(t, AV_ATTN_CROSS, 1, 1, 2, 2, c1) == 0);
     float r[4];
     int nt = 0, ns = 0;
     av_err err = {{0}};
@@ -214,7 +217,8 @@ static void test_flow_hand(void) {
     const float l1[] = {1, 0, 0, 1, 0, 0, 0, 1, 0, /* h1 */ 1, 0, 0, 1, 0, 0, 0, 1, 0};
     const char *labels[] = {"<s>", "a", "b"};
     av_trace *t = make_trace(labels, 3);
-    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 2, 3, 3, l0) == 0 && add_layer(t, AV_ATTN_SELF, 1, 2, 3, 3, l1) == 0);
+    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 2, 3, 3, l0) == 0 &&
+            add_layer(t, AV_ATTN_SELF, 1, 2, 3, 3, l1) == 0);
     av_flow_params fp = av_flow_default_params();
     fp.n_threads = 2;
     REQUIRE(av_flow_trace(t, AV_ATTN_SELF, &fp, g, &err) == 0);

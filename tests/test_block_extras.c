@@ -2,7 +2,8 @@
  * tests/fixtures/extras/): Qwen3's q/k norms, Gemma 2's attention and final-logit soft-capping, Gemma 2/3's
  * extra output norms, Gemma 3's per-layer RoPE base with a local sliding window, Gemma's embedding scale and
  * (1 + w) norms, and all of them together. Each model is built here from its tensors the way a family file
- * maps a checkpoint; each is checked for logits and every layer's attention, lazily too, and in KV-cache chunks. */
+ * maps a checkpoint; each is checked for logits and every layer's attention, lazily too, and in KV-cache
+ * chunks. */
 #include "harness.h"
 #include "io/io.h"
 #include "model/model.h"
@@ -25,17 +26,26 @@ static void set_block(av_block *B, const av_safetensors *f, const json_t *cfg, i
     const struct {
         av_tensor *dst;
         const char *name;
-    } ts[] = {{&B->attn_norm.w, "attn_norm"},   {&B->attn.q.w, "q"},         {&B->attn.k.w, "k"},
-              {&B->attn.v.w, "v"},              {&B->attn.o.w, "o"},         {&B->q_norm.w, "q_norm"},
-              {&B->k_norm.w, "k_norm"},         {&B->attn_out_norm.w, "attn_out_norm"},
-              {&B->ffn_norm.w, "ffn_norm"},     {&B->ffn.gate.w, "gate"},    {&B->ffn.up.w, "up"},
-              {&B->ffn.down.w, "down"},         {&B->ffn_out_norm.w, "ffn_out_norm"}};
+    } ts[] = {{&B->attn_norm.w, "attn_norm"},
+              {&B->attn.q.w, "q"},
+              {&B->attn.k.w, "k"},
+              {&B->attn.v.w, "v"},
+              {&B->attn.o.w, "o"},
+              {&B->q_norm.w, "q_norm"},
+              {&B->k_norm.w, "k_norm"},
+              {&B->attn_out_norm.w, "attn_out_norm"},
+              {&B->ffn_norm.w, "ffn_norm"},
+              {&B->ffn.gate.w, "gate"},
+              {&B->ffn.up.w, "up"},
+              {&B->ffn.down.w, "down"},
+              {&B->ffn_out_norm.w, "ffn_out_norm"}};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
         const av_tensor *t = find(f, "layers.%d.%s", l, ts[i].name);
         if (t) *ts[i].dst = *t;
     }
     B->attn_scale = (float)json_number_value(json_array_get(json_object_get(cfg, "attn_scale"), (size_t)l));
-    B->attn_softcap = (float)json_number_value(json_array_get(json_object_get(cfg, "attn_softcap"), (size_t)l));
+    B->attn_softcap =
+        (float)json_number_value(json_array_get(json_object_get(cfg, "attn_softcap"), (size_t)l));
     B->window = (int)json_integer_value(json_array_get(json_object_get(cfg, "window"), (size_t)l));
     B->rope_theta = (float)json_number_value(json_array_get(json_object_get(cfg, "rope_theta"), (size_t)l));
 }
@@ -45,14 +55,14 @@ static av_model *build(const av_safetensors *f, const json_t *cfg, av_err *err) 
     int L = (int)json_array_size(json_object_get(cfg, "window"));
 #define I(key) ((int)json_integer_value(json_object_get(cfg, key)))
 #define N(key) ((float)json_number_value(json_object_get(cfg, key)))
-    av_llama_cfg c = {I("dim"), I("hidden"), L, I("n_heads"), I("n_kv_heads"), I("head_dim"), N("eps"), 10000.0f,
-                      AV_ROPE_HALF};
+    av_llama_cfg c = {I("dim"),      I("hidden"), L,        I("n_heads"), I("n_kv_heads"),
+                      I("head_dim"), N("eps"),    10000.0f, AV_ROPE_HALF};
     m->vocab_size = I("vocab");
     m->max_seq_len = 64;
     snprintf(m->name, sizeof m->name, "extras");
     m->format = AV_MODEL_FORMAT_HF;
-    if (av_llama_init(m, &c, err) || av_act_parse(json_string_value(json_object_get(cfg, "act")),
-                                                  &m->stacks[0].cfg.act)) {
+    if (av_llama_init(m, &c, err) ||
+        av_act_parse(json_string_value(json_object_get(cfg, "act")), &m->stacks[0].cfg.act)) {
         av_model_free(m);
         return NULL;
     }
@@ -64,7 +74,8 @@ static av_model *build(const av_safetensors *f, const json_t *cfg, av_err *err) 
     st->final_norm.w = *av_st_find(f, "norm");
     m->head.out.w = av_st_find(f, "lm_head") ? *av_st_find(f, "lm_head") : m->tok_emb;
     m->head.n_out = m->vocab_size;
-    for (int l = 0; l < L; l++) set_block(&st->blocks[l], f, cfg, l);
+    for (int l = 0; l < L; l++)
+        set_block(&st->blocks[l], f, cfg, l);
 #undef I
 #undef N
     if (av_model_check(m, err)) {
@@ -124,10 +135,12 @@ static void check_variant(const char *name) {
     float *chunked = malloc(sizeof(float) * (size_t)av_tensor_numel(logits));
     REQUIREF(chunked_logits(m, ids->data, T, chunked, &err) == 0, "%s", err.msg);
     float dc = h_max_abs_diff(chunked, logits->data, (size_t)av_tensor_numel(logits));
-    printf("# %-14s max |diff| vs PyTorch: logits %.2g, attention %.2g, lazy attention %.2g, chunked logits %.2g\n",
+    printf("# %-14s max |diff| vs PyTorch: logits %.2g, attention %.2g, lazy attention %.2g, chunked logits "
+           "%.2g\n",
            name, dl, da, dz, dc);
     CHECKF(dl <= TOL && da <= TOL && dz <= TOL && dc <= TOL,
-           "%s: logits %g, attention %g, lazy %g, chunked %g differ from the reference", name, dl, da, dz, dc);
+           "%s: logits %g, attention %g, lazy %g, chunked %g differ from the reference", name, dl, da, dz,
+           dc);
     free(chunked);
     av_trace_free(full);
     av_trace_free(lazy);
@@ -136,15 +149,33 @@ static void check_variant(const char *name) {
     av_st_close(&f);
 }
 
-static void test_base_head_size_apart_from_dim(void) { check_variant("base"); }
-static void test_qk_norms_qwen3(void) { check_variant("qk_norm"); }
-static void test_attention_softcap_gemma2(void) { check_variant("attn_softcap"); }
-static void test_final_logit_softcap_gemma2(void) { check_variant("final_softcap"); }
-static void test_sandwich_norms_gemma2(void) { check_variant("sandwich"); }
-static void test_rope_base_and_window_per_layer_gemma3(void) { check_variant("rope_per_layer"); }
-static void test_embedding_scale_gemma(void) { check_variant("emb_scale"); }
-static void test_norm_offset_gemma(void) { check_variant("norm_offset"); }
-static void test_all_together(void) { check_variant("gemma"); }
+static void test_base_head_size_apart_from_dim(void) {
+    check_variant("base");
+}
+static void test_qk_norms_qwen3(void) {
+    check_variant("qk_norm");
+}
+static void test_attention_softcap_gemma2(void) {
+    check_variant("attn_softcap");
+}
+static void test_final_logit_softcap_gemma2(void) {
+    check_variant("final_softcap");
+}
+static void test_sandwich_norms_gemma2(void) {
+    check_variant("sandwich");
+}
+static void test_rope_base_and_window_per_layer_gemma3(void) {
+    check_variant("rope_per_layer");
+}
+static void test_embedding_scale_gemma(void) {
+    check_variant("emb_scale");
+}
+static void test_norm_offset_gemma(void) {
+    check_variant("norm_offset");
+}
+static void test_all_together(void) {
+    check_variant("gemma");
+}
 
 int main(void) {
     RUN(test_base_head_size_apart_from_dim);

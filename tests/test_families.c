@@ -14,7 +14,6 @@
 #define TINY "tests/fixtures/tiny/"
 #define TOL 1e-4f
 
-
 /* Every class logit of pixels through the forward pass alone. */
 static int vit_logits(const av_model *m, const float *pixels, float *logits, av_err *err) {
     av_state *s = NULL;
@@ -119,8 +118,7 @@ static void check_encdec(const char *name, const char *arch) {
     av_err err = {{0}};
     av_model *m = load(name, &err);
     REQUIREF(m, "%s: %s", name, err.msg);
-    CHECK(strcmp(av_model_get_info(m).arch, arch) == 0 &&
-          av_model_get_info(m).family == AV_FAMILY_ENCDEC);
+    CHECK(strcmp(av_model_get_info(m).arch, arch) == 0 && av_model_get_info(m).family == AV_FAMILY_ENCDEC);
     av_safetensors ref;
     REQUIREF(open_ref(name, &ref, &err) == 0, "%s", err.msg);
     const av_tensor *src = av_st_find(&ref, "src"), *tgt = av_st_find(&ref, "tgt"),
@@ -140,8 +138,7 @@ static void check_encdec(const char *name, const char *arch) {
     for (int k = 0; k < 3; k++) {
         int L = n_ref_layers(&ref, kinds[k]);
         CHECKF(L > 0 && L == av_trace_n_layers(t, kinds[k]), "%s: %s layers %d vs %d", name,
-               av_attn_kind_name(kinds[k]),
-               av_trace_n_layers(t, kinds[k]), L);
+               av_attn_kind_name(kinds[k]), av_trace_n_layers(t, kinds[k]), L);
         for (int l = 0; l < L; l++) {
             float d = attn_diff(t, &ref, kinds[k], l);
             CHECKF(d >= 0 && d <= TOL, "%s %s layer %d: attention differs by %g", name,
@@ -324,7 +321,8 @@ static void test_runs_reject_wrong_inputs(void) {
     av_run_params rp = av_run_default_params(); /* (lazy runs of every family: test_lazy.c) */
     rp.dtype = AV_DTYPE_BF16;
     CHECK(av_trace_from_ids(m, ids, 1, &rp, &t, &err) == -1 && strstr(err.msg, "F32 or F16"));
-    CHECK(av_trace_from_pair_ids(e, src, 2, NULL, 0, 3, &rp, &t, &err) == -1 && strstr(err.msg, "F32 or F16"));
+    CHECK(av_trace_from_pair_ids(e, src, 2, NULL, 0, 3, &rp, &t, &err) == -1 &&
+          strstr(err.msg, "F32 or F16"));
     CHECK(t == NULL);
     av_model_free(m);
     av_model_free(e);
@@ -415,7 +413,8 @@ static void test_gpt2_greedy_generation(void) {
     size_t n = 0;
     REQUIREF(av_generate_greedy(m, "cab", 6, NULL, NULL, &ids, &n, &err) == 0, "%s", err.msg);
     CHECKF(n == 11 && ids[0] == 1 && ids[1] == 29, "%zu ids", n); /* <s> ' ' c a b + 6 generated */
-    /* every generated token (one step each against the KV cache) is the argmax of a whole pass over its prefix */
+    /* every generated token (one step each against the KV cache) is the argmax of a whole pass over its
+     * prefix */
     for (size_t i = 5; i < n; i++) {
         av_run_params rp = av_run_default_params();
         rp.want_logits = 1;
@@ -467,7 +466,8 @@ static void test_text_pair_matches_ids(void) {
     CHECKF(av_trace_n_tokens(a) == 5 && av_trace_n_tokens(b) == 5, "%d tokens", av_trace_n_tokens(a));
     CHECK(strcmp(av_trace_meta(a, "source_token_ids"), av_trace_meta(b, "source_token_ids")) == 0);
     av_attn_view va, vb;
-    REQUIRE(av_trace_attn(a, AV_ATTN_CROSS, 1, &va, &err) == 0 && av_trace_attn(b, AV_ATTN_CROSS, 1, &vb, &err) == 0);
+    REQUIRE(av_trace_attn(a, AV_ATTN_CROSS, 1, &va, &err) == 0 &&
+            av_trace_attn(b, AV_ATTN_CROSS, 1, &vb, &err) == 0);
     CHECK(va.n_query == 5 && va.n_key == 6 && h_max_abs_diff(va.data, vb.data, (size_t)(2 * 5 * 6)) == 0);
     av_trace_free(a);
     av_trace_free(b);
@@ -479,14 +479,15 @@ static void test_text_pair_matches_ids(void) {
 }
 
 /* The KV cache: the reference input run in chunks of 3 tokens (each against the cached keys and values of
- * the previous ones) gives the logits of one pass over the whole input. Decoder-only models (learned positions,
- * RoPE with sliding windows) and the decoders of encoder-decoders (offset and sinusoidal positions, T5's
- * causal relative buckets, cross-attention). */
+ * the previous ones) gives the logits of one pass over the whole input. Decoder-only models (learned
+ * positions, RoPE with sliding windows) and the decoders of encoder-decoders (offset and sinusoidal
+ * positions, T5's causal relative buckets, cross-attention). */
 static float chunked_vs_whole(const av_model *m, const av_safetensors *ref, av_err *err) {
     const av_tensor *ids = av_st_find(ref, "ids"), *src = av_st_find(ref, "src");
     const av_tensor *in = ids ? ids : av_st_find(ref, "tgt");
     int T = (int)in->shape[0], V = m->vocab_size, stack = ids ? 0 : 1;
-    float *whole = malloc(sizeof(float) * (size_t)T * (size_t)V), *part = malloc(sizeof(float) * (size_t)T * (size_t)V);
+    float *whole = malloc(sizeof(float) * (size_t)T * (size_t)V),
+          *part = malloc(sizeof(float) * (size_t)T * (size_t)V);
     av_state *s[2] = {NULL, NULL}, *enc = NULL;
     float worst = -1;
     for (int i = 0; i < 2; i++)
@@ -499,7 +500,8 @@ static float chunked_vs_whole(const av_model *m, const av_safetensors *ref, av_e
     if (av_forward_ids(m, s[0], in->data, T, 0, &pw, err)) goto done;
     for (int p0 = 0; p0 < T; p0 += 3) {
         av_pass pc = {.logits = part + (size_t)p0 * (size_t)V, .logits_all = 1};
-        if (av_forward_ids(m, s[1], (const int32_t *)in->data + p0, T - p0 < 3 ? T - p0 : 3, p0, &pc, err)) goto done;
+        if (av_forward_ids(m, s[1], (const int32_t *)in->data + p0, T - p0 < 3 ? T - p0 : 3, p0, &pc, err))
+            goto done;
     }
     worst = h_max_abs_diff(whole, part, (size_t)T * (size_t)V);
 done:
@@ -529,7 +531,8 @@ static void test_kv_cache_chunks_equal_one_pass(void) {
     av_err err = {{0}};
     int32_t ids[4] = {2, 5, 6, 3};
     REQUIRE(bert && av_state_new(bert, 0, 4, 1, &s, &err) == 0); /* an encoder has no cache to continue */
-    CHECK(av_forward_ids(bert, s, ids, 2, 0, NULL, &err) == 0 && av_forward_ids(bert, s, ids + 2, 2, 2, NULL, &err) == -1);
+    CHECK(av_forward_ids(bert, s, ids, 2, 0, NULL, &err) == 0 &&
+          av_forward_ids(bert, s, ids + 2, 2, 2, NULL, &err) == -1);
     av_state_free(s);
     av_model_free(bert);
 }
@@ -574,13 +577,16 @@ static void test_concurrent_runs_share_a_model(void) {
     rp.want_logits = 1;
     av_trace *solo = NULL;
     av_tensor lg;
-    REQUIREF(av_trace_from_ids(m, ids, 10, &rp, &solo, &err) == 0 && av_trace_logits(solo, &lg) == 0, "%s", err.msg);
+    REQUIREF(av_trace_from_ids(m, ids, 10, &rp, &solo, &err) == 0 && av_trace_logits(solo, &lg) == 0, "%s",
+             err.msg);
     shared_run runs[2] = {{m, 1, 0, 20, 0, &lg}, {m, 3, 1, 20, 0, &lg}};
     pthread_t th[2];
-    for (int i = 0; i < 2; i++) REQUIRE(pthread_create(&th[i], NULL, run_shared, &runs[i]) == 0);
-    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
-    CHECKF(runs[0].worst <= 1e-6f && runs[1].worst <= 1e-6f, "concurrent runs differ by %g / %g", runs[0].worst,
-           runs[1].worst);
+    for (int i = 0; i < 2; i++)
+        REQUIRE(pthread_create(&th[i], NULL, run_shared, &runs[i]) == 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    CHECKF(runs[0].worst <= 1e-6f && runs[1].worst <= 1e-6f, "concurrent runs differ by %g / %g",
+           runs[0].worst, runs[1].worst);
     CHECK(m->n_threads == 2); /* as loaded (p.n_threads = 2): runs never write it */
     av_trace_free(solo);
     av_model_free(m);

@@ -24,12 +24,13 @@ static av_model *synthetic_model(int ctx) {
         av_model_own(m, p, NULL);                                                                              \
         t = av_tensor_f32(p, rows, cols);                                                                      \
     } while (0)
-#define ONES(t, n)                                                                                             \
-    do {                                                                                                       \
-        float *p = malloc(sizeof(float) * (size_t)(n));                                                        \
-        for (int i = 0; i < (n); i++) p[i] = 1.0f;                                                             \
-        av_model_own(m, p, NULL);                                                                              \
-        t = av_tensor_f32(p, n, 0);                                                                            \
+#define ONES(t, n)                                                                                           \
+    do {                                                                                                     \
+        float *p = malloc(sizeof(float) * (size_t)(n));                                                      \
+        for (int i = 0; i < (n); i++)                                                                        \
+            p[i] = 1.0f;                                                                                     \
+        av_model_own(m, p, NULL);                                                                            \
+        t = av_tensor_f32(p, n, 0);                                                                          \
     } while (0)
     RANDOM_MATRIX(m->tok_emb, 97, 64, 2.0f);
     m->head.out.w = m->tok_emb;
@@ -67,7 +68,8 @@ static float compare_full_and_lazy(av_model *m, const int32_t *ids, size_t n) {
     float worst = 0;
     float *row = malloc(sizeof(float) * n);
     CHECK(av_trace_is_lazy(lazy) && !av_trace_is_lazy(full));
-    CHECK(av_trace_n_layers(lazy, AV_ATTN_SELF) == m->n_layers && av_trace_n_heads(lazy, AV_ATTN_SELF) == m->n_heads);
+    CHECK(av_trace_n_layers(lazy, AV_ATTN_SELF) == m->n_layers &&
+          av_trace_n_heads(lazy, AV_ATTN_SELF) == m->n_heads);
     for (int l = 0; l < m->n_layers; l++) {
         av_attn_view v;
         if (av_trace_attn(full, AV_ATTN_SELF, l, &v, &err)) return INFINITY;
@@ -150,13 +152,16 @@ static void test_tiles_pool_exactly(void) {
         }
     REQUIRE(av_trace_attn_tile(full, AV_ATTN_SELF, 1, 2, q0, q1, k0, k1, R, C, AV_POOL_MAX, tile, &err) == 0);
     CHECK(h_max_abs_diff(tile, hand_max, R * C) == 0.0f);
-    REQUIRE(av_trace_attn_tile(lazy, AV_ATTN_SELF, 1, 2, q0, q1, k0, k1, R, C, AV_POOL_MAX, tile_lazy, &err) == 0);
+    REQUIRE(av_trace_attn_tile(lazy, AV_ATTN_SELF, 1, 2, q0, q1, k0, k1, R, C, AV_POOL_MAX, tile_lazy,
+                               &err) == 0);
     CHECK(h_max_abs_diff(tile_lazy, hand_max, R * C) <= 1e-5f);
-    REQUIRE(av_trace_attn_tile(lazy, AV_ATTN_SELF, 1, 2, q0, q1, k0, k1, R, C, AV_POOL_MEAN, tile_lazy, &err) == 0);
+    REQUIRE(av_trace_attn_tile(lazy, AV_ATTN_SELF, 1, 2, q0, q1, k0, k1, R, C, AV_POOL_MEAN, tile_lazy,
+                               &err) == 0);
     CHECK(h_max_abs_diff(tile_lazy, hand_mean, R * C) <= 1e-6f);
     /* exact cells at full resolution, and the mean over heads */
     float cells[4 * 5], mean_row[N];
-    REQUIRE(av_trace_attn_tile(lazy, AV_ATTN_SELF, 0, 3, 100, 104, 50, 55, 4, 5, AV_POOL_MEAN, cells, &err) == 0);
+    REQUIRE(av_trace_attn_tile(lazy, AV_ATTN_SELF, 0, 3, 100, 104, 50, 55, 4, 5, AV_POOL_MEAN, cells, &err) ==
+            0);
     REQUIRE(av_trace_attn(full, AV_ATTN_SELF, 0, &v, &err) == 0);
     for (int i = 0; i < 4; i++)
         for (int k = 0; k < 5; k++)
@@ -166,7 +171,8 @@ static void test_tiles_pool_exactly(void) {
     for (int h = 0; h < 4; h++) want += v.data[((size_t)h * N + 200) * N + 17] / 4.0f;
     CHECK(fabsf(mean_row[17] - want) <= 1e-5f);
     /* bad requests */
-    CHECK(av_trace_attn_tile(lazy, AV_ATTN_SELF, 0, 0, 0, N + 1, 0, N, 10, 10, AV_POOL_MAX, tile, &err) == -1);
+    CHECK(av_trace_attn_tile(lazy, AV_ATTN_SELF, 0, 0, 0, N + 1, 0, N, 10, 10, AV_POOL_MAX, tile, &err) ==
+          -1);
     CHECK(av_trace_attn_tile(lazy, AV_ATTN_SELF, 0, 0, 0, 5, 0, 5, 6, 5, AV_POOL_MAX, tile, &err) == -1);
     CHECK(av_trace_attn_row(lazy, AV_ATTN_SELF, 2, 0, 0, mean_row, &err) == -1 && strstr(err.msg, "layer"));
     CHECK(av_trace_attn_row(lazy, AV_ATTN_SELF, 0, 4, 0, mean_row, &err) == -1 && strstr(err.msg, "head"));

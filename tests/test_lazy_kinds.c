@@ -1,8 +1,9 @@
 /* Lazy traces of every family and mask against full traces of the same run: every row of every head of every
- * kind, on the tiny reference models (causal GPT-2, bidirectional BERT/RoBERTa/DistilBERT, Qwen2/Mistral sliding
- * windows, Marian/BART/T5 encoder, decoder and cross-attention with T5's relative-position buckets, ViT) and on
- * the real ViT-Tiny; a hand-built lazy kind with soft-capping, a relative bias and a key-padding mask against
- * plain loops written here; version 2 save/load round trips and a version 1 lazy trace written by hand. */
+ * kind, on the tiny reference models (causal GPT-2, bidirectional BERT/RoBERTa/DistilBERT, Qwen2/Mistral
+ * sliding windows, Marian/BART/T5 encoder, decoder and cross-attention with T5's relative-position buckets,
+ * ViT) and on the real ViT-Tiny; a hand-built lazy kind with soft-capping, a relative bias and a key-padding
+ * mask against plain loops written here; version 2 save/load round trips and a version 1 lazy trace written
+ * by hand. */
 #include "harness.h"
 #include "io/io.h"
 #include "model/model.h"
@@ -19,11 +20,12 @@ static float compare_kinds(const av_trace *full, const av_trace *lazy, int *n_ki
     *n_kinds = 0;
     for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
         av_attn_kind kind = (av_attn_kind)k;
-        int L = av_trace_n_layers(full, kind), nq = av_trace_n_query(full, kind), nk = av_trace_n_key(full, kind);
+        int L = av_trace_n_layers(full, kind), nq = av_trace_n_query(full, kind),
+            nk = av_trace_n_key(full, kind);
         if (!L) continue;
         if (av_trace_n_layers(lazy, kind) != L || av_trace_n_query(lazy, kind) != nq ||
-            av_trace_n_key(lazy, kind) != nk || av_trace_n_heads(lazy, kind) != av_trace_n_heads(full, kind) ||
-            !lazy->lazy_kinds[k].n_layers)
+            av_trace_n_key(lazy, kind) != nk ||
+            av_trace_n_heads(lazy, kind) != av_trace_n_heads(full, kind) || !lazy->lazy_kinds[k].n_layers)
             return -1;
         float *row = malloc(sizeof(float) * (size_t)nk);
         for (int l = 0; l < L; l++) {
@@ -68,9 +70,10 @@ static av_model *load_tiny(const char *name, av_err *err) {
 }
 
 /* One full and one lazy run of the tiny model's reference input. */
-static int run_both(const av_model *m, const av_safetensors *ref, av_trace **full, av_trace **lazy, av_err *err) {
-    const av_tensor *ids = av_st_find(ref, "ids"), *src = av_st_find(ref, "src"), *tgt = av_st_find(ref, "tgt"),
-                    *px = av_st_find(ref, "pixels");
+static int run_both(const av_model *m, const av_safetensors *ref, av_trace **full, av_trace **lazy,
+                    av_err *err) {
+    const av_tensor *ids = av_st_find(ref, "ids"), *src = av_st_find(ref, "src"),
+                    *tgt = av_st_find(ref, "tgt"), *px = av_st_find(ref, "pixels");
     av_run_params rp = av_run_default_params();
     rp.want_logits = 1;
     for (int lazy_run = 0; lazy_run < 2; lazy_run++) {
@@ -79,7 +82,8 @@ static int run_both(const av_model *m, const av_safetensors *ref, av_trace **ful
         int rc = ids   ? av_trace_from_ids(m, ids->data, (size_t)ids->shape[0], &rp, t, err)
                  : src ? av_trace_from_pair_ids(m, src->data, (size_t)src->shape[0], tgt->data,
                                                 (size_t)tgt->shape[0], 0, &rp, t, err)
-                       : av_trace_from_pixels(m, px->data, (int)px->shape[1], (int)px->shape[2], &rp, t, NULL, 0, err);
+                       : av_trace_from_pixels(m, px->data, (int)px->shape[1], (int)px->shape[2], &rp, t, NULL,
+                                              0, err);
         if (rc) return -1;
     }
     return 0;
@@ -103,10 +107,10 @@ static void test_every_tiny_family(void) {
         float dl = av_trace_logits(full, &a) == 0 && av_trace_logits(lazy, &b) == 0
                        ? h_max_abs_diff(a.data, b.data, (size_t)av_tensor_numel(&a))
                        : 0;
-        printf("# %-10s %d kind%s: max |lazy - full| %.3g, logits %.3g\n", names[i], n_kinds, n_kinds > 1 ? "s" : "",
-               d, dl);
-        CHECKF(d >= 0 && d <= TOL && n_kinds == (av_st_find(&ref, "src") ? 3 : 1), "%s: lazy and full differ by %g",
-               names[i], d);
+        printf("# %-10s %d kind%s: max |lazy - full| %.3g, logits %.3g\n", names[i], n_kinds,
+               n_kinds > 1 ? "s" : "", d, dl);
+        CHECKF(d >= 0 && d <= TOL && n_kinds == (av_st_find(&ref, "src") ? 3 : 1),
+               "%s: lazy and full differ by %g", names[i], d);
         CHECKF(dl == 0, "%s: a lazy run changed the logits by %g", names[i], dl);
         CHECKF(round_trip_exact(lazy, names[i]), "%s: the saved lazy trace reads back differently", names[i]);
         av_trace_free(full);
@@ -163,20 +167,24 @@ static void test_real_vit_tiny(void) {
 
 enum { H = 2, G = 1, T = 7, D = 4 };
 
-/* Row q of head h the way the format defines it: scale q.k, soft-cap, + bias(k - q), masked keys out, softmax. */
+/* Row q of head h the way the format defines it: scale q.k, soft-cap, + bias(k - q), masked keys out,
+ * softmax. */
 static void reference_row(const float *q, const float *k, const float *bias, const uint8_t *mask, float scale,
                           float cap, int h, int qi, float *out) {
     double s[T], mx = -1e300, sum = 0;
     for (int j = 0; j < T; j++) {
         double dot = 0;
-        for (int d = 0; d < D; d++) dot += (double)q[((size_t)h * T + (size_t)qi) * D + d] * k[(size_t)j * D + d];
+        for (int d = 0; d < D; d++)
+            dot += (double)q[((size_t)h * T + (size_t)qi) * D + d] * k[(size_t)j * D + d];
         dot *= scale;
         dot = cap * tanh(dot / cap) + bias[h * (2 * T - 1) + (j - qi) + T - 1];
         s[j] = mask[j] ? dot : -INFINITY;
         mx = s[j] > mx ? s[j] : mx;
     }
-    for (int j = 0; j < T; j++) sum += mask[j] ? exp(s[j] - mx) : 0;
-    for (int j = 0; j < T; j++) out[j] = mask[j] ? (float)(exp(s[j] - mx) / sum) : 0.0f;
+    for (int j = 0; j < T; j++)
+        sum += mask[j] ? exp(s[j] - mx) : 0;
+    for (int j = 0; j < T; j++)
+        out[j] = mask[j] ? (float)(exp(s[j] - mx) / sum) : 0.0f;
 }
 
 static float *copy(const float *p, size_t n) {
@@ -189,14 +197,18 @@ static void test_masks_bias_and_softcap_against_loops(void) {
     float q[H * T * D], k[G * T * D], bias[H * (2 * T - 1)];
     uint8_t mask[T] = {1, 0, 1, 1, 0, 1, 1};
     unsigned seed = 3;
-    for (int i = 0; i < H * T * D; i++) q[i] = (float)rand_r(&seed) / RAND_MAX * 4 - 2;
-    for (int i = 0; i < G * T * D; i++) k[i] = (float)rand_r(&seed) / RAND_MAX * 4 - 2;
-    for (int i = 0; i < H * (2 * T - 1); i++) bias[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+    for (int i = 0; i < H * T * D; i++)
+        q[i] = (float)rand_r(&seed) / RAND_MAX * 4 - 2;
+    for (int i = 0; i < G * T * D; i++)
+        k[i] = (float)rand_r(&seed) / RAND_MAX * 4 - 2;
+    for (int i = 0; i < H * (2 * T - 1); i++)
+        bias[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
     av_trace *t = av_trace_new();
     av_err err = {{0}};
     char **labels = calloc(T, sizeof *labels);
     int32_t *ids = calloc(T, sizeof *ids);
-    for (int i = 0; i < T; i++) labels[i] = strdup("x");
+    for (int i = 0; i < T; i++)
+        labels[i] = strdup("x");
     REQUIRE(av_trace_set_tokens(t, labels, ids, T, &err) == 0);
     const float **qs = malloc(sizeof *qs), **ks = malloc(sizeof *ks);
     qs[0] = copy(q, sizeof q / sizeof *q);
@@ -206,7 +218,8 @@ static void test_masks_bias_and_softcap_against_loops(void) {
     uint8_t *km = malloc(T);
     memcpy(km, mask, T);
     scale[0] = 0.7f, cap[0] = 1.5f;
-    av_lazy_kind lz = {1, H, G, D, T, T, 0, qs, ks, scale, cap, window, copy(bias, sizeof bias / sizeof *bias), km, 1};
+    av_lazy_kind lz = {
+        1, H, G, D, T, T, 0, qs, ks, scale, cap, window, copy(bias, sizeof bias / sizeof *bias), km, 1};
     REQUIREF(av_trace_set_lazy(t, AV_ATTN_ENC, &lz, &err) == 0, "%s", err.msg);
     char path[512];
     snprintf(path, sizeof path, "%s/hand-lazy.safetensors", h_tmpdir());
@@ -223,7 +236,8 @@ static void test_masks_bias_and_softcap_against_loops(void) {
                 CHECK(row[1] == 0.0f && row[4] == 0.0f); /* padding keys are exactly 0 */
             }
         }
-    printf("# enc kind with soft-cap 1.5, relative bias and 2 padding keys: max |lazy - loops| = %.3g\n", worst);
+    printf("# enc kind with soft-cap 1.5, relative bias and 2 padding keys: max |lazy - loops| = %.3g\n",
+           worst);
     CHECKF(worst <= 1e-6f, "differs by %g", worst);
     CHECK(av_trace_n_layers(back, AV_ATTN_ENC) == 1 && av_trace_n_layers(back, AV_ATTN_SELF) == 0);
     av_trace_free(back);
@@ -234,16 +248,23 @@ static void test_masks_bias_and_softcap_against_loops(void) {
 static void test_version1_lazy_trace_loads(void) {
     float q[H * T * D], k[G * T * D];
     unsigned seed = 5;
-    for (int i = 0; i < H * T * D; i++) q[i] = (float)rand_r(&seed) / RAND_MAX * 2 - 1;
-    for (int i = 0; i < G * T * D; i++) k[i] = (float)rand_r(&seed) / RAND_MAX * 2 - 1;
+    for (int i = 0; i < H * T * D; i++)
+        q[i] = (float)rand_r(&seed) / RAND_MAX * 2 - 1;
+    for (int i = 0; i < G * T * D; i++)
+        k[i] = (float)rand_r(&seed) / RAND_MAX * 2 - 1;
     av_st_writer w;
     av_st_writer_init(&w);
     av_err err = {{0}};
     int64_t qs[3] = {H, T, D}, ks[3] = {G, T, D};
-    const char *meta[][2] = {{"format", "attnviz-trace"}, {"version", "1"}, {"lazy", "1"}, {"attn_scale", "0.5"},
-                             {"causal", "1"}, {"tokens", "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\"]"},
+    const char *meta[][2] = {{"format", "attnviz-trace"},
+                             {"version", "1"},
+                             {"lazy", "1"},
+                             {"attn_scale", "0.5"},
+                             {"causal", "1"},
+                             {"tokens", "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\"]"},
                              {"token_ids", "[1,2,3,4,5,6,7]"}};
-    for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++) REQUIRE(av_st_writer_meta(&w, meta[i][0], meta[i][1], &err) == 0);
+    for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++)
+        REQUIRE(av_st_writer_meta(&w, meta[i][0], meta[i][1], &err) == 0);
     char path[512];
     snprintf(path, sizeof path, "%s/v1-lazy.safetensors", h_tmpdir());
     REQUIRE(av_st_writer_add(&w, "q.0", AV_DTYPE_F32, AV_DTYPE_F32, 3, qs, q, &err) == 0 &&
@@ -252,7 +273,8 @@ static void test_version1_lazy_trace_loads(void) {
     av_st_writer_free(&w);
     av_trace *t = NULL;
     REQUIREF(av_trace_load(path, &t, &err) == 0, "%s", err.msg);
-    CHECK(av_trace_is_lazy(t) && av_trace_n_layers(t, AV_ATTN_SELF) == 1 && av_trace_n_heads(t, AV_ATTN_SELF) == H);
+    CHECK(av_trace_is_lazy(t) && av_trace_n_layers(t, AV_ATTN_SELF) == 1 &&
+          av_trace_n_heads(t, AV_ATTN_SELF) == H);
     float row[T], worst = 0;
     for (int h = 0; h < H; h++)
         for (int i = 0; i < T; i++) { /* causal softmax of 0.5 q.k by hand */
@@ -260,10 +282,12 @@ static void test_version1_lazy_trace_loads(void) {
             double s[T], mx = -1e300, sum = 0;
             for (int j = 0; j <= i; j++) {
                 s[j] = 0;
-                for (int d = 0; d < D; d++) s[j] += 0.5 * q[((size_t)h * T + (size_t)i) * D + d] * k[(size_t)j * D + d];
+                for (int d = 0; d < D; d++)
+                    s[j] += 0.5 * q[((size_t)h * T + (size_t)i) * D + d] * k[(size_t)j * D + d];
                 mx = s[j] > mx ? s[j] : mx;
             }
-            for (int j = 0; j <= i; j++) sum += exp(s[j] - mx);
+            for (int j = 0; j <= i; j++)
+                sum += exp(s[j] - mx);
             for (int j = 0; j < T; j++) {
                 float want = j <= i ? (float)(exp(s[j] - mx) / sum) : 0.0f;
                 worst = fabsf(row[j] - want) > worst ? fabsf(row[j] - want) : worst;

@@ -74,8 +74,9 @@ static double trace_diff(const av_trace *t, char *why, size_t why_n) {
     for (int l = 0; l < L; l++) {
         av_attn_view a, b;
         av_err err = {{0}};
-        if (av_trace_attn(t, AV_ATTN_SELF, l, &a, &err) || av_trace_attn(g_trace, AV_ATTN_SELF, l, &b, &err) ||
-            a.n_heads != b.n_heads || a.n_query != b.n_query || a.n_key != b.n_key) {
+        if (av_trace_attn(t, AV_ATTN_SELF, l, &a, &err) ||
+            av_trace_attn(g_trace, AV_ATTN_SELF, l, &b, &err) || a.n_heads != b.n_heads ||
+            a.n_query != b.n_query || a.n_key != b.n_key) {
             snprintf(why, why_n, "layer %d: shape differs or missing (%.150s)", l, err.msg);
             return -1;
         }
@@ -163,7 +164,8 @@ static void test_gguf_layout(void) {
     CHECK(wk->ne[0] == 64 && wk->ne[1] == 32 && wk->t.shape[0] == 32);
     CHECK(norm->n_dims == 1 && norm->t.shape[0] == 64);
     CHECK(memcmp(emb->t.data, g_ref->tok_emb.data, emb->t.nbytes) == 0);
-    CHECK(memcmp(wk->t.data, g_ref->stacks[0].blocks[4].attn.k.w.data, wk->t.nbytes) == 0); /* GGUF keeps Meta's q/k order */
+    CHECK(memcmp(wk->t.data, g_ref->stacks[0].blocks[4].attn.k.w.data, wk->t.nbytes) ==
+          0); /* GGUF keeps Meta's q/k order */
     CHECK(av_gguf_find_tensor(&g, "output.weight") == NULL);                  /* tied */
     int64_t v = 0;
     float f = 0;
@@ -239,7 +241,8 @@ static void test_hf_f32(void) {
             for (int j = 0; j < 2; j++)
                 ok &= memcmp(hf + (h * 8 + j * 4 + i) * 64, meta + (h * 8 + 2 * i + j) * 64, 64 * 4) == 0;
     CHECK(ok);
-    CHECK(memcmp(m->stacks[0].blocks[2].attn.v.w.data, g_ref->stacks[0].blocks[2].attn.v.w.data, g_ref->stacks[0].blocks[2].attn.v.w.nbytes) == 0);
+    CHECK(memcmp(m->stacks[0].blocks[2].attn.v.w.data, g_ref->stacks[0].blocks[2].attn.v.w.data,
+                 g_ref->stacks[0].blocks[2].attn.v.w.nbytes) == 0);
     av_model_free(m);
 }
 
@@ -339,8 +342,10 @@ static void test_hf_to_gguf(void) {
     REQUIREF(av_model_load(out, NULL, &m, &err) == 0, "%s", err.msg);
     int same = 1;
     for (int l = 0; l < 5; l++) {
-        same &= memcmp(m->stacks[0].blocks[l].attn.q.w.data, g_ref->stacks[0].blocks[l].attn.q.w.data, g_ref->stacks[0].blocks[l].attn.q.w.nbytes) == 0;
-        same &= memcmp(m->stacks[0].blocks[l].attn.k.w.data, g_ref->stacks[0].blocks[l].attn.k.w.data, g_ref->stacks[0].blocks[l].attn.k.w.nbytes) == 0;
+        same &= memcmp(m->stacks[0].blocks[l].attn.q.w.data, g_ref->stacks[0].blocks[l].attn.q.w.data,
+                       g_ref->stacks[0].blocks[l].attn.q.w.nbytes) == 0;
+        same &= memcmp(m->stacks[0].blocks[l].attn.k.w.data, g_ref->stacks[0].blocks[l].attn.k.w.data,
+                       g_ref->stacks[0].blocks[l].attn.k.w.nbytes) == 0;
     }
     CHECK(same);
     av_model_free(m);

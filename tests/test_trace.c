@@ -44,7 +44,8 @@ static void test_round_trip_f32_and_f16(void) {
         CHECK(strcmp(av_trace_meta(u, "model"), "synthetic") == 0);
         CHECK(av_trace_n_layers(u, AV_ATTN_SELF) == 2 && av_trace_n_layers(u, AV_ATTN_CROSS) == 0);
         av_attn_view a, b;
-        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 1, &a, &err) == 0 && av_trace_attn(u, AV_ATTN_SELF, 1, &b, &err) == 0);
+        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 1, &a, &err) == 0 &&
+                av_trace_attn(u, AV_ATTN_SELF, 1, &b, &err) == 0);
         CHECK(b.n_heads == 2 && b.n_query == 3 && b.n_key == 3);
         /* all test values are exact in half precision */
         CHECK(h_max_abs_diff(a.data, b.data, 18) == 0.0f);

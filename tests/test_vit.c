@@ -9,7 +9,6 @@
 
 #define FIXTURE "tests/fixtures/vit_tiny_chelsea.safetensors"
 
-
 /* Every class logit of pixels through the forward pass alone. */
 static int vit_logits(const av_model *m, const float *pixels, float *logits, av_err *err) {
     av_state *s = NULL;
@@ -169,7 +168,8 @@ static void test_chelsea_is_a_cat_and_trace_layout(void) {
     REQUIREF(av_trace_save(t, path, &err) == 0, "%s", err.msg);
     av_trace *back = NULL;
     REQUIREF(av_trace_load(path, &back, &err) == 0, "%s", err.msg);
-    CHECK(strcmp(av_trace_meta(back, "patch_grid"), "14x14") == 0 && av_trace_n_layers(back, AV_ATTN_SELF) == 12);
+    CHECK(strcmp(av_trace_meta(back, "patch_grid"), "14x14") == 0 &&
+          av_trace_n_layers(back, AV_ATTN_SELF) == 12);
     av_trace_free(back);
     av_trace_free(t);
     av_model_free(m);

@@ -209,7 +209,8 @@ int av_model_roles(av_model *m, const av_roles_params *p, av_roles_result *out, 
         if (av_trace_from_ids(m, ids, n_rep, &rp, &t, err)) goto done;
         for (int l = 0; l < NL; l++) {
             av_attn_view v;
-            if (av_trace_attn(t, AV_ATTN_SELF, l, &v, err) || av_roles_repeat_scores(&v, first, L, ind, dup, err))
+            if (av_trace_attn(t, AV_ATTN_SELF, l, &v, err) ||
+                av_roles_repeat_scores(&v, first, L, ind, dup, err))
                 goto done;
             for (int h = 0; h < H; h++) {
                 sum_ind[l * H + h] += ind[h];

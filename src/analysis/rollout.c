@@ -62,8 +62,8 @@ int av_an_fused_layers(const av_trace *t, av_attn_kind kind, av_reduce fusion, f
             nq = v.n_query;
             nk = v.n_key;
         } else if (v.n_query != nq || v.n_key != nk) {
-            av_errf(err, "%s layer %d is %d x %d but layer 0 is %d x %d", av_attn_kind_name(kind), l, v.n_query, v.n_key, nq,
-                    nk);
+            av_errf(err, "%s layer %d is %d x %d but layer 0 is %d x %d", av_attn_kind_name(kind), l,
+                    v.n_query, v.n_key, nq, nk);
             goto fail;
         }
         if (!(mats[l] = av_an_alloc((size_t)nq, (size_t)nk, err)) ||
@@ -120,8 +120,8 @@ int av_rollout_trace(const av_trace *t, av_attn_kind kind, const av_rollout_para
     float **mats;
     int L, nq, nk;
     if (av_an_fused_layers(t, kind, p->fusion, &mats, &L, &nq, &nk, err)) return -1;
-    int rc = nq != nk ? av_errf(err, "rollout needs square attention; '%s' is %d x %d", av_attn_kind_name(kind),
-                                nq, nk)
+    int rc = nq != nk ? av_errf(err, "rollout needs square attention; '%s' is %d x %d",
+                                av_attn_kind_name(kind), nq, nk)
                       : av_rollout_mats((const float *const *)mats, L, nq, p->residual, out, err);
     av_an_free_layers(mats, L);
     return rc;

@@ -71,7 +71,8 @@ int cmd_convert(int argc, char **argv) {
     ep.n_shards = (int)shards;
     ep.force = cli_has(&a, "force");
     if (cli_load_model(&a, cmd, &m)) goto done;
-    int failed = target == AV_MODEL_FORMAT_GGUF ? av_export_gguf(m, out, &ep, &rep, &err) : av_export_hf(m, out, &ep, &rep, &err);
+    int failed = target == AV_MODEL_FORMAT_GGUF ? av_export_gguf(m, out, &ep, &rep, &err)
+                                                : av_export_hf(m, out, &ep, &rep, &err);
     if (failed) {
         cli_fail(cmd, &err);
         goto done;
@@ -80,10 +81,11 @@ int cmd_convert(int argc, char **argv) {
     char extra[96] = "";
     if (rep.n_fallback)
         snprintf(extra, sizeof extra, ", %d tensors kept F16 (rows not a multiple of 32)", rep.n_fallback);
-    fprintf(stderr, "attnviz convert: %s (%s) -> %s: %s %s, %d tensors, %.2f MiB in %d file%s%s, %s\n", info.name,
-            av_model_format_name(info.format), out, target == AV_MODEL_FORMAT_GGUF ? "GGUF v3" : "Hugging Face", av_dtype_name(ep.dtype),
-            rep.n_tensors, (double)rep.n_bytes / (1024.0 * 1024.0), rep.n_shards, rep.n_shards == 1 ? "" : "s",
-            extra, rep.tokenizer ? "with tokenizer" : "no tokenizer");
+    fprintf(stderr, "attnviz convert: %s (%s) -> %s: %s %s, %d tensors, %.2f MiB in %d file%s%s, %s\n",
+            info.name, av_model_format_name(info.format), out,
+            target == AV_MODEL_FORMAT_GGUF ? "GGUF v3" : "Hugging Face", av_dtype_name(ep.dtype),
+            rep.n_tensors, (double)rep.n_bytes / (1024.0 * 1024.0), rep.n_shards,
+            rep.n_shards == 1 ? "" : "s", extra, rep.tokenizer ? "with tokenizer" : "no tokenizer");
     rc = 0;
 done:
     av_model_free(m);

@@ -178,7 +178,8 @@ int cmd_run(int argc, char **argv) {
     if (cli_load_model(&a, cmd, &m)) goto done;
     double t0 = av_seconds();
     av_family family = av_model_get_info(m).family;
-    if ((cli_has(&a, "target") || cli_has(&a, "target-ids") || cli_has(&a, "steps")) && family != AV_FAMILY_ENCDEC) {
+    if ((cli_has(&a, "target") || cli_has(&a, "target-ids") || cli_has(&a, "steps")) &&
+        family != AV_FAMILY_ENCDEC) {
         cli_failf(cmd, "--target, --target-ids and --steps are for encoder-decoder models (this one is %s)",
                   av_family_name(family));
         goto done;

@@ -34,7 +34,8 @@ static void print_num(FILE *fp, int width, int prec, double x) {
 static void print_table(FILE *fp, const av_trace *t, av_attn_kind kind, const av_head_stats *s, int n) {
     const char *model = av_trace_meta(t, "model");
     fprintf(fp, "%s  %s attention  %d layers  %d tokens  (means over query rows; '-' = not applicable)\n",
-            model ? model : "trace", av_attn_kind_name(kind), av_trace_n_layers(t, kind), av_trace_n_tokens(t));
+            model ? model : "trace", av_attn_kind_name(kind), av_trace_n_layers(t, kind),
+            av_trace_n_tokens(t));
     fprintf(fp, "%5s %4s %8s %7s %8s %6s %6s %6s %7s %6s %6s %7s  %s\n", "layer", "head", "entropy",
             "ent/max", "distance", "first", "self", "prev", "special", "punct", "broad", "first_n",
             "role (score)");

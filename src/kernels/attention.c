@@ -18,26 +18,30 @@ static int visible_keys(const av_attn_args *a, int i) {
 /* Soft-capping, the relative-position bias and the key masks of one score row of head h (query row i). */
 static void mask_row(const av_attn_args *a, int h, int i, float *row, int vis) {
     if (a->softcap > 0)
-        for (int k = 0; k < vis; k++) row[k] = a->softcap * tanhf(row[k] / a->softcap);
+        for (int k = 0; k < vis; k++)
+            row[k] = a->softcap * tanhf(row[k] / a->softcap);
     if (a->rel_bias) { /* bias of key - query, whatever the chunk: positions are absolute */
         const float *b = a->rel_bias + (size_t)h * (size_t)a->rel_stride + a->rel_zero - (a->q_pos + i);
-        for (int k = 0; k < vis; k++) row[k] += b[k];
+        for (int k = 0; k < vis; k++)
+            row[k] += b[k];
     }
     if (a->key_mask)
         for (int k = 0; k < vis; k++)
             if (!a->key_mask[k]) row[k] = -INFINITY;
     int lo = a->window > 0 && a->causal && vis > a->window ? vis - a->window : 0;
-    for (int k = 0; k < lo; k++) row[k] = -INFINITY;
+    for (int k = 0; k < lo; k++)
+        row[k] = -INFINITY;
 }
 
 int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld) {
     int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads);
-    int n_keys = visible_keys(a, r0 + nr - 1); /* keys the block's last row sees (rows see growing prefixes) */
+    int n_keys =
+        visible_keys(a, r0 + nr - 1); /* keys the block's last row sees (rows see growing prefixes) */
     const float *q = a->q + (size_t)r0 * (size_t)a->q_stride + (size_t)h * (size_t)hs;
     const float *k = a->k + (size_t)g * (size_t)hs;
     /* probs (nr, n_keys) = scale * Q (nr, hs) K^T (hs, n_keys) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, n_keys, hs, a->scale, q, a->q_stride, k, a->k_stride,
-                0.0f, probs, ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, n_keys, hs, a->scale, q, a->q_stride, k,
+                a->k_stride, 0.0f, probs, ld);
     for (int i = 0; i < nr; i++) {
         float *row = probs + (size_t)i * (size_t)ld;
         int vis = visible_keys(a, r0 + i);
@@ -79,7 +83,8 @@ static void attend_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
                 attend_block(a, h, r0, nr, pb, a->probs_ld);
                 int used = visible_keys(a, r0 + nr - 1);
                 for (int i = 0; i < nr && !a->probs_zeroed; i++) /* keys past those computed stay exactly 0 */
-                    memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0, sizeof(float) * (size_t)(a->probs_ld - used));
+                    memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0,
+                           sizeof(float) * (size_t)(a->probs_ld - used));
             }
         } else {
             float *buf = j->scratch + (size_t)tid * AV_ATTN_QUERY_BLOCK * (size_t)a->n_k;

@@ -44,8 +44,8 @@ static int load_layers(const av_hf_dir *h, av_stack *st, const char *p, const be
         struct {
             av_linear *lin;
             const char *name;
-        } lins[] = {{&B->attn.q, nm->q}, {&B->attn.k, nm->k}, {&B->attn.v, nm->v},
-                    {&B->attn.o, nm->o}, {&B->ffn.up, nm->up},    {&B->ffn.down, nm->down}};
+        } lins[] = {{&B->attn.q, nm->q}, {&B->attn.k, nm->k},  {&B->attn.v, nm->v},
+                    {&B->attn.o, nm->o}, {&B->ffn.up, nm->up}, {&B->ffn.down, nm->down}};
         for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++) {
             snprintf(b, sizeof b, "%s%s.%d.%s", p, nm->layers, l, lins[i].name);
             if (take_linear(h, lins[i].lin, 0, err, b)) return -1;
@@ -100,8 +100,15 @@ int av_bert_load(av_hf_dir *h, av_model *m, av_err *err) {
     if (dim % n_heads)
         return av_errf(err, "%s: hidden size %d is not a multiple of %d heads", h->cfg_path, dim, n_heads);
     av_stack_cfg *c = &m->stacks[0].cfg;
-    *c = (av_stack_cfg){.dim = dim, .n_heads = n_heads, .n_kv_heads = n_heads, .head_dim = dim / n_heads,
-                        .hidden = hidden, .norm = AV_NORM_LAYER, .eps = (float)eps, .post_norm = 1, .act = AV_ACT_GELU};
+    *c = (av_stack_cfg){.dim = dim,
+                        .n_heads = n_heads,
+                        .n_kv_heads = n_heads,
+                        .head_dim = dim / n_heads,
+                        .hidden = hidden,
+                        .norm = AV_NORM_LAYER,
+                        .eps = (float)eps,
+                        .post_norm = 1,
+                        .act = AV_ACT_GELU};
     if (act && av_act_parse(act, &c->act))
         return av_errf(err, "%s: activation '%.32s' is not supported", h->cfg_path, act);
     m->family = AV_FAMILY_BERT;
@@ -123,7 +130,8 @@ int av_bert_load(av_hf_dir *h, av_model *m, av_err *err) {
     snprintf(b, sizeof b, "%sembeddings.LayerNorm", p);
     if (av_hf_take(h, &m->tok_emb, 0, err, "%sembeddings.word_embeddings.weight", p) ||
         av_hf_take(h, &m->stacks[0].emb.pos, 0, err, "%sembeddings.position_embeddings.weight", p) ||
-        (!distil && av_hf_take(h, &m->stacks[0].emb.type, 0, err, "%sembeddings.token_type_embeddings.weight", p)) ||
+        (!distil &&
+         av_hf_take(h, &m->stacks[0].emb.type, 0, err, "%sembeddings.token_type_embeddings.weight", p)) ||
         take_norm(h, &m->stacks[0].emb.norm, 0, err, b) || av_stack_alloc(&m->stacks[0], n_layers, err) ||
         load_layers(h, &m->stacks[0], p, distil ? &names_distil : &names_bert, err))
         return -1;

@@ -39,7 +39,8 @@ void av_norm_apply(av_norm_kind kind, const av_norm *nm, float eps, float offset
     }
     if (shifted) {
         av_dequantize_rows(&nm->w, 0, 1, shifted);
-        for (int i = 0; i < n; i++) shifted[i] += offset;
+        for (int i = 0; i < n; i++)
+            shifted[i] += offset;
         w = av_tensor_f32(shifted, n, 0);
     }
     if (kind == AV_NORM_RMS)
@@ -90,7 +91,7 @@ static void shape_text(const av_tensor *t, char *buf, size_t n) {
 }
 
 int av_weight_check(const av_tensor *t, const char *name, int64_t rows, int64_t cols, int optional,
-                        const char *cfg, av_err *err) {
+                    const char *cfg, av_err *err) {
     if (!t->data) return optional ? 0 : av_errf(err, "missing tensor: %s", name);
     int q8 = t->dtype == AV_DTYPE_Q8_0;
     if (t->dtype != AV_DTYPE_F32 && t->dtype != AV_DTYPE_F16 && t->dtype != AV_DTYPE_BF16 && !(q8 && cols))
@@ -104,7 +105,8 @@ int av_weight_check(const av_tensor *t, const char *name, int64_t rows, int64_t 
         if (cols)
             return av_errf(err, "%s: shape [%s] does not match %s (expected [%lld, %lld])", name, got, cfg,
                            (long long)rows, (long long)cols);
-        return av_errf(err, "%s: shape [%s] does not match %s (expected [%lld])", name, got, cfg, (long long)rows);
+        return av_errf(err, "%s: shape [%s] does not match %s (expected [%lld])", name, got, cfg,
+                       (long long)rows);
     }
     size_t nbytes;
     if (q8 && cols % 32) return av_errf(err, "%s: Q8_0 rows must be a multiple of 32 values", name);
@@ -122,7 +124,7 @@ int av_norm_check(const av_norm *n, const char *name, int dim, const char *cfg, 
 }
 
 int av_linear_check(const av_linear *l, const char *name, int64_t out, int64_t in, const char *cfg,
-                        av_err *err) {
+                    av_err *err) {
     char buf[160];
     snprintf(buf, sizeof buf, "%s.weight", name);
     if (av_weight_check(&l->w, buf, out, in, 0, cfg, err)) return -1;
@@ -175,8 +177,10 @@ static int check_attn(const check_ctx *c, const av_attn_weights *a, const char *
 static int check_block(const check_ctx *c, const av_block *B, const av_stack_cfg *s) {
     char name[160];
     snprintf(name, sizeof name, "%s layer %d attention norm", c->what, c->layer);
-    if (av_norm_check(&B->attn_norm, name, s->dim, c->cfg, c->err) || check_attn(c, &B->attn, "self_attention", s) ||
-        check_norm_opt(c, &B->q_norm, "q norm", s->head_dim) || check_norm_opt(c, &B->k_norm, "k norm", s->head_dim) ||
+    if (av_norm_check(&B->attn_norm, name, s->dim, c->cfg, c->err) ||
+        check_attn(c, &B->attn, "self_attention", s) ||
+        check_norm_opt(c, &B->q_norm, "q norm", s->head_dim) ||
+        check_norm_opt(c, &B->k_norm, "k norm", s->head_dim) ||
         check_norm_opt(c, &B->attn_out_norm, "attention output norm", s->dim))
         return -1;
     if (B->cross.q.w.data && (check_norm_opt(c, &B->cross_norm, "cross-attention norm", s->dim) ||
@@ -190,7 +194,8 @@ static int check_block(const check_ctx *c, const av_block *B, const av_stack_cfg
         check_norm_opt(c, &B->ffn_out_norm, "ffn output norm", s->dim))
         return -1;
     if (!(B->attn_scale > 0) || B->attn_softcap < 0 || B->window < 0)
-        return av_errf(c->err, "%s layer %d: attention scale must be positive, soft-cap and window not negative",
+        return av_errf(c->err,
+                       "%s layer %d: attention scale must be positive, soft-cap and window not negative",
                        c->what, c->layer);
     if (s->rope != AV_ROPE_NONE && !(B->rope_theta > 0))
         return av_errf(c->err, "%s layer %d: the RoPE base must be positive", c->what, c->layer);
@@ -200,14 +205,16 @@ static int check_block(const check_ctx *c, const av_block *B, const av_stack_cfg
 static int check_cfg(const av_stack *st, const char *what, av_err *err) {
     const av_stack_cfg *c = &st->cfg;
     if (c->dim <= 0 || c->n_heads <= 0 || c->head_dim <= 0 || c->hidden <= 0 || st->n_layers <= 0)
-        return av_errf(err, "%s: non-positive size in the config (dim %d, heads %d, head size %d, ffn %d, layers %d)",
-                       what, c->dim, c->n_heads, c->head_dim, c->hidden, st->n_layers);
+        return av_errf(
+            err, "%s: non-positive size in the config (dim %d, heads %d, head size %d, ffn %d, layers %d)",
+            what, c->dim, c->n_heads, c->head_dim, c->hidden, st->n_layers);
     if (c->dim > (1 << 16) || c->hidden > (1 << 19) || c->n_heads > 1024 || c->head_dim > 4096 ||
         st->n_layers > 1024)
-        return av_errf(err, "%s: config sizes are implausibly large (dim %d, ffn %d, heads %d, layers %d)", what,
-                       c->dim, c->hidden, c->n_heads, st->n_layers);
+        return av_errf(err, "%s: config sizes are implausibly large (dim %d, ffn %d, heads %d, layers %d)",
+                       what, c->dim, c->hidden, c->n_heads, st->n_layers);
     if (c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads)
-        return av_errf(err, "%d attention heads are not a multiple of %d kv heads", c->n_heads, c->n_kv_heads);
+        return av_errf(err, "%d attention heads are not a multiple of %d kv heads", c->n_heads,
+                       c->n_kv_heads);
     if (c->rope != AV_ROPE_NONE && c->head_dim % 2)
         return av_errf(err, "head size %d is odd (RoPE needs pairs)", c->head_dim);
     if (!(c->eps > 0)) return av_errf(err, "%s: the norm epsilon must be positive", what);
@@ -300,7 +307,8 @@ void av_rel_pos_bias(const av_stack *st, int n, float *out) {
     float row[4096]; /* (n_heads) one bucket's biases; av_stack_check bounds n_heads by 1024 */
     for (int d = 1 - n; d < n; d++) {
         av_dequantize_rows(&r->table, t5_bucket(d, !st->cfg.causal, r->n_buckets, r->max_distance), 1, row);
-        for (int h = 0; h < H; h++) out[(size_t)h * (size_t)len + (size_t)(d + n - 1)] = row[h];
+        for (int h = 0; h < H; h++)
+            out[(size_t)h * (size_t)len + (size_t)(d + n - 1)] = row[h];
     }
 }
 
@@ -321,7 +329,8 @@ typedef struct vnorm_job {
     int failed;
 } vnorm_job;
 
-/* Partial Gram matrices of every head over W_o rows [r0, r1), into gram_parts[tid] (each row converted once). */
+/* Partial Gram matrices of every head over W_o rows [r0, r1), into gram_parts[tid] (each row converted once).
+ */
 static void vnorm_gram(void *ctx, int tid, int64_t r0, int64_t r1) {
     vnorm_job *j = ctx;
     int q_dim = j->n_heads * j->hs;
@@ -336,8 +345,8 @@ static void vnorm_gram(void *ctx, int tid, int64_t r0, int64_t r1) {
         const float *rows = (const float *)j->wo->data + (size_t)r * (size_t)q_dim; /* (nr, q_dim) */
         if (blk) av_dequantize_rows(j->wo, r, nr, blk), rows = blk;
         for (int h = 0; h < j->n_heads; h++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->hs, j->hs, nr, 1.0f, rows + h * j->hs, q_dim,
-                        rows + h * j->hs, q_dim, r > r0 ? 1.0f : 0.0f,
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->hs, j->hs, nr, 1.0f, rows + h * j->hs,
+                        q_dim, rows + h * j->hs, q_dim, r > r0 ? 1.0f : 0.0f,
                         gram + (size_t)h * (size_t)j->hs * (size_t)j->hs, j->hs);
     }
     free(blk);
@@ -353,23 +362,28 @@ static void vnorm_rows(void *ctx, int tid, int64_t i0, int64_t i1) {
         return;
     }
     for (int h = 0; h < j->n_heads; h++) {
-        const float *v = j->v + (size_t)i0 * (size_t)j->v_stride + (size_t)(h / (j->n_heads / j->n_kv_heads)) * (size_t)hs;
+        const float *v =
+            j->v + (size_t)i0 * (size_t)j->v_stride + (size_t)(h / (j->n_heads / j->n_kv_heads)) * (size_t)hs;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, hs, 1.0f, v, j->v_stride,
                     j->gram + (size_t)h * (size_t)hs * (size_t)hs, hs, 0.0f, u, hs);
         for (int i = 0; i < n; i++) {
             double ss = 0;
-            for (int d = 0; d < hs; d++) ss += (double)u[(size_t)i * (size_t)hs + (size_t)d] * v[(size_t)i * (size_t)j->v_stride + (size_t)d];
+            for (int d = 0; d < hs; d++)
+                ss += (double)u[(size_t)i * (size_t)hs + (size_t)d] *
+                      v[(size_t)i * (size_t)j->v_stride + (size_t)d];
             j->vnorm[(size_t)h * (size_t)j->T + (size_t)(j->t0 + (int)i0 + i)] = (float)sqrt(ss > 0 ? ss : 0);
         }
     }
     free(u);
 }
 
-int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads, int head_dim,
-                  int n, float *vnorm, int T, int t0, int n_threads, av_err *err) {
-    vnorm_job j = {v, wo, v_stride, n_heads, n_kv_heads, head_dim, (int)wo->shape[0], T, t0, NULL, NULL, vnorm, 0};
+int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads,
+                  int head_dim, int n, float *vnorm, int T, int t0, int n_threads, av_err *err) {
+    vnorm_job j = {v, wo, v_stride, n_heads, n_kv_heads, head_dim, (int)wo->shape[0],
+                   T, t0, NULL,     NULL,    vnorm,      0};
     size_t gram_len = (size_t)n_heads * (size_t)head_dim * (size_t)head_dim;
-    int64_t gram_work = (int64_t)j.dim * head_dim * head_dim * n_heads, row_work = (int64_t)n * head_dim * head_dim * n_heads;
+    int64_t gram_work = (int64_t)j.dim * head_dim * head_dim * n_heads,
+            row_work = (int64_t)n * head_dim * head_dim * n_heads;
     int threads = gram_work > (1 << 20) ? n_threads : 1;
     if (threads > j.dim / VNORM_ROWS) threads = j.dim / VNORM_ROWS > 0 ? j.dim / VNORM_ROWS : 1;
     j.gram_parts = malloc(sizeof(float) * gram_len * (size_t)threads);
@@ -377,7 +391,8 @@ int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads
     j.gram = j.gram_parts; /* part 0 collects the sum */
     av_parallel_for(threads, j.dim, vnorm_gram, &j);
     for (int t = 1; t < threads; t++)
-        for (size_t i = 0; i < gram_len; i++) j.gram[i] += j.gram_parts[(size_t)t * gram_len + i];
+        for (size_t i = 0; i < gram_len; i++)
+            j.gram[i] += j.gram_parts[(size_t)t * gram_len + i];
     if (!j.failed) av_parallel_for(row_work > (1 << 20) ? n_threads : 1, n, vnorm_rows, &j);
     free(j.gram_parts);
     return j.failed ? av_errf(err, "out of memory for the norm-based attention") : 0;

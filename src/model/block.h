@@ -3,10 +3,10 @@
  * A block is self-attention, optional cross-attention over an encoder's output, and a feed-forward network.
  * Each sub-layer is wrapped pre-norm (x += f(norm(x))) or post-norm (x = norm(x + f(x))) with LayerNorm or
  * RMSNorm; an optional extra norm on the sub-layer output before the residual add gives Gemma's "sandwich".
- * Every linear layer has an optional bias. Attention has grouped-query heads, optional per-head q/k RMS norms,
- * rotary positions (interleaved or rotate-half pairs, base per layer), a bucketed relative-position bias (T5),
- * a per-layer scale, sliding window and score soft-capping. The feed-forward is act(x W_up) W_down or, gated,
- * (act(x W_gate) * x W_up) W_down. Families differ only in the data here: family files (llama2c.c,
+ * Every linear layer has an optional bias. Attention has grouped-query heads, optional per-head q/k RMS
+ * norms, rotary positions (interleaved or rotate-half pairs, base per layer), a bucketed relative-position
+ * bias (T5), a per-layer scale, sliding window and score soft-capping. The feed-forward is act(x W_up) W_down
+ * or, gated, (act(x W_gate) * x W_up) W_down. Families differ only in the data here: family files (llama2c.c,
  * gguf_llama.c, hf_llama.c, gpt2.c, bert.c, vit.c, encdec.c) map checkpoint names and config keys onto it. */
 #ifndef AV_BLOCK_H
 #define AV_BLOCK_H
@@ -38,7 +38,8 @@ typedef struct av_attn_weights {
 } av_attn_weights;
 
 /* The feed-forward network of a block: dense (gate empty: not gated). A mixture-of-experts feed-forward (a
- * router and n_experts of these) becomes a second kind here, chosen per block and run by ffn() in forward.c. */
+ * router and n_experts of these) becomes a second kind here, chosen per block and run by ffn() in forward.c.
+ */
 typedef struct av_ffn {
     av_linear up;   /* (hidden, dim) */
     av_linear gate; /* (hidden, dim) or empty */
@@ -46,16 +47,17 @@ typedef struct av_ffn {
 } av_ffn;
 
 typedef struct av_block {
-    av_norm attn_norm;      /* pre-norm: before self-attention; post-norm: after its residual add */
-    av_attn_weights attn;   /* self-attention */
-    av_norm q_norm, k_norm; /* (head_dim) RMS norms of each query/key head before RoPE (Qwen3, Gemma 3), or empty */
-    av_norm attn_out_norm;  /* on the attention output before the residual add (Gemma 2/3), or empty */
-    float attn_scale;       /* score scale: 1/sqrt(head_dim) for most, 1 for T5, query_pre_attn_scalar^-0.5 */
-    float attn_softcap;     /* > 0: scores = c tanh(scores / c) (Gemma 2) */
-    int window;             /* > 0: causal sliding window over the last `window` keys (Mistral, Qwen2, Gemma) */
-    float rope_theta;       /* RoPE base of this layer (Gemma 3 mixes local and global bases) */
-    av_norm cross_norm;     /* decoder blocks of encoder-decoders: cross-attention (same scale as attn) */
-    av_attn_weights cross;  /* cross.q.w.data NULL: no cross-attention */
+    av_norm attn_norm;    /* pre-norm: before self-attention; post-norm: after its residual add */
+    av_attn_weights attn; /* self-attention */
+    av_norm q_norm,
+        k_norm; /* (head_dim) RMS norms of each query/key head before RoPE (Qwen3, Gemma 3), or empty */
+    av_norm attn_out_norm; /* on the attention output before the residual add (Gemma 2/3), or empty */
+    float attn_scale;      /* score scale: 1/sqrt(head_dim) for most, 1 for T5, query_pre_attn_scalar^-0.5 */
+    float attn_softcap;    /* > 0: scores = c tanh(scores / c) (Gemma 2) */
+    int window;         /* > 0: causal sliding window over the last `window` keys (Mistral, Qwen2, Gemma) */
+    float rope_theta;   /* RoPE base of this layer (Gemma 3 mixes local and global bases) */
+    av_norm cross_norm; /* decoder blocks of encoder-decoders: cross-attention (same scale as attn) */
+    av_attn_weights cross; /* cross.q.w.data NULL: no cross-attention */
     av_norm ffn_norm;
     av_ffn ffn;
     av_norm ffn_out_norm; /* on the feed-forward output before the residual add (Gemma 2/3), or empty */
@@ -68,8 +70,8 @@ typedef struct av_stack_cfg {
     float norm_offset; /* every norm of the stack scales by (offset + w): Gemma stores w - 1 (offset 1) */
     int post_norm;     /* 1: BERT, BART, Marian; 0: Llama, GPT-2, ViT, T5 */
     av_act act;
-    int causal;          /* decoders: the query at position p sees keys 0..p */
-    av_rope_style rope;  /* rotary positions on q and k (base per block) */
+    int causal;         /* decoders: the query at position p sees keys 0..p */
+    av_rope_style rope; /* rotary positions on q and k (base per block) */
 } av_stack_cfg;
 
 /* Token and position embeddings in front of a stack: x = tok[id] * scale + pos[p + pos_offset] + type[0]
@@ -97,7 +99,8 @@ typedef struct av_stack {
     av_embed emb;
     int n_layers;
     av_block *blocks;   /* (n_layers) */
-    av_norm final_norm; /* after the last block (Llama norm, GPT-2 ln_f, ViT norm, T5 final_layer_norm), or empty */
+    av_norm final_norm; /* after the last block (Llama norm, GPT-2 ln_f, ViT norm, T5 final_layer_norm), or
+                           empty */
     av_rel_pos rel;
 } av_stack;
 
@@ -144,7 +147,7 @@ av_tensor av_tensor_f32(const float *data, int64_t rows, int64_t cols);
 /* Norm-based attention (Kobayashi et al. 2020): vnorm[h][t0 + i] = || v_i^h W_o[:, h] || for n rows of v.
  * v: (n, v_stride), kv head g at column g*head_dim; wo: (dim, n_heads*head_dim) of any dtype;
  * vnorm: (n_heads, T). Returns 0, or -1 with a message when memory runs out. */
-int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads, int head_dim,
-                  int n, float *vnorm, int T, int t0, int n_threads, av_err *err);
+int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads,
+                  int head_dim, int n, float *vnorm, int T, int t0, int n_threads, av_err *err);
 
 #endif

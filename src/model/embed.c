@@ -20,14 +20,16 @@ static void add_sinusoid(float *row, int pos, int dim) {
 /* Adds row r of table t to x (dim); tmp: (dim) scratch. */
 static void add_row(float *x, const av_tensor *t, int64_t r, float *tmp, int dim) {
     av_dequantize_rows(t, r, 1, tmp);
-    for (int d = 0; d < dim; d++) x[d] += tmp[d];
+    for (int d = 0; d < dim; d++)
+        x[d] += tmp[d];
 }
 
 /* Position-table row of token i (position pos0 + i) of ids: learned offset or RoBERTa counting. */
 static int64_t pos_row(const av_model *m, const av_embed *e, const int32_t *ids, int i, int pos0) {
     if (!e->pos_from_pad) return pos0 + i + e->pos_offset;
     int nonpad = 0; /* encoders: the whole input is one chunk from position 0 */
-    for (int k = 0; k <= i; k++) nonpad += ids[k] != m->pad_id;
+    for (int k = 0; k <= i; k++)
+        nonpad += ids[k] != m->pad_id;
     return ids[i] == m->pad_id ? m->pad_id : m->pad_id + nonpad;
 }
 
@@ -43,7 +45,8 @@ static int embed_ids(const av_model *m, av_state *s, const int32_t *ids, int n, 
                            m->vocab_size);
         av_dequantize_rows(e->tok.data ? &e->tok : &m->tok_emb, ids[i], 1, xi);
         if (e->scale != 1.0f)
-            for (int d = 0; d < dim; d++) xi[d] *= e->scale;
+            for (int d = 0; d < dim; d++)
+                xi[d] *= e->scale;
         if (e->sinusoidal) add_sinusoid(xi, pos0 + i, dim);
         int64_t p = pos_row(m, e, ids, i, pos0);
         if (e->pos.data && p >= e->pos.shape[0])
@@ -61,23 +64,27 @@ static int embed_pixels(const av_model *m, av_state *s, const float *pixels, av_
     const av_vision *v = &m->vision;
     int g = v->grid, p = v->patch_size, C = v->channels, S = v->image_size, dim = s->st->cfg.dim;
     int N = g * g, P = C * p * p;
-    float *patches = malloc(sizeof(float) * (size_t)N * (size_t)P); /* (N, P): patch (gy, gx), values (c, ky, kx) */
+    float *patches =
+        malloc(sizeof(float) * (size_t)N * (size_t)P); /* (N, P): patch (gy, gx), values (c, ky, kx) */
     if (!patches) return av_errf(err, "out of memory");
     for (int gy = 0; gy < g; gy++)
         for (int gx = 0; gx < g; gx++)
             for (int c = 0; c < C; c++)
                 for (int ky = 0; ky < p; ky++)
                     memcpy(patches + (size_t)(gy * g + gx) * (size_t)P + (size_t)(c * p + ky) * (size_t)p,
-                           pixels + ((size_t)c * (size_t)S + (size_t)(gy * p + ky)) * (size_t)S + (size_t)(gx * p),
+                           pixels + ((size_t)c * (size_t)S + (size_t)(gy * p + ky)) * (size_t)S +
+                               (size_t)(gx * p),
                            sizeof(float) * (size_t)p);
     av_dequantize_rows(&v->cls_token, 0, 1, s->x);
     av_linear_apply(s->x + dim, patches, &v->patch, N, s->wscratch, s->n_threads);
     free(patches);
-    for (int t = 0; t <= N; t++) add_row(s->x + (size_t)t * (size_t)dim, &s->st->emb.pos, t, s->xb, dim);
+    for (int t = 0; t <= N; t++)
+        add_row(s->x + (size_t)t * (size_t)dim, &s->st->emb.pos, t, s->xb, dim);
     return 0;
 }
 
-/* logits (rows, n_out) of x (rows, dim): softcap(out(scale * h)), h = x or the transform's norm(act(dense)). */
+/* logits (rows, n_out) of x (rows, dim): softcap(out(scale * h)), h = x or the transform's norm(act(dense)).
+ */
 static int head_logits(const av_model *m, av_state *s, const float *x, int rows, float *logits, av_err *err) {
     const av_head *h = &m->head;
     const av_stack_cfg *c = &s->st->cfg;
@@ -92,7 +99,8 @@ static int head_logits(const av_model *m, av_state *s, const float *x, int rows,
         } else {
             memcpy(tmp, x, sizeof(float) * len);
         }
-        for (size_t i = 0; i < len; i++) tmp[i] *= h->scale;
+        for (size_t i = 0; i < len; i++)
+            tmp[i] *= h->scale;
         x = tmp;
     }
     av_linear_apply(logits, x, &h->out, rows, s->wscratch, s->n_threads);
@@ -118,6 +126,7 @@ int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const
     if (!p) p = &no_pass;
     int T = m->vision.grid * m->vision.grid + 1;
     if (m->family != AV_FAMILY_VIT) return av_errf(err, "%s is not an image model", m->name);
-    if (av_state_reserve(s, T, err) || embed_pixels(m, s, pixels, err) || av_stack_run(s, T, 0, p, err)) return -1;
+    if (av_state_reserve(s, T, err) || embed_pixels(m, s, pixels, err) || av_stack_run(s, T, 0, p, err))
+        return -1;
     return p->logits ? head_logits(m, s, s->x, 1, p->logits, err) : 0; /* the class token */
 }

@@ -24,8 +24,15 @@ static int encdec_init(av_model *m, int n_enc, int n_dec, av_err *err) {
 
 static av_stack_cfg encdec_cfg(int dim, int heads, int head_dim, int hidden, av_norm_kind norm, float eps,
                                int post_norm, av_act act, int causal) {
-    return (av_stack_cfg){.dim = dim, .n_heads = heads, .n_kv_heads = heads, .head_dim = head_dim,
-                          .hidden = hidden, .norm = norm, .eps = eps, .post_norm = post_norm, .act = act,
+    return (av_stack_cfg){.dim = dim,
+                          .n_heads = heads,
+                          .n_kv_heads = heads,
+                          .head_dim = head_dim,
+                          .hidden = hidden,
+                          .norm = norm,
+                          .eps = eps,
+                          .post_norm = post_norm,
+                          .act = act,
                           .causal = causal};
 }
 
@@ -63,7 +70,8 @@ static int bart_stack(const av_hf_dir *h, av_stack *st, const char *side, int de
             take_norm_l(h, &B->attn_norm, err, side, l, "self_attn_layer_norm") ||
             (decoder && (take_attn(h, &B->cross, err, side, l, "encoder_attn") ||
                          take_norm_l(h, &B->cross_norm, err, side, l, "encoder_attn_layer_norm"))) ||
-            take_linear(h, &B->ffn.up, err, side, l, "fc1") || take_linear(h, &B->ffn.down, err, side, l, "fc2") ||
+            take_linear(h, &B->ffn.up, err, side, l, "fc1") ||
+            take_linear(h, &B->ffn.down, err, side, l, "fc2") ||
             take_norm_l(h, &B->ffn_norm, err, side, l, "final_layer_norm"))
             return -1;
         B->attn_scale = 1.0f / sqrtf((float)st->cfg.head_dim);
@@ -129,8 +137,9 @@ int av_bart_load(av_hf_dir *h, av_model *m, av_err *err) {
         return -1;
     av_tensor bias;
     if (bart_embed(h, m, &m->stacks[0].emb, "encoder", marian, err) ||
-        bart_embed(h, m, &m->stacks[1].emb, "decoder", marian, err) || bart_stack(h, &m->stacks[0], "encoder", 0, err) ||
-        bart_stack(h, &m->stacks[1], "decoder", 1, err) || av_hf_take(h, &m->head.out.w, 1, err, "lm_head.weight") ||
+        bart_embed(h, m, &m->stacks[1].emb, "decoder", marian, err) ||
+        bart_stack(h, &m->stacks[0], "encoder", 0, err) || bart_stack(h, &m->stacks[1], "decoder", 1, err) ||
+        av_hf_take(h, &m->head.out.w, 1, err, "lm_head.weight") ||
         av_hf_take(h, &bias, 1, err, "final_logits_bias"))
         return -1;
     if (!m->head.out.w.data) m->head.out.w = m->stacks[1].emb.tok.data ? m->stacks[1].emb.tok : m->tok_emb;
@@ -169,16 +178,17 @@ static int t5_stack(const av_hf_dir *h, av_stack *st, const char *side, int deco
             return -1;
         if (av_hf_find(
                 h, "encoder.block.0.layer.1.DenseReluDense.wi_0.weight")) { /* gated: wi_0 gate, wi_1 up */
-            if (av_hf_take(h, &B->ffn.gate.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_0.weight", side, l,
-                           ff) ||
-                av_hf_take(h, &B->ffn.up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_1.weight", side, l,
-                           ff))
+            if (av_hf_take(h, &B->ffn.gate.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_0.weight", side,
+                           l, ff) ||
+                av_hf_take(h, &B->ffn.up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_1.weight", side,
+                           l, ff))
                 return -1;
-        } else if (av_hf_take(h, &B->ffn.up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi.weight", side, l,
-                              ff)) {
+        } else if (av_hf_take(h, &B->ffn.up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi.weight", side,
+                              l, ff)) {
             return -1;
         }
-        if (av_hf_take(h, &B->ffn.down.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wo.weight", side, l, ff))
+        if (av_hf_take(h, &B->ffn.down.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wo.weight", side, l,
+                       ff))
             return -1;
         B->attn_scale = 1.0f; /* T5 folds the scaling into its initialization */
     }

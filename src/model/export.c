@@ -154,8 +154,11 @@ static int check_exportable(const av_model *m, av_err *err) {
         if (B->attn.q.b.data || B->attn.k.b.data || B->attn.v.b.data || B->window > 0 ||
             B->rope_theta != st->blocks[0].rope_theta || B->attn_softcap > 0 || B->q_norm.w.data ||
             B->attn_out_norm.w.data || B->ffn_out_norm.w.data)
-            return av_errf(err, "layer %d has attention biases, a sliding window or other extras: not representable "
-                                "as llama", l);
+            return av_errf(
+                err,
+                "layer %d has attention biases, a sliding window or other extras: not representable "
+                "as llama",
+                l);
     }
     if (st->cfg.norm_offset != 0 || st->emb.scale != 1.0f || m->head.softcap > 0)
         return av_errf(err, "the model's norms, embeddings or head are not representable as llama");
@@ -283,7 +286,8 @@ static int gguf_config(av_gguf_writer *w, const av_model *m, av_dtype type, av_e
                    av_gguf_writer_u32(w, "llama.rope.dimension_count", (uint32_t)m->head_dim, err) ||
                    av_gguf_writer_u32(w, "llama.attention.head_count", (uint32_t)m->n_heads, err) ||
                    av_gguf_writer_u32(w, "llama.attention.head_count_kv", (uint32_t)m->n_kv_heads, err) ||
-                   av_gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", m->stacks[0].cfg.eps, err) ||
+                   av_gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", m->stacks[0].cfg.eps,
+                                      err) ||
                    av_gguf_writer_f32(w, "llama.rope.freq_base", m->stacks[0].blocks[0].rope_theta, err)
                ? -1
                : 0;

@@ -22,7 +22,7 @@ static size_t largest_matrix(const av_model *m, const av_stack *st) {
         best = matrix_size(model_ws[i]) > best ? matrix_size(model_ws[i]) : best;
     for (int l = 0; l < st->n_layers; l++) {
         const av_block *B = &st->blocks[l];
-        const av_linear *ls[] = {&B->attn.q,  &B->attn.k,  &B->attn.v, &B->attn.o,   &B->cross.q,  &B->cross.k,
+        const av_linear *ls[] = {&B->attn.q,  &B->attn.k,  &B->attn.v, &B->attn.o,   &B->cross.q, &B->cross.k,
                                  &B->cross.v, &B->cross.o, &B->ffn.up, &B->ffn.gate, &B->ffn.down};
         for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
             best = matrix_size(&ls[i]->w) > best ? matrix_size(&ls[i]->w) : best;
@@ -42,19 +42,22 @@ static int alloc_floats(float **p, size_t a, size_t b, size_t c, av_err *err) {
 
 void av_state_free(av_state *s) {
     if (!s) return;
-    float *bufs[] = {s->k_cache, s->v_cache, s->cross_k, s->cross_v, s->rel, s->x,
-                     s->xb,      s->q,       s->att,     s->h1,      s->h2,  s->scores, s->wscratch};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    float *bufs[] = {s->k_cache, s->v_cache, s->cross_k, s->cross_v, s->rel,    s->x,       s->xb,
+                     s->q,       s->att,     s->h1,      s->h2,      s->scores, s->wscratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
     free(s);
 }
 
 int av_state_reserve(av_state *s, int n, av_err *err) {
     if (n <= s->n_alloc) return 0;
     const av_stack_cfg *c = &s->st->cfg;
-    size_t q_dim = (size_t)c->n_heads * (size_t)c->head_dim, wide = q_dim > (size_t)c->dim ? q_dim : (size_t)c->dim;
+    size_t q_dim = (size_t)c->n_heads * (size_t)c->head_dim,
+           wide = q_dim > (size_t)c->dim ? q_dim : (size_t)c->dim;
     s->n_alloc = 0;
-    if (alloc_floats(&s->x, (size_t)n, (size_t)c->dim, 1, err) || alloc_floats(&s->xb, (size_t)n, wide, 1, err) ||
-        alloc_floats(&s->q, (size_t)n, q_dim, 1, err) || alloc_floats(&s->att, (size_t)n, q_dim, 1, err) ||
+    if (alloc_floats(&s->x, (size_t)n, (size_t)c->dim, 1, err) ||
+        alloc_floats(&s->xb, (size_t)n, wide, 1, err) || alloc_floats(&s->q, (size_t)n, q_dim, 1, err) ||
+        alloc_floats(&s->att, (size_t)n, q_dim, 1, err) ||
         alloc_floats(&s->h1, (size_t)n, (size_t)c->hidden, 1, err) ||
         alloc_floats(&s->h2, (size_t)n, (size_t)c->hidden, 1, err))
         return -1;
@@ -67,7 +70,8 @@ int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av
     if (stack < 0 || stack >= m->n_stacks) return av_errf(err, "the model has no stack %d", stack);
     if (max_tokens <= 0) return av_errf(err, "empty input: nothing to run");
     if (max_tokens > m->max_seq_len)
-        return av_errf(err, "input is %d tokens but the model's context window is %d", max_tokens, m->max_seq_len);
+        return av_errf(err, "input is %d tokens but the model's context window is %d", max_tokens,
+                       m->max_seq_len);
     av_state *s = calloc(1, sizeof *s);
     if (!s) return av_errf(err, "out of memory");
     const av_stack *st = &m->stacks[stack];
@@ -82,7 +86,8 @@ int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av
         alloc_floats(&s->v_cache, (size_t)s->cache_layers, (size_t)max_tokens, kv_dim, err) ||
         alloc_floats(&s->scores, (size_t)s->n_threads, AV_ATTN_QUERY_BLOCK, (size_t)max_tokens, err) ||
         (wmax && alloc_floats(&s->wscratch, wmax, 1, 1, err)) ||
-        (st->rel.table.data && alloc_floats(&s->rel, (size_t)c->n_heads, 2 * (size_t)max_tokens - 1, 1, err))) {
+        (st->rel.table.data &&
+         alloc_floats(&s->rel, (size_t)c->n_heads, 2 * (size_t)max_tokens - 1, 1, err))) {
         av_state_free(s);
         return -1;
     }
@@ -96,7 +101,8 @@ int av_state_attach(av_state *dec, const av_state *enc, av_err *err) {
     const av_stack_cfg *c = &st->cfg;
     int S = enc->n_last;
     size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim;
-    if (S <= 0 || enc->st->cfg.dim != c->dim) return av_errf(err, "internal error: no encoder output to attend to");
+    if (S <= 0 || enc->st->cfg.dim != c->dim)
+        return av_errf(err, "internal error: no encoder output to attend to");
     if (alloc_floats(&dec->cross_k, (size_t)st->n_layers, (size_t)S, kv_dim, err) ||
         alloc_floats(&dec->cross_v, (size_t)st->n_layers, (size_t)S, kv_dim, err) ||
         (S > dec->max_tokens &&
@@ -141,8 +147,10 @@ static const float *sublayer_input(av_state *s, const av_norm *nm, int n) {
 static void residual(av_state *s, const av_norm *nm, const av_norm *out_norm, int n) {
     const av_stack_cfg *c = &s->st->cfg;
     size_t len = (size_t)n * (size_t)c->dim;
-    if (out_norm->w.data) av_norm_apply(c->norm, out_norm, c->eps, c->norm_offset, s->xb, s->xb, n, c->dim, s->n_threads);
-    for (size_t i = 0; i < len; i++) s->x[i] += s->xb[i];
+    if (out_norm->w.data)
+        av_norm_apply(c->norm, out_norm, c->eps, c->norm_offset, s->xb, s->xb, n, c->dim, s->n_threads);
+    for (size_t i = 0; i < len; i++)
+        s->x[i] += s->xb[i];
     if (c->post_norm) av_norm_apply(c->norm, nm, c->eps, c->norm_offset, s->x, s->x, n, c->dim, s->n_threads);
 }
 
@@ -151,9 +159,20 @@ static void attend(av_state *s, const av_block *B, int self, const float *k, con
                    const chunk *ch, const av_capture *cap, int l) {
     const av_stack_cfg *c = &s->st->cfg;
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
-    av_attn_args a = {.n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim,
-                      .n_q = ch->n, .n_k = n_k, .q = s->q, .q_stride = q_dim, .k = k, .k_stride = kv_dim,
-                      .v = v, .v_stride = kv_dim, .out = s->att, .out_stride = q_dim, .scale = B->attn_scale,
+    av_attn_args a = {.n_heads = c->n_heads,
+                      .n_kv_heads = c->n_kv_heads,
+                      .head_dim = c->head_dim,
+                      .n_q = ch->n,
+                      .n_k = n_k,
+                      .q = s->q,
+                      .q_stride = q_dim,
+                      .k = k,
+                      .k_stride = kv_dim,
+                      .v = v,
+                      .v_stride = kv_dim,
+                      .out = s->att,
+                      .out_stride = q_dim,
+                      .scale = B->attn_scale,
                       .q_pos = ch->pos0};
     if (self) {
         a.softcap = B->attn_softcap;
@@ -173,16 +192,19 @@ static void attend(av_state *s, const av_block *B, int self, const float *k, con
 }
 
 /* Per-head RMS norm of n rows of n_h heads (rows of hs values, contiguous) and rotary positions. */
-static void qk_positions(av_state *s, const av_block *B, const av_norm *nm, float *x, int n, int n_h, int pos0) {
+static void qk_positions(av_state *s, const av_block *B, const av_norm *nm, float *x, int n, int n_h,
+                         int pos0) {
     const av_stack_cfg *c = &s->st->cfg;
     int hs = c->head_dim;
     if (nm->w.data) av_norm_apply(AV_NORM_RMS, nm, c->eps, c->norm_offset, x, x, n * n_h, hs, s->n_threads);
     for (int i = 0; c->rope != AV_ROPE_NONE && i < n; i++)
-        av_rope(x + (size_t)i * (size_t)n_h * (size_t)hs, n_h, hs, pos0 + i, B->rope_theta, c->rope == AV_ROPE_HALF);
+        av_rope(x + (size_t)i * (size_t)n_h * (size_t)hs, n_h, hs, pos0 + i, B->rope_theta,
+                c->rope == AV_ROPE_HALF);
 }
 
 /* Self-attention of the chunk: q, and k/v into the cache rows pos0..; output (n, dim) in s->xb. */
-static int self_attention(av_state *s, const av_block *B, int l, const float *in, const chunk *ch, av_err *err) {
+static int self_attention(av_state *s, const av_block *B, int l, const float *in, const chunk *ch,
+                          av_err *err) {
     const av_stack_cfg *c = &s->st->cfg;
     int n = ch->n, kv_dim = c->n_kv_heads * c->head_dim, nt = s->n_threads, cl = s->cache_layers > 1 ? l : 0;
     const av_capture *cap = &ch->p->self;
@@ -227,15 +249,16 @@ static void ffn(av_state *s, const av_ffn *f, const float *in, int n) {
     size_t len = (size_t)n * (size_t)c->hidden;
     int nt = s->n_threads;
     if (f->gate.w.data) { /* act(x W_gate) * (x W_up) */
-        av_matmul_many((float *[]){s->h1, s->h2}, in, (const av_tensor *[]){&f->gate.w, &f->up.w}, 2, n, s->wscratch,
-                       nt);
+        av_matmul_many((float *[]){s->h1, s->h2}, in, (const av_tensor *[]){&f->gate.w, &f->up.w}, 2, n,
+                       s->wscratch, nt);
         if (f->gate.b.data) av_add_bias(s->h1, &f->gate.b, n, c->hidden);
         if (f->up.b.data) av_add_bias(s->h2, &f->up.b, n, c->hidden);
         if (c->act == AV_ACT_SILU) {
             av_swiglu(s->h1, s->h2, len, nt);
         } else {
             av_activate(s->h1, len, c->act);
-            for (size_t i = 0; i < len; i++) s->h1[i] *= s->h2[i];
+            for (size_t i = 0; i < len; i++)
+                s->h1[i] *= s->h2[i];
         }
     } else {
         av_linear_apply(s->h1, in, &f->up, n, s->wscratch, nt);
@@ -265,8 +288,10 @@ int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err) {
     const av_stack *st = s->st;
     const av_stack_cfg *c = &st->cfg;
     if (pos0 < 0 || pos0 + n > s->max_tokens)
-        return av_errf(err, "positions %d..%d exceed the state's %d positions", pos0, pos0 + n - 1, s->max_tokens);
-    if (!c->causal && pos0 > 0) return av_errf(err, "internal error: an encoder runs its whole input at once");
+        return av_errf(err, "positions %d..%d exceed the state's %d positions", pos0, pos0 + n - 1,
+                       s->max_tokens);
+    if (!c->causal && pos0 > 0)
+        return av_errf(err, "internal error: an encoder runs its whole input at once");
     if ((p->self.T && p->self.T < pos0 + n) || (p->cross.T && p->cross.T < pos0 + n))
         return av_errf(err, "capture buffers hold %d positions, need %d", p->self.T, pos0 + n);
     chunk ch = {n, pos0, p};

@@ -49,7 +49,8 @@ static int piece_or_stop(void *ctx, const int32_t *seq, int n) {
 
 /* The prompt's ids, or the start token (GPT-2's BOS) for an empty prompt that encodes to nothing. */
 static int prompt_ids(const av_model *m, const char *prompt, int32_t **ids, size_t *n, av_err *err) {
-    if (av_tokenizer_encode(m->tok, prompt ? prompt : "", prompt ? strlen(prompt) : 0, 1, ids, n, err)) return -1;
+    if (av_tokenizer_encode(m->tok, prompt ? prompt : "", prompt ? strlen(prompt) : 0, 1, ids, n, err))
+        return -1;
     if (*n == 0 && m->family == AV_FAMILY_GPT2 && m->bos_id >= 0) {
         int32_t *one = realloc(*ids, sizeof *one);
         if (!one) return av_errf(err, "out of memory");
@@ -68,8 +69,11 @@ int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piec
     if (!m->tok) return av_errf(err, "the model has no tokenizer: pass --tokenizer");
     if (steps < 0) return av_errf(err, "steps must be >= 0");
     if (m->n_stacks != 1 || !m->stacks[0].cfg.causal || !m->head.out.w.data)
-        return av_errf(err, "%s is not a decoder-only model: generation needs llama or gpt2 (encoder-decoders decode "
-                            "with run --text, without --target)", m->arch);
+        return av_errf(
+            err,
+            "%s is not a decoder-only model: generation needs llama or gpt2 (encoder-decoders decode "
+            "with run --text, without --target)",
+            m->arch);
     int32_t *seq = NULL, *grown;
     size_t np = 0;
     av_state *s = NULL;

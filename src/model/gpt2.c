@@ -26,8 +26,14 @@ int av_gpt2_load(av_hf_dir *h, av_model *m, av_err *err) {
     if (dim % n_heads)
         return av_errf(err, "%s: n_embd %d is not a multiple of n_head %d", h->cfg_path, dim, n_heads);
     av_stack_cfg *c = &m->stacks[0].cfg;
-    *c = (av_stack_cfg){.dim = dim, .n_heads = n_heads, .n_kv_heads = n_heads, .head_dim = dim / n_heads,
-                        .hidden = inner, .norm = AV_NORM_LAYER, .eps = (float)eps, .act = AV_ACT_GELU_TANH,
+    *c = (av_stack_cfg){.dim = dim,
+                        .n_heads = n_heads,
+                        .n_kv_heads = n_heads,
+                        .head_dim = dim / n_heads,
+                        .hidden = inner,
+                        .norm = AV_NORM_LAYER,
+                        .eps = (float)eps,
+                        .act = AV_ACT_GELU_TANH,
                         .causal = 1};
     if (act && av_act_parse(act, &c->act))
         return av_errf(err, "%s: activation_function '%.32s' is not supported", h->cfg_path, act);
@@ -42,7 +48,8 @@ int av_gpt2_load(av_hf_dir *h, av_model *m, av_err *err) {
         av_hf_take(h, &m->stacks[0].emb.pos, 0, err, "%swpe.weight", p) ||
         av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "%sln_f.weight", p) ||
         av_hf_take(h, &m->stacks[0].final_norm.b, 0, err, "%sln_f.bias", p) ||
-        av_hf_take(h, &m->head.out.w, 1, err, "lm_head.weight") || av_stack_alloc(&m->stacks[0], n_layers, err))
+        av_hf_take(h, &m->head.out.w, 1, err, "lm_head.weight") ||
+        av_stack_alloc(&m->stacks[0], n_layers, err))
         return -1;
     if (!m->head.out.w.data) m->head.out.w = m->tok_emb; /* tied */
     m->head.n_out = vocab;

@@ -203,9 +203,9 @@ static int unsupported(const char *path, const char *what, const char *name, av_
 }
 
 /* Tokenizer files next to the weights: tokenizer.json (Hugging Face), tokenizer.bin (llama2.c format, what
- * `attnviz convert --to hf` writes), tokenizer.model (SentencePiece). strict: a present file that does not load
- * is an error; otherwise it is remembered (m->tok_error), not fatal: --tokenizer can still supply one, and
- * runs that need text report why there is none. */
+ * `attnviz convert --to hf` writes), tokenizer.model (SentencePiece). strict: a present file that does not
+ * load is an error; otherwise it is remembered (m->tok_error), not fatal: --tokenizer can still supply one,
+ * and runs that need text report why there is none. */
 int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) {
     static const char *files[] = {"tokenizer.json", "tokenizer.bin", "tokenizer.model"};
     char path[4096];

@@ -1,6 +1,6 @@
 /* The Llama layout on the one block, shared by the llama2.c, GGUF and Hugging Face llama loaders: a causal
- * stack of pre-RMSNorm blocks with RoPE, grouped-query attention and a SwiGLU feed-forward, a final norm and a
- * classifier (tied to the token embedding unless stored). Mistral and Qwen2 add data (windows, biases). */
+ * stack of pre-RMSNorm blocks with RoPE, grouped-query attention and a SwiGLU feed-forward, a final norm and
+ * a classifier (tied to the token embedding unless stored). Mistral and Qwen2 add data (windows, biases). */
 #include "model.h"
 
 #include <math.h>
@@ -8,13 +8,15 @@
 const char *const av_llama_gguf_layer_names[AV_LLAMA_LAYER_WEIGHTS] = {
     "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"};
 const char *const av_llama_hf_layer_names[AV_LLAMA_LAYER_WEIGHTS] = {
-    "input_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-    "post_attention_layernorm", "mlp.gate_proj", "mlp.down_proj", "mlp.up_proj"};
+    "input_layernorm",  "self_attn.q_proj", "self_attn.k_proj",
+    "self_attn.v_proj", "self_attn.o_proj", "post_attention_layernorm",
+    "mlp.gate_proj",    "mlp.down_proj",    "mlp.up_proj"};
 
 int av_llama_init(av_model *m, const av_llama_cfg *c, av_err *err) {
     int head_dim = c->head_dim;
     if (!head_dim) {
-        if (c->dim % c->n_heads) return av_errf(err, "dim %d is not a multiple of %d heads", c->dim, c->n_heads);
+        if (c->dim % c->n_heads)
+            return av_errf(err, "dim %d is not a multiple of %d heads", c->dim, c->n_heads);
         head_dim = c->dim / c->n_heads;
     }
     m->family = AV_FAMILY_LLAMA;

@@ -1,4 +1,5 @@
-/* Model lifecycle: format detection, tokenizer pairing, shape validation of every family and introspection. */
+/* Model lifecycle: format detection, tokenizer pairing, shape validation of every family and introspection.
+ */
 #include "kernels/kernels.h"
 #include "model.h"
 #include "tok/tok.h"
@@ -7,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-av_model_params av_model_default_params(void) { return (av_model_params){NULL, 0}; }
+av_model_params av_model_default_params(void) {
+    return (av_model_params){NULL, 0};
+}
 
 av_model *av_model_new(void) {
     av_model *m = calloc(1, sizeof *m);
@@ -30,12 +33,17 @@ int av_model_own(av_model *m, void *p, av_err *err) {
 
 void av_model_free(av_model *m) {
     if (!m) return;
-    for (int i = 0; i < m->n_files; i++) av_file_unmap(&m->files[i]);
-    for (int i = 0; i < m->n_shards; i++) av_st_close(&m->shards[i]);
-    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    for (int i = 0; i < m->n_files; i++)
+        av_file_unmap(&m->files[i]);
+    for (int i = 0; i < m->n_shards; i++)
+        av_st_close(&m->shards[i]);
+    for (int i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
     free(m->owned);
-    for (int i = 0; i < AV_MAX_STACKS; i++) av_stack_free(&m->stacks[i]);
-    for (int i = 0; m->vision.labels && i < m->head.n_out; i++) free(m->vision.labels[i]);
+    for (int i = 0; i < AV_MAX_STACKS; i++)
+        av_stack_free(&m->stacks[i]);
+    for (int i = 0; m->vision.labels && i < m->head.n_out; i++)
+        free(m->vision.labels[i]);
     free(m->vision.labels);
     av_tokenizer_free(m->tok);
     free(m);
@@ -44,7 +52,8 @@ void av_model_free(av_model *m) {
 int av_model_head_tied(const av_model *m) {
     const void *w = m->head.out.w.data;
     int tied = w && w == m->tok_emb.data;
-    for (int i = 0; i < m->n_stacks; i++) tied |= w && w == m->stacks[i].emb.tok.data;
+    for (int i = 0; i < m->n_stacks; i++)
+        tied |= w && w == m->stacks[i].emb.tok.data;
     return tied;
 }
 
@@ -77,7 +86,8 @@ static int check_head(const av_model *m, const char *cfg, av_err *err) {
                             av_norm_check(&h->dense_norm, "head norm", dim, cfg, err)))
         return -1;
     if (h->out.w.data && av_linear_check(&h->out, "output head", h->n_out, dim, cfg, err)) return -1;
-    if (!(h->scale > 0) || h->softcap < 0) return av_errf(err, "output head: scale and soft-cap out of range");
+    if (!(h->scale > 0) || h->softcap < 0)
+        return av_errf(err, "output head: scale and soft-cap out of range");
     return 0;
 }
 
@@ -85,7 +95,8 @@ static int check_vision(const av_model *m, const char *cfg, av_err *err) {
     const av_vision *v = &m->vision;
     int dim = m->stacks[0].cfg.dim, P = v->channels * v->patch_size * v->patch_size;
     if (v->grid <= 0 || v->grid * v->patch_size != v->image_size)
-        return av_errf(err, "image size %d is not a multiple of the patch size %d", v->image_size, v->patch_size);
+        return av_errf(err, "image size %d is not a multiple of the patch size %d", v->image_size,
+                       v->patch_size);
     if (m->max_seq_len != v->grid * v->grid + 1)
         return av_errf(err, "internal error: image models see [CLS] + %d patches", v->grid * v->grid);
     return av_linear_check(&v->patch, "patch embedding", dim, P, cfg, err) ||
@@ -109,7 +120,8 @@ int av_model_check(av_model *m, av_err *err) {
     /* the Llama loaders read three formats; the others read config.json */
     const char *cfg = m->family == AV_FAMILY_LLAMA ? "the config" : "config.json";
     int vit = m->family == AV_FAMILY_VIT;
-    if (m->n_stacks < 1 || m->n_stacks > AV_MAX_STACKS) return av_errf(err, "internal error: model without a stack");
+    if (m->n_stacks < 1 || m->n_stacks > AV_MAX_STACKS)
+        return av_errf(err, "internal error: model without a stack");
     if (m->max_seq_len <= 0 || m->max_seq_len > (1 << 24))
         return av_errf(err, "model context length %d is out of range", m->max_seq_len);
     if (!vit && (m->vocab_size <= 0 || m->vocab_size > (1 << 22)))
@@ -117,14 +129,16 @@ int av_model_check(av_model *m, av_err *err) {
     for (int i = 0; i < m->n_stacks; i++) {
         av_stack *st = &m->stacks[i];
         const char *what = m->n_stacks == 1 ? "model" : i ? "decoder" : "encoder";
-        int max_pos = st->emb.pos_from_pad ? m->max_seq_len + m->pad_id + 1 - st->emb.pos_offset : m->max_seq_len;
+        int max_pos =
+            st->emb.pos_from_pad ? m->max_seq_len + m->pad_id + 1 - st->emb.pos_offset : m->max_seq_len;
         if (av_stack_check(st, what, cfg, err) || check_embed(m, st, what, max_pos, cfg, err)) return -1;
     }
     const av_stack_cfg *enc = &m->stacks[0].cfg, *dec = &m->stacks[m->n_stacks - 1].cfg;
     if (dec->dim != enc->dim || dec->n_heads != enc->n_heads)
-        return av_errf(err, "decoder and encoder sizes differ (dim %d vs %d, heads %d vs %d)", dec->dim, enc->dim,
-                       dec->n_heads, enc->n_heads);
-    if (!vit && av_weight_check(&m->tok_emb, "token embedding", m->vocab_size, enc->dim, 0, cfg, err)) return -1;
+        return av_errf(err, "decoder and encoder sizes differ (dim %d vs %d, heads %d vs %d)", dec->dim,
+                       enc->dim, dec->n_heads, enc->n_heads);
+    if (!vit && av_weight_check(&m->tok_emb, "token embedding", m->vocab_size, enc->dim, 0, cfg, err))
+        return -1;
     if (check_head(m, cfg, err) || (vit && check_vision(m, cfg, err))) return -1;
     fill_summary(m);
     return 0;
@@ -159,7 +173,8 @@ static int find_sibling_tokenizer(const char *model_path, int vocab, char *out, 
  * ("vit_tiny_patch16_224.augreg_in21k"). */
 static void name_from_path(av_model *m, const char *path, int keep_ext) {
     size_t len = strlen(path);
-    while (len > 1 && path[len - 1] == '/') len--;
+    while (len > 1 && path[len - 1] == '/')
+        len--;
     const char *base = path;
     for (size_t i = 0; i < len; i++)
         if (path[i] == '/') base = path + i + 1;
@@ -180,10 +195,14 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
     if (!m) return av_errf(err, "out of memory");
     m->n_threads = params->n_threads > 0 ? params->n_threads : av_default_threads();
     int rc, is_dir = av_path_is_dir(path);
-    /* by content; a ".gguf" file with a bad magic still goes to the GGUF loader (a clear "bad magic" message) */
-    if (is_dir) rc = av_load_hf_dir(path, m, err);
-    else if (has_magic(path, "GGUF") || has_suffix(path, ".gguf")) rc = av_load_gguf(path, m, err);
-    else rc = av_load_llama2c(path, m, err);
+    /* by content; a ".gguf" file with a bad magic still goes to the GGUF loader (a clear "bad magic" message)
+     */
+    if (is_dir)
+        rc = av_load_hf_dir(path, m, err);
+    else if (has_magic(path, "GGUF") || has_suffix(path, ".gguf"))
+        rc = av_load_gguf(path, m, err);
+    else
+        rc = av_load_llama2c(path, m, err);
     if (rc == 0 && !m->name[0]) name_from_path(m, path, is_dir);
     if (rc == 0) rc = av_model_check(m, err);
     if (rc == 0 && params->tokenizer_path) {
@@ -197,10 +216,12 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
     }
     /* Hugging Face configs often pad the vocabulary past the tokenizer's (T5: 32128 for 32100 tokens) */
     int hf = m->format == AV_MODEL_FORMAT_HF;
-    if (rc == 0 && m->tok && (hf ? av_tokenizer_vocab_size(m->tok) > m->vocab_size
-                                 : av_tokenizer_vocab_size(m->tok) != m->vocab_size))
-        rc = av_errf(err, "tokenizer has %d tokens but the model's vocabulary has %d: wrong tokenizer for this model",
-                     av_tokenizer_vocab_size(m->tok), m->vocab_size);
+    if (rc == 0 && m->tok &&
+        (hf ? av_tokenizer_vocab_size(m->tok) > m->vocab_size
+            : av_tokenizer_vocab_size(m->tok) != m->vocab_size))
+        rc = av_errf(
+            err, "tokenizer has %d tokens but the model's vocabulary has %d: wrong tokenizer for this model",
+            av_tokenizer_vocab_size(m->tok), m->vocab_size);
     if (rc) {
         av_model_free(m);
         return -1;
@@ -210,16 +231,32 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
 }
 
 av_model_info av_model_get_info(const av_model *m) {
-    av_model_info info = {m->name, m->arch, m->format, m->dim, m->hidden_dim, m->n_layers, m->n_heads,
-                          m->n_kv_heads, m->vocab_size, m->max_seq_len, 0, m->family, 0};
+    av_model_info info = {m->name,
+                          m->arch,
+                          m->format,
+                          m->dim,
+                          m->hidden_dim,
+                          m->n_layers,
+                          m->n_heads,
+                          m->n_kv_heads,
+                          m->vocab_size,
+                          m->max_seq_len,
+                          0,
+                          m->family,
+                          0};
     const av_head *h = &m->head;
-    const av_tensor *ts[] = {&m->tok_emb, &h->dense.w, &h->dense.b, &h->dense_norm.w, &h->dense_norm.b,
-                             &h->out.b,   &m->vision.patch.w, &m->vision.patch.b, &m->vision.cls_token};
-    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) info.n_params += ts[i]->data ? av_tensor_numel(ts[i]) : 0;
+    const av_tensor *ts[] = {&m->tok_emb,        &h->dense.w,        &h->dense.b,
+                             &h->dense_norm.w,   &h->dense_norm.b,   &h->out.b,
+                             &m->vision.patch.w, &m->vision.patch.b, &m->vision.cls_token};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        info.n_params += ts[i]->data ? av_tensor_numel(ts[i]) : 0;
     if (h->out.w.data && !av_model_head_tied(m)) info.n_params += av_tensor_numel(&h->out.w);
-    for (int i = 0; i < m->n_stacks; i++) info.n_params += av_stack_n_params(&m->stacks[i]);
+    for (int i = 0; i < m->n_stacks; i++)
+        info.n_params += av_stack_n_params(&m->stacks[i]);
     info.n_dec_layers = m->n_stacks > 1 ? m->stacks[1].n_layers : 0;
     return info;
 }
 
-const av_tokenizer *av_model_tokenizer(const av_model *m) { return m->tok; }
+const av_tokenizer *av_model_tokenizer(const av_model *m) {
+    return m->tok;
+}

@@ -16,13 +16,13 @@ enum { AV_MAX_STACKS = 2 };
 
 /* logits = softcap(out(scale * h)), h = x, or norm(act(x W_d + b_d)) with a transform (BERT masked LM) */
 typedef struct av_head {
-    av_linear dense;   /* (dim, dim) transform, or empty */
+    av_linear dense; /* (dim, dim) transform, or empty */
     av_norm dense_norm;
     av_act dense_act;
-    float scale;       /* 1, or dim^-0.5 (T5 with a tied head) */
-    av_linear out;     /* (n_out, dim) + optional bias, or empty: no head */
-    float softcap;     /* > 0: logits = c tanh(logits / c) (Gemma 2 final-logit soft-capping) */
-    int n_out;         /* vocabulary or classes; 0 without a head */
+    float scale;   /* 1, or dim^-0.5 (T5 with a tied head) */
+    av_linear out; /* (n_out, dim) + optional bias, or empty: no head */
+    float softcap; /* > 0: logits = c tanh(logits / c) (Gemma 2 final-logit soft-capping) */
+    int n_out;     /* vocabulary or classes; 0 without a head */
 } av_head;
 
 /* Images (ViT): x = [cls_token; patches W_p^T + b_p] + pos (the stack's learned positions). */
@@ -44,7 +44,8 @@ struct av_model {
 
     av_stack stacks[AV_MAX_STACKS]; /* the only stack (n_stacks 1), or the encoder then the decoder (2) */
     int n_stacks;
-    av_tensor tok_emb; /* (vocab, dim) token table shared by the stacks (an embedding's own tok overrides it) */
+    av_tensor
+        tok_emb; /* (vocab, dim) token table shared by the stacks (an embedding's own tok overrides it) */
     av_head head;
     av_vision vision;
     int pad_id, bos_id, eos_id, dec_start_id; /* special tokens, -1 when unknown */
@@ -79,9 +80,11 @@ int av_model_head_tied(const av_model *m);
 
 /* A layer's nine weights in checkpoint order: av_tensor *w[AV_LLAMA_LAYER_WEIGHTS] = ...(B) for a block B. */
 #define AV_LLAMA_LAYER_WEIGHTS 9
-#define AV_LLAMA_LAYER_WEIGHT_PTRS(B)                                                                          \
-    {&(B)->attn_norm.w, &(B)->attn.q.w, &(B)->attn.k.w,   &(B)->attn.v.w,  &(B)->attn.o.w,                     \
-     &(B)->ffn_norm.w,  &(B)->ffn.gate.w, &(B)->ffn.down.w, &(B)->ffn.up.w}
+#define AV_LLAMA_LAYER_WEIGHT_PTRS(B)                                                                        \
+    {                                                                                                        \
+        &(B)->attn_norm.w, &(B)->attn.q.w, &(B)->attn.k.w, &(B)->attn.v.w, &(B)->attn.o.w, &(B)->ffn_norm.w, \
+            &(B)->ffn.gate.w, &(B)->ffn.down.w, &(B)->ffn.up.w                                               \
+    }
 /* Their names in GGUF ("blk.<l>.<name>.weight") and Hugging Face ("model.layers.<l>.<name>.weight") files. */
 extern const char *const av_llama_gguf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
 extern const char *const av_llama_hf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
@@ -127,7 +130,8 @@ typedef struct av_capture {
 /* One forward call: captures and outputs. */
 typedef struct av_pass {
     av_capture self, cross;
-    float *logits;  /* (n, n_out) when logits_all, else (n_out) of the last row (images: of [CLS]); NULL: none */
+    float
+        *logits; /* (n, n_out) when logits_all, else (n_out) of the last row (images: of [CLS]); NULL: none */
     int logits_all;
 } av_pass;
 

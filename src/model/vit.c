@@ -110,8 +110,8 @@ static int timm_prep(const av_hf_dir *h, av_model *m, av_err *err) {
  * bicubic), image_mean, image_std. Absent: the ViTImageProcessor defaults. */
 static int hf_prep(const av_hf_dir *h, av_model *m, av_err *err) {
     av_image_prep *p = &m->vision.prep;
-    *p = (av_image_prep){m->vision.image_size, m->vision.image_size, 0, AV_RESAMPLE_BILINEAR, {0.5f, 0.5f, 0.5f},
-                         {0.5f, 0.5f, 0.5f}};
+    *p = (av_image_prep){m->vision.image_size, m->vision.image_size, 0,
+                         AV_RESAMPLE_BILINEAR, {0.5f, 0.5f, 0.5f},   {0.5f, 0.5f, 0.5f}};
     char path[4096];
     av_hf_path(path, sizeof path, h->dir, "preprocessor_config.json");
     if (access(path, F_OK) != 0) return 0;
@@ -175,8 +175,14 @@ static void set_model_fields(av_model *m) {
 
 /* Pre-norm LayerNorm blocks with exact GELU (the activation may be changed after). */
 static av_stack_cfg vit_cfg(int dim, int heads, int hidden, float eps) {
-    return (av_stack_cfg){.dim = dim, .n_heads = heads, .n_kv_heads = heads, .head_dim = dim / heads,
-                          .hidden = hidden, .norm = AV_NORM_LAYER, .eps = eps, .act = AV_ACT_GELU};
+    return (av_stack_cfg){.dim = dim,
+                          .n_heads = heads,
+                          .n_kv_heads = heads,
+                          .head_dim = dim / heads,
+                          .hidden = hidden,
+                          .norm = AV_NORM_LAYER,
+                          .eps = eps,
+                          .act = AV_ACT_GELU};
 }
 
 /* Heads of timm ViT names (the checkpoint's shapes cannot tell). */
@@ -245,10 +251,13 @@ static int load_timm(av_hf_dir *h, av_model *m, av_err *err) {
     m->vision.channels = (int)pw->shape[1];
     av_tensor t;
     int T = m->vision.grid * m->vision.grid + 1;
-    if (av_hf_take(h, &t, 0, err, "cls_token") || view2d(&t, 1, dim, &m->vision.cls_token, "cls_token", err) ||
-        av_hf_take(h, &t, 0, err, "pos_embed") || view2d(&t, T, dim, &m->stacks[0].emb.pos, "pos_embed", err) ||
+    if (av_hf_take(h, &t, 0, err, "cls_token") ||
+        view2d(&t, 1, dim, &m->vision.cls_token, "cls_token", err) ||
+        av_hf_take(h, &t, 0, err, "pos_embed") ||
+        view2d(&t, T, dim, &m->stacks[0].emb.pos, "pos_embed", err) ||
         av_hf_take(h, &t, 0, err, "patch_embed.proj.weight") ||
-        view2d(&t, dim, m->vision.channels * patch * patch, &m->vision.patch.w, "patch_embed.proj.weight", err) ||
+        view2d(&t, dim, m->vision.channels * patch * patch, &m->vision.patch.w, "patch_embed.proj.weight",
+               err) ||
         av_hf_take(h, &m->vision.patch.b, 1, err, "patch_embed.proj.bias") ||
         av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "norm.weight") ||
         av_hf_take(h, &m->stacks[0].final_norm.b, 0, err, "norm.bias") ||
@@ -317,8 +326,8 @@ static int load_hf(av_hf_dir *h, av_model *m, av_err *err) {
         av_hf_take(h, &t, 0, err, "%sembeddings.position_embeddings", p) ||
         view2d(&t, T, dim, &m->stacks[0].emb.pos, "position_embeddings", err) ||
         av_hf_take(h, &t, 0, err, "%sembeddings.patch_embeddings.projection.weight", p) ||
-        view2d(&t, dim, (int64_t)channels * patch * patch, &m->vision.patch.w, "patch_embeddings.projection.weight",
-               err) ||
+        view2d(&t, dim, (int64_t)channels * patch * patch, &m->vision.patch.w,
+               "patch_embeddings.projection.weight", err) ||
         av_hf_take(h, &m->vision.patch.b, 1, err, "%sembeddings.patch_embeddings.projection.bias", p) ||
         av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "%slayernorm.weight", p) ||
         av_hf_take(h, &m->stacks[0].final_norm.b, 0, err, "%slayernorm.bias", p) ||
@@ -335,7 +344,7 @@ static int load_hf(av_hf_dir *h, av_model *m, av_err *err) {
         } parts[] = {{&B->attn_norm, "layernorm_before", 1},     {&B->attn.q, "attention.attention.query", 0},
                      {&B->attn.k, "attention.attention.key", 0}, {&B->attn.v, "attention.attention.value", 0},
                      {&B->attn.o, "attention.output.dense", 0},  {&B->ffn_norm, "layernorm_after", 1},
-                     {&B->ffn.up, "intermediate.dense", 0},          {&B->ffn.down, "output.dense", 0}};
+                     {&B->ffn.up, "intermediate.dense", 0},      {&B->ffn.down, "output.dense", 0}};
         for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
             av_tensor *w = parts[i].is_norm ? &((av_norm *)parts[i].dst)->w : &((av_linear *)parts[i].dst)->w;
             av_tensor *b = parts[i].is_norm ? &((av_norm *)parts[i].dst)->b : &((av_linear *)parts[i].dst)->b;

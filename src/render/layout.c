@@ -219,7 +219,7 @@ static char *make_title(const av_trace *t, const av_plot_params *p, int n_heads)
     else
         snprintf(head, sizeof head, "head %d", p->head);
     static const char *const kind_titles[AV_ATTN_KIND_COUNT] = {"", "encoder · ", "decoder · ",
-                                                                 "cross-attention · "};
+                                                                "cross-attention · "};
     const char *kind = (unsigned)p->kind < AV_ATTN_KIND_COUNT ? kind_titles[p->kind] : "";
     if (p->grid)
         snprintf(buf, sizeof buf, "%s · %sall layers × heads", model ? model : "attention", kind);

@@ -119,10 +119,10 @@ static void get_info(av_server *s, srv_reply *r) {
         av_model_info mi = av_model_get_info(s->store.model);
         json_object_set_new(j, "model",
                             json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I}", "name", mi.name,
-                                      "arch", mi.arch, "format", av_model_format_name(mi.format), "n_layers", mi.n_layers,
-                                      "n_heads", mi.n_heads, "n_kv_heads", mi.n_kv_heads, "dim", mi.dim,
-                                      "vocab_size", mi.vocab_size, "max_seq_len", mi.max_seq_len, "n_params",
-                                      (json_int_t)mi.n_params));
+                                      "arch", mi.arch, "format", av_model_format_name(mi.format), "n_layers",
+                                      mi.n_layers, "n_heads", mi.n_heads, "n_kv_heads", mi.n_kv_heads, "dim",
+                                      mi.dim, "vocab_size", mi.vocab_size, "max_seq_len", mi.max_seq_len,
+                                      "n_params", (json_int_t)mi.n_params));
         /* what the input form offers: text for every model family run here so far */
         json_object_set_new(j, "inputs",
                             json_pack("{s:b, s:b, s:b, s:b}", "text", 1, "ids", 1, "image", 0, "target", 0));
@@ -289,11 +289,11 @@ static void get_trace_meta(const av_server *s, const srv_run *run, srv_reply *r)
         const char *ql = av_attn_kind_labels_key(k, 0), *kl = av_attn_kind_labels_key(k, 1);
         if (!ql || !kl || !av_trace_meta(t, ql) || !av_trace_meta(t, kl))
             ql = kl = "tokens"; /* the trace's own tokens unless every list the kind names is there */
-        json_array_append_new(kinds, json_pack("{s:s, s:i, s:i, s:i, s:i, s:s, s:s}", "kind",
-                                               av_attn_kind_name(k), "n_layers",
-                                               av_trace_n_layers(t, k), "n_heads", av_trace_n_heads(t, k),
-                                               "n_query", av_trace_n_query(t, k), "n_key",
-                                               av_trace_n_key(t, k), "query_labels", ql, "key_labels", kl));
+        json_array_append_new(kinds,
+                              json_pack("{s:s, s:i, s:i, s:i, s:i, s:s, s:s}", "kind", av_attn_kind_name(k),
+                                        "n_layers", av_trace_n_layers(t, k), "n_heads",
+                                        av_trace_n_heads(t, k), "n_query", av_trace_n_query(t, k), "n_key",
+                                        av_trace_n_key(t, k), "query_labels", ql, "key_labels", kl));
     }
     const char *const keys[] = {"format",       "version",    "model",        "arch",
                                 "model_format", "created_by", "n_layers",     "n_heads",
@@ -331,9 +331,8 @@ static void get_row(const srv_run *run, const srv_request *req, srv_reply *r) {
         srv_reply_bytes(r, 200, row, sizeof *row * (size_t)nk, "application/octet-stream");
         return;
     }
-    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:o}", "kind", av_attn_kind_name(kind), "layer", layer, "q", q,
-                          "n_key", nk,
-                          "values", floats_json(row, (size_t)nk));
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:o}", "kind", av_attn_kind_name(kind), "layer", layer, "q",
+                          q, "n_key", nk, "values", floats_json(row, (size_t)nk));
     json_object_set_new(j, "head",
                         head >= 0 ? json_integer(head) : json_string(head == AV_HEADS_MEAN ? "mean" : "max"));
     free(row);
@@ -393,9 +392,10 @@ static void get_tile(av_server *s, const srv_run *run, const srv_request *req, s
         srv_reply_header(r, "X-Attnviz-Cache", hit ? "hit" : "miss");
         return;
     }
-    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:o}", "kind", av_attn_kind_name(kind),
-                          "layer", layer, "q0", q0, "q1", q1, "k0", k0, "k1", k1, "rows", rows, "cols", cols, "pool",
-                          pool == AV_POOL_MAX ? "max" : "mean", "values", floats_json(out, n));
+    json_t *j =
+        json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:o}", "kind", av_attn_kind_name(kind),
+                  "layer", layer, "q0", q0, "q1", q1, "k0", k0, "k1", k1, "rows", rows, "cols", cols, "pool",
+                  pool == AV_POOL_MAX ? "max" : "mean", "values", floats_json(out, n));
     json_object_set_new(j, "head",
                         head >= 0 ? json_integer(head) : json_string(head == AV_HEADS_MEAN ? "mean" : "max"));
     free(out);

@@ -51,7 +51,7 @@ int av_server_host_is_loopback(const char *host);
 /* Tile cache (cache.c). Keys are whole requests; values are (rows, cols) floats. */
 typedef struct srv_tile_key {
     unsigned run_seq; /* unique per run, never reused */
-    int kind; /* av_attn_kind */
+    int kind;         /* av_attn_kind */
     int layer, head, q0, q1, k0, k1, rows, cols, pool;
 } srv_tile_key;
 

@@ -16,8 +16,8 @@ size_t srv_trace_full_bytes(const av_trace *t) {
     size_t total = 0;
     for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
         av_attn_kind k = (av_attn_kind)i;
-        size_t per = (size_t)av_trace_n_heads(t, k) * (size_t)av_trace_n_query(t, k) * (size_t)av_trace_n_key(t, k) *
-                     sizeof(float);
+        size_t per = (size_t)av_trace_n_heads(t, k) * (size_t)av_trace_n_query(t, k) *
+                     (size_t)av_trace_n_key(t, k) * sizeof(float);
         total += per * (size_t)av_trace_n_layers(t, k);
     }
     return total;

@@ -1,7 +1,7 @@
-/* The one capture of every family (see capture.h): buffers for each attention kind a run produces (zeroed full
- * matrices, in the output file's pages when they are large; or a lazy kind's queries and keys), the views the
- * forward pass writes through, and the trace they become: model metadata, attention sets or lazy kinds with
- * the parameters of their scores, value norms, logits. */
+/* The one capture of every family (see capture.h): buffers for each attention kind a run produces (zeroed
+ * full matrices, in the output file's pages when they are large; or a lazy kind's queries and keys), the
+ * views the forward pass writes through, and the trace they become: model metadata, attention sets or lazy
+ * kinds with the parameters of their scores, value norms, logits. */
 #include "capture.h"
 
 #include <stdlib.h>
@@ -18,8 +18,9 @@ int av_cap_init(av_run_capture *c, const av_model *m, const av_run_params *p, av
 
 void av_cap_declare(av_run_capture *c, av_attn_kind kind, int stack, int cross, int n_query, int n_key) {
     const av_stack *st = &c->m->stacks[stack];
-    c->kinds[kind] = (cap_kind){stack, cross, st->n_layers, st->cfg.n_heads, st->cfg.n_kv_heads, st->cfg.head_dim,
-                                n_query, n_key, NULL, NULL, NULL};
+    c->kinds[kind] = (cap_kind){
+        stack, cross, st->n_layers, st->cfg.n_heads, st->cfg.n_kv_heads, st->cfg.head_dim, n_query, n_key,
+        NULL,  NULL,  NULL};
 }
 
 /* n buffers of per floats each, zeroed when zero (fresh pages); NULL with a message when memory runs out. */
@@ -27,7 +28,8 @@ static float **alloc_bufs(int n, size_t per, int zero, av_err *err) {
     float **b = calloc((size_t)(n > 0 ? n : 1), sizeof *b);
     for (int i = 0; b && i < n; i++)
         if (!(b[i] = zero ? calloc(per ? per : 1, sizeof(float)) : malloc(sizeof(float) * (per ? per : 1)))) {
-            for (int k = 0; k < i; k++) free(b[k]);
+            for (int k = 0; k < i; k++)
+                free(b[k]);
             free(b);
             b = NULL;
         }
@@ -36,7 +38,8 @@ static float **alloc_bufs(int n, size_t per, int zero, av_err *err) {
 }
 
 static void free_bufs(float **b, int n) {
-    for (int i = 0; b && i < n; i++) free(b[i]);
+    for (int i = 0; b && i < n; i++)
+        free(b[i]);
     free(b);
 }
 
@@ -61,9 +64,11 @@ static int alloc_full(av_run_capture *c, cap_kind *k, size_t *off, av_err *err) 
     size_t per = (size_t)k->n_heads * (size_t)k->n_query * (size_t)k->n_key;
     if (!c->pre) {
         if ((k->attn = alloc_bufs(k->n_layers, per, 1, err))) return 0;
-        return av_errf(err, "out of memory: the full trace needs %zu MiB (%d layers x %d heads x %d x %d floats); "
-                            "try a lazy trace (--lazy)", (per * sizeof(float) * (size_t)k->n_layers) >> 20,
-                       k->n_layers, k->n_heads, k->n_query, k->n_key);
+        return av_errf(err,
+                       "out of memory: the full trace needs %zu MiB (%d layers x %d heads x %d x %d floats); "
+                       "try a lazy trace (--lazy)",
+                       (per * sizeof(float) * (size_t)k->n_layers) >> 20, k->n_layers, k->n_heads, k->n_query,
+                       k->n_key);
     }
     if (!(k->attn = calloc((size_t)k->n_layers, sizeof *k->attn))) return av_errf(err, "out of memory");
     for (int l = 0; l < k->n_layers; l++, *off += per * sizeof(float))
@@ -90,12 +95,15 @@ int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
         if (!c->p->lazy) {
             if (alloc_full(c, k, &off, err)) return -1;
         } else if (!(k->q = alloc_bufs(k->n_layers, (size_t)k->n_heads * k->n_query * k->head_dim, 0, err)) ||
-                   !(k->k = alloc_bufs(k->n_layers, (size_t)k->n_kv_heads * k->n_key * k->head_dim, 0, err))) {
-            return av_errf(err, "out of memory for the lazy trace's queries and keys (%d x %d)", k->n_query, k->n_key);
+                   !(k->k =
+                         alloc_bufs(k->n_layers, (size_t)k->n_kv_heads * k->n_key * k->head_dim, 0, err))) {
+            return av_errf(err, "out of memory for the lazy trace's queries and keys (%d x %d)", k->n_query,
+                           k->n_key);
         }
     }
     const cap_kind *self = &c->kinds[AV_ATTN_SELF];
-    if (self->n_layers && !(c->vnorm = alloc_bufs(self->n_layers, (size_t)self->n_heads * self->n_query, 0, err)))
+    if (self->n_layers &&
+        !(c->vnorm = alloc_bufs(self->n_layers, (size_t)self->n_heads * self->n_query, 0, err)))
         return -1;
     if (c->p->want_logits && c->m->head.n_out && n_logits > 0) {
         if (!(c->logits = malloc(sizeof(float) * (size_t)n_logits * (size_t)c->m->head.n_out)))
@@ -116,7 +124,8 @@ av_capture av_cap_view(const av_run_capture *c, av_attn_kind kind) {
 void av_cap_free(av_run_capture *c) {
     for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
         cap_kind *k = &c->kinds[i];
-        if (k->attn && c->mapped) memset(k->attn, 0, sizeof *k->attn * (size_t)k->n_layers); /* the file's pages */
+        if (k->attn && c->mapped)
+            memset(k->attn, 0, sizeof *k->attn * (size_t)k->n_layers); /* the file's pages */
         free_bufs(k->attn, k->n_layers);
         free_bufs(k->q, k->n_layers);
         free_bufs(k->k, k->n_layers);
@@ -142,7 +151,8 @@ static int model_meta(const av_model *m, av_trace *t, av_err *err) {
            av_trace_set_meta(t, "family", av_family_name(m->family), err) ||
            av_trace_set_meta(t, "model_format", av_model_format_name(m->format), err) ||
            av_trace_set_meta(t, "created_by", "attnviz " AV_VERSION, err) ||
-           av_cap_meta_int(t, "n_layers", m->n_layers, err) || av_cap_meta_int(t, "n_heads", m->n_heads, err) ||
+           av_cap_meta_int(t, "n_layers", m->n_layers, err) ||
+           av_cap_meta_int(t, "n_heads", m->n_heads, err) ||
            av_cap_meta_int(t, "n_kv_heads", m->n_kv_heads, err) ||
            (info.n_dec_layers && av_cap_meta_int(t, "n_dec_layers", info.n_dec_layers, err));
 }
@@ -151,11 +161,21 @@ static int model_meta(const av_model *m, av_trace *t, av_err *err) {
 static int add_lazy(const av_model *m, cap_kind *k, av_attn_kind kind, av_trace *t, av_err *err) {
     const av_stack *st = &m->stacks[k->stack];
     int L = k->n_layers, rel = !k->cross && st->rel.table.data;
-    av_lazy_kind lz = {L, k->n_heads, k->n_kv_heads, k->head_dim, k->n_query, k->n_key, !k->cross && st->cfg.causal,
-                       (const float **)k->q, (const float **)k->k, malloc(sizeof(float) * (size_t)L),
-                       calloc((size_t)L, sizeof(float)), calloc((size_t)L, sizeof(int)),
+    av_lazy_kind lz = {L,
+                       k->n_heads,
+                       k->n_kv_heads,
+                       k->head_dim,
+                       k->n_query,
+                       k->n_key,
+                       !k->cross && st->cfg.causal,
+                       (const float **)k->q,
+                       (const float **)k->k,
+                       malloc(sizeof(float) * (size_t)L),
+                       calloc((size_t)L, sizeof(float)),
+                       calloc((size_t)L, sizeof(int)),
                        rel ? malloc(sizeof(float) * (size_t)k->n_heads * (size_t)(2 * k->n_query - 1)) : NULL,
-                       NULL, 1};
+                       NULL,
+                       1};
     k->q = k->k = NULL;
     int ok = lz.scale && lz.softcap && lz.window && (!rel || lz.rel_bias);
     for (int l = 0; ok && l < L; l++) {
@@ -189,10 +209,12 @@ int av_cap_finish(av_run_capture *c, av_trace **out, av_err *err) {
     int rc = model_meta(c->m, t, err);
     for (int i = 0; !rc && i < AV_ATTN_KIND_COUNT; i++) {
         cap_kind *k = &c->kinds[i];
-        if (k->n_layers) rc = k->q ? add_lazy(c->m, k, (av_attn_kind)i, t, err) : add_sets(k, (av_attn_kind)i, t, err);
+        if (k->n_layers)
+            rc = k->q ? add_lazy(c->m, k, (av_attn_kind)i, t, err) : add_sets(k, (av_attn_kind)i, t, err);
     }
     if (!rc && c->vnorm) {
-        rc = av_trace_set_vnorm(t, c->vnorm, c->kinds[AV_ATTN_SELF].n_layers, c->kinds[AV_ATTN_SELF].n_heads, err);
+        rc = av_trace_set_vnorm(t, c->vnorm, c->kinds[AV_ATTN_SELF].n_layers, c->kinds[AV_ATTN_SELF].n_heads,
+                                err);
         c->vnorm = NULL;
     }
     if (!rc && c->logits) {
@@ -221,9 +243,11 @@ int av_cap_set_tokens(const av_model *m, av_trace *t, const int32_t *ids, size_t
     char **labels = calloc(n ? n : 1, sizeof *labels);
     int32_t *copy = malloc(sizeof *copy * (n ? n : 1));
     int ok = labels && copy;
-    for (size_t i = 0; ok && i < n; i++) ok = (labels[i] = token_label(m, ids, n, i)) != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (labels[i] = token_label(m, ids, n, i)) != NULL;
     if (!ok) {
-        for (size_t i = 0; labels && i < n; i++) free(labels[i]);
+        for (size_t i = 0; labels && i < n; i++)
+            free(labels[i]);
         free(labels);
         free(copy);
         return av_errf(err, "out of memory");
@@ -232,8 +256,8 @@ int av_cap_set_tokens(const av_model *m, av_trace *t, const int32_t *ids, size_t
     return av_trace_set_tokens(t, labels, copy, (int)n, err);
 }
 
-int av_cap_json_list(const av_model *m, av_trace *t, const char *key, const int32_t *ids, size_t n, int as_ids,
-                     av_err *err) {
+int av_cap_json_list(const av_model *m, av_trace *t, const char *key, const int32_t *ids, size_t n,
+                     int as_ids, av_err *err) {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++) {
         if (as_ids) {

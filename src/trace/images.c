@@ -21,14 +21,17 @@ int av_image_preprocess(const av_model *m, const char *path, float **pixels, int
 /* The k best classes of logits (n), softmaxed; returns how many were filled. */
 static int top_classes(const av_model *m, const float *logits, int n, av_class_score *top, int k) {
     double mx = logits[0], sum = 0;
-    for (int i = 1; i < n; i++) mx = logits[i] > mx ? logits[i] : mx;
-    for (int i = 0; i < n; i++) sum += exp(logits[i] - mx);
+    for (int i = 1; i < n; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    for (int i = 0; i < n; i++)
+        sum += exp(logits[i] - mx);
     if (k > n) k = n;
     for (int j = 0; j < k; j++) {
         int best = -1;
         for (int i = 0; i < n; i++) {
             int taken = 0;
-            for (int q = 0; q < j && !taken; q++) taken = top[q].id == i;
+            for (int q = 0; q < j && !taken; q++)
+                taken = top[q].id == i;
             if (!taken && (best < 0 || logits[i] > logits[best])) best = i;
         }
         top[j].id = best;
@@ -68,7 +71,8 @@ static int patch_labels(av_trace *t, int grid, av_err *err) {
         ok = (labels[i] = av_strdup(buf)) != NULL;
     }
     if (ok) return av_trace_set_tokens(t, labels, ids, T, err);
-    for (int i = 0; labels && i < T; i++) free(labels[i]);
+    for (int i = 0; labels && i < T; i++)
+        free(labels[i]);
     free(labels);
     free(ids);
     return av_errf(err, "out of memory");
@@ -86,15 +90,17 @@ static int image_meta(const av_model *m, av_trace *t, const av_class_score *top,
                : 0;
 }
 
-int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int width, const av_run_params *params,
-                         av_trace **out, av_class_score *top, int k, av_err *err) {
+int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int width,
+                         const av_run_params *params, av_trace **out, av_class_score *top, int k,
+                         av_err *err) {
     *out = NULL;
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
     if (m->family != AV_FAMILY_VIT) return av_errf(err, "%s is not an image model", m->name);
     const av_vision *v = &m->vision;
     if (height != v->image_size || width != v->image_size)
-        return av_errf(err, "the model takes %dx%d images, not %dx%d", v->image_size, v->image_size, width, height);
+        return av_errf(err, "the model takes %dx%d images, not %dx%d", v->image_size, v->image_size, width,
+                       height);
     int T = v->grid * v->grid + 1, n_out = m->head.n_out, rc = -1, n_best = 0;
     av_class_score best[MAX_TOP];
     k = !top || k < 0 ? 0 : k > MAX_TOP ? MAX_TOP : k;
@@ -112,7 +118,8 @@ int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int
     if (av_forward_pixels(m, s, pixels, &pass, err) || av_cap_finish(&c, out, err)) goto done;
     n_best = n_out ? top_classes(m, logits, n_out, best, k > META_TOP ? k : META_TOP) : 0;
     if (image_meta(m, *out, best, n_best < META_TOP ? n_best : META_TOP, err)) goto done;
-    for (int j = 0; j < k && j < n_best; j++) top[j] = best[j];
+    for (int j = 0; j < k && j < n_best; j++)
+        top[j] = best[j];
     rc = 0;
 done:
     if (rc) av_trace_free(*out), *out = NULL;

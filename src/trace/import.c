@@ -341,8 +341,7 @@ int av_trace_import(const av_import_params *p, av_trace **out, av_err *err) {
         per_kind[kind_for(&c, &c.arrays.items[i])]++;
     for (int i = 0; i < c.arrays.n; i++) {
         const av_array *a = &c.arrays.items[i];
-        if (import_array(&c, a, per_kind[kind_for(&c, a)] > 1, err))
-            goto done;
+        if (import_array(&c, a, per_kind[kind_for(&c, a)] > 1, err)) goto done;
     }
     /* tokens: the self-attention's (indices when no file gave them); for encoder-decoder traces the source */
     labels *lab = c.tokens.n >= 0 ? &c.tokens : c.source.n >= 0 ? &c.source : NULL;

@@ -21,11 +21,20 @@ static void qk_name(char *buf, size_t n, char which, av_attn_kind kind, int l) {
 void av_lazy_rows(const av_lazy_kind *lz, int layer, int head, int q0, int nq, float *out) {
     int hs = lz->head_dim, g = head / (lz->n_heads / lz->n_kv_heads), len = lz->n_query + lz->n_key - 1;
     /* a one-head view of the stored (head-major) queries and keys; positions are row indices */
-    av_attn_args a = {.n_heads = 1, .n_kv_heads = 1, .head_dim = hs, .n_q = lz->n_query, .n_k = lz->n_key,
-                      .q = lz->q[layer] + (size_t)head * (size_t)lz->n_query * (size_t)hs, .q_stride = hs,
-                      .k = lz->k[layer] + (size_t)g * (size_t)lz->n_key * (size_t)hs, .k_stride = hs,
-                      .scale = lz->scale[layer], .softcap = lz->softcap[layer], .causal = lz->causal,
-                      .window = lz->window[layer], .key_mask = lz->key_mask};
+    av_attn_args a = {.n_heads = 1,
+                      .n_kv_heads = 1,
+                      .head_dim = hs,
+                      .n_q = lz->n_query,
+                      .n_k = lz->n_key,
+                      .q = lz->q[layer] + (size_t)head * (size_t)lz->n_query * (size_t)hs,
+                      .q_stride = hs,
+                      .k = lz->k[layer] + (size_t)g * (size_t)lz->n_key * (size_t)hs,
+                      .k_stride = hs,
+                      .scale = lz->scale[layer],
+                      .softcap = lz->softcap[layer],
+                      .causal = lz->causal,
+                      .window = lz->window[layer],
+                      .key_mask = lz->key_mask};
     if (lz->rel_bias) {
         a.rel_bias = lz->rel_bias + (size_t)head * (size_t)len;
         a.rel_stride = len;
@@ -33,7 +42,8 @@ void av_lazy_rows(const av_lazy_kind *lz, int layer, int head, int q0, int nq, f
     }
     int written = av_attention_probs(&a, 0, q0, nq, out, lz->n_key);
     for (int i = 0; i < nq && written < lz->n_key; i++)
-        memset(out + (size_t)i * (size_t)lz->n_key + written, 0, sizeof(float) * (size_t)(lz->n_key - written));
+        memset(out + (size_t)i * (size_t)lz->n_key + written, 0,
+               sizeof(float) * (size_t)(lz->n_key - written));
 }
 
 int av_trace_lazy_materialize(const av_trace *t, av_attn_kind kind, int layer, size_t max_bytes, float **out,
@@ -41,8 +51,11 @@ int av_trace_lazy_materialize(const av_trace *t, av_attn_kind kind, int layer, s
     const av_lazy_kind *lz = &t->lazy_kinds[kind];
     size_t Q = (size_t)lz->n_query, K = (size_t)lz->n_key, n;
     if (!av_mul_size(Q * K, (size_t)lz->n_heads, &n) || !av_mul_size(n, sizeof(float), &n) || n > max_bytes)
-        return av_errf(err, "layer %d would need %zu MiB as a full matrix (%d heads x %zu x %zu): read rows or tiles "
-                            "of this lazy trace instead", layer, n >> 20, lz->n_heads, Q, K);
+        return av_errf(
+            err,
+            "layer %d would need %zu MiB as a full matrix (%d heads x %zu x %zu): read rows or tiles "
+            "of this lazy trace instead",
+            layer, n >> 20, lz->n_heads, Q, K);
     float *a = malloc(n ? n : 4);
     if (!a) return av_errf(err, "out of memory");
     for (int h = 0; h < lz->n_heads; h++)
@@ -65,7 +78,8 @@ void av_lazy_free(av_lazy_kind *lz) {
         free((void *)lz->key_mask);
     }
     void *arrays[] = {lz->q, lz->k, lz->scale, lz->softcap, lz->window};
-    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) free(arrays[i]);
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
+        free(arrays[i]);
     memset(lz, 0, sizeof *lz);
 }
 
@@ -101,8 +115,8 @@ static int set_lazy_meta(av_trace *t, av_err *err) {
     }
     char *text = all ? json_dumps(all, JSON_COMPACT) : NULL, scale[32];
     json_decref(all);
-    int rc = !text || av_trace_set_meta(t, "lazy_attn", text, err) || av_trace_set_meta(t, "lazy", "1", err) ||
-             av_trace_set_meta(t, "version", "2", err);
+    int rc = !text || av_trace_set_meta(t, "lazy_attn", text, err) ||
+             av_trace_set_meta(t, "lazy", "1", err) || av_trace_set_meta(t, "version", "2", err);
     free(text);
     if (!rc && v1_compatible(t)) {
         snprintf(scale, sizeof scale, "%.9g", (double)t->lazy_kinds[AV_ATTN_SELF].scale[0]);
@@ -125,7 +139,8 @@ int av_lazy_save(const av_trace *t, av_st_writer *w, av_err *err) {
     char name[48];
     for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
         const av_lazy_kind *lz = &t->lazy_kinds[k];
-        int64_t qs[3] = {lz->n_heads, lz->n_query, lz->head_dim}, ks[3] = {lz->n_kv_heads, lz->n_key, lz->head_dim};
+        int64_t qs[3] = {lz->n_heads, lz->n_query, lz->head_dim},
+                ks[3] = {lz->n_kv_heads, lz->n_key, lz->head_dim};
         for (int l = 0; l < lz->n_layers; l++) {
             qk_name(name, sizeof name, 'q', (av_attn_kind)k, l);
             if (av_st_writer_add(w, name, AV_DTYPE_F32, AV_DTYPE_F32, 3, qs, lz->q[l], err)) return -1;
@@ -134,9 +149,11 @@ int av_lazy_save(const av_trace *t, av_st_writer *w, av_err *err) {
         }
         int64_t rs[2] = {lz->n_heads, (int64_t)lz->n_query + lz->n_key - 1}, ms[1] = {lz->n_key};
         snprintf(name, sizeof name, "relbias.%s", av_attn_kind_name((av_attn_kind)k));
-        if (lz->rel_bias && av_st_writer_add(w, name, AV_DTYPE_F32, AV_DTYPE_F32, 2, rs, lz->rel_bias, err)) return -1;
+        if (lz->rel_bias && av_st_writer_add(w, name, AV_DTYPE_F32, AV_DTYPE_F32, 2, rs, lz->rel_bias, err))
+            return -1;
         snprintf(name, sizeof name, "keymask.%s", av_attn_kind_name((av_attn_kind)k));
-        if (lz->key_mask && av_st_writer_add(w, name, AV_DTYPE_U8, AV_DTYPE_U8, 1, ms, lz->key_mask, err)) return -1;
+        if (lz->key_mask && av_st_writer_add(w, name, AV_DTYPE_U8, AV_DTYPE_U8, 1, ms, lz->key_mask, err))
+            return -1;
     }
     return 0;
 }
@@ -162,36 +179,55 @@ static int load_params(av_trace *t, av_lazy_kind *lz, const json_t *o, const cha
         const char *sc = av_trace_meta(t, "attn_scale");
         char *end = NULL;
         double scale = sc ? strtod(sc, &end) : 0;
-        if (!sc || *end || !(scale > 0)) return av_errf(err, "%s: lazy trace needs a positive 'attn_scale'", path);
-        for (int l = 0; l < L; l++) lz->scale[l] = (float)scale;
+        if (!sc || *end || !(scale > 0))
+            return av_errf(err, "%s: lazy trace needs a positive 'attn_scale'", path);
+        for (int l = 0; l < L; l++)
+            lz->scale[l] = (float)scale;
         lz->causal = 1;
         return 0;
     }
     const json_t *causal = json_object_get(o, "causal");
-    if (!json_is_boolean(causal) || read_params(json_object_get(o, "scale"), L, 1e-30, 1e30, 0, lz->scale, NULL) ||
+    if (!json_is_boolean(causal) ||
+        read_params(json_object_get(o, "scale"), L, 1e-30, 1e30, 0, lz->scale, NULL) ||
         read_params(json_object_get(o, "softcap"), L, 0, 1e30, 0, lz->softcap, NULL) ||
         read_params(json_object_get(o, "window"), L, 0, 1 << 30, 1, NULL, lz->window))
-        return av_errf(err, "%s: lazy_attn.%s needs causal (a boolean) and %d positive scales, soft-caps and "
-                            "windows (>= 0)", path, kname, L);
+        return av_errf(err,
+                       "%s: lazy_attn.%s needs causal (a boolean) and %d positive scales, soft-caps and "
+                       "windows (>= 0)",
+                       path, kname, L);
     lz->causal = json_is_true(causal);
     return 0;
 }
 
 /* q/k of layer l of kind from the file into lz (its shape taken from layer 0). */
-static int load_layer(av_trace *t, av_lazy_kind *lz, av_attn_kind kind, int l, const char *path, av_err *err) {
+static int load_layer(av_trace *t, av_lazy_kind *lz, av_attn_kind kind, int l, const char *path,
+                      av_err *err) {
     char qn[48], kn[48];
     qk_name(qn, sizeof qn, 'q', kind, l);
     qk_name(kn, sizeof kn, 'k', kind, l);
     const av_tensor *q = av_st_find(&t->file, qn), *k = av_st_find(&t->file, kn);
     if (!k || q->dtype != AV_DTYPE_F32 || k->dtype != AV_DTYPE_F32 || q->ndim != 3 || k->ndim != 3 ||
         q->shape[2] != k->shape[2] || q->shape[0] <= 0 || k->shape[0] <= 0 || q->shape[0] % k->shape[0] ||
-        q->shape[2] <= 0 || q->shape[0] > 65536 || q->shape[2] > 65536 || q->shape[1] <= 0 || k->shape[1] <= 0 ||
-        q->shape[1] > INT32_MAX / 2 || k->shape[1] > INT32_MAX / 2)
-        return av_errf(err, "%s: layer %d: %s/%s must be F32 [heads, queries, d] and [kv_heads, keys, d]", path, l,
-                       qn, kn);
+        q->shape[2] <= 0 || q->shape[0] > 65536 || q->shape[2] > 65536 || q->shape[1] <= 0 ||
+        k->shape[1] <= 0 || q->shape[1] > INT32_MAX / 2 || k->shape[1] > INT32_MAX / 2)
+        return av_errf(err, "%s: layer %d: %s/%s must be F32 [heads, queries, d] and [kv_heads, keys, d]",
+                       path, l, qn, kn);
     if (l == 0) {
-        *lz = (av_lazy_kind){lz->n_layers, (int)q->shape[0], (int)k->shape[0], (int)q->shape[2], (int)q->shape[1],
-                             (int)k->shape[1], 0, lz->q, lz->k, lz->scale, lz->softcap, lz->window, NULL, NULL, 0};
+        *lz = (av_lazy_kind){lz->n_layers,
+                             (int)q->shape[0],
+                             (int)k->shape[0],
+                             (int)q->shape[2],
+                             (int)q->shape[1],
+                             (int)k->shape[1],
+                             0,
+                             lz->q,
+                             lz->k,
+                             lz->scale,
+                             lz->softcap,
+                             lz->window,
+                             NULL,
+                             NULL,
+                             0};
     } else if (q->shape[0] != lz->n_heads || k->shape[0] != lz->n_kv_heads || q->shape[2] != lz->head_dim ||
                q->shape[1] != lz->n_query || k->shape[1] != lz->n_key) {
         return av_errf(err, "%s: layer %d: %s/%s shapes differ from layer 0", path, l, qn, kn);
@@ -208,7 +244,8 @@ static int load_extras(av_trace *t, av_lazy_kind *lz, const char *kname, const c
     const av_tensor *r = av_st_find(&t->file, name);
     if (r && (r->dtype != AV_DTYPE_F32 || r->ndim != 2 || r->shape[0] != lz->n_heads ||
               r->shape[1] != (int64_t)lz->n_query + lz->n_key - 1))
-        return av_errf(err, "%s: '%s' must be F32 [%d, %d]", path, name, lz->n_heads, lz->n_query + lz->n_key - 1);
+        return av_errf(err, "%s: '%s' must be F32 [%d, %d]", path, name, lz->n_heads,
+                       lz->n_query + lz->n_key - 1);
     lz->rel_bias = r ? r->data : NULL;
     snprintf(name, sizeof name, "keymask.%s", kname);
     const av_tensor *m = av_st_find(&t->file, name);
@@ -227,7 +264,9 @@ static int load_kind(av_trace *t, av_attn_kind kind, const json_t *params, const
         qk_name(name, sizeof name, 'q', kind, L);
         if (!av_st_find(&t->file, name)) break;
     }
-    if (L == 0) return av_errf(err, "%s: lazy trace without %s tensors", path, kind ? "q.<kind>.<layer>" : "q.<layer>");
+    if (L == 0)
+        return av_errf(err, "%s: lazy trace without %s tensors", path,
+                       kind ? "q.<kind>.<layer>" : "q.<layer>");
     lz->n_layers = L;
     lz->q = calloc((size_t)L, sizeof *lz->q);
     lz->k = calloc((size_t)L, sizeof *lz->k);
@@ -241,7 +280,8 @@ static int load_kind(av_trace *t, av_attn_kind kind, const json_t *params, const
     if ((kind == AV_ATTN_SELF && (lz->n_query != t->n_tokens || lz->n_key != t->n_tokens)) ||
         (lz->causal && lz->n_query != lz->n_key))
         return av_errf(err, "%s: lazy %s attention is %d x %d but the trace has %d tokens%s", path, kname,
-                       lz->n_query, lz->n_key, t->n_tokens, lz->causal ? " (causal attention is square)" : "");
+                       lz->n_query, lz->n_key, t->n_tokens,
+                       lz->causal ? " (causal attention is square)" : "");
     return 0;
 }
 
@@ -253,7 +293,9 @@ int av_lazy_load(av_trace *t, const char *path, av_err *err) {
     json_t *all = json_loads(text, 0, &je);
     const char *key;
     json_t *o;
-    int rc = json_is_object(all) && json_object_size(all) ? 0 : av_errf(err, "%s: 'lazy_attn' is not a JSON object of kinds", path);
+    int rc = json_is_object(all) && json_object_size(all)
+                 ? 0
+                 : av_errf(err, "%s: 'lazy_attn' is not a JSON object of kinds", path);
     json_object_foreach(all, key, o) {
         av_attn_kind kind;
         if (rc) break;

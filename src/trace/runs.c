@@ -1,7 +1,7 @@
 /* Running a model to a trace, for every family: token models on text or ids ("self"), encoder-decoders on a
- * source and a forced or greedy target ("enc", "dec", "cross", source_tokens / target_tokens), image models on
- * pixels ("self" over [CLS] + patches, patch_grid, predictions). Each prepares its inputs, declares what it
- * captures (capture.c) and runs the forward pass (model/forward.c). */
+ * source and a forced or greedy target ("enc", "dec", "cross", source_tokens / target_tokens), image models
+ * on pixels ("self" over [CLS] + patches, patch_grid, predictions). Each prepares its inputs, declares what
+ * it captures (capture.c) and runs the forward pass (model/forward.c). */
 #include "capture.h"
 #include "tok/tok.h"
 
@@ -30,8 +30,8 @@ static int finish_run(const av_model *m, av_run_capture *c, const int32_t *ids, 
 
 /* ---- decoder-only and encoder-only token models ---- */
 
-static int tokens_trace(const av_model *m, const int32_t *ids, size_t n, const av_run_params *p, av_trace **out,
-                        av_err *err) {
+static int tokens_trace(const av_model *m, const int32_t *ids, size_t n, const av_run_params *p,
+                        av_trace **out, av_err *err) {
     if (n == 0) return av_errf(err, "empty input: no tokens to run (give some text, or keep the BOS token)");
     if (n > (size_t)m->max_seq_len)
         return av_errf(err, "input is %zu tokens but the model's context window is %d", n, m->max_seq_len);
@@ -45,7 +45,8 @@ static int tokens_trace(const av_model *m, const int32_t *ids, size_t n, const a
     if (av_cap_alloc(&c, T, err) || av_state_new(m, 0, T, p->n_threads, &s, err)) goto done;
     for (int p0 = 0; p0 < T; p0 += chunk) {
         int n_chunk = T - p0 < chunk ? T - p0 : chunk;
-        av_pass pass = {av_cap_view(&c, AV_ATTN_SELF), {0}, c.logits ? c.logits + (size_t)p0 * m->head.n_out : NULL, 1};
+        av_pass pass = {
+            av_cap_view(&c, AV_ATTN_SELF), {0}, c.logits ? c.logits + (size_t)p0 * m->head.n_out : NULL, 1};
         if (av_forward_ids(m, s, ids + p0, n_chunk, p0, &pass, err)) goto done;
         if (p->progress) p->progress(p->progress_ctx, p0 + n_chunk, T);
     }
@@ -70,26 +71,31 @@ static int encode_source(const av_model *m, const av_run_capture *c, const int32
     return rc ? -1 : 0;
 }
 
-static int at_eos(void *ctx, const int32_t *seq, int n) { return seq[n - 1] == *(const int *)ctx; }
+static int at_eos(void *ctx, const int32_t *seq, int n) {
+    return seq[n - 1] == *(const int *)ctx;
+}
 
 /* Greedy decoding: *dec = [start, g1, ..., gk] (stops after end-of-sequence or steps tokens). */
-static int greedy(const av_model *m, const int32_t *src, int S, int steps, int n_threads, int32_t **dec, int *n_dec,
-                  av_err *err) {
+static int greedy(const av_model *m, const int32_t *src, int S, int steps, int n_threads, int32_t **dec,
+                  int *n_dec, av_err *err) {
     int32_t *seq = malloc(sizeof *seq * (size_t)(steps + 1));
     av_state *s = NULL;
     int eos = m->eos_id;
     if (!seq) return av_errf(err, "out of memory");
     seq[0] = m->dec_start_id;
-    int rc = av_state_new(m, 1, steps + 1, n_threads, &s, err) || encode_source(m, NULL, src, S, s, n_threads, err) ||
+    int rc = av_state_new(m, 1, steps + 1, n_threads, &s, err) ||
+             encode_source(m, NULL, src, S, s, n_threads, err) ||
              av_decode_greedy(m, s, seq, 1, steps + 1, at_eos, &eos, n_dec, err);
     av_state_free(s);
-    if (rc) free(seq);
-    else *dec = seq;
+    if (rc)
+        free(seq);
+    else
+        *dec = seq;
     return rc ? -1 : 0;
 }
 
-static int pair_meta(const av_model *m, av_trace *t, const int32_t *src, size_t n_src, const int32_t *seq, int T,
-                     int forced, av_err *err) {
+static int pair_meta(const av_model *m, av_trace *t, const int32_t *src, size_t n_src, const int32_t *seq,
+                     int T, int forced, av_err *err) {
     return av_cap_json_list(m, t, "source_tokens", src, n_src, 0, err) ||
                    av_cap_json_list(m, t, "source_token_ids", src, n_src, 1, err) ||
                    av_cap_json_list(m, t, "target_tokens", seq, (size_t)T, 0, err) ||
@@ -98,7 +104,8 @@ static int pair_meta(const av_model *m, av_trace *t, const int32_t *src, size_t 
                : 0;
 }
 
-/* The traced pass: the encoder on src, the decoder teacher-forced on seq (T), capturing enc, dec and cross. */
+/* The traced pass: the encoder on src, the decoder teacher-forced on seq (T), capturing enc, dec and cross.
+ */
 static int pair_trace(const av_model *m, const int32_t *src, int S, const int32_t *seq, int T, int forced,
                       const av_run_params *p, av_trace **out, av_err *err) {
     av_run_capture c;
@@ -113,7 +120,8 @@ static int pair_trace(const av_model *m, const int32_t *src, int S, const int32_
         encode_source(m, &c, src, S, dec, p->n_threads, err))
         goto done;
     pass = (av_pass){av_cap_view(&c, AV_ATTN_DEC), av_cap_view(&c, AV_ATTN_CROSS), c.logits, 1};
-    if (av_forward_ids(m, dec, seq, T, 0, &pass, err) || finish_run(m, &c, seq, (size_t)T, out, err)) goto done;
+    if (av_forward_ids(m, dec, seq, T, 0, &pass, err) || finish_run(m, &c, seq, (size_t)T, out, err))
+        goto done;
     if (p->progress) p->progress(p->progress_ctx, T, T);
     rc = pair_meta(m, *out, src, (size_t)S, seq, T, forced, err);
 done:
@@ -123,8 +131,9 @@ done:
     return rc;
 }
 
-int av_trace_from_pair_ids(const av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt, size_t n_tgt,
-                           int steps, const av_run_params *params, av_trace **out, av_err *err) {
+int av_trace_from_pair_ids(const av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt,
+                           size_t n_tgt, int steps, const av_run_params *params, av_trace **out,
+                           av_err *err) {
     *out = NULL;
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
@@ -132,8 +141,8 @@ int av_trace_from_pair_ids(const av_model *m, const int32_t *src, size_t n_src, 
         return av_errf(err, "%s is not an encoder-decoder model (give it a single text)", m->name);
     if (n_src == 0) return av_errf(err, "empty source: nothing to encode");
     if (n_src > (size_t)m->max_seq_len || n_tgt > (size_t)m->max_seq_len)
-        return av_errf(err, "source (%zu) or target (%zu) is longer than the model's %d positions", n_src, n_tgt,
-                       m->max_seq_len);
+        return av_errf(err, "source (%zu) or target (%zu) is longer than the model's %d positions", n_src,
+                       n_tgt, m->max_seq_len);
     if (!tgt && (steps < 1 || steps >= m->max_seq_len))
         return av_errf(err, "steps must be between 1 and %d", m->max_seq_len - 1);
     if (tgt && n_tgt == 0) return av_errf(err, "empty target: give at least the decoder start token");
@@ -149,8 +158,8 @@ int av_trace_from_pair_ids(const av_model *m, const int32_t *src, size_t n_src, 
 /* ---- text ---- */
 
 /* ids of text with the tokenizer's special tokens, with room for extra more. */
-static int encode(const av_model *m, const char *text, int add_special, int32_t **ids, size_t *n, size_t extra,
-                  av_err *err) {
+static int encode(const av_model *m, const char *text, int add_special, int32_t **ids, size_t *n,
+                  size_t extra, av_err *err) {
     if (!m->tok)
         return av_errf(err, "the model has no tokenizer%s%s: pass --tokenizer", m->tok_error[0] ? " (" : "",
                        m->tok_error[0] ? m->tok_error : "");
@@ -197,7 +206,8 @@ done:
     return rc;
 }
 
-/* Id of a special piece: looked up in the vocabulary, or one of the tokenizer's BOS / EOS / UNK; -1 if absent. */
+/* Id of a special piece: looked up in the vocabulary, or one of the tokenizer's BOS / EOS / UNK; -1 if
+ * absent. */
 static int special_id(const av_tokenizer *tok, const char *piece) {
     int id = av_tok_find(tok, piece, strlen(piece));
     int cand[3] = {av_tokenizer_bos(tok), av_tokenizer_eos(tok), tok->unk};
@@ -224,8 +234,8 @@ static void add_cls_sep(const av_model *m, int32_t *ids, size_t *n) {
     if (ids[*n - 1] != sep) ids[(*n)++] = sep;
 }
 
-int av_trace_from_ids(const av_model *m, const int32_t *ids, size_t n, const av_run_params *params, av_trace **out,
-                      av_err *err) {
+int av_trace_from_ids(const av_model *m, const int32_t *ids, size_t n, const av_run_params *params,
+                      av_trace **out, av_err *err) {
     *out = NULL;
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
@@ -241,7 +251,8 @@ int av_trace_from_text(const av_model *m, const char *text, const av_run_params 
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
     if (m->family == AV_FAMILY_VIT) return av_errf(err, "%s is an image model: give it an image", m->name);
-    if (m->family == AV_FAMILY_ENCDEC) return av_trace_from_pair(m, text, NULL, DEFAULT_STEPS, params, out, err);
+    if (m->family == AV_FAMILY_ENCDEC)
+        return av_trace_from_pair(m, text, NULL, DEFAULT_STEPS, params, out, err);
     int32_t *ids;
     size_t n;
     if (encode(m, text, params->add_bos, &ids, &n, 2, err)) return -1;

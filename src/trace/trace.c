@@ -22,16 +22,20 @@ av_trace *av_trace_new(void) {
 
 void av_trace_free(av_trace *t) {
     if (!t) return;
-    for (int i = 0; i < t->n_tokens; i++) free(t->tokens ? t->tokens[i] : NULL);
+    for (int i = 0; i < t->n_tokens; i++)
+        free(t->tokens ? t->tokens[i] : NULL);
     free(t->tokens);
     free(t->token_ids);
-    for (int i = 0; i < t->n_sets; i++) free(t->sets[i].owned);
+    for (int i = 0; i < t->n_sets; i++)
+        free(t->sets[i].owned);
     free(t->sets);
-    for (int i = 0; t->vnorm && i < t->n_vnorm; i++) free(t->vnorm[i]);
+    for (int i = 0; t->vnorm && i < t->n_vnorm; i++)
+        free(t->vnorm[i]);
     free(t->vnorm);
     free(t->vnorm_stored);
     free(t->logits);
-    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) av_lazy_free(&t->lazy_kinds[k]);
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        av_lazy_free(&t->lazy_kinds[k]);
     pthread_mutex_destroy(&t->lock);
     json_decref(t->meta);
     if (t->loaded) av_st_close(&t->file);
@@ -57,8 +61,9 @@ int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err 
     char *st = json_dumps(jt, JSON_COMPACT | JSON_ENSURE_ASCII), *si = json_dumps(ji, JSON_COMPACT);
     json_decref(jt);
     json_decref(ji);
-    int rc = (!st || !si) ? av_errf(err, "out of memory")
-                          : (av_trace_set_meta(t, "tokens", st, err) || av_trace_set_meta(t, "token_ids", si, err));
+    int rc = (!st || !si)
+                 ? av_errf(err, "out of memory")
+                 : (av_trace_set_meta(t, "tokens", st, err) || av_trace_set_meta(t, "token_ids", si, err));
     free(st);
     free(si);
     t->tokens = tokens;
@@ -87,8 +92,8 @@ static int in_prealloc(const av_trace *t, const void *p) {
     return t->prealloc && b >= t->prealloc->map && b < t->prealloc->map + t->prealloc->map_len;
 }
 
-int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key, float *data,
-                      av_err *err) {
+int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key,
+                      float *data, av_err *err) {
     float *owned = in_prealloc(t, data) ? NULL : data;
     if (add_set(t, kind, layer, err)) {
         free(owned);
@@ -102,10 +107,18 @@ int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, in
 
 /* ---- queries ---- */
 
-const char *av_trace_meta(const av_trace *t, const char *key) { return av_json_str(t->meta, key); }
-int av_trace_n_tokens(const av_trace *t) { return t->n_tokens; }
-const char *av_trace_token(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->tokens[i] : NULL; }
-int av_trace_token_id(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->token_ids[i] : -1; }
+const char *av_trace_meta(const av_trace *t, const char *key) {
+    return av_json_str(t->meta, key);
+}
+int av_trace_n_tokens(const av_trace *t) {
+    return t->n_tokens;
+}
+const char *av_trace_token(const av_trace *t, int i) {
+    return i >= 0 && i < t->n_tokens ? t->tokens[i] : NULL;
+}
+int av_trace_token_id(const av_trace *t, int i) {
+    return i >= 0 && i < t->n_tokens ? t->token_ids[i] : -1;
+}
 
 int av_trace_n_layers(const av_trace *t, av_attn_kind kind) {
     if ((unsigned)kind >= AV_ATTN_KIND_COUNT) return 0;
@@ -156,7 +169,8 @@ static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_
             float *f = malloc(sizeof(float) * (n ? n : 1));
             if (!f) return av_errf(err, "out of memory converting attention of layer %d", layer);
             const uint16_t *h = s->stored->data;
-            for (size_t k = 0; k < n; k++) f[k] = av_f16_to_f32(h[k]);
+            for (size_t k = 0; k < n; k++)
+                f[k] = av_f16_to_f32(h[k]);
             s->owned = f;
             s->view.data = f;
         }
@@ -165,8 +179,8 @@ static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_
     }
     int n = av_trace_n_layers(t, kind);
     if (n == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
-    return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer, av_attn_kind_name(kind),
-                   n - 1);
+    return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer,
+                   av_attn_kind_name(kind), n - 1);
 }
 
 int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err) {
@@ -178,15 +192,19 @@ int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av
 
 void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab) {
     t->logits = logits;
-    t->logits_view = (av_tensor){AV_DTYPE_F32, 2, {n_tokens, vocab, 0, 0}, logits,
-                                 sizeof(float) * (size_t)n_tokens * (size_t)vocab};
+    t->logits_view = (av_tensor){
+        AV_DTYPE_F32, 2, {n_tokens, vocab, 0, 0}, logits, sizeof(float) * (size_t)n_tokens * (size_t)vocab};
 }
 
 int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err) {
-    if (layer < 0 || layer >= t->n_vnorm || (!(t->vnorm && t->vnorm[layer]) && !(t->vnorm_stored && t->vnorm_stored[layer])))
+    if (layer < 0 || layer >= t->n_vnorm ||
+        (!(t->vnorm && t->vnorm[layer]) && !(t->vnorm_stored && t->vnorm_stored[layer])))
         return av_errf(err, "the trace has no value norms (vnorm.%d) for layer %d", layer, layer);
     if (t->vnorm && t->vnorm[layer]) {
-        *out = (av_tensor){AV_DTYPE_F32, 2, {t->vnorm_heads, t->n_tokens, 0, 0}, t->vnorm[layer],
+        *out = (av_tensor){AV_DTYPE_F32,
+                           2,
+                           {t->vnorm_heads, t->n_tokens, 0, 0},
+                           t->vnorm[layer],
                            sizeof(float) * (size_t)t->vnorm_heads * (size_t)t->n_tokens};
     } else {
         *out = *t->vnorm_stored[layer];
@@ -290,7 +308,8 @@ done:
     return rc;
 }
 
-/* "attn.<kind>.<layer>" -> kind, layer; 0 on a match (tensors of kinds this version does not know are skipped). */
+/* "attn.<kind>.<layer>" -> kind, layer; 0 on a match (tensors of kinds this version does not know are
+ * skipped). */
 static int parse_attn_name(const char *name, av_attn_kind *kind, int *layer) {
     if (strncmp(name, "attn.", 5) != 0) return -1;
     const char *k = name + 5, *dot = strchr(k, '.');
@@ -350,7 +369,8 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
                     av_errf(err, "out of memory");
                     goto fail;
                 }
-                for (long k = t->n_vnorm; k <= l; k++) p[k] = NULL;
+                for (long k = t->n_vnorm; k <= l; k++)
+                    p[k] = NULL;
                 t->vnorm_stored = p;
                 t->n_vnorm = (int)l + 1;
             }
@@ -369,7 +389,8 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
         }
         if (kind == AV_ATTN_SELF && (e->t.shape[1] != t->n_tokens || e->t.shape[2] != t->n_tokens)) {
             av_errf(err, "%s: '%s' is [%lld, %lld, %lld] but the trace has %d tokens", path, e->name,
-                    (long long)e->t.shape[0], (long long)e->t.shape[1], (long long)e->t.shape[2], t->n_tokens);
+                    (long long)e->t.shape[0], (long long)e->t.shape[1], (long long)e->t.shape[2],
+                    t->n_tokens);
             goto fail;
         }
         if (add_set(t, kind, layer, err)) goto fail;

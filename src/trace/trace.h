@@ -28,8 +28,8 @@ typedef struct av_lazy_kind {
     int *window;             /* (n_layers) causal sliding windows, 0: none */
     const float *rel_bias;   /* (n_heads, n_query + n_key - 1): bias of key - query + n_query - 1, or NULL */
     const uint8_t *key_mask; /* (n_key): 0 = padding key, never attended; or NULL */
-    int owns_data;           /* q[l], k[l], rel_bias, key_mask are malloc'd (else they lie in the loaded file);
-                                the arrays q, k, scale, softcap, window are always malloc'd */
+    int owns_data; /* q[l], k[l], rel_bias, key_mask are malloc'd (else they lie in the loaded file);
+                      the arrays q, k, scale, softcap, window are always malloc'd */
 } av_lazy_kind;
 
 struct av_trace {
@@ -43,14 +43,14 @@ struct av_trace {
     float **vnorm;        /* (n_vnorm) pointers to (n_heads, n_tokens), owned; NULL entries when absent */
     const av_tensor **vnorm_stored; /* (n_vnorm) in the loaded file */
     int n_vnorm, vnorm_heads;
-    float *logits;        /* (n_tokens, vocab) or NULL */
+    float *logits; /* (n_tokens, vocab) or NULL */
     int logits_vocab;
     av_tensor logits_view;
     av_safetensors file; /* backing file when loaded */
     int loaded;
-    int lazy;                                /* 1 when some kind is lazy */
+    int lazy; /* 1 when some kind is lazy */
     av_lazy_kind lazy_kinds[AV_ATTN_KIND_COUNT];
-    pthread_mutex_t lock; /* guards on-demand conversions in av_trace_attn */
+    pthread_mutex_t lock;     /* guards on-demand conversions in av_trace_attn */
     av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
 };
 
@@ -59,8 +59,8 @@ int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *e
 /* Takes ownership of tokens (each malloc'd, and the array) and ids. */
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err);
 /* Takes ownership of data (n_heads, n_query, n_key), malloc'd, unless it lies in t->prealloc's mapping. */
-int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key, float *data,
-                      av_err *err);
+int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key,
+                      float *data, av_err *err);
 /* Makes kind lazy (lazy.c). The trace takes ownership of every buffer lz points to (q[l], k[l], the q and k
  * arrays, scale, softcap, window, rel_bias, key_mask: malloc'd), also when this fails. */
 int av_trace_set_lazy(av_trace *t, av_attn_kind kind, const av_lazy_kind *lz, av_err *err);
@@ -68,7 +68,8 @@ int av_trace_set_lazy(av_trace *t, av_attn_kind kind, const av_lazy_kind *lz, av
 void av_lazy_free(av_lazy_kind *lz);
 /* Rows [q0, q0 + nq) of one head of a lazy kind: out (nq, n_key) exact probabilities, 0 where masked. */
 void av_lazy_rows(const av_lazy_kind *lz, int layer, int head, int q0, int nq, float *out);
-/* Materializes the full (n_heads, n_query, n_key) attention of one lazy layer; malloc'd. Refuses above max_bytes. */
+/* Materializes the full (n_heads, n_query, n_key) attention of one lazy layer; malloc'd. Refuses above
+ * max_bytes. */
 int av_trace_lazy_materialize(const av_trace *t, av_attn_kind kind, int layer, size_t max_bytes, float **out,
                               av_err *err);
 /* Lazy-trace tensors and metadata into w (av_trace_save), and back from t->file (av_trace_load). */
