@@ -149,33 +149,15 @@ static void check_variant(const char *name) {
     av_st_close(&f);
 }
 
-static void test_base_head_size_apart_from_dim(void) {
-    check_variant("base");
-}
-static void test_qk_norms_qwen3(void) {
-    check_variant("qk_norm");
-}
-static void test_attention_softcap_gemma2(void) {
-    check_variant("attn_softcap");
-}
-static void test_final_logit_softcap_gemma2(void) {
-    check_variant("final_softcap");
-}
-static void test_sandwich_norms_gemma2(void) {
-    check_variant("sandwich");
-}
-static void test_rope_base_and_window_per_layer_gemma3(void) {
-    check_variant("rope_per_layer");
-}
-static void test_embedding_scale_gemma(void) {
-    check_variant("emb_scale");
-}
-static void test_norm_offset_gemma(void) {
-    check_variant("norm_offset");
-}
-static void test_all_together(void) {
-    check_variant("gemma");
-}
+static void test_base_head_size_apart_from_dim(void) { check_variant("base"); }
+static void test_qk_norms_qwen3(void) { check_variant("qk_norm"); }
+static void test_attention_softcap_gemma2(void) { check_variant("attn_softcap"); }
+static void test_final_logit_softcap_gemma2(void) { check_variant("final_softcap"); }
+static void test_sandwich_norms_gemma2(void) { check_variant("sandwich"); }
+static void test_rope_base_and_window_per_layer_gemma3(void) { check_variant("rope_per_layer"); }
+static void test_embedding_scale_gemma(void) { check_variant("emb_scale"); }
+static void test_norm_offset_gemma(void) { check_variant("norm_offset"); }
+static void test_all_together(void) { check_variant("gemma"); }
 
 int main(void) {
     RUN(test_base_head_size_apart_from_dim);

@@ -104,9 +104,8 @@ static void compare_with_reference(av_model *m, const char *img, const char *fix
     }
     float *px = NULL, full[1000]; /* every logit, through the forward pass alone */
     int h, w;
-    REQUIREF(av_image_preprocess(m, img, &px, &h, &w, &err) == 0 &&
-                 vit_logits(m, px, full, &err) == 0,
-             "%s", err.msg);
+    REQUIREF(av_image_preprocess(m, img, &px, &h, &w, &err) == 0 && vit_logits(m, px, full, &err) == 0, "%s",
+             err.msg);
     free(px);
     float dl = h_max_abs_diff(full, lg, 1000);
     CHECKF(dl <= 1e-4f, "%s: logits differ by %g", label, dl);

@@ -20,7 +20,8 @@ static int parse_type(const char *s, av_dtype *out) {
     static const struct {
         const char *name;
         av_dtype t;
-    } types[] = {{"f32", AV_DTYPE_F32}, {"f16", AV_DTYPE_F16}, {"bf16", AV_DTYPE_BF16}, {"q8_0", AV_DTYPE_Q8_0}};
+    } types[] = {
+        {"f32", AV_DTYPE_F32}, {"f16", AV_DTYPE_F16}, {"bf16", AV_DTYPE_BF16}, {"q8_0", AV_DTYPE_Q8_0}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strcmp(s, types[i].name) == 0) {
             *out = types[i].t;
@@ -34,7 +35,8 @@ int cmd_convert(int argc, char **argv) {
     cli_args a;
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
-                  "usage: attnviz convert --model PATH --to gguf|hf -o OUT [--type f32|f16|bf16|q8_0] [--shards N]\n",
+                  "usage: attnviz convert --model PATH --to gguf|hf -o OUT [--type f32|f16|bf16|q8_0] "
+                  "[--shards N]\n",
                   -1, &a, cmd, &early))
         return early;
     const char *to = cli_get(&a, "to");

@@ -19,9 +19,7 @@ static int find_name(const char *const *names, int n, const char *s) {
 const char *av_attn_kind_name(av_attn_kind k) {
     return (unsigned)k < AV_ATTN_KIND_COUNT ? kind_names[k] : "?";
 }
-const char *av_family_name(av_family f) {
-    return (unsigned)f < AV_FAMILY_COUNT ? family_names[f] : "?";
-}
+const char *av_family_name(av_family f) { return (unsigned)f < AV_FAMILY_COUNT ? family_names[f] : "?"; }
 const char *av_model_format_name(av_model_format f) {
     return (unsigned)f < AV_MODEL_FORMAT_COUNT ? format_names[f] : "?";
 }
@@ -46,13 +44,9 @@ int av_model_format_parse(const char *s, av_model_format *out) {
 
 const char *av_attn_kind_labels_key(av_attn_kind kind, int key_side) {
     switch (kind) {
-    case AV_ATTN_ENC:
-        return "source_tokens";
-    case AV_ATTN_DEC:
-        return "target_tokens";
-    case AV_ATTN_CROSS:
-        return key_side ? "source_tokens" : "target_tokens";
-    default:
-        return NULL;
+    case AV_ATTN_ENC: return "source_tokens";
+    case AV_ATTN_DEC: return "target_tokens";
+    case AV_ATTN_CROSS: return key_side ? "source_tokens" : "target_tokens";
+    default: return NULL;
     }
 }

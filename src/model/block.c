@@ -254,15 +254,9 @@ void av_stack_free(av_stack *st) {
     st->n_layers = 0;
 }
 
-static int64_t numel_or0(const av_tensor *t) {
-    return t->data ? av_tensor_numel(t) : 0;
-}
-static int64_t linear_params(const av_linear *l) {
-    return numel_or0(&l->w) + numel_or0(&l->b);
-}
-static int64_t norm_params(const av_norm *n) {
-    return numel_or0(&n->w) + numel_or0(&n->b);
-}
+static int64_t numel_or0(const av_tensor *t) { return t->data ? av_tensor_numel(t) : 0; }
+static int64_t linear_params(const av_linear *l) { return numel_or0(&l->w) + numel_or0(&l->b); }
+static int64_t norm_params(const av_norm *n) { return numel_or0(&n->w) + numel_or0(&n->b); }
 static int64_t attn_params(const av_attn_weights *a) {
     return linear_params(&a->q) + linear_params(&a->k) + linear_params(&a->v) + linear_params(&a->o);
 }

@@ -9,10 +9,7 @@
 #include <unistd.h>
 
 void av_hf_path(char *out, size_t n, const char *dir, const char *file) {
-    size_t len = strlen(dir);
-    while (len > 1 && dir[len - 1] == '/')
-        len--;
-    snprintf(out, n, "%.*s/%s", (int)len, dir, file);
+    (void)av_path_join(out, n, dir, file); /* too long: cut, and no file opens */
 }
 
 /* ---- config.json ---- */
@@ -46,9 +43,7 @@ int av_hf_bool(const av_hf_dir *h, const char *key, int def, int *out, av_err *e
     return 0;
 }
 
-const char *av_hf_str(const av_hf_dir *h, const char *key) {
-    return av_json_str(h->cfg, key);
-}
+const char *av_hf_str(const av_hf_dir *h, const char *key) { return av_json_str(h->cfg, key); }
 
 /* ---- weights ---- */
 

@@ -8,9 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-av_model_params av_model_default_params(void) {
-    return (av_model_params){NULL, 0};
-}
+av_model_params av_model_default_params(void) { return (av_model_params){NULL, 0}; }
 
 av_model *av_model_new(void) {
     av_model *m = calloc(1, sizeof *m);
@@ -160,13 +158,11 @@ static int has_suffix(const char *path, const char *suffix) {
 
 /* For llama2.c checkpoints without --tokenizer: tokenizer.bin or tok<vocab>.bin next to the model. */
 static int find_sibling_tokenizer(const char *model_path, int vocab, char *out, size_t n) {
-    const char *slash = strrchr(model_path, '/');
-    int dir_len = slash ? (int)(slash - model_path) : 1;
-    const char *dir = slash ? model_path : ".";
-    snprintf(out, n, "%.*s/tok%d.bin", dir_len, dir, vocab);
-    if (access(out, R_OK) == 0) return 0;
-    snprintf(out, n, "%.*s/tokenizer.bin", dir_len, dir);
-    return access(out, R_OK) == 0 ? 0 : -1;
+    char dir[4096], name[32];
+    snprintf(name, sizeof name, "tok%d.bin", vocab);
+    if (av_path_dirname(model_path, dir, sizeof dir)) return -1;
+    if (av_path_join(out, n, dir, name) == 0 && access(out, R_OK) == 0) return 0;
+    return av_path_join(out, n, dir, "tokenizer.bin") == 0 && access(out, R_OK) == 0 ? 0 : -1;
 }
 
 /* The last path component; a file's name loses its extension ("stories260K.bin"), a directory's keeps it
@@ -257,6 +253,4 @@ av_model_info av_model_get_info(const av_model *m) {
     return info;
 }
 
-const av_tokenizer *av_model_tokenizer(const av_model *m) {
-    return m->tok;
-}
+const av_tokenizer *av_model_tokenizer(const av_model *m) { return m->tok; }

@@ -405,11 +405,10 @@ static void reply_tile(srv_reply *r, const srv_tile_key *k, float *out, int hit,
         srv_reply_header(r, "X-Attnviz-Cache", hit ? "hit" : "miss");
         return;
     }
-    json_t *j =
-        json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:o}", "kind",
-                  av_attn_kind_name((av_attn_kind)k->kind), "layer", k->layer,
-                  "q0", k->q0, "q1", k->q1, "k0", k->k0, "k1", k->k1, "rows", k->rows, "cols", k->cols,
-                  "pool", k->pool == AV_POOL_MAX ? "max" : "mean", "values", floats_json(out, n));
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:o}", "kind",
+                          av_attn_kind_name((av_attn_kind)k->kind), "layer", k->layer, "q0", k->q0, "q1",
+                          k->q1, "k0", k->k0, "k1", k->k1, "rows", k->rows, "cols", k->cols, "pool",
+                          k->pool == AV_POOL_MAX ? "max" : "mean", "values", floats_json(out, n));
     json_object_set_new(j, "head",
                         k->head >= 0 ? json_integer(k->head)
                                      : json_string(k->head == AV_HEADS_MEAN ? "mean" : "max"));
@@ -432,8 +431,8 @@ static void get_tile(av_server *s, srv_run *run, const srv_request *req, srv_rep
     int hit = srv_cache_get(&s->cache, &k, out, n);
     if (!hit) {
         av_err err = {{0}};
-        if (av_trace_attn_tile(t, (av_attn_kind)k.kind, k.layer, k.head, k.q0, k.q1, k.k0, k.k1, k.rows, k.cols,
-                               (av_pool)k.pool, out, &err)) {
+        if (av_trace_attn_tile(t, (av_attn_kind)k.kind, k.layer, k.head, k.q0, k.q1, k.k0, k.k1, k.rows,
+                               k.cols, (av_pool)k.pool, out, &err)) {
             free(out);
             srv_reply_error(r, 500, "%s", err.msg);
             return;

@@ -11,7 +11,7 @@
 #include "trace/import.h"
 
 #include "io/npy.h"
-#include "render/plot.h"
+#include "core/core.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -175,7 +175,7 @@ static int embed_image(av_trace *t, const char *path, av_err *err) {
     if (n < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) != 0) {
         rc = av_errf(err, "%s: not a PNG image (the viewer embeds PNG only)", path);
     } else {
-        char *b64 = av_base64((const uint8_t *)buf, n);
+        char *b64 = av_base64_encode(buf, n);
         rc = b64 ? av_trace_set_meta(t, "image_png_base64", b64, err) : av_errf(err, "out of memory");
         free(b64);
     }
@@ -197,24 +197,16 @@ typedef struct import_ctx {
 static av_attn_kind kind_for(const import_ctx *c, const av_array *a) {
     return c->p->kind >= 0 ? (av_attn_kind)c->p->kind : kind_of(a->member);
 }
-
 /* Expected (n_query, n_key) of a kind from the token sets; -1 where unknown. */
 static void expected(const import_ctx *c, av_attn_kind kind, int *nq, int *nk) {
     /* a kind's own token list, else the plain "tokens" list (self falls back to the source tokens) */
     int src = c->source.n >= 0 ? c->source.n : c->tokens.n,
         tgt = c->target.n >= 0 ? c->target.n : c->tokens.n;
     switch (kind) {
-    case AV_ATTN_SELF:
-        *nq = *nk = c->tokens.n >= 0 ? c->tokens.n : c->source.n;
-        break;
-    case AV_ATTN_ENC:
-        *nq = *nk = src;
-        break;
-    case AV_ATTN_DEC:
-        *nq = *nk = tgt;
-        break;
-    default:
-        *nq = tgt, *nk = src;
+    case AV_ATTN_SELF: *nq = *nk = c->tokens.n >= 0 ? c->tokens.n : c->source.n; break;
+    case 1: *nq = *nk = src; break;
+    case 2: *nq = *nk = tgt; break;
+    default: *nq = tgt, *nk = src;
     }
 }
 

@@ -71,9 +71,7 @@ static int encode_source(const av_model *m, const av_run_capture *c, const int32
     return rc ? -1 : 0;
 }
 
-static int at_eos(void *ctx, const int32_t *seq, int n) {
-    return seq[n - 1] == *(const int *)ctx;
-}
+static int at_eos(void *ctx, const int32_t *seq, int n) { return seq[n - 1] == *(const int *)ctx; }
 
 /* Greedy decoding: *dec = [start, g1, ..., gk] (stops after end-of-sequence or steps tokens). */
 static int greedy(const av_model *m, const int32_t *src, int S, int steps, int n_threads, int32_t **dec,

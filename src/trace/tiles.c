@@ -15,9 +15,7 @@ static const av_attn_set *find_set(const av_trace *t, av_attn_kind kind, int lay
     return NULL;
 }
 
-int av_trace_is_lazy(const av_trace *t) {
-    return t->lazy;
-}
+int av_trace_is_lazy(const av_trace *t) { return t->lazy; }
 
 /* The lazy attention of kind, or NULL when it is stored whole (or absent). */
 static const av_lazy_kind *lazy_of(const av_trace *t, av_attn_kind kind) {

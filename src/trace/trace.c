@@ -107,18 +107,12 @@ int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, in
 
 /* ---- queries ---- */
 
-const char *av_trace_meta(const av_trace *t, const char *key) {
-    return av_json_str(t->meta, key);
-}
-int av_trace_n_tokens(const av_trace *t) {
-    return t->n_tokens;
-}
+const char *av_trace_meta(const av_trace *t, const char *key) { return av_json_str(t->meta, key); }
+int av_trace_n_tokens(const av_trace *t) { return t->n_tokens; }
 const char *av_trace_token(const av_trace *t, int i) {
     return i >= 0 && i < t->n_tokens ? t->tokens[i] : NULL;
 }
-int av_trace_token_id(const av_trace *t, int i) {
-    return i >= 0 && i < t->n_tokens ? t->token_ids[i] : -1;
-}
+int av_trace_token_id(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->token_ids[i] : -1; }
 
 int av_trace_n_layers(const av_trace *t, av_attn_kind kind) {
     if ((unsigned)kind >= AV_ATTN_KIND_COUNT) return 0;
