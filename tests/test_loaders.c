@@ -502,6 +502,7 @@ static void test_gguf_writer_quantizer(void) {
 }
 
 int main(void) {
+    RUN(test_gguf_writer_quantizer);
     RUN(test_gguf_f32);
     RUN(test_gguf_layout);
     RUN(test_gguf_tokenizer_roundtrip);
@@ -519,6 +520,5 @@ int main(void) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", h_tmpdir());
     if (strncmp(h_tmpdir(), "/tmp", 4) == 0 || getenv("TMPDIR")) (void)!system(cmd);
-    RUN(test_gguf_writer_quantizer);
     return h_exit_code();
 }
