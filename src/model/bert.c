@@ -100,15 +100,8 @@ int av_bert_load(av_hf_dir *h, av_model *m, av_err *err) {
     if (dim % n_heads)
         return av_errf(err, "%s: hidden size %d is not a multiple of %d heads", h->cfg_path, dim, n_heads);
     av_stack_cfg *c = &m->stacks[0].cfg;
-    *c = (av_stack_cfg){.dim = dim,
-                        .n_heads = n_heads,
-                        .n_kv_heads = n_heads,
-                        .head_dim = dim / n_heads,
-                        .hidden = hidden,
-                        .norm = AV_NORM_LAYER,
-                        .eps = (float)eps,
-                        .post_norm = 1,
-                        .act = AV_ACT_GELU};
+    *c = av_stack_cfg_mha(dim, n_heads, dim / n_heads, hidden, AV_NORM_LAYER, (float)eps, AV_ACT_GELU);
+    c->post_norm = 1;
     if (act && av_act_parse(act, &c->act))
         return av_errf(err, "%s: activation '%.32s' is not supported", h->cfg_path, act);
     m->family = AV_FAMILY_BERT;

@@ -240,6 +240,18 @@ int av_stack_check(av_stack *st, const char *what, const char *cfg, av_err *err)
 
 /* ---- stacks ---- */
 
+av_stack_cfg av_stack_cfg_mha(int dim, int n_heads, int head_dim, int hidden, av_norm_kind norm, float eps,
+                              av_act act) {
+    return (av_stack_cfg){.dim = dim,
+                          .n_heads = n_heads,
+                          .n_kv_heads = n_heads,
+                          .head_dim = head_dim,
+                          .hidden = hidden,
+                          .norm = norm,
+                          .eps = eps,
+                          .act = act};
+}
+
 int av_stack_alloc(av_stack *st, int n_layers, av_err *err) {
     st->blocks = calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof *st->blocks);
     if (!st->blocks) return av_errf(err, "out of memory");

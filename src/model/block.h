@@ -104,6 +104,10 @@ typedef struct av_stack {
     av_rel_pos rel;
 } av_stack;
 
+/* The config of a stack of multi-head (not grouped) blocks: n_kv_heads = n_heads; the rest (post-norm,
+ * causal, RoPE, norm offset) zero until the caller sets it. */
+av_stack_cfg av_stack_cfg_mha(int dim, int n_heads, int head_dim, int hidden, av_norm_kind norm, float eps,
+                              av_act act);
 /* Allocates the blocks of a stack (zeroed) and sets the defaults: embedding scale 1. */
 int av_stack_alloc(av_stack *st, int n_layers, av_err *err);
 void av_stack_free(av_stack *st);

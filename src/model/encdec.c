@@ -24,16 +24,10 @@ static int encdec_init(av_model *m, int n_enc, int n_dec, av_err *err) {
 
 static av_stack_cfg encdec_cfg(int dim, int heads, int head_dim, int hidden, av_norm_kind norm, float eps,
                                int post_norm, av_act act, int causal) {
-    return (av_stack_cfg){.dim = dim,
-                          .n_heads = heads,
-                          .n_kv_heads = heads,
-                          .head_dim = head_dim,
-                          .hidden = hidden,
-                          .norm = norm,
-                          .eps = eps,
-                          .post_norm = post_norm,
-                          .act = act,
-                          .causal = causal};
+    av_stack_cfg c = av_stack_cfg_mha(dim, heads, head_dim, hidden, norm, eps, act);
+    c.post_norm = post_norm;
+    c.causal = causal;
+    return c;
 }
 
 /* ---- Marian / BART ---- */

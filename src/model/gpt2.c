@@ -26,15 +26,8 @@ int av_gpt2_load(av_hf_dir *h, av_model *m, av_err *err) {
     if (dim % n_heads)
         return av_errf(err, "%s: n_embd %d is not a multiple of n_head %d", h->cfg_path, dim, n_heads);
     av_stack_cfg *c = &m->stacks[0].cfg;
-    *c = (av_stack_cfg){.dim = dim,
-                        .n_heads = n_heads,
-                        .n_kv_heads = n_heads,
-                        .head_dim = dim / n_heads,
-                        .hidden = inner,
-                        .norm = AV_NORM_LAYER,
-                        .eps = (float)eps,
-                        .act = AV_ACT_GELU_TANH,
-                        .causal = 1};
+    *c = av_stack_cfg_mha(dim, n_heads, dim / n_heads, inner, AV_NORM_LAYER, (float)eps, AV_ACT_GELU_TANH);
+    c->causal = 1;
     if (act && av_act_parse(act, &c->act))
         return av_errf(err, "%s: activation_function '%.32s' is not supported", h->cfg_path, act);
     m->family = AV_FAMILY_GPT2;

@@ -173,18 +173,6 @@ static void set_model_fields(av_model *m) {
     m->max_seq_len = m->vision.grid * m->vision.grid + 1;
 }
 
-/* Pre-norm LayerNorm blocks with exact GELU (the activation may be changed after). */
-static av_stack_cfg vit_cfg(int dim, int heads, int hidden, float eps) {
-    return (av_stack_cfg){.dim = dim,
-                          .n_heads = heads,
-                          .n_kv_heads = heads,
-                          .head_dim = dim / heads,
-                          .hidden = hidden,
-                          .norm = AV_NORM_LAYER,
-                          .eps = eps,
-                          .act = AV_ACT_GELU};
-}
-
 /* Heads of timm ViT names (the checkpoint's shapes cannot tell). */
 static int timm_default_heads(const char *arch) {
     static const struct {
@@ -244,7 +232,8 @@ static int load_timm(av_hf_dir *h, av_model *m, av_err *err) {
     if (av_hf_int(h, "num_classes", 0, 0, 1 << 20, &m->head.n_out, err)) return -1;
     classes = m->head.n_out;
     av_stack_cfg *c = &m->stacks[0].cfg;
-    *c = vit_cfg((int)dim, (int)heads, (int)(dim * ratio + 0.5), 1e-6f);
+    *c = av_stack_cfg_mha((int)dim, (int)heads, (int)(dim / heads), (int)(dim * ratio + 0.5), AV_NORM_LAYER,
+                          1e-6f, AV_ACT_GELU);
     m->vision.image_size = (int)img;
     m->vision.patch_size = (int)patch;
     m->vision.grid = (int)(img / patch);
@@ -311,7 +300,7 @@ static int load_hf(av_hf_dir *h, av_model *m, av_err *err) {
         return av_errf(err, "%s: hidden_size %d / %d heads or image_size %d / patch_size %d is not whole",
                        h->cfg_path, dim, heads, img, patch);
     av_stack_cfg *c = &m->stacks[0].cfg;
-    *c = vit_cfg(dim, heads, hidden, (float)eps);
+    *c = av_stack_cfg_mha(dim, heads, dim / heads, hidden, AV_NORM_LAYER, (float)eps, AV_ACT_GELU);
     if (act && av_act_parse(act, &c->act))
         return av_errf(err, "%s: hidden_act '%.32s' is not supported", h->cfg_path, act);
     m->vision.image_size = img;
