@@ -115,10 +115,8 @@ int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
 
 av_capture av_cap_view(const av_run_capture *c, av_attn_kind kind) {
     const cap_kind *k = &c->kinds[kind];
-    av_capture v = {0};
-    if (!k->n_layers) return v;
-    v = (av_capture){k->attn, kind == AV_ATTN_SELF ? c->vnorm : NULL, k->q, k->k, k->n_query, k->n_key, 1};
-    return v;
+    if (!k->n_layers) return (av_capture){0};
+    return (av_capture){k->attn, kind == AV_ATTN_SELF ? c->vnorm : NULL, k->q, k->k, k->n_query, k->n_key, 1};
 }
 
 void av_cap_free(av_run_capture *c) {

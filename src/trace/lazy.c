@@ -94,35 +94,38 @@ static int v1_compatible(const av_trace *t) {
     return ok;
 }
 
+/* A JSON array of n floats (f) or integers (i). */
+static json_t *json_list(const float *f, const int *i, int n) {
+    json_t *a = json_array();
+    for (int l = 0; a && l < n; l++)
+        json_array_append_new(a, f ? json_real(f[l]) : json_integer(i[l]));
+    return a;
+}
+
 /* Metadata "lazy_attn" {kind: {causal, scale, softcap, window}} of every lazy kind, and version 1's keys
  * when its readers can use them. */
 static int set_lazy_meta(av_trace *t, av_err *err) {
     json_t *all = json_object();
     for (int k = 0; all && k < AV_ATTN_KIND_COUNT; k++) {
         const av_lazy_kind *lz = &t->lazy_kinds[k];
-        if (!lz->n_layers) continue;
-        json_t *o = json_pack("{s:b}", "causal", lz->causal), *sc = json_array(), *cap = json_array(),
-               *win = json_array();
-        for (int l = 0; l < lz->n_layers; l++) {
-            json_array_append_new(sc, json_real(lz->scale[l]));
-            json_array_append_new(cap, json_real(lz->softcap[l]));
-            json_array_append_new(win, json_integer(lz->window[l]));
-        }
-        json_object_set_new(o, "scale", sc);
-        json_object_set_new(o, "softcap", cap);
-        json_object_set_new(o, "window", win);
-        json_object_set_new(all, av_attn_kind_name((av_attn_kind)k), o);
+        if (lz->n_layers)
+            json_object_set_new(all, av_attn_kind_name((av_attn_kind)k),
+                                json_pack("{s:b, s:o, s:o, s:o}", "causal", lz->causal, "scale",
+                                          json_list(lz->scale, NULL, lz->n_layers), "softcap",
+                                          json_list(lz->softcap, NULL, lz->n_layers), "window",
+                                          json_list(NULL, lz->window, lz->n_layers)));
     }
     char *text = all ? json_dumps(all, JSON_COMPACT) : NULL, scale[32];
     json_decref(all);
-    int rc = !text || av_trace_set_meta(t, "lazy_attn", text, err) ||
-             av_trace_set_meta(t, "lazy", "1", err) || av_trace_set_meta(t, "version", "2", err);
+    if (!text) return av_errf(err, "out of memory");
+    int rc = av_trace_set_meta(t, "lazy_attn", text, err) || av_trace_set_meta(t, "lazy", "1", err) ||
+             av_trace_set_meta(t, "version", "2", err);
     free(text);
     if (!rc && v1_compatible(t)) {
         snprintf(scale, sizeof scale, "%.9g", (double)t->lazy_kinds[AV_ATTN_SELF].scale[0]);
         rc = av_trace_set_meta(t, "attn_scale", scale, err) || av_trace_set_meta(t, "causal", "1", err);
     }
-    return rc ? (text ? -1 : av_errf(err, "out of memory")) : 0;
+    return rc ? -1 : 0;
 }
 
 int av_trace_set_lazy(av_trace *t, av_attn_kind kind, const av_lazy_kind *lz, av_err *err) {
@@ -199,7 +202,7 @@ static int load_params(av_trace *t, av_lazy_kind *lz, const json_t *o, const cha
     return 0;
 }
 
-/* q/k of layer l of kind from the file into lz (its shape taken from layer 0). */
+/* q/k of layer l of kind from the file into lz. */
 static int load_layer(av_trace *t, av_lazy_kind *lz, av_attn_kind kind, int l, const char *path,
                       av_err *err) {
     char qn[48], kn[48];
@@ -212,22 +215,9 @@ static int load_layer(av_trace *t, av_lazy_kind *lz, av_attn_kind kind, int l, c
         k->shape[1] <= 0 || q->shape[1] > INT32_MAX / 2 || k->shape[1] > INT32_MAX / 2)
         return av_errf(err, "%s: layer %d: %s/%s must be F32 [heads, queries, d] and [kv_heads, keys, d]",
                        path, l, qn, kn);
-    if (l == 0) {
-        *lz = (av_lazy_kind){lz->n_layers,
-                             (int)q->shape[0],
-                             (int)k->shape[0],
-                             (int)q->shape[2],
-                             (int)q->shape[1],
-                             (int)k->shape[1],
-                             0,
-                             lz->q,
-                             lz->k,
-                             lz->scale,
-                             lz->softcap,
-                             lz->window,
-                             NULL,
-                             NULL,
-                             0};
+    if (l == 0) { /* layer 0 gives the shape */
+        lz->n_heads = (int)q->shape[0], lz->n_kv_heads = (int)k->shape[0], lz->head_dim = (int)q->shape[2];
+        lz->n_query = (int)q->shape[1], lz->n_key = (int)k->shape[1];
     } else if (q->shape[0] != lz->n_heads || k->shape[0] != lz->n_kv_heads || q->shape[2] != lz->head_dim ||
                q->shape[1] != lz->n_query || k->shape[1] != lz->n_key) {
         return av_errf(err, "%s: layer %d: %s/%s shapes differ from layer 0", path, l, qn, kn);

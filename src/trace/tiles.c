@@ -22,23 +22,16 @@ static const av_lazy_kind *lazy_of(const av_trace *t, av_attn_kind kind) {
     return (unsigned)kind < AV_ATTN_KIND_COUNT && t->lazy_kinds[kind].n_layers ? &t->lazy_kinds[kind] : NULL;
 }
 
-int av_trace_n_heads(const av_trace *t, av_attn_kind kind) {
-    if (lazy_of(t, kind)) return lazy_of(t, kind)->n_heads;
-    const av_attn_set *s = find_set(t, kind, 0);
-    return s ? s->view.n_heads : 0;
+/* The shape of kind's matrices: heads, queries, keys (zeros when the trace has none). */
+static av_attn_view kind_shape(const av_trace *t, av_attn_kind kind) {
+    const av_lazy_kind *lz = lazy_of(t, kind);
+    const av_attn_set *s = lz ? NULL : find_set(t, kind, 0);
+    return lz ? (av_attn_view){lz->n_heads, lz->n_query, lz->n_key, NULL} : s ? s->view : (av_attn_view){0};
 }
 
-int av_trace_n_query(const av_trace *t, av_attn_kind kind) {
-    if (lazy_of(t, kind)) return lazy_of(t, kind)->n_query;
-    const av_attn_set *s = find_set(t, kind, 0);
-    return s ? s->view.n_query : 0;
-}
-
-int av_trace_n_key(const av_trace *t, av_attn_kind kind) {
-    if (lazy_of(t, kind)) return lazy_of(t, kind)->n_key;
-    const av_attn_set *s = find_set(t, kind, 0);
-    return s ? s->view.n_key : 0;
-}
+int av_trace_n_heads(const av_trace *t, av_attn_kind kind) { return kind_shape(t, kind).n_heads; }
+int av_trace_n_query(const av_trace *t, av_attn_kind kind) { return kind_shape(t, kind).n_query; }
+int av_trace_n_key(const av_trace *t, av_attn_kind kind) { return kind_shape(t, kind).n_key; }
 
 /* Where rows come from: a stored set, or a lazy kind recomputed. */
 typedef struct source {

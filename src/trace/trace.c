@@ -1,5 +1,6 @@
 /* Attention traces: safetensors files with attn.<kind>.<layer> tensors [n_heads, n_query, n_key] and
  * metadata (format, version, model, arch, tokens, token_ids). See docs/TRACE_FORMAT.md. */
+#include "model/block.h" /* av_tensor_f32 */
 #include "trace.h"
 
 #include <stdlib.h>
@@ -136,25 +137,6 @@ int av_trace_attn(const av_trace *t, av_attn_kind kind, int layer, av_attn_view 
 }
 
 static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_view *out, av_err *err) {
-    const av_lazy_kind *lz = (unsigned)kind < AV_ATTN_KIND_COUNT ? &t->lazy_kinds[kind] : NULL;
-    if (lz && layer >= 0 && layer < lz->n_layers) { /* lazy: materialized once, kept as a set */
-        for (int i = 0; i < t->n_sets; i++)
-            if (t->sets[i].layer == layer && t->sets[i].kind == kind) {
-                *out = t->sets[i].view;
-                return 0;
-            }
-        float *a;
-        if (av_trace_lazy_materialize(t, kind, layer, AV_LAZY_MATERIALIZE_MAX, &a, err)) return -1;
-        if (add_set(t, kind, layer, err)) {
-            free(a);
-            return -1;
-        }
-        av_attn_set *s = &t->sets[t->n_sets - 1];
-        s->owned = a;
-        s->view = (av_attn_view){lz->n_heads, lz->n_query, lz->n_key, a};
-        *out = s->view;
-        return 0;
-    }
     for (int i = 0; i < t->n_sets; i++) {
         av_attn_set *s = &t->sets[i];
         if (s->kind != kind || s->layer != layer) continue;
@@ -169,6 +151,14 @@ static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_
             s->view.data = f;
         }
         *out = s->view;
+        return 0;
+    }
+    const av_lazy_kind *lz = (unsigned)kind < AV_ATTN_KIND_COUNT ? &t->lazy_kinds[kind] : NULL;
+    float *a;
+    if (lz && layer >= 0 && layer < lz->n_layers) { /* lazy: materialized once, kept as a set */
+        if (av_trace_lazy_materialize(t, kind, layer, AV_LAZY_MATERIALIZE_MAX, &a, err)) return -1;
+        if (av_trace_add_attn(t, kind, layer, lz->n_heads, lz->n_query, lz->n_key, a, err)) return -1;
+        *out = t->sets[t->n_sets - 1].view;
         return 0;
     }
     int n = av_trace_n_layers(t, kind);
@@ -186,8 +176,7 @@ int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av
 
 void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab) {
     t->logits = logits;
-    t->logits_view = (av_tensor){
-        AV_DTYPE_F32, 2, {n_tokens, vocab, 0, 0}, logits, sizeof(float) * (size_t)n_tokens * (size_t)vocab};
+    t->logits_view = av_tensor_f32(logits, n_tokens, vocab);
 }
 
 int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err) {
@@ -195,11 +184,7 @@ int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err) {
         (!(t->vnorm && t->vnorm[layer]) && !(t->vnorm_stored && t->vnorm_stored[layer])))
         return av_errf(err, "the trace has no value norms (vnorm.%d) for layer %d", layer, layer);
     if (t->vnorm && t->vnorm[layer]) {
-        *out = (av_tensor){AV_DTYPE_F32,
-                           2,
-                           {t->vnorm_heads, t->n_tokens, 0, 0},
-                           t->vnorm[layer],
-                           sizeof(float) * (size_t)t->vnorm_heads * (size_t)t->n_tokens};
+        *out = av_tensor_f32(t->vnorm[layer], t->vnorm_heads, t->n_tokens);
     } else {
         *out = *t->vnorm_stored[layer];
     }
