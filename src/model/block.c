@@ -63,11 +63,11 @@ av_tensor av_tensor_f32(const float *data, int64_t rows, int64_t cols) {
 
 av_tensor av_tensor_rows(const av_tensor *t, int64_t r0, int64_t n) {
     av_tensor v = *t;
-    int64_t cols = t->ndim == 1 ? 1 : t->shape[1];
-    size_t esz = t->dtype == AV_DTYPE_F32 ? 4 : 2; /* F32, F16, BF16 (checked by the loaders) */
+    size_t row_bytes = 0; /* a 1-D tensor (a bias): rows of one value */
+    av_dtype_row_bytes(t->dtype, t->ndim == 1 ? 1 : t->shape[1], &row_bytes);
     v.shape[0] = n;
-    v.data = (const char *)t->data + (size_t)(r0 * cols) * esz;
-    v.nbytes = (size_t)(n * cols) * esz;
+    v.data = (const char *)t->data + (size_t)r0 * row_bytes;
+    v.nbytes = (size_t)n * row_bytes;
     return v;
 }
 
@@ -93,10 +93,12 @@ static void shape_text(const av_tensor *t, char *buf, size_t n) {
 int av_weight_check(const av_tensor *t, const char *name, int64_t rows, int64_t cols, int optional,
                     const char *cfg, av_err *err) {
     if (!t->data) return optional ? 0 : av_errf(err, "missing tensor: %s", name);
-    int q8 = t->dtype == AV_DTYPE_Q8_0;
-    if (t->dtype != AV_DTYPE_F32 && t->dtype != AV_DTYPE_F16 && t->dtype != AV_DTYPE_BF16 && !(q8 && cols))
-        return av_errf(err, "%s: unsupported weight type %s (supported: F32, F16, BF16%s)", name,
-                       av_dtype_name(t->dtype), cols ? ", Q8_0" : "");
+    if (!av_dtype_is_weight(t->dtype))
+        return av_errf(err, "%s: unsupported weight type %s", name, av_dtype_name(t->dtype));
+    if (cols == 0 && av_dtype_is_quantized(t->dtype)) /* norms and biases are read as plain floats */
+        return av_errf(err,
+                       "%s: %s vectors are not supported (norm weights and biases must be F32, F16 or BF16)",
+                       name, av_dtype_name(t->dtype));
     int ok = cols == 0 ? (t->ndim == 1 && t->shape[0] == rows)
                        : (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols);
     if (!ok) {
@@ -109,7 +111,9 @@ int av_weight_check(const av_tensor *t, const char *name, int64_t rows, int64_t 
                        (long long)rows);
     }
     size_t nbytes;
-    if (q8 && cols % 32) return av_errf(err, "%s: Q8_0 rows must be a multiple of 32 values", name);
+    if ((cols ? cols : rows) % av_dtype_block_size(t->dtype))
+        return av_errf(err, "%s: %s rows must be a multiple of %d values", name, av_dtype_name(t->dtype),
+                       av_dtype_block_size(t->dtype));
     if (!av_dtype_nbytes(t->dtype, (size_t)rows * (size_t)(cols ? cols : 1), &nbytes) || nbytes != t->nbytes)
         return av_errf(err, "%s: %zu bytes of data for its shape and type", name, t->nbytes);
     return 0;
