@@ -7,8 +7,9 @@
         means and counts of the 12 metrics, the exact fixed-point sums, quantiles (within the sketch's relative
         accuracy), relative-position profiles, special-token masses, role votes and top examples.
     ref_corpus.py qk REPORT_DIR LINE=lazy_trace.safetensors ...
-        Checks every sampled query/key vector against the q/k stored in lazy traces of the same lines, then
-        AttentionViz's normalization and PCA (numpy.linalg.eigh) against qk.csv.
+        Checks every sampled query/key vector (of the report's attention kind) and its label against the q/k
+        stored in lazy traces of the same lines (with a sample larger than the corpus: every position, padding
+        keys left out), then AttentionViz's normalization and PCA (numpy.linalg.eigh) against qk.csv.
 
 Prints "ok ..." and exits 0, or prints the first mismatches and exits 1. Definitions: docs/ANALYSIS.md,
 docs/CORPUS.md.
@@ -131,10 +132,16 @@ def head_metrics(A, positional, labels, ident, vn):
     return out, (pos / rows if positional else None), {k: lab.get(k, 0.0) / rows for k in keys_with}
 
 
-def key_labels(meta, kind, nk):
-    key = "tokens" if kind == "self" else ("target_tokens" if kind == "dec" else "source_tokens")
+def side_labels(meta, kind, key_side, n):
+    """Display labels of the queries (key_side 0) or keys (1) of kind, as docs/TRACE_FORMAT.md names them."""
+    if kind == "self":
+        key = "tokens"
+    elif kind == "cross":
+        key = "source_tokens" if key_side else "target_tokens"
+    else:
+        key = "target_tokens" if kind == "dec" else "source_tokens"
     labels = json.loads(meta[key]) if key in meta else None
-    return labels if labels is not None and len(labels) == nk else None
+    return labels if labels is not None and len(labels) == n else None
 
 
 def measure(path, groups):
@@ -147,7 +154,7 @@ def measure(path, groups):
         for layer in range(g["n_layers"]):
             att = t["attn.%s.%d" % (kind, layer)]
             H, nq, nk = att.shape
-            labels = key_labels(meta, kind, nk)
+            labels = side_labels(meta, kind, 1, nk)
             if kind != "enc" and len(ids) == min(nq, nk):
                 ident = ids
             else:
@@ -250,14 +257,33 @@ def qk(report, pairs):
     t, _ = safetensors_np.read(os.path.join(report, "qk_vectors.safetensors"))
     vec, is_key = t["vectors"].astype(np.float64), t["is_key"]
     rows = list(csv.DictReader(open(os.path.join(report, "qk.csv"))))
-    traces = {int(p.split("=", 1)[0]): safetensors_np.read(p.split("=", 1)[1])[0] for p in pairs}
-    layer, head = rep["layer"], rep["head"]
+    traces = {int(p.split("=", 1)[0]): safetensors_np.read(p.split("=", 1)[1]) for p in pairs}
+    kind, layer, head = rep["kind"], rep["layer"], rep["head"]
+    name = "%s.%d" % (kind, layer) if kind != "self" else "%d" % layer
+    seen, want_all = set(), set()
+    for line, (tr, meta) in traces.items():
+        q, k = tr["q." + name], tr["k." + name]
+        mask = tr.get("keymask." + kind)
+        want_all |= {(line, "query", i) for i in range(q.shape[1])}
+        want_all |= {(line, "key", j) for j in range(k.shape[1]) if mask is None or mask[j]}
     for i, r in enumerate(rows):
-        tr = traces[int(r["line"])]
-        q, k = tr["q.%d" % layer], tr["k.%d" % layer]
-        want = k[head // (q.shape[0] // k.shape[0]), int(r["pos"])] if r["type"] == "key" else q[head, int(r["pos"])]
-        if (r["type"] == "key") != bool(is_key[i]) or np.max(np.abs(want - vec[i])) > 1e-6 * (1 + np.max(np.abs(want))):
+        tr, meta = traces[int(r["line"])]
+        q, k = tr["q." + name], tr["k." + name]
+        pos, key_side = int(r["pos"]), r["type"] == "key"
+        want = k[head // (q.shape[0] // k.shape[0]), pos] if key_side else q[head, pos]
+        if key_side != bool(is_key[i]) or np.max(np.abs(want - vec[i])) > 1e-6 * (1 + np.max(np.abs(want))):
             fail("point %d (%s line %s pos %s) differs from the trace" % (i, r["type"], r["line"], r["pos"]))
+        n = (k if key_side else q).shape[1]
+        labels = side_labels(meta, kind, key_side, n)
+        label = labels[pos].encode()[:LABEL_MAX].decode(errors="ignore") if labels else ""
+        if int(r["n_tokens"]) != n or rep["points"][i]["token"] != label:
+            fail("point %d: n_tokens %s token %r, trace %d %r" % (i, r["n_tokens"], rep["points"][i]["token"],
+                                                                  n, label))
+        seen.add((int(r["line"]), r["type"], pos))
+    n_side = max(sum(p[1] == side for p in want_all) for side in ("query", "key"))
+    if rep["samples_per_side"] >= n_side and seen != want_all:
+        fail("the sample (larger than the corpus) misses %d and adds %d positions"
+             % (len(want_all - seen), len(seen - want_all)))
     x, key = vec.copy(), is_key.astype(bool)
     x[key] += x[~key].mean(axis=0) - x[key].mean(axis=0)
     c = math.sqrt(np.linalg.norm(x[key], axis=1).mean() / np.linalg.norm(x[~key], axis=1).mean())

@@ -132,7 +132,8 @@ static av_trace *repeat_trace(void) {
         r2[i >= 4 ? i - 3 : 0] = 1;
         r3[i >= 4 && i - 2 < i ? i - 2 : 0] = 1;
     }
-    if (av_trace_set_tokens(t, tok, ids, T, &err) || av_trace_add_attn(t, "self", 0, H, T, T, a, &err)) {
+    if (av_trace_set_tokens(t, tok, ids, T, &err) ||
+        av_trace_add_attn(t, AV_ATTN_SELF, 0, H, T, T, a, &err)) {
         av_trace_free(t);
         return NULL;
     }
@@ -169,8 +170,8 @@ static void random_example(av_corpus_example *ex, int64_t line) {
     static const char *pool[] = {"<s>", "</s>", "[SEP]"};
     memset(ex, 0, sizeof *ex);
     ex->layout.n_groups = 2;
-    ex->layout.groups[0] = (av_corpus_group){"self", 2, 3, 1};
-    ex->layout.groups[1] = (av_corpus_group){"cross", 1, 2, 0};
+    ex->layout.groups[0] = (av_corpus_group){AV_ATTN_SELF, 2, 3, 1};
+    ex->layout.groups[1] = (av_corpus_group){AV_ATTN_CROSS, 1, 2, 0};
     ex->layout.n_heads = 8;
     ex->line = line;
     ex->n_tokens = 3 + (int)(urand() * 40);
@@ -279,24 +280,56 @@ static void test_acc_bytes_round_trip_and_corruption(void) {
 
 /* ---- query/key samples ---- */
 
-static av_trace *lazy_trace(int T, int dim, int line) {
+/* "<prefix>0", "<prefix>1", ... as a JSON list (metadata source_tokens / target_tokens). */
+static char *labels_json(const char *prefix, int n) {
+    av_buf b = {0};
+    for (int i = 0; i < n; i++)
+        av_buf_printf(&b, "%s\"%s%d\"", i ? "," : "[", prefix, i);
+    av_buf_printf(&b, "]");
+    return b.s;
+}
+
+/* A lazy trace of one layer of kind: q[h][i][c] = line * 100 + (h * nq + i) * dim + c over 2 heads,
+ * k[0][j][c] = -(line * 100 + j * dim + c) over 1 kv head. Self: tokens t0.. (nq == nk); other kinds:
+ * target_tokens t0.., source_tokens s0.., and with mask_last the last key is padding. */
+static av_trace *lazy_trace(av_attn_kind kind, int nq, int nk, int dim, int line, int mask_last) {
     av_trace *t = av_trace_new();
-    char **tok = calloc((size_t)T, sizeof *tok);
-    int32_t *ids = calloc((size_t)T, sizeof *ids);
-    float **q = calloc(1, sizeof *q), **k = calloc(1, sizeof *k);
-    q[0] = malloc(sizeof(float) * 2 * T * dim); /* (2 heads, T, dim) */
-    k[0] = malloc(sizeof(float) * 1 * T * dim); /* (1 kv head, T, dim) */
-    for (int i = 0; i < T; i++) {
+    av_lazy_kind lz = {
+        .n_layers = 1, .n_heads = 2, .n_kv_heads = 1, .head_dim = dim, .n_query = nq, .n_key = nk};
+    lz.q = calloc(1, sizeof *lz.q);
+    lz.k = calloc(1, sizeof *lz.k);
+    lz.scale = calloc(1, sizeof *lz.scale);
+    lz.softcap = calloc(1, sizeof *lz.softcap);
+    lz.window = calloc(1, sizeof *lz.window);
+    float *q = malloc(sizeof(float) * 2 * nq * dim); /* (2 heads, nq, dim) */
+    float *k = malloc(sizeof(float) * nk * dim);     /* (1 kv head, nk, dim) */
+    uint8_t *mask = mask_last ? malloc((size_t)nk) : NULL;
+    for (int i = 0; i < 2 * nq * dim; i++)
+        q[i] = (float)(line * 100 + i);
+    for (int i = 0; i < nk * dim; i++)
+        k[i] = (float)(-line * 100 - i);
+    for (int j = 0; mask && j < nk; j++)
+        mask[j] = j < nk - 1;
+    lz.q[0] = q;
+    lz.k[0] = k;
+    lz.key_mask = mask;
+    lz.scale[0] = 0.5f;
+    lz.causal = kind == AV_ATTN_SELF;
+    char **tok = calloc((size_t)nq, sizeof *tok);
+    int32_t *ids = calloc((size_t)nq, sizeof *ids);
+    for (int i = 0; tok && i < nq; i++) {
         char buf[16];
         snprintf(buf, sizeof buf, "t%d", i);
         tok[i] = av_strdup(buf);
     }
-    for (int i = 0; i < 2 * T * dim; i++)
-        q[0][i] = (float)(line * 100 + i);
-    for (int i = 0; i < T * dim; i++)
-        k[0][i] = (float)(-line * 100 - i);
+    char *src = labels_json("s", nk), *tgt = labels_json("t", nq);
     av_err err = {{0}};
-    if (av_trace_set_tokens(t, tok, ids, T, &err) || av_trace_set_qk(t, q, k, 1, 2, 1, dim, 0.5f, &err)) {
+    int rc = av_trace_set_tokens(t, tok, ids, nq, &err) || av_trace_set_lazy(t, kind, &lz, &err) ||
+             (kind != AV_ATTN_SELF && (av_trace_set_meta(t, "source_tokens", src, &err) ||
+                                       av_trace_set_meta(t, "target_tokens", tgt, &err)));
+    free(src);
+    free(tgt);
+    if (rc) {
         av_trace_free(t);
         return NULL;
     }
@@ -305,12 +338,12 @@ static av_trace *lazy_trace(int T, int dim, int line) {
 
 static void test_qk_sample_same_however_split(void) {
     av_corpus_qk one, a, b;
-    av_corpus_qk_init(&one, 0, 1, 25, 7);
-    av_corpus_qk_init(&a, 0, 1, 25, 7);
-    av_corpus_qk_init(&b, 0, 1, 25, 7);
+    av_corpus_qk_init(&one, AV_ATTN_SELF, 0, 1, 25, 7);
+    av_corpus_qk_init(&a, AV_ATTN_SELF, 0, 1, 25, 7);
+    av_corpus_qk_init(&b, AV_ATTN_SELF, 0, 1, 25, 7);
     av_err err = {{0}};
     for (int line = 1; line <= 12; line++) {
-        av_trace *t = lazy_trace(10, 3, line);
+        av_trace *t = lazy_trace(AV_ATTN_SELF, 10, 10, 3, line, 0);
         REQUIRE(t);
         CHECK(av_corpus_qk_add(&one, t, line, &err) == 0);
         CHECK(av_corpus_qk_add(line % 2 ? &a : &b, t, line, &err) == 0);
@@ -330,9 +363,43 @@ static void test_qk_sample_same_however_split(void) {
     CHECK(!p->is_key && p->vec[0] == (float)(p->line * 100 + (10 + p->pos) * 3));
     const av_qk_point *kp = &one.pts[30]; /* keys: the one kv head */
     CHECK(kp->is_key && kp->vec[0] == (float)(-kp->line * 100 - kp->pos * 3));
+    char want[16];
+    snprintf(want, sizeof want, "t%d", kp->pos);
+    CHECK(strcmp(kp->label, want) == 0);
     av_corpus_qk_free(&one);
     av_corpus_qk_free(&a);
     av_corpus_qk_free(&b);
+}
+
+/* Cross-attention: queries are the target's positions (labels target_tokens), keys the source's (labels
+ * source_tokens, the padding key left out); a kind the trace lacks is refused. */
+static void test_qk_sample_of_cross_attention(void) {
+    enum { NQ = 4, NK = 6, DIM = 2 };
+    av_corpus_qk s, wrong;
+    av_corpus_qk_init(&s, AV_ATTN_CROSS, 0, 1, 100, 3);
+    av_corpus_qk_init(&wrong, AV_ATTN_ENC, 0, 1, 100, 3);
+    av_err err = {{0}};
+    av_trace *t = lazy_trace(AV_ATTN_CROSS, NQ, NK, DIM, 5, 1);
+    REQUIRE(t);
+    CHECK(av_corpus_qk_add(&s, t, 5, &err) == 0);
+    CHECK(av_corpus_qk_add(&wrong, t, 5, &err) == -1 && strstr(err.msg, "no enc queries and keys"));
+    av_trace_free(t);
+    av_corpus_qk_finish(&s, &err);
+    REQUIRE(s.n == NQ + NK - 1);
+    int ok = 1, n_keys = 0;
+    for (int i = 0; i < s.n; i++) {
+        const av_qk_point *p = &s.pts[i];
+        char want[16];
+        snprintf(want, sizeof want, "%c%d", p->is_key ? 's' : 't', p->pos);
+        float v0 = p->is_key ? (float)(-500 - p->pos * DIM) : (float)(500 + (NQ + p->pos) * DIM);
+        ok &= strcmp(p->label, want) == 0 && p->vec[0] == v0 && p->n_tokens == (p->is_key ? NK : NQ);
+        ok &= !p->is_key || p->pos < NK - 1; /* never the padding key */
+        n_keys += p->is_key;
+    }
+    CHECK(ok);
+    CHECK(n_keys == NK - 1);
+    av_corpus_qk_free(&s);
+    av_corpus_qk_free(&wrong);
 }
 
 /* ---- projections ---- */
@@ -493,6 +560,7 @@ int main(void) {
     RUN(test_acc_merge_equals_single_pass);
     RUN(test_acc_bytes_round_trip_and_corruption);
     RUN(test_qk_sample_same_however_split);
+    RUN(test_qk_sample_of_cross_attention);
     RUN(test_pca_finds_the_long_axis);
     RUN(test_qk_normalize_keeps_softmax);
     RUN(test_tsne_separates_clusters_independent_of_threads);

@@ -250,7 +250,7 @@
     if (!qk) return;
     const proj = $('qk-proj').value === 'tsne' && qk.tsne ? 'tsne' : 'pca', mode = $('qk-color').value;
     const pts = qk.points, S = 560, pad = 12, ctx = canvas('qk-canvas', S + 2 * pad, S + 2 * pad);
-    $('qk-note').textContent = `layer ${qk.layer} head ${qk.head}: ${pts.length} vectors (up to ${qk.samples_per_side} queries and keys, seed ${qk.seed}), ` +
+    $('qk-note').textContent = `${qk.kind} layer ${qk.layer} head ${qk.head}: ${pts.length} vectors (up to ${qk.samples_per_side} queries and keys, seed ${qk.seed}), ` +
       `keys translated and both sides scaled as in AttentionViz; PCA explains ${fmt(100 * qk.pca_variance_ratio[0], 1)}% + ${fmt(100 * qk.pca_variance_ratio[1], 1)}%` +
       (qk.tsne ? `; t-SNE perplexity ${qk.tsne.perplexity}, ${qk.tsne.iterations} iterations, theta ${qk.tsne.theta}` : '; no t-SNE');
     let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;

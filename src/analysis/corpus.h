@@ -96,13 +96,13 @@ av_sketch_range av_cm_range(av_cm m);
 /* The role score read from a metric (previous_token <- prev, broad <- uniformity, ...). */
 av_cm av_cm_of_role(av_role r);
 
-#define AV_CORPUS_MAX_GROUPS 4
-#define AV_CORPUS_LABEL_MAX 48 /* special-token labels longer than this are cut */
+#define AV_CORPUS_MAX_GROUPS AV_ATTN_KIND_COUNT /* one group per attention kind */
+#define AV_CORPUS_LABEL_MAX 48                  /* special-token labels longer than this are cut */
 
 /* One attention kind of a model: n_layers x n_heads heads. positional: query i and key i are the same token.
  */
 typedef struct av_corpus_group {
-    char kind[8];
+    av_attn_kind kind;
     int n_layers, n_heads, positional;
 } av_corpus_group;
 
@@ -135,13 +135,19 @@ typedef struct av_corpus_example {
 int av_corpus_measure(const av_trace *t, int64_t line, av_corpus_example *ex, av_err *err);
 void av_corpus_example_free(av_corpus_example *ex);
 
-/* Post-RoPE queries and keys of one layer of a lazy trace: q (n_heads, T, dim), k (n_kv_heads, T, dim).
- * Returns -1 with a message when the trace keeps none (full traces; other families until they store them). */
+/* Queries and keys of one layer of a lazy trace's kind, as its scores saw them (after q/k norms and RoPE):
+ * q (n_heads, n_query, dim), k (n_kv_heads, n_key, dim), with their display labels (av_trace_side_labels;
+ * NULL when unknown) and the padding keys. Returns -1 with a message when the trace keeps none for that kind
+ * (full traces). Free with av_corpus_qk_view_free. */
 typedef struct av_corpus_qk_view {
-    int n_heads, n_kv_heads, T, dim;
+    int n_heads, n_kv_heads, n_query, n_key, dim;
     const float *q, *k;
+    const uint8_t *key_mask; /* (n_key) 0 = padding key, or NULL */
+    char **q_labels;         /* (n_query) owned, or NULL */
+    char **k_labels;         /* (n_key) owned, or NULL */
 } av_corpus_qk_view;
-int av_corpus_trace_qk(const av_trace *t, int layer, av_corpus_qk_view *out, av_err *err);
+int av_corpus_trace_qk(const av_trace *t, av_attn_kind kind, int layer, av_corpus_qk_view *out, av_err *err);
+void av_corpus_qk_view_free(av_corpus_qk_view *v);
 
 /* ---- the accumulator (corpus_acc.c) ------------------------------------------------------------------ */
 
@@ -214,26 +220,28 @@ int av_corpus_acc_read(av_corpus_acc *a, av_reader *r, av_err *err);
 
 /* ---- query/key samples (corpus_qk.c) ------------------------------------------------------------------ */
 
-/* A deterministic sample of query and key vectors of one head: every (input line, position, side) gets a
+/* A deterministic sample of query and key vectors of one head of one attention kind (the queries and keys of
+ * cross-attention are the decoder's and the encoder's positions): every (input line, position, side) gets a
  * priority from a hash of (seed, line, position, side); the n_max smallest of each side are kept. The sample
  * is the same however the inputs were split: bottom-k sets merge exactly. */
 typedef struct av_qk_point {
     uint64_t prio;
     int64_t line;
-    int32_t pos, n_tokens;
+    int32_t pos, n_tokens; /* position on its side, and that side's length */
     int is_key;
     char label[AV_CORPUS_LABEL_MAX];
     float *vec; /* (dim), owned */
 } av_qk_point;
 
 typedef struct av_corpus_qk {
+    av_attn_kind kind;
     int layer, head, n_max, dim; /* dim 0 until the first trace */
     uint64_t seed;
     av_qk_point *pts; /* (n, up to 2 * n_max before trimming per side) */
     int n, cap;
 } av_corpus_qk;
 
-void av_corpus_qk_init(av_corpus_qk *s, int layer, int head, int n_max, uint64_t seed);
+void av_corpus_qk_init(av_corpus_qk *s, av_attn_kind kind, int layer, int head, int n_max, uint64_t seed);
 void av_corpus_qk_free(av_corpus_qk *s);
 int av_corpus_qk_add(av_corpus_qk *s, const av_trace *t, int64_t line, av_err *err);
 int av_corpus_qk_merge(av_corpus_qk *dst, const av_corpus_qk *src, av_err *err);

@@ -44,7 +44,7 @@ static int write_buf(const char *dir, const char *name, av_buf *b, av_err *err) 
 static void head_cells(av_buf *b, const av_corpus_acc *a, int h) {
     int g, layer, head;
     av_corpus_head_at(&a->layout, h, &g, &layer, &head);
-    av_buf_printf(b, "%s,%d,%d", a->layout.groups[g].kind, layer, head);
+    av_buf_printf(b, "%s,%d,%d", av_attn_kind_name(a->layout.groups[g].kind), layer, head);
 }
 
 static int heads_csv(const av_corpus_acc *a, const char *dir, av_err *err) {

@@ -1,8 +1,7 @@
 /* Measuring one input: every head of every attention kind of its trace, one head at a time.
  *
- * This file is the corpus module's only reader of traces: the attention kinds are named here (the
- * `const char *kind` calls of the public API) and av_corpus_trace_qk reads a lazy trace's stored queries and
- * keys, so a change of either (typed kinds, q/k for every family) touches this file alone. */
+ * This file is the corpus module's only reader of trace internals: av_corpus_trace_qk reads a lazy kind's
+ * stored queries and keys (trace/trace.h). */
 #include "corpus.h"
 #include "trace/trace.h"
 
@@ -10,20 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const k_kinds[AV_CORPUS_MAX_GROUPS] = {"self", "enc", "dec", "cross"};
-
 /* ---- layout ---- */
 
 static void layout_of(const av_trace *t, av_corpus_layout *lay) {
     memset(lay, 0, sizeof *lay);
-    for (int k = 0; k < AV_CORPUS_MAX_GROUPS; k++) {
-        int L = av_trace_n_layers(t, k_kinds[k]), H = av_trace_n_heads(t, k_kinds[k]);
+    for (av_attn_kind k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+        int L = av_trace_n_layers(t, k), H = av_trace_n_heads(t, k);
         if (L <= 0 || H <= 0) continue;
         av_corpus_group *g = &lay->groups[lay->n_groups++];
-        snprintf(g->kind, sizeof g->kind, "%s", k_kinds[k]);
+        g->kind = k;
         g->n_layers = L;
         g->n_heads = H;
-        g->positional = strcmp(k_kinds[k], "cross") != 0;
+        g->positional = k != AV_ATTN_CROSS;
         lay->n_heads += L * H;
     }
 }
@@ -32,7 +29,7 @@ int av_corpus_layout_equal(const av_corpus_layout *a, const av_corpus_layout *b)
     if (a->n_groups != b->n_groups || a->n_heads != b->n_heads) return 0;
     for (int g = 0; g < a->n_groups; g++) {
         const av_corpus_group *x = &a->groups[g], *y = &b->groups[g];
-        if (strcmp(x->kind, y->kind) || x->n_layers != y->n_layers || x->n_heads != y->n_heads ||
+        if (x->kind != y->kind || x->n_layers != y->n_layers || x->n_heads != y->n_heads ||
             x->positional != y->positional)
             return 0;
     }
@@ -79,12 +76,12 @@ static uint64_t fnv1a(const char *s) {
     return h;
 }
 
-/* earlier[i] for a positional group: token ids when the trace's tokens are this side ("self", and "dec" whose
- * tokens are the decoder's), else labels ("enc": the source has no ids in the trace). */
-static int find_earlier(const av_trace *t, const char *kind, char **labels, int n, int *earlier) {
+/* earlier[i] for a positional group: token ids when the trace's tokens are this side (self, and dec whose
+ * tokens are the decoder's), else labels (enc: the source has no ids in the trace). */
+static int find_earlier(const av_trace *t, av_attn_kind kind, char **labels, int n, int *earlier) {
     occ *o = malloc(sizeof *o * (size_t)n);
     if (!o) return -1;
-    int by_id = strcmp(kind, "enc") != 0 && av_trace_n_tokens(t) == n;
+    int by_id = kind != AV_ATTN_ENC && av_trace_n_tokens(t) == n;
     for (int i = 0; i < n; i++) {
         o[i].key = by_id    ? (uint64_t)(uint32_t)av_trace_token_id(t, i)
                    : labels ? fnv1a(labels[i])
@@ -153,7 +150,7 @@ static int key_side_init(const av_trace *t, const av_corpus_example *ex, const a
     memset(ks, 0, sizeof *ks);
     ks->nq = av_trace_n_query(t, g->kind);
     ks->nk = av_trace_n_key(t, g->kind);
-    char **labels = av_trace_key_labels(t, g->kind, ks->nk);
+    char **labels = av_trace_side_labels(t, g->kind, 1, ks->nk);
     ks->label = malloc(sizeof *ks->label * (size_t)ks->nk);
     ks->bin = malloc(sizeof *ks->bin * (size_t)(ks->nq + ks->nk));
     ks->earlier = g->positional ? malloc(sizeof *ks->earlier * (size_t)ks->nq) : NULL;
@@ -177,7 +174,7 @@ static int key_side_init(const av_trace *t, const av_corpus_example *ex, const a
         rc = find_earlier(t, g->kind, labels, ks->nq < ks->nk ? ks->nq : ks->nk, ks->earlier);
     for (int i = ks->nk; !rc && g->positional && i < ks->nq; i++)
         ks->earlier[i] = -1;
-    av_key_labels_free(labels, ks->nk);
+    av_labels_free(labels, ks->nk);
     if (rc) key_side_free(ks);
     return rc ? -1 : 0;
 }
@@ -230,8 +227,8 @@ static int measure_layer(const av_trace *t, const av_corpus_group *g, const key_
                          float *a, double *lab, av_corpus_example *ex, av_err *err) {
     av_tensor vn;
     const float *vnorm = NULL; /* (n_heads, nk) */
-    if (strcmp(g->kind, "self") == 0 && av_trace_vnorm(t, layer, &vn, NULL) == 0 &&
-        vn.dtype == AV_DTYPE_F32 && vn.ndim == 2 && vn.shape[0] == g->n_heads && vn.shape[1] == ks->nk)
+    if (g->kind == AV_ATTN_SELF && av_trace_vnorm(t, layer, &vn, NULL) == 0 && vn.dtype == AV_DTYPE_F32 &&
+        vn.ndim == 2 && vn.shape[0] == g->n_heads && vn.shape[1] == ks->nk)
         vnorm = vn.data;
     for (int h = 0; h < g->n_heads; h++, idx++) {
         if (av_trace_attn_tile(t, g->kind, layer, h, 0, ks->nq, 0, ks->nk, ks->nq, ks->nk, AV_POOL_MAX, a,
@@ -259,9 +256,9 @@ static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *
 static int example_labels(const av_trace *t, av_corpus_example *ex) {
     for (int g = 0; g < ex->layout.n_groups; g++) {
         int nk = av_trace_n_key(t, ex->layout.groups[g].kind);
-        char **labels = av_trace_key_labels(t, ex->layout.groups[g].kind, nk);
+        char **labels = av_trace_side_labels(t, ex->layout.groups[g].kind, 1, nk);
         int rc = collect_labels(ex, labels, nk);
-        av_key_labels_free(labels, nk);
+        av_labels_free(labels, nk);
         if (rc) return -1;
     }
     if (ex->n_labels) qsort(ex->labels, (size_t)ex->n_labels, sizeof *ex->labels, str_cmp);
@@ -328,13 +325,30 @@ void av_corpus_example_free(av_corpus_example *ex) {
 
 /* ---- stored queries and keys ---- */
 
-int av_corpus_trace_qk(const av_trace *t, int layer, av_corpus_qk_view *out, av_err *err) {
-    if (!t->lazy || !t->qk)
-        return av_errf(err,
-                       "the trace keeps no queries and keys (only lazy traces of Llama-family models do)");
-    if (layer < 0 || layer >= t->n_qk)
-        return av_errf(err, "layer %d is out of range: the model has layers 0..%d", layer, t->n_qk - 1);
-    *out = (av_corpus_qk_view){t->qk_heads, t->qk_kv_heads, t->n_tokens,
-                               t->qk_dim,   t->qk[layer].q, t->qk[layer].k};
+int av_corpus_trace_qk(const av_trace *t, av_attn_kind kind, int layer, av_corpus_qk_view *out, av_err *err) {
+    memset(out, 0, sizeof *out);
+    const av_lazy_kind *lz = (unsigned)kind < AV_ATTN_KIND_COUNT ? &t->lazy_kinds[kind] : NULL;
+    if (!lz || lz->n_layers == 0)
+        return av_errf(err, "the trace keeps no %s queries and keys (only lazy traces do)",
+                       av_attn_kind_name(kind));
+    if (layer < 0 || layer >= lz->n_layers)
+        return av_errf(err, "layer %d is out of range: the %s attention has layers 0..%d", layer,
+                       av_attn_kind_name(kind), lz->n_layers - 1);
+    *out = (av_corpus_qk_view){.n_heads = lz->n_heads,
+                               .n_kv_heads = lz->n_kv_heads,
+                               .n_query = lz->n_query,
+                               .n_key = lz->n_key,
+                               .dim = lz->head_dim,
+                               .q = lz->q[layer],
+                               .k = lz->k[layer],
+                               .key_mask = lz->key_mask,
+                               .q_labels = av_trace_side_labels(t, kind, 0, lz->n_query),
+                               .k_labels = av_trace_side_labels(t, kind, 1, lz->n_key)};
     return 0;
+}
+
+void av_corpus_qk_view_free(av_corpus_qk_view *v) {
+    av_labels_free(v->q_labels, v->n_query);
+    av_labels_free(v->k_labels, v->n_key);
+    memset(v, 0, sizeof *v);
 }

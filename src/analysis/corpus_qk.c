@@ -6,8 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void av_corpus_qk_init(av_corpus_qk *s, int layer, int head, int n_max, uint64_t seed) {
+void av_corpus_qk_init(av_corpus_qk *s, av_attn_kind kind, int layer, int head, int n_max, uint64_t seed) {
     memset(s, 0, sizeof *s);
+    s->kind = kind;
     s->layer = layer;
     s->head = head;
     s->n_max = n_max;
@@ -86,32 +87,44 @@ static int push(av_corpus_qk *s, const av_qk_point *p, const float *vec, av_err 
     return 0;
 }
 
+/* The points of one side (is_key) of one input: vec (n, dim) rows, labels (n) or NULL, mask (n) or NULL. */
+static int add_side(av_corpus_qk *s, int64_t line, int is_key, const float *vec, int n, char **labels,
+                    const uint8_t *mask, av_err *err) {
+    uint64_t limit = threshold(s, is_key);
+    for (int p = 0; p < n; p++) {
+        av_qk_point pt = {priority(s->seed, line, p, is_key), line, p, n, is_key, {0}, NULL};
+        if (pt.prio >= limit || (mask && !mask[p])) continue; /* padding keys are never attended */
+        av_corpus_label_copy(pt.label, labels ? labels[p] : "");
+        if (push(s, &pt, vec + (size_t)p * (size_t)s->dim, err)) return -1;
+    }
+    return 0;
+}
+
 int av_corpus_qk_add(av_corpus_qk *s, const av_trace *t, int64_t line, av_err *err) {
     av_corpus_qk_view v;
-    if (av_corpus_trace_qk(t, s->layer, &v, err)) return -1;
+    if (av_corpus_trace_qk(t, s->kind, s->layer, &v, err)) return -1;
+    int rc = 0;
     if (s->head < 0 || s->head >= v.n_heads)
-        return av_errf(err, "head %d is out of range: layer %d has heads 0..%d", s->head, s->layer,
-                       v.n_heads - 1);
-    if (s->dim && s->dim != v.dim)
-        return av_errf(err, "inputs disagree on the head size (%d vs %d)", s->dim, v.dim);
-    s->dim = v.dim;
-    int kv = s->head / (v.n_heads / v.n_kv_heads); /* grouped-query attention: the key head this head reads */
-    const float *q = v.q + (size_t)s->head * v.T * v.dim, *k = v.k + (size_t)kv * v.T * v.dim; /* (T, dim) */
-    uint64_t limit[2] = {threshold(s, 0), threshold(s, 1)};
-    for (int side = 0; side < 2; side++)
-        for (int p = 0; p < v.T; p++) {
-            av_qk_point pt = {priority(s->seed, line, p, side), line, p, v.T, side, {0}, NULL};
-            if (pt.prio >= limit[side]) continue;
-            av_corpus_label_copy(pt.label, av_trace_token(t, p) ? av_trace_token(t, p) : "");
-            if (push(s, &pt, (side ? k : q) + (size_t)p * v.dim, err)) return -1;
-        }
-    return 0;
+        rc = av_errf(err, "head %d is out of range: %s layer %d has heads 0..%d", s->head,
+                     av_attn_kind_name(s->kind), s->layer, v.n_heads - 1);
+    else if (s->dim && s->dim != v.dim)
+        rc = av_errf(err, "inputs disagree on the head size (%d vs %d)", s->dim, v.dim);
+    if (!rc) {
+        s->dim = v.dim;
+        int kv = s->head / (v.n_heads / v.n_kv_heads); /* grouped-query attention: the key head it reads */
+        const float *q = v.q + (size_t)s->head * v.n_query * v.dim; /* (n_query, dim) */
+        const float *k = v.k + (size_t)kv * v.n_key * v.dim;        /* (n_key, dim) */
+        rc = add_side(s, line, 0, q, v.n_query, v.q_labels, NULL, err) ||
+             add_side(s, line, 1, k, v.n_key, v.k_labels, v.key_mask, err);
+    }
+    av_corpus_qk_view_free(&v);
+    return rc ? -1 : 0;
 }
 
 int av_corpus_qk_merge(av_corpus_qk *dst, const av_corpus_qk *src, av_err *err) {
     if (src->n == 0) return 0;
-    if (dst->layer != src->layer || dst->head != src->head || dst->n_max != src->n_max ||
-        dst->seed != src->seed || (dst->dim && dst->dim != src->dim))
+    if (dst->kind != src->kind || dst->layer != src->layer || dst->head != src->head ||
+        dst->n_max != src->n_max || dst->seed != src->seed || (dst->dim && dst->dim != src->dim))
         return av_errf(err, "cannot merge query/key samples of different settings");
     dst->dim = src->dim;
     for (int i = 0; i < src->n; i++)

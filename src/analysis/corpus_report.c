@@ -181,7 +181,7 @@ static json_t *head_json(const av_corpus_acc *a, int h) {
     av_corpus_role cr;
     av_corpus_acc_role(a, h, &cr);
     json_t *o = roles_json(a, h, &cr), *metrics = json_object();
-    json_object_set_new(o, "kind", json_string(a->layout.groups[g].kind));
+    json_object_set_new(o, "kind", json_string(av_attn_kind_name(a->layout.groups[g].kind)));
     json_object_set_new(o, "layer", json_integer(layer));
     json_object_set_new(o, "head", json_integer(head));
     for (int m = 0; m < AV_CM_COUNT; m++)
@@ -263,9 +263,9 @@ static json_t *qk_json(const av_corpus_qk *qk, const av_corpus_qk_map *map) {
                                 json_pack("[oo]", jnum(map->tsne[2 * i]), jnum(map->tsne[2 * i + 1])));
         json_array_append_new(pts, e);
     }
-    json_t *o =
-        json_pack("{si si si sI si ss}", "layer", qk->layer, "head", qk->head, "samples_per_side", qk->n_max,
-                  "seed", (json_int_t)qk->seed, "dim", qk->dim, "normalization", "attentionviz");
+    json_t *o = json_pack("{ss si si si sI si ss}", "kind", av_attn_kind_name(qk->kind), "layer", qk->layer,
+                          "head", qk->head, "samples_per_side", qk->n_max, "seed", (json_int_t)qk->seed,
+                          "dim", qk->dim, "normalization", "attentionviz");
     json_object_set_new(o, "pca_variance_ratio",
                         json_pack("[oo]", jnum(map->pca_var[0]), jnum(map->pca_var[1])));
     json_object_set_new(o, "tsne",
@@ -299,7 +299,7 @@ static json_t *header_json(const av_corpus_report *r) {
     json_object_set_new(o, "version", json_string(AV_CORPUS_FORMAT_VERSION));
     json_object_set_new(o, "model",
                         json_pack("{ss ss ss ss}", "name", info.name, "arch", info.arch, "family",
-                                  info.family ? info.family : "", "path", r->model_path));
+                                  av_family_name(info.family), "path", r->model_path));
     json_object_set_new(o, "input",
                         json_pack("{ss ss ss so sI sI ss}", "path", in->path, "format",
                                   in->format == AV_CORPUS_JSONL ? "jsonl" : "txt", "field", r->field,
@@ -328,10 +328,10 @@ json_t *av_corpus_report_json(const av_corpus_report *r) {
     for (int r2 = 0; r2 < AV_ROLE_COUNT; r2++)
         json_array_append_new(roles, json_string(av_role_name((av_role)r2)));
     for (int g = 0; a->ready && g < a->layout.n_groups; g++)
-        json_array_append_new(groups,
-                              json_pack("{ss si si sb}", "kind", a->layout.groups[g].kind, "n_layers",
-                                        a->layout.groups[g].n_layers, "n_heads", a->layout.groups[g].n_heads,
-                                        "positional", a->layout.groups[g].positional));
+        json_array_append_new(
+            groups, json_pack("{ss si si sb}", "kind", av_attn_kind_name(a->layout.groups[g].kind),
+                              "n_layers", a->layout.groups[g].n_layers, "n_heads",
+                              a->layout.groups[g].n_heads, "positional", a->layout.groups[g].positional));
     for (int h = 0; a->ready && h < a->layout.n_heads; h++)
         json_array_append_new(heads, head_json(a, h));
     json_object_set_new(o, "metrics", metrics);

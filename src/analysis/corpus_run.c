@@ -37,9 +37,8 @@ static size_t count_tokens(const av_corpus_job *job, const char *text) {
  * alone, so every split of the corpus makes the same one. */
 static int want_lazy(const av_corpus_job *job, size_t n) {
     av_model_info mi = av_model_get_info(job->model);
-    double bytes = 4.0 * mi.n_layers * mi.n_heads * (double)n * (double)n;
-    return av_model_lazy_supported(job->model, NULL) &&
-           (job->qk_layer >= 0 || bytes > AV_CORPUS_FULL_TRACE_MAX);
+    double bytes = 4.0 * (mi.n_layers + 2 * mi.n_dec_layers) * mi.n_heads * (double)n * (double)n;
+    return job->qk_layer >= 0 || bytes > AV_CORPUS_FULL_TRACE_MAX;
 }
 
 /* One line into acc / qk: skipped lines are counted with their reason; only internal failures return -1. */
@@ -116,7 +115,7 @@ static int do_chunk(run_ctx *c, int64_t chunk, av_err *err) {
     av_corpus_acc acc;
     av_corpus_qk qk;
     av_corpus_acc_init(&acc, job->top_k);
-    av_corpus_qk_init(&qk, job->qk_layer, job->qk_head, job->qk_samples, job->seed);
+    av_corpus_qk_init(&qk, job->qk_kind, job->qk_layer, job->qk_head, job->qk_samples, job->seed);
     av_corpus_lines lines;
     int rc = av_corpus_lines_open(&lines, job->input, chunk, err) ? -1 : 1;
     int64_t n = 0;
@@ -206,7 +205,7 @@ static int run_threads(run_ctx *c) {
 int av_corpus_run(const av_corpus_job *job, av_corpus_result *res, av_err *err) {
     memset(res, 0, sizeof *res);
     av_corpus_acc_init(&res->acc, job->top_k);
-    av_corpus_qk_init(&res->qk, job->qk_layer, job->qk_head, job->qk_samples, job->seed);
+    av_corpus_qk_init(&res->qk, job->qk_kind, job->qk_layer, job->qk_head, job->qk_samples, job->seed);
     run_ctx c = {.job = job, .res = res, .t0 = av_seconds()};
     c.last_save = c.t0;
     pthread_mutex_init(&c.lock, NULL);

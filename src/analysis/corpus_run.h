@@ -66,8 +66,8 @@ typedef struct av_corpus_progress {
 } av_corpus_progress;
 
 /* Runs the model under study on one input and returns its trace: text, target (the decoder text an
- * encoder-decoder is forced on, or NULL), lazy: keep queries and keys (Llama family). Analysis never runs a
- * model itself; the caller passes this (cmd_corpus.c: av_trace_from_text / av_trace_from_pair). */
+ * encoder-decoder is forced on, or NULL), lazy: keep queries and keys (av_run_params.lazy). Analysis never
+ * runs a model itself; the caller passes this (cmd_corpus.c: av_trace_from_text / av_trace_from_pair). */
 typedef int (*av_corpus_run_fn)(void *ctx, const char *text, const char *target, int lazy, av_trace **out,
                                 av_err *err);
 
@@ -81,6 +81,7 @@ typedef struct av_corpus_job {
     int add_bos;                      /* as the runner: counts the tokens of an input */
     int rank, n_ranks, n_threads;
     int top_k;
+    av_attn_kind qk_kind;              /* the attention kind of the query/key sample */
     int qk_layer, qk_head, qk_samples; /* qk_layer < 0: no query/key sample */
     uint64_t seed;
     const char *state_path;  /* NULL: not resumable */

@@ -9,7 +9,7 @@
 
 #define ACC_MAGIC 0x41435641u /* "AVCA" */
 #define QK_MAGIC 0x4b515641u  /* "AVQK" */
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 2u     /* 2: attention kinds as enum values; the query/key sample names its kind */
 #define MAX_HEADS (1 << 22)
 
 /* ---- writing ---- */
@@ -102,7 +102,7 @@ static int get_count(av_reader *r, uint32_t max, size_t item_bytes, uint32_t *n,
 static void write_layout(av_buf *b, const av_corpus_layout *lay) {
     put_u32(b, (uint32_t)lay->n_groups);
     for (int g = 0; g < lay->n_groups; g++) {
-        av_buf_put(b, lay->groups[g].kind, sizeof lay->groups[g].kind);
+        put_u32(b, (uint32_t)lay->groups[g].kind);
         put_u32(b, (uint32_t)lay->groups[g].n_layers);
         put_u32(b, (uint32_t)lay->groups[g].n_heads);
         put_u32(b, (uint32_t)lay->groups[g].positional);
@@ -112,15 +112,17 @@ static void write_layout(av_buf *b, const av_corpus_layout *lay) {
 static int read_layout(av_reader *r, av_corpus_layout *lay, av_err *err) {
     memset(lay, 0, sizeof *lay);
     uint32_t n;
-    if (get_count(r, AV_CORPUS_MAX_GROUPS, 20, &n, err)) return -1;
+    if (get_count(r, AV_CORPUS_MAX_GROUPS, 16, &n, err)) return -1;
     lay->n_groups = (int)n;
     for (int g = 0; g < lay->n_groups; g++) {
         av_corpus_group *x = &lay->groups[g];
-        uint32_t L, H, pos;
-        if (av_read_bytes(r, x->kind, sizeof x->kind, err) || av_read_u32(r, &L, err) ||
-            av_read_u32(r, &H, err) || av_read_u32(r, &pos, err))
+        uint32_t kind, L, H, pos;
+        if (av_read_u32(r, &kind, err) || av_read_u32(r, &L, err) || av_read_u32(r, &H, err) ||
+            av_read_u32(r, &pos, err))
             return -1;
-        x->kind[sizeof x->kind - 1] = 0;
+        if (kind >= AV_ATTN_KIND_COUNT || (g > 0 && kind <= (uint32_t)lay->groups[g - 1].kind))
+            return av_errf(err, "%s: attention kind %u out of place", r->name, kind);
+        x->kind = (av_attn_kind)kind;
         if (L == 0 || H == 0 || L > 4096 || H > 4096 || pos > 1 || (uint64_t)lay->n_heads + L * H > MAX_HEADS)
             return av_errf(err, "%s: implausible attention layout (%u layers x %u heads)", r->name, L, H);
         x->n_layers = (int)L;
@@ -276,6 +278,7 @@ fail:
 void av_corpus_qk_write(const av_corpus_qk *s, av_buf *b) {
     put_u32(b, QK_MAGIC);
     put_u32(b, FORMAT_VERSION);
+    put_u32(b, (uint32_t)s->kind);
     put_u32(b, (uint32_t)s->layer);
     put_u32(b, (uint32_t)s->head);
     put_u32(b, (uint32_t)s->n_max);
@@ -319,16 +322,17 @@ static int read_point(av_reader *r, int dim, av_qk_point *p, av_err *err) {
 }
 
 int av_corpus_qk_read(av_corpus_qk *s, av_reader *r, av_err *err) {
-    uint32_t magic, version, layer, head, n_max, dim, n;
+    uint32_t magic, version, kind, layer, head, n_max, dim, n;
     uint64_t seed;
     memset(s, 0, sizeof *s);
-    if (av_read_u32(r, &magic, err) || av_read_u32(r, &version, err) || av_read_u32(r, &layer, err) ||
-        av_read_u32(r, &head, err) || av_read_u32(r, &n_max, err) || av_read_u64(r, &seed, err) ||
-        av_read_u32(r, &dim, err))
+    if (av_read_u32(r, &magic, err) || av_read_u32(r, &version, err) || av_read_u32(r, &kind, err) ||
+        av_read_u32(r, &layer, err) || av_read_u32(r, &head, err) || av_read_u32(r, &n_max, err) ||
+        av_read_u64(r, &seed, err) || av_read_u32(r, &dim, err))
         return -1;
-    if (magic != QK_MAGIC || version != FORMAT_VERSION || dim > 65536 || n_max > (1u << 24))
+    if (magic != QK_MAGIC || version != FORMAT_VERSION || kind >= AV_ATTN_KIND_COUNT || dim > 65536 ||
+        n_max > (1u << 24))
         return av_errf(err, "%s: not a query/key sample of format %u", r->name, FORMAT_VERSION);
-    av_corpus_qk_init(s, (int)layer, (int)head, (int)n_max, seed);
+    av_corpus_qk_init(s, (av_attn_kind)kind, (int)layer, (int)head, (int)n_max, seed);
     s->dim = (int)dim;
     if (get_count(r, 4 * n_max + 257, 32 + (size_t)dim * 4, &n, err))
         return -1; /* untrimmed: see corpus_qk.c */
@@ -375,8 +379,10 @@ static int state_header(av_reader *r, const char *fingerprint, int rank, int n_r
     uint64_t nc;
     char *fp = NULL;
     if (av_read_u32(r, &magic, err) || av_read_u32(r, &version, err)) return -1;
-    if (magic != STATE_MAGIC || version != FORMAT_VERSION)
-        return av_errf(err, "%s: not an attnviz corpus state file of format %u", r->name, FORMAT_VERSION);
+    if (magic != STATE_MAGIC) return av_errf(err, "%s: not an attnviz corpus state file", r->name);
+    if (version != FORMAT_VERSION)
+        return av_errf(err, "%s: a corpus state of format %u (this attnviz reads %u): rerun with --fresh",
+                       r->name, version, FORMAT_VERSION);
     if (get_str(r, 1 << 16, &fp, err) || av_read_u32(r, &fr, err) || av_read_u32(r, &fn, err) ||
         av_read_u64(r, &nc, err)) {
         free(fp);
@@ -421,8 +427,8 @@ int av_corpus_state_load(const char *path, const char *fingerprint, int rank, in
     if (!rc && qk) {
         av_corpus_qk loaded;
         rc = av_corpus_qk_read(&loaded, &r, err);
-        if (!rc && (loaded.layer != qk->layer || loaded.head != qk->head || loaded.n_max != qk->n_max ||
-                    loaded.seed != qk->seed))
+        if (!rc && (loaded.kind != qk->kind || loaded.layer != qk->layer || loaded.head != qk->head ||
+                    loaded.n_max != qk->n_max || loaded.seed != qk->seed))
             rc = av_errf(err, "%s: the query/key sample settings differ: rerun with --fresh", path);
         if (!rc) {
             av_corpus_qk_free(qk);

@@ -118,54 +118,56 @@ int av_head_stats_layer(const av_attn_view *v, int layer, int positional, const 
     return 0;
 }
 
-char **av_trace_key_labels(const av_trace *t, const char *kind, int n_key) {
+char **av_trace_side_labels(const av_trace *t, av_attn_kind kind, int key_side, int n) {
     char **labels = NULL;
-    if (n_key <= 0 || !(labels = calloc((size_t)n_key, sizeof *labels))) return NULL;
-    if (strcmp(kind, "self") == 0) {
-        if (av_trace_n_tokens(t) != n_key) goto fail;
-        for (int j = 0; j < n_key; j++)
+    if (n <= 0 || !(labels = calloc((size_t)n, sizeof *labels))) return NULL;
+    const char *key = av_attn_kind_labels_key(kind, key_side);
+    if (!key) {
+        if (av_trace_n_tokens(t) != n) goto fail;
+        for (int j = 0; j < n; j++)
             if (!(labels[j] = av_strdup(av_trace_token(t, j)))) goto fail;
         return labels;
     }
-    const char *meta = av_trace_meta(t, strcmp(kind, "dec") == 0 ? "target_tokens" : "source_tokens");
+    const char *meta = av_trace_meta(t, key);
     json_error_t je;
     json_t *arr = meta ? json_loads(meta, 0, &je) : NULL;
-    int ok = json_is_array(arr) && json_array_size(arr) == (size_t)n_key;
-    for (int j = 0; ok && j < n_key; j++) {
+    int ok = json_is_array(arr) && json_array_size(arr) == (size_t)n;
+    for (int j = 0; ok && j < n; j++) {
         const char *s = json_string_value(json_array_get(arr, (size_t)j));
         ok = (labels[j] = av_strdup(s ? s : "")) != NULL;
     }
     json_decref(arr);
     if (ok) return labels;
 fail:
-    av_key_labels_free(labels, n_key);
+    av_labels_free(labels, n);
     return NULL;
 }
 
-void av_key_labels_free(char **labels, int n) {
+void av_labels_free(char **labels, int n) {
     for (int j = 0; labels && j < n; j++)
         free(labels[j]);
     free(labels);
 }
 
 /* Token classes of the key side of kind (malloc'd, n_key), or NULL when the labels are unknown. */
-static uint8_t *key_classes(const av_trace *t, const char *kind, int n_key) {
-    char **labels = av_trace_key_labels(t, kind, n_key);
+static uint8_t *key_classes(const av_trace *t, av_attn_kind kind, int n_key) {
+    char **labels = av_trace_side_labels(t, kind, 1, n_key);
     uint8_t *cls = labels ? malloc((size_t)n_key) : NULL;
     for (int j = 0; cls && j < n_key; j++)
         cls[j] = av_token_class(labels[j]);
-    av_key_labels_free(labels, n_key);
+    av_labels_free(labels, n_key);
     return cls;
 }
 
-int av_trace_head_stats(const av_trace *t, const char *kind, int layer, av_head_stats **out, int *n_out,
+int av_trace_head_stats(const av_trace *t, av_attn_kind kind, int layer, av_head_stats **out, int *n_out,
                         av_err *err) {
     *out = NULL;
     *n_out = 0;
     int L = av_trace_n_layers(t, kind);
-    if (L == 0) return av_errf(err, "the trace has no '%s' attention", kind);
+    if (L == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
     if (layer >= L)
-        return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer, kind, L - 1);
+        return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer,
+                       av_attn_kind_name(kind), L - 1);
     int l0 = layer >= 0 ? layer : 0, l1 = layer >= 0 ? layer + 1 : L;
     av_head_stats *all = NULL;
     int n = 0;
@@ -181,10 +183,10 @@ int av_trace_head_stats(const av_trace *t, const char *kind, int layer, av_head_
         uint8_t *cls = key_classes(t, kind, v.n_key);
         av_tensor vn;
         const float *vnorm = NULL;
-        if (strcmp(kind, "self") == 0 && av_trace_vnorm(t, l, &vn, NULL) == 0 && vn.dtype == AV_DTYPE_F32 &&
+        if (kind == AV_ATTN_SELF && av_trace_vnorm(t, l, &vn, NULL) == 0 && vn.dtype == AV_DTYPE_F32 &&
             vn.ndim == 2 && vn.shape[0] == v.n_heads && vn.shape[1] == v.n_key)
             vnorm = vn.data;
-        int rc = av_head_stats_layer(&v, l, strcmp(kind, "cross") != 0, cls, vnorm, all + n, err);
+        int rc = av_head_stats_layer(&v, l, kind != AV_ATTN_CROSS, cls, vnorm, all + n, err);
         free(cls);
         if (rc) goto fail;
         n += v.n_heads;

@@ -32,8 +32,10 @@ static const cli_opt_spec opts[] = {
     {"chunk", 1, "N          lines per chunk, the unit of sharding and resuming (default 16)"},
     {"top", 1, "K            top examples kept per head and role (default 5)"},
     {"save-traces", 1, "N    save traces and viewer pages of each head's N best examples (default 0)"},
-    {"qk-layer", 1, "L       query/key map of this layer (Llama-family models today)"},
+    {"qk-layer", 1, "L       query/key map of this layer"},
     {"qk-head", 1, "H        ... and this head (default 0)"},
+    {"qk-kind", 1,
+     "K        ... of this attention: self, or enc, dec, cross (encoder-decoders; default enc)"},
     {"qk-samples", 1, "N     sampled queries and sampled keys (default 1000 each)"},
     {"seed", 1, "S           seed of the query/key sample and of t-SNE (default 1)"},
     {"perplexity", 1, "P     t-SNE perplexity (default 30)"},
@@ -146,15 +148,17 @@ static int read_settings(const cli_args *a, settings *s, const char *cmd) {
         cli_get_num(a, "checkpoint", 30, 0, 1e9, ">= 0", &s->checkpoint, cmd))
         return -1;
     s->seed = (uint64_t)seed;
-    if (cli_has(a, "qk-layer") == 0 && (cli_has(a, "qk-head") || cli_has(a, "qk-samples")))
-        return cli_failf(cmd, "--qk-head and --qk-samples go with --qk-layer L") ? -1 : -1;
+    if (cli_has(a, "qk-layer") == 0 &&
+        (cli_has(a, "qk-head") || cli_has(a, "qk-samples") || cli_has(a, "qk-kind")))
+        return cli_failf(cmd, "--qk-head, --qk-kind and --qk-samples go with --qk-layer L") ? -1 : -1;
     if (!cli_get(a, "input"))
         return cli_failf(cmd, "--input PATH is required (one input per line)") ? -1 : -1;
     return 0;
 }
 
 /* What a state file must match: the model, the input's content and every setting that changes the numbers. */
-static char *fingerprint(const av_model *m, const av_corpus_input *in, const cli_args *a, const settings *s) {
+static char *fingerprint(const av_model *m, const av_corpus_input *in, const cli_args *a, const settings *s,
+                         av_attn_kind qk_kind) {
     av_model_info mi = av_model_get_info(m);
     av_buf b = {0};
     av_buf_printf(
@@ -163,9 +167,9 @@ static char *fingerprint(const av_model *m, const av_corpus_input *in, const cli
         (unsigned long long)in->hash, (long long)in->n_lines, (int)in->format,
         cli_get(a, "field") ? cli_get(a, "field") : "text",
         cli_get(a, "target-field") ? cli_get(a, "target-field") : "-");
-    av_buf_printf(&b, "|chunk %ld|top %ld|bos %d|steps %ld|maxline %ld|qk %ld %ld %ld %llu", s->chunk, s->top,
-                  !cli_has(a, "no-bos"), s->steps, s->max_line, s->qk_layer, s->qk_head, s->qk_samples,
-                  (unsigned long long)s->seed);
+    av_buf_printf(&b, "|chunk %ld|top %ld|bos %d|steps %ld|maxline %ld|qk %s %ld %ld %ld %llu", s->chunk,
+                  s->top, !cli_has(a, "no-bos"), s->steps, s->max_line, av_attn_kind_name(qk_kind),
+                  s->qk_layer, s->qk_head, s->qk_samples, (unsigned long long)s->seed);
     if (b.oom) free(b.s);
     return b.oom ? NULL : b.s;
 }
@@ -184,7 +188,7 @@ static int merge_parts(char **parts, size_t *lens, int n, int with_qk, const av_
                        const char *fp, merged *m, av_err *err) {
     memset(m, 0, sizeof *m);
     av_corpus_acc_init(&m->all.acc, job->top_k);
-    av_corpus_qk_init(&m->all.qk, job->qk_layer, job->qk_head, job->qk_samples, job->seed);
+    av_corpus_qk_init(&m->all.qk, job->qk_kind, job->qk_layer, job->qk_head, job->qk_samples, job->seed);
     char last[512] = "";
     for (int r = 0; r < n; r++) {
         av_reader rd;
@@ -294,7 +298,7 @@ static int finish(char **parts, size_t *lens, const cli_comm *c, const av_corpus
 /* ---- running one input: the model is the command's, the statistics are analysis/'s ---- */
 
 typedef struct runner {
-    av_model *model;
+    const av_model *model;
     int add_bos, steps, encdec;
 } runner;
 
@@ -357,6 +361,26 @@ static int other_states(const char *dir, int size, int fresh, av_err *err) {
     return rc;
 }
 
+/* The attention kind of the query/key map (--qk-kind; default: self, enc for encoder-decoders), checked with
+ * the layer and head against the model. */
+static int qk_settings(const cli_args *a, const settings *s, const av_model_info *mi, av_attn_kind *kind,
+                       av_err *err) {
+    int encdec = mi->family == AV_FAMILY_ENCDEC;
+    const char *name = cli_get(a, "qk-kind");
+    *kind = encdec ? AV_ATTN_ENC : AV_ATTN_SELF;
+    if (name && av_attn_kind_parse(name, kind))
+        return av_errf(err, "--qk-kind must be self, enc, dec or cross, got '%s'", name);
+    if (encdec != (*kind != AV_ATTN_SELF))
+        return av_errf(err, "--qk-kind %s: %s has %s attention", av_attn_kind_name(*kind), mi->name,
+                       encdec ? "enc, dec and cross" : "self");
+    int n_layers = *kind == AV_ATTN_DEC || *kind == AV_ATTN_CROSS ? mi->n_dec_layers : mi->n_layers;
+    if (s->qk_layer >= n_layers || s->qk_head >= mi->n_heads)
+        return av_errf(
+            err, "--qk-layer %ld --qk-head %ld: the model's %s attention has layers 0..%d and heads 0..%d",
+            s->qk_layer, s->qk_head, av_attn_kind_name(*kind), n_layers - 1, mi->n_heads - 1);
+    return 0;
+}
+
 /* Model, input, state file, job: everything before the run; -1 with rr->err. */
 static int prepare(rank_run *rr, const cli_args *a, const settings *s, const cli_comm *c, atomic_int *stop) {
     av_err *err = &rr->err;
@@ -366,21 +390,17 @@ static int prepare(rank_run *rr, const cli_args *a, const settings *s, const cli
         av_corpus_input_open(&rr->input, in, fmt, (int)s->chunk, (size_t)s->max_line, err))
         return -1;
     av_model_info mi = av_model_get_info(rr->model);
-    if (mi.family && strcmp(mi.family, "vit") == 0)
+    av_attn_kind qk_kind;
+    if (mi.family == AV_FAMILY_VIT)
         return av_errf(err, "%s is an image model: corpus runs text models", mi.name);
-    if (s->qk_layer >= 0 && !av_model_lazy_supported(rr->model, err))
-        return av_err_prefix(err, "--qk-layer: query/key maps need stored queries and keys");
-    if (s->qk_layer >= mi.n_layers || s->qk_head >= mi.n_heads)
-        return av_errf(err, "--qk-layer %ld --qk-head %ld: the model has layers 0..%d and heads 0..%d",
-                       s->qk_layer, s->qk_head, mi.n_layers - 1, mi.n_heads - 1);
-    if (!(rr->fp = fingerprint(rr->model, &rr->input, a, s))) return av_errf(err, "out of memory");
+    if (qk_settings(a, s, &mi, &qk_kind, err)) return -1;
+    if (!(rr->fp = fingerprint(rr->model, &rr->input, a, s, qk_kind))) return av_errf(err, "out of memory");
     snprintf(rr->state, sizeof rr->state, "%s/.state", s->out);
     if (av_corpus_mkdir(s->out, err) || av_corpus_mkdir(rr->state, err)) return -1;
     if (other_states(rr->state, c->size, cli_has(a, "fresh"), err)) return -1;
     snprintf(rr->state, sizeof rr->state, "%s/.state/rank-%d-of-%d.bin", s->out, c->rank, c->size);
     if (cli_has(a, "fresh")) unlink(rr->state);
-    rr->run = (runner){rr->model, !cli_has(a, "no-bos"), (int)s->steps,
-                       mi.family && strcmp(mi.family, "encoder-decoder") == 0};
+    rr->run = (runner){rr->model, !cli_has(a, "no-bos"), (int)s->steps, mi.family == AV_FAMILY_ENCDEC};
     rr->job = (av_corpus_job){.model = rr->model,
                               .run = run_input,
                               .run_ctx = &rr->run,
@@ -392,6 +412,7 @@ static int prepare(rank_run *rr, const cli_args *a, const settings *s, const cli
                               .n_ranks = c->size,
                               .n_threads = (int)s->threads,
                               .top_k = (int)s->top,
+                              .qk_kind = qk_kind,
                               .qk_layer = (int)s->qk_layer,
                               .qk_head = (int)s->qk_head,
                               .qk_samples = (int)s->qk_samples,

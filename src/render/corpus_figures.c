@@ -65,8 +65,9 @@ static int role_grid(const av_corpus_acc *a, int g, const char *dir, av_err *err
     }
     char title[96], path[4096];
     snprintf(title, sizeof title,
-             "head roles (%s attention): color = role, strength = share of inputs agreeing", gr->kind);
-    snprintf(path, sizeof path, "%s/figures/roles-%s.png", dir, gr->kind);
+             "head roles (%s attention): color = role, strength = share of inputs agreeing",
+             av_attn_kind_name(gr->kind));
+    snprintf(path, sizeof path, "%s/figures/roles-%s.png", dir, av_attn_kind_name(gr->kind));
     av_chart_grid cg = {.title = title,
                         .n_rows = gr->n_layers,
                         .n_cols = gr->n_heads,
@@ -106,8 +107,9 @@ static int metric_grid(const av_corpus_acc *a, int g, av_cm m, const char *dir, 
     rc = 0;
     if (!any) goto done; /* e.g. distance of cross-attention */
     char title[96], path[4096];
-    snprintf(title, sizeof title, "mean %s per head (%s attention)", av_cm_name(m), gr->kind);
-    snprintf(path, sizeof path, "%s/figures/%s-%s.png", dir, av_cm_name(m), gr->kind);
+    snprintf(title, sizeof title, "mean %s per head (%s attention)", av_cm_name(m),
+             av_attn_kind_name(gr->kind));
+    snprintf(path, sizeof path, "%s/figures/%s-%s.png", dir, av_cm_name(m), av_attn_kind_name(gr->kind));
     av_chart_grid cg = {.title = title,
                         .n_rows = gr->n_layers,
                         .n_cols = gr->n_heads,
@@ -163,8 +165,9 @@ static int positions_grid(const av_corpus_acc *a, int g, const char *dir, av_err
                     : NAN;
     }
     char title[96], path[4096];
-    snprintf(title, sizeof title, "attention mass by offset query - key (%s attention)", gr->kind);
-    snprintf(path, sizeof path, "%s/figures/positions-%s.png", dir, gr->kind);
+    snprintf(title, sizeof title, "attention mass by offset query - key (%s attention)",
+             av_attn_kind_name(gr->kind));
+    snprintf(path, sizeof path, "%s/figures/positions-%s.png", dir, av_attn_kind_name(gr->kind));
     av_chart_grid cg = {.title = title,
                         .n_rows = n,
                         .n_cols = nb,
@@ -200,7 +203,8 @@ static int qk_scatter(const av_corpus_report *r, const double *xy, const char *n
             memcpy(rgb + 3 * i, side_rgb[p->is_key], 3);
     }
     char title[128], path[4096];
-    snprintf(title, sizeof title, "queries and keys of layer %d head %d: %s%s", qk->layer, qk->head, name,
+    snprintf(title, sizeof title, "queries and keys of %s layer %d head %d: %s%s",
+             av_attn_kind_name(qk->kind), qk->layer, qk->head, name,
              by_pos ? " (color: position / length)" : "");
     snprintf(path, sizeof path, "%s/figures/qk-%s%s.png", dir, name, by_pos ? "-position" : "");
     av_chart_scatter s = {.title = title,

@@ -2,7 +2,8 @@
 # attnviz corpus end to end: the report files; bad lines counted with their line numbers (text and JSON Lines);
 # every statistic against an independent numpy computation over traces written by `attnviz run`
 # (scripts/ref_corpus.py) on the induction model, the encoder-decoder demo and, when ../shared has it,
-# stories260K; query/key vectors against lazy traces and PCA against numpy; equal reports from 1 and 2 threads,
+# stories260K; query/key vectors against lazy traces (Llama self-attention, an encoder-decoder's encoder and
+# cross-attention) and PCA against numpy; equal reports from 1 and 2 threads,
 # other chunk sizes, and `mpirun -np 2` / `-np 3` (loopback, oversubscribed); a run killed midway (SIGKILL and
 # SIGTERM) resumed to the same report; saved traces; the offline page; one-line errors.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -169,6 +170,47 @@ elif ! timeout 60 mpirun --oversubscribe -np 2 true >mpiout 2>&1; then
 else
     MPI_OK=1
 fi
+# query/key map of an encoder-decoder: its encoder's self-attention (the default kind) and cross-attention
+# (decoder queries over encoder keys, each side with its own labels), against lazy traces of the same forced
+# pairs; the cross map is the same from 2 threads and from 2 MPI ranks
+pairs=""
+while IFS="$(printf '\t')" read -r n fr en; do
+    "$BIN" run --model "$DEMO" --text "$fr" --target "$en" --lazy -o "le$n.safetensors" --threads 1 >/dev/null 2>&1
+    pairs="$pairs $n=le$n.safetensors"
+done <fr.sh
+QE="--model $DEMO --input fr.jsonl --field fr --target-field en --chunk 1 --tsne-iters 100 --perplexity 5 --quiet"
+for spec in "enc 1 3" "cross 0 1"; do
+    set -- $spec
+    kind_opt=""
+    [ "$1" = cross ] && kind_opt="--qk-kind cross"
+    # shellcheck disable=SC2086
+    "$BIN" corpus $QE $kind_opt --qk-layer "$2" --qk-head "$3" -o "qe-$1" --threads 1 2>err
+    rc=$?
+    # shellcheck disable=SC2086
+    [ $rc = 0 ] && "$PY" "$REF" qk "qe-$1" $pairs >ref 2>&1 && "$PY" -c "
+import json
+q = json.load(open('qe-$1/corpus.json'))['qk']
+assert q['kind'] == '$1' and q['layer'] == $2 and q['head'] == $3, q['kind']
+assert {p['type'] for p in q['points']} == {'query', 'key'} and q['tsne']
+" 2>>ref
+    ok "corpus_qk_encoder_decoder_$1_matches_lazy_traces" $? "rc $rc $(tail -1 err) $(head -3 ref)"
+done
+# shellcheck disable=SC2086
+"$BIN" corpus $QE --qk-kind cross --qk-layer 0 --qk-head 1 -o qe-cross2 --threads 2 2>err
+rc=$?
+[ $rc = 0 ] && cmp -s qe-cross/corpus.json qe-cross2/corpus.json && cmp -s qe-cross/qk.csv qe-cross2/qk.csv
+ok corpus_qk_cross_same_from_2_threads $? "rc $rc $(tail -1 err)"
+if [ -n "$MPI_OK" ]; then
+    # shellcheck disable=SC2086
+    mpirun --oversubscribe --bind-to none -np 2 "$BIN" corpus $QE --qk-kind cross --qk-layer 0 --qk-head 1 \
+        -o qe-cross-mpi --threads 1 >out 2>err
+    rc=$?
+    [ $rc = 0 ] && cmp -s qe-cross/corpus.json qe-cross-mpi/corpus.json
+    ok corpus_qk_cross_same_from_mpirun_np2 $? "rc $rc: $(grep -v '^$' err | tail -2)"
+else
+    echo "SKIP corpus_qk_cross_same_from_mpirun_np2: $MPI_WHY"
+fi
+
 if [ -n "$MPI_OK" ]; then
     for np in 2 3; do
         mpirun --oversubscribe --bind-to none -np $np "$BIN" corpus --model "$MODEL" --input in.txt -o "m$np" \
@@ -254,10 +296,14 @@ ok corpus_needs_input $? "rc $rc: $(cat err)"
 rc=$?
 [ $rc = 1 ] && [ "$(wc -l <err)" = 1 ] && grep -q "missing.txt" err
 ok corpus_missing_input $? "rc $rc: $(cat err)"
-"$BIN" corpus --model "$DEMO" --input fr.jsonl --field fr --qk-layer 0 -o x3 >out 2>err
+"$BIN" corpus --model "$DEMO" --input fr.jsonl --field fr --qk-layer 0 --qk-kind self -o x3 >out 2>err
 rc=$?
-[ $rc = 1 ] && [ "$(wc -l <err)" = 1 ] && grep -q "query/key maps need stored queries and keys" err
-ok corpus_qk_needs_stored_queries $? "rc $rc: $(cat err)"
+[ $rc = 1 ] && [ "$(wc -l <err)" = 1 ] && grep -q "qk-kind self: demo-fr-en has enc, dec and cross attention" err
+ok corpus_qk_kind_of_the_model $? "rc $rc: $(cat err)"
+"$BIN" corpus --model "$MODEL" --input in.txt --qk-layer 0 --qk-kind sideways -o x3 >out 2>err
+rc=$?
+[ $rc = 1 ] && [ "$(wc -l <err)" = 1 ] && grep -q "qk-kind must be self, enc, dec or cross, got 'sideways'" err
+ok corpus_qk_kind_unknown $? "rc $rc: $(cat err)"
 "$BIN" corpus --model "$MODEL" --input in.txt --qk-layer 5 -o x4 >out 2>err
 rc=$?
 [ $rc = 1 ] && grep -q "layers 0..1" err
