@@ -32,29 +32,32 @@ int tok_buf_add(tok_buf *b, const void *s, size_t n) {
 
 int tok_buf_addc(tok_buf *b, char c) { return tok_buf_add(b, &c, 1); }
 
-int tok_buf_add_cp(tok_buf *b, uint32_t cp) {
-    char s[4];
-    int n;
+int tok_utf8_encode(uint32_t cp, char s[4]) {
     if (cp < 0x80) {
         s[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
+        return 1;
+    }
+    if (cp < 0x800) {
         s[0] = (char)(0xC0 | (cp >> 6));
         s[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
+        return 2;
+    }
+    if (cp < 0x10000) {
         s[0] = (char)(0xE0 | (cp >> 12));
         s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
         s[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        s[0] = (char)(0xF0 | (cp >> 18));
-        s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        s[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        s[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
+        return 3;
     }
-    return tok_buf_add(b, s, (size_t)n);
+    s[0] = (char)(0xF0 | (cp >> 18));
+    s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    s[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    s[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+int tok_buf_add_cp(tok_buf *b, uint32_t cp) {
+    char s[4];
+    return tok_buf_add(b, s, (size_t)tok_utf8_encode(cp, s));
 }
 
 void tok_buf_free(tok_buf *b) {

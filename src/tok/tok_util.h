@@ -20,6 +20,8 @@ int tok_buf_add_cp(tok_buf *b, uint32_t cp); /* UTF-8 encoding of a code point *
 void tok_buf_free(tok_buf *b);
 
 /* ---- UTF-8 ---- */
+/* UTF-8 bytes of a code point (at most U+1FFFFF) into s; returns their count. */
+int tok_utf8_encode(uint32_t cp, char s[4]);
 /* Length of the character starting with byte c, from the lead byte alone (SentencePiece's OneCharLen:
  * 1 for ASCII and stray continuation bytes, 2/3/4 for lead bytes). */
 static inline int tok_utf8_len_lead(uint8_t c) { return "\1\1\1\1\1\1\1\1\1\1\1\1\2\2\3\4"[c >> 4]; }

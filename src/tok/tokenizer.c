@@ -1,6 +1,7 @@
 /* Tokenizer front door: format detection, encoding dispatch, accessors and shared construction helpers. */
 #define _GNU_SOURCE /* memmem */
-#include "hf.h"
+#include "gguf_tok.h"
+#include "io/gguf.h"
 #include "sp.h"
 
 #include <stdlib.h>
@@ -55,7 +56,8 @@ static int token_text(const av_tokenizer *t, int id, tok_buf *b) {
         int v = av_tok_byte_piece(p, n);
         return v >= 0 ? tok_buf_addc(b, (char)v) : 0;
     }
-    if (ty == AV_TOKTYPE_USER_DEFINED && t->kind == AV_TOK_HF) return tok_buf_add(b, p, n); /* added tokens */
+    if (ty == AV_TOKTYPE_USER_DEFINED && (t->kind == AV_TOK_HF || t->kind == AV_TOK_GGUF))
+        return tok_buf_add(b, p, n); /* added tokens: their text as it is */
     switch (t->text) {
     case AV_TOK_TEXT_METASPACE:
         for (size_t i = 0; i < n;) {
@@ -130,6 +132,8 @@ void av_tokenizer_free(av_tokenizer *t) {
     free(t->merges);
     av_tok_sp_free(t->sp, t->n_vocab);
     av_tok_hf_free(t->hf);
+    av_tok_gguf_free(t->gg);
+    free(t->chat_template);
     free(t);
 }
 
@@ -152,6 +156,18 @@ static int load_dir(const char *dir, av_tokenizer **out, av_err *err) {
     if (exists(dir, "tokenizer.bin", a, sizeof a)) return av_tok_load_llama2c(a, out, err);
     return av_errf(err, "%s: no tokenizer found (looked for tokenizer.json, vocab.txt, vocab.json + merges.txt, "
                         "encoder.json + vocab.bpe, tokenizer.model, tokenizer.bin)", dir);
+}
+
+/* A GGUF file: the tokenizer its metadata describes (the tensors are not needed). */
+static int load_gguf(const char *path, av_tokenizer **out, av_err *err) {
+    av_gguf g;
+    if (av_gguf_open(path, &g, err)) return -1;
+    int rc = av_tok_load_gguf(&g, out, err);
+    if (rc == 0 && !*out)
+        rc = av_errf(err, "%s: the GGUF file has no tokenizer attnviz reads (tokenizer.ggml.model llama, gpt2 or bert)",
+                     path);
+    av_gguf_close(&g);
+    return rc;
 }
 
 /* A JSON file: tokenizer.json, or a {token: id} vocabulary that needs its merges file beside it. */
@@ -186,7 +202,7 @@ int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err) {
     while (k < hn && (head[k] == ' ' || head[k] == '\n' || head[k] == '\r' || head[k] == '\t')) k++;
     int rc;
     if (n >= 4 && memcmp(p, "GGUF", 4) == 0) {
-        rc = av_errf(err, "%s: a GGUF file: its tokenizer is read with the model (attnviz run --model ...)", path);
+        rc = load_gguf(path, out, err);
     } else if (k < hn && head[k] == '{') {
         rc = load_json_file(path, head, hn, out, err);
     } else if (n >= 2 && p[0] == 0x0A && p[1] != 0) { /* protobuf field 1 (pieces), length-delimited */
@@ -222,6 +238,8 @@ int av_tokenizer_encode(const av_tokenizer *t, const char *text, size_t len, int
     if (t->kind == AV_TOK_SP) {
         if (add_bos && t->bos >= 0) rc = av_tok_ids_push(&out, t->bos) ? av_errf(err, "out of memory") : 0;
         if (rc == 0) rc = av_tok_sp_encode(t, text ? text : "", len, &out, err);
+    } else if (t->kind == AV_TOK_GGUF) {
+        rc = av_tok_gguf_encode(t, text ? text : "", len, add_bos, &out, err);
     } else {
         rc = av_tok_hf_encode(t, text ? text : "", len, add_bos, &out, err);
     }
@@ -266,6 +284,8 @@ int av_tokenizer_find(const av_tokenizer *t, const char *piece) {
 const char *av_tokenizer_model_name(const av_tokenizer *t) {
     if (t->kind == AV_TOK_SPM_BPE) return "llama2.c bpe";
     if (t->kind == AV_TOK_SP) return t->sp->model_type == AV_SP_BPE ? "sentencepiece bpe" : "sentencepiece unigram";
+    if (t->kind == AV_TOK_GGUF)
+        return t->gg->vocab == GG_VOCAB_SPM ? "gguf llama (llama.cpp)" : "gguf byte-level bpe (llama.cpp)";
     switch (t->hf->model) {
     case HF_MODEL_WORDPIECE: return "wordpiece";
     case HF_MODEL_BPE:
