@@ -19,8 +19,8 @@ ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) -Iinclude 
 LIBS    = -lopenblas -ljansson -lonig -lutf8proc -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -lstb
 LDFLAGS += $(SANFLAGS)
 
-LIB_SRC  = $(sort $(wildcard src/core/*.c src/io/*.c src/tok/*.c src/kernels/*.c src/model/*.c src/trace/*.c \
-                             src/analysis/*.c src/render/*.c src/server/*.c))
+LIB_SRC  = $(sort $(wildcard src/core/*.c src/io/*.c src/tok/*.c src/chat/*.c src/kernels/*.c src/model/*.c \
+                             src/trace/*.c src/analysis/*.c src/render/*.c src/server/*.c))
 CLI_SRC  = $(sort $(wildcard src/cli/*.c))
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -62,13 +62,15 @@ typedef struct av_tokenizer av_tokenizer;
 /* Loads a tokenizer file; the format is detected from its content. A directory is searched for, in order:
  * tokenizer.json, vocab.txt, vocab.json + merges.txt, encoder.json + vocab.bpe, tokenizer.model, tokenizer.bin.
  * Files: Hugging Face tokenizer.json, a {token: id} vocabulary beside its merges, a SentencePiece .model, a
- * llama2.c tokenizer .bin or a WordPiece vocab.txt (see docs/TOKENIZERS.md). */
+ * llama2.c tokenizer .bin, a WordPiece vocab.txt, or a GGUF file's own tokenizer (see docs/TOKENIZERS.md). */
 int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err);
 void av_tokenizer_free(av_tokenizer *tok);
 /* Encodes UTF-8 text. *ids is malloc'd (caller frees). add_bos adds the special tokens the tokenizer itself adds
  * around a text: BOS for SentencePiece and llama2.c, [CLS] ... [SEP] for BERT, what tokenizer.json's
- * post-processor says; nothing for GPT-2. Invalid UTF-8 never fails: SentencePiece models see each bad byte as
- * U+FFFD (as libsentencepiece does), the other kinds replace it by U+FFFD before tokenizing. */
+ * post-processor says, what a GGUF file's tokenizer.ggml.add_bos_token / add_eos_token say (llama.cpp's defaults
+ * when absent); nothing for GPT-2. Special tokens written in the text are matched whole. Invalid UTF-8 never
+ * fails: SentencePiece models see each bad byte as U+FFFD (as libsentencepiece does), GGUF tokenizers do what
+ * llama.cpp does, the other kinds replace it by U+FFFD before tokenizing. */
 int av_tokenizer_encode(const av_tokenizer *tok, const char *text, size_t len, int add_bos, int32_t **ids,
                         size_t *n_ids, av_err *err);
 int av_tokenizer_vocab_size(const av_tokenizer *tok);
@@ -90,6 +92,29 @@ int av_tokenizer_is_special(const av_tokenizer *tok, int id);
 int av_tokenizer_find(const av_tokenizer *tok, const char *piece);
 /* The algorithm, e.g. "sentencepiece bpe", "byte-level bpe", "wordpiece", "unigram". */
 const char *av_tokenizer_model_name(const av_tokenizer *tok);
+
+/* ---- chat prompts (docs/TOKENIZERS.md#chat-templates) ------------------------------------------------ */
+
+typedef struct av_chat_params {
+    int add_generation_prompt;  /* default 1: end with the opening of the assistant's turn */
+    const char *chat_template;  /* NULL: the tokenizer's own (GGUF tokenizer.chat_template, a Hugging Face
+                                   directory's chat_template.jinja or tokenizer_config.json chat_template) */
+    const char *bos_token;      /* the template's bos_token / eos_token; NULL: the tokenizer's BOS / EOS pieces */
+    const char *eos_token;
+    int64_t now;                /* the time strftime_now() formats (seconds since the epoch); 0: now */
+} av_chat_params;
+
+av_chat_params av_chat_default_params(void);
+
+/* Formats a conversation with a chat template (a Jinja subset, docs/TOKENIZERS.md). messages is JSON: an
+ * OpenAI-style array [{"role": "user", "content": "..."}, ...] or an object {"messages": [...], ...} whose other
+ * keys become template variables (tools, enable_thinking...). *text (malloc'd) is the prompt the model sees and
+ * *add_special how to encode it so that the ids are the ones its own runtime gives: GGUF tokenizers follow
+ * llama.cpp (a BOS the template writes is removed from the text and *add_special is 1, so encoding adds BOS once);
+ * the others follow transformers (*add_special is 0: the template's text is encoded as it is). tok may be NULL
+ * when params give the template (then *add_special is 0). */
+int av_chat_format(const av_tokenizer *tok, const char *messages, size_t len, const av_chat_params *params,
+                   char **text, int *add_special, av_err *err);
 
 /* ---- models ------------------------------------------------------------------------------------------- */
 

@@ -2,12 +2,14 @@
 #include "cli.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static const cli_opt_spec opts[] = {
     {"model", 1, "PATH      model: llama2.c .bin, .gguf, or Hugging Face directory"},
     {"tokenizer", 1, "PATH  tokenizer file (default: from the model or next to it)"},
     {"prompt", 1, "TEXT     text to continue (default: start from BOS)"},
     {"steps", 1, "N          tokens to generate (default 256, capped by the context window)"},
+    CLI_CHAT_OPTS,
     {"output", 1, "PATH     also run the whole sequence and save its attention trace; also -o"},
     {"o", 1, "PATH          same as --output"},
     {"threads", 1, "N       worker threads (default: all cores)"},
@@ -20,12 +22,37 @@ static void print_piece(void *ctx, const char *bytes, size_t len) {
     fflush(stdout);
 }
 
+/* The conversation's prompt for a generation that starts with the tokenizer's own BOS (av_generate_greedy encodes
+ * with add_bos set): right when the model's runtime adds BOS too (GGUF); for other tokenizers (transformers adds
+ * nothing), a BOS the template wrote is cut instead, and a prompt without one is refused if the tokenizer would
+ * add BOS, since the ids would differ. TODO: take ids once generation does. */
+static int chat_prompt(const cli_args *a, av_model *m, const char *path, char **text) {
+    const av_tokenizer *tok = av_model_tokenizer(m);
+    int add_special;
+    if (cli_chat_prompt(a, "generate", path, tok, text, &add_special)) return -1;
+    if (add_special || !tok) return 0;
+    const char *bos = av_tokenizer_piece(tok, av_tokenizer_bos(tok));
+    int32_t *ids;
+    size_t n;
+    av_err err = {{0}};
+    if (av_tokenizer_encode(tok, "", 0, 1, &ids, &n, &err)) return cli_fail("generate", &err) ? -1 : -1;
+    free(ids);
+    if (n == 0) return 0; /* the tokenizer adds nothing */
+    if (bos && n == 1 && !strncmp(*text, bos, strlen(bos))) {
+        memmove(*text, *text + strlen(bos), strlen(*text + strlen(bos)) + 1);
+        return 0;
+    }
+    return cli_failf("generate", "--chat: the tokenizer adds special tokens the template did not write; use `attnviz "
+                                 "run --chat` or a GGUF model") ? -1 : -1;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *cmd = "generate";
     cli_args a;
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
-                  "usage: attnviz generate --model PATH [--prompt TEXT] [--steps N] [-o trace.safetensors]\n",
+                  "usage: attnviz generate --model PATH [--prompt TEXT] [--steps N] [-o trace.safetensors]\n"
+                  "       attnviz generate --model PATH --chat messages.json [--steps N]\n",
                   -1, &a, cmd, &early))
         return early;
     long steps;
@@ -35,9 +62,16 @@ int cmd_generate(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n = 0;
     av_err err = {{0}};
-    const char *prompt = cli_get(&a, "prompt");
+    const char *prompt = cli_get(&a, "prompt"), *chat = cli_get(&a, "chat");
     const char *out = cli_output(&a, NULL);
+    char *chat_text = NULL;
+    if (chat && prompt) {
+        cli_failf(cmd, "give either --chat or --prompt, not both");
+        goto done;
+    }
     if (cli_get_int(&a, "steps", 256, 0, 1 << 20, &steps, cmd) || cli_load_model(&a, cmd, &m)) goto done;
+    if (chat && chat_prompt(&a, m, chat, &chat_text)) goto done;
+    if (chat) prompt = chat_text;
     if (prompt) fputs(prompt, stdout);
     if (av_generate_greedy(m, prompt ? prompt : "", (int)steps, print_piece, NULL, &ids, &n, &err)) {
         putchar('\n');
@@ -54,6 +88,7 @@ int cmd_generate(int argc, char **argv) {
     }
     rc = 0;
 done:
+    free(chat_text);
     free(ids);
     av_trace_free(t);
     av_model_free(m);

@@ -6,21 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What encoding with add_bos set adds: BOS in front, EOS at the end (the flags llama.cpp reads). */
-static void special_flags(const av_tokenizer *t, int *bos, int *eos) {
-    *bos = *eos = 0;
-    if (t->kind == AV_TOK_GGUF) {
-        *bos = t->gg->add_bos;
-        *eos = t->gg->add_eos;
-    } else if (t->kind == AV_TOK_HF) {
-        const av_tok_hf *hf = t->hf;
-        *bos = hf->n_prefix == 1 && hf->prefix[0] == t->bos;
-        *eos = hf->n_suffix == 1 && hf->suffix[0] == t->eos;
-    } else {
-        *bos = t->bos >= 0; /* SentencePiece and llama2.c: BOS only */
-    }
-}
-
 /* add_space_prefix of "llama" vocabularies, -1 for others. */
 static int space_prefix(const av_tokenizer *t) {
     if (t->kind == AV_TOK_GGUF) return t->gg->vocab == GG_VOCAB_SPM ? t->gg->add_space_prefix : -1;
@@ -58,7 +43,7 @@ int av_tok_write_gguf(av_gguf_writer *w, const av_tokenizer *t, av_err *err) {
         return av_errf(
             err, "the tokenizer's byte-level pre-tokenizer has no GGUF name (tokenizer.ggml.pre: gpt-2, "
                  "llama-bpe, qwen2): a GGUF file would tokenize differently");
-    special_flags(t, &add_bos, &add_eos);
+    av_tok_adds(t, &add_bos, &add_eos);
     char **pieces = NULL;
     int32_t *types = malloc(sizeof *types * (size_t)n); /* (n) */
     if (!types)

@@ -122,6 +122,9 @@ int av_tok_write_gguf(struct av_gguf_writer *w, const av_tokenizer *t, av_err *e
 int av_tok_sp_from_pieces(int n, char **pieces, float *scores, int *types, int add_dummy_prefix, int bos, int eos,
                           av_tokenizer **out, av_err *err);
 
+/* What encoding with add_bos set adds: BOS in front, EOS at the end (tokenizer.c). */
+void av_tok_adds(const av_tokenizer *t, int *bos, int *eos);
+
 /* ---- shared construction helpers (tokenizer.c) ---- */
 
 /* An empty tokenizer of a kind with n slots (pieces/lens/scores/types zeroed, bos/eos/unk -1). */

@@ -255,6 +255,20 @@ int av_tokenizer_encode(const av_tokenizer *t, const char *text, size_t len, int
 
 /* ---- accessors ---- */
 
+void av_tok_adds(const av_tokenizer *t, int *bos, int *eos) {
+    *bos = *eos = 0;
+    if (t->kind == AV_TOK_GGUF) {
+        *bos = t->gg->add_bos;
+        *eos = t->gg->add_eos;
+    } else if (t->kind == AV_TOK_HF) {
+        const av_tok_hf *hf = t->hf;
+        *bos = hf->n_prefix == 1 && hf->prefix[0] == t->bos;
+        *eos = hf->n_suffix == 1 && hf->suffix[0] == t->eos;
+    } else {
+        *bos = t->bos >= 0; /* SentencePiece and llama2.c: BOS only */
+    }
+}
+
 int av_tokenizer_vocab_size(const av_tokenizer *t) { return t->n_vocab; }
 int av_tokenizer_bos(const av_tokenizer *t) { return t->bos; }
 int av_tokenizer_eos(const av_tokenizer *t) { return t->eos; }

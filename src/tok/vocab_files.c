@@ -46,6 +46,30 @@ static json_t *load_config(const char *dir) {
     return cfg;
 }
 
+/* The chat template of a Hugging Face directory: chat_template.jinja, else tokenizer_config.json's chat_template (a
+ * string, or a list of {"name", "template"} of which "default" is taken, else the first). */
+static void read_chat_template(av_tokenizer *t, const char *dir, const json_t *cfg) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir ? dir : ".");
+    av_mapped_file f;
+    av_err e;
+    if (dir && av_file_map(path, &f, &e) == 0) {
+        if (f.size < ((size_t)16 << 20) && !memchr(f.data, 0, f.size) && (t->chat_template = malloc(f.size + 1))) {
+            memcpy(t->chat_template, f.data, f.size);
+            t->chat_template[f.size] = 0;
+        }
+        av_file_unmap(&f);
+        return;
+    }
+    const json_t *v = json_object_get(cfg, "chat_template");
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+        const char *name = av_json_str(json_array_get(v, i), "name");
+        if (i == 0 || (name && !strcmp(name, "default"))) s = av_json_str(json_array_get(v, i), "template");
+    }
+    t->chat_template = s ? av_strdup(s) : NULL;
+}
+
 void hf_guess_specials(av_tokenizer *t, const char *dir) {
     av_tok_hf *hf = t->hf;
     if (t->text == AV_TOK_TEXT_UNSET) {
@@ -68,6 +92,9 @@ void hf_guess_specials(av_tokenizer *t, const char *dir) {
     t->eos = cfg ? config_token(cfg, "eos_token", t) : -1;
     if (t->eos < 0 && hf->n_suffix) t->eos = hf->suffix[hf->n_suffix - 1];
     if (t->eos < 0) t->eos = first_piece(t, eos_names);
+    free(t->chat_template);
+    t->chat_template = NULL;
+    read_chat_template(t, dir, cfg);
     json_decref(cfg);
 }
 
