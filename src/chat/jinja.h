@@ -21,10 +21,10 @@
 enum {
     JJ_MAX_DEPTH = 192,              /* nesting of the syntax tree and of evaluation */
     JJ_MAX_CALL_DEPTH = 48,          /* macro calls inside macro calls */
-    JJ_MAX_STEPS = 20 * 1000 * 1000, /* expressions and statements evaluated */
+    JJ_MAX_STEPS = 5 * 1000 * 1000,  /* expressions and statements evaluated */
     JJ_MAX_ITEMS = 4 * 1000 * 1000,  /* length of a list a template builds (range(), concatenation) */
 };
-#define JJ_MAX_OUTPUT ((size_t)64 << 20)  /* bytes rendered, every macro and block included */
+#define JJ_MAX_OUTPUT ((size_t)64 << 20)  /* bytes of text built: rendered, concatenated, in macros and blocks */
 #define JJ_MAX_MEMORY ((size_t)512 << 20) /* bytes the arena may hold */
 
 /* Renders a template with the keys of the JSON object vars as variables (chat.c): *out malloc'd,
@@ -211,6 +211,9 @@ jv *jv_list(jj_ctx *c, size_t cap);
 int jv_list_push(jj_ctx *c, jv *list, jv *item);
 jv *jv_dict(jj_ctx *c, jv_dict_kind kind);
 int jv_dict_set(jj_ctx *c, jv *d, const char *key, size_t n, jv *val);
+jv *jv_dict_sized(jj_ctx *c, jv_dict_kind kind, size_t cap); /* room for cap keys */
+/* A key that lives as long as the arena (a string constant): not copied. */
+int jv_dict_set_static(jj_ctx *c, jv *d, const char *key, jv *val);
 jv *jv_dict_get(const jv *d, const char *key, size_t n); /* NULL when absent */
 jv *jv_func(jj_ctx *c, const char *name, jj_builtin fn, jv *self);
 

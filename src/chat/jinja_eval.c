@@ -445,7 +445,7 @@ static int exec_set(jj_ctx *c, const jnode *x, jscope *s) {
 }
 
 static jv *loop_info(jj_ctx *c, size_t i, size_t n, jv **items) {
-    jv *d = jv_dict(c, JD_OBJECT);
+    jv *d = jv_dict_sized(c, JD_OBJECT, 9);
     struct {
         const char *name;
         jv *v;
@@ -461,7 +461,7 @@ static jv *loop_info(jj_ctx *c, size_t i, size_t n, jv **items) {
         {"nextitem", i + 1 < n ? items[i + 1] : jv_undef()},
     };
     for (size_t k = 0; d && k < sizeof f / sizeof *f; k++)
-        if (!f[k].v || jv_dict_set(c, d, f[k].name, strlen(f[k].name), f[k].v)) return NULL;
+        if (!f[k].v || jv_dict_set_static(c, d, f[k].name, f[k].v)) return NULL;
     return d;
 }
 

@@ -72,7 +72,7 @@ void *jj_fail(jj_ctx *c, int line, const char *fmt, ...) {
 
 int jj_buf_add(jj_ctx *c, jj_buf *b, const char *s, size_t n) {
     if (c->output + n > JJ_MAX_OUTPUT)
-        return jj_fail(c, 0, "renders more than %zu MiB of text", JJ_MAX_OUTPUT >> 20), -1;
+        return jj_fail(c, 0, "builds more than %zu MiB of text", JJ_MAX_OUTPUT >> 20), -1;
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1)
@@ -181,7 +181,25 @@ jv *jv_dict_get(const jv *d, const char *key, size_t n) {
     return i >= 0 ? d->u.dict.vals[i] : NULL;
 }
 
-int jv_dict_set(jj_ctx *c, jv *d, const char *key, size_t n, jv *val) {
+jv *jv_dict_sized(jj_ctx *c, jv_dict_kind kind, size_t cap) {
+    jv *d = jv_dict(c, kind);
+    if (d && cap) {
+        d->u.dict.keys = jj_alloc(c, sizeof *d->u.dict.keys * cap);
+        d->u.dict.key_lens = jj_alloc(c, sizeof *d->u.dict.key_lens * cap);
+        d->u.dict.vals = jj_alloc(c, sizeof *d->u.dict.vals * cap);
+        if (!d->u.dict.keys || !d->u.dict.key_lens || !d->u.dict.vals) return NULL;
+        d->u.dict.cap = cap;
+    }
+    return d;
+}
+
+static int dict_put(jj_ctx *c, jv *d, const char *key, size_t n, jv *val, int copy_key);
+
+int jv_dict_set(jj_ctx *c, jv *d, const char *key, size_t n, jv *val) { return dict_put(c, d, key, n, val, 1); }
+
+int jv_dict_set_static(jj_ctx *c, jv *d, const char *key, jv *val) { return dict_put(c, d, key, strlen(key), val, 0); }
+
+static int dict_put(jj_ctx *c, jv *d, const char *key, size_t n, jv *val, int copy_key) {
     long i = dict_find(d, key, n);
     if (i >= 0) {
         d->u.dict.vals[i] = val;
@@ -203,7 +221,7 @@ int jv_dict_set(jj_ctx *c, jv *d, const char *key, size_t n, jv *val) {
         }
         d->u.dict.keys = keys, d->u.dict.key_lens = lens, d->u.dict.vals = vals, d->u.dict.cap = cap;
     }
-    char *copy = jj_strndup(c, key, n);
+    const char *copy = copy_key ? jj_strndup(c, key, n) : key;
     if (!copy) return -1;
     size_t k = d->u.dict.n++;
     d->u.dict.keys[k] = copy, d->u.dict.key_lens[k] = n, d->u.dict.vals[k] = val;

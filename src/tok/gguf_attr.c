@@ -19,23 +19,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(sizeof "\u2581" == 4, "string literals must be UTF-8 (the token names below use \\u escapes)");
+
 /* clang-format off */
 static const char *const eog_names[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
     "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
     "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-    "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>", /* DeepSeek's <｜end▁of▁sentence｜> */
+    "<\uFF5Cend\u2581of\u2581sentence\uFF5C>", /* DeepSeek's */
     "[e~[",
 };
 
 /* fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep (the order of av_tok_gguf_spec.fim) */
 static const char *const fim_names[6][9] = {
-    {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>",
-     "<PRE>", "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"},
-    {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "hole\xEF\xBD\x9C>",
-     "<SUF>", "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"},
-    {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>",
-     "<MID>", "\xE2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"},
+    {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\uFF5Cfim\u2581begin\uFF5C>",
+     "<PRE>", "\u2581<PRE>", "<|code_prefix|>", "<|prefix|>"},
+    {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\uFF5Cfim\u2581hole\uFF5C>",
+     "<SUF>", "\u2581<SUF>", "<|code_suffix|>", "<|suffix|>"},
+    {"<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\uFF5Cfim\u2581end\uFF5C>",
+     "<MID>", "\u2581<MID>", "<|code_middle|>", "<|middle|>"},
     {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"},
     {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"},
     {"<|file_sep|>"},
