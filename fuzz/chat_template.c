@@ -1,9 +1,10 @@
 /* Fuzz harness of the chat templates: a Jinja template and the JSON messages it formats, from one input.
  *
- * Input: the template, a NUL byte, then the messages (an OpenAI-style JSON array, or {"messages": [...], ...});
- * without a NUL byte the whole input is the template and the messages are one user turn. Every outcome must be a
- * rendering or a one-line error: no crash, no hang (the interpreter bounds steps, depth, memory and output), no
- * leak. Seeds: fuzz/corpus/chat_template (the template fixtures of tests/chat with one message list each). */
+ * Input: the template, a NUL byte, then the messages (an OpenAI-style JSON array, or {"messages": [...],
+ * ...}); without a NUL byte the whole input is the template and the messages are one user turn. Every outcome
+ * must be a rendering or a one-line error: no crash, no hang (the interpreter bounds steps, depth, memory and
+ * output), no leak. Seeds: fuzz/corpus/chat_template (the template fixtures of tests/chat with one message
+ * list each). */
 #include "attnviz.h"
 
 #include <stdint.h>
@@ -30,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *text = NULL;
     int add_special;
     av_err err;
-    if (av_chat_format(NULL, msgs, mlen, &p, &text, &add_special, &err) == 0 && strlen(text) > ((size_t)64 << 20))
+    if (av_chat_format(NULL, msgs, mlen, &p, &text, &add_special, &err) == 0 &&
+        strlen(text) > ((size_t)64 << 20))
         abort(); /* the output bound was not applied */
     free(text);
     free(tmpl);

@@ -2,6 +2,7 @@
 """Writes vocabulary-only GGUF files for the GGUF tokenizer tests (llama.cpp loads them with vocab_only).
 
 Usage: make_gguf_vocabs.py CORPUS.jsonl OUT_DIR [SHARED_TOKENIZERS_DIR]
+       make_gguf_vocabs.py CORPUS.jsonl --fuzz-seeds OUT_DIR   (tiny files: the seeds of fuzz/gguf_tokenizer.c)
 
 Prints one line per file: "NAME PATH". Real vocabularies can't be downloaded here, so:
   - byte-level BPE (tokenizer.ggml.model "gpt2"), one file per tokenizer.ggml.pre variant: merges trained on the
@@ -208,7 +209,26 @@ GEMMA_USER = ["\n", "\n\n", "\t", "  ", "<h1>", "</h1>", "<table>", "</table>", 
 GEMMA_CONTROL = ["<mask>", "[@BOS@]", "<start_of_turn>", "<end_of_turn>"] + ["<unused%d>" % i for i in range(8)]
 
 
+def fuzz_seeds(texts, out_dir):
+    """Small vocabularies (60 merges) of every pre-tokenizer variant, and a hand-made SentencePiece-style one."""
+    os.makedirs(out_dir, exist_ok=True)
+    merges, counts = train_bpe(texts[:200], 60)
+    for name, pre, arch, specials, extra in BPE_VARIANTS:
+        tokens, types, merge_strs = bpe_vocab(merges, counts, specials, 10)
+        write_gguf(os.path.join(out_dir, name + ".gguf"),
+                   vocab_kvs(arch, "gpt2", tokens, types, merges=merge_strs, pre=pre, **extra))
+    pieces = ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)] + \
+             ["\u2581", "a", "b", "c", "\u2581a", "ab", "\u2581ab", "<|im_end|>", "<tool>"]
+    types = [UNKNOWN, CONTROL, CONTROL] + [BYTE] * 256 + [NORMAL] * 7 + [CONTROL, USER]
+    scores = [0.0] * 259 + [-1.0, -2.0, -2.0, -3.0, -1.5, -2.5, -0.5, 0.0, 0.0]
+    write_gguf(os.path.join(out_dir, "spm_tiny.gguf"),
+               vocab_kvs("phi3", "llama", pieces, types, scores, add_space_prefix=False, add_eos_token=True,
+                         **{"general.name": "Phi-3 tiny"}))
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[2] == "--fuzz-seeds":
+        return fuzz_seeds([json.loads(line) for line in open(sys.argv[1], encoding="utf-8")], sys.argv[3])
     corpus, out_dir = sys.argv[1], sys.argv[2]
     shared = sys.argv[3] if len(sys.argv) > 3 else None
     os.makedirs(out_dir, exist_ok=True)
