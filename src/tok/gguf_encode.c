@@ -20,13 +20,7 @@ typedef struct frags {
 } frags;
 
 static int frags_push(frags *f, size_t off, size_t len, int32_t id) {
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 16;
-        frag *v = realloc(f->v, sizeof *v * cap);
-        if (!v) return -1;
-        f->v = v;
-        f->cap = cap;
-    }
+    if (tok_grow((void **)&f->v, &f->cap, f->n + 1, sizeof *f->v)) return -1;
     f->v[f->n++] = (frag){off, len, id};
     return 0;
 }

@@ -77,13 +77,7 @@ void gg_text_free(gg_text *t) {
 }
 
 int gg_pieces_push(gg_pieces *p, size_t len) {
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 64;
-        size_t *v = realloc(p->len, sizeof *v * cap);
-        if (!v) return -1;
-        p->len = v;
-        p->cap = cap;
-    }
+    if (tok_grow((void **)&p->len, &p->cap, p->n + 1, sizeof *p->len)) return -1;
     p->len[p->n++] = len;
     return 0;
 }
@@ -129,16 +123,16 @@ static size_t contraction(const cursor *c, size_t pos, int fold) {
     return 0;
 }
 
-/* Whitespace at pos: \s+(?!\S) leaves the last space of a run for the word after it; a run that ends the
- * piece is one word. Returns 0 when pos is not whitespace. */
-static size_t whitespace_run(cursor *c, size_t pos, size_t *new_pos) {
+/* The end of both patterns at pos: whitespace (\s+(?!\S) leaves the last space of a run for the word after
+ * it; a run that ends the piece is one word), else one character alone. Returns the position after the word.
+ */
+static size_t whitespace_or_one(cursor *c, size_t pos) {
     size_t n = 0;
     while (fl_at(c, pos + n) & GG_CPT_WHITESPACE)
         n++;
-    if (n == 0) return 0;
-    *new_pos = n > 1 && pos + n < c->b ? pos + n - 1 : pos + n;
-    emit(c, *new_pos);
-    return n;
+    size_t end = n == 0 ? pos + 1 : n > 1 && pos + n < c->b ? pos + n - 1 : pos + n;
+    emit(c, end);
+    return end;
 }
 
 /* GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
@@ -160,12 +154,7 @@ static void split_gpt2(cursor *c) {
             emit(c, pos);
             continue;
         }
-        size_t next;
-        if (whitespace_run(c, pos, &next)) {
-            pos = next;
-            continue;
-        }
-        emit(c, ++pos);
+        pos = whitespace_or_one(c, pos);
     }
 }
 
@@ -216,12 +205,7 @@ static void split_llama3(cursor *c, int digits, int marks) {
             emit(c, pos);
             continue;
         }
-        size_t next;
-        if (whitespace_run(c, pos, &next)) {
-            pos = next;
-            continue;
-        }
-        emit(c, ++pos);
+        pos = whitespace_or_one(c, pos);
     }
 }
 
