@@ -16,7 +16,7 @@ WARN    = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-p
 CFLAGS  ?= $(OPT)
 ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) -Iinclude -Isrc -I$(BUILD)/gen -pthread \
              -I/usr/include/openblas -I/usr/include/x86_64-linux-gnu/openblas-pthread -MMD -MP
-LIBS    = -lopenblas -ljansson -lonig -lutf8proc -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -lstb
+LIBS    = -lopenblas -ljansson -lonig -lutf8proc -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -ljpeg
 LDFLAGS += $(SANFLAGS)
 
 LIB_SRC  = $(sort $(wildcard src/core/*.c src/io/*.c src/tok/*.c src/chat/*.c src/kernels/*.c src/model/*.c \

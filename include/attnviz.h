@@ -172,6 +172,10 @@ typedef struct av_run_params {
 
 av_run_params av_run_default_params(void);
 
+/* 1 when av_trace_from_ids can build a lazy trace (av_run_params.lazy) of this model; 0 when it cannot,
+ * with the reason in why (may be NULL). Callers choose full traces from this, never from the family name. */
+int av_model_lazy_supported(const av_model *m, av_err *why);
+
 /* Runs the model on text and captures every layer's post-softmax attention. */
 int av_trace_from_text(av_model *m, const char *text, const av_run_params *params, av_trace **out,
                        av_err *err);

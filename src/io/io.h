@@ -60,8 +60,9 @@ typedef struct av_st_prealloc {
     size_t map_len, room;
 } av_st_prealloc;
 
-/* 0, 1 when the path cannot be mapped (not a regular file, no space: nothing created, keep data in memory),
- * or -1 with a message when it cannot be created at all. */
+/* 0; 1 when the filesystem cannot reserve space (EOPNOTSUPP) or the file cannot be mapped (nothing created:
+ * keep the data in memory and save with the ordinary writer); -1 with a message when the file cannot be
+ * created or its space cannot be reserved (full disk, file size limit): the run fails before it starts. */
 int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room, size_t data_bytes, av_err *err);
 /* Writes w into the prepared file: tensors whose data already sits at their place in the mapping are not
  * copied, others are copied in or appended; the header is padded with spaces to fill the room. Returns 0,

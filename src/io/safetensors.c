@@ -308,12 +308,20 @@ int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room,
     if (!av_add_size(p->room, data_bytes, &p->map_len)) return av_errf(err, "%s: size overflows", path);
     if (av_atomic_open(&p->file, path, err)) return -1;
     int fd = fileno(p->file.fp);
-    struct stat st;
-    void *map = MAP_FAILED;
-    /* blocks reserved up front: a full disk fails here, cleanly, instead of as SIGBUS on a page fault later */
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && posix_fallocate(fd, 0, (off_t)p->map_len) == 0)
-        map = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) { /* not a regular file, or no space: the caller keeps its data in memory */
+    /* blocks reserved up front: a full disk (or a file size limit) fails here, before the run, with a clear
+     * error, instead of at save or as SIGBUS on a page fault. A filesystem that cannot reserve space
+     * (EOPNOTSUPP, EINVAL) gets no mapping: the caller keeps its data in memory and saves with the ordinary
+     * writer (docs/ARCHITECTURE.md). */
+    int e = posix_fallocate(fd, 0, (off_t)p->map_len);
+    if (e && e != EOPNOTSUPP && e != EINVAL && e != ENOSYS) {
+        av_errf(err, "%s: cannot reserve %zu MiB on disk for the trace: %s", path, p->map_len >> 20,
+                strerror(e));
+        av_atomic_abort(&p->file);
+        memset(p, 0, sizeof *p);
+        return -1;
+    }
+    void *map = e ? MAP_FAILED : mmap(NULL, p->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) { /* no reservation possible, or no address space: keep the data in memory */
         av_atomic_abort(&p->file);
         memset(p, 0, sizeof *p);
         return 1;

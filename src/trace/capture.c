@@ -67,9 +67,7 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
         return av_errf(err, "input is %zu tokens but the model's context window is %d", n, m->max_seq_len);
     if (params->dtype != AV_DTYPE_F32 && params->dtype != AV_DTYPE_F16)
         return av_errf(err, "traces store attention as F32 or F16, not %s", av_dtype_name(params->dtype));
-    for (int l = 0; params->lazy && l < m->n_layers; l++) /* the lazy recompute knows no sliding window */
-        if (m->layers[l].window > 0)
-            return av_errf(err, "lazy traces of sliding-window models (%s) are not supported yet", m->arch);
+    if (params->lazy && !av_model_lazy_supported(m, err)) return -1;
     int T = (int)n;
     size_t per_layer;
     if (!av_mul_size((size_t)m->n_heads * (size_t)T, (size_t)T, &per_layer))
@@ -166,4 +164,13 @@ done:
     if (pre) av_st_prealloc_free(pre);
     free(pre);
     return rc;
+}
+
+int av_model_lazy_supported(const av_model *m, av_err *why) {
+    if (m->family != AV_FAMILY_LLAMA)
+        return av_errf(why, "lazy traces are only built for Llama-family models (this is %s)", m->arch), 0;
+    for (int l = 0; l < m->n_layers; l++) /* the lazy recompute knows no sliding window */
+        if (m->layers[l].window > 0)
+            return av_errf(why, "lazy traces of sliding-window models (%s) are not supported yet", m->arch), 0;
+    return 1;
 }
