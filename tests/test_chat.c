@@ -12,7 +12,8 @@
 
 /* Renders tmpl with messages [{"role": "user", "content": "hi"}]; 0 on success. */
 static int render(const char *tmpl, size_t len, char **out, av_err *err) {
-    json_t *vars = json_pack("{s:[{s:s,s:s}],s:b}", "messages", "role", "user", "content", "hi", "add_generation_prompt", 1);
+    json_t *vars = json_pack("{s:[{s:s,s:s}],s:b}", "messages", "role", "user", "content", "hi",
+                             "add_generation_prompt", 1);
     size_t n;
     int rc = jinja_render(tmpl, len, vars, 0, out, &n, err);
     json_decref(vars);
@@ -24,20 +25,24 @@ static char *repeated(const char *prefix, const char *repeat, const char *suffix
     size_t n = strlen(prefix) + (strlen(repeat) + strlen(suffix)) * (size_t)times + 16; /* room for a tail */
     char *s = malloc(n), *p = s;
     p += sprintf(p, "%s", prefix);
-    for (int i = 0; i < times; i++) p += sprintf(p, "%s", repeat);
-    for (int i = 0; i < times; i++) p += sprintf(p, "%s", suffix);
+    for (int i = 0; i < times; i++)
+        p += sprintf(p, "%s", repeat);
+    for (int i = 0; i < times; i++)
+        p += sprintf(p, "%s", suffix);
     return s;
 }
 
 static void test_hostile_templates_are_bounded(void) {
-    char *parens = repeated("{{ ", "(", ")", 20000), *ifs = repeated("", "{% if true %}", "{% endif %}", 3000);
+    char *parens = repeated("{{ ", "(", ")", 20000),
+         *ifs = repeated("", "{% if true %}", "{% endif %}", 3000);
     char *nots = repeated("{{ ", "not ", "", 20000), *minus = repeated("{{ ", "-", "", 20000);
     strcat(nots, "1 }}"), strcat(minus, "1 }}");
     char *closed = repeated("", "", "", 0);
     struct {
         const char *tmpl, *want;
     } cases[] = {
-        {"{% for i in range(3000) %}{% for j in range(3000) %}{% for k in range(3000) %}{% endfor %}{% endfor %}"
+        {"{% for i in range(3000) %}{% for j in range(3000) %}{% for k in range(3000) %}{% endfor %}{% "
+         "endfor %}"
          "{% endfor %}",
          "more than"},
         {"{% set x = 'abcdefgh' %}{% for i in range(64) %}{% set x = x ~ x %}{% endfor %}{{ x }}", "MiB"},
@@ -49,7 +54,8 @@ static void test_hostile_templates_are_bounded(void) {
         {ifs, "nested"},
         {nots, "nested"},
         {minus, "nested"},
-        {"{% set ns = namespace(a=1) %}{% for i in range(5000000) %}{% set ns.a = ns.a + 1 %}{% endfor %}", "more than"},
+        {"{% set ns = namespace(a=1) %}{% for i in range(5000000) %}{% set ns.a = ns.a + 1 %}{% endfor %}",
+         "more than"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *out = NULL;
@@ -57,8 +63,8 @@ static void test_hostile_templates_are_bounded(void) {
         double t0 = av_seconds();
         int rc = render(cases[i].tmpl, strlen(cases[i].tmpl), &out, &err);
         double dt = av_seconds() - t0;
-        CHECKF(rc != 0 && strstr(err.msg, cases[i].want) && !strchr(err.msg, '\n'), "case %zu: rc %d, '%s'", i, rc,
-               err.msg);
+        CHECKF(rc != 0 && strstr(err.msg, cases[i].want) && !strchr(err.msg, '\n'), "case %zu: rc %d, '%s'",
+               i, rc, err.msg);
         CHECKF(dt < 30, "case %zu took %.1f s", i, dt);
         free(out);
     }
@@ -79,7 +85,8 @@ static void test_errors_name_the_construct(void) {
         {"{{ 'a' | items }}", "filter 'items' does not apply to a string"},
         {"{% include 'x' %}", "unsupported statement 'include'"},
         {"{% call foo() %}{% endcall %}", "unsupported statement 'call'"},
-        {"{{ raise_exception('Conversation roles must alternate') }}", "raise_exception: Conversation roles must alternate"},
+        {"{{ raise_exception('Conversation roles must alternate') }}",
+         "raise_exception: Conversation roles must alternate"},
         {"{{ 1() }}", "integer is not callable"},
         {"{{ f(*args) }}", "argument unpacking"},
         {"{% set x.y = 1 %}", "cannot set an attribute of undefined"},
@@ -96,18 +103,20 @@ static void test_errors_name_the_construct(void) {
         char *out = NULL;
         av_err err = {{0}};
         int rc = render(cases[i].tmpl, strlen(cases[i].tmpl), &out, &err);
-        CHECKF(rc != 0 && strstr(err.msg, cases[i].want) && !strncmp(err.msg, "chat template", 13), "case %zu: rc %d, '%s'",
-               i, rc, err.msg);
+        CHECKF(rc != 0 && strstr(err.msg, cases[i].want) && !strncmp(err.msg, "chat template", 13),
+               "case %zu: rc %d, '%s'", i, rc, err.msg);
         free(out);
     }
 }
 
 /* Random bytes and random mixes of template syntax never crash (ASan build: nor leak or overflow). */
 static void test_garbage_templates(void) {
-    static const char *const parts[] = {"{{", "}}", "{%", "%}", "{#", "#}", "-", "if", "for", "in", "endif", "endfor",
-                                        "set", "=", "x", "messages", "(", ")", "[", "]", "{", "}", ":", ",", ".", "|",
-                                        "'", "\"", " ", "\n", "loop", "not", "is", "defined", "1", "2.5", "~", "+",
-                                        "macro", "endmacro", "else", "elif", "break", "ns", "namespace", "range"};
+    static const char *const parts[] = {
+        "{{",    "}}",     "{%",    "%}",      "{#",        "#}",       "-", "if", "for",   "in",
+        "endif", "endfor", "set",   "=",       "x",         "messages", "(", ")",  "[",     "]",
+        "{",     "}",      ":",     ",",       ".",         "|",        "'", "\"", " ",     "\n",
+        "loop",  "not",    "is",    "defined", "1",         "2.5",      "~", "+",  "macro", "endmacro",
+        "else",  "elif",   "break", "ns",      "namespace", "range"};
     unsigned seed = 12345;
     for (int round = 0; round < 3000; round++) {
         char t[512];
@@ -115,13 +124,17 @@ static void test_garbage_templates(void) {
         int k = 1 + (int)(seed % 40);
         for (int i = 0; i < k && n < sizeof t - 16; i++) {
             seed = seed * 1103515245u + 12345u;
-            if (round % 3 == 0) t[n++] = (char)(seed >> 16);
-            else n += (size_t)sprintf(t + n, "%s", parts[(seed >> 16) % (sizeof parts / sizeof *parts)]);
+            if (round % 3 == 0)
+                t[n++] = (char)(seed >> 16);
+            else
+                n += (size_t)sprintf(t + n, "%s", parts[(seed >> 16) % (sizeof parts / sizeof *parts)]);
         }
         char *out = NULL;
         av_err err = {{0}};
-        if (render(t, n, &out, &err) == 0) CHECK(out != NULL);
-        else CHECKF(err.msg[0] && !strchr(err.msg, '\n'), "round %d: message '%s'", round, err.msg);
+        if (render(t, n, &out, &err) == 0)
+            CHECK(out != NULL);
+        else
+            CHECKF(err.msg[0] && !strchr(err.msg, '\n'), "round %d: message '%s'", round, err.msg);
         free(out);
     }
 }
@@ -137,7 +150,8 @@ static av_tokenizer *gguf_tokenizer(int add_bos, int add_eos) {
         s.pieces[i] = strdup(pieces[i]);
         s.types[i] = i == 0 ? AV_TOKTYPE_UNKNOWN : i < 3 || i == 6 ? AV_TOKTYPE_CONTROL : AV_TOKTYPE_NORMAL;
     }
-    s.chat_template = "{{ bos_token }}{% for m in messages %}<|user|>{{ m.content }}{% endfor %}{{ eos_token }}";
+    s.chat_template =
+        "{{ bos_token }}{% for m in messages %}<|user|>{{ m.content }}{% endfor %}{{ eos_token }}";
     av_tokenizer *t = NULL;
     av_err err = {{0}};
     return av_tok_from_gguf(&s, &t, &err) ? NULL : t;
@@ -156,7 +170,8 @@ static void test_bos_as_the_runtime_adds_it(void) {
     int32_t *ids;
     size_t n;
     REQUIRE(av_tokenizer_encode(t, text, strlen(text), add, &ids, &n, &err) == 0);
-    CHECKF(n == 6 && ids[0] == 1 && ids[1] == 6 && ids[n - 1] == 2, "%zu ids, first %d %d", n, ids[0], ids[1]);
+    CHECKF(n == 6 && ids[0] == 1 && ids[1] == 6 && ids[n - 1] == 2, "%zu ids, first %d %d", n, ids[0],
+           ids[1]);
     free(ids);
     free(text);
     av_tokenizer_free(t);
@@ -165,9 +180,11 @@ static void test_bos_as_the_runtime_adds_it(void) {
     REQUIRE(av_chat_format(t, msgs, strlen(msgs), NULL, &text, &add, &err) == 0);
     CHECKF(strcmp(text, "<s><|user|>ab</s>") == 0 && add == 1, "'%s' %d", text, add);
     free(text);
-    /* the generation prompt and template variables pass through; an explicit template overrides the model's */
+    /* the generation prompt and template variables pass through; an explicit template overrides the
+     * model's */
     av_chat_params p = av_chat_default_params();
-    p.chat_template = "{{ add_generation_prompt }} {{ tools | length }} {{ messages | length }} {{ bos_token }}";
+    p.chat_template =
+        "{{ add_generation_prompt }} {{ tools | length }} {{ messages | length }} {{ bos_token }}";
     const char *obj = "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"tools\": [1, 2, 3]}";
     p.add_generation_prompt = 0;
     REQUIREF(av_chat_format(t, obj, strlen(obj), &p, &text, &add, &err) == 0, "%s", err.msg);
@@ -191,7 +208,8 @@ static void test_bad_messages(void) {
         char *text = NULL;
         int add;
         av_err err = {{0}};
-        CHECKF(av_chat_format(NULL, bad[i], strlen(bad[i]), &p, &text, &add, &err) != 0 && !strncmp(err.msg, "messages: ", 10),
+        CHECKF(av_chat_format(NULL, bad[i], strlen(bad[i]), &p, &text, &add, &err) != 0 &&
+                   !strncmp(err.msg, "messages: ", 10),
                "case %zu: '%s'", i, err.msg);
         free(text);
     }
@@ -210,7 +228,8 @@ static void test_strftime_now(void) {
     char *out = NULL;
     size_t n;
     av_err err = {{0}};
-    REQUIREF(jinja_render(tmpl, strlen(tmpl), vars, (int64_t)mktime(&tm), &out, &n, &err) == 0, "%s", err.msg);
+    REQUIREF(jinja_render(tmpl, strlen(tmpl), vars, (int64_t)mktime(&tm), &out, &n, &err) == 0, "%s",
+             err.msg);
     CHECKF(strcmp(out, "26 Jul 2024|July|07/26 12:00|%|%j") == 0, "'%s'", out);
     free(out);
     json_decref(vars);

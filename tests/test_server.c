@@ -15,9 +15,7 @@
 
 enum { SYN_L = 2, SYN_H = 3, SYN_T = 40 };
 
-static av_trace *synthetic_trace(void) {
-    return causal_trace(SYN_L, SYN_H, SYN_T, 7);
-}
+static av_trace *synthetic_trace(void) { return causal_trace(SYN_L, SYN_H, SYN_T, 7); }
 
 typedef struct hammer_ctx {
     int port, failures;

@@ -15,9 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 
-static av_trace *small_trace(void) {
-    return causal_trace(2, 2, 96, 11);
-}
+static av_trace *small_trace(void) { return causal_trace(2, 2, 96, 11); }
 
 /* Starts a server on a free port over small_trace(); fills its port and trace id. 0, or -1. */
 static int start_small(const av_server_params *p, av_server **s, int *port, char id[64]) {

@@ -19,12 +19,12 @@
 #include <jansson.h>
 
 enum {
-    JJ_MAX_DEPTH = 192,              /* nesting of the syntax tree and of evaluation */
-    JJ_MAX_CALL_DEPTH = 48,          /* macro calls inside macro calls */
-    JJ_MAX_STEPS = 5 * 1000 * 1000,  /* expressions and statements evaluated */
-    JJ_MAX_ITEMS = 4 * 1000 * 1000,  /* length of a list a template builds (range(), concatenation) */
+    JJ_MAX_DEPTH = 192,             /* nesting of the syntax tree and of evaluation */
+    JJ_MAX_CALL_DEPTH = 48,         /* macro calls inside macro calls */
+    JJ_MAX_STEPS = 5 * 1000 * 1000, /* expressions and statements evaluated */
+    JJ_MAX_ITEMS = 4 * 1000 * 1000, /* length of a list a template builds (range(), concatenation) */
 };
-#define JJ_MAX_OUTPUT ((size_t)64 << 20)  /* bytes of text built: rendered, concatenated, in macros and blocks */
+#define JJ_MAX_OUTPUT ((size_t)64 << 20)  /* bytes of text built: rendered, joined, in macros and blocks */
 #define JJ_MAX_MEMORY ((size_t)512 << 20) /* bytes the arena may hold */
 
 /* Renders a template with the keys of the JSON object vars as variables (chat.c): *out malloc'd,
@@ -94,12 +94,11 @@ int jj_lex(jj_ctx *c, const char *tmpl, size_t len, jtoken **toks, size_t *n);
 /* ---- syntax tree (jinja_parse.c) ---- */
 typedef enum jn_kind {
     /* statements */
-    JN_TEXT,  /* s */
-    JN_OUT,   /* {{ kids[0] }} */
-    JN_IF,    /* kids[0] test; body; alt (an elif is an IF alone in alt) */
-    JN_FOR,   /* kids[0] target (NAME or TUPLE), kids[1] iterable (a SELECT for "for x in xs if c"); body; alt
-               */
-    JN_SET,   /* kids[0] target (NAME, TUPLE or MEMBER), kids[1] value or NULL with body (block set) */
+    JN_TEXT, /* s */
+    JN_OUT,  /* {{ kids[0] }} */
+    JN_IF,   /* kids[0] test; body; alt (an elif is an IF alone in alt) */
+    JN_FOR,  /* kids[0] target (NAME or TUPLE), kids[1] iterable (SELECT for "for x in xs if c"); body; alt */
+    JN_SET,  /* kids[0] target (NAME, TUPLE or MEMBER), kids[1] value or NULL with body (block set) */
     JN_MACRO, /* s name, kids parameters (NAME or KWARG with a default); body */
     JN_BREAK,
     JN_CONTINUE,

@@ -58,12 +58,9 @@ static jv *arithmetic(jj_ctx *c, int line, const char *op, const jv *l, const jv
         return over ? jj_fail(c, line, "integer overflow in '%s'", op) : jv_int(c, z);
     }
     switch (op[0]) {
-    case '+':
-        return jv_float(c, a + b);
-    case '-':
-        return jv_float(c, a - b);
-    case '*':
-        return jv_float(c, a * b);
+    case '+': return jv_float(c, a + b);
+    case '-': return jv_float(c, a - b);
+    case '*': return jv_float(c, a * b);
     case '%':
         if (!fl && b == 0) return jj_fail(c, line, "integer modulo by zero");
         return fl ? jv_float(c, fmod(a, b))
@@ -74,10 +71,8 @@ static jv *arithmetic(jj_ctx *c, int line, const char *op, const jv *l, const jv
             return number(c, floor(a / b), fl);
         }
         return jv_float(c, a / b);
-    case '<':
-        return jv_bool(op[1] == '=' ? a <= b : a < b);
-    case '>':
-        return jv_bool(op[1] == '=' ? a >= b : a > b);
+    case '<': return jv_bool(op[1] == '=' ? a <= b : a < b);
+    case '>': return jv_bool(op[1] == '=' ? a >= b : a > b);
     }
     return NULL;
 }
@@ -351,44 +346,32 @@ static jv *eval_collection(jj_ctx *c, const jnode *x, jscope *s) {
 static jv *eval_inner(jj_ctx *c, const jnode *x, jscope *s) {
     jv *v, *k;
     switch (x->kind) {
-    case JN_STR:
-        return jv_str_ref(c, x->s, x->n);
-    case JN_INT:
-        return jv_int(c, x->i);
-    case JN_FLOAT:
-        return jv_float(c, x->f);
-    case JN_NAME:
-        return jj_lookup(s, x->s, x->n);
+    case JN_STR: return jv_str_ref(c, x->s, x->n);
+    case JN_INT: return jv_int(c, x->i);
+    case JN_FLOAT: return jv_float(c, x->f);
+    case JN_NAME: return jj_lookup(s, x->s, x->n);
     case JN_LIST:
     case JN_TUPLE:
-    case JN_DICT:
-        return eval_collection(c, x, s);
+    case JN_DICT: return eval_collection(c, x, s);
     case JN_MEMBER:
         if (!(v = eval(c, x->kids[0], s)) || !(k = jv_str_ref(c, x->s, x->n))) return NULL;
         return get_item(c, x->line, v, k);
     case JN_INDEX:
         if (!(v = eval(c, x->kids[0], s)) || !(k = eval(c, x->kids[1], s))) return NULL;
         return get_item(c, x->line, v, k);
-    case JN_SLICE:
-        return eval_slice(c, x, s);
-    case JN_CALL:
-        return eval_call(c, x, s);
-    case JN_FILTER:
-        return eval_filter(c, x, s);
-    case JN_TEST:
-        return eval_test(c, x, s);
-    case JN_UNARY:
-        return eval_unary(c, x, s);
-    case JN_BINARY:
-        return eval_binary(c, x, s);
+    case JN_SLICE: return eval_slice(c, x, s);
+    case JN_CALL: return eval_call(c, x, s);
+    case JN_FILTER: return eval_filter(c, x, s);
+    case JN_TEST: return eval_test(c, x, s);
+    case JN_UNARY: return eval_unary(c, x, s);
+    case JN_BINARY: return eval_binary(c, x, s);
     case JN_TERNARY:
         if (!(v = eval(c, x->kids[0], s))) return NULL;
         return eval(c, x->kids[jv_truthy(v) ? 1 : 2], s);
     case JN_SELECT:
         if (!(v = eval(c, x->kids[1], s))) return NULL;
         return jv_truthy(v) ? eval(c, x->kids[0], s) : jv_undef();
-    default:
-        return jj_fail(c, x->line, "a statement where an expression belongs");
+    default: return jj_fail(c, x->line, "a statement where an expression belongs");
     }
 }
 
@@ -516,18 +499,14 @@ static int exec(jj_ctx *c, const jnode *x, jscope *s, jj_buf *out) {
     jv *v;
     if (tick(c, x->line)) return ST_ERROR;
     switch (x->kind) {
-    case JN_TEXT:
-        return jj_buf_add(c, out, x->s, x->n) ? ST_ERROR : ST_OK;
-    case JN_OUT:
-        return (v = eval(c, x->kids[0], s)) && !jv_to_text(c, v, out) ? ST_OK : ST_ERROR;
+    case JN_TEXT: return jj_buf_add(c, out, x->s, x->n) ? ST_ERROR : ST_OK;
+    case JN_OUT: return (v = eval(c, x->kids[0], s)) && !jv_to_text(c, v, out) ? ST_OK : ST_ERROR;
     case JN_IF:
         if (!(v = eval(c, x->kids[0], s))) return ST_ERROR;
         return jv_truthy(v) ? jj_render(c, x->body, x->n_body, s, out)
                             : jj_render(c, x->alt, x->n_alt, s, out);
-    case JN_FOR:
-        return exec_for(c, x, s, out);
-    case JN_SET:
-        return exec_set(c, x, s) ? ST_ERROR : ST_OK;
+    case JN_FOR: return exec_for(c, x, s, out);
+    case JN_SET: return exec_set(c, x, s) ? ST_ERROR : ST_OK;
     case JN_MACRO: {
         char *name = jj_strndup(c, x->s, x->n);
         jv *fn = name ? jv_func(c, name, NULL, NULL) : NULL;
@@ -535,10 +514,8 @@ static int exec(jj_ctx *c, const jnode *x, jscope *s, jj_buf *out) {
         fn->u.fn.macro = x, fn->u.fn.closure = s;
         return jj_scope_set(c, s, name, fn) ? ST_ERROR : ST_OK;
     }
-    case JN_BREAK:
-        return ST_BREAK;
-    case JN_CONTINUE:
-        return ST_CONTINUE;
+    case JN_BREAK: return ST_BREAK;
+    case JN_CONTINUE: return ST_CONTINUE;
     default: /* an expression statement */
         return (v = eval(c, x, s)) && !jv_to_text(c, v, out) ? ST_OK : ST_ERROR;
     }

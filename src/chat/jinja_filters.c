@@ -23,15 +23,11 @@ static jv *arg(const jargs *a, int i, const char *kw) {
     return a->kw && kw ? jv_dict_get(a->kw, kw, strlen(kw)) : NULL;
 }
 
-static int is(const char *name, const char *want) {
-    return strcmp(name, want) == 0;
-}
+static int is(const char *name, const char *want) { return strcmp(name, want) == 0; }
 
 /* ---- tests ---- */
 
-static int eq(const jv *a, const jv *b) {
-    return b && jv_strict_eq(a, b);
-}
+static int eq(const jv *a, const jv *b) { return b && jv_strict_eq(a, b); }
 
 int jj_test(jj_ctx *c, int line, const char *name, const jv *v) {
     int str = v->type == JV_STR, obj = v->type == JV_DICT && v->dict_kind != JD_NAMESPACE;
@@ -393,14 +389,11 @@ jv *jj_filter(jj_ctx *c, int line, const char *name, jv *v, const jargs *a) {
                    : v;
     }
     switch (v->type) {
-    case JV_LIST:
-        return list_filter(c, line, name, v, a);
-    case JV_STR:
-        return string_filter(c, line, name, v, a);
+    case JV_LIST: return list_filter(c, line, name, v, a);
+    case JV_STR: return string_filter(c, line, name, v, a);
     case JV_INT:
     case JV_FLOAT:
-    case JV_BOOL:
-        return scalar_filter(c, line, name, v, a);
+    case JV_BOOL: return scalar_filter(c, line, name, v, a);
     case JV_DICT:
         if (v->dict_kind != JD_NAMESPACE) {
             if (is(name, "length")) return jv_int(c, (int64_t)v->u.dict.n);
@@ -408,7 +401,6 @@ jv *jj_filter(jj_ctx *c, int line, const char *name, jv *v, const jargs *a) {
             if (m->type == JV_FUNC) return jj_call(c, line, m, a);
         }
         /* fall through */
-    default:
-        return jj_fail(c, line, "filter '%s' does not apply to %s", name, jv_type_name(v));
+    default: return jj_fail(c, line, "filter '%s' does not apply to %s", name, jv_type_name(v));
     }
 }

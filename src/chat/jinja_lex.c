@@ -61,9 +61,7 @@ static void lined_put(lined *l, const lined *from, size_t i) {
     l->line[l->n++] = from->line[i];
 }
 
-static void lined_end(lined *l, const lined *from) {
-    l->line[l->n] = from->line[from->n];
-}
+static void lined_end(lined *l, const lined *from) { l->line[l->n] = from->line[from->n]; }
 
 /* lstrip_blocks: drop [ \t]* at the start of a line when "{%", "{#" or "{-" follows. */
 static int lstrip_blocks(jj_ctx *c, const lined *in, lined *out) {
@@ -191,9 +189,7 @@ static int push(lexer *L, jt_kind kind, const char *s, size_t n, size_t at) {
     return 0;
 }
 
-static jt_kind last_kind(const lexer *L) {
-    return L->n ? L->v[L->n - 1].kind : JT_EOF;
-}
+static jt_kind last_kind(const lexer *L) { return L->n ? L->v[L->n - 1].kind : JT_EOF; }
 
 /* "{%-" and friends: the text token before loses its trailing whitespace (and goes when empty). */
 static void strip_before(lexer *L) {
@@ -285,9 +281,7 @@ fail:
     return -1;
 }
 
-static int is_digit(char ch) {
-    return ch >= '0' && ch <= '9';
-}
+static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 static int is_word(char ch) {
     return is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
 }

@@ -2,9 +2,11 @@
  *
  *   strings:  upper lower strip lstrip rstrip title capitalize startswith endswith split replace, .length
  *             (strip/lstrip/rstrip remove all whitespace and ignore an argument, title capitalizes ASCII
- * letters that start a word and leaves the rest, capitalize only upper-cases the first character) mappings:
- * get items keys values dictsort lists:    .length globals:  namespace() range() raise_exception()
- * strftime_now(), true/false/none (also True/False/None)
+ *             letters that start a word and leaves the rest, capitalize only upper-cases the first
+ *             character)
+ *   mappings: get items keys values dictsort
+ *   lists:    .length
+ *   globals:  namespace() range() raise_exception() strftime_now(), true/false/none (also True/False/None)
  *
  * Case mapping is Unicode's simple one per code point (utf8proc); whitespace is JavaScript's. */
 #include "jinja.h"
@@ -28,9 +30,9 @@ static jv *make_str(jj_ctx *c, jj_buf *b) {
 
 /* JavaScript whitespace at s (its byte length), 0 when none. */
 static size_t js_space(const char *s, size_t n) {
-    utf8proc_int32_t cp;
-    utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &cp);
-    if (k <= 0) return 0;
+    uint32_t cp;
+    int k = av_utf8_decode(s, n, &cp);
+    if (k == 0) return 0;
     int ws = (cp >= 9 && cp <= 13) || cp == 32 || cp == 0xA0 || cp == 0x1680 ||
              (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
              cp == 0x3000 || cp == 0xFEFF;
@@ -53,15 +55,9 @@ static jv *trimmed(jj_ctx *c, const jv *self, int left, int right) {
     return jv_str_ref(c, s + a, b - a);
 }
 
-static jv *m_strip(jj_ctx *c, int line, jv *self, const jargs *a) {
-    return trimmed(c, self, 1, 1);
-}
-static jv *m_lstrip(jj_ctx *c, int line, jv *self, const jargs *a) {
-    return trimmed(c, self, 1, 0);
-}
-static jv *m_rstrip(jj_ctx *c, int line, jv *self, const jargs *a) {
-    return trimmed(c, self, 0, 1);
-}
+static jv *m_strip(jj_ctx *c, int line, jv *self, const jargs *a) { return trimmed(c, self, 1, 1); }
+static jv *m_lstrip(jj_ctx *c, int line, jv *self, const jargs *a) { return trimmed(c, self, 1, 0); }
+static jv *m_rstrip(jj_ctx *c, int line, jv *self, const jargs *a) { return trimmed(c, self, 0, 1); }
 
 /* Maps every code point (first only: just the first one) through f. */
 static jv *mapped(jj_ctx *c, const jv *self, utf8proc_int32_t (*f)(utf8proc_int32_t), int first_only) {
@@ -69,18 +65,17 @@ static jv *mapped(jj_ctx *c, const jv *self, utf8proc_int32_t (*f)(utf8proc_int3
     size_t n = self->u.str.n;
     jj_buf b = {0};
     for (size_t i = 0; i < n && !c->failed;) {
-        utf8proc_int32_t cp;
-        utf8proc_ssize_t k =
-            utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
-        if (k <= 0 || (first_only && i > 0)) { /* invalid bytes and the rest pass as they are */
-            size_t len = k <= 0 ? 1 : n - i;
+        uint32_t cp;
+        int k = av_utf8_decode(s + i, n - i, &cp);
+        if (k == 0 || (first_only && i > 0)) { /* invalid bytes and the rest pass as they are */
+            size_t len = k == 0 ? 1 : n - i;
             jj_buf_add(c, &b, s + i, len);
             i += len;
             continue;
         }
-        utf8proc_uint8_t u[4];
-        utf8proc_ssize_t m = utf8proc_encode_char(f(cp), u);
-        jj_buf_add(c, &b, (const char *)u, (size_t)m);
+        char u[4];
+        int m = av_utf8_encode((uint32_t)f((utf8proc_int32_t)cp), u);
+        jj_buf_add(c, &b, u, (size_t)m);
         i += (size_t)k;
     }
     return make_str(c, &b);
@@ -232,12 +227,8 @@ static jv *keys_or_values(jj_ctx *c, const jv *self, int values) {
     return out;
 }
 
-static jv *m_keys(jj_ctx *c, int line, jv *self, const jargs *a) {
-    return keys_or_values(c, self, 0);
-}
-static jv *m_values(jj_ctx *c, int line, jv *self, const jargs *a) {
-    return keys_or_values(c, self, 1);
-}
+static jv *m_keys(jj_ctx *c, int line, jv *self, const jargs *a) { return keys_or_values(c, self, 0); }
+static jv *m_values(jj_ctx *c, int line, jv *self, const jargs *a) { return keys_or_values(c, self, 1); }
 
 static jv *m_get(jj_ctx *c, int line, jv *self, const jargs *a) {
     jv *key = arg(a, 0, NULL), *def = arg(a, 1, NULL);
@@ -359,33 +350,15 @@ static jv *g_strftime_now(jj_ctx *c, int line, jv *self, const jargs *a) {
         char f = i + 1 < fmt->u.str.n && s[i] == '%' ? s[i + 1] : 0, num[16] = "";
         const char *text = NULL;
         switch (f) {
-        case 'Y':
-            snprintf(num, sizeof num, "%d", tm.tm_year + 1900);
-            break;
-        case 'm':
-            snprintf(num, sizeof num, "%02d", tm.tm_mon + 1);
-            break;
-        case 'd':
-            snprintf(num, sizeof num, "%02d", tm.tm_mday);
-            break;
-        case 'H':
-            snprintf(num, sizeof num, "%02d", tm.tm_hour);
-            break;
-        case 'M':
-            snprintf(num, sizeof num, "%02d", tm.tm_min);
-            break;
-        case 'b':
-            snprintf(num, sizeof num, "%.3s", months[tm.tm_mon]);
-            break;
-        case 'B':
-            text = months[tm.tm_mon];
-            break;
-        case '%':
-            text = "%";
-            break;
-        default:
-            jj_buf_add(c, &b, s + i, 1);
-            continue;
+        case 'Y': snprintf(num, sizeof num, "%d", tm.tm_year + 1900); break;
+        case 'm': snprintf(num, sizeof num, "%02d", tm.tm_mon + 1); break;
+        case 'd': snprintf(num, sizeof num, "%02d", tm.tm_mday); break;
+        case 'H': snprintf(num, sizeof num, "%02d", tm.tm_hour); break;
+        case 'M': snprintf(num, sizeof num, "%02d", tm.tm_min); break;
+        case 'b': snprintf(num, sizeof num, "%.3s", months[tm.tm_mon]); break;
+        case 'B': text = months[tm.tm_mon]; break;
+        case '%': text = "%"; break;
+        default: jj_buf_add(c, &b, s + i, 1); continue;
         }
         jj_buf_add(c, &b, text ? text : num, strlen(text ? text : num));
         i++;

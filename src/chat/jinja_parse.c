@@ -38,9 +38,7 @@ static int nlist_push(jj_ctx *c, nlist *l, jnode *x) {
     return 0;
 }
 
-static const jtoken *tok(const parser *P) {
-    return &P->t[P->pos < P->n ? P->pos : P->n - 1];
-}
+static const jtoken *tok(const parser *P) { return &P->t[P->pos < P->n ? P->pos : P->n - 1]; }
 static const jtoken *peek(const parser *P, size_t k) {
     return &P->t[P->pos + k < P->n ? P->pos + k : P->n - 1];
 }
@@ -301,9 +299,7 @@ static jnode *parse_primary(parser *P) {
             x = fail_at(P, "an expression");
         }
         break;
-    default:
-        P->pos--;
-        x = fail_at(P, "an expression");
+    default: P->pos--; x = fail_at(P, "an expression");
     }
     P->depth--;
     return x;
@@ -599,8 +595,8 @@ static jnode *parse_any(parser *P) {
     return x;
 }
 
-/* Statements until {% stop %} for one of stops (not consumed), or the end of the template when stops is NULL.
- */
+/* Statements until {% stop %} for one of stops (not consumed), or the end of the template when stops is
+ * NULL. */
 static int parse_block_until(parser *P, const char *const *stops, nlist *body) {
     while (1) {
         if (tok(P)->kind == JT_EOF) {

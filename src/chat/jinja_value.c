@@ -94,24 +94,16 @@ void jj_buf_free(jj_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
-static int add_str(jj_ctx *c, jj_buf *b, const char *s) {
-    return jj_buf_add(c, b, s, strlen(s));
-}
+static int add_str(jj_ctx *c, jj_buf *b, const char *s) { return jj_buf_add(c, b, s, strlen(s)); }
 
 /* ---- constructors ---- */
 
 static jv v_undef = {JV_UNDEF, 0, 0, {0}}, v_none = {JV_NONE, 0, 0, {0}};
 static jv v_true = {JV_BOOL, 0, 0, {.b = 1}}, v_false = {JV_BOOL, 0, 0, {.b = 0}};
 
-jv *jv_undef(void) {
-    return &v_undef;
-}
-jv *jv_none(void) {
-    return &v_none;
-}
-jv *jv_bool(int b) {
-    return b ? &v_true : &v_false;
-}
+jv *jv_undef(void) { return &v_undef; }
+jv *jv_none(void) { return &v_none; }
+jv *jv_bool(int b) { return b ? &v_true : &v_false; }
 
 jv *jv_new(jj_ctx *c, jv_type t) {
     jv *v = jj_alloc(c, sizeof *v);
@@ -195,9 +187,13 @@ jv *jv_dict_sized(jj_ctx *c, jv_dict_kind kind, size_t cap) {
 
 static int dict_put(jj_ctx *c, jv *d, const char *key, size_t n, jv *val, int copy_key);
 
-int jv_dict_set(jj_ctx *c, jv *d, const char *key, size_t n, jv *val) { return dict_put(c, d, key, n, val, 1); }
+int jv_dict_set(jj_ctx *c, jv *d, const char *key, size_t n, jv *val) {
+    return dict_put(c, d, key, n, val, 1);
+}
 
-int jv_dict_set_static(jj_ctx *c, jv *d, const char *key, jv *val) { return dict_put(c, d, key, strlen(key), val, 0); }
+int jv_dict_set_static(jj_ctx *c, jv *d, const char *key, jv *val) {
+    return dict_put(c, d, key, strlen(key), val, 0);
+}
 
 static int dict_put(jj_ctx *c, jv *d, const char *key, size_t n, jv *val, int copy_key) {
     long i = dict_find(d, key, n);
@@ -247,28 +243,18 @@ const char *jv_type_name(const jv *v) {
 int jv_truthy(const jv *v) {
     switch (v->type) {
     case JV_UNDEF:
-    case JV_NONE:
-        return 0;
-    case JV_BOOL:
-        return v->u.b;
-    case JV_INT:
-        return v->u.i != 0;
-    case JV_FLOAT:
-        return v->u.f != 0 && !isnan(v->u.f);
-    case JV_STR:
-        return v->u.str.n > 0;
-    case JV_LIST:
-        return v->u.list.n > 0;
-    case JV_DICT:
-        return v->dict_kind == JD_NAMESPACE || v->u.dict.n > 0; /* a namespace is always true */
-    default:
-        return 1;
+    case JV_NONE: return 0;
+    case JV_BOOL: return v->u.b;
+    case JV_INT: return v->u.i != 0;
+    case JV_FLOAT: return v->u.f != 0 && !isnan(v->u.f);
+    case JV_STR: return v->u.str.n > 0;
+    case JV_LIST: return v->u.list.n > 0;
+    case JV_DICT: return v->dict_kind == JD_NAMESPACE || v->u.dict.n > 0; /* a namespace is always true */
+    default: return 1;
     }
 }
 
-int jv_is_number(const jv *v) {
-    return v->type == JV_INT || v->type == JV_FLOAT;
-}
+int jv_is_number(const jv *v) { return v->type == JV_INT || v->type == JV_FLOAT; }
 
 double jv_num(const jv *v) {
     return v->type == JV_INT     ? (double)v->u.i
@@ -390,27 +376,19 @@ static int runtime_text(jj_ctx *c, const jv *v, jj_buf *out) {
     char buf[32];
     jj_json_opts o = {-1, 0, 0, 0, NULL, NULL};
     switch (v->type) {
-    case JV_UNDEF:
-        return add_str(c, out, "undefined");
-    case JV_NONE:
-        return add_str(c, out, "null");
-    case JV_BOOL:
-        return add_str(c, out, v->u.b ? "true" : "false");
-    case JV_INT:
-        snprintf(buf, sizeof buf, "%lld", (long long)v->u.i);
-        return add_str(c, out, buf);
+    case JV_UNDEF: return add_str(c, out, "undefined");
+    case JV_NONE: return add_str(c, out, "null");
+    case JV_BOOL: return add_str(c, out, v->u.b ? "true" : "false");
+    case JV_INT: snprintf(buf, sizeof buf, "%lld", (long long)v->u.i); return add_str(c, out, buf);
     case JV_FLOAT:
         if (v->u.f == 0 && signbit(v->u.f)) return add_str(c, out, "-0.0");
         if (v->u.f == floor(v->u.f) && fabs(v->u.f) < 1e21)
             return js_number(c, v->u.f, out) || add_str(c, out, ".0");
         return js_number(c, v->u.f, out);
-    case JV_STR:
-        return jj_buf_add(c, out, v->u.str.s, v->u.str.n);
+    case JV_STR: return jj_buf_add(c, out, v->u.str.s, v->u.str.n);
     case JV_LIST:
-    case JV_DICT:
-        return jv_to_json(c, v, &o, 0, out);
-    default:
-        return jj_fail(c, 0, "cannot turn a function into text"), -1;
+    case JV_DICT: return jv_to_json(c, v, &o, 0, out);
+    default: return jj_fail(c, 0, "cannot turn a function into text"), -1;
     }
 }
 
@@ -513,12 +491,9 @@ static int json_container(jj_ctx *c, const jv *v, const jj_json_opts *o, int dep
 int jv_to_json(jj_ctx *c, const jv *v, const jj_json_opts *o, int depth, jj_buf *out) {
     if (depth > JJ_MAX_DEPTH) return jj_fail(c, 0, "tojson: nested more than %d levels", JJ_MAX_DEPTH), -1;
     switch (v->type) {
-    case JV_UNDEF:
-        return add_str(c, out, o->undefined_null ? "null" : "undefined");
-    case JV_NONE:
-        return add_str(c, out, "null");
-    case JV_BOOL:
-        return add_str(c, out, v->u.b ? "true" : "false");
+    case JV_UNDEF: return add_str(c, out, o->undefined_null ? "null" : "undefined");
+    case JV_NONE: return add_str(c, out, "null");
+    case JV_BOOL: return add_str(c, out, v->u.b ? "true" : "false");
     case JV_INT:
     case JV_FLOAT: {
         double d = jv_num(v);
@@ -529,13 +504,10 @@ int jv_to_json(jj_ctx *c, const jv *v, const jj_json_opts *o, int depth, jj_buf 
         }
         return isnan(d) || isinf(d) ? add_str(c, out, "null") : js_number(c, d, out);
     }
-    case JV_STR:
-        return json_quote(c, v->u.str.s, v->u.str.n, o->ensure_ascii, out);
+    case JV_STR: return json_quote(c, v->u.str.s, v->u.str.n, o->ensure_ascii, out);
     case JV_LIST:
-    case JV_DICT:
-        return json_container(c, v, o, depth, out);
-    default:
-        return jj_fail(c, 0, "cannot convert a function to JSON"), -1;
+    case JV_DICT: return json_container(c, v, o, depth, out);
+    default: return jj_fail(c, 0, "cannot convert a function to JSON"), -1;
     }
 }
 
@@ -561,19 +533,14 @@ jv *jv_from_json(jj_ctx *c, const json_t *j, int depth) {
         }
         return l;
     }
-    case JSON_STRING:
-        return jv_str(c, json_string_value(j), json_string_length(j));
-    case JSON_INTEGER:
-        return jv_int(c, json_integer_value(j));
+    case JSON_STRING: return jv_str(c, json_string_value(j), json_string_length(j));
+    case JSON_INTEGER: return jv_int(c, json_integer_value(j));
     case JSON_REAL: {
         double d = json_real_value(j); /* JSON.parse has one number type: integral values are integers */
         return d == floor(d) && fabs(d) < 9007199254740992.0 ? jv_int(c, (int64_t)d) : jv_float(c, d);
     }
-    case JSON_TRUE:
-        return jv_bool(1);
-    case JSON_FALSE:
-        return jv_bool(0);
-    default:
-        return jv_none();
+    case JSON_TRUE: return jv_bool(1);
+    case JSON_FALSE: return jv_bool(0);
+    default: return jv_none();
     }
 }

@@ -22,10 +22,10 @@ static void print_piece(void *ctx, const char *bytes, size_t len) {
     fflush(stdout);
 }
 
-/* The conversation's prompt for a generation that starts with the tokenizer's own BOS (av_generate_greedy encodes
- * with add_bos set): right when the model's runtime adds BOS too (GGUF); for other tokenizers (transformers adds
- * nothing), a BOS the template wrote is cut instead, and a prompt without one is refused if the tokenizer would
- * add BOS, since the ids would differ. TODO: take ids once generation does. */
+/* The conversation's prompt for a generation that starts with the tokenizer's own BOS (av_generate_greedy
+ * encodes with add_bos set): right when the model's runtime adds BOS too (GGUF); for other tokenizers
+ * (transformers adds nothing), a BOS the template wrote is cut instead, and a prompt without one is refused
+ * if the tokenizer would add BOS, since the ids would differ. TODO: take ids once generation does. */
 static int chat_prompt(const cli_args *a, av_model *m, const char *path, char **text) {
     const av_tokenizer *tok = av_model_tokenizer(m);
     int add_special;
@@ -35,15 +35,20 @@ static int chat_prompt(const cli_args *a, av_model *m, const char *path, char **
     int32_t *ids;
     size_t n;
     av_err err = {{0}};
-    if (av_tokenizer_encode(tok, "", 0, 1, &ids, &n, &err)) return cli_fail("generate", &err) ? -1 : -1;
+    if (av_tokenizer_encode(tok, "", 0, 1, &ids, &n, &err)) {
+        cli_fail("generate", &err);
+        return -1;
+    }
     free(ids);
     if (n == 0) return 0; /* the tokenizer adds nothing */
     if (bos && n == 1 && !strncmp(*text, bos, strlen(bos))) {
         memmove(*text, *text + strlen(bos), strlen(*text + strlen(bos)) + 1);
         return 0;
     }
-    return cli_failf("generate", "--chat: the tokenizer adds special tokens the template did not write; use `attnviz "
-                                 "run --chat` or a GGUF model") ? -1 : -1;
+    cli_failf("generate",
+              "--chat: the tokenizer adds special tokens the template did not write; use `attnviz "
+              "run --chat` or a GGUF model");
+    return -1;
 }
 
 int cmd_generate(int argc, char **argv) {

@@ -78,11 +78,6 @@ int av_file_read_all(const char *path, size_t max_size, char **out, size_t *size
     return 0;
 }
 
-bool av_path_is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* ---- temp files that exist right now, removed if the process is killed by a signal ---- */
 
 enum { MAX_LIVE_TEMPS = 64 };

@@ -1,6 +1,6 @@
 /* GGUF llama models (llama.cpp's layout): config from llama.* keys, weights as views into the mapping, the
- * tokenizer from tokenizer.ggml.* metadata (llama, gpt2 or bert). GGUF llama weights use Meta's q/k row order,
- * so RoPE rotates interleaved pairs (2i, 2i+1) exactly as llama2.c does. */
+ * tokenizer from tokenizer.ggml.* metadata (llama, gpt2 or bert). GGUF llama weights use Meta's q/k row
+ * order, so RoPE rotates interleaved pairs (2i, 2i+1) exactly as llama2.c does. */
 #include "io/gguf.h"
 #include "model.h"
 #include "tok/tok.h"
@@ -22,7 +22,8 @@ static int get_size(const av_gguf *g, const char *key, int64_t def, int64_t max,
     if (rc < 0) return -1;
     if (rc == 1 && def <= 0) return av_errf(err, "%s: missing key '%s'", g->name, key);
     if (v < 1 || v > max)
-        return av_errf(err, "%s: %s = %lld is out of range (1 to %lld)", g->name, key, (long long)v, (long long)max);
+        return av_errf(err, "%s: %s = %lld is out of range (1 to %lld)", g->name, key, (long long)v,
+                       (long long)max);
     *out = (int)v;
     return 0;
 }
@@ -45,12 +46,15 @@ static int read_config(const av_gguf *g, av_model *m, av_err *err) {
         get_size(g, "llama.attention.head_count_kv", m->n_heads, AV_GGUF_MAX_HEADS, &m->n_kv_heads, err))
         return -1;
     if (m->dim % m->n_heads)
-        return av_errf(err, "%s: llama.embedding_length %d is not a multiple of %d heads", g->name, m->dim, m->n_heads);
+        return av_errf(err, "%s: llama.embedding_length %d is not a multiple of %d heads", g->name, m->dim,
+                       m->n_heads);
     int head_dim = m->dim / m->n_heads, rope_dims = head_dim;
     if (get_size(g, "llama.rope.dimension_count", head_dim, AV_GGUF_MAX_DIM, &rope_dims, err)) return -1;
     if (rope_dims != head_dim)
-        return av_errf(err, "%s: llama.rope.dimension_count %d differs from the head size %d (partial RoPE is not "
-                            "supported)", g->name, rope_dims, head_dim);
+        return av_errf(err,
+                       "%s: llama.rope.dimension_count %d differs from the head size %d (partial RoPE is not "
+                       "supported)",
+                       g->name, rope_dims, head_dim);
     rc = av_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &m->norm_eps, err);
     if (rc < 0) return -1;
     if (rc == 1) return av_errf(err, "%s: missing key 'llama.attention.layer_norm_rms_epsilon'", g->name);
@@ -84,11 +88,12 @@ static int take_layer(const void *g, int l, int k, av_tensor *t, av_err *err) {
 }
 
 static int read_weights(const av_gguf *g, av_model *m, av_err *err) {
-    if (take(g, "token_embd.weight", 0, &m->tok_emb, err) || take(g, "output_norm.weight", 0, &m->out_norm, err) ||
-        take(g, "output.weight", 1, &m->cls, err))
+    if (take(g, "token_embd.weight", 0, &m->tok_emb, err) ||
+        take(g, "output_norm.weight", 0, &m->out_norm, err) || take(g, "output.weight", 1, &m->cls, err))
         return -1;
     if (m->tok_emb.ndim != 2 || m->tok_emb.shape[0] < 1 || m->tok_emb.shape[0] > AV_GGUF_MAX_VOCAB)
-        return av_errf(err, "%s: token_embd.weight must be a [vocab, dim] matrix with a vocabulary of 1 to %d",
+        return av_errf(err,
+                       "%s: token_embd.weight must be a [vocab, dim] matrix with a vocabulary of 1 to %d",
                        g->name, AV_GGUF_MAX_VOCAB);
     m->vocab_size = (int)m->tok_emb.shape[0];
     int64_t vocab;
@@ -101,9 +106,11 @@ static int read_weights(const av_gguf *g, av_model *m, av_err *err) {
 }
 
 /* The file's own tokenizer (src/tok/gguf_meta.c): llama.cpp-exact for "llama" and "gpt2" vocabularies. Absent
- * metadata or another tokenizer model (which --tokenizer can supply) leaves m->tok NULL; broken metadata is an
- * error. */
-static int read_tokenizer(const av_gguf *g, av_model *m, av_err *err) { return av_tok_load_gguf(g, &m->tok, err); }
+ * metadata or another tokenizer model (which --tokenizer can supply) leaves m->tok NULL; broken metadata is
+ * an error. */
+static int read_tokenizer(const av_gguf *g, av_model *m, av_err *err) {
+    return av_tok_load_gguf(g, &m->tok, err);
+}
 
 int av_load_gguf(const char *path, av_model *m, av_err *err) {
     av_gguf g;

@@ -97,9 +97,7 @@ const char *srv_arg(const srv_request *req, const char *name) {
     return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static void page_free_cb(void *cls) {
-    srv_page_release(cls);
-}
+static void page_free_cb(void *cls) { srv_page_release(cls); }
 
 static MHD_Result_t send_reply(struct MHD_Connection *conn, srv_reply *r) {
     struct MHD_Response *resp;
@@ -416,13 +414,9 @@ fail:
     return -1;
 }
 
-int av_server_port(const av_server *s) {
-    return s->port;
-}
+int av_server_port(const av_server *s) { return s->port; }
 
-int av_server_lazy(const av_server *s) {
-    return s->params.lazy;
-}
+int av_server_lazy(const av_server *s) { return s->params.lazy; }
 
 void av_server_stop(av_server *s) {
     if (!s) return;

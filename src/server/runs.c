@@ -12,14 +12,10 @@
 
 static const char *state_name(srv_run_state s) {
     switch (s) {
-    case SRV_RUN_QUEUED:
-        return "queued";
-    case SRV_RUN_RUNNING:
-        return "running";
-    case SRV_RUN_DONE:
-        return "done";
-    case SRV_RUN_FAILED:
-        return "failed";
+    case SRV_RUN_QUEUED: return "queued";
+    case SRV_RUN_RUNNING: return "running";
+    case SRV_RUN_DONE: return "done";
+    case SRV_RUN_FAILED: return "failed";
     }
     return "?";
 }

@@ -38,9 +38,7 @@ size_t srv_trace_full_bytes(const av_trace *t) {
 /* Peak memory of av_html_build beyond the trace itself, for full matrices of `full` bytes (float32): the
  * F16 blob (full / 2), its base64 (2/3 full), the page around it (2/3 full) and the analysis views, with
  * room to spare. */
-static size_t build_peak_bytes(size_t full) {
-    return 2 * full + ((size_t)16 << 20);
-}
+static size_t build_peak_bytes(size_t full) { return 2 * full + ((size_t)16 << 20); }
 
 int srv_viewer_init(av_server *s) {
     pthread_mutex_init(&s->viewer_mu, NULL);

@@ -11,8 +11,8 @@
  *   - in models named Phi-3 (general.name), every special token eats the whitespace after it (rstrip), except
  *     "<unk>", "<s>" and "<|endoftext|>".
  *
- * The special tokens matched whole in the text are the CONTROL, USER_DEFINED and UNKNOWN ones, longest first.
- */
+ * The special tokens matched whole in the text are the CONTROL, USER_DEFINED and UNKNOWN ones, longest
+ * first. */
 #include "gguf_tok.h"
 
 #include <ctype.h>
@@ -44,26 +44,17 @@ static const char *const fim_names[6][9] = {
 };
 /* clang-format on */
 
-static int id_of(const av_tokenizer *t, const char *piece) {
-    return av_tok_find(t, piece, strlen(piece));
-}
+static int id_of(const av_tokenizer *t, const char *piece) { return av_tok_find(t, piece, strlen(piece)); }
 
 static uint16_t attr_of_type(int type) {
     switch (type) {
-    case AV_TOKTYPE_UNKNOWN:
-        return GG_ATTR_UNKNOWN;
-    case AV_TOKTYPE_UNUSED:
-        return GG_ATTR_UNUSED;
-    case AV_TOKTYPE_NORMAL:
-        return GG_ATTR_NORMAL;
-    case AV_TOKTYPE_CONTROL:
-        return GG_ATTR_CONTROL;
-    case AV_TOKTYPE_USER_DEFINED:
-        return GG_ATTR_USER_DEFINED;
-    case AV_TOKTYPE_BYTE:
-        return GG_ATTR_BYTE;
-    default:
-        return 0; /* undefined */
+    case AV_TOKTYPE_UNKNOWN: return GG_ATTR_UNKNOWN;
+    case AV_TOKTYPE_UNUSED: return GG_ATTR_UNUSED;
+    case AV_TOKTYPE_NORMAL: return GG_ATTR_NORMAL;
+    case AV_TOKTYPE_CONTROL: return GG_ATTR_CONTROL;
+    case AV_TOKTYPE_USER_DEFINED: return GG_ATTR_USER_DEFINED;
+    case AV_TOKTYPE_BYTE: return GG_ATTR_BYTE;
+    default: return 0; /* undefined */
     }
 }
 

@@ -25,9 +25,7 @@ static int frags_push(frags *f, size_t off, size_t len, int32_t id) {
     return 0;
 }
 
-static int is_c_space(char c) {
-    return c == ' ' || (c >= '\t' && c <= '\r');
-} /* isspace in the C locale */
+static int is_c_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); } /* isspace in the C locale */
 
 /* Which special tokens occur anywhere in the text (one pass over it with the trie of their texts). */
 static uint8_t *specials_present(const av_tok_gguf *g, const char *s, size_t n) {

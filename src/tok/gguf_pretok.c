@@ -81,18 +81,12 @@ static char collapse_cpt(uint32_t cp, uint16_t f) {
     if (cp < 128) return (char)cp;
     if (f & GG_CPT_WHITESPACE) return COLLAPSED_WS;
     switch (f & GG_CPT_CATEGORIES) {
-    case GG_CPT_NUMBER:
-        return (char)0xD1;
-    case GG_CPT_LETTER:
-        return (char)0xD2;
-    case GG_CPT_PUNCT:
-        return (char)0xD3;
-    case GG_CPT_MARK:
-        return (char)0xD4;
-    case GG_CPT_SYMBOL:
-        return (char)0xD5;
-    default:
-        return (char)COLLAPSED_OTHER;
+    case GG_CPT_NUMBER: return (char)0xD1;
+    case GG_CPT_LETTER: return (char)0xD2;
+    case GG_CPT_PUNCT: return (char)0xD3;
+    case GG_CPT_MARK: return (char)0xD4;
+    case GG_CPT_SYMBOL: return (char)0xD5;
+    default: return (char)COLLAPSED_OTHER;
     }
 }
 
@@ -187,7 +181,7 @@ static int split_regex(const hf_regex *re, const char *collapsed, const gg_piece
 static int add_bytelevel(tok_buf *words, const gg_text *t, size_t a, size_t b) {
     for (size_t i = a; i < b; i++) {
         char u[4];
-        int n = tok_utf8_encode(t->cpt[i] > 0x10FFFF ? 0xFFFD : t->cpt[i], u);
+        int n = av_utf8_encode(t->cpt[i], u); /* past U+10FFFF: U+FFFD */
         for (int k = 0; k < n; k++)
             if (tok_buf_add_cp(words, hf_byte_to_char((uint8_t)u[k]))) return -1;
     }

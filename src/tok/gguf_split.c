@@ -36,7 +36,8 @@ uint16_t gg_cpt_flags(uint32_t cp) {
 }
 
 /* One character: its code point and length. Only the bit patterns of the lead byte and the presence of
- * continuation bytes are checked, as unicode_cpt_from_utf8 does; anything else is U+FFFD for one byte. */
+ * continuation bytes are checked, as unicode_cpt_from_utf8 does; anything else is U+FFFD for one byte. Not
+ * core's av_utf8_decode on purpose: llama.cpp accepts overlong forms, surrogates and values past U+10FFFF. */
 static size_t decode_one(const uint8_t *s, size_t n, uint32_t *cp) {
     uint8_t c = s[0];
     size_t len = c < 0x80 ? 1 : !(c & 0x40) ? 0 : !(c & 0x20) ? 2 : !(c & 0x10) ? 3 : !(c & 0x08) ? 4 : 0;
@@ -97,9 +98,7 @@ typedef struct cursor {
 static uint32_t cp_at(const cursor *c, size_t i) {
     return i >= c->a && i < c->b ? c->t->cpt[i] : OUT_OF_RANGE;
 }
-static uint16_t fl_at(const cursor *c, size_t i) {
-    return i >= c->a && i < c->b ? c->t->flags[i] : 0;
-}
+static uint16_t fl_at(const cursor *c, size_t i) { return i >= c->a && i < c->b ? c->t->flags[i] : 0; }
 
 /* Ends a word at end; returns its length. */
 static size_t emit(cursor *c, size_t end) {
@@ -124,8 +123,8 @@ static size_t contraction(const cursor *c, size_t pos, int fold) {
 }
 
 /* The end of both patterns at pos: whitespace (\s+(?!\S) leaves the last space of a run for the word after
- * it; a run that ends the piece is one word), else one character alone. Returns the position after the word.
- */
+ * it; a run that ends the piece is one word), else one character alone. Returns the position after the
+ * word. */
 static size_t whitespace_or_one(cursor *c, size_t pos) {
     size_t n = 0;
     while (fl_at(c, pos + n) & GG_CPT_WHITESPACE)
@@ -214,20 +213,11 @@ int gg_split_custom(gg_split_kind kind, const gg_text *t, const gg_pieces *in, g
     for (size_t i = 0; i < in->n; i++) {
         cursor c = {t, start, start + in->len[i], start, out, 0};
         switch (kind) {
-        case GG_SPLIT_GPT2:
-            split_gpt2(&c);
-            break;
-        case GG_SPLIT_LLAMA3:
-            split_llama3(&c, 3, 0);
-            break;
-        case GG_SPLIT_QWEN2:
-            split_llama3(&c, 1, 0);
-            break;
-        case GG_SPLIT_QWEN35:
-            split_llama3(&c, 1, 1);
-            break;
-        default:
-            return -1;
+        case GG_SPLIT_GPT2: split_gpt2(&c); break;
+        case GG_SPLIT_LLAMA3: split_llama3(&c, 3, 0); break;
+        case GG_SPLIT_QWEN2: split_llama3(&c, 1, 0); break;
+        case GG_SPLIT_QWEN35: split_llama3(&c, 1, 1); break;
+        default: return -1;
         }
         if (c.oom) return -1;
         start = c.b;

@@ -116,8 +116,8 @@ static int build_wordpiece(av_tokenizer *t, av_err *err) {
 
 /* ---- "llama" / "gpt2": llama.cpp's tokenizers ---- */
 
-/* Merges "left right" (split at the first space after the first byte, as llama.cpp does) -> ranked id pairs.
- */
+/* Merges "left right" (split at the first space after the first byte, as llama.cpp does) -> ranked id
+ * pairs. */
 static int load_merges(av_tokenizer *t, av_err *err) {
     tok_bpe *b = &t->gg->bpe;
     for (int i = 0; i < t->n_merges; i++) {
@@ -140,8 +140,8 @@ static int load_merges(av_tokenizer *t, av_err *err) {
     return 0;
 }
 
-/* llama.cpp refuses vocabularies that hold a piece twice (its text -> id map must have one entry per token).
- */
+/* llama.cpp refuses vocabularies that hold a piece twice (its text -> id map must have one entry per
+ * token). */
 static int check_unique(const av_tokenizer *t, av_err *err) {
     for (int i = 0; i < t->n_vocab; i++) {
         int id = av_tok_find(t, t->pieces[i], (size_t)t->lens[i]);

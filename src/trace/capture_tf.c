@@ -455,8 +455,7 @@ int av_trace_from_image(av_model *m, const char *path, const av_run_params *para
     int rc = av_trace_from_pixels(m, px, h, w, params, out, top, k, err);
     free(px);
     if (rc == 0) {
-        const char *base = strrchr(path, '/');
-        rc = av_trace_set_meta(*out, "image", base ? base + 1 : path, err);
+        rc = av_trace_set_meta(*out, "image", av_path_basename(path), err);
     }
     return rc;
 }
