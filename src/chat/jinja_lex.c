@@ -207,20 +207,6 @@ static void skip_ws(lexer *L) {
         L->pos += w;
 }
 
-static int hexval(const char *s, int n, uint32_t *v) {
-    *v = 0;
-    for (int i = 0; i < n; i++) {
-        char ch = s[i];
-        int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                         : -1;
-        if (d < 0) return -1;
-        *v = *v * 16 + (uint32_t)d;
-    }
-    return 0;
-}
-
 static int put_cp(jj_ctx *c, jj_buf *b, uint32_t cp) {
     char u[4];
     int n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
@@ -238,10 +224,10 @@ static size_t escape(jj_ctx *c, const char *s, size_t n, jj_buf *b) {
     if (k) return jj_buf_add(c, b, &to[k - from], 1) ? 0 : 1;
     int len = s[0] == 'x' ? 2 : s[0] == 'u' ? 4 : 0;
     uint32_t cp, lo;
-    if (!len || (size_t)len + 1 > n || hexval(s + 1, len, &cp)) return 0;
+    if (!len || (size_t)len + 1 > n || av_hex_parse(s + 1, len, &cp)) return 0;
     size_t used = (size_t)len + 1;
     if (cp >= 0xD800 && cp < 0xDC00 && n >= used + 6 && s[used] == '\\' && s[used + 1] == 'u' &&
-        !hexval(s + used + 2, 4, &lo) && lo >= 0xDC00 && lo < 0xE000) { /* a UTF-16 surrogate pair */
+        !av_hex_parse(s + used + 2, 4, &lo) && lo >= 0xDC00 && lo < 0xE000) { /* a UTF-16 surrogate pair */
         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         used += 6;
     } else if (cp >= 0xD800 && cp < 0xE000) {

@@ -36,18 +36,10 @@ av_tokenizer *av_tok_alloc(av_tok_kind kind, int n, av_err *err) {
 }
 
 int av_tok_byte_piece(const char *p, size_t len) {
-    if (len != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>') return -1;
-    int v = 0;
-    for (int i = 3; i < 5; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                       : -1;
-        if (d < 0) return -1;
-        v = v * 16 + d;
-    }
-    return v;
+    uint32_t v;
+    if (len != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>' || av_hex_parse(p + 3, 2, &v))
+        return -1;
+    return (int)v;
 }
 
 /* Appends the text of token id to b (see av_tok_text). */
