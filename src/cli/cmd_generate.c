@@ -22,33 +22,23 @@ static void print_piece(void *ctx, const char *bytes, size_t len) {
     fflush(stdout);
 }
 
-/* The conversation's prompt for a generation that starts with the tokenizer's own BOS (av_generate_greedy
- * encodes with add_bos set): right when the model's runtime adds BOS too (GGUF); for other tokenizers
- * (transformers adds nothing), a BOS the template wrote is cut instead, and a prompt without one is refused
- * if the tokenizer would add BOS, since the ids would differ. TODO: take ids once generation does. */
-static int chat_prompt(const cli_args *a, av_model *m, const char *path, char **text) {
+/* The conversation's prompt (*text, printed) and its ids as the model's own runtime encodes it (*ids): the
+ * BOS rule of av_chat_format, so the generation continues exactly the sequence run --chat traces. */
+static int chat_ids(const cli_args *a, const av_model *m, const char *path, char **text, int32_t **ids,
+                    size_t *n) {
     const av_tokenizer *tok = av_model_tokenizer(m);
-    int add_special;
-    if (cli_chat_prompt(a, "generate", path, tok, text, &add_special)) return -1;
-    if (add_special || !tok) return 0;
-    const char *bos = av_tokenizer_piece(tok, av_tokenizer_bos(tok));
-    int32_t *ids;
-    size_t n;
     av_err err = {{0}};
-    if (av_tokenizer_encode(tok, "", 0, 1, &ids, &n, &err)) {
+    int add_special;
+    if (!tok) {
+        cli_failf("generate", "the model has no tokenizer: pass --tokenizer");
+        return -1;
+    }
+    if (cli_chat_prompt(a, "generate", path, tok, text, &add_special)) return -1;
+    if (av_tokenizer_encode(tok, *text, strlen(*text), add_special, ids, n, &err)) {
         cli_fail("generate", &err);
         return -1;
     }
-    free(ids);
-    if (n == 0) return 0; /* the tokenizer adds nothing */
-    if (bos && n == 1 && !strncmp(*text, bos, strlen(bos))) {
-        memmove(*text, *text + strlen(bos), strlen(*text + strlen(bos)) + 1);
-        return 0;
-    }
-    cli_failf("generate",
-              "--chat: the tokenizer adds special tokens the template did not write; use `attnviz "
-              "run --chat` or a GGUF model");
-    return -1;
+    return 0;
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -70,15 +60,18 @@ int cmd_generate(int argc, char **argv) {
     const char *prompt = cli_get(&a, "prompt"), *chat = cli_get(&a, "chat");
     const char *out = cli_output(&a, NULL);
     char *chat_text = NULL;
+    int32_t *chat_prompt = NULL; /* (n_chat) */
+    size_t n_chat = 0;
     if (chat && prompt) {
         cli_failf(cmd, "give either --chat or --prompt, not both");
         goto done;
     }
     if (cli_get_int(&a, "steps", 256, 0, 1 << 20, &steps, cmd) || cli_load_model(&a, cmd, &m)) goto done;
-    if (chat && chat_prompt(&a, m, chat, &chat_text)) goto done;
+    if (chat && chat_ids(&a, m, chat, &chat_text, &chat_prompt, &n_chat)) goto done;
     if (chat) prompt = chat_text;
     if (prompt) fputs(prompt, stdout);
-    if (av_generate_greedy(m, prompt ? prompt : "", (int)steps, print_piece, NULL, &ids, &n, &err)) {
+    if (chat ? av_generate_greedy_ids(m, chat_prompt, n_chat, (int)steps, print_piece, NULL, &ids, &n, &err)
+             : av_generate_greedy(m, prompt ? prompt : "", (int)steps, print_piece, NULL, &ids, &n, &err)) {
         putchar('\n');
         cli_fail(cmd, &err);
         goto done;
@@ -94,6 +87,7 @@ int cmd_generate(int argc, char **argv) {
     rc = 0;
 done:
     free(chat_text);
+    free(chat_prompt);
     free(ids);
     av_trace_free(t);
     av_model_free(m);

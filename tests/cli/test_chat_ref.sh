@@ -4,7 +4,8 @@
 # multi-turn, Unicode, tools, thinking, ending with the assistant), with and without the generation prompt, rendered
 # by `attnviz chat` must equal what @huggingface/jinja (npm, pinned in tests/chat/package-lock.json) renders, byte
 # for byte; a template that raises must fail in both. 2) `attnviz run --chat` on a GGUF model traces exactly the ids
-# llama.cpp's llama_tokenize gives the prompt (one BOS). 3) One-line errors.
+# llama.cpp's llama_tokenize gives the prompt (one BOS), and `attnviz generate --chat` continues those ids; with a
+# non-GGUF tokenizer, transformers' rule (no BOS the template does not write). 3) One-line errors.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${ATTNVIZ_BIN:-$ROOT/build/attnviz}
 SHARED=${ATTNVIZ_SHARED:-$ROOT/../shared}
@@ -66,6 +67,23 @@ else
         trace_ids "$TMP/t.st" > "$TMP/got_ids"
     check chat_run_gguf_ids_equal_llama_cpp sh -c "[ -s '$TMP/got_ids' ] && cmp -s '$TMP/exp_ids' '$TMP/got_ids' &&
         grep -q '^\[1, ' '$TMP/got_ids' && ! grep -q '^\[1, 1,' '$TMP/got_ids'"
+    "$BIN" generate --model "$TMP/s.gguf" --chat "$C/messages/multi_turn_no_system.json" $T --steps 4 \
+        -o "$TMP/g.st" > "$TMP/out" 2>&1 && trace_ids "$TMP/g.st" > "$TMP/gen_ids"
+    check chat_generate_gguf_starts_with_llama_cpp_ids "$PY" -c 'import json,sys
+exp = json.load(open(sys.argv[1])); got = json.load(open(sys.argv[2]))
+sys.exit(not (exp and got[:len(exp)] == exp and len(got) > len(exp)))' "$TMP/exp_ids" "$TMP/gen_ids"
+fi
+# generate --chat with a tokenizer that adds BOS and a template that writes none (Phi-3.5): transformers' rule,
+# the rendered text encoded without special tokens, so the sequence has no BOS (1) and is the one run --chat traces.
+if [ -r "$MODEL/stories260K.bin" ]; then
+    M="--model $MODEL/stories260K.bin --tokenizer $MODEL/tok512.bin"
+    T="--chat-template $C/templates/phi-3.5-mini-instruct.jinja"
+    "$BIN" generate $M --chat "$C/messages/multi_turn_no_system.json" $T --steps 4 -o "$TMP/g2.st" > "$TMP/out" 2>&1 &&
+        "$BIN" run $M --chat "$C/messages/multi_turn_no_system.json" $T -o "$TMP/r2.st" >> "$TMP/out" 2>&1 &&
+        trace_ids "$TMP/g2.st" > "$TMP/gen2_ids" && trace_ids "$TMP/r2.st" > "$TMP/run2_ids"
+    check chat_generate_no_bos_when_the_template_writes_none "$PY" -c 'import json,sys
+run = json.load(open(sys.argv[1])); gen = json.load(open(sys.argv[2]))
+sys.exit(not (run and run[0] != 1 and gen[:len(run)] == run and len(gen) > len(run)))' "$TMP/run2_ids" "$TMP/gen2_ids"
 fi
 
 # ---- 3. errors ----
