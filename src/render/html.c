@@ -21,7 +21,11 @@
 #define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
 
 av_html_params av_html_default_params(void) {
-    av_html_params p = {AV_HTML_AUTO, NULL, NULL, NULL, 1, NULL};
+    av_html_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = AV_HTML_AUTO;
+    p.analysis = 1;
+    p.head = AV_HEADS_MEAN;
     return p;
 }
 
@@ -170,6 +174,59 @@ static size_t total_values(const av_trace *t) {
     return n;
 }
 
+/* The kind the viewer opens with: self, else cross, else the first present (as web/viewer.js chooses). */
+static const char *default_kind(const av_trace *t) {
+    if (av_trace_n_layers(t, "self") > 0) return "self";
+    if (av_trace_n_layers(t, "cross") > 0) return "cross";
+    for (int k = 0; k < 4; k++)
+        if (av_trace_n_layers(t, k_kinds[k]) > 0) return k_kinds[k];
+    return "self";
+}
+
+/* Checks the caller's first view against the trace: kind present, layer and heads in range. */
+static int check_state(const av_trace *t, const av_html_params *p, av_err *err) {
+    const char *kind = p->kind ? p->kind : default_kind(t);
+    int L = av_trace_n_layers(t, kind), H = av_trace_n_heads(t, kind);
+    if (L == 0) return av_errf(err, "initial view: the trace has no '%s' attention", kind);
+    if (p->layer < 0 || p->layer >= L)
+        return av_errf(err, "initial view: layer %d is out of range: %s has layers 0..%d", p->layer, kind,
+                       L - 1);
+    if (p->head < AV_HEADS_MAX || p->head >= H)
+        return av_errf(err, "initial view: head %d is out of range: %s has heads 0..%d", p->head, kind,
+                       H - 1);
+    if (p->n_heads < 0 || (p->n_heads > 0 && !p->heads))
+        return av_errf(err, "initial view: %d checked heads without a list", p->n_heads);
+    for (int i = 0; i < p->n_heads; i++)
+        if (p->heads[i] < 0 || p->heads[i] >= H)
+            return av_errf(err, "initial view: checked head %d is out of range: %s has heads 0..%d",
+                           p->heads[i], kind, H - 1);
+    if (p->theme && strcmp(p->theme, "light") != 0 && strcmp(p->theme, "dark") != 0)
+        return av_errf(err, "initial view: theme must be light or dark, got '%s'", p->theme);
+    return 0;
+}
+
+/* meta "state": what the page shows first when the caller chose it (the viewer's defaults otherwise). */
+static int initial_state(const av_trace *t, const av_html_params *p, json_t *m, av_err *err) {
+    if (check_state(t, p, err)) return -1;
+    json_t *st = json_object();
+    if (p->kind) json_object_set_new(st, "kind", json_string(p->kind));
+    if (p->layer) json_object_set_new(st, "layer", json_integer(p->layer));
+    if (p->head != AV_HEADS_MEAN)
+        json_object_set_new(st, "head", p->head >= 0 ? json_integer(p->head) : json_string("max"));
+    if (p->theme) json_object_set_new(st, "theme", json_string(p->theme));
+    if (p->heads) {
+        json_t *hs = json_array();
+        for (int i = 0; i < p->n_heads; i++)
+            json_array_append_new(hs, json_integer(p->heads[i]));
+        json_object_set_new(st, "heads", hs);
+    }
+    if (json_object_size(st))
+        json_object_set_new(m, "state", st);
+    else
+        json_decref(st);
+    return 0;
+}
+
 static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_html_analysis *an, av_buf *blob,
                       json_t **out, av_err *err) {
     json_t *m = json_object(), *sets = json_array(), *labels = json_object(), *md = json_object(),
@@ -182,6 +239,10 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
     json_object_set_new(m, "meta", md);
     json_object_set_new(m, "cmaps", cm);
     if (p->view) json_object_set_new(m, "view", json_string(p->view));
+    if (initial_state(t, p, m, err)) {
+        json_decref(m);
+        return -1;
+    }
     const char *model = av_trace_meta(t, "model");
     json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
     json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));
