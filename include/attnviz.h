@@ -258,8 +258,11 @@ const char *av_version(void);
  * cannot reach the C library's free(). NULL is ignored. */
 void av_free(void *p);
 
-/* ---- the tensors of a trace file ------------------------------------------------------------------------
- */
+/* ---- what a trace holds, for bindings ---------------------------------------------------------------- */
+
+/* Every metadata key and value as one JSON object (string -> string), malloc'd (free with av_free); NULL when
+ * out of memory. */
+char *av_trace_meta_json(const av_trace *t);
 
 /* Every tensor of the file a trace was loaded from, by position 0 .. av_trace_n_file_tensors() - 1, whatever
  * its name (also those this version does not interpret: later trace versions add tensors) and dtype. The view

@@ -1,6 +1,12 @@
-/* Every tensor of the file a trace was loaded from, by position: what bindings expose by name beside the
- * typed accessors (later trace versions add tensors this version does not interpret). */
+/* What a trace holds, for bindings: its metadata as one JSON object, and every tensor of the file it was
+ * loaded from by position (later trace versions add tensors this version does not interpret). */
 #include "trace/trace.h"
+
+#include <stdlib.h>
+
+char *av_trace_meta_json(const av_trace *t) {
+    return json_dumps(t->meta, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_SORT_KEYS);
+}
 
 int av_trace_n_file_tensors(const av_trace *t) { return t->loaded ? t->file.n : 0; }
 

@@ -1,0 +1,187 @@
+"""Figures and the viewer of a trace: PNG/SVG heatmaps, the standalone viewer page, and inline notebook display.
+
+In a notebook each viewer is the standalone page of `attnviz html` inside a sandboxed iframe (srcdoc): it has
+its own document, so several viewers in one notebook never share element ids or data, and the page's
+Content-Security-Policy forbids every network request. Traces whose page would pass max_inline_mb show a
+pooled overview (the layers x heads grid as a PNG, each thumbnail max-pooled) with a message instead.
+"""
+import base64
+import ctypes
+import html as _html
+
+from . import _capi
+from ._capi import call, cstr, lib
+
+VIEWS = ("heatmap", "model", "head", "image", "summary", "rollout", "norm")
+_ALIASES = {"roles": "summary", "model_view": "model", "head_view": "head"}
+max_inline_mb = 20.0  # the default size guard of inline viewers (Trace.show(max_mb=...) overrides it)
+IFRAME_HEIGHT = 640
+
+
+class HTML:
+    """HTML for notebooks when IPython is absent: .data holds the markup (as IPython.display.HTML's does)."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def _repr_html_(self):
+        return self.data
+
+    def __str__(self):
+        return self.data
+
+
+def html_object(markup):
+    """IPython.display.HTML(markup), or the stand-in above without IPython."""
+    try:
+        from IPython.display import HTML as IPyHTML
+    except ImportError:
+        return HTML(markup)
+    return IPyHTML(markup)
+
+
+def display_markup(markup):
+    try:
+        from IPython.display import display
+    except ImportError as e:
+        raise ImportError("attnviz: showing a viewer needs IPython (a notebook); without one, write the page "
+                          "with trace.save_html(path)") from e
+    display(html_object(markup))
+
+
+def iframe(page, height=IFRAME_HEIGHT, title="attnviz viewer"):
+    """The page in a sandboxed iframe: scripts run in their own opaque origin, with nothing shared."""
+    return ('<iframe class="attnviz-viewer" sandbox="allow-scripts" title="%s" style="width:100%%;height:%dpx;'
+            'border:1px solid #d0d4da;border-radius:4px" srcdoc="%s"></iframe>'
+            % (_html.escape(title), int(height), _html.escape(page, quote=True)))
+
+
+def view_name(view):
+    if view is None:
+        return None
+    view = _ALIASES.get(view, view)
+    if view not in VIEWS:
+        raise ValueError("view must be one of %s, got %r%s" % (", ".join(VIEWS + ("roles",)), view,
+                         " (attnviz has no neuron view: BertViz's query/key vectors)" if view == "neuron" else ""))
+    return view
+
+
+def _heads_arg(heads):
+    if heads is None:
+        return None, 0
+    heads = [int(h) for h in heads]
+    return (ctypes.c_int * len(heads))(*heads), len(heads)
+
+
+class Figures:
+    """The figure and viewer methods of attnviz.Trace."""
+
+    def _plot_params(self, layer, head, kind, grid, cmap, log, exclude_first, dpi, cell, vmin, vmax, title):
+        kind = self._kind(kind)
+        p = lib.av_plot_default_params()
+        p.kind, p.layer, p.head, p.grid = _capi.kind_arg(kind), 0 if grid else self._layer(layer, kind), \
+            self._head(head), int(bool(grid))
+        cm = ctypes.c_int()
+        call("av_cmap_parse", cstr(cmap), ctypes.byref(cm))
+        p.cmap, p.log_scale, p.exclude_first, p.dpi, p.cell = cm.value, int(log), int(exclude_first), dpi, cell
+        if (vmin is None) != (vmax is None):
+            raise ValueError("give vmin and vmax together")
+        if vmin is not None:
+            p.vmin, p.vmax = vmin, vmax
+        p.title = cstr(title)
+        return p
+
+    def figure(self, format="png", layer=0, head="mean", kind=None, grid=False, cmap="viridis", log=False,
+               exclude_first=False, dpi=150, cell=0, vmin=None, vmax=None, title=None):
+        """The heatmap of one head (or the mean/max over heads), or grid=True for every layer x head, as PNG
+        or SVG bytes (the figures of `attnviz render`, docs/VIEWER.md)."""
+        if format not in ("png", "svg"):
+            raise ValueError("format must be 'png' or 'svg', got %r" % (format,))
+        p = self._plot_params(layer, head, kind, grid, cmap, log, exclude_first, dpi, cell, vmin, vmax, title)
+        out, n = ctypes.POINTER(ctypes.c_uint8)(), ctypes.c_size_t()
+        call("av_plot_build", self._h, ctypes.byref(p), 0 if format == "png" else 1, ctypes.byref(out),
+             ctypes.byref(n), None)
+        return _capi.take_bytes(out, n.value)
+
+    def render(self, path, layer=0, head="mean", kind=None, grid=False, cmap="viridis", log=False,
+               exclude_first=False, dpi=150, cell=0, vmin=None, vmax=None, title=None):
+        """Writes the figure to path (.png or .svg, atomically). Returns path."""
+        p = self._plot_params(layer, head, kind, grid, cmap, log, exclude_first, dpi, cell, vmin, vmax, title)
+        call("av_plot_render", self._h, ctypes.byref(p), cstr(path), None)
+        return path
+
+    def _html_params(self, keep, view, kind, layer, head, heads, theme, precision, analysis, title, roles, image):
+        p = lib.av_html_default_params()
+        if precision not in ("auto", "f16", "u8"):
+            raise ValueError("precision must be 'auto', 'f16' or 'u8', got %r" % (precision,))
+        p.precision = ("auto", "f16", "u8").index(precision)
+        p.view, p.title, p.roles_path, p.image_path = cstr(view_name(view)), cstr(title), cstr(roles), cstr(image)
+        p.analysis = int(bool(analysis))
+        kind = self._kind(kind) if kind is not None else self._viewer_kind()
+        p.kind = cstr(kind)  # a string here: the page's first kind (av_html_params.kind)
+        p.layer = self._layer(layer, kind)
+        p.head = self._head(head)
+        keep.append(_heads_arg(heads))
+        p.heads, p.n_heads = keep[-1]
+        p.theme = cstr(theme)
+        return p
+
+    def html(self, view=None, kind=None, layer=0, head="mean", heads=None, theme=None, precision="auto",
+             analysis=True, title=None, roles=None, image=None):
+        """The standalone viewer page (`attnviz html`) as a string: one offline file, no network requests.
+        view: heatmap, model, head, image, summary (or roles), rollout, norm; kind/layer/head/heads: what it
+        shows first (heads: the head view's checked heads); theme: "light" or "dark"; roles: the JSON file of
+        `attnviz roles --json`; image: a PNG under the patch attention of image traces."""
+        keep = []
+        p = self._html_params(keep, view, kind, layer, head, heads, theme, precision, analysis, title, roles, image)
+        out, n = ctypes.c_void_p(), ctypes.c_size_t()
+        call("av_html_build", self._h, ctypes.byref(p), ctypes.byref(out), ctypes.byref(n))
+        return _capi.take_bytes(out, n.value).decode("utf-8")
+
+    def save_html(self, path, view=None, **kw):
+        """Writes the viewer page to path (atomically). Returns path."""
+        keep = []
+        p = self._html_params(keep, view, kw.get("kind"), kw.get("layer", 0), kw.get("head", "mean"),
+                              kw.get("heads"), kw.get("theme"), kw.get("precision", "auto"),
+                              kw.get("analysis", True), kw.get("title"), kw.get("roles"), kw.get("image"))
+        call("av_html_write", self._h, ctypes.byref(p), cstr(path), None)
+        return path
+
+    def attention_values(self):
+        """Number of attention weights the trace holds (what the viewer page embeds)."""
+        return sum(self.n_layers(k) * self.n_heads(k) * self.n_query(k) * self.n_key(k) for k in self.kinds)
+
+    def page_mb(self):
+        """Estimated size of the viewer page in MiB (8-bit data with a scale per row above 4 MiB of f16)."""
+        n = self.attention_values()
+        rows = sum(self.n_layers(k) * self.n_heads(k) * self.n_query(k) for k in self.kinds)
+        data = n * 2 if n * 2 * 4 / 3 < 4 * 2**20 else n + 4 * rows
+        return (data * 4 / 3 + 200 * 1024 + 64 * len(self)) / 2**20
+
+    def overview(self, message=None, kind=None):
+        """HTML of the pooled overview: every layer x head as one PNG (max-pooled thumbnails) and a message."""
+        png = self.figure("png", grid=True, kind=kind or self._viewer_kind(), dpi=96)
+        note = message or "attnviz: pooled overview of every layer x head (max-pooled thumbnails)."
+        return ('<div class="attnviz-overview"><p style="font-family:sans-serif">%s</p><img alt="attention '
+                'overview" style="max-width:100%%" src="data:image/png;base64,%s"></div>'
+                % (_html.escape(note), base64.b64encode(png).decode()))
+
+    def display_html(self, view=None, height=IFRAME_HEIGHT, max_mb=None, **kw):
+        """What show() displays: the viewer in a sandboxed iframe, or the pooled overview above max_mb."""
+        limit = max_inline_mb if max_mb is None else max_mb
+        size = self.page_mb()
+        if size > limit:
+            return self.overview(
+                "attnviz: this trace holds %.3g M attention weights, a viewer page of about %.0f MiB, above the "
+                "inline limit of %g MiB: showing a pooled overview of every layer x head instead. Open the full "
+                "viewer with trace.save_html('view.html') (or `attnviz serve` for the zoomable map), or raise "
+                "the limit: trace.show(max_mb=%d)." % (self.attention_values() / 1e6, size, limit,
+                                                        int(size) + 1), kind=kw.get("kind"))
+        return iframe(self.html(view, **kw), height, "attnviz viewer: " + (self.model or "trace"))
+
+    def show(self, view="heatmap", height=IFRAME_HEIGHT, max_mb=None, **kw):
+        """Displays the viewer inline in a notebook (see display_html); kw as html()."""
+        display_markup(self.display_html(view, height, max_mb, **kw))
+
+    def _repr_html_(self):
+        return self.display_html()
