@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from . import _capi
-from ._capi import call, cstr, lib
+from ._capi import AttnvizError, call, cstr, lib
 from .display import display_markup, html_object, iframe
 from .trace import Trace
 
@@ -97,7 +97,10 @@ def from_arrays(attention=None, tokens=None, *, encoder_attention=None, decoder_
     p.check_rows, p.tolerance, p.model = int(bool(check)), float(tolerance), cstr(model)
     p.dtype = {"f32": 0, "f16": 1}[dtype]
     out = ctypes.c_void_p()
-    call("av_trace_import", ctypes.byref(p), ctypes.byref(out))
+    try:
+        call("av_trace_import", ctypes.byref(p), ctypes.byref(out))
+    except AttnvizError as e:  # the importer's hint names the CLI option
+        raise AttnvizError(str(e).replace("use --no-check", "pass check=False")) from None
     return Trace(out.value)
 
 

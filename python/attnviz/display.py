@@ -51,8 +51,8 @@ def display_markup(markup):
 
 def iframe(page, height=IFRAME_HEIGHT, title="attnviz viewer"):
     """The page in a sandboxed iframe: scripts run in their own opaque origin, with nothing shared."""
-    return ('<iframe class="attnviz-viewer" sandbox="allow-scripts" title="%s" style="width:100%%;height:%dpx;'
-            'border:1px solid #d0d4da;border-radius:4px" srcdoc="%s"></iframe>'
+    return ('<div class="attnviz-viewer"><iframe sandbox="allow-scripts" title="%s" style="width:100%%;'
+            'height:%dpx;border:1px solid #d0d4da;border-radius:4px" srcdoc="%s"></iframe></div>'
             % (_html.escape(title), int(height), _html.escape(page, quote=True)))
 
 
@@ -117,9 +117,9 @@ class Figures:
         p.precision = ("auto", "f16", "u8").index(precision)
         p.view, p.title, p.roles_path, p.image_path = cstr(view_name(view)), cstr(title), cstr(roles), cstr(image)
         p.analysis = int(bool(analysis))
-        kind = self._kind(kind) if kind is not None else self._viewer_kind()
-        p.kind = cstr(kind)  # a string here: the page's first kind (av_html_params.kind)
-        p.layer = self._layer(layer, kind)
+        if kind is not None:
+            p.kind = cstr(self._kind(kind))  # a string here: the page's first kind (av_html_params.kind)
+        p.layer = self._layer(layer, self._kind(kind) if kind is not None else self._viewer_kind())
         p.head = self._head(head)
         keep.append(_heads_arg(heads))
         p.heads, p.n_heads = keep[-1]
@@ -152,11 +152,15 @@ class Figures:
         return sum(self.n_layers(k) * self.n_heads(k) * self.n_query(k) * self.n_key(k) for k in self.kinds)
 
     def page_mb(self):
-        """Estimated size of the viewer page in MiB (8-bit data with a scale per row above 4 MiB of f16)."""
-        n = self.attention_values()
-        rows = sum(self.n_layers(k) * self.n_heads(k) * self.n_query(k) for k in self.kinds)
+        """Estimated size of the viewer page in MiB: the attention and rollout matrices (f16, or 8 bits with
+        a scale per row when the page would pass 4 MiB), about 400 bytes of statistics per head, the value
+        norms, the labels and about 100 KiB of viewer code."""
+        n = self.attention_values() + sum(self.n_query(k) * self.n_key(k) for k in self.kinds)  # + rollout
+        rows = sum((self.n_layers(k) * self.n_heads(k) + 1) * self.n_query(k) for k in self.kinds)
+        heads = sum(self.n_layers(k) * self.n_heads(k) for k in self.kinds)
         data = n * 2 if n * 2 * 4 / 3 < 4 * 2**20 else n + 4 * rows
-        return (data * 4 / 3 + 200 * 1024 + 64 * len(self)) / 2**20
+        vnorm = 4 * self.heads * len(self) * self.layers if "self" in self.kinds else 0
+        return ((data + vnorm) * 4 / 3 + 400 * heads + 24 * len(self) + 100 * 1024) / 2**20
 
     def overview(self, message=None, kind=None):
         """HTML of the pooled overview: every layer x head as one PNG (max-pooled thumbnails) and a message."""
@@ -172,7 +176,7 @@ class Figures:
         size = self.page_mb()
         if size > limit:
             return self.overview(
-                "attnviz: this trace holds %.3g M attention weights, a viewer page of about %.0f MiB, above the "
+                "attnviz: this trace holds %.3g M attention weights, a viewer page of about %.3g MiB, above the "
                 "inline limit of %g MiB: showing a pooled overview of every layer x head instead. Open the full "
                 "viewer with trace.save_html('view.html') (or `attnviz serve` for the zoomable map), or raise "
                 "the limit: trace.show(max_mb=%d)." % (self.attention_values() / 1e6, size, limit,

@@ -27,8 +27,8 @@ class Model:
         p = lib.av_model_default_params()
         p.tokenizer_path, p.n_threads = cstr(tokenizer), int(threads)
         self._h = ctypes.c_void_p()
-        call("av_model_load", cstr(path), ctypes.byref(p), ctypes.byref(self._h))
         self.path = os.fspath(path)
+        call("av_model_load", cstr(path), ctypes.byref(p), ctypes.byref(self._h))
 
     def __del__(self):
         h = getattr(self, "_h", None)
@@ -47,6 +47,8 @@ class Model:
         return d
 
     def __repr__(self):
+        if not self._h.value:
+            return "<attnviz.Model (not loaded)>"
         i = self.info
         return "<attnviz.Model %s (%s, %d layers x %d heads)>" % (i["name"], i["arch"], i["n_layers"], i["n_heads"])
 
