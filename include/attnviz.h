@@ -39,6 +39,18 @@ typedef enum av_dtype {
     AV_DTYPE_I32,
     AV_DTYPE_I64,
     AV_DTYPE_U8,
+    /* GGUF block-quantized weight types (docs/MODELS.md; layouts in src/core/dtype.h). Add at the end. */
+    AV_DTYPE_Q4_0,
+    AV_DTYPE_Q4_1,
+    AV_DTYPE_Q5_0,
+    AV_DTYPE_Q5_1,
+    AV_DTYPE_Q2_K,
+    AV_DTYPE_Q3_K,
+    AV_DTYPE_Q4_K,
+    AV_DTYPE_Q5_K,
+    AV_DTYPE_Q6_K,
+    AV_DTYPE_IQ4_NL,
+    AV_DTYPE_IQ4_XS,
     AV_DTYPE_COUNT
 } av_dtype;
 
@@ -52,7 +64,10 @@ typedef struct av_tensor {
     size_t nbytes;
 } av_tensor;
 
+/* "F32", "Q4_K", ... ("?" outside the enum). */
 const char *av_dtype_name(av_dtype t);
+/* The dtype named s (case-insensitive: "q4_k", "Q4_K"); -1 for an unknown name. */
+int av_dtype_parse(const char *s, av_dtype *out);
 int64_t av_tensor_numel(const av_tensor *t);
 
 /* ---- tokenizer ---------------------------------------------------------------------------------------- */

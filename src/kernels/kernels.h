@@ -2,11 +2,24 @@
 #ifndef AV_KERNELS_H
 #define AV_KERNELS_H
 
-#include "core/core.h"
+#include "core/dtype.h"
 
-/* Converts rows [row0, row0+n_rows) of a 2-D weight (any supported dtype) to f32.
- * dst: (n_rows, cols). A 1-D tensor is one row. */
+/* ---- weight types (quants.c; the formats in core/dtype.h) ---- */
+
+/* Converts rows [row0, row0+n_rows) of a 2-D weight of any weight dtype (F32, F16, BF16, every quantized
+ * type) to f32, bit for bit as ggml's dequantize_row_* does. dst: (n_rows, cols). A 1-D tensor is one row.
+ * Rows are addressed with av_tensor_row_bytes, so a view of some rows (av_tensor_rows) works too. */
 void av_dequantize_rows(const av_tensor *w, int64_t row0, int64_t n_rows, float *dst);
+/* n values (whole blocks) of type t at src -> f32. dst: (n) */
+void av_dequantize(av_dtype t, const void *src, float *dst, int64_t n);
+/* 1 for the types av_quantize writes: F32, F16, BF16, Q8_0, Q4_0, Q4_K. */
+int av_dtype_can_quantize(av_dtype t);
+/* f32 -> type t for n values (whole blocks), the quantized types exactly as ggml's quantize_row_*_ref.
+ * Returns -1 (nothing written) for a type av_dtype_can_quantize refuses or a partial block. */
+int av_quantize(av_dtype t, const float *src, void *dst, int64_t n);
+/* av_dequantize and av_quantize as one codec, for the writers of io/ (av_gguf_writer.codec,
+ * av_st_writer.codec). */
+extern const av_dtype_codec av_quant_codec;
 
 /* Makes OpenBLAS single-threaded: attnviz splits work over its own threads (call once, before any GEMM). */
 void av_kernels_init(void);
@@ -99,15 +112,6 @@ typedef struct av_attn_args {
  * NULL. Memory is linear in n_k without capture. */
 void av_attention(const av_attn_args *a, float *scratch, int n_threads);
 
-/* Q8_0 block: 32 int8 values with one f16 scale. */
-typedef struct av_block_q8_0 {
-    uint16_t d;
-    int8_t qs[32];
-} av_block_q8_0;
-
 void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n); /* n % 32 == 0 */
-/* n F32 values (a multiple of t's block) into t's block-quantized bytes at out: 0, or -1 for a type not
- * produced here. The quantizer of the GGUF writer (av_gguf_writer.quantize). */
-int av_quantize_f32(av_dtype t, const float *x, size_t n, void *out);
 
 #endif

@@ -60,11 +60,11 @@ int av_linear_run(float *y, const float *x, const av_linear *l, int n, int n_thr
 
 av_tensor av_tensor_rows(const av_tensor *t, int64_t r0, int64_t n) {
     av_tensor v = *t;
-    int64_t cols = t->ndim == 1 ? 1 : t->shape[1];
-    size_t esz = t->dtype == AV_DTYPE_F32 ? 4 : 2; /* F32, F16, BF16 (checked by the loaders) */
+    size_t row_bytes = 0; /* a 1-D tensor (a bias): rows of one value */
+    av_dtype_row_bytes(t->dtype, t->ndim == 1 ? 1 : t->shape[1], &row_bytes);
     v.shape[0] = n;
-    v.data = (const char *)t->data + (size_t)(r0 * cols) * esz;
-    v.nbytes = (size_t)(n * cols) * esz;
+    v.data = (const char *)t->data + (size_t)r0 * row_bytes;
+    v.nbytes = (size_t)n * row_bytes;
     return v;
 }
 

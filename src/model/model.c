@@ -71,9 +71,12 @@ static int check_tensor(const av_tensor *t, const char *what, int layer, int64_t
     else
         snprintf(where, sizeof where, "%s", what);
     if (!t->data) return av_errf(err, "missing tensor: %s", where);
-    if (t->dtype != AV_DTYPE_F32 && t->dtype != AV_DTYPE_F16 && t->dtype != AV_DTYPE_BF16 &&
-        t->dtype != AV_DTYPE_Q8_0)
+    if (!av_dtype_is_weight(t->dtype))
         return av_errf(err, "%s: unsupported weight type %s", where, av_dtype_name(t->dtype));
+    if (cols == 0 && av_dtype_is_quantized(t->dtype)) /* norms and biases are read as plain floats */
+        return av_errf(err,
+                       "%s: %s vectors are not supported (norm weights and biases must be F32, F16 or BF16)",
+                       where, av_dtype_name(t->dtype));
     int ok = cols == 0 ? (t->ndim == 1 && t->shape[0] == rows)
                        : (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols);
     if (!ok) {
@@ -90,8 +93,9 @@ static int check_tensor(const av_tensor *t, const char *what, int layer, int64_t
     size_t nbytes;
     if (!av_dtype_nbytes(t->dtype, (size_t)rows * (size_t)(cols ? cols : 1), &nbytes) || nbytes != t->nbytes)
         return av_errf(err, "%s: %zu bytes of data for its shape and type", where, t->nbytes);
-    if ((t->dtype == AV_DTYPE_Q8_0) && (cols ? cols : rows) % 32)
-        return av_errf(err, "%s: Q8_0 rows must be a multiple of 32 values", where);
+    if ((cols ? cols : rows) % av_dtype_block_size(t->dtype))
+        return av_errf(err, "%s: %s rows must be a multiple of %d values", where, av_dtype_name(t->dtype),
+                       av_dtype_block_size(t->dtype));
     return 0;
 }
 
@@ -141,12 +145,7 @@ int av_model_check(av_model *m, av_err *err) {
             (L->bk.data && check_tensor(&L->bk, "k bias", l, kv_dim, 0, err)) ||
             (L->bv.data && check_tensor(&L->bv, "v bias", l, kv_dim, 0, err)))
             return -1;
-        if (L->bq.dtype == AV_DTYPE_Q8_0 || L->bk.dtype == AV_DTYPE_Q8_0 || L->bv.dtype == AV_DTYPE_Q8_0)
-            return av_errf(err, "layer %d: quantized attention biases are not supported", l);
         if (L->window < 0) return av_errf(err, "layer %d: negative sliding window", l);
-        /* norms are read as floats directly */
-        if (L->attn_norm.dtype == AV_DTYPE_Q8_0 || L->ffn_norm.dtype == AV_DTYPE_Q8_0)
-            return av_errf(err, "layer %d: quantized norm weights are not supported", l);
     }
     return 0;
 }
