@@ -10,6 +10,7 @@
 
 The package is pure Python over libattnviz.so (ctypes); docs/PYTHON.md has the whole API.
 """
+from ._capi import VERSION as __version__
 from ._capi import AttnvizError, lib_path
 from .analysis import HeadStats, ModelRoles
 from .compat import from_arrays, from_transformerlens, head_view, model_view
@@ -17,6 +18,5 @@ from .display import HTML
 from .model import Model, run
 from .trace import Trace, load
 
-__version__ = "0.1.0"
-__all__ = ["AttnvizError", "HTML", "HeadStats", "Model", "ModelRoles", "Trace", "from_arrays",
+__all__ = ["__version__", "AttnvizError", "HTML", "HeadStats", "Model", "ModelRoles", "Trace", "from_arrays",
            "from_transformerlens", "head_view", "load", "model_view", "run", "lib_path"]

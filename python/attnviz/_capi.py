@@ -143,6 +143,7 @@ class PlotGeom(Structure):
 
 
 class HtmlParams(Structure):
+    # kind is a string here: the page's first kind (NULL: the viewer's choice), whichever type KIND_T is
     _fields_ = [("precision", c_int), ("title", c_char_p), ("view", c_char_p), ("image_path", c_char_p),
                 ("analysis", c_int), ("roles_path", c_char_p), ("kind", c_char_p), ("layer", c_int),
                 ("head", c_int), ("heads", POINTER(c_int)), ("n_heads", c_int), ("theme", c_char_p)]
@@ -294,6 +295,7 @@ def take_bytes(ptr, n=-1):
         lib.av_free(ptr)
 
 
-if text(lib.av_version()) != "0.1.0":
-    raise ImportError("attnviz: %s is version %s, this package expects 0.1.0 (rebuild with `make` or set "
-                      "ATTNVIZ_LIB)" % (lib_path, text(lib.av_version())))
+VERSION = "0.1.0"  # the package's version; the library must have the same major.minor (its soname and ABI)
+if text(lib.av_version()).split(".")[:2] != VERSION.split(".")[:2]:
+    raise ImportError("attnviz: %s is version %s, this package needs %s.x (rebuild with `make` or set "
+                      "ATTNVIZ_LIB)" % (lib_path, text(lib.av_version()), VERSION.rsplit(".", 1)[0]))

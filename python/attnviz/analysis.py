@@ -23,10 +23,8 @@ class HeadStats:
 
     def __init__(self, kind, rows, roles):
         self.kind = kind
-        layers = max(r.layer for r in rows) + 1 - min(r.layer for r in rows)
-        self.layers = sorted({r.layer for r in rows})
-        heads = max(r.head for r in rows) + 1
-        shape = (layers, heads)
+        self.layers = sorted({r.layer for r in rows})  # the layers the rows cover (one, or all)
+        shape = (len(self.layers), max(r.head for r in rows) + 1)
         self.n_rows = np.array([r.n_rows for r in rows], dtype=np.int32).reshape(shape)
         self._stats = {s: np.array([getattr(r, s) for r in rows]).reshape(shape) for s in _capi.HeadStats.STATS}
         self.scores = {name: np.array([r.score[i] for r in roles]).reshape(shape)

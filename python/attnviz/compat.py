@@ -182,8 +182,8 @@ def model_view(attention=None, tokens=None, sentence_b_start=None, prettify_toke
 def from_transformerlens(cache, tokens, model=None, check=True):
     """A Trace from a TransformerLens ActivationCache (or any mapping) holding blocks.{l}.attn.hook_pattern
     [batch=1, heads, query, key] for l = 0, 1, ...; tokens: model.to_str_tokens(text) (or ids)."""
-    layers = []
-    while "blocks.%d.attn.hook_pattern" % len(layers) in _keys(cache):
+    keys, layers = set(cache.keys()), []
+    while "blocks.%d.attn.hook_pattern" % len(layers) in keys:
         layers.append(cache["blocks.%d.attn.hook_pattern" % len(layers)])
     if not layers:
         raise ValueError("the cache has no blocks.0.attn.hook_pattern: run the model with "
@@ -192,8 +192,3 @@ def from_transformerlens(cache, tokens, model=None, check=True):
     if toks and isinstance(toks[0], list):  # a [1, T] batch of ids or strings
         toks = toks[0]
     return from_arrays(layers, [str(t) for t in toks], model=model, check=check)
-
-
-def _keys(cache):
-    keys = cache.keys() if hasattr(cache, "keys") else ()
-    return set(keys)

@@ -183,8 +183,9 @@ class Figures:
                                                         int(size) + 1), kind=kw.get("kind"))
         return iframe(self.html(view, **kw), height, "attnviz viewer: " + (self.model or "trace"))
 
-    def show(self, view="heatmap", height=IFRAME_HEIGHT, max_mb=None, **kw):
-        """Displays the viewer inline in a notebook (see display_html); kw as html()."""
+    def show(self, view=None, height=IFRAME_HEIGHT, max_mb=None, **kw):
+        """Displays the viewer inline in a notebook (see display_html); view and kw as html() (view None: the
+        heatmap, or the image view of image traces)."""
         display_markup(self.display_html(view, height, max_mb, **kw))
 
     def _repr_html_(self):

@@ -30,10 +30,12 @@ class Model:
         self.path = os.fspath(path)
         call("av_model_load", cstr(path), ctypes.byref(p), ctypes.byref(self._h))
 
+    _free = lib.av_model_free  # held by the class: module globals may be gone when the interpreter exits
+
     def __del__(self):
         h = getattr(self, "_h", None)
         if h and h.value:
-            lib.av_model_free(h)
+            self._free(h)
             h.value = None
 
     @property

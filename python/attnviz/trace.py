@@ -57,10 +57,12 @@ class Trace(Analyses, Figures):
         call("av_trace_load", cstr(path), ctypes.byref(h))
         return cls(h.value, path)
 
+    _free = lib.av_trace_free  # held by the class: module globals may be gone when the interpreter exits
+
     def __del__(self):
         h = getattr(self, "_h", None)
         if h and h.value:
-            lib.av_trace_free(h)
+            self._free(h)
             h.value = None
 
     # ---- tokens and shape ----

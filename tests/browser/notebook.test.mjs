@@ -137,7 +137,9 @@ async function main() {
     });
     fs.mkdirSync(shotdir, { recursive: true });
     const els = await nb.page.$$('.attnviz-viewer, .attnviz-overview');
-    for (let i = 0; i < els.length; i++) await els[i].screenshot({ path: path.join(shotdir, `notebook-output-${i}.png`) });
+    for (let i = 0; i < els.length; i++) {
+      await els[i].screenshot({ path: path.join(shotdir, `notebook-output-${i}.png`) });
+    }
 
     await test('python_inline_pages_refused', async () => {
       const p = await open(ctx, 'inline.html');
@@ -146,7 +148,8 @@ async function main() {
       check(msg && msg.includes('iframe'), `no message about the shared document: ${msg}`);
       check(await p.page.evaluate(() => window.attnviz === undefined), 'a viewer started in the shared document');
       // the second page's Content-Security-Policy <meta> now lies outside <head>: chromium says it ignores it
-      const errors = p.errors.filter((e) => !e.includes("delivered via a <meta> element outside the document's <head>"));
+      const ignored = "delivered via a <meta> element outside the document's <head>";
+      const errors = p.errors.filter((e) => !e.includes(ignored));
       check(errors.length === 0, `${errors.length} console errors: ${errors[0]}`);
       check(p.requests.length === 0, `${p.requests.length} network requests: ${p.requests[0]}`);
       await p.page.close();
