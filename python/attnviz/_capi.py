@@ -9,8 +9,9 @@ The library is searched in this order:
 
 Attention kinds: the C API takes a kind as a string ("self", "enc", "dec", "cross") today; the typed-enum
 interface (av_attn_kind, docs in INTERFACES item 1) replaces it. `kind_arg` is the one place a Python kind
-becomes a C argument, and `KIND_T` the one place its C type is chosen: the mode is detected from the library
-(av_attn_kind_parse present = enums), so the package works with either library.
+becomes a C argument (`kind_opt` for params fields that may stay unset: NULL, or -1 with enums), and `KIND_T`
+the one place its C type is chosen: the mode is detected from the library (av_attn_kind_parse present =
+enums), so the package works with either library.
 """
 import ctypes
 import ctypes.util
@@ -66,6 +67,11 @@ def kind_arg(kind):
     if kind not in KINDS:
         raise ValueError("kind must be one of %s, got %r" % (", ".join(KINDS), kind))
     return KINDS.index(kind) if ENUM_KINDS else kind.encode()
+
+
+def kind_opt(kind):
+    """An optional kind (None: the library's default) for the params fields that may stay unset."""
+    return kind_arg(kind) if kind is not None else (-1 if ENUM_KINDS else None)
 
 
 def cstr(s):
@@ -125,7 +131,7 @@ class ImportArray(Structure):
 class ImportParams(Structure):
     _fields_ = [("inputs", POINTER(c_char_p)), ("n_inputs", c_int), ("arrays", POINTER(ImportArray)),
                 ("n_arrays", c_int), ("tokens_path", c_char_p), ("tokens_json", c_char_p),
-                ("kind", c_int if ENUM_KINDS else c_char_p), ("check_rows", c_int), ("tolerance", c_double),
+                ("kind", KIND_T), ("check_rows", c_int), ("tolerance", c_double),
                 ("dtype", c_int), ("model", c_char_p), ("patch_grid", c_char_p), ("prefix_tokens", c_int),
                 ("image_path", c_char_p)]
 
@@ -143,9 +149,8 @@ class PlotGeom(Structure):
 
 
 class HtmlParams(Structure):
-    # kind is a string here: the page's first kind (NULL: the viewer's choice), whichever type KIND_T is
     _fields_ = [("precision", c_int), ("title", c_char_p), ("view", c_char_p), ("image_path", c_char_p),
-                ("analysis", c_int), ("roles_path", c_char_p), ("kind", c_char_p), ("layer", c_int),
+                ("analysis", c_int), ("roles_path", c_char_p), ("kind", KIND_T), ("layer", c_int),
                 ("head", c_int), ("heads", POINTER(c_int)), ("n_heads", c_int), ("theme", c_char_p)]
 
 

@@ -117,8 +117,7 @@ class Figures:
         p.precision = ("auto", "f16", "u8").index(precision)
         p.view, p.title, p.roles_path, p.image_path = cstr(view_name(view)), cstr(title), cstr(roles), cstr(image)
         p.analysis = int(bool(analysis))
-        if kind is not None:
-            p.kind = cstr(self._kind(kind))  # a string here: the page's first kind (av_html_params.kind)
+        p.kind = _capi.kind_opt(None if kind is None else self._kind(kind))  # None: the viewer's choice
         p.layer = self._layer(layer, self._kind(kind) if kind is not None else self._viewer_kind())
         p.head = self._head(head)
         keep.append(_heads_arg(heads))
