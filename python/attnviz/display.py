@@ -9,6 +9,8 @@ import base64
 import ctypes
 import html as _html
 
+import numpy as np
+
 from . import _capi
 from ._capi import call, cstr, lib
 
@@ -16,6 +18,7 @@ VIEWS = ("heatmap", "model", "head", "image", "summary", "rollout", "norm")
 _ALIASES = {"roles": "summary", "model_view": "model", "head_view": "head"}
 max_inline_mb = 20.0  # the default size guard of inline viewers (Trace.show(max_mb=...) overrides it)
 IFRAME_HEIGHT = 640
+OVERVIEW_CELLS = 256  # the overview pools each head to at most this many cells a side
 
 
 class HTML:
@@ -64,6 +67,13 @@ def view_name(view):
         raise ValueError("view must be one of %s, got %r%s" % (", ".join(VIEWS + ("roles",)), view,
                          " (attnviz has no neuron view: BertViz's query/key vectors)" if view == "neuron" else ""))
     return view
+
+
+def _range_labels(n, cells):
+    """Axis labels of n tokens pooled into cells: the tokens' indices, or index ranges ("64-127")."""
+    if cells == n:
+        return [str(i) for i in range(n)]
+    return ["%d-%d" % (i * n // cells, (i + 1) * n // cells - 1) for i in range(cells)]
 
 
 def _heads_arg(heads):
@@ -161,9 +171,29 @@ class Figures:
         vnorm = 4 * self.heads * len(self) * self.layers if "self" in self.kinds else 0
         return ((data + vnorm) * 4 / 3 + 400 * heads + 24 * len(self) + 100 * 1024) / 2**20
 
+    def pooled(self, kind=None, cells=OVERVIEW_CELLS):
+        """The trace max-pooled to at most cells x cells per head (through tiles: exact rows of lazy traces,
+        never a whole layer in memory), as a new Trace whose labels are token ranges."""
+        from .compat import from_arrays  # compat builds on Trace: imported when needed
+        kind = self._kind(kind) if kind is not None else self._viewer_kind()
+        nq, nk = self.n_query(kind), self.n_key(kind)
+        rq, rk = min(cells, nq), min(cells, nk)
+        layers = [np.stack([self.tile(l, h, (0, nq), (0, nk), shape=(rq, rk), pool="max", kind=kind)
+                            for h in range(self.n_heads(kind))]) for l in range(self.n_layers(kind))]
+        qlab, klab = _range_labels(nq, rq), _range_labels(nk, rk)
+        args = {"self": {"attention": layers, "tokens": qlab},
+                "enc": {"encoder_attention": layers, "encoder_tokens": qlab},
+                "dec": {"decoder_attention": layers, "decoder_tokens": qlab},
+                "cross": {"cross_attention": layers, "decoder_tokens": qlab, "encoder_tokens": klab}}[kind]
+        return from_arrays(check=False, model=self.model, **args)
+
     def overview(self, message=None, kind=None):
         """HTML of the pooled overview: every layer x head as one PNG (max-pooled thumbnails) and a message."""
-        png = self.figure("png", grid=True, kind=kind or self._viewer_kind(), dpi=96)
+        try:
+            png = self.pooled(kind).figure("png", grid=True, dpi=96)
+        except (_capi.AttnvizError, MemoryError) as e:
+            return '<p class="attnviz-overview">%s (no overview: %s)</p>' % (_html.escape(message or ""),
+                                                                          _html.escape(str(e)))
         note = message or "attnviz: pooled overview of every layer x head (max-pooled thumbnails)."
         return ('<div class="attnviz-overview"><p style="font-family:sans-serif">%s</p><img alt="attention '
                 'overview" style="max-width:100%%" src="data:image/png;base64,%s"></div>'

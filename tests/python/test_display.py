@@ -66,3 +66,24 @@ def test_two_traces_two_documents(trace):
     assert page_of(a) != page_of(b)
     assert a.count("<iframe") == b.count("<iframe") == 1  # each page in its own iframe document
     assert "<title>tiny" in page_of(a) and "<title>other" in page_of(b)
+
+
+def test_pooled_overview_of_a_lazy_trace(induction, tmp_path, cli):
+    """The overview pools through exact tiles (rows recomputed on lazy traces): equal to numpy's block max of
+    the full attention."""
+    text = " ".join(["Xq7 mZp3 vR8k Lw2"] * 6)
+    cli("run", "--model", induction, "--text", text, "-o", tmp_path / "f.safetensors")
+    import safetensors_np as st
+    ref, _ = st.read(str(tmp_path / "f.safetensors"))
+    lazy = attnviz.run(induction, text=text, lazy=True)
+    T = len(lazy)
+    p = lazy.pooled(cells=16)
+    assert p.tokens[0] == "0-%d" % (T // 16 - 1) and len(p.tokens) == 16
+    edges = [i * T // 16 for i in range(17)]
+    for layer in range(lazy.layers):
+        full = ref["attn.self.%d" % layer]
+        want = np.array([[[full[h, edges[r]:edges[r + 1], edges[c]:edges[c + 1]].max() for c in range(16)]
+                          for r in range(16)] for h in range(full.shape[0])])
+        np.testing.assert_allclose(p.attention(layer), want, atol=2e-6)
+    markup = lazy.display_html(max_mb=0.001)
+    assert "pooled overview" in markup and "data:image/png;base64," in markup
