@@ -274,6 +274,18 @@ for _name, (_res, _args) in _SIGS.items():
     _f.argtypes = _args
 
 
+class Handle:
+    """Owns one library object (self._h) and frees it once with the subclass's _free, a class attribute so
+    that it is still there when module globals are cleared at interpreter exit."""
+    _free = None
+
+    def __del__(self):
+        h = getattr(self, "_h", None)
+        if h and h.value:
+            type(self)._free(h)
+            h.value = None
+
+
 def call(fn, *args):
     """Calls a C function whose last argument is an av_err and which returns 0 or -1; raises AttnvizError."""
     err = Err()

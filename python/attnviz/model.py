@@ -20,7 +20,7 @@ def _ids_array(ids, what="ids"):
     return a
 
 
-class Model:
+class Model(_capi.Handle):
     """A loaded model. Model(path, tokenizer=None, threads=0); model.run(text=...) -> Trace."""
 
     def __init__(self, path, tokenizer=None, threads=0):
@@ -30,13 +30,7 @@ class Model:
         self.path = os.fspath(path)
         call("av_model_load", cstr(path), ctypes.byref(p), ctypes.byref(self._h))
 
-    _free = lib.av_model_free  # held by the class: module globals may be gone when the interpreter exits
-
-    def __del__(self):
-        h = getattr(self, "_h", None)
-        if h and h.value:
-            self._free(h)
-            h.value = None
+    _free = lib.av_model_free
 
     @property
     def info(self):

@@ -38,7 +38,7 @@ class _Tensors(Mapping):
         return "<attnviz tensors: %s>" % ", ".join(self._names)
 
 
-class Trace(Analyses, Figures):
+class Trace(Analyses, Figures, _capi.Handle):
     """Attention of every layer and head: tokens, kinds, attention arrays, analyses (attnviz.analysis),
     figures and the viewer (attnviz.display)."""
 
@@ -57,13 +57,7 @@ class Trace(Analyses, Figures):
         call("av_trace_load", cstr(path), ctypes.byref(h))
         return cls(h.value, path)
 
-    _free = lib.av_trace_free  # held by the class: module globals may be gone when the interpreter exits
-
-    def __del__(self):
-        h = getattr(self, "_h", None)
-        if h and h.value:
-            self._free(h)
-            h.value = None
+    _free = lib.av_trace_free
 
     # ---- tokens and shape ----
 
