@@ -35,7 +35,7 @@ static av_trace *make_trace(int layers, int heads, int n, unsigned seed, const c
             for (int k = 0; k < n; k++)
                 d[r * n + k] = (float)(d[r * n + k] / s);
         }
-        av_trace_add_attn(t, "self", l, heads, n, n, d, &err);
+        av_trace_add_attn(t, AV_ATTN_SELF, l, heads, n, n, d, &err);
     }
     return t;
 }
@@ -65,7 +65,7 @@ static void test_svg_cells_and_labels(void) {
     CHECK(strstr(s, "transform=\"rotate(-90") != NULL); /* rotated key labels */
     CHECK(strstr(s, "<image") == NULL);                 /* small matrices are vector cells */
     av_attn_view v;
-    REQUIRE(av_trace_attn(t, "self", 0, &v, &err) == 0);
+    REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 0, &v, &err) == 0);
     const float *h1 = v.data + 25;
     for (int i = 0; i < 25; i++) {
         uint8_t rgb[3];
@@ -202,7 +202,7 @@ static void check_html(av_html_precision prec, const char *want_enc) {
         int layer = (int)json_integer_value(json_object_get(s, "layer"));
         size_t off = (size_t)json_integer_value(json_object_get(s, "off"));
         av_attn_view v;
-        REQUIRE(av_trace_attn(t, "self", layer, &v, &err) == 0);
+        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, layer, &v, &err) == 0);
         size_t rows = (size_t)v.n_heads * v.n_query, cnt = rows * v.n_key;
         REQUIRE(off + cnt * (strcmp(want_enc, "f16") == 0 ? 2 : 1) <= nb);
         for (size_t r = 0; r < rows; r++) {
@@ -247,6 +247,7 @@ static void test_html_initial_state(void) {
     av_html_params hp = av_html_default_params();
     hp.analysis = 0;
     int heads[2] = {1, 3};
+    hp.kind = AV_ATTN_SELF;
     hp.layer = 2;
     hp.head = AV_HEADS_MAX;
     hp.heads = heads;
@@ -257,8 +258,8 @@ static void test_html_initial_state(void) {
     av_err err = {{0}};
     REQUIREF(av_html_build(t, &hp, &page, &n, &err) == 0, "%s", err.msg);
     char *meta = script_body(page, "av-meta");
-    CHECK(meta &&
-          strstr(meta, "\"state\":{\"layer\":2,\"head\":\"max\",\"theme\":\"dark\",\"heads\":[1,3]}"));
+    CHECK(meta && strstr(meta, "\"state\":{\"kind\":\"self\",\"layer\":2,\"head\":\"max\",\"theme\":\"dark\","
+                               "\"heads\":[1,3]}"));
     free(meta);
     av_free(page);
     hp = av_html_default_params();
@@ -267,15 +268,18 @@ static void test_html_initial_state(void) {
     CHECK(!strstr(page, "\"state\"")); /* defaults leave the viewer's own choice */
     av_free(page);
     struct {
-        const char *kind, *theme;
+        int kind;
+        const char *theme;
         int layer, head, heads0;
         const char *msg;
-    } bad[] = {{"cross", NULL, 0, AV_HEADS_MEAN, 0, "no 'cross' attention"},
-               {NULL, NULL, 3, AV_HEADS_MEAN, 0, "layer 3 is out of range: self has layers 0..2"},
-               {NULL, NULL, 0, 4, 0, "head 4 is out of range"},
-               {NULL, NULL, 0, -3, 0, "head -3 is out of range"},
-               {NULL, NULL, 0, AV_HEADS_MEAN, 9, "checked head 9 is out of range"},
-               {NULL, "blue", 0, AV_HEADS_MEAN, 0, "theme must be light or dark"}};
+    } bad[] = {{AV_ATTN_CROSS, NULL, 0, AV_HEADS_MEAN, 0, "no 'cross' attention"},
+               {AV_ATTN_KIND_COUNT, NULL, 0, AV_HEADS_MEAN, 0, "unknown attention kind 4"},
+               {-2, NULL, 0, AV_HEADS_MEAN, 0, "unknown attention kind -2"},
+               {-1, NULL, 3, AV_HEADS_MEAN, 0, "layer 3 is out of range: self has layers 0..2"},
+               {-1, NULL, 0, 4, 0, "head 4 is out of range"},
+               {-1, NULL, 0, -3, 0, "head -3 is out of range"},
+               {-1, NULL, 0, AV_HEADS_MEAN, 9, "checked head 9 is out of range"},
+               {-1, "blue", 0, AV_HEADS_MEAN, 0, "theme must be light or dark"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hp.kind = bad[i].kind;
         hp.theme = bad[i].theme;
@@ -350,7 +354,7 @@ static void check_analysis(av_html_precision prec) {
             json_integer_value(json_object_get(ro, "cols")) == 7);
     CHECK(strcmp(json_string_value(json_object_get(ro, "variant")), "abnar-zuidema") == 0);
     float want[49];
-    REQUIRE(av_rollout_trace(t, "self", NULL, want, &err) == 0);
+    REQUIRE(av_rollout_trace(t, AV_ATTN_SELF, NULL, want, &err) == 0);
     size_t off = (size_t)json_integer_value(json_object_get(ro, "off"));
     for (int r = 0; r < 7; r++) {
         float scale = 0, mx = 0;

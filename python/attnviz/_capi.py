@@ -7,11 +7,9 @@ The library is searched in this order:
   3. the build tree this package sits in (python/attnviz -> build/libattnviz.so.0);
   4. the system's library path (libattnviz.so.0).
 
-Attention kinds: the C API takes a kind as a string ("self", "enc", "dec", "cross") today; the typed-enum
-interface (av_attn_kind, docs in INTERFACES item 1) replaces it. `kind_arg` is the one place a Python kind
-becomes a C argument (`kind_opt` for params fields that may stay unset: NULL, or -1 with enums), and `KIND_T`
-the one place its C type is chosen: the mode is detected from the library (av_attn_kind_parse present =
-enums), so the package works with either library.
+Attention kinds: Python names them ("self", "enc", "dec", "cross", the library's av_attn_kind_name); the C
+API takes the av_attn_kind enum. `kind_arg` is the one place a Python kind becomes a C argument (`kind_opt`
+for the params fields that may stay unset: -1).
 """
 import ctypes
 import ctypes.util
@@ -21,7 +19,6 @@ from ctypes import (POINTER, Structure, c_char, c_char_p, c_double, c_float, c_i
                     c_size_t, c_uint8, c_uint64, c_void_p, CFUNCTYPE)
 
 LIB_NAME = "libattnviz.so.0"
-KINDS = ("self", "enc", "dec", "cross")
 HEADS_MEAN, HEADS_MAX = -1, -2
 DTYPES = ("F32", "F16", "BF16", "Q8_0", "I32", "I64", "U8")  # av_dtype order (new types are added at the end)
 
@@ -57,21 +54,31 @@ def _load():
 
 lib, lib_path = _load()
 
-# ---- mode of the C API: kinds as strings (today) or as the av_attn_kind enum (INTERFACES item 1) ----
-ENUM_KINDS = hasattr(lib, "av_attn_kind_parse")
-KIND_T = c_int if ENUM_KINDS else c_char_p
+# ---- attention kinds: av_attn_kind values, named by the library (the enum ends where its name is "?") ----
+KIND_T = c_int
+lib.av_attn_kind_name.restype, lib.av_attn_kind_name.argtypes = c_char_p, [c_int]
+
+
+def _kind_names():
+    names = []
+    while lib.av_attn_kind_name(len(names)) != b"?":
+        names.append(lib.av_attn_kind_name(len(names)).decode())
+    return tuple(names)
+
+
+KINDS = _kind_names()  # ("self", "enc", "dec", "cross"): index = av_attn_kind value
 
 
 def kind_arg(kind):
     """A kind name as the C API takes it (the only place kinds cross into C)."""
     if kind not in KINDS:
         raise ValueError("kind must be one of %s, got %r" % (", ".join(KINDS), kind))
-    return KINDS.index(kind) if ENUM_KINDS else kind.encode()
+    return KINDS.index(kind)
 
 
 def kind_opt(kind):
-    """An optional kind (None: the library's default) for the params fields that may stay unset."""
-    return kind_arg(kind) if kind is not None else (-1 if ENUM_KINDS else None)
+    """An optional kind (None: the library's default, -1) for the params fields that may stay unset."""
+    return kind_arg(kind) if kind is not None else -1
 
 
 def cstr(s):
@@ -110,13 +117,10 @@ class ModelParams(Structure):
     _fields_ = [("tokenizer_path", c_char_p), ("n_threads", c_int)]
 
 
-_NAME_T = c_int if ENUM_KINDS else c_char_p  # av_model_info.format / .family became enums with the kinds
-
-
 class ModelInfo(Structure):
-    _fields_ = [("name", c_char_p), ("arch", c_char_p), ("format", _NAME_T), ("dim", c_int),
+    _fields_ = [("name", c_char_p), ("arch", c_char_p), ("format", c_int), ("dim", c_int),
                 ("hidden_dim", c_int), ("n_layers", c_int), ("n_heads", c_int), ("n_kv_heads", c_int),
-                ("vocab_size", c_int), ("max_seq_len", c_int), ("n_params", c_int64), ("family", _NAME_T),
+                ("vocab_size", c_int), ("max_seq_len", c_int), ("n_params", c_int64), ("family", c_int),
                 ("n_dec_layers", c_int)]
 
 
@@ -187,8 +191,6 @@ class FlowParams(Structure):
 
 
 ROLES_RUN_FN = CFUNCTYPE(c_int, c_void_p, POINTER(c_int32), c_size_t, POINTER(c_void_p), POINTER(Err))
-# the onepath interface: av_model_roles runs the probes itself instead of through the caller's runner
-ROLES_TAKES_RUNNER = not ENUM_KINDS
 
 # ---- functions: name -> (restype, argtypes) ----
 H, E, S = c_void_p, POINTER(Err), c_char_p
@@ -257,16 +259,10 @@ _SIGS = {
     "av_flow_default_params": (FlowParams, []),
     "av_flow_trace": (c_int, [H, KIND_T, POINTER(FlowParams), POINTER(c_float), E]),
     "av_norm_attn_trace": (c_int, [H, c_int, S, c_int, POINTER(c_float), E]),
+    "av_model_roles": (c_int, [H, ROLES_RUN_FN, c_void_p, POINTER(RolesParams), POINTER(RolesResult), E]),
+    "av_family_name": (c_char_p, [c_int]),
+    "av_model_format_name": (c_char_p, [c_int]),
 }
-if ROLES_TAKES_RUNNER:
-    _SIGS["av_model_roles"] = (c_int, [H, ROLES_RUN_FN, c_void_p, POINTER(RolesParams), POINTER(RolesResult), E])
-else:
-    _SIGS["av_model_roles"] = (c_int, [H, POINTER(RolesParams), POINTER(RolesResult), E])
-if hasattr(lib, "av_model_lazy_supported"):
-    _SIGS["av_model_lazy_supported"] = (c_int, [H, E])
-if ENUM_KINDS:
-    _SIGS["av_family_name"] = (c_char_p, [c_int])
-    _SIGS["av_model_format_name"] = (c_char_p, [c_int])
 
 for _name, (_res, _args) in _SIGS.items():
     _f = getattr(lib, _name)
@@ -291,13 +287,6 @@ def call(fn, *args):
     err = Err()
     if getattr(lib, fn)(*args, ctypes.byref(err)) != 0:
         raise AttnvizError(err.msg.decode("utf-8", "replace") or fn + " failed")
-
-
-def info_name(value, kind):
-    """av_model_info.format / .family as text, whichever C type the library uses."""
-    if not ENUM_KINDS:
-        return text(value)
-    return text(getattr(lib, "av_family_name" if kind == "family" else "av_model_format_name")(value))
 
 
 def dtype_name(code):

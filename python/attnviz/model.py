@@ -38,8 +38,8 @@ class Model(_capi.Handle):
         max_seq_len, n_params, n_dec_layers."""
         i = lib.av_model_get_info(self._h)
         d = {f: getattr(i, f) for f, _ in _capi.ModelInfo._fields_}
-        d.update(name=text(i.name), arch=text(i.arch), format=_capi.info_name(i.format, "format"),
-                 family=_capi.info_name(i.family, "family"))
+        d.update(name=text(i.name), arch=text(i.arch), format=text(lib.av_model_format_name(i.format)),
+                 family=text(lib.av_family_name(i.family)))
         return d
 
     def __repr__(self):
@@ -121,24 +121,13 @@ class Model(_capi.Handle):
              None if tgt is None else tgt.ctypes.data_as(_I32P), 0 if tgt is None else tgt.size, int(steps),
              ctypes.byref(p), ctypes.byref(out))
 
-    @property
-    def lazy_supported(self):
-        """Whether run(lazy=True) works for this model (every model once lazy traces cover every family)."""
-        if not hasattr(lib, "av_model_lazy_supported"):
-            return True
-        return bool(lib.av_model_lazy_supported(self._h, None))
-
     def roles(self, seq_len=32, samples=4, seed=1, text=None):
         """Probes every head (a natural text and repeated random sequences; `attnviz roles`): a ModelRoles with
         previous-token, first-token, self, broad, duplicate-token and induction scores."""
         p = lib.av_roles_default_params()
         p.seq_len, p.n_samples, p.seed, p.text = int(seq_len), int(samples), int(seed), cstr(text)
         res = _capi.RolesResult()
-        if _capi.ROLES_TAKES_RUNNER:
-            run = _capi.ROLES_RUN_FN(self._probe)
-            call("av_model_roles", self._h, run, None, ctypes.byref(p), ctypes.byref(res))
-        else:
-            call("av_model_roles", self._h, ctypes.byref(p), ctypes.byref(res))
+        call("av_model_roles", self._h, _capi.ROLES_RUN_FN(self._probe), None, ctypes.byref(p), ctypes.byref(res))
         try:
             return ModelRoles(res)
         finally:

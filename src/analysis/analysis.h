@@ -30,7 +30,7 @@ int av_attn_reduce_heads(const av_attn_view *v, const int *heads, int n_sel, av_
                          av_err *err);
 /* Reduces any set of (layer, head) matrices of one attention kind of a trace into out (n_query, n_key):
  * over heads (one layer), over layers (one head index), or a hand-picked set. All must share one shape. */
-int av_trace_reduce(const av_trace *t, const char *kind, const av_head_ref *sel, int n_sel, av_reduce op,
+int av_trace_reduce(const av_trace *t, av_attn_kind kind, const av_head_ref *sel, int n_sel, av_reduce op,
                     float *out, int *n_query, int *n_key, av_err *err);
 /* Parses a head set against n_layers x n_heads: a comma list of "L.H", "L.*" (or "L"), "*.H" and "*"
  * ("*" = every head of every layer); negative L counts from the last layer. *out is malloc'd (caller frees),
@@ -99,7 +99,7 @@ void av_roles_repeat_sequence(const int32_t *cands, int n_cands, int bos, int L,
 /* A matrix as an array of rows (numbers rounded to 6 significant digits; NaN -> null). */
 json_t *av_json_matrix(const float *m, int rows, int cols);
 /* {"format": "attnviz-stats", ...} with "tokens", "heads" (stats + role from the statistics). */
-json_t *av_stats_json(const av_trace *t, const char *kind, const av_head_stats *stats, int n_stats);
+json_t *av_stats_json(const av_trace *t, av_attn_kind kind, const av_head_stats *stats, int n_stats);
 /* {"format": "attnviz-roles", ...}. */
 json_t *av_roles_json(const av_model *m, const av_roles_result *r);
 

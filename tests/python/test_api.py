@@ -247,6 +247,45 @@ def test_encoder_decoder(fr_en, tmp_path, cli):
         t.attention(0)
 
 
+def _lazy_equals_full(lazy, full, tmp_path):
+    """Every kind's rows, mean/max rows and a whole-head tile of a lazy trace, and of the same trace saved and
+    loaded back (trace format version 2), equal the full trace's (numpy indexing of its matrices)."""
+    assert lazy.is_lazy and not full.is_lazy and lazy.kinds == full.kinds
+    lazy.save(tmp_path / "lazy.safetensors")
+    loaded = attnviz.load(tmp_path / "lazy.safetensors")
+    assert loaded.is_lazy and loaded.meta("version") == "2"
+    for kind in full.kinds:
+        for layer in (0, full.n_layers(kind) - 1):
+            a = full.attention(layer, kind)  # [heads, n_query, n_key]
+            H, nq, nk = a.shape
+            assert (lazy.n_heads(kind), lazy.n_query(kind), lazy.n_key(kind)) == (H, nq, nk)
+            for t in (lazy, loaded):
+                for h, q in [(0, 0), (H - 1, nq - 1), (H // 2, nq // 2)]:
+                    np.testing.assert_allclose(t.row(layer, h, q, kind=kind), a[h, q], atol=2e-6,
+                                               err_msg="%s layer %d head %d query %d" % (kind, layer, h, q))
+                np.testing.assert_allclose(t.row(layer, "mean", nq - 1, kind=kind), a[:, -1].mean(0), atol=2e-6)
+                np.testing.assert_allclose(t.row(layer, "max", 0, kind=kind), a[:, 0].max(0), atol=2e-6)
+                np.testing.assert_allclose(t.tile(layer, H - 1, (0, nq), (0, nk), kind=kind), a[H - 1], atol=2e-6)
+
+
+def test_lazy_encoder_decoder_equals_full(fr_en, tmp_path):
+    m = attnviz.Model(fr_en, threads=1)
+    full = m.run(text="le chat noir dort", target="the black cat sleeps")
+    lazy = m.run(text="le chat noir dort", target="the black cat sleeps", lazy=True)
+    assert lazy.kinds == ["enc", "dec", "cross"]
+    _lazy_equals_full(lazy, full, tmp_path)
+
+
+def test_lazy_image_equals_full(shared, tmp_path):
+    model, image = os.path.join(shared, "models", "vit-tiny"), os.path.join(shared, "images", "chelsea.png")
+    if not os.path.exists(model):
+        pytest.skip("%s not found" % model)
+    m = attnviz.Model(model, threads=1)
+    full, lazy = m.run(image=image), m.run(image=image, lazy=True)
+    assert lazy.meta("patch_grid") == "14x14" and lazy.predictions[0] == full.predictions[0]
+    _lazy_equals_full(lazy, full, tmp_path)
+
+
 def test_image(shared, cli, tmp_path):
     model, image = os.path.join(shared, "models", "vit-tiny"), os.path.join(shared, "images", "chelsea.png")
     if not os.path.exists(model):
