@@ -28,9 +28,12 @@ static int fig_start(av_fig *fig, av_font **font, double w, double h, const char
 static int fig_finish(av_fig *fig, av_font *font, double dpi, const char *path, int rc, av_err *err) {
     if (!rc) {
         av_image im;
+        uint8_t *png = NULL;
+        size_t n = 0;
         rc = av_fig_to_image(fig, dpi / 96.0, &im, err);
         if (!rc) {
-            rc = av_png_write(&im, dpi, path, err);
+            rc = av_png_encode(&im, dpi, &png, &n, err) || av_file_write_atomic(path, png, n, err) ? -1 : 0;
+            free(png);
             av_image_free(&im);
         }
     }
