@@ -17,7 +17,7 @@ extern "C" {
 
 #define AV_VERSION "0.1.0"
 #define AV_TRACE_FORMAT "attnviz-trace"
-#define AV_TRACE_VERSION "1"
+#define AV_TRACE_VERSION "1" /* the base version; log-probabilities make a trace version 3 (TRACE_FORMAT.md) */
 #define AV_MAX_DIMS 4
 
 /* Monotonic clock in seconds (for progress and timing output). */
@@ -100,6 +100,11 @@ enum { AV_DISPLAY_VISIBLE_SPACE = 1 /* spaces shown as U+2423 "␣" */ };
 /* av_tokenizer_display with flags; NULL only when out of memory. */
 char *av_tokenizer_display_ex(const av_tokenizer *tok, const int32_t *ids, size_t n, size_t i,
                               unsigned flags);
+/* The label av_tokenizer_display gives text i of n byte strings read as one text (texts[k]: lens[k] bytes),
+ * for tokens that come without a tokenizer (API responses): control characters escaped, a character split
+ * over several texts shown on the text where it starts, "·" and <0xNN> bytes on a text holding only its rest,
+ * <0xNN> for bytes that never form a character. malloc'd (caller frees); NULL when out of memory. */
+char *av_display_bytes(const char *const *texts, const size_t *lens, size_t n, size_t i, unsigned flags);
 /* 1 for special tokens (control tokens such as [CLS], <s>, <|endoftext|>, and the unknown token). */
 int av_tokenizer_is_special(const av_tokenizer *tok, int id);
 /* Id of a piece spelled exactly as in the vocabulary, -1 when absent. */
@@ -221,6 +226,67 @@ int av_trace_attn_tile(const av_trace *t, const char *kind, int layer, int head,
 /* Picks one head's matrix or reduces over heads. spec: a head index ("5"), "mean", "max" or "min".
  * out: (n_query, n_key) floats. */
 int av_attn_select_heads(const av_attn_view *v, const char *spec, float *out, av_err *err);
+
+/* ---- log-probabilities and generation in a trace (docs/TRACE_FORMAT.md, version 3) ------------------------
+ * From `attnviz generate`, from a model API's response (`attnviz import`), or derived on first use from stored
+ * logits (`attnviz run --logits`). Position t scores token t given tokens 0..t-1, so attention row t - 1 is
+ * what the model computed while producing token t. Views stay valid until av_trace_free. */
+
+typedef struct av_logprob_view {
+    int n_tokens;              /* av_trace_n_tokens */
+    int k;                     /* alternatives per position (may be 0) */
+    const float *token;        /* (n_tokens) log p(token t | tokens < t), nats; NaN where unknown (t = 0) */
+    const float *entropy;      /* (n_tokens) entropy (nats) of the distribution that produced token t; NaN
+                                  where unknown (API responses give only the top alternatives) */
+    const int32_t *alt_ids;    /* (n_tokens, k) the k most probable tokens at t, best first; -1 where the id
+                                  is unknown (APIs give text) or the slot is empty */
+    const float *alt_logprobs; /* (n_tokens, k) their log-probabilities; NaN where the slot is empty */
+    const int32_t *alt_pieces; /* (n_tokens, k) index into pieces; -1 where the slot is empty */
+    const char *const *pieces; /* (n_pieces) display labels of the alternatives */
+    int n_pieces;
+} av_logprob_view;
+
+/* 1 when the trace holds log-probabilities, or logits to derive them from. */
+int av_trace_has_logprobs(const av_trace *t);
+/* The log-probabilities; -1 with a message when the trace has none. Thread-safe. */
+int av_trace_logprobs(const av_trace *t, av_logprob_view *out, av_err *err);
+/* 1 when the trace holds attention (full or lazy); 0 for log-probabilities alone (API responses). */
+int av_trace_has_attention(const av_trace *t);
+
+/* The generation metadata ("prompt_len" and the "generation" object); strings stay valid until
+ * av_trace_free. Returns -1 (prompt_len -1, the rest NULL/0) when the trace has none. */
+typedef struct av_generation_info {
+    int prompt_len;          /* tokens given before the produced ones; -1 when the trace is not a generation */
+    const char *source;      /* "attnviz" (generate), "api" (import), "logits" (derived from logits) */
+    const char *provider;    /* API responses: "openai-chat", "openai-completions", "vllm-chat",
+                                "vllm-completions", "ollama-generate", "ollama-chat", "llamacpp"; else NULL */
+    const char *stop_reason; /* "eos", "stop", "length", ... as the source says; NULL when unknown */
+    int top_logprobs;        /* alternatives asked for per position; 0 when unknown */
+    int alternatives_cap;    /* the provider's maximum number of alternatives (OpenAI: 20); 0 for none */
+    const char *missing;     /* JSON array of what the source does not give ("attention", "prompt_logprobs",
+                                "token_ids", "entropy", ...), or NULL */
+    const char *sampling;    /* JSON object of the sampling settings, or NULL */
+} av_generation_info;
+int av_trace_generation_info(const av_trace *t, av_generation_info *out);
+
+/* Model API responses saved with their log-probabilities (OpenAI chat and legacy completions, vLLM with
+ * prompt_logprobs, Ollama /api/generate and /api/chat, llama.cpp's /completion), as one JSON document, JSON
+ * lines or a server-sent-events dump, become a trace of tokens and log-probabilities without attention
+ * (docs/GENERATION.md). Bad or truncated JSON fails with one line naming the place. */
+typedef struct av_api_import_params {
+    const char *provider; /* NULL or "auto": from the response's shape; "openai", "vllm", "ollama", "llamacpp"
+                             (the vendor; chat or completions from the shape), or a provider name of
+                             av_generation_info */
+    int choice;           /* which choice of a response with several (n > 1); default 0 */
+    int max_alternatives; /* alternatives kept per token (default and at most 1024) */
+    const char *model;    /* metadata "model" (default: the response's "model") */
+} av_api_import_params;
+
+av_api_import_params av_api_import_default_params(void);
+/* data: the response file's bytes (size), name: for messages. p may be NULL (defaults). */
+int av_trace_from_api(const char *data, size_t size, const char *name, const av_api_import_params *p,
+                      av_trace **out, av_err *err);
+int av_trace_from_api_file(const char *path, const av_api_import_params *p, av_trace **out, av_err *err);
 
 /* ---- generation --------------------------------------------------------------------------------------- */
 

@@ -2,6 +2,8 @@
  * metadata (format, version, model, arch, tokens, token_ids). See docs/TRACE_FORMAT.md. */
 #include "trace.h"
 
+#include "trace/logprobs.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +45,7 @@ void av_trace_free(av_trace *t) {
     if (t->loaded) av_st_close(&t->file);
     if (t->prealloc) av_st_prealloc_free(t->prealloc);
     free(t->prealloc);
+    av_gen_free(t->gen);
     free(t);
 }
 
@@ -288,6 +291,7 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         rc = av_st_writer_add(&w, "logits", AV_DTYPE_F32, AV_DTYPE_F32, 2, t->logits_view.shape,
                               t->logits_view.data, err);
     }
+    if (!rc) rc = av_lp_save(t, &w, err);
     if (!rc) { /* captured straight into this file: only the header and the small tensors are left to write */
         int in_place = t->prealloc && t->prealloc->file.fp && strcmp(path, t->prealloc->file.path) == 0
                            ? av_st_prealloc_commit(t->prealloc, &w, err)
@@ -475,8 +479,10 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
     }
     const char *lazy = av_trace_meta(t, "lazy");
     if (lazy && strcmp(lazy, "1") == 0 && load_qk(t, path, err)) goto fail;
-    if (t->n_sets == 0 && !t->lazy) {
-        av_errf(err, "%s: the trace holds no attention tensors (attn.<kind>.<layer>)", path);
+    if (av_lp_load(t, path, err)) goto fail;
+    if (t->n_sets == 0 && !t->lazy && !(t->gen && t->gen->lp)) {
+        av_errf(err, "%s: the trace holds no attention tensors (attn.<kind>.<layer>) and no log-probabilities",
+                path);
         goto fail;
     }
     *out = t;

@@ -45,6 +45,7 @@ struct av_trace {
     float **qk_owned;         /* (2 * n_qk) buffers owned when built in memory */
     pthread_mutex_t lock;     /* guards on-demand conversions in av_trace_attn */
     av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
+    struct av_gen_state *gen; /* log-probabilities and generation metadata (logprobs.h), or NULL */
 };
 
 av_trace *av_trace_new(void);
