@@ -481,7 +481,8 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
     if (lazy && strcmp(lazy, "1") == 0 && load_qk(t, path, err)) goto fail;
     if (av_lp_load(t, path, err)) goto fail;
     if (t->n_sets == 0 && !t->lazy && !(t->gen && t->gen->lp)) {
-        av_errf(err, "%s: the trace holds no attention tensors (attn.<kind>.<layer>) and no log-probabilities",
+        av_errf(err,
+                "%s: the trace holds no attention tensors (attn.<kind>.<layer>) and no log-probabilities",
                 path);
         goto fail;
     }
