@@ -10,16 +10,18 @@
       const meta = JSON.parse($('av-meta').textContent);
       this.trace = new AV.Trace(meta, AV.b64ToBytes($('av-data').textContent));
       this.analysis = new AV.Analysis(this.trace);
-      const tr = this.trace, kind = tr.kinds.includes('self') ? 'self' : tr.kinds.includes('cross') ? 'cross' : tr.kinds[0];
+      const tr = this.trace, kind = tr.kinds.includes('self') ? 'self' : tr.kinds.includes('cross') ? 'cross' : tr.kinds[0] || null;
       this.grid = AV.patchGrid(meta.meta);
+      /* a generation opens on its steps; a trace without attention (a model API's response) has only those */
+      const steps = meta.steps, stepsFirst = steps && (steps.prompt_len !== null || !kind);
       const dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
       // `attnviz serve` caches one page per trace and names the first view in the page's URL (?view=)
       const urlView = new URLSearchParams(window.location.search).get('view');
       this.state = {
-        view: urlView || meta.view || (this.grid ? 'image' : 'heatmap'), kind, layer: 0, head: 'mean', cmap: 'viridis', log: false,
-        contrast: 1, exclude: false, qsel: null, ksel: null, qtext: '', ktext: '', theme: dark ? 'dark' : 'light',
+        view: urlView || meta.view || (stepsFirst ? 'steps' : this.grid ? 'image' : 'heatmap'), kind, layer: 0, head: 'mean', cmap: 'viridis', log: false,
+        contrast: 1, exclude: false, qsel: null, ksel: null, qtext: '', ktext: '', theme: dark ? 'dark' : 'light', step: null,
       };
-      if (typeof this.state.head !== 'number' && tr.set(kind, 0).heads === 1) this.state.head = 0;
+      if (kind && typeof this.state.head !== 'number' && tr.set(kind, 0).heads === 1) this.state.head = 0;
       this.lastPaint = null;
       this.views = {
         heatmap: new AV.Heatmap($('view-heatmap'), this),
@@ -29,6 +31,7 @@
         summary: new AV.SummaryView($('view-summary'), this),
         rollout: new AV.RolloutView($('view-rollout'), this),
         norm: new AV.NormView($('view-norm'), this),
+        steps: new AV.StepsView($('view-steps'), this),
       };
       if (!(this.state.view in this.views)) this.state.view = 'heatmap';
       this.tip = $('tooltip');
@@ -58,6 +61,7 @@
       const tr = this.trace;
       document.querySelectorAll('#tabs button').forEach((b) => {
         if (b.dataset.view === 'image') b.hidden = !this.grid;
+        if (b.dataset.view === 'steps') b.hidden = !this.trace.meta.steps;
         b.addEventListener('click', () => this.set({ view: b.dataset.view }));
       });
       const kindSel = $('kind');
@@ -98,9 +102,11 @@
     set(patch) {
       const st = Object.assign(this.state, patch), tr = this.trace;
       if (st.view === 'image' && !this.grid) st.view = 'heatmap';
-      const L = tr.layers(st.kind);
+      if (st.view === 'steps' && !tr.meta.steps) st.view = 'heatmap';
+      document.querySelectorAll('.controls .attn').forEach((c) => { c.hidden = !st.kind || (c.id === 'kind-box' && tr.kinds.length < 2); });
+      const L = st.kind ? tr.layers(st.kind) : 0;
       st.layer = Math.max(0, Math.min(L - 1, st.layer | 0));
-      const H = tr.set(st.kind, st.layer).heads;
+      const H = st.kind ? tr.set(st.kind, st.layer).heads : 0;
       if (typeof st.head === 'number' && st.head >= H) st.head = 0;
       document.body.className = st.theme;
       $('title').textContent = tr.meta.title;
@@ -137,17 +143,19 @@
       this.tooltip(null);
       const t0 = performance.now();
       try {
-        view.paint();
+        if (st.kind || st.view === 'steps') view.paint();
+        else view.el.textContent = 'This trace holds no attention weights (' + (this.trace.meta.steps ? 'this provider returns no attention weights' :
+          'none stored') + '): the Steps tab shows its tokens and log-probabilities.';
       } catch (e) {
         view.el.textContent = 'cannot draw this view: ' + e.message;
         throw e;
       }
       const ms = performance.now() - t0;
       this.lastPaint = { view: st.view, ms };
-      const tr = this.trace, s = tr.set(st.kind, st.layer), m = tr.meta.meta || {};
-      $('status').textContent = [m.model || tr.meta.title, m.arch, tr.layers(st.kind) + ' layers × ' + s.heads + ' heads',
-        s.nq + (s.nq !== s.nk ? '×' + s.nk : '') + ' tokens', 'data ' + (tr.encoding === 'u8' ? '8-bit per-row scaled' : 'float16'),
-        'painted in ' + ms.toFixed(1) + ' ms'].filter(Boolean).join(' · ');
+      const tr = this.trace, s = st.kind ? tr.set(st.kind, st.layer) : null, m = tr.meta.meta || {};
+      $('status').textContent = [m.model || tr.meta.title, m.arch, s && tr.layers(st.kind) + ' layers × ' + s.heads + ' heads',
+        s ? s.nq + (s.nq !== s.nk ? '×' + s.nk : '') + ' tokens' : tr.meta.steps.steps.length + ' tokens, no attention',
+        s && 'data ' + (tr.encoding === 'u8' ? '8-bit per-row scaled' : 'float16'), 'painted in ' + ms.toFixed(1) + ' ms'].filter(Boolean).join(' · ');
     }
   }
 

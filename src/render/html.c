@@ -12,6 +12,7 @@
 #include "render/html_internal.h"
 
 #include "core/core.h"
+#include "trace/logprobs.h"
 #include "trace/trace.h"
 
 #include <math.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
+#define AV_HTML_STEP_ALTS 20      /* alternatives per token the step view lists */
 
 av_html_params av_html_default_params(void) {
     av_html_params p = {AV_HTML_AUTO, NULL, NULL, NULL, 1, NULL};
@@ -26,7 +28,8 @@ av_html_params av_html_default_params(void) {
 }
 
 int av_html_view_valid(const char *name) {
-    static const char *const views[] = {"heatmap", "model", "head", "image", "summary", "rollout", "norm"};
+    static const char *const views[] = {"heatmap", "model",   "head", "image",
+                                        "summary", "rollout", "norm", "steps"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -62,8 +65,9 @@ static void hb_html_escaped(av_buf *b, const char *s) {
 
 static const char *k_kinds[4] = {"self", "enc", "dec", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js",      "heatmap.js", "analysis.js", "modelview.js", "headview.js",
-                                  "imageview.js", "summary.js", "rollout.js",  "normview.js",  "viewer.js"};
+static const char *k_scripts[] = {"data.js",     "heatmap.js",   "analysis.js", "modelview.js",
+                                  "headview.js", "imageview.js", "summary.js",  "rollout.js",
+                                  "normview.js", "steps.js",     "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -215,6 +219,12 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
         json_decref(m);
         return -1;
     }
+    json_t *steps = av_trace_has_logprobs(t) ? av_steps_json(t, AV_HTML_STEP_ALTS, err) : NULL;
+    if (av_trace_has_logprobs(t) && !steps) {
+        json_decref(m);
+        return -1;
+    }
+    if (steps) json_object_set_new(m, "steps", steps);
     *out = m;
     return 0;
 }
@@ -302,13 +312,14 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     page_assets assets;
     if (find_assets(&assets, err)) return -1;
     size_t values = total_values(t);
-    if (values == 0) return av_errf(err, "the trace holds no attention to show");
+    if (values == 0 && !av_trace_has_logprobs(t)) return av_errf(err, "the trace holds no attention to show");
     av_html_analysis an = {0};
-    if (p->analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
+    int analysis = p->analysis && values > 0; /* a model API's response has no attention to analyse */
+    if (analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
     int u8 = want_u8(t, p, &assets, values, &an);
     av_buf blob = {0}, page = {0};
     json_t *meta;
-    int rc = build_meta(t, p, u8, p->analysis ? &an : NULL, &blob, &meta, err);
+    int rc = build_meta(t, p, u8, analysis ? &an : NULL, &blob, &meta, err);
     av_html_analysis_free(&an);
     if (rc) {
         free(blob.s);

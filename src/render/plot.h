@@ -73,6 +73,35 @@ typedef struct av_fig {
 
 void av_fig_free(av_fig *f);
 
+/* ---- drawing primitives (fig_draw.c): coordinates in CSS px ---- */
+
+extern const uint8_t av_fig_ink[3], av_fig_muted[3], av_fig_white[3];
+
+/* A color scale: linear over [vmin, vmax], or log10 over [log10(vmax) - 4, log10(vmax)]. */
+typedef struct av_fig_scale {
+    av_cmap cmap;
+    int log;
+    float vmin, vmax;
+} av_fig_scale;
+
+/* Position of v on the scale (not clamped; NaN stays NaN). */
+float av_fig_scale_t(const av_fig_scale *sc, float v);
+/* A new zeroed item of kind at the end of the list; NULL with a message when out of memory. */
+av_fig_item *av_fig_add(av_fig *f, av_fig_kind kind, av_err *err);
+/* Text with its baseline at (x, y); angle 0 or 90; anchor 0 start, 1 middle, 2 end. */
+int av_fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor,
+                const uint8_t rgb[3], av_err *err);
+int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
+                av_err *err);
+/* Label cut to max code points with an ellipsis; malloc'd. */
+char *av_fig_cut_label(const char *s, int max);
+/* The matrix m (nr, nc) as a raster in box (x, y, w, h), max-pooled to the output's pixels (out_scale output
+ * px per CSS px); takes m (kept for SVG tooltips with keep_values). */
+int av_fig_matrix(av_fig *f, float *m, int nr, int nc, double x, double y, double w, double h,
+                  double out_scale, const av_fig_scale *sc, int keep_values, av_err *err);
+/* A vertical colorbar at (x, y) of height h with ticks on its right; returns its width, or -1. */
+double av_fig_colorbar(av_fig *f, double x, double y, double h, const av_fig_scale *sc, av_err *err);
+
 /* ---- heatmaps of a trace (figure.c, layout.c) ---- */
 
 enum { AV_HEAD_MEAN = -1, AV_HEAD_MAX = -2 };
@@ -140,8 +169,8 @@ typedef enum av_html_precision {
 typedef struct av_html_params {
     av_html_precision precision;
     const char *title; /* page title; NULL: the model name */
-    const char *view;  /* first view: heatmap, model, head, image, summary, rollout, norm (NULL: heatmap;
-                          image with patches) */
+    const char *view;  /* first view: heatmap, model, head, image, summary, rollout, norm, steps (NULL: steps
+                          for generations and traces without attention, image with patches, else heatmap) */
     const char
         *image_path; /* image traces: a PNG to embed as metadata image_png_base64 (NULL: the trace's) */
     int analysis;    /* embed head statistics and roles, rollout and value norms (default 1) */
@@ -150,7 +179,7 @@ typedef struct av_html_params {
 
 av_html_params av_html_default_params(void);
 /* The viewer's views (for --view and the server's ?view=): 1 when name is one of AV_HTML_VIEWS. */
-#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm"
+#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm, steps"
 int av_html_view_valid(const char *name);
 /* Builds the page into a malloc'd buffer (no network references: CSS, JS and data are inline). */
 int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t *n, av_err *err);

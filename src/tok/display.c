@@ -155,7 +155,8 @@ static int text_label(const av_tokenizer *t, const int32_t *ids, size_t n, size_
 char *av_display_bytes(const char *const *texts, const size_t *lens, size_t n, size_t i, unsigned flags) {
     if (i >= n) return av_strdup("");
     tok_buf o = {0};
-    if (bytes_label(texts, lens, n, i, flags, &o) || tok_buf_reserve(&o, 0)) {
+    if (bytes_label(texts, lens, n, i, flags, &o) ||
+        tok_buf_add(&o, "", 0) /* NUL-terminated even when empty */) {
         tok_buf_free(&o);
         return NULL;
     }
@@ -179,7 +180,7 @@ char *av_tokenizer_display_ex(const av_tokenizer *t, const int32_t *ids, size_t 
         rc = add_escaped(&o, t->pieces[id], (size_t)t->lens[id], 0);
     else
         rc = text_label(t, ids, n, i, flags, &o);
-    if (rc == 0) rc = tok_buf_reserve(&o, 0);
+    if (rc == 0) rc = tok_buf_add(&o, "", 0) /* NUL-terminated even when empty */;
     if (rc) {
         tok_buf_free(&o);
         return NULL;

@@ -122,7 +122,7 @@ static char **token_labels(const api_build *b, av_err *err) {
 /* The alternatives of token i, best first, into row i of d. */
 static int fill_alternatives(const api_build *b, int i, av_lp_data *d, av_err *err) {
     api_tok *t = &b->toks[i];
-    qsort(t->alts, (size_t)t->n_alts, sizeof *t->alts, by_lp_desc);
+    if (t->n_alts > 1) qsort(t->alts, (size_t)t->n_alts, sizeof *t->alts, by_lp_desc);
     for (int j = 0; j < t->n_alts; j++) {
         const char *text = t->alts[j].text;
         size_t len = t->alts[j].len;

@@ -52,6 +52,13 @@ int av_trace_set_logprobs(av_trace *t, av_lp_data *d, int prompt_len, const json
 /* The logprobs.* tensors into w (av_trace_save), and back from a loaded file (av_trace_load). */
 int av_lp_save(const av_trace *t, av_st_writer *w, av_err *err);
 int av_lp_load(av_trace *t, const char *path, av_err *err);
+/* The step data as JSON (steps_json.c): {"prompt_len", "k", "has_attention", "generation", "steps": [{"t",
+ * "token", "id", "logprob", "entropy", "alts": [[id, piece, logprob], ...]}]}, at most max_alts alternatives;
+ * NaN and unknown ids are null. NULL with a message when the trace has no log-probabilities. */
+json_t *av_steps_json(const av_trace *t, int max_alts, av_err *err);
+/* The attention kind step views show by default: "cross" for encoder-decoders (what source a step read),
+ * else "self", else "dec"; NULL for a trace without attention. */
+const char *av_steps_default_kind(const av_trace *t);
 /* Frees t->gen (av_trace_free). */
 void av_gen_free(struct av_gen_state *g);
 
