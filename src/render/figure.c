@@ -191,47 +191,62 @@ static int write_all(const char *path, const void *data, size_t n, av_err *err) 
     return av_atomic_commit(&f, err);
 }
 
+int av_fig_write(const av_fig *fig, double dpi, const char *path, int *width, int *height, av_err *err) {
+    const char *ext = av_path_extension(path);
+    int rc;
+    if (strcasecmp(ext, ".png") == 0) {
+        av_image im;
+        rc = av_fig_to_image(fig, dpi / 96.0, &im, err);
+        if (!rc) {
+            rc = av_png_write(&im, dpi, path, err);
+            *width = im.w;
+            *height = im.h;
+            av_image_free(&im);
+        }
+        return rc;
+    }
+    char *text;
+    size_t n;
+    rc = av_fig_to_svg(fig, &text, &n, err);
+    if (!rc) {
+        rc = write_all(path, text, n, err);
+        free(text);
+    }
+    *width = (int)ceil(fig->w);
+    *height = (int)ceil(fig->h);
+    return rc;
+}
+
+int av_fig_check_output(const char *path, double dpi, int *png, av_err *err) {
+    const char *ext = av_path_extension(path);
+    *png = strcasecmp(ext, ".png") == 0;
+    if (!*png && strcasecmp(ext, ".svg") != 0)
+        return av_errf(err, "%s: the output name must end in .png or .svg", path);
+    if (*png && !(dpi >= 10 && dpi <= 2400)) return av_errf(err, "dpi %g is out of range (10..2400)", dpi);
+    return 0;
+}
+
 int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path, av_plot_geom *geom,
                    av_err *err) {
-    const char *ext = av_path_extension(path);
-    int png = strcasecmp(ext, ".png") == 0, svg = strcasecmp(ext, ".svg") == 0;
-    if (!png && !svg) return av_errf(err, "%s: the output name must end in .png or .svg", path);
-    if (png && !(p->dpi >= 10 && p->dpi <= 2400))
-        return av_errf(err, "dpi %g is out of range (10..2400)", p->dpi);
+    int png;
+    if (av_fig_check_output(path, p->dpi, &png, err)) return -1;
     av_font *font;
     if (av_font_open(&font, err)) return -1;
     av_fig fig;
     av_plot_params q = *p;
-    if (svg)
+    if (!png)
         q.dpi = 96; /* vector output: big matrices pooled to one sample per CSS px (exact at 100% zoom) */
     av_plot_geom g;
     int rc = av_plot_layout(t, &q, font, &fig, &g, err);
+    if (!rc) rc = av_fig_write(&fig, q.dpi, path, &g.width, &g.height, err);
     if (!rc && png) {
         double s = p->dpi / 96.0;
-        av_image im;
-        rc = av_fig_to_image(&fig, s, &im, err);
-        if (!rc) {
-            rc = av_png_write(&im, p->dpi, path, err);
-            g.width = im.w;
-            g.height = im.h;
-            g.x0 *= s;
-            g.y0 *= s;
-            g.cell_w *= s;
-            g.cell_h *= s;
-            g.pitch_x *= s;
-            g.pitch_y *= s;
-            av_image_free(&im);
-        }
-    } else if (!rc) {
-        char *text;
-        size_t n;
-        rc = av_fig_to_svg(&fig, &text, &n, err);
-        if (!rc) {
-            rc = write_all(path, text, n, err);
-            free(text);
-        }
-        g.width = (int)ceil(fig.w);
-        g.height = (int)ceil(fig.h);
+        g.x0 *= s;
+        g.y0 *= s;
+        g.cell_w *= s;
+        g.cell_h *= s;
+        g.pitch_x *= s;
+        g.pitch_y *= s;
     }
     if (!rc && geom) *geom = g;
     av_fig_free(&fig);

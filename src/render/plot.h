@@ -153,10 +153,37 @@ int av_fig_to_image(const av_fig *fig, double scale, av_image *im, av_err *err);
 /* Writes fig as SVG (UTF-8 text) into a malloc'd buffer. */
 int av_fig_to_svg(const av_fig *fig, char **out, size_t *n, av_err *err);
 
+/* Checks an output name (.png or .svg; *png says which) and the PNG resolution. */
+int av_fig_check_output(const char *path, double dpi, int *png, av_err *err);
+/* Writes fig to path atomically: PNG at dpi (fig's CSS px scaled by dpi / 96) or SVG, by the extension;
+ * *width, *height receive the image size. */
+int av_fig_write(const av_fig *fig, double dpi, const char *path, int *width, int *height, av_err *err);
+
 /* Renders the figure to path: .png (libpng, at p->dpi) or .svg, chosen by extension; atomic write.
  * geom (may be NULL) receives the cell placement in the output's pixels. */
 int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path, av_plot_geom *geom,
                    av_err *err);
+
+/* ---- the step figure (fig_steps.c) ---- */
+
+typedef struct av_steps_plot_params {
+    int by_entropy;    /* color tokens by entropy (magma) instead of probability (viridis) */
+    const char *kind;  /* attention of the matrix: NULL for the trace's choice (cross, else self, else dec) */
+    int layer;         /* negative counts from the end (default -1) */
+    int head;          /* head index, AV_HEAD_MEAN (default) or AV_HEAD_MAX */
+    double dpi;        /* PNG resolution (default 150) */
+    const char *title; /* NULL: the model and the produced token count */
+} av_steps_plot_params;
+
+av_steps_plot_params av_steps_plot_default_params(void);
+/* Lays out the step figure of a trace with log-probabilities into fig: header and notes, the token strip
+ * colored by probability or entropy with its key, and the target-by-source matrix (row "t token" = attention
+ * while producing token t), or "this provider returns no attention weights". */
+int av_steps_layout(const av_trace *t, const av_steps_plot_params *p, av_font *font, av_fig *fig,
+                    av_err *err);
+/* The step figure as .png or .svg (by extension), written atomically; *width, *height: the image size. */
+int av_steps_render(const av_trace *t, const av_steps_plot_params *p, const char *path, int *width,
+                    int *height, av_err *err);
 
 /* ---- standalone HTML viewer (html.c) ---- */
 
