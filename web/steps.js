@@ -26,7 +26,7 @@
       this.head.id = 'steps-header';
       this.notes = el('div');
       this.notes.id = 'steps-notes';
-      const bar = el('div', 'note');
+      const bar = (this.bar = el('div', 'note'));
       const by = (this.bySel = el('select'));
       by.id = 'steps-color';
       by.add(new Option('probability', 'prob'));
@@ -86,6 +86,7 @@
 
     paint() {
       const d = this.data;
+      if (this.app.diff && this.app.diff.logprobs) { this.paintDiff(); return; }
       if (!d) { this.head.textContent = 'This trace holds no log-probabilities (attnviz generate, attnviz import of an API response, or attnviz run --logits make them).'; return; }
       this.hmax = 0;
       for (const s of d.steps) if (s.entropy !== null && s.entropy > this.hmax) this.hmax = s.entropy;
@@ -95,6 +96,47 @@
       this.paintAlternatives(t);
       this.paintAttention(t);
       this.paintMatrix(t);
+    }
+
+    /* attnviz diff: log p(A) − log p(B) per token on the diverging map, and the table of both. */
+    paintDiff() {
+      const app = this.app, diff = app.diff, lp = diff.logprobs, lab = app.trace.labels(app.state.kind || 'self').q;
+      const delta = lp.a.map((x, i) => (x === null || lp.b[i] === null ? null : x - lp.b[i]));
+      let m = 0;
+      for (const v of delta) if (v !== null && Math.abs(v) > m) m = Math.abs(v);
+      this.bar.hidden = true;
+      this.head.textContent = 'log p(A) − log p(B) per token · A = ' + diff.a + ' · B = ' + diff.b + ' · red: A gives the token more probability, blue: B does';
+      this.notes.textContent = '';
+      this.legend.textContent = '(diverging, ±' + AV.fmt(m) + ' nats)';
+      this.strip.textContent = '';
+      this.alts.textContent = '';
+      this.attn.textContent = '';
+      this.geo = null;
+      this.canvas.width = this.canvas.height = 0;
+      this.matNote.textContent = '';
+      const line = el('div', 'strip-line'), lut = app.trace.meta.cmaps.diverging, table = el('table', 'alts');
+      table.id = 'steps-diff-table';
+      line.append(el('span', 'strip-label', 'tokens'));
+      delta.forEach((v, t) => {
+        const span = el('span', 'tok', lab[t] !== undefined ? lab[t] : String(t));
+        span.dataset.t = t;
+        span.dataset.delta = v === null ? '' : v;
+        if (v === null) span.classList.add('unknown');
+        else {
+          const i = Math.max(0, Math.min(255, Math.floor((0.5 + v / (2 * (m || 1))) * 256)));
+          span.style.background = 'rgb(' + lut[3 * i] + ',' + lut[3 * i + 1] + ',' + lut[3 * i + 2] + ')';
+          span.style.color = 0.299 * lut[3 * i] + 0.587 * lut[3 * i + 1] + 0.114 * lut[3 * i + 2] > 140 ? '#000' : '#fff';
+        }
+        span.title = 'token ' + t + ': log p(A) ' + (lp.a[t] === null ? '–' : lp.a[t].toPrecision(4)) + ', log p(B) ' +
+          (lp.b[t] === null ? '–' : lp.b[t].toPrecision(4)) + (v === null ? '' : ', A − B ' + v.toPrecision(4));
+        line.append(span);
+        const tr = el('tr');
+        tr.append(el('td', 'num', String(t)), el('td', '', '“' + (lab[t] || '') + '”'), el('td', 'num', lp.a[t] === null ? '–' : lp.a[t].toFixed(4)),
+          el('td', 'num', lp.b[t] === null ? '–' : lp.b[t].toFixed(4)), el('td', 'num', v === null ? '–' : (v > 0 ? '+' : '') + v.toFixed(4)));
+        table.append(tr);
+      });
+      this.strip.append(line);
+      this.alts.append(el('div', 'caption', 't · token · log p(A) · log p(B) · A − B'), table);
     }
 
     paintHeader() {

@@ -14,6 +14,9 @@
       this.grid = AV.patchGrid(meta.meta);
       /* a generation opens on its steps; a trace without attention (a model API's response) has only those */
       const steps = meta.steps, stepsFirst = steps && (steps.prompt_len !== null || !kind);
+      /* attnviz diff: a signed difference A − B of two traces, drawn on the diverging map */
+      this.diff = meta.meta && meta.meta.diff ? JSON.parse(meta.meta.diff) : null;
+      if (this.diff) this.diff.logprobs = meta.meta.diff_logprobs ? JSON.parse(meta.meta.diff_logprobs) : null;
       const dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
       // `attnviz serve` caches one page per trace and names the first view in the page's URL (?view=)
       const urlView = new URLSearchParams(window.location.search).get('view');
@@ -22,6 +25,11 @@
         contrast: 1, exclude: false, qsel: null, ksel: null, qtext: '', ktext: '', theme: dark ? 'dark' : 'light', step: null,
       };
       if (kind && typeof this.state.head !== 'number' && tr.set(kind, 0).heads === 1) this.state.head = 0;
+      if (this.diff) {
+        $('cmap').add(new Option('diverging', 'diverging'));
+        this.state.cmap = 'diverging';
+        if (!['heatmap', 'model', 'steps'].includes(this.state.view)) this.state.view = 'heatmap';
+      }
       this.lastPaint = null;
       this.views = {
         heatmap: new AV.Heatmap($('view-heatmap'), this),
@@ -61,7 +69,10 @@
       const tr = this.trace;
       document.querySelectorAll('#tabs button').forEach((b) => {
         if (b.dataset.view === 'image') b.hidden = !this.grid;
-        if (b.dataset.view === 'steps') b.hidden = !this.trace.meta.steps;
+        if (b.dataset.view === 'steps') {
+          b.hidden = !this.trace.meta.steps && !(this.diff && this.diff.logprobs);
+          if (this.diff) b.textContent = 'Δ log-prob';
+        }
         b.addEventListener('click', () => this.set({ view: b.dataset.view }));
       });
       const kindSel = $('kind');
@@ -102,7 +113,7 @@
     set(patch) {
       const st = Object.assign(this.state, patch), tr = this.trace;
       if (st.view === 'image' && !this.grid) st.view = 'heatmap';
-      if (st.view === 'steps' && !tr.meta.steps) st.view = 'heatmap';
+      if (st.view === 'steps' && !tr.meta.steps && !(this.diff && this.diff.logprobs)) st.view = 'heatmap';
       document.querySelectorAll('.controls .attn').forEach((c) => { c.hidden = !st.kind || (c.id === 'kind-box' && tr.kinds.length < 2); });
       const L = st.kind ? tr.layers(st.kind) : 0;
       st.layer = Math.max(0, Math.min(L - 1, st.layer | 0));
@@ -143,7 +154,9 @@
       this.tooltip(null);
       const t0 = performance.now();
       try {
-        if (st.kind || st.view === 'steps') view.paint();
+        if (this.diff && !['heatmap', 'model', 'steps'].includes(st.view))
+          view.el.textContent = 'This view is not defined for a difference of two traces (attnviz diff): the Heatmap and Model tabs show A − B, the Δ log-prob tab the tokens.';
+        else if (st.kind || st.view === 'steps') view.paint();
         else view.el.textContent = 'This trace holds no attention weights (' + (this.trace.meta.steps ? 'this provider returns no attention weights' :
           'none stored') + '): the Steps tab shows its tokens and log-probabilities.';
       } catch (e) {

@@ -190,6 +190,7 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
     json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
     json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));
     json_object_set_new(cm, "magma", cmap_table(AV_CMAP_MAGMA));
+    json_object_set_new(cm, "diverging", cmap_table(AV_CMAP_DIVERGING)); /* differences (attnviz diff) */
     const char *key;
     json_t *val;
     json_object_foreach(t->meta, key, val) {
@@ -314,9 +315,13 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     size_t values = total_values(t);
     if (values == 0 && !av_trace_has_logprobs(t)) return av_errf(err, "the trace holds no attention to show");
     av_html_analysis an = {0};
-    int analysis = p->analysis && values > 0; /* a model API's response has no attention to analyse */
+    /* a model API's response has no attention to analyse; a difference (attnviz diff) is signed: float16 only
+     */
+    int diff = av_trace_meta(t, "diff") != NULL, analysis = p->analysis && values > 0 && !diff;
+    if (diff && p->precision == AV_HTML_U8)
+        return av_errf(err, "a difference of two traces is signed: the page needs float16 data, not u8");
     if (analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
-    int u8 = want_u8(t, p, &assets, values, &an);
+    int u8 = !diff && want_u8(t, p, &assets, values, &an);
     av_buf blob = {0}, page = {0};
     json_t *meta;
     int rc = build_meta(t, p, u8, analysis ? &an : NULL, &blob, &meta, err);
