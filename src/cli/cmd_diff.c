@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include "analysis/analysis.h"
+#include "core/core.h"
 #include "render/plot.h"
 
 #include <math.h>
@@ -203,7 +204,8 @@ int cmd_diff(int argc, char **argv) {
         goto done;
     }
     if (av_trace_load(a.positional[0], &ta, &err) || av_trace_load(a.positional[1], &tb, &err) ||
-        av_trace_diff(ta, tb, a.positional[0], a.positional[1], cli_has(&a, "common-prefix"), &d, &err)) {
+        av_trace_diff(ta, tb, av_path_basename(a.positional[0]), av_path_basename(a.positional[1]),
+                      cli_has(&a, "common-prefix"), &d, &err)) {
         cli_fail(cmd, &err);
         goto done;
     }

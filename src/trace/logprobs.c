@@ -126,8 +126,8 @@ static int set_info(av_trace *t, struct av_gen_state *g, const char *text, const
     if (!json_is_object(g->info))
         return av_errf(err, "%s: metadata 'generation' must be a JSON object", path);
     json_t *m = json_object_get(g->info, "missing"), *s = json_object_get(g->info, "sampling");
-    if (m) g->missing = json_dumps(m, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (s) g->sampling = json_dumps(s, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (m) g->missing = json_dumps(m, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9));
+    if (s) g->sampling = json_dumps(s, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9));
     return 0;
 }
 
@@ -157,7 +157,9 @@ int av_trace_set_logprobs(av_trace *t, av_lp_data *d, int prompt_len, const json
     g->derived = 0;
     json_decref(d->piece_index); /* the labels are final */
     d->piece_index = NULL;
-    char plen[16], *info = generation ? json_dumps(generation, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    char plen[16],
+        *info = generation ? json_dumps(generation, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(9))
+                           : NULL;
     snprintf(plen, sizeof plen, "%d", prompt_len);
     int rc = (prompt_len >= 0 && av_trace_set_meta(t, "prompt_len", plen, err)) ||
              (info && av_trace_set_meta(t, "generation", info, err)) || pieces_meta(t, d, err) ||

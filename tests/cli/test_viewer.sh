@@ -78,6 +78,17 @@ if [ -f "$model" ]; then
 else
     skip viewer_html_story "$model not found: the browser tests use the synthetic traces only"
 fi
+# the step view: a numpy-written generation trace, an imported API response, a difference of two traces
+if "$PY" "$ROOT/tests/browser/make_steps_fixtures.py" "$TMP" 2>"$TMP/err" &&
+    "$BIN" html "$TMP/gen.safetensors" -o "$TMP/gen.html" 2>>"$TMP/err" &&
+    "$BIN" import "$TMP/openai.json" -o "$TMP/api.safetensors" 2>>"$TMP/err" &&
+    "$BIN" html "$TMP/api.safetensors" -o "$TMP/api.html" 2>>"$TMP/err" &&
+    "$BIN" diff "$TMP/a.safetensors" "$TMP/b.safetensors" -o "$TMP/diff.html" >/dev/null 2>>"$TMP/err"; then
+    pass viewer_html_steps
+else
+    fail viewer_html_steps "$(tail -1 "$TMP/err")"
+    ok=0
+fi
 [ $ok = 1 ] && pass viewer_html_synthetic
 
 # size target: a BERT-base-shaped trace (12 layers x 12 heads x 128 tokens) -> at most 4 MiB of HTML, with
