@@ -66,17 +66,18 @@ static double trace_diff(const av_trace *t, char *why, size_t why_n) {
                      av_trace_token_id(g_trace, i));
             return -1;
         }
-    int L = av_trace_n_layers(g_trace, "self");
-    if (L <= 0 || av_trace_n_layers(t, "self") != L) {
-        snprintf(why, why_n, "%d layers, reference has %d", av_trace_n_layers(t, "self"), L);
+    int L = av_trace_n_layers(g_trace, AV_ATTN_SELF);
+    if (L <= 0 || av_trace_n_layers(t, AV_ATTN_SELF) != L) {
+        snprintf(why, why_n, "%d layers, reference has %d", av_trace_n_layers(t, AV_ATTN_SELF), L);
         return -1;
     }
     double worst = 0;
     for (int l = 0; l < L; l++) {
         av_attn_view a, b;
         av_err err = {{0}};
-        if (av_trace_attn(t, "self", l, &a, &err) || av_trace_attn(g_trace, "self", l, &b, &err) ||
-            a.n_heads != b.n_heads || a.n_query != b.n_query || a.n_key != b.n_key) {
+        if (av_trace_attn(t, AV_ATTN_SELF, l, &a, &err) ||
+            av_trace_attn(g_trace, AV_ATTN_SELF, l, &b, &err) || a.n_heads != b.n_heads ||
+            a.n_query != b.n_query || a.n_key != b.n_key) {
             snprintf(why, why_n, "layer %d: shape differs or missing (%.150s)", l, err.msg);
             return -1;
         }
@@ -193,8 +194,9 @@ static void test_gguf_layout(void) {
     CHECK(wk->ne[0] == 64 && wk->ne[1] == 32 && wk->t.shape[0] == 32);
     CHECK(norm->n_dims == 1 && norm->t.shape[0] == 64);
     CHECK(memcmp(emb->t.data, g_ref->tok_emb.data, emb->t.nbytes) == 0);
-    CHECK(memcmp(wk->t.data, g_ref->layers[4].wk.data, wk->t.nbytes) == 0); /* GGUF keeps Meta's q/k order */
-    CHECK(av_gguf_find_tensor(&g, "output.weight") == NULL);                /* tied */
+    CHECK(memcmp(wk->t.data, g_ref->stacks[0].blocks[4].attn.k.w.data, wk->t.nbytes) ==
+          0);                                                /* GGUF keeps Meta's q/k order */
+    CHECK(av_gguf_find_tensor(&g, "output.weight") == NULL); /* tied */
     int64_t v = 0;
     float f = 0;
     const char *s;
@@ -241,7 +243,7 @@ static void test_gguf_tokenizer_roundtrip(void) {
     CHECK(na == nb && na > 0 && ia && ib && memcmp(ia, ib, na * sizeof *ia) == 0);
     free(ia);
     free(ib);
-    CHECK(strcmp(m->name, "stories260K") == 0 && strcmp(m->format, "gguf") == 0);
+    CHECK(strcmp(m->name, "stories260K") == 0 && m->format == AV_MODEL_FORMAT_GGUF);
     av_model_free(m);
 }
 
@@ -264,15 +266,16 @@ static void test_hf_f32(void) {
     av_model *m = NULL;
     av_err err = {{0}};
     REQUIREF(av_model_load(dir, NULL, &m, &err) == 0, "%s", err.msg);
-    CHECK(m->rope == AV_ROPE_HALF && strcmp(m->name, "hf_f32") == 0);
-    const float *hf = m->layers[2].wq.data, *meta = g_ref->layers[2].wq.data;
+    CHECK(m->stacks[0].cfg.rope == AV_ROPE_HALF && strcmp(m->name, "hf_f32") == 0);
+    const float *hf = m->stacks[0].blocks[2].attn.q.w.data, *meta = g_ref->stacks[0].blocks[2].attn.q.w.data;
     int ok = 1;
     for (int h = 0; h < 8; h++)
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 2; j++)
                 ok &= memcmp(hf + (h * 8 + j * 4 + i) * 64, meta + (h * 8 + 2 * i + j) * 64, 64 * 4) == 0;
     CHECK(ok);
-    CHECK(memcmp(m->layers[2].wv.data, g_ref->layers[2].wv.data, g_ref->layers[2].wv.nbytes) == 0);
+    CHECK(memcmp(m->stacks[0].blocks[2].attn.v.w.data, g_ref->stacks[0].blocks[2].attn.v.w.data,
+                 g_ref->stacks[0].blocks[2].attn.v.w.nbytes) == 0);
     av_model_free(m);
 }
 
@@ -328,7 +331,7 @@ static void test_gguf_q8_0(void) {
      * to 127 * 2^-11 d, an eighth of a step) */
     const av_gguf_tensor_info *wq = av_gguf_find_tensor(&g, "blk.3.attn_q.weight");
     const av_tensor *tensors[2] = {emb ? &emb->t : NULL, wq ? &wq->t : NULL};
-    const av_tensor *orig[2] = {&g_ref->tok_emb, &g_ref->layers[3].wq};
+    const av_tensor *orig[2] = {&g_ref->tok_emb, &g_ref->stacks[0].blocks[3].attn.q.w};
     for (int k = 0; k < 2; k++) {
         REQUIRE(tensors[k] && tensors[k]->dtype == AV_DTYPE_Q8_0);
         size_t n = (size_t)av_tensor_numel(orig[k]);
@@ -372,8 +375,10 @@ static void test_hf_to_gguf(void) {
     REQUIREF(av_model_load(out, NULL, &m, &err) == 0, "%s", err.msg);
     int same = 1;
     for (int l = 0; l < 5; l++) {
-        same &= memcmp(m->layers[l].wq.data, g_ref->layers[l].wq.data, g_ref->layers[l].wq.nbytes) == 0;
-        same &= memcmp(m->layers[l].wk.data, g_ref->layers[l].wk.data, g_ref->layers[l].wk.nbytes) == 0;
+        same &= memcmp(m->stacks[0].blocks[l].attn.q.w.data, g_ref->stacks[0].blocks[l].attn.q.w.data,
+                       g_ref->stacks[0].blocks[l].attn.q.w.nbytes) == 0;
+        same &= memcmp(m->stacks[0].blocks[l].attn.k.w.data, g_ref->stacks[0].blocks[l].attn.k.w.data,
+                       g_ref->stacks[0].blocks[l].attn.k.w.nbytes) == 0;
     }
     CHECK(same);
     av_model_free(m);
@@ -483,7 +488,7 @@ static void test_convert_cli_quantized(void) {
         const av_gguf_tensor_info *down = av_gguf_find_tensor(&g, "blk.0.ffn_down.weight");
         CHECK(down && down->t.dtype == AV_DTYPE_F16);
         REQUIRE(q && q->t.dtype == AV_DTYPE_Q4_0);
-        const av_tensor *orig = &g_ref->layers[3].wq;
+        const av_tensor *orig = &g_ref->stacks[0].blocks[3].attn.q.w;
         size_t numel = (size_t)av_tensor_numel(orig);
         float *y = malloc(sizeof(float) * numel);
         av_dequantize_rows(&q->t, 0, q->t.shape[0], y);

@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const k_kinds[4] = {"self", "enc", "dec", "cross"};
-
 /* Token i of t, compared by id when both traces have ids, else by label. */
 static int same_token(const av_trace *a, const av_trace *b, int i) {
     int ia = av_trace_token_id(a, i), ib = av_trace_token_id(b, i);
@@ -47,9 +45,10 @@ static int same_source(const av_trace *a, const av_trace *b, av_err *err) {
         "the traces' source (encoder) tokens differ: the encoder and cross-attention cannot be compared");
 }
 
-/* Queries kept of a kind: the compared tokens on the decoder side, all sources on the encoder side. */
-static int kept(const char *kind, int key_side, int n, const av_attn_view *v) {
-    if (!strcmp(kind, "enc") || (!strcmp(kind, "cross") && key_side)) return key_side ? v->n_key : v->n_query;
+/* Queries or keys (key_side) kept of a kind: the compared tokens on the decoder side, all sources on the
+ * encoder side. */
+static int kept(av_attn_kind kind, int key_side, int n, const av_attn_view *v) {
+    if (kind == AV_ATTN_ENC || (kind == AV_ATTN_CROSS && key_side)) return key_side ? v->n_key : v->n_query;
     return n;
 }
 
@@ -68,21 +67,22 @@ static float *layer_diff(const av_attn_view *va, const av_attn_view *vb, int nq,
     return d;
 }
 
-static int diff_kind(const av_trace *a, const av_trace *b, const char *kind, int n, av_trace *out,
+static int diff_kind(const av_trace *a, const av_trace *b, av_attn_kind kind, int n, av_trace *out,
                      av_err *err) {
+    const char *name = av_attn_kind_name(kind);
     int la = av_trace_n_layers(a, kind), lb = av_trace_n_layers(b, kind);
-    if (la != lb) return av_errf(err, "'%s' attention: %d layers in A, %d in B", kind, la, lb);
+    if (la != lb) return av_errf(err, "'%s' attention: %d layers in A, %d in B", name, la, lb);
     for (int l = 0; l < la; l++) {
         av_attn_view va, vb;
         if (av_trace_attn(a, kind, l, &va, err) || av_trace_attn(b, kind, l, &vb, err)) return -1;
         if (va.n_heads != vb.n_heads)
-            return av_errf(err, "'%s' attention, layer %d: %d heads in A, %d in B", kind, l, va.n_heads,
+            return av_errf(err, "'%s' attention, layer %d: %d heads in A, %d in B", name, l, va.n_heads,
                            vb.n_heads);
         int nq = kept(kind, 0, n, &va), nk = kept(kind, 1, n, &va);
         if (nq > va.n_query || nq > vb.n_query || nk > va.n_key || nk > vb.n_key)
             return av_errf(
                 err, "'%s' attention, layer %d: shapes %dx%d and %dx%d do not cover the compared tokens",
-                kind, l, va.n_query, va.n_key, vb.n_query, vb.n_key);
+                name, l, va.n_query, va.n_key, vb.n_query, vb.n_key);
         float *d = layer_diff(&va, &vb, nq, nk);
         if (!d) return av_errf(err, "out of memory");
         if (av_trace_add_attn(out, kind, l, va.n_heads, nq, nk, d, err)) return -1;
@@ -158,8 +158,9 @@ int av_trace_diff(const av_trace *a, const av_trace *b, const char *name_a, cons
     av_trace *d = av_trace_new();
     if (!d) return av_errf(err, "out of memory");
     int rc = diff_header(a, b, name_a, name_b, n, d, err);
-    for (int k = 0; !rc && k < 4 && av_trace_has_attention(a) && av_trace_has_attention(b); k++)
-        rc = diff_kind(a, b, k_kinds[k], n, d, err);
+    for (int k = 0; !rc && k < AV_ATTN_KIND_COUNT && av_trace_has_attention(a) && av_trace_has_attention(b);
+         k++)
+        rc = diff_kind(a, b, (av_attn_kind)k, n, d, err);
     if (!rc) rc = diff_logprobs(a, b, n, d, err);
     if (rc) {
         av_trace_free(d);
@@ -169,7 +170,7 @@ int av_trace_diff(const av_trace *a, const av_trace *b, const char *name_a, cons
     return 0;
 }
 
-int av_diff_head_distance(const av_trace *d, const char *kind, float *out, av_err *err) {
+int av_diff_head_distance(const av_trace *d, av_attn_kind kind, float *out, av_err *err) {
     int L = av_trace_n_layers(d, kind);
     for (int l = 0; l < L; l++) {
         av_attn_view v;

@@ -28,18 +28,18 @@ static const cli_opt_spec opts[] = {
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
 
 typedef struct diff_choice {
-    const char *kind;
+    av_attn_kind kind;
     int layer, head; /* head index, AV_HEADS_MEAN or AV_HEADS_MAX */
 } diff_choice;
 
 /* The kind, layer and head shown: the options, else the head whose rows differ most. */
 static int choose(const cli_args *a, const char *cmd, const av_trace *d, float **dist, diff_choice *c) {
-    c->kind = cli_get(a, "kind");
-    for (int k = 0; k < CLI_N_KINDS && !c->kind; k++)
-        if (av_trace_n_layers(d, cli_kinds[k])) c->kind = cli_kinds[k];
-    int L = c->kind ? av_trace_n_layers(d, c->kind) : 0, H = c->kind ? av_trace_n_heads(d, c->kind) : 0;
-    if (!c->kind || L == 0)
-        return cli_failf(cmd, "the traces share no '%s' attention", c->kind ? c->kind : "self");
+    int found = cli_has(a, "kind");
+    if (cli_get_kind(a, cmd, &c->kind)) return 2;
+    for (int k = 0; k < AV_ATTN_KIND_COUNT && !found; k++)
+        if (av_trace_n_layers(d, (av_attn_kind)k)) c->kind = (av_attn_kind)k, found = 1;
+    int L = av_trace_n_layers(d, c->kind), H = av_trace_n_heads(d, c->kind);
+    if (L == 0) return cli_failf(cmd, "the traces share no '%s' attention", av_attn_kind_name(c->kind));
     av_err err = {{0}};
     *dist = malloc(sizeof(float) * (size_t)L * (size_t)H);
     if (!*dist || av_diff_head_distance(d, c->kind, *dist, &err))
@@ -111,7 +111,7 @@ static int put_map(const av_trace *d, const diff_choice *c, av_color_mode color)
                                        : "%d",
              c->head);
     snprintf(title, sizeof title, "%s  %s layer %d head %s (blue: B larger, red: A larger)",
-             av_trace_meta(d, "model"), c->kind, c->layer, head);
+             av_trace_meta(d, "model"), av_attn_kind_name(c->kind), c->layer, head);
     av_term_params tp = av_term_default_params();
     tp.cmap = AV_CMAP_DIVERGING;
     tp.color = color;
@@ -209,7 +209,7 @@ int cmd_diff(int argc, char **argv) {
         cli_fail(cmd, &err);
         goto done;
     }
-    diff_choice c = {NULL, 0, AV_HEADS_MEAN};
+    diff_choice c = {AV_ATTN_SELF, 0, AV_HEADS_MEAN};
     int attention = av_trace_has_attention(d);
     if (attention && choose(&a, cmd, d, &dist, &c)) goto done;
     const char *dj = av_trace_meta(d, "diff");

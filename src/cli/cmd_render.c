@@ -42,7 +42,11 @@ static int render_steps(const cli_args *a, const char *cmd, const av_trace *t, c
     for (const char *o = "grid\0log\0exclude-first\0cell\0vmin\0vmax\0cmap\0"; *o; o += strlen(o) + 1)
         if (cli_has(a, o)) return cli_failf(cmd, "--%s does not apply to the step figure", o);
     sp.by_entropy = by && !strcmp(by, "entropy");
-    sp.kind = cli_get(a, "kind");
+    av_attn_kind kind;
+    if (cli_has(a, "kind")) {
+        if (cli_get_kind(a, cmd, &kind)) return 2;
+        sp.kind = (int)kind;
+    }
     sp.layer = (int)layer;
     sp.head = head;
     sp.dpi = (double)dpi;
@@ -99,7 +103,7 @@ int cmd_render(int argc, char **argv) {
     p.log_scale = cli_has(&a, "log");
     p.exclude_first = cli_has(&a, "exclude-first");
     p.title = cli_get(&a, "title");
-    if (cli_get(&a, "kind")) p.kind = cli_get(&a, "kind");
+    if (cli_get_kind(&a, cmd, &p.kind)) goto done;
     p.head = AV_HEAD_MEAN;
     if (head && strcmp(head, "mean") == 0) {
         p.head = AV_HEAD_MEAN;

@@ -95,15 +95,15 @@ static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
  * naming (and keeps 1-D norms F32). */
 static int collect(const av_model *m, int gguf, av_dtype want, ex_bufs *b, ex_tensor **out, int *n_out,
                    av_export_report *rep, av_err *err) {
-    int n = 0, to_target = gguf ? (m->rope == AV_ROPE_HALF ? PERM_TO_INTERLEAVED : PERM_NONE)
-                                : (m->rope == AV_ROPE_INTERLEAVED ? PERM_TO_HALF : PERM_NONE);
+    const av_stack *st = &m->stacks[0];
+    int n = 0, to_target = gguf ? (st->cfg.rope == AV_ROPE_HALF ? PERM_TO_INTERLEAVED : PERM_NONE)
+                                : (st->cfg.rope == AV_ROPE_INTERLEAVED ? PERM_TO_HALF : PERM_NONE);
     ex_tensor *v = calloc((size_t)(3 + AV_LLAMA_LAYER_WEIGHTS * m->n_layers), sizeof *v); /* (n_tensors) */
     if (!v) return av_errf(err, "out of memory");
     snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "token_embd.weight" : "model.embed_tokens.weight");
     v[n++].src = &m->tok_emb;
     for (int l = 0; l < m->n_layers; l++) {
-        const av_llama_layer *L = &m->layers[l];
-        const av_tensor *ts[AV_LLAMA_LAYER_WEIGHTS] = AV_LLAMA_LAYER_WEIGHT_PTRS(L);
+        const av_tensor *ts[AV_LLAMA_LAYER_WEIGHTS] = AV_LLAMA_LAYER_WEIGHT_PTRS(&st->blocks[l]);
         for (int k = 0; k < AV_LLAMA_LAYER_WEIGHTS; k++, n++) {
             if (gguf)
                 snprintf(v[n].name, sizeof v[n].name, "blk.%d.%s.weight", l, av_llama_gguf_layer_names[k]);
@@ -116,10 +116,10 @@ static int collect(const av_model *m, int gguf, av_dtype want, ex_bufs *b, ex_te
         }
     }
     snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "output_norm.weight" : "model.norm.weight");
-    v[n++].src = &m->out_norm;
-    if (!m->tied) {
+    v[n++].src = &st->final_norm.w;
+    if (!av_model_head_tied(m)) {
         snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "output.weight" : "lm_head.weight");
-        v[n++].src = &m->cls;
+        v[n++].src = &m->head.out.w;
     }
     for (int i = 0; i < n; i++) {
         ex_tensor *e = &v[i];
@@ -146,12 +146,20 @@ static int check_exportable(const av_model *m, av_err *err) {
     if (m->family != AV_FAMILY_LLAMA)
         return av_errf(err, "converting %s models is not supported yet (only llama)",
                        m->arch[0] ? m->arch : "these");
+    const av_stack *st = &m->stacks[0];
     for (int l = 0; l < m->n_layers; l++) {
-        const av_llama_layer *L = &m->layers[l];
-        if (L->bq.data || L->bk.data || L->bv.data || L->window > 0)
+        const av_block *B = &st->blocks[l];
+        if (B->attn.q.b.data || B->attn.k.b.data || B->attn.v.b.data || B->window > 0 ||
+            B->rope_theta != st->blocks[0].rope_theta || B->attn_softcap > 0 || B->q_norm.w.data ||
+            B->attn_out_norm.w.data || B->ffn_out_norm.w.data)
             return av_errf(
-                err, "layer %d has attention biases or a sliding window: not representable as llama", l);
+                err,
+                "layer %d has attention biases, a sliding window or other extras: not representable "
+                "as llama",
+                l);
     }
+    if (st->cfg.norm_offset != 0 || st->emb.scale != 1.0f || m->head.softcap > 0)
+        return av_errf(err, "the model's norms, embeddings or head are not representable as llama");
     return 0;
 }
 
@@ -287,8 +295,9 @@ static int gguf_config(av_gguf_writer *w, const av_model *m, av_dtype type, av_e
                    av_gguf_writer_u32(w, "llama.rope.dimension_count", (uint32_t)m->head_dim, err) ||
                    av_gguf_writer_u32(w, "llama.attention.head_count", (uint32_t)m->n_heads, err) ||
                    av_gguf_writer_u32(w, "llama.attention.head_count_kv", (uint32_t)m->n_kv_heads, err) ||
-                   av_gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", m->norm_eps, err) ||
-                   av_gguf_writer_f32(w, "llama.rope.freq_base", m->rope_theta, err)
+                   av_gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", m->stacks[0].cfg.eps,
+                                      err) ||
+                   av_gguf_writer_f32(w, "llama.rope.freq_base", m->stacks[0].blocks[0].rope_theta, err)
                ? -1
                : 0;
 }
@@ -380,9 +389,9 @@ static int hf_config(const av_model *m, av_dtype type, const char *path, av_err 
     json_object_set_new(c, "head_dim", json_integer(m->head_dim));
     json_object_set_new(c, "max_position_embeddings", json_integer(m->max_seq_len));
     json_object_set_new(c, "vocab_size", json_integer(m->vocab_size));
-    json_object_set_new(c, "rms_norm_eps", json_float(m->norm_eps));
-    json_object_set_new(c, "rope_theta", json_float(m->rope_theta));
-    json_object_set_new(c, "tie_word_embeddings", json_boolean(m->tied));
+    json_object_set_new(c, "rms_norm_eps", json_float(m->stacks[0].cfg.eps));
+    json_object_set_new(c, "rope_theta", json_float(m->stacks[0].blocks[0].rope_theta));
+    json_object_set_new(c, "tie_word_embeddings", json_boolean(av_model_head_tied(m)));
     json_object_set_new(c, "hidden_act", json_string("silu"));
     json_object_set_new(c, "attention_bias", json_false());
     json_object_set_new(c, "mlp_bias", json_false());
@@ -505,7 +514,7 @@ int av_export_hf(const av_model *m, const char *dir_in, const av_export_params *
         return av_errf(err, "Hugging Face output supports f32, f16 and bf16, not %s",
                        av_dtype_name(p->dtype));
     if (check_exportable(m, err)) return -1;
-    int n_tensors = 3 + 9 * m->n_layers - (m->tied ? 1 : 0);
+    int n_tensors = 3 + 9 * m->n_layers - (av_model_head_tied(m) ? 1 : 0);
     if (p->n_shards < 1 || p->n_shards > AV_MAX_SHARDS || p->n_shards > n_tensors)
         return av_errf(err, "--shards must be between 1 and %d for this model (got %d)",
                        n_tensors < AV_MAX_SHARDS ? n_tensors : AV_MAX_SHARDS, p->n_shards);

@@ -18,7 +18,7 @@
 #define BOX_H 18.0
 
 av_steps_plot_params av_steps_plot_default_params(void) {
-    return (av_steps_plot_params){0, NULL, -1, AV_HEAD_MEAN, 150, NULL};
+    return (av_steps_plot_params){0, -1, -1, AV_HEAD_MEAN, 150, NULL};
 }
 
 typedef struct fig_steps {
@@ -132,7 +132,7 @@ static int put_strip(fig_steps *s, av_err *err) {
 }
 
 /* The matrix of the produced tokens: m (n_rows, n_key), row r = attention row first + r - 1. */
-static int step_rows(const fig_steps *s, const char *kind, int layer, int first, float **m, int *n_key,
+static int step_rows(const fig_steps *s, av_attn_kind kind, int layer, int first, float **m, int *n_key,
                      av_err *err) {
     int nr = s->v.n_tokens - first;
     *n_key = av_trace_n_key(s->t, kind);
@@ -149,7 +149,7 @@ static int step_rows(const fig_steps *s, const char *kind, int layer, int first,
 }
 
 /* Row labels "t token" and the key labels (the attended side of kind). */
-static int matrix_labels(const fig_steps *s, const char *kind, int first, int nr, int nk, char ***rows,
+static int matrix_labels(const fig_steps *s, av_attn_kind kind, int first, int nr, int nk, char ***rows,
                          char ***keys, av_err *err) {
     char **q = NULL;
     if (av_plot_labels(s->t, kind, s->v.n_tokens, nk, &q, keys, err)) return -1;
@@ -165,7 +165,7 @@ static int matrix_labels(const fig_steps *s, const char *kind, int first, int nr
     return *rows ? 0 : av_errf(err, "out of memory");
 }
 
-static int put_matrix(fig_steps *s, const char *kind, int layer, double out_scale, av_err *err) {
+static int put_matrix(fig_steps *s, av_attn_kind kind, int layer, double out_scale, av_err *err) {
     int first = s->g.prompt_len > 1 ? s->g.prompt_len : 1, nr = s->v.n_tokens - first, nk;
     if (nr <= 0) return put_text(s, "no produced tokens to show attention for", NOTE_PX, av_fig_muted, err);
     float *m;
@@ -178,7 +178,7 @@ static int put_matrix(fig_steps *s, const char *kind, int layer, double out_scal
     char cap[256];
     snprintf(cap, sizeof cap,
              "attention while producing each token (row t = query t - 1) · %s%slayer %d · %s",
-             strcmp(kind, "self") ? kind : "", strcmp(kind, "self") ? " · " : "", layer,
+             kind != AV_ATTN_SELF ? av_attn_kind_name(kind) : "", kind != AV_ATTN_SELF ? " · " : "", layer,
              s->p->head == AV_HEAD_MEAN  ? "mean of heads"
              : s->p->head == AV_HEAD_MAX ? "max of heads"
                                          : "one head");
@@ -226,17 +226,18 @@ int av_steps_layout(const av_trace *t, const av_steps_plot_params *p, av_font *f
     av_trace_generation_info(t, &s.g);
     for (int i = 0; i < s.v.n_tokens; i++)
         if (s.v.entropy[i] > s.hmax) s.hmax = s.v.entropy[i];
-    const char *kind = p->kind ? p->kind : av_steps_default_kind(t);
+    av_attn_kind kind = AV_ATTN_SELF;
+    int has_kind = p->kind >= 0 ? (kind = (av_attn_kind)p->kind, 1) : av_steps_default_kind(t, &kind) == 0;
     int rc = put_header(&s, err) || put_strip(&s, err);
-    if (!rc && (!kind || !av_trace_has_attention(t))) {
+    if (!rc && (!has_kind || !av_trace_has_attention(t))) {
         rc = put_text(&s, "this provider returns no attention weights", NOTE_PX, av_fig_muted, err);
     } else if (!rc) {
         int n_layers = av_trace_n_layers(t, kind), layer = p->layer < 0 ? n_layers + p->layer : p->layer;
         if (n_layers == 0)
-            rc = av_errf(err, "the trace has no '%s' attention", kind);
+            rc = av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
         else if (layer < 0 || layer >= n_layers)
-            rc = av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", p->layer, kind,
-                         n_layers - 1);
+            rc = av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", p->layer,
+                         av_attn_kind_name(kind), n_layers - 1);
         else
             rc = put_matrix(&s, kind, layer, p->dpi / 96.0, err);
     }

@@ -91,8 +91,8 @@ typedef struct av_steps_term_params {
                          probability (viridis) */
     int n_alts;       /* alternatives per line (default 5) */
     int n_sources;    /* attended tokens per line (default 3, at most 16) */
-    const char *kind; /* attention shown: NULL for the trace's own choice (cross for encoder-decoders, else
-                         self), "self", "enc", "dec", "cross" */
+    int kind;         /* attention shown: an av_attn_kind, or -1 (default) for the trace's own choice (cross
+                         for encoder-decoders, else self) */
     int layer;        /* negative counts from the end (default -1: the last layer) */
     int head;         /* head index, AV_HEADS_MEAN (default) or AV_HEADS_MAX */
     int all;          /* a line for every token, not only the produced ones */

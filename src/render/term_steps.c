@@ -15,7 +15,7 @@
 #define STEP_LABEL_CPS 14 /* widest token field in the table */
 
 av_steps_term_params av_steps_term_default_params(void) {
-    return (av_steps_term_params){0, 5, 3, NULL, -1, AV_HEADS_MEAN, 0, AV_COLOR_AUTO, 0};
+    return (av_steps_term_params){0, 5, 3, -1, -1, AV_HEADS_MEAN, 0, AV_COLOR_AUTO, 0};
 }
 
 typedef struct steps {
@@ -25,8 +25,9 @@ typedef struct steps {
     av_logprob_view v;
     av_generation_info g;
     av_color_mode color;
-    float hmax;       /* largest entropy (the entropy scale) */
-    const char *kind; /* attention shown, or NULL */
+    float hmax;   /* largest entropy (the entropy scale) */
+    int has_kind; /* attention is shown (kind, layer) */
+    av_attn_kind kind;
     int layer;
     char **src_labels; /* (n_key) labels of the attended side */
     int n_key;
@@ -128,7 +129,7 @@ static void put_alternatives(const steps *s, int i) {
 
 /* The n_sources keys row i - 1 of the chosen attention weighs most. */
 static void put_sources(steps *s, int i, av_err *err) {
-    if (!s->kind || i == 0) return;
+    if (!s->has_kind || i == 0) return;
     if (av_trace_attn_row(s->t, s->kind, s->layer, s->p->head, i - 1, s->row, err)) return;
     int32_t top[16];
     float w[16];
@@ -151,8 +152,8 @@ static void put_num(FILE *out, float x, int width, int prec) {
 static void put_table(steps *s, av_err *err) {
     int first = s->p->all || s->g.prompt_len < 0 ? 0 : s->g.prompt_len;
     fprintf(s->out, "\n%5s  %-*s %7s %6s  alternatives (p)", "t", STEP_LABEL_CPS, "token", "p", "H");
-    if (s->kind)
-        fprintf(s->out, "  | attended (%s, layer %d, head %s)", s->kind, s->layer,
+    if (s->has_kind)
+        fprintf(s->out, "  | attended (%s, layer %d, head %s)", av_attn_kind_name(s->kind), s->layer,
                 s->p->head == AV_HEADS_MEAN  ? "mean"
                 : s->p->head == AV_HEADS_MAX ? "max"
                                              : "#");
@@ -174,13 +175,17 @@ static void put_table(steps *s, av_err *err) {
 /* The attention the table shows: p->kind or the trace's default, its layer (negative: from the end), the
  * labels of the attended side. 0 without attention; -1 on a bad choice. */
 static int choose_attention(steps *s, av_err *err) {
-    s->kind = s->p->kind ? s->p->kind : av_steps_default_kind(s->t);
-    if (!s->kind || !av_trace_has_attention(s->t)) return s->kind = NULL, 0;
+    if (!av_trace_has_attention(s->t)) return 0;
+    if (s->p->kind >= 0)
+        s->kind = (av_attn_kind)s->p->kind;
+    else if (av_steps_default_kind(s->t, &s->kind))
+        return 0;
+    const char *name = av_attn_kind_name(s->kind);
     int n_layers = av_trace_n_layers(s->t, s->kind);
     s->layer = s->p->layer < 0 ? n_layers + s->p->layer : s->p->layer;
-    if (n_layers == 0) return av_errf(err, "the trace has no '%s' attention", s->kind);
+    if (n_layers == 0) return av_errf(err, "the trace has no '%s' attention", name);
     if (s->layer < 0 || s->layer >= n_layers)
-        return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", s->p->layer, s->kind,
+        return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", s->p->layer, name,
                        n_layers - 1);
     if (s->p->head >= av_trace_n_heads(s->t, s->kind))
         return av_errf(err, "head %d is out of range: the trace has %d heads", s->p->head,
@@ -188,12 +193,13 @@ static int choose_attention(steps *s, av_err *err) {
     int nq = av_trace_n_query(s->t, s->kind);
     s->n_key = av_trace_n_key(s->t, s->kind);
     if (nq != s->v.n_tokens)
-        return av_errf(err, "'%s' attention has %d queries for %d tokens", s->kind, nq, s->v.n_tokens);
+        return av_errf(err, "'%s' attention has %d queries for %d tokens", name, nq, s->v.n_tokens);
     char **ql = NULL;
     s->row = malloc(sizeof(float) * (size_t)s->n_key);
     if (!s->row || av_plot_labels(s->t, s->kind, nq, s->n_key, &ql, &s->src_labels, err))
         return s->row ? -1 : av_errf(err, "out of memory");
     av_plot_labels_free(ql, nq);
+    s->has_kind = 1;
     return 0;
 }
 

@@ -163,7 +163,7 @@ int av_trace_set_logprobs(av_trace *t, av_lp_data *d, int prompt_len, const json
     snprintf(plen, sizeof plen, "%d", prompt_len);
     int rc = (prompt_len >= 0 && av_trace_set_meta(t, "prompt_len", plen, err)) ||
              (info && av_trace_set_meta(t, "generation", info, err)) || pieces_meta(t, d, err) ||
-             av_trace_set_meta(t, "version", "3", err) ||
+             av_trace_need_version(t, 3, err) ||
              set_info(t, g, info, prompt_len >= 0 ? plen : NULL, "trace", err);
     free(info);
     return rc ? -1 : 0;

@@ -56,9 +56,9 @@ int av_lp_load(av_trace *t, const char *path, av_err *err);
  * "token", "id", "logprob", "entropy", "alts": [[id, piece, logprob], ...]}]}, at most max_alts alternatives;
  * NaN and unknown ids are null. NULL with a message when the trace has no log-probabilities. */
 json_t *av_steps_json(const av_trace *t, int max_alts, av_err *err);
-/* The attention kind step views show by default: "cross" for encoder-decoders (what source a step read),
- * else "self", else "dec"; NULL for a trace without attention. */
-const char *av_steps_default_kind(const av_trace *t);
+/* The attention kind step views show by default: cross for encoder-decoders (what source a step read), else
+ * self, else dec; -1 for a trace without attention. */
+int av_steps_default_kind(const av_trace *t, av_attn_kind *out);
 /* Frees t->gen (av_trace_free). */
 void av_gen_free(struct av_gen_state *g);
 

@@ -57,9 +57,9 @@ json_t *av_steps_json(const av_trace *t, int max_alts, av_err *err) {
     return o;
 }
 
-const char *av_steps_default_kind(const av_trace *t) {
-    static const char *const order[] = {"cross", "self", "dec"};
+int av_steps_default_kind(const av_trace *t, av_attn_kind *out) {
+    static const av_attn_kind order[] = {AV_ATTN_CROSS, AV_ATTN_SELF, AV_ATTN_DEC};
     for (int i = 0; i < 3; i++)
-        if (av_trace_n_layers(t, order[i])) return order[i];
-    return NULL;
+        if (av_trace_n_layers(t, order[i])) return *out = order[i], 0;
+    return -1;
 }
