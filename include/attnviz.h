@@ -264,9 +264,9 @@ int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head
 int av_attn_select_heads(const av_attn_view *v, const char *spec, float *out, av_err *err);
 
 /* ---- log-probabilities and generation in a trace (docs/TRACE_FORMAT.md, version 3) ------------------------
- * From `attnviz generate`, from a model API's response (`attnviz import`), or derived on first use from stored
- * logits (`attnviz run --logits`). Position t scores token t given tokens 0..t-1, so attention row t - 1 is
- * what the model computed while producing token t. Views stay valid until av_trace_free. */
+ * From `attnviz generate`, from a model API's response (`attnviz import`), or derived on first use from
+ * stored logits (`attnviz run --logits`). Position t scores token t given tokens 0..t-1, so attention row t -
+ * 1 is what the model computed while producing token t. Views stay valid until av_trace_free. */
 
 typedef struct av_logprob_view {
     int n_tokens;              /* av_trace_n_tokens */
@@ -292,10 +292,10 @@ int av_trace_has_attention(const av_trace *t);
 /* The generation metadata ("prompt_len" and the "generation" object); strings stay valid until
  * av_trace_free. Returns -1 (prompt_len -1, the rest NULL/0) when the trace has none. */
 typedef struct av_generation_info {
-    int prompt_len;          /* tokens given before the produced ones; -1 when the trace is not a generation */
-    const char *source;      /* "attnviz" (generate), "api" (import), "logits" (derived from logits) */
-    const char *provider;    /* API responses: "openai-chat", "openai-completions", "vllm-chat",
-                                "vllm-completions", "ollama-generate", "ollama-chat", "llamacpp"; else NULL */
+    int prompt_len;       /* tokens given before the produced ones; -1 when the trace is not a generation */
+    const char *source;   /* "attnviz" (generate), "api" (import), "logits" (derived from logits) */
+    const char *provider; /* API responses: "openai-chat", "openai-completions", "vllm-chat",
+                             "vllm-completions", "ollama-generate", "ollama-chat", "llamacpp"; else NULL */
     const char *stop_reason; /* "eos", "stop", "length", ... as the source says; NULL when unknown */
     int top_logprobs;        /* alternatives asked for per position; 0 when unknown */
     int alternatives_cap;    /* the provider's maximum number of alternatives (OpenAI: 20); 0 for none */
@@ -324,11 +324,58 @@ int av_trace_from_api(const char *data, size_t size, const char *name, const av_
                       av_trace **out, av_err *err);
 int av_trace_from_api_file(const char *path, const av_api_import_params *p, av_trace **out, av_err *err);
 
-/* ---- generation --------------------------------------------------------------------------------------- */
+/* ---- generation (docs/GENERATION.md) ------------------------------------------------------------------- */
 
-/* Greedy (temperature 0) continuation. prompt may be "" (start from BOS). on_piece receives decoded bytes as
- * they are produced (may be NULL). out_ids (optional) receives the whole sequence, malloc'd. */
+/* How each token is chosen, in this order (as Hugging Face transformers applies them): logits / temperature,
+ * the top_k most probable, the smallest most-probable prefix reaching top_p, those with p >= min_p * p_max;
+ * then one uniform draw of a SplitMix64 stream seeded with seed picks among the rest. temperature 0 (the
+ * default) is greedy: the most probable token, the lowest id on ties, no draw. Same seed, same tokens. */
+typedef struct av_sampling {
+    double temperature; /* >= 0; 0: greedy */
+    int top_k;          /* 0: off */
+    double top_p;       /* (0, 1]; 1: off */
+    double min_p;       /* [0, 1]; 0: off */
+    uint64_t seed;
+} av_sampling;
+
+av_sampling av_sampling_default_params(void);
+/* Checks the ranges; -1 with a message naming the setting. */
+int av_sampling_check(const av_sampling *s, av_err *err);
+
+/* Receives the bytes of produced text as they come. */
 typedef void (*av_piece_fn)(void *ctx, const char *bytes, size_t len);
+
+typedef struct av_generate_params {
+    int steps;               /* tokens to produce at most (default 64; fewer when the context is full) */
+    av_sampling sampling;    /* default greedy */
+    int top_logprobs;        /* alternatives recorded per position (default 10, at most 1024) */
+    const char *const *stop; /* (n_stop) stop strings: generation ends once the produced text holds one */
+    int n_stop;
+    int ignore_eos;       /* go on after end-of-sequence (default 0: stop there, the token kept) */
+    int add_bos;          /* decoder-only prompts: encode with the tokenizer's specials (default 1) */
+    av_piece_fn on_piece; /* the produced text as it comes (may be NULL) */
+    void *piece_ctx;
+    int want_attention; /* capture every layer's attention of the whole sequence (default 1); else the
+                           trace holds the tokens and log-probabilities only */
+    av_run_params run;  /* how the attention is captured (dtype, lazy, threads, output_path) */
+} av_generate_params;
+
+av_generate_params av_generate_default_params(void);
+/* Generates with the one decoder and its KV cache. Decoder-only models (Llama family, GPT-2) continue prompt;
+ * encoder-decoders (Marian, BART, T5) translate it, decoding from their start token. The trace (version 3)
+ * holds the whole sequence, prompt_len (the prompt's tokens; 1, the start token, for encoder-decoders), per
+ * position the token's log-probability, the entropy and top_logprobs alternatives (the prompt's tokens scored
+ * too), the sampling settings and the stop reason (generation metadata), and every layer's attention (row
+ * t - 1 is the attention computed while producing token t). */
+int av_generate(const av_model *m, const char *prompt, const av_generate_params *p, av_trace **out,
+                av_err *err);
+/* Same on ids used as given: the prompt (decoder-only) or the encoder's input (encoder-decoders). */
+int av_generate_ids(const av_model *m, const int32_t *ids, size_t n, const av_generate_params *p,
+                    av_trace **out, av_err *err);
+
+/* Greedy (temperature 0) continuation without a trace. prompt may be "" (start from BOS). on_piece receives
+ * decoded bytes as they are produced (may be NULL). out_ids (optional) receives the whole sequence, malloc'd.
+ */
 int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
                        int32_t **out_ids, size_t *n_out, av_err *err);
 

@@ -1,6 +1,6 @@
 /* Log-probabilities in traces (docs/TRACE_FORMAT.md, version 3): round trips, validation of stored tables,
- * derivation from stored logits against a long-double log-softmax written here, the step data (JSON, terminal,
- * figure) and attnviz diff's difference traces against sums computed here. */
+ * derivation from stored logits against a long-double log-softmax written here, the step data (JSON,
+ * terminal, figure) and attnviz diff's difference traces against sums computed here. */
 #include "harness.h"
 
 #include "analysis/analysis.h"
@@ -19,8 +19,8 @@ static const char *tmp_path(const char *name) {
     return path[k];
 }
 
-/* T tokens "t0".."t{T-1}" with ids 100 + i; one layer of H heads where head h, query q puts (1 - h/4) on key q
- * and the rest evenly on keys < q (row 0: all on key 0). */
+/* T tokens "t0".."t{T-1}" with ids 100 + i; one layer of H heads where head h, query q puts (1 - h/4) on key
+ * q and the rest evenly on keys < q (row 0: all on key 0). */
 static av_trace *make_trace(int T, int H, int with_attention) {
     av_trace *t = av_trace_new();
     av_err err = {{0}};
@@ -60,7 +60,8 @@ static int add_logprobs(av_trace *t, av_err *err) {
         d->token[i] = -0.1f * (float)(i + 1);
         d->entropy[i] = 0.5f * (float)i;
         d->alt_ids[2 * i] = 7, d->alt_lp[2 * i] = -0.05f, d->alt_piece[2 * i] = av_lp_piece(d, a, err);
-        d->alt_ids[2 * i + 1] = 9, d->alt_lp[2 * i + 1] = -2.f, d->alt_piece[2 * i + 1] = av_lp_piece(d, "b", err);
+        d->alt_ids[2 * i + 1] = 9, d->alt_lp[2 * i + 1] = -2.f,
+                           d->alt_piece[2 * i + 1] = av_lp_piece(d, "b", err);
     }
     json_t *g = json_pack("{s:s, s:s, s:{s:f}, s:[s]}", "source", "attnviz", "stop_reason", "eos", "sampling",
                           "temperature", 0.5, "notes", "a note");
@@ -79,12 +80,15 @@ static void test_round_trip(void) {
     av_generation_info g;
     REQUIRE(av_trace_logprobs(u, &v, &err) == 0 && av_trace_generation_info(u, &g) == 0);
     CHECK(v.n_tokens == 5 && v.k == 2 && isnan(v.token[0]) && isnan(v.entropy[0]));
-    CHECK(v.token[3] == -0.4f && v.entropy[4] == 2.0f && v.alt_ids[2 * 3 + 1] == 9 && v.alt_logprobs[2 * 3] == -0.05f);
-    CHECK(strcmp(v.pieces[v.alt_pieces[2 * 3]], "a3") == 0 && strcmp(v.pieces[v.alt_pieces[2 * 3 + 1]], "b") == 0);
+    CHECK(v.token[3] == -0.4f && v.entropy[4] == 2.0f && v.alt_ids[2 * 3 + 1] == 9 &&
+          v.alt_logprobs[2 * 3] == -0.05f);
+    CHECK(strcmp(v.pieces[v.alt_pieces[2 * 3]], "a3") == 0 &&
+          strcmp(v.pieces[v.alt_pieces[2 * 3 + 1]], "b") == 0);
     CHECK(v.n_pieces == 5); /* a1..a4 and b, each once */
     CHECK(g.prompt_len == 2 && strcmp(g.source, "attnviz") == 0 && strcmp(g.stop_reason, "eos") == 0);
     CHECK(g.sampling && strstr(g.sampling, "\"temperature\":0.5"));
-    CHECK(strcmp(av_trace_meta(u, "version"), "3") == 0 && av_trace_has_attention(u) && av_trace_has_logprobs(u));
+    CHECK(strcmp(av_trace_meta(u, "version"), "3") == 0 && av_trace_has_attention(u) &&
+          av_trace_has_logprobs(u));
     av_trace_free(t);
     av_trace_free(u);
 }
@@ -96,7 +100,8 @@ static void test_trace_without_logprobs(void) {
     REQUIREF(av_trace_save(t, path, &err) == 0 && av_trace_load(path, &u, &err) == 0, "%s", err.msg);
     av_logprob_view v;
     av_generation_info g;
-    CHECK(!av_trace_has_logprobs(u) && av_trace_logprobs(u, &v, &err) == -1 && strstr(err.msg, "no log-prob"));
+    CHECK(!av_trace_has_logprobs(u) && av_trace_logprobs(u, &v, &err) == -1 &&
+          strstr(err.msg, "no log-prob"));
     CHECK(av_trace_generation_info(u, &g) == -1 && g.prompt_len == -1);
     CHECK(strcmp(av_trace_meta(u, "version"), "1") == 0); /* the oldest version that describes it */
     av_trace_free(t);
@@ -135,7 +140,8 @@ static void test_derived_from_logits(void) {
         for (int k = 0; k < V; k++)
             h -= expl(row[k] - lse) * (row[k] - lse);
         int id = u->token_ids[i];
-        CHECKF(fabsl(v.token[i] - (row[id] - lse)) < 1e-6L, "position %d: %g vs %Lg", i, v.token[i], row[id] - lse);
+        CHECKF(fabsl(v.token[i] - (row[id] - lse)) < 1e-6L, "position %d: %g vs %Lg", i, v.token[i],
+               row[id] - lse);
         CHECKF(fabsl(v.entropy[i] - h) < 1e-5L, "entropy %d: %g vs %Lg", i, v.entropy[i], h);
         for (int j = 0; j < v.k; j++) { /* rank of the j-th alternative by counting */
             int a = v.alt_ids[i * v.k + j], rank = 0;
@@ -158,12 +164,13 @@ static void test_derived_from_logits(void) {
 }
 
 /* A trace file written tensor by tensor, to store broken tables. */
-static int write_raw(const char *path, const char *const *meta, int n_meta, const float *tok, int n, const int32_t *ids,
-                     int k, int64_t ids_rows) {
+static int write_raw(const char *path, const char *const *meta, int n_meta, const float *tok, int n,
+                     const int32_t *ids, int k, int64_t ids_rows) {
     av_st_writer w;
     av_st_writer_init(&w);
     av_err err = {{0}};
-    int rc = av_st_writer_meta(&w, "format", AV_TRACE_FORMAT, &err) || av_st_writer_meta(&w, "tokens", "[\"a\",\"b\"]", &err);
+    int rc = av_st_writer_meta(&w, "format", AV_TRACE_FORMAT, &err) ||
+             av_st_writer_meta(&w, "tokens", "[\"a\",\"b\"]", &err);
     for (int i = 0; !rc && i < n_meta; i += 2)
         rc = av_st_writer_meta(&w, meta[i], meta[i + 1], &err);
     int64_t s1[1] = {n}, s2[2] = {ids_rows, k};
@@ -195,19 +202,30 @@ static void test_bad_tables(void) {
         {{"logprob_pieces", "[\"x\"]"}, 2, ok, big, 2, "outside the 1 labels"},
         {{"logprob_pieces", "[\"x\"]"}, 2, ok, idx, 1, "must be I32 [2, k]"},
         {{"logprob_pieces", "{\"x\":1}"}, 2, ok, idx, 2, "'logprob_pieces' must be a JSON array"},
-        {{"logprob_pieces", "[\"x\"]", "prompt_len", "3"}, 4, ok, idx, 2, "'prompt_len' must be an integer in [0, 2]"},
+        {{"logprob_pieces", "[\"x\"]", "prompt_len", "3"},
+         4,
+         ok,
+         idx,
+         2,
+         "'prompt_len' must be an integer in [0, 2]"},
         {{"logprob_pieces", "[\"x\"]", "prompt_len", "1x"}, 4, ok, idx, 2, "'prompt_len' must be"},
-        {{"logprob_pieces", "[\"x\"]", "generation", "[1]"}, 4, ok, idx, 2, "'generation' must be a JSON object"},
+        {{"logprob_pieces", "[\"x\"]", "generation", "[1]"},
+         4,
+         ok,
+         idx,
+         2,
+         "'generation' must be a JSON object"},
     };
     (void)pieces;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *path = tmp_path("bad.safetensors");
-        REQUIRE(write_raw(path, cases[i].meta, cases[i].n_meta, cases[i].tok, 2, cases[i].ids, 2, cases[i].rows) == 0);
+        REQUIRE(write_raw(path, cases[i].meta, cases[i].n_meta, cases[i].tok, 2, cases[i].ids, 2,
+                          cases[i].rows) == 0);
         av_trace *t = NULL;
         av_err err = {{0}};
         int rc = av_trace_load(path, &t, &err);
-        CHECKF(rc == -1 && !t && strstr(err.msg, cases[i].expect), "case %zu: rc %d '%s' (expected '%s')", i, rc,
-               err.msg, cases[i].expect);
+        CHECKF(rc == -1 && !t && strstr(err.msg, cases[i].expect), "case %zu: rc %d '%s' (expected '%s')", i,
+               rc, err.msg, cases[i].expect);
         av_trace_free(t);
     }
     /* a table without attention loads: a model API's response */
@@ -227,10 +245,12 @@ static void test_steps_json(void) {
     json_t *j = av_steps_json(t, 1, &err);
     REQUIREF(j, "%s", err.msg);
     json_t *steps = json_object_get(j, "steps"), *s2 = json_array_get(steps, 2);
-    CHECK(json_integer_value(json_object_get(j, "prompt_len")) == 2 && json_integer_value(json_object_get(j, "k")) == 1);
+    CHECK(json_integer_value(json_object_get(j, "prompt_len")) == 2 &&
+          json_integer_value(json_object_get(j, "k")) == 1);
     CHECK(json_array_size(steps) == 4 && json_is_null(json_object_get(json_array_get(steps, 0), "logprob")));
     CHECK(fabs(json_real_value(json_object_get(s2, "logprob")) + 0.3) < 1e-6);
-    CHECK(json_integer_value(json_object_get(s2, "id")) == 102 && !strcmp(json_string_value(json_object_get(s2, "token")), "t2"));
+    CHECK(json_integer_value(json_object_get(s2, "id")) == 102 &&
+          !strcmp(json_string_value(json_object_get(s2, "token")), "t2"));
     json_t *alts = json_object_get(s2, "alts");
     CHECK(json_array_size(alts) == 1 && json_integer_value(json_array_get(json_array_get(alts, 0), 0)) == 7);
     CHECK(!strcmp(json_string_value(json_array_get(json_array_get(alts, 0), 1)), "a2"));
@@ -253,9 +273,11 @@ static void test_term_steps(void) {
     p.head = 0; /* head 0: query q attends to itself only, so row t - 1 puts 1.00 on token t - 1 */
     REQUIREF(av_term_steps(fp, t, &p, &err) == 0, "%s", err.msg);
     fclose(fp);
-    CHECKF(strstr(buf, "2 prompt tokens · 2 produced") && strstr(buf, "prompt:") && strstr(buf, "[t0][t1]"), "%s", buf);
+    CHECKF(strstr(buf, "2 prompt tokens · 2 produced") && strstr(buf, "prompt:") && strstr(buf, "[t0][t1]"),
+           "%s", buf);
     CHECKF(strstr(buf, "\"t2\" 1.00") && strstr(buf, "\"t1\" 1.00"), "attended tokens missing:\n%s", buf);
-    CHECKF(strstr(buf, "\"a3\" 0.951") && strstr(buf, "0.6703"), "alternatives / probability missing:\n%s", buf); /* exp(-0.4) */
+    CHECKF(strstr(buf, "\"a3\" 0.951") && strstr(buf, "0.6703"), "alternatives / probability missing:\n%s",
+           buf);                          /* exp(-0.4) */
     CHECK(strstr(buf, "    1.") == NULL); /* prompt rows are left out without --all */
     free(buf);
     av_trace_free(t);
@@ -316,23 +338,28 @@ static void test_diff(void) {
     REQUIREF(av_trace_diff(a, b, "A", "B", 0, &d, &err) == 0, "%s", err.msg);
     av_attn_view v;
     REQUIRE(av_trace_attn(d, AV_ATTN_SELF, 0, &v, &err) == 0 && v.n_heads == 2 && v.n_query == 4);
-    CHECK(fabsf(v.data[(1 * 4 + 3) * 4 + 3] - 0.25f) < 1e-7f && fabsf(v.data[(1 * 4 + 3) * 4 + 0] + 0.25f) < 1e-7f);
+    CHECK(fabsf(v.data[(1 * 4 + 3) * 4 + 3] - 0.25f) < 1e-7f &&
+          fabsf(v.data[(1 * 4 + 3) * 4 + 0] + 0.25f) < 1e-7f);
     CHECK(v.data[(1 * 4 + 3) * 4 + 1] == 0 && v.data[0] == 0);
     float dist[2];
     REQUIRE(av_diff_head_distance(d, AV_ATTN_SELF, dist, &err) == 0);
-    CHECKF(dist[0] == 0 && fabsf(dist[1] - 0.25f / 4) < 1e-7f, "distances %g %g", dist[0], dist[1]); /* one row of 4 */
-    CHECK(strstr(av_trace_meta(d, "diff_logprobs"), "\"a\":[null,") && !strcmp(av_trace_meta(d, "model"), "A − B"));
+    CHECKF(dist[0] == 0 && fabsf(dist[1] - 0.25f / 4) < 1e-7f, "distances %g %g", dist[0],
+           dist[1]); /* one row of 4 */
+    CHECK(strstr(av_trace_meta(d, "diff_logprobs"), "\"a\":[null,") &&
+          !strcmp(av_trace_meta(d, "model"), "A − B"));
     av_trace_free(d);
     b->token_ids[2] = 55; /* tokens differ from position 2 */
     CHECK(av_trace_diff(a, b, "A", "B", 0, &d, &err) == -1 && strstr(err.msg, "differ at token 2") &&
           strstr(err.msg, "--common-prefix compares the first 2"));
     REQUIREF(av_trace_diff(a, b, "A", "B", 1, &d, &err) == 0, "%s", err.msg);
-    CHECK(av_trace_n_tokens(d) == 2 && av_trace_attn(d, AV_ATTN_SELF, 0, &v, &err) == 0 && v.n_query == 2 && v.n_key == 2);
+    CHECK(av_trace_n_tokens(d) == 2 && av_trace_attn(d, AV_ATTN_SELF, 0, &v, &err) == 0 && v.n_query == 2 &&
+          v.n_key == 2);
     av_trace_free(d);
     av_trace *c = make_trace(4, 3, 1);
     CHECK(av_trace_diff(a, c, "A", "C", 0, &d, &err) == -1 && strstr(err.msg, "2 heads in A, 3 in B"));
     av_trace_set_meta(c, "source_tokens", "[\"x\"]", &err);
-    CHECK(av_trace_diff(a, c, "A", "C", 0, &d, &err) == -1 && strstr(err.msg, "source (encoder) tokens differ"));
+    CHECK(av_trace_diff(a, c, "A", "C", 0, &d, &err) == -1 &&
+          strstr(err.msg, "source (encoder) tokens differ"));
     av_trace_free(c);
     av_trace_free(a);
     av_trace_free(b);

@@ -77,7 +77,7 @@ static void test_top_k_against_sort(void) {
 
 static void test_greedy_no_draw(void) {
     float x[5] = {0.5f, 2.0f, -1.0f, 2.0f, 1.0f};
-    av_sampler s = av_sampler_default();
+    av_sampling s = av_sampling_default_params();
     int32_t ids[5];
     double p[5];
     av_sample_work w = {ids, p};
@@ -89,12 +89,12 @@ static void test_greedy_no_draw(void) {
     float bad[3] = {0.0f, NAN, 1.0f};
     CHECK(av_sample_next(bad, 3, &s, &r, &w) == -1);
     av_err err = {{0}};
-    av_sampler wrong = s;
+    av_sampling wrong = s;
     wrong.top_p = 0;
-    CHECK(av_sampler_check(&wrong, &err) == -1 && strstr(err.msg, "top-p"));
+    CHECK(av_sampling_check(&wrong, &err) == -1 && strstr(err.msg, "top-p"));
     wrong = s, wrong.temperature = -1;
-    CHECK(av_sampler_check(&wrong, &err) == -1 && strstr(err.msg, "temperature"));
-    CHECK(av_sampler_check(&s, &err) == 0);
+    CHECK(av_sampling_check(&wrong, &err) == -1 && strstr(err.msg, "temperature"));
+    CHECK(av_sampling_check(&s, &err) == 0);
 }
 
 enum { V = 8 };
@@ -102,7 +102,7 @@ static const float logits[V] = {2.0f, 1.2f, 1.2f, 0.3f, -0.5f, 0.9f, -3.0f, 1.9f
 
 /* The exact distribution of s over logits, one token at a time: rank of each token, softmax over the top-k,
  * the probability mass ranked strictly before it (kept while below top_p), its ratio to the best. */
-static void exact_distribution(const av_sampler *s, long double *q) {
+static void exact_distribution(const av_sampling *s, long double *q) {
     int rank[V];
     for (int i = 0; i < V; i++) {
         rank[i] = 0;
@@ -133,7 +133,7 @@ static void exact_distribution(const av_sampler *s, long double *q) {
 /* Chi-square critical values at p = 0.001 for 1..7 degrees of freedom. */
 static const double chi2_crit[8] = {0, 10.83, 13.82, 16.27, 18.47, 20.52, 22.46, 24.32};
 
-static void check_distribution(const char *name, av_sampler s) {
+static void check_distribution(const char *name, av_sampling s) {
     enum { DRAWS = 40000 };
     long double q[V];
     exact_distribution(&s, q);
@@ -165,17 +165,17 @@ static void check_distribution(const char *name, av_sampler s) {
 }
 
 static void test_distributions_chi_square(void) {
-    check_distribution("temperature 1", (av_sampler){1.0f, 0, 1.0f, 0.0f, 11});
-    check_distribution("temperature 0.6", (av_sampler){0.6f, 0, 1.0f, 0.0f, 12});
-    check_distribution("temperature 2.5", (av_sampler){2.5f, 0, 1.0f, 0.0f, 13});
-    check_distribution("top-k 3 (tie at the edge)", (av_sampler){1.0f, 3, 1.0f, 0.0f, 14});
-    check_distribution("top-p 0.7", (av_sampler){1.0f, 0, 0.7f, 0.0f, 15});
-    check_distribution("min-p 0.3", (av_sampler){1.0f, 0, 1.0f, 0.3f, 16});
-    check_distribution("all filters", (av_sampler){0.8f, 6, 0.9f, 0.05f, 17});
+    check_distribution("temperature 1", (av_sampling){1.0f, 0, 1.0f, 0.0f, 11});
+    check_distribution("temperature 0.6", (av_sampling){0.6f, 0, 1.0f, 0.0f, 12});
+    check_distribution("temperature 2.5", (av_sampling){2.5f, 0, 1.0f, 0.0f, 13});
+    check_distribution("top-k 3 (tie at the edge)", (av_sampling){1.0f, 3, 1.0f, 0.0f, 14});
+    check_distribution("top-p 0.7", (av_sampling){1.0f, 0, 0.7f, 0.0f, 15});
+    check_distribution("min-p 0.3", (av_sampling){1.0f, 0, 1.0f, 0.3f, 16});
+    check_distribution("all filters", (av_sampling){0.8f, 6, 0.9f, 0.05f, 17});
 }
 
 static void test_seed_determinism(void) {
-    av_sampler s = {0.9f, 0, 0.95f, 0.0f, 1234};
+    av_sampling s = {0.9f, 0, 0.95f, 0.0f, 1234};
     int32_t ids[V], seq[3][200];
     double p[V];
     av_sample_work w = {ids, p};

@@ -87,16 +87,16 @@ int av_top_k(const float *x, int n, int k, int32_t *ids, float *vals) {
     return k;
 }
 
-av_sampler av_sampler_default(void) { return (av_sampler){0.0f, 0, 1.0f, 0.0f, 0}; }
+av_sampling av_sampling_default_params(void) { return (av_sampling){0.0, 0, 1.0, 0.0, 0}; }
 
-int av_sampler_check(const av_sampler *s, av_err *err) {
+int av_sampling_check(const av_sampling *s, av_err *err) {
     if (!(s->temperature >= 0) || isinf(s->temperature))
-        return av_errf(err, "temperature must be a finite number >= 0, got %g", (double)s->temperature);
+        return av_errf(err, "temperature must be a finite number >= 0, got %g", s->temperature);
     if (s->top_k < 0) return av_errf(err, "top-k must be >= 0 (0: off), got %d", s->top_k);
     if (!(s->top_p > 0 && s->top_p <= 1))
-        return av_errf(err, "top-p must be in (0, 1] (1: off), got %g", (double)s->top_p);
+        return av_errf(err, "top-p must be in (0, 1] (1: off), got %g", s->top_p);
     if (!(s->min_p >= 0 && s->min_p <= 1))
-        return av_errf(err, "min-p must be in [0, 1] (0: off), got %g", (double)s->min_p);
+        return av_errf(err, "min-p must be in [0, 1] (0: off), got %g", s->min_p);
     return 0;
 }
 
@@ -114,7 +114,7 @@ static int cand_cmp(const void *a, const void *b) {
 
 /* Candidates most probable first into w->ids (top_k of them when top_k > 0); returns their count, -1 when
  * out of memory. z = logit / temperature. */
-static int rank_candidates(const float *logits, int n, const av_sampler *s, av_sample_work *w) {
+static int rank_candidates(const float *logits, int n, const av_sampling *s, av_sample_work *w) {
     if (s->top_k > 0 && s->top_k < n) return av_top_k(logits, n, s->top_k, w->ids, NULL);
     cand *c = malloc(sizeof *c * (size_t)n); /* (n) */
     if (!c) return -1;
@@ -127,7 +127,7 @@ static int rank_candidates(const float *logits, int n, const av_sampler *s, av_s
     return n;
 }
 
-int32_t av_sample_next(const float *logits, int n, const av_sampler *s, av_rng *rng, av_sample_work *w) {
+int32_t av_sample_next(const float *logits, int n, const av_sampling *s, av_rng *rng, av_sample_work *w) {
     for (int i = 0; i < n; i++)
         if (isnan(logits[i])) return -1;
     if (s->temperature <= 0) {
@@ -144,12 +144,12 @@ int32_t av_sample_next(const float *logits, int n, const av_sampler *s, av_rng *
     int keep = m;
     if (s->top_p < 1) { /* the smallest prefix whose share reaches top_p */
         double cum = 0;
-        for (keep = 0; keep < m && cum < (double)s->top_p * total;)
+        for (keep = 0; keep < m && cum < s->top_p * total;)
             cum += w->p[keep++];
     }
     if (s->min_p > 0) /* p_i >= min_p * p_max: the same ratio before or after renormalizing */
         for (int i = 1; i < keep; i++)
-            if (w->p[i] < (double)s->min_p * w->p[0]) {
+            if (w->p[i] < s->min_p * w->p[0]) {
                 keep = i;
                 break;
             }

@@ -29,28 +29,16 @@ double av_entropy_of_logprobs(const float *lp, int n);
  * NULL) receives them. O(n log k). ids, vals: (k). Returns k, or min(k, n). */
 int av_top_k(const float *x, int n, int k, int32_t *ids, float *vals);
 
-/* How the next token is chosen (docs/GENERATION.md). The default (all zeros but top_p = 1) is greedy. */
-typedef struct av_sampler {
-    float temperature; /* <= 0: greedy (argmax, lowest id on ties); else logits / temperature */
-    int top_k;         /* keep the k most probable tokens (0: all) */
-    float top_p;       /* keep the smallest most-probable prefix whose probability reaches top_p (1: all) */
-    float min_p;       /* keep tokens with p >= min_p * p_max (0: all) */
-    uint64_t seed;     /* the RNG's seed (one draw per sampled token) */
-} av_sampler;
-
-av_sampler av_sampler_default(void);
-/* Checks ranges: temperature >= 0 and finite, top_k >= 0, top_p in (0, 1], min_p in [0, 1]. */
-int av_sampler_check(const av_sampler *s, av_err *err);
-
 /* Scratch of av_sample_next for a vocabulary of n: n candidates. */
 typedef struct av_sample_work {
     int32_t *ids; /* (n) candidate ids, most probable first */
     double *p;    /* (n) their probabilities */
 } av_sample_work;
 
-/* The next token from logits (n). Greedy when s->temperature <= 0 (no draw); otherwise the filters above in
- * that order, then one uniform draw u from rng and the first candidate (most probable first) whose
- * cumulative probability exceeds u times the kept total. */
-int32_t av_sample_next(const float *logits, int n, const av_sampler *s, av_rng *rng, av_sample_work *w);
+/* The next token from logits (n) as av_sampling says (include/attnviz.h): greedy when s->temperature <= 0 (no
+ * draw); otherwise temperature, top-k, top-p, min-p in that order, then one uniform draw u from rng and the
+ * first candidate (most probable first) whose cumulative probability exceeds u times the kept total. -1 when
+ * the logits hold NaN or nothing finite. */
+int32_t av_sample_next(const float *logits, int n, const av_sampling *s, av_rng *rng, av_sample_work *w);
 
 #endif
