@@ -218,9 +218,9 @@ json_t *av_roles_json(const av_model *m, const av_roles_result *r);
 
 /* ---- comparing two traces (diff.c) --------------------------------------------------------------------- */
 
-/* A trace of the differences A − B of two traces of the same tokens: for every kind both hold (same layers and
- * heads), attn.<kind>.<layer> = A − B (signed), its decoder side cut to the compared tokens; tokens from A;
- * metadata model "name_a − name_b", diff {"a", "b", "tokens", "tokens_a", "tokens_b"} and, when both have
+/* A trace of the differences A − B of two traces of the same tokens: for every kind both hold (same layers
+ * and heads), attn.<kind>.<layer> = A − B (signed), its decoder side cut to the compared tokens; tokens from
+ * A; metadata model "name_a − name_b", diff {"a", "b", "tokens", "tokens_a", "tokens_b"} and, when both have
  * log-probabilities, diff_logprobs {"a": [...], "b": [...]} (null where unknown). Tokens are compared by id
  * (by label without ids); traces that differ fail with the first differing position, unless common_prefix:
  * then the longest common prefix is compared. Encoder sides must be equal. */

@@ -87,15 +87,15 @@ int av_term_heatmap(FILE *out, const float *m, int n_rows, int n_cols, const cha
 /* ---- the step view in a terminal (term_steps.c) ---- */
 
 typedef struct av_steps_term_params {
-    int by_entropy;   /* color tokens by the entropy of their distribution (magma) instead of their
-                         probability (viridis) */
-    int n_alts;       /* alternatives per line (default 5) */
-    int n_sources;    /* attended tokens per line (default 3, at most 16) */
-    int kind;         /* attention shown: an av_attn_kind, or -1 (default) for the trace's own choice (cross
-                         for encoder-decoders, else self) */
-    int layer;        /* negative counts from the end (default -1: the last layer) */
-    int head;         /* head index, AV_HEADS_MEAN (default) or AV_HEADS_MAX */
-    int all;          /* a line for every token, not only the produced ones */
+    int by_entropy; /* color tokens by the entropy of their distribution (magma) instead of their
+                       probability (viridis) */
+    int n_alts;     /* alternatives per line (default 5) */
+    int n_sources;  /* attended tokens per line (default 3, at most 16) */
+    int kind;       /* attention shown: an av_attn_kind, or -1 (default) for the trace's own choice (cross
+                       for encoder-decoders, else self) */
+    int layer;      /* negative counts from the end (default -1: the last layer) */
+    int head;       /* head index, AV_HEADS_MEAN (default) or AV_HEADS_MAX */
+    int all;        /* a line for every token, not only the produced ones */
     av_color_mode color;
     int width; /* columns for the token strip; 0: the terminal's */
 } av_steps_term_params;

@@ -163,7 +163,8 @@ static int sequence_trace(const av_model *m, const int32_t *src, size_t n_src, c
 }
 
 static int check_params(const av_model *m, const av_generate_params *p, av_err *err) {
-    if (!m->tok && p->n_stop) return av_errf(err, "stop strings need the model's tokenizer: pass --tokenizer");
+    if (!m->tok && p->n_stop)
+        return av_errf(err, "stop strings need the model's tokenizer: pass --tokenizer");
     if (p->steps < 1) return av_errf(err, "steps must be at least 1, got %d", p->steps);
     if (p->top_logprobs < 0 || p->top_logprobs > AV_LP_MAX_K)
         return av_errf(err, "top_logprobs must be in [0, %d], got %d", AV_LP_MAX_K, p->top_logprobs);
