@@ -147,7 +147,7 @@
       else parts.push(n + ' tokens');
       if (g.provider) parts.push(g.provider + ' response');
       if (g.source === 'logits' || (!g.source && d.prompt_len === null)) parts.push('log-probabilities from the trace’s logits');
-      if (g.sampling) parts.push('sampling ' + JSON.stringify(g.sampling).replace(/[{}"]/g, '').replace(/,/g, ', '));
+      if (g.sampling) parts.push(g.sampling.temperature > 0 ? 'sampling ' + JSON.stringify(g.sampling).replace(/[{}"]/g, '').replace(/,/g, ', ') : 'greedy');
       if (g.stop_reason) parts.push('stop: ' + g.stop_reason + (g.stop !== undefined ? ' (' + JSON.stringify(g.stop) + ')' : ''));
       this.head.textContent = parts.join(' · ');
       this.notes.textContent = '';

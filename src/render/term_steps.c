@@ -101,7 +101,12 @@ static void put_header(const steps *s) {
         fprintf(s->out, " · %d prompt tokens · %d produced", s->g.prompt_len,
                 s->v.n_tokens - s->g.prompt_len);
     if (s->g.provider) fprintf(s->out, " · %s response", s->g.provider);
-    if (s->g.sampling) fprintf(s->out, " · sampling %s", s->g.sampling);
+    json_t *sampling = s->g.sampling ? json_loads(s->g.sampling, 0, NULL) : NULL;
+    if (sampling)
+        json_number_value(json_object_get(sampling, "temperature")) > 0
+            ? fprintf(s->out, " · sampling %s", s->g.sampling)
+            : fprintf(s->out, " · greedy");
+    json_decref(sampling);
     if (s->g.stop_reason) fprintf(s->out, " · stop: %s", s->g.stop_reason);
     fputc('\n', s->out);
     const char *info = av_trace_meta(s->t, "generation");
