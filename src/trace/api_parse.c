@@ -11,6 +11,7 @@
  *     {content, probs[] = {tok_str, prob}}. */
 #include "trace/api.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,19 +54,11 @@ typedef struct parse_ctx {
 
 /* ---- token text ---- */
 
-/* Two hexadecimal digits (becomes av_hex_parse once tokchat's core helper is on main). */
+/* Two hexadecimal digits (the standard library's reading: becomes av_hex_parse once core has one). */
 static int hex_byte(const char *s, uint8_t *v) {
-    int x = 0;
-    for (int i = 0; i < 2; i++) {
-        char ch = s[i];
-        int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                         : -1;
-        if (d < 0) return -1;
-        x = x * 16 + d;
-    }
-    *v = (uint8_t)x;
+    if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1])) return -1;
+    char two[3] = {s[0], s[1], 0};
+    *v = (uint8_t)strtol(two, NULL, 16);
     return 0;
 }
 
