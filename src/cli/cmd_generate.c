@@ -10,7 +10,7 @@ static const cli_opt_spec opts[] = {
     {"model", 1, "PATH      model: llama2.c .bin, .gguf, or Hugging Face directory"},
     {"tokenizer", 1, "PATH  tokenizer file (default: from the model or next to it)"},
     {"prompt", 1, "TEXT     text to continue, or for a translator the source (default: start from BOS)"},
-    {"chat", 1, "FILE       a conversation (JSON messages) formatted with the model's chat template"},
+    CLI_CHAT_OPTS,
     {"steps", 1, "N          tokens to produce at most (default 64; fewer when the context is full)"},
     {"temperature", 1, "T   sampling temperature (default 0: greedy)"},
     {"top-k", 1, "K         sample among the K most probable tokens (default 0: all)"},
@@ -72,13 +72,15 @@ static int parse_params(const cli_args *a, const char *cmd, av_generate_params *
     return 0;
 }
 
-/* The prompt text: --prompt, or --chat formatted by the model's template. */
-static int prompt_text(const cli_args *a, const char *cmd, const char **text) {
-    *text = cli_get(a, "prompt");
-    if (cli_has(a, "chat") && *text) return cli_failf(cmd, "give --prompt or --chat, not both"), -1;
-    if (cli_has(
-            a, "chat")) /* TODO(tokchat): av_chat_format(av_model_tokenizer(m), messages, ...) once on main */
-        return cli_failf(cmd, "--chat needs the chat templates (av_chat_format), not in this build yet"), -1;
+/* --chat: the conversation formatted by the model's chat template (*text, malloc'd), encoded the way the
+ * model's own runtime encodes it (p->add_bos from av_chat_format's BOS rule), as run --chat does. */
+static int chat_text(const cli_args *a, const char *cmd, const av_model *m, char **text,
+                     av_generate_params *p) {
+    const av_tokenizer *tok = av_model_tokenizer(m);
+    int add_special;
+    if (!tok) return cli_failf(cmd, "the model has no tokenizer: pass --tokenizer"), -1;
+    if (cli_chat_prompt(a, cmd, cli_get(a, "chat"), tok, text, &add_special)) return -1;
+    p->add_bos = add_special;
     return 0;
 }
 
@@ -94,23 +96,30 @@ int cmd_generate(int argc, char **argv) {
     const char *cmd = "generate";
     cli_args a;
     int early;
-    if (cli_start(
-            argc, argv, opts, N_OPTS,
-            "usage: attnviz generate --model PATH [--prompt TEXT | --chat FILE] [--steps N] [--temperature T "
-            "--top-k K --top-p P --min-p P --seed N] [--stop TEXT]... [-o trace.safetensors]\n",
-            0, &a, cmd, &early))
+    if (cli_start(argc, argv, opts, N_OPTS,
+                  "usage: attnviz generate --model PATH [--prompt TEXT | --chat messages.json] [--steps N] "
+                  "[--temperature T "
+                  "--top-k K --top-p P --min-p P --seed N] [--stop TEXT]... [-o trace.safetensors]\n",
+                  0, &a, cmd, &early))
         return early;
     int rc = 1;
     av_model *m = NULL;
     av_trace *t = NULL;
     av_err err = {{0}};
     av_generate_params p = av_generate_default_params();
-    const char **stops = NULL, *prompt;
+    const char **stops = NULL, *prompt = cli_get(&a, "prompt");
+    char *chat = NULL;
     p.n_stop = cli_get_all(&a, "stop", &stops);
     p.stop = stops;
-    /* every option is checked before the model loads and before anything is printed */
-    if (!stops || parse_params(&a, cmd, &p) || prompt_text(&a, cmd, &prompt) || cli_load_model(&a, cmd, &m))
+    if (prompt && cli_has(&a, "chat")) {
+        cli_failf(cmd, "give either --chat or --prompt, not both");
         goto done;
+    }
+    /* every option is checked before the model loads, and nothing is printed before generation runs */
+    if (!stops || parse_params(&a, cmd, &p) || cli_load_model(&a, cmd, &m) ||
+        (cli_has(&a, "chat") && chat_text(&a, cmd, m, &chat, &p)))
+        goto done;
+    if (chat) prompt = chat;
     if (av_sampling_check(&p.sampling, &err)) {
         cli_fail(cmd, &err);
         goto done;
@@ -134,6 +143,7 @@ int cmd_generate(int argc, char **argv) {
     print_summary(t, out);
     rc = 0;
 done:
+    free(chat);
     free(stops);
     av_trace_free(t);
     av_model_free(m);
