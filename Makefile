@@ -94,7 +94,7 @@ test-quick: deps
 	@$(MAKE) --no-print-directory -j2 all-tests
 	@BUILDS=build sh tests/run.sh
 
-all-tests: $(BIN) $(TEST_BIN)
+all-tests: $(BIN) $(SO_ALL) $(TEST_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
