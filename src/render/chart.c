@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const uint8_t k_ink[3] = {34, 34, 34}, k_muted[3] = {96, 96, 96}, k_frame[3] = {200, 200, 200};
+static const uint8_t k_frame[3] = {200, 200, 200};
 
 #define MARGIN 16.0
 #define TITLE_PX 14.0
@@ -22,21 +22,12 @@ static int fig_start(av_fig *fig, av_font **font, double w, double h, const char
     fig->h = h;
     fig->bg[0] = fig->bg[1] = fig->bg[2] = 255;
     fig->font = *font;
-    return title ? av_fig_text(fig, title, MARGIN, MARGIN + TITLE_PX, TITLE_PX, 0, 0, k_ink, err) : 0;
+    return title ? av_fig_text(fig, title, MARGIN, MARGIN + TITLE_PX, TITLE_PX, 0, 0, av_fig_ink, err) : 0;
 }
 
 static int fig_finish(av_fig *fig, av_font *font, double dpi, const char *path, int rc, av_err *err) {
-    if (!rc) {
-        av_image im;
-        uint8_t *png = NULL;
-        size_t n = 0;
-        rc = av_fig_to_image(fig, dpi / 96.0, &im, err);
-        if (!rc) {
-            rc = av_png_encode(&im, dpi, &png, &n, err) || av_file_write_atomic(path, png, n, err) ? -1 : 0;
-            free(png);
-            av_image_free(&im);
-        }
-    }
+    int w, h;
+    if (!rc) rc = av_fig_write(fig, dpi, path, &w, &h, err);
     av_fig_free(fig);
     av_font_free(font);
     return rc;
@@ -56,7 +47,8 @@ static int fig_legend(av_fig *f, double x, double y, int n, const char *const *l
     for (int i = 0; i < n; i++) {
         double ly = y + i * (LABEL_PX + 6);
         if (fig_rect(f, x, ly, LABEL_PX, LABEL_PX, rgb + 3 * i, err) ||
-            av_fig_text(f, labels[i], x + LABEL_PX + 5, ly + LABEL_PX * 0.85, LABEL_PX, 0, 0, k_ink, err))
+            av_fig_text(f, labels[i], x + LABEL_PX + 5, ly + LABEL_PX * 0.85, LABEL_PX, 0, 0, av_fig_ink,
+                        err))
             return -1;
     }
     return 0;
@@ -106,8 +98,8 @@ static int grid_cells(av_fig *f, const av_chart_grid *g, double x0, double y0, d
         const char *nl = strchr(t, '\n'); /* two lines: centered one above the other */
         char first[64];
         snprintf(first, sizeof first, "%.*s", nl ? (int)(nl - t) : (int)strlen(t), t);
-        if (av_fig_text(f, first, cx, cy + fs * (nl ? -0.2 : 0.36), fs, 0, 1, k_ink, err) ||
-            (nl && av_fig_text(f, nl + 1, cx, cy + fs * 0.95, fs, 0, 1, k_ink, err)))
+        if (av_fig_text(f, first, cx, cy + fs * (nl ? -0.2 : 0.36), fs, 0, 1, av_fig_ink, err) ||
+            (nl && av_fig_text(f, nl + 1, cx, cy + fs * 0.95, fs, 0, 1, av_fig_ink, err)))
             return -1;
     }
     return 0;
@@ -118,17 +110,17 @@ static int grid_labels(av_fig *f, const av_chart_grid *g, double x0, double y0, 
         step_r = (int)ceil(LABEL_PX * 1.2 / cs); /* thin crowded axes */
     for (int c = 0; g->col_labels && c < g->n_cols; c += step_c)
         if (av_fig_text(f, g->col_labels[c], x0 + cs * (c + 0.5) + LABEL_PX * 0.36, y0 - 4, LABEL_PX, 90, 0,
-                        k_ink, err))
+                        av_fig_ink, err))
             return -1;
     for (int r = 0; g->row_labels && r < g->n_rows; r += step_r)
         if (av_fig_text(f, g->row_labels[r], x0 - 5, y0 + cs * (r + 0.5) + LABEL_PX * 0.36, LABEL_PX, 0, 2,
-                        k_ink, err))
+                        av_fig_ink, err))
             return -1;
     if (g->col_title && av_fig_text(f, g->col_title, x0 + cs * g->n_cols / 2, y0 + cs * g->n_rows + 16, 11, 0,
-                                    1, k_muted, err))
+                                    1, av_fig_muted, err))
         return -1;
     if (g->row_title &&
-        av_fig_text(f, g->row_title, MARGIN + 11, y0 + cs * g->n_rows / 2, 11, 90, 1, k_muted, err))
+        av_fig_text(f, g->row_title, MARGIN + 11, y0 + cs * g->n_rows / 2, 11, 90, 1, av_fig_muted, err))
         return -1;
     return 0;
 }
@@ -150,7 +142,8 @@ int av_chart_grid_png(const av_chart_grid *g, const char *path, double dpi, av_e
         rc = fig_legend(&fig, right, y0, g->n_legend, g->legend_labels, g->legend_rgb, err);
     if (!rc && g->n_legend) side_w = LABEL_PX + 5 + max_label_width(font, g->legend_labels, g->n_legend);
     if (!rc && !g->cell_rgb) {
-        side_w = av_fig_colorbar(&fig, right, y0, fmin(cs * g->n_rows, 240), g->cmap, lo, hi, err);
+        av_fig_scale sc = {g->cmap, 0, lo, hi};
+        side_w = av_fig_colorbar(&fig, right, y0, fmin(cs * g->n_rows, 240), &sc, err);
         rc = side_w < 0;
     }
     fig.w = right + side_w + MARGIN;
@@ -170,8 +163,9 @@ static int scatter_frame(av_fig *f, const av_chart_scatter *s, double x0, double
                    av_fig_line(f, x0, y0, 0, P, 1, k_frame, err) ||
                    av_fig_line(f, x0 + P, y0, 0, P, 1, k_frame, err) ||
                    (s->x_title &&
-                    av_fig_text(f, s->x_title, x0 + P / 2, y0 + P + 16, 11, 0, 1, k_muted, err)) ||
-                   (s->y_title && av_fig_text(f, s->y_title, x0 - 8, y0 + P / 2, 11, 90, 1, k_muted, err))
+                    av_fig_text(f, s->x_title, x0 + P / 2, y0 + P + 16, 11, 0, 1, av_fig_muted, err)) ||
+                   (s->y_title &&
+                    av_fig_text(f, s->y_title, x0 - 8, y0 + P / 2, 11, 90, 1, av_fig_muted, err))
                ? -1
                : 0;
 }
@@ -199,8 +193,8 @@ int av_chart_scatter_png(const av_chart_scatter *s, const char *path, double dpi
         side_w = LABEL_PX + 5 + max_label_width(font, s->legend_labels, s->n_legend);
     }
     if (!rc && s->colorbar) {
-        double w = av_fig_colorbar(&fig, right, y0 + s->n_legend * (LABEL_PX + 6) + 10, 200, s->cmap, s->vmin,
-                                   s->vmax, err);
+        av_fig_scale sc = {s->cmap, 0, s->vmin, s->vmax};
+        double w = av_fig_colorbar(&fig, right, y0 + s->n_legend * (LABEL_PX + 6) + 10, 200, &sc, err);
         rc = w < 0;
         side_w = fmax(side_w, w);
     }
