@@ -33,20 +33,12 @@ static int fig_finish(av_fig *fig, av_font *font, double dpi, const char *path, 
     return rc;
 }
 
-static int fig_rect(av_fig *f, double x, double y, double w, double h, const uint8_t rgb[3], av_err *err) {
-    av_fig_item *it = av_fig_add(f, AV_FIG_RECT, err);
-    if (!it) return -1;
-    it->x = x, it->y = y, it->w = w, it->h = h;
-    memcpy(it->rgb, rgb, 3);
-    return 0;
-}
-
 /* Legend entries stacked at (x, y); returns -1 on failure. */
 static int fig_legend(av_fig *f, double x, double y, int n, const char *const *labels, const uint8_t *rgb,
                       av_err *err) {
     for (int i = 0; i < n; i++) {
         double ly = y + i * (LABEL_PX + 6);
-        if (fig_rect(f, x, ly, LABEL_PX, LABEL_PX, rgb + 3 * i, err) ||
+        if (av_fig_rect(f, x, ly, LABEL_PX, LABEL_PX, rgb + 3 * i, err) ||
             av_fig_text(f, labels[i], x + LABEL_PX + 5, ly + LABEL_PX * 0.85, LABEL_PX, 0, 0, av_fig_ink,
                         err))
             return -1;
@@ -185,7 +177,7 @@ int av_chart_scatter_png(const av_chart_scatter *s, const char *path, double dpi
     for (int i = 0; !rc && i < s->n; i++) {
         double px = x0 + P / 2 + (s->xy[2 * i] - (lo[0] + hi[0]) / 2) / span * P;
         double py = y0 + P / 2 - (s->xy[2 * i + 1] - (lo[1] + hi[1]) / 2) / span * P;
-        rc = fig_rect(&fig, px - dot / 2, py - dot / 2, dot, dot, s->rgb + 3 * i, err);
+        rc = av_fig_rect(&fig, px - dot / 2, py - dot / 2, dot, dot, s->rgb + 3 * i, err);
     }
     double right = x0 + P + 14, side_w = 0;
     if (!rc && s->n_legend) {

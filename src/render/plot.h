@@ -91,6 +91,8 @@ int av_fig_text(av_fig *f, const char *s, double x, double y, double size, int a
                 const uint8_t rgb[3], av_err *err);
 int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
                 av_err *err);
+/* A filled rectangle with its top left corner at (x, y). */
+int av_fig_rect(av_fig *f, double x, double y, double w, double h, const uint8_t rgb[3], av_err *err);
 /* Label cut to max code points with an ellipsis; malloc'd. */
 char *av_fig_cut_label(const char *s, int max);
 /* The matrix m (nr, nc) as a raster in box (x, y, w, h), max-pooled to the output's pixels (out_scale output
