@@ -6,6 +6,7 @@
  * clusters the same way on 1 and 2 threads, and input files with bad lines. */
 #include "analysis/corpus_run.h"
 #include "harness.h"
+#include "io/io.h"
 #include "trace/trace.h"
 
 #include <math.h>
@@ -402,6 +403,75 @@ static void test_qk_sample_of_cross_attention(void) {
     av_corpus_qk_free(&wrong);
 }
 
+/* GPT-2 (causal) and BERT (bidirectional) as Hugging Face checkpoints: the queries and keys a lazy trace
+ * keeps for the query/key map give back, through softmax(q k^T / sqrt(dim)), the attention of the independent
+ * PyTorch reference (scripts/make_tiny_models.py), so the map of these families shows what their scores saw.
+ */
+static void check_family_qk(const char *name, int causal) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/fixtures/tiny/%s", name);
+    av_model *m = NULL;
+    av_model_params mp = av_model_default_params();
+    av_err err = {{0}};
+    REQUIREF(av_model_load(path, &mp, &m, &err) == 0, "%s: %s", name, err.msg);
+    av_safetensors ref;
+    snprintf(path, sizeof path, "tests/fixtures/tiny/%s/reference.safetensors", name);
+    REQUIREF(av_st_open(path, &ref, &err) == 0, "%s", err.msg);
+    const av_tensor *ids = av_st_find(&ref, "ids");
+    REQUIRE(ids && ids->dtype == AV_DTYPE_I32);
+    av_run_params rp = av_run_default_params();
+    rp.add_bos = 0;
+    rp.lazy = 1;
+    av_trace *t = NULL;
+    REQUIREF(av_trace_from_ids(m, ids->data, (size_t)ids->shape[0], &rp, &t, &err) == 0, "%s", err.msg);
+    double worst = 0;
+    int n_layers = av_trace_n_layers(t, AV_ATTN_SELF);
+    CHECKF(n_layers > 0, "%s: no self-attention layers", name);
+    for (int l = 0; l < n_layers; l++) {
+        char key[32];
+        snprintf(key, sizeof key, "attn.self.%d", l);
+        const av_tensor *want = av_st_find(&ref, key); /* (H, T, T) */
+        av_corpus_qk_view v;
+        REQUIREF(want && av_corpus_trace_qk(t, AV_ATTN_SELF, l, &v, &err) == 0, "%s layer %d: %s", name, l,
+                 err.msg);
+        REQUIRE(v.n_query == ids->shape[0] && v.n_key == v.n_query && v.n_heads == want->shape[0]);
+        const float *a = want->data;
+        int T = v.n_query, g = v.n_heads / v.n_kv_heads;
+        for (int h = 0; h < v.n_heads; h++)
+            for (int i = 0; i < T; i++) {
+                double s[64], mx = -INFINITY, sum = 0;
+                REQUIRE(T <= 64);
+                int n = causal ? i + 1 : T;
+                for (int j = 0; j < n; j++) {
+                    const float *q = v.q + ((size_t)h * T + i) * v.dim,
+                                *k = v.k + ((size_t)(h / g) * T + j) * v.dim;
+                    double d = 0;
+                    for (int c = 0; c < v.dim; c++)
+                        d += (double)q[c] * k[c];
+                    s[j] = d / sqrt(v.dim);
+                    mx = fmax(mx, s[j]);
+                }
+                for (int j = 0; j < n; j++)
+                    sum += exp(s[j] - mx);
+                for (int j = 0; j < T; j++) {
+                    double p = j < n ? exp(s[j] - mx) / sum : 0;
+                    worst = fmax(worst, fabs(p - a[((size_t)h * T + i) * T + j]));
+                }
+            }
+        CHECKF(v.q_labels && v.k_labels, "%s: no token labels", name);
+        av_corpus_qk_view_free(&v);
+    }
+    CHECKF(worst < 1e-4, "%s: softmax(q k^T) differs from the reference attention by %g", name, worst);
+    av_trace_free(t);
+    av_st_close(&ref);
+    av_model_free(m);
+}
+
+static void test_qk_of_gpt2_and_bert(void) {
+    check_family_qk("gpt2", 1);
+    check_family_qk("bert", 0);
+}
+
 /* ---- projections ---- */
 
 static void test_pca_finds_the_long_axis(void) {
@@ -561,6 +631,7 @@ int main(void) {
     RUN(test_acc_bytes_round_trip_and_corruption);
     RUN(test_qk_sample_same_however_split);
     RUN(test_qk_sample_of_cross_attention);
+    RUN(test_qk_of_gpt2_and_bert);
     RUN(test_pca_finds_the_long_axis);
     RUN(test_qk_normalize_keeps_softmax);
     RUN(test_tsne_separates_clusters_independent_of_threads);

@@ -393,6 +393,8 @@ static int prepare(rank_run *rr, const cli_args *a, const settings *s, const cli
     av_attn_kind qk_kind;
     if (mi.family == AV_FAMILY_VIT)
         return av_errf(err, "%s is an image model: corpus runs text models", mi.name);
+    if (!av_model_tokenizer(rr->model)) /* else every line would be skipped as a model error */
+        return av_errf(err, "%s has no tokenizer: pass --tokenizer PATH", cli_get(a, "model"));
     if (qk_settings(a, s, &mi, &qk_kind, err)) return -1;
     if (!(rr->fp = fingerprint(rr->model, &rr->input, a, s, qk_kind))) return av_errf(err, "out of memory");
     snprintf(rr->state, sizeof rr->state, "%s/.state", s->out);

@@ -2,8 +2,8 @@
 # attnviz corpus end to end: the report files; bad lines counted with their line numbers (text and JSON Lines);
 # every statistic against an independent numpy computation over traces written by `attnviz run`
 # (scripts/ref_corpus.py) on the induction model, the encoder-decoder demo and, when ../shared has it,
-# stories260K; query/key vectors against lazy traces (Llama self-attention, an encoder-decoder's encoder and
-# cross-attention) and PCA against numpy; equal reports from 1 and 2 threads,
+# stories260K, and a tiny BERT; query/key vectors against lazy traces (Llama and BERT self-attention, an
+# encoder-decoder's encoder and cross-attention) and PCA against numpy; equal reports from 1 and 2 threads,
 # other chunk sizes, and `mpirun -np 2` / `-np 3` (loopback, oversubscribed); a run killed midway (SIGKILL and
 # SIGTERM) resumed to the same report; saved traces; the offline page; one-line errors.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -137,6 +137,44 @@ if [ -r "$STORIES/stories260K.bin" ]; then
 else
     echo "SKIP corpus_stats_match_numpy_stories260K: $STORIES/stories260K.bin not found"
 fi
+
+# an encoder-only model (bidirectional attention: keys after the query too): the tiny BERT checkpoint of
+# scripts/make_tiny_models.py with a 40-piece WordPiece vocabulary written here; statistics and its query/key
+# vectors against numpy over traces and lazy traces of `attnviz run`
+BERT="--model $ROOT/tests/fixtures/tiny/bert --tokenizer vocab.txt"
+{
+    printf '%s\n' '[PAD]' '[UNK]' '[CLS]' '[SEP]' '[MASK]' . , the cat sat on mat dog ran a red
+    for c in a b c d e f g h i j k l m n o p q r s t u v w x; do echo "##$c"; done
+} >vocab.txt
+printf '%s\n' "the cat sat on the mat." "the dog ran, the cat sat." "red dog on a red mat" "the cat the cat the cat" >bt.txt
+# shellcheck disable=SC2086
+"$BIN" corpus $BERT --input bt.txt -o b1 --threads 1 --qk-layer 1 --qk-head 1 --qk-samples 500 --tsne-iters 100 \
+    --perplexity 5 --quiet 2>err
+rc=$?
+pairs=""
+lpairs=""
+n=0
+while IFS= read -r line; do
+    n=$((n + 1))
+    # shellcheck disable=SC2086
+    "$BIN" run $BERT --text "$line" -o "b$n.safetensors" --threads 1 2>/dev/null
+    # shellcheck disable=SC2086
+    "$BIN" run $BERT --text "$line" --lazy -o "lb$n.safetensors" --threads 1 2>/dev/null
+    pairs="$pairs $n=b$n.safetensors"
+    lpairs="$lpairs $n=lb$n.safetensors"
+done <bt.txt
+# shellcheck disable=SC2086
+[ $rc = 0 ] && "$PY" "$REF" stats b1 $pairs >ref 2>&1 && "$PY" "$REF" qk b1 $lpairs >>ref 2>&1 && "$PY" -c "
+import json
+d = json.load(open('b1/corpus.json'))
+assert d['examples'] == 4 and d['skipped']['total'] == 0 and d['model']['family'] == 'bert', d['model']
+assert d['position_bins'][0]['hi'] < 0, d['position_bins'][0]   # offsets of keys after the query
+" 2>>ref
+ok corpus_bert_stats_and_qk_match_numpy $? "rc $rc $(tail -1 err) $(head -3 ref)"
+"$BIN" corpus --model "$ROOT/tests/fixtures/tiny/bert" --input bt.txt -o b2 >out 2>err
+rc=$?
+[ $rc = 1 ] && [ "$(wc -l <err)" = 1 ] && grep -q "has no tokenizer: pass --tokenizer" err && [ ! -e b2/corpus.json ]
+ok corpus_model_without_tokenizer_refused $? "rc $rc: $(cat err)"
 
 # query/key map: every vector of the good lines (the sample is larger than the corpus) against lazy traces,
 # normalization + PCA against numpy, the t-SNE map and the figures
