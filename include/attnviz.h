@@ -31,7 +31,8 @@
  *           int q = a.n_query - 1;
  *           for (int k = 0; k < a.n_key; k++) {
  *               float mean = 0;
- *               for (int h = 0; h < a.n_heads; h++) mean += a.data[((size_t)h * a.n_query + q) * a.n_key + k];
+ *               for (int h = 0; h < a.n_heads; h++)
+ *                   mean += a.data[((size_t)h * a.n_query + q) * a.n_key + k];
  *               printf("%-12s %.4f\n", av_trace_token(trace, k), mean / a.n_heads);
  *           }
  *       }
