@@ -5,6 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The 8-lane softmax and SwiGLU paths (AVX2 + FMA: the default -march=x86-64-v3 build has both). */
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define AV_OPS_AVX2 1
+#endif
+
 /* Element i of a 1-D float weight (norms and biases are F32, F16 or BF16: av_model_check refuses others). */
 static float weight_at(const av_tensor *w, size_t i) {
     switch (w->dtype) {
@@ -119,10 +125,14 @@ static float exp_nonpos(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    return ldexpf(p, (int)n);
+    union {
+        uint32_t u;
+        float f;
+    } e = {(uint32_t)((int)n + 127) << 23}; /* 2^n, a normal number: n >= -126 here */
+    return p * e.f;                         /* one rounding, as ldexpf(p, n) */
 }
 
-#ifdef AV_HAVE_F16C
+#ifdef AV_OPS_AVX2
 static __m256 exp_nonpos8(__m256 x) {
     __m256 small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
     x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
@@ -150,7 +160,7 @@ void av_softmax(float *x, int n) {
         mx = x[i] > mx ? x[i] : mx;
     int i = 0;
     float sum = 0;
-#ifdef AV_HAVE_F16C
+#ifdef AV_OPS_AVX2
     __m256 vmx = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
     for (; i + 8 <= n; i += 8) {
         __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
@@ -168,7 +178,7 @@ void av_softmax(float *x, int n) {
     }
     float inv = 1.0f / sum;
     i = 0;
-#ifdef AV_HAVE_F16C
+#ifdef AV_OPS_AVX2
     __m256 vinv = _mm256_set1_ps(inv);
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
@@ -203,7 +213,7 @@ typedef struct swiglu_job {
 static void swiglu_range(void *ctx, int tid, int64_t i0, int64_t i1) {
     const swiglu_job *j = ctx;
     int64_t i = i0;
-#ifdef AV_HAVE_F16C
+#ifdef AV_OPS_AVX2
     const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
     for (; i + 8 <= i1; i += 8) {
         __m256 g = _mm256_loadu_ps(j->g + i);
