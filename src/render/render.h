@@ -42,6 +42,20 @@ av_term_params av_term_default_params(void);
  */
 void av_term_detect_size(FILE *out, int *width, int *height);
 
+/* Pieces of terminal output shared by the heatmap and the step view (term.c). */
+/* AUTO -> TRUECOLOR when $COLORTERM is truecolor or 24bit, else 256; other modes unchanged. */
+av_color_mode av_term_resolve_color(av_color_mode m);
+/* Foreground / background escapes (either may be NULL) in a resolved mode; nothing in NONE mode. */
+void av_term_put_colors(FILE *out, av_color_mode m, const uint8_t fg[3], const uint8_t bg[3]);
+/* A printable, valid UTF-8 copy of s: control characters shown escaped ("\n", "\t", "\r", "\x1b",
+ * "\u0085"), invalid bytes as "\xff"; stops once it holds more than max_cps code points. malloc'd, NULL when
+ * out of memory. */
+char *av_term_label(const char *s, int max_cps);
+/* Code points of valid UTF-8 s (its width in a terminal, for the scripts drawn here). */
+int av_term_width(const char *s);
+/* Writes an av_term_label string in exactly w code points: padded with spaces, or cut with an ellipsis. */
+void av_term_put_field(FILE *out, const char *s, int w);
+
 /* Draws matrix m (n_rows x n_cols, row-major; row = query, column = key) as a heatmap on out:
  * row labels on the left (truncated/padded to a fixed width, control chars and newlines shown escaped e.g.
  * "\n"), column labels written vertically (one char per line, top to bottom) under the map when each column
