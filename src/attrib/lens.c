@@ -62,6 +62,28 @@ static int decode_entry(const av_model *m, av_state *s, float *h, int e, lens_ou
     return 0;
 }
 
+/* Metadata lens.labels: {"id": display label} of every token the lens names (top-k and next tokens), so
+ * figures and pages show them without the model. */
+static int vocab_labels(const av_model *m, av_trace *tr, const lens_out *o, size_t n_ids, av_err *err) {
+    json_t *obj = json_object();
+    for (size_t i = 0; obj && i < n_ids + (size_t)o->T; i++) {
+        int32_t id = i < n_ids ? o->ids[i] : o->next[i - n_ids];
+        char key[16], fallback[24], *label = NULL;
+        snprintf(key, sizeof key, "%d", id);
+        if (id < 0 || json_object_get(obj, key)) continue;
+        if (m->tok && id < av_tokenizer_vocab_size(m->tok)) label = av_tokenizer_display(m->tok, &id, 1, 0);
+        snprintf(fallback, sizeof fallback, "#%d", id);
+        json_t *s = json_string(label ? label : fallback);
+        json_object_set_new(obj, key, s ? s : json_string("\xEF\xBF\xBD"));
+        free(label);
+    }
+    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(obj);
+    int rc = text ? av_trace_set_meta(tr, "lens.labels", text, err) : av_errf(err, "out of memory");
+    free(text);
+    return rc;
+}
+
 static int put(av_trace *tr, const char *name, av_dtype dt, int ndim, int64_t a, int64_t b, int64_t c,
                void *data, av_err *err) {
     int64_t shape[3] = {a, b, c};
@@ -100,6 +122,7 @@ int av_lens_compute(const av_model *m, const int32_t *ids, int T, int k, int n_t
         free(resid[e]);
     free(resid), free(rows), free(logits);
     av_state_free(s);
+    if (rc == 0) rc = vocab_labels(m, tr, &o, cells * (size_t)k, err);
     if (rc == 0) { /* the trace owns the buffers from here, also when a put fails */
         rc = put(tr, "lens.topk_ids", AV_DTYPE_I32, 3, E, T, k, o.ids, err) |
              put(tr, "lens.topk_logprobs", AV_DTYPE_F32, 3, E, T, k, o.lps, err) |

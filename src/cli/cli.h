@@ -62,6 +62,9 @@ int cli_chat_prompt(const cli_args *a, const char *cmd, const char *messages_pat
     {"chat-date", 1, "YYYY-MM-DD  the date the template's strftime_now() sees (default: today)"}
 /* clang-format on */
 
+/* Token ids from "1,2,3" or "@path.json" (a JSON array of integers): *out malloc'd. */
+int cli_parse_ids(const char *spec, int32_t **out, size_t *n, av_err *err);
+
 /* --kind K as an attention kind (*kind unchanged when absent); returns -1 after printing the error. */
 int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind);
 /* Loads the trace named by the first positional argument; *kind: --kind, else the first kind the trace holds.
@@ -87,5 +90,7 @@ int cmd_import(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_roles(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_attribute(int argc, char **argv);
+int cmd_lens(int argc, char **argv);
 
 #endif

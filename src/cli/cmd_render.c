@@ -21,18 +21,52 @@ static const cli_opt_spec opts[] = {
     {"vmin", 1, "X           lower end of the color scale (with --vmax)"},
     {"vmax", 1, "X           upper end of the color scale (default: the maximum shown)"},
     {"title", 1, "TEXT        figure title (default: model, layer, head)"},
+    {"attr", 1,
+     "METHOD      draw the trace's attribution (occlusion, shapley, saliency, ixg, ig, attn-grad)"},
+    {"lens", 0, "            draw the trace's logit lens (layers x positions of top tokens)"},
+    {"positions", 1, "A-B   --lens: the positions drawn (default: all, at most the last 256)"},
     {"output", 1, "PATH        output file, .png or .svg (required); also -o"},
     {"o", 1, "PATH        same as --output"},
     {"help", 0, "            show this help"},
 };
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
 
+/* --attr METHOD or --lens: the attribution or logit-lens figure of the trace. */
+static int render_attr_or_lens(const cli_args *a, const av_trace *t, const char *out, double dpi) {
+    const char *cmd = "render", *method = cli_get(a, "attr"), *pos = cli_get(a, "positions"),
+               *cmap = cli_get(a, "cmap");
+    av_err err = {{0}};
+    int w = 0, h = 0, rc;
+    if (method) {
+        av_attr_plot_params p = av_attr_plot_default_params();
+        if (av_attr_method_parse(method, &p.method))
+            return cli_failf(
+                cmd, "--attr must be occlusion, shapley, saliency, ixg, ig or attn-grad, got '%s'", method);
+        p.dpi = dpi;
+        p.title = cli_get(a, "title");
+        rc = av_attr_render(t, &p, out, &w, &h, &err);
+    } else {
+        av_lens_plot_params p = av_lens_plot_default_params();
+        p.dpi = dpi;
+        p.title = cli_get(a, "title");
+        if (pos && (sscanf(pos, "%d-%d", &p.pos0, &p.pos1) != 2 || p.pos0 < 0 || p.pos1 < p.pos0))
+            return cli_failf(cmd, "--positions must be A-B (first and last position), got '%s'", pos);
+        if (pos) p.pos1++;
+        if (cmap && av_cmap_parse(cmap, &p.cmap, &err)) return cli_fail(cmd, &err);
+        rc = av_lens_render(t, &p, out, &w, &h, &err);
+    }
+    if (rc) return cli_fail(cmd, &err);
+    fprintf(stderr, "attnviz render: %d x %d image -> %s\n", w, h, out);
+    return 0;
+}
+
 int cmd_render(int argc, char **argv) {
     const char *cmd = "render";
     cli_args a;
     int early;
     if (cli_start(argc, argv, opts, N_OPTS,
-                  "usage: attnviz render TRACE [--layer L] [--head H|mean|max | --grid] -o OUT.png|OUT.svg\n",
+                  "usage: attnviz render TRACE [--layer L] [--head H|mean|max | --grid] -o OUT.png|OUT.svg\n"
+                  "       attnviz render TRACE --attr METHOD | --lens -o OUT.png|OUT.svg\n",
                   -1, &a, cmd, &early))
         return early;
     int rc = 1;
@@ -92,6 +126,15 @@ int cmd_render(int argc, char **argv) {
     }
     if (cmap && av_cmap_parse(cmap, &p.cmap, &err)) {
         cli_fail(cmd, &err);
+        goto done;
+    }
+    if ((cli_has(&a, "attr") || cli_has(&a, "lens")) && (p.grid || head || cli_has(&a, "layer"))) {
+        cli_failf(cmd, "--attr and --lens draw their own figure: drop --grid/--layer/--head");
+        goto done;
+    }
+    if (cli_has(&a, "attr") || cli_has(&a, "lens")) {
+        rc = av_trace_load(a.positional[0], &t, &err) ? cli_fail(cmd, &err)
+                                                      : render_attr_or_lens(&a, t, out, p.dpi);
         goto done;
     }
     av_plot_geom g;

@@ -15,6 +15,9 @@ static const cli_opt_spec opts[] = {
     {"colors", 1, "MODE     auto (default), truecolor, 256 or none"},
     {"width", 1, "N        columns to use (default: the terminal's)"},
     {"height", 1, "N       rows to use (default: the terminal's)"},
+    {"attr", 1, "METHOD     show the trace's attribution (occlusion, shapley, saliency, ixg, ig, attn-grad)"},
+    {"lens", 0, "            show the trace's logit lens (layers x positions of top tokens)"},
+    {"positions", 1, "A-B  --lens: the positions shown (default: the last ones that fit)"},
     {"help", 0, "            show this help"},
 };
 
@@ -58,12 +61,36 @@ static int parse_colors(const char *s, av_color_mode *out) {
     return 0;
 }
 
+/* --attr METHOD or --lens: the attribution or the logit lens of the trace instead of an attention head. */
+static int show_attr_or_lens(const cli_args *a, const av_trace *t, av_color_mode color, int width) {
+    const char *cmd = "show", *method = cli_get(a, "attr"), *pos = cli_get(a, "positions");
+    av_err err = {{0}};
+    if (method) {
+        av_attr_term_params p = av_attr_term_default_params();
+        if (av_attr_method_parse(method, &p.method))
+            return cli_failf(
+                cmd, "--attr must be occlusion, shapley, saliency, ixg, ig or attn-grad, got '%s'", method);
+        p.color = color;
+        p.width = width;
+        return av_term_attr(stdout, t, &p, &err) ? cli_fail(cmd, &err) : 0;
+    }
+    av_lens_term_params p = av_lens_term_default_params();
+    p.color = color;
+    p.width = width;
+    if (pos && (sscanf(pos, "%d-%d", &p.pos0, &p.pos1) != 2 || p.pos0 < 0 || p.pos1 < p.pos0))
+        return cli_failf(cmd, "--positions must be A-B (first and last position), got '%s'", pos);
+    if (pos) p.pos1++;
+    return av_term_lens(stdout, t, &p, &err) ? cli_fail(cmd, &err) : 0;
+}
+
 int cmd_show(int argc, char **argv) {
     const char *cmd = "show";
     cli_args a;
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
-                  "usage: attnviz show TRACE [--layer L] [--head H|mean|max|min]\n", 1, &a, cmd, &early))
+                  "usage: attnviz show TRACE [--layer L] [--head H|mean|max|min]\n"
+                  "       attnviz show TRACE --attr METHOD | --lens [--positions A-B]\n",
+                  1, &a, cmd, &early))
         return early;
     int rc = 1;
     av_trace *t = NULL;
@@ -87,6 +114,10 @@ int cmd_show(int argc, char **argv) {
     }
     av_attn_kind kind;
     if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
+    if (cli_has(&a, "attr") || cli_has(&a, "lens")) {
+        rc = show_attr_or_lens(&a, t, tp.color, (int)width);
+        goto done;
+    }
     int n_layers = av_trace_n_layers(t, kind);
     if (layer < 0) layer += n_layers;
     av_attn_view v;

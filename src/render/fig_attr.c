@@ -88,6 +88,7 @@ static int strip(av_fig *f, char **labels, const float *v, int n, double x0, dou
         double cw = av_font_width(f->font, labels[j], k_font) + 10;
         if (x > x0 && x + cw > x0 + w) x = x0, *y += h + gap;
         if (fig_cell(f, labels[j], x, *y, cw, h, sc, v[j], 0, err)) return -1;
+        *right = fmax(*right, x + cw);
         x += cw + gap;
     }
     *y += h;
@@ -181,7 +182,7 @@ int av_attr_layout(const av_trace *t, const av_attr_plot_params *p, av_font *fon
     int rc = attr_fig_load(t, p, &a, err), S = a.v.source_len, is_signed = p->method != AV_ATTR_SALIENCY;
     char *title = rc ? NULL : attr_title(t, p);
     if (!rc && !title) rc = av_errf(err, "out of memory");
-    double y = k_margin + k_title, right = 0, bottom = 0, w = 900;
+    double y = k_margin + k_title, right = 0, bottom = 0, strip_right = 0, w = 900;
     if (!rc) {
         fig->title = av_strdup(title);
         av_fig_scale sc = value_scale(a.sum, (size_t)S, is_signed);
@@ -191,7 +192,7 @@ int av_attr_layout(const av_trace *t, const av_attr_plot_params *p, av_font *fon
         rc = av_fig_text(fig, title, k_margin, y, k_title, 0, 0, av_fig_ink, err) ||
              av_fig_text(fig, note, k_margin, y += 20, k_font, 0, 0, av_fig_muted, err);
         y += 8;
-        if (!rc) rc = strip(fig, a.labels, a.sum, S, k_margin, &y, w, &sc, err);
+        if (!rc) rc = strip(fig, a.labels, a.sum, S, k_margin, &y, w, &sc, &strip_right, err);
         if (!rc)
             rc = av_fig_text(fig, "per target token (rows) and source token (columns)", k_margin, y += 26,
                              k_font, 0, 0, av_fig_muted, err);
