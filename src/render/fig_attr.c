@@ -79,9 +79,10 @@ static av_fig_scale value_scale(const float *m, size_t n, int is_signed) {
 
 /* ---- attribution ---- */
 
-/* Source tokens as cells flowing left to right from (x0, *y), wrapped at width w; *y moves below them. */
+/* Source tokens as cells flowing left to right from (x0, *y), wrapped at width w; *y moves below them and
+ * *right to the farthest cell edge. */
 static int strip(av_fig *f, char **labels, const float *v, int n, double x0, double *y, double w,
-                 const av_fig_scale *sc, av_err *err) {
+                 const av_fig_scale *sc, double *right, av_err *err) {
     const double h = 20, gap = 3;
     double x = x0;
     for (int j = 0; j < n; j++) {
