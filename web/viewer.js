@@ -33,8 +33,10 @@
         summary: new AV.SummaryView($('view-summary'), this),
         rollout: new AV.RolloutView($('view-rollout'), this),
         norm: new AV.NormView($('view-norm'), this),
+        attribution: meta.attribution ? new AV.AttributionView($('view-attribution'), this) : null,
+        lens: meta.lens ? new AV.LensView($('view-lens'), this) : null,
       };
-      if (!(this.state.view in this.views)) this.state.view = 'heatmap';
+      if (!this.views[this.state.view]) this.state.view = 'heatmap';
       this.tip = $('tooltip');
       this.wire();
       this.set({});
@@ -61,7 +63,7 @@
     wire() {
       const tr = this.trace;
       document.querySelectorAll('#tabs button').forEach((b) => {
-        if (b.dataset.view === 'image') b.hidden = !this.grid;
+        if (b.dataset.view in this.views) b.hidden = !this.views[b.dataset.view];
         b.addEventListener('click', () => this.set({ view: b.dataset.view }));
       });
       const kindSel = $('kind');
@@ -101,7 +103,7 @@
     /* Updates the state, the toolbar and repaints the active view. */
     set(patch) {
       const st = Object.assign(this.state, patch), tr = this.trace;
-      if (st.view === 'image' && !this.grid) st.view = 'heatmap';
+      if (!this.views[st.view]) st.view = 'heatmap';
       const L = tr.layers(st.kind);
       st.layer = Math.max(0, Math.min(L - 1, st.layer | 0));
       const H = tr.set(st.kind, st.layer).heads;

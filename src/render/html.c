@@ -31,7 +31,8 @@ av_html_params av_html_default_params(void) {
 }
 
 int av_html_view_valid(const char *name) {
-    static const char *const views[] = {"heatmap", "model", "head", "image", "summary", "rollout", "norm"};
+    static const char *const views[] = {"heatmap", "model", "head",        "image", "summary",
+                                        "rollout", "norm",  "attribution", "lens"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -68,8 +69,9 @@ static void hb_html_escaped(av_buf *b, const char *s) {
 /* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
 static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js",      "heatmap.js", "analysis.js", "modelview.js", "headview.js",
-                                  "imageview.js", "summary.js", "rollout.js",  "normview.js",  "viewer.js"};
+static const char *k_scripts[] = {"data.js",     "heatmap.js",     "analysis.js", "modelview.js",
+                                  "headview.js", "imageview.js",   "summary.js",  "rollout.js",
+                                  "normview.js", "attribution.js", "lens.js",     "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -254,6 +256,7 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
     json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
     json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));
     json_object_set_new(cm, "magma", cmap_table(AV_CMAP_MAGMA));
+    json_object_set_new(cm, "diverging", cmap_table(AV_CMAP_DIVERGING));
     const char *key;
     json_t *val;
     json_object_foreach(t->meta, key, val) {
@@ -284,7 +287,7 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
                 return -1;
             }
     }
-    if (an && av_html_analysis_encode(an, u8, blob, m, err)) {
+    if (av_html_attr_encode(t, m, err) || (an && av_html_analysis_encode(an, u8, blob, m, err))) {
         json_decref(m);
         return -1;
     }
@@ -375,7 +378,9 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     page_assets assets;
     if (find_assets(&assets, err)) return -1;
     size_t values = total_values(t);
-    if (values == 0) return av_errf(err, "the trace holds no attention to show");
+    if (values == 0)
+        return av_errf(err, "the trace holds no attention to show (attnviz attribute stores it unless "
+                            "--no-attention)");
     av_html_analysis an = {0};
     if (p->analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
     int u8 = want_u8(t, p, &assets, values, &an);
