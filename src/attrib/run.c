@@ -45,7 +45,7 @@ static int baseline_id(const av_model *m, const av_attr_params *p, av_err *err) 
     for (size_t i = 0; id < 0 && m->tok && i < sizeof names / sizeof names[0]; i++)
         id = av_tokenizer_find(m->tok, names[i]);
     if (id < 0)
-        return av_errf(err, "no pad, unk or mask token to use as the baseline: give --baseline-id ID or "
+        return av_errf(err, "no pad, unk or mask token to use as the baseline: give a token id (--baseline ID) or "
                             "--baseline zero"),
                -2;
     if (id >= m->vocab_size)

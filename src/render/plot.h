@@ -163,6 +163,27 @@ av_lens_plot_params av_lens_plot_default_params(void);
 int av_lens_layout(const av_trace *t, const av_lens_plot_params *p, av_font *font, av_fig *fig, av_err *err);
 int av_lens_render(const av_trace *t, const av_lens_plot_params *p, const char *path, int *w, int *h,
                    av_err *err);
+/* ---- the step figure (fig_steps.c) ---- */
+
+typedef struct av_steps_plot_params {
+    int by_entropy; /* color tokens by entropy (magma) instead of probability (viridis) */
+    int kind;   /* attention of the matrix: an av_attn_kind, or -1 for the trace's choice (cross, else self,
+                   else dec) */
+    int layer;  /* negative counts from the end (default -1) */
+    int head;   /* head index, AV_HEAD_MEAN (default) or AV_HEAD_MAX */
+    double dpi; /* PNG resolution (default 150) */
+    const char *title; /* NULL: the model and the produced token count */
+} av_steps_plot_params;
+
+av_steps_plot_params av_steps_plot_default_params(void);
+/* Lays out the step figure of a trace with log-probabilities into fig: header and notes, the token strip
+ * colored by probability or entropy with its key, and the target-by-source matrix (row "t token" = attention
+ * while producing token t), or "this provider returns no attention weights". */
+int av_steps_layout(const av_trace *t, const av_steps_plot_params *p, av_font *font, av_fig *fig,
+                    av_err *err);
+/* The step figure as .png or .svg (by extension), written atomically; *width, *height: the image size. */
+int av_steps_render(const av_trace *t, const av_steps_plot_params *p, const char *path, int *width,
+                    int *height, av_err *err);
 
 /* The standalone HTML viewer (html.c) is public: av_html_params, av_html_build, av_html_write in attnviz.h.
  */

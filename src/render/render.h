@@ -99,5 +99,25 @@ typedef struct av_lens_term_params {
 av_lens_term_params av_lens_term_default_params(void);
 /* The layers x positions table of the lens's top tokens. */
 int av_term_lens(FILE *out, const av_trace *t, const av_lens_term_params *p, av_err *err);
+/* ---- the step view in a terminal (term_steps.c) ---- */
+
+typedef struct av_steps_term_params {
+    int by_entropy; /* color tokens by the entropy of their distribution (magma) instead of their
+                       probability (viridis) */
+    int n_alts;     /* alternatives per line (default 5) */
+    int n_sources;  /* attended tokens per line (default 3, at most 16) */
+    int kind;       /* attention shown: an av_attn_kind, or -1 (default) for the trace's own choice (cross
+                       for encoder-decoders, else self) */
+    int layer;      /* negative counts from the end (default -1: the last layer) */
+    int head;       /* head index, AV_HEADS_MEAN (default) or AV_HEADS_MAX */
+    int all;        /* a line for every token, not only the produced ones */
+    av_color_mode color;
+    int width; /* columns for the token strip; 0: the terminal's */
+} av_steps_term_params;
+
+av_steps_term_params av_steps_term_default_params(void);
+/* Writes the step view of a trace with log-probabilities: header and notes (a trace without attention says
+ * "this provider returns no attention weights"), the token strip, the legend, one line per token. */
+int av_term_steps(FILE *out, const av_trace *t, const av_steps_term_params *p, av_err *err);
 
 #endif /* AV_RENDER_H */
