@@ -45,8 +45,9 @@ static int baseline_id(const av_model *m, const av_attr_params *p, av_err *err) 
     for (size_t i = 0; id < 0 && m->tok && i < sizeof names / sizeof names[0]; i++)
         id = av_tokenizer_find(m->tok, names[i]);
     if (id < 0)
-        return av_errf(err, "no pad, unk or mask token to use as the baseline: give a token id (--baseline ID) or "
-                            "--baseline zero"),
+        return av_errf(err,
+                       "no pad, unk or mask token to use as the baseline: give a token id (--baseline ID) or "
+                       "--baseline zero"),
                -2;
     if (id >= m->vocab_size)
         return av_errf(err, "baseline token %d is outside the vocabulary (%d)", id, m->vocab_size), -2;
@@ -182,7 +183,8 @@ static int describe(const av_attr_task *t, av_trace *tr, av_err *err) {
     int rc = s ? av_trace_set_meta(tr, "attribution", s, err) : av_errf(err, "out of memory");
     free(s);
     return rc || av_cap_meta_int(tr, "source_len", t->S, err) ||
-                   av_cap_json_list(t->m, tr, "attr.target_labels", t->targets, (size_t)t->n_target, 0, err) ||
+                   av_cap_json_list(t->m, tr, "attr.target_labels", t->targets, (size_t)t->n_target, 0,
+                                    err) ||
                    av_cap_meta_int(tr, "attr.baseline_id", t->baseline_id, err)
                ? -1
                : 0;

@@ -1,6 +1,7 @@
 /* The reverse of forward.c: gradients of G copies (one per attributed target) from the stack output back to
- * its input, through the final norm and every block in reverse, kernel by kernel (the kernels' *_grad.c files).
- * Only input gradients: attribution asks how the output moves with the input, never for weight gradients.
+ * its input, through the final norm and every block in reverse, kernel by kernel (the kernels' *_grad.c
+ * files). Only input gradients: attribution asks how the output moves with the input, never for weight
+ * gradients.
  *
  * Memory plan (recompute, not store): the forward run keeps the residual stream entering each block
  * (av_pass.resid: (n_layers + 1) x n x dim floats); the backward re-runs block l alone from that input with

@@ -71,9 +71,9 @@ static void hb_html_escaped(av_buf *b, const char *s) {
 /* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
 static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js", "heatmap.js", "analysis.js", "modelview.js", "headview.js",
-                                  "imageview.js", "summary.js", "rollout.js", "normview.js", "steps.js",
-                                  "attribution.js", "lens.js", "viewer.js"};
+static const char *k_scripts[] = {
+    "data.js",    "heatmap.js",  "analysis.js", "modelview.js",   "headview.js", "imageview.js", "summary.js",
+    "rollout.js", "normview.js", "steps.js",    "attribution.js", "lens.js",     "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
