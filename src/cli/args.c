@@ -156,6 +156,26 @@ int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind) {
     return 0;
 }
 
+int cli_get_attr_method(const cli_args *a, const char *cmd, av_attr_method *method) {
+    const char *s = cli_get(a, "attr");
+    if (s && av_attr_method_parse(s, method))
+        return cli_failf(cmd, "--attr must be occlusion, shapley, saliency, ixg, ig or attn-grad, got '%s'",
+                         s)
+                   ? -1
+                   : -1;
+    return 0;
+}
+
+int cli_get_positions(const cli_args *a, const char *cmd, int *pos0, int *pos1) {
+    const char *s = cli_get(a, "positions");
+    int p0, p1;
+    if (!s) return 0;
+    if (sscanf(s, "%d-%d", &p0, &p1) != 2 || p0 < 0 || p1 < p0)
+        return cli_failf(cmd, "--positions must be A-B (first and last position), got '%s'", s) ? -1 : -1;
+    *pos0 = p0, *pos1 = p1 + 1;
+    return 0;
+}
+
 int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, av_attn_kind *kind) {
     av_err err = {{0}};
     *t = NULL;

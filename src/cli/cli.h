@@ -73,6 +73,10 @@ int cli_parse_ids(const char *spec, int32_t **out, size_t *n, av_err *err);
 
 /* --kind K as an attention kind (*kind unchanged when absent); returns -1 after printing the error. */
 int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind);
+/* --attr METHOD as an attribution method, --positions A-B as the range [*pos0, *pos1) (each unchanged when
+ * absent); -1 after printing the error. */
+int cli_get_attr_method(const cli_args *a, const char *cmd, av_attr_method *method);
+int cli_get_positions(const cli_args *a, const char *cmd, int *pos0, int *pos1);
 /* Loads the trace named by the first positional argument; *kind: --kind, else the first kind the trace holds.
  * Returns -1 after printing the error. */
 int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, av_attn_kind *kind);

@@ -36,15 +36,12 @@ enum { N_OPTS = sizeof opts / sizeof opts[0] };
 
 /* --attr METHOD or --lens: the attribution or logit-lens figure of the trace. */
 static int render_attr_or_lens(const cli_args *a, const av_trace *t, const char *out, double dpi) {
-    const char *cmd = "render", *method = cli_get(a, "attr"), *pos = cli_get(a, "positions"),
-               *cmap = cli_get(a, "cmap");
+    const char *cmd = "render", *cmap = cli_get(a, "cmap");
     av_err err = {{0}};
     int w = 0, h = 0, rc;
-    if (method) {
+    if (cli_has(a, "attr")) {
         av_attr_plot_params p = av_attr_plot_default_params();
-        if (av_attr_method_parse(method, &p.method))
-            return cli_failf(
-                cmd, "--attr must be occlusion, shapley, saliency, ixg, ig or attn-grad, got '%s'", method);
+        if (cli_get_attr_method(a, cmd, &p.method)) return 2;
         p.dpi = dpi;
         p.title = cli_get(a, "title");
         rc = av_attr_render(t, &p, out, &w, &h, &err);
@@ -52,9 +49,7 @@ static int render_attr_or_lens(const cli_args *a, const av_trace *t, const char 
         av_lens_plot_params p = av_lens_plot_default_params();
         p.dpi = dpi;
         p.title = cli_get(a, "title");
-        if (pos && (sscanf(pos, "%d-%d", &p.pos0, &p.pos1) != 2 || p.pos0 < 0 || p.pos1 < p.pos0))
-            return cli_failf(cmd, "--positions must be A-B (first and last position), got '%s'", pos);
-        if (pos) p.pos1++;
+        if (cli_get_positions(a, cmd, &p.pos0, &p.pos1)) return 2;
         if (cmap && av_cmap_parse(cmap, &p.cmap, &err)) return cli_fail(cmd, &err);
         rc = av_lens_render(t, &p, out, &w, &h, &err);
     }

@@ -70,13 +70,11 @@ static int parse_colors(const char *s, av_color_mode *out) {
 
 /* --attr METHOD or --lens: the attribution or the logit lens of the trace instead of an attention head. */
 static int show_attr_or_lens(const cli_args *a, const av_trace *t, av_color_mode color, int width) {
-    const char *cmd = "show", *method = cli_get(a, "attr"), *pos = cli_get(a, "positions");
+    const char *cmd = "show";
     av_err err = {{0}};
-    if (method) {
+    if (cli_has(a, "attr")) {
         av_attr_term_params p = av_attr_term_default_params();
-        if (av_attr_method_parse(method, &p.method))
-            return cli_failf(
-                cmd, "--attr must be occlusion, shapley, saliency, ixg, ig or attn-grad, got '%s'", method);
+        if (cli_get_attr_method(a, cmd, &p.method)) return 2;
         p.color = color;
         p.width = width;
         return av_term_attr(stdout, t, &p, &err) ? cli_fail(cmd, &err) : 0;
@@ -84,9 +82,7 @@ static int show_attr_or_lens(const cli_args *a, const av_trace *t, av_color_mode
     av_lens_term_params p = av_lens_term_default_params();
     p.color = color;
     p.width = width;
-    if (pos && (sscanf(pos, "%d-%d", &p.pos0, &p.pos1) != 2 || p.pos0 < 0 || p.pos1 < p.pos0))
-        return cli_failf(cmd, "--positions must be A-B (first and last position), got '%s'", pos);
-    if (pos) p.pos1++;
+    if (cli_get_positions(a, cmd, &p.pos0, &p.pos1)) return 2;
     return av_term_lens(stdout, t, &p, &err) ? cli_fail(cmd, &err) : 0;
 }
 

@@ -27,14 +27,6 @@ av_lens_plot_params av_lens_plot_default_params(void) {
     return p;
 }
 
-static int fig_rect(av_fig *f, double x, double y, double w, double h, const uint8_t rgb[3], av_err *err) {
-    av_fig_item *it = av_fig_add(f, AV_FIG_RECT, err);
-    if (!it) return -1;
-    it->x = x, it->y = y, it->w = w, it->h = h;
-    memcpy(it->rgb, rgb, 3);
-    return 0;
-}
-
 /* A box filled with the scale's color of v and the label centered in it, in black or white (whichever reads
  * better on the fill); frame: a 1.5 px ink outline. */
 static int fig_cell(av_fig *f, const char *label, double x, double y, double w, double h,
@@ -42,7 +34,7 @@ static int fig_cell(av_fig *f, const char *label, double x, double y, double w, 
     uint8_t fill[3];
     av_cmap_rgb(sc->cmap, av_fig_scale_t(sc, v), fill);
     double lum = 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2];
-    if (fig_rect(f, x, y, w, h, fill, err) ||
+    if (av_fig_rect(f, x, y, w, h, fill, err) ||
         av_fig_text(f, label, x + w / 2, y + h / 2 + k_font * 0.36, k_font, 0, 1,
                     lum > 140 ? av_fig_ink : av_fig_white, err))
         return -1;

@@ -89,6 +89,8 @@ av_fig_item *av_fig_add(av_fig *f, av_fig_kind kind, av_err *err);
 /* Text with its baseline at (x, y); angle 0 or 90; anchor 0 start, 1 middle, 2 end. */
 int av_fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor,
                 const uint8_t rgb[3], av_err *err);
+/* A filled rectangle with its top-left corner at (x, y). */
+int av_fig_rect(av_fig *f, double x, double y, double w, double h, const uint8_t rgb[3], av_err *err);
 int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
                 av_err *err);
 /* Label cut to max code points with an ellipsis; malloc'd. */
