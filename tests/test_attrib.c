@@ -469,6 +469,7 @@ static void test_trace_roundtrip(void) {
         CHECK(memcmp(la.topk_ids, lb.topk_ids, sizeof(int32_t) * (size_t)la.n_entries * la.n_tokens * la.k) ==
               0);
         CHECK(strcmp(av_trace_meta(back, "source_len"), "7") == 0 && av_trace_meta(back, "attribution"));
+        CHECK(strcmp(av_trace_meta(back, "version"), "3") == 0); /* attr.* and lens.* are version 3 */
         CHECK(av_trace_n_layers(back, AV_ATTN_SELF) == (with ? 2 : 0));
         CHECK(av_trace_attribution(back, AV_ATTR_SHAPLEY, &a, &err) == -1 && strstr(err.msg, "no shapley"));
         av_trace_set_meta(back, "source_len", "99", &err); /* longer than the trace */

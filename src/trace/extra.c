@@ -56,8 +56,7 @@ int av_trace_put_tensor(av_trace *t, const char *name, av_dtype dtype, int ndim,
         e->t.shape[i] = shape[i];
         e->t.nbytes *= (size_t)shape[i];
     }
-    return av_trace_need_version(t, 3,
-                                 err); /* version 3 documents attr.* and lens.* with log-probabilities */
+    return av_trace_need_version(t, 3, err); /* version 3: attr.* and lens.* (docs/TRACE_FORMAT.md) */
 }
 
 int av_extra_load(av_trace *t, const char *path, av_err *err) {
