@@ -176,6 +176,24 @@ int cli_get_positions(const cli_args *a, const char *cmd, int *pos0, int *pos1) 
     return 0;
 }
 
+int cli_no_attention_hint(const av_trace *t, const char *cmd) {
+    av_tensor x;
+    const char *method = NULL;
+    if (av_trace_has_attention(t) || av_trace_has_logprobs(t)) return 0;
+    for (int k = 0; k < AV_ATTR_METHOD_COUNT && !method; k++) {
+        char name[48];
+        snprintf(name, sizeof name, "attr.%s", av_attr_method_name((av_attr_method)k));
+        if (av_trace_tensor(t, name, &x) == 0) method = av_attr_method_name((av_attr_method)k);
+    }
+    int lens = av_trace_tensor(t, "lens.topk_ids", &x) == 0;
+    if (!method && !lens) return 0;
+    return cli_failf(cmd, "this trace holds no attention weights (made with --no-attention): give %s%s%s%s",
+                     method ? "--attr " : "", method ? method : "", method && lens ? " or " : "",
+                     lens ? "--lens" : "")
+               ? -1
+               : -1;
+}
+
 int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, av_attn_kind *kind) {
     av_err err = {{0}};
     *t = NULL;

@@ -77,6 +77,9 @@ int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind);
  * absent); -1 after printing the error. */
 int cli_get_attr_method(const cli_args *a, const char *cmd, av_attr_method *method);
 int cli_get_positions(const cli_args *a, const char *cmd, int *pos0, int *pos1);
+/* A trace with neither attention nor log-probabilities but with attribution or a logit lens: prints which
+ * option shows it and returns -1; else 0. */
+int cli_no_attention_hint(const av_trace *t, const char *cmd);
 /* Loads the trace named by the first positional argument; *kind: --kind, else the first kind the trace holds.
  * Returns -1 after printing the error. */
 int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, av_attn_kind *kind);

@@ -169,6 +169,7 @@ int cmd_render(int argc, char **argv) {
         cli_fail(cmd, &err);
         goto done;
     }
+    if (!cli_has(&a, "steps") && cli_no_attention_hint(t, cmd)) goto done;
     if (cli_has(&a, "steps") || !av_trace_has_attention(t)) {
         if (!cli_has(&a, "steps"))
             fprintf(stderr, "attnviz render: this trace holds no attention weights (%s): drawing its steps\n",

@@ -175,6 +175,7 @@ int cmd_show(int argc, char **argv) {
         rc = show_attr_or_lens(&a, t, tp.color, (int)width);
         goto done;
     }
+    if (!cli_has(&a, "steps") && cli_no_attention_hint(t, cmd)) goto done;
     if (cli_has(&a, "steps") || !av_trace_has_attention(t)) {
         if (!cli_has(&a, "steps"))
             fprintf(stderr, "attnviz show: this trace holds no attention weights (%s): showing its steps\n",

@@ -133,6 +133,14 @@ bad no_source "give the source" attribute --model "$M" -o "$TMP/x.st"
 bad show_missing "no shapley attribution" show "$TMP/lens.safetensors" --attr shapley
 bad render_missing "no logit lens" render "$TMP/attr.safetensors" --lens -o "$TMP/x.png"
 bad lens_k "--k must be" lens --model "$M" --text "$TEXT" --k 0
+# a trace without attention: show and render name the option that shows what it holds
+if "$BIN" attribute --model "$M" --ids 1,403,407 --target-ids 408 --method ixg --no-attention --quiet \
+    -o "$TMP/noattn.safetensors" >/dev/null 2>"$TMP/err"; then
+    bad show_no_attention "give --attr ixg" show "$TMP/noattn.safetensors"
+    bad render_no_attention "give --attr ixg" render "$TMP/noattn.safetensors" -o "$TMP/x.png"
+else
+    fail attribution_no_attention "$(tail -1 "$TMP/err")"
+fi
 [ -e "$TMP/x.st" ] || [ -e "$TMP/x.png" ] && fail attribution_no_partial_files "an output was written" ||
     pass attribution_no_partial_files
 
