@@ -7,23 +7,10 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
+import { FLAGS, check, failures, openPage, test } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [dir, shotdir] = process.argv.slice(2);
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
-let failed = 0;
-
-function check(cond, msg) { if (!cond) throw new Error(msg); }
-
-async function test(name, fn) {
-  try {
-    await fn();
-    console.log(`PASS ${name}`);
-  } catch (e) {
-    console.log(`FAIL ${name}: ${(e && e.message ? e.message : String(e)).split('\n')[0]}`);
-    failed++;
-  }
-}
 
 /* Every tensor of a trace file as nested arrays (numpy through safetensors_np). */
 function tensors(file) {
@@ -33,15 +20,7 @@ function tensors(file) {
     { encoding: 'utf8', maxBuffer: 64 << 20 }));
 }
 
-async function open(ctx, name) {
-  const page = await ctx.newPage(), url = pathToFileURL(path.join(dir, name)).href, errors = [], requests = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('request', (r) => { if (r.url() !== url) requests.push(r.url()); });
-  await page.goto(url, { waitUntil: 'load' });
-  await page.waitForFunction(() => window.attnviz && window.attnviz.lastPaint);
-  return { page, errors, requests };
-}
+const open = (ctx, name) => openPage(ctx, pathToFileURL(path.join(dir, name)).href);
 
 /* Hovers cell (row r, column c) of the attribution matrix; the tooltip's data-value. */
 async function hoverAttr(page, r, c) {
@@ -107,4 +86,4 @@ await test('viewer_lens_tab', async () => {
 });
 
 await browser.close();
-process.exit(failed ? 1 : 0);
+process.exit(failures() ? 1 : 0);
