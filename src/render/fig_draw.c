@@ -54,7 +54,7 @@ int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double widt
 int av_fig_rect(av_fig *f, double x, double y, double w, double h, const uint8_t rgb[3], av_err *err) {
     av_fig_item *it = av_fig_add(f, AV_FIG_RECT, err);
     if (!it) return -1;
-    *it = (av_fig_item){.kind = AV_FIG_RECT, .x = x, .y = y, .w = w, .h = h};
+    it->x = x, it->y = y, it->w = w, it->h = h;
     memcpy(it->rgb, rgb, 3);
     return 0;
 }
