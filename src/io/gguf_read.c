@@ -446,7 +446,11 @@ int64_t av_gguf_array_int(const av_gguf_value *a, uint64_t i) {
     decode_scalar(a->arr_type, a->arr_data + (size_t)i * es, &v);
     switch (a->arr_type) {
     case AV_GGUF_F32:
-    case AV_GGUF_F64: return (int64_t)v.num.f;
+    case AV_GGUF_F64: /* truncated; NaN gives 0, values beyond int64 saturate (no out-of-range cast) */
+        return v.num.f != v.num.f  ? 0
+               : v.num.f >= 0x1p63 ? INT64_MAX
+               : v.num.f < -0x1p63 ? INT64_MIN
+                                   : (int64_t)v.num.f;
     case AV_GGUF_I8:
     case AV_GGUF_I16:
     case AV_GGUF_I32:

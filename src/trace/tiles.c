@@ -72,6 +72,11 @@ static int check_args(const av_trace *t, const char *kind, int layer, int head, 
         return av_errf(err, "layer %d is out of range: the trace has layers 0..%d", layer, n_layers - 1);
     if (!t->lazy && !(*set = find_set(t, kind, layer))) return av_errf(err, "layer %d is missing", layer);
     int n_heads = av_trace_n_heads(t, kind);
+    /* callers size buffers by the kind's shape (layer 0's): a layer of another shape is never read (loaders
+     * and av_trace_add_attn refuse such traces; this guards against any other builder) */
+    if (*set && ((*set)->view.n_heads != n_heads || (*set)->view.n_query != av_trace_n_query(t, kind) ||
+                 (*set)->view.n_key != av_trace_n_key(t, kind)))
+        return av_errf(err, "layer %d of '%s' has another shape than layer 0", layer, kind);
     if (head != AV_HEADS_MEAN && head != AV_HEADS_MAX && (head < 0 || head >= n_heads))
         return av_errf(err, "head %d is out of range: heads 0..%d, or mean/max", head, n_heads - 1);
     return 0;
