@@ -29,7 +29,7 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      = $(BUILD)/libattnviz.a
 BIN      = $(BUILD)/attnviz
 
-.PHONY: all test test-quick all-tests clean deps demo bench format
+.PHONY: all test test-quick all-tests clean deps demo bench format fuzz fuzz-bins fuzz-smoke fuzz-long
 all: $(BIN)
 	@if [ "$(BUILD)" = build ]; then ln -sf build/attnviz attnviz; fi
 
@@ -55,11 +55,11 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h $(LIB)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB) $(LIBS) $(LDFLAGS)
 
 # The whole suite (what CI runs): every test binary in the normal build and again under ASan + UBSan, then
-# the CLI and browser tests. Ends with "N passed, N failed, N skipped".
+# the CLI and browser tests and the fuzz corpus replay (fuzz-smoke). Ends with "N passed, N failed, N skipped".
 test: deps
 	@$(MAKE) --no-print-directory -j2 all-tests
 	@$(MAKE) --no-print-directory -j2 SANITIZE=1 all-tests
-	@BUILDS="build build-asan" sh tests/run.sh
+	@BUILDS="build build-asan" FUZZ_SMOKE=1 sh tests/run.sh
 
 # Only the normal build (faster while developing).
 test-quick: deps
@@ -79,7 +79,33 @@ format:
 	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) include/attnviz.h
 
 clean:
-	rm -rf build build-asan attnviz
+	rm -rf build build-asan build-fuzz attnviz
+
+# ---- fuzzing (docs/SECURITY.md) ---------------------------------------------------------------------------
+# Every fuzz/<name>.c is a libFuzzer harness built with clang into build-fuzz/fuzz_<name>, the library with it,
+# under ASan + UBSan (float-cast-overflow included), every finding fatal. Run a binary on files to replay them,
+# on a directory to fuzz. fuzz-smoke replays fuzz/corpus and fuzz/regress (part of `make test`; SKIP without
+# clang); fuzz-long fuzzes each harness FUZZ_SECONDS seconds and keeps findings in fuzz/regress/<name>/.
+FUZZ_CC      ?= clang
+FUZZ_SAN      = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SRC      = $(sort $(wildcard fuzz/*.c))
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	@sh fuzz/run.sh check
+	@$(MAKE) --no-print-directory -j2 BUILD=build-fuzz CC=$(FUZZ_CC) OPT="-O1 -g -march=x86-64-v3" \
+	    SANFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-bins
+
+fuzz-bins: $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz_%)
+
+$(BUILD)/fuzz_%: fuzz/%.c $(wildcard fuzz/*.h) $(LIB)
+	$(CC) $(ALL_CFLAGS) -DFUZZ_ROOT='"$(CURDIR)"' -fsanitize=fuzzer -o $@ $< $(LIB) $(LIBS) $(LDFLAGS)
+
+fuzz-smoke:
+	@sh fuzz/run.sh smoke
+
+fuzz-long:
+	@sh fuzz/run.sh long $(FUZZ_SECONDS)
 
 # ---- generated assets: the web viewer (web/) and the DejaVu Sans font, embedded into the library --------
 # tools/embed.c turns files into C arrays in $(BUILD)/gen/; their objects are added to libattnviz.a.
