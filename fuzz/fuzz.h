@@ -1,9 +1,9 @@
 /* Shared helpers of the libFuzzer harnesses (fuzz/<name>.c; how to build and run them: docs/SECURITY.md).
  *
- * Most parsers of attnviz open paths (they map files), so a harness writes its input into one scratch directory
- * per process (under /dev/shm when it exists: no disk traffic) and calls the public function on that path.
- * Inputs made of several files (a model directory, a checkpoint and its tokenizer) are split into parts at
- * FUZZ_SEP; the seed corpora (fuzz/make_seeds.sh) are written in that layout. */
+ * Most parsers of attnviz open paths (they map files), so a harness writes its input into one scratch
+ * directory per process (under /dev/shm when it exists: no disk traffic) and calls the public function on
+ * that path. Inputs made of several files (a model directory, a checkpoint and its tokenizer) are split into
+ * parts at FUZZ_SEP; the seed corpora (fuzz/make_seeds.sh) are written in that layout. */
 #ifndef AV_FUZZ_H
 #define AV_FUZZ_H
 
@@ -68,7 +68,10 @@ static inline void fuzz_remove_dir(void) {
 static inline const char *fuzz_dir(void) {
     if (fuzz_dir_path[0]) return fuzz_dir_path;
     const char *env = getenv("FUZZ_TMPDIR"), *tmp = getenv("TMPDIR");
-    const char *base = env && *env ? env : access("/dev/shm", W_OK) == 0 ? "/dev/shm" : tmp && *tmp ? tmp : "/tmp";
+    const char *base = env && *env                     ? env
+                       : access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                       : tmp && *tmp                   ? tmp
+                                                       : "/tmp";
     snprintf(fuzz_dir_path, sizeof fuzz_dir_path, "%s/attnviz-fuzz-XXXXXX", base);
     if (!mkdtemp(fuzz_dir_path)) {
         perror("fuzz: mkdtemp");
@@ -114,7 +117,8 @@ static inline int fuzz_note(int rc, const char *what, const av_err *err) {
     return rc;
 }
 
-/* The repository root (compiled in by the Makefile), for harnesses that pair inputs with committed fixtures. */
+/* The repository root (compiled in by the Makefile), for harnesses that pair inputs with committed fixtures.
+ */
 #ifndef FUZZ_ROOT
 #define FUZZ_ROOT "."
 #endif

@@ -1,8 +1,8 @@
 /* What the model and tokenizer harnesses do with what loaded: a tokenizer encodes texts that stress its
- * normalizers and pre-tokenizers; a model (gguf, hf_dir, config, llama2c) tokenizes a text, labels the tokens,
- * runs a tiny forward pass of every kind its family has (full and lazy, pairs for encoder-decoders, pixels for
- * ViT) and reads rows and tiles back, so a config or weight that slips past the checks is caught where it is
- * used. */
+ * normalizers and pre-tokenizers; a model (gguf, hf_dir, config, llama2c) tokenizes a text, labels the
+ * tokens, runs a tiny forward pass of every kind its family has (full and lazy, pairs for encoder-decoders,
+ * pixels for ViT) and reads rows and tiles back, so a config or weight that slips past the checks is caught
+ * where it is used. */
 #ifndef AV_FUZZ_MODEL_H
 #define AV_FUZZ_MODEL_H
 
@@ -23,7 +23,9 @@ static inline av_model_params fuzz_model_params(void) {
 /* Labels and decoded pieces of every id (what traces and the viewer show). */
 static inline void fuzz_labels(const av_tokenizer *tok, const int32_t *ids, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        free(av_tokenizer_display_ex(tok, ids, n, i, AV_DISPLAY_VISIBLE_SPACE));
+        char *label = av_tokenizer_display_ex(tok, ids, n, i, AV_DISPLAY_VISIBLE_SPACE);
+        if (label && strlen(label) > (1u << 20)) abort(); /* reads the label as a C string, as traces do */
+        free(label);
         char buf[8];
         size_t len;
         av_tokenizer_decode_piece(tok, i ? ids[i - 1] : -1, ids[i], buf, &len);
@@ -33,13 +35,14 @@ static inline void fuzz_labels(const av_tokenizer *tok, const int32_t *ids, size
 
 /* Loads a tokenizer file and encodes texts that stress the normalizers and pre-tokenizers. */
 static inline void fuzz_exercise_tokenizer(const char *path) {
-    static const char *const texts[] = {
-        "Hello world! The quick brown fox's 123 456.78",
-        "caf\xC3\xA9 na\xC3\xAFve \xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E \xF0\x9F\xA4\x97 \xE2\x80\x8B\xC2\xA0x",
-        "\xFF\xFE bad \xC3 utf8 \xED\xA0\x80 \xF4\x90\x80\x80",
-        "<s>[CLS] <unk> </s>[SEP]<|endoftext|>  \t\n\r  ",
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-        ""};
+    static const char *const texts[] = {"Hello world! The quick brown fox's 123 456.78",
+                                        "caf\xC3\xA9 na\xC3\xAFve \xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E "
+                                        "\xF0\x9F\xA4\x97 \xE2\x80\x8B\xC2\xA0x",
+                                        "\xFF\xFE bad \xC3 utf8 \xED\xA0\x80 \xF4\x90\x80\x80",
+                                        "<s>[CLS] <unk> </s>[SEP]<|endoftext|>  \t\n\r  ",
+                                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                                        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                        ""};
     av_tokenizer *t = NULL;
     av_err err;
     if (fuzz_note(av_tokenizer_load(path, &t, &err), "tokenizer", &err) != 0) return;
@@ -47,7 +50,8 @@ static inline void fuzz_exercise_tokenizer(const char *path) {
         for (int add = 0; add < 2; add++) {
             int32_t *ids = NULL;
             size_t n = 0;
-            if (av_tokenizer_encode(t, texts[i], strlen(texts[i]), add, &ids, &n, &err) == 0) fuzz_labels(t, ids, n);
+            if (av_tokenizer_encode(t, texts[i], strlen(texts[i]), add, &ids, &n, &err) == 0)
+                fuzz_labels(t, ids, n);
             free(ids);
         }
     }
@@ -60,14 +64,17 @@ static inline void fuzz_exercise_tokenizer(const char *path) {
 
 /* Rows and a pooled tile of every layer of kind (reads bounded by the trace's own shape). */
 static inline void fuzz_read_trace(const av_trace *t, const char *kind) {
-    int L = av_trace_n_layers(t, kind), nq = av_trace_n_query(t, kind), nk = av_trace_n_key(t, kind);
+    int L = av_trace_n_layers(t, kind), H = av_trace_n_heads(t, kind), nq = av_trace_n_query(t, kind),
+        nk = av_trace_n_key(t, kind);
     if (L <= 0 || nq <= 0 || nk <= 0 || (size_t)nq * (size_t)nk > (1u << 20)) return;
     float *buf = malloc(sizeof(float) * (size_t)nq * (size_t)nk); /* (nq, nk) */
     av_err err;
     for (int l = 0; buf && l < L; l++) {
         av_trace_attn_row(t, kind, l, AV_HEADS_MEAN, nq - 1, buf, &err);
         av_trace_attn_row(t, kind, l, 0, 0, buf, &err);
-        av_trace_attn_tile(t, kind, l, AV_HEADS_MAX, 0, nq, 0, nk, nq > 1 ? nq / 2 : 1, nk, AV_POOL_MEAN, buf, &err);
+        av_trace_attn_row(t, kind, l, H - 1, nq / 2, buf, &err); /* the last head of every layer */
+        av_trace_attn_tile(t, kind, l, AV_HEADS_MAX, 0, nq, 0, nk, nq > 1 ? nq / 2 : 1, nk, AV_POOL_MEAN, buf,
+                           &err);
         av_attn_view v;
         if (av_trace_attn(t, kind, l, &v, &err) == 0) av_attn_select_heads(&v, "max", buf, &err);
     }
@@ -95,7 +102,8 @@ static inline void fuzz_run_image(av_model *m) {
     av_trace *t = NULL;
     av_class_score top[3];
     av_err err;
-    for (size_t i = 0; px && i < n; i++) px[i] = (float)(i % 7) * 0.25f - 0.75f;
+    for (size_t i = 0; px && i < n; i++)
+        px[i] = (float)(i % 7) * 0.25f - 0.75f;
     if (px && av_trace_from_pixels(m, px, tf->image_size, tf->image_size, &rp, &t, top, 3, &err) == 0)
         fuzz_read_trace(t, "self");
     av_trace_free(t);
@@ -127,10 +135,18 @@ static inline void fuzz_exercise_model(av_model *m, const char *text, size_t len
     av_err err;
     if (tok && av_tokenizer_encode(tok, text, len, 1, &enc, &n_enc, &err) == 0) {
         fuzz_labels(tok, enc, n_enc);
-        for (size_t i = 0; i < n_enc && i < 4; i++) ids[i] = enc[i];
+        for (size_t i = 0; i < n_enc && i < 4; i++)
+            ids[i] = enc[i];
         if (n_enc) n = n_enc < 4 ? n_enc : 4;
     }
     free(enc);
+    if (tok) { /* labels of arbitrary ids, as `attnviz run --ids` makes them */
+        int32_t all[64];
+        int n_all = av_tokenizer_vocab_size(tok) < 64 ? av_tokenizer_vocab_size(tok) : 64;
+        for (int i = 0; i < n_all; i++)
+            all[i] = i;
+        fuzz_labels(tok, all, (size_t)n_all);
+    }
     if (info.n_params > FUZZ_MAX_PARAMS || info.dim > FUZZ_MAX_DIM) return;
     if (m->family == AV_FAMILY_VIT) {
         fuzz_run_image(m);

@@ -1,14 +1,15 @@
-/* Hugging Face model directories: the input holds the files of one directory, split at FUZZ_SEP in this order:
- *   0 config.json   1 model.safetensors   2 model.safetensors.index.json   3, 4 the first two shards the index
- *   names   5 tokenizer (tokenizer.json, tokenizer.model or tokenizer.bin by content)
- *   6 preprocessor_config.json   7 tokenizer_config.json
- * An empty part is an absent file. The directory is loaded as a model and, when it loads, run (fuzz_model.h).
- * Seeds: fuzz/make_seeds.sh (tiny fixtures of every family cut to one layer, a converted Llama). */
+/* Hugging Face model directories: the input holds the files of one directory, split at FUZZ_SEP in this
+ * order: 0 config.json   1 model.safetensors   2 model.safetensors.index.json   3, 4 the first two shards the
+ * index names   5 tokenizer (tokenizer.json, tokenizer.model or tokenizer.bin by content) 6
+ * preprocessor_config.json   7 tokenizer_config.json An empty part is an absent file. The directory is loaded
+ * as a model and, when it loads, run (fuzz_model.h). Seeds: fuzz/make_seeds.sh (tiny fixtures of every family
+ * cut to one layer, a converted Llama). */
 #include "fuzz_model.h"
 
 #include <jansson.h>
 
-/* The first two distinct shard file names of an index (plain names only; others are the loader's to refuse). */
+/* The first two distinct shard file names of an index (plain names only; others are the loader's to refuse).
+ */
 static void shard_names(const fuzz_part *index, char names[2][128]) {
     snprintf(names[0], 128, "model-00001-of-00002.safetensors");
     snprintf(names[1], 128, "model-00002-of-00002.safetensors");
@@ -38,9 +39,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int n = fuzz_split(data, size, part, FUZZ_MAX_PARTS);
     char shards[2][128], path[1024];
     shard_names(n > 2 ? &part[2] : &(fuzz_part){NULL, 0}, shards);
-    const char *names[FUZZ_MAX_PARTS] = {"config.json", "model.safetensors", "model.safetensors.index.json",
-                                         shards[0],     shards[1],           tokenizer_name(&part[n > 5 ? 5 : 0]),
-                                         "preprocessor_config.json", "tokenizer_config.json"};
+    const char *names[FUZZ_MAX_PARTS] = {"config.json",
+                                         "model.safetensors",
+                                         "model.safetensors.index.json",
+                                         shards[0],
+                                         shards[1],
+                                         tokenizer_name(&part[n > 5 ? 5 : 0]),
+                                         "preprocessor_config.json",
+                                         "tokenizer_config.json"};
     fuzz_clear();
     for (int i = 0; i < n; i++)
         if (part[i].n) fuzz_write(path, sizeof path, names[i], part[i].p, part[i].n);

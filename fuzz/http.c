@@ -23,13 +23,15 @@ static av_trace *small_trace(void) {
     char **tok = malloc(4 * sizeof *tok);
     int32_t *ids = malloc(4 * sizeof *ids);
     static const char *const words[4] = {"<s>", " a", " b", "."};
-    for (int i = 0; i < 4; i++) tok[i] = av_strdup(words[i]), ids[i] = i + 1;
+    for (int i = 0; i < 4; i++)
+        tok[i] = av_strdup(words[i]), ids[i] = i + 1;
     av_trace_set_tokens(t, tok, ids, 4, &err);
     for (int l = 0; l < 2; l++) {
         float *a = calloc(2 * 16, sizeof *a); /* (2, 4, 4) */
         for (int h = 0; h < 2; h++)
             for (int q = 0; q < 4; q++)
-                for (int k = 0; k <= q; k++) a[(h * 4 + q) * 4 + k] = 1.0f / (float)(q + 1);
+                for (int k = 0; k <= q; k++)
+                    a[(h * 4 + q) * 4 + k] = 1.0f / (float)(q + 1);
         av_trace_add_attn(t, "self", l, 2, 4, 4, a, &err);
     }
     return t;
@@ -46,7 +48,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     av_model_params mp = av_model_default_params();
     mp.n_threads = 1;
     mp.tokenizer_path = FUZZ_ROOT "/models/induction/tokenizer.bin";
-    if (av_model_load(FUZZ_ROOT "/models/induction/induction.bin", &mp, &model, &err)) model = NULL; /* runs 4xx */
+    if (av_model_load(FUZZ_ROOT "/models/induction/induction.bin", &mp, &model, &err))
+        model = NULL; /* runs 4xx */
     av_server_params p = av_server_default_params();
     p.port = 0;
     p.max_queue = 2;
@@ -84,7 +87,8 @@ static void send_request(const uint8_t *req, size_t n) {
         }
         shutdown(fd, SHUT_WR);
         char buf[65536];
-        while (recv(fd, buf, sizeof buf, 0) > 0) {}
+        while (recv(fd, buf, sizeof buf, 0) > 0) {
+        }
     }
     close(fd);
 }
@@ -101,7 +105,8 @@ static void one(const fuzz_part *p) {
     char *req = malloc(3 * line + body + 256), *o = req;
     const uint8_t *sp = memchr(p->p, ' ', line);
     size_t mlen = sp ? (size_t)(sp - p->p) : line;
-    for (size_t i = 0; i < mlen && i < 16; i++) *o++ = p->p[i] > 0x20 && p->p[i] < 0x7f ? (char)p->p[i] : 'X';
+    for (size_t i = 0; i < mlen && i < 16; i++)
+        *o++ = p->p[i] > 0x20 && p->p[i] < 0x7f ? (char)p->p[i] : 'X';
     *o++ = ' ';
     for (size_t i = sp ? mlen + 1 : line; i < line; i++) {
         uint8_t c = p->p[i];
@@ -110,8 +115,10 @@ static void one(const fuzz_part *p) {
         else
             o += sprintf(o, "%%%02X", c);
     }
-    o += sprintf(o, " HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                    "Content-Length: %zu\r\n\r\n", av_server_port(server), body);
+    o += sprintf(o,
+                 " HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n",
+                 av_server_port(server), body);
     memcpy(o, nl ? nl + 1 : p->p, body);
     send_request((const uint8_t *)req, (size_t)(o - req) + body);
     free(req);
@@ -120,6 +127,7 @@ static void one(const fuzz_part *p) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_part part[4];
     int n = fuzz_split(data, size, part, 4);
-    for (int i = 0; i < n; i++) one(&part[i]);
+    for (int i = 0; i < n; i++)
+        one(&part[i]);
     return 0;
 }

@@ -12,7 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (fuzz_note(av_image_decode_memory(data, size, "fuzz-image", &im, &err), "image", &err) != 0) return 0;
     static const int sides[4][2] = {{1, 1}, {7, 5}, {16, 16}, {3, 31}};
     unsigned b = size ? data[size - 1] : 0;
-    av_image_prep p = {sides[b & 3][0], sides[b & 3][1], (b >> 2) & 1 ? 9 : 0, (av_resample)((b >> 3) & 1),
+    av_image_prep p = {sides[b & 3][0],          sides[b & 3][1],
+                       (b >> 2) & 1 ? 9 : 0,     (av_resample)((b >> 3) & 1),
                        {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
     if (p.resize_short && p.resize_short < p.out_h) p.resize_short = p.out_h > p.out_w ? p.out_h : p.out_w;
     float *px = NULL;

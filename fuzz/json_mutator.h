@@ -1,8 +1,8 @@
 /* A structure-aware mutator for JSON inputs (config.json, tokenizer.json, safetensors headers): it parses the
- * input with jansson, changes one thing (a value replaced by an edge case, a member deleted, a known key added,
- * a subtree copied elsewhere, a number nudged) and writes the JSON back, so the mutations reach the code that
- * reads the values instead of dying in the JSON parser. Inputs that do not parse get libFuzzer's byte
- * mutations; one mutation in eight is a byte mutation of the result. */
+ * input with jansson, changes one thing (a value replaced by an edge case, a member deleted, a known key
+ * added, a subtree copied elsewhere, a number nudged) and writes the JSON back, so the mutations reach the
+ * code that reads the values instead of dying in the JSON parser. Inputs that do not parse get libFuzzer's
+ * byte mutations; one mutation in eight is a byte mutation of the result. */
 #ifndef AV_FUZZ_JSON_MUTATOR_H
 #define AV_FUZZ_JSON_MUTATOR_H
 
@@ -30,29 +30,34 @@ typedef struct fuzz_json_dict {
 } fuzz_json_dict;
 
 static json_t *fuzz_json_scalar(fuzz_rng *r, const fuzz_json_dict *d) {
-    static const long long ints[] = {0,      1,          -1,         2,          3,           4,
-                                     7,      8,          16,         31,         32,          33,
-                                     64,     255,        256,        1023,       1024,        4096,
-                                     65535,  65536,      1 << 20,    1 << 24,    2147483647,  2147483648LL,
-                                     -2147483648LL, 4294967296LL, 9007199254740993LL, 9223372036854775807LL,
-                                     -9223372036854775807LL - 1};
-    static const double reals[] = {0.0,  -0.0,   0.5,    1e-300, 1e300,  1e216, -1e216, 3.5e38,
-                                   1e-45, 0.1,   2.5,    -3.75,  1e-12,  1e-6,  10000.0, 4.0e9};
+    /* clang-format off */
+    static const long long ints[] = {0, 1, -1, 2, 3, 4, 7, 8, 16, 31, 32, 33, 64, 255, 256, 1023, 1024, 4096, 65535,
+                                     65536, 1 << 20, 1 << 24, 2147483647, 2147483648LL, -2147483648LL, 4294967296LL,
+                                     9007199254740993LL, 9223372036854775807LL, -9223372036854775807LL - 1};
+    /* clang-format on */
+    static const double reals[] = {0.0,   -0.0, 0.5, 1e-300, 1e300, 1e216, -1e216,  3.5e38,
+                                   1e-45, 0.1,  2.5, -3.75,  1e-12, 1e-6,  10000.0, 4.0e9};
     switch (fuzz_rand(r, 8)) {
     case 0:
     case 1:
-    case 2: return json_integer(ints[fuzz_rand(r, sizeof ints / sizeof ints[0])]);
-    case 3: return json_real(reals[fuzz_rand(r, sizeof reals / sizeof reals[0])]);
+    case 2:
+        return json_integer(ints[fuzz_rand(r, sizeof ints / sizeof ints[0])]);
+    case 3:
+        return json_real(reals[fuzz_rand(r, sizeof reals / sizeof reals[0])]);
     case 4:
     case 5:
         if (d->n_strings) return json_string(d->strings[fuzz_rand(r, (uint32_t)d->n_strings)]);
         return json_string("");
-    case 6: return fuzz_rand(r, 2) ? json_true() : json_false();
+    case 6:
+        return fuzz_rand(r, 2) ? json_true() : json_false();
     default:
         switch (fuzz_rand(r, 3)) {
-        case 0: return json_null();
-        case 1: return json_array();
-        default: return json_object();
+        case 0:
+            return json_null();
+        case 1:
+            return json_array();
+        default:
+            return json_object();
         }
     }
 }
@@ -66,7 +71,8 @@ static void fuzz_json_collect(json_t *j, json_t **out, int *n, int cap) {
         json_t *v;
         json_object_foreach(j, k, v) fuzz_json_collect(v, out, n, cap);
     } else if (json_is_array(j)) {
-        for (size_t i = 0; i < json_array_size(j); i++) fuzz_json_collect(json_array_get(j, i), out, n, cap);
+        for (size_t i = 0; i < json_array_size(j); i++)
+            fuzz_json_collect(json_array_get(j, i), out, n, cap);
     }
 }
 
@@ -139,12 +145,14 @@ static void fuzz_json_mutate_tree(json_t *root, fuzz_rng *r, const fuzz_json_dic
         if (json_is_integer(node) && parent) {
             static const long long delta[] = {1, -1, 2, -2, 16, -16};
             long long v = json_integer_value(node), k = fuzz_rand(r, 3);
-            long long nv = k == 0   ? (long long)((unsigned long long)v + (unsigned long long)delta[fuzz_rand(r, 6)])
-                           : k == 1 ? (v > -(1LL << 61) && v < (1LL << 61) ? v * 2 : 0)
-                                    : (v == INT64_MIN ? 0 : -v);
+            long long nv =
+                k == 0   ? (long long)((unsigned long long)v + (unsigned long long)delta[fuzz_rand(r, 6)])
+                : k == 1 ? (v > -(1LL << 61) && v < (1LL << 61) ? v * 2 : 0)
+                         : (v == INT64_MIN ? 0 : -v);
             fuzz_json_replace(parent, node, json_integer(nv));
         } else if (json_is_real(node) && parent) {
-            fuzz_json_replace(parent, node, json_real(json_real_value(node) * (fuzz_rand(r, 2) ? 0.5 : -4.0)));
+            fuzz_json_replace(parent, node,
+                              json_real(json_real_value(node) * (fuzz_rand(r, 2) ? 0.5 : -4.0)));
         } else if (json_is_array(node)) { /* an element duplicated */
             size_t sz = json_array_size(node);
             if (sz && sz < 64) json_array_append(node, json_array_get(node, fuzz_rand(r, (uint32_t)sz)));
@@ -169,7 +177,8 @@ static inline size_t fuzz_json_mutate(uint8_t *data, size_t size, size_t max_siz
         return LLVMFuzzerMutate(data, size, max_size);
     }
     int rounds = 1 + (int)fuzz_rand(&r, 3);
-    for (int i = 0; i < rounds; i++) fuzz_json_mutate_tree(root, &r, d);
+    for (int i = 0; i < rounds; i++)
+        fuzz_json_mutate_tree(root, &r, d);
     char *s = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);
     json_decref(root);
     size_t n = s ? strlen(s) : 0;

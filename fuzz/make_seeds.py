@@ -239,8 +239,6 @@ def main():
         open(os.path.join(tmp, name + ".bin"), "wb").write(ckpt)
         if name != "q8":
             seed("llama2c", name, joined(ckpt, tok, "the cat sat"))
-    seed("llama2c", "empty_piece_tokenizer", joined(llama2c_model(*variants["tiny"]),
-                                                    llama2c_tokenizer(PIECES[:5] + [""] + PIECES[6:]), "a\ne"))
 
     # gguf: `attnviz convert` of the checkpoints with a SentencePiece, byte-level BPE and WordPiece vocabulary
     for name, typ in (("tiny", "f32"), ("untied_gqa", "f16"), ("q8", "q8_0")):
@@ -393,9 +391,45 @@ def main():
         seed("http", "req%02d" % i, r.encode())
     seed("http", "sequence", joined("POST /api/run\n{\"text\": \"ab\", \"lazy\": true}", "GET /api/runs/r1\n",
                                      "GET /api/traces/r1/tile?layer=0&head=0&q0=0&q1=2&k0=0&k1=2&rows=1&cols=1\n"))
+    regressions(tmp)
     shutil.rmtree(tmp)
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(CORPUS) for f in fs)
     print("wrote %s: %d files, %d bytes" % (CORPUS, sum(len(fs) for _, _, fs in os.walk(CORPUS)), total))
+
+
+def regressions(tmp):
+    """fuzz/regress/<name>/issue19_*: the inputs of issue #19's findings, replayed by make fuzz-smoke."""
+    def keep(harness, name, data):
+        d = os.path.join(HERE, "regress", harness)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+
+    # NaN weights reached a float-to-int conversion in exp_nonpos (clang -fsanitize=float-cast-overflow)
+    ckpt = bytearray(llama2c_model(8, 16, 1, 2, 1, 32, 16, True))
+    ckpt[28:28 + 4 * 8 * 32] = struct.pack("<f", float("nan")) * (8 * 32)  # the token embedding
+    path = os.path.join(tmp, "nan.bin")
+    open(path, "wb").write(bytes(ckpt))
+    out = os.path.join(tmp, "nan.gguf")
+    attnviz("convert", "--model", path, "--tokenizer", os.path.join(tmp, "tok.bin"), "--to", "gguf", "-o", out,
+            "--force")
+    keep("gguf", "issue19_nan_weights", read(out))
+    keep("llama2c", "issue19_nan_weights", joined(bytes(ckpt), read(os.path.join(tmp, "tok.bin")), "ab"))
+    # "hidden_size": 1e216 reached an out-of-range double -> int64 cast (av_json_int)
+    cfg = json.load(open(os.path.join(REPO, "tests", "fixtures", "tiny", "mistral", "config.json")))
+    cfg["hidden_size"] = 1e216
+    keep("config", "issue19_hidden_size_1e216.json", json.dumps(cfg).encode())
+    # layer 0 with 1024 heads, layer 1 with 1 (F16, last in the file): rows of layer 1 were read past its end
+    attn0 = np.full((1024, 3, 3), 1 / 3, np.float16)
+    st = write_st({"attn.self.0": attn0, "attn.self.1": attn0[:1]})
+    hlen = struct.unpack("<Q", st[:8])[0]
+    hdr = json.loads(st[8:8 + hlen])
+    hdr["__metadata__"] = {"format": "attnviz-trace", "version": "1", "tokens": '["a","b","c"]'}
+    h = json.dumps(hdr).encode()
+    keep("trace", "issue19_mixed_heads", struct.pack("<Q", len(h)) + h + st[8 + hlen:])
+    # a vocabulary entry with an empty piece gave an unterminated label
+    keep("llama2c", "issue19_empty_piece", joined(llama2c_model(8, 16, 1, 2, 1, 32, 16, True),
+                                                  llama2c_tokenizer(PIECES[:5] + [""] + PIECES[6:]), "a\ne"))
 
 
 def write_st(tensors):

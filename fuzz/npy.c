@@ -23,11 +23,13 @@ static void import(const char *path, const char *tokens, int check, av_dtype dty
     av_trace *t = NULL;
     av_err err;
     char out[1024];
-    if (fuzz_note(av_trace_import(&p, &t, &err), "import", &err) == 0 && av_trace_save(t, fuzz_path(out, sizeof out, "t.safetensors"), &err) == 0) {
+    if (fuzz_note(av_trace_import(&p, &t, &err), "import", &err) == 0 &&
+        av_trace_save(t, fuzz_path(out, sizeof out, "t.safetensors"), &err) == 0) {
         av_trace *u = NULL;
         if (av_trace_load(out, &u, &err) == 0) {
             static const char *const kinds[] = {"self", "enc", "dec", "cross"};
-            for (int k = 0; k < 4; k++) fuzz_read_trace(u, kinds[k]);
+            for (int k = 0; k < 4; k++)
+                fuzz_read_trace(u, kinds[k]);
         }
         av_trace_free(u);
     }
@@ -36,8 +38,8 @@ static void import(const char *path, const char *tokens, int check, av_dtype dty
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *name = size >= 6 && memcmp(data, "\x93NUMPY", 6) == 0 ? "a.npy"
-                       : size >= 2 && memcmp(data, "PK", 2) == 0     ? "a.npz"
-                                                                     : "a.safetensors";
+                       : size >= 2 && memcmp(data, "PK", 2) == 0      ? "a.npz"
+                                                                      : "a.safetensors";
     char path[1024], tok[1024];
     fuzz_clear();
     fuzz_write(path, sizeof path, name, data, size);
@@ -47,11 +49,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     float sum = 0;
     if (av_arrays_add_file(&arrays, path, &err) == 0)
         for (int i = 0; i < arrays.n; i++)
-            for (size_t k = 0; k < arrays.items[i].numel && k < (1u << 16); k++) sum += av_array_get(&arrays.items[i], k);
+            for (size_t k = 0; k < arrays.items[i].numel && k < (1u << 16); k++)
+                sum += av_array_get(&arrays.items[i], k);
     av_arrays_free(&arrays);
     (void)sum;
-    static const char tokens[] = "{\"tokens\": [\"a\", \"b\", \"c\"], \"source_tokens\": [\"x\", \"y\", \"z\"],"
-                                 " \"target_tokens\": [\"p\", \"q\"], \"patch_grid\": \"1x2\", \"prefix_tokens\": 1}";
+    static const char tokens[] =
+        "{\"tokens\": [\"a\", \"b\", \"c\"], \"source_tokens\": [\"x\", \"y\", \"z\"],"
+        " \"target_tokens\": [\"p\", \"q\"], \"patch_grid\": \"1x2\", \"prefix_tokens\": 1}";
     fuzz_write(tok, sizeof tok, "tokens.json", tokens, sizeof tokens - 1);
     import(path, NULL, 1, AV_DTYPE_F32);
     import(path, NULL, 0, AV_DTYPE_F16);

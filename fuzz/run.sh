@@ -104,7 +104,7 @@ long_one() {
         execs=$((execs + ${e:-0}))
     done
     rate=$(grep 'stat::average_exec_per_sec' "$log" | tail -1 | awk '{print $2}')
-    cov=$(grep -E '#[0-9]+ .*cov: ' "$log" | tail -1 | sed -e 's/.*\(cov: [0-9]* ft: [0-9]*\).*/\1/')
+    cov=$(grep -E '#[0-9]+[[:space:]].*cov: ' "$log" | tail -1 | sed -e 's/.*\(cov: [0-9]* ft: [0-9]*\).*/\1/')
     found=$(grep -c -E '^artifact_prefix=|Test unit written to' "$log")
     echo "fuzz_$n: $execs execs, ${rate:-?} exec/s (last run), $cov, $found findings (log: $log)"
 }

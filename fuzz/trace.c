@@ -1,8 +1,8 @@
 /* Trace files (safetensors: attn.<kind>.<layer>, q/k of lazy traces, vnorm, logits, metadata), mutated
  * structure-aware: the JSON header is mutated as JSON (json_mutator.h: shapes, dtypes, offsets, metadata) and
- * written back with its length, or the data bytes are mutated. A trace that loads is read the ways the viewer,
- * the server and `attnviz stats` read it: rows and tiles of every kind, head statistics, rollout, flow,
- * norm-based attention, then saved and loaded again. Seeds: fuzz/make_seeds.sh (`attnviz run` and
+ * written back with its length, or the data bytes are mutated. A trace that loads is read the ways the
+ * viewer, the server and `attnviz stats` read it: rows and tiles of every kind, head statistics, rollout,
+ * flow, norm-based attention, then saved and loaded again. Seeds: fuzz/make_seeds.sh (`attnviz run` and
  * `attnviz import` outputs: full F32/F16, lazy, encoder-decoder kinds). */
 #include "fuzz_model.h" /* first: it sets _GNU_SOURCE */
 
@@ -10,20 +10,27 @@
 #include "json_mutator.h"
 
 static const char *const keys[] = {
-    "__metadata__", "dtype", "shape", "data_offsets", "format", "version", "tokens", "token_ids", "lazy",
-    "attn_scale", "causal", "source_tokens", "target_tokens", "patch_grid", "prefix_tokens", "model", "arch",
-    "attn.self.0", "attn.self.1", "attn.self.2", "attn.enc.0", "attn.dec.0", "attn.cross.0", "attn.cross.1", "q.0",
-    "k.0", "q.1", "k.1", "vnorm.0", "vnorm.1", "logits", "n_layers", "n_heads", "predictions", "image_png_base64"};
-static const char *const strings[] = {"F32", "F16", "BF16", "I32", "U8", "F64", "attnviz-trace", "1", "2", "0",
-                                      "0.5", "[\"a\",\"b\",\"c\"]", "[1,2,3]", "[]", "14x14", "2x2", "-1", "nan"};
-static const fuzz_json_dict dict = {keys, sizeof keys / sizeof keys[0], strings, sizeof strings / sizeof strings[0]};
+    "__metadata__", "dtype",         "shape",         "data_offsets", "format",
+    "version",      "tokens",        "token_ids",     "lazy",         "attn_scale",
+    "causal",       "source_tokens", "target_tokens", "patch_grid",   "prefix_tokens",
+    "model",        "arch",          "attn.self.0",   "attn.self.1",  "attn.self.2",
+    "attn.enc.0",   "attn.dec.0",    "attn.cross.0",  "attn.cross.1", "q.0",
+    "k.0",          "q.1",           "k.1",           "vnorm.0",      "vnorm.1",
+    "logits",       "n_layers",      "n_heads",       "predictions",  "image_png_base64"};
+static const char *const strings[] = {"F32",           "F16", "BF16",  "I32", "U8",  "F64",
+                                      "attnviz-trace", "1",   "2",     "0",   "0.5", "[\"a\",\"b\",\"c\"]",
+                                      "[1,2,3]",       "[]",  "14x14", "2x2", "-1",  "nan"};
+static const fuzz_json_dict dict = {keys, sizeof keys / sizeof keys[0], strings,
+                                    sizeof strings / sizeof strings[0]};
 
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned seed);
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned seed) {
     fuzz_rng r = {((uint64_t)seed << 1) | 1};
     uint64_t hlen = 0;
-    for (int i = 7; size >= 8 && i >= 0; i--) hlen = hlen << 8 | data[i];
-    json_t *h = size >= 8 && hlen <= size - 8 ? json_loadb((const char *)data + 8, (size_t)hlen, 0, NULL) : NULL;
+    for (int i = 7; size >= 8 && i >= 0; i--)
+        hlen = hlen << 8 | data[i];
+    json_t *h =
+        size >= 8 && hlen <= size - 8 ? json_loadb((const char *)data + 8, (size_t)hlen, 0, NULL) : NULL;
     if (!json_is_object(h) || fuzz_rand(&r, 6) == 0) {
         json_decref(h);
         return LLVMFuzzerMutate(data, size, max_size);
@@ -43,7 +50,8 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
     json_decref(h);
     size_t n = s ? strlen(s) : 0, out = 0;
     if (s && 8 + n + body <= max_size) {
-        for (int i = 0; i < 8; i++) data[i] = (uint8_t)((uint64_t)n >> (8 * i));
+        for (int i = 0; i < 8; i++)
+            data[i] = (uint8_t)((uint64_t)n >> (8 * i));
         memcpy(data + 8, s, n);
         memcpy(data + 8 + n, rest, body);
         out = 8 + n + body;
@@ -61,7 +69,8 @@ static void analyses(const av_trace *t) {
         fuzz_read_trace(t, kinds[k]);
         av_head_stats *st = NULL;
         int n = 0;
-        if (av_trace_head_stats(t, kinds[k], -1, &st, &n, &err) == 0) json_decref(av_stats_json(t, kinds[k], st, n));
+        if (av_trace_head_stats(t, kinds[k], -1, &st, &n, &err) == 0)
+            json_decref(av_stats_json(t, kinds[k], st, n));
         free(st);
     }
     int T = av_trace_n_query(t, "self");
@@ -84,7 +93,8 @@ static void analyses(const av_trace *t) {
     }
     av_tensor v;
     av_trace_logits(t, &v);
-    for (int l = 0; l < 4; l++) av_trace_vnorm(t, l, &v, &err);
+    for (int l = 0; l < 4; l++)
+        av_trace_vnorm(t, l, &v, &err);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -93,7 +103,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     av_trace *t = NULL;
     av_err err;
     if (fuzz_note(av_trace_load(path, &t, &err), "trace", &err) == 0) {
-        for (int i = 0; i < av_trace_n_tokens(t); i++) (void)av_trace_token(t, i), (void)av_trace_token_id(t, i);
+        for (int i = 0; i < av_trace_n_tokens(t); i++)
+            (void)av_trace_token(t, i), (void)av_trace_token_id(t, i);
         analyses(t);
         if (av_trace_save(t, fuzz_path(again, sizeof again, "again.safetensors"), &err) == 0) {
             av_trace *u = NULL;

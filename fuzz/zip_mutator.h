@@ -25,12 +25,14 @@ typedef struct fuzz_zip_member {
 
 static uint32_t fuzz_le(const uint8_t *p, int bytes) {
     uint32_t v = 0;
-    for (int i = bytes - 1; i >= 0; i--) v = v << 8 | p[i];
+    for (int i = bytes - 1; i >= 0; i--)
+        v = v << 8 | p[i];
     return v;
 }
 
 static void fuzz_put(uint8_t *p, uint32_t v, int bytes) {
-    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 /* Raw inflate of n bytes into a new buffer of at most FUZZ_ZIP_MAX_MEMBER; NULL when it is not deflate. */
@@ -64,9 +66,11 @@ static int fuzz_zip_read(const uint8_t *d, size_t size, fuzz_zip_member *m) {
         uint32_t flags = fuzz_le(d + pos + 6, 2), method = fuzz_le(d + pos + 8, 2);
         uint64_t cs = fuzz_le(d + pos + 18, 4);
         size_t nlen = fuzz_le(d + pos + 26, 2), xlen = fuzz_le(d + pos + 28, 2), at = pos + 30;
-        if ((flags & 8) || (method != 0 && method != 8) || at + nlen + xlen > size || nlen >= sizeof m[k].name)
+        if ((flags & 8) || (method != 0 && method != 8) || at + nlen + xlen > size ||
+            nlen >= sizeof m[k].name)
             return -1;
-        for (size_t x = at + nlen; cs == 0xFFFFFFFFu && x + 4 <= at + nlen + xlen;) { /* zip64: usize, csize */
+        for (size_t x = at + nlen;
+             cs == 0xFFFFFFFFu && x + 4 <= at + nlen + xlen;) { /* zip64: usize, csize */
             size_t id = fuzz_le(d + x, 2), sz = fuzz_le(d + x + 2, 2);
             if (id == 1 && sz >= 16 && x + 20 <= size) cs = fuzz_le(d + x + 12, 4); /* < 4 GiB here */
             x += 4 + sz;
@@ -118,7 +122,8 @@ static size_t fuzz_zip_write(const fuzz_zip_member *m, int k, uint8_t *out, size
         uint8_t *h = out + pos;
         memset(h, 0, 30);
         fuzz_put(h, 0x04034b50, 4), fuzz_put(h + 4, 20, 2), fuzz_put(h + 8, m[i].deflate ? 8 : 0, 2);
-        fuzz_put(h + 14, crcs[i], 4), fuzz_put(h + 18, (uint32_t)cn, 4), fuzz_put(h + 22, (uint32_t)m[i].n, 4);
+        fuzz_put(h + 14, crcs[i], 4), fuzz_put(h + 18, (uint32_t)cn, 4),
+            fuzz_put(h + 22, (uint32_t)m[i].n, 4);
         fuzz_put(h + 26, (uint32_t)nlen, 2);
         memcpy(h + 30, m[i].name, nlen);
         memcpy(h + 30 + nlen, body, cn);
@@ -147,13 +152,26 @@ static size_t fuzz_zip_write(const fuzz_zip_member *m, int k, uint8_t *out, size
 }
 
 static void fuzz_zip_change(fuzz_zip_member *m, int *k, fuzz_rng *r) {
-    static const char *const names[] = {"arr_0.npy", "arr_1.npy", "arr_2.npy", "arr_10.npy", "attn.npy",
-                                        "encoder_attentions.npy", "cross_attentions.npy", "decoder_attn.npy",
-                                        "x", "arr_0", "../up.npy", ""};
+    static const char *const names[] = {"arr_0.npy",
+                                        "arr_1.npy",
+                                        "arr_2.npy",
+                                        "arr_10.npy",
+                                        "attn.npy",
+                                        "encoder_attentions.npy",
+                                        "cross_attentions.npy",
+                                        "decoder_attn.npy",
+                                        "x",
+                                        "arr_0",
+                                        "../up.npy",
+                                        ""};
     int i = (int)fuzz_rand(r, (uint32_t)*k);
     switch (fuzz_rand(r, 8)) {
-    case 0: snprintf(m[i].name, sizeof m[i].name, "%s", names[fuzz_rand(r, sizeof names / sizeof names[0])]); break;
-    case 1: m[i].deflate = !m[i].deflate; break;
+    case 0:
+        snprintf(m[i].name, sizeof m[i].name, "%s", names[fuzz_rand(r, sizeof names / sizeof names[0])]);
+        break;
+    case 1:
+        m[i].deflate = !m[i].deflate;
+        break;
     case 2:
         if (*k > 1) {
             free(m[i].data);
@@ -191,10 +209,12 @@ static inline size_t fuzz_zip_mutate(uint8_t *data, size_t size, size_t max_size
         if (n && fuzz_rand(&r, 8) == 0) { /* one header field of the result set to an edge case */
             static const uint32_t vals[] = {0, 1, 0xFFFF, 0xFFFFFFFFu, 0x7FFFFFFF, 8, 30, 46};
             size_t at = fuzz_rand(&r, (uint32_t)(n > 4 ? n - 4 : 1));
-            fuzz_put(data + at, vals[fuzz_rand(&r, 8)], 1 + (int)fuzz_rand(&r, 2) * 1 + (int)fuzz_rand(&r, 2) * 2);
+            fuzz_put(data + at, vals[fuzz_rand(&r, 8)],
+                     1 + (int)fuzz_rand(&r, 2) * 1 + (int)fuzz_rand(&r, 2) * 2);
         }
     }
-    for (int i = 0; i < FUZZ_ZIP_MAX_MEMBERS; i++) free(m[i].data);
+    for (int i = 0; i < FUZZ_ZIP_MAX_MEMBERS; i++)
+        free(m[i].data);
     return n ? n : LLVMFuzzerMutate(data, size, max_size);
 }
 

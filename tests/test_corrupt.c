@@ -587,7 +587,7 @@ static void test_gguf_all_kv_types(void) {
     b_put(&b, "GGUF", 4);
     b_u32(&b, 2);
     b_u64(&b, 0);
-    b_u64(&b, 14);
+    b_u64(&b, 15);
     uint8_t u8 = 200, bo = 1;
     int8_t i8 = -100;
     uint16_t u16 = 60000;
@@ -613,6 +613,10 @@ static void test_gguf_all_kv_types(void) {
     b_u32(&b, AV_GGUF_U32), b_u64(&b, 2), b_u32(&b, 1), b_u32(&b, 2);
     b_u32(&b, AV_GGUF_STRING), b_u64(&b, 2), b_str(&b, "x"), b_str(&b, "yz");
     b_u32(&b, AV_GGUF_F64), b_u64(&b, 0);
+    /* float elements read as integers: truncated, saturated, NaN 0 (issue #19: the cast was undefined) */
+    const float big[5] = {1e30f, -1e30f, NAN, -2.75f, INFINITY};
+    b_str(&b, "a.arr_f32"), b_u32(&b, AV_GGUF_ARRAY), b_u32(&b, AV_GGUF_F32), b_u64(&b, 5),
+        b_put(&b, big, sizeof big);
     av_gguf g;
     av_err err = {{0}};
     int rc = av_gguf_parse(b.p, b.n, "kv.gguf", &g, &err);
@@ -622,7 +626,7 @@ static void test_gguf_all_kv_types(void) {
     float f = 0;
     const char *s = NULL;
     size_t len = 0;
-    CHECK(g.version == 2 && g.n_kv == 14 && g.n_tensors == 0 && g.alignment == 32);
+    CHECK(g.version == 2 && g.n_kv == 15 && g.n_tensors == 0 && g.alignment == 32);
     CHECK(av_gguf_get_int(&g, "a.u8", &v, &err) == 0 && v == 200);
     CHECK(av_gguf_get_int(&g, "a.i8", &v, &err) == 0 && v == -100);
     CHECK(av_gguf_get_int(&g, "a.u16", &v, &err) == 0 && v == 60000);
@@ -641,6 +645,10 @@ static void test_gguf_all_kv_types(void) {
           av_gguf_array_int(a, 0) == -1 && av_gguf_array_int(a, 2) == 1 && av_gguf_array_f64(a, 1) == 0);
     CHECK(av_gguf_get_array(&g, "a.arr_i16", AV_GGUF_F32, &a, &err) == -1 && strstr(err.msg, "array of i16"));
     CHECK(av_gguf_get_array(&g, "a.nested", AV_GGUF_ARRAY, &a, &err) == 0 && a && a->arr_n == 3);
+    CHECK(av_gguf_get_array(&g, "a.arr_f32", AV_GGUF_F32, &a, &err) == 0 && a &&
+          av_gguf_array_int(a, 0) == INT64_MAX && av_gguf_array_int(a, 1) == INT64_MIN &&
+          av_gguf_array_int(a, 2) == 0 && av_gguf_array_int(a, 3) == -2 &&
+          av_gguf_array_int(a, 4) == INT64_MAX);
     const av_gguf_kv *kv = av_gguf_find_kv(&g, "a.nested");
     CHECK(kv && kv->v.arr_bytes == (4 + 8 + 8) + (4 + 8 + 9 + 10) + (4 + 8));
     av_gguf_close(&g);

@@ -12,6 +12,7 @@
  * tied to `shared` scaled by d_model^-0.5 (or an untied lm_head). */
 #include "family.h"
 #include "hf.h"
+#include "unsupported.h"
 
 #include <math.h>
 #include <string.h>
@@ -63,8 +64,10 @@ static int bart_embed(const av_hf_dir *h, av_tf_model *tf, av_tf_embed *e, const
     if (av_hf_take(h, &e->tok, 1, err, "model.%s.embed_tokens.weight", side)) return -1;
     if (e->tok.data == tf->tok_emb.data) memset(&e->tok, 0, sizeof e->tok);
     if (marian) {
-        e->sinusoidal = 1; /* a stored embed_positions table holds the same values */
-        return 0;
+        e->sinusoidal = 1; /* a stored embed_positions table must hold the same values (unsupported.c) */
+        char name[64];
+        snprintf(name, sizeof name, "model.%s.embed_positions.weight", side);
+        return av_hf_check_sinusoids(h, name, err);
     }
     e->pos_offset = 2;
     return av_hf_take(h, &e->pos, 0, err, "model.%s.embed_positions.weight", side) ||

@@ -4,6 +4,7 @@
 #include "io/gguf.h"
 #include "model.h"
 #include "tok/tok.h"
+#include "unsupported.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -189,16 +190,24 @@ static int read_tokenizer(const av_gguf *g, av_model *m, av_err *err) {
         if (sc) sc[i] = (float)av_gguf_array_f64(scores, i);
         if (ty) ty[i] = (int)av_gguf_array_int(types, i);
     }
-    return av_tok_from_gguf(family, pre ? pre_name : NULL, (int)n, pieces, sc, ty, merge_list,
-                            merges ? (int)merges->arr_n : 0, bos, eos, unk, space_prefix != 0, &m->tok,
-                            err); /* takes ownership */
+    int64_t add_bos = -1, add_eos = -1; /* tokenizer.ggml.add_bos_token: Llama 3 asks for BOS (issue #19) */
+    if (av_gguf_get_int(g, "tokenizer.ggml.add_bos_token", &add_bos, err) < 0 ||
+        av_gguf_get_int(g, "tokenizer.ggml.add_eos_token", &add_eos, err) < 0 ||
+        av_tok_from_gguf(family, pre ? pre_name : NULL, (int)n, pieces, sc, ty, merge_list,
+                         merges ? (int)merges->arr_n : 0, bos, eos, unk, space_prefix != 0, &m->tok,
+                         err)) /* takes ownership */
+        return -1;
+    return av_tok_set_specials(m->tok, add_bos < 0 ? -1 : add_bos != 0, add_eos < 0 ? -1 : add_eos != 0, err);
 }
 
 int av_load_gguf(const char *path, av_model *m, av_err *err) {
     av_gguf g;
     if (m->n_files >= AV_MAX_SHARDS) return av_errf(err, "%s: too many mapped files", path);
     if (av_gguf_open(path, &g, err)) return -1;
-    int rc = read_config(&g, m, err) || read_weights(&g, m, err) || read_tokenizer(&g, m, err) ? -1 : 0;
+    int rc = read_config(&g, m, err) || read_weights(&g, m, err) ||
+                     av_gguf_refuse_unsupported(&g, "llama", m, err) || read_tokenizer(&g, m, err)
+                 ? -1
+                 : 0;
     /* the views point into the mapping: the model keeps it, the parsed index goes */
     m->files[m->n_files++] = g.file;
     memset(&g.file, 0, sizeof g.file);

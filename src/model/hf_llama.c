@@ -6,6 +6,7 @@
 #include "hf.h"
 #include "model.h"
 #include "tok/tok.h"
+#include "unsupported.h"
 
 #include <string.h>
 
@@ -50,7 +51,7 @@ static int read_window(const av_hf_dir *h, hf_window *w, av_err *err) {
 static int read_config(const av_hf_dir *h, av_model *m, hf_window *w, av_err *err) {
     int head_dim = 0, tie = 0;
     double eps, theta;
-    if (check_arch(h, err) || read_window(h, w, err) ||
+    if (check_arch(h, err) || av_hf_refuse_unsupported_keys(h, err) || read_window(h, w, err) ||
         av_hf_int(h, "hidden_size", -1, 1, AV_HF_MAX_DIM, &m->dim, err) ||
         av_hf_int(h, "intermediate_size", -1, 1, AV_HF_MAX_HIDDEN, &m->hidden_dim, err) ||
         av_hf_int(h, "num_hidden_layers", -1, 1, AV_HF_MAX_LAYERS, &m->n_layers, err) ||
@@ -61,11 +62,10 @@ static int read_config(const av_hf_dir *h, av_model *m, hf_window *w, av_err *er
         av_hf_int(h, "head_dim", 0, 0, AV_HF_MAX_DIM, &head_dim, err) || /* 0: hidden_size / heads */
         av_hf_num(h, "rms_norm_eps", 1e-6, &eps, err) || av_hf_num(h, "rope_theta", 10000.0, &theta, err))
         return -1;
-    json_t *tv = json_object_get(h->cfg, "tie_word_embeddings"), *scaling = json_object_get(h->cfg, "rope_scaling");
+    json_t *tv = json_object_get(h->cfg, "tie_word_embeddings"); /* rope_scaling: unsupported.c's table */
     if (json_is_integer(tv)) tie = json_integer_value(tv) != 0; /* 0 / 1 in some configs */
-    else if (av_hf_bool(h, "tie_word_embeddings", 0, &tie, err)) return -1;
-    if (scaling && !json_is_null(scaling))
-        return av_errf(err, "%s: \"rope_scaling\" is not supported yet (only plain RoPE)", h->cfg_path);
+    else if (av_hf_bool(h, "tie_word_embeddings", 0, &tie, err))
+        return -1;
     if (!(eps > 0) || !(theta > 0))
         return av_errf(err, "%s: rms_norm_eps and rope_theta must be positive", h->cfg_path);
     m->head_dim = head_dim; /* 0: filled by av_model_check */
@@ -82,10 +82,51 @@ static int take_layer(const void *h, int l, int k, av_tensor *t, av_err *err) {
     return av_hf_take(h, t, 0, err, "model.layers.%d.%s.weight", l, av_llama_hf_layer_names[k]);
 }
 
+/* lm_head.weight must agree with tie_word_embeddings (issue #19): tied with a different head, or untied
+ * without one, is a checkpoint attnviz would otherwise run with a guessed output layer. */
+static int take_head(const av_hf_dir *h, av_model *m, av_err *err) {
+    if (av_hf_take(h, &m->cls, 1, err, "lm_head.weight")) return -1;
+    if (!m->tied && !m->cls.data)
+        return av_errf(err,
+                       "%s: \"tie_word_embeddings\" is false (the default) but there is no lm_head.weight: "
+                       "refused rather than guessing the output layer",
+                       h->cfg_path);
+    if (m->tied && m->cls.data) {
+        const av_tensor *a = &m->cls, *b = &m->tok_emb;
+        if (a->dtype != b->dtype || a->nbytes != b->nbytes || memcmp(a->data, b->data, a->nbytes) != 0)
+            return av_errf(
+                err,
+                "%s: \"tie_word_embeddings\" is true but lm_head.weight differs from the embedding: "
+                "refused rather than guessing which one the output uses",
+                h->cfg_path);
+        memset(&m->cls, 0, sizeof m->cls); /* the same numbers: tied below */
+    }
+    return 0;
+}
+
+/* "layer_types" (newer configs) must name exactly the layers read_window gives a window. */
+static int check_layer_types(const av_hf_dir *h, const av_model *m, av_err *err) {
+    json_t *lt = json_object_get(h->cfg, "layer_types");
+    if (!lt || json_is_null(lt)) return 0;
+    if (!json_is_array(lt) || json_array_size(lt) != (size_t)m->n_layers)
+        return av_errf(err, "%s: \"layer_types\" must list the %d layers", h->cfg_path, m->n_layers);
+    for (int l = 0; l < m->n_layers; l++) {
+        const char *t = json_string_value(json_array_get(lt, (size_t)l));
+        int sliding = t && strcmp(t, "sliding_attention") == 0, full = t && strcmp(t, "full_attention") == 0;
+        if ((!sliding && !full) || sliding != (m->layers[l].window > 0))
+            return av_errf(
+                err,
+                "%s: \"layer_types\"[%d] is '%.32s' but the sliding-window keys give this layer %s "
+                "attention: refused rather than guessing",
+                h->cfg_path, l, t ? t : "?", m->layers[l].window > 0 ? "sliding" : "full");
+    }
+    return 0;
+}
+
 static int read_weights(av_hf_dir *h, av_model *m, const hf_window *w, av_err *err) {
     if (av_hf_open_weights(h, err) || av_hf_take(h, &m->tok_emb, 0, err, "model.embed_tokens.weight") ||
-        av_hf_take(h, &m->out_norm, 0, err, "model.norm.weight") ||
-        (!m->tied && av_hf_take(h, &m->cls, 1, err, "lm_head.weight")) || av_llama_take_layers(m, take_layer, h, err))
+        av_hf_take(h, &m->out_norm, 0, err, "model.norm.weight") || take_head(h, m, err) ||
+        av_llama_take_layers(m, take_layer, h, err))
         return -1;
     for (int l = 0; l < m->n_layers; l++) {
         /* attention biases (Qwen2); an output-projection bias is not supported */
@@ -96,9 +137,16 @@ static int read_weights(av_hf_dir *h, av_model *m, const hf_window *w, av_err *e
         if (bo.data)
             return av_errf(err, "%s: model.layers.%d.self_attn.o_proj.bias: an o_proj bias is not supported", h->dir,
                            l);
+        if ((L->bq.data || L->bk.data || L->bv.data) &&
+            strcmp(h->model_type, "qwen2") != 0) /* attention_bias */
+            return av_errf(
+                err,
+                "%s: layer %d has q/k/v biases, which %s uses only with \"attention_bias\" (with its "
+                "o_proj bias, not supported): refused rather than ignored",
+                h->dir, l, h->model_type);
         L->window = l >= w->from ? w->size : 0;
     }
-    return 0;
+    return check_layer_types(h, m, err) || av_hf_refuse_unused_tensors(h, err) ? -1 : 0;
 }
 
 int av_load_hf_dir(const char *dir, av_model *m, av_err *err) {

@@ -65,6 +65,11 @@ struct av_tokenizer {
     int n_merges;
     struct av_tok_sp *sp; /* AV_TOK_SP */
     struct av_tok_hf *hf; /* AV_TOK_HF */
+    /* special tokens the file asks for (GGUF tokenizer.ggml.add_bos_token / add_eos_token,
+     * tokenizer_config.json add_bos_token / add_eos_token): when specials_set, encoding with special tokens
+     * adds BOS when add_bos and EOS when add_eos (Llama's rule), not the tokenizer's own special tokens
+     * (av_tok_set_specials) */
+    int specials_set, add_bos, add_eos;
 };
 
 /* Builds an SPM-BPE tokenizer taking ownership of pieces (each malloc'd) and scores/types (malloc'd, types may
@@ -87,6 +92,10 @@ int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, 
 /* SentencePiece BPE from pieces/scores/types (sp_model.c); takes ownership of the arrays. */
 int av_tok_sp_from_pieces(int n, char **pieces, float *scores, int *types, int add_dummy_prefix, int bos, int eos,
                           av_tokenizer **out, av_err *err);
+
+/* Applies a file's add_bos / add_eos flags (1 or 0; -1: not given, the tokenizer's own behaviour for that
+ * end, found by encoding an empty text). Nothing changes when neither is given. */
+int av_tok_set_specials(av_tokenizer *t, int add_bos, int add_eos, av_err *err);
 
 /* ---- shared construction helpers (tokenizer.c) ---- */
 
