@@ -1,6 +1,6 @@
 /* Arrays saved by other tools (.npy, .npz, safetensors; chosen by magic like the file name would), read as
- * arrays and imported as a trace (rows checked and not, with and without a tokens file), which is then saved,
- * loaded back and read. npz inputs are mutated zip-aware (zip_mutator.h): member contents change behind valid
+ * arrays and imported as a trace (rows checked, or not and stored F16, or with a tokens file: picked by a byte
+ * of the input), which is then saved, loaded back and read. npz inputs are mutated zip-aware (zip_mutator.h): member contents change behind valid
  * zip headers. Seeds: fuzz/make_seeds.sh (numpy's np.save / np.savez / np.savez_compressed). */
 #include "fuzz_model.h"
 #include "io/npy.h"
@@ -56,9 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char tokens[] =
         "{\"tokens\": [\"a\", \"b\", \"c\"], \"source_tokens\": [\"x\", \"y\", \"z\"],"
         " \"target_tokens\": [\"p\", \"q\"], \"patch_grid\": \"1x2\", \"prefix_tokens\": 1}";
-    fuzz_write(tok, sizeof tok, "tokens.json", tokens, sizeof tokens - 1);
-    import(path, NULL, 1, AV_DTYPE_F32);
-    import(path, NULL, 0, AV_DTYPE_F16);
-    import(path, tok, 0, AV_DTYPE_F32);
+    unsigned pick = size ? data[size / 2] % 3 : 0; /* one import per input, its options from a middle byte */
+    if (pick == 2) fuzz_write(tok, sizeof tok, "tokens.json", tokens, sizeof tokens - 1);
+    import(path, pick == 2 ? tok : NULL, pick == 0, pick == 1 ? AV_DTYPE_F16 : AV_DTYPE_F32);
     return 0;
 }

@@ -4,9 +4,10 @@
 #   sh fuzz/run.sh smoke          build, then replay fuzz/corpus/<name> and fuzz/regress/<name> through each
 #                                 harness once; prints "PASS fuzz_<name>: ..." / "FAIL ..." / "SKIP ..." lines
 #   sh fuzz/run.sh long SECONDS   build, then fuzz each harness SECONDS seconds (FUZZ_ONLY="gguf npy" picks
-#                                 some), growing build-fuzz/corpus/<name>; crashes, leaks, timeouts and
-#                                 out-of-memory inputs are kept in fuzz/regress/<name>/; a summary line per
-#                                 harness gives execs, exec/s and libFuzzer's final cov/ft.
+#                                 some; FUZZ_RUNS=N stops a harness earlier after N execs), growing
+#                                 build-fuzz/corpus/<name>; crashes, leaks, timeouts and out-of-memory inputs are
+#                                 kept in fuzz/regress/<name>/; a summary line per harness gives execs, exec/s
+#                                 and libFuzzer's final cov/ft.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 FUZZ_CC=${FUZZ_CC:-clang}
@@ -41,14 +42,15 @@ harnesses() {
     done
 }
 
-build() {
+build() { # FUZZ_NOBUILD=1: use the binaries already in build-fuzz/ (several long runs side by side)
+    [ -n "$FUZZ_NOBUILD" ] && return 0
     make --no-print-directory fuzz >"$OUT.log" 2>&1 && return 0
     tail -20 "$OUT.log"
     return 1
 }
 
-# Options every run shares: a per-input time limit that survives a loaded machine, bounded memory.
-OPTS="-timeout=60 -rss_limit_mb=2560 -malloc_limit_mb=2048"
+# Options every run shares: bounded memory (the per-input time limit is set by each mode).
+OPTS="-rss_limit_mb=2560 -malloc_limit_mb=2048"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 
@@ -73,7 +75,7 @@ smoke() {
         count=$(echo "$files" | wc -l)
         start=$(date +%s)
         # shellcheck disable=SC2086
-        if "$OUT/fuzz_$n" $OPTS $files >"$OUT/smoke_$n.log" 2>&1; then
+        if "$OUT/fuzz_$n" $OPTS -timeout=60 $files >"$OUT/smoke_$n.log" 2>&1; then
             echo "PASS fuzz_$n: $count inputs replayed in $(($(date +%s) - start)) s"
         else
             why=$(grep -m1 -E 'ERROR: |runtime error|SUMMARY' "$OUT/smoke_$n.log" | cut -c1-200)
@@ -93,12 +95,14 @@ long_one() {
     end=$(($(date +%s) + secs))
     log="$OUT/logs/$n.log"
     : >"$log"
-    tries=0 execs=0
-    while [ "$(date +%s)" -lt "$end" ] && [ $tries -lt 5 ]; do
+    tries=0 execs=0 want=${FUZZ_RUNS:-0}
+    while [ "$(date +%s)" -lt "$end" ] && [ $tries -lt 5 ] && { [ "$want" -eq 0 ] || [ $execs -lt "$want" ]; }; do
         left=$((end - $(date +%s)))
+        runs=""
+        [ "$want" -gt 0 ] && runs="-runs=$((want - execs))"
         tries=$((tries + 1))
         # shellcheck disable=SC2086
-        timeout $((left + 120)) "$OUT/fuzz_$n" $OPTS -timeout=20 -max_total_time=$left -print_final_stats=1 \
+        timeout $((left + 120)) "$OUT/fuzz_$n" $OPTS -timeout=30 -max_total_time=$left $runs -print_final_stats=1 \
             -artifact_prefix="fuzz/regress/$n/" $dict "$OUT/corpus/$n" "fuzz/corpus/$n" >>"$log" 2>&1
         e=$(grep 'stat::number_of_executed_units' "$log" | tail -1 | awk '{print $2}')
         execs=$((execs + ${e:-0}))
