@@ -1,10 +1,15 @@
 # attnviz build. `make` builds libattnviz.a and the attnviz command; `make test` builds and runs the tests;
-# `make SANITIZE=1 test` does both under AddressSanitizer + UndefinedBehaviorSanitizer (in build-asan/).
+# `make SANITIZE=1 all-tests` builds them under AddressSanitizer + UndefinedBehaviorSanitizer (in build-asan/;
+# with CC=clang BUILD=build-clang also float-cast-overflow), run by `BUILDS=build-asan sh tests/run.sh`.
 CC      ?= cc
 SANITIZE ?= 0
 ifeq ($(SANITIZE),1)
 BUILD   ?= build-asan
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# clang also checks float-to-int conversions of out-of-range values (gcc's UBSan has no such check)
+ifneq ($(findstring clang,$(CC)),)
+SANFLAGS += -fsanitize=float-cast-overflow -fno-sanitize-recover=float-cast-overflow
+endif
 OPT     ?= -O1 -g
 else
 BUILD   ?= build

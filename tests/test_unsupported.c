@@ -315,6 +315,55 @@ static void test_hf_keys_and_tensors_refused(void) {
     }
 }
 
+/* GPT-2 (tied by default) with a stored lm_head that is not the embedding: refused; untied: it loads. */
+static void test_tied_head_mismatch(void) {
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s/gpt2_head", h_tmpdir());
+    mkdir(dir, 0755);
+    av_st_writer w;
+    av_err err = {{0}};
+    av_st_writer_init(&w);
+    av_safetensors st[2];
+    static const char *const shards[2] = {TINY "gpt2/model-00001-of-00002.safetensors",
+                                          TINY "gpt2/model-00002-of-00002.safetensors"};
+    float *head = NULL;
+    for (int s = 0; s < 2; s++) {
+        REQUIREF(av_st_open(shards[s], &st[s], &err) == 0, "%s", err.msg);
+        for (int i = 0; i < st[s].n; i++) {
+            const av_tensor *t = &st[s].entries[i].t;
+            av_st_writer_add(&w, st[s].entries[i].name, t->dtype, t->dtype, t->ndim, t->shape, t->data, &err);
+            if (strcmp(st[s].entries[i].name, "transformer.wte.weight") == 0 && t->dtype == AV_DTYPE_F32) {
+                head = malloc(t->nbytes);
+                memcpy(head, t->data, t->nbytes);
+                head[3] += 1.0f;
+                av_st_writer_add(&w, "lm_head.weight", t->dtype, t->dtype, t->ndim, t->shape, head, &err);
+            }
+        }
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int saved = av_st_writer_save(&w, path, &err);
+    av_st_writer_free(&w);
+    free(head);
+    av_st_close(&st[0]);
+    av_st_close(&st[1]);
+    REQUIREF(head && saved == 0, "%s", err.msg);
+    for (int tied = 1; tied >= 0; tied--) {
+        json_t *cfg = json_load_file(TINY "gpt2/config.json", 0, NULL);
+        json_object_set_new(cfg, "tie_word_embeddings", json_boolean(tied));
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        json_dump_file(cfg, path, 0);
+        json_decref(cfg);
+        av_model *m = NULL;
+        int rc = av_model_load(dir, NULL, &m, &err);
+        if (tied)
+            CHECKF(rc == -1 && strstr(err.msg, "lm_head.weight differs from the embedding it is tied to"),
+                   "%s", rc ? err.msg : "loaded");
+        else
+            CHECKF(rc == 0, "untied: %s", err.msg);
+        av_model_free(m);
+    }
+}
+
 /* Marian's positions are computed as sinusoids: a stored table with those values loads, another is refused.
  */
 static void write_marian(const char *dir, const float *table, const int64_t *shape) {
@@ -426,6 +475,7 @@ int main(void) {
     RUN(test_gguf_keys_and_tensors_refused);
     RUN(test_gguf_add_bos_add_eos);
     RUN(test_hf_keys_and_tensors_refused);
+    RUN(test_tied_head_mismatch);
     RUN(test_marian_positions_checked);
     RUN(test_tokenizer_config_flags);
     return h_exit_code();

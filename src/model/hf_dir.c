@@ -278,7 +278,8 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     h->timm = !type && !arch0;
     if (!families[found].load) return 0; /* Llama family: av_load_hf_dir goes on with h open */
     rc = av_tf_new(m, err) || av_hf_refuse_unsupported_keys(h, err) || av_hf_open_weights(h, err) ||
-                 families[found].load(h, m, err) || av_hf_refuse_unused_tensors(h, err)
+                 families[found].load(h, m, err) || av_hf_refuse_unused_tensors(h, err) ||
+                 av_hf_refuse_tie_mismatch(h, err)
              ? -1
              : 1;
     if (rc > 0) {

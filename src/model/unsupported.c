@@ -6,6 +6,8 @@
  *     (configs carry many harmless keys, so here the table lists the harmful ones).
  *   - unused tensors: a GGUF tensor outside the loader's names, or a safetensors tensor no loader took, is
  *     refused unless hf_ignorable lists it (buffers and heads outside what attnviz computes).
+ *   - tied heads: with tie_word_embeddings (hf_heads: the default per family) the output layer is the
+ *     embedding; a stored head that differs from it is refused (the loaders use a stored head).
  * When an architecture change implements an entry, it becomes APPLIED (or leaves hf_keys) here. */
 #include "unsupported.h"
 
@@ -276,6 +278,41 @@ static const char *const hf_ignorable[] = {
     "cls.seq_relationship.weight", /* BERT's next-sentence head */
     "cls.seq_relationship.bias",
 };
+
+/* Output heads the family loaders take when stored, and the embedding Hugging Face ties them to. */
+static const struct {
+    const char *model_type, *head, *emb; /* emb: candidates separated by '|', the first present counts */
+} hf_heads[] = {
+    {"gpt2", "lm_head.weight", "transformer.wte.weight|wte.weight"},
+    {"bert", "cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"},
+    {"roberta", "lm_head.decoder.weight", "roberta.embeddings.word_embeddings.weight"},
+    {"distilbert", "vocab_projector.weight", "distilbert.embeddings.word_embeddings.weight"},
+    {"bart", "lm_head.weight", "model.decoder.embed_tokens.weight|model.shared.weight"},
+    {"marian", "lm_head.weight", "model.decoder.embed_tokens.weight|model.shared.weight"},
+};
+
+int av_hf_refuse_tie_mismatch(const av_hf_dir *h, av_err *err) {
+    json_t *tv = json_object_get(h->cfg, "tie_word_embeddings");
+    if (json_is_false(tv) || (json_is_integer(tv) && json_integer_value(tv) == 0))
+        return 0; /* default: tied */
+    for (size_t i = 0; i < sizeof hf_heads / sizeof hf_heads[0]; i++) {
+        if (strcmp(h->model_type, hf_heads[i].model_type) != 0) continue;
+        const av_tensor *head = av_hf_find(h, hf_heads[i].head), *emb = NULL;
+        char names[128];
+        snprintf(names, sizeof names, "%s", hf_heads[i].emb);
+        for (char *save = NULL, *n = strtok_r(names, "|", &save); n && !emb; n = strtok_r(NULL, "|", &save))
+            emb = av_hf_find(h, n);
+        if (head && emb &&
+            (head->dtype != emb->dtype || head->nbytes != emb->nbytes ||
+             memcmp(head->data, emb->data, head->nbytes)))
+            return av_errf(
+                err,
+                "%s: %s differs from the embedding it is tied to (\"tie_word_embeddings\" is true, the "
+                "default): refused rather than guessing which one the output uses",
+                h->dir, hf_heads[i].head);
+    }
+    return 0;
+}
 
 int av_hf_refuse_unused_tensors(const av_hf_dir *h, av_err *err) {
     for (int s = 0; s < h->m->n_shards; s++) {

@@ -19,6 +19,8 @@ int av_hf_refuse_unsupported_keys(const av_hf_dir *h, av_err *err);
  * and heads that do not enter what attnviz computes (position ids, GPT-2's causal-mask buffers, poolers...).
  */
 int av_hf_refuse_unused_tensors(const av_hf_dir *h, av_err *err);
+/* tie_word_embeddings (default true) with a stored output head that differs from the embedding: refused. */
+int av_hf_refuse_tie_mismatch(const av_hf_dir *h, av_err *err);
 
 /* Marian's sinusoidal positions are computed (tf.c); a stored table of that name (optional) must hold the
  * same values, else it is refused. */
