@@ -191,4 +191,13 @@ static inline size_t fuzz_json_mutate(uint8_t *data, size_t size, size_t max_siz
     return n;
 }
 
+/* Defines the harness's LLVMFuzzerCustomMutator over its key and string lists. */
+#define FUZZ_JSON_MUTATOR(keys, strings)                                                                     \
+    static const fuzz_json_dict fuzz_dict = {keys, sizeof keys / sizeof keys[0], strings,                    \
+                                             sizeof strings / sizeof strings[0]};                            \
+    size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned seed);              \
+    size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned seed) {             \
+        return fuzz_json_mutate(data, size, max_size, seed, &fuzz_dict);                                     \
+    }
+
 #endif
