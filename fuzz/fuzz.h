@@ -3,7 +3,7 @@
  * Most parsers of attnviz open paths (they map files), so a harness writes its input into one scratch
  * directory per process (under /dev/shm when it exists: no disk traffic) and calls the public function on
  * that path. Inputs made of several files (a model directory, a checkpoint and its tokenizer) are split into
- * parts at FUZZ_SEP; the seed corpora (fuzz/make_seeds.sh) are written in that layout. */
+ * parts at FUZZ_SEP; the seed corpora (fuzz/make_seeds.py) are written in that layout. */
 #ifndef AV_FUZZ_H
 #define AV_FUZZ_H
 

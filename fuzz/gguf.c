@@ -1,6 +1,6 @@
 /* GGUF model files: the parser on the bytes in memory, then the whole model load from a file (config keys,
  * tensor views, the tokenizer built from tokenizer.ggml.* metadata) and, when it loads, tokenization, labels
- * and a tiny forward pass (fuzz_model.h). Seeds: fuzz/make_seeds.sh (`attnviz convert` of tiny checkpoints).
+ * and a tiny forward pass (fuzz_model.h). Seeds: fuzz/make_seeds.py (`attnviz convert` of tiny checkpoints).
  */
 #include "fuzz_model.h"
 #include "io/gguf.h"

@@ -2,7 +2,7 @@
  * order: 0 config.json   1 model.safetensors   2 model.safetensors.index.json   3, 4 the first two shards the
  * index names   5 tokenizer (tokenizer.json, tokenizer.model or tokenizer.bin by content) 6
  * preprocessor_config.json   7 tokenizer_config.json An empty part is an absent file. The directory is loaded
- * as a model and, when it loads, run (fuzz_model.h). Seeds: fuzz/make_seeds.sh (tiny fixtures of every family
+ * as a model and, when it loads, run (fuzz_model.h). Seeds: fuzz/make_seeds.py (tiny fixtures of every family
  * cut to one layer, a converted Llama). */
 #include "fuzz_model.h"
 

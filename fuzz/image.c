@@ -1,8 +1,8 @@
-/* Image decoding (av_image_decode_memory: PNG and JPEG behind the size checks) and the vision preprocessing
- * (resize with antialiasing, center crop, normalization) at a few output sizes and both filters picked by the
- * input's last byte. The harness stays on the public decode function, whatever library decodes. Seeds:
- * fuzz/make_seeds.sh (PNGs from `attnviz render`, PNGs and JPEGs written by stb_image_write: gray, RGB, RGBA,
- * progressive-free baseline JPEG at several qualities). */
+/* Image decoding (av_image_decode_memory: PNG through libpng, JPEG through libjpeg-turbo, behind the size
+ * checks) and the vision preprocessing (PIL's resampler, center crop, normalization) at a few output sizes
+ * and both filters picked by the input's last byte. The harness stays on the public decode function,
+ * whatever library decodes. Seeds: fuzz/make_seeds.py (PNGs of every color type written there, baseline,
+ * progressive, 4:4:4 and grayscale JPEGs written by PIL). */
 #include "fuzz.h"
 #include "io/image.h"
 

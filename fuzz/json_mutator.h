@@ -40,24 +40,18 @@ static json_t *fuzz_json_scalar(fuzz_rng *r, const fuzz_json_dict *d) {
     switch (fuzz_rand(r, 8)) {
     case 0:
     case 1:
-    case 2:
-        return json_integer(ints[fuzz_rand(r, sizeof ints / sizeof ints[0])]);
-    case 3:
-        return json_real(reals[fuzz_rand(r, sizeof reals / sizeof reals[0])]);
+    case 2: return json_integer(ints[fuzz_rand(r, sizeof ints / sizeof ints[0])]);
+    case 3: return json_real(reals[fuzz_rand(r, sizeof reals / sizeof reals[0])]);
     case 4:
     case 5:
         if (d->n_strings) return json_string(d->strings[fuzz_rand(r, (uint32_t)d->n_strings)]);
         return json_string("");
-    case 6:
-        return fuzz_rand(r, 2) ? json_true() : json_false();
+    case 6: return fuzz_rand(r, 2) ? json_true() : json_false();
     default:
         switch (fuzz_rand(r, 3)) {
-        case 0:
-            return json_null();
-        case 1:
-            return json_array();
-        default:
-            return json_object();
+        case 0: return json_null();
+        case 1: return json_array();
+        default: return json_object();
         }
     }
 }

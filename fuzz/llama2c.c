@@ -1,6 +1,6 @@
 /* llama2.c checkpoints and their tokenizers: parts (FUZZ_SEP) 0 the checkpoint .bin, 1 the tokenizer .bin
  * (absent when empty), 2 a text to encode. The tokenizer alone is loaded too, then the model with it and,
- * when it loads, run (fuzz_model.h). Seeds: fuzz/make_seeds.sh (tiny checkpoints written as llama2.c's export
+ * when it loads, run (fuzz_model.h). Seeds: fuzz/make_seeds.py (tiny checkpoints written as llama2.c's export
  * does). */
 #include "fuzz_model.h"
 

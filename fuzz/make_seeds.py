@@ -3,7 +3,7 @@
 tools: tiny llama2.c checkpoints written here, converted by `attnviz convert` to GGUF and Hugging Face
 directories, traces from `attnviz run` / `attnviz import`, the tiny fixtures of every family
 (scripts/make_tiny_models.py) cut to one layer, hand-written tokenizer files of every kind, SentencePiece models
-(python3-sentencepiece), NumPy arrays (np.save / np.savez), images (PNG written here, JPEG through PIL when
+(python3-sentencepiece), NumPy arrays (np.save, and .npz archives as np.savez writes them), images (PNG written here, JPEG through PIL when
 present) and HTTP requests for every endpoint. Multi-file inputs are joined with the harnesses' separator
 (fuzz/fuzz.h FUZZ_SEP).
 
@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import zipfile
 import zlib
 
 import numpy as np
@@ -29,6 +30,8 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 import safetensors_np  # noqa: E402
 
 SEP = b"\n--8<--\n"
+HARNESSES = ("config", "gguf", "hf_dir", "http", "image", "llama2c", "npy", "spm_model", "tokenizer_json", "trace",
+             "vocab_files")
 CORPUS = os.path.join(HERE, "corpus")
 ATTNVIZ = os.path.join(REPO, "build", "attnviz")
 rng = np.random.default_rng(19)
@@ -226,7 +229,8 @@ def png(width, height, mode, pixels, bits=8, palette=None):
 def main():
     if not os.access(ATTNVIZ, os.X_OK):
         sys.exit("make_seeds.py: build attnviz first (make)")
-    shutil.rmtree(CORPUS, ignore_errors=True)
+    for h in HARNESSES:  # other seed scripts own the other corpora (fuzz/make_quant_seeds.py: gguf_quant)
+        shutil.rmtree(os.path.join(CORPUS, h), ignore_errors=True)
     tmp = tempfile.mkdtemp()
     tok = llama2c_tokenizer()
     open(os.path.join(tmp, "tok.bin"), "wb").write(tok)
@@ -330,8 +334,8 @@ def main():
         return a / a.sum(-1, keepdims=True)
 
     npz = os.path.join(tmp, "encdec.npz")
-    np.savez(npz, encoder_attentions=probs(1, 2, 3, 3), decoder_attentions=probs(1, 2, 2, 2),
-             cross_attentions=probs(1, 2, 2, 3))
+    open(npz, "wb").write(npz_bytes(False, encoder_attentions=probs(1, 2, 3, 3),
+                                    decoder_attentions=probs(1, 2, 2, 2), cross_attentions=probs(1, 2, 2, 3)))
     toks = os.path.join(tmp, "tokens.json")
     json.dump({"source_tokens": ["le", "chat", "</s>"], "target_tokens": ["<pad>", "the"]}, open(toks, "w"))
     out = os.path.join(tmp, "encdec.safetensors")
@@ -346,10 +350,9 @@ def main():
         buf = io.BytesIO()
         np.save(buf, arr)
         seed("npy", name + ".npy", buf.getvalue())
-    for name, fn in (("stored", np.savez), ("deflated", np.savez_compressed)):
-        buf = io.BytesIO()
-        fn(buf, arr_0=probs(1, 2, 3, 3), arr_1=probs(1, 2, 3, 3), arr_10=probs(1, 2, 3, 3))
-        seed("npy", name + ".npz", buf.getvalue())
+    for name, deflate in (("stored", False), ("deflated", True)):
+        seed("npy", name + ".npz", npz_bytes(deflate, arr_0=probs(1, 2, 3, 3), arr_1=probs(1, 2, 3, 3),
+                                             arr_10=probs(1, 2, 3, 3)))
     seed("npy", "encdec.npz", read(npz))
     seed("npy", "attn.safetensors", write_st({"attn": probs(2, 2, 3, 3)}))
 
@@ -381,7 +384,7 @@ def main():
 
     # http: requests of every endpoint (METHOD TARGET\nbody), several per input
     reqs = ["GET /api/info\n", "GET /api/colormaps\n", "GET /api/traces\n", "GET /api/traces/t0\n",
-            "GET /api/traces/t0/row?layer=1&head=1&q=3\n", "GET /api/traces/t0/row?layer=0&head=mean&q=2&format=bin\n",
+            "GET /api/traces/t0/row?layer=1&head=1&q=3\n", "GET /api/traces/t0/row?layer=0&head=mean&q=2&format=f32\n",
             "GET /api/traces/t0/tile?layer=1&head=max&q0=0&q1=4&k0=0&k1=4&rows=2&cols=2&pool=mean\n",
             "GET /api/traces/t0/viewer\n", "GET /api/traces/t0/file\n", "GET /\n", "GET /viewer.js\n",
             "POST /api/run\n{\"text\": \"abcabc\"}", "POST /api/run\n{\"ids\": [1, 5, 9, 5]}",
@@ -389,12 +392,12 @@ def main():
             "RAW\nGET /api/info HTTP/1.1\r\nHost: evil.example\r\n\r\n"]
     for i, r in enumerate(reqs):
         seed("http", "req%02d" % i, r.encode())
-    seed("http", "sequence", joined("POST /api/run\n{\"text\": \"ab\", \"lazy\": true}", "GET /api/runs/r1\n",
+    seed("http", "sequence", joined("POST /api/run\n{\"text\": \"ab\", \"add_bos\": false}", "GET /api/runs/r1\n",
                                      "GET /api/traces/r1/tile?layer=0&head=0&q0=0&q1=2&k0=0&k1=2&rows=1&cols=1\n"))
     regressions(tmp)
     shutil.rmtree(tmp)
-    total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(CORPUS) for f in fs)
-    print("wrote %s: %d files, %d bytes" % (CORPUS, sum(len(fs) for _, _, fs in os.walk(CORPUS)), total))
+    files = [os.path.join(CORPUS, h, f) for h in HARNESSES for f in os.listdir(os.path.join(CORPUS, h))]
+    print("wrote %s: %d files, %d bytes" % (CORPUS, len(files), sum(os.path.getsize(f) for f in files)))
 
 
 def regressions(tmp):
@@ -430,6 +433,19 @@ def regressions(tmp):
     # a vocabulary entry with an empty piece gave an unterminated label
     keep("llama2c", "issue19_empty_piece", joined(llama2c_model(8, 16, 1, 2, 1, 32, 16, True),
                                                   llama2c_tokenizer(PIECES[:5] + [""] + PIECES[6:]), "a\ne"))
+
+
+def npz_bytes(deflate, **arrays):
+    """An .npz as np.savez / np.savez_compressed write it, with fixed timestamps (reproducible seeds)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, a in arrays.items():
+            member = io.BytesIO()
+            np.save(member, a)
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+            z.writestr(info, member.getvalue())
+    return buf.getvalue()
 
 
 def write_st(tensors):

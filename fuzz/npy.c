@@ -1,7 +1,7 @@
 /* Arrays saved by other tools (.npy, .npz, safetensors; chosen by magic like the file name would), read as
  * arrays and imported as a trace (rows checked, or not and stored F16, or with a tokens file: picked by a
  * byte of the input), which is then saved, loaded back and read. npz inputs are mutated zip-aware
- * (zip_mutator.h): member contents change behind valid zip headers. Seeds: fuzz/make_seeds.sh (numpy's
+ * (zip_mutator.h): member contents change behind valid zip headers. Seeds: fuzz/make_seeds.py (numpy's
  * np.save / np.savez / np.savez_compressed). */
 #include "fuzz_model.h"
 #include "io/npy.h"

@@ -68,7 +68,7 @@ smoke() {
     for n in $(harnesses); do
         files=$(find "fuzz/corpus/$n" "fuzz/regress/$n" -type f 2>/dev/null | sort)
         if [ -z "$files" ]; then
-            echo "FAIL fuzz_$n: no inputs in fuzz/corpus/$n (fuzz/make_seeds.sh makes them)"
+            echo "FAIL fuzz_$n: no inputs in fuzz/corpus/$n (fuzz/make_seeds.py makes them)"
             rc=1
             continue
         fi

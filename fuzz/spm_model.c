@@ -1,5 +1,5 @@
 /* SentencePiece .model files (protobuf: pieces with scores and types, trainer and normalizer specs, the
- * precompiled normalization map), loaded and used to encode texts (fuzz_model.h). Seeds: fuzz/make_seeds.sh
+ * precompiled normalization map), loaded and used to encode texts (fuzz_model.h). Seeds: fuzz/make_seeds.py
  * (models trained by tests/tok/train_spm.py with python3-sentencepiece, BPE and unigram). */
 #include "fuzz_model.h"
 

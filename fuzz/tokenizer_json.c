@@ -1,7 +1,7 @@
 /* Hugging Face tokenizer.json, structure-aware (json_mutator.h: component types swapped, options set to edge
  * cases, vocabulary entries copied and deleted), then encoding of fixed texts (invalid UTF-8, specials, long
  * words) with and without special tokens, labels and decoded pieces of every id produced. Seeds:
- * fuzz/make_seeds.sh (small tokenizer.json files of each model type and component, the demo model's). */
+ * fuzz/make_seeds.py (small tokenizer.json files of each model type and component, the demo model's). */
 #include "fuzz_model.h"
 #include "json_mutator.h"
 

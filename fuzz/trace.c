@@ -2,7 +2,7 @@
  * structure-aware: the JSON header is mutated as JSON (json_mutator.h: shapes, dtypes, offsets, metadata) and
  * written back with its length, or the data bytes are mutated. A trace that loads is read the ways the
  * viewer, the server and `attnviz stats` read it: rows and tiles of every kind, head statistics, rollout,
- * flow, norm-based attention, then saved and loaded again. Seeds: fuzz/make_seeds.sh (`attnviz run` and
+ * flow, norm-based attention, then saved and loaded again. Seeds: fuzz/make_seeds.py (`attnviz run` and
  * `attnviz import` outputs: full F32/F16, lazy, encoder-decoder kinds). */
 #include "fuzz_model.h" /* first: it sets _GNU_SOURCE */
 

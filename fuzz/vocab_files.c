@@ -2,7 +2,7 @@
  * merges (vocab.json + merges.txt, or GPT-2's encoder.json + vocab.bpe when the merges start with
  * "#version"), and the tokenizer_config.json read beside them. Parts (FUZZ_SEP): 0 the vocabulary, 1 the
  * merges (absent: a vocab.txt directory), 2 tokenizer_config.json. Loaded as a directory and used to encode
- * texts (fuzz_model.h). Seeds: fuzz/make_seeds.sh. */
+ * texts (fuzz_model.h). Seeds: fuzz/make_seeds.py. */
 #include "fuzz_model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -169,9 +169,7 @@ static void fuzz_zip_change(fuzz_zip_member *m, int *k, fuzz_rng *r) {
     case 0:
         snprintf(m[i].name, sizeof m[i].name, "%s", names[fuzz_rand(r, sizeof names / sizeof names[0])]);
         break;
-    case 1:
-        m[i].deflate = !m[i].deflate;
-        break;
+    case 1: m[i].deflate = !m[i].deflate; break;
     case 2:
         if (*k > 1) {
             free(m[i].data);

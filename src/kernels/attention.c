@@ -17,25 +17,28 @@ static int visible_keys(const av_attn_args *a, int i) {
 /* Query rows [r0, r0+nr) of head h; probabilities land in probs (row stride ld). */
 static void attend_block(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld) {
     int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads);
-    int n_keys = visible_keys(a, r0 + nr - 1); /* keys the block's last row sees (rows see growing prefixes) */
+    int n_keys =
+        visible_keys(a, r0 + nr - 1); /* keys the block's last row sees (rows see growing prefixes) */
     const float *q = a->q + (size_t)r0 * (size_t)a->q_stride + (size_t)h * (size_t)hs;
     const float *k = a->k + (size_t)g * (size_t)hs;
     const float *v = a->v + (size_t)g * (size_t)hs;
     /* probs (nr, n_keys) = scale * Q (nr, hs) K^T (hs, n_keys) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, n_keys, hs, a->scale, q, a->q_stride, k, a->k_stride,
-                0.0f, probs, ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, n_keys, hs, a->scale, q, a->q_stride, k,
+                a->k_stride, 0.0f, probs, ld);
     for (int i = 0; i < nr; i++) {
         float *row = probs + (size_t)i * (size_t)ld;
         int vis = visible_keys(a, r0 + i), lo = 0;
         if (a->bias) {
             const float *b = a->bias + ((size_t)h * (size_t)a->n_q + (size_t)(r0 + i)) * (size_t)a->n_k;
-            for (int k2 = 0; k2 < vis; k2++) row[k2] += b[k2];
+            for (int k2 = 0; k2 < vis; k2++)
+                row[k2] += b[k2];
         }
         if (a->key_mask)
             for (int k2 = 0; k2 < vis; k2++)
                 if (!a->key_mask[k2]) row[k2] = -INFINITY;
         if (a->window > 0 && a->causal_offset >= 0 && vis > a->window) lo = vis - a->window;
-        for (int k2 = 0; k2 < lo; k2++) row[k2] = -INFINITY;
+        for (int k2 = 0; k2 < lo; k2++)
+            row[k2] = -INFINITY;
         av_softmax(row, vis);
         for (int k2 = 0; k2 < vis; k2++) /* fully masked rows (no visible key) become all zero, not NaN */
             if (row[k2] != row[k2]) row[k2] = 0.0f;
@@ -43,8 +46,8 @@ static void attend_block(const av_attn_args *a, int h, int r0, int nr, float *pr
     }
     /* out (nr, hs) = P (nr, n_keys) V (n_keys, hs) */
     float *out = a->out + (size_t)r0 * (size_t)a->out_stride + (size_t)h * (size_t)hs;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hs, n_keys, 1.0f, probs, ld, v, a->v_stride, 0.0f,
-                out, a->out_stride);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hs, n_keys, 1.0f, probs, ld, v, a->v_stride,
+                0.0f, out, a->out_stride);
 }
 
 typedef struct heads_job {
@@ -66,7 +69,8 @@ static void attend_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
                 attend_block(a, h, r0, nr, pb, a->probs_ld);
                 int used = visible_keys(a, r0 + nr - 1);
                 for (int i = 0; i < nr && !a->probs_zeroed; i++) /* keys past those computed stay exactly 0 */
-                    memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0, sizeof(float) * (size_t)(a->probs_ld - used));
+                    memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0,
+                           sizeof(float) * (size_t)(a->probs_ld - used));
             }
         } else {
             float *buf = j->scratch + (size_t)tid * AV_ATTN_QUERY_BLOCK * (size_t)a->n_k;

@@ -31,10 +31,11 @@ static int check_arch(const av_hf_dir *h, av_err *err) {
     for (size_t i = 0; i < sizeof causal / sizeof causal[0]; i++)
         if (strcmp(arch0, causal[i]) == 0) return 0;
     char shown[64];
-    return av_errf(err,
-                   "%s: architecture '%s' is not supported yet (supported: LlamaForCausalLM, MistralForCausalLM, "
-                   "Qwen2ForCausalLM)",
-                   h->cfg_path, av_printable(shown, sizeof shown, arch0, strlen(arch0)));
+    return av_errf(
+        err,
+        "%s: architecture '%s' is not supported yet (supported: LlamaForCausalLM, MistralForCausalLM, "
+        "Qwen2ForCausalLM)",
+        h->cfg_path, av_printable(shown, sizeof shown, arch0, strlen(arch0)));
 }
 
 /* Sliding window of Mistral (every layer) and Qwen2 (use_sliding_window: layers >= max_window_layers). */
@@ -63,7 +64,8 @@ static int read_config(const av_hf_dir *h, av_model *m, hf_window *w, av_err *er
         av_hf_num(h, "rms_norm_eps", 1e-6, &eps, err) || av_hf_num(h, "rope_theta", 10000.0, &theta, err))
         return -1;
     json_t *tv = json_object_get(h->cfg, "tie_word_embeddings"); /* rope_scaling: unsupported.c's table */
-    if (json_is_integer(tv)) tie = json_integer_value(tv) != 0; /* 0 / 1 in some configs */
+    if (json_is_integer(tv))
+        tie = json_integer_value(tv) != 0; /* 0 / 1 in some configs */
     else if (av_hf_bool(h, "tie_word_embeddings", 0, &tie, err))
         return -1;
     if (!(eps > 0) || !(theta > 0))
@@ -133,10 +135,11 @@ static int read_weights(av_hf_dir *h, av_model *m, const hf_window *w, av_err *e
         av_llama_layer *L = &m->layers[l];
         av_tensor bo, *bias[4] = {&L->bq, &L->bk, &L->bv, &bo};
         for (int i = 0; i < 4; i++)
-            if (av_hf_take(h, bias[i], 1, err, "model.layers.%d.self_attn.%c_proj.bias", l, "qkvo"[i])) return -1;
+            if (av_hf_take(h, bias[i], 1, err, "model.layers.%d.self_attn.%c_proj.bias", l, "qkvo"[i]))
+                return -1;
         if (bo.data)
-            return av_errf(err, "%s: model.layers.%d.self_attn.o_proj.bias: an o_proj bias is not supported", h->dir,
-                           l);
+            return av_errf(err, "%s: model.layers.%d.self_attn.o_proj.bias: an o_proj bias is not supported",
+                           h->dir, l);
         if ((L->bq.data || L->bk.data || L->bv.data) &&
             strcmp(h->model_type, "qwen2") != 0) /* attention_bias */
             return av_errf(

@@ -81,22 +81,17 @@ static const struct {
     {"ffn_gate_inp.weight", "mixture of experts"},
 };
 
-static int is_numeric(av_gguf_type t) {
-    return t != AV_GGUF_STRING && t != AV_GGUF_ARRAY;
-}
+static int is_numeric(av_gguf_type t) { return t != AV_GGUF_STRING && t != AV_GGUF_ARRAY; }
 
 static double gguf_num(const av_gguf_value *v) {
     switch (v->type) {
     case AV_GGUF_F32:
-    case AV_GGUF_F64:
-        return v->num.f;
+    case AV_GGUF_F64: return v->num.f;
     case AV_GGUF_I8:
     case AV_GGUF_I16:
     case AV_GGUF_I32:
-    case AV_GGUF_I64:
-        return (double)v->num.i;
-    default:
-        return (double)v->num.u;
+    case AV_GGUF_I64: return (double)v->num.i;
+    default: return (double)v->num.u;
     }
 }
 
@@ -104,17 +99,13 @@ static double gguf_num(const av_gguf_value *v) {
 static int gguf_neutral(const math_key *k, const av_gguf_value *v, int head_dim) {
     switch (k->rule) {
     case KEY_APPLIED:
-    case KEY_ANY:
-        return 1;
-    case KEY_NUM:
-        return is_numeric(v->type) && gguf_num(v) == k->num;
-    case KEY_HEAD_DIM:
-        return is_numeric(v->type) && gguf_num(v) == head_dim;
+    case KEY_ANY: return 1;
+    case KEY_NUM: return is_numeric(v->type) && gguf_num(v) == k->num;
+    case KEY_HEAD_DIM: return is_numeric(v->type) && gguf_num(v) == head_dim;
     case KEY_STR:
         return v->type == AV_GGUF_STRING && v->str_len == strlen(k->str) &&
                memcmp(v->str, k->str, v->str_len) == 0;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -238,16 +229,14 @@ static int hf_neutral(const math_key *k, const json_t *v) {
     case KEY_NUM:
         if (json_is_boolean(v)) return (json_is_true(v) ? 1.0 : 0.0) == k->num;
         return json_is_number(v) && json_number_value(v) == k->num;
-    case KEY_STR:
-        return json_is_string(v) && strcmp(json_string_value(v), k->str) == 0;
+    case KEY_STR: return json_is_string(v) && strcmp(json_string_value(v), k->str) == 0;
     case KEY_NULL: /* rope_scaling {"rope_type": "default"} is plain RoPE */
         return json_is_object(v) && json_object_size(v) == 1 &&
                ((json_string_value(json_object_get(v, "rope_type")) &&
                  strcmp(json_string_value(json_object_get(v, "rope_type")), "default") == 0) ||
                 (json_string_value(json_object_get(v, "type")) &&
                  strcmp(json_string_value(json_object_get(v, "type")), "default") == 0));
-    default:
-        return 1;
+    default: return 1;
     }
 }
 
