@@ -7,6 +7,7 @@
 #include "fuzz_model.h" /* first: it sets _GNU_SOURCE */
 
 #include "analysis/analysis.h"
+#include "render/plot.h"
 #include "json_mutator.h"
 
 static const char *const keys[] = {
@@ -97,6 +98,26 @@ static void analyses(const av_trace *t) {
         av_trace_vnorm(t, l, &v, &err);
 }
 
+/* A heatmap (SVG, then a grid) and the standalone viewer page of a small trace, as `attnviz render` / `html`.
+ */
+static void render(const av_trace *t) {
+    int T = av_trace_n_query(t, "self"), L = av_trace_n_layers(t, "self"), H = av_trace_n_heads(t, "self");
+    if (T <= 0 || T > 12 || L * H > 16 || av_trace_is_lazy(t)) return;
+    av_plot_params p = av_plot_default_params();
+    av_err err;
+    char path[1024];
+    p.head = AV_HEAD_MEAN;
+    p.exclude_first = 1;
+    av_plot_render(t, &p, fuzz_path(path, sizeof path, "fig.svg"), NULL, &err);
+    p.grid = 1;
+    p.log_scale = 1;
+    av_plot_render(t, &p, path, NULL, &err);
+    av_html_params hp = av_html_default_params();
+    char *page = NULL;
+    size_t n;
+    if (av_html_build(t, &hp, &page, &n, &err) == 0) free(page);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[1024], again[1024];
     fuzz_write(path, sizeof path, "trace.safetensors", data, size);
@@ -106,6 +127,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int i = 0; i < av_trace_n_tokens(t); i++)
             (void)av_trace_token(t, i), (void)av_trace_token_id(t, i);
         analyses(t);
+        if (size > 8 && data[size / 3] % 4 == 0) render(t); /* one input in four: rendering is slow */
         if (av_trace_save(t, fuzz_path(again, sizeof again, "again.safetensors"), &err) == 0) {
             av_trace *u = NULL;
             av_trace_load(again, &u, &err);
