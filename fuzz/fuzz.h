@@ -117,6 +117,32 @@ static inline int fuzz_note(int rc, const char *what, const av_err *err) {
     return rc;
 }
 
+/* Every entry of a trace's log-probabilities and generation metadata, as the step views read them; an index
+ * outside the tables is a bug (abort: the fuzzer reports it). Returns -1 when the trace has none. */
+static inline int fuzz_read_logprobs(const av_trace *t) {
+    av_logprob_view v;
+    av_generation_info g;
+    av_err err;
+    volatile double sink = 0;
+    if (!av_trace_has_logprobs(t) || av_trace_logprobs(t, &v, &err) != 0) return -1;
+    if (v.n_tokens != av_trace_n_tokens(t)) abort();
+    for (int i = 0; i < v.n_tokens; i++) {
+        sink += v.token[i] + v.entropy[i] + (double)av_trace_token_id(t, i);
+        if (!av_trace_token(t, i)) abort();
+        for (int j = 0; j < v.k; j++) {
+            int32_t p = v.alt_pieces[(size_t)i * (size_t)v.k + (size_t)j];
+            if (p < -1 || p >= v.n_pieces) abort();
+            if (p >= 0) sink += (double)v.pieces[p][0];
+            sink += v.alt_logprobs[(size_t)i * (size_t)v.k + (size_t)j] +
+                    v.alt_ids[(size_t)i * (size_t)v.k + (size_t)j];
+        }
+    }
+    av_trace_generation_info(t, &g);
+    if (g.prompt_len < -1 || g.prompt_len > v.n_tokens) abort();
+    (void)sink;
+    return 0;
+}
+
 /* The repository root (compiled in by the Makefile), for harnesses that pair inputs with committed fixtures.
  */
 #ifndef FUZZ_ROOT

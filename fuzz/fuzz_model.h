@@ -7,7 +7,6 @@
 #define AV_FUZZ_MODEL_H
 
 #include "fuzz.h"
-#include "model/family.h"
 #include "model/model.h"
 
 /* Forward passes only on small models: the input's size bounds the weights, this bounds the work. */
@@ -63,7 +62,7 @@ static inline void fuzz_exercise_tokenizer(const char *path) {
 }
 
 /* Rows and a pooled tile of every layer of kind (reads bounded by the trace's own shape). */
-static inline void fuzz_read_trace(const av_trace *t, const char *kind) {
+static inline void fuzz_read_trace(const av_trace *t, av_attn_kind kind) {
     int L = av_trace_n_layers(t, kind), H = av_trace_n_heads(t, kind), nq = av_trace_n_query(t, kind),
         nk = av_trace_n_key(t, kind);
     if (L <= 0 || nq <= 0 || nk <= 0 || (size_t)nq * (size_t)nk > (1u << 20)) return;
@@ -88,14 +87,14 @@ static inline void fuzz_run_tokens(av_model *m, const int32_t *ids, size_t n, in
     rp.lazy = lazy;
     av_trace *t = NULL;
     av_err err;
-    if (av_trace_from_ids(m, ids, n, &rp, &t, &err) == 0) fuzz_read_trace(t, "self");
+    if (av_trace_from_ids(m, ids, n, &rp, &t, &err) == 0) fuzz_read_trace(t, AV_ATTN_SELF);
     av_trace_free(t);
 }
 
 static inline void fuzz_run_image(av_model *m) {
-    const av_tf_model *tf = m->tf;
-    size_t n = (size_t)3 * (size_t)tf->image_size * (size_t)tf->image_size;
-    if (tf->image_size > 64) return;
+    const av_vision *vis = &m->vision;
+    size_t n = (size_t)3 * (size_t)vis->image_size * (size_t)vis->image_size;
+    if (vis->image_size > 64) return;
     float *px = calloc(n ? n : 1, sizeof *px); /* (3, size, size) */
     av_run_params rp = av_run_default_params();
     rp.n_threads = 1;
@@ -104,8 +103,8 @@ static inline void fuzz_run_image(av_model *m) {
     av_err err;
     for (size_t i = 0; px && i < n; i++)
         px[i] = (float)(i % 7) * 0.25f - 0.75f;
-    if (px && av_trace_from_pixels(m, px, tf->image_size, tf->image_size, &rp, &t, top, 3, &err) == 0)
-        fuzz_read_trace(t, "self");
+    if (px && av_trace_from_pixels(m, px, vis->image_size, vis->image_size, &rp, &t, top, 3, &err) == 0)
+        fuzz_read_trace(t, AV_ATTN_SELF);
     av_trace_free(t);
     free(px);
 }
@@ -115,14 +114,14 @@ static inline void fuzz_run_pair(av_model *m, const int32_t *ids, size_t n) {
     rp.n_threads = 1;
     av_trace *t = NULL;
     av_err err;
-    int32_t tgt[2] = {m->tf->dec_start_id >= 0 ? m->tf->dec_start_id : 0, ids[0]};
+    int32_t tgt[2] = {m->dec_start_id >= 0 ? m->dec_start_id : 0, ids[0]};
     if (av_trace_from_pair_ids(m, ids, n, tgt, 2, 0, &rp, &t, &err) == 0) {
-        fuzz_read_trace(t, "enc");
-        fuzz_read_trace(t, "dec");
-        fuzz_read_trace(t, "cross");
+        fuzz_read_trace(t, AV_ATTN_ENC);
+        fuzz_read_trace(t, AV_ATTN_DEC);
+        fuzz_read_trace(t, AV_ATTN_CROSS);
     }
     av_trace_free(t);
-    if (av_trace_from_pair_ids(m, ids, n, NULL, 0, 2, &rp, &t, &err) == 0) fuzz_read_trace(t, "cross");
+    if (av_trace_from_pair_ids(m, ids, n, NULL, 0, 2, &rp, &t, &err) == 0) fuzz_read_trace(t, AV_ATTN_CROSS);
     av_trace_free(t);
 }
 

@@ -76,7 +76,7 @@ static av_trace *small_trace(void) {
             for (int q = 0; q < 4; q++)
                 for (int k = 0; k <= q; k++)
                     a[(h * 4 + q) * 4 + k] = 1.0f / (float)(q + 1);
-        av_trace_add_attn(t, "self", l, 2, 4, 4, a, &err);
+        av_trace_add_attn(t, AV_ATTN_SELF, l, 2, 4, 4, a, &err);
     }
     return t;
 }

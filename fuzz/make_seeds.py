@@ -229,7 +229,7 @@ def png(width, height, mode, pixels, bits=8, palette=None):
 def main():
     if not os.access(ATTNVIZ, os.X_OK):
         sys.exit("make_seeds.py: build attnviz first (make)")
-    for h in HARNESSES:  # other seed scripts own the other corpora (fuzz/make_quant_seeds.py: gguf_quant)
+    for h in HARNESSES:  # other_seeds() runs the scripts that own the other corpora
         shutil.rmtree(os.path.join(CORPUS, h), ignore_errors=True)
     tmp = tempfile.mkdtemp()
     tok = llama2c_tokenizer()
@@ -328,6 +328,10 @@ def main():
         attnviz("run", "--model", model, "--tokenizer", os.path.join(tmp, "tok.bin"), "--text", "the cat", "-o", out,
                 "--threads", "1", *extra)
         seed("trace", name, read(out))
+    out = os.path.join(tmp, "generated.safetensors")  # version 3: log-probabilities, generation metadata
+    attnviz("generate", "--model", model, "--tokenizer", os.path.join(tmp, "tok.bin"), "--prompt", "the", "--steps", "3",
+            "--top-logprobs", "3", "-o", out, "--threads", "1")
+    seed("trace", "generated", read(out))
 
     def probs(*shape):
         a = rng.random(shape).astype(np.float32) + 0.1
@@ -389,13 +393,14 @@ def main():
             "GET /api/traces/t0/viewer\n", "GET /api/traces/t0/file\n", "GET /\n", "GET /viewer.js\n",
             "POST /api/run\n{\"text\": \"abcabc\"}", "POST /api/run\n{\"ids\": [1, 5, 9, 5]}",
             "GET /api/runs/r1\n", "DELETE /api/traces/t0\n", "GET /api/traces/t0/row?layer=99&head=-7&q=1e9\n",
-            "RAW\nGET /api/info HTTP/1.1\r\nHost: evil.example\r\n\r\n"]
+            "RAW\nGET /api/info HTTP/1.1\r\nHost: evil.example\r\n\r\n", "GET /api/traces/t0/steps\n"]
     for i, r in enumerate(reqs):
         seed("http", "req%02d" % i, r.encode())
     seed("http", "sequence", joined("POST /api/run\n{\"text\": \"ab\", \"add_bos\": false}", "GET /api/runs/r1\n",
                                      "GET /api/traces/r1/tile?layer=0&head=0&q0=0&q1=2&k0=0&k1=2&rows=1&cols=1\n"))
     regressions(tmp)
     shutil.rmtree(tmp)
+    other_seeds()
     files = [os.path.join(CORPUS, h, f) for h in HARNESSES for f in os.listdir(os.path.join(CORPUS, h))]
     print("wrote %s: %d files, %d bytes" % (CORPUS, len(files), sum(os.path.getsize(f) for f in files)))
 
@@ -433,6 +438,19 @@ def regressions(tmp):
     # a vocabulary entry with an empty piece gave an unterminated label
     keep("llama2c", "issue19_empty_piece", joined(llama2c_model(8, 16, 1, 2, 1, 32, 16, True),
                                                   llama2c_tokenizer(PIECES[:5] + [""] + PIECES[6:]), "a\ne"))
+
+
+def other_seeds():
+    """The corpora other scripts own, rewritten by them: gguf_quant, chat_template, gguf_tokenizer (a
+    tokenizer-test corpus first). api_import's seeds are the response files tests/test_api_import.c checks."""
+    py, tests = sys.executable, os.path.join(REPO, "tests")
+    subprocess.run([py, os.path.join(HERE, "make_quant_seeds.py"), os.path.join(CORPUS, "gguf_quant")], check=True)
+    subprocess.run([py, os.path.join(tests, "chat", "make_fuzz_seeds.py"), os.path.join(CORPUS, "chat_template")],
+                   check=True)
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as texts:
+        subprocess.run([py, os.path.join(tests, "tok", "gen_gguf_corpus.py")], check=True, stdout=texts)
+        subprocess.run([py, os.path.join(tests, "tok", "make_gguf_vocabs.py"), texts.name, "--fuzz-seeds",
+                        os.path.join(CORPUS, "gguf_tokenizer")], check=True)
 
 
 def npz_bytes(deflate, **arrays):

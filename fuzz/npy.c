@@ -28,9 +28,8 @@ static void import(const char *path, const char *tokens, int check, av_dtype dty
         av_trace_save(t, fuzz_path(out, sizeof out, "t.safetensors"), &err) == 0) {
         av_trace *u = NULL;
         if (av_trace_load(out, &u, &err) == 0) {
-            static const char *const kinds[] = {"self", "enc", "dec", "cross"};
-            for (int k = 0; k < 4; k++)
-                fuzz_read_trace(u, kinds[k]);
+            for (av_attn_kind k = 0; k < AV_ATTN_KIND_COUNT; k++)
+                fuzz_read_trace(u, k);
         }
         av_trace_free(u);
     }

@@ -64,29 +64,27 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
 
 /* What `attnviz stats` and the viewer compute on a trace. */
 static void analyses(const av_trace *t) {
-    static const char *const kinds[] = {"self", "enc", "dec", "cross"};
     av_err err;
-    for (int k = 0; k < 4; k++) {
-        fuzz_read_trace(t, kinds[k]);
+    for (av_attn_kind k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+        fuzz_read_trace(t, k);
         av_head_stats *st = NULL;
         int n = 0;
-        if (av_trace_head_stats(t, kinds[k], -1, &st, &n, &err) == 0)
-            json_decref(av_stats_json(t, kinds[k], st, n));
+        if (av_trace_head_stats(t, k, -1, &st, &n, &err) == 0) json_decref(av_stats_json(t, k, st, n));
         free(st);
     }
-    int T = av_trace_n_query(t, "self");
+    int T = av_trace_n_query(t, AV_ATTN_SELF);
     if (T <= 0 || T > 256) return;
     float *out = malloc(sizeof(float) * (size_t)T * (size_t)T); /* (T, T) */
     av_rollout_params rp = av_rollout_default_params();
     av_flow_params fp = av_flow_default_params();
     fp.max_work = 1e5;
     fp.n_threads = 1;
-    av_rollout_trace(t, "self", &rp, out, &err);
-    av_flow_trace(t, "self", &fp, out, &err);
+    av_rollout_trace(t, AV_ATTN_SELF, &rp, out, &err);
+    av_flow_trace(t, AV_ATTN_SELF, &fp, out, &err);
     av_norm_attn_trace(t, 0, "mean", 1, out, &err);
     av_norm_attn_trace(t, 0, "0", 0, out, &err);
     free(out);
-    int nt = av_trace_n_query(t, "cross"), ns = av_trace_n_key(t, "cross");
+    int nt = av_trace_n_query(t, AV_ATTN_CROSS), ns = av_trace_n_key(t, AV_ATTN_CROSS);
     if (nt > 0 && ns > 0 && (size_t)nt * (size_t)ns <= (1u << 16)) {
         float *c = malloc(sizeof(float) * (size_t)nt * (size_t)ns); /* (n_target, n_source) */
         av_rollout_cross_trace(t, &rp, c, &nt, &ns, &err);
@@ -101,7 +99,8 @@ static void analyses(const av_trace *t) {
 /* A heatmap (SVG, then a grid) and the standalone viewer page of a small trace, as `attnviz render` / `html`.
  */
 static void render(const av_trace *t) {
-    int T = av_trace_n_query(t, "self"), L = av_trace_n_layers(t, "self"), H = av_trace_n_heads(t, "self");
+    int T = av_trace_n_query(t, AV_ATTN_SELF), L = av_trace_n_layers(t, AV_ATTN_SELF),
+        H = av_trace_n_heads(t, AV_ATTN_SELF);
     if (T <= 0 || T > 12 || L * H > 16 || av_trace_is_lazy(t)) return;
     av_plot_params p = av_plot_default_params();
     av_err err;
@@ -127,6 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int i = 0; i < av_trace_n_tokens(t); i++)
             (void)av_trace_token(t, i), (void)av_trace_token_id(t, i);
         analyses(t);
+        fuzz_read_logprobs(t);                              /* version 3: stored, or derived from logits */
         if (size > 8 && data[size / 3] % 4 == 0) render(t); /* one input in four: rendering is slow */
         if (av_trace_save(t, fuzz_path(again, sizeof again, "again.safetensors"), &err) == 0) {
             av_trace *u = NULL;

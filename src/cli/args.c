@@ -12,7 +12,9 @@ int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli
     out->n_specs = n_specs;
     out->values = calloc((size_t)n_specs + 1, sizeof *out->values);
     out->positional = calloc((size_t)argc + 1, sizeof *out->positional);
-    if (!out->values || !out->positional) {
+    out->given = calloc((size_t)argc + 1, sizeof *out->given);
+    out->given_spec = calloc((size_t)argc + 1, sizeof *out->given_spec);
+    if (!out->values || !out->positional || !out->given || !out->given_spec) {
         cli_args_free(out);
         return cli_failf(cmd, "out of memory") ? -1 : -1;
     }
@@ -56,8 +58,18 @@ int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli
             }
             out->values[found] = "";
         }
+        out->given[out->n_given] = out->values[found]; /* every occurrence, for repeatable options */
+        out->given_spec[out->n_given++] = found;
     }
     return 0;
+}
+
+int cli_get_all(const cli_args *a, const char *name, const char ***out) {
+    int n = 0;
+    *out = calloc((size_t)a->n_given + 1, sizeof **out);
+    for (int i = 0; *out && i < a->n_given; i++)
+        if (strcmp(a->specs[a->given_spec[i]].name, name) == 0) (*out)[n++] = a->given[i];
+    return n;
 }
 
 int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage,
@@ -79,6 +91,8 @@ int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, con
 void cli_args_free(cli_args *a) {
     free(a->values);
     free(a->positional);
+    free(a->given);
+    free(a->given_spec);
     memset(a, 0, sizeof *a);
 }
 
@@ -131,18 +145,30 @@ const char *cli_output(const cli_args *a, const char *def) {
     return out ? out : def;
 }
 
-const char *const cli_kinds[CLI_N_KINDS] = {"self", "enc", "dec", "cross"};
+int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind) {
+    const char *s = cli_get(a, "kind");
+    if (s && av_attn_kind_parse(s, kind)) {
+        cli_failf(cmd, "--kind must be self, enc, dec or cross, got '%s'", s);
+        return -1;
+    }
+    return 0;
+}
 
-int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, const char **kind) {
+int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, av_attn_kind *kind) {
     av_err err = {{0}};
+    *t = NULL;
+    *kind = AV_ATTN_SELF;
+    if (cli_get_kind(a, cmd, kind)) return -1;
     if (av_trace_load(a->positional[0], t, &err)) {
         cli_fail(cmd, &err);
         return -1;
     }
-    *kind = cli_get(a, "kind");
-    for (int k = 0; k < CLI_N_KINDS && !*kind; k++)
-        if (av_trace_n_layers(*t, cli_kinds[k])) *kind = cli_kinds[k];
-    if (!*kind) *kind = "self";
+    if (!cli_get(a, "kind"))
+        for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+            if (av_trace_n_layers(*t, (av_attn_kind)k)) {
+                *kind = (av_attn_kind)k;
+                break;
+            }
     return 0;
 }
 

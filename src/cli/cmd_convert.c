@@ -47,12 +47,12 @@ int cmd_convert(int argc, char **argv) {
         cli_failf(cmd, "-o PATH is required (a .gguf file or a directory for hf)");
         goto done;
     }
-    if (!to) to = has_gguf_suffix(out) ? "gguf" : "hf";
-    if (strcmp(to, "gguf") != 0 && strcmp(to, "hf") != 0) {
+    av_model_format target = has_gguf_suffix(out) ? AV_MODEL_FORMAT_GGUF : AV_MODEL_FORMAT_HF;
+    if (to && (av_model_format_parse(to, &target) || target == AV_MODEL_FORMAT_LLAMA2C)) {
         cli_failf(cmd, "--to must be gguf or hf");
         goto done;
     }
-    if (strcmp(to, "hf") == 0 && has_gguf_suffix(out)) {
+    if (target == AV_MODEL_FORMAT_HF && has_gguf_suffix(out)) {
         cli_failf(cmd, "--to hf writes a directory, not '%s' (drop --to to write GGUF)", out);
         goto done;
     }
@@ -60,20 +60,20 @@ int cmd_convert(int argc, char **argv) {
         cli_failf(cmd, "--type must be " TYPES ", got '%s'", type);
         goto done;
     }
-    if (strcmp(to, "hf") == 0 && av_dtype_is_quantized(ep.dtype)) {
+    if (target == AV_MODEL_FORMAT_HF && av_dtype_is_quantized(ep.dtype)) {
         cli_failf(cmd, "--type %s is only available for GGUF output (-o FILE.gguf)", type);
         goto done;
     }
     if (cli_get_int(&a, "shards", 1, 1, 64, &shards, cmd)) goto done;
-    if (shards > 1 && strcmp(to, "gguf") == 0) {
+    if (shards > 1 && target == AV_MODEL_FORMAT_GGUF) {
         cli_failf(cmd, "--shards applies to --to hf only");
         goto done;
     }
     ep.n_shards = (int)shards;
     ep.force = cli_has(&a, "force");
     if (cli_load_model(&a, cmd, &m)) goto done;
-    int failed = strcmp(to, "gguf") == 0 ? av_export_gguf(m, out, &ep, &rep, &err)
-                                         : av_export_hf(m, out, &ep, &rep, &err);
+    int failed = target == AV_MODEL_FORMAT_GGUF ? av_export_gguf(m, out, &ep, &rep, &err)
+                                                : av_export_hf(m, out, &ep, &rep, &err);
     if (failed) {
         cli_fail(cmd, &err);
         goto done;
@@ -88,8 +88,9 @@ int cmd_convert(int argc, char **argv) {
         snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " (rows not a multiple of %d)",
                  av_dtype_block_size(ep.dtype));
     fprintf(stderr, "attnviz convert: %s (%s) -> %s: %s %s, %d tensors, %.2f MiB in %d file%s%s, %s\n",
-            info.name, info.format, out, strcmp(to, "gguf") == 0 ? "GGUF v3" : "Hugging Face",
-            av_dtype_name(ep.dtype), rep.n_tensors, (double)rep.n_bytes / (1024.0 * 1024.0), rep.n_shards,
+            info.name, av_model_format_name(info.format), out,
+            target == AV_MODEL_FORMAT_GGUF ? "GGUF v3" : "Hugging Face", av_dtype_name(ep.dtype),
+            rep.n_tensors, (double)rep.n_bytes / (1024.0 * 1024.0), rep.n_shards,
             rep.n_shards == 1 ? "" : "s", extra, rep.tokenizer ? "with tokenizer" : "no tokenizer");
     rc = 0;
 done:

@@ -96,13 +96,17 @@ typedef struct av_attn_args {
     const float *v;
     int v_stride; /* (n_k, v_stride) */
     float *out;
-    int out_stride;          /* (n_q, out_stride): head h at column h*head_dim */
-    float scale;             /* score scale, usually 1/sqrt(head_dim) */
-    int causal_offset;       /* >= 0: query i sees keys [0, causal_offset + i]; -1: all keys */
-    int window;              /* > 0 (causal only): query sees at most the last `window` keys */
-    const float *bias;       /* optional additive score bias (n_heads, n_q, n_k), e.g. T5 positions */
-    const uint8_t *key_mask; /* optional (n_k): 0 = padding key, never attended */
-    float *probs;            /* optional capture: head h rows at probs + h*probs_head_stride */
+    int out_stride;           /* (n_q, out_stride): head h at column h*head_dim */
+    float scale;              /* score scale, usually 1/sqrt(head_dim) */
+    float softcap;            /* > 0: scores = softcap * tanh(scores / softcap) (Gemma 2), first */
+    int q_pos;                /* position of query row 0; the keys sit at positions 0..n_k-1 */
+    int causal;               /* the query at position p sees keys 0..p; else all n_k keys */
+    int window;               /* > 0 (causal only): a query sees at most the last `window` keys */
+    const float *rel_bias;    /* optional (n_heads, rel_stride): the score of query position p and key
+                                 k gets rel_bias[h * rel_stride + rel_zero + k - p] (T5 buckets) */
+    int rel_stride, rel_zero; /* rel_zero >= the last query position, rel_zero + n_k <= rel_stride */
+    const uint8_t *key_mask;  /* optional (n_k): 0 = padding key, never attended */
+    float *probs;             /* optional capture: head h rows at probs + h*probs_head_stride */
     size_t probs_head_stride;
     int probs_ld;     /* row stride of the capture (>= n_k) */
     int probs_zeroed; /* 1: the capture starts all zero; keys past a block's reach are not written */
@@ -111,6 +115,11 @@ typedef struct av_attn_args {
 /* Runs attention for all heads; scratch: (n_threads, AV_ATTN_QUERY_BLOCK, n_k) floats, used when probs is
  * NULL. Memory is linear in n_k without capture. */
 void av_attention(const av_attn_args *a, float *scratch, int n_threads);
+/* The probabilities of query rows [r0, r0 + nr) of head h alone (v, out and probs of a are not used): scores,
+ * soft-capping, bias, masks, softmax, into probs (nr rows of ld floats). Returns how many keys were written
+ * per row: those the block's last row can see (entries a row cannot see are 0); later keys are untouched.
+ * av_attention computes its probabilities with this function; lazy traces recompute rows with it. */
+int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld);
 
 void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n); /* n % 32 == 0 */
 

@@ -95,15 +95,15 @@ static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
  * naming (and keeps 1-D norms F32). */
 static int collect(const av_model *m, int gguf, av_dtype want, ex_bufs *b, ex_tensor **out, int *n_out,
                    av_export_report *rep, av_err *err) {
-    int n = 0, to_target = gguf ? (m->rope == AV_ROPE_HALF ? PERM_TO_INTERLEAVED : PERM_NONE)
-                                : (m->rope == AV_ROPE_INTERLEAVED ? PERM_TO_HALF : PERM_NONE);
+    const av_stack *st = &m->stacks[0];
+    int n = 0, to_target = gguf ? (st->cfg.rope == AV_ROPE_HALF ? PERM_TO_INTERLEAVED : PERM_NONE)
+                                : (st->cfg.rope == AV_ROPE_INTERLEAVED ? PERM_TO_HALF : PERM_NONE);
     ex_tensor *v = calloc((size_t)(3 + AV_LLAMA_LAYER_WEIGHTS * m->n_layers), sizeof *v); /* (n_tensors) */
     if (!v) return av_errf(err, "out of memory");
     snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "token_embd.weight" : "model.embed_tokens.weight");
     v[n++].src = &m->tok_emb;
     for (int l = 0; l < m->n_layers; l++) {
-        const av_llama_layer *L = &m->layers[l];
-        const av_tensor *ts[AV_LLAMA_LAYER_WEIGHTS] = AV_LLAMA_LAYER_WEIGHT_PTRS(L);
+        const av_tensor *ts[AV_LLAMA_LAYER_WEIGHTS] = AV_LLAMA_LAYER_WEIGHT_PTRS(&st->blocks[l]);
         for (int k = 0; k < AV_LLAMA_LAYER_WEIGHTS; k++, n++) {
             if (gguf)
                 snprintf(v[n].name, sizeof v[n].name, "blk.%d.%s.weight", l, av_llama_gguf_layer_names[k]);
@@ -116,10 +116,10 @@ static int collect(const av_model *m, int gguf, av_dtype want, ex_bufs *b, ex_te
         }
     }
     snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "output_norm.weight" : "model.norm.weight");
-    v[n++].src = &m->out_norm;
-    if (!m->tied) {
+    v[n++].src = &st->final_norm.w;
+    if (!av_model_head_tied(m)) {
         snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "output.weight" : "lm_head.weight");
-        v[n++].src = &m->cls;
+        v[n++].src = &m->head.out.w;
     }
     for (int i = 0; i < n; i++) {
         ex_tensor *e = &v[i];
@@ -146,12 +146,20 @@ static int check_exportable(const av_model *m, av_err *err) {
     if (m->family != AV_FAMILY_LLAMA)
         return av_errf(err, "converting %s models is not supported yet (only llama)",
                        m->arch[0] ? m->arch : "these");
+    const av_stack *st = &m->stacks[0];
     for (int l = 0; l < m->n_layers; l++) {
-        const av_llama_layer *L = &m->layers[l];
-        if (L->bq.data || L->bk.data || L->bv.data || L->window > 0)
+        const av_block *B = &st->blocks[l];
+        if (B->attn.q.b.data || B->attn.k.b.data || B->attn.v.b.data || B->window > 0 ||
+            B->rope_theta != st->blocks[0].rope_theta || B->attn_softcap > 0 || B->q_norm.w.data ||
+            B->attn_out_norm.w.data || B->ffn_out_norm.w.data)
             return av_errf(
-                err, "layer %d has attention biases or a sliding window: not representable as llama", l);
+                err,
+                "layer %d has attention biases, a sliding window or other extras: not representable "
+                "as llama",
+                l);
     }
+    if (st->cfg.norm_offset != 0 || st->emb.scale != 1.0f || m->head.softcap > 0)
+        return av_errf(err, "the model's norms, embeddings or head are not representable as llama");
     return 0;
 }
 
@@ -201,68 +209,6 @@ static void remove_dir(const char *path) {
 
 /* ---- GGUF ---- */
 
-/* tokenizer.ggml.*: pieces stored with ' ' for spaces (SentencePiece kinds) get SentencePiece's "▁" (U+2581)
- * back; other vocabularies ("Ġthe", "##ing") are written as they are, with their merges when they have any.
- */
-static int gguf_tokenizer(av_gguf_writer *w, const av_tokenizer *t, av_err *err) {
-    int n = t->n_vocab, rc = -1, meta = t->text == AV_TOK_TEXT_SPACE;
-    int bytelevel = t->family && strcmp(t->family, "gpt2") == 0;
-    if (bytelevel && !t->gguf_pre)
-        return av_errf(
-            err, "the tokenizer's byte-level pre-tokenizer has no GGUF name (tokenizer.ggml.pre: gpt-2, "
-                 "llama-bpe, qwen2): a GGUF file would tokenize differently");
-    char **pieces = calloc((size_t)n, sizeof *pieces);
-    int32_t *types = malloc(sizeof *types * (size_t)n); /* (n) */
-    if (!pieces || !types) {
-        av_errf(err, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        size_t len = (size_t)t->lens[i], spaces = 0, k = 0;
-        for (size_t j = 0; meta && j < len; j++)
-            spaces += t->pieces[i][j] == ' ';
-        pieces[i] = malloc(len + 2 * spaces + 1);
-        if (!pieces[i]) {
-            av_errf(err, "out of memory");
-            goto done;
-        }
-        for (size_t j = 0; j < len; j++) {
-            if (meta && t->pieces[i][j] == ' ') {
-                memcpy(pieces[i] + k, "\xe2\x96\x81", 3);
-                k += 3;
-            } else {
-                pieces[i][k++] = t->pieces[i][j];
-            }
-        }
-        pieces[i][k] = 0;
-        types[i] = t->types[i];
-    }
-    rc = av_gguf_writer_str(w, "tokenizer.ggml.model", t->family ? t->family : "llama", err) ||
-                 av_gguf_writer_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, (size_t)n,
-                                        err) ||
-                 av_gguf_writer_arr_f32(w, "tokenizer.ggml.scores", t->scores, (size_t)n, err) ||
-                 av_gguf_writer_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n, err) ||
-                 (t->n_merges > 0 &&
-                  av_gguf_writer_arr_str(w, "tokenizer.ggml.merges", (const char *const *)t->merges,
-                                         (size_t)t->n_merges, err)) ||
-                 (bytelevel && av_gguf_writer_str(w, "tokenizer.ggml.pre", t->gguf_pre, err)) ||
-                 (t->bos >= 0 &&
-                  av_gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos, err)) ||
-                 (t->eos >= 0 &&
-                  av_gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos, err)) ||
-                 (t->unk >= 0 &&
-                  av_gguf_writer_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk, err))
-             ? -1
-             : 0;
-done:
-    if (pieces)
-        for (int i = 0; i < n; i++)
-            free(pieces[i]);
-    free(pieces);
-    free(types);
-    return rc;
-}
-
 static uint32_t gguf_file_type(av_dtype t) {
     switch (t) { /* llama.cpp's general.file_type (LLAMA_FTYPE_*) */
     case AV_DTYPE_F16: return 1;
@@ -287,8 +233,9 @@ static int gguf_config(av_gguf_writer *w, const av_model *m, av_dtype type, av_e
                    av_gguf_writer_u32(w, "llama.rope.dimension_count", (uint32_t)m->head_dim, err) ||
                    av_gguf_writer_u32(w, "llama.attention.head_count", (uint32_t)m->n_heads, err) ||
                    av_gguf_writer_u32(w, "llama.attention.head_count_kv", (uint32_t)m->n_kv_heads, err) ||
-                   av_gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", m->norm_eps, err) ||
-                   av_gguf_writer_f32(w, "llama.rope.freq_base", m->rope_theta, err)
+                   av_gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", m->stacks[0].cfg.eps,
+                                      err) ||
+                   av_gguf_writer_f32(w, "llama.rope.freq_base", m->stacks[0].blocks[0].rope_theta, err)
                ? -1
                : 0;
 }
@@ -315,7 +262,7 @@ int av_export_gguf(const av_model *m, const char *path, const av_export_params *
     w.codec = &av_quant_codec;
     if (gguf_config(&w, m, p->dtype, err)) goto done;
     if (m->tok && m->tok->n_vocab > 0) {
-        if (gguf_tokenizer(&w, m->tok, err)) goto done;
+        if (av_tok_write_gguf(&w, m->tok, err)) goto done;
         rep->tokenizer = 1;
     }
     if (collect(m, 1, p->dtype, &b, &ts, &n, rep, err)) goto done;
@@ -380,9 +327,9 @@ static int hf_config(const av_model *m, av_dtype type, const char *path, av_err 
     json_object_set_new(c, "head_dim", json_integer(m->head_dim));
     json_object_set_new(c, "max_position_embeddings", json_integer(m->max_seq_len));
     json_object_set_new(c, "vocab_size", json_integer(m->vocab_size));
-    json_object_set_new(c, "rms_norm_eps", json_float(m->norm_eps));
-    json_object_set_new(c, "rope_theta", json_float(m->rope_theta));
-    json_object_set_new(c, "tie_word_embeddings", json_boolean(m->tied));
+    json_object_set_new(c, "rms_norm_eps", json_float(m->stacks[0].cfg.eps));
+    json_object_set_new(c, "rope_theta", json_float(m->stacks[0].blocks[0].rope_theta));
+    json_object_set_new(c, "tie_word_embeddings", json_boolean(av_model_head_tied(m)));
     json_object_set_new(c, "hidden_act", json_string("silu"));
     json_object_set_new(c, "attention_bias", json_false());
     json_object_set_new(c, "mlp_bias", json_false());
@@ -397,22 +344,41 @@ static int hf_config(const av_model *m, av_dtype type, const char *path, av_err 
 /* llama2.c tokenizer file: int32 max piece length, then per token f32 score, i32 length, bytes. The format is
  * SentencePiece BPE with <unk>, BOS, EOS fixed at 0, 1, 2; other tokenizers are not written this way.
  * TODO: write tokenizer.json for the others once the tokenizer.json writer exists. */
+/* A piece with SentencePiece's "▁" written as ' ' (llama2.c's spelling) into buf; its length. */
+static int32_t llama2c_piece(const av_tokenizer *t, int i, char *buf) {
+    int32_t n = 0;
+    for (int k = 0; k < t->lens[i]; k++) {
+        int meta = t->text == AV_TOK_TEXT_METASPACE && k + 3 <= t->lens[i] &&
+                   memcmp(t->pieces[i] + k, "\xE2\x96\x81", 3) == 0;
+        buf[n++] = meta ? ' ' : t->pieces[i][k];
+        k += meta ? 2 : 0;
+    }
+    return n;
+}
+
 static int hf_tokenizer(const av_tokenizer *t, const char *path, int *written, av_err *err) {
     *written = 0;
-    int spm =
-        t->kind == AV_TOK_SPM_BPE || (t->kind == AV_TOK_SP && t->family && strcmp(t->family, "llama") == 0);
-    if (!spm || t->text != AV_TOK_TEXT_SPACE || t->unk != 0 || t->bos != 1 || t->eos != 2) return 0;
+    int llama = t->family && strcmp(t->family, "llama") == 0;
+    int spm = t->kind == AV_TOK_SPM_BPE || ((t->kind == AV_TOK_SP || t->kind == AV_TOK_GGUF) && llama);
+    if (!spm || (t->text != AV_TOK_TEXT_SPACE && t->text != AV_TOK_TEXT_METASPACE) || t->unk != 0 ||
+        t->bos != 1 || t->eos != 2)
+        return 0;
     int32_t max_len = 1;
     for (int i = 0; i < t->n_vocab; i++)
         max_len = t->lens[i] > max_len ? t->lens[i] : max_len;
+    char *buf = malloc((size_t)max_len); /* (max_len) one piece in llama2.c's spelling */
     av_atomic_file f;
-    if (av_atomic_open(&f, path, err)) return -1;
+    if (!buf || av_atomic_open(&f, path, err)) {
+        free(buf);
+        return buf ? -1 : av_errf(err, "out of memory");
+    }
     int rc = av_atomic_write(&f, &max_len, 4, err);
     for (int i = 0; !rc && i < t->n_vocab; i++) {
-        int32_t len = t->lens[i];
+        int32_t len = llama2c_piece(t, i, buf);
         rc = av_atomic_write(&f, &t->scores[i], 4, err) || av_atomic_write(&f, &len, 4, err) ||
-             av_atomic_write(&f, t->pieces[i], (size_t)len, err);
+             av_atomic_write(&f, buf, (size_t)len, err);
     }
+    free(buf);
     if (rc) {
         av_atomic_abort(&f);
         return -1;
@@ -505,7 +471,7 @@ int av_export_hf(const av_model *m, const char *dir_in, const av_export_params *
         return av_errf(err, "Hugging Face output supports f32, f16 and bf16, not %s",
                        av_dtype_name(p->dtype));
     if (check_exportable(m, err)) return -1;
-    int n_tensors = 3 + 9 * m->n_layers - (m->tied ? 1 : 0);
+    int n_tensors = 3 + 9 * m->n_layers - (av_model_head_tied(m) ? 1 : 0);
     if (p->n_shards < 1 || p->n_shards > AV_MAX_SHARDS || p->n_shards > n_tensors)
         return av_errf(err, "--shards must be between 1 and %d for this model (got %d)",
                        n_tensors < AV_MAX_SHARDS ? n_tensors : AV_MAX_SHARDS, p->n_shards);

@@ -166,7 +166,7 @@ static int refuse_gguf_tensor(const av_gguf *g, const char *name, av_err *err) {
 
 int av_gguf_refuse_unsupported(const av_gguf *g, const char *arch, const av_model *m, av_err *err) {
     size_t alen = strlen(arch);
-    int head_dim = m->head_dim ? m->head_dim : m->n_heads > 0 ? m->dim / m->n_heads : 0;
+    int head_dim = m->stacks[0].cfg.head_dim; /* av_llama_init set it */
     for (int64_t i = 0; i < g->n_kv; i++) {
         const av_gguf_kv *kv = &g->kv[i];
         if (strncmp(kv->key, arch, alen) != 0 || kv->key[alen] != '.') continue;
@@ -176,7 +176,7 @@ int av_gguf_refuse_unsupported(const av_gguf *g, const char *arch, const av_mode
         if (!k || !gguf_neutral(k, &kv->v, head_dim)) return refuse_gguf_key(g, kv, k, err);
     }
     for (int64_t i = 0; i < g->n_tensors; i++)
-        if (!gguf_tensor_known(g->tensors[i].name, m->n_layers))
+        if (!gguf_tensor_known(g->tensors[i].name, m->stacks[0].n_layers))
             return refuse_gguf_tensor(g, g->tensors[i].name, err);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include "render/html_internal.h"
 
 #include "core/core.h"
+#include "trace/logprobs.h"
 #include "trace/trace.h"
 
 #include <math.h>
@@ -19,14 +20,21 @@
 #include <string.h>
 
 #define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
+#define AV_HTML_STEP_ALTS 20      /* alternatives per token the step view lists */
 
 av_html_params av_html_default_params(void) {
-    av_html_params p = {AV_HTML_AUTO, NULL, NULL, NULL, 1, NULL};
+    av_html_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = AV_HTML_AUTO;
+    p.analysis = 1;
+    p.kind = -1;
+    p.head = AV_HEADS_MEAN;
     return p;
 }
 
 int av_html_view_valid(const char *name) {
-    static const char *const views[] = {"heatmap", "model", "head", "image", "summary", "rollout", "norm"};
+    static const char *const views[] = {"heatmap", "model",   "head", "image",
+                                        "summary", "rollout", "norm", "steps"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -60,10 +68,12 @@ static void hb_html_escaped(av_buf *b, const char *s) {
     }
 }
 
-static const char *k_kinds[4] = {"self", "enc", "dec", "cross"};
+/* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
+static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js",      "heatmap.js", "analysis.js", "modelview.js", "headview.js",
-                                  "imageview.js", "summary.js", "rollout.js",  "normview.js",  "viewer.js"};
+static const char *k_scripts[] = {"data.js",     "heatmap.js",   "analysis.js", "modelview.js",
+                                  "headview.js", "imageview.js", "summary.js",  "rollout.js",
+                                  "normview.js", "steps.js",     "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -120,13 +130,14 @@ int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int 
 }
 
 /* Encodes one attention set into blob at *off; records it in sets. */
-static int encode_set(const av_trace *t, const char *kind, int layer, int u8, av_buf *blob, json_t *sets,
+static int encode_set(const av_trace *t, av_attn_kind kind, int layer, int u8, av_buf *blob, json_t *sets,
                       json_t *labels, av_err *err) {
     av_attn_view v;
     if (av_trace_attn(t, kind, layer, &v, err)) return -1;
     size_t rows = (size_t)v.n_heads * (size_t)v.n_query;
     json_t *s = json_object();
-    json_object_set_new(s, "kind", json_string(kind));
+    const char *name = av_attn_kind_name(kind);
+    json_object_set_new(s, "kind", json_string(name));
     json_object_set_new(s, "layer", json_integer(layer));
     json_object_set_new(s, "heads", json_integer(v.n_heads));
     json_object_set_new(s, "nq", json_integer(v.n_query));
@@ -136,13 +147,13 @@ static int encode_set(const av_trace *t, const char *kind, int layer, int u8, av
         return -1;
     }
     json_array_append_new(sets, s);
-    if (!json_object_get(labels, kind)) { /* axis labels of this kind, once */
+    if (!json_object_get(labels, name)) { /* axis labels of this kind, once */
         char **ql, **kl;
         if (av_plot_labels(t, kind, v.n_query, v.n_key, &ql, &kl, err)) return -1;
         json_t *o = json_object();
         json_labels(o, "q", ql, v.n_query);
         json_labels(o, "k", kl, v.n_key);
-        json_object_set_new(labels, kind, o);
+        json_object_set_new(labels, name, o);
         av_plot_labels_free(ql, v.n_query);
         av_plot_labels_free(kl, v.n_key);
     }
@@ -162,30 +173,94 @@ static json_t *cmap_table(av_cmap cm) {
 
 static size_t total_values(const av_trace *t) {
     size_t n = 0;
-    for (int k = 0; k < 4; k++)
-        for (int l = 0; l < av_trace_n_layers(t, k_kinds[k]); l++) {
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        for (int l = 0; l < av_trace_n_layers(t, (av_attn_kind)k); l++) {
             av_attn_view v;
-            if (!av_trace_attn(t, k_kinds[k], l, &v, NULL)) n += (size_t)v.n_heads * v.n_query * v.n_key;
+            if (!av_trace_attn(t, (av_attn_kind)k, l, &v, NULL)) n += (size_t)v.n_heads * v.n_query * v.n_key;
         }
     return n;
+}
+
+/* The kind the viewer opens with: self, else cross, else the first present (as web/viewer.js chooses). */
+static av_attn_kind default_kind(const av_trace *t) {
+    if (av_trace_n_layers(t, AV_ATTN_SELF) > 0) return AV_ATTN_SELF;
+    if (av_trace_n_layers(t, AV_ATTN_CROSS) > 0) return AV_ATTN_CROSS;
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        if (av_trace_n_layers(t, (av_attn_kind)k) > 0) return (av_attn_kind)k;
+    return AV_ATTN_SELF;
+}
+
+/* Checks the caller's first view against the trace: kind present, layer and heads in range. */
+static int check_state(const av_trace *t, const av_html_params *p, av_err *err) {
+    if (p->kind < -1 || p->kind >= AV_ATTN_KIND_COUNT)
+        return av_errf(err, "initial view: unknown attention kind %d", p->kind);
+    if (!av_trace_has_attention(t) && p->kind < 0 && p->layer == 0 && p->head == AV_HEADS_MEAN && !p->n_heads)
+        return 0; /* a model API's response: the page opens on its steps */
+    av_attn_kind k = p->kind >= 0 ? (av_attn_kind)p->kind : default_kind(t);
+    const char *kind = av_attn_kind_name(k);
+    int L = av_trace_n_layers(t, k), H = av_trace_n_heads(t, k);
+    if (L == 0) return av_errf(err, "initial view: the trace has no '%s' attention", kind);
+    if (p->layer < 0 || p->layer >= L)
+        return av_errf(err, "initial view: layer %d is out of range: %s has layers 0..%d", p->layer, kind,
+                       L - 1);
+    if (p->head < AV_HEADS_MAX || p->head >= H)
+        return av_errf(err, "initial view: head %d is out of range: %s has heads 0..%d", p->head, kind,
+                       H - 1);
+    if (p->n_heads < 0 || (p->n_heads > 0 && !p->heads))
+        return av_errf(err, "initial view: %d checked heads without a list", p->n_heads);
+    for (int i = 0; i < p->n_heads; i++)
+        if (p->heads[i] < 0 || p->heads[i] >= H)
+            return av_errf(err, "initial view: checked head %d is out of range: %s has heads 0..%d",
+                           p->heads[i], kind, H - 1);
+    if (p->theme && strcmp(p->theme, "light") != 0 && strcmp(p->theme, "dark") != 0)
+        return av_errf(err, "initial view: theme must be light or dark, got '%s'", p->theme);
+    return 0;
+}
+
+/* meta "state": what the page shows first when the caller chose it (the viewer's defaults otherwise). */
+static int initial_state(const av_trace *t, const av_html_params *p, json_t *m, av_err *err) {
+    if (check_state(t, p, err)) return -1;
+    json_t *st = json_object();
+    if (p->kind >= 0) json_object_set_new(st, "kind", json_string(av_attn_kind_name((av_attn_kind)p->kind)));
+    if (p->layer) json_object_set_new(st, "layer", json_integer(p->layer));
+    if (p->head != AV_HEADS_MEAN)
+        json_object_set_new(st, "head", p->head >= 0 ? json_integer(p->head) : json_string("max"));
+    if (p->theme) json_object_set_new(st, "theme", json_string(p->theme));
+    if (p->heads) {
+        json_t *hs = json_array();
+        for (int i = 0; i < p->n_heads; i++)
+            json_array_append_new(hs, json_integer(p->heads[i]));
+        json_object_set_new(st, "heads", hs);
+    }
+    if (json_object_size(st))
+        json_object_set_new(m, "state", st);
+    else
+        json_decref(st);
+    return 0;
 }
 
 static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_html_analysis *an, av_buf *blob,
                       json_t **out, av_err *err) {
     json_t *m = json_object(), *sets = json_array(), *labels = json_object(), *md = json_object(),
-           *cm = json_object();
+           *cm = json_object(), *kinds = json_array();
     json_object_set_new(m, "format", json_string("attnviz-viewer"));
     json_object_set_new(m, "version", json_integer(1));
     json_object_set_new(m, "encoding", json_string(u8 ? "u8" : "f16"));
+    json_object_set_new(m, "kinds", kinds);
     json_object_set_new(m, "sets", sets);
     json_object_set_new(m, "labels", labels);
     json_object_set_new(m, "meta", md);
     json_object_set_new(m, "cmaps", cm);
     if (p->view) json_object_set_new(m, "view", json_string(p->view));
+    if (initial_state(t, p, m, err)) {
+        json_decref(m);
+        return -1;
+    }
     const char *model = av_trace_meta(t, "model");
     json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
     json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));
     json_object_set_new(cm, "magma", cmap_table(AV_CMAP_MAGMA));
+    json_object_set_new(cm, "diverging", cmap_table(AV_CMAP_DIVERGING)); /* differences (attnviz diff) */
     const char *key;
     json_t *val;
     json_object_foreach(t->meta, key, val) {
@@ -205,16 +280,27 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
         json_object_set_new(md, "image_png_base64", json_string(b64));
         free(b64);
     }
-    for (int k = 0; k < 4; k++)
-        for (int l = 0; l < av_trace_n_layers(t, k_kinds[k]); l++)
-            if (encode_set(t, k_kinds[k], l, u8, blob, sets, labels, err)) {
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+        int n_layers = av_trace_n_layers(t, (av_attn_kind)k);
+        if (n_layers)
+            json_array_append_new(kinds, json_pack("{s:s, s:s}", "kind", av_attn_kind_name((av_attn_kind)k),
+                                                   "label", k_kind_labels[k]));
+        for (int l = 0; l < n_layers; l++)
+            if (encode_set(t, (av_attn_kind)k, l, u8, blob, sets, labels, err)) {
                 json_decref(m);
                 return -1;
             }
+    }
     if (an && av_html_analysis_encode(an, u8, blob, m, err)) {
         json_decref(m);
         return -1;
     }
+    json_t *steps = av_trace_has_logprobs(t) ? av_steps_json(t, AV_HTML_STEP_ALTS, err) : NULL;
+    if (av_trace_has_logprobs(t) && !steps) {
+        json_decref(m);
+        return -1;
+    }
+    if (steps) json_object_set_new(m, "steps", steps);
     *out = m;
     return 0;
 }
@@ -302,13 +388,18 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     page_assets assets;
     if (find_assets(&assets, err)) return -1;
     size_t values = total_values(t);
-    if (values == 0) return av_errf(err, "the trace holds no attention to show");
+    if (values == 0 && !av_trace_has_logprobs(t)) return av_errf(err, "the trace holds no attention to show");
     av_html_analysis an = {0};
-    if (p->analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
-    int u8 = want_u8(t, p, &assets, values, &an);
+    /* a model API's response has no attention to analyse; a difference (attnviz diff) is signed: float16 only
+     */
+    int diff = av_trace_meta(t, "diff") != NULL, analysis = p->analysis && values > 0 && !diff;
+    if (diff && p->precision == AV_HTML_U8)
+        return av_errf(err, "a difference of two traces is signed: the page needs float16 data, not u8");
+    if (analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
+    int u8 = !diff && want_u8(t, p, &assets, values, &an);
     av_buf blob = {0}, page = {0};
     json_t *meta;
-    int rc = build_meta(t, p, u8, p->analysis ? &an : NULL, &blob, &meta, err);
+    int rc = build_meta(t, p, u8, analysis ? &an : NULL, &blob, &meta, err);
     av_html_analysis_free(&an);
     if (rc) {
         free(blob.s);

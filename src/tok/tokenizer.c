@@ -1,6 +1,8 @@
 /* Tokenizer front door: format detection, encoding dispatch, accessors and shared construction helpers. */
 #define _GNU_SOURCE /* memmem */
+#include "gguf_tok.h"
 #include "hf.h"
+#include "io/gguf.h"
 #include "io/io.h"
 #include "sp.h"
 
@@ -36,18 +38,10 @@ av_tokenizer *av_tok_alloc(av_tok_kind kind, int n, av_err *err) {
 }
 
 int av_tok_byte_piece(const char *p, size_t len) {
-    if (len != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>') return -1;
-    int v = 0;
-    for (int i = 3; i < 5; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                       : -1;
-        if (d < 0) return -1;
-        v = v * 16 + d;
-    }
-    return v;
+    uint32_t v;
+    if (len != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>' || av_hex_parse(p + 3, 2, &v))
+        return -1;
+    return (int)v;
 }
 
 /* Appends the text of token id to b (see av_tok_text). */
@@ -60,7 +54,8 @@ static int token_text(const av_tokenizer *t, int id, tok_buf *b) {
         int v = av_tok_byte_piece(p, n);
         return v >= 0 ? tok_buf_addc(b, (char)v) : 0;
     }
-    if (ty == AV_TOKTYPE_USER_DEFINED && t->kind == AV_TOK_HF) return tok_buf_add(b, p, n); /* added tokens */
+    if (ty == AV_TOKTYPE_USER_DEFINED && (t->kind == AV_TOK_HF || t->kind == AV_TOK_GGUF))
+        return tok_buf_add(b, p, n); /* added tokens: their text as it is */
     switch (t->text) {
     case AV_TOK_TEXT_METASPACE:
         for (size_t i = 0; i < n;) {
@@ -137,6 +132,8 @@ void av_tokenizer_free(av_tokenizer *t) {
     free(t->merges);
     av_tok_sp_free(t->sp, t->n_vocab);
     av_tok_hf_free(t->hf);
+    av_tok_gguf_free(t->gg);
+    free(t->chat_template);
     free(t);
 }
 
@@ -162,6 +159,20 @@ static int load_dir(const char *dir, av_tokenizer **out, av_err *err) {
                    dir);
 }
 
+/* A GGUF file: the tokenizer its metadata describes (the tensors are not needed). */
+static int load_gguf(const char *path, av_tokenizer **out, av_err *err) {
+    av_gguf g;
+    if (av_gguf_open(path, &g, err)) return -1;
+    int rc = av_tok_load_gguf(&g, out, err);
+    if (rc == 0 && !*out)
+        rc = av_errf(
+            err,
+            "%s: the GGUF file has no tokenizer attnviz reads (tokenizer.ggml.model llama, gpt2 or bert)",
+            path);
+    av_gguf_close(&g);
+    return rc;
+}
+
 /* A JSON file: tokenizer.json, or a {token: id} vocabulary that needs its merges file beside it. */
 static int load_json_file(const char *path, const char *head, size_t n, av_tokenizer **out, av_err *err) {
     if (memmem(head, n, "\"model\"", 7) || memmem(head, n, "\"added_tokens\"", 14) ||
@@ -182,6 +193,7 @@ static int load_json_file(const char *path, const char *head, size_t n, av_token
 /* add_bos_token / add_eos_token of the tokenizer_config.json next to the tokenizer (in dir), when present. */
 static int apply_config(const char *dir, av_tokenizer *t, av_err *err) {
     char path[4200];
+    if (t->kind == AV_TOK_GGUF) return 0; /* tokenizer.ggml.add_bos_token / add_eos_token (gguf_meta.c) */
     if (!exists(dir, "tokenizer_config.json", path, sizeof path)) return 0;
     json_t *cfg;
     if (av_json_load_file(path, &cfg, err)) return -1;
@@ -190,8 +202,8 @@ static int apply_config(const char *dir, av_tokenizer *t, av_err *err) {
     if ((b && !json_is_boolean(b) && !json_is_null(b)) || (e && !json_is_boolean(e) && !json_is_null(e)))
         rc = av_errf(err, "%s: add_bos_token / add_eos_token must be true or false", path);
     else
-        rc = av_tok_set_specials(t, json_is_boolean(b) ? json_is_true(b) : -1,
-                                 json_is_boolean(e) ? json_is_true(e) : -1, err);
+        av_tok_set_specials(t, json_is_boolean(b) ? json_is_true(b) : -1,
+                            json_is_boolean(e) ? json_is_true(e) : -1);
     json_decref(cfg);
     return rc;
 }
@@ -227,8 +239,7 @@ static int load_path(const char *path, av_tokenizer **out, av_err *err) {
         k++;
     int rc;
     if (n >= 4 && memcmp(p, "GGUF", 4) == 0) {
-        rc = av_errf(err, "%s: a GGUF file: its tokenizer is read with the model (attnviz run --model ...)",
-                     path);
+        rc = load_gguf(path, out, err);
     } else if (k < hn && head[k] == '{') {
         rc = load_json_file(path, head, hn, out, err);
     } else if (n >= 2 && p[0] == 0x0A && p[1] != 0) { /* protobuf field 1 (pieces), length-delimited */
@@ -279,16 +290,13 @@ int av_tokenizer_encode(const av_tokenizer *t, const char *text, size_t len, int
     return -1;
 }
 
-int av_tok_set_specials(av_tokenizer *t, int add_bos, int add_eos, av_err *err) {
-    if (add_bos < 0 && add_eos < 0) return 0;
-    int32_t *ids = NULL;
-    size_t n = 0;
-    if ((add_bos < 0 || add_eos < 0) && encode_own(t, "", 0, 1, &ids, &n, err)) return -1;
-    t->add_bos = add_bos >= 0 ? add_bos : n > 0 && ids[0] == t->bos;
-    t->add_eos = add_eos >= 0 ? add_eos : n > 0 && ids[n - 1] == t->eos;
+void av_tok_set_specials(av_tokenizer *t, int add_bos, int add_eos) {
+    if (add_bos < 0 && add_eos < 0) return;
+    int bos, eos; /* the tokenizer's own behaviour for an end the file leaves out */
+    av_tok_adds(t, &bos, &eos);
+    t->add_bos = add_bos >= 0 ? add_bos : bos;
+    t->add_eos = add_eos >= 0 ? add_eos : eos;
     t->specials_set = 1;
-    free(ids);
-    return 0;
 }
 
 /* The tokenizer's own encoding: add_bos adds the special tokens its format defines. */
@@ -305,6 +313,8 @@ static int encode_own(const av_tokenizer *t, const char *text, size_t len, int a
     if (t->kind == AV_TOK_SP) {
         if (add_bos && t->bos >= 0) rc = av_tok_ids_push(&out, t->bos) ? av_errf(err, "out of memory") : 0;
         if (rc == 0) rc = av_tok_sp_encode(t, text ? text : "", len, &out, err);
+    } else if (t->kind == AV_TOK_GGUF) {
+        rc = av_tok_gguf_encode(t, text ? text : "", len, add_bos, &out, err);
     } else {
         rc = av_tok_hf_encode(t, text ? text : "", len, add_bos, &out, err);
     }
@@ -319,6 +329,23 @@ static int encode_own(const av_tokenizer *t, const char *text, size_t len, int a
 }
 
 /* ---- accessors ---- */
+
+void av_tok_adds(const av_tokenizer *t, int *bos, int *eos) {
+    *bos = *eos = 0;
+    if (t->specials_set) {
+        *bos = t->add_bos && t->bos >= 0;
+        *eos = t->add_eos && t->eos >= 0;
+    } else if (t->kind == AV_TOK_GGUF) {
+        *bos = t->gg->add_bos;
+        *eos = t->gg->add_eos;
+    } else if (t->kind == AV_TOK_HF) {
+        const av_tok_hf *hf = t->hf;
+        *bos = hf->n_prefix == 1 && hf->prefix[0] == t->bos;
+        *eos = hf->n_suffix == 1 && hf->suffix[0] == t->eos;
+    } else {
+        *bos = t->bos >= 0; /* SentencePiece and llama2.c: BOS only */
+    }
+}
 
 int av_tokenizer_vocab_size(const av_tokenizer *t) { return t->n_vocab; }
 int av_tokenizer_bos(const av_tokenizer *t) { return t->bos; }
@@ -351,6 +378,8 @@ const char *av_tokenizer_model_name(const av_tokenizer *t) {
     if (t->kind == AV_TOK_SPM_BPE) return "llama2.c bpe";
     if (t->kind == AV_TOK_SP)
         return t->sp->model_type == AV_SP_BPE ? "sentencepiece bpe" : "sentencepiece unigram";
+    if (t->kind == AV_TOK_GGUF)
+        return t->gg->vocab == GG_VOCAB_SPM ? "gguf llama (llama.cpp)" : "gguf byte-level bpe (llama.cpp)";
     switch (t->hf->model) {
     case HF_MODEL_WORDPIECE: return "wordpiece";
     case HF_MODEL_BPE:
