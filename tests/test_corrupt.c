@@ -183,7 +183,7 @@ typedef struct gguf_spec {
     uint64_t dim, layers; /* llama.embedding_length, llama.block_count values */
     int n_tok;            /* tokenizer metadata tokens (0: none) */
     uint32_t emb_type;    /* ggml type of token_embd.weight */
-    int ne_overflow;      /* blk.0.attn_q.weight gets an overflowing ne */
+    int ne_overflow;      /* blk.0.attn_q.weight gets an overflowing ne (2: ne[0] = 0) */
     uint64_t norm_offset; /* != 0: offset of output_norm.weight */
     uint64_t name_len;    /* != 0: length written for general.name's value */
     uint32_t alignment;   /* != 0: general.alignment */
@@ -290,8 +290,9 @@ static void gguf_build(buf *b, const gguf_spec *s) {
             ne[0] = layer_ne[t - 2][0];
             ne[1] = layer_ne[t - 2][1];
             nd = ne[1] == 1 ? 1 : 2;
-            if (t == 3 && s->ne_overflow) {
-                ne[0] = ne[1] = ne[2] = 1ull << 32;
+            if (t == 3 && s->ne_overflow) { /* 2: an empty row, so the bytes stay 0 whatever the rest */
+                ne[0] = s->ne_overflow == 2 ? 0 : 1ull << 32;
+                ne[1] = ne[2] = 1ull << 32;
                 nd = 3;
             }
         }
@@ -349,6 +350,8 @@ static void make_gguf_cases(void) {
     GG("misaligned.gguf", "tensor offset misaligned", "not a multiple of the alignment", NULL,
        s.norm_offset = 4);
     GG("ne.gguf", "ne product overflows", "shape overflows", NULL, s.ne_overflow = 1);
+    GG("ne0.gguf", "an empty row with huge other dimensions", "empty dimension (ne[0] = 0)", NULL,
+       s.ne_overflow = 2);
     GG("nkv.gguf", "kv count 2^62", "keys and", "more than the", s.n_kv_override = 1ull << 62);
     GG("ntensors.gguf", "tensor count 2^62", "tensors, more than", NULL, s.n_tensors_override = 1ull << 62);
     GG("type.gguf", "unknown tensor type", "unknown tensor type 1234", NULL, s.emb_type = 1234);
