@@ -11,9 +11,35 @@ void av_dequantize_rows(const av_tensor *w, int64_t row0, int64_t n_rows, float 
 /* Makes OpenBLAS single-threaded: attnviz splits work over its own threads (call once, before any GEMM). */
 void av_kernels_init(void);
 
-/* 1 when this process can use AMX-BF16 tiles: CPU features, OS state and permission, checked once; 0 when
- * absent or when the environment sets ATTNVIZ_GEMM=sgemm. */
+/* ---- GEMM paths (gemm_cpu.c): which kernels run the products ----
+ * scalar: the plain reference micro-kernel; avx2 / avx512: the vector micro-kernels of the same driver
+ * (gemm.c); amx: the split-bf16 tile kernel for prompt products against 16/8-bit weights, avx512 for the
+ * rest; sgemm: OpenBLAS everywhere. The default is the fastest this CPU and OS support; ATTNVIZ_GEMM=<name>
+ * forces one (benchmarks, tests). */
+typedef enum av_gemm_path {
+    AV_GEMM_SCALAR = 0,
+    AV_GEMM_AVX2,
+    AV_GEMM_AVX512,
+    AV_GEMM_AMX,
+    AV_GEMM_SGEMM,
+    AV_GEMM_PATH_COUNT
+} av_gemm_path;
+
+const char *av_gemm_path_name(av_gemm_path p);            /* "scalar", "avx2", "avx512", "amx", "sgemm" */
+int av_gemm_path_parse(const char *s, av_gemm_path *out); /* 0, or -1 for an unknown name */
+int av_gemm_path_supported(av_gemm_path p);               /* 1 when this CPU and OS can run it */
+av_gemm_path av_gemm_path_get(void);                      /* the path in use */
+int av_gemm_path_set(av_gemm_path p);                     /* 0, or -1 (unchanged) when not supported */
+
+/* 1 when this process can use AMX-BF16 tiles: CPU features, OS state and permission, checked once. */
 int av_amx_ready(void);
+
+/* C (m, n) = alpha op(A) op(B) + beta C, row-major f32 like cblas_sgemm(CblasRowMajor, ...): op(A) (m, k) is
+ * A (m, k) with row stride lda, or A^T for A (k, m) when trans_a; op(B) (k, n) is B (k, n), or B^T for B (n,
+ * k) when trans_b. beta == 0 never reads C. Runs on the path's micro-kernel (OpenBLAS on the sgemm path),
+ * each output one f32 accumulation chain over k; splits columns over n_threads when the product is large. */
+void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int64_t lda,
+                 const float *b, int64_t ldb, float beta, float *c, int64_t ldc, int n_threads);
 
 /* y = x W^T with split-bf16 ("bf16x3") AMX tile products, f32 accumulation (see gemm_amx.c for the error
  * bound). Shapes as av_matmul. Returns 0, or -1 (nothing usable written) when AMX is unavailable or memory
@@ -26,16 +52,20 @@ enum { AV_MATMUL_MANY_MAX = 4 };
 int av_matmul_bf16x3_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
                           int n_threads);
 
-/* y = x W^T.  x: (n, in), W: (out, in) of any supported dtype, y: (n, out).
- * scratch: (out, in) floats used to dequantize non-F32 weights when n is large; may be NULL for F32. */
+/* y = x W^T.  x: (n, in), W: (out, in) of any supported dtype, y: (n, out). Up to AV_GEMV_MAX_ROWS rows of x
+ * (token-by-token generation) run as matrix-vector products, more on the GEMM path (av_gemm_path_get).
+ * scratch: (out, in) floats used by the sgemm path to dequantize non-F32 weights; may be NULL. */
+enum { AV_GEMV_MAX_ROWS = 7 };
 void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scratch, int n_threads);
 /* y[i] = x W_i^T for count (<= AV_MATMUL_MANY_MAX) weights of the same input width, e.g. q/k/v or gate/up:
  * one packing of x on the AMX path, av_matmul per weight otherwise. */
-void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n, float *scratch,
-                    int n_threads);
+void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
+                    float *scratch, int n_threads);
 
-/* out[i] = x[i] / rms(x) * weight  for each of n rows of size dim (rows split over threads). weight: (dim). */
-void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps, int n_threads);
+/* out[i] = x[i] / rms(x) * weight  for each of n rows of size dim (rows split over threads). weight: (dim).
+ */
+void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps,
+                int n_threads);
 
 /* In-place softmax over x[0..n). */
 void av_softmax(float *x, int n);
@@ -51,7 +81,8 @@ void av_swiglu(float *g, const float *u, size_t n, int n_threads);
 void av_layernorm(float *out, const float *x, const av_tensor *weight, const av_tensor *bias, int n, int dim,
                   float eps);
 
-/* Element-wise activations of the MLPs (names as in Hugging Face configs, see av_act_parse in model/block.c). */
+/* Element-wise activations of the MLPs (names as in Hugging Face configs, see av_act_parse in model/block.c).
+ */
 typedef enum av_act {
     AV_ACT_GELU = 0,   /* exact: 0.5 x (1 + erf(x / sqrt 2))            "gelu" */
     AV_ACT_GELU_TANH,  /* tanh approximation                             "gelu_new", "gelu_pytorch_tanh" */
@@ -73,19 +104,23 @@ enum { AV_ATTN_QUERY_BLOCK = 128 }; /* query rows per scratch block when not cap
 typedef struct av_attn_args {
     int n_heads, n_kv_heads, head_dim; /* query head h reads kv head h / (n_heads / n_kv_heads) */
     int n_q, n_k;                      /* query rows, key rows */
-    const float *q; int q_stride;      /* (n_q, q_stride): head h at column h*head_dim */
-    const float *k; int k_stride;      /* (n_k, k_stride): kv head g at column g*head_dim */
-    const float *v; int v_stride;      /* (n_k, v_stride) */
-    float *out; int out_stride;        /* (n_q, out_stride): head h at column h*head_dim */
-    float scale;                       /* score scale, usually 1/sqrt(head_dim) */
-    int causal_offset;                 /* >= 0: query i sees keys [0, causal_offset + i]; -1: all keys */
-    int window;                        /* > 0 (causal only): query sees at most the last `window` keys */
-    const float *bias;                 /* optional additive score bias (n_heads, n_q, n_k), e.g. T5 positions */
-    const uint8_t *key_mask;           /* optional (n_k): 0 = padding key, never attended */
-    float *probs;                      /* optional capture: head h rows at probs + h*probs_head_stride */
+    const float *q;
+    int q_stride; /* (n_q, q_stride): head h at column h*head_dim */
+    const float *k;
+    int k_stride; /* (n_k, k_stride): kv head g at column g*head_dim */
+    const float *v;
+    int v_stride; /* (n_k, v_stride) */
+    float *out;
+    int out_stride;          /* (n_q, out_stride): head h at column h*head_dim */
+    float scale;             /* score scale, usually 1/sqrt(head_dim) */
+    int causal_offset;       /* >= 0: query i sees keys [0, causal_offset + i]; -1: all keys */
+    int window;              /* > 0 (causal only): query sees at most the last `window` keys */
+    const float *bias;       /* optional additive score bias (n_heads, n_q, n_k), e.g. T5 positions */
+    const uint8_t *key_mask; /* optional (n_k): 0 = padding key, never attended */
+    float *probs;            /* optional capture: head h rows at probs + h*probs_head_stride */
     size_t probs_head_stride;
-    int probs_ld;                      /* row stride of the capture (>= n_k) */
-    int probs_zeroed;                  /* 1: the capture starts all zero; keys past a block's reach are not written */
+    int probs_ld;     /* row stride of the capture (>= n_k) */
+    int probs_zeroed; /* 1: the capture starts all zero; keys past a block's reach are not written */
 } av_attn_args;
 
 /* Runs attention for all heads; scratch: (n_threads, AV_ATTN_QUERY_BLOCK, n_k) floats, used when probs is

@@ -1,9 +1,10 @@
-/* y = x W^T. On CPUs with AMX, prompts against 16/8-bit weights go to the split-bf16 tile kernel
- * (gemm_amx.c); everything else runs on OpenBLAS, single-threaded (av_kernels_init): our own threads split
- * the work, so the process has one threading layer and nothing spins. F32 weights go straight to sgemm from
- * the mapping. Other types are dequantized slice by slice into a scratch matrix when there are enough rows to
- * amortize it, or multiplied row by row (matrix-vector) during token-by-token generation. */
-#include "kernels.h"
+/* y = x W^T: the dispatcher. Prompts (n >= AV_GEMV_MAX_ROWS + 1 rows of x) go to the path's GEMM
+ * (gemm_cpu.c): the AMX split-bf16 tile kernel (gemm_amx.c) for 16/8-bit weights where the CPU has it, the
+ * project's packed GEMM (gemm.c) on its AVX-512 / AVX2 / scalar micro-kernel otherwise, or OpenBLAS on the
+ * sgemm path (weights dequantized slice by slice into a scratch matrix, single-threaded sgemm per thread:
+ * av_kernels_init). Token-by-token generation (a few rows) is matrix-vector work, bound by memory: each
+ * weight row is converted and dotted with every row of x while it is in cache. */
+#include "gemm.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -30,7 +31,8 @@ static float dot_f32(const float *a, const float *b, int64_t n) {
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
     acc = _mm_cvtss_f32(h);
 #endif
-    for (; k < n; k++) acc += a[k] * b[k];
+    for (; k < n; k++)
+        acc += a[k] * b[k];
     return acc;
 }
 
@@ -79,8 +81,8 @@ static void dequant_range(void *ctx, int tid, int64_t r0, int64_t r1) {
 static void gemm_tokens(void *ctx, int tid, int64_t m0, int64_t m1) {
     const gemm_job *j = ctx;
     int in = (int)j->in, out = (int)j->out;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(m1 - m0), out, in, 1.0f, j->x + m0 * j->in, in, j->wf,
-                in, 0.0f, j->y + m0 * j->out, out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(m1 - m0), out, in, 1.0f, j->x + m0 * j->in, in,
+                j->wf, in, 0.0f, j->y + m0 * j->out, out);
 }
 
 /* Output features [r0, r1) for all (few) tokens: used when there are too few tokens to split. */
@@ -97,7 +99,7 @@ static void gemm_features(void *ctx, int tid, int64_t r0, int64_t r1) {
 
 /* Whether the AMX split-bf16 kernel takes these products: prompt-sized n and no F32 weight. 16-bit and 8-bit
  * weights carry relative rounding of their own, 2^-11 (f16) to 2^-8 (bf16, q8_0): the bf16x3 product's
- * (<= 2^-15) is below it. F32 weights keep exact f32 sgemm. (av_amx_ready is checked by the kernel.) */
+ * (<= 2^-15) is below it. F32 weights keep exact f32 products. */
 static int amx_suits(const av_tensor *const *w, int count, int n) {
     if (n < AV_AMX_MIN_ROWS || count > AV_MATMUL_MANY_MAX) return 0;
     for (int i = 0; i < count; i++)
@@ -105,30 +107,64 @@ static int amx_suits(const av_tensor *const *w, int count, int n) {
     return 1;
 }
 
-void av_kernels_init(void) { openblas_set_num_threads(1); }
+void av_kernels_init(void) {
+    openblas_set_num_threads(1);
+}
 
-void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scratch, int n_threads) {
+static int threads_for(int64_t n, int64_t out, int64_t in, int n_threads) {
+    return n * out * in > (1 << 18) ? n_threads : 1;
+}
+
+/* The sgemm path (and the fallback when the packed GEMM runs out of memory). */
+static void matmul_sgemm(float *y, const float *x, const av_tensor *w, int n, float *scratch, int nt) {
     int64_t out = w->shape[0], in = w->shape[1];
-    int64_t work = (int64_t)n * out * in;
-    int nt = work > (1 << 18) ? n_threads : 1;
-    if (amx_suits(&w, 1, n) && av_matmul_bf16x3(y, x, w, n, nt) == 0) return;
-    if (w->dtype != AV_DTYPE_F32 && (n < 8 || !scratch)) {
-        matvec_job j = {w, x, y, n, in, out};
-        av_parallel_for(nt, out, matvec_range, &j);
-        return;
-    }
     gemm_job j = {w, w->data, x, y, scratch, n, in, out};
     if (w->dtype != AV_DTYPE_F32) {
         av_parallel_for(nt, out, dequant_range, &j);
         j.wf = scratch;
     }
-    if (nt > 1 && n >= 32 * nt) av_parallel_for(nt, n, gemm_tokens, &j);
-    else if (nt > 1 && out >= 64) av_parallel_for(nt, out, gemm_features, &j);
-    else gemm_features(&j, 0, 0, out);
+    if (nt > 1 && n >= 32 * nt)
+        av_parallel_for(nt, n, gemm_tokens, &j);
+    else if (nt > 1 && out >= 64)
+        av_parallel_for(nt, out, gemm_features, &j);
+    else
+        gemm_features(&j, 0, 0, out);
 }
 
-void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n, float *scratch,
-                    int n_threads) {
-    if (amx_suits(w, count, n) && av_matmul_bf16x3_many(y, x, w, count, n, n_threads) == 0) return;
-    for (int i = 0; i < count; i++) av_matmul(y[i], x, w[i], n, scratch, n_threads);
+void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
+                    float *scratch, int n_threads) {
+    if (count > AV_MATMUL_MANY_MAX) {
+        for (int i = 0; i < count; i++)
+            av_matmul(y[i], x, w[i], n, scratch, n_threads);
+        return;
+    }
+    av_gemm_path path = av_gemm_path_get();
+    int64_t in = w[0]->shape[1], out_total = 0;
+    for (int i = 0; i < count; i++)
+        out_total += w[i]->shape[0];
+    int nt = threads_for(n, out_total, in, n_threads);
+    for (int i = 0; i < count && n <= AV_GEMV_MAX_ROWS; i++) {
+        if (path == AV_GEMM_SGEMM && w[i]->dtype == AV_DTYPE_F32) {
+            matmul_sgemm(y[i], x, w[i], n, scratch, nt);
+            continue;
+        }
+        matvec_job j = {w[i], x, y[i], n, in, w[i]->shape[0]};
+        av_parallel_for(nt, j.out, matvec_range, &j);
+    }
+    if (n <= AV_GEMV_MAX_ROWS) return;
+    if (path == AV_GEMM_AMX && amx_suits(w, count, n) && av_matmul_bf16x3_many(y, x, w, count, n, nt) == 0)
+        return;
+    const av_ukernel *uk = av_gemm_ukernel(path);
+    if (uk && av_gemm_weights(y, x, w, count, n, nt, uk) == 0) return;
+    for (int i = 0; i < count; i++) {
+        if (w[i]->dtype != AV_DTYPE_F32 && !scratch) { /* no room to dequantize: row by row */
+            matvec_job j = {w[i], x, y[i], n, in, w[i]->shape[0]};
+            av_parallel_for(nt, j.out, matvec_range, &j);
+        } else
+            matmul_sgemm(y[i], x, w[i], n, scratch, nt);
+    }
+}
+
+void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scratch, int n_threads) {
+    av_matmul_many(&y, x, &w, 1, n, scratch, n_threads);
 }

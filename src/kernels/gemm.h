@@ -1,0 +1,59 @@
+/* Internal interface between the GEMM driver (gemm.c), its packing routines (gemm_pack.c), the CPU/path
+ * selection (gemm_cpu.c) and the micro-kernels (gemm_avx512.c, gemm_avx2.c, the scalar one in gemm.c).
+ * The design is in docs/ARCHITECTURE.md ("GEMM"). */
+#ifndef AV_GEMM_H
+#define AV_GEMM_H
+
+#include "kernels.h"
+
+/* C (m, n) = alpha * A B + beta * C over k from packed panels a (k, mr) and b (k, nr); m <= mr, n <= nr;
+ * beta == 0 never reads C (see gemm_ukernel.h). */
+typedef void (*av_ukernel_fn)(int k, const float *restrict a, const float *restrict b, float *restrict c,
+                              int64_t ldc, int m, int n, float alpha, float beta);
+
+typedef struct av_ukernel {
+    av_ukernel_fn fn;
+    int mr, nr; /* register tile: rows of C (broadcast from A), columns of C (vector lanes, from B) */
+} av_ukernel;
+
+/* Register tiles of the kernels. */
+enum {
+    AV_UK_AVX512_MR = 12, /* 12 x 2 zmm accumulators + 2 B vectors + broadcasts: 27 of 32 registers */
+    AV_UK_AVX512_NV = 2,
+    AV_UK_AVX2_MR = 6, /* 6 x 2 ymm accumulators + 2 B vectors + 1 broadcast: 15 of 16 registers */
+    AV_UK_AVX2_NV = 2,
+    AV_UK_SCALAR_MR = 4,
+    AV_UK_SCALAR_NR = 16,
+};
+
+void av_ukernel_avx512(int k, const float *restrict a, const float *restrict b, float *restrict c,
+                       int64_t ldc, int m, int n, float alpha, float beta);
+void av_ukernel_avx2(int k, const float *restrict a, const float *restrict b, float *restrict c, int64_t ldc,
+                     int m, int n, float alpha, float beta);
+
+/* The micro-kernel of a path (AMX: the AVX-512 one, used for everything the tile kernel does not take), or
+ * NULL for AV_GEMM_SGEMM. */
+const av_ukernel *av_gemm_ukernel(av_gemm_path p);
+
+/* y[i] (n, out_i) = x (n, in) W_i^T for count <= AV_MATMUL_MANY_MAX weights of any dtype with the same in, on
+ * micro-kernel uk. Returns 0, or -1 (y incomplete) when memory runs out. */
+int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
+                    int n_threads, const av_ukernel *uk);
+
+/* Depth of one packed block: a multiple of every block-quantized type's block (32, 256) so that a block of
+ * weight columns starts and ends on quantization blocks. */
+enum { AV_GEMM_KC = 256 };
+
+/* ---- packing (gemm_pack.c) ----
+ * A panel of width P holds kc steps of P values: panel[p * P + r]. Rows/columns past the source are zero. */
+
+/* panel[p * P + r] = src[r * ld + p] for r < rows (rows of a row-major matrix become panel columns). */
+void av_pack_rows(const float *src, int64_t ld, int rows, int kc, int P, float *panel);
+/* panel[p * P + r] = src[p * ld + r] for r < cols (rows of the source are the kc steps). */
+void av_pack_cols(const float *src, int64_t ld, int cols, int kc, int P, float *panel);
+/* Weight rows [f0, f0 + rows), columns [k0, k0 + kc) of w (out, in), any dtype, converted exactly to f32 and
+ * packed as av_pack_rows does. k0 and kc are multiples of the dtype's block; tmp: (rows, kc) floats. */
+void av_pack_weight(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
+                    float *tmp);
+
+#endif
