@@ -42,8 +42,9 @@ $(BUILD)/%.o: %.c
 
 # The AMX kernel is the one file built for AVX-512 + AMX; it runs only after a runtime CPU check.
 $(BUILD)/src/kernels/gemm_amx.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mamx-tile -mamx-bf16
-# The AVX-512 micro-kernel likewise (gemm_cpu.c checks CPUID and XCR0 before choosing it).
+# The AVX-512 micro-kernel and its packing likewise (gemm_cpu.c checks CPUID and XCR0 before choosing them).
 $(BUILD)/src/kernels/gemm_avx512.o: ALL_CFLAGS += -mavx512f
+$(BUILD)/src/kernels/gemm_pack_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

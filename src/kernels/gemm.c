@@ -16,22 +16,27 @@
 #include <stdlib.h>
 
 enum {
-    NC_W = 512, /* features per packed weight block: KC x 512 floats = 512 KiB, a quarter of the L2 here */
-    MC_F = 192, /* rows of A per packed block in av_gemm_f32 (rounded down to the kernel's MR) */
-    NC_F = 1024 /* columns of B per packed block in av_gemm_f32 */
+    NC_W = 512,  /* features per packed weight block: KC x 512 floats = 512 KiB, a quarter of the L2 here */
+    MC_F = 192,  /* rows of A per packed block in av_gemm_f32 (rounded down to the kernel's MR) */
+    NC_F = 1024, /* columns of B per packed block in av_gemm_f32 */
+    A_IN_PLACE_PANELS =
+        4, /* av_gemm_f32 reads a row-major A in place when C has at most this many B panels */
+    X_IN_PLACE_PANELS =
+        16 /* av_gemm_weights reads x in place when it meets at most this many feature panels */
 };
 
 /* ---- the scalar reference kernel: the same fused multiply-add chain per output as the vector kernels ----
  */
 
-static void ukernel_scalar(int k, const float *restrict a, const float *restrict b, float *restrict c,
-                           int64_t ldc, int m, int n, float alpha, float beta) {
+static inline void scalar_tile(int a_rows, int k, const float *restrict a, int64_t lda,
+                               const float *restrict b, float *restrict c, int64_t ldc, int m, int n,
+                               float alpha, float beta) {
     enum { MR = AV_UK_SCALAR_MR, NR = AV_UK_SCALAR_NR };
     float acc[MR][NR] = {{0}};
     for (int p = 0; p < k; p++)
-        for (int i = 0; i < MR; i++)
+        for (int i = 0; i < m; i++)
             for (int j = 0; j < NR; j++)
-                acc[i][j] = fmaf(a[p * MR + i], b[p * NR + j], acc[i][j]);
+                acc[i][j] = fmaf(a_rows ? a[i * lda + p] : a[p * MR + i], b[p * NR + j], acc[i][j]);
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             float r = alpha * acc[i][j];
@@ -39,9 +44,19 @@ static void ukernel_scalar(int k, const float *restrict a, const float *restrict
         }
 }
 
-static const av_ukernel uk_scalar = {ukernel_scalar, AV_UK_SCALAR_MR, AV_UK_SCALAR_NR};
-static const av_ukernel uk_avx2 = {av_ukernel_avx2, AV_UK_AVX2_MR, AV_UK_AVX2_NV * 8};
-static const av_ukernel uk_avx512 = {av_ukernel_avx512, AV_UK_AVX512_MR, AV_UK_AVX512_NV * 16};
+static AV_UKERNEL_DECL(ukernel_scalar) {
+    scalar_tile(0, k, a, lda, b, c, ldc, m, n, alpha, beta);
+}
+static AV_UKERNEL_DECL(ukernel_scalar_rows) {
+    scalar_tile(1, k, a, lda, b, c, ldc, m, n, alpha, beta);
+}
+
+static const av_ukernel uk_scalar = {ukernel_scalar, ukernel_scalar_rows, av_pack_weight,
+                                     av_pack_rows,   AV_UK_SCALAR_MR,     AV_UK_SCALAR_NR};
+static const av_ukernel uk_avx2 = {av_ukernel_avx2, av_ukernel_avx2_rows, av_pack_weight,
+                                   av_pack_rows,    AV_UK_AVX2_MR,        AV_UK_AVX2_NV * 8};
+static const av_ukernel uk_avx512 = {av_ukernel_avx512,   av_ukernel_avx512_rows, av_pack_weight_avx512,
+                                     av_pack_rows_avx512, AV_UK_AVX512_MR,        AV_UK_AVX512_NV * 16};
 
 const av_ukernel *av_gemm_ukernel(av_gemm_path p) {
     switch (p) {
@@ -57,16 +72,55 @@ const av_ukernel *av_gemm_ukernel(av_gemm_path p) {
     }
 }
 
-/* C (m, ncols) = alpha * A B + beta * C over kc steps: A panels at ap + i * a_stride (MR rows each), B panels
- * (kc, NR) one after another at bp. The A panel stays in L1 while the B panels stream past it. */
-static void macro_kernel(const av_ukernel *uk, int kc, const float *ap, int64_t a_stride, int m,
-                         const float *bp, int ncols, float *c, int64_t ldc, float alpha, float beta) {
+/* One side of a block product: MR-row tiles of A at a + i * tile_stride, packed (kc, MR) or, with lda > 0,
+ * rows read in place lda apart. */
+typedef struct a_tiles {
+    const float *a;
+    int64_t tile_stride, lda;
+} a_tiles;
+
+/* Weight bytes wanted soon (the next block to pack): rows [0, rows) from row0, bytes [0, len) of each,
+ * row_bytes apart. Their prefetches are spread over the token tiles of the current block, so the packing that
+ * follows finds them in cache instead of waiting on memory row by row. */
+typedef struct w_ahead {
+    const char *row0;
+    size_t row_bytes, len;
+    int rows, row, per_tile; /* row: the next row to request; per_tile: rows per token tile */
+} w_ahead;
+
+static void w_ahead_init(w_ahead *a, const av_tensor *w, int64_t r0, int rows, int64_t k0, int kc,
+                         int tiles) {
+    size_t off = 0, end = 0;
+    av_dtype_nbytes(w->dtype, (size_t)w->shape[1], &a->row_bytes); /* the loader checked these sizes */
+    av_dtype_nbytes(w->dtype, (size_t)k0, &off);
+    av_dtype_nbytes(w->dtype, (size_t)(k0 + kc), &end);
+    a->row0 = (const char *)w->data + (size_t)r0 * a->row_bytes + off;
+    a->len = end - off;
+    a->rows = rows;
+    a->row = 0;
+    a->per_tile = (rows + tiles - 1) / tiles;
+}
+
+static void w_ahead_step(w_ahead *a) {
+    for (int i = 0; i < a->per_tile && a->row < a->rows; i++, a->row++) {
+        const char *r = a->row0 + (size_t)a->row * a->row_bytes;
+        for (size_t b = 0; b < a->len; b += 64)
+            __builtin_prefetch(r + b, 0, 2);
+    }
+}
+
+/* C (m, ncols) = alpha * A B + beta * C over kc steps, B panels (kc, NR) one after another at bp. Each A tile
+ * stays in L1 while the B panels stream past it. ahead (or NULL): weight lines to request meanwhile. */
+static void macro_kernel(const av_ukernel *uk, int kc, a_tiles at, int m, const float *bp, int ncols,
+                         float *c, int64_t ldc, float alpha, float beta, w_ahead *ahead) {
+    av_ukernel_fn fn = at.lda > 0 ? uk->fn_rows : uk->fn;
     for (int i0 = 0; i0 < m; i0 += uk->mr) {
-        const float *a = ap + (int64_t)(i0 / uk->mr) * a_stride;
+        if (ahead) w_ahead_step(ahead);
+        const float *a = at.a + (int64_t)(i0 / uk->mr) * at.tile_stride;
         int mr = m - i0 < uk->mr ? m - i0 : uk->mr;
         for (int j0 = 0; j0 < ncols; j0 += uk->nr)
-            uk->fn(kc, a, bp + (int64_t)j0 * kc, c + i0 * ldc + j0, ldc, mr,
-                   ncols - j0 < uk->nr ? ncols - j0 : uk->nr, alpha, beta);
+            fn(kc, a, at.lda, bp + (int64_t)j0 * kc, c + i0 * ldc + j0, ldc, mr,
+               ncols - j0 < uk->nr ? ncols - j0 : uk->nr, alpha, beta);
     }
 }
 
@@ -85,7 +139,7 @@ typedef struct wg_job {
     int64_t n_panels;
     const av_ukernel *uk;
     const float *x; /* (n, in) */
-    float *xp;      /* (ceil(n / MR), in, MR): token panels over all of k */
+    float *xp;      /* (ceil(n / MR), in, MR): token panels over all of k, or NULL: x read in place */
     int n, in;
     int failed;
 } wg_job;
@@ -95,20 +149,29 @@ static void wg_pack_x(void *ctx, int tid, int64_t p0, int64_t p1) {
     int mr = j->uk->mr;
     for (int64_t p = p0; p < p1; p++) {
         int rows = j->n - (int)p * mr < mr ? j->n - (int)p * mr : mr;
-        av_pack_rows(j->x + p * mr * j->in, j->in, rows, j->in, mr, j->xp + p * mr * j->in);
+        j->uk->pack_rows(j->x + p * mr * j->in, j->in, rows, j->in, mr, j->xp + p * mr * j->in);
     }
 }
 
 /* Features [f0, f0 + nf) of one weight against all tokens; wp: (KC, NC_W) panel block, tmp: (NR, KC). */
 static void wg_block(const wg_job *j, const wg_out *o, int f0, int nf, float *wp, float *tmp) {
     const av_ukernel *uk = j->uk;
+    int tiles = (j->n + uk->mr - 1) / uk->mr;
     for (int k0 = 0; k0 < j->in; k0 += AV_GEMM_KC) {
         int kc = j->in - k0 < AV_GEMM_KC ? j->in - k0 : AV_GEMM_KC;
+        w_ahead ahead; /* the next block: these features' next columns, or the next features' first ones */
+        if (k0 + kc < j->in)
+            w_ahead_init(&ahead, o->w, f0, nf, k0 + kc,
+                         j->in - k0 - kc < AV_GEMM_KC ? j->in - k0 - kc : AV_GEMM_KC, tiles);
+        else
+            w_ahead_init(&ahead, o->w, f0 + nf, o->out - f0 - nf < nf ? o->out - f0 - nf : nf, 0,
+                         j->in < AV_GEMM_KC ? j->in : AV_GEMM_KC, tiles);
         for (int f = 0; f < nf; f += uk->nr)
-            av_pack_weight(o->w, f0 + f, nf - f < uk->nr ? nf - f : uk->nr, k0, kc, uk->nr,
-                           wp + (int64_t)f * kc, tmp);
-        macro_kernel(uk, kc, j->xp + (int64_t)k0 * uk->mr, (int64_t)j->in * uk->mr, j->n, wp, nf, o->y + f0,
-                     o->out, 1.0f, k0 ? 1.0f : 0.0f);
+            uk->pack_weight(o->w, f0 + f, nf - f < uk->nr ? nf - f : uk->nr, k0, kc, uk->nr,
+                            wp + (int64_t)f * kc, tmp);
+        a_tiles x = {j->xp + (int64_t)k0 * uk->mr, (int64_t)j->in * uk->mr, 0};
+        if (!j->xp) x = (a_tiles){j->x + k0, (int64_t)uk->mr * j->in, j->in};
+        macro_kernel(uk, kc, x, j->n, wp, nf, o->y + f0, o->out, 1.0f, k0 ? 1.0f : 0.0f, &ahead);
     }
 }
 
@@ -144,10 +207,14 @@ int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, 
         j.outs[i] = (wg_out){w[i], y[i], (int)w[i]->shape[0], j.n_panels};
         j.n_panels += (j.outs[i].out + uk->nr - 1) / uk->nr;
     }
+    /* x is packed (once, shared by the threads) when it is reused by many feature panels and its rows lie a
+     * multiple of 4 KiB apart: read in place, such rows would all compete for the same L1 sets */
     int64_t x_panels = (n + uk->mr - 1) / uk->mr;
-    j.xp = aligned_alloc(64, sizeof(float) * (size_t)(x_panels * uk->mr) * (size_t)j.in);
-    if (!j.xp) return -1;
-    av_parallel_for(n_threads, x_panels, wg_pack_x, &j);
+    if ((size_t)j.in * sizeof(float) % 4096 == 0 && j.n_panels > X_IN_PLACE_PANELS) {
+        j.xp = aligned_alloc(64, sizeof(float) * (size_t)(x_panels * uk->mr) * (size_t)j.in);
+        if (!j.xp) return -1;
+        av_parallel_for(n_threads, x_panels, wg_pack_x, &j);
+    }
     av_parallel_for(n_threads, j.n_panels, wg_compute, &j);
     free(j.xp);
     return j.failed ? -1 : 0;
@@ -158,6 +225,7 @@ int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, 
 typedef struct f32_job {
     const av_ukernel *uk;
     int trans_a, trans_b, m, n, k;
+    int a_in_place; /* A row-major and used by few B panels: the kernel reads its rows, nothing is packed */
     float alpha, beta;
     const float *a, *b;
     int64_t lda, ldb, ldc;
@@ -171,7 +239,7 @@ static void f32_pack_b(const f32_job *j, int j0, int nc, int k0, int kc, float *
         int cols = nc - c < nr ? nc - c : nr;
         float *dst = bp + (int64_t)c * kc;
         if (j->trans_b)
-            av_pack_rows(j->b + (int64_t)(j0 + c) * j->ldb + k0, j->ldb, cols, kc, nr, dst);
+            j->uk->pack_rows(j->b + (int64_t)(j0 + c) * j->ldb + k0, j->ldb, cols, kc, nr, dst);
         else
             av_pack_cols(j->b + (int64_t)k0 * j->ldb + j0 + c, j->ldb, cols, kc, nr, dst);
     }
@@ -186,7 +254,7 @@ static void f32_pack_a(const f32_job *j, int i0, int mc, int k0, int kc, float *
         if (j->trans_a)
             av_pack_cols(j->a + (int64_t)k0 * j->lda + i0 + r, j->lda, rows, kc, mr, dst);
         else
-            av_pack_rows(j->a + (int64_t)(i0 + r) * j->lda + k0, j->lda, rows, kc, mr, dst);
+            j->uk->pack_rows(j->a + (int64_t)(i0 + r) * j->lda + k0, j->lda, rows, kc, mr, dst);
     }
 }
 
@@ -210,9 +278,13 @@ static void f32_columns(void *ctx, int tid, int64_t p0, int64_t p1) {
             f32_pack_b(j, j0, nc, k0, kc, bp);
             for (int i0 = 0; i0 < j->m; i0 += mc_max) {
                 int mc = j->m - i0 < mc_max ? j->m - i0 : mc_max;
-                f32_pack_a(j, i0, mc, k0, kc, ap);
-                macro_kernel(uk, kc, ap, (int64_t)uk->mr * kc, mc, bp, nc, j->c + i0 * j->ldc + j0, j->ldc,
-                             j->alpha, k0 ? 1.0f : j->beta);
+                a_tiles at = {ap, (int64_t)uk->mr * kc, 0};
+                if (j->a_in_place)
+                    at = (a_tiles){j->a + (int64_t)i0 * j->lda + k0, uk->mr * j->lda, j->lda};
+                else
+                    f32_pack_a(j, i0, mc, k0, kc, ap);
+                macro_kernel(uk, kc, at, mc, bp, nc, j->c + i0 * j->ldc + j0, j->ldc, j->alpha,
+                             k0 ? 1.0f : j->beta, NULL);
             }
         }
     }
@@ -225,7 +297,9 @@ void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, con
     if (m <= 0 || n <= 0) return;
     const av_ukernel *uk = av_gemm_ukernel(av_gemm_path_get());
     if (uk) {
-        f32_job j = {uk, trans_a, trans_b, m, n, k, alpha, beta, a, b, lda, ldb, ldc, c};
+        f32_job j = {uk,    trans_a, trans_b, m, n,   k,   !trans_a && n <= A_IN_PLACE_PANELS * uk->nr,
+                     alpha, beta,    a,       b, lda, ldb, ldc,
+                     c};
         int64_t panels = (n + uk->nr - 1) / uk->nr, work = (int64_t)m * n * (k > 0 ? k : 1);
         av_parallel_for(work > (1 << 20) ? n_threads : 1, panels, f32_columns, &j);
         return;

@@ -6,13 +6,22 @@
 
 #include "kernels.h"
 
-/* C (m, n) = alpha * A B + beta * C over k from packed panels a (k, mr) and b (k, nr); m <= mr, n <= nr;
- * beta == 0 never reads C (see gemm_ukernel.h). */
-typedef void (*av_ukernel_fn)(int k, const float *restrict a, const float *restrict b, float *restrict c,
-                              int64_t ldc, int m, int n, float alpha, float beta);
+/* C (m, n) = alpha * A B + beta * C over k from a packed B panel (k, nr) and A packed (k, mr) ("fn") or read
+ * in place, rows lda apart ("fn_rows"); m <= mr, n <= nr; beta == 0 never reads C (see gemm_ukernel.h). */
+typedef void (*av_ukernel_fn)(int k, const float *restrict a, int64_t lda, const float *restrict b,
+                              float *restrict c, int64_t ldc, int m, int n, float alpha, float beta);
+
+/* Packs weight rows [f0, f0 + rows), columns [k0, k0 + kc) into a panel (see av_pack_weight below). */
+typedef void (*av_pack_weight_fn)(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P,
+                                  float *panel, float *tmp);
+
+/* Packs rows of an f32 matrix into a panel (see av_pack_rows below). */
+typedef void (*av_pack_rows_fn)(const float *src, int64_t ld, int rows, int kc, int P, float *panel);
 
 typedef struct av_ukernel {
-    av_ukernel_fn fn;
+    av_ukernel_fn fn, fn_rows;
+    av_pack_weight_fn pack_weight;
+    av_pack_rows_fn pack_rows;
     int mr, nr; /* register tile: rows of C (broadcast from A), columns of C (vector lanes, from B) */
 } av_ukernel;
 
@@ -26,10 +35,17 @@ enum {
     AV_UK_SCALAR_NR = 16,
 };
 
-void av_ukernel_avx512(int k, const float *restrict a, const float *restrict b, float *restrict c,
-                       int64_t ldc, int m, int n, float alpha, float beta);
-void av_ukernel_avx2(int k, const float *restrict a, const float *restrict b, float *restrict c, int64_t ldc,
-                     int m, int n, float alpha, float beta);
+#define AV_UKERNEL_DECL(name)                                                                                \
+    void name(int k, const float *restrict a, int64_t lda, const float *restrict b, float *restrict c,       \
+              int64_t ldc, int m, int n, float alpha, float beta)
+AV_UKERNEL_DECL(av_ukernel_avx512);
+AV_UKERNEL_DECL(av_ukernel_avx512_rows);
+AV_UKERNEL_DECL(av_ukernel_avx2);
+AV_UKERNEL_DECL(av_ukernel_avx2_rows);
+/* The AVX-512 packing (gemm_pack_avx512.c): same panels as av_pack_rows / av_pack_weight. */
+void av_pack_rows_avx512(const float *src, int64_t ld, int rows, int kc, int P, float *panel);
+void av_pack_weight_avx512(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
+                           float *tmp);
 
 /* The micro-kernel of a path (AMX: the AVX-512 one, used for everything the tile kernel does not take), or
  * NULL for AV_GEMM_SGEMM. */

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #define UK_NAME av_ukernel_avx2
+#define UK_NAME_ROWS av_ukernel_avx2_rows
 #define UK_MR AV_UK_AVX2_MR
 #define UK_NV AV_UK_AVX2_NV
 #define UK_VL 8

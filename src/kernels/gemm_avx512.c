@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #define UK_NAME av_ukernel_avx512
+#define UK_NAME_ROWS av_ukernel_avx512_rows
 #define UK_MR AV_UK_AVX512_MR
 #define UK_NV AV_UK_AVX512_NV
 #define UK_VL 16

@@ -156,7 +156,7 @@ static float exp_nonpos(float x) {
 }
 
 #ifdef AV_HAVE_F16C
-static __m256 exp_nonpos8(__m256 x) {
+static inline __attribute__((always_inline)) __m256 exp_nonpos8(__m256 x) {
     __m256 small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
     x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
@@ -175,21 +175,33 @@ static __m256 exp_nonpos8(__m256 x) {
 }
 #endif
 
-/* Softmax in place; the vector path computes the same function (exp_nonpos) 8 lanes at a time. */
+/* Softmax in place; the vector path computes the same function (exp_nonpos) 8 lanes at a time. A row with
+ * no finite value (every key masked: all -inf) becomes all zero rather than NaN. */
 void av_softmax(float *x, int n) {
     if (n <= 0) return;
-    float mx = x[0];
-    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     int i = 0;
-    float sum = 0;
+    float mx = -INFINITY, sum = 0;
 #ifdef AV_HAVE_F16C
-    __m256 vmx = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
+    __m256 vmx = _mm256_set1_ps(-INFINITY);
+    for (; i + 8 <= n; i += 8) vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(x + i));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vmx);
+    for (int k = 0; k < 8; k++) mx = lanes[k] > mx ? lanes[k] : mx;
+#endif
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY) {
+        memset(x, 0, sizeof(float) * (size_t)n);
+        return;
+    }
+    i = 0;
+#ifdef AV_HAVE_F16C
+    vmx = _mm256_set1_ps(mx);
+    __m256 vsum = _mm256_setzero_ps();
     for (; i + 8 <= n; i += 8) {
         __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
         _mm256_storeu_ps(x + i, e);
         vsum = _mm256_add_ps(vsum, e);
     }
-    float lanes[8];
     _mm256_storeu_ps(lanes, vsum);
     for (int k = 0; k < 8; k++) sum += lanes[k];
 #endif
