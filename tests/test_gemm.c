@@ -129,8 +129,10 @@ static double matmul_worst(const float *y, const float *x, const float *wf, int 
 }
 
 static void matmul_dtypes_within_bound(av_gemm_path path) {
-    /* n, out, in: k blocks and a partial one (544), x packed (rows 4 KiB apart and > 16 feature panels: 1024 x 600) */
-    static const int mshapes[][3] = {{8, 45, 64}, {37, 300, 96}, {100, 40, 544}, {3, 33, 64}, {20, 600, 1024}};
+    /* n, out, in: k blocks and a partial one (544), x packed (rows 4 KiB apart and > 16 feature panels: 1024
+     * x 600) */
+    static const int mshapes[][3] = {
+        {8, 45, 64}, {37, 300, 96}, {100, 40, 544}, {3, 33, 64}, {20, 600, 1024}};
     static const av_dtype types[] = {AV_DTYPE_F32, AV_DTYPE_F16, AV_DTYPE_BF16, AV_DTYPE_Q8_0};
     for (size_t s = 0; s < sizeof mshapes / sizeof *mshapes; s++)
         for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
@@ -147,7 +149,8 @@ static void matmul_dtypes_within_bound(av_gemm_path path) {
             /* AMX runs 16/8-bit weights as split-bf16 products: its own bound, 2^-16 of sum |x w|
              * (gemm_amx.c) */
             double gamma = (in + 2) * ldexp(1.0, -24) / (1 - (in + 2) * ldexp(1.0, -24));
-            int amx = path == AV_GEMM_AMX && types[t] != AV_DTYPE_F32 && n >= AV_AMX_MIN_ROWS;
+            int amx = path == AV_GEMM_AMX && types[t] != AV_DTYPE_F32 && n >= AV_AMX_MIN_ROWS &&
+                      out * in >= AV_AMX_MIN_WEIGHTS;
             double limit = amx ? fmax(1.0, ldexp(1.0, -16) / gamma) : 1;
             CHECKF(worst <= limit, "%s %d x %d x %d: error %.3g of the bound", av_dtype_name(types[t]), n,
                    out, in, worst);
@@ -158,7 +161,7 @@ static void matmul_dtypes_within_bound(av_gemm_path path) {
 /* q/k/v-like weights of different widths and dtypes in one call give the bits of one call each. */
 static void matmul_many_equals_single(av_gemm_path path) {
     enum { N = 40, IN = 288 };
-    const int outs[3] = {45, 300, 16};
+    const int outs[3] = {240, 300, 232}; /* each large enough for the AMX path on its own */
     /* (on the AMX path an F32 weight sends the whole call to the AVX-512 kernel: keep them 16/8-bit there) */
     const av_dtype types[3] = {AV_DTYPE_F16, AV_DTYPE_Q8_0,
                                path == AV_GEMM_AMX ? AV_DTYPE_BF16 : AV_DTYPE_F32};

@@ -44,7 +44,21 @@ static void test_vector_dequantization_matches_scalar(void) {
         float ref = av_bf16_to_f32(h[3 * 256 + i]);
         if (!(isnan(ref) && isnan(out[i])) && memcmp(&ref, &out[i], 4) != 0) bad++;
     }
-    CHECKF(bad == 0, "BF16: %d values differ", bad);
+        CHECKF(bad == 0, "BF16: %d values differ", bad);
+    /* Q8_0: every value is d * q, one rounding, whatever the block's scale and values */
+    av_block_q8_0 q[64];
+    for (int b = 0; b < 64; b++) {
+        q[b].d = h[b * 997 % 65536] & 0x7bff; /* finite scales of many exponents */
+        for (int j = 0; j < 32; j++) q[b].qs[j] = (int8_t)(b * 37 + j * 11);
+    }
+    av_tensor tq = {AV_DTYPE_Q8_0, 2, {2, 1024, 0, 0}, q, sizeof q};
+    av_dequantize_rows(&tq, 0, 2, out);
+    bad = 0;
+    for (int i = 0; i < 2048; i++) {
+        float ref = av_f16_to_f32(q[i / 32].d) * (float)q[i / 32].qs[i % 32];
+        if (memcmp(&ref, &out[i], 4) != 0) bad++;
+    }
+    CHECKF(bad == 0, "Q8_0: %d values differ from d * q", bad);
     free(h);
     free(out);
 }

@@ -67,6 +67,9 @@ enum { AV_GEMM_KC = 256 };
 void av_pack_rows(const float *src, int64_t ld, int rows, int kc, int P, float *panel);
 /* panel[p * P + r] = src[p * ld + r] for r < cols (rows of the source are the kc steps). */
 void av_pack_cols(const float *src, int64_t ld, int cols, int kc, int P, float *panel);
+/* Columns [k0, k0 + kc) of weight row `row` of w (out, in), any dtype, converted exactly to f32: dst (kc).
+ * k0 and kc are multiples of the dtype's block (or kc reaches the end of the row). */
+void av_weight_block_f32(const av_tensor *w, int64_t row, int64_t k0, int kc, float *dst);
 /* Weight rows [f0, f0 + rows), columns [k0, k0 + kc) of w (out, in), any dtype, converted exactly to f32 and
  * packed as av_pack_rows does. k0 and kc are multiples of the dtype's block; tmp: (rows, kc) floats. */
 void av_pack_weight(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,

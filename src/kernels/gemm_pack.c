@@ -101,9 +101,19 @@ void av_pack_cols(const float *src, int64_t ld, int cols, int kc, int P, float *
     }
 }
 
-/* F32, F16 and BF16 rows convert inside the transposes. Any other dtype goes through av_dequantize_rows on a
- * one-row view that starts at column k0: one conversion routine per dtype serves whole rows and column blocks
- * alike (k0 sits on a block boundary, so its byte offset is the size of k0 elements). */
+/* A one-row view that starts at column k0: one conversion routine per dtype (av_dequantize_rows) serves whole
+ * rows and column blocks alike, since k0 sits on a block boundary and its byte offset is the size of k0
+ * elements. */
+void av_weight_block_f32(const av_tensor *w, int64_t row, int64_t k0, int kc, float *dst) {
+    size_t row_bytes = 0, offset = 0;
+    av_dtype_nbytes(w->dtype, (size_t)w->shape[1], &row_bytes); /* the loader checked these sizes */
+    av_dtype_nbytes(w->dtype, (size_t)k0, &offset);
+    av_tensor v = {
+        w->dtype, 2, {1, kc, 0, 0}, (const uint8_t *)w->data + (size_t)row * row_bytes + offset, 0};
+    av_dequantize_rows(&v, 0, 1, dst);
+}
+
+/* F32, F16 and BF16 rows convert inside the transposes; other dtypes through av_weight_block_f32 into tmp. */
 void av_pack_weight(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
                     float *tmp) {
     int64_t in = w->shape[1];
@@ -120,13 +130,7 @@ void av_pack_weight(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc
     default:
         break;
     }
-    size_t row_bytes = 0, offset = 0;
-    av_dtype_nbytes(w->dtype, (size_t)in, &row_bytes); /* the loader checked these sizes */
-    av_dtype_nbytes(w->dtype, (size_t)k0, &offset);
-    for (int r = 0; r < rows; r++) {
-        av_tensor row = {
-            w->dtype, 2, {1, kc, 0, 0}, (const uint8_t *)w->data + (size_t)(f0 + r) * row_bytes + offset, 0};
-        av_dequantize_rows(&row, 0, 1, tmp + (int64_t)r * kc);
-    }
+    for (int r = 0; r < rows; r++)
+        av_weight_block_f32(w, f0 + r, k0, kc, tmp + (int64_t)r * kc);
     av_pack_rows(tmp, kc, rows, kc, P, panel);
 }

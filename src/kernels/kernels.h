@@ -44,7 +44,9 @@ void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, con
 /* y = x W^T with split-bf16 ("bf16x3") AMX tile products, f32 accumulation (see gemm_amx.c for the error
  * bound). Shapes as av_matmul. Returns 0, or -1 (nothing usable written) when AMX is unavailable or memory
  * runs out. */
-enum { AV_AMX_MIN_ROWS = 16 }; /* av_matmul uses the AMX kernel from this many rows of x */
+/* av_matmul uses the AMX kernel from this many rows of x and weight values (out x in, all weights of a call)
+ */
+enum { AV_AMX_MIN_ROWS = 16, AV_AMX_MIN_WEIGHTS = 1 << 16 };
 int av_matmul_bf16x3(float *y, const float *x, const av_tensor *w, int n, int n_threads);
 /* The same for several weights (same `in`) against one x: x is split and packed once, and the threads share
  * all the weights' output features. y[i]: (n, w[i] rows). */

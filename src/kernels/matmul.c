@@ -44,21 +44,27 @@ typedef struct matvec_job {
     int64_t in, out;
 } matvec_job;
 
+/* Weight rows [start, end): each row is converted in L1-sized column blocks (a multiple of every quantization
+ * block) and dotted with every row of x while it is there. F32 rows are dotted in place. */
 static void matvec_range(void *ctx, int tid, int64_t start, int64_t end) {
-    matvec_job *j = ctx;
-    enum { ROWS = 16 };
-    float *buf = malloc(sizeof(float) * (size_t)(ROWS * j->in)); /* (ROWS, in) */
-    if (!buf) return;
-    for (int64_t r0 = start; r0 < end; r0 += ROWS) {
-        int64_t nr = end - r0 < ROWS ? end - r0 : ROWS;
-        av_dequantize_rows(j->w, r0, nr, buf);
-        for (int t = 0; t < j->n; t++) {
-            const float *xt = j->x + (size_t)t * (size_t)j->in;
-            for (int64_t r = 0; r < nr; r++)
-                j->y[(size_t)t * (size_t)j->out + (size_t)(r0 + r)] = dot_f32(buf + r * j->in, xt, j->in);
+    const matvec_job *j = ctx;
+    enum { CHUNK = 4096 };
+    float buf[CHUNK]; /* (CHUNK) columns of one weight row */
+    for (int64_t r = start; r < end; r++) {
+        for (int t = 0; t < j->n; t++)
+            j->y[(size_t)t * (size_t)j->out + (size_t)r] = 0.0f;
+        for (int64_t k0 = 0; k0 < j->in; k0 += CHUNK) {
+            int kc = j->in - k0 < CHUNK ? (int)(j->in - k0) : CHUNK;
+            const float *wr = (const float *)j->w->data + r * j->in + k0;
+            if (j->w->dtype != AV_DTYPE_F32) {
+                av_weight_block_f32(j->w, r, k0, kc, buf);
+                wr = buf;
+            }
+            for (int t = 0; t < j->n; t++)
+                j->y[(size_t)t * (size_t)j->out + (size_t)r] +=
+                    dot_f32(wr, j->x + (size_t)t * (size_t)j->in + k0, kc);
         }
     }
-    free(buf);
 }
 
 typedef struct gemm_job {
@@ -97,14 +103,18 @@ static void gemm_features(void *ctx, int tid, int64_t r0, int64_t r1) {
                     j->y + r0, (int)j->out);
 }
 
-/* Whether the AMX split-bf16 kernel takes these products: prompt-sized n and no F32 weight. 16-bit and 8-bit
+/* Whether the AMX split-bf16 kernel takes these products: prompt-sized n, weights large enough that the tile
+ * setup pays (measured: below ~256 x 256 the AVX-512 kernel is faster), and no F32 weight. 16-bit and 8-bit
  * weights carry relative rounding of their own, 2^-11 (f16) to 2^-8 (bf16, q8_0): the bf16x3 product's
  * (<= 2^-15) is below it. F32 weights keep exact f32 products. */
 static int amx_suits(const av_tensor *const *w, int count, int n) {
     if (n < AV_AMX_MIN_ROWS || count > AV_MATMUL_MANY_MAX) return 0;
-    for (int i = 0; i < count; i++)
+    int64_t weights = 0;
+    for (int i = 0; i < count; i++) {
         if (w[i]->dtype == AV_DTYPE_F32) return 0;
-    return 1;
+        weights += w[i]->shape[0] * w[i]->shape[1];
+    }
+    return weights >= AV_AMX_MIN_WEIGHTS;
 }
 
 void av_kernels_init(void) {
