@@ -16,7 +16,7 @@
 #include <stdlib.h>
 
 enum {
-    NC_W = 512,  /* features per packed weight block: KC x 512 floats = 512 KiB, a quarter of the L2 here */
+    NC_W = 512,  /* features per packed weight block: KC x 512 floats = 1 MiB, half the L2 of a core here */
     MC_F = 192,  /* rows of A per packed block in av_gemm_f32 (rounded down to the kernel's MR) */
     NC_F = 1024, /* columns of B per packed block in av_gemm_f32 */
     A_IN_PLACE_PANELS =
@@ -85,11 +85,12 @@ typedef struct a_tiles {
 typedef struct w_ahead {
     const char *row0;
     size_t row_bytes, len;
-    int rows, row, per_tile; /* row: the next row to request; per_tile: rows per token tile */
+    int rows, row, per_call; /* the next line: `at` bytes into `row`; per_call: lines per kernel call */
+    size_t at;
 } w_ahead;
 
 static void w_ahead_init(w_ahead *a, const av_tensor *w, int64_t r0, int rows, int64_t k0, int kc,
-                         int tiles) {
+                         int calls) {
     size_t off = 0, end = 0;
     av_dtype_nbytes(w->dtype, (size_t)w->shape[1], &a->row_bytes); /* the loader checked these sizes */
     av_dtype_nbytes(w->dtype, (size_t)k0, &off);
@@ -98,14 +99,16 @@ static void w_ahead_init(w_ahead *a, const av_tensor *w, int64_t r0, int rows, i
     a->len = end - off;
     a->rows = rows;
     a->row = 0;
-    a->per_tile = (rows + tiles - 1) / tiles;
+    a->at = 0;
+    a->per_call = (int)(((size_t)rows * ((a->len + 63) / 64) + (size_t)calls - 1) / (size_t)calls);
 }
 
+/* A few lines per kernel call: a burst would stall on the memory system's queue of outstanding misses. */
 static void w_ahead_step(w_ahead *a) {
-    for (int i = 0; i < a->per_tile && a->row < a->rows; i++, a->row++) {
-        const char *r = a->row0 + (size_t)a->row * a->row_bytes;
-        for (size_t b = 0; b < a->len; b += 64)
-            __builtin_prefetch(r + b, 0, 2);
+    for (int i = 0; i < a->per_call && a->row < a->rows; i++) {
+        __builtin_prefetch(a->row0 + (size_t)a->row * a->row_bytes + a->at, 0, 2);
+        a->at += 64;
+        if (a->at >= a->len) a->at = 0, a->row++;
     }
 }
 
@@ -115,12 +118,13 @@ static void macro_kernel(const av_ukernel *uk, int kc, a_tiles at, int m, const 
                          float *c, int64_t ldc, float alpha, float beta, w_ahead *ahead) {
     av_ukernel_fn fn = at.lda > 0 ? uk->fn_rows : uk->fn;
     for (int i0 = 0; i0 < m; i0 += uk->mr) {
-        if (ahead) w_ahead_step(ahead);
         const float *a = at.a + (int64_t)(i0 / uk->mr) * at.tile_stride;
         int mr = m - i0 < uk->mr ? m - i0 : uk->mr;
-        for (int j0 = 0; j0 < ncols; j0 += uk->nr)
+        for (int j0 = 0; j0 < ncols; j0 += uk->nr) {
+            if (ahead) w_ahead_step(ahead);
             fn(kc, a, at.lda, bp + (int64_t)j0 * kc, c + i0 * ldc + j0, ldc, mr,
                ncols - j0 < uk->nr ? ncols - j0 : uk->nr, alpha, beta);
+        }
     }
 }
 
@@ -156,16 +160,16 @@ static void wg_pack_x(void *ctx, int tid, int64_t p0, int64_t p1) {
 /* Features [f0, f0 + nf) of one weight against all tokens; wp: (KC, NC_W) panel block, tmp: (NR, KC). */
 static void wg_block(const wg_job *j, const wg_out *o, int f0, int nf, float *wp, float *tmp) {
     const av_ukernel *uk = j->uk;
-    int tiles = (j->n + uk->mr - 1) / uk->mr;
+    int tiles = (j->n + uk->mr - 1) / uk->mr, calls = tiles * ((nf + uk->nr - 1) / uk->nr);
     for (int k0 = 0; k0 < j->in; k0 += AV_GEMM_KC) {
         int kc = j->in - k0 < AV_GEMM_KC ? j->in - k0 : AV_GEMM_KC;
         w_ahead ahead; /* the next block: these features' next columns, or the next features' first ones */
         if (k0 + kc < j->in)
             w_ahead_init(&ahead, o->w, f0, nf, k0 + kc,
-                         j->in - k0 - kc < AV_GEMM_KC ? j->in - k0 - kc : AV_GEMM_KC, tiles);
+                         j->in - k0 - kc < AV_GEMM_KC ? j->in - k0 - kc : AV_GEMM_KC, calls);
         else
             w_ahead_init(&ahead, o->w, f0 + nf, o->out - f0 - nf < nf ? o->out - f0 - nf : nf, 0,
-                         j->in < AV_GEMM_KC ? j->in : AV_GEMM_KC, tiles);
+                         j->in < AV_GEMM_KC ? j->in : AV_GEMM_KC, calls);
         for (int f = 0; f < nf; f += uk->nr)
             uk->pack_weight(o->w, f0 + f, nf - f < uk->nr ? nf - f : uk->nr, k0, kc, uk->nr,
                             wp + (int64_t)f * kc, tmp);
