@@ -45,6 +45,7 @@ $(BUILD)/src/kernels/gemm_amx.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl -
 # The AVX-512 micro-kernel and its packing likewise (gemm_cpu.c checks CPUID and XCR0 before choosing them).
 $(BUILD)/src/kernels/gemm_avx512.o: ALL_CFLAGS += -mavx512f
 $(BUILD)/src/kernels/gemm_pack_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl
+$(BUILD)/src/kernels/ops_avx512.o: ALL_CFLAGS += -mavx512f
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -71,6 +71,14 @@ void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int 
 
 /* In-place softmax over x[0..n). */
 void av_softmax(float *x, int n);
+/* Its 16-lane pieces and SwiGLU's (ops_avx512.c, AVX-512 only): each handles whole 16-value chunks from the
+ * start of its range and returns the index where it stopped. max: *mx in, max(*mx, x[0..i)) out; exp_sum:
+ * x[k] = exp(x[k] - mx), added into the 8 partial sums in the 8-lane order; scale: x[k] *= s; swiglu: as
+ * av_swiglu. */
+int av_max_avx512(const float *x, int n, float *mx);
+int av_exp_sum_avx512(float *x, int n, float mx, float sum8[8]);
+int av_scale_avx512(float *x, int n, float s);
+int64_t av_swiglu_avx512(float *g, const float *u, int64_t i0, int64_t i1);
 
 /* Rotary embedding for one position on a vector of n_heads heads of head_dim. */
 void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half_style);
