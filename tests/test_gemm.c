@@ -129,10 +129,10 @@ static double matmul_worst(const float *y, const float *x, const float *wf, int 
 }
 
 static void matmul_dtypes_within_bound(av_gemm_path path) {
-    /* n, out, in: k blocks and a partial one (544), x packed (rows 4 KiB apart and > 16 feature panels: 1024
-     * x 600) */
-    static const int mshapes[][3] = {
-        {8, 45, 64}, {37, 300, 96}, {100, 40, 544}, {3, 33, 64}, {20, 600, 1024}};
+    /* n, out, in: k blocks and a partial one (544), x packed (rows 4 KiB apart and > 16 feature panels:
+     * 1024 x 600), matrix-vector products (n <= AV_GEMV_MAX_ROWS) over two 4096-column blocks (4160) */
+    static const int mshapes[][3] = {{8, 45, 64}, {37, 300, 96},   {100, 40, 544},
+                                     {3, 33, 64}, {20, 600, 1024}, {2, 20, 4160}};
     static const av_dtype types[] = {AV_DTYPE_F32, AV_DTYPE_F16, AV_DTYPE_BF16, AV_DTYPE_Q8_0};
     for (size_t s = 0; s < sizeof mshapes / sizeof *mshapes; s++)
         for (size_t t = 0; t < sizeof types / sizeof *types; t++) {

@@ -12,18 +12,64 @@
 #include <immintrin.h>
 #endif
 
-/* sum a[k] b[k]: four 8-wide accumulators where AVX2 + FMA are built in (token-by-token generation is one
- * such dot product per weight row), plain loop otherwise. */
-static float dot_f32(const float *a, const float *b, int64_t n) {
+/* Weight rows the matrix-vector products read in place, converting as they go; any other dtype is converted
+ * a block of columns at a time into a buffer first. */
+static int dot_in_place(av_dtype t) {
+    return t == AV_DTYPE_F32 || t == AV_DTYPE_F16 || t == AV_DTYPE_BF16 || t == AV_DTYPE_Q8_0;
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+/* Weight values [k, k + 8) of a row as f32, exactly (Q8_0: d * q, the product av_dequantize_rows rounds). */
+static inline __attribute__((always_inline)) __m256 load_w8(av_dtype t, const void *w, int64_t k) {
+    switch (t) {
+    case AV_DTYPE_F16:
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + k)));
+    case AV_DTYPE_BF16: {
+        __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + k)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    }
+    case AV_DTYPE_Q8_0: { /* the scale: F16C's conversion, the same value as av_f16_to_f32 */
+        const av_block_q8_0 *b = (const av_block_q8_0 *)w + k / 32;
+        __m256 d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(b->d)));
+        __m256 q =
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + k % 32))));
+        return _mm256_mul_ps(d, q);
+    }
+    default:
+        return _mm256_loadu_ps((const float *)w + k);
+    }
+}
+#endif
+
+static inline float weight_value(av_dtype t, const void *w, int64_t k) {
+    switch (t) {
+    case AV_DTYPE_F16:
+        return av_f16_to_f32(((const uint16_t *)w)[k]);
+    case AV_DTYPE_BF16:
+        return av_bf16_to_f32(((const uint16_t *)w)[k]);
+    case AV_DTYPE_Q8_0: {
+        const av_block_q8_0 *b = (const av_block_q8_0 *)w + k / 32;
+        return av_f16_to_f32(b->d) * (float)b->qs[k % 32];
+    }
+    default:
+        return ((const float *)w)[k];
+    }
+}
+
+/* sum w[k] x[k] for a weight row w of dtype t (dot_in_place) and f32 x: four 8-wide accumulators where AVX2 +
+ * FMA are built in (token-by-token generation is one such dot product per weight row), plain loop otherwise.
+ * Every weight value is converted exactly; the lanes and their order do not depend on t. */
+static inline __attribute__((always_inline)) float dot_kind(av_dtype t, const void *w, const float *x,
+                                                            int64_t n) {
     int64_t k = 0;
     float acc = 0;
 #if defined(__AVX2__) && defined(__FMA__)
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     for (; k + 32 <= n; k += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 16), _mm256_loadu_ps(b + k + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 24), _mm256_loadu_ps(b + k + 24), s3);
+        s0 = _mm256_fmadd_ps(load_w8(t, w, k), _mm256_loadu_ps(x + k), s0);
+        s1 = _mm256_fmadd_ps(load_w8(t, w, k + 8), _mm256_loadu_ps(x + k + 8), s1);
+        s2 = _mm256_fmadd_ps(load_w8(t, w, k + 16), _mm256_loadu_ps(x + k + 16), s2);
+        s3 = _mm256_fmadd_ps(load_w8(t, w, k + 24), _mm256_loadu_ps(x + k + 24), s3);
     }
     __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
@@ -32,8 +78,21 @@ static float dot_f32(const float *a, const float *b, int64_t n) {
     acc = _mm_cvtss_f32(h);
 #endif
     for (; k < n; k++)
-        acc += a[k] * b[k];
+        acc += weight_value(t, w, k) * x[k];
     return acc;
+}
+
+static float dot_row(av_dtype t, const void *w, const float *x, int64_t n) {
+    switch (t) {
+    case AV_DTYPE_F16:
+        return dot_kind(AV_DTYPE_F16, w, x, n);
+    case AV_DTYPE_BF16:
+        return dot_kind(AV_DTYPE_BF16, w, x, n);
+    case AV_DTYPE_Q8_0:
+        return dot_kind(AV_DTYPE_Q8_0, w, x, n);
+    default:
+        return dot_kind(AV_DTYPE_F32, w, x, n);
+    }
 }
 
 typedef struct matvec_job {
@@ -44,25 +103,31 @@ typedef struct matvec_job {
     int64_t in, out;
 } matvec_job;
 
-/* Weight rows [start, end): each row is converted in L1-sized column blocks (a multiple of every quantization
- * block) and dotted with every row of x while it is there. F32 rows are dotted in place. */
+/* Weight rows [start, end), each dotted with every row of x while it is in cache, in L1-sized column blocks
+ * (a multiple of every quantization block): read in place (dot_in_place) or converted into a buffer first. */
 static void matvec_range(void *ctx, int tid, int64_t start, int64_t end) {
     const matvec_job *j = ctx;
     enum { CHUNK = 4096 };
     float buf[CHUNK]; /* (CHUNK) columns of one weight row */
+    av_dtype t = j->w->dtype;
+    size_t row_bytes = 0;
+    av_dtype_nbytes(t, (size_t)j->in, &row_bytes); /* the loader checked these sizes */
     for (int64_t r = start; r < end; r++) {
-        for (int t = 0; t < j->n; t++)
-            j->y[(size_t)t * (size_t)j->out + (size_t)r] = 0.0f;
+        for (int i = 0; i < j->n; i++)
+            j->y[(size_t)i * (size_t)j->out + (size_t)r] = 0.0f;
         for (int64_t k0 = 0; k0 < j->in; k0 += CHUNK) {
             int kc = j->in - k0 < CHUNK ? (int)(j->in - k0) : CHUNK;
-            const float *wr = (const float *)j->w->data + r * j->in + k0;
-            if (j->w->dtype != AV_DTYPE_F32) {
+            const void *wr = buf;
+            av_dtype wt = AV_DTYPE_F32;
+            if (dot_in_place(t)) {
+                size_t at = 0;
+                av_dtype_nbytes(t, (size_t)k0, &at);
+                wr = (const char *)j->w->data + (size_t)r * row_bytes + at, wt = t;
+            } else
                 av_weight_block_f32(j->w, r, k0, kc, buf);
-                wr = buf;
-            }
-            for (int t = 0; t < j->n; t++)
-                j->y[(size_t)t * (size_t)j->out + (size_t)r] +=
-                    dot_f32(wr, j->x + (size_t)t * (size_t)j->in + k0, kc);
+            for (int i = 0; i < j->n; i++)
+                j->y[(size_t)i * (size_t)j->out + (size_t)r] +=
+                    dot_row(wt, wr, j->x + (size_t)i * (size_t)j->in + k0, kc);
         }
     }
 }
