@@ -236,29 +236,17 @@ typedef struct f32_job {
     float *c;
 } f32_job;
 
-/* Columns [j0, j0 + nc) of op(B), rows [k0, k0 + kc), into NR panels. */
-static void f32_pack_b(const f32_job *j, int j0, int nc, int k0, int kc, float *bp) {
-    int nr = j->uk->nr;
-    for (int c = 0; c < nc; c += nr) {
-        int cols = nc - c < nr ? nc - c : nr;
-        float *dst = bp + (int64_t)c * kc;
-        if (j->trans_b)
-            j->uk->pack_rows(j->b + (int64_t)(j0 + c) * j->ldb + k0, j->ldb, cols, kc, nr, dst);
+/* Rows [first, first + count) of an operand X (count, k), columns [k0, k0 + kc), into panels of width P. X is
+ * stored row-major either as (count, k), rows ld apart, or k-major as (k, count) (a transposed operand). */
+static void pack_operand(const av_ukernel *uk, const float *x, int64_t ld, int k_major, int first, int count,
+                         int k0, int kc, int P, float *panels) {
+    for (int r = 0; r < count; r += P) {
+        int rows = count - r < P ? count - r : P;
+        float *dst = panels + (int64_t)r * kc;
+        if (k_major)
+            av_pack_cols(x + (int64_t)k0 * ld + first + r, ld, rows, kc, P, dst);
         else
-            av_pack_cols(j->b + (int64_t)k0 * j->ldb + j0 + c, j->ldb, cols, kc, nr, dst);
-    }
-}
-
-/* Rows [i0, i0 + mc) of op(A), columns [k0, k0 + kc), into MR panels. */
-static void f32_pack_a(const f32_job *j, int i0, int mc, int k0, int kc, float *ap) {
-    int mr = j->uk->mr;
-    for (int r = 0; r < mc; r += mr) {
-        int rows = mc - r < mr ? mc - r : mr;
-        float *dst = ap + (int64_t)r * kc;
-        if (j->trans_a)
-            av_pack_cols(j->a + (int64_t)k0 * j->lda + i0 + r, j->lda, rows, kc, mr, dst);
-        else
-            j->uk->pack_rows(j->a + (int64_t)(i0 + r) * j->lda + k0, j->lda, rows, kc, mr, dst);
+            uk->pack_rows(x + (int64_t)(first + r) * ld + k0, ld, rows, kc, P, dst);
     }
 }
 
@@ -279,14 +267,14 @@ static void f32_columns(void *ctx, int tid, int64_t p0, int64_t p1) {
         int nc = c1 - j0 < nc_max ? c1 - j0 : nc_max;
         for (int k0 = 0; k0 < j->k || k0 == 0; k0 += AV_GEMM_KC) {
             int kc = j->k - k0 < AV_GEMM_KC ? j->k - k0 : AV_GEMM_KC;
-            f32_pack_b(j, j0, nc, k0, kc, bp);
+            pack_operand(uk, j->b, j->ldb, !j->trans_b, j0, nc, k0, kc, uk->nr, bp); /* op(B)^T: (n, k) */
             for (int i0 = 0; i0 < j->m; i0 += mc_max) {
                 int mc = j->m - i0 < mc_max ? j->m - i0 : mc_max;
                 a_tiles at = {ap, (int64_t)uk->mr * kc, 0};
                 if (j->a_in_place)
                     at = (a_tiles){j->a + (int64_t)i0 * j->lda + k0, uk->mr * j->lda, j->lda};
                 else
-                    f32_pack_a(j, i0, mc, k0, kc, ap);
+                    pack_operand(uk, j->a, j->lda, j->trans_a, i0, mc, k0, kc, uk->mr, ap);
                 macro_kernel(uk, kc, at, mc, bp, nc, j->c + i0 * j->ldc + j0, j->ldc, j->alpha,
                              k0 ? 1.0f : j->beta, NULL);
             }
