@@ -16,9 +16,12 @@ WARN    = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-p
 CFLAGS  ?= $(OPT)
 ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) -Iinclude -Isrc -I$(BUILD)/gen -pthread \
              -I/usr/include/openblas -I/usr/include/x86_64-linux-gnu/openblas-pthread -MMD -MP
-LIBS    = -lopenblas -ljansson -lonig -lutf8proc -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -lstb
+LIBS    = -lopenblas -ljansson -lonig -lutf8proc -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -ljpeg
 LDFLAGS += $(SANFLAGS)
 
+# Layers of src/, lowest first: core io kernels tok model trace analysis render server cli. A folder includes
+# its own headers, include/attnviz.h and the headers of folders before it, never one after it;
+# tests/cli/test_layers.sh (run by `make test`) fails on an upward include.
 LIB_SRC  = $(sort $(wildcard src/core/*.c src/io/*.c src/tok/*.c src/kernels/*.c src/model/*.c src/trace/*.c \
                              src/analysis/*.c src/render/*.c src/server/*.c))
 CLI_SRC  = $(sort $(wildcard src/cli/*.c))
@@ -29,7 +32,7 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      = $(BUILD)/libattnviz.a
 BIN      = $(BUILD)/attnviz
 
-.PHONY: all test test-quick all-tests clean deps demo bench format
+.PHONY: all test test-quick all-tests clean deps demo bench format format-check
 all: $(BIN)
 	@if [ "$(BUILD)" = build ]; then ln -sf build/attnviz attnviz; fi
 
@@ -58,9 +61,10 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB) $(LIBS) $(LDFLAGS)
 
-# The whole suite (what CI runs): every test binary in the normal build and again under ASan + UBSan, then
-# the CLI and browser tests. Ends with "N passed, N failed, N skipped".
+# The whole suite (what CI runs): the format check, every test binary in the normal build and again under
+# ASan + UBSan, then the CLI and browser tests. Ends with "N passed, N failed, N skipped".
 test: deps
+	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory -j2 all-tests
 	@$(MAKE) --no-print-directory -j2 SANITIZE=1 all-tests
 	@BUILDS="build build-asan" sh tests/run.sh
@@ -79,8 +83,18 @@ demo: deps
 bench: all
 	@sh bench/run.sh
 
+# Every C file of the project, formatted by the repo's .clang-format (clang-format 14, Debian's).
+FORMAT_FILES = $(sort $(wildcard include/*.h src/*/*.c src/*/*.h tests/*.c tests/*.h tools/*.c bench/*.c fuzz/*.c))
+
 format:
-	clang-format -i $(LIB_SRC) $(CLI_SRC) $(TEST_SRC) include/attnviz.h
+	clang-format -i $(FORMAT_FILES)
+
+# Fails, naming the files, when one is not clang-format clean (`make test` runs it first).
+format-check:
+	@out=$$(clang-format --dry-run -Werror $(FORMAT_FILES) 2>&1) || { \
+	    files=$$(printf '%s\n' "$$out" | sed -n 's/^\([^:]*\):[0-9]*:[0-9]*: error: code should be clang-formatted.*/\1/p' | sort -u); \
+	    if [ -n "$$files" ]; then printf 'not clang-format clean: %s\n' $$files; else printf '%s\n' "$$out" | head -3; fi; \
+	    echo "format-check failed: run 'make format' (clang-format -i on those files), then commit"; exit 1; }
 
 clean:
 	rm -rf build build-asan attnviz
@@ -95,9 +109,9 @@ EMBED       = $(BUILD)/tools/embed
 GEN_OBJ     = $(BUILD)/gen/web_assets.o $(BUILD)/gen/font_data.o
 ALL_CFLAGS += -I/usr/include/freetype2
 
-$(EMBED): tools/embed.c
+$(EMBED): tools/embed.c src/core/path.c src/core/core.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O1 $(WARN) -o $@ $<
+	$(CC) -std=c11 -D_DEFAULT_SOURCE -O1 $(WARN) -Iinclude -Isrc -o $@ tools/embed.c src/core/path.c
 
 $(BUILD)/gen/web_assets.c: $(WEB_FILES) $(EMBED)
 	@mkdir -p $(dir $@)
@@ -114,4 +128,4 @@ $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 $(LIB): $(GEN_OBJ)
 # ---- end of generated assets ----------------------------------------------------------------------------
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(GEN_OBJ:.o=.d)

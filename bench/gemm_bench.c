@@ -1,7 +1,7 @@
 /* GEMM benchmark on the 1B model's shapes (docs/BENCHMARKS.md). Prints JSON lines:
- *  - "matmul": y = x W^T with F16 weights through av_matmul on every GEMM path this CPU supports (avx512, avx2,
- *    amx, sgemm; scalar only on the small shape), best of 3, with each path's max error against double precision
- *    (relative to max |y|, first 64 rows);
+ *  - "matmul": y = x W^T with F16 weights through av_matmul on every GEMM path this CPU supports (avx512,
+ * avx2, amx, sgemm; scalar only on the small shape), best of 3, with each path's max error against double
+ * precision (relative to max |y|, first 64 rows);
  *  - "own_f32_peak": the project's f32 GEMM (av_gemm_f32, x W^T with f32 W) on the shapes bench/sgemm_peak.c
  *    times OpenBLAS on, per kernel: run.sh takes the better of this and OpenBLAS as the f32 GEMM limit;
  *  - "generation": token-by-token matrix-vector products (av_matmul, 1 row) streaming ~0.5 GB of F16 and
@@ -19,12 +19,15 @@ static float frand(unsigned *seed) { return (float)rand_r(seed) / (float)RAND_MA
 
 static double max_rel_err(const float *y, const double *ref, size_t n) {
     double worst = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(y[i] - ref[i]));
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(ref[i]));
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(y[i] - ref[i]));
     return worst / scale;
 }
 
-static const av_gemm_path bench_paths[] = {AV_GEMM_AVX512, AV_GEMM_AVX2, AV_GEMM_AMX, AV_GEMM_SGEMM, AV_GEMM_SCALAR};
+static const av_gemm_path bench_paths[] = {AV_GEMM_AVX512, AV_GEMM_AVX2, AV_GEMM_AMX, AV_GEMM_SGEMM,
+                                           AV_GEMM_SCALAR};
 
 /* y = x W^T, W F16 (out, in), on each supported path. */
 static void run_matmul(int T, int out, int in, int threads) {
@@ -35,20 +38,25 @@ static void run_matmul(int T, int out, int in, int threads) {
     float *y = malloc(sizeof(float) * (size_t)T * out);   /* (T, out) */
     int rows = T < 64 ? T : 64;
     double *ref = malloc(sizeof(double) * (size_t)rows * out);
-    for (size_t i = 0; i < (size_t)T * in; i++) x[i] = frand(&seed);
-    for (size_t i = 0; i < (size_t)out * in; i++) w16[i] = av_f32_to_f16(frand(&seed) * 0.05f);
-    av_tensor w = {.dtype = AV_DTYPE_F16, .ndim = 2, .shape = {out, in}, .data = w16, .nbytes = 2 * (size_t)out * in};
+    for (size_t i = 0; i < (size_t)T * in; i++)
+        x[i] = frand(&seed);
+    for (size_t i = 0; i < (size_t)out * in; i++)
+        w16[i] = av_f32_to_f16(frand(&seed) * 0.05f);
+    av_tensor w = {
+        .dtype = AV_DTYPE_F16, .ndim = 2, .shape = {out, in}, .data = w16, .nbytes = 2 * (size_t)out * in};
     av_dequantize_rows(&w, 0, out, wf);
     for (int t = 0; t < rows; t++)
         for (int o = 0; o < out; o++) {
             double acc = 0;
-            for (int k = 0; k < in; k++) acc += (double)x[(size_t)t * in + k] * wf[(size_t)o * in + k];
+            for (int k = 0; k < in; k++)
+                acc += (double)x[(size_t)t * in + k] * wf[(size_t)o * in + k];
             ref[(size_t)t * out + o] = acc;
         }
     printf("{\"matmul\": {\"T\": %d, \"out\": %d, \"in\": %d, \"dtype\": \"f16\"", T, out, in);
     for (size_t p = 0; p < sizeof bench_paths / sizeof *bench_paths; p++) {
         if (av_gemm_path_set(bench_paths[p]) != 0) continue;
-        if (bench_paths[p] == AV_GEMM_SCALAR && (double)T * out * in > 1e8) continue; /* minutes on big shapes */
+        if (bench_paths[p] == AV_GEMM_SCALAR && (double)T * out * in > 1e8)
+            continue; /* minutes on big shapes */
         double best = 1e30;
         for (int rep = 0; rep < 3; rep++) {
             double t0 = av_seconds();
@@ -66,8 +74,10 @@ static void run_matmul(int T, int out, int in, int threads) {
 static double f32_gflops(int m, int n, int k, int threads, int reps) {
     float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)n * k);
     float *c = malloc(sizeof(float) * (size_t)m * n);
-    for (size_t i = 0; i < (size_t)m * k; i++) a[i] = (float)(i % 7) * 0.01f;
-    for (size_t i = 0; i < (size_t)n * k; i++) b[i] = (float)(i % 5) * 0.01f;
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        a[i] = (float)(i % 7) * 0.01f;
+    for (size_t i = 0; i < (size_t)n * k; i++)
+        b[i] = (float)(i % 5) * 0.01f;
     double best = 1e30;
     for (int r = 0; r <= reps; r++) { /* the first run warms up */
         double t0 = av_seconds();
@@ -86,7 +96,8 @@ static void run_own_peak(int T, int threads) {
         double g[4] = {f32_gflops(2048, 2048, 2048, threads, 8), f32_gflops(T, 2048, 2048, threads, 12),
                        f32_gflops(T, 5632, 2048, threads, 12), f32_gflops(T, 2048, 5632, threads, 12)};
         double peak = fmax(fmax(g[0], g[1]), fmax(g[2], g[3]));
-        printf(", \"%s\": {\"gflops_2048_cube\": %.1f, \"gflops_T_2048_2048\": %.1f, \"gflops_T_5632_2048\": %.1f, "
+        printf(", \"%s\": {\"gflops_2048_cube\": %.1f, \"gflops_T_2048_2048\": %.1f, \"gflops_T_5632_2048\": "
+               "%.1f, "
                "\"gflops_T_2048_5632\": %.1f, \"peak_gflops\": %.1f}",
                av_gemm_path_name(paths[p]), g[0], g[1], g[2], g[3], peak);
     }
@@ -109,7 +120,8 @@ static void copy_range(void *ctx, int tid, int64_t i0, int64_t i1) {
 static double copy_gbps(int threads) {
     size_t n = (size_t)64 << 20; /* 256 MiB each */
     float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
-    for (size_t i = 0; i < n; i++) a[i] = (float)i, b[i] = 0;
+    for (size_t i = 0; i < n; i++)
+        a[i] = (float)i, b[i] = 0;
     copy_job j = {b, a};
     double best = 1e30;
     for (int r = 0; r < 5; r++) {
@@ -128,14 +140,18 @@ static double gemv_gbps(av_dtype t, int layers, int out, int in, int threads) {
     unsigned char *data = malloc(bytes * (size_t)layers);
     float *row = malloc(sizeof(float) * numel), x[8192], y[8192];
     unsigned seed = 3;
-    for (size_t i = 0; i < numel; i++) row[i] = frand(&seed) * 0.05f;
+    for (size_t i = 0; i < numel; i++)
+        row[i] = frand(&seed) * 0.05f;
     for (int l = 0; l < layers; l++) {
         unsigned char *d = data + (size_t)l * bytes;
-        if (t == AV_DTYPE_Q8_0) av_quantize_q8_0(row, (av_block_q8_0 *)d, numel);
+        if (t == AV_DTYPE_Q8_0)
+            av_quantize_q8_0(row, (av_block_q8_0 *)d, numel);
         else
-            for (size_t i = 0; i < numel; i++) ((uint16_t *)d)[i] = av_f32_to_f16(row[i]);
+            for (size_t i = 0; i < numel; i++)
+                ((uint16_t *)d)[i] = av_f32_to_f16(row[i]);
     }
-    for (int i = 0; i < in; i++) x[i] = frand(&seed);
+    for (int i = 0; i < in; i++)
+        x[i] = frand(&seed);
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         double t0 = av_seconds();
@@ -151,8 +167,10 @@ static double gemv_gbps(av_dtype t, int layers, int out, int in, int threads) {
 
 static void run_generation(int threads) {
     double copy = copy_gbps(threads);
-    double f16 = gemv_gbps(AV_DTYPE_F16, 24, 5632, 2048, threads), q8 = gemv_gbps(AV_DTYPE_Q8_0, 24, 5632, 2048, threads);
-    printf("{\"generation\": {\"threads\": %d, \"gemm_path\": \"%s\", \"copy_gbps\": %.1f, \"f16_weights_gbps\": %.1f, "
+    double f16 = gemv_gbps(AV_DTYPE_F16, 24, 5632, 2048, threads),
+           q8 = gemv_gbps(AV_DTYPE_Q8_0, 24, 5632, 2048, threads);
+    printf("{\"generation\": {\"threads\": %d, \"gemm_path\": \"%s\", \"copy_gbps\": %.1f, "
+           "\"f16_weights_gbps\": %.1f, "
            "\"q8_0_weights_gbps\": %.1f, \"f16_vs_copy\": %.2f, \"q8_0_vs_copy\": %.2f}}\n",
            threads, av_gemm_path_name(av_gemm_path_get()), copy, f16, q8, f16 / copy, q8 / copy);
 }

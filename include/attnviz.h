@@ -60,15 +60,15 @@ int64_t av_tensor_numel(const av_tensor *t);
 typedef struct av_tokenizer av_tokenizer;
 
 /* Loads a tokenizer file; the format is detected from its content. A directory is searched for, in order:
- * tokenizer.json, vocab.txt, vocab.json + merges.txt, encoder.json + vocab.bpe, tokenizer.model, tokenizer.bin.
- * Files: Hugging Face tokenizer.json, a {token: id} vocabulary beside its merges, a SentencePiece .model, a
- * llama2.c tokenizer .bin or a WordPiece vocab.txt (see docs/TOKENIZERS.md). */
+ * tokenizer.json, vocab.txt, vocab.json + merges.txt, encoder.json + vocab.bpe, tokenizer.model,
+ * tokenizer.bin. Files: Hugging Face tokenizer.json, a {token: id} vocabulary beside its merges, a
+ * SentencePiece .model, a llama2.c tokenizer .bin or a WordPiece vocab.txt (see docs/TOKENIZERS.md). */
 int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err);
 void av_tokenizer_free(av_tokenizer *tok);
-/* Encodes UTF-8 text. *ids is malloc'd (caller frees). add_bos adds the special tokens the tokenizer itself adds
- * around a text: BOS for SentencePiece and llama2.c, [CLS] ... [SEP] for BERT, what tokenizer.json's
- * post-processor says; nothing for GPT-2. Invalid UTF-8 never fails: SentencePiece models see each bad byte as
- * U+FFFD (as libsentencepiece does), the other kinds replace it by U+FFFD before tokenizing. */
+/* Encodes UTF-8 text. *ids is malloc'd (caller frees). add_bos adds the special tokens the tokenizer itself
+ * adds around a text: BOS for SentencePiece and llama2.c, [CLS] ... [SEP] for BERT, what tokenizer.json's
+ * post-processor says; nothing for GPT-2. Invalid UTF-8 never fails: SentencePiece models see each bad byte
+ * as U+FFFD (as libsentencepiece does), the other kinds replace it by U+FFFD before tokenizing. */
 int av_tokenizer_encode(const av_tokenizer *tok, const char *text, size_t len, int add_bos, int32_t **ids,
                         size_t *n_ids, av_err *err);
 int av_tokenizer_vocab_size(const av_tokenizer *tok);
@@ -83,7 +83,8 @@ char *av_tokenizer_display(const av_tokenizer *tok, const int32_t *ids, size_t n
 /* Flags of av_tokenizer_display_ex. */
 enum { AV_DISPLAY_VISIBLE_SPACE = 1 /* spaces shown as U+2423 "␣" */ };
 /* av_tokenizer_display with flags; NULL only when out of memory. */
-char *av_tokenizer_display_ex(const av_tokenizer *tok, const int32_t *ids, size_t n, size_t i, unsigned flags);
+char *av_tokenizer_display_ex(const av_tokenizer *tok, const int32_t *ids, size_t n, size_t i,
+                              unsigned flags);
 /* 1 for special tokens (control tokens such as [CLS], <s>, <|endoftext|>, and the unknown token). */
 int av_tokenizer_is_special(const av_tokenizer *tok, int id);
 /* Id of a piece spelled exactly as in the vocabulary, -1 when absent. */
@@ -96,13 +97,15 @@ const char *av_tokenizer_model_name(const av_tokenizer *tok);
 typedef struct av_model av_model;
 
 typedef struct av_model_params {
-    const char *tokenizer_path; /* NULL: taken from the model (GGUF metadata, tokenizer file in the directory) */
-    int n_threads;              /* 0: all cores */
+    const char
+        *tokenizer_path; /* NULL: taken from the model (GGUF metadata, tokenizer file in the directory) */
+    int n_threads;       /* 0: all cores */
 } av_model_params;
 
 av_model_params av_model_default_params(void);
 
-/* Opens a model: a llama2.c checkpoint, a GGUF file, or a Hugging Face directory (config.json + safetensors). */
+/* Opens a model: a llama2.c checkpoint, a GGUF file, or a Hugging Face directory (config.json + safetensors).
+ */
 int av_model_load(const char *path, const av_model_params *params, av_model **out, av_err *err);
 void av_model_free(av_model *m);
 
@@ -130,22 +133,26 @@ typedef struct av_attn_view {
 } av_attn_view;
 
 typedef struct av_run_params {
-    int add_bos;      /* default 1 */
-    int n_threads;    /* 0: all cores */
-    av_dtype dtype;   /* trace storage: AV_DTYPE_F32 (default) or AV_DTYPE_F16 */
-    int want_logits;  /* keep logits of every position in the trace (name "logits", [T, vocab]) */
-    int lazy;         /* store post-RoPE queries and keys (q.<layer>, k.<layer>) instead of T x T matrices;
-                         the forward pass then never holds a T x T matrix. Any head, row or tile is recomputed
-                         exactly on demand (av_trace_attn_row / av_trace_attn_tile). */
+    int add_bos;     /* default 1 */
+    int n_threads;   /* 0: all cores */
+    av_dtype dtype;  /* trace storage: AV_DTYPE_F32 (default) or AV_DTYPE_F16 */
+    int want_logits; /* keep logits of every position in the trace (name "logits", [T, vocab]) */
+    int lazy;        /* store post-RoPE queries and keys (q.<layer>, k.<layer>) instead of T x T matrices;
+                        the forward pass then never holds a T x T matrix. Any head, row or tile is recomputed
+                        exactly on demand (av_trace_attn_row / av_trace_attn_tile). */
     void (*progress)(void *ctx, int done_tokens, int total_tokens); /* optional, called after each chunk */
     void *progress_ctx;
-    const char *output_path; /* optional: the path av_trace_save will be given. Full F32 traces of Llama-family
-                                models (of at least ~0.5 MB) are then captured straight into that file's
-                                (temporary, renamed on save) pages, so saving writes no attention data; the
-                                file is created before the run. */
+    const char *output_path; /* optional: the path av_trace_save will be given. Full F32 traces of
+                                Llama-family models (of at least ~0.5 MB) are then captured straight into that
+                                file's (temporary, renamed on save) pages, so saving writes no attention data;
+                                the file is created before the run. */
 } av_run_params;
 
 av_run_params av_run_default_params(void);
+
+/* 1 when av_trace_from_ids can build a lazy trace (av_run_params.lazy) of this model; 0 when it cannot,
+ * with the reason in why (may be NULL). Callers choose full traces from this, never from the family name. */
+int av_model_lazy_supported(const av_model *m, av_err *why);
 
 /* Runs the model on text and captures every layer's post-softmax attention. */
 int av_trace_from_text(av_model *m, const char *text, const av_run_params *params, av_trace **out,
@@ -186,14 +193,15 @@ int av_trace_n_key(const av_trace *t, const char *kind);
  * out: (n_key) floats. Thread-safe for concurrent readers. */
 #define AV_HEADS_MEAN (-1)
 #define AV_HEADS_MAX (-2)
-int av_trace_attn_row(const av_trace *t, const char *kind, int layer, int head, int q, float *out, av_err *err);
+int av_trace_attn_row(const av_trace *t, const char *kind, int layer, int head, int q, float *out,
+                      av_err *err);
 
 typedef enum av_pool { AV_POOL_MAX = 0, AV_POOL_MEAN } av_pool;
 /* The block [q0, q1) x [k0, k1) of one head (or AV_HEADS_MEAN/MAX) pooled into out_rows x out_cols cells:
- * cell (r, c) covers queries q0 + r*(q1-q0)/out_rows .. and keys likewise, reduced with pool. When out_rows ==
- * q1-q0 and out_cols == k1-k0 the cells are exact values. out: (out_rows, out_cols). Thread-safe. */
-int av_trace_attn_tile(const av_trace *t, const char *kind, int layer, int head, int q0, int q1, int k0, int k1,
-                       int out_rows, int out_cols, av_pool pool, float *out, av_err *err);
+ * cell (r, c) covers queries q0 + r*(q1-q0)/out_rows .. and keys likewise, reduced with pool. When out_rows
+ * == q1-q0 and out_cols == k1-k0 the cells are exact values. out: (out_rows, out_cols). Thread-safe. */
+int av_trace_attn_tile(const av_trace *t, const char *kind, int layer, int head, int q0, int q1, int k0,
+                       int k1, int out_rows, int out_cols, av_pool pool, float *out, av_err *err);
 
 /* Picks one head's matrix or reduces over heads. spec: a head index ("5"), "mean", "max" or "min".
  * out: (n_query, n_key) floats. */
@@ -216,29 +224,31 @@ typedef struct av_class_score {
     const char *label; /* class name (valid while the model is loaded), or NULL */
 } av_class_score;
 
-/* Image models (ViT): decodes a PNG or JPEG file, applies the model's evaluation preprocessing (resize, center
- * crop, mean/std from its config) and captures every layer's attention over [CLS] + patches ("self" kind;
- * metadata patch_grid "14x14", prefix_tokens "1", predictions). top (may be NULL) receives the k most probable
- * classes, best first. */
+/* Image models (ViT): decodes a PNG or JPEG file, applies the model's evaluation preprocessing (resize,
+ * center crop, mean/std from its config) and captures every layer's attention over [CLS] + patches ("self"
+ * kind; metadata patch_grid "14x14", prefix_tokens "1", predictions). top (may be NULL) receives the k most
+ * probable classes, best first. */
 int av_trace_from_image(av_model *m, const char *path, const av_run_params *params, av_trace **out,
                         av_class_score *top, int k, av_err *err);
-/* Same on an already preprocessed input: pixels (3, height, width), height = width = the model's image size. */
+/* Same on an already preprocessed input: pixels (3, height, width), height = width = the model's image size.
+ */
 int av_trace_from_pixels(av_model *m, const float *pixels, int height, int width, const av_run_params *params,
                          av_trace **out, av_class_score *top, int k, av_err *err);
 /* The model's preprocessing alone: *pixels (3, *height, *width), malloc'd (caller frees). */
-int av_image_preprocess(const av_model *m, const char *path, float **pixels, int *height, int *width, av_err *err);
+int av_image_preprocess(const av_model *m, const char *path, float **pixels, int *height, int *width,
+                        av_err *err);
 
 /* Encoder-decoders (Marian, BART, T5): the source is encoded with the tokenizer's special tokens (ending in
- * end-of-sequence); with a target the decoder is teacher-forced on it (decoder start token first), without one
- * it decodes greedily for up to steps tokens or until end-of-sequence. The trace holds attn.enc.<l>,
+ * end-of-sequence); with a target the decoder is teacher-forced on it (decoder start token first), without
+ * one it decodes greedily for up to steps tokens or until end-of-sequence. The trace holds attn.enc.<l>,
  * attn.dec.<l>, attn.cross.<l> [n_heads, n_target, n_source]; its tokens are the decoder's, and metadata
  * source_tokens / target_tokens label both sides. av_trace_from_text on such a model decodes greedily. */
-int av_trace_from_pair(av_model *m, const char *source, const char *target, int steps, const av_run_params *params,
-                       av_trace **out, av_err *err);
-/* Same on ids used exactly as given: src is the encoder input, tgt the decoder input (starting with the decoder
- * start token), or NULL for greedy decoding from the start token. */
-int av_trace_from_pair_ids(av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt, size_t n_tgt, int steps,
-                           const av_run_params *params, av_trace **out, av_err *err);
+int av_trace_from_pair(av_model *m, const char *source, const char *target, int steps,
+                       const av_run_params *params, av_trace **out, av_err *err);
+/* Same on ids used exactly as given: src is the encoder input, tgt the decoder input (starting with the
+ * decoder start token), or NULL for greedy decoding from the start token. */
+int av_trace_from_pair_ids(av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt, size_t n_tgt,
+                           int steps, const av_run_params *params, av_trace **out, av_err *err);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,13 @@
 
 #define INDUCTION_DIR "models/induction"
 
+/* The role probes' runner: the model on the ids as given. */
+static int run_probe(void *model, const int32_t *ids, size_t n, av_trace **out, av_err *err) {
+    av_run_params rp = av_run_default_params();
+    rp.add_bos = 0;
+    return av_trace_from_ids(model, ids, n, &rp, out, err);
+}
+
 static av_model *load(const char *path, const char *tok) {
     av_model_params p = av_model_default_params();
     p.tokenizer_path = tok;
@@ -132,7 +139,7 @@ static void test_induction_heads_match_model_card(void) {
     REQUIREF(n_ind >= 1 && n_prev >= 1, "model card names %d induction and %d previous-token heads", n_ind,
              n_prev);
     av_roles_result r;
-    REQUIREF(av_model_roles(m, NULL, &r, &err) == 0, "%s", err.msg);
+    REQUIREF(av_model_roles(m, run_probe, m, NULL, &r, &err) == 0, "%s", err.msg);
     for (int k = 0; k < r.n_layers * r.n_heads; k++) {
         const av_head_roles *h = &r.heads[k];
         int id = h->layer * 100 + h->head;
@@ -171,7 +178,7 @@ static void test_roles_on_stories260K(void) {
     av_roles_params p = av_roles_default_params();
     p.seq_len = 24;
     p.n_samples = 2;
-    REQUIREF(av_model_roles(m, &p, &r, &err) == 0, "%s", err.msg);
+    REQUIREF(av_model_roles(m, run_probe, m, &p, &r, &err) == 0, "%s", err.msg);
     REQUIRE(r.n_layers == 5 && r.n_heads == 8 && r.text_tokens > 20);
     int n_prev = 0;
     for (int k = 0; k < r.n_layers * r.n_heads; k++) {
@@ -184,7 +191,7 @@ static void test_roles_on_stories260K(void) {
     av_roles_result_free(&r);
     /* too long a probe for the context gets a clear message */
     p.seq_len = 400;
-    CHECK(av_model_roles(m, &p, &r, &err) == -1 && strstr(err.msg, "--seq-len 255"));
+    CHECK(av_model_roles(m, run_probe, m, &p, &r, &err) == -1 && strstr(err.msg, "--seq-len 255"));
     av_model_free(m);
 }
 

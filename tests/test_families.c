@@ -84,24 +84,12 @@ static void check_token_model(const char *name, const char *arch) {
     av_model_free(m);
 }
 
-static void test_gpt2_sharded(void) {
-    check_token_model("gpt2", "gpt2");
-}
-static void test_bert(void) {
-    check_token_model("bert", "bert");
-}
-static void test_roberta(void) {
-    check_token_model("roberta", "roberta");
-}
-static void test_distilbert(void) {
-    check_token_model("distilbert", "distilbert");
-}
-static void test_qwen2_biases_and_window(void) {
-    check_token_model("qwen2", "qwen2");
-}
-static void test_mistral_sliding_window(void) {
-    check_token_model("mistral", "mistral");
-}
+static void test_gpt2_sharded(void) { check_token_model("gpt2", "gpt2"); }
+static void test_bert(void) { check_token_model("bert", "bert"); }
+static void test_roberta(void) { check_token_model("roberta", "roberta"); }
+static void test_distilbert(void) { check_token_model("distilbert", "distilbert"); }
+static void test_qwen2_biases_and_window(void) { check_token_model("qwen2", "qwen2"); }
+static void test_mistral_sliding_window(void) { check_token_model("mistral", "mistral"); }
 
 /* ---- encoder-decoders ---- */
 
@@ -161,18 +149,10 @@ static void check_encdec(const char *name, const char *arch) {
     av_model_free(m);
 }
 
-static void test_marian(void) {
-    check_encdec("marian", "marian");
-}
-static void test_bart_f16(void) {
-    check_encdec("bart", "bart");
-}
-static void test_t5(void) {
-    check_encdec("t5", "t5");
-}
-static void test_t5v11_bf16(void) {
-    check_encdec("t5v11", "t5");
-}
+static void test_marian(void) { check_encdec("marian", "marian"); }
+static void test_bart_f16(void) { check_encdec("bart", "bart"); }
+static void test_t5(void) { check_encdec("t5", "t5"); }
+static void test_t5v11_bf16(void) { check_encdec("t5v11", "t5"); }
 
 /* ---- ViT with Hugging Face names ---- */
 

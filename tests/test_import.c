@@ -1,7 +1,8 @@
 /* Importing attention from other tools: .npy parsing (dtypes, byte order, versions), .npz archives built
- * here byte by byte (stored and deflated members, natural member order, CRC and truncation errors), and
- * av_trace_import's shape interpretation and validation messages. Files written by real numpy are covered
- * by tests/cli/test_import.sh. */
+ * here byte by byte (stored and deflated members, natural member order, CRC and truncation errors),
+ * safetensors members (the header checked by io/safetensors.c's parser), and av_trace_import's shape
+ * interpretation and validation messages. Files written by real numpy are covered by
+ * tests/cli/test_import.sh. */
 #include "harness.h"
 
 #include "core/core.h"
@@ -369,6 +370,78 @@ static void test_import_cross_and_image_meta(void) {
     free(b.p);
 }
 
+/* A safetensors image: 8-byte little-endian header length, the header text, then data. */
+static bytes safetensors(const char *header, const void *data, size_t n) {
+    bytes b = {0};
+    uint64_t hl = strlen(header);
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)(hl >> (8 * i));
+    put(&b, len, 8);
+    put(&b, header, (size_t)hl);
+    put(&b, data, n);
+    return b;
+}
+
+static void test_safetensors_members_and_errors(void) {
+    /* F64 attention (a dtype the engine's own reader refuses) and an integer tensor that is skipped */
+    double att[4] = {1, 0, 0.25, 0.75};
+    uint8_t data[32 + 8];
+    memcpy(data, att, 32);
+    memset(data + 32, 7, 8);
+    bytes b = safetensors("{\"__metadata__\": {\"k\": \"v\"}, \"ids\": {\"dtype\": \"I64\", \"shape\": [1], "
+                          "\"data_offsets\": [32, 40]}, \"a\": {\"dtype\": \"F64\", \"shape\": [1, 2, 2], "
+                          "\"data_offsets\": [0, 32]}}",
+                          data, sizeof data);
+    save(tmp("ok.safetensors"), &b);
+    free(b.p);
+    av_arrays s = {0};
+    av_err err = {{0}};
+    REQUIREF(av_arrays_add_file(&s, tmp("ok.safetensors"), &err) == 0, "%s", err.msg);
+    REQUIRE(s.n == 1);
+    CHECK(strcmp(s.items[0].member, "a") == 0 && s.items[0].ndim == 3 && s.items[0].shape[2] == 2);
+    CHECK(av_array_get(&s.items[0], 2) == 0.25f && av_array_get(&s.items[0], 3) == 0.75f);
+    av_arrays_free(&s);
+
+    static const struct {
+        const char *name, *header, *want;
+    } bad[] = {
+        {"past_end", "{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 64]}}",
+         "past the end of the data"},
+        {"size", "{\"a\": {\"dtype\": \"F64\", \"shape\": [3], \"data_offsets\": [0, 32]}}",
+         "shape needs 24 bytes but data_offsets give 32"},
+        {"overflow",
+         "{\"a\": {\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296, 4294967296], \"data_offsets\": "
+         "[0, "
+         "32]}}",
+         "shape overflows"},
+        {"dup", "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}, \"a\": 1}",
+         "not a safetensors file: header is not a JSON object"},
+        {"desc", "{\"a\": {\"dtype\": \"F32\", \"shape\": [1]}}", "needs dtype, shape and data_offsets"},
+        {"no_float", "{\"a\": {\"dtype\": \"I32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+         "no float tensors"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        bytes f = safetensors(bad[i].header, data, 32);
+        char name[64];
+        snprintf(name, sizeof name, "bad_%s.safetensors", bad[i].name);
+        save(tmp(name), &f);
+        free(f.p);
+        av_arrays t = {0};
+        err.msg[0] = 0;
+        CHECKF(av_arrays_add_file(&t, tmp(name), &err) == -1 && strstr(err.msg, bad[i].want), "%s: got '%s'",
+               bad[i].name, err.msg);
+        av_arrays_free(&t);
+    }
+    bytes tr = {0};
+    put(&tr, "\x10\x00\x00", 3); /* shorter than the length field */
+    save(tmp("short.safetensors"), &tr);
+    free(tr.p);
+    av_arrays t = {0};
+    CHECK(av_arrays_add_file(&t, tmp("short.safetensors"), &err) == -1 && strstr(err.msg, "truncated"));
+    av_arrays_free(&t);
+}
+
 static void test_natural_order(void) {
     CHECK(av_natural_cmp("arr_2", "arr_10") < 0 && av_natural_cmp("arr_10", "arr_2") > 0);
     CHECK(av_natural_cmp("layer_007", "layer_7") == 0 && av_natural_cmp("a", "b") < 0 &&
@@ -381,6 +454,7 @@ int main(void) {
     RUN(test_npz_stored_deflated_and_order);
     RUN(test_import_shapes);
     RUN(test_import_cross_and_image_meta);
+    RUN(test_safetensors_members_and_errors);
     RUN(test_natural_order);
     return h_exit_code();
 }

@@ -16,20 +16,22 @@ static av_model *synthetic_model(int ctx) {
     snprintf(m->arch, sizeof m->arch, "llama");
     snprintf(m->format, sizeof m->format, "memory");
     unsigned seed = 12345;
-#define RANDOM_MATRIX(t, rows, cols, scale)                                                                    \
-    do {                                                                                                       \
-        float *p = malloc(sizeof(float) * (size_t)(rows) * (size_t)(cols));                                   \
-        for (long i = 0; i < (long)(rows) * (cols); i++) p[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * (scale); \
-        av_model_own(m, p, NULL);                                                                              \
-        t = av_tensor_f32(p, rows, cols);                                                                      \
+#define RANDOM_MATRIX(t, rows, cols, scale)                                                                  \
+    do {                                                                                                     \
+        float *p = malloc(sizeof(float) * (size_t)(rows) * (size_t)(cols));                                  \
+        for (long i = 0; i < (long)(rows) * (cols); i++)                                                     \
+            p[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * (scale);                                       \
+        av_model_own(m, p, NULL);                                                                            \
+        t = av_tensor_f32(p, rows, cols);                                                                    \
     } while (0)
-#define ONES(t, n)                                                                                             \
-    do {                                                                                                       \
-        float *p = malloc(sizeof(float) * (size_t)(n));                                                        \
-        for (int i = 0; i < (n); i++) p[i] = 1.0f;                                                             \
-        av_model_own(m, p, NULL);                                                                              \
-        t = av_tensor_f32(p, 1, n);                                                                            \
-        t.ndim = 1, t.shape[0] = n, t.shape[1] = 0;                                                            \
+#define ONES(t, n)                                                                                           \
+    do {                                                                                                     \
+        float *p = malloc(sizeof(float) * (size_t)(n));                                                      \
+        for (int i = 0; i < (n); i++)                                                                        \
+            p[i] = 1.0f;                                                                                     \
+        av_model_own(m, p, NULL);                                                                            \
+        t = av_tensor_f32(p, 1, n);                                                                          \
+        t.ndim = 1, t.shape[0] = n, t.shape[1] = 0;                                                          \
     } while (0)
     RANDOM_MATRIX(m->tok_emb, 97, 64, 2.0f);
     m->cls = m->tok_emb;
@@ -97,7 +99,8 @@ static void test_lazy_equals_full_on_stories260K(void) {
     int32_t ids[400];
     unsigned seed = 7;
     ids[0] = 1;
-    for (int i = 1; i < 400; i++) ids[i] = 3 + (int)(rand_r(&seed) % 500);
+    for (int i = 1; i < 400; i++)
+        ids[i] = 3 + (int)(rand_r(&seed) % 500);
     float d = compare_full_and_lazy(m, ids, 400);
     printf("# stories260K, 400 tokens: max |lazy - full| = %.3g\n", d);
     CHECKF(d <= 1e-5f, "lazy and full differ by %g", d);
@@ -109,7 +112,8 @@ static void test_lazy_equals_full_on_long_synthetic_input(void) {
     REQUIRE(m);
     enum { N = 2500 }; /* more than two lazy chunks of 1024 */
     int32_t *ids = malloc(sizeof *ids * N);
-    for (int i = 0; i < N; i++) ids[i] = (i * 31 + 7) % 97;
+    for (int i = 0; i < N; i++)
+        ids[i] = (i * 31 + 7) % 97;
     float d = compare_full_and_lazy(m, ids, N);
     printf("# synthetic, %d tokens: max |lazy - full| = %.3g\n", N, d);
     CHECKF(d <= 1e-5f, "lazy and full differ by %g", d);
@@ -122,7 +126,8 @@ static void test_tiles_pool_exactly(void) {
     REQUIRE(m);
     enum { N = 300 };
     int32_t ids[N];
-    for (int i = 0; i < N; i++) ids[i] = (i * 13 + 5) % 97;
+    for (int i = 0; i < N; i++)
+        ids[i] = (i * 13 + 5) % 97;
     av_trace *full = NULL, *lazy = NULL;
     av_err err = {{0}};
     av_run_params rp = av_run_default_params();
@@ -160,10 +165,12 @@ static void test_tiles_pool_exactly(void) {
     REQUIRE(av_trace_attn(full, "self", 0, &v, &err) == 0);
     for (int i = 0; i < 4; i++)
         for (int k = 0; k < 5; k++)
-            CHECK(fabsf(cells[i * 5 + k] - v.data[((size_t)3 * N + 100 + (size_t)i) * N + 50 + (size_t)k]) <= 1e-5f);
+            CHECK(fabsf(cells[i * 5 + k] - v.data[((size_t)3 * N + 100 + (size_t)i) * N + 50 + (size_t)k]) <=
+                  1e-5f);
     REQUIRE(av_trace_attn_row(lazy, "self", 0, AV_HEADS_MEAN, 200, mean_row, &err) == 0);
     float want = 0;
-    for (int h = 0; h < 4; h++) want += v.data[((size_t)h * N + 200) * N + 17] / 4.0f;
+    for (int h = 0; h < 4; h++)
+        want += v.data[((size_t)h * N + 200) * N + 17] / 4.0f;
     CHECK(fabsf(mean_row[17] - want) <= 1e-5f);
     /* bad requests */
     CHECK(av_trace_attn_tile(lazy, "self", 0, 0, 0, N + 1, 0, N, 10, 10, AV_POOL_MAX, tile, &err) == -1);
@@ -181,7 +188,8 @@ static void test_lazy_save_load_round_trip(void) {
     REQUIRE(m);
     enum { N = 200 };
     int32_t ids[N];
-    for (int i = 0; i < N; i++) ids[i] = (i * 7 + 3) % 97;
+    for (int i = 0; i < N; i++)
+        ids[i] = (i * 7 + 3) % 97;
     av_trace *lazy = NULL, *back = NULL;
     av_err err = {{0}};
     av_run_params rp = av_run_default_params();

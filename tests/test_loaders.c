@@ -1,7 +1,8 @@
-/* End-to-end tests of the GGUF and Hugging Face loaders and writers on the real stories260K model: convert the
- * llama2.c checkpoint to every format and type, load each back, run the same sentence and compare every
- * attention tensor and token id with the llama2.c run. Also: GGUF tokenizer round trip, tensor layout (ggml ne
- * order), HF -> GGUF (un-permuting q/k back), output refusal/--force, and the `attnviz convert` command. */
+/* End-to-end tests of the GGUF and Hugging Face loaders and writers on the real stories260K model: convert
+ * the llama2.c checkpoint to every format and type, load each back, run the same sentence and compare every
+ * attention tensor and token id with the llama2.c run. Also: GGUF tokenizer round trip, tensor layout (ggml
+ * ne order), HF -> GGUF (un-permuting q/k back), output refusal/--force, and the `attnviz convert` command.
+ */
 #include "harness.h"
 
 #include "io/gguf.h"
@@ -15,11 +16,11 @@
 static const char *SENTENCE = "Once upon a time, Lily saw a big red ball.";
 
 /* Tolerances on attention probabilities against the llama2.c run of the same weights.
- * HF F32: rotate-half stores each RoPE pair at (i, i + 4) instead of (2i, 2i + 1), so q.k sums its 8 products in
- * another order; measured 1.19e-6 (-O2) and 2.24e-6 (the -O1 sanitizer build, scalar exp), hence 5e-6. A wrong
- * permutation or RoPE pairing gives differences of order 1e-1.
- * Q8_0: 8-bit weights on a 64-wide model move the sharpest probabilities by up to ~0.03 (measured 0.029; 0.025
- * with an F16 embedding), so 5e-2; the weights themselves are checked to within half a quantization step. */
+ * HF F32: rotate-half stores each RoPE pair at (i, i + 4) instead of (2i, 2i + 1), so q.k sums its 8 products
+ * in another order; measured 1.19e-6 (-O2) and 2.24e-6 (the -O1 sanitizer build, scalar exp), hence 5e-6. A
+ * wrong permutation or RoPE pairing gives differences of order 1e-1. Q8_0: 8-bit weights on a 64-wide model
+ * move the sharpest probabilities by up to ~0.03 (measured 0.029; 0.025 with an F16 embedding), so 5e-2; the
+ * weights themselves are checked to within half a quantization step. */
 #define HF_F32_TOL 5e-6
 #define HALF_TOL 2e-2
 #define Q8_TOL 5e-2
@@ -96,8 +97,8 @@ static void check_model(const char *path, const char *label, double tol) {
     CHECKF(m->tok != NULL, "%s: no tokenizer loaded from the converted model", label);
     av_model_info info = av_model_get_info(m), ref = av_model_get_info(g_ref);
     CHECK(info.dim == ref.dim && info.n_layers == ref.n_layers && info.n_heads == ref.n_heads &&
-          info.n_kv_heads == ref.n_kv_heads && info.vocab_size == ref.vocab_size && info.hidden_dim == ref.hidden_dim &&
-          info.max_seq_len == ref.max_seq_len);
+          info.n_kv_heads == ref.n_kv_heads && info.vocab_size == ref.vocab_size &&
+          info.hidden_dim == ref.hidden_dim && info.max_seq_len == ref.max_seq_len);
     if (m->tok && av_trace_from_text(m, SENTENCE, &rp, &t, &err) == 0) {
         char why[256] = "";
         double d = trace_diff(t, why, sizeof why);
@@ -134,6 +135,34 @@ static int export_hf(const char *dir, av_dtype type, int shards, av_export_repor
     return 0;
 }
 
+/* The GGUF writer quantizes through the function its caller gives (io/ does not link kernels/ itself). */
+static void test_gguf_writer_quantizer(void) {
+    float x[64]; /* (2, 32) */
+    for (int i = 0; i < 64; i++)
+        x[i] = (float)(i - 20) / 7.0f;
+    const int64_t shape[2] = {2, 32};
+    av_gguf_writer w;
+    av_err err = {{0}};
+    av_gguf_writer_init(&w);
+    CHECK(av_gguf_writer_tensor(&w, "t", AV_DTYPE_F32, AV_DTYPE_Q8_0, 2, shape, x, &err) == -1 &&
+          strstr(err.msg, "needs a quantizer"));
+    w.quantize = av_quantize_f32;
+    REQUIREF(av_gguf_writer_tensor(&w, "t", AV_DTYPE_F32, AV_DTYPE_Q8_0, 2, shape, x, &err) == 0, "%s",
+             err.msg);
+    char path[512];
+    snprintf(path, sizeof path, "%s/quant.gguf", h_tmpdir());
+    REQUIREF(av_gguf_writer_save(&w, path, &err) == 0, "%s", err.msg);
+    av_gguf_writer_free(&w);
+    av_gguf g;
+    REQUIREF(av_gguf_open(path, &g, &err) == 0, "%s", err.msg);
+    const av_gguf_tensor_info *ti = av_gguf_find_tensor(&g, "t");
+    av_block_q8_0 want[2];
+    av_quantize_q8_0(x, want, 64);
+    CHECK(ti && ti->t.dtype == AV_DTYPE_Q8_0 && ti->t.nbytes == sizeof want &&
+          memcmp(ti->t.data, want, sizeof want) == 0);
+    av_gguf_close(&g);
+}
+
 static void test_gguf_f32(void) {
     const char *why = setup_ref();
     if (why) SKIP("%s", why);
@@ -159,12 +188,13 @@ static void test_gguf_layout(void) {
     REQUIRE(emb && wk && norm);
     /* ggml order: ne[0] is the innermost (row length); the view is [vocab, dim] as in PyTorch */
     CHECK(emb->n_dims == 2 && emb->ne[0] == 64 && emb->ne[1] == 512);
-    CHECK(emb->t.ndim == 2 && emb->t.shape[0] == 512 && emb->t.shape[1] == 64 && emb->t.dtype == AV_DTYPE_F32);
+    CHECK(emb->t.ndim == 2 && emb->t.shape[0] == 512 && emb->t.shape[1] == 64 &&
+          emb->t.dtype == AV_DTYPE_F32);
     CHECK(wk->ne[0] == 64 && wk->ne[1] == 32 && wk->t.shape[0] == 32);
     CHECK(norm->n_dims == 1 && norm->t.shape[0] == 64);
     CHECK(memcmp(emb->t.data, g_ref->tok_emb.data, emb->t.nbytes) == 0);
     CHECK(memcmp(wk->t.data, g_ref->layers[4].wk.data, wk->t.nbytes) == 0); /* GGUF keeps Meta's q/k order */
-    CHECK(av_gguf_find_tensor(&g, "output.weight") == NULL);                  /* tied */
+    CHECK(av_gguf_find_tensor(&g, "output.weight") == NULL);                /* tied */
     int64_t v = 0;
     float f = 0;
     const char *s;
@@ -172,9 +202,11 @@ static void test_gguf_layout(void) {
     CHECK(av_gguf_get_int(&g, "llama.attention.head_count_kv", &v, &err) == 0 && v == 4);
     CHECK(av_gguf_get_int(&g, "llama.rope.dimension_count", &v, &err) == 0 && v == 8);
     CHECK(av_gguf_get_f32(&g, "llama.attention.layer_norm_rms_epsilon", &f, &err) == 0 && f == 1e-5f);
-    CHECK(av_gguf_get_str(&g, "general.architecture", &s, &len, &err) == 0 && len == 5 && !memcmp(s, "llama", 5));
+    CHECK(av_gguf_get_str(&g, "general.architecture", &s, &len, &err) == 0 && len == 5 &&
+          !memcmp(s, "llama", 5));
     CHECK(av_gguf_get_int(&g, "no.such.key", &v, &err) == 1);
-    CHECK(av_gguf_get_f32(&g, "general.architecture", &f, &err) == -1 && strstr(err.msg, "general.architecture"));
+    CHECK(av_gguf_get_f32(&g, "general.architecture", &f, &err) == -1 &&
+          strstr(err.msg, "general.architecture"));
     av_gguf_close(&g);
 }
 
@@ -192,11 +224,12 @@ static void test_gguf_tokenizer_roundtrip(void) {
     CHECK(a->n_vocab == b->n_vocab && a->bos == b->bos && a->eos == b->eos && a->unk == b->unk);
     int bad = -1;
     for (int i = 0; i < a->n_vocab && i < b->n_vocab && bad < 0; i++)
-        if (strcmp(a->pieces[i], b->pieces[i]) != 0 || a->scores[i] != b->scores[i] || a->types[i] != b->types[i])
+        if (strcmp(a->pieces[i], b->pieces[i]) != 0 || a->scores[i] != b->scores[i] ||
+            a->types[i] != b->types[i])
             bad = i;
-    CHECKF(bad < 0, "token %d differs: '%s' (%g, type %d) vs '%s' (%g, type %d)", bad, bad >= 0 ? a->pieces[bad] : "",
-           bad >= 0 ? a->scores[bad] : 0, bad >= 0 ? a->types[bad] : 0, bad >= 0 ? b->pieces[bad] : "",
-           bad >= 0 ? b->scores[bad] : 0, bad >= 0 ? b->types[bad] : 0);
+    CHECKF(bad < 0, "token %d differs: '%s' (%g, type %d) vs '%s' (%g, type %d)", bad,
+           bad >= 0 ? a->pieces[bad] : "", bad >= 0 ? a->scores[bad] : 0, bad >= 0 ? a->types[bad] : 0,
+           bad >= 0 ? b->pieces[bad] : "", bad >= 0 ? b->scores[bad] : 0, bad >= 0 ? b->types[bad] : 0);
     CHECK(strcmp(b->pieces[262], " s") == 0); /* "▁s" in the file */
     CHECK(a->byte_ids[0x41] == b->byte_ids[0x41] && b->byte_ids[0x41] == 3 + 0x41);
     /* same ids for text that needs merges, byte fallback and UTF-8 */
@@ -291,8 +324,8 @@ static void test_gguf_q8_0(void) {
     CHECK(emb && emb->type == AV_GGML_Q8_0 && emb->t.nbytes == 512 * 2 * 34);
     CHECK(down && down->type == AV_GGML_F16);
     CHECK(norm && norm->type == AV_GGML_F32);
-    /* every Q8_0 weight within half a step of the original (d = block amax / 127; rounding d to f16 adds up to
-     * 127 * 2^-11 d, an eighth of a step) */
+    /* every Q8_0 weight within half a step of the original (d = block amax / 127; rounding d to f16 adds up
+     * to 127 * 2^-11 d, an eighth of a step) */
     const av_gguf_tensor_info *wq = av_gguf_find_tensor(&g, "blk.3.attn_q.weight");
     const av_tensor *tensors[2] = {emb ? &emb->t : NULL, wq ? &wq->t : NULL};
     const av_tensor *orig[2] = {&g_ref->tok_emb, &g_ref->layers[3].wq};
@@ -364,13 +397,15 @@ static void test_output_refused(void) {
     json_t *j = NULL;
     CHECKF(av_json_load_file(cfg, &j, &err) == 0, "%s", err.msg);
     CHECK(j && json_real_value(json_object_get(j, "rms_norm_eps")) == 1e-5 &&
-          strcmp(av_json_str(j, "torch_dtype"), "float16") == 0 && json_is_true(json_object_get(j, "tie_word_embeddings")));
+          strcmp(av_json_str(j, "torch_dtype"), "float16") == 0 &&
+          json_is_true(json_object_get(j, "tie_word_embeddings")));
     json_decref(j);
     p.dtype = AV_DTYPE_Q8_0;
     CHECK(av_export_hf(g_ref, tmp_path("hf_q8"), &p, &rep, &err) == -1 && strstr(err.msg, "bf16"));
     p.dtype = AV_DTYPE_F32;
     p.force = 0;
-    CHECK(av_export_gguf(g_ref, tmp_path("f32.gguf"), &p, &rep, &err) == -1 && strstr(err.msg, "already exists"));
+    CHECK(av_export_gguf(g_ref, tmp_path("f32.gguf"), &p, &rep, &err) == -1 &&
+          strstr(err.msg, "already exists"));
     /* no temp directory or file left behind */
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
@@ -388,15 +423,17 @@ static void test_convert_cli(void) {
     h_shared_file(model, sizeof model, "models/stories260K/stories260K.bin");
     h_shared_file(tok, sizeof tok, "models/stories260K/tok512.bin");
     const char *out = tmp_path("cli.gguf"), *errf = tmp_path("cli.err");
-    snprintf(cmd, sizeof cmd, "'%s' convert --model '%s' --tokenizer '%s' --to gguf -o '%s' --type q8_0 2>'%s'", bin,
-             model, tok, out, errf);
+    snprintf(cmd, sizeof cmd,
+             "'%s' convert --model '%s' --tokenizer '%s' --to gguf -o '%s' --type q8_0 2>'%s'", bin, model,
+             tok, out, errf);
     int st = system(cmd);
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "convert exited with %d", st);
     char *text = NULL;
     size_t n = 0;
     av_err err = {{0}};
     REQUIRE(av_file_read_all(errf, 1 << 16, &text, &n, &err) == 0);
-    CHECKF(strncmp(text, "attnviz convert: ", 17) == 0 && strchr(text, '\n') == text + n - 1 && strstr(text, "Q8_0"),
+    CHECKF(strncmp(text, "attnviz convert: ", 17) == 0 && strchr(text, '\n') == text + n - 1 &&
+               strstr(text, "Q8_0"),
            "stderr: %s", text);
     free(text);
     check_model(out, "CLI GGUF Q8_0", Q8_TOL);
@@ -406,11 +443,11 @@ static void test_convert_cli(void) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 }
 
-/* A GGUF whose tokenizer.ggml.model is "gpt2" loads with the byte-level BPE it describes, and converting keeps
- * its pre-tokenizer (tokenizer.ggml.pre). The project's induction model (vocabulary 98) gets a hand-made
- * byte-level vocabulary: the 95 printable ASCII bytes (space spelled "Ġ"), then "Ġt", "he", "Ġ1" from three
- * ranked merges. " the 1" is [Ġt, he, Ġ1] = [95, 96, 97] with GPT-2's pattern (" 1" is one chunk) and
- * [95, 96, Ġ, 1] = [95, 96, 0, 17] with Llama 3's (digits apart from the space). */
+/* A GGUF whose tokenizer.ggml.model is "gpt2" loads with the byte-level BPE it describes, and converting
+ * keeps its pre-tokenizer (tokenizer.ggml.pre). The project's induction model (vocabulary 98) gets a
+ * hand-made byte-level vocabulary: the 95 printable ASCII bytes (space spelled "Ġ"), then "Ġt", "he", "Ġ1"
+ * from three ranked merges. " the 1" is [Ġt, he, Ġ1] = [95, 96, 97] with GPT-2's pattern (" 1" is one chunk)
+ * and [95, 96, Ġ, 1] = [95, 96, 0, 17] with Llama 3's (digits apart from the space). */
 static void test_gguf_gpt2_tokenizer_through_loader(void) {
     const char *pres[] = {"gpt-2", "llama-bpe"};
     const int32_t want[2][4] = {{95, 96, 97}, {95, 96, 0, 17}};
@@ -426,10 +463,13 @@ static void test_gguf_gpt2_tokenizer_through_loader(void) {
             char c[2] = {(char)(0x20 + i), 0};
             pieces[i] = strdup(i == 0 ? "\xC4\xA0" : c);
         }
-        pieces[95] = strdup("\xC4\xA0t"), pieces[96] = strdup("he"), pieces[97] = strdup("\xC4\xA0" "1");
+        pieces[95] = strdup("\xC4\xA0t"), pieces[96] = strdup("he"),
+        pieces[97] = strdup("\xC4\xA0"
+                            "1");
         merges[0] = strdup("\xC4\xA0 t"), merges[1] = strdup("h e"), merges[2] = strdup("\xC4\xA0 1");
         av_tokenizer *tok = NULL;
-        REQUIREF(av_tok_from_gguf("gpt2", pres[v], 98, pieces, NULL, NULL, merges, 3, -1, -1, -1, 1, &tok, &err) == 0,
+        REQUIREF(av_tok_from_gguf("gpt2", pres[v], 98, pieces, NULL, NULL, merges, 3, -1, -1, -1, 1, &tok,
+                                  &err) == 0,
                  "%s", err.msg);
         av_tokenizer_free(m->tok);
         m->tok = tok;
@@ -440,12 +480,13 @@ static void test_gguf_gpt2_tokenizer_through_loader(void) {
         REQUIREF(av_export_gguf(m, path, &p, &rep, &err) == 0, "%s", err.msg);
         REQUIREF(av_model_load(path, &mp, &back, &err) == 0, "%s", err.msg);
         REQUIREF(back->tok, "the GGUF's gpt2 tokenizer was not loaded");
-        CHECKF(back->tok->gguf_pre && strcmp(back->tok->gguf_pre, pres[v] ) == 0, "pre %s came back as %s", pres[v],
-               back->tok->gguf_pre ? back->tok->gguf_pre : "(none)");
+        CHECKF(back->tok->gguf_pre && strcmp(back->tok->gguf_pre, pres[v]) == 0, "pre %s came back as %s",
+               pres[v], back->tok->gguf_pre ? back->tok->gguf_pre : "(none)");
         for (int side = 0; side < 2; side++) {
             int32_t *ids;
             size_t n;
-            REQUIREF(av_tokenizer_encode(side ? back->tok : m->tok, " the 1", 6, 0, &ids, &n, &err) == 0, "%s", err.msg);
+            REQUIREF(av_tokenizer_encode(side ? back->tok : m->tok, " the 1", 6, 0, &ids, &n, &err) == 0,
+                     "%s", err.msg);
             CHECKF(n == n_want[v] && memcmp(ids, want[v], n * sizeof *ids) == 0, "%s, %s: %zu ids", pres[v],
                    side ? "reloaded" : "built", n);
             free(ids);
@@ -456,6 +497,7 @@ static void test_gguf_gpt2_tokenizer_through_loader(void) {
 }
 
 int main(void) {
+    RUN(test_gguf_writer_quantizer);
     RUN(test_gguf_f32);
     RUN(test_gguf_layout);
     RUN(test_gguf_tokenizer_roundtrip);

@@ -209,12 +209,8 @@ static void check_html(av_html_precision prec, const char *want_enc) {
     av_trace_free(t);
 }
 
-static void test_html_f16_round_trip(void) {
-    check_html(AV_HTML_F16, "f16");
-}
-static void test_html_u8_round_trip(void) {
-    check_html(AV_HTML_U8, "u8");
-}
+static void test_html_f16_round_trip(void) { check_html(AV_HTML_F16, "f16"); }
+static void test_html_u8_round_trip(void) { check_html(AV_HTML_U8, "u8"); }
 
 static void test_html_bert_base_under_4mib(void) {
     av_trace *t = make_trace(12, 12, 128, 5, NULL);
@@ -316,12 +312,8 @@ static void check_analysis(av_html_precision prec) {
     av_trace_free(t);
 }
 
-static void test_html_analysis_f16(void) {
-    check_analysis(AV_HTML_F16);
-}
-static void test_html_analysis_u8(void) {
-    check_analysis(AV_HTML_U8);
-}
+static void test_html_analysis_f16(void) { check_analysis(AV_HTML_F16); }
+static void test_html_analysis_u8(void) { check_analysis(AV_HTML_U8); }
 
 static void test_html_analysis_without_vnorm_and_roles(void) {
     av_trace *t = make_trace(2, 4, 6, 5, NULL);

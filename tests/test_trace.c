@@ -21,7 +21,8 @@ static av_trace *make_trace(void) {
         float *a = calloc(2 * 9, sizeof *a);
         const float rows[9] = {1, 0, 0, 0.25f, 0.75f, 0, 0.125f, 0.25f, 0.625f};
         for (int h = 0; h < 2; h++)
-            for (int i = 0; i < 9; i++) a[h * 9 + i] = rows[i];
+            for (int i = 0; i < 9; i++)
+                a[h * 9 + i] = rows[i];
         a[9 + 3] = 0.5f, a[9 + 4] = 0.5f; /* head 1 row 1 differs */
         av_trace_add_attn(t, "self", l, 2, 3, 3, a, &err);
     }
@@ -101,7 +102,8 @@ static void test_malformed_traces_give_clear_errors(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_bytes(bad, data, cases[i].len);
         av_trace *u = NULL;
-        CHECKF(av_trace_load(bad, &u, &err) == -1 && strstr(err.msg, cases[i].expect), "case %zu: %s", i, err.msg);
+        CHECKF(av_trace_load(bad, &u, &err) == -1 && strstr(err.msg, cases[i].expect), "case %zu: %s", i,
+               err.msg);
     }
     /* a safetensors file that is not a trace */
     av_st_writer w;

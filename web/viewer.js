@@ -13,8 +13,10 @@
       const tr = this.trace, kind = tr.kinds.includes('self') ? 'self' : tr.kinds.includes('cross') ? 'cross' : tr.kinds[0];
       this.grid = AV.patchGrid(meta.meta);
       const dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
+      // `attnviz serve` caches one page per trace and names the first view in the page's URL (?view=)
+      const urlView = new URLSearchParams(window.location.search).get('view');
       this.state = {
-        view: meta.view || (this.grid ? 'image' : 'heatmap'), kind, layer: 0, head: 'mean', cmap: 'viridis', log: false,
+        view: urlView || meta.view || (this.grid ? 'image' : 'heatmap'), kind, layer: 0, head: 'mean', cmap: 'viridis', log: false,
         contrast: 1, exclude: false, qsel: null, ksel: null, qtext: '', ktext: '', theme: dark ? 'dark' : 'light',
       };
       if (typeof this.state.head !== 'number' && tr.set(kind, 0).heads === 1) this.state.head = 0;
@@ -28,6 +30,7 @@
         rollout: new AV.RolloutView($('view-rollout'), this),
         norm: new AV.NormView($('view-norm'), this),
       };
+      if (!(this.state.view in this.views)) this.state.view = 'heatmap';
       this.tip = $('tooltip');
       this.wire();
       this.set({});

@@ -196,8 +196,15 @@ typedef struct av_roles_result {
     uint64_t seed;
 } av_roles_result;
 
-/* Runs both probes on the model and scores every head. Free with av_roles_result_free. */
-int av_model_roles(av_model *m, const av_roles_params *p, av_roles_result *out, av_err *err);
+/* Runs the model under study on ids (n tokens, used as given: no BOS added) and returns its trace. Analysis
+ * never runs a model itself; the caller passes this, e.g. av_trace_from_ids with add_bos = 0 (cmd_roles.c).
+ */
+typedef int (*av_roles_run_fn)(void *ctx, const int32_t *ids, size_t n, av_trace **out, av_err *err);
+
+/* Scores every head with both probes, run through run(run_ctx, ...); m gives the layer/head counts, context,
+ * vocabulary and tokenizer (read only). Free with av_roles_result_free. */
+int av_model_roles(const av_model *m, av_roles_run_fn run, void *run_ctx, const av_roles_params *p,
+                   av_roles_result *out, av_err *err);
 void av_roles_result_free(av_roles_result *r);
 
 /* ---- JSON export (export.c), schema in docs/ANALYSIS.md ----------------------------------------------- */

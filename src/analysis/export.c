@@ -7,9 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 
-static json_t *num(double x) {
-    return isnan(x) || isinf(x) ? json_null() : json_real(x);
-}
+static json_t *num(double x) { return isnan(x) || isinf(x) ? json_null() : json_real(x); }
 
 json_t *av_json_matrix(const float *m, int rows, int cols) {
     json_t *arr = json_array();

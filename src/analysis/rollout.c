@@ -11,9 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-av_rollout_params av_rollout_default_params(void) {
-    return (av_rollout_params){AV_REDUCE_MEAN, 0.5f, 0};
-}
+av_rollout_params av_rollout_default_params(void) { return (av_rollout_params){AV_REDUCE_MEAN, 0.5f, 0}; }
 
 void av_an_rownorm(float *m, int rows, int cols) {
     for (int i = 0; i < rows; i++) {

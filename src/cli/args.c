@@ -60,8 +60,8 @@ int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli
     return 0;
 }
 
-int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage, int want_positional,
-              cli_args *a, const char *cmd, int *exit_code) {
+int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage,
+              int want_positional, cli_args *a, const char *cmd, int *exit_code) {
     if (cli_parse(argc, argv, specs, n_specs, a, cmd)) {
         *exit_code = 2;
         return 1;
@@ -90,7 +90,8 @@ const char *cli_get(const cli_args *a, const char *name) {
 
 int cli_has(const cli_args *a, const char *name) { return cli_get(a, name) != NULL; }
 
-int cli_get_int(const cli_args *a, const char *name, long def, long min, long max, long *out, const char *cmd) {
+int cli_get_int(const cli_args *a, const char *name, long def, long min, long max, long *out,
+                const char *cmd) {
     const char *v = cli_get(a, name);
     if (!v) {
         *out = def;
@@ -150,14 +151,16 @@ int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, const char 
 void cli_print_options(FILE *fp, const cli_opt_spec *specs, int n_specs) {
     for (int k = 0; k < n_specs; k++) {
         const char *h = specs[k].help;
-        while (*h == ' ') h++;
+        while (*h == ' ')
+            h++;
         char left[96];
         int n = snprintf(left, sizeof left, "%s%s", strlen(specs[k].name) > 1 ? "--" : "-", specs[k].name);
         if (specs[k].takes_value) {
             size_t w = strcspn(h, " ");
             n += snprintf(left + n, sizeof left - (size_t)n, " %.*s", (int)w, h);
             h += w;
-            while (*h == ' ') h++;
+            while (*h == ' ')
+                h++;
         }
         fprintf(fp, "  %-28s %s\n", left, h);
     }
@@ -181,7 +184,8 @@ int cli_failf(const char *cmd, const char *fmt, ...) {
 int cli_load_model(const cli_args *a, const char *cmd, av_model **out) {
     const char *path = cli_get(a, "model");
     if (!path || !*path) {
-        cli_failf(cmd, "--model PATH is required (a llama2.c .bin, a .gguf file or a Hugging Face directory)");
+        cli_failf(cmd,
+                  "--model PATH is required (a llama2.c .bin, a .gguf file or a Hugging Face directory)");
         return -1;
     }
     long threads;

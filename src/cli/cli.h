@@ -8,9 +8,9 @@
 
 /* Options: "--name value" or "--name=value" pairs, flags without value, and positional arguments. */
 typedef struct cli_opt_spec {
-    const char *name;  /* without the leading "--" */
+    const char *name; /* without the leading "--" */
     int takes_value;
-    const char *help;  /* "VALUE  what it does" */
+    const char *help; /* "VALUE  what it does" */
 } cli_opt_spec;
 
 typedef struct cli_args {
@@ -27,12 +27,13 @@ void cli_args_free(cli_args *a);
 /* The start of every subcommand: parses argv; on --help prints usage and the options to stdout (exit 0); with
  * want_positional >= 0 and another number of positional arguments, prints them to stderr (exit 2); a parse
  * error exits 2. Returns 1 when the command must return *exit_code now (a is then freed), 0 to go on. */
-int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage, int want_positional,
-              cli_args *a, const char *cmd, int *exit_code);
+int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage,
+              int want_positional, cli_args *a, const char *cmd, int *exit_code);
 const char *cli_get(const cli_args *a, const char *name);
 int cli_has(const cli_args *a, const char *name);
 /* Integer option with a default; -1 and a message on a malformed number. */
-int cli_get_int(const cli_args *a, const char *name, long def, long min, long max, long *out, const char *cmd);
+int cli_get_int(const cli_args *a, const char *name, long def, long min, long max, long *out,
+                const char *cmd);
 /* Number option with a default; -1 and "--NAME must be a number RANGE, got 'V'" when malformed or outside
  * [lo, hi] (range: how the bounds read, e.g. "in [0, 1]"; NULL for none). */
 int cli_get_num(const cli_args *a, const char *name, double def, double lo, double hi, const char *range,

@@ -20,7 +20,8 @@ static int parse_type(const char *s, av_dtype *out) {
     static const struct {
         const char *name;
         av_dtype t;
-    } types[] = {{"f32", AV_DTYPE_F32}, {"f16", AV_DTYPE_F16}, {"bf16", AV_DTYPE_BF16}, {"q8_0", AV_DTYPE_Q8_0}};
+    } types[] = {
+        {"f32", AV_DTYPE_F32}, {"f16", AV_DTYPE_F16}, {"bf16", AV_DTYPE_BF16}, {"q8_0", AV_DTYPE_Q8_0}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strcmp(s, types[i].name) == 0) {
             *out = types[i].t;
@@ -34,7 +35,8 @@ int cmd_convert(int argc, char **argv) {
     cli_args a;
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
-                  "usage: attnviz convert --model PATH --to gguf|hf -o OUT [--type f32|f16|bf16|q8_0] [--shards N]\n",
+                  "usage: attnviz convert --model PATH --to gguf|hf -o OUT [--type f32|f16|bf16|q8_0] "
+                  "[--shards N]\n",
                   -1, &a, cmd, &early))
         return early;
     const char *to = cli_get(&a, "to");
@@ -70,7 +72,8 @@ int cmd_convert(int argc, char **argv) {
     ep.n_shards = (int)shards;
     ep.force = cli_has(&a, "force");
     if (cli_load_model(&a, cmd, &m)) goto done;
-    int failed = strcmp(to, "gguf") == 0 ? av_export_gguf(m, out, &ep, &rep, &err) : av_export_hf(m, out, &ep, &rep, &err);
+    int failed = strcmp(to, "gguf") == 0 ? av_export_gguf(m, out, &ep, &rep, &err)
+                                         : av_export_hf(m, out, &ep, &rep, &err);
     if (failed) {
         cli_fail(cmd, &err);
         goto done;
@@ -79,10 +82,10 @@ int cmd_convert(int argc, char **argv) {
     char extra[96] = "";
     if (rep.n_fallback)
         snprintf(extra, sizeof extra, ", %d tensors kept F16 (rows not a multiple of 32)", rep.n_fallback);
-    fprintf(stderr, "attnviz convert: %s (%s) -> %s: %s %s, %d tensors, %.2f MiB in %d file%s%s, %s\n", info.name,
-            info.format, out, strcmp(to, "gguf") == 0 ? "GGUF v3" : "Hugging Face", av_dtype_name(ep.dtype),
-            rep.n_tensors, (double)rep.n_bytes / (1024.0 * 1024.0), rep.n_shards, rep.n_shards == 1 ? "" : "s",
-            extra, rep.tokenizer ? "with tokenizer" : "no tokenizer");
+    fprintf(stderr, "attnviz convert: %s (%s) -> %s: %s %s, %d tensors, %.2f MiB in %d file%s%s, %s\n",
+            info.name, info.format, out, strcmp(to, "gguf") == 0 ? "GGUF v3" : "Hugging Face",
+            av_dtype_name(ep.dtype), rep.n_tensors, (double)rep.n_bytes / (1024.0 * 1024.0), rep.n_shards,
+            rep.n_shards == 1 ? "" : "s", extra, rep.tokenizer ? "with tokenizer" : "no tokenizer");
     rc = 0;
 done:
     av_model_free(m);

@@ -27,14 +27,15 @@ int cmd_import(int argc, char **argv) {
     const char *cmd = "import";
     cli_args a;
     int early;
-    if (cli_start(argc, argv, opts, N_OPTS,
-                  "usage: attnviz import ARRAYS.npz|LAYER0.npy LAYER1.npy ...|ARRAYS.safetensors --tokens "
+    if (cli_start(
+            argc, argv, opts, N_OPTS,
+            "usage: attnviz import ARRAYS.npz|LAYER0.npy LAYER1.npy ...|ARRAYS.safetensors --tokens "
             "tokens.json "
             "-o trace.safetensors\n\n"
             "Arrays: [layers, heads, T, T], [layers, 1, heads, T, T], or one layer [heads, T, T] / [1, "
             "heads, T, T]\n"
             "per .npy / npz member (layers in order; npz members by name: arr_0, arr_1, ..., arr_10).\n",
-                  -1, &a, cmd, &early))
+            -1, &a, cmd, &early))
         return early;
     int rc = 1;
     av_trace *t = NULL;

@@ -26,27 +26,34 @@ static const char **token_labels(const av_trace *t, const char *kind, int n, int
     *meta = NULL;
     if (!labels) return NULL;
     const char *key = !strcmp(kind, "enc") || (!strcmp(kind, "cross") && source_side) ? "source_tokens"
-                      : !strcmp(kind, "dec") || !strcmp(kind, "cross")                 ? "target_tokens"
-                                                                                       : NULL;
+                      : !strcmp(kind, "dec") || !strcmp(kind, "cross")                ? "target_tokens"
+                                                                                      : NULL;
     const char *text = key ? av_trace_meta(t, key) : NULL;
     if (text) {
         *meta = json_loads(text, 0, NULL);
         if (json_is_array(*meta) && json_array_size(*meta) == (size_t)n) {
-            for (int i = 0; i < n; i++) labels[i] = json_string_value(json_array_get(*meta, (size_t)i));
+            for (int i = 0; i < n; i++)
+                labels[i] = json_string_value(json_array_get(*meta, (size_t)i));
             return labels;
         }
     }
     int same = av_trace_n_tokens(t) == n && (!strcmp(kind, "self") || !source_side);
-    for (int i = 0; i < n; i++) labels[i] = same ? av_trace_token(t, i) : NULL;
+    for (int i = 0; i < n; i++)
+        labels[i] = same ? av_trace_token(t, i) : NULL;
     return labels;
 }
 
 static int parse_colors(const char *s, av_color_mode *out) {
-    if (!s || !strcmp(s, "auto")) *out = AV_COLOR_AUTO;
-    else if (!strcmp(s, "truecolor")) *out = AV_COLOR_TRUECOLOR;
-    else if (!strcmp(s, "256")) *out = AV_COLOR_256;
-    else if (!strcmp(s, "none")) *out = AV_COLOR_NONE;
-    else return -1;
+    if (!s || !strcmp(s, "auto"))
+        *out = AV_COLOR_AUTO;
+    else if (!strcmp(s, "truecolor"))
+        *out = AV_COLOR_TRUECOLOR;
+    else if (!strcmp(s, "256"))
+        *out = AV_COLOR_256;
+    else if (!strcmp(s, "none"))
+        *out = AV_COLOR_NONE;
+    else
+        return -1;
     return 0;
 }
 
@@ -55,8 +62,7 @@ int cmd_show(int argc, char **argv) {
     cli_args a;
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
-                  "usage: attnviz show TRACE [--layer L] [--head H|mean|max|min]\n",
-                  1, &a, cmd, &early))
+                  "usage: attnviz show TRACE [--layer L] [--head H|mean|max|min]\n", 1, &a, cmd, &early))
         return early;
     int rc = 1;
     av_trace *t = NULL;
@@ -67,7 +73,8 @@ int cmd_show(int argc, char **argv) {
     long layer, width, height;
     av_term_params tp = av_term_default_params();
     if (cli_get_int(&a, "layer", 0, -100000, 100000, &layer, cmd) ||
-        cli_get_int(&a, "width", 0, 0, 100000, &width, cmd) || cli_get_int(&a, "height", 0, 0, 100000, &height, cmd))
+        cli_get_int(&a, "width", 0, 0, 100000, &width, cmd) ||
+        cli_get_int(&a, "height", 0, 0, 100000, &height, cmd))
         goto done;
     if (parse_colors(cli_get(&a, "colors"), &tp.color)) {
         cli_failf(cmd, "--colors must be auto, truecolor, 256 or none");
@@ -100,8 +107,8 @@ int cmd_show(int argc, char **argv) {
     }
     char title[256];
     const char *model = av_trace_meta(t, "model");
-    snprintf(title, sizeof title, "%s  %s layer %ld/%d  head %s  (%d queries x %d keys)", model ? model : "trace",
-             kind, layer, n_layers - 1, head, v.n_query, v.n_key);
+    snprintf(title, sizeof title, "%s  %s layer %ld/%d  head %s  (%d queries x %d keys)",
+             model ? model : "trace", kind, layer, n_layers - 1, head, v.n_query, v.n_key);
     tp.title = title;
     tp.log_scale = cli_has(&a, "log");
     tp.width = (int)width;

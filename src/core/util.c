@@ -18,7 +18,8 @@ char *av_strndup(const char *s, size_t n) {
 
 const char *av_printable(char *dst, size_t cap, const char *s, size_t n) {
     size_t k = 0;
-    for (; k < n && k + 1 < cap; k++) dst[k] = (unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
+    for (; k < n && k + 1 < cap; k++)
+        dst[k] = (unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
     dst[k] = 0;
     return dst;
 }

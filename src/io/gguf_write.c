@@ -1,7 +1,7 @@
 /* GGUF writing (version 3). kvs are encoded into a buffer as they are added; tensors are described first and
- * their data streamed at save (converted from F32 to F16/BF16/Q8_0 in chunks), into a temp file + rename. */
+ * their data streamed at save (converted from F32 to F16/BF16 here, to Q8_0 by the caller's quantizer, in
+ * chunks), into a temp file + rename. */
 #include "gguf.h"
-#include "kernels/kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +12,8 @@ void av_gguf_writer_init(av_gguf_writer *w) {
 }
 
 void av_gguf_writer_free(av_gguf_writer *w) {
-    for (int i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
+    for (int i = 0; i < w->n_tensors; i++)
+        free(w->tensors[i].name);
     free(w->tensors);
     free(w->meta);
     memset(w, 0, sizeof *w);
@@ -41,8 +42,17 @@ static int put(av_gguf_writer *w, const void *p, size_t n) {
     return 0;
 }
 
-static int put_u32(av_gguf_writer *w, uint32_t v) { return put(w, &v, 4); }
-static int put_u64(av_gguf_writer *w, uint64_t v) { return put(w, &v, 8); }
+static int put_u32(av_gguf_writer *w, uint32_t v) {
+    uint8_t b[4];
+    av_store_le32(b, v);
+    return put(w, b, 4);
+}
+
+static int put_u64(av_gguf_writer *w, uint64_t v) {
+    uint8_t b[8];
+    av_store_le64(b, v);
+    return put(w, b, 8);
+}
 static int put_str(av_gguf_writer *w, const char *s) {
     size_t n = strlen(s);
     return put_u64(w, n) || put(w, s, n) ? -1 : 0;
@@ -68,7 +78,9 @@ int av_gguf_writer_u32(av_gguf_writer *w, const char *key, uint32_t value, av_er
 }
 
 int av_gguf_writer_f32(av_gguf_writer *w, const char *key, float value, av_err *err) {
-    return done(w, key, put_key(w, key, AV_GGUF_F32) || put(w, &value, 4), err);
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    return done(w, key, put_key(w, key, AV_GGUF_F32) || put_u32(w, bits), err);
 }
 
 int av_gguf_writer_bool(av_gguf_writer *w, const char *key, int value, av_err *err) {
@@ -80,9 +92,11 @@ static int put_arr_header(av_gguf_writer *w, const char *key, av_gguf_type et, s
     return put_key(w, key, AV_GGUF_ARRAY) || put_u32(w, (uint32_t)et) || put_u64(w, n) ? -1 : 0;
 }
 
-int av_gguf_writer_arr_str(av_gguf_writer *w, const char *key, const char *const *values, size_t n, av_err *err) {
+int av_gguf_writer_arr_str(av_gguf_writer *w, const char *key, const char *const *values, size_t n,
+                           av_err *err) {
     int rc = put_arr_header(w, key, AV_GGUF_STRING, n);
-    for (size_t i = 0; !rc && i < n; i++) rc = put_str(w, values[i]);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = put_str(w, values[i]);
     return done(w, key, rc, err);
 }
 
@@ -107,15 +121,19 @@ static uint32_t dtype_to_ggml(av_dtype t) {
     }
 }
 
-int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype, int ndim,
-                          const int64_t *shape, const void *data, av_err *err) {
-    if (ndim < 1 || ndim > AV_MAX_DIMS) return av_errf(err, "gguf: tensor '%s': rank %d (1 to 4)", name, ndim);
+int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype,
+                          int ndim, const int64_t *shape, const void *data, av_err *err) {
+    if (ndim < 1 || ndim > AV_MAX_DIMS)
+        return av_errf(err, "gguf: tensor '%s': rank %d (1 to 4)", name, ndim);
     if (dst_dtype != AV_DTYPE_F32 && dst_dtype != AV_DTYPE_F16 && dst_dtype != AV_DTYPE_BF16 &&
         dst_dtype != AV_DTYPE_Q8_0)
         return av_errf(err, "gguf: tensor '%s': cannot write %s", name, av_dtype_name(dst_dtype));
     if (src_dtype != dst_dtype && src_dtype != AV_DTYPE_F32)
         return av_errf(err, "gguf: tensor '%s': cannot convert %s data to %s", name, av_dtype_name(src_dtype),
                        av_dtype_name(dst_dtype));
+    if (dst_dtype == AV_DTYPE_Q8_0 && src_dtype != dst_dtype && !w->quantize)
+        return av_errf(err, "gguf: tensor '%s': writing Q8_0 needs a quantizer (av_gguf_writer.quantize)",
+                       name);
     if (dst_dtype == AV_DTYPE_Q8_0 && shape[ndim - 1] % 32)
         return av_errf(err, "gguf: tensor '%s': Q8_0 needs rows of a multiple of 32 values, not %lld", name,
                        (long long)shape[ndim - 1]);
@@ -136,7 +154,8 @@ int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtyp
     t->src_dtype = src_dtype;
     t->dst_dtype = dst_dtype;
     t->ndim = ndim;
-    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    for (int d = 0; d < ndim; d++)
+        t->shape[d] = shape[d];
     t->data = data;
     t->nbytes = nbytes;
     w->n_tensors++;
@@ -155,34 +174,35 @@ static int write_pad(av_atomic_file *f, size_t n, av_err *err) {
     return 0;
 }
 
-/* Streams one tensor's data, converting F32 in chunks (a multiple of the Q8_0 block). */
-static int write_data(av_atomic_file *f, const av_gguf_wtensor *t, av_err *err) {
+/* Streams one tensor's data, converting F32 in chunks (a multiple of the block size). */
+static int write_data(av_atomic_file *f, const av_gguf_wtensor *t, av_gguf_quantize_fn quantize,
+                      av_err *err) {
     if (t->src_dtype == t->dst_dtype) return av_atomic_write(f, t->data, t->nbytes, err);
     enum { CHUNK = 4096 };
-    uint16_t half[CHUNK];                  /* (CHUNK) F16/BF16 */
-    av_block_q8_0 blocks[CHUNK / 32];      /* (CHUNK / 32) Q8_0 */
+    uint16_t buf[CHUNK]; /* (CHUNK) F16/BF16, or the blocks of CHUNK quantized values (fewer bytes) */
     const float *src = t->data;
     size_t numel = 1;
-    for (int d = 0; d < t->ndim; d++) numel *= (size_t)t->shape[d]; /* checked when added */
+    for (int d = 0; d < t->ndim; d++)
+        numel *= (size_t)t->shape[d]; /* checked when added */
     for (size_t i = 0; i < numel; i += CHUNK) {
         size_t m = numel - i < CHUNK ? numel - i : CHUNK;
-        int rc;
-        if (t->dst_dtype == AV_DTYPE_Q8_0) {
-            av_quantize_q8_0(src + i, blocks, m);
-            rc = av_atomic_write(f, blocks, m / 32 * sizeof(av_block_q8_0), err);
-        } else {
+        size_t bytes = m * 2;
+        if (t->dst_dtype == AV_DTYPE_F16 || t->dst_dtype == AV_DTYPE_BF16) {
             for (size_t j = 0; j < m; j++)
-                half[j] = t->dst_dtype == AV_DTYPE_F16 ? av_f32_to_f16(src[i + j]) : av_f32_to_bf16(src[i + j]);
-            rc = av_atomic_write(f, half, m * 2, err);
+                buf[j] =
+                    t->dst_dtype == AV_DTYPE_F16 ? av_f32_to_f16(src[i + j]) : av_f32_to_bf16(src[i + j]);
+        } else if (!av_dtype_nbytes(t->dst_dtype, m, &bytes) || bytes > sizeof buf ||
+                   quantize(t->dst_dtype, src + i, m, buf)) {
+            return av_errf(err, "gguf: tensor '%s': cannot quantize to %s", t->name,
+                           av_dtype_name(t->dst_dtype));
         }
-        if (rc) return -1;
+        if (av_atomic_write(f, buf, bytes, err)) return -1;
     }
     return 0;
 }
 
 int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) {
     if (w->failed) return av_errf(err, "%s: out of memory building the GGUF header", path);
-    _Static_assert(sizeof(av_block_q8_0) == 34, "Q8_0 block must be 34 bytes");
     /* the header: magic, version, counts, kvs, then tensor infos with offsets laid out at the alignment */
     av_gguf_writer hdr;
     av_gguf_writer_init(&hdr);
@@ -197,7 +217,8 @@ int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) 
         const av_gguf_wtensor *t = &w->tensors[i];
         put_str(&hdr, t->name);
         put_u32(&hdr, (uint32_t)t->ndim);
-        for (int d = t->ndim - 1; d >= 0; d--) put_u64(&hdr, (uint64_t)t->shape[d]); /* ne[0] innermost */
+        for (int d = t->ndim - 1; d >= 0; d--)
+            put_u64(&hdr, (uint64_t)t->shape[d]); /* ne[0] innermost */
         put_u32(&hdr, dtype_to_ggml(t->dst_dtype));
         put_u64(&hdr, offset);
         if (!av_add_size(offset, t->nbytes + pad_to(t->nbytes, w->alignment), &offset)) hdr.failed = 1;
@@ -215,7 +236,8 @@ int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) 
              write_pad(&f, pad_to(hdr.meta_len, w->alignment), err);
     av_gguf_writer_free(&hdr);
     for (int i = 0; !rc && i < w->n_tensors; i++)
-        rc = write_data(&f, &w->tensors[i], err) || write_pad(&f, pad_to(w->tensors[i].nbytes, w->alignment), err);
+        rc = write_data(&f, &w->tensors[i], w->quantize, err) ||
+             write_pad(&f, pad_to(w->tensors[i].nbytes, w->alignment), err);
     if (rc) {
         av_atomic_abort(&f);
         return -1;

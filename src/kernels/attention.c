@@ -17,7 +17,8 @@ static int visible_keys(const av_attn_args *a, int i) {
 /* Query rows [r0, r0+nr) of head h; probabilities land in probs (row stride ld). */
 static void attend_block(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld) {
     int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads);
-    int n_keys = visible_keys(a, r0 + nr - 1); /* keys the block's last row sees (rows see growing prefixes) */
+    int n_keys =
+        visible_keys(a, r0 + nr - 1); /* keys the block's last row sees (rows see growing prefixes) */
     const float *q = a->q + (size_t)r0 * (size_t)a->q_stride + (size_t)h * (size_t)hs;
     const float *k = a->k + (size_t)g * (size_t)hs;
     const float *v = a->v + (size_t)g * (size_t)hs;
@@ -28,13 +29,15 @@ static void attend_block(const av_attn_args *a, int h, int r0, int nr, float *pr
         int vis = visible_keys(a, r0 + i), lo = 0;
         if (a->bias) {
             const float *b = a->bias + ((size_t)h * (size_t)a->n_q + (size_t)(r0 + i)) * (size_t)a->n_k;
-            for (int k2 = 0; k2 < vis; k2++) row[k2] += b[k2];
+            for (int k2 = 0; k2 < vis; k2++)
+                row[k2] += b[k2];
         }
         if (a->key_mask)
             for (int k2 = 0; k2 < vis; k2++)
                 if (!a->key_mask[k2]) row[k2] = -INFINITY;
         if (a->window > 0 && a->causal_offset >= 0 && vis > a->window) lo = vis - a->window;
-        for (int k2 = 0; k2 < lo; k2++) row[k2] = -INFINITY;
+        for (int k2 = 0; k2 < lo; k2++)
+            row[k2] = -INFINITY;
         av_softmax(row, vis); /* a fully masked row (no visible key) becomes all zero */
         memset(row + vis, 0, sizeof(float) * (size_t)(n_keys - vis));
     }
@@ -62,7 +65,8 @@ static void attend_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
                 attend_block(a, h, r0, nr, pb, a->probs_ld);
                 int used = visible_keys(a, r0 + nr - 1);
                 for (int i = 0; i < nr && !a->probs_zeroed; i++) /* keys past those computed stay exactly 0 */
-                    memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0, sizeof(float) * (size_t)(a->probs_ld - used));
+                    memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0,
+                           sizeof(float) * (size_t)(a->probs_ld - used));
             }
         } else {
             float *buf = j->scratch + (size_t)tid * AV_ATTN_QUERY_BLOCK * (size_t)a->n_k;

@@ -44,12 +44,8 @@ static inline void scalar_tile(int a_rows, int k, const float *restrict a, int64
         }
 }
 
-static AV_UKERNEL_DECL(ukernel_scalar) {
-    scalar_tile(0, k, a, lda, b, c, ldc, m, n, alpha, beta);
-}
-static AV_UKERNEL_DECL(ukernel_scalar_rows) {
-    scalar_tile(1, k, a, lda, b, c, ldc, m, n, alpha, beta);
-}
+static AV_UKERNEL_DECL(ukernel_scalar) { scalar_tile(0, k, a, lda, b, c, ldc, m, n, alpha, beta); }
+static AV_UKERNEL_DECL(ukernel_scalar_rows) { scalar_tile(1, k, a, lda, b, c, ldc, m, n, alpha, beta); }
 
 static const av_ukernel uk_scalar = {ukernel_scalar, ukernel_scalar_rows, av_pack_weight,
                                      av_pack_rows,   AV_UK_SCALAR_MR,     AV_UK_SCALAR_NR};
@@ -60,15 +56,11 @@ static const av_ukernel uk_avx512 = {av_ukernel_avx512,   av_ukernel_avx512_rows
 
 const av_ukernel *av_gemm_ukernel(av_gemm_path p) {
     switch (p) {
-    case AV_GEMM_SCALAR:
-        return &uk_scalar;
-    case AV_GEMM_AVX2:
-        return &uk_avx2;
+    case AV_GEMM_SCALAR: return &uk_scalar;
+    case AV_GEMM_AVX2: return &uk_avx2;
     case AV_GEMM_AVX512:
-    case AV_GEMM_AMX:
-        return &uk_avx512;
-    default:
-        return NULL;
+    case AV_GEMM_AMX: return &uk_avx512;
+    default: return NULL;
     }
 }
 

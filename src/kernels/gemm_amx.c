@@ -31,9 +31,7 @@ static inline __m512i bf16_rne(__m512 v) {
     return _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
 }
 
-static inline __m512 bf16_to_f32(__m512i h) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
-}
+static inline __m512 bf16_to_f32(__m512i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)); }
 
 /* 32 floats (v0: the first 16, v1: the next) -> 32 bf16 hi parts (*hi) and 32 bf16 lo parts (*lo). */
 static inline void split32(__m512 v0, __m512 v1, __m512i *hi, __m512i *lo) {

@@ -101,6 +101,4 @@ int av_gemm_path_set(av_gemm_path p) {
     return 0;
 }
 
-int av_amx_ready(void) {
-    return av_gemm_path_supported(AV_GEMM_AMX);
-}
+int av_amx_ready(void) { return av_gemm_path_supported(AV_GEMM_AMX); }

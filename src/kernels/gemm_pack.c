@@ -127,8 +127,7 @@ void av_pack_weight(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc
     case AV_DTYPE_BF16:
         pack_rows_kind(SRC_BF16, (const uint16_t *)w->data + f0 * in + k0, in, rows, kc, P, panel);
         return;
-    default:
-        break;
+    default: break;
     }
     for (int r = 0; r < rows; r++)
         av_weight_block_f32(w, f0 + r, k0, kc, tmp + (int64_t)r * kc);

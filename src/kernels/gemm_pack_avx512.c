@@ -38,9 +38,7 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
         r[c] = t[c];
 }
 
-static inline __mmask16 lanes16(int n) {
-    return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
-}
+static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
 
 /* The first n (<= 16) values of a row from column `at` as f32: f32, or f16 / bf16 converted exactly. */
 static inline __attribute__((always_inline)) __m512 load16(av_dtype t, const void *row, int64_t at, int n) {

@@ -144,5 +144,8 @@ typedef struct av_block_q8_0 {
 } av_block_q8_0;
 
 void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n); /* n % 32 == 0 */
+/* n F32 values (a multiple of t's block) into t's block-quantized bytes at out: 0, or -1 for a type not
+ * produced here. The quantizer of the GGUF writer (av_gguf_writer.quantize). */
+int av_quantize_f32(av_dtype t, const float *x, size_t n, void *out);
 
 #endif

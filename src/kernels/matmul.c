@@ -22,8 +22,7 @@ static int dot_in_place(av_dtype t) {
 /* Weight values [k, k + 8) of a row as f32, exactly (Q8_0: d * q, the product av_dequantize_rows rounds). */
 static inline __attribute__((always_inline)) __m256 load_w8(av_dtype t, const void *w, int64_t k) {
     switch (t) {
-    case AV_DTYPE_F16:
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + k)));
+    case AV_DTYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + k)));
     case AV_DTYPE_BF16: {
         __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + k)));
         return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
@@ -35,24 +34,20 @@ static inline __attribute__((always_inline)) __m256 load_w8(av_dtype t, const vo
             _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + k % 32))));
         return _mm256_mul_ps(d, q);
     }
-    default:
-        return _mm256_loadu_ps((const float *)w + k);
+    default: return _mm256_loadu_ps((const float *)w + k);
     }
 }
 #endif
 
 static inline float weight_value(av_dtype t, const void *w, int64_t k) {
     switch (t) {
-    case AV_DTYPE_F16:
-        return av_f16_to_f32(((const uint16_t *)w)[k]);
-    case AV_DTYPE_BF16:
-        return av_bf16_to_f32(((const uint16_t *)w)[k]);
+    case AV_DTYPE_F16: return av_f16_to_f32(((const uint16_t *)w)[k]);
+    case AV_DTYPE_BF16: return av_bf16_to_f32(((const uint16_t *)w)[k]);
     case AV_DTYPE_Q8_0: {
         const av_block_q8_0 *b = (const av_block_q8_0 *)w + k / 32;
         return av_f16_to_f32(b->d) * (float)b->qs[k % 32];
     }
-    default:
-        return ((const float *)w)[k];
+    default: return ((const float *)w)[k];
     }
 }
 
@@ -84,14 +79,10 @@ static inline __attribute__((always_inline)) float dot_kind(av_dtype t, const vo
 
 static float dot_row(av_dtype t, const void *w, const float *x, int64_t n) {
     switch (t) {
-    case AV_DTYPE_F16:
-        return dot_kind(AV_DTYPE_F16, w, x, n);
-    case AV_DTYPE_BF16:
-        return dot_kind(AV_DTYPE_BF16, w, x, n);
-    case AV_DTYPE_Q8_0:
-        return dot_kind(AV_DTYPE_Q8_0, w, x, n);
-    default:
-        return dot_kind(AV_DTYPE_F32, w, x, n);
+    case AV_DTYPE_F16: return dot_kind(AV_DTYPE_F16, w, x, n);
+    case AV_DTYPE_BF16: return dot_kind(AV_DTYPE_BF16, w, x, n);
+    case AV_DTYPE_Q8_0: return dot_kind(AV_DTYPE_Q8_0, w, x, n);
+    default: return dot_kind(AV_DTYPE_F32, w, x, n);
     }
 }
 
@@ -182,9 +173,7 @@ static int amx_suits(const av_tensor *const *w, int count, int n) {
     return weights >= AV_AMX_MIN_WEIGHTS;
 }
 
-void av_kernels_init(void) {
-    openblas_set_num_threads(1);
-}
+void av_kernels_init(void) { openblas_set_num_threads(1); }
 
 static int threads_for(int64_t n, int64_t out, int64_t in, int n_threads) {
     return n * out * in > (1 << 18) ? n_threads : 1;

@@ -52,12 +52,9 @@ static void q8_0_to_f32(const av_block_q8_0 *b, float *dst, size_t nb) {
 
 static float weight_at(const av_tensor *w, size_t i) {
     switch (w->dtype) {
-    case AV_DTYPE_F16:
-        return av_f16_to_f32(((const uint16_t *)w->data)[i]);
-    case AV_DTYPE_BF16:
-        return av_bf16_to_f32(((const uint16_t *)w->data)[i]);
-    default:
-        return ((const float *)w->data)[i];
+    case AV_DTYPE_F16: return av_f16_to_f32(((const uint16_t *)w->data)[i]);
+    case AV_DTYPE_BF16: return av_bf16_to_f32(((const uint16_t *)w->data)[i]);
+    default: return ((const float *)w->data)[i];
     }
 }
 
@@ -65,21 +62,11 @@ void av_dequantize_rows(const av_tensor *w, int64_t row0, int64_t n_rows, float 
     size_t cols = (size_t)(w->ndim == 1 ? w->shape[0] : w->shape[1]);
     size_t start = (size_t)row0 * cols, n = (size_t)n_rows * cols;
     switch (w->dtype) {
-    case AV_DTYPE_F32:
-        memcpy(dst, (const float *)w->data + start, n * 4);
-        break;
-    case AV_DTYPE_F16:
-        f16_to_f32_row((const uint16_t *)w->data + start, dst, n);
-        break;
-    case AV_DTYPE_BF16:
-        bf16_to_f32_row((const uint16_t *)w->data + start, dst, n);
-        break;
-    case AV_DTYPE_Q8_0:
-        q8_0_to_f32((const av_block_q8_0 *)w->data + start / 32, dst, n / 32);
-        break;
-    default:
-        memset(dst, 0, n * 4);
-        break; /* rejected earlier by av_model_check */
+    case AV_DTYPE_F32: memcpy(dst, (const float *)w->data + start, n * 4); break;
+    case AV_DTYPE_F16: f16_to_f32_row((const uint16_t *)w->data + start, dst, n); break;
+    case AV_DTYPE_BF16: bf16_to_f32_row((const uint16_t *)w->data + start, dst, n); break;
+    case AV_DTYPE_Q8_0: q8_0_to_f32((const av_block_q8_0 *)w->data + start / 32, dst, n / 32); break;
+    default: memset(dst, 0, n * 4); break; /* rejected earlier by av_model_check */
     }
 }
 
@@ -338,6 +325,8 @@ void av_swiglu(float *g, const float *u, size_t n, int n_threads) {
     av_parallel_for(n > (1 << 16) ? n_threads : 1, (int64_t)n, swiglu_range, &j);
 }
 
+_Static_assert(sizeof(av_block_q8_0) == 34, "Q8_0 block must be 34 bytes (ggml's block_q8_0)");
+
 void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n) {
     for (size_t k = 0; k < n / 32; k++) {
         const float *xb = x + k * 32;
@@ -349,4 +338,10 @@ void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n) {
         for (int j = 0; j < 32; j++)
             out[k].qs[j] = (int8_t)roundf(xb[j] * id);
     }
+}
+
+int av_quantize_f32(av_dtype t, const float *x, size_t n, void *out) {
+    if (t != AV_DTYPE_Q8_0 || n % 32) return -1;
+    av_quantize_q8_0(x, out, n);
+    return 0;
 }

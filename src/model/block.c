@@ -132,16 +132,10 @@ int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64
     return 0;
 }
 
-static int64_t numel_or0(const av_tensor *t) {
-    return t->data ? av_tensor_numel(t) : 0;
-}
+static int64_t numel_or0(const av_tensor *t) { return t->data ? av_tensor_numel(t) : 0; }
 
-static int64_t linear_params(const av_linear *l) {
-    return numel_or0(&l->w) + numel_or0(&l->b);
-}
-static int64_t norm_params(const av_norm *n) {
-    return numel_or0(&n->w) + numel_or0(&n->b);
-}
+static int64_t linear_params(const av_linear *l) { return numel_or0(&l->w) + numel_or0(&l->b); }
+static int64_t norm_params(const av_norm *n) { return numel_or0(&n->w) + numel_or0(&n->b); }
 static int64_t attn_params(const av_attn_weights *a) {
     return linear_params(&a->q) + linear_params(&a->k) + linear_params(&a->v) + linear_params(&a->o);
 }
@@ -245,7 +239,8 @@ typedef struct vnorm_job {
     int failed;
 } vnorm_job;
 
-/* Partial Gram matrices of every head over W_o rows [r0, r1), into gram_parts[tid] (each row converted once). */
+/* Partial Gram matrices of every head over W_o rows [r0, r1), into gram_parts[tid] (each row converted once).
+ */
 static void vnorm_gram(void *ctx, int tid, int64_t r0, int64_t r1) {
     vnorm_job *j = ctx;
     int q_dim = j->n_heads * j->hs;
@@ -260,8 +255,8 @@ static void vnorm_gram(void *ctx, int tid, int64_t r0, int64_t r1) {
         const float *rows = (const float *)j->wo->data + (size_t)r * (size_t)q_dim; /* (nr, q_dim) */
         if (blk) av_dequantize_rows(j->wo, r, nr, blk), rows = blk;
         for (int h = 0; h < j->n_heads; h++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->hs, j->hs, nr, 1.0f, rows + h * j->hs, q_dim,
-                        rows + h * j->hs, q_dim, r > r0 ? 1.0f : 0.0f,
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->hs, j->hs, nr, 1.0f, rows + h * j->hs,
+                        q_dim, rows + h * j->hs, q_dim, r > r0 ? 1.0f : 0.0f,
                         gram + (size_t)h * (size_t)j->hs * (size_t)j->hs, j->hs);
     }
     free(blk);
@@ -277,23 +272,28 @@ static void vnorm_rows(void *ctx, int tid, int64_t i0, int64_t i1) {
         return;
     }
     for (int h = 0; h < j->n_heads; h++) {
-        const float *v = j->v + (size_t)i0 * (size_t)j->v_stride + (size_t)(h / (j->n_heads / j->n_kv_heads)) * (size_t)hs;
+        const float *v =
+            j->v + (size_t)i0 * (size_t)j->v_stride + (size_t)(h / (j->n_heads / j->n_kv_heads)) * (size_t)hs;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, hs, 1.0f, v, j->v_stride,
                     j->gram + (size_t)h * (size_t)hs * (size_t)hs, hs, 0.0f, u, hs);
         for (int i = 0; i < n; i++) {
             double ss = 0;
-            for (int d = 0; d < hs; d++) ss += (double)u[(size_t)i * (size_t)hs + (size_t)d] * v[(size_t)i * (size_t)j->v_stride + (size_t)d];
+            for (int d = 0; d < hs; d++)
+                ss += (double)u[(size_t)i * (size_t)hs + (size_t)d] *
+                      v[(size_t)i * (size_t)j->v_stride + (size_t)d];
             j->vnorm[(size_t)h * (size_t)j->T + (size_t)(j->t0 + (int)i0 + i)] = (float)sqrt(ss > 0 ? ss : 0);
         }
     }
     free(u);
 }
 
-int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads, int head_dim,
-                  int n, float *vnorm, int T, int t0, av_err *err) {
-    vnorm_job j = {v, wo, v_stride, n_heads, n_kv_heads, head_dim, (int)wo->shape[0], T, t0, NULL, NULL, vnorm, 0};
+int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads,
+                  int head_dim, int n, float *vnorm, int T, int t0, av_err *err) {
+    vnorm_job j = {v, wo, v_stride, n_heads, n_kv_heads, head_dim, (int)wo->shape[0],
+                   T, t0, NULL,     NULL,    vnorm,      0};
     size_t gram_len = (size_t)n_heads * (size_t)head_dim * (size_t)head_dim;
-    int64_t gram_work = (int64_t)j.dim * head_dim * head_dim * n_heads, row_work = (int64_t)n * head_dim * head_dim * n_heads;
+    int64_t gram_work = (int64_t)j.dim * head_dim * head_dim * n_heads,
+            row_work = (int64_t)n * head_dim * head_dim * n_heads;
     int threads = gram_work > (1 << 20) ? av_default_threads() : 1;
     if (threads > j.dim / VNORM_ROWS) threads = j.dim / VNORM_ROWS > 0 ? j.dim / VNORM_ROWS : 1;
     j.gram_parts = malloc(sizeof(float) * gram_len * (size_t)threads);
@@ -301,7 +301,8 @@ int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads
     j.gram = j.gram_parts; /* part 0 collects the sum */
     av_parallel_for(threads, j.dim, vnorm_gram, &j);
     for (int t = 1; t < threads; t++)
-        for (size_t i = 0; i < gram_len; i++) j.gram[i] += j.gram_parts[(size_t)t * gram_len + i];
+        for (size_t i = 0; i < gram_len; i++)
+            j.gram[i] += j.gram_parts[(size_t)t * gram_len + i];
     if (!j.failed) av_parallel_for(row_work > (1 << 20) ? 0 : 1, n, vnorm_rows, &j);
     free(j.gram_parts);
     return j.failed ? av_errf(err, "out of memory for the norm-based attention") : 0;
@@ -383,8 +384,8 @@ static int ws_init(block_ws *w, const av_stack *st, int T, int S, int n_threads,
 /* One attention sub-layer: queries from in (T rows), keys/values from kv_in (n_k rows); result (T, dim) in
  * w->xb. probs: (n_heads, T, n_k) capture or NULL; vnorm: (n_heads, T) or NULL (self-attention only). */
 static int attend(const av_stack_cfg *c, const av_attn_weights *A, float scale, block_ws *w, const float *in,
-                  int T, const float *kv_in, int n_k, int causal, const float *bias, float *probs, float *vnorm,
-                  av_err *err) {
+                  int T, const float *kv_in, int n_k, int causal, const float *bias, float *probs,
+                  float *vnorm, av_err *err) {
     int q_dim = c->n_heads * c->head_dim, nt = w->n_threads;
     linear(w->q, in, &A->q, T, w->wscratch, nt);
     linear(w->k, kv_in, &A->k, n_k, w->wscratch, nt);
@@ -408,7 +409,8 @@ static int attend(const av_stack_cfg *c, const av_attn_weights *A, float scale, 
         aa.probs_ld = n_k;
     }
     av_attention(&aa, w->scores, nt);
-    if (vnorm && av_attn_vnorm(w->v, q_dim, &A->o.w, c->n_heads, c->n_heads, c->head_dim, n_k, vnorm, T, 0, err))
+    if (vnorm &&
+        av_attn_vnorm(w->v, q_dim, &A->o.w, c->n_heads, c->n_heads, c->head_dim, n_k, vnorm, T, 0, err))
         return -1;
     linear(w->xb, w->att, &A->o, T, w->wscratch, nt);
     return 0;
@@ -458,7 +460,8 @@ int av_stack_forward(const av_stack *st, float *x, int T, const av_stack_run *ru
         float *probs = run->self_probs ? run->self_probs[l] : NULL;
         float *vn = run->vnorm ? run->vnorm[l] : NULL;
         const float *in = sublayer_input(c, &B->attn_norm, x, &w, T);
-        if (attend(c, &B->attn, B->attn_scale, &w, in, T, in, T, run->causal, run->self_bias, probs, vn, err)) {
+        if (attend(c, &B->attn, B->attn_scale, &w, in, T, in, T, run->causal, run->self_bias, probs, vn,
+                   err)) {
             ws_free(&w);
             return -1;
         }
@@ -466,7 +469,8 @@ int av_stack_forward(const av_stack *st, float *x, int T, const av_stack_run *ru
         if (B->cross.q.w.data && run->mem) {
             float *cp = run->cross_probs ? run->cross_probs[l] : NULL;
             in = sublayer_input(c, &B->cross_norm, x, &w, T);
-            attend(c, &B->cross, B->attn_scale, &w, in, T, run->mem, S, 0, NULL, cp, NULL, err); /* no vnorm: cannot fail */
+            attend(c, &B->cross, B->attn_scale, &w, in, T, run->mem, S, 0, NULL, cp, NULL,
+                   err); /* no vnorm: cannot fail */
             residual(c, &B->cross_norm, x, &w, T);
         }
         in = sublayer_input(c, &B->mlp_norm, x, &w, T);

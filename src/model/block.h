@@ -103,7 +103,7 @@ av_tensor av_tensor_view2d(const av_tensor *t, int64_t rows, int64_t cols);
 /* Norm-based attention (Kobayashi et al. 2020): vnorm[h][t0 + i] = || v_i^h W_o[:, h] || for n rows of v.
  * v: (n, v_stride), kv head g at column g*head_dim; wo: (dim, n_heads*head_dim) of any dtype;
  * vnorm: (n_heads, T). Returns 0, or -1 with a message when memory runs out. */
-int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads, int head_dim,
-                  int n, float *vnorm, int T, int t0, av_err *err);
+int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads,
+                  int head_dim, int n, float *vnorm, int T, int t0, av_err *err);
 
 #endif

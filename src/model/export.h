@@ -17,10 +17,10 @@ av_export_params av_export_default_params(void);
 /* What was written, for the summary line. */
 typedef struct av_export_report {
     int n_tensors;
-    int n_fallback;    /* Q8_0 requested but rows not a multiple of 32: written as F16 */
-    int tokenizer;     /* 1 when the tokenizer was written */
+    int n_fallback; /* Q8_0 requested but rows not a multiple of 32: written as F16 */
+    int tokenizer;  /* 1 when the tokenizer was written */
     int n_shards;
-    uint64_t n_bytes;  /* tensor data bytes */
+    uint64_t n_bytes; /* tensor data bytes */
 } av_export_report;
 
 /* Writes a GGUF v3 file atomically (temp file + rename). */
@@ -28,6 +28,7 @@ int av_export_gguf(const av_model *m, const char *path, const av_export_params *
                    av_err *err);
 /* Writes a Hugging Face directory: built in "<dir>.tmp.<pid>", then renamed into place. Refuses an existing
  * non-empty directory unless p->force. */
-int av_export_hf(const av_model *m, const char *dir, const av_export_params *p, av_export_report *rep, av_err *err);
+int av_export_hf(const av_model *m, const char *dir, const av_export_params *p, av_export_report *rep,
+                 av_err *err);
 
 #endif

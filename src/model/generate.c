@@ -27,11 +27,15 @@ int av_generate_greedy(av_model *m, const char *prompt, int steps, av_piece_fn o
     if (!m->tok) return av_errf(err, "the model has no tokenizer: pass --tokenizer");
     if (steps < 0) return av_errf(err, "steps must be >= 0");
     if (m->family != AV_FAMILY_LLAMA && m->family != AV_FAMILY_GPT2)
-        return av_errf(err, "%s is not a decoder-only model: generation needs llama or gpt2 (encoder-decoders decode "
-                            "with run --text, without --target)", m->arch);
+        return av_errf(
+            err,
+            "%s is not a decoder-only model: generation needs llama or gpt2 (encoder-decoders decode "
+            "with run --text, without --target)",
+            m->arch);
     int32_t *prompt_ids;
     size_t np;
-    if (av_tokenizer_encode(m->tok, prompt ? prompt : "", prompt ? strlen(prompt) : 0, 1, &prompt_ids, &np, err))
+    if (av_tokenizer_encode(m->tok, prompt ? prompt : "", prompt ? strlen(prompt) : 0, 1, &prompt_ids, &np,
+                            err))
         return -1;
     size_t total = np + (size_t)steps;
     if (total > (size_t)m->max_seq_len) total = (size_t)m->max_seq_len;

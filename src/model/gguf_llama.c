@@ -1,6 +1,6 @@
 /* GGUF llama models (llama.cpp's layout): config from llama.* keys, weights as views into the mapping, the
- * tokenizer from tokenizer.ggml.* metadata (llama, gpt2 or bert). GGUF llama weights use Meta's q/k row order,
- * so RoPE rotates interleaved pairs (2i, 2i+1) exactly as llama2.c does. */
+ * tokenizer from tokenizer.ggml.* metadata (llama, gpt2 or bert). GGUF llama weights use Meta's q/k row
+ * order, so RoPE rotates interleaved pairs (2i, 2i+1) exactly as llama2.c does. */
 #include "io/gguf.h"
 #include "model.h"
 #include "tok/tok.h"
@@ -22,7 +22,8 @@ static int get_size(const av_gguf *g, const char *key, int64_t def, int64_t max,
     if (rc < 0) return -1;
     if (rc == 1 && def <= 0) return av_errf(err, "%s: missing key '%s'", g->name, key);
     if (v < 1 || v > max)
-        return av_errf(err, "%s: %s = %lld is out of range (1 to %lld)", g->name, key, (long long)v, (long long)max);
+        return av_errf(err, "%s: %s = %lld is out of range (1 to %lld)", g->name, key, (long long)v,
+                       (long long)max);
     *out = (int)v;
     return 0;
 }
@@ -45,12 +46,15 @@ static int read_config(const av_gguf *g, av_model *m, av_err *err) {
         get_size(g, "llama.attention.head_count_kv", m->n_heads, AV_GGUF_MAX_HEADS, &m->n_kv_heads, err))
         return -1;
     if (m->dim % m->n_heads)
-        return av_errf(err, "%s: llama.embedding_length %d is not a multiple of %d heads", g->name, m->dim, m->n_heads);
+        return av_errf(err, "%s: llama.embedding_length %d is not a multiple of %d heads", g->name, m->dim,
+                       m->n_heads);
     int head_dim = m->dim / m->n_heads, rope_dims = head_dim;
     if (get_size(g, "llama.rope.dimension_count", head_dim, AV_GGUF_MAX_DIM, &rope_dims, err)) return -1;
     if (rope_dims != head_dim)
-        return av_errf(err, "%s: llama.rope.dimension_count %d differs from the head size %d (partial RoPE is not "
-                            "supported)", g->name, rope_dims, head_dim);
+        return av_errf(err,
+                       "%s: llama.rope.dimension_count %d differs from the head size %d (partial RoPE is not "
+                       "supported)",
+                       g->name, rope_dims, head_dim);
     rc = av_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &m->norm_eps, err);
     if (rc < 0) return -1;
     if (rc == 1) return av_errf(err, "%s: missing key 'llama.attention.layer_norm_rms_epsilon'", g->name);
@@ -84,11 +88,12 @@ static int take_layer(const void *g, int l, int k, av_tensor *t, av_err *err) {
 }
 
 static int read_weights(const av_gguf *g, av_model *m, av_err *err) {
-    if (take(g, "token_embd.weight", 0, &m->tok_emb, err) || take(g, "output_norm.weight", 0, &m->out_norm, err) ||
-        take(g, "output.weight", 1, &m->cls, err))
+    if (take(g, "token_embd.weight", 0, &m->tok_emb, err) ||
+        take(g, "output_norm.weight", 0, &m->out_norm, err) || take(g, "output.weight", 1, &m->cls, err))
         return -1;
     if (m->tok_emb.ndim != 2 || m->tok_emb.shape[0] < 1 || m->tok_emb.shape[0] > AV_GGUF_MAX_VOCAB)
-        return av_errf(err, "%s: token_embd.weight must be a [vocab, dim] matrix with a vocabulary of 1 to %d",
+        return av_errf(err,
+                       "%s: token_embd.weight must be a [vocab, dim] matrix with a vocabulary of 1 to %d",
                        g->name, AV_GGUF_MAX_VOCAB);
     m->vocab_size = (int)m->tok_emb.shape[0];
     int64_t vocab;
@@ -125,7 +130,8 @@ static char **copy_strings(const av_gguf *g, const av_gguf_value *a, const char 
         if (!bad && !(out[i] = malloc(len + 1))) bad = "does not fit in memory";
         if (bad) {
             av_errf(err, "%s: %s %s", g->name, what, bad);
-            for (uint64_t k = 0; k < i; k++) free(out[k]);
+            for (uint64_t k = 0; k < i; k++)
+                free(out[k]);
             free(out);
             return NULL;
         }
@@ -137,8 +143,8 @@ static char **copy_strings(const av_gguf *g, const av_gguf_value *a, const char 
 
 /* tokenizer.ggml.* -> the tokenizer its model names (av_tok_from_gguf: "llama" SentencePiece BPE encoded as
  * libsentencepiece, "gpt2" byte-level BPE with tokenizer.ggml.pre's pattern, "bert" WordPiece). Absent
- * metadata or another tokenizer model (which --tokenizer can supply) leaves m->tok NULL; broken metadata is an
- * error. */
+ * metadata or another tokenizer model (which --tokenizer can supply) leaves m->tok NULL; broken metadata is
+ * an error. */
 static int read_tokenizer(const av_gguf *g, av_model *m, av_err *err) {
     const char *model, *pre = NULL;
     size_t model_len, pre_len = 0;
@@ -158,13 +164,14 @@ static int read_tokenizer(const av_gguf *g, av_model *m, av_err *err) {
         return -1;
     uint64_t n = tokens->arr_n;
     if (n < 1 || n > AV_GGUF_MAX_VOCAB)
-        return av_errf(err, "%s: tokenizer.ggml.tokens has %llu entries (1 to %d)", g->name, (unsigned long long)n,
-                       AV_GGUF_MAX_VOCAB);
+        return av_errf(err, "%s: tokenizer.ggml.tokens has %llu entries (1 to %d)", g->name,
+                       (unsigned long long)n, AV_GGUF_MAX_VOCAB);
     if ((scores && scores->arr_n != n) || (types && types->arr_n != n))
-        return av_errf(err, "%s: tokenizer.ggml.scores/token_type do not have one entry per token (%llu)", g->name,
-                       (unsigned long long)n);
+        return av_errf(err, "%s: tokenizer.ggml.scores/token_type do not have one entry per token (%llu)",
+                       g->name, (unsigned long long)n);
     if (merges && merges->arr_n > AV_GGUF_MAX_VOCAB)
-        return av_errf(err, "%s: tokenizer.ggml.merges has %llu entries", g->name, (unsigned long long)merges->arr_n);
+        return av_errf(err, "%s: tokenizer.ggml.merges has %llu entries", g->name,
+                       (unsigned long long)merges->arr_n);
     int bos, eos, unk;
     int64_t space_prefix = 1;
     if (special_id(g, "tokenizer.ggml.bos_token_id", llama ? 1 : -1, (int)n, &bos, err) ||
@@ -173,15 +180,19 @@ static int read_tokenizer(const av_gguf *g, av_model *m, av_err *err) {
         av_gguf_get_int(g, "tokenizer.ggml.add_space_prefix", &space_prefix, err) < 0)
         return -1;
     char pre_name[64] = "";
-    if (pre && pre_len < sizeof pre_name) memcpy(pre_name, pre, pre_len), pre_name[pre_len] = 0;
-    else if (pre) snprintf(pre_name, sizeof pre_name, "(a %zu-byte name)", pre_len); /* rejected by name below */
+    if (pre && pre_len < sizeof pre_name)
+        memcpy(pre_name, pre, pre_len), pre_name[pre_len] = 0;
+    else if (pre)
+        snprintf(pre_name, sizeof pre_name, "(a %zu-byte name)", pre_len); /* rejected by name below */
     char **pieces = copy_strings(g, tokens, "tokenizer.ggml.tokens", err);
     char **merge_list = merges && pieces ? copy_strings(g, merges, "tokenizer.ggml.merges", err) : NULL;
     float *sc = scores ? malloc(sizeof *sc * (size_t)n) : NULL; /* (n) */
-    int *ty = types ? malloc(sizeof *ty * (size_t)n) : NULL;   /* (n) */
+    int *ty = types ? malloc(sizeof *ty * (size_t)n) : NULL;    /* (n) */
     if (!pieces || (merges && !merge_list) || (scores && !sc) || (types && !ty)) {
-        for (uint64_t i = 0; pieces && i < n; i++) free(pieces[i]);
-        for (uint64_t i = 0; merge_list && i < merges->arr_n; i++) free(merge_list[i]);
+        for (uint64_t i = 0; pieces && i < n; i++)
+            free(pieces[i]);
+        for (uint64_t i = 0; merge_list && i < merges->arr_n; i++)
+            free(merge_list[i]);
         free(pieces), free(merge_list), free(sc), free(ty);
         return pieces && (!merges || merge_list) ? av_errf(err, "out of memory") : -1;
     }

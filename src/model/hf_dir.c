@@ -10,10 +10,7 @@
 #include <unistd.h>
 
 void av_hf_path(char *out, size_t n, const char *dir, const char *file) {
-    size_t len = strlen(dir);
-    while (len > 1 && dir[len - 1] == '/')
-        len--;
-    snprintf(out, n, "%.*s/%s", (int)len, dir, file);
+    (void)av_path_join(out, n, dir, file); /* too long: cut, and no file opens */
 }
 
 /* ---- config.json ---- */
@@ -47,9 +44,7 @@ int av_hf_bool(const av_hf_dir *h, const char *key, int def, int *out, av_err *e
     return 0;
 }
 
-const char *av_hf_str(const av_hf_dir *h, const char *key) {
-    return av_json_str(h->cfg, key);
-}
+const char *av_hf_str(const av_hf_dir *h, const char *key) { return av_json_str(h->cfg, key); }
 
 /* ---- weights ---- */
 
@@ -204,9 +199,9 @@ static int unsupported(const char *path, const char *what, const char *name, av_
 }
 
 /* Tokenizer files next to the weights: tokenizer.json (Hugging Face), tokenizer.bin (llama2.c format, what
- * `attnviz convert --to hf` writes), tokenizer.model (SentencePiece). strict: a present file that does not load
- * is an error; otherwise it is remembered (families with m->tf), not fatal: --tokenizer can still supply one, and
- * runs that need text report why there is none. */
+ * `attnviz convert --to hf` writes), tokenizer.model (SentencePiece). strict: a present file that does not
+ * load is an error; otherwise it is remembered (families with m->tf), not fatal: --tokenizer can still supply
+ * one, and runs that need text report why there is none. */
 int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) {
     static const char *files[] = {"tokenizer.json", "tokenizer.bin", "tokenizer.model"};
     char path[4096];

@@ -30,10 +30,11 @@ static int check_arch(const av_hf_dir *h, av_err *err) {
     for (size_t i = 0; i < sizeof causal / sizeof causal[0]; i++)
         if (strcmp(arch0, causal[i]) == 0) return 0;
     char shown[64];
-    return av_errf(err,
-                   "%s: architecture '%s' is not supported yet (supported: LlamaForCausalLM, MistralForCausalLM, "
-                   "Qwen2ForCausalLM)",
-                   h->cfg_path, av_printable(shown, sizeof shown, arch0, strlen(arch0)));
+    return av_errf(
+        err,
+        "%s: architecture '%s' is not supported yet (supported: LlamaForCausalLM, MistralForCausalLM, "
+        "Qwen2ForCausalLM)",
+        h->cfg_path, av_printable(shown, sizeof shown, arch0, strlen(arch0)));
 }
 
 /* Sliding window of Mistral (every layer) and Qwen2 (use_sliding_window: layers >= max_window_layers). */
@@ -61,9 +62,12 @@ static int read_config(const av_hf_dir *h, av_model *m, hf_window *w, av_err *er
         av_hf_int(h, "head_dim", 0, 0, AV_HF_MAX_DIM, &head_dim, err) || /* 0: hidden_size / heads */
         av_hf_num(h, "rms_norm_eps", 1e-6, &eps, err) || av_hf_num(h, "rope_theta", 10000.0, &theta, err))
         return -1;
-    json_t *tv = json_object_get(h->cfg, "tie_word_embeddings"), *scaling = json_object_get(h->cfg, "rope_scaling");
-    if (json_is_integer(tv)) tie = json_integer_value(tv) != 0; /* 0 / 1 in some configs */
-    else if (av_hf_bool(h, "tie_word_embeddings", 0, &tie, err)) return -1;
+    json_t *tv = json_object_get(h->cfg, "tie_word_embeddings"),
+           *scaling = json_object_get(h->cfg, "rope_scaling");
+    if (json_is_integer(tv))
+        tie = json_integer_value(tv) != 0; /* 0 / 1 in some configs */
+    else if (av_hf_bool(h, "tie_word_embeddings", 0, &tie, err))
+        return -1;
     if (scaling && !json_is_null(scaling))
         return av_errf(err, "%s: \"rope_scaling\" is not supported yet (only plain RoPE)", h->cfg_path);
     if (!(eps > 0) || !(theta > 0))
@@ -85,17 +89,19 @@ static int take_layer(const void *h, int l, int k, av_tensor *t, av_err *err) {
 static int read_weights(av_hf_dir *h, av_model *m, const hf_window *w, av_err *err) {
     if (av_hf_open_weights(h, err) || av_hf_take(h, &m->tok_emb, 0, err, "model.embed_tokens.weight") ||
         av_hf_take(h, &m->out_norm, 0, err, "model.norm.weight") ||
-        (!m->tied && av_hf_take(h, &m->cls, 1, err, "lm_head.weight")) || av_llama_take_layers(m, take_layer, h, err))
+        (!m->tied && av_hf_take(h, &m->cls, 1, err, "lm_head.weight")) ||
+        av_llama_take_layers(m, take_layer, h, err))
         return -1;
     for (int l = 0; l < m->n_layers; l++) {
         /* attention biases (Qwen2); an output-projection bias is not supported */
         av_llama_layer *L = &m->layers[l];
         av_tensor bo, *bias[4] = {&L->bq, &L->bk, &L->bv, &bo};
         for (int i = 0; i < 4; i++)
-            if (av_hf_take(h, bias[i], 1, err, "model.layers.%d.self_attn.%c_proj.bias", l, "qkvo"[i])) return -1;
+            if (av_hf_take(h, bias[i], 1, err, "model.layers.%d.self_attn.%c_proj.bias", l, "qkvo"[i]))
+                return -1;
         if (bo.data)
-            return av_errf(err, "%s: model.layers.%d.self_attn.o_proj.bias: an o_proj bias is not supported", h->dir,
-                           l);
+            return av_errf(err, "%s: model.layers.%d.self_attn.o_proj.bias: an o_proj bias is not supported",
+                           h->dir, l);
         L->window = l >= w->from ? w->size : 0;
     }
     return 0;

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 struct av_state {
     int max_tokens;  /* cache capacity in positions */
     int n_alloc;     /* rows the chunk buffers hold */
@@ -74,8 +73,9 @@ static int state_reserve_rows(const av_model *m, av_state *s, int n, av_err *err
     size_t q_dim = (size_t)m->n_heads * (size_t)m->head_dim;
     size_t wide = q_dim > (size_t)m->dim ? q_dim : (size_t)m->dim;
     free_rows(s);
-    if (alloc_floats(&s->x, (size_t)n, (size_t)m->dim, 1, err) || alloc_floats(&s->xb, (size_t)n, wide, 1, err) ||
-        alloc_floats(&s->q, (size_t)n, q_dim, 1, err) || alloc_floats(&s->att_out, (size_t)n, q_dim, 1, err) ||
+    if (alloc_floats(&s->x, (size_t)n, (size_t)m->dim, 1, err) ||
+        alloc_floats(&s->xb, (size_t)n, wide, 1, err) || alloc_floats(&s->q, (size_t)n, q_dim, 1, err) ||
+        alloc_floats(&s->att_out, (size_t)n, q_dim, 1, err) ||
         alloc_floats(&s->hb, (size_t)n, (size_t)m->hidden_dim, 1, err) ||
         alloc_floats(&s->hb2, (size_t)n, (size_t)m->hidden_dim, 1, err))
         return -1;
@@ -89,7 +89,8 @@ int av_state_new(const av_model *m, int max_tokens, av_state **out, av_err *err)
         return av_errf(err, "%s models do not run through the Llama forward pass", m->arch);
     if (max_tokens <= 0) return av_errf(err, "empty input: nothing to run");
     if (max_tokens > m->max_seq_len)
-        return av_errf(err, "input is %d tokens but the model's context window is %d", max_tokens, m->max_seq_len);
+        return av_errf(err, "input is %d tokens but the model's context window is %d", max_tokens,
+                       m->max_seq_len);
     av_state *s = calloc(1, sizeof *s);
     if (!s) return av_errf(err, "out of memory");
     s->max_tokens = max_tokens;
@@ -122,7 +123,8 @@ static void store_heads(float *dst, const float *src, int n, int n_h, int hs, in
     for (int i = 0; i < n; i++)
         for (int h = 0; h < n_h; h++)
             memcpy(dst + ((size_t)h * (size_t)T + (size_t)(pos0 + i)) * (size_t)hs,
-                   src + (size_t)i * (size_t)n_h * (size_t)hs + (size_t)h * (size_t)hs, sizeof(float) * (size_t)hs);
+                   src + (size_t)i * (size_t)n_h * (size_t)hs + (size_t)h * (size_t)hs,
+                   sizeof(float) * (size_t)hs);
 }
 
 /* ---- the forward pass ---- */
@@ -131,16 +133,19 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
                      const av_capture *cap, float *logits, int logits_all, av_err *err) {
     if (n <= 0) return av_errf(err, "empty input: nothing to run");
     if (pos0 < 0 || pos0 + n > s->max_tokens)
-        return av_errf(err, "positions %d..%d exceed the state's %d positions", pos0, pos0 + n - 1, s->max_tokens);
-    if (cap && cap->T < pos0 + n) return av_errf(err, "capture buffers hold %d positions, need %d", cap->T, pos0 + n);
+        return av_errf(err, "positions %d..%d exceed the state's %d positions", pos0, pos0 + n - 1,
+                       s->max_tokens);
+    if (cap && cap->T < pos0 + n)
+        return av_errf(err, "capture buffers hold %d positions, need %d", cap->T, pos0 + n);
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= m->vocab_size)
-            return av_errf(err, "token id %d at position %d is outside the vocabulary (%d)", tokens[i], pos0 + i,
-                           m->vocab_size);
+            return av_errf(err, "token id %d at position %d is outside the vocabulary (%d)", tokens[i],
+                           pos0 + i, m->vocab_size);
     if (state_reserve_rows(m, s, n, err)) return -1;
     int dim = m->dim, hs = m->head_dim, kv_dim = m->n_kv_heads * hs, q_dim = m->n_heads * hs;
     int nt = s->n_threads;
-    for (int i = 0; i < n; i++) av_dequantize_rows(&m->tok_emb, tokens[i], 1, s->x + (size_t)i * (size_t)dim);
+    for (int i = 0; i < n; i++)
+        av_dequantize_rows(&m->tok_emb, tokens[i], 1, s->x + (size_t)i * (size_t)dim);
 
     for (int l = 0; l < m->n_layers; l++) {
         const av_llama_layer *L = &m->layers[l];
@@ -153,7 +158,8 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
         if (L->bk.data) av_add_bias(kc, &L->bk, n, kv_dim);
         if (L->bv.data) av_add_bias(vc, &L->bv, n, kv_dim);
         for (int i = 0; i < n; i++) {
-            av_rope(s->q + (size_t)i * (size_t)q_dim, m->n_heads, hs, pos0 + i, m->rope_theta, m->rope == AV_ROPE_HALF);
+            av_rope(s->q + (size_t)i * (size_t)q_dim, m->n_heads, hs, pos0 + i, m->rope_theta,
+                    m->rope == AV_ROPE_HALF);
             av_rope(kc + (size_t)i * (size_t)kv_dim, m->n_kv_heads, hs, pos0 + i, m->rope_theta,
                     m->rope == AV_ROPE_HALF);
         }
@@ -182,17 +188,20 @@ int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int 
             aa.probs_zeroed = cap->zeroed;
         }
         av_attention(&aa, s->scores, nt);
-        if (cap && cap->vnorm && cap->vnorm[l] && capture_vnorm(m, s, L, l, n, pos0, cap->vnorm[l], cap->T, err))
+        if (cap && cap->vnorm && cap->vnorm[l] &&
+            capture_vnorm(m, s, L, l, n, pos0, cap->vnorm[l], cap->T, err))
             return -1;
         av_matmul(s->xb, s->att_out, &L->wo, n, s->wscratch, nt);
-        for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) s->x[i] += s->xb[i];
+        for (size_t i = 0; i < (size_t)n * (size_t)dim; i++)
+            s->x[i] += s->xb[i];
 
         av_rmsnorm(s->xb, s->x, &L->ffn_norm, n, dim, m->norm_eps, nt);
         av_matmul_many((float *[]){s->hb, s->hb2}, s->xb, (const av_tensor *[]){&L->w_gate, &L->w_up}, 2, n,
                        s->wscratch, nt);
         av_swiglu(s->hb, s->hb2, (size_t)n * (size_t)m->hidden_dim, nt);
         av_matmul(s->xb, s->hb, &L->w_down, n, s->wscratch, nt);
-        for (size_t i = 0; i < (size_t)n * (size_t)dim; i++) s->x[i] += s->xb[i];
+        for (size_t i = 0; i < (size_t)n * (size_t)dim; i++)
+            s->x[i] += s->xb[i];
     }
     if (!logits) return 0;
     int first = logits_all ? 0 : n - 1, rows = n - first;

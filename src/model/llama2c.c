@@ -42,12 +42,14 @@ int av_load_llama2c(const char *path, av_model *m, av_err *err) {
     if (dim <= 0 || dim > AV_L2C_MAX_DIM || hidden <= 0 || hidden > 8 * AV_L2C_MAX_DIM || n_layers <= 0 ||
         n_layers > AV_L2C_MAX_LAYERS || n_heads <= 0 || n_heads > dim || n_kv <= 0 || n_kv > n_heads ||
         vocab <= 0 || vocab > AV_L2C_MAX_VOCAB || seq <= 0 || seq > AV_L2C_MAX_SEQ)
-        return av_errf(err,
-                       "%s: not a llama2.c checkpoint or corrupt header (dim %d, hidden %d, layers %d, heads %d, "
-                       "kv heads %d, vocab %d, seq_len %d)",
-                       path, dim, hidden, n_layers, n_heads, n_kv, vocab, seq);
+        return av_errf(
+            err,
+            "%s: not a llama2.c checkpoint or corrupt header (dim %d, hidden %d, layers %d, heads %d, "
+            "kv heads %d, vocab %d, seq_len %d)",
+            path, dim, hidden, n_layers, n_heads, n_kv, vocab, seq);
     if (dim % n_heads || n_heads % n_kv || (dim / n_heads) % 2)
-        return av_errf(err, "%s: dim %d, %d heads and %d kv heads are inconsistent", path, dim, n_heads, n_kv);
+        return av_errf(err, "%s: dim %d, %d heads and %d kv heads are inconsistent", path, dim, n_heads,
+                       n_kv);
     m->dim = dim;
     m->hidden_dim = hidden;
     m->n_layers = n_layers;
@@ -65,9 +67,9 @@ int av_load_llama2c(const char *path, av_model *m, av_err *err) {
     m->layers = calloc((size_t)n_layers, sizeof *m->layers);
     if (!m->layers) return av_errf(err, "out of memory");
     if (take(&r, vocab, dim, &m->tok_emb, err)) return -1;
-    /* the checkpoint stores each tensor for all layers at once */
-#define PER_LAYER(field, rows, cols)                                                                          \
-    for (int l = 0; l < n_layers; l++)                                                                          \
+        /* the checkpoint stores each tensor for all layers at once */
+#define PER_LAYER(field, rows, cols)                                                                         \
+    for (int l = 0; l < n_layers; l++)                                                                       \
         if (take(&r, rows, cols, &m->layers[l].field, err)) return -1;
     PER_LAYER(attn_norm, 1, dim)
     PER_LAYER(wq, dim, dim)

@@ -14,23 +14,27 @@ typedef enum av_rope_style {
 } av_rope_style;
 
 typedef struct av_llama_layer {
-    av_tensor attn_norm; /* (dim) */
-    av_tensor wq;        /* (n_heads*head_dim, dim) */
-    av_tensor wk;        /* (n_kv_heads*head_dim, dim) */
-    av_tensor wv;        /* (n_kv_heads*head_dim, dim) */
-    av_tensor wo;        /* (dim, n_heads*head_dim) */
-    av_tensor ffn_norm;  /* (dim) */
-    av_tensor w_gate;    /* (hidden_dim, dim)  llama2.c w1 */
-    av_tensor w_down;    /* (dim, hidden_dim)  llama2.c w2 */
-    av_tensor w_up;      /* (hidden_dim, dim)  llama2.c w3 */
+    av_tensor attn_norm;  /* (dim) */
+    av_tensor wq;         /* (n_heads*head_dim, dim) */
+    av_tensor wk;         /* (n_kv_heads*head_dim, dim) */
+    av_tensor wv;         /* (n_kv_heads*head_dim, dim) */
+    av_tensor wo;         /* (dim, n_heads*head_dim) */
+    av_tensor ffn_norm;   /* (dim) */
+    av_tensor w_gate;     /* (hidden_dim, dim)  llama2.c w1 */
+    av_tensor w_down;     /* (dim, hidden_dim)  llama2.c w2 */
+    av_tensor w_up;       /* (hidden_dim, dim)  llama2.c w3 */
     av_tensor bq, bk, bv; /* (q_dim), (kv_dim), (kv_dim) attention biases (Qwen2), or empty */
     int window;           /* > 0: sliding-window attention over the last `window` keys (Mistral, Qwen2) */
 } av_llama_layer;
 
-/* A layer's nine weights in checkpoint order, as an initializer: av_tensor *w[AV_LLAMA_LAYER_WEIGHTS] = ...(L). */
+/* A layer's nine weights in checkpoint order, as an initializer: av_tensor *w[AV_LLAMA_LAYER_WEIGHTS] =
+ * ...(L). */
 #define AV_LLAMA_LAYER_WEIGHTS 9
-#define AV_LLAMA_LAYER_WEIGHT_PTRS(L)                                                                          \
-    {&(L)->attn_norm, &(L)->wq, &(L)->wk, &(L)->wv, &(L)->wo, &(L)->ffn_norm, &(L)->w_gate, &(L)->w_down, &(L)->w_up}
+#define AV_LLAMA_LAYER_WEIGHT_PTRS(L)                                                                        \
+    {                                                                                                        \
+        &(L)->attn_norm, &(L)->wq, &(L)->wk, &(L)->wv, &(L)->wo, &(L)->ffn_norm, &(L)->w_gate, &(L)->w_down, \
+            &(L)->w_up                                                                                       \
+    }
 /* Their names in GGUF ("blk.<l>.<name>.weight") and Hugging Face ("model.layers.<l>.<name>.weight") files. */
 extern const char *const av_llama_gguf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
 extern const char *const av_llama_hf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
@@ -104,12 +108,14 @@ void av_state_free(av_state *s);
 /* Attention capture: attn[l] (n_heads, T, T) for every layer l; rows q0..q0+n-1 are written
  * (row stride T). NULL entries or a NULL capture skip capturing. */
 typedef struct av_capture {
-    float **attn;  /* (n_layers) pointers to (n_heads, T, T) */
-    float **vnorm; /* (n_layers) pointers to (n_heads, T): ||v_j W_o^h|| (Kobayashi et al. 2020); may be NULL */
-    float **q;     /* (n_layers) pointers to (n_heads, T, head_dim) post-RoPE queries (lazy traces); may be NULL */
-    float **k;     /* (n_layers) pointers to (n_kv_heads, T, head_dim) post-RoPE keys; may be NULL */
+    float **attn; /* (n_layers) pointers to (n_heads, T, T) */
+    float *
+        *vnorm; /* (n_layers) pointers to (n_heads, T): ||v_j W_o^h|| (Kobayashi et al. 2020); may be NULL */
+    float *
+        *q; /* (n_layers) pointers to (n_heads, T, head_dim) post-RoPE queries (lazy traces); may be NULL */
+    float **k; /* (n_layers) pointers to (n_kv_heads, T, head_dim) post-RoPE keys; may be NULL */
     int T;
-    int zeroed;    /* 1 when attn starts all zero (calloc): never-attended entries are left untouched */
+    int zeroed; /* 1 when attn starts all zero (calloc): never-attended entries are left untouched */
 } av_capture;
 
 /* Runs tokens[0..n) at positions pos0..pos0+n-1 (the cache holds 0..pos0-1).

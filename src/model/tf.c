@@ -26,9 +26,7 @@ void av_tf_free(av_tf_model *tf) {
     free(tf);
 }
 
-static int64_t numel0(const av_tensor *t) {
-    return t->data ? av_tensor_numel(t) : 0;
-}
+static int64_t numel0(const av_tensor *t) { return t->data ? av_tensor_numel(t) : 0; }
 
 int64_t av_tf_n_params(const av_model *m) {
     const av_tf_model *tf = m->tf;

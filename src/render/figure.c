@@ -101,12 +101,10 @@ static char *sanitize_label(const char *s) {
             u++;
             continue;
         }
-        int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        int ok = len > 0 && !(len == 2 && c < 0xC2);
-        for (int i = 1; ok && i < len; i++)
-            ok = (u[i] & 0xC0) == 0x80;
-        if (!ok) {
-            memcpy(p, "\xEF\xBF\xBD", 3);
+        uint32_t cp;
+        int len = av_utf8_decode((const char *)u, (size_t)((const unsigned char *)s + n - u), &cp);
+        if (!len) {
+            memcpy(p, AV_UTF8_REPLACEMENT, 3);
             p += 3;
             u++;
             continue;
@@ -183,11 +181,6 @@ int av_plot_labels(const av_trace *t, const char *kind, int n_query, int n_key, 
 
 /* ---- output ---- */
 
-static const char *extension(const char *path) {
-    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
-    return dot && (!slash || dot > slash) ? dot + 1 : "";
-}
-
 static int write_all(const char *path, const void *data, size_t n, av_err *err) {
     av_atomic_file f;
     if (av_atomic_open(&f, path, err)) return -1;
@@ -200,8 +193,8 @@ static int write_all(const char *path, const void *data, size_t n, av_err *err) 
 
 int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path, av_plot_geom *geom,
                    av_err *err) {
-    const char *ext = extension(path);
-    int png = strcasecmp(ext, "png") == 0, svg = strcasecmp(ext, "svg") == 0;
+    const char *ext = av_path_extension(path);
+    int png = strcasecmp(ext, ".png") == 0, svg = strcasecmp(ext, ".svg") == 0;
     if (!png && !svg) return av_errf(err, "%s: the output name must end in .png or .svg", path);
     if (png && !(p->dpi >= 10 && p->dpi <= 2400))
         return av_errf(err, "dpi %g is out of range (10..2400)", p->dpi);

@@ -18,14 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct av_asset {
-    const char *name;
-    const unsigned char *data;
-    size_t len;
-} av_asset;
-extern const av_asset av_web_assets[];
-extern const int av_web_assets_count;
-
 #define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
 
 av_html_params av_html_default_params(void) {
@@ -48,41 +40,24 @@ static char *png_base64_file(const char *path, av_err *err) {
     char *b64 = NULL;
     if (n < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) != 0)
         av_errf(err, "%s: not a PNG image (the viewer embeds PNG only)", path);
-    else if (!(b64 = av_base64((const uint8_t *)buf, n)))
+    else if (!(b64 = av_base64_encode(buf, n)))
         av_errf(err, "out of memory");
     free(buf);
     return b64;
 }
 
-static void hb_str(av_buf *b, const char *s) {
-    av_buf_put(b, s, strlen(s));
-}
+static void hb_str(av_buf *b, const char *s) { av_buf_put(b, s, strlen(s)); }
 
 static void hb_html_escaped(av_buf *b, const char *s) {
     for (; *s; s++) {
         switch (*s) {
-        case '&':
-            hb_str(b, "&amp;");
-            break;
-        case '<':
-            hb_str(b, "&lt;");
-            break;
-        case '>':
-            hb_str(b, "&gt;");
-            break;
-        case '"':
-            hb_str(b, "&quot;");
-            break;
-        default:
-            av_buf_put(b, s, 1);
+        case '&': hb_str(b, "&amp;"); break;
+        case '<': hb_str(b, "&lt;"); break;
+        case '>': hb_str(b, "&gt;"); break;
+        case '"': hb_str(b, "&quot;"); break;
+        default: av_buf_put(b, s, 1);
         }
     }
-}
-
-static const av_asset *find_asset(const char *name) {
-    for (int i = 0; i < av_web_assets_count; i++)
-        if (strcmp(av_web_assets[i].name, name) == 0) return &av_web_assets[i];
-    return NULL;
 }
 
 static const char *k_kinds[4] = {"self", "enc", "dec", "cross"};
@@ -244,35 +219,93 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
     return 0;
 }
 
+/* The embedded viewer files the page inlines. */
+typedef struct page_assets {
+    const av_asset *tpl, *css, *js[N_SCRIPTS];
+    size_t bytes; /* all of them together */
+} page_assets;
+
+static int find_assets(page_assets *a, av_err *err) {
+    a->tpl = av_asset_find("index.html");
+    a->css = av_asset_find("viewer.css");
+    a->bytes = a->tpl && a->css ? a->tpl->len + a->css->len : 0;
+    for (int i = 0; i < N_SCRIPTS; i++) {
+        a->js[i] = av_asset_find(k_scripts[i]);
+        if (!a->js[i])
+            a->tpl = NULL;
+        else
+            a->bytes += a->js[i]->len;
+    }
+    if (!a->tpl || !a->css)
+        return av_errf(err, "the viewer (web/index.html, viewer.css, scripts) is not embedded in this build");
+    return 0;
+}
+
+/* Auto precision: u8 when the page with F16 data (base64) would pass AV_HTML_BUDGET; an embedded image, the
+ * analysis data and 64 KiB of labels and metadata count too. */
+static int want_u8(const av_trace *t, const av_html_params *p, const page_assets *a, size_t values,
+                   const av_html_analysis *an) {
+    if (p->precision != AV_HTML_AUTO) return p->precision == AV_HTML_U8;
+    size_t bytes = a->bytes;
+    const char *img = av_trace_meta(t, "image_png_base64");
+    bytes += img ? strlen(img) : 0;
+    av_mapped_file imf;
+    if (p->image_path && av_file_map(p->image_path, &imf, NULL) == 0) {
+        bytes += imf.size / 3 * 4 + 4;
+        av_file_unmap(&imf);
+    }
+    return bytes + av_base64_len(values * 2) + (p->analysis ? av_html_analysis_bytes(an, 0) : 0) + 64 * 1024 >
+           AV_HTML_BUDGET;
+}
+
+/* web/index.html with its <!--AV:STYLE-->, <!--AV:SCRIPT-->, <!--AV:DATA--> and <!--AV:TITLE--> marks
+ * replaced. */
+static void fill_template(av_buf *page, const page_assets *a, const char *mjs, const char *b64,
+                          const char *title) {
+    const char *s = (const char *)a->tpl->data, *end = s + a->tpl->len;
+    while (s < end) {
+        const char *mark = strstr(s, "<!--AV:");
+        if (!mark || mark >= end) {
+            av_buf_put(page, s, (size_t)(end - s));
+            break;
+        }
+        av_buf_put(page, s, (size_t)(mark - s));
+        const char *close = strstr(mark, "-->");
+        if (!close) break;
+        size_t len = (size_t)(close - mark - 7);
+        if (len == 5 && strncmp(mark + 7, "STYLE", 5) == 0) {
+            hb_str(page, "<style>\n");
+            av_buf_put(page, a->css->data, a->css->len);
+            hb_str(page, "</style>");
+        } else if (len == 6 && strncmp(mark + 7, "SCRIPT", 6) == 0) {
+            hb_str(page, "<script>\n");
+            for (int i = 0; i < N_SCRIPTS; i++)
+                av_buf_put(page, a->js[i]->data, a->js[i]->len);
+            hb_str(page, "</script>");
+        } else if (len == 4 && strncmp(mark + 7, "DATA", 4) == 0) {
+            hb_str(page, "<script type=\"application/json\" id=\"av-meta\">");
+            hb_str(page, mjs);
+            hb_str(page, "</script>\n<script type=\"text/plain\" id=\"av-data\">");
+            hb_str(page, b64);
+            hb_str(page, "</script>");
+        } else if (len == 5 && strncmp(mark + 7, "TITLE", 5) == 0) {
+            hb_html_escaped(page, title);
+            hb_str(page, " · attnviz");
+        }
+        s = close + 3;
+    }
+}
+
 int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t *n, av_err *err) {
     *out = NULL;
     *n = 0;
-    const av_asset *tpl = find_asset("index.html"), *css = find_asset("viewer.css"), *js[N_SCRIPTS];
-    size_t values = total_values(t), assets = tpl && css ? tpl->len + css->len : 0;
-    for (int i = 0; i < N_SCRIPTS; i++) {
-        js[i] = find_asset(k_scripts[i]);
-        if (!js[i])
-            tpl = NULL;
-        else
-            assets += js[i]->len;
-    }
-    if (!tpl || !css)
-        return av_errf(err, "the viewer (web/index.html, viewer.css, scripts) is not embedded in this build");
+    page_assets assets;
+    if (find_assets(&assets, err)) return -1;
+    size_t values = total_values(t);
     if (values == 0) return av_errf(err, "the trace holds no attention to show");
-    int u8 = p->precision == AV_HTML_U8;
-    const char *img = av_trace_meta(t, "image_png_base64"); /* an embedded image counts toward the budget */
-    assets += img ? strlen(img) : 0;
-    av_mapped_file imf;
-    if (p->image_path && av_file_map(p->image_path, &imf, NULL) == 0) {
-        assets += imf.size / 3 * 4 + 4;
-        av_file_unmap(&imf);
-    }
     av_html_analysis an = {0};
     if (p->analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
-    if (p->precision == AV_HTML_AUTO) /* base64 of F16 + analysis + labels and metadata allowance */
-        u8 = assets + (values * 2 + 2) / 3 * 4 + (p->analysis ? av_html_analysis_bytes(&an, 0) : 0) +
-                 64 * 1024 >
-             AV_HTML_BUDGET;
+    int u8 = want_u8(t, p, &assets, values, &an);
     av_buf blob = {0}, page = {0};
     json_t *meta;
     int rc = build_meta(t, p, u8, p->analysis ? &an : NULL, &blob, &meta, err);
@@ -284,45 +317,14 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     char *mjs =
         json_dumps(meta, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ESCAPE_SLASH | JSON_REAL_PRECISION(6));
     json_decref(meta);
-    char *b64 = mjs && !blob.oom ? av_base64((const uint8_t *)blob.s, blob.n) : NULL;
+    char *b64 = mjs && !blob.oom ? av_base64_encode(blob.s, blob.n) : NULL;
     free(blob.s);
     if (!b64) {
         free(mjs);
         return av_errf(err, "out of memory building the page");
     }
-    const char *s = (const char *)tpl->data, *end = s + tpl->len;
-    while (s < end) {
-        const char *mark = strstr(s, "<!--AV:");
-        if (!mark || mark >= end) {
-            av_buf_put(&page, s, (size_t)(end - s));
-            break;
-        }
-        av_buf_put(&page, s, (size_t)(mark - s));
-        const char *close = strstr(mark, "-->");
-        if (!close) break;
-        size_t len = (size_t)(close - mark - 7);
-        if (len == 5 && strncmp(mark + 7, "STYLE", 5) == 0) {
-            hb_str(&page, "<style>\n");
-            av_buf_put(&page, css->data, css->len);
-            hb_str(&page, "</style>");
-        } else if (len == 6 && strncmp(mark + 7, "SCRIPT", 6) == 0) {
-            hb_str(&page, "<script>\n");
-            for (int i = 0; i < N_SCRIPTS; i++)
-                av_buf_put(&page, js[i]->data, js[i]->len);
-            hb_str(&page, "</script>");
-        } else if (len == 4 && strncmp(mark + 7, "DATA", 4) == 0) {
-            hb_str(&page, "<script type=\"application/json\" id=\"av-meta\">");
-            hb_str(&page, mjs);
-            hb_str(&page, "</script>\n<script type=\"text/plain\" id=\"av-data\">");
-            hb_str(&page, b64);
-            hb_str(&page, "</script>");
-        } else if (len == 5 && strncmp(mark + 7, "TITLE", 5) == 0) {
-            const char *model = av_trace_meta(t, "model");
-            hb_html_escaped(&page, p->title ? p->title : model ? model : "attention");
-            hb_str(&page, " · attnviz");
-        }
-        s = close + 3;
-    }
+    const char *model = av_trace_meta(t, "model");
+    fill_template(&page, &assets, mjs, b64, p->title ? p->title : model ? model : "attention");
     free(mjs);
     free(b64);
     if (page.oom) {

@@ -174,8 +174,7 @@ static int add_probe_roles(const av_trace *t, const char *path, av_html_analysis
         }
     }
     json_object_del(r, "summary");
-    const char *slash = strrchr(path, '/');
-    json_object_set_new(r, "file", json_string(slash ? slash + 1 : path));
+    json_object_set_new(r, "file", json_string(av_path_basename(path)));
     json_object_set_new(a->json, "probe_roles", r);
     return 0;
 }
@@ -211,7 +210,7 @@ size_t av_html_analysis_bytes(const av_html_analysis *a, int u8) {
         bytes += u8 ? n + 4 * (size_t)a->rollout[i].rows + 4 : 2 * n + 2;
     }
     if (a->vnorm) bytes += 4 * (size_t)a->vn_layers * (size_t)a->vn_heads * (size_t)a->vn_tokens + 4;
-    bytes = (bytes + 2) / 3 * 4; /* base64 */
+    bytes = av_base64_len(bytes);
     char *js = a->json ? json_dumps(a->json, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     bytes += js ? strlen(js) + 256 : 0;
     free(js);

@@ -330,7 +330,28 @@ done:
 
 /* ---- the grid of all layers x heads ---- */
 
-static int layout_grid(const av_trace *t, const av_plot_params *p, av_fig *f, av_plot_geom *g, av_err *err) {
+/* Every layer x head matrix of a grid, all nr x nc (NULL where a layer has fewer heads), and their range. */
+typedef struct grid_mats {
+    int L, H, nr, nc;
+    float **mats; /* (L * H), each (nr, nc) */
+    float lo, hi;
+} grid_mats;
+
+/* Where the grid goes: thumbnails tw x th a gap apart, label size lf, grid origin and size. */
+typedef struct grid_geom {
+    double tw, th, gap, lf, x0, y0, gw, gh;
+} grid_geom;
+
+static const double k_grid_margin = 14, k_grid_tsize = 15, k_grid_axis = 11.5;
+
+static void grid_free(grid_mats *gm) {
+    for (int i = 0; gm->mats && i < gm->L * gm->H; i++)
+        free(gm->mats[i]);
+    free(gm->mats);
+}
+
+static int grid_load(const av_trace *t, const av_plot_params *p, grid_mats *gm, av_err *err) {
+    memset(gm, 0, sizeof *gm);
     int L = av_trace_n_layers(t, p->kind), H = 0;
     if (L == 0) return av_errf(err, "the trace has no '%s' attention", p->kind);
     av_attn_view v0 = {0, 0, 0, NULL};
@@ -344,87 +365,111 @@ static int layout_grid(const av_trace *t, const av_plot_params *p, av_fig *f, av
     if (nr <= 0 || nc <= 0) return av_errf(err, "cannot exclude the first token of a 1-token trace");
     size_t per = (size_t)nr * (size_t)nc, total;
     if (!av_mul_size(per, (size_t)L * (size_t)H, &total)) return av_errf(err, "trace too large for a grid");
-    float **mats = calloc((size_t)L * (size_t)H, sizeof *mats);
-    if (!mats) return av_errf(err, "out of memory");
-    int rc = -1, k = 0;
-    float lo = 0, hi = 0;
-    for (int l = 0; l < L; l++)
+    *gm = (grid_mats){L, H, nr, nc, calloc((size_t)L * (size_t)H, sizeof(float *)), 0, 0};
+    if (!gm->mats) return av_errf(err, "out of memory");
+    for (int l = 0, k = 0; l < L; l++)
         for (int h = 0; h < H; h++, k++) {
             av_attn_view v;
             av_trace_attn(t, p->kind, l, &v, NULL);
             if (h >= v.n_heads) continue;
             int r2, c2;
-            if (av_plot_matrix(t, p->kind, l, h, p->exclude_first, &mats[k], &r2, &c2, err)) goto done;
-            if (r2 != nr || c2 != nc) {
-                av_errf(err, "layer %d is %d x %d but layer 0 is %d x %d", l, r2, c2, nr, nc);
-                goto done;
-            }
-            min_max(mats[k], per, &lo, &hi);
+            if (av_plot_matrix(t, p->kind, l, h, p->exclude_first, &gm->mats[k], &r2, &c2, err)) return -1;
+            if (r2 != nr || c2 != nc)
+                return av_errf(err, "layer %d is %d x %d but layer 0 is %d x %d", l, r2, c2, nr, nc);
+            min_max(gm->mats[k], per, &gm->lo, &gm->hi);
         }
-    scale sc;
-    auto_range(&sc, p, hi, lo);
-    double out_scale = p->dpi / 96.0;
-    int big = L > H ? L : H;
+    return 0;
+}
+
+/* Thumbnail size from --cell or the grid's larger side; label space left of and above the grid. */
+static grid_geom grid_place(const av_fig *f, const av_plot_params *p, const grid_mats *gm) {
+    grid_geom g;
+    int big = gm->L > gm->H ? gm->L : gm->H, nr = gm->nr, nc = gm->nc;
     double thumb = p->cell > 0 ? p->cell * (nr > nc ? nr : nc) : fmin(110, fmax(30, 760.0 / big));
-    double tw = nc >= nr ? thumb : thumb * nc / nr, th = nr >= nc ? thumb : thumb * nr / nc;
-    double gap = fmax(4, thumb * 0.08), lf = fmin(11, fmax(7.5, thumb * 0.22));
-    const double margin = 14, tsize = 15, axis = 11.5;
-    char *title = make_title(t, p, H);
-    if (!title) {
-        av_errf(err, "out of memory");
-        goto done;
-    }
-    f->title = av_strdup(title);
+    g.tw = nc >= nr ? thumb : thumb * nc / nr;
+    g.th = nr >= nc ? thumb : thumb * nr / nc;
+    g.gap = fmax(4, thumb * 0.08);
+    g.lf = fmin(11, fmax(7.5, thumb * 0.22));
     double row_w = 0;
-    for (int l = 0; l < L; l++) {
+    for (int l = 0; l < gm->L; l++) {
         char s[24];
         snprintf(s, sizeof s, "L%d", l);
-        row_w = fmax(row_w, av_font_width(f->font, s, lf));
+        row_w = fmax(row_w, av_font_width(f->font, s, g.lf));
     }
-    double x0 = margin + axis * 1.4 + row_w + 6, y0 = margin + tsize * 1.25 + 10 + axis + lf * 1.4 + 4;
-    double gw = H * tw + (H - 1) * gap, gh = L * th + (L - 1) * gap;
-    int bad = fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err) ||
-              fig_text(f, "head", x0 + gw / 2, margin + tsize * 1.25 + 10 + axis, axis, 0, 1, k_muted, err) ||
-              fig_text(f, "layer", margin + axis, y0 + gh / 2, axis, 90, 1, k_muted, err);
-    for (int h = 0; !bad && h < H; h++) {
+    g.x0 = k_grid_margin + k_grid_axis * 1.4 + row_w + 6;
+    g.y0 = k_grid_margin + k_grid_tsize * 1.25 + 10 + k_grid_axis + g.lf * 1.4 + 4;
+    g.gw = gm->H * g.tw + (gm->H - 1) * g.gap;
+    g.gh = gm->L * g.th + (gm->L - 1) * g.gap;
+    return g;
+}
+
+/* Title, axis names and the H<h> / L<l> labels. */
+static int grid_labels(av_fig *f, const grid_mats *gm, const grid_geom *g, const char *title, av_err *err) {
+    const double margin = k_grid_margin, tsize = k_grid_tsize, axis = k_grid_axis;
+    int bad =
+        fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err) ||
+        fig_text(f, "head", g->x0 + g->gw / 2, margin + tsize * 1.25 + 10 + axis, axis, 0, 1, k_muted, err) ||
+        fig_text(f, "layer", margin + axis, g->y0 + g->gh / 2, axis, 90, 1, k_muted, err);
+    for (int h = 0; !bad && h < gm->H; h++) {
         char s[24];
         snprintf(s, sizeof s, "H%d", h);
-        bad = fig_text(f, s, x0 + h * (tw + gap) + tw / 2, y0 - 5, lf, 0, 1, k_ink, err);
+        bad = fig_text(f, s, g->x0 + h * (g->tw + g->gap) + g->tw / 2, g->y0 - 5, g->lf, 0, 1, k_ink, err);
     }
-    for (int l = 0; !bad && l < L; l++) {
+    for (int l = 0; !bad && l < gm->L; l++) {
         char s[24];
         snprintf(s, sizeof s, "L%d", l);
-        bad = fig_text(f, s, x0 - 5, y0 + l * (th + gap) + th / 2 + lf * 0.36, lf, 0, 2, k_ink, err);
+        bad = fig_text(f, s, g->x0 - 5, g->y0 + l * (g->th + g->gap) + g->th / 2 + g->lf * 0.36, g->lf, 0, 2,
+                       k_ink, err);
     }
-    if (bad) goto done_title;
-    k = 0;
-    for (int l = 0; l < L; l++)
-        for (int h = 0; h < H; h++, k++) {
-            if (!mats[k]) continue;
-            float *m = mats[k];
-            mats[k] = NULL;
-            if (fig_matrix(f, m, nr, nc, x0 + h * (tw + gap), y0 + l * (th + gap), tw, th, out_scale, &sc, 0,
-                           err))
-                goto done_title;
+    return bad ? -1 : 0;
+}
+
+/* The thumbnails (the figure takes each matrix over) and the shared colorbar; sets the figure size and g. */
+static int grid_draw(av_fig *f, grid_mats *gm, const grid_geom *gg, const scale *sc, double out_scale,
+                     const char *title, av_plot_geom *g, av_err *err) {
+    for (int l = 0, k = 0; l < gm->L; l++)
+        for (int h = 0; h < gm->H; h++, k++) {
+            if (!gm->mats[k]) continue;
+            float *m = gm->mats[k];
+            gm->mats[k] = NULL;
+            if (fig_matrix(f, m, gm->nr, gm->nc, gg->x0 + h * (gg->tw + gg->gap),
+                           gg->y0 + l * (gg->th + gg->gap), gg->tw, gg->th, out_scale, sc, 0, err))
+                return -1;
         }
     const av_fig_item *first = NULL;
     for (int i = 0; i < f->n && !first; i++)
         if (f->items[i].kind == AV_FIG_RASTER) first = &f->items[i];
-    double cb_h = fmax(gh, 120), cb_x = x0 + gw + 18;
-    double cb_w = fig_colorbar(f, cb_x, y0, cb_h, &sc, err);
-    if (cb_w < 0) goto done_title;
-    f->w = fmax(cb_x + cb_w + margin, margin * 2 + av_font_width(f->font, title, tsize));
-    f->h = fmax(y0 + gh, y0 + cb_h) + margin;
-    *g = (av_plot_geom){0,         0,         x0,       y0,       tw / first->rw, th / first->rh,
-                        first->rh, first->rw, tw + gap, th + gap, sc.vmin,        sc.vmax};
-    rc = 0;
-done_title:
+    double cb_h = fmax(gg->gh, 120), cb_x = gg->x0 + gg->gw + 18;
+    double cb_w = fig_colorbar(f, cb_x, gg->y0, cb_h, sc, err);
+    if (cb_w < 0) return -1;
+    f->w = fmax(cb_x + cb_w + k_grid_margin, k_grid_margin * 2 + av_font_width(f->font, title, k_grid_tsize));
+    f->h = fmax(gg->y0 + gg->gh, gg->y0 + cb_h) + k_grid_margin;
+    *g = (av_plot_geom){
+        0,         0,         gg->x0,           gg->y0,           gg->tw / first->rw, gg->th / first->rh,
+        first->rh, first->rw, gg->tw + gg->gap, gg->th + gg->gap, sc->vmin,           sc->vmax};
+    return 0;
+}
+
+static int layout_grid(const av_trace *t, const av_plot_params *p, av_fig *f, av_plot_geom *g, av_err *err) {
+    grid_mats gm;
+    if (grid_load(t, p, &gm, err)) {
+        grid_free(&gm);
+        return -1;
+    }
+    scale sc;
+    auto_range(&sc, p, gm.hi, gm.lo);
+    char *title = make_title(t, p, gm.H);
+    int rc = -1;
+    if (!title || !(f->title = av_strdup(title))) {
+        av_errf(err, "out of memory");
+    } else {
+        grid_geom gg = grid_place(f, p, &gm);
+        rc =
+            grid_labels(f, &gm, &gg, title, err) || grid_draw(f, &gm, &gg, &sc, p->dpi / 96.0, title, g, err);
+    }
     free(title);
-done:
-    for (int i = 0; i < L * H; i++)
-        free(mats[i]);
-    free(mats);
-    return rc;
+    grid_free(&gm);
+    return rc ? -1 : 0;
 }
 
 int av_plot_layout(const av_trace *t, const av_plot_params *p, av_font *font, av_fig *fig, av_plot_geom *geom,

@@ -27,8 +27,6 @@ void av_image_fill(av_image *im, double x, double y, double w, double h, const u
 int av_png_encode(const av_image *im, double dpi, uint8_t **out, size_t *n, av_err *err);
 /* Writes the PNG atomically (temp file + rename). */
 int av_png_write(const av_image *im, double dpi, const char *path, av_err *err);
-/* Standard base64 (RFC 4648, with padding) into a malloc'd NUL-terminated string. */
-char *av_base64(const uint8_t *data, size_t n);
 
 /* ---- the embedded font (font.c): DejaVu Sans, compiled in from fonts-dejavu-core at build time ---- */
 

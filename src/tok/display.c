@@ -31,10 +31,14 @@ const char *av_tokenizer_decode_piece(const av_tokenizer *t, int prev, int id, c
     size_t n;
     const char *p = tok_text(t, id, &n);
     int strip;
-    if (t->kind == AV_TOK_SPM_BPE) strip = prev == t->bos;
-    else if (t->text == AV_TOK_TEXT_BYTELEVEL || t->text == AV_TOK_TEXT_RAW) strip = 0;
-    else strip = prev < 0 || is_control_id(t, prev);
-    if (strip && n && p[0] == ' ') { /* the dummy prefix / word separator at the start is not part of the text */
+    if (t->kind == AV_TOK_SPM_BPE)
+        strip = prev == t->bos;
+    else if (t->text == AV_TOK_TEXT_BYTELEVEL || t->text == AV_TOK_TEXT_RAW)
+        strip = 0;
+    else
+        strip = prev < 0 || is_control_id(t, prev);
+    if (strip && n &&
+        p[0] == ' ') { /* the dummy prefix / word separator at the start is not part of the text */
         p++;
         n--;
     }
@@ -47,18 +51,24 @@ static int add_escaped(tok_buf *o, const char *s, size_t n, unsigned flags) {
         unsigned char c = (unsigned char)s[i];
         char tmp[8];
         int rc;
-        if (c == '\n') rc = tok_buf_add(o, "\\n", 2);
-        else if (c == '\t') rc = tok_buf_add(o, "\\t", 2);
-        else if (c == '\r') rc = tok_buf_add(o, "\\r", 2);
+        if (c == '\n')
+            rc = tok_buf_add(o, "\\n", 2);
+        else if (c == '\t')
+            rc = tok_buf_add(o, "\\t", 2);
+        else if (c == '\r')
+            rc = tok_buf_add(o, "\\r", 2);
         else if (c < 0x20 || c == 0x7f) {
             snprintf(tmp, sizeof tmp, "\\x%02X", c);
             rc = tok_buf_add(o, tmp, 4);
-        } else if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] < 0xA0) {
+        } else if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+                   (unsigned char)s[i + 1] < 0xA0) {
             snprintf(tmp, sizeof tmp, "\\u%04X", (unsigned)(unsigned char)s[i + 1]); /* C1 controls */
             rc = tok_buf_add(o, tmp, 6);
             i++;
-        } else if (c == ' ' && (flags & AV_DISPLAY_VISIBLE_SPACE)) rc = tok_buf_add(o, "\xE2\x90\xA3", 3);
-        else rc = tok_buf_addc(o, (char)c);
+        } else if (c == ' ' && (flags & AV_DISPLAY_VISIBLE_SPACE))
+            rc = tok_buf_add(o, "\xE2\x90\xA3", 3);
+        else
+            rc = tok_buf_addc(o, (char)c);
         if (rc) return -1;
     }
     return 0;
@@ -73,7 +83,8 @@ static int add_hex(tok_buf *o, uint8_t c) {
 static int valid_id(const av_tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab; }
 
 /* Label of a token whose text may hold parts of characters shared with its neighbours. */
-static int text_label(const av_tokenizer *t, const int32_t *ids, size_t n, size_t i, unsigned flags, tok_buf *o) {
+static int text_label(const av_tokenizer *t, const int32_t *ids, size_t n, size_t i, unsigned flags,
+                      tok_buf *o) {
     /* the window: back over tokens that start with continuation bytes (at most 3), forward at most 3 */
     size_t first = i;
     while (first > 0 && i - first < 3) {
@@ -98,13 +109,14 @@ static int text_label(const av_tokenizer *t, const int32_t *ids, size_t n, size_
             owner = no;
             cap = c;
         }
-        for (size_t q = w.n - len; q < w.n; q++) owner[q] = k;
+        for (size_t q = w.n - len; q < w.n; q++)
+            owner[q] = k;
         if (k == i) end_i = w.n;
     }
     int shown = 0;
     for (size_t q = 0; q < w.n;) {
         uint32_t cp;
-        int k = tok_utf8_decode(w.p + q, w.n - q, &cp);
+        int k = av_utf8_decode(w.p + q, w.n - q, &cp);
         size_t len = k ? (size_t)k : 1;
         if (owner[q] == i) {
             if (k) {
@@ -142,7 +154,8 @@ char *av_tokenizer_display_ex(const av_tokenizer *t, const int32_t *ids, size_t 
     if (t->kind == AV_TOK_SPM_BPE && id == t->eos) return av_strdup("</s>");
     tok_buf o = {0};
     int rc;
-    if (t->types[id] == AV_TOKTYPE_CONTROL || t->types[id] == AV_TOKTYPE_UNKNOWN || t->text == AV_TOK_TEXT_WORDPIECE)
+    if (t->types[id] == AV_TOKTYPE_CONTROL || t->types[id] == AV_TOKTYPE_UNKNOWN ||
+        t->text == AV_TOK_TEXT_WORDPIECE)
         rc = add_escaped(&o, t->pieces[id], (size_t)t->lens[id], 0);
     else
         rc = text_label(t, ids, n, i, flags, &o);

@@ -1,6 +1,6 @@
-/* Tokenizers from GGUF metadata (tokenizer.ggml.model / tokens / scores / token_type / merges / pre), built into
- * the same encoders the other sources use: "llama" -> SentencePiece BPE (sp_model.c), "gpt2" -> byte-level BPE
- * with the pre-tokenizer pattern tokenizer.ggml.pre names, "bert" -> WordPiece. */
+/* Tokenizers from GGUF metadata (tokenizer.ggml.model / tokens / scores / token_type / merges / pre), built
+ * into the same encoders the other sources use: "llama" -> SentencePiece BPE (sp_model.c), "gpt2" ->
+ * byte-level BPE with the pre-tokenizer pattern tokenizer.ggml.pre names, "bert" -> WordPiece. */
 #include "hf.h"
 
 #include <stdlib.h>
@@ -12,11 +12,13 @@ static const char *pre_pattern(const char *pre, int *ignore_merges) {
     if (!pre || !*pre || strcmp(pre, "default") == 0 || strcmp(pre, "gpt-2") == 0) return "";
     if (strcmp(pre, "llama3") == 0 || strcmp(pre, "llama-bpe") == 0) {
         *ignore_merges = 1;
-        return "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+        return "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+               "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
                "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     }
     if (strcmp(pre, "qwen2") == 0)
-        return "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+        return "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+               "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
                "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     return NULL;
 }
@@ -24,7 +26,8 @@ static const char *pre_pattern(const char *pre, int *ignore_merges) {
 const char *hf_gguf_pre_name(const av_tok_hf *hf) {
     const hf_pretok *p = hf ? hf->pretok : NULL;
     if (!p) return NULL;
-    if (p->type == HF_PRE_BYTELEVEL) return p->use_regex && !p->add_prefix_space && !hf->bpe.ignore_merges ? "gpt-2" : NULL;
+    if (p->type == HF_PRE_BYTELEVEL)
+        return p->use_regex && !p->add_prefix_space && !hf->bpe.ignore_merges ? "gpt-2" : NULL;
     if (p->type != HF_PRE_SEQUENCE || p->n_items != 2 || p->items[0].type != HF_PRE_SPLIT ||
         p->items[0].behavior != HF_SPLIT_ISOLATED || p->items[0].invert || !p->items[0].pattern.re ||
         !p->items[0].pattern.str || p->items[1].type != HF_PRE_BYTELEVEL || p->items[1].use_regex ||
@@ -34,7 +37,8 @@ const char *hf_gguf_pre_name(const av_tok_hf *hf) {
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         int ignore_merges;
         const char *pat = pre_pattern(names[i], &ignore_merges);
-        if (strlen(pat) == p->items[0].pattern.len && memcmp(pat, p->items[0].pattern.str, p->items[0].pattern.len) == 0 &&
+        if (strlen(pat) == p->items[0].pattern.len &&
+            memcmp(pat, p->items[0].pattern.str, p->items[0].pattern.len) == 0 &&
             ignore_merges == hf->bpe.ignore_merges)
             return names[i];
     }
@@ -42,19 +46,24 @@ const char *hf_gguf_pre_name(const av_tok_hf *hf) {
 }
 
 static void free_all(int n, char **pieces, float *scores, int *types, char **merges, int n_merges) {
-    for (int i = 0; pieces && i < n; i++) free(pieces[i]);
+    for (int i = 0; pieces && i < n; i++)
+        free(pieces[i]);
     free(pieces);
     free(scores);
     free(types);
-    for (int i = 0; merges && i < n_merges; i++) free(merges[i]);
+    for (int i = 0; merges && i < n_merges; i++)
+        free(merges[i]);
     free(merges);
 }
 
 static int setup_pretok(av_tok_hf *hf, const char *pre, av_err *err) {
     int ignore_merges;
     const char *pat = pre_pattern(pre, &ignore_merges);
-    if (!pat) return av_errf(err, "gguf tokenizer: unknown tokenizer.ggml.pre '%s' (supported: default, gpt-2, llama3, "
-                                  "llama-bpe, qwen2)", pre);
+    if (!pat)
+        return av_errf(err,
+                       "gguf tokenizer: unknown tokenizer.ggml.pre '%s' (supported: default, gpt-2, llama3, "
+                       "llama-bpe, qwen2)",
+                       pre);
     hf->bpe.ignore_merges = ignore_merges;
     hf->pretok = calloc(1, sizeof *hf->pretok);
     if (!hf->pretok) return av_errf(err, "out of memory");
@@ -77,8 +86,8 @@ static int setup_pretok(av_tok_hf *hf, const char *pre, av_err *err) {
 }
 
 int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, float *scores, int *types,
-                     char **merges, int n_merges, int bos, int eos, int unk, int add_space_prefix, av_tokenizer **out,
-                     av_err *err) {
+                     char **merges, int n_merges, int bos, int eos, int unk, int add_space_prefix,
+                     av_tokenizer **out, av_err *err) {
     *out = NULL;
     if (n <= 0 || !pieces) {
         free_all(n, pieces, scores, types, merges, n_merges);
@@ -86,15 +95,17 @@ int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, 
     }
     int is_llama = !family || strcmp(family, "llama") == 0;
     if (is_llama) {
-        for (int i = 0; merges && i < n_merges; i++) free(merges[i]);
+        for (int i = 0; merges && i < n_merges; i++)
+            free(merges[i]);
         free(merges);
         if (!scores) scores = calloc((size_t)n, sizeof *scores);
         if (!types && (types = malloc(sizeof *types * (size_t)n)))
             for (int i = 0; i < n; i++)
-                types[i] = av_tok_byte_piece(pieces[i], pieces[i] ? strlen(pieces[i]) : 0) >= 0 ? AV_TOKTYPE_BYTE
-                           : i == unk                                                      ? AV_TOKTYPE_UNKNOWN
-                           : (i == bos || i == eos)                                        ? AV_TOKTYPE_CONTROL
-                                                                                           : AV_TOKTYPE_NORMAL;
+                types[i] = av_tok_byte_piece(pieces[i], pieces[i] ? strlen(pieces[i]) : 0) >= 0
+                               ? AV_TOKTYPE_BYTE
+                           : i == unk               ? AV_TOKTYPE_UNKNOWN
+                           : (i == bos || i == eos) ? AV_TOKTYPE_CONTROL
+                                                    : AV_TOKTYPE_NORMAL;
         if (!scores || !types) {
             free_all(n, pieces, scores, types, NULL, 0);
             return av_errf(err, "out of memory");
@@ -104,7 +115,8 @@ int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, 
     int gpt2 = strcmp(family, "gpt2") == 0, bert = strcmp(family, "bert") == 0;
     if (!gpt2 && !bert) {
         free_all(n, pieces, scores, types, merges, n_merges);
-        return av_errf(err, "gguf tokenizer: tokenizer.ggml.model '%s' is not supported (llama, gpt2, bert)", family);
+        return av_errf(err, "gguf tokenizer: tokenizer.ggml.model '%s' is not supported (llama, gpt2, bert)",
+                       family);
     }
     av_tokenizer *t = av_tok_alloc(AV_TOK_HF, n, err);
     if (!t || !(t->hf = calloc(1, sizeof *t->hf))) {
@@ -147,7 +159,8 @@ int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, 
         t->text = AV_TOK_TEXT_BYTELEVEL;
         for (int i = 0; i < t->n_merges && rc == 0; i++) {
             const char *m = t->merges[i], *sp = m ? strchr(m, ' ') : NULL;
-            int a = sp ? av_tok_find(t, m, (size_t)(sp - m)) : -1, b = sp ? av_tok_find(t, sp + 1, strlen(sp + 1)) : -1;
+            int a = sp ? av_tok_find(t, m, (size_t)(sp - m)) : -1,
+                b = sp ? av_tok_find(t, sp + 1, strlen(sp + 1)) : -1;
             char joined[1024];
             int c = -1;
             if (sp && strlen(m) < sizeof joined) {
@@ -156,8 +169,10 @@ int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, 
                 strcpy(joined + la, sp + 1);
                 c = av_tok_find(t, joined, strlen(joined));
             }
-            if (a < 0 || b < 0 || c < 0) rc = av_errf(err, "gguf tokenizer: merge %d ('%.60s') uses unknown tokens", i, m ? m : "");
-            else if (tok_pairmap_put(&hf->bpe.merges, a, b, i, c)) rc = av_errf(err, "out of memory");
+            if (a < 0 || b < 0 || c < 0)
+                rc = av_errf(err, "gguf tokenizer: merge %d ('%.60s') uses unknown tokens", i, m ? m : "");
+            else if (tok_pairmap_put(&hf->bpe.merges, a, b, i, c))
+                rc = av_errf(err, "out of memory");
         }
         if (rc == 0) rc = setup_pretok(hf, pre, err);
     } else if (rc == 0) {
@@ -167,7 +182,8 @@ int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, 
         hf->pretok = calloc(1, sizeof *hf->pretok);
         if (!hf->norm || !hf->pretok) rc = av_errf(err, "out of memory");
         if (rc == 0) {
-            *hf->norm = (hf_norm){.type = HF_NORM_BERT, .clean_text = 1, .chinese = 1, .strip_accents = 1, .lowercase = 1};
+            *hf->norm = (hf_norm){
+                .type = HF_NORM_BERT, .clean_text = 1, .chinese = 1, .strip_accents = 1, .lowercase = 1};
             hf->pretok->type = HF_PRE_BERT;
             if (t->unk < 0) t->unk = av_tok_find(t, "[UNK]", 5);
             rc = tok_wordpiece_init(&hf->wp, t, "##", t->unk, 100, err);
@@ -176,8 +192,10 @@ int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, 
         if (rc == 0 && cls >= 0 && sep >= 0) {
             hf->prefix = malloc(sizeof *hf->prefix);
             hf->suffix = malloc(sizeof *hf->suffix);
-            if (!hf->prefix || !hf->suffix) rc = av_errf(err, "out of memory");
-            else hf->prefix[0] = cls, hf->suffix[0] = sep, hf->n_prefix = hf->n_suffix = 1;
+            if (!hf->prefix || !hf->suffix)
+                rc = av_errf(err, "out of memory");
+            else
+                hf->prefix[0] = cls, hf->suffix[0] = sep, hf->n_prefix = hf->n_suffix = 1;
         }
     }
     if (rc == 0) rc = hf_finish(t, NULL, err);

@@ -1,15 +1,16 @@
 /* Tokenizer internals.
  *
- * One struct serves every algorithm. The SentencePiece-style fields (pieces, lens, scores, types, bos, eos, unk)
- * are valid for every kind, so writers (GGUF) can read any tokenizer the same way; `kind` picks the encoder:
+ * One struct serves every algorithm. The SentencePiece-style fields (pieces, lens, scores, types, bos, eos,
+ * unk) are valid for every kind, so writers (GGUF) can read any tokenizer the same way; `kind` picks the
+ * encoder:
  *
- *   AV_TOK_SPM_BPE  llama2.c / GGUF "llama" files: score-ordered merges exactly as llama2.c does them (spm.c).
- *                   Pieces are stored with ' ' for spaces (the SentencePiece "▁" is translated).
- *   AV_TOK_SP       a SentencePiece .model file (BPE or unigram), encoded exactly as libsentencepiece does
- *                   (sp_model.c parses it, sp_norm.c normalizes, sp_encode.c encodes). Pieces use ' ' too.
- *   AV_TOK_HF       a Hugging Face style pipeline: added tokens, normalizers, pre-tokenizers, a model
- *                   (WordPiece, BPE, Unigram, WordLevel), a post-processor (hf_*.c, wordpiece.c, bpe.c,
- *                   unigram.c). Pieces are the vocabulary strings as they are ("Ġthe", "##ing", "▁the").
+ *   AV_TOK_SPM_BPE  llama2.c / GGUF "llama" files: score-ordered merges exactly as llama2.c does them
+ * (spm.c). Pieces are stored with ' ' for spaces (the SentencePiece "▁" is translated). AV_TOK_SP       a
+ * SentencePiece .model file (BPE or unigram), encoded exactly as libsentencepiece does (sp_model.c parses it,
+ * sp_norm.c normalizes, sp_encode.c encodes). Pieces use ' ' too. AV_TOK_HF       a Hugging Face style
+ * pipeline: added tokens, normalizers, pre-tokenizers, a model (WordPiece, BPE, Unigram, WordLevel), a
+ * post-processor (hf_*.c, wordpiece.c, bpe.c, unigram.c). Pieces are the vocabulary strings as they are
+ * ("Ġthe", "##ing", "▁the").
  */
 #ifndef AV_TOK_H
 #define AV_TOK_H
@@ -31,11 +32,11 @@ enum {
 /* How the bytes of a token's text are derived from its piece (decoding and display labels). */
 typedef enum av_tok_text {
     AV_TOK_TEXT_UNSET = -1, /* while loading: decided from the pipeline */
-    AV_TOK_TEXT_SPACE = 0, /* pieces hold ' ' for spaces; <0xNN> pieces are bytes */
-    AV_TOK_TEXT_METASPACE, /* "▁" stands for a space; <0xNN> pieces are bytes */
-    AV_TOK_TEXT_BYTELEVEL, /* GPT-2's byte-to-unicode alphabet ("Ġ" is a space) */
-    AV_TOK_TEXT_WORDPIECE, /* "##" marks a continuation; other pieces start a new word (a space before) */
-    AV_TOK_TEXT_RAW        /* pieces are the text */
+    AV_TOK_TEXT_SPACE = 0,  /* pieces hold ' ' for spaces; <0xNN> pieces are bytes */
+    AV_TOK_TEXT_METASPACE,  /* "▁" stands for a space; <0xNN> pieces are bytes */
+    AV_TOK_TEXT_BYTELEVEL,  /* GPT-2's byte-to-unicode alphabet ("Ġ" is a space) */
+    AV_TOK_TEXT_WORDPIECE,  /* "##" marks a continuation; other pieces start a new word (a space before) */
+    AV_TOK_TEXT_RAW         /* pieces are the text */
 } av_tok_text;
 
 struct av_tok_sp;
@@ -44,31 +45,32 @@ struct av_tok_hf;
 struct av_tokenizer {
     av_tok_kind kind;
     int n_vocab;
-    char **pieces;  /* (n_vocab) NUL-terminated; see the kinds above for the spelling of spaces */
-    int *lens;      /* (n_vocab) byte lengths */
-    float *scores;  /* (n_vocab) merge priorities / log probabilities (0 when the format has none) */
-    int *types;     /* (n_vocab) AV_TOKTYPE_* */
+    char **pieces;     /* (n_vocab) NUL-terminated; see the kinds above for the spelling of spaces */
+    int *lens;         /* (n_vocab) byte lengths */
+    float *scores;     /* (n_vocab) merge priorities / log probabilities (0 when the format has none) */
+    int *types;        /* (n_vocab) AV_TOKTYPE_* */
     int bos, eos, unk; /* -1 when the tokenizer has none */
     int byte_ids[256]; /* id of piece <0xNN>, -1 when absent */
     /* open-addressing hash: piece -> id (SPM kinds: matchable pieces only; HF: every piece) */
-    int *hash_ids;  /* (hash_cap) -1 empty */
+    int *hash_ids; /* (hash_cap) -1 empty */
     size_t hash_cap;
     int max_piece_len;
 
     /* decoded text of every token: bytes dec_buf[dec_off[id] .. dec_off[id + 1]) */
     av_tok_text text;
     char *dec_buf;
-    uint32_t *dec_off;    /* (n_vocab + 1) */
-    const char *family;   /* GGUF tokenizer.ggml.model spelling: "llama", "gpt2", "bert", "t5" */
-    const char *gguf_pre; /* byte-level BPE: tokenizer.ggml.pre ("gpt-2", "llama-bpe", "qwen2"), NULL if none fits */
-    char **merges;        /* (n_merges) "left right" BPE merges in rank order (writers); NULL when none */
+    uint32_t *dec_off;  /* (n_vocab + 1) */
+    const char *family; /* GGUF tokenizer.ggml.model spelling: "llama", "gpt2", "bert", "t5" */
+    const char
+        *gguf_pre; /* byte-level BPE: tokenizer.ggml.pre ("gpt-2", "llama-bpe", "qwen2"), NULL if none fits */
+    char **merges; /* (n_merges) "left right" BPE merges in rank order (writers); NULL when none */
     int n_merges;
     struct av_tok_sp *sp; /* AV_TOK_SP */
     struct av_tok_hf *hf; /* AV_TOK_HF */
 };
 
-/* Builds an SPM-BPE tokenizer taking ownership of pieces (each malloc'd) and scores/types (malloc'd, types may
- * be NULL: derived from the piece text). Frees everything on failure. */
+/* Builds an SPM-BPE tokenizer taking ownership of pieces (each malloc'd) and scores/types (malloc'd, types
+ * may be NULL: derived from the piece text). Frees everything on failure. */
 int av_tok_spm_create(int n, char **pieces, float *scores, int *types, int bos, int eos, int unk,
                       av_tokenizer **out, av_err *err);
 int av_tok_load_llama2c(const char *path, av_tokenizer **out, av_err *err);
@@ -77,16 +79,16 @@ int av_tok_find(const av_tokenizer *t, const char *piece, size_t len);
 
 /* Tokenizers from GGUF metadata (tokenizer.ggml.*), for GGUF readers (gguf_vocab.c). family is
  * tokenizer.ggml.model: "llama" (SentencePiece BPE, encoded exactly as libsentencepiece; add_space_prefix is
- * tokenizer.ggml.add_space_prefix, default 1), "gpt2" (byte-level BPE; pre is tokenizer.ggml.pre: NULL, "default"
- * or "gpt-2" for GPT-2's pattern, "llama3"/"llama-bpe", "qwen2") or "bert" (WordPiece). pieces are spelled as in
- * GGUF ("▁the", "Ġthe", "##ing"). Ownership of pieces, scores, types and merges (each may be NULL except pieces)
- * passes to the function, which frees them on failure too. ids < 0: none / guessed. */
+ * tokenizer.ggml.add_space_prefix, default 1), "gpt2" (byte-level BPE; pre is tokenizer.ggml.pre: NULL,
+ * "default" or "gpt-2" for GPT-2's pattern, "llama3"/"llama-bpe", "qwen2") or "bert" (WordPiece). pieces are
+ * spelled as in GGUF ("▁the", "Ġthe", "##ing"). Ownership of pieces, scores, types and merges (each may be
+ * NULL except pieces) passes to the function, which frees them on failure too. ids < 0: none / guessed. */
 int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, float *scores, int *types,
-                     char **merges, int n_merges, int bos, int eos, int unk, int add_space_prefix, av_tokenizer **out,
-                     av_err *err);
+                     char **merges, int n_merges, int bos, int eos, int unk, int add_space_prefix,
+                     av_tokenizer **out, av_err *err);
 /* SentencePiece BPE from pieces/scores/types (sp_model.c); takes ownership of the arrays. */
-int av_tok_sp_from_pieces(int n, char **pieces, float *scores, int *types, int add_dummy_prefix, int bos, int eos,
-                          av_tokenizer **out, av_err *err);
+int av_tok_sp_from_pieces(int n, char **pieces, float *scores, int *types, int add_dummy_prefix, int bos,
+                          int eos, av_tokenizer **out, av_err *err);
 
 /* ---- shared construction helpers (tokenizer.c) ---- */
 
@@ -101,10 +103,11 @@ int av_tok_build_text(av_tokenizer *t, av_err *err);
 int av_tok_byte_piece(const char *p, size_t len);
 
 /* ---- loaders ---- */
-int av_tok_load_sp_model(const char *path, av_tokenizer **out, av_err *err);      /* sp_model.c */
+int av_tok_load_sp_model(const char *path, av_tokenizer **out, av_err *err); /* sp_model.c */
 int av_tok_load_sp_buffer(const void *data, size_t size, const char *name, av_tokenizer **out, av_err *err);
-int av_tok_load_hf_json(const char *path, av_tokenizer **out, av_err *err);       /* hf_json.c */
-int av_tok_load_vocab_txt(const char *path, const char *dir, av_tokenizer **out, av_err *err); /* vocab_files.c */
+int av_tok_load_hf_json(const char *path, av_tokenizer **out, av_err *err); /* hf_json.c */
+int av_tok_load_vocab_txt(const char *path, const char *dir, av_tokenizer **out,
+                          av_err *err); /* vocab_files.c */
 int av_tok_load_bpe_files(const char *vocab_json, const char *merges, int gpt3_compat, const char *dir,
                           av_tokenizer **out, av_err *err);
 

@@ -15,9 +15,11 @@ av_run_params av_run_default_params(void) {
     return p;
 }
 
-int av_trace_from_text(av_model *m, const char *text, const av_run_params *params, av_trace **out, av_err *err) {
+int av_trace_from_text(av_model *m, const char *text, const av_run_params *params, av_trace **out,
+                       av_err *err) {
     *out = NULL;
-    if (m->family != AV_FAMILY_LLAMA) return av_tf_trace_from_text(m, text, params, out, err); /* capture_tf.c */
+    if (m->family != AV_FAMILY_LLAMA)
+        return av_tf_trace_from_text(m, text, params, out, err); /* capture_tf.c */
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
     if (!m->tok) return av_errf(err, "the model has no tokenizer: pass --tokenizer");
@@ -47,7 +49,8 @@ static int label_tokens(const av_model *m, av_trace *t, const int32_t *ids, size
             labels[i] = av_strdup(buf);
         }
         if (!labels[i]) {
-            for (size_t k = 0; k < i; k++) free(labels[k]);
+            for (size_t k = 0; k < i; k++)
+                free(labels[k]);
             free(labels);
             free(copy);
             return av_errf(err, "out of memory");
@@ -59,7 +62,8 @@ static int label_tokens(const av_model *m, av_trace *t, const int32_t *ids, size
 int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_params *params, av_trace **out,
                       av_err *err) {
     *out = NULL;
-    if (m->family != AV_FAMILY_LLAMA) return av_tf_trace_from_ids(m, ids, n, params, out, err); /* capture_tf.c */
+    if (m->family != AV_FAMILY_LLAMA)
+        return av_tf_trace_from_ids(m, ids, n, params, out, err); /* capture_tf.c */
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
     if (n == 0) return av_errf(err, "empty input: no tokens to run (give some text, or keep the BOS token)");
@@ -67,9 +71,7 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
         return av_errf(err, "input is %zu tokens but the model's context window is %d", n, m->max_seq_len);
     if (params->dtype != AV_DTYPE_F32 && params->dtype != AV_DTYPE_F16)
         return av_errf(err, "traces store attention as F32 or F16, not %s", av_dtype_name(params->dtype));
-    for (int l = 0; params->lazy && l < m->n_layers; l++) /* the lazy recompute knows no sliding window */
-        if (m->layers[l].window > 0)
-            return av_errf(err, "lazy traces of sliding-window models (%s) are not supported yet", m->arch);
+    if (params->lazy && !av_model_lazy_supported(m, err)) return -1;
     int T = (int)n;
     size_t per_layer;
     if (!av_mul_size((size_t)m->n_heads * (size_t)T, (size_t)T, &per_layer))
@@ -88,13 +90,14 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
         av_errf(err, "out of memory");
         goto done;
     }
-    size_t attn_bytes, header_room = 65536 + (size_t)T * 128 + (size_t)m->n_layers * 512; /* labels, ids, entries */
+    size_t attn_bytes,
+        header_room = 65536 + (size_t)T * 128 + (size_t)m->n_layers * 512; /* labels, ids, entries */
     if (params->output_path && !params->lazy && params->dtype == AV_DTYPE_F32 &&
         av_mul_size(per_layer * sizeof(float), (size_t)m->n_layers, &attn_bytes) &&
         attn_bytes >= 4 * header_room) { /* small traces: the header room would outweigh the data */
-        int r = (pre = calloc(1, sizeof *pre)) ? av_st_prealloc_open(pre, params->output_path, header_room,
-                                                                     attn_bytes, err)
-                                               : 1;
+        int r = (pre = calloc(1, sizeof *pre))
+                    ? av_st_prealloc_open(pre, params->output_path, header_room, attn_bytes, err)
+                    : 1;
         if (r < 0) goto done;
         if (r == 1) free(pre), pre = NULL; /* keep the capture in memory */
         mapped = pre != NULL;
@@ -113,9 +116,12 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
             continue;
         }
         /* fresh zero pages either way (file holes, or calloc): see av_capture.zeroed */
-        attn[l] = pre ? (float *)(pre->map + pre->room) + (size_t)l * per_layer : calloc(per_layer, sizeof(float));
+        attn[l] =
+            pre ? (float *)(pre->map + pre->room) + (size_t)l * per_layer : calloc(per_layer, sizeof(float));
         if (!attn[l] || !vnorm[l]) {
-            av_errf(err, "out of memory: the full trace needs %zu MiB (%d layers x %d heads x %d x %d floats); try a lazy trace (--lazy)",
+            av_errf(err,
+                    "out of memory: the full trace needs %zu MiB (%d layers x %d heads x %d x %d floats); "
+                    "try a lazy trace (--lazy)",
                     (per_layer * sizeof(float) * (size_t)m->n_layers) >> 20, m->n_layers, m->n_heads, T, T);
             goto done;
         }
@@ -144,7 +150,8 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
         float scale = 1.0f / sqrtf((float)m->head_dim);
         float **q2 = qs, **k2 = ks;
         qs = ks = NULL;
-        if (av_trace_set_qk(t, q2, k2, m->n_layers, m->n_heads, m->n_kv_heads, m->head_dim, scale, err)) goto done;
+        if (av_trace_set_qk(t, q2, k2, m->n_layers, m->n_heads, m->n_kv_heads, m->head_dim, scale, err))
+            goto done;
     }
     if (!params->lazy && av_capture_add_sets(t, "self", attn, m->n_layers, m->n_heads, T, T, err)) goto done;
     av_trace_set_vnorm(t, vnorm, m->n_layers, m->n_heads, err);
@@ -155,7 +162,8 @@ int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_pa
     t = NULL;
     rc = 0;
 done:
-    for (int l = 0; attn && mapped && l < m->n_layers; l++) attn[l] = NULL;
+    for (int l = 0; attn && mapped && l < m->n_layers; l++)
+        attn[l] = NULL;
     av_capture_free_sets(attn, m->n_layers);
     av_capture_free_sets(vnorm, m->n_layers);
     av_capture_free_sets(qs, m->n_layers);
@@ -166,4 +174,14 @@ done:
     if (pre) av_st_prealloc_free(pre);
     free(pre);
     return rc;
+}
+
+int av_model_lazy_supported(const av_model *m, av_err *why) {
+    if (m->family != AV_FAMILY_LLAMA)
+        return av_errf(why, "lazy traces are only built for Llama-family models (this is %s)", m->arch), 0;
+    for (int l = 0; l < m->n_layers; l++) /* the lazy recompute knows no sliding window */
+        if (m->layers[l].window > 0)
+            return av_errf(why, "lazy traces of sliding-window models (%s) are not supported yet", m->arch),
+                   0;
+    return 1;
 }

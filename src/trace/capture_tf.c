@@ -134,8 +134,7 @@ static av_trace *new_trace(const av_run_params *p, av_err *err) {
 static int check_params(av_model *m, const av_run_params *p, av_err *err) {
     if (p->dtype != AV_DTYPE_F32 && p->dtype != AV_DTYPE_F16)
         return av_errf(err, "traces store attention as F32 or F16, not %s", av_dtype_name(p->dtype));
-    if (p->lazy)
-        return av_errf(err, "lazy traces are only built for Llama-family models (this is %s)", m->arch);
+    if (p->lazy && !av_model_lazy_supported(m, err)) return -1;
     if (p->n_threads > 0) m->n_threads = p->n_threads;
     return 0;
 }
@@ -456,8 +455,7 @@ int av_trace_from_image(av_model *m, const char *path, const av_run_params *para
     int rc = av_trace_from_pixels(m, px, h, w, params, out, top, k, err);
     free(px);
     if (rc == 0) {
-        const char *base = strrchr(path, '/');
-        rc = av_trace_set_meta(*out, "image", base ? base + 1 : path, err);
+        rc = av_trace_set_meta(*out, "image", av_path_basename(path), err);
     }
     return rc;
 }

@@ -11,7 +11,7 @@
 #include "trace/import.h"
 
 #include "io/npy.h"
-#include "render/plot.h"
+#include "core/core.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -174,7 +174,7 @@ static int embed_image(av_trace *t, const char *path, av_err *err) {
     if (n < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) != 0) {
         rc = av_errf(err, "%s: not a PNG image (the viewer embeds PNG only)", path);
     } else {
-        char *b64 = av_base64((const uint8_t *)buf, n);
+        char *b64 = av_base64_encode(buf, n);
         rc = b64 ? av_trace_set_meta(t, "image_png_base64", b64, err) : av_errf(err, "out of memory");
         free(b64);
     }
@@ -202,17 +202,10 @@ static void expected(const import_ctx *c, const char *kind, int *nq, int *nk) {
     int src = c->source.n >= 0 ? c->source.n : c->tokens.n,
         tgt = c->target.n >= 0 ? c->target.n : c->tokens.n;
     switch (kind_index(kind)) {
-    case 0:
-        *nq = *nk = c->tokens.n >= 0 ? c->tokens.n : c->source.n;
-        break;
-    case 1:
-        *nq = *nk = src;
-        break;
-    case 2:
-        *nq = *nk = tgt;
-        break;
-    default:
-        *nq = tgt, *nk = src;
+    case 0: *nq = *nk = c->tokens.n >= 0 ? c->tokens.n : c->source.n; break;
+    case 1: *nq = *nk = src; break;
+    case 2: *nq = *nk = tgt; break;
+    default: *nq = tgt, *nk = src;
     }
 }
 

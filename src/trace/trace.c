@@ -22,16 +22,20 @@ av_trace *av_trace_new(void) {
 
 void av_trace_free(av_trace *t) {
     if (!t) return;
-    for (int i = 0; i < t->n_tokens; i++) free(t->tokens ? t->tokens[i] : NULL);
+    for (int i = 0; i < t->n_tokens; i++)
+        free(t->tokens ? t->tokens[i] : NULL);
     free(t->tokens);
     free(t->token_ids);
-    for (int i = 0; i < t->n_sets; i++) free(t->sets[i].owned);
+    for (int i = 0; i < t->n_sets; i++)
+        free(t->sets[i].owned);
     free(t->sets);
-    for (int i = 0; t->vnorm && i < t->n_vnorm; i++) free(t->vnorm[i]);
+    for (int i = 0; t->vnorm && i < t->n_vnorm; i++)
+        free(t->vnorm[i]);
     free(t->vnorm);
     free(t->vnorm_stored);
     free(t->logits);
-    for (int i = 0; t->qk_owned && i < 2 * t->n_qk; i++) free(t->qk_owned[i]);
+    for (int i = 0; t->qk_owned && i < 2 * t->n_qk; i++)
+        free(t->qk_owned[i]);
     free(t->qk_owned);
     free(t->qk);
     pthread_mutex_destroy(&t->lock);
@@ -59,8 +63,9 @@ int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err 
     char *st = json_dumps(jt, JSON_COMPACT | JSON_ENSURE_ASCII), *si = json_dumps(ji, JSON_COMPACT);
     json_decref(jt);
     json_decref(ji);
-    int rc = (!st || !si) ? av_errf(err, "out of memory")
-                          : (av_trace_set_meta(t, "tokens", st, err) || av_trace_set_meta(t, "token_ids", si, err));
+    int rc = (!st || !si)
+                 ? av_errf(err, "out of memory")
+                 : (av_trace_set_meta(t, "tokens", st, err) || av_trace_set_meta(t, "token_ids", si, err));
     free(st);
     free(si);
     t->tokens = tokens;
@@ -90,8 +95,8 @@ static int in_prealloc(const av_trace *t, const void *p) {
     return t->prealloc && b >= t->prealloc->map && b < t->prealloc->map + t->prealloc->map_len;
 }
 
-int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key, float *data,
-                      av_err *err) {
+int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key,
+                      float *data, av_err *err) {
     float *owned = in_prealloc(t, data) ? NULL : data;
     if (add_set(t, kind, layer, err)) {
         free(owned);
@@ -107,7 +112,9 @@ int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int
 
 const char *av_trace_meta(const av_trace *t, const char *key) { return av_json_str(t->meta, key); }
 int av_trace_n_tokens(const av_trace *t) { return t->n_tokens; }
-const char *av_trace_token(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->tokens[i] : NULL; }
+const char *av_trace_token(const av_trace *t, int i) {
+    return i >= 0 && i < t->n_tokens ? t->tokens[i] : NULL;
+}
 int av_trace_token_id(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->token_ids[i] : -1; }
 
 int av_trace_n_layers(const av_trace *t, const char *kind) {
@@ -158,7 +165,8 @@ static int trace_attn_locked(av_trace *t, const char *kind, int layer, av_attn_v
             float *f = malloc(sizeof(float) * (n ? n : 1));
             if (!f) return av_errf(err, "out of memory converting attention of layer %d", layer);
             const uint16_t *h = s->stored->data;
-            for (size_t k = 0; k < n; k++) f[k] = av_f16_to_f32(h[k]);
+            for (size_t k = 0; k < n; k++)
+                f[k] = av_f16_to_f32(h[k]);
             s->owned = f;
             s->view.data = f;
         }
@@ -170,8 +178,8 @@ static int trace_attn_locked(av_trace *t, const char *kind, int layer, av_attn_v
     return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer, kind, n - 1);
 }
 
-int av_trace_set_qk(av_trace *t, float **q, float **k, int n_layers, int n_heads, int n_kv_heads, int head_dim,
-                    float scale, av_err *err) {
+int av_trace_set_qk(av_trace *t, float **q, float **k, int n_layers, int n_heads, int n_kv_heads,
+                    int head_dim, float scale, av_err *err) {
     t->qk = calloc((size_t)n_layers, sizeof *t->qk);
     t->qk_owned = calloc(2 * (size_t)n_layers, sizeof *t->qk_owned);
     if (!t->qk || !t->qk_owned) {
@@ -211,15 +219,19 @@ int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av
 
 void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab) {
     t->logits = logits;
-    t->logits_view = (av_tensor){AV_DTYPE_F32, 2, {n_tokens, vocab, 0, 0}, logits,
-                                 sizeof(float) * (size_t)n_tokens * (size_t)vocab};
+    t->logits_view = (av_tensor){
+        AV_DTYPE_F32, 2, {n_tokens, vocab, 0, 0}, logits, sizeof(float) * (size_t)n_tokens * (size_t)vocab};
 }
 
 int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err) {
-    if (layer < 0 || layer >= t->n_vnorm || (!(t->vnorm && t->vnorm[layer]) && !(t->vnorm_stored && t->vnorm_stored[layer])))
+    if (layer < 0 || layer >= t->n_vnorm ||
+        (!(t->vnorm && t->vnorm[layer]) && !(t->vnorm_stored && t->vnorm_stored[layer])))
         return av_errf(err, "the trace has no value norms (vnorm.%d) for layer %d", layer, layer);
     if (t->vnorm && t->vnorm[layer]) {
-        *out = (av_tensor){AV_DTYPE_F32, 2, {t->vnorm_heads, t->n_tokens, 0, 0}, t->vnorm[layer],
+        *out = (av_tensor){AV_DTYPE_F32,
+                           2,
+                           {t->vnorm_heads, t->n_tokens, 0, 0},
+                           t->vnorm[layer],
                            sizeof(float) * (size_t)t->vnorm_heads * (size_t)t->n_tokens};
     } else {
         *out = *t->vnorm_stored[layer];
@@ -246,7 +258,8 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
     }
     for (int l = 0; !rc && l < (t->lazy ? t->n_qk : 0); l++) {
         char name[32];
-        int64_t qs[3] = {t->qk_heads, t->n_tokens, t->qk_dim}, ks[3] = {t->qk_kv_heads, t->n_tokens, t->qk_dim};
+        int64_t qs[3] = {t->qk_heads, t->n_tokens, t->qk_dim},
+                ks[3] = {t->qk_kv_heads, t->n_tokens, t->qk_dim};
         snprintf(name, sizeof name, "q.%d", l);
         rc = av_st_writer_add(&w, name, AV_DTYPE_F32, AV_DTYPE_F32, 3, qs, t->qk[l].q, err);
         snprintf(name, sizeof name, "k.%d", l);
@@ -355,7 +368,8 @@ static int load_qk(av_trace *t, const char *path, av_err *err) {
     const char *sc = av_trace_meta(t, "attn_scale");
     char *end = NULL;
     double scale = sc ? strtod(sc, &end) : 0;
-    if (!sc || *end || !(scale > 0)) return av_errf(err, "%s: lazy trace needs a positive 'attn_scale'", path);
+    if (!sc || *end || !(scale > 0))
+        return av_errf(err, "%s: lazy trace needs a positive 'attn_scale'", path);
     t->qk = calloc((size_t)L, sizeof *t->qk);
     if (!t->qk) return av_errf(err, "out of memory");
     for (int l = 0; l < L; l++) {
@@ -369,7 +383,8 @@ static int load_qk(av_trace *t, const char *path, av_err *err) {
             q->shape[0] > 65536 || q->shape[2] > 65536)
             return av_errf(err, "%s: layer %d: q/k must be F32 [heads, %d, d] and [kv_heads, %d, d]", path, l,
                            t->n_tokens, t->n_tokens);
-        if (l > 0 && (q->shape[0] != t->qk_heads || k->shape[0] != t->qk_kv_heads || q->shape[2] != t->qk_dim))
+        if (l > 0 &&
+            (q->shape[0] != t->qk_heads || k->shape[0] != t->qk_kv_heads || q->shape[2] != t->qk_dim))
             return av_errf(err, "%s: layer %d: q/k shapes differ from layer 0", path, l);
         t->qk_heads = (int)q->shape[0];
         t->qk_kv_heads = (int)k->shape[0];
@@ -427,7 +442,8 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
                     av_errf(err, "out of memory");
                     goto fail;
                 }
-                for (long k = t->n_vnorm; k <= l; k++) p[k] = NULL;
+                for (long k = t->n_vnorm; k <= l; k++)
+                    p[k] = NULL;
                 t->vnorm_stored = p;
                 t->n_vnorm = (int)l + 1;
             }
@@ -446,7 +462,8 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
         }
         if (strcmp(kind, "self") == 0 && (e->t.shape[1] != t->n_tokens || e->t.shape[2] != t->n_tokens)) {
             av_errf(err, "%s: '%s' is [%lld, %lld, %lld] but the trace has %d tokens", path, e->name,
-                    (long long)e->t.shape[0], (long long)e->t.shape[1], (long long)e->t.shape[2], t->n_tokens);
+                    (long long)e->t.shape[0], (long long)e->t.shape[1], (long long)e->t.shape[2],
+                    t->n_tokens);
             goto fail;
         }
         if (add_set(t, kind, layer, err)) goto fail;

@@ -7,7 +7,7 @@
 #include <pthread.h>
 
 typedef struct av_attn_set {
-    char kind[8];  /* "self", "enc", "dec", "cross" */
+    char kind[8]; /* "self", "enc", "dec", "cross" */
     int layer;
     av_attn_view view;
     const av_tensor *stored; /* in the loaded file (F32 or F16); NULL for a trace built in memory */
@@ -31,7 +31,7 @@ struct av_trace {
     float **vnorm;        /* (n_vnorm) pointers to (n_heads, n_tokens), owned; NULL entries when absent */
     const av_tensor **vnorm_stored; /* (n_vnorm) in the loaded file */
     int n_vnorm, vnorm_heads;
-    float *logits;        /* (n_tokens, vocab) or NULL */
+    float *logits; /* (n_tokens, vocab) or NULL */
     int logits_vocab;
     av_tensor logits_view;
     av_safetensors file; /* backing file when loaded */
@@ -41,9 +41,9 @@ struct av_trace {
     int qk_heads, qk_kv_heads, qk_dim;
     float qk_scale;
     int n_qk;
-    av_qk_layer *qk;     /* (n_qk) */
-    float **qk_owned;    /* (2 * n_qk) buffers owned when built in memory */
-    pthread_mutex_t lock; /* guards on-demand conversions in av_trace_attn */
+    av_qk_layer *qk;          /* (n_qk) */
+    float **qk_owned;         /* (2 * n_qk) buffers owned when built in memory */
+    pthread_mutex_t lock;     /* guards on-demand conversions in av_trace_attn */
     av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
 };
 
@@ -52,12 +52,12 @@ int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *e
 /* Takes ownership of tokens (each malloc'd, and the array) and ids. */
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err);
 /* Takes ownership of data (n_heads, n_query, n_key), malloc'd, unless it lies in t->prealloc's mapping. */
-int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key, float *data,
-                      av_err *err);
+int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key,
+                      float *data, av_err *err);
 
 /* Makes t lazy: takes ownership of q[l] (n_heads, T, head_dim) and k[l] (n_kv_heads, T, head_dim) arrays. */
-int av_trace_set_qk(av_trace *t, float **q, float **k, int n_layers, int n_heads, int n_kv_heads, int head_dim,
-                    float scale, av_err *err);
+int av_trace_set_qk(av_trace *t, float **q, float **k, int n_layers, int n_heads, int n_kv_heads,
+                    int head_dim, float scale, av_err *err);
 /* Materializes the full (n_heads, T, T) attention of one lazy layer; malloc'd. Refuses above max_bytes. */
 int av_trace_lazy_materialize(const av_trace *t, int layer, size_t max_bytes, float **out, av_err *err);
 
