@@ -47,12 +47,24 @@ static inline void scalar_tile(int a_rows, int k, const float *restrict a, int64
 static AV_UKERNEL_DECL(ukernel_scalar) { scalar_tile(0, k, a, lda, b, c, ldc, m, n, alpha, beta); }
 static AV_UKERNEL_DECL(ukernel_scalar_rows) { scalar_tile(1, k, a, lda, b, c, ldc, m, n, alpha, beta); }
 
-static const av_ukernel uk_scalar = {ukernel_scalar, ukernel_scalar_rows, av_pack_weight,
-                                     av_pack_rows,   AV_UK_SCALAR_MR,     AV_UK_SCALAR_NR};
-static const av_ukernel uk_avx2 = {av_ukernel_avx2, av_ukernel_avx2_rows, av_pack_weight,
-                                   av_pack_rows,    AV_UK_AVX2_MR,        AV_UK_AVX2_NV * 8};
-static const av_ukernel uk_avx512 = {av_ukernel_avx512,   av_ukernel_avx512_rows, av_pack_weight_avx512,
-                                     av_pack_rows_avx512, AV_UK_AVX512_MR,        AV_UK_AVX512_NV * 16};
+static const av_ukernel uk_scalar = {.fn = ukernel_scalar,
+                                     .fn_rows = ukernel_scalar_rows,
+                                     .pack_weight = av_pack_weight,
+                                     .pack_rows = av_pack_rows,
+                                     .mr = AV_UK_SCALAR_MR,
+                                     .nr = AV_UK_SCALAR_NR};
+static const av_ukernel uk_avx2 = {.fn = av_ukernel_avx2,
+                                   .fn_rows = av_ukernel_avx2_rows,
+                                   .pack_weight = av_pack_weight_avx2,
+                                   .pack_rows = av_pack_rows_avx2,
+                                   .mr = AV_UK_AVX2_MR,
+                                   .nr = AV_UK_AVX2_NV * 8};
+static const av_ukernel uk_avx512 = {.fn = av_ukernel_avx512,
+                                     .fn_rows = av_ukernel_avx512_rows,
+                                     .pack_weight = av_pack_weight_avx512,
+                                     .pack_rows = av_pack_rows_avx512,
+                                     .mr = AV_UK_AVX512_MR,
+                                     .nr = AV_UK_AVX512_NV * 16};
 
 const av_ukernel *av_gemm_ukernel(av_gemm_path p) {
     switch (p) {

@@ -42,7 +42,11 @@ AV_UKERNEL_DECL(av_ukernel_avx512);
 AV_UKERNEL_DECL(av_ukernel_avx512_rows);
 AV_UKERNEL_DECL(av_ukernel_avx2);
 AV_UKERNEL_DECL(av_ukernel_avx2_rows);
-/* The AVX-512 packing (gemm_pack_avx512.c): same panels as av_pack_rows / av_pack_weight. */
+/* The AVX2 and AVX-512 packing (gemm_pack_avx2.c, gemm_pack_avx512.c): same panels as av_pack_rows /
+ * av_pack_weight. */
+void av_pack_rows_avx2(const float *src, int64_t ld, int rows, int kc, int P, float *panel);
+void av_pack_weight_avx2(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
+                         float *tmp);
 void av_pack_rows_avx512(const float *src, int64_t ld, int rows, int kc, int P, float *panel);
 void av_pack_weight_avx512(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
                            float *tmp);
@@ -72,6 +76,10 @@ void av_pack_cols(const float *src, int64_t ld, int cols, int kc, int P, float *
 /* Columns [k0, k0 + kc) of weight row `row` of w (out, in), any dtype, converted exactly to f32: dst (kc).
  * k0 and kc are multiples of the dtype's block (or kc reaches the end of the row). */
 void av_weight_block_f32(const av_tensor *w, int64_t row, int64_t k0, int kc, float *dst);
+/* The same through av_weight_block_f32 into tmp (rows, kc), then pack_rows: what every path does with the
+ * dtypes its own packing does not convert. */
+void av_pack_weight_via(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
+                        float *tmp, av_pack_rows_fn pack_rows);
 /* Weight rows [f0, f0 + rows), columns [k0, k0 + kc) of w (out, in), any dtype, converted exactly to f32 and
  * packed as av_pack_rows does. k0 and kc are multiples of the dtype's block; tmp: (rows, kc) floats. */
 void av_pack_weight(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,

@@ -89,13 +89,13 @@ void av_pack_rows_avx512(const float *src, int64_t ld, int rows, int kc, int P, 
     pack16(AV_DTYPE_F32, (const char *)src, (size_t)ld * sizeof(float), rows, 0, kc, P, panel);
 }
 
-/* av_pack_weight for F32, F16 and BF16 (the rest goes to the generic one: quantized blocks convert through
- * av_dequantize_rows into tmp, then transpose here). */
+/* av_pack_weight for F32, F16 and BF16 (quantized blocks convert through av_weight_block_f32 into tmp, then
+ * transpose here). */
 void av_pack_weight_avx512(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
                            float *tmp) {
     av_dtype t = w->dtype;
     if (t != AV_DTYPE_F32 && t != AV_DTYPE_F16 && t != AV_DTYPE_BF16) {
-        av_pack_weight(w, f0, rows, k0, kc, P, panel, tmp);
+        av_pack_weight_via(w, f0, rows, k0, kc, P, panel, tmp, av_pack_rows_avx512);
         return;
     }
     size_t row_bytes = (size_t)w->shape[1] * (t == AV_DTYPE_F32 ? 4 : 2);

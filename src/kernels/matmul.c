@@ -8,7 +8,7 @@
 
 #include <cblas.h>
 #include <stdlib.h>
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #endif
 
@@ -18,7 +18,7 @@ static int dot_in_place(av_dtype t) {
     return t == AV_DTYPE_F32 || t == AV_DTYPE_F16 || t == AV_DTYPE_BF16 || t == AV_DTYPE_Q8_0;
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 /* Weight values [k, k + 8) of a row as f32, exactly (Q8_0: d * q, the product av_dequantize_rows rounds). */
 static inline __attribute__((always_inline)) __m256 load_w8(av_dtype t, const void *w, int64_t k) {
     switch (t) {
@@ -58,7 +58,7 @@ static inline __attribute__((always_inline)) float dot_kind(av_dtype t, const vo
                                                             int64_t n) {
     int64_t k = 0;
     float acc = 0;
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     for (; k + 32 <= n; k += 32) {
         s0 = _mm256_fmadd_ps(load_w8(t, w, k), _mm256_loadu_ps(x + k), s0);

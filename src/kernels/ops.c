@@ -3,6 +3,7 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__F16C__) && defined(__AVX__)
@@ -217,20 +218,23 @@ static inline __attribute__((always_inline)) __m256 exp_nonpos8(__m256 x) {
 }
 #endif
 
+#ifdef AV_HAVE_F16C
 /* Whether the 16-lane code of ops_avx512.c runs: on the paths that use AVX-512 (avx2 stays 8 lanes wide, as
  * on an AVX2-only machine). */
 static int use_avx512(void) {
     av_gemm_path p = av_gemm_path_get();
     return p == AV_GEMM_AVX512 || p == AV_GEMM_AMX;
 }
+#endif
 
 /* Softmax in place; the vector path computes the same function (exp_nonpos) 8 lanes at a time. A row with
  * no finite value (every key masked: all -inf) becomes all zero rather than NaN. */
 void av_softmax(float *x, int n) {
     if (n <= 0) return;
-    int i = 0, wide = use_avx512();
+    int i = 0;
     float mx = -INFINITY, sum = 0;
 #ifdef AV_HAVE_F16C
+    int wide = use_avx512();
     if (wide) i = av_max_avx512(x, n, &mx);
     __m256 vmx = _mm256_set1_ps(mx);
     for (; i + 8 <= n; i += 8)
