@@ -43,6 +43,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# The weight-type conversions must not fuse multiply-adds: they reproduce ggml's float operations bit for bit.
+$(BUILD)/src/kernels/quants%.o: ALL_CFLAGS += -ffp-contract=off -O3
+
 # The AMX kernel is the one file built for AVX-512 + AMX; it runs only after a runtime CPU check.
 $(BUILD)/src/kernels/gemm_amx.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mamx-tile -mamx-bf16
 # The vector micro-kernels and their packing likewise (gemm_cpu.c checks CPUID and XCR0 before choosing them;

@@ -17,7 +17,7 @@ extern "C" {
 
 #define AV_VERSION "0.1.0"
 #define AV_TRACE_FORMAT "attnviz-trace"
-#define AV_TRACE_VERSION "1"
+#define AV_TRACE_VERSION "2" /* the newest trace format version read and written (docs/TRACE_FORMAT.md) */
 #define AV_MAX_DIMS 4
 
 /* Monotonic clock in seconds (for progress and timing output). */
@@ -39,6 +39,18 @@ typedef enum av_dtype {
     AV_DTYPE_I32,
     AV_DTYPE_I64,
     AV_DTYPE_U8,
+    /* GGUF block-quantized weight types (docs/MODELS.md; layouts in src/core/dtype.h). Add at the end. */
+    AV_DTYPE_Q4_0,
+    AV_DTYPE_Q4_1,
+    AV_DTYPE_Q5_0,
+    AV_DTYPE_Q5_1,
+    AV_DTYPE_Q2_K,
+    AV_DTYPE_Q3_K,
+    AV_DTYPE_Q4_K,
+    AV_DTYPE_Q5_K,
+    AV_DTYPE_Q6_K,
+    AV_DTYPE_IQ4_NL,
+    AV_DTYPE_IQ4_XS,
     AV_DTYPE_COUNT
 } av_dtype;
 
@@ -52,8 +64,49 @@ typedef struct av_tensor {
     size_t nbytes;
 } av_tensor;
 
+/* "F32", "Q4_K", ... ("?" outside the enum). */
 const char *av_dtype_name(av_dtype t);
+/* The dtype named s (case-insensitive: "q4_k", "Q4_K"); -1 for an unknown name. */
+int av_dtype_parse(const char *s, av_dtype *out);
 int64_t av_tensor_numel(const av_tensor *t);
+
+/* ---- attention kinds, model families, model file formats ------------------------------------------------
+ * Enums with a stable text name (trace files, JSON, the CLI): _name gives it ("?" out of range), _parse reads
+ * it back (0, or -1 for an unknown name). Values are only ever added at the end. */
+
+typedef enum av_attn_kind {
+    AV_ATTN_SELF = 0, /* "self": decoder-only and encoder-only models, images */
+    AV_ATTN_ENC,      /* "enc": an encoder-decoder's encoder self-attention */
+    AV_ATTN_DEC,      /* "dec": its decoder self-attention */
+    AV_ATTN_CROSS,    /* "cross": decoder queries over encoder keys */
+    AV_ATTN_KIND_COUNT
+} av_attn_kind;
+const char *av_attn_kind_name(av_attn_kind k);
+int av_attn_kind_parse(const char *s, av_attn_kind *out);
+/* The trace metadata key labelling the queries (key_side 0) or keys (key_side 1) of kind: "source_tokens" or
+ * "target_tokens" for encoder-decoder kinds (cross: target queries x source keys), NULL for self (the trace's
+ * own tokens). */
+const char *av_attn_kind_labels_key(av_attn_kind kind, int key_side);
+
+typedef enum av_family {
+    AV_FAMILY_LLAMA = 0, /* "llama": Llama, Mistral, Qwen2 */
+    AV_FAMILY_GPT2,      /* "gpt2" */
+    AV_FAMILY_BERT,      /* "bert": BERT, RoBERTa, DistilBERT */
+    AV_FAMILY_VIT,       /* "vit" */
+    AV_FAMILY_ENCDEC,    /* "encoder-decoder": Marian, BART, T5 */
+    AV_FAMILY_COUNT
+} av_family;
+const char *av_family_name(av_family f);
+int av_family_parse(const char *s, av_family *out);
+
+typedef enum av_model_format {
+    AV_MODEL_FORMAT_LLAMA2C = 0, /* "llama2c": a llama2.c checkpoint */
+    AV_MODEL_FORMAT_GGUF,        /* "gguf" */
+    AV_MODEL_FORMAT_HF,          /* "hf": a Hugging Face (or timm) directory */
+    AV_MODEL_FORMAT_COUNT
+} av_model_format;
+const char *av_model_format_name(av_model_format f);
+int av_model_format_parse(const char *s, av_model_format *out);
 
 /* ---- tokenizer ---------------------------------------------------------------------------------------- */
 
@@ -110,13 +163,13 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
 void av_model_free(av_model *m);
 
 typedef struct av_model_info {
-    const char *name;   /* e.g. "stories260K" */
-    const char *arch;   /* "llama" */
-    const char *format; /* "llama2c", "gguf", "hf" */
+    const char *name;       /* e.g. "stories260K" */
+    const char *arch;       /* "llama", "mistral", "gpt2", "roberta", "t5", ... */
+    av_model_format format; /* the file it was loaded from */
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, max_seq_len;
     int64_t n_params;
-    const char *family; /* "llama", "gpt2", "bert", "vit", "encoder-decoder" (docs/MODELS.md) */
-    int n_dec_layers;   /* encoder-decoders: decoder layers (n_layers counts the encoder's); 0 otherwise */
+    av_family family; /* docs/MODELS.md */
+    int n_dec_layers; /* encoder-decoders: decoder layers (n_layers counts the encoder's); 0 otherwise */
 } av_model_info;
 
 av_model_info av_model_get_info(const av_model *m);
@@ -134,32 +187,30 @@ typedef struct av_attn_view {
 
 typedef struct av_run_params {
     int add_bos;     /* default 1 */
-    int n_threads;   /* 0: all cores */
+    int n_threads;   /* 0: the model's default (av_model_params.n_threads, all cores unless set) */
     av_dtype dtype;  /* trace storage: AV_DTYPE_F32 (default) or AV_DTYPE_F16 */
     int want_logits; /* keep logits of every position in the trace (name "logits", [T, vocab]) */
-    int lazy;        /* store post-RoPE queries and keys (q.<layer>, k.<layer>) instead of T x T matrices;
-                        the forward pass then never holds a T x T matrix. Any head, row or tile is recomputed
+    int lazy;        /* store every layer's queries and keys (after RoPE) and the parameters of its scores
+                        instead of n_query x n_key matrices, for every family and kind (docs/TRACE_FORMAT.md);
+                        the forward pass then never holds such a matrix. Any head, row or tile is recomputed
                         exactly on demand (av_trace_attn_row / av_trace_attn_tile). */
     void (*progress)(void *ctx, int done_tokens, int total_tokens); /* optional, called after each chunk */
     void *progress_ctx;
-    const char *output_path; /* optional: the path av_trace_save will be given. Full F32 traces of
-                                Llama-family models (of at least ~0.5 MB) are then captured straight into that
-                                file's (temporary, renamed on save) pages, so saving writes no attention data;
-                                the file is created before the run. */
+    const char *output_path; /* optional: the path av_trace_save will be given. Full F32 traces (of at least
+                                ~0.5 MB) are then captured straight into that file's (temporary, renamed on
+                                save) pages, so saving writes no attention data; the file is created before
+                                the run. */
 } av_run_params;
 
 av_run_params av_run_default_params(void);
 
-/* 1 when av_trace_from_ids can build a lazy trace (av_run_params.lazy) of this model; 0 when it cannot,
- * with the reason in why (may be NULL). Callers choose full traces from this, never from the family name. */
-int av_model_lazy_supported(const av_model *m, av_err *why);
-
-/* Runs the model on text and captures every layer's post-softmax attention. */
-int av_trace_from_text(av_model *m, const char *text, const av_run_params *params, av_trace **out,
+/* Runs the model on text and captures every layer's post-softmax attention. A model is only read: several
+ * runs may share one at the same time (each with its own av_run_params.n_threads). */
+int av_trace_from_text(const av_model *m, const char *text, const av_run_params *params, av_trace **out,
                        av_err *err);
 /* Same, on token ids already encoded. */
-int av_trace_from_ids(av_model *m, const int32_t *ids, size_t n, const av_run_params *params, av_trace **out,
-                      av_err *err);
+int av_trace_from_ids(const av_model *m, const int32_t *ids, size_t n, const av_run_params *params,
+                      av_trace **out, av_err *err);
 
 int av_trace_save(const av_trace *t, const char *path, av_err *err); /* atomic: temp file + rename */
 int av_trace_load(const char *path, av_trace **out, av_err *err);
@@ -170,10 +221,10 @@ const char *av_trace_meta(const av_trace *t, const char *key);
 int av_trace_n_tokens(const av_trace *t);
 const char *av_trace_token(const av_trace *t, int i);
 int av_trace_token_id(const av_trace *t, int i);
-/* Number of layers present for kind ("self", "enc", "dec", "cross"); 0 if none. */
-int av_trace_n_layers(const av_trace *t, const char *kind);
+/* Number of layers present for kind; 0 if none. */
+int av_trace_n_layers(const av_trace *t, av_attn_kind kind);
 /* Attention of one layer; the view stays valid until av_trace_free. */
-int av_trace_attn(const av_trace *t, const char *kind, int layer, av_attn_view *out, av_err *err);
+int av_trace_attn(const av_trace *t, av_attn_kind kind, int layer, av_attn_view *out, av_err *err);
 /* Value-vector norms ||v_j W_o^h|| of one layer (norm-based attention, Kobayashi et al. 2020):
  * out->data (n_heads, n_tokens). Returns -1 with a message when the trace has none for that layer. */
 int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err);
@@ -184,23 +235,23 @@ int av_trace_logits(const av_trace *t, av_tensor *out);
 
 /* 1 when the trace stores queries/keys (lazy) rather than attention matrices. */
 int av_trace_is_lazy(const av_trace *t);
-/* Query/key counts of one kind ("self", "enc", "dec", "cross"); 0 when absent. */
-int av_trace_n_heads(const av_trace *t, const char *kind);
-int av_trace_n_query(const av_trace *t, const char *kind);
-int av_trace_n_key(const av_trace *t, const char *kind);
+/* Head, query and key counts of one kind; 0 when absent. */
+int av_trace_n_heads(const av_trace *t, av_attn_kind kind);
+int av_trace_n_query(const av_trace *t, av_attn_kind kind);
+int av_trace_n_key(const av_trace *t, av_attn_kind kind);
 
 /* Attention row of query q of one head (head >= 0) or reduced over heads (AV_HEADS_MEAN / AV_HEADS_MAX).
  * out: (n_key) floats. Thread-safe for concurrent readers. */
 #define AV_HEADS_MEAN (-1)
 #define AV_HEADS_MAX (-2)
-int av_trace_attn_row(const av_trace *t, const char *kind, int layer, int head, int q, float *out,
+int av_trace_attn_row(const av_trace *t, av_attn_kind kind, int layer, int head, int q, float *out,
                       av_err *err);
 
 typedef enum av_pool { AV_POOL_MAX = 0, AV_POOL_MEAN } av_pool;
 /* The block [q0, q1) x [k0, k1) of one head (or AV_HEADS_MEAN/MAX) pooled into out_rows x out_cols cells:
  * cell (r, c) covers queries q0 + r*(q1-q0)/out_rows .. and keys likewise, reduced with pool. When out_rows
  * == q1-q0 and out_cols == k1-k0 the cells are exact values. out: (out_rows, out_cols). Thread-safe. */
-int av_trace_attn_tile(const av_trace *t, const char *kind, int layer, int head, int q0, int q1, int k0,
+int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int q1, int k0,
                        int k1, int out_rows, int out_cols, av_pool pool, float *out, av_err *err);
 
 /* Picks one head's matrix or reduces over heads. spec: a head index ("5"), "mean", "max" or "min".
@@ -212,7 +263,7 @@ int av_attn_select_heads(const av_attn_view *v, const char *spec, float *out, av
 /* Greedy (temperature 0) continuation. prompt may be "" (start from BOS). on_piece receives decoded bytes as
  * they are produced (may be NULL). out_ids (optional) receives the whole sequence, malloc'd. */
 typedef void (*av_piece_fn)(void *ctx, const char *bytes, size_t len);
-int av_generate_greedy(av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
+int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
                        int32_t **out_ids, size_t *n_out, av_err *err);
 
 /* ---- images and encoder-decoders (docs/MODELS.md) ------------------------------------------------------ */
@@ -228,12 +279,13 @@ typedef struct av_class_score {
  * center crop, mean/std from its config) and captures every layer's attention over [CLS] + patches ("self"
  * kind; metadata patch_grid "14x14", prefix_tokens "1", predictions). top (may be NULL) receives the k most
  * probable classes, best first. */
-int av_trace_from_image(av_model *m, const char *path, const av_run_params *params, av_trace **out,
+int av_trace_from_image(const av_model *m, const char *path, const av_run_params *params, av_trace **out,
                         av_class_score *top, int k, av_err *err);
 /* Same on an already preprocessed input: pixels (3, height, width), height = width = the model's image size.
  */
-int av_trace_from_pixels(av_model *m, const float *pixels, int height, int width, const av_run_params *params,
-                         av_trace **out, av_class_score *top, int k, av_err *err);
+int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int width,
+                         const av_run_params *params, av_trace **out, av_class_score *top, int k,
+                         av_err *err);
 /* The model's preprocessing alone: *pixels (3, *height, *width), malloc'd (caller frees). */
 int av_image_preprocess(const av_model *m, const char *path, float **pixels, int *height, int *width,
                         av_err *err);
@@ -243,12 +295,12 @@ int av_image_preprocess(const av_model *m, const char *path, float **pixels, int
  * one it decodes greedily for up to steps tokens or until end-of-sequence. The trace holds attn.enc.<l>,
  * attn.dec.<l>, attn.cross.<l> [n_heads, n_target, n_source]; its tokens are the decoder's, and metadata
  * source_tokens / target_tokens label both sides. av_trace_from_text on such a model decodes greedily. */
-int av_trace_from_pair(av_model *m, const char *source, const char *target, int steps,
+int av_trace_from_pair(const av_model *m, const char *source, const char *target, int steps,
                        const av_run_params *params, av_trace **out, av_err *err);
 /* Same on ids used exactly as given: src is the encoder input, tgt the decoder input (starting with the
  * decoder start token), or NULL for greedy decoding from the start token. */
-int av_trace_from_pair_ids(av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt, size_t n_tgt,
-                           int steps, const av_run_params *params, av_trace **out, av_err *err);
+int av_trace_from_pair_ids(const av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt,
+                           size_t n_tgt, int steps, const av_run_params *params, av_trace **out, av_err *err);
 
 #ifdef __cplusplus
 }

@@ -74,7 +74,7 @@ static void test_vnorm_matches_pytorch(void) {
         worst_vn = d > worst_vn ? d : worst_vn;
         CHECKF(d <= 1e-4f, "layer %d: vnorm differs from PyTorch by %g", l, d);
         CHECK(memcmp(vn.data, vn2.data, sizeof(float) * (size_t)m->n_heads * (size_t)T) == 0);
-        REQUIRE(av_trace_attn(back, "self", l, &v, &err) == 0);
+        REQUIRE(av_trace_attn(back, AV_ATTN_SELF, l, &v, &err) == 0);
         for (int h = 0; h < m->n_heads; h++) {
             REQUIREF(av_norm_attn_head(&v, &vn2, h, norm, &err) == 0, "%s", err.msg);
             float dn = h_max_abs_diff(norm, (const float *)rn->data + (size_t)h * (size_t)T * (size_t)T,
@@ -123,7 +123,7 @@ static void test_induction_heads_match_model_card(void) {
     REQUIREF(av_model_tokenizer(m), "the tokenizer next to the model was not found");
     /* attention-only: the exported FFN is inert (down projection all zeros) */
     for (int l = 0; l < m->n_layers; l++) {
-        const float *w2 = m->layers[l].w_down.data;
+        const float *w2 = m->stacks[0].blocks[l].ffn.down.w.data;
         for (int k = 0; k < m->dim * m->hidden_dim; k++)
             CHECK(w2[k] == 0.0f);
     }

@@ -113,7 +113,7 @@ static void test_in_place_file_equals_ordinary_save(void) {
     }
     /* the in-memory trace still reads from the (renamed) file's pages */
     av_attn_view v;
-    REQUIREF(av_trace_attn(b, "self", 1, &v, &err) == 0, "%s", err.msg);
+    REQUIREF(av_trace_attn(b, AV_ATTN_SELF, 1, &v, &err) == 0, "%s", err.msg);
     CHECK(memcmp(v.data, av_st_find(&sa, "attn.self.1")->data, av_st_find(&sa, "attn.self.1")->nbytes) == 0);
     /* saving the same trace elsewhere takes the ordinary path */
     char other[512];

@@ -352,8 +352,15 @@ static void make_gguf_cases(void) {
     GG("nkv.gguf", "kv count 2^62", "keys and", "more than the", s.n_kv_override = 1ull << 62);
     GG("ntensors.gguf", "tensor count 2^62", "tensors, more than", NULL, s.n_tensors_override = 1ull << 62);
     GG("type.gguf", "unknown tensor type", "unknown tensor type 1234", NULL, s.emb_type = 1234);
-    GG("q4k.gguf", "unsupported tensor type",
-       "has type Q4_K (12), not supported (supported: F32, F16, BF16, Q8_0)", NULL, s.emb_type = 12);
+    GG("iq2.gguf", "unsupported tensor type",
+       "tensor 'token_embd.weight' has type IQ2_XXS (16), not supported",
+       "(supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, "
+       "IQ4_XS)",
+       s.emb_type = 16);
+    GG("q4k.gguf", "Q4_K rows shorter than a block", "tensor 'token_embd.weight': Q4_K rows of 8 values",
+       "not a multiple of its block of 256", s.emb_type = 12);
+    GG("q4_0.gguf", "Q4_0 rows shorter than a block", "tensor 'token_embd.weight': Q4_0 rows of 8 values",
+       "not a multiple of its block of 32", s.emb_type = 2);
     GG("strlen.gguf", "string length past the end", "general.name", "past the end of the file",
        s.name_len = 1ull << 40);
     GG("arch.gguf", "wrong architecture", "architecture 'gpt2' is not supported", "only llama",

@@ -207,9 +207,9 @@ static void test_npz_stored_deflated_and_order(void) {
     p.n_inputs = 1;
     av_trace *t;
     REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
-    CHECK(av_trace_n_layers(t, "self") == 3 && av_trace_n_tokens(t) == 4);
+    CHECK(av_trace_n_layers(t, AV_ATTN_SELF) == 3 && av_trace_n_tokens(t) == 4);
     av_attn_view v;
-    REQUIRE(av_trace_attn(t, "self", 2, &v, &err) == 0);
+    REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 2, &v, &err) == 0);
     CHECK(v.n_heads == 2 && memcmp(v.data, l[2], sizeof l[2]) == 0);
     CHECK(strcmp(av_trace_meta(t, "format"), "attnviz-trace") == 0 && strcmp(av_trace_token(t, 3), "3") == 0);
     av_trace_free(t);
@@ -255,9 +255,9 @@ static void test_import_shapes(void) {
     p.inputs = two;
     p.n_inputs = 2;
     REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
-    CHECK(av_trace_n_layers(t, "self") == 2);
+    CHECK(av_trace_n_layers(t, AV_ATTN_SELF) == 2);
     av_attn_view v;
-    CHECK(av_trace_attn(t, "self", 1, &v, &err) == 0 && v.n_heads == 3 &&
+    CHECK(av_trace_attn(t, AV_ATTN_SELF, 1, &v, &err) == 0 && v.n_heads == 3 &&
           memcmp(v.data, a + H * T * T, sizeof a / 2) == 0);
     av_trace_free(t);
     /* one [L, 1, H, T, T] file */
@@ -267,7 +267,7 @@ static void test_import_shapes(void) {
     p.inputs = one;
     p.n_inputs = 1;
     REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
-    CHECK(av_trace_n_layers(t, "self") == 2);
+    CHECK(av_trace_n_layers(t, AV_ATTN_SELF) == 2);
     av_trace_free(t);
     /* tokens must match, rows must be distributions, batches are refused */
     FILE *f = fopen(tmp("tok.json"), "w");
@@ -327,8 +327,8 @@ static void test_import_cross_and_image_meta(void) {
     av_trace *t;
     av_err err = {{0}};
     REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
-    CHECK(av_trace_n_layers(t, "enc") == 1 && av_trace_n_layers(t, "cross") == 1 &&
-          av_trace_n_layers(t, "self") == 0);
+    CHECK(av_trace_n_layers(t, AV_ATTN_ENC) == 1 && av_trace_n_layers(t, AV_ATTN_CROSS) == 1 &&
+          av_trace_n_layers(t, AV_ATTN_SELF) == 0);
     CHECK(strcmp(av_trace_meta(t, "target_tokens"), "[\"<s>\",\"The\",\"cat\"]") == 0);
     CHECK(strcmp(av_trace_meta(t, "model"), "t5-ish") == 0 && strcmp(av_trace_meta(t, "note"), "hi") == 0);
     CHECK(strcmp(av_trace_meta(t, "format"), "attnviz-trace") == 0);

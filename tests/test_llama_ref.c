@@ -57,7 +57,7 @@ static void test_reference_logits_and_attention(void) {
                 snprintf(name, sizeof name, "p%zu.attn.%d", p, l);
                 const av_tensor *ra = av_st_find(&ref, name);
                 av_attn_view v;
-                REQUIRE(ra && av_trace_attn(t, "self", l, &v, &err) == 0);
+                REQUIRE(ra && av_trace_attn(t, AV_ATTN_SELF, l, &v, &err) == 0);
                 REQUIRE(v.n_heads == ra->shape[0] && v.n_query == T && v.n_key == T);
                 float da = h_max_abs_diff(v.data, ra->data, (size_t)v.n_heads * (size_t)T * (size_t)T);
                 worst_attn = da > worst_attn ? da : worst_attn;
@@ -85,9 +85,9 @@ static void test_attention_rows_are_causal_distributions(void) {
     REQUIRE(T > 30);
     double worst = 0;
     int nonzero_above = 0;
-    for (int l = 0; l < av_trace_n_layers(t, "self"); l++) {
+    for (int l = 0; l < av_trace_n_layers(t, AV_ATTN_SELF); l++) {
         av_attn_view v;
-        REQUIRE(av_trace_attn(t, "self", l, &v, &err) == 0);
+        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, l, &v, &err) == 0);
         for (int h = 0; h < v.n_heads; h++)
             for (int q = 0; q < T; q++) {
                 const float *row = v.data + ((size_t)h * (size_t)T + (size_t)q) * (size_t)T;

@@ -66,17 +66,18 @@ static double trace_diff(const av_trace *t, char *why, size_t why_n) {
                      av_trace_token_id(g_trace, i));
             return -1;
         }
-    int L = av_trace_n_layers(g_trace, "self");
-    if (L <= 0 || av_trace_n_layers(t, "self") != L) {
-        snprintf(why, why_n, "%d layers, reference has %d", av_trace_n_layers(t, "self"), L);
+    int L = av_trace_n_layers(g_trace, AV_ATTN_SELF);
+    if (L <= 0 || av_trace_n_layers(t, AV_ATTN_SELF) != L) {
+        snprintf(why, why_n, "%d layers, reference has %d", av_trace_n_layers(t, AV_ATTN_SELF), L);
         return -1;
     }
     double worst = 0;
     for (int l = 0; l < L; l++) {
         av_attn_view a, b;
         av_err err = {{0}};
-        if (av_trace_attn(t, "self", l, &a, &err) || av_trace_attn(g_trace, "self", l, &b, &err) ||
-            a.n_heads != b.n_heads || a.n_query != b.n_query || a.n_key != b.n_key) {
+        if (av_trace_attn(t, AV_ATTN_SELF, l, &a, &err) ||
+            av_trace_attn(g_trace, AV_ATTN_SELF, l, &b, &err) || a.n_heads != b.n_heads ||
+            a.n_query != b.n_query || a.n_key != b.n_key) {
             snprintf(why, why_n, "layer %d: shape differs or missing (%.150s)", l, err.msg);
             return -1;
         }
@@ -135,7 +136,7 @@ static int export_hf(const char *dir, av_dtype type, int shards, av_export_repor
     return 0;
 }
 
-/* The GGUF writer quantizes through the function its caller gives (io/ does not link kernels/ itself). */
+/* The GGUF writer quantizes through the codec its caller gives (io/ does not link kernels/ itself). */
 static void test_gguf_writer_quantizer(void) {
     float x[64]; /* (2, 32) */
     for (int i = 0; i < 64; i++)
@@ -145,8 +146,8 @@ static void test_gguf_writer_quantizer(void) {
     av_err err = {{0}};
     av_gguf_writer_init(&w);
     CHECK(av_gguf_writer_tensor(&w, "t", AV_DTYPE_F32, AV_DTYPE_Q8_0, 2, shape, x, &err) == -1 &&
-          strstr(err.msg, "needs a quantizer"));
-    w.quantize = av_quantize_f32;
+          strstr(err.msg, "needs a codec"));
+    w.codec = &av_quant_codec;
     REQUIREF(av_gguf_writer_tensor(&w, "t", AV_DTYPE_F32, AV_DTYPE_Q8_0, 2, shape, x, &err) == 0, "%s",
              err.msg);
     char path[512];
@@ -193,8 +194,9 @@ static void test_gguf_layout(void) {
     CHECK(wk->ne[0] == 64 && wk->ne[1] == 32 && wk->t.shape[0] == 32);
     CHECK(norm->n_dims == 1 && norm->t.shape[0] == 64);
     CHECK(memcmp(emb->t.data, g_ref->tok_emb.data, emb->t.nbytes) == 0);
-    CHECK(memcmp(wk->t.data, g_ref->layers[4].wk.data, wk->t.nbytes) == 0); /* GGUF keeps Meta's q/k order */
-    CHECK(av_gguf_find_tensor(&g, "output.weight") == NULL);                /* tied */
+    CHECK(memcmp(wk->t.data, g_ref->stacks[0].blocks[4].attn.k.w.data, wk->t.nbytes) ==
+          0);                                                /* GGUF keeps Meta's q/k order */
+    CHECK(av_gguf_find_tensor(&g, "output.weight") == NULL); /* tied */
     int64_t v = 0;
     float f = 0;
     const char *s;
@@ -241,7 +243,7 @@ static void test_gguf_tokenizer_roundtrip(void) {
     CHECK(na == nb && na > 0 && ia && ib && memcmp(ia, ib, na * sizeof *ia) == 0);
     free(ia);
     free(ib);
-    CHECK(strcmp(m->name, "stories260K") == 0 && strcmp(m->format, "gguf") == 0);
+    CHECK(strcmp(m->name, "stories260K") == 0 && m->format == AV_MODEL_FORMAT_GGUF);
     av_model_free(m);
 }
 
@@ -264,15 +266,16 @@ static void test_hf_f32(void) {
     av_model *m = NULL;
     av_err err = {{0}};
     REQUIREF(av_model_load(dir, NULL, &m, &err) == 0, "%s", err.msg);
-    CHECK(m->rope == AV_ROPE_HALF && strcmp(m->name, "hf_f32") == 0);
-    const float *hf = m->layers[2].wq.data, *meta = g_ref->layers[2].wq.data;
+    CHECK(m->stacks[0].cfg.rope == AV_ROPE_HALF && strcmp(m->name, "hf_f32") == 0);
+    const float *hf = m->stacks[0].blocks[2].attn.q.w.data, *meta = g_ref->stacks[0].blocks[2].attn.q.w.data;
     int ok = 1;
     for (int h = 0; h < 8; h++)
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 2; j++)
                 ok &= memcmp(hf + (h * 8 + j * 4 + i) * 64, meta + (h * 8 + 2 * i + j) * 64, 64 * 4) == 0;
     CHECK(ok);
-    CHECK(memcmp(m->layers[2].wv.data, g_ref->layers[2].wv.data, g_ref->layers[2].wv.nbytes) == 0);
+    CHECK(memcmp(m->stacks[0].blocks[2].attn.v.w.data, g_ref->stacks[0].blocks[2].attn.v.w.data,
+                 g_ref->stacks[0].blocks[2].attn.v.w.nbytes) == 0);
     av_model_free(m);
 }
 
@@ -328,7 +331,7 @@ static void test_gguf_q8_0(void) {
      * to 127 * 2^-11 d, an eighth of a step) */
     const av_gguf_tensor_info *wq = av_gguf_find_tensor(&g, "blk.3.attn_q.weight");
     const av_tensor *tensors[2] = {emb ? &emb->t : NULL, wq ? &wq->t : NULL};
-    const av_tensor *orig[2] = {&g_ref->tok_emb, &g_ref->layers[3].wq};
+    const av_tensor *orig[2] = {&g_ref->tok_emb, &g_ref->stacks[0].blocks[3].attn.q.w};
     for (int k = 0; k < 2; k++) {
         REQUIRE(tensors[k] && tensors[k]->dtype == AV_DTYPE_Q8_0);
         size_t n = (size_t)av_tensor_numel(orig[k]);
@@ -372,8 +375,10 @@ static void test_hf_to_gguf(void) {
     REQUIREF(av_model_load(out, NULL, &m, &err) == 0, "%s", err.msg);
     int same = 1;
     for (int l = 0; l < 5; l++) {
-        same &= memcmp(m->layers[l].wq.data, g_ref->layers[l].wq.data, g_ref->layers[l].wq.nbytes) == 0;
-        same &= memcmp(m->layers[l].wk.data, g_ref->layers[l].wk.data, g_ref->layers[l].wk.nbytes) == 0;
+        same &= memcmp(m->stacks[0].blocks[l].attn.q.w.data, g_ref->stacks[0].blocks[l].attn.q.w.data,
+                       g_ref->stacks[0].blocks[l].attn.q.w.nbytes) == 0;
+        same &= memcmp(m->stacks[0].blocks[l].attn.k.w.data, g_ref->stacks[0].blocks[l].attn.k.w.data,
+                       g_ref->stacks[0].blocks[l].attn.k.w.nbytes) == 0;
     }
     CHECK(same);
     av_model_free(m);
@@ -412,16 +417,24 @@ static void test_output_refused(void) {
     CHECK(access(tmp, F_OK) != 0);
 }
 
+/* The attnviz binary and stories260K's checkpoint and tokenizer for the convert command's tests: NULL, or
+ * why they cannot run. model, tok: (4096) */
+static const char *convert_cli_setup(const char **bin, char *model, char *tok) {
+    const char *why = setup_ref();
+    if (why) return why;
+    *bin = getenv("ATTNVIZ_BIN");
+    if (!*bin || !**bin) *bin = "build/attnviz";
+    if (access(*bin, X_OK) != 0) return "the attnviz binary is not built";
+    h_shared_file(model, 4096, "models/stories260K/stories260K.bin");
+    h_shared_file(tok, 4096, "models/stories260K/tok512.bin");
+    return NULL;
+}
+
 /* `attnviz convert` end to end: exit status, one summary line on stderr, a loadable result. */
 static void test_convert_cli(void) {
-    const char *why = setup_ref();
-    if (why) SKIP("%s", why);
-    const char *bin = getenv("ATTNVIZ_BIN");
-    if (!bin || !*bin) bin = "build/attnviz";
-    if (access(bin, X_OK) != 0) SKIP("%s not built", bin);
+    const char *bin, *why;
     char model[4096], tok[4096], cmd[10000];
-    h_shared_file(model, sizeof model, "models/stories260K/stories260K.bin");
-    h_shared_file(tok, sizeof tok, "models/stories260K/tok512.bin");
+    if ((why = convert_cli_setup(&bin, model, tok))) SKIP("%s", why);
     const char *out = tmp_path("cli.gguf"), *errf = tmp_path("cli.err");
     snprintf(cmd, sizeof cmd,
              "'%s' convert --model '%s' --tokenizer '%s' --to gguf -o '%s' --type q8_0 2>'%s'", bin, model,
@@ -439,6 +452,63 @@ static void test_convert_cli(void) {
     check_model(out, "CLI GGUF Q8_0", Q8_TOL);
     snprintf(cmd, sizeof cmd, "'%s' convert --model '%s' --to hf -o '%s' --type q8_0 2>'%s'", bin, model,
              tmp_path("cli_hf"), errf);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+}
+
+/* `attnviz convert --type q4_k|q4_0` with the output format taken from the .gguf extension: the summary
+ * counts the matrices that fell back (stories260K's rows of 64 are no K-quant super-blocks: Q4_0; ffn_down's
+ * 172: F16), the file holds those types, every Q4_0 weight is within one step (|d|) of the original, and it
+ * runs (4-bit weights on this 64-wide model move the attention by up to ~0.5:
+ * tests/cli/test_llamacpp_quants.sh is where quantized forward passes are checked exactly). A quantized type
+ * for a Hugging Face directory and --to hf with a .gguf name are usage errors. */
+static void test_convert_cli_quantized(void) {
+    const char *bin, *why;
+    char model[4096], tok[4096], cmd[10000];
+    if ((why = convert_cli_setup(&bin, model, tok))) SKIP("%s", why);
+    const char *types[2] = {"q4_k", "q4_0"}, *errf = tmp_path("cli4.err");
+    for (int k = 0; k < 2; k++) {
+        char out[600];
+        snprintf(out, sizeof out, "%s", tmp_path(k ? "cli_q4_0.gguf" : "cli_q4_k.gguf"));
+        snprintf(cmd, sizeof cmd, "'%s' convert --model '%s' --tokenizer '%s' -o '%s' --type %s 2>'%s'", bin,
+                 model, tok, out, types[k], errf);
+        int st = system(cmd);
+        char *text = NULL;
+        size_t n = 0;
+        av_err err = {{0}};
+        REQUIRE(av_file_read_all(errf, 1 << 16, &text, &n, &err) == 0);
+        CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 && strstr(text, "GGUF v3") &&
+                   strstr(text, k ? "Q4_0, 47 tensors" : "Q4_K, 47 tensors") &&
+                   strstr(text, "5 matrices written F16") && (k || strstr(text, "31 matrices written Q4_0")),
+               "%s: exit %d, stderr: %s", types[k], st, text);
+        free(text);
+        av_gguf g;
+        REQUIREF(av_gguf_open(out, &g, &err) == 0, "%s", err.msg);
+        const av_gguf_tensor_info *q = av_gguf_find_tensor(&g, "blk.3.attn_q.weight");
+        const av_gguf_tensor_info *down = av_gguf_find_tensor(&g, "blk.0.ffn_down.weight");
+        CHECK(down && down->t.dtype == AV_DTYPE_F16);
+        REQUIRE(q && q->t.dtype == AV_DTYPE_Q4_0);
+        const av_tensor *orig = &g_ref->stacks[0].blocks[3].attn.q.w;
+        size_t numel = (size_t)av_tensor_numel(orig);
+        float *y = malloc(sizeof(float) * numel);
+        av_dequantize_rows(&q->t, 0, q->t.shape[0], y);
+        double worst = 0;
+        for (size_t i = 0; i < numel; i++) {
+            float d = fabsf(av_f16_to_f32(((const av_block_q4_0 *)q->t.data)[i / 32].d));
+            double e = fabs((double)y[i] - ((const float *)orig->data)[i]) / ((double)d + 1e-30);
+            worst = e > worst ? e : worst;
+        }
+        free(y);
+        CHECKF(worst <= 1.01, "%s: Q4_0 error %.3f steps", types[k], worst);
+        av_gguf_close(&g);
+        check_model(out, k ? "CLI GGUF Q4_0" : "CLI GGUF Q4_K", 0.6);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' convert --model '%s' -o '%s' --type q4_k 2>'%s'", bin, model,
+             tmp_path("cli_q4hf"), errf);
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    snprintf(cmd, sizeof cmd, "'%s' convert --model '%s' --to hf -o '%s' 2>'%s'", bin, model,
+             tmp_path("x.gguf"), errf);
     st = system(cmd);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 }
@@ -510,6 +580,7 @@ int main(void) {
     RUN(test_hf_to_gguf);
     RUN(test_output_refused);
     RUN(test_convert_cli);
+    RUN(test_convert_cli_quantized);
     av_trace_free(g_trace);
     av_model_free(g_ref);
     char cmd[600];

@@ -35,7 +35,7 @@ static av_trace *make_trace(int layers, int heads, int n, unsigned seed, const c
             for (int k = 0; k < n; k++)
                 d[r * n + k] = (float)(d[r * n + k] / s);
         }
-        av_trace_add_attn(t, "self", l, heads, n, n, d, &err);
+        av_trace_add_attn(t, AV_ATTN_SELF, l, heads, n, n, d, &err);
     }
     return t;
 }
@@ -65,7 +65,7 @@ static void test_svg_cells_and_labels(void) {
     CHECK(strstr(s, "transform=\"rotate(-90") != NULL); /* rotated key labels */
     CHECK(strstr(s, "<image") == NULL);                 /* small matrices are vector cells */
     av_attn_view v;
-    REQUIRE(av_trace_attn(t, "self", 0, &v, &err) == 0);
+    REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 0, &v, &err) == 0);
     const float *h1 = v.data + 25;
     for (int i = 0; i < 25; i++) {
         uint8_t rgb[3];
@@ -173,7 +173,7 @@ static void check_html(av_html_precision prec, const char *want_enc) {
         int layer = (int)json_integer_value(json_object_get(s, "layer"));
         size_t off = (size_t)json_integer_value(json_object_get(s, "off"));
         av_attn_view v;
-        REQUIRE(av_trace_attn(t, "self", layer, &v, &err) == 0);
+        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, layer, &v, &err) == 0);
         size_t rows = (size_t)v.n_heads * v.n_query, cnt = rows * v.n_key;
         REQUIRE(off + cnt * (strcmp(want_enc, "f16") == 0 ? 2 : 1) <= nb);
         for (size_t r = 0; r < rows; r++) {
@@ -271,7 +271,7 @@ static void check_analysis(av_html_precision prec) {
             json_integer_value(json_object_get(ro, "cols")) == 7);
     CHECK(strcmp(json_string_value(json_object_get(ro, "variant")), "abnar-zuidema") == 0);
     float want[49];
-    REQUIRE(av_rollout_trace(t, "self", NULL, want, &err) == 0);
+    REQUIRE(av_rollout_trace(t, AV_ATTN_SELF, NULL, want, &err) == 0);
     size_t off = (size_t)json_integer_value(json_object_get(ro, "off"));
     for (int r = 0; r < 7; r++) {
         float scale = 0, mx = 0;

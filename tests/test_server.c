@@ -29,7 +29,7 @@ static void *hammer(void *arg) {
     for (int i = 0; i < 40; i++) {
         int layer = (int)(rand_r(&c->seed) % SYN_L), head = (int)(rand_r(&c->seed) % (SYN_H + 2)) - 2;
         av_attn_view v;
-        av_trace_attn(c->t, "self", layer, &v, NULL);
+        av_trace_attn(c->t, AV_ATTN_SELF, layer, &v, NULL);
         float d = i % 2 ? check_row(c->port, c->id, &v, layer, head, (int)(rand_r(&c->seed) % SYN_T))
                         : check_tile(c->port, c->id, &v, layer, head, 0, SYN_T, 0, SYN_T, 7, 9, i % 4 == 0);
         if (!(d < 1e-6f)) c->failures++;
@@ -61,7 +61,7 @@ static void test_trace_server(void) {
     float worst = 0;
     for (int l = 0; l < SYN_L; l++) {
         av_attn_view v;
-        av_trace_attn(tr, "self", l, &v, NULL);
+        av_trace_attn(tr, AV_ATTN_SELF, l, &v, NULL);
         for (int h = -2; h < SYN_H; h++)
             for (int q = 0; q < SYN_T; q += 13) {
                 float d = check_row(port, id, &v, l, h, q);

@@ -245,17 +245,17 @@ static void test_viewer_page_built_once_in_budget(void) {
     av_server_stop(s);
 }
 
-/* An encoder-decoder model has no lazy traces: served with the default parameters, its runs are full. */
-static void test_family_without_lazy_runs_full(void) {
+/* Every family runs lazily: an encoder-decoder served with the default parameters gets lazy traces of its
+ * encoder, decoder and cross-attention. */
+static void test_encoder_decoder_runs_lazily(void) {
     av_model *m = NULL;
     av_err err = {{0}};
     if (av_model_load("models/demo-fr-en", NULL, &m, &err)) SKIP("models/demo-fr-en: %.200s", err.msg);
-    CHECK(!av_model_lazy_supported(m, &err) && strstr(err.msg, "lazy"));
     av_server_params p = av_server_default_params();
     p.port = 0;
     av_server *s;
     REQUIREF(av_server_start(m, NULL, &p, &s, &err) == 0, "start: %s", err.msg);
-    CHECK(!av_server_lazy(s));
+    CHECK(av_server_lazy(s));
     int port = av_server_port(s);
     resp r;
     REQUIRE(http(port, "POST", "/api/run", "application/json", "{\"text\": \"the black cat\"}", &r) == 202);
@@ -274,6 +274,11 @@ static void test_family_without_lazy_runs_full(void) {
         resp_free(&r);
     }
     CHECKF(strcmp(st, "done") == 0, "the run ended '%s'", st);
+    char trace_path[640]; /* the run's trace: /api/runs/<id> -> /api/traces/<id> */
+    snprintf(trace_path, sizeof trace_path, "/api/traces/%s", strrchr(path, '/') + 1);
+    REQUIRE(get(port, trace_path, &r) == 200);
+    CHECKF(strstr(r.body, "\"lazy\":true") && strstr(r.body, "\"cross\""), "%.200s", r.body);
+    resp_free(&r);
     av_server_stop(s);
     av_model_free(m);
 }
@@ -283,6 +288,6 @@ int main(void) {
     RUN(test_slowloris_is_cut_and_others_served);
     RUN(test_cross_site_requests_refused);
     RUN(test_viewer_page_built_once_in_budget);
-    RUN(test_family_without_lazy_runs_full);
+    RUN(test_encoder_decoder_runs_lazily);
     return h_exit_code();
 }

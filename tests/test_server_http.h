@@ -171,7 +171,7 @@ __attribute__((unused)) static av_trace *causal_trace(int n_layers, int n_heads,
                 for (int k = 0; k < T; k++)
                     row[k] = (float)(row[k] / sum);
             }
-        av_trace_add_attn(t, "self", l, n_heads, T, T, a, NULL);
+        av_trace_add_attn(t, AV_ATTN_SELF, l, n_heads, T, T, a, NULL);
     }
     return t;
 }

@@ -88,7 +88,7 @@ static void test_model_server(void) {
     float worst = 0;
     for (int l = 0; l < 5; l++) {
         av_attn_view v;
-        REQUIREF(av_trace_attn(ref, "self", l, &v, &err) == 0, "%s", err.msg);
+        REQUIREF(av_trace_attn(ref, AV_ATTN_SELF, l, &v, &err) == 0, "%s", err.msg);
         for (int h = -2; h < 8; h += 3)
             for (int q = 0; q < T; q += 7)
                 worst = fmaxf(worst, check_row(port, id, &v, l, h, q));

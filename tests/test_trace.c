@@ -24,7 +24,7 @@ static av_trace *make_trace(void) {
             for (int i = 0; i < 9; i++)
                 a[h * 9 + i] = rows[i];
         a[9 + 3] = 0.5f, a[9 + 4] = 0.5f; /* head 1 row 1 differs */
-        av_trace_add_attn(t, "self", l, 2, 3, 3, a, &err);
+        av_trace_add_attn(t, AV_ATTN_SELF, l, 2, 3, 3, a, &err);
     }
     return t;
 }
@@ -43,13 +43,14 @@ static void test_round_trip_f32_and_f16(void) {
         CHECK(av_trace_token_id(u, 2) == 12);
         CHECK(strcmp(av_trace_meta(u, "format"), "attnviz-trace") == 0);
         CHECK(strcmp(av_trace_meta(u, "model"), "synthetic") == 0);
-        CHECK(av_trace_n_layers(u, "self") == 2 && av_trace_n_layers(u, "cross") == 0);
+        CHECK(av_trace_n_layers(u, AV_ATTN_SELF) == 2 && av_trace_n_layers(u, AV_ATTN_CROSS) == 0);
         av_attn_view a, b;
-        REQUIRE(av_trace_attn(t, "self", 1, &a, &err) == 0 && av_trace_attn(u, "self", 1, &b, &err) == 0);
+        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 1, &a, &err) == 0 &&
+                av_trace_attn(u, AV_ATTN_SELF, 1, &b, &err) == 0);
         CHECK(b.n_heads == 2 && b.n_query == 3 && b.n_key == 3);
         /* all test values are exact in half precision */
         CHECK(h_max_abs_diff(a.data, b.data, 18) == 0.0f);
-        CHECK(av_trace_attn(u, "self", 2, &b, &err) == -1 && strstr(err.msg, "out of range"));
+        CHECK(av_trace_attn(u, AV_ATTN_SELF, 2, &b, &err) == -1 && strstr(err.msg, "out of range"));
         av_trace_free(u);
     }
     struct stat s32, s16;
@@ -66,7 +67,7 @@ static void test_head_selection(void) {
     av_attn_view v;
     av_err err = {{0}};
     float out[9];
-    REQUIRE(av_trace_attn(t, "self", 0, &v, &err) == 0);
+    REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 0, &v, &err) == 0);
     REQUIRE(av_attn_select_heads(&v, "mean", out, &err) == 0);
     CHECK(fabsf(out[3] - 0.375f) < 1e-7f && fabsf(out[4] - 0.625f) < 1e-7f);
     REQUIRE(av_attn_select_heads(&v, "max", out, &err) == 0);

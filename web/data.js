@@ -47,11 +47,12 @@
       this.meta = meta;
       this.bytes = bytes;
       this.encoding = meta.encoding;
-      this.kinds = [];
+      /* the kinds this trace holds, in the engine's order, with their menu labels (meta.kinds) */
+      this.kinds = meta.kinds.map((k) => k.kind);
+      this.kindLabels = Object.fromEntries(meta.kinds.map((k) => [k.kind, k.label]));
       this.byKind = {};
       for (const s of meta.sets) {
-        if (!this.byKind[s.kind]) { this.byKind[s.kind] = []; this.kinds.push(s.kind); }
-        this.byKind[s.kind][s.layer] = s;
+        (this.byKind[s.kind] = this.byKind[s.kind] || [])[s.layer] = s;
         Object.assign(s, this.block(s, s.heads * s.nq, s.nk));
       }
       this.cache = new Map(); /* decoded heads, small LRU */

@@ -61,7 +61,7 @@
         b.addEventListener('click', () => this.set({ view: b.dataset.view }));
       });
       const kindSel = $('kind');
-      for (const k of tr.kinds) kindSel.add(new Option({ self: 'self', enc: 'encoder', dec: 'decoder', cross: 'cross' }[k] || k, k));
+      for (const k of tr.kinds) kindSel.add(new Option(tr.kindLabels[k], k));
       $('kind-box').hidden = tr.kinds.length < 2;
       kindSel.addEventListener('change', () => this.set({ kind: kindSel.value, layer: 0, qsel: null, ksel: null, qtext: '', ktext: '' }));
       $('layer').addEventListener('change', () => this.set({ layer: +$('layer').value }));

@@ -34,7 +34,7 @@ int av_attn_reduce_heads(const av_attn_view *v, const int *heads, int n_sel, av_
                          av_err *err);
 /* Reduces any set of (layer, head) matrices of one attention kind of a trace into out (n_query, n_key):
  * over heads (one layer), over layers (one head index), or a hand-picked set. All must share one shape. */
-int av_trace_reduce(const av_trace *t, const char *kind, const av_head_ref *sel, int n_sel, av_reduce op,
+int av_trace_reduce(const av_trace *t, av_attn_kind kind, const av_head_ref *sel, int n_sel, av_reduce op,
                     float *out, int *n_query, int *n_key, av_err *err);
 /* Parses a head set against n_layers x n_heads: a comma list of "L.H", "L.*" (or "L"), "*.H" and "*"
  * ("*" = every head of every layer); negative L counts from the last layer. *out is malloc'd (caller frees),
@@ -55,8 +55,8 @@ av_rollout_params av_rollout_default_params(void);
 /* Rollout of already-fused layers: layers[l] (T, T) for l = 0 (first) .. n_layers-1. out (T, T):
  * out = A'_{n-1} ... A'_1 A'_0, with A'_l = rownorm((1-r) layers[l] + r I). Rows of out sum to 1. */
 int av_rollout_mats(const float *const *layers, int n_layers, int T, float residual, float *out, av_err *err);
-/* Rollout over every layer of kind ("self", "enc" or "dec") of a trace. out (n_query, n_query). */
-int av_rollout_trace(const av_trace *t, const char *kind, const av_rollout_params *p, float *out,
+/* Rollout over every layer of kind (self, enc or dec) of a trace. out (n_query, n_query). */
+int av_rollout_trace(const av_trace *t, av_attn_kind kind, const av_rollout_params *p, float *out,
                      av_err *err);
 /* Encoder-decoder rollout: how much each target token's final decoder state draws from each source token.
  * Needs "cross" layers; "dec" (same count as cross) and "enc" are used when present. out (n_target, n_source)
@@ -86,7 +86,7 @@ double av_flow_work(int n_layers, int T);
  * layers[l] (T, T) fused. Refuses (with a message saying what to do) above max_work. */
 int av_flow_mats(const float *const *layers, int n_layers, int T, float residual, double max_work, float *out,
                  av_err *err);
-int av_flow_trace(const av_trace *t, const char *kind, const av_flow_params *p, float *out, av_err *err);
+int av_flow_trace(const av_trace *t, av_attn_kind kind, const av_flow_params *p, float *out, av_err *err);
 
 /* ---- norm-based attention (normattn.c), Kobayashi et al. 2020 ----------------------------------------- */
 
@@ -130,7 +130,7 @@ typedef struct av_head_stats {
 int av_head_stats_layer(const av_attn_view *v, int layer, int positional, const uint8_t *key_class,
                         const float *vnorm, av_head_stats *out, av_err *err);
 /* Every head of every layer of kind (or only layer `layer` when >= 0). *out malloc'd (n_layers * n_heads). */
-int av_trace_head_stats(const av_trace *t, const char *kind, int layer, av_head_stats **out, int *n_out,
+int av_trace_head_stats(const av_trace *t, av_attn_kind kind, int layer, av_head_stats **out, int *n_out,
                         av_err *err);
 
 /* ---- head roles (roles.c) ---------------------------------------------------------------------------- */
@@ -212,7 +212,7 @@ void av_roles_result_free(av_roles_result *r);
 /* A matrix as an array of rows (numbers rounded to 6 significant digits; NaN -> null). */
 json_t *av_json_matrix(const float *m, int rows, int cols);
 /* {"format": "attnviz-stats", ...} with "tokens", "heads" (stats + role from the statistics). */
-json_t *av_stats_json(const av_trace *t, const char *kind, const av_head_stats *stats, int n_stats);
+json_t *av_stats_json(const av_trace *t, av_attn_kind kind, const av_head_stats *stats, int n_stats);
 /* {"format": "attnviz-roles", ...}. */
 json_t *av_roles_json(const av_model *m, const av_roles_result *r);
 

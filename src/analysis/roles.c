@@ -153,7 +153,7 @@ typedef struct roles_probe {
 /* Refuses probes that cannot run on this model, with the option to change. */
 static int check_probe(const av_model_info *info, int first, int L, const av_roles_params *p, av_err *err) {
     if (L < 2) return av_errf(err, "--seq-len must be at least 2");
-    if (info->family && strcmp(info->family, "encoder-decoder") == 0)
+    if (info->family == AV_FAMILY_ENCDEC)
         return av_errf(err,
                        "role probes run on decoder-only and encoder-only models; %s is an encoder-decoder "
                        "(use attnviz stats on its traces)",
@@ -179,7 +179,7 @@ static int probe_text(const roles_probe *rp, av_roles_result *out, av_err *err) 
     if (text_probe_ids(rp->m, rp->p->text ? rp->p->text : av_roles_default_text(), rp->cands, rp->n_cands,
                        rp->p->seed, &ids, &n_text, err) ||
         rp->run(rp->run_ctx, ids, n_text, &t, err) ||
-        av_trace_head_stats(t, "self", -1, &stats, &n_stats, err))
+        av_trace_head_stats(t, AV_ATTN_SELF, -1, &stats, &n_stats, err))
         goto done;
     if (n_stats != rp->n_layers * rp->n_heads) {
         av_errf(err, "internal: %d head statistics for %d x %d heads", n_stats, rp->n_layers, rp->n_heads);
@@ -214,7 +214,7 @@ static int probe_repeat(const roles_probe *rp, double *sum_ind, double *sum_dup,
         if (rp->run(rp->run_ctx, ids, n_rep, &t, err)) goto done;
         for (int l = 0; l < rp->n_layers; l++) {
             av_attn_view v;
-            if (av_trace_attn(t, "self", l, &v, err) ||
+            if (av_trace_attn(t, AV_ATTN_SELF, l, &v, err) ||
                 av_roles_repeat_scores(&v, rp->first, rp->L, ind, dup, err))
                 goto done;
             for (int h = 0; h < H; h++) {

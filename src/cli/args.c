@@ -131,18 +131,30 @@ const char *cli_output(const cli_args *a, const char *def) {
     return out ? out : def;
 }
 
-const char *const cli_kinds[CLI_N_KINDS] = {"self", "enc", "dec", "cross"};
+int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind) {
+    const char *s = cli_get(a, "kind");
+    if (s && av_attn_kind_parse(s, kind)) {
+        cli_failf(cmd, "--kind must be self, enc, dec or cross, got '%s'", s);
+        return -1;
+    }
+    return 0;
+}
 
-int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, const char **kind) {
+int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, av_attn_kind *kind) {
     av_err err = {{0}};
+    *t = NULL;
+    *kind = AV_ATTN_SELF;
+    if (cli_get_kind(a, cmd, kind)) return -1;
     if (av_trace_load(a->positional[0], t, &err)) {
         cli_fail(cmd, &err);
         return -1;
     }
-    *kind = cli_get(a, "kind");
-    for (int k = 0; k < CLI_N_KINDS && !*kind; k++)
-        if (av_trace_n_layers(*t, cli_kinds[k])) *kind = cli_kinds[k];
-    if (!*kind) *kind = "self";
+    if (!cli_get(a, "kind"))
+        for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+            if (av_trace_n_layers(*t, (av_attn_kind)k)) {
+                *kind = (av_attn_kind)k;
+                break;
+            }
     return 0;
 }
 

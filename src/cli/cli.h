@@ -47,12 +47,11 @@ int cli_failf(const char *cmd, const char *fmt, ...);
 /* Loads --model with --tokenizer and --threads options; returns -1 after printing the error. */
 int cli_load_model(const cli_args *a, const char *cmd, av_model **out);
 
-/* The attention kinds a trace may hold, in display order. */
-enum { CLI_N_KINDS = 4 };
-extern const char *const cli_kinds[CLI_N_KINDS];
+/* --kind K as an attention kind (*kind unchanged when absent); returns -1 after printing the error. */
+int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind);
 /* Loads the trace named by the first positional argument; *kind: --kind, else the first kind the trace holds.
  * Returns -1 after printing the error. */
-int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, const char **kind);
+int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, av_attn_kind *kind);
 
 typedef struct cli_command {
     const char *name;

@@ -59,7 +59,11 @@ int cmd_import(int argc, char **argv) {
     p.inputs = a.positional;
     p.n_inputs = a.n_positional;
     p.tokens_path = cli_get(&a, "tokens");
-    p.kind = cli_get(&a, "kind");
+    av_attn_kind kind;
+    if (cli_get(&a, "kind")) {
+        if (cli_get_kind(&a, cmd, &kind)) goto done;
+        p.kind = (int)kind;
+    }
     p.check_rows = !cli_has(&a, "no-check");
     p.dtype = dtype && strcmp(dtype, "f16") == 0 ? AV_DTYPE_F16 : AV_DTYPE_F32;
     p.model = cli_get(&a, "model");
@@ -73,12 +77,12 @@ int cmd_import(int argc, char **argv) {
         goto done;
     }
     fprintf(stderr, "attnviz import: %d tokens,", av_trace_n_tokens(t));
-    for (int k = 0; k < CLI_N_KINDS; k++) {
-        int n = av_trace_n_layers(t, cli_kinds[k]);
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+        int n = av_trace_n_layers(t, (av_attn_kind)k);
         av_attn_view v;
-        if (n && !av_trace_attn(t, cli_kinds[k], 0, &v, NULL))
-            fprintf(stderr, " %s: %d layers x %d heads (%d x %d),", cli_kinds[k], n, v.n_heads, v.n_query,
-                    v.n_key);
+        if (n && !av_trace_attn(t, (av_attn_kind)k, 0, &v, NULL))
+            fprintf(stderr, " %s: %d layers x %d heads (%d x %d),", av_attn_kind_name((av_attn_kind)k), n,
+                    v.n_heads, v.n_query, v.n_key);
     }
     fprintf(stderr, " -> %s\n", out);
     rc = 0;

@@ -29,14 +29,14 @@ static int info_trace(const av_trace *t, const char *path, int list_tokens) {
     int n = av_trace_n_tokens(t);
     printf("%-14s %d\n", "tokens", n);
     double attn_bytes = 0;
-    for (int k = 0; k < CLI_N_KINDS; k++) {
-        int L = av_trace_n_layers(t, cli_kinds[k]);
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+        int L = av_trace_n_layers(t, (av_attn_kind)k);
         if (!L) continue;
         av_attn_view v;
         av_err err = {{0}};
-        if (av_trace_attn(t, cli_kinds[k], 0, &v, &err)) return cli_fail("info", &err);
-        printf("%-14s %d layers x %d heads, %d queries x %d keys\n", cli_kinds[k], L, v.n_heads, v.n_query,
-               v.n_key);
+        if (av_trace_attn(t, (av_attn_kind)k, 0, &v, &err)) return cli_fail("info", &err);
+        printf("%-14s %d layers x %d heads, %d queries x %d keys\n", av_attn_kind_name((av_attn_kind)k), L,
+               v.n_heads, v.n_query, v.n_key);
         attn_bytes += (double)L * v.n_heads * v.n_query * v.n_key * 4.0;
     }
     print_size("attention", attn_bytes);
@@ -64,12 +64,13 @@ static int info_model(const cli_args *a, const char *path) {
     av_err err = {{0}};
     if (av_model_load(path, &mp, &m, &err)) return cli_fail("info", &err);
     av_model_info i = av_model_get_info(m);
-    printf("%-14s %s\n%-14s %s\n%-14s %s\n", "model", i.name, "arch", i.arch, "format", i.format);
+    printf("%-14s %s\n%-14s %s\n%-14s %s\n", "model", i.name, "arch", i.arch, "format",
+           av_model_format_name(i.format));
     printf("%-14s %d layers, %d heads (%d kv heads), dim %d, ffn %d\n", "shape", i.n_layers, i.n_heads,
            i.n_kv_heads, i.dim, i.hidden_dim);
     printf("%-14s %d\n%-14s %d\n%-14s %.3f M\n", "vocab", i.vocab_size, "context", i.max_seq_len,
            "parameters", (double)i.n_params / 1e6);
-    printf("%-14s %s\n", "family", i.family);
+    printf("%-14s %s\n", "family", av_family_name(i.family));
     if (i.n_dec_layers) printf("%-14s %d layers\n", "decoder", i.n_dec_layers);
     printf("%-14s %s\n", "tokenizer", av_model_tokenizer(m) ? "yes" : "none (pass --tokenizer)");
     av_model_free(m);

@@ -71,7 +71,7 @@ int cmd_render(int argc, char **argv) {
     p.log_scale = cli_has(&a, "log");
     p.exclude_first = cli_has(&a, "exclude-first");
     p.title = cli_get(&a, "title");
-    if (cli_get(&a, "kind")) p.kind = cli_get(&a, "kind");
+    if (cli_get_kind(&a, cmd, &p.kind)) goto done;
     p.head = AV_HEAD_MEAN;
     if (head && strcmp(head, "mean") == 0) {
         p.head = AV_HEAD_MEAN;

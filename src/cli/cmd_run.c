@@ -187,20 +187,20 @@ int cmd_run(int argc, char **argv) {
     rp.output_path = out; /* full F32 traces are captured straight into this file */
     if (cli_load_model(&a, cmd, &m)) goto done;
     double t0 = av_seconds();
-    const char *family = av_model_get_info(m).family;
+    av_family family = av_model_get_info(m).family;
     if ((cli_has(&a, "target") || cli_has(&a, "target-ids") || cli_has(&a, "steps")) &&
-        strcmp(family, "encoder-decoder") != 0) {
+        family != AV_FAMILY_ENCDEC) {
         cli_failf(cmd, "--target, --target-ids and --steps are for encoder-decoder models (this one is %s)",
-                  family);
+                  av_family_name(family));
         goto done;
     }
-    if (image || strcmp(family, "vit") == 0) {
+    if (image || family == AV_FAMILY_VIT) {
         if (!image) {
             cli_failf(cmd, "%s is an image model: give --image PATH", av_model_get_info(m).name);
             goto done;
         }
         if (run_image(m, &a, image, &rp, &t)) goto done;
-    } else if (strcmp(family, "encoder-decoder") == 0) {
+    } else if (family == AV_FAMILY_ENCDEC) {
         if (run_pair(m, &a, text, ids_spec, &rp, &t)) goto done;
     } else if (ids_spec) {
         int32_t *ids;

@@ -123,9 +123,6 @@ static void print_banner(const av_model *m, const av_server *srv, const av_serve
                 mi.name, mi.arch, mi.n_layers, mi.n_heads,
                 p->max_tokens < mi.max_seq_len ? p->max_tokens : mi.max_seq_len,
                 av_server_lazy(srv) ? " (lazy traces)" : " (full traces)");
-        av_err why = {{0}};
-        if (p->lazy && !av_model_lazy_supported(m, &why))
-            fprintf(stderr, "attnviz serve: runs keep full matrices: %s\n", why.msg);
     }
     int v6 = strchr(p->host, ':') != NULL;
     fprintf(stderr, "attnviz serve: listening on http://%s%s%s:%d/  (Ctrl-C to stop)\n", v6 ? "[" : "",

@@ -21,13 +21,14 @@ static const cli_opt_spec opts[] = {
 /* Labels of n tokens: encoder-decoder kinds use the metadata lists (enc: source x source, dec: target x
  * target, cross: target rows x source columns), other kinds the trace tokens; NULL entries when they do not
  * fit. *meta receives the parsed JSON list (or NULL), which owns the strings. */
-static const char **token_labels(const av_trace *t, const char *kind, int n, int source_side, json_t **meta) {
+static const char **token_labels(const av_trace *t, av_attn_kind kind, int n, int source_side,
+                                 json_t **meta) {
     const char **labels = calloc((size_t)(n > 0 ? n : 1), sizeof *labels);
     *meta = NULL;
     if (!labels) return NULL;
-    const char *key = !strcmp(kind, "enc") || (!strcmp(kind, "cross") && source_side) ? "source_tokens"
-                      : !strcmp(kind, "dec") || !strcmp(kind, "cross")                ? "target_tokens"
-                                                                                      : NULL;
+    const char *key = kind == AV_ATTN_ENC || (kind == AV_ATTN_CROSS && source_side) ? "source_tokens"
+                      : kind == AV_ATTN_DEC || kind == AV_ATTN_CROSS                ? "target_tokens"
+                                                                                    : NULL;
     const char *text = key ? av_trace_meta(t, key) : NULL;
     if (text) {
         *meta = json_loads(text, 0, NULL);
@@ -37,7 +38,7 @@ static const char **token_labels(const av_trace *t, const char *kind, int n, int
             return labels;
         }
     }
-    int same = av_trace_n_tokens(t) == n && (!strcmp(kind, "self") || !source_side);
+    int same = av_trace_n_tokens(t) == n && (kind == AV_ATTN_SELF || !source_side);
     for (int i = 0; i < n; i++)
         labels[i] = same ? av_trace_token(t, i) : NULL;
     return labels;
@@ -84,7 +85,7 @@ int cmd_show(int argc, char **argv) {
         cli_fail(cmd, &err);
         goto done;
     }
-    const char *kind;
+    av_attn_kind kind;
     if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
     int n_layers = av_trace_n_layers(t, kind);
     if (layer < 0) layer += n_layers;
@@ -108,7 +109,7 @@ int cmd_show(int argc, char **argv) {
     char title[256];
     const char *model = av_trace_meta(t, "model");
     snprintf(title, sizeof title, "%s  %s layer %ld/%d  head %s  (%d queries x %d keys)",
-             model ? model : "trace", kind, layer, n_layers - 1, head, v.n_query, v.n_key);
+             model ? model : "trace", av_attn_kind_name(kind), layer, n_layers - 1, head, v.n_query, v.n_key);
     tp.title = title;
     tp.log_scale = cli_has(&a, "log");
     tp.width = (int)width;

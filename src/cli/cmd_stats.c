@@ -31,10 +31,11 @@ static void print_num(FILE *fp, int width, int prec, double x) {
         fprintf(fp, " %*.*f", width, prec, x);
 }
 
-static void print_table(FILE *fp, const av_trace *t, const char *kind, const av_head_stats *s, int n) {
+static void print_table(FILE *fp, const av_trace *t, av_attn_kind kind, const av_head_stats *s, int n) {
     const char *model = av_trace_meta(t, "model");
     fprintf(fp, "%s  %s attention  %d layers  %d tokens  (means over query rows; '-' = not applicable)\n",
-            model ? model : "trace", kind, av_trace_n_layers(t, kind), av_trace_n_tokens(t));
+            model ? model : "trace", av_attn_kind_name(kind), av_trace_n_layers(t, kind),
+            av_trace_n_tokens(t));
     fprintf(fp, "%5s %4s %8s %7s %8s %6s %6s %6s %7s %6s %6s %7s  %s\n", "layer", "head", "entropy",
             "ent/max", "distance", "first", "self", "prev", "special", "punct", "broad", "first_n",
             "role (score)");
@@ -144,7 +145,7 @@ static void emit_matrix(FILE *fp, json_t *o, const char *key, json_t *info, cons
 
 static json_t *vnorm_json(const av_trace *t, av_err *err) {
     json_t *layers = json_array();
-    for (int l = 0; l < av_trace_n_layers(t, "self"); l++) {
+    for (int l = 0; l < av_trace_n_layers(t, AV_ATTN_SELF); l++) {
         av_tensor vn;
         if (av_trace_vnorm(t, l, &vn, err)) {
             json_decref(layers);
@@ -177,7 +178,7 @@ typedef struct stats_opts {
 typedef struct stats_run {
     const stats_opts *o;
     const av_trace *t;
-    const char *kind;
+    av_attn_kind kind;
     int n_layers, n_heads, nq, nk, cross;
     json_t *json;
     float *mat; /* (nq, max(nq, nk)) */
@@ -216,15 +217,15 @@ static int parse_opts(const cli_args *a, const char *cmd, stats_opts *o) {
 }
 
 /* --layer against the trace: -1 (every layer) when not given, negative values count from the end. */
-static int resolve_layer(const cli_args *a, const char *cmd, const char *kind, int n_layers, long *layer) {
+static int resolve_layer(const cli_args *a, const char *cmd, av_attn_kind kind, int n_layers, long *layer) {
     if (!cli_has(a, "layer")) {
         *layer = -1;
         return 0;
     }
     if (*layer < 0) *layer += n_layers;
     if (*layer < 0 || *layer >= n_layers) {
-        cli_failf(cmd, "--layer %s is out of range: the trace has %s layers 0..%d", cli_get(a, "layer"), kind,
-                  n_layers - 1);
+        cli_failf(cmd, "--layer %s is out of range: the trace has %s layers 0..%d", cli_get(a, "layer"),
+                  av_attn_kind_name(kind), n_layers - 1);
         return -1;
     }
     return 0;
@@ -241,7 +242,7 @@ static int add_rollout(stats_run *r, av_err *err) {
         return -1;
     json_t *info = json_object();
     json_object_set_new(info, "variant", json_string(r->cross ? "encoder-decoder" : "abnar-zuidema"));
-    json_object_set_new(info, "kind", json_string(r->kind));
+    json_object_set_new(info, "kind", json_string(av_attn_kind_name(r->kind)));
     json_object_set_new(info, "fusion", json_string(av_reduce_name(o->fusion)));
     json_object_set_new(info, "residual", json_real(o->residual));
     char title[160];
@@ -260,7 +261,7 @@ static int add_flow(stats_run *r, av_err *err) {
     fp.max_work = o->flow_limit;
     if (av_flow_trace(r->t, r->kind, &fp, r->mat, err)) return -1;
     json_t *info = json_object();
-    json_object_set_new(info, "kind", json_string(r->kind));
+    json_object_set_new(info, "kind", json_string(av_attn_kind_name(r->kind)));
     json_object_set_new(info, "fusion", json_string(av_reduce_name(o->fusion)));
     json_object_set_new(info, "residual", json_real(o->residual));
     json_object_set_new(info, "normalized", json_true());
@@ -287,7 +288,7 @@ static int add_aggregate(stats_run *r, av_err *err) {
         json_array_append_new(hs, json_string(name));
     }
     free(sel);
-    json_object_set_new(info, "kind", json_string(r->kind));
+    json_object_set_new(info, "kind", json_string(av_attn_kind_name(r->kind)));
     json_object_set_new(info, "op", json_string(av_reduce_name(o->agg)));
     json_object_set_new(info, "heads", hs);
     char title[160];
@@ -316,7 +317,7 @@ static int run_stats(const cli_args *a, const char *cmd, stats_run *r) {
     r->nq = v0.n_query;
     r->nk = v0.n_key;
     r->n_heads = v0.n_heads;
-    r->cross = strcmp(r->kind, "cross") == 0;
+    r->cross = r->kind == AV_ATTN_CROSS;
     if (!(r->mat = malloc(sizeof(float) * (size_t)r->nq * (size_t)(r->nk > r->nq ? r->nk : r->nq)))) {
         cli_failf(cmd, "out of memory");
         goto done;
@@ -355,11 +356,11 @@ int cmd_stats(int argc, char **argv) {
     stats_opts o;
     av_trace *t = NULL;
     stats_run r = {0};
-    const char *kind;
+    av_attn_kind kind;
     if (parse_opts(&a, cmd, &o) || cli_load_trace(&a, cmd, &t, &kind)) goto done;
     r = (stats_run){.o = &o, .t = t, .kind = kind, .n_layers = av_trace_n_layers(t, kind)};
     if (r.n_layers == 0) {
-        cli_failf(cmd, "%s: the trace has no '%s' attention", a.positional[0], kind);
+        cli_failf(cmd, "%s: the trace has no '%s' attention", a.positional[0], av_attn_kind_name(kind));
         goto done;
     }
     if (resolve_layer(&a, cmd, kind, r.n_layers, &o.layer) || run_stats(&a, cmd, &r)) goto done;

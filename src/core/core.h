@@ -27,8 +27,21 @@ static inline bool av_mul_size(size_t a, size_t b, size_t *out) { return !__buil
 static inline bool av_add_size(size_t a, size_t b, size_t *out) { return !__builtin_add_overflow(a, b, out); }
 /* Product of n non-negative dims, false on overflow or a negative dim. */
 bool av_shape_numel(const int64_t *shape, int ndim, size_t *out);
-/* Bytes of numel elements of dtype (Q8_0 needs numel % 32 == 0), false on overflow or bad block count. */
+
+/* ---- tensor types (core/dtype.c: one table of names, GGUF ids, block sizes and bytes) ---- */
+/* Bytes of numel elements of dtype; false on overflow or when numel is not a whole number of blocks. */
 bool av_dtype_nbytes(av_dtype t, size_t numel, size_t *out);
+/* Bytes of one row of cols values; false on overflow, cols < 0, or cols not a multiple of the block size.
+ * Code that slices weight rows uses this, never `cols * 2 or 4`. */
+bool av_dtype_row_bytes(av_dtype t, int64_t cols, size_t *out);
+/* Bytes of one row (the innermost dimension) of t; 0 when that is not a whole number of blocks. */
+size_t av_tensor_row_bytes(const av_tensor *t);
+/* Values per block: 1 for F32/F16/BF16 and the integer types, 32 or 256 for the GGUF quantized types. */
+int av_dtype_block_size(av_dtype t);
+/* 1 for the block-quantized types (Q8_0, Q4_K, IQ4_XS, ...), 0 otherwise. */
+int av_dtype_is_quantized(av_dtype t);
+/* 1 for the types weights may have: F32, F16, BF16 and every quantized type. */
+int av_dtype_is_weight(av_dtype t);
 
 /* ---- little-endian byte order (every file format here is little-endian) ----
  * Headers and metadata are read and written through these, independent of the host; tensor data is mapped

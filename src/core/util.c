@@ -105,26 +105,6 @@ uint16_t av_f32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
-const char *av_dtype_name(av_dtype t) {
-    static const char *names[AV_DTYPE_COUNT] = {"F32", "F16", "BF16", "Q8_0", "I32", "I64", "U8"};
-    return (unsigned)t < AV_DTYPE_COUNT ? names[t] : "?";
-}
-
-bool av_dtype_nbytes(av_dtype t, size_t numel, size_t *out) {
-    switch (t) {
-    case AV_DTYPE_F32:
-    case AV_DTYPE_I32: return av_mul_size(numel, 4, out);
-    case AV_DTYPE_F16:
-    case AV_DTYPE_BF16: return av_mul_size(numel, 2, out);
-    case AV_DTYPE_I64: return av_mul_size(numel, 8, out);
-    case AV_DTYPE_U8: *out = numel; return true;
-    case AV_DTYPE_Q8_0:
-        if (numel % 32) return false;
-        return av_mul_size(numel / 32, 34, out);
-    default: return false;
-    }
-}
-
 int64_t av_tensor_numel(const av_tensor *t) {
     size_t n;
     return av_shape_numel(t->shape, t->ndim, &n) ? (int64_t)n : -1;

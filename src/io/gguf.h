@@ -8,7 +8,7 @@
 #ifndef AV_GGUF_H
 #define AV_GGUF_H
 
-#include "core/core.h"
+#include "core/dtype.h" /* tensor types, their GGUF ids (AV_GGML_*), av_dtype_codec */
 
 #define AV_GGUF_DEFAULT_ALIGNMENT 32
 
@@ -28,9 +28,6 @@ typedef enum av_gguf_type {
     AV_GGUF_F64 = 12,
     AV_GGUF_TYPE_COUNT
 } av_gguf_type;
-
-/* ggml tensor types this project reads and writes (others are named in errors only). */
-enum { AV_GGML_F32 = 0, AV_GGML_F16 = 1, AV_GGML_Q8_0 = 8, AV_GGML_BF16 = 30 };
 
 const char *av_gguf_type_name(av_gguf_type t);
 /* "Q4_K" for a known ggml type number, NULL for an unknown one. */
@@ -61,7 +58,7 @@ typedef struct av_gguf_tensor_info {
     char *name;               /* NUL-terminated copy */
     int n_dims;               /* 1..4 */
     uint64_t ne[AV_MAX_DIMS]; /* ggml order: ne[0] innermost; unused entries 1 */
-    uint32_t type;            /* ggml type number (F32, F16, Q8_0 or BF16 once opened) */
+    uint32_t type;            /* ggml type number (one of core/dtype.c's table once opened) */
     uint64_t offset;          /* from the start of the data section */
     av_tensor t; /* view: shape reversed from ne (row-major, outermost first), data in the mapping */
 } av_gguf_tensor_info;
@@ -107,8 +104,8 @@ int av_gguf_array_next_str(const av_gguf_value *a, size_t *pos, const char **s, 
 /* ---- writing: kvs are encoded as they are added, tensors described and then streamed at save ---- */
 typedef struct av_gguf_wtensor {
     char *name;
-    av_dtype src_dtype; /* in memory: F32, or the same as dst */
-    av_dtype dst_dtype; /* written: F32, F16, BF16 or Q8_0 (from F32) */
+    av_dtype src_dtype; /* in memory: any weight type (converted by rows when dst differs) */
+    av_dtype dst_dtype; /* written */
     int ndim;
     int64_t shape[AV_MAX_DIMS]; /* row-major, outermost first (written reversed as ne) */
     const void *data;           /* borrowed until av_gguf_writer_save returns */
@@ -116,20 +113,16 @@ typedef struct av_gguf_wtensor {
     uint64_t offset;            /* in the data section */
 } av_gguf_wtensor;
 
-/* Converts n F32 values (a multiple of dst's block size) into dst's block-quantized bytes at out; 0, or -1
- * for a type it does not produce. Quantization lives in kernels/ (io/ stays below it): the caller passes
- * av_quantize_f32. */
-typedef int (*av_gguf_quantize_fn)(av_dtype dst, const float *src, size_t n, void *out);
-
 typedef struct av_gguf_writer {
     uint8_t *meta; /* encoded kvs */
     size_t meta_len, meta_cap;
     int64_t n_kv;
     av_gguf_wtensor *tensors;
     int n_tensors, cap_tensors;
-    size_t alignment;             /* 32 */
-    int failed;                   /* an earlier add ran out of memory */
-    av_gguf_quantize_fn quantize; /* needed for Q8_0 output; NULL after init */
+    size_t alignment;            /* 32 */
+    int failed;                  /* an earlier add ran out of memory */
+    const av_dtype_codec *codec; /* conversions from/to quantized types (kernels/ is above io/: the caller
+                                    sets av_quant_codec); NULL after init: F32, F16 and BF16 only */
 } av_gguf_writer;
 
 void av_gguf_writer_init(av_gguf_writer *w);
@@ -143,8 +136,9 @@ int av_gguf_writer_arr_str(av_gguf_writer *w, const char *key, const char *const
                            av_err *err);
 int av_gguf_writer_arr_f32(av_gguf_writer *w, const char *key, const float *values, size_t n, av_err *err);
 int av_gguf_writer_arr_i32(av_gguf_writer *w, const char *key, const int32_t *values, size_t n, av_err *err);
-/* Describes a tensor written at save: dst F32, F16, BF16 (converted from F32 here) or Q8_0 (through
- * w->quantize, which must be set), or src == dst copied as is. */
+/* Describes a tensor written at save: src == dst copied as is, or converted a few rows at a time
+ * (io/convert.c: F32, F16 and BF16 here, quantized types through w->codec, which must then be set). Rows must
+ * be whole blocks of both types. */
 int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype,
                           int ndim, const int64_t *shape, const void *data, av_err *err);
 /* Writes version 3 to path (temp file + rename). */

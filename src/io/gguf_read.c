@@ -33,16 +33,6 @@ const char *av_ggml_type_name(uint32_t type) {
     return type < sizeof names / sizeof names[0] ? names[type] : NULL;
 }
 
-static int ggml_to_dtype(uint32_t type, av_dtype *out) {
-    switch (type) {
-    case AV_GGML_F32: *out = AV_DTYPE_F32; return 0;
-    case AV_GGML_F16: *out = AV_DTYPE_F16; return 0;
-    case AV_GGML_Q8_0: *out = AV_DTYPE_Q8_0; return 0;
-    case AV_GGML_BF16: *out = AV_DTYPE_BF16; return 0;
-    default: return -1;
-    }
-}
-
 static int is_int_type(av_gguf_type t) {
     return t == AV_GGUF_U8 || t == AV_GGUF_I8 || t == AV_GGUF_U16 || t == AV_GGUF_I16 || t == AV_GGUF_U32 ||
            t == AV_GGUF_I32 || t == AV_GGUF_U64 || t == AV_GGUF_I64 || t == AV_GGUF_BOOL;
@@ -248,25 +238,38 @@ static int parse_tensor_info(av_gguf *g, av_reader *r, av_gguf_tensor_info *ti, 
     return 0;
 }
 
-/* Checks one tensor's type, shape, offset and size, and makes its view. */
+/* The types attnviz reads, for messages: "F32, F16, ..., IQ4_XS". */
+static const char *readable_types(char *buf, size_t n) {
+    buf[0] = 0;
+    for (int t = 0; t < AV_DTYPE_COUNT; t++)
+        if (av_dtype_is_weight((av_dtype)t))
+            snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", buf[0] ? ", " : "",
+                     av_dtype_name((av_dtype)t));
+    return buf;
+}
+
+/* Checks one tensor's type, shape, offset and size, and makes its view. Rows (ne[0] values) must be whole
+ * blocks of the type: every reader of weights slices them by rows. */
 static int make_view(av_gguf *g, av_gguf_tensor_info *ti, size_t data_size, av_err *err) {
     const char *tname = av_ggml_type_name(ti->type);
     av_tensor *t = &ti->t;
+    char types[160];
     if (!tname)
         return av_errf(err, "%s: tensor '%s' has unknown tensor type %u", g->name, ti->name, ti->type);
-    if (ggml_to_dtype(ti->type, &t->dtype))
-        return av_errf(err,
-                       "%s: tensor '%s' has type %s (%u), not supported (supported: F32, F16, BF16, Q8_0)",
-                       g->name, ti->name, tname, ti->type);
-    size_t numel = 1, nbytes;
+    if (av_dtype_from_ggml(ti->type, &t->dtype) || !av_dtype_is_weight(t->dtype))
+        return av_errf(err, "%s: tensor '%s' has type %s (%u), not supported (supported: %s)", g->name,
+                       ti->name, tname, ti->type, readable_types(types, sizeof types));
+    size_t rows = 1, row_bytes, nbytes;
     for (int d = 0; d < ti->n_dims; d++)
-        if (ti->ne[d] > (uint64_t)INT64_MAX || !av_mul_size(numel, (size_t)ti->ne[d], &numel))
+        if (ti->ne[d] > (uint64_t)INT64_MAX || (d > 0 && !av_mul_size(rows, (size_t)ti->ne[d], &rows)))
             return av_errf(err, "%s: tensor '%s': shape overflows (ne[%d] = %llu)", g->name, ti->name, d,
                            (unsigned long long)ti->ne[d]);
-    if (t->dtype == AV_DTYPE_Q8_0 && ti->ne[0] % 32)
-        return av_errf(err, "%s: tensor '%s': Q8_0 rows of %llu values are not a multiple of 32", g->name,
-                       ti->name, (unsigned long long)ti->ne[0]);
-    if (!av_dtype_nbytes(t->dtype, numel, &nbytes))
+    int block = av_dtype_block_size(t->dtype);
+    if (ti->ne[0] % (uint64_t)block)
+        return av_errf(err, "%s: tensor '%s': %s rows of %llu values are not a multiple of its block of %d",
+                       g->name, ti->name, tname, (unsigned long long)ti->ne[0], block);
+    if (!av_dtype_row_bytes(t->dtype, (int64_t)ti->ne[0], &row_bytes) ||
+        !av_mul_size(rows, row_bytes, &nbytes))
         return av_errf(err, "%s: tensor '%s': size overflows", g->name, ti->name);
     if (ti->offset % g->alignment)
         return av_errf(err, "%s: tensor '%s': offset %llu is not a multiple of the alignment %zu", g->name,
@@ -278,7 +281,7 @@ static int make_view(av_gguf *g, av_gguf_tensor_info *ti, size_t data_size, av_e
                        "section has %zu bytes)",
                        g->name, ti->name, (unsigned long long)ti->offset, nbytes, data_size);
     const uint8_t *p = g->base + g->data_offset + (size_t)ti->offset;
-    size_t need = t->dtype == AV_DTYPE_F32 ? 4 : 2;
+    size_t need = t->dtype == AV_DTYPE_F32 ? 4 : 2; /* every other type (and block) is read as 16-bit units */
     if ((uintptr_t)p % need)
         return av_errf(err, "%s: tensor '%s': data is not aligned for %s (general.alignment %zu)", g->name,
                        ti->name, tname, g->alignment);

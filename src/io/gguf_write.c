@@ -1,7 +1,9 @@
 /* GGUF writing (version 3). kvs are encoded into a buffer as they are added; tensors are described first and
- * their data streamed at save (converted from F32 to F16/BF16 here, to Q8_0 by the caller's quantizer, in
- * chunks), into a temp file + rename. */
+ * their data streamed at save, into a temp file + rename. A tensor whose written type differs from its source
+ * is converted a few rows at a time (io/convert.c; quantized types through the caller's codec), never whole.
+ */
 #include "gguf.h"
+#include "io.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -112,31 +114,20 @@ int av_gguf_writer_arr_i32(av_gguf_writer *w, const char *key, const int32_t *va
     return done(w, key, put_arr_header(w, key, AV_GGUF_I32, n) || put(w, values, bytes), err);
 }
 
-static uint32_t dtype_to_ggml(av_dtype t) {
-    switch (t) {
-    case AV_DTYPE_F16: return AV_GGML_F16;
-    case AV_DTYPE_BF16: return AV_GGML_BF16;
-    case AV_DTYPE_Q8_0: return AV_GGML_Q8_0;
-    default: return AV_GGML_F32;
-    }
-}
-
 int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype,
                           int ndim, const int64_t *shape, const void *data, av_err *err) {
     if (ndim < 1 || ndim > AV_MAX_DIMS)
         return av_errf(err, "gguf: tensor '%s': rank %d (1 to 4)", name, ndim);
-    if (dst_dtype != AV_DTYPE_F32 && dst_dtype != AV_DTYPE_F16 && dst_dtype != AV_DTYPE_BF16 &&
-        dst_dtype != AV_DTYPE_Q8_0)
+    const av_dtype_traits *dt = av_dtype_get_traits(dst_dtype);
+    if (!dt || dt->ggml_type < 0 || !av_dtype_is_weight(dst_dtype))
         return av_errf(err, "gguf: tensor '%s': cannot write %s", name, av_dtype_name(dst_dtype));
-    if (src_dtype != dst_dtype && src_dtype != AV_DTYPE_F32)
-        return av_errf(err, "gguf: tensor '%s': cannot convert %s data to %s", name, av_dtype_name(src_dtype),
-                       av_dtype_name(dst_dtype));
-    if (dst_dtype == AV_DTYPE_Q8_0 && src_dtype != dst_dtype && !w->quantize)
-        return av_errf(err, "gguf: tensor '%s': writing Q8_0 needs a quantizer (av_gguf_writer.quantize)",
-                       name);
-    if (dst_dtype == AV_DTYPE_Q8_0 && shape[ndim - 1] % 32)
-        return av_errf(err, "gguf: tensor '%s': Q8_0 needs rows of a multiple of 32 values, not %lld", name,
-                       (long long)shape[ndim - 1]);
+    if (!av_dtype_convertible(w->codec, src_dtype, dst_dtype))
+        return av_errf(err, "gguf: tensor '%s': cannot convert %s data to %s%s", name,
+                       av_dtype_name(src_dtype), av_dtype_name(dst_dtype),
+                       w->codec ? "" : " (needs a codec: av_gguf_writer.codec)");
+    if (shape[ndim - 1] % dt->block || shape[ndim - 1] % av_dtype_block_size(src_dtype))
+        return av_errf(err, "gguf: tensor '%s': %s needs rows of a multiple of %d values, not %lld", name,
+                       av_dtype_name(dst_dtype), dt->block, (long long)shape[ndim - 1]);
     size_t numel, nbytes;
     if (!av_shape_numel(shape, ndim, &numel) || !av_dtype_nbytes(dst_dtype, numel, &nbytes))
         return av_errf(err, "gguf: tensor '%s': size overflows", name);
@@ -174,31 +165,14 @@ static int write_pad(av_atomic_file *f, size_t n, av_err *err) {
     return 0;
 }
 
-/* Streams one tensor's data, converting F32 in chunks (a multiple of the block size). */
-static int write_data(av_atomic_file *f, const av_gguf_wtensor *t, av_gguf_quantize_fn quantize,
-                      av_err *err) {
+/* Streams one tensor's data, converted by rows when its written type differs. */
+static int write_data(av_atomic_file *f, const av_gguf_writer *w, const av_gguf_wtensor *t, av_err *err) {
     if (t->src_dtype == t->dst_dtype) return av_atomic_write(f, t->data, t->nbytes, err);
-    enum { CHUNK = 4096 };
-    uint16_t buf[CHUNK]; /* (CHUNK) F16/BF16, or the blocks of CHUNK quantized values (fewer bytes) */
-    const float *src = t->data;
-    size_t numel = 1;
-    for (int d = 0; d < t->ndim; d++)
-        numel *= (size_t)t->shape[d]; /* checked when added */
-    for (size_t i = 0; i < numel; i += CHUNK) {
-        size_t m = numel - i < CHUNK ? numel - i : CHUNK;
-        size_t bytes = m * 2;
-        if (t->dst_dtype == AV_DTYPE_F16 || t->dst_dtype == AV_DTYPE_BF16) {
-            for (size_t j = 0; j < m; j++)
-                buf[j] =
-                    t->dst_dtype == AV_DTYPE_F16 ? av_f32_to_f16(src[i + j]) : av_f32_to_bf16(src[i + j]);
-        } else if (!av_dtype_nbytes(t->dst_dtype, m, &bytes) || bytes > sizeof buf ||
-                   quantize(t->dst_dtype, src + i, m, buf)) {
-            return av_errf(err, "gguf: tensor '%s': cannot quantize to %s", t->name,
-                           av_dtype_name(t->dst_dtype));
-        }
-        if (av_atomic_write(f, buf, bytes, err)) return -1;
-    }
-    return 0;
+    int64_t rows = 1;
+    for (int d = 0; d < t->ndim - 1; d++)
+        rows *= t->shape[d]; /* sizes checked when added */
+    return av_write_converted(f, w->codec, t->name, t->src_dtype, t->dst_dtype, t->data, rows,
+                              t->shape[t->ndim - 1], err);
 }
 
 int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) {
@@ -219,7 +193,7 @@ int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) 
         put_u32(&hdr, (uint32_t)t->ndim);
         for (int d = t->ndim - 1; d >= 0; d--)
             put_u64(&hdr, (uint64_t)t->shape[d]); /* ne[0] innermost */
-        put_u32(&hdr, dtype_to_ggml(t->dst_dtype));
+        put_u32(&hdr, (uint32_t)av_dtype_get_traits(t->dst_dtype)->ggml_type);
         put_u64(&hdr, offset);
         if (!av_add_size(offset, t->nbytes + pad_to(t->nbytes, w->alignment), &offset)) hdr.failed = 1;
     }
@@ -236,7 +210,7 @@ int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) 
              write_pad(&f, pad_to(hdr.meta_len, w->alignment), err);
     av_gguf_writer_free(&hdr);
     for (int i = 0; !rc && i < w->n_tensors; i++)
-        rc = write_data(&f, &w->tensors[i], w->quantize, err) ||
+        rc = write_data(&f, w, &w->tensors[i], err) ||
              write_pad(&f, pad_to(w->tensors[i].nbytes, w->alignment), err);
     if (rc) {
         av_atomic_abort(&f);

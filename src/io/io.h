@@ -2,7 +2,7 @@
 #ifndef AV_IO_H
 #define AV_IO_H
 
-#include "core/core.h"
+#include "core/dtype.h" /* tensor types; av_dtype_codec */
 
 #include <jansson.h>
 
@@ -52,7 +52,7 @@ int av_st_parse_desc(const char *path, const char *name, const json_t *desc, siz
 typedef struct av_st_item {
     char *name;
     av_dtype src_dtype; /* dtype of data in memory */
-    av_dtype dst_dtype; /* dtype written: same as src, or F16/BF16 from F32 */
+    av_dtype dst_dtype; /* dtype written: same as src, or F32/F16/BF16 from any weight type */
     int ndim;
     int64_t shape[AV_MAX_DIMS];
     const void *data; /* borrowed: must stay valid until av_st_writer_save returns */
@@ -62,6 +62,8 @@ typedef struct av_st_writer {
     av_st_item *items;
     int n, cap;
     json_t *metadata; /* string -> string */
+    const av_dtype_codec
+        *codec; /* conversions beyond F32/F16/BF16 (kernels' av_quant_codec); NULL after init */
 } av_st_writer;
 
 void av_st_writer_init(av_st_writer *w);
@@ -92,6 +94,15 @@ int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room,
 int av_st_prealloc_commit(av_st_prealloc *p, const av_st_writer *w, av_err *err);
 /* Unmaps; removes the temp file when it was never committed. */
 void av_st_prealloc_free(av_st_prealloc *p);
+
+/* ---- tensor data in another type (io/convert.c) ---- */
+/* 1 when rows stored as src can be written as dst: the same type, or both weight types with F32, F16 and BF16
+ * converted here and any other through codec (NULL: none). */
+int av_dtype_convertible(const av_dtype_codec *codec, av_dtype src, av_dtype dst);
+/* Appends rows x cols values stored as src to f as dst (av_dtype_convertible), converting a chunk of rows at
+ * a time through f32. name is for messages. */
+int av_write_converted(av_atomic_file *f, const av_dtype_codec *codec, const char *name, av_dtype src,
+                       av_dtype dst, const void *data, int64_t rows, int64_t cols, av_err *err);
 
 /* ---- JSON helpers (jansson) ---- */
 int av_json_load_file(const char *path, json_t **out, av_err *err);

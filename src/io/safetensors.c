@@ -251,8 +251,8 @@ int av_st_writer_meta(av_st_writer *w, const char *key, const char *value, av_er
 int av_st_writer_add(av_st_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype, int ndim,
                      const int64_t *shape, const void *data, av_err *err) {
     if (ndim < 0 || ndim > AV_MAX_DIMS) return av_errf(err, "tensor '%s': bad rank %d", name, ndim);
-    if (src_dtype != dst_dtype &&
-        !(src_dtype == AV_DTYPE_F32 && (dst_dtype == AV_DTYPE_F16 || dst_dtype == AV_DTYPE_BF16)))
+    if (src_dtype != dst_dtype && (ndim < 1 || !av_dtype_convertible(w->codec, src_dtype, dst_dtype) ||
+                                   shape[ndim - 1] % av_dtype_block_size(src_dtype)))
         return av_errf(err, "tensor '%s': cannot write %s data as %s", name, av_dtype_name(src_dtype),
                        av_dtype_name(dst_dtype));
     if (!av_st_dtype_name(dst_dtype))
@@ -284,20 +284,15 @@ static int item_bytes(const av_st_item *it, size_t *nbytes) {
                                                                                                         : -1;
 }
 
-/* Writes one tensor, converting F32 -> F16/BF16 in chunks so no second full copy is made. */
-static int write_item(av_atomic_file *f, const av_st_item *it, size_t nbytes, av_err *err) {
+/* Writes one tensor, converted by rows (io/convert.c) when its written type differs: no second full copy. */
+static int write_item(av_atomic_file *f, const av_st_writer *w, const av_st_item *it, size_t nbytes,
+                      av_err *err) {
     if (it->src_dtype == it->dst_dtype) return av_atomic_write(f, it->data, nbytes, err);
-    enum { CHUNK = 16384 };
-    uint16_t buf[CHUNK];
-    const float *src = it->data;
-    size_t numel = nbytes / 2;
-    for (size_t i = 0; i < numel; i += CHUNK) {
-        size_t m = numel - i < CHUNK ? numel - i : CHUNK;
-        for (size_t j = 0; j < m; j++)
-            buf[j] = it->dst_dtype == AV_DTYPE_F16 ? av_f32_to_f16(src[i + j]) : av_f32_to_bf16(src[i + j]);
-        if (av_atomic_write(f, buf, m * 2, err)) return -1;
-    }
-    return 0;
+    int64_t rows = 1;
+    for (int d = 0; d < it->ndim - 1; d++)
+        rows *= it->shape[d]; /* sizes checked by item_bytes */
+    return av_write_converted(f, w->codec, it->name, it->src_dtype, it->dst_dtype, it->data, rows,
+                              it->shape[it->ndim - 1], err);
 }
 
 /* The header JSON (unpadded, malloc'd) and the data section's size for w's items laid out in order. */
@@ -347,7 +342,7 @@ int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err) {
     for (int i = 0; !rc && i < w->n; i++) {
         size_t nbytes;
         item_bytes(&w->items[i], &nbytes);
-        rc = write_item(&f, &w->items[i], nbytes, err);
+        rc = write_item(&f, w, &w->items[i], nbytes, err);
     }
     if (rc) {
         av_atomic_abort(&f);

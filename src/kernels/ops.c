@@ -1,5 +1,4 @@
-/* Element-wise and row-wise kernels: dequantization, RMSNorm, LayerNorm, activations, biases, softmax, RoPE,
- * SwiGLU, Q8_0 quantization. */
+/* Element-wise and row-wise kernels: RMSNorm, LayerNorm, activations, biases, softmax, RoPE, SwiGLU. */
 #include "kernels.h"
 
 #include <math.h>
@@ -11,63 +10,12 @@
 #define AV_HAVE_F16C 1
 #endif
 
-/* dst[i] = f16 src[i] as f32; the F16C path converts 8 at a time and gives the same values. */
-static void f16_to_f32_row(const uint16_t *src, float *dst, size_t n) {
-    size_t i = 0;
-#ifdef AV_HAVE_F16C
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-#endif
-    for (; i < n; i++)
-        dst[i] = av_f16_to_f32(src[i]);
-}
-
-static void bf16_to_f32_row(const uint16_t *src, float *dst, size_t n) {
-    size_t i = 0;
-#ifdef AV_HAVE_F16C
-    for (; i + 8 <= n; i += 8) {
-        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
-        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
-    }
-#endif
-    for (; i < n; i++)
-        dst[i] = av_bf16_to_f32(src[i]);
-}
-
-/* dst[32 k + j] = d_k * q_kj for nb blocks; the vector path rounds the same single product. */
-static void q8_0_to_f32(const av_block_q8_0 *b, float *dst, size_t nb) {
-    for (size_t k = 0; k < nb; k++) {
-        float d = av_f16_to_f32(b[k].d);
-        int j = 0;
-#ifdef AV_HAVE_F16C
-        __m256 vd = _mm256_set1_ps(d);
-        for (; j < 32; j += 8) {
-            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[k].qs + j)));
-            _mm256_storeu_ps(dst + k * 32 + (size_t)j, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(q)));
-        }
-#endif
-        for (; j < 32; j++)
-            dst[k * 32 + (size_t)j] = d * (float)b[k].qs[j];
-    }
-}
-
+/* Element i of a 1-D float weight (norms and biases are F32, F16 or BF16: av_model_check refuses others). */
 static float weight_at(const av_tensor *w, size_t i) {
     switch (w->dtype) {
     case AV_DTYPE_F16: return av_f16_to_f32(((const uint16_t *)w->data)[i]);
     case AV_DTYPE_BF16: return av_bf16_to_f32(((const uint16_t *)w->data)[i]);
     default: return ((const float *)w->data)[i];
-    }
-}
-
-void av_dequantize_rows(const av_tensor *w, int64_t row0, int64_t n_rows, float *dst) {
-    size_t cols = (size_t)(w->ndim == 1 ? w->shape[0] : w->shape[1]);
-    size_t start = (size_t)row0 * cols, n = (size_t)n_rows * cols;
-    switch (w->dtype) {
-    case AV_DTYPE_F32: memcpy(dst, (const float *)w->data + start, n * 4); break;
-    case AV_DTYPE_F16: f16_to_f32_row((const uint16_t *)w->data + start, dst, n); break;
-    case AV_DTYPE_BF16: bf16_to_f32_row((const uint16_t *)w->data + start, dst, n); break;
-    case AV_DTYPE_Q8_0: q8_0_to_f32((const av_block_q8_0 *)w->data + start / 32, dst, n / 32); break;
-    default: memset(dst, 0, n * 4); break; /* rejected earlier by av_model_check */
     }
 }
 
@@ -327,25 +275,4 @@ static void swiglu_range(void *ctx, int tid, int64_t i0, int64_t i1) {
 void av_swiglu(float *g, const float *u, size_t n, int n_threads) {
     swiglu_job j = {g, u};
     av_parallel_for(n > (1 << 16) ? n_threads : 1, (int64_t)n, swiglu_range, &j);
-}
-
-_Static_assert(sizeof(av_block_q8_0) == 34, "Q8_0 block must be 34 bytes (ggml's block_q8_0)");
-
-void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n) {
-    for (size_t k = 0; k < n / 32; k++) {
-        const float *xb = x + k * 32;
-        float amax = 0;
-        for (int j = 0; j < 32; j++)
-            amax = fabsf(xb[j]) > amax ? fabsf(xb[j]) : amax;
-        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
-        out[k].d = av_f32_to_f16(d);
-        for (int j = 0; j < 32; j++)
-            out[k].qs[j] = (int8_t)roundf(xb[j] * id);
-    }
-}
-
-int av_quantize_f32(av_dtype t, const float *x, size_t n, void *out) {
-    if (t != AV_DTYPE_Q8_0 || n % 32) return -1;
-    av_quantize_q8_0(x, out, n);
-    return 0;
 }

@@ -1,7 +1,7 @@
-/* Model export to GGUF and Hugging Face directories. Tensors are written from the model's own views where the
- * type already matches; otherwise they are dequantized to F32 (av_dequantize_rows) and converted by the
- * writer. q/k rows are permuted between Meta's interleaved RoPE order (llama2.c, GGUF) and HF's rotate-half
- * order: HF row h*hd + j*hd/2 + i holds Meta row h*hd + 2i + j (w.view(heads, hd/2, 2, dim).transpose(1, 2)).
+/* Model export to GGUF and Hugging Face directories. Tensors are handed to the writers as the model's own
+ * views (in their stored type); a writer converts a few rows at a time where the written type differs. q/k
+ * rows are permuted between Meta's interleaved RoPE order (llama2.c, GGUF) and HF's rotate-half order: HF row
+ * h*hd + j*hd/2 + i holds Meta row h*hd + 2i + j (w.view(heads, hd/2, 2, dim).transpose(1, 2)).
  */
 #include "export.h"
 #include "io/gguf.h"
@@ -48,19 +48,18 @@ static void ex_free(ex_bufs *b) {
     memset(b, 0, sizeof *b);
 }
 
-/* One tensor to write: its data after permutation/dequantization. */
+/* One tensor to write: its data after permutation. */
 typedef struct ex_tensor {
     char name[96];
     const av_tensor *src;
     int perm, heads; /* q/k row permutation (PERM_*) over heads of head_dim rows */
-    av_dtype dtype;  /* of data: the source type, or F32 after dequantization */
+    av_dtype dtype;  /* of data: the source type */
     av_dtype dst;    /* written type */
     const void *data;
     size_t dst_bytes; /* written size */
 } ex_tensor;
 
-/* Fills e->data/e->dtype: permutes whole rows (any dtype: rows are whole blocks) and dequantizes to F32 when
- * the source type is neither the target nor F32. */
+/* Fills e->data/e->dtype: permutes whole rows (any dtype: rows are whole blocks). */
 static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
     const av_tensor *t = e->src;
     int perm = e->perm, n_heads = e->heads;
@@ -71,7 +70,7 @@ static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
         if (t->ndim != 2 || rows != (int64_t)n_heads * head_dim || head_dim % 2)
             return av_errf(err, "%s: cannot permute %lld rows as %d heads of %d", e->name, (long long)rows,
                            n_heads, head_dim);
-        size_t row_bytes = t->nbytes / (size_t)rows;
+        size_t row_bytes = av_tensor_row_bytes(t);
         uint8_t *dst = ex_alloc(b, t->nbytes, err); /* (rows, row_bytes) */
         if (!dst) return -1;
         const uint8_t *src = t->data;
@@ -87,17 +86,6 @@ static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
                 }
         e->data = dst;
     }
-    if (e->dtype != e->dst && e->dtype != AV_DTYPE_F32) {
-        size_t numel = (size_t)av_tensor_numel(t), nbytes;
-        if (!av_mul_size(numel, sizeof(float), &nbytes)) return av_errf(err, "%s: size overflows", e->name);
-        float *f = ex_alloc(b, nbytes, err); /* (rows, cols) */
-        if (!f) return -1;
-        av_tensor view = *t;
-        view.data = e->data;
-        av_dequantize_rows(&view, 0, rows, f);
-        e->data = f;
-        e->dtype = AV_DTYPE_F32;
-    }
     size_t numel = (size_t)av_tensor_numel(t);
     if (!av_dtype_nbytes(e->dst, numel, &e->dst_bytes)) return av_errf(err, "%s: size overflows", e->name);
     return 0;
@@ -107,15 +95,15 @@ static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
  * naming (and keeps 1-D norms F32). */
 static int collect(const av_model *m, int gguf, av_dtype want, ex_bufs *b, ex_tensor **out, int *n_out,
                    av_export_report *rep, av_err *err) {
-    int n = 0, to_target = gguf ? (m->rope == AV_ROPE_HALF ? PERM_TO_INTERLEAVED : PERM_NONE)
-                                : (m->rope == AV_ROPE_INTERLEAVED ? PERM_TO_HALF : PERM_NONE);
+    const av_stack *st = &m->stacks[0];
+    int n = 0, to_target = gguf ? (st->cfg.rope == AV_ROPE_HALF ? PERM_TO_INTERLEAVED : PERM_NONE)
+                                : (st->cfg.rope == AV_ROPE_INTERLEAVED ? PERM_TO_HALF : PERM_NONE);
     ex_tensor *v = calloc((size_t)(3 + AV_LLAMA_LAYER_WEIGHTS * m->n_layers), sizeof *v); /* (n_tensors) */
     if (!v) return av_errf(err, "out of memory");
     snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "token_embd.weight" : "model.embed_tokens.weight");
     v[n++].src = &m->tok_emb;
     for (int l = 0; l < m->n_layers; l++) {
-        const av_llama_layer *L = &m->layers[l];
-        const av_tensor *ts[AV_LLAMA_LAYER_WEIGHTS] = AV_LLAMA_LAYER_WEIGHT_PTRS(L);
+        const av_tensor *ts[AV_LLAMA_LAYER_WEIGHTS] = AV_LLAMA_LAYER_WEIGHT_PTRS(&st->blocks[l]);
         for (int k = 0; k < AV_LLAMA_LAYER_WEIGHTS; k++, n++) {
             if (gguf)
                 snprintf(v[n].name, sizeof v[n].name, "blk.%d.%s.weight", l, av_llama_gguf_layer_names[k]);
@@ -128,17 +116,20 @@ static int collect(const av_model *m, int gguf, av_dtype want, ex_bufs *b, ex_te
         }
     }
     snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "output_norm.weight" : "model.norm.weight");
-    v[n++].src = &m->out_norm;
-    if (!m->tied) {
+    v[n++].src = &st->final_norm.w;
+    if (!av_model_head_tied(m)) {
         snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "output.weight" : "lm_head.weight");
-        v[n++].src = &m->cls;
+        v[n++].src = &m->head.out.w;
     }
     for (int i = 0; i < n; i++) {
         ex_tensor *e = &v[i];
         e->dst = gguf && e->src->ndim != 2 ? AV_DTYPE_F32 : want; /* GGUF norms stay F32 */
-        if (e->dst == AV_DTYPE_Q8_0 && e->src->shape[e->src->ndim - 1] % 32) {
-            e->dst = AV_DTYPE_F16; /* rows that Q8_0 blocks cannot tile */
+        int64_t cols = e->src->shape[e->src->ndim - 1];
+        if (cols % av_dtype_block_size(e->dst)) { /* rows that the type's blocks cannot tile */
+            int q4_0 = e->dst == AV_DTYPE_Q4_K && cols % av_dtype_block_size(AV_DTYPE_Q4_0) == 0;
+            e->dst = q4_0 ? AV_DTYPE_Q4_0 : AV_DTYPE_F16;
             rep->n_fallback++;
+            rep->fallback[e->dst]++;
         }
         if (prepare(b, e, m->head_dim, err)) {
             free(v);
@@ -155,12 +146,20 @@ static int check_exportable(const av_model *m, av_err *err) {
     if (m->family != AV_FAMILY_LLAMA)
         return av_errf(err, "converting %s models is not supported yet (only llama)",
                        m->arch[0] ? m->arch : "these");
+    const av_stack *st = &m->stacks[0];
     for (int l = 0; l < m->n_layers; l++) {
-        const av_llama_layer *L = &m->layers[l];
-        if (L->bq.data || L->bk.data || L->bv.data || L->window > 0)
+        const av_block *B = &st->blocks[l];
+        if (B->attn.q.b.data || B->attn.k.b.data || B->attn.v.b.data || B->window > 0 ||
+            B->rope_theta != st->blocks[0].rope_theta || B->attn_softcap > 0 || B->q_norm.w.data ||
+            B->attn_out_norm.w.data || B->ffn_out_norm.w.data)
             return av_errf(
-                err, "layer %d has attention biases or a sliding window: not representable as llama", l);
+                err,
+                "layer %d has attention biases, a sliding window or other extras: not representable "
+                "as llama",
+                l);
     }
+    if (st->cfg.norm_offset != 0 || st->emb.scale != 1.0f || m->head.softcap > 0)
+        return av_errf(err, "the model's norms, embeddings or head are not representable as llama");
     return 0;
 }
 
@@ -275,7 +274,9 @@ done:
 static uint32_t gguf_file_type(av_dtype t) {
     switch (t) { /* llama.cpp's general.file_type (LLAMA_FTYPE_*) */
     case AV_DTYPE_F16: return 1;
+    case AV_DTYPE_Q4_0: return 2;
     case AV_DTYPE_Q8_0: return 7;
+    case AV_DTYPE_Q4_K: return 14; /* MOSTLY_Q4_K_S: every matrix Q4_K */
     case AV_DTYPE_BF16: return 32;
     default: return 0;
     }
@@ -294,8 +295,9 @@ static int gguf_config(av_gguf_writer *w, const av_model *m, av_dtype type, av_e
                    av_gguf_writer_u32(w, "llama.rope.dimension_count", (uint32_t)m->head_dim, err) ||
                    av_gguf_writer_u32(w, "llama.attention.head_count", (uint32_t)m->n_heads, err) ||
                    av_gguf_writer_u32(w, "llama.attention.head_count_kv", (uint32_t)m->n_kv_heads, err) ||
-                   av_gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", m->norm_eps, err) ||
-                   av_gguf_writer_f32(w, "llama.rope.freq_base", m->rope_theta, err)
+                   av_gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", m->stacks[0].cfg.eps,
+                                      err) ||
+                   av_gguf_writer_f32(w, "llama.rope.freq_base", m->stacks[0].blocks[0].rope_theta, err)
                ? -1
                : 0;
 }
@@ -305,9 +307,9 @@ int av_export_gguf(const av_model *m, const char *path, const av_export_params *
     av_export_params defaults = av_export_default_params();
     if (!p) p = &defaults;
     memset(rep, 0, sizeof *rep);
-    if (p->dtype != AV_DTYPE_F32 && p->dtype != AV_DTYPE_F16 && p->dtype != AV_DTYPE_BF16 &&
-        p->dtype != AV_DTYPE_Q8_0)
-        return av_errf(err, "GGUF output supports f32, f16, bf16 and q8_0, not %s", av_dtype_name(p->dtype));
+    if (!av_dtype_can_quantize(p->dtype))
+        return av_errf(err, "GGUF output supports f32, f16, bf16, q8_0, q4_0 and q4_k, not %s",
+                       av_dtype_name(p->dtype));
     if (check_exportable(m, err)) return -1;
     if ((int64_t)m->head_dim * m->n_heads != m->dim)
         return av_errf(err, "head size %d x %d heads differs from dim %d: not representable in GGUF llama",
@@ -319,7 +321,7 @@ int av_export_gguf(const av_model *m, const char *path, const av_export_params *
     ex_tensor *ts = NULL;
     int n = 0, rc = -1;
     av_gguf_writer_init(&w);
-    w.quantize = av_quantize_f32;
+    w.codec = &av_quant_codec;
     if (gguf_config(&w, m, p->dtype, err)) goto done;
     if (m->tok && m->tok->n_vocab > 0) {
         if (gguf_tokenizer(&w, m->tok, err)) goto done;
@@ -387,9 +389,9 @@ static int hf_config(const av_model *m, av_dtype type, const char *path, av_err 
     json_object_set_new(c, "head_dim", json_integer(m->head_dim));
     json_object_set_new(c, "max_position_embeddings", json_integer(m->max_seq_len));
     json_object_set_new(c, "vocab_size", json_integer(m->vocab_size));
-    json_object_set_new(c, "rms_norm_eps", json_float(m->norm_eps));
-    json_object_set_new(c, "rope_theta", json_float(m->rope_theta));
-    json_object_set_new(c, "tie_word_embeddings", json_boolean(m->tied));
+    json_object_set_new(c, "rms_norm_eps", json_float(m->stacks[0].cfg.eps));
+    json_object_set_new(c, "rope_theta", json_float(m->stacks[0].blocks[0].rope_theta));
+    json_object_set_new(c, "tie_word_embeddings", json_boolean(av_model_head_tied(m)));
     json_object_set_new(c, "hidden_act", json_string("silu"));
     json_object_set_new(c, "attention_bias", json_false());
     json_object_set_new(c, "mlp_bias", json_false());
@@ -460,6 +462,7 @@ static int hf_weights(const ex_tensor *ts, int n, int n_shards, const char *tmp,
         snprintf(path, sizeof path, "%s/%s", tmp, file);
         av_st_writer w;
         av_st_writer_init(&w);
+        w.codec = &av_quant_codec;
         rc = av_st_writer_meta(&w, "format", "pt", err);
         for (int i = 0; !rc && i < n; i++) {
             if (shard[i] != s) continue;
@@ -511,7 +514,7 @@ int av_export_hf(const av_model *m, const char *dir_in, const av_export_params *
         return av_errf(err, "Hugging Face output supports f32, f16 and bf16, not %s",
                        av_dtype_name(p->dtype));
     if (check_exportable(m, err)) return -1;
-    int n_tensors = 3 + 9 * m->n_layers - (m->tied ? 1 : 0);
+    int n_tensors = 3 + 9 * m->n_layers - (av_model_head_tied(m) ? 1 : 0);
     if (p->n_shards < 1 || p->n_shards > AV_MAX_SHARDS || p->n_shards > n_tensors)
         return av_errf(err, "--shards must be between 1 and %d for this model (got %d)",
                        n_tensors < AV_MAX_SHARDS ? n_tensors : AV_MAX_SHARDS, p->n_shards);

@@ -7,7 +7,7 @@
 #include "model.h"
 
 typedef struct av_export_params {
-    av_dtype dtype; /* weight matrices: F32, F16, BF16, or Q8_0 (GGUF only; norms stay F32) */
+    av_dtype dtype; /* weight matrices: F32, F16, BF16, or (GGUF only; norms stay F32) Q8_0, Q4_0, Q4_K */
     int n_shards;   /* Hugging Face: 1 writes model.safetensors, N > 1 writes N shards + an index */
     int force;      /* replace an existing output (file, or directory of plain files) */
 } av_export_params;
@@ -17,8 +17,9 @@ av_export_params av_export_default_params(void);
 /* What was written, for the summary line. */
 typedef struct av_export_report {
     int n_tensors;
-    int n_fallback; /* Q8_0 requested but rows not a multiple of 32: written as F16 */
-    int tokenizer;  /* 1 when the tokenizer was written */
+    int n_fallback; /* matrices whose rows are not whole blocks of the type asked for, written as */
+    int fallback[AV_DTYPE_COUNT]; /* Q4_0 (Q4_K asked, rows of 32k values) or F16: counts by written type */
+    int tokenizer;                /* 1 when the tokenizer was written */
     int n_shards;
     uint64_t n_bytes; /* tensor data bytes */
 } av_export_report;

@@ -1,17 +1,9 @@
-/* Greedy (temperature 0) generation with the KV cache: the prompt in one batched pass, then one token a step.
- * GPT-2 (family.h, no KV cache) recomputes the whole prefix for every token instead. */
-#include "family.h"
+/* Greedy (temperature 0) decoding with the KV cache: the given start in one batched pass, then one token a
+ * step. Decoder-only generation (av_generate_greedy) and encoder-decoder decoding (trace/runs.c) use it. */
 #include "model.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* Logits (vocab) of position n-1, seq[0..first) being in the cache already (Llama family). */
-static int next_logits(const av_model *m, av_state *s, const int32_t *seq, int n, int first, float *logits,
-                       av_err *err) {
-    if (m->family == AV_FAMILY_GPT2) return av_tf_forward_tokens(m, seq, n, NULL, logits, 0, err);
-    return av_llama_forward(m, s, seq + first, n - first, first, NULL, logits, 0, err);
-}
 
 static int argmax(const float *x, int n) {
     int best = 0;
@@ -20,72 +12,95 @@ static int argmax(const float *x, int n) {
     return best;
 }
 
-int av_generate_greedy(av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
+int av_decode_greedy(const av_model *m, av_state *s, int32_t *seq, int n, int cap, av_stop_fn stop, void *ctx,
+                     int *n_out, av_err *err) {
+    float *logits = malloc(sizeof(float) * (size_t)m->head.n_out); /* (n_out) of the last row */
+    av_pass p = {.logits = logits};
+    int rc = logits ? av_forward_ids(m, s, seq, n, 0, &p, err) : av_errf(err, "out of memory");
+    while (rc == 0 && n < cap) {
+        seq[n++] = argmax(logits, m->head.n_out);
+        if (stop(ctx, seq, n)) break;
+        if (n < cap) rc = av_forward_ids(m, s, seq + n - 1, 1, n - 1, &p, err); /* one new row */
+    }
+    free(logits);
+    *n_out = n;
+    return rc;
+}
+
+typedef struct piece_ctx {
+    const av_tokenizer *tok;
+    av_piece_fn on_piece;
+    void *ctx;
+} piece_ctx;
+
+/* Stops at end- or begin-of-sequence; hands every other new token's text to the caller. */
+static int piece_or_stop(void *ctx, const int32_t *seq, int n) {
+    const piece_ctx *pc = ctx;
+    int id = seq[n - 1];
+    if (id == av_tokenizer_eos(pc->tok) || id == av_tokenizer_bos(pc->tok)) return 1;
+    if (pc->on_piece) {
+        char buf[8];
+        size_t len;
+        const char *piece = av_tokenizer_decode_piece(pc->tok, seq[n - 2], id, buf, &len);
+        pc->on_piece(pc->ctx, piece, len);
+    }
+    return 0;
+}
+
+/* The prompt's ids, or the start token (GPT-2's BOS) for an empty prompt that encodes to nothing. */
+static int prompt_ids(const av_model *m, const char *prompt, int32_t **ids, size_t *n, av_err *err) {
+    if (av_tokenizer_encode(m->tok, prompt ? prompt : "", prompt ? strlen(prompt) : 0, 1, ids, n, err))
+        return -1;
+    if (*n == 0 && m->family == AV_FAMILY_GPT2 && m->bos_id >= 0) {
+        int32_t *one = realloc(*ids, sizeof *one);
+        if (!one) return av_errf(err, "out of memory");
+        one[0] = m->bos_id;
+        *ids = one;
+        *n = 1;
+    }
+    if (*n == 0) return av_errf(err, "empty prompt and no start token: give a prompt");
+    return 0;
+}
+
+int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
                        int32_t **out_ids, size_t *n_out, av_err *err) {
     if (out_ids) *out_ids = NULL;
     if (n_out) *n_out = 0;
     if (!m->tok) return av_errf(err, "the model has no tokenizer: pass --tokenizer");
     if (steps < 0) return av_errf(err, "steps must be >= 0");
-    if (m->family != AV_FAMILY_LLAMA && m->family != AV_FAMILY_GPT2)
+    if (m->n_stacks != 1 || !m->stacks[0].cfg.causal || !m->head.out.w.data)
         return av_errf(
             err,
             "%s is not a decoder-only model: generation needs llama or gpt2 (encoder-decoders decode "
             "with run --text, without --target)",
             m->arch);
-    int32_t *prompt_ids;
-    size_t np;
-    if (av_tokenizer_encode(m->tok, prompt ? prompt : "", prompt ? strlen(prompt) : 0, 1, &prompt_ids, &np,
-                            err))
-        return -1;
-    size_t total = np + (size_t)steps;
-    if (total > (size_t)m->max_seq_len) total = (size_t)m->max_seq_len;
-    if (np > total) {
-        free(prompt_ids);
-        return av_errf(err, "prompt is %zu tokens but the model's context window is %d", np, m->max_seq_len);
-    }
-    int32_t *seq = malloc(sizeof *seq * total);
-    float *logits = malloc(sizeof(float) * (size_t)m->vocab_size);
+    int32_t *seq = NULL, *grown;
+    size_t np = 0;
     av_state *s = NULL;
-    int rc = -1;
-    if (!seq || !logits) {
+    int n = 0, rc = -1;
+    if (prompt_ids(m, prompt, &seq, &np, err)) goto done;
+    size_t total = np + (size_t)steps < (size_t)m->max_seq_len ? np + (size_t)steps : (size_t)m->max_seq_len;
+    if (np > total) {
+        av_errf(err, "prompt is %zu tokens but the model's context window is %d", np, m->max_seq_len);
+        goto done;
+    }
+    if (!(grown = realloc(seq, sizeof *seq * total))) {
         av_errf(err, "out of memory");
         goto done;
     }
-    memcpy(seq, prompt_ids, sizeof *seq * np);
-    if (np == 0 && m->family == AV_FAMILY_GPT2 && m->tf->bos_id >= 0 && total > 0) seq[np++] = m->tf->bos_id;
-    if (np == 0) {
-        av_errf(err, "empty prompt and no start token: give a prompt");
+    seq = grown;
+    piece_ctx pc = {m->tok, on_piece, ctx};
+    if (av_state_new(m, 0, (int)total, 0, &s, err) ||
+        av_decode_greedy(m, s, seq, (int)np, (int)total, piece_or_stop, &pc, &n, err))
         goto done;
-    }
-    if (m->family == AV_FAMILY_LLAMA && av_state_new(m, (int)total, &s, err)) goto done;
-    size_t n = np;
-    if (next_logits(m, s, seq, (int)np, 0, logits, err)) goto done;
-    while (n < total) {
-        int next = argmax(logits, m->vocab_size);
-        seq[n] = next;
-        if (next == av_tokenizer_eos(m->tok) || next == av_tokenizer_bos(m->tok)) {
-            n++;
-            break;
-        }
-        if (on_piece) {
-            char buf[8];
-            size_t len;
-            const char *p = av_tokenizer_decode_piece(m->tok, seq[n - 1], next, buf, &len);
-            on_piece(ctx, p, len);
-        }
-        n++;
-        if (n < total && next_logits(m, s, seq, (int)n, (int)n - 1, logits, err)) goto done;
-    }
     if (out_ids) {
         *out_ids = seq;
         seq = NULL;
     }
-    if (n_out) *n_out = n;
+    if (n_out) *n_out = (size_t)n;
     rc = 0;
 done:
-    free(prompt_ids);
     free(seq);
-    free(logits);
     av_state_free(s);
     return rc;
 }

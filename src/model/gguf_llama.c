@@ -38,33 +38,35 @@ static int read_config(const av_gguf *g, av_model *m, av_err *err) {
     if (arch_len != 5 || memcmp(arch, "llama", 5) != 0)
         return av_errf(err, "%s: architecture '%s' is not supported (only llama is supported)", g->name,
                        av_printable(shown, sizeof shown, arch, arch_len));
+    av_llama_cfg c = {0};
     if (get_size(g, "llama.context_length", 0, AV_GGUF_MAX_CTX, &m->max_seq_len, err) ||
-        get_size(g, "llama.embedding_length", 0, AV_GGUF_MAX_DIM, &m->dim, err) ||
-        get_size(g, "llama.block_count", 0, AV_GGUF_MAX_LAYERS, &m->n_layers, err) ||
-        get_size(g, "llama.feed_forward_length", 0, AV_GGUF_MAX_HIDDEN, &m->hidden_dim, err) ||
-        get_size(g, "llama.attention.head_count", 0, AV_GGUF_MAX_HEADS, &m->n_heads, err) ||
-        get_size(g, "llama.attention.head_count_kv", m->n_heads, AV_GGUF_MAX_HEADS, &m->n_kv_heads, err))
+        get_size(g, "llama.embedding_length", 0, AV_GGUF_MAX_DIM, &c.dim, err) ||
+        get_size(g, "llama.block_count", 0, AV_GGUF_MAX_LAYERS, &c.n_layers, err) ||
+        get_size(g, "llama.feed_forward_length", 0, AV_GGUF_MAX_HIDDEN, &c.hidden, err) ||
+        get_size(g, "llama.attention.head_count", 0, AV_GGUF_MAX_HEADS, &c.n_heads, err) ||
+        get_size(g, "llama.attention.head_count_kv", c.n_heads, AV_GGUF_MAX_HEADS, &c.n_kv_heads, err))
         return -1;
-    if (m->dim % m->n_heads)
-        return av_errf(err, "%s: llama.embedding_length %d is not a multiple of %d heads", g->name, m->dim,
-                       m->n_heads);
-    int head_dim = m->dim / m->n_heads, rope_dims = head_dim;
+    if (c.dim % c.n_heads)
+        return av_errf(err, "%s: llama.embedding_length %d is not a multiple of %d heads", g->name, c.dim,
+                       c.n_heads);
+    int head_dim = c.dim / c.n_heads, rope_dims = head_dim;
     if (get_size(g, "llama.rope.dimension_count", head_dim, AV_GGUF_MAX_DIM, &rope_dims, err)) return -1;
     if (rope_dims != head_dim)
         return av_errf(err,
                        "%s: llama.rope.dimension_count %d differs from the head size %d (partial RoPE is not "
                        "supported)",
                        g->name, rope_dims, head_dim);
-    rc = av_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &m->norm_eps, err);
+    rc = av_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &c.eps, err);
     if (rc < 0) return -1;
     if (rc == 1) return av_errf(err, "%s: missing key 'llama.attention.layer_norm_rms_epsilon'", g->name);
-    m->rope_theta = 10000.0f;
-    if (av_gguf_get_f32(g, "llama.rope.freq_base", &m->rope_theta, err) < 0) return -1;
-    if (!(m->norm_eps > 0) || !(m->rope_theta > 0))
+    c.rope_theta = 10000.0f;
+    if (av_gguf_get_f32(g, "llama.rope.freq_base", &c.rope_theta, err) < 0) return -1;
+    if (!(c.eps > 0) || !(c.rope_theta > 0))
         return av_errf(err, "%s: layer_norm_rms_epsilon and rope.freq_base must be positive", g->name);
-    m->rope = AV_ROPE_INTERLEAVED;
+    c.rope = AV_ROPE_INTERLEAVED;
+    if (av_llama_init(m, &c, err)) return -1;
     snprintf(m->arch, sizeof m->arch, "llama");
-    snprintf(m->format, sizeof m->format, "gguf");
+    m->format = AV_MODEL_FORMAT_GGUF;
     const char *name;
     size_t name_len;
     rc = av_gguf_get_str(g, "general.name", &name, &name_len, err);
@@ -89,7 +91,8 @@ static int take_layer(const void *g, int l, int k, av_tensor *t, av_err *err) {
 
 static int read_weights(const av_gguf *g, av_model *m, av_err *err) {
     if (take(g, "token_embd.weight", 0, &m->tok_emb, err) ||
-        take(g, "output_norm.weight", 0, &m->out_norm, err) || take(g, "output.weight", 1, &m->cls, err))
+        take(g, "output_norm.weight", 0, &m->stacks[0].final_norm.w, err) ||
+        take(g, "output.weight", 1, &m->head.out.w, err))
         return -1;
     if (m->tok_emb.ndim != 2 || m->tok_emb.shape[0] < 1 || m->tok_emb.shape[0] > AV_GGUF_MAX_VOCAB)
         return av_errf(err,

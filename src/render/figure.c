@@ -13,7 +13,7 @@
 av_plot_params av_plot_default_params(void) {
     av_plot_params p;
     memset(&p, 0, sizeof p);
-    p.kind = "self";
+    p.kind = AV_ATTN_SELF;
     p.cmap = AV_CMAP_VIRIDIS;
     p.dpi = 150;
     p.max_label_chars = 16;
@@ -33,7 +33,7 @@ void av_fig_free(av_fig *f) {
 
 /* ---- the matrix ---- */
 
-int av_plot_matrix(const av_trace *t, const char *kind, int layer, int head, int exclude_first, float **out,
+int av_plot_matrix(const av_trace *t, av_attn_kind kind, int layer, int head, int exclude_first, float **out,
                    int *n_rows, int *n_cols, av_err *err) {
     *out = NULL;
     av_attn_view v;
@@ -159,17 +159,10 @@ static char **make_labels(const av_trace *t, const char *meta_key, int n) {
     return out;
 }
 
-int av_plot_labels(const av_trace *t, const char *kind, int n_query, int n_key, char ***q_labels,
+int av_plot_labels(const av_trace *t, av_attn_kind kind, int n_query, int n_key, char ***q_labels,
                    char ***k_labels, av_err *err) {
-    const char *qk = NULL, *kk = NULL; /* metadata keys; NULL: the trace tokens */
-    if (strcmp(kind, "enc") == 0) qk = kk = "source_tokens";
-    if (strcmp(kind, "dec") == 0) qk = kk = "target_tokens";
-    if (strcmp(kind, "cross") == 0) {
-        qk = "target_tokens";
-        kk = "source_tokens";
-    }
-    *q_labels = make_labels(t, qk, n_query);
-    *k_labels = make_labels(t, kk, n_key);
+    *q_labels = make_labels(t, av_attn_kind_labels_key(kind, 0), n_query);
+    *k_labels = make_labels(t, av_attn_kind_labels_key(kind, 1), n_key);
     if (!*q_labels || !*k_labels) {
         av_plot_labels_free(*q_labels, n_query);
         av_plot_labels_free(*k_labels, n_key);

@@ -60,7 +60,8 @@ static void hb_html_escaped(av_buf *b, const char *s) {
     }
 }
 
-static const char *k_kinds[4] = {"self", "enc", "dec", "cross"};
+/* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
+static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
 static const char *k_scripts[] = {"data.js",      "heatmap.js", "analysis.js", "modelview.js", "headview.js",
                                   "imageview.js", "summary.js", "rollout.js",  "normview.js",  "viewer.js"};
@@ -120,13 +121,14 @@ int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int 
 }
 
 /* Encodes one attention set into blob at *off; records it in sets. */
-static int encode_set(const av_trace *t, const char *kind, int layer, int u8, av_buf *blob, json_t *sets,
+static int encode_set(const av_trace *t, av_attn_kind kind, int layer, int u8, av_buf *blob, json_t *sets,
                       json_t *labels, av_err *err) {
     av_attn_view v;
     if (av_trace_attn(t, kind, layer, &v, err)) return -1;
     size_t rows = (size_t)v.n_heads * (size_t)v.n_query;
     json_t *s = json_object();
-    json_object_set_new(s, "kind", json_string(kind));
+    const char *name = av_attn_kind_name(kind);
+    json_object_set_new(s, "kind", json_string(name));
     json_object_set_new(s, "layer", json_integer(layer));
     json_object_set_new(s, "heads", json_integer(v.n_heads));
     json_object_set_new(s, "nq", json_integer(v.n_query));
@@ -136,13 +138,13 @@ static int encode_set(const av_trace *t, const char *kind, int layer, int u8, av
         return -1;
     }
     json_array_append_new(sets, s);
-    if (!json_object_get(labels, kind)) { /* axis labels of this kind, once */
+    if (!json_object_get(labels, name)) { /* axis labels of this kind, once */
         char **ql, **kl;
         if (av_plot_labels(t, kind, v.n_query, v.n_key, &ql, &kl, err)) return -1;
         json_t *o = json_object();
         json_labels(o, "q", ql, v.n_query);
         json_labels(o, "k", kl, v.n_key);
-        json_object_set_new(labels, kind, o);
+        json_object_set_new(labels, name, o);
         av_plot_labels_free(ql, v.n_query);
         av_plot_labels_free(kl, v.n_key);
     }
@@ -162,10 +164,10 @@ static json_t *cmap_table(av_cmap cm) {
 
 static size_t total_values(const av_trace *t) {
     size_t n = 0;
-    for (int k = 0; k < 4; k++)
-        for (int l = 0; l < av_trace_n_layers(t, k_kinds[k]); l++) {
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        for (int l = 0; l < av_trace_n_layers(t, (av_attn_kind)k); l++) {
             av_attn_view v;
-            if (!av_trace_attn(t, k_kinds[k], l, &v, NULL)) n += (size_t)v.n_heads * v.n_query * v.n_key;
+            if (!av_trace_attn(t, (av_attn_kind)k, l, &v, NULL)) n += (size_t)v.n_heads * v.n_query * v.n_key;
         }
     return n;
 }
@@ -173,10 +175,11 @@ static size_t total_values(const av_trace *t) {
 static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_html_analysis *an, av_buf *blob,
                       json_t **out, av_err *err) {
     json_t *m = json_object(), *sets = json_array(), *labels = json_object(), *md = json_object(),
-           *cm = json_object();
+           *cm = json_object(), *kinds = json_array();
     json_object_set_new(m, "format", json_string("attnviz-viewer"));
     json_object_set_new(m, "version", json_integer(1));
     json_object_set_new(m, "encoding", json_string(u8 ? "u8" : "f16"));
+    json_object_set_new(m, "kinds", kinds);
     json_object_set_new(m, "sets", sets);
     json_object_set_new(m, "labels", labels);
     json_object_set_new(m, "meta", md);
@@ -205,12 +208,17 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
         json_object_set_new(md, "image_png_base64", json_string(b64));
         free(b64);
     }
-    for (int k = 0; k < 4; k++)
-        for (int l = 0; l < av_trace_n_layers(t, k_kinds[k]); l++)
-            if (encode_set(t, k_kinds[k], l, u8, blob, sets, labels, err)) {
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+        int n_layers = av_trace_n_layers(t, (av_attn_kind)k);
+        if (n_layers)
+            json_array_append_new(kinds, json_pack("{s:s, s:s}", "kind", av_attn_kind_name((av_attn_kind)k),
+                                                   "label", k_kind_labels[k]));
+        for (int l = 0; l < n_layers; l++)
+            if (encode_set(t, (av_attn_kind)k, l, u8, blob, sets, labels, err)) {
                 json_decref(m);
                 return -1;
             }
+    }
     if (an && av_html_analysis_encode(an, u8, blob, m, err)) {
         json_decref(m);
         return -1;

@@ -218,10 +218,9 @@ static char *make_title(const av_trace *t, const av_plot_params *p, int n_heads)
         snprintf(head, sizeof head, "max of %d head%s", n_heads, n_heads == 1 ? "" : "s");
     else
         snprintf(head, sizeof head, "head %d", p->head);
-    const char *kind = strcmp(p->kind, "self") == 0    ? ""
-                       : strcmp(p->kind, "cross") == 0 ? "cross-attention · "
-                       : strcmp(p->kind, "enc") == 0   ? "encoder · "
-                                                       : "decoder · ";
+    static const char *const kind_titles[AV_ATTN_KIND_COUNT] = {"", "encoder · ", "decoder · ",
+                                                                "cross-attention · "};
+    const char *kind = (unsigned)p->kind < AV_ATTN_KIND_COUNT ? kind_titles[p->kind] : "";
     if (p->grid)
         snprintf(buf, sizeof buf, "%s · %sall layers × heads", model ? model : "attention", kind);
     else
@@ -353,7 +352,7 @@ static void grid_free(grid_mats *gm) {
 static int grid_load(const av_trace *t, const av_plot_params *p, grid_mats *gm, av_err *err) {
     memset(gm, 0, sizeof *gm);
     int L = av_trace_n_layers(t, p->kind), H = 0;
-    if (L == 0) return av_errf(err, "the trace has no '%s' attention", p->kind);
+    if (L == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(p->kind));
     av_attn_view v0 = {0, 0, 0, NULL};
     for (int l = 0; l < L; l++) {
         av_attn_view v;

@@ -78,7 +78,7 @@ void av_fig_free(av_fig *f);
 enum { AV_HEAD_MEAN = -1, AV_HEAD_MAX = -2 };
 
 typedef struct av_plot_params {
-    const char *kind;    /* "self" (default), "enc", "dec", "cross" */
+    av_attn_kind kind;   /* default AV_ATTN_SELF */
     int layer;           /* layer index */
     int head;            /* head index, AV_HEAD_MEAN or AV_HEAD_MAX */
     int grid;            /* all layers x heads as thumbnails */
@@ -107,12 +107,12 @@ typedef struct av_plot_geom {
 
 /* The matrix one figure shows: head / mean / max of one layer, after --exclude-first.
  * *out (n_rows, n_cols) malloc'd; row_first / col_first: index of the first shown query / key token. */
-int av_plot_matrix(const av_trace *t, const char *kind, int layer, int head, int exclude_first, float **out,
+int av_plot_matrix(const av_trace *t, av_attn_kind kind, int layer, int head, int exclude_first, float **out,
                    int *n_rows, int *n_cols, av_err *err);
-/* Query and key labels of kind ("self": tokens; "enc": source_tokens; "dec": target_tokens; "cross":
- * target (queries) x source (keys)); falls back to indices when metadata lacks them or counts differ.
- * Returns malloc'd arrays of malloc'd strings (free with av_plot_labels_free). */
-int av_plot_labels(const av_trace *t, const char *kind, int n_query, int n_key, char ***q_labels,
+/* Query and key labels of kind (the metadata list av_attn_kind_labels_key names, else the trace tokens);
+ * falls back to indices when metadata lacks them or counts differ. Returns malloc'd arrays of malloc'd
+ * strings (free with av_plot_labels_free). */
+int av_plot_labels(const av_trace *t, av_attn_kind kind, int n_query, int n_key, char ***q_labels,
                    char ***k_labels, av_err *err);
 void av_plot_labels_free(char **labels, int n);
 

@@ -11,8 +11,6 @@
 
 enum { MAX_TILE_CELLS = 1 << 20 };
 
-static const char *const KINDS[] = {"self", "enc", "dec", "cross"};
-
 /* ---- parameters ---- */
 
 /* Integer query argument in [lo, hi] (def when absent and def_ok). Sets a 400 reply and returns -1. */
@@ -39,21 +37,19 @@ static int arg_int(const srv_request *req, srv_reply *r, const char *name, int d
     return 0;
 }
 
-/* Picks the kind: ?kind=..., else the first the trace has. */
-static const char *pick_kind(const av_trace *t, const srv_request *req, srv_reply *r) {
+/* Picks the kind: ?kind=..., else the first the trace has. Sets a 400 reply and returns -1 when absent. */
+static int pick_kind(const av_trace *t, const srv_request *req, srv_reply *r, av_attn_kind *kind) {
     const char *k = srv_arg(req, "kind");
-    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++) {
-        if (k ? strcmp(k, KINDS[i]) == 0 : av_trace_n_layers(t, KINDS[i]) > 0) {
-            if (av_trace_n_layers(t, KINDS[i]) > 0) return KINDS[i];
-            break;
-        }
-    }
+    int found = k ? av_attn_kind_parse(k, kind) == 0 : 0;
+    for (int i = 0; !k && !found && i < AV_ATTN_KIND_COUNT; i++)
+        if (av_trace_n_layers(t, (av_attn_kind)i) > 0) *kind = (av_attn_kind)i, found = 1;
+    if (found && av_trace_n_layers(t, *kind) > 0) return 0;
     srv_reply_error(r, 400, "the trace has no attention of kind '%.20s'", k ? k : "self");
-    return NULL;
+    return -1;
 }
 
 /* Layer and head (an index, "mean" or "max") of a kind. */
-static int arg_layer_head(const av_trace *t, const char *kind, const srv_request *req, srv_reply *r,
+static int arg_layer_head(const av_trace *t, av_attn_kind kind, const srv_request *req, srv_reply *r,
                           int *layer, int *head) {
     int nl = av_trace_n_layers(t, kind), nh = av_trace_n_heads(t, kind);
     if (arg_int(req, r, "layer", 0, 0, 0, nl - 1, layer)) return -1;
@@ -128,10 +124,10 @@ static void get_info(av_server *s, const srv_request *req, const char *unused, s
         av_model_info mi = av_model_get_info(s->store.model);
         json_object_set_new(j, "model",
                             json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I}", "name", mi.name,
-                                      "arch", mi.arch, "format", mi.format, "n_layers", mi.n_layers,
-                                      "n_heads", mi.n_heads, "n_kv_heads", mi.n_kv_heads, "dim", mi.dim,
-                                      "vocab_size", mi.vocab_size, "max_seq_len", mi.max_seq_len, "n_params",
-                                      (json_int_t)mi.n_params));
+                                      "arch", mi.arch, "format", av_model_format_name(mi.format), "n_layers",
+                                      mi.n_layers, "n_heads", mi.n_heads, "n_kv_heads", mi.n_kv_heads, "dim",
+                                      mi.dim, "vocab_size", mi.vocab_size, "max_seq_len", mi.max_seq_len,
+                                      "n_params", (json_int_t)mi.n_params));
         /* what the input form offers: text for every model family run here so far */
         json_object_set_new(j, "inputs",
                             json_pack("{s:b, s:b, s:b, s:b}", "text", 1, "ids", 1, "image", 0, "target", 0));
@@ -313,17 +309,17 @@ static void get_trace_meta(av_server *s, srv_run *run, const srv_request *req, s
         has_tgt = av_trace_meta(t, "target_tokens") != NULL;
     if (has_src) json_object_set_new(j, "source_tokens", labels_json(t, "source_tokens"));
     if (has_tgt) json_object_set_new(j, "target_tokens", labels_json(t, "target_tokens"));
-    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++) {
-        const char *k = KINDS[i];
+    for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
+        av_attn_kind k = (av_attn_kind)i;
         if (av_trace_n_layers(t, k) == 0) continue;
-        const char *ql = "tokens", *kl = "tokens";
-        if (strcmp(k, "enc") == 0 && has_src) ql = kl = "source_tokens";
-        if (strcmp(k, "dec") == 0 && has_tgt) ql = kl = "target_tokens";
-        if (strcmp(k, "cross") == 0 && has_src && has_tgt) ql = "target_tokens", kl = "source_tokens";
-        json_array_append_new(kinds, json_pack("{s:s, s:i, s:i, s:i, s:i, s:s, s:s}", "kind", k, "n_layers",
-                                               av_trace_n_layers(t, k), "n_heads", av_trace_n_heads(t, k),
-                                               "n_query", av_trace_n_query(t, k), "n_key",
-                                               av_trace_n_key(t, k), "query_labels", ql, "key_labels", kl));
+        const char *ql = av_attn_kind_labels_key(k, 0), *kl = av_attn_kind_labels_key(k, 1);
+        if (!ql || !kl || !av_trace_meta(t, ql) || !av_trace_meta(t, kl))
+            ql = kl = "tokens"; /* the trace's own tokens unless every list the kind names is there */
+        json_array_append_new(kinds,
+                              json_pack("{s:s, s:i, s:i, s:i, s:i, s:s, s:s}", "kind", av_attn_kind_name(k),
+                                        "n_layers", av_trace_n_layers(t, k), "n_heads",
+                                        av_trace_n_heads(t, k), "n_query", av_trace_n_query(t, k), "n_key",
+                                        av_trace_n_key(t, k), "query_labels", ql, "key_labels", kl));
     }
     const char *const keys[] = {"format",       "version",    "model",        "arch",
                                 "model_format", "created_by", "n_layers",     "n_heads",
@@ -341,9 +337,9 @@ static void get_trace_meta(av_server *s, srv_run *run, const srv_request *req, s
 static void get_row(av_server *s, srv_run *run, const srv_request *req, srv_reply *r) {
     (void)s;
     const av_trace *t = run->trace;
-    const char *kind = pick_kind(t, req, r);
+    av_attn_kind kind;
     int layer, head, q, binary;
-    if (!kind || arg_layer_head(t, kind, req, r, &layer, &head) ||
+    if (pick_kind(t, req, r, &kind) || arg_layer_head(t, kind, req, r, &layer, &head) ||
         arg_int(req, r, "q", 0, 0, 0, av_trace_n_query(t, kind) - 1, &q) || want_binary(req, r, 0, &binary))
         return;
     int nk = av_trace_n_key(t, kind);
@@ -362,8 +358,8 @@ static void get_row(av_server *s, srv_run *run, const srv_request *req, srv_repl
         srv_reply_bytes(r, 200, row, sizeof *row * (size_t)nk, "application/octet-stream");
         return;
     }
-    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:o}", "kind", kind, "layer", layer, "q", q, "n_key", nk,
-                          "values", floats_json(row, (size_t)nk));
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:o}", "kind", av_attn_kind_name(kind), "layer", layer, "q",
+                          q, "n_key", nk, "values", floats_json(row, (size_t)nk));
     json_object_set_new(j, "head",
                         head >= 0 ? json_integer(head) : json_string(head == AV_HEADS_MEAN ? "mean" : "max"));
     free(row);
@@ -374,9 +370,9 @@ static void get_row(av_server *s, srv_run *run, const srv_request *req, srv_repl
 static int tile_args(const av_trace *t, const srv_request *req, srv_reply *r, srv_tile_key *key,
                      int *binary) {
     memset(key, 0, sizeof *key);
-    const char *kind = pick_kind(t, req, r);
-    if (!kind) return -1;
-    snprintf(key->kind, sizeof key->kind, "%s", kind);
+    av_attn_kind kind;
+    if (pick_kind(t, req, r, &kind)) return -1;
+    key->kind = (int)kind;
     int nq = av_trace_n_query(t, kind), nk = av_trace_n_key(t, kind);
     srv_tile_key *k = key;
     if (arg_layer_head(t, kind, req, r, &k->layer, &k->head) ||
@@ -409,10 +405,10 @@ static void reply_tile(srv_reply *r, const srv_tile_key *k, float *out, int hit,
         srv_reply_header(r, "X-Attnviz-Cache", hit ? "hit" : "miss");
         return;
     }
-    json_t *j =
-        json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:o}", "kind", k->kind, "layer", k->layer,
-                  "q0", k->q0, "q1", k->q1, "k0", k->k0, "k1", k->k1, "rows", k->rows, "cols", k->cols,
-                  "pool", k->pool == AV_POOL_MAX ? "max" : "mean", "values", floats_json(out, n));
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:o}", "kind",
+                          av_attn_kind_name((av_attn_kind)k->kind), "layer", k->layer, "q0", k->q0, "q1",
+                          k->q1, "k0", k->k0, "k1", k->k1, "rows", k->rows, "cols", k->cols, "pool",
+                          k->pool == AV_POOL_MAX ? "max" : "mean", "values", floats_json(out, n));
     json_object_set_new(j, "head",
                         k->head >= 0 ? json_integer(k->head)
                                      : json_string(k->head == AV_HEADS_MEAN ? "mean" : "max"));
@@ -435,8 +431,8 @@ static void get_tile(av_server *s, srv_run *run, const srv_request *req, srv_rep
     int hit = srv_cache_get(&s->cache, &k, out, n);
     if (!hit) {
         av_err err = {{0}};
-        if (av_trace_attn_tile(t, k.kind, k.layer, k.head, k.q0, k.q1, k.k0, k.k1, k.rows, k.cols,
-                               (av_pool)k.pool, out, &err)) {
+        if (av_trace_attn_tile(t, (av_attn_kind)k.kind, k.layer, k.head, k.q0, k.q1, k.k0, k.k1, k.rows,
+                               k.cols, (av_pool)k.pool, out, &err)) {
             free(out);
             srv_reply_error(r, 500, "%s", err.msg);
             return;

@@ -365,7 +365,6 @@ int av_server_start(av_model *model, av_trace *trace, const av_server_params *pa
     if (model) {
         av_model_info mi = av_model_get_info(model);
         if (mi.max_seq_len > 0 && p.max_tokens > mi.max_seq_len) p.max_tokens = mi.max_seq_len;
-        if (!av_model_lazy_supported(model, NULL)) p.lazy = 0; /* this model's runs are full traces */
     }
     av_server *s = calloc(1, sizeof *s);
     if (!s) {

@@ -34,8 +34,7 @@ typedef struct av_server_params {
     int request_timeout_s;  /* a request's headers and body must arrive within this, however slowly they
                                trickle, counted from the accept or the previous request's end (default 10) */
     int n_threads;          /* threads of a run (0: all cores); runs themselves go one at a time */
-    int lazy;               /* run lazily: store q/k and recompute on demand (default 1); models whose lazy
-                               traces cannot be built (av_model_lazy_supported) run full traces */
+    int lazy;               /* run lazily: store q/k and recompute on demand (default 1), any model family */
     size_t viewer_bytes;    /* largest trace (all full matrices, float32) the viewer page is built for
                                (default 256 MiB); larger traces are explored with the zoomable map */
 } av_server_params;
@@ -61,7 +60,7 @@ int av_server_host_is_loopback(const char *host);
 /* Tile cache (cache.c). Keys are whole requests; values are (rows, cols) floats. */
 typedef struct srv_tile_key {
     unsigned run_seq; /* unique per run, never reused */
-    char kind[8];
+    int kind;         /* av_attn_kind */
     int layer, head, q0, q1, k0, k1, rows, cols, pool;
 } srv_tile_key;
 

@@ -25,12 +25,12 @@ enum { VIEWER_WAIT_S = 20, VIEWER_RETRY_S = 5 };
 
 /* Bytes of every layer's full (n_heads, n_query, n_key) matrices as float32. */
 size_t srv_trace_full_bytes(const av_trace *t) {
-    static const char *const kinds[] = {"self", "enc", "dec", "cross"};
     size_t total = 0;
-    for (int k = 0; k < 4; k++) {
-        size_t per = (size_t)av_trace_n_heads(t, kinds[k]) * (size_t)av_trace_n_query(t, kinds[k]) *
-                     (size_t)av_trace_n_key(t, kinds[k]) * sizeof(float);
-        total += per * (size_t)av_trace_n_layers(t, kinds[k]);
+    for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
+        av_attn_kind k = (av_attn_kind)i;
+        size_t per = (size_t)av_trace_n_heads(t, k) * (size_t)av_trace_n_query(t, k) *
+                     (size_t)av_trace_n_key(t, k) * sizeof(float);
+        total += per * (size_t)av_trace_n_layers(t, k);
     }
     return total;
 }

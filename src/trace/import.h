@@ -13,7 +13,7 @@ typedef struct av_import_params {
         *tokens_path;  /* JSON: ["tok", ...] or {"tokens": [...], "token_ids": [...], "source_tokens": [...],
                           "target_tokens": [...], "model": "...", "patch_grid": "14x14", "prefix_tokens": 1,
                           "metadata": {"key": "value"}}; NULL: tokens are shown as indices */
-    const char *kind;  /* force every array to this kind; NULL: from the array name (cross/enc/dec/self) */
+    int kind;          /* an av_attn_kind to force every array to; -1 (default): from the array name */
     int check_rows;    /* validate values in [0, 1] and row sums (default 1) */
     double tolerance;  /* |row sum - 1| allowed; 0: 1e-3 (2e-2 for float16 arrays) */
     av_dtype dtype;    /* trace storage: AV_DTYPE_F32 (default) or AV_DTYPE_F16 */
