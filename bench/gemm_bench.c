@@ -1,19 +1,33 @@
 /* GEMM benchmark on the 1B model's shapes (docs/BENCHMARKS.md). Prints JSON lines:
  *  - "matmul": y = x W^T with F16 weights through av_matmul on every GEMM path this CPU supports (avx512,
  * avx2, amx, sgemm; scalar only on the small shape), best of 3, with each path's max error against double
- * precision (relative to max |y|, first 64 rows);
+ * precision (relative to max |y|, first 64 rows); then Q8_0, Q4_K and Q6_K weights (random blocks) on the
+ * own vector paths and amx: conversion from the stored type included;
  *  - "own_f32_peak": the project's f32 GEMM (av_gemm_f32, x W^T with f32 W) on the shapes bench/sgemm_peak.c
  *    times OpenBLAS on, per kernel: run.sh takes the better of this and OpenBLAS as the f32 GEMM limit;
- *  - "generation": token-by-token matrix-vector products (av_matmul, 1 row) streaming ~0.5 GB of F16 and
- *    Q8_0 weights, in GB/s of weights read, against a STREAM-like copy (a = b, 2 x 256 MiB, bytes read +
- *    written) on the same threads in the same run.
- * Usage: gemm_bench [T] [threads] */
+ *  - "generation": token-by-token matrix-vector products (av_matmul, 1 row) over 24 weights of 5632 x 2048
+ *    (0.17-0.55 GB) in F16, Q8_0, Q4_K and Q6_K, in GB/s of weights read, against a STREAM-like copy (a = b,
+ *    2 x 256 MiB, bytes read + written) on the same threads in the same run.
+ * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, gen; default all]
+ * With BENCH_CLOCK=cpu every time is the process CPU time divided by the threads (what the wall time would be
+ * with a core per thread: on a machine shared with other jobs it moves far less than wall time). */
+#include "../tests/quant_blocks.h"
 #include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static int clock_threads; /* > 0: bench_clock() is process CPU time / clock_threads */
+
+static double bench_clock(void) {
+    if (clock_threads <= 0) return av_seconds();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9) / clock_threads;
+}
 
 static float frand(unsigned *seed) { return (float)rand_r(seed) / (float)RAND_MAX * 2 - 1; }
 
@@ -29,21 +43,32 @@ static double max_rel_err(const float *y, const double *ref, size_t n) {
 static const av_gemm_path bench_paths[] = {AV_GEMM_AVX512, AV_GEMM_AVX2, AV_GEMM_AMX, AV_GEMM_SGEMM,
                                            AV_GEMM_SCALAR};
 
-/* y = x W^T, W F16 (out, in), on each supported path. */
-static void run_matmul(int T, int out, int in, int threads) {
+/* A weight (out, in) of type t: F16 from small random values, quantized types as random blocks. */
+static av_tensor make_weight(av_dtype t, int out, int in, unsigned seed) {
+    size_t bytes = 0;
+    void *data;
+    if (t == AV_DTYPE_F16) {
+        bytes = 2 * (size_t)out * in;
+        uint16_t *h = data = malloc(bytes);
+        for (size_t i = 0; i < (size_t)out * in; i++)
+            h[i] = av_f32_to_f16(frand(&seed) * 0.05f);
+    } else
+        data = qb_random(t, (int64_t)out * in, seed, &bytes);
+    return (av_tensor){.dtype = t, .ndim = 2, .shape = {out, in}, .data = data, .nbytes = bytes};
+}
+
+/* y = x W^T, W of type t (out, in), on each supported path (F16: all; quantized types: the own vector paths
+ * and amx). */
+static void run_matmul(av_dtype t, int T, int out, int in, int threads) {
     unsigned seed = 7;
     float *x = malloc(sizeof(float) * (size_t)T * in);    /* (T, in) */
-    uint16_t *w16 = malloc(2 * (size_t)out * in);         /* (out, in) f16 */
     float *wf = malloc(sizeof(float) * (size_t)out * in); /* (out, in): scratch of the sgemm path */
     float *y = malloc(sizeof(float) * (size_t)T * out);   /* (T, out) */
     int rows = T < 64 ? T : 64;
     double *ref = malloc(sizeof(double) * (size_t)rows * out);
     for (size_t i = 0; i < (size_t)T * in; i++)
         x[i] = frand(&seed);
-    for (size_t i = 0; i < (size_t)out * in; i++)
-        w16[i] = av_f32_to_f16(frand(&seed) * 0.05f);
-    av_tensor w = {
-        .dtype = AV_DTYPE_F16, .ndim = 2, .shape = {out, in}, .data = w16, .nbytes = 2 * (size_t)out * in};
+    av_tensor w = make_weight(t, out, in, seed);
     av_dequantize_rows(&w, 0, out, wf);
     for (int t = 0; t < rows; t++)
         for (int o = 0; o < out; o++) {
@@ -52,22 +77,25 @@ static void run_matmul(int T, int out, int in, int threads) {
                 acc += (double)x[(size_t)t * in + k] * wf[(size_t)o * in + k];
             ref[(size_t)t * out + o] = acc;
         }
-    printf("{\"matmul\": {\"T\": %d, \"out\": %d, \"in\": %d, \"dtype\": \"f16\"", T, out, in);
+    printf("{\"matmul\": {\"T\": %d, \"out\": %d, \"in\": %d, \"dtype\": \"%s\"", T, out, in,
+           av_dtype_name(t));
     for (size_t p = 0; p < sizeof bench_paths / sizeof *bench_paths; p++) {
+        if (t != AV_DTYPE_F16 && (bench_paths[p] == AV_GEMM_SGEMM || bench_paths[p] == AV_GEMM_SCALAR))
+            continue;
         if (av_gemm_path_set(bench_paths[p]) != 0) continue;
         if (bench_paths[p] == AV_GEMM_SCALAR && (double)T * out * in > 1e8)
             continue; /* minutes on big shapes */
         double best = 1e30;
         for (int rep = 0; rep < 3; rep++) {
-            double t0 = av_seconds();
+            double t0 = bench_clock();
             av_matmul(y, x, &w, T, wf, threads);
-            best = fmin(best, av_seconds() - t0);
+            best = fmin(best, bench_clock() - t0);
         }
         printf(", \"%s\": {\"gflops\": %.1f, \"max_rel_err\": %.2e}", av_gemm_path_name(bench_paths[p]),
                2.0 * T * out * in / best / 1e9, max_rel_err(y, ref, (size_t)rows * out));
     }
     printf("}}\n");
-    free(x), free(w16), free(wf), free(y), free(ref);
+    free(x), free((void *)w.data), free(wf), free(y), free(ref);
 }
 
 /* GFLOP/s of C (m, n) = A (m, k) B^T with B (n, k), all f32, best of reps. */
@@ -80,9 +108,9 @@ static double f32_gflops(int m, int n, int k, int threads, int reps) {
         b[i] = (float)(i % 5) * 0.01f;
     double best = 1e30;
     for (int r = 0; r <= reps; r++) { /* the first run warms up */
-        double t0 = av_seconds();
+        double t0 = bench_clock();
         av_gemm_f32(0, 1, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n, threads);
-        if (r) best = fmin(best, av_seconds() - t0);
+        if (r) best = fmin(best, bench_clock() - t0);
     }
     free(a), free(b), free(c);
     return 2.0 * m * n * k / best / 1e9;
@@ -125,67 +153,64 @@ static double copy_gbps(int threads) {
     copy_job j = {b, a};
     double best = 1e30;
     for (int r = 0; r < 5; r++) {
-        double t0 = av_seconds();
+        double t0 = bench_clock();
         av_parallel_for(threads, (int64_t)n, copy_range, &j);
-        best = fmin(best, av_seconds() - t0);
+        best = fmin(best, bench_clock() - t0);
     }
     free(a), free(b);
     return 2.0 * sizeof(float) * (double)n / best / 1e9;
 }
 
-/* GB/s of weights read by 1-row products over `layers` weights (out, in) of dtype t (F16 or Q8_0). */
+/* GB/s of weights read by 1-row products over `layers` weights (out, in) of type t, best of 3. */
 static double gemv_gbps(av_dtype t, int layers, int out, int in, int threads) {
-    size_t numel = (size_t)out * in, bytes = 0;
-    av_dtype_nbytes(t, numel, &bytes);
-    unsigned char *data = malloc(bytes * (size_t)layers);
-    float *row = malloc(sizeof(float) * numel), x[8192], y[8192];
+    av_tensor w[24];
+    float x[8192], y[8192];
     unsigned seed = 3;
-    for (size_t i = 0; i < numel; i++)
-        row[i] = frand(&seed) * 0.05f;
-    for (int l = 0; l < layers; l++) {
-        unsigned char *d = data + (size_t)l * bytes;
-        if (t == AV_DTYPE_Q8_0)
-            av_quantize_q8_0(row, (av_block_q8_0 *)d, numel);
-        else
-            for (size_t i = 0; i < numel; i++)
-                ((uint16_t *)d)[i] = av_f32_to_f16(row[i]);
-    }
+    for (int l = 0; l < layers; l++)
+        w[l] = make_weight(t, out, in, (unsigned)l + 1);
     for (int i = 0; i < in; i++)
         x[i] = frand(&seed);
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
-        double t0 = av_seconds();
-        for (int l = 0; l < layers; l++) {
-            av_tensor w = {t, 2, {out, in}, data + (size_t)l * bytes, bytes};
-            av_matmul(y, x, &w, 1, NULL, threads);
-        }
-        best = fmin(best, av_seconds() - t0);
+        double t0 = bench_clock();
+        for (int l = 0; l < layers; l++)
+            av_matmul(y, x, &w[l], 1, NULL, threads);
+        best = fmin(best, bench_clock() - t0);
     }
-    free(data), free(row);
-    return (double)bytes * layers / best / 1e9;
+    for (int l = 0; l < layers; l++)
+        free((void *)w[l].data);
+    return (double)w[0].nbytes * layers / best / 1e9;
 }
 
 static void run_generation(int threads) {
+    static const av_dtype types[] = {AV_DTYPE_F16, AV_DTYPE_Q8_0, AV_DTYPE_Q4_K, AV_DTYPE_Q6_K};
     double copy = copy_gbps(threads);
-    double f16 = gemv_gbps(AV_DTYPE_F16, 24, 5632, 2048, threads),
-           q8 = gemv_gbps(AV_DTYPE_Q8_0, 24, 5632, 2048, threads);
-    printf("{\"generation\": {\"threads\": %d, \"gemm_path\": \"%s\", \"copy_gbps\": %.1f, "
-           "\"f16_weights_gbps\": %.1f, "
-           "\"q8_0_weights_gbps\": %.1f, \"f16_vs_copy\": %.2f, \"q8_0_vs_copy\": %.2f}}\n",
-           threads, av_gemm_path_name(av_gemm_path_get()), copy, f16, q8, f16 / copy, q8 / copy);
+    printf("{\"generation\": {\"threads\": %d, \"gemm_path\": \"%s\", \"copy_gbps\": %.1f", threads,
+           av_gemm_path_name(av_gemm_path_get()), copy);
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        double g = gemv_gbps(types[i], 24, 5632, 2048, threads);
+        printf(", \"%s\": {\"weights_gbps\": %.1f, \"vs_copy\": %.2f}", av_dtype_name(types[i]), g, g / copy);
+    }
+    printf("}}\n");
 }
 
 int main(int argc, char **argv) {
     int T = argc > 1 ? atoi(argv[1]) : 512, threads = argc > 2 ? atoi(argv[2]) : 2;
+    const char *sections = argc > 3 ? argv[3] : "f16,quant,peak,gen";
+    const char *clk = getenv("BENCH_CLOCK");
+    clock_threads = clk && strcmp(clk, "cpu") == 0 ? threads : 0;
     av_kernels_init();
     av_gemm_path fastest = av_gemm_path_get();
-    run_matmul(T, 2048, 2048, threads);
-    run_matmul(T, 256, 2048, threads);
-    run_matmul(T, 5632, 2048, threads);
-    run_matmul(T, 2048, 5632, threads);
-    run_matmul(37, 45, 70, threads);
-    run_own_peak(T, threads);
+    static const int shapes[][2] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}};
+    static const av_dtype quant[] = {AV_DTYPE_Q8_0, AV_DTYPE_Q4_K, AV_DTYPE_Q6_K};
+    for (int s = 0; s < 4 && strstr(sections, "f16"); s++)
+        run_matmul(AV_DTYPE_F16, T, shapes[s][0], shapes[s][1], threads);
+    if (strstr(sections, "f16")) run_matmul(AV_DTYPE_F16, 37, 45, 70, threads);
+    for (int q = 0; q < 3 && strstr(sections, "quant"); q++)
+        for (int s = 0; s < 4; s++)
+            run_matmul(quant[q], T, shapes[s][0], shapes[s][1], threads);
+    if (strstr(sections, "peak")) run_own_peak(T, threads);
     av_gemm_path_set(fastest);
-    run_generation(threads);
+    if (strstr(sections, "gen")) run_generation(threads);
     return 0;
 }

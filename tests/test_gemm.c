@@ -5,7 +5,8 @@
  * alpha * acc + beta * c; whatever the order, |c - exact| <= gamma(k + 2) (|alpha| sum_p |a_ip b_pj| + |beta
  * c0|) with gamma(n) = n u / (1 - n u), u = 2^-24. */
 #include "harness.h"
-#include "kernels/kernels.h"
+#include "kernels/gemm.h"
+#include "quant_blocks.h"
 
 #include <stdint.h>
 
@@ -186,6 +187,77 @@ static void matmul_many_equals_single(av_gemm_path path) {
     }
 }
 
+/* ---- quantized weights: the vector packing and matrix-vector products expand them exactly ---- */
+
+static const av_dtype quant_types[] = {AV_DTYPE_Q8_0, AV_DTYPE_Q4_K, AV_DTYPE_Q6_K,   AV_DTYPE_Q4_0,
+                                       AV_DTYPE_Q4_1, AV_DTYPE_Q5_0, AV_DTYPE_Q5_1,   AV_DTYPE_Q2_K,
+                                       AV_DTYPE_Q3_K, AV_DTYPE_Q5_K, AV_DTYPE_IQ4_NL, AV_DTYPE_IQ4_XS};
+
+/* The path's weight packing gives the portable packing's panels bit for bit (which expands rows through
+ * av_dequantize_rows): every type (Q8_0, Q4_K, Q6_K are expanded in registers, the others through the
+ * dequantizers), whole and partial panels, first and later k blocks, random block bytes. */
+static void pack_quant_equals_dequantize(av_gemm_path path) {
+    enum { OUT = 45, IN = 1024 };
+    const av_ukernel *uk = av_gemm_ukernel(path);
+    int P = uk->nr;
+    float *tmp = malloc(sizeof(float) * (size_t)P * AV_GEMM_KC),
+          *mine = malloc(sizeof(float) * (size_t)P * IN), *ref = malloc(sizeof(float) * (size_t)P * IN);
+    for (size_t ti = 0; ti < sizeof quant_types / sizeof *quant_types; ti++) {
+        size_t bytes;
+        uint8_t *q = qb_random(quant_types[ti], (int64_t)OUT * IN, (unsigned)ti + 1, &bytes);
+        av_tensor w = {quant_types[ti], 2, {OUT, IN, 0, 0}, q, bytes};
+        static const int cases[][4] = {
+            {0, 32, 0, 512}, {13, 32, 512, 512}, {40, 5, 256, 256}, {7, 17, 768, 256}};
+        for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+            int f0 = cases[c][0], rows = cases[c][1] < P ? cases[c][1] : P, k0 = cases[c][2],
+                kc = cases[c][3];
+            memset(mine, 0xff, sizeof(float) * (size_t)P * kc); /* NaN: every panel value must be written */
+            uk->pack_weight(&w, f0, rows, k0, kc, P, mine, tmp);
+            av_pack_weight(&w, f0, rows, k0, kc, P, ref, tmp);
+            CHECKF(memcmp(mine, ref, sizeof(float) * (size_t)P * kc) == 0,
+                   "%s: rows %d + %d, columns %d + %d differ from av_dequantize_rows",
+                   av_dtype_name(quant_types[ti]), f0, rows, k0, kc);
+        }
+        if (path == AV_GEMM_AVX512) { /* the AMX kernel's row expansion */
+            float *rows_mine = malloc(sizeof(float) * 3 * IN), *rows_ref = malloc(sizeof(float) * 3 * IN);
+            av_dequantize_rows_avx512(&w, 11, 3, rows_mine);
+            av_dequantize_rows(&w, 11, 3, rows_ref);
+            CHECKF(memcmp(rows_mine, rows_ref, sizeof(float) * 3 * IN) == 0, "%s: av_dequantize_rows_avx512",
+                   av_dtype_name(quant_types[ti]));
+            free(rows_mine), free(rows_ref);
+        }
+        free(q);
+    }
+    free(tmp), free(mine), free(ref);
+}
+
+/* y = x W^T on quantized W gives the bits of the same product on W expanded to F32 (av_dequantize_rows), on
+ * the matrix-vector path (1-7 rows: Q8_0, Q4_K, Q6_K read in place) and the packed GEMM (8 rows and more). */
+static void matmul_quant_equals_f32(av_gemm_path path) {
+    enum { OUT = 40, IN = 768, NMAX = 20 };
+    float *x = malloc(sizeof(float) * NMAX * IN), *wf = malloc(sizeof(float) * OUT * IN);
+    float *yq = malloc(sizeof(float) * NMAX * OUT), *yf = malloc(sizeof(float) * NMAX * OUT);
+    unsigned seed = 9;
+    for (int i = 0; i < NMAX * IN; i++)
+        x[i] = frand(&seed, 2.0f);
+    for (size_t ti = 0; ti < sizeof quant_types / sizeof *quant_types; ti++) {
+        size_t bytes;
+        uint8_t *q = qb_random(quant_types[ti], (int64_t)OUT * IN, (unsigned)ti + 40, &bytes);
+        av_tensor w = {quant_types[ti], 2, {OUT, IN, 0, 0}, q, bytes};
+        av_dequantize_rows(&w, 0, OUT, wf);
+        av_tensor f = {AV_DTYPE_F32, 2, {OUT, IN, 0, 0}, wf, sizeof(float) * OUT * IN};
+        static const int ns[] = {1, 3, 7, 8, 20};
+        for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+            av_matmul(yq, x, &w, ns[k], NULL, 2);
+            av_matmul(yf, x, &f, ns[k], NULL, 2);
+            CHECKF(memcmp(yq, yf, sizeof(float) * (size_t)ns[k] * OUT) == 0, "%s, %d rows: differs from F32",
+                   av_dtype_name(quant_types[ti]), ns[k]);
+        }
+        free(q);
+    }
+    free(x), free(wf), free(yq), free(yf);
+}
+
 #define ON_PATH(test, P)                                                                                     \
     static void test##_##P(void) {                                                                           \
         if (!av_gemm_path_supported(AV_GEMM_##P))                                                            \
@@ -203,6 +275,9 @@ ON_PATH(gemm_f32_matches_scalar, AVX2)
 ON_PATH(gemm_f32_matches_scalar, AVX512)
 ON_ALL_PATHS(matmul_dtypes_within_bound)
 ON_ALL_PATHS(matmul_many_equals_single)
+ON_PATH(pack_quant_equals_dequantize, AVX2)
+ON_PATH(pack_quant_equals_dequantize, AVX512)
+ON_OWN_PATHS(matmul_quant_equals_f32)
 
 static void test_gemm_path_names_round_trip(void) {
     for (int p = 0; p < AV_GEMM_PATH_COUNT; p++) {
@@ -237,5 +312,10 @@ int main(void) {
     RUN(matmul_many_equals_single_AVX512);
     RUN(matmul_many_equals_single_AMX);
     RUN(matmul_many_equals_single_SGEMM);
+    RUN(pack_quant_equals_dequantize_AVX2);
+    RUN(pack_quant_equals_dequantize_AVX512);
+    RUN(matmul_quant_equals_f32_SCALAR);
+    RUN(matmul_quant_equals_f32_AVX2);
+    RUN(matmul_quant_equals_f32_AVX512);
     return h_exit_code();
 }

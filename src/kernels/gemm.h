@@ -51,6 +51,10 @@ void av_pack_rows_avx512(const float *src, int64_t ld, int rows, int kc, int P, 
 void av_pack_weight_avx512(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
                            float *tmp);
 
+/* av_dequantize_rows with Q8_0, Q4_K and Q6_K expanded 16 values at a time in AVX-512 registers
+ * (gemm_quant.h; the same bits); other dtypes go to av_dequantize_rows. Used by the AMX kernel. */
+void av_dequantize_rows_avx512(const av_tensor *w, int64_t row0, int64_t n_rows, float *dst);
+
 /* The micro-kernel of a path (AMX: the AVX-512 one, used for everything the tile kernel does not take), or
  * NULL for AV_GEMM_SGEMM. */
 const av_ukernel *av_gemm_ukernel(av_gemm_path p);

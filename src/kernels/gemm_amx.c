@@ -14,7 +14,7 @@
  *
  * Compiled with -mamx-tile -mamx-bf16 -mavx512f -mavx512bw -mavx512vl (see the Makefile); nothing here runs
  * unless av_amx_ready() (gemm_cpu.c) found the CPU features, the OS state and the process permission. */
-#include "kernels.h"
+#include "gemm.h"
 
 #include <immintrin.h>
 #include <stdlib.h>
@@ -111,7 +111,7 @@ static void pack_w(const amx_job *j, const amx_out *o, int f0, int nf, uint16_t 
     const int f16 = o->w->dtype == AV_DTYPE_F16;
     for (int g = 0; g < nf / 16; g++) {
         int first = f0 + g * 16, rows = o->out - first < 16 ? o->out - first : 16;
-        if (rows > 0 && !f16) av_dequantize_rows(o->w, first, rows, rowbuf);
+        if (rows > 0 && !f16) av_dequantize_rows_avx512(o->w, first, rows, rowbuf);
         for (int r = 0; r < 16; r++) {
             const uint16_t *h =
                 (const uint16_t *)o->w->data + (size_t)(r < rows ? first + r : 0) * (size_t)j->in;

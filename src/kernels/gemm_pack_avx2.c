@@ -2,6 +2,7 @@
  * and BF16 weights converted exactly inside them (the same panels as gemm_pack.c's portable code). Compiled
  * with -mavx2 -mfma -mf16c (see the Makefile); used only after gemm_cpu.c found AVX2, FMA and F16C. */
 #include "gemm.h"
+#include "gemm_quant.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -28,6 +29,19 @@ static inline void transpose8(__m256 r[8]) {
 
 static inline __m256i first_lanes(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* Transposes the 8 x 8 block v (row i = panel column i) and stores its first np columns as panel steps (P
+ * floats apart), lanes (<= 8) values each. */
+static inline __attribute__((always_inline)) void transpose_store8(__m256 v[8], float *dst, int P, int np,
+                                                                   int lanes) {
+    transpose8(v);
+    if (lanes == 8)
+        for (int q = 0; q < np; q++)
+            _mm256_storeu_ps(dst + (int64_t)q * P, v[q]);
+    else
+        for (int q = 0; q < np; q++)
+            _mm256_maskstore_ps(dst + (int64_t)q * P, first_lanes(lanes), v[q]);
 }
 
 /* 8 values of a source row as f32: f32, or f16 / bf16 converted exactly (vcvtph2ps; bf16 is the top half of
@@ -67,14 +81,7 @@ static inline __attribute__((always_inline)) void pack_8x8(src_kind kind, const 
         for (int i = 0; i < 8; i++)
             v[i] = i < nr ? load8(kind, rows + (size_t)i * (size_t)ld * esize, p0, np) : _mm256_setzero_ps();
     }
-    transpose8(v);
-    float *dst = panel + (int64_t)p0 * P + r0;
-    if (lanes == 8)
-        for (int q = 0; q < np; q++)
-            _mm256_storeu_ps(dst + (int64_t)q * P, v[q]);
-    else
-        for (int q = 0; q < np; q++)
-            _mm256_maskstore_ps(dst + (int64_t)q * P, first_lanes(lanes), v[q]);
+    transpose_store8(v, panel + (int64_t)p0 * P + r0, P, np, lanes);
 }
 
 /* Eight steps at a time, all panel columns, so each 8-step slab of the panel is written whole. */
@@ -89,15 +96,47 @@ static inline __attribute__((always_inline)) void pack_rows_kind(src_kind kind, 
     }
 }
 
+/* Grouped quantized rows (Q8_0, Q4_K, Q6_K; gemm_quant.h): the factors of every row's 16-value groups first
+ * (into tmp), then 8 x 8 tiles expanded in registers and transposed, 8 steps at a time as pack_rows_kind
+ * does. kc is a multiple of the type's block. tmp: (2, rows, kc / 16) floats. */
+static inline __attribute__((always_inline)) void pack_grouped(av_dtype t, const uint8_t *src,
+                                                               size_t row_bytes, int rows, int64_t k0, int kc,
+                                                               int P, float *panel, float *tmp) {
+    int groups = kc / 16;
+    float *s = tmp, *m = tmp + (size_t)rows * (size_t)groups; /* (rows, groups) each */
+    for (int r = 0; r < rows; r++)
+        av_dequant_groups(t, src + (size_t)r * row_bytes, k0, groups, s + r * groups, m + r * groups);
+    for (int p0 = 0; p0 < kc; p0 += 8) {
+        int g = p0 / 16;
+        for (int r0 = 0; r0 < P; r0 += 8) {
+            int nr = rows - r0 < 0 ? 0 : (rows - r0 < 8 ? rows - r0 : 8);
+            __m256 v[8];
+            for (int i = 0; i < 8; i++) {
+                int r = r0 + i;
+                v[i] = i < nr ? av_qload8(t, src + (size_t)r * row_bytes, k0 + p0, s[r * groups + g],
+                                          m[r * groups + g])
+                              : _mm256_setzero_ps();
+            }
+            transpose_store8(v, panel + (int64_t)p0 * P + r0, P, 8, P - r0 < 8 ? P - r0 : 8);
+        }
+    }
+}
+
 void av_pack_rows_avx2(const float *src, int64_t ld, int rows, int kc, int P, float *panel) {
     pack_rows_kind(SRC_F32, src, ld, rows, kc, P, panel);
 }
 
-/* F32, F16 and BF16 rows convert inside the transposes; other dtypes through av_weight_block_f32. */
+/* F32, F16 and BF16 rows convert inside the transposes, Q8_0, Q4_K and Q6_K in registers before them; other
+ * dtypes through av_weight_block_f32. */
 void av_pack_weight_avx2(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
                          float *tmp) {
     int64_t in = w->shape[1];
+    size_t row_bytes = av_tensor_row_bytes(w);
+    const uint8_t *q = (const uint8_t *)w->data + (size_t)f0 * row_bytes;
     switch (w->dtype) {
+    case AV_DTYPE_Q8_0: pack_grouped(AV_DTYPE_Q8_0, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
+    case AV_DTYPE_Q4_K: pack_grouped(AV_DTYPE_Q4_K, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
+    case AV_DTYPE_Q6_K: pack_grouped(AV_DTYPE_Q6_K, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
     case AV_DTYPE_F32:
         pack_rows_kind(SRC_F32, (const float *)w->data + f0 * in + k0, in, rows, kc, P, panel);
         return;

@@ -5,21 +5,31 @@
  * av_kernels_init). Token-by-token generation (a few rows) is matrix-vector work, bound by memory: each
  * weight row is converted and dotted with every row of x while it is in cache. */
 #include "gemm.h"
+#include "gemm_quant.h"
 
 #include <cblas.h>
 #include <stdlib.h>
+
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
+#define AV_DOT_VECTOR 1
 #endif
 
-/* Weight rows the matrix-vector products read in place, converting as they go; any other dtype is converted
- * a block of columns at a time into a buffer first. */
+/* Weight rows the matrix-vector products read in place, converting as they go (Q8_0, Q4_K, Q6_K in vector
+ * registers, gemm_quant.h); any other dtype is converted a block of columns at a time into a buffer first. */
 static int dot_in_place(av_dtype t) {
-    return t == AV_DTYPE_F32 || t == AV_DTYPE_F16 || t == AV_DTYPE_BF16 || t == AV_DTYPE_Q8_0;
+#ifdef AV_DOT_VECTOR
+    if (av_dtype_grouped(t)) return 1;
+#endif
+    return t == AV_DTYPE_F32 || t == AV_DTYPE_F16 || t == AV_DTYPE_BF16;
 }
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-/* Weight values [k, k + 8) of a row as f32, exactly (Q8_0: d * q, the product av_dequantize_rows rounds). */
+/* The factors of a row chunk's 16-value groups (grouped types, see av_dequant_groups): s, m: (CHUNK / 16). */
+typedef struct groups {
+    const float *s, *m;
+} groups;
+
+#ifdef AV_DOT_VECTOR
+/* Weight values [k, k + 8) of an F32, F16 or BF16 row as f32, exactly; w: the row's first value. */
 static inline __attribute__((always_inline)) __m256 load_w8(av_dtype t, const void *w, int64_t k) {
     switch (t) {
     case AV_DTYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + k)));
@@ -27,44 +37,48 @@ static inline __attribute__((always_inline)) __m256 load_w8(av_dtype t, const vo
         __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + k)));
         return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
     }
-    case AV_DTYPE_Q8_0: { /* the scale: F16C's conversion, the same value as av_f16_to_f32 */
-        const av_block_q8_0 *b = (const av_block_q8_0 *)w + k / 32;
-        __m256 d = _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(b->d)));
-        __m256 q =
-            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + k % 32))));
-        return _mm256_mul_ps(d, q);
-    }
     default: return _mm256_loadu_ps((const float *)w + k);
     }
 }
+
+/* Values [k, k + 32) of a row (w: its first value or, grouped types, block) as four vectors of 8. */
+static inline __attribute__((always_inline)) void load_w32(av_dtype t, const void *w, int64_t k, groups g,
+                                                           __m256 out[4]) {
+    if (av_dtype_grouped(t))
+        av_qload32(t, w, k, g.s, g.m, out);
+    else
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++)
+            out[i] = load_w8(t, w, k + 8 * i);
+}
 #endif
 
+/* A float weight value (the scalar tails and non-AVX2 builds: F32, F16, BF16). */
 static inline float weight_value(av_dtype t, const void *w, int64_t k) {
     switch (t) {
     case AV_DTYPE_F16: return av_f16_to_f32(((const uint16_t *)w)[k]);
     case AV_DTYPE_BF16: return av_bf16_to_f32(((const uint16_t *)w)[k]);
-    case AV_DTYPE_Q8_0: {
-        const av_block_q8_0 *b = (const av_block_q8_0 *)w + k / 32;
-        return av_f16_to_f32(b->d) * (float)b->qs[k % 32];
-    }
     default: return ((const float *)w)[k];
     }
 }
 
 /* sum w[k] x[k] for a weight row w of dtype t (dot_in_place) and f32 x: four 8-wide accumulators where AVX2 +
  * FMA are built in (token-by-token generation is one such dot product per weight row), plain loop otherwise.
- * Every weight value is converted exactly; the lanes and their order do not depend on t. */
+ * Every weight value is converted exactly; the lanes and their order do not depend on t. A grouped row's n
+ * is a whole number of blocks (no scalar tail). */
 static inline __attribute__((always_inline)) float dot_kind(av_dtype t, const void *w, const float *x,
-                                                            int64_t n) {
+                                                            int64_t n, groups g) {
     int64_t k = 0;
     float acc = 0;
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#ifdef AV_DOT_VECTOR
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     for (; k + 32 <= n; k += 32) {
-        s0 = _mm256_fmadd_ps(load_w8(t, w, k), _mm256_loadu_ps(x + k), s0);
-        s1 = _mm256_fmadd_ps(load_w8(t, w, k + 8), _mm256_loadu_ps(x + k + 8), s1);
-        s2 = _mm256_fmadd_ps(load_w8(t, w, k + 16), _mm256_loadu_ps(x + k + 16), s2);
-        s3 = _mm256_fmadd_ps(load_w8(t, w, k + 24), _mm256_loadu_ps(x + k + 24), s3);
+        __m256 wv[4];
+        load_w32(t, w, k, g, wv);
+        s0 = _mm256_fmadd_ps(wv[0], _mm256_loadu_ps(x + k), s0);
+        s1 = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(x + k + 8), s1);
+        s2 = _mm256_fmadd_ps(wv[2], _mm256_loadu_ps(x + k + 16), s2);
+        s3 = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(x + k + 24), s3);
     }
     __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
@@ -77,12 +91,16 @@ static inline __attribute__((always_inline)) float dot_kind(av_dtype t, const vo
     return acc;
 }
 
-static float dot_row(av_dtype t, const void *w, const float *x, int64_t n) {
+static float dot_row(av_dtype t, const void *w, const float *x, int64_t n, groups g) {
     switch (t) {
-    case AV_DTYPE_F16: return dot_kind(AV_DTYPE_F16, w, x, n);
-    case AV_DTYPE_BF16: return dot_kind(AV_DTYPE_BF16, w, x, n);
-    case AV_DTYPE_Q8_0: return dot_kind(AV_DTYPE_Q8_0, w, x, n);
-    default: return dot_kind(AV_DTYPE_F32, w, x, n);
+    case AV_DTYPE_F16: return dot_kind(AV_DTYPE_F16, w, x, n, g);
+    case AV_DTYPE_BF16: return dot_kind(AV_DTYPE_BF16, w, x, n, g);
+#ifdef AV_DOT_VECTOR
+    case AV_DTYPE_Q8_0: return dot_kind(AV_DTYPE_Q8_0, w, x, n, g);
+    case AV_DTYPE_Q4_K: return dot_kind(AV_DTYPE_Q4_K, w, x, n, g);
+    case AV_DTYPE_Q6_K: return dot_kind(AV_DTYPE_Q6_K, w, x, n, g);
+#endif
+    default: return dot_kind(AV_DTYPE_F32, w, x, n, g);
     }
 }
 
@@ -99,11 +117,14 @@ typedef struct matvec_job {
 static void matvec_range(void *ctx, int tid, int64_t start, int64_t end) {
     const matvec_job *j = ctx;
     enum { CHUNK = 4096 };
-    float buf[CHUNK]; /* (CHUNK) columns of one weight row */
+    float buf[CHUNK];                   /* (CHUNK) columns of one weight row */
+    float s[CHUNK / 16], m[CHUNK / 16]; /* the factors of a grouped row's 16-value groups */
     av_dtype t = j->w->dtype;
-    size_t row_bytes = 0;
-    av_dtype_nbytes(t, (size_t)j->in, &row_bytes); /* the loader checked these sizes */
+    size_t row_bytes = av_tensor_row_bytes(j->w);
     for (int64_t r = start; r < end; r++) {
+        if (r + 2 < end) /* the row after next: ahead of the hardware's stream detection */
+            for (size_t at = 0; at < row_bytes; at += 64)
+                __builtin_prefetch((const char *)j->w->data + (size_t)(r + 2) * row_bytes + at, 0, 3);
         for (int i = 0; i < j->n; i++)
             j->y[(size_t)i * (size_t)j->out + (size_t)r] = 0.0f;
         for (int64_t k0 = 0; k0 < j->in; k0 += CHUNK) {
@@ -112,13 +133,14 @@ static void matvec_range(void *ctx, int tid, int64_t start, int64_t end) {
             av_dtype wt = AV_DTYPE_F32;
             if (dot_in_place(t)) {
                 size_t at = 0;
-                av_dtype_nbytes(t, (size_t)k0, &at);
+                av_dtype_nbytes(t, (size_t)k0, &at); /* k0: whole blocks */
                 wr = (const char *)j->w->data + (size_t)r * row_bytes + at, wt = t;
+                if (av_dtype_grouped(t)) av_dequant_groups(t, wr, 0, kc / 16, s, m);
             } else
                 av_weight_block_f32(j->w, r, k0, kc, buf);
             for (int i = 0; i < j->n; i++)
                 j->y[(size_t)i * (size_t)j->out + (size_t)r] +=
-                    dot_row(wt, wr, j->x + (size_t)i * (size_t)j->in + k0, kc);
+                    dot_row(wt, wr, j->x + (size_t)i * (size_t)j->in + k0, kc, (groups){s, m});
         }
     }
 }
