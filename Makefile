@@ -52,7 +52,7 @@ $(BUILD)/src/kernels/gemm_amx.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl -
 # AVX2 is the release build's baseline, but the sanitizer build compiles for plain x86-64).
 $(BUILD)/src/kernels/gemm_avx2.o $(BUILD)/src/kernels/gemm_pack_avx2.o: ALL_CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/src/kernels/gemm_avx512.o: ALL_CFLAGS += -mavx512f
-$(BUILD)/src/kernels/gemm_pack_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl
+$(BUILD)/src/kernels/gemm_pack_avx512.o $(BUILD)/src/kernels/matvec_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl
 $(BUILD)/src/kernels/ops_avx512.o: ALL_CFLAGS += -mavx512f
 
 $(LIB): $(LIB_OBJ)

@@ -62,15 +62,21 @@ static inline float weight_value(av_dtype t, const void *w, int64_t k) {
     }
 }
 
-/* sum w[k] x[k] for a weight row w of dtype t (dot_in_place) and f32 x: four 8-wide accumulators where AVX2 +
- * FMA are built in (token-by-token generation is one such dot product per weight row), plain loop otherwise.
- * Every weight value is converted exactly; the lanes and their order do not depend on t. A grouped row's n
- * is a whole number of blocks (no scalar tail). */
+/* sum w[k] x[k] for a weight row w of dtype t (dot_in_place) and f32 x: four 8-wide accumulators over whole
+ * 32-value steps where AVX2 + FMA are built in (token-by-token generation is one such dot product per weight
+ * row; for Q4_K on the wide paths matvec_avx512.c keeps the same 32 sums 16 lanes wide), then a plain loop
+ * over the rest (all of it
+ * otherwise). Every weight value is converted exactly; the lanes and their order do not depend on t or the
+ * path. A grouped row's n is a whole number of blocks (no scalar tail). */
 static inline __attribute__((always_inline)) float dot_kind(av_dtype t, const void *w, const float *x,
-                                                            int64_t n, groups g) {
+                                                            int64_t n, groups g, int wide) {
     int64_t k = 0;
     float acc = 0;
 #ifdef AV_DOT_VECTOR
+    if (t == AV_DTYPE_Q4_K && wide) {
+        acc = av_dot_q4_k_avx512(w, x, n, g.s, g.m, &k);
+        goto tail;
+    }
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     for (; k + 32 <= n; k += 32) {
         __m256 wv[4];
@@ -85,22 +91,24 @@ static inline __attribute__((always_inline)) float dot_kind(av_dtype t, const vo
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
     acc = _mm_cvtss_f32(h);
+tail:
 #endif
     for (; k < n; k++)
         acc += weight_value(t, w, k) * x[k];
     return acc;
 }
 
-static float dot_row(av_dtype t, const void *w, const float *x, int64_t n, groups g) {
+/* wide: the avx512 or amx path (matvec_avx512.c for Q4_K). */
+static float dot_row(av_dtype t, const void *w, const float *x, int64_t n, groups g, int wide) {
     switch (t) {
-    case AV_DTYPE_F16: return dot_kind(AV_DTYPE_F16, w, x, n, g);
-    case AV_DTYPE_BF16: return dot_kind(AV_DTYPE_BF16, w, x, n, g);
+    case AV_DTYPE_F16: return dot_kind(AV_DTYPE_F16, w, x, n, g, wide);
+    case AV_DTYPE_BF16: return dot_kind(AV_DTYPE_BF16, w, x, n, g, wide);
 #ifdef AV_DOT_VECTOR
-    case AV_DTYPE_Q8_0: return dot_kind(AV_DTYPE_Q8_0, w, x, n, g);
-    case AV_DTYPE_Q4_K: return dot_kind(AV_DTYPE_Q4_K, w, x, n, g);
-    case AV_DTYPE_Q6_K: return dot_kind(AV_DTYPE_Q6_K, w, x, n, g);
+    case AV_DTYPE_Q8_0: return dot_kind(AV_DTYPE_Q8_0, w, x, n, g, wide);
+    case AV_DTYPE_Q4_K: return dot_kind(AV_DTYPE_Q4_K, w, x, n, g, wide);
+    case AV_DTYPE_Q6_K: return dot_kind(AV_DTYPE_Q6_K, w, x, n, g, wide);
 #endif
-    default: return dot_kind(AV_DTYPE_F32, w, x, n, g);
+    default: return dot_kind(AV_DTYPE_F32, w, x, n, g, wide);
     }
 }
 
@@ -121,6 +129,8 @@ static void matvec_range(void *ctx, int tid, int64_t start, int64_t end) {
     float s[CHUNK / 16], m[CHUNK / 16]; /* the factors of a grouped row's 16-value groups */
     av_dtype t = j->w->dtype;
     size_t row_bytes = av_tensor_row_bytes(j->w);
+    av_gemm_path path = av_gemm_path_get();
+    int wide = path == AV_GEMM_AVX512 || path == AV_GEMM_AMX;
     for (int64_t r = start; r < end; r++) {
         if (r + 2 < end) /* the row after next: ahead of the hardware's stream detection */
             for (size_t at = 0; at < row_bytes; at += 64)
@@ -140,7 +150,7 @@ static void matvec_range(void *ctx, int tid, int64_t start, int64_t end) {
                 av_weight_block_f32(j->w, r, k0, kc, buf);
             for (int i = 0; i < j->n; i++)
                 j->y[(size_t)i * (size_t)j->out + (size_t)r] +=
-                    dot_row(wt, wr, j->x + (size_t)i * (size_t)j->in + k0, kc, (groups){s, m});
+                    dot_row(wt, wr, j->x + (size_t)i * (size_t)j->in + k0, kc, (groups){s, m}, wide);
         }
     }
 }
