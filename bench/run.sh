@@ -2,10 +2,10 @@
 # attnviz benchmarks (run on demand: `make bench`; not part of the tests). Prints JSON lines and a summary; see
 # docs/BENCHMARKS.md for how to read them.
 #  1. the machine: CPU model, CPUID family/model, SIMD flags, load average (before and after);
-#  2. the f32 GEMM limit: OpenBLAS sgemm peak with the best OPENBLAS_CORETYPE for this CPU (SkylakeX with
-#     AVX-512, Haswell with AVX2; set for that child process only) and the project's own kernels' peak
-#     (bench/gemm_bench.c), whichever is higher; the same for AVX2 alone (the limit of an AVX2-only machine);
-#  3. every GEMM path on the 1B shapes, and token-by-token generation against a STREAM-like copy (gemm_bench);
+#  2. the f32 GEMM limit (bench/f32_limit.sh): OpenBLAS sgemm peak with the best OPENBLAS_CORETYPE for this
+#     CPU and the project's own kernels' peak, whichever is higher; the same for AVX2 alone;
+#  3. every GEMM path on the 1B shapes (F16 weights; Q8_0, Q4_K, Q6_K on the own paths and amx), and
+#     token-by-token generation against a STREAM-like copy (bench/gemm_bench.c);
 #  4. stories260K (real) against plain PyTorch, whole process;
 #  5. the 1.1 B synthetic Llama at BENCH_TOKENS tokens: the forward pass with each path forced by ATTNVIZ_GEMM
 #     (avx512, avx2, amx, sgemm; those this CPU runs) against the limit, each path's attention against the
@@ -30,8 +30,6 @@ export OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=$THREADS
 echo "== machine"
 flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|f16c|avx512f|avx512bw|avx512vl|avx512_bf16|amx_bf16|amx_tile)$' | tr '\n' ' ')
 has() { case " $flags " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-best_core=""
-if has avx512f; then best_core=SkylakeX; elif has avx2; then best_core=Haswell; fi
 $PY - "$flags" "$(cat /proc/loadavg)" <<'PYEOF' | tee "$DIR/machine.json"
 import json, sys
 info = {}
@@ -44,34 +42,9 @@ print(json.dumps({"cpu": info.get("model name"), "family": info.get("cpu family"
                   "flags": sys.argv[1].split(), "loadavg_before": sys.argv[2]}))
 PYEOF
 
-cc -O2 -I/usr/include/x86_64-linux-gnu/openblas-pthread bench/sgemm_peak.c -o "$DIR/sgemm_peak" -lopenblas
-echo "== OpenBLAS sgemm peak ($THREADS threads): its own core choice, then the best OPENBLAS_CORETYPE for this CPU"
-"$DIR/sgemm_peak" "$TOKENS" "$THREADS" | tee "$DIR/sgemm-default.json"
-[ -n "$best_core" ] && OPENBLAS_CORETYPE=$best_core "$DIR/sgemm_peak" "$TOKENS" "$THREADS" | tee "$DIR/sgemm-best.json"
-has avx2 && OPENBLAS_CORETYPE=Haswell "$DIR/sgemm_peak" "$TOKENS" "$THREADS" | tee "$DIR/sgemm-haswell.json"
-echo "== attnviz GEMM paths on the 1B shapes (f16 weights), own f32 peak, generation vs copy ($THREADS threads)"
-cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-pthread bench/gemm_bench.c \
-    build/libattnviz.a -o "$DIR/gemm_bench" -lopenblas -lm -pthread
-"$DIR/gemm_bench" "$TOKENS" "$THREADS" | tee "$DIR/gemm.json"
-# the limits: {"f32": [gflops, source], "avx2": [gflops, source]}
-$PY - "$DIR" "$best_core" <<'PYEOF' | tee "$DIR/limit.json"
-import json, os, sys
-d, core = sys.argv[1], sys.argv[2]
-def peak(name):
-    p = os.path.join(d, name)
-    return json.load(open(p))["peak_gflops"] if os.path.exists(p) else 0.0
-own = next(json.loads(l)["own_f32_peak"] for l in open(os.path.join(d, "gemm.json")) if "own_f32_peak" in l)
-cands = {"openblas-default": peak("sgemm-default.json")}
-if core:
-    cands[f"openblas-{core}"] = peak("sgemm-best.json")
-cands.update({f"own-{k}": v["peak_gflops"] for k, v in own.items() if isinstance(v, dict)})
-best = max(cands, key=cands.get)
-avx2 = {k: v for k, v in {"openblas-Haswell": peak("sgemm-haswell.json"),
-                          "own-avx2": own.get("avx2", {}).get("peak_gflops", 0.0)}.items() if v}
-best2 = max(avx2, key=avx2.get) if avx2 else best
-print(json.dumps({"f32_limit_gflops": cands[best], "f32_limit_from": best,
-                  "avx2_limit_gflops": avx2.get(best2, cands[best]), "avx2_limit_from": best2, "candidates": cands}))
-PYEOF
+sh bench/f32_limit.sh "$DIR" "$THREADS" "$TOKENS"
+echo "== attnviz GEMM paths on the 1B shapes (f16 and quantized weights), generation vs copy ($THREADS threads)"
+"$DIR/gemm_bench" "$TOKENS" "$THREADS" f16,quant,gen | tee "$DIR/gemm.json"
 
 # best wall seconds over N runs and peak RSS (KiB) of a command: "seconds kib"
 measure() { n=$1; shift; $PY bench/timecmd.py "$n" "$DIR/cmd.out" "$DIR/cmd.err" -- "$@"; }
@@ -126,7 +99,7 @@ out = {"model": "synthetic-llama", "tokens": T, "gflop": round(gflop, 1),
        "avx2_limit_s": round(limit2, 3), "avx2_limit_from": lim["avx2_limit_from"], "paths": {}}
 for line in open(os.path.join(d, "paths.json")):
     r = json.loads(line)
-        e = {"forward_s": r["forward_s"], "total_s": r["total_s"], "forward_vs_f32_limit": round(r["forward_s"] / limit, 3),
+    e = {"forward_s": r["forward_s"], "total_s": r["total_s"], "forward_vs_f32_limit": round(r["forward_s"] / limit, 3),
          "process_cpu_s": r["cpu_s"],
          "peak_rss_mb": round(r["rss_kib"] / 1024), "max_abs_diff_vs_sgemm": r["max_abs_diff_vs_sgemm"]}
     if r["path"] == "avx2":
