@@ -15,11 +15,15 @@
       const dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
       // `attnviz serve` caches one page per trace and names the first view in the page's URL (?view=)
       const urlView = new URLSearchParams(window.location.search).get('view');
+      // meta.state: the first kind, layer, head, head-view heads and theme the page's maker chose
+      const init = meta.state || {};
       this.state = {
-        view: urlView || meta.view || (this.grid ? 'image' : 'heatmap'), kind, layer: 0, head: 'mean', cmap: 'viridis', log: false,
-        contrast: 1, exclude: false, qsel: null, ksel: null, qtext: '', ktext: '', theme: dark ? 'dark' : 'light',
+        view: urlView || meta.view || (this.grid ? 'image' : 'heatmap'), kind: init.kind || kind, layer: init.layer || 0,
+        head: init.head !== undefined ? init.head : 'mean', cmap: 'viridis', log: false, contrast: 1, exclude: false,
+        qsel: null, ksel: null, qtext: '', ktext: '', theme: init.theme || (dark ? 'dark' : 'light'),
       };
-      if (typeof this.state.head !== 'number' && tr.set(kind, 0).heads === 1) this.state.head = 0;
+      this.initialHeads = init.heads || null; /* consumed by the head view's first paint */
+      if (typeof this.state.head !== 'number' && tr.set(this.state.kind, this.state.layer).heads === 1) this.state.head = 0;
       this.lastPaint = null;
       this.views = {
         heatmap: new AV.Heatmap($('view-heatmap'), this),
@@ -151,7 +155,24 @@
     }
   }
 
+  /* Several attnviz pages pasted into one document share element ids: each viewer would read the first
+   * page's data and draw into the first page's elements. Refuse with a visible message instead (embed each
+   * page in its own iframe, as the Python package's notebook display does). */
+  function refuseShared() {
+    if (document.querySelectorAll('script#av-meta').length < 2) return false;
+    if (!document.getElementById('av-shared')) {
+      const msg = document.createElement('div');
+      msg.id = 'av-shared';
+      msg.className = 'av-error';
+      msg.textContent = 'attnviz: this document holds several viewer pages, which cannot share one document ' +
+        '(their element ids collide); show each page in its own iframe (attnviz.Trace.show() in Python does).';
+      document.body.prepend(msg);
+    }
+    return true;
+  }
+
   function start() {
+    if (refuseShared()) return;
     const app = new App();
     window.attnviz = {
       app,

@@ -47,6 +47,21 @@ int cli_failf(const char *cmd, const char *fmt, ...);
 /* Loads --model with --tokenizer and --threads options; returns -1 after printing the error. */
 int cli_load_model(const cli_args *a, const char *cmd, av_model **out);
 
+/* The prompt of the conversation in messages_path (JSON), formatted with --chat-template FILE or the
+ * tokenizer's own template (av_chat_format), honouring --no-generation-prompt, --chat-date YYYY-MM-DD,
+ * --bos-token and --eos-token. *text malloc'd. Returns -1 after printing the error. */
+int cli_chat_prompt(const cli_args *a, const char *cmd, const char *messages_path, const av_tokenizer *tok,
+                    char **text, int *add_special);
+/* The option specs of cli_chat_prompt, for the subcommands' tables. */
+/* clang-format off */
+#define CLI_CHAT_OPTS                                                                                        \
+    {"chat", 1, "FILE       a conversation (JSON: [{\"role\": ..., \"content\": ...}] or "                   \
+                "{\"messages\": [...]}), formatted with the model's chat template"},                         \
+    {"chat-template", 1, "FILE  a Jinja chat template to use instead of the model's"},                       \
+    {"no-generation-prompt", 0, "  do not end the prompt with the opening of the assistant's turn"},         \
+    {"chat-date", 1, "YYYY-MM-DD  the date the template's strftime_now() sees (default: today)"}
+/* clang-format on */
+
 /* --kind K as an attention kind (*kind unchanged when absent); returns -1 after printing the error. */
 int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind);
 /* Loads the trace named by the first positional argument; *kind: --kind, else the first kind the trace holds.
@@ -71,5 +86,6 @@ int cmd_html(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_roles(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 
 #endif

@@ -125,6 +125,7 @@ static const cli_opt_spec opts[] = {
     {"tokenizer", 1, "PATH  tokenizer file (default: from the model or next to it)"},
     {"text", 1, "TEXT       input text (or give it as the last argument)"},
     {"ids", 1, "LIST        token ids instead of text: \"1,403,407\" or @file.json (a JSON array)"},
+    CLI_CHAT_OPTS,
     {"output", 1, "PATH     trace file to write (default: trace.safetensors); also -o"},
     {"o", 1, "PATH          same as --output"},
     {"dtype", 1, "f32|f16   storage type of the attention in the trace (default f32)"},
@@ -149,6 +150,7 @@ int cmd_run(int argc, char **argv) {
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
                   "usage: attnviz run --model PATH [--tokenizer PATH] --text TEXT [-o trace.safetensors]\n"
+                  "       attnviz run --model PATH --chat messages.json [--chat-template T.jinja]\n"
                   "       attnviz run --model VIT_DIR --image cat.png [--top 5]\n"
                   "       attnviz run --model ENCDEC_DIR --text \"le chat noir\" [--target \"the black "
                   "cat\"] [--steps N]\n",
@@ -163,9 +165,14 @@ int cmd_run(int argc, char **argv) {
     av_model *m = NULL;
     av_trace *t = NULL;
     av_err err = {{0}};
-    const char *ids_spec = cli_get(&a, "ids"), *image = cli_get(&a, "image");
-    if (!text && !ids_spec && !image) {
-        cli_failf(cmd, "no input: give --text TEXT, --ids LIST or --image PATH");
+    const char *ids_spec = cli_get(&a, "ids"), *image = cli_get(&a, "image"), *chat = cli_get(&a, "chat");
+    char *chat_text = NULL;
+    if (!text && !ids_spec && !image && !chat) {
+        cli_failf(cmd, "no input: give --text TEXT, --chat FILE, --ids LIST or --image PATH");
+        goto done;
+    }
+    if (chat && (text || ids_spec || image)) {
+        cli_failf(cmd, "give either --chat or --text / --ids / --image, not both");
         goto done;
     }
     if (image && (text || ids_spec)) {
@@ -186,6 +193,12 @@ int cmd_run(int argc, char **argv) {
     rp.lazy = cli_has(&a, "lazy");
     rp.output_path = out; /* full F32 traces are captured straight into this file */
     if (cli_load_model(&a, cmd, &m)) goto done;
+    if (chat) { /* the conversation as the model's template formats it; BOS as its runtime adds it */
+        int add_special;
+        if (cli_chat_prompt(&a, cmd, chat, av_model_tokenizer(m), &chat_text, &add_special)) goto done;
+        text = chat_text;
+        rp.add_bos = rp.add_bos && add_special;
+    }
     double t0 = av_seconds();
     av_family family = av_model_get_info(m).family;
     if ((cli_has(&a, "target") || cli_has(&a, "target-ids") || cli_has(&a, "steps")) &&
@@ -201,6 +214,10 @@ int cmd_run(int argc, char **argv) {
         }
         if (run_image(m, &a, image, &rp, &t)) goto done;
     } else if (family == AV_FAMILY_ENCDEC) {
+        if (chat) {
+            cli_failf(cmd, "--chat is for decoder-only models (this one is an encoder-decoder)");
+            goto done;
+        }
         if (run_pair(m, &a, text, ids_spec, &rp, &t)) goto done;
     } else if (ids_spec) {
         int32_t *ids;
@@ -230,6 +247,7 @@ int cmd_run(int argc, char **argv) {
             av_trace_n_tokens(t), info.n_layers, info.n_heads, out, t1 - t0, t2 - t1);
     rc = 0;
 done:
+    free(chat_text);
     av_trace_free(t);
     av_model_free(m);
     cli_args_free(&a);

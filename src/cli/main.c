@@ -11,6 +11,7 @@ static const cli_command commands[] = {
     {"generate", "greedy (temperature 0) continuation of a prompt", cmd_generate},
     {"convert", "write a Llama-family model as GGUF or as a Hugging Face directory", cmd_convert},
     {"tokenize", "show how a tokenizer splits a text: ids, pieces and display labels", cmd_tokenize},
+    {"chat", "the prompt a conversation becomes with a model's chat template", cmd_chat},
     {"serve", "local web app and HTTP API: run text, explore every head, zoom down to single cells",
      cmd_serve},
     {"render", "draw a trace as a PNG or SVG heatmap (one head, mean/max, or the layers x heads grid)",

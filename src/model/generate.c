@@ -1,5 +1,6 @@
 /* Greedy (temperature 0) decoding with the KV cache: the given start in one batched pass, then one token a
- * step. Decoder-only generation (av_generate_greedy) and encoder-decoder decoding (trace/runs.c) use it. */
+ * step. Decoder-only generation (av_generate_greedy from text, av_generate_greedy_ids from ids) and
+ * encoder-decoder decoding (trace/runs.c) use it. */
 #include "model.h"
 
 #include <stdlib.h>
@@ -62,10 +63,8 @@ static int prompt_ids(const av_model *m, const char *prompt, int32_t **ids, size
     return 0;
 }
 
-int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
-                       int32_t **out_ids, size_t *n_out, av_err *err) {
-    if (out_ids) *out_ids = NULL;
-    if (n_out) *n_out = 0;
+/* Generation needs a tokenizer (to stop and to print) and a decoder-only model with an output head. */
+static int can_generate(const av_model *m, int steps, av_err *err) {
     if (!m->tok) return av_errf(err, "the model has no tokenizer: pass --tokenizer");
     if (steps < 0) return av_errf(err, "steps must be >= 0");
     if (m->n_stacks != 1 || !m->stacks[0].cfg.causal || !m->head.out.w.data)
@@ -74,24 +73,28 @@ int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piec
             "%s is not a decoder-only model: generation needs llama or gpt2 (encoder-decoders decode "
             "with run --text, without --target)",
             m->arch);
-    int32_t *seq = NULL, *grown;
-    size_t np = 0;
+    return 0;
+}
+
+int av_generate_greedy_ids(const av_model *m, const int32_t *ids, size_t n_ids, int steps,
+                           av_piece_fn on_piece, void *ctx, int32_t **out_ids, size_t *n_out, av_err *err) {
+    if (out_ids) *out_ids = NULL;
+    if (n_out) *n_out = 0;
+    if (can_generate(m, steps, err)) return -1;
+    if (n_ids == 0) return av_errf(err, "no start tokens: give a prompt");
+    if (n_ids > (size_t)m->max_seq_len)
+        return av_errf(err, "prompt is %zu tokens but the model's context window is %d", n_ids,
+                       m->max_seq_len);
+    size_t total =
+        n_ids + (size_t)steps < (size_t)m->max_seq_len ? n_ids + (size_t)steps : (size_t)m->max_seq_len;
+    int32_t *seq = malloc(sizeof *seq * total); /* (total) */
+    if (!seq) return av_errf(err, "out of memory");
+    memcpy(seq, ids, sizeof *seq * n_ids);
     av_state *s = NULL;
     int n = 0, rc = -1;
-    if (prompt_ids(m, prompt, &seq, &np, err)) goto done;
-    size_t total = np + (size_t)steps < (size_t)m->max_seq_len ? np + (size_t)steps : (size_t)m->max_seq_len;
-    if (np > total) {
-        av_errf(err, "prompt is %zu tokens but the model's context window is %d", np, m->max_seq_len);
-        goto done;
-    }
-    if (!(grown = realloc(seq, sizeof *seq * total))) {
-        av_errf(err, "out of memory");
-        goto done;
-    }
-    seq = grown;
     piece_ctx pc = {m->tok, on_piece, ctx};
     if (av_state_new(m, 0, (int)total, 0, &s, err) ||
-        av_decode_greedy(m, s, seq, (int)np, (int)total, piece_or_stop, &pc, &n, err))
+        av_decode_greedy(m, s, seq, (int)n_ids, (int)total, piece_or_stop, &pc, &n, err))
         goto done;
     if (out_ids) {
         *out_ids = seq;
@@ -102,5 +105,18 @@ int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piec
 done:
     free(seq);
     av_state_free(s);
+    return rc;
+}
+
+int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
+                       int32_t **out_ids, size_t *n_out, av_err *err) {
+    if (out_ids) *out_ids = NULL;
+    if (n_out) *n_out = 0;
+    if (can_generate(m, steps, err)) return -1;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = prompt_ids(m, prompt, &ids, &n, err);
+    if (rc == 0) rc = av_generate_greedy_ids(m, ids, n, steps, on_piece, ctx, out_ids, n_out, err);
+    free(ids);
     return rc;
 }

@@ -184,50 +184,62 @@ static int write_all(const char *path, const void *data, size_t n, av_err *err) 
     return av_atomic_commit(&f, err);
 }
 
-int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path, av_plot_geom *geom,
-                   av_err *err) {
-    const char *ext = av_path_extension(path);
-    int png = strcasecmp(ext, ".png") == 0, svg = strcasecmp(ext, ".svg") == 0;
-    if (!png && !svg) return av_errf(err, "%s: the output name must end in .png or .svg", path);
-    if (png && !(p->dpi >= 10 && p->dpi <= 2400))
+/* Geometry of the PNG raster at s output px per CSS px. */
+static void scale_geom(av_plot_geom *g, const av_image *im, double s) {
+    g->width = im->w;
+    g->height = im->h;
+    g->x0 *= s;
+    g->y0 *= s;
+    g->cell_w *= s;
+    g->cell_h *= s;
+    g->pitch_x *= s;
+    g->pitch_y *= s;
+}
+
+int av_plot_build(const av_trace *t, const av_plot_params *p, av_plot_format fmt, uint8_t **out, size_t *n,
+                  av_plot_geom *geom, av_err *err) {
+    *out = NULL;
+    *n = 0;
+    if (fmt != AV_PLOT_PNG && fmt != AV_PLOT_SVG) return av_errf(err, "unknown figure format %d", (int)fmt);
+    if (fmt == AV_PLOT_PNG && !(p->dpi >= 10 && p->dpi <= 2400))
         return av_errf(err, "dpi %g is out of range (10..2400)", p->dpi);
     av_font *font;
     if (av_font_open(&font, err)) return -1;
     av_fig fig;
     av_plot_params q = *p;
-    if (svg)
+    if (fmt == AV_PLOT_SVG)
         q.dpi = 96; /* vector output: big matrices pooled to one sample per CSS px (exact at 100% zoom) */
     av_plot_geom g;
     int rc = av_plot_layout(t, &q, font, &fig, &g, err);
-    if (!rc && png) {
+    if (!rc && fmt == AV_PLOT_PNG) {
         double s = p->dpi / 96.0;
         av_image im;
         rc = av_fig_to_image(&fig, s, &im, err);
         if (!rc) {
-            rc = av_png_write(&im, p->dpi, path, err);
-            g.width = im.w;
-            g.height = im.h;
-            g.x0 *= s;
-            g.y0 *= s;
-            g.cell_w *= s;
-            g.cell_h *= s;
-            g.pitch_x *= s;
-            g.pitch_y *= s;
+            rc = av_png_encode(&im, p->dpi, out, n, err);
+            scale_geom(&g, &im, s);
             av_image_free(&im);
         }
     } else if (!rc) {
-        char *text;
-        size_t n;
-        rc = av_fig_to_svg(&fig, &text, &n, err);
-        if (!rc) {
-            rc = write_all(path, text, n, err);
-            free(text);
-        }
+        rc = av_fig_to_svg(&fig, (char **)out, n, err);
         g.width = (int)ceil(fig.w);
         g.height = (int)ceil(fig.h);
     }
     if (!rc && geom) *geom = g;
     av_fig_free(&fig);
     av_font_free(font);
+    return rc;
+}
+
+int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path, av_plot_geom *geom,
+                   av_err *err) {
+    const char *ext = av_path_extension(path);
+    int png = strcasecmp(ext, ".png") == 0, svg = strcasecmp(ext, ".svg") == 0;
+    if (!png && !svg) return av_errf(err, "%s: the output name must end in .png or .svg", path);
+    uint8_t *data;
+    size_t n;
+    if (av_plot_build(t, p, png ? AV_PLOT_PNG : AV_PLOT_SVG, &data, &n, geom, err)) return -1;
+    int rc = write_all(path, data, n, err);
+    free(data);
     return rc;
 }

@@ -21,7 +21,12 @@
 #define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
 
 av_html_params av_html_default_params(void) {
-    av_html_params p = {AV_HTML_AUTO, NULL, NULL, NULL, 1, NULL};
+    av_html_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = AV_HTML_AUTO;
+    p.analysis = 1;
+    p.kind = -1;
+    p.head = AV_HEADS_MEAN;
     return p;
 }
 
@@ -172,6 +177,62 @@ static size_t total_values(const av_trace *t) {
     return n;
 }
 
+/* The kind the viewer opens with: self, else cross, else the first present (as web/viewer.js chooses). */
+static av_attn_kind default_kind(const av_trace *t) {
+    if (av_trace_n_layers(t, AV_ATTN_SELF) > 0) return AV_ATTN_SELF;
+    if (av_trace_n_layers(t, AV_ATTN_CROSS) > 0) return AV_ATTN_CROSS;
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        if (av_trace_n_layers(t, (av_attn_kind)k) > 0) return (av_attn_kind)k;
+    return AV_ATTN_SELF;
+}
+
+/* Checks the caller's first view against the trace: kind present, layer and heads in range. */
+static int check_state(const av_trace *t, const av_html_params *p, av_err *err) {
+    if (p->kind < -1 || p->kind >= AV_ATTN_KIND_COUNT)
+        return av_errf(err, "initial view: unknown attention kind %d", p->kind);
+    av_attn_kind k = p->kind >= 0 ? (av_attn_kind)p->kind : default_kind(t);
+    const char *kind = av_attn_kind_name(k);
+    int L = av_trace_n_layers(t, k), H = av_trace_n_heads(t, k);
+    if (L == 0) return av_errf(err, "initial view: the trace has no '%s' attention", kind);
+    if (p->layer < 0 || p->layer >= L)
+        return av_errf(err, "initial view: layer %d is out of range: %s has layers 0..%d", p->layer, kind,
+                       L - 1);
+    if (p->head < AV_HEADS_MAX || p->head >= H)
+        return av_errf(err, "initial view: head %d is out of range: %s has heads 0..%d", p->head, kind,
+                       H - 1);
+    if (p->n_heads < 0 || (p->n_heads > 0 && !p->heads))
+        return av_errf(err, "initial view: %d checked heads without a list", p->n_heads);
+    for (int i = 0; i < p->n_heads; i++)
+        if (p->heads[i] < 0 || p->heads[i] >= H)
+            return av_errf(err, "initial view: checked head %d is out of range: %s has heads 0..%d",
+                           p->heads[i], kind, H - 1);
+    if (p->theme && strcmp(p->theme, "light") != 0 && strcmp(p->theme, "dark") != 0)
+        return av_errf(err, "initial view: theme must be light or dark, got '%s'", p->theme);
+    return 0;
+}
+
+/* meta "state": what the page shows first when the caller chose it (the viewer's defaults otherwise). */
+static int initial_state(const av_trace *t, const av_html_params *p, json_t *m, av_err *err) {
+    if (check_state(t, p, err)) return -1;
+    json_t *st = json_object();
+    if (p->kind >= 0) json_object_set_new(st, "kind", json_string(av_attn_kind_name((av_attn_kind)p->kind)));
+    if (p->layer) json_object_set_new(st, "layer", json_integer(p->layer));
+    if (p->head != AV_HEADS_MEAN)
+        json_object_set_new(st, "head", p->head >= 0 ? json_integer(p->head) : json_string("max"));
+    if (p->theme) json_object_set_new(st, "theme", json_string(p->theme));
+    if (p->heads) {
+        json_t *hs = json_array();
+        for (int i = 0; i < p->n_heads; i++)
+            json_array_append_new(hs, json_integer(p->heads[i]));
+        json_object_set_new(st, "heads", hs);
+    }
+    if (json_object_size(st))
+        json_object_set_new(m, "state", st);
+    else
+        json_decref(st);
+    return 0;
+}
+
 static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_html_analysis *an, av_buf *blob,
                       json_t **out, av_err *err) {
     json_t *m = json_object(), *sets = json_array(), *labels = json_object(), *md = json_object(),
@@ -185,6 +246,10 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
     json_object_set_new(m, "meta", md);
     json_object_set_new(m, "cmaps", cm);
     if (p->view) json_object_set_new(m, "view", json_string(p->view));
+    if (initial_state(t, p, m, err)) {
+        json_decref(m);
+        return -1;
+    }
     const char *model = av_trace_meta(t, "model");
     json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
     json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));

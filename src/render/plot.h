@@ -25,8 +25,6 @@ void av_image_free(av_image *im);
 void av_image_fill(av_image *im, double x, double y, double w, double h, const uint8_t rgb[3]);
 /* Encodes an 8-bit RGB PNG into a malloc'd buffer; dpi > 0 adds a pHYs chunk (pixels per meter). */
 int av_png_encode(const av_image *im, double dpi, uint8_t **out, size_t *n, av_err *err);
-/* Writes the PNG atomically (temp file + rename). */
-int av_png_write(const av_image *im, double dpi, const char *path, av_err *err);
 
 /* ---- the embedded font (font.c): DejaVu Sans, compiled in from fonts-dejavu-core at build time ---- */
 
@@ -73,37 +71,10 @@ typedef struct av_fig {
 
 void av_fig_free(av_fig *f);
 
-/* ---- heatmaps of a trace (figure.c, layout.c) ---- */
+/* ---- heatmaps of a trace (figure.c, layout.c); av_plot_params, av_plot_build and av_plot_render are public
+ * (attnviz.h) ---- */
 
 enum { AV_HEAD_MEAN = -1, AV_HEAD_MAX = -2 };
-
-typedef struct av_plot_params {
-    av_attn_kind kind;   /* default AV_ATTN_SELF */
-    int layer;           /* layer index */
-    int head;            /* head index, AV_HEAD_MEAN or AV_HEAD_MAX */
-    int grid;            /* all layers x heads as thumbnails */
-    av_cmap cmap;        /* default viridis */
-    int log_scale;       /* color by log10(value) over [log10(vmax) - 4, log10(vmax)] */
-    int exclude_first;   /* drop the first token (query row and key column) and renormalize rows to sum 1 */
-    double dpi;          /* PNG pixels per inch (default 150); the layout is in CSS px at 96 per inch */
-    double cell;         /* cell size in CSS px; 0 = automatic */
-    float vmin, vmax;    /* color range; vmin == vmax: automatic (0..max; diverging -a..a) */
-    const char *title;   /* NULL: "<model> · layer L · head H" */
-    int max_label_chars; /* longer token labels are cut with an ellipsis (default 16) */
-} av_plot_params;
-
-av_plot_params av_plot_default_params(void);
-
-/* Where the matrix cells landed, in output pixels (PNG) or user units (SVG), for callers and tests.
- * For a grid: the first thumbnail (layer 0, head 0), its cell size and the pitch between thumbnails. */
-typedef struct av_plot_geom {
-    int width, height;       /* image size */
-    double x0, y0;           /* top-left of cell (0, 0) */
-    double cell_w, cell_h;   /* size of one matrix cell (after any pooling: one raster cell) */
-    int n_rows, n_cols;      /* raster cells shown (queries x keys after exclusion and pooling) */
-    double pitch_x, pitch_y; /* grid: distance between thumbnails */
-    float vmin, vmax;        /* color range used */
-} av_plot_geom;
 
 /* The matrix one figure shows: head / mean / max of one layer, after --exclude-first.
  * *out (n_rows, n_cols) malloc'd; row_first / col_first: index of the first shown query / key token. */
@@ -124,37 +95,7 @@ int av_fig_to_image(const av_fig *fig, double scale, av_image *im, av_err *err);
 /* Writes fig as SVG (UTF-8 text) into a malloc'd buffer. */
 int av_fig_to_svg(const av_fig *fig, char **out, size_t *n, av_err *err);
 
-/* Renders the figure to path: .png (libpng, at p->dpi) or .svg, chosen by extension; atomic write.
- * geom (may be NULL) receives the cell placement in the output's pixels. */
-int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path, av_plot_geom *geom,
-                   av_err *err);
-
-/* ---- standalone HTML viewer (html.c) ---- */
-
-typedef enum av_html_precision {
-    AV_HTML_AUTO = 0, /* F16 when the page stays under 4 MiB, else U8 */
-    AV_HTML_F16,      /* IEEE half floats: ~3 significant digits */
-    AV_HTML_U8        /* 8 bits per weight with a float32 scale per row: error <= row max / 510 */
-} av_html_precision;
-
-typedef struct av_html_params {
-    av_html_precision precision;
-    const char *title; /* page title; NULL: the model name */
-    const char *view;  /* first view: heatmap, model, head, image, summary, rollout, norm (NULL: heatmap;
-                          image with patches) */
-    const char
-        *image_path; /* image traces: a PNG to embed as metadata image_png_base64 (NULL: the trace's) */
-    int analysis;    /* embed head statistics and roles, rollout and value norms (default 1) */
-    const char *roles_path; /* `attnviz roles --json` output: probe roles (incl. induction) for the grid */
-} av_html_params;
-
-av_html_params av_html_default_params(void);
-/* The viewer's views (for --view and the server's ?view=): 1 when name is one of AV_HTML_VIEWS. */
-#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm"
-int av_html_view_valid(const char *name);
-/* Builds the page into a malloc'd buffer (no network references: CSS, JS and data are inline). */
-int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t *n, av_err *err);
-/* Builds and writes atomically. bytes (may be NULL) receives the file size. */
-int av_html_write(const av_trace *t, const av_html_params *p, const char *path, size_t *bytes, av_err *err);
+/* The standalone HTML viewer (html.c) is public: av_html_params, av_html_build, av_html_write in attnviz.h.
+ */
 
 #endif /* AV_PLOT_H */

@@ -9,16 +9,6 @@
 
 /* ---- colormaps ---- */
 
-typedef enum av_cmap {
-    AV_CMAP_VIRIDIS = 0,
-    AV_CMAP_MAGMA,
-    AV_CMAP_DIVERGING /* blue-white-red, for signed differences */
-} av_cmap;
-
-/* "viridis", "magma", "diverging" (alias "rdbu"); case-insensitive. */
-int av_cmap_parse(const char *name, av_cmap *out, av_err *err);
-/* Canonical name of cm ("viridis", "magma", "diverging"); "?" when out of range. */
-const char *av_cmap_name(av_cmap cm);
 /* Color of t in [0,1] (clamped; NaN -> gray). Viridis and magma are matplotlib's 256-entry tables looked up
  * exactly as matplotlib does (index floor(t * 256), t == 1 -> 255), channels rounded to 8 bits. */
 void av_cmap_rgb(av_cmap cm, float t, uint8_t rgb[3]);

@@ -95,20 +95,8 @@ if [ -f "$TMP/bert.html" ]; then
 fi
 
 # browser tests
-if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
-    skip viewer_browser "chromium is not installed (apt-get install chromium, or make deps)"
-    exit 0
-fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    skip viewer_browser "node/npm are not installed (apt-get install nodejs npm)"
-    exit 0
-fi
+. "$ROOT/tests/browser/ready.sh"
+browser_ready viewer_browser "$TMP" || exit 0
 BR="$ROOT/tests/browser"
-if [ ! -f "$BR/node_modules/playwright-core/package.json" ]; then
-    if ! (cd "$BR" && npm ci --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1); then
-        skip viewer_browser "cannot install playwright-core from package-lock.json: $(tail -1 "$TMP/npm.log")"
-        exit 0
-    fi
-fi
 mkdir -p "$SHOTS"
 node "$BR/viewer.test.mjs" "$TMP" "$SHOTS"
