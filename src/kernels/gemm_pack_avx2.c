@@ -97,8 +97,8 @@ static inline __attribute__((always_inline)) void pack_rows_kind(src_kind kind, 
 }
 
 /* Grouped quantized rows (Q8_0, Q4_K, Q6_K; gemm_quant.h): the factors of every row's 16-value groups first
- * (into tmp), then 8 x 8 tiles expanded in registers and transposed, 8 steps at a time as pack_rows_kind
- * does. kc is a multiple of the type's block. tmp: (2, rows, kc / 16) floats. */
+ * (into tmp), then 32 steps of 8 rows at a time expanded in registers and transposed as four 8 x 8 tiles. kc
+ * is a multiple of the type's block (of 32). tmp: (2, rows, kc / 16) floats. */
 static inline __attribute__((always_inline)) void pack_grouped(av_dtype t, const uint8_t *src,
                                                                size_t row_bytes, int rows, int64_t k0, int kc,
                                                                int P, float *panel, float *tmp) {
@@ -106,18 +106,24 @@ static inline __attribute__((always_inline)) void pack_grouped(av_dtype t, const
     float *s = tmp, *m = tmp + (size_t)rows * (size_t)groups; /* (rows, groups) each */
     for (int r = 0; r < rows; r++)
         av_dequant_groups(t, src + (size_t)r * row_bytes, k0, groups, s + r * groups, m + r * groups);
-    for (int p0 = 0; p0 < kc; p0 += 8) {
+    for (int p0 = 0; p0 < kc; p0 += 32) {
         int g = p0 / 16;
         for (int r0 = 0; r0 < P; r0 += 8) {
             int nr = rows - r0 < 0 ? 0 : (rows - r0 < 8 ? rows - r0 : 8);
-            __m256 v[8];
+            __m256 w[8][4], v[8]; /* w[i]: steps p0 .. p0 + 31 of row r0 + i */
             for (int i = 0; i < 8; i++) {
                 int r = r0 + i;
-                v[i] = i < nr ? av_qload8(t, src + (size_t)r * row_bytes, k0 + p0, s[r * groups + g],
-                                          m[r * groups + g])
-                              : _mm256_setzero_ps();
+                if (i < nr)
+                    av_qload32(t, src + (size_t)r * row_bytes, k0 + p0, s + r * groups + g,
+                               m + r * groups + g, w[i]);
+                else
+                    w[i][0] = w[i][1] = w[i][2] = w[i][3] = _mm256_setzero_ps();
             }
-            transpose_store8(v, panel + (int64_t)p0 * P + r0, P, 8, P - r0 < 8 ? P - r0 : 8);
+            for (int q = 0; q < 4; q++) {
+                for (int i = 0; i < 8; i++)
+                    v[i] = w[i][q];
+                transpose_store8(v, panel + (int64_t)(p0 + 8 * q) * P + r0, P, 8, P - r0 < 8 ? P - r0 : 8);
+            }
         }
     }
 }

@@ -2,14 +2,14 @@
  * gemm_pack_avx512.c) and the matrix-vector products (matmul.c): the weights are read once, in their stored
  * form, and never pass through an f32 row in memory.
  *
- * Exactness: the stored integers q of 8 (16) consecutive values of a row are unpacked into 32-bit lanes, and
+ * Exactness: the stored integers q of 32 (16) consecutive values of a row are unpacked into 32-bit lanes, and
  * the group's factors from av_dequant_groups (computed as ggml computes them, quants.h) are applied with the
  * operations of av_dequantize_rows, in its order: q * s (Q8_0), s * q - m (Q4_K: a product, then a
  * difference), s * (q - 32) (Q6_K). Each is one correctly rounded IEEE operation on the same operands, so the
  * lanes hold the bits av_dequantize_rows writes (tests/test_gemm.c compares the panels). The files using
  * these are C11 builds (-std=c11: no contraction of the product and difference into a fused multiply-add).
  *
- * v, the value index in the row, is a multiple of 8 (16 for the 16-lane version); row is the row's first
+ * v, the value index in the row, is a multiple of 32 (16 for the 16-lane version); row is the row's first
  * block. */
 #ifndef AV_GEMM_QUANT_H
 #define AV_GEMM_QUANT_H
@@ -19,41 +19,8 @@
 #if defined(__AVX2__)
 #include <immintrin.h>
 
-/* The stored integers of values [v, v + 8) of a grouped row of type t, as 32-bit lanes (Q6_K: q - 32). */
-static inline __attribute__((always_inline)) __m256i av_qints8(av_dtype t, const uint8_t *row, int64_t v) {
-    if (t == AV_DTYPE_Q8_0) {
-        const av_block_q8_0 *b = (const av_block_q8_0 *)row + v / AV_QK;
-        return _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + v % AV_QK)));
-    }
-    int r = (int)(v % AV_QK_K);
-    if (t == AV_DTYPE_Q4_K) { /* values 64 c + l (l < 32): low nibble of qs[32 c + l]; 64 c + 32 + l: high */
-        const av_block_q4_k *b = (const av_block_q4_k *)row + v / AV_QK_K;
-        __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + 32 * (r / 64) + r % 32)));
-        return _mm256_and_si256(_mm256_srli_epi32(q, 4 * ((r / 32) & 1)), _mm256_set1_epi32(0x0f));
-    }
-    /* Q6_K, value 128 h + 32 k + l: 4 bits of ql[64 h + 32 (k & 1) + l] (high nibble for k >= 2), 2 bits of
-     * qh[32 h + l] at bit 2 k */
-    const av_block_q6_k *b = (const av_block_q6_k *)row + v / AV_QK_K;
-    int h = r / 128, k = r % 128 / 32, l = r % 32;
-    __m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b->ql + 64 * h + 32 * (k & 1) + l)));
-    __m256i hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b->qh + 32 * h + l)));
-    lo = _mm256_and_si256(_mm256_srli_epi32(lo, 4 * (k >> 1)), _mm256_set1_epi32(0x0f));
-    hi = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hi, 2 * k), _mm256_set1_epi32(3)), 4);
-    return _mm256_sub_epi32(_mm256_or_si256(lo, hi), _mm256_set1_epi32(32));
-}
-
-/* Values [v, v + 8) of the row as f32; s, m: the factors of their 16-value group. */
-static inline __attribute__((always_inline)) __m256 av_qload8(av_dtype t, const uint8_t *row, int64_t v,
-                                                              float s, float m) {
-    __m256 q = _mm256_cvtepi32_ps(av_qints8(t, row, v));
-    if (t == AV_DTYPE_Q8_0) return _mm256_mul_ps(q, _mm256_set1_ps(s));
-    __m256 x = _mm256_mul_ps(_mm256_set1_ps(s), q);
-    return t == AV_DTYPE_Q4_K ? _mm256_sub_ps(x, _mm256_set1_ps(m)) : x;
-}
-
-/* Values [v, v + 32) (v a multiple of 32) as four vectors of 8: the index arithmetic once for 32 values,
- * whose bytes are contiguous in every grouped type. s, m: the factors of the row's 16-value groups, indexed
- * from value 0 of the row. */
+/* Values [v, v + 32) as four vectors of 8: the index arithmetic once for 32 values, whose bytes are
+ * contiguous in every grouped type. s, m: the factors of their two 16-value groups. */
 static inline __attribute__((always_inline)) void av_qload32(av_dtype t, const uint8_t *row, int64_t v,
                                                              const float *s, const float *m, __m256 out[4]) {
     __m256i q[4];
@@ -85,16 +52,15 @@ static inline __attribute__((always_inline)) void av_qload32(av_dtype t, const u
         q[2] = _mm256_cvtepi8_epi32(c);
         q[3] = _mm256_cvtepi8_epi32(_mm_srli_si128(c, 8));
     }
-    int g = (int)(v / 16);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
-        __m256 f = _mm256_cvtepi32_ps(q[i]), vs = _mm256_set1_ps(s[g + i / 2]);
+        __m256 f = _mm256_cvtepi32_ps(q[i]), vs = _mm256_set1_ps(s[i / 2]);
         if (t == AV_DTYPE_Q8_0)
             out[i] = _mm256_mul_ps(f, vs);
         else if (t == AV_DTYPE_Q6_K)
             out[i] = _mm256_mul_ps(vs, f);
         else
-            out[i] = _mm256_sub_ps(_mm256_mul_ps(vs, f), _mm256_set1_ps(m[g + i / 2]));
+            out[i] = _mm256_sub_ps(_mm256_mul_ps(vs, f), _mm256_set1_ps(m[i / 2]));
     }
 }
 #endif

@@ -45,7 +45,7 @@ static inline __attribute__((always_inline)) __m256 load_w8(av_dtype t, const vo
 static inline __attribute__((always_inline)) void load_w32(av_dtype t, const void *w, int64_t k, groups g,
                                                            __m256 out[4]) {
     if (av_dtype_grouped(t))
-        av_qload32(t, w, k, g.s, g.m, out);
+        av_qload32(t, w, k, g.s + k / 16, g.m + k / 16, out);
     else
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++)
