@@ -15,7 +15,8 @@
 #      ids (2 threads, no capture, logits of the last position); wall and process CPU seconds of both;
 #   6. token-by-token generation on each file (`attnviz generate`, steps 8 and 40: seconds per token from the
 #      difference), as GB/s of weights read per token (every tensor but the embedding table) against the copy.
-# Prints JSON lines. BENCH_THREADS (2), BENCH_TOKENS (512), BENCH_TYPES ("F16 Q8_0 Q4_K_M"), BENCH_REPEAT (2),
+# Prints JSON lines (per file also in DIR/quant.json), then a markdown summary (bench/summary.py).
+# BENCH_THREADS (2), BENCH_TOKENS (512), BENCH_TYPES ("F16 Q8_0 Q4_K_M"), BENCH_REPEAT (2),
 # BENCH_PATHS ("avx512 avx2"), BENCH_DIR (scratch, default /tmp/attnviz-quant-bench; about 8 GB).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -121,6 +122,7 @@ gen_time() {
     echo "$1"
 }
 
+: > "$DIR/quant.json"
 for t in $TYPES; do
     M=$DIR/$t.gguf
     cat "$M" > /dev/null # page cache warm for both
@@ -136,7 +138,7 @@ for t in $TYPES; do
     g8=$(gen_time "$M" 8)
     g40=$(gen_time "$M" 40)
     $PY - "$t" "$(stat -c %s "$M")" "$(stat -c %s "$DIR/trace.safetensors")" "$(weight_bytes "$M")" "$runs" \
-        "$llama" "$g8" "$g40" "$DIR" "$TOKENS" "$l_before" "$(load)" <<'PYEOF'
+        "$llama" "$g8" "$g40" "$DIR" "$TOKENS" "$l_before" "$(load)" <<'PYEOF' | tee -a "$DIR/quant.json"
 import json, os, sys
 t, file_b, trace_b, wbytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 runs = dict((p, list(map(float, v.split(",")))) for p, v in (r.split(":") for r in sys.argv[5].split()))
@@ -171,3 +173,5 @@ out["load_before"], out["load_after"] = sys.argv[11], sys.argv[12]
 print(json.dumps(out))
 PYEOF
 done
+echo "== summary (markdown for docs/BENCHMARKS.md)"
+$PY bench/summary.py quant "$DIR"

@@ -1,6 +1,6 @@
 #!/bin/sh
-# attnviz benchmarks (run on demand: `make bench`; not part of the tests). Prints JSON lines and a summary; see
-# docs/BENCHMARKS.md for how to read them.
+# attnviz benchmarks (run on demand: `make bench`; not part of the tests). Prints JSON lines, then a markdown
+# summary for docs/BENCHMARKS.md (bench/summary.py); see docs/BENCHMARKS.md for how to read them.
 #  1. the machine: CPU model, CPUID family/model, SIMD flags, load average (before and after);
 #  2. the f32 GEMM limit (bench/f32_limit.sh): OpenBLAS sgemm peak with the best OPENBLAS_CORETYPE for this
 #     CPU and the project's own kernels' peak, whichever is higher; the same for AVX2 alone;
@@ -58,7 +58,8 @@ set -- $(measure 5 $PY bench/torch_llama.py --model "$M" --threads "$THREADS" --
 best_p=$1 rss_p=$2
 echo "{\"model\": \"stories260K\", \"attnviz_s\": $best_c, \"torch_s\": $best_p, \"speedup\": $($PY -c "print(round($best_p/$best_c, 1))"), \"attnviz_rss_mb\": $((rss_c / 1024)), \"torch_rss_mb\": $((rss_p / 1024))}" | tee "$DIR/small.json"
 
-[ "${BENCH_SKIP_1B:-0}" = 1 ] && exit 0
+summary() { echo "== summary (markdown for docs/BENCHMARKS.md)"; $PY bench/summary.py run "$DIR"; }
+[ "${BENCH_SKIP_1B:-0}" = 1 ] && { summary; exit 0; }
 echo "== synthetic Llama ~1B (F16 safetensors, $LAYERS layers), $TOKENS tokens, best of $R per path"
 SYN=$DIR/synth-1b-$LAYERS
 [ -f "$SYN/config.json" ] || $PY bench/make_synth_llama.py --preset 1b --layers "$LAYERS" --dtype f16 --out "$SYN"
@@ -112,3 +113,4 @@ if p_fwd:
 out["loadavg_after"] = sys.argv[7]
 print(json.dumps(out))
 PYEOF
+summary
