@@ -92,9 +92,10 @@ def summary_run(d):
                  small["speedup"])]
     if not big:
         return out
-    out += ["", "1.1 B synthetic Llama, %d tokens, %.0f GFLOP: f32 limit %.3f s (%s), AVX2 limit %.3f s (%s)" %
-            (big["tokens"], big["gflop"], big["f32_limit_s"], big["f32_limit_from"], big["avx2_limit_s"],
-             big["avx2_limit_from"]), "",
+    out += ["", "Synthetic Llama (1.1 B shape, %s layers), %d tokens, %.0f GFLOP: f32 limit %.3f s (%s), "
+            "AVX2 limit %.3f s (%s)" % (os.environ.get("BENCH_LAYERS", "22"), big["tokens"], big["gflop"],
+                                        big["f32_limit_s"], big["f32_limit_from"], big["avx2_limit_s"],
+                                        big["avx2_limit_from"]), "",
             "| path | forward s | x f32 limit | x AVX2 limit | process CPU s | peak RSS MB | attention vs sgemm |",
             "|---|---|---|---|---|---|---|"]
     for p, e in big["paths"].items():
@@ -130,14 +131,23 @@ def summary_quant(d):
     out += ["", "Prompt of %s tokens capturing every head (attnviz) against llama.cpp's llama_decode (no capture), "
             "same file, same threads; f32 limit %.3f s (%s):" % (os.environ.get("BENCH_TOKENS", "512"),
                                                                   runs[0]["f32_limit_s"], runs[0]["f32_limit_from"]),
-            "", "| file | MB | attnviz path | forward s | x f32 limit | llama.cpp s | llama.cpp / attnviz | "
-            "CPU s attnviz / llama.cpp | peak RSS MB (within budget) |", "|---|---|---|---|---|---|---|---|---|"]
+            "(\"CPU s / thread x limit\": the process's CPU seconds per thread against the own kernels' f32 peak per "
+            "CPU-second, %.3f s: what a loaded machine moves least)" % runs[0]["f32_limit_cpu_s_per_thread"], "",
+            "| file | MB | attnviz path | forward s | x f32 limit | CPU s / thread x limit | llama.cpp s | "
+            "llama.cpp / attnviz | CPU s attnviz / llama.cpp | peak RSS MB (within budget) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    peaks = {k: v["peak_gflops"] for k, v in (one(os.path.join(d, "own-peak-cpu.json")) or {}).get(
+        "own_f32_peak", {}).items() if isinstance(v, dict)}
     for r in runs:
         for p, e in r["paths"].items():
-            out.append("| %s | %d | %s | %.3f | %.3f | %.3f | %.2f | %.1f / %.1f | %d (%s) |" % (
-                r["type"], r["file_mb"], p, e["forward_s"], e["forward_vs_f32_limit"], r["llamacpp_decode_s"],
-                e["llamacpp_over_attnviz_forward"], e["process_cpu_s"], r["llamacpp_cpu_s"], e["peak_rss_mb"],
-                "yes" if e["within_budget"] else "NO"))
+            cpu = "%.3f" % e["process_cpu_per_thread_vs_cpu_limit"]
+            if p == "avx2" and peaks.get("avx2"):  # also against the AVX2 kernel's own peak per CPU-second
+                ratio = e["process_cpu_per_thread_vs_cpu_limit"] * peaks["avx2"] / max(peaks.values())
+                cpu += " (AVX2: %.3f)" % ratio
+            out.append("| %s | %d | %s | %.3f | %.3f | %s | %.3f | %.2f | %.1f / %.1f | %d (%s) |" % (
+                r["type"], r["file_mb"], p, e["forward_s"], e["forward_vs_f32_limit"],
+                cpu, r["llamacpp_decode_s"], e["llamacpp_over_attnviz_forward"],
+                e["process_cpu_s"], r["llamacpp_cpu_s"], e["peak_rss_mb"], "yes" if e["within_budget"] else "NO"))
     out += ["", "Token-by-token generation (`attnviz generate`, seconds per token from steps 40 - 8):", "",
             "| file | s / token | weights MB / token | GB/s | copy GB/s | x copy |", "|---|---|---|---|---|---|"]
     for r in runs:
