@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { ROWS_BLOCK = 128 }; /* query rows computed together (a lazy kind: one sgemm each) */
+enum { ROWS_BLOCK = 128 }; /* query rows computed together (a lazy kind: one GEMM each) */
 
 static const av_attn_set *find_set(const av_trace *t, av_attn_kind kind, int layer) {
     for (int i = 0; i < t->n_sets; i++)
@@ -122,7 +122,7 @@ static int row_start(const tile_job *j, int64_t r) {
     return j->q0 + (int)(r * (j->q1 - j->q0) / j->out_rows);
 }
 
-/* Output rows [r0, r1): their queries are computed ROWS_BLOCK at a time (one sgemm each, so K is packed
+/* Output rows [r0, r1): their queries are computed ROWS_BLOCK at a time (one GEMM each, so K is packed
  * once per block, not once per output row) and pooled into the cells of the row each query belongs to. */
 static void tile_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
     tile_job *j = ctx;
