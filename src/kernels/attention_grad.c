@@ -11,7 +11,6 @@
  * on one thread. Attention x gradient (Hao et al. 2021) comes for free: sum_i P_ij dP_ij per key j. */
 #include "kernels.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -39,9 +38,8 @@ static void softmax_back(const av_attn_args *a, const float *p, float *ds, float
 static void softcap_back(const av_attn_args *a, int h, float *ds, float *s) {
     int hs = a->head_dim, kv = h / (a->n_heads / a->n_kv_heads);
     /* s (n_q, n_k) = scale Q_h K_g^T, then capped */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->n_q, a->n_k, hs, a->scale,
-                a->q + (size_t)h * (size_t)hs, a->q_stride, a->k + (size_t)kv * (size_t)hs, a->k_stride, 0.0f,
-                s, a->n_k);
+    av_gemm_f32(0, 1, a->n_q, a->n_k, hs, a->scale, a->q + (size_t)h * (size_t)hs, a->q_stride,
+                a->k + (size_t)kv * (size_t)hs, a->k_stride, 0.0f, s, a->n_k, 1);
     size_t n = (size_t)a->n_q * (size_t)a->n_k;
     for (size_t i = 0; i < n; i++)
         s[i] = a->softcap * tanhf(s[i] / a->softcap);
@@ -66,17 +64,14 @@ static void group_grad(const av_attn_grad_args *g, int c, int kv, float *dp, flo
                          ? g->attn_x_grad + ((size_t)c * (size_t)a->n_heads + (size_t)h) * (size_t)a->n_k
                          : NULL;
         /* dP (n_q, n_k) = dO_h (n_q, hs) V^T;  dV (n_k, hs) += P^T (n_k, n_q) dO_h */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->n_q, a->n_k, hs, 1.0f, doh, q_dim, v,
-                    a->v_stride, 0.0f, dp, a->n_k);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a->n_k, hs, a->n_q, 1.0f, p, a->probs_ld, doh,
-                    q_dim, beta, dv, kv_dim);
+        av_gemm_f32(0, 1, a->n_q, a->n_k, hs, 1.0f, doh, q_dim, v, a->v_stride, 0.0f, dp, a->n_k, 1);
+        av_gemm_f32(1, 0, a->n_k, hs, a->n_q, 1.0f, p, a->probs_ld, doh, q_dim, beta, dv, kv_dim, 1);
         softmax_back(a, p, dp, axg);
         if (a->softcap > 0) softcap_back(a, h, dp, s);
         /* dQ_h (n_q, hs) = scale dS K;  dK (n_k, hs) += scale dS^T (n_k, n_q) Q_h */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, a->n_q, hs, a->n_k, a->scale, dp, a->n_k, k,
-                    a->k_stride, 0.0f, dq + (size_t)h * (size_t)hs, q_dim);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, a->n_k, hs, a->n_q, a->scale, dp, a->n_k, qh,
-                    a->q_stride, beta, dk, kv_dim);
+        av_gemm_f32(0, 0, a->n_q, hs, a->n_k, a->scale, dp, a->n_k, k, a->k_stride, 0.0f,
+                    dq + (size_t)h * (size_t)hs, q_dim, 1);
+        av_gemm_f32(1, 0, a->n_k, hs, a->n_q, a->scale, dp, a->n_k, qh, a->q_stride, beta, dk, kv_dim, 1);
     }
 }
 

@@ -4,8 +4,6 @@
  * gradient through the output head). */
 #include "kernels.h"
 
-#include <cblas.h>
-
 typedef struct grad_job {
     const av_tensor *w;
     const float *wf; /* (out, in) F32 weights: the mapping or the scratch */
@@ -24,16 +22,15 @@ static void expand_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
 /* dx rows [m0, m1) (n, in) = dy rows (n, out) W (out, in) */
 static void grad_rows(void *ctx, int tid, int64_t m0, int64_t m1) {
     const grad_job *j = ctx;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(m1 - m0), (int)j->in, (int)j->out, 1.0f,
-                j->dy + m0 * j->out, (int)j->out, j->wf, (int)j->in, j->accumulate ? 1.0f : 0.0f,
-                j->dx + m0 * j->in, (int)j->in);
+    av_gemm_f32(0, 0, (int)(m1 - m0), (int)j->in, (int)j->out, 1.0f, j->dy + m0 * j->out, (int)j->out, j->wf,
+                (int)j->in, j->accumulate ? 1.0f : 0.0f, j->dx + m0 * j->in, (int)j->in, 1);
 }
 
 /* dx columns [c0, c1) for all rows */
 static void grad_cols(void *ctx, int tid, int64_t c0, int64_t c1) {
     const grad_job *j = ctx;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->n, (int)(c1 - c0), (int)j->out, 1.0f, j->dy,
-                (int)j->out, j->wf + c0, (int)j->in, j->accumulate ? 1.0f : 0.0f, j->dx + c0, (int)j->in);
+    av_gemm_f32(0, 0, j->n, (int)(c1 - c0), (int)j->out, 1.0f, j->dy, (int)j->out, j->wf + c0, (int)j->in,
+                j->accumulate ? 1.0f : 0.0f, j->dx + c0, (int)j->in, 1);
 }
 
 void av_matmul_grad(float *dx, const float *dy, const av_tensor *w, int n, float *scratch, int accumulate,
