@@ -193,6 +193,22 @@ void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half
     }
 }
 
+void av_rope_table(float *v, int n_heads, int head_dim, int rot_dims, int pos, const float *freq,
+                   float mscale, int half_style) {
+    int half = rot_dims / 2;
+    for (int i = 0; i < half; i++) {
+        float angle = (float)pos * freq[i];
+        float c = cosf(angle) * mscale, s = sinf(angle) * mscale;
+        for (int h = 0; h < n_heads; h++) {
+            float *hv = v + (size_t)h * (size_t)head_dim;
+            int a = half_style ? i : 2 * i, b = half_style ? i + half : 2 * i + 1;
+            float x0 = hv[a], x1 = hv[b];
+            hv[a] = x0 * c - x1 * s;
+            hv[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
 typedef struct swiglu_job {
     float *g;
     const float *u;

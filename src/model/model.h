@@ -57,6 +57,8 @@ struct av_model {
     void **owned; /* buffers a loader allocated (freed with the model) */
     int n_owned;
 
+    const struct av_arch_cfg *arch_cfg; /* decoder families (arch.h): the checkpoint's configuration, owned */
+
     av_tokenizer *tok;
     char tok_error[256]; /* why a tokenizer file next to the weights did not load ("" when none was tried) */
     int n_threads;       /* default for runs that do not set their own (av_model_params) */
