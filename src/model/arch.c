@@ -93,21 +93,27 @@ static const layer_name layer_names[] = {
     {BF(moe.router.w), "ffn_gate_inp.weight", "mlp.gate.weight", AV_ARCH_MOE, AV_ARCH_HF_MIXTRAL, REQ},
 };
 enum { N_LAYER_NAMES = sizeof layer_names / sizeof layer_names[0] };
+_Static_assert((int)N_LAYER_NAMES <= (int)AV_ARCH_MAX_ENTRIES, "av_arch_entries' output holds every name");
 
 /* Fused (Phi-3): q|k|v rows in one matrix, gate|up rows in another. */
-static const char *const fused_qkv[2] = {"attn_qkv.weight", "self_attn.qkv_proj.weight"};
-static const char *const fused_gate_up[2] = {"ffn_up.weight", "mlp.gate_up_proj.weight"};
+const char *const av_arch_fused_qkv[2] = {"attn_qkv.weight", "self_attn.qkv_proj.weight"};
+const char *const av_arch_fused_gate_up[2] = {"ffn_up.weight", "mlp.gate_up_proj.weight"};
 /* Experts: GGUF 3-D tensors (experts, rows, cols); HF one matrix per expert. Order: gate, up, down. */
-static const char *const gguf_experts[3] = {"ffn_gate_exps.weight", "ffn_up_exps.weight",
-                                            "ffn_down_exps.weight"};
-static const char *const hf_experts[2][3] = {
-    {"mlp.experts.%d.gate_proj.weight", "mlp.experts.%d.up_proj.weight", "mlp.experts.%d.down_proj.weight"},
-    {"block_sparse_moe.experts.%d.w1.weight", "block_sparse_moe.experts.%d.w3.weight",
-     "block_sparse_moe.experts.%d.w2.weight"}};
+const char *const av_arch_gguf_experts[3] = {"ffn_gate_exps.weight", "ffn_up_exps.weight",
+                                             "ffn_down_exps.weight"};
+static const char *const hf_experts[2][3] = {{"gate_proj", "up_proj", "down_proj"}, {"w1", "w3", "w2"}};
+
+unsigned av_arch_cfg_flags(const av_arch_cfg *c) { return c->arch->flags | (c->n_experts ? AV_ARCH_MOE : 0); }
+
+void av_arch_hf_expert(const av_arch *a, int expert, int part, char *out, size_t n) {
+    int mixtral = (a->flags & AV_ARCH_HF_MIXTRAL) != 0;
+    snprintf(out, n, "%s.experts.%d.%s.weight", mixtral ? "block_sparse_moe" : "mlp", expert,
+             hf_experts[mixtral][part]);
+}
 
 /* The flags a configuration's blocks have, with the pseudo-flags. */
 static unsigned cfg_flags(const av_arch_cfg *c) {
-    unsigned f = c->arch->flags | (c->n_experts ? AV_ARCH_MOE : 0);
+    unsigned f = av_arch_cfg_flags(c);
     f |= (f & AV_ARCH_MOE) ? 0 : DENSE;
     f |= (f & AV_ARCH_FUSED) ? 0 : SPLIT;
     return f;
@@ -160,11 +166,11 @@ static int take_fused(const take_ctx *k, av_block *B, int l, av_err *err) {
               *ff_out[2] = {&B->ffn.gate.w, &B->ffn.up.w};
     char what[64];
     snprintf(what, sizeof what, "layer %d fused q/k/v", l);
-    if (take(k, l, fused_qkv[!k->gguf], 0, &qkv, err) ||
+    if (take(k, l, av_arch_fused_qkv[!k->gguf], 0, &qkv, err) ||
         split_rows(&qkv, q + 2 * kv, c->dim, qkv_rows, 3, qkv_out, what, err))
         return -1;
     snprintf(what, sizeof what, "layer %d fused gate/up", l);
-    return take(k, l, fused_gate_up[!k->gguf], 0, &gate_up, err) ||
+    return take(k, l, av_arch_fused_gate_up[!k->gguf], 0, &gate_up, err) ||
                    split_rows(&gate_up, 2 * (int64_t)c->hidden, c->dim, ff, 2, ff_out, what, err)
                ? -1
                : 0;
@@ -182,18 +188,16 @@ static int take_experts(const take_ctx *k, av_model *m, av_block *B, int l, av_e
             for (int e = 0; e < E; e++) {
                 char part[96];
                 av_linear *lin[3] = {&ex[e].gate, &ex[e].up, &ex[e].down};
-                int mixtral = (c->arch->flags & AV_ARCH_HF_MIXTRAL) != 0;
-                snprintf(part, sizeof part, "%s.experts.%d.%s.weight", mixtral ? "block_sparse_moe" : "mlp",
-                         e, hf_experts[mixtral][j]);
+                av_arch_hf_expert(c->arch, e, j, part, sizeof part);
                 if (take(k, l, part, 0, &lin[j]->w, err)) return -1;
             }
             continue;
         }
         av_tensor all;
-        if (take(k, l, gguf_experts[j], 0, &all, err)) return -1;
+        if (take(k, l, av_arch_gguf_experts[j], 0, &all, err)) return -1;
         if (all.ndim != 3 || all.shape[0] != E || all.shape[1] != rows || all.shape[2] != cols)
             return av_errf(err, "blk.%d.%s: shape does not match the config (expected [%d, %lld, %lld])", l,
-                           gguf_experts[j], E, (long long)rows, (long long)cols);
+                           av_arch_gguf_experts[j], E, (long long)rows, (long long)cols);
         av_tensor flat = av_tensor_view2d(&all, (int64_t)E * rows, cols);
         for (int e = 0; e < E; e++) {
             av_linear *lin[3] = {&ex[e].gate, &ex[e].up, &ex[e].down};
@@ -221,10 +225,18 @@ int av_arch_take_weights(av_model *m, const av_arch_cfg *c, av_arch_find_fn find
     return 0;
 }
 
-int av_arch_layer_tensors(const av_model *m, const av_arch *a, int gguf, int layer, av_arch_tensor *out,
-                          int max) {
-    (void)m, (void)a, (void)gguf, (void)layer, (void)out, (void)max;
-    return 0; /* TODO: writers */
+int av_arch_entries(const av_arch_cfg *c, av_arch_entry *out) {
+    unsigned flags = cfg_flags(c);
+    int n = 0;
+    for (int i = 0; i < N_LAYER_NAMES; i++) {
+        const layer_name *ln = &layer_names[i];
+        if (!applies(ln, flags, c)) continue;
+        int q = ln->off == BF(attn.q.w) || ln->off == BF(attn.q.b),
+            k = ln->off == BF(attn.k.w) || ln->off == BF(attn.k.b);
+        int norm = strstr(ln->gguf, "norm.weight") != NULL;
+        out[n++] = (av_arch_entry){ln->gguf, ln->hf, ln->off, norm, q ? 1 : k ? 2 : 0};
+    }
+    return n;
 }
 
 /* ---- blocks from a configuration ---- */
@@ -244,7 +256,7 @@ static int layer_rope(av_model *m, const av_arch_cfg *c, int l, av_err *err) {
     av_block *B = &m->stacks[0].blocks[l];
     int local = c->sliding[l] && c->rope_theta_local > 0, rot = c->rope_dims ? c->rope_dims : c->head_dim;
     double theta = local ? c->rope_theta_local : c->rope_theta;
-    int scaled = c->scale.type != AV_ROPE_SCALING_NONE && (!c->sliding[l] || c->scale.local_too);
+    int scaled = c->scale.type != AV_ROPE_SCALING_NONE && (!local || c->scale.local_too);
     B->rope_theta = (float)theta;
     if (!scaled && rot == c->head_dim) return 0;
     const av_rope_scale *s = scaled ? &c->scale : NULL;

@@ -124,19 +124,31 @@ typedef int (*av_arch_find_fn)(const void *ctx, const char *name, int optional, 
 int av_arch_take_weights(av_model *m, const av_arch_cfg *c, av_arch_find_fn find, const void *ctx,
                          av_err *err);
 
-/* The tensors of a block under one format's names, for the writers: name, view, and whether its rows are
- * q/k heads (permuted between RoPE pair orders). Returns the count written to out (at most max). */
-typedef struct av_arch_tensor {
-    char name[96];
-    av_tensor t;
-    int heads; /* > 0: rows are this many heads of head_dim (q or k) */
-} av_arch_tensor;
-int av_arch_layer_tensors(const av_model *m, const av_arch *a, int gguf, int layer, av_arch_tensor *out,
-                          int max);
+/* The writers' view of the name table: the plain (unfused, unstacked) layer tensors of c's blocks in table
+ * order, with both names and where they live in av_block; fused and expert tensors by the names below. */
+typedef struct av_arch_entry {
+    const char *gguf, *hf; /* after "blk.N." and "model.layers.N." */
+    size_t off;            /* the av_tensor in av_block */
+    int norm;              /* a norm weight (Gemma's 1 + w differs between the formats) */
+    int qk;                /* 1: q rows, 2: k rows (their RoPE pair order differs between formats) */
+} av_arch_entry;
+enum { AV_ARCH_MAX_ENTRIES = 32 };
+int av_arch_entries(const av_arch_cfg *c, av_arch_entry *out);
+/* Fused q|k|v and gate|up ([0]: GGUF, [1]: HF), GGUF's stacked experts (gate, up, down) and HF's expert name
+ * of an expert index and part (gate 0, up 1, down 2). */
+extern const char *const av_arch_fused_qkv[2], *const av_arch_fused_gate_up[2],
+                                                   *const av_arch_gguf_experts[3];
+void av_arch_hf_expert(const av_arch *a, int expert, int part, char *out, size_t n);
+/* The architecture's flags for c, with a mixture when c has experts. */
+unsigned av_arch_cfg_flags(const av_arch_cfg *c);
 
 /* Inverse RoPE frequencies (rope.c): (rot_dims/2) floats owned by m for theta and the scaling (NULL scale or
  * type NONE: plain), factors chosen by which (0 short, 1 long). */
 const float *av_rope_table_make(av_model *m, double theta, int rot_dims, const av_rope_scale *s, int which,
                                 av_err *err);
+
+/* Llama 3 parameters reproducing GGUF rope_freqs divisors ff (rot_dims/2), for config.json: 0 with *out set,
+ * -1 when they do not fit HF's formula. */
+int av_rope_fit_llama3(double theta, int rot_dims, const float *ff, av_rope_scale *out);
 
 #endif

@@ -292,6 +292,7 @@ static int check_layer_types(const av_hf_dir *h, const av_arch_cfg *c, av_err *e
 
 static int read_config(av_model *m, const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
     c->format = AV_MODEL_FORMAT_HF;
+    c->scale.attn_factor = 1;
     if (refuse_keys(h, c->arch, err) || read_sizes(h, c, err) || read_act_bias_tie(h, c, err) ||
         read_rope(m, h, c, err) || read_window(h, c, err) ||
         (c->arch->hf_keys && c->arch->hf_keys(h, c, err)) || check_layer_types(h, c, err))

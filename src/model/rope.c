@@ -42,3 +42,50 @@ const float *av_rope_table_make(av_model *m, double theta, int rot_dims, const a
     }
     return f;
 }
+
+/* Llama 3 parameters that give GGUF rope_freqs divisors back (export to config.json): factor = the largest
+ * divisor; the band between the wavelength bounds L = ctx / low and H = ctx / high fixed by two band points
+ * (s = (L / w - 1) / (L / H - 1)), or placed between the neighbouring wavelengths with fewer; then ctx
+ * rounded to an integer and every divisor checked against HF's float32 formula (1e-5 relative). 0, or -1 when
+ * none fits. */
+int av_rope_fit_llama3(double theta, int rot_dims, const float *ff, av_rope_scale *out) {
+    int n = rot_dims / 2, band[2] = {-1, -1}, n_band = 0, last_one = -1, first_full = n;
+    double factor = 1, w[4096];
+    if (n < 1 || n > 4096) return -1;
+    for (int i = 0; i < n; i++)
+        factor = ff[i] > factor ? ff[i] : factor;
+    for (int i = 0; i < n; i++) {
+        w[i] = 2 * M_PI * pow(theta, 2.0 * i / rot_dims);
+        if (fabs(ff[i] - 1) < 1e-6)
+            last_one = i;
+        else if (fabs(ff[i] - factor) < 1e-6 * factor)
+            first_full = first_full < i ? first_full : i;
+        else if (n_band < 2)
+            band[n_band++] = i;
+    }
+    if (factor <= 1) return -1;
+    double lo_w = last_one >= 0 ? w[last_one] : w[0] / 2,
+           hi_w = first_full < n ? w[first_full] : w[n - 1] * 2, L, H;
+    if (n_band == 2) {
+        double s1 = (1 / ff[band[0]] - 1 / factor) / (1 - 1 / factor),
+               s2 = (1 / ff[band[1]] - 1 / factor) / (1 - 1 / factor);
+        double r = (w[band[1]] - w[band[0]]) / (s1 * w[band[0]] - s2 * w[band[1]]);
+        L = (s1 * r + 1) * w[band[0]];
+        H = L / (r + 1);
+    } else { /* bounds between the neighbours of the (at most one) band point */
+        H = sqrt(lo_w * (n_band ? w[band[0]] : hi_w)) * 1.000001;
+        L = sqrt((n_band ? w[band[0]] : H * 1.01) * hi_w);
+    }
+    if (!(L > H && H > 0)) return -1;
+    av_rope_scale s = {
+        .type = AV_ROPE_SCALING_LLAMA3, .factor = factor, .orig_ctx = (int)lround(L), .attn_factor = 1};
+    if (s.orig_ctx < 1) return -1;
+    s.low_freq_factor = s.orig_ctx / L;
+    s.high_freq_factor = s.orig_ctx / H;
+    for (int i = 0; i < n; i++) {
+        float f = 1.0f / powf((float)theta, (float)(2 * i) / (float)rot_dims), g = llama3(f, &s);
+        if (fabs(f / g - ff[i]) > 1e-5 * ff[i]) return -1;
+    }
+    *out = s;
+    return 0;
+}
