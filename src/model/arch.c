@@ -241,9 +241,7 @@ int av_arch_entries(const av_arch_cfg *c, av_arch_entry *out) {
 
 /* ---- blocks from a configuration ---- */
 
-/* Gemma's embedding scale: sqrt(dim) rounded to the embedding's stored type as Hugging Face computes it
- * (torch.tensor(dim ** 0.5, dtype=embedding dtype)); llama.cpp and F32 checkpoints use the f32 value. */
-static float gemma_emb_scale(int dim, av_dtype emb, av_model_format fmt) {
+float av_arch_gemma_emb_scale(int dim, av_dtype emb, av_model_format fmt) {
     float s = sqrtf((float)dim);
     if (fmt != AV_MODEL_FORMAT_HF) return s;
     if (emb == AV_DTYPE_BF16) return av_bf16_to_f32(av_f32_to_bf16(s));
@@ -293,7 +291,7 @@ int av_arch_init(av_model *m, const av_arch_cfg *c, av_dtype emb_dtype, av_err *
     st->cfg.rope_long_from = c->scale.orig_ctx;
     if (c->arch->flags & AV_ARCH_GEMMA) {
         st->cfg.norm_offset = c->format == AV_MODEL_FORMAT_HF ? 1.0f : 0.0f; /* GGUF stores 1 + w */
-        st->emb.scale = gemma_emb_scale(c->dim, emb_dtype, c->format);
+        st->emb.scale = av_arch_gemma_emb_scale(c->dim, emb_dtype, c->format);
     }
     m->head.softcap = (float)c->final_softcap;
     for (int l = 0; l < c->n_layers; l++) {

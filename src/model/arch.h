@@ -115,6 +115,9 @@ struct av_arch_cfg {
  * (HF; GGUF stores 1 + w), the final soft-cap, mixtures of experts. emb_dtype: the token embedding's stored
  * type (Gemma scales by sqrt(dim) rounded to it, as Hugging Face does). */
 int av_arch_init(av_model *m, const av_arch_cfg *c, av_dtype emb_dtype, av_err *err);
+/* Gemma's embedding scale: sqrt(dim) rounded to the embedding's stored type as Hugging Face computes it
+ * (torch.tensor(dim ** 0.5, dtype=embedding dtype)); llama.cpp and F32 checkpoints use the f32 value. */
+float av_arch_gemma_emb_scale(int dim, av_dtype emb, av_model_format fmt);
 
 /* The weights of a format, found by name: 0 with t filled, 0 with t empty when absent and optional, -1 with
  * a message otherwise. A 3-D GGUF expert tensor comes whole; av_arch_take_weights takes its rows. */

@@ -62,16 +62,16 @@ static void remove_dir(const char *path) {
 
 /* ---- GGUF ---- */
 
-/* What the written file states but its readers do not apply (Phi-3's window in GGUF, as llama.cpp). */
-static void note(const ex_plan *p, av_export_report *rep) {
-    int window = 0;
-    for (int l = 0; l < p->c.n_layers; l++)
-        window |= p->c.sliding[l] && p->c.window > 0;
-    if (p->gguf && window && strcmp(p->target.arch->gguf, "phi3") == 0)
-        snprintf(
-            rep->note, sizeof rep->note,
-            "phi3.attention.sliding_window %d is stated but llama.cpp and attnviz do not apply it to GGUF",
-            p->c.window);
+/* What the written file changes: Gemma's embedding scale, which Hugging Face rounds to the embedding's type
+ * and GGUF readers (llama.cpp) compute in f32, when the file's type rounds it differently. */
+static void note(const ex_plan *p, av_dtype type, av_export_report *rep) {
+    av_model_format fmt = p->gguf ? AV_MODEL_FORMAT_GGUF : AV_MODEL_FORMAT_HF;
+    float have = p->m->stacks[0].emb.scale, will = av_arch_gemma_emb_scale(p->c.dim, type, fmt);
+    if ((p->target.arch->flags & AV_ARCH_GEMMA) && have != will)
+        snprintf(rep->note, sizeof rep->note,
+                 "the embedding scale sqrt(%d) becomes %.7g (%s), from %.7g (%s): logits change slightly",
+                 p->c.dim, (double)will, p->gguf ? "f32, as llama.cpp computes it" : av_dtype_name(type),
+                 (double)have, av_dtype_name(p->m->tok_emb.dtype));
 }
 
 int av_export_gguf(const av_model *m, const char *path, const av_export_params *p, av_export_report *rep,
@@ -107,7 +107,7 @@ int av_export_gguf(const av_model *m, const char *path, const av_export_params *
             goto done;
         rep->n_bytes += ts[i].dst_bytes;
     }
-    note(plan, rep);
+    note(plan, p->dtype, rep);
     rep->n_tensors = n;
     rep->n_shards = 1;
     rc = av_gguf_writer_save(&w, path, err);
@@ -302,6 +302,7 @@ int av_export_hf(const av_model *m, const char *dir_in, const av_export_params *
     if (m->tok && hf_tokenizer(m->tok, path, &rep->tokenizer, err)) goto done;
     for (int i = 0; i < n; i++)
         rep->n_bytes += ts[i].dst_bytes;
+    note(plan, p->dtype, rep);
     rep->n_tensors = n;
     rep->n_shards = p->n_shards;
     rc = commit_dir(tmp, dir, exists, err);

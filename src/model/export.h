@@ -23,7 +23,7 @@ typedef struct av_export_report {
     int tokenizer;                /* 1 when the tokenizer was written */
     int n_shards;
     uint64_t n_bytes; /* tensor data bytes */
-    char note[160];   /* what the file states but its readers do not apply, or "" */
+    char note[160];   /* what the written file computes differently (Gemma's embedding scale), or "" */
 } av_export_report;
 
 /* Writes a GGUF v3 file atomically (temp file + rename). */

@@ -91,16 +91,16 @@ static int check_windows(const ex_plan *p, av_err *err) {
     const av_arch_cfg *c = &p->c;
     const av_arch *t = p->target.arch;
     int any = 0;
-    for (int l = 0; l < c->n_layers; l++)
-        any |= c->sliding[l] && c->window > 0;
+    for (int l = 0; l < c->n_layers; l++) /* a window as long as the context never masks anything */
+        any |= c->sliding[l] && c->window > 0 && c->window < c->ctx;
     if (!any) return 0;
     if (t->flags & AV_ARCH_SANDWICH) /* Gemma 2/3: a period pattern in GGUF, any pattern in config.json */
         return !p->gguf || window_period(c)
                    ? 0
                    : av_errf(err, "the sliding layers are not a pattern GGUF %s can state", t->gguf);
-    if (p->gguf && strcmp(t->gguf, "phi3") != 0)
-        return av_errf(err, "the sliding window (%d) would be lost: llama.cpp's %s has none", c->window,
-                       t->gguf);
+    if (p->gguf)
+        return av_errf(err, "the sliding window (%d) would be lost: llama.cpp's %s %s", c->window, t->gguf,
+                       strcmp(t->gguf, "phi3") ? "has none" : "does not apply it");
     if (!p->gguf && strcmp(t->hf_type, "llama") == 0)
         return av_errf(err, "the sliding window (%d) would be lost: Hugging Face llama has none", c->window);
     for (int l = 1; l < c->n_layers; l++) /* Qwen: layers >= max_window_layers; the others: every layer */

@@ -173,6 +173,12 @@ static int scaling_params(av_model *m, const av_hf_dir *h, const json_t *rp, con
     av_rope_scale *s = &c->scale;
     double orig = 0;
     int rot = (c->rope_dims ? c->rope_dims : c->head_dim) / 2;
+    if (strcmp(type, "linear") && strcmp(type, "llama3") && strcmp(type, "longrope") && strcmp(type, "su"))
+        return av_errf(
+            err,
+            "%s: rope scaling type '%.32s' is not implemented (linear, llama3, longrope are): refused "
+            "rather than ignored",
+            h->cfg_path, type);
     if (av_json_num(rp, "original_max_position_embeddings", 0, &orig, err) ||
         (orig == 0 && av_hf_num(h, "original_max_position_embeddings", 0, &orig, err)))
         return av_err_prefix(err, "%s", h->cfg_path);

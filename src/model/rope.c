@@ -72,9 +72,14 @@ int av_rope_fit_llama3(double theta, int rot_dims, const float *ff, av_rope_scal
         double r = (w[band[1]] - w[band[0]]) / (s1 * w[band[0]] - s2 * w[band[1]]);
         L = (s1 * r + 1) * w[band[0]];
         H = L / (r + 1);
-    } else { /* bounds between the neighbours of the (at most one) band point */
-        H = sqrt(lo_w * (n_band ? w[band[0]] : hi_w)) * 1.000001;
-        L = sqrt((n_band ? w[band[0]] : H * 1.01) * hi_w);
+    } else if (n_band == 1) { /* L between the band point and the first full one; H from the point */
+        double s1 = (1 / ff[band[0]] - 1 / factor) / (1 - 1 / factor), w1 = w[band[0]];
+        L = sqrt(w1 * hi_w);
+        H = L / ((L / w1 - 1) / s1 + 1);
+        if (!(H > lo_w && H < w1)) return -1;
+    } else { /* no band: both bounds between the last unscaled and the first scaled wavelength */
+        H = sqrt(lo_w * hi_w);
+        L = H * 1.0001;
     }
     if (!(L > H && H > 0)) return -1;
     av_rope_scale s = {
