@@ -94,7 +94,7 @@ test-quick: deps
 	@$(MAKE) --no-print-directory -j2 all-tests
 	@BUILDS=build sh tests/run.sh
 
-all-tests: $(BIN) $(TEST_BIN)
+all-tests: $(BIN) $(SO_ALL) $(TEST_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -123,7 +123,8 @@ clean:
 # tools/embed.c turns files into C arrays in $(BUILD)/gen/; their objects are added to libattnviz.a.
 FONT_TTF   ?= /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 WEB_FILES   = web/index.html web/viewer.css web/data.js web/heatmap.js web/analysis.js web/modelview.js \
-              web/headview.js web/imageview.js web/summary.js web/rollout.js web/normview.js web/viewer.js
+              web/headview.js web/imageview.js web/summary.js web/rollout.js web/normview.js web/steps.js \
+              web/viewer.js
 WEB_FILES  += web/serve.html web/serve.css web/serve.js web/zoom.js
 EMBED       = $(BUILD)/tools/embed
 GEN_OBJ     = $(BUILD)/gen/web_assets.o $(BUILD)/gen/font_data.o

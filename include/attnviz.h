@@ -4,6 +4,45 @@
  *   - every fallible call returns 0 on success, -1 on failure, and fills an av_err with one readable line;
  *   - the library never exits or aborts on bad input;
  *   - handles are opaque; what users read (tensors, attention matrices) is exposed as plain-data views.
+ *
+ * Example: run a model on a sentence, print where the last token looks in layer 0 (mean over heads), save the
+ * trace. Build with `cc example.c -Iinclude build/libattnviz.a $(LIBS of the Makefile)` or `-lattnviz`;
+ * tests/cli/test_header_example.sh compiles and runs the code between the BEGIN and END lines.
+ *
+ *   // BEGIN EXAMPLE
+ *   #include <stdio.h>
+ *   #include "attnviz.h"
+ *
+ *   int main(int argc, char **argv) {
+ *       if (argc != 3) return fprintf(stderr, "usage: %s MODEL TEXT\n", argv[0]), 2;
+ *       av_err err;
+ *       av_model *model;
+ *       av_model_params mp = av_model_default_params();
+ *       if (av_model_load(argv[1], &mp, &model, &err) != 0) return fprintf(stderr, "%s\n", err.msg), 1;
+ *       av_run_params rp = av_run_default_params();
+ *       av_trace *trace;
+ *       if (av_trace_from_text(model, argv[2], &rp, &trace, &err) != 0) {
+ *           fprintf(stderr, "%s\n", err.msg);
+ *           av_model_free(model);
+ *           return 1;
+ *       }
+ *       av_attn_view a; // a.data: (n_heads, n_query, n_key)
+ *       if (av_trace_attn(trace, AV_ATTN_SELF, 0, &a, &err) == 0) {
+ *           int q = a.n_query - 1;
+ *           for (int k = 0; k < a.n_key; k++) {
+ *               float mean = 0;
+ *               for (int h = 0; h < a.n_heads; h++)
+ *                   mean += a.data[((size_t)h * a.n_query + q) * a.n_key + k];
+ *               printf("%-12s %.4f\n", av_trace_token(trace, k), mean / a.n_heads);
+ *           }
+ *       }
+ *       int rc = av_trace_save(trace, "example.safetensors", &err);
+ *       if (rc != 0) fprintf(stderr, "%s\n", err.msg);
+ *       av_trace_free(trace);
+ *       av_model_free(model);
+ *       return rc != 0;
+ *   }
+ *   // END EXAMPLE
  */
 #ifndef ATTNVIZ_H
 #define ATTNVIZ_H
@@ -17,7 +56,7 @@ extern "C" {
 
 #define AV_VERSION "0.1.0"
 #define AV_TRACE_FORMAT "attnviz-trace"
-#define AV_TRACE_VERSION "2" /* the newest trace format version read and written (docs/TRACE_FORMAT.md) */
+#define AV_TRACE_VERSION "3" /* the newest trace format version read and written (docs/TRACE_FORMAT.md) */
 #define AV_MAX_DIMS 4
 
 /* Monotonic clock in seconds (for progress and timing output). */
@@ -141,6 +180,11 @@ enum { AV_DISPLAY_VISIBLE_SPACE = 1 /* spaces shown as U+2423 "␣" */ };
 /* av_tokenizer_display with flags; NULL only when out of memory. */
 char *av_tokenizer_display_ex(const av_tokenizer *tok, const int32_t *ids, size_t n, size_t i,
                               unsigned flags);
+/* The label av_tokenizer_display gives text i of n byte strings read as one text (texts[k]: lens[k] bytes),
+ * for tokens that come without a tokenizer (API responses): control characters escaped, a character split
+ * over several texts shown on the text where it starts, "·" and <0xNN> bytes on a text holding only its rest,
+ * <0xNN> for bytes that never form a character. malloc'd (caller frees); NULL when out of memory. */
+char *av_display_bytes(const char *const *texts, const size_t *lens, size_t n, size_t i, unsigned flags);
 /* 1 for special tokens (control tokens such as [CLS], <s>, <|endoftext|>, and the unknown token). */
 int av_tokenizer_is_special(const av_tokenizer *tok, int id);
 /* Id of a piece spelled exactly as in the vocabulary, -1 when absent. */
@@ -284,11 +328,119 @@ int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head
  * out: (n_query, n_key) floats. */
 int av_attn_select_heads(const av_attn_view *v, const char *spec, float *out, av_err *err);
 
-/* ---- generation --------------------------------------------------------------------------------------- */
+/* ---- log-probabilities and generation in a trace (docs/TRACE_FORMAT.md, version 3) ------------------------
+ * From `attnviz generate`, from a model API's response (`attnviz import`), or derived on first use from
+ * stored logits (`attnviz run --logits`). Position t scores token t given tokens 0..t-1, so attention row t -
+ * 1 is what the model computed while producing token t. Views stay valid until av_trace_free. */
 
-/* Greedy (temperature 0) continuation. prompt may be "" (start from BOS). on_piece receives decoded bytes as
- * they are produced (may be NULL). out_ids (optional) receives the whole sequence, malloc'd. */
+typedef struct av_logprob_view {
+    int n_tokens;              /* av_trace_n_tokens */
+    int k;                     /* alternatives per position (may be 0) */
+    const float *token;        /* (n_tokens) log p(token t | tokens < t), nats; NaN where unknown (t = 0) */
+    const float *entropy;      /* (n_tokens) entropy (nats) of the distribution that produced token t; NaN
+                                  where unknown (API responses give only the top alternatives) */
+    const int32_t *alt_ids;    /* (n_tokens, k) the k most probable tokens at t, best first; -1 where the id
+                                  is unknown (APIs give text) or the slot is empty */
+    const float *alt_logprobs; /* (n_tokens, k) their log-probabilities; NaN where the slot is empty */
+    const int32_t *alt_pieces; /* (n_tokens, k) index into pieces; -1 where the slot is empty */
+    const char *const *pieces; /* (n_pieces) display labels of the alternatives */
+    int n_pieces;
+} av_logprob_view;
+
+/* 1 when the trace holds log-probabilities, or logits to derive them from. */
+int av_trace_has_logprobs(const av_trace *t);
+/* The log-probabilities; -1 with a message when the trace has none. Thread-safe. */
+int av_trace_logprobs(const av_trace *t, av_logprob_view *out, av_err *err);
+/* 1 when the trace holds attention (full or lazy); 0 for log-probabilities alone (API responses). */
+int av_trace_has_attention(const av_trace *t);
+
+/* The generation metadata ("prompt_len" and the "generation" object); strings stay valid until
+ * av_trace_free. Returns -1 (prompt_len -1, the rest NULL/0) when the trace has none. */
+typedef struct av_generation_info {
+    int prompt_len;       /* tokens given before the produced ones; -1 when the trace is not a generation */
+    const char *source;   /* "attnviz" (generate), "api" (import), "logits" (derived from logits) */
+    const char *provider; /* API responses: "openai-chat", "openai-completions", "vllm-chat",
+                             "vllm-completions", "ollama-generate", "ollama-chat", "llamacpp"; else NULL */
+    const char *stop_reason; /* "eos", "stop", "length", ... as the source says; NULL when unknown */
+    int top_logprobs;        /* alternatives asked for per position; 0 when unknown */
+    int alternatives_cap;    /* the provider's maximum number of alternatives (OpenAI: 20); 0 for none */
+    const char *missing;     /* JSON array of what the source does not give ("attention", "prompt_logprobs",
+                                "token_ids", "entropy", ...), or NULL */
+    const char *sampling;    /* JSON object of the sampling settings, or NULL */
+} av_generation_info;
+int av_trace_generation_info(const av_trace *t, av_generation_info *out);
+
+/* Model API responses saved with their log-probabilities (OpenAI chat and legacy completions, vLLM with
+ * prompt_logprobs, Ollama /api/generate and /api/chat, llama.cpp's /completion), as one JSON document, JSON
+ * lines or a server-sent-events dump, become a trace of tokens and log-probabilities without attention
+ * (docs/GENERATION.md). Bad or truncated JSON fails with one line naming the place. */
+typedef struct av_api_import_params {
+    const char *provider; /* NULL or "auto": from the response's shape; "openai", "vllm", "ollama", "llamacpp"
+                             (the vendor; chat or completions from the shape), or a provider name of
+                             av_generation_info */
+    int choice;           /* which choice of a response with several (n > 1); default 0 */
+    int max_alternatives; /* alternatives kept per token (default and at most 1024) */
+    const char *model;    /* metadata "model" (default: the response's "model") */
+} av_api_import_params;
+
+av_api_import_params av_api_import_default_params(void);
+/* data: the response file's bytes (size), name: for messages. p may be NULL (defaults). */
+int av_trace_from_api(const char *data, size_t size, const char *name, const av_api_import_params *p,
+                      av_trace **out, av_err *err);
+int av_trace_from_api_file(const char *path, const av_api_import_params *p, av_trace **out, av_err *err);
+
+/* ---- generation (docs/GENERATION.md) ------------------------------------------------------------------- */
+
+/* How each token is chosen, in this order (as Hugging Face transformers applies them): logits / temperature,
+ * the top_k most probable, the smallest most-probable prefix reaching top_p, those with p >= min_p * p_max;
+ * then one uniform draw of a SplitMix64 stream seeded with seed picks among the rest. temperature 0 (the
+ * default) is greedy: the most probable token, the lowest id on ties, no draw. Same seed, same tokens. */
+typedef struct av_sampling {
+    double temperature; /* >= 0; 0: greedy */
+    int top_k;          /* 0: off */
+    double top_p;       /* (0, 1]; 1: off */
+    double min_p;       /* [0, 1]; 0: off */
+    uint64_t seed;
+} av_sampling;
+
+av_sampling av_sampling_default_params(void);
+/* Checks the ranges; -1 with a message naming the setting. */
+int av_sampling_check(const av_sampling *s, av_err *err);
+
+/* Receives the bytes of produced text as they come. */
 typedef void (*av_piece_fn)(void *ctx, const char *bytes, size_t len);
+
+typedef struct av_generate_params {
+    int steps;               /* tokens to produce at most (default 64; fewer when the context is full) */
+    av_sampling sampling;    /* default greedy */
+    int top_logprobs;        /* alternatives recorded per position (default 10, at most 1024) */
+    const char *const *stop; /* (n_stop) stop strings: generation ends once the produced text holds one */
+    int n_stop;
+    int ignore_eos;       /* go on after end-of-sequence (default 0: stop there, the token kept) */
+    int add_bos;          /* decoder-only prompts: encode with the tokenizer's specials (default 1) */
+    av_piece_fn on_piece; /* the produced text as it comes (may be NULL) */
+    void *piece_ctx;
+    int want_attention; /* capture every layer's attention of the whole sequence (default 1); else the
+                           trace holds the tokens and log-probabilities only */
+    av_run_params run;  /* how the attention is captured (dtype, lazy, threads, output_path) */
+} av_generate_params;
+
+av_generate_params av_generate_default_params(void);
+/* Generates with the one decoder and its KV cache. Decoder-only models (Llama family, GPT-2) continue prompt;
+ * encoder-decoders (Marian, BART, T5) translate it, decoding from their start token. The trace (version 3)
+ * holds the whole sequence, prompt_len (the prompt's tokens; 1, the start token, for encoder-decoders), per
+ * position the token's log-probability, the entropy and top_logprobs alternatives (the prompt's tokens scored
+ * too), the sampling settings and the stop reason (generation metadata), and every layer's attention (row
+ * t - 1 is the attention computed while producing token t). */
+int av_generate(const av_model *m, const char *prompt, const av_generate_params *p, av_trace **out,
+                av_err *err);
+/* Same on ids used as given: the prompt (decoder-only) or the encoder's input (encoder-decoders). */
+int av_generate_ids(const av_model *m, const int32_t *ids, size_t n, const av_generate_params *p,
+                    av_trace **out, av_err *err);
+
+/* Greedy (temperature 0) continuation without a trace. prompt may be "" (start from BOS). on_piece receives
+ * decoded bytes as they are produced (may be NULL). out_ids (optional) receives the whole sequence, malloc'd.
+ */
 int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
                        int32_t **out_ids, size_t *n_out, av_err *err);
 /* Same from token ids (e.g. a chat prompt encoded with the BOS rule av_chat_format reports): the sequence
@@ -457,8 +609,8 @@ typedef enum av_html_precision {
 typedef struct av_html_params {
     av_html_precision precision;
     const char *title; /* page title; NULL: the model name */
-    const char *view;  /* first view: heatmap, model, head, image, summary, rollout, norm (NULL: heatmap;
-                          image with patches) */
+    const char *view;  /* first view: heatmap, model, head, image, summary, rollout, norm, steps (NULL: steps
+                          for generations and traces without attention, image with patches, else heatmap) */
     const char
         *image_path; /* image traces: a PNG to embed as metadata image_png_base64 (NULL: the trace's) */
     int analysis;    /* embed head statistics and roles, rollout and value norms (default 1) */
@@ -474,7 +626,7 @@ typedef struct av_html_params {
 
 av_html_params av_html_default_params(void);
 /* The viewer's views (for --view and the server's ?view=): 1 when name is one of AV_HTML_VIEWS. */
-#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm"
+#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm, steps"
 int av_html_view_valid(const char *name);
 /* Builds the page into a malloc'd NUL-terminated buffer of *n bytes (free with av_free): one file with no
  * network references (CSS, JS and data are inline; a Content-Security-Policy forbids any request). */

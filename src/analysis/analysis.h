@@ -103,4 +103,18 @@ json_t *av_stats_json(const av_trace *t, av_attn_kind kind, const av_head_stats 
 /* {"format": "attnviz-roles", ...}. */
 json_t *av_roles_json(const av_model *m, const av_roles_result *r);
 
+/* ---- comparing two traces (diff.c) --------------------------------------------------------------------- */
+
+/* A trace of the differences A − B of two traces of the same tokens: for every kind both hold (same layers
+ * and heads), attn.<kind>.<layer> = A − B (signed), its decoder side cut to the compared tokens; tokens from
+ * A; metadata model "name_a − name_b", diff {"a", "b", "tokens", "tokens_a", "tokens_b"} and, when both have
+ * log-probabilities, diff_logprobs {"a": [...], "b": [...]} (null where unknown). Tokens are compared by id
+ * (by label without ids); traces that differ fail with the first differing position, unless common_prefix:
+ * then the longest common prefix is compared. Encoder sides must be equal. */
+int av_trace_diff(const av_trace *a, const av_trace *b, const char *name_a, const char *name_b,
+                  int common_prefix, av_trace **out, av_err *err);
+/* Per head of a difference trace: the mean over queries of the total-variation distance between the two
+ * rows, 0.5 sum_k |A_qk - B_qk| in [0, 1]. out (n_layers, n_heads), layer-major. */
+int av_diff_head_distance(const av_trace *d, av_attn_kind kind, float *out, av_err *err);
+
 #endif /* AV_ANALYSIS_H */

@@ -12,7 +12,9 @@ int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli
     out->n_specs = n_specs;
     out->values = calloc((size_t)n_specs + 1, sizeof *out->values);
     out->positional = calloc((size_t)argc + 1, sizeof *out->positional);
-    if (!out->values || !out->positional) {
+    out->given = calloc((size_t)argc + 1, sizeof *out->given);
+    out->given_spec = calloc((size_t)argc + 1, sizeof *out->given_spec);
+    if (!out->values || !out->positional || !out->given || !out->given_spec) {
         cli_args_free(out);
         return cli_failf(cmd, "out of memory") ? -1 : -1;
     }
@@ -56,8 +58,18 @@ int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli
             }
             out->values[found] = "";
         }
+        out->given[out->n_given] = out->values[found]; /* every occurrence, for repeatable options */
+        out->given_spec[out->n_given++] = found;
     }
     return 0;
+}
+
+int cli_get_all(const cli_args *a, const char *name, const char ***out) {
+    int n = 0;
+    *out = calloc((size_t)a->n_given + 1, sizeof **out);
+    for (int i = 0; *out && i < a->n_given; i++)
+        if (strcmp(a->specs[a->given_spec[i]].name, name) == 0) (*out)[n++] = a->given[i];
+    return n;
 }
 
 int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage,
@@ -79,6 +91,8 @@ int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, con
 void cli_args_free(cli_args *a) {
     free(a->values);
     free(a->positional);
+    free(a->given);
+    free(a->given_spec);
     memset(a, 0, sizeof *a);
 }
 

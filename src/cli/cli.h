@@ -19,6 +19,9 @@ typedef struct cli_args {
     const char **values; /* (n_specs) value or "" for a given flag, NULL when absent */
     const char **positional;
     int n_positional;
+    const char **given; /* (n_given) the value of every option occurrence, in order */
+    int *given_spec;    /* (n_given) its spec */
+    int n_given;
 } cli_args;
 
 /* Parses argv (after the subcommand name). Prints a one-line error and returns -1 on unknown options. */
@@ -30,6 +33,9 @@ void cli_args_free(cli_args *a);
 int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage,
               int want_positional, cli_args *a, const char *cmd, int *exit_code);
 const char *cli_get(const cli_args *a, const char *name);
+/* Every value of a repeatable option (--stop A --stop B), in order: *out malloc'd (caller frees, also when
+ * 0 is returned); the count. cli_get gives the last one. */
+int cli_get_all(const cli_args *a, const char *name, const char ***out);
 int cli_has(const cli_args *a, const char *name);
 /* Integer option with a default; -1 and a message on a malformed number. */
 int cli_get_int(const cli_args *a, const char *name, long def, long min, long max, long *out,
@@ -86,6 +92,7 @@ int cmd_html(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_roles(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 
 #endif

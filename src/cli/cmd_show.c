@@ -1,6 +1,8 @@
-/* attnviz show: one head (or the mean/max/min over heads) of a trace as a terminal heatmap. */
+/* attnviz show: one head (or the mean/max/min over heads) of a trace as a terminal heatmap, or with --steps
+ * the tokens with their probabilities, alternatives and attended tokens. */
 #include "cli.h"
 #include "render/render.h"
+#include "trace/logprobs.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -15,6 +17,11 @@ static const cli_opt_spec opts[] = {
     {"colors", 1, "MODE     auto (default), truecolor, 256 or none"},
     {"width", 1, "N        columns to use (default: the terminal's)"},
     {"height", 1, "N       rows to use (default: the terminal's)"},
+    {"steps", 0, "            the step view: tokens colored by probability, alternatives, attended tokens"},
+    {"color-by", 1, "prob|entropy  --steps: color tokens by probability (default) or entropy"},
+    {"alternatives", 1, "N  --steps: alternatives per line (default 5)"},
+    {"all", 0, "            --steps: a line for every token, the prompt's too"},
+    {"json", 0, "            --steps: print the step data as JSON (tokens, log-probabilities, alternatives)"},
     {"help", 0, "            show this help"},
 };
 
@@ -58,6 +65,60 @@ static int parse_colors(const char *s, av_color_mode *out) {
     return 0;
 }
 
+/* --head for the step view: an index, mean or max. */
+static int parse_head(const char *h, int *out) {
+    char *end;
+    long v = h ? strtol(h, &end, 10) : 0;
+    if (!h || !strcmp(h, "mean"))
+        *out = AV_HEADS_MEAN;
+    else if (!strcmp(h, "max"))
+        *out = AV_HEADS_MAX;
+    else if (*end || end == h || v < 0 || v > 65535)
+        return -1;
+    else
+        *out = (int)v;
+    return 0;
+}
+
+/* attnviz show --steps (also a trace without attention, which has no heatmap). */
+static int show_steps(const cli_args *a, const char *cmd, const av_trace *t) {
+    av_err err = {{0}};
+    if (cli_has(a, "json")) {
+        json_t *j = av_steps_json(t, 1024, &err);
+        if (!j) return cli_fail(cmd, &err);
+        int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+        json_decref(j);
+        fputc('\n', stdout);
+        return rc ? cli_failf(cmd, "write failed") : 0;
+    }
+    av_steps_term_params sp = av_steps_term_default_params();
+    long layer, alts, width;
+    const char *by = cli_get(a, "color-by");
+    if (cli_get_int(a, "layer", -1, -100000, 100000, &layer, cmd) ||
+        cli_get_int(a, "alternatives", 5, 0, 1024, &alts, cmd) ||
+        cli_get_int(a, "width", 0, 0, 100000, &width, cmd))
+        return 2;
+    if (by && strcmp(by, "prob") && strcmp(by, "entropy"))
+        return cli_failf(cmd, "--color-by must be prob or entropy, got '%s'", by);
+    if (parse_head(cli_get(a, "head"), &sp.head))
+        return cli_failf(cmd, "--steps: --head must be a head index, mean or max, got '%s'",
+                         cli_get(a, "head"));
+    if (parse_colors(cli_get(a, "colors"), &sp.color))
+        return cli_failf(cmd, "--colors must be auto, truecolor, 256 or none");
+    sp.by_entropy = by && !strcmp(by, "entropy");
+    sp.n_alts = (int)alts;
+    sp.layer = (int)layer;
+    av_attn_kind kind;
+    if (cli_has(a, "kind")) {
+        if (cli_get_kind(a, cmd, &kind)) return 2;
+        sp.kind = (int)kind;
+    }
+    sp.all = cli_has(a, "all");
+    sp.width = (int)width;
+    if (av_term_steps(stdout, t, &sp, &err)) return cli_fail(cmd, &err);
+    return 0;
+}
+
 int cmd_show(int argc, char **argv) {
     const char *cmd = "show";
     cli_args a;
@@ -87,6 +148,13 @@ int cmd_show(int argc, char **argv) {
     }
     av_attn_kind kind;
     if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
+    if (cli_has(&a, "steps") || !av_trace_has_attention(t)) {
+        if (!cli_has(&a, "steps"))
+            fprintf(stderr, "attnviz show: this trace holds no attention weights (%s): showing its steps\n",
+                    av_trace_meta(t, "generation") ? "the provider returns none" : "none stored");
+        rc = show_steps(&a, cmd, t);
+        goto done;
+    }
     int n_layers = av_trace_n_layers(t, kind);
     if (layer < 0) layer += n_layers;
     av_attn_view v;

@@ -12,6 +12,7 @@
 #include "render/html_internal.h"
 
 #include "core/core.h"
+#include "trace/logprobs.h"
 #include "trace/trace.h"
 
 #include <math.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
+#define AV_HTML_STEP_ALTS 20      /* alternatives per token the step view lists */
 
 av_html_params av_html_default_params(void) {
     av_html_params p;
@@ -31,7 +33,8 @@ av_html_params av_html_default_params(void) {
 }
 
 int av_html_view_valid(const char *name) {
-    static const char *const views[] = {"heatmap", "model", "head", "image", "summary", "rollout", "norm"};
+    static const char *const views[] = {"heatmap", "model",   "head", "image",
+                                        "summary", "rollout", "norm", "steps"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -68,8 +71,9 @@ static void hb_html_escaped(av_buf *b, const char *s) {
 /* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
 static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js",      "heatmap.js", "analysis.js", "modelview.js", "headview.js",
-                                  "imageview.js", "summary.js", "rollout.js",  "normview.js",  "viewer.js"};
+static const char *k_scripts[] = {"data.js",     "heatmap.js",   "analysis.js", "modelview.js",
+                                  "headview.js", "imageview.js", "summary.js",  "rollout.js",
+                                  "normview.js", "steps.js",     "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -190,6 +194,8 @@ static av_attn_kind default_kind(const av_trace *t) {
 static int check_state(const av_trace *t, const av_html_params *p, av_err *err) {
     if (p->kind < -1 || p->kind >= AV_ATTN_KIND_COUNT)
         return av_errf(err, "initial view: unknown attention kind %d", p->kind);
+    if (!av_trace_has_attention(t) && p->kind < 0 && p->layer == 0 && p->head == AV_HEADS_MEAN && !p->n_heads)
+        return 0; /* a model API's response: the page opens on its steps */
     av_attn_kind k = p->kind >= 0 ? (av_attn_kind)p->kind : default_kind(t);
     const char *kind = av_attn_kind_name(k);
     int L = av_trace_n_layers(t, k), H = av_trace_n_heads(t, k);
@@ -254,6 +260,7 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
     json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
     json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));
     json_object_set_new(cm, "magma", cmap_table(AV_CMAP_MAGMA));
+    json_object_set_new(cm, "diverging", cmap_table(AV_CMAP_DIVERGING)); /* differences (attnviz diff) */
     const char *key;
     json_t *val;
     json_object_foreach(t->meta, key, val) {
@@ -288,6 +295,12 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
         json_decref(m);
         return -1;
     }
+    json_t *steps = av_trace_has_logprobs(t) ? av_steps_json(t, AV_HTML_STEP_ALTS, err) : NULL;
+    if (av_trace_has_logprobs(t) && !steps) {
+        json_decref(m);
+        return -1;
+    }
+    if (steps) json_object_set_new(m, "steps", steps);
     *out = m;
     return 0;
 }
@@ -375,13 +388,18 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     page_assets assets;
     if (find_assets(&assets, err)) return -1;
     size_t values = total_values(t);
-    if (values == 0) return av_errf(err, "the trace holds no attention to show");
+    if (values == 0 && !av_trace_has_logprobs(t)) return av_errf(err, "the trace holds no attention to show");
     av_html_analysis an = {0};
-    if (p->analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
-    int u8 = want_u8(t, p, &assets, values, &an);
+    /* a model API's response has no attention to analyse; a difference (attnviz diff) is signed: float16 only
+     */
+    int diff = av_trace_meta(t, "diff") != NULL, analysis = p->analysis && values > 0 && !diff;
+    if (diff && p->precision == AV_HTML_U8)
+        return av_errf(err, "a difference of two traces is signed: the page needs float16 data, not u8");
+    if (analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
+    int u8 = !diff && want_u8(t, p, &assets, values, &an);
     av_buf blob = {0}, page = {0};
     json_t *meta;
-    int rc = build_meta(t, p, u8, p->analysis ? &an : NULL, &blob, &meta, err);
+    int rc = build_meta(t, p, u8, analysis ? &an : NULL, &blob, &meta, err);
     av_html_analysis_free(&an);
     if (rc) {
         free(blob.s);

@@ -71,6 +71,35 @@ typedef struct av_fig {
 
 void av_fig_free(av_fig *f);
 
+/* ---- drawing primitives (fig_draw.c): coordinates in CSS px ---- */
+
+extern const uint8_t av_fig_ink[3], av_fig_muted[3], av_fig_white[3];
+
+/* A color scale: linear over [vmin, vmax], or log10 over [log10(vmax) - 4, log10(vmax)]. */
+typedef struct av_fig_scale {
+    av_cmap cmap;
+    int log;
+    float vmin, vmax;
+} av_fig_scale;
+
+/* Position of v on the scale (not clamped; NaN stays NaN). */
+float av_fig_scale_t(const av_fig_scale *sc, float v);
+/* A new zeroed item of kind at the end of the list; NULL with a message when out of memory. */
+av_fig_item *av_fig_add(av_fig *f, av_fig_kind kind, av_err *err);
+/* Text with its baseline at (x, y); angle 0 or 90; anchor 0 start, 1 middle, 2 end. */
+int av_fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor,
+                const uint8_t rgb[3], av_err *err);
+int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
+                av_err *err);
+/* Label cut to max code points with an ellipsis; malloc'd. */
+char *av_fig_cut_label(const char *s, int max);
+/* The matrix m (nr, nc) as a raster in box (x, y, w, h), max-pooled to the output's pixels (out_scale output
+ * px per CSS px); takes m (kept for SVG tooltips with keep_values). */
+int av_fig_matrix(av_fig *f, float *m, int nr, int nc, double x, double y, double w, double h,
+                  double out_scale, const av_fig_scale *sc, int keep_values, av_err *err);
+/* A vertical colorbar at (x, y) of height h with ticks on its right; returns its width, or -1. */
+double av_fig_colorbar(av_fig *f, double x, double y, double h, const av_fig_scale *sc, av_err *err);
+
 /* ---- heatmaps of a trace (figure.c, layout.c); av_plot_params, av_plot_build and av_plot_render are public
  * (attnviz.h) ---- */
 
@@ -94,6 +123,38 @@ int av_plot_layout(const av_trace *t, const av_plot_params *p, av_font *font, av
 int av_fig_to_image(const av_fig *fig, double scale, av_image *im, av_err *err);
 /* Writes fig as SVG (UTF-8 text) into a malloc'd buffer. */
 int av_fig_to_svg(const av_fig *fig, char **out, size_t *n, av_err *err);
+
+/* Checks an output name (.png or .svg; *png says which) and the PNG resolution. */
+int av_fig_check_output(const char *path, double dpi, int *png, av_err *err);
+/* Writes fig to path atomically: PNG at dpi (fig's CSS px scaled by dpi / 96) or SVG, by the extension;
+ * *width, *height receive the image size. */
+int av_fig_write(const av_fig *fig, double dpi, const char *path, int *width, int *height, av_err *err);
+
+/* Encodes fig as PNG at dpi (its CSS px scaled by dpi / 96) or SVG into a malloc'd buffer (*out, *n);
+ * *width, *height receive the image size. */
+int av_fig_encode(const av_fig *fig, av_plot_format fmt, double dpi, uint8_t **out, size_t *n, int *width,
+                  int *height, av_err *err);
+/* ---- the step figure (fig_steps.c) ---- */
+
+typedef struct av_steps_plot_params {
+    int by_entropy; /* color tokens by entropy (magma) instead of probability (viridis) */
+    int kind;   /* attention of the matrix: an av_attn_kind, or -1 for the trace's choice (cross, else self,
+                   else dec) */
+    int layer;  /* negative counts from the end (default -1) */
+    int head;   /* head index, AV_HEAD_MEAN (default) or AV_HEAD_MAX */
+    double dpi; /* PNG resolution (default 150) */
+    const char *title; /* NULL: the model and the produced token count */
+} av_steps_plot_params;
+
+av_steps_plot_params av_steps_plot_default_params(void);
+/* Lays out the step figure of a trace with log-probabilities into fig: header and notes, the token strip
+ * colored by probability or entropy with its key, and the target-by-source matrix (row "t token" = attention
+ * while producing token t), or "this provider returns no attention weights". */
+int av_steps_layout(const av_trace *t, const av_steps_plot_params *p, av_font *font, av_fig *fig,
+                    av_err *err);
+/* The step figure as .png or .svg (by extension), written atomically; *width, *height: the image size. */
+int av_steps_render(const av_trace *t, const av_steps_plot_params *p, const char *path, int *width,
+                    int *height, av_err *err);
 
 /* The standalone HTML viewer (html.c) is public: av_html_params, av_html_build, av_html_write in attnviz.h.
  */

@@ -119,7 +119,7 @@ static int set_lazy_meta(av_trace *t, av_err *err) {
     json_decref(all);
     if (!text) return av_errf(err, "out of memory");
     int rc = av_trace_set_meta(t, "lazy_attn", text, err) || av_trace_set_meta(t, "lazy", "1", err) ||
-             av_trace_set_meta(t, "version", "2", err);
+             av_trace_need_version(t, 2, err);
     free(text);
     if (!rc && v1_compatible(t)) {
         snprintf(scale, sizeof scale, "%.9g", (double)t->lazy_kinds[AV_ATTN_SELF].scale[0]);

@@ -59,8 +59,7 @@ done:
 
 /* ---- encoder-decoders ---- */
 
-/* Runs the encoder on src (capturing kind ENC when c is given) and attaches its output to dec. */
-static int encode_source(const av_model *m, const av_run_capture *c, const int32_t *src, int S, av_state *dec,
+int av_run_encode_source(const av_model *m, const av_run_capture *c, const int32_t *src, int S, av_state *dec,
                          int n_threads, av_err *err) {
     av_state *enc = NULL;
     av_pass pass = {0};
@@ -82,7 +81,7 @@ static int greedy(const av_model *m, const int32_t *src, int S, int steps, int n
     if (!seq) return av_errf(err, "out of memory");
     seq[0] = m->dec_start_id;
     int rc = av_state_new(m, 1, steps + 1, n_threads, &s, err) ||
-             encode_source(m, NULL, src, S, s, n_threads, err) ||
+             av_run_encode_source(m, NULL, src, S, s, n_threads, err) ||
              av_decode_greedy(m, s, seq, 1, steps + 1, at_eos, &eos, n_dec, err);
     av_state_free(s);
     if (rc)
@@ -115,7 +114,7 @@ static int pair_trace(const av_model *m, const int32_t *src, int S, const int32_
     av_cap_declare(&c, AV_ATTN_CROSS, 1, 1, T, S);
     av_pass pass = {{0}, {0}, NULL, 1};
     if (av_cap_alloc(&c, T, err) || av_state_new(m, 1, T, p->n_threads, &dec, err) ||
-        encode_source(m, &c, src, S, dec, p->n_threads, err))
+        av_run_encode_source(m, &c, src, S, dec, p->n_threads, err))
         goto done;
     pass = (av_pass){av_cap_view(&c, AV_ATTN_DEC), av_cap_view(&c, AV_ATTN_CROSS), c.logits, 1};
     if (av_forward_ids(m, dec, seq, T, 0, &pass, err) || finish_run(m, &c, seq, (size_t)T, out, err))
@@ -171,6 +170,17 @@ static int encode(const av_model *m, const char *text, int add_special, int32_t 
     return 0;
 }
 
+int av_run_source_ids(const av_model *m, const char *source, int32_t **src, size_t *ns, av_err *err) {
+    if (encode(m, source, 1, src, ns, 2, err)) return -1;
+    if (m->bos_id >= 0 && (*ns == 0 || (*src)[0] != m->bos_id)) { /* BART: <s> source </s> */
+        memmove(*src + 1, *src, sizeof **src * *ns);
+        (*src)[0] = m->bos_id;
+        (*ns)++;
+    }
+    if (*ns == 0 || (*src)[*ns - 1] != m->eos_id) (*src)[(*ns)++] = m->eos_id;
+    return 0;
+}
+
 int av_trace_from_pair(const av_model *m, const char *source, const char *target, int steps,
                        const av_run_params *params, av_trace **out, av_err *err) {
     *out = NULL;
@@ -179,13 +189,7 @@ int av_trace_from_pair(const av_model *m, const char *source, const char *target
     int32_t *src = NULL, *labels = NULL, *dec = NULL;
     size_t ns, nl = 0;
     int rc = -1;
-    if (encode(m, source, 1, &src, &ns, 2, err)) return -1;
-    if (m->bos_id >= 0 && (ns == 0 || src[0] != m->bos_id)) { /* BART: <s> source </s> */
-        memmove(src + 1, src, sizeof *src * ns);
-        src[0] = m->bos_id;
-        ns++;
-    }
-    if (ns == 0 || src[ns - 1] != m->eos_id) src[ns++] = m->eos_id;
+    if (av_run_source_ids(m, source, &src, &ns, err)) return -1;
     if (target) { /* decoder input = [start] + labels[:-1], labels = target with specials, ending in </s> */
         if (encode(m, target, 1, &labels, &nl, 1, err)) goto done;
         if (nl == 0 || labels[nl - 1] != m->eos_id) labels[nl++] = m->eos_id;

@@ -3,6 +3,8 @@
 #include "model/block.h" /* av_tensor_f32 */
 #include "trace.h"
 
+#include "trace/logprobs.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +19,7 @@ av_trace *av_trace_new(void) {
     }
     pthread_mutex_init(&t->lock, NULL);
     json_object_set_new(t->meta, "format", json_string(AV_TRACE_FORMAT));
-    json_object_set_new(t->meta, "version", json_string("1")); /* lazy kinds make it 2 (lazy.c) */
+    json_object_set_new(t->meta, "version", json_string("1")); /* lazy kinds make it 2, log-probabilities 3 */
     return t;
 }
 
@@ -42,6 +44,7 @@ void av_trace_free(av_trace *t) {
     if (t->loaded) av_st_close(&t->file);
     if (t->prealloc) av_st_prealloc_free(t->prealloc);
     free(t->prealloc);
+    av_gen_free(t->gen);
     free(t);
 }
 
@@ -49,6 +52,14 @@ int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *e
     if (json_object_set_new(t->meta, key, json_string(value)))
         return av_errf(err, "trace metadata '%s': value is not valid UTF-8", key);
     return 0;
+}
+
+int av_trace_need_version(av_trace *t, int version, av_err *err) {
+    const char *v = av_trace_meta(t, "version");
+    if (v && atoi(v) >= version) return 0;
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", version);
+    return av_trace_set_meta(t, "version", buf, err);
 }
 
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err) {
@@ -232,6 +243,7 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         rc = av_st_writer_add(&w, "logits", AV_DTYPE_F32, AV_DTYPE_F32, 2, t->logits_view.shape,
                               t->logits_view.data, err);
     }
+    if (!rc) rc = av_lp_save(t, &w, err);   /* F32 and I32 */
     if (!rc) rc = av_lazy_save(t, &w, err); /* last: a key mask (U8) leaves the F32 tensors aligned */
     if (!rc) { /* captured straight into this file: only the header and the small tensors are left to write */
         int in_place = t->prealloc && t->prealloc->file.fp && strcmp(path, t->prealloc->file.path) == 0
@@ -381,8 +393,11 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
     }
     const char *lazy = av_trace_meta(t, "lazy");
     if (lazy && strcmp(lazy, "1") == 0 && av_lazy_load(t, path, err)) goto fail;
-    if (t->n_sets == 0 && !t->lazy) {
-        av_errf(err, "%s: the trace holds no attention tensors (attn.<kind>.<layer>)", path);
+    if (av_lp_load(t, path, err)) goto fail;
+    if (t->n_sets == 0 && !t->lazy && !(t->gen && t->gen->lp)) {
+        av_errf(err,
+                "%s: the trace holds no attention tensors (attn.<kind>.<layer>) and no log-probabilities",
+                path);
         goto fail;
     }
     *out = t;

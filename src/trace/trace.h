@@ -52,10 +52,13 @@ struct av_trace {
     av_lazy_kind lazy_kinds[AV_ATTN_KIND_COUNT];
     pthread_mutex_t lock;     /* guards on-demand conversions in av_trace_attn */
     av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
+    struct av_gen_state *gen; /* log-probabilities and generation metadata (logprobs.h), or NULL */
 };
 
 av_trace *av_trace_new(void);
 int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *err);
+/* Raises metadata "version" to at least version: a file records the oldest version that describes it. */
+int av_trace_need_version(av_trace *t, int version, av_err *err);
 /* Takes ownership of tokens (each malloc'd, and the array) and ids. */
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err);
 /* Takes ownership of data (n_heads, n_query, n_key), malloc'd, unless it lies in t->prealloc's mapping. */
