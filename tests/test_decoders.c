@@ -26,17 +26,8 @@ static void test_every_family_matches_pytorch(void) {
 }
 
 static void test_kv_cache_chunks_equal_one_pass(void) {
-    for (int i = 0; i < N_MODELS; i++) {
-        av_err err = {{0}};
-        av_model *m = load(names[i], &err);
-        av_safetensors ref;
-        REQUIREF(m && open_ref(names[i], &ref, &err) == 0, "%s: %s", names[i], err.msg);
-        float d = chunked_vs_whole(m, &ref, &err);
-        printf("# %-10s chunks of 3 vs one pass: max |logit diff| %.3g\n", names[i], d);
-        CHECKF(d >= 0 && d <= TOL, "%s: %s %g", names[i], d < 0 ? err.msg : "chunked logits differ by", d);
-        av_st_close(&ref);
-        av_model_free(m);
-    }
+    for (int i = 0; i < N_MODELS; i++)
+        check_chunks(names[i]);
 }
 
 /* ---- convert: each family written as GGUF (F32, Q8_0) and as Hugging Face, read back ---- */

@@ -369,26 +369,8 @@ static void test_text_pair_matches_ids(void) {
 
 static void test_kv_cache_chunks_equal_one_pass(void) {
     static const char *names[] = {"gpt2", "qwen2", "mistral", "marian", "bart", "t5", "t5v11"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        av_err err = {{0}};
-        av_model *m = load(names[i], &err);
-        av_safetensors ref;
-        REQUIREF(m && open_ref(names[i], &ref, &err) == 0, "%s: %s", names[i], err.msg);
-        float d = chunked_vs_whole(m, &ref, &err);
-        printf("# %-8s chunks of 3 vs one pass: max |logit diff| %.3g\n", names[i], d);
-        CHECKF(d >= 0 && d <= TOL, "%s: %s %g", names[i], d < 0 ? err.msg : "chunked logits differ by", d);
-        av_st_close(&ref);
-        av_model_free(m);
-    }
-    av_model *bert = load("bert", NULL);
-    av_state *s = NULL;
-    av_err err = {{0}};
-    int32_t ids[4] = {2, 5, 6, 3};
-    REQUIRE(bert && av_state_new(bert, 0, 4, 1, &s, &err) == 0); /* an encoder has no cache to continue */
-    CHECK(av_forward_ids(bert, s, ids, 2, 0, NULL, &err) == 0 &&
-          av_forward_ids(bert, s, ids + 2, 2, 2, NULL, &err) == -1);
-    av_state_free(s);
-    av_model_free(bert);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        check_chunks(names[i]);
 }
 
 /* Runs share a loaded model read-only: two threads running it at once, with their own thread counts and

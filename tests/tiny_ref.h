@@ -145,4 +145,17 @@ done:
     return worst;
 }
 
+/* The KV cache test of model `name`: its reference input in chunks of 3 against one pass, within TOL. */
+__attribute__((unused)) static void check_chunks(const char *name) {
+    av_err err = {{0}};
+    av_model *m = load(name, &err);
+    av_safetensors ref;
+    REQUIREF(m && open_ref(name, &ref, &err) == 0, "%s: %s", name, err.msg);
+    float d = chunked_vs_whole(m, &ref, &err);
+    printf("# %-10s chunks of 3 vs one pass: max |logit diff| %.3g\n", name, d);
+    CHECKF(d >= 0 && d <= TOL, "%s: %s %g", name, d < 0 ? err.msg : "chunked logits differ by", d);
+    av_st_close(&ref);
+    av_model_free(m);
+}
+
 #endif

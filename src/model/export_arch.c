@@ -64,8 +64,7 @@ static const av_arch *target_arch(const av_arch_cfg *c, int gguf) {
     return c->arch;
 }
 
-/* The sliding layers form Gemma's period pattern (layer l slides when l % period < period - 1)? 0 if not. */
-static int window_period(const av_arch_cfg *c) {
+int av_ex_window_period(const av_arch_cfg *c) {
     for (int p = 1; p <= c->n_layers + 1; p++) {
         int ok = 1;
         for (int l = 0; l < c->n_layers && ok; l++)
@@ -95,7 +94,7 @@ static int check_windows(const ex_plan *p, av_err *err) {
         any |= c->sliding[l] && c->window > 0 && c->window < c->ctx;
     if (!any) return 0;
     if (t->flags & AV_ARCH_SANDWICH) /* Gemma 2/3: a period pattern in GGUF, any pattern in config.json */
-        return !p->gguf || window_period(c)
+        return !p->gguf || av_ex_window_period(c)
                    ? 0
                    : av_errf(err, "the sliding layers are not a pattern GGUF %s can state", t->gguf);
     if (p->gguf)

@@ -28,14 +28,7 @@ static int first_sliding(const av_arch_cfg *c) {
 
 /* The period of the sliding layers (Gemma's l % p < p - 1), 0 without any. */
 static int period(const av_arch_cfg *c) {
-    if (first_sliding(c) < 0 || c->window <= 0) return 0;
-    for (int p = 1; p <= c->n_layers + 1; p++) {
-        int ok = 1;
-        for (int l = 0; l < c->n_layers && ok; l++)
-            ok = (c->sliding[l] != 0) == (l % p < p - 1);
-        if (ok) return p;
-    }
-    return 0;
+    return first_sliding(c) < 0 || c->window <= 0 ? 0 : av_ex_window_period(c);
 }
 
 static const char *act_name(av_act a) {

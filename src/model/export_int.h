@@ -34,6 +34,9 @@ typedef struct ex_plan {
 /* Sets the plan up for m and checks that the target represents it exactly (a refusal names what it would
  * lose). */
 int av_ex_plan(const av_model *m, int gguf, ex_plan *p, av_err *err);
+/* The period of Gemma's pattern the sliding layers form (layer l slides when l % period < period - 1), 0 when
+ * they form none. */
+int av_ex_window_period(const av_arch_cfg *c);
 /* Every tensor of the plan under the target's names, prepared (permuted q/k rows, shifted norms, fused and
  * stacked matrices), in file order; want: the matrices' type (GGUF norms stay F32). *out is malloc'd. */
 int av_ex_tensors(const ex_plan *p, av_dtype want, ex_bufs *b, ex_tensor **out, int *n_out,

@@ -202,13 +202,7 @@ static int scaling_params(av_model *m, const av_hf_dir *h, const json_t *rp, con
                           ? av_errf(err, "%s: llama3 rope scaling with equal frequency factors", h->cfg_path)
                           : 0);
     }
-    if (strcmp(type, "longrope") && strcmp(type, "su"))
-        return av_errf(
-            err,
-            "%s: rope scaling type '%.32s' is not implemented (linear, llama3, longrope are): refused "
-            "rather than ignored",
-            h->cfg_path, type);
-    s->type = AV_ROPE_SCALING_LONGROPE;
+    s->type = AV_ROPE_SCALING_LONGROPE; /* "su": its older name */
     double factor = (double)c->ctx / orig;
     if (factor_array(m, h, rp, "short_factor", rot, &s->factors, err) ||
         factor_array(m, h, rp, "long_factor", rot, &s->long_factors, err) ||

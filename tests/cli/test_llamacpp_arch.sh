@@ -20,27 +20,14 @@ LIBAV=$BUILD/libattnviz.a
 PY=/usr/bin/python3
 TINY=$ROOT/tests/llamacpp/tiny_arch.py
 CACHE=$BUILD/llamacpp
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/attnviz-llamacpp-arch-XXXXXX")
-trap 'rm -rf "$TMP"' EXIT INT TERM
-
-if ! out=$(sh "$ROOT/tests/llamacpp/install.sh" 2> "$TMP/install.err"); then
-    echo "SKIP llamacpp_arch: llama.cpp reference unavailable: $(head -c 300 "$TMP/install.err")"
-    exit 0
-fi
-eval "$out"
-export LIB
-if [ ! -f "$LIBAV" ]; then
-    echo "FAIL llamacpp_arch: $LIBAV is not built"
-    exit 1
-fi
+NAME=llamacpp_arch
+# shellcheck source=tests/llamacpp/env.sh
+. "$ROOT/tests/llamacpp/env.sh"
 if ! "$PY" -c 'import numpy' 2> /dev/null; then
     echo "SKIP llamacpp_arch: $PY has no numpy (run scripts/install-deps.sh)"
     exit 0
 fi
 mkdir -p "$CACHE"
-CC=${CC:-cc}
-CFLAGS="-std=c11 -D_DEFAULT_SOURCE -O2 -I$ROOT/include -I$ROOT/src -I${INC%%:*} -I${INC##*:}"
-LIBS="$LIBAV -L$LIB -lllama.v0.4.0 -lggml.v0.4.0 -lggml-base -Wl,-rpath,$LIB $(sed -n 's/^LIBS *= *//p' "$ROOT/Makefile")"
 REF=$TMP/llama_ref
 # shellcheck disable=SC2086 # word splitting of the flag lists is intended
 if ! $CC $CFLAGS -o "$REF" "$ROOT/tests/llamacpp/llama_ref.c" $LIBS > "$TMP/cc.log" 2>&1; then

@@ -12,23 +12,9 @@
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${ATTNVIZ_BIN:-$ROOT/build/attnviz}
 LIBAV=$(dirname "$BIN")/libattnviz.a
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/attnviz-llamacpp-XXXXXX")
-trap 'rm -rf "$TMP"' EXIT INT TERM
-
-if ! out=$(sh "$ROOT/tests/llamacpp/install.sh" 2> "$TMP/install.err"); then
-    echo "SKIP llamacpp_quants: llama.cpp reference unavailable: $(head -c 300 "$TMP/install.err")"
-    exit 0
-fi
-eval "$out"
-export LIB
-if [ ! -f "$LIBAV" ]; then
-    echo "FAIL llamacpp_quants: $LIBAV is not built"
-    exit 1
-fi
-CC=${CC:-cc}
-CFLAGS="-std=c11 -D_DEFAULT_SOURCE -O2 -I$ROOT/include -I$ROOT/src -I${INC%%:*} -I${INC##*:}"
-# libattnviz's own dependencies: the LIBS line of the Makefile
-LIBS="$LIBAV -L$LIB -lllama.v0.4.0 -lggml.v0.4.0 -lggml-base -Wl,-rpath,$LIB $(sed -n 's/^LIBS *= *//p' "$ROOT/Makefile")"
+NAME=llamacpp_quants
+# shellcheck source=tests/llamacpp/env.sh
+. "$ROOT/tests/llamacpp/env.sh"
 for prog in quant_ref; do
     # shellcheck disable=SC2086 # word splitting of the flag lists is intended
     if ! $CC $CFLAGS -o "$TMP/$prog" "$ROOT/tests/llamacpp/$prog.c" $LIBS > "$TMP/cc.log" 2>&1; then
