@@ -7,7 +7,8 @@
  * norms, rotary positions (interleaved or rotate-half pairs, base per layer), a bucketed relative-position
  * bias (T5), a per-layer scale, sliding window and score soft-capping. The feed-forward is act(x W_up) W_down
  * or, gated, (act(x W_gate) * x W_up) W_down. Families differ only in the data here: family files (llama2c.c,
- * gguf_llama.c, hf_llama.c, gpt2.c, bert.c, vit.c, encdec.c) map checkpoint names and config keys onto it. */
+ * gguf_decoder.c, hf_decoder.c and arch_*.c, gpt2.c, bert.c, vit.c, encdec.c) map checkpoint names and config
+ * keys onto it. */
 #ifndef AV_BLOCK_H
 #define AV_BLOCK_H
 
