@@ -17,6 +17,8 @@ shaped so that what makes its family special shows in 12 tokens:
     phi3        fused qkv_proj and gate_up_proj, partial rotary (0.5), longrope: 12 tokens past
                 original_max_position_embeddings 8, so the long factors and the attention factor sqrt(2) apply,
                 sliding window 6 (transformers applies it)
+    mistral     a sliding window of 4 on every layer, separate head
+    qwen2       q/k/v biases (no o bias), sliding window 4 on layers >= max_window_layers (1), tied head
 
 Writes tests/fixtures/decoders/<name>/: config.json, model.safetensors, reference.safetensors (ids I32 [T],
 logits F32 [T, vocab], attn.self.<l> F32 [heads, T, T]). The forward pass runs in float64 on the stored weights
@@ -209,6 +211,7 @@ def weights(a, cfg, seed):
         W.add(name + ".weight", (n,), 0.1, mean)
 
     bias = cfg.get("attention_bias", False)
+    qkv_bias = bias or a.get("qkv_bias", False)  # Qwen2: q/k/v biases always, no o bias
     W.add("model.embed_tokens.weight", (V, D), 1.0)
     for l in range(a["layers"]):
         p = "model.layers.%d." % l
@@ -216,9 +219,9 @@ def weights(a, cfg, seed):
         if a.get("fused"):
             W.lin(p + "self_attn.qkv_proj", (H + 2 * KV) * hd, D, bias=False, std=0.6)
         else:
-            W.lin(p + "self_attn.q_proj", H * hd, D, bias=bias, std=0.6)
-            W.lin(p + "self_attn.k_proj", KV * hd, D, bias=bias, std=0.6)
-            W.lin(p + "self_attn.v_proj", KV * hd, D, bias=bias)
+            W.lin(p + "self_attn.q_proj", H * hd, D, bias=qkv_bias, std=0.6)
+            W.lin(p + "self_attn.k_proj", KV * hd, D, bias=qkv_bias, std=0.6)
+            W.lin(p + "self_attn.v_proj", KV * hd, D, bias=qkv_bias)
         W.lin(p + "self_attn.o_proj", D, H * hd, bias=bias)
         if a.get("qk_norm"):
             norm(p + "self_attn.q_norm", hd)
@@ -308,6 +311,15 @@ def models():
                                   rope_scaling={"type": "longrope", "short_factor": [1.0, 1.5],
                                                 "long_factor": [3.0, 20.0]},
                                   sliding_window=6, tie_word_embeddings=False, rms_norm_eps=1e-5)))
+    a = dict(heads=4, kv=2, hd=4, ff=32, layers=2, act=F.silu, window=4, sliding=[1, 1])
+    out.append(("mistral", a, config("mistral", cls="MistralForCausalLM", hidden_size=16, intermediate_size=32,
+                                     num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                     sliding_window=4, tie_word_embeddings=False, rms_norm_eps=1e-5)))
+    a = dict(heads=4, kv=2, hd=4, ff=32, layers=2, act=F.silu, window=4, sliding=[0, 1], qkv_bias=True)
+    out.append(("qwen2", a, config("qwen2", cls="Qwen2ForCausalLM", hidden_size=16, intermediate_size=32,
+                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                   rope_theta=1e6, tie_word_embeddings=True, use_sliding_window=True,
+                                   sliding_window=4, max_window_layers=1)))
     return out
 
 

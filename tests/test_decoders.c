@@ -2,10 +2,11 @@
  * (scripts/make_tiny_decoders.py, tests/fixtures/decoders/): Llama 3.1 RoPE scaling and attention biases,
  * Qwen3 q/k norms, Qwen3-MoE without renormalized expert weights, Mixtral with a window, Gemma in BF16 (its
  * embedding scale rounded to bfloat16), Gemma 2 soft-caps and scale, Gemma 3's local/global layers, Phi-3's
- * fused matrices, partial rotary and long factors. Logits and every attention layer within 1e-4, the KV cache
- * in chunks, each model written by `convert` as GGUF and as Hugging Face and read back (same logits), and the
- * refusals: config.json keys and GGUF keys that change the math but are not applied, unused tensors, and
- * conversions that would change the results. (GGUF files against llama.cpp: tests/cli/test_llamacpp_arch.sh.)
+ * fused matrices, partial rotary and long factors, Mistral's window, Qwen2's biases and windowed layers.
+ * Logits and every attention layer within 1e-4, the KV cache in chunks, each model written by `convert` as
+ * GGUF and as Hugging Face and read back (same logits), and the refusals: config.json keys and GGUF keys that
+ * change the math but are not applied, unused tensors, and conversions that would change the results. (GGUF
+ * files against llama.cpp: tests/cli/test_llamacpp_arch.sh.)
  */
 #define TINY_DIR "tests/fixtures/decoders/"
 #define TOL 1e-4f
@@ -14,10 +15,10 @@
 #include "model/export.h"
 #include "tiny_ref.h"
 
-static const char *const names[] = {"llama3", "qwen3",  "qwen3_moe", "mixtral",
-                                    "gemma",  "gemma2", "gemma3",    "phi3"};
-static const char *const archs[] = {"llama", "qwen3",  "qwen3moe", "mixtral",
-                                    "gemma", "gemma2", "gemma3",   "phi3"};
+static const char *const names[] = {"llama3", "qwen3",  "qwen3_moe", "mixtral", "gemma",
+                                    "gemma2", "gemma3", "phi3",      "mistral", "qwen2"};
+static const char *const archs[] = {"llama",  "qwen3",  "qwen3moe", "mixtral", "gemma",
+                                    "gemma2", "gemma3", "phi3",     "mistral", "qwen2"};
 enum { N_MODELS = sizeof names / sizeof names[0] };
 
 static void test_every_family_matches_pytorch(void) {
@@ -87,6 +88,8 @@ static void test_convert_round_trips(void) {
         {"gemma2", "query_pre_attn_scalar", "8", AV_DTYPE_F32, 1e-6f},
         {"gemma3", NULL, NULL, AV_DTYPE_F32, 1e-6f},
         {"phi3", "sliding_window", "null", AV_DTYPE_F32, 1e-6f},
+        {"mistral", "sliding_window", "null", AV_DTYPE_F32, 1e-6f},
+        {"qwen2", "use_sliding_window", "false", AV_DTYPE_F32, 1e-6f},
     };
     for (int i = 0; i < N_MODELS; i++) {
         char dir[600], gguf[512], q8[512], back[512], hf[512];
@@ -136,6 +139,7 @@ static void expect_convert_refused(const char *name, int gguf, const char *needl
 static void test_convert_refuses_what_the_target_cannot_state(void) {
     expect_convert_refused("mixtral", 1, "sliding window (4) would be lost: llama.cpp's llama has none");
     expect_convert_refused("phi3", 1, "sliding window (6) would be lost: llama.cpp's phi3 does not apply it");
+    expect_convert_refused("qwen2", 1, "sliding window (4) would be lost: llama.cpp's qwen2 has none");
     expect_convert_refused("qwen3_moe", 1, "not renormalized: llama.cpp always renormalizes");
     expect_convert_refused("gemma2", 1, "attention scale of 0.288675 where GGUF gemma2 uses 0.353553");
     expect_convert_refused("../tiny/gpt2", 1, "converting gpt2 models is not supported");
