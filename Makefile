@@ -23,11 +23,11 @@ ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(CFLAGS) $(PIC) $(WARN) $(SANFLAGS) -Ii
 LIBS    = -lopenblas -ljansson -lonig -lutf8proc -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -ljpeg
 LDFLAGS += $(SANFLAGS)
 
-# Layers of src/, lowest first: core io kernels tok chat model trace analysis render server cli. A folder
+# Layers of src/, lowest first: core io kernels tok chat model trace attrib analysis render server cli. A folder
 # includes its own headers, include/attnviz.h and the headers of folders before it, never one after it;
 # tests/cli/test_layers.sh (run by `make test`) fails on an upward include.
 LIB_SRC  = $(sort $(wildcard src/core/*.c src/io/*.c src/tok/*.c src/chat/*.c src/kernels/*.c src/model/*.c \
-                             src/trace/*.c src/analysis/*.c src/render/*.c src/server/*.c))
+                             src/trace/*.c src/attrib/*.c src/analysis/*.c src/render/*.c src/server/*.c))
 CLI_SRC  = $(sort $(wildcard src/cli/*.c))
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -124,7 +124,7 @@ clean:
 FONT_TTF   ?= /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 WEB_FILES   = web/index.html web/viewer.css web/data.js web/heatmap.js web/analysis.js web/modelview.js \
               web/headview.js web/imageview.js web/summary.js web/rollout.js web/normview.js web/steps.js \
-              web/viewer.js
+              web/attribution.js web/lens.js web/viewer.js
 WEB_FILES  += web/serve.html web/serve.css web/serve.js web/zoom.js
 EMBED       = $(BUILD)/tools/embed
 GEN_OBJ     = $(BUILD)/gen/web_assets.o $(BUILD)/gen/font_data.o

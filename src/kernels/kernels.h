@@ -127,4 +127,47 @@ int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *prob
 
 void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n); /* n % 32 == 0 */
 
+/* ---- backward: gradients with respect to inputs (ops_grad.c, matmul_grad.c, attention_grad.c) ----
+ * The reverse of the kernels above, for attribution (no weight gradients). A backward pass carries G
+ * gradient copies (one per attributed target) through the same activations: a gradient dy (G, n, dim) goes
+ * with activations x (n, dim), row r of copy c with row r of x. accumulate: dx += instead of dx =. */
+
+/* dx (n, in) = dy (n, out) W (out, in): the input gradient of y = x W^T. W of any dtype; scratch: (out, in)
+ * floats for non-F32 weights. n counts every row of every copy. */
+void av_matmul_grad(float *dx, const float *dy, const av_tensor *w, int n, float *scratch, int accumulate,
+                    int n_threads);
+/* Norms: x (n, dim) the forward input, w (dim) the f32 weights the forward scaled by (offset included); dy,
+ * dx (G, n, dim); dx may equal dy. */
+void av_rmsnorm_grad(float *dx, const float *dy, const float *x, const float *w, int G, int n, int dim,
+                     float eps, int accumulate);
+void av_layernorm_grad(float *dx, const float *dy, const float *x, const float *w, int G, int n, int dim,
+                       float eps, int accumulate);
+/* y = act(x): dx (G, n) = dy act'(x); x (n) the pre-activations. dx may equal dy. */
+void av_activate_grad(float *dx, const float *dy, const float *x, size_t n, int G, av_act act);
+/* h = act(g) u (gated feed-forward): dg = dh u act'(g), du = dh act(g); g, u (n); dh, dg, du (G, n). */
+void av_gated_grad(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n, int G,
+                   av_act act);
+/* RoPE's gradient: the inverse rotation of one position's heads, in place. */
+void av_rope_grad(float *dv, int n_heads, int head_dim, int pos, float theta, int half_style);
+/* y = c tanh(x / c): d (n) *= dy/dx, from the capped values y (n). */
+void av_softcap_grad(float *d, const float *y, size_t n, float c);
+/* log sum exp x[0..n), in double. */
+double av_logsumexp(const float *x, int n);
+/* dx (n) = d log softmax(x)[target] / dx = onehot(target) - softmax(x); returns log softmax(x)[target]. */
+double av_log_softmax_grad(float *dx, const float *x, int n, int target);
+
+/* Attention's backward: a holds the forward's arguments with probs (probs_head_stride, probs_ld) pointing at
+ * the probabilities it computed. dout, dq (G, n_q, n_heads*head_dim) and dk, dv (G, n_k,
+ * n_kv_heads*head_dim) are contiguous; dq, dk and dv are written (not accumulated). attn_x_grad: optional
+ * (G, n_heads, n_k), sum over queries of P * dP (attention x gradient per head and key). */
+typedef struct av_attn_grad_args {
+    const av_attn_args *a;
+    int G;
+    const float *dout;
+    float *dq, *dk, *dv;
+    float *attn_x_grad;
+} av_attn_grad_args;
+/* Returns 0, or -1 when scratch memory runs out. */
+int av_attention_grad(const av_attn_grad_args *g, int n_threads);
+
 #endif

@@ -39,6 +39,7 @@ void av_trace_free(av_trace *t) {
     free(t->logits);
     for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
         av_lazy_free(&t->lazy_kinds[k]);
+    av_extra_free(t);
     pthread_mutex_destroy(&t->lock);
     json_decref(t->meta);
     if (t->loaded) av_st_close(&t->file);
@@ -243,6 +244,7 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         rc = av_st_writer_add(&w, "logits", AV_DTYPE_F32, AV_DTYPE_F32, 2, t->logits_view.shape,
                               t->logits_view.data, err);
     }
+    if (!rc) rc = av_extra_save(t, &w, err);
     if (!rc) rc = av_lp_save(t, &w, err);   /* F32 and I32 */
     if (!rc) rc = av_lazy_save(t, &w, err); /* last: a key mask (U8) leaves the F32 tensors aligned */
     if (!rc) { /* captured straight into this file: only the header and the small tensors are left to write */
@@ -393,10 +395,12 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
     }
     const char *lazy = av_trace_meta(t, "lazy");
     if (lazy && strcmp(lazy, "1") == 0 && av_lazy_load(t, path, err)) goto fail;
-    if (av_lp_load(t, path, err)) goto fail;
-    if (t->n_sets == 0 && !t->lazy && !(t->gen && t->gen->lp)) {
+    if (av_extra_load(t, path, err) || av_lp_load(t, path, err)) goto fail;
+    /* attribution and lens traces may hold no attention (attnviz attribute --no-attention) */
+    if (t->n_sets == 0 && !t->lazy && t->n_extras == 0 && !(t->gen && t->gen->lp)) {
         av_errf(err,
-                "%s: the trace holds no attention tensors (attn.<kind>.<layer>) and no log-probabilities",
+                "%s: the trace holds no attention tensors (attn.<kind>.<layer>), no log-probabilities and no "
+                "attribution or logit lens",
                 path);
         goto fail;
     }
