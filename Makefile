@@ -1,10 +1,16 @@
-# attnviz build. `make` builds libattnviz.a, libattnviz.so and the attnviz command; `make test` builds and runs the tests;
-# `make SANITIZE=1 test` does both under AddressSanitizer + UndefinedBehaviorSanitizer (in build-asan/).
+# attnviz build. `make` builds libattnviz.a, libattnviz.so and the attnviz command; `make test` builds and runs
+# the tests; `make SANITIZE=1 all-tests` builds them under AddressSanitizer + UndefinedBehaviorSanitizer (in
+# build-asan/; with CC=clang BUILD=build-clang also float-cast-overflow), run by `BUILDS=build-asan sh tests/run.sh`.
+# `make fuzz` builds the libFuzzer harnesses into build-fuzz/ (docs/SECURITY.md).
 CC      ?= cc
 SANITIZE ?= 0
 ifeq ($(SANITIZE),1)
 BUILD   ?= build-asan
 SANFLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# clang also checks float-to-int conversions of out-of-range values (gcc's UBSan has no such check)
+ifneq ($(findstring clang,$(CC)),)
+SANFLAGS += -fsanitize=float-cast-overflow -fno-sanitize-recover=float-cast-overflow
+endif
 OPT     ?= -O1 -g
 else
 BUILD   ?= build
@@ -45,7 +51,8 @@ ifeq ($(SANITIZE),0)
 SO_ALL    = $(SO)
 endif
 
-.PHONY: all test test-quick all-tests clean deps demo bench format format-check FORCE
+.PHONY: all test test-quick all-tests clean deps demo bench format format-check FORCE fuzz fuzz-bins fuzz-smoke \
+        fuzz-long
 all: $(BIN) $(SO_ALL)
 	@if [ "$(BUILD)" = build ]; then ln -sf build/attnviz attnviz; fi
 
@@ -82,12 +89,13 @@ $(BUILD)/tests/%: tests/%.c tests/harness.h tests/tiny_ref.h $(LIB)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB) $(LIBS) $(LDFLAGS)
 
 # The whole suite (what CI runs): the format check, every test binary in the normal build and again under
-# ASan + UBSan, then the CLI and browser tests. Ends with "N passed, N failed, N skipped".
+# ASan + UBSan, then the CLI and browser tests and the fuzz corpus replay (fuzz-smoke). Ends with "N passed,
+# N failed, N skipped".
 test: deps
 	@$(MAKE) --no-print-directory format-check
 	@$(MAKE) --no-print-directory -j2 all-tests
 	@$(MAKE) --no-print-directory -j2 SANITIZE=1 all-tests
-	@BUILDS="build build-asan" sh tests/run.sh
+	@BUILDS="build build-asan" FUZZ_SMOKE=1 sh tests/run.sh
 
 # Only the normal build (faster while developing).
 test-quick: deps
@@ -117,7 +125,34 @@ format-check:
 	    echo "format-check failed: run 'make format' (clang-format -i on those files), then commit"; exit 1; }
 
 clean:
-	rm -rf build build-asan attnviz
+	rm -rf build build-asan build-fuzz attnviz
+
+# ---- fuzzing (docs/SECURITY.md) ---------------------------------------------------------------------------
+# Every fuzz/<name>.c is a libFuzzer harness built with clang into build-fuzz/fuzz_<name>, the library with it,
+# under ASan + UBSan (float-cast-overflow included), every finding fatal. Run a binary on files to replay them,
+# on a directory to fuzz. fuzz-smoke replays fuzz/corpus and fuzz/regress (part of `make test`; SKIP without
+# clang); fuzz-long fuzzes each harness FUZZ_SECONDS seconds and keeps findings in fuzz/regress/<name>/.
+FUZZ_CC      ?= clang
+FUZZ_SAN      = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_SRC      = $(sort $(wildcard fuzz/*.c))
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	@sh fuzz/run.sh check
+	@$(MAKE) --no-print-directory -j2 BUILD=build-fuzz CC=$(FUZZ_CC) OPT="-O1 -g -march=x86-64-v3" \
+	    SANFLAGS="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-bins
+
+fuzz-bins: $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz_%)
+
+$(BUILD)/fuzz_%: fuzz/%.c $(wildcard fuzz/*.h) $(LIB)
+	$(CC) $(ALL_CFLAGS) -Werror=int-conversion -Werror=incompatible-pointer-types -DFUZZ_ROOT='"$(CURDIR)"' \
+	    -fsanitize=fuzzer -o $@ $< $(LIB) $(LIBS) $(LDFLAGS)
+
+fuzz-smoke:
+	@sh fuzz/run.sh smoke
+
+fuzz-long:
+	@sh fuzz/run.sh long $(FUZZ_SECONDS)
 
 # ---- generated assets: the web viewer (web/) and the DejaVu Sans font, embedded into the library --------
 # tools/embed.c turns files into C arrays in $(BUILD)/gen/; their objects are added to libattnviz.a.

@@ -110,6 +110,29 @@ static void test_softmax_matches_double_precision(void) {
     CHECK(tiny[0] == 1.0f && tiny[2] == 0.0f && tiny[1] >= 0.0f);
 }
 
+/* NaN / infinite inputs (from NaN or Inf weights) make the whole row NaN in the 8-wide path and the scalar
+ * tail alike, and never reach exp's float-to-int conversion (issue #19: (int)NaN is undefined behaviour,
+ * which clang's -fsanitize=float-cast-overflow reports; fuzz/regress keeps the model file that found it). */
+static void test_softmax_nan_and_inf_rows(void) {
+    for (int at = 0; at < 19; at += 6) { /* a bad value in a vector lane (0, 6, 12) or the scalar tail (18) */
+        for (int kind = 0; kind < 3; kind++) {
+            float x[19];
+            for (int i = 0; i < 19; i++)
+                x[i] = (float)i * 0.1f;
+            x[at] = kind == 0 ? NAN : kind == 1 ? INFINITY : -INFINITY;
+            av_softmax(x, 19);
+            int n_nan = 0;
+            for (int i = 0; i < 19; i++)
+                n_nan += isnan(x[i]);
+            if (kind == 2) /* -inf is an ordinary masked entry: exactly 0 */
+                CHECKF(n_nan == 0 && x[at] == 0.0f, "-inf at %d: %d NaN, weight %g", at, n_nan,
+                       (double)x[at]);
+            else if (kind == 0)
+                CHECKF(n_nan == 19, "NaN at %d: %d of 19 outputs are NaN", at, n_nan);
+        }
+    }
+}
+
 static void test_rope_styles_agree_under_permutation(void) {
     /* interleaved pairs (2i, 2i+1) and rotate-half pairs (i, i+d/2) give the same rotation on permuted dims
      */
@@ -261,6 +284,7 @@ int main(void) {
     RUN(test_q8_0_round_trip);
     RUN(test_softmax_and_rmsnorm);
     RUN(test_softmax_matches_double_precision);
+    RUN(test_softmax_nan_and_inf_rows);
     RUN(test_rope_styles_agree_under_permutation);
     RUN(test_matmul_all_paths);
     RUN(test_matmul_bf16x3_within_bound);

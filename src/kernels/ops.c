@@ -107,8 +107,10 @@ void av_add_bias(float *y, const av_tensor *b, int n, int cols) {
 }
 
 /* exp(x) for x <= 0 (softmax inputs after the max is subtracted): 2^n * p(r) with n = round(x / ln 2),
- * r = x - n ln 2 in two parts, p the Cephes degree-6 polynomial; within 2 ulp of expf. Below -87.3 -> 0. */
+ * r = x - n ln 2 in two parts, p the Cephes degree-6 polynomial; within 2 ulp of expf. Below -87.3 -> 0.
+ * NaN (from NaN or infinite weights) comes out as NaN, never reaching the float-to-int conversion. */
 static float exp_nonpos(float x) {
+    if (x != x) return x;
     if (x < -87.3f) return 0.0f;
     float n = rintf(x * 1.44269504088896341f);
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -125,7 +127,7 @@ static float exp_nonpos(float x) {
 #ifdef AV_HAVE_F16C
 static __m256 exp_nonpos8(__m256 x) {
     __m256 small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    x = _mm256_max_ps(_mm256_set1_ps(-87.3f), x); /* this operand order keeps NaN (as the scalar path) */
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);

@@ -3,11 +3,13 @@
  * mapping by llama.cpp's tensor names (arch.c), the tokenizer from tokenizer.ggml.* metadata.
  *
  * Nothing that changes the math is ignored: every "<arch>." key is one a reader applies, one whose value
- * leaves the math unchanged, or the file is refused naming it; every tensor must be taken (llama.cpp refuses
+ * leaves the math unchanged, or the file is refused naming it (unsupported.c decides); every tensor must be
+ * taken (llama.cpp refuses
  * unused tensors too). Where a file leaves something implicit, attnviz decides as llama.cpp does (Gemma 2's
  * soft-cap defaults, Gemma 3's window pattern, the 27B attention scale rule): the family files say where. */
 #include "arch.h"
 #include "tok/tok.h"
+#include "unsupported.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -51,100 +53,6 @@ int av_gguf_arch_num(const av_gguf *g, const av_arch_cfg *c, const char *key, do
     return 0;
 }
 
-/* Keys the common reader applies, and keys that pass only with their neutral value. */
-typedef enum { K_APPLIED = 0, K_NUM, K_ANY } key_rule;
-typedef struct key_rule_t {
-    const char *key;
-    key_rule rule;
-    double neutral;
-    const char *what;
-} key_rule_t;
-
-static const key_rule_t common_keys[] = {
-    {"context_length", K_APPLIED, 0, NULL},
-    {"embedding_length", K_APPLIED, 0, NULL},
-    {"block_count", K_APPLIED, 0, NULL},
-    {"feed_forward_length", K_APPLIED, 0, NULL},
-    {"attention.head_count", K_APPLIED, 0, NULL},
-    {"attention.head_count_kv", K_APPLIED, 0, NULL},
-    {"attention.key_length", K_APPLIED, 0, NULL},
-    {"attention.value_length", K_APPLIED, 0, NULL},
-    {"attention.layer_norm_rms_epsilon", K_APPLIED, 0, NULL},
-    {"rope.dimension_count", K_APPLIED, 0, NULL},
-    {"rope.freq_base", K_APPLIED, 0, NULL},
-    {"rope.scaling.type", K_APPLIED, 0, NULL},
-    {"rope.scaling.factor", K_APPLIED, 0, NULL},
-    {"rope.scale_linear", K_APPLIED, 0, NULL},
-    {"rope.scaling.attn_factor", K_APPLIED, 0, NULL},
-    {"rope.scaling.original_context_length", K_APPLIED, 0, NULL},
-    {"vocab_size", K_APPLIED, 0, NULL},
-    {"expert_count", K_APPLIED, 0, NULL},
-    {"expert_used_count", K_APPLIED, 0, NULL},
-    {"rope.scaling.finetuned", K_ANY, 0, NULL},
-    {"pooling_type", K_ANY, 0, NULL}, /* embeddings only: the logits do not use it */
-    {"tensor_data_layout", K_ANY, 0, NULL},
-    {"attention.causal", K_NUM, 1, "non-causal attention"},
-    {"attention.sliding_window", K_NUM, 0, "sliding-window attention"},
-    {"attention.layer_norm_epsilon", K_NUM, 0, "LayerNorm instead of RMSNorm"},
-    {"attention.clamp_kqv", K_NUM, 0, "clamped q/k/v"},
-    {"attention.max_alibi_bias", K_NUM, 0, "ALiBi position biases"},
-    {"attention.scale", K_NUM, 0, "an attention scale other than 1/sqrt(head size)"},
-    {"attn_logit_softcapping", K_NUM, 0, "attention logit soft-capping"},
-    {"final_logit_softcapping", K_NUM, 0, "final logit soft-capping"},
-    {"logit_scale", K_NUM, 1, "scaled logits"},
-    {"embedding_scale", K_NUM, 1, "scaled embeddings"},
-    {"residual_scale", K_NUM, 1, "scaled residuals"},
-    {"use_parallel_residual", K_NUM, 0, "parallel attention and feed-forward"},
-    {"expert_shared_count", K_NUM, 0, "shared experts"},
-    {"expert_weights_scale", K_NUM, 1, "scaled expert weights"},
-    {"leading_dense_block_count", K_NUM, 0, "dense layers before the experts"},
-    {"interleave_moe_layer_step", K_NUM, 0, "experts in some layers only"},
-};
-
-static int value_text(const av_gguf_value *v, char *buf, size_t n, double *num) {
-    *num = 0;
-    if (v->type == AV_GGUF_STRING) return av_printable(buf, n, v->str, (size_t)v->str_len), 0;
-    if (v->type == AV_GGUF_ARRAY) return snprintf(buf, n, "(an array)"), 0;
-    *num =
-        v->type == AV_GGUF_F32 || v->type == AV_GGUF_F64 ? v->num.f
-        : v->type == AV_GGUF_I8 || v->type == AV_GGUF_I16 || v->type == AV_GGUF_I32 || v->type == AV_GGUF_I64
-            ? (double)v->num.i
-            : (double)v->num.u;
-    snprintf(buf, n, "%.9g", *num);
-    return 1;
-}
-
-/* Every "<arch>." key: applied by the common reader or the family's, or neutral, else refused. */
-static int check_keys(const av_gguf *g, const av_arch_cfg *c, av_err *err) {
-    size_t alen = strlen(c->arch->gguf);
-    for (int64_t i = 0; i < g->n_kv; i++) {
-        const av_gguf_kv *kv = &g->kv[i];
-        if (strncmp(kv->key, c->arch->gguf, alen) != 0 || kv->key[alen] != '.') continue;
-        const char *key = kv->key + alen + 1;
-        int family = 0;
-        for (const char *const *k = c->arch->gguf_known; k && *k && !family; k++)
-            family = strcmp(*k, key) == 0;
-        if (family) continue;
-        const key_rule_t *r = NULL;
-        for (size_t j = 0; j < sizeof common_keys / sizeof common_keys[0] && !r; j++)
-            if (strcmp(common_keys[j].key, key) == 0) r = &common_keys[j];
-        char shown[64];
-        double num;
-        int numeric = value_text(&kv->v, shown, sizeof shown, &num);
-        if (r && (r->rule != K_NUM || (numeric && num == r->neutral))) continue;
-        if (!r)
-            return av_errf(err,
-                           "%s: key '%s' = %s is not known to attnviz's %s and may change the math: refused "
-                           "rather than ignored",
-                           g->name, kv->key, shown, c->arch->gguf);
-        return av_errf(err,
-                       "%s: key '%s' = %s means %s, which attnviz does not implement: refused rather than "
-                       "ignored",
-                       g->name, kv->key, shown, r->what);
-    }
-    return 0;
-}
-
 /* ---- configuration ---- */
 
 static int read_sizes(const av_gguf *g, av_arch_cfg *c, av_err *err) {
@@ -162,8 +70,10 @@ static int read_sizes(const av_gguf *g, av_arch_cfg *c, av_err *err) {
         av_gguf_arch_int(g, c, "rope.dimension_count", c->head_dim, 0, c->head_dim, &c->rope_dims, err))
         return -1;
     if (v_dim != c->head_dim)
-        return av_errf(err, "%s: value heads of %d and key heads of %d values: not supported", g->name, v_dim,
-                       c->head_dim);
+        return av_errf(
+            err,
+            "%s: value heads of %d and key heads of %d values: not supported, refused rather than ignored",
+            g->name, v_dim, c->head_dim);
     if (c->rope_dims != c->head_dim && !(c->arch->flags & AV_ARCH_PARTIAL_ROPE)) /* llama.cpp asserts it */
         return av_errf(err,
                        "%s: %s.rope.dimension_count %d differs from the head size %d (partial rotary is "
@@ -237,7 +147,8 @@ static int read_config(const av_gguf *g, av_arch_cfg *c, av_err *err) {
     c->format = AV_MODEL_FORMAT_GGUF;
     c->act = c->arch->act;
     if (read_sizes(g, c, err) || read_rope(g, c, err) || read_experts(g, c, err) ||
-        (c->arch->gguf_keys && c->arch->gguf_keys(g, c, err)) || check_keys(g, c, err))
+        (c->arch->gguf_keys && c->arch->gguf_keys(g, c, err)) ||
+        av_gguf_refuse_unsupported(g, c->arch->gguf, c->arch->gguf_known, err))
         return -1;
     for (int i = 0; i < 3; i++) { /* biases: whichever layer 0 has (llama.cpp creates them when present) */
         char t[64];
@@ -318,11 +229,7 @@ static int read_weights(const gguf_ctx *k, av_model *m, const av_arch_cfg *c, av
     m->head.n_out = m->vocab_size;
     if (av_arch_take_weights(m, c, find, k, err)) return -1;
     for (int64_t i = 0; i < k->g->n_tensors; i++)
-        if (!k->used[i])
-            return av_errf(err,
-                           "%s: tensor '%.96s' is not used by attnviz's %s and may change the math: refused "
-                           "rather than ignored (llama.cpp refuses it too)",
-                           k->g->name, k->g->tensors[i].name, c->arch->gguf);
+        if (!k->used[i]) return av_gguf_refuse_tensor(k->g, k->g->tensors[i].name, c->arch->gguf, err);
     return 0;
 }
 

@@ -2,9 +2,10 @@
  * ones here, the family's own in its family file), weights by the name table of arch.c, the tokenizer next
  * to them. HF checkpoints permute q/k rows for the rotate-half RoPE (pairs (i, i + d/2)): AV_ROPE_HALF.
  *
- * Config keys that change the math are applied or refused (math_keys below lists the refused ones and the
- * families that apply them); RoPE comes from rope_theta + rope_scaling (transformers 4) or rope_parameters
- * (transformers 5, per layer type for Gemma 3). Every tensor of the weight files must be taken. */
+ * Config keys that change the math are applied here or refused by unsupported.c (its table names the
+ * families that apply each key); RoPE comes from rope_theta + rope_scaling (transformers 4) or
+ * rope_parameters (transformers 5, per layer type for Gemma 3). Every tensor of the weight files must be
+ * taken (av_hf_route checks). */
 #include "arch.h"
 #include "tok/tok.h"
 
@@ -17,90 +18,6 @@
 #define AV_HF_MAX_HEADS 1024
 #define AV_HF_MAX_CTX (1 << 24)
 #define AV_HF_MAX_VOCAB (1 << 22)
-
-/* ---- keys that change the math: refused unless neutral or applied by the families listed ---- */
-
-typedef enum { N_NULL = 0, N_NUM, N_EMPTY } neutral_rule; /* absent and null always pass */
-typedef struct math_key {
-    const char *key;
-    neutral_rule rule;
-    double num;           /* N_NUM: the neutral value (booleans: 0 / 1) */
-    const char *families; /* model_types that apply it, space separated */
-    const char *what;
-} math_key;
-
-static const math_key math_keys[] = {
-    {"partial_rotary_factor", N_NUM, 1, "phi3", "partial rotary embeddings"},
-    {"attn_logit_softcapping", N_NUM, 0, "gemma2 gemma3_text", "attention logit soft-capping"},
-    {"final_logit_softcapping", N_NUM, 0, "gemma2 gemma3_text", "final logit soft-capping"},
-    {"query_pre_attn_scalar", N_NULL, 0, "gemma2 gemma3_text", "a query scale other than 1/sqrt(head_dim)"},
-    {"sliding_window_pattern", N_NULL, 0, "gemma3_text", "a local/global layer pattern"},
-    {"rope_local_base_freq", N_NULL, 0, "gemma3_text", "a RoPE base for local layers"},
-    {"hidden_activation", N_NULL, 0, "gemma gemma2 gemma3_text", "another activation"},
-    {"sliding_window", N_NULL, 0, "mistral mixtral qwen2 qwen3 qwen3_moe gemma2 gemma3_text phi3",
-     "sliding-window attention"},
-    {"use_sliding_window", N_NUM, 0, "qwen2 qwen3 qwen3_moe", "sliding-window attention"},
-    {"attention_bias", N_NUM, 0, "llama qwen3 qwen3_moe gemma gemma2 gemma3_text", "attention biases"},
-    {"mlp_bias", N_NUM, 0, "llama", "feed-forward biases"},
-    {"num_experts", N_NUM, 0, "qwen3_moe", "a mixture of experts"},
-    {"num_local_experts", N_NUM, 0, "mixtral", "a mixture of experts"},
-    {"num_experts_per_tok", N_NULL, 0, "mixtral qwen3_moe", "a mixture of experts"},
-    {"moe_intermediate_size", N_NULL, 0, "qwen3_moe", "a mixture of experts"},
-    {"norm_topk_prob", N_NULL, 0, "qwen3_moe", "a mixture of experts"},
-    {"decoder_sparse_step", N_NULL, 0, "qwen3_moe", "a mixture of experts"},
-    {"mlp_only_layers", N_EMPTY, 0, "qwen3_moe", "dense layers among the experts"},
-    {"shared_expert_intermediate_size", N_NUM, 0, "", "shared experts"},
-    {"n_shared_experts", N_NUM, 0, "", "shared experts"},
-    {"logit_scale", N_NUM, 1, "", "scaled logits"},
-    {"logits_scaling", N_NUM, 1, "", "scaled logits"},
-    {"embedding_multiplier", N_NUM, 1, "", "scaled embeddings"},
-    {"residual_multiplier", N_NUM, 1, "", "scaled residuals"},
-    {"attention_multiplier", N_NULL, 0, "", "an attention scale other than 1/sqrt(head_dim)"},
-    {"use_qk_norm", N_NUM, 0, "", "q/k norms"},
-    {"qk_layernorm", N_NUM, 0, "", "q/k norms"},
-    {"clip_qkv", N_NULL, 0, "", "clipped q/k/v"},
-    {"layer_norm_eps", N_NULL, 0, "", "LayerNorm instead of RMSNorm"},
-    {"layer_norm_epsilon", N_NULL, 0, "", "LayerNorm instead of RMSNorm"},
-    {"rope_interleaved", N_NUM, 0, "", "interleaved rotary pairs"},
-    {"alibi", N_NUM, 0, "", "ALiBi position biases"},
-    {"use_alibi", N_NUM, 0, "", "ALiBi position biases"},
-    {"use_parallel_residual", N_NUM, 0, "", "parallel attention and feed-forward"},
-    {"parallel_attn", N_NUM, 0, "", "parallel attention and feed-forward"},
-    {"is_causal", N_NUM, 1, "", "bidirectional attention"},
-    {"use_bidirectional_attention", N_NUM, 0, "", "bidirectional attention"},
-};
-
-static int applies_to(const char *families, const char *type) {
-    size_t n = strlen(type);
-    for (const char *p = families; (p = strstr(p, type)); p += n)
-        if ((p == families || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
-    return 0;
-}
-
-static int neutral(const math_key *k, const json_t *v) {
-    if (!v || json_is_null(v)) return 1;
-    if (k->rule == N_EMPTY) return json_is_array(v) && json_array_size(v) == 0;
-    if (k->rule != N_NUM) return 0;
-    if (json_is_boolean(v)) return (json_is_true(v) ? 1.0 : 0.0) == k->num;
-    return json_is_number(v) && json_number_value(v) == k->num;
-}
-
-static int refuse_keys(const av_hf_dir *h, const av_arch *a, av_err *err) {
-    for (size_t i = 0; i < sizeof math_keys / sizeof math_keys[0]; i++) {
-        const math_key *k = &math_keys[i];
-        const json_t *v = json_object_get(h->cfg, k->key);
-        if (applies_to(k->families, a->hf_type) || neutral(k, v)) continue;
-        char *dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY), shown[80];
-        av_printable(shown, sizeof shown, dump ? dump : "?", dump ? strlen(dump) : 1);
-        free(dump);
-        return av_errf(
-            err,
-            "%s: \"%s\": %s means %s, which attnviz does not implement for %s models: refused rather "
-            "than ignored",
-            h->cfg_path, k->key, shown, k->what, a->hf_type);
-    }
-    return 0;
-}
 
 /* ---- sizes, activation, biases ---- */
 
@@ -176,7 +93,7 @@ static int scaling_params(av_model *m, const av_hf_dir *h, const json_t *rp, con
     if (strcmp(type, "linear") && strcmp(type, "llama3") && strcmp(type, "longrope") && strcmp(type, "su"))
         return av_errf(
             err,
-            "%s: rope scaling type '%.32s' is not implemented (linear, llama3, longrope are): refused "
+            "%s: \"rope_scaling\" type '%.32s' is not implemented (linear, llama3, longrope are): refused "
             "rather than ignored",
             h->cfg_path, type);
     if (av_json_num(rp, "original_max_position_embeddings", 0, &orig, err) ||
@@ -293,9 +210,9 @@ static int check_layer_types(const av_hf_dir *h, const av_arch_cfg *c, av_err *e
 static int read_config(av_model *m, const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
     c->format = AV_MODEL_FORMAT_HF;
     c->scale.attn_factor = 1;
-    if (refuse_keys(h, c->arch, err) || read_sizes(h, c, err) || read_act_bias_tie(h, c, err) ||
-        read_rope(m, h, c, err) || read_window(h, c, err) ||
-        (c->arch->hf_keys && c->arch->hf_keys(h, c, err)) || check_layer_types(h, c, err))
+    if (read_sizes(h, c, err) || read_act_bias_tie(h, c, err) || read_rope(m, h, c, err) ||
+        read_window(h, c, err) || (c->arch->hf_keys && c->arch->hf_keys(h, c, err)) ||
+        check_layer_types(h, c, err))
         return -1;
     if (c->rope_dims != c->head_dim && !(c->arch->flags & AV_ARCH_PARTIAL_ROPE))
         return av_errf(err, "%s: partial rotary embeddings are not supported for %s", h->cfg_path,
@@ -313,7 +230,13 @@ static int find(const void *ctx, const char *name, int optional, av_tensor *t, a
  * lm_head.weight, which must be there. */
 static int take_head(const av_hf_dir *h, av_model *m, const av_arch_cfg *c, av_err *err) {
     av_tensor head;
-    if (av_hf_take(h, &head, c->tied, err, "lm_head.weight")) return -1;
+    if (av_hf_take(h, &head, 1, err, "lm_head.weight")) return -1;
+    if (!c->tied && !head.data)
+        return av_errf(
+            err,
+            "%s: \"tie_word_embeddings\" is false but there is no lm_head.weight: refused rather than "
+            "guessing the output layer",
+            h->cfg_path);
     if (c->tied && head.data &&
         (head.dtype != m->tok_emb.dtype || head.nbytes != m->tok_emb.nbytes ||
          memcmp(head.data, m->tok_emb.data, head.nbytes) != 0))
@@ -326,9 +249,6 @@ static int take_head(const av_hf_dir *h, av_model *m, const av_arch_cfg *c, av_e
     return 0;
 }
 
-/* Every tensor of the weight files was taken: compares data pointers of the model's views. */
-static int check_all_taken(const av_hf_dir *h, const av_model *m, av_err *err);
-
 int av_hf_decoder_load(av_hf_dir *h, av_model *m, const av_arch *a, av_err *err) {
     av_arch_cfg *c = calloc(1, sizeof *c);
     if (!c || av_model_own(m, c, err)) return c ? -1 : av_errf(err, "out of memory");
@@ -340,63 +260,8 @@ int av_hf_decoder_load(av_hf_dir *h, av_model *m, const av_arch *a, av_err *err)
     if (av_arch_init(m, c, emb->dtype, err) ||
         av_hf_take(h, &m->tok_emb, 0, err, "model.embed_tokens.weight") ||
         av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "model.norm.weight") || take_head(h, m, c, err) ||
-        av_arch_take_weights(m, c, find, h, err) || check_all_taken(h, m, err))
+        av_arch_take_weights(m, c, find, h, err))
         return -1;
     m->arch_cfg = c;
     return 0;
-}
-
-/* ---- unused tensors ---- */
-
-static int cmp_ptr(const void *a, const void *b) {
-    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void add_ptr(const char **v, int *n, const av_tensor *t) {
-    if (t->data) v[(*n)++] = t->data;
-}
-
-static int collect_ptrs(const av_model *m, const char **v) {
-    const av_stack *st = &m->stacks[0];
-    int n = 0;
-    add_ptr(v, &n, &m->tok_emb), add_ptr(v, &n, &m->head.out.w), add_ptr(v, &n, &st->final_norm.w);
-    for (int l = 0; l < st->n_layers; l++) {
-        const av_block *B = &st->blocks[l];
-        const av_tensor *ts[] = {&B->attn_norm.w, &B->attn.q.w,   &B->attn.q.b,   &B->attn.k.w,
-                                 &B->attn.k.b,    &B->attn.v.w,   &B->attn.v.b,   &B->attn.o.w,
-                                 &B->attn.o.b,    &B->q_norm.w,   &B->k_norm.w,   &B->attn_out_norm.w,
-                                 &B->ffn_norm.w,  &B->ffn.gate.w, &B->ffn.gate.b, &B->ffn.up.w,
-                                 &B->ffn.up.b,    &B->ffn.down.w, &B->ffn.down.b, &B->ffn_out_norm.w,
-                                 &B->moe.router.w};
-        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
-            add_ptr(v, &n, ts[i]);
-        for (int e = 0; B->moe.router.w.data && e < B->moe.n_experts; e++) {
-            add_ptr(v, &n, &B->moe.experts[e].gate.w);
-            add_ptr(v, &n, &B->moe.experts[e].up.w);
-            add_ptr(v, &n, &B->moe.experts[e].down.w);
-        }
-    }
-    return n;
-}
-
-static int check_all_taken(const av_hf_dir *h, const av_model *m, av_err *err) {
-    const av_stack *st = &m->stacks[0];
-    size_t cap = 3 + (size_t)st->n_layers * (21 + 3 * (size_t)av_stack_max_experts(st));
-    const char **v = malloc(sizeof *v * cap); /* (cap) data pointers of the model's views */
-    if (!v) return av_errf(err, "out of memory");
-    int n = collect_ptrs(m, v), rc = 0;
-    qsort(v, (size_t)n, sizeof *v, cmp_ptr);
-    for (int s = 0; s < m->n_shards && !rc; s++)
-        for (int i = 0; i < m->shards[s].n && !rc; i++) {
-            const char *p = m->shards[s].entries[i].t.data;
-            if (!bsearch(&p, v, (size_t)n, sizeof *v, cmp_ptr))
-                rc =
-                    av_errf(err,
-                            "%s: tensor '%.96s' is not used by attnviz's %s and may change the math: refused "
-                            "rather than ignored",
-                            h->dir, m->shards[s].entries[i].name, h->model_type);
-        }
-    free(v);
-    return rc;
 }

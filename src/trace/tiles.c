@@ -65,6 +65,13 @@ static int check_args(const av_trace *t, av_attn_kind kind, int layer, int head,
     *src = (source){lazy_of(t, kind) ? NULL : find_set(t, kind, layer), lazy_of(t, kind), layer,
                     av_trace_n_heads(t, kind)};
     if (!src->lazy && !src->set) return av_errf(err, "layer %d is missing", layer);
+    /* callers size buffers by the kind's shape (layer 0's): a layer of another shape is never read (loaders
+     * and av_trace_add_attn refuse such traces; this guards against any other builder) */
+    av_attn_view shape = kind_shape(t, kind);
+    if (src->set && (src->set->view.n_heads != shape.n_heads || src->set->view.n_query != shape.n_query ||
+                     src->set->view.n_key != shape.n_key))
+        return av_errf(err, "layer %d of '%s' has another shape than layer 0", layer,
+                       av_attn_kind_name(kind));
     if (head != AV_HEADS_MEAN && head != AV_HEADS_MAX && (head < 0 || head >= src->n_heads))
         return av_errf(err, "head %d is out of range: heads 0..%d, or mean/max", head, src->n_heads - 1);
     return 0;
