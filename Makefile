@@ -100,7 +100,7 @@ $(BUILD)/src/cli/corpus_mpi.o: Makefile
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LIBS) $(MPI_LIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/harness.h $(LIB)
+$(BUILD)/tests/%: tests/%.c tests/harness.h tests/tiny_ref.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB) $(LIBS) $(LDFLAGS)
 
