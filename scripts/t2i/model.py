@@ -185,6 +185,16 @@ class Denoiser(nn.Module):
         return unpatchify(out, cfg["channels"], x.shape[2], x.shape[3], p), probs
 
 
+def sincos_2d(grid, d):
+    """(grid*grid, d) float32: MAE's / DiT's fixed 2-D sine-cosine table, here only the INITIAL value of the
+    learned patch positions: [sin(y w_k), cos(y w_k), sin(x w_k), cos(x w_k)] blocks of d/4, w_k = 10000^(-k/(d/4))"""
+    q = d // 4
+    w = 1.0 / 10000 ** (np.arange(q, dtype=np.float64) / q)
+    y, x = np.meshgrid(np.arange(grid, dtype=np.float64), np.arange(grid, dtype=np.float64), indexing="ij")
+    y, x = y.reshape(-1, 1) * w, x.reshape(-1, 1) * w
+    return torch.from_numpy(np.concatenate([np.sin(y), np.cos(y), np.sin(x), np.cos(x)], 1).astype(np.float32))
+
+
 class T2I(nn.Module):
     def __init__(self, cfg, vocab_size):
         super().__init__()
@@ -198,6 +208,12 @@ class T2I(nn.Module):
             elif isinstance(m, nn.Embedding):
                 nn.init.normal_(m.weight, std=0.02)
         nn.init.zeros_(self.denoiser.head.weight)  # start by predicting v = 0
+        # Patch positions start as a 2-D sine-cosine table (norm ~sqrt(d/2), as large as a patch's content):
+        # from a small random start the positions stay tiny next to the patch embeddings for thousands of
+        # steps, self-attention cannot tell where a patch is, and samples come out as scattered patches.
+        with torch.no_grad():
+            self.denoiser.embed_positions.weight.copy_(
+                sincos_2d(cfg["image_size"] // cfg["patch_size"], cfg["hidden_size"]))
 
     def forward(self, x, t, ids, pad, want_probs=False):
         mem = self.text(ids, pad)

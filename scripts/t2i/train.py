@@ -16,7 +16,7 @@ from a per-epoch permutation (numpy PCG64(seed + epoch)), noise and timesteps fr
 state the checkpoint keeps, so an interrupted and resumed run takes the same steps.
 
 Usage: /usr/bin/python3 scripts/t2i/train.py [--data build/t2i-data] [--work build/t2i-train] [--seed 1]
-       [--steps 6000] [--batch 64] [--lr 1e-3]
+       [--steps 4000] [--batch 64] [--lr 1e-3]
 """
 
 import argparse
@@ -98,7 +98,7 @@ def main():
     ap.add_argument("--data", default="build/t2i-data")
     ap.add_argument("--work", default="build/t2i-train")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=300)

@@ -6,7 +6,7 @@
 set -e
 PY=/usr/bin/python3
 SEED=${SEED:-1}
-STEPS=${STEPS:-5000}
+STEPS=${STEPS:-4000}
 GUIDANCE=${GUIDANCE:-3.0}
 DATA=build/t2i-data
 WORK=build/t2i-train
