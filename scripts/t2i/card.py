@@ -155,7 +155,9 @@ def main():
          "`scripts/t2i/shapes.py` (grammar and renderer) and `scripts/t2i/make_data.py` (seed %d, %d scenes, "
          "regenerated, not committed): 32x32 RGB, black background, shapes %s in colors %s. Captions: "
          "\"a [small|big] COLOR SHAPE\" (20%%), \"a COLOR SHAPE REL a COLOR SHAPE\" with REL in %s (65%%), \"two "
-         "COLOR SHAPEs\" (15%%). Objects never touch; in a relation the named axis dominates."
+         "COLOR SHAPEs\" (15%%). Objects never touch. Layouts are regular on purpose: a single object near the "
+         "middle (+-4 px), two objects in two slots along an axis (centers 8.5 and 23.5 +-2 px, 16 +-3 px across); "
+         "shapes.py says why (objects anywhere on the canvas were not learnable in this budget)."
          % (tl["args"]["seed"], 100000, ", ".join(shapes.SHAPES), ", ".join(shapes.COLORS),
             ", ".join(shapes.RELATIONS)), "",
          "**Held out:** %d (color, shape, relation) triples of the first object never occur in training: %s. "

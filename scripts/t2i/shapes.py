@@ -2,9 +2,9 @@
 """The grammar of attnviz's text-to-image demo data: captioned 32x32 RGB scenes of colored shapes.
 
 Captions (word-level, lowercase, single spaces):
-  single   "a [small|big] COLOR SHAPE"                      one object anywhere
+  single   "a [small|big] COLOR SHAPE"                      one object near the middle
   relation "a COLOR SHAPE REL a COLOR SHAPE"                two objects; REL = above | below | left of | right of
-  count    "two COLOR SHAPEs"                               two identical objects anywhere, apart
+  count    "two COLOR SHAPEs"                               two identical objects, side by side or stacked
 COLOR: red, green, blue, yellow, purple, white (PALETTE below); SHAPE: circle, square, triangle (pointing up).
 Background: always black. Objects never touch (>= 2 background pixels between their bounding boxes).
 
@@ -14,9 +14,15 @@ the pixels whose centers satisfy
   square    always (the whole box)
   circle    (x - cx)^2 + (y - cy)^2 <= (s/2)^2
   triangle  |x - cx| <= (y - y0) / 2          (apex at the top middle, base = the bottom edge)
-Sizes: single objects small 5..7, big 13..16, unsized 8..12; relation and count objects 7..12.
-Relations: "A above B" puts A's box at least 2 px above B's and their horizontal centers at most 4 px apart
-(likewise below, left of, right of), so the relation is always the dominant axis between the two centers.
+Sizes: single objects small 5..7, big 13..16, unsized 8..12; relation and count objects 7..11.
+Places (centers, uniform, then rounded to the integer box): a single object at 16 +- 4 on both axes. Two objects
+sit in two slots along an axis: centers at 8.5 +- 2 and 23.5 +- 2 along it, and 16 +- 3 across it with the two
+centers at most 4 px apart across (redrawn until the boxes are >= 2 px apart). "A above B" puts A in the top
+slot, "below" in the bottom one, "left of" / "right of" likewise on the horizontal axis; a count scene picks the
+axis at random. So the relation is always the dominant axis between the two centers. The layouts are kept
+this regular on purpose: with objects anywhere on the canvas, a 2M-parameter transformer denoiser trained for
+an hour on 2 CPU cores only learned scattered patches (two such runs, 1,800 steps each), because it has to learn
+to agree on a layout from pure noise; with slots it learns crisp objects in the same time.
 
 Held-out captions: a seed-chosen set of (color, shape, relation) triples of the FIRST object of a relation
 caption ("a yellow square left of ..."); no training caption has one. Each relation gets two triples, all eight
@@ -43,8 +49,9 @@ SHAPES = ["circle", "square", "triangle"]
 PLURAL = {"circle": "circles", "square": "squares", "triangle": "triangles"}
 RELATIONS = ["above", "below", "left of", "right of"]
 SIZE_WORDS = {"small": (5, 7), "big": (13, 16), None: (8, 12)}
-PAIR_SIZES = (7, 12)
+PAIR_SIZES = (7, 11)
 GAP, MAX_OFFSET = 2, 4
+SINGLE_JITTER, SLOT_JITTER, CROSS_JITTER = 4, 2, 3
 DEMO_TRIPLE = ("red", "circle", "above")
 KIND_P = {"single": 0.2, "relation": 0.65, "count": 0.15}
 
@@ -83,25 +90,23 @@ def _obj(color, shape, x0, y0, s):
     return {"color": color, "shape": shape, "x0": int(x0), "y0": int(y0), "size": int(s)}
 
 
-def _apart(a, b):
-    """Boxes separated by at least GAP pixels along some axis."""
-    return (a["x0"] + a["size"] + GAP <= b["x0"] or b["x0"] + b["size"] + GAP <= a["x0"] or
-            a["y0"] + a["size"] + GAP <= b["y0"] or b["y0"] + b["size"] + GAP <= a["y0"])
+def _box(c, s):
+    """integer corner of a box of side s centered near c, inside the canvas"""
+    return int(min(max(round(c - s / 2), 0), SIZE - s))
 
 
-def _place_pair(rng, relation, s1, s2):
-    """Top-left corners (x, y) of A (size s1) and B (size s2) such that "A relation B" holds."""
-    a_first = relation in ("above", "left of")
-    while True:  # along the relation's axis: A's box GAP or more before (or after) B's
-        m1, m2 = int(rng.integers(0, SIZE - s1 + 1)), int(rng.integers(0, SIZE - s2 + 1))
-        if (m1 + s1 + GAP <= m2) if a_first else (m2 + s2 + GAP <= m1):
+def _place_pair(rng, axis, s1, s2):
+    """Top-left corners (x, y) of two objects (sizes s1, s2) in the first and second slot along axis
+    ("y": top then bottom, "x": left then right)."""
+    while True:
+        m1, m2 = _box(8.5 + rng.uniform(-SLOT_JITTER, SLOT_JITTER), s1), _box(23.5 + rng.uniform(-SLOT_JITTER,
+                                                                                                  SLOT_JITTER), s2)
+        c = 16 + rng.uniform(-CROSS_JITTER, CROSS_JITTER)
+        c1, c2 = c, c + rng.uniform(-MAX_OFFSET, MAX_OFFSET)
+        x1, x2 = _box(c1, s1), _box(c2, s2)
+        if m1 + s1 + GAP <= m2 and abs(x1 + s1 / 2 - x2 - s2 / 2) <= MAX_OFFSET:
             break
-    while True:  # across it: centers at most MAX_OFFSET apart
-        c1 = rng.uniform(s1 / 2, SIZE - s1 / 2)
-        x1, x2 = int(round(c1 - s1 / 2)), int(round(c1 + rng.uniform(-MAX_OFFSET, MAX_OFFSET) - s2 / 2))
-        if 0 <= x1 <= SIZE - s1 and 0 <= x2 <= SIZE - s2 and abs(x1 + s1 / 2 - x2 - s2 / 2) <= MAX_OFFSET:
-            break
-    if relation in ("above", "below"):
+    if axis == "y":
         return (x1, m1), (x2, m2)
     return (m1, x1), (m2, x2)
 
@@ -116,19 +121,16 @@ def sample_scene(rng, held=(), kind=None, want_held=False):
     if kind == "single":
         size_word = [None, "small", "big"][rng.choice(3, p=[0.5, 0.25, 0.25])]
         lo, hi = SIZE_WORDS[size_word]
-        s = rng.integers(lo, hi + 1)
-        o = _obj(COLORS[rng.integers(6)], SHAPES[rng.integers(3)], rng.integers(0, SIZE - s + 1),
-                 rng.integers(0, SIZE - s + 1), s)
+        s = int(rng.integers(lo, hi + 1))
+        cx, cy = 16 + rng.uniform(-SINGLE_JITTER, SINGLE_JITTER, size=2)
+        o = _obj(COLORS[rng.integers(6)], SHAPES[rng.integers(3)], _box(cx, s), _box(cy, s), s)
         return {"kind": kind, "objects": [o], "relation": None, "size_word": size_word}
     if kind == "count":
         color, shape = COLORS[rng.integers(6)], SHAPES[rng.integers(3)]
-        while True:
-            objs = []
-            for _ in range(2):
-                s = rng.integers(PAIR_SIZES[0], PAIR_SIZES[1] + 1)
-                objs.append(_obj(color, shape, rng.integers(0, SIZE - s + 1), rng.integers(0, SIZE - s + 1), s))
-            if _apart(objs[0], objs[1]):
-                return {"kind": kind, "objects": objs, "relation": None, "size_word": None}
+        s1, s2 = (int(v) for v in rng.integers(PAIR_SIZES[0], PAIR_SIZES[1] + 1, size=2))
+        (x1, y1), (x2, y2) = _place_pair(rng, "xy"[rng.integers(2)], s1, s2)
+        objs = [_obj(color, shape, x1, y1, s1), _obj(color, shape, x2, y2, s2)]
+        return {"kind": kind, "objects": objs, "relation": None, "size_word": None}
     while True:
         if want_held:
             c1, sh1, rel = held[rng.integers(len(held))]
@@ -139,10 +141,14 @@ def sample_scene(rng, held=(), kind=None, want_held=False):
         c2, sh2 = COLORS[rng.integers(6)], SHAPES[rng.integers(3)]
         if (c1, sh1) != (c2, sh2):
             break
-    s1, s2 = rng.integers(PAIR_SIZES[0], PAIR_SIZES[1] + 1, size=2)
-    (x1, y1), (x2, y2) = _place_pair(rng, rel, int(s1), int(s2))
-    return {"kind": kind, "objects": [_obj(c1, sh1, x1, y1, s1), _obj(c2, sh2, x2, y2, s2)], "relation": rel,
-            "size_word": None}
+    s1, s2 = (int(v) for v in rng.integers(PAIR_SIZES[0], PAIR_SIZES[1] + 1, size=2))
+    axis = "y" if rel in ("above", "below") else "x"
+    if rel in ("below", "right of"):  # A takes the second slot
+        second, first = _place_pair(rng, axis, s2, s1)
+    else:
+        first, second = _place_pair(rng, axis, s1, s2)
+    return {"kind": kind, "objects": [_obj(c1, sh1, first[0], first[1], s1), _obj(c2, sh2, second[0], second[1], s2)],
+            "relation": rel, "size_word": None}
 
 
 _YY, _XX = np.mgrid[0:SIZE, 0:SIZE] + 0.5  # pixel centers (y, x)
