@@ -11,8 +11,10 @@
 
 static double max_rel_err(const float *y, const double *ref, size_t n) {
     double worst = 0, scale = 0;
-    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(ref[i]));
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(y[i] - ref[i]));
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(ref[i]));
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(y[i] - ref[i]));
     return worst / scale;
 }
 
@@ -23,15 +25,19 @@ static void run_shape(int T, int out, int in, int threads) {
     float *wf = malloc(sizeof(float) * (size_t)out * in); /* (out, in) */
     float *y = malloc(sizeof(float) * (size_t)T * out);   /* (T, out) */
     double *ref = malloc(sizeof(double) * (size_t)T * out);
-    for (size_t i = 0; i < (size_t)T * in; i++) x[i] = (float)rand_r(&seed) / RAND_MAX * 2 - 1;
-    for (size_t i = 0; i < (size_t)out * in; i++) w16[i] = av_f32_to_f16(((float)rand_r(&seed) / RAND_MAX * 2 - 1) * 0.05f);
-    av_tensor w = {.dtype = AV_DTYPE_F16, .ndim = 2, .shape = {out, in}, .data = w16, .nbytes = 2 * (size_t)out * in};
+    for (size_t i = 0; i < (size_t)T * in; i++)
+        x[i] = (float)rand_r(&seed) / RAND_MAX * 2 - 1;
+    for (size_t i = 0; i < (size_t)out * in; i++)
+        w16[i] = av_f32_to_f16(((float)rand_r(&seed) / RAND_MAX * 2 - 1) * 0.05f);
+    av_tensor w = {
+        .dtype = AV_DTYPE_F16, .ndim = 2, .shape = {out, in}, .data = w16, .nbytes = 2 * (size_t)out * in};
     av_dequantize_rows(&w, 0, out, wf);
     int rows_checked = T < 64 ? T : 64; /* reference on the first rows: O(64 out in) in double */
     for (int t = 0; t < rows_checked; t++)
         for (int o = 0; o < out; o++) {
             double acc = 0;
-            for (int k = 0; k < in; k++) acc += (double)x[(size_t)t * in + k] * wf[(size_t)o * in + k];
+            for (int k = 0; k < in; k++)
+                acc += (double)x[(size_t)t * in + k] * wf[(size_t)o * in + k];
             ref[(size_t)t * out + o] = acc;
         }
     double flop = 2.0 * T * out * in, best_s = 1e9, best_a = 1e9;
@@ -51,7 +57,8 @@ static void run_shape(int T, int out, int in, int threads) {
         if (t1 - t0 < best_s) best_s = t1 - t0;
     }
     err_s = max_rel_err(y, ref, (size_t)rows_checked * out);
-    printf("{\"T\": %d, \"out\": %d, \"in\": %d, \"amx\": %d, \"default_gflops\": %.1f, \"default_max_rel_err\": %.2e, "
+    printf("{\"T\": %d, \"out\": %d, \"in\": %d, \"amx\": %d, \"default_gflops\": %.1f, "
+           "\"default_max_rel_err\": %.2e, "
            "\"sgemm_gflops\": %.1f, \"sgemm_max_rel_err\": %.2e}\n",
            T, out, in, av_amx_ready(), flop / best_a / 1e9, err_a, flop / best_s / 1e9, err_s);
     free(x), free(w16), free(wf), free(y), free(ref);

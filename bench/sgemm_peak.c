@@ -18,8 +18,10 @@ static double measure(int m, int n, int k, int reps) {
     float *b = malloc(sizeof(float) * (size_t)n * (size_t)k); /* (n, k) */
     float *c = malloc(sizeof(float) * (size_t)m * (size_t)n); /* (m, n) */
     if (!a || !b || !c) return 0;
-    for (size_t i = 0; i < (size_t)m * (size_t)k; i++) a[i] = (float)(i % 7) * 0.01f;
-    for (size_t i = 0; i < (size_t)n * (size_t)k; i++) b[i] = (float)(i % 5) * 0.01f;
+    for (size_t i = 0; i < (size_t)m * (size_t)k; i++)
+        a[i] = (float)(i % 7) * 0.01f;
+    for (size_t i = 0; i < (size_t)n * (size_t)k; i++)
+        b[i] = (float)(i % 5) * 0.01f;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n); /* warm up */
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
@@ -45,7 +47,8 @@ int main(int argc, char **argv) {
     double peak = sq > qkv ? sq : qkv;
     peak = ffn > peak ? ffn : peak;
     peak = down > peak ? down : peak;
-    printf("{\"threads\": %d, \"gflops_2048_cube\": %.1f, \"gflops_T_2048_2048\": %.1f, \"gflops_T_5632_2048\": %.1f, "
+    printf("{\"threads\": %d, \"gflops_2048_cube\": %.1f, \"gflops_T_2048_2048\": %.1f, "
+           "\"gflops_T_5632_2048\": %.1f, "
            "\"gflops_T_2048_5632\": %.1f, \"peak_gflops\": %.1f}\n",
            threads, sq, qkv, ffn, down, peak);
     return 0;

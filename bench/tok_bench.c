@@ -98,7 +98,8 @@ int main(int argc, char **argv) {
            "\"seconds\": %.4f, \"tokens_per_s\": %.0f, \"mb_per_s\": %.2f, \"load_s\": %.3f}\n",
            argv[1], av_tokenizer_model_name(tok), n_texts, bytes, tokens, best, (double)tokens / best,
            (double)bytes / best / 1e6, load_s);
-    for (size_t i = 0; i < n_texts; i++) free(texts[i].s);
+    for (size_t i = 0; i < n_texts; i++)
+        free(texts[i].s);
     free(texts);
     av_tokenizer_free(tok);
     return 0;

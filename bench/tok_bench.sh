@@ -15,7 +15,7 @@ DIR=${BENCH_DIR:-/tmp/attnviz-bench}
 REP=${BENCH_REPEATS:-5}
 LINES=${BENCH_LINES:-10240}
 mkdir -p "$DIR"
-LIBS="-lopenblas -ljansson -lonig -lutf8proc -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -lstb"
+LIBS="-lopenblas -ljansson -lonig -lutf8proc -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -ljpeg"
 cc -O2 -std=c11 -D_DEFAULT_SOURCE -Iinclude bench/tok_bench.c build/libattnviz.a -o "$DIR/tok_bench" $LIBS 2>/dev/null ||
     cc -O2 -std=c11 -D_DEFAULT_SOURCE -Iinclude bench/tok_bench.c build/libattnviz.a -o "$DIR/tok_bench" \
         -lopenblas -ljansson -lonig -lutf8proc -lm -pthread

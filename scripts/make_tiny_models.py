@@ -129,8 +129,9 @@ def rms_norm(x, w, eps):  # T5LayerNorm / LlamaRMSNorm: no mean, no bias
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def attention(q, k, v, heads, kv_heads=None, scale=None, causal=False, window=0, bias=None):
-    """q (T, heads*hd), k/v (S, kv_heads*hd) -> out (T, heads*hd), probs (heads, T, S)."""
+def attention(q, k, v, heads, kv_heads=None, scale=None, causal=False, window=0, bias=None, softcap=None):
+    """q (T, heads*hd), k/v (S, kv_heads*hd) -> out (T, heads*hd), probs (heads, T, S). softcap: Gemma 2's
+    cap * tanh(scores / cap) on the scaled scores, before the masks."""
     kv_heads = kv_heads or heads
     T, S = q.shape[0], k.shape[0]
     hd = q.shape[1] // heads
@@ -140,6 +141,8 @@ def attention(q, k, v, heads, kv_heads=None, scale=None, causal=False, window=0,
     s = q @ k.transpose(-1, -2)
     if scale is not None:
         s = s * scale
+    if softcap is not None:
+        s = torch.tanh(s / softcap) * softcap
     if bias is not None:
         s = s + bias
     i = torch.arange(T)[:, None]

@@ -1,30 +1,25 @@
 #!/usr/bin/python3
 """Independent PyTorch reference for the Vision Transformer (timm names), written from the published
-architecture, not from the project's C code.
+architecture, not from the project's C code, on the input PyTorch users give it.
 
-It checks two things separately, so that the model comparison does not depend on resampling details:
+1. Preprocessing: timm's evaluation transform on PIL (Debian python3-pil), as timm and torchvision run it:
+   Image.open(path).convert("RGB"), resize the shorter side to floor(224 / crop_pct) with PIL's bicubic
+   (antialiased, fixed-point, 8-bit result after each pass), center crop 224 x 224, ToTensor (x / 255 in
+   float32), Normalize(mean, std). attnviz must produce exactly this tensor ("pixels_pil").
+2. The model runs on that tensor and records logits and attention: attnviz, run on the image file itself,
+   must match them within 1e-4.
 
-1. Preprocessing. The timm evaluation transform of ../shared/models/vit-tiny is: resize the shorter side to
-   floor(224 / crop_pct) = 248 with bicubic interpolation, center-crop 224 x 224, scale to [0, 1], normalize
-   with mean = std = 0.5. timm does the resize with PIL (antialiased bicubic, a = -0.5, rounding to 8 bits after
-   each pass). attnviz implements the same antialiased bicubic filter in float without the 8-bit rounding,
-   which is what torch.nn.functional.interpolate(mode="bicubic", antialias=True, align_corners=False) computes;
-   that is the reference here ("pixels_ref"). The PIL result is measured too and recorded in the metadata.
-
-2. The model. The reference runs the ViT on the exact tensor attnviz produced (`attnviz run --image ...
-   --dump-pixels px.safetensors`), stored in the fixture as "pixels_c", and records logits and attention.
-
-Fixture (tests/fixtures/vit_tiny_chelsea.safetensors):
-    pixels_c   F32 [3, 224, 224]   attnviz's preprocessing of chelsea.png (model input)
-    pixels_ref F16 [3, 224, 224]   torch preprocessing of the same image (check of the C resize)
-    logits     F32 [1000]          on pixels_c
-    attn.0, attn.11  F32 [3, 197, 197]   full attention of the first and last layers
+Fixture (tests/fixtures/vit_tiny_<image>.safetensors):
+    pixels_pil F32 [3, 224, 224]   the PIL pipeline's network input
+    logits     F32 [1000]          on pixels_pil
+    attn.0, attn.11  F32 [3, 197, 197]   full attention of the first and last layers (--full-layers)
     attn_cls   F32 [12, 3, 197]    the [CLS] query row of every layer
-    __metadata__: top5 (JSON), diffs between preprocessings, image, model
+    __metadata__: top5 (JSON), image, model, preprocessing
 
 Usage:
-    attnviz run --model ../shared/models/vit-tiny --image ../shared/images/chelsea.png --dump-pixels /tmp/px.st
-    /usr/bin/python3 scripts/ref_vit.py --pixels /tmp/px.st [--shared ../shared] [--out tests/fixtures/...]
+    /usr/bin/python3 scripts/ref_vit.py [--image ../shared/images/chelsea.png] [--shared ../shared] [--out F]
+    /usr/bin/python3 scripts/ref_vit.py --image ../shared/images/rocket.jpg --no-full-layers \
+        --out tests/fixtures/vit_tiny_rocket.safetensors
 """
 
 import argparse
@@ -43,13 +38,6 @@ sys.path.insert(0, HERE)
 import safetensors_np  # noqa: E402
 
 
-def load_png_rgb(path):
-    from PIL import Image  # Debian python3-pil; only decodes the PNG (lossless, identical to any decoder)
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
-
-
 def resized_size(h, w, short):
     # torchvision Resize(int): the shorter side becomes `short`, the longer one int(short * long / short_side)
     if w <= h:
@@ -57,20 +45,7 @@ def resized_size(h, w, short):
     return short, int(short * w / h)
 
 
-def preprocess_torch(rgb, size, crop_pct, mean, std):
-    short = int(math.floor(size / crop_pct))
-    h, w = rgb.shape[:2]
-    rh, rw = resized_size(h, w, short)
-    x = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-    x = F.interpolate(x, size=(rh, rw), mode="bicubic", align_corners=False, antialias=True)[0]
-    top, left = int(round((rh - size) / 2.0)), int(round((rw - size) / 2.0))
-    x = x[:, top:top + size, left:left + size]
-    m = torch.tensor(mean).view(3, 1, 1)
-    s = torch.tensor(std).view(3, 1, 1)
-    return (x - m) / s
-
-
-def preprocess_pil(path, size, crop_pct, mean, std):
+def preprocess_pil(path, size, crop_pct, mean, std, interpolation="bicubic"):
     from PIL import Image
 
     short = int(math.floor(size / crop_pct))
@@ -78,11 +53,11 @@ def preprocess_pil(path, size, crop_pct, mean, std):
         im = im.convert("RGB")
         w, h = im.size
         rh, rw = resized_size(h, w, short)
-        im = im.resize((rw, rh), Image.BICUBIC)
+        im = im.resize((rw, rh), Image.BICUBIC if interpolation == "bicubic" else Image.BILINEAR)
         top, left = int(round((rh - size) / 2.0)), int(round((rw - size) / 2.0))
         im = im.crop((left, top, left + size, top + size))
-        x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+        x = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy()).permute(2, 0, 1).float().div(255)  # ToTensor
+    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)  # Normalize
 
 
 class ViT:
@@ -132,12 +107,14 @@ class ViT:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=os.path.join(REPO, "..", "shared"))
-    ap.add_argument("--pixels", required=True, help="attnviz's preprocessed input (--dump-pixels)")
     ap.add_argument("--image", default=None)
-    ap.add_argument("--out", default=os.path.join(REPO, "tests", "fixtures", "vit_tiny_chelsea.safetensors"))
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--no-full-layers", action="store_true", help="store only the [CLS] rows and logits")
     args = ap.parse_args()
     model_dir = os.path.join(args.shared, "models", "vit-tiny")
     image = args.image or os.path.join(args.shared, "images", "chelsea.png")
+    stem = os.path.splitext(os.path.basename(image))[0]
+    out = args.out or os.path.join(REPO, "tests", "fixtures", "vit_tiny_%s.safetensors" % stem)
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     pc = cfg["pretrained_cfg"]
     size, crop_pct, mean, std = pc["input_size"][1], pc["crop_pct"], pc["mean"], pc["std"]
@@ -145,20 +122,10 @@ def main():
 
     weights, _ = safetensors_np.read(os.path.join(model_dir, "model.safetensors"))
     model = ViT(weights, heads=cfg["model_args"]["num_heads"])
-    px_c_np = safetensors_np.read(args.pixels)[0]["pixels"].astype(np.float32)
-    px_c = torch.from_numpy(px_c_np)
-
-    rgb = load_png_rgb(image)
-    px_ref = preprocess_torch(rgb, size, crop_pct, mean, std)
-    px_pil = preprocess_pil(image, size, crop_pct, mean, std)
-    d_c_ref = float((px_c - px_ref).abs().max())
-    d_pil_ref = float((px_pil - px_ref).abs().max())
-    d_pil_mean = float((px_pil - px_ref).abs().mean())
+    px = preprocess_pil(image, size, crop_pct, mean, std, pc.get("interpolation", "bicubic"))
 
     torch.set_grad_enabled(False)
-    logits, attns = model.forward(px_c)
-    logits_ref, _ = model.forward(px_ref)
-    logits_pil, _ = model.forward(px_pil)
+    logits, attns = model.forward(px)
     probs = torch.softmax(logits.double(), -1)
     top = torch.topk(probs, 5)
     top5 = [{"id": int(i), "label": labels[int(i)], "prob": round(float(p), 6)} for p, i in zip(top.values, top.indices)]
@@ -167,26 +134,19 @@ def main():
         "model": "vit-tiny (timm vit_tiny_patch16_224.augreg_in21k_ft_in1k)",
         "image": os.path.basename(image),
         "top5": json.dumps(top5),
-        "top1_torch_preprocessing": str(int(torch.argmax(logits_ref))),
-        "top1_pil_preprocessing": str(int(torch.argmax(logits_pil))),
-        "max_abs_diff_c_vs_torch_pixels": "%.3g" % d_c_ref,
-        "max_abs_diff_pil_vs_torch_pixels": "%.3g" % d_pil_ref,
-        "mean_abs_diff_pil_vs_torch_pixels": "%.3g" % d_pil_mean,
-        "preprocessing": "shorter side -> %d (antialiased bicubic, float), center crop %d, mean %s std %s"
-        % (int(math.floor(size / crop_pct)), size, mean, std),
+        "preprocessing": "PIL: convert RGB, shorter side -> %d (%s), center crop %d, ToTensor, Normalize mean %s "
+        "std %s" % (int(math.floor(size / crop_pct)), pc.get("interpolation", "bicubic"), size, mean, std),
     }
     tensors = {
-        "pixels_c": px_c_np,
-        "pixels_ref": px_ref.numpy().astype(np.float16),
+        "pixels_pil": px.numpy().astype(np.float32),
         "logits": logits.numpy().astype(np.float32),
         "attn_cls": torch.stack([a[:, 0, :] for a in attns]).numpy().astype(np.float32),
     }
-    for l in (0, len(attns) - 1):
+    for l in () if args.no_full_layers else (0, len(attns) - 1):
         tensors["attn.%d" % l] = attns[l].numpy().astype(np.float32)
-    safetensors_np.write(args.out, tensors, metadata=meta)
+    safetensors_np.write(out, tensors, metadata=meta)
     print("top5:", ", ".join("%s %.3f" % (t["label"], t["prob"]) for t in top5))
-    print("C vs torch pixels max |diff| %.3g; PIL vs torch max %.3g mean %.3g" % (d_c_ref, d_pil_ref, d_pil_mean))
-    print("wrote", args.out, os.path.getsize(args.out), "bytes")
+    print("wrote", out, os.path.getsize(out), "bytes")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static int h_test_failed;   /* failures in the current test */
-static int h_test_skipped;  /* current test skipped */
+static int h_test_failed;  /* failures in the current test */
+static int h_test_skipped; /* current test skipped */
 static char h_first_failure[512];
 static int h_total_failed;
 
@@ -27,6 +27,8 @@ __attribute__((unused)) static void h_note_failure(const char *file, int line, c
     }
 }
 
+/* One line per macro reads better than the formatter's layout. */
+/* clang-format off */
 #define CHECK(cond) \
     do { if (!(cond)) h_note_failure(__FILE__, __LINE__, "%s", #cond); } while (0)
 #define CHECKF(cond, ...) \
@@ -37,6 +39,8 @@ __attribute__((unused)) static void h_note_failure(const char *file, int line, c
     do { if (!(cond)) { h_note_failure(__FILE__, __LINE__, __VA_ARGS__); return; } } while (0)
 #define SKIP(...) \
     do { h_test_skipped = 1; snprintf(h_first_failure, sizeof h_first_failure, __VA_ARGS__); return; } while (0)
+
+/* clang-format on */
 
 #define RUN(fn) h_run(#fn, fn)
 

@@ -31,7 +31,7 @@ static av_trace *make_trace(const char *const *labels, int T) {
     return t;
 }
 
-static int add_layer(av_trace *t, const char *kind, int layer, int H, int nq, int nk, const float *data) {
+static int add_layer(av_trace *t, av_attn_kind kind, int layer, int H, int nq, int nk, const float *data) {
     av_err err = {{0}};
     return av_trace_add_attn(t, kind, layer, H, nq, nk, copy_floats(data, (size_t)H * nq * nk), &err);
 }
@@ -44,10 +44,11 @@ static void test_aggregate_heads_layers_and_sets(void) {
     const float l1[] = {0.5f, 0.5f, 0, 1, /* head 0 */ 1, 0, 0.2f, 0.8f /* head 1 */};
     const char *labels[] = {"a", "b"};
     av_trace *t = make_trace(labels, 2);
-    REQUIRE(t && add_layer(t, "self", 0, 2, 2, 2, l0) == 0 && add_layer(t, "self", 1, 2, 2, 2, l1) == 0);
+    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 2, 2, 2, l0) == 0 &&
+            add_layer(t, AV_ATTN_SELF, 1, 2, 2, 2, l1) == 0);
     av_attn_view v;
     av_err err = {{0}};
-    REQUIRE(av_trace_attn(t, "self", 0, &v, &err) == 0);
+    REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 0, &v, &err) == 0);
     float out[4];
     REQUIRE(av_attn_reduce_heads(&v, NULL, 0, AV_REDUCE_MEAN, out, &err) == 0);
     CHECK(NEAR(out[0], 0.5) && NEAR(out[1], 0.5) && NEAR(out[2], 0.6) && NEAR(out[3], 0.4));
@@ -67,19 +68,19 @@ static void test_aggregate_heads_layers_and_sets(void) {
     int n_sel = 0, nq = 0, nk = 0;
     REQUIRE(av_head_set_parse("*.1", 2, 2, &sel, &n_sel, &err) == 0);
     REQUIRE(n_sel == 2 && sel[0].layer == 0 && sel[0].head == 1 && sel[1].layer == 1 && sel[1].head == 1);
-    REQUIRE(av_trace_reduce(t, "self", sel, n_sel, AV_REDUCE_MEAN, out, &nq, &nk, &err) == 0);
+    REQUIRE(av_trace_reduce(t, AV_ATTN_SELF, sel, n_sel, AV_REDUCE_MEAN, out, &nq, &nk, &err) == 0);
     CHECK(nq == 2 && nk == 2 && NEAR(out[0], 0.5) && NEAR(out[1], 0.5) && NEAR(out[2], 0.5) &&
           NEAR(out[3], 0.5));
     free(sel);
     /* a chosen set: 0.0 and 1.1, max: max({1,0,.4,.6},{1,0,.2,.8}) = {1,0,.4,.8} */
     REQUIRE(av_head_set_parse(" 1.1, 0.0 ,0.0", 2, 2, &sel, &n_sel, &err) == 0);
     REQUIRE(n_sel == 2);
-    REQUIRE(av_trace_reduce(t, "self", sel, n_sel, AV_REDUCE_MAX, out, NULL, NULL, &err) == 0);
+    REQUIRE(av_trace_reduce(t, AV_ATTN_SELF, sel, n_sel, AV_REDUCE_MAX, out, NULL, NULL, &err) == 0);
     CHECK(NEAR(out[0], 1) && NEAR(out[1], 0) && NEAR(out[2], 0.4) && NEAR(out[3], 0.8));
     free(sel);
     /* all heads of all layers, min */
     REQUIRE(av_head_set_parse("*", 2, 2, &sel, &n_sel, &err) == 0 && n_sel == 4);
-    REQUIRE(av_trace_reduce(t, "self", sel, n_sel, AV_REDUCE_MIN, out, NULL, NULL, &err) == 0);
+    REQUIRE(av_trace_reduce(t, AV_ATTN_SELF, sel, n_sel, AV_REDUCE_MIN, out, NULL, NULL, &err) == 0);
     CHECK(NEAR(out[0], 0) && NEAR(out[1], 0) && NEAR(out[2], 0) && NEAR(out[3], 0.2));
     free(sel);
     /* "-1" = every head of the last layer; "1" the same */
@@ -125,24 +126,25 @@ static void test_rollout_hand_three_tokens_and_fusion(void) {
     const float l1[] = {1, 0, 0, 1, 0, 0, 0, 1, 0, /* h1 */ 1, 0, 0, 1, 0, 0, 0, 1, 0};
     const char *labels[] = {"<s>", "a", "b"};
     av_trace *t = make_trace(labels, 3);
-    REQUIRE(t && add_layer(t, "self", 0, 2, 3, 3, l0) == 0 && add_layer(t, "self", 1, 2, 3, 3, l1) == 0);
+    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 2, 3, 3, l0) == 0 &&
+            add_layer(t, AV_ATTN_SELF, 1, 2, 3, 3, l1) == 0);
     float r[9];
     av_err err = {{0}};
     av_rollout_params p = av_rollout_default_params();
-    REQUIRE(av_rollout_trace(t, "self", &p, r, &err) == 0);
+    REQUIRE(av_rollout_trace(t, AV_ATTN_SELF, &p, r, &err) == 0);
     const float want[9] = {1, 0, 0, 0.625f, 0.375f, 0, 0.175f, 0.475f, 0.35f};
     CHECKF(h_max_abs_diff(r, want, 9) < 1e-6f, "mean rollout off by %g", h_max_abs_diff(r, want, 9));
     /* max fusion, layer 0: [[1,0,0],[1,1,0],[.4,.8,.6]] (rows no longer sum to 1); A + I renormalized:
      * [[1,0,0],[1,2,0]/3,[.4,.8,1.6]/2.8] = [[1,0,0],[1/3,2/3,0],[1/7,2/7,4/7]]; layer 1 max = A1 -> same
      * A'1. row1 = .5[1,0,0] + .5[1/3,2/3,0] = [2/3,1/3,0]; row2 = .5[1/3,2/3,0] + .5[1/7,2/7,4/7] */
     p.fusion = AV_REDUCE_MAX;
-    REQUIRE(av_rollout_trace(t, "self", &p, r, &err) == 0);
+    REQUIRE(av_rollout_trace(t, AV_ATTN_SELF, &p, r, &err) == 0);
     const float want_max[9] = {
         1, 0, 0, 2.0f / 3, 1.0f / 3, 0, 1.0f / 6 + 1.0f / 14, 1.0f / 3 + 1.0f / 7, 2.0f / 7};
     CHECKF(h_max_abs_diff(r, want_max, 9) < 1e-6f, "max rollout off by %g", h_max_abs_diff(r, want_max, 9));
     for (int i = 0; i < 3; i++)
         CHECK(NEAR(r[3 * i] + r[3 * i + 1] + r[3 * i + 2], 1)); /* rows stay distributions */
-    CHECK(av_rollout_trace(t, "cross", &p, r, &err) == -1);
+    CHECK(av_rollout_trace(t, AV_ATTN_CROSS, &p, r, &err) == -1);
     av_trace_free(t);
 }
 
@@ -157,9 +159,10 @@ static void test_rollout_encoder_decoder_hand(void) {
                 c1[] = {0, 1, 0, 1};
     const char *labels[] = {"the", "cat"};
     av_trace *t = make_trace(labels, 2);
-    REQUIRE(t && add_layer(t, "enc", 0, 1, 2, 2, enc) == 0 && add_layer(t, "dec", 0, 1, 2, 2, dec) == 0 &&
-            add_layer(t, "dec", 1, 1, 2, 2, dec) == 0 && add_layer(t, "cross", 0, 1, 2, 2, c0) == 0 &&
-            add_layer(t, "cross", 1, 1, 2, 2, c1) == 0);
+    REQUIRE(
+        t && add_layer(t, AV_ATTN_ENC, 0, 1, 2, 2, enc) == 0 &&
+        add_layer(t, AV_ATTN_DEC, 0, 1, 2, 2, dec) == 0 && add_layer(t, AV_ATTN_DEC, 1, 1, 2, 2, dec) == 0 &&
+        add_layer(t, AV_ATTN_CROSS, 0, 1, 2, 2, c0) == 0 && add_layer(t, AV_ATTN_CROSS, 1, 1, 2, 2, c1) == 0);
     float r[4];
     int nt = 0, ns = 0;
     av_err err = {{0}};
@@ -175,7 +178,7 @@ static void test_rollout_encoder_decoder_hand(void) {
     const char *one[] = {"x"};
     t = make_trace(one, 1);
     const float a[] = {1};
-    REQUIRE(t && add_layer(t, "self", 0, 1, 1, 1, a) == 0);
+    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 1, 1, 1, a) == 0);
     CHECK(av_rollout_cross_trace(t, &p, r, &nt, &ns, &err) == -1 && strstr(err.msg, "no cross-attention"));
     av_trace_free(t);
 }
@@ -214,10 +217,11 @@ static void test_flow_hand(void) {
     const float l1[] = {1, 0, 0, 1, 0, 0, 0, 1, 0, /* h1 */ 1, 0, 0, 1, 0, 0, 0, 1, 0};
     const char *labels[] = {"<s>", "a", "b"};
     av_trace *t = make_trace(labels, 3);
-    REQUIRE(t && add_layer(t, "self", 0, 2, 3, 3, l0) == 0 && add_layer(t, "self", 1, 2, 3, 3, l1) == 0);
+    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 2, 3, 3, l0) == 0 &&
+            add_layer(t, AV_ATTN_SELF, 1, 2, 3, 3, l1) == 0);
     av_flow_params fp = av_flow_default_params();
     fp.n_threads = 2;
-    REQUIRE(av_flow_trace(t, "self", &fp, g, &err) == 0);
+    REQUIRE(av_flow_trace(t, AV_ATTN_SELF, &fp, g, &err) == 0);
     CHECK(NEAR(g[6], 0.35 / 1.55) && NEAR(g[7], 0.7 / 1.55) && NEAR(g[8], 0.5 / 1.55) && NEAR(g[3], 0.6));
     av_trace_free(t);
 }
@@ -257,7 +261,7 @@ static void test_norm_attention(void) {
     float vn_data[] = {2, 4, /* head 1 */ 1, 1};
     const char *labels[] = {"<s>", "a"};
     av_trace *t = make_trace(labels, 2);
-    REQUIRE(t && add_layer(t, "self", 0, 2, 2, 2, a) == 0);
+    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 2, 2, 2, a) == 0);
     float **vn = malloc(sizeof *vn);
     vn[0] = copy_floats(vn_data, 4);
     av_err err = {{0}};
@@ -265,7 +269,7 @@ static void test_norm_attention(void) {
     float out[4];
     av_attn_view v;
     av_tensor vt;
-    REQUIRE(av_trace_attn(t, "self", 0, &v, &err) == 0 && av_trace_vnorm(t, 0, &vt, &err) == 0);
+    REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 0, &v, &err) == 0 && av_trace_vnorm(t, 0, &vt, &err) == 0);
     REQUIRE(av_norm_attn_head(&v, &vt, 0, out, &err) == 0);
     CHECK(NEAR(out[0], 2) && NEAR(out[1], 0) && NEAR(out[2], 0.5) && NEAR(out[3], 3));
     REQUIRE(av_norm_attn_trace(t, 0, "0", 1, out, &err) == 0);
@@ -301,7 +305,7 @@ static void test_stats_and_roles_of_synthetic_heads(void) {
     synthetic_heads(a);
     const char *labels[ST] = {"<s>", "a", ".", "b", " ,", "c", "d", "!"};
     av_trace *t = make_trace(labels, ST);
-    REQUIRE(t && add_layer(t, "self", 0, 4, ST, ST, a) == 0);
+    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 4, ST, ST, a) == 0);
     float **vn = malloc(sizeof *vn);
     vn[0] = malloc(sizeof(float) * 4 * ST);
     for (int k = 0; k < 4 * ST; k++)
@@ -310,7 +314,7 @@ static void test_stats_and_roles_of_synthetic_heads(void) {
     REQUIRE(av_trace_set_vnorm(t, vn, 1, 4, &err) == 0);
     av_head_stats *s = NULL;
     int n = 0;
-    REQUIRE(av_trace_head_stats(t, "self", -1, &s, &n, &err) == 0);
+    REQUIRE(av_trace_head_stats(t, AV_ATTN_SELF, -1, &s, &n, &err) == 0);
     REQUIRE(n == 4);
     /* rows 1..7 (row 0 of a causal layer is left out) */
     CHECK(s[0].n_rows == 7 && NEAR(s[0].self, 1) && NEAR(s[0].prev, 0) && NEAR(s[0].first, 0));
@@ -336,7 +340,7 @@ static void test_stats_and_roles_of_synthetic_heads(void) {
         CHECK(isnan(r.score[AV_ROLE_INDUCTION]));
     }
     /* JSON export of the same statistics */
-    json_t *o = av_stats_json(t, "self", s, n);
+    json_t *o = av_stats_json(t, AV_ATTN_SELF, s, n);
     REQUIRE(o);
     CHECK(strcmp(json_string_value(json_object_get(o, "format")), "attnviz-stats") == 0);
     json_t *heads = json_object_get(o, "heads");
@@ -361,14 +365,14 @@ static void test_stats_cross_attention_has_no_positional_scores(void) {
     const char *labels[] = {"le", "chat", "noir"};
     av_trace *t = make_trace(labels, 3);
     av_err err = {{0}};
-    REQUIRE(t && add_layer(t, "cross", 0, 1, 3, 2, c) == 0);
+    REQUIRE(t && add_layer(t, AV_ATTN_CROSS, 0, 1, 3, 2, c) == 0);
     REQUIRE(av_trace_set_meta(t, "source_tokens", "[\"<s>\",\"cat\"]", &err) == 0);
     av_head_stats *s = NULL;
     int n = 0;
-    REQUIRE(av_trace_head_stats(t, "cross", -1, &s, &n, &err) == 0 && n == 1);
+    REQUIRE(av_trace_head_stats(t, AV_ATTN_CROSS, -1, &s, &n, &err) == 0 && n == 1);
     CHECK(isnan(s[0].self) && isnan(s[0].prev) && isnan(s[0].distance));
     CHECK(s[0].n_rows == 3 && NEAR(s[0].first, 0.5) && NEAR(s[0].special, 0.5)); /* key 0 is "<s>" */
-    json_t *o = av_stats_json(t, "cross", s, n);
+    json_t *o = av_stats_json(t, AV_ATTN_CROSS, s, n);
     CHECK(json_is_null(json_object_get(json_array_get(json_object_get(o, "heads"), 0), "self")));
     json_decref(o);
     free(s);

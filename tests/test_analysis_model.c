@@ -9,6 +9,13 @@
 
 #define INDUCTION_DIR "models/induction"
 
+/* The role probes' runner: the model on the ids as given. */
+static int run_probe(void *model, const int32_t *ids, size_t n, av_trace **out, av_err *err) {
+    av_run_params rp = av_run_default_params();
+    rp.add_bos = 0;
+    return av_trace_from_ids(model, ids, n, &rp, out, err);
+}
+
 static av_model *load(const char *path, const char *tok) {
     av_model_params p = av_model_default_params();
     p.tokenizer_path = tok;
@@ -67,7 +74,7 @@ static void test_vnorm_matches_pytorch(void) {
         worst_vn = d > worst_vn ? d : worst_vn;
         CHECKF(d <= 1e-4f, "layer %d: vnorm differs from PyTorch by %g", l, d);
         CHECK(memcmp(vn.data, vn2.data, sizeof(float) * (size_t)m->n_heads * (size_t)T) == 0);
-        REQUIRE(av_trace_attn(back, "self", l, &v, &err) == 0);
+        REQUIRE(av_trace_attn(back, AV_ATTN_SELF, l, &v, &err) == 0);
         for (int h = 0; h < m->n_heads; h++) {
             REQUIREF(av_norm_attn_head(&v, &vn2, h, norm, &err) == 0, "%s", err.msg);
             float dn = h_max_abs_diff(norm, (const float *)rn->data + (size_t)h * (size_t)T * (size_t)T,
@@ -116,7 +123,7 @@ static void test_induction_heads_match_model_card(void) {
     REQUIREF(av_model_tokenizer(m), "the tokenizer next to the model was not found");
     /* attention-only: the exported FFN is inert (down projection all zeros) */
     for (int l = 0; l < m->n_layers; l++) {
-        const float *w2 = m->layers[l].w_down.data;
+        const float *w2 = m->stacks[0].blocks[l].ffn.down.w.data;
         for (int k = 0; k < m->dim * m->hidden_dim; k++)
             CHECK(w2[k] == 0.0f);
     }
@@ -132,7 +139,7 @@ static void test_induction_heads_match_model_card(void) {
     REQUIREF(n_ind >= 1 && n_prev >= 1, "model card names %d induction and %d previous-token heads", n_ind,
              n_prev);
     av_roles_result r;
-    REQUIREF(av_model_roles(m, NULL, &r, &err) == 0, "%s", err.msg);
+    REQUIREF(av_model_roles(m, run_probe, m, NULL, &r, &err) == 0, "%s", err.msg);
     for (int k = 0; k < r.n_layers * r.n_heads; k++) {
         const av_head_roles *h = &r.heads[k];
         int id = h->layer * 100 + h->head;
@@ -171,7 +178,7 @@ static void test_roles_on_stories260K(void) {
     av_roles_params p = av_roles_default_params();
     p.seq_len = 24;
     p.n_samples = 2;
-    REQUIREF(av_model_roles(m, &p, &r, &err) == 0, "%s", err.msg);
+    REQUIREF(av_model_roles(m, run_probe, m, &p, &r, &err) == 0, "%s", err.msg);
     REQUIRE(r.n_layers == 5 && r.n_heads == 8 && r.text_tokens > 20);
     int n_prev = 0;
     for (int k = 0; k < r.n_layers * r.n_heads; k++) {
@@ -184,7 +191,7 @@ static void test_roles_on_stories260K(void) {
     av_roles_result_free(&r);
     /* too long a probe for the context gets a clear message */
     p.seq_len = 400;
-    CHECK(av_model_roles(m, &p, &r, &err) == -1 && strstr(err.msg, "--seq-len 255"));
+    CHECK(av_model_roles(m, run_probe, m, &p, &r, &err) == -1 && strstr(err.msg, "--seq-len 255"));
     av_model_free(m);
 }
 

@@ -7,11 +7,40 @@
 #include "trace/trace.h"
 
 #include <dirent.h>
-#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* ---- seams: this binary's own posix_fallocate and fsync take the place of libc's for the library linked
+ * into it, so a test can make reservation fail as a full disk or an unsupporting filesystem would, and see
+ * which files and directories were synced. Both do the real system call otherwise. ---- */
+static int fake_fallocate_errno; /* 0: the real call */
+int posix_fallocate(int fd, off_t offset, off_t len) {
+    if (fake_fallocate_errno) return fake_fallocate_errno;
+    return syscall(SYS_fallocate, fd, 0, offset, len) == 0 ? 0 : errno;
+}
+
+enum { MAX_SYNCED = 64 };
+static struct stat synced[MAX_SYNCED]; /* what fsync was called on, in order */
+static int n_synced;
+int fsync(int fd) {
+    if (n_synced < MAX_SYNCED && fstat(fd, &synced[n_synced]) == 0) n_synced++;
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static int was_synced(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+    for (int i = 0; i < n_synced; i++)
+        if (synced[i].st_ino == st.st_ino && synced[i].st_dev == st.st_dev) return 1;
+    return 0;
+}
 
 #define MODEL "models/induction/induction.bin"
 
@@ -26,16 +55,28 @@ static av_model *load_model(void) {
 static int leftover_temps(const char *dir) {
     DIR *d = opendir(dir);
     int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp.") != NULL;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strstr(e->d_name, ".tmp.") != NULL;
     if (d) closedir(d);
     return n;
+}
+
+/* Every tensor of a is in b with the same bytes (and as many tensors). */
+static void check_same_tensors(const av_safetensors *a, const av_safetensors *b) {
+    CHECKF(a->n == b->n, "tensors: %d vs %d", a->n, b->n);
+    for (int i = 0; i < a->n; i++) {
+        const av_tensor *x = &a->entries[i].t, *y = av_st_find(b, a->entries[i].name);
+        CHECKF(y && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0, "%s differs",
+               a->entries[i].name);
+    }
 }
 
 enum { T = 128 }; /* the model's whole context: large enough to be captured in place */
 
 static int run(av_model *m, const char *output_path, int want_logits, av_trace **t, av_err *err) {
     int32_t ids[T];
-    for (int i = 0; i < T; i++) ids[i] = 1 + (i * 7) % 90;
+    for (int i = 0; i < T; i++)
+        ids[i] = 1 + (i * 7) % 90;
     av_run_params p = av_run_default_params();
     p.output_path = output_path;
     p.want_logits = want_logits;
@@ -61,7 +102,8 @@ static void test_in_place_file_equals_ordinary_save(void) {
     CHECKF(sa.n == sb.n && sa.n >= 2 * 2 + 1, "tensors: %d vs %d", sa.n, sb.n);
     for (int i = 0; i < sa.n; i++) {
         const av_tensor *x = &sa.entries[i].t, *y = av_st_find(&sb, sa.entries[i].name);
-        CHECKF(y && x->dtype == y->dtype && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0,
+        CHECKF(y && x->dtype == y->dtype && x->nbytes == y->nbytes &&
+                   memcmp(x->data, y->data, x->nbytes) == 0,
                "tensor %s differs between the two files", sa.entries[i].name);
     }
     const char *keys[] = {"tokens", "token_ids", "format", "model"};
@@ -71,7 +113,7 @@ static void test_in_place_file_equals_ordinary_save(void) {
     }
     /* the in-memory trace still reads from the (renamed) file's pages */
     av_attn_view v;
-    REQUIREF(av_trace_attn(b, "self", 1, &v, &err) == 0, "%s", err.msg);
+    REQUIREF(av_trace_attn(b, AV_ATTN_SELF, 1, &v, &err) == 0, "%s", err.msg);
     CHECK(memcmp(v.data, av_st_find(&sa, "attn.self.1")->data, av_st_find(&sa, "attn.self.1")->nbytes) == 0);
     /* saving the same trace elsewhere takes the ordinary path */
     char other[512];
@@ -124,7 +166,8 @@ static void test_signal_removes_temp_files(void) {
         av_atomic_file f; /* and an ordinary one */
         char other[640];
         snprintf(other, sizeof other, "%s.2", path);
-        if (av_st_prealloc_open(&p, path, 4096, 1 << 20, &err) != 0 || av_atomic_open(&f, other, &err) != 0) _exit(3);
+        if (av_st_prealloc_open(&p, path, 4096, 1 << 20, &err) != 0 || av_atomic_open(&f, other, &err) != 0)
+            _exit(3);
         memset(p.map + p.room, 1, 1 << 20);
         if (leftover_temps(dir) != 2) _exit(4);
         raise(SIGTERM);
@@ -159,20 +202,133 @@ static void test_header_overflow_falls_back(void) {
     CHECK(leftover_temps(h_tmpdir()) == 0);
     av_safetensors sa, sb;
     REQUIREF(av_st_open(ordinary, &sa, &err) == 0 && av_st_open(in_place, &sb, &err) == 0, "%s", err.msg);
-    CHECK(sa.n == sb.n);
-    for (int i = 0; i < sa.n; i++) {
-        const av_tensor *x = &sa.entries[i].t, *y = av_st_find(&sb, sa.entries[i].name);
-        CHECKF(y && x->nbytes == y->nbytes && memcmp(x->data, y->data, x->nbytes) == 0, "%s differs",
-               sa.entries[i].name);
-    }
+    check_same_tensors(&sa, &sb);
     av_st_close(&sa);
     av_st_close(&sb);
     av_trace_free(a);
     av_model_free(m);
 }
 
+/* A writer killed with SIGKILL (no handler runs) leaves its temp file; the next write to the same path
+ * removes it, but never the temp of a process that is still alive. */
+static void test_stale_temp_of_killed_writer_removed(void) {
+    char dir[512], path[600], live[700];
+    snprintf(dir, sizeof dir, "%s/stale", h_tmpdir());
+    REQUIRE(mkdir(dir, 0755) == 0 || access(dir, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/out.safetensors", dir);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        av_err err = {{0}};
+        av_st_prealloc p;
+        if (av_st_prealloc_open(&p, path, 4096, 1 << 20, &err) != 0) _exit(3);
+        raise(SIGKILL);
+        _exit(5);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+    snprintf(live, sizeof live, "%s.tmp.%ld.7", path, (long)getppid()); /* a live writer's temp */
+    FILE *fp = fopen(live, "wb");
+    REQUIRE(fp != NULL);
+    fclose(fp);
+    CHECKF(leftover_temps(dir) == 2, "%d temp files before the next write", leftover_temps(dir));
+    av_err err = {{0}};
+    av_atomic_file f;
+    REQUIREF(av_atomic_open(&f, path, &err) == 0, "%s", err.msg);
+    REQUIREF(av_atomic_write(&f, "x", 1, &err) == 0 && av_atomic_commit(&f, &err) == 0, "%s", err.msg);
+    CHECKF(leftover_temps(dir) == 1, "%d temp files after the next write (the dead writer's should be gone)",
+           leftover_temps(dir));
+    CHECKF(access(live, F_OK) == 0, "the temp file of a live process was removed");
+    unlink(live);
+}
+
+/* Success is reported only after the file's data and the directory entry of the rename are on disk. */
+static void test_commit_syncs_file_and_directory(void) {
+    av_model *m = load_model();
+    REQUIREF(m, "cannot load " MODEL);
+    char dir[512], a[600], b[600];
+    snprintf(dir, sizeof dir, "%s/sync", h_tmpdir());
+    REQUIRE(mkdir(dir, 0755) == 0 || access(dir, F_OK) == 0);
+    snprintf(a, sizeof a, "%s/ordinary.safetensors", dir);
+    snprintf(b, sizeof b, "%s/in_place.safetensors", dir);
+    av_err err = {{0}};
+    av_trace *t = NULL, *u = NULL;
+    REQUIREF(run(m, NULL, 0, &t, &err) == 0 && run(m, b, 0, &u, &err) == 0 && u->prealloc, "%s", err.msg);
+    n_synced = 0;
+    REQUIREF(av_trace_save(t, a, &err) == 0, "%s", err.msg);
+    CHECK(was_synced(a));
+    CHECK(was_synced(dir));
+    n_synced = 0;
+    REQUIREF(av_trace_save(u, b, &err) == 0, "%s", err.msg); /* the mapped, captured-in-place file */
+    CHECK(was_synced(b));
+    CHECK(was_synced(dir));
+    av_trace_free(t);
+    av_trace_free(u);
+    av_model_free(m);
+}
+
+/* No room on disk fails the run before it starts, with a clear error and nothing left behind; a filesystem
+ * that cannot reserve space (EOPNOTSUPP) falls back to the ordinary writer, which gives the same file. */
+static void test_reservation_failure_is_up_front(void) {
+    av_model *m = load_model();
+    REQUIREF(m, "cannot load " MODEL);
+    char path[512], ref[512];
+    snprintf(path, sizeof path, "%s/full_disk.safetensors", h_tmpdir());
+    snprintf(ref, sizeof ref, "%s/reference.safetensors", h_tmpdir());
+    av_err err = {{0}};
+    av_trace *t = NULL;
+    fake_fallocate_errno = ENOSPC;
+    int rc = run(m, path, 0, &t, &err);
+    fake_fallocate_errno = 0;
+    CHECKF(rc == -1 && t == NULL, "the run went on without its disk space (rc %d)", rc);
+    CHECKF(strstr(err.msg, "cannot reserve") && strstr(err.msg, "full_disk.safetensors") &&
+               strstr(err.msg, strerror(ENOSPC)),
+           "unclear error: %s", err.msg);
+    CHECK(leftover_temps(h_tmpdir()) == 0 && access(path, F_OK) != 0);
+    av_trace_free(t);
+
+    /* the same with a real file size limit (the kernel refuses the reservation with EFBIG) */
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {64 << 10, 64 << 10};
+        av_trace *c = NULL;
+        av_err e2 = {{0}};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(3);
+        _exit(run(m, path, 0, &c, &e2) == -1 && strstr(e2.msg, "cannot reserve") ? 0 : 4);
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "under a 64 KiB file size limit: status %d",
+           status);
+    CHECK(leftover_temps(h_tmpdir()) == 0);
+
+    fake_fallocate_errno = EOPNOTSUPP;
+    t = NULL;
+    rc = run(m, path, 0, &t, &err);
+    fake_fallocate_errno = 0;
+    REQUIREF(rc == 0 && t, "%s", err.msg);
+    CHECK(t->prealloc == NULL); /* kept in memory */
+    av_trace *r = NULL;
+    REQUIREF(av_trace_save(t, path, &err) == 0 && run(m, NULL, 0, &r, &err) == 0 &&
+                 av_trace_save(r, ref, &err) == 0,
+             "%s", err.msg);
+    av_safetensors sa, sb;
+    REQUIREF(av_st_open(path, &sa, &err) == 0 && av_st_open(ref, &sb, &err) == 0, "%s", err.msg);
+    check_same_tensors(&sa, &sb);
+    av_st_close(&sa);
+    av_st_close(&sb);
+    av_trace_free(t);
+    av_trace_free(r);
+    av_model_free(m);
+}
+
 int main(void) {
     RUN(test_in_place_file_equals_ordinary_save);
+    RUN(test_stale_temp_of_killed_writer_removed);
+    RUN(test_commit_syncs_file_and_directory);
+    RUN(test_reservation_failure_is_up_front);
     RUN(test_unsaved_or_unwritable_leaves_nothing);
     RUN(test_header_overflow_falls_back);
     RUN(test_signal_removes_temp_files);

@@ -112,8 +112,8 @@ static int measure_line(av_model *m, char *line, demo_stats *st, av_err *err) {
     av_trace *t = NULL;
     if (av_trace_from_pair(m, fr, en, 32, NULL, &t, err)) return -1;
     av_attn_view v;
-    int L = av_trace_n_layers(t, "cross");
-    if (L < 1 || av_trace_attn(t, "cross", L - 1, &v, err)) {
+    int L = av_trace_n_layers(t, AV_ATTN_CROSS);
+    if (L < 1 || av_trace_attn(t, AV_ATTN_CROSS, L - 1, &v, err)) {
         av_trace_free(t);
         return L < 1 ? fail(err, "the trace has no cross-attention") : -1;
     }
@@ -203,9 +203,9 @@ static void test_demo_le_chat_noir(void) {
                i + 1, av_trace_token(t, i + 1), want[i]);
     CHECK(T == 5 && av_trace_token_id(t, 4) == av_tokenizer_eos(tok));
     av_attn_view v;
-    int L = av_trace_n_layers(t, "cross");
+    int L = av_trace_n_layers(t, AV_ATTN_CROSS);
     REQUIRE(L >= 1);
-    REQUIREF(av_trace_attn(t, "cross", L - 1, &v, &err) == 0, "%s", err.msg);
+    REQUIREF(av_trace_attn(t, AV_ATTN_CROSS, L - 1, &v, &err) == 0, "%s", err.msg);
     REQUIRE(v.n_key == 4 && v.n_query == T); /* le chat noir </s> */
     if (T == 5) {
         CHECKF(mean_argmax(&v, 2) == 2, "row 'black' peaks on source %d, want 2 (noir)", mean_argmax(&v, 2));

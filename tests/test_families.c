@@ -6,13 +6,22 @@
  */
 #include "harness.h"
 #include "io/io.h"
-#include "model/family.h"
+#include "model/model.h"
 
+#include <pthread.h>
 #include <sys/stat.h>
 
 #define TINY "tests/fixtures/tiny/"
 #define TOL 1e-4f
 
+/* Every class logit of pixels through the forward pass alone. */
+static int vit_logits(const av_model *m, const float *pixels, float *logits, av_err *err) {
+    av_state *s = NULL;
+    av_pass p = {.logits = logits};
+    int rc = av_state_new(m, 0, m->max_seq_len, 0, &s, err) || av_forward_pixels(m, s, pixels, &p, err);
+    av_state_free(s);
+    return rc ? -1 : 0;
+}
 static av_model *load(const char *name, av_err *err) {
     char dir[256];
     snprintf(dir, sizeof dir, TINY "%s", name);
@@ -29,9 +38,9 @@ static int open_ref(const char *name, av_safetensors *ref, av_err *err) {
 }
 
 /* max |diff| of attention kind/layer against ref "attn.<kind>.<layer>"; -1 when shapes differ */
-static float attn_diff(const av_trace *t, const av_safetensors *ref, const char *kind, int layer) {
+static float attn_diff(const av_trace *t, const av_safetensors *ref, av_attn_kind kind, int layer) {
     char name[64];
-    snprintf(name, sizeof name, "attn.%s.%d", kind, layer);
+    snprintf(name, sizeof name, "attn.%s.%d", av_attn_kind_name(kind), layer);
     const av_tensor *r = av_st_find(ref, name);
     av_attn_view v;
     av_err err = {{0}};
@@ -41,11 +50,11 @@ static float attn_diff(const av_trace *t, const av_safetensors *ref, const char 
     return h_max_abs_diff(v.data, r->data, (size_t)v.n_heads * (size_t)v.n_query * (size_t)v.n_key);
 }
 
-static int n_ref_layers(const av_safetensors *ref, const char *kind) {
+static int n_ref_layers(const av_safetensors *ref, av_attn_kind kind) {
     int n = 0;
     char name[64];
     for (;; n++) {
-        snprintf(name, sizeof name, "attn.%s.%d", kind, n);
+        snprintf(name, sizeof name, "attn.%s.%d", av_attn_kind_name(kind), n);
         if (!av_st_find(ref, name)) return n;
     }
 }
@@ -69,11 +78,11 @@ static void check_token_model(const char *name, const char *arch) {
     av_tensor lg;
     REQUIRE(av_trace_logits(t, &lg) == 0 && lg.shape[0] == T && lg.shape[1] == logits->shape[1]);
     float dl = h_max_abs_diff(lg.data, logits->data, (size_t)av_tensor_numel(logits)), da = 0;
-    int L = n_ref_layers(&ref, "self");
-    CHECKF(L == av_trace_n_layers(t, "self") && L > 0, "%s: %d layers, reference %d", name,
-           av_trace_n_layers(t, "self"), L);
+    int L = n_ref_layers(&ref, AV_ATTN_SELF);
+    CHECKF(L == av_trace_n_layers(t, AV_ATTN_SELF) && L > 0, "%s: %d layers, reference %d", name,
+           av_trace_n_layers(t, AV_ATTN_SELF), L);
     for (int l = 0; l < L; l++) {
-        float d = attn_diff(t, &ref, "self", l);
+        float d = attn_diff(t, &ref, AV_ATTN_SELF, l);
         CHECKF(d >= 0 && d <= TOL, "%s layer %d: attention differs by %g", name, l, d);
         da = d > da ? d : da;
     }
@@ -84,24 +93,12 @@ static void check_token_model(const char *name, const char *arch) {
     av_model_free(m);
 }
 
-static void test_gpt2_sharded(void) {
-    check_token_model("gpt2", "gpt2");
-}
-static void test_bert(void) {
-    check_token_model("bert", "bert");
-}
-static void test_roberta(void) {
-    check_token_model("roberta", "roberta");
-}
-static void test_distilbert(void) {
-    check_token_model("distilbert", "distilbert");
-}
-static void test_qwen2_biases_and_window(void) {
-    check_token_model("qwen2", "qwen2");
-}
-static void test_mistral_sliding_window(void) {
-    check_token_model("mistral", "mistral");
-}
+static void test_gpt2_sharded(void) { check_token_model("gpt2", "gpt2"); }
+static void test_bert(void) { check_token_model("bert", "bert"); }
+static void test_roberta(void) { check_token_model("roberta", "roberta"); }
+static void test_distilbert(void) { check_token_model("distilbert", "distilbert"); }
+static void test_qwen2_biases_and_window(void) { check_token_model("qwen2", "qwen2"); }
+static void test_mistral_sliding_window(void) { check_token_model("mistral", "mistral"); }
 
 /* ---- encoder-decoders ---- */
 
@@ -109,8 +106,7 @@ static void check_encdec(const char *name, const char *arch) {
     av_err err = {{0}};
     av_model *m = load(name, &err);
     REQUIREF(m, "%s: %s", name, err.msg);
-    CHECK(strcmp(av_model_get_info(m).arch, arch) == 0 &&
-          strcmp(av_model_get_info(m).family, "encoder-decoder") == 0);
+    CHECK(strcmp(av_model_get_info(m).arch, arch) == 0 && av_model_get_info(m).family == AV_FAMILY_ENCDEC);
     av_safetensors ref;
     REQUIREF(open_ref(name, &ref, &err) == 0, "%s", err.msg);
     const av_tensor *src = av_st_find(&ref, "src"), *tgt = av_st_find(&ref, "tgt"),
@@ -126,14 +122,15 @@ static void check_encdec(const char *name, const char *arch) {
     av_tensor lg;
     REQUIRE(av_trace_logits(t, &lg) == 0 && lg.shape[0] == tgt->shape[0]);
     float dl = h_max_abs_diff(lg.data, logits->data, (size_t)av_tensor_numel(logits)), da = 0;
-    const char *kinds[3] = {"enc", "dec", "cross"};
+    const av_attn_kind kinds[3] = {AV_ATTN_ENC, AV_ATTN_DEC, AV_ATTN_CROSS};
     for (int k = 0; k < 3; k++) {
         int L = n_ref_layers(&ref, kinds[k]);
-        CHECKF(L > 0 && L == av_trace_n_layers(t, kinds[k]), "%s: %s layers %d vs %d", name, kinds[k],
-               av_trace_n_layers(t, kinds[k]), L);
+        CHECKF(L > 0 && L == av_trace_n_layers(t, kinds[k]), "%s: %s layers %d vs %d", name,
+               av_attn_kind_name(kinds[k]), av_trace_n_layers(t, kinds[k]), L);
         for (int l = 0; l < L; l++) {
             float d = attn_diff(t, &ref, kinds[k], l);
-            CHECKF(d >= 0 && d <= TOL, "%s %s layer %d: attention differs by %g", name, kinds[k], l, d);
+            CHECKF(d >= 0 && d <= TOL, "%s %s layer %d: attention differs by %g", name,
+                   av_attn_kind_name(kinds[k]), l, d);
             da = d > da ? d : da;
         }
     }
@@ -161,18 +158,10 @@ static void check_encdec(const char *name, const char *arch) {
     av_model_free(m);
 }
 
-static void test_marian(void) {
-    check_encdec("marian", "marian");
-}
-static void test_bart_f16(void) {
-    check_encdec("bart", "bart");
-}
-static void test_t5(void) {
-    check_encdec("t5", "t5");
-}
-static void test_t5v11_bf16(void) {
-    check_encdec("t5v11", "t5");
-}
+static void test_marian(void) { check_encdec("marian", "marian"); }
+static void test_bart_f16(void) { check_encdec("bart", "bart"); }
+static void test_t5(void) { check_encdec("t5", "t5"); }
+static void test_t5v11_bf16(void) { check_encdec("t5v11", "t5"); }
 
 /* ---- ViT with Hugging Face names ---- */
 
@@ -190,12 +179,12 @@ static void test_hf_vit(void) {
     CHECK(av_trace_n_tokens(t) == 17 && strcmp(av_trace_meta(t, "patch_grid"), "4x4") == 0);
     float da = 0;
     for (int l = 0; l < 2; l++) {
-        float d = attn_diff(t, &ref, "self", l);
+        float d = attn_diff(t, &ref, AV_ATTN_SELF, l);
         CHECKF(d >= 0 && d <= TOL, "layer %d: attention differs by %g", l, d);
         da = d > da ? d : da;
     }
     float lg[5];
-    REQUIREF(av_vit_forward(m, px->data, NULL, lg, &err) == 0, "%s", err.msg);
+    REQUIREF(vit_logits(m, px->data, lg, &err) == 0, "%s", err.msg);
     float dl = h_max_abs_diff(lg, logits->data, 5);
     CHECKF(dl <= TOL, "logits differ by %g", dl);
     int best = 0;
@@ -309,13 +298,11 @@ static void test_runs_reject_wrong_inputs(void) {
           strstr(err.msg, "encoder-decoder"));
     int32_t src[2] = {5, 1};
     CHECK(av_trace_from_pair_ids(e, src, 2, NULL, 0, 0, NULL, &t, &err) == -1 && strstr(err.msg, "steps"));
-    av_run_params rp = av_run_default_params();
-    rp.lazy = 1;
-    CHECK(av_trace_from_ids(m, ids, 1, &rp, &t, &err) == -1 && strstr(err.msg, "lazy"));
-    av_model *mistral = load("mistral", &err);
-    REQUIRE(mistral);
-    CHECK(av_trace_from_ids(mistral, ids, 1, &rp, &t, &err) == -1 && strstr(err.msg, "sliding-window"));
-    av_model_free(mistral);
+    av_run_params rp = av_run_default_params(); /* (lazy runs of every family: test_lazy.c) */
+    rp.dtype = AV_DTYPE_BF16;
+    CHECK(av_trace_from_ids(m, ids, 1, &rp, &t, &err) == -1 && strstr(err.msg, "F32 or F16"));
+    CHECK(av_trace_from_pair_ids(e, src, 2, NULL, 0, 3, &rp, &t, &err) == -1 &&
+          strstr(err.msg, "F32 or F16"));
     CHECK(t == NULL);
     av_model_free(m);
     av_model_free(e);
@@ -331,7 +318,7 @@ static void test_bidirectional_rows_and_f16_traces(void) {
     av_trace *t = NULL;
     REQUIREF(av_trace_from_ids(m, ids, 6, &rp, &t, &err) == 0, "%s", err.msg);
     av_attn_view v;
-    REQUIRE(av_trace_attn(t, "self", 1, &v, &err) == 0);
+    REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 1, &v, &err) == 0);
     int above = 0; /* an encoder attends both ways: entries above the diagonal are not all zero */
     for (int q = 0; q < 6; q++)
         for (int k = q + 1; k < 6; k++)
@@ -343,7 +330,7 @@ static void test_bidirectional_rows_and_f16_traces(void) {
     av_trace *back = NULL;
     REQUIREF(av_trace_load(path, &back, &err) == 0, "%s", err.msg);
     av_attn_view w;
-    REQUIRE(av_trace_attn(back, "self", 1, &w, &err) == 0);
+    REQUIRE(av_trace_attn(back, AV_ATTN_SELF, 1, &w, &err) == 0);
     CHECK(h_max_abs_diff(v.data, w.data, 36 * 2) < 1e-3f);
     CHECK(strcmp(av_trace_meta(back, "arch"), "bert") == 0);
     av_trace_free(back);
@@ -406,7 +393,8 @@ static void test_gpt2_greedy_generation(void) {
     size_t n = 0;
     REQUIREF(av_generate_greedy(m, "cab", 6, NULL, NULL, &ids, &n, &err) == 0, "%s", err.msg);
     CHECKF(n == 11 && ids[0] == 1 && ids[1] == 29, "%zu ids", n); /* <s> ' ' c a b + 6 generated */
-    /* every generated token is the argmax of the full forward pass over its prefix (no KV cache here) */
+    /* every generated token (one step each against the KV cache) is the argmax of a whole pass over its
+     * prefix */
     for (size_t i = 5; i < n; i++) {
         av_run_params rp = av_run_default_params();
         rp.want_logits = 1;
@@ -418,6 +406,16 @@ static void test_gpt2_greedy_generation(void) {
                argmax_row(&lg, (int)i - 1));
         av_trace_free(t);
     }
+    /* from ids: the same start continues the same way; a start without BOS stays without one */
+    int32_t *ids2 = NULL;
+    size_t n2 = 0;
+    REQUIREF(av_generate_greedy_ids(m, ids, 5, 6, NULL, NULL, &ids2, &n2, &err) == 0, "%s", err.msg);
+    CHECKF(n2 == n && memcmp(ids2, ids, n * sizeof *ids) == 0, "%zu ids from ids, %zu from text", n2, n);
+    free(ids2);
+    REQUIREF(av_generate_greedy_ids(m, ids + 1, 4, 2, NULL, NULL, &ids2, &n2, &err) == 0, "%s", err.msg);
+    CHECKF(n2 == 6 && memcmp(ids2, ids + 1, 4 * sizeof *ids) == 0, "%zu ids, first %d", n2, ids2[0]);
+    free(ids2);
+    CHECK(av_generate_greedy_ids(m, ids, 0, 2, NULL, NULL, &ids2, &n2, &err) == -1 && ids2 == NULL);
     free(ids);
     av_model_free(m);
     m = load_with_tokenizer("bert", &err);
@@ -458,7 +456,8 @@ static void test_text_pair_matches_ids(void) {
     CHECKF(av_trace_n_tokens(a) == 5 && av_trace_n_tokens(b) == 5, "%d tokens", av_trace_n_tokens(a));
     CHECK(strcmp(av_trace_meta(a, "source_token_ids"), av_trace_meta(b, "source_token_ids")) == 0);
     av_attn_view va, vb;
-    REQUIRE(av_trace_attn(a, "cross", 1, &va, &err) == 0 && av_trace_attn(b, "cross", 1, &vb, &err) == 0);
+    REQUIRE(av_trace_attn(a, AV_ATTN_CROSS, 1, &va, &err) == 0 &&
+            av_trace_attn(b, AV_ATTN_CROSS, 1, &vb, &err) == 0);
     CHECK(va.n_query == 5 && va.n_key == 6 && h_max_abs_diff(va.data, vb.data, (size_t)(2 * 5 * 6)) == 0);
     av_trace_free(a);
     av_trace_free(b);
@@ -466,6 +465,120 @@ static void test_text_pair_matches_ids(void) {
     REQUIREF(av_trace_from_text(m, "cab", NULL, &a, &err) == 0, "%s", err.msg);
     CHECK(strcmp(av_trace_meta(a, "decoding"), "greedy") == 0 && av_trace_token_id(a, 0) == 0);
     av_trace_free(a);
+    av_model_free(m);
+}
+
+/* The KV cache: the reference input run in chunks of 3 tokens (each against the cached keys and values of
+ * the previous ones) gives the logits of one pass over the whole input. Decoder-only models (learned
+ * positions, RoPE with sliding windows) and the decoders of encoder-decoders (offset and sinusoidal
+ * positions, T5's causal relative buckets, cross-attention). */
+static float chunked_vs_whole(const av_model *m, const av_safetensors *ref, av_err *err) {
+    const av_tensor *ids = av_st_find(ref, "ids"), *src = av_st_find(ref, "src");
+    const av_tensor *in = ids ? ids : av_st_find(ref, "tgt");
+    int T = (int)in->shape[0], V = m->vocab_size, stack = ids ? 0 : 1;
+    float *whole = malloc(sizeof(float) * (size_t)T * (size_t)V),
+          *part = malloc(sizeof(float) * (size_t)T * (size_t)V);
+    av_state *s[2] = {NULL, NULL}, *enc = NULL;
+    float worst = -1;
+    for (int i = 0; i < 2; i++)
+        if (av_state_new(m, stack, T, 1, &s[i], err)) goto done;
+    if (src && (av_state_new(m, 0, (int)src->shape[0], 1, &enc, err) ||
+                av_forward_ids(m, enc, src->data, (int)src->shape[0], 0, NULL, err) ||
+                av_state_attach(s[0], enc, err) || av_state_attach(s[1], enc, err)))
+        goto done;
+    av_pass pw = {.logits = whole, .logits_all = 1};
+    if (av_forward_ids(m, s[0], in->data, T, 0, &pw, err)) goto done;
+    for (int p0 = 0; p0 < T; p0 += 3) {
+        av_pass pc = {.logits = part + (size_t)p0 * (size_t)V, .logits_all = 1};
+        if (av_forward_ids(m, s[1], (const int32_t *)in->data + p0, T - p0 < 3 ? T - p0 : 3, p0, &pc, err))
+            goto done;
+    }
+    worst = h_max_abs_diff(whole, part, (size_t)T * (size_t)V);
+done:
+    av_state_free(s[0]);
+    av_state_free(s[1]);
+    av_state_free(enc);
+    free(whole);
+    free(part);
+    return worst;
+}
+
+static void test_kv_cache_chunks_equal_one_pass(void) {
+    static const char *names[] = {"gpt2", "qwen2", "mistral", "marian", "bart", "t5", "t5v11"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        av_err err = {{0}};
+        av_model *m = load(names[i], &err);
+        av_safetensors ref;
+        REQUIREF(m && open_ref(names[i], &ref, &err) == 0, "%s: %s", names[i], err.msg);
+        float d = chunked_vs_whole(m, &ref, &err);
+        printf("# %-8s chunks of 3 vs one pass: max |logit diff| %.3g\n", names[i], d);
+        CHECKF(d >= 0 && d <= TOL, "%s: %s %g", names[i], d < 0 ? err.msg : "chunked logits differ by", d);
+        av_st_close(&ref);
+        av_model_free(m);
+    }
+    av_model *bert = load("bert", NULL);
+    av_state *s = NULL;
+    av_err err = {{0}};
+    int32_t ids[4] = {2, 5, 6, 3};
+    REQUIRE(bert && av_state_new(bert, 0, 4, 1, &s, &err) == 0); /* an encoder has no cache to continue */
+    CHECK(av_forward_ids(bert, s, ids, 2, 0, NULL, &err) == 0 &&
+          av_forward_ids(bert, s, ids + 2, 2, 2, NULL, &err) == -1);
+    av_state_free(s);
+    av_model_free(bert);
+}
+
+/* Runs share a loaded model read-only: two threads running it at once, with their own thread counts and
+ * modes, get what a run alone gets, and the model's default thread count is left as it was. */
+typedef struct shared_run {
+    const av_model *m;
+    int n_threads, lazy, rounds;
+    float worst; /* max |logit diff| from the solo run */
+    const av_tensor *solo;
+} shared_run;
+
+static void *run_shared(void *arg) {
+    shared_run *r = arg;
+    int32_t ids[10] = {5, 17, 3, 44, 9, 9, 30, 12, 0, 21};
+    for (int i = 0; i < r->rounds; i++) {
+        av_run_params rp = av_run_default_params();
+        rp.n_threads = r->n_threads;
+        rp.lazy = r->lazy;
+        rp.want_logits = 1;
+        av_trace *t = NULL;
+        av_err err = {{0}};
+        av_tensor lg;
+        if (av_trace_from_ids(r->m, ids, 10, &rp, &t, &err) || av_trace_logits(t, &lg)) {
+            r->worst = INFINITY;
+        } else {
+            float d = h_max_abs_diff(lg.data, r->solo->data, (size_t)av_tensor_numel(r->solo));
+            r->worst = d > r->worst ? d : r->worst;
+        }
+        av_trace_free(t);
+    }
+    return NULL;
+}
+
+static void test_concurrent_runs_share_a_model(void) {
+    av_err err = {{0}};
+    av_model *m = load("gpt2", &err);
+    REQUIREF(m, "%s", err.msg);
+    int32_t ids[10] = {5, 17, 3, 44, 9, 9, 30, 12, 0, 21};
+    av_run_params rp = av_run_default_params();
+    rp.want_logits = 1;
+    av_trace *solo = NULL;
+    av_tensor lg;
+    REQUIREF(av_trace_from_ids(m, ids, 10, &rp, &solo, &err) == 0 && av_trace_logits(solo, &lg) == 0, "%s",
+             err.msg);
+    shared_run runs[2] = {{m, 1, 0, 20, 0, &lg}, {m, 3, 1, 20, 0, &lg}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        REQUIRE(pthread_create(&th[i], NULL, run_shared, &runs[i]) == 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    CHECKF(runs[0].worst <= 1e-6f && runs[1].worst <= 1e-6f, "concurrent runs differ by %g / %g",
+           runs[0].worst, runs[1].worst);
+    CHECK(m->n_threads == 2); /* as loaded (p.n_threads = 2): runs never write it */
+    av_trace_free(solo);
     av_model_free(m);
 }
 
@@ -488,5 +601,7 @@ int main(void) {
     RUN(test_gpt2_greedy_generation);
     RUN(test_text_pair_matches_ids);
     RUN(test_bert_text_gets_cls_and_sep);
+    RUN(test_kv_cache_chunks_equal_one_pass);
+    RUN(test_concurrent_runs_share_a_model);
     return h_exit_code();
 }

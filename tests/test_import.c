@@ -1,7 +1,8 @@
 /* Importing attention from other tools: .npy parsing (dtypes, byte order, versions), .npz archives built
- * here byte by byte (stored and deflated members, natural member order, CRC and truncation errors), and
- * av_trace_import's shape interpretation and validation messages. Files written by real numpy are covered
- * by tests/cli/test_import.sh. */
+ * here byte by byte (stored and deflated members, natural member order, CRC and truncation errors),
+ * safetensors members (the header checked by io/safetensors.c's parser), and av_trace_import's shape
+ * interpretation and validation messages. Files written by real numpy are covered by
+ * tests/cli/test_import.sh. */
 #include "harness.h"
 
 #include "core/core.h"
@@ -206,9 +207,9 @@ static void test_npz_stored_deflated_and_order(void) {
     p.n_inputs = 1;
     av_trace *t;
     REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
-    CHECK(av_trace_n_layers(t, "self") == 3 && av_trace_n_tokens(t) == 4);
+    CHECK(av_trace_n_layers(t, AV_ATTN_SELF) == 3 && av_trace_n_tokens(t) == 4);
     av_attn_view v;
-    REQUIRE(av_trace_attn(t, "self", 2, &v, &err) == 0);
+    REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 2, &v, &err) == 0);
     CHECK(v.n_heads == 2 && memcmp(v.data, l[2], sizeof l[2]) == 0);
     CHECK(strcmp(av_trace_meta(t, "format"), "attnviz-trace") == 0 && strcmp(av_trace_token(t, 3), "3") == 0);
     av_trace_free(t);
@@ -254,9 +255,9 @@ static void test_import_shapes(void) {
     p.inputs = two;
     p.n_inputs = 2;
     REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
-    CHECK(av_trace_n_layers(t, "self") == 2);
+    CHECK(av_trace_n_layers(t, AV_ATTN_SELF) == 2);
     av_attn_view v;
-    CHECK(av_trace_attn(t, "self", 1, &v, &err) == 0 && v.n_heads == 3 &&
+    CHECK(av_trace_attn(t, AV_ATTN_SELF, 1, &v, &err) == 0 && v.n_heads == 3 &&
           memcmp(v.data, a + H * T * T, sizeof a / 2) == 0);
     av_trace_free(t);
     /* one [L, 1, H, T, T] file */
@@ -266,7 +267,7 @@ static void test_import_shapes(void) {
     p.inputs = one;
     p.n_inputs = 1;
     REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
-    CHECK(av_trace_n_layers(t, "self") == 2);
+    CHECK(av_trace_n_layers(t, AV_ATTN_SELF) == 2);
     av_trace_free(t);
     /* tokens must match, rows must be distributions, batches are refused */
     FILE *f = fopen(tmp("tok.json"), "w");
@@ -302,6 +303,63 @@ static void test_import_shapes(void) {
     free(b0.p), free(b1.p), free(b5.p), free(bb.p), free(b6.p);
 }
 
+/* Arrays in memory (what the Python package passes): per-layer [1, H, T, T] F32 and F16, the tokens as a JSON
+ * string, kinds from the names; the same checks as files; bad views refused. */
+static void test_import_from_memory(void) {
+    enum { L = 2, H = 3, T = 5 };
+    float a[L * H * T * T];
+    uint16_t h16[H * T * T];
+    fill_attn(a, L, H, T);
+    for (int i = 0; i < H * T * T; i++)
+        h16[i] = av_f32_to_f16(a[H * T * T + i]);
+    av_import_array arrays[2] = {
+        {"attentions.0", {AV_DTYPE_F32, 4, {1, H, T, T}, a, sizeof(float) * H * T * T}},
+        {"attentions.1", {AV_DTYPE_F16, 4, {1, H, T, T}, h16, sizeof h16}},
+    };
+    av_import_params p = av_import_default_params();
+    p.arrays = arrays;
+    p.n_arrays = 2;
+    p.tokens_json = "{\"tokens\": [\"a\", \"b\", \"c\", \"d\", \"e\"], \"metadata\": {\"note\": \"x\"}}";
+    av_err err = {{0}};
+    av_trace *t;
+    REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
+    av_attn_view v;
+    CHECK(av_trace_n_layers(t, AV_ATTN_SELF) == 2 && av_trace_n_tokens(t) == 5 &&
+          strcmp(av_trace_token(t, 4), "e") == 0);
+    CHECK(av_trace_attn(t, AV_ATTN_SELF, 0, &v, &err) == 0 &&
+          memcmp(v.data, a, sizeof(float) * H * T * T) == 0);
+    CHECK(av_trace_attn(t, AV_ATTN_SELF, 1, &v, &err) == 0 && fabsf(v.data[7] - a[H * T * T + 7]) < 1e-3f);
+    CHECK(strcmp(av_trace_meta(t, "note"), "x") == 0);
+    av_trace_free(t);
+    arrays[0].name = "cross_attentions.0"; /* the name gives the kind; cross needs no square */
+    p.n_arrays = 1;
+    p.tokens_json = NULL;
+    REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
+    CHECK(av_trace_n_layers(t, AV_ATTN_CROSS) == 1 && av_trace_n_layers(t, AV_ATTN_SELF) == 0);
+    av_trace_free(t);
+    p.tokens_json = "[\"a\", \"b\"";
+    CHECK(av_trace_import(&p, &t, &err) != 0 && strstr(err.msg, "tokens JSON: invalid JSON"));
+    p.tokens_json = "[\"a\"]";
+    p.tokens_path = "x.json";
+    CHECK(av_trace_import(&p, &t, &err) != 0 && strstr(err.msg, "not both"));
+    p.tokens_json = p.tokens_path = NULL;
+    arrays[0].tensor.nbytes -= 4;
+    CHECK(av_trace_import(&p, &t, &err) != 0 &&
+          strstr(err.msg, "cross_attentions.0: 296 bytes given for 75"));
+    arrays[0].tensor.nbytes += 4;
+    arrays[0].tensor.dtype = AV_DTYPE_I32;
+    CHECK(av_trace_import(&p, &t, &err) != 0 && strstr(err.msg, "expected F32, F16 or BF16"));
+    arrays[0].tensor.dtype = AV_DTYPE_F32;
+    arrays[0].tensor.shape[1] = -3;
+    CHECK(av_trace_import(&p, &t, &err) != 0 && strstr(err.msg, "out of range"));
+    arrays[0].tensor.shape[1] = H;
+    a[2] += 0.5f; /* head 0 query 0 of the first array */
+    CHECK(av_trace_import(&p, &t, &err) != 0 &&
+          strstr(err.msg, "cross_attentions.0 head 0 query 0: row sums to 1.5"));
+    p.n_arrays = 0;
+    CHECK(av_trace_import(&p, &t, &err) != 0 && strstr(err.msg, "no input arrays"));
+}
+
 static void test_import_cross_and_image_meta(void) {
     float enc[2 * 4 * 4], cross[2 * 3 * 4];
     fill_attn(enc, 1, 2, 4);
@@ -326,8 +384,8 @@ static void test_import_cross_and_image_meta(void) {
     av_trace *t;
     av_err err = {{0}};
     REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
-    CHECK(av_trace_n_layers(t, "enc") == 1 && av_trace_n_layers(t, "cross") == 1 &&
-          av_trace_n_layers(t, "self") == 0);
+    CHECK(av_trace_n_layers(t, AV_ATTN_ENC) == 1 && av_trace_n_layers(t, AV_ATTN_CROSS) == 1 &&
+          av_trace_n_layers(t, AV_ATTN_SELF) == 0);
     CHECK(strcmp(av_trace_meta(t, "target_tokens"), "[\"<s>\",\"The\",\"cat\"]") == 0);
     CHECK(strcmp(av_trace_meta(t, "model"), "t5-ish") == 0 && strcmp(av_trace_meta(t, "note"), "hi") == 0);
     CHECK(strcmp(av_trace_meta(t, "format"), "attnviz-trace") == 0);
@@ -369,6 +427,78 @@ static void test_import_cross_and_image_meta(void) {
     free(b.p);
 }
 
+/* A safetensors image: 8-byte little-endian header length, the header text, then data. */
+static bytes safetensors(const char *header, const void *data, size_t n) {
+    bytes b = {0};
+    uint64_t hl = strlen(header);
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)(hl >> (8 * i));
+    put(&b, len, 8);
+    put(&b, header, (size_t)hl);
+    put(&b, data, n);
+    return b;
+}
+
+static void test_safetensors_members_and_errors(void) {
+    /* F64 attention (a dtype the engine's own reader refuses) and an integer tensor that is skipped */
+    double att[4] = {1, 0, 0.25, 0.75};
+    uint8_t data[32 + 8];
+    memcpy(data, att, 32);
+    memset(data + 32, 7, 8);
+    bytes b = safetensors("{\"__metadata__\": {\"k\": \"v\"}, \"ids\": {\"dtype\": \"I64\", \"shape\": [1], "
+                          "\"data_offsets\": [32, 40]}, \"a\": {\"dtype\": \"F64\", \"shape\": [1, 2, 2], "
+                          "\"data_offsets\": [0, 32]}}",
+                          data, sizeof data);
+    save(tmp("ok.safetensors"), &b);
+    free(b.p);
+    av_arrays s = {0};
+    av_err err = {{0}};
+    REQUIREF(av_arrays_add_file(&s, tmp("ok.safetensors"), &err) == 0, "%s", err.msg);
+    REQUIRE(s.n == 1);
+    CHECK(strcmp(s.items[0].member, "a") == 0 && s.items[0].ndim == 3 && s.items[0].shape[2] == 2);
+    CHECK(av_array_get(&s.items[0], 2) == 0.25f && av_array_get(&s.items[0], 3) == 0.75f);
+    av_arrays_free(&s);
+
+    static const struct {
+        const char *name, *header, *want;
+    } bad[] = {
+        {"past_end", "{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 64]}}",
+         "past the end of the data"},
+        {"size", "{\"a\": {\"dtype\": \"F64\", \"shape\": [3], \"data_offsets\": [0, 32]}}",
+         "shape needs 24 bytes but data_offsets give 32"},
+        {"overflow",
+         "{\"a\": {\"dtype\": \"F32\", \"shape\": [4294967296, 4294967296, 4294967296], \"data_offsets\": "
+         "[0, "
+         "32]}}",
+         "shape overflows"},
+        {"dup", "{\"a\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}, \"a\": 1}",
+         "not a safetensors file: header is not a JSON object"},
+        {"desc", "{\"a\": {\"dtype\": \"F32\", \"shape\": [1]}}", "needs dtype, shape and data_offsets"},
+        {"no_float", "{\"a\": {\"dtype\": \"I32\", \"shape\": [1], \"data_offsets\": [0, 4]}}",
+         "no float tensors"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        bytes f = safetensors(bad[i].header, data, 32);
+        char name[64];
+        snprintf(name, sizeof name, "bad_%s.safetensors", bad[i].name);
+        save(tmp(name), &f);
+        free(f.p);
+        av_arrays t = {0};
+        err.msg[0] = 0;
+        CHECKF(av_arrays_add_file(&t, tmp(name), &err) == -1 && strstr(err.msg, bad[i].want), "%s: got '%s'",
+               bad[i].name, err.msg);
+        av_arrays_free(&t);
+    }
+    bytes tr = {0};
+    put(&tr, "\x10\x00\x00", 3); /* shorter than the length field */
+    save(tmp("short.safetensors"), &tr);
+    free(tr.p);
+    av_arrays t = {0};
+    CHECK(av_arrays_add_file(&t, tmp("short.safetensors"), &err) == -1 && strstr(err.msg, "truncated"));
+    av_arrays_free(&t);
+}
+
 static void test_natural_order(void) {
     CHECK(av_natural_cmp("arr_2", "arr_10") < 0 && av_natural_cmp("arr_10", "arr_2") > 0);
     CHECK(av_natural_cmp("layer_007", "layer_7") == 0 && av_natural_cmp("a", "b") < 0 &&
@@ -380,7 +510,9 @@ int main(void) {
     RUN(test_npy_malformed_inputs);
     RUN(test_npz_stored_deflated_and_order);
     RUN(test_import_shapes);
+    RUN(test_import_from_memory);
     RUN(test_import_cross_and_image_meta);
+    RUN(test_safetensors_members_and_errors);
     RUN(test_natural_order);
     return h_exit_code();
 }

@@ -11,7 +11,7 @@ static void test_half_conversions_known_values(void) {
     CHECK(isinf(av_f16_to_f32(0x7C00)));
     CHECK(av_f32_to_f16(1.0f) == 0x3C00);
     CHECK(av_f32_to_f16(65504.0f) == 0x7BFF);
-    CHECK(av_f32_to_f16(1e6f) == 0x7C00);             /* overflow -> inf */
+    CHECK(av_f32_to_f16(1e6f) == 0x7C00);                     /* overflow -> inf */
     CHECK(av_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3C00); /* tie rounds to even */
     CHECK(av_f32_to_f16(ldexpf(1.0f, -24)) == 0x0001);
     CHECK(av_f32_to_bf16(1.0f) == 0x3F80);
@@ -28,7 +28,8 @@ static void test_half_conversions_known_values(void) {
 static void test_vector_dequantization_matches_scalar(void) {
     uint16_t *h = malloc(65536 * 2);
     float *out = malloc(65536 * 4);
-    for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    for (uint32_t i = 0; i < 65536; i++)
+        h[i] = (uint16_t)i;
     av_tensor t = {AV_DTYPE_F16, 2, {256, 256, 0, 0}, h, 65536 * 2};
     av_dequantize_rows(&t, 0, 256, out);
     int bad = 0;
@@ -51,16 +52,19 @@ static void test_vector_dequantization_matches_scalar(void) {
 
 static void test_q8_0_round_trip(void) {
     float x[64], y[64];
-    for (int i = 0; i < 64; i++) x[i] = sinf((float)i * 0.37f) * (i < 32 ? 1.0f : 100.0f);
+    for (int i = 0; i < 64; i++)
+        x[i] = sinf((float)i * 0.37f) * (i < 32 ? 1.0f : 100.0f);
     av_block_q8_0 q[2];
     av_quantize_q8_0(x, q, 64);
     av_tensor t = {AV_DTYPE_Q8_0, 2, {1, 64, 0, 0}, q, sizeof q};
     av_dequantize_rows(&t, 0, 1, y);
     for (int b = 0; b < 2; b++) {
         float amax = 0;
-        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[b * 32 + i]));
+        for (int i = 0; i < 32; i++)
+            amax = fmaxf(amax, fabsf(x[b * 32 + i]));
         for (int i = 0; i < 32; i++) /* error at most half a step, plus the f16 rounding of the scale */
-            CHECKF(fabsf(y[b * 32 + i] - x[b * 32 + i]) <= amax / 127.0f * 0.51f + amax * 1e-3f, "block %d value %d", b, i);
+            CHECKF(fabsf(y[b * 32 + i] - x[b * 32 + i]) <= amax / 127.0f * 0.51f + amax * 1e-3f,
+                   "block %d value %d", b, i);
     }
     CHECK(q[0].qs[0] == 0);
 }
@@ -86,9 +90,12 @@ static void test_softmax_matches_double_precision(void) {
     enum { N = 1003 };
     float x[N];
     double ref[N], mx = -1e30, sum = 0;
-    for (int i = 0; i < N; i++) x[i] = 30.0f * sinf((float)i * 0.731f) - (i % 17 == 0 ? 200.0f : 0.0f);
-    for (int i = 0; i < N; i++) mx = x[i] > mx ? x[i] : mx;
-    for (int i = 0; i < N; i++) sum += ref[i] = exp((double)x[i] - mx);
+    for (int i = 0; i < N; i++)
+        x[i] = 30.0f * sinf((float)i * 0.731f) - (i % 17 == 0 ? 200.0f : 0.0f);
+    for (int i = 0; i < N; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    for (int i = 0; i < N; i++)
+        sum += ref[i] = exp((double)x[i] - mx);
     av_softmax(x, N);
     double worst = 0, total = 0;
     for (int i = 0; i < N; i++) {
@@ -104,14 +111,20 @@ static void test_softmax_matches_double_precision(void) {
 }
 
 static void test_rope_styles_agree_under_permutation(void) {
-    /* interleaved pairs (2i, 2i+1) and rotate-half pairs (i, i+d/2) give the same rotation on permuted dims */
+    /* interleaved pairs (2i, 2i+1) and rotate-half pairs (i, i+d/2) give the same rotation on permuted dims
+     */
     enum { D = 8 };
     float a[D], b[D];
-    for (int i = 0; i < D; i++) a[i] = (float)(i + 1) * 0.25f;
-    for (int i = 0; i < D / 2; i++) { b[i] = a[2 * i]; b[i + D / 2] = a[2 * i + 1]; }
+    for (int i = 0; i < D; i++)
+        a[i] = (float)(i + 1) * 0.25f;
+    for (int i = 0; i < D / 2; i++) {
+        b[i] = a[2 * i];
+        b[i + D / 2] = a[2 * i + 1];
+    }
     av_rope(a, 1, D, 7, 10000.0f, 0);
     av_rope(b, 1, D, 7, 10000.0f, 1);
-    for (int i = 0; i < D / 2; i++) CHECK(a[2 * i] == b[i] && a[2 * i + 1] == b[i + D / 2]);
+    for (int i = 0; i < D / 2; i++)
+        CHECK(a[2 * i] == b[i] && a[2 * i + 1] == b[i + D / 2]);
     /* position 0 is the identity; position 1 rotates pair 0 by exactly 1 radian */
     float c[2] = {1.0f, 0.0f};
     av_rope(c, 1, 2, 1, 10000.0f, 0);
@@ -122,7 +135,8 @@ static void test_matmul_all_paths(void) {
     enum { N = 9, IN = 64, OUT = 40 };
     float x[N * IN], w[OUT * IN], ref[N * OUT], y[N * OUT], scratch[OUT * IN];
     uint16_t wh[OUT * IN];
-    for (int i = 0; i < N * IN; i++) x[i] = cosf((float)i * 0.1f);
+    for (int i = 0; i < N * IN; i++)
+        x[i] = cosf((float)i * 0.1f);
     for (int i = 0; i < OUT * IN; i++) {
         wh[i] = av_f32_to_f16(sinf((float)i * 0.07f));
         w[i] = av_f16_to_f32(wh[i]);
@@ -130,7 +144,8 @@ static void test_matmul_all_paths(void) {
     for (int r = 0; r < N; r++)
         for (int o = 0; o < OUT; o++) {
             double acc = 0;
-            for (int k = 0; k < IN; k++) acc += (double)x[r * IN + k] * w[o * IN + k];
+            for (int k = 0; k < IN; k++)
+                acc += (double)x[r * IN + k] * w[o * IN + k];
             ref[r * OUT + o] = (float)acc;
         }
     av_tensor wf = {AV_DTYPE_F32, 2, {OUT, IN, 0, 0}, w, sizeof w};
@@ -147,7 +162,8 @@ static void test_matmul_all_paths(void) {
 
 /* The AMX split-bf16 kernel against double precision: every output within 2^-16 of sum_k |x_k w_k| (the
  * scheme's bound is ~2^-17 per product plus f32 accumulation); taking only the bf16 "hi" parts would miss it
- * by 100x. Shapes are off every tile multiple (tokens, features and K all padded), weights f16, bf16, q8_0. */
+ * by 100x. Shapes are off every tile multiple (tokens, features and K all padded), weights f16, bf16, q8_0.
+ */
 static void test_matmul_bf16x3_within_bound(void) {
     if (!av_amx_ready()) {
         SKIP("this CPU has no AMX-BF16 (or ATTNVIZ_GEMM=sgemm): the split-bf16 kernel is not used here");
@@ -163,8 +179,10 @@ static void test_matmul_bf16x3_within_bound(void) {
             float *y = malloc(sizeof(float) * (size_t)n * out);
             void *wq = malloc(sizeof(float) * (size_t)out * in);
             unsigned seed = (unsigned)(si * 10 + ti + 1);
-            for (int i = 0; i < n * in; i++) x[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * 4.0f;
-            for (int i = 0; i < out * in; i++) wf[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * 0.2f;
+            for (int i = 0; i < n * in; i++)
+                x[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * 4.0f;
+            for (int i = 0; i < out * in; i++)
+                wf[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * 0.2f;
             av_tensor w = {types[ti], 2, {out, in, 0, 0}, wq, 0};
             for (int i = 0; i < out * in; i++) {
                 if (types[ti] == AV_DTYPE_F16) ((uint16_t *)wq)[i] = av_f32_to_f16(wf[i]);
@@ -199,24 +217,28 @@ static void test_matmul_bf16x3_within_bound(void) {
 /* Several weights against one packed x (q/k/v, gate/up): every output bit-identical to one call per weight,
  * including weights of different dtypes and widths whose feature pairs share one thread split. */
 static void test_matmul_bf16x3_many_equals_single(void) {
-    if (!av_amx_ready()) SKIP("this CPU has no AMX-BF16 (or ATTNVIZ_GEMM=sgemm): the split-bf16 kernel is not used here");
+    if (!av_amx_ready())
+        SKIP("this CPU has no AMX-BF16 (or ATTNVIZ_GEMM=sgemm): the split-bf16 kernel is not used here");
     enum { N = 40, IN = 96 };
     const int outs[3] = {45, 300, 16};
     const av_dtype types[3] = {AV_DTYPE_F16, AV_DTYPE_Q8_0, AV_DTYPE_BF16};
     float x[N * IN];
-    for (int i = 0; i < N * IN; i++) x[i] = sinf((float)i * 0.37f);
+    for (int i = 0; i < N * IN; i++)
+        x[i] = sinf((float)i * 0.37f);
     av_tensor w[3];
     const av_tensor *wp[3];
     float *many[3], *single[3];
     void *data[3];
     for (int k = 0; k < 3; k++) {
         float *wf = malloc(sizeof(float) * (size_t)outs[k] * IN);
-        for (int i = 0; i < outs[k] * IN; i++) wf[i] = cosf((float)(i + 100 * k) * 0.11f) * 0.1f;
+        for (int i = 0; i < outs[k] * IN; i++)
+            wf[i] = cosf((float)(i + 100 * k) * 0.11f) * 0.1f;
         data[k] = malloc(sizeof(float) * (size_t)outs[k] * IN);
         for (int i = 0; i < outs[k] * IN && types[k] != AV_DTYPE_Q8_0; i++) {
             uint32_t bits;
             memcpy(&bits, &wf[i], 4);
-            ((uint16_t *)data[k])[i] = types[k] == AV_DTYPE_F16 ? av_f32_to_f16(wf[i]) : (uint16_t)(bits >> 16);
+            ((uint16_t *)data[k])[i] =
+                types[k] == AV_DTYPE_F16 ? av_f32_to_f16(wf[i]) : (uint16_t)(bits >> 16);
         }
         if (types[k] == AV_DTYPE_Q8_0) av_quantize_q8_0(wf, data[k], (size_t)outs[k] * IN);
         free(wf);

@@ -9,43 +9,45 @@
 
 /* A random Llama model in memory: 2 layers, dim 64, 4 heads (2 kv), context ctx. */
 static av_model *synthetic_model(int ctx) {
-    av_model *m = calloc(1, sizeof *m);
-    m->dim = 64, m->hidden_dim = 96, m->n_layers = 2, m->n_heads = 4, m->n_kv_heads = 2, m->vocab_size = 97;
-    m->max_seq_len = ctx, m->norm_eps = 1e-5f, m->rope_theta = 10000.0f, m->n_threads = 2, m->tied = 1;
+    av_model *m = av_model_new();
+    av_llama_cfg c = {64, 96, 2, 4, 2, 0, 1e-5f, 10000.0f, AV_ROPE_INTERLEAVED};
+    m->vocab_size = 97, m->max_seq_len = ctx, m->n_threads = 2;
     snprintf(m->name, sizeof m->name, "synthetic");
     snprintf(m->arch, sizeof m->arch, "llama");
-    snprintf(m->format, sizeof m->format, "memory");
+    m->format = AV_MODEL_FORMAT_LLAMA2C; /* built in memory, laid out as a llama2.c checkpoint */
+    if (av_llama_init(m, &c, NULL)) return NULL;
     unsigned seed = 12345;
-#define RANDOM_MATRIX(t, rows, cols, scale)                                                                    \
-    do {                                                                                                       \
-        float *p = malloc(sizeof(float) * (size_t)(rows) * (size_t)(cols));                                   \
-        for (long i = 0; i < (long)(rows) * (cols); i++) p[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * (scale); \
-        av_model_own(m, p, NULL);                                                                              \
-        t = av_tensor_f32(p, rows, cols);                                                                      \
+#define RANDOM_MATRIX(t, rows, cols, scale)                                                                  \
+    do {                                                                                                     \
+        float *p = malloc(sizeof(float) * (size_t)(rows) * (size_t)(cols));                                  \
+        for (long i = 0; i < (long)(rows) * (cols); i++)                                                     \
+            p[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * (scale);                                       \
+        av_model_own(m, p, NULL);                                                                            \
+        t = av_tensor_f32(p, rows, cols);                                                                    \
     } while (0)
-#define ONES(t, n)                                                                                             \
-    do {                                                                                                       \
-        float *p = malloc(sizeof(float) * (size_t)(n));                                                        \
-        for (int i = 0; i < (n); i++) p[i] = 1.0f;                                                             \
-        av_model_own(m, p, NULL);                                                                              \
-        t = av_tensor_f32(p, 1, n);                                                                            \
-        t.ndim = 1, t.shape[0] = n, t.shape[1] = 0;                                                            \
+#define ONES(t, n)                                                                                           \
+    do {                                                                                                     \
+        float *p = malloc(sizeof(float) * (size_t)(n));                                                      \
+        for (int i = 0; i < (n); i++)                                                                        \
+            p[i] = 1.0f;                                                                                     \
+        av_model_own(m, p, NULL);                                                                            \
+        t = av_tensor_f32(p, n, 0);                                                                          \
     } while (0)
     RANDOM_MATRIX(m->tok_emb, 97, 64, 2.0f);
-    m->cls = m->tok_emb;
-    ONES(m->out_norm, 64);
-    m->layers = calloc(2, sizeof *m->layers);
+    m->head.out.w = m->tok_emb;
+    m->head.n_out = 97;
+    ONES(m->stacks[0].final_norm.w, 64);
     for (int l = 0; l < 2; l++) {
-        av_llama_layer *L = &m->layers[l];
-        ONES(L->attn_norm, 64);
-        ONES(L->ffn_norm, 64);
-        RANDOM_MATRIX(L->wq, 64, 64, 0.8f);
-        RANDOM_MATRIX(L->wk, 32, 64, 0.8f);
-        RANDOM_MATRIX(L->wv, 32, 64, 0.5f);
-        RANDOM_MATRIX(L->wo, 64, 64, 0.5f);
-        RANDOM_MATRIX(L->w_gate, 96, 64, 0.5f);
-        RANDOM_MATRIX(L->w_up, 96, 64, 0.5f);
-        RANDOM_MATRIX(L->w_down, 64, 96, 0.5f);
+        av_block *B = &m->stacks[0].blocks[l];
+        ONES(B->attn_norm.w, 64);
+        ONES(B->ffn_norm.w, 64);
+        RANDOM_MATRIX(B->attn.q.w, 64, 64, 0.8f);
+        RANDOM_MATRIX(B->attn.k.w, 32, 64, 0.8f);
+        RANDOM_MATRIX(B->attn.v.w, 32, 64, 0.5f);
+        RANDOM_MATRIX(B->attn.o.w, 64, 64, 0.5f);
+        RANDOM_MATRIX(B->ffn.gate.w, 96, 64, 0.5f);
+        RANDOM_MATRIX(B->ffn.up.w, 96, 64, 0.5f);
+        RANDOM_MATRIX(B->ffn.down.w, 64, 96, 0.5f);
     }
     av_err err = {{0}};
     if (av_model_check(m, &err)) {
@@ -67,13 +69,14 @@ static float compare_full_and_lazy(av_model *m, const int32_t *ids, size_t n) {
     float worst = 0;
     float *row = malloc(sizeof(float) * n);
     CHECK(av_trace_is_lazy(lazy) && !av_trace_is_lazy(full));
-    CHECK(av_trace_n_layers(lazy, "self") == m->n_layers && av_trace_n_heads(lazy, "self") == m->n_heads);
+    CHECK(av_trace_n_layers(lazy, AV_ATTN_SELF) == m->n_layers &&
+          av_trace_n_heads(lazy, AV_ATTN_SELF) == m->n_heads);
     for (int l = 0; l < m->n_layers; l++) {
         av_attn_view v;
-        if (av_trace_attn(full, "self", l, &v, &err)) return INFINITY;
+        if (av_trace_attn(full, AV_ATTN_SELF, l, &v, &err)) return INFINITY;
         for (int h = 0; h < m->n_heads; h++)
             for (size_t q = 0; q < n; q++) {
-                if (av_trace_attn_row(lazy, "self", l, h, (int)q, row, &err)) return INFINITY;
+                if (av_trace_attn_row(lazy, AV_ATTN_SELF, l, h, (int)q, row, &err)) return INFINITY;
                 float d = h_max_abs_diff(row, v.data + ((size_t)h * n + q) * n, n);
                 worst = d > worst ? d : worst;
             }
@@ -97,7 +100,8 @@ static void test_lazy_equals_full_on_stories260K(void) {
     int32_t ids[400];
     unsigned seed = 7;
     ids[0] = 1;
-    for (int i = 1; i < 400; i++) ids[i] = 3 + (int)(rand_r(&seed) % 500);
+    for (int i = 1; i < 400; i++)
+        ids[i] = 3 + (int)(rand_r(&seed) % 500);
     float d = compare_full_and_lazy(m, ids, 400);
     printf("# stories260K, 400 tokens: max |lazy - full| = %.3g\n", d);
     CHECKF(d <= 1e-5f, "lazy and full differ by %g", d);
@@ -109,7 +113,8 @@ static void test_lazy_equals_full_on_long_synthetic_input(void) {
     REQUIRE(m);
     enum { N = 2500 }; /* more than two lazy chunks of 1024 */
     int32_t *ids = malloc(sizeof *ids * N);
-    for (int i = 0; i < N; i++) ids[i] = (i * 31 + 7) % 97;
+    for (int i = 0; i < N; i++)
+        ids[i] = (i * 31 + 7) % 97;
     float d = compare_full_and_lazy(m, ids, N);
     printf("# synthetic, %d tokens: max |lazy - full| = %.3g\n", N, d);
     CHECKF(d <= 1e-5f, "lazy and full differ by %g", d);
@@ -122,7 +127,8 @@ static void test_tiles_pool_exactly(void) {
     REQUIRE(m);
     enum { N = 300 };
     int32_t ids[N];
-    for (int i = 0; i < N; i++) ids[i] = (i * 13 + 5) % 97;
+    for (int i = 0; i < N; i++)
+        ids[i] = (i * 13 + 5) % 97;
     av_trace *full = NULL, *lazy = NULL;
     av_err err = {{0}};
     av_run_params rp = av_run_default_params();
@@ -130,7 +136,7 @@ static void test_tiles_pool_exactly(void) {
     rp.lazy = 1;
     REQUIRE(av_trace_from_ids(m, ids, N, &rp, &lazy, &err) == 0);
     av_attn_view v;
-    REQUIRE(av_trace_attn(full, "self", 1, &v, &err) == 0);
+    REQUIRE(av_trace_attn(full, AV_ATTN_SELF, 1, &v, &err) == 0);
     /* a 7 x 9 overview of the block [20, 290) x [10, 280), by hand */
     int q0 = 20, q1 = 290, k0 = 10, k1 = 280, R = 7, C = 9;
     float tile[7 * 9], tile_lazy[7 * 9], hand_max[7 * 9], hand_mean[7 * 9];
@@ -148,29 +154,35 @@ static void test_tiles_pool_exactly(void) {
             hand_max[r * C + c] = (float)mx;
             hand_mean[r * C + c] = (float)(sum / ((qb - qa) * (kb - ka)));
         }
-    REQUIRE(av_trace_attn_tile(full, "self", 1, 2, q0, q1, k0, k1, R, C, AV_POOL_MAX, tile, &err) == 0);
+    REQUIRE(av_trace_attn_tile(full, AV_ATTN_SELF, 1, 2, q0, q1, k0, k1, R, C, AV_POOL_MAX, tile, &err) == 0);
     CHECK(h_max_abs_diff(tile, hand_max, R * C) == 0.0f);
-    REQUIRE(av_trace_attn_tile(lazy, "self", 1, 2, q0, q1, k0, k1, R, C, AV_POOL_MAX, tile_lazy, &err) == 0);
+    REQUIRE(av_trace_attn_tile(lazy, AV_ATTN_SELF, 1, 2, q0, q1, k0, k1, R, C, AV_POOL_MAX, tile_lazy,
+                               &err) == 0);
     CHECK(h_max_abs_diff(tile_lazy, hand_max, R * C) <= 1e-5f);
-    REQUIRE(av_trace_attn_tile(lazy, "self", 1, 2, q0, q1, k0, k1, R, C, AV_POOL_MEAN, tile_lazy, &err) == 0);
+    REQUIRE(av_trace_attn_tile(lazy, AV_ATTN_SELF, 1, 2, q0, q1, k0, k1, R, C, AV_POOL_MEAN, tile_lazy,
+                               &err) == 0);
     CHECK(h_max_abs_diff(tile_lazy, hand_mean, R * C) <= 1e-6f);
     /* exact cells at full resolution, and the mean over heads */
     float cells[4 * 5], mean_row[N];
-    REQUIRE(av_trace_attn_tile(lazy, "self", 0, 3, 100, 104, 50, 55, 4, 5, AV_POOL_MEAN, cells, &err) == 0);
-    REQUIRE(av_trace_attn(full, "self", 0, &v, &err) == 0);
+    REQUIRE(av_trace_attn_tile(lazy, AV_ATTN_SELF, 0, 3, 100, 104, 50, 55, 4, 5, AV_POOL_MEAN, cells, &err) ==
+            0);
+    REQUIRE(av_trace_attn(full, AV_ATTN_SELF, 0, &v, &err) == 0);
     for (int i = 0; i < 4; i++)
         for (int k = 0; k < 5; k++)
-            CHECK(fabsf(cells[i * 5 + k] - v.data[((size_t)3 * N + 100 + (size_t)i) * N + 50 + (size_t)k]) <= 1e-5f);
-    REQUIRE(av_trace_attn_row(lazy, "self", 0, AV_HEADS_MEAN, 200, mean_row, &err) == 0);
+            CHECK(fabsf(cells[i * 5 + k] - v.data[((size_t)3 * N + 100 + (size_t)i) * N + 50 + (size_t)k]) <=
+                  1e-5f);
+    REQUIRE(av_trace_attn_row(lazy, AV_ATTN_SELF, 0, AV_HEADS_MEAN, 200, mean_row, &err) == 0);
     float want = 0;
-    for (int h = 0; h < 4; h++) want += v.data[((size_t)h * N + 200) * N + 17] / 4.0f;
+    for (int h = 0; h < 4; h++)
+        want += v.data[((size_t)h * N + 200) * N + 17] / 4.0f;
     CHECK(fabsf(mean_row[17] - want) <= 1e-5f);
     /* bad requests */
-    CHECK(av_trace_attn_tile(lazy, "self", 0, 0, 0, N + 1, 0, N, 10, 10, AV_POOL_MAX, tile, &err) == -1);
-    CHECK(av_trace_attn_tile(lazy, "self", 0, 0, 0, 5, 0, 5, 6, 5, AV_POOL_MAX, tile, &err) == -1);
-    CHECK(av_trace_attn_row(lazy, "self", 2, 0, 0, mean_row, &err) == -1 && strstr(err.msg, "layer"));
-    CHECK(av_trace_attn_row(lazy, "self", 0, 4, 0, mean_row, &err) == -1 && strstr(err.msg, "head"));
-    CHECK(av_trace_attn_row(lazy, "cross", 0, 0, 0, mean_row, &err) == -1);
+    CHECK(av_trace_attn_tile(lazy, AV_ATTN_SELF, 0, 0, 0, N + 1, 0, N, 10, 10, AV_POOL_MAX, tile, &err) ==
+          -1);
+    CHECK(av_trace_attn_tile(lazy, AV_ATTN_SELF, 0, 0, 0, 5, 0, 5, 6, 5, AV_POOL_MAX, tile, &err) == -1);
+    CHECK(av_trace_attn_row(lazy, AV_ATTN_SELF, 2, 0, 0, mean_row, &err) == -1 && strstr(err.msg, "layer"));
+    CHECK(av_trace_attn_row(lazy, AV_ATTN_SELF, 0, 4, 0, mean_row, &err) == -1 && strstr(err.msg, "head"));
+    CHECK(av_trace_attn_row(lazy, AV_ATTN_CROSS, 0, 0, 0, mean_row, &err) == -1);
     av_trace_free(full);
     av_trace_free(lazy);
     av_model_free(m);
@@ -181,7 +193,8 @@ static void test_lazy_save_load_round_trip(void) {
     REQUIRE(m);
     enum { N = 200 };
     int32_t ids[N];
-    for (int i = 0; i < N; i++) ids[i] = (i * 7 + 3) % 97;
+    for (int i = 0; i < N; i++)
+        ids[i] = (i * 7 + 3) % 97;
     av_trace *lazy = NULL, *back = NULL;
     av_err err = {{0}};
     av_run_params rp = av_run_default_params();
@@ -194,15 +207,15 @@ static void test_lazy_save_load_round_trip(void) {
     CHECK(av_trace_is_lazy(back) && av_trace_n_tokens(back) == N);
     float a[N], b[N];
     for (int q = 0; q < N; q += 37) {
-        REQUIRE(av_trace_attn_row(lazy, "self", 1, 1, q, a, &err) == 0);
-        REQUIRE(av_trace_attn_row(back, "self", 1, 1, q, b, &err) == 0);
+        REQUIRE(av_trace_attn_row(lazy, AV_ATTN_SELF, 1, 1, q, a, &err) == 0);
+        REQUIRE(av_trace_attn_row(back, AV_ATTN_SELF, 1, 1, q, b, &err) == 0);
         CHECK(h_max_abs_diff(a, b, N) == 0.0f);
     }
     /* small lazy traces can still be read whole (materialized on demand) */
     av_attn_view v;
-    REQUIRE(av_trace_attn(back, "self", 1, &v, &err) == 0);
+    REQUIRE(av_trace_attn(back, AV_ATTN_SELF, 1, &v, &err) == 0);
     CHECK(v.n_heads == 4 && v.n_query == N && v.n_key == N);
-    REQUIRE(av_trace_attn_row(back, "self", 1, 1, 74, b, &err) == 0);
+    REQUIRE(av_trace_attn_row(back, AV_ATTN_SELF, 1, 1, 74, b, &err) == 0);
     CHECK(h_max_abs_diff(v.data + ((size_t)1 * N + 74) * N, b, N) <= 1e-6f);
     av_trace_free(lazy);
     av_trace_free(back);

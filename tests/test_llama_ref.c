@@ -57,7 +57,7 @@ static void test_reference_logits_and_attention(void) {
                 snprintf(name, sizeof name, "p%zu.attn.%d", p, l);
                 const av_tensor *ra = av_st_find(&ref, name);
                 av_attn_view v;
-                REQUIRE(ra && av_trace_attn(t, "self", l, &v, &err) == 0);
+                REQUIRE(ra && av_trace_attn(t, AV_ATTN_SELF, l, &v, &err) == 0);
                 REQUIRE(v.n_heads == ra->shape[0] && v.n_query == T && v.n_key == T);
                 float da = h_max_abs_diff(v.data, ra->data, (size_t)v.n_heads * (size_t)T * (size_t)T);
                 worst_attn = da > worst_attn ? da : worst_attn;
@@ -77,16 +77,17 @@ static void test_attention_rows_are_causal_distributions(void) {
     if (!m) SKIP("../shared/models/stories260K not found");
     av_trace *t = NULL;
     av_err err = {{0}};
-    const char *text = "Tom and Sue went to the park to play with a ball. They had fun! The sun was warm and the "
-                       "sky was blue. Tom threw the ball high and Sue ran to catch it.";
+    const char *text =
+        "Tom and Sue went to the park to play with a ball. They had fun! The sun was warm and the "
+        "sky was blue. Tom threw the ball high and Sue ran to catch it.";
     REQUIREF(av_trace_from_text(m, text, NULL, &t, &err) == 0, "%s", err.msg);
     int T = av_trace_n_tokens(t);
     REQUIRE(T > 30);
     double worst = 0;
     int nonzero_above = 0;
-    for (int l = 0; l < av_trace_n_layers(t, "self"); l++) {
+    for (int l = 0; l < av_trace_n_layers(t, AV_ATTN_SELF); l++) {
         av_attn_view v;
-        REQUIRE(av_trace_attn(t, "self", l, &v, &err) == 0);
+        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, l, &v, &err) == 0);
         for (int h = 0; h < v.n_heads; h++)
             for (int q = 0; q < T; q++) {
                 const float *row = v.data + ((size_t)h * (size_t)T + (size_t)q) * (size_t)T;
@@ -99,7 +100,8 @@ static void test_attention_rows_are_causal_distributions(void) {
                 if (fabs(sum - 1.0) > worst) worst = fabs(sum - 1.0);
             }
     }
-    printf("# %d tokens: max |row sum - 1| = %.3g, entries above the diagonal not 0: %d\n", T, worst, nonzero_above);
+    printf("# %d tokens: max |row sum - 1| = %.3g, entries above the diagonal not 0: %d\n", T, worst,
+           nonzero_above);
     CHECKF(worst <= 1e-5, "a row sums to 1 +- %g", worst);
     CHECK(nonzero_above == 0);
     av_trace_free(t);
@@ -123,9 +125,10 @@ static void collect(void *ctx, const char *bytes, size_t len) {
 static void test_greedy_generation_reproduces_published_text(void) {
     av_model *m = load_model();
     if (!m) SKIP("../shared/models/stories260K not found");
-    const char *published = "Once upon a time, there was a little girl named Lily. She loved to play outside in "
-                            "the park. One day, she saw a big, red ball. She wanted to play with it, but it was "
-                            "too high.";
+    const char *published =
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in "
+        "the park. One day, she saw a big, red ball. She wanted to play with it, but it was "
+        "too high.";
     text_buf out = {{0}, 0};
     int32_t *ids = NULL;
     size_t n = 0;
@@ -170,7 +173,8 @@ static void test_tokenizer_matches_reference_cases(void) {
         size_t n;
         REQUIRE(av_tokenizer_encode(av_model_tokenizer(m), text, len, 1, &ids, &n, &err) == 0);
         int same = n == json_array_size(want);
-        for (size_t k = 0; same && k < n; k++) same = ids[k] == json_integer_value(json_array_get(want, k));
+        for (size_t k = 0; same && k < n; k++)
+            same = ids[k] == json_integer_value(json_array_get(want, k));
         CHECKF(same, "case %zu (hex %s) differs", i, hex);
         checked++;
         free(ids);
@@ -187,7 +191,8 @@ static void test_context_window_and_empty_input(void) {
     av_model_info info = av_model_get_info(m);
     size_t n = (size_t)info.max_seq_len + 1;
     int32_t *ids = calloc(n, sizeof *ids);
-    for (size_t i = 0; i < n; i++) ids[i] = 300;
+    for (size_t i = 0; i < n; i++)
+        ids[i] = 300;
     av_trace *t = NULL;
     av_err err = {{0}};
     CHECK(av_trace_from_ids(m, ids, n, NULL, &t, &err) == -1);

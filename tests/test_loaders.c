@@ -1,7 +1,8 @@
-/* End-to-end tests of the GGUF and Hugging Face loaders and writers on the real stories260K model: convert the
- * llama2.c checkpoint to every format and type, load each back, run the same sentence and compare every
- * attention tensor and token id with the llama2.c run. Also: GGUF tokenizer round trip, tensor layout (ggml ne
- * order), HF -> GGUF (un-permuting q/k back), output refusal/--force, and the `attnviz convert` command. */
+/* End-to-end tests of the GGUF and Hugging Face loaders and writers on the real stories260K model: convert
+ * the llama2.c checkpoint to every format and type, load each back, run the same sentence and compare every
+ * attention tensor and token id with the llama2.c run. Also: GGUF tokenizer round trip, tensor layout (ggml
+ * ne order), HF -> GGUF (un-permuting q/k back), output refusal/--force, and the `attnviz convert` command.
+ */
 #include "harness.h"
 
 #include "io/gguf.h"
@@ -15,11 +16,11 @@
 static const char *SENTENCE = "Once upon a time, Lily saw a big red ball.";
 
 /* Tolerances on attention probabilities against the llama2.c run of the same weights.
- * HF F32: rotate-half stores each RoPE pair at (i, i + 4) instead of (2i, 2i + 1), so q.k sums its 8 products in
- * another order; measured 1.19e-6 (-O2) and 2.24e-6 (the -O1 sanitizer build, scalar exp), hence 5e-6. A wrong
- * permutation or RoPE pairing gives differences of order 1e-1.
- * Q8_0: 8-bit weights on a 64-wide model move the sharpest probabilities by up to ~0.03 (measured 0.029; 0.025
- * with an F16 embedding), so 5e-2; the weights themselves are checked to within half a quantization step. */
+ * HF F32: rotate-half stores each RoPE pair at (i, i + 4) instead of (2i, 2i + 1), so q.k sums its 8 products
+ * in another order; measured 1.19e-6 (-O2) and 2.24e-6 (the -O1 sanitizer build, scalar exp), hence 5e-6. A
+ * wrong permutation or RoPE pairing gives differences of order 1e-1. Q8_0: 8-bit weights on a 64-wide model
+ * move the sharpest probabilities by up to ~0.03 (measured 0.029; 0.025 with an F16 embedding), so 5e-2; the
+ * weights themselves are checked to within half a quantization step. */
 #define HF_F32_TOL 5e-6
 #define HALF_TOL 2e-2
 #define Q8_TOL 5e-2
@@ -65,17 +66,18 @@ static double trace_diff(const av_trace *t, char *why, size_t why_n) {
                      av_trace_token_id(g_trace, i));
             return -1;
         }
-    int L = av_trace_n_layers(g_trace, "self");
-    if (L <= 0 || av_trace_n_layers(t, "self") != L) {
-        snprintf(why, why_n, "%d layers, reference has %d", av_trace_n_layers(t, "self"), L);
+    int L = av_trace_n_layers(g_trace, AV_ATTN_SELF);
+    if (L <= 0 || av_trace_n_layers(t, AV_ATTN_SELF) != L) {
+        snprintf(why, why_n, "%d layers, reference has %d", av_trace_n_layers(t, AV_ATTN_SELF), L);
         return -1;
     }
     double worst = 0;
     for (int l = 0; l < L; l++) {
         av_attn_view a, b;
         av_err err = {{0}};
-        if (av_trace_attn(t, "self", l, &a, &err) || av_trace_attn(g_trace, "self", l, &b, &err) ||
-            a.n_heads != b.n_heads || a.n_query != b.n_query || a.n_key != b.n_key) {
+        if (av_trace_attn(t, AV_ATTN_SELF, l, &a, &err) ||
+            av_trace_attn(g_trace, AV_ATTN_SELF, l, &b, &err) || a.n_heads != b.n_heads ||
+            a.n_query != b.n_query || a.n_key != b.n_key) {
             snprintf(why, why_n, "layer %d: shape differs or missing (%.150s)", l, err.msg);
             return -1;
         }
@@ -96,8 +98,8 @@ static void check_model(const char *path, const char *label, double tol) {
     CHECKF(m->tok != NULL, "%s: no tokenizer loaded from the converted model", label);
     av_model_info info = av_model_get_info(m), ref = av_model_get_info(g_ref);
     CHECK(info.dim == ref.dim && info.n_layers == ref.n_layers && info.n_heads == ref.n_heads &&
-          info.n_kv_heads == ref.n_kv_heads && info.vocab_size == ref.vocab_size && info.hidden_dim == ref.hidden_dim &&
-          info.max_seq_len == ref.max_seq_len);
+          info.n_kv_heads == ref.n_kv_heads && info.vocab_size == ref.vocab_size &&
+          info.hidden_dim == ref.hidden_dim && info.max_seq_len == ref.max_seq_len);
     if (m->tok && av_trace_from_text(m, SENTENCE, &rp, &t, &err) == 0) {
         char why[256] = "";
         double d = trace_diff(t, why, sizeof why);
@@ -134,6 +136,34 @@ static int export_hf(const char *dir, av_dtype type, int shards, av_export_repor
     return 0;
 }
 
+/* The GGUF writer quantizes through the codec its caller gives (io/ does not link kernels/ itself). */
+static void test_gguf_writer_quantizer(void) {
+    float x[64]; /* (2, 32) */
+    for (int i = 0; i < 64; i++)
+        x[i] = (float)(i - 20) / 7.0f;
+    const int64_t shape[2] = {2, 32};
+    av_gguf_writer w;
+    av_err err = {{0}};
+    av_gguf_writer_init(&w);
+    CHECK(av_gguf_writer_tensor(&w, "t", AV_DTYPE_F32, AV_DTYPE_Q8_0, 2, shape, x, &err) == -1 &&
+          strstr(err.msg, "needs a codec"));
+    w.codec = &av_quant_codec;
+    REQUIREF(av_gguf_writer_tensor(&w, "t", AV_DTYPE_F32, AV_DTYPE_Q8_0, 2, shape, x, &err) == 0, "%s",
+             err.msg);
+    char path[512];
+    snprintf(path, sizeof path, "%s/quant.gguf", h_tmpdir());
+    REQUIREF(av_gguf_writer_save(&w, path, &err) == 0, "%s", err.msg);
+    av_gguf_writer_free(&w);
+    av_gguf g;
+    REQUIREF(av_gguf_open(path, &g, &err) == 0, "%s", err.msg);
+    const av_gguf_tensor_info *ti = av_gguf_find_tensor(&g, "t");
+    av_block_q8_0 want[2];
+    av_quantize_q8_0(x, want, 64);
+    CHECK(ti && ti->t.dtype == AV_DTYPE_Q8_0 && ti->t.nbytes == sizeof want &&
+          memcmp(ti->t.data, want, sizeof want) == 0);
+    av_gguf_close(&g);
+}
+
 static void test_gguf_f32(void) {
     const char *why = setup_ref();
     if (why) SKIP("%s", why);
@@ -159,12 +189,14 @@ static void test_gguf_layout(void) {
     REQUIRE(emb && wk && norm);
     /* ggml order: ne[0] is the innermost (row length); the view is [vocab, dim] as in PyTorch */
     CHECK(emb->n_dims == 2 && emb->ne[0] == 64 && emb->ne[1] == 512);
-    CHECK(emb->t.ndim == 2 && emb->t.shape[0] == 512 && emb->t.shape[1] == 64 && emb->t.dtype == AV_DTYPE_F32);
+    CHECK(emb->t.ndim == 2 && emb->t.shape[0] == 512 && emb->t.shape[1] == 64 &&
+          emb->t.dtype == AV_DTYPE_F32);
     CHECK(wk->ne[0] == 64 && wk->ne[1] == 32 && wk->t.shape[0] == 32);
     CHECK(norm->n_dims == 1 && norm->t.shape[0] == 64);
     CHECK(memcmp(emb->t.data, g_ref->tok_emb.data, emb->t.nbytes) == 0);
-    CHECK(memcmp(wk->t.data, g_ref->layers[4].wk.data, wk->t.nbytes) == 0); /* GGUF keeps Meta's q/k order */
-    CHECK(av_gguf_find_tensor(&g, "output.weight") == NULL);                  /* tied */
+    CHECK(memcmp(wk->t.data, g_ref->stacks[0].blocks[4].attn.k.w.data, wk->t.nbytes) ==
+          0);                                                /* GGUF keeps Meta's q/k order */
+    CHECK(av_gguf_find_tensor(&g, "output.weight") == NULL); /* tied */
     int64_t v = 0;
     float f = 0;
     const char *s;
@@ -172,9 +204,11 @@ static void test_gguf_layout(void) {
     CHECK(av_gguf_get_int(&g, "llama.attention.head_count_kv", &v, &err) == 0 && v == 4);
     CHECK(av_gguf_get_int(&g, "llama.rope.dimension_count", &v, &err) == 0 && v == 8);
     CHECK(av_gguf_get_f32(&g, "llama.attention.layer_norm_rms_epsilon", &f, &err) == 0 && f == 1e-5f);
-    CHECK(av_gguf_get_str(&g, "general.architecture", &s, &len, &err) == 0 && len == 5 && !memcmp(s, "llama", 5));
+    CHECK(av_gguf_get_str(&g, "general.architecture", &s, &len, &err) == 0 && len == 5 &&
+          !memcmp(s, "llama", 5));
     CHECK(av_gguf_get_int(&g, "no.such.key", &v, &err) == 1);
-    CHECK(av_gguf_get_f32(&g, "general.architecture", &f, &err) == -1 && strstr(err.msg, "general.architecture"));
+    CHECK(av_gguf_get_f32(&g, "general.architecture", &f, &err) == -1 &&
+          strstr(err.msg, "general.architecture"));
     av_gguf_close(&g);
 }
 
@@ -191,13 +225,23 @@ static void test_gguf_tokenizer_roundtrip(void) {
     REQUIRE(b != NULL);
     CHECK(a->n_vocab == b->n_vocab && a->bos == b->bos && a->eos == b->eos && a->unk == b->unk);
     int bad = -1;
-    for (int i = 0; i < a->n_vocab && i < b->n_vocab && bad < 0; i++)
-        if (strcmp(a->pieces[i], b->pieces[i]) != 0 || a->scores[i] != b->scores[i] || a->types[i] != b->types[i])
+    char spelled[256]; /* llama2.c's ' ' is the file's "▁" (GGUF tokenizers keep the file's spelling) */
+    for (int i = 0; i < a->n_vocab && i < b->n_vocab && bad < 0; i++) {
+        size_t k = 0;
+        for (const char *p = a->pieces[i]; *p && k + 4 < sizeof spelled; p++) {
+            if (*p == ' ')
+                memcpy(spelled + k, "\xE2\x96\x81", 3), k += 3;
+            else
+                spelled[k++] = *p;
+        }
+        spelled[k] = 0;
+        if (strcmp(spelled, b->pieces[i]) != 0 || a->scores[i] != b->scores[i] || a->types[i] != b->types[i])
             bad = i;
-    CHECKF(bad < 0, "token %d differs: '%s' (%g, type %d) vs '%s' (%g, type %d)", bad, bad >= 0 ? a->pieces[bad] : "",
-           bad >= 0 ? a->scores[bad] : 0, bad >= 0 ? a->types[bad] : 0, bad >= 0 ? b->pieces[bad] : "",
-           bad >= 0 ? b->scores[bad] : 0, bad >= 0 ? b->types[bad] : 0);
-    CHECK(strcmp(b->pieces[262], " s") == 0); /* "▁s" in the file */
+    }
+    CHECKF(bad < 0, "token %d differs: '%s' (%g, type %d) vs '%s' (%g, type %d)", bad,
+           bad >= 0 ? a->pieces[bad] : "", bad >= 0 ? a->scores[bad] : 0, bad >= 0 ? a->types[bad] : 0,
+           bad >= 0 ? b->pieces[bad] : "", bad >= 0 ? b->scores[bad] : 0, bad >= 0 ? b->types[bad] : 0);
+    CHECK(strcmp(b->pieces[262], "\xE2\x96\x81s") == 0); /* "▁s" in the file */
     CHECK(a->byte_ids[0x41] == b->byte_ids[0x41] && b->byte_ids[0x41] == 3 + 0x41);
     /* same ids for text that needs merges, byte fallback and UTF-8 */
     const char *text = "Tom and Lily's dog ran \xc3\xa9\xe2\x9c\x93 fast!";
@@ -208,7 +252,7 @@ static void test_gguf_tokenizer_roundtrip(void) {
     CHECK(na == nb && na > 0 && ia && ib && memcmp(ia, ib, na * sizeof *ia) == 0);
     free(ia);
     free(ib);
-    CHECK(strcmp(m->name, "stories260K") == 0 && strcmp(m->format, "gguf") == 0);
+    CHECK(strcmp(m->name, "stories260K") == 0 && m->format == AV_MODEL_FORMAT_GGUF);
     av_model_free(m);
 }
 
@@ -231,15 +275,16 @@ static void test_hf_f32(void) {
     av_model *m = NULL;
     av_err err = {{0}};
     REQUIREF(av_model_load(dir, NULL, &m, &err) == 0, "%s", err.msg);
-    CHECK(m->rope == AV_ROPE_HALF && strcmp(m->name, "hf_f32") == 0);
-    const float *hf = m->layers[2].wq.data, *meta = g_ref->layers[2].wq.data;
+    CHECK(m->stacks[0].cfg.rope == AV_ROPE_HALF && strcmp(m->name, "hf_f32") == 0);
+    const float *hf = m->stacks[0].blocks[2].attn.q.w.data, *meta = g_ref->stacks[0].blocks[2].attn.q.w.data;
     int ok = 1;
     for (int h = 0; h < 8; h++)
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 2; j++)
                 ok &= memcmp(hf + (h * 8 + j * 4 + i) * 64, meta + (h * 8 + 2 * i + j) * 64, 64 * 4) == 0;
     CHECK(ok);
-    CHECK(memcmp(m->layers[2].wv.data, g_ref->layers[2].wv.data, g_ref->layers[2].wv.nbytes) == 0);
+    CHECK(memcmp(m->stacks[0].blocks[2].attn.v.w.data, g_ref->stacks[0].blocks[2].attn.v.w.data,
+                 g_ref->stacks[0].blocks[2].attn.v.w.nbytes) == 0);
     av_model_free(m);
 }
 
@@ -291,11 +336,11 @@ static void test_gguf_q8_0(void) {
     CHECK(emb && emb->type == AV_GGML_Q8_0 && emb->t.nbytes == 512 * 2 * 34);
     CHECK(down && down->type == AV_GGML_F16);
     CHECK(norm && norm->type == AV_GGML_F32);
-    /* every Q8_0 weight within half a step of the original (d = block amax / 127; rounding d to f16 adds up to
-     * 127 * 2^-11 d, an eighth of a step) */
+    /* every Q8_0 weight within half a step of the original (d = block amax / 127; rounding d to f16 adds up
+     * to 127 * 2^-11 d, an eighth of a step) */
     const av_gguf_tensor_info *wq = av_gguf_find_tensor(&g, "blk.3.attn_q.weight");
     const av_tensor *tensors[2] = {emb ? &emb->t : NULL, wq ? &wq->t : NULL};
-    const av_tensor *orig[2] = {&g_ref->tok_emb, &g_ref->layers[3].wq};
+    const av_tensor *orig[2] = {&g_ref->tok_emb, &g_ref->stacks[0].blocks[3].attn.q.w};
     for (int k = 0; k < 2; k++) {
         REQUIRE(tensors[k] && tensors[k]->dtype == AV_DTYPE_Q8_0);
         size_t n = (size_t)av_tensor_numel(orig[k]);
@@ -339,8 +384,10 @@ static void test_hf_to_gguf(void) {
     REQUIREF(av_model_load(out, NULL, &m, &err) == 0, "%s", err.msg);
     int same = 1;
     for (int l = 0; l < 5; l++) {
-        same &= memcmp(m->layers[l].wq.data, g_ref->layers[l].wq.data, g_ref->layers[l].wq.nbytes) == 0;
-        same &= memcmp(m->layers[l].wk.data, g_ref->layers[l].wk.data, g_ref->layers[l].wk.nbytes) == 0;
+        same &= memcmp(m->stacks[0].blocks[l].attn.q.w.data, g_ref->stacks[0].blocks[l].attn.q.w.data,
+                       g_ref->stacks[0].blocks[l].attn.q.w.nbytes) == 0;
+        same &= memcmp(m->stacks[0].blocks[l].attn.k.w.data, g_ref->stacks[0].blocks[l].attn.k.w.data,
+                       g_ref->stacks[0].blocks[l].attn.k.w.nbytes) == 0;
     }
     CHECK(same);
     av_model_free(m);
@@ -364,39 +411,51 @@ static void test_output_refused(void) {
     json_t *j = NULL;
     CHECKF(av_json_load_file(cfg, &j, &err) == 0, "%s", err.msg);
     CHECK(j && json_real_value(json_object_get(j, "rms_norm_eps")) == 1e-5 &&
-          strcmp(av_json_str(j, "torch_dtype"), "float16") == 0 && json_is_true(json_object_get(j, "tie_word_embeddings")));
+          strcmp(av_json_str(j, "torch_dtype"), "float16") == 0 &&
+          json_is_true(json_object_get(j, "tie_word_embeddings")));
     json_decref(j);
     p.dtype = AV_DTYPE_Q8_0;
     CHECK(av_export_hf(g_ref, tmp_path("hf_q8"), &p, &rep, &err) == -1 && strstr(err.msg, "bf16"));
     p.dtype = AV_DTYPE_F32;
     p.force = 0;
-    CHECK(av_export_gguf(g_ref, tmp_path("f32.gguf"), &p, &rep, &err) == -1 && strstr(err.msg, "already exists"));
+    CHECK(av_export_gguf(g_ref, tmp_path("f32.gguf"), &p, &rep, &err) == -1 &&
+          strstr(err.msg, "already exists"));
     /* no temp directory or file left behind */
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
     CHECK(access(tmp, F_OK) != 0);
 }
 
+/* The attnviz binary and stories260K's checkpoint and tokenizer for the convert command's tests: NULL, or
+ * why they cannot run. model, tok: (4096) */
+static const char *convert_cli_setup(const char **bin, char *model, char *tok) {
+    const char *why = setup_ref();
+    if (why) return why;
+    *bin = getenv("ATTNVIZ_BIN");
+    if (!*bin || !**bin) *bin = "build/attnviz";
+    if (access(*bin, X_OK) != 0) return "the attnviz binary is not built";
+    h_shared_file(model, 4096, "models/stories260K/stories260K.bin");
+    h_shared_file(tok, 4096, "models/stories260K/tok512.bin");
+    return NULL;
+}
+
 /* `attnviz convert` end to end: exit status, one summary line on stderr, a loadable result. */
 static void test_convert_cli(void) {
-    const char *why = setup_ref();
-    if (why) SKIP("%s", why);
-    const char *bin = getenv("ATTNVIZ_BIN");
-    if (!bin || !*bin) bin = "build/attnviz";
-    if (access(bin, X_OK) != 0) SKIP("%s not built", bin);
+    const char *bin, *why;
     char model[4096], tok[4096], cmd[10000];
-    h_shared_file(model, sizeof model, "models/stories260K/stories260K.bin");
-    h_shared_file(tok, sizeof tok, "models/stories260K/tok512.bin");
+    if ((why = convert_cli_setup(&bin, model, tok))) SKIP("%s", why);
     const char *out = tmp_path("cli.gguf"), *errf = tmp_path("cli.err");
-    snprintf(cmd, sizeof cmd, "'%s' convert --model '%s' --tokenizer '%s' --to gguf -o '%s' --type q8_0 2>'%s'", bin,
-             model, tok, out, errf);
+    snprintf(cmd, sizeof cmd,
+             "'%s' convert --model '%s' --tokenizer '%s' --to gguf -o '%s' --type q8_0 2>'%s'", bin, model,
+             tok, out, errf);
     int st = system(cmd);
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "convert exited with %d", st);
     char *text = NULL;
     size_t n = 0;
     av_err err = {{0}};
     REQUIRE(av_file_read_all(errf, 1 << 16, &text, &n, &err) == 0);
-    CHECKF(strncmp(text, "attnviz convert: ", 17) == 0 && strchr(text, '\n') == text + n - 1 && strstr(text, "Q8_0"),
+    CHECKF(strncmp(text, "attnviz convert: ", 17) == 0 && strchr(text, '\n') == text + n - 1 &&
+               strstr(text, "Q8_0"),
            "stderr: %s", text);
     free(text);
     check_model(out, "CLI GGUF Q8_0", Q8_TOL);
@@ -406,11 +465,68 @@ static void test_convert_cli(void) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 }
 
-/* A GGUF whose tokenizer.ggml.model is "gpt2" loads with the byte-level BPE it describes, and converting keeps
- * its pre-tokenizer (tokenizer.ggml.pre). The project's induction model (vocabulary 98) gets a hand-made
- * byte-level vocabulary: the 95 printable ASCII bytes (space spelled "Ġ"), then "Ġt", "he", "Ġ1" from three
- * ranked merges. " the 1" is [Ġt, he, Ġ1] = [95, 96, 97] with GPT-2's pattern (" 1" is one chunk) and
- * [95, 96, Ġ, 1] = [95, 96, 0, 17] with Llama 3's (digits apart from the space). */
+/* `attnviz convert --type q4_k|q4_0` with the output format taken from the .gguf extension: the summary
+ * counts the matrices that fell back (stories260K's rows of 64 are no K-quant super-blocks: Q4_0; ffn_down's
+ * 172: F16), the file holds those types, every Q4_0 weight is within one step (|d|) of the original, and it
+ * runs (4-bit weights on this 64-wide model move the attention by up to ~0.5:
+ * tests/cli/test_llamacpp_quants.sh is where quantized forward passes are checked exactly). A quantized type
+ * for a Hugging Face directory and --to hf with a .gguf name are usage errors. */
+static void test_convert_cli_quantized(void) {
+    const char *bin, *why;
+    char model[4096], tok[4096], cmd[10000];
+    if ((why = convert_cli_setup(&bin, model, tok))) SKIP("%s", why);
+    const char *types[2] = {"q4_k", "q4_0"}, *errf = tmp_path("cli4.err");
+    for (int k = 0; k < 2; k++) {
+        char out[600];
+        snprintf(out, sizeof out, "%s", tmp_path(k ? "cli_q4_0.gguf" : "cli_q4_k.gguf"));
+        snprintf(cmd, sizeof cmd, "'%s' convert --model '%s' --tokenizer '%s' -o '%s' --type %s 2>'%s'", bin,
+                 model, tok, out, types[k], errf);
+        int st = system(cmd);
+        char *text = NULL;
+        size_t n = 0;
+        av_err err = {{0}};
+        REQUIRE(av_file_read_all(errf, 1 << 16, &text, &n, &err) == 0);
+        CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 && strstr(text, "GGUF v3") &&
+                   strstr(text, k ? "Q4_0, 47 tensors" : "Q4_K, 47 tensors") &&
+                   strstr(text, "5 matrices written F16") && (k || strstr(text, "31 matrices written Q4_0")),
+               "%s: exit %d, stderr: %s", types[k], st, text);
+        free(text);
+        av_gguf g;
+        REQUIREF(av_gguf_open(out, &g, &err) == 0, "%s", err.msg);
+        const av_gguf_tensor_info *q = av_gguf_find_tensor(&g, "blk.3.attn_q.weight");
+        const av_gguf_tensor_info *down = av_gguf_find_tensor(&g, "blk.0.ffn_down.weight");
+        CHECK(down && down->t.dtype == AV_DTYPE_F16);
+        REQUIRE(q && q->t.dtype == AV_DTYPE_Q4_0);
+        const av_tensor *orig = &g_ref->stacks[0].blocks[3].attn.q.w;
+        size_t numel = (size_t)av_tensor_numel(orig);
+        float *y = malloc(sizeof(float) * numel);
+        av_dequantize_rows(&q->t, 0, q->t.shape[0], y);
+        double worst = 0;
+        for (size_t i = 0; i < numel; i++) {
+            float d = fabsf(av_f16_to_f32(((const av_block_q4_0 *)q->t.data)[i / 32].d));
+            double e = fabs((double)y[i] - ((const float *)orig->data)[i]) / ((double)d + 1e-30);
+            worst = e > worst ? e : worst;
+        }
+        free(y);
+        CHECKF(worst <= 1.01, "%s: Q4_0 error %.3f steps", types[k], worst);
+        av_gguf_close(&g);
+        check_model(out, k ? "CLI GGUF Q4_0" : "CLI GGUF Q4_K", 0.6);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' convert --model '%s' -o '%s' --type q4_k 2>'%s'", bin, model,
+             tmp_path("cli_q4hf"), errf);
+    int st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    snprintf(cmd, sizeof cmd, "'%s' convert --model '%s' --to hf -o '%s' 2>'%s'", bin, model,
+             tmp_path("x.gguf"), errf);
+    st = system(cmd);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+}
+
+/* A GGUF whose tokenizer.ggml.model is "gpt2" loads with the byte-level BPE it describes, and converting
+ * keeps its pre-tokenizer (tokenizer.ggml.pre). The project's induction model (vocabulary 98) gets a
+ * hand-made byte-level vocabulary: the 95 printable ASCII bytes (space spelled "Ġ"), then "Ġt", "he", "Ġ1"
+ * from three ranked merges. " the 1" is [Ġt, he, Ġ1] = [95, 96, 97] with GPT-2's pattern (" 1" is one chunk)
+ * and [95, 96, Ġ, 1] = [95, 96, 0, 17] with Llama 3's (digits apart from the space). */
 static void test_gguf_gpt2_tokenizer_through_loader(void) {
     const char *pres[] = {"gpt-2", "llama-bpe"};
     const int32_t want[2][4] = {{95, 96, 97}, {95, 96, 0, 17}};
@@ -426,11 +542,15 @@ static void test_gguf_gpt2_tokenizer_through_loader(void) {
             char c[2] = {(char)(0x20 + i), 0};
             pieces[i] = strdup(i == 0 ? "\xC4\xA0" : c);
         }
-        pieces[95] = strdup("\xC4\xA0t"), pieces[96] = strdup("he"), pieces[97] = strdup("\xC4\xA0" "1");
+        pieces[95] = strdup("\xC4\xA0t"), pieces[96] = strdup("he"),
+        pieces[97] = strdup("\xC4\xA0"
+                            "1");
         merges[0] = strdup("\xC4\xA0 t"), merges[1] = strdup("h e"), merges[2] = strdup("\xC4\xA0 1");
         av_tokenizer *tok = NULL;
-        REQUIREF(av_tok_from_gguf("gpt2", pres[v], 98, pieces, NULL, NULL, merges, 3, -1, -1, -1, 1, &tok, &err) == 0,
-                 "%s", err.msg);
+        av_tok_gguf_spec spec = av_tok_gguf_spec_init();
+        spec.model = "gpt2", spec.pre = pres[v], spec.n = 98, spec.pieces = pieces, spec.merges = merges,
+        spec.n_merges = 3;
+        REQUIREF(av_tok_from_gguf(&spec, &tok, &err) == 0, "%s", err.msg);
         av_tokenizer_free(m->tok);
         m->tok = tok;
         char path[512];
@@ -440,12 +560,13 @@ static void test_gguf_gpt2_tokenizer_through_loader(void) {
         REQUIREF(av_export_gguf(m, path, &p, &rep, &err) == 0, "%s", err.msg);
         REQUIREF(av_model_load(path, &mp, &back, &err) == 0, "%s", err.msg);
         REQUIREF(back->tok, "the GGUF's gpt2 tokenizer was not loaded");
-        CHECKF(back->tok->gguf_pre && strcmp(back->tok->gguf_pre, pres[v] ) == 0, "pre %s came back as %s", pres[v],
-               back->tok->gguf_pre ? back->tok->gguf_pre : "(none)");
+        CHECKF(back->tok->gguf_pre && strcmp(back->tok->gguf_pre, pres[v]) == 0, "pre %s came back as %s",
+               pres[v], back->tok->gguf_pre ? back->tok->gguf_pre : "(none)");
         for (int side = 0; side < 2; side++) {
             int32_t *ids;
             size_t n;
-            REQUIREF(av_tokenizer_encode(side ? back->tok : m->tok, " the 1", 6, 0, &ids, &n, &err) == 0, "%s", err.msg);
+            REQUIREF(av_tokenizer_encode(side ? back->tok : m->tok, " the 1", 6, 0, &ids, &n, &err) == 0,
+                     "%s", err.msg);
             CHECKF(n == n_want[v] && memcmp(ids, want[v], n * sizeof *ids) == 0, "%s, %s: %zu ids", pres[v],
                    side ? "reloaded" : "built", n);
             free(ids);
@@ -456,6 +577,7 @@ static void test_gguf_gpt2_tokenizer_through_loader(void) {
 }
 
 int main(void) {
+    RUN(test_gguf_writer_quantizer);
     RUN(test_gguf_f32);
     RUN(test_gguf_layout);
     RUN(test_gguf_tokenizer_roundtrip);
@@ -468,6 +590,7 @@ int main(void) {
     RUN(test_hf_to_gguf);
     RUN(test_output_refused);
     RUN(test_convert_cli);
+    RUN(test_convert_cli_quantized);
     av_trace_free(g_trace);
     av_model_free(g_ref);
     char cmd[600];

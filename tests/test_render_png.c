@@ -30,7 +30,7 @@ static av_trace *synthetic(void) {
     float *d = malloc(2 * 16 * sizeof *d);
     memcpy(d, k_h0, sizeof k_h0);
     memcpy(d + 16, k_h1, sizeof k_h1);
-    av_trace_add_attn(t, "self", 0, 2, 4, 4, d, &err);
+    av_trace_add_attn(t, AV_ATTN_SELF, 0, 2, 4, 4, d, &err);
     return t;
 }
 

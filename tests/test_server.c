@@ -15,38 +15,11 @@
 
 enum { SYN_L = 2, SYN_H = 3, SYN_T = 40 };
 
-static av_trace *synthetic_trace(void) {
-    av_trace *t = av_trace_new();
-    char **tok = malloc(sizeof *tok * SYN_T);
-    int32_t *ids = malloc(sizeof *ids * SYN_T);
-    for (int i = 0; i < SYN_T; i++) {
-        char b[16];
-        snprintf(b, sizeof b, "tok%d", i);
-        tok[i] = av_strdup(b);
-        ids[i] = i;
-    }
-    av_trace_set_tokens(t, tok, ids, SYN_T, NULL);
-    unsigned seed = 7;
-    for (int l = 0; l < SYN_L; l++) {
-        float *a = malloc(sizeof(float) * SYN_H * SYN_T * SYN_T);
-        for (int h = 0; h < SYN_H; h++)
-            for (int q = 0; q < SYN_T; q++) {
-                float *row = a + ((size_t)h * SYN_T + q) * SYN_T;
-                double sum = 0;
-                for (int k = 0; k < SYN_T; k++) {
-                    row[k] = k <= q ? (float)exp(4.0 * rand_r(&seed) / RAND_MAX) : 0.0f;
-                    sum += row[k];
-                }
-                for (int k = 0; k < SYN_T; k++)
-                    row[k] = (float)(row[k] / sum);
-            }
-        av_trace_add_attn(t, "self", l, SYN_H, SYN_T, SYN_T, a, NULL);
-    }
-    return t;
-}
+static av_trace *synthetic_trace(void) { return causal_trace(SYN_L, SYN_H, SYN_T, 7); }
 
 typedef struct hammer_ctx {
     int port, failures;
+    const char *id;
     const av_trace *t;
     unsigned seed;
 } hammer_ctx;
@@ -56,9 +29,9 @@ static void *hammer(void *arg) {
     for (int i = 0; i < 40; i++) {
         int layer = (int)(rand_r(&c->seed) % SYN_L), head = (int)(rand_r(&c->seed) % (SYN_H + 2)) - 2;
         av_attn_view v;
-        av_trace_attn(c->t, "self", layer, &v, NULL);
-        float d = i % 2 ? check_row(c->port, "t0", &v, layer, head, (int)(rand_r(&c->seed) % SYN_T))
-                        : check_tile(c->port, "t0", &v, layer, head, 0, SYN_T, 0, SYN_T, 7, 9, i % 4 == 0);
+        av_trace_attn(c->t, AV_ATTN_SELF, layer, &v, NULL);
+        float d = i % 2 ? check_row(c->port, c->id, &v, layer, head, (int)(rand_r(&c->seed) % SYN_T))
+                        : check_tile(c->port, c->id, &v, layer, head, 0, SYN_T, 0, SYN_T, 7, 9, i % 4 == 0);
         if (!(d < 1e-6f)) c->failures++;
     }
     return NULL;
@@ -74,41 +47,49 @@ static void test_trace_server(void) {
     REQUIREF(av_server_start(NULL, t, &p, &s, &err) == 0, "start: %s", err.msg);
     int port = av_server_port(s);
     const av_trace *tr = s->store.runs[0]->trace; /* owned by the server now */
+    char id[64], path[256];
+    REQUIRE(first_trace_id(port, id, sizeof id) == 0);
+    CHECKF(strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32, "trace id '%s' is not 128 random bits",
+           id);
     resp r;
     CHECK(get(port, "/api/info", &r) == 200 && strstr(r.body, "\"mode\":\"trace\""));
     resp_free(&r);
-    CHECK(get(port, "/api/traces/t0", &r) == 200 && strstr(r.body, "\"n_tokens\":40") &&
-          strstr(r.body, "tok39"));
+    CHECK(get(port, with_id("/api/traces/{id}", id, path, sizeof path), &r) == 200 &&
+          strstr(r.body, "\"n_tokens\":40") && strstr(r.body, "tok39"));
     resp_free(&r);
     /* rows: every head, mean and max, several queries */
     float worst = 0;
     for (int l = 0; l < SYN_L; l++) {
         av_attn_view v;
-        av_trace_attn(tr, "self", l, &v, NULL);
+        av_trace_attn(tr, AV_ATTN_SELF, l, &v, NULL);
         for (int h = -2; h < SYN_H; h++)
             for (int q = 0; q < SYN_T; q += 13) {
-                float d = check_row(port, "t0", &v, l, h, q);
+                float d = check_row(port, id, &v, l, h, q);
                 worst = d > worst ? d : worst;
             }
-        float d1 = check_tile(port, "t0", &v, l, 1, 0, SYN_T, 0, SYN_T, SYN_T, SYN_T, 0); /* exact cells */
-        float d2 = check_tile(port, "t0", &v, l, 2, 3, 37, 1, 40, 5, 6, 0);
-        float d3 = check_tile(port, "t0", &v, l, AV_HEADS_MEAN, 3, 37, 1, 40, 5, 6, 1);
-        float d4 = check_tile(port, "t0", &v, l, AV_HEADS_MAX, 0, 40, 0, 40, 16, 16, 1);
-        float d5 = check_tile(port, "t0", &v, l, 2, 3, 37, 1, 40, 5, 6, 0); /* again: from the cache */
+        float d1 = check_tile(port, id, &v, l, 1, 0, SYN_T, 0, SYN_T, SYN_T, SYN_T, 0); /* exact cells */
+        float d2 = check_tile(port, id, &v, l, 2, 3, 37, 1, 40, 5, 6, 0);
+        float d3 = check_tile(port, id, &v, l, AV_HEADS_MEAN, 3, 37, 1, 40, 5, 6, 1);
+        float d4 = check_tile(port, id, &v, l, AV_HEADS_MAX, 0, 40, 0, 40, 16, 16, 1);
+        float d5 = check_tile(port, id, &v, l, 2, 3, 37, 1, 40, 5, 6, 0); /* again: from the cache */
         worst = fmaxf(worst, fmaxf(fmaxf(d1, d2), fmaxf(fmaxf(d3, d4), d5)));
     }
     CHECKF(worst < 1e-6f, "rows/tiles differ from the reference by %g", worst);
     /* JSON formats */
-    CHECK(get(port, "/api/traces/t0/row?layer=1&head=0&q=5", &r) == 200 && strstr(r.body, "\"values\":["));
+    CHECK(get(port, with_id("/api/traces/{id}/row?layer=1&head=0&q=5", id, path, sizeof path), &r) == 200 &&
+          strstr(r.body, "\"values\":["));
     resp_free(&r);
-    CHECK(get(port, "/api/traces/t0/tile?layer=0&head=mean&rows=2&cols=2&format=json", &r) == 200 &&
+    CHECK(get(port,
+              with_id("/api/traces/{id}/tile?layer=0&head=mean&rows=2&cols=2&format=json", id, path,
+                      sizeof path),
+              &r) == 200 &&
           strstr(r.body, "\"rows\":2"));
     resp_free(&r);
     /* concurrent readers */
     pthread_t th[4];
     hammer_ctx hc[4];
     for (int i = 0; i < 4; i++) {
-        hc[i] = (hammer_ctx){port, 0, tr, (unsigned)i + 1};
+        hc[i] = (hammer_ctx){port, 0, id, tr, (unsigned)i + 1};
         pthread_create(&th[i], NULL, hammer, &hc[i]);
     }
     int fails = 0;
@@ -142,27 +123,27 @@ static void test_errors(void) {
         {"GET", "/api/traces/nope", 404},
         {"GET", "/api/traces/nope/row?layer=0&head=0&q=0", 404},
         {"GET", "/api/runs/r42", 404},
-        {"GET", "/api/traces/t0/row?layer=9&head=0&q=0", 400},
-        {"GET", "/api/traces/t0/row?layer=0&head=3&q=0", 400},
-        {"GET", "/api/traces/t0/row?layer=0&head=x&q=0", 400},
-        {"GET", "/api/traces/t0/row?layer=0&head=0&q=40", 400},
-        {"GET", "/api/traces/t0/row?layer=0&head=0", 400},
-        {"GET", "/api/traces/t0/row?layer=-1&head=0&q=0", 400},
-        {"GET", "/api/traces/t0/row?layer=0x1&head=0&q=0", 400},
-        {"GET", "/api/traces/t0/row?layer=99999999999999999999&head=0&q=0", 400},
-        {"GET", "/api/traces/t0/row?layer=0&head=0&q=0&format=xml", 400},
-        {"GET", "/api/traces/t0/row?layer=0&head=0&q=0&kind=cross", 400},
-        {"GET", "/api/traces/t0/tile?layer=0&head=0&pool=median", 400},
-        {"GET", "/api/traces/t0/tile?layer=0&head=0&q0=10&q1=5", 400},
-        {"GET", "/api/traces/t0/tile?layer=0&head=0&rows=41", 400},
-        {"GET", "/api/traces/t0/tile?layer=0&head=0&k1=41", 400},
-        {"GET", "/api/traces/t0/tile?layer=0&head=0&rows=0", 400},
-        {"GET", "/api/traces/t0/nothing", 404},
-        {"GET", "/api/traces/t0/row/extra", 404},
+        {"GET", "/api/traces/{id}/row?layer=9&head=0&q=0", 400},
+        {"GET", "/api/traces/{id}/row?layer=0&head=3&q=0", 400},
+        {"GET", "/api/traces/{id}/row?layer=0&head=x&q=0", 400},
+        {"GET", "/api/traces/{id}/row?layer=0&head=0&q=40", 400},
+        {"GET", "/api/traces/{id}/row?layer=0&head=0", 400},
+        {"GET", "/api/traces/{id}/row?layer=-1&head=0&q=0", 400},
+        {"GET", "/api/traces/{id}/row?layer=0x1&head=0&q=0", 400},
+        {"GET", "/api/traces/{id}/row?layer=99999999999999999999&head=0&q=0", 400},
+        {"GET", "/api/traces/{id}/row?layer=0&head=0&q=0&format=xml", 400},
+        {"GET", "/api/traces/{id}/row?layer=0&head=0&q=0&kind=cross", 400},
+        {"GET", "/api/traces/{id}/tile?layer=0&head=0&pool=median", 400},
+        {"GET", "/api/traces/{id}/tile?layer=0&head=0&q0=10&q1=5", 400},
+        {"GET", "/api/traces/{id}/tile?layer=0&head=0&rows=41", 400},
+        {"GET", "/api/traces/{id}/tile?layer=0&head=0&k1=41", 400},
+        {"GET", "/api/traces/{id}/tile?layer=0&head=0&rows=0", 400},
+        {"GET", "/api/traces/{id}/nothing", 404},
+        {"GET", "/api/traces/{id}/row/extra", 404},
         {"GET", "/api/nothing", 404},
         {"GET", "/api/", 404},
         {"GET", "/api/traces/", 404},
-        {"POST", "/api/traces/t0", 405},
+        {"POST", "/api/traces/{id}", 405},
         {"DELETE", "/api/info", 405},
         {"PUT", "/api/run", 405},
         {"GET", "/api/run", 405},
@@ -179,9 +160,11 @@ static void test_errors(void) {
         {"GET", "/src/server/http.c", 404},
         {"GET", "/Makefile", 404},
     };
+    char id[64], path[256];
+    REQUIRE(first_trace_id(port, id, sizeof id) == 0);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         resp r;
-        int st = http(port, cases[i].method, cases[i].path, NULL, NULL, &r);
+        int st = http(port, cases[i].method, with_id(cases[i].path, id, path, sizeof path), NULL, NULL, &r);
         CHECKF(st == cases[i].status, "%s %s: status %d, expected %d", cases[i].method, cases[i].path, st,
                cases[i].status);
         CHECKF(st < 0 || is_json_error(&r), "%s %s: not a JSON error: %.100s", cases[i].method, cases[i].path,

@@ -12,6 +12,7 @@
 #include <sys/time.h>
 
 #include "attnviz.h"
+#include "trace/trace.h"
 
 /* ---- a small HTTP/1.0 client ---- */
 
@@ -111,6 +112,68 @@ __attribute__((unused)) static int server_alive(int port) {
     int st = get(port, "/api/info", &r);
     resp_free(&r);
     return st == 200;
+}
+
+/* The id of the first trace the server lists (GET /api/traces), into id; 0, or -1. */
+__attribute__((unused)) static int first_trace_id(int port, char *id, size_t n) {
+    resp r;
+    int rc = -1;
+    if (get(port, "/api/traces", &r) == 200) {
+        json_t *j = body_json(&r);
+        const char *v = json_string_value(json_object_get(json_array_get(j, 0), "id"));
+        if (v && strlen(v) < n) {
+            snprintf(id, n, "%s", v);
+            rc = 0;
+        }
+        json_decref(j);
+    }
+    resp_free(&r);
+    return rc;
+}
+
+/* path with every "{id}" replaced by id, into out. */
+__attribute__((unused)) static const char *with_id(const char *path, const char *id, char *out, size_t n) {
+    size_t o = 0;
+    for (const char *p = path; *p && o + 1 < n;) {
+        if (strncmp(p, "{id}", 4) == 0) {
+            o += (size_t)snprintf(out + o, n - o, "%s", id);
+            p += 4;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o < n ? o : n - 1] = 0;
+    return out;
+}
+
+/* A trace of n_layers x n_heads x T tokens ("tok0".."tok<T-1>"), causal softmax rows of random logits. */
+__attribute__((unused)) static av_trace *causal_trace(int n_layers, int n_heads, int T, unsigned seed) {
+    av_trace *t = av_trace_new();
+    char **tok = malloc(sizeof *tok * (size_t)T);
+    int32_t *ids = malloc(sizeof *ids * (size_t)T);
+    for (int i = 0; i < T; i++) {
+        char b[16];
+        snprintf(b, sizeof b, "tok%d", i);
+        tok[i] = av_strdup(b);
+        ids[i] = i;
+    }
+    av_trace_set_tokens(t, tok, ids, T, NULL);
+    for (int l = 0; l < n_layers; l++) {
+        float *a = malloc(sizeof(float) * (size_t)n_heads * (size_t)T * (size_t)T);
+        for (int h = 0; h < n_heads; h++)
+            for (int q = 0; q < T; q++) {
+                float *row = a + ((size_t)h * (size_t)T + (size_t)q) * (size_t)T;
+                double sum = 0;
+                for (int k = 0; k < T; k++) {
+                    row[k] = k <= q ? (float)exp(4.0 * rand_r(&seed) / RAND_MAX) : 0.0f;
+                    sum += row[k];
+                }
+                for (int k = 0; k < T; k++)
+                    row[k] = (float)(row[k] / sum);
+            }
+        av_trace_add_attn(t, AV_ATTN_SELF, l, n_heads, T, T, a, NULL);
+    }
+    return t;
 }
 
 /* ---- references computed here ---- */

@@ -25,11 +25,11 @@ static av_model *load_model(void) {
 }
 
 /* Submits a run; waits until done. Fills id; returns the final status string ("done", "failed"...) in st. */
-static int run_and_wait(int port, const char *body, char id[16], char st[16]) {
+static int run_and_wait(int port, const char *body, char id[SRV_ID_LEN], char st[16]) {
     resp r;
     int code = http(port, "POST", "/api/run", "application/json", body, &r);
     json_t *j = body_json(&r);
-    snprintf(id, 16, "%s",
+    snprintf(id, SRV_ID_LEN, "%s",
              code == 202 && json_string_value(json_object_get(j, "id"))
                  ? json_string_value(json_object_get(j, "id"))
                  : "");
@@ -72,7 +72,7 @@ static void test_model_server(void) {
     av_server *s;
     REQUIREF(av_server_start(m, NULL, &p, &s, &err) == 0, "start: %s", err.msg);
     int port = av_server_port(s);
-    char id[16], st[16], body[512];
+    char id[SRV_ID_LEN], st[16], body[512];
     snprintf(body, sizeof body, "{\"text\": \"%s\"}", TEXT);
     CHECK(run_and_wait(port, body, id, st) == 202 && strcmp(st, "done") == 0);
     resp r;
@@ -88,7 +88,7 @@ static void test_model_server(void) {
     float worst = 0;
     for (int l = 0; l < 5; l++) {
         av_attn_view v;
-        REQUIREF(av_trace_attn(ref, "self", l, &v, &err) == 0, "%s", err.msg);
+        REQUIREF(av_trace_attn(ref, AV_ATTN_SELF, l, &v, &err) == 0, "%s", err.msg);
         for (int h = -2; h < 8; h += 3)
             for (int q = 0; q < T; q += 7)
                 worst = fmaxf(worst, check_row(port, id, &v, l, h, q));
@@ -115,7 +115,7 @@ static void test_model_server(void) {
     }
     resp_free(&r);
     /* max_runs = 2: after two more runs the first is evicted (404), the newest still served */
-    char id2[16], id3[16];
+    char id2[SRV_ID_LEN], id3[SRV_ID_LEN];
     CHECK(run_and_wait(port, "{\"text\": \"The cat sat.\"}", id2, st) == 202 && strcmp(st, "done") == 0);
     CHECK(run_and_wait(port, "{\"ids\": [1, 403, 407, 261], \"add_bos\": false}", id3, st) == 202 &&
           strcmp(st, "done") == 0);

@@ -1,7 +1,7 @@
 /* Display labels of the real tokenizers (the strings attention maps are labelled with): GPT-2's "Ġthe" shows
- * as " the" (or "␣the" with the visible-space flag), SentencePiece's "▁the" likewise, byte pieces are merged back
- * into the character they complete, WordPiece continuations keep "##", special tokens show their name and
- * control characters are escaped. */
+ * as " the" (or "␣the" with the visible-space flag), SentencePiece's "▁the" likewise, byte pieces are merged
+ * back into the character they complete, WordPiece continuations keep "##", special tokens show their name
+ * and control characters are escaped. */
 #include "harness.h"
 
 #include "attnviz.h"
@@ -26,11 +26,11 @@ static void labels(const av_tokenizer *t, const char *text, int add, unsigned fl
     free(ids);
 }
 
-#define CHECK_LABELS(t, text, add, flags, want)                                                                    \
-    do {                                                                                                           \
-        char got_[1024];                                                                                           \
-        labels(t, text, add, flags, got_, sizeof got_);                                                            \
-        CHECKF(strcmp(got_, want) == 0, "'%s': got '%s', want '%s'", text, got_, want);                           \
+#define CHECK_LABELS(t, text, add, flags, want)                                                              \
+    do {                                                                                                     \
+        char got_[1024];                                                                                     \
+        labels(t, text, add, flags, got_, sizeof got_);                                                      \
+        CHECKF(strcmp(got_, want) == 0, "'%s': got '%s', want '%s'", text, got_, want);                      \
     } while (0)
 
 static av_tokenizer *load_shared(const char *rel) {
@@ -50,10 +50,12 @@ static void test_gpt2_labels(void) {
     if (!t) SKIP("../shared/tokenizers/gpt2 not found");
     CHECK_LABELS(t, "Hello world", 0, 0, "Hello| world");
     CHECK_LABELS(t, "Hello world", 0, AV_DISPLAY_VISIBLE_SPACE, "Hello|\xE2\x90\xA3world");
-    /* 🤗 is three byte-level tokens: the character shows on the first, the others are marked continuations */
+    /* 🤗 is three byte-level tokens: the character shows on the first, the others are marked continuations
+     */
     CHECK_LABELS(t, "\xF0\x9F\xA4\x97", 0, 0, "\xF0\x9F\xA4\x97|\xC2\xB7<0xA4>|\xC2\xB7<0x97>");
     CHECK_LABELS(t, "a\nb\tc", 0, 0, "a|\\n|b|\\t|c");
-    /* gpt-3-encoder reads "<|endoftext|>" in a text as plain text; the id itself is special and shows its name */
+    /* gpt-3-encoder reads "<|endoftext|>" in a text as plain text; the id itself is special and shows its
+     * name */
     CHECK_LABELS(t, "<|endoftext|>x", 0, 0, "<|||end|of|text|||>|x");
     CHECK(av_tokenizer_is_special(t, 50256));
     int32_t eot[2] = {50256, 50256};
@@ -69,7 +71,8 @@ static void test_llama2_labels(void) {
     CHECK_LABELS(t, "Hello world", 1, 0, "<s>| Hello| world");
     CHECK_LABELS(t, "Hello world", 1, AV_DISPLAY_VISIBLE_SPACE, "<s>|\xE2\x90\xA3Hello|\xE2\x90\xA3world");
     /* byte fallback: <0xF0><0x9F><0xA4><0x97> shows 🤗 on the first byte */
-    CHECK_LABELS(t, "\xF0\x9F\xA4\x97", 0, 0, " |\xF0\x9F\xA4\x97|\xC2\xB7<0x9F>|\xC2\xB7<0xA4>|\xC2\xB7<0x97>");
+    CHECK_LABELS(t, "\xF0\x9F\xA4\x97", 0, 0,
+                 " |\xF0\x9F\xA4\x97|\xC2\xB7<0x9F>|\xC2\xB7<0xA4>|\xC2\xB7<0x97>");
     CHECK_LABELS(t, "a\x01", 0, 0, " a|\\x01");
     /* decoding after BOS drops the dummy-prefix space */
     int32_t *ids;

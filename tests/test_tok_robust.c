@@ -158,7 +158,8 @@ static void test_sentencepiece_protobuf(void) {
     /* 10 MB without the shared files: words of a, b, c and spaces; decoding gives the text back */
     size_t big = 10u << 20;
     char *text = malloc(big);
-    for (size_t i = 0; i < big; i++) text[i] = " abc"[rng() % 4];
+    for (size_t i = 0; i < big; i++)
+        text[i] = " abc"[rng() % 4];
     text[0] = 'a';
     REQUIRE(encode_ok(t, text, big, 1, &ids, &k));
     size_t pos = 0;
@@ -197,7 +198,8 @@ static void test_sentencepiece_protobuf(void) {
     bad[2].len = tiny_model(bufs[2], 2, 1, "ab"), bad[2].want = "already defined";
     memcpy(bufs[3], "\x0A\xFF\xFF\xFF\xFF\x0F", 6), bad[3].len = 6, bad[3].want = "runs past the end";
     memcpy(bufs[4], "\x0A\x02\x0B\x00", 4), bad[4].len = 4, bad[4].want = "malformed protobuf";
-    memcpy(bufs[5], "\x0A\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 12), bad[5].len = 12, bad[5].want = "malformed varint";
+    memcpy(bufs[5], "\x0A\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 12), bad[5].len = 12,
+                                                                             bad[5].want = "malformed varint";
     for (int i = 0; i < 6; i++) {
         p = write_bytes("bad.model", bufs[i], bad[i].len);
         t = NULL;
@@ -222,8 +224,8 @@ static void test_sentencepiece_protobuf(void) {
 
 /* ---- the shared real tokenizers ---- */
 
-static const char *const real[] = {"tokenizers/llama2/tokenizer.model", "tokenizers/gpt2",
-                                   "tokenizers/gpt2/encoder.json", "tokenizers/bert-base-uncased",
+static const char *const real[] = {"tokenizers/llama2/tokenizer.model",      "tokenizers/gpt2",
+                                   "tokenizers/gpt2/encoder.json",           "tokenizers/bert-base-uncased",
                                    "tokenizers/bert-base-uncased/vocab.txt", "models/stories260K/tok512.bin"};
 enum { N_REAL = sizeof real / sizeof real[0] };
 
@@ -241,7 +243,9 @@ static void test_invalid_utf8(void) {
             size_t len = rng() % sizeof text;
             for (size_t i = 0; i < len; i++) {
                 uint64_t x = rng();
-                text[i] = (char)(x % 3 == 0 ? 0x80 + (x >> 8) % 0x80 : x % 3 == 1 ? (x >> 8) % 0x100 : 'a' + (x >> 8) % 26);
+                text[i] = (char)(x % 3 == 0   ? 0x80 + (x >> 8) % 0x80
+                                 : x % 3 == 1 ? (x >> 8) % 0x100
+                                              : 'a' + (x >> 8) % 26);
             }
             char why[400];
             CHECKF(exercise(t, text, len, why, sizeof why), "%s case %d: %s", real[r], k, why);
@@ -252,18 +256,26 @@ static void test_invalid_utf8(void) {
             size_t na, nb;
             REQUIRE(encode_ok(t, "ab\xFF\xC3x", 5, 1, &a, &na));
             REQUIRE(encode_ok(t, "ab\xEF\xBF\xBD\xEF\xBF\xBDx", 9, 1, &b, &nb));
-            CHECKF(na == nb && memcmp(a, b, na * sizeof *a) == 0, "%s: invalid bytes are not read as U+FFFD", real[r]);
+            CHECKF(na == nb && memcmp(a, b, na * sizeof *a) == 0, "%s: invalid bytes are not read as U+FFFD",
+                   real[r]);
             free(a);
             free(b);
         }
-        if (strstr(real[r], "llama2")) { /* as libsentencepiece: each bad byte is one U+FFFD (a piece in Llama 2) */
+        if (strstr(real[r],
+                   "llama2")) { /* as libsentencepiece: each bad byte is one U+FFFD (a piece in Llama 2) */
             int32_t *a;
             size_t na;
-            REQUIRE(encode_ok(t, "a\xFF" "b", 3, 0, &a, &na));
+            REQUIRE(encode_ok(t,
+                              "a\xFF"
+                              "b",
+                              3, 0, &a, &na));
             const int32_t want[] = {263, 30140, 29890};
             CHECKF(na == 3 && memcmp(a, want, sizeof want) == 0, "llama2 invalid byte: %zu ids", na);
             free(a);
-            REQUIRE(encode_ok(t, "a\xFF\xC3" "b", 4, 0, &a, &na)); /* two of them: the piece "\uFFFD\uFFFD" */
+            REQUIRE(encode_ok(t,
+                              "a\xFF\xC3"
+                              "b",
+                              4, 0, &a, &na)); /* two of them: the piece "\uFFFD\uFFFD" */
             CHECKF(na == 3 && a[1] == 26308, "llama2 invalid bytes: %zu ids", na);
             free(a);
         }
@@ -275,11 +287,16 @@ static void test_invalid_utf8(void) {
 /* A deterministic text of n bytes: a multilingual paragraph repeated, with a counter so it never repeats. */
 static char *big_text(size_t n) {
     static const char *const parts[] = {
-        "The quick brown fox jumps over the lazy dog. ", "Caf\xC3\xA9 na\xC3\xAFve r\xC3\xA9sum\xC3\xA9, ",
+        "The quick brown fox jumps over the lazy dog. ",
+        "Caf\xC3\xA9 na\xC3\xAFve r\xC3\xA9sum\xC3\xA9, ",
         "\xD0\xBF\xD1\x80\xD0\xB8\xD0\xB2\xD0\xB5\xD1\x82 \xD0\xBC\xD0\xB8\xD1\x80! ",
         "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E\xE3\x81\xAE\xE6\x96\x87\xE7\xAB\xA0\xE3\x80\x82",
-        "\xF0\x9F\xA4\x97 \xF0\x9F\x9A\x80 emoji ", "\tx = 3.14159;\n", "    indented   spaces\n", "don't won't ",
-        "2024-01-01 12:00 ", "supercalifragilisticexpialidocious "};
+        "\xF0\x9F\xA4\x97 \xF0\x9F\x9A\x80 emoji ",
+        "\tx = 3.14159;\n",
+        "    indented   spaces\n",
+        "don't won't ",
+        "2024-01-01 12:00 ",
+        "supercalifragilisticexpialidocious "};
     char *s = malloc(n + 64);
     size_t k = 0;
     unsigned counter = 0;
@@ -291,7 +308,8 @@ static char *big_text(size_t n) {
         k += l;
         if (++counter % 97 == 0 && k + 12 < n) k += (size_t)snprintf(s + k, 12, "%u ", counter);
     }
-    while (k < n) s[k++] = ' ';
+    while (k < n)
+        s[k++] = ' ';
     s[n] = 0;
     return s;
 }
@@ -303,7 +321,8 @@ static void test_10mb_input(void) {
     int tested = 0;
     for (int r = 0; r < N_REAL; r++) {
         if (!h_shared_file(path, sizeof path, real[r])) continue;
-        if (strstr(real[r], "encoder.json") || strstr(real[r], "vocab.txt")) continue; /* same encoders as above */
+        if (strstr(real[r], "encoder.json") || strstr(real[r], "vocab.txt"))
+            continue;                                   /* same encoders as above */
         int legacy = strstr(real[r], "tok512") != NULL; /* llama2.c's encoder: 2 MB is enough */
         size_t len = legacy ? (2u << 20) : n;
         av_tokenizer *t;
@@ -332,7 +351,8 @@ static void test_10mb_input(void) {
                 same = pos + dl <= len && memcmp(text + pos, d, dl) == 0;
                 pos += dl;
             }
-            CHECKF(same && pos == len, "%s: decoding does not give the text back (at byte %zu)", real[r], pos);
+            CHECKF(same && pos == len, "%s: decoding does not give the text back (at byte %zu)", real[r],
+                   pos);
         } else {
             CHECK(ids[0] == 101 && ids[k - 1] == 102);
         }
@@ -345,9 +365,12 @@ static void test_10mb_input(void) {
 
 /* Corrupted copies of the real files: truncated and with flipped bytes. */
 static void test_malformed_real_files(void) {
-    static const char *const files[] = {"tokenizers/llama2/tokenizer.model", "tokenizers/bert-base-uncased/tokenizer.json",
-                                        "tokenizers/bert-base-uncased/vocab.txt", "tokenizers/gpt2/encoder.json",
-                                        "tokenizers/gpt2/vocab.bpe", "models/stories260K/tok512.bin"};
+    static const char *const files[] = {"tokenizers/llama2/tokenizer.model",
+                                        "tokenizers/bert-base-uncased/tokenizer.json",
+                                        "tokenizers/bert-base-uncased/vocab.txt",
+                                        "tokenizers/gpt2/encoder.json",
+                                        "tokenizers/gpt2/vocab.bpe",
+                                        "models/stories260K/tok512.bin"};
     char path[4096];
     int tested = 0, loaded = 0, rejected = 0;
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
@@ -370,9 +393,12 @@ static void test_malformed_real_files(void) {
         snprintf(mine, sizeof mine, "%s/%s", dir, base);
         if (gpt2) {
             char src[4096], abs_src[4096];
-            h_shared_file(src, sizeof src, strcmp(base, "encoder.json") == 0 ? "tokenizers/gpt2/vocab.bpe" : "tokenizers/gpt2/encoder.json");
+            h_shared_file(src, sizeof src,
+                          strcmp(base, "encoder.json") == 0 ? "tokenizers/gpt2/vocab.bpe"
+                                                            : "tokenizers/gpt2/encoder.json");
             REQUIRE(realpath(src, abs_src));
-            snprintf(other, sizeof other, "%s/%s", dir, strcmp(base, "encoder.json") == 0 ? "vocab.bpe" : "encoder.json");
+            snprintf(other, sizeof other, "%s/%s", dir,
+                     strcmp(base, "encoder.json") == 0 ? "vocab.bpe" : "encoder.json");
             unlink(other);
             REQUIRE(symlink(abs_src, other) == 0);
         }
@@ -384,7 +410,8 @@ static void test_malformed_real_files(void) {
                 if (len >= size) len = size - 1;
             } else {
                 int flips = 1 + (int)(rng() % 8);
-                for (int k = 0; k < flips; k++) copy[rng() % size] ^= (uint8_t)(1u << (rng() % 8));
+                for (int k = 0; k < flips; k++)
+                    copy[rng() % size] ^= (uint8_t)(1u << (rng() % 8));
             }
             FILE *o = fopen(mine, "wb");
             REQUIRE(o);

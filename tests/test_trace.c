@@ -21,9 +21,10 @@ static av_trace *make_trace(void) {
         float *a = calloc(2 * 9, sizeof *a);
         const float rows[9] = {1, 0, 0, 0.25f, 0.75f, 0, 0.125f, 0.25f, 0.625f};
         for (int h = 0; h < 2; h++)
-            for (int i = 0; i < 9; i++) a[h * 9 + i] = rows[i];
+            for (int i = 0; i < 9; i++)
+                a[h * 9 + i] = rows[i];
         a[9 + 3] = 0.5f, a[9 + 4] = 0.5f; /* head 1 row 1 differs */
-        av_trace_add_attn(t, "self", l, 2, 3, 3, a, &err);
+        av_trace_add_attn(t, AV_ATTN_SELF, l, 2, 3, 3, a, &err);
     }
     return t;
 }
@@ -42,13 +43,14 @@ static void test_round_trip_f32_and_f16(void) {
         CHECK(av_trace_token_id(u, 2) == 12);
         CHECK(strcmp(av_trace_meta(u, "format"), "attnviz-trace") == 0);
         CHECK(strcmp(av_trace_meta(u, "model"), "synthetic") == 0);
-        CHECK(av_trace_n_layers(u, "self") == 2 && av_trace_n_layers(u, "cross") == 0);
+        CHECK(av_trace_n_layers(u, AV_ATTN_SELF) == 2 && av_trace_n_layers(u, AV_ATTN_CROSS) == 0);
         av_attn_view a, b;
-        REQUIRE(av_trace_attn(t, "self", 1, &a, &err) == 0 && av_trace_attn(u, "self", 1, &b, &err) == 0);
+        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 1, &a, &err) == 0 &&
+                av_trace_attn(u, AV_ATTN_SELF, 1, &b, &err) == 0);
         CHECK(b.n_heads == 2 && b.n_query == 3 && b.n_key == 3);
         /* all test values are exact in half precision */
         CHECK(h_max_abs_diff(a.data, b.data, 18) == 0.0f);
-        CHECK(av_trace_attn(u, "self", 2, &b, &err) == -1 && strstr(err.msg, "out of range"));
+        CHECK(av_trace_attn(u, AV_ATTN_SELF, 2, &b, &err) == -1 && strstr(err.msg, "out of range"));
         av_trace_free(u);
     }
     struct stat s32, s16;
@@ -60,12 +62,49 @@ static void test_round_trip_f32_and_f16(void) {
     av_trace_free(t);
 }
 
+/* What bindings read: the metadata as one JSON object, and every tensor of the loaded file by position (an
+ * in-memory trace has none). */
+static void test_meta_json_and_file_tensors(void) {
+    av_trace *t = make_trace();
+    av_err err = {{0}};
+    char path[512], *js = av_trace_meta_json(t);
+    REQUIRE(js);
+    json_error_t je;
+    json_t *m = json_loads(js, 0, &je);
+    CHECK(m && strcmp(json_string_value(json_object_get(m, "model")), "synthetic") == 0 &&
+          strcmp(json_string_value(json_object_get(m, "token_ids")), "[10,11,12]") == 0);
+    json_decref(m);
+    av_free(js);
+    const char *name;
+    av_tensor v;
+    CHECK(av_trace_n_file_tensors(t) == 0);
+    CHECK(av_trace_file_tensor(t, 0, &name, &v, &err) == -1 && strstr(err.msg, "not loaded from a file"));
+    snprintf(path, sizeof path, "%s/files.safetensors", h_tmpdir());
+    REQUIREF(av_trace_save(t, path, &err) == 0, "%s", err.msg);
+    av_trace *u = NULL;
+    REQUIREF(av_trace_load(path, &u, &err) == 0, "%s", err.msg);
+    REQUIRE(av_trace_n_file_tensors(u) == 2);
+    av_attn_view a;
+    REQUIRE(av_trace_attn(u, AV_ATTN_SELF, 1, &a, &err) == 0);
+    int found = 0;
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(av_trace_file_tensor(u, i, &name, &v, &err) == 0);
+        if (strcmp(name, "attn.self.1") == 0)
+            found =
+                v.dtype == AV_DTYPE_F32 && v.ndim == 3 && v.shape[0] == 2 && v.data == (const void *)a.data;
+    }
+    CHECK(found); /* the view is the mapped file itself, as av_trace_attn's */
+    CHECK(av_trace_file_tensor(u, 2, &name, &v, &err) == -1 && strstr(err.msg, "tensors 0..1"));
+    av_trace_free(u);
+    av_trace_free(t);
+}
+
 static void test_head_selection(void) {
     av_trace *t = make_trace();
     av_attn_view v;
     av_err err = {{0}};
     float out[9];
-    REQUIRE(av_trace_attn(t, "self", 0, &v, &err) == 0);
+    REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 0, &v, &err) == 0);
     REQUIRE(av_attn_select_heads(&v, "mean", out, &err) == 0);
     CHECK(fabsf(out[3] - 0.375f) < 1e-7f && fabsf(out[4] - 0.625f) < 1e-7f);
     REQUIRE(av_attn_select_heads(&v, "max", out, &err) == 0);
@@ -101,7 +140,8 @@ static void test_malformed_traces_give_clear_errors(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_bytes(bad, data, cases[i].len);
         av_trace *u = NULL;
-        CHECKF(av_trace_load(bad, &u, &err) == -1 && strstr(err.msg, cases[i].expect), "case %zu: %s", i, err.msg);
+        CHECKF(av_trace_load(bad, &u, &err) == -1 && strstr(err.msg, cases[i].expect), "case %zu: %s", i,
+               err.msg);
     }
     /* a safetensors file that is not a trace */
     av_st_writer w;
@@ -146,6 +186,7 @@ static void test_failed_save_keeps_existing_file(void) {
 
 int main(void) {
     RUN(test_round_trip_f32_and_f16);
+    RUN(test_meta_json_and_file_tensors);
     RUN(test_head_selection);
     RUN(test_malformed_traces_give_clear_errors);
     RUN(test_failed_save_keeps_existing_file);

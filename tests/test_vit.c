@@ -1,14 +1,26 @@
-/* The real ViT-Tiny (../shared/models/vit-tiny) against the independent PyTorch reference
- * (scripts/ref_vit.py, tests/fixtures/vit_tiny_chelsea.safetensors): the preprocessing of chelsea.png against
- * torch's antialiased bicubic resize, the attention and logits on the exact same input tensor, the predicted
- * class, the trace layout (patch grid, [CLS] prefix) and clear errors on bad images. */
+/* The real ViT-Tiny (../shared/models/vit-tiny) against the independent PyTorch reference on the input
+ * PyTorch users give it (scripts/ref_vit.py: timm's transform on PIL,
+ * tests/fixtures/vit_tiny_{chelsea,rocket}. safetensors): the network input from the PNG and the JPEG equal
+ * to PIL's value for value, the attention and logits of attnviz run on the image files themselves within
+ * 1e-4, the predicted class, the trace layout (patch grid, [CLS] prefix) and clear errors on bad images. More
+ * sizes and formats: tests/cli/test_image_pil.sh. */
 #include "harness.h"
 #include "io/image.h"
 #include "io/io.h"
-#include "model/family.h"
+#include "model/model.h"
 
-#define FIXTURE "tests/fixtures/vit_tiny_chelsea.safetensors"
+static const char *const k_images[2] = {"chelsea.png", "rocket.jpg"};
+static const char *const k_fixtures[2] = {"tests/fixtures/vit_tiny_chelsea.safetensors",
+                                          "tests/fixtures/vit_tiny_rocket.safetensors"};
 
+/* Every class logit of pixels through the forward pass alone. */
+static int vit_logits(const av_model *m, const float *pixels, float *logits, av_err *err) {
+    av_state *s = NULL;
+    av_pass p = {.logits = logits};
+    int rc = av_state_new(m, 0, m->max_seq_len, 0, &s, err) || av_forward_pixels(m, s, pixels, &p, err);
+    av_state_free(s);
+    return rc ? -1 : 0;
+}
 static av_model *load_vit(void) {
     char path[4096];
     if (!h_shared_file(path, sizeof path, "models/vit-tiny/model.safetensors")) return NULL;
@@ -22,61 +34,47 @@ static av_model *load_vit(void) {
     return m;
 }
 
-/* max |a - b| over n values, b of dtype F32 or F16 */
-static float diff_any(const float *a, const av_tensor *b, size_t n) {
-    float worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        float v = b->dtype == AV_DTYPE_F16 ? av_f16_to_f32(((const uint16_t *)b->data)[i])
-                                           : ((const float *)b->data)[i];
-        float d = fabsf(a[i] - v);
-        if (!(d <= worst)) worst = d;
-    }
-    return worst;
-}
-
-static void test_preprocessing_matches_torch_resize(void) {
+static void test_preprocessing_equals_pil(void) {
     av_model *m = load_vit();
-    char img[4096];
-    if (!m || !h_shared_file(img, sizeof img, "images/chelsea.png"))
-        SKIP("../shared vit-tiny or chelsea.png not found");
-    av_safetensors ref;
-    av_err err = {{0}};
-    REQUIREF(av_st_open(FIXTURE, &ref, &err) == 0, "%s", err.msg);
-    float *px = NULL;
-    int h = 0, w = 0;
-    REQUIREF(av_image_preprocess(m, img, &px, &h, &w, &err) == 0, "%s", err.msg);
-    REQUIRE(h == 224 && w == 224);
-    const av_tensor *pr = av_st_find(&ref, "pixels_ref"), *pc = av_st_find(&ref, "pixels_c");
-    REQUIRE(pr && pc && av_tensor_numel(pr) == 3 * 224 * 224 && av_tensor_numel(pc) == 3 * 224 * 224);
-    float d_torch = diff_any(px, pr, 3 * 224 * 224), d_fixture = diff_any(px, pc, 3 * 224 * 224);
-    printf(
-        "# preprocessing: max |C - torch interpolate(bicubic, antialias)| = %.3g (reference stored as F16), "
-        "max |C - C at fixture time| = %.3g\n",
-        d_torch, d_fixture);
-    CHECKF(d_torch <= 1e-3f, "C preprocessing differs from torch's by %g", d_torch);
-    CHECKF(d_fixture <= 1e-5f, "C preprocessing changed since the fixture was made: %g", d_fixture);
-    free(px);
-    av_st_close(&ref);
+    if (!m) SKIP("../shared/models/vit-tiny not found");
+    for (int i = 0; i < 2; i++) {
+        char img[4096];
+        if (!h_shared_file(img, sizeof img, i ? "images/rocket.jpg" : "images/chelsea.png"))
+            SKIP("../shared/images not found");
+        av_safetensors ref;
+        av_err err = {{0}};
+        REQUIREF(av_st_open(k_fixtures[i], &ref, &err) == 0, "%s", err.msg);
+        float *px = NULL;
+        int h = 0, w = 0;
+        REQUIREF(av_image_preprocess(m, img, &px, &h, &w, &err) == 0, "%s", err.msg);
+        REQUIRE(h == 224 && w == 224);
+        const av_tensor *pp = av_st_find(&ref, "pixels_pil");
+        REQUIRE(pp && pp->dtype == AV_DTYPE_F32 && av_tensor_numel(pp) == 3 * 224 * 224);
+        float d = h_max_abs_diff(px, pp->data, 3 * 224 * 224);
+        printf("# %s: max |C - PIL pipeline| = %g over the 3 x 224 x 224 network input\n", k_images[i], d);
+        CHECKF(d == 0, "%s: the network input differs from PIL's by %g", k_images[i], d);
+        free(px);
+        av_st_close(&ref);
+    }
     av_model_free(m);
 }
 
-static void test_attention_and_logits_match_reference(void) {
-    av_model *m = load_vit();
-    if (!m) SKIP("../shared/models/vit-tiny not found");
+/* attnviz on the image file against PyTorch on PIL's input: every [CLS] row, full layers where stored, the
+ * logits and the top-5 probabilities. */
+static void compare_with_reference(av_model *m, const char *img, const char *fixture, const char *label) {
     av_safetensors ref;
     av_err err = {{0}};
-    REQUIREF(av_st_open(FIXTURE, &ref, &err) == 0, "%s", err.msg);
-    const av_tensor *pc = av_st_find(&ref, "pixels_c"), *logits = av_st_find(&ref, "logits");
-    const av_tensor *cls = av_st_find(&ref, "attn_cls");
-    REQUIRE(pc && logits && cls && pc->dtype == AV_DTYPE_F32 && cls->shape[0] == 12);
+    REQUIREF(av_st_open(fixture, &ref, &err) == 0, "%s", err.msg);
+    const av_tensor *logits = av_st_find(&ref, "logits"), *cls = av_st_find(&ref, "attn_cls");
+    REQUIRE(logits && cls && cls->shape[0] == 12);
     av_trace *t = NULL;
     av_class_score top[5];
-    REQUIREF(av_trace_from_pixels(m, pc->data, 224, 224, NULL, &t, top, 5, &err) == 0, "%s", err.msg);
-    REQUIRE(av_trace_n_tokens(t) == 197 && av_trace_n_layers(t, "self") == 12);
+    REQUIREF(av_trace_from_image(m, img, NULL, &t, top, 5, &err) == 0, "%s", err.msg);
+    REQUIRE(av_trace_n_tokens(t) == 197 && av_trace_n_layers(t, AV_ATTN_SELF) == 12);
     float worst = 0, worst_cls = 0;
     for (int l = 0; l < 12; l++) {
         av_attn_view v;
-        REQUIRE(av_trace_attn(t, "self", l, &v, &err) == 0);
+        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, l, &v, &err) == 0);
         REQUIRE(v.n_heads == 3 && v.n_query == 197 && v.n_key == 197);
         for (int h = 0; h < 3; h++) { /* the [CLS] row of every layer and head */
             float d = h_max_abs_diff(v.data + (size_t)h * 197 * 197,
@@ -89,10 +87,9 @@ static void test_attention_and_logits_match_reference(void) {
         if (!full) continue;
         float d = h_max_abs_diff(v.data, full->data, 3 * 197 * 197);
         worst = d > worst ? d : worst;
-        CHECKF(d <= 1e-4f, "layer %d: attention differs by %g", l, d);
+        CHECKF(d <= 1e-4f, "%s layer %d: attention differs by %g", label, l, d);
     }
-    CHECKF(worst_cls <= 1e-4f, "[CLS] attention rows differ by %g", worst_cls);
-    /* logits: the trace keeps the top classes; compare their probabilities with the reference softmax */
+    CHECKF(worst_cls <= 1e-4f, "%s: [CLS] attention rows differ by %g", label, worst_cls);
     const float *lg = logits->data;
     double mx = lg[0], sum = 0;
     for (int i = 1; i < 1000; i++)
@@ -105,20 +102,34 @@ static void test_attention_and_logits_match_reference(void) {
         worst_p = fabsf(p - top[j].prob) > worst_p ? fabsf(p - top[j].prob) : worst_p;
         if (j) CHECK(top[j].prob <= top[j - 1].prob);
     }
-    float full[1000]; /* every logit, through the forward pass alone */
-    REQUIREF(av_vit_forward(m, pc->data, NULL, full, &err) == 0, "%s", err.msg);
+    float *px = NULL, full[1000]; /* every logit, through the forward pass alone */
+    int h, w;
+    REQUIREF(av_image_preprocess(m, img, &px, &h, &w, &err) == 0 && vit_logits(m, px, full, &err) == 0, "%s",
+             err.msg);
+    free(px);
     float dl = h_max_abs_diff(full, lg, 1000);
-    CHECKF(dl <= 1e-4f, "logits differ by %g", dl);
+    CHECKF(dl <= 1e-4f, "%s: logits differ by %g", label, dl);
     int ref_best = 0;
     for (int i = 1; i < 1000; i++)
         ref_best = lg[i] > lg[ref_best] ? i : ref_best;
-    CHECKF(top[0].id == ref_best, "top-1 %d, reference %d", top[0].id, ref_best);
-    CHECKF(worst_p <= 1e-5f, "top-5 probabilities differ by %g", worst_p);
-    printf("# ViT-Tiny vs PyTorch on the same 224x224 input: max |attention diff| %.3g (layers 0, 11), "
-           "%.3g ([CLS] rows, all layers); max |logit diff| %.3g, max |top-5 probability diff| %.3g\n",
-           worst, worst_cls, dl, worst_p);
+    CHECKF(top[0].id == ref_best, "%s: top-1 %d, reference %d", label, top[0].id, ref_best);
+    CHECKF(worst_p <= 1e-5f, "%s: top-5 probabilities differ by %g", label, worst_p);
+    printf("# ViT-Tiny on %s vs PyTorch on PIL's input: max |attention diff| %.3g (full layers), %.3g ([CLS] "
+           "rows, all layers); max |logit diff| %.3g, max |top-5 probability diff| %.3g\n",
+           label, worst, worst_cls, dl, worst_p);
     av_trace_free(t);
     av_st_close(&ref);
+}
+
+static void test_attention_and_logits_match_pytorch_pipeline(void) {
+    av_model *m = load_vit();
+    char img[4096];
+    if (!m || !h_shared_file(img, sizeof img, "images/chelsea.png"))
+        SKIP("../shared vit-tiny or images not found");
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(h_shared_file(img, sizeof img, i ? "images/rocket.jpg" : "images/chelsea.png"));
+        compare_with_reference(m, img, k_fixtures[i], k_images[i]);
+    }
     av_model_free(m);
 }
 
@@ -145,7 +156,7 @@ static void test_chelsea_is_a_cat_and_trace_layout(void) {
     double worst = 0;
     for (int l = 0; l < 12; l++) {
         av_attn_view v;
-        REQUIRE(av_trace_attn(t, "self", l, &v, &err) == 0);
+        REQUIRE(av_trace_attn(t, AV_ATTN_SELF, l, &v, &err) == 0);
         for (int r = 0; r < 3 * 197; r++) {
             double s = 0;
             for (int k = 0; k < 197; k++)
@@ -160,7 +171,8 @@ static void test_chelsea_is_a_cat_and_trace_layout(void) {
     REQUIREF(av_trace_save(t, path, &err) == 0, "%s", err.msg);
     av_trace *back = NULL;
     REQUIREF(av_trace_load(path, &back, &err) == 0, "%s", err.msg);
-    CHECK(strcmp(av_trace_meta(back, "patch_grid"), "14x14") == 0 && av_trace_n_layers(back, "self") == 12);
+    CHECK(strcmp(av_trace_meta(back, "patch_grid"), "14x14") == 0 &&
+          av_trace_n_layers(back, AV_ATTN_SELF) == 12);
     av_trace_free(back);
     av_trace_free(t);
     av_model_free(m);
@@ -212,26 +224,27 @@ static void test_bad_images_give_clear_errors(void) {
 }
 
 static void test_resize_identity_and_constant(void) {
-    /* same size: weights collapse to the identity; a constant image stays constant when shrinking */
-    float src[2 * 5 * 7], dst[2 * 5 * 7], small[2 * 2 * 3];
-    for (int i = 0; i < 70; i++)
-        src[i] = (float)(i % 13) / 13.0f;
+    /* same size: a copy; a constant image stays constant when shrinking or growing, through both passes */
+    uint8_t src[5 * 7 * 3], dst[5 * 7 * 3], small[2 * 3 * 3], big[9 * 4 * 3];
+    for (int i = 0; i < 105; i++)
+        src[i] = (uint8_t)(i * 37 % 251);
     av_err err = {{0}};
-    REQUIRE(av_image_resize(src, 2, 5, 7, dst, 5, 7, AV_RESAMPLE_BICUBIC, &err) == 0);
-    CHECK(h_max_abs_diff(src, dst, 70) < 1e-6f);
-    for (int i = 0; i < 70; i++)
-        src[i] = 0.25f;
-    REQUIRE(av_image_resize(src, 2, 5, 7, small, 2, 3, AV_RESAMPLE_BICUBIC, &err) == 0);
-    for (int i = 0; i < 12; i++)
-        CHECK(fabsf(small[i] - 0.25f) < 1e-6f);
-    REQUIRE(av_image_resize(src, 2, 5, 7, small, 2, 3, AV_RESAMPLE_BILINEAR, &err) == 0);
-    for (int i = 0; i < 12; i++)
-        CHECK(fabsf(small[i] - 0.25f) < 1e-6f);
+    REQUIRE(av_image_resize_rgb8(src, 5, 7, dst, 5, 7, AV_RESAMPLE_BICUBIC, &err) == 0);
+    CHECK(memcmp(src, dst, sizeof src) == 0);
+    memset(src, 77, sizeof src);
+    for (int rs = 0; rs < 2; rs++) {
+        REQUIRE(av_image_resize_rgb8(src, 5, 7, small, 2, 3, (av_resample)rs, &err) == 0);
+        for (int i = 0; i < 18; i++)
+            CHECKF(small[i] == 77, "filter %d shrinking: %d", rs, small[i]);
+        REQUIRE(av_image_resize_rgb8(src, 5, 7, big, 9, 4, (av_resample)rs, &err) == 0);
+        for (int i = 0; i < 108; i++)
+            CHECKF(big[i] == 77, "filter %d growing: %d", rs, big[i]);
+    }
 }
 
 int main(void) {
-    RUN(test_preprocessing_matches_torch_resize);
-    RUN(test_attention_and_logits_match_reference);
+    RUN(test_preprocessing_equals_pil);
+    RUN(test_attention_and_logits_match_pytorch_pipeline);
     RUN(test_chelsea_is_a_cat_and_trace_layout);
     RUN(test_bad_images_give_clear_errors);
     RUN(test_resize_identity_and_constant);

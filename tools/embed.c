@@ -3,9 +3,12 @@
  *   embed OUT.c --blob SYMBOL FILE        const unsigned char SYMBOL[]; const size_t SYMBOL_len;
  *   embed OUT.c --table SYMBOL FILE...    const av_asset SYMBOL[] = {{"basename", data, len}, ...};
  *                                         const int SYMBOL_count;  (order = command-line order)
+ *                                         (av_asset is declared in src/core/core.h; av_asset_find looks up)
  *
  * Every array gets a trailing NUL (not counted in the length) so text assets can be used as C strings.
  * The output is written to OUT.c.tmp and renamed, so an interrupted build never leaves half a file. */
+#include "core/core.h" /* av_path_basename (src/core/path.c is linked in) */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,11 +37,6 @@ static int emit_bytes(FILE *out, const char *storage, const char *sym, const cha
     return 0;
 }
 
-static const char *base_name(const char *p) {
-    const char *s = strrchr(p, '/');
-    return s ? s + 1 : p;
-}
-
 int main(int argc, char **argv) {
     if (argc < 5 || (strcmp(argv[2], "--blob") != 0 && strcmp(argv[2], "--table") != 0) ||
         (strcmp(argv[2], "--blob") == 0 && argc != 5)) {
@@ -64,6 +62,7 @@ int main(int argc, char **argv) {
         rc = emit_bytes(out, "", sym, argv[4], &len);
         if (!rc) fprintf(out, "const size_t %s_len = %zu;\n", sym, len);
     } else {
+        fprintf(out, "#include \"core/core.h\" /* av_asset */\n\n");
         int n = argc - 4;
         size_t *lens = calloc((size_t)n, sizeof *lens);
         if (!lens) rc = -1;
@@ -73,12 +72,10 @@ int main(int argc, char **argv) {
             rc = emit_bytes(out, "static ", name, argv[4 + i], &lens[i]);
         }
         if (!rc) {
-            fprintf(out, "typedef struct av_asset { const char *name; const unsigned char *data; size_t len; "
-                         "} av_asset;\n");
             fprintf(out, "extern const av_asset %s[];\nextern const int %s_count;\n", sym, sym);
             fprintf(out, "const av_asset %s[] = {\n", sym);
             for (int i = 0; i < n; i++)
-                fprintf(out, "    {\"%s\", asset_%d, %zu},\n", base_name(argv[4 + i]), i, lens[i]);
+                fprintf(out, "    {\"%s\", asset_%d, %zu},\n", av_path_basename(argv[4 + i]), i, lens[i]);
             fprintf(out, "};\nconst int %s_count = %d;\n", sym, n);
         }
         free(lens);

@@ -61,7 +61,7 @@ int av_attn_reduce_heads(const av_attn_view *v, const int *heads, int n_sel, av_
     return 0;
 }
 
-int av_trace_reduce(const av_trace *t, const char *kind, const av_head_ref *sel, int n_sel, av_reduce op,
+int av_trace_reduce(const av_trace *t, av_attn_kind kind, const av_head_ref *sel, int n_sel, av_reduce op,
                     float *out, int *n_query, int *n_key, av_err *err) {
     if (n_sel <= 0) return av_errf(err, "no heads selected");
     const float **mats = malloc(sizeof *mats * (size_t)n_sel); /* (n_sel) pointers to (n_query, n_key) */

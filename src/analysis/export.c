@@ -7,9 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 
-static json_t *num(double x) {
-    return isnan(x) || isinf(x) ? json_null() : json_real(x);
-}
+static json_t *num(double x) { return isnan(x) || isinf(x) ? json_null() : json_real(x); }
 
 json_t *av_json_matrix(const float *m, int rows, int cols) {
     json_t *arr = json_array();
@@ -38,7 +36,7 @@ static json_t *token_array(const av_trace *t) {
     return arr;
 }
 
-json_t *av_stats_json(const av_trace *t, const char *kind, const av_head_stats *stats, int n_stats) {
+json_t *av_stats_json(const av_trace *t, av_attn_kind kind, const av_head_stats *stats, int n_stats) {
     json_t *o = json_object();
     if (!o) return NULL;
     const char *model = av_trace_meta(t, "model");
@@ -48,7 +46,7 @@ json_t *av_stats_json(const av_trace *t, const char *kind, const av_head_stats *
     json_object_set_new(o, "format", json_string("attnviz-stats"));
     json_object_set_new(o, "version", json_string(AV_ANALYSIS_FORMAT_VERSION));
     json_object_set_new(o, "model", model ? json_string(model) : json_null());
-    json_object_set_new(o, "kind", json_string(kind));
+    json_object_set_new(o, "kind", json_string(av_attn_kind_name(kind)));
     json_object_set_new(o, "n_layers", json_integer(av_trace_n_layers(t, kind)));
     json_object_set_new(o, "n_heads", json_integer(n_heads));
     json_object_set_new(o, "n_tokens", json_integer(av_trace_n_tokens(t)));

@@ -230,15 +230,14 @@ int av_flow_mats(const float *const *layers, int n_layers, int T, float residual
     return rc;
 }
 
-int av_flow_trace(const av_trace *t, const char *kind, const av_flow_params *p, float *out, av_err *err) {
+int av_flow_trace(const av_trace *t, av_attn_kind kind, const av_flow_params *p, float *out, av_err *err) {
     av_flow_params defaults = av_flow_default_params();
     if (!p) p = &defaults;
-    if (strcmp(kind, "cross") == 0)
-        return av_errf(err, "attention flow is defined for self-attention kinds only");
+    if (kind == AV_ATTN_CROSS) return av_errf(err, "attention flow is defined for self-attention kinds only");
     int L = av_trace_n_layers(t, kind);
     av_attn_view v;
     if (L == 0 || av_trace_attn(t, kind, 0, &v, err))
-        return L ? -1 : av_errf(err, "the trace has no '%s' attention", kind);
+        return L ? -1 : av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
     if (v.n_query != v.n_key) return av_errf(err, "attention flow needs square attention");
     if (guard(L, v.n_query, p->max_work, err)) return -1; /* before fusing anything */
     float **mats;

@@ -121,15 +121,15 @@ int av_head_stats_layer(const av_attn_view *v, int layer, int positional, const 
 /* Display labels of the key side of kind: the trace's tokens for self-attention, the source/target token
  * lists of an encoder-decoder trace otherwise. Returns a malloc'd class array (n_key) or NULL when unknown.
  */
-static uint8_t *key_classes(const av_trace *t, const char *kind, int n_key) {
+static uint8_t *key_classes(const av_trace *t, av_attn_kind kind, int n_key) {
     uint8_t *cls = NULL;
-    if (strcmp(kind, "self") == 0) {
+    if (kind == AV_ATTN_SELF) {
         if (av_trace_n_tokens(t) != n_key || !(cls = malloc((size_t)n_key))) return NULL;
         for (int j = 0; j < n_key; j++)
             cls[j] = av_token_class(av_trace_token(t, j));
         return cls;
     }
-    const char *meta = av_trace_meta(t, strcmp(kind, "dec") == 0 ? "target_tokens" : "source_tokens");
+    const char *meta = av_trace_meta(t, av_attn_kind_labels_key(kind, 1));
     json_error_t je;
     json_t *arr = meta ? json_loads(meta, 0, &je) : NULL;
     if (json_is_array(arr) && json_array_size(arr) == (size_t)n_key && (cls = malloc((size_t)n_key)))
@@ -139,14 +139,15 @@ static uint8_t *key_classes(const av_trace *t, const char *kind, int n_key) {
     return cls;
 }
 
-int av_trace_head_stats(const av_trace *t, const char *kind, int layer, av_head_stats **out, int *n_out,
+int av_trace_head_stats(const av_trace *t, av_attn_kind kind, int layer, av_head_stats **out, int *n_out,
                         av_err *err) {
     *out = NULL;
     *n_out = 0;
     int L = av_trace_n_layers(t, kind);
-    if (L == 0) return av_errf(err, "the trace has no '%s' attention", kind);
+    if (L == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
     if (layer >= L)
-        return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer, kind, L - 1);
+        return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer,
+                       av_attn_kind_name(kind), L - 1);
     int l0 = layer >= 0 ? layer : 0, l1 = layer >= 0 ? layer + 1 : L;
     av_head_stats *all = NULL;
     int n = 0;
@@ -162,10 +163,10 @@ int av_trace_head_stats(const av_trace *t, const char *kind, int layer, av_head_
         uint8_t *cls = key_classes(t, kind, v.n_key);
         av_tensor vn;
         const float *vnorm = NULL;
-        if (strcmp(kind, "self") == 0 && av_trace_vnorm(t, l, &vn, NULL) == 0 && vn.dtype == AV_DTYPE_F32 &&
+        if (kind == AV_ATTN_SELF && av_trace_vnorm(t, l, &vn, NULL) == 0 && vn.dtype == AV_DTYPE_F32 &&
             vn.ndim == 2 && vn.shape[0] == v.n_heads && vn.shape[1] == v.n_key)
             vnorm = vn.data;
-        int rc = av_head_stats_layer(&v, l, strcmp(kind, "cross") != 0, cls, vnorm, all + n, err);
+        int rc = av_head_stats_layer(&v, l, kind != AV_ATTN_CROSS, cls, vnorm, all + n, err);
         free(cls);
         if (rc) goto fail;
         n += v.n_heads;

@@ -14,7 +14,7 @@ void av_an_residual(const float *a, int T, float r, float *out);
 float *av_an_alloc(size_t a, size_t b, av_err *err);
 /* Every layer of kind fused over heads: *out (n_layers) pointers to (n_query, n_key), free with
  * av_an_free_layers. */
-int av_an_fused_layers(const av_trace *t, const char *kind, av_reduce fusion, float ***out, int *n_layers,
+int av_an_fused_layers(const av_trace *t, av_attn_kind kind, av_reduce fusion, float ***out, int *n_layers,
                        int *n_query, int *n_key, av_err *err);
 void av_an_free_layers(float **mats, int n);
 

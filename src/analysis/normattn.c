@@ -36,7 +36,7 @@ int av_norm_attn_trace(const av_trace *t, int layer, const char *spec, int norma
                        av_err *err) {
     av_attn_view v;
     av_tensor vn;
-    if (av_trace_attn(t, "self", layer, &v, err)) return -1;
+    if (av_trace_attn(t, AV_ATTN_SELF, layer, &v, err)) return -1;
     if (av_trace_vnorm(t, layer, &vn, err)) return -1;
     if (check_vnorm(&v, &vn, err)) return -1;
     size_t plane = (size_t)v.n_query * (size_t)v.n_key;

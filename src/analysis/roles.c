@@ -1,7 +1,8 @@
 /* Head roles: previous-token, first-token (sink), self, broad, duplicate-token and induction heads, scored by
- * two probes run on the model: a natural text (previous/first/self/broad, from the head statistics) and
- * sequences of random tokens repeated twice, [BOS] R R (duplicate-token: attention from the second copy of a
- * token to its first copy, i -> i-L; induction: to the token after the first copy, i -> i-L+1). */
+ * two probes run on the model (through the caller's runner: analysis reads traces, it never runs a model): a
+ * natural text (previous/first/self/broad, from the head statistics) and sequences of random tokens repeated
+ * twice, [BOS] R R (duplicate-token: attention from the second copy of a token to its first copy, i -> i-L;
+ * induction: to the token after the first copy, i -> i-L+1). */
 #include "analysis.h"
 #include "core/core.h"
 
@@ -12,9 +13,7 @@
 static const char *const role_names[AV_ROLE_COUNT] = {"previous_token", "first_token",     "self",
                                                       "broad",          "duplicate_token", "induction"};
 
-const char *av_role_name(av_role r) {
-    return r >= 0 && r < AV_ROLE_COUNT ? role_names[r] : "none";
-}
+const char *av_role_name(av_role r) { return r >= 0 && r < AV_ROLE_COUNT ? role_names[r] : "none"; }
 
 void av_roles_pick(av_head_roles *r) {
     r->best = AV_ROLE_NONE;
@@ -59,9 +58,7 @@ int av_roles_repeat_scores(const av_attn_view *v, int first, int L, double *indu
     return 0;
 }
 
-av_roles_params av_roles_default_params(void) {
-    return (av_roles_params){32, 4, 1, NULL};
-}
+av_roles_params av_roles_default_params(void) { return (av_roles_params){32, 4, 1, NULL}; }
 
 const char *av_roles_default_text(void) {
     return "The little dog ran to the park. It saw a red ball, and it ran after the ball! Then the dog "
@@ -113,8 +110,8 @@ int av_roles_candidates(const av_model *m, int32_t **out, int *n_out, av_err *er
 
 /* Natural-text probe ids: the text with BOS, cut to the context window; or, with no tokenizer, 64 ids drawn
  * from the candidates (seeded from seed ^ 0x7E57). *ids malloc'd. */
-static int text_probe(av_model *m, const char *text, const int32_t *cands, int n_cands, uint64_t seed,
-                      int32_t **ids, size_t *n, av_err *err) {
+static int text_probe_ids(const av_model *m, const char *text, const int32_t *cands, int n_cands,
+                          uint64_t seed, int32_t **ids, size_t *n, av_err *err) {
     av_model_info info = av_model_get_info(m);
     const av_tokenizer *tok = av_model_tokenizer(m);
     if (tok) {
@@ -141,75 +138,84 @@ void av_roles_result_free(av_roles_result *r) {
     memset(r, 0, sizeof *r);
 }
 
-int av_model_roles(av_model *m, const av_roles_params *p, av_roles_result *out, av_err *err) {
-    memset(out, 0, sizeof *out);
-    av_roles_params defaults = av_roles_default_params();
-    if (!p) p = &defaults;
-    av_model_info info = av_model_get_info(m);
-    const av_tokenizer *tok = av_model_tokenizer(m);
-    int bos = tok ? av_tokenizer_bos(tok) : -1, first = bos >= 0 ? 1 : 0, L = p->seq_len;
+/* One role-probe session: the model's description, its runner and the parameters. */
+typedef struct roles_probe {
+    const av_model *m;
+    av_roles_run_fn run;
+    void *run_ctx;
+    const av_roles_params *p;
+    int n_layers, n_heads;
+    int bos, first, L;    /* BOS id (-1: none), 1 when the probes start with it, segment length */
+    const int32_t *cands; /* (n_cands) ids for random sequences */
+    int n_cands;
+} roles_probe;
+
+/* Refuses probes that cannot run on this model, with the option to change. */
+static int check_probe(const av_model_info *info, int first, int L, const av_roles_params *p, av_err *err) {
     if (L < 2) return av_errf(err, "--seq-len must be at least 2");
-    if (info.family && strcmp(info.family, "encoder-decoder") == 0)
+    if (info->family == AV_FAMILY_ENCDEC)
         return av_errf(err,
                        "role probes run on decoder-only and encoder-only models; %s is an encoder-decoder "
                        "(use attnviz stats on its traces)",
-                       info.name);
-    if (first + 2 * L > info.max_seq_len)
+                       info->name);
+    if (first + 2 * L > info->max_seq_len)
         return av_errf(err,
                        "the repeated probe needs %d tokens (2 x %d%s) but the model's context is %d: use "
                        "--seq-len %d or less",
-                       first + 2 * L, L, first ? " + BOS" : "", info.max_seq_len,
-                       (info.max_seq_len - first) / 2);
+                       first + 2 * L, L, first ? " + BOS" : "", info->max_seq_len,
+                       (info->max_seq_len - first) / 2);
     if (p->n_samples < 1) return av_errf(err, "the probe needs at least one sample");
-    int H = info.n_heads, NL = info.n_layers;
-    int32_t *cands = NULL, *ids = NULL;
-    int n_cands = 0, rc = -1;
+    return 0;
+}
+
+/* Probe 1, natural text: previous-token, first-token, self and broad scores of every head into out->heads
+ * (n_layers * n_heads). */
+static int probe_text(const roles_probe *rp, av_roles_result *out, av_err *err) {
+    int32_t *ids = NULL;
     size_t n_text = 0;
     av_trace *t = NULL;
     av_head_stats *stats = NULL;
-    int n_stats = 0;
-    double *ind = malloc(sizeof *ind * (size_t)H), *dup = malloc(sizeof *dup * (size_t)H); /* (H) one layer */
-    double *sum_ind = calloc((size_t)NL * (size_t)H, sizeof *sum_ind);                     /* (NL, H) */
-    double *sum_dup = calloc((size_t)NL * (size_t)H, sizeof *sum_dup);                     /* (NL, H) */
-    out->heads = calloc((size_t)NL * (size_t)H, sizeof *out->heads);                       /* (NL, H) */
-    if (!ind || !dup || !sum_ind || !sum_dup || !out->heads) {
-        av_errf(err, "out of memory");
+    int n_stats = 0, rc = -1;
+    if (text_probe_ids(rp->m, rp->p->text ? rp->p->text : av_roles_default_text(), rp->cands, rp->n_cands,
+                       rp->p->seed, &ids, &n_text, err) ||
+        rp->run(rp->run_ctx, ids, n_text, &t, err) ||
+        av_trace_head_stats(t, AV_ATTN_SELF, -1, &stats, &n_stats, err))
         goto done;
-    }
-    if (av_roles_candidates(m, &cands, &n_cands, err)) goto done;
-    av_run_params rp = av_run_default_params();
-    rp.add_bos = 0; /* the probes carry their own BOS */
-
-    /* probe 1: natural text -> previous-token, first-token, self, broad */
-    if (text_probe(m, p->text ? p->text : av_roles_default_text(), cands, n_cands, p->seed, &ids, &n_text,
-                   err) ||
-        av_trace_from_ids(m, ids, n_text, &rp, &t, err) ||
-        av_trace_head_stats(t, "self", -1, &stats, &n_stats, err))
-        goto done;
-    if (n_stats != NL * H) {
-        av_errf(err, "internal: %d head statistics for %d x %d heads", n_stats, NL, H);
+    if (n_stats != rp->n_layers * rp->n_heads) {
+        av_errf(err, "internal: %d head statistics for %d x %d heads", n_stats, rp->n_layers, rp->n_heads);
         goto done;
     }
     for (int k = 0; k < n_stats; k++)
         av_roles_from_stats(&stats[k], &out->heads[k]);
+    out->text_tokens = (int)n_text;
+    rc = 0;
+done:
     av_trace_free(t);
-    t = NULL;
+    free(stats);
     free(ids);
-    ids = NULL;
+    return rc;
+}
 
-    /* probe 2: [BOS] R R, n_samples times -> duplicate-token, induction */
-    size_t n_rep = (size_t)(first + 2 * L);
-    if (!(ids = malloc(sizeof *ids * n_rep))) {
+/* Probe 2, [BOS] R R n_samples times: the mean duplicate-token and induction scores of every head into
+ * sum_dup / sum_ind (n_layers * n_heads, summed over samples). */
+static int probe_repeat(const roles_probe *rp, double *sum_ind, double *sum_dup, av_err *err) {
+    int H = rp->n_heads, rc = -1;
+    size_t n_rep = (size_t)(rp->first + 2 * rp->L);
+    int32_t *ids = malloc(sizeof *ids * n_rep);                                            /* (n_rep) */
+    double *ind = malloc(sizeof *ind * (size_t)H), *dup = malloc(sizeof *dup * (size_t)H); /* (H) one layer */
+    av_trace *t = NULL;
+    if (!ids || !ind || !dup) {
         av_errf(err, "out of memory");
         goto done;
     }
-    uint64_t state = p->seed;
-    for (int s = 0; s < p->n_samples; s++) {
-        av_roles_repeat_sequence(cands, n_cands, bos, L, &state, ids);
-        if (av_trace_from_ids(m, ids, n_rep, &rp, &t, err)) goto done;
-        for (int l = 0; l < NL; l++) {
+    uint64_t state = rp->p->seed;
+    for (int s = 0; s < rp->p->n_samples; s++) {
+        av_roles_repeat_sequence(rp->cands, rp->n_cands, rp->bos, rp->L, &state, ids);
+        if (rp->run(rp->run_ctx, ids, n_rep, &t, err)) goto done;
+        for (int l = 0; l < rp->n_layers; l++) {
             av_attn_view v;
-            if (av_trace_attn(t, "self", l, &v, err) || av_roles_repeat_scores(&v, first, L, ind, dup, err))
+            if (av_trace_attn(t, AV_ATTN_SELF, l, &v, err) ||
+                av_roles_repeat_scores(&v, rp->first, rp->L, ind, dup, err))
                 goto done;
             for (int h = 0; h < H; h++) {
                 sum_ind[l * H + h] += ind[h];
@@ -219,6 +225,39 @@ int av_model_roles(av_model *m, const av_roles_params *p, av_roles_result *out, 
         av_trace_free(t);
         t = NULL;
     }
+    rc = 0;
+done:
+    av_trace_free(t);
+    free(ids);
+    free(ind);
+    free(dup);
+    return rc;
+}
+
+int av_model_roles(const av_model *m, av_roles_run_fn run, void *run_ctx, const av_roles_params *p,
+                   av_roles_result *out, av_err *err) {
+    memset(out, 0, sizeof *out);
+    av_roles_params defaults = av_roles_default_params();
+    if (!p) p = &defaults;
+    av_model_info info = av_model_get_info(m);
+    const av_tokenizer *tok = av_model_tokenizer(m);
+    roles_probe rp = {
+        m, run,        run_ctx, p, info.n_layers, info.n_heads, tok ? av_tokenizer_bos(tok) : -1,
+        0, p->seq_len, NULL,    0};
+    rp.first = rp.bos >= 0 ? 1 : 0;
+    if (check_probe(&info, rp.first, rp.L, p, err)) return -1;
+    int NL = rp.n_layers, H = rp.n_heads, rc = -1;
+    int32_t *cands = NULL;
+    double *sum_ind = calloc((size_t)NL * (size_t)H, sizeof *sum_ind); /* (NL, H) */
+    double *sum_dup = calloc((size_t)NL * (size_t)H, sizeof *sum_dup); /* (NL, H) */
+    out->heads = calloc((size_t)NL * (size_t)H, sizeof *out->heads);   /* (NL, H) */
+    if (!sum_ind || !sum_dup || !out->heads) {
+        av_errf(err, "out of memory");
+        goto done;
+    }
+    if (av_roles_candidates(m, &cands, &rp.n_cands, err)) goto done;
+    rp.cands = cands;
+    if (probe_text(&rp, out, err) || probe_repeat(&rp, sum_ind, sum_dup, err)) goto done;
     for (int k = 0; k < NL * H; k++) {
         out->heads[k].score[AV_ROLE_INDUCTION] = sum_ind[k] / p->n_samples;
         out->heads[k].score[AV_ROLE_DUPLICATE] = sum_dup[k] / p->n_samples;
@@ -226,20 +265,14 @@ int av_model_roles(av_model *m, const av_roles_params *p, av_roles_result *out, 
     }
     out->n_layers = NL;
     out->n_heads = H;
-    out->text_tokens = (int)n_text;
     out->text = p->text ? p->text : av_roles_default_text();
-    out->seq_len = L;
+    out->seq_len = rp.L;
     out->n_samples = p->n_samples;
     out->seed = p->seed;
     rc = 0;
 done:
     if (rc) av_roles_result_free(out);
-    av_trace_free(t);
-    free(stats);
-    free(ids);
     free(cands);
-    free(ind);
-    free(dup);
     free(sum_ind);
     free(sum_dup);
     return rc;

@@ -11,9 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-av_rollout_params av_rollout_default_params(void) {
-    return (av_rollout_params){AV_REDUCE_MEAN, 0.5f, 0};
-}
+av_rollout_params av_rollout_default_params(void) { return (av_rollout_params){AV_REDUCE_MEAN, 0.5f, 0}; }
 
 void av_an_rownorm(float *m, int rows, int cols) {
     for (int i = 0; i < rows; i++) {
@@ -47,11 +45,11 @@ float *av_an_alloc(size_t a, size_t b, av_err *err) {
     return p;
 }
 
-int av_an_fused_layers(const av_trace *t, const char *kind, av_reduce fusion, float ***out, int *n_layers,
+int av_an_fused_layers(const av_trace *t, av_attn_kind kind, av_reduce fusion, float ***out, int *n_layers,
                        int *n_query, int *n_key, av_err *err) {
     *out = NULL;
     int L = av_trace_n_layers(t, kind);
-    if (L == 0) return av_errf(err, "the trace has no '%s' attention", kind);
+    if (L == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
     float **mats = calloc((size_t)L, sizeof *mats); /* (L) pointers to (n_query, n_key) */
     if (!mats) return av_errf(err, "out of memory");
     int nq = 0, nk = 0;
@@ -62,8 +60,8 @@ int av_an_fused_layers(const av_trace *t, const char *kind, av_reduce fusion, fl
             nq = v.n_query;
             nk = v.n_key;
         } else if (v.n_query != nq || v.n_key != nk) {
-            av_errf(err, "%s layer %d is %d x %d but layer 0 is %d x %d", kind, l, v.n_query, v.n_key, nq,
-                    nk);
+            av_errf(err, "%s layer %d is %d x %d but layer 0 is %d x %d", av_attn_kind_name(kind), l,
+                    v.n_query, v.n_key, nq, nk);
             goto fail;
         }
         if (!(mats[l] = av_an_alloc((size_t)nq, (size_t)nk, err)) ||
@@ -110,17 +108,18 @@ int av_rollout_mats(const float *const *layers, int n_layers, int T, float resid
     return 0;
 }
 
-int av_rollout_trace(const av_trace *t, const char *kind, const av_rollout_params *p, float *out,
+int av_rollout_trace(const av_trace *t, av_attn_kind kind, const av_rollout_params *p, float *out,
                      av_err *err) {
     av_rollout_params defaults = av_rollout_default_params();
     if (!p) p = &defaults;
-    if (strcmp(kind, "cross") == 0)
+    if (kind == AV_ATTN_CROSS)
         return av_errf(
             err, "rollout of cross-attention needs the encoder-decoder variant (av_rollout_cross_trace)");
     float **mats;
     int L, nq, nk;
     if (av_an_fused_layers(t, kind, p->fusion, &mats, &L, &nq, &nk, err)) return -1;
-    int rc = nq != nk ? av_errf(err, "rollout needs square attention; '%s' is %d x %d", kind, nq, nk)
+    int rc = nq != nk ? av_errf(err, "rollout needs square attention; '%s' is %d x %d",
+                                av_attn_kind_name(kind), nq, nk)
                       : av_rollout_mats((const float *const *)mats, L, nq, p->residual, out, err);
     av_an_free_layers(mats, L);
     return rc;
@@ -142,13 +141,15 @@ int av_rollout_cross_trace(const av_trace *t, const av_rollout_params *p, float 
     float **enc = NULL, **dec = NULL, **cross = NULL;
     float *renc = NULL, *rts = NULL, *a = NULL, *tmp = NULL, *c = NULL;
     int Le = 0, Ld = 0, Lc = 0, S = 0, S2, T = 0, T2, Tc, Sc, rc = -1;
-    if (av_trace_n_layers(t, "cross") == 0)
+    if (av_trace_n_layers(t, AV_ATTN_CROSS) == 0)
         return av_errf(err,
                        "the trace has no cross-attention (attn.cross.<layer>): not an encoder-decoder trace");
-    if (av_an_fused_layers(t, "cross", p->fusion, &cross, &Lc, &Tc, &Sc, err)) return -1;
-    if (av_trace_n_layers(t, "dec") && av_an_fused_layers(t, "dec", p->fusion, &dec, &Ld, &T, &T2, err))
+    if (av_an_fused_layers(t, AV_ATTN_CROSS, p->fusion, &cross, &Lc, &Tc, &Sc, err)) return -1;
+    if (av_trace_n_layers(t, AV_ATTN_DEC) &&
+        av_an_fused_layers(t, AV_ATTN_DEC, p->fusion, &dec, &Ld, &T, &T2, err))
         goto done;
-    if (av_trace_n_layers(t, "enc") && av_an_fused_layers(t, "enc", p->fusion, &enc, &Le, &S, &S2, err))
+    if (av_trace_n_layers(t, AV_ATTN_ENC) &&
+        av_an_fused_layers(t, AV_ATTN_ENC, p->fusion, &enc, &Le, &S, &S2, err))
         goto done;
     if (dec && Ld != Lc) {
         av_errf(err, "the trace has %d decoder self-attention layers but %d cross-attention layers", Ld, Lc);

@@ -12,7 +12,9 @@ int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli
     out->n_specs = n_specs;
     out->values = calloc((size_t)n_specs + 1, sizeof *out->values);
     out->positional = calloc((size_t)argc + 1, sizeof *out->positional);
-    if (!out->values || !out->positional) {
+    out->given = calloc((size_t)argc + 1, sizeof *out->given);
+    out->given_spec = calloc((size_t)argc + 1, sizeof *out->given_spec);
+    if (!out->values || !out->positional || !out->given || !out->given_spec) {
         cli_args_free(out);
         return cli_failf(cmd, "out of memory") ? -1 : -1;
     }
@@ -56,12 +58,22 @@ int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli
             }
             out->values[found] = "";
         }
+        out->given[out->n_given] = out->values[found]; /* every occurrence, for repeatable options */
+        out->given_spec[out->n_given++] = found;
     }
     return 0;
 }
 
-int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage, int want_positional,
-              cli_args *a, const char *cmd, int *exit_code) {
+int cli_get_all(const cli_args *a, const char *name, const char ***out) {
+    int n = 0;
+    *out = calloc((size_t)a->n_given + 1, sizeof **out);
+    for (int i = 0; *out && i < a->n_given; i++)
+        if (strcmp(a->specs[a->given_spec[i]].name, name) == 0) (*out)[n++] = a->given[i];
+    return n;
+}
+
+int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage,
+              int want_positional, cli_args *a, const char *cmd, int *exit_code) {
     if (cli_parse(argc, argv, specs, n_specs, a, cmd)) {
         *exit_code = 2;
         return 1;
@@ -79,6 +91,8 @@ int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, con
 void cli_args_free(cli_args *a) {
     free(a->values);
     free(a->positional);
+    free(a->given);
+    free(a->given_spec);
     memset(a, 0, sizeof *a);
 }
 
@@ -90,7 +104,8 @@ const char *cli_get(const cli_args *a, const char *name) {
 
 int cli_has(const cli_args *a, const char *name) { return cli_get(a, name) != NULL; }
 
-int cli_get_int(const cli_args *a, const char *name, long def, long min, long max, long *out, const char *cmd) {
+int cli_get_int(const cli_args *a, const char *name, long def, long min, long max, long *out,
+                const char *cmd) {
     const char *v = cli_get(a, name);
     if (!v) {
         *out = def;
@@ -130,18 +145,30 @@ const char *cli_output(const cli_args *a, const char *def) {
     return out ? out : def;
 }
 
-const char *const cli_kinds[CLI_N_KINDS] = {"self", "enc", "dec", "cross"};
+int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind) {
+    const char *s = cli_get(a, "kind");
+    if (s && av_attn_kind_parse(s, kind)) {
+        cli_failf(cmd, "--kind must be self, enc, dec or cross, got '%s'", s);
+        return -1;
+    }
+    return 0;
+}
 
-int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, const char **kind) {
+int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, av_attn_kind *kind) {
     av_err err = {{0}};
+    *t = NULL;
+    *kind = AV_ATTN_SELF;
+    if (cli_get_kind(a, cmd, kind)) return -1;
     if (av_trace_load(a->positional[0], t, &err)) {
         cli_fail(cmd, &err);
         return -1;
     }
-    *kind = cli_get(a, "kind");
-    for (int k = 0; k < CLI_N_KINDS && !*kind; k++)
-        if (av_trace_n_layers(*t, cli_kinds[k])) *kind = cli_kinds[k];
-    if (!*kind) *kind = "self";
+    if (!cli_get(a, "kind"))
+        for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+            if (av_trace_n_layers(*t, (av_attn_kind)k)) {
+                *kind = (av_attn_kind)k;
+                break;
+            }
     return 0;
 }
 
@@ -150,14 +177,16 @@ int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, const char 
 void cli_print_options(FILE *fp, const cli_opt_spec *specs, int n_specs) {
     for (int k = 0; k < n_specs; k++) {
         const char *h = specs[k].help;
-        while (*h == ' ') h++;
+        while (*h == ' ')
+            h++;
         char left[96];
         int n = snprintf(left, sizeof left, "%s%s", strlen(specs[k].name) > 1 ? "--" : "-", specs[k].name);
         if (specs[k].takes_value) {
             size_t w = strcspn(h, " ");
             n += snprintf(left + n, sizeof left - (size_t)n, " %.*s", (int)w, h);
             h += w;
-            while (*h == ' ') h++;
+            while (*h == ' ')
+                h++;
         }
         fprintf(fp, "  %-28s %s\n", left, h);
     }
@@ -181,7 +210,8 @@ int cli_failf(const char *cmd, const char *fmt, ...) {
 int cli_load_model(const cli_args *a, const char *cmd, av_model **out) {
     const char *path = cli_get(a, "model");
     if (!path || !*path) {
-        cli_failf(cmd, "--model PATH is required (a llama2.c .bin, a .gguf file or a Hugging Face directory)");
+        cli_failf(cmd,
+                  "--model PATH is required (a llama2.c .bin, a .gguf file or a Hugging Face directory)");
         return -1;
     }
     long threads;

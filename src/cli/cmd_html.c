@@ -22,9 +22,7 @@ int cmd_html(int argc, char **argv) {
     const char *cmd = "html";
     cli_args a;
     int early;
-    if (cli_start(argc, argv, opts, N_OPTS,
-                  "usage: attnviz html TRACE [-o view.html]\n",
-                  1, &a, cmd, &early))
+    if (cli_start(argc, argv, opts, N_OPTS, "usage: attnviz html TRACE [-o view.html]\n", 1, &a, cmd, &early))
         return early;
     int rc = 1;
     av_trace *t = NULL;

@@ -10,12 +10,14 @@ static const cli_opt_spec opts[] = {
     {"help", 0, "            show this help"},
 };
 
-
 static void print_size(const char *label, double bytes) {
     const char *unit = "B";
-    if (bytes >= 1024.0 * 1024 * 1024) bytes /= 1024.0 * 1024 * 1024, unit = "GiB";
-    else if (bytes >= 1024.0 * 1024) bytes /= 1024.0 * 1024, unit = "MiB";
-    else if (bytes >= 1024.0) bytes /= 1024.0, unit = "KiB";
+    if (bytes >= 1024.0 * 1024 * 1024)
+        bytes /= 1024.0 * 1024 * 1024, unit = "GiB";
+    else if (bytes >= 1024.0 * 1024)
+        bytes /= 1024.0 * 1024, unit = "MiB";
+    else if (bytes >= 1024.0)
+        bytes /= 1024.0, unit = "KiB";
     printf("%-14s %.1f %s\n", label, bytes, unit);
 }
 
@@ -27,25 +29,29 @@ static int info_trace(const av_trace *t, const char *path, int list_tokens) {
     int n = av_trace_n_tokens(t);
     printf("%-14s %d\n", "tokens", n);
     double attn_bytes = 0;
-    for (int k = 0; k < CLI_N_KINDS; k++) {
-        int L = av_trace_n_layers(t, cli_kinds[k]);
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+        int L = av_trace_n_layers(t, (av_attn_kind)k);
         if (!L) continue;
         av_attn_view v;
         av_err err = {{0}};
-        if (av_trace_attn(t, cli_kinds[k], 0, &v, &err)) return cli_fail("info", &err);
-        printf("%-14s %d layers x %d heads, %d queries x %d keys\n", cli_kinds[k], L, v.n_heads, v.n_query, v.n_key);
+        if (av_trace_attn(t, (av_attn_kind)k, 0, &v, &err)) return cli_fail("info", &err);
+        printf("%-14s %d layers x %d heads, %d queries x %d keys\n", av_attn_kind_name((av_attn_kind)k), L,
+               v.n_heads, v.n_query, v.n_key);
         attn_bytes += (double)L * v.n_heads * v.n_query * v.n_key * 4.0;
     }
     print_size("attention", attn_bytes);
     struct stat st;
     if (stat(path, &st) == 0) print_size("file", (double)st.st_size);
     av_tensor lg;
-    if (av_trace_logits(t, &lg) == 0) printf("%-14s [%lld, %lld]\n", "logits", (long long)lg.shape[0], (long long)lg.shape[1]);
+    if (av_trace_logits(t, &lg) == 0)
+        printf("%-14s [%lld, %lld]\n", "logits", (long long)lg.shape[0], (long long)lg.shape[1]);
     if (list_tokens) {
-        for (int i = 0; i < n; i++) printf("%5d %7d  %s\n", i, av_trace_token_id(t, i), av_trace_token(t, i));
+        for (int i = 0; i < n; i++)
+            printf("%5d %7d  %s\n", i, av_trace_token_id(t, i), av_trace_token(t, i));
     } else if (n) {
         printf("%-14s", "text");
-        for (int i = 0; i < n && i < 40; i++) printf(" %s", av_trace_token(t, i));
+        for (int i = 0; i < n && i < 40; i++)
+            printf(" %s", av_trace_token(t, i));
         printf("%s\n", n > 40 ? " ..." : "");
     }
     return 0;
@@ -58,12 +64,13 @@ static int info_model(const cli_args *a, const char *path) {
     av_err err = {{0}};
     if (av_model_load(path, &mp, &m, &err)) return cli_fail("info", &err);
     av_model_info i = av_model_get_info(m);
-    printf("%-14s %s\n%-14s %s\n%-14s %s\n", "model", i.name, "arch", i.arch, "format", i.format);
+    printf("%-14s %s\n%-14s %s\n%-14s %s\n", "model", i.name, "arch", i.arch, "format",
+           av_model_format_name(i.format));
     printf("%-14s %d layers, %d heads (%d kv heads), dim %d, ffn %d\n", "shape", i.n_layers, i.n_heads,
            i.n_kv_heads, i.dim, i.hidden_dim);
-    printf("%-14s %d\n%-14s %d\n%-14s %.3f M\n", "vocab", i.vocab_size, "context", i.max_seq_len, "parameters",
-           (double)i.n_params / 1e6);
-    printf("%-14s %s\n", "family", i.family);
+    printf("%-14s %d\n%-14s %d\n%-14s %.3f M\n", "vocab", i.vocab_size, "context", i.max_seq_len,
+           "parameters", (double)i.n_params / 1e6);
+    printf("%-14s %s\n", "family", av_family_name(i.family));
     if (i.n_dec_layers) printf("%-14s %d layers\n", "decoder", i.n_dec_layers);
     printf("%-14s %s\n", "tokenizer", av_model_tokenizer(m) ? "yes" : "none (pass --tokenizer)");
     av_model_free(m);
@@ -74,8 +81,7 @@ int cmd_info(int argc, char **argv) {
     cli_args a;
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
-                  "usage: attnviz info FILE   (a trace .safetensors, or a model)\n",
-                  1, &a, "info", &early))
+                  "usage: attnviz info FILE   (a trace .safetensors, or a model)\n", 1, &a, "info", &early))
         return early;
     int rc;
     const char *path = a.positional[0];
@@ -86,7 +92,7 @@ int cmd_info(int argc, char **argv) {
         av_trace_free(t);
     } else if (strstr(err.msg, "not an attnviz trace") || strstr(err.msg, "not a safetensors file") ||
                strstr(err.msg, "not a regular file")) { /* a directory: a Hugging Face / timm model */
-        rc = info_model(&a, path); /* not a trace: maybe a model */
+        rc = info_model(&a, path);                      /* not a trace: maybe a model */
     } else {
         rc = cli_fail("info", &err);
     }

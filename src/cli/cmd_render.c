@@ -1,5 +1,5 @@
 /* attnviz render: a trace -> PNG or SVG heatmap (one head, the mean/max over heads, or the layers x heads
- * grid). */
+ * grid), or with --steps the step figure (tokens colored by probability, target-by-source attention). */
 #include "cli.h"
 
 #include "render/plot.h"
@@ -21,11 +21,43 @@ static const cli_opt_spec opts[] = {
     {"vmin", 1, "X           lower end of the color scale (with --vmax)"},
     {"vmax", 1, "X           upper end of the color scale (default: the maximum shown)"},
     {"title", 1, "TEXT        figure title (default: model, layer, head)"},
+    {"steps", 0,
+     "            the step figure: tokens colored by probability, attention of each produced token"},
+    {"color-by", 1, "prob|entropy  --steps: color tokens by probability (default) or entropy"},
     {"output", 1, "PATH        output file, .png or .svg (required); also -o"},
     {"o", 1, "PATH        same as --output"},
     {"help", 0, "            show this help"},
 };
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
+
+/* attnviz render --steps (also for a trace without attention, which has no heatmap). */
+static int render_steps(const cli_args *a, const char *cmd, const av_trace *t, const char *out, int head,
+                        long dpi) {
+    av_steps_plot_params sp = av_steps_plot_default_params();
+    const char *by = cli_get(a, "color-by");
+    long layer;
+    if (cli_get_int(a, "layer", -1, -1000000, 1000000, &layer, cmd)) return 2;
+    if (by && strcmp(by, "prob") && strcmp(by, "entropy"))
+        return cli_failf(cmd, "--color-by must be prob or entropy, got '%s'", by);
+    for (const char *o = "grid\0log\0exclude-first\0cell\0vmin\0vmax\0cmap\0"; *o; o += strlen(o) + 1)
+        if (cli_has(a, o)) return cli_failf(cmd, "--%s does not apply to the step figure", o);
+    sp.by_entropy = by && !strcmp(by, "entropy");
+    av_attn_kind kind;
+    if (cli_has(a, "kind")) {
+        if (cli_get_kind(a, cmd, &kind)) return 2;
+        sp.kind = (int)kind;
+    }
+    sp.layer = (int)layer;
+    sp.head = head;
+    sp.dpi = (double)dpi;
+    sp.title = cli_get(a, "title");
+    av_err err = {{0}};
+    int w, h;
+    if (av_steps_render(t, &sp, out, &w, &h, &err)) return cli_fail(cmd, &err);
+    fprintf(stderr, "attnviz render: step figure of %d tokens, %d x %d image -> %s\n", av_trace_n_tokens(t),
+            w, h, out);
+    return 0;
+}
 
 int cmd_render(int argc, char **argv) {
     const char *cmd = "render";
@@ -52,7 +84,7 @@ int cmd_render(int argc, char **argv) {
         cli_failf(cmd, "no output given: -o OUT.png or -o OUT.svg");
         goto done;
     }
-    if (cli_get_int(&a, "layer", 0, 0, 1000000, &layer, cmd) ||
+    if (cli_get_int(&a, "layer", 0, cli_has(&a, "steps") ? -1000000 : 0, 1000000, &layer, cmd) ||
         cli_get_int(&a, "dpi", 150, 10, 2400, &dpi, cmd) ||
         cli_get_num(&a, "cell", 0, 0, 200, "in [0, 200] CSS px", &cell, cmd) ||
         cli_get_num(&a, "vmin", 0, -HUGE_VAL, HUGE_VAL, NULL, &vmin, cmd) ||
@@ -71,7 +103,7 @@ int cmd_render(int argc, char **argv) {
     p.log_scale = cli_has(&a, "log");
     p.exclude_first = cli_has(&a, "exclude-first");
     p.title = cli_get(&a, "title");
-    if (cli_get(&a, "kind")) p.kind = cli_get(&a, "kind");
+    if (cli_get_kind(&a, cmd, &p.kind)) goto done;
     p.head = AV_HEAD_MEAN;
     if (head && strcmp(head, "mean") == 0) {
         p.head = AV_HEAD_MEAN;
@@ -95,7 +127,18 @@ int cmd_render(int argc, char **argv) {
         goto done;
     }
     av_plot_geom g;
-    if (av_trace_load(a.positional[0], &t, &err) || av_plot_render(t, &p, out, &g, &err)) {
+    if (av_trace_load(a.positional[0], &t, &err)) {
+        cli_fail(cmd, &err);
+        goto done;
+    }
+    if (cli_has(&a, "steps") || !av_trace_has_attention(t)) {
+        if (!cli_has(&a, "steps"))
+            fprintf(stderr, "attnviz render: this trace holds no attention weights (%s): drawing its steps\n",
+                    av_trace_meta(t, "generation") ? "the provider returns none" : "none stored");
+        rc = render_steps(&a, cmd, t, out, p.head, dpi);
+        goto done;
+    }
+    if (av_plot_render(t, &p, out, &g, &err)) {
         cli_fail(cmd, &err);
         goto done;
     }

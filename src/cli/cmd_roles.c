@@ -59,6 +59,13 @@ static void print_summary(FILE *fp, const av_roles_result *r) {
     }
 }
 
+/* The probes' model runs: the ids as given (the probes carry their own BOS). */
+static int run_probe(void *model, const int32_t *ids, size_t n, av_trace **out, av_err *err) {
+    av_run_params rp = av_run_default_params();
+    rp.add_bos = 0;
+    return av_trace_from_ids(model, ids, n, &rp, out, err);
+}
+
 static int parse_u64(const char *s, uint64_t *out) {
     char *end;
     errno = 0;
@@ -72,10 +79,11 @@ int cmd_roles(int argc, char **argv) {
     const char *cmd = "roles";
     cli_args a;
     int early;
-    if (cli_start(argc, argv, opts, N_OPTS,
-                  "usage: attnviz roles --model PATH [--tokenizer PATH] [--seq-len N] [--samples K] [--seed S] "
-                "[--json]\n",
-                  0, &a, cmd, &early))
+    if (cli_start(
+            argc, argv, opts, N_OPTS,
+            "usage: attnviz roles --model PATH [--tokenizer PATH] [--seq-len N] [--samples K] [--seed S] "
+            "[--json]\n",
+            0, &a, cmd, &early))
         return early;
     int rc = 1;
     av_model *m = NULL;
@@ -94,7 +102,7 @@ int cmd_roles(int argc, char **argv) {
     p.n_samples = (int)samples;
     p.text = cli_get(&a, "text");
     if (cli_load_model(&a, cmd, &m)) goto done;
-    if (av_model_roles(m, &p, &res, &err)) {
+    if (av_model_roles(m, run_probe, m, &p, &res, &err)) {
         cli_fail(cmd, &err);
         goto done;
     }

@@ -36,7 +36,8 @@ static int parse_ids(const char *spec, int32_t **out, size_t *n, av_err *err) {
         return 0;
     }
     size_t cap = 1;
-    for (const char *p = spec; *p; p++) cap += *p == ',';
+    for (const char *p = spec; *p; p++)
+        cap += *p == ',';
     *out = malloc(sizeof **out * cap);
     if (!*out) return av_errf(err, "out of memory");
     const char *p = spec;
@@ -55,7 +56,8 @@ static int parse_ids(const char *spec, int32_t **out, size_t *n, av_err *err) {
     return 0;
 }
 
-/* Writes the preprocessed input of an image model as safetensors "pixels" [3, H, W] (debugging, references). */
+/* Writes the preprocessed input of an image model as safetensors "pixels" [3, H, W] (debugging, references).
+ */
 static int dump_pixels(const av_model *m, const char *image, const char *path, av_err *err) {
     float *px;
     int h, w;
@@ -72,29 +74,33 @@ static int dump_pixels(const av_model *m, const char *image, const char *path, a
 }
 
 /* Image models: trace + the top classes on stdout. */
-static int run_image(av_model *m, const cli_args *a, const char *image, const av_run_params *rp, av_trace **t) {
+static int run_image(av_model *m, const cli_args *a, const char *image, const av_run_params *rp,
+                     av_trace **t) {
     const char *cmd = "run", *dump = cli_get(a, "dump-pixels");
     long top;
     av_err err = {{0}};
     if (cli_get_int(a, "top", 5, 0, 16, &top, cmd)) return -1;
     av_class_score best[16];
-    if ((dump && dump_pixels(m, image, dump, &err)) || av_trace_from_image(m, image, rp, t, best, (int)top, &err))
+    if ((dump && dump_pixels(m, image, dump, &err)) ||
+        av_trace_from_image(m, image, rp, t, best, (int)top, &err))
         return cli_fail(cmd, &err) ? -1 : -1;
     for (long j = 0; j < top && j < av_model_get_info(m).vocab_size; j++)
-        printf("%2ld. %6.2f%%  %s (class %d)\n", j + 1, 100.0 * best[j].prob, best[j].label ? best[j].label : "",
-               best[j].id);
+        printf("%2ld. %6.2f%%  %s (class %d)\n", j + 1, 100.0 * best[j].prob,
+               best[j].label ? best[j].label : "", best[j].id);
     return 0;
 }
 
 /* Encoder-decoders: source text or ids, forced target (text or ids) or greedy decoding. */
-static int run_pair(av_model *m, const cli_args *a, const char *text, const char *ids_spec, const av_run_params *rp,
-                    av_trace **t) {
+static int run_pair(av_model *m, const cli_args *a, const char *text, const char *ids_spec,
+                    const av_run_params *rp, av_trace **t) {
     const char *cmd = "run", *target = cli_get(a, "target"), *target_ids = cli_get(a, "target-ids");
     long steps;
     av_err err = {{0}};
     if (cli_get_int(a, "steps", 32, 1, 4096, &steps, cmd)) return -1;
-    if (target_ids && !ids_spec) return cli_failf(cmd, "--target-ids goes with --ids (use --target with --text)") ? -1 : -1;
-    if (target && ids_spec) return cli_failf(cmd, "--target goes with --text (use --target-ids with --ids)") ? -1 : -1;
+    if (target_ids && !ids_spec)
+        return cli_failf(cmd, "--target-ids goes with --ids (use --target with --text)") ? -1 : -1;
+    if (target && ids_spec)
+        return cli_failf(cmd, "--target goes with --text (use --target-ids with --ids)") ? -1 : -1;
     int rc;
     if (ids_spec) {
         int32_t *src = NULL, *tgt = NULL;
@@ -108,7 +114,8 @@ static int run_pair(av_model *m, const cli_args *a, const char *text, const char
     }
     if (rc) return cli_fail(cmd, &err) ? -1 : -1;
     printf("target:");
-    for (int i = 0; i < av_trace_n_tokens(*t); i++) printf(" %s", av_trace_token(*t, i));
+    for (int i = 0; i < av_trace_n_tokens(*t); i++)
+        printf(" %s", av_trace_token(*t, i));
     printf("\n");
     return 0;
 }
@@ -118,15 +125,18 @@ static const cli_opt_spec opts[] = {
     {"tokenizer", 1, "PATH  tokenizer file (default: from the model or next to it)"},
     {"text", 1, "TEXT       input text (or give it as the last argument)"},
     {"ids", 1, "LIST        token ids instead of text: \"1,403,407\" or @file.json (a JSON array)"},
+    CLI_CHAT_OPTS,
     {"output", 1, "PATH     trace file to write (default: trace.safetensors); also -o"},
     {"o", 1, "PATH          same as --output"},
     {"dtype", 1, "f32|f16   storage type of the attention in the trace (default f32)"},
     {"no-bos", 0, "          do not prepend the BOS token"},
     {"logits", 0, "          also store the logits of every position"},
-    {"lazy", 0, "            store queries/keys instead of T x T matrices (long inputs; see docs/TRACE_FORMAT.md)"},
+    {"lazy", 0,
+     "            store queries/keys instead of T x T matrices (long inputs; see docs/TRACE_FORMAT.md)"},
     {"image", 1, "PATH     image models (ViT): a PNG or JPEG to classify; prints the top classes"},
     {"top", 1, "K           image models: how many classes to print (default 5)"},
-    {"dump-pixels", 1, "PATH  image models: also write the preprocessed input as safetensors \"pixels\" [3, H, W]"},
+    {"dump-pixels", 1,
+     "PATH  image models: also write the preprocessed input as safetensors \"pixels\" [3, H, W]"},
     {"target", 1, "TEXT     encoder-decoders: force the decoder on this target (default: greedy decoding)"},
     {"target-ids", 1, "LIST encoder-decoders with --ids: decoder input ids (decoder start token first)"},
     {"steps", 1, "N         encoder-decoders: greedy decoding length limit (default 32)"},
@@ -140,8 +150,10 @@ int cmd_run(int argc, char **argv) {
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
                   "usage: attnviz run --model PATH [--tokenizer PATH] --text TEXT [-o trace.safetensors]\n"
-               "       attnviz run --model VIT_DIR --image cat.png [--top 5]\n"
-               "       attnviz run --model ENCDEC_DIR --text \"le chat noir\" [--target \"the black cat\"] [--steps N]\n",
+                  "       attnviz run --model PATH --chat messages.json [--chat-template T.jinja]\n"
+                  "       attnviz run --model VIT_DIR --image cat.png [--top 5]\n"
+                  "       attnviz run --model ENCDEC_DIR --text \"le chat noir\" [--target \"the black "
+                  "cat\"] [--steps N]\n",
                   -1, &a, cmd, &early))
         return early;
     const char *text = cli_get(&a, "text");
@@ -153,9 +165,14 @@ int cmd_run(int argc, char **argv) {
     av_model *m = NULL;
     av_trace *t = NULL;
     av_err err = {{0}};
-    const char *ids_spec = cli_get(&a, "ids"), *image = cli_get(&a, "image");
-    if (!text && !ids_spec && !image) {
-        cli_failf(cmd, "no input: give --text TEXT, --ids LIST or --image PATH");
+    const char *ids_spec = cli_get(&a, "ids"), *image = cli_get(&a, "image"), *chat = cli_get(&a, "chat");
+    char *chat_text = NULL;
+    if (!text && !ids_spec && !image && !chat) {
+        cli_failf(cmd, "no input: give --text TEXT, --chat FILE, --ids LIST or --image PATH");
+        goto done;
+    }
+    if (chat && (text || ids_spec || image)) {
+        cli_failf(cmd, "give either --chat or --text / --ids / --image, not both");
         goto done;
     }
     if (image && (text || ids_spec)) {
@@ -176,20 +193,31 @@ int cmd_run(int argc, char **argv) {
     rp.lazy = cli_has(&a, "lazy");
     rp.output_path = out; /* full F32 traces are captured straight into this file */
     if (cli_load_model(&a, cmd, &m)) goto done;
+    if (chat) { /* the conversation as the model's template formats it; BOS as its runtime adds it */
+        int add_special;
+        if (cli_chat_prompt(&a, cmd, chat, av_model_tokenizer(m), &chat_text, &add_special)) goto done;
+        text = chat_text;
+        rp.add_bos = rp.add_bos && add_special;
+    }
     double t0 = av_seconds();
-    const char *family = av_model_get_info(m).family;
+    av_family family = av_model_get_info(m).family;
     if ((cli_has(&a, "target") || cli_has(&a, "target-ids") || cli_has(&a, "steps")) &&
-        strcmp(family, "encoder-decoder") != 0) {
-        cli_failf(cmd, "--target, --target-ids and --steps are for encoder-decoder models (this one is %s)", family);
+        family != AV_FAMILY_ENCDEC) {
+        cli_failf(cmd, "--target, --target-ids and --steps are for encoder-decoder models (this one is %s)",
+                  av_family_name(family));
         goto done;
     }
-    if (image || strcmp(family, "vit") == 0) {
+    if (image || family == AV_FAMILY_VIT) {
         if (!image) {
             cli_failf(cmd, "%s is an image model: give --image PATH", av_model_get_info(m).name);
             goto done;
         }
         if (run_image(m, &a, image, &rp, &t)) goto done;
-    } else if (strcmp(family, "encoder-decoder") == 0) {
+    } else if (family == AV_FAMILY_ENCDEC) {
+        if (chat) {
+            cli_failf(cmd, "--chat is for decoder-only models (this one is an encoder-decoder)");
+            goto done;
+        }
         if (run_pair(m, &a, text, ids_spec, &rp, &t)) goto done;
     } else if (ids_spec) {
         int32_t *ids;
@@ -219,6 +247,7 @@ int cmd_run(int argc, char **argv) {
             av_trace_n_tokens(t), info.n_layers, info.n_heads, out, t1 - t0, t2 - t1);
     rc = 0;
 done:
+    free(chat_text);
     av_trace_free(t);
     av_model_free(m);
     cli_args_free(&a);

@@ -1,6 +1,8 @@
-/* attnviz show: one head (or the mean/max/min over heads) of a trace as a terminal heatmap. */
+/* attnviz show: one head (or the mean/max/min over heads) of a trace as a terminal heatmap, or with --steps
+ * the tokens with their probabilities, alternatives and attended tokens. */
 #include "cli.h"
 #include "render/render.h"
+#include "trace/logprobs.h"
 
 #include <jansson.h>
 #include <stdlib.h>
@@ -15,38 +17,105 @@ static const cli_opt_spec opts[] = {
     {"colors", 1, "MODE     auto (default), truecolor, 256 or none"},
     {"width", 1, "N        columns to use (default: the terminal's)"},
     {"height", 1, "N       rows to use (default: the terminal's)"},
+    {"steps", 0, "            the step view: tokens colored by probability, alternatives, attended tokens"},
+    {"color-by", 1, "prob|entropy  --steps: color tokens by probability (default) or entropy"},
+    {"alternatives", 1, "N  --steps: alternatives per line (default 5)"},
+    {"all", 0, "            --steps: a line for every token, the prompt's too"},
+    {"json", 0, "            --steps: print the step data as JSON (tokens, log-probabilities, alternatives)"},
     {"help", 0, "            show this help"},
 };
 
 /* Labels of n tokens: encoder-decoder kinds use the metadata lists (enc: source x source, dec: target x
  * target, cross: target rows x source columns), other kinds the trace tokens; NULL entries when they do not
  * fit. *meta receives the parsed JSON list (or NULL), which owns the strings. */
-static const char **token_labels(const av_trace *t, const char *kind, int n, int source_side, json_t **meta) {
+static const char **token_labels(const av_trace *t, av_attn_kind kind, int n, int source_side,
+                                 json_t **meta) {
     const char **labels = calloc((size_t)(n > 0 ? n : 1), sizeof *labels);
     *meta = NULL;
     if (!labels) return NULL;
-    const char *key = !strcmp(kind, "enc") || (!strcmp(kind, "cross") && source_side) ? "source_tokens"
-                      : !strcmp(kind, "dec") || !strcmp(kind, "cross")                 ? "target_tokens"
-                                                                                       : NULL;
+    const char *key = kind == AV_ATTN_ENC || (kind == AV_ATTN_CROSS && source_side) ? "source_tokens"
+                      : kind == AV_ATTN_DEC || kind == AV_ATTN_CROSS                ? "target_tokens"
+                                                                                    : NULL;
     const char *text = key ? av_trace_meta(t, key) : NULL;
     if (text) {
         *meta = json_loads(text, 0, NULL);
         if (json_is_array(*meta) && json_array_size(*meta) == (size_t)n) {
-            for (int i = 0; i < n; i++) labels[i] = json_string_value(json_array_get(*meta, (size_t)i));
+            for (int i = 0; i < n; i++)
+                labels[i] = json_string_value(json_array_get(*meta, (size_t)i));
             return labels;
         }
     }
-    int same = av_trace_n_tokens(t) == n && (!strcmp(kind, "self") || !source_side);
-    for (int i = 0; i < n; i++) labels[i] = same ? av_trace_token(t, i) : NULL;
+    int same = av_trace_n_tokens(t) == n && (kind == AV_ATTN_SELF || !source_side);
+    for (int i = 0; i < n; i++)
+        labels[i] = same ? av_trace_token(t, i) : NULL;
     return labels;
 }
 
 static int parse_colors(const char *s, av_color_mode *out) {
-    if (!s || !strcmp(s, "auto")) *out = AV_COLOR_AUTO;
-    else if (!strcmp(s, "truecolor")) *out = AV_COLOR_TRUECOLOR;
-    else if (!strcmp(s, "256")) *out = AV_COLOR_256;
-    else if (!strcmp(s, "none")) *out = AV_COLOR_NONE;
-    else return -1;
+    if (!s || !strcmp(s, "auto"))
+        *out = AV_COLOR_AUTO;
+    else if (!strcmp(s, "truecolor"))
+        *out = AV_COLOR_TRUECOLOR;
+    else if (!strcmp(s, "256"))
+        *out = AV_COLOR_256;
+    else if (!strcmp(s, "none"))
+        *out = AV_COLOR_NONE;
+    else
+        return -1;
+    return 0;
+}
+
+/* --head for the step view: an index, mean or max. */
+static int parse_head(const char *h, int *out) {
+    char *end;
+    long v = h ? strtol(h, &end, 10) : 0;
+    if (!h || !strcmp(h, "mean"))
+        *out = AV_HEADS_MEAN;
+    else if (!strcmp(h, "max"))
+        *out = AV_HEADS_MAX;
+    else if (*end || end == h || v < 0 || v > 65535)
+        return -1;
+    else
+        *out = (int)v;
+    return 0;
+}
+
+/* attnviz show --steps (also a trace without attention, which has no heatmap). */
+static int show_steps(const cli_args *a, const char *cmd, const av_trace *t) {
+    av_err err = {{0}};
+    if (cli_has(a, "json")) {
+        json_t *j = av_steps_json(t, 1024, &err);
+        if (!j) return cli_fail(cmd, &err);
+        int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+        json_decref(j);
+        fputc('\n', stdout);
+        return rc ? cli_failf(cmd, "write failed") : 0;
+    }
+    av_steps_term_params sp = av_steps_term_default_params();
+    long layer, alts, width;
+    const char *by = cli_get(a, "color-by");
+    if (cli_get_int(a, "layer", -1, -100000, 100000, &layer, cmd) ||
+        cli_get_int(a, "alternatives", 5, 0, 1024, &alts, cmd) ||
+        cli_get_int(a, "width", 0, 0, 100000, &width, cmd))
+        return 2;
+    if (by && strcmp(by, "prob") && strcmp(by, "entropy"))
+        return cli_failf(cmd, "--color-by must be prob or entropy, got '%s'", by);
+    if (parse_head(cli_get(a, "head"), &sp.head))
+        return cli_failf(cmd, "--steps: --head must be a head index, mean or max, got '%s'",
+                         cli_get(a, "head"));
+    if (parse_colors(cli_get(a, "colors"), &sp.color))
+        return cli_failf(cmd, "--colors must be auto, truecolor, 256 or none");
+    sp.by_entropy = by && !strcmp(by, "entropy");
+    sp.n_alts = (int)alts;
+    sp.layer = (int)layer;
+    av_attn_kind kind;
+    if (cli_has(a, "kind")) {
+        if (cli_get_kind(a, cmd, &kind)) return 2;
+        sp.kind = (int)kind;
+    }
+    sp.all = cli_has(a, "all");
+    sp.width = (int)width;
+    if (av_term_steps(stdout, t, &sp, &err)) return cli_fail(cmd, &err);
     return 0;
 }
 
@@ -55,8 +124,7 @@ int cmd_show(int argc, char **argv) {
     cli_args a;
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
-                  "usage: attnviz show TRACE [--layer L] [--head H|mean|max|min]\n",
-                  1, &a, cmd, &early))
+                  "usage: attnviz show TRACE [--layer L] [--head H|mean|max|min]\n", 1, &a, cmd, &early))
         return early;
     int rc = 1;
     av_trace *t = NULL;
@@ -67,7 +135,8 @@ int cmd_show(int argc, char **argv) {
     long layer, width, height;
     av_term_params tp = av_term_default_params();
     if (cli_get_int(&a, "layer", 0, -100000, 100000, &layer, cmd) ||
-        cli_get_int(&a, "width", 0, 0, 100000, &width, cmd) || cli_get_int(&a, "height", 0, 0, 100000, &height, cmd))
+        cli_get_int(&a, "width", 0, 0, 100000, &width, cmd) ||
+        cli_get_int(&a, "height", 0, 0, 100000, &height, cmd))
         goto done;
     if (parse_colors(cli_get(&a, "colors"), &tp.color)) {
         cli_failf(cmd, "--colors must be auto, truecolor, 256 or none");
@@ -77,8 +146,15 @@ int cmd_show(int argc, char **argv) {
         cli_fail(cmd, &err);
         goto done;
     }
-    const char *kind;
+    av_attn_kind kind;
     if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
+    if (cli_has(&a, "steps") || !av_trace_has_attention(t)) {
+        if (!cli_has(&a, "steps"))
+            fprintf(stderr, "attnviz show: this trace holds no attention weights (%s): showing its steps\n",
+                    av_trace_meta(t, "generation") ? "the provider returns none" : "none stored");
+        rc = show_steps(&a, cmd, t);
+        goto done;
+    }
     int n_layers = av_trace_n_layers(t, kind);
     if (layer < 0) layer += n_layers;
     av_attn_view v;
@@ -100,8 +176,8 @@ int cmd_show(int argc, char **argv) {
     }
     char title[256];
     const char *model = av_trace_meta(t, "model");
-    snprintf(title, sizeof title, "%s  %s layer %ld/%d  head %s  (%d queries x %d keys)", model ? model : "trace",
-             kind, layer, n_layers - 1, head, v.n_query, v.n_key);
+    snprintf(title, sizeof title, "%s  %s layer %ld/%d  head %s  (%d queries x %d keys)",
+             model ? model : "trace", av_attn_kind_name(kind), layer, n_layers - 1, head, v.n_query, v.n_key);
     tp.title = title;
     tp.log_scale = cli_has(&a, "log");
     tp.width = (int)width;

@@ -31,10 +31,11 @@ static void print_num(FILE *fp, int width, int prec, double x) {
         fprintf(fp, " %*.*f", width, prec, x);
 }
 
-static void print_table(FILE *fp, const av_trace *t, const char *kind, const av_head_stats *s, int n) {
+static void print_table(FILE *fp, const av_trace *t, av_attn_kind kind, const av_head_stats *s, int n) {
     const char *model = av_trace_meta(t, "model");
     fprintf(fp, "%s  %s attention  %d layers  %d tokens  (means over query rows; '-' = not applicable)\n",
-            model ? model : "trace", kind, av_trace_n_layers(t, kind), av_trace_n_tokens(t));
+            model ? model : "trace", av_attn_kind_name(kind), av_trace_n_layers(t, kind),
+            av_trace_n_tokens(t));
     fprintf(fp, "%5s %4s %8s %7s %8s %6s %6s %6s %7s %6s %6s %7s  %s\n", "layer", "head", "entropy",
             "ent/max", "distance", "first", "self", "prev", "special", "punct", "broad", "first_n",
             "role (score)");
@@ -144,7 +145,7 @@ static void emit_matrix(FILE *fp, json_t *o, const char *key, json_t *info, cons
 
 static json_t *vnorm_json(const av_trace *t, av_err *err) {
     json_t *layers = json_array();
-    for (int l = 0; l < av_trace_n_layers(t, "self"); l++) {
+    for (int l = 0; l < av_trace_n_layers(t, AV_ATTN_SELF); l++) {
         av_tensor vn;
         if (av_trace_vnorm(t, l, &vn, err)) {
             json_decref(layers);
@@ -164,6 +165,184 @@ static int usage(const cli_args *a, int rc) {
     return rc;
 }
 
+/* What `attnviz stats` was asked for. */
+typedef struct stats_opts {
+    int json, csv;
+    long layer; /* -1: every layer (set once the trace is loaded) */
+    av_reduce fusion, agg;
+    double residual, flow_limit;
+    const char *heads; /* head set of --aggregate */
+} stats_opts;
+
+/* One run over a loaded trace: the JSON document being built (NULL for text) and a matrix buffer. */
+typedef struct stats_run {
+    const stats_opts *o;
+    const av_trace *t;
+    av_attn_kind kind;
+    int n_layers, n_heads, nq, nk, cross;
+    json_t *json;
+    float *mat; /* (nq, max(nq, nk)) */
+} stats_run;
+
+/* The options that do not need the trace; 0, or -1 after printing the error. */
+static int parse_opts(const cli_args *a, const char *cmd, stats_opts *o) {
+    av_err err = {{0}};
+    memset(o, 0, sizeof *o);
+    o->json = cli_has(a, "json");
+    o->csv = cli_has(a, "csv");
+    o->fusion = o->agg = AV_REDUCE_MEAN;
+    o->residual = 0.5;
+    o->flow_limit = AV_FLOW_DEFAULT_MAX_WORK;
+    o->heads = cli_get(a, "heads") ? cli_get(a, "heads") : "*";
+    if (cli_get_int(a, "layer", 0, -100000, 100000, &o->layer, cmd)) return -1;
+    if (o->json && o->csv) {
+        cli_failf(cmd, "choose one of --json and --csv");
+        return -1;
+    }
+    if (o->csv &&
+        (cli_has(a, "rollout") || cli_has(a, "flow") || cli_has(a, "aggregate") || cli_has(a, "vnorm"))) {
+        cli_failf(cmd, "--csv prints the per-head table only; use --json (or text) with --rollout, --flow, "
+                       "--aggregate and --vnorm");
+        return -1;
+    }
+    if ((cli_get(a, "fusion") && av_reduce_parse(cli_get(a, "fusion"), &o->fusion, &err)) ||
+        (cli_get(a, "aggregate") && av_reduce_parse(cli_get(a, "aggregate"), &o->agg, &err))) {
+        cli_fail(cmd, &err);
+        return -1;
+    }
+    return cli_get_num(a, "residual", o->residual, 0, 1, "in [0, 1]", &o->residual, cmd) ||
+                   cli_get_num(a, "flow-limit", o->flow_limit, 0, HUGE_VAL, ">= 0", &o->flow_limit, cmd)
+               ? -1
+               : 0;
+}
+
+/* --layer against the trace: -1 (every layer) when not given, negative values count from the end. */
+static int resolve_layer(const cli_args *a, const char *cmd, av_attn_kind kind, int n_layers, long *layer) {
+    if (!cli_has(a, "layer")) {
+        *layer = -1;
+        return 0;
+    }
+    if (*layer < 0) *layer += n_layers;
+    if (*layer < 0 || *layer >= n_layers) {
+        cli_failf(cmd, "--layer %s is out of range: the trace has %s layers 0..%d", cli_get(a, "layer"),
+                  av_attn_kind_name(kind), n_layers - 1);
+        return -1;
+    }
+    return 0;
+}
+
+static int add_rollout(stats_run *r, av_err *err) {
+    const stats_opts *o = r->o;
+    av_rollout_params rp = av_rollout_default_params();
+    rp.fusion = o->fusion;
+    rp.residual = (float)o->residual;
+    int rows = r->nq, cols = r->nq;
+    if (r->cross ? av_rollout_cross_trace(r->t, &rp, r->mat, &rows, &cols, err)
+                 : av_rollout_trace(r->t, r->kind, &rp, r->mat, err))
+        return -1;
+    json_t *info = json_object();
+    json_object_set_new(info, "variant", json_string(r->cross ? "encoder-decoder" : "abnar-zuidema"));
+    json_object_set_new(info, "kind", json_string(av_attn_kind_name(r->kind)));
+    json_object_set_new(info, "fusion", json_string(av_reduce_name(o->fusion)));
+    json_object_set_new(info, "residual", json_real(o->residual));
+    char title[160];
+    snprintf(title, sizeof title,
+             "rollout (%s%s over heads, residual %.2f): row = token, column = input token",
+             r->cross ? "encoder-decoder, " : "", av_reduce_name(o->fusion), o->residual);
+    emit_matrix(stdout, r->json, "rollout", info, title, r->mat, rows, cols, r->cross, r->t);
+    return 0;
+}
+
+static int add_flow(stats_run *r, av_err *err) {
+    const stats_opts *o = r->o;
+    av_flow_params fp = av_flow_default_params();
+    fp.fusion = o->fusion;
+    fp.residual = (float)o->residual;
+    fp.max_work = o->flow_limit;
+    if (av_flow_trace(r->t, r->kind, &fp, r->mat, err)) return -1;
+    json_t *info = json_object();
+    json_object_set_new(info, "kind", json_string(av_attn_kind_name(r->kind)));
+    json_object_set_new(info, "fusion", json_string(av_reduce_name(o->fusion)));
+    json_object_set_new(info, "residual", json_real(o->residual));
+    json_object_set_new(info, "normalized", json_true());
+    char title[160];
+    snprintf(title, sizeof title, "attention flow (%s over heads, residual %.2f, rows normalized)",
+             av_reduce_name(o->fusion), o->residual);
+    emit_matrix(stdout, r->json, "flow", info, title, r->mat, r->nq, r->nq, 0, r->t);
+    return 0;
+}
+
+static int add_aggregate(stats_run *r, av_err *err) {
+    const stats_opts *o = r->o;
+    av_head_ref *sel = NULL;
+    int n_sel = 0, rows, cols;
+    if (av_head_set_parse(o->heads, r->n_layers, r->n_heads, &sel, &n_sel, err) ||
+        av_trace_reduce(r->t, r->kind, sel, n_sel, o->agg, r->mat, &rows, &cols, err)) {
+        free(sel);
+        return -1;
+    }
+    json_t *info = json_object(), *hs = json_array();
+    for (int k = 0; k < n_sel; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "%d.%d", sel[k].layer, sel[k].head);
+        json_array_append_new(hs, json_string(name));
+    }
+    free(sel);
+    json_object_set_new(info, "kind", json_string(av_attn_kind_name(r->kind)));
+    json_object_set_new(info, "op", json_string(av_reduce_name(o->agg)));
+    json_object_set_new(info, "heads", hs);
+    char title[160];
+    snprintf(title, sizeof title, "%s over %d heads (%s)", av_reduce_name(o->agg), n_sel, o->heads);
+    emit_matrix(stdout, r->json, "aggregate", info, title, r->mat, rows, cols, r->cross, r->t);
+    return 0;
+}
+
+/* The per-head table (text or JSON), then each requested matrix; prints errors itself. */
+static int run_stats(const cli_args *a, const char *cmd, stats_run *r) {
+    av_err err = {{0}};
+    av_head_stats *stats = NULL;
+    int n_stats = 0, rc = -1;
+    if (av_trace_head_stats(r->t, r->kind, (int)r->o->layer, &stats, &n_stats, &err)) goto fail;
+    if (r->o->csv) {
+        print_csv(stdout, stats, n_stats);
+        free(stats);
+        return 0;
+    }
+    if (r->o->json)
+        r->json = av_stats_json(r->t, r->kind, stats, n_stats);
+    else
+        print_table(stdout, r->t, r->kind, stats, n_stats);
+    av_attn_view v0;
+    if (av_trace_attn(r->t, r->kind, 0, &v0, &err)) goto fail;
+    r->nq = v0.n_query;
+    r->nk = v0.n_key;
+    r->n_heads = v0.n_heads;
+    r->cross = r->kind == AV_ATTN_CROSS;
+    if (!(r->mat = malloc(sizeof(float) * (size_t)r->nq * (size_t)(r->nk > r->nq ? r->nk : r->nq)))) {
+        cli_failf(cmd, "out of memory");
+        goto done;
+    }
+    if ((cli_has(a, "rollout") && add_rollout(r, &err)) || (cli_has(a, "flow") && add_flow(r, &err)) ||
+        (cli_has(a, "aggregate") && add_aggregate(r, &err)))
+        goto fail;
+    if (cli_has(a, "vnorm")) {
+        if (!r->json) {
+            cli_failf(cmd, "--vnorm adds the value norms to --json output");
+            goto done;
+        }
+        json_t *vn = vnorm_json(r->t, &err);
+        if (!vn) goto fail;
+        json_object_set_new(r->json, "vnorm", vn);
+    }
+    rc = 0;
+    goto done;
+fail:
+    cli_fail(cmd, &err);
+done:
+    free(stats);
+    return rc;
+}
+
 int cmd_stats(int argc, char **argv) {
     const char *cmd = "stats";
     cli_args a;
@@ -173,153 +352,20 @@ int cmd_stats(int argc, char **argv) {
         cli_args_free(&a);
         return rc;
     }
-    int rc = 1, as_json = cli_has(&a, "json"), as_csv = cli_has(&a, "csv");
+    int rc = 1;
+    stats_opts o;
     av_trace *t = NULL;
-    av_head_stats *stats = NULL;
-    float *mat = NULL;
-    av_head_ref *sel = NULL;
-    json_t *o = NULL;
-    av_err err = {{0}};
-    long layer;
-    av_reduce fusion = AV_REDUCE_MEAN, agg = AV_REDUCE_MEAN;
-    double residual = 0.5, flow_limit = AV_FLOW_DEFAULT_MAX_WORK;
-    int n_stats = 0, n_sel = 0;
-    if (cli_get_int(&a, "layer", 0, -100000, 100000, &layer, cmd)) goto done;
-    if (as_json && as_csv) {
-        cli_failf(cmd, "choose one of --json and --csv");
+    stats_run r = {0};
+    av_attn_kind kind;
+    if (parse_opts(&a, cmd, &o) || cli_load_trace(&a, cmd, &t, &kind)) goto done;
+    r = (stats_run){.o = &o, .t = t, .kind = kind, .n_layers = av_trace_n_layers(t, kind)};
+    if (r.n_layers == 0) {
+        cli_failf(cmd, "%s: the trace has no '%s' attention", a.positional[0], av_attn_kind_name(kind));
         goto done;
     }
-    if (as_csv &&
-        (cli_has(&a, "rollout") || cli_has(&a, "flow") || cli_has(&a, "aggregate") || cli_has(&a, "vnorm"))) {
-        cli_failf(cmd, "--csv prints the per-head table only; use --json (or text) with --rollout, --flow, "
-                       "--aggregate and --vnorm");
-        goto done;
-    }
-    if ((cli_get(&a, "fusion") && av_reduce_parse(cli_get(&a, "fusion"), &fusion, &err)) ||
-        (cli_get(&a, "aggregate") && av_reduce_parse(cli_get(&a, "aggregate"), &agg, &err))) {
-        cli_fail(cmd, &err);
-        goto done;
-    }
-    if (cli_get_num(&a, "residual", residual, 0, 1, "in [0, 1]", &residual, cmd) ||
-        cli_get_num(&a, "flow-limit", flow_limit, 0, HUGE_VAL, ">= 0", &flow_limit, cmd))
-        goto done;
-    const char *kind;
-    if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
-    int n_layers = av_trace_n_layers(t, kind);
-    if (n_layers == 0) {
-        cli_failf(cmd, "%s: the trace has no '%s' attention", a.positional[0], kind);
-        goto done;
-    }
-    if (!cli_has(&a, "layer")) {
-        layer = -1; /* every layer */
-    } else {
-        if (layer < 0) layer += n_layers;
-        if (layer < 0 || layer >= n_layers) {
-            cli_failf(cmd, "--layer %s is out of range: the trace has %s layers 0..%d", cli_get(&a, "layer"),
-                      kind, n_layers - 1);
-            goto done;
-        }
-    }
-    if (av_trace_head_stats(t, kind, (int)layer, &stats, &n_stats, &err)) {
-        cli_fail(cmd, &err);
-        goto done;
-    }
-    if (as_csv) {
-        print_csv(stdout, stats, n_stats);
-        rc = 0;
-        goto done;
-    }
-    if (as_json)
-        o = av_stats_json(t, kind, stats, n_stats);
-    else
-        print_table(stdout, t, kind, stats, n_stats);
-
-    av_attn_view v0;
-    if (av_trace_attn(t, kind, 0, &v0, &err)) {
-        cli_fail(cmd, &err);
-        goto done;
-    }
-    int nq = v0.n_query, nk = v0.n_key, cross = strcmp(kind, "cross") == 0;
-    if (!(mat = malloc(sizeof(float) * (size_t)nq * (size_t)(nk > nq ? nk : nq)))) {
-        cli_failf(cmd, "out of memory");
-        goto done;
-    }
-    if (cli_has(&a, "rollout")) {
-        av_rollout_params rp = av_rollout_default_params();
-        rp.fusion = fusion;
-        rp.residual = (float)residual;
-        int rows = nq, cols = nq;
-        if ((cross ? av_rollout_cross_trace(t, &rp, mat, &rows, &cols, &err)
-                   : av_rollout_trace(t, kind, &rp, mat, &err))) {
-            cli_fail(cmd, &err);
-            goto done;
-        }
-        json_t *info = json_object();
-        json_object_set_new(info, "variant", json_string(cross ? "encoder-decoder" : "abnar-zuidema"));
-        json_object_set_new(info, "kind", json_string(kind));
-        json_object_set_new(info, "fusion", json_string(av_reduce_name(fusion)));
-        json_object_set_new(info, "residual", json_real(residual));
-        char title[160];
-        snprintf(title, sizeof title,
-                 "rollout (%s%s over heads, residual %.2f): row = token, column = input token",
-                 cross ? "encoder-decoder, " : "", av_reduce_name(fusion), residual);
-        emit_matrix(stdout, o, "rollout", info, title, mat, rows, cols, cross, t);
-    }
-    if (cli_has(&a, "flow")) {
-        av_flow_params fp = av_flow_default_params();
-        fp.fusion = fusion;
-        fp.residual = (float)residual;
-        fp.max_work = flow_limit;
-        if (av_flow_trace(t, kind, &fp, mat, &err)) {
-            cli_fail(cmd, &err);
-            goto done;
-        }
-        json_t *info = json_object();
-        json_object_set_new(info, "kind", json_string(kind));
-        json_object_set_new(info, "fusion", json_string(av_reduce_name(fusion)));
-        json_object_set_new(info, "residual", json_real(residual));
-        json_object_set_new(info, "normalized", json_true());
-        char title[160];
-        snprintf(title, sizeof title, "attention flow (%s over heads, residual %.2f, rows normalized)",
-                 av_reduce_name(fusion), residual);
-        emit_matrix(stdout, o, "flow", info, title, mat, nq, nq, 0, t);
-    }
-    if (cli_has(&a, "aggregate")) {
-        int rows, cols;
-        if (av_head_set_parse(cli_get(&a, "heads") ? cli_get(&a, "heads") : "*", n_layers, v0.n_heads, &sel,
-                              &n_sel, &err) ||
-            av_trace_reduce(t, kind, sel, n_sel, agg, mat, &rows, &cols, &err)) {
-            cli_fail(cmd, &err);
-            goto done;
-        }
-        json_t *info = json_object(), *hs = json_array();
-        for (int k = 0; k < n_sel; k++) {
-            char name[32];
-            snprintf(name, sizeof name, "%d.%d", sel[k].layer, sel[k].head);
-            json_array_append_new(hs, json_string(name));
-        }
-        json_object_set_new(info, "kind", json_string(kind));
-        json_object_set_new(info, "op", json_string(av_reduce_name(agg)));
-        json_object_set_new(info, "heads", hs);
-        char title[160];
-        snprintf(title, sizeof title, "%s over %d heads (%s)", av_reduce_name(agg), n_sel,
-                 cli_get(&a, "heads") ? cli_get(&a, "heads") : "*");
-        emit_matrix(stdout, o, "aggregate", info, title, mat, rows, cols, cross, t);
-    }
-    if (cli_has(&a, "vnorm")) {
-        if (!o) {
-            cli_failf(cmd, "--vnorm adds the value norms to --json output");
-            goto done;
-        }
-        json_t *vn = vnorm_json(t, &err);
-        if (!vn) {
-            cli_fail(cmd, &err);
-            goto done;
-        }
-        json_object_set_new(o, "vnorm", vn);
-    }
-    if (o) {
-        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    if (resolve_layer(&a, cmd, kind, r.n_layers, &o.layer) || run_stats(&a, cmd, &r)) goto done;
+    if (r.json) {
+        char *s = json_dumps(r.json, JSON_COMPACT | JSON_REAL_PRECISION(6));
         if (!s) {
             cli_failf(cmd, "out of memory writing JSON");
             goto done;
@@ -329,10 +375,8 @@ int cmd_stats(int argc, char **argv) {
     }
     rc = 0;
 done:
-    json_decref(o);
-    free(sel);
-    free(mat);
-    free(stats);
+    json_decref(r.json);
+    free(r.mat);
     av_trace_free(t);
     cli_args_free(&a);
     return rc;

@@ -2,6 +2,8 @@
  * texts (one JSON string per line) for comparisons with other implementations. */
 #include "cli.h"
 
+#include "core/core.h"
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +11,14 @@
 #define TOKENIZE_MAX_INPUT (256u << 20)
 
 static const cli_opt_spec opts[] = {
-    {"tokenizer", 1, "PATH  tokenizer file or directory (tokenizer.json, vocab.txt, vocab.json + merges.txt, "
-                     "encoder.json + vocab.bpe, .model, llama2.c .bin)"},
+    {"tokenizer", 1,
+     "PATH  tokenizer file or directory (tokenizer.json, vocab.txt, vocab.json + merges.txt, "
+     "encoder.json + vocab.bpe, .model, llama2.c .bin, a .gguf model)"},
     {"json", 0, "      print JSON: {\"ids\": [...], \"pieces\": [...], \"display\": [...]}"},
     {"no-bos", 0, "      do not add the tokenizer's special tokens (BOS, [CLS] ... [SEP])"},
     {"visible-space", 0, "      show spaces in display labels as \xE2\x90\xA3"},
     {"batch", 1, "FILE  FILE holds one JSON string per line; print one JSON array of ids per line"},
+    CLI_CHAT_OPTS,
     {"help", 0, "      show this help"},
 };
 
@@ -34,10 +38,9 @@ static void put_json_string(FILE *fp, const char *s, size_t n) {
             fputc(c, fp);
             i++;
         } else {
-            int len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
-            int ok = len && i + (size_t)len <= n && c <= 0xF4;
-            for (int k = 1; ok && k < len; k++) ok = ((unsigned char)s[i + (size_t)k] & 0xC0) == 0x80;
-            if (ok) {
+            uint32_t cp;
+            int len = av_utf8_decode(s + i, n - i, &cp);
+            if (len) {
                 fwrite(s + i, 1, (size_t)len, fp);
                 i += (size_t)len;
             } else {
@@ -51,11 +54,13 @@ static void put_json_string(FILE *fp, const char *s, size_t n) {
 
 static void put_ids(FILE *fp, const int32_t *ids, size_t n) {
     fputc('[', fp);
-    for (size_t i = 0; i < n; i++) fprintf(fp, i ? ", %d" : "%d", ids[i]);
+    for (size_t i = 0; i < n; i++)
+        fprintf(fp, i ? ", %d" : "%d", ids[i]);
     fputc(']', fp);
 }
 
-static int print_one(const av_tokenizer *tok, const char *text, size_t len, int add_bos, int json, unsigned flags) {
+static int print_one(const av_tokenizer *tok, const char *text, size_t len, int add_bos, int json,
+                     unsigned flags) {
     int32_t *ids;
     size_t n;
     av_err err = {{0}};
@@ -82,17 +87,20 @@ static int print_one(const av_tokenizer *tok, const char *text, size_t len, int 
         }
         printf("]}\n");
     } else {
-        printf("%zu tokens (%s, vocabulary of %d)\n", n, av_tokenizer_model_name(tok), av_tokenizer_vocab_size(tok));
+        printf("%zu tokens (%s, vocabulary of %d)\n", n, av_tokenizer_model_name(tok),
+               av_tokenizer_vocab_size(tok));
         for (size_t i = 0; i < n; i++) {
             const char *p = av_tokenizer_piece(tok, ids[i]);
             size_t width = 0; /* pad by characters, not bytes */
-            for (const char *c = labels[i]; *c; c++) width += ((unsigned char)*c & 0xC0) != 0x80;
+            for (const char *c = labels[i]; *c; c++)
+                width += ((unsigned char)*c & 0xC0) != 0x80;
             printf("%6zu %8d  %s%*s ", i, ids[i], labels[i], width < 24 ? (int)(24 - width) : 0, "");
             put_json_string(stdout, p ? p : "", p ? strlen(p) : 0);
             printf("%s\n", av_tokenizer_is_special(tok, ids[i]) ? "  (special)" : "");
         }
     }
-    for (size_t i = 0; labels && i < n; i++) free(labels[i]);
+    for (size_t i = 0; labels && i < n; i++)
+        free(labels[i]);
     free(labels);
     free(ids);
     return rc;
@@ -116,7 +124,8 @@ static int run_batch(const av_tokenizer *tok, const char *path, int add_bos) {
             int32_t *ids;
             size_t n;
             av_err err = {{0}};
-            if (av_tokenizer_encode(tok, json_string_value(j), json_string_length(j), add_bos, &ids, &n, &err)) {
+            if (av_tokenizer_encode(tok, json_string_value(j), json_string_length(j), add_bos, &ids, &n,
+                                    &err)) {
                 rc = cli_failf("tokenize", "%s: line %ld: %s", path, line_no, err.msg);
             } else {
                 put_ids(stdout, ids, n);
@@ -163,8 +172,11 @@ int cmd_tokenize(int argc, char **argv) {
     const char *path = cli_get(&a, "tokenizer");
     if (cli_has(&a, "help") || !path || (!cli_has(&a, "batch") && a.n_positional > 1)) {
         FILE *fp = cli_has(&a, "help") ? stdout : stderr;
-        fprintf(fp, "usage: attnviz tokenize --tokenizer PATH [--json] [--no-bos] \"text\"   (no text: read stdin)\n"
-                    "       attnviz tokenize --tokenizer PATH --batch FILE\n\n");
+        fprintf(
+            fp,
+            "usage: attnviz tokenize --tokenizer PATH [--json] [--no-bos] \"text\"   (no text: read stdin)\n"
+            "       attnviz tokenize --tokenizer PATH --batch FILE\n"
+            "       attnviz tokenize --tokenizer PATH --chat messages.json\n\n");
         cli_print_options(fp, opts, sizeof opts / sizeof opts[0]);
         int rc = cli_has(&a, "help") ? 0 : 2;
         cli_args_free(&a);
@@ -179,7 +191,14 @@ int cmd_tokenize(int argc, char **argv) {
     int add_bos = !cli_has(&a, "no-bos");
     unsigned flags = cli_has(&a, "visible-space") ? AV_DISPLAY_VISIBLE_SPACE : 0;
     int rc;
-    if (cli_has(&a, "batch")) {
+    if (cli_has(&a, "chat")) {
+        char *text = NULL;
+        int add_special = 0;
+        rc = cli_chat_prompt(&a, "tokenize", cli_get(&a, "chat"), tok, &text, &add_special)
+                 ? 1
+                 : print_one(tok, text, strlen(text), add_bos && add_special, cli_has(&a, "json"), flags);
+        free(text);
+    } else if (cli_has(&a, "batch")) {
         rc = run_batch(tok, cli_get(&a, "batch"), add_bos);
     } else if (a.n_positional == 1) {
         rc = print_one(tok, a.positional[0], strlen(a.positional[0]), add_bos, cli_has(&a, "json"), flags);
@@ -187,7 +206,9 @@ int cmd_tokenize(int argc, char **argv) {
         char *text;
         size_t n;
         int r = read_stdin(&text, &n);
-        if (r) rc = cli_failf("tokenize", r == -2 ? "input is larger than 256 MiB" : "out of memory reading stdin");
+        if (r)
+            rc = cli_failf("tokenize",
+                           r == -2 ? "input is larger than 256 MiB" : "out of memory reading stdin");
         else {
             rc = print_one(tok, text, n, add_bos, cli_has(&a, "json"), flags);
             free(text);

@@ -8,7 +8,8 @@
 static void buf_grow(av_buf *b, size_t extra) {
     if (b->oom || b->n + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 1 << 16;
-    while (cap < b->n + extra + 1) cap *= 2;
+    while (cap < b->n + extra + 1)
+        cap *= 2;
     char *p = realloc(b->s, cap);
     if (!p) {
         b->oom = 1;

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -77,11 +78,6 @@ int av_file_read_all(const char *path, size_t max_size, char **out, size_t *size
     return 0;
 }
 
-bool av_path_is_dir(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* ---- temp files that exist right now, removed if the process is killed by a signal ---- */
 
 enum { MAX_LIVE_TEMPS = 64 };
@@ -120,8 +116,60 @@ void av_atomic_remove_on_signals(void) {
     }
 }
 
+/* ---- temp files left by processes that died without cleaning up (SIGKILL, power loss) ---- */
+
+/* The directory of path into dir ("." when it has none); returns the file name part, NULL when too long. */
+static const char *parent_dir(const char *path, char *dir, size_t n) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(dir, n, ".");
+        return path;
+    }
+    if ((size_t)(slash - path) >= n) return NULL;
+    snprintf(dir, n, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return slash + 1;
+}
+
+/* 1 when name is "<base>.tmp.<pid>.<n>"; sets *pid. */
+static int parse_temp_name(const char *name, const char *base, long *pid) {
+    size_t bl = strlen(base);
+    if (strncmp(name, base, bl) != 0 || strncmp(name + bl, ".tmp.", 5) != 0) return 0;
+    const char *p = name + bl + 5;
+    char *end;
+    errno = 0;
+    long v = strtol(p, &end, 10);
+    if (errno || end == p || *end != '.' || v <= 0) return 0;
+    p = end + 1;
+    if (!*p) return 0;
+    for (; *p; p++)
+        if (*p < '0' || *p > '9') return 0;
+    *pid = v;
+    return 1;
+}
+
+/* Removes the temp files of path whose writer process is gone: a writer killed with SIGKILL (no handler
+ * runs) leaves "<path>.tmp.<pid>.<n>" behind, up to the full preallocated size of a trace. A pid that is
+ * alive (ours, another writer's, or a reused pid) keeps its file: only ESRCH proves the writer is gone. */
+static void remove_stale_temps(const char *path) {
+    char dir[4096];
+    const char *base = parent_dir(path, dir, sizeof dir);
+    DIR *d = base ? opendir(dir) : NULL;
+    if (!d) return;
+    int dfd = dirfd(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        long pid;
+        struct stat st;
+        if (!parse_temp_name(e->d_name, base, &pid) || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            unlinkat(dfd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
 int av_atomic_open(av_atomic_file *f, const char *path, av_err *err) {
     memset(f, 0, sizeof *f);
+    remove_stale_temps(path);
     struct stat st; /* the rename would replace whatever is there: only ever a regular file */
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
         return av_errf(err, "%s: %s, not a regular file: refusing to replace it", path,
@@ -151,7 +199,8 @@ int av_atomic_open(av_atomic_file *f, const char *path, av_err *err) {
 }
 
 int av_atomic_write(av_atomic_file *f, const void *data, size_t n, av_err *err) {
-    if (n && fwrite(data, 1, n, f->fp) != n) return av_errf(err, "%s: write failed: %s", f->path, strerror(errno));
+    if (n && fwrite(data, 1, n, f->fp) != n)
+        return av_errf(err, "%s: write failed: %s", f->path, strerror(errno));
     return 0;
 }
 
@@ -162,12 +211,29 @@ static void atomic_release(av_atomic_file *f) {
     memset(f, 0, sizeof *f);
 }
 
+/* Makes the rename itself durable: the directory entry is flushed like the data. Filesystems that cannot
+ * sync a directory (EINVAL) have nothing to flush. */
+static int sync_parent_dir(const char *path, av_err *err) {
+    char dir[4096];
+    if (!parent_dir(path, dir, sizeof dir)) return av_errf(err, "%s: path too long", path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return av_errf(err, "%s: cannot open its directory to sync it: %s", path, strerror(errno));
+    int rc = fsync(fd) == 0 || errno == EINVAL ? 0 : -1;
+    int e = errno;
+    close(fd);
+    if (rc) return av_errf(err, "%s: written, but syncing its directory failed: %s", path, strerror(e));
+    return 0;
+}
+
 int av_atomic_commit(av_atomic_file *f, av_err *err) {
-    int bad = ferror(f->fp);
-    if (fclose(f->fp) != 0) bad = 1;
+    /* the data reaches the disk before the rename makes it visible: a crash leaves the old file or the
+     * whole new one, never a renamed empty or partial file */
+    int bad = fflush(f->fp) != 0 || ferror(f->fp) || fsync(fileno(f->fp)) != 0;
+    int e = errno;
+    if (fclose(f->fp) != 0 && !bad) bad = 1, e = errno;
     f->fp = NULL;
     if (bad) {
-        av_errf(err, "%s: write failed: %s", f->path, strerror(errno));
+        av_errf(err, "%s: write failed: %s", f->path, strerror(e));
         unlink(f->tmp_path);
         atomic_release(f);
         return -1;
@@ -178,8 +244,9 @@ int av_atomic_commit(av_atomic_file *f, av_err *err) {
         atomic_release(f);
         return -1;
     }
+    int rc = sync_parent_dir(f->path, err);
     atomic_release(f);
-    return 0;
+    return rc;
 }
 
 void av_atomic_abort(av_atomic_file *f) {

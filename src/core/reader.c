@@ -32,13 +32,45 @@ int av_read_bytes(av_reader *r, void *dst, size_t n, av_err *err) {
 }
 
 int av_read_u8(av_reader *r, uint8_t *v, av_err *err) { return av_read_bytes(r, v, 1, err); }
-int av_read_u32(av_reader *r, uint32_t *v, av_err *err) { return av_read_bytes(r, v, 4, err); }
-int av_read_i32(av_reader *r, int32_t *v, av_err *err) { return av_read_bytes(r, v, 4, err); }
-int av_read_u64(av_reader *r, uint64_t *v, av_err *err) { return av_read_bytes(r, v, 8, err); }
-int av_read_f32(av_reader *r, float *v, av_err *err) { return av_read_bytes(r, v, 4, err); }
+
+int av_read_u16(av_reader *r, uint16_t *v, av_err *err) {
+    const void *p = NULL;
+    if (av_read_view(r, &p, 2, err)) return -1;
+    *v = av_load_le16(p);
+    return 0;
+}
+
+int av_read_u32(av_reader *r, uint32_t *v, av_err *err) {
+    const void *p = NULL;
+    if (av_read_view(r, &p, 4, err)) return -1;
+    *v = av_load_le32(p);
+    return 0;
+}
+
+int av_read_i32(av_reader *r, int32_t *v, av_err *err) {
+    uint32_t u;
+    if (av_read_u32(r, &u, err)) return -1;
+    *v = (int32_t)u;
+    return 0;
+}
+
+int av_read_u64(av_reader *r, uint64_t *v, av_err *err) {
+    const void *p = NULL;
+    if (av_read_view(r, &p, 8, err)) return -1;
+    *v = av_load_le64(p);
+    return 0;
+}
+
+int av_read_f32(av_reader *r, float *v, av_err *err) {
+    uint32_t u;
+    if (av_read_u32(r, &u, err)) return -1;
+    memcpy(v, &u, 4);
+    return 0;
+}
 
 int av_reader_seek(av_reader *r, size_t pos, av_err *err) {
-    if (pos > r->size) return av_errf(err, "%s: offset %zu is past the end (%zu bytes)", r->name, pos, r->size);
+    if (pos > r->size)
+        return av_errf(err, "%s: offset %zu is past the end (%zu bytes)", r->name, pos, r->size);
     r->pos = pos;
     return 0;
 }

@@ -38,10 +38,13 @@ void av_parallel_for(int n_threads, int64_t n, av_range_fn fn, void *ctx) {
     for (int i = 0; i < n_threads; i++) {
         jobs[i] = (range_job){fn, ctx, i, n * i / n_threads, n * (i + 1) / n_threads};
     }
-    for (int i = 1; i < n_threads; i++) started[i] = pthread_create(&tids[i], NULL, run_range, &jobs[i]) == 0;
+    for (int i = 1; i < n_threads; i++)
+        started[i] = pthread_create(&tids[i], NULL, run_range, &jobs[i]) == 0;
     run_range(&jobs[0]);
     for (int i = 1; i < n_threads; i++) {
-        if (started[i]) pthread_join(tids[i], NULL);
-        else run_range(&jobs[i]); /* thread creation failed: do the work here */
+        if (started[i])
+            pthread_join(tids[i], NULL);
+        else
+            run_range(&jobs[i]); /* thread creation failed: do the work here */
     }
 }

@@ -1,4 +1,4 @@
-/* Small helpers: strings, checked allocation, half precision, dtype sizes, clocks. */
+/* Small helpers: strings, checked allocation, half precision, dtype sizes, clocks, the library version. */
 #define _POSIX_C_SOURCE 200809L
 #include "core.h"
 
@@ -18,7 +18,8 @@ char *av_strndup(const char *s, size_t n) {
 
 const char *av_printable(char *dst, size_t cap, const char *s, size_t n) {
     size_t k = 0;
-    for (; k < n && k + 1 < cap; k++) dst[k] = (unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
+    for (; k < n && k + 1 < cap; k++)
+        dst[k] = (unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k];
     dst[k] = 0;
     return dst;
 }
@@ -30,6 +31,10 @@ void *av_malloc_checked(size_t n, av_err *err) {
 }
 
 double av_seconds(void) { return av_now_seconds(); }
+
+const char *av_version(void) { return AV_VERSION; }
+
+void av_free(void *p) { free(p); }
 
 double av_now_seconds(void) {
     struct timespec ts;
@@ -102,26 +107,6 @@ uint16_t av_f32_to_bf16(float f) {
     if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* keep NaN a NaN */
     x += 0x7fff + ((x >> 16) & 1);
     return (uint16_t)(x >> 16);
-}
-
-const char *av_dtype_name(av_dtype t) {
-    static const char *names[AV_DTYPE_COUNT] = {"F32", "F16", "BF16", "Q8_0", "I32", "I64", "U8"};
-    return (unsigned)t < AV_DTYPE_COUNT ? names[t] : "?";
-}
-
-bool av_dtype_nbytes(av_dtype t, size_t numel, size_t *out) {
-    switch (t) {
-    case AV_DTYPE_F32:
-    case AV_DTYPE_I32: return av_mul_size(numel, 4, out);
-    case AV_DTYPE_F16:
-    case AV_DTYPE_BF16: return av_mul_size(numel, 2, out);
-    case AV_DTYPE_I64: return av_mul_size(numel, 8, out);
-    case AV_DTYPE_U8: *out = numel; return true;
-    case AV_DTYPE_Q8_0:
-        if (numel % 32) return false;
-        return av_mul_size(numel / 32, 34, out);
-    default: return false;
-    }
 }
 
 int64_t av_tensor_numel(const av_tensor *t) {

@@ -1,14 +1,14 @@
 /* GGUF (llama.cpp's model format), versions 2 and 3: reading (mapped, every count, length, shape and offset
  * checked against the bytes left before anything is allocated) and writing (temp file + rename).
  *
- * Layout: "GGUF", u32 version, u64 tensor count, u64 kv count, the kvs (string key, u32 type, value), the tensor
- * infos (string name, u32 n_dims, u64 ne[n_dims] with ne[0] innermost, u32 ggml type, u64 offset), padding to
- * general.alignment (default 32), then the tensor data; offsets are relative to the start of the data.
- * Strings are a u64 byte length and the bytes (no NUL). Everything is little-endian. */
+ * Layout: "GGUF", u32 version, u64 tensor count, u64 kv count, the kvs (string key, u32 type, value), the
+ * tensor infos (string name, u32 n_dims, u64 ne[n_dims] with ne[0] innermost, u32 ggml type, u64 offset),
+ * padding to general.alignment (default 32), then the tensor data; offsets are relative to the start of the
+ * data. Strings are a u64 byte length and the bytes (no NUL). Everything is little-endian. */
 #ifndef AV_GGUF_H
 #define AV_GGUF_H
 
-#include "core/core.h"
+#include "core/dtype.h" /* tensor types, their GGUF ids (AV_GGML_*), av_dtype_codec */
 
 #define AV_GGUF_DEFAULT_ALIGNMENT 32
 
@@ -28,9 +28,6 @@ typedef enum av_gguf_type {
     AV_GGUF_F64 = 12,
     AV_GGUF_TYPE_COUNT
 } av_gguf_type;
-
-/* ggml tensor types this project reads and writes (others are named in errors only). */
-enum { AV_GGML_F32 = 0, AV_GGML_F16 = 1, AV_GGML_Q8_0 = 8, AV_GGML_BF16 = 30 };
 
 const char *av_gguf_type_name(av_gguf_type t);
 /* "Q4_K" for a known ggml type number, NULL for an unknown one. */
@@ -58,25 +55,25 @@ typedef struct av_gguf_kv {
 } av_gguf_kv;
 
 typedef struct av_gguf_tensor_info {
-    char *name;    /* NUL-terminated copy */
-    int n_dims;    /* 1..4 */
+    char *name;               /* NUL-terminated copy */
+    int n_dims;               /* 1..4 */
     uint64_t ne[AV_MAX_DIMS]; /* ggml order: ne[0] innermost; unused entries 1 */
-    uint32_t type; /* ggml type number (F32, F16, Q8_0 or BF16 once opened) */
-    uint64_t offset; /* from the start of the data section */
-    av_tensor t;   /* view: shape reversed from ne (row-major, outermost first), data in the mapping */
+    uint32_t type;            /* ggml type number (one of core/dtype.c's table once opened) */
+    uint64_t offset;          /* from the start of the data section */
+    av_tensor t; /* view: shape reversed from ne (row-major, outermost first), data in the mapping */
 } av_gguf_tensor_info;
 
 typedef struct av_gguf {
-    av_mapped_file file;  /* when opened from a path (data NULL for av_gguf_parse) */
-    const uint8_t *base;  /* the image parsed */
+    av_mapped_file file; /* when opened from a path (data NULL for av_gguf_parse) */
+    const uint8_t *base; /* the image parsed */
     size_t size;
-    char *name;           /* path or name, for messages */
+    char *name; /* path or name, for messages */
     uint32_t version;
     int64_t n_kv, n_tensors;
-    av_gguf_kv *kv;                /* (n_kv) */
-    av_gguf_tensor_info *tensors;  /* (n_tensors) */
-    size_t alignment;              /* general.alignment or 32 */
-    size_t data_offset;            /* file offset of the data section */
+    av_gguf_kv *kv;               /* (n_kv) */
+    av_gguf_tensor_info *tensors; /* (n_tensors) */
+    size_t alignment;             /* general.alignment or 32 */
+    size_t data_offset;           /* file offset of the data section */
 } av_gguf;
 
 /* Maps and parses path; on failure g is left closed. */
@@ -107,8 +104,8 @@ int av_gguf_array_next_str(const av_gguf_value *a, size_t *pos, const char **s, 
 /* ---- writing: kvs are encoded as they are added, tensors described and then streamed at save ---- */
 typedef struct av_gguf_wtensor {
     char *name;
-    av_dtype src_dtype; /* in memory: F32, or the same as dst */
-    av_dtype dst_dtype; /* written: F32, F16, BF16 or Q8_0 (from F32) */
+    av_dtype src_dtype; /* in memory: any weight type (converted by rows when dst differs) */
+    av_dtype dst_dtype; /* written */
     int ndim;
     int64_t shape[AV_MAX_DIMS]; /* row-major, outermost first (written reversed as ne) */
     const void *data;           /* borrowed until av_gguf_writer_save returns */
@@ -122,8 +119,10 @@ typedef struct av_gguf_writer {
     int64_t n_kv;
     av_gguf_wtensor *tensors;
     int n_tensors, cap_tensors;
-    size_t alignment; /* 32 */
-    int failed;       /* an earlier add ran out of memory */
+    size_t alignment;            /* 32 */
+    int failed;                  /* an earlier add ran out of memory */
+    const av_dtype_codec *codec; /* conversions from/to quantized types (kernels/ is above io/: the caller
+                                    sets av_quant_codec); NULL after init: F32, F16 and BF16 only */
 } av_gguf_writer;
 
 void av_gguf_writer_init(av_gguf_writer *w);
@@ -133,11 +132,15 @@ int av_gguf_writer_u32(av_gguf_writer *w, const char *key, uint32_t value, av_er
 int av_gguf_writer_f32(av_gguf_writer *w, const char *key, float value, av_err *err);
 int av_gguf_writer_bool(av_gguf_writer *w, const char *key, int value, av_err *err);
 /* Arrays: strings (n NUL-terminated), f32 and i32 values. */
-int av_gguf_writer_arr_str(av_gguf_writer *w, const char *key, const char *const *values, size_t n, av_err *err);
+int av_gguf_writer_arr_str(av_gguf_writer *w, const char *key, const char *const *values, size_t n,
+                           av_err *err);
 int av_gguf_writer_arr_f32(av_gguf_writer *w, const char *key, const float *values, size_t n, av_err *err);
 int av_gguf_writer_arr_i32(av_gguf_writer *w, const char *key, const int32_t *values, size_t n, av_err *err);
-int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype, int ndim,
-                          const int64_t *shape, const void *data, av_err *err);
+/* Describes a tensor written at save: src == dst copied as is, or converted a few rows at a time
+ * (io/convert.c: F32, F16 and BF16 here, quantized types through w->codec, which must then be set). Rows must
+ * be whole blocks of both types. */
+int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype,
+                          int ndim, const int64_t *shape, const void *data, av_err *err);
 /* Writes version 3 to path (temp file + rename). */
 int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err);
 

@@ -1,7 +1,9 @@
 /* GGUF writing (version 3). kvs are encoded into a buffer as they are added; tensors are described first and
- * their data streamed at save (converted from F32 to F16/BF16/Q8_0 in chunks), into a temp file + rename. */
+ * their data streamed at save, into a temp file + rename. A tensor whose written type differs from its source
+ * is converted a few rows at a time (io/convert.c; quantized types through the caller's codec), never whole.
+ */
 #include "gguf.h"
-#include "kernels/kernels.h"
+#include "io.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +14,8 @@ void av_gguf_writer_init(av_gguf_writer *w) {
 }
 
 void av_gguf_writer_free(av_gguf_writer *w) {
-    for (int i = 0; i < w->n_tensors; i++) free(w->tensors[i].name);
+    for (int i = 0; i < w->n_tensors; i++)
+        free(w->tensors[i].name);
     free(w->tensors);
     free(w->meta);
     memset(w, 0, sizeof *w);
@@ -41,8 +44,17 @@ static int put(av_gguf_writer *w, const void *p, size_t n) {
     return 0;
 }
 
-static int put_u32(av_gguf_writer *w, uint32_t v) { return put(w, &v, 4); }
-static int put_u64(av_gguf_writer *w, uint64_t v) { return put(w, &v, 8); }
+static int put_u32(av_gguf_writer *w, uint32_t v) {
+    uint8_t b[4];
+    av_store_le32(b, v);
+    return put(w, b, 4);
+}
+
+static int put_u64(av_gguf_writer *w, uint64_t v) {
+    uint8_t b[8];
+    av_store_le64(b, v);
+    return put(w, b, 8);
+}
 static int put_str(av_gguf_writer *w, const char *s) {
     size_t n = strlen(s);
     return put_u64(w, n) || put(w, s, n) ? -1 : 0;
@@ -68,7 +80,9 @@ int av_gguf_writer_u32(av_gguf_writer *w, const char *key, uint32_t value, av_er
 }
 
 int av_gguf_writer_f32(av_gguf_writer *w, const char *key, float value, av_err *err) {
-    return done(w, key, put_key(w, key, AV_GGUF_F32) || put(w, &value, 4), err);
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    return done(w, key, put_key(w, key, AV_GGUF_F32) || put_u32(w, bits), err);
 }
 
 int av_gguf_writer_bool(av_gguf_writer *w, const char *key, int value, av_err *err) {
@@ -80,9 +94,11 @@ static int put_arr_header(av_gguf_writer *w, const char *key, av_gguf_type et, s
     return put_key(w, key, AV_GGUF_ARRAY) || put_u32(w, (uint32_t)et) || put_u64(w, n) ? -1 : 0;
 }
 
-int av_gguf_writer_arr_str(av_gguf_writer *w, const char *key, const char *const *values, size_t n, av_err *err) {
+int av_gguf_writer_arr_str(av_gguf_writer *w, const char *key, const char *const *values, size_t n,
+                           av_err *err) {
     int rc = put_arr_header(w, key, AV_GGUF_STRING, n);
-    for (size_t i = 0; !rc && i < n; i++) rc = put_str(w, values[i]);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = put_str(w, values[i]);
     return done(w, key, rc, err);
 }
 
@@ -98,27 +114,20 @@ int av_gguf_writer_arr_i32(av_gguf_writer *w, const char *key, const int32_t *va
     return done(w, key, put_arr_header(w, key, AV_GGUF_I32, n) || put(w, values, bytes), err);
 }
 
-static uint32_t dtype_to_ggml(av_dtype t) {
-    switch (t) {
-    case AV_DTYPE_F16: return AV_GGML_F16;
-    case AV_DTYPE_BF16: return AV_GGML_BF16;
-    case AV_DTYPE_Q8_0: return AV_GGML_Q8_0;
-    default: return AV_GGML_F32;
-    }
-}
-
-int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype, int ndim,
-                          const int64_t *shape, const void *data, av_err *err) {
-    if (ndim < 1 || ndim > AV_MAX_DIMS) return av_errf(err, "gguf: tensor '%s': rank %d (1 to 4)", name, ndim);
-    if (dst_dtype != AV_DTYPE_F32 && dst_dtype != AV_DTYPE_F16 && dst_dtype != AV_DTYPE_BF16 &&
-        dst_dtype != AV_DTYPE_Q8_0)
+int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype,
+                          int ndim, const int64_t *shape, const void *data, av_err *err) {
+    if (ndim < 1 || ndim > AV_MAX_DIMS)
+        return av_errf(err, "gguf: tensor '%s': rank %d (1 to 4)", name, ndim);
+    const av_dtype_traits *dt = av_dtype_get_traits(dst_dtype);
+    if (!dt || dt->ggml_type < 0 || !av_dtype_is_weight(dst_dtype))
         return av_errf(err, "gguf: tensor '%s': cannot write %s", name, av_dtype_name(dst_dtype));
-    if (src_dtype != dst_dtype && src_dtype != AV_DTYPE_F32)
-        return av_errf(err, "gguf: tensor '%s': cannot convert %s data to %s", name, av_dtype_name(src_dtype),
-                       av_dtype_name(dst_dtype));
-    if (dst_dtype == AV_DTYPE_Q8_0 && shape[ndim - 1] % 32)
-        return av_errf(err, "gguf: tensor '%s': Q8_0 needs rows of a multiple of 32 values, not %lld", name,
-                       (long long)shape[ndim - 1]);
+    if (!av_dtype_convertible(w->codec, src_dtype, dst_dtype))
+        return av_errf(err, "gguf: tensor '%s': cannot convert %s data to %s%s", name,
+                       av_dtype_name(src_dtype), av_dtype_name(dst_dtype),
+                       w->codec ? "" : " (needs a codec: av_gguf_writer.codec)");
+    if (shape[ndim - 1] % dt->block || shape[ndim - 1] % av_dtype_block_size(src_dtype))
+        return av_errf(err, "gguf: tensor '%s': %s needs rows of a multiple of %d values, not %lld", name,
+                       av_dtype_name(dst_dtype), dt->block, (long long)shape[ndim - 1]);
     size_t numel, nbytes;
     if (!av_shape_numel(shape, ndim, &numel) || !av_dtype_nbytes(dst_dtype, numel, &nbytes))
         return av_errf(err, "gguf: tensor '%s': size overflows", name);
@@ -136,7 +145,8 @@ int av_gguf_writer_tensor(av_gguf_writer *w, const char *name, av_dtype src_dtyp
     t->src_dtype = src_dtype;
     t->dst_dtype = dst_dtype;
     t->ndim = ndim;
-    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    for (int d = 0; d < ndim; d++)
+        t->shape[d] = shape[d];
     t->data = data;
     t->nbytes = nbytes;
     w->n_tensors++;
@@ -155,34 +165,18 @@ static int write_pad(av_atomic_file *f, size_t n, av_err *err) {
     return 0;
 }
 
-/* Streams one tensor's data, converting F32 in chunks (a multiple of the Q8_0 block). */
-static int write_data(av_atomic_file *f, const av_gguf_wtensor *t, av_err *err) {
+/* Streams one tensor's data, converted by rows when its written type differs. */
+static int write_data(av_atomic_file *f, const av_gguf_writer *w, const av_gguf_wtensor *t, av_err *err) {
     if (t->src_dtype == t->dst_dtype) return av_atomic_write(f, t->data, t->nbytes, err);
-    enum { CHUNK = 4096 };
-    uint16_t half[CHUNK];                  /* (CHUNK) F16/BF16 */
-    av_block_q8_0 blocks[CHUNK / 32];      /* (CHUNK / 32) Q8_0 */
-    const float *src = t->data;
-    size_t numel = 1;
-    for (int d = 0; d < t->ndim; d++) numel *= (size_t)t->shape[d]; /* checked when added */
-    for (size_t i = 0; i < numel; i += CHUNK) {
-        size_t m = numel - i < CHUNK ? numel - i : CHUNK;
-        int rc;
-        if (t->dst_dtype == AV_DTYPE_Q8_0) {
-            av_quantize_q8_0(src + i, blocks, m);
-            rc = av_atomic_write(f, blocks, m / 32 * sizeof(av_block_q8_0), err);
-        } else {
-            for (size_t j = 0; j < m; j++)
-                half[j] = t->dst_dtype == AV_DTYPE_F16 ? av_f32_to_f16(src[i + j]) : av_f32_to_bf16(src[i + j]);
-            rc = av_atomic_write(f, half, m * 2, err);
-        }
-        if (rc) return -1;
-    }
-    return 0;
+    int64_t rows = 1;
+    for (int d = 0; d < t->ndim - 1; d++)
+        rows *= t->shape[d]; /* sizes checked when added */
+    return av_write_converted(f, w->codec, t->name, t->src_dtype, t->dst_dtype, t->data, rows,
+                              t->shape[t->ndim - 1], err);
 }
 
 int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) {
     if (w->failed) return av_errf(err, "%s: out of memory building the GGUF header", path);
-    _Static_assert(sizeof(av_block_q8_0) == 34, "Q8_0 block must be 34 bytes");
     /* the header: magic, version, counts, kvs, then tensor infos with offsets laid out at the alignment */
     av_gguf_writer hdr;
     av_gguf_writer_init(&hdr);
@@ -197,8 +191,9 @@ int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) 
         const av_gguf_wtensor *t = &w->tensors[i];
         put_str(&hdr, t->name);
         put_u32(&hdr, (uint32_t)t->ndim);
-        for (int d = t->ndim - 1; d >= 0; d--) put_u64(&hdr, (uint64_t)t->shape[d]); /* ne[0] innermost */
-        put_u32(&hdr, dtype_to_ggml(t->dst_dtype));
+        for (int d = t->ndim - 1; d >= 0; d--)
+            put_u64(&hdr, (uint64_t)t->shape[d]); /* ne[0] innermost */
+        put_u32(&hdr, (uint32_t)av_dtype_get_traits(t->dst_dtype)->ggml_type);
         put_u64(&hdr, offset);
         if (!av_add_size(offset, t->nbytes + pad_to(t->nbytes, w->alignment), &offset)) hdr.failed = 1;
     }
@@ -215,7 +210,8 @@ int av_gguf_writer_save(const av_gguf_writer *w, const char *path, av_err *err) 
              write_pad(&f, pad_to(hdr.meta_len, w->alignment), err);
     av_gguf_writer_free(&hdr);
     for (int i = 0; !rc && i < w->n_tensors; i++)
-        rc = write_data(&f, &w->tensors[i], err) || write_pad(&f, pad_to(w->tensors[i].nbytes, w->alignment), err);
+        rc = write_data(&f, w, &w->tensors[i], err) ||
+             write_pad(&f, pad_to(w->tensors[i].nbytes, w->alignment), err);
     if (rc) {
         av_atomic_abort(&f);
         return -1;

@@ -1,5 +1,6 @@
-/* Images for vision models: PNG/JPEG decoding (stb_image, behind size checks) and the evaluation
- * preprocessing of timm / Hugging Face image processors (resize, center crop, scale to [0, 1], normalize). */
+/* Images for vision models, as PyTorch users' PIL pipelines see them: PNG (libpng) and JPEG (libjpeg-turbo)
+ * decoding to RGB as PIL's Image.open(...).convert("RGB") (image_decode.c), and the evaluation preprocessing
+ * of timm / torchvision / Hugging Face image processors with PIL's resampler, bit for bit (image.c). */
 #ifndef AV_IMAGE_H
 #define AV_IMAGE_H
 
@@ -14,7 +15,7 @@ typedef struct av_rgb_image {
     uint8_t *data; /* (height, width, 3) RGB, malloc'd */
 } av_rgb_image;
 
-/* Decodes a PNG or JPEG (any format stb_image reads) to 8-bit RGB. */
+/* Decodes a PNG or JPEG to 8-bit RGB as PIL does (see image_decode.c for the conversions). */
 int av_image_decode_file(const char *path, av_rgb_image *out, av_err *err);
 int av_image_decode_memory(const void *data, size_t size, const char *name, av_rgb_image *out, av_err *err);
 void av_rgb_image_free(av_rgb_image *im);
@@ -30,12 +31,11 @@ typedef struct av_image_prep {
     float mean[3], std[3]; /* applied to RGB scaled to [0, 1] */
 } av_image_prep;
 
-/* Antialiased separable resampling of (h, w) planes as PIL and torch interpolate(antialias=True) do it:
- * the filter (bicubic a = -0.5, support 2; bilinear support 1) is widened by the scale when shrinking.
- * Float throughout (no rounding to 8 bits between the passes). src: (channels, h, w); dst: (channels, oh,
- * ow). */
-int av_image_resize(const float *src, int channels, int h, int w, float *dst, int oh, int ow, av_resample rs,
-                    av_err *err);
+/* PIL's resampling of 8-bit images (Image.resize with BICUBIC or BILINEAR, antialiased when shrinking), with
+ * its fixed-point weights and its rounding to 8 bits between the horizontal and the vertical pass.
+ * src: (h, w, 3) RGB; dst: (oh, ow, 3). */
+int av_image_resize_rgb8(const uint8_t *src, int h, int w, uint8_t *dst, int oh, int ow, av_resample rs,
+                         av_err *err);
 
 /* The whole preprocessing: out (3, p->out_h, p->out_w) malloc'd, normalized. */
 int av_image_preprocess_rgb(const av_rgb_image *im, const av_image_prep *p, float **out, av_err *err);

@@ -10,7 +10,8 @@ int av_json_load_file(const char *path, json_t **out, av_err *err) {
     json_error_t je;
     json_t *j = json_loadb(text, n, JSON_REJECT_DUPLICATES, &je);
     free(text);
-    if (!j) return av_errf(err, "%s: invalid JSON at line %d column %d: %s", path, je.line, je.column, je.text);
+    if (!j)
+        return av_errf(err, "%s: invalid JSON at line %d column %d: %s", path, je.line, je.column, je.text);
     *out = j;
     return 0;
 }

@@ -15,13 +15,6 @@
 #include <string.h>
 #include <zlib.h>
 
-static int rd_u16(av_reader *r, uint16_t *v, av_err *err) {
-    uint8_t b[2];
-    if (av_read_bytes(r, b, 2, err)) return -1;
-    *v = (uint16_t)(b[0] | b[1] << 8);
-    return 0;
-}
-
 /* ---- .npy header: a Python dict literal ---- */
 
 typedef struct lit {
@@ -98,9 +91,7 @@ static int parse_descr(const char *d, av_array *a, const char *name, av_err *err
     return av_errf(err, "%s: unsupported dtype '%s': attention must be float16, float32 or float64", name, d);
 }
 
-static size_t dtype_size(av_array_dtype t) {
-    return t == AV_ARRAY_F64 ? 8 : t == AV_ARRAY_F32 ? 4 : 2;
-}
+static size_t dtype_size(av_array_dtype t) { return t == AV_ARRAY_F64 ? 8 : t == AV_ARRAY_F32 ? 4 : 2; }
 
 int av_npy_parse(const void *buf, size_t size, const char *name, av_array *out, av_err *err) {
     memset(out, 0, sizeof *out);
@@ -113,7 +104,7 @@ int av_npy_parse(const void *buf, size_t size, const char *name, av_array *out, 
     uint32_t hlen;
     if (ver[0] == 1) {
         uint16_t h16;
-        if (rd_u16(&r, &h16, err)) return -1;
+        if (av_read_u16(&r, &h16, err)) return -1;
         hlen = h16;
     } else if (ver[0] == 2 || ver[0] == 3) {
         if (av_read_u32(&r, &hlen, err)) return -1;
@@ -189,10 +180,8 @@ float av_array_get(const av_array *a, size_t i) {
             b[es - 1 - k] = t;
         }
     switch (a->dtype) {
-    case AV_ARRAY_F16:
-        return av_f16_to_f32((uint16_t)(b[0] | b[1] << 8));
-    case AV_ARRAY_BF16:
-        return av_bf16_to_f32((uint16_t)(b[0] | b[1] << 8));
+    case AV_ARRAY_F16: return av_f16_to_f32(av_load_le16(b));
+    case AV_ARRAY_BF16: return av_bf16_to_f32(av_load_le16(b));
     case AV_ARRAY_F32: {
         float f;
         memcpy(&f, b, 4);
@@ -272,6 +261,28 @@ static int push_array(av_arrays *s, const av_array *a, const char *name, const c
     return 0;
 }
 
+int av_arrays_add_memory(av_arrays *s, const char *name, const av_tensor *t, av_err *err) {
+    av_array a;
+    memset(&a, 0, sizeof a);
+    switch (t->dtype) {
+    case AV_DTYPE_F32: a.dtype = AV_ARRAY_F32; break;
+    case AV_DTYPE_F16: a.dtype = AV_ARRAY_F16; break;
+    case AV_DTYPE_BF16: a.dtype = AV_ARRAY_BF16; break;
+    default: return av_errf(err, "%s: %s array: expected F32, F16 or BF16", name, av_dtype_name(t->dtype));
+    }
+    size_t bytes;
+    if (t->ndim < 1 || t->ndim > AV_MAX_DIMS || !av_shape_numel(t->shape, t->ndim, &a.numel) ||
+        !av_dtype_nbytes(t->dtype, a.numel, &bytes))
+        return av_errf(err, "%s: %d dimensions or their product out of range", name, t->ndim);
+    if (bytes != t->nbytes || (bytes && !t->data))
+        return av_errf(err, "%s: %zu bytes given for %zu %s values (%zu bytes)", name, t->nbytes, a.numel,
+                       av_dtype_name(t->dtype), bytes);
+    a.ndim = t->ndim;
+    memcpy(a.shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    a.data = t->data;
+    return push_array(s, &a, name, name, err);
+}
+
 static int keep_map(av_arrays *s, av_mapped_file *m, av_err *err) {
     av_mapped_file *p = realloc(s->maps, sizeof *p * (size_t)(s->n_maps + 1));
     if (!p) {
@@ -323,11 +334,12 @@ static int zip_entry_read(av_reader *r, zip_entry *e, const char *path, av_err *
     if (av_read_u32(r, &sig, err)) return -1;
     if (sig != 0x02014b50)
         return av_errf(err, "%s: corrupt zip central directory (bad entry signature)", path);
-    if (rd_u16(r, &vmade, err) || rd_u16(r, &vneed, err) || rd_u16(r, &flags, err) ||
-        rd_u16(r, &method, err) || rd_u16(r, &tm, err) || rd_u16(r, &dt, err) || av_read_u32(r, &crc, err) ||
-        av_read_u32(r, &cs, err) || av_read_u32(r, &us, err) || rd_u16(r, &nlen, err) ||
-        rd_u16(r, &xlen, err) || rd_u16(r, &clen, err) || rd_u16(r, &disk, err) || rd_u16(r, &iattr, err) ||
-        av_read_u32(r, &ext, err) || av_read_u32(r, &off32, err))
+    if (av_read_u16(r, &vmade, err) || av_read_u16(r, &vneed, err) || av_read_u16(r, &flags, err) ||
+        av_read_u16(r, &method, err) || av_read_u16(r, &tm, err) || av_read_u16(r, &dt, err) ||
+        av_read_u32(r, &crc, err) || av_read_u32(r, &cs, err) || av_read_u32(r, &us, err) ||
+        av_read_u16(r, &nlen, err) || av_read_u16(r, &xlen, err) || av_read_u16(r, &clen, err) ||
+        av_read_u16(r, &disk, err) || av_read_u16(r, &iattr, err) || av_read_u32(r, &ext, err) ||
+        av_read_u32(r, &off32, err))
         return av_err_prefix(err, "%s: zip central directory", path);
     const void *name, *extra, *comment;
     if (av_read_view(r, &name, nlen, err) || av_read_view(r, &extra, xlen, err) ||
@@ -347,8 +359,8 @@ static int zip_entry_read(av_reader *r, zip_entry *e, const char *path, av_err *
     av_reader_init(&x, extra, xlen, path);
     while (av_reader_left(&x) >= 4) {
         uint16_t id, sz;
-        rd_u16(&x, &id, NULL);
-        rd_u16(&x, &sz, NULL);
+        av_read_u16(&x, &id, NULL);
+        av_read_u16(&x, &sz, NULL);
         av_reader f;
         const void *fd;
         if (av_read_view(&x, &fd, sz, NULL)) return av_errf(err, "%s: corrupt zip extra field", path);
@@ -373,10 +385,11 @@ static int zip_member_data(av_arrays *s, av_reader *r, const zip_entry *e, const
                        "%s: member '%s': local header missing at offset %llu (truncated or corrupt zip?)",
                        path, e->name, (unsigned long long)e->offset);
     for (int i = 0; i < 11; i++) /* version, flags, method, time, date, crc(2), csize(2), usize(2) */
-        if (rd_u16(r, &skip16[i], err)) return av_err_prefix(err, "%s: member '%s'", path, e->name);
+        if (av_read_u16(r, &skip16[i], err)) return av_err_prefix(err, "%s: member '%s'", path, e->name);
     uint16_t nlen, xlen;
     const void *skip, *data;
-    if (rd_u16(r, &nlen, err) || rd_u16(r, &xlen, err) || av_read_view(r, &skip, (size_t)nlen + xlen, err))
+    if (av_read_u16(r, &nlen, err) || av_read_u16(r, &xlen, err) ||
+        av_read_view(r, &skip, (size_t)nlen + xlen, err))
         return av_err_prefix(err, "%s: member '%s'", path, e->name);
     if (e->csize > av_reader_left(r) || av_read_view(r, &data, (size_t)e->csize, NULL))
         return av_errf(err,
@@ -454,9 +467,9 @@ static int add_npz(av_arrays *s, const av_mapped_file *m, const char *path, av_e
     uint32_t sig, cd_size32, cd_off32;
     uint16_t d0, d1, n_disk, n_total, clen;
     av_reader_seek(&r, eocd, NULL);
-    if (av_read_u32(&r, &sig, err) || rd_u16(&r, &d0, err) || rd_u16(&r, &d1, err) ||
-        rd_u16(&r, &n_disk, err) || rd_u16(&r, &n_total, err) || av_read_u32(&r, &cd_size32, err) ||
-        av_read_u32(&r, &cd_off32, err) || rd_u16(&r, &clen, err))
+    if (av_read_u32(&r, &sig, err) || av_read_u16(&r, &d0, err) || av_read_u16(&r, &d1, err) ||
+        av_read_u16(&r, &n_disk, err) || av_read_u16(&r, &n_total, err) || av_read_u32(&r, &cd_size32, err) ||
+        av_read_u32(&r, &cd_off32, err) || av_read_u16(&r, &clen, err))
         return av_err_prefix(err, "%s: zip end record", path);
     uint64_t n_entries = n_total, cd_off = cd_off32;
     if (n_total == 0xFFFF || cd_off32 == 0xFFFFFFFFu || cd_size32 == 0xFFFFFFFFu) { /* zip64 */
@@ -468,7 +481,7 @@ static int add_npz(av_arrays *s, const av_mapped_file *m, const char *path, av_e
             lsig != 0x07064b50 || av_read_u32(&r, &ldisk, NULL) || av_read_u64(&r, &z64_off, NULL) ||
             av_read_u32(&r, &ltotal, NULL) || z64_off > r.size || av_reader_seek(&r, (size_t)z64_off, NULL) ||
             av_read_u32(&r, &lsig, NULL) || lsig != 0x06064b50 || av_read_u64(&r, &rec_size, NULL) ||
-            rd_u16(&r, &vm, NULL) || rd_u16(&r, &vn, NULL) || av_read_u32(&r, &disk, NULL) ||
+            av_read_u16(&r, &vm, NULL) || av_read_u16(&r, &vn, NULL) || av_read_u32(&r, &disk, NULL) ||
             av_read_u32(&r, &cd_disk, NULL) || av_read_u64(&r, &n64_disk, NULL) ||
             av_read_u64(&r, &n_entries, NULL) || av_read_u64(&r, &rec_size, NULL) ||
             av_read_u64(&r, &cd_off, NULL))
@@ -510,74 +523,44 @@ static int add_npz(av_arrays *s, const av_mapped_file *m, const char *path, av_e
     return rc ? -1 : 0;
 }
 
-/* ---- safetensors with float tensors of any width ---- */
+/* ---- safetensors with float tensors of any width (the header checked by io/safetensors.c) ---- */
+
+_Static_assert(AV_ST_MAX_DIMS <= AV_ARRAY_MAX_DIMS, "a safetensors shape must fit an av_array");
+
+static int float_dtype(const char *name, av_array_dtype *out) {
+    static const struct {
+        const char *name;
+        av_array_dtype t;
+    } types[] = {
+        {"F16", AV_ARRAY_F16}, {"F32", AV_ARRAY_F32}, {"F64", AV_ARRAY_F64}, {"BF16", AV_ARRAY_BF16}};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        if (strcmp(name, types[i].name) == 0) {
+            *out = types[i].t;
+            return 0;
+        }
+    }
+    return -1;
+}
 
 static int add_safetensors(av_arrays *s, const av_mapped_file *m, const char *path, av_err *err) {
-    av_reader r;
-    av_reader_init(&r, m->data, m->size, path);
-    uint64_t hlen;
-    const void *htext;
-    if (av_read_u64(&r, &hlen, NULL) || hlen > av_reader_left(&r) || hlen > (100u << 20) ||
-        av_read_view(&r, &htext, (size_t)hlen, NULL))
-        return av_errf(err, "%s: not a safetensors file (header length does not fit the file)", path);
-    json_error_t je;
-    json_t *h = json_loadb(htext, (size_t)hlen, 0, &je);
-    if (!json_is_object(h)) {
-        json_decref(h);
-        return av_errf(err, "%s: safetensors header is not a JSON object (%s)", path, je.text);
-    }
-    const uint8_t *base = (const uint8_t *)m->data + r.pos;
-    size_t data_size = av_reader_left(&r);
+    json_t *h;
+    size_t data_offset;
+    if (av_st_parse_header(m->data, m->size, path, &h, &data_offset, err)) return -1;
+    const uint8_t *base = (const uint8_t *)m->data + data_offset;
     const char *key;
     json_t *v;
     int rc = 0, added = 0;
     json_object_foreach(h, key, v) {
         if (strcmp(key, "__metadata__") == 0) continue;
-        const char *dt = av_json_str(v, "dtype");
-        json_t *shape = json_object_get(v, "shape"), *offs = json_object_get(v, "data_offsets");
+        av_st_desc d;
+        if ((rc = av_st_parse_desc(path, key, v, m->size - data_offset, &d, err))) break;
         av_array a;
         memset(&a, 0, sizeof a);
-        if (!dt || !json_is_array(shape) || json_array_size(offs) != 2) {
-            rc = av_errf(err, "%s: tensor '%s' lacks dtype/shape/data_offsets", path, key);
-            break;
-        }
-        if (strcmp(dt, "F16") == 0)
-            a.dtype = AV_ARRAY_F16;
-        else if (strcmp(dt, "F32") == 0)
-            a.dtype = AV_ARRAY_F32;
-        else if (strcmp(dt, "F64") == 0)
-            a.dtype = AV_ARRAY_F64;
-        else if (strcmp(dt, "BF16") == 0)
-            a.dtype = AV_ARRAY_BF16;
-        else
-            continue; /* integer tensors (token ids...) cannot be attention */
-        if (json_array_size(shape) > AV_ARRAY_MAX_DIMS) {
-            rc = av_errf(err, "%s: tensor '%s' has too many dimensions", path, key);
-            break;
-        }
-        a.ndim = (int)json_array_size(shape);
-        size_t numel = 1, nbytes;
-        int ok = 1;
-        for (int i = 0; i < a.ndim && ok; i++) {
-            json_t *d = json_array_get(shape, (size_t)i);
-            ok = json_is_integer(d) && json_integer_value(d) >= 0 &&
-                 av_mul_size(numel, (size_t)json_integer_value(d), &numel);
-            if (ok) a.shape[i] = json_integer_value(d);
-        }
-        json_t *b0 = json_array_get(offs, 0), *b1 = json_array_get(offs, 1);
-        ok = ok && av_mul_size(numel, dtype_size(a.dtype), &nbytes) && json_is_integer(b0) &&
-             json_is_integer(b1) && json_integer_value(b0) >= 0 &&
-             json_integer_value(b1) >= json_integer_value(b0) &&
-             (uint64_t)json_integer_value(b1) <= data_size &&
-             (uint64_t)(json_integer_value(b1) - json_integer_value(b0)) == nbytes;
-        if (!ok) {
-            rc = av_errf(err,
-                         "%s: tensor '%s': shape and data_offsets disagree or run past the end (truncated?)",
-                         path, key);
-            break;
-        }
-        a.data = base + json_integer_value(b0);
-        a.numel = numel;
+        if (float_dtype(d.dtype, &a.dtype)) continue; /* integer tensors (token ids...) cannot be attention */
+        a.ndim = d.ndim;
+        memcpy(a.shape, d.shape, sizeof(int64_t) * (size_t)d.ndim);
+        a.data = base + d.begin;
+        a.numel = d.numel;
         char full[600];
         snprintf(full, sizeof full, "%s:%s", path, key);
         if ((rc = push_array(s, &a, full, key, err))) break;
@@ -598,25 +581,22 @@ int av_arrays_add_file(av_arrays *s, const char *path, av_err *err) {
     if (keep_map(s, &m, err)) return -1;
     const av_mapped_file *mf = &s->maps[s->n_maps - 1];
     const uint8_t *b = mf->data;
-    size_t n = mf->size, pl = strlen(path);
+    size_t n = mf->size;
+    const char *base = av_path_basename(path), *ext = av_path_extension(path);
     int first = s->n;
     int rc;
     if (n >= 6 && memcmp(b, "\x93NUMPY", 6) == 0) {
         av_array a;
-        const char *slash = strrchr(path, '/');
-        char stem[256];
-        snprintf(stem, sizeof stem, "%s", slash ? slash + 1 : path);
-        char *dot = strrchr(stem, '.');
-        if (dot && dot != stem) *dot = 0;
+        char stem[256]; /* the member name: the file name without its extension (".npy" stays ".npy") */
+        snprintf(stem, sizeof stem, "%.*s", (int)(ext > base ? ext - base : (ptrdiff_t)strlen(base)), base);
         rc = av_npy_parse(b, n, path, &a, err) || push_array(s, &a, path, stem, err);
     } else if (n >= 4 && b[0] == 'P' && b[1] == 'K') {
         rc = add_npz(s, mf, path, err);
-    } else if (pl > 12 && strcmp(path + pl - 12, ".safetensors") == 0) {
+    } else if (strcmp(ext, ".safetensors") == 0) {
         rc = add_safetensors(s, mf, path, err);
         if (!rc) qsort(s->items + first, (size_t)(s->n - first), sizeof *s->items, cmp_array);
-    } else if (pl > 4 && (strcmp(path + pl - 4, ".npz") == 0 || strcmp(path + pl - 4, ".npy") == 0)) {
-        rc = av_errf(err, "%s: not a %s file (%s)", path, path + pl - 3,
-                     n == 0 ? "empty" : "wrong magic bytes");
+    } else if (strcmp(ext, ".npz") == 0 || strcmp(ext, ".npy") == 0) {
+        rc = av_errf(err, "%s: not a %s file (%s)", path, ext + 1, n == 0 ? "empty" : "wrong magic bytes");
     } else {
         rc = av_errf(err, "%s: unknown array format: expected .npy, .npz or .safetensors", path);
     }

@@ -46,44 +46,113 @@ static size_t dtype_align(av_dtype t) {
     }
 }
 
-static int parse_entry(av_safetensors *st, const char *name, json_t *desc, const uint8_t *data, size_t data_size,
-                       av_st_entry *e, av_err *err) {
-    const char *path = st->file.path;
-    if (!json_is_object(desc)) return av_errf(err, "%s: tensor '%s': descriptor is not an object", path, name);
+/* ---- the header, shared by av_st_open and the attention importer (io/npy.c) ---- */
+
+/* Every element type of the format and its size, for the byte-range check of any tensor. */
+static const struct {
+    const char *name;
+    size_t size;
+} st_all_dtypes[] = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+                     {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+                     {"U32", 4},  {"F32", 4}, {"I64", 8}, {"U64", 8},     {"F64", 8}};
+
+static size_t st_elem_size(const char *dtype) {
+    for (size_t i = 0; i < sizeof st_all_dtypes / sizeof st_all_dtypes[0]; i++)
+        if (strcmp(dtype, st_all_dtypes[i].name) == 0) return st_all_dtypes[i].size;
+    return 0;
+}
+
+int av_st_parse_header(const void *file, size_t size, const char *path, json_t **hdr, size_t *data_offset,
+                       av_err *err) {
+    *hdr = NULL;
+    av_reader r;
+    av_reader_init(&r, file, size, path);
+    uint64_t hlen;
+    const void *htext;
+    if (av_read_u64(&r, &hlen, err)) return -1;
+    if (hlen > AV_ST_MAX_HEADER || hlen > av_reader_left(&r))
+        return av_errf(err,
+                       "%s: not a safetensors file: header length %llu does not fit in the file (%zu bytes)",
+                       path, (unsigned long long)hlen, size);
+    if (av_read_view(&r, &htext, (size_t)hlen, err)) return -1;
+    json_error_t je;
+    json_t *h = json_loadb(htext, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+    if (!h || !json_is_object(h)) {
+        av_errf(err, "%s: not a safetensors file: header is not a JSON object (%s at column %d)", path,
+                h ? "wrong type" : je.text, je.column);
+        json_decref(h);
+        return -1;
+    }
+    json_t *meta = json_object_get(h, "__metadata__");
+    if (meta && !json_is_object(meta)) {
+        json_decref(h);
+        return av_errf(err, "%s: __metadata__ must be an object", path);
+    }
+    *hdr = h;
+    *data_offset = r.pos;
+    return 0;
+}
+
+int av_st_parse_desc(const char *path, const char *name, const json_t *desc, size_t data_size,
+                     av_st_desc *out, av_err *err) {
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(desc))
+        return av_errf(err, "%s: tensor '%s': descriptor is not an object", path, name);
     const char *dt = av_json_str(desc, "dtype");
     json_t *shape = json_object_get(desc, "shape");
     json_t *offs = json_object_get(desc, "data_offsets");
     if (!dt || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2)
         return av_errf(err, "%s: tensor '%s': needs dtype, shape and data_offsets [begin, end]", path, name);
-    if (av_st_parse_dtype(dt, &e->t.dtype))
-        return av_errf(err, "%s: tensor '%s': unsupported dtype '%s' (supported: F32, F16, BF16, I32, I64, U8)",
-                       path, name, dt);
+    out->dtype = dt;
+    out->elem_size = st_elem_size(dt);
     size_t nd = json_array_size(shape);
-    if (nd > AV_MAX_DIMS) return av_errf(err, "%s: tensor '%s': %zu dimensions (max %d)", path, name, nd, AV_MAX_DIMS);
-    e->t.ndim = (int)nd;
+    if (nd > AV_ST_MAX_DIMS)
+        return av_errf(err, "%s: tensor '%s': %zu dimensions (max %d)", path, name, nd, AV_ST_MAX_DIMS);
+    out->ndim = (int)nd;
     for (size_t i = 0; i < nd; i++) {
         json_t *d = json_array_get(shape, i);
         if (!json_is_integer(d) || json_integer_value(d) < 0)
             return av_errf(err, "%s: tensor '%s': shape entries must be non-negative integers", path, name);
-        e->t.shape[i] = json_integer_value(d);
+        out->shape[i] = json_integer_value(d);
     }
     json_t *b = json_array_get(offs, 0), *en = json_array_get(offs, 1);
     if (!json_is_integer(b) || !json_is_integer(en) || json_integer_value(b) < 0 ||
         json_integer_value(en) < json_integer_value(b))
         return av_errf(err, "%s: tensor '%s': bad data_offsets", path, name);
-    uint64_t begin = (uint64_t)json_integer_value(b), end = (uint64_t)json_integer_value(en);
-    if (end > data_size)
-        return av_errf(err, "%s: tensor '%s': data_offsets [%llu, %llu] past the end of the data (%zu bytes)", path,
-                       name, (unsigned long long)begin, (unsigned long long)end, data_size);
-    size_t numel, nbytes;
-    if (!av_shape_numel(e->t.shape, e->t.ndim, &numel) || !av_dtype_nbytes(e->t.dtype, numel, &nbytes))
+    out->begin = (uint64_t)json_integer_value(b);
+    out->end = (uint64_t)json_integer_value(en);
+    if (out->end > data_size)
+        return av_errf(err, "%s: tensor '%s': data_offsets [%llu, %llu] past the end of the data (%zu bytes)",
+                       path, name, (unsigned long long)out->begin, (unsigned long long)out->end, data_size);
+    size_t nbytes;
+    if (!av_shape_numel(out->shape, out->ndim, &out->numel) ||
+        !av_mul_size(out->numel, out->elem_size ? out->elem_size : 1, &nbytes))
         return av_errf(err, "%s: tensor '%s': shape overflows", path, name);
-    if (nbytes != end - begin)
-        return av_errf(err, "%s: tensor '%s': shape needs %zu bytes but data_offsets give %llu", path, name, nbytes,
-                       (unsigned long long)(end - begin));
+    if (out->elem_size && nbytes != out->end - out->begin)
+        return av_errf(err, "%s: tensor '%s': shape needs %zu bytes but data_offsets give %llu", path, name,
+                       nbytes, (unsigned long long)(out->end - out->begin));
+    return 0;
+}
+
+/* ---- reading for the engine: the dtypes it computes with, aligned views into the mapping ---- */
+
+static int open_entry(av_safetensors *st, const char *name, const json_t *desc, const uint8_t *data,
+                      size_t data_size, av_st_entry *e, av_err *err) {
+    const char *path = st->file.path;
+    av_st_desc d;
+    if (av_st_parse_desc(path, name, desc, data_size, &d, err)) return -1;
+    if (av_st_parse_dtype(d.dtype, &e->t.dtype))
+        return av_errf(err,
+                       "%s: tensor '%s': unsupported dtype '%s' (supported: F32, F16, BF16, I32, I64, U8)",
+                       path, name, d.dtype);
+    if (d.ndim > AV_MAX_DIMS)
+        return av_errf(err, "%s: tensor '%s': %d dimensions (max %d)", path, name, d.ndim, AV_MAX_DIMS);
+    e->t.ndim = d.ndim;
+    memcpy(e->t.shape, d.shape, sizeof(int64_t) * (size_t)d.ndim);
+    size_t nbytes = (size_t)(d.end - d.begin);
     e->name = av_strdup(name);
     e->t.nbytes = nbytes;
-    const uint8_t *p = data + begin;
+    const uint8_t *p = data + d.begin;
     if ((uintptr_t)p % dtype_align(e->t.dtype)) { /* keep typed access aligned */
         void *copy = malloc(nbytes ? nbytes : 1);
         void **grown = realloc(st->copies, sizeof(void *) * (size_t)(st->n_copies + 1));
@@ -104,27 +173,11 @@ static int parse_entry(av_safetensors *st, const char *name, json_t *desc, const
 int av_st_open(const char *path, av_safetensors *st, av_err *err) {
     memset(st, 0, sizeof *st);
     if (av_file_map(path, &st->file, err)) return -1;
-    av_reader r;
-    av_reader_init(&r, st->file.data, st->file.size, path);
-    uint64_t hlen;
-    const void *htext;
-    if (av_read_u64(&r, &hlen, err)) goto fail;
-    if (hlen > AV_ST_MAX_HEADER || hlen > av_reader_left(&r)) {
-        av_errf(err, "%s: not a safetensors file: header length %llu does not fit in the file (%zu bytes)", path,
-                (unsigned long long)hlen, st->file.size);
-        goto fail;
-    }
-    if (av_read_view(&r, &htext, (size_t)hlen, err)) goto fail;
-    json_error_t je;
-    json_t *hdr = json_loadb(htext, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
-    if (!hdr || !json_is_object(hdr)) {
-        av_errf(err, "%s: not a safetensors file: header is not a JSON object (%s at column %d)", path,
-                hdr ? "wrong type" : je.text, je.column);
-        json_decref(hdr);
-        goto fail;
-    }
-    const uint8_t *data = (const uint8_t *)st->file.data + r.pos;
-    size_t data_size = av_reader_left(&r);
+    json_t *hdr;
+    size_t data_offset;
+    if (av_st_parse_header(st->file.data, st->file.size, path, &hdr, &data_offset, err)) goto fail;
+    const uint8_t *data = (const uint8_t *)st->file.data + data_offset;
+    size_t data_size = st->file.size - data_offset;
     size_t n = json_object_size(hdr);
     st->entries = calloc(n ? n : 1, sizeof *st->entries);
     if (!st->entries) {
@@ -136,15 +189,10 @@ int av_st_open(const char *path, av_safetensors *st, av_err *err) {
     json_t *val;
     json_object_foreach(hdr, key, val) {
         if (strcmp(key, "__metadata__") == 0) {
-            if (!json_is_object(val)) {
-                av_errf(err, "%s: __metadata__ must be an object", path);
-                json_decref(hdr);
-                goto fail;
-            }
             st->metadata = json_incref(val);
             continue;
         }
-        if (parse_entry(st, key, val, data, data_size, &st->entries[st->n], err)) {
+        if (open_entry(st, key, val, data, data_size, &st->entries[st->n], err)) {
             json_decref(hdr);
             goto fail;
         }
@@ -158,9 +206,11 @@ fail:
 }
 
 void av_st_close(av_safetensors *st) {
-    for (int i = 0; i < st->n; i++) free(st->entries[i].name);
+    for (int i = 0; i < st->n; i++)
+        free(st->entries[i].name);
     free(st->entries);
-    for (int i = 0; i < st->n_copies; i++) free(st->copies[i]);
+    for (int i = 0; i < st->n_copies; i++)
+        free(st->copies[i]);
     free(st->copies);
     json_decref(st->metadata);
     av_file_unmap(&st->file);
@@ -185,7 +235,8 @@ void av_st_writer_init(av_st_writer *w) {
 }
 
 void av_st_writer_free(av_st_writer *w) {
-    for (int i = 0; i < w->n; i++) free(w->items[i].name);
+    for (int i = 0; i < w->n; i++)
+        free(w->items[i].name);
     free(w->items);
     json_decref(w->metadata);
     memset(w, 0, sizeof *w);
@@ -200,11 +251,12 @@ int av_st_writer_meta(av_st_writer *w, const char *key, const char *value, av_er
 int av_st_writer_add(av_st_writer *w, const char *name, av_dtype src_dtype, av_dtype dst_dtype, int ndim,
                      const int64_t *shape, const void *data, av_err *err) {
     if (ndim < 0 || ndim > AV_MAX_DIMS) return av_errf(err, "tensor '%s': bad rank %d", name, ndim);
-    if (src_dtype != dst_dtype && !(src_dtype == AV_DTYPE_F32 && (dst_dtype == AV_DTYPE_F16 || dst_dtype == AV_DTYPE_BF16)))
+    if (src_dtype != dst_dtype && (ndim < 1 || !av_dtype_convertible(w->codec, src_dtype, dst_dtype) ||
+                                   shape[ndim - 1] % av_dtype_block_size(src_dtype)))
         return av_errf(err, "tensor '%s': cannot write %s data as %s", name, av_dtype_name(src_dtype),
                        av_dtype_name(dst_dtype));
-    if (!av_st_dtype_name(dst_dtype)) return av_errf(err, "tensor '%s': dtype %s has no safetensors name", name,
-                                                    av_dtype_name(dst_dtype));
+    if (!av_st_dtype_name(dst_dtype))
+        return av_errf(err, "tensor '%s': dtype %s has no safetensors name", name, av_dtype_name(dst_dtype));
     if (w->n == w->cap) {
         int cap = w->cap ? 2 * w->cap : 16;
         av_st_item *p = realloc(w->items, sizeof *p * (size_t)cap);
@@ -219,7 +271,8 @@ int av_st_writer_add(av_st_writer *w, const char *name, av_dtype src_dtype, av_d
     it->src_dtype = src_dtype;
     it->dst_dtype = dst_dtype;
     it->ndim = ndim;
-    for (int i = 0; i < ndim; i++) it->shape[i] = shape[i];
+    for (int i = 0; i < ndim; i++)
+        it->shape[i] = shape[i];
     it->data = data;
     w->n++;
     return 0;
@@ -227,23 +280,19 @@ int av_st_writer_add(av_st_writer *w, const char *name, av_dtype src_dtype, av_d
 
 static int item_bytes(const av_st_item *it, size_t *nbytes) {
     size_t numel;
-    return av_shape_numel(it->shape, it->ndim, &numel) && av_dtype_nbytes(it->dst_dtype, numel, nbytes) ? 0 : -1;
+    return av_shape_numel(it->shape, it->ndim, &numel) && av_dtype_nbytes(it->dst_dtype, numel, nbytes) ? 0
+                                                                                                        : -1;
 }
 
-/* Writes one tensor, converting F32 -> F16/BF16 in chunks so no second full copy is made. */
-static int write_item(av_atomic_file *f, const av_st_item *it, size_t nbytes, av_err *err) {
+/* Writes one tensor, converted by rows (io/convert.c) when its written type differs: no second full copy. */
+static int write_item(av_atomic_file *f, const av_st_writer *w, const av_st_item *it, size_t nbytes,
+                      av_err *err) {
     if (it->src_dtype == it->dst_dtype) return av_atomic_write(f, it->data, nbytes, err);
-    enum { CHUNK = 16384 };
-    uint16_t buf[CHUNK];
-    const float *src = it->data;
-    size_t numel = nbytes / 2;
-    for (size_t i = 0; i < numel; i += CHUNK) {
-        size_t m = numel - i < CHUNK ? numel - i : CHUNK;
-        for (size_t j = 0; j < m; j++)
-            buf[j] = it->dst_dtype == AV_DTYPE_F16 ? av_f32_to_f16(src[i + j]) : av_f32_to_bf16(src[i + j]);
-        if (av_atomic_write(f, buf, m * 2, err)) return -1;
-    }
-    return 0;
+    int64_t rows = 1;
+    for (int d = 0; d < it->ndim - 1; d++)
+        rows *= it->shape[d]; /* sizes checked by item_bytes */
+    return av_write_converted(f, w->codec, it->name, it->src_dtype, it->dst_dtype, it->data, rows,
+                              it->shape[it->ndim - 1], err);
 }
 
 /* The header JSON (unpadded, malloc'd) and the data section's size for w's items laid out in order. */
@@ -260,9 +309,10 @@ static int writer_header(const av_st_writer *w, char **text, size_t *data_bytes,
             return av_errf(err, "tensor '%s': size overflows", it->name);
         }
         json_t *shape = json_array();
-        for (int d = 0; d < it->ndim; d++) json_array_append_new(shape, json_integer(it->shape[d]));
-        json_t *desc = json_pack("{s:s, s:o, s:[I,I]}", "dtype", av_st_dtype_name(it->dst_dtype), "shape", shape,
-                                 "data_offsets", (json_int_t)(offset - nbytes), (json_int_t)offset);
+        for (int d = 0; d < it->ndim; d++)
+            json_array_append_new(shape, json_integer(it->shape[d]));
+        json_t *desc = json_pack("{s:s, s:o, s:[I,I]}", "dtype", av_st_dtype_name(it->dst_dtype), "shape",
+                                 shape, "data_offsets", (json_int_t)(offset - nbytes), (json_int_t)offset);
         if (!desc || json_object_set_new(hdr, it->name, desc)) {
             json_decref(hdr);
             return av_errf(err, "tensor '%s': cannot build header", it->name);
@@ -279,19 +329,20 @@ int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err) {
     size_t data_bytes;
     if (writer_header(w, &text, &data_bytes, err)) return -1;
     size_t tlen = strlen(text), padded = (tlen + 7) & ~(size_t)7;
-    uint64_t hlen = padded;
+    uint8_t hlen[8]; /* the header length, little-endian */
+    av_store_le64(hlen, padded);
     av_atomic_file f;
     if (av_atomic_open(&f, path, err)) {
         free(text);
         return -1;
     }
-    int rc = av_atomic_write(&f, &hlen, 8, err) || av_atomic_write(&f, text, tlen, err) ||
+    int rc = av_atomic_write(&f, hlen, 8, err) || av_atomic_write(&f, text, tlen, err) ||
              av_atomic_write(&f, "        ", padded - tlen, err);
     free(text);
     for (int i = 0; !rc && i < w->n; i++) {
         size_t nbytes;
         item_bytes(&w->items[i], &nbytes);
-        rc = write_item(&f, &w->items[i], nbytes, err);
+        rc = write_item(&f, w, &w->items[i], nbytes, err);
     }
     if (rc) {
         av_atomic_abort(&f);
@@ -302,18 +353,27 @@ int av_st_writer_save(const av_st_writer *w, const char *path, av_err *err) {
 
 /* ---- files laid out before their data exists ---- */
 
-int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room, size_t data_bytes, av_err *err) {
+int av_st_prealloc_open(av_st_prealloc *p, const char *path, size_t header_room, size_t data_bytes,
+                        av_err *err) {
     memset(p, 0, sizeof *p);
     p->room = (header_room + 4095) & ~(size_t)4095; /* page-aligned data section */
     if (!av_add_size(p->room, data_bytes, &p->map_len)) return av_errf(err, "%s: size overflows", path);
     if (av_atomic_open(&p->file, path, err)) return -1;
     int fd = fileno(p->file.fp);
-    struct stat st;
-    void *map = MAP_FAILED;
-    /* blocks reserved up front: a full disk fails here, cleanly, instead of as SIGBUS on a page fault later */
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && posix_fallocate(fd, 0, (off_t)p->map_len) == 0)
-        map = mmap(NULL, p->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) { /* not a regular file, or no space: the caller keeps its data in memory */
+    /* blocks reserved up front: a full disk (or a file size limit) fails here, before the run, with a clear
+     * error, instead of at save or as SIGBUS on a page fault. A filesystem that cannot reserve space
+     * (EOPNOTSUPP, EINVAL) gets no mapping: the caller keeps its data in memory and saves with the ordinary
+     * writer (docs/ARCHITECTURE.md). */
+    int e = posix_fallocate(fd, 0, (off_t)p->map_len);
+    if (e && e != EOPNOTSUPP && e != EINVAL && e != ENOSYS) {
+        av_errf(err, "%s: cannot reserve %zu MiB on disk for the trace: %s", path, p->map_len >> 20,
+                strerror(e));
+        av_atomic_abort(&p->file);
+        memset(p, 0, sizeof *p);
+        return -1;
+    }
+    void *map = e ? MAP_FAILED : mmap(NULL, p->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) { /* no reservation possible, or no address space: keep the data in memory */
         av_atomic_abort(&p->file);
         memset(p, 0, sizeof *p);
         return 1;
@@ -336,8 +396,7 @@ int av_st_prealloc_commit(av_st_prealloc *p, const av_st_writer *w, av_err *err)
         return 1;
     }
     int fd = fileno(p->file.fp), rc = 0;
-    uint64_t hlen = p->room - 8;
-    memcpy(p->map, &hlen, 8);
+    av_store_le64(p->map, p->room - 8);
     memcpy(p->map + 8, text, tlen);
     memset(p->map + 8 + tlen, ' ', p->room - 8 - tlen);
     free(text);
@@ -353,8 +412,10 @@ int av_st_prealloc_commit(av_st_prealloc *p, const av_st_writer *w, av_err *err)
         }
         for (size_t done = 0; !rc && done < nbytes;) { /* past the mapping: append */
             ssize_t k = pwrite(fd, src + done, nbytes - done, (off_t)(at + done));
-            if (k <= 0) rc = av_errf(err, "%s: write failed: %s", p->file.path, strerror(errno));
-            else done += (size_t)k;
+            if (k <= 0)
+                rc = av_errf(err, "%s: write failed: %s", p->file.path, strerror(errno));
+            else
+                done += (size_t)k;
         }
     }
     if (!rc && total < p->map_len && ftruncate(fd, (off_t)total) != 0)

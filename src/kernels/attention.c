@@ -1,6 +1,7 @@
 /* Multi-head (grouped-query) attention of a chunk of queries against cached keys and values, with optional
  * capture of the probabilities. Heads are split across threads; scores of one head are one sgemm, the
- * softmax runs over each row's visible keys and leaves the rest exactly 0, and P·V is one more sgemm. */
+ * softmax runs over each row's visible keys and leaves the rest exactly 0, and P·V is one more sgemm.
+ * av_attention_probs is the probability half on its own: lazy traces recompute rows with it. */
 #include "kernels.h"
 
 #include <cblas.h>
@@ -9,42 +10,58 @@
 
 /* Keys visible to query row i: [0, visible) */
 static int visible_keys(const av_attn_args *a, int i) {
-    if (a->causal_offset < 0) return a->n_k;
-    int v = a->causal_offset + i + 1; /* a sliding window's lower bound is masked in attend_block */
+    if (!a->causal) return a->n_k;
+    int v = a->q_pos + i + 1; /* a sliding window's lower bound is masked in av_attention_probs */
     return v < a->n_k ? v : a->n_k;
 }
 
-/* Query rows [r0, r0+nr) of head h; probabilities land in probs (row stride ld). */
-static void attend_block(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld) {
+/* Soft-capping, the relative-position bias and the key masks of one score row of head h (query row i). */
+static void mask_row(const av_attn_args *a, int h, int i, float *row, int vis) {
+    if (a->softcap > 0)
+        for (int k = 0; k < vis; k++)
+            row[k] = a->softcap * tanhf(row[k] / a->softcap);
+    if (a->rel_bias) { /* bias of key - query, whatever the chunk: positions are absolute */
+        const float *b = a->rel_bias + (size_t)h * (size_t)a->rel_stride + a->rel_zero - (a->q_pos + i);
+        for (int k = 0; k < vis; k++)
+            row[k] += b[k];
+    }
+    if (a->key_mask)
+        for (int k = 0; k < vis; k++)
+            if (!a->key_mask[k]) row[k] = -INFINITY;
+    int lo = a->window > 0 && a->causal && vis > a->window ? vis - a->window : 0;
+    for (int k = 0; k < lo; k++)
+        row[k] = -INFINITY;
+}
+
+int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld) {
     int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads);
-    int n_keys = visible_keys(a, r0 + nr - 1); /* keys the block's last row sees (rows see growing prefixes) */
+    int n_keys =
+        visible_keys(a, r0 + nr - 1); /* keys the block's last row sees (rows see growing prefixes) */
     const float *q = a->q + (size_t)r0 * (size_t)a->q_stride + (size_t)h * (size_t)hs;
     const float *k = a->k + (size_t)g * (size_t)hs;
-    const float *v = a->v + (size_t)g * (size_t)hs;
     /* probs (nr, n_keys) = scale * Q (nr, hs) K^T (hs, n_keys) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, n_keys, hs, a->scale, q, a->q_stride, k, a->k_stride,
-                0.0f, probs, ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, n_keys, hs, a->scale, q, a->q_stride, k,
+                a->k_stride, 0.0f, probs, ld);
     for (int i = 0; i < nr; i++) {
         float *row = probs + (size_t)i * (size_t)ld;
-        int vis = visible_keys(a, r0 + i), lo = 0;
-        if (a->bias) {
-            const float *b = a->bias + ((size_t)h * (size_t)a->n_q + (size_t)(r0 + i)) * (size_t)a->n_k;
-            for (int k2 = 0; k2 < vis; k2++) row[k2] += b[k2];
-        }
-        if (a->key_mask)
-            for (int k2 = 0; k2 < vis; k2++)
-                if (!a->key_mask[k2]) row[k2] = -INFINITY;
-        if (a->window > 0 && a->causal_offset >= 0 && vis > a->window) lo = vis - a->window;
-        for (int k2 = 0; k2 < lo; k2++) row[k2] = -INFINITY;
+        int vis = visible_keys(a, r0 + i);
+        mask_row(a, h, r0 + i, row, vis);
         av_softmax(row, vis);
         for (int k2 = 0; k2 < vis; k2++) /* fully masked rows (no visible key) become all zero, not NaN */
             if (row[k2] != row[k2]) row[k2] = 0.0f;
         memset(row + vis, 0, sizeof(float) * (size_t)(n_keys - vis));
     }
+    return n_keys;
+}
+
+/* Query rows [r0, r0+nr) of head h; probabilities land in probs (row stride ld). */
+static void attend_block(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld) {
+    int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads);
+    int n_keys = av_attention_probs(a, h, r0, nr, probs, ld);
     /* out (nr, hs) = P (nr, n_keys) V (n_keys, hs) */
     float *out = a->out + (size_t)r0 * (size_t)a->out_stride + (size_t)h * (size_t)hs;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hs, n_keys, 1.0f, probs, ld, v, a->v_stride, 0.0f,
-                out, a->out_stride);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hs, n_keys, 1.0f, probs, ld,
+                a->v + (size_t)g * (size_t)hs, a->v_stride, 0.0f, out, a->out_stride);
 }
 
 typedef struct heads_job {
@@ -66,7 +83,8 @@ static void attend_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
                 attend_block(a, h, r0, nr, pb, a->probs_ld);
                 int used = visible_keys(a, r0 + nr - 1);
                 for (int i = 0; i < nr && !a->probs_zeroed; i++) /* keys past those computed stay exactly 0 */
-                    memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0, sizeof(float) * (size_t)(a->probs_ld - used));
+                    memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0,
+                           sizeof(float) * (size_t)(a->probs_ld - used));
             }
         } else {
             float *buf = j->scratch + (size_t)tid * AV_ATTN_QUERY_BLOCK * (size_t)a->n_k;

@@ -4,15 +4,16 @@
  * both rounded to nearest even: |v - hi| <= 2^-8 |v|, so v = hi + lo + r with |r| <= 2^-16 |v| (f16 weights,
  * 11-bit significands, split exactly: r = 0). The product sum  Wh xh + Wh xl + Wl xh  drops Wl xl and W r_x,
  * each <= 2^-16 |W x|: at most ~2^-15 per product, and the tiles accumulate in f32: the scheme of XLA's
- * "bf16_3x" precision. Measured (tests/test_kernels.c): worst 2.9e-6 of sum |x w| per output. On a core with AMX one
- * bf16 tile product is 16x the throughput of an AVX-512 f32 FMA stream, so three of them still beat sgemm.
+ * "bf16_3x" precision. Measured (tests/test_kernels.c): worst 2.9e-6 of sum |x w| per output. On a core with
+ * AMX one bf16 tile product is 16x the throughput of an AVX-512 f32 FMA stream, so three of them still beat
+ * sgemm.
  *
  * Work split: threads take disjoint ranges of 32 output features; each converts its weight rows into a
  * cache-sized block of tiles right before using them, so weights are read from memory once, in their stored
  * dtype. The activations are split and packed once per call, shared by all threads.
  *
- * Compiled with -mamx-tile -mamx-bf16 -mavx512f -mavx512bw -mavx512vl (see the Makefile); nothing here runs unless
- * av_amx_ready() found the CPU features, the OS state and the process permission. */
+ * Compiled with -mamx-tile -mamx-bf16 -mavx512f -mavx512bw -mavx512vl (see the Makefile); nothing here runs
+ * unless av_amx_ready() found the CPU features, the OS state and the process permission. */
 #include "kernels.h"
 
 #include <cpuid.h>
@@ -36,7 +37,7 @@ static void amx_detect(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
     int avx512 = (b >> 16 & 1) && (b >> 30 & 1) && (b >> 31 & 1); /* AVX512F, AVX512BW, AVX512VL */
-    int amx = (d >> 22 & 1) && (d >> 24 & 1);           /* AMX-BF16, AMX-TILE */
+    int amx = (d >> 22 & 1) && (d >> 24 & 1);                     /* AMX-BF16, AMX-TILE */
     if (!avx512 || !amx || !__get_cpuid_count(1, 0, &a, &b, &c, &d) || !(c >> 27 & 1)) return; /* OSXSAVE */
     unsigned lo, hi;
     __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
@@ -65,7 +66,8 @@ static inline __m512 bf16_to_f32(__m512i h) { return _mm512_castsi512_ps(_mm512_
 /* 32 floats (v0: the first 16, v1: the next) -> 32 bf16 hi parts (*hi) and 32 bf16 lo parts (*lo). */
 static inline void split32(__m512 v0, __m512 v1, __m512i *hi, __m512i *lo) {
     __m512i h0 = bf16_rne(v0), h1 = bf16_rne(v1);
-    __m512i l0 = bf16_rne(_mm512_sub_ps(v0, bf16_to_f32(h0))), l1 = bf16_rne(_mm512_sub_ps(v1, bf16_to_f32(h1)));
+    __m512i l0 = bf16_rne(_mm512_sub_ps(v0, bf16_to_f32(h0))),
+            l1 = bf16_rne(_mm512_sub_ps(v1, bf16_to_f32(h1)));
     *hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(h0)), _mm512_cvtepi32_epi16(h1), 1);
     *lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi32_epi16(l0)), _mm512_cvtepi32_epi16(l1), 1);
 }
@@ -77,8 +79,8 @@ static inline __mmask16 first_lanes(int valid) {
 
 /* Loads 32 floats at src, zero past `valid` (which may be <= 0), and splits them. */
 static inline void split32_f32(const float *src, int valid, __m512i *hi, __m512i *lo) {
-    split32(_mm512_maskz_loadu_ps(first_lanes(valid), src), _mm512_maskz_loadu_ps(first_lanes(valid - 16), src + 16),
-            hi, lo);
+    split32(_mm512_maskz_loadu_ps(first_lanes(valid), src),
+            _mm512_maskz_loadu_ps(first_lanes(valid - 16), src + 16), hi, lo);
 }
 
 /* The same from 32 f16 values (the common weight type: no f32 row in between). */
@@ -93,8 +95,8 @@ static inline void split32_f16(const uint16_t *src, int valid, __m512i *hi, __m5
  * Activations (operand B, "VNNI" pairs): for 16 tokens and 32 k: [k/2][token][k%2] bf16.
  * Both are stored as [group of 16][k step][hi|lo][512 bf16]. */
 
-/* One weight of a call: its output features are feature pairs [first_pair, first_pair + ceil(out / 32)) of the
- * call's pair range, which the threads split. */
+/* One weight of a call: its output features are feature pairs [first_pair, first_pair + ceil(out / 32)) of
+ * the call's pair range, which the threads split. */
 typedef struct amx_out {
     const av_tensor *w; /* (out, in) */
     float *y;           /* (n, out) */
@@ -117,8 +119,8 @@ static inline size_t tile_offset(int group, int ksteps, int kstep) {
 /* Packs token groups [g0, g1): token t's 16 k pairs go to rows 0..15 of its column (a 32-bit scatter). */
 static void pack_x(void *ctx, int tid, int64_t g0, int64_t g1) {
     const amx_job *j = ctx;
-    const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                            _mm512_set1_epi32(16));
+    const __m512i rows = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(16));
     for (int64_t g = g0; g < g1; g++)
         for (int t = 0; t < 16; t++) {
             int64_t tok = g * 16 + t;
@@ -141,14 +143,17 @@ static void pack_w(const amx_job *j, const amx_out *o, int f0, int nf, uint16_t 
         int first = f0 + g * 16, rows = o->out - first < 16 ? o->out - first : 16;
         if (rows > 0 && !f16) av_dequantize_rows(o->w, first, rows, rowbuf);
         for (int r = 0; r < 16; r++) {
-            const uint16_t *h = (const uint16_t *)o->w->data + (size_t)(r < rows ? first + r : 0) * (size_t)j->in;
+            const uint16_t *h =
+                (const uint16_t *)o->w->data + (size_t)(r < rows ? first + r : 0) * (size_t)j->in;
             const float *f = rowbuf + (size_t)r * (size_t)j->in;
             for (int ks = 0; ks < j->ksteps; ks++) {
                 uint16_t *dst = wp + tile_offset(g, j->ksteps, ks) + r * 32;
                 int valid = r < rows ? j->in - ks * TILE_K : 0;
                 __m512i hi, lo;
-                if (f16) split32_f16(h + ks * TILE_K, valid, &hi, &lo);
-                else split32_f32(f + ks * TILE_K, valid, &hi, &lo);
+                if (f16)
+                    split32_f16(h + ks * TILE_K, valid, &hi, &lo);
+                else
+                    split32_f32(f + ks * TILE_K, valid, &hi, &lo);
                 _mm512_storeu_si512(dst, hi);
                 _mm512_storeu_si512(dst + 512, lo);
             }
@@ -221,21 +226,23 @@ static void store_pair(const amx_job *j, const amx_out *o, const float *c, int f
             int nf = o->out - fb < 16 ? o->out - fb : 16, nt = j->n - tb < 16 ? j->n - tb : 16;
             for (int t = 0; t < nt; t++) {
                 float *yr = o->y + (size_t)(tb + t) * (size_t)o->out + fb;
-                for (int f = 0; f < nf; f++) yr[f] = cq[f * 16 + t];
+                for (int f = 0; f < nf; f++)
+                    yr[f] = cq[f * 16 + t];
             }
         }
 }
 
-/* Feature pairs [b0, b1) of the call, up to WBLOCK features of one weight at a time: pack them, then for each chunk of
- * KCHUNK k steps, every token block against every feature pair. A chunk of the packed weights (128 features x
- * 2048 k, hi + lo: 1 MiB) and of one token block (256 KiB) stay in L2 while they are reused. */
+/* Feature pairs [b0, b1) of the call, up to WBLOCK features of one weight at a time: pack them, then for each
+ * chunk of KCHUNK k steps, every token block against every feature pair. A chunk of the packed weights (128
+ * features x 2048 k, hi + lo: 1 MiB) and of one token block (256 KiB) stay in L2 while they are reused. */
 static void compute(void *ctx, int tid, int64_t b0, int64_t b1) {
     enum { WBLOCK = 128, KCHUNK = 64 };
     amx_job *j = ctx;
     const size_t gstride = (size_t)j->ksteps * 2 * 512; /* one 16-row group */
     uint16_t *wp = aligned_alloc(64, WBLOCK / 16 * gstride * sizeof(uint16_t));
     float *rowbuf = malloc(sizeof(float) * 16 * (size_t)j->in + 64 * sizeof(float));
-    float *cbuf = aligned_alloc(64, sizeof(float) * WBLOCK * (size_t)j->n_pad); /* (pairs, n_pad/32, 4, 256) */
+    float *cbuf =
+        aligned_alloc(64, sizeof(float) * WBLOCK * (size_t)j->n_pad); /* (pairs, n_pad/32, 4, 256) */
     if (!wp || !rowbuf || !cbuf) {
         free(wp);
         free(rowbuf);
@@ -244,14 +251,17 @@ static void compute(void *ctx, int tid, int64_t b0, int64_t b1) {
         return;
     }
     tile_config cfg = {.palette = 1};
-    for (int i = 0; i < 8; i++) cfg.colsb[i] = 64, cfg.rows[i] = 16;
+    for (int i = 0; i < 8; i++)
+        cfg.colsb[i] = 64, cfg.rows[i] = 16;
     _tile_loadconfig(&cfg);
     const int per = WBLOCK / BLOCK;
     const size_t pair_c = (size_t)j->n_pad * BLOCK; /* floats of C per feature pair */
     for (int64_t b = b0; b < b1;) {
         const amx_out *o = &j->outs[0];
-        while (o + 1 < j->outs + j->n_outs && b >= o[1].first_pair) o++;
-        int64_t end = o + 1 < j->outs + j->n_outs ? o[1].first_pair : j->n_pairs; /* this weight's last pair + 1 */
+        while (o + 1 < j->outs + j->n_outs && b >= o[1].first_pair)
+            o++;
+        int64_t end =
+            o + 1 < j->outs + j->n_outs ? o[1].first_pair : j->n_pairs; /* this weight's last pair + 1 */
         if (end > b1) end = b1;
         int nb = end - b < per ? (int)(end - b) : per, f0 = (int)(b - o->first_pair) * BLOCK;
         b += nb;
@@ -265,7 +275,8 @@ static void compute(void *ctx, int tid, int64_t b0, int64_t b1) {
                                 cbuf + (size_t)i * pair_c + (size_t)t0 * 32);
             }
         }
-        for (int i = 0; i < nb; i++) store_pair(j, o, cbuf + (size_t)i * pair_c, f0 + i * BLOCK);
+        for (int i = 0; i < nb; i++)
+            store_pair(j, o, cbuf + (size_t)i * pair_c, f0 + i * BLOCK);
     }
     _tile_release();
     free(wp);

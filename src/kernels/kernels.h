@@ -2,11 +2,24 @@
 #ifndef AV_KERNELS_H
 #define AV_KERNELS_H
 
-#include "core/core.h"
+#include "core/dtype.h"
 
-/* Converts rows [row0, row0+n_rows) of a 2-D weight (any supported dtype) to f32.
- * dst: (n_rows, cols). A 1-D tensor is one row. */
+/* ---- weight types (quants.c; the formats in core/dtype.h) ---- */
+
+/* Converts rows [row0, row0+n_rows) of a 2-D weight of any weight dtype (F32, F16, BF16, every quantized
+ * type) to f32, bit for bit as ggml's dequantize_row_* does. dst: (n_rows, cols). A 1-D tensor is one row.
+ * Rows are addressed with av_tensor_row_bytes, so a view of some rows (av_tensor_rows) works too. */
 void av_dequantize_rows(const av_tensor *w, int64_t row0, int64_t n_rows, float *dst);
+/* n values (whole blocks) of type t at src -> f32. dst: (n) */
+void av_dequantize(av_dtype t, const void *src, float *dst, int64_t n);
+/* 1 for the types av_quantize writes: F32, F16, BF16, Q8_0, Q4_0, Q4_K. */
+int av_dtype_can_quantize(av_dtype t);
+/* f32 -> type t for n values (whole blocks), the quantized types exactly as ggml's quantize_row_*_ref.
+ * Returns -1 (nothing written) for a type av_dtype_can_quantize refuses or a partial block. */
+int av_quantize(av_dtype t, const float *src, void *dst, int64_t n);
+/* av_dequantize and av_quantize as one codec, for the writers of io/ (av_gguf_writer.codec,
+ * av_st_writer.codec). */
+extern const av_dtype_codec av_quant_codec;
 
 /* Makes OpenBLAS single-threaded: attnviz splits work over its own threads (call once, before any GEMM). */
 void av_kernels_init(void);
@@ -31,11 +44,13 @@ int av_matmul_bf16x3_many(float *const *y, const float *x, const av_tensor *cons
 void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scratch, int n_threads);
 /* y[i] = x W_i^T for count (<= AV_MATMUL_MANY_MAX) weights of the same input width, e.g. q/k/v or gate/up:
  * one packing of x on the AMX path, av_matmul per weight otherwise. */
-void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n, float *scratch,
-                    int n_threads);
+void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
+                    float *scratch, int n_threads);
 
-/* out[i] = x[i] / rms(x) * weight  for each of n rows of size dim (rows split over threads). weight: (dim). */
-void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps, int n_threads);
+/* out[i] = x[i] / rms(x) * weight  for each of n rows of size dim (rows split over threads). weight: (dim).
+ */
+void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps,
+                int n_threads);
 
 /* In-place softmax over x[0..n). */
 void av_softmax(float *x, int n);
@@ -51,7 +66,8 @@ void av_swiglu(float *g, const float *u, size_t n, int n_threads);
 void av_layernorm(float *out, const float *x, const av_tensor *weight, const av_tensor *bias, int n, int dim,
                   float eps);
 
-/* Element-wise activations of the MLPs (names as in Hugging Face configs, see av_act_parse in model/block.c). */
+/* Element-wise activations of the MLPs (names as in Hugging Face configs, see av_act_parse in model/block.c).
+ */
 typedef enum av_act {
     AV_ACT_GELU = 0,   /* exact: 0.5 x (1 + erf(x / sqrt 2))            "gelu" */
     AV_ACT_GELU_TANH,  /* tanh approximation                             "gelu_new", "gelu_pytorch_tanh" */
@@ -73,30 +89,37 @@ enum { AV_ATTN_QUERY_BLOCK = 128 }; /* query rows per scratch block when not cap
 typedef struct av_attn_args {
     int n_heads, n_kv_heads, head_dim; /* query head h reads kv head h / (n_heads / n_kv_heads) */
     int n_q, n_k;                      /* query rows, key rows */
-    const float *q; int q_stride;      /* (n_q, q_stride): head h at column h*head_dim */
-    const float *k; int k_stride;      /* (n_k, k_stride): kv head g at column g*head_dim */
-    const float *v; int v_stride;      /* (n_k, v_stride) */
-    float *out; int out_stride;        /* (n_q, out_stride): head h at column h*head_dim */
-    float scale;                       /* score scale, usually 1/sqrt(head_dim) */
-    int causal_offset;                 /* >= 0: query i sees keys [0, causal_offset + i]; -1: all keys */
-    int window;                        /* > 0 (causal only): query sees at most the last `window` keys */
-    const float *bias;                 /* optional additive score bias (n_heads, n_q, n_k), e.g. T5 positions */
-    const uint8_t *key_mask;           /* optional (n_k): 0 = padding key, never attended */
-    float *probs;                      /* optional capture: head h rows at probs + h*probs_head_stride */
+    const float *q;
+    int q_stride; /* (n_q, q_stride): head h at column h*head_dim */
+    const float *k;
+    int k_stride; /* (n_k, k_stride): kv head g at column g*head_dim */
+    const float *v;
+    int v_stride; /* (n_k, v_stride) */
+    float *out;
+    int out_stride;           /* (n_q, out_stride): head h at column h*head_dim */
+    float scale;              /* score scale, usually 1/sqrt(head_dim) */
+    float softcap;            /* > 0: scores = softcap * tanh(scores / softcap) (Gemma 2), first */
+    int q_pos;                /* position of query row 0; the keys sit at positions 0..n_k-1 */
+    int causal;               /* the query at position p sees keys 0..p; else all n_k keys */
+    int window;               /* > 0 (causal only): a query sees at most the last `window` keys */
+    const float *rel_bias;    /* optional (n_heads, rel_stride): the score of query position p and key
+                                 k gets rel_bias[h * rel_stride + rel_zero + k - p] (T5 buckets) */
+    int rel_stride, rel_zero; /* rel_zero >= the last query position, rel_zero + n_k <= rel_stride */
+    const uint8_t *key_mask;  /* optional (n_k): 0 = padding key, never attended */
+    float *probs;             /* optional capture: head h rows at probs + h*probs_head_stride */
     size_t probs_head_stride;
-    int probs_ld;                      /* row stride of the capture (>= n_k) */
-    int probs_zeroed;                  /* 1: the capture starts all zero; keys past a block's reach are not written */
+    int probs_ld;     /* row stride of the capture (>= n_k) */
+    int probs_zeroed; /* 1: the capture starts all zero; keys past a block's reach are not written */
 } av_attn_args;
 
 /* Runs attention for all heads; scratch: (n_threads, AV_ATTN_QUERY_BLOCK, n_k) floats, used when probs is
  * NULL. Memory is linear in n_k without capture. */
 void av_attention(const av_attn_args *a, float *scratch, int n_threads);
-
-/* Q8_0 block: 32 int8 values with one f16 scale. */
-typedef struct av_block_q8_0 {
-    uint16_t d;
-    int8_t qs[32];
-} av_block_q8_0;
+/* The probabilities of query rows [r0, r0 + nr) of head h alone (v, out and probs of a are not used): scores,
+ * soft-capping, bias, masks, softmax, into probs (nr rows of ld floats). Returns how many keys were written
+ * per row: those the block's last row can see (entries a row cannot see are 0); later keys are untouched.
+ * av_attention computes its probabilities with this function; lazy traces recompute rows with it. */
+int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld);
 
 void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n); /* n % 32 == 0 */
 

@@ -30,7 +30,8 @@ static float dot_f32(const float *a, const float *b, int64_t n) {
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
     acc = _mm_cvtss_f32(h);
 #endif
-    for (; k < n; k++) acc += a[k] * b[k];
+    for (; k < n; k++)
+        acc += a[k] * b[k];
     return acc;
 }
 
@@ -79,8 +80,8 @@ static void dequant_range(void *ctx, int tid, int64_t r0, int64_t r1) {
 static void gemm_tokens(void *ctx, int tid, int64_t m0, int64_t m1) {
     const gemm_job *j = ctx;
     int in = (int)j->in, out = (int)j->out;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(m1 - m0), out, in, 1.0f, j->x + m0 * j->in, in, j->wf,
-                in, 0.0f, j->y + m0 * j->out, out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(m1 - m0), out, in, 1.0f, j->x + m0 * j->in, in,
+                j->wf, in, 0.0f, j->y + m0 * j->out, out);
 }
 
 /* Output features [r0, r1) for all (few) tokens: used when there are too few tokens to split. */
@@ -122,13 +123,17 @@ void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scrat
         av_parallel_for(nt, out, dequant_range, &j);
         j.wf = scratch;
     }
-    if (nt > 1 && n >= 32 * nt) av_parallel_for(nt, n, gemm_tokens, &j);
-    else if (nt > 1 && out >= 64) av_parallel_for(nt, out, gemm_features, &j);
-    else gemm_features(&j, 0, 0, out);
+    if (nt > 1 && n >= 32 * nt)
+        av_parallel_for(nt, n, gemm_tokens, &j);
+    else if (nt > 1 && out >= 64)
+        av_parallel_for(nt, out, gemm_features, &j);
+    else
+        gemm_features(&j, 0, 0, out);
 }
 
-void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n, float *scratch,
-                    int n_threads) {
+void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
+                    float *scratch, int n_threads) {
     if (amx_suits(w, count, n) && av_matmul_bf16x3_many(y, x, w, count, n, n_threads) == 0) return;
-    for (int i = 0; i < count; i++) av_matmul(y[i], x, w[i], n, scratch, n_threads);
+    for (int i = 0; i < count; i++)
+        av_matmul(y[i], x, w[i], n, scratch, n_threads);
 }

@@ -1,60 +1,16 @@
-/* Element-wise and row-wise kernels: dequantization, RMSNorm, LayerNorm, activations, biases, softmax, RoPE, SwiGLU,
- * Q8_0 quantization. */
+/* Element-wise and row-wise kernels: RMSNorm, LayerNorm, activations, biases, softmax, RoPE, SwiGLU. */
 #include "kernels.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#if defined(__F16C__) && defined(__AVX__)
-#include <immintrin.h>
-#define AV_HAVE_F16C 1
-#endif
-
-/* dst[i] = f16 src[i] as f32; the F16C path converts 8 at a time and gives the same values. */
-static void f16_to_f32_row(const uint16_t *src, float *dst, size_t n) {
-    size_t i = 0;
-#ifdef AV_HAVE_F16C
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-#endif
-    for (; i < n; i++) dst[i] = av_f16_to_f32(src[i]);
-}
-
-static void bf16_to_f32_row(const uint16_t *src, float *dst, size_t n) {
-    size_t i = 0;
-#ifdef AV_HAVE_F16C
-    for (; i + 8 <= n; i += 8) {
-        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
-        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
-    }
-#endif
-    for (; i < n; i++) dst[i] = av_bf16_to_f32(src[i]);
-}
-
+/* Element i of a 1-D float weight (norms and biases are F32, F16 or BF16: av_model_check refuses others). */
 static float weight_at(const av_tensor *w, size_t i) {
     switch (w->dtype) {
     case AV_DTYPE_F16: return av_f16_to_f32(((const uint16_t *)w->data)[i]);
     case AV_DTYPE_BF16: return av_bf16_to_f32(((const uint16_t *)w->data)[i]);
     default: return ((const float *)w->data)[i];
-    }
-}
-
-void av_dequantize_rows(const av_tensor *w, int64_t row0, int64_t n_rows, float *dst) {
-    size_t cols = (size_t)(w->ndim == 1 ? w->shape[0] : w->shape[1]);
-    size_t start = (size_t)row0 * cols, n = (size_t)n_rows * cols;
-    switch (w->dtype) {
-    case AV_DTYPE_F32: memcpy(dst, (const float *)w->data + start, n * 4); break;
-    case AV_DTYPE_F16: f16_to_f32_row((const uint16_t *)w->data + start, dst, n); break;
-    case AV_DTYPE_BF16: bf16_to_f32_row((const uint16_t *)w->data + start, dst, n); break;
-    case AV_DTYPE_Q8_0: {
-        const av_block_q8_0 *b = (const av_block_q8_0 *)w->data + start / 32;
-        for (size_t k = 0; k < n / 32; k++) {
-            float d = av_f16_to_f32(b[k].d);
-            for (int j = 0; j < 32; j++) dst[k * 32 + (size_t)j] = d * (float)b[k].qs[j];
-        }
-        break;
-    }
-    default: memset(dst, 0, n * 4); break; /* rejected earlier by av_model_check */
     }
 }
 
@@ -74,16 +30,20 @@ static void rmsnorm_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
         const float *xr = j->x + (size_t)r * (size_t)dim;
         float *o = j->out + (size_t)r * (size_t)dim;
         double ss = 0;
-        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+        for (int i = 0; i < dim; i++)
+            ss += (double)xr[i] * xr[i];
         float scale = 1.0f / sqrtf((float)(ss / dim) + j->eps);
         if (j->w) /* the common case: a plain loop the compiler vectorizes */
-            for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * j->w[i];
+            for (int i = 0; i < dim; i++)
+                o[i] = xr[i] * scale * j->w[i];
         else
-            for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * weight_at(j->weight, (size_t)i);
+            for (int i = 0; i < dim; i++)
+                o[i] = xr[i] * scale * weight_at(j->weight, (size_t)i);
     }
 }
 
-void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps, int n_threads) {
+void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps,
+                int n_threads) {
     float stack_w[4096], *w = dim <= 4096 ? stack_w : malloc(sizeof(float) * (size_t)dim); /* (dim) or NULL */
     if (w) av_dequantize_rows(weight, 0, 1, w);
     rmsnorm_job j = {out, x, weight, w, dim, eps};
@@ -98,9 +58,11 @@ void av_layernorm(float *out, const float *x, const av_tensor *weight, const av_
         const float *xr = x + (size_t)r * (size_t)dim;
         float *o = out + (size_t)r * (size_t)dim;
         double sum = 0, ss = 0;
-        for (int i = 0; i < dim; i++) sum += xr[i];
+        for (int i = 0; i < dim; i++)
+            sum += xr[i];
         double mean = sum / dim;
-        for (int i = 0; i < dim; i++) ss += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+        for (int i = 0; i < dim; i++)
+            ss += ((double)xr[i] - mean) * ((double)xr[i] - mean);
         float inv = (float)(1.0 / sqrt(ss / dim + (double)eps)), mf = (float)mean;
         for (int i = 0; i < dim; i++) {
             float v = (xr[i] - mf) * inv * weight_at(weight, (size_t)i);
@@ -112,7 +74,8 @@ void av_layernorm(float *out, const float *x, const av_tensor *weight, const av_
 void av_activate(float *x, size_t n, av_act act) {
     switch (act) {
     case AV_ACT_GELU:
-        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        for (size_t i = 0; i < n; i++)
+            x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
         break;
     case AV_ACT_GELU_TANH:
         for (size_t i = 0; i < n; i++) {
@@ -121,13 +84,16 @@ void av_activate(float *x, size_t n, av_act act) {
         }
         break;
     case AV_ACT_RELU:
-        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (size_t i = 0; i < n; i++)
+            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
         break;
     case AV_ACT_SILU:
-        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+        for (size_t i = 0; i < n; i++)
+            x[i] = x[i] / (1.0f + expf(-x[i]));
         break;
     case AV_ACT_QUICK_GELU:
-        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+        for (size_t i = 0; i < n; i++)
+            x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
         break;
     }
 }
@@ -135,7 +101,8 @@ void av_activate(float *x, size_t n, av_act act) {
 void av_add_bias(float *y, const av_tensor *b, int n, int cols) {
     for (int r = 0; r < n; r++) {
         float *yr = y + (size_t)r * (size_t)cols;
-        for (int c = 0; c < cols; c++) yr[c] += weight_at(b, (size_t)c);
+        for (int c = 0; c < cols; c++)
+            yr[c] += weight_at(b, (size_t)c);
     }
 }
 
@@ -179,7 +146,8 @@ static __m256 exp_nonpos8(__m256 x) {
 void av_softmax(float *x, int n) {
     if (n <= 0) return;
     float mx = x[0];
-    for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    for (int i = 1; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
     int i = 0;
     float sum = 0;
 #ifdef AV_HAVE_F16C
@@ -191,7 +159,8 @@ void av_softmax(float *x, int n) {
     }
     float lanes[8];
     _mm256_storeu_ps(lanes, vsum);
-    for (int k = 0; k < 8; k++) sum += lanes[k];
+    for (int k = 0; k < 8; k++)
+        sum += lanes[k];
 #endif
     for (; i < n; i++) {
         x[i] = exp_nonpos(x[i] - mx);
@@ -201,9 +170,11 @@ void av_softmax(float *x, int n) {
     i = 0;
 #ifdef AV_HAVE_F16C
     __m256 vinv = _mm256_set1_ps(inv);
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
 #endif
-    for (; i < n; i++) x[i] *= inv;
+    for (; i < n; i++)
+        x[i] *= inv;
 }
 
 void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half_style) {
@@ -251,15 +222,4 @@ static void swiglu_range(void *ctx, int tid, int64_t i0, int64_t i1) {
 void av_swiglu(float *g, const float *u, size_t n, int n_threads) {
     swiglu_job j = {g, u};
     av_parallel_for(n > (1 << 16) ? n_threads : 1, (int64_t)n, swiglu_range, &j);
-}
-
-void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n) {
-    for (size_t k = 0; k < n / 32; k++) {
-        const float *xb = x + k * 32;
-        float amax = 0;
-        for (int j = 0; j < 32; j++) amax = fabsf(xb[j]) > amax ? fabsf(xb[j]) : amax;
-        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
-        out[k].d = av_f32_to_f16(d);
-        for (int j = 0; j < 32; j++) out[k].qs[j] = (int8_t)roundf(xb[j] * id);
-    }
 }

@@ -3,7 +3,6 @@
  * token type 0 (BERT, RoBERTa), embedding LayerNorm, and the masked-LM head when the checkpoint has one
  * (dense + activation + LayerNorm, decoder tied to the word embeddings, output bias). Older checkpoints name
  * LayerNorm parameters gamma/beta; both spellings load. */
-#include "family.h"
 #include "hf.h"
 
 #include <math.h>
@@ -45,8 +44,8 @@ static int load_layers(const av_hf_dir *h, av_stack *st, const char *p, const be
         struct {
             av_linear *lin;
             const char *name;
-        } lins[] = {{&B->attn.q, nm->q}, {&B->attn.k, nm->k}, {&B->attn.v, nm->v},
-                    {&B->attn.o, nm->o}, {&B->up, nm->up},    {&B->down, nm->down}};
+        } lins[] = {{&B->attn.q, nm->q}, {&B->attn.k, nm->k},  {&B->attn.v, nm->v},
+                    {&B->attn.o, nm->o}, {&B->ffn.up, nm->up}, {&B->ffn.down, nm->down}};
         for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++) {
             snprintf(b, sizeof b, "%s%s.%d.%s", p, nm->layers, l, lins[i].name);
             if (take_linear(h, lins[i].lin, 0, err, b)) return -1;
@@ -54,7 +53,7 @@ static int load_layers(const av_hf_dir *h, av_stack *st, const char *p, const be
         snprintf(b, sizeof b, "%s%s.%d.%s", p, nm->layers, l, nm->attn_norm);
         if (take_norm(h, &B->attn_norm, 0, err, b)) return -1;
         snprintf(b, sizeof b, "%s%s.%d.%s", p, nm->layers, l, nm->mlp_norm);
-        if (take_norm(h, &B->mlp_norm, 0, err, b)) return -1;
+        if (take_norm(h, &B->ffn_norm, 0, err, b)) return -1;
         B->attn_scale = 1.0f / sqrtf((float)st->cfg.head_dim);
     }
     return 0;
@@ -63,21 +62,19 @@ static int load_layers(const av_hf_dir *h, av_stack *st, const char *p, const be
 /* The masked-LM head: transform (dense, act, norm) + decoder (tied unless stored) + bias. */
 static int load_mlm_head(const av_hf_dir *h, av_model *m, const char *dense, const char *norm,
                          const char *decoder, const char *bias, av_err *err) {
-    av_tf_model *tf = m->tf;
-    if (take_linear(h, &tf->head_dense, 1, err, dense)) return -1;
-    if (!tf->head_dense.w.data) return 0; /* a bare encoder: no logits */
-    if (take_norm(h, &tf->head_norm, 0, err, norm) ||
-        av_hf_take(h, &tf->head.w, 1, err, "%s.weight", decoder) ||
-        av_hf_take(h, &tf->head.b, 1, err, "%s", bias))
+    if (take_linear(h, &m->head.dense, 1, err, dense)) return -1;
+    if (!m->head.dense.w.data) return 0; /* a bare encoder: no logits */
+    if (take_norm(h, &m->head.dense_norm, 0, err, norm) ||
+        av_hf_take(h, &m->head.out.w, 1, err, "%s.weight", decoder) ||
+        av_hf_take(h, &m->head.out.b, 1, err, "%s", bias))
         return -1;
-    if (!tf->head.b.data && av_hf_take(h, &tf->head.b, 1, err, "%s.bias", decoder)) return -1;
-    if (!tf->head.w.data) tf->head.w = tf->tok_emb; /* tied */
-    tf->n_out = m->vocab_size;
+    if (!m->head.out.b.data && av_hf_take(h, &m->head.out.b, 1, err, "%s.bias", decoder)) return -1;
+    if (!m->head.out.w.data) m->head.out.w = m->tok_emb; /* tied */
+    m->head.n_out = m->vocab_size;
     return 0;
 }
 
 int av_bert_load(av_hf_dir *h, av_model *m, av_err *err) {
-    av_tf_model *tf = m->tf;
     int distil = strcmp(h->model_type, "distilbert") == 0, roberta = strcmp(h->model_type, "roberta") == 0;
     int dim, n_layers, n_heads, hidden, n_pos, vocab, pad;
     double eps = 1e-12;
@@ -102,19 +99,17 @@ int av_bert_load(av_hf_dir *h, av_model *m, av_err *err) {
                        h->cfg_path, pos_type);
     if (dim % n_heads)
         return av_errf(err, "%s: hidden size %d is not a multiple of %d heads", h->cfg_path, dim, n_heads);
-    av_stack_cfg *c = &tf->enc.cfg;
-    *c = (av_stack_cfg){dim, n_heads, dim / n_heads, hidden, AV_NORM_LAYER, (float)eps, 1, AV_ACT_GELU};
+    av_stack_cfg *c = &m->stacks[0].cfg;
+    *c = av_stack_cfg_mha(dim, n_heads, dim / n_heads, hidden, AV_NORM_LAYER, (float)eps, AV_ACT_GELU);
+    c->post_norm = 1;
     if (act && av_act_parse(act, &c->act))
         return av_errf(err, "%s: activation '%.32s' is not supported", h->cfg_path, act);
     m->family = AV_FAMILY_BERT;
+    m->n_stacks = 1;
     snprintf(m->arch, sizeof m->arch, "%s", distil ? "distilbert" : roberta ? "roberta" : "bert");
-    m->dim = dim;
-    m->n_layers = n_layers;
-    m->n_heads = m->n_kv_heads = n_heads;
-    m->hidden_dim = hidden;
     m->vocab_size = vocab;
-    tf->pad_id = pad;
-    tf->roberta_pos = roberta;
+    m->pad_id = pad;
+    m->stacks[0].emb.pos_from_pad = roberta;
     m->max_seq_len = roberta ? n_pos - pad - 1 : n_pos;
     if (m->max_seq_len < 1)
         return av_errf(err, "%s: max_position_embeddings %d leaves no positions after padding_idx %d",
@@ -126,18 +121,19 @@ int av_bert_load(av_hf_dir *h, av_model *m, av_err *err) {
     snprintf(b, sizeof b, "%sembeddings.word_embeddings.weight", p);
     if (!av_hf_find(h, b)) p[0] = 0; /* a bare BertModel / RobertaModel / DistilBertModel checkpoint */
     snprintf(b, sizeof b, "%sembeddings.LayerNorm", p);
-    if (av_hf_take(h, &tf->tok_emb, 0, err, "%sembeddings.word_embeddings.weight", p) ||
-        av_hf_take(h, &tf->enc_emb.pos, 0, err, "%sembeddings.position_embeddings.weight", p) ||
-        (!distil && av_hf_take(h, &tf->type_emb, 0, err, "%sembeddings.token_type_embeddings.weight", p)) ||
-        take_norm(h, &tf->enc_emb.norm, 0, err, b) || av_stack_alloc(&tf->enc, n_layers, err) ||
-        load_layers(h, &tf->enc, p, distil ? &names_distil : &names_bert, err))
+    if (av_hf_take(h, &m->tok_emb, 0, err, "%sembeddings.word_embeddings.weight", p) ||
+        av_hf_take(h, &m->stacks[0].emb.pos, 0, err, "%sembeddings.position_embeddings.weight", p) ||
+        (!distil &&
+         av_hf_take(h, &m->stacks[0].emb.type, 0, err, "%sembeddings.token_type_embeddings.weight", p)) ||
+        take_norm(h, &m->stacks[0].emb.norm, 0, err, b) || av_stack_alloc(&m->stacks[0], n_layers, err) ||
+        load_layers(h, &m->stacks[0], p, distil ? &names_distil : &names_bert, err))
         return -1;
-    tf->head_act = c->act;
+    m->head.dense_act = c->act;
     if (distil)
         return load_mlm_head(h, m, "vocab_transform", "vocab_layer_norm", "vocab_projector",
                              "vocab_projector.bias", err);
     if (roberta) {
-        tf->head_act = AV_ACT_GELU; /* RobertaLMHead uses exact GELU whatever hidden_act says */
+        m->head.dense_act = AV_ACT_GELU; /* RobertaLMHead uses exact GELU whatever hidden_act says */
         return load_mlm_head(h, m, "lm_head.dense", "lm_head.layer_norm", "lm_head.decoder", "lm_head.bias",
                              err);
     }

@@ -1,20 +1,29 @@
-/* The one transformer block every non-Llama family runs (GPT-2, BERT/RoBERTa/DistilBERT, ViT, Marian/BART,
- * T5), and stacks of them. A block is: self-attention (through the shared kernel av_attention), optional
- * cross-attention over an encoder's output, and an MLP; each sub-layer is wrapped pre-norm
- * (x += f(norm(x))) or post-norm (x = norm(x + f(x))) with LayerNorm or RMSNorm, every linear layer has an
- * optional bias, and the MLP is act(x W_up) W_down or, gated, (act(x W_gate) * x W_up) W_down.
- * Families differ only in their embeddings and output heads (gpt2.c, bert.c, vit.c, encdec.c). */
+/* The one transformer block every family runs, and stacks of them (forward.c runs them).
+ *
+ * A block is self-attention, optional cross-attention over an encoder's output, and a feed-forward network.
+ * Each sub-layer is wrapped pre-norm (x += f(norm(x))) or post-norm (x = norm(x + f(x))) with LayerNorm or
+ * RMSNorm; an optional extra norm on the sub-layer output before the residual add gives Gemma's "sandwich".
+ * Every linear layer has an optional bias. Attention has grouped-query heads, optional per-head q/k RMS
+ * norms, rotary positions (interleaved or rotate-half pairs, base per layer), a bucketed relative-position
+ * bias (T5), a per-layer scale, sliding window and score soft-capping. The feed-forward is act(x W_up) W_down
+ * or, gated, (act(x W_gate) * x W_up) W_down. Families differ only in the data here: family files (llama2c.c,
+ * gguf_llama.c, hf_llama.c, gpt2.c, bert.c, vit.c, encdec.c) map checkpoint names and config keys onto it. */
 #ifndef AV_BLOCK_H
 #define AV_BLOCK_H
 
 #include "kernels/kernels.h"
-#include "model.h"
 
 typedef enum av_norm_kind { AV_NORM_LAYER = 0, AV_NORM_RMS } av_norm_kind;
 
+typedef enum av_rope_style {
+    AV_ROPE_NONE = 0,    /* no rotary positions */
+    AV_ROPE_INTERLEAVED, /* llama2.c / Meta / GGUF: pairs (2i, 2i+1) */
+    AV_ROPE_HALF,        /* Hugging Face "rotate half": pairs (i, i + head_dim/2) */
+} av_rope_style;
+
 typedef struct av_norm {
-    av_tensor w; /* (dim); data NULL: no norm */
-    av_tensor b; /* (dim) or empty (RMSNorm, or a LayerNorm without bias) */
+    av_tensor w; /* (n); data NULL: no norm */
+    av_tensor b; /* (n) or empty (RMSNorm, or a LayerNorm without bias) */
 } av_norm;
 
 typedef struct av_linear {
@@ -23,87 +32,126 @@ typedef struct av_linear {
 } av_linear;
 
 typedef struct av_attn_weights {
-    av_linear q, k, v; /* (n_heads*head_dim, dim) */
-    av_linear o;       /* (dim, n_heads*head_dim) */
+    av_linear q;    /* (n_heads*head_dim, dim) */
+    av_linear k, v; /* (n_kv_heads*head_dim, dim) */
+    av_linear o;    /* (dim, n_heads*head_dim) */
 } av_attn_weights;
 
-typedef struct av_block {
-    av_norm attn_norm; /* pre-norm: before self-attention; post-norm: after its residual add */
-    av_attn_weights attn;
-    float attn_scale;      /* score scale of this layer: 1/sqrt(head_dim) for most, 1 for T5 */
-    av_norm cross_norm;    /* decoder blocks only */
-    av_attn_weights cross; /* cross.q.w.data NULL: no cross-attention */
-    av_norm mlp_norm;
+/* The feed-forward network of a block: dense (gate empty: not gated). A mixture-of-experts feed-forward (a
+ * router and n_experts of these) becomes a second kind here, chosen per block and run by ffn() in forward.c.
+ */
+typedef struct av_ffn {
     av_linear up;   /* (hidden, dim) */
-    av_linear gate; /* (hidden, dim) or empty: gated MLP */
+    av_linear gate; /* (hidden, dim) or empty */
     av_linear down; /* (dim, hidden) */
+} av_ffn;
+
+typedef struct av_block {
+    av_norm attn_norm;    /* pre-norm: before self-attention; post-norm: after its residual add */
+    av_attn_weights attn; /* self-attention */
+    av_norm q_norm,
+        k_norm; /* (head_dim) RMS norms of each query/key head before RoPE (Qwen3, Gemma 3), or empty */
+    av_norm attn_out_norm; /* on the attention output before the residual add (Gemma 2/3), or empty */
+    float attn_scale;      /* score scale: 1/sqrt(head_dim) for most, 1 for T5, query_pre_attn_scalar^-0.5 */
+    float attn_softcap;    /* > 0: scores = c tanh(scores / c) (Gemma 2) */
+    int window;         /* > 0: causal sliding window over the last `window` keys (Mistral, Qwen2, Gemma) */
+    float rope_theta;   /* RoPE base of this layer (Gemma 3 mixes local and global bases) */
+    av_norm cross_norm; /* decoder blocks of encoder-decoders: cross-attention (same scale as attn) */
+    av_attn_weights cross; /* cross.q.w.data NULL: no cross-attention */
+    av_norm ffn_norm;
+    av_ffn ffn;
+    av_norm ffn_out_norm; /* on the feed-forward output before the residual add (Gemma 2/3), or empty */
 } av_block;
 
 typedef struct av_stack_cfg {
-    int dim, n_heads, head_dim, hidden; /* q_dim = n_heads * head_dim need not equal dim (T5) */
+    int dim, n_heads, n_kv_heads, head_dim, hidden; /* q_dim = n_heads * head_dim need not equal dim (T5) */
     av_norm_kind norm;
     float eps;
-    int post_norm; /* 1: BERT, BART, Marian; 0: GPT-2, ViT, T5 */
+    float norm_offset; /* every norm of the stack scales by (offset + w): Gemma stores w - 1 (offset 1) */
+    int post_norm;     /* 1: BERT, BART, Marian; 0: Llama, GPT-2, ViT, T5 */
     av_act act;
+    int causal;         /* decoders: the query at position p sees keys 0..p */
+    av_rope_style rope; /* rotary positions on q and k (base per block) */
 } av_stack_cfg;
+
+/* Token and position embeddings in front of a stack: x = tok[id] * scale + pos[p + pos_offset] + type[0]
+ * (+ a sinusoid), then the optional norm. */
+typedef struct av_embed {
+    av_tensor tok;    /* (vocab, dim) this stack's own token table, or empty: the model's tok_emb */
+    float scale;      /* token rows times this: sqrt(dim) for Marian's scale_embedding and Gemma, else 1 */
+    av_tensor pos;    /* (n_pos, dim) learned positions, or empty */
+    int pos_offset;   /* row of position 0 (BART 2) */
+    int pos_from_pad; /* RoBERTa: position = pad_id + number of non-pad tokens so far; pads get pad_id */
+    int sinusoidal;   /* Marian: fixed sin | cos halves instead of learned rows */
+    av_tensor type;   /* (n_types, dim): row 0 added (BERT token_type_ids all 0), or empty */
+    av_norm norm;     /* LayerNorm after the sum (BERT, BART layernorm_embedding), or empty */
+} av_embed;
+
+/* T5's relative-position bias: bucket b of head h adds table[b][h] to the scores (bidirectional buckets in an
+ * encoder, causal ones in a decoder); the same table serves every layer of the stack. */
+typedef struct av_rel_pos {
+    av_tensor table; /* (n_buckets, n_heads), or empty: none */
+    int n_buckets, max_distance;
+} av_rel_pos;
 
 typedef struct av_stack {
     av_stack_cfg cfg;
+    av_embed emb;
     int n_layers;
     av_block *blocks;   /* (n_layers) */
-    av_norm final_norm; /* after the last block (GPT-2 ln_f, ViT norm, T5 final_layer_norm), or empty */
+    av_norm final_norm; /* after the last block (Llama norm, GPT-2 ln_f, ViT norm, T5 final_layer_norm), or
+                           empty */
+    av_rel_pos rel;
 } av_stack;
 
-/* What one pass over a stack attends to and captures. */
-typedef struct av_stack_run {
-    int causal;             /* query i sees keys 0..i (decoders) */
-    const float *self_bias; /* (n_heads, T, T) additive score bias (T5 relative positions), or NULL */
-    const float *mem;       /* (S, dim) encoder output for cross-attention, or NULL */
-    int S;
-    float **self_probs;  /* NULL, or (n_layers) pointers (entries may be NULL) to (n_heads, T, T) */
-    float **cross_probs; /* NULL, or (n_layers) pointers to (n_heads, T, S) */
-    float **vnorm;       /* NULL, or (n_layers) pointers to (n_heads, T): ||v_j W_o^h|| */
-} av_stack_run;
-
-/* Runs x (T, dim) through every block of st (and its final norm), in place. */
-int av_stack_forward(const av_stack *st, float *x, int T, const av_stack_run *run, int n_threads,
-                     av_err *err);
-
-/* Allocates the blocks of a stack (zeroed). */
+/* The config of a stack of multi-head (not grouped) blocks: n_kv_heads = n_heads; the rest (post-norm,
+ * causal, RoPE, norm offset) zero until the caller sets it. */
+av_stack_cfg av_stack_cfg_mha(int dim, int n_heads, int head_dim, int hidden, av_norm_kind norm, float eps,
+                              av_act act);
+/* Allocates the blocks of a stack (zeroed) and sets the defaults: embedding scale 1. */
 int av_stack_alloc(av_stack *st, int n_layers, av_err *err);
 void av_stack_free(av_stack *st);
-/* Validates every weight of st against its config; what names the stack in messages ("encoder"). */
-int av_stack_check(const av_stack *st, const char *what, av_err *err);
-/* Parameter count of a stack. */
+/* Validates every weight of st against its config (fills n_kv_heads 0 as n_heads); what names the stack in
+ * messages ("encoder"), cfg the configuration its sizes come from ("config.json"). */
+int av_stack_check(av_stack *st, const char *what, const char *cfg, av_err *err);
+/* Parameter count of a stack, its embedding tables included. */
 int64_t av_stack_n_params(const av_stack *st);
+/* The bias of key - query distances for the rows of av_attn_args.rel_bias: out (n_heads, 2 * n - 1), entry
+ * (h, d + n - 1) for distance d in (-n, n). */
+void av_rel_pos_bias(const av_stack *st, int n, float *out);
 
-/* ---- pieces the families use around the stacks ---- */
+/* ---- pieces ---- */
 
 /* "gelu", "gelu_new", "relu", "silu", ... -> av_act; -1 for an unknown name. */
 int av_act_parse(const char *name, av_act *out);
-/* out (rows, dim) = norm(x); out may equal x. */
-void av_norm_apply(av_norm_kind kind, const av_norm *n, float eps, float *out, const float *x, int rows,
-                   int dim);
-/* y (n, out) = x (n, in) W^T + b. Allocates a dequantization scratch for non-F32 weights when worth it. */
-int av_linear_run(float *y, const float *x, const av_linear *l, int n, int n_threads, av_err *err);
-/* Shape check of a weight: rows x cols (cols 0: a vector of rows); optional allows an empty tensor. */
+/* out (rows, n) = norm(x) with the weights scaled by (offset + w); out may equal x. */
+void av_norm_apply(av_norm_kind kind, const av_norm *nm, float eps, float offset, float *out, const float *x,
+                   int rows, int n, int n_threads);
+/* y (n, out) = x (n, in) W^T + b; wscratch: (out, in) floats for non-F32 weights, or NULL. */
+void av_linear_apply(float *y, const float *x, const av_linear *l, int n, float *wscratch, int n_threads);
+/* Shape check of a weight: rows x cols (cols 0: a vector of rows); optional allows an empty tensor. Any
+ * weight type av_dequantize_rows reads (F32, F16, BF16; Q8_0 for matrices); cfg names the configuration the
+ * expected shape comes from in messages ("config.json", "the config"). */
 int av_weight_check(const av_tensor *t, const char *name, int64_t rows, int64_t cols, int optional,
+                    const char *cfg, av_err *err);
+int av_norm_check(const av_norm *n, const char *name, int dim, const char *cfg, av_err *err);
+int av_linear_check(const av_linear *l, const char *name, int64_t out, int64_t in, const char *cfg,
                     av_err *err);
-int av_norm_check(const av_norm *n, const char *name, int dim, av_err *err);
-int av_linear_check(const av_linear *l, const char *name, int64_t out, int64_t in, av_err *err);
 /* A fused projection w (3*rows, in) [+ b (3*rows)] (rows: q, then k, then v) as three views, after checking
- * its shape against the config. */
+ * its shape against config.json. */
 int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64_t in, av_linear out[3],
                      const char *name, av_err *err);
-/* Rows of a 2-D tensor (or elements of a 1-D one) as a view: [r0, r0 + n). */
+/* Rows of a 2-D tensor (or elements of a 1-D one) as a view: [r0, r0 + n). F32, F16, BF16. */
 av_tensor av_tensor_rows(const av_tensor *t, int64_t r0, int64_t n);
 /* The same data seen as (rows, cols); an empty tensor when the element counts differ. */
 av_tensor av_tensor_view2d(const av_tensor *t, int64_t rows, int64_t cols);
+/* Makes a 1-D (cols 0) or 2-D F32 tensor view over memory. */
+av_tensor av_tensor_f32(const float *data, int64_t rows, int64_t cols);
 
 /* Norm-based attention (Kobayashi et al. 2020): vnorm[h][t0 + i] = || v_i^h W_o[:, h] || for n rows of v.
  * v: (n, v_stride), kv head g at column g*head_dim; wo: (dim, n_heads*head_dim) of any dtype;
  * vnorm: (n_heads, T). Returns 0, or -1 with a message when memory runs out. */
-int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads, int head_dim,
-                  int n, float *vnorm, int T, int t0, av_err *err);
+int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads,
+                  int head_dim, int n, float *vnorm, int T, int t0, int n_threads, av_err *err);
 
 #endif

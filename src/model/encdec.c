@@ -1,5 +1,5 @@
-/* Encoder-decoders from Hugging Face directories, mapped onto two stacks of the shared block (tf.c runs
- * them).
+/* Encoder-decoders from Hugging Face directories, mapped onto two stacks of the one block (the decoder's with
+ * cross-attention).
  *
  * Marian / BART: post-norm blocks with biases; embeddings scaled by sqrt(d_model) when scale_embedding;
  * Marian: fixed sinusoidal positions from 0 (sin | cos halves), no embedding norm, swish; BART: learned
@@ -10,11 +10,25 @@
  * relative position buckets (block 0's relative_attention_bias shared by every layer; bidirectional in the
  * encoder, causal in the decoder; none in cross-attention), ReLU or gated-GELU MLP, final norms, and a head
  * tied to `shared` scaled by d_model^-0.5 (or an untied lm_head). */
-#include "family.h"
 #include "hf.h"
 
 #include <math.h>
 #include <string.h>
+
+/* Two stacks of n_enc and n_dec blocks. */
+static int encdec_init(av_model *m, int n_enc, int n_dec, av_err *err) {
+    m->family = AV_FAMILY_ENCDEC;
+    m->n_stacks = 2;
+    return av_stack_alloc(&m->stacks[0], n_enc, err) || av_stack_alloc(&m->stacks[1], n_dec, err) ? -1 : 0;
+}
+
+static av_stack_cfg encdec_cfg(int dim, int heads, int head_dim, int hidden, av_norm_kind norm, float eps,
+                               int post_norm, av_act act, int causal) {
+    av_stack_cfg c = av_stack_cfg_mha(dim, heads, head_dim, hidden, norm, eps, act);
+    c.post_norm = post_norm;
+    c.causal = causal;
+    return c;
+}
 
 /* ---- Marian / BART ---- */
 
@@ -50,18 +64,19 @@ static int bart_stack(const av_hf_dir *h, av_stack *st, const char *side, int de
             take_norm_l(h, &B->attn_norm, err, side, l, "self_attn_layer_norm") ||
             (decoder && (take_attn(h, &B->cross, err, side, l, "encoder_attn") ||
                          take_norm_l(h, &B->cross_norm, err, side, l, "encoder_attn_layer_norm"))) ||
-            take_linear(h, &B->up, err, side, l, "fc1") || take_linear(h, &B->down, err, side, l, "fc2") ||
-            take_norm_l(h, &B->mlp_norm, err, side, l, "final_layer_norm"))
+            take_linear(h, &B->ffn.up, err, side, l, "fc1") ||
+            take_linear(h, &B->ffn.down, err, side, l, "fc2") ||
+            take_norm_l(h, &B->ffn_norm, err, side, l, "final_layer_norm"))
             return -1;
         B->attn_scale = 1.0f / sqrtf((float)st->cfg.head_dim);
     }
     return 0;
 }
 
-static int bart_embed(const av_hf_dir *h, av_tf_model *tf, av_tf_embed *e, const char *side, int marian,
+static int bart_embed(const av_hf_dir *h, const av_model *m, av_embed *e, const char *side, int marian,
                       av_err *err) {
     if (av_hf_take(h, &e->tok, 1, err, "model.%s.embed_tokens.weight", side)) return -1;
-    if (e->tok.data == tf->tok_emb.data) memset(&e->tok, 0, sizeof e->tok);
+    if (e->tok.data == m->tok_emb.data) memset(&e->tok, 0, sizeof e->tok);
     if (marian) {
         e->sinusoidal = 1; /* a stored embed_positions table holds the same values */
         return 0;
@@ -73,7 +88,6 @@ static int bart_embed(const av_hf_dir *h, av_tf_model *tf, av_tf_embed *e, const
 }
 
 int av_bart_load(av_hf_dir *h, av_model *m, av_err *err) {
-    av_tf_model *tf = m->tf;
     int marian = strcmp(h->model_type, "marian") == 0;
     int dim, enc_l, dec_l, enc_h, dec_h, enc_ff, dec_ff, n_pos, vocab, scale_emb, pre_norm, pad, eos, start;
     const char *act = av_hf_str(h, "activation_function");
@@ -101,42 +115,38 @@ int av_bart_load(av_hf_dir *h, av_model *m, av_err *err) {
     av_act a = marian ? AV_ACT_SILU : AV_ACT_GELU;
     if (act && av_act_parse(act, &a))
         return av_errf(err, "%s: activation_function '%.32s' is not supported", h->cfg_path, act);
-    tf->enc.cfg = (av_stack_cfg){dim, enc_h, dim / enc_h, enc_ff, AV_NORM_LAYER, 1e-5f, 1, a};
-    tf->dec.cfg = (av_stack_cfg){dim, dec_h, dim / dec_h, dec_ff, AV_NORM_LAYER, 1e-5f, 1, a};
-    m->family = AV_FAMILY_ENCDEC;
+    if (encdec_init(m, enc_l, dec_l, err)) return -1;
+    m->stacks[0].cfg = encdec_cfg(dim, enc_h, dim / enc_h, enc_ff, AV_NORM_LAYER, 1e-5f, 1, a, 0);
+    m->stacks[1].cfg = encdec_cfg(dim, dec_h, dim / dec_h, dec_ff, AV_NORM_LAYER, 1e-5f, 1, a, 1);
     snprintf(m->arch, sizeof m->arch, "%s", marian ? "marian" : "bart");
-    m->dim = dim;
-    m->n_layers = enc_l;
-    m->n_heads = m->n_kv_heads = enc_h;
-    m->hidden_dim = enc_ff;
     m->vocab_size = vocab;
     m->max_seq_len = n_pos;
-    tf->pad_id = pad;
-    tf->eos_id = eos;
-    tf->bos_id = marian ? -1 : 0;
-    tf->dec_start_id = start;
-    tf->emb_scale = scale_emb ? sqrtf((float)dim) : 1.0f;
-    if (av_hf_take(h, &tf->tok_emb, 1, err, "model.shared.weight")) return -1;
-    if (!tf->tok_emb.data && av_hf_take(h, &tf->tok_emb, 0, err, "model.encoder.embed_tokens.weight"))
+    m->pad_id = pad;
+    m->eos_id = eos;
+    m->bos_id = marian ? -1 : 0;
+    m->dec_start_id = start;
+    m->stacks[0].emb.scale = m->stacks[1].emb.scale = scale_emb ? sqrtf((float)dim) : 1.0f;
+    if (av_hf_take(h, &m->tok_emb, 1, err, "model.shared.weight")) return -1;
+    if (!m->tok_emb.data && av_hf_take(h, &m->tok_emb, 0, err, "model.encoder.embed_tokens.weight"))
         return -1;
     av_tensor bias;
-    if (bart_embed(h, tf, &tf->enc_emb, "encoder", marian, err) ||
-        bart_embed(h, tf, &tf->dec_emb, "decoder", marian, err) || av_stack_alloc(&tf->enc, enc_l, err) ||
-        av_stack_alloc(&tf->dec, dec_l, err) || bart_stack(h, &tf->enc, "encoder", 0, err) ||
-        bart_stack(h, &tf->dec, "decoder", 1, err) || av_hf_take(h, &tf->head.w, 1, err, "lm_head.weight") ||
+    if (bart_embed(h, m, &m->stacks[0].emb, "encoder", marian, err) ||
+        bart_embed(h, m, &m->stacks[1].emb, "decoder", marian, err) ||
+        bart_stack(h, &m->stacks[0], "encoder", 0, err) || bart_stack(h, &m->stacks[1], "decoder", 1, err) ||
+        av_hf_take(h, &m->head.out.w, 1, err, "lm_head.weight") ||
         av_hf_take(h, &bias, 1, err, "final_logits_bias"))
         return -1;
-    if (!tf->head.w.data) tf->head.w = tf->dec_emb.tok.data ? tf->dec_emb.tok : tf->tok_emb;
+    if (!m->head.out.w.data) m->head.out.w = m->stacks[1].emb.tok.data ? m->stacks[1].emb.tok : m->tok_emb;
     if (bias.data) { /* (1, vocab) */
         if (av_tensor_numel(&bias) != vocab)
             return av_errf(err, "final_logits_bias: %lld values do not match config.json (vocab_size %d)",
                            (long long)av_tensor_numel(&bias), vocab);
-        tf->head.b = bias;
-        tf->head.b.ndim = 1;
-        tf->head.b.shape[0] = vocab;
-        tf->head.b.shape[1] = 0;
+        m->head.out.b = bias;
+        m->head.out.b.ndim = 1;
+        m->head.out.b.shape[0] = vocab;
+        m->head.out.b.shape[1] = 0;
     }
-    tf->n_out = vocab;
+    m->head.n_out = vocab;
     return 0;
 }
 
@@ -158,20 +168,21 @@ static int t5_stack(const av_hf_dir *h, av_stack *st, const char *side, int deco
         if (av_hf_take(h, &B->attn_norm.w, 0, err, "%s.block.%d.layer.0.layer_norm.weight", side, l) ||
             (decoder &&
              av_hf_take(h, &B->cross_norm.w, 0, err, "%s.block.%d.layer.1.layer_norm.weight", side, l)) ||
-            av_hf_take(h, &B->mlp_norm.w, 0, err, "%s.block.%d.layer.%d.layer_norm.weight", side, l, ff))
+            av_hf_take(h, &B->ffn_norm.w, 0, err, "%s.block.%d.layer.%d.layer_norm.weight", side, l, ff))
             return -1;
         if (av_hf_find(
                 h, "encoder.block.0.layer.1.DenseReluDense.wi_0.weight")) { /* gated: wi_0 gate, wi_1 up */
-            if (av_hf_take(h, &B->gate.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_0.weight", side, l,
-                           ff) ||
-                av_hf_take(h, &B->up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_1.weight", side, l,
-                           ff))
+            if (av_hf_take(h, &B->ffn.gate.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_0.weight", side,
+                           l, ff) ||
+                av_hf_take(h, &B->ffn.up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_1.weight", side,
+                           l, ff))
                 return -1;
-        } else if (av_hf_take(h, &B->up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi.weight", side, l,
-                              ff)) {
+        } else if (av_hf_take(h, &B->ffn.up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi.weight", side,
+                              l, ff)) {
             return -1;
         }
-        if (av_hf_take(h, &B->down.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wo.weight", side, l, ff))
+        if (av_hf_take(h, &B->ffn.down.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wo.weight", side, l,
+                       ff))
             return -1;
         B->attn_scale = 1.0f; /* T5 folds the scaling into its initialization */
     }
@@ -179,7 +190,6 @@ static int t5_stack(const av_hf_dir *h, av_stack *st, const char *side, int deco
 }
 
 int av_t5_load(av_hf_dir *h, av_model *m, av_err *err) {
-    av_tf_model *tf = m->tf;
     int dim, d_kv, d_ff, enc_l, dec_l, heads, buckets, max_dist, vocab, tied, pad, eos, start;
     double eps;
     const char *ff = av_hf_str(h, "feed_forward_proj");
@@ -209,39 +219,35 @@ int av_t5_load(av_hf_dir *h, av_model *m, av_err *err) {
         if (av_act_parse(name, &a))
             return av_errf(err, "%s: feed_forward_proj '%.32s' is not supported", h->cfg_path, ff);
     }
-    tf->enc.cfg = (av_stack_cfg){dim, heads, d_kv, d_ff, AV_NORM_RMS, (float)eps, 0, a};
-    tf->dec.cfg = tf->enc.cfg;
-    m->family = AV_FAMILY_ENCDEC;
+    if (encdec_init(m, enc_l, dec_l, err)) return -1;
+    for (int i = 0; i < 2; i++) {
+        m->stacks[i].cfg = encdec_cfg(dim, heads, d_kv, d_ff, AV_NORM_RMS, (float)eps, 0, a, i);
+        m->stacks[i].rel.n_buckets = buckets;
+        m->stacks[i].rel.max_distance = max_dist;
+    }
     snprintf(m->arch, sizeof m->arch, "t5");
-    m->dim = dim;
-    m->n_layers = enc_l;
-    m->n_heads = m->n_kv_heads = heads;
-    m->hidden_dim = d_ff;
     m->vocab_size = vocab;
     m->max_seq_len = 4096; /* relative positions have no table limit; bounds the T x T captures */
-    tf->pad_id = pad;
-    tf->eos_id = eos;
-    tf->dec_start_id = start;
-    tf->rel_buckets = buckets;
-    tf->rel_max_distance = max_dist;
-    if (av_hf_take(h, &tf->tok_emb, 1, err, "shared.weight")) return -1;
-    if (!tf->tok_emb.data && av_hf_take(h, &tf->tok_emb, 0, err, "encoder.embed_tokens.weight")) return -1;
-    if (av_hf_take(h, &tf->rel_enc, 0, err,
+    m->pad_id = pad;
+    m->eos_id = eos;
+    m->dec_start_id = start;
+    if (av_hf_take(h, &m->tok_emb, 1, err, "shared.weight")) return -1;
+    if (!m->tok_emb.data && av_hf_take(h, &m->tok_emb, 0, err, "encoder.embed_tokens.weight")) return -1;
+    if (av_hf_take(h, &m->stacks[0].rel.table, 0, err,
                    "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight") ||
-        av_hf_take(h, &tf->rel_dec, 0, err,
+        av_hf_take(h, &m->stacks[1].rel.table, 0, err,
                    "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight") ||
-        av_stack_alloc(&tf->enc, enc_l, err) || av_stack_alloc(&tf->dec, dec_l, err) ||
-        t5_stack(h, &tf->enc, "encoder", 0, err) || t5_stack(h, &tf->dec, "decoder", 1, err) ||
-        av_hf_take(h, &tf->head.w, tied, err, "lm_head.weight"))
+        t5_stack(h, &m->stacks[0], "encoder", 0, err) || t5_stack(h, &m->stacks[1], "decoder", 1, err) ||
+        av_hf_take(h, &m->head.out.w, tied, err, "lm_head.weight"))
         return -1;
-    if (gated != (tf->enc.blocks[0].gate.w.data != NULL))
+    if (gated != (m->stacks[0].blocks[0].ffn.gate.w.data != NULL))
         return av_errf(err,
                        "%s: feed_forward_proj '%s' does not match the checkpoint's DenseReluDense weights",
                        h->cfg_path, ff ? ff : "relu");
     if (tied) {
-        tf->head.w = tf->tok_emb;
-        tf->head_scale = 1.0f / sqrtf((float)dim); /* sequence_output * d_model ** -0.5 */
+        m->head.out.w = m->tok_emb;
+        m->head.scale = 1.0f / sqrtf((float)dim); /* sequence_output * d_model ** -0.5 */
     }
-    tf->n_out = vocab;
+    m->head.n_out = vocab;
     return 0;
 }

@@ -1,7 +1,8 @@
-/* Model export to GGUF and Hugging Face directories. Tensors are written from the model's own views where the
- * type already matches; otherwise they are dequantized to F32 (av_dequantize_rows) and converted by the writer.
- * q/k rows are permuted between Meta's interleaved RoPE order (llama2.c, GGUF) and HF's rotate-half order:
- * HF row h*hd + j*hd/2 + i holds Meta row h*hd + 2i + j (w.view(heads, hd/2, 2, dim).transpose(1, 2)). */
+/* Model export to GGUF and Hugging Face directories. Tensors are handed to the writers as the model's own
+ * views (in their stored type); a writer converts a few rows at a time where the written type differs. q/k
+ * rows are permuted between Meta's interleaved RoPE order (llama2.c, GGUF) and HF's rotate-half order: HF row
+ * h*hd + j*hd/2 + i holds Meta row h*hd + 2i + j (w.view(heads, hd/2, 2, dim).transpose(1, 2)).
+ */
 #include "export.h"
 #include "io/gguf.h"
 #include "kernels/kernels.h"
@@ -41,24 +42,24 @@ static void *ex_alloc(ex_bufs *b, size_t n, av_err *err) {
 }
 
 static void ex_free(ex_bufs *b) {
-    for (int i = 0; i < b->n; i++) free(b->p[i]);
+    for (int i = 0; i < b->n; i++)
+        free(b->p[i]);
     free(b->p);
     memset(b, 0, sizeof *b);
 }
 
-/* One tensor to write: its data after permutation/dequantization. */
+/* One tensor to write: its data after permutation. */
 typedef struct ex_tensor {
     char name[96];
     const av_tensor *src;
-    int perm, heads;  /* q/k row permutation (PERM_*) over heads of head_dim rows */
-    av_dtype dtype;   /* of data: the source type, or F32 after dequantization */
-    av_dtype dst;     /* written type */
+    int perm, heads; /* q/k row permutation (PERM_*) over heads of head_dim rows */
+    av_dtype dtype;  /* of data: the source type */
+    av_dtype dst;    /* written type */
     const void *data;
     size_t dst_bytes; /* written size */
 } ex_tensor;
 
-/* Fills e->data/e->dtype: permutes whole rows (any dtype: rows are whole blocks) and dequantizes to F32 when the
- * source type is neither the target nor F32. */
+/* Fills e->data/e->dtype: permutes whole rows (any dtype: rows are whole blocks). */
 static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
     const av_tensor *t = e->src;
     int perm = e->perm, n_heads = e->heads;
@@ -67,9 +68,9 @@ static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
     e->dtype = t->dtype;
     if (perm != PERM_NONE) {
         if (t->ndim != 2 || rows != (int64_t)n_heads * head_dim || head_dim % 2)
-            return av_errf(err, "%s: cannot permute %lld rows as %d heads of %d", e->name, (long long)rows, n_heads,
-                           head_dim);
-        size_t row_bytes = t->nbytes / (size_t)rows;
+            return av_errf(err, "%s: cannot permute %lld rows as %d heads of %d", e->name, (long long)rows,
+                           n_heads, head_dim);
+        size_t row_bytes = av_tensor_row_bytes(t);
         uint8_t *dst = ex_alloc(b, t->nbytes, err); /* (rows, row_bytes) */
         if (!dst) return -1;
         const uint8_t *src = t->data;
@@ -79,21 +80,11 @@ static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
                 for (int j = 0; j < 2; j++) {
                     size_t r_half = (size_t)h * (size_t)head_dim + (size_t)(j * half + i);
                     size_t r_int = (size_t)h * (size_t)head_dim + (size_t)(2 * i + j);
-                    size_t dr = perm == PERM_TO_HALF ? r_half : r_int, sr = perm == PERM_TO_HALF ? r_int : r_half;
+                    size_t dr = perm == PERM_TO_HALF ? r_half : r_int,
+                           sr = perm == PERM_TO_HALF ? r_int : r_half;
                     memcpy(dst + dr * row_bytes, src + sr * row_bytes, row_bytes);
                 }
         e->data = dst;
-    }
-    if (e->dtype != e->dst && e->dtype != AV_DTYPE_F32) {
-        size_t numel = (size_t)av_tensor_numel(t), nbytes;
-        if (!av_mul_size(numel, sizeof(float), &nbytes)) return av_errf(err, "%s: size overflows", e->name);
-        float *f = ex_alloc(b, nbytes, err); /* (rows, cols) */
-        if (!f) return -1;
-        av_tensor view = *t;
-        view.data = e->data;
-        av_dequantize_rows(&view, 0, rows, f);
-        e->data = f;
-        e->dtype = AV_DTYPE_F32;
     }
     size_t numel = (size_t)av_tensor_numel(t);
     if (!av_dtype_nbytes(e->dst, numel, &e->dst_bytes)) return av_errf(err, "%s: size overflows", e->name);
@@ -104,35 +95,41 @@ static int prepare(ex_bufs *b, ex_tensor *e, int head_dim, av_err *err) {
  * naming (and keeps 1-D norms F32). */
 static int collect(const av_model *m, int gguf, av_dtype want, ex_bufs *b, ex_tensor **out, int *n_out,
                    av_export_report *rep, av_err *err) {
-    int n = 0, to_target = gguf ? (m->rope == AV_ROPE_HALF ? PERM_TO_INTERLEAVED : PERM_NONE)
-                                : (m->rope == AV_ROPE_INTERLEAVED ? PERM_TO_HALF : PERM_NONE);
+    const av_stack *st = &m->stacks[0];
+    int n = 0, to_target = gguf ? (st->cfg.rope == AV_ROPE_HALF ? PERM_TO_INTERLEAVED : PERM_NONE)
+                                : (st->cfg.rope == AV_ROPE_INTERLEAVED ? PERM_TO_HALF : PERM_NONE);
     ex_tensor *v = calloc((size_t)(3 + AV_LLAMA_LAYER_WEIGHTS * m->n_layers), sizeof *v); /* (n_tensors) */
     if (!v) return av_errf(err, "out of memory");
     snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "token_embd.weight" : "model.embed_tokens.weight");
     v[n++].src = &m->tok_emb;
     for (int l = 0; l < m->n_layers; l++) {
-        const av_llama_layer *L = &m->layers[l];
-        const av_tensor *ts[AV_LLAMA_LAYER_WEIGHTS] = AV_LLAMA_LAYER_WEIGHT_PTRS(L);
+        const av_tensor *ts[AV_LLAMA_LAYER_WEIGHTS] = AV_LLAMA_LAYER_WEIGHT_PTRS(&st->blocks[l]);
         for (int k = 0; k < AV_LLAMA_LAYER_WEIGHTS; k++, n++) {
-            if (gguf) snprintf(v[n].name, sizeof v[n].name, "blk.%d.%s.weight", l, av_llama_gguf_layer_names[k]);
-            else snprintf(v[n].name, sizeof v[n].name, "model.layers.%d.%s.weight", l, av_llama_hf_layer_names[k]);
+            if (gguf)
+                snprintf(v[n].name, sizeof v[n].name, "blk.%d.%s.weight", l, av_llama_gguf_layer_names[k]);
+            else
+                snprintf(v[n].name, sizeof v[n].name, "model.layers.%d.%s.weight", l,
+                         av_llama_hf_layer_names[k]);
             v[n].src = ts[k];
             v[n].perm = k == 1 || k == 2 ? to_target : PERM_NONE;
             v[n].heads = k == 1 ? m->n_heads : m->n_kv_heads;
         }
     }
     snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "output_norm.weight" : "model.norm.weight");
-    v[n++].src = &m->out_norm;
-    if (!m->tied) {
+    v[n++].src = &st->final_norm.w;
+    if (!av_model_head_tied(m)) {
         snprintf(v[n].name, sizeof v[n].name, "%s", gguf ? "output.weight" : "lm_head.weight");
-        v[n++].src = &m->cls;
+        v[n++].src = &m->head.out.w;
     }
     for (int i = 0; i < n; i++) {
         ex_tensor *e = &v[i];
         e->dst = gguf && e->src->ndim != 2 ? AV_DTYPE_F32 : want; /* GGUF norms stay F32 */
-        if (e->dst == AV_DTYPE_Q8_0 && e->src->shape[e->src->ndim - 1] % 32) {
-            e->dst = AV_DTYPE_F16; /* rows that Q8_0 blocks cannot tile */
+        int64_t cols = e->src->shape[e->src->ndim - 1];
+        if (cols % av_dtype_block_size(e->dst)) { /* rows that the type's blocks cannot tile */
+            int q4_0 = e->dst == AV_DTYPE_Q4_K && cols % av_dtype_block_size(AV_DTYPE_Q4_0) == 0;
+            e->dst = q4_0 ? AV_DTYPE_Q4_0 : AV_DTYPE_F16;
             rep->n_fallback++;
+            rep->fallback[e->dst]++;
         }
         if (prepare(b, e, m->head_dim, err)) {
             free(v);
@@ -147,12 +144,22 @@ static int collect(const av_model *m, int gguf, av_dtype want, ex_bufs *b, ex_te
 /* The exporters write the Llama layout only. */
 static int check_exportable(const av_model *m, av_err *err) {
     if (m->family != AV_FAMILY_LLAMA)
-        return av_errf(err, "converting %s models is not supported yet (only llama)", m->arch[0] ? m->arch : "these");
+        return av_errf(err, "converting %s models is not supported yet (only llama)",
+                       m->arch[0] ? m->arch : "these");
+    const av_stack *st = &m->stacks[0];
     for (int l = 0; l < m->n_layers; l++) {
-        const av_llama_layer *L = &m->layers[l];
-        if (L->bq.data || L->bk.data || L->bv.data || L->window > 0)
-            return av_errf(err, "layer %d has attention biases or a sliding window: not representable as llama", l);
+        const av_block *B = &st->blocks[l];
+        if (B->attn.q.b.data || B->attn.k.b.data || B->attn.v.b.data || B->window > 0 ||
+            B->rope_theta != st->blocks[0].rope_theta || B->attn_softcap > 0 || B->q_norm.w.data ||
+            B->attn_out_norm.w.data || B->ffn_out_norm.w.data)
+            return av_errf(
+                err,
+                "layer %d has attention biases, a sliding window or other extras: not representable "
+                "as llama",
+                l);
     }
+    if (st->cfg.norm_offset != 0 || st->emb.scale != 1.0f || m->head.softcap > 0)
+        return av_errf(err, "the model's norms, embeddings or head are not representable as llama");
     return 0;
 }
 
@@ -202,63 +209,12 @@ static void remove_dir(const char *path) {
 
 /* ---- GGUF ---- */
 
-/* tokenizer.ggml.*: pieces stored with ' ' for spaces (SentencePiece kinds) get SentencePiece's "▁" (U+2581)
- * back; other vocabularies ("Ġthe", "##ing") are written as they are, with their merges when they have any. */
-static int gguf_tokenizer(av_gguf_writer *w, const av_tokenizer *t, av_err *err) {
-    int n = t->n_vocab, rc = -1, meta = t->text == AV_TOK_TEXT_SPACE;
-    int bytelevel = t->family && strcmp(t->family, "gpt2") == 0;
-    if (bytelevel && !t->gguf_pre)
-        return av_errf(err, "the tokenizer's byte-level pre-tokenizer has no GGUF name (tokenizer.ggml.pre: gpt-2, "
-                            "llama-bpe, qwen2): a GGUF file would tokenize differently");
-    char **pieces = calloc((size_t)n, sizeof *pieces);
-    int32_t *types = malloc(sizeof *types * (size_t)n); /* (n) */
-    if (!pieces || !types) {
-        av_errf(err, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        size_t len = (size_t)t->lens[i], spaces = 0, k = 0;
-        for (size_t j = 0; meta && j < len; j++) spaces += t->pieces[i][j] == ' ';
-        pieces[i] = malloc(len + 2 * spaces + 1);
-        if (!pieces[i]) {
-            av_errf(err, "out of memory");
-            goto done;
-        }
-        for (size_t j = 0; j < len; j++) {
-            if (meta && t->pieces[i][j] == ' ') {
-                memcpy(pieces[i] + k, "\xe2\x96\x81", 3);
-                k += 3;
-            } else {
-                pieces[i][k++] = t->pieces[i][j];
-            }
-        }
-        pieces[i][k] = 0;
-        types[i] = t->types[i];
-    }
-    rc = av_gguf_writer_str(w, "tokenizer.ggml.model", t->family ? t->family : "llama", err) ||
-                 av_gguf_writer_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, (size_t)n, err) ||
-                 av_gguf_writer_arr_f32(w, "tokenizer.ggml.scores", t->scores, (size_t)n, err) ||
-                 av_gguf_writer_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n, err) ||
-                 (t->n_merges > 0 && av_gguf_writer_arr_str(w, "tokenizer.ggml.merges", (const char *const *)t->merges,
-                                                            (size_t)t->n_merges, err)) ||
-                 (bytelevel && av_gguf_writer_str(w, "tokenizer.ggml.pre", t->gguf_pre, err)) ||
-                 (t->bos >= 0 && av_gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos, err)) ||
-                 (t->eos >= 0 && av_gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos, err)) ||
-                 (t->unk >= 0 && av_gguf_writer_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk, err))
-             ? -1
-             : 0;
-done:
-    if (pieces)
-        for (int i = 0; i < n; i++) free(pieces[i]);
-    free(pieces);
-    free(types);
-    return rc;
-}
-
 static uint32_t gguf_file_type(av_dtype t) {
     switch (t) { /* llama.cpp's general.file_type (LLAMA_FTYPE_*) */
     case AV_DTYPE_F16: return 1;
+    case AV_DTYPE_Q4_0: return 2;
     case AV_DTYPE_Q8_0: return 7;
+    case AV_DTYPE_Q4_K: return 14; /* MOSTLY_Q4_K_S: every matrix Q4_K */
     case AV_DTYPE_BF16: return 32;
     default: return 0;
     }
@@ -277,8 +233,9 @@ static int gguf_config(av_gguf_writer *w, const av_model *m, av_dtype type, av_e
                    av_gguf_writer_u32(w, "llama.rope.dimension_count", (uint32_t)m->head_dim, err) ||
                    av_gguf_writer_u32(w, "llama.attention.head_count", (uint32_t)m->n_heads, err) ||
                    av_gguf_writer_u32(w, "llama.attention.head_count_kv", (uint32_t)m->n_kv_heads, err) ||
-                   av_gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", m->norm_eps, err) ||
-                   av_gguf_writer_f32(w, "llama.rope.freq_base", m->rope_theta, err)
+                   av_gguf_writer_f32(w, "llama.attention.layer_norm_rms_epsilon", m->stacks[0].cfg.eps,
+                                      err) ||
+                   av_gguf_writer_f32(w, "llama.rope.freq_base", m->stacks[0].blocks[0].rope_theta, err)
                ? -1
                : 0;
 }
@@ -288,9 +245,9 @@ int av_export_gguf(const av_model *m, const char *path, const av_export_params *
     av_export_params defaults = av_export_default_params();
     if (!p) p = &defaults;
     memset(rep, 0, sizeof *rep);
-    if (p->dtype != AV_DTYPE_F32 && p->dtype != AV_DTYPE_F16 && p->dtype != AV_DTYPE_BF16 &&
-        p->dtype != AV_DTYPE_Q8_0)
-        return av_errf(err, "GGUF output supports f32, f16, bf16 and q8_0, not %s", av_dtype_name(p->dtype));
+    if (!av_dtype_can_quantize(p->dtype))
+        return av_errf(err, "GGUF output supports f32, f16, bf16, q8_0, q4_0 and q4_k, not %s",
+                       av_dtype_name(p->dtype));
     if (check_exportable(m, err)) return -1;
     if ((int64_t)m->head_dim * m->n_heads != m->dim)
         return av_errf(err, "head size %d x %d heads differs from dim %d: not representable in GGUF llama",
@@ -302,9 +259,10 @@ int av_export_gguf(const av_model *m, const char *path, const av_export_params *
     ex_tensor *ts = NULL;
     int n = 0, rc = -1;
     av_gguf_writer_init(&w);
+    w.codec = &av_quant_codec;
     if (gguf_config(&w, m, p->dtype, err)) goto done;
     if (m->tok && m->tok->n_vocab > 0) {
-        if (gguf_tokenizer(&w, m->tok, err)) goto done;
+        if (av_tok_write_gguf(&w, m->tok, err)) goto done;
         rep->tokenizer = 1;
     }
     if (collect(m, 1, p->dtype, &b, &ts, &n, rep, err)) goto done;
@@ -369,9 +327,9 @@ static int hf_config(const av_model *m, av_dtype type, const char *path, av_err 
     json_object_set_new(c, "head_dim", json_integer(m->head_dim));
     json_object_set_new(c, "max_position_embeddings", json_integer(m->max_seq_len));
     json_object_set_new(c, "vocab_size", json_integer(m->vocab_size));
-    json_object_set_new(c, "rms_norm_eps", json_float(m->norm_eps));
-    json_object_set_new(c, "rope_theta", json_float(m->rope_theta));
-    json_object_set_new(c, "tie_word_embeddings", json_boolean(m->tied));
+    json_object_set_new(c, "rms_norm_eps", json_float(m->stacks[0].cfg.eps));
+    json_object_set_new(c, "rope_theta", json_float(m->stacks[0].blocks[0].rope_theta));
+    json_object_set_new(c, "tie_word_embeddings", json_boolean(av_model_head_tied(m)));
     json_object_set_new(c, "hidden_act", json_string("silu"));
     json_object_set_new(c, "attention_bias", json_false());
     json_object_set_new(c, "mlp_bias", json_false());
@@ -386,20 +344,41 @@ static int hf_config(const av_model *m, av_dtype type, const char *path, av_err 
 /* llama2.c tokenizer file: int32 max piece length, then per token f32 score, i32 length, bytes. The format is
  * SentencePiece BPE with <unk>, BOS, EOS fixed at 0, 1, 2; other tokenizers are not written this way.
  * TODO: write tokenizer.json for the others once the tokenizer.json writer exists. */
+/* A piece with SentencePiece's "▁" written as ' ' (llama2.c's spelling) into buf; its length. */
+static int32_t llama2c_piece(const av_tokenizer *t, int i, char *buf) {
+    int32_t n = 0;
+    for (int k = 0; k < t->lens[i]; k++) {
+        int meta = t->text == AV_TOK_TEXT_METASPACE && k + 3 <= t->lens[i] &&
+                   memcmp(t->pieces[i] + k, "\xE2\x96\x81", 3) == 0;
+        buf[n++] = meta ? ' ' : t->pieces[i][k];
+        k += meta ? 2 : 0;
+    }
+    return n;
+}
+
 static int hf_tokenizer(const av_tokenizer *t, const char *path, int *written, av_err *err) {
     *written = 0;
-    int spm = t->kind == AV_TOK_SPM_BPE || (t->kind == AV_TOK_SP && t->family && strcmp(t->family, "llama") == 0);
-    if (!spm || t->text != AV_TOK_TEXT_SPACE || t->unk != 0 || t->bos != 1 || t->eos != 2) return 0;
+    int llama = t->family && strcmp(t->family, "llama") == 0;
+    int spm = t->kind == AV_TOK_SPM_BPE || ((t->kind == AV_TOK_SP || t->kind == AV_TOK_GGUF) && llama);
+    if (!spm || (t->text != AV_TOK_TEXT_SPACE && t->text != AV_TOK_TEXT_METASPACE) || t->unk != 0 ||
+        t->bos != 1 || t->eos != 2)
+        return 0;
     int32_t max_len = 1;
-    for (int i = 0; i < t->n_vocab; i++) max_len = t->lens[i] > max_len ? t->lens[i] : max_len;
+    for (int i = 0; i < t->n_vocab; i++)
+        max_len = t->lens[i] > max_len ? t->lens[i] : max_len;
+    char *buf = malloc((size_t)max_len); /* (max_len) one piece in llama2.c's spelling */
     av_atomic_file f;
-    if (av_atomic_open(&f, path, err)) return -1;
+    if (!buf || av_atomic_open(&f, path, err)) {
+        free(buf);
+        return buf ? -1 : av_errf(err, "out of memory");
+    }
     int rc = av_atomic_write(&f, &max_len, 4, err);
     for (int i = 0; !rc && i < t->n_vocab; i++) {
-        int32_t len = t->lens[i];
+        int32_t len = llama2c_piece(t, i, buf);
         rc = av_atomic_write(&f, &t->scores[i], 4, err) || av_atomic_write(&f, &len, 4, err) ||
-             av_atomic_write(&f, t->pieces[i], (size_t)len, err);
+             av_atomic_write(&f, buf, (size_t)len, err);
     }
+    free(buf);
     if (rc) {
         av_atomic_abort(&f);
         return -1;
@@ -414,7 +393,7 @@ static void assign_shards(const ex_tensor *ts, int n, int n_shards, uint64_t tot
     int s = 0;
     for (int i = 0; i < n; i++) {
         int want = total ? (int)((double)before * n_shards / (double)total) : 0;
-        if (want > s) s = s + 1;                        /* never skip a shard */
+        if (want > s) s = s + 1;                            /* never skip a shard */
         if (s < n_shards - (n - i)) s = n_shards - (n - i); /* leave one tensor per remaining shard */
         if (s > n_shards - 1) s = n_shards - 1;
         shard[i] = s;
@@ -426,23 +405,28 @@ static int hf_weights(const ex_tensor *ts, int n, int n_shards, const char *tmp,
     int *shard = malloc(sizeof *shard * (size_t)n); /* (n) */
     if (!shard) return av_errf(err, "out of memory");
     uint64_t total = 0;
-    for (int i = 0; i < n; i++) total += ts[i].dst_bytes;
+    for (int i = 0; i < n; i++)
+        total += ts[i].dst_bytes;
     assign_shards(ts, n, n_shards, total, shard);
     json_t *map = json_object();
     int rc = map ? 0 : av_errf(err, "out of memory");
     for (int s = 0; !rc && s < n_shards; s++) {
         char file[64], path[4400];
-        if (n_shards == 1) snprintf(file, sizeof file, "model.safetensors");
-        else snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
+        if (n_shards == 1)
+            snprintf(file, sizeof file, "model.safetensors");
+        else
+            snprintf(file, sizeof file, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
         snprintf(path, sizeof path, "%s/%s", tmp, file);
         av_st_writer w;
         av_st_writer_init(&w);
+        w.codec = &av_quant_codec;
         rc = av_st_writer_meta(&w, "format", "pt", err);
         for (int i = 0; !rc && i < n; i++) {
             if (shard[i] != s) continue;
             rc = av_st_writer_add(&w, ts[i].name, ts[i].dtype, ts[i].dst, ts[i].src->ndim, ts[i].src->shape,
                                   ts[i].data, err);
-            if (!rc && json_object_set_new(map, ts[i].name, json_string(file))) rc = av_errf(err, "out of memory");
+            if (!rc && json_object_set_new(map, ts[i].name, json_string(file)))
+                rc = av_errf(err, "out of memory");
         }
         if (!rc) rc = av_st_writer_save(&w, path, err);
         av_st_writer_free(&w);
@@ -454,8 +438,9 @@ static int hf_weights(const ex_tensor *ts, int n, int n_shards, const char *tmp,
     }
     char path[4400];
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", tmp);
-    return write_json(path, json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)total, "weight_map", map),
-                      err);
+    return write_json(
+        path, json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)total, "weight_map", map),
+        err);
 }
 
 /* Moves tmp into place as dir (replacing an old dir when it exists). */
@@ -466,7 +451,8 @@ static int commit_dir(const char *tmp, const char *dir, int exists, av_err *err)
     }
     char old[4200];
     snprintf(old, sizeof old, "%s.old.%ld", dir, (long)getpid());
-    if (rename(dir, old) != 0) return av_errf(err, "%s: cannot move the old directory aside: %s", dir, strerror(errno));
+    if (rename(dir, old) != 0)
+        return av_errf(err, "%s: cannot move the old directory aside: %s", dir, strerror(errno));
     if (rename(tmp, dir) != 0) {
         int e = errno;
         rename(old, dir);
@@ -482,15 +468,17 @@ int av_export_hf(const av_model *m, const char *dir_in, const av_export_params *
     if (!p) p = &defaults;
     memset(rep, 0, sizeof *rep);
     if (p->dtype != AV_DTYPE_F32 && p->dtype != AV_DTYPE_F16 && p->dtype != AV_DTYPE_BF16)
-        return av_errf(err, "Hugging Face output supports f32, f16 and bf16, not %s", av_dtype_name(p->dtype));
+        return av_errf(err, "Hugging Face output supports f32, f16 and bf16, not %s",
+                       av_dtype_name(p->dtype));
     if (check_exportable(m, err)) return -1;
-    int n_tensors = 3 + 9 * m->n_layers - (m->tied ? 1 : 0);
+    int n_tensors = 3 + 9 * m->n_layers - (av_model_head_tied(m) ? 1 : 0);
     if (p->n_shards < 1 || p->n_shards > AV_MAX_SHARDS || p->n_shards > n_tensors)
         return av_errf(err, "--shards must be between 1 and %d for this model (got %d)",
                        n_tensors < AV_MAX_SHARDS ? n_tensors : AV_MAX_SHARDS, p->n_shards);
     char dir[4096], tmp[4200], path[4400];
     size_t len = strlen(dir_in);
-    while (len > 1 && dir_in[len - 1] == '/') len--;
+    while (len > 1 && dir_in[len - 1] == '/')
+        len--;
     if (len == 0 || len >= sizeof dir) return av_errf(err, "bad output directory '%s'", dir_in);
     memcpy(dir, dir_in, len);
     dir[len] = 0;
@@ -506,7 +494,8 @@ int av_export_hf(const av_model *m, const char *dir_in, const av_export_params *
     if (hf_config(m, p->dtype, path, err)) goto done;
     snprintf(path, sizeof path, "%s/tokenizer.bin", tmp);
     if (m->tok && hf_tokenizer(m->tok, path, &rep->tokenizer, err)) goto done;
-    for (int i = 0; i < n; i++) rep->n_bytes += ts[i].dst_bytes;
+    for (int i = 0; i < n; i++)
+        rep->n_bytes += ts[i].dst_bytes;
     rep->n_tensors = n;
     rep->n_shards = p->n_shards;
     rc = commit_dir(tmp, dir, exists, err);

@@ -7,7 +7,7 @@
 #include "model.h"
 
 typedef struct av_export_params {
-    av_dtype dtype; /* weight matrices: F32, F16, BF16, or Q8_0 (GGUF only; norms stay F32) */
+    av_dtype dtype; /* weight matrices: F32, F16, BF16, or (GGUF only; norms stay F32) Q8_0, Q4_0, Q4_K */
     int n_shards;   /* Hugging Face: 1 writes model.safetensors, N > 1 writes N shards + an index */
     int force;      /* replace an existing output (file, or directory of plain files) */
 } av_export_params;
@@ -17,10 +17,11 @@ av_export_params av_export_default_params(void);
 /* What was written, for the summary line. */
 typedef struct av_export_report {
     int n_tensors;
-    int n_fallback;    /* Q8_0 requested but rows not a multiple of 32: written as F16 */
-    int tokenizer;     /* 1 when the tokenizer was written */
+    int n_fallback; /* matrices whose rows are not whole blocks of the type asked for, written as */
+    int fallback[AV_DTYPE_COUNT]; /* Q4_0 (Q4_K asked, rows of 32k values) or F16: counts by written type */
+    int tokenizer;                /* 1 when the tokenizer was written */
     int n_shards;
-    uint64_t n_bytes;  /* tensor data bytes */
+    uint64_t n_bytes; /* tensor data bytes */
 } av_export_report;
 
 /* Writes a GGUF v3 file atomically (temp file + rename). */
@@ -28,6 +29,7 @@ int av_export_gguf(const av_model *m, const char *path, const av_export_params *
                    av_err *err);
 /* Writes a Hugging Face directory: built in "<dir>.tmp.<pid>", then renamed into place. Refuses an existing
  * non-empty directory unless p->force. */
-int av_export_hf(const av_model *m, const char *dir, const av_export_params *p, av_export_report *rep, av_err *err);
+int av_export_hf(const av_model *m, const char *dir, const av_export_params *p, av_export_report *rep,
+                 av_err *err);
 
 #endif

@@ -1,6 +1,6 @@
 /* GGUF llama models (llama.cpp's layout): config from llama.* keys, weights as views into the mapping, the
- * tokenizer from tokenizer.ggml.* metadata (llama, gpt2 or bert). GGUF llama weights use Meta's q/k row order,
- * so RoPE rotates interleaved pairs (2i, 2i+1) exactly as llama2.c does. */
+ * tokenizer from tokenizer.ggml.* metadata (llama, gpt2 or bert). GGUF llama weights use Meta's q/k row
+ * order, so RoPE rotates interleaved pairs (2i, 2i+1) exactly as llama2.c does. */
 #include "io/gguf.h"
 #include "model.h"
 #include "tok/tok.h"
@@ -22,7 +22,8 @@ static int get_size(const av_gguf *g, const char *key, int64_t def, int64_t max,
     if (rc < 0) return -1;
     if (rc == 1 && def <= 0) return av_errf(err, "%s: missing key '%s'", g->name, key);
     if (v < 1 || v > max)
-        return av_errf(err, "%s: %s = %lld is out of range (1 to %lld)", g->name, key, (long long)v, (long long)max);
+        return av_errf(err, "%s: %s = %lld is out of range (1 to %lld)", g->name, key, (long long)v,
+                       (long long)max);
     *out = (int)v;
     return 0;
 }
@@ -37,30 +38,35 @@ static int read_config(const av_gguf *g, av_model *m, av_err *err) {
     if (arch_len != 5 || memcmp(arch, "llama", 5) != 0)
         return av_errf(err, "%s: architecture '%s' is not supported (only llama is supported)", g->name,
                        av_printable(shown, sizeof shown, arch, arch_len));
+    av_llama_cfg c = {0};
     if (get_size(g, "llama.context_length", 0, AV_GGUF_MAX_CTX, &m->max_seq_len, err) ||
-        get_size(g, "llama.embedding_length", 0, AV_GGUF_MAX_DIM, &m->dim, err) ||
-        get_size(g, "llama.block_count", 0, AV_GGUF_MAX_LAYERS, &m->n_layers, err) ||
-        get_size(g, "llama.feed_forward_length", 0, AV_GGUF_MAX_HIDDEN, &m->hidden_dim, err) ||
-        get_size(g, "llama.attention.head_count", 0, AV_GGUF_MAX_HEADS, &m->n_heads, err) ||
-        get_size(g, "llama.attention.head_count_kv", m->n_heads, AV_GGUF_MAX_HEADS, &m->n_kv_heads, err))
+        get_size(g, "llama.embedding_length", 0, AV_GGUF_MAX_DIM, &c.dim, err) ||
+        get_size(g, "llama.block_count", 0, AV_GGUF_MAX_LAYERS, &c.n_layers, err) ||
+        get_size(g, "llama.feed_forward_length", 0, AV_GGUF_MAX_HIDDEN, &c.hidden, err) ||
+        get_size(g, "llama.attention.head_count", 0, AV_GGUF_MAX_HEADS, &c.n_heads, err) ||
+        get_size(g, "llama.attention.head_count_kv", c.n_heads, AV_GGUF_MAX_HEADS, &c.n_kv_heads, err))
         return -1;
-    if (m->dim % m->n_heads)
-        return av_errf(err, "%s: llama.embedding_length %d is not a multiple of %d heads", g->name, m->dim, m->n_heads);
-    int head_dim = m->dim / m->n_heads, rope_dims = head_dim;
+    if (c.dim % c.n_heads)
+        return av_errf(err, "%s: llama.embedding_length %d is not a multiple of %d heads", g->name, c.dim,
+                       c.n_heads);
+    int head_dim = c.dim / c.n_heads, rope_dims = head_dim;
     if (get_size(g, "llama.rope.dimension_count", head_dim, AV_GGUF_MAX_DIM, &rope_dims, err)) return -1;
     if (rope_dims != head_dim)
-        return av_errf(err, "%s: llama.rope.dimension_count %d differs from the head size %d (partial RoPE is not "
-                            "supported)", g->name, rope_dims, head_dim);
-    rc = av_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &m->norm_eps, err);
+        return av_errf(err,
+                       "%s: llama.rope.dimension_count %d differs from the head size %d (partial RoPE is not "
+                       "supported)",
+                       g->name, rope_dims, head_dim);
+    rc = av_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &c.eps, err);
     if (rc < 0) return -1;
     if (rc == 1) return av_errf(err, "%s: missing key 'llama.attention.layer_norm_rms_epsilon'", g->name);
-    m->rope_theta = 10000.0f;
-    if (av_gguf_get_f32(g, "llama.rope.freq_base", &m->rope_theta, err) < 0) return -1;
-    if (!(m->norm_eps > 0) || !(m->rope_theta > 0))
+    c.rope_theta = 10000.0f;
+    if (av_gguf_get_f32(g, "llama.rope.freq_base", &c.rope_theta, err) < 0) return -1;
+    if (!(c.eps > 0) || !(c.rope_theta > 0))
         return av_errf(err, "%s: layer_norm_rms_epsilon and rope.freq_base must be positive", g->name);
-    m->rope = AV_ROPE_INTERLEAVED;
+    c.rope = AV_ROPE_INTERLEAVED;
+    if (av_llama_init(m, &c, err)) return -1;
     snprintf(m->arch, sizeof m->arch, "llama");
-    snprintf(m->format, sizeof m->format, "gguf");
+    m->format = AV_MODEL_FORMAT_GGUF;
     const char *name;
     size_t name_len;
     rc = av_gguf_get_str(g, "general.name", &name, &name_len, err);
@@ -84,11 +90,13 @@ static int take_layer(const void *g, int l, int k, av_tensor *t, av_err *err) {
 }
 
 static int read_weights(const av_gguf *g, av_model *m, av_err *err) {
-    if (take(g, "token_embd.weight", 0, &m->tok_emb, err) || take(g, "output_norm.weight", 0, &m->out_norm, err) ||
-        take(g, "output.weight", 1, &m->cls, err))
+    if (take(g, "token_embd.weight", 0, &m->tok_emb, err) ||
+        take(g, "output_norm.weight", 0, &m->stacks[0].final_norm.w, err) ||
+        take(g, "output.weight", 1, &m->head.out.w, err))
         return -1;
     if (m->tok_emb.ndim != 2 || m->tok_emb.shape[0] < 1 || m->tok_emb.shape[0] > AV_GGUF_MAX_VOCAB)
-        return av_errf(err, "%s: token_embd.weight must be a [vocab, dim] matrix with a vocabulary of 1 to %d",
+        return av_errf(err,
+                       "%s: token_embd.weight must be a [vocab, dim] matrix with a vocabulary of 1 to %d",
                        g->name, AV_GGUF_MAX_VOCAB);
     m->vocab_size = (int)m->tok_emb.shape[0];
     int64_t vocab;
@@ -100,98 +108,11 @@ static int read_weights(const av_gguf *g, av_model *m, av_err *err) {
     return av_llama_take_layers(m, take_layer, g, err);
 }
 
-/* A special token id: the key's value, or def (-1: none) when absent; outside the vocabulary is an error. */
-static int special_id(const av_gguf *g, const char *key, int def, int n, int *out, av_err *err) {
-    int64_t v = def;
-    int rc = av_gguf_get_int(g, key, &v, err);
-    if (rc < 0) return -1;
-    if (rc == 0 && (v < 0 || v >= n))
-        return av_errf(err, "%s: %s = %lld is outside the vocabulary of %d", g->name, key, (long long)v, n);
-    *out = (int)v;
-    return 0;
-}
-
-/* n strings of a GGUF string array as malloc'd NUL-terminated copies (NUL bytes inside are an error). */
-static char **copy_strings(const av_gguf *g, const av_gguf_value *a, const char *what, av_err *err) {
-    char **out = calloc(a->arr_n ? (size_t)a->arr_n : 1, sizeof *out);
-    size_t pos = 0;
-    if (!out) return av_errf(err, "out of memory"), NULL;
-    for (uint64_t i = 0; i < a->arr_n; i++) {
-        const char *s;
-        size_t len;
-        const char *bad = av_gguf_array_next_str(a, &pos, &s, &len) ? "is malformed"
-                          : memchr(s, 0, len)                       ? "has an entry with a NUL byte"
-                                                                    : NULL;
-        if (!bad && !(out[i] = malloc(len + 1))) bad = "does not fit in memory";
-        if (bad) {
-            av_errf(err, "%s: %s %s", g->name, what, bad);
-            for (uint64_t k = 0; k < i; k++) free(out[k]);
-            free(out);
-            return NULL;
-        }
-        memcpy(out[i], s, len);
-        out[i][len] = 0;
-    }
-    return out;
-}
-
-/* tokenizer.ggml.* -> the tokenizer its model names (av_tok_from_gguf: "llama" SentencePiece BPE encoded as
- * libsentencepiece, "gpt2" byte-level BPE with tokenizer.ggml.pre's pattern, "bert" WordPiece). Absent
- * metadata or another tokenizer model (which --tokenizer can supply) leaves m->tok NULL; broken metadata is an
- * error. */
+/* The file's own tokenizer (src/tok/gguf_meta.c): llama.cpp-exact for "llama" and "gpt2" vocabularies. Absent
+ * metadata or another tokenizer model (which --tokenizer can supply) leaves m->tok NULL; broken metadata is
+ * an error. */
 static int read_tokenizer(const av_gguf *g, av_model *m, av_err *err) {
-    const char *model, *pre = NULL;
-    size_t model_len, pre_len = 0;
-    int rc = av_gguf_get_str(g, "tokenizer.ggml.model", &model, &model_len, err);
-    if (rc) return rc < 0 ? -1 : 0;
-    char family[8] = "";
-    if (model_len < sizeof family) memcpy(family, model, model_len), family[model_len] = 0;
-    int llama = strcmp(family, "llama") == 0;
-    if (!llama && strcmp(family, "gpt2") != 0 && strcmp(family, "bert") != 0) return 0;
-    const av_gguf_value *tokens, *scores = NULL, *types = NULL, *merges = NULL;
-    rc = av_gguf_get_array(g, "tokenizer.ggml.tokens", AV_GGUF_STRING, &tokens, err);
-    if (rc) return rc < 0 ? -1 : av_errf(err, "%s: tokenizer.ggml.tokens is missing", g->name);
-    if (av_gguf_get_array(g, "tokenizer.ggml.scores", AV_GGUF_F32, &scores, err) < 0 ||
-        av_gguf_get_array(g, "tokenizer.ggml.token_type", AV_GGUF_I32, &types, err) < 0 ||
-        av_gguf_get_array(g, "tokenizer.ggml.merges", AV_GGUF_STRING, &merges, err) < 0 ||
-        av_gguf_get_str(g, "tokenizer.ggml.pre", &pre, &pre_len, err) < 0)
-        return -1;
-    uint64_t n = tokens->arr_n;
-    if (n < 1 || n > AV_GGUF_MAX_VOCAB)
-        return av_errf(err, "%s: tokenizer.ggml.tokens has %llu entries (1 to %d)", g->name, (unsigned long long)n,
-                       AV_GGUF_MAX_VOCAB);
-    if ((scores && scores->arr_n != n) || (types && types->arr_n != n))
-        return av_errf(err, "%s: tokenizer.ggml.scores/token_type do not have one entry per token (%llu)", g->name,
-                       (unsigned long long)n);
-    if (merges && merges->arr_n > AV_GGUF_MAX_VOCAB)
-        return av_errf(err, "%s: tokenizer.ggml.merges has %llu entries", g->name, (unsigned long long)merges->arr_n);
-    int bos, eos, unk;
-    int64_t space_prefix = 1;
-    if (special_id(g, "tokenizer.ggml.bos_token_id", llama ? 1 : -1, (int)n, &bos, err) ||
-        special_id(g, "tokenizer.ggml.eos_token_id", llama ? 2 : -1, (int)n, &eos, err) ||
-        special_id(g, "tokenizer.ggml.unknown_token_id", llama ? 0 : -1, (int)n, &unk, err) ||
-        av_gguf_get_int(g, "tokenizer.ggml.add_space_prefix", &space_prefix, err) < 0)
-        return -1;
-    char pre_name[64] = "";
-    if (pre && pre_len < sizeof pre_name) memcpy(pre_name, pre, pre_len), pre_name[pre_len] = 0;
-    else if (pre) snprintf(pre_name, sizeof pre_name, "(a %zu-byte name)", pre_len); /* rejected by name below */
-    char **pieces = copy_strings(g, tokens, "tokenizer.ggml.tokens", err);
-    char **merge_list = merges && pieces ? copy_strings(g, merges, "tokenizer.ggml.merges", err) : NULL;
-    float *sc = scores ? malloc(sizeof *sc * (size_t)n) : NULL; /* (n) */
-    int *ty = types ? malloc(sizeof *ty * (size_t)n) : NULL;   /* (n) */
-    if (!pieces || (merges && !merge_list) || (scores && !sc) || (types && !ty)) {
-        for (uint64_t i = 0; pieces && i < n; i++) free(pieces[i]);
-        for (uint64_t i = 0; merge_list && i < merges->arr_n; i++) free(merge_list[i]);
-        free(pieces), free(merge_list), free(sc), free(ty);
-        return pieces && (!merges || merge_list) ? av_errf(err, "out of memory") : -1;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        if (sc) sc[i] = (float)av_gguf_array_f64(scores, i);
-        if (ty) ty[i] = (int)av_gguf_array_int(types, i);
-    }
-    return av_tok_from_gguf(family, pre ? pre_name : NULL, (int)n, pieces, sc, ty, merge_list,
-                            merges ? (int)merges->arr_n : 0, bos, eos, unk, space_prefix != 0, &m->tok,
-                            err); /* takes ownership */
+    return av_tok_load_gguf(g, &m->tok, err);
 }
 
 int av_load_gguf(const char *path, av_model *m, av_err *err) {

@@ -2,14 +2,12 @@
  * causal attention, LM head tied to wte. Its Conv1D layers store weights as (in, out); they are transposed
  * once at load (same dtype) and the fused c_attn is split into q, k, v views. Names with or without the
  * "transformer." prefix (GPT2LMHeadModel / GPT2Model checkpoints). */
-#include "family.h"
 #include "hf.h"
 
 #include <math.h>
 #include <string.h>
 
 int av_gpt2_load(av_hf_dir *h, av_model *m, av_err *err) {
-    av_tf_model *tf = m->tf;
     int dim, n_layers, n_heads, n_pos, vocab, inner, scaled = 1, inv_idx = 0;
     double eps;
     const char *act = av_hf_str(h, "activation_function");
@@ -22,36 +20,34 @@ int av_gpt2_load(av_hf_dir *h, av_model *m, av_err *err) {
         av_hf_num(h, "layer_norm_epsilon", 1e-5, &eps, err) ||
         av_hf_bool(h, "scale_attn_weights", 1, &scaled, err) ||
         av_hf_bool(h, "scale_attn_by_inverse_layer_idx", 0, &inv_idx, err) ||
-        av_hf_int(h, "bos_token_id", 50256, -1, 1 << 22, &tf->bos_id, err) ||
-        av_hf_int(h, "eos_token_id", 50256, -1, 1 << 22, &tf->eos_id, err))
+        av_hf_int(h, "bos_token_id", 50256, -1, 1 << 22, &m->bos_id, err) ||
+        av_hf_int(h, "eos_token_id", 50256, -1, 1 << 22, &m->eos_id, err))
         return -1;
     if (dim % n_heads)
         return av_errf(err, "%s: n_embd %d is not a multiple of n_head %d", h->cfg_path, dim, n_heads);
-    av_stack_cfg *c = &tf->enc.cfg;
-    *c = (av_stack_cfg){dim, n_heads, dim / n_heads, inner, AV_NORM_LAYER, (float)eps, 0, AV_ACT_GELU_TANH};
+    av_stack_cfg *c = &m->stacks[0].cfg;
+    *c = av_stack_cfg_mha(dim, n_heads, dim / n_heads, inner, AV_NORM_LAYER, (float)eps, AV_ACT_GELU_TANH);
+    c->causal = 1;
     if (act && av_act_parse(act, &c->act))
         return av_errf(err, "%s: activation_function '%.32s' is not supported", h->cfg_path, act);
     m->family = AV_FAMILY_GPT2;
+    m->n_stacks = 1;
     snprintf(m->arch, sizeof m->arch, "gpt2");
-    m->dim = dim;
-    m->n_layers = n_layers;
-    m->n_heads = m->n_kv_heads = n_heads;
-    m->hidden_dim = inner;
     m->vocab_size = vocab;
     m->max_seq_len = n_pos;
-    tf->causal = 1;
 
     const char *p = av_hf_find(h, "transformer.wte.weight") ? "transformer." : "";
-    if (av_hf_take(h, &tf->tok_emb, 0, err, "%swte.weight", p) ||
-        av_hf_take(h, &tf->enc_emb.pos, 0, err, "%swpe.weight", p) ||
-        av_hf_take(h, &tf->enc.final_norm.w, 0, err, "%sln_f.weight", p) ||
-        av_hf_take(h, &tf->enc.final_norm.b, 0, err, "%sln_f.bias", p) ||
-        av_hf_take(h, &tf->head.w, 1, err, "lm_head.weight") || av_stack_alloc(&tf->enc, n_layers, err))
+    if (av_hf_take(h, &m->tok_emb, 0, err, "%swte.weight", p) ||
+        av_hf_take(h, &m->stacks[0].emb.pos, 0, err, "%swpe.weight", p) ||
+        av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "%sln_f.weight", p) ||
+        av_hf_take(h, &m->stacks[0].final_norm.b, 0, err, "%sln_f.bias", p) ||
+        av_hf_take(h, &m->head.out.w, 1, err, "lm_head.weight") ||
+        av_stack_alloc(&m->stacks[0], n_layers, err))
         return -1;
-    if (!tf->head.w.data) tf->head.w = tf->tok_emb; /* tied */
-    tf->n_out = vocab;
+    if (!m->head.out.w.data) m->head.out.w = m->tok_emb; /* tied */
+    m->head.n_out = vocab;
     for (int l = 0; l < n_layers; l++) {
-        av_block *B = &tf->enc.blocks[l];
+        av_block *B = &m->stacks[0].blocks[l];
         av_tensor qkv_w, qkv_b;
         av_linear qkv[3];
         char name[64];
@@ -63,12 +59,12 @@ int av_gpt2_load(av_hf_dir *h, av_model *m, av_err *err) {
             av_linear_split3(&qkv_w, &qkv_b, dim, dim, qkv, name, err) ||
             av_hf_take_transposed(h, &B->attn.o.w, err, "%sh.%d.attn.c_proj.weight", p, l) ||
             av_hf_take(h, &B->attn.o.b, 0, err, "%sh.%d.attn.c_proj.bias", p, l) ||
-            av_hf_take(h, &B->mlp_norm.w, 0, err, "%sh.%d.ln_2.weight", p, l) ||
-            av_hf_take(h, &B->mlp_norm.b, 0, err, "%sh.%d.ln_2.bias", p, l) ||
-            av_hf_take_transposed(h, &B->up.w, err, "%sh.%d.mlp.c_fc.weight", p, l) ||
-            av_hf_take(h, &B->up.b, 0, err, "%sh.%d.mlp.c_fc.bias", p, l) ||
-            av_hf_take_transposed(h, &B->down.w, err, "%sh.%d.mlp.c_proj.weight", p, l) ||
-            av_hf_take(h, &B->down.b, 0, err, "%sh.%d.mlp.c_proj.bias", p, l))
+            av_hf_take(h, &B->ffn_norm.w, 0, err, "%sh.%d.ln_2.weight", p, l) ||
+            av_hf_take(h, &B->ffn_norm.b, 0, err, "%sh.%d.ln_2.bias", p, l) ||
+            av_hf_take_transposed(h, &B->ffn.up.w, err, "%sh.%d.mlp.c_fc.weight", p, l) ||
+            av_hf_take(h, &B->ffn.up.b, 0, err, "%sh.%d.mlp.c_fc.bias", p, l) ||
+            av_hf_take_transposed(h, &B->ffn.down.w, err, "%sh.%d.mlp.c_proj.weight", p, l) ||
+            av_hf_take(h, &B->ffn.down.b, 0, err, "%sh.%d.mlp.c_proj.bias", p, l))
             return -1;
         B->attn.q = qkv[0];
         B->attn.k = qkv[1];

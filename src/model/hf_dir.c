@@ -1,7 +1,6 @@
 /* Hugging Face / timm directories of the non-Llama families: the model-type dispatch (av_hf_route, called by
  * av_load_hf_dir before its Llama path), config.json accessors, and weights from model.safetensors or from
  * the shards named by model.safetensors.index.json. */
-#include "family.h"
 #include "hf.h"
 
 #include <stdarg.h>
@@ -10,10 +9,7 @@
 #include <unistd.h>
 
 void av_hf_path(char *out, size_t n, const char *dir, const char *file) {
-    size_t len = strlen(dir);
-    while (len > 1 && dir[len - 1] == '/')
-        len--;
-    snprintf(out, n, "%.*s/%s", (int)len, dir, file);
+    (void)av_path_join(out, n, dir, file); /* too long: cut, and no file opens */
 }
 
 /* ---- config.json ---- */
@@ -47,9 +43,7 @@ int av_hf_bool(const av_hf_dir *h, const char *key, int def, int *out, av_err *e
     return 0;
 }
 
-const char *av_hf_str(const av_hf_dir *h, const char *key) {
-    return av_json_str(h->cfg, key);
-}
+const char *av_hf_str(const av_hf_dir *h, const char *key) { return av_json_str(h->cfg, key); }
 
 /* ---- weights ---- */
 
@@ -204,9 +198,9 @@ static int unsupported(const char *path, const char *what, const char *name, av_
 }
 
 /* Tokenizer files next to the weights: tokenizer.json (Hugging Face), tokenizer.bin (llama2.c format, what
- * `attnviz convert --to hf` writes), tokenizer.model (SentencePiece). strict: a present file that does not load
- * is an error; otherwise it is remembered (families with m->tf), not fatal: --tokenizer can still supply one, and
- * runs that need text report why there is none. */
+ * `attnviz convert --to hf` writes), tokenizer.model (SentencePiece). strict: a present file that does not
+ * load is an error; otherwise it is remembered (m->tok_error), not fatal: --tokenizer can still supply one,
+ * and runs that need text report why there is none. */
 int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) {
     static const char *files[] = {"tokenizer.json", "tokenizer.bin", "tokenizer.model"};
     char path[4096];
@@ -216,7 +210,7 @@ int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) 
         av_err e = {{0}};
         if (av_tokenizer_load(path, &m->tok, &e) == 0) break;
         if (strict) return av_errf(err, "%s", e.msg);
-        if (m->tf) snprintf(m->tf->tok_error, sizeof m->tf->tok_error, "%.200s", e.msg);
+        snprintf(m->tok_error, sizeof m->tok_error, "%.200s", e.msg);
     }
     return 0;
 }
@@ -260,9 +254,9 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     h->model_type = families[found].model_type;
     h->timm = !type && !arch0;
     if (!families[found].load) return 0; /* Llama family: av_load_hf_dir goes on with h open */
-    rc = av_tf_new(m, err) || av_hf_open_weights(h, err) || families[found].load(h, m, err) ? -1 : 1;
+    rc = av_hf_open_weights(h, err) || families[found].load(h, m, err) ? -1 : 1;
     if (rc > 0) {
-        snprintf(m->format, sizeof m->format, "hf");
+        m->format = AV_MODEL_FORMAT_HF;
         av_hf_load_tokenizer(dir, m, 0, NULL);
     }
 done:

@@ -30,10 +30,11 @@ static int check_arch(const av_hf_dir *h, av_err *err) {
     for (size_t i = 0; i < sizeof causal / sizeof causal[0]; i++)
         if (strcmp(arch0, causal[i]) == 0) return 0;
     char shown[64];
-    return av_errf(err,
-                   "%s: architecture '%s' is not supported yet (supported: LlamaForCausalLM, MistralForCausalLM, "
-                   "Qwen2ForCausalLM)",
-                   h->cfg_path, av_printable(shown, sizeof shown, arch0, strlen(arch0)));
+    return av_errf(
+        err,
+        "%s: architecture '%s' is not supported yet (supported: LlamaForCausalLM, MistralForCausalLM, "
+        "Qwen2ForCausalLM)",
+        h->cfg_path, av_printable(shown, sizeof shown, arch0, strlen(arch0)));
 }
 
 /* Sliding window of Mistral (every layer) and Qwen2 (use_sliding_window: layers >= max_window_layers). */
@@ -47,56 +48,62 @@ static int read_window(const av_hf_dir *h, hf_window *w, av_err *err) {
                : 0;
 }
 
-static int read_config(const av_hf_dir *h, av_model *m, hf_window *w, av_err *err) {
-    int head_dim = 0, tie = 0;
+static int read_config(const av_hf_dir *h, av_model *m, hf_window *w, int *tied, av_err *err) {
+    int tie = 0;
     double eps, theta;
+    av_llama_cfg c = {0};
     if (check_arch(h, err) || read_window(h, w, err) ||
-        av_hf_int(h, "hidden_size", -1, 1, AV_HF_MAX_DIM, &m->dim, err) ||
-        av_hf_int(h, "intermediate_size", -1, 1, AV_HF_MAX_HIDDEN, &m->hidden_dim, err) ||
-        av_hf_int(h, "num_hidden_layers", -1, 1, AV_HF_MAX_LAYERS, &m->n_layers, err) ||
-        av_hf_int(h, "num_attention_heads", -1, 1, AV_HF_MAX_HEADS, &m->n_heads, err) ||
-        av_hf_int(h, "num_key_value_heads", m->n_heads, 1, AV_HF_MAX_HEADS, &m->n_kv_heads, err) ||
+        av_hf_int(h, "hidden_size", -1, 1, AV_HF_MAX_DIM, &c.dim, err) ||
+        av_hf_int(h, "intermediate_size", -1, 1, AV_HF_MAX_HIDDEN, &c.hidden, err) ||
+        av_hf_int(h, "num_hidden_layers", -1, 1, AV_HF_MAX_LAYERS, &c.n_layers, err) ||
+        av_hf_int(h, "num_attention_heads", -1, 1, AV_HF_MAX_HEADS, &c.n_heads, err) ||
+        av_hf_int(h, "num_key_value_heads", c.n_heads, 1, AV_HF_MAX_HEADS, &c.n_kv_heads, err) ||
         av_hf_int(h, "max_position_embeddings", -1, 1, AV_HF_MAX_CTX, &m->max_seq_len, err) ||
         av_hf_int(h, "vocab_size", -1, 1, AV_HF_MAX_VOCAB, &m->vocab_size, err) ||
-        av_hf_int(h, "head_dim", 0, 0, AV_HF_MAX_DIM, &head_dim, err) || /* 0: hidden_size / heads */
+        av_hf_int(h, "head_dim", 0, 0, AV_HF_MAX_DIM, &c.head_dim, err) || /* 0: hidden_size / heads */
         av_hf_num(h, "rms_norm_eps", 1e-6, &eps, err) || av_hf_num(h, "rope_theta", 10000.0, &theta, err))
         return -1;
-    json_t *tv = json_object_get(h->cfg, "tie_word_embeddings"), *scaling = json_object_get(h->cfg, "rope_scaling");
-    if (json_is_integer(tv)) tie = json_integer_value(tv) != 0; /* 0 / 1 in some configs */
-    else if (av_hf_bool(h, "tie_word_embeddings", 0, &tie, err)) return -1;
+    json_t *tv = json_object_get(h->cfg, "tie_word_embeddings"),
+           *scaling = json_object_get(h->cfg, "rope_scaling");
+    if (json_is_integer(tv))
+        tie = json_integer_value(tv) != 0; /* 0 / 1 in some configs */
+    else if (av_hf_bool(h, "tie_word_embeddings", 0, &tie, err))
+        return -1;
     if (scaling && !json_is_null(scaling))
         return av_errf(err, "%s: \"rope_scaling\" is not supported yet (only plain RoPE)", h->cfg_path);
     if (!(eps > 0) || !(theta > 0))
         return av_errf(err, "%s: rms_norm_eps and rope_theta must be positive", h->cfg_path);
-    m->head_dim = head_dim; /* 0: filled by av_model_check */
-    m->norm_eps = (float)eps;
-    m->rope_theta = (float)theta;
-    m->rope = AV_ROPE_HALF;
-    m->tied = tie;
+    c.eps = (float)eps;
+    c.rope_theta = (float)theta;
+    c.rope = AV_ROPE_HALF;
+    *tied = tie;
     snprintf(m->arch, sizeof m->arch, "%s", h->model_type); /* llama, mistral, qwen2 */
-    snprintf(m->format, sizeof m->format, "hf");
-    return 0;
+    m->format = AV_MODEL_FORMAT_HF;
+    return av_llama_init(m, &c, err);
 }
 
 static int take_layer(const void *h, int l, int k, av_tensor *t, av_err *err) {
     return av_hf_take(h, t, 0, err, "model.layers.%d.%s.weight", l, av_llama_hf_layer_names[k]);
 }
 
-static int read_weights(av_hf_dir *h, av_model *m, const hf_window *w, av_err *err) {
+static int read_weights(av_hf_dir *h, av_model *m, const hf_window *w, int tied, av_err *err) {
+    av_stack *st = &m->stacks[0];
     if (av_hf_open_weights(h, err) || av_hf_take(h, &m->tok_emb, 0, err, "model.embed_tokens.weight") ||
-        av_hf_take(h, &m->out_norm, 0, err, "model.norm.weight") ||
-        (!m->tied && av_hf_take(h, &m->cls, 1, err, "lm_head.weight")) || av_llama_take_layers(m, take_layer, h, err))
+        av_hf_take(h, &st->final_norm.w, 0, err, "model.norm.weight") ||
+        (!tied && av_hf_take(h, &m->head.out.w, 1, err, "lm_head.weight")) ||
+        av_llama_take_layers(m, take_layer, h, err))
         return -1;
-    for (int l = 0; l < m->n_layers; l++) {
+    for (int l = 0; l < st->n_layers; l++) {
         /* attention biases (Qwen2); an output-projection bias is not supported */
-        av_llama_layer *L = &m->layers[l];
-        av_tensor bo, *bias[4] = {&L->bq, &L->bk, &L->bv, &bo};
+        av_block *B = &st->blocks[l];
+        av_tensor bo, *bias[4] = {&B->attn.q.b, &B->attn.k.b, &B->attn.v.b, &bo};
         for (int i = 0; i < 4; i++)
-            if (av_hf_take(h, bias[i], 1, err, "model.layers.%d.self_attn.%c_proj.bias", l, "qkvo"[i])) return -1;
+            if (av_hf_take(h, bias[i], 1, err, "model.layers.%d.self_attn.%c_proj.bias", l, "qkvo"[i]))
+                return -1;
         if (bo.data)
-            return av_errf(err, "%s: model.layers.%d.self_attn.o_proj.bias: an o_proj bias is not supported", h->dir,
-                           l);
-        L->window = l >= w->from ? w->size : 0;
+            return av_errf(err, "%s: model.layers.%d.self_attn.o_proj.bias: an o_proj bias is not supported",
+                           h->dir, l);
+        B->window = l >= w->from ? w->size : 0;
     }
     return 0;
 }
@@ -106,7 +113,8 @@ int av_load_hf_dir(const char *dir, av_model *m, av_err *err) {
     hf_window w = {0, 0};
     int routed = av_hf_route(dir, m, &h, err); /* other families (hf_dir.c); 0: h is open for us */
     if (routed) return routed < 0 ? -1 : 0;
-    int rc = read_config(&h, m, &w, err) || read_weights(&h, m, &w, err) ? -1 : 0;
+    int tied = 0;
+    int rc = read_config(&h, m, &w, &tied, err) || read_weights(&h, m, &w, tied, err) ? -1 : 0;
     av_hf_close(&h);
     if (rc) return -1;
     return av_hf_load_tokenizer(dir, m, 1, err); /* absent files are fine: --tokenizer can supply one */

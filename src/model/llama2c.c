@@ -18,12 +18,7 @@ static int take(av_reader *r, int64_t rows, int64_t cols, av_tensor *t, av_err *
     if (!av_shape_numel(shape, 2, &n) || !av_mul_size(n, 4, &nbytes))
         return av_errf(err, "%s: tensor size overflows", r->name);
     if (av_read_view(r, &p, nbytes, err)) return -1;
-    *t = av_tensor_f32(p, rows, cols);
-    if (rows == 1) { /* vectors are 1-D */
-        t->ndim = 1;
-        t->shape[0] = cols;
-        t->shape[1] = 0;
-    }
+    *t = rows == 1 ? av_tensor_f32(p, cols, 0) : av_tensor_f32(p, rows, cols); /* vectors are 1-D */
     return 0;
 }
 
@@ -42,53 +37,48 @@ int av_load_llama2c(const char *path, av_model *m, av_err *err) {
     if (dim <= 0 || dim > AV_L2C_MAX_DIM || hidden <= 0 || hidden > 8 * AV_L2C_MAX_DIM || n_layers <= 0 ||
         n_layers > AV_L2C_MAX_LAYERS || n_heads <= 0 || n_heads > dim || n_kv <= 0 || n_kv > n_heads ||
         vocab <= 0 || vocab > AV_L2C_MAX_VOCAB || seq <= 0 || seq > AV_L2C_MAX_SEQ)
-        return av_errf(err,
-                       "%s: not a llama2.c checkpoint or corrupt header (dim %d, hidden %d, layers %d, heads %d, "
-                       "kv heads %d, vocab %d, seq_len %d)",
-                       path, dim, hidden, n_layers, n_heads, n_kv, vocab, seq);
+        return av_errf(
+            err,
+            "%s: not a llama2.c checkpoint or corrupt header (dim %d, hidden %d, layers %d, heads %d, "
+            "kv heads %d, vocab %d, seq_len %d)",
+            path, dim, hidden, n_layers, n_heads, n_kv, vocab, seq);
     if (dim % n_heads || n_heads % n_kv || (dim / n_heads) % 2)
-        return av_errf(err, "%s: dim %d, %d heads and %d kv heads are inconsistent", path, dim, n_heads, n_kv);
-    m->dim = dim;
-    m->hidden_dim = hidden;
-    m->n_layers = n_layers;
-    m->n_heads = n_heads;
-    m->n_kv_heads = n_kv;
+        return av_errf(err, "%s: dim %d, %d heads and %d kv heads are inconsistent", path, dim, n_heads,
+                       n_kv);
+    av_llama_cfg c = {dim, hidden, n_layers, n_heads, n_kv, 0, 1e-5f, 10000.0f, AV_ROPE_INTERLEAVED};
     m->vocab_size = vocab;
     m->max_seq_len = seq;
-    m->norm_eps = 1e-5f;
-    m->rope_theta = 10000.0f;
-    m->rope = AV_ROPE_INTERLEAVED;
-    m->tied = tied;
     snprintf(m->arch, sizeof m->arch, "llama");
-    snprintf(m->format, sizeof m->format, "llama2c");
+    m->format = AV_MODEL_FORMAT_LLAMA2C;
+    if (av_llama_init(m, &c, err)) return -1;
+    av_stack *st = &m->stacks[0];
     int hs = dim / n_heads, kv_dim = hs * n_kv;
-    m->layers = calloc((size_t)n_layers, sizeof *m->layers);
-    if (!m->layers) return av_errf(err, "out of memory");
     if (take(&r, vocab, dim, &m->tok_emb, err)) return -1;
-    /* the checkpoint stores each tensor for all layers at once */
-#define PER_LAYER(field, rows, cols)                                                                          \
-    for (int l = 0; l < n_layers; l++)                                                                          \
-        if (take(&r, rows, cols, &m->layers[l].field, err)) return -1;
-    PER_LAYER(attn_norm, 1, dim)
-    PER_LAYER(wq, dim, dim)
-    PER_LAYER(wk, kv_dim, dim)
-    PER_LAYER(wv, kv_dim, dim)
-    PER_LAYER(wo, dim, dim)
-    PER_LAYER(ffn_norm, 1, dim)
-    PER_LAYER(w_gate, hidden, dim)
-    PER_LAYER(w_down, dim, hidden)
-    PER_LAYER(w_up, hidden, dim)
+        /* the checkpoint stores each tensor for all layers at once */
+#define PER_LAYER(field, rows, cols)                                                                         \
+    for (int l = 0; l < n_layers; l++)                                                                       \
+        if (take(&r, rows, cols, &st->blocks[l].field, err)) return -1;
+    PER_LAYER(attn_norm.w, 1, dim)
+    PER_LAYER(attn.q.w, dim, dim)
+    PER_LAYER(attn.k.w, kv_dim, dim)
+    PER_LAYER(attn.v.w, kv_dim, dim)
+    PER_LAYER(attn.o.w, dim, dim)
+    PER_LAYER(ffn_norm.w, 1, dim)
+    PER_LAYER(ffn.gate.w, hidden, dim)
+    PER_LAYER(ffn.down.w, dim, hidden)
+    PER_LAYER(ffn.up.w, hidden, dim)
 #undef PER_LAYER
-    if (take(&r, 1, dim, &m->out_norm, err)) return -1;
+    if (take(&r, 1, dim, &st->final_norm.w, err)) return -1;
     size_t rope_floats;
     if (!av_mul_size((size_t)seq, (size_t)hs, &rope_floats)) return av_errf(err, "%s: size overflows", path);
     const void *skip;
     if (av_read_view(&r, &skip, rope_floats * 4, err)) return av_err_prefix(err, "legacy RoPE tables");
     if (tied) {
-        m->cls = m->tok_emb;
-    } else if (take(&r, vocab, dim, &m->cls, err)) {
+        m->head.out.w = m->tok_emb;
+    } else if (take(&r, vocab, dim, &m->head.out.w, err)) {
         return av_err_prefix(err, "classifier");
     }
+    m->head.n_out = vocab;
     if (av_reader_left(&r) != 0)
         return av_errf(err, "%s: %zu unexpected bytes after the last tensor (wrong header?)", path,
                        av_reader_left(&r));

@@ -1,66 +1,54 @@
-/* The model: configuration + weight views shared by every loader (llama2.c, GGUF, Hugging Face) and the
- * forward pass. Loaders fill an av_model; av_model_check validates every shape against the config. */
+/* The model: every family is embeddings + one or two stacks of the one block (block.h) + an output head.
+ * Loaders (llama2c.c, gguf_llama.c, hf_llama.c, and for Hugging Face directories of the other families
+ * gpt2.c, bert.c, vit.c, encdec.c) only translate checkpoint names and config keys onto these fields;
+ * av_model_check validates every shape; forward.c runs them, with a KV cache, for every family. A loaded
+ * model is read-only: runs keep their state in an av_state and take thread counts from their parameters. */
 #ifndef AV_MODEL_H
 #define AV_MODEL_H
 
+#include "block.h"
 #include "core/core.h"
+#include "io/image.h"
 #include "io/io.h"
 
 #define AV_MAX_SHARDS 64
+enum { AV_MAX_STACKS = 2 };
 
-typedef enum av_rope_style {
-    AV_ROPE_INTERLEAVED = 0, /* llama2.c / Meta / GGUF: pairs (2i, 2i+1) */
-    AV_ROPE_HALF,            /* Hugging Face "rotate half": pairs (i, i + head_dim/2) */
-} av_rope_style;
+/* logits = softcap(out(scale * h)), h = x, or norm(act(x W_d + b_d)) with a transform (BERT masked LM) */
+typedef struct av_head {
+    av_linear dense; /* (dim, dim) transform, or empty */
+    av_norm dense_norm;
+    av_act dense_act;
+    float scale;   /* 1, or dim^-0.5 (T5 with a tied head) */
+    av_linear out; /* (n_out, dim) + optional bias, or empty: no head */
+    float softcap; /* > 0: logits = c tanh(logits / c) (Gemma 2 final-logit soft-capping) */
+    int n_out;     /* vocabulary or classes; 0 without a head */
+} av_head;
 
-typedef struct av_llama_layer {
-    av_tensor attn_norm; /* (dim) */
-    av_tensor wq;        /* (n_heads*head_dim, dim) */
-    av_tensor wk;        /* (n_kv_heads*head_dim, dim) */
-    av_tensor wv;        /* (n_kv_heads*head_dim, dim) */
-    av_tensor wo;        /* (dim, n_heads*head_dim) */
-    av_tensor ffn_norm;  /* (dim) */
-    av_tensor w_gate;    /* (hidden_dim, dim)  llama2.c w1 */
-    av_tensor w_down;    /* (dim, hidden_dim)  llama2.c w2 */
-    av_tensor w_up;      /* (hidden_dim, dim)  llama2.c w3 */
-    av_tensor bq, bk, bv; /* (q_dim), (kv_dim), (kv_dim) attention biases (Qwen2), or empty */
-    int window;           /* > 0: sliding-window attention over the last `window` keys (Mistral, Qwen2) */
-} av_llama_layer;
-
-/* A layer's nine weights in checkpoint order, as an initializer: av_tensor *w[AV_LLAMA_LAYER_WEIGHTS] = ...(L). */
-#define AV_LLAMA_LAYER_WEIGHTS 9
-#define AV_LLAMA_LAYER_WEIGHT_PTRS(L)                                                                          \
-    {&(L)->attn_norm, &(L)->wq, &(L)->wk, &(L)->wv, &(L)->wo, &(L)->ffn_norm, &(L)->w_gate, &(L)->w_down, &(L)->w_up}
-/* Their names in GGUF ("blk.<l>.<name>.weight") and Hugging Face ("model.layers.<l>.<name>.weight") files. */
-extern const char *const av_llama_gguf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
-extern const char *const av_llama_hf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
-
-/* Which forward pass runs the model. Llama-family models (Llama, Mistral, Qwen2) use the fields of av_model
- * below and llama.c; the other families keep their weights in an av_tf_model (family.h) built from the
- * shared transformer block (block.h). */
-typedef enum av_family {
-    AV_FAMILY_LLAMA = 0,
-    AV_FAMILY_GPT2,   /* decoder-only, learned positions */
-    AV_FAMILY_BERT,   /* encoder-only: BERT, RoBERTa, DistilBERT */
-    AV_FAMILY_VIT,    /* images: timm and Hugging Face ViT */
-    AV_FAMILY_ENCDEC, /* encoder-decoder: Marian, BART, T5 */
-} av_family;
-
-struct av_tf_model;
+/* Images (ViT): x = [cls_token; patches W_p^T + b_p] + pos (the stack's learned positions). */
+typedef struct av_vision {
+    av_linear patch;     /* (dim, channels * patch * patch), flattened (c, ky, kx) as a conv weight */
+    av_tensor cls_token; /* (1, dim) */
+    int image_size, patch_size, grid, channels;
+    av_image_prep prep;
+    char **labels; /* (head.n_out) class names, or NULL */
+} av_vision;
 
 struct av_model {
     char name[128];
-    char arch[32];   /* "llama" */
-    char format[16]; /* "llama2c", "gguf", "hf" */
+    char arch[32]; /* "llama", "mistral", "qwen2", "gpt2", "bert", "roberta", "vit", "marian", "t5", ... */
+    av_model_format format;
+    av_family family;
+    /* a summary of stacks[0] for av_model_info (filled by av_model_check), plus vocabulary and context */
     int dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim, vocab_size, max_seq_len;
-    float norm_eps, rope_theta;
-    av_rope_style rope;
-    int tied; /* classifier shares the token embedding */
 
-    av_tensor tok_emb;      /* (vocab, dim) */
-    av_tensor out_norm;     /* (dim) */
-    av_tensor cls;          /* (vocab, dim); equal to tok_emb when tied */
-    av_llama_layer *layers; /* (n_layers) */
+    av_stack stacks[AV_MAX_STACKS]; /* the only stack (n_stacks 1), or the encoder then the decoder (2) */
+    int n_stacks;
+    av_tensor
+        tok_emb; /* (vocab, dim) token table shared by the stacks (an embedding's own tok overrides it) */
+    av_head head;
+    av_vision vision;
+    int pad_id, bos_id, eos_id, dec_start_id; /* special tokens, -1 when unknown */
 
     av_mapped_file files[AV_MAX_SHARDS]; /* llama2.c / GGUF mappings */
     int n_files;
@@ -70,51 +58,114 @@ struct av_model {
     int n_owned;
 
     av_tokenizer *tok;
-    int n_threads;
-
-    av_family family;       /* AV_FAMILY_LLAMA for the fields above */
-    struct av_tf_model *tf; /* the other families' weights (family.h), owned; NULL for Llama */
+    char tok_error[256]; /* why a tokenizer file next to the weights did not load ("" when none was tried) */
+    int n_threads;       /* default for runs that do not set their own (av_model_params) */
 };
 
-/* Loaders: fill m (already zeroed) or return -1 with a message. The caller frees m on failure. */
+/* Loaders: fill m (from av_model_new) or return -1 with a message. The caller frees m on failure. */
 int av_load_llama2c(const char *path, av_model *m, av_err *err);
 int av_load_gguf(const char *path, av_model *m, av_err *err);
 int av_load_hf_dir(const char *dir, av_model *m, av_err *err);
 
-/* The shared tail of the GGUF and Hugging Face loaders, after tok_emb and cls (when present) are taken: ties
- * the classifier to the embedding when there is none, allocates m->layers and takes weight k of layer l with
- * take(ctx, l, k, &tensor, err) for every layer in checkpoint order. */
-typedef int (*av_llama_take_fn)(const void *ctx, int layer, int k, av_tensor *t, av_err *err);
-int av_llama_take_layers(av_model *m, av_llama_take_fn take, const void *ctx, av_err *err);
-
-/* Checks config sanity and every tensor's dtype and shape; fills head_dim. */
+/* A zeroed model with the defaults loaders start from (head scale 1, special tokens -1). */
+av_model *av_model_new(void);
+/* Checks config sanity and every tensor's dtype and shape; fills the summary fields. */
 int av_model_check(av_model *m, av_err *err);
 /* Keeps a loader-allocated buffer alive for the model's lifetime. */
 int av_model_own(av_model *m, void *p, av_err *err);
-/* Makes a 1-D/2-D F32 tensor view over memory. */
-av_tensor av_tensor_f32(const float *data, int64_t rows, int64_t cols);
+/* 1 when the head's projection is the token table itself (tied). */
+int av_model_head_tied(const av_model *m);
 
-/* ---- forward pass ---- */
+/* ---- the Llama layout (llama2.c, GGUF, Hugging Face llama / mistral / qwen2 checkpoints) ---- */
 
-/* Per-run state: KV cache and scratch buffers, sized for max_tokens positions. */
+/* A layer's nine weights in checkpoint order: av_tensor *w[AV_LLAMA_LAYER_WEIGHTS] = ...(B) for a block B. */
+#define AV_LLAMA_LAYER_WEIGHTS 9
+#define AV_LLAMA_LAYER_WEIGHT_PTRS(B)                                                                        \
+    {                                                                                                        \
+        &(B)->attn_norm.w, &(B)->attn.q.w, &(B)->attn.k.w, &(B)->attn.v.w, &(B)->attn.o.w, &(B)->ffn_norm.w, \
+            &(B)->ffn.gate.w, &(B)->ffn.down.w, &(B)->ffn.up.w                                               \
+    }
+/* Their names in GGUF ("blk.<l>.<name>.weight") and Hugging Face ("model.layers.<l>.<name>.weight") files. */
+extern const char *const av_llama_gguf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
+extern const char *const av_llama_hf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
+
+/* What the Llama loaders read from their config: sizes, epsilon, RoPE. */
+typedef struct av_llama_cfg {
+    int dim, hidden, n_layers, n_heads, n_kv_heads, head_dim; /* head_dim 0: dim / n_heads */
+    float eps, rope_theta;
+    av_rope_style rope;
+} av_llama_cfg;
+
+/* Sets m up as a Llama-family decoder (family, one causal pre-RMSNorm stack with SwiGLU, RoPE, scale
+ * 1/sqrt(head_dim)) and allocates its blocks. */
+int av_llama_init(av_model *m, const av_llama_cfg *c, av_err *err);
+/* After tok_emb and (optionally) the head are taken: ties the head to the embedding when there is none and
+ * takes weight k of layer l with take(ctx, l, k, &tensor, err) for every layer in checkpoint order. */
+typedef int (*av_llama_take_fn)(const void *ctx, int layer, int k, av_tensor *t, av_err *err);
+int av_llama_take_layers(av_model *m, av_llama_take_fn take, const void *ctx, av_err *err);
+
+/* ---- forward pass (forward.c) ---- */
+
+/* Per run and stack: KV cache (every layer of a decoder; one layer's worth for an encoder, which runs in one
+ * chunk), cross-attention keys and values, scratch buffers. */
 typedef struct av_state av_state;
-int av_state_new(const av_model *m, int max_tokens, av_state **out, av_err *err);
+/* A state for up to max_tokens positions of stack `stack` of m; n_threads 0: the model's default. */
+int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out, av_err *err);
 void av_state_free(av_state *s);
+/* Decoder stacks: computes every layer's cross-attention keys and values from the output of encoder state
+ * enc's last run (its S rows). */
+int av_state_attach(av_state *dec, const av_state *enc, av_err *err);
 
-/* Attention capture: attn[l] (n_heads, T, T) for every layer l; rows q0..q0+n-1 are written
- * (row stride T). NULL entries or a NULL capture skip capturing. */
+/* What one pass captures of one attention kind, per layer l (NULL arrays or entries: nothing). Rows
+ * pos0..pos0+n-1 of the buffers are written. */
 typedef struct av_capture {
-    float **attn;  /* (n_layers) pointers to (n_heads, T, T) */
-    float **vnorm; /* (n_layers) pointers to (n_heads, T): ||v_j W_o^h|| (Kobayashi et al. 2020); may be NULL */
-    float **q;     /* (n_layers) pointers to (n_heads, T, head_dim) post-RoPE queries (lazy traces); may be NULL */
-    float **k;     /* (n_layers) pointers to (n_kv_heads, T, head_dim) post-RoPE keys; may be NULL */
-    int T;
-    int zeroed;    /* 1 when attn starts all zero (calloc): never-attended entries are left untouched */
+    float **attn;  /* (n_heads, T, n_key) probabilities (row stride n_key) */
+    float **vnorm; /* (n_heads, T): ||v_j W_o^h|| (Kobayashi et al. 2020), self-attention only */
+    float **q;     /* (n_heads, T, head_dim) queries as the scores see them (after q norm and RoPE) */
+    float **k;     /* (n_kv_heads, n_key, head_dim) keys likewise (cross: written by the pass at pos0 0) */
+    int T, n_key;  /* query rows the buffers hold; keys (T for self-attention, the source length for cross) */
+    int zeroed;    /* 1 when attn starts all zero (calloc, file holes): unreachable entries are not written */
 } av_capture;
 
-/* Runs tokens[0..n) at positions pos0..pos0+n-1 (the cache holds 0..pos0-1).
- * logits: (n, vocab) when logits_all, else (vocab) for the last position; may be NULL. */
-int av_llama_forward(const av_model *m, av_state *s, const int32_t *tokens, int n, int pos0,
-                     const av_capture *cap, float *logits, int logits_all, av_err *err);
+/* One forward call: captures and outputs. */
+typedef struct av_pass {
+    av_capture self, cross;
+    float
+        *logits; /* (n, n_out) when logits_all, else (n_out) of the last row (images: of [CLS]); NULL: none */
+    int logits_all;
+} av_pass;
+
+/* Runs ids[0..n) at positions pos0..pos0+n-1 of the state's stack (the cache holds 0..pos0-1; encoders take
+ * the whole input at pos0 0). p may be NULL. */
+int av_forward_ids(const av_model *m, av_state *s, const int32_t *ids, int n, int pos0, const av_pass *p,
+                   av_err *err);
+/* Greedy decoding (generate.c) against the KV cache of a fresh state s: seq[0..n) is the start; tokens are
+ * appended (argmax of the last row's logits) up to cap, or until stop(ctx, seq, new length) is nonzero after
+ * appending one. *n_out: the length reached. */
+typedef int (*av_stop_fn)(void *ctx, const int32_t *seq, int n);
+int av_decode_greedy(const av_model *m, av_state *s, int32_t *seq, int n, int cap, av_stop_fn stop, void *ctx,
+                     int *n_out, av_err *err);
+/* Decoding with a caller's choice of each token (generate.c): next(ctx, logits of the last row (n_out),
+ * n_out, err) returns the token appended, or -1 (err set) to fail; NULL: greedy. With start_rows, the start
+ * runs in chunks of at most AV_DECODE_LOGITS_FLOATS logits and every row's logits (n_rows, n_out) are handed
+ * over (the prompt's own log-probabilities); it returns 0 or -1 (err set). */
+#define AV_DECODE_LOGITS_FLOATS (16u << 20)
+typedef int32_t (*av_next_fn)(void *ctx, const float *logits, int n_vocab, av_err *err);
+typedef struct av_decoder {
+    av_next_fn next;
+    av_stop_fn stop;
+    void *ctx; /* handed to every callback */
+    int (*start_rows)(void *ctx, const float *logits, int row0, int n_rows, av_err *err);
+} av_decoder;
+int av_decode(const av_model *m, av_state *s, int32_t *seq, int n, int cap, const av_decoder *d, int *n_out,
+              av_err *err);
+/* A decoder-only prompt's ids (the tokenizer's specials with add_bos), or the start token (GPT-2's BOS) for
+ * an empty prompt that encodes to nothing; *ids malloc'd. */
+int av_model_prompt_ids(const av_model *m, const char *prompt, int add_bos, int32_t **ids, size_t *n,
+                        av_err *err);
+/* Images: pixels (channels, image_size, image_size), normalized -> attention over [CLS] + patches. */
+int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const av_pass *p, av_err *err);
+/* Decodes and preprocesses an image file for m: out (3, image_size, image_size) malloc'd. */
+int av_vit_preprocess_file(const av_model *m, const char *path, float **out, av_err *err);
 
 #endif

@@ -5,7 +5,6 @@
  * timm's pretrained_cfg (resize the shorter side to floor(size / crop_pct), center crop, mean/std) or the
  * Hugging Face preprocessor_config.json (resize to size, mean/std). Class names: imagenet_labels.txt next to
  * the weights (one per line) or the config's id2label. */
-#include "family.h"
 #include "hf.h"
 
 #include <math.h>
@@ -16,15 +15,14 @@
 /* ---- class names ---- */
 
 static int set_labels_from_file(av_model *m, const char *dir, av_err *err) {
-    av_tf_model *tf = m->tf;
     char path[4096], *text;
     size_t n;
     av_hf_path(path, sizeof path, dir, "imagenet_labels.txt");
     if (access(path, R_OK) != 0) return 0;
     if (av_file_read_all(path, 16u << 20, &text, &n, err)) return -1;
-    char **labels = calloc((size_t)tf->n_out, sizeof *labels);
+    char **labels = calloc((size_t)m->head.n_out, sizeof *labels);
     int count = 0;
-    for (char *line = text; labels && line < text + n && count < tf->n_out; count++) {
+    for (char *line = text; labels && line < text + n && count < m->head.n_out; count++) {
         char *end = memchr(line, '\n', (size_t)(text + n - line));
         size_t len = end ? (size_t)(end - line) : (size_t)(text + n - line);
         while (len && (line[len - 1] == '\r' || line[len - 1] == ' '))
@@ -34,29 +32,28 @@ static int set_labels_from_file(av_model *m, const char *dir, av_err *err) {
     }
     free(text);
     if (!labels) return av_errf(err, "out of memory");
-    if (count != tf->n_out) { /* a list for another head: ignore it */
+    if (count != m->head.n_out) { /* a list for another head: ignore it */
         for (int i = 0; i < count; i++)
             free(labels[i]);
         free(labels);
         return 0;
     }
-    tf->labels = labels;
+    m->vision.labels = labels;
     return 0;
 }
 
 static int set_labels_from_config(const av_hf_dir *h, av_model *m, av_err *err) {
-    av_tf_model *tf = m->tf;
     json_t *map = json_object_get(h->cfg, "id2label");
-    if (!json_is_object(map) || (int)json_object_size(map) != tf->n_out) return 0;
-    tf->labels = calloc((size_t)tf->n_out, sizeof *tf->labels);
-    if (!tf->labels) return av_errf(err, "out of memory");
+    if (!json_is_object(map) || (int)json_object_size(map) != m->head.n_out) return 0;
+    m->vision.labels = calloc((size_t)m->head.n_out, sizeof *m->vision.labels);
+    if (!m->vision.labels) return av_errf(err, "out of memory");
     const char *key;
     json_t *v;
     json_object_foreach(map, key, v) {
         char *end;
         long id = strtol(key, &end, 10);
-        if (*end || id < 0 || id >= tf->n_out || !json_is_string(v) || tf->labels[id]) continue;
-        tf->labels[id] = av_strdup(json_string_value(v));
+        if (*end || id < 0 || id >= m->head.n_out || !json_is_string(v) || m->vision.labels[id]) continue;
+        m->vision.labels[id] = av_strdup(json_string_value(v));
     }
     return 0;
 }
@@ -81,8 +78,8 @@ static int check_prep(const av_image_prep *p, const char *path, av_err *err) {
 }
 
 /* timm pretrained_cfg: input_size, interpolation, crop_pct, crop_mode, mean, std. */
-static int timm_prep(const av_hf_dir *h, av_tf_model *tf, av_err *err) {
-    av_image_prep *p = &tf->prep;
+static int timm_prep(const av_hf_dir *h, av_model *m, av_err *err) {
+    av_image_prep *p = &m->vision.prep;
     json_t *pc = json_object_get(h->cfg, "pretrained_cfg");
     double crop_pct = 0.875; /* timm's default */
     const char *interp = json_is_object(pc) ? av_json_str(pc, "interpolation") : NULL;
@@ -101,8 +98,8 @@ static int timm_prep(const av_hf_dir *h, av_tf_model *tf, av_err *err) {
                        interp);
     if (mode && strcmp(mode, "center") != 0)
         return av_errf(err, "%s: crop_mode '%.32s' is not supported (center)", h->cfg_path, mode);
-    p->out_h = p->out_w = tf->image_size;
-    p->resize_short = (int)floor(tf->image_size / crop_pct);
+    p->out_h = p->out_w = m->vision.image_size;
+    p->resize_short = (int)floor(m->vision.image_size / crop_pct);
     p->resample = interp && strcmp(interp, "bilinear") == 0 ? AV_RESAMPLE_BILINEAR : AV_RESAMPLE_BICUBIC;
     memcpy(p->mean, mean, sizeof mean);
     memcpy(p->std, std, sizeof std);
@@ -111,10 +108,10 @@ static int timm_prep(const av_hf_dir *h, av_tf_model *tf, av_err *err) {
 
 /* Hugging Face preprocessor_config.json (ViTImageProcessor): resize to size, resample (2 bilinear, 3
  * bicubic), image_mean, image_std. Absent: the ViTImageProcessor defaults. */
-static int hf_prep(const av_hf_dir *h, av_tf_model *tf, av_err *err) {
-    av_image_prep *p = &tf->prep;
-    *p = (av_image_prep){tf->image_size,       tf->image_size,     0,
-                         AV_RESAMPLE_BILINEAR, {0.5f, 0.5f, 0.5f}, {0.5f, 0.5f, 0.5f}};
+static int hf_prep(const av_hf_dir *h, av_model *m, av_err *err) {
+    av_image_prep *p = &m->vision.prep;
+    *p = (av_image_prep){m->vision.image_size, m->vision.image_size, 0,
+                         AV_RESAMPLE_BILINEAR, {0.5f, 0.5f, 0.5f},   {0.5f, 0.5f, 0.5f}};
     char path[4096];
     av_hf_path(path, sizeof path, h->dir, "preprocessor_config.json");
     if (access(path, F_OK) != 0) return 0;
@@ -137,15 +134,15 @@ static int hf_prep(const av_hf_dir *h, av_tf_model *tf, av_err *err) {
         goto done;
     }
     p->resample = resample == 3 ? AV_RESAMPLE_BICUBIC : AV_RESAMPLE_BILINEAR;
-    int64_t hh = tf->image_size, ww = tf->image_size;
+    int64_t hh = m->vision.image_size, ww = m->vision.image_size;
     if (json_is_integer(size))
         hh = ww = json_integer_value(size);
     else if (json_is_object(size) &&
              (av_json_int(size, "height", hh, &hh, err) || av_json_int(size, "width", ww, &ww, err)))
         goto done;
-    if (hh != tf->image_size || ww != tf->image_size) {
+    if (hh != m->vision.image_size || ww != m->vision.image_size) {
         av_errf(err, "%s: size %lldx%lld differs from the model's image_size %d", path, (long long)hh,
-                (long long)ww, tf->image_size);
+                (long long)ww, m->vision.image_size);
         goto done;
     }
     rc = check_prep(p, path, err);
@@ -169,15 +166,11 @@ static int view2d(const av_tensor *t, int64_t rows, int64_t cols, av_tensor *out
                    (long long)rows, (long long)cols);
 }
 
-static void set_model_fields(av_model *m, int n_layers) {
-    av_tf_model *tf = m->tf;
+static void set_model_fields(av_model *m) {
     m->family = AV_FAMILY_VIT;
-    m->dim = tf->enc.cfg.dim;
-    m->n_layers = n_layers;
-    m->n_heads = m->n_kv_heads = tf->enc.cfg.n_heads;
-    m->hidden_dim = tf->enc.cfg.hidden;
-    m->vocab_size = tf->n_out; /* classes */
-    m->max_seq_len = tf->grid * tf->grid + 1;
+    m->n_stacks = 1;
+    m->vocab_size = m->head.n_out; /* classes */
+    m->max_seq_len = m->vision.grid * m->vision.grid + 1;
 }
 
 /* Heads of timm ViT names (the checkpoint's shapes cannot tell). */
@@ -192,7 +185,6 @@ static int timm_default_heads(const char *arch) {
 }
 
 static int load_timm(av_hf_dir *h, av_model *m, av_err *err) {
-    av_tf_model *tf = m->tf;
     const char *arch = av_hf_str(h, "architecture");
     json_t *args = json_object_get(h->cfg, "model_args");
     const av_tensor *cls = av_hf_find(h, "cls_token"), *pw = av_hf_find(h, "patch_embed.proj.weight");
@@ -237,30 +229,33 @@ static int load_timm(av_hf_dir *h, av_model *m, av_err *err) {
             err, "%s: inconsistent ViT sizes (dim %lld, depth %lld, heads %lld, patch %lld, image %lld)",
             h->cfg_path, (long long)dim, (long long)depth, (long long)heads, (long long)patch,
             (long long)img);
-    if (av_hf_int(h, "num_classes", 0, 0, 1 << 20, &tf->n_out, err)) return -1;
-    classes = tf->n_out;
-    av_stack_cfg *c = &tf->enc.cfg;
-    *c = (av_stack_cfg){(int)dim, (int)heads, (int)(dim / heads), (int)(dim * ratio + 0.5), AV_NORM_LAYER,
-                        1e-6f,    0,          AV_ACT_GELU};
-    tf->image_size = (int)img;
-    tf->patch_size = (int)patch;
-    tf->grid = (int)(img / patch);
-    tf->channels = (int)pw->shape[1];
+    if (av_hf_int(h, "num_classes", 0, 0, 1 << 20, &m->head.n_out, err)) return -1;
+    classes = m->head.n_out;
+    av_stack_cfg *c = &m->stacks[0].cfg;
+    *c = av_stack_cfg_mha((int)dim, (int)heads, (int)(dim / heads), (int)(dim * ratio + 0.5), AV_NORM_LAYER,
+                          1e-6f, AV_ACT_GELU);
+    m->vision.image_size = (int)img;
+    m->vision.patch_size = (int)patch;
+    m->vision.grid = (int)(img / patch);
+    m->vision.channels = (int)pw->shape[1];
     av_tensor t;
-    int T = tf->grid * tf->grid + 1;
-    if (av_hf_take(h, &t, 0, err, "cls_token") || view2d(&t, 1, dim, &tf->cls_token, "cls_token", err) ||
-        av_hf_take(h, &t, 0, err, "pos_embed") || view2d(&t, T, dim, &tf->enc_emb.pos, "pos_embed", err) ||
+    int T = m->vision.grid * m->vision.grid + 1;
+    if (av_hf_take(h, &t, 0, err, "cls_token") ||
+        view2d(&t, 1, dim, &m->vision.cls_token, "cls_token", err) ||
+        av_hf_take(h, &t, 0, err, "pos_embed") ||
+        view2d(&t, T, dim, &m->stacks[0].emb.pos, "pos_embed", err) ||
         av_hf_take(h, &t, 0, err, "patch_embed.proj.weight") ||
-        view2d(&t, dim, tf->channels * patch * patch, &tf->patch.w, "patch_embed.proj.weight", err) ||
-        av_hf_take(h, &tf->patch.b, 1, err, "patch_embed.proj.bias") ||
-        av_hf_take(h, &tf->enc.final_norm.w, 0, err, "norm.weight") ||
-        av_hf_take(h, &tf->enc.final_norm.b, 0, err, "norm.bias") ||
-        (classes && (av_hf_take(h, &tf->head.w, 0, err, "head.weight") ||
-                     av_hf_take(h, &tf->head.b, 1, err, "head.bias"))) ||
-        av_stack_alloc(&tf->enc, (int)depth, err))
+        view2d(&t, dim, m->vision.channels * patch * patch, &m->vision.patch.w, "patch_embed.proj.weight",
+               err) ||
+        av_hf_take(h, &m->vision.patch.b, 1, err, "patch_embed.proj.bias") ||
+        av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "norm.weight") ||
+        av_hf_take(h, &m->stacks[0].final_norm.b, 0, err, "norm.bias") ||
+        (classes && (av_hf_take(h, &m->head.out.w, 0, err, "head.weight") ||
+                     av_hf_take(h, &m->head.out.b, 1, err, "head.bias"))) ||
+        av_stack_alloc(&m->stacks[0], (int)depth, err))
         return -1;
     for (int l = 0; l < depth; l++) {
-        av_block *B = &tf->enc.blocks[l];
+        av_block *B = &m->stacks[0].blocks[l];
         av_tensor qw, qb;
         av_linear qkv[3];
         snprintf(name, sizeof name, "layer %d attn.qkv", l);
@@ -271,12 +266,12 @@ static int load_timm(av_hf_dir *h, av_model *m, av_err *err) {
             av_linear_split3(&qw, &qb, dim, dim, qkv, name, err) ||
             av_hf_take(h, &B->attn.o.w, 0, err, "blocks.%d.attn.proj.weight", l) ||
             av_hf_take(h, &B->attn.o.b, 1, err, "blocks.%d.attn.proj.bias", l) ||
-            av_hf_take(h, &B->mlp_norm.w, 0, err, "blocks.%d.norm2.weight", l) ||
-            av_hf_take(h, &B->mlp_norm.b, 0, err, "blocks.%d.norm2.bias", l) ||
-            av_hf_take(h, &B->up.w, 0, err, "blocks.%d.mlp.fc1.weight", l) ||
-            av_hf_take(h, &B->up.b, 1, err, "blocks.%d.mlp.fc1.bias", l) ||
-            av_hf_take(h, &B->down.w, 0, err, "blocks.%d.mlp.fc2.weight", l) ||
-            av_hf_take(h, &B->down.b, 1, err, "blocks.%d.mlp.fc2.bias", l))
+            av_hf_take(h, &B->ffn_norm.w, 0, err, "blocks.%d.norm2.weight", l) ||
+            av_hf_take(h, &B->ffn_norm.b, 0, err, "blocks.%d.norm2.bias", l) ||
+            av_hf_take(h, &B->ffn.up.w, 0, err, "blocks.%d.mlp.fc1.weight", l) ||
+            av_hf_take(h, &B->ffn.up.b, 1, err, "blocks.%d.mlp.fc1.bias", l) ||
+            av_hf_take(h, &B->ffn.down.w, 0, err, "blocks.%d.mlp.fc2.weight", l) ||
+            av_hf_take(h, &B->ffn.down.b, 1, err, "blocks.%d.mlp.fc2.bias", l))
             return -1;
         B->attn.q = qkv[0];
         B->attn.k = qkv[1];
@@ -284,12 +279,11 @@ static int load_timm(av_hf_dir *h, av_model *m, av_err *err) {
         B->attn_scale = 1.0f / sqrtf((float)c->head_dim);
     }
     snprintf(m->arch, sizeof m->arch, "vit");
-    set_model_fields(m, (int)depth);
-    return timm_prep(h, tf, err) || (classes && set_labels_from_file(m, h->dir, err)) ? -1 : 0;
+    set_model_fields(m);
+    return timm_prep(h, m, err) || (classes && set_labels_from_file(m, h->dir, err)) ? -1 : 0;
 }
 
 static int load_hf(av_hf_dir *h, av_model *m, av_err *err) {
-    av_tf_model *tf = m->tf;
     int dim, depth, heads, hidden, img, patch, channels;
     double eps;
     const char *act = av_hf_str(h, "hidden_act");
@@ -305,41 +299,41 @@ static int load_hf(av_hf_dir *h, av_model *m, av_err *err) {
     if (dim % heads || img % patch)
         return av_errf(err, "%s: hidden_size %d / %d heads or image_size %d / patch_size %d is not whole",
                        h->cfg_path, dim, heads, img, patch);
-    av_stack_cfg *c = &tf->enc.cfg;
-    *c = (av_stack_cfg){dim, heads, dim / heads, hidden, AV_NORM_LAYER, (float)eps, 0, AV_ACT_GELU};
+    av_stack_cfg *c = &m->stacks[0].cfg;
+    *c = av_stack_cfg_mha(dim, heads, dim / heads, hidden, AV_NORM_LAYER, (float)eps, AV_ACT_GELU);
     if (act && av_act_parse(act, &c->act))
         return av_errf(err, "%s: hidden_act '%.32s' is not supported", h->cfg_path, act);
-    tf->image_size = img;
-    tf->patch_size = patch;
-    tf->grid = img / patch;
-    tf->channels = channels;
-    int T = tf->grid * tf->grid + 1;
+    m->vision.image_size = img;
+    m->vision.patch_size = patch;
+    m->vision.grid = img / patch;
+    m->vision.channels = channels;
+    int T = m->vision.grid * m->vision.grid + 1;
     const char *p = av_hf_find(h, "vit.embeddings.cls_token") ? "vit." : "";
     av_tensor t;
     if (av_hf_take(h, &t, 0, err, "%sembeddings.cls_token", p) ||
-        view2d(&t, 1, dim, &tf->cls_token, "cls_token", err) ||
+        view2d(&t, 1, dim, &m->vision.cls_token, "cls_token", err) ||
         av_hf_take(h, &t, 0, err, "%sembeddings.position_embeddings", p) ||
-        view2d(&t, T, dim, &tf->enc_emb.pos, "position_embeddings", err) ||
+        view2d(&t, T, dim, &m->stacks[0].emb.pos, "position_embeddings", err) ||
         av_hf_take(h, &t, 0, err, "%sembeddings.patch_embeddings.projection.weight", p) ||
-        view2d(&t, dim, (int64_t)channels * patch * patch, &tf->patch.w, "patch_embeddings.projection.weight",
-               err) ||
-        av_hf_take(h, &tf->patch.b, 1, err, "%sembeddings.patch_embeddings.projection.bias", p) ||
-        av_hf_take(h, &tf->enc.final_norm.w, 0, err, "%slayernorm.weight", p) ||
-        av_hf_take(h, &tf->enc.final_norm.b, 0, err, "%slayernorm.bias", p) ||
-        av_hf_take(h, &tf->head.w, 1, err, "classifier.weight") ||
-        av_hf_take(h, &tf->head.b, 1, err, "classifier.bias") || av_stack_alloc(&tf->enc, depth, err))
+        view2d(&t, dim, (int64_t)channels * patch * patch, &m->vision.patch.w,
+               "patch_embeddings.projection.weight", err) ||
+        av_hf_take(h, &m->vision.patch.b, 1, err, "%sembeddings.patch_embeddings.projection.bias", p) ||
+        av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "%slayernorm.weight", p) ||
+        av_hf_take(h, &m->stacks[0].final_norm.b, 0, err, "%slayernorm.bias", p) ||
+        av_hf_take(h, &m->head.out.w, 1, err, "classifier.weight") ||
+        av_hf_take(h, &m->head.out.b, 1, err, "classifier.bias") || av_stack_alloc(&m->stacks[0], depth, err))
         return -1;
-    tf->n_out = tf->head.w.data && tf->head.w.ndim == 2 ? (int)tf->head.w.shape[0] : 0;
+    m->head.n_out = m->head.out.w.data && m->head.out.w.ndim == 2 ? (int)m->head.out.w.shape[0] : 0;
     for (int l = 0; l < depth; l++) {
-        av_block *B = &tf->enc.blocks[l];
+        av_block *B = &m->stacks[0].blocks[l];
         struct {
             void *dst;
             const char *name;
             int is_norm;
         } parts[] = {{&B->attn_norm, "layernorm_before", 1},     {&B->attn.q, "attention.attention.query", 0},
                      {&B->attn.k, "attention.attention.key", 0}, {&B->attn.v, "attention.attention.value", 0},
-                     {&B->attn.o, "attention.output.dense", 0},  {&B->mlp_norm, "layernorm_after", 1},
-                     {&B->up, "intermediate.dense", 0},          {&B->down, "output.dense", 0}};
+                     {&B->attn.o, "attention.output.dense", 0},  {&B->ffn_norm, "layernorm_after", 1},
+                     {&B->ffn.up, "intermediate.dense", 0},      {&B->ffn.down, "output.dense", 0}};
         for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
             av_tensor *w = parts[i].is_norm ? &((av_norm *)parts[i].dst)->w : &((av_linear *)parts[i].dst)->w;
             av_tensor *b = parts[i].is_norm ? &((av_norm *)parts[i].dst)->b : &((av_linear *)parts[i].dst)->b;
@@ -350,8 +344,8 @@ static int load_hf(av_hf_dir *h, av_model *m, av_err *err) {
         B->attn_scale = 1.0f / sqrtf((float)c->head_dim);
     }
     snprintf(m->arch, sizeof m->arch, "vit");
-    set_model_fields(m, depth);
-    return hf_prep(h, tf, err) || set_labels_from_config(h, m, err) ? -1 : 0;
+    set_model_fields(m);
+    return hf_prep(h, m, err) || set_labels_from_config(h, m, err) ? -1 : 0;
 }
 
 int av_vit_load(av_hf_dir *h, av_model *m, av_err *err) {
@@ -363,7 +357,7 @@ int av_vit_preprocess_file(const av_model *m, const char *path, float **out, av_
     if (m->family != AV_FAMILY_VIT) return av_errf(err, "%s is not an image model", m->name);
     av_rgb_image im;
     if (av_image_decode_file(path, &im, err)) return -1;
-    int rc = av_image_preprocess_rgb(&im, &m->tf->prep, out, err);
+    int rc = av_image_preprocess_rgb(&im, &m->vision.prep, out, err);
     av_rgb_image_free(&im);
     return rc;
 }

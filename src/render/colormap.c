@@ -211,12 +211,9 @@ int av_cmap_parse(const char *name, av_cmap *out, av_err *err) {
 
 const char *av_cmap_name(av_cmap cm) {
     switch (cm) {
-    case AV_CMAP_VIRIDIS:
-        return "viridis";
-    case AV_CMAP_MAGMA:
-        return "magma";
-    case AV_CMAP_DIVERGING:
-        return "diverging";
+    case AV_CMAP_VIRIDIS: return "viridis";
+    case AV_CMAP_MAGMA: return "magma";
+    case AV_CMAP_DIVERGING: return "diverging";
     }
     return "?";
 }

@@ -52,27 +52,18 @@ void av_font_free(av_font *f) {
     free(f);
 }
 
-/* Next code point of UTF-8 text; malformed or overlong sequences give U+FFFD and advance one byte. */
+/* Next code point of NUL-terminated UTF-8 text; a byte that does not start a valid character gives U+FFFD
+ * and advances one byte. */
 static uint32_t utf8_next(const unsigned char **ps) {
-    const unsigned char *s = *ps;
-    uint32_t c = s[0];
-    int n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
-    if (n < 0) {
-        *ps = s + 1;
-        return 0xFFFD;
+    const char *s = (const char *)*ps;
+    uint32_t cp;
+    int n = av_utf8_decode(s, strnlen(s, 4), &cp);
+    if (n == 0) {
+        cp = 0xFFFD;
+        n = 1;
     }
-    c = n == 0 ? c : n == 1 ? (c & 0x1F) : n == 2 ? (c & 0x0F) : (c & 0x07);
-    for (int i = 1; i <= n; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            *ps = s + 1;
-            return 0xFFFD;
-        }
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
-    if (c < min_cp[n] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) c = 0xFFFD;
-    *ps = s + n + 1;
-    return c;
+    *ps += n;
+    return cp;
 }
 
 static int glyph_advance(av_font *f, uint32_t cp, FT_UInt idx) {

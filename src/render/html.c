@@ -12,29 +12,29 @@
 #include "render/html_internal.h"
 
 #include "core/core.h"
+#include "trace/logprobs.h"
 #include "trace/trace.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct av_asset {
-    const char *name;
-    const unsigned char *data;
-    size_t len;
-} av_asset;
-extern const av_asset av_web_assets[];
-extern const int av_web_assets_count;
-
 #define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
+#define AV_HTML_STEP_ALTS 20      /* alternatives per token the step view lists */
 
 av_html_params av_html_default_params(void) {
-    av_html_params p = {AV_HTML_AUTO, NULL, NULL, NULL, 1, NULL};
+    av_html_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = AV_HTML_AUTO;
+    p.analysis = 1;
+    p.kind = -1;
+    p.head = AV_HEADS_MEAN;
     return p;
 }
 
 int av_html_view_valid(const char *name) {
-    static const char *const views[] = {"heatmap", "model", "head", "image", "summary", "rollout", "norm"};
+    static const char *const views[] = {"heatmap", "model",   "head", "image",
+                                        "summary", "rollout", "norm", "steps"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -48,47 +48,32 @@ static char *png_base64_file(const char *path, av_err *err) {
     char *b64 = NULL;
     if (n < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) != 0)
         av_errf(err, "%s: not a PNG image (the viewer embeds PNG only)", path);
-    else if (!(b64 = av_base64((const uint8_t *)buf, n)))
+    else if (!(b64 = av_base64_encode(buf, n)))
         av_errf(err, "out of memory");
     free(buf);
     return b64;
 }
 
-static void hb_str(av_buf *b, const char *s) {
-    av_buf_put(b, s, strlen(s));
-}
+static void hb_str(av_buf *b, const char *s) { av_buf_put(b, s, strlen(s)); }
 
 static void hb_html_escaped(av_buf *b, const char *s) {
     for (; *s; s++) {
         switch (*s) {
-        case '&':
-            hb_str(b, "&amp;");
-            break;
-        case '<':
-            hb_str(b, "&lt;");
-            break;
-        case '>':
-            hb_str(b, "&gt;");
-            break;
-        case '"':
-            hb_str(b, "&quot;");
-            break;
-        default:
-            av_buf_put(b, s, 1);
+        case '&': hb_str(b, "&amp;"); break;
+        case '<': hb_str(b, "&lt;"); break;
+        case '>': hb_str(b, "&gt;"); break;
+        case '"': hb_str(b, "&quot;"); break;
+        default: av_buf_put(b, s, 1);
         }
     }
 }
 
-static const av_asset *find_asset(const char *name) {
-    for (int i = 0; i < av_web_assets_count; i++)
-        if (strcmp(av_web_assets[i].name, name) == 0) return &av_web_assets[i];
-    return NULL;
-}
-
-static const char *k_kinds[4] = {"self", "enc", "dec", "cross"};
+/* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
+static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js",      "heatmap.js", "analysis.js", "modelview.js", "headview.js",
-                                  "imageview.js", "summary.js", "rollout.js",  "normview.js",  "viewer.js"};
+static const char *k_scripts[] = {"data.js",     "heatmap.js",   "analysis.js", "modelview.js",
+                                  "headview.js", "imageview.js", "summary.js",  "rollout.js",
+                                  "normview.js", "steps.js",     "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -145,13 +130,14 @@ int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int 
 }
 
 /* Encodes one attention set into blob at *off; records it in sets. */
-static int encode_set(const av_trace *t, const char *kind, int layer, int u8, av_buf *blob, json_t *sets,
+static int encode_set(const av_trace *t, av_attn_kind kind, int layer, int u8, av_buf *blob, json_t *sets,
                       json_t *labels, av_err *err) {
     av_attn_view v;
     if (av_trace_attn(t, kind, layer, &v, err)) return -1;
     size_t rows = (size_t)v.n_heads * (size_t)v.n_query;
     json_t *s = json_object();
-    json_object_set_new(s, "kind", json_string(kind));
+    const char *name = av_attn_kind_name(kind);
+    json_object_set_new(s, "kind", json_string(name));
     json_object_set_new(s, "layer", json_integer(layer));
     json_object_set_new(s, "heads", json_integer(v.n_heads));
     json_object_set_new(s, "nq", json_integer(v.n_query));
@@ -161,13 +147,13 @@ static int encode_set(const av_trace *t, const char *kind, int layer, int u8, av
         return -1;
     }
     json_array_append_new(sets, s);
-    if (!json_object_get(labels, kind)) { /* axis labels of this kind, once */
+    if (!json_object_get(labels, name)) { /* axis labels of this kind, once */
         char **ql, **kl;
         if (av_plot_labels(t, kind, v.n_query, v.n_key, &ql, &kl, err)) return -1;
         json_t *o = json_object();
         json_labels(o, "q", ql, v.n_query);
         json_labels(o, "k", kl, v.n_key);
-        json_object_set_new(labels, kind, o);
+        json_object_set_new(labels, name, o);
         av_plot_labels_free(ql, v.n_query);
         av_plot_labels_free(kl, v.n_key);
     }
@@ -187,30 +173,94 @@ static json_t *cmap_table(av_cmap cm) {
 
 static size_t total_values(const av_trace *t) {
     size_t n = 0;
-    for (int k = 0; k < 4; k++)
-        for (int l = 0; l < av_trace_n_layers(t, k_kinds[k]); l++) {
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        for (int l = 0; l < av_trace_n_layers(t, (av_attn_kind)k); l++) {
             av_attn_view v;
-            if (!av_trace_attn(t, k_kinds[k], l, &v, NULL)) n += (size_t)v.n_heads * v.n_query * v.n_key;
+            if (!av_trace_attn(t, (av_attn_kind)k, l, &v, NULL)) n += (size_t)v.n_heads * v.n_query * v.n_key;
         }
     return n;
+}
+
+/* The kind the viewer opens with: self, else cross, else the first present (as web/viewer.js chooses). */
+static av_attn_kind default_kind(const av_trace *t) {
+    if (av_trace_n_layers(t, AV_ATTN_SELF) > 0) return AV_ATTN_SELF;
+    if (av_trace_n_layers(t, AV_ATTN_CROSS) > 0) return AV_ATTN_CROSS;
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        if (av_trace_n_layers(t, (av_attn_kind)k) > 0) return (av_attn_kind)k;
+    return AV_ATTN_SELF;
+}
+
+/* Checks the caller's first view against the trace: kind present, layer and heads in range. */
+static int check_state(const av_trace *t, const av_html_params *p, av_err *err) {
+    if (p->kind < -1 || p->kind >= AV_ATTN_KIND_COUNT)
+        return av_errf(err, "initial view: unknown attention kind %d", p->kind);
+    if (!av_trace_has_attention(t) && p->kind < 0 && p->layer == 0 && p->head == AV_HEADS_MEAN && !p->n_heads)
+        return 0; /* a model API's response: the page opens on its steps */
+    av_attn_kind k = p->kind >= 0 ? (av_attn_kind)p->kind : default_kind(t);
+    const char *kind = av_attn_kind_name(k);
+    int L = av_trace_n_layers(t, k), H = av_trace_n_heads(t, k);
+    if (L == 0) return av_errf(err, "initial view: the trace has no '%s' attention", kind);
+    if (p->layer < 0 || p->layer >= L)
+        return av_errf(err, "initial view: layer %d is out of range: %s has layers 0..%d", p->layer, kind,
+                       L - 1);
+    if (p->head < AV_HEADS_MAX || p->head >= H)
+        return av_errf(err, "initial view: head %d is out of range: %s has heads 0..%d", p->head, kind,
+                       H - 1);
+    if (p->n_heads < 0 || (p->n_heads > 0 && !p->heads))
+        return av_errf(err, "initial view: %d checked heads without a list", p->n_heads);
+    for (int i = 0; i < p->n_heads; i++)
+        if (p->heads[i] < 0 || p->heads[i] >= H)
+            return av_errf(err, "initial view: checked head %d is out of range: %s has heads 0..%d",
+                           p->heads[i], kind, H - 1);
+    if (p->theme && strcmp(p->theme, "light") != 0 && strcmp(p->theme, "dark") != 0)
+        return av_errf(err, "initial view: theme must be light or dark, got '%s'", p->theme);
+    return 0;
+}
+
+/* meta "state": what the page shows first when the caller chose it (the viewer's defaults otherwise). */
+static int initial_state(const av_trace *t, const av_html_params *p, json_t *m, av_err *err) {
+    if (check_state(t, p, err)) return -1;
+    json_t *st = json_object();
+    if (p->kind >= 0) json_object_set_new(st, "kind", json_string(av_attn_kind_name((av_attn_kind)p->kind)));
+    if (p->layer) json_object_set_new(st, "layer", json_integer(p->layer));
+    if (p->head != AV_HEADS_MEAN)
+        json_object_set_new(st, "head", p->head >= 0 ? json_integer(p->head) : json_string("max"));
+    if (p->theme) json_object_set_new(st, "theme", json_string(p->theme));
+    if (p->heads) {
+        json_t *hs = json_array();
+        for (int i = 0; i < p->n_heads; i++)
+            json_array_append_new(hs, json_integer(p->heads[i]));
+        json_object_set_new(st, "heads", hs);
+    }
+    if (json_object_size(st))
+        json_object_set_new(m, "state", st);
+    else
+        json_decref(st);
+    return 0;
 }
 
 static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_html_analysis *an, av_buf *blob,
                       json_t **out, av_err *err) {
     json_t *m = json_object(), *sets = json_array(), *labels = json_object(), *md = json_object(),
-           *cm = json_object();
+           *cm = json_object(), *kinds = json_array();
     json_object_set_new(m, "format", json_string("attnviz-viewer"));
     json_object_set_new(m, "version", json_integer(1));
     json_object_set_new(m, "encoding", json_string(u8 ? "u8" : "f16"));
+    json_object_set_new(m, "kinds", kinds);
     json_object_set_new(m, "sets", sets);
     json_object_set_new(m, "labels", labels);
     json_object_set_new(m, "meta", md);
     json_object_set_new(m, "cmaps", cm);
     if (p->view) json_object_set_new(m, "view", json_string(p->view));
+    if (initial_state(t, p, m, err)) {
+        json_decref(m);
+        return -1;
+    }
     const char *model = av_trace_meta(t, "model");
     json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
     json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));
     json_object_set_new(cm, "magma", cmap_table(AV_CMAP_MAGMA));
+    json_object_set_new(cm, "diverging", cmap_table(AV_CMAP_DIVERGING)); /* differences (attnviz diff) */
     const char *key;
     json_t *val;
     json_object_foreach(t->meta, key, val) {
@@ -230,52 +280,126 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
         json_object_set_new(md, "image_png_base64", json_string(b64));
         free(b64);
     }
-    for (int k = 0; k < 4; k++)
-        for (int l = 0; l < av_trace_n_layers(t, k_kinds[k]); l++)
-            if (encode_set(t, k_kinds[k], l, u8, blob, sets, labels, err)) {
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+        int n_layers = av_trace_n_layers(t, (av_attn_kind)k);
+        if (n_layers)
+            json_array_append_new(kinds, json_pack("{s:s, s:s}", "kind", av_attn_kind_name((av_attn_kind)k),
+                                                   "label", k_kind_labels[k]));
+        for (int l = 0; l < n_layers; l++)
+            if (encode_set(t, (av_attn_kind)k, l, u8, blob, sets, labels, err)) {
                 json_decref(m);
                 return -1;
             }
+    }
     if (an && av_html_analysis_encode(an, u8, blob, m, err)) {
         json_decref(m);
         return -1;
     }
+    json_t *steps = av_trace_has_logprobs(t) ? av_steps_json(t, AV_HTML_STEP_ALTS, err) : NULL;
+    if (av_trace_has_logprobs(t) && !steps) {
+        json_decref(m);
+        return -1;
+    }
+    if (steps) json_object_set_new(m, "steps", steps);
     *out = m;
     return 0;
+}
+
+/* The embedded viewer files the page inlines. */
+typedef struct page_assets {
+    const av_asset *tpl, *css, *js[N_SCRIPTS];
+    size_t bytes; /* all of them together */
+} page_assets;
+
+static int find_assets(page_assets *a, av_err *err) {
+    a->tpl = av_asset_find("index.html");
+    a->css = av_asset_find("viewer.css");
+    a->bytes = a->tpl && a->css ? a->tpl->len + a->css->len : 0;
+    for (int i = 0; i < N_SCRIPTS; i++) {
+        a->js[i] = av_asset_find(k_scripts[i]);
+        if (!a->js[i])
+            a->tpl = NULL;
+        else
+            a->bytes += a->js[i]->len;
+    }
+    if (!a->tpl || !a->css)
+        return av_errf(err, "the viewer (web/index.html, viewer.css, scripts) is not embedded in this build");
+    return 0;
+}
+
+/* Auto precision: u8 when the page with F16 data (base64) would pass AV_HTML_BUDGET; an embedded image, the
+ * analysis data and 64 KiB of labels and metadata count too. */
+static int want_u8(const av_trace *t, const av_html_params *p, const page_assets *a, size_t values,
+                   const av_html_analysis *an) {
+    if (p->precision != AV_HTML_AUTO) return p->precision == AV_HTML_U8;
+    size_t bytes = a->bytes;
+    const char *img = av_trace_meta(t, "image_png_base64");
+    bytes += img ? strlen(img) : 0;
+    av_mapped_file imf;
+    if (p->image_path && av_file_map(p->image_path, &imf, NULL) == 0) {
+        bytes += imf.size / 3 * 4 + 4;
+        av_file_unmap(&imf);
+    }
+    return bytes + av_base64_len(values * 2) + (p->analysis ? av_html_analysis_bytes(an, 0) : 0) + 64 * 1024 >
+           AV_HTML_BUDGET;
+}
+
+/* web/index.html with its <!--AV:STYLE-->, <!--AV:SCRIPT-->, <!--AV:DATA--> and <!--AV:TITLE--> marks
+ * replaced. */
+static void fill_template(av_buf *page, const page_assets *a, const char *mjs, const char *b64,
+                          const char *title) {
+    const char *s = (const char *)a->tpl->data, *end = s + a->tpl->len;
+    while (s < end) {
+        const char *mark = strstr(s, "<!--AV:");
+        if (!mark || mark >= end) {
+            av_buf_put(page, s, (size_t)(end - s));
+            break;
+        }
+        av_buf_put(page, s, (size_t)(mark - s));
+        const char *close = strstr(mark, "-->");
+        if (!close) break;
+        size_t len = (size_t)(close - mark - 7);
+        if (len == 5 && strncmp(mark + 7, "STYLE", 5) == 0) {
+            hb_str(page, "<style>\n");
+            av_buf_put(page, a->css->data, a->css->len);
+            hb_str(page, "</style>");
+        } else if (len == 6 && strncmp(mark + 7, "SCRIPT", 6) == 0) {
+            hb_str(page, "<script>\n");
+            for (int i = 0; i < N_SCRIPTS; i++)
+                av_buf_put(page, a->js[i]->data, a->js[i]->len);
+            hb_str(page, "</script>");
+        } else if (len == 4 && strncmp(mark + 7, "DATA", 4) == 0) {
+            hb_str(page, "<script type=\"application/json\" id=\"av-meta\">");
+            hb_str(page, mjs);
+            hb_str(page, "</script>\n<script type=\"text/plain\" id=\"av-data\">");
+            hb_str(page, b64);
+            hb_str(page, "</script>");
+        } else if (len == 5 && strncmp(mark + 7, "TITLE", 5) == 0) {
+            hb_html_escaped(page, title);
+            hb_str(page, " · attnviz");
+        }
+        s = close + 3;
+    }
 }
 
 int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t *n, av_err *err) {
     *out = NULL;
     *n = 0;
-    const av_asset *tpl = find_asset("index.html"), *css = find_asset("viewer.css"), *js[N_SCRIPTS];
-    size_t values = total_values(t), assets = tpl && css ? tpl->len + css->len : 0;
-    for (int i = 0; i < N_SCRIPTS; i++) {
-        js[i] = find_asset(k_scripts[i]);
-        if (!js[i])
-            tpl = NULL;
-        else
-            assets += js[i]->len;
-    }
-    if (!tpl || !css)
-        return av_errf(err, "the viewer (web/index.html, viewer.css, scripts) is not embedded in this build");
-    if (values == 0) return av_errf(err, "the trace holds no attention to show");
-    int u8 = p->precision == AV_HTML_U8;
-    const char *img = av_trace_meta(t, "image_png_base64"); /* an embedded image counts toward the budget */
-    assets += img ? strlen(img) : 0;
-    av_mapped_file imf;
-    if (p->image_path && av_file_map(p->image_path, &imf, NULL) == 0) {
-        assets += imf.size / 3 * 4 + 4;
-        av_file_unmap(&imf);
-    }
+    page_assets assets;
+    if (find_assets(&assets, err)) return -1;
+    size_t values = total_values(t);
+    if (values == 0 && !av_trace_has_logprobs(t)) return av_errf(err, "the trace holds no attention to show");
     av_html_analysis an = {0};
-    if (p->analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
-    if (p->precision == AV_HTML_AUTO) /* base64 of F16 + analysis + labels and metadata allowance */
-        u8 = assets + (values * 2 + 2) / 3 * 4 + (p->analysis ? av_html_analysis_bytes(&an, 0) : 0) +
-                 64 * 1024 >
-             AV_HTML_BUDGET;
+    /* a model API's response has no attention to analyse; a difference (attnviz diff) is signed: float16 only
+     */
+    int diff = av_trace_meta(t, "diff") != NULL, analysis = p->analysis && values > 0 && !diff;
+    if (diff && p->precision == AV_HTML_U8)
+        return av_errf(err, "a difference of two traces is signed: the page needs float16 data, not u8");
+    if (analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
+    int u8 = !diff && want_u8(t, p, &assets, values, &an);
     av_buf blob = {0}, page = {0};
     json_t *meta;
-    int rc = build_meta(t, p, u8, p->analysis ? &an : NULL, &blob, &meta, err);
+    int rc = build_meta(t, p, u8, analysis ? &an : NULL, &blob, &meta, err);
     av_html_analysis_free(&an);
     if (rc) {
         free(blob.s);
@@ -284,45 +408,14 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     char *mjs =
         json_dumps(meta, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ESCAPE_SLASH | JSON_REAL_PRECISION(6));
     json_decref(meta);
-    char *b64 = mjs && !blob.oom ? av_base64((const uint8_t *)blob.s, blob.n) : NULL;
+    char *b64 = mjs && !blob.oom ? av_base64_encode(blob.s, blob.n) : NULL;
     free(blob.s);
     if (!b64) {
         free(mjs);
         return av_errf(err, "out of memory building the page");
     }
-    const char *s = (const char *)tpl->data, *end = s + tpl->len;
-    while (s < end) {
-        const char *mark = strstr(s, "<!--AV:");
-        if (!mark || mark >= end) {
-            av_buf_put(&page, s, (size_t)(end - s));
-            break;
-        }
-        av_buf_put(&page, s, (size_t)(mark - s));
-        const char *close = strstr(mark, "-->");
-        if (!close) break;
-        size_t len = (size_t)(close - mark - 7);
-        if (len == 5 && strncmp(mark + 7, "STYLE", 5) == 0) {
-            hb_str(&page, "<style>\n");
-            av_buf_put(&page, css->data, css->len);
-            hb_str(&page, "</style>");
-        } else if (len == 6 && strncmp(mark + 7, "SCRIPT", 6) == 0) {
-            hb_str(&page, "<script>\n");
-            for (int i = 0; i < N_SCRIPTS; i++)
-                av_buf_put(&page, js[i]->data, js[i]->len);
-            hb_str(&page, "</script>");
-        } else if (len == 4 && strncmp(mark + 7, "DATA", 4) == 0) {
-            hb_str(&page, "<script type=\"application/json\" id=\"av-meta\">");
-            hb_str(&page, mjs);
-            hb_str(&page, "</script>\n<script type=\"text/plain\" id=\"av-data\">");
-            hb_str(&page, b64);
-            hb_str(&page, "</script>");
-        } else if (len == 5 && strncmp(mark + 7, "TITLE", 5) == 0) {
-            const char *model = av_trace_meta(t, "model");
-            hb_html_escaped(&page, p->title ? p->title : model ? model : "attention");
-            hb_str(&page, " · attnviz");
-        }
-        s = close + 3;
-    }
+    const char *model = av_trace_meta(t, "model");
+    fill_template(&page, &assets, mjs, b64, p->title ? p->title : model ? model : "attention");
     free(mjs);
     free(b64);
     if (page.oom) {

@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const k_kinds[4] = {"self", "enc", "dec", "cross"};
-
 void av_html_analysis_free(av_html_analysis *a) {
     for (int i = 0; i < a->n_rollout; i++)
         free(a->rollout[i].m);
@@ -29,14 +27,14 @@ static int oom(av_html_analysis *a, av_err *err) {
     return av_errf(err, "out of memory computing the page's analysis");
 }
 
-static void set_msg(json_t *o, const char *key, const char *kind, const char *msg) {
+static void set_msg(json_t *o, const char *key, av_attn_kind kind, const char *msg) {
     json_t *m = json_object();
     json_object_set_new(m, key, json_string(msg));
-    json_object_set_new(o, kind, m);
+    json_object_set_new(o, av_attn_kind_name(kind), m);
 }
 
 /* Per-head statistics and roles of one kind, as attnviz stats --json writes them. */
-static void add_stats(const av_trace *t, const char *kind, json_t *stats) {
+static void add_stats(const av_trace *t, av_attn_kind kind, json_t *stats) {
     av_head_stats *hs;
     int n;
     av_err e = {{0}};
@@ -48,17 +46,18 @@ static void add_stats(const av_trace *t, const char *kind, json_t *stats) {
     free(hs);
     if (!o) return;
     json_object_del(o, "tokens");
-    json_object_set_new(stats, kind, o);
+    json_object_set_new(stats, av_attn_kind_name(kind), o);
 }
 
 /* Rollout of one kind: Abnar & Zuidema for self/enc/dec, the encoder-decoder variant for cross. */
-static int add_rollout(const av_trace *t, const char *kind, av_html_analysis *a, json_t *rollout,
+static int add_rollout(const av_trace *t, av_attn_kind kind, av_html_analysis *a, json_t *rollout,
                        av_err *err) {
-    int cross = strcmp(kind, "cross") == 0;
+    const char *name = av_attn_kind_name(kind);
+    int cross = kind == AV_ATTN_CROSS;
     int nq = av_trace_n_query(t, kind), nk = av_trace_n_key(t, kind), rows = nq, cols = cross ? nk : nq;
     char msg[256];
     if (!cross && nq != nk) {
-        snprintf(msg, sizeof msg, "rollout needs square attention; '%s' is %d x %d", kind, nq, nk);
+        snprintf(msg, sizeof msg, "rollout needs square attention; '%s' is %d x %d", name, nq, nk);
         set_msg(rollout, "error", kind, msg);
         return 0;
     }
@@ -66,7 +65,7 @@ static int add_rollout(const av_trace *t, const char *kind, av_html_analysis *a,
         snprintf(msg, sizeof msg,
                  "the rollout matrix (%d x %d) is too large to embed in the page: attnviz stats --kind %s "
                  "--rollout --json computes it",
-                 rows, cols, kind);
+                 rows, cols, name);
         set_msg(rollout, "skipped", kind, msg);
         return 0;
     }
@@ -81,21 +80,22 @@ static int add_rollout(const av_trace *t, const char *kind, av_html_analysis *a,
     }
     json_t *d = json_object();
     json_object_set_new(d, "variant", json_string(cross ? "encoder-decoder" : "abnar-zuidema"));
-    json_object_set_new(d, "kind", json_string(kind));
+    json_object_set_new(d, "kind", json_string(name));
     json_object_set_new(d, "fusion", json_string(av_reduce_name(rp.fusion)));
     json_object_set_new(d, "residual", json_real(rp.residual));
     json_object_set_new(d, "layers", json_integer(av_trace_n_layers(t, kind)));
     json_object_set_new(d, "rows", json_integer(rows));
     json_object_set_new(d, "cols", json_integer(cols));
-    if (cross) json_object_set_new(d, "enc_layers", json_integer(av_trace_n_layers(t, "enc")));
-    json_object_set_new(rollout, kind, d);
+    if (cross) json_object_set_new(d, "enc_layers", json_integer(av_trace_n_layers(t, AV_ATTN_ENC)));
+    json_object_set_new(rollout, name, d);
     a->rollout[a->n_rollout++] = (av_html_rollout){m, rows, cols, d};
     return 0;
 }
 
 /* The value norms of every self-attention layer that has them (F32 [n_heads, n_tokens]). */
 static int add_vnorm(const av_trace *t, av_html_analysis *a, av_err *err) {
-    int L = av_trace_n_layers(t, "self"), H = av_trace_n_heads(t, "self"), T = av_trace_n_key(t, "self");
+    int L = av_trace_n_layers(t, AV_ATTN_SELF), H = av_trace_n_heads(t, AV_ATTN_SELF),
+        T = av_trace_n_key(t, AV_ATTN_SELF);
     const char *why = NULL;
     int found = 0;
     if (L == 0) {
@@ -147,7 +147,7 @@ static int add_probe_roles(const av_trace *t, const char *path, av_html_analysis
         json_decref(r);
         return av_errf(err, "%s: not the JSON of attnviz roles --json (format \"attnviz-roles\")", path);
     }
-    int L = av_trace_n_layers(t, "self"), H = av_trace_n_heads(t, "self");
+    int L = av_trace_n_layers(t, AV_ATTN_SELF), H = av_trace_n_heads(t, AV_ATTN_SELF);
     json_int_t rl = json_integer_value(json_object_get(r, "n_layers")),
                rh = json_integer_value(json_object_get(r, "n_heads"));
     json_t *heads = json_object_get(r, "heads");
@@ -174,8 +174,7 @@ static int add_probe_roles(const av_trace *t, const char *path, av_html_analysis
         }
     }
     json_object_del(r, "summary");
-    const char *slash = strrchr(path, '/');
-    json_object_set_new(r, "file", json_string(slash ? slash + 1 : path));
+    json_object_set_new(r, "file", json_string(av_path_basename(path)));
     json_object_set_new(a->json, "probe_roles", r);
     return 0;
 }
@@ -191,10 +190,10 @@ int av_html_analysis_compute(const av_trace *t, const av_html_params *p, av_html
     json_object_set_new(a->json, "version", json_integer(1));
     json_object_set_new(a->json, "stats", stats);
     json_object_set_new(a->json, "rollout", rollout);
-    for (int k = 0; k < 4; k++) {
-        if (!av_trace_n_layers(t, k_kinds[k])) continue;
-        add_stats(t, k_kinds[k], stats);
-        if (add_rollout(t, k_kinds[k], a, rollout, err)) return oom(a, err);
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+        if (!av_trace_n_layers(t, (av_attn_kind)k)) continue;
+        add_stats(t, (av_attn_kind)k, stats);
+        if (add_rollout(t, (av_attn_kind)k, a, rollout, err)) return oom(a, err);
     }
     if (add_vnorm(t, a, err)) return oom(a, err);
     if (p->roles_path && add_probe_roles(t, p->roles_path, a, err)) {
@@ -211,7 +210,7 @@ size_t av_html_analysis_bytes(const av_html_analysis *a, int u8) {
         bytes += u8 ? n + 4 * (size_t)a->rollout[i].rows + 4 : 2 * n + 2;
     }
     if (a->vnorm) bytes += 4 * (size_t)a->vn_layers * (size_t)a->vn_heads * (size_t)a->vn_tokens + 4;
-    bytes = (bytes + 2) / 3 * 4; /* base64 */
+    bytes = av_base64_len(bytes);
     char *js = a->json ? json_dumps(a->json, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     bytes += js ? strlen(js) + 256 : 0;
     free(js);

@@ -10,7 +10,6 @@
 #include <jansson.h>
 #include <stddef.h>
 
-
 /* Appends rows x n_key floats (row-major) to blob in the page's encoding and records the offsets in desc:
  *   f16: "off" of IEEE halves, 2-byte aligned;
  *   u8 : "soff" of a float32 scale per row (the row's maximum), 4-byte aligned, then "off" of one byte per

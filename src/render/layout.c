@@ -10,85 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const uint8_t k_ink[3] = {34, 34, 34}, k_muted[3] = {96, 96, 96}, k_white[3] = {255, 255, 255};
-
-static av_fig_item *fig_add(av_fig *f, av_fig_kind kind, av_err *err) {
-    if (f->n == f->cap) {
-        int cap = f->cap ? f->cap * 2 : 64;
-        av_fig_item *p = realloc(f->items, sizeof *p * (size_t)cap);
-        if (!p) {
-            av_errf(err, "out of memory");
-            return NULL;
-        }
-        f->items = p;
-        f->cap = cap;
-    }
-    av_fig_item *it = &f->items[f->n++];
-    memset(it, 0, sizeof *it);
-    it->kind = kind;
-    return it;
-}
-
-static int fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor,
-                    const uint8_t rgb[3], av_err *err) {
-    av_fig_item *it = fig_add(f, AV_FIG_TEXT, err);
-    if (!it) return -1;
-    it->x = x;
-    it->y = y;
-    it->size = size;
-    it->angle = angle;
-    it->anchor = anchor;
-    memcpy(it->rgb, rgb, 3);
-    it->text = av_strdup(s);
-    return it->text ? 0 : av_errf(err, "out of memory");
-}
-
-static int fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
-                    av_err *err) {
-    av_fig_item *it = fig_add(f, AV_FIG_LINE, err);
-    if (!it) return -1;
-    *it = (av_fig_item){.kind = AV_FIG_LINE, .x = x, .y = y, .w = dx, .h = dy, .size = width};
-    memcpy(it->rgb, rgb, 3);
-    return 0;
-}
-
-/* Label cut to max code points with an ellipsis. */
-static char *cut_label(const char *s, int max) {
-    int count = 0;
-    const char *p = s;
-    while (*p && count < max) {
-        p++;
-        while ((*p & 0xC0) == 0x80)
-            p++;
-        count++;
-    }
-    if (!*p) return av_strdup(s);
-    size_t n = (size_t)(p - s);
-    char *o = malloc(n + 4);
-    if (!o) return NULL;
-    memcpy(o, s, n);
-    memcpy(o + n, "\xE2\x80\xA6", 4);
-    return o;
-}
-
-/* ---- colors ---- */
-
-typedef struct scale {
-    av_cmap cmap;
-    int log;
-    float vmin, vmax; /* linear range; log: [log10(vmax) - 4, log10(vmax)] */
-} scale;
-
-static float scale_t(const scale *sc, float v) {
-    if (isnan(v)) return v;
-    if (sc->log) {
-        float hi = log10f(sc->vmax), lo = hi - 4;
-        return v > 0 ? (log10f(v) - lo) / (hi - lo) : 0.f;
-    }
-    return sc->vmax > sc->vmin ? (v - sc->vmin) / (sc->vmax - sc->vmin) : 0.f;
-}
-
-static void auto_range(scale *sc, const av_plot_params *p, float max_v, float min_v) {
+static void auto_range(av_fig_scale *sc, const av_plot_params *p, float max_v, float min_v) {
     sc->cmap = p->cmap;
     sc->log = p->log_scale;
     if (p->vmin != p->vmax) {
@@ -107,107 +29,6 @@ static void auto_range(scale *sc, const av_plot_params *p, float max_v, float mi
     sc->vmax = max_v > sc->vmin ? max_v : sc->vmin + 1;
 }
 
-/* Max-pools (nr, nc) to at most (tr, tc) cells: block max (by |value| for the diverging map). */
-static float *pool(const float *m, int nr, int nc, int tr, int tc, int by_abs, int *orr, int *occ) {
-    if (tr >= nr) tr = nr;
-    if (tc >= nc) tc = nc;
-    float *o = malloc(sizeof *o * (size_t)tr * (size_t)tc);
-    if (!o) return NULL;
-    for (int r = 0; r < tr; r++) {
-        int r0 = (int)((long long)r * nr / tr), r1 = (int)((long long)(r + 1) * nr / tr);
-        for (int c = 0; c < tc; c++) {
-            int c0 = (int)((long long)c * nc / tc), c1 = (int)((long long)(c + 1) * nc / tc);
-            float best = m[(size_t)r0 * (size_t)nc + (size_t)c0];
-            for (int i = r0; i < r1; i++)
-                for (int j = c0; j < c1; j++) {
-                    float v = m[(size_t)i * (size_t)nc + (size_t)j];
-                    if (by_abs ? fabsf(v) > fabsf(best) : v > best) best = v;
-                }
-            o[(size_t)r * (size_t)tc + (size_t)c] = best;
-        }
-    }
-    *orr = tr;
-    *occ = tc;
-    return o;
-}
-
-/* Adds the matrix as a raster in box (x, y, w, h), pooled to the output's pixels. Takes m. */
-static int fig_matrix(av_fig *f, float *m, int nr, int nc, double x, double y, double w, double h,
-                      double out_scale, const scale *sc, int keep_values, av_err *err) {
-    int tr = (int)floor(h * out_scale), tc = (int)floor(w * out_scale);
-    if (tr < 1) tr = 1;
-    if (tc < 1) tc = 1;
-    if (tr < nr || tc < nc) {
-        int rr, cc;
-        float *pm = pool(m, nr, nc, tr, tc, sc->cmap == AV_CMAP_DIVERGING, &rr, &cc);
-        free(m);
-        if (!pm) return av_errf(err, "out of memory");
-        m = pm;
-        nr = rr;
-        nc = cc;
-    }
-    av_fig_item *it = fig_add(f, AV_FIG_RASTER, err);
-    if (!it) {
-        free(m);
-        return -1;
-    }
-    *it = (av_fig_item){.kind = AV_FIG_RASTER, .x = x, .y = y, .w = w, .h = h, .rw = nc, .rh = nr};
-    it->raster = malloc((size_t)nr * (size_t)nc * 3);
-    if (!it->raster) {
-        free(m);
-        return av_errf(err, "out of memory");
-    }
-    for (size_t i = 0; i < (size_t)nr * (size_t)nc; i++)
-        av_cmap_rgb(sc->cmap, scale_t(sc, m[i]), it->raster + i * 3);
-    if (keep_values)
-        it->values = m;
-    else
-        free(m);
-    return 0;
-}
-
-/* A vertical colorbar at (x, y) of height h with tick values on its right; returns its total width. */
-static double fig_colorbar(av_fig *f, double x, double y, double h, const scale *sc, av_err *err) {
-    const double bw = 14, fs = 9.5;
-    av_fig_item *it = fig_add(f, AV_FIG_RASTER, err);
-    if (!it) return -1;
-    *it = (av_fig_item){.kind = AV_FIG_RASTER, .x = x, .y = y, .w = bw, .h = h, .rw = 1, .rh = 256};
-    it->raster = malloc(256 * 3);
-    if (!it->raster) return av_errf(err, "out of memory");
-    for (int i = 0; i < 256; i++)
-        av_cmap_rgb(sc->cmap, (255 - i + 0.5f) / 256.f, it->raster + i * 3);
-    double ticks[16];
-    int nt = 0;
-    if (sc->log) {
-        double hi = log10(sc->vmax);
-        for (double e = ceil(hi - 4 - 1e-9); e <= hi + 1e-9 && nt < 16; e += 1)
-            ticks[nt++] = pow(10, e);
-    } else {
-        double span = sc->vmax - sc->vmin, raw = span / 5, mag = pow(10, floor(log10(raw))), step = mag;
-        if (raw / mag > 5)
-            step = 10 * mag;
-        else if (raw / mag > 2)
-            step = 5 * mag;
-        else if (raw / mag > 1)
-            step = 2 * mag;
-        for (double v = ceil(sc->vmin / step - 1e-9) * step; v <= sc->vmax + step * 1e-6 && nt < 16;
-             v += step)
-            ticks[nt++] = fabs(v) < step * 1e-9 ? 0 : v;
-    }
-    double maxw = 0;
-    for (int i = 0; i < nt; i++) {
-        char s[32];
-        snprintf(s, sizeof s, "%.3g", ticks[i]);
-        double ty = y + h * (1 - scale_t(sc, (float)ticks[i]));
-        if (ty < y - 0.5 || ty > y + h + 0.5) continue;
-        if (fig_line(f, x + bw, ty, 4, 0, 1, k_ink, err) ||
-            fig_text(f, s, x + bw + 6, ty + fs * 0.36, fs, 0, 0, k_ink, err))
-            return -1;
-        maxw = fmax(maxw, av_font_width(f->font, s, fs));
-    }
-    return bw + 6 + maxw;
-}
-
 static char *make_title(const av_trace *t, const av_plot_params *p, int n_heads) {
     if (p->title) return av_strdup(p->title);
     const char *model = av_trace_meta(t, "model");
@@ -218,10 +39,9 @@ static char *make_title(const av_trace *t, const av_plot_params *p, int n_heads)
         snprintf(head, sizeof head, "max of %d head%s", n_heads, n_heads == 1 ? "" : "s");
     else
         snprintf(head, sizeof head, "head %d", p->head);
-    const char *kind = strcmp(p->kind, "self") == 0    ? ""
-                       : strcmp(p->kind, "cross") == 0 ? "cross-attention · "
-                       : strcmp(p->kind, "enc") == 0   ? "encoder · "
-                                                       : "decoder · ";
+    static const char *const kind_titles[AV_ATTN_KIND_COUNT] = {"", "encoder · ", "decoder · ",
+                                                                "cross-attention · "};
+    const char *kind = (unsigned)p->kind < AV_ATTN_KIND_COUNT ? kind_titles[p->kind] : "";
     if (p->grid)
         snprintf(buf, sizeof buf, "%s · %sall layers × heads", model ? model : "attention", kind);
     else
@@ -255,7 +75,7 @@ static int layout_heatmap(const av_trace *t, const av_plot_params *p, av_fig *f,
     }
     int off = p->exclude_first ? 1 : 0, rc = -1;
     double out_scale = p->dpi / 96.0;
-    scale sc;
+    av_fig_scale sc;
     float lo = 0, hi = 0;
     min_max(m, (size_t)nr * nc, &lo, &hi);
     auto_range(&sc, p, hi, lo);
@@ -276,33 +96,35 @@ static int layout_heatmap(const av_trace *t, const av_plot_params *p, av_fig *f,
         goto done;
     }
     for (int i = 0; i < nr; i += rs) {
-        if (!(qc[i] = cut_label(ql[i + off], p->max_label_chars))) goto oom;
+        if (!(qc[i] = av_fig_cut_label(ql[i + off], p->max_label_chars))) goto oom;
         row_w = fmax(row_w, av_font_width(f->font, qc[i], lf));
     }
     for (int j = 0; j < nc; j += cs) {
-        if (!(kc[j] = cut_label(kl[j + off], p->max_label_chars))) goto oom;
+        if (!(kc[j] = av_fig_cut_label(kl[j + off], p->max_label_chars))) goto oom;
         col_h = fmax(col_h, av_font_width(f->font, kc[j], lf));
     }
     double x_m = margin + axis * 1.4 + row_w + 6, y_m = margin + tsize * 1.25 + 10;
     double cb_h = fmax(H, 120), cb_x = x_m + W + 18;
-    if (fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err)) goto done;
+    if (av_fig_text(f, title, margin, margin + tsize, tsize, 0, 0, av_fig_ink, err)) goto done;
     /* query labels (right-aligned, vertically centered on their row) and the axis title */
     for (int i = 0; i < nr; i += rs)
-        if (fig_text(f, qc[i], x_m - 5, y_m + cell * (i + 0.5) + lf * 0.36, lf, 0, 2, k_ink, err)) goto done;
-    if (fig_text(f, "query", margin + axis, y_m + H / 2, axis, 90, 1, k_muted, err)) goto done;
+        if (av_fig_text(f, qc[i], x_m - 5, y_m + cell * (i + 0.5) + lf * 0.36, lf, 0, 2, av_fig_ink, err))
+            goto done;
+    if (av_fig_text(f, "query", margin + axis, y_m + H / 2, axis, 90, 1, av_fig_muted, err)) goto done;
     /* key labels: rotated, reading upward, ending just under the matrix */
     for (int j = 0; j < nc; j += cs)
-        if (fig_text(f, kc[j], x_m + cell * (j + 0.5) + lf * 0.36, y_m + H + 5, lf, 90, 2, k_ink, err))
+        if (av_fig_text(f, kc[j], x_m + cell * (j + 0.5) + lf * 0.36, y_m + H + 5, lf, 90, 2, av_fig_ink,
+                        err))
             goto done;
     double key_y = y_m + H + 5 + col_h + 6 + axis;
-    if (fig_text(f, "key", x_m + W / 2, key_y, axis, 0, 1, k_muted, err)) goto done;
+    if (av_fig_text(f, "key", x_m + W / 2, key_y, axis, 0, 1, av_fig_muted, err)) goto done;
     int mi = f->n; /* index of the matrix raster */
-    if (fig_matrix(f, m, nr, nc, x_m, y_m, W, H, out_scale, &sc, nr * nc <= 4096, err)) {
+    if (av_fig_matrix(f, m, nr, nc, x_m, y_m, W, H, out_scale, &sc, nr * nc <= 4096, err)) {
         m = NULL;
         goto done;
     }
     m = NULL;
-    double cb_w = fig_colorbar(f, cb_x, y_m, cb_h, &sc, err);
+    double cb_w = av_fig_colorbar(f, cb_x, y_m, cb_h, &sc, err);
     if (cb_w < 0) goto done;
     const av_fig_item *r = &f->items[mi];
     f->w = fmax(cb_x + cb_w + margin, margin * 2 + av_font_width(f->font, title, tsize));
@@ -330,9 +152,30 @@ done:
 
 /* ---- the grid of all layers x heads ---- */
 
-static int layout_grid(const av_trace *t, const av_plot_params *p, av_fig *f, av_plot_geom *g, av_err *err) {
+/* Every layer x head matrix of a grid, all nr x nc (NULL where a layer has fewer heads), and their range. */
+typedef struct grid_mats {
+    int L, H, nr, nc;
+    float **mats; /* (L * H), each (nr, nc) */
+    float lo, hi;
+} grid_mats;
+
+/* Where the grid goes: thumbnails tw x th a gap apart, label size lf, grid origin and size. */
+typedef struct grid_geom {
+    double tw, th, gap, lf, x0, y0, gw, gh;
+} grid_geom;
+
+static const double k_grid_margin = 14, k_grid_tsize = 15, k_grid_axis = 11.5;
+
+static void grid_free(grid_mats *gm) {
+    for (int i = 0; gm->mats && i < gm->L * gm->H; i++)
+        free(gm->mats[i]);
+    free(gm->mats);
+}
+
+static int grid_load(const av_trace *t, const av_plot_params *p, grid_mats *gm, av_err *err) {
+    memset(gm, 0, sizeof *gm);
     int L = av_trace_n_layers(t, p->kind), H = 0;
-    if (L == 0) return av_errf(err, "the trace has no '%s' attention", p->kind);
+    if (L == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(p->kind));
     av_attn_view v0 = {0, 0, 0, NULL};
     for (int l = 0; l < L; l++) {
         av_attn_view v;
@@ -344,93 +187,118 @@ static int layout_grid(const av_trace *t, const av_plot_params *p, av_fig *f, av
     if (nr <= 0 || nc <= 0) return av_errf(err, "cannot exclude the first token of a 1-token trace");
     size_t per = (size_t)nr * (size_t)nc, total;
     if (!av_mul_size(per, (size_t)L * (size_t)H, &total)) return av_errf(err, "trace too large for a grid");
-    float **mats = calloc((size_t)L * (size_t)H, sizeof *mats);
-    if (!mats) return av_errf(err, "out of memory");
-    int rc = -1, k = 0;
-    float lo = 0, hi = 0;
-    for (int l = 0; l < L; l++)
+    *gm = (grid_mats){L, H, nr, nc, calloc((size_t)L * (size_t)H, sizeof(float *)), 0, 0};
+    if (!gm->mats) return av_errf(err, "out of memory");
+    for (int l = 0, k = 0; l < L; l++)
         for (int h = 0; h < H; h++, k++) {
             av_attn_view v;
             av_trace_attn(t, p->kind, l, &v, NULL);
             if (h >= v.n_heads) continue;
             int r2, c2;
-            if (av_plot_matrix(t, p->kind, l, h, p->exclude_first, &mats[k], &r2, &c2, err)) goto done;
-            if (r2 != nr || c2 != nc) {
-                av_errf(err, "layer %d is %d x %d but layer 0 is %d x %d", l, r2, c2, nr, nc);
-                goto done;
-            }
-            min_max(mats[k], per, &lo, &hi);
+            if (av_plot_matrix(t, p->kind, l, h, p->exclude_first, &gm->mats[k], &r2, &c2, err)) return -1;
+            if (r2 != nr || c2 != nc)
+                return av_errf(err, "layer %d is %d x %d but layer 0 is %d x %d", l, r2, c2, nr, nc);
+            min_max(gm->mats[k], per, &gm->lo, &gm->hi);
         }
-    scale sc;
-    auto_range(&sc, p, hi, lo);
-    double out_scale = p->dpi / 96.0;
-    int big = L > H ? L : H;
+    return 0;
+}
+
+/* Thumbnail size from --cell or the grid's larger side; label space left of and above the grid. */
+static grid_geom grid_place(const av_fig *f, const av_plot_params *p, const grid_mats *gm) {
+    grid_geom g;
+    int big = gm->L > gm->H ? gm->L : gm->H, nr = gm->nr, nc = gm->nc;
     double thumb = p->cell > 0 ? p->cell * (nr > nc ? nr : nc) : fmin(110, fmax(30, 760.0 / big));
-    double tw = nc >= nr ? thumb : thumb * nc / nr, th = nr >= nc ? thumb : thumb * nr / nc;
-    double gap = fmax(4, thumb * 0.08), lf = fmin(11, fmax(7.5, thumb * 0.22));
-    const double margin = 14, tsize = 15, axis = 11.5;
-    char *title = make_title(t, p, H);
-    if (!title) {
-        av_errf(err, "out of memory");
-        goto done;
-    }
-    f->title = av_strdup(title);
+    g.tw = nc >= nr ? thumb : thumb * nc / nr;
+    g.th = nr >= nc ? thumb : thumb * nr / nc;
+    g.gap = fmax(4, thumb * 0.08);
+    g.lf = fmin(11, fmax(7.5, thumb * 0.22));
     double row_w = 0;
-    for (int l = 0; l < L; l++) {
+    for (int l = 0; l < gm->L; l++) {
         char s[24];
         snprintf(s, sizeof s, "L%d", l);
-        row_w = fmax(row_w, av_font_width(f->font, s, lf));
+        row_w = fmax(row_w, av_font_width(f->font, s, g.lf));
     }
-    double x0 = margin + axis * 1.4 + row_w + 6, y0 = margin + tsize * 1.25 + 10 + axis + lf * 1.4 + 4;
-    double gw = H * tw + (H - 1) * gap, gh = L * th + (L - 1) * gap;
-    int bad = fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err) ||
-              fig_text(f, "head", x0 + gw / 2, margin + tsize * 1.25 + 10 + axis, axis, 0, 1, k_muted, err) ||
-              fig_text(f, "layer", margin + axis, y0 + gh / 2, axis, 90, 1, k_muted, err);
-    for (int h = 0; !bad && h < H; h++) {
+    g.x0 = k_grid_margin + k_grid_axis * 1.4 + row_w + 6;
+    g.y0 = k_grid_margin + k_grid_tsize * 1.25 + 10 + k_grid_axis + g.lf * 1.4 + 4;
+    g.gw = gm->H * g.tw + (gm->H - 1) * g.gap;
+    g.gh = gm->L * g.th + (gm->L - 1) * g.gap;
+    return g;
+}
+
+/* Title, axis names and the H<h> / L<l> labels. */
+static int grid_labels(av_fig *f, const grid_mats *gm, const grid_geom *g, const char *title, av_err *err) {
+    const double margin = k_grid_margin, tsize = k_grid_tsize, axis = k_grid_axis;
+    int bad = av_fig_text(f, title, margin, margin + tsize, tsize, 0, 0, av_fig_ink, err) ||
+              av_fig_text(f, "head", g->x0 + g->gw / 2, margin + tsize * 1.25 + 10 + axis, axis, 0, 1,
+                          av_fig_muted, err) ||
+              av_fig_text(f, "layer", margin + axis, g->y0 + g->gh / 2, axis, 90, 1, av_fig_muted, err);
+    for (int h = 0; !bad && h < gm->H; h++) {
         char s[24];
         snprintf(s, sizeof s, "H%d", h);
-        bad = fig_text(f, s, x0 + h * (tw + gap) + tw / 2, y0 - 5, lf, 0, 1, k_ink, err);
+        bad = av_fig_text(f, s, g->x0 + h * (g->tw + g->gap) + g->tw / 2, g->y0 - 5, g->lf, 0, 1, av_fig_ink,
+                          err);
     }
-    for (int l = 0; !bad && l < L; l++) {
+    for (int l = 0; !bad && l < gm->L; l++) {
         char s[24];
         snprintf(s, sizeof s, "L%d", l);
-        bad = fig_text(f, s, x0 - 5, y0 + l * (th + gap) + th / 2 + lf * 0.36, lf, 0, 2, k_ink, err);
+        bad = av_fig_text(f, s, g->x0 - 5, g->y0 + l * (g->th + g->gap) + g->th / 2 + g->lf * 0.36, g->lf, 0,
+                          2, av_fig_ink, err);
     }
-    if (bad) goto done_title;
-    k = 0;
-    for (int l = 0; l < L; l++)
-        for (int h = 0; h < H; h++, k++) {
-            if (!mats[k]) continue;
-            float *m = mats[k];
-            mats[k] = NULL;
-            if (fig_matrix(f, m, nr, nc, x0 + h * (tw + gap), y0 + l * (th + gap), tw, th, out_scale, &sc, 0,
-                           err))
-                goto done_title;
+    return bad ? -1 : 0;
+}
+
+/* The thumbnails (the figure takes each matrix over) and the shared colorbar; sets the figure size and g. */
+static int grid_draw(av_fig *f, grid_mats *gm, const grid_geom *gg, const av_fig_scale *sc, double out_scale,
+                     const char *title, av_plot_geom *g, av_err *err) {
+    for (int l = 0, k = 0; l < gm->L; l++)
+        for (int h = 0; h < gm->H; h++, k++) {
+            if (!gm->mats[k]) continue;
+            float *m = gm->mats[k];
+            gm->mats[k] = NULL;
+            if (av_fig_matrix(f, m, gm->nr, gm->nc, gg->x0 + h * (gg->tw + gg->gap),
+                              gg->y0 + l * (gg->th + gg->gap), gg->tw, gg->th, out_scale, sc, 0, err))
+                return -1;
         }
     const av_fig_item *first = NULL;
     for (int i = 0; i < f->n && !first; i++)
         if (f->items[i].kind == AV_FIG_RASTER) first = &f->items[i];
-    double cb_h = fmax(gh, 120), cb_x = x0 + gw + 18;
-    double cb_w = fig_colorbar(f, cb_x, y0, cb_h, &sc, err);
-    if (cb_w < 0) goto done_title;
-    f->w = fmax(cb_x + cb_w + margin, margin * 2 + av_font_width(f->font, title, tsize));
-    f->h = fmax(y0 + gh, y0 + cb_h) + margin;
-    *g = (av_plot_geom){0,         0,         x0,       y0,       tw / first->rw, th / first->rh,
-                        first->rh, first->rw, tw + gap, th + gap, sc.vmin,        sc.vmax};
-    rc = 0;
-done_title:
+    double cb_h = fmax(gg->gh, 120), cb_x = gg->x0 + gg->gw + 18;
+    double cb_w = av_fig_colorbar(f, cb_x, gg->y0, cb_h, sc, err);
+    if (cb_w < 0) return -1;
+    f->w = fmax(cb_x + cb_w + k_grid_margin, k_grid_margin * 2 + av_font_width(f->font, title, k_grid_tsize));
+    f->h = fmax(gg->y0 + gg->gh, gg->y0 + cb_h) + k_grid_margin;
+    *g = (av_plot_geom){
+        0,         0,         gg->x0,           gg->y0,           gg->tw / first->rw, gg->th / first->rh,
+        first->rh, first->rw, gg->tw + gg->gap, gg->th + gg->gap, sc->vmin,           sc->vmax};
+    return 0;
+}
+
+static int layout_grid(const av_trace *t, const av_plot_params *p, av_fig *f, av_plot_geom *g, av_err *err) {
+    grid_mats gm;
+    if (grid_load(t, p, &gm, err)) {
+        grid_free(&gm);
+        return -1;
+    }
+    av_fig_scale sc;
+    auto_range(&sc, p, gm.hi, gm.lo);
+    char *title = make_title(t, p, gm.H);
+    int rc = -1;
+    if (!title || !(f->title = av_strdup(title))) {
+        av_errf(err, "out of memory");
+    } else {
+        grid_geom gg = grid_place(f, p, &gm);
+        rc =
+            grid_labels(f, &gm, &gg, title, err) || grid_draw(f, &gm, &gg, &sc, p->dpi / 96.0, title, g, err);
+    }
     free(title);
-done:
-    for (int i = 0; i < L * H; i++)
-        free(mats[i]);
-    free(mats);
-    return rc;
+    grid_free(&gm);
+    return rc ? -1 : 0;
 }
 
 int av_plot_layout(const av_trace *t, const av_plot_params *p, av_font *font, av_fig *fig, av_plot_geom *geom,
                    av_err *err) {
     memset(fig, 0, sizeof *fig);
-    memcpy(fig->bg, k_white, 3);
+    memcpy(fig->bg, av_fig_white, 3);
     fig->font = font;
     if (p->log_scale && p->cmap == AV_CMAP_DIVERGING)
         return av_errf(err, "--log does not apply to the diverging colormap (it is for signed differences)");

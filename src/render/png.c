@@ -1,5 +1,4 @@
-/* RGB images, PNG encoding with libpng, base64, and the raster backend of figures (display list -> pixels).
- */
+/* RGB images, PNG encoding with libpng, and the raster backend of figures (display list -> pixels). */
 #include "render/plot.h"
 
 #include "core/core.h"
@@ -49,34 +48,12 @@ void av_image_fill(av_image *im, double x, double y, double w, double h, const u
 
 /* ---- PNG ---- */
 
-typedef struct png_buf {
-    uint8_t *data;
-    size_t n, cap;
-    int oom;
-} png_buf;
-
+/* libpng's output goes into a core av_buf (binary data; its trailing NUL is not part of the PNG). */
 static void png_buf_write(png_structp png, png_bytep data, png_size_t len) {
-    png_buf *b = png_get_io_ptr(png);
-    if (b->oom) return;
-    if (b->n + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 65536;
-        while (cap < b->n + len)
-            cap *= 2;
-        uint8_t *p = realloc(b->data, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->n, data, len);
-    b->n += len;
+    av_buf_put(png_get_io_ptr(png), data, len);
 }
 
-static void png_buf_flush(png_structp png) {
-    (void)png;
-}
+static void png_buf_flush(png_structp png) { (void)png; }
 
 static void png_on_error(png_structp png, png_const_charp msg) {
     av_err *err = png_get_error_ptr(png);
@@ -92,7 +69,7 @@ static void png_on_warning(png_structp png, png_const_charp msg) {
 int av_png_encode(const av_image *im, double dpi, uint8_t **out, size_t *n, av_err *err) {
     *out = NULL;
     *n = 0;
-    png_buf buf = {0};
+    av_buf buf = {0};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, err, png_on_error, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
@@ -109,7 +86,7 @@ int av_png_encode(const av_image *im, double dpi, uint8_t **out, size_t *n, av_e
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         free(rows);
-        free(buf.data);
+        free(buf.s);
         return -1;
     }
     png_set_write_fn(png, &buf, png_buf_write, png_buf_flush);
@@ -125,54 +102,12 @@ int av_png_encode(const av_image *im, double dpi, uint8_t **out, size_t *n, av_e
     png_destroy_write_struct(&png, &info);
     free(rows);
     if (buf.oom) {
-        free(buf.data);
+        free(buf.s);
         return av_errf(err, "out of memory encoding a %d x %d PNG", im->w, im->h);
     }
-    *out = buf.data;
+    *out = (uint8_t *)buf.s;
     *n = buf.n;
     return 0;
-}
-
-int av_png_write(const av_image *im, double dpi, const char *path, av_err *err) {
-    uint8_t *data;
-    size_t n;
-    if (av_png_encode(im, dpi, &data, &n, err)) return -1;
-    av_atomic_file f;
-    int rc = av_atomic_open(&f, path, err);
-    if (!rc) {
-        rc = av_atomic_write(&f, data, n, err);
-        if (rc)
-            av_atomic_abort(&f);
-        else
-            rc = av_atomic_commit(&f, err);
-    }
-    free(data);
-    return rc;
-}
-
-char *av_base64(const uint8_t *data, size_t n) {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t groups = n / 3 + (n % 3 != 0), len;
-    if (!av_mul_size(groups, 4, &len) || len == SIZE_MAX) return NULL;
-    char *s = malloc(len + 1), *o = s;
-    if (!s) return NULL;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)data[i] << 16 | (uint32_t)data[i + 1] << 8 | data[i + 2];
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = tab[(v >> 6) & 63];
-        *o++ = tab[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)data[i] << 16 | (i + 1 < n ? (uint32_t)data[i + 1] << 8 : 0);
-        *o++ = tab[v >> 18];
-        *o++ = tab[(v >> 12) & 63];
-        *o++ = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    *o = 0;
-    return s;
 }
 
 /* ---- raster backend of figures ---- */
@@ -214,9 +149,7 @@ int av_fig_to_image(const av_fig *fig, double scale, av_image *im, av_err *err) 
                 return -1;
             }
             break;
-        case AV_FIG_RASTER:
-            draw_raster(im, it, scale);
-            break;
+        case AV_FIG_RASTER: draw_raster(im, it, scale); break;
         }
     }
     return 0;

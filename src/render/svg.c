@@ -13,21 +13,11 @@
 static void sb_xml(av_buf *b, const char *s) {
     for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
         switch (*u) {
-        case '&':
-            av_buf_put(b, "&amp;", 5);
-            break;
-        case '<':
-            av_buf_put(b, "&lt;", 4);
-            break;
-        case '>':
-            av_buf_put(b, "&gt;", 4);
-            break;
-        case '"':
-            av_buf_put(b, "&quot;", 6);
-            break;
-        case '\'':
-            av_buf_put(b, "&#39;", 5);
-            break;
+        case '&': av_buf_put(b, "&amp;", 5); break;
+        case '<': av_buf_put(b, "&lt;", 4); break;
+        case '>': av_buf_put(b, "&gt;", 4); break;
+        case '"': av_buf_put(b, "&quot;", 6); break;
+        case '\'': av_buf_put(b, "&#39;", 5); break;
         default:
             if (*u < 0x20 && *u != '\t' && *u != '\n' && *u != '\r')
                 av_buf_put(b, "\xEF\xBF\xBD", 3);
@@ -60,7 +50,7 @@ static int raster_image(av_buf *b, const av_fig_item *it, av_err *err) {
     uint8_t *png;
     size_t n;
     if (av_png_encode(&im, 0, &png, &n, err)) return -1;
-    char *b64 = av_base64(png, n);
+    char *b64 = av_base64_encode(png, n);
     free(png);
     if (!b64) return av_errf(err, "out of memory");
     char a[32], c[32], d[32], e[32];
@@ -86,11 +76,12 @@ static void raster_rects(av_buf *b, const av_fig_item *it) {
             color(col, it->raster + i * 3);
             /* cells overlap their right/bottom neighbour by a hair so no background seam shows */
             av_buf_printf(b, "<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" fill=\"%s\"",
-                      num(a, it->x + k * cw), num(c, it->y + r * ch),
-                      num(d, cw + (k + 1 < it->rw ? 0.01 : 0)), num(e, ch + (r + 1 < it->rh ? 0.01 : 0)),
-                      col);
+                          num(a, it->x + k * cw), num(c, it->y + r * ch),
+                          num(d, cw + (k + 1 < it->rw ? 0.01 : 0)), num(e, ch + (r + 1 < it->rh ? 0.01 : 0)),
+                          col);
             if (titles)
-                av_buf_printf(b, "><title>query %d, key %d: %.6g</title></rect>\n", r, k, (double)it->values[i]);
+                av_buf_printf(b, "><title>query %d, key %d: %.6g</title></rect>\n", r, k,
+                              (double)it->values[i]);
             else
                 av_buf_put(b, "/>\n", 3);
         }
@@ -103,9 +94,9 @@ int av_fig_to_svg(const av_fig *fig, char **out, size_t *n, av_err *err) {
     char a[32], c[32], d[32], e[32], col[8];
     av_buf_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     av_buf_printf(&b,
-              "<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" "
-              "version=\"1.1\" width=\"%s\" height=\"%s\" viewBox=\"0 0 %s %s\">\n",
-              num(a, fig->w), num(c, fig->h), num(d, fig->w), num(e, fig->h));
+                  "<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" "
+                  "version=\"1.1\" width=\"%s\" height=\"%s\" viewBox=\"0 0 %s %s\">\n",
+                  num(a, fig->w), num(c, fig->h), num(d, fig->w), num(e, fig->h));
     if (fig->title) {
         av_buf_put(&b, "<title>", 7);
         sb_xml(&b, fig->title);
@@ -123,8 +114,8 @@ int av_fig_to_svg(const av_fig *fig, char **out, size_t *n, av_err *err) {
         color(col, it->rgb);
         switch (it->kind) {
         case AV_FIG_RECT:
-            av_buf_printf(&b, "<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" fill=\"%s\"/>\n", num(a, it->x),
-                      num(c, it->y), num(d, it->w), num(e, it->h), col);
+            av_buf_printf(&b, "<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" fill=\"%s\"/>\n",
+                          num(a, it->x), num(c, it->y), num(d, it->w), num(e, it->h), col);
             break;
         case AV_FIG_LINE:
             av_buf_printf(
@@ -134,10 +125,12 @@ int av_fig_to_svg(const av_fig *fig, char **out, size_t *n, av_err *err) {
         case AV_FIG_TEXT: {
             static const char *anchors[3] = {"start", "middle", "end"};
             av_buf_printf(&b, "<text x=\"%s\" y=\"%s\" font-size=\"%s\" fill=\"%s\"", num(a, it->x),
-                      num(c, it->y), num(d, it->size), col);
-            if (it->anchor) av_buf_printf(&b, " text-anchor=\"%s\"", anchors[it->anchor > 2 ? 2 : it->anchor]);
+                          num(c, it->y), num(d, it->size), col);
+            if (it->anchor)
+                av_buf_printf(&b, " text-anchor=\"%s\"", anchors[it->anchor > 2 ? 2 : it->anchor]);
             if (it->angle)
-                av_buf_printf(&b, " transform=\"rotate(%d %s %s)\"", -it->angle, num(a, it->x), num(c, it->y));
+                av_buf_printf(&b, " transform=\"rotate(%d %s %s)\"", -it->angle, num(a, it->x),
+                              num(c, it->y));
             av_buf_put(&b, " xml:space=\"preserve\">", 22);
             sb_xml(&b, it->text);
             av_buf_put(&b, "</text>\n", 8);

@@ -23,9 +23,7 @@ static uint64_t key_hash(const srv_tile_key *k) {
     return h;
 }
 
-static size_t entry_bytes(const srv_cache_entry *e) {
-    return sizeof *e + e->n * sizeof(float);
-}
+static size_t entry_bytes(const srv_cache_entry *e) { return sizeof *e + e->n * sizeof(float); }
 
 int srv_cache_init(srv_cache *c, size_t max_bytes, av_err *err) {
     memset(c, 0, sizeof *c);

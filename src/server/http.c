@@ -1,7 +1,8 @@
 /* The HTTP side of attnviz serve: libmicrohttpd with one thread per connection (a slow tile never blocks
- * another client), a connection limit and an idle timeout, request bodies bounded by max_body, and one
- * place where replies are turned into responses. The listening socket is made here (clear bind errors,
- * port 0 = any free port), then handed to libmicrohttpd. */
+ * another client), a connection limit, a per-client-address limit, an idle timeout and a request deadline
+ * (guard.c), request bodies bounded by max_body, the Host and cross-site checks, and one place where replies
+ * are turned into responses. The listening socket is made here (clear bind errors, port 0 = any free port),
+ * then handed to libmicrohttpd. */
 #include "core/core.h"
 #include "server.h"
 
@@ -36,6 +37,8 @@ av_server_params av_server_default_params(void) {
         .cache_bytes = (size_t)128 << 20,
         .timeout_s = 30,
         .max_connections = 64,
+        .max_per_ip = 16,
+        .request_timeout_s = 10,
         .n_threads = 0,
         .lazy = 1,
         .viewer_bytes = (size_t)256 << 20,
@@ -94,9 +97,16 @@ const char *srv_arg(const srv_request *req, const char *name) {
     return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+static void page_free_cb(void *cls) { srv_page_release(cls); }
+
 static MHD_Result_t send_reply(struct MHD_Connection *conn, srv_reply *r) {
     struct MHD_Response *resp;
-    if (r->fd >= 0) {
+    if (r->page) { /* the response holds the reference until it is destroyed */
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(r->page->len, r->page->data,
+                                                                      page_free_cb, r->page);
+        if (!resp) srv_page_release(r->page);
+        r->page = NULL;
+    } else if (r->fd >= 0) {
         struct stat sb;
         if (fstat(r->fd, &sb) != 0) {
             close(r->fd);
@@ -119,6 +129,9 @@ static MHD_Result_t send_reply(struct MHD_Connection *conn, srv_reply *r) {
     MHD_add_response_header(resp, "Cache-Control", r->cacheable ? "no-cache" : "no-store");
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    /* no other site may read (no-cors) or frame (clickjacking) anything of this server */
+    MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+    MHD_add_response_header(resp, "X-Frame-Options", "SAMEORIGIN");
     if (r->allow) MHD_add_response_header(resp, "Allow", r->allow);
     for (int i = 0; i < 2; i++)
         if (r->hdr_name[i][0]) MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
@@ -137,9 +150,9 @@ typedef struct conn_state {
 
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                               enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)conn;
     (void)toe;
+    av_server *s = cls;
+    srv_guard_completed(&s->guard, conn);
     conn_state *cs = *con_cls;
     if (cs) {
         free(cs->body);
@@ -168,80 +181,112 @@ static int host_allowed(const av_server *s, const char *host) {
     return av_server_host_is_loopback(name) || strcmp(name, s->host) == 0;
 }
 
-static MHD_Result_t handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                           const char *version, const char *upload_data, size_t *upload_data_size,
-                           void **con_cls) {
-    (void)version;
-    av_server *s = cls;
-    conn_state *cs = *con_cls;
-    srv_reply r = {.status = 500, .fd = -1};
-    if (!cs) { /* first call: headers only */
-        cs = calloc(1, sizeof *cs);
-        if (!cs) return MHD_NO;
-        *con_cls = cs;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(cl, &end, 10);
-            if (errno || end == cl || v > s->params.max_body) {
-                srv_reply_error(&r, 413, "request body too large: the limit is %zu bytes (--max-body)",
-                                s->params.max_body);
-                return send_reply(conn, &r);
-            }
+static const char *header(struct MHD_Connection *conn, const char *name) {
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+/* First call of a request, with its headers: refuses an announced body above max_body at once. */
+static MHD_Result_t request_headers(av_server *s, struct MHD_Connection *conn, void **con_cls) {
+    conn_state *cs = calloc(1, sizeof *cs);
+    if (!cs) return MHD_NO;
+    *con_cls = cs;
+    const char *cl = header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (errno || end == cl || v > s->params.max_body) {
+            srv_reply r = {.status = 500, .fd = -1};
+            srv_reply_error(&r, 413, "request body too large: the limit is %zu bytes (--max-body)",
+                            s->params.max_body);
+            srv_guard_received(&s->guard, conn);
+            return send_reply(conn, &r);
         }
-        return MHD_YES;
     }
-    if (*upload_data_size) { /* a piece of the body */
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (cs->too_large || cs->len + n > s->params.max_body) {
-            cs->too_large = 1; /* keep reading, keep nothing */
-            return MHD_YES;
-        }
-        if (cs->len + n + 1 > cs->cap) {
-            size_t cap = cs->cap ? cs->cap : 4096;
-            while (cap < cs->len + n + 1)
-                cap *= 2;
-            char *p = realloc(cs->body, cap);
-            if (!p) {
-                cs->too_large = 1;
-                return MHD_YES;
-            }
-            cs->body = p;
-            cs->cap = cap;
-        }
-        memcpy(cs->body + cs->len, upload_data, n);
-        cs->len += n;
-        cs->body[cs->len] = 0;
-        return MHD_YES;
+    return MHD_YES;
+}
+
+/* A piece of the body: kept while the whole stays within max_body, then only counted. */
+static void request_body(av_server *s, conn_state *cs, const char *data, size_t n) {
+    if (cs->too_large || cs->len + n > s->params.max_body) {
+        cs->too_large = 1; /* keep reading, keep nothing */
+        return;
     }
-    /* the whole request is here */
+    if (cs->len + n + 1 > cs->cap) {
+        size_t cap = cs->cap ? cs->cap : 4096;
+        while (cap < cs->len + n + 1)
+            cap *= 2;
+        char *p = realloc(cs->body, cap);
+        if (!p) {
+            cs->too_large = 1;
+            return;
+        }
+        cs->body = p;
+        cs->cap = cap;
+    }
+    memcpy(cs->body + cs->len, data, n);
+    cs->len += n;
+    cs->body[cs->len] = 0;
+}
+
+/* The whole request is here: the checks every request passes, then the routes. */
+static void request_dispatch(av_server *s, struct MHD_Connection *conn, const char *url, const char *method,
+                             conn_state *cs, srv_reply *r) {
+    const char *host = header(conn, MHD_HTTP_HEADER_HOST);
+    int api = strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0;
+    const char *cross =
+        api ? srv_cross_site_reason(host, header(conn, "Origin"), header(conn, "Sec-Fetch-Site")) : NULL;
     if (cs->too_large) {
-        srv_reply_error(&r, 413, "request body too large: the limit is %zu bytes (--max-body)",
+        srv_reply_error(r, 413, "request body too large: the limit is %zu bytes (--max-body)",
                         s->params.max_body);
-    } else if (!host_allowed(s, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))) {
-        srv_reply_error(&r, 403,
+    } else if (!host_allowed(s, host)) {
+        srv_reply_error(r, 403,
                         "this server answers only requests addressed to a loopback name "
                         "(localhost, 127.0.0.1, [::1])");
+    } else if (cross) {
+        srv_reply_error(r, 403, "cross-site request refused: %s (open the page of this server instead)",
+                        cross);
     } else {
         srv_request req = {
             .method = method,
             .path = url,
             .body = cs->body ? cs->body : "",
             .body_len = cs->len,
-            .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+            .content_type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
             .conn = conn,
         };
-        if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/api") == 0)
-            srv_api_handle(s, &req, &r);
+        if (api)
+            srv_api_handle(s, &req, r);
         else
-            srv_static_handle(s, &req, &r);
+            srv_static_handle(s, &req, r);
     }
+}
+
+static MHD_Result_t handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                           const char *version, const char *upload_data, size_t *upload_data_size,
+                           void **con_cls) {
+    (void)version;
+    av_server *s = cls;
+    conn_state *cs = *con_cls;
+    if (!cs) return request_headers(s, conn, con_cls);
+    if (*upload_data_size) {
+        request_body(s, cs, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    srv_guard_received(&s->guard, conn);
+    srv_reply r = {.status = 500, .fd = -1};
+    request_dispatch(s, conn, url, method, cs, &r);
     MHD_Result_t ret = send_reply(conn, &r);
     free(r.body);
     if (r.fd >= 0) close(r.fd);
+    if (r.page) srv_page_release(r.page);
     return ret;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code) {
+    srv_guard_notify(cls, conn, socket_context, (int)code);
 }
 
 static void quiet_logger(void *cls, const char *fmt, va_list ap) {
@@ -311,7 +356,8 @@ int av_server_start(av_model *model, av_trace *trace, const av_server_params *pa
     av_server_params p = params ? *params : av_server_default_params();
     if (!p.host || !*p.host) p.host = "127.0.0.1";
     if (p.port < 0 || p.port > 65535 || p.max_tokens < 1 || p.max_queue < 1 || p.max_runs < 1 ||
-        p.timeout_s < 1 || p.max_connections < 1 || p.max_body < 64) {
+        p.timeout_s < 1 || p.max_connections < 1 || p.max_body < 64 || p.max_per_ip < 1 ||
+        p.request_timeout_s < 1) {
         av_trace_free(trace);
         return av_errf(err, "server parameters out of range");
     }
@@ -329,6 +375,9 @@ int av_server_start(av_model *model, av_trace *trace, const av_server_params *pa
     snprintf(s->host, sizeof s->host, "%s", p.host);
     s->params.host = s->host;
     s->loopback = av_server_host_is_loopback(s->host);
+    srv_viewer_init(s);
+    if (srv_guard_init(&s->guard, p.request_timeout_s, err)) goto fail;
+    s->guard_ok = 1;
     if (srv_cache_init(&s->cache, p.cache_bytes, err)) goto fail;
     s->cache_ok = 1;
     if (srv_store_init(&s->store, model, &s->cache, &s->params, err)) goto fail;
@@ -342,12 +391,14 @@ int av_server_start(av_model *model, av_trace *trace, const av_server_params *pa
     if (open_listener(s->host, p.port, &fd, &family, &s->port, err)) goto fail;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG;
     if (family == AF_INET6) flags |= MHD_USE_IPv6;
-    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, s,                           //
-                                 MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,                  //
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)p.max_connections,  //
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p.timeout_s,      //
-                                 MHD_OPTION_NOTIFY_COMPLETED, request_completed, (void *)s, //
-                                 MHD_OPTION_EXTERNAL_LOGGER, quiet_logger, (void *)s,       //
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, handle, s,                                    //
+                                 MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,                           //
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)p.max_connections,           //
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)p.max_per_ip,         //
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p.timeout_s,               //
+                                 MHD_OPTION_NOTIFY_COMPLETED, request_completed, (void *)s,          //
+                                 MHD_OPTION_NOTIFY_CONNECTION, notify_connection, (void *)&s->guard, //
+                                 MHD_OPTION_EXTERNAL_LOGGER, quiet_logger, (void *)s,                //
                                  MHD_OPTION_END);
     if (!s->daemon) {
         close(fd);
@@ -362,14 +413,16 @@ fail:
     return -1;
 }
 
-int av_server_port(const av_server *s) {
-    return s->port;
-}
+int av_server_port(const av_server *s) { return s->port; }
+
+int av_server_lazy(const av_server *s) { return s->params.lazy; }
 
 void av_server_stop(av_server *s) {
     if (!s) return;
     if (s->daemon) MHD_stop_daemon(s->daemon); /* joins every connection thread */
+    if (s->guard_ok) srv_guard_free(&s->guard);
     if (s->store_ok) srv_store_free(&s->store);
     if (s->cache_ok) srv_cache_free(&s->cache);
+    srv_viewer_free(s);
     free(s);
 }

@@ -5,19 +5,17 @@
 #include "core/core.h"
 #include "server.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 static const char *state_name(srv_run_state s) {
     switch (s) {
-    case SRV_RUN_QUEUED:
-        return "queued";
-    case SRV_RUN_RUNNING:
-        return "running";
-    case SRV_RUN_DONE:
-        return "done";
-    case SRV_RUN_FAILED:
-        return "failed";
+    case SRV_RUN_QUEUED: return "queued";
+    case SRV_RUN_RUNNING: return "running";
+    case SRV_RUN_DONE: return "done";
+    case SRV_RUN_FAILED: return "failed";
     }
     return "?";
 }
@@ -38,8 +36,30 @@ size_t srv_trace_bytes(const av_model *m, int n_tokens, int lazy) {
     return total;
 }
 
+/* 128 random bits from the kernel, in hex: an id no other client can guess. */
+static int random_id(char id[SRV_ID_LEN], av_err *err) {
+    unsigned char b[16];
+    for (size_t got = 0; got < sizeof b;) {
+        ssize_t k = getrandom(b + got, sizeof b - got, 0);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return av_errf(err, "cannot make a run id: getrandom: %s", strerror(errno));
+        got += (size_t)k;
+    }
+    for (int i = 0; i < 16; i++)
+        snprintf(id + 2 * i, 3, "%02x", b[i]);
+    return 0;
+}
+
+void srv_page_release(srv_page *page) {
+    if (page && atomic_fetch_sub(&page->refs, 1) == 1) {
+        free(page->data);
+        free(page);
+    }
+}
+
 static void run_free(srv_run *r) {
     if (!r) return;
+    srv_page_release(r->page);
     free(r->ids);
     av_trace_free(r->trace);
     free(r);
@@ -66,7 +86,7 @@ static void evict(srv_store *st, size_t reserve, const srv_run *keep) {
             finished++;
             if (r != keep && (victim < 0 || r->t_used < st->runs[victim]->t_used)) victim = i;
         }
-        int over_bytes = st->bytes + reserve > st->params->max_trace_bytes;
+        int over_bytes = st->bytes + st->reserved + reserve > st->params->max_trace_bytes;
         int over_count = finished > st->params->max_runs;
         if (victim < 0 || (!over_bytes && !over_count)) return;
         drop_at(st, victim);
@@ -176,9 +196,13 @@ int srv_store_add_trace(srv_store *st, av_trace *trace, av_err *err) {
         av_trace_free(trace);
         return av_errf(err, "out of memory");
     }
+    if (random_id(r->id, err)) {
+        free(r);
+        av_trace_free(trace);
+        return -1;
+    }
     pthread_mutex_lock(&st->mu);
     r->seq = st->next_seq++;
-    snprintf(r->id, sizeof r->id, "t%u", r->seq);
     r->state = SRV_RUN_DONE;
     r->trace = trace;
     r->pinned = 1;
@@ -189,7 +213,8 @@ int srv_store_add_trace(srv_store *st, av_trace *trace, av_err *err) {
     return rc;
 }
 
-int srv_store_submit(srv_store *st, const int32_t *ids, int n, int add_bos, char id[16], av_err *err) {
+int srv_store_submit(srv_store *st, const int32_t *ids, int n, int add_bos, char id[SRV_ID_LEN],
+                     av_err *err) {
     if (!st->model) return av_errf(err, "this server shows a saved trace and has no model to run"), 409;
     size_t need = srv_trace_bytes(st->model, n, st->params->lazy);
     if (need > st->params->max_trace_bytes)
@@ -209,6 +234,10 @@ int srv_store_submit(srv_store *st, const int32_t *ids, int n, int add_bos, char
     r->add_bos = add_bos;
     r->state = SRV_RUN_QUEUED;
     r->t_submit = r->t_used = av_seconds();
+    if (random_id(r->id, err)) {
+        run_free(r);
+        return 503;
+    }
     pthread_mutex_lock(&st->mu);
     if (st->stop || st->q_len >= st->params->max_queue) {
         pthread_mutex_unlock(&st->mu);
@@ -218,7 +247,6 @@ int srv_store_submit(srv_store *st, const int32_t *ids, int n, int add_bos, char
                503;
     }
     r->seq = st->next_seq++;
-    snprintf(r->id, sizeof r->id, "r%u", r->seq);
     if (store_append(st, r, err)) {
         pthread_mutex_unlock(&st->mu);
         run_free(r);
@@ -230,7 +258,7 @@ int srv_store_submit(srv_store *st, const int32_t *ids, int n, int add_bos, char
         st->q_head = r;
     st->q_tail = r;
     st->q_len++;
-    snprintf(id, 16, "%s", r->id);
+    snprintf(id, SRV_ID_LEN, "%s", r->id);
     pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
     return 0;
@@ -271,6 +299,50 @@ void srv_store_charge(srv_store *st, srv_run *r, size_t extra) {
     pthread_mutex_unlock(&st->mu);
 }
 
+int srv_store_reserve(srv_store *st, size_t bytes, const srv_run *keep) {
+    pthread_mutex_lock(&st->mu);
+    evict(st, bytes, keep);
+    int fits = st->bytes + st->reserved + bytes <= st->params->max_trace_bytes;
+    if (fits) st->reserved += bytes;
+    pthread_mutex_unlock(&st->mu);
+    return fits ? 0 : -1;
+}
+
+void srv_store_unreserve(srv_store *st, size_t bytes) {
+    pthread_mutex_lock(&st->mu);
+    st->reserved -= bytes;
+    pthread_mutex_unlock(&st->mu);
+}
+
+void srv_store_memory(srv_store *st, size_t *used, size_t *reserved) {
+    pthread_mutex_lock(&st->mu);
+    *used = st->bytes;
+    *reserved = st->reserved;
+    pthread_mutex_unlock(&st->mu);
+}
+
+srv_page *srv_store_get_page(srv_store *st, srv_run *r) {
+    pthread_mutex_lock(&st->mu);
+    srv_page *p = r->page;
+    if (p) atomic_fetch_add(&p->refs, 1);
+    pthread_mutex_unlock(&st->mu);
+    return p;
+}
+
+void srv_store_set_page(srv_store *st, srv_run *r, srv_page *page) {
+    pthread_mutex_lock(&st->mu);
+    if (r->page || r->dropped) { /* already cached, or evicted meanwhile: nothing to keep */
+        pthread_mutex_unlock(&st->mu);
+        srv_page_release(page);
+        return;
+    }
+    r->page = page;
+    r->bytes += page->len;
+    st->bytes += page->len;
+    evict(st, 0, r);
+    pthread_mutex_unlock(&st->mu);
+}
+
 json_t *srv_store_status(srv_store *st, const char *id) {
     pthread_mutex_lock(&st->mu);
     srv_run *r = find_locked(st, id);
@@ -301,7 +373,7 @@ json_t *srv_store_status(srv_store *st, const char *id) {
         }
         if (r->state == SRV_RUN_FAILED) json_object_set_new(j, "error", json_string(r->error));
         if (r->state == SRV_RUN_DONE) {
-            char url[48];
+            char url[64];
             snprintf(url, sizeof url, "/api/traces/%s", r->id);
             json_object_set_new(j, "trace", json_string(url));
         }

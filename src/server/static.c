@@ -1,18 +1,12 @@
-/* The web page: files of web/ embedded into the binary at build time (tools/embed.c -> av_web_assets).
- * Nothing is read from disk, so no request can reach a file outside the table: a path is either "/" or
+/* The web page: files of web/ embedded into the binary at build time (tools/embed.c -> av_web_assets, looked
+ * up by core's av_asset_find). Nothing is read from disk, so no request can reach a file outside the table: a
+ * path is either "/" or
  * "/<name of an embedded file>", anything else (subdirectories, "..", encoded dots) is 404. */
 #include "server.h"
 
-#include <string.h>
+#include "core/core.h"
 
-/* Same layout as the table written by tools/embed.c. */
-typedef struct srv_asset {
-    const char *name;
-    const unsigned char *data;
-    size_t len;
-} srv_asset;
-extern const srv_asset av_web_assets[];
-extern const int av_web_assets_count;
+#include <string.h>
 
 static const char *content_type(const char *name) {
     const char *dot = strrchr(name, '.');
@@ -26,19 +20,13 @@ static const char *content_type(const char *name) {
     return "application/octet-stream";
 }
 
-static const srv_asset *find_asset(const char *name) {
-    for (int i = 0; i < av_web_assets_count; i++)
-        if (strcmp(av_web_assets[i].name, name) == 0) return &av_web_assets[i];
-    return NULL;
-}
-
 void srv_static_handle(av_server *s, const srv_request *req, srv_reply *r) {
     (void)s;
     const char *path = req->path;
     const char *name = strcmp(path, "/") == 0 ? "serve.html" : path + 1;
-    const srv_asset *a = NULL;
+    const av_asset *a = NULL;
     if (path[0] == '/' && !strchr(name, '/') && !strstr(name, "..") && name[0] && name[0] != '.')
-        a = find_asset(name);
+        a = av_asset_find(name);
     if (!a) {
         srv_reply_error(r, 404, "not found: %.200s", path);
         return;

@@ -1,31 +1,121 @@
 /* GET /api/traces/{id}/viewer: the standalone viewer of the trace (web/index.html and the scripts of web/,
  * built by av_html_build in src/render/html.c), so the live page shows every view of the viewer on a run's
- * result (it opens in a frame of the live page). The viewer's views need whole matrices: a lazy trace is
- * expanded layer by layer, which is allowed only while all layers fit in params.viewer_bytes, and the
- * expansion is charged to the run's memory so the store's budget stays true. GET /api/colormaps: the colormap
- * tables. */
+ * result (it opens in a frame of the live page). GET /api/colormaps: the colormap tables.
+ *
+ * A page holds every full attention matrix of the trace (tens of MB for a long trace), so building one is
+ * the most memory a request can ask for. Pages are therefore
+ *   - built one at a time: other requests wait for the build (up to VIEWER_WAIT_S), then get 503 with
+ *     Retry-After;
+ *   - built inside the store's memory budget: the build's peak is reserved first (evicting least recently
+ *     used runs), and a lazy trace's expansion is charged to its run;
+ *   - cached per trace: the page is built once, charged to its run's memory, shared (reference counted) by
+ *     every reply that sends it, and freed with the run. The first view comes from the page's URL (?view=),
+ *     read by web/viewer.js, so one page serves every view. */
+#include "core/core.h"
 #include "render/plot.h"
 #include "render/render.h"
 #include "server.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+enum { VIEWER_WAIT_S = 20, VIEWER_RETRY_S = 5 };
 
 /* Bytes of every layer's full (n_heads, n_query, n_key) matrices as float32. */
 size_t srv_trace_full_bytes(const av_trace *t) {
-    static const char *const kinds[] = {"self", "enc", "dec", "cross"};
     size_t total = 0;
-    for (int k = 0; k < 4; k++) {
-        size_t per = (size_t)av_trace_n_heads(t, kinds[k]) * (size_t)av_trace_n_query(t, kinds[k]) *
-                     (size_t)av_trace_n_key(t, kinds[k]) * sizeof(float);
-        total += per * (size_t)av_trace_n_layers(t, kinds[k]);
+    for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
+        av_attn_kind k = (av_attn_kind)i;
+        size_t per = (size_t)av_trace_n_heads(t, k) * (size_t)av_trace_n_query(t, k) *
+                     (size_t)av_trace_n_key(t, k) * sizeof(float);
+        total += per * (size_t)av_trace_n_layers(t, k);
     }
     return total;
 }
 
-void srv_viewer_data(av_server *s, srv_run *run, const srv_request *req, srv_reply *r) {
+/* Peak memory of av_html_build beyond the trace itself, for full matrices of `full` bytes (float32): the
+ * F16 blob (full / 2), its base64 (2/3 full), the page around it (2/3 full) and the analysis views, with
+ * room to spare. */
+static size_t build_peak_bytes(size_t full) { return 2 * full + ((size_t)16 << 20); }
+
+int srv_viewer_init(av_server *s) {
+    pthread_mutex_init(&s->viewer_mu, NULL);
+    pthread_cond_init(&s->viewer_cv, NULL);
+    return 0;
+}
+
+void srv_viewer_free(av_server *s) {
+    pthread_cond_destroy(&s->viewer_cv);
+    pthread_mutex_destroy(&s->viewer_mu);
+}
+
+static void reply_busy(srv_reply *r, int status, const char *what) {
+    char retry[16];
+    snprintf(retry, sizeof retry, "%d", VIEWER_RETRY_S);
+    srv_reply_error(r, status, "%s: try again in a few seconds", what);
+    srv_reply_header(r, "Retry-After", retry);
+}
+
+/* Takes the build slot, waiting up to VIEWER_WAIT_S; 0, or -1 with a 503 reply. */
+static int gate_enter(av_server *s, srv_reply *r) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += VIEWER_WAIT_S;
+    pthread_mutex_lock(&s->viewer_mu);
+    int rc = 0;
+    while (s->viewer_building && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&s->viewer_cv, &s->viewer_mu, &until);
+    int got = !s->viewer_building;
+    if (got) s->viewer_building = 1;
+    pthread_mutex_unlock(&s->viewer_mu);
+    if (!got) reply_busy(r, 503, "another viewer page is being built");
+    return got ? 0 : -1;
+}
+
+static void gate_leave(av_server *s) {
+    pthread_mutex_lock(&s->viewer_mu);
+    s->viewer_building = 0;
+    pthread_cond_signal(&s->viewer_cv);
+    pthread_mutex_unlock(&s->viewer_mu);
+}
+
+/* Builds the page of run inside the memory budget (the build slot is held); NULL with a reply on failure. */
+static srv_page *build_page(av_server *s, srv_run *run, srv_reply *r) {
     const av_trace *t = run->trace;
-    size_t need = srv_trace_full_bytes(t);
+    size_t full = srv_trace_full_bytes(t);
+    size_t expand = av_trace_is_lazy(t) && !run->charged ? full : 0; /* the expansion stays with the trace */
+    size_t peak = build_peak_bytes(full) + expand;
+    if (peak > s->params.max_trace_bytes) {
+        srv_reply_error(r, 413,
+                        "building this trace's viewer page needs about %zu MiB, more than the server's "
+                        "memory budget (%zu MiB, --memory-mb)",
+                        peak >> 20, s->params.max_trace_bytes >> 20);
+        return NULL;
+    }
+    if (srv_store_reserve(&s->store, peak, run)) {
+        reply_busy(r, 503, "the memory budget is held by runs in use");
+        return NULL;
+    }
+    av_html_params hp = av_html_default_params();
+    srv_page *pg = calloc(1, sizeof *pg);
+    av_err err = {{0}};
+    int rc = pg ? av_html_build(t, &hp, &pg->data, &pg->len, &err) : av_errf(&err, "out of memory");
+    srv_store_unreserve(&s->store, peak);
+    if (expand) srv_store_charge(&s->store, run, expand);
+    if (rc) {
+        free(pg);
+        srv_reply_error(r, 500, "%s", err.msg);
+        return NULL;
+    }
+    atomic_init(&pg->refs, 2); /* the cache's and the caller's */
+    srv_store_set_page(&s->store, run, pg);
+    return pg;
+}
+
+void srv_viewer_data(av_server *s, srv_run *run, const srv_request *req, srv_reply *r) {
+    size_t need = srv_trace_full_bytes(run->trace);
     if (need > s->params.viewer_bytes) {
         srv_reply_error(
             r, 413,
@@ -34,22 +124,22 @@ void srv_viewer_data(av_server *s, srv_run *run, const srv_request *req, srv_rep
             need >> 20, s->params.viewer_bytes >> 20);
         return;
     }
-    av_html_params hp = av_html_default_params();
-    const char *view = srv_arg(req, "view");
+    const char *view = srv_arg(req, "view"); /* applied by the page itself (web/viewer.js) */
     if (view && !av_html_view_valid(view)) {
         srv_reply_error(r, 400, "parameter 'view' must be one of %s, got '%.20s'", AV_HTML_VIEWS, view);
         return;
     }
-    if (av_trace_is_lazy(t)) srv_store_charge(&s->store, run, need);
-    hp.view = view;
-    char *page;
-    size_t n;
-    av_err err = {{0}};
-    if (av_html_build(t, &hp, &page, &n, &err)) {
-        srv_reply_error(r, 500, "%s", err.msg);
-        return;
+    srv_page *pg = srv_store_get_page(&s->store, run);
+    if (!pg) {
+        if (gate_enter(s, r)) return;
+        pg = srv_store_get_page(&s->store, run); /* built while this request waited */
+        if (!pg) pg = build_page(s, run, r);
+        gate_leave(s);
+        if (!pg) return;
     }
-    srv_reply_bytes(r, 200, page, n, "text/html; charset=utf-8");
+    r->status = 200;
+    r->page = pg;
+    r->ctype = "text/html; charset=utf-8";
 }
 
 void srv_colormaps(srv_reply *r) {

@@ -85,74 +85,74 @@ static int add_sym(bsym **v, size_t *n, size_t *cap, int32_t id, uint32_t len) {
     return 0;
 }
 
-int tok_bpe_word(const tok_bpe *b, const char *s, size_t n, av_tok_ids *out, av_err *err) {
+/* One word being tokenized: its symbols (a linked list over v), the unknown-character run not yet added
+ * (one unk for the run when fuse_unk) and room for a character with its prefix/suffix. */
+typedef struct bword {
+    bsym *v; /* (n) */
+    size_t n, cap;
+    int32_t unk; /* pending unk id, -1: none */
+    uint32_t unk_len;
+    size_t plen, slen; /* lengths of the continuing-subword prefix and the end-of-word suffix */
+    tok_buf tmp;
+} bword;
+
+/* Adds the pending unk, if any. Inline: it runs once per character. */
+static inline int flush_unk(bword *w) {
+    if (w->unk < 0) return 0;
+    int32_t unk = w->unk;
+    w->unk = -1;
+    return add_sym(&w->v, &w->n, &w->cap, unk, w->unk_len);
+}
+
+/* The symbol(s) of the k-byte character at s + i of an n-byte word: its vocabulary piece (with prefix and
+ * suffix), else its bytes (byte fallback), else unk. */
+static int add_char(const tok_bpe *b, bword *w, const char *s, size_t n, size_t i, int k) {
     const av_tokenizer *t = b->t;
-    if (n == 0) return 0;
-    if (n > (size_t)INT32_MAX / 4) return av_errf(err, "word is too long (%zu bytes)", n);
-    if (b->ignore_merges) {
-        int id = av_tok_find(t, s, n);
-        if (id >= 0) return av_tok_ids_push(out, id);
+    const char *piece = s + i;
+    size_t plen_all = (size_t)k;
+    if ((i > 0 && w->plen) || (i + (size_t)k == n && w->slen)) {
+        w->tmp.n = 0;
+        if ((i > 0 && w->plen && tok_buf_add(&w->tmp, b->cont_prefix, w->plen)) ||
+            tok_buf_add(&w->tmp, s + i, (size_t)k) ||
+            (i + (size_t)k == n && w->slen && tok_buf_add(&w->tmp, b->eow_suffix, w->slen)))
+            return -1;
+        piece = w->tmp.p;
+        plen_all = w->tmp.n;
     }
-    bsym *v = NULL;
-    size_t ns = 0, cap = 0;
-    av_heap h;
-    av_heap_init(&h, sizeof(merge), merge_before);
-    tok_buf tmp = {0};
-    int32_t unk = -1;
-    uint32_t unk_len = 0;
-    size_t plen = b->cont_prefix ? strlen(b->cont_prefix) : 0, slen = b->eow_suffix ? strlen(b->eow_suffix) : 0;
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        int k = tok_utf8_decode(s + i, n - i, &cp);
-        if (!k) k = 1;
-        const char *piece = s + i;
-        size_t plen_all = (size_t)k;
-        if ((i > 0 && plen) || (i + (size_t)k == n && slen)) {
-            tmp.n = 0;
-            if ((i > 0 && plen && tok_buf_add(&tmp, b->cont_prefix, plen)) || tok_buf_add(&tmp, s + i, (size_t)k) ||
-                (i + (size_t)k == n && slen && tok_buf_add(&tmp, b->eow_suffix, slen)))
-                goto oom;
-            piece = tmp.p;
-            plen_all = tmp.n;
+    int32_t id = av_tok_find(t, piece, plen_all);
+    if (id >= 0) return flush_unk(w) || add_sym(&w->v, &w->n, &w->cap, id, (uint32_t)k) ? -1 : 0;
+    if (b->byte_fallback) {
+        int ok = 1;
+        for (size_t j = 0; j < plen_all; j++)
+            ok &= t->byte_ids[(uint8_t)piece[j]] >= 0;
+        if (ok) {
+            if (flush_unk(w)) return -1;
+            for (size_t j = 0; j < plen_all; j++)
+                if (add_sym(&w->v, &w->n, &w->cap, t->byte_ids[(uint8_t)piece[j]], 1)) return -1;
+            return 0;
         }
-        int32_t id = av_tok_find(t, piece, plen_all);
-        if (id >= 0) {
-            if (unk >= 0 && add_sym(&v, &ns, &cap, unk, unk_len)) goto oom;
-            unk = -1;
-            if (add_sym(&v, &ns, &cap, id, (uint32_t)k)) goto oom;
-        } else {
-            int done = 0;
-            if (b->byte_fallback) {
-                int ok = 1;
-                for (size_t j = 0; j < plen_all; j++) ok &= t->byte_ids[(uint8_t)piece[j]] >= 0;
-                if (ok) {
-                    if (unk >= 0 && add_sym(&v, &ns, &cap, unk, unk_len)) goto oom;
-                    unk = -1;
-                    for (size_t j = 0; j < plen_all; j++)
-                        if (add_sym(&v, &ns, &cap, t->byte_ids[(uint8_t)piece[j]], 1)) goto oom;
-                    done = 1;
-                }
-            }
-            if (!done && b->unk_id >= 0) {
-                if (unk >= 0 && b->fuse_unk) {
-                    unk_len += (uint32_t)k;
-                } else {
-                    if (unk >= 0 && add_sym(&v, &ns, &cap, unk, unk_len)) goto oom;
-                    unk = b->unk_id;
-                    unk_len = (uint32_t)k;
-                }
-            }
-        }
-        i += (size_t)k;
     }
-    if (unk >= 0 && add_sym(&v, &ns, &cap, unk, unk_len)) goto oom;
-    if (ns) v[ns - 1].next = -1;
-    for (size_t i = 0; i + 1 < ns; i++) {
+    if (b->unk_id < 0) return 0; /* dropped */
+    if (w->unk >= 0 && b->fuse_unk) {
+        w->unk_len += (uint32_t)k;
+        return 0;
+    }
+    if (flush_unk(w)) return -1;
+    w->unk = b->unk_id;
+    w->unk_len = (uint32_t)k;
+    return 0;
+}
+
+/* Applies the lowest-ranked merge, leftmost first, until none applies; stale heap entries are skipped. */
+static int merge_all(const tok_bpe *b, bword *w, av_heap *h) {
+    bsym *v = w->v;
+    for (size_t i = 0; i + 1 < w->n; i++) {
         int32_t rank, id;
-        if (pair_rank(b, v[i].id, v[i + 1].id, &rank, &id) && mheap_push(&h, (merge){rank, (int32_t)i, id})) goto oom;
+        if (pair_rank(b, v[i].id, v[i + 1].id, &rank, &id) && mheap_push(h, (merge){rank, (int32_t)i, id}))
+            return -1;
     }
-    while (h.n) {
-        merge top = mheap_pop(&h);
+    while (h->n) {
+        merge top = mheap_pop(h);
         bsym *l = &v[top.pos];
         if (l->len == 0 || l->next < 0) continue;
         bsym *r = &v[l->next];
@@ -164,23 +164,45 @@ int tok_bpe_word(const tok_bpe *b, const char *s, size_t n, av_tok_ids *out, av_
         l->next = r->next;
         if (l->next >= 0) v[l->next].prev = top.pos;
         if (l->prev >= 0 && pair_rank(b, v[l->prev].id, l->id, &rank, &id) &&
-            mheap_push(&h, (merge){rank, l->prev, id}))
-            goto oom;
+            mheap_push(h, (merge){rank, l->prev, id}))
+            return -1;
         if (l->next >= 0 && pair_rank(b, l->id, v[l->next].id, &rank, &id) &&
-            mheap_push(&h, (merge){rank, top.pos, id}))
-            goto oom;
+            mheap_push(h, (merge){rank, top.pos, id}))
+            return -1;
     }
-    for (int32_t i = ns ? 0 : -1; i >= 0; i = v[i].next)
-        if (av_tok_ids_push(out, v[i].id)) goto oom;
-    free(v);
-    av_heap_free(&h);
-    tok_buf_free(&tmp);
     return 0;
-oom:
-    free(v);
+}
+
+int tok_bpe_word(const tok_bpe *b, const char *s, size_t n, av_tok_ids *out, av_err *err) {
+    const av_tokenizer *t = b->t;
+    if (n == 0) return 0;
+    if (n > (size_t)INT32_MAX / 4) return av_errf(err, "word is too long (%zu bytes)", n);
+    if (b->ignore_merges) {
+        int id = av_tok_find(t, s, n);
+        if (id >= 0) return av_tok_ids_push(out, id);
+    }
+    bword w = {.unk = -1};
+    w.plen = b->cont_prefix ? strlen(b->cont_prefix) : 0;
+    w.slen = b->eow_suffix ? strlen(b->eow_suffix) : 0;
+    av_heap h;
+    av_heap_init(&h, sizeof(merge), merge_before);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n;) {
+        uint32_t cp;
+        int k = av_utf8_decode(s + i, n - i, &cp);
+        if (!k) k = 1;
+        rc = add_char(b, &w, s, n, i, k);
+        i += (size_t)k;
+    }
+    rc = rc || flush_unk(&w);
+    if (!rc && w.n) w.v[w.n - 1].next = -1;
+    rc = rc || merge_all(b, &w, &h);
+    for (int32_t i = w.n ? 0 : -1; !rc && i >= 0; i = w.v[i].next)
+        rc = av_tok_ids_push(out, w.v[i].id);
+    free(w.v);
     av_heap_free(&h);
-    tok_buf_free(&tmp);
-    return av_errf(err, "out of memory in BPE");
+    tok_buf_free(&w.tmp);
+    return rc ? av_errf(err, "out of memory in BPE") : 0;
 }
 
 void tok_bpe_free(tok_bpe *b) {

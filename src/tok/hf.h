@@ -13,6 +13,9 @@
 typedef struct hf_regex hf_regex;
 
 int hf_regex_compile(const char *pattern, size_t len, hf_regex **out, av_err *err);
+/* A Perl-syntax pattern over bytes (every byte one character; \s is ASCII whitespace), for llama.cpp's
+ * category-collapsed text (gguf_pretok.c). */
+int hf_regex_compile_bytes(const char *pattern, size_t len, hf_regex **out, av_err *err);
 void hf_regex_free(hf_regex *re);
 
 /* A match: bytes [start, end). */
@@ -39,14 +42,14 @@ typedef struct hf_pattern {
 int hf_pattern_find_all(const hf_pattern *p, const char *s, size_t n, hf_matches *out, av_err *err);
 void hf_pattern_free(hf_pattern *p);
 
-int hf_is_whitespace(uint32_t c);   /* Unicode White_Space (Rust's char::is_whitespace) */
-int hf_is_punctuation(uint32_t c);  /* Unicode P* categories */
-int hf_is_bert_punct(uint32_t c);   /* ASCII punctuation or P* */
-int hf_is_control(uint32_t c);      /* C* categories except \t \n \r (HF's BertNormalizer) */
-int hf_is_numeric(uint32_t c);      /* N* categories */
-int hf_is_alnum(uint32_t c);        /* L* or N* (Rust's char::is_alphanumeric, approximately) */
+int hf_is_whitespace(uint32_t c);  /* Unicode White_Space (Rust's char::is_whitespace) */
+int hf_is_punctuation(uint32_t c); /* Unicode P* categories */
+int hf_is_bert_punct(uint32_t c);  /* ASCII punctuation or P* */
+int hf_is_control(uint32_t c);     /* C* categories except \t \n \r (HF's BertNormalizer) */
+int hf_is_numeric(uint32_t c);     /* N* categories */
+int hf_is_alnum(uint32_t c);       /* L* or N* (Rust's char::is_alphanumeric, approximately) */
 int hf_is_mark_nonspacing(uint32_t c);
-int hf_is_cjk(uint32_t c);          /* the CJK ranges of BERT's tokenize_chinese_chars */
+int hf_is_cjk(uint32_t c); /* the CJK ranges of BERT's tokenize_chinese_chars */
 
 /* GPT-2's byte-to-unicode alphabet. */
 uint32_t hf_byte_to_char(uint8_t b);
@@ -109,16 +112,16 @@ enum { HF_PREPEND_ALWAYS, HF_PREPEND_FIRST, HF_PREPEND_NEVER };
 
 typedef struct hf_pretok {
     hf_pre_type type;
-    int add_prefix_space, use_regex;       /* ByteLevel */
-    hf_regex *regex;                       /* ByteLevel (GPT-2's pattern), Whitespace */
-    char *replacement;                     /* Metaspace */
-    int prepend_scheme, split;             /* Metaspace */
-    hf_pattern pattern;                    /* Split */
-    hf_behavior behavior;                  /* Split, Punctuation */
-    int invert;                            /* Split */
-    int individual_digits;                 /* Digits */
-    uint32_t delimiter;                    /* CharDelimiterSplit */
-    struct hf_pretok *items;               /* Sequence */
+    int add_prefix_space, use_regex; /* ByteLevel */
+    hf_regex *regex;                 /* ByteLevel (GPT-2's pattern), Whitespace */
+    char *replacement;               /* Metaspace */
+    int prepend_scheme, split;       /* Metaspace */
+    hf_pattern pattern;              /* Split */
+    hf_behavior behavior;            /* Split, Punctuation */
+    int invert;                      /* Split */
+    int individual_digits;           /* Digits */
+    uint32_t delimiter;              /* CharDelimiterSplit */
+    struct hf_pretok *items;         /* Sequence */
     int n_items;
 } hf_pretok;
 
@@ -142,7 +145,12 @@ void hf_pretok_free(hf_pretok *pt); /* frees the contents, not pt itself */
 int hf_gpt2_regex(int js_whitespace, hf_regex **out, av_err *err);
 
 /* ---- the pipeline ---- */
-typedef enum hf_model_type { HF_MODEL_WORDPIECE, HF_MODEL_BPE, HF_MODEL_UNIGRAM, HF_MODEL_WORDLEVEL } hf_model_type;
+typedef enum hf_model_type {
+    HF_MODEL_WORDPIECE,
+    HF_MODEL_BPE,
+    HF_MODEL_UNIGRAM,
+    HF_MODEL_WORDLEVEL
+} hf_model_type;
 
 typedef struct hf_added {
     char *content;
@@ -169,7 +177,6 @@ typedef struct av_tok_hf {
     int32_t *prefix, *suffix; /* post-processor: ids around a single sequence */
     int n_prefix, n_suffix;
 } av_tok_hf;
-
 
 /* ---- tokenizer.json components (hf_json_parts.c); where names the file in messages ---- */
 #include <jansson.h>

@@ -13,15 +13,16 @@
 static int word_char_before(const char *s, size_t at) { /* char before s[at] is alphanumeric or '_' */
     if (at == 0) return 0;
     size_t j = at - 1;
-    while (j > 0 && ((uint8_t)s[j] & 0xC0) == 0x80) j--;
+    while (j > 0 && ((uint8_t)s[j] & 0xC0) == 0x80)
+        j--;
     uint32_t cp;
-    if (!tok_utf8_decode(s + j, at - j, &cp)) return 0;
+    if (!av_utf8_decode(s + j, at - j, &cp)) return 0;
     return cp == '_' || hf_is_alnum(cp);
 }
 
 static int word_char_at(const char *s, size_t n, size_t at) {
     uint32_t cp;
-    if (at >= n || !tok_utf8_decode(s + at, n - at, &cp)) return 0;
+    if (at >= n || !av_utf8_decode(s + at, n - at, &cp)) return 0;
     return cp == '_' || hf_is_alnum(cp);
 }
 
@@ -58,9 +59,10 @@ static int split_added(const av_tok_hf *hf, const tok_trie *trie, const hf_split
             size_t ns = start;
             while (ns > 0) {
                 size_t j = ns - 1;
-                while (j > 0 && ((uint8_t)s[j] & 0xC0) == 0x80) j--;
+                while (j > 0 && ((uint8_t)s[j] & 0xC0) == 0x80)
+                    j--;
                 uint32_t cp;
-                if (!tok_utf8_decode(s + j, ns - j, &cp) || !hf_is_whitespace(cp)) break;
+                if (!av_utf8_decode(s + j, ns - j, &cp) || !hf_is_whitespace(cp)) break;
                 ns = j;
             }
             start = ns > start_offset ? ns : start_offset;
@@ -68,7 +70,8 @@ static int split_added(const av_tok_hf *hf, const tok_trie *trie, const hf_split
         if (a->rstrip) {
             uint32_t cp;
             int cl;
-            while (stop < n && (cl = tok_utf8_decode(s + stop, n - stop, &cp)) && hf_is_whitespace(cp)) stop += (size_t)cl;
+            while (stop < n && (cl = av_utf8_decode(s + stop, n - stop, &cp)) && hf_is_whitespace(cp))
+                stop += (size_t)cl;
         }
         if (start_offset < start &&
             hf_splits_push(dst, (hf_split){src->off + start_offset, start - start_offset, -1,
@@ -78,9 +81,8 @@ static int split_added(const av_tok_hf *hf, const tok_trie *trie, const hf_split
         start_offset = stop;
         if (pos < stop) pos = stop;
     }
-    if (start_offset < n &&
-        hf_splits_push(dst, (hf_split){src->off + start_offset, n - start_offset, -1,
-                                       (uint8_t)(src->first && start_offset == 0)}))
+    if (start_offset < n && hf_splits_push(dst, (hf_split){src->off + start_offset, n - start_offset, -1,
+                                                           (uint8_t)(src->first && start_offset == 0)}))
         return -1;
     return 0;
 }
@@ -99,19 +101,25 @@ static int unigram_word(const av_tokenizer *t, const char *s, size_t n, av_tok_i
     for (size_t i = 0; i < segs.n && !rc; i++) {
         size_t a = segs.v[i].start, b = segs.v[i].end;
         if (hf->uni_fuse_unk && segs.v[i].id == t->unk && t->unk >= 0)
-            while (i + 1 < segs.n && segs.v[i + 1].id == t->unk) b = segs.v[++i].end;
-        int32_t id = (segs.v[i].id == t->unk || segs.v[i].id < 0) ? av_tok_find(t, s + a, b - a) : segs.v[i].id;
+            while (i + 1 < segs.n && segs.v[i + 1].id == t->unk)
+                b = segs.v[++i].end;
+        int32_t id =
+            (segs.v[i].id == t->unk || segs.v[i].id < 0) ? av_tok_find(t, s + a, b - a) : segs.v[i].id;
         if (id < 0 && hf->uni_byte_fallback) {
             int ok = 1;
-            for (size_t k = a; k < b; k++) ok &= t->byte_ids[(uint8_t)s[k]] >= 0;
+            for (size_t k = a; k < b; k++)
+                ok &= t->byte_ids[(uint8_t)s[k]] >= 0;
             if (ok) {
-                for (size_t k = a; k < b && !rc; k++) rc = av_tok_ids_push(out, t->byte_ids[(uint8_t)s[k]]);
+                for (size_t k = a; k < b && !rc; k++)
+                    rc = av_tok_ids_push(out, t->byte_ids[(uint8_t)s[k]]);
                 continue;
             }
         }
         if (id < 0) id = t->unk;
-        if (id < 0) rc = av_errf(err, "unigram: no piece for '%.*s' and no unk token", (int)(b - a), s + a);
-        else rc = av_tok_ids_push(out, id);
+        if (id < 0)
+            rc = av_errf(err, "unigram: no piece for '%.*s' and no unk token", (int)(b - a), s + a);
+        else
+            rc = av_tok_ids_push(out, id);
     }
     free(segs.v);
     return rc;
@@ -126,7 +134,8 @@ static int model_word(const av_tokenizer *t, const char *s, size_t n, av_tok_ids
     case HF_MODEL_WORDLEVEL: {
         int id = av_tok_find(t, s, n);
         if (id < 0) id = t->unk;
-        if (id < 0) return av_errf(err, "word '%.*s' is not in the vocabulary and there is no unk token", (int)n, s);
+        if (id < 0)
+            return av_errf(err, "word '%.*s' is not in the vocabulary and there is no unk token", (int)n, s);
         return av_tok_ids_push(out, id);
     }
     }
@@ -150,7 +159,8 @@ int av_tok_hf_encode(const av_tokenizer *t, const char *text, size_t len, int ad
     b.arena = a.arena;
     a.arena = (tok_buf){0};
     for (size_t i = 0; i < a.n; i++)
-        if (hf->n_added_raw ? split_added(hf, &hf->added_raw, &a.v[i], &b) : hf_splits_push(&b, a.v[i])) goto oom;
+        if (hf->n_added_raw ? split_added(hf, &hf->added_raw, &a.v[i], &b) : hf_splits_push(&b, a.v[i]))
+            goto oom;
     /* 2. normalize, then normalized added tokens */
     a.n = 0;
     a.arena = b.arena;
@@ -208,7 +218,8 @@ void av_tok_hf_free(av_tok_hf *hf) {
     tok_bpe_free(&hf->bpe);
     tok_trie_free(&hf->uni_trie);
     free(hf->uni_scores);
-    for (int i = 0; i < hf->n_added; i++) free(hf->added[i].content);
+    for (int i = 0; i < hf->n_added; i++)
+        free(hf->added[i].content);
     free(hf->added);
     tok_trie_free(&hf->added_raw);
     tok_trie_free(&hf->added_norm);

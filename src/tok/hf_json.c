@@ -1,6 +1,6 @@
 /* Hugging Face tokenizer.json: the model (BPE, WordPiece, Unigram, WordLevel) with its vocabulary and merges,
- * the added tokens, and the pipeline components (hf_json_parts.c). Truncation and padding settings are ignored:
- * attnviz always encodes the whole text, unpadded. */
+ * the added tokens, and the pipeline components (hf_json_parts.c). Truncation and padding settings are
+ * ignored: attnviz always encodes the whole text, unpadded. */
 #include "hf.h"
 #include "io/io.h"
 
@@ -17,7 +17,8 @@ static int bool_field(const json_t *j, const char *key, int def) {
 /* Sets piece id (first writer wins unless force). */
 static int set_piece(av_tokenizer *t, int64_t id, const char *s, size_t n, int force, const char *where,
                      av_err *err) {
-    if (id < 0 || id >= t->n_vocab) return av_errf(err, "%s: token id %lld is out of range", where, (long long)id);
+    if (id < 0 || id >= t->n_vocab)
+        return av_errf(err, "%s: token id %lld is out of range", where, (long long)id);
     if (memchr(s, 0, n)) return av_errf(err, "%s: token %lld contains a NUL character", where, (long long)id);
     if (t->pieces[id] && !force) return 0;
     char *p = av_strndup(s, n);
@@ -68,7 +69,8 @@ static int load_merges(av_tokenizer *t, av_tok_hf *hf, const json_t *merges, con
         if (json_is_string(m)) { /* "a b" */
             const char *s = json_string_value(m), *sp = strchr(s, ' ');
             if (!sp || strchr(sp + 1, ' ')) {
-                rc = av_errf(err, "%s: merge %zu ('%.60s') is not two tokens separated by one space", where, i, s);
+                rc = av_errf(err, "%s: merge %zu ('%.60s') is not two tokens separated by one space", where,
+                             i, s);
                 break;
             }
             a = s, la = (size_t)(sp - s), b = sp + 1, lb = strlen(b);
@@ -89,8 +91,8 @@ static int load_merges(av_tokenizer *t, av_tok_hf *hf, const json_t *merges, con
         }
         int im = av_tok_find(t, joined.p, joined.n);
         if (ia < 0 || ib < 0 || im < 0) {
-            rc = av_errf(err, "%s: merge %zu ('%.*s' '%.*s') uses a token missing from the vocabulary", where, i,
-                         (int)(la > 60 ? 60 : la), a, (int)(lb > 60 ? 60 : lb), b);
+            rc = av_errf(err, "%s: merge %zu ('%.*s' '%.*s') uses a token missing from the vocabulary", where,
+                         i, (int)(la > 60 ? 60 : la), a, (int)(lb > 60 ? 60 : lb), b);
             break;
         }
         t->merges[i] = malloc(la + lb + 2);
@@ -120,13 +122,15 @@ static int load_model(av_tokenizer *t, av_tok_hf *hf, const json_t *model, const
     const char *type = av_json_str(model, "type");
     json_t *vocab = json_object_get(model, "vocab");
     if (!type) { /* old files: infer from the fields */
-        type = json_object_get(model, "merges") ? "BPE"
-               : json_is_array(vocab)          ? "Unigram"
-               : json_object_get(model, "continuing_subword_prefix") ? "WordPiece" : "WordLevel";
+        type = json_object_get(model, "merges")                      ? "BPE"
+               : json_is_array(vocab)                                ? "Unigram"
+               : json_object_get(model, "continuing_subword_prefix") ? "WordPiece"
+                                                                     : "WordLevel";
     }
     if (strcmp(type, "Unigram") == 0) {
         hf->model = HF_MODEL_UNIGRAM;
-        if (!json_is_array(vocab)) return av_errf(err, "%s: Unigram \"vocab\" must be a list of [piece, score]", where);
+        if (!json_is_array(vocab))
+            return av_errf(err, "%s: Unigram \"vocab\" must be a list of [piece, score]", where);
         hf->uni_scores = calloc((size_t)t->n_vocab, sizeof *hf->uni_scores);
         if (!hf->uni_scores || tok_trie_init(&hf->uni_trie)) return av_errf(err, "out of memory");
         hf->uni_min = 1e300;
@@ -134,7 +138,8 @@ static int load_model(av_tokenizer *t, av_tok_hf *hf, const json_t *model, const
             json_t *e = json_array_get(vocab, i), *p = json_array_get(e, 0), *s = json_array_get(e, 1);
             if (!json_is_string(p) || !json_is_number(s))
                 return av_errf(err, "%s: Unigram vocab entry %zu is not [piece, score]", where, i);
-            if (set_piece(t, (int64_t)i, json_string_value(p), json_string_length(p), 1, where, err)) return -1;
+            if (set_piece(t, (int64_t)i, json_string_value(p), json_string_length(p), 1, where, err))
+                return -1;
             hf->uni_scores[i] = json_number_value(s);
             t->scores[i] = (float)hf->uni_scores[i];
             if (hf->uni_scores[i] < hf->uni_min) hf->uni_min = hf->uni_scores[i];
@@ -151,10 +156,13 @@ static int load_model(av_tokenizer *t, av_tok_hf *hf, const json_t *model, const
         hf->uni_fuse_unk = 1;
         return 0;
     }
-    int is_wp = strcmp(type, "WordPiece") == 0, is_bpe = strcmp(type, "BPE") == 0, is_wl = strcmp(type, "WordLevel") == 0;
+    int is_wp = strcmp(type, "WordPiece") == 0, is_bpe = strcmp(type, "BPE") == 0,
+        is_wl = strcmp(type, "WordLevel") == 0;
     if (!is_wp && !is_bpe && !is_wl)
-        return av_errf(err, "%s: unknown model type '%s' (supported: BPE, WordPiece, Unigram, WordLevel)", where, type);
-    if (!json_is_object(vocab)) return av_errf(err, "%s: %s \"vocab\" must be an object {token: id}", where, type);
+        return av_errf(err, "%s: unknown model type '%s' (supported: BPE, WordPiece, Unigram, WordLevel)",
+                       where, type);
+    if (!json_is_object(vocab))
+        return av_errf(err, "%s: %s \"vocab\" must be an object {token: id}", where, type);
     const char *key;
     json_t *v;
     json_object_foreach(vocab, key, v) {
@@ -164,8 +172,10 @@ static int load_model(av_tokenizer *t, av_tok_hf *hf, const json_t *model, const
     hf->model = is_wp ? HF_MODEL_WORDPIECE : is_bpe ? HF_MODEL_BPE : HF_MODEL_WORDLEVEL;
     if (unk) {
         json_t *uid = json_object_get(vocab, unk);
-        if (json_is_integer(uid)) t->unk = (int)json_integer_value(uid);
-        else if (!is_bpe) return av_errf(err, "%s: unk_token '%s' is not in the vocabulary", where, unk);
+        if (json_is_integer(uid))
+            t->unk = (int)json_integer_value(uid);
+        else if (!is_bpe)
+            return av_errf(err, "%s: unk_token '%s' is not in the vocabulary", where, unk);
     }
     if (is_bpe) {
         if (opt_string(model, "continuing_subword_prefix", &hf->bpe.cont_prefix) ||
@@ -202,13 +212,16 @@ static int load_added(av_tokenizer *t, av_tok_hf *hf, const json_t *added, const
     return 0;
 }
 
-/* Added-token tries, once the normalizer is known (normalized tokens are matched in their normalized form). */
+/* Added-token tries, once the normalizer is known (normalized tokens are matched in their normalized form).
+ */
 int hf_finish(av_tokenizer *t, const char *dir, av_err *err) {
     av_tok_hf *hf = t->hf;
     for (int i = 0; i < t->n_vocab; i++)
-        if (!t->pieces[i]) return av_errf(err, "tokenizer: token id %d has no piece (ids must be 0..%d)", i, t->n_vocab - 1);
+        if (!t->pieces[i])
+            return av_errf(err, "tokenizer: token id %d has no piece (ids must be 0..%d)", i, t->n_vocab - 1);
     if (tok_trie_init(&hf->added_raw) || tok_trie_init(&hf->added_norm)) return av_errf(err, "out of memory");
-    for (int i = 0; i < t->n_vocab; i++) t->types[i] = AV_TOKTYPE_NORMAL;
+    for (int i = 0; i < t->n_vocab; i++)
+        t->types[i] = AV_TOKTYPE_NORMAL;
     tok_buf norm = {0};
     for (int i = 0; i < hf->n_added; i++) {
         hf_added *a = &hf->added[i];
@@ -220,8 +233,10 @@ int hf_finish(av_tokenizer *t, const char *dir, av_err *err) {
             hf->n_added_norm++;
         } else {
             rc = tok_trie_insert(a->normalized ? &hf->added_norm : &hf->added_raw, a->content, a->len, i, 0);
-            if (a->normalized) hf->n_added_norm++;
-            else hf->n_added_raw++;
+            if (a->normalized)
+                hf->n_added_norm++;
+            else
+                hf->n_added_raw++;
         }
         if (rc) {
             tok_buf_free(&norm);
@@ -234,7 +249,8 @@ int hf_finish(av_tokenizer *t, const char *dir, av_err *err) {
                         (hf->model == HF_MODEL_UNIGRAM && hf->uni_byte_fallback);
     if (byte_fallback)
         for (int i = 0; i < t->n_vocab; i++)
-            if (t->types[i] == AV_TOKTYPE_NORMAL && av_tok_byte_piece(t->pieces[i], strlen(t->pieces[i])) >= 0)
+            if (t->types[i] == AV_TOKTYPE_NORMAL &&
+                av_tok_byte_piece(t->pieces[i], strlen(t->pieces[i])) >= 0)
                 t->types[i] = AV_TOKTYPE_BYTE;
     if (av_tok_index(t, 1, err)) return -1;
     if (hf->model == HF_MODEL_WORDPIECE && !hf->wp.words.nodes) {
@@ -250,7 +266,8 @@ static int wordpiece_setup(av_tokenizer *t, av_tok_hf *hf, const json_t *model, 
     const char *prefix = av_json_str(model, "continuing_subword_prefix");
     int64_t max_chars;
     if (av_json_int(model, "max_input_chars_per_word", 100, &max_chars, err)) return -1;
-    return tok_wordpiece_init(&hf->wp, t, prefix ? prefix : "##", t->unk, (int)(max_chars > INT32_MAX ? INT32_MAX : max_chars), err);
+    return tok_wordpiece_init(&hf->wp, t, prefix ? prefix : "##", t->unk,
+                              (int)(max_chars > INT32_MAX ? INT32_MAX : max_chars), err);
 }
 
 int av_tok_load_hf_json(const char *path, av_tokenizer **out, av_err *err) {
@@ -312,7 +329,8 @@ int av_tok_load_hf_json(const char *path, av_tokenizer **out, av_err *err) {
                 av_errf(err, "%s: token id %d has no piece", path, i);
                 goto done;
             }
-        for (int i = 0; i < t->n_vocab; i++) t->lens[i] = (int)strlen(t->pieces[i]);
+        for (int i = 0; i < t->n_vocab; i++)
+            t->lens[i] = (int)strlen(t->pieces[i]);
         if (wordpiece_setup(t, hf, model, err)) goto done;
     }
     if (post && !json_is_null(post) && hf_json_post(post, t, hf, path, err)) goto done;
@@ -320,8 +338,10 @@ int av_tok_load_hf_json(const char *path, av_tokenizer **out, av_err *err) {
     if (dec && !json_is_null(dec) && hf_json_decoder(dec, &text, path, err)) goto done;
     t->text = text >= 0 ? (av_tok_text)text : AV_TOK_TEXT_UNSET;
     char dir[4096];
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    if (av_path_dirname(path, dir, sizeof dir)) {
+        av_errf(err, "%s: path too long", path);
+        goto done;
+    }
     if (hf_finish(t, dir, err)) goto done;
     *out = t;
     t = NULL;

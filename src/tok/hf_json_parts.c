@@ -34,51 +34,21 @@ int hf_json_pattern(const json_t *j, hf_pattern *out, const char *where, av_err 
     return av_errf(err, "%s: a pattern must be {\"String\": ...} or {\"Regex\": ...}", where);
 }
 
-/* ---- base64 (precompiled charsmaps) ---- */
-
-static int b64_value(int c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-}
-
-static int b64_decode(const char *s, size_t n, uint8_t **out, size_t *out_n) {
-    uint8_t *o = malloc(n / 4 * 3 + 4);
-    if (!o) return -1;
-    size_t k = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '=' || s[i] == '\n' || s[i] == '\r') continue;
-        int v = b64_value((unsigned char)s[i]);
-        if (v < 0) {
-            free(o);
-            return -1;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            o[k++] = (uint8_t)(acc >> bits);
-        }
-    }
-    *out = o;
-    *out_n = k;
-    return 0;
-}
-
 /* ---- normalizers ---- */
 
 int hf_json_normalizer(const json_t *j, hf_norm *out, const char *where, av_err *err) {
     memset(out, 0, sizeof *out);
     const char *type = type_of(j);
     if (!type) return av_errf(err, "%s: normalizer without a \"type\"", where);
-    static const struct { const char *name; hf_norm_type t; } simple[] = {
-        {"NFC", HF_NORM_NFC}, {"NFD", HF_NORM_NFD}, {"NFKC", HF_NORM_NFKC}, {"NFKD", HF_NORM_NFKD},
-        {"Lowercase", HF_NORM_LOWERCASE}, {"StripAccents", HF_NORM_STRIP_ACCENTS}};
+    static const struct {
+        const char *name;
+        hf_norm_type t;
+    } simple[] = {{"NFC", HF_NORM_NFC},
+                  {"NFD", HF_NORM_NFD},
+                  {"NFKC", HF_NORM_NFKC},
+                  {"NFKD", HF_NORM_NFKD},
+                  {"Lowercase", HF_NORM_LOWERCASE},
+                  {"StripAccents", HF_NORM_STRIP_ACCENTS}};
     for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
         if (strcmp(type, simple[i].name) == 0) {
             out->type = simple[i].t;
@@ -94,14 +64,16 @@ int hf_json_normalizer(const json_t *j, hf_norm *out, const char *where, av_err 
     }
     if (strcmp(type, "Replace") == 0) {
         out->type = HF_NORM_REPLACE;
-        if (!av_json_str(j, "content")) return av_errf(err, "%s: Replace normalizer without \"content\"", where);
+        if (!av_json_str(j, "content"))
+            return av_errf(err, "%s: Replace normalizer without \"content\"", where);
         out->content = dup_field(j, "content", "");
         if (!out->content) return av_errf(err, "out of memory");
         return hf_json_pattern(json_object_get(j, "pattern"), &out->pattern, where, err);
     }
     if (strcmp(type, "Prepend") == 0) {
         out->type = HF_NORM_PREPEND;
-        if (!av_json_str(j, "prepend")) return av_errf(err, "%s: Prepend normalizer without \"prepend\"", where);
+        if (!av_json_str(j, "prepend"))
+            return av_errf(err, "%s: Prepend normalizer without \"prepend\"", where);
         out->content = dup_field(j, "prepend", "");
         return out->content ? 0 : av_errf(err, "out of memory");
     }
@@ -115,10 +87,11 @@ int hf_json_normalizer(const json_t *j, hf_norm *out, const char *where, av_err 
         out->type = HF_NORM_PRECOMPILED;
         json_t *m = json_object_get(j, "precompiled_charsmap");
         if (!m || json_is_null(m)) return 0; /* identity */
-        if (!json_is_string(m)) return av_errf(err, "%s: \"precompiled_charsmap\" must be a base64 string", where);
+        if (!json_is_string(m))
+            return av_errf(err, "%s: \"precompiled_charsmap\" must be a base64 string", where);
         uint8_t *blob;
         size_t n;
-        if (b64_decode(json_string_value(m), json_string_length(m), &blob, &n))
+        if (av_base64_decode(json_string_value(m), json_string_length(m), &blob, &n))
             return av_errf(err, "%s: \"precompiled_charsmap\" is not valid base64", where);
         int rc = tok_charsmap_parse(&out->charsmap, blob, n, where, err);
         free(blob);
@@ -127,7 +100,8 @@ int hf_json_normalizer(const json_t *j, hf_norm *out, const char *where, av_err 
     if (strcmp(type, "Sequence") == 0) {
         out->type = HF_NORM_SEQUENCE;
         json_t *items = json_object_get(j, "normalizers");
-        if (!json_is_array(items)) return av_errf(err, "%s: Sequence normalizer without a \"normalizers\" list", where);
+        if (!json_is_array(items))
+            return av_errf(err, "%s: Sequence normalizer without a \"normalizers\" list", where);
         size_t n = json_array_size(items);
         out->items = calloc(n ? n : 1, sizeof *out->items);
         if (!out->items) return av_errf(err, "out of memory");
@@ -137,15 +111,20 @@ int hf_json_normalizer(const json_t *j, hf_norm *out, const char *where, av_err 
         }
         return 0;
     }
-    return av_errf(err, "%s: unknown normalizer type '%s' (supported: NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, "
-                        "BertNormalizer, Replace, Prepend, Strip, Precompiled, Sequence)", where, type);
+    return av_errf(
+        err,
+        "%s: unknown normalizer type '%s' (supported: NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, "
+        "BertNormalizer, Replace, Prepend, Strip, Precompiled, Sequence)",
+        where, type);
 }
 
 /* ---- pre-tokenizers ---- */
 
-static int parse_behavior(const json_t *j, hf_behavior def, hf_behavior *out, const char *where, av_err *err) {
+static int parse_behavior(const json_t *j, hf_behavior def, hf_behavior *out, const char *where,
+                          av_err *err) {
     const char *b = av_json_str(j, "behavior");
-    static const char *names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+    static const char *names[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext",
+                                  "Contiguous"};
     if (!b) {
         *out = def;
         return 0;
@@ -189,10 +168,14 @@ int hf_json_pretok(const json_t *j, hf_pretok *out, const char *where, av_err *e
         out->split = bool_field(j, "split", 1);
         const char *scheme = av_json_str(j, "prepend_scheme");
         if (scheme) {
-            if (strcmp(scheme, "always") == 0) out->prepend_scheme = HF_PREPEND_ALWAYS;
-            else if (strcmp(scheme, "first") == 0) out->prepend_scheme = HF_PREPEND_FIRST;
-            else if (strcmp(scheme, "never") == 0) out->prepend_scheme = HF_PREPEND_NEVER;
-            else return av_errf(err, "%s: unknown Metaspace prepend_scheme '%s'", where, scheme);
+            if (strcmp(scheme, "always") == 0)
+                out->prepend_scheme = HF_PREPEND_ALWAYS;
+            else if (strcmp(scheme, "first") == 0)
+                out->prepend_scheme = HF_PREPEND_FIRST;
+            else if (strcmp(scheme, "never") == 0)
+                out->prepend_scheme = HF_PREPEND_NEVER;
+            else
+                return av_errf(err, "%s: unknown Metaspace prepend_scheme '%s'", where, scheme);
         } else {
             out->prepend_scheme = bool_field(j, "add_prefix_space", 1) ? HF_PREPEND_ALWAYS : HF_PREPEND_NEVER;
         }
@@ -217,7 +200,8 @@ int hf_json_pretok(const json_t *j, hf_pretok *out, const char *where, av_err *e
         out->type = HF_PRE_CHAR_DELIMITER;
         const char *d = av_json_str(j, "delimiter");
         uint32_t cp;
-        if (!d || !tok_utf8_decode(d, strlen(d), &cp) || (size_t)tok_utf8_decode(d, strlen(d), &cp) != strlen(d))
+        if (!d || !av_utf8_decode(d, strlen(d), &cp) ||
+            (size_t)av_utf8_decode(d, strlen(d), &cp) != strlen(d))
             return av_errf(err, "%s: CharDelimiterSplit needs a one-character \"delimiter\"", where);
         out->delimiter = cp;
         return 0;
@@ -225,7 +209,8 @@ int hf_json_pretok(const json_t *j, hf_pretok *out, const char *where, av_err *e
     if (strcmp(type, "Sequence") == 0) {
         out->type = HF_PRE_SEQUENCE;
         json_t *items = json_object_get(j, "pretokenizers");
-        if (!json_is_array(items)) return av_errf(err, "%s: Sequence pre-tokenizer without a \"pretokenizers\" list", where);
+        if (!json_is_array(items))
+            return av_errf(err, "%s: Sequence pre-tokenizer without a \"pretokenizers\" list", where);
         size_t n = json_array_size(items);
         out->items = calloc(n ? n : 1, sizeof *out->items);
         if (!out->items) return av_errf(err, "out of memory");
@@ -235,8 +220,9 @@ int hf_json_pretok(const json_t *j, hf_pretok *out, const char *where, av_err *e
         }
         return 0;
     }
-    return av_errf(err, "%s: unknown pre-tokenizer type '%s' (supported: BertPreTokenizer, ByteLevel, Metaspace, "
-                        "Split, Digits, Whitespace, WhitespaceSplit, Punctuation, CharDelimiterSplit, Sequence)",
+    return av_errf(err,
+                   "%s: unknown pre-tokenizer type '%s' (supported: BertPreTokenizer, ByteLevel, Metaspace, "
+                   "Split, Digits, Whitespace, WhitespaceSplit, Punctuation, CharDelimiterSplit, Sequence)",
                    where, type);
 }
 
@@ -256,12 +242,13 @@ static int append_ids(int32_t **v, int *n, const int32_t *ids, int k, int front)
     return 0;
 }
 
-static int pair_id(const json_t *pair, const av_tokenizer *t, int32_t *id, const char *what, const char *where,
-                   av_err *err) {
+static int pair_id(const json_t *pair, const av_tokenizer *t, int32_t *id, const char *what,
+                   const char *where, av_err *err) {
     json_t *v = json_array_get(pair, 1);
     if (!json_is_array(pair) || !json_is_integer(v) || json_integer_value(v) < 0 ||
         json_integer_value(v) >= t->n_vocab)
-        return av_errf(err, "%s: post-processor \"%s\" must be [token, id] with an id in the vocabulary", where, what);
+        return av_errf(err, "%s: post-processor \"%s\" must be [token, id] with an id in the vocabulary",
+                       where, what);
     *id = (int32_t)json_integer_value(v);
     return 0;
 }
@@ -278,7 +265,8 @@ int hf_json_post(const json_t *j, const av_tokenizer *t, av_tok_hf *hf, const ch
         np = ns = 1;
     } else if (strcmp(type, "TemplateProcessing") == 0) {
         json_t *single = json_object_get(j, "single"), *specials = json_object_get(j, "special_tokens");
-        if (!json_is_array(single)) return av_errf(err, "%s: TemplateProcessing without a \"single\" template", where);
+        if (!json_is_array(single))
+            return av_errf(err, "%s: TemplateProcessing without a \"single\" template", where);
         int seen_seq = 0;
         for (size_t i = 0; i < json_array_size(single); i++) {
             json_t *item = json_array_get(single, i), *sp = json_object_get(item, "SpecialToken");
@@ -289,12 +277,14 @@ int hf_json_post(const json_t *j, const av_tokenizer *t, av_tok_hf *hf, const ch
             const char *name = av_json_str(sp, "id");
             json_t *def = name ? json_object_get(specials, name) : NULL, *ids = json_object_get(def, "ids");
             if (!json_is_array(ids))
-                return av_errf(err, "%s: TemplateProcessing special token '%s' has no ids", where, name ? name : "?");
+                return av_errf(err, "%s: TemplateProcessing special token '%s' has no ids", where,
+                               name ? name : "?");
             for (size_t k = 0; k < json_array_size(ids); k++) {
                 json_t *v = json_array_get(ids, k);
                 if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= t->n_vocab)
-                    return av_errf(err, "%s: TemplateProcessing special token '%s' has an id outside the vocabulary",
-                                   where, name);
+                    return av_errf(
+                        err, "%s: TemplateProcessing special token '%s' has an id outside the vocabulary",
+                        where, name);
                 int32_t *dst = seen_seq ? suf : pre;
                 int *cnt = seen_seq ? &ns : &np;
                 if (*cnt >= 64) return av_errf(err, "%s: TemplateProcessing adds too many tokens", where);
@@ -305,15 +295,19 @@ int hf_json_post(const json_t *j, const av_tokenizer *t, av_tok_hf *hf, const ch
         return 0; /* offsets only */
     } else if (strcmp(type, "Sequence") == 0) {
         json_t *items = json_object_get(j, "processors");
-        if (!json_is_array(items)) return av_errf(err, "%s: Sequence post-processor without \"processors\"", where);
+        if (!json_is_array(items))
+            return av_errf(err, "%s: Sequence post-processor without \"processors\"", where);
         for (size_t i = 0; i < json_array_size(items); i++)
             if (hf_json_post(json_array_get(items, i), t, hf, where, err)) return -1;
         return 0;
     } else {
-        return av_errf(err, "%s: unknown post-processor type '%s' (supported: TemplateProcessing, BertProcessing, "
-                            "RobertaProcessing, ByteLevel, Sequence)", where, type);
+        return av_errf(err,
+                       "%s: unknown post-processor type '%s' (supported: TemplateProcessing, BertProcessing, "
+                       "RobertaProcessing, ByteLevel, Sequence)",
+                       where, type);
     }
-    if (append_ids(&hf->prefix, &hf->n_prefix, pre, np, 1) || append_ids(&hf->suffix, &hf->n_suffix, suf, ns, 0))
+    if (append_ids(&hf->prefix, &hf->n_prefix, pre, np, 1) ||
+        append_ids(&hf->suffix, &hf->n_suffix, suf, ns, 0))
         return av_errf(err, "out of memory");
     return 0;
 }
@@ -323,8 +317,10 @@ int hf_json_post(const json_t *j, const av_tokenizer *t, av_tok_hf *hf, const ch
 int hf_json_decoder(const json_t *j, int *text, const char *where, av_err *err) {
     const char *type = type_of(j);
     if (!type) return av_errf(err, "%s: decoder without a \"type\"", where);
-    if (strcmp(type, "ByteLevel") == 0) *text = AV_TOK_TEXT_BYTELEVEL;
-    else if (strcmp(type, "WordPiece") == 0) *text = AV_TOK_TEXT_WORDPIECE;
+    if (strcmp(type, "ByteLevel") == 0)
+        *text = AV_TOK_TEXT_BYTELEVEL;
+    else if (strcmp(type, "WordPiece") == 0)
+        *text = AV_TOK_TEXT_WORDPIECE;
     else if (strcmp(type, "Metaspace") == 0 || strcmp(type, "ByteFallback") == 0) {
         if (*text < 0 || *text == AV_TOK_TEXT_RAW) *text = AV_TOK_TEXT_METASPACE;
     } else if (strcmp(type, "Replace") == 0) {
@@ -339,8 +335,11 @@ int hf_json_decoder(const json_t *j, int *text, const char *where, av_err *err) 
                strcmp(type, "Strip") == 0) {
         if (*text < 0) *text = AV_TOK_TEXT_RAW;
     } else {
-        return av_errf(err, "%s: unknown decoder type '%s' (supported: ByteLevel, WordPiece, Metaspace, ByteFallback, "
-                            "Replace, Fuse, Strip, BPEDecoder, CTC, Sequence)", where, type);
+        return av_errf(
+            err,
+            "%s: unknown decoder type '%s' (supported: ByteLevel, WordPiece, Metaspace, ByteFallback, "
+            "Replace, Fuse, Strip, BPEDecoder, CTC, Sequence)",
+            where, type);
     }
     return 0;
 }

@@ -13,7 +13,8 @@ static int unicode_form(const char *s, size_t n, utf8proc_option_t opt, tok_buf 
     out->n = 0;
     if (n == 0) return tok_buf_reserve(out, 0) ? oom(err) : 0;
     utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst, opt | UTF8PROC_STABLE);
+    utf8proc_ssize_t k =
+        utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst, opt | UTF8PROC_STABLE);
     if (k < 0) {
         free(dst);
         return av_errf(err, "unicode normalization failed: %s", utf8proc_errmsg(k));
@@ -31,7 +32,7 @@ static int map_chars(const hf_norm *nm, const char *s, size_t n, char_fn fn, tok
     if (tok_buf_reserve(out, n + 8)) return oom(err);
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int k = tok_utf8_decode(s + i, n - i, &cp);
+        int k = av_utf8_decode(s + i, n - i, &cp);
         if (!k) return av_errf(err, "internal: invalid UTF-8 reached a normalizer");
         if (fn(nm, cp, s + i, k, out)) return oom(err);
         i += (size_t)k;
@@ -40,7 +41,8 @@ static int map_chars(const hf_norm *nm, const char *s, size_t n, char_fn fn, tok
 }
 
 static int add_lower(tok_buf *out, uint32_t cp) {
-    if (cp == 0x130) return tok_buf_add(out, "i\xCC\x87", 3); /* the one unconditional multi-character lowercase */
+    if (cp == 0x130)
+        return tok_buf_add(out, "i\xCC\x87", 3); /* the one unconditional multi-character lowercase */
     return tok_buf_add_cp(out, (uint32_t)utf8proc_tolower((utf8proc_int32_t)cp));
 }
 
@@ -70,14 +72,15 @@ static int strip_ws(const char *s, size_t n, int left, int right, tok_buf *out, 
     size_t a = 0, b = n;
     uint32_t cp;
     while (left && a < b) {
-        int k = tok_utf8_decode(s + a, b - a, &cp);
+        int k = av_utf8_decode(s + a, b - a, &cp);
         if (!k || !hf_is_whitespace(cp)) break;
         a += (size_t)k;
     }
     while (right && b > a) {
         size_t j = b - 1;
-        while (j > a && ((uint8_t)s[j] & 0xC0) == 0x80) j--;
-        int k = tok_utf8_decode(s + j, b - j, &cp);
+        while (j > a && ((uint8_t)s[j] & 0xC0) == 0x80)
+            j--;
+        int k = av_utf8_decode(s + j, b - j, &cp);
         if (!k || !hf_is_whitespace(cp)) break;
         b = j;
     }
@@ -91,7 +94,8 @@ static int replace_all(const hf_norm *nm, const char *s, size_t n, tok_buf *out,
     int rc = hf_pattern_find_all(&nm->pattern, s, n, &m, err);
     size_t clen = strlen(nm->content), prev = 0;
     for (size_t i = 0; rc == 0 && i < m.n; i++) {
-        if (tok_buf_add(out, s + prev, m.v[i].start - prev) || tok_buf_add(out, nm->content, clen)) rc = oom(err);
+        if (tok_buf_add(out, s + prev, m.v[i].start - prev) || tok_buf_add(out, nm->content, clen))
+            rc = oom(err);
         prev = m.v[i].end;
     }
     if (rc == 0 && tok_buf_add(out, s + prev, n - prev)) rc = oom(err);
@@ -125,7 +129,7 @@ static int precompiled(const hf_norm *nm, const char *s, size_t n, tok_buf *out,
         int k = 0;
         int brk = 1;
         if (i < n) {
-            k = tok_utf8_decode(s + i, n - i, &cp);
+            k = av_utf8_decode(s + i, n - i, &cp);
             if (!k) return av_errf(err, "internal: invalid UTF-8 reached a normalizer");
             brk = prev_cp < 0 ? 0 : utf8proc_grapheme_break_stateful(prev_cp, (utf8proc_int32_t)cp, &state);
         }
@@ -139,7 +143,7 @@ static int precompiled(const hf_norm *nm, const char *s, size_t n, tok_buf *out,
             } else {
                 for (size_t j = 0; j < glen;) {
                     uint32_t ch;
-                    int cl = tok_utf8_decode(g + j, glen - j, &ch);
+                    int cl = av_utf8_decode(g + j, glen - j, &ch);
                     first_ctx cc = {NULL, 0, 0};
                     tok_charsmap_prefixes(&nm->charsmap, g + j, (size_t)cl, take_first, &cc);
                     if (cc.found ? tok_buf_add(out, cc.rep, cc.rep_len) : tok_buf_add(out, g + j, (size_t)cl))
@@ -179,7 +183,8 @@ int hf_norm_apply(const hf_norm *nm, const char *s, size_t n, tok_buf *out, av_e
             rc = unicode_form(a.p, a.n, UTF8PROC_DECOMPOSE, &b, err);
             if (rc == 0) rc = map_chars(nm, b.p, b.n, fn_strip_marks, &a, err);
         }
-        if (rc == 0 && nm->lowercase) rc = map_chars(nm, a.p, a.n, fn_lower, out, err);
+        if (rc == 0 && nm->lowercase)
+            rc = map_chars(nm, a.p, a.n, fn_lower, out, err);
         else if (rc == 0) {
             out->n = 0;
             if (tok_buf_add(out, a.p, a.n)) rc = oom(err);
@@ -214,7 +219,8 @@ void hf_norm_free(hf_norm *nm) {
     hf_pattern_free(&nm->pattern);
     free(nm->content);
     tok_charsmap_free(&nm->charsmap);
-    for (int i = 0; i < nm->n_items; i++) hf_norm_free(&nm->items[i]);
+    for (int i = 0; i < nm->n_items; i++)
+        hf_norm_free(&nm->items[i]);
     free(nm->items);
     memset(nm, 0, sizeof *nm);
 }

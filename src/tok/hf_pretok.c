@@ -62,7 +62,7 @@ static int pieces_from_pred(const hf_pretok *pt, char_pred pred, const char *s, 
     size_t last = 0, i = 0;
     while (i < n) {
         uint32_t cp;
-        int k = tok_utf8_decode(s + i, n - i, &cp);
+        int k = av_utf8_decode(s + i, n - i, &cp);
         if (!k) k = 1, cp = 0xFFFD;
         if (pred(pt, cp)) {
             if (last < i && pieces_push(out, last, i, 0)) return -1;
@@ -80,7 +80,8 @@ static int emit_behavior(const pieces *p, hf_behavior b, int invert, const hf_sp
     piece *v = p->v;
     size_t n = p->n;
     if (invert)
-        for (size_t i = 0; i < n; i++) v[i].match = !v[i].match;
+        for (size_t i = 0; i < n; i++)
+            v[i].match = !v[i].match;
     pieces out = {0};
     int rc = 0, prev_match = 0;
     switch (b) {
@@ -89,19 +90,24 @@ static int emit_behavior(const pieces *p, hf_behavior b, int invert, const hf_sp
             if (!v[i].match) rc = pieces_push(&out, v[i].start, v[i].end, 0);
         break;
     case HF_SPLIT_ISOLATED:
-        for (size_t i = 0; i < n && !rc; i++) rc = pieces_push(&out, v[i].start, v[i].end, 0);
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = pieces_push(&out, v[i].start, v[i].end, 0);
         break;
     case HF_SPLIT_MERGED_WITH_PREVIOUS:
         for (size_t i = 0; i < n && !rc; i++) {
-            if (v[i].match && !prev_match && out.n) out.v[out.n - 1].end = v[i].end;
-            else rc = pieces_push(&out, v[i].start, v[i].end, 0);
+            if (v[i].match && !prev_match && out.n)
+                out.v[out.n - 1].end = v[i].end;
+            else
+                rc = pieces_push(&out, v[i].start, v[i].end, 0);
             prev_match = v[i].match;
         }
         break;
     case HF_SPLIT_MERGED_WITH_NEXT:
         for (size_t k = n; k-- > 0 && !rc;) { /* right to left, then reversed */
-            if (v[k].match && !prev_match && out.n) out.v[out.n - 1].start = v[k].start;
-            else rc = pieces_push(&out, v[k].start, v[k].end, 0);
+            if (v[k].match && !prev_match && out.n)
+                out.v[out.n - 1].start = v[k].start;
+            else
+                rc = pieces_push(&out, v[k].start, v[k].end, 0);
             prev_match = v[k].match;
         }
         for (size_t i = 0, j = out.n ? out.n - 1 : 0; !rc && i < j; i++, j--) {
@@ -112,8 +118,10 @@ static int emit_behavior(const pieces *p, hf_behavior b, int invert, const hf_sp
         break;
     case HF_SPLIT_CONTIGUOUS:
         for (size_t i = 0; i < n && !rc; i++) {
-            if (v[i].match == prev_match && out.n) out.v[out.n - 1].end = v[i].end;
-            else rc = pieces_push(&out, v[i].start, v[i].end, 0);
+            if (v[i].match == prev_match && out.n)
+                out.v[out.n - 1].end = v[i].end;
+            else
+                rc = pieces_push(&out, v[i].start, v[i].end, 0);
             prev_match = v[i].match;
         }
         break;
@@ -143,7 +151,8 @@ static int split_one(const hf_pretok *pt, const hf_split *src, hf_splits *dst, c
         rc = pieces_from_pred(pt, pred, s, src->len, &p);
     } else {
         hf_matches m = {0};
-        rc = re ? hf_regex_find_all(re, s, src->len, &m, err) : hf_pattern_find_all(pat, s, src->len, &m, err);
+        rc =
+            re ? hf_regex_find_all(re, s, src->len, &m, err) : hf_pattern_find_all(pat, s, src->len, &m, err);
         if (rc) {
             free(m.v);
             return -1;
@@ -190,19 +199,24 @@ static int apply_one(const hf_pretok *pt, const hf_split *src, hf_splits *dst, a
         free(tmp.v);
         return rc;
     }
-    case HF_PRE_WHITESPACE_SPLIT: return split_one(pt, &cur, dst, pred_ws, NULL, NULL, HF_SPLIT_REMOVED, 0, err);
-    case HF_PRE_PUNCTUATION: return split_one(pt, &cur, dst, pred_bert_punct, NULL, NULL, pt->behavior, 0, err);
+    case HF_PRE_WHITESPACE_SPLIT:
+        return split_one(pt, &cur, dst, pred_ws, NULL, NULL, HF_SPLIT_REMOVED, 0, err);
+    case HF_PRE_PUNCTUATION:
+        return split_one(pt, &cur, dst, pred_bert_punct, NULL, NULL, pt->behavior, 0, err);
     case HF_PRE_DIGITS:
         return split_one(pt, &cur, dst, pred_numeric, NULL, NULL,
                          pt->individual_digits ? HF_SPLIT_ISOLATED : HF_SPLIT_CONTIGUOUS, 0, err);
-    case HF_PRE_CHAR_DELIMITER: return split_one(pt, &cur, dst, pred_delim, NULL, NULL, HF_SPLIT_REMOVED, 0, err);
+    case HF_PRE_CHAR_DELIMITER:
+        return split_one(pt, &cur, dst, pred_delim, NULL, NULL, HF_SPLIT_REMOVED, 0, err);
     case HF_PRE_WHITESPACE: return split_one(pt, &cur, dst, NULL, NULL, pt->regex, HF_SPLIT_REMOVED, 1, err);
-    case HF_PRE_SPLIT: return split_one(pt, &cur, dst, NULL, &pt->pattern, NULL, pt->behavior, pt->invert, err);
+    case HF_PRE_SPLIT:
+        return split_one(pt, &cur, dst, NULL, &pt->pattern, NULL, pt->behavior, pt->invert, err);
     case HF_PRE_BYTELEVEL: {
         size_t first = dst->n;
         if (pt->add_prefix_space && (cur.len == 0 || dst->arena.p[cur.off] != ' ')) {
             tok_buf t = {0};
-            int bad = tok_buf_addc(&t, ' ') || tok_buf_add(&t, dst->arena.p + cur.off, cur.len) || rewrite(dst, &cur, &t);
+            int bad = tok_buf_addc(&t, ' ') || tok_buf_add(&t, dst->arena.p + cur.off, cur.len) ||
+                      rewrite(dst, &cur, &t);
             tok_buf_free(&t);
             if (bad) return av_errf(err, "out of memory");
         }
@@ -223,7 +237,8 @@ static int apply_one(const hf_pretok *pt, const hf_split *src, hf_splits *dst, a
         int bad = 0;
         /* (the replacement of ' ' happens first, so a leading space counts as starting with it) */
         if (cur.len && s[0] == ' ') starts = 1;
-        if (!starts && (pt->prepend_scheme == HF_PREPEND_ALWAYS || (pt->prepend_scheme == HF_PREPEND_FIRST && cur.first)))
+        if (!starts && (pt->prepend_scheme == HF_PREPEND_ALWAYS ||
+                        (pt->prepend_scheme == HF_PREPEND_FIRST && cur.first)))
             bad = tok_buf_add(&t, pt->replacement, rlen);
         for (size_t i = 0; i < cur.len && !bad; i++)
             bad = s[i] == ' ' ? tok_buf_add(&t, pt->replacement, rlen) : tok_buf_addc(&t, s[i]);
@@ -268,7 +283,8 @@ void hf_pretok_free(hf_pretok *pt) {
     hf_regex_free(pt->regex);
     free(pt->replacement);
     hf_pattern_free(&pt->pattern);
-    for (int i = 0; i < pt->n_items; i++) hf_pretok_free(&pt->items[i]);
+    for (int i = 0; i < pt->n_items; i++)
+        hf_pretok_free(&pt->items[i]);
     free(pt->items);
     memset(pt, 0, sizeof *pt);
 }

@@ -1,6 +1,6 @@
 /* Regular expressions through oniguruma (the engine Hugging Face tokenizers uses), the literal/regex pattern
- * search shared by the normalizers and pre-tokenizers, Unicode character classes through utf8proc, and GPT-2's
- * byte-to-unicode alphabet. */
+ * search shared by the normalizers and pre-tokenizers, Unicode character classes through utf8proc, and
+ * GPT-2's byte-to-unicode alphabet. */
 #define _GNU_SOURCE /* memmem */
 #include "hf.h"
 
@@ -17,17 +17,18 @@ struct hf_regex {
 static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
 
 static void onig_setup(void) {
-    OnigEncoding enc[1] = {ONIG_ENCODING_UTF8};
-    onig_initialize(enc, 1);
+    OnigEncoding enc[2] = {ONIG_ENCODING_UTF8, ONIG_ENCODING_ASCII};
+    onig_initialize(enc, 2);
 }
 
-int hf_regex_compile(const char *pattern, size_t len, hf_regex **out, av_err *err) {
+static int compile(const char *pattern, size_t len, OnigEncoding enc, OnigSyntaxType *syntax, hf_regex **out,
+                   av_err *err) {
     pthread_once(&onig_once, onig_setup);
     hf_regex *r = calloc(1, sizeof *r);
     if (!r) return av_errf(err, "out of memory");
     OnigErrorInfo einfo;
     int rc = onig_new(&r->re, (const OnigUChar *)pattern, (const OnigUChar *)pattern + len, ONIG_OPTION_NONE,
-                      ONIG_ENCODING_UTF8, ONIG_SYNTAX_DEFAULT, &einfo);
+                      enc, syntax, &einfo);
     if (rc != ONIG_NORMAL) {
         OnigUChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
         onig_error_code_to_str(msg, rc, &einfo);
@@ -36,6 +37,14 @@ int hf_regex_compile(const char *pattern, size_t len, hf_regex **out, av_err *er
     }
     *out = r;
     return 0;
+}
+
+int hf_regex_compile(const char *pattern, size_t len, hf_regex **out, av_err *err) {
+    return compile(pattern, len, ONIG_ENCODING_UTF8, ONIG_SYNTAX_DEFAULT, out, err);
+}
+
+int hf_regex_compile_bytes(const char *pattern, size_t len, hf_regex **out, av_err *err) {
+    return compile(pattern, len, ONIG_ENCODING_ASCII, ONIG_SYNTAX_PERL, out, err);
 }
 
 void hf_regex_free(hf_regex *re) {
@@ -77,7 +86,7 @@ int hf_regex_find_all(const hf_regex *re, const char *s, size_t n, hf_matches *o
         if (ms == me && last_match_end == me) { /* no empty match right after a match: step one character */
             if (pos >= n) break;
             uint32_t cp;
-            int k = tok_utf8_decode(s + pos, n - pos, &cp);
+            int k = av_utf8_decode(s + pos, n - pos, &cp);
             pos += k ? (size_t)k : 1;
             continue;
         }
@@ -119,7 +128,8 @@ void hf_pattern_free(hf_pattern *p) {
 
 int hf_is_whitespace(uint32_t c) {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+           c == 0x3000;
 }
 
 int hf_is_punctuation(uint32_t c) {
@@ -128,7 +138,8 @@ int hf_is_punctuation(uint32_t c) {
 }
 
 int hf_is_bert_punct(uint32_t c) {
-    if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126)) return 1;
+    if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126))
+        return 1;
     return hf_is_punctuation(c);
 }
 
@@ -150,12 +161,14 @@ int hf_is_alnum(uint32_t c) {
            (k >= UTF8PROC_CATEGORY_ND && k <= UTF8PROC_CATEGORY_NO);
 }
 
-int hf_is_mark_nonspacing(uint32_t c) { return utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_MN; }
+int hf_is_mark_nonspacing(uint32_t c) {
+    return utf8proc_category((utf8proc_int32_t)c) == UTF8PROC_CATEGORY_MN;
+}
 
 int hf_is_cjk(uint32_t c) {
     return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
-           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
-           (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+           (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) ||
+           (c >= 0x2B820 && c <= 0x2CEAF) || (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
 /* ---- GPT-2 byte alphabet: printable Latin-1 bytes stand for themselves, the other 68 bytes map in order to
@@ -169,7 +182,8 @@ uint32_t hf_byte_to_char(uint8_t b) {
 }
 
 int hf_char_to_byte(uint32_t cp) {
-    if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF)) return (int)cp;
+    if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF))
+        return (int)cp;
     if (cp >= 0x100 && cp <= 0x120) return (int)(cp - 0x100);
     if (cp >= 0x121 && cp <= 0x142) return (int)(cp - 0x121 + 0x7F);
     if (cp == 0x143) return 0xAD;
@@ -179,8 +193,11 @@ int hf_char_to_byte(uint32_t cp) {
 /* GPT-2's pattern. gpt-3-encoder runs it as a JavaScript regex, where \s also matches U+FEFF but not U+0085;
  * js_whitespace spells \s out that way so its ids agree with that package. */
 int hf_gpt2_regex(int js_whitespace, hf_regex **out, av_err *err) {
-    static const char hf[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-#define JS_WS "\\t\\n\\x0B\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
+    static const char hf[] =
+        "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+#define JS_WS                                                                                                \
+    "\\t\\n\\x0B\\f\\r "                                                                                     \
+    "\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
     static const char js[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" JS_WS "\\p{L}\\p{N}]+|[" JS_WS
                              "]+(?![^" JS_WS "])|[" JS_WS "]+";
 #undef JS_WS

@@ -30,8 +30,8 @@ int av_tok_load_llama2c(const char *path, av_tokenizer **out, av_err *err) {
         }
         if (av_read_f32(&r, &score, err) || av_read_i32(&r, &len, err)) goto done;
         if (len < 0 || len > max_len) {
-            av_errf(err, "%s: token %d has length %d (max %d): not a llama2.c tokenizer or corrupt", path, n, len,
-                    max_len);
+            av_errf(err, "%s: token %d has length %d (max %d): not a llama2.c tokenizer or corrupt", path, n,
+                    len, max_len);
             goto done;
         }
         if (av_read_view(&r, &bytes, (size_t)len, err)) goto done;
@@ -66,7 +66,8 @@ int av_tok_load_llama2c(const char *path, av_tokenizer **out, av_err *err) {
     scores = NULL;
     n = 0;
 done:
-    for (int i = 0; i < n; i++) free(pieces[i]);
+    for (int i = 0; i < n; i++)
+        free(pieces[i]);
     free(pieces);
     free(scores);
     av_file_unmap(&f);

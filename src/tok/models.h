@@ -20,8 +20,8 @@ int tok_segs_push(tok_segs *s, uint32_t start, uint32_t end, int32_t id);
 /* ---- unigram (unigram.c): the best-scoring segmentation, computed as libsentencepiece's and HF's
  * "optimized" Viterbi do (ties keep the first candidate seen). ---- */
 typedef struct tok_unigram {
-    const tok_trie *trie;  /* pieces -> ids */
-    const float *fscores;  /* SentencePiece: float scores and float sums, user-defined bonus, unused skipped */
+    const tok_trie *trie; /* pieces -> ids */
+    const float *fscores; /* SentencePiece: float scores and float sums, user-defined bonus, unused skipped */
     const double *dscores; /* Hugging Face: double scores and sums */
     const int *types;      /* (with fscores) AV_TOKTYPE_* of every id */
     int unk_id;
@@ -39,9 +39,9 @@ typedef struct tok_bpe {
     char *cont_prefix;     /* continuing_subword_prefix or NULL */
     char *eow_suffix;      /* end_of_word_suffix or NULL */
     int byte_fallback, fuse_unk, ignore_merges;
-    int gpt3_compat;       /* look merges up the way gpt-3-encoder keys them ("a,b" strings) */
-    uint8_t *comma;        /* (gpt3_compat: n_vocab) 1 when the piece holds a ',' */
-    int unk_id;            /* -1: none */
+    int gpt3_compat; /* look merges up the way gpt-3-encoder keys them ("a,b" strings) */
+    uint8_t *comma;  /* (gpt3_compat: n_vocab) 1 when the piece holds a ',' */
+    int unk_id;      /* -1: none */
 } tok_bpe;
 
 /* Tokenizes one word (already mapped to the model's alphabet) and appends ids. */
@@ -50,10 +50,10 @@ void tok_bpe_free(tok_bpe *b);
 
 /* ---- WordPiece (wordpiece.c): greedy longest match first, "##" continuations ---- */
 typedef struct tok_wordpiece {
-    tok_trie words;  /* pieces without the prefix -> id */
-    tok_trie conts;  /* pieces that start with the prefix, stored without it -> id */
+    tok_trie words; /* pieces without the prefix -> id */
+    tok_trie conts; /* pieces that start with the prefix, stored without it -> id */
     int unk_id;
-    int max_chars;   /* longer words become unk */
+    int max_chars; /* longer words become unk */
 } tok_wordpiece;
 
 int tok_wordpiece_init(tok_wordpiece *w, const av_tokenizer *t, const char *prefix, int unk_id, int max_chars,

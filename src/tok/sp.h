@@ -12,7 +12,7 @@ enum { AV_SP_UNIGRAM = 1, AV_SP_BPE = 2 };
 typedef struct tok_charsmap {
     uint32_t *units; /* (n_units) double-array units */
     size_t n_units;
-    char *norm;      /* (n_norm) replacement strings, NUL-separated */
+    char *norm; /* (n_norm) replacement strings, NUL-separated */
     size_t n_norm;
 } tok_charsmap;
 
@@ -22,7 +22,8 @@ void tok_charsmap_free(tok_charsmap *m);
 /* Prefix matches of key in the trie, shortest first: calls back with (match length, replacement, its length);
  * stops when the callback returns nonzero. Returns the number of matches visited. */
 typedef int (*tok_charsmap_fn)(void *ctx, size_t match_len, const char *rep, size_t rep_len);
-size_t tok_charsmap_prefixes(const tok_charsmap *m, const char *key, size_t len, tok_charsmap_fn fn, void *ctx);
+size_t tok_charsmap_prefixes(const tok_charsmap *m, const char *key, size_t len, tok_charsmap_fn fn,
+                             void *ctx);
 
 typedef struct av_tok_sp {
     int model_type; /* AV_SP_UNIGRAM or AV_SP_BPE */
@@ -35,10 +36,11 @@ typedef struct av_tok_sp {
     tok_strmap reserved;   /* CONTROL, UNKNOWN and BYTE pieces (looked up first, as PieceToId does) */
     tok_trie user;         /* USER_DEFINED pieces (matched whole, never split or normalized) */
     int n_user;
-    tok_trie trie;         /* unigram: normal pieces -> id */
+    tok_trie trie;              /* unigram: normal pieces -> id */
     float min_score, max_score; /* over NORMAL pieces, FLT_MAX / FLT_MIN when none (as libsentencepiece) */
     int has_unused;
-    int split_at_spaces; /* no matchable piece has a space symbol right after another character (sp_encode.c) */
+    int split_at_spaces; /* no matchable piece has a space symbol right after another character (sp_encode.c)
+                          */
 } av_tok_sp;
 
 /* SentencePiece normalization of valid or invalid UTF-8 text into out (spaces escaped as "▁"). */

@@ -55,7 +55,8 @@ static int rev_put(rev_map *m, int32_t id, int32_t left_len) {
         for (size_t i = 0; i < m->cap; i++) {
             if (m->ids[i] < 0) continue;
             size_t j = ((size_t)m->ids[i] * 2654435761u) & (cap - 1);
-            while (ids[j] >= 0) j = (j + 1) & (cap - 1);
+            while (ids[j] >= 0)
+                j = (j + 1) & (cap - 1);
             ids[j] = m->ids[i];
             ll[j] = m->left_len[i];
         }
@@ -66,7 +67,8 @@ static int rev_put(rev_map *m, int32_t id, int32_t left_len) {
         m->cap = cap;
     }
     size_t j = ((size_t)id * 2654435761u) & (m->cap - 1);
-    while (m->ids[j] >= 0 && m->ids[j] != id) j = (j + 1) & (m->cap - 1);
+    while (m->ids[j] >= 0 && m->ids[j] != id)
+        j = (j + 1) & (m->cap - 1);
     if (m->ids[j] < 0) m->n++;
     m->ids[j] = id;
     m->left_len[j] = left_len; /* the last candidate wins, as in the std::map of the reference */
@@ -131,7 +133,8 @@ static int resegment(bpe_ctx *c, const char *p, size_t n, av_tok_ids *out, int d
     return resegment(c, p + left, n - (size_t)left, out, depth + 1);
 }
 
-static int sp_bpe(const av_tokenizer *t, const char *text, size_t n, int *prev_unk, av_tok_ids *out, av_err *err) {
+static int sp_bpe(const av_tokenizer *t, const char *text, size_t n, int *prev_unk, av_tok_ids *out,
+                  av_err *err) {
     const av_tok_sp *sp = t->sp;
     bpe_ctx c = {sp, t, text, NULL, {0}, {0}, *prev_unk};
     av_heap_init(&c.heap, sizeof(pair), pair_before);
@@ -149,7 +152,8 @@ static int sp_bpe(const av_tokenizer *t, const char *text, size_t n, int *prev_u
     }
     if (ns) c.s[ns - 1].next = -1;
     int rc = 0;
-    for (int32_t i = 1; i < ns && !rc; i++) rc = maybe_add_pair(&c, i - 1, i);
+    for (int32_t i = 1; i < ns && !rc; i++)
+        rc = maybe_add_pair(&c, i - 1, i);
     while (!rc && c.heap.n) {
         pair top = heap_pop(&c.heap);
         sym *l = &c.s[top.left], *r = &c.s[top.right];
@@ -178,9 +182,9 @@ static int sp_bpe(const av_tokenizer *t, const char *text, size_t n, int *prev_u
     return rc ? av_errf(err, "out of memory encoding %zu bytes", n) : 0;
 }
 
-/* When no piece holds a space symbol after another character (sp->split_at_spaces, true for Llama 2), no merge
- * can cross the point before a space symbol that follows a non-space: the text is encoded in such chunks, which
- * gives the same pieces with small heaps (long inputs get much faster). */
+/* When no piece holds a space symbol after another character (sp->split_at_spaces, true for Llama 2), no
+ * merge can cross the point before a space symbol that follows a non-space: the text is encoded in such
+ * chunks, which gives the same pieces with small heaps (long inputs get much faster). */
 static int sp_bpe_chunks(const av_tokenizer *t, const char *text, size_t n, av_tok_ids *out, av_err *err) {
     const av_tok_sp *sp = t->sp;
     int prev_unk = 0;
@@ -204,7 +208,8 @@ static int sp_unigram(const av_tokenizer *t, const char *text, size_t n, av_tok_
     int rc = tok_unigram_encode(&u, text, n, &segs, err), prev_unk = 0;
     for (size_t i = 0; rc == 0 && i < segs.n; i++) {
         const tok_seg *g = &segs.v[i];
-        if (emit(t, text + g->start, g->end - g->start, g->id, &prev_unk, out)) rc = av_errf(err, "out of memory");
+        if (emit(t, text + g->start, g->end - g->start, g->id, &prev_unk, out))
+            rc = av_errf(err, "out of memory");
     }
     free(segs.v);
     return rc;
@@ -214,7 +219,8 @@ int av_tok_sp_encode(const av_tokenizer *t, const char *text, size_t len, av_tok
     tok_buf norm = {0};
     int rc = tok_sp_normalize(t->sp, text, len, &norm, err);
     if (rc == 0 && norm.n)
-        rc = t->sp->model_type == AV_SP_BPE ? sp_bpe_chunks(t, norm.p, norm.n, out, err) : sp_unigram(t, norm.p, norm.n, out, err);
+        rc = t->sp->model_type == AV_SP_BPE ? sp_bpe_chunks(t, norm.p, norm.n, out, err)
+                                            : sp_unigram(t, norm.p, norm.n, out, err);
     tok_buf_free(&norm);
     return rc;
 }

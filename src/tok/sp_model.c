@@ -37,7 +37,8 @@ static int pb_key(av_reader *r, uint32_t *field, int *wt, av_err *err) {
     *field = (uint32_t)(key >> 3);
     *wt = (int)(key & 7);
     if (*field == 0 || key >> 32 || (*wt != 0 && *wt != 1 && *wt != 2 && *wt != 5))
-        return av_errf(err, "%s: malformed protobuf field key at offset %zu: not a SentencePiece model", r->name, at);
+        return av_errf(err, "%s: malformed protobuf field key at offset %zu: not a SentencePiece model",
+                       r->name, at);
     return 0;
 }
 
@@ -105,7 +106,8 @@ static int parse_piece(av_reader *r, sp_parse *ps, av_err *err) {
     if (!p || n == 0) return av_errf(err, "%s: piece %d is empty", r->name, ps->n);
     if (n > 4096) return av_errf(err, "%s: piece %d is %zu bytes long", r->name, ps->n, n);
     if (memchr(p, 0, n)) return av_errf(err, "%s: piece %d contains a NUL byte", r->name, ps->n);
-    if (type < 1 || type > 6) return av_errf(err, "%s: piece %d has unknown type %llu", r->name, ps->n, (unsigned long long)type);
+    if (type < 1 || type > 6)
+        return av_errf(err, "%s: piece %d has unknown type %llu", r->name, ps->n, (unsigned long long)type);
     if (ps->n >= SP_MAX_PIECES) return av_errf(err, "%s: more than %d pieces", r->name, SP_MAX_PIECES);
     if (ps->n == ps->cap) {
         int cap = ps->cap ? ps->cap * 2 : 1024;
@@ -142,9 +144,12 @@ static int parse_trainer(av_reader *r, sp_parse *ps, av_err *err) {
         if (pb_key(r, &f, &wt, err)) return -1;
         if ((f == 3 || f == 24 || f == 35) && wt == 0) {
             if (pb_varint(r, &v, err)) return -1;
-            if (f == 3) ps->model_type = (int)(v > 100 ? 100 : v);
-            else if (f == 24) ps->ws_suffix = v != 0;
-            else ps->byte_fallback = v != 0;
+            if (f == 3)
+                ps->model_type = (int)(v > 100 ? 100 : v);
+            else if (f == 24)
+                ps->ws_suffix = v != 0;
+            else
+                ps->byte_fallback = v != 0;
         } else if ((f == 46 || f == 47) && wt == 2) {
             if (pb_view(r, &p, &n, err)) return -1;
             copy_piece_name(f == 46 ? ps->bos_piece : ps->eos_piece, sizeof ps->bos_piece, p, n);
@@ -165,9 +170,12 @@ static int parse_normalizer(av_reader *r, sp_parse *ps, av_err *err) {
             if (pb_view(r, &ps->charsmap, &ps->charsmap_len, err)) return -1;
         } else if (f >= 3 && f <= 5 && wt == 0) {
             if (pb_varint(r, &v, err)) return -1;
-            if (f == 3) ps->add_dummy_prefix = v != 0;
-            else if (f == 4) ps->remove_extra_ws = v != 0;
-            else ps->escape_ws = v != 0;
+            if (f == 3)
+                ps->add_dummy_prefix = v != 0;
+            else if (f == 4)
+                ps->remove_extra_ws = v != 0;
+            else
+                ps->escape_ws = v != 0;
         } else if (pb_skip(r, wt, err)) {
             return -1;
         }
@@ -187,8 +195,11 @@ static int parse_model(av_reader *r, sp_parse *ps, av_err *err) {
             if (pb_expect(r, wt, 2, f, "ModelProto", err) || pb_view(r, &p, &n, err)) return -1;
             av_reader sub;
             av_reader_init(&sub, p, n, r->name);
-            if (f == 3 && seen_normalizer++) continue; /* protobuf: the last one wins; libsentencepiece's is single */
-            int rc = f == 1 ? parse_piece(&sub, ps, err) : f == 2 ? parse_trainer(&sub, ps, err) : parse_normalizer(&sub, ps, err);
+            if (f == 3 && seen_normalizer++)
+                continue; /* protobuf: the last one wins; libsentencepiece's is single */
+            int rc = f == 1   ? parse_piece(&sub, ps, err)
+                     : f == 2 ? parse_trainer(&sub, ps, err)
+                              : parse_normalizer(&sub, ps, err);
             if (rc) return -1;
         } else if (pb_skip(r, wt, err)) {
             return -1;
@@ -218,8 +229,8 @@ static char *translate_piece(const char *p) {
 static int build(sp_parse *ps, const char *name, av_tokenizer **out, av_err *err) {
     if (ps->n == 0) return av_errf(err, "%s: no pieces: not a SentencePiece model", name);
     if (ps->model_type != AV_SP_UNIGRAM && ps->model_type != AV_SP_BPE)
-        return av_errf(err, "%s: SentencePiece model_type %d is not supported (only 1 unigram and 2 bpe)", name,
-                       ps->model_type);
+        return av_errf(err, "%s: SentencePiece model_type %d is not supported (only 1 unigram and 2 bpe)",
+                       name, ps->model_type);
     av_tokenizer *t = av_tok_alloc(AV_TOK_SP, ps->n, err);
     if (!t) return -1;
     av_tok_sp *sp = calloc(1, sizeof *sp);
@@ -325,15 +336,16 @@ int av_tok_load_sp_buffer(const void *data, size_t size, const char *name, av_to
     int rc = parse_model(&r, &ps, err);
     if (rc == 0) rc = build(&ps, name, out, err);
     if (ps.pieces)
-        for (int i = 0; i < ps.n; i++) free(ps.pieces[i]);
+        for (int i = 0; i < ps.n; i++)
+            free(ps.pieces[i]);
     free(ps.pieces);
     free(ps.scores);
     free(ps.types);
     return rc;
 }
 
-int av_tok_sp_from_pieces(int n, char **pieces, float *scores, int *types, int add_dummy_prefix, int bos, int eos,
-                          av_tokenizer **out, av_err *err) {
+int av_tok_sp_from_pieces(int n, char **pieces, float *scores, int *types, int add_dummy_prefix, int bos,
+                          int eos, av_tokenizer **out, av_err *err) {
     sp_parse ps;
     memset(&ps, 0, sizeof ps);
     ps.n = ps.cap = n;
@@ -345,8 +357,10 @@ int av_tok_sp_from_pieces(int n, char **pieces, float *scores, int *types, int a
     ps.escape_ws = 1; /* llama.cpp's defaults for "llama" vocabularies: no extra-whitespace removal */
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        if (!pieces[i] || !pieces[i][0]) rc = av_errf(err, "gguf tokenizer: token %d is empty", i);
-        else if (types[i] < 1 || types[i] > 6) rc = av_errf(err, "gguf tokenizer: token %d has type %d", i, types[i]);
+        if (!pieces[i] || !pieces[i][0])
+            rc = av_errf(err, "gguf tokenizer: token %d is empty", i);
+        else if (types[i] < 1 || types[i] > 6)
+            rc = av_errf(err, "gguf tokenizer: token %d has type %d", i, types[i]);
         if (types[i] == AV_TOKTYPE_BYTE) ps.byte_fallback = 1;
     }
     if (rc == 0) rc = build(&ps, "gguf tokenizer", out, err);
@@ -355,7 +369,8 @@ int av_tok_sp_from_pieces(int n, char **pieces, float *scores, int *types, int a
         if (eos >= 0 && eos < n) (*out)->eos = eos;
     }
     if (ps.pieces)
-        for (int i = 0; i < n; i++) free(ps.pieces[i]);
+        for (int i = 0; i < n; i++)
+            free(ps.pieces[i]);
     free(ps.pieces);
     free(ps.scores);
     free(ps.types);
@@ -373,7 +388,8 @@ int av_tok_load_sp_model(const char *path, av_tokenizer **out, av_err *err) {
 void av_tok_sp_free(av_tok_sp *sp, int n) {
     if (!sp) return;
     if (sp->orig)
-        for (int i = 0; i < n; i++) free(sp->orig[i]);
+        for (int i = 0; i < n; i++)
+            free(sp->orig[i]);
     tok_strmap_free(&sp->normal);
     tok_strmap_free(&sp->reserved);
     tok_trie_free(&sp->user);

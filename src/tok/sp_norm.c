@@ -18,7 +18,8 @@ int tok_charsmap_parse(tok_charsmap *m, const void *blob, size_t size, const cha
     uint32_t trie_size;
     if (av_read_u32(&r, &trie_size, err)) return -1;
     if (trie_size % 4 != 0 || trie_size == 0 || trie_size > av_reader_left(&r))
-        return av_errf(err, "%s: precompiled charsmap: bad trie size %u (blob of %zu bytes)", name, trie_size, size);
+        return av_errf(err, "%s: precompiled charsmap: bad trie size %u (blob of %zu bytes)", name, trie_size,
+                       size);
     m->n_units = trie_size / 4;
     m->units = malloc(trie_size);
     m->n_norm = av_reader_left(&r) - trie_size;
@@ -46,7 +47,8 @@ static inline uint32_t unit_label(uint32_t u) { return u & ((1u << 31) | 0xFF); 
 static inline int unit_has_leaf(uint32_t u) { return (u >> 8) & 1; }
 static inline uint32_t unit_value(uint32_t u) { return u & ((1u << 31) - 1); }
 
-size_t tok_charsmap_prefixes(const tok_charsmap *m, const char *key, size_t len, tok_charsmap_fn fn, void *ctx) {
+size_t tok_charsmap_prefixes(const tok_charsmap *m, const char *key, size_t len, tok_charsmap_fn fn,
+                             void *ctx) {
     if (!m->n_units) return 0;
     size_t count = 0;
     size_t pos = unit_offset(m->units[0]);
@@ -101,7 +103,8 @@ static int keep_longest(void *ctx, size_t match_len, const char *rep, size_t rep
 }
 
 /* One normalization step at the start of s: the replacement (*rep, *rep_len) and the bytes consumed. */
-static size_t normalize_prefix(const av_tok_sp *sp, const char *s, size_t n, const char **rep, size_t *rep_len) {
+static size_t normalize_prefix(const av_tok_sp *sp, const char *s, size_t n, const char **rep,
+                               size_t *rep_len) {
     size_t user = tok_sp_user_prefix(sp, s, n);
     if (user) {
         *rep = s;
@@ -116,7 +119,7 @@ static size_t normalize_prefix(const av_tok_sp *sp, const char *s, size_t n, con
         return c.len;
     }
     uint32_t cp;
-    int k = tok_utf8_decode(s, n, &cp);
+    int k = av_utf8_decode(s, n, &cp);
     if (k == 0) { /* malformed: U+FFFD for one byte */
         *rep = "\xEF\xBF\xBD";
         *rep_len = 3;
@@ -163,7 +166,8 @@ int tok_sp_normalize(const av_tok_sp *sp, const char *text, size_t len, tok_buf 
         if (!sp->remove_extra_ws) prev_space = 0;
     }
     if (sp->remove_extra_ws)
-        while (out->n >= space_len && memcmp(out->p + out->n - space_len, space, space_len) == 0) out->n -= space_len;
+        while (out->n >= space_len && memcmp(out->p + out->n - space_len, space, space_len) == 0)
+            out->n -= space_len;
     if (sp->ws_suffix && sp->add_dummy_prefix && tok_buf_add(out, space, space_len)) goto oom;
     if (out->p) out->p[out->n] = 0;
     return 0;

@@ -10,7 +10,8 @@
 
 static uint64_t hash_bytes(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
     return h;
 }
 
@@ -27,12 +28,14 @@ int av_tok_find(const av_tokenizer *t, const char *piece, size_t len) {
 int av_tok_index(av_tokenizer *t, int all_pieces, av_err *err) {
     int n = t->n_vocab;
     t->hash_cap = 16;
-    while (t->hash_cap < (size_t)n * 2) t->hash_cap <<= 1;
+    while (t->hash_cap < (size_t)n * 2)
+        t->hash_cap <<= 1;
     free(t->hash_ids);
     t->hash_ids = malloc(sizeof(int) * t->hash_cap);
     if (!t->hash_ids) return av_errf(err, "out of memory");
     memset(t->hash_ids, 0xff, sizeof(int) * t->hash_cap);
-    for (int b = 0; b < 256; b++) t->byte_ids[b] = -1;
+    for (int b = 0; b < 256; b++)
+        t->byte_ids[b] = -1;
     t->max_piece_len = 0;
     for (int i = 0; i < n; i++) {
         size_t len = strlen(t->pieces[i]);
@@ -46,11 +49,13 @@ int av_tok_index(av_tokenizer *t, int all_pieces, av_err *err) {
         if (byte >= 0 && t->types[i] == AV_TOKTYPE_BYTE && t->byte_ids[byte] < 0) t->byte_ids[byte] = i;
         int ty = t->types[i];
         if (len == 0) continue;
-        if (!all_pieces && ty != AV_TOKTYPE_NORMAL && ty != AV_TOKTYPE_USER_DEFINED && ty != AV_TOKTYPE_UNUSED)
-            continue; /* not matchable as text */
+        if (!all_pieces && ty != AV_TOKTYPE_NORMAL && ty != AV_TOKTYPE_USER_DEFINED &&
+            ty != AV_TOKTYPE_UNUSED)
+            continue;                                         /* not matchable as text */
         if (av_tok_find(t, t->pieces[i], len) >= 0) continue; /* duplicate piece: first id wins */
         size_t mask = t->hash_cap - 1, h = hash_bytes(t->pieces[i], len) & mask;
-        while (t->hash_ids[h] >= 0) h = (h + 1) & mask;
+        while (t->hash_ids[h] >= 0)
+            h = (h + 1) & mask;
         t->hash_ids[h] = i;
     }
     return 0;
@@ -60,7 +65,8 @@ int av_tok_spm_create(int n, char **pieces, float *scores, int *types, int bos, 
                       av_tokenizer **out, av_err *err) {
     av_tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
-        for (int i = 0; i < n; i++) free(pieces[i]);
+        for (int i = 0; i < n; i++)
+            free(pieces[i]);
         free(pieces);
         free(scores);
         free(types);
@@ -93,9 +99,10 @@ int av_tok_spm_create(int n, char **pieces, float *scores, int *types, int bos, 
     if (!types)
         for (int i = 0; i < n; i++) {
             int byte = av_tok_byte_piece(pieces[i], strlen(pieces[i]));
-            t->types[i] = byte >= 0 ? AV_TOKTYPE_BYTE : i == unk ? AV_TOKTYPE_UNKNOWN
-                                                       : (i == bos || i == eos) ? AV_TOKTYPE_CONTROL
-                                                                                : AV_TOKTYPE_NORMAL;
+            t->types[i] = byte >= 0                ? AV_TOKTYPE_BYTE
+                          : i == unk               ? AV_TOKTYPE_UNKNOWN
+                          : (i == bos || i == eos) ? AV_TOKTYPE_CONTROL
+                                                   : AV_TOKTYPE_NORMAL;
         }
     if (av_tok_index(t, 0, err) || av_tok_build_text(t, err)) goto fail;
     *out = t;
@@ -108,10 +115,10 @@ fail:
 /* ---- encoding ---- */
 
 typedef struct sym {
-    int start, len;  /* byte range in the text buffer */
-    int prev, next;  /* linked list, -1 at the ends */
-    int id;          /* token id once known */
-    int fallback;    /* a <0xNN> byte piece: never merged (its piece text is not the byte) */
+    int start, len; /* byte range in the text buffer */
+    int prev, next; /* linked list, -1 at the ends */
+    int id;         /* token id once known */
+    int fallback;   /* a <0xNN> byte piece: never merged (its piece text is not the byte) */
 } sym;
 
 typedef struct bigram {
@@ -157,7 +164,8 @@ int av_tok_spm_encode(const av_tokenizer *t, const char *text, size_t len, int a
     /* the dummy-prefix space is a symbol of its own, as in llama2.c (never grouped with what follows) */
     for (size_t i = 0; i < blen;) {
         size_t clen = 1;
-        while ((i > 0 || !len) && i + clen < blen && clen < 4 && ((uint8_t)buf[i + clen] & 0xC0) == 0x80) clen++;
+        while ((i > 0 || !len) && i + clen < blen && clen < 4 && ((uint8_t)buf[i + clen] & 0xC0) == 0x80)
+            clen++;
         int id = av_tok_find(t, buf + i, clen);
         if (id >= 0) {
             s[ns] = (sym){(int)i, (int)clen, ns - 1, ns + 1, id, 0};
@@ -178,7 +186,8 @@ int av_tok_spm_encode(const av_tokenizer *t, const char *text, size_t len, int a
         bigram b;
         av_heap_pop(&h, &b);
         sym *l = &s[b.left], *r = &s[b.right];
-        if (l->len == 0 || r->len == 0 || l->len + r->len != b.len || l->next != b.right) continue; /* stale */
+        if (l->len == 0 || r->len == 0 || l->len + r->len != b.len || l->next != b.right)
+            continue; /* stale */
         l->len += r->len;
         l->id = b.id;
         l->next = r->next;
@@ -188,7 +197,8 @@ int av_tok_spm_encode(const av_tokenizer *t, const char *text, size_t len, int a
     }
     size_t n = 0;
     if (add_bos) out[n++] = t->bos;
-    for (int i = ns ? 0 : -1; i >= 0; i = s[i].next) out[n++] = s[i].id;
+    for (int i = ns ? 0 : -1; i >= 0; i = s[i].next)
+        out[n++] = s[i].id;
     free(buf);
     free(s);
     av_heap_free(&h);

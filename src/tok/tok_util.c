@@ -4,6 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+int tok_grow(void **v, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 16, bytes;
+    while (n < need)
+        if (!av_mul_size(n, 2, &n)) return -1;
+    if (!av_mul_size(n, elem, &bytes)) return -1;
+    void *p = realloc(*v, bytes);
+    if (!p) return -1;
+    *v = p;
+    *cap = n;
+    return 0;
+}
+
 /* ---- byte buffer ---- */
 
 int tok_buf_reserve(tok_buf *b, size_t extra) {
@@ -34,27 +47,7 @@ int tok_buf_addc(tok_buf *b, char c) { return tok_buf_add(b, &c, 1); }
 
 int tok_buf_add_cp(tok_buf *b, uint32_t cp) {
     char s[4];
-    int n;
-    if (cp < 0x80) {
-        s[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        s[0] = (char)(0xC0 | (cp >> 6));
-        s[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        s[0] = (char)(0xE0 | (cp >> 12));
-        s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        s[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        s[0] = (char)(0xF0 | (cp >> 18));
-        s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        s[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        s[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return tok_buf_add(b, s, (size_t)n);
+    return tok_buf_add(b, s, (size_t)av_utf8_encode(cp, s));
 }
 
 void tok_buf_free(tok_buf *b) {
@@ -64,49 +57,14 @@ void tok_buf_free(tok_buf *b) {
 
 /* ---- UTF-8 ---- */
 
-int tok_utf8_decode(const char *s, size_t n, uint32_t *cp) {
-    const uint8_t *u = (const uint8_t *)s;
-    if (n == 0) return 0;
-    if (u[0] < 0x80) {
-        *cp = u[0];
-        return 1;
-    }
-    int len = u[0] >= 0xF0 ? 4 : u[0] >= 0xE0 ? 3 : u[0] >= 0xC0 ? 2 : 0;
-    if (!len || (size_t)len > n || u[0] > 0xF7) return 0;
-    uint32_t c = u[0] & (0x7F >> len);
-    for (int i = 1; i < len; i++) {
-        if ((u[i] & 0xC0) != 0x80) return 0;
-        c = (c << 6) | (u[i] & 0x3F);
-    }
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (c < min_cp[len] || c > 0x10FFFF || (c >= 0xD800 && c < 0xE000)) return 0;
-    *cp = c;
-    return len;
-}
-
-size_t tok_utf8_valid_prefix(const char *s, size_t n) {
-    size_t i = 0;
-    uint32_t cp;
-    while (i < n) {
-        if ((uint8_t)s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        int k = tok_utf8_decode(s + i, n - i, &cp);
-        if (!k) break;
-        i += (size_t)k;
-    }
-    return i;
-}
-
 int tok_utf8_sanitize(const char *s, size_t n, tok_buf *out) {
     size_t i = 0;
     while (i < n) {
-        size_t ok = tok_utf8_valid_prefix(s + i, n - i);
+        size_t ok = av_utf8_valid_prefix(s + i, n - i);
         if (tok_buf_add(out, s + i, ok)) return -1;
         i += ok;
         if (i < n) {
-            if (tok_buf_add(out, "\xEF\xBF\xBD", 3)) return -1;
+            if (tok_buf_add(out, AV_UTF8_REPLACEMENT, 3)) return -1;
             i++;
         }
     }
@@ -117,7 +75,8 @@ int tok_utf8_sanitize(const char *s, size_t n, tok_buf *out) {
 
 int tok_trie_init(tok_trie *t) {
     memset(t, 0, sizeof *t);
-    for (int i = 0; i < 256; i++) t->root_child[i] = -1;
+    for (int i = 0; i < 256; i++)
+        t->root_child[i] = -1;
     t->cap = 1024;
     t->nodes = malloc(sizeof *t->nodes * (size_t)t->cap);
     if (!t->nodes) return -1;
@@ -164,7 +123,8 @@ int tok_trie_insert(tok_trie *t, const char *s, size_t n, int32_t id, int replac
 
 int32_t tok_trie_get(const tok_trie *t, const char *s, size_t n) {
     int32_t node = 0;
-    for (size_t i = 0; i < n && node >= 0; i++) node = tok_trie_step(t, node, (uint8_t)s[i]);
+    for (size_t i = 0; i < n && node >= 0; i++)
+        node = tok_trie_step(t, node, (uint8_t)s[i]);
     return node > 0 ? t->nodes[node].id : -1;
 }
 
@@ -175,7 +135,8 @@ int tok_strmap_init(tok_strmap *m, char *const *keys, const int *lens, size_t n_
     m->keys = keys;
     m->lens = lens;
     m->cap = 16;
-    while (m->cap < n_max * 2) m->cap <<= 1;
+    while (m->cap < n_max * 2)
+        m->cap <<= 1;
     m->slots = malloc(sizeof *m->slots * m->cap);
     if (!m->slots) return -1;
     memset(m->slots, 0xff, sizeof *m->slots * m->cap);
@@ -209,7 +170,8 @@ static int pairmap_grow(tok_pairmap *m) {
         if (!m->v[i].key) continue;
         uint64_t h = m->v[i].key * 0x9E3779B97F4A7C15ull;
         size_t j = (size_t)(h >> 20) & (cap - 1);
-        while (v[j].key) j = (j + 1) & (cap - 1);
+        while (v[j].key)
+            j = (j + 1) & (cap - 1);
         v[j] = m->v[i];
     }
     free(m->v);
@@ -223,7 +185,8 @@ int tok_pairmap_put(tok_pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t 
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
     uint64_t h = key * 0x9E3779B97F4A7C15ull;
     size_t i = (size_t)(h >> 20) & (m->cap - 1);
-    while (m->v[i].key && m->v[i].key != key) i = (i + 1) & (m->cap - 1);
+    while (m->v[i].key && m->v[i].key != key)
+        i = (i + 1) & (m->cap - 1);
     if (m->v[i].key) return 0; /* first rank wins */
     m->v[i] = (tok_pair_entry){key, rank, id};
     m->n++;

@@ -7,6 +7,10 @@
 
 #include <string.h>
 
+/* Makes room for need elements of elem bytes in the growable array *v of *cap elements (doubling); -1 when
+ * out of memory (*v unchanged). */
+int tok_grow(void **v, size_t *cap, size_t need, size_t elem);
+
 /* ---- growable byte buffer ---- */
 typedef struct tok_buf {
     char *p;
@@ -23,11 +27,7 @@ void tok_buf_free(tok_buf *b);
 /* Length of the character starting with byte c, from the lead byte alone (SentencePiece's OneCharLen:
  * 1 for ASCII and stray continuation bytes, 2/3/4 for lead bytes). */
 static inline int tok_utf8_len_lead(uint8_t c) { return "\1\1\1\1\1\1\1\1\1\1\1\1\2\2\3\4"[c >> 4]; }
-/* Decodes one strictly valid character (no overlongs, surrogates or values past U+10FFFF).
- * Returns its length (1-4) and sets *cp, or 0 when s[0..n) does not start with a valid character. */
-int tok_utf8_decode(const char *s, size_t n, uint32_t *cp);
-/* Number of bytes of the longest valid prefix of s. */
-size_t tok_utf8_valid_prefix(const char *s, size_t n);
+/* Decoding and encoding: av_utf8_decode / av_utf8_encode / av_utf8_valid_prefix (core). */
 /* Copies s replacing every byte that does not start a valid character by U+FFFD (EF BF BD). */
 int tok_utf8_sanitize(const char *s, size_t n, tok_buf *out);
 
@@ -68,7 +68,8 @@ typedef struct tok_strmap {
 
 static inline uint64_t tok_hash(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
     return h;
 }
 int tok_strmap_init(tok_strmap *m, char *const *keys, const int *lens, size_t n_max);

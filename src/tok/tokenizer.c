@@ -1,6 +1,7 @@
 /* Tokenizer front door: format detection, encoding dispatch, accessors and shared construction helpers. */
 #define _GNU_SOURCE /* memmem */
-#include "hf.h"
+#include "gguf_tok.h"
+#include "io/gguf.h"
 #include "sp.h"
 
 #include <stdlib.h>
@@ -23,7 +24,8 @@ av_tokenizer *av_tok_alloc(av_tok_kind kind, int n, av_err *err) {
         t->lens = calloc((size_t)n, sizeof *t->lens);
         t->scores = calloc((size_t)n, sizeof *t->scores);
         t->types = calloc((size_t)n, sizeof *t->types);
-        for (int b = 0; b < 256; b++) t->byte_ids[b] = -1;
+        for (int b = 0; b < 256; b++)
+            t->byte_ids[b] = -1;
     }
     if (!t || !t->pieces || !t->lens || !t->scores || !t->types) {
         av_tokenizer_free(t);
@@ -34,15 +36,10 @@ av_tokenizer *av_tok_alloc(av_tok_kind kind, int n, av_err *err) {
 }
 
 int av_tok_byte_piece(const char *p, size_t len) {
-    if (len != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>') return -1;
-    int v = 0;
-    for (int i = 3; i < 5; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) return -1;
-        v = v * 16 + d;
-    }
-    return v;
+    uint32_t v;
+    if (len != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>' || av_hex_parse(p + 3, 2, &v))
+        return -1;
+    return (int)v;
 }
 
 /* Appends the text of token id to b (see av_tok_text). */
@@ -55,7 +52,8 @@ static int token_text(const av_tokenizer *t, int id, tok_buf *b) {
         int v = av_tok_byte_piece(p, n);
         return v >= 0 ? tok_buf_addc(b, (char)v) : 0;
     }
-    if (ty == AV_TOKTYPE_USER_DEFINED && t->kind == AV_TOK_HF) return tok_buf_add(b, p, n); /* added tokens */
+    if (ty == AV_TOKTYPE_USER_DEFINED && (t->kind == AV_TOK_HF || t->kind == AV_TOK_GGUF))
+        return tok_buf_add(b, p, n); /* added tokens: their text as it is */
     switch (t->text) {
     case AV_TOK_TEXT_METASPACE:
         for (size_t i = 0; i < n;) {
@@ -70,7 +68,7 @@ static int token_text(const av_tokenizer *t, int id, tok_buf *b) {
     case AV_TOK_TEXT_BYTELEVEL:
         for (size_t i = 0; i < n;) {
             uint32_t cp;
-            int k = tok_utf8_decode(p + i, n - i, &cp);
+            int k = av_utf8_decode(p + i, n - i, &cp);
             int v = k ? hf_char_to_byte(cp) : -1;
             if (v >= 0 ? tok_buf_addc(b, (char)v) : tok_buf_add(b, p + i, k ? (size_t)k : 1)) return -1;
             i += k ? (size_t)k : 1;
@@ -118,7 +116,8 @@ int av_tok_ids_push(av_tok_ids *ids, int32_t id) {
 void av_tokenizer_free(av_tokenizer *t) {
     if (!t) return;
     if (t->pieces)
-        for (int i = 0; i < t->n_vocab; i++) free(t->pieces[i]);
+        for (int i = 0; i < t->n_vocab; i++)
+            free(t->pieces[i]);
     free(t->pieces);
     free(t->lens);
     free(t->scores);
@@ -126,18 +125,20 @@ void av_tokenizer_free(av_tokenizer *t) {
     free(t->hash_ids);
     free(t->dec_buf);
     free(t->dec_off);
-    for (int i = 0; i < t->n_merges; i++) free(t->merges[i]);
+    for (int i = 0; i < t->n_merges; i++)
+        free(t->merges[i]);
     free(t->merges);
     av_tok_sp_free(t->sp, t->n_vocab);
     av_tok_hf_free(t->hf);
+    av_tok_gguf_free(t->gg);
+    free(t->chat_template);
     free(t);
 }
 
 /* ---- loading: format detection ---- */
 
 static int exists(const char *dir, const char *name, char *buf, size_t n) {
-    snprintf(buf, n, "%s/%s", dir, name);
-    return access(buf, R_OK) == 0 && !av_path_is_dir(buf);
+    return av_path_join(buf, n, dir, name) == 0 && access(buf, R_OK) == 0 && !av_path_is_dir(buf);
 }
 
 static int load_dir(const char *dir, av_tokenizer **out, av_err *err) {
@@ -150,8 +151,24 @@ static int load_dir(const char *dir, av_tokenizer **out, av_err *err) {
         return av_tok_load_bpe_files(a, b, 1, dir, out, err);
     if (exists(dir, "tokenizer.model", a, sizeof a)) return av_tok_load_sp_model(a, out, err);
     if (exists(dir, "tokenizer.bin", a, sizeof a)) return av_tok_load_llama2c(a, out, err);
-    return av_errf(err, "%s: no tokenizer found (looked for tokenizer.json, vocab.txt, vocab.json + merges.txt, "
-                        "encoder.json + vocab.bpe, tokenizer.model, tokenizer.bin)", dir);
+    return av_errf(err,
+                   "%s: no tokenizer found (looked for tokenizer.json, vocab.txt, vocab.json + merges.txt, "
+                   "encoder.json + vocab.bpe, tokenizer.model, tokenizer.bin)",
+                   dir);
+}
+
+/* A GGUF file: the tokenizer its metadata describes (the tensors are not needed). */
+static int load_gguf(const char *path, av_tokenizer **out, av_err *err) {
+    av_gguf g;
+    if (av_gguf_open(path, &g, err)) return -1;
+    int rc = av_tok_load_gguf(&g, out, err);
+    if (rc == 0 && !*out)
+        rc = av_errf(
+            err,
+            "%s: the GGUF file has no tokenizer attnviz reads (tokenizer.ggml.model llama, gpt2 or bert)",
+            path);
+    av_gguf_close(&g);
+    return rc;
 }
 
 /* A JSON file: tokenizer.json, or a {token: id} vocabulary that needs its merges file beside it. */
@@ -160,15 +177,15 @@ static int load_json_file(const char *path, const char *head, size_t n, av_token
         memmem(head, n, "\"normalizer\"", 12) || memmem(head, n, "\"version\"", 9))
         return av_tok_load_hf_json(path, out, err);
     char dir[4096], a[4200];
-    const char *slash = strrchr(path, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-    const char *base = slash ? slash + 1 : path;
-    int encoder = strcmp(base, "encoder.json") == 0;
+    if (av_path_dirname(path, dir, sizeof dir)) return av_errf(err, "%s: path too long", path);
+    int encoder = strcmp(av_path_basename(path), "encoder.json") == 0;
     if ((encoder && exists(dir, "vocab.bpe", a, sizeof a)) || exists(dir, "merges.txt", a, sizeof a))
         return av_tok_load_bpe_files(path, a, encoder && strstr(a, "vocab.bpe") != NULL, dir, out, err);
     if (exists(dir, "vocab.bpe", a, sizeof a)) return av_tok_load_bpe_files(path, a, 1, dir, out, err);
-    return av_errf(err, "%s: a JSON vocabulary without merges.txt (or vocab.bpe) beside it; for a tokenizer.json, "
-                        "the file needs a \"model\" object", path);
+    return av_errf(err,
+                   "%s: a JSON vocabulary without merges.txt (or vocab.bpe) beside it; for a tokenizer.json, "
+                   "the file needs a \"model\" object",
+                   path);
 }
 
 int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err) {
@@ -183,10 +200,11 @@ int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err) {
     size_t hn = n < sizeof head ? n : sizeof head;
     memcpy(head, p, hn);
     size_t k = 0;
-    while (k < hn && (head[k] == ' ' || head[k] == '\n' || head[k] == '\r' || head[k] == '\t')) k++;
+    while (k < hn && (head[k] == ' ' || head[k] == '\n' || head[k] == '\r' || head[k] == '\t'))
+        k++;
     int rc;
     if (n >= 4 && memcmp(p, "GGUF", 4) == 0) {
-        rc = av_errf(err, "%s: a GGUF file: its tokenizer is read with the model (attnviz run --model ...)", path);
+        rc = load_gguf(path, out, err);
     } else if (k < hn && head[k] == '{') {
         rc = load_json_file(path, head, hn, out, err);
     } else if (n >= 2 && p[0] == 0x0A && p[1] != 0) { /* protobuf field 1 (pieces), length-delimited */
@@ -195,14 +213,16 @@ int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err) {
         rc = av_tok_load_llama2c(path, out, err);
     } else if (n >= 8 && memcmp(p, "#version", 8) == 0) {
         rc = av_errf(err, "%s: a merges file: load the directory, or its vocab.json / encoder.json", path);
-    } else if (!memchr(p, 0, n) && tok_utf8_valid_prefix((const char *)p, n < 65536 ? n : 65536) >= (n < 65536 ? n : 65536) - 3) {
+    } else if (!memchr(p, 0, n) &&
+               av_utf8_valid_prefix((const char *)p, n < 65536 ? n : 65536) >= (n < 65536 ? n : 65536) - 3) {
         char dir[4096];
-        const char *slash = strrchr(path, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
-        rc = av_tok_load_vocab_txt(path, dir, out, err);
+        rc = av_path_dirname(path, dir, sizeof dir) ? av_errf(err, "%s: path too long", path)
+                                                    : av_tok_load_vocab_txt(path, dir, out, err);
     } else {
-        rc = av_errf(err, "%s: unrecognized tokenizer format (supported: tokenizer.json, vocab.txt, vocab.json + "
-                          "merges.txt, encoder.json + vocab.bpe, SentencePiece .model, llama2.c tokenizer .bin)", path);
+        rc = av_errf(err,
+                     "%s: unrecognized tokenizer format (supported: tokenizer.json, vocab.txt, vocab.json + "
+                     "merges.txt, encoder.json + vocab.bpe, SentencePiece .model, llama2.c tokenizer .bin)",
+                     path);
     }
     av_file_unmap(&f);
     return rc;
@@ -216,12 +236,15 @@ int av_tokenizer_encode(const av_tokenizer *t, const char *text, size_t len, int
     *n_ids = 0;
     if (!text && len) return av_errf(err, "tokenizer: NULL text");
     if (len > (size_t)INT32_MAX / 4) return av_errf(err, "text is too long (%zu bytes)", len);
-    if (t->kind == AV_TOK_SPM_BPE) return av_tok_spm_encode(t, text ? text : "", len, add_bos, ids, n_ids, err);
+    if (t->kind == AV_TOK_SPM_BPE)
+        return av_tok_spm_encode(t, text ? text : "", len, add_bos, ids, n_ids, err);
     av_tok_ids out = {0};
     int rc = 0;
     if (t->kind == AV_TOK_SP) {
         if (add_bos && t->bos >= 0) rc = av_tok_ids_push(&out, t->bos) ? av_errf(err, "out of memory") : 0;
         if (rc == 0) rc = av_tok_sp_encode(t, text ? text : "", len, &out, err);
+    } else if (t->kind == AV_TOK_GGUF) {
+        rc = av_tok_gguf_encode(t, text ? text : "", len, add_bos, &out, err);
     } else {
         rc = av_tok_hf_encode(t, text ? text : "", len, add_bos, &out, err);
     }
@@ -237,6 +260,20 @@ int av_tokenizer_encode(const av_tokenizer *t, const char *text, size_t len, int
 
 /* ---- accessors ---- */
 
+void av_tok_adds(const av_tokenizer *t, int *bos, int *eos) {
+    *bos = *eos = 0;
+    if (t->kind == AV_TOK_GGUF) {
+        *bos = t->gg->add_bos;
+        *eos = t->gg->add_eos;
+    } else if (t->kind == AV_TOK_HF) {
+        const av_tok_hf *hf = t->hf;
+        *bos = hf->n_prefix == 1 && hf->prefix[0] == t->bos;
+        *eos = hf->n_suffix == 1 && hf->suffix[0] == t->eos;
+    } else {
+        *bos = t->bos >= 0; /* SentencePiece and llama2.c: BOS only */
+    }
+}
+
 int av_tokenizer_vocab_size(const av_tokenizer *t) { return t->n_vocab; }
 int av_tokenizer_bos(const av_tokenizer *t) { return t->bos; }
 int av_tokenizer_eos(const av_tokenizer *t) { return t->eos; }
@@ -246,7 +283,8 @@ const char *av_tokenizer_piece(const av_tokenizer *t, int id) {
 }
 
 int av_tokenizer_is_special(const av_tokenizer *t, int id) {
-    return id >= 0 && id < t->n_vocab && (t->types[id] == AV_TOKTYPE_CONTROL || t->types[id] == AV_TOKTYPE_UNKNOWN);
+    return id >= 0 && id < t->n_vocab &&
+           (t->types[id] == AV_TOKTYPE_CONTROL || t->types[id] == AV_TOKTYPE_UNKNOWN);
 }
 
 int av_tokenizer_find(const av_tokenizer *t, const char *piece) {
@@ -265,12 +303,16 @@ int av_tokenizer_find(const av_tokenizer *t, const char *piece) {
 
 const char *av_tokenizer_model_name(const av_tokenizer *t) {
     if (t->kind == AV_TOK_SPM_BPE) return "llama2.c bpe";
-    if (t->kind == AV_TOK_SP) return t->sp->model_type == AV_SP_BPE ? "sentencepiece bpe" : "sentencepiece unigram";
+    if (t->kind == AV_TOK_SP)
+        return t->sp->model_type == AV_SP_BPE ? "sentencepiece bpe" : "sentencepiece unigram";
+    if (t->kind == AV_TOK_GGUF)
+        return t->gg->vocab == GG_VOCAB_SPM ? "gguf llama (llama.cpp)" : "gguf byte-level bpe (llama.cpp)";
     switch (t->hf->model) {
     case HF_MODEL_WORDPIECE: return "wordpiece";
     case HF_MODEL_BPE:
-        return t->hf->bpe.gpt3_compat ? "byte-level bpe (gpt-3-encoder)"
-               : t->text == AV_TOK_TEXT_BYTELEVEL ? "byte-level bpe" : "bpe";
+        return t->hf->bpe.gpt3_compat             ? "byte-level bpe (gpt-3-encoder)"
+               : t->text == AV_TOK_TEXT_BYTELEVEL ? "byte-level bpe"
+                                                  : "bpe";
     case HF_MODEL_UNIGRAM: return "unigram";
     case HF_MODEL_WORDLEVEL: return "wordlevel";
     }

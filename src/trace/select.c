@@ -13,19 +13,25 @@ int av_attn_select_heads(const av_attn_view *v, const char *spec, float *out, av
         for (int h = 1; h < v->n_heads; h++) {
             const float *p = v->data + (size_t)h * plane;
             for (size_t i = 0; i < plane; i++) {
-                if (op == 0) out[i] += p[i];
-                else if (op == 1) out[i] = p[i] > out[i] ? p[i] : out[i];
-                else out[i] = p[i] < out[i] ? p[i] : out[i];
+                if (op == 0)
+                    out[i] += p[i];
+                else if (op == 1)
+                    out[i] = p[i] > out[i] ? p[i] : out[i];
+                else
+                    out[i] = p[i] < out[i] ? p[i] : out[i];
             }
         }
         if (op == 0)
-            for (size_t i = 0; i < plane; i++) out[i] /= (float)v->n_heads;
+            for (size_t i = 0; i < plane; i++)
+                out[i] /= (float)v->n_heads;
         return 0;
     }
     char *end;
     long h = strtol(spec, &end, 10);
-    if (*end || end == spec) return av_errf(err, "head must be an index, 'mean', 'max' or 'min', not '%s'", spec);
-    if (h < 0 || h >= v->n_heads) return av_errf(err, "head %ld is out of range: this layer has heads 0..%d", h, v->n_heads - 1);
+    if (*end || end == spec)
+        return av_errf(err, "head must be an index, 'mean', 'max' or 'min', not '%s'", spec);
+    if (h < 0 || h >= v->n_heads)
+        return av_errf(err, "head %ld is out of range: this layer has heads 0..%d", h, v->n_heads - 1);
     memcpy(out, v->data + (size_t)h * plane, plane * sizeof(float));
     return 0;
 }

@@ -1,123 +1,119 @@
 /* Reading parts of a head: single rows and pooled tiles, from stored matrices (F32 or F16) or recomputed
- * exactly from a lazy trace's queries and keys. Everything here is read-only on the trace, so concurrent
- * readers are safe. */
-#include "kernels/kernels.h"
+ * exactly from a lazy kind's queries and keys (lazy.c). Everything here is read-only on the trace, so
+ * concurrent readers are safe. */
 #include "trace.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { ROWS_BLOCK = 128 }; /* query rows computed together */
+enum { ROWS_BLOCK = 128 }; /* query rows computed together (a lazy kind: one sgemm each) */
 
-static const av_attn_set *find_set(const av_trace *t, const char *kind, int layer) {
+static const av_attn_set *find_set(const av_trace *t, av_attn_kind kind, int layer) {
     for (int i = 0; i < t->n_sets; i++)
-        if (t->sets[i].layer == layer && strcmp(t->sets[i].kind, kind) == 0) return &t->sets[i];
+        if (t->sets[i].layer == layer && t->sets[i].kind == kind) return &t->sets[i];
     return NULL;
 }
 
 int av_trace_is_lazy(const av_trace *t) { return t->lazy; }
 
-int av_trace_n_heads(const av_trace *t, const char *kind) {
-    if (t->lazy) return strcmp(kind, "self") == 0 ? t->qk_heads : 0;
-    const av_attn_set *s = find_set(t, kind, 0);
-    return s ? s->view.n_heads : 0;
+/* The lazy attention of kind, or NULL when it is stored whole (or absent). */
+static const av_lazy_kind *lazy_of(const av_trace *t, av_attn_kind kind) {
+    return (unsigned)kind < AV_ATTN_KIND_COUNT && t->lazy_kinds[kind].n_layers ? &t->lazy_kinds[kind] : NULL;
 }
 
-int av_trace_n_query(const av_trace *t, const char *kind) {
-    if (t->lazy) return strcmp(kind, "self") == 0 ? t->n_tokens : 0;
-    const av_attn_set *s = find_set(t, kind, 0);
-    return s ? s->view.n_query : 0;
+/* The shape of kind's matrices: heads, queries, keys (zeros when the trace has none). */
+static av_attn_view kind_shape(const av_trace *t, av_attn_kind kind) {
+    const av_lazy_kind *lz = lazy_of(t, kind);
+    const av_attn_set *s = lz ? NULL : find_set(t, kind, 0);
+    return lz ? (av_attn_view){lz->n_heads, lz->n_query, lz->n_key, NULL} : s ? s->view : (av_attn_view){0};
 }
 
-int av_trace_n_key(const av_trace *t, const char *kind) {
-    if (t->lazy) return strcmp(kind, "self") == 0 ? t->n_tokens : 0;
-    const av_attn_set *s = find_set(t, kind, 0);
-    return s ? s->view.n_key : 0;
-}
+int av_trace_n_heads(const av_trace *t, av_attn_kind kind) { return kind_shape(t, kind).n_heads; }
+int av_trace_n_query(const av_trace *t, av_attn_kind kind) { return kind_shape(t, kind).n_query; }
+int av_trace_n_key(const av_trace *t, av_attn_kind kind) { return kind_shape(t, kind).n_key; }
+
+/* Where rows come from: a stored set, or a lazy kind recomputed. */
+typedef struct source {
+    const av_attn_set *set;
+    const av_lazy_kind *lazy;
+    int layer, n_heads;
+} source;
 
 /* Rows [q0, q0+nq) of one head into out (nq, n_key): exact softmax probabilities, zeros where masked. */
-static void head_rows(const av_trace *t, const av_attn_set *set, int layer, int head, int q0, int nq, int n_key,
-                      float *out) {
-    if (!t->lazy) {
-        size_t base = ((size_t)head * (size_t)set->view.n_query + (size_t)q0) * (size_t)n_key;
-        if (set->view.data) {
-            memcpy(out, set->view.data + base, sizeof(float) * (size_t)nq * (size_t)n_key);
-        } else { /* F16 in the mapped file: convert just these rows */
-            const uint16_t *h = (const uint16_t *)set->stored->data + base;
-            for (size_t i = 0; i < (size_t)nq * (size_t)n_key; i++) out[i] = av_f16_to_f32(h[i]);
-        }
+static void head_rows(const source *src, int head, int q0, int nq, int n_key, float *out) {
+    if (src->lazy) {
+        av_lazy_rows(src->lazy, src->layer, head, q0, nq, out);
         return;
     }
-    int T = t->n_tokens, hs = t->qk_dim, g = head / (t->qk_heads / t->qk_kv_heads);
-    const float *q = t->qk[layer].q + ((size_t)head * (size_t)T + (size_t)q0) * (size_t)hs; /* (nq, hs) */
-    const float *k = t->qk[layer].k + (size_t)g * (size_t)T * (size_t)hs;                  /* (T, hs) */
-    int n_keys = q0 + nq; /* causal: the last row sees keys [0, q0+nq) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, n_keys, hs, t->qk_scale, q, hs, k, hs, 0.0f, out,
-                n_key);
-    for (int i = 0; i < nq; i++) {
-        float *row = out + (size_t)i * (size_t)n_key;
-        av_softmax(row, q0 + i + 1);
-        memset(row + q0 + i + 1, 0, sizeof(float) * (size_t)(n_key - (q0 + i + 1)));
+    const av_attn_set *set = src->set;
+    size_t base = ((size_t)head * (size_t)set->view.n_query + (size_t)q0) * (size_t)n_key;
+    if (set->view.data) {
+        memcpy(out, set->view.data + base, sizeof(float) * (size_t)nq * (size_t)n_key);
+    } else { /* F16 in the mapped file: convert just these rows */
+        const uint16_t *h = (const uint16_t *)set->stored->data + base;
+        for (size_t i = 0; i < (size_t)nq * (size_t)n_key; i++)
+            out[i] = av_f16_to_f32(h[i]);
     }
 }
 
-static int check_args(const av_trace *t, const char *kind, int layer, int head, const av_attn_set **set,
-                      av_err *err) {
-    *set = NULL;
-    int n_layers = t->lazy ? (strcmp(kind, "self") == 0 ? t->n_qk : 0) : av_trace_n_layers(t, kind);
-    if (n_layers == 0) return av_errf(err, "the trace has no '%s' attention", kind);
+static int check_args(const av_trace *t, av_attn_kind kind, int layer, int head, source *src, av_err *err) {
+    int n_layers = av_trace_n_layers(t, kind);
+    if (n_layers == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
     if (layer < 0 || layer >= n_layers)
         return av_errf(err, "layer %d is out of range: the trace has layers 0..%d", layer, n_layers - 1);
-    if (!t->lazy && !(*set = find_set(t, kind, layer))) return av_errf(err, "layer %d is missing", layer);
-    int n_heads = av_trace_n_heads(t, kind);
-    if (head != AV_HEADS_MEAN && head != AV_HEADS_MAX && (head < 0 || head >= n_heads))
-        return av_errf(err, "head %d is out of range: heads 0..%d, or mean/max", head, n_heads - 1);
+    *src = (source){lazy_of(t, kind) ? NULL : find_set(t, kind, layer), lazy_of(t, kind), layer,
+                    av_trace_n_heads(t, kind)};
+    if (!src->lazy && !src->set) return av_errf(err, "layer %d is missing", layer);
+    if (head != AV_HEADS_MEAN && head != AV_HEADS_MAX && (head < 0 || head >= src->n_heads))
+        return av_errf(err, "head %d is out of range: heads 0..%d, or mean/max", head, src->n_heads - 1);
     return 0;
 }
 
 /* Rows for a head or reduced over heads; tmp: (nq, n_key) scratch used for reductions. */
-static void rows_any(const av_trace *t, const av_attn_set *set, int layer, int head, int q0, int nq, int n_key,
-                     float *out, float *tmp) {
+static void rows_any(const source *src, int head, int q0, int nq, int n_key, float *out, float *tmp) {
     if (head >= 0) {
-        head_rows(t, set, layer, head, q0, nq, n_key, out);
+        head_rows(src, head, q0, nq, n_key, out);
         return;
     }
-    int H = t->lazy ? t->qk_heads : set->view.n_heads;
+    int H = src->n_heads;
     size_t n = (size_t)nq * (size_t)n_key;
-    head_rows(t, set, layer, 0, q0, nq, n_key, out);
+    head_rows(src, 0, q0, nq, n_key, out);
     for (int h = 1; h < H; h++) {
-        head_rows(t, set, layer, h, q0, nq, n_key, tmp);
-        for (size_t i = 0; i < n; i++) out[i] = head == AV_HEADS_MEAN ? out[i] + tmp[i] : fmaxf(out[i], tmp[i]);
+        head_rows(src, h, q0, nq, n_key, tmp);
+        for (size_t i = 0; i < n; i++)
+            out[i] = head == AV_HEADS_MEAN ? out[i] + tmp[i] : fmaxf(out[i], tmp[i]);
     }
     if (head == AV_HEADS_MEAN)
-        for (size_t i = 0; i < n; i++) out[i] /= (float)H;
+        for (size_t i = 0; i < n; i++)
+            out[i] /= (float)H;
 }
 
-int av_trace_attn_row(const av_trace *t, const char *kind, int layer, int head, int q, float *out, av_err *err) {
-    const av_attn_set *set;
-    if (check_args(t, kind, layer, head, &set, err)) return -1;
+int av_trace_attn_row(const av_trace *t, av_attn_kind kind, int layer, int head, int q, float *out,
+                      av_err *err) {
+    source src;
+    if (check_args(t, kind, layer, head, &src, err)) return -1;
     int nq = av_trace_n_query(t, kind), nk = av_trace_n_key(t, kind);
     if (q < 0 || q >= nq) return av_errf(err, "query %d is out of range: queries 0..%d", q, nq - 1);
     float *tmp = head < 0 ? malloc(sizeof(float) * (size_t)nk) : NULL;
     if (head < 0 && !tmp) return av_errf(err, "out of memory");
-    rows_any(t, set, layer, head, q, 1, nk, out, tmp);
+    rows_any(&src, head, q, 1, nk, out, tmp);
     free(tmp);
     return 0;
 }
 
 typedef struct tile_job {
-    const av_trace *t;
-    const av_attn_set *set;
-    int layer, head, q0, q1, k0, k1, out_rows, out_cols, n_key;
+    const source *src;
+    int head, q0, q1, k0, k1, out_rows, out_cols, n_key;
     av_pool pool;
     float *out;
     int failed;
 } tile_job;
 
 /* First query of output row r. Every output row covers at least one query (out_rows <= q1 - q0). */
-static int row_start(const tile_job *j, int64_t r) { return j->q0 + (int)(r * (j->q1 - j->q0) / j->out_rows); }
+static int row_start(const tile_job *j, int64_t r) {
+    return j->q0 + (int)(r * (j->q1 - j->q0) / j->out_rows);
+}
 
 /* Output rows [r0, r1): their queries are computed ROWS_BLOCK at a time (one sgemm each, so K is packed
  * once per block, not once per output row) and pooled into the cells of the row each query belongs to. */
@@ -125,9 +121,9 @@ static void tile_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
     tile_job *j = ctx;
     int span_k = j->k1 - j->k0, C = j->out_cols;
     size_t n_cells = (size_t)(r1 - r0) * (size_t)C;
-    float *rows = malloc(sizeof(float) * ROWS_BLOCK * (size_t)j->n_key); /* (ROWS_BLOCK, n_key) */
-    float *tmp = malloc(sizeof(float) * ROWS_BLOCK * (size_t)j->n_key);  /* (ROWS_BLOCK, n_key) */
-    double *acc = calloc(n_cells, sizeof(double));                       /* (r1 - r0, C) */
+    float *rows = malloc(sizeof(float) * ROWS_BLOCK * (size_t)j->n_key);     /* (ROWS_BLOCK, n_key) */
+    float *tmp = malloc(sizeof(float) * ROWS_BLOCK * (size_t)j->n_key);      /* (ROWS_BLOCK, n_key) */
+    double *acc = calloc(n_cells, sizeof(double));                           /* (r1 - r0, C) */
     int *lo = malloc(sizeof(int) * 2 * (size_t)C), *hi = lo ? lo + C : NULL; /* (C) key range of each cell */
     if (!rows || !tmp || !acc || !lo) {
         j->failed = 1;
@@ -141,23 +137,26 @@ static void tile_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
     int64_t r = r0;
     for (int qs = row_start(j, r0); qs < q_end; qs += ROWS_BLOCK) {
         int nq = q_end - qs < ROWS_BLOCK ? q_end - qs : ROWS_BLOCK;
-        rows_any(j->t, j->set, j->layer, j->head, qs, nq, j->n_key, rows, tmp);
+        rows_any(j->src, j->head, qs, nq, j->n_key, rows, tmp);
         for (int i = 0; i < nq; i++) {
             int q = qs + i;
-            while (q >= row_start(j, r + 1)) r++;
+            while (q >= row_start(j, r + 1))
+                r++;
             double *a = acc + (size_t)(r - r0) * (size_t)C;
             const float *row = rows + (size_t)i * (size_t)j->n_key;
-            /* a lazy (causal) row is exactly 0 past its own position: skip those keys */
-            int kend = j->t->lazy && q + 1 < j->k1 ? q + 1 : j->k1;
+            /* a causal lazy row is exactly 0 past its own position: skip those keys */
+            int kend = j->src->lazy && j->src->lazy->causal && q + 1 < j->k1 ? q + 1 : j->k1;
             for (int c = 0; c < C && lo[c] < kend; c++) {
                 int kb = hi[c] < kend ? hi[c] : kend;
                 if (j->pool == AV_POOL_MAX) {
                     float m = (float)a[c];
-                    for (int k = lo[c]; k < kb; k++) m = row[k] > m ? row[k] : m;
+                    for (int k = lo[c]; k < kb; k++)
+                        m = row[k] > m ? row[k] : m;
                     a[c] = m;
                 } else {
                     float sum = 0;
-                    for (int k = lo[c]; k < kb; k++) sum += row[k];
+                    for (int k = lo[c]; k < kb; k++)
+                        sum += row[k];
                     a[c] += sum;
                 }
             }
@@ -166,7 +165,8 @@ static void tile_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
     for (int64_t rr = r0; rr < r1; rr++)
         for (int c = 0; c < C; c++) {
             double v = acc[(size_t)(rr - r0) * (size_t)C + (size_t)c];
-            if (j->pool == AV_POOL_MEAN) v /= (double)(row_start(j, rr + 1) - row_start(j, rr)) * (double)(hi[c] - lo[c]);
+            if (j->pool == AV_POOL_MEAN)
+                v /= (double)(row_start(j, rr + 1) - row_start(j, rr)) * (double)(hi[c] - lo[c]);
             j->out[(size_t)rr * (size_t)C + (size_t)c] = (float)v;
         }
 done:
@@ -176,35 +176,20 @@ done:
     free(lo);
 }
 
-int av_trace_attn_tile(const av_trace *t, const char *kind, int layer, int head, int q0, int q1, int k0, int k1,
-                       int out_rows, int out_cols, av_pool pool, float *out, av_err *err) {
-    const av_attn_set *set;
-    if (check_args(t, kind, layer, head, &set, err)) return -1;
+int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int q1, int k0,
+                       int k1, int out_rows, int out_cols, av_pool pool, float *out, av_err *err) {
+    source src;
+    if (check_args(t, kind, layer, head, &src, err)) return -1;
     int nq = av_trace_n_query(t, kind), nk = av_trace_n_key(t, kind);
     if (q0 < 0 || q1 > nq || q0 >= q1 || k0 < 0 || k1 > nk || k0 >= k1)
-        return av_errf(err, "tile [%d, %d) x [%d, %d) is outside the %d x %d attention", q0, q1, k0, k1, nq, nk);
+        return av_errf(err, "tile [%d, %d) x [%d, %d) is outside the %d x %d attention", q0, q1, k0, k1, nq,
+                       nk);
     if (out_rows <= 0 || out_cols <= 0 || out_rows > q1 - q0 || out_cols > k1 - k0)
-        return av_errf(err, "tile of %d x %d cells must be at least 1 x 1 and at most the block's %d x %d", out_rows,
-                       out_cols, q1 - q0, k1 - k0);
+        return av_errf(err, "tile of %d x %d cells must be at least 1 x 1 and at most the block's %d x %d",
+                       out_rows, out_cols, q1 - q0, k1 - k0);
     if (pool != AV_POOL_MAX && pool != AV_POOL_MEAN) return av_errf(err, "unknown pooling");
-    tile_job j = {t, set, layer, head, q0, q1, k0, k1, out_rows, out_cols, nk, pool, out, 0};
+    tile_job j = {&src, head, q0, q1, k0, k1, out_rows, out_cols, nk, pool, out, 0};
     int64_t work = (int64_t)(q1 - q0) * nk * (head < 0 ? av_trace_n_heads(t, kind) : 1);
     av_parallel_for(work > (1 << 16) ? 0 : 1, out_rows, tile_rows, &j);
     return j.failed ? av_errf(err, "out of memory computing a tile") : 0;
-}
-
-int av_trace_lazy_materialize(const av_trace *t, int layer, size_t max_bytes, float **out, av_err *err) {
-    size_t T = (size_t)t->n_tokens, n;
-    if (!av_mul_size(T * T, (size_t)t->qk_heads, &n) || !av_mul_size(n, sizeof(float), &n) || n > max_bytes)
-        return av_errf(err, "layer %d would need %zu MiB as a full matrix (%d heads x %zu x %zu): read rows or tiles "
-                            "of this lazy trace instead", layer, n >> 20, t->qk_heads, T, T);
-    float *a = malloc(n ? n : 4);
-    if (!a) return av_errf(err, "out of memory");
-    for (int h = 0; h < t->qk_heads; h++)
-        for (size_t q0 = 0; q0 < T; q0 += ROWS_BLOCK) {
-            int nq = T - q0 < ROWS_BLOCK ? (int)(T - q0) : ROWS_BLOCK;
-            head_rows(t, NULL, layer, h, (int)q0, nq, (int)T, a + ((size_t)h * T + q0) * T);
-        }
-    *out = a;
-    return 0;
 }

@@ -1,6 +1,9 @@
 /* Attention traces: safetensors files with attn.<kind>.<layer> tensors [n_heads, n_query, n_key] and
  * metadata (format, version, model, arch, tokens, token_ids). See docs/TRACE_FORMAT.md. */
+#include "model/block.h" /* av_tensor_f32 */
 #include "trace.h"
+
+#include "trace/logprobs.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,29 +19,32 @@ av_trace *av_trace_new(void) {
     }
     pthread_mutex_init(&t->lock, NULL);
     json_object_set_new(t->meta, "format", json_string(AV_TRACE_FORMAT));
-    json_object_set_new(t->meta, "version", json_string(AV_TRACE_VERSION));
+    json_object_set_new(t->meta, "version", json_string("1")); /* lazy kinds make it 2, log-probabilities 3 */
     return t;
 }
 
 void av_trace_free(av_trace *t) {
     if (!t) return;
-    for (int i = 0; i < t->n_tokens; i++) free(t->tokens ? t->tokens[i] : NULL);
+    for (int i = 0; i < t->n_tokens; i++)
+        free(t->tokens ? t->tokens[i] : NULL);
     free(t->tokens);
     free(t->token_ids);
-    for (int i = 0; i < t->n_sets; i++) free(t->sets[i].owned);
+    for (int i = 0; i < t->n_sets; i++)
+        free(t->sets[i].owned);
     free(t->sets);
-    for (int i = 0; t->vnorm && i < t->n_vnorm; i++) free(t->vnorm[i]);
+    for (int i = 0; t->vnorm && i < t->n_vnorm; i++)
+        free(t->vnorm[i]);
     free(t->vnorm);
     free(t->vnorm_stored);
     free(t->logits);
-    for (int i = 0; t->qk_owned && i < 2 * t->n_qk; i++) free(t->qk_owned[i]);
-    free(t->qk_owned);
-    free(t->qk);
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        av_lazy_free(&t->lazy_kinds[k]);
     pthread_mutex_destroy(&t->lock);
     json_decref(t->meta);
     if (t->loaded) av_st_close(&t->file);
     if (t->prealloc) av_st_prealloc_free(t->prealloc);
     free(t->prealloc);
+    av_gen_free(t->gen);
     free(t);
 }
 
@@ -46,6 +52,14 @@ int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *e
     if (json_object_set_new(t->meta, key, json_string(value)))
         return av_errf(err, "trace metadata '%s': value is not valid UTF-8", key);
     return 0;
+}
+
+int av_trace_need_version(av_trace *t, int version, av_err *err) {
+    const char *v = av_trace_meta(t, "version");
+    if (v && atoi(v) >= version) return 0;
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", version);
+    return av_trace_set_meta(t, "version", buf, err);
 }
 
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err) {
@@ -59,8 +73,9 @@ int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err 
     char *st = json_dumps(jt, JSON_COMPACT | JSON_ENSURE_ASCII), *si = json_dumps(ji, JSON_COMPACT);
     json_decref(jt);
     json_decref(ji);
-    int rc = (!st || !si) ? av_errf(err, "out of memory")
-                          : (av_trace_set_meta(t, "tokens", st, err) || av_trace_set_meta(t, "token_ids", si, err));
+    int rc = (!st || !si)
+                 ? av_errf(err, "out of memory")
+                 : (av_trace_set_meta(t, "tokens", st, err) || av_trace_set_meta(t, "token_ids", si, err));
     free(st);
     free(si);
     t->tokens = tokens;
@@ -69,8 +84,7 @@ int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err 
     return rc;
 }
 
-static int add_set(av_trace *t, const char *kind, int layer, av_err *err) {
-    if (strlen(kind) >= sizeof t->sets[0].kind) return av_errf(err, "attention kind '%s' is too long", kind);
+static int add_set(av_trace *t, av_attn_kind kind, int layer, av_err *err) {
     if (t->n_sets == t->cap_sets) {
         int cap = t->cap_sets ? 2 * t->cap_sets : 16;
         av_attn_set *p = realloc(t->sets, sizeof *p * (size_t)cap);
@@ -80,7 +94,7 @@ static int add_set(av_trace *t, const char *kind, int layer, av_err *err) {
     }
     av_attn_set *s = &t->sets[t->n_sets++];
     memset(s, 0, sizeof *s);
-    snprintf(s->kind, sizeof s->kind, "%s", kind);
+    s->kind = kind;
     s->layer = layer;
     return 0;
 }
@@ -90,8 +104,8 @@ static int in_prealloc(const av_trace *t, const void *p) {
     return t->prealloc && b >= t->prealloc->map && b < t->prealloc->map + t->prealloc->map_len;
 }
 
-int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key, float *data,
-                      av_err *err) {
+int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key,
+                      float *data, av_err *err) {
     float *owned = in_prealloc(t, data) ? NULL : data;
     if (add_set(t, kind, layer, err)) {
         free(owned);
@@ -107,23 +121,25 @@ int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int
 
 const char *av_trace_meta(const av_trace *t, const char *key) { return av_json_str(t->meta, key); }
 int av_trace_n_tokens(const av_trace *t) { return t->n_tokens; }
-const char *av_trace_token(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->tokens[i] : NULL; }
+const char *av_trace_token(const av_trace *t, int i) {
+    return i >= 0 && i < t->n_tokens ? t->tokens[i] : NULL;
+}
 int av_trace_token_id(const av_trace *t, int i) { return i >= 0 && i < t->n_tokens ? t->token_ids[i] : -1; }
 
-int av_trace_n_layers(const av_trace *t, const char *kind) {
-    if (t->lazy) return strcmp(kind, "self") == 0 ? t->n_qk : 0;
+int av_trace_n_layers(const av_trace *t, av_attn_kind kind) {
+    if ((unsigned)kind >= AV_ATTN_KIND_COUNT) return 0;
+    if (t->lazy_kinds[kind].n_layers) return t->lazy_kinds[kind].n_layers;
     int n = 0;
     for (int i = 0; i < t->n_sets; i++)
-        if (strcmp(t->sets[i].kind, kind) == 0 && t->sets[i].layer + 1 > n) n = t->sets[i].layer + 1;
+        if (t->sets[i].kind == kind && t->sets[i].layer + 1 > n) n = t->sets[i].layer + 1;
     return n;
 }
 
 #define AV_LAZY_MATERIALIZE_MAX ((size_t)1 << 30)
 
-static int add_set(av_trace *t, const char *kind, int layer, av_err *err);
-static int trace_attn_locked(av_trace *t, const char *kind, int layer, av_attn_view *out, av_err *err);
+static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_view *out, av_err *err);
 
-int av_trace_attn(const av_trace *t, const char *kind, int layer, av_attn_view *out, av_err *err) {
+int av_trace_attn(const av_trace *t, av_attn_kind kind, int layer, av_attn_view *out, av_err *err) {
     av_trace *mt = (av_trace *)t; /* conversions are cached under the lock; the trace is logically const */
     pthread_mutex_lock(&mt->lock);
     int rc = trace_attn_locked(mt, kind, layer, out, err);
@@ -131,75 +147,35 @@ int av_trace_attn(const av_trace *t, const char *kind, int layer, av_attn_view *
     return rc;
 }
 
-static int trace_attn_locked(av_trace *t, const char *kind, int layer, av_attn_view *out, av_err *err) {
-    if (t->lazy && strcmp(kind, "self") == 0 && layer >= 0 && layer < t->n_qk) {
-        for (int i = 0; i < t->n_sets; i++)
-            if (t->sets[i].layer == layer && strcmp(t->sets[i].kind, kind) == 0) {
-                *out = t->sets[i].view;
-                return 0;
-            }
-        float *a;
-        if (av_trace_lazy_materialize(t, layer, AV_LAZY_MATERIALIZE_MAX, &a, err)) return -1;
-        if (add_set(t, kind, layer, err)) {
-            free(a);
-            return -1;
-        }
-        av_attn_set *s = &t->sets[t->n_sets - 1];
-        s->owned = a;
-        s->view = (av_attn_view){t->qk_heads, t->n_tokens, t->n_tokens, a};
-        *out = s->view;
-        return 0;
-    }
+static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_view *out, av_err *err) {
     for (int i = 0; i < t->n_sets; i++) {
         av_attn_set *s = &t->sets[i];
-        if (strcmp(s->kind, kind) != 0 || s->layer != layer) continue;
+        if (s->kind != kind || s->layer != layer) continue;
         if (!s->view.data && s->stored) { /* F16 in the file: convert once, keep */
             size_t n = (size_t)av_tensor_numel(s->stored);
             float *f = malloc(sizeof(float) * (n ? n : 1));
             if (!f) return av_errf(err, "out of memory converting attention of layer %d", layer);
             const uint16_t *h = s->stored->data;
-            for (size_t k = 0; k < n; k++) f[k] = av_f16_to_f32(h[k]);
+            for (size_t k = 0; k < n; k++)
+                f[k] = av_f16_to_f32(h[k]);
             s->owned = f;
             s->view.data = f;
         }
         *out = s->view;
         return 0;
     }
+    const av_lazy_kind *lz = (unsigned)kind < AV_ATTN_KIND_COUNT ? &t->lazy_kinds[kind] : NULL;
+    float *a;
+    if (lz && layer >= 0 && layer < lz->n_layers) { /* lazy: materialized once, kept as a set */
+        if (av_trace_lazy_materialize(t, kind, layer, AV_LAZY_MATERIALIZE_MAX, &a, err)) return -1;
+        if (av_trace_add_attn(t, kind, layer, lz->n_heads, lz->n_query, lz->n_key, a, err)) return -1;
+        *out = t->sets[t->n_sets - 1].view;
+        return 0;
+    }
     int n = av_trace_n_layers(t, kind);
-    if (n == 0) return av_errf(err, "the trace has no '%s' attention", kind);
-    return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer, kind, n - 1);
-}
-
-int av_trace_set_qk(av_trace *t, float **q, float **k, int n_layers, int n_heads, int n_kv_heads, int head_dim,
-                    float scale, av_err *err) {
-    t->qk = calloc((size_t)n_layers, sizeof *t->qk);
-    t->qk_owned = calloc(2 * (size_t)n_layers, sizeof *t->qk_owned);
-    if (!t->qk || !t->qk_owned) {
-        for (int l = 0; l < n_layers; l++) {
-            free(q[l]);
-            free(k[l]);
-        }
-        free(q);
-        free(k);
-        return av_errf(err, "out of memory");
-    }
-    for (int l = 0; l < n_layers; l++) {
-        t->qk[l] = (av_qk_layer){q[l], k[l]};
-        t->qk_owned[2 * l] = q[l];
-        t->qk_owned[2 * l + 1] = k[l];
-    }
-    free(q);
-    free(k);
-    t->lazy = 1;
-    t->n_qk = n_layers;
-    t->qk_heads = n_heads;
-    t->qk_kv_heads = n_kv_heads;
-    t->qk_dim = head_dim;
-    t->qk_scale = scale;
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.9g", (double)scale);
-    if (av_trace_set_meta(t, "lazy", "1", err) || av_trace_set_meta(t, "attn_scale", buf, err)) return -1;
-    return av_trace_set_meta(t, "causal", "1", err);
+    if (n == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
+    return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer,
+                   av_attn_kind_name(kind), n - 1);
 }
 
 int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err) {
@@ -211,16 +187,15 @@ int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av
 
 void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab) {
     t->logits = logits;
-    t->logits_view = (av_tensor){AV_DTYPE_F32, 2, {n_tokens, vocab, 0, 0}, logits,
-                                 sizeof(float) * (size_t)n_tokens * (size_t)vocab};
+    t->logits_view = av_tensor_f32(logits, n_tokens, vocab);
 }
 
 int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err) {
-    if (layer < 0 || layer >= t->n_vnorm || (!(t->vnorm && t->vnorm[layer]) && !(t->vnorm_stored && t->vnorm_stored[layer])))
+    if (layer < 0 || layer >= t->n_vnorm ||
+        (!(t->vnorm && t->vnorm[layer]) && !(t->vnorm_stored && t->vnorm_stored[layer])))
         return av_errf(err, "the trace has no value norms (vnorm.%d) for layer %d", layer, layer);
     if (t->vnorm && t->vnorm[layer]) {
-        *out = (av_tensor){AV_DTYPE_F32, 2, {t->vnorm_heads, t->n_tokens, 0, 0}, t->vnorm[layer],
-                           sizeof(float) * (size_t)t->vnorm_heads * (size_t)t->n_tokens};
+        *out = av_tensor_f32(t->vnorm[layer], t->vnorm_heads, t->n_tokens);
     } else {
         *out = *t->vnorm_stored[layer];
     }
@@ -244,23 +219,16 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
     json_object_foreach(t->meta, key, val) {
         if (json_is_string(val) && av_st_writer_meta(&w, key, json_string_value(val), err)) rc = -1;
     }
-    for (int l = 0; !rc && l < (t->lazy ? t->n_qk : 0); l++) {
-        char name[32];
-        int64_t qs[3] = {t->qk_heads, t->n_tokens, t->qk_dim}, ks[3] = {t->qk_kv_heads, t->n_tokens, t->qk_dim};
-        snprintf(name, sizeof name, "q.%d", l);
-        rc = av_st_writer_add(&w, name, AV_DTYPE_F32, AV_DTYPE_F32, 3, qs, t->qk[l].q, err);
-        snprintf(name, sizeof name, "k.%d", l);
-        if (!rc) rc = av_st_writer_add(&w, name, AV_DTYPE_F32, AV_DTYPE_F32, 3, ks, t->qk[l].k, err);
-    }
-    for (int i = 0; !rc && !t->lazy && i < t->n_sets; i++) {
+    for (int i = 0; !rc && i < t->n_sets; i++) { /* materialized layers of lazy kinds stay out */
         av_attn_view v;
         const av_attn_set *s = &t->sets[i];
+        if (t->lazy_kinds[s->kind].n_layers) continue;
         if (av_trace_attn(t, s->kind, s->layer, &v, err)) {
             rc = -1;
             break;
         }
         char name[64];
-        snprintf(name, sizeof name, "attn.%s.%d", s->kind, s->layer);
+        snprintf(name, sizeof name, "attn.%s.%d", av_attn_kind_name(s->kind), s->layer);
         int64_t shape[3] = {v.n_heads, v.n_query, v.n_key};
         rc = av_st_writer_add(&w, name, AV_DTYPE_F32, t->store_dtype, 3, shape, v.data, err);
     }
@@ -275,6 +243,8 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         rc = av_st_writer_add(&w, "logits", AV_DTYPE_F32, AV_DTYPE_F32, 2, t->logits_view.shape,
                               t->logits_view.data, err);
     }
+    if (!rc) rc = av_lp_save(t, &w, err);   /* F32 and I32 */
+    if (!rc) rc = av_lazy_save(t, &w, err); /* last: a key mask (U8) leaves the F32 tensors aligned */
     if (!rc) { /* captured straight into this file: only the header and the small tensors are left to write */
         int in_place = t->prealloc && t->prealloc->file.fp && strcmp(path, t->prealloc->file.path) == 0
                            ? av_st_prealloc_commit(t->prealloc, &w, err)
@@ -329,57 +299,20 @@ done:
     return rc;
 }
 
-/* "attn.<kind>.<layer>" -> kind, layer; 0 on a match. */
-static int parse_attn_name(const char *name, char kind[8], int *layer) {
+/* "attn.<kind>.<layer>" -> kind, layer; 0 on a match (tensors of kinds this version does not know are
+ * skipped). */
+static int parse_attn_name(const char *name, av_attn_kind *kind, int *layer) {
     if (strncmp(name, "attn.", 5) != 0) return -1;
     const char *k = name + 5, *dot = strchr(k, '.');
-    if (!dot || dot == k || dot - k >= 8) return -1;
+    char buf[16];
+    if (!dot || dot == k || dot - k >= (long)sizeof buf) return -1;
     char *end;
     long l = strtol(dot + 1, &end, 10);
     if (*end || end == dot + 1 || l < 0 || l > 100000) return -1;
-    memcpy(kind, k, (size_t)(dot - k));
-    kind[dot - k] = 0;
+    memcpy(buf, k, (size_t)(dot - k));
+    buf[dot - k] = 0;
     *layer = (int)l;
-    return 0;
-}
-
-/* Lazy traces: q.<l> [H, T, d] and k.<l> [G, T, d] for layers 0..L-1, all F32 and consistent. */
-static int load_qk(av_trace *t, const char *path, av_err *err) {
-    int L = 0;
-    char name[32];
-    for (;; L++) {
-        snprintf(name, sizeof name, "q.%d", L);
-        if (!av_st_find(&t->file, name)) break;
-    }
-    if (L == 0) return av_errf(err, "%s: lazy trace without q.<layer> tensors", path);
-    const char *sc = av_trace_meta(t, "attn_scale");
-    char *end = NULL;
-    double scale = sc ? strtod(sc, &end) : 0;
-    if (!sc || *end || !(scale > 0)) return av_errf(err, "%s: lazy trace needs a positive 'attn_scale'", path);
-    t->qk = calloc((size_t)L, sizeof *t->qk);
-    if (!t->qk) return av_errf(err, "out of memory");
-    for (int l = 0; l < L; l++) {
-        snprintf(name, sizeof name, "q.%d", l);
-        const av_tensor *q = av_st_find(&t->file, name);
-        snprintf(name, sizeof name, "k.%d", l);
-        const av_tensor *k = av_st_find(&t->file, name);
-        if (!k || q->dtype != AV_DTYPE_F32 || k->dtype != AV_DTYPE_F32 || q->ndim != 3 || k->ndim != 3 ||
-            q->shape[1] != t->n_tokens || k->shape[1] != t->n_tokens || q->shape[2] != k->shape[2] ||
-            q->shape[0] <= 0 || k->shape[0] <= 0 || q->shape[0] % k->shape[0] || q->shape[2] <= 0 ||
-            q->shape[0] > 65536 || q->shape[2] > 65536)
-            return av_errf(err, "%s: layer %d: q/k must be F32 [heads, %d, d] and [kv_heads, %d, d]", path, l,
-                           t->n_tokens, t->n_tokens);
-        if (l > 0 && (q->shape[0] != t->qk_heads || k->shape[0] != t->qk_kv_heads || q->shape[2] != t->qk_dim))
-            return av_errf(err, "%s: layer %d: q/k shapes differ from layer 0", path, l);
-        t->qk_heads = (int)q->shape[0];
-        t->qk_kv_heads = (int)k->shape[0];
-        t->qk_dim = (int)q->shape[2];
-        t->qk[l] = (av_qk_layer){q->data, k->data};
-    }
-    t->n_qk = L;
-    t->qk_scale = (float)scale;
-    t->lazy = 1;
-    return 0;
+    return av_attn_kind_parse(buf, kind);
 }
 
 int av_trace_load(const char *path, av_trace **out, av_err *err) {
@@ -403,7 +336,7 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
     if (parse_tokens(t, path, err)) goto fail;
     for (int i = 0; i < t->file.n; i++) {
         const av_st_entry *e = &t->file.entries[i];
-        char kind[8];
+        av_attn_kind kind;
         int layer;
         if (strcmp(e->name, "logits") == 0) {
             if (e->t.dtype != AV_DTYPE_F32 || e->t.ndim != 2 || e->t.shape[0] != t->n_tokens) {
@@ -427,14 +360,15 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
                     av_errf(err, "out of memory");
                     goto fail;
                 }
-                for (long k = t->n_vnorm; k <= l; k++) p[k] = NULL;
+                for (long k = t->n_vnorm; k <= l; k++)
+                    p[k] = NULL;
                 t->vnorm_stored = p;
                 t->n_vnorm = (int)l + 1;
             }
             t->vnorm_stored[l] = &e->t;
             continue;
         }
-        if (parse_attn_name(e->name, kind, &layer)) continue; /* other tensors (q/k...) are optional */
+        if (parse_attn_name(e->name, &kind, &layer)) continue; /* other tensors (q/k...) are optional */
         if (e->t.ndim != 3 || (e->t.dtype != AV_DTYPE_F32 && e->t.dtype != AV_DTYPE_F16)) {
             av_errf(err, "%s: tensor '%s' must be F32 or F16 [n_heads, n_query, n_key]", path, e->name);
             goto fail;
@@ -444,9 +378,10 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
             av_errf(err, "%s: tensor '%s' has an empty or absurd shape", path, e->name);
             goto fail;
         }
-        if (strcmp(kind, "self") == 0 && (e->t.shape[1] != t->n_tokens || e->t.shape[2] != t->n_tokens)) {
+        if (kind == AV_ATTN_SELF && (e->t.shape[1] != t->n_tokens || e->t.shape[2] != t->n_tokens)) {
             av_errf(err, "%s: '%s' is [%lld, %lld, %lld] but the trace has %d tokens", path, e->name,
-                    (long long)e->t.shape[0], (long long)e->t.shape[1], (long long)e->t.shape[2], t->n_tokens);
+                    (long long)e->t.shape[0], (long long)e->t.shape[1], (long long)e->t.shape[2],
+                    t->n_tokens);
             goto fail;
         }
         if (add_set(t, kind, layer, err)) goto fail;
@@ -457,9 +392,12 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
         if (e->t.dtype == AV_DTYPE_F16) t->store_dtype = AV_DTYPE_F16;
     }
     const char *lazy = av_trace_meta(t, "lazy");
-    if (lazy && strcmp(lazy, "1") == 0 && load_qk(t, path, err)) goto fail;
-    if (t->n_sets == 0 && !t->lazy) {
-        av_errf(err, "%s: the trace holds no attention tensors (attn.<kind>.<layer>)", path);
+    if (lazy && strcmp(lazy, "1") == 0 && av_lazy_load(t, path, err)) goto fail;
+    if (av_lp_load(t, path, err)) goto fail;
+    if (t->n_sets == 0 && !t->lazy && !(t->gen && t->gen->lp)) {
+        av_errf(err,
+                "%s: the trace holds no attention tensors (attn.<kind>.<layer>) and no log-probabilities",
+                path);
         goto fail;
     }
     *out = t;

@@ -1,4 +1,5 @@
-/* Trace internals: building a trace piece by piece (used by runs, importers and converters). */
+/* Trace internals: building a trace piece by piece (used by runs, importers and converters), and lazy
+ * attention (stored queries and keys, rows recomputed through the forward pass's av_attention_probs). */
 #ifndef AV_TRACE_H
 #define AV_TRACE_H
 
@@ -7,18 +8,29 @@
 #include <pthread.h>
 
 typedef struct av_attn_set {
-    char kind[8];  /* "self", "enc", "dec", "cross" */
+    av_attn_kind kind;
     int layer;
     av_attn_view view;
     const av_tensor *stored; /* in the loaded file (F32 or F16); NULL for a trace built in memory */
     float *owned;            /* f32 data this trace owns (built in memory, or converted from F16 on access) */
 } av_attn_set;
 
-/* A lazy trace's stored queries and keys for one layer (post-RoPE, head-major). */
-typedef struct av_qk_layer {
-    const float *q; /* (n_heads, T, head_dim) */
-    const float *k; /* (n_kv_heads, T, head_dim) */
-} av_qk_layer;
+/* The lazy attention of one kind: queries and keys as the scores saw them (after q/k norms and RoPE,
+ * head-major) and everything else the scores depend on, per docs/TRACE_FORMAT.md. */
+typedef struct av_lazy_kind {
+    int n_layers; /* 0: the kind is not lazy */
+    int n_heads, n_kv_heads, head_dim, n_query, n_key;
+    int causal;              /* query i sees keys 0..i (queries and keys are the same positions) */
+    const float **q;         /* (n_layers) -> (n_heads, n_query, head_dim) */
+    const float **k;         /* (n_layers) -> (n_kv_heads, n_key, head_dim) */
+    float *scale;            /* (n_layers) score scales */
+    float *softcap;          /* (n_layers) score soft-caps, 0: none */
+    int *window;             /* (n_layers) causal sliding windows, 0: none */
+    const float *rel_bias;   /* (n_heads, n_query + n_key - 1): bias of key - query + n_query - 1, or NULL */
+    const uint8_t *key_mask; /* (n_key): 0 = padding key, never attended; or NULL */
+    int owns_data; /* q[l], k[l], rel_bias, key_mask are malloc'd (else they lie in the loaded file);
+                      the arrays q, k, scale, softcap, window are always malloc'd */
+} av_lazy_kind;
 
 struct av_trace {
     json_t *meta; /* string -> string, written as __metadata__ */
@@ -31,35 +43,41 @@ struct av_trace {
     float **vnorm;        /* (n_vnorm) pointers to (n_heads, n_tokens), owned; NULL entries when absent */
     const av_tensor **vnorm_stored; /* (n_vnorm) in the loaded file */
     int n_vnorm, vnorm_heads;
-    float *logits;        /* (n_tokens, vocab) or NULL */
+    float *logits; /* (n_tokens, vocab) or NULL */
     int logits_vocab;
     av_tensor logits_view;
     av_safetensors file; /* backing file when loaded */
     int loaded;
-    /* lazy traces (kind "self" only): attention recomputed from q/k */
-    int lazy;
-    int qk_heads, qk_kv_heads, qk_dim;
-    float qk_scale;
-    int n_qk;
-    av_qk_layer *qk;     /* (n_qk) */
-    float **qk_owned;    /* (2 * n_qk) buffers owned when built in memory */
-    pthread_mutex_t lock; /* guards on-demand conversions in av_trace_attn */
+    int lazy; /* 1 when some kind is lazy */
+    av_lazy_kind lazy_kinds[AV_ATTN_KIND_COUNT];
+    pthread_mutex_t lock;     /* guards on-demand conversions in av_trace_attn */
     av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
+    struct av_gen_state *gen; /* log-probabilities and generation metadata (logprobs.h), or NULL */
 };
 
 av_trace *av_trace_new(void);
 int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *err);
+/* Raises metadata "version" to at least version: a file records the oldest version that describes it. */
+int av_trace_need_version(av_trace *t, int version, av_err *err);
 /* Takes ownership of tokens (each malloc'd, and the array) and ids. */
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err);
 /* Takes ownership of data (n_heads, n_query, n_key), malloc'd, unless it lies in t->prealloc's mapping. */
-int av_trace_add_attn(av_trace *t, const char *kind, int layer, int n_heads, int n_query, int n_key, float *data,
-                      av_err *err);
-
-/* Makes t lazy: takes ownership of q[l] (n_heads, T, head_dim) and k[l] (n_kv_heads, T, head_dim) arrays. */
-int av_trace_set_qk(av_trace *t, float **q, float **k, int n_layers, int n_heads, int n_kv_heads, int head_dim,
-                    float scale, av_err *err);
-/* Materializes the full (n_heads, T, T) attention of one lazy layer; malloc'd. Refuses above max_bytes. */
-int av_trace_lazy_materialize(const av_trace *t, int layer, size_t max_bytes, float **out, av_err *err);
+int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key,
+                      float *data, av_err *err);
+/* Makes kind lazy (lazy.c). The trace takes ownership of every buffer lz points to (q[l], k[l], the q and k
+ * arrays, scale, softcap, window, rel_bias, key_mask: malloc'd), also when this fails. */
+int av_trace_set_lazy(av_trace *t, av_attn_kind kind, const av_lazy_kind *lz, av_err *err);
+/* Frees what a lazy kind owns (av_trace_free). */
+void av_lazy_free(av_lazy_kind *lz);
+/* Rows [q0, q0 + nq) of one head of a lazy kind: out (nq, n_key) exact probabilities, 0 where masked. */
+void av_lazy_rows(const av_lazy_kind *lz, int layer, int head, int q0, int nq, float *out);
+/* Materializes the full (n_heads, n_query, n_key) attention of one lazy layer; malloc'd. Refuses above
+ * max_bytes. */
+int av_trace_lazy_materialize(const av_trace *t, av_attn_kind kind, int layer, size_t max_bytes, float **out,
+                              av_err *err);
+/* Lazy-trace tensors and metadata into w (av_trace_save), and back from t->file (av_trace_load). */
+int av_lazy_save(const av_trace *t, av_st_writer *w, av_err *err);
+int av_lazy_load(av_trace *t, const char *path, av_err *err);
 
 /* Takes ownership of vnorm[l] arrays (n_layers pointers to (n_heads, n_tokens)) and the array itself. */
 int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err);

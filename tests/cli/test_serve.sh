@@ -274,11 +274,13 @@ fi
 if start_server "$TMP/full.safetensors"; then
     ok=1
     [ "$(req GET /api/info)" = 200 ] && [ "$(json "$TMP/body" "j['mode']")" = trace ] || ok=0
-    [ "$(req GET "/api/traces/t0/row?layer=1&head=3&q=17")" = 200 ] &&
+    req GET /api/traces >/dev/null
+    T0=$(json "$TMP/body" "j[0]['id']")
+    [ "$(req GET "/api/traces/$T0/row?layer=1&head=3&q=17")" = 200 ] &&
         "$PY" -c "import json,sys; a=json.load(open(sys.argv[1]))['values']; b=json.load(open(sys.argv[2]))['values']; assert len(a) == len(b) and max(abs(x-y) for x,y in zip(a,b)) < 1e-5" \
             "$TMP/body" "$TMP/row_1_3_17.json" 2>/dev/null || ok=0
     [ "$(req POST /api/run -H "$J" --data-binary '{"text": "hi"}')" = 409 ] || ok=0
-    [ "$(req GET /api/traces/t0/viewer)" = 200 ] && grep -q 'av-data' "$TMP/body" || ok=0
+    [ "$(req GET "/api/traces/$T0/viewer")" = 200 ] && grep -q 'av-data' "$TMP/body" || ok=0
     if [ $ok = 1 ]; then pass serve_trace_file; else fail serve_trace_file "$(head -c 200 "$TMP/body")"; fi
     stop_server INT
     [ "$STOP_RC" = 0 ] && pass serve_sigint_clean_exit || fail serve_sigint_clean_exit "exit $STOP_RC"

@@ -1,0 +1,132 @@
+/* In front of and after a stack (see model.h): token embeddings (learned, offset, RoBERTa-style or sinusoidal
+ * positions, token types, scaling, norm), image patches with the class token, the output head, and the two
+ * entry points that run them around av_stack_run: av_forward_ids and av_forward_pixels. */
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Marian: [sin(p w_0) .. sin(p w_{half-1}) | cos(p w_0) .. cos(p w_{half-1})] added to row. */
+static void add_sinusoid(float *row, int pos, int dim) {
+    int half = dim / 2;
+    for (int k = 0; k < half; k++) {
+        double a = pos / pow(10000.0, 2.0 * k / dim);
+        row[k] += (float)sin(a);
+        row[half + k] += (float)cos(a);
+    }
+}
+
+/* Adds row r of table t to x (dim); tmp: (dim) scratch. */
+static void add_row(float *x, const av_tensor *t, int64_t r, float *tmp, int dim) {
+    av_dequantize_rows(t, r, 1, tmp);
+    for (int d = 0; d < dim; d++)
+        x[d] += tmp[d];
+}
+
+/* Position-table row of token i (position pos0 + i) of ids: learned offset or RoBERTa counting. */
+static int64_t pos_row(const av_model *m, const av_embed *e, const int32_t *ids, int i, int pos0) {
+    if (!e->pos_from_pad) return pos0 + i + e->pos_offset;
+    int nonpad = 0; /* encoders: the whole input is one chunk from position 0 */
+    for (int k = 0; k <= i; k++)
+        nonpad += ids[k] != m->pad_id;
+    return ids[i] == m->pad_id ? m->pad_id : m->pad_id + nonpad;
+}
+
+/* s->x rows = embeddings of ids[0..n) at positions pos0... */
+static int embed_ids(const av_model *m, av_state *s, const int32_t *ids, int n, int pos0, av_err *err) {
+    const av_embed *e = &s->st->emb;
+    int dim = s->st->cfg.dim;
+    float *tmp = s->xb; /* (dim) */
+    for (int i = 0; i < n; i++) {
+        float *xi = s->x + (size_t)i * (size_t)dim;
+        if (ids[i] < 0 || ids[i] >= m->vocab_size)
+            return av_errf(err, "token id %d at position %d is outside the vocabulary (%d)", ids[i], pos0 + i,
+                           m->vocab_size);
+        av_dequantize_rows(e->tok.data ? &e->tok : &m->tok_emb, ids[i], 1, xi);
+        if (e->scale != 1.0f)
+            for (int d = 0; d < dim; d++)
+                xi[d] *= e->scale;
+        if (e->sinusoidal) add_sinusoid(xi, pos0 + i, dim);
+        int64_t p = pos_row(m, e, ids, i, pos0);
+        if (e->pos.data && p >= e->pos.shape[0])
+            return av_errf(err, "position %lld is past the model's %lld position embeddings", (long long)p,
+                           (long long)e->pos.shape[0]);
+        if (e->pos.data) add_row(xi, &e->pos, p, tmp, dim);
+        if (e->type.data) add_row(xi, &e->type, 0, tmp, dim); /* token_type_ids are all 0 */
+    }
+    if (e->norm.w.data) av_norm_apply(AV_NORM_LAYER, &e->norm, s->st->cfg.eps, 0, s->x, s->x, n, dim, 1);
+    return 0;
+}
+
+/* s->x = [CLS; patches W_p^T + b_p] + positions for pixels (channels, image_size, image_size). */
+static int embed_pixels(const av_model *m, av_state *s, const float *pixels, av_err *err) {
+    const av_vision *v = &m->vision;
+    int g = v->grid, p = v->patch_size, C = v->channels, S = v->image_size, dim = s->st->cfg.dim;
+    int N = g * g, P = C * p * p;
+    float *patches =
+        malloc(sizeof(float) * (size_t)N * (size_t)P); /* (N, P): patch (gy, gx), values (c, ky, kx) */
+    if (!patches) return av_errf(err, "out of memory");
+    for (int gy = 0; gy < g; gy++)
+        for (int gx = 0; gx < g; gx++)
+            for (int c = 0; c < C; c++)
+                for (int ky = 0; ky < p; ky++)
+                    memcpy(patches + (size_t)(gy * g + gx) * (size_t)P + (size_t)(c * p + ky) * (size_t)p,
+                           pixels + ((size_t)c * (size_t)S + (size_t)(gy * p + ky)) * (size_t)S +
+                               (size_t)(gx * p),
+                           sizeof(float) * (size_t)p);
+    av_dequantize_rows(&v->cls_token, 0, 1, s->x);
+    av_linear_apply(s->x + dim, patches, &v->patch, N, s->wscratch, s->n_threads);
+    free(patches);
+    for (int t = 0; t <= N; t++)
+        add_row(s->x + (size_t)t * (size_t)dim, &s->st->emb.pos, t, s->xb, dim);
+    return 0;
+}
+
+/* logits (rows, n_out) of x (rows, dim): softcap(out(scale * h)), h = x or the transform's norm(act(dense)).
+ */
+static int head_logits(const av_model *m, av_state *s, const float *x, int rows, float *logits, av_err *err) {
+    const av_head *h = &m->head;
+    const av_stack_cfg *c = &s->st->cfg;
+    size_t len = (size_t)rows * (size_t)c->dim;
+    if (!h->out.w.data) return av_errf(err, "this checkpoint has no output head (no logits)");
+    if (h->dense.w.data || h->scale != 1.0f) {
+        float *tmp = s->xb; /* (rows, dim): x points into s->x */
+        if (h->dense.w.data) {
+            av_linear_apply(tmp, x, &h->dense, rows, s->wscratch, s->n_threads);
+            av_activate(tmp, len, h->dense_act);
+            av_norm_apply(AV_NORM_LAYER, &h->dense_norm, c->eps, 0, tmp, tmp, rows, c->dim, 1);
+        } else {
+            memcpy(tmp, x, sizeof(float) * len);
+        }
+        for (size_t i = 0; i < len; i++)
+            tmp[i] *= h->scale;
+        x = tmp;
+    }
+    av_linear_apply(logits, x, &h->out, rows, s->wscratch, s->n_threads);
+    for (size_t i = 0; h->softcap > 0 && i < (size_t)rows * (size_t)h->n_out; i++)
+        logits[i] = h->softcap * tanhf(logits[i] / h->softcap);
+    return 0;
+}
+
+static const av_pass no_pass;
+
+int av_forward_ids(const av_model *m, av_state *s, const int32_t *ids, int n, int pos0, const av_pass *p,
+                   av_err *err) {
+    if (!p) p = &no_pass;
+    if (n <= 0) return av_errf(err, "empty input: nothing to run");
+    if (av_state_reserve(s, n, err) || embed_ids(m, s, ids, n, pos0, err) || av_stack_run(s, n, pos0, p, err))
+        return -1;
+    if (!p->logits) return 0;
+    int first = p->logits_all ? 0 : n - 1;
+    return head_logits(m, s, s->x + (size_t)first * (size_t)s->st->cfg.dim, n - first, p->logits, err);
+}
+
+int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const av_pass *p, av_err *err) {
+    if (!p) p = &no_pass;
+    int T = m->vision.grid * m->vision.grid + 1;
+    if (m->family != AV_FAMILY_VIT) return av_errf(err, "%s is not an image model", m->name);
+    if (av_state_reserve(s, T, err) || embed_pixels(m, s, pixels, err) || av_stack_run(s, T, 0, p, err))
+        return -1;
+    return p->logits ? head_logits(m, s, s->x, 1, p->logits, err) : 0; /* the class token */
+}

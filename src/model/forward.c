@@ -1,0 +1,304 @@
+/* The one forward pass of every family (see model.h): a chunk of rows at positions pos0.. goes through the
+ * blocks of a stack against the KV cache, with q/k/v as one av_matmul_many, the gated feed-forward's gate and
+ * up likewise, and attention through av_attention (capturing straight into the caller's buffers).
+ * Embeddings and output heads are in embed.c. */
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- state ---- */
+
+static size_t matrix_size(const av_tensor *w) {
+    return w->data && w->dtype != AV_DTYPE_F32 && w->ndim == 2 ? (size_t)(w->shape[0] * w->shape[1]) : 0;
+}
+
+/* Elements of the largest non-F32 matrix a run of stack st multiplies with (dequantized into wscratch). */
+static size_t largest_matrix(const av_model *m, const av_stack *st) {
+    const av_tensor *model_ws[] = {&m->head.out.w, &m->head.dense.w, &m->vision.patch.w};
+    size_t best = 0;
+    for (size_t i = 0; i < sizeof model_ws / sizeof model_ws[0]; i++)
+        best = matrix_size(model_ws[i]) > best ? matrix_size(model_ws[i]) : best;
+    for (int l = 0; l < st->n_layers; l++) {
+        const av_block *B = &st->blocks[l];
+        const av_linear *ls[] = {&B->attn.q,  &B->attn.k,  &B->attn.v, &B->attn.o,   &B->cross.q, &B->cross.k,
+                                 &B->cross.v, &B->cross.o, &B->ffn.up, &B->ffn.gate, &B->ffn.down};
+        for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
+            best = matrix_size(&ls[i]->w) > best ? matrix_size(&ls[i]->w) : best;
+    }
+    return best;
+}
+
+static int alloc_floats(float **p, size_t a, size_t b, size_t c, av_err *err) {
+    size_t n;
+    free(*p);
+    *p = NULL;
+    if (!av_mul_size(a, b, &n) || !av_mul_size(n, c, &n) || !av_mul_size(n, sizeof(float), &n))
+        return av_errf(err, "buffer size overflows");
+    *p = malloc(n ? n : 4);
+    return *p ? 0 : av_errf(err, "out of memory allocating %zu MiB", n >> 20);
+}
+
+void av_state_free(av_state *s) {
+    if (!s) return;
+    float *bufs[] = {s->k_cache, s->v_cache, s->cross_k, s->cross_v, s->rel,    s->x,       s->xb,
+                     s->q,       s->att,     s->h1,      s->h2,      s->scores, s->wscratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    free(s);
+}
+
+int av_state_reserve(av_state *s, int n, av_err *err) {
+    if (n <= s->n_alloc) return 0;
+    const av_stack_cfg *c = &s->st->cfg;
+    size_t q_dim = (size_t)c->n_heads * (size_t)c->head_dim,
+           wide = q_dim > (size_t)c->dim ? q_dim : (size_t)c->dim;
+    s->n_alloc = 0;
+    if (alloc_floats(&s->x, (size_t)n, (size_t)c->dim, 1, err) ||
+        alloc_floats(&s->xb, (size_t)n, wide, 1, err) || alloc_floats(&s->q, (size_t)n, q_dim, 1, err) ||
+        alloc_floats(&s->att, (size_t)n, q_dim, 1, err) ||
+        alloc_floats(&s->h1, (size_t)n, (size_t)c->hidden, 1, err) ||
+        alloc_floats(&s->h2, (size_t)n, (size_t)c->hidden, 1, err))
+        return -1;
+    s->n_alloc = n;
+    return 0;
+}
+
+int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out, av_err *err) {
+    *out = NULL;
+    if (stack < 0 || stack >= m->n_stacks) return av_errf(err, "the model has no stack %d", stack);
+    if (max_tokens <= 0) return av_errf(err, "empty input: nothing to run");
+    if (max_tokens > m->max_seq_len)
+        return av_errf(err, "input is %d tokens but the model's context window is %d", max_tokens,
+                       m->max_seq_len);
+    av_state *s = calloc(1, sizeof *s);
+    if (!s) return av_errf(err, "out of memory");
+    const av_stack *st = &m->stacks[stack];
+    const av_stack_cfg *c = &st->cfg;
+    s->m = m;
+    s->st = st;
+    s->max_tokens = max_tokens;
+    s->n_threads = n_threads > 0 ? n_threads : m->n_threads > 0 ? m->n_threads : av_default_threads();
+    s->cache_layers = c->causal ? st->n_layers : 1; /* an encoder needs a layer's keys only in that layer */
+    size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim, wmax = largest_matrix(m, st);
+    if (alloc_floats(&s->k_cache, (size_t)s->cache_layers, (size_t)max_tokens, kv_dim, err) ||
+        alloc_floats(&s->v_cache, (size_t)s->cache_layers, (size_t)max_tokens, kv_dim, err) ||
+        alloc_floats(&s->scores, (size_t)s->n_threads, AV_ATTN_QUERY_BLOCK, (size_t)max_tokens, err) ||
+        (wmax && alloc_floats(&s->wscratch, wmax, 1, 1, err)) ||
+        (st->rel.table.data &&
+         alloc_floats(&s->rel, (size_t)c->n_heads, 2 * (size_t)max_tokens - 1, 1, err))) {
+        av_state_free(s);
+        return -1;
+    }
+    if (s->rel) av_rel_pos_bias(st, max_tokens, s->rel);
+    *out = s;
+    return 0;
+}
+
+int av_state_attach(av_state *dec, const av_state *enc, av_err *err) {
+    const av_stack *st = dec->st;
+    const av_stack_cfg *c = &st->cfg;
+    int S = enc->n_last;
+    size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    if (S <= 0 || enc->st->cfg.dim != c->dim)
+        return av_errf(err, "internal error: no encoder output to attend to");
+    if (alloc_floats(&dec->cross_k, (size_t)st->n_layers, (size_t)S, kv_dim, err) ||
+        alloc_floats(&dec->cross_v, (size_t)st->n_layers, (size_t)S, kv_dim, err) ||
+        (S > dec->max_tokens &&
+         alloc_floats(&dec->scores, (size_t)dec->n_threads, AV_ATTN_QUERY_BLOCK, (size_t)S, err)))
+        return -1;
+    dec->S = S;
+    for (int l = 0; l < st->n_layers; l++) {
+        const av_block *B = &st->blocks[l];
+        av_linear_apply(dec->cross_k + (size_t)l * (size_t)S * kv_dim, enc->x, &B->cross.k, S, dec->wscratch,
+                        dec->n_threads);
+        av_linear_apply(dec->cross_v + (size_t)l * (size_t)S * kv_dim, enc->x, &B->cross.v, S, dec->wscratch,
+                        dec->n_threads);
+    }
+    return 0;
+}
+
+/* ---- one block ---- */
+
+/* A chunk: n rows at positions pos0.., and what the pass captures. */
+typedef struct chunk {
+    int n, pos0;
+    const av_pass *p;
+} chunk;
+
+/* Lazy traces: the chunk's rows (n, n_h*hs) into head-major (n_h, T, hs) at position pos0. */
+static void store_heads(float *dst, const float *src, int n, int n_h, int hs, int pos0, int T) {
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < n_h; h++)
+            memcpy(dst + ((size_t)h * (size_t)T + (size_t)(pos0 + i)) * (size_t)hs,
+                   src + ((size_t)i * (size_t)n_h + (size_t)h) * (size_t)hs, sizeof(float) * (size_t)hs);
+}
+
+/* The sub-layer input: norm(x) into xb (pre-norm), or x itself (post-norm). */
+static const float *sublayer_input(av_state *s, const av_norm *nm, int n) {
+    const av_stack_cfg *c = &s->st->cfg;
+    if (c->post_norm) return s->x;
+    av_norm_apply(c->norm, nm, c->eps, c->norm_offset, s->xb, s->x, n, c->dim, s->n_threads);
+    return s->xb;
+}
+
+/* x += out_norm(xb) (the sub-layer output, through its own norm when there is one), then the post-norm. */
+static void residual(av_state *s, const av_norm *nm, const av_norm *out_norm, int n) {
+    const av_stack_cfg *c = &s->st->cfg;
+    size_t len = (size_t)n * (size_t)c->dim;
+    if (out_norm->w.data)
+        av_norm_apply(c->norm, out_norm, c->eps, c->norm_offset, s->xb, s->xb, n, c->dim, s->n_threads);
+    for (size_t i = 0; i < len; i++)
+        s->x[i] += s->xb[i];
+    if (c->post_norm) av_norm_apply(c->norm, nm, c->eps, c->norm_offset, s->x, s->x, n, c->dim, s->n_threads);
+}
+
+/* Attention of the chunk's queries (s->q) over keys k / values v (n_k rows) into s->att, capturing cap. */
+static void attend(av_state *s, const av_block *B, int self, const float *k, const float *v, int n_k,
+                   const chunk *ch, const av_capture *cap, int l) {
+    const av_stack_cfg *c = &s->st->cfg;
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+    av_attn_args a = {.n_heads = c->n_heads,
+                      .n_kv_heads = c->n_kv_heads,
+                      .head_dim = c->head_dim,
+                      .n_q = ch->n,
+                      .n_k = n_k,
+                      .q = s->q,
+                      .q_stride = q_dim,
+                      .k = k,
+                      .k_stride = kv_dim,
+                      .v = v,
+                      .v_stride = kv_dim,
+                      .out = s->att,
+                      .out_stride = q_dim,
+                      .scale = B->attn_scale,
+                      .q_pos = ch->pos0};
+    if (self) {
+        a.softcap = B->attn_softcap;
+        a.causal = c->causal;
+        a.window = B->window;
+        a.rel_bias = s->rel;
+        a.rel_stride = 2 * s->max_tokens - 1;
+        a.rel_zero = s->max_tokens - 1;
+    }
+    if (cap->attn && cap->attn[l]) {
+        a.probs = cap->attn[l] + (size_t)ch->pos0 * (size_t)cap->n_key;
+        a.probs_head_stride = (size_t)cap->T * (size_t)cap->n_key;
+        a.probs_ld = cap->n_key;
+        a.probs_zeroed = cap->zeroed;
+    }
+    av_attention(&a, s->scores, s->n_threads);
+}
+
+/* Per-head RMS norm of n rows of n_h heads (rows of hs values, contiguous) and rotary positions. */
+static void qk_positions(av_state *s, const av_block *B, const av_norm *nm, float *x, int n, int n_h,
+                         int pos0) {
+    const av_stack_cfg *c = &s->st->cfg;
+    int hs = c->head_dim;
+    if (nm->w.data) av_norm_apply(AV_NORM_RMS, nm, c->eps, c->norm_offset, x, x, n * n_h, hs, s->n_threads);
+    for (int i = 0; c->rope != AV_ROPE_NONE && i < n; i++)
+        av_rope(x + (size_t)i * (size_t)n_h * (size_t)hs, n_h, hs, pos0 + i, B->rope_theta,
+                c->rope == AV_ROPE_HALF);
+}
+
+/* Self-attention of the chunk: q, and k/v into the cache rows pos0..; output (n, dim) in s->xb. */
+static int self_attention(av_state *s, const av_block *B, int l, const float *in, const chunk *ch,
+                          av_err *err) {
+    const av_stack_cfg *c = &s->st->cfg;
+    int n = ch->n, kv_dim = c->n_kv_heads * c->head_dim, nt = s->n_threads, cl = s->cache_layers > 1 ? l : 0;
+    const av_capture *cap = &ch->p->self;
+    float *kl = s->k_cache + (size_t)cl * (size_t)s->max_tokens * (size_t)kv_dim; /* (max_tokens, kv_dim) */
+    float *vl = s->v_cache + (size_t)cl * (size_t)s->max_tokens * (size_t)kv_dim;
+    float *kc = kl + (size_t)ch->pos0 * (size_t)kv_dim, *vc = vl + (size_t)ch->pos0 * (size_t)kv_dim;
+    const av_attn_weights *A = &B->attn;
+    av_matmul_many((float *[]){s->q, kc, vc}, in, (const av_tensor *[]){&A->q.w, &A->k.w, &A->v.w}, 3, n,
+                   s->wscratch, nt);
+    if (A->q.b.data) av_add_bias(s->q, &A->q.b, n, c->n_heads * c->head_dim); /* Qwen2: before RoPE */
+    if (A->k.b.data) av_add_bias(kc, &A->k.b, n, kv_dim);
+    if (A->v.b.data) av_add_bias(vc, &A->v.b, n, kv_dim);
+    qk_positions(s, B, &B->q_norm, s->q, n, c->n_heads, ch->pos0);
+    qk_positions(s, B, &B->k_norm, kc, n, c->n_kv_heads, ch->pos0);
+    if (cap->q && cap->q[l]) store_heads(cap->q[l], s->q, n, c->n_heads, c->head_dim, ch->pos0, cap->T);
+    if (cap->k && cap->k[l]) store_heads(cap->k[l], kc, n, c->n_kv_heads, c->head_dim, ch->pos0, cap->n_key);
+    attend(s, B, 1, kl, vl, ch->pos0 + n, ch, cap, l);
+    if (cap->vnorm && cap->vnorm[l] &&
+        av_attn_vnorm(vc, kv_dim, &A->o.w, c->n_heads, c->n_kv_heads, c->head_dim, n, cap->vnorm[l], cap->T,
+                      ch->pos0, nt, err))
+        return -1;
+    av_linear_apply(s->xb, s->att, &A->o, n, s->wscratch, nt);
+    return 0;
+}
+
+/* Cross-attention of the chunk over the attached encoder output; output (n, dim) in s->xb. */
+static void cross_attention(av_state *s, const av_block *B, int l, const float *in, const chunk *ch) {
+    const av_stack_cfg *c = &s->st->cfg;
+    size_t kv = (size_t)l * (size_t)s->S * (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    const av_capture *cap = &ch->p->cross;
+    av_linear_apply(s->q, in, &B->cross.q, ch->n, s->wscratch, s->n_threads);
+    if (cap->q && cap->q[l]) store_heads(cap->q[l], s->q, ch->n, c->n_heads, c->head_dim, ch->pos0, cap->T);
+    if (cap->k && cap->k[l] && ch->pos0 == 0)
+        store_heads(cap->k[l], s->cross_k + kv, s->S, c->n_kv_heads, c->head_dim, 0, cap->n_key);
+    attend(s, B, 0, s->cross_k + kv, s->cross_v + kv, s->S, ch, cap, l);
+    av_linear_apply(s->xb, s->att, &B->cross.o, ch->n, s->wscratch, s->n_threads);
+}
+
+/* The feed-forward of the chunk: output (n, dim) in s->xb. */
+static void ffn(av_state *s, const av_ffn *f, const float *in, int n) {
+    const av_stack_cfg *c = &s->st->cfg;
+    size_t len = (size_t)n * (size_t)c->hidden;
+    int nt = s->n_threads;
+    if (f->gate.w.data) { /* act(x W_gate) * (x W_up) */
+        av_matmul_many((float *[]){s->h1, s->h2}, in, (const av_tensor *[]){&f->gate.w, &f->up.w}, 2, n,
+                       s->wscratch, nt);
+        if (f->gate.b.data) av_add_bias(s->h1, &f->gate.b, n, c->hidden);
+        if (f->up.b.data) av_add_bias(s->h2, &f->up.b, n, c->hidden);
+        if (c->act == AV_ACT_SILU) {
+            av_swiglu(s->h1, s->h2, len, nt);
+        } else {
+            av_activate(s->h1, len, c->act);
+            for (size_t i = 0; i < len; i++)
+                s->h1[i] *= s->h2[i];
+        }
+    } else {
+        av_linear_apply(s->h1, in, &f->up, n, s->wscratch, nt);
+        av_activate(s->h1, len, c->act);
+    }
+    av_linear_apply(s->xb, s->h1, &f->down, n, s->wscratch, nt);
+}
+
+static int block_forward(av_state *s, const av_block *B, int l, const chunk *ch, av_err *err) {
+    const float *in = sublayer_input(s, &B->attn_norm, ch->n);
+    if (self_attention(s, B, l, in, ch, err)) return -1;
+    residual(s, &B->attn_norm, &B->attn_out_norm, ch->n);
+    if (B->cross.q.w.data && s->cross_k) {
+        in = sublayer_input(s, &B->cross_norm, ch->n);
+        cross_attention(s, B, l, in, ch);
+        residual(s, &B->cross_norm, &(av_norm){0}, ch->n);
+    }
+    in = sublayer_input(s, &B->ffn_norm, ch->n);
+    ffn(s, &B->ffn, in, ch->n);
+    residual(s, &B->ffn_norm, &B->ffn_out_norm, ch->n);
+    return 0;
+}
+
+/* ---- a stack ---- */
+
+int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err) {
+    const av_stack *st = s->st;
+    const av_stack_cfg *c = &st->cfg;
+    if (pos0 < 0 || pos0 + n > s->max_tokens)
+        return av_errf(err, "positions %d..%d exceed the state's %d positions", pos0, pos0 + n - 1,
+                       s->max_tokens);
+    if (!c->causal && pos0 > 0)
+        return av_errf(err, "internal error: an encoder runs its whole input at once");
+    if ((p->self.T && p->self.T < pos0 + n) || (p->cross.T && p->cross.T < pos0 + n))
+        return av_errf(err, "capture buffers hold %d positions, need %d", p->self.T, pos0 + n);
+    chunk ch = {n, pos0, p};
+    for (int l = 0; l < st->n_layers; l++)
+        if (block_forward(s, &st->blocks[l], l, &ch, err)) return -1;
+    if (st->final_norm.w.data)
+        av_norm_apply(c->norm, &st->final_norm, c->eps, c->norm_offset, s->x, s->x, n, c->dim, s->n_threads);
+    s->n_last = n;
+    return 0;
+}

@@ -1,0 +1,59 @@
+/* The one capture of every family (capture.c): a run declares the attention kinds it produces, gets buffers
+ * for them (full matrices, zeroed, possibly straight in the output file; or a lazy kind's queries and keys),
+ * hands av_capture views to the forward pass (model.h), and turns the result into a trace. The
+ * av_trace_from_* entry points (runs.c) prepare the inputs of each family around it. */
+#ifndef AV_CAPTURE_H
+#define AV_CAPTURE_H
+
+#include "model/model.h"
+#include "trace.h"
+
+/* What a run captures of one kind. */
+typedef struct cap_kind {
+    int stack; /* the model stack whose blocks compute it */
+    int cross; /* 1: the stack's cross-attention */
+    int n_layers, n_heads, n_kv_heads, head_dim, n_query, n_key;
+    float **attn;   /* (n_layers) -> (n_heads, n_query, n_key); NULL when lazy */
+    float **q, **k; /* lazy: (n_layers) -> (n_heads, n_query, head_dim), (n_kv_heads, n_key, head_dim) */
+} cap_kind;
+
+typedef struct av_run_capture {
+    const av_model *m;
+    const av_run_params *p;
+    cap_kind kinds[AV_ATTN_KIND_COUNT]; /* n_layers 0: not captured */
+    float **vnorm;                      /* (n_layers of self) -> (n_heads, n_query): single-stack models */
+    float *logits;                      /* (n_logits, n_out), or NULL */
+    int n_logits;
+    av_st_prealloc *pre; /* the output file the attention goes straight into, or NULL */
+    int mapped;          /* the full buffers lie in that file's mapping: never free()d */
+} av_run_capture;
+
+/* Starts a capture for a run of m with p (checks the trace dtype). */
+int av_cap_init(av_run_capture *c, const av_model *m, const av_run_params *p, av_err *err);
+/* Declares kind as computed by stack `stack` (its cross-attention when cross) over n_query x n_key. */
+void av_cap_declare(av_run_capture *c, av_attn_kind kind, int stack, int cross, int n_query, int n_key);
+/* Allocates every declared kind (and vnorm for self, logits rows when the run wants them and the model has a
+ * head); in-file when the parameters name an output and the attention is large enough. */
+int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err);
+/* The forward pass's view of kind (an empty capture when it is not declared). */
+av_capture av_cap_view(const av_run_capture *c, av_attn_kind kind);
+/* Moves everything captured into a new trace with the model's metadata (labels are the caller's). */
+int av_cap_finish(av_run_capture *c, av_trace **out, av_err *err);
+void av_cap_free(av_run_capture *c);
+
+/* Trace metadata: a JSON array of the labels of ids (or of the ids themselves) under key. */
+int av_cap_json_list(const av_model *m, av_trace *t, const char *key, const int32_t *ids, size_t n,
+                     int as_ids, av_err *err);
+/* The trace tokens from ids (labels from the tokenizer, or "#id"). */
+int av_cap_set_tokens(const av_model *m, av_trace *t, const int32_t *ids, size_t n, av_err *err);
+int av_cap_meta_int(av_trace *t, const char *key, int v, av_err *err);
+
+/* Encoder-decoders (runs.c): the encoder on src (S tokens; capturing kind ENC when c is given), its output
+ * attached to the decoder state dec. */
+int av_run_encode_source(const av_model *m, const av_run_capture *c, const int32_t *src, int S, av_state *dec,
+                         int n_threads, av_err *err);
+/* A source text's ids as the model's encoder takes them (BART: <s> source </s>; ending in end-of-sequence);
+ * *src malloc'd. */
+int av_run_source_ids(const av_model *m, const char *source, int32_t **src, size_t *ns, av_err *err);
+
+#endif

@@ -1,0 +1,144 @@
+/* Image models to traces: the model's preprocessing, one forward pass over [CLS] + patches capturing "self",
+ * and the image metadata (patch_grid, prefix_tokens, image and patch sizes, top predictions, "row,col" patch
+ * labels). */
+#include "capture.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_TOP = 16, META_TOP = 5 };
+
+int av_image_preprocess(const av_model *m, const char *path, float **pixels, int *height, int *width,
+                        av_err *err) {
+    *pixels = NULL;
+    if (av_vit_preprocess_file(m, path, pixels, err)) return -1;
+    *height = m->vision.prep.out_h;
+    *width = m->vision.prep.out_w;
+    return 0;
+}
+
+/* The k best classes of logits (n), softmaxed; returns how many were filled. */
+static int top_classes(const av_model *m, const float *logits, int n, av_class_score *top, int k) {
+    double mx = logits[0], sum = 0;
+    for (int i = 1; i < n; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    for (int i = 0; i < n; i++)
+        sum += exp(logits[i] - mx);
+    if (k > n) k = n;
+    for (int j = 0; j < k; j++) {
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            int taken = 0;
+            for (int q = 0; q < j && !taken; q++)
+                taken = top[q].id == i;
+            if (!taken && (best < 0 || logits[i] > logits[best])) best = i;
+        }
+        top[j].id = best;
+        top[j].prob = (float)(exp(logits[best] - mx) / sum);
+        top[j].label = m->vision.labels ? m->vision.labels[best] : NULL;
+    }
+    return k;
+}
+
+/* predictions: [{"id": 281, "label": "tabby", "prob": 0.61}, ...] */
+static int predictions_meta(av_trace *t, const av_class_score *top, int k, av_err *err) {
+    json_t *arr = json_array();
+    for (int j = 0; arr && j < k; j++) {
+        json_t *o = json_pack("{s:i, s:f}", "id", top[j].id, "prob", (double)top[j].prob);
+        if (o && top[j].label) json_object_set_new(o, "label", json_string(top[j].label));
+        json_array_append_new(arr, o);
+    }
+    char *text = arr ? json_dumps(arr, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(arr);
+    int rc = text ? av_trace_set_meta(t, "predictions", text, err) : av_errf(err, "out of memory");
+    free(text);
+    return rc;
+}
+
+/* "[CLS]", then "row,col" of each patch. */
+static int patch_labels(av_trace *t, int grid, av_err *err) {
+    int T = grid * grid + 1;
+    char **labels = calloc((size_t)T, sizeof *labels), buf[32];
+    int32_t *ids = malloc(sizeof *ids * (size_t)T);
+    int ok = labels && ids;
+    for (int i = 0; ok && i < T; i++) {
+        if (i == 0)
+            snprintf(buf, sizeof buf, "[CLS]");
+        else
+            snprintf(buf, sizeof buf, "%d,%d", (i - 1) / grid, (i - 1) % grid);
+        ids[i] = i;
+        ok = (labels[i] = av_strdup(buf)) != NULL;
+    }
+    if (ok) return av_trace_set_tokens(t, labels, ids, T, err);
+    for (int i = 0; labels && i < T; i++)
+        free(labels[i]);
+    free(labels);
+    free(ids);
+    return av_errf(err, "out of memory");
+}
+
+static int image_meta(const av_model *m, av_trace *t, const av_class_score *top, int k, av_err *err) {
+    const av_vision *v = &m->vision;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%dx%d", v->grid, v->grid);
+    return av_trace_set_meta(t, "patch_grid", buf, err) || av_trace_set_meta(t, "prefix_tokens", "1", err) ||
+                   av_cap_meta_int(t, "image_size", v->image_size, err) ||
+                   av_cap_meta_int(t, "patch_size", v->patch_size, err) ||
+                   (k > 0 && predictions_meta(t, top, k, err)) || patch_labels(t, v->grid, err)
+               ? -1
+               : 0;
+}
+
+int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int width,
+                         const av_run_params *params, av_trace **out, av_class_score *top, int k,
+                         av_err *err) {
+    *out = NULL;
+    av_run_params defaults = av_run_default_params();
+    if (!params) params = &defaults;
+    if (m->family != AV_FAMILY_VIT) return av_errf(err, "%s is not an image model", m->name);
+    const av_vision *v = &m->vision;
+    if (height != v->image_size || width != v->image_size)
+        return av_errf(err, "the model takes %dx%d images, not %dx%d", v->image_size, v->image_size, width,
+                       height);
+    int T = v->grid * v->grid + 1, n_out = m->head.n_out, rc = -1, n_best = 0;
+    av_class_score best[MAX_TOP];
+    k = !top || k < 0 ? 0 : k > MAX_TOP ? MAX_TOP : k;
+    av_run_capture c;
+    av_state *s = NULL;
+    float *logits = malloc(sizeof(float) * (size_t)(n_out ? n_out : 1)); /* (n_out) of [CLS] */
+    if (av_cap_init(&c, m, params, err)) {
+        free(logits);
+        return -1;
+    }
+    av_cap_declare(&c, AV_ATTN_SELF, 0, 0, T, T);
+    if (!logits) av_errf(err, "out of memory");
+    if (!logits || av_cap_alloc(&c, 0, err) || av_state_new(m, 0, T, params->n_threads, &s, err)) goto done;
+    av_pass pass = {av_cap_view(&c, AV_ATTN_SELF), {0}, n_out ? logits : NULL, 0};
+    if (av_forward_pixels(m, s, pixels, &pass, err) || av_cap_finish(&c, out, err)) goto done;
+    n_best = n_out ? top_classes(m, logits, n_out, best, k > META_TOP ? k : META_TOP) : 0;
+    if (image_meta(m, *out, best, n_best < META_TOP ? n_best : META_TOP, err)) goto done;
+    for (int j = 0; j < k && j < n_best; j++)
+        top[j] = best[j];
+    rc = 0;
+done:
+    if (rc) av_trace_free(*out), *out = NULL;
+    av_cap_free(&c);
+    av_state_free(s);
+    free(logits);
+    return rc;
+}
+
+int av_trace_from_image(const av_model *m, const char *path, const av_run_params *params, av_trace **out,
+                        av_class_score *top, int k, av_err *err) {
+    *out = NULL;
+    float *px;
+    int h, w;
+    if (av_image_preprocess(m, path, &px, &h, &w, err)) return -1;
+    int rc = av_trace_from_pixels(m, px, h, w, params, out, top, k, err);
+    free(px);
+    if (rc == 0) {
+        rc = av_trace_set_meta(*out, "image", av_path_basename(path), err);
+    }
+    return rc;
+}

@@ -1,0 +1,173 @@
+/* llama.cpp (node-llama-cpp 3.21.1's libllama) next to attnviz, for tests/cli/test_llamacpp_quants.sh and
+ * bench/quant_mem.sh:
+ *   llama_ref quantize IN.gguf OUT.gguf FTYPE      llama_model_quantize to llama_ftype FTYPE (a number, e.g.
+ *                                                  15 = Q4_K_M), no importance matrix
+ *   llama_ref logits MODEL.gguf LLAMA.f32 AV.f32 AV_SHORT.f32
+ *                                                  logits of every position of the fixed ids (tiny_llama.py's
+ *                                                  IDS) from llama.cpp and from attnviz, raw f32 [T, vocab];
+ *                                                  AV_SHORT: attnviz on the first 6 ids alone (its
+ *                                                  matrix-vector path)
+ *   llama_ref time MODEL.gguf IDS.json N_THREADS   llama.cpp's prompt processing of the ids (a JSON array of
+ *                                                  integers; one llama_decode call, logits of the last
+ *                                                  position): prints seconds
+ * Exit status 0 on success; errors go to stderr. */
+#include "attnviz.h"
+
+#include <llama.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { N_IDS = 40, N_SHORT = 6 };
+
+static int fixed_id(int i, int vocab) { return (i * 37 + 11) % (vocab - 3) + 3; }
+
+static void quiet_log(enum ggml_log_level level, const char *text, void *user) {
+    if (level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
+}
+
+static int write_f32(const char *path, const float *v, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    int ok = fp && fwrite(v, sizeof(float), n, fp) == n;
+    if (fp && fclose(fp)) ok = 0;
+    if (!ok) fprintf(stderr, "llama_ref: cannot write %s\n", path);
+    return ok ? 0 : -1;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* llama.cpp's logits of ids (n of them) at every position (all = 1) or the last; out: (n or 1, vocab). */
+static float *llama_logits(const char *path, const int32_t *ids, int n, int all, int threads, int *vocab,
+                           double *seconds) {
+    struct llama_model_params mp = llama_model_default_params();
+    struct llama_model *model = llama_model_load_from_file(path, mp);
+    if (!model) return fprintf(stderr, "llama_ref: llama.cpp cannot load %s\n", path), NULL;
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = cp.n_batch = cp.n_ubatch = (uint32_t)n;
+    cp.n_threads = cp.n_threads_batch = threads;
+    cp.no_perf = true;
+    struct llama_context *ctx = llama_init_from_model(model, cp);
+    float *out = NULL;
+    *vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    struct llama_batch b = llama_batch_init(n, 0, 1);
+    for (int i = 0; ctx && i < n; i++) {
+        b.token[i] = ids[i];
+        b.pos[i] = i;
+        b.n_seq_id[i] = 1;
+        b.seq_id[i][0] = 0;
+        b.logits[i] = all || i == n - 1;
+    }
+    b.n_tokens = n;
+    double t0 = now();
+    if (ctx && llama_decode(ctx, b) == 0) {
+        *seconds = now() - t0;
+        int rows = all ? n : 1;
+        out = malloc(sizeof(float) * (size_t)rows * (size_t)*vocab);
+        for (int i = 0; out && i < rows; i++)
+            memcpy(out + (size_t)i * (size_t)*vocab, llama_get_logits_ith(ctx, all ? i : n - 1),
+                   sizeof(float) * (size_t)*vocab);
+    } else {
+        fprintf(stderr, "llama_ref: llama_decode failed on %s\n", path);
+    }
+    llama_batch_free(b);
+    if (ctx) llama_free(ctx);
+    llama_model_free(model);
+    return out;
+}
+
+/* attnviz's logits of the first n ids at every position. */
+static int attnviz_logits(const char *path, const int32_t *ids, int n, const char *out_path) {
+    av_model_params mp = av_model_default_params();
+    mp.n_threads = 2;
+    av_model *m = NULL;
+    av_trace *t = NULL;
+    av_err err = {{0}};
+    av_run_params rp = av_run_default_params();
+    rp.n_threads = 2;
+    rp.want_logits = 1;
+    av_tensor lg;
+    int rc =
+        av_model_load(path, &mp, &m, &err) || av_trace_from_ids(m, ids, (size_t)n, &rp, &t, &err) ? -1 : 0;
+    if (rc)
+        fprintf(stderr, "llama_ref: attnviz: %s\n", err.msg);
+    else if (av_trace_logits(t, &lg) || lg.dtype != AV_DTYPE_F32)
+        rc = -1, fprintf(stderr, "llama_ref: no logits\n");
+    else
+        rc = write_f32(out_path, lg.data, (size_t)av_tensor_numel(&lg));
+    av_trace_free(t);
+    av_model_free(m);
+    return rc;
+}
+
+static int cmd_logits(char **argv) {
+    int vocab;
+    double s;
+    int32_t ids[N_IDS];
+    for (int i = 0; i < N_IDS; i++)
+        ids[i] = fixed_id(i, 512);
+    float *lg = llama_logits(argv[0], ids, N_IDS, 1, 2, &vocab, &s);
+    if (!lg || vocab != 512) return free(lg), 1;
+    int rc = write_f32(argv[1], lg, (size_t)N_IDS * 512) || attnviz_logits(argv[0], ids, N_IDS, argv[2]) ||
+             attnviz_logits(argv[0], ids, N_SHORT, argv[3]);
+    free(lg);
+    return rc ? 1 : 0;
+}
+
+/* The integers of a JSON array file (at most max); -1 when unreadable. */
+static int read_ids(const char *path, int32_t *ids, int max) {
+    FILE *fp = fopen(path, "r");
+    int n = 0, c;
+    if (!fp) return -1;
+    while (n < max && (c = fgetc(fp)) != EOF)
+        if (c >= '0' && c <= '9') {
+            long v = c - '0';
+            while ((c = fgetc(fp)) >= '0' && c <= '9')
+                v = v * 10 + (c - '0');
+            ids[n++] = (int32_t)v;
+        }
+    fclose(fp);
+    return n;
+}
+
+static int cmd_time(char **argv) {
+    enum { MAX_IDS = 8192 };
+    static int32_t ids[MAX_IDS];
+    int n = read_ids(argv[1], ids, MAX_IDS), threads = atoi(argv[2]), vocab;
+    double s = 0;
+    if (n < 1 || threads < 1)
+        return fprintf(stderr, "llama_ref: no ids in %s or bad N_THREADS\n", argv[1]), 1;
+    float *lg = llama_logits(argv[0], ids, n, 0, threads, &vocab, &s);
+    if (lg) printf("%.3f\n", s);
+    free(lg);
+    return lg ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    const char *lib = getenv("LIB");
+    if (argc < 2 || !lib)
+        return fprintf(stderr, "usage: LIB=<libllama dir> llama_ref quantize|logits|time ...\n"), 2;
+    llama_log_set(quiet_log, NULL);
+    ggml_backend_load_all_from_path(lib);
+    llama_backend_init();
+    int rc = 2;
+    if (strcmp(argv[1], "quantize") == 0 && argc == 5) {
+        struct llama_model_quantize_params qp = llama_model_quantize_default_params();
+        qp.ftype = (enum llama_ftype)atoi(argv[4]);
+        qp.nthread = 2;
+        rc = llama_model_quantize(argv[2], argv[3], &qp) ? 1 : 0;
+        if (rc) fprintf(stderr, "llama_ref: llama_model_quantize to ftype %s failed\n", argv[4]);
+    } else if (strcmp(argv[1], "logits") == 0 && argc == 6) {
+        rc = cmd_logits(argv + 2);
+    } else if (strcmp(argv[1], "time") == 0 && argc == 5) {
+        rc = cmd_time(argv + 2);
+    } else {
+        fprintf(stderr, "llama_ref: bad arguments\n");
+    }
+    llama_backend_free();
+    return rc;
+}
