@@ -94,6 +94,7 @@ typedef enum av_family {
     AV_FAMILY_BERT,      /* "bert": BERT, RoBERTa, DistilBERT */
     AV_FAMILY_VIT,       /* "vit" */
     AV_FAMILY_ENCDEC,    /* "encoder-decoder": Marian, BART, T5 */
+    AV_FAMILY_T2I,       /* "t2i": text-to-image diffusion (docs/T2I_MODEL.md) */
     AV_FAMILY_COUNT
 } av_family;
 const char *av_family_name(av_family f);
@@ -444,6 +445,38 @@ int av_trace_from_pair(const av_model *m, const char *source, const char *target
  * decoder start token), or NULL for greedy decoding from the start token. */
 int av_trace_from_pair_ids(const av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt,
                            size_t n_tgt, int steps, const av_run_params *params, av_trace **out, av_err *err);
+
+/* ---- text-to-image diffusion (family t2i, docs/T2I_MODEL.md) ------------------------------------------ */
+
+typedef struct av_t2i_params {
+    uint64_t seed;  /* of the starting noise (SplitMix64 + Box-Muller, the spec's section 8) */
+    int steps;      /* DDIM steps, 1..num_train_timesteps; 0: the model's default_steps */
+    float guidance; /* classifier-free guidance scale; negative: the model's guidance_scale */
+    int n_threads;  /* 0: the model's default */
+} av_t2i_params;
+
+av_t2i_params av_t2i_default_params(void);
+
+/* Generates an image from prompt with the model's deterministic DDIM sampler (classifier-free guidance) and
+ * records the conditional pass's cross-attention at every step. The trace holds "image" F32 [3, H, W] in
+ * [0, 1], "daam.raw" F32 [steps, layers, heads, S, g, g] (each patch's attention to each of the S prompt
+ * tokens; the time token's row dropped), "daam.words" F32 [S, H, W] (every token's DAAM map over all steps,
+ * layers and heads), attn.cross.<l> [heads, 1 + g*g, S] (the mean over steps), and metadata prompt,
+ * prompt_tokens, seed, steps, guidance_scale, timesteps, patch_grid. */
+int av_trace_from_t2i(const av_model *m, const char *prompt, const av_t2i_params *p, av_trace **out,
+                      av_err *err);
+
+/* A named tensor of a trace beyond its attention ("image", "daam.words", "daam.raw"): F32 only; -1 when
+ * absent or of another type. The view lives as long as the trace. */
+int av_trace_tensor(const av_trace *t, const char *name, av_tensor *out);
+
+/* DAAM (Tang et al. 2022) over half-open ranges of steps, layers and heads ([0, 0): all) of a trace's
+ * daam.raw: per prompt token, the sum over the ranges on the patch grid, bilinear upsampling to the image
+ * (align_corners false) and min-max normalization to [0, 1]. out: (S, H, W). */
+typedef struct av_daam_range {
+    int step0, step1, layer0, layer1, head0, head1;
+} av_daam_range;
+int av_trace_daam(const av_trace *t, const av_daam_range *r, float *out, av_err *err);
 
 /* ---- library ------------------------------------------------------------------------------------------ */
 

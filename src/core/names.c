@@ -4,7 +4,7 @@
 #include <string.h>
 
 static const char *const kind_names[] = {"self", "enc", "dec", "cross"};
-static const char *const family_names[] = {"llama", "gpt2", "bert", "vit", "encoder-decoder"};
+static const char *const family_names[] = {"llama", "gpt2", "bert", "vit", "encoder-decoder", "t2i"};
 static const char *const format_names[] = {"llama2c", "gguf", "hf"};
 _Static_assert(sizeof kind_names / sizeof kind_names[0] == AV_ATTN_KIND_COUNT, "one name per attention kind");
 _Static_assert(sizeof family_names / sizeof family_names[0] == AV_FAMILY_COUNT, "one name per family");

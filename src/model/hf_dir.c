@@ -184,6 +184,7 @@ static const struct {
     {"marian", "Marian", av_bart_load},
     {"bart", "Bart", av_bart_load},
     {"t5", "T5", av_t5_load},
+    {"attnviz-t2i", "AttnvizT2I", av_t2i_load},
 };
 enum { N_FAMILIES = sizeof families / sizeof families[0] };
 

@@ -45,7 +45,28 @@ void av_trace_free(av_trace *t) {
     if (t->prealloc) av_st_prealloc_free(t->prealloc);
     free(t->prealloc);
     av_gen_free(t->gen);
+    for (int i = 0; i < t->n_extras; i++)
+        free(t->extras[i].data);
+    free(t->extras);
     free(t);
+}
+
+int av_trace_add_tensor(av_trace *t, const char *name, int ndim, const int64_t *shape, float *data,
+                        av_err *err) {
+    av_trace_extra *x = realloc(t->extras, sizeof *x * (size_t)(t->n_extras + 1));
+    if (!x || ndim < 1 || ndim > AV_MAX_DIMS || strlen(name) >= sizeof x->name) {
+        if (x) t->extras = x;
+        free(data);
+        return av_errf(err, x ? "internal error: tensor %s: bad name or shape" : "out of memory", name);
+    }
+    t->extras = x;
+    x += t->n_extras++;
+    memset(x, 0, sizeof *x);
+    snprintf(x->name, sizeof x->name, "%s", name);
+    x->ndim = ndim;
+    memcpy(x->shape, shape, sizeof *shape * (size_t)ndim);
+    x->data = data;
+    return 0;
 }
 
 int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *err) {
@@ -243,6 +264,9 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         rc = av_st_writer_add(&w, "logits", AV_DTYPE_F32, AV_DTYPE_F32, 2, t->logits_view.shape,
                               t->logits_view.data, err);
     }
+    for (int i = 0; !rc && i < t->n_extras; i++)
+        rc = av_st_writer_add(&w, t->extras[i].name, AV_DTYPE_F32, AV_DTYPE_F32, t->extras[i].ndim,
+                              t->extras[i].shape, t->extras[i].data, err);
     if (!rc) rc = av_lp_save(t, &w, err);   /* F32 and I32 */
     if (!rc) rc = av_lazy_save(t, &w, err); /* last: a key mask (U8) leaves the F32 tensors aligned */
     if (!rc) { /* captured straight into this file: only the header and the small tensors are left to write */

@@ -7,6 +7,14 @@
 
 #include <pthread.h>
 
+/* A named F32 tensor a run adds beyond the attention (t2i: image, daam.raw, daam.words), owned. */
+typedef struct av_trace_extra {
+    char name[32];
+    int ndim;
+    int64_t shape[AV_MAX_DIMS];
+    float *data;
+} av_trace_extra;
+
 typedef struct av_attn_set {
     av_attn_kind kind;
     int layer;
@@ -53,6 +61,8 @@ struct av_trace {
     pthread_mutex_t lock;     /* guards on-demand conversions in av_trace_attn */
     av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
     struct av_gen_state *gen; /* log-probabilities and generation metadata (logprobs.h), or NULL */
+    av_trace_extra *extras;   /* (n_extras) built in memory; a loaded trace finds them in file */
+    int n_extras;
 };
 
 av_trace *av_trace_new(void);
@@ -78,6 +88,11 @@ int av_trace_lazy_materialize(const av_trace *t, av_attn_kind kind, int layer, s
 /* Lazy-trace tensors and metadata into w (av_trace_save), and back from t->file (av_trace_load). */
 int av_lazy_save(const av_trace *t, av_st_writer *w, av_err *err);
 int av_lazy_load(av_trace *t, const char *path, av_err *err);
+
+/* Adds a named F32 tensor (ndim <= AV_MAX_DIMS dims of shape), taking ownership of data (malloc'd), also
+ * when this fails. av_trace_save writes it; av_trace_tensor finds it. */
+int av_trace_add_tensor(av_trace *t, const char *name, int ndim, const int64_t *shape, float *data,
+                        av_err *err);
 
 /* Takes ownership of vnorm[l] arrays (n_layers pointers to (n_heads, n_tokens)) and the array itself. */
 int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err);
