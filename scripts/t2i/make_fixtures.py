@@ -2,8 +2,9 @@
 """Reference fixtures for the C implementation of demo-t2i (tests/fixtures/t2i/), from the committed model
 through the reference sampler (sample.py, batch 1, exactly the computation docs/T2I_MODEL.md specifies).
 
-  common.safetensors      alphas_cumprod F64 [1000]; timesteps_25 / timesteps_10 I32; rng_u64_seed{0,1,42}
-                          U64 [4] (splitmix64 outputs); rng_normals_seed1 F32 [3, 32, 32]; time_sinusoid
+  common.safetensors      alphas_cumprod_bits I64 [1000] (the float64 values' bit patterns);
+                          timesteps_25 / timesteps_10 I32; rng_u64_seed{0,1,42} I64 [4] (splitmix64 outputs,
+                          the uint64 bit patterns); rng_normals_seed1 F32 [3, 32, 32]; time_sinusoid
                           F32 [3, 128] for t = 999, 500, 39
   tokenization.json       [{text, ids, tokens}] including lower-casing, punctuation and unknown words
   prompt{N}.safetensors   one prompt and seed (metadata: prompt, prompt_tokens, seed, steps, guidance_scale,
@@ -15,7 +16,7 @@ through the reference sampler (sample.py, batch 1, exactly the computation docs/
       daam.raw F32 [S, 8, 8] (sum over all steps, layers, heads, before upsampling)
       daam.words F32 [S, 32, 32] (normalized DAAM map of every token, all steps/layers/heads)
       daam.range.words F32 [S, 32, 32] (steps, layers, heads of daam_range: half-open [lo, hi) each)
-      daam.step_layer F32 [steps, layers, S, 8, 8] (heads summed; prompt 0 only)
+      daam.step_layer F32 [steps, layers, S, 64] (heads summed, the 8 x 8 grid row-major; prompt 0 only)
 
 Also prints how far a float64 run of the same sampler lands from the float32 one (the numerical headroom
 for the C engine's tolerances).
@@ -52,14 +53,15 @@ DAAM_RANGE = {"steps": [5, 20], "layers": [2, 6], "heads": [0, 4]}
 
 
 def common(cfg):
-    t = {"alphas_cumprod": M.alphas_cumprod(cfg),
+    # F64 and U64 travel as their bit patterns in I64 (attnviz's safetensors reader has no F64/U64 type)
+    t = {"alphas_cumprod_bits": M.alphas_cumprod(cfg).view(np.int64),
          "timesteps_25": np.array(S.timesteps(cfg, 25), np.int32),
          "timesteps_10": np.array(S.timesteps(cfg, 10), np.int32),
          "rng_normals_seed1": rng.normals(1, (3, cfg["image_size"], cfg["image_size"])),
          "time_sinusoid": M.time_sinusoid(torch.tensor([999, 500, 39]), cfg).numpy()}
     for seed in (0, 1, 42):
         g = rng.SplitMix64(seed)
-        t["rng_u64_seed%d" % seed] = np.array([g.next_u64() for _ in range(4)], np.uint64)
+        t["rng_u64_seed%d" % seed] = np.array([g.next_u64() for _ in range(4)], np.uint64).view(np.int64)
     return t
 
 
@@ -94,8 +96,7 @@ def prompt_fixture(net, cfg, text, seed, with_step_layer):
             t["cross.step%d.layer%d" % (k, layer)] = probs[k, layer]
     if with_step_layer:
         sl = probs[:, :, :, 1:, :].sum(2)  # (steps, layers, P, S)
-        t["daam.step_layer"] = np.ascontiguousarray(sl.transpose(0, 1, 3, 2)).reshape(
-            sl.shape[0], sl.shape[1], -1, grid, grid).astype(np.float32)
+        t["daam.step_layer"] = np.ascontiguousarray(sl.transpose(0, 1, 3, 2)).astype(np.float32)  # (.., S, P)
     meta = {"prompt": text, "prompt_tokens": json.dumps([net.words[i] for i in ids]), "seed": str(seed),
             "steps": "25", "guidance_scale": repr(cfg["guidance_scale"]), "cross_steps": json.dumps(CROSS_STEPS),
             "x_steps": json.dumps(list(KEEP_X)), "daam_range": json.dumps(DAAM_RANGE),
