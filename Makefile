@@ -124,7 +124,7 @@ clean:
 FONT_TTF   ?= /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 WEB_FILES   = web/index.html web/viewer.css web/data.js web/heatmap.js web/analysis.js web/modelview.js \
               web/headview.js web/imageview.js web/summary.js web/rollout.js web/normview.js web/steps.js \
-              web/viewer.js
+              web/daamview.js web/viewer.js
 WEB_FILES  += web/serve.html web/serve.css web/serve.js web/zoom.js
 EMBED       = $(BUILD)/tools/embed
 GEN_OBJ     = $(BUILD)/gen/web_assets.o $(BUILD)/gen/font_data.o

@@ -85,10 +85,10 @@ int av_trace_daam_dims(const av_trace *t, int dims[5], int *size, av_err *err) {
     if (av_trace_tensor(t, "daam.raw", &raw) || av_trace_tensor(t, "image", &img))
         return av_errf(err, "the trace has no DAAM data (daam.raw and image: a text-to-image run)");
     if (!grid || sscanf(grid, "%dx%d", &g, &g2) != 2 || g != g2 || g <= 0 || g > 4096 || raw.ndim != 4 ||
-        raw.shape[3] % ((int64_t)g * g) || img.ndim != 3 || img.shape[1] != img.shape[2] ||
-        img.shape[1] > 4096 || raw.shape[0] <= 0 || raw.shape[1] <= 0 || raw.shape[2] <= 0 ||
-        raw.shape[3] <= 0 || raw.shape[0] > 1 << 20 || raw.shape[1] > 4096 || raw.shape[2] > 4096 ||
-        raw.shape[3] / ((int64_t)g * g) != av_trace_n_key(t, AV_ATTN_CROSS))
+        raw.shape[3] % ((int64_t)g * g) || img.ndim != 3 || img.shape[0] != 3 ||
+        img.shape[1] != img.shape[2] || img.shape[1] > 4096 || raw.shape[0] <= 0 || raw.shape[1] <= 0 ||
+        raw.shape[2] <= 0 || raw.shape[3] <= 0 || raw.shape[0] > 1 << 20 || raw.shape[1] > 4096 ||
+        raw.shape[2] > 4096 || raw.shape[3] / ((int64_t)g * g) != av_trace_n_key(t, AV_ATTN_CROSS))
         return av_errf(err, "the trace's daam.raw [steps, layers, heads, tokens x grid] does not match its "
                             "patch_grid, image or cross-attention");
     for (int i = 0; i < 3; i++)

@@ -103,3 +103,13 @@ expect_error seed "unsigned" "$BIN" run --model "$MODEL" --text "a red circle" -
 expect_error image "takes --text" "$BIN" run --model "$MODEL" --image "$ROOT/README.md" -o "$TMP/x.st"
 [ ! -e "$TMP/x.png" ] && [ ! -e "$TMP/x.st" ] || ok=0
 if [ $ok = 1 ]; then pass t2i_cli_errors; else fail t2i_cli_errors "see the lines above"; fi
+
+# the viewer's DAAM tab in headless chromium (tests/browser/daam.test.mjs)
+. "$ROOT/tests/browser/ready.sh"
+if "$BIN" html "$T" -o "$TMP/t2i.html" >/dev/null 2>"$TMP/html.err"; then
+    if browser_ready viewer_daam "$TMP"; then
+        node "$ROOT/tests/browser/daam.test.mjs" "$TMP/t2i.html" "$T"
+    fi
+else
+    fail viewer_daam "$(tail -1 "$TMP/html.err")"
+fi
