@@ -45,19 +45,21 @@ def quality_rows(rep, names):
     return rows
 
 
-def training_section(tl, cfg, n_params):
+def training_section(tl, cfg, n_params, note):
     a, log = tl["args"], tl["log"]
+    done = log[-1]["step"]
     loads = [float(e["loadavg"][0]) for e in log]
     cmd = "/usr/bin/python3 scripts/t2i/train.py --data build/t2i-data --work build/t2i-train --seed %d --steps %d" % (
         a["seed"], a["steps"])
     L = ["## Training\n", "    sh scripts/t2i/train_all.sh        # all of it: data, training, export, evaluation, "
          "fixtures, this card\n", "The training step alone:\n", "    " + cmd + "\n",
          "Debian's python3-torch (1.13) on the CPU, `torch.set_num_threads(2)`, deterministic algorithms, seed %d "
-         "(data, initialization, batch order, noise). %d steps of batch %d (%d scenes seen, %.1f epochs), AdamW "
+         "(data, initialization, batch order, noise). %d steps of batch %d (%d scenes seen, %.1f epochs) of a %d-step "
+         "schedule, AdamW "
          "(lr %g, betas 0.9/0.99, weight decay %g on matrices), %d warm-up steps then cosine decay to 10%%, "
          "gradient clipping 1.0, caption dropout %g (classifier-free guidance), EMA of the weights (decay %g; the "
          "EMA is what is shipped). v-prediction loss, timesteps uniform in 0..%d."
-         % (a["seed"], a["steps"], a["batch"], a["steps"] * a["batch"], a["steps"] * a["batch"] / 100000.0,
+         % (a["seed"], done, a["batch"], done * a["batch"], done * a["batch"] / 100000.0, a["steps"],
             a["lr"], a["weight_decay"], a["warmup"], a["uncond_p"], a["ema"], cfg["num_train_timesteps"] - 1),
          "",
          "**Wall time: %.0f s (%.1f h)** of training on this project's shared 2-core development machine "
@@ -67,6 +69,8 @@ def training_section(tl, cfg, n_params):
          "ckpt.pt`) and the same command resumes an interrupted run exactly (same weights as an uninterrupted "
          "run)." % (log[-1]["train_s"], log[-1]["train_s"] / 3600, min(loads), max(loads), sorted(loads)[len(loads) // 2],
                     a["ckpt_every"]), ""]
+    if note:
+        L += [note, ""]
     L.append("| step | loss (mean since previous row) | wall s | load average (1, 5, 15 min) |")
     L.append("|---|---|---|---|")
     every = max(1, len(log) // 10)
@@ -105,6 +109,10 @@ def main():
     ap.add_argument("--work", default="build/t2i-train")
     ap.add_argument("--report", default="build/t2i-train/eval_report.json")
     ap.add_argument("--sheet", default="docs/img/t2i-heldout-samples.png")
+    ap.add_argument("--training-note", default="", help="a paragraph on how this run went (interruptions, "
+                    "changed settings), printed under the training command")
+    ap.add_argument("--engine-note", default="", help="a paragraph on the C engine against the reference "
+                    "(measured differences), printed under Use")
     args = ap.parse_args()
     tl = json.load(open(os.path.join(args.work, "train_log.json")))
     rep = json.load(open(args.report))
@@ -164,7 +172,7 @@ def main():
          "The %d held-out captions (`heldout.tsv`) each use one of them; their colors, shapes and relations all "
          "occur in training, only not together in that role." % (
              len(triples), "; ".join("\"a %s %s %s ...\"" % t for t in triples), rep["heldout"]["captions"]), ""]
-    L += training_section(tl, cfg, n_params)
+    L += training_section(tl, cfg, n_params, args.training_note)
     L += ["## Quality, measured by the detector\n",
           "`scripts/t2i/detect.py`: palette colors on the background -> 4-connected components -> shape from fill "
           "ratio and taper -> relation from centroids (100% right on 3,000 rendered ground-truth scenes). One "
@@ -183,11 +191,17 @@ def main():
         L.append("![held-out samples](../../%s)\n" % args.sheet)
     L += daam_section(rep)
     L += ["## Use\n",
-          "    /usr/bin/python3 scripts/t2i/sample.py --text \"a red circle above a blue square\" --seed 1 -o t.png\n",
+          "    ./attnviz run --model models/demo-t2i --text \"a red circle above a blue square\" --seed 1 --steps 25 "
+          "-o t.safetensors",
+          "    ./attnviz render t.safetensors --word red -o red.png      # DAAM map of \"red\" over the image",
+          "    /usr/bin/python3 scripts/t2i/sample.py --text \"a red circle above a blue square\" --seed 1 -o t.png"
+          "   # the PyTorch reference\n",
           "The C engine's sampler follows docs/T2I_MODEL.md and is checked against tests/fixtures/t2i/ "
           "(`scripts/t2i/make_fixtures.py`). Limits: only the grammar's %d words (others become `[UNK]`), at most "
           "%d tokens including [CLS] and [SEP], 32x32 images." % (cfg["vocab_size"] - 5, cfg["max_text_positions"]),
           ""]
+    if args.engine_note:
+        L += [args.engine_note, ""]
     with open(os.path.join(args.model, "MODEL_CARD.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(L))
     print("wrote %s/eval.json and MODEL_CARD.md" % args.model)

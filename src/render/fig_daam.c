@@ -168,10 +168,17 @@ int av_daam_layout(const av_trace *t, const av_daam_plot_params *p, av_font *fon
              av_fig_text(fig, i ? d.labels[i - 1] : "generated image", x + TILE / 2.0, y + TILE + 14, 12, 0,
                          1, i ? av_fig_ink : av_fig_muted, err);
     }
-    char range[160];
-    snprintf(range, sizeof range, "summed over steps [%d, %d), layers [%d, %d), heads [%d, %d) (0, 0: all)",
-             p->range.step0, p->range.step1, p->range.layer0, p->range.layer1, p->range.head0,
-             p->range.head1);
+    char range[160], part[3][48];
+    const int lims[3][2] = {{p->range.step0, p->range.step1},
+                            {p->range.layer0, p->range.layer1},
+                            {p->range.head0, p->range.head1}};
+    const char *names[3] = {"steps", "layers", "heads"};
+    for (int k = 0; k < 3; k++)
+        if (lims[k][0] == 0 && lims[k][1] == 0)
+            snprintf(part[k], sizeof part[k], "all %s", names[k]);
+        else
+            snprintf(part[k], sizeof part[k], "%s [%d, %d)", names[k], lims[k][0], lims[k][1]);
+    snprintf(range, sizeof range, "cross-attention summed over %s, %s, %s", part[0], part[1], part[2]);
     rc = rc || av_fig_text(fig, range, GAP, fig->h - LABEL - 4, 11, 0, 0, av_fig_muted, err) ||
          av_fig_text(fig, av_daam_caveat, GAP, fig->h - 6, 11, 0, 0, av_fig_muted, err);
     daam_data_free(&d);
