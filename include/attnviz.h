@@ -276,7 +276,8 @@ typedef struct av_run_params {
 av_run_params av_run_default_params(void);
 
 /* Runs the model on text and captures every layer's post-softmax attention. A model is only read: several
- * runs may share one at the same time (each with its own av_run_params.n_threads). */
+ * runs may share one at the same time (each with its own av_run_params.n_threads). On a text-to-image model
+ * it generates an image with av_t2i_default_params() (av_trace_from_t2i); av_trace_from_ids refuses one. */
 int av_trace_from_text(const av_model *m, const char *text, const av_run_params *params, av_trace **out,
                        av_err *err);
 /* Same, on token ids already encoded. */

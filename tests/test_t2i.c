@@ -296,6 +296,20 @@ static void test_prompt_errors(void) {
     p.steps = 1001;
     CHECK(av_trace_from_t2i(m, "a red circle", &p, &t, &err) != 0 && strstr(err.msg, "steps"));
     CHECK(t == NULL);
+    const int32_t ids[3] = {2, 5, 3};
+    av_run_params rp = av_run_default_params();
+    CHECK(av_trace_from_ids(m, ids, 3, &rp, &t, &err) != 0 && strstr(err.msg, "text-to-image"));
+    /* text: an image with the default seed and steps, the same as av_trace_from_t2i's */
+    av_trace *t2 = NULL;
+    av_tensor a, b;
+    p = av_t2i_default_params();
+    REQUIREF(av_trace_from_text(m, "two red squares", &rp, &t, &err) == 0 &&
+                 av_trace_from_t2i(m, "two red squares", &p, &t2, &err) == 0,
+             "%s", err.msg);
+    CHECK(av_trace_tensor(t, "image", &a) == 0 && av_trace_tensor(t2, "image", &b) == 0 &&
+          memcmp(a.data, b.data, a.nbytes) == 0);
+    av_trace_free(t);
+    av_trace_free(t2);
     av_model_free(m);
 }
 

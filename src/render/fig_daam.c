@@ -168,7 +168,7 @@ int av_daam_layout(const av_trace *t, const av_daam_plot_params *p, av_font *fon
              av_fig_text(fig, i ? d.labels[i - 1] : "generated image", x + TILE / 2.0, y + TILE + 14, 12, 0,
                          1, i ? av_fig_ink : av_fig_muted, err);
     }
-    char range[160], part[3][48];
+    char range[200], part[3][48];
     const int lims[3][2] = {{p->range.step0, p->range.step1},
                             {p->range.layer0, p->range.layer1},
                             {p->range.head0, p->range.head1}};
