@@ -5,11 +5,11 @@
  * with the same seed: the image within 1e-3, every captured cross-attention probability within 1e-4, the
  * DAAM maps (all steps, and a step/layer/head range) within 1e-4. Also: config values the engine does not
  * implement are refused, and DAAM's word maps overlap the objects the detector-free color masks find. */
-#include "analysis/analysis.h"
 #include "harness.h"
 #include "io/io.h"
 #include "kernels/sample.h"
 #include "model/forward.h"
+#include "trace/trace.h"
 
 #include <jansson.h>
 #include <sys/stat.h>

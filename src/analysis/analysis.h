@@ -117,14 +117,4 @@ int av_trace_diff(const av_trace *a, const av_trace *b, const char *name_a, cons
  * rows, 0.5 sum_k |A_qk - B_qk| in [0, 1]. out (n_layers, n_heads), layer-major. */
 int av_diff_head_distance(const av_trace *d, av_attn_kind kind, float *out, av_err *err);
 
-/* ---- DAAM (daam.c) ------------------------------------------------------------------------------------ */
-
-/* Word maps out (S, size, size) from raw (n_steps, n_layers, n_heads, S, g, g), dims = {n_steps, n_layers,
- * n_heads, S, g}, over range (NULL: everything); see av_trace_daam. */
-int av_daam_maps(const float *raw, const int dims[5], int size, const av_daam_range *range, float *out,
-                 av_err *err);
-/* A trace's DAAM sizes: dims as above from daam.raw and patch_grid, size the image's side; -1 when the trace
- * holds none or they disagree. */
-int av_trace_daam_dims(const av_trace *t, int dims[5], int *size, av_err *err);
-
 #endif /* AV_ANALYSIS_H */

@@ -3,10 +3,9 @@
  * same overlays in the terminal with half-block characters. The caveat line says what the maps are. */
 #include "render/daam.h"
 
-#include "analysis/analysis.h"
+#include "trace/trace.h"
 #include "core/core.h"
 
-#include <ctype.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>

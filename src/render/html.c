@@ -11,7 +11,6 @@
  * float32) follow in the blob, described by meta "analysis" (html_analysis.c). See docs/VIEWER.md. */
 #include "render/html_internal.h"
 
-#include "analysis/analysis.h"
 #include "render/daam.h"
 
 #include "core/core.h"

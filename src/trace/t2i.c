@@ -2,7 +2,6 @@
  * guidance on the t2i family, capturing the conditional pass's cross-attention at every step into daam.raw
  * (per step, layer and head, the time token's row dropped) and its mean over steps as attn.cross.<l>; the
  * trace also holds the image and every prompt token's DAAM map. */
-#include "analysis/analysis.h"
 #include "capture.h"
 #include "kernels/sample.h"
 

@@ -1,7 +1,7 @@
 /* DAAM word maps (docs/T2I_MODEL.md section 9; Tang et al. 2023) from a text-to-image trace's daam.raw: per
  * prompt token, the cross-attention of the patches summed over a range of steps, layers and heads, upsampled
  * bilinearly to the image (PyTorch's align_corners=False) and min-max normalized. */
-#include "analysis.h"
+#include "trace.h"
 
 #include "core/core.h"
 
