@@ -11,7 +11,7 @@ through the reference sampler (sample.py, batch 1, exactly the computation docs/
                           cross_steps, daam_range):
       token_ids I32 [S]; text_mem F32 [S, 128] (text encoder output, after its final norm)
       noise F32 [3, 32, 32] (x_T); time_token F32 [128] (step 0); v_cond / v_uncond F32 [3, 32, 32] (step 0)
-      x.step{0,1,4} F32 [3, 32, 32] (x after that step); image F32 [3, 32, 32]
+      x.step{0,1,4,11,23} F32 [3, 32, 32] (x after that step: 11 and 23 feed steps 12 and 24); image
       cross.step{K}.layer{L} F32 [heads, 1 + 64, S] for K in cross_steps, every layer (conditional pass)
       daam.raw F32 [S, 8, 8] (sum over all steps, layers, heads, before upsampling)
       daam.words F32 [S, 32, 32] (normalized DAAM map of every token, all steps/layers/heads)
@@ -48,7 +48,7 @@ PROMPTS = [("a red circle above a blue square", 1), ("a yellow circle left of a 
 TOKEN_CASES = ["a red circle above a blue square", "A R\u00e9d  Circle, LEFT of\ta purple triangle",
                "two white squares!", "a pink banana", ""]
 CROSS_STEPS = [0, 12, 24]
-KEEP_X = (0, 1, 4)
+KEEP_X = (0, 1, 4, 11, 23)  # 11 and 23: the inputs of steps 12 and 24 (one-step checks)
 DAAM_RANGE = {"steps": [5, 20], "layers": [2, 6], "heads": [0, 4]}
 
 

@@ -106,11 +106,12 @@ if [ $ok = 1 ]; then pass t2i_cli_errors; else fail t2i_cli_errors "see the line
 
 # DAAM faithfulness of the C engine's maps on held-out captions (models/demo-t2i/heldout.tsv, the first
 # IOU_N): the IoU of each color/shape word's map (> 0.4) with the mask scripts/t2i/detect.py finds for that
-# object, averaged over the words of found objects, must reach IOU_FLOOR (the model card reports the full
-# evaluation; the floor sits below its mean for these captions, so a broken map or capture fails it: a map
-# that ignored the word scores as low as the other object's IoU, also printed by the card).
+# object, averaged over the words of found objects, must reach IOU_FLOOR. The shipped model's maps barely
+# localize (MODEL_CARD.md: mean IoU 0.03 on 200 held-out captions, no better than against the other object;
+# 0.038 on these 8), so this floor only catches maps that are empty or broken (all-zero maps score 0), not
+# a map of the wrong word.
 IOU_N=8
-IOU_FLOOR=${IOU_FLOOR:-0.0}
+IOU_FLOOR=${IOU_FLOOR:-0.02}
 head -n $IOU_N "$MODEL/heldout.tsv" >"$TMP/iou.tsv"
 ok=1
 while IFS="$(printf '\t')" read -r caption seed; do
@@ -139,7 +140,7 @@ assert len(ious) >= n and np.mean(ious) >= floor
 PYEOF
     pass t2i_daam_iou_floor
 else
-    fail t2i_daam_iou_floor "$(tail -1 "$TMP/iou.out" 2>/dev/null) $(tail -1 "$TMP/iou.err" 2>/dev/null)"
+    fail t2i_daam_iou_floor "$(grep "DAAM IoU" "$TMP/iou.out" 2>/dev/null) $(tail -1 "$TMP/iou.out" 2>/dev/null) $(grep -v "^attnviz run:" "$TMP/iou.err" 2>/dev/null | tail -1)"
 fi
 
 # the viewer's DAAM tab in headless chromium (tests/browser/daam.test.mjs)
