@@ -250,6 +250,11 @@ static void test_config_disagreeing_with_tensors(void) {
     expect_load_error("t5", "feed_forward_proj", json_string("gated-gelu"), "does not match the checkpoint");
     expect_load_error("bert", "num_attention_heads", json_integer(3), "not a multiple");
     expect_load_error("bert", "hidden_act", json_string("cubic"), "not supported");
+    /* numbers no integer holds are refused before any cast (issue #19: 1e216 reached a double -> int64 cast)
+     */
+    expect_load_error("bert", "hidden_size", json_real(1e216), "\"hidden_size\" must be an integer");
+    expect_load_error("gpt2", "n_layer", json_real(-9.3e18), "\"n_layer\" must be an integer");
+    expect_load_error("bert", "vocab_size", json_real(2.5), "\"vocab_size\" must be an integer");
 }
 
 static void test_unsupported_types_name_the_supported_ones(void) {

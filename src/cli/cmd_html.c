@@ -9,7 +9,9 @@ static const cli_opt_spec opts[] = {
     {"output", 1, "PATH        HTML file to write (default: view.html); also -o"},
     {"o", 1, "PATH        same as --output"},
     {"precision", 1, "P           auto (default: f16 while the page stays under 4 MiB, else u8), f16, u8"},
-    {"view", 1, "V           first view: heatmap, model, head, image, summary (roles), rollout, norm"},
+    {"view", 1,
+     "V           first view: heatmap, model, head, image, summary (roles), rollout, norm, steps, "
+     "attribution, lens"},
     {"title", 1, "TEXT        page title (default: the model name)"},
     {"image", 1, "PNG         image traces: embed this picture under the patch attention"},
     {"roles", 1, "JSON        probe roles from `attnviz roles --json` (adds induction, duplicate-token)"},

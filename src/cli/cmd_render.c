@@ -21,6 +21,10 @@ static const cli_opt_spec opts[] = {
     {"vmin", 1, "X           lower end of the color scale (with --vmax)"},
     {"vmax", 1, "X           upper end of the color scale (default: the maximum shown)"},
     {"title", 1, "TEXT        figure title (default: model, layer, head)"},
+    {"attr", 1,
+     "METHOD      draw the trace's attribution (occlusion, shapley, saliency, ixg, ig, attn-grad)"},
+    {"lens", 0, "            draw the trace's logit lens (layers x positions of top tokens)"},
+    {"positions", 1, "A-B   --lens: the positions drawn (default: all, at most the last 256)"},
     {"steps", 0,
      "            the step figure: tokens colored by probability, attention of each produced token"},
     {"color-by", 1, "prob|entropy  --steps: color tokens by probability (default) or entropy"},
@@ -44,6 +48,30 @@ static int render_daam(const cli_args *a, const char *cmd, const av_trace *t, co
     if (av_daam_render(t, &dp, out, &w, &h, &err)) return cli_fail(cmd, &err);
     fprintf(stderr, "attnviz render: DAAM map%s, %d x %d image -> %s\n",
             dp.word ? " of the word" : "s of every token", w, h, out);
+    return 0;
+}
+
+/* --attr METHOD or --lens: the attribution or logit-lens figure of the trace. */
+static int render_attr_or_lens(const cli_args *a, const av_trace *t, const char *out, double dpi) {
+    const char *cmd = "render", *cmap = cli_get(a, "cmap");
+    av_err err = {{0}};
+    int w = 0, h = 0, rc;
+    if (cli_has(a, "attr")) {
+        av_attr_plot_params p = av_attr_plot_default_params();
+        if (cli_get_attr_method(a, cmd, &p.method)) return 2;
+        p.dpi = dpi;
+        p.title = cli_get(a, "title");
+        rc = av_attr_render(t, &p, out, &w, &h, &err);
+    } else {
+        av_lens_plot_params p = av_lens_plot_default_params();
+        p.dpi = dpi;
+        p.title = cli_get(a, "title");
+        if (cli_get_positions(a, cmd, &p.pos0, &p.pos1)) return 2;
+        if (cmap && av_cmap_parse(cmap, &p.cmap, &err)) return cli_fail(cmd, &err);
+        rc = av_lens_render(t, &p, out, &w, &h, &err);
+    }
+    if (rc) return cli_fail(cmd, &err);
+    fprintf(stderr, "attnviz render: %d x %d image -> %s\n", w, h, out);
     return 0;
 }
 
@@ -83,6 +111,7 @@ int cmd_render(int argc, char **argv) {
     if (cli_start(
             argc, argv, opts, N_OPTS,
             "usage: attnviz render TRACE [--layer L] [--head H|mean|max | --grid] -o OUT.png|OUT.svg\n"
+            "       attnviz render TRACE --attr METHOD | --lens -o OUT.png|OUT.svg\n"
             "       attnviz render T2I_TRACE [--word W] [--step-range A:B] [--layer-range A:B] -o OUT.png\n",
             -1, &a, cmd, &early))
         return early;
@@ -145,6 +174,15 @@ int cmd_render(int argc, char **argv) {
         cli_fail(cmd, &err);
         goto done;
     }
+    if ((cli_has(&a, "attr") || cli_has(&a, "lens")) && (p.grid || head || cli_has(&a, "layer"))) {
+        cli_failf(cmd, "--attr and --lens draw their own figure: drop --grid/--layer/--head");
+        goto done;
+    }
+    if (cli_has(&a, "attr") || cli_has(&a, "lens")) {
+        rc = av_trace_load(a.positional[0], &t, &err) ? cli_fail(cmd, &err)
+                                                      : render_attr_or_lens(&a, t, out, p.dpi);
+        goto done;
+    }
     av_plot_geom g;
     if (av_trace_load(a.positional[0], &t, &err)) {
         cli_fail(cmd, &err);
@@ -154,6 +192,7 @@ int cmd_render(int argc, char **argv) {
         rc = render_daam(&a, cmd, t, out, dpi);
         goto done;
     }
+    if (!cli_has(&a, "steps") && cli_no_attention_hint(t, cmd)) goto done;
     if (cli_has(&a, "steps") || !av_trace_has_attention(t)) {
         if (!cli_has(&a, "steps"))
             fprintf(stderr, "attnviz render: this trace holds no attention weights (%s): drawing its steps\n",

@@ -248,6 +248,9 @@ char *av_strndup(const char *s, size_t n);
  * dst. */
 const char *av_printable(char *dst, size_t cap, const char *s, size_t n);
 void *av_malloc_checked(size_t n, av_err *err); /* NULL + message on failure */
+/* SplitMix64 (Steele, Lea, Flood 2014): the next value of the stream whose state is *state (start it at a
+ * seed). Reproducible across platforms; scripts/train_induction.py and scripts/ref_attrib.py replay it. */
+uint64_t av_splitmix64(uint64_t *state);
 double av_now_seconds(void);
 
 #endif /* AV_CORE_H */

@@ -2,7 +2,6 @@
  * counts, T5's relative-position buckets and the norm-based attention of a layer. forward.c runs blocks. */
 #include "block.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,9 +354,8 @@ static void vnorm_gram(void *ctx, int tid, int64_t r0, int64_t r1) {
         const float *rows = (const float *)j->wo->data + (size_t)r * (size_t)q_dim; /* (nr, q_dim) */
         if (blk) av_dequantize_rows(j->wo, r, nr, blk), rows = blk;
         for (int h = 0; h < j->n_heads; h++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->hs, j->hs, nr, 1.0f, rows + h * j->hs,
-                        q_dim, rows + h * j->hs, q_dim, r > r0 ? 1.0f : 0.0f,
-                        gram + (size_t)h * (size_t)j->hs * (size_t)j->hs, j->hs);
+            av_gemm_f32(1, 0, j->hs, j->hs, nr, 1.0f, rows + h * j->hs, q_dim, rows + h * j->hs, q_dim,
+                        r > r0 ? 1.0f : 0.0f, gram + (size_t)h * (size_t)j->hs * (size_t)j->hs, j->hs, 1);
     }
     free(blk);
 }
@@ -374,8 +372,8 @@ static void vnorm_rows(void *ctx, int tid, int64_t i0, int64_t i1) {
     for (int h = 0; h < j->n_heads; h++) {
         const float *v =
             j->v + (size_t)i0 * (size_t)j->v_stride + (size_t)(h / (j->n_heads / j->n_kv_heads)) * (size_t)hs;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, hs, 1.0f, v, j->v_stride,
-                    j->gram + (size_t)h * (size_t)hs * (size_t)hs, hs, 0.0f, u, hs);
+        av_gemm_f32(0, 0, n, hs, hs, 1.0f, v, j->v_stride, j->gram + (size_t)h * (size_t)hs * (size_t)hs, hs,
+                    0.0f, u, hs, 1);
         for (int i = 0; i < n; i++) {
             double ss = 0;
             for (int d = 0; d < hs; d++)

@@ -33,29 +33,55 @@ static int64_t pos_row(const av_model *m, const av_embed *e, const int32_t *ids,
     return ids[i] == m->pad_id ? m->pad_id : m->pad_id + nonpad;
 }
 
-/* s->x rows = embeddings of ids[0..n) at positions pos0... */
-static int embed_ids(const av_model *m, av_state *s, const int32_t *ids, int n, int pos0, av_err *err) {
-    const av_embed *e = &s->st->emb;
-    int dim = s->st->cfg.dim;
-    float *tmp = s->xb; /* (dim) */
+int av_embed_tokens(const av_model *m, const av_stack *st, const int32_t *ids, int n, float *x, av_err *err) {
+    const av_embed *e = &st->emb;
+    int dim = st->cfg.dim;
     for (int i = 0; i < n; i++) {
-        float *xi = s->x + (size_t)i * (size_t)dim;
+        float *xi = x + (size_t)i * (size_t)dim;
         if (ids[i] < 0 || ids[i] >= m->vocab_size)
-            return av_errf(err, "token id %d at position %d is outside the vocabulary (%d)", ids[i], pos0 + i,
+            return av_errf(err, "token id %d at position %d is outside the vocabulary (%d)", ids[i], i,
                            m->vocab_size);
         av_dequantize_rows(e->tok.data ? &e->tok : &m->tok_emb, ids[i], 1, xi);
         if (e->scale != 1.0f)
             for (int d = 0; d < dim; d++)
                 xi[d] *= e->scale;
+    }
+    return 0;
+}
+
+int av_embed_positions(const av_model *m, const av_stack *st, const int32_t *ids, int n, int pos0, float *x,
+                       av_err *err) {
+    const av_embed *e = &st->emb;
+    int dim = st->cfg.dim;
+    float tmp_stack[1024], *tmp = dim <= 1024 ? tmp_stack : malloc(sizeof(float) * (size_t)dim); /* (dim) */
+    if (!tmp) return av_errf(err, "out of memory");
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        float *xi = x + (size_t)i * (size_t)dim;
         if (e->sinusoidal) add_sinusoid(xi, pos0 + i, dim);
         int64_t p = pos_row(m, e, ids, i, pos0);
         if (e->pos.data && p >= e->pos.shape[0])
-            return av_errf(err, "position %lld is past the model's %lld position embeddings", (long long)p,
-                           (long long)e->pos.shape[0]);
-        if (e->pos.data) add_row(xi, &e->pos, p, tmp, dim);
-        if (e->type.data) add_row(xi, &e->type, 0, tmp, dim); /* token_type_ids are all 0 */
+            rc = av_errf(err, "position %lld is past the model's %lld position embeddings", (long long)p,
+                         (long long)e->pos.shape[0]);
+        else if (e->pos.data)
+            add_row(xi, &e->pos, p, tmp, dim);
+        if (rc == 0 && e->type.data) add_row(xi, &e->type, 0, tmp, dim); /* token_type_ids are all 0 */
     }
-    if (e->norm.w.data) av_norm_apply(AV_NORM_LAYER, &e->norm, s->st->cfg.eps, 0, s->x, s->x, n, dim, 1);
+    if (tmp != tmp_stack) free(tmp);
+    return rc;
+}
+
+/* The embedding norm (BERT, BART) over rows of x. */
+static void embed_norm(const av_stack *st, float *x, int rows) {
+    if (st->emb.norm.w.data)
+        av_norm_apply(AV_NORM_LAYER, &st->emb.norm, st->cfg.eps, 0, x, x, rows, st->cfg.dim, 1);
+}
+
+/* s->x rows = embeddings of ids[0..n) at positions pos0... */
+static int embed_ids(const av_model *m, av_state *s, const int32_t *ids, int n, int pos0, av_err *err) {
+    if (av_embed_tokens(m, s->st, ids, n, s->x, err) || av_embed_positions(m, s->st, ids, n, pos0, s->x, err))
+        return -1;
+    embed_norm(s->st, s->x, n);
     return 0;
 }
 
@@ -92,7 +118,7 @@ static int embed_pixels(const av_model *m, av_state *s, const float *pixels, con
 
 /* logits (rows, n_out) of x (rows, dim): softcap(out(scale * h)), h = x or the transform's norm(act(dense)).
  */
-static int head_logits(const av_model *m, av_state *s, const float *x, int rows, float *logits, av_err *err) {
+int av_head_logits(const av_model *m, av_state *s, const float *x, int rows, float *logits, av_err *err) {
     const av_head *h = &m->head;
     const av_stack_cfg *c = &s->st->cfg;
     size_t len = (size_t)rows * (size_t)c->dim;
@@ -126,7 +152,7 @@ int av_forward_ids(const av_model *m, av_state *s, const int32_t *ids, int n, in
         return -1;
     if (!p->logits) return 0;
     int first = p->logits_all ? 0 : n - 1;
-    return head_logits(m, s, s->x + (size_t)first * (size_t)s->st->cfg.dim, n - first, p->logits, err);
+    return av_head_logits(m, s, s->x + (size_t)first * (size_t)s->st->cfg.dim, n - first, p->logits, err);
 }
 
 int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const av_pass *p, av_err *err) {
@@ -135,7 +161,22 @@ int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const
     if (m->family != AV_FAMILY_VIT) return av_errf(err, "%s is not an image model", m->name);
     if (av_state_reserve(s, T, err) || embed_pixels(m, s, pixels, NULL, err) || av_stack_run(s, T, 0, p, err))
         return -1;
-    return p->logits ? head_logits(m, s, s->x, 1, p->logits, err) : 0; /* the class token */
+    return p->logits ? av_head_logits(m, s, s->x, 1, p->logits, err) : 0; /* the class token */
+}
+
+int av_forward_embeds(const av_model *m, av_state *s, const int32_t *ids, const float *tok_rows, int n,
+                      int pos0, const av_pass *p, av_err *err) {
+    int dim = s->st->cfg.dim, rows = n * s->n_seq;
+    if (!p) p = &no_pass;
+    if (n <= 0) return av_errf(err, "empty input: nothing to run");
+    if (av_state_reserve(s, rows, err)) return -1;
+    memcpy(s->x, tok_rows, sizeof(float) * (size_t)rows * (size_t)dim);
+    for (int b = 0; b < s->n_seq; b++)
+        if (av_embed_positions(m, s->st, ids + (size_t)b * (size_t)n, n, pos0,
+                               s->x + (size_t)b * (size_t)n * (size_t)dim, err))
+            return -1;
+    embed_norm(s->st, s->x, rows);
+    return av_stack_run(s, n, pos0, p, err);
 }
 
 int av_forward_denoiser(const av_model *m, av_state *s, const float *x, const float *time_token,
@@ -149,7 +190,7 @@ int av_forward_denoiser(const av_model *m, av_state *s, const float *x, const fl
         malloc(sizeof(float) * (size_t)N * (size_t)P); /* (N, P): values (c, dy, dx) of each patch */
     if (!rows) return av_errf(err, "out of memory");
     if (av_state_reserve(s, N + 1, err) || embed_pixels(m, s, x, time_token, err) ||
-        av_stack_run(s, N + 1, 0, p, err) || head_logits(m, s, s->x + s->st->cfg.dim, N, rows, err)) {
+        av_stack_run(s, N + 1, 0, p, err) || av_head_logits(m, s, s->x + s->st->cfg.dim, N, rows, err)) {
         free(rows);
         return -1;
     }

@@ -4,6 +4,7 @@
 #include "io/gguf.h"
 #include "model.h"
 #include "tok/tok.h"
+#include "unsupported.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +120,10 @@ int av_load_gguf(const char *path, av_model *m, av_err *err) {
     av_gguf g;
     if (m->n_files >= AV_MAX_SHARDS) return av_errf(err, "%s: too many mapped files", path);
     if (av_gguf_open(path, &g, err)) return -1;
-    int rc = read_config(&g, m, err) || read_weights(&g, m, err) || read_tokenizer(&g, m, err) ? -1 : 0;
+    int rc = read_config(&g, m, err) || read_weights(&g, m, err) ||
+                     av_gguf_refuse_unsupported(&g, "llama", m, err) || read_tokenizer(&g, m, err)
+                 ? -1
+                 : 0;
     /* the views point into the mapping: the model keeps it, the parsed index goes */
     m->files[m->n_files++] = g.file;
     memset(&g.file, 0, sizeof g.file);

@@ -13,7 +13,8 @@ typedef struct av_hf_dir {
     json_t *index;      /* model.safetensors.index.json (owned), or NULL for one model.safetensors */
     json_t *weight_map; /* borrowed from index */
     const char *shard_names[AV_MAX_SHARDS]; /* (m->n_shards) borrowed from index */
-    av_model *m;                            /* the shards live in m->shards */
+    unsigned char *used[AV_MAX_SHARDS]; /* (m->n_shards) of (shard's tensors): 1 once found (unsupported.h) */
+    av_model *m;                        /* the shards live in m->shards */
     const char *model_type; /* the family's model_type ("bert", "marian", ...), also when matched otherwise */
     int timm;               /* matched by timm's "architecture" */
 } av_hf_dir;

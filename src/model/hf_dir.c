@@ -2,6 +2,7 @@
  * av_load_hf_dir before its Llama path), config.json accessors, and weights from model.safetensors or from
  * the shards named by model.safetensors.index.json. */
 #include "hf.h"
+#include "unsupported.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -53,6 +54,10 @@ static int open_shard(av_hf_dir *h, const char *file, av_err *err) {
     if (m->n_shards >= AV_MAX_SHARDS) return av_errf(err, "%s: more than %d shards", h->dir, AV_MAX_SHARDS);
     av_hf_path(path, sizeof path, h->dir, file);
     if (av_st_open(path, &m->shards[m->n_shards], err)) return -1;
+    if (!(h->used[m->n_shards] = calloc((size_t)m->shards[m->n_shards].n + 1, 1))) {
+        av_st_close(&m->shards[m->n_shards]);
+        return av_errf(err, "out of memory");
+    }
     h->shard_names[m->n_shards++] = file;
     return 0;
 }
@@ -100,17 +105,29 @@ int av_hf_open_weights(av_hf_dir *h, av_err *err) {
 }
 
 void av_hf_close(av_hf_dir *h) {
+    for (int i = 0; i < AV_MAX_SHARDS; i++) {
+        free(h->used[i]);
+        h->used[i] = NULL;
+    }
     json_decref(h->cfg);
     json_decref(h->index);
     h->cfg = h->index = h->weight_map = NULL;
 }
 
+/* Marks the entry of shard s holding t as used (t points into that shard's entries). */
+static const av_tensor *mark_used(const av_hf_dir *h, int s, const av_tensor *t) {
+    const av_safetensors *st = &h->m->shards[s];
+    for (int i = 0; t && h->used[s] && i < st->n; i++)
+        if (&st->entries[i].t == t) h->used[s][i] = 1;
+    return t;
+}
+
 const av_tensor *av_hf_find(const av_hf_dir *h, const char *name) {
     const av_model *m = h->m;
-    if (!h->weight_map) return m->n_shards ? av_st_find(&m->shards[0], name) : NULL;
+    if (!h->weight_map) return m->n_shards ? mark_used(h, 0, av_st_find(&m->shards[0], name)) : NULL;
     const char *file = json_string_value(json_object_get(h->weight_map, name));
     for (int i = 0; file && i < m->n_shards; i++)
-        if (strcmp(h->shard_names[i], file) == 0) return av_st_find(&m->shards[i], name);
+        if (strcmp(h->shard_names[i], file) == 0) return mark_used(h, i, av_st_find(&m->shards[i], name));
     return NULL;
 }
 
@@ -255,7 +272,11 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     h->model_type = families[found].model_type;
     h->timm = !type && !arch0;
     if (!families[found].load) return 0; /* Llama family: av_load_hf_dir goes on with h open */
-    rc = av_hf_open_weights(h, err) || families[found].load(h, m, err) ? -1 : 1;
+    rc = av_hf_refuse_unsupported_keys(h, err) || av_hf_open_weights(h, err) ||
+                 families[found].load(h, m, err) || av_hf_refuse_unused_tensors(h, err) ||
+                 av_hf_refuse_tie_mismatch(h, err)
+             ? -1
+             : 1;
     if (rc > 0) {
         m->format = AV_MODEL_FORMAT_HF;
         av_hf_load_tokenizer(dir, m, 0, NULL);

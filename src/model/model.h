@@ -127,6 +127,11 @@ int av_llama_take_layers(av_model *m, av_llama_take_fn take, const void *ctx, av
 typedef struct av_state av_state;
 /* A state for up to max_tokens positions of stack `stack` of m; n_threads 0: the model's default. */
 int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out, av_err *err);
+/* The same for a batch of n_seq sequences run side by side (perturbed inputs for attribution): linear layers,
+ * norms and the feed-forward take the rows of every sequence at once, attention runs per sequence over its
+ * own KV cache. Chunk rows are sequence-major: (n_seq, n, dim). Nothing is captured in batches. */
+int av_state_new_batch(const av_model *m, int stack, int max_tokens, int n_seq, int n_threads, av_state **out,
+                       av_err *err);
 void av_state_free(av_state *s);
 /* Decoder stacks: computes every layer's cross-attention keys and values from the output of encoder state
  * enc's last run (its S rows). */
@@ -149,6 +154,10 @@ typedef struct av_pass {
     float
         *logits; /* (n, n_out) when logits_all, else (n_out) of the last row (images: of [CLS]); NULL: none */
     int logits_all;
+    float **resid; /* optional (n_layers + 1) -> (rows, dim): the residual stream entering block l at entry l,
+                      leaving the last block (before the final norm) at entry n_layers; NULL entries: skipped.
+                      rows: every row of the chunk (of every sequence of a batch). The logit lens and the
+                      backward pass (forward_grad.c) read them. */
 } av_pass;
 
 /* Runs ids[0..n) at positions pos0..pos0+n-1 of the state's stack (the cache holds 0..pos0-1; encoders take

@@ -35,8 +35,8 @@ av_html_params av_html_default_params(void) {
 }
 
 int av_html_view_valid(const char *name) {
-    static const char *const views[] = {"heatmap", "model", "head",  "image", "summary",
-                                        "rollout", "norm",  "steps", "daam"};
+    static const char *const views[] = {"heatmap", "model", "head",        "image", "summary", "rollout",
+                                        "norm",    "steps", "attribution", "lens",  "daam"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -73,9 +73,9 @@ static void hb_html_escaped(av_buf *b, const char *s) {
 /* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
 static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js",     "heatmap.js",   "analysis.js", "modelview.js",
-                                  "headview.js", "imageview.js", "summary.js",  "rollout.js",
-                                  "normview.js", "steps.js",     "daamview.js", "viewer.js"};
+static const char *k_scripts[] = {
+    "data.js",    "heatmap.js",  "analysis.js", "modelview.js",   "headview.js", "imageview.js", "summary.js",
+    "rollout.js", "normview.js", "steps.js",    "attribution.js", "lens.js",     "daamview.js",  "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -323,7 +323,7 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
                 return -1;
             }
     }
-    if (an && av_html_analysis_encode(an, u8, blob, m, err)) {
+    if (av_html_attr_encode(t, m, err) || (an && av_html_analysis_encode(an, u8, blob, m, err))) {
         json_decref(m);
         return -1;
     }
@@ -424,7 +424,9 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     page_assets assets;
     if (find_assets(&assets, err)) return -1;
     size_t values = total_values(t);
-    if (values == 0 && !av_trace_has_logprobs(t)) return av_errf(err, "the trace holds no attention to show");
+    if (values == 0 && !av_trace_has_logprobs(t))
+        return av_errf(err, "the trace holds no attention to show (attnviz attribute stores it unless "
+                            "--no-attention)");
     av_html_analysis an = {0};
     /* a model API's response has no attention to analyse; a difference (attnviz diff) is signed: float16 only
      */

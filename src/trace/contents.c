@@ -3,7 +3,6 @@
 #include "trace/trace.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 char *av_trace_meta_json(const av_trace *t) {
     return json_dumps(t->meta, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_SORT_KEYS);
@@ -20,21 +19,4 @@ int av_trace_file_tensor(const av_trace *t, int i, const char **name, av_tensor 
     *name = t->file.entries[i].name;
     *out = t->file.entries[i].t;
     return 0;
-}
-
-int av_trace_tensor(const av_trace *t, const char *name, av_tensor *out) {
-    for (int i = 0; i < t->n_extras; i++) {
-        const av_trace_extra *x = &t->extras[i];
-        if (strcmp(x->name, name) != 0) continue;
-        *out = (av_tensor){.dtype = AV_DTYPE_F32, .ndim = x->ndim, .data = x->data};
-        memcpy(out->shape, x->shape, sizeof x->shape);
-        out->nbytes = (size_t)av_tensor_numel(out) * sizeof(float);
-        return 0;
-    }
-    for (int i = 0; i < av_trace_n_file_tensors(t); i++)
-        if (strcmp(t->file.entries[i].name, name) == 0 && t->file.entries[i].t.dtype == AV_DTYPE_F32) {
-            *out = t->file.entries[i].t;
-            return 0;
-        }
-    return -1;
 }

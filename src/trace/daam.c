@@ -84,7 +84,8 @@ int av_trace_daam_dims(const av_trace *t, int dims[5], int *size, av_err *err) {
     int g = 0, g2 = 0;
     if (av_trace_tensor(t, "daam.raw", &raw) || av_trace_tensor(t, "image", &img))
         return av_errf(err, "the trace has no DAAM data (daam.raw and image: a text-to-image run)");
-    if (!grid || sscanf(grid, "%dx%d", &g, &g2) != 2 || g != g2 || g <= 0 || g > 4096 || raw.ndim != 4 ||
+    if (raw.dtype != AV_DTYPE_F32 || img.dtype != AV_DTYPE_F32 || !grid ||
+        sscanf(grid, "%dx%d", &g, &g2) != 2 || g != g2 || g <= 0 || g > 4096 || raw.ndim != 4 ||
         raw.shape[3] % ((int64_t)g * g) || img.ndim != 3 || img.shape[0] != 3 ||
         img.shape[1] != img.shape[2] || img.shape[1] > 4096 || raw.shape[0] <= 0 || raw.shape[1] <= 0 ||
         raw.shape[2] <= 0 || raw.shape[3] <= 0 || raw.shape[0] > 1 << 20 || raw.shape[1] > 4096 ||

@@ -45,8 +45,9 @@ static int tokens_trace(const av_model *m, const int32_t *ids, size_t n, const a
     if (av_cap_alloc(&c, T, err) || av_state_new(m, 0, T, p->n_threads, &s, err)) goto done;
     for (int p0 = 0; p0 < T; p0 += chunk) {
         int n_chunk = T - p0 < chunk ? T - p0 : chunk;
-        av_pass pass = {
-            av_cap_view(&c, AV_ATTN_SELF), {0}, c.logits ? c.logits + (size_t)p0 * m->head.n_out : NULL, 1};
+        av_pass pass = {.self = av_cap_view(&c, AV_ATTN_SELF),
+                        .logits = c.logits ? c.logits + (size_t)p0 * m->head.n_out : NULL,
+                        .logits_all = 1};
         if (av_forward_ids(m, s, ids + p0, n_chunk, p0, &pass, err)) goto done;
         if (p->progress) p->progress(p->progress_ctx, p0 + n_chunk, T);
     }
@@ -112,11 +113,14 @@ static int pair_trace(const av_model *m, const int32_t *src, int S, const int32_
     av_cap_declare(&c, AV_ATTN_ENC, 0, 0, S, S);
     av_cap_declare(&c, AV_ATTN_DEC, 1, 0, T, T);
     av_cap_declare(&c, AV_ATTN_CROSS, 1, 1, T, S);
-    av_pass pass = {{0}, {0}, NULL, 1};
+    av_pass pass = {.logits_all = 1};
     if (av_cap_alloc(&c, T, err) || av_state_new(m, 1, T, p->n_threads, &dec, err) ||
         av_run_encode_source(m, &c, src, S, dec, p->n_threads, err))
         goto done;
-    pass = (av_pass){av_cap_view(&c, AV_ATTN_DEC), av_cap_view(&c, AV_ATTN_CROSS), c.logits, 1};
+    pass = (av_pass){.self = av_cap_view(&c, AV_ATTN_DEC),
+                     .cross = av_cap_view(&c, AV_ATTN_CROSS),
+                     .logits = c.logits,
+                     .logits_all = 1};
     if (av_forward_ids(m, dec, seq, T, 0, &pass, err) || finish_run(m, &c, seq, (size_t)T, out, err))
         goto done;
     if (p->progress) p->progress(p->progress_ctx, T, T);

@@ -189,9 +189,9 @@ static int t2i_tensors(t2i_run *r, av_trace *t, av_err *err) {
     int64_t raw_shape[4] = {r->n_steps, r->n_layers, r->n_heads, (int64_t)r->S * gg};
     float *raw = r->raw;
     r->raw = NULL; /* the trace owns it now, also on failure */
-    return av_trace_add_tensor(t, "image", 3, img_shape, img, err) ||
-                   av_trace_add_tensor(t, "daam.words", 3, words_shape, words, err) ||
-                   av_trace_add_tensor(t, "daam.raw", 4, raw_shape, raw, err)
+    return av_trace_put_tensor(t, "image", AV_DTYPE_F32, 3, img_shape, img, err) ||
+                   av_trace_put_tensor(t, "daam.words", AV_DTYPE_F32, 3, words_shape, words, err) ||
+                   av_trace_put_tensor(t, "daam.raw", AV_DTYPE_F32, 4, raw_shape, raw, err)
                ? -1
                : 0;
 }

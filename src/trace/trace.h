@@ -7,14 +7,6 @@
 
 #include <pthread.h>
 
-/* A named F32 tensor a run adds beyond the attention (t2i: image, daam.raw, daam.words), owned. */
-typedef struct av_trace_extra {
-    char name[32];
-    int ndim;
-    int64_t shape[AV_MAX_DIMS];
-    float *data;
-} av_trace_extra;
-
 typedef struct av_attn_set {
     av_attn_kind kind;
     int layer;
@@ -40,6 +32,14 @@ typedef struct av_lazy_kind {
                       the arrays q, k, scale, softcap, window are always malloc'd */
 } av_lazy_kind;
 
+/* A named tensor beyond attention (attr.*, lens.*; docs/TRACE_FORMAT.md): F32 or I32, owned when built in
+ * memory, else a view into the loaded file. */
+typedef struct av_trace_extra {
+    char *name;
+    av_tensor t;
+    void *owned;
+} av_trace_extra;
+
 struct av_trace {
     json_t *meta; /* string -> string, written as __metadata__ */
     int n_tokens;
@@ -60,9 +60,9 @@ struct av_trace {
     av_lazy_kind lazy_kinds[AV_ATTN_KIND_COUNT];
     pthread_mutex_t lock;     /* guards on-demand conversions in av_trace_attn */
     av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
-    struct av_gen_state *gen; /* log-probabilities and generation metadata (logprobs.h), or NULL */
-    av_trace_extra *extras;   /* (n_extras) built in memory; a loaded trace finds them in file */
+    av_trace_extra *extras;   /* (n_extras) extra.c */
     int n_extras;
+    struct av_gen_state *gen; /* log-probabilities and generation metadata (logprobs.h), or NULL */
 };
 
 av_trace *av_trace_new(void);
@@ -89,10 +89,15 @@ int av_trace_lazy_materialize(const av_trace *t, av_attn_kind kind, int layer, s
 int av_lazy_save(const av_trace *t, av_st_writer *w, av_err *err);
 int av_lazy_load(av_trace *t, const char *path, av_err *err);
 
-/* Adds a named F32 tensor (ndim <= AV_MAX_DIMS dims of shape), taking ownership of data (malloc'd), also
- * when this fails. av_trace_save writes it; av_trace_tensor finds it. */
-int av_trace_add_tensor(av_trace *t, const char *name, int ndim, const int64_t *shape, float *data,
-                        av_err *err);
+/* Extra tensors (extra.c): adds or replaces name, taking ownership of data (malloc'd, F32 or I32 of the
+ * shape), also when this fails. */
+int av_trace_put_tensor(av_trace *t, const char *name, av_dtype dtype, int ndim, const int64_t *shape,
+                        void *data, av_err *err);
+/* The loaded file's attr.* and lens.* tensors as extras (av_trace_load); -1 on a bad dtype. */
+int av_extra_load(av_trace *t, const char *path, av_err *err);
+/* Extras into w (av_trace_save). */
+int av_extra_save(const av_trace *t, av_st_writer *w, av_err *err);
+void av_extra_free(av_trace *t);
 
 /* Takes ownership of vnorm[l] arrays (n_layers pointers to (n_heads, n_tokens)) and the array itself. */
 int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err);

@@ -9,7 +9,8 @@
  *                                                  matrix-vector path)
  *   llama_ref time MODEL.gguf IDS.json N_THREADS   llama.cpp's prompt processing of the ids (a JSON array of
  *                                                  integers; one llama_decode call, logits of the last
- *                                                  position): prints seconds
+ *                                                  position): prints its wall seconds and the process's
+ *                                                  CPU seconds during it
  * Exit status 0 on success; errors go to stderr. */
 #include "attnviz.h"
 
@@ -35,15 +36,16 @@ static int write_f32(const char *path, const float *v, size_t n) {
     return ok ? 0 : -1;
 }
 
-static double now(void) {
+static double clock_s(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* llama.cpp's logits of ids (n of them) at every position (all = 1) or the last; out: (n or 1, vocab). */
+/* llama.cpp's logits of ids (n of them) at every position (all = 1) or the last; out: (n or 1, vocab).
+ * seconds: the decode's wall and process CPU time. */
 static float *llama_logits(const char *path, const int32_t *ids, int n, int all, int threads, int *vocab,
-                           double *seconds) {
+                           double seconds[2]) {
     struct llama_model_params mp = llama_model_default_params();
     struct llama_model *model = llama_model_load_from_file(path, mp);
     if (!model) return fprintf(stderr, "llama_ref: llama.cpp cannot load %s\n", path), NULL;
@@ -63,9 +65,10 @@ static float *llama_logits(const char *path, const int32_t *ids, int n, int all,
         b.logits[i] = all || i == n - 1;
     }
     b.n_tokens = n;
-    double t0 = now();
+    double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     if (ctx && llama_decode(ctx, b) == 0) {
-        *seconds = now() - t0;
+        seconds[0] = clock_s(CLOCK_MONOTONIC) - t0;
+        seconds[1] = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
         int rows = all ? n : 1;
         out = malloc(sizeof(float) * (size_t)rows * (size_t)*vocab);
         for (int i = 0; out && i < rows; i++)
@@ -106,11 +109,11 @@ static int attnviz_logits(const char *path, const int32_t *ids, int n, const cha
 
 static int cmd_logits(char **argv) {
     int vocab;
-    double s;
+    double s[2];
     int32_t ids[N_IDS];
     for (int i = 0; i < N_IDS; i++)
         ids[i] = fixed_id(i, 512);
-    float *lg = llama_logits(argv[0], ids, N_IDS, 1, 2, &vocab, &s);
+    float *lg = llama_logits(argv[0], ids, N_IDS, 1, 2, &vocab, s);
     if (!lg || vocab != 512) return free(lg), 1;
     int rc = write_f32(argv[1], lg, (size_t)N_IDS * 512) || attnviz_logits(argv[0], ids, N_IDS, argv[2]) ||
              attnviz_logits(argv[0], ids, N_SHORT, argv[3]);
@@ -138,11 +141,11 @@ static int cmd_time(char **argv) {
     enum { MAX_IDS = 8192 };
     static int32_t ids[MAX_IDS];
     int n = read_ids(argv[1], ids, MAX_IDS), threads = atoi(argv[2]), vocab;
-    double s = 0;
+    double s[2] = {0, 0};
     if (n < 1 || threads < 1)
         return fprintf(stderr, "llama_ref: no ids in %s or bad N_THREADS\n", argv[1]), 1;
-    float *lg = llama_logits(argv[0], ids, n, 0, threads, &vocab, &s);
-    if (lg) printf("%.3f\n", s);
+    float *lg = llama_logits(argv[0], ids, n, 0, threads, &vocab, s);
+    if (lg) printf("%.3f %.3f\n", s[0], s[1]);
     free(lg);
     return lg ? 0 : 1;
 }
