@@ -111,6 +111,8 @@ def main():
     ap.add_argument("--sheet", default="docs/img/t2i-heldout-samples.png")
     ap.add_argument("--training-note", default="", help="a paragraph on how this run went (interruptions, "
                     "changed settings), printed under the training command")
+    ap.add_argument("--daam-note", default="", help="a paragraph on what the DAAM numbers mean for this model, "
+                    "printed under the DAAM measurements")
     ap.add_argument("--engine-note", default="", help="a paragraph on the C engine against the reference "
                     "(measured differences), printed under Use")
     args = ap.parse_args()
@@ -175,7 +177,7 @@ def main():
     L += training_section(tl, cfg, n_params, args.training_note)
     L += ["## Quality, measured by the detector\n",
           "`scripts/t2i/detect.py`: palette colors on the background -> 4-connected components -> shape from fill "
-          "ratio and taper -> relation from centroids (100% right on 3,000 rendered ground-truth scenes). One "
+          "ratio and taper -> relation from centroids (100%% right on 3,000 rendered ground-truth scenes). One "
           "image per caption, seed from the list, DDIM 25 steps, guidance %g (PyTorch reference sampler):\n"
           % rep["guidance_scale"]]
     L += quality_rows(rep, ["heldout", "indist"])
@@ -190,6 +192,8 @@ def main():
             "; ".join(rep["heldout"]["sheet_captions"])))
         L.append("![held-out samples](../../%s)\n" % args.sheet)
     L += daam_section(rep)
+    if args.daam_note:
+        L[-1:-1] = [args.daam_note, ""]
     L += ["## Use\n",
           "    ./attnviz run --model models/demo-t2i --text \"a red circle above a blue square\" --seed 1 --steps 25 "
           "-o t.safetensors",
