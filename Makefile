@@ -87,10 +87,20 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN): $(CLI_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LIBS)
+# MPI for `attnviz corpus` across processes and machines (docs/CORPUS.md): used when mpicc (OpenMPI's
+# --showme) is found, unless MPI=0. Only src/cli/corpus_mpi.c includes mpi.h; only the attnviz binary links it.
+MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null) -DAV_HAVE_MPI
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
+endif
+$(BUILD)/src/cli/corpus_mpi.o: ALL_CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/src/cli/corpus_mpi.o: Makefile
 
-$(BUILD)/tests/%: tests/%.c tests/harness.h $(LIB)
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LIBS) $(MPI_LIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/harness.h tests/tiny_ref.h $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(LIB) $(LIBS) $(LDFLAGS)
 
@@ -167,6 +177,7 @@ WEB_FILES   = web/index.html web/viewer.css web/data.js web/heatmap.js web/analy
               web/headview.js web/imageview.js web/summary.js web/rollout.js web/normview.js web/steps.js \
               web/attribution.js web/lens.js web/daamview.js web/viewer.js
 WEB_FILES  += web/serve.html web/serve.css web/serve.js web/zoom.js
+WEB_FILES  += web/corpus.html web/corpus.css web/corpus.js
 EMBED       = $(BUILD)/tools/embed
 GEN_OBJ     = $(BUILD)/gen/web_assets.o $(BUILD)/gen/font_data.o
 ALL_CFLAGS += -I/usr/include/freetype2

@@ -366,7 +366,7 @@ static void make_gguf_cases(void) {
        "not a multiple of its block of 32", s.emb_type = 2);
     GG("strlen.gguf", "string length past the end", "general.name", "past the end of the file",
        s.name_len = 1ull << 40);
-    GG("arch.gguf", "wrong architecture", "architecture 'gpt2' is not supported", "only llama",
+    GG("arch.gguf", "wrong architecture", "architecture 'gpt2' is not supported", "supported: llama, qwen2",
        s.arch = "gpt2");
     GG("align.gguf", "alignment not a power of 2", "general.alignment 3 is not a power of two", NULL,
        s.alignment = 3);

@@ -44,7 +44,7 @@ uint8_t av_token_class(const char *label) {
     return AV_TOKCLASS_PUNCT;
 }
 
-static int is_causal(const av_attn_view *v) {
+int av_attn_is_causal(const av_attn_view *v) {
     if (v->n_query != v->n_key) return 0;
     size_t plane = (size_t)v->n_query * (size_t)v->n_key;
     for (int h = 0; h < v->n_heads; h++)
@@ -57,7 +57,7 @@ static int is_causal(const av_attn_view *v) {
 int av_head_stats_layer(const av_attn_view *v, int layer, int positional, const uint8_t *key_class,
                         const float *vnorm, av_head_stats *out, av_err *err) {
     if (v->n_heads <= 0 || v->n_query <= 0 || v->n_key <= 0) return av_errf(err, "empty attention layer");
-    int causal = positional && is_causal(v);
+    int causal = positional && av_attn_is_causal(v);
     int row0 = causal && v->n_query > 1 ? 1 : 0; /* a 1-token causal layer keeps its only row */
     size_t plane = (size_t)v->n_query * (size_t)v->n_key;
     for (int h = 0; h < v->n_heads; h++) {
@@ -96,7 +96,7 @@ int av_head_stats_layer(const av_attn_view *v, int layer, int positional, const 
             spec += s_spec;
             punct += s_punct;
             if (vn && weighted > 0) {
-                fnorm += a[0] * vn[0] / weighted;
+                fnorm += (double)a[0] * vn[0] / weighted;
                 rows_fnorm++;
             }
         }
@@ -118,24 +118,44 @@ int av_head_stats_layer(const av_attn_view *v, int layer, int positional, const 
     return 0;
 }
 
-/* Display labels of the key side of kind: the trace's tokens for self-attention, the source/target token
- * lists of an encoder-decoder trace otherwise. Returns a malloc'd class array (n_key) or NULL when unknown.
- */
-static uint8_t *key_classes(const av_trace *t, av_attn_kind kind, int n_key) {
-    uint8_t *cls = NULL;
-    if (kind == AV_ATTN_SELF) {
-        if (av_trace_n_tokens(t) != n_key || !(cls = malloc((size_t)n_key))) return NULL;
-        for (int j = 0; j < n_key; j++)
-            cls[j] = av_token_class(av_trace_token(t, j));
-        return cls;
+char **av_trace_side_labels(const av_trace *t, av_attn_kind kind, int key_side, int n) {
+    char **labels = NULL;
+    if (n <= 0 || !(labels = calloc((size_t)n, sizeof *labels))) return NULL;
+    const char *key = av_attn_kind_labels_key(kind, key_side);
+    if (!key) {
+        if (av_trace_n_tokens(t) != n) goto fail;
+        for (int j = 0; j < n; j++)
+            if (!(labels[j] = av_strdup(av_trace_token(t, j)))) goto fail;
+        return labels;
     }
-    const char *meta = av_trace_meta(t, av_attn_kind_labels_key(kind, 1));
+    const char *meta = av_trace_meta(t, key);
     json_error_t je;
     json_t *arr = meta ? json_loads(meta, 0, &je) : NULL;
-    if (json_is_array(arr) && json_array_size(arr) == (size_t)n_key && (cls = malloc((size_t)n_key)))
-        for (int j = 0; j < n_key; j++)
-            cls[j] = av_token_class(json_string_value(json_array_get(arr, (size_t)j)));
+    int ok = json_is_array(arr) && json_array_size(arr) == (size_t)n;
+    for (int j = 0; ok && j < n; j++) {
+        const char *s = json_string_value(json_array_get(arr, (size_t)j));
+        ok = (labels[j] = av_strdup(s ? s : "")) != NULL;
+    }
     json_decref(arr);
+    if (ok) return labels;
+fail:
+    av_labels_free(labels, n);
+    return NULL;
+}
+
+void av_labels_free(char **labels, int n) {
+    for (int j = 0; labels && j < n; j++)
+        free(labels[j]);
+    free(labels);
+}
+
+/* Token classes of the key side of kind (malloc'd, n_key), or NULL when the labels are unknown. */
+static uint8_t *key_classes(const av_trace *t, av_attn_kind kind, int n_key) {
+    char **labels = av_trace_side_labels(t, kind, 1, n_key);
+    uint8_t *cls = labels ? malloc((size_t)n_key) : NULL;
+    for (int j = 0; cls && j < n_key; j++)
+        cls[j] = av_token_class(labels[j]);
+    av_labels_free(labels, n_key);
     return cls;
 }
 

@@ -117,6 +117,7 @@ int cmd_html(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_roles(int argc, char **argv);
+int cmd_corpus(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_attribute(int argc, char **argv);

@@ -95,6 +95,10 @@ int64_t av_swiglu_avx512(float *g, const float *u, int64_t i0, int64_t i1);
 
 /* Rotary embedding for one position on a vector of n_heads heads of head_dim. */
 void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half_style);
+/* The same with the inverse frequencies given (freq: (rot_dims/2)), on the first rot_dims values of each head
+ * (partial rotary; pairs (i, i + rot_dims/2) or (2i, 2i+1)), cos and sin scaled by mscale. */
+void av_rope_table(float *v, int n_heads, int head_dim, int rot_dims, int pos, const float *freq,
+                   float mscale, int half_style);
 
 /* SwiGLU gate: g[i] = silu(g[i]) * u[i] for n values (split over threads). */
 void av_swiglu(float *g, const float *u, size_t n, int n_threads);

@@ -231,19 +231,32 @@ void av_softmax(float *x, int n) {
         x[i] *= inv;
 }
 
+/* Rotates pair i of every head by (c, s): (i, i + half) in the rotate-half layout, else (2i, 2i + 1). */
+static void rotate_pair(float *v, int n_heads, int head_dim, int i, int half, float c, float s,
+                        int half_style) {
+    int a = half_style ? i : 2 * i, b = half_style ? i + half : 2 * i + 1;
+    for (int h = 0; h < n_heads; h++) {
+        float *hv = v + (size_t)h * (size_t)head_dim;
+        float x0 = hv[a], x1 = hv[b];
+        hv[a] = x0 * c - x1 * s;
+        hv[b] = x0 * s + x1 * c;
+    }
+}
+
 void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half_style) {
     int half = head_dim / 2;
     for (int i = 0; i < half; i++) {
-        float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-        float angle = (float)pos * freq;
-        float c = cosf(angle), s = sinf(angle);
-        for (int h = 0; h < n_heads; h++) {
-            float *hv = v + (size_t)h * (size_t)head_dim;
-            int a = half_style ? i : 2 * i, b = half_style ? i + half : 2 * i + 1;
-            float x0 = hv[a], x1 = hv[b];
-            hv[a] = x0 * c - x1 * s;
-            hv[b] = x0 * s + x1 * c;
-        }
+        float angle = (float)pos * (1.0f / powf(theta, (float)(2 * i) / (float)head_dim));
+        rotate_pair(v, n_heads, head_dim, i, half, cosf(angle), sinf(angle), half_style);
+    }
+}
+
+void av_rope_table(float *v, int n_heads, int head_dim, int rot_dims, int pos, const float *freq,
+                   float mscale, int half_style) {
+    int half = rot_dims / 2;
+    for (int i = 0; i < half; i++) {
+        float angle = (float)pos * freq[i];
+        rotate_pair(v, n_heads, head_dim, i, half, cosf(angle) * mscale, sinf(angle) * mscale, half_style);
     }
 }
 

@@ -14,6 +14,11 @@ static size_t matrix_size(const av_tensor *w) {
     return w->data && w->dtype != AV_DTYPE_F32 && w->ndim == 2 ? (size_t)(w->shape[0] * w->shape[1]) : 0;
 }
 
+static size_t ffn_largest(const av_ffn *f) {
+    size_t a = matrix_size(&f->up.w), b = matrix_size(&f->gate.w), c = matrix_size(&f->down.w);
+    return a > b ? (a > c ? a : c) : (b > c ? b : c);
+}
+
 /* Elements of the largest non-F32 matrix a run of stack st multiplies with (dequantized into wscratch). */
 static size_t largest_matrix(const av_model *m, const av_stack *st) {
     const av_tensor *model_ws[] = {&m->head.out.w, &m->head.dense.w, &m->vision.patch.w, &m->diff.time_1.w,
@@ -23,10 +28,13 @@ static size_t largest_matrix(const av_model *m, const av_stack *st) {
         best = matrix_size(model_ws[i]) > best ? matrix_size(model_ws[i]) : best;
     for (int l = 0; l < st->n_layers; l++) {
         const av_block *B = &st->blocks[l];
-        const av_linear *ls[] = {&B->attn.q,  &B->attn.k,  &B->attn.v, &B->attn.o,   &B->cross.q, &B->cross.k,
-                                 &B->cross.v, &B->cross.o, &B->ffn.up, &B->ffn.gate, &B->ffn.down};
+        const av_linear *ls[] = {&B->attn.q,  &B->attn.k,  &B->attn.v,  &B->attn.o,    &B->cross.q,
+                                 &B->cross.k, &B->cross.v, &B->cross.o, &B->moe.router};
         for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++)
             best = matrix_size(&ls[i]->w) > best ? matrix_size(&ls[i]->w) : best;
+        best = ffn_largest(&B->ffn) > best ? ffn_largest(&B->ffn) : best;
+        for (int e = 0; B->moe.router.w.data && e < B->moe.n_experts; e++)
+            best = ffn_largest(&B->moe.experts[e]) > best ? ffn_largest(&B->moe.experts[e]) : best;
     }
     return best;
 }
@@ -43,10 +51,12 @@ static int alloc_floats(float **p, size_t a, size_t b, size_t c, av_err *err) {
 
 void av_state_free(av_state *s) {
     if (!s) return;
-    float *bufs[] = {s->k_cache, s->v_cache, s->cross_k, s->cross_v, s->rel,      s->x,  s->xb, s->q,
-                     s->att,     s->h1,      s->h2,      s->scores,  s->wscratch, s->kb, s->vb};
+    float *bufs[] = {s->k_cache, s->v_cache, s->cross_k,  s->cross_v, s->rel,    s->x,     s->xb,
+                     s->q,       s->att,     s->h1,       s->h2,      s->scores, s->moe_x, s->moe_y,
+                     s->moe_p,   s->moe_out, s->wscratch, s->kb,      s->vb};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
+    free(s->moe_rows);
     free(s);
 }
 
@@ -65,6 +75,16 @@ int av_state_reserve(av_state *s, int n, av_err *err) {
         (s->n_seq > 1 && (alloc_floats(&s->kb, (size_t)n, kv_dim, 1, err) ||
                           alloc_floats(&s->vb, (size_t)n, kv_dim, 1, err))))
         return -1;
+    size_t n_exp = (size_t)av_stack_max_experts(s->st);
+    if (n_exp) {
+        free(s->moe_rows);
+        s->moe_rows = malloc(sizeof(int) * (size_t)n);
+        if (!s->moe_rows || alloc_floats(&s->moe_x, (size_t)n, (size_t)c->dim, 1, err) ||
+            alloc_floats(&s->moe_y, (size_t)n, (size_t)c->dim, 1, err) ||
+            alloc_floats(&s->moe_out, (size_t)n, (size_t)c->dim, 1, err) ||
+            alloc_floats(&s->moe_p, (size_t)n, n_exp, 1, err))
+            return s->moe_rows ? -1 : av_errf(err, "out of memory");
+    }
     s->n_alloc = n;
     return 0;
 }
@@ -221,6 +241,17 @@ static void attend(av_state *s, const av_block *B, int self, const float *k, con
     }
 }
 
+void av_block_rope(const av_state *s, const av_block *B, float *row, int n_h, int pos) {
+    const av_stack_cfg *c = &s->st->cfg;
+    const av_rope_freqs *rf = &B->rope_scaled;
+    const float *freq = rf->freq_long && s->max_tokens > c->rope_long_from ? rf->freq_long : rf->freq;
+    int hs = c->head_dim, half = c->rope == AV_ROPE_HALF;
+    if (freq)
+        av_rope_table(row, n_h, hs, c->rope_dims ? c->rope_dims : hs, pos, freq, rf->mscale, half);
+    else
+        av_rope(row, n_h, hs, pos, B->rope_theta, half);
+}
+
 /* Per-head RMS norm (input kept in tape slot k) and rotary positions of the chunk's rows of n_h heads (rows
  * of hs values, contiguous). */
 static void qk_positions(av_state *s, const av_block *B, const av_norm *nm, av_tape_slot k, float *x,
@@ -229,8 +260,7 @@ static void qk_positions(av_state *s, const av_block *B, const av_norm *nm, av_t
     int hs = c->head_dim;
     if (nm->w.data) norm_rows(s, k, AV_NORM_RMS, nm, x, x, ch->rows * n_h, hs);
     for (int r = 0; c->rope != AV_ROPE_NONE && r < ch->rows; r++)
-        av_rope(x + (size_t)r * (size_t)n_h * (size_t)hs, n_h, hs, ch->pos0 + r % ch->n, B->rope_theta,
-                c->rope == AV_ROPE_HALF);
+        av_block_rope(s, B, x + (size_t)r * (size_t)n_h * (size_t)hs, n_h, ch->pos0 + r % ch->n);
 }
 
 /* Batches: the chunk's new keys or values (rows of kv_dim, sequence-major) into each sequence's cache. */
@@ -290,8 +320,7 @@ static void cross_attention(av_state *s, const av_block *B, int l, const float *
     av_linear_apply(s->xb, s->att, &B->cross.o, ch->n, s->wscratch, s->n_threads);
 }
 
-/* The feed-forward of the chunk's rows: output (rows, dim) in s->xb. */
-static void ffn(av_state *s, const av_ffn *f, const float *in, int rows) {
+void av_ffn_dense(av_state *s, const av_ffn *f, const float *in, int rows, float *out) {
     const av_stack_cfg *c = &s->st->cfg;
     size_t len = (size_t)rows * (size_t)c->hidden;
     int nt = s->n_threads;
@@ -314,7 +343,7 @@ static void ffn(av_state *s, const av_ffn *f, const float *in, int rows) {
         keep(s, AV_TAPE_UP, s->h1, len);
         av_activate(s->h1, len, c->act);
     }
-    av_linear_apply(s->xb, s->h1, &f->down, rows, s->wscratch, nt);
+    av_linear_apply(out, s->h1, &f->down, rows, s->wscratch, nt);
 }
 
 static int block_forward(av_state *s, const av_block *B, int l, const chunk *ch, av_err *err) {
@@ -328,7 +357,13 @@ static int block_forward(av_state *s, const av_block *B, int l, const chunk *ch,
         residual(s, &B->cross_norm, &(av_norm){0}, AV_TAPE_COUNT, ch->n);
     }
     in = sublayer_input(s, &B->ffn_norm, AV_TAPE_FFN_NORM, ch->rows);
-    ffn(s, &B->ffn, in, ch->rows);
+    if (B->moe.router.w.data) { /* the mixture reads in (s->xb or s->x) until its last expert */
+        if (s->tape) return av_errf(err, "a mixture of experts has no backward pass");
+        av_ffn_moe(s, &B->moe, in, ch->rows, s->moe_out);
+        memcpy(s->xb, s->moe_out, sizeof(float) * (size_t)ch->rows * (size_t)s->st->cfg.dim);
+    } else {
+        av_ffn_dense(s, &B->ffn, in, ch->rows, s->xb);
+    }
     residual(s, &B->ffn_norm, &B->ffn_out_norm, AV_TAPE_FFN_NORM, ch->rows);
     return 0;
 }

@@ -38,20 +38,34 @@ struct av_state {
     float *k_cache, *v_cache; /* (cache_layers, n_seq, max_tokens, kv_dim) post-RoPE keys, values */
     float *cross_k, *cross_v; /* (n_layers, S, kv_dim) of the attached encoder output, or NULL */
     int S;
-    float *rel;      /* (n_heads, 2 * max_tokens - 1) relative-position bias by key - query (T5), or NULL */
-    int n_alloc;     /* rows the chunk buffers hold */
-    int n_last;      /* rows of the last run: x holds the stack's output for them */
-    float *x;        /* (n_alloc, dim) residual stream (batches: n_alloc counts the rows of every sequence) */
-    float *xb;       /* (n_alloc, max(dim, q_dim)) sub-layer input and output */
-    float *q;        /* (n_alloc, q_dim) */
-    float *att;      /* (n_alloc, q_dim) attention output, heads side by side */
-    float *h1, *h2;  /* (n_alloc, hidden) */
+    float *rel;     /* (n_heads, 2 * max_tokens - 1) relative-position bias by key - query (T5), or NULL */
+    int n_alloc;    /* rows the chunk buffers hold */
+    int n_last;     /* rows of the last run: x holds the stack's output for them */
+    float *x;       /* (n_alloc, dim) residual stream (batches: n_alloc counts the rows of every sequence) */
+    float *xb;      /* (n_alloc, max(dim, q_dim)) sub-layer input and output */
+    float *q;       /* (n_alloc, q_dim) */
+    float *att;     /* (n_alloc, q_dim) attention output, heads side by side */
+    float *h1, *h2; /* (n_alloc, hidden) */
+    float *moe_x,
+        *moe_y;      /* (n_alloc, dim) a mixture's rows gathered for one expert, and its output; or NULL */
+    float *moe_out;  /* (n_alloc, dim) the mixture's weighted sum */
+    float *moe_p;    /* (n_alloc, n_experts) router probabilities */
+    int *moe_rows;   /* (n_alloc) the rows routed to one expert */
     float *scores;   /* (n_threads, AV_ATTN_QUERY_BLOCK, max(max_tokens, S)) when not capturing */
     float *wscratch; /* (largest non-F32 matrix) dequantized weights, or NULL when all are F32 */
 };
 
 /* Grows the per-chunk buffers (x, xb, ...) to n rows. */
 int av_state_reserve(av_state *s, int n, av_err *err);
+/* The dense feed-forward of rows: out (rows, dim) = f(in (rows, dim)), through s->h1/h2 (in and out may be
+ * the same buffer); the gate and up activations go to the tape when there is one. */
+void av_ffn_dense(av_state *s, const av_ffn *f, const float *in, int rows, float *out);
+/* A mixture of experts on n rows (moe.c): out (n, dim), which must differ from in. No backward pass. */
+void av_ffn_moe(av_state *s, const av_moe *moe, const float *in, int n, float *out);
+/* Rotates the n_h heads of one row of q or k (contiguous) to position pos with block B's RoPE: its frequency
+ * table when it has one (scaled, partial rotary, longrope's long table for states past rope_long_from), else
+ * its base. A negative pos applies the transpose (the backward pass). */
+void av_block_rope(const av_state *s, const av_block *B, float *row, int n_h, int pos);
 /* Runs the n rows of s->x (embedded) at positions pos0.. through every block and the final norm, in place.
  * Batches: n rows of each of the s->n_seq sequences (n_seq * n rows of x). */
 int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err);

@@ -132,9 +132,8 @@ static void qk_grad(av_state *s, const av_block *B, grad_ws *w, const av_norm *n
                     int G, int n, int n_h) {
     const av_stack_cfg *c = &s->st->cfg;
     int hs = c->head_dim;
-    for (int r = 0; c->rope != AV_ROPE_NONE && r < G * n; r++)
-        av_rope_grad(d + (size_t)r * (size_t)n_h * (size_t)hs, n_h, hs, r % n, B->rope_theta,
-                     c->rope == AV_ROPE_HALF);
+    for (int r = 0; c->rope != AV_ROPE_NONE && r < G * n; r++) /* a rotation (times a scale): its transpose */
+        av_block_rope(s, B, d + (size_t)r * (size_t)n_h * (size_t)hs, n_h, -(r % n));
     if (nm->w.data) norm_grad(s, w, AV_NORM_RMS, nm, pre, d, d, G, n * n_h, hs, 0);
 }
 

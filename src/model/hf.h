@@ -19,10 +19,8 @@ typedef struct av_hf_dir {
     int timm;               /* matched by timm's "architecture" */
 } av_hf_dir;
 
-/* Routes a Hugging Face / timm directory by its config.json: returns 1 after loading another family into m,
- * -1 with a message (unsupported types name every supported one), or 0 when the type belongs to the Llama
- * loader (llama, mistral, qwen2): then h is left open on config.json, model_type set, for the caller to load
- * (av_hf_open_weights, av_hf_take, ...) and close. Called first by av_load_hf_dir. */
+/* Routes a Hugging Face / timm directory by its config.json and loads its family into m: 1, or -1 with a
+ * message (unsupported types name every supported one). h is closed on return. */
 int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err);
 
 /* Opens model.safetensors or the shards of model.safetensors.index.json. */
@@ -56,5 +54,8 @@ int av_vit_load(av_hf_dir *h, av_model *m, av_err *err);  /* timm and Hugging Fa
 int av_bart_load(av_hf_dir *h, av_model *m, av_err *err); /* marian, bart */
 int av_t5_load(av_hf_dir *h, av_model *m, av_err *err);
 int av_t2i_load(av_hf_dir *h, av_model *m, av_err *err); /* attnviz-t2i (docs/T2I_MODEL.md) */
+/* The decoder families of arch.h (hf_decoder.c): config.json, then the weights (opened here). */
+struct av_arch;
+int av_hf_decoder_load(av_hf_dir *h, av_model *m, const struct av_arch *a, av_err *err);
 
 #endif

@@ -1,6 +1,7 @@
-/* Hugging Face / timm directories of the non-Llama families: the model-type dispatch (av_hf_route, called by
- * av_load_hf_dir before its Llama path), config.json accessors, and weights from model.safetensors or from
- * the shards named by model.safetensors.index.json. */
+/* Hugging Face / timm directories: the model-type dispatch (av_hf_route: the decoder families of arch.h
+ * through hf_decoder.c, the others through their loaders, all through unsupported.c's refusals), config.json
+ * accessors, and weights from model.safetensors or from the shards named by model.safetensors.index.json. */
+#include "arch.h"
 #include "hf.h"
 #include "unsupported.h"
 
@@ -188,11 +189,8 @@ typedef int (*family_loader)(av_hf_dir *h, av_model *m, av_err *err);
 static const struct {
     const char *model_type;
     const char *arch_prefix; /* "architectures"[0] prefix, for configs without model_type */
-    family_loader load;      /* NULL: the Llama loader */
+    family_loader load;
 } families[] = {
-    {"llama", "Llama", NULL},
-    {"mistral", "Mistral", NULL},
-    {"qwen2", "Qwen2", NULL},
     {"gpt2", "GPT2", av_gpt2_load},
     {"bert", "Bert", av_bert_load},
     {"roberta", "Roberta", av_bert_load},
@@ -207,9 +205,9 @@ enum { N_FAMILIES = sizeof families / sizeof families[0] };
 
 static int unsupported(const char *path, const char *what, const char *name, av_err *err) {
     char list[512] = "";
+    av_arch_list(list, sizeof list, 0);
     for (int i = 0; i < N_FAMILIES; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
-                 families[i].model_type);
+        snprintf(list + strlen(list), sizeof list - strlen(list), ", %s", families[i].model_type);
     char shown[65];
     return av_errf(err, "%s: %s '%s' is not supported (supported model_type: %s; and timm vit_* checkpoints)",
                    path, what, av_printable(shown, sizeof shown, name, strlen(name)), list);
@@ -233,6 +231,11 @@ int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) 
     return 0;
 }
 
+/* The decoder families of arch.h by model_type, else by architectures[0]. */
+static const av_arch *decoder_arch(const char *type, const char *arch0) {
+    return type ? av_arch_by_hf_type(type) : av_arch_by_hf_class(arch0);
+}
+
 int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     memset(h, 0, sizeof *h);
     h->dir = dir;
@@ -247,8 +250,9 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     const char *type = av_hf_str(h, "model_type"), *timm = av_hf_str(h, "architecture");
     json_t *archs = json_object_get(h->cfg, "architectures");
     const char *arch0 = json_is_array(archs) ? json_string_value(json_array_get(archs, 0)) : NULL;
+    const av_arch *dec = decoder_arch(type, arch0);
     int found = -1;
-    for (int i = 0; i < N_FAMILIES && found < 0; i++) {
+    for (int i = 0; i < N_FAMILIES && found < 0 && !dec; i++) {
         if (type)
             found = strcmp(type, families[i].model_type) == 0 ? i : -1;
         else if (arch0)
@@ -256,7 +260,7 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
         else if (timm && strncmp(timm, "vit_", 4) == 0 && families[i].load == av_vit_load)
             found = i;
     }
-    if (found < 0) {
+    if (found < 0 && !dec) {
         if (type)
             unsupported(h->cfg_path, "model_type", type, err);
         else if (arch0)
@@ -269,19 +273,25 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
                     h->cfg_path);
         goto done;
     }
-    h->model_type = families[found].model_type;
+    h->model_type = dec ? dec->hf_type : families[found].model_type;
     h->timm = !type && !arch0;
-    if (!families[found].load) return 0; /* Llama family: av_load_hf_dir goes on with h open */
-    rc = av_hf_refuse_unsupported_keys(h, err) || av_hf_open_weights(h, err) ||
-                 families[found].load(h, m, err) || av_hf_refuse_unused_tensors(h, err) ||
-                 av_hf_refuse_tie_mismatch(h, err)
-             ? -1
-             : 1;
-    if (rc > 0) {
-        m->format = AV_MODEL_FORMAT_HF;
-        av_hf_load_tokenizer(dir, m, 0, NULL);
-    }
+    if (av_hf_refuse_unsupported_keys(h, err) ||
+        (dec ? av_hf_decoder_load(h, m, dec, err)
+             : av_hf_open_weights(h, err) || families[found].load(h, m, err) ||
+                   av_hf_refuse_tie_mismatch(h, err)) ||
+        av_hf_refuse_unused_tensors(h, err))
+        goto done;
+    m->format = AV_MODEL_FORMAT_HF;
+    if (dec) /* strict: a decoder's tokenizer file that fails to load is an error */
+        rc = av_hf_load_tokenizer(dir, m, 1, err) ? -1 : 1;
+    else
+        rc = (av_hf_load_tokenizer(dir, m, 0, NULL), 1);
 done:
     av_hf_close(h);
     return rc;
+}
+
+int av_load_hf_dir(const char *dir, av_model *m, av_err *err) {
+    av_hf_dir h;
+    return av_hf_route(dir, m, &h, err) < 0 ? -1 : 0;
 }

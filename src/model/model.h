@@ -1,8 +1,9 @@
 /* The model: every family is embeddings + one or two stacks of the one block (block.h) + an output head.
- * Loaders (llama2c.c, gguf_llama.c, hf_llama.c, and for Hugging Face directories of the other families
- * gpt2.c, bert.c, vit.c, encdec.c) only translate checkpoint names and config keys onto these fields;
- * av_model_check validates every shape; forward.c runs them, with a KV cache, for every family. A loaded
- * model is read-only: runs keep their state in an av_state and take thread counts from their parameters. */
+ * Loaders (llama2c.c, gguf_decoder.c and hf_decoder.c for the decoder families of arch.h, and for Hugging
+ * Face directories of the other families gpt2.c, bert.c, vit.c, encdec.c) only translate checkpoint names and
+ * config keys onto these fields; av_model_check validates every shape; forward.c runs them, with a KV cache,
+ * for every family. A loaded model is read-only: runs keep their state in an av_state and take thread counts
+ * from their parameters. */
 #ifndef AV_MODEL_H
 #define AV_MODEL_H
 
@@ -72,6 +73,8 @@ struct av_model {
     int n_shards;
     void **owned; /* buffers a loader allocated (freed with the model) */
     int n_owned;
+
+    const struct av_arch_cfg *arch_cfg; /* decoder families (arch.h): the checkpoint's configuration, owned */
 
     av_tokenizer *tok;
     char tok_error[256]; /* why a tokenizer file next to the weights did not load ("" when none was tried) */

@@ -1,14 +1,17 @@
 /* Keys and tensors that change the math and are not implemented: refused with the key's name (issue #19: a
- * Llama 3.1 GGUF with rope_freqs ran and gave logits 0.6-0.9 off). One table per format:
- *   - gguf_keys: every "<arch>." key of a GGUF llama file. APPLIED keys are read by gguf_llama.c; the others
- *     pass only with their neutral value; a key in no table is refused (it may change the math).
- *   - hf_keys: config.json keys of every Hugging Face family that pass only when absent, null or neutral
- *     (configs carry many harmless keys, so here the table lists the harmful ones).
- *   - unused tensors: a GGUF tensor outside the loader's names, or a safetensors tensor no loader took, is
- *     refused unless hf_ignorable lists it (buffers and heads outside what attnviz computes).
+ * Llama 3.1 GGUF with rope_freqs ran and gave logits 0.6-0.9 off). This file decides, for every
+ * architecture, which keys pass; the loaders read the ones they apply:
+ *   - gguf_keys: the "<arch>." keys of GGUF decoders (src/model/arch.h). APPLIED keys are read by
+ *     gguf_decoder.c for every family; a family's own keys are listed in its av_arch entry (gguf_known) and
+ *     read by its family file; the others pass only with their neutral value; a key in no table is refused
+ *     (it may change the math).
+ *   - hf_keys: config.json keys that pass only when absent, null or neutral, except for the families that
+ *     apply them (configs carry many harmless keys, so here the table lists the harmful ones).
+ *   - unused tensors: a GGUF tensor no loader took, or a safetensors tensor no loader took, is refused unless
+ *     hf_ignorable lists it (buffers and heads outside what attnviz computes).
  *   - tied heads: with tie_word_embeddings (hf_heads: the default per family) the output layer is the
- *     embedding; a stored head that differs from it is refused (the loaders use a stored head).
- * When an architecture change implements an entry, it becomes APPLIED (or leaves hf_keys) here. */
+ *     embedding; a stored head that differs from it is refused (the decoders check theirs in hf_decoder.c).
+ * When an architecture change implements an entry, it lists the family under "applied by" here. */
 #include "unsupported.h"
 
 #include <math.h>
@@ -18,67 +21,71 @@
 typedef enum key_rule {
     KEY_APPLIED = 0, /* read by the loader */
     KEY_NUM,         /* neutral when numeric (bool: 0/1) and equal to num */
-    KEY_STR,         /* neutral when the string str */
-    KEY_HEAD_DIM,    /* neutral when equal to the head size */
     KEY_ANY,         /* never changes the math */
     KEY_NULL,        /* config.json only: neutral when null (absent always is) */
+    KEY_EMPTY,       /* config.json only: neutral when an empty list */
 } key_rule;
 
 typedef struct math_key {
     const char *key; /* GGUF: after "<arch>."; config.json: the member name */
     key_rule rule;
     double num;
-    const char *str;
     const char *what; /* what it does, for the refusal */
 } math_key;
 
 /* ---- GGUF ---- */
 
 static const math_key gguf_keys[] = {
-    {"context_length", KEY_APPLIED, 0, NULL, NULL},
-    {"embedding_length", KEY_APPLIED, 0, NULL, NULL},
-    {"block_count", KEY_APPLIED, 0, NULL, NULL},
-    {"feed_forward_length", KEY_APPLIED, 0, NULL, NULL},
-    {"attention.head_count", KEY_APPLIED, 0, NULL, NULL},
-    {"attention.head_count_kv", KEY_APPLIED, 0, NULL, NULL},
-    {"attention.layer_norm_rms_epsilon", KEY_APPLIED, 0, NULL, NULL},
-    {"rope.dimension_count", KEY_APPLIED, 0, NULL, NULL}, /* must equal the head size (gguf_llama.c) */
-    {"rope.freq_base", KEY_APPLIED, 0, NULL, NULL},
-    {"vocab_size", KEY_APPLIED, 0, NULL, NULL},
-    {"attention.key_length", KEY_HEAD_DIM, 0, NULL, "a key size other than embedding_length / head_count"},
-    {"attention.value_length", KEY_HEAD_DIM, 0, NULL,
-     "a value size other than embedding_length / head_count"},
-    {"rope.scaling.type", KEY_STR, 0, "none", "RoPE scaling (linear, YaRN, longrope)"},
-    {"rope.scaling.factor", KEY_NUM, 1, NULL, "RoPE scaling"},
-    {"rope.scaling.attn_factor", KEY_NUM, 1, NULL, "RoPE scaling's attention factor"},
-    {"rope.scaling.original_context_length", KEY_ANY, 0, NULL, NULL}, /* used only with a scaling type */
-    {"rope.scaling.finetuned", KEY_ANY, 0, NULL, NULL},
-    {"rope.scale_linear", KEY_NUM, 1, NULL, "linear RoPE scaling"},
-    {"attention.causal", KEY_NUM, 1, NULL, "non-causal attention"},
-    {"attention.sliding_window", KEY_NUM, 0, NULL, "sliding-window attention"},
-    {"attention.clamp_kqv", KEY_NUM, 0, NULL, "clamped q/k/v"},
-    {"attention.max_alibi_bias", KEY_NUM, 0, NULL, "ALiBi position biases"},
-    {"attn_logit_softcapping", KEY_NUM, 0, NULL, "attention logit soft-capping"},
-    {"final_logit_softcapping", KEY_NUM, 0, NULL, "final logit soft-capping"},
-    {"logit_scale", KEY_NUM, 1, NULL, "scaled logits"},
-    {"embedding_scale", KEY_NUM, 1, NULL, "scaled embeddings"},
-    {"residual_scale", KEY_NUM, 1, NULL, "scaled residuals"},
-    {"expert_count", KEY_NUM, 0, NULL, "mixture of experts"},
-    {"expert_used_count", KEY_NUM, 0, NULL, "mixture of experts"},
-    {"use_parallel_residual", KEY_NUM, 0, NULL, "parallel attention and feed-forward"},
-    {"tensor_data_layout", KEY_ANY, 0, NULL, NULL},
+    {"context_length", KEY_APPLIED, 0, NULL},
+    {"embedding_length", KEY_APPLIED, 0, NULL},
+    {"block_count", KEY_APPLIED, 0, NULL},
+    {"feed_forward_length", KEY_APPLIED, 0, NULL},
+    {"attention.head_count", KEY_APPLIED, 0, NULL},
+    {"attention.head_count_kv", KEY_APPLIED, 0, NULL},
+    {"attention.key_length", KEY_APPLIED, 0, NULL},
+    {"attention.value_length", KEY_APPLIED, 0, NULL},
+    {"attention.layer_norm_rms_epsilon", KEY_APPLIED, 0, NULL},
+    {"rope.dimension_count", KEY_APPLIED, 0, NULL},
+    {"rope.freq_base", KEY_APPLIED, 0, NULL},
+    {"rope.scaling.type", KEY_APPLIED, 0, NULL}, /* none, linear (others refused by gguf_decoder.c) */
+    {"rope.scaling.factor", KEY_APPLIED, 0, NULL},
+    {"rope.scale_linear", KEY_APPLIED, 0, NULL},
+    {"rope.scaling.attn_factor", KEY_APPLIED, 0, NULL},
+    {"rope.scaling.original_context_length", KEY_APPLIED, 0, NULL},
+    {"vocab_size", KEY_APPLIED, 0, NULL},
+    {"expert_count", KEY_APPLIED, 0, NULL},
+    {"expert_used_count", KEY_APPLIED, 0, NULL},
+    {"rope.scaling.finetuned", KEY_ANY, 0, NULL},
+    {"pooling_type", KEY_ANY, 0, NULL}, /* embeddings only: the logits do not use it */
+    {"tensor_data_layout", KEY_ANY, 0, NULL},
+    {"attention.causal", KEY_NUM, 1, "non-causal attention"},
+    {"attention.sliding_window", KEY_NUM, 0, "sliding-window attention"},
+    {"attention.layer_norm_epsilon", KEY_NUM, 0, "LayerNorm instead of RMSNorm"},
+    {"attention.clamp_kqv", KEY_NUM, 0, "clamped q/k/v"},
+    {"attention.max_alibi_bias", KEY_NUM, 0, "ALiBi position biases"},
+    {"attention.scale", KEY_NUM, 0, "an attention scale other than 1/sqrt(head size)"},
+    {"attn_logit_softcapping", KEY_NUM, 0, "attention logit soft-capping"},
+    {"final_logit_softcapping", KEY_NUM, 0, "final logit soft-capping"},
+    {"logit_scale", KEY_NUM, 1, "scaled logits"},
+    {"embedding_scale", KEY_NUM, 1, "scaled embeddings"},
+    {"residual_scale", KEY_NUM, 1, "scaled residuals"},
+    {"use_parallel_residual", KEY_NUM, 0, "parallel attention and feed-forward"},
+    {"expert_shared_count", KEY_NUM, 0, "shared experts"},
+    {"expert_weights_scale", KEY_NUM, 1, "scaled expert weights"},
+    {"leading_dense_block_count", KEY_NUM, 0, "dense layers before the experts"},
+    {"interleave_moe_layer_step", KEY_NUM, 0, "experts in some layers only"},
 };
 
-/* Tensors known to need math attnviz lacks (a clearer message than "not used"). */
+/* Tensors known to need math a family lacks (a clearer message than "not used"). */
 static const struct {
     const char *suffix, *what;
 } gguf_tensor_notes[] = {
-    {"rope_freqs.weight", "RoPE frequency factors (Llama 3.1+ RoPE scaling)"},
+    {"rope_freqs.weight", "RoPE frequency factors"},
     {"_norm.bias", "LayerNorm biases"},
     {".bias", "biases"},
     {"attn_q_norm.weight", "query normalization"},
     {"attn_k_norm.weight", "key normalization"},
-    {"ffn_gate_inp.weight", "mixture of experts"},
+    {"ffn_gate_inp.weight", "a mixture of experts"},
 };
 
 static int is_numeric(av_gguf_type t) { return t != AV_GGUF_STRING && t != AV_GGUF_ARRAY; }
@@ -96,20 +103,17 @@ static double gguf_num(const av_gguf_value *v) {
 }
 
 /* 1 when a key's value leaves the math unchanged. */
-static int gguf_neutral(const math_key *k, const av_gguf_value *v, int head_dim) {
+static int gguf_neutral(const math_key *k, const av_gguf_value *v) {
     switch (k->rule) {
     case KEY_APPLIED:
     case KEY_ANY: return 1;
     case KEY_NUM: return is_numeric(v->type) && gguf_num(v) == k->num;
-    case KEY_HEAD_DIM: return is_numeric(v->type) && gguf_num(v) == head_dim;
-    case KEY_STR:
-        return v->type == AV_GGUF_STRING && v->str_len == strlen(k->str) &&
-               memcmp(v->str, k->str, v->str_len) == 0;
     default: return 0;
     }
 }
 
-static int refuse_gguf_key(const av_gguf *g, const av_gguf_kv *kv, const math_key *k, av_err *err) {
+static int refuse_gguf_key(const av_gguf *g, const av_gguf_kv *kv, const math_key *k, const char *arch,
+                           av_err *err) {
     char shown[64] = "";
     if (kv->v.type == AV_GGUF_STRING)
         av_printable(shown, sizeof shown, kv->v.str, (size_t)kv->v.str_len);
@@ -120,105 +124,116 @@ static int refuse_gguf_key(const av_gguf *g, const av_gguf_kv *kv, const math_ke
     if (!k)
         return av_errf(
             err,
-            "%s: key '%s' = %s is not known to attnviz and may change the math: refused rather than "
-            "ignored",
-            g->name, kv->key, shown);
-    return av_errf(
-        err, "%s: key '%s' = %s means %s, which attnviz does not implement yet: refused rather than ignored",
-        g->name, kv->key, shown, k->what);
+            "%s: key '%s' = %s is not known to attnviz's %s and may change the math: refused rather "
+            "than ignored",
+            g->name, kv->key, shown, arch);
+    return av_errf(err,
+                   "%s: key '%s' = %s means %s, which attnviz does not implement for %s: refused rather than "
+                   "ignored",
+                   g->name, kv->key, shown, k->what, arch);
 }
 
-/* 1 when name is a tensor the llama loader takes. */
-static int gguf_tensor_known(const char *name, int n_layers) {
-    if (strcmp(name, "token_embd.weight") == 0 || strcmp(name, "output_norm.weight") == 0 ||
-        strcmp(name, "output.weight") == 0)
-        return 1;
-    int layer, used = 0;
-    char part[64];
-    if (sscanf(name, "blk.%d.%63[a-z_].weight%n", &layer, part, &used) != 2 || name[used] || layer < 0 ||
-        layer >= n_layers)
-        return 0;
-    char canon[96];
-    snprintf(canon, sizeof canon, "blk.%d.%s.weight", layer, part); /* "blk.01." is not "blk.1." */
-    if (strcmp(canon, name) != 0) return 0;
-    for (int k = 0; k < AV_LLAMA_LAYER_WEIGHTS; k++)
-        if (strcmp(part, av_llama_gguf_layer_names[k]) == 0) return 1;
+int av_gguf_refuse_unsupported(const av_gguf *g, const char *arch, const char *const *family_keys,
+                               av_err *err) {
+    size_t alen = strlen(arch);
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        const av_gguf_kv *kv = &g->kv[i];
+        if (strncmp(kv->key, arch, alen) != 0 || kv->key[alen] != '.') continue;
+        const char *key = kv->key + alen + 1;
+        int family = 0;
+        for (const char *const *f = family_keys; f && *f && !family; f++)
+            family = strcmp(*f, key) == 0;
+        if (family) continue;
+        const math_key *k = NULL;
+        for (size_t j = 0; j < sizeof gguf_keys / sizeof gguf_keys[0] && !k; j++)
+            if (strcmp(key, gguf_keys[j].key) == 0) k = &gguf_keys[j];
+        if (!k || !gguf_neutral(k, &kv->v)) return refuse_gguf_key(g, kv, k, arch, err);
+    }
     return 0;
 }
 
-static int refuse_gguf_tensor(const av_gguf *g, const char *name, av_err *err) {
+int av_gguf_refuse_tensor(const av_gguf *g, const char *name, const char *arch, av_err *err) {
     size_t n = strlen(name);
     for (size_t i = 0; i < sizeof gguf_tensor_notes / sizeof gguf_tensor_notes[0]; i++) {
         size_t k = strlen(gguf_tensor_notes[i].suffix);
         if (n >= k && strcmp(name + n - k, gguf_tensor_notes[i].suffix) == 0)
-            return av_errf(
-                err,
-                "%s: tensor '%.96s' holds %s, which attnviz does not implement yet: refused rather "
-                "than ignored",
-                g->name, name, gguf_tensor_notes[i].what);
+            return av_errf(err,
+                           "%s: tensor '%.96s' holds %s, which attnviz's %s does not apply: refused rather "
+                           "than ignored (llama.cpp refuses it too)",
+                           g->name, name, gguf_tensor_notes[i].what, arch);
     }
-    return av_errf(
-        err,
-        "%s: tensor '%.96s' is not used by attnviz's llama and may change the math: refused rather "
-        "than ignored",
-        g->name, name);
-}
-
-int av_gguf_refuse_unsupported(const av_gguf *g, const char *arch, const av_model *m, av_err *err) {
-    size_t alen = strlen(arch);
-    int head_dim = m->stacks[0].cfg.head_dim; /* av_llama_init set it */
-    for (int64_t i = 0; i < g->n_kv; i++) {
-        const av_gguf_kv *kv = &g->kv[i];
-        if (strncmp(kv->key, arch, alen) != 0 || kv->key[alen] != '.') continue;
-        const math_key *k = NULL;
-        for (size_t j = 0; j < sizeof gguf_keys / sizeof gguf_keys[0] && !k; j++)
-            if (strcmp(kv->key + alen + 1, gguf_keys[j].key) == 0) k = &gguf_keys[j];
-        if (!k || !gguf_neutral(k, &kv->v, head_dim)) return refuse_gguf_key(g, kv, k, err);
-    }
-    for (int64_t i = 0; i < g->n_tensors; i++)
-        if (!gguf_tensor_known(g->tensors[i].name, m->stacks[0].n_layers))
-            return refuse_gguf_tensor(g, g->tensors[i].name, err);
-    return 0;
+    return av_errf(err,
+                   "%s: tensor '%.96s' is not used by attnviz's %s and may change the math: refused rather "
+                   "than ignored (llama.cpp refuses it too)",
+                   g->name, name, arch);
 }
 
 /* ---- Hugging Face config.json ---- */
 
+#define DECODERS "llama mistral mixtral qwen2 qwen3 qwen3_moe gemma gemma2 gemma3_text phi3"
+
 typedef struct hf_key {
     math_key k;
-    const char *families; /* model types it concerns ("llama mistral qwen2"), NULL: every family */
+    const char *applied_by; /* model types that read it (the key passes there), space separated */
+    const char *concerns;   /* model types it is checked for, NULL: every family */
 } hf_key;
 
 static const hf_key hf_keys[] = {
-    {{"rope_scaling", KEY_NULL, 0, NULL,
-      "RoPE scaling (linear, dynamic NTK, YaRN, Llama 3 frequency factors)"},
+    {{"rope_scaling", KEY_NULL, 0, "RoPE scaling (linear, dynamic NTK, YaRN, Llama 3 frequency factors)"},
+     DECODERS,
+     NULL}, /* hf_decoder.c refuses the types it does not implement */
+    {{"attn_logit_softcapping", KEY_NUM, 0, "attention logit soft-capping"}, "gemma2 gemma3_text", NULL},
+    {{"final_logit_softcapping", KEY_NUM, 0, "final logit soft-capping"}, "gemma2 gemma3_text", NULL},
+    {{"query_pre_attn_scalar", KEY_NULL, 0, "a query scale other than 1/sqrt(head_dim)"},
+     "gemma2 gemma3_text",
      NULL},
-    {{"attn_logit_softcapping", KEY_NUM, 0, NULL, "attention logit soft-capping"}, NULL},
-    {{"final_logit_softcapping", KEY_NUM, 0, NULL, "final logit soft-capping"}, NULL},
-    {{"query_pre_attn_scalar", KEY_NULL, 0, NULL, "a query scale other than 1/sqrt(head_dim)"}, NULL},
-    {{"partial_rotary_factor", KEY_NUM, 1, NULL, "partial rotary embeddings"}, NULL},
-    {{"rotary_pct", KEY_NUM, 1, NULL, "partial rotary embeddings"}, NULL},
-    {{"rope_interleaved", KEY_NUM, 0, NULL, "interleaved rotary pairs in a Hugging Face checkpoint"}, NULL},
-    {{"alibi", KEY_NUM, 0, NULL, "ALiBi position biases"}, NULL},
-    {{"use_alibi", KEY_NUM, 0, NULL, "ALiBi position biases"}, NULL},
-    {{"logit_scale", KEY_NUM, 1, NULL, "scaled logits"}, NULL},
-    {{"logits_scaling", KEY_NUM, 1, NULL, "scaled logits"}, NULL},
-    {{"embedding_multiplier", KEY_NUM, 1, NULL, "scaled embeddings"}, NULL},
-    {{"residual_multiplier", KEY_NUM, 1, NULL, "scaled residuals"}, NULL},
-    {{"attention_multiplier", KEY_NULL, 0, NULL, "an attention scale other than 1/sqrt(head_dim)"}, NULL},
-    {{"num_experts", KEY_NULL, 0, NULL, "mixture of experts"}, NULL},
-    {{"num_local_experts", KEY_NULL, 0, NULL, "mixture of experts"}, NULL},
-    {{"hidden_act", KEY_STR, 0, "silu", "an MLP activation other than SiLU"}, "llama mistral qwen2"},
-    {{"mlp_bias", KEY_NUM, 0, NULL, "MLP biases"}, "llama mistral qwen2"},
-    {{"attention_bias", KEY_NUM, 0, NULL, "attention biases on q, k, v and o"}, "llama mistral"},
-    {{"is_decoder", KEY_NUM, 0, NULL, "a causal BERT decoder"}, "bert roberta distilbert"},
-    {{"add_cross_attention", KEY_NUM, 0, NULL, "cross-attention layers"}, "bert roberta gpt2"},
-    {{"add_final_layer_norm", KEY_NUM, 0, NULL, "a final layer norm in each stack (mBART)"}, "bart marian"},
+    {{"sliding_window_pattern", KEY_NULL, 0, "a local/global layer pattern"}, "gemma3_text", NULL},
+    {{"rope_local_base_freq", KEY_NULL, 0, "a RoPE base for local layers"}, "gemma3_text", NULL},
+    {{"hidden_activation", KEY_NULL, 0, "another activation"}, "gemma gemma2 gemma3_text", NULL},
+    {{"sliding_window", KEY_NULL, 0, "sliding-window attention"},
+     "mistral mixtral qwen2 qwen3 qwen3_moe gemma2 gemma3_text phi3",
+     DECODERS},
+    {{"use_sliding_window", KEY_NUM, 0, "sliding-window attention"}, "qwen2 qwen3 qwen3_moe", DECODERS},
+    {{"partial_rotary_factor", KEY_NUM, 1, "partial rotary embeddings"}, "phi3", NULL},
+    {{"rotary_pct", KEY_NUM, 1, "partial rotary embeddings"}, "", NULL},
+    {{"rope_interleaved", KEY_NUM, 0, "interleaved rotary pairs in a Hugging Face checkpoint"}, "", NULL},
+    {{"alibi", KEY_NUM, 0, "ALiBi position biases"}, "", NULL},
+    {{"use_alibi", KEY_NUM, 0, "ALiBi position biases"}, "", NULL},
+    {{"logit_scale", KEY_NUM, 1, "scaled logits"}, "", NULL},
+    {{"logits_scaling", KEY_NUM, 1, "scaled logits"}, "", NULL},
+    {{"embedding_multiplier", KEY_NUM, 1, "scaled embeddings"}, "", NULL},
+    {{"residual_multiplier", KEY_NUM, 1, "scaled residuals"}, "", NULL},
+    {{"attention_multiplier", KEY_NULL, 0, "an attention scale other than 1/sqrt(head_dim)"}, "", NULL},
+    {{"num_experts", KEY_NUM, 0, "a mixture of experts"}, "qwen3_moe", NULL},
+    {{"num_local_experts", KEY_NUM, 0, "a mixture of experts"}, "mixtral", NULL},
+    {{"num_experts_per_tok", KEY_NULL, 0, "a mixture of experts"}, "mixtral qwen3_moe", DECODERS},
+    {{"moe_intermediate_size", KEY_NULL, 0, "a mixture of experts"}, "qwen3_moe", DECODERS},
+    {{"norm_topk_prob", KEY_NULL, 0, "a mixture of experts"}, "qwen3_moe", DECODERS},
+    {{"decoder_sparse_step", KEY_NULL, 0, "a mixture of experts"}, "qwen3_moe", DECODERS},
+    {{"mlp_only_layers", KEY_EMPTY, 0, "dense layers among the experts"}, "qwen3_moe", DECODERS},
+    {{"shared_expert_intermediate_size", KEY_NUM, 0, "shared experts"}, "", NULL},
+    {{"n_shared_experts", KEY_NUM, 0, "shared experts"}, "", NULL},
+    {{"use_qk_norm", KEY_NUM, 0, "q/k norms"}, "", NULL},
+    {{"qk_layernorm", KEY_NUM, 0, "q/k norms"}, "", NULL},
+    {{"clip_qkv", KEY_NULL, 0, "clipped q/k/v"}, "", NULL},
+    {{"layer_norm_eps", KEY_NULL, 0, "LayerNorm instead of RMSNorm"}, "", DECODERS},
+    {{"layer_norm_epsilon", KEY_NULL, 0, "LayerNorm instead of RMSNorm"}, "", DECODERS},
+    {{"use_parallel_residual", KEY_NUM, 0, "parallel attention and feed-forward"}, "", DECODERS},
+    {{"parallel_attn", KEY_NUM, 0, "parallel attention and feed-forward"}, "", DECODERS},
+    {{"is_causal", KEY_NUM, 1, "bidirectional attention"}, "", DECODERS},
+    {{"use_bidirectional_attention", KEY_NUM, 0, "bidirectional attention"}, "", DECODERS},
+    {{"mlp_bias", KEY_NUM, 0, "feed-forward biases"}, "llama", DECODERS},
+    {{"attention_bias", KEY_NUM, 0, "attention biases on q, k, v and o"},
+     "llama qwen3 qwen3_moe gemma gemma2 gemma3_text",
+     DECODERS},
+    {{"is_decoder", KEY_NUM, 0, "a causal BERT decoder"}, "", "bert roberta distilbert"},
+    {{"add_cross_attention", KEY_NUM, 0, "cross-attention layers"}, "", "bert roberta gpt2"},
+    {{"add_final_layer_norm", KEY_NUM, 0, "a final layer norm in each stack (mBART)"}, "", "bart marian"},
 };
 
 static int applies_to(const char *families, const char *model_type) {
-    if (!families) return 1;
     size_t n = strlen(model_type);
-    for (const char *p = families; (p = strstr(p, model_type)); p += n)
+    for (const char *p = families; n && (p = strstr(p, model_type)); p += n)
         if ((p == families || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
     return 0;
 }
@@ -229,7 +244,7 @@ static int hf_neutral(const math_key *k, const json_t *v) {
     case KEY_NUM:
         if (json_is_boolean(v)) return (json_is_true(v) ? 1.0 : 0.0) == k->num;
         return json_is_number(v) && json_number_value(v) == k->num;
-    case KEY_STR: return json_is_string(v) && strcmp(json_string_value(v), k->str) == 0;
+    case KEY_EMPTY: return json_is_array(v) && json_array_size(v) == 0;
     case KEY_NULL: /* rope_scaling {"rope_type": "default"} is plain RoPE */
         return json_is_object(v) && json_object_size(v) == 1 &&
                ((json_string_value(json_object_get(v, "rope_type")) &&
@@ -244,13 +259,15 @@ int av_hf_refuse_unsupported_keys(const av_hf_dir *h, av_err *err) {
     for (size_t i = 0; i < sizeof hf_keys / sizeof hf_keys[0]; i++) {
         const hf_key *k = &hf_keys[i];
         const json_t *v = json_object_get(h->cfg, k->k.key);
-        if (!applies_to(k->families, h->model_type) || hf_neutral(&k->k, v)) continue;
+        if (applies_to(k->applied_by, h->model_type) ||
+            (k->concerns && !applies_to(k->concerns, h->model_type)) || hf_neutral(&k->k, v))
+            continue;
         char *shown = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         char text[80];
         av_printable(text, sizeof text, shown ? shown : "?", shown ? strlen(shown) : 1);
         free(shown);
         return av_errf(err,
-                       "%s: \"%s\": %s means %s, which attnviz does not implement yet for %s models: refused "
+                       "%s: \"%s\": %s means %s, which attnviz does not implement for %s models: refused "
                        "rather than ignored",
                        h->cfg_path, k->k.key, text, k->k.what, h->model_type);
     }

@@ -1,6 +1,6 @@
 /* Metadata keys and tensors that change the math but are not implemented are refused, never ignored: one
- * table per format (GGUF keys, config.json keys, tensors a loader may leave unused) in unsupported.c. A later
- * architecture change makes an entry "applied" in its table and implements it in the loader. */
+ * table per format (GGUF keys, config.json keys, tensors a loader may leave unused) in unsupported.c, which
+ * names the families that apply an entry; the loaders read what they apply. */
 #ifndef AV_MODEL_UNSUPPORTED_H
 #define AV_MODEL_UNSUPPORTED_H
 
@@ -8,10 +8,12 @@
 #include "io/gguf.h"
 #include "model.h"
 
-/* GGUF: every "<arch>." key must be one the loader applies or hold its neutral value (unknown ones are
- * refused), and every tensor must be one the loader takes. Called after the weights are taken (m->head_dim
- * known). */
-int av_gguf_refuse_unsupported(const av_gguf *g, const char *arch, const av_model *m, av_err *err);
+/* GGUF decoders: every "<arch>." key must be one the loader applies (the common ones of unsupported.c, or
+ * family_keys, NULL-terminated: the family's own) or hold its neutral value; unknown ones are refused. */
+int av_gguf_refuse_unsupported(const av_gguf *g, const char *arch, const char *const *family_keys,
+                               av_err *err);
+/* The refusal of a GGUF tensor the loader of arch did not take (naming what it holds when known): -1. */
+int av_gguf_refuse_tensor(const av_gguf *g, const char *name, const char *arch, av_err *err);
 
 /* config.json keys that change the math of h->model_type's family: refused unless absent, null or neutral. */
 int av_hf_refuse_unsupported_keys(const av_hf_dir *h, av_err *err);

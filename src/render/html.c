@@ -162,7 +162,7 @@ static int encode_set(const av_trace *t, av_attn_kind kind, int layer, int u8, a
     return blob->oom ? av_errf(err, "out of memory") : 0;
 }
 
-static json_t *cmap_table(av_cmap cm) {
+json_t *av_html_cmap_table(av_cmap cm) {
     json_t *a = json_array();
     for (int i = 0; i < 256; i++) {
         uint8_t rgb[3];
@@ -290,9 +290,10 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
     }
     const char *model = av_trace_meta(t, "model");
     json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
-    json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));
-    json_object_set_new(cm, "magma", cmap_table(AV_CMAP_MAGMA));
-    json_object_set_new(cm, "diverging", cmap_table(AV_CMAP_DIVERGING)); /* differences (attnviz diff) */
+    json_object_set_new(cm, "viridis", av_html_cmap_table(AV_CMAP_VIRIDIS));
+    json_object_set_new(cm, "magma", av_html_cmap_table(AV_CMAP_MAGMA));
+    json_object_set_new(cm, "diverging",
+                        av_html_cmap_table(AV_CMAP_DIVERGING)); /* differences (attnviz diff) */
     const char *key;
     json_t *val;
     json_object_foreach(t->meta, key, val) {

@@ -17,6 +17,9 @@
 int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int u8, json_t *desc,
                    av_err *err);
 
+/* A colormap as 256 RGB triples (768 integers), the table the pages color with. */
+json_t *av_html_cmap_table(av_cmap cm);
+
 /* Largest rollout matrix embedded (rows x cols values): above it the page says where to get it. */
 #define AV_HTML_ROLLOUT_MAX (1u << 20)
 
