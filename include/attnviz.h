@@ -133,6 +133,7 @@ typedef enum av_family {
     AV_FAMILY_BERT,      /* "bert": BERT, RoBERTa, DistilBERT */
     AV_FAMILY_VIT,       /* "vit" */
     AV_FAMILY_ENCDEC,    /* "encoder-decoder": Marian, BART, T5 */
+    AV_FAMILY_T2I,       /* "t2i": text-to-image diffusion (docs/T2I_MODEL.md) */
     AV_FAMILY_COUNT
 } av_family;
 const char *av_family_name(av_family f);
@@ -275,7 +276,8 @@ typedef struct av_run_params {
 av_run_params av_run_default_params(void);
 
 /* Runs the model on text and captures every layer's post-softmax attention. A model is only read: several
- * runs may share one at the same time (each with its own av_run_params.n_threads). */
+ * runs may share one at the same time (each with its own av_run_params.n_threads). On a text-to-image model
+ * it generates an image with av_t2i_default_params() (av_trace_from_t2i); av_trace_from_ids refuses one. */
 int av_trace_from_text(const av_model *m, const char *text, const av_run_params *params, av_trace **out,
                        av_err *err);
 /* Same, on token ids already encoded. */
@@ -599,6 +601,34 @@ int av_trace_lens(const av_trace *t, av_lens_view *out, av_err *err);
 /* Any tensor of a trace by name, built in memory or loaded (attr.*, lens.*, logits, vnorm.<l>, ...); the
  * view stays valid until av_trace_free. -1 when absent. */
 int av_trace_tensor(const av_trace *t, const char *name, av_tensor *out);
+
+/* ---- text-to-image diffusion (family t2i, docs/T2I_MODEL.md) ------------------------------------------ */
+
+typedef struct av_t2i_params {
+    uint64_t seed;  /* of the starting noise (SplitMix64 + Box-Muller, the spec's section 8) */
+    int steps;      /* DDIM steps, 1..num_train_timesteps; 0: the model's default_steps */
+    float guidance; /* classifier-free guidance scale; negative: the model's guidance_scale */
+    int n_threads;  /* 0: the model's default */
+} av_t2i_params;
+
+av_t2i_params av_t2i_default_params(void);
+
+/* Generates an image from prompt with the model's deterministic DDIM sampler (classifier-free guidance) and
+ * records the conditional pass's cross-attention at every step. The trace holds "image" F32 [3, H, W] in
+ * [0, 1], "daam.raw" F32 [steps, layers, heads, S, g, g] (each patch's attention to each of the S prompt
+ * tokens; the time token's row dropped), "daam.words" F32 [S, H, W] (every token's DAAM map over all steps,
+ * layers and heads), attn.cross.<l> [heads, 1 + g*g, S] (the mean over steps), and metadata prompt,
+ * prompt_tokens, seed, steps, guidance_scale, timesteps, patch_grid. */
+int av_trace_from_t2i(const av_model *m, const char *prompt, const av_t2i_params *p, av_trace **out,
+                      av_err *err);
+
+/* DAAM (Tang et al. 2022) over half-open ranges of steps, layers and heads ([0, 0): all) of a trace's
+ * daam.raw: per prompt token, the sum over the ranges on the patch grid, bilinear upsampling to the image
+ * (align_corners false) and min-max normalization to [0, 1]. out: (S, H, W). */
+typedef struct av_daam_range {
+    int step0, step1, layer0, layer1, head0, head1;
+} av_daam_range;
+int av_trace_daam(const av_trace *t, const av_daam_range *r, float *out, av_err *err);
 
 /* ---- library ------------------------------------------------------------------------------------------ */
 

@@ -4,7 +4,8 @@
 #      scripts/train_translator.py) by greedy decoding;
 #   2. prints the cross-attention of the last decoder layer, averaged over heads, in the terminal;
 #   3. writes the standalone viewer demo/index.html and PNG images into demo/;
-#   4. does the same for models/induction (attention-only induction-head model) when it is there.
+#   4. does the same for models/induction (attention-only induction-head model) when it is there;
+#   5. generates an image with models/demo-t2i and draws each prompt word's DAAM map over it.
 # Needs only the built binary (ATTNVIZ_BIN, default build/attnviz) and the files under models/.
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,10 +66,26 @@ if [ -f "$INDUCTION" ]; then
     if [ -f models/induction/MODEL_CARD.md ]; then echo "(more in models/induction/MODEL_CARD.md)"; fi
 fi
 
+T2I=models/demo-t2i
+if [ -f "$T2I/model.safetensors" ]; then
+    PROMPT="a red circle above a blue square"
+    echo
+    echo "== attnviz demo: text-to-image with DAAM word maps ($T2I, a tiny diffusion model trained by this project)"
+    echo "\$ attnviz run --model $T2I --text \"$PROMPT\" --seed 1 --steps 25 -o $OUT/t2i.safetensors"
+    "$BIN" run --model "$T2I" --text "$PROMPT" --seed 1 --steps 25 -o "$OUT/t2i.safetensors"
+    echo
+    echo "\$ attnviz show $OUT/t2i.safetensors --word red     # the image, then where \"red\" attended"
+    "$BIN" show "$OUT/t2i.safetensors" --word red
+    "$BIN" render "$OUT/t2i.safetensors" -o "$OUT/t2i-words.png" >/dev/null
+    "$BIN" render "$OUT/t2i.safetensors" --word red -o "$OUT/t2i-red.png" >/dev/null
+    "$BIN" html "$OUT/t2i.safetensors" -o "$OUT/t2i.html" --title "attnviz demo: $PROMPT" >/dev/null
+    if [ -f "$T2I/MODEL_CARD.md" ]; then echo "(measured quality and the DAAM overlap in $T2I/MODEL_CARD.md)"; fi
+fi
+
 echo
 echo "== outputs in $OUT/"
 for f in index.html cross-attention.png cross-attention-grid.png sentence.html sentence-cross-attention.png \
-         induction.html induction-grid.png; do
+         induction.html induction-grid.png t2i-words.png t2i-red.png t2i.html; do
     if [ -f "$OUT/$f" ]; then printf '   %-30s %s\n' "$f" "$(du -h "$OUT/$f" | cut -f1)"; fi
 done
 echo

@@ -11,7 +11,8 @@
       this.trace = new AV.Trace(meta, AV.b64ToBytes($('av-data').textContent));
       this.analysis = new AV.Analysis(this.trace);
       const tr = this.trace, kind = tr.kinds.includes('self') ? 'self' : tr.kinds.includes('cross') ? 'cross' : tr.kinds[0] || null;
-      this.grid = AV.patchGrid(meta.meta);
+      this.daam = meta.daam || null; /* a text-to-image trace: its patches are queries, not keys */
+      this.grid = this.daam ? null : AV.patchGrid(meta.meta);
       /* a generation opens on its steps; a trace without attention (a model API's response) has only those */
       const steps = meta.steps, stepsFirst = steps && (steps.prompt_len !== null || !kind);
       /* attnviz diff: a signed difference A − B of two traces, drawn on the diverging map */
@@ -23,7 +24,7 @@
       // meta.state: the first kind, layer, head, head-view heads and theme the page's maker chose
       const init = meta.state || {};
       this.state = {
-        view: urlView || meta.view || (stepsFirst ? 'steps' : this.grid ? 'image' : 'heatmap'), kind: init.kind || kind,
+        view: urlView || meta.view || (stepsFirst ? 'steps' : this.daam ? 'daam' : this.grid ? 'image' : 'heatmap'), kind: init.kind || kind,
         layer: init.layer || 0, head: init.head !== undefined ? init.head : 'mean', cmap: 'viridis', log: false, contrast: 1,
         exclude: false, qsel: null, ksel: null, qtext: '', ktext: '', theme: init.theme || (dark ? 'dark' : 'light'), step: null,
       };
@@ -40,6 +41,7 @@
         model: new AV.ModelView($('view-model'), this),
         head: new AV.HeadView($('view-head'), this),
         image: this.grid ? new AV.ImageView($('view-image'), this) : null,
+        daam: this.daam ? new AV.DaamView($('view-daam'), this) : null,
         summary: new AV.SummaryView($('view-summary'), this),
         rollout: new AV.RolloutView($('view-rollout'), this),
         norm: new AV.NormView($('view-norm'), this),

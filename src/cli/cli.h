@@ -3,6 +3,7 @@
 #define AV_CLI_H
 
 #include "attnviz.h"
+#include "render/daam.h"
 
 #include <stdio.h>
 
@@ -83,6 +84,20 @@ int cli_no_attention_hint(const av_trace *t, const char *cmd);
 /* Loads the trace named by the first positional argument; *kind: --kind, else the first kind the trace holds.
  * Returns -1 after printing the error. */
 int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, av_attn_kind *kind);
+
+/* ---- DAAM views of text-to-image traces (daam_opts.c) ---- */
+
+#define CLI_DAAM_OPTS                                                                                        \
+    {"word", 1, "W          text-to-image traces: the DAAM map of this prompt word (default: every token)"}, \
+        {"step-range", 1, "A:B  DAAM: sum over sampling steps [A, B) only (default: all)"},                  \
+        {"layer-range", 1, "A:B DAAM: sum over denoiser layers [A, B) only (default: all)"}, {               \
+        "head-range", 1, "A:B  DAAM: sum over heads [A, B) only (default: all)"                              \
+    }
+/* 1 when the command should draw DAAM maps: a DAAM option is given, or the trace has daam.raw and no
+ * attention-view option (--kind, --layer, --head, --grid, --steps) asks for the heatmap instead. */
+int cli_daam_wanted(const cli_args *a, const av_trace *t);
+/* --word, the ranges and --cmap into p (dpi 150); -1 after printing the error. */
+int cli_daam_params(const cli_args *a, const char *cmd, av_daam_plot_params *p);
 
 typedef struct cli_command {
     const char *name;

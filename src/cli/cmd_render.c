@@ -28,11 +28,28 @@ static const cli_opt_spec opts[] = {
     {"steps", 0,
      "            the step figure: tokens colored by probability, attention of each produced token"},
     {"color-by", 1, "prob|entropy  --steps: color tokens by probability (default) or entropy"},
+    CLI_DAAM_OPTS,
     {"output", 1, "PATH        output file, .png or .svg (required); also -o"},
     {"o", 1, "PATH        same as --output"},
     {"help", 0, "            show this help"},
 };
 enum { N_OPTS = sizeof opts / sizeof opts[0] };
+
+/* Text-to-image traces: the generated image and the DAAM map of --word (or of every prompt token). */
+static int render_daam(const cli_args *a, const char *cmd, const av_trace *t, const char *out, long dpi) {
+    av_daam_plot_params dp;
+    av_err err = {{0}};
+    int w, h;
+    for (const char *o = "grid\0log\0exclude-first\0cell\0vmin\0vmax\0color-by\0"; *o; o += strlen(o) + 1)
+        if (cli_has(a, o)) return cli_failf(cmd, "--%s does not apply to DAAM maps", o);
+    if (cli_daam_params(a, cmd, &dp)) return 2;
+    dp.dpi = (double)dpi;
+    dp.title = cli_get(a, "title");
+    if (av_daam_render(t, &dp, out, &w, &h, &err)) return cli_fail(cmd, &err);
+    fprintf(stderr, "attnviz render: DAAM map%s, %d x %d image -> %s\n",
+            dp.word ? " of the word" : "s of every token", w, h, out);
+    return 0;
+}
 
 /* --attr METHOD or --lens: the attribution or logit-lens figure of the trace. */
 static int render_attr_or_lens(const cli_args *a, const av_trace *t, const char *out, double dpi) {
@@ -91,10 +108,12 @@ int cmd_render(int argc, char **argv) {
     const char *cmd = "render";
     cli_args a;
     int early;
-    if (cli_start(argc, argv, opts, N_OPTS,
-                  "usage: attnviz render TRACE [--layer L] [--head H|mean|max | --grid] -o OUT.png|OUT.svg\n"
-                  "       attnviz render TRACE --attr METHOD | --lens -o OUT.png|OUT.svg\n",
-                  -1, &a, cmd, &early))
+    if (cli_start(
+            argc, argv, opts, N_OPTS,
+            "usage: attnviz render TRACE [--layer L] [--head H|mean|max | --grid] -o OUT.png|OUT.svg\n"
+            "       attnviz render TRACE --attr METHOD | --lens -o OUT.png|OUT.svg\n"
+            "       attnviz render T2I_TRACE [--word W] [--step-range A:B] [--layer-range A:B] -o OUT.png\n",
+            -1, &a, cmd, &early))
         return early;
     int rc = 1;
     av_trace *t = NULL;
@@ -167,6 +186,10 @@ int cmd_render(int argc, char **argv) {
     av_plot_geom g;
     if (av_trace_load(a.positional[0], &t, &err)) {
         cli_fail(cmd, &err);
+        goto done;
+    }
+    if (cli_daam_wanted(&a, t)) {
+        rc = render_daam(&a, cmd, t, out, dpi);
         goto done;
     }
     if (!cli_has(&a, "steps") && cli_no_attention_hint(t, cmd)) goto done;

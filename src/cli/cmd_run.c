@@ -72,6 +72,35 @@ static int run_pair(av_model *m, const cli_args *a, const char *text, const char
     return 0;
 }
 
+/* Text-to-image models: the DDIM sampler from --seed (--steps, --guidance), the image and the DAAM maps in
+ * the trace. */
+static int run_t2i(av_model *m, const cli_args *a, const char *text, int n_threads, av_trace **t) {
+    const char *cmd = "run", *seed = cli_get(a, "seed");
+    av_t2i_params p = av_t2i_default_params();
+    long steps;
+    double guidance;
+    av_err err = {{0}};
+    if (cli_get_int(a, "steps", 0, 1, 100000, &steps, cmd) ||
+        cli_get_num(a, "guidance", -1, 0, 1000, "in [0, 1000]", &guidance, cmd))
+        return -1;
+    if (seed) {
+        char *end;
+        errno = 0;
+        p.seed = strtoull(seed, &end, 10);
+        if (end == seed || *end || errno || seed[0] == '-')
+            return cli_failf(cmd, "--seed must be an unsigned 64-bit integer, got '%s'", seed) ? -1 : -1;
+    }
+    p.steps = (int)steps;
+    p.guidance = (float)guidance;
+    p.n_threads = n_threads;
+    if (!text) return cli_failf(cmd, "a text-to-image model takes --text PROMPT") ? -1 : -1;
+    if (av_trace_from_t2i(m, text, &p, t, &err)) return cli_fail(cmd, &err) ? -1 : -1;
+    printf("image %sx%s, %s steps, seed %s, guidance %s: %s\n", av_trace_meta(*t, "image_size"),
+           av_trace_meta(*t, "image_size"), av_trace_meta(*t, "steps"), av_trace_meta(*t, "seed"),
+           av_trace_meta(*t, "guidance_scale"), av_trace_meta(*t, "prompt_tokens"));
+    return 0;
+}
+
 static const cli_opt_spec opts[] = {
     {"model", 1, "PATH      model: llama2.c .bin, .gguf, or Hugging Face directory"},
     {"tokenizer", 1, "PATH  tokenizer file (default: from the model or next to it)"},
@@ -91,7 +120,10 @@ static const cli_opt_spec opts[] = {
      "PATH  image models: also write the preprocessed input as safetensors \"pixels\" [3, H, W]"},
     {"target", 1, "TEXT     encoder-decoders: force the decoder on this target (default: greedy decoding)"},
     {"target-ids", 1, "LIST encoder-decoders with --ids: decoder input ids (decoder start token first)"},
-    {"steps", 1, "N         encoder-decoders: greedy decoding length limit (default 32)"},
+    {"steps", 1,
+     "N         encoder-decoders: greedy decoding length limit (default 32); text-to-image: DDIM steps"},
+    {"seed", 1, "N          text-to-image: seed of the starting noise (default 1)"},
+    {"guidance", 1, "W      text-to-image: classifier-free guidance scale (default: the model's)"},
     {"threads", 1, "N       worker threads (default: all cores)"},
     {"help", 0, "            show this help"},
 };
@@ -105,7 +137,9 @@ int cmd_run(int argc, char **argv) {
                   "       attnviz run --model PATH --chat messages.json [--chat-template T.jinja]\n"
                   "       attnviz run --model VIT_DIR --image cat.png [--top 5]\n"
                   "       attnviz run --model ENCDEC_DIR --text \"le chat noir\" [--target \"the black "
-                  "cat\"] [--steps N]\n",
+                  "cat\"] [--steps N]\n"
+                  "       attnviz run --model T2I_DIR --text \"a red circle above a blue square\" [--seed 1] "
+                  "[--steps 25] [--guidance W]\n",
                   -1, &a, cmd, &early))
         return early;
     const char *text = cli_get(&a, "text");
@@ -153,13 +187,26 @@ int cmd_run(int argc, char **argv) {
     }
     double t0 = av_seconds();
     av_family family = av_model_get_info(m).family;
-    if ((cli_has(&a, "target") || cli_has(&a, "target-ids") || cli_has(&a, "steps")) &&
-        family != AV_FAMILY_ENCDEC) {
-        cli_failf(cmd, "--target, --target-ids and --steps are for encoder-decoder models (this one is %s)",
+    if ((cli_has(&a, "seed") || cli_has(&a, "guidance")) && family != AV_FAMILY_T2I) {
+        cli_failf(cmd, "--seed and --guidance are for text-to-image models (this one is %s)",
                   av_family_name(family));
         goto done;
     }
-    if (image || family == AV_FAMILY_VIT) {
+    if (((cli_has(&a, "target") || cli_has(&a, "target-ids")) && family != AV_FAMILY_ENCDEC) ||
+        (cli_has(&a, "steps") && family != AV_FAMILY_ENCDEC && family != AV_FAMILY_T2I)) {
+        cli_failf(cmd,
+                  "--target, --target-ids and --steps are for encoder-decoder models (--steps also for "
+                  "text-to-image; this one is %s)",
+                  av_family_name(family));
+        goto done;
+    }
+    if (family == AV_FAMILY_T2I) {
+        if (image || ids_spec || chat) {
+            cli_failf(cmd, "a text-to-image model takes --text PROMPT (not --image, --ids or --chat)");
+            goto done;
+        }
+        if (run_t2i(m, &a, text, rp.n_threads, &t)) goto done;
+    } else if (image || family == AV_FAMILY_VIT) {
         if (!image) {
             cli_failf(cmd, "%s is an image model: give --image PATH", av_model_get_info(m).name);
             goto done;

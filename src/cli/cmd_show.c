@@ -25,6 +25,7 @@ static const cli_opt_spec opts[] = {
     {"alternatives", 1, "N  --steps: alternatives per line (default 5)"},
     {"all", 0, "            --steps: a line for every token, the prompt's too"},
     {"json", 0, "            --steps: print the step data as JSON (tokens, log-probabilities, alternatives)"},
+    CLI_DAAM_OPTS,
     {"help", 0, "            show this help"},
 };
 
@@ -176,6 +177,16 @@ int cmd_show(int argc, char **argv) {
         goto done;
     }
     if (!cli_has(&a, "steps") && cli_no_attention_hint(t, cmd)) goto done;
+    if (cli_daam_wanted(&a, t)) {
+        av_daam_plot_params dp;
+        if (cli_daam_params(&a, cmd, &dp)) goto done;
+        if (av_daam_term(t, &dp, stdout, tp.color, &err)) {
+            cli_fail(cmd, &err);
+            goto done;
+        }
+        rc = 0;
+        goto done;
+    }
     if (cli_has(&a, "steps") || !av_trace_has_attention(t)) {
         if (!cli_has(&a, "steps"))
             fprintf(stderr, "attnviz show: this trace holds no attention weights (%s): showing its steps\n",

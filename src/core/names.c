@@ -4,7 +4,7 @@
 #include <string.h>
 
 static const char *const kind_names[] = {"self", "enc", "dec", "cross"};
-static const char *const family_names[] = {"llama", "gpt2", "bert", "vit", "encoder-decoder"};
+static const char *const family_names[] = {"llama", "gpt2", "bert", "vit", "encoder-decoder", "t2i"};
 static const char *const format_names[] = {"llama2c", "gguf", "hf"};
 static const char *const attr_method_names[] = {"occlusion", "shapley", "saliency", "ixg", "ig", "attn-grad"};
 static const char *const baseline_names[] = {"token", "zero", "remove"};

@@ -18,6 +18,15 @@ uint64_t av_rng_next(av_rng *r) {
 
 double av_rng_uniform(av_rng *r) { return (double)(av_rng_next(r) >> 11) * 0x1.0p-53; }
 
+void av_rng_normals(av_rng *r, float *out, size_t n) {
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = 1.0 - av_rng_uniform(r), u2 = av_rng_uniform(r);
+        double rad = sqrt(-2.0 * log(u1)), a = 2.0 * M_PI * u2;
+        out[i] = (float)(rad * cos(a));
+        if (i + 1 < n) out[i + 1] = (float)(rad * sin(a));
+    }
+}
+
 double av_log_softmax(const float *x, int n, float *out) {
     double mx = -INFINITY;
     for (int i = 0; i < n; i++)

@@ -20,6 +20,11 @@ uint64_t av_rng_next(av_rng *r);
 /* A double in [0, 1): the top 53 bits of av_rng_next / 2^53. */
 double av_rng_uniform(av_rng *r);
 
+/* n standard normals into out (float), Box-Muller on pairs of draws: u1 = 1 - uniform, u2 = uniform,
+ * r = sqrt(-2 log u1), a = 2 pi u2, then r cos a and r sin a (double, each rounded to float); an odd n drops
+ * the last pair's second value (docs/T2I_MODEL.md, section 8). */
+void av_rng_normals(av_rng *r, float *out, size_t n);
+
 /* out[i] = x[i] - log(sum_j exp(x[j])), sums in double; returns the log-sum-exp. -inf logits give -inf.
  * out may equal x. x, out: (n). */
 double av_log_softmax(const float *x, int n, float *out);

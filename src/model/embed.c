@@ -85,8 +85,11 @@ static int embed_ids(const av_model *m, av_state *s, const int32_t *ids, int n, 
     return 0;
 }
 
-/* s->x = [CLS; patches W_p^T + b_p] + positions for pixels (channels, image_size, image_size). */
-static int embed_pixels(const av_model *m, av_state *s, const float *pixels, av_err *err) {
+/* s->x = [prefix; patches W_p^T + b_p] + positions for pixels (channels, image_size, image_size): the prefix
+ * is the class token (ViT) or the given row (t2i: the time token); the learned positions cover every token,
+ * or the patches only when the table has one row per patch (t2i). */
+static int embed_pixels(const av_model *m, av_state *s, const float *pixels, const float *prefix,
+                        av_err *err) {
     const av_vision *v = &m->vision;
     int g = v->grid, p = v->patch_size, C = v->channels, S = v->image_size, dim = s->st->cfg.dim;
     int N = g * g, P = C * p * p;
@@ -101,11 +104,15 @@ static int embed_pixels(const av_model *m, av_state *s, const float *pixels, av_
                            pixels + ((size_t)c * (size_t)S + (size_t)(gy * p + ky)) * (size_t)S +
                                (size_t)(gx * p),
                            sizeof(float) * (size_t)p);
-    av_dequantize_rows(&v->cls_token, 0, 1, s->x);
+    if (prefix)
+        memcpy(s->x, prefix, sizeof(float) * (size_t)dim);
+    else
+        av_dequantize_rows(&v->cls_token, 0, 1, s->x);
     av_linear_apply(s->x + dim, patches, &v->patch, N, s->wscratch, s->n_threads);
     free(patches);
-    for (int t = 0; t <= N; t++)
-        add_row(s->x + (size_t)t * (size_t)dim, &s->st->emb.pos, t, s->xb, dim);
+    int t0 = s->st->emb.pos.shape[0] == N; /* first token with a position row */
+    for (int t = t0; t <= N; t++)
+        add_row(s->x + (size_t)t * (size_t)dim, &s->st->emb.pos, t - t0, s->xb, dim);
     return 0;
 }
 
@@ -152,7 +159,7 @@ int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const
     if (!p) p = &no_pass;
     int T = m->vision.grid * m->vision.grid + 1;
     if (m->family != AV_FAMILY_VIT) return av_errf(err, "%s is not an image model", m->name);
-    if (av_state_reserve(s, T, err) || embed_pixels(m, s, pixels, err) || av_stack_run(s, T, 0, p, err))
+    if (av_state_reserve(s, T, err) || embed_pixels(m, s, pixels, NULL, err) || av_stack_run(s, T, 0, p, err))
         return -1;
     return p->logits ? av_head_logits(m, s, s->x, 1, p->logits, err) : 0; /* the class token */
 }
@@ -170,4 +177,30 @@ int av_forward_embeds(const av_model *m, av_state *s, const int32_t *ids, const 
             return -1;
     embed_norm(s->st, s->x, rows);
     return av_stack_run(s, n, pos0, p, err);
+}
+
+int av_forward_denoiser(const av_model *m, av_state *s, const float *x, const float *time_token,
+                        const av_pass *p, float *out, av_err *err) {
+    const av_vision *v = &m->vision;
+    int g = v->grid, pp = v->patch_size, C = v->channels, S = v->image_size, N = g * g, P = C * pp * pp;
+    if (!p) p = &no_pass;
+    if (m->family != AV_FAMILY_T2I || s->st != &m->stacks[1] || !s->cross_k)
+        return av_errf(err, "internal error: the denoiser runs on stack 1 attached to a text encoding");
+    float *rows =
+        malloc(sizeof(float) * (size_t)N * (size_t)P); /* (N, P): values (c, dy, dx) of each patch */
+    if (!rows) return av_errf(err, "out of memory");
+    if (av_state_reserve(s, N + 1, err) || embed_pixels(m, s, x, time_token, err) ||
+        av_stack_run(s, N + 1, 0, p, err) || av_head_logits(m, s, s->x + s->st->cfg.dim, N, rows, err)) {
+        free(rows);
+        return -1;
+    }
+    for (int n = 0; n < N; n++) /* patch n = (gy, gx) back to the image */
+        for (int c = 0; c < C; c++)
+            for (int dy = 0; dy < pp; dy++)
+                memcpy(out + ((size_t)c * (size_t)S + (size_t)((n / g) * pp + dy)) * (size_t)S +
+                           (size_t)((n % g) * pp),
+                       rows + (size_t)n * (size_t)P + (size_t)(c * pp + dy) * (size_t)pp,
+                       sizeof(float) * (size_t)pp);
+    free(rows);
+    return 0;
 }

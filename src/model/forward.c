@@ -21,7 +21,8 @@ static size_t ffn_largest(const av_ffn *f) {
 
 /* Elements of the largest non-F32 matrix a run of stack st multiplies with (dequantized into wscratch). */
 static size_t largest_matrix(const av_model *m, const av_stack *st) {
-    const av_tensor *model_ws[] = {&m->head.out.w, &m->head.dense.w, &m->vision.patch.w};
+    const av_tensor *model_ws[] = {&m->head.out.w, &m->head.dense.w, &m->vision.patch.w, &m->diff.time_1.w,
+                                   &m->diff.time_2.w};
     size_t best = 0;
     for (size_t i = 0; i < sizeof model_ws / sizeof model_ws[0]; i++)
         best = matrix_size(model_ws[i]) > best ? matrix_size(model_ws[i]) : best;

@@ -53,6 +53,7 @@ int av_bert_load(av_hf_dir *h, av_model *m, av_err *err); /* bert, roberta, dist
 int av_vit_load(av_hf_dir *h, av_model *m, av_err *err);  /* timm and Hugging Face ViT */
 int av_bart_load(av_hf_dir *h, av_model *m, av_err *err); /* marian, bart */
 int av_t5_load(av_hf_dir *h, av_model *m, av_err *err);
+int av_t2i_load(av_hf_dir *h, av_model *m, av_err *err); /* attnviz-t2i (docs/T2I_MODEL.md) */
 /* The decoder families of arch.h (hf_decoder.c): config.json, then the weights (opened here). */
 struct av_arch;
 int av_hf_decoder_load(av_hf_dir *h, av_model *m, const struct av_arch *a, av_err *err);

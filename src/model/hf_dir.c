@@ -191,10 +191,15 @@ static const struct {
     const char *arch_prefix; /* "architectures"[0] prefix, for configs without model_type */
     family_loader load;
 } families[] = {
-    {"gpt2", "GPT2", av_gpt2_load},       {"bert", "Bert", av_bert_load},
-    {"roberta", "Roberta", av_bert_load}, {"distilbert", "DistilBert", av_bert_load},
-    {"vit", "ViT", av_vit_load},          {"marian", "Marian", av_bart_load},
-    {"bart", "Bart", av_bart_load},       {"t5", "T5", av_t5_load},
+    {"gpt2", "GPT2", av_gpt2_load},
+    {"bert", "Bert", av_bert_load},
+    {"roberta", "Roberta", av_bert_load},
+    {"distilbert", "DistilBert", av_bert_load},
+    {"vit", "ViT", av_vit_load},
+    {"marian", "Marian", av_bart_load},
+    {"bart", "Bart", av_bart_load},
+    {"t5", "T5", av_t5_load},
+    {"attnviz-t2i", "AttnvizT2I", av_t2i_load},
 };
 enum { N_FAMILIES = sizeof families / sizeof families[0] };
 

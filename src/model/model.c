@@ -95,6 +95,8 @@ static int check_vision(const av_model *m, const char *cfg, av_err *err) {
     if (v->grid <= 0 || v->grid * v->patch_size != v->image_size)
         return av_errf(err, "image size %d is not a multiple of the patch size %d", v->image_size,
                        v->patch_size);
+    if (m->family == AV_FAMILY_T2I) /* the time token takes the class token's place */
+        return av_linear_check(&v->patch, "patch embedding", dim, P, cfg, err);
     if (m->max_seq_len != v->grid * v->grid + 1)
         return av_errf(err, "internal error: image models see [CLS] + %d patches", v->grid * v->grid);
     return av_linear_check(&v->patch, "patch embedding", dim, P, cfg, err) ||
@@ -117,7 +119,7 @@ static void fill_summary(av_model *m) {
 int av_model_check(av_model *m, av_err *err) {
     /* the Llama loaders read three formats; the others read config.json */
     const char *cfg = m->family == AV_FAMILY_LLAMA ? "the config" : "config.json";
-    int vit = m->family == AV_FAMILY_VIT;
+    int vit = m->family == AV_FAMILY_VIT, t2i = m->family == AV_FAMILY_T2I;
     if (m->n_stacks < 1 || m->n_stacks > AV_MAX_STACKS)
         return av_errf(err, "internal error: model without a stack");
     if (m->max_seq_len <= 0 || m->max_seq_len > (1 << 24))
@@ -129,6 +131,8 @@ int av_model_check(av_model *m, av_err *err) {
         const char *what = m->n_stacks == 1 ? "model" : i ? "decoder" : "encoder";
         int max_pos =
             st->emb.pos_from_pad ? m->max_seq_len + m->pad_id + 1 - st->emb.pos_offset : m->max_seq_len;
+        if (t2i) /* learned positions of the prompt's tokens, and of the patches only (not the time token) */
+            max_pos = i ? m->vision.grid * m->vision.grid : m->diff.max_text;
         if (av_stack_check(st, what, cfg, err) || check_embed(m, st, what, max_pos, cfg, err)) return -1;
     }
     const av_stack_cfg *enc = &m->stacks[0].cfg, *dec = &m->stacks[m->n_stacks - 1].cfg;
@@ -137,7 +141,7 @@ int av_model_check(av_model *m, av_err *err) {
                        enc->dim, dec->n_heads, enc->n_heads);
     if (!vit && av_weight_check(&m->tok_emb, "token embedding", m->vocab_size, enc->dim, 0, cfg, err))
         return -1;
-    if (check_head(m, cfg, err) || (vit && check_vision(m, cfg, err))) return -1;
+    if (check_head(m, cfg, err) || ((vit || t2i) && check_vision(m, cfg, err))) return -1;
     fill_summary(m);
     return 0;
 }

@@ -35,6 +35,21 @@ typedef struct av_vision {
     char **labels; /* (head.n_out) class names, or NULL */
 } av_vision;
 
+/* Text-to-image diffusion (t2i, docs/T2I_MODEL.md): stacks[0] is the text encoder, stacks[1] the denoiser
+ * over [time token; patches] (its emb.pos holds the patches' positions), vision.patch embeds patches,
+ * head.out maps the patch rows back to pixels (n_out = channels * patch^2). */
+typedef struct av_diffusion {
+    av_linear time_1, time_2;  /* (dim, freq_dim), (dim, dim): time token = time_2(GELU(time_1(sinusoid))) */
+    int freq_dim;              /* sinusoid size: cos of freq_dim / 2 frequencies, then sin */
+    double max_period;         /* sinusoid frequencies exp(-ln(max_period) j / half) */
+    int n_train_steps;         /* T of the noise schedule */
+    double cosine_s, max_beta; /* squaredcos_cap_v2 schedule */
+    int default_steps;         /* DDIM steps when a run does not choose */
+    float guidance;            /* classifier-free guidance scale */
+    int max_text;              /* longest prompt in tokens, [CLS] and [SEP] included */
+    int cls_id, sep_id;
+} av_diffusion;
+
 struct av_model {
     char name[128];
     char arch[32]; /* "llama", "mistral", "qwen2", "gpt2", "bert", "roberta", "vit", "marian", "t5", ... */
@@ -49,6 +64,7 @@ struct av_model {
         tok_emb; /* (vocab, dim) token table shared by the stacks (an embedding's own tok overrides it) */
     av_head head;
     av_vision vision;
+    av_diffusion diff;                        /* t2i only */
     int pad_id, bos_id, eos_id, dec_start_id; /* special tokens, -1 when unknown */
 
     av_mapped_file files[AV_MAX_SHARDS]; /* llama2.c / GGUF mappings */
@@ -177,6 +193,24 @@ int av_model_prompt_ids(const av_model *m, const char *prompt, int add_bos, int3
                         av_err *err);
 /* Images: pixels (channels, image_size, image_size), normalized -> attention over [CLS] + patches. */
 int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const av_pass *p, av_err *err);
+/* t2i: one denoiser evaluation on the state of stack 1 (attached to a text encoding): x (channels,
+ * image_size, image_size) in model space, time_token (dim) -> out (channels, image_size, image_size). */
+int av_forward_denoiser(const av_model *m, av_state *s, const float *x, const float *time_token,
+                        const av_pass *p, float *out, av_err *err);
+/* ---- text-to-image diffusion (diffusion.c, docs/T2I_MODEL.md) ---- */
+
+/* ab (n_train_steps): the cumulative products of (1 - beta_t) of the squaredcos_cap_v2 schedule, float64. */
+void av_t2i_alphas_cumprod(const av_model *m, double *ab);
+/* ts (n): the DDIM timesteps of n steps, trailing spacing: (n - i) T / n - 1 for i = 0..n-1. */
+void av_t2i_timesteps(int T, int n, int32_t *ts);
+/* out (freq_dim): [cos(t w_j) | sin(t w_j)], computed in double, rounded to float. */
+void av_t2i_time_sinusoid(const av_model *m, int t, float *out);
+/* out (dim): the denoiser's time token for timestep t (s: a denoiser state, for its scratch). */
+int av_t2i_time_token(const av_model *m, av_state *s, int t, float *out, av_err *err);
+/* A prompt's ids: [CLS] words [SEP] with the model's tokenizer; *ids malloc'd. Longer than max_text: error.
+ */
+int av_t2i_prompt_ids(const av_model *m, const char *prompt, int32_t **ids, size_t *n, av_err *err);
+
 /* Decodes and preprocesses an image file for m: out (3, image_size, image_size) malloc'd. */
 int av_vit_preprocess_file(const av_model *m, const char *path, float **out, av_err *err);
 

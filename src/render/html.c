@@ -11,6 +11,8 @@
  * float32) follow in the blob, described by meta "analysis" (html_analysis.c). See docs/VIEWER.md. */
 #include "render/html_internal.h"
 
+#include "render/daam.h"
+
 #include "core/core.h"
 #include "trace/logprobs.h"
 #include "trace/trace.h"
@@ -33,8 +35,8 @@ av_html_params av_html_default_params(void) {
 }
 
 int av_html_view_valid(const char *name) {
-    static const char *const views[] = {"heatmap", "model", "head",  "image",       "summary",
-                                        "rollout", "norm",  "steps", "attribution", "lens"};
+    static const char *const views[] = {"heatmap", "model", "head",        "image", "summary", "rollout",
+                                        "norm",    "steps", "attribution", "lens",  "daam"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -73,7 +75,7 @@ static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder",
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
 static const char *k_scripts[] = {
     "data.js",    "heatmap.js",  "analysis.js", "modelview.js",   "headview.js", "imageview.js", "summary.js",
-    "rollout.js", "normview.js", "steps.js",    "attribution.js", "lens.js",     "viewer.js"};
+    "rollout.js", "normview.js", "steps.js",    "attribution.js", "lens.js",     "daamview.js",  "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -239,6 +241,36 @@ static int initial_state(const av_trace *t, const av_html_params *p, json_t *m, 
     return 0;
 }
 
+/* Text-to-image traces: meta "daam" and, 4-byte aligned in the blob, the cross-attention summed over heads
+ * (steps, layers, S, g*g) as float32 and the image (3, size, size) as float32 (web/daamview.js). */
+static int daam_encode(const av_trace *t, av_buf *blob, json_t *m, av_err *err) {
+    static const uint8_t zeros[4] = {0};
+    int dims[5], size;
+    av_tensor raw, img;
+    if (av_trace_tensor(t, "daam.raw", &raw) != 0) return 0;
+    if (av_trace_daam_dims(t, dims, &size, err)) return -1;
+    av_trace_tensor(t, "image", &img);
+    size_t per = (size_t)dims[3] * (size_t)dims[4] * (size_t)dims[4],
+           n = (size_t)dims[0] * (size_t)dims[1] * per;
+    float *sum = calloc(n ? n : 1, sizeof *sum); /* (steps, layers, S, g*g) */
+    if (!sum) return av_errf(err, "out of memory");
+    const float *r = raw.data; /* (steps, layers, heads, S * g*g) */
+    for (size_t sl = 0; sl < (size_t)dims[0] * (size_t)dims[1]; sl++)
+        for (int h = 0; h < dims[2]; h++)
+            for (size_t k = 0; k < per; k++)
+                sum[sl * per + k] += r[(sl * (size_t)dims[2] + (size_t)h) * per + k];
+    av_buf_put(blob, zeros, (4 - blob->n % 4) % 4);
+    json_t *d = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:s}", "steps", dims[0], "layers", dims[1],
+                          "heads", dims[2], "tokens", dims[3], "grid", dims[4], "size", size, "raw",
+                          (json_int_t)blob->n, "caveat", av_daam_caveat);
+    av_buf_put(blob, sum, sizeof(float) * n);
+    free(sum);
+    json_object_set_new(d, "image", json_integer((json_int_t)blob->n));
+    av_buf_put(blob, img.data, sizeof(float) * 3 * (size_t)size * (size_t)size);
+    json_object_set_new(m, "daam", d);
+    return blob->oom ? av_errf(err, "out of memory") : 0;
+}
+
 static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_html_analysis *an, av_buf *blob,
                       json_t **out, av_err *err) {
     json_t *m = json_object(), *sets = json_array(), *labels = json_object(), *md = json_object(),
@@ -293,6 +325,10 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
             }
     }
     if (av_html_attr_encode(t, m, err) || (an && av_html_analysis_encode(an, u8, blob, m, err))) {
+        json_decref(m);
+        return -1;
+    }
+    if (daam_encode(t, blob, m, err)) {
         json_decref(m);
         return -1;
     }

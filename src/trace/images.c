@@ -56,15 +56,14 @@ static int predictions_meta(av_trace *t, const av_class_score *top, int k, av_er
     return rc;
 }
 
-/* "[CLS]", then "row,col" of each patch. */
-static int patch_labels(av_trace *t, int grid, av_err *err) {
+int av_cap_patch_labels(av_trace *t, int grid, const char *first, av_err *err) {
     int T = grid * grid + 1;
     char **labels = calloc((size_t)T, sizeof *labels), buf[32];
     int32_t *ids = malloc(sizeof *ids * (size_t)T);
     int ok = labels && ids;
     for (int i = 0; ok && i < T; i++) {
         if (i == 0)
-            snprintf(buf, sizeof buf, "[CLS]");
+            snprintf(buf, sizeof buf, "%s", first);
         else
             snprintf(buf, sizeof buf, "%d,%d", (i - 1) / grid, (i - 1) % grid);
         ids[i] = i;
@@ -85,7 +84,8 @@ static int image_meta(const av_model *m, av_trace *t, const av_class_score *top,
     return av_trace_set_meta(t, "patch_grid", buf, err) || av_trace_set_meta(t, "prefix_tokens", "1", err) ||
                    av_cap_meta_int(t, "image_size", v->image_size, err) ||
                    av_cap_meta_int(t, "patch_size", v->patch_size, err) ||
-                   (k > 0 && predictions_meta(t, top, k, err)) || patch_labels(t, v->grid, err)
+                   (k > 0 && predictions_meta(t, top, k, err)) ||
+                   av_cap_patch_labels(t, v->grid, "[CLS]", err)
                ? -1
                : 0;
 }

@@ -246,6 +246,8 @@ int av_trace_from_ids(const av_model *m, const int32_t *ids, size_t n, const av_
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
     if (m->family == AV_FAMILY_VIT) return av_errf(err, "%s is an image model: give it an image", m->name);
+    if (m->family == AV_FAMILY_T2I)
+        return av_errf(err, "%s is a text-to-image model: give it a prompt as text", m->name);
     if (m->family == AV_FAMILY_ENCDEC)
         return av_trace_from_pair_ids(m, ids, n, NULL, 0, DEFAULT_STEPS, params, out, err);
     return tokens_trace(m, ids, n, params, out, err);
@@ -259,6 +261,11 @@ int av_trace_from_text(const av_model *m, const char *text, const av_run_params 
     if (m->family == AV_FAMILY_VIT) return av_errf(err, "%s is an image model: give it an image", m->name);
     if (m->family == AV_FAMILY_ENCDEC)
         return av_trace_from_pair(m, text, NULL, DEFAULT_STEPS, params, out, err);
+    if (m->family == AV_FAMILY_T2I) { /* an image from the prompt, the default seed and steps */
+        av_t2i_params tp = av_t2i_default_params();
+        tp.n_threads = params->n_threads;
+        return av_trace_from_t2i(m, text, &tp, out, err);
+    }
     int32_t *ids;
     size_t n;
     if (encode(m, text, params->add_bos, &ids, &n, 2, err)) return -1;

@@ -104,4 +104,14 @@ int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av
 /* Takes ownership of the (n_tokens, vocab) logits, exposed as t->logits_view. */
 void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab);
 
+/* ---- DAAM (daam.c) ------------------------------------------------------------------------------------ */
+
+/* Word maps out (S, size, size) from raw (n_steps, n_layers, n_heads, S, g, g), dims = {n_steps, n_layers,
+ * n_heads, S, g}, over range (NULL: everything); see av_trace_daam. */
+int av_daam_maps(const float *raw, const int dims[5], int size, const av_daam_range *range, float *out,
+                 av_err *err);
+/* A trace's DAAM sizes: dims as above from daam.raw and patch_grid, size the image's side; -1 when the trace
+ * holds none or they disagree. */
+int av_trace_daam_dims(const av_trace *t, int dims[5], int *size, av_err *err);
+
 #endif

@@ -36,3 +36,9 @@ if [ -f "$ROOT/models/induction/induction.bin" ]; then
     [ -s "$TMP/demo/induction.html" ] && [ -s "$TMP/demo/induction-grid.png" ]
     ok demo_induction_outputs $? "models/induction is there but induction.html / induction-grid.png were not written"
 fi
+
+if [ -f "$ROOT/models/demo-t2i/model.safetensors" ]; then
+    [ -s "$TMP/demo/t2i-words.png" ] && [ -s "$TMP/demo/t2i-red.png" ] && [ -s "$TMP/demo/t2i.html" ] &&
+        grep -q "descriptive, not explanatory" "$TMP/out"
+    ok demo_t2i_outputs $? "models/demo-t2i is there but the DAAM outputs or the caveat were not written"
+fi
