@@ -185,6 +185,15 @@ typedef struct av_attn_view {
     const float *data; /* (n_heads, n_query, n_key) */
 } av_attn_view;
 
+/* Progress of a run (av_run_params.on_progress): called after each layer of each chunk of rows. */
+typedef struct av_progress {
+    int layer, n_layers;  /* the layer just done (0-based) of the stack running, and its layer count */
+    int tokens, n_tokens; /* rows through that layer so far, of n_tokens */
+    double done, total;   /* work done and in all, in units proportional to the arithmetic: the fraction is
+                             done / total (a long causal run's later rows cost more) */
+} av_progress;
+typedef void (*av_progress_fn)(void *ctx, const av_progress *p);
+
 typedef struct av_run_params {
     int add_bos;     /* default 1 */
     int n_threads;   /* 0: the model's default (av_model_params.n_threads, all cores unless set) */
@@ -199,7 +208,15 @@ typedef struct av_run_params {
     const char *output_path; /* optional: the path av_trace_save will be given. Full F32 traces (of at least
                                 ~0.5 MB) are then captured straight into that file's (temporary, renamed on
                                 save) pages, so saving writes no attention data; the file is created before
-                                the run. */
+                                the run. Lazy runs stream their queries, keys and overviews into it as the
+                                run goes, so memory does not grow with them (docs/TRACE_FORMAT.md). */
+    int pool_cells;          /* lazy traces: a pooled overview of every head (max and mean over cells of
+                                tokens), computed during the run so a whole head of a long input shows at
+                                once: cells a side; 0 (default): 256 when a side has at least 4096
+                                tokens, else none; < 0: none (docs/TRACE_FORMAT.md, "Overviews") */
+    int keep_qk;             /* full traces: also store every layer's queries and keys (neuron view) */
+    av_progress_fn on_progress; /* optional, called after each layer of each chunk */
+    void *on_progress_ctx;
 } av_run_params;
 
 av_run_params av_run_default_params(void);
@@ -244,6 +261,7 @@ int av_trace_n_key(const av_trace *t, av_attn_kind kind);
  * out: (n_key) floats. Thread-safe for concurrent readers. */
 #define AV_HEADS_MEAN (-1)
 #define AV_HEADS_MAX (-2)
+#define AV_HEADS_MIN (-3)
 int av_trace_attn_row(const av_trace *t, av_attn_kind kind, int layer, int head, int q, float *out,
                       av_err *err);
 
@@ -253,6 +271,38 @@ typedef enum av_pool { AV_POOL_MAX = 0, AV_POOL_MEAN } av_pool;
  * == q1-q0 and out_cols == k1-k0 the cells are exact values. out: (out_rows, out_cols). Thread-safe. */
 int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int q1, int k0,
                        int k1, int out_rows, int out_cols, av_pool pool, float *out, av_err *err);
+
+/* av_trace_attn_tile with every option: head may also be AV_HEADS_MIN; exclude_first renormalizes each
+ * row of each head over keys 1.. (the first, "sink" token left out) before heads are reduced and cells
+ * pooled. A lazy trace with a pooled overview (docs/TRACE_FORMAT.md) answers a whole-matrix tile whose
+ * cells are unions of the stored ones (rows and cols dividing the stored counts) from the overview, without
+ * recomputing: one head with either pooling, the mean of heads with mean pooling, the max of heads with max
+ * pooling. Everything else is computed from the attention. */
+typedef struct av_tile_params {
+    av_attn_kind kind;
+    int layer, head;        /* head >= 0 or AV_HEADS_MEAN / MAX / MIN */
+    int q0, q1, k0, k1;     /* the block [q0, q1) x [k0, k1) */
+    int out_rows, out_cols; /* cells */
+    av_pool pool;
+    int exclude_first;
+} av_tile_params;
+int av_trace_attn_tile_ex(const av_trace *t, const av_tile_params *p, float *out, av_err *err);
+/* The overview cells a whole-matrix tile of kind can be answered from at once: *rows x *cols stored cells
+ * (any divisor of them works too); 0 and zeros when the kind has no overview. */
+int av_trace_overview_cells(const av_trace *t, av_attn_kind kind, int *rows, int *cols);
+
+/* The queries and keys of one layer as the scores saw them (after q/k norms and RoPE), for traces that keep
+ * them (lazy traces; full traces run with keep_qk): q (n_heads, n_query, head_dim) and k (n_kv_heads,
+ * n_key, head_dim), F32; query head h reads key head h / (n_heads / n_kv_heads). Score of query i and key j:
+ * softcap * tanh(scale q_i.k_j / softcap) (no capping when softcap is 0), plus a relative-position bias for
+ * T5-style models (rel_bias), then the masks (causal, window, key mask) and the softmax. */
+typedef struct av_qk_view {
+    av_tensor q, k;
+    float scale, softcap;
+    int causal, window;
+    int has_rel_bias, has_key_mask;
+} av_qk_view;
+int av_trace_qk(const av_trace *t, av_attn_kind kind, int layer, av_qk_view *out, av_err *err);
 
 /* Picks one head's matrix or reduces over heads. spec: a head index ("5"), "mean", "max" or "min".
  * out: (n_query, n_key) floats. */

@@ -65,7 +65,8 @@ int av_state_reserve(av_state *s, int n, av_err *err) {
     return 0;
 }
 
-int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out, av_err *err) {
+static int state_new(const av_model *m, int stack, int max_tokens, int n_threads, int layerwise,
+                     av_state **out, av_err *err) {
     *out = NULL;
     if (stack < 0 || stack >= m->n_stacks) return av_errf(err, "the model has no stack %d", stack);
     if (max_tokens <= 0) return av_errf(err, "empty input: nothing to run");
@@ -80,7 +81,8 @@ int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av
     s->st = st;
     s->max_tokens = max_tokens;
     s->n_threads = n_threads > 0 ? n_threads : m->n_threads > 0 ? m->n_threads : av_default_threads();
-    s->cache_layers = c->causal ? st->n_layers : 1; /* an encoder needs a layer's keys only in that layer */
+    /* an encoder (or a layer-by-layer run) needs a layer's keys only in that layer */
+    s->cache_layers = c->causal && !layerwise ? st->n_layers : 1;
     size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim, wmax = largest_matrix(m, st);
     if (alloc_floats(&s->k_cache, (size_t)s->cache_layers, (size_t)max_tokens, kv_dim, err) ||
         alloc_floats(&s->v_cache, (size_t)s->cache_layers, (size_t)max_tokens, kv_dim, err) ||
@@ -94,6 +96,15 @@ int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av
     if (s->rel) av_rel_pos_bias(st, max_tokens, s->rel);
     *out = s;
     return 0;
+}
+
+int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out, av_err *err) {
+    return state_new(m, stack, max_tokens, n_threads, 0, out, err);
+}
+
+int av_state_new_layerwise(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out,
+                           av_err *err) {
+    return state_new(m, stack, max_tokens, n_threads, 1, out, err);
 }
 
 int av_state_attach(av_state *dec, const av_state *enc, av_err *err) {
@@ -188,6 +199,7 @@ static void attend(av_state *s, const av_block *B, int self, const float *k, con
         a.probs_ld = cap->n_key;
         a.probs_zeroed = cap->zeroed;
     }
+    if (cap->pool) a.pool = &cap->pool[l];
     av_attention(&a, s->scores, s->n_threads);
 }
 
@@ -284,9 +296,8 @@ static int block_forward(av_state *s, const av_block *B, int l, const chunk *ch,
 
 /* ---- a stack ---- */
 
-int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err) {
-    const av_stack *st = s->st;
-    const av_stack_cfg *c = &st->cfg;
+int av_stack_run_layer(av_state *s, int l, int n, int pos0, const av_pass *p, av_err *err) {
+    const av_stack_cfg *c = &s->st->cfg;
     if (pos0 < 0 || pos0 + n > s->max_tokens)
         return av_errf(err, "positions %d..%d exceed the state's %d positions", pos0, pos0 + n - 1,
                        s->max_tokens);
@@ -295,10 +306,22 @@ int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err) {
     if ((p->self.T && p->self.T < pos0 + n) || (p->cross.T && p->cross.T < pos0 + n))
         return av_errf(err, "capture buffers hold %d positions, need %d", p->self.T, pos0 + n);
     chunk ch = {n, pos0, p};
-    for (int l = 0; l < st->n_layers; l++)
-        if (block_forward(s, &st->blocks[l], l, &ch, err)) return -1;
+    if (block_forward(s, &s->st->blocks[l], l, &ch, err)) return -1;
+    if (p->on_layer) p->on_layer(p->on_layer_ctx, l, pos0, n);
+    return 0;
+}
+
+void av_stack_final_norm(av_state *s, int n) {
+    const av_stack *st = s->st;
+    const av_stack_cfg *c = &st->cfg;
     if (st->final_norm.w.data)
         av_norm_apply(c->norm, &st->final_norm, c->eps, c->norm_offset, s->x, s->x, n, c->dim, s->n_threads);
     s->n_last = n;
+}
+
+int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err) {
+    for (int l = 0; l < s->st->n_layers; l++)
+        if (av_stack_run_layer(s, l, n, pos0, p, err)) return -1;
+    av_stack_final_norm(s, n);
     return 0;
 }

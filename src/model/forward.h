@@ -29,5 +29,8 @@ struct av_state {
 int av_state_reserve(av_state *s, int n, av_err *err);
 /* Runs the n rows of s->x (embedded) at positions pos0.. through every block and the final norm, in place. */
 int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err);
+/* The same for block l alone (then p->on_layer), and the final norm alone. */
+int av_stack_run_layer(av_state *s, int l, int n, int pos0, const av_pass *p, av_err *err);
+void av_stack_final_norm(av_state *s, int n);
 
 #endif

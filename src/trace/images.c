@@ -114,7 +114,12 @@ int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int
     av_cap_declare(&c, AV_ATTN_SELF, 0, 0, T, T);
     if (!logits) av_errf(err, "out of memory");
     if (!logits || av_cap_alloc(&c, 0, err) || av_state_new(m, 0, T, params->n_threads, &s, err)) goto done;
-    av_pass pass = {av_cap_view(&c, AV_ATTN_SELF), {0}, n_out ? logits : NULL, 0};
+    av_cap_progress rp;
+    av_cap_progress_init(&rp, &c, AV_ATTN_SELF, T);
+    av_pass pass = {.self = av_cap_view(&c, AV_ATTN_SELF),
+                    .logits = n_out ? logits : NULL,
+                    .on_layer = av_cap_on_layer,
+                    .on_layer_ctx = &rp};
     if (av_forward_pixels(m, s, pixels, &pass, err) || av_cap_finish(&c, out, err)) goto done;
     n_best = n_out ? top_classes(m, logits, n_out, best, k > META_TOP ? k : META_TOP) : 0;
     if (image_meta(m, *out, best, n_best < META_TOP ? n_best : META_TOP, err)) goto done;

@@ -30,30 +30,42 @@ static int finish_run(const av_model *m, av_run_capture *c, const int32_t *ids, 
 
 /* ---- decoder-only and encoder-only token models ---- */
 
-static int tokens_trace(const av_model *m, const int32_t *ids, size_t n, const av_run_params *p,
-                        av_trace **out, av_err *err) {
+/* The pass over ids: lazy causal runs go layer by layer in chunks (one layer's keys and values in memory,
+ * its queries and keys streamed out); others are one chunk through every layer. */
+static int tokens_pass(const av_model *m, av_run_capture *c, const int32_t *ids, int T, const uint8_t *types,
+                       av_err *err) {
+    const av_run_params *p = c->p;
+    int layerwise = p->lazy && m->stacks[0].cfg.causal;
+    av_cap_progress rp;
+    av_cap_progress_init(&rp, c, AV_ATTN_SELF, T);
+    av_pass pass = {.self = av_cap_view(c, AV_ATTN_SELF),
+                    .logits = c->logits,
+                    .logits_all = 1,
+                    .token_types = types,
+                    .on_layer = av_cap_on_layer,
+                    .on_layer_ctx = &rp};
+    av_state *s = NULL;
+    int rc = layerwise ? av_state_new_layerwise(m, 0, T, p->n_threads, &s, err)
+                       : av_state_new(m, 0, T, p->n_threads, &s, err);
+    if (!rc)
+        rc = layerwise ? av_forward_ids_layerwise(m, s, ids, T, LAZY_CHUNK, &pass, err)
+                       : av_forward_ids(m, s, ids, T, 0, &pass, err);
+    av_state_free(s);
+    return rc;
+}
+
+static int tokens_trace(const av_model *m, const int32_t *ids, size_t n, const uint8_t *types,
+                        const av_run_params *p, av_trace **out, av_err *err) {
     if (n == 0) return av_errf(err, "empty input: no tokens to run (give some text, or keep the BOS token)");
     if (n > (size_t)m->max_seq_len)
         return av_errf(err, "input is %zu tokens but the model's context window is %d", n, m->max_seq_len);
     int T = (int)n, rc = -1;
-    /* lazy decoders go in chunks so activations stay small; full runs hold every row's attention anyway */
-    int chunk = p->lazy && m->stacks[0].cfg.causal ? LAZY_CHUNK : T;
     av_run_capture c;
-    av_state *s = NULL;
     if (av_cap_init(&c, m, p, err)) return -1;
     av_cap_declare(&c, AV_ATTN_SELF, 0, 0, T, T);
-    if (av_cap_alloc(&c, T, err) || av_state_new(m, 0, T, p->n_threads, &s, err)) goto done;
-    for (int p0 = 0; p0 < T; p0 += chunk) {
-        int n_chunk = T - p0 < chunk ? T - p0 : chunk;
-        av_pass pass = {
-            av_cap_view(&c, AV_ATTN_SELF), {0}, c.logits ? c.logits + (size_t)p0 * m->head.n_out : NULL, 1};
-        if (av_forward_ids(m, s, ids + p0, n_chunk, p0, &pass, err)) goto done;
-        if (p->progress) p->progress(p->progress_ctx, p0 + n_chunk, T);
-    }
-    rc = finish_run(m, &c, ids, n, out, err);
-done:
+    if (!av_cap_alloc(&c, T, err) && !tokens_pass(m, &c, ids, T, types, err))
+        rc = finish_run(m, &c, ids, n, out, err);
     av_cap_free(&c);
-    av_state_free(s);
     return rc;
 }
 
@@ -113,14 +125,19 @@ static int pair_trace(const av_model *m, const int32_t *src, int S, const int32_
     av_cap_declare(&c, AV_ATTN_ENC, 0, 0, S, S);
     av_cap_declare(&c, AV_ATTN_DEC, 1, 0, T, T);
     av_cap_declare(&c, AV_ATTN_CROSS, 1, 1, T, S);
-    av_pass pass = {{0}, {0}, NULL, 1};
+    av_cap_progress rp;
     if (av_cap_alloc(&c, T, err) || av_state_new(m, 1, T, p->n_threads, &dec, err) ||
         encode_source(m, &c, src, S, dec, p->n_threads, err))
         goto done;
-    pass = (av_pass){av_cap_view(&c, AV_ATTN_DEC), av_cap_view(&c, AV_ATTN_CROSS), c.logits, 1};
+    av_cap_progress_init(&rp, &c, AV_ATTN_DEC, T);
+    av_pass pass = {.self = av_cap_view(&c, AV_ATTN_DEC),
+                    .cross = av_cap_view(&c, AV_ATTN_CROSS),
+                    .logits = c.logits,
+                    .logits_all = 1,
+                    .on_layer = av_cap_on_layer,
+                    .on_layer_ctx = &rp};
     if (av_forward_ids(m, dec, seq, T, 0, &pass, err) || finish_run(m, &c, seq, (size_t)T, out, err))
         goto done;
-    if (p->progress) p->progress(p->progress_ctx, T, T);
     rc = pair_meta(m, *out, src, (size_t)S, seq, T, forced, err);
 done:
     if (rc && *out) av_trace_free(*out), *out = NULL;
@@ -240,7 +257,7 @@ int av_trace_from_ids(const av_model *m, const int32_t *ids, size_t n, const av_
     if (m->family == AV_FAMILY_VIT) return av_errf(err, "%s is an image model: give it an image", m->name);
     if (m->family == AV_FAMILY_ENCDEC)
         return av_trace_from_pair_ids(m, ids, n, NULL, 0, DEFAULT_STEPS, params, out, err);
-    return tokens_trace(m, ids, n, params, out, err);
+    return tokens_trace(m, ids, n, NULL, params, out, err);
 }
 
 int av_trace_from_text(const av_model *m, const char *text, const av_run_params *params, av_trace **out,

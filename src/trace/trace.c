@@ -117,7 +117,7 @@ int av_trace_token_id(const av_trace *t, int i) { return i >= 0 && i < t->n_toke
 
 int av_trace_n_layers(const av_trace *t, av_attn_kind kind) {
     if ((unsigned)kind >= AV_ATTN_KIND_COUNT) return 0;
-    if (t->lazy_kinds[kind].n_layers) return t->lazy_kinds[kind].n_layers;
+    if (t->lazy_kinds[kind].n_layers && t->lazy_kinds[kind].lazy) return t->lazy_kinds[kind].n_layers;
     int n = 0;
     for (int i = 0; i < t->n_sets; i++)
         if (t->sets[i].kind == kind && t->sets[i].layer + 1 > n) n = t->sets[i].layer + 1;
@@ -155,7 +155,7 @@ static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_
     }
     const av_lazy_kind *lz = (unsigned)kind < AV_ATTN_KIND_COUNT ? &t->lazy_kinds[kind] : NULL;
     float *a;
-    if (lz && layer >= 0 && layer < lz->n_layers) { /* lazy: materialized once, kept as a set */
+    if (lz && lz->lazy && layer >= 0 && layer < lz->n_layers) { /* lazy: materialized once, kept as a set */
         if (av_trace_lazy_materialize(t, kind, layer, AV_LAZY_MATERIALIZE_MAX, &a, err)) return -1;
         if (av_trace_add_attn(t, kind, layer, lz->n_heads, lz->n_query, lz->n_key, a, err)) return -1;
         *out = t->sets[t->n_sets - 1].view;
@@ -211,7 +211,7 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
     for (int i = 0; !rc && i < t->n_sets; i++) { /* materialized layers of lazy kinds stay out */
         av_attn_view v;
         const av_attn_set *s = &t->sets[i];
-        if (t->lazy_kinds[s->kind].n_layers) continue;
+        if (t->lazy_kinds[s->kind].lazy) continue;
         if (av_trace_attn(t, s->kind, s->layer, &v, err)) {
             rc = -1;
             break;
@@ -379,8 +379,9 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
                                  e->t.dtype == AV_DTYPE_F32 ? e->t.data : NULL};
         if (e->t.dtype == AV_DTYPE_F16) t->store_dtype = AV_DTYPE_F16;
     }
-    const char *lazy = av_trace_meta(t, "lazy");
-    if (lazy && strcmp(lazy, "1") == 0 && av_lazy_load(t, path, err)) goto fail;
+    const char *lazy = av_trace_meta(t, "lazy"), *qk = av_trace_meta(t, "qk");
+    if (((lazy && strcmp(lazy, "1") == 0) || (qk && strcmp(qk, "1") == 0)) && av_lazy_load(t, path, err))
+        goto fail;
     if (t->n_sets == 0 && !t->lazy) {
         av_errf(err, "%s: the trace holds no attention tensors (attn.<kind>.<layer>)", path);
         goto fail;
