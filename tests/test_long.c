@@ -103,8 +103,8 @@ static void test_overview_equals_pooled_rows(void) {
 static int same_tensors(const char *a, const char *b, char *why, size_t n) {
     av_safetensors fa, fb;
     av_err err = {{0}};
-    if (av_st_open(a, &fa, &err)) return snprintf(why, n, "%s", err.msg), 0;
-    if (av_st_open(b, &fb, &err)) return av_st_close(&fa), snprintf(why, n, "%s", err.msg), 0;
+    if (av_st_open(a, &fa, &err)) return snprintf(why, n, "%.200s", err.msg), 0;
+    if (av_st_open(b, &fb, &err)) return av_st_close(&fa), snprintf(why, n, "%.200s", err.msg), 0;
     int ok = fa.n == fb.n;
     for (int i = 0; ok && i < fa.n; i++) {
         const av_tensor *x = &fa.entries[i].t, *y = av_st_find(&fb, fa.entries[i].name);
