@@ -90,6 +90,11 @@ typedef struct av_plot_params {
     float vmin, vmax;    /* color range; vmin == vmax: automatic (0..max; diverging -a..a) */
     const char *title;   /* NULL: "<model> · layer L · head H" */
     int max_label_chars; /* longer token labels are cut with an ellipsis (default 16) */
+    /* a heatmap of a matrix the caller computed (a window, pooled cells, a reduction over layers) instead
+     * of (layer, head): matrix (n_rows, n_cols) with a label per row and column; the title is p->title */
+    const float *matrix;
+    int n_rows, n_cols;
+    char *const *row_labels, *const *col_labels;
 } av_plot_params;
 
 av_plot_params av_plot_default_params(void);

@@ -209,35 +209,42 @@ static int from_overview(const av_lazy_kind *lz, const av_tile_params *p) {
             (p->head == AV_HEADS_MAX && p->pool == AV_POOL_MAX));
 }
 
-/* Output cell (r, c) from the stored cells it covers, of one head or over heads h0..h1-1: the max of the
- * maxima, or the mean of the means weighted by the tokens each stored cell covers. */
-static float overview_cell(const av_lazy_kind *lz, const av_tile_params *p, int r, int c, int h0, int h1) {
-    int fr = lz->pool_rows / p->out_rows, fc = lz->pool_cols / p->out_cols, R = lz->pool_rows,
-        C = lz->pool_cols;
-    const float *plane0 = (p->pool == AV_POOL_MAX ? lz->pool_max : lz->pool_mean)[p->layer];
-    double acc = 0, area = 0;
-    for (int h = h0; h < h1; h++)
-        for (int i = r * fr; i < (r + 1) * fr; i++) {
-            const float *row = plane0 + ((size_t)h * (size_t)R + (size_t)i) * (size_t)C;
-            double rows = (double)((int64_t)(i + 1) * lz->n_query / R - (int64_t)i * lz->n_query / R);
-            for (int j = c * fc; j < (c + 1) * fc; j++) {
-                if (p->pool == AV_POOL_MAX) {
-                    acc = row[j] > acc ? row[j] : acc;
-                    continue;
-                }
-                double a = rows * (double)((int64_t)(j + 1) * lz->n_key / C - (int64_t)j * lz->n_key / C);
-                acc += row[j] * a;
-                area += a;
-            }
-        }
-    return (float)(p->pool == AV_POOL_MAX ? acc : acc / area);
+/* The tokens each of n cells over m tokens covers: out[i] = (i+1)*m/n - i*m/n. */
+static void cell_sizes(int n, int m, double *out) {
+    for (int i = 0; i < n; i++)
+        out[i] = (double)((int64_t)(i + 1) * m / n - (int64_t)i * m / n);
 }
 
-static void overview_tile(const av_lazy_kind *lz, const av_tile_params *p, float *out) {
-    int h0 = p->head >= 0 ? p->head : 0, h1 = p->head >= 0 ? p->head + 1 : lz->n_heads;
+/* Output cells from the stored cells they cover, of one head or over heads: the max of the maxima, or the
+ * mean of the means weighted by the tokens each stored cell covers (every head's cells alike). */
+static int overview_tile(const av_lazy_kind *lz, const av_tile_params *p, float *out) {
+    int R = lz->pool_rows, C = lz->pool_cols, fr = R / p->out_rows, fc = C / p->out_cols;
+    int h0 = p->head >= 0 ? p->head : 0, h1 = p->head >= 0 ? p->head + 1 : lz->n_heads,
+        mx = p->pool == AV_POOL_MAX;
+    const float *planes = (mx ? lz->pool_max : lz->pool_mean)[p->layer];
+    double *acc = calloc((size_t)p->out_rows * (size_t)p->out_cols + (size_t)R + (size_t)C, sizeof(double));
+    if (!acc) return -1;
+    double *rh = acc + (size_t)p->out_rows * (size_t)p->out_cols, *cw = rh + R; /* (R), (C) token counts */
+    cell_sizes(R, lz->n_query, rh);
+    cell_sizes(C, lz->n_key, cw);
+    for (int h = h0; h < h1; h++)
+        for (int i = 0; i < R; i++) {
+            const float *row = planes + ((size_t)h * (size_t)R + (size_t)i) * (size_t)C;
+            double *a = acc + (size_t)(i / fr) * (size_t)p->out_cols;
+            for (int j = 0; j < C; j++)
+                a[j / fc] =
+                    mx ? (row[j] > a[j / fc] ? row[j] : a[j / fc]) : a[j / fc] + row[j] * rh[i] * cw[j];
+        }
     for (int r = 0; r < p->out_rows; r++)
-        for (int c = 0; c < p->out_cols; c++)
-            out[(size_t)r * (size_t)p->out_cols + (size_t)c] = overview_cell(lz, p, r, c, h0, h1);
+        for (int c = 0; c < p->out_cols; c++) {
+            double area = 0, *a = acc + (size_t)r * (size_t)p->out_cols + (size_t)c;
+            for (int i = r * fr; !mx && i < (r + 1) * fr; i++)
+                for (int j = c * fc; j < (c + 1) * fc; j++)
+                    area += rh[i] * cw[j];
+            out[(size_t)r * (size_t)p->out_cols + (size_t)c] = (float)(mx ? *a : *a / (area * (h1 - h0)));
+        }
+    free(acc);
+    return 0;
 }
 
 int av_trace_attn_tile_ex(const av_trace *t, const av_tile_params *p, float *out, av_err *err) {
@@ -252,10 +259,8 @@ int av_trace_attn_tile_ex(const av_trace *t, const av_tile_params *p, float *out
         return av_errf(err, "tile of %d x %d cells must be at least 1 x 1 and at most the block's %d x %d",
                        p->out_rows, p->out_cols, p->q1 - p->q0, p->k1 - p->k0);
     if (p->pool != AV_POOL_MAX && p->pool != AV_POOL_MEAN) return av_errf(err, "unknown pooling");
-    if (from_overview(src.lazy, p)) {
-        overview_tile(src.lazy, p, out);
-        return 0;
-    }
+    if (from_overview(src.lazy, p))
+        return overview_tile(src.lazy, p, out) ? av_errf(err, "out of memory reading the overview") : 0;
     tile_job j = {&src, p->head, p->q0, p->q1, p->k0, p->k1, p->out_rows, p->out_cols, nk, p->pool, out, 0};
     int64_t work = (int64_t)(p->q1 - p->q0) * nk * (p->head < 0 ? src.n_heads : 1);
     av_parallel_for(work > (1 << 16) ? 0 : 1, p->out_rows, tile_rows, &j);
