@@ -292,8 +292,8 @@ const char *cli_reduce_name(int head, char buf[16]) {
 }
 
 /* An index or a reduction: "3", "-1" (from the end of n), "mean"; -1 after printing the error. */
-static int parse_index_or_reduce(const char *v, const char *opt, int n, const char *what, const char *cmd,
-                                 int *out) {
+static int parse_index_or_reduce(const char *v, const char *opt, int n, const char *what, av_attn_kind kind,
+                                 const char *cmd, int *out) {
     if (parse_reduce(v)) {
         *out = parse_reduce(v);
         return 0;
@@ -305,8 +305,8 @@ static int parse_index_or_reduce(const char *v, const char *opt, int n, const ch
         return cli_failf(cmd, "--%s must be a %s index, mean, max or min, got '%s'", opt, what, v) ? -1 : -1;
     if (x < 0) x += n;
     if (x < 0 || x >= n)
-        return cli_failf(cmd, "--%s %s is out of range: the trace has %ss 0..%d (or -%d..-1)", opt, v, what,
-                         n - 1, n)
+        return cli_failf(cmd, "--%s %s is out of range: the trace has %s %ss 0..%d (or -%d..-1)", opt, v,
+                         av_attn_kind_name(kind), what, n - 1, n)
                    ? -1
                    : -1;
     *out = (int)x;
@@ -351,9 +351,9 @@ int cli_get_sel(const cli_args *a, const char *cmd, const av_trace *t, av_attn_k
         return cli_failf(cmd, "the trace has no '%s' attention", av_attn_kind_name(kind)) ? -1 : -1;
     const char *layer = cli_get(a, "layer"), *head = cli_get(a, "head"), *pool = cli_get(a, "pool");
     s->head = def_head;
-    if (layer && parse_index_or_reduce(layer, "layer", s->n_layers, "layer", cmd, &s->layer)) return -1;
+    if (layer && parse_index_or_reduce(layer, "layer", s->n_layers, "layer", kind, cmd, &s->layer)) return -1;
     if (s->layer < 0) s->layer_reduce = s->layer, s->layer = -1;
-    if (head && parse_index_or_reduce(head, "head", s->n_heads, "head", cmd, &s->head)) return -1;
+    if (head && parse_index_or_reduce(head, "head", s->n_heads, "head", kind, cmd, &s->head)) return -1;
     s->exclude_first = cli_has(a, "exclude-first");
     int off = s->exclude_first ? 1 : 0;
     s->q0 = s->k0 = off;
