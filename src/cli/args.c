@@ -217,11 +217,12 @@ int cli_load_model(const cli_args *a, const char *cmd, av_model **out) {
 
 /* ---- input of any size ---- */
 
-/* All of stdin, or the file at path, NUL-terminated. */
-static int read_input(const char *path, const char *cmd, char **out, size_t *n) {
+/* All of stdin, or the file at path, NUL-terminated; hint follows a file's error message. */
+static int read_input(const char *path, const char *hint, const char *cmd, char **out, size_t *n) {
     av_err err = {{0}};
     if (path) {
-        if (av_file_read_all(path, CLI_TEXT_MAX, out, n, &err)) return cli_fail(cmd, &err) ? -1 : -1;
+        if (av_file_read_all(path, CLI_TEXT_MAX, out, n, &err))
+            return cli_failf(cmd, "%s%s", err.msg, hint) ? -1 : -1;
         return 0;
     }
     av_buf b = {0};
@@ -251,11 +252,12 @@ int cli_get_text(const cli_args *a, const char *cmd, const char *name, const cha
     size_t n = 0;
     int rc = 0;
     if (file)
-        rc = read_input(strcmp(file, "-") == 0 ? NULL : file, cmd, out, &n);
+        rc = read_input(strcmp(file, "-") == 0 ? NULL : file, "", cmd, out, &n);
     else if (strcmp(v, "-") == 0)
-        rc = read_input(NULL, cmd, out, &n);
+        rc = read_input(NULL, "", cmd, out, &n);
     else if (v[0] == '@' && v[1] != '@')
-        rc = read_input(v + 1, cmd, out, &n);
+        rc = read_input(v + 1, " (@FILE reads FILE; write '@@...' for a text that starts with '@')", cmd, out,
+                        &n);
     else if (!(*out = av_strdup(v[0] == '@' ? v + 1 : v)))
         rc = cli_failf(cmd, "out of memory") ? -1 : -1;
     if (!rc && !*out) rc = -1;

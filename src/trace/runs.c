@@ -193,6 +193,7 @@ int av_trace_from_pair(const av_model *m, const char *source, const char *target
     *out = NULL;
     if (m->family != AV_FAMILY_ENCDEC)
         return av_errf(err, "%s is not an encoder-decoder model (give it a single text)", m->name);
+    if (!source || !*source || (target && !*target)) return av_errf(err, "empty input: the text is empty");
     int32_t *src = NULL, *labels = NULL, *dec = NULL;
     size_t ns, nl = 0;
     int rc = -1;
@@ -266,6 +267,7 @@ int av_trace_from_text(const av_model *m, const char *text, const av_run_params 
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
     if (m->family == AV_FAMILY_VIT) return av_errf(err, "%s is an image model: give it an image", m->name);
+    if (!text || !*text) return av_errf(err, "empty input: the text is empty");
     if (m->family == AV_FAMILY_ENCDEC)
         return av_trace_from_pair(m, text, NULL, DEFAULT_STEPS, params, out, err);
     int32_t *ids;
