@@ -225,6 +225,11 @@ av_run_params av_run_default_params(void);
  * runs may share one at the same time (each with its own av_run_params.n_threads). */
 int av_trace_from_text(const av_model *m, const char *text, const av_run_params *params, av_trace **out,
                        av_err *err);
+/* BERT-family encoders on a sentence pair: [CLS] a [SEP] b [SEP] with token type ids 0 for the first part and
+ * 1 for the second (RoBERTa: <s> a </s></s> b </s>, no types), as the models were trained on pairs; metadata
+ * sentence_b_start (the first token of b) and token_type_ids. */
+int av_trace_from_text_pair(const av_model *m, const char *a, const char *b, const av_run_params *params,
+                            av_trace **out, av_err *err);
 /* Same, on token ids already encoded. */
 int av_trace_from_ids(const av_model *m, const int32_t *ids, size_t n, const av_run_params *params,
                       av_trace **out, av_err *err);

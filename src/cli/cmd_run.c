@@ -127,6 +127,8 @@ static const cli_opt_spec opts[] = {
      "TEXT       input text (or the last argument); '-' reads stdin, '@FILE' reads FILE ('@@' for a "
      "leading '@')"},
     {"text-file", 1, "PATH  input text from a file ('-': stdin), of any size"},
+    {"text-pair", 1,
+     "TEXT  BERT-family models: a second sentence ([CLS] text [SEP] pair [SEP], token types 0/1)"},
     {"ids", 1, "LIST        token ids instead of text: \"1,403,407\" or @file.json (a JSON array)"},
     {"output", 1, "PATH     trace file to write (default: trace.safetensors); also -o"},
     {"o", 1, "PATH          same as --output"},
@@ -161,7 +163,7 @@ int cmd_run(int argc, char **argv) {
                   "cat\"] [--steps N]\n",
                   -1, &a, cmd, &early))
         return early;
-    char *text = NULL;
+    char *text = NULL, *pair = NULL;
     const char *out = cli_output(&a, "trace.safetensors");
     const char *dtype = cli_get(&a, "dtype");
     av_run_params rp = av_run_default_params();
@@ -174,6 +176,7 @@ int cmd_run(int argc, char **argv) {
     cli_progress prog;
     cli_progress_start(&prog, &a, cmd);
     if (cli_get_text(&a, cmd, "text", "text-file", 1, &text) ||
+        cli_get_text(&a, cmd, "text-pair", NULL, 0, &pair) ||
         cli_get_int(&a, "overview", -1, 0, 4096, &overview, cmd))
         goto done;
     if (!text && !ids_spec && !image) {
@@ -186,6 +189,10 @@ int cmd_run(int argc, char **argv) {
     }
     if (text && ids_spec) {
         cli_failf(cmd, "give either --text or --ids, not both");
+        goto done;
+    }
+    if (pair && !text) {
+        cli_failf(cmd, "--text-pair is the second sentence of a pair: give the first with --text");
         goto done;
     }
     if (dtype && strcmp(dtype, "f32") != 0 && strcmp(dtype, "f16") != 0) {
@@ -216,6 +223,10 @@ int cmd_run(int argc, char **argv) {
                   av_family_name(family));
         goto done;
     }
+    if (pair && family != AV_FAMILY_BERT) {
+        cli_failf(cmd, "--text-pair is for BERT-family encoders (this model is %s)", av_family_name(family));
+        goto done;
+    }
     if (image || family == AV_FAMILY_VIT) {
         if (!image) {
             cli_failf(cmd, "%s is an image model: give --image PATH", av_model_get_info(m).name);
@@ -237,7 +248,8 @@ int cmd_run(int argc, char **argv) {
             cli_fail(cmd, &err);
             goto done;
         }
-    } else if (av_trace_from_text(m, text, &rp, &t, &err)) {
+    } else if (pair ? av_trace_from_text_pair(m, text, pair, &rp, &t, &err)
+                    : av_trace_from_text(m, text, &rp, &t, &err)) {
         cli_fail(cmd, &err);
         goto done;
     }
@@ -255,6 +267,7 @@ int cmd_run(int argc, char **argv) {
 done:
     cli_progress_end(&prog);
     free(text);
+    free(pair);
     av_trace_free(t);
     av_model_free(m);
     cli_args_free(&a);

@@ -278,3 +278,64 @@ int av_trace_from_text(const av_model *m, const char *text, const av_run_params 
     free(ids);
     return rc;
 }
+
+/* ---- sentence pairs (BERT family) ---- */
+
+/* JSON metadata of a pair: sentence_b_start (the first token of sentence B) and token_type_ids. */
+static int pair_text_meta(av_trace *t, size_t b_start, const uint8_t *types, size_t n, av_err *err) {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, json_integer(types ? types[i] : 0));
+    char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    int rc = text ? av_trace_set_meta(t, "token_type_ids", text, err) : av_errf(err, "out of memory");
+    free(text);
+    return rc || av_cap_meta_int(t, "sentence_b_start", (int)b_start, err) ||
+                   av_trace_set_meta(t, "version", "3", err)
+               ? -1
+               : 0;
+}
+
+int av_trace_from_text_pair(const av_model *m, const char *a, const char *b, const av_run_params *params,
+                            av_trace **out, av_err *err) {
+    *out = NULL;
+    av_run_params defaults = av_run_default_params();
+    if (!params) params = &defaults;
+    if (m->family != AV_FAMILY_BERT)
+        return av_errf(err, "sentence pairs are for BERT-family encoders (%s is %s)", m->name,
+                       av_family_name(m->family));
+    if (!a || !*a || !b || !*b) return av_errf(err, "empty input: a sentence of the pair is empty");
+    if (!params->add_bos) return av_errf(err, "a sentence pair needs the special tokens ([CLS], [SEP])");
+    int32_t *ids = NULL, *tail = NULL;
+    uint8_t *types = NULL;
+    size_t na, nb;
+    int rc = -1;
+    if (encode(m, a, 1, &ids, &na, 2, err) || encode(m, b, 0, &tail, &nb, 0, err)) goto done;
+    add_cls_sep(m, ids, &na);
+    /* BERT: [CLS] A [SEP] B [SEP], types 0 then 1; RoBERTa: <s> A </s></s> B </s> (a type table of one row:
+     * no types); the separator is A's last token */
+    int32_t sep = ids[na - 1];
+    int roberta = strcmp(m->arch, "roberta") == 0,
+        typed = m->stacks[0].emb.type.data && m->stacks[0].emb.type.shape[0] >= 2;
+    size_t b_start = na + (roberta ? 1 : 0), n = b_start + nb + 1;
+    int32_t *all = realloc(ids, sizeof *ids * n);
+    if (!all || (typed && !(types = calloc(n, 1)))) {
+        av_errf(err, "out of memory");
+        goto done;
+    }
+    ids = all;
+    if (roberta) ids[na] = sep;
+    memcpy(ids + b_start, tail, sizeof *ids * nb);
+    ids[n - 1] = sep;
+    for (size_t i = na; typed && i < n; i++)
+        types[i] = 1;
+    if (tokens_trace(m, ids, n, types, params, out, err) || pair_text_meta(*out, b_start, types, n, err))
+        goto done;
+    rc = 0;
+done:
+    if (rc && *out) av_trace_free(*out), *out = NULL;
+    free(ids);
+    free(tail);
+    free(types);
+    return rc;
+}
