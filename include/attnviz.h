@@ -252,6 +252,9 @@ int av_trace_attn(const av_trace *t, av_attn_kind kind, int layer, av_attn_view 
 int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err);
 /* Logits [T, vocab] when the trace holds them; returns 0 and fills out, or -1. */
 int av_trace_logits(const av_trace *t, av_tensor *out);
+/* Image traces: the 8-bit input the model saw (after resize and crop, before normalization), U8 [3, H, W]
+ * ("image" tensor; its place in the original picture is metadata image_crop). 0 and out filled, or -1. */
+int av_trace_image(const av_trace *t, av_tensor *out);
 
 /* ---- reading parts of a head: works on full and lazy traces alike ---- */
 

@@ -163,7 +163,9 @@ int av_decode_greedy(const av_model *m, av_state *s, int32_t *seq, int n, int ca
                      int *n_out, av_err *err);
 /* Images: pixels (channels, image_size, image_size), normalized -> attention over [CLS] + patches. */
 int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const av_pass *p, av_err *err);
-/* Decodes and preprocesses an image file for m: out (3, image_size, image_size) malloc'd. */
-int av_vit_preprocess_file(const av_model *m, const char *path, float **out, av_err *err);
+/* Decodes and preprocesses an image file for m: out (3, image_size, image_size) malloc'd; seen (may be NULL)
+ * receives the 8-bit crop the model sees and its box in the file's pixels. */
+int av_vit_preprocess_file(const av_model *m, const char *path, float **out, av_image_seen *seen,
+                           av_err *err);
 
 #endif

@@ -35,6 +35,7 @@ void av_trace_free(av_trace *t) {
     free(t->vnorm);
     free(t->vnorm_stored);
     free(t->logits);
+    free(t->image);
     for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
         av_lazy_free(&t->lazy_kinds[k]);
     pthread_mutex_destroy(&t->lock);
@@ -191,6 +192,29 @@ int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err) {
     return 0;
 }
 
+int av_trace_set_image(av_trace *t, uint8_t *rgb, int h, int w, av_err *err) {
+    size_t plane = (size_t)h * (size_t)w;
+    uint8_t *chw = malloc(3 * plane); /* (3, h, w) */
+    if (!chw) {
+        free(rgb);
+        return av_errf(err, "out of memory");
+    }
+    for (size_t i = 0; i < plane; i++)
+        for (int c = 0; c < 3; c++)
+            chw[(size_t)c * plane + i] = rgb[3 * i + (size_t)c];
+    free(rgb);
+    free(t->image);
+    t->image = chw;
+    t->image_view = (av_tensor){AV_DTYPE_U8, 3, {3, h, w}, chw, 3 * plane};
+    return av_trace_set_meta(t, "version", "3", err);
+}
+
+int av_trace_image(const av_trace *t, av_tensor *out) {
+    if (!t->image_view.data) return -1;
+    *out = t->image_view;
+    return 0;
+}
+
 int av_trace_logits(const av_trace *t, av_tensor *out) {
     if (!t->logits_view.data) return -1;
     *out = t->logits_view;
@@ -233,6 +257,9 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
                               t->logits_view.data, err);
     }
     if (!rc) rc = av_lazy_save(t, &w, err); /* last: a key mask (U8) leaves the F32 tensors aligned */
+    if (!rc && t->image_view.data)
+        rc = av_st_writer_add(&w, "image", AV_DTYPE_U8, AV_DTYPE_U8, 3, t->image_view.shape,
+                              t->image_view.data, err);
     if (!rc) { /* captured straight into this file: only the header and the small tensors are left to write */
         int in_place = t->prealloc && t->prealloc->file.fp && strcmp(path, t->prealloc->file.path) == 0
                            ? av_st_prealloc_commit(t->prealloc, &w, err)
@@ -354,6 +381,14 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
                 t->n_vnorm = (int)l + 1;
             }
             t->vnorm_stored[l] = &e->t;
+            continue;
+        }
+        if (strcmp(e->name, "image") == 0) {
+            if (e->t.dtype != AV_DTYPE_U8 || e->t.ndim != 3 || e->t.shape[0] != 3) {
+                av_errf(err, "%s: 'image' must be U8 [3, height, width]", path);
+                goto fail;
+            }
+            t->image_view = e->t;
             continue;
         }
         if (parse_attn_name(e->name, &kind, &layer)) continue; /* other tensors (q/k...) are optional */

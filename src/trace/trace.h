@@ -58,6 +58,8 @@ struct av_trace {
     av_lazy_kind lazy_kinds[AV_ATTN_KIND_COUNT];
     pthread_mutex_t lock;     /* guards on-demand conversions in av_trace_attn */
     av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
+    uint8_t *image;           /* (3, image_h, image_w) the 8-bit input an image model saw, owned, or NULL */
+    av_tensor image_view;     /* U8 [3, h, w]: image, or the loaded file's "image" tensor */
 };
 
 av_trace *av_trace_new(void);
@@ -85,6 +87,8 @@ int av_lazy_load(av_trace *t, const char *path, av_err *err);
 
 /* Takes ownership of vnorm[l] arrays (n_layers pointers to (n_heads, n_tokens)) and the array itself. */
 int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err);
+/* Takes ownership of rgb (h, w, 3) and stores it as the trace's "image" [3, h, w] (U8, planes). */
+int av_trace_set_image(av_trace *t, uint8_t *rgb, int h, int w, av_err *err);
 /* Takes ownership of the (n_tokens, vocab) logits, exposed as t->logits_view. */
 void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab);
 
