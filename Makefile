@@ -102,7 +102,8 @@ clean:
 # tools/embed.c turns files into C arrays in $(BUILD)/gen/; their objects are added to libattnviz.a.
 FONT_TTF   ?= /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 WEB_FILES   = web/index.html web/viewer.css web/data.js web/heatmap.js web/analysis.js web/modelview.js \
-              web/headview.js web/imageview.js web/summary.js web/rollout.js web/normview.js web/viewer.js
+              web/headview.js web/imageview.js web/summary.js web/rollout.js web/normview.js web/neuronview.js \
+              web/rowview.js web/viewer.js
 WEB_FILES  += web/serve.html web/serve.css web/serve.js web/zoom.js
 EMBED       = $(BUILD)/tools/embed
 GEN_OBJ     = $(BUILD)/gen/web_assets.o $(BUILD)/gen/font_data.o

@@ -10,14 +10,15 @@
       const meta = JSON.parse($('av-meta').textContent);
       this.trace = new AV.Trace(meta, AV.b64ToBytes($('av-data').textContent));
       this.analysis = new AV.Analysis(this.trace);
-      const tr = this.trace, kind = tr.kinds.includes('self') ? 'self' : tr.kinds.includes('cross') ? 'cross' : tr.kinds[0];
+      const tr = this.trace, start = meta.start || {};
+      const kind = tr.kinds.includes(start.kind) ? start.kind : tr.kinds.includes('self') ? 'self' : tr.kinds.includes('cross') ? 'cross' : tr.kinds[0];
       this.grid = AV.patchGrid(meta.meta);
       const dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
       // `attnviz serve` caches one page per trace and names the first view in the page's URL (?view=)
       const urlView = new URLSearchParams(window.location.search).get('view');
       this.state = {
-        view: urlView || meta.view || (this.grid ? 'image' : 'heatmap'), kind, layer: 0, head: 'mean', cmap: 'viridis', log: false,
-        contrast: 1, exclude: false, qsel: null, ksel: null, qtext: '', ktext: '', theme: dark ? 'dark' : 'light',
+        view: urlView || meta.view || (this.grid ? 'image' : 'heatmap'), kind, layer: start.layer || 0, head: start.head === undefined ? 'mean' : start.head,
+        cmap: 'viridis', log: false, contrast: 1, exclude: !!start.exclude, qsel: null, ksel: null, qtext: '', ktext: '', theme: dark ? 'dark' : 'light',
       };
       if (typeof this.state.head !== 'number' && tr.set(kind, 0).heads === 1) this.state.head = 0;
       this.lastPaint = null;
@@ -29,6 +30,8 @@
         summary: new AV.SummaryView($('view-summary'), this),
         rollout: new AV.RolloutView($('view-rollout'), this),
         norm: new AV.NormView($('view-norm'), this),
+        neuron: new AV.NeuronView($('view-neuron'), this),
+        rows: new AV.RowView($('view-rows'), this),
       };
       if (!(this.state.view in this.views)) this.state.view = 'heatmap';
       this.tip = $('tooltip');
@@ -146,7 +149,8 @@
       this.lastPaint = { view: st.view, ms };
       const tr = this.trace, s = tr.set(st.kind, st.layer), m = tr.meta.meta || {};
       $('status').textContent = [m.model || tr.meta.title, m.arch, tr.layers(st.kind) + ' layers × ' + s.heads + ' heads',
-        s.nq + (s.nq !== s.nk ? '×' + s.nk : '') + ' tokens', 'data ' + (tr.encoding === 'u8' ? '8-bit per-row scaled' : 'float16'),
+        tr.pooled(st.kind) ? tr.pooled(st.kind).n_query + ' tokens, pooled overview' : s.nq + (s.nq !== s.nk ? '×' + s.nk : '') + ' tokens',
+        'data ' + AV.precisionText(tr.encoding),
         'painted in ' + ms.toFixed(1) + ' ms'].filter(Boolean).join(' · ');
     }
   }

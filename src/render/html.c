@@ -18,15 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
+#define AV_HTML_BUDGET (4u << 20)        /* auto precision: F16 while the page stays under 4 MiB */
+#define AV_HTML_BUDGET_IMAGE (16u << 20) /* image traces: F16 up to 16 MiB (small weights over patches) */
+#define AV_HTML_MAX_MB 32.0              /* default page size above which long traces are pooled */
 
 av_html_params av_html_default_params(void) {
-    av_html_params p = {AV_HTML_AUTO, NULL, NULL, NULL, 1, NULL};
+    av_html_params p = {AV_HTML_AUTO, NULL,          NULL, NULL,           1, NULL, -1,
+                        -1,           AV_HTML_UNSET, 0,    AV_HTML_MAX_MB, 0, 0};
     return p;
 }
 
 int av_html_view_valid(const char *name) {
-    static const char *const views[] = {"heatmap", "model", "head", "image", "summary", "rollout", "norm"};
+    static const char *const views[] = {"heatmap", "model", "head",   "image", "summary",
+                                        "rollout", "norm",  "neuron", "rows"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -63,8 +67,9 @@ static void hb_html_escaped(av_buf *b, const char *s) {
 /* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
 static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js",      "heatmap.js", "analysis.js", "modelview.js", "headview.js",
-                                  "imageview.js", "summary.js", "rollout.js",  "normview.js",  "viewer.js"};
+static const char *k_scripts[] = {"data.js",     "heatmap.js",    "analysis.js", "modelview.js",
+                                  "headview.js", "imageview.js",  "summary.js",  "rollout.js",
+                                  "normview.js", "neuronview.js", "rowview.js",  "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -96,8 +101,8 @@ int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int 
             for (int k = 0; k < n_key; k++)
                 if (row[k] > mx) mx = row[k];
             scales[r] = mx;
-            for (int k = 0; k < n_key; k++) {
-                float q = mx > 0 && row[k] > 0 ? row[k] / mx * 255.f : 0.f;
+            for (int k = 0; k < n_key; k++) { /* square-root companding: small weights keep their contrast */
+                float q = mx > 0 && row[k] > 0 ? sqrtf(row[k] / mx) * 255.f : 0.f;
                 codes[r * (size_t)n_key + (size_t)k] = (uint8_t)lrintf(q > 255 ? 255 : q);
             }
         }
@@ -162,23 +167,39 @@ static json_t *cmap_table(av_cmap cm) {
     return a;
 }
 
-static size_t total_values(const av_trace *t) {
+/* Values the page embeds: every matrix, or every head pooled to cells a side. */
+static size_t total_values(const av_trace *t, int cells) {
     size_t n = 0;
-    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
-        for (int l = 0; l < av_trace_n_layers(t, (av_attn_kind)k); l++) {
-            av_attn_view v;
-            if (!av_trace_attn(t, (av_attn_kind)k, l, &v, NULL)) n += (size_t)v.n_heads * v.n_query * v.n_key;
-        }
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+        size_t nq = (size_t)av_trace_n_query(t, (av_attn_kind)k),
+               nk = (size_t)av_trace_n_key(t, (av_attn_kind)k);
+        if (cells) nq = nq < (size_t)cells ? nq : (size_t)cells, nk = nk < (size_t)cells ? nk : (size_t)cells;
+        n += (size_t)av_trace_n_layers(t, (av_attn_kind)k) * (size_t)av_trace_n_heads(t, (av_attn_kind)k) *
+             nq * nk;
+    }
     return n;
 }
 
-static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_html_analysis *an, av_buf *blob,
-                      json_t **out, av_err *err) {
+/* meta "start": the kind, layer, head and exclusion the viewer opens on. */
+static json_t *start_json(const av_html_params *p) {
+    json_t *o = json_object();
+    if (p->start_kind >= 0) json_object_set_new(o, "kind", json_string(av_attn_kind_name(p->start_kind)));
+    if (p->start_layer >= 0) json_object_set_new(o, "layer", json_integer(p->start_layer));
+    if (p->start_head >= 0) json_object_set_new(o, "head", json_integer(p->start_head));
+    if (p->start_head == AV_HEADS_MEAN || p->start_head == AV_HEADS_MAX)
+        json_object_set_new(o, "head", json_string(p->start_head == AV_HEADS_MEAN ? "mean" : "max"));
+    if (p->start_exclude) json_object_set_new(o, "exclude", json_true());
+    return o;
+}
+
+static int build_meta(const av_trace *t, const av_html_params *p, int u8, int cells, av_html_analysis *an,
+                      av_buf *blob, json_t **out, av_err *err) {
     json_t *m = json_object(), *sets = json_array(), *labels = json_object(), *md = json_object(),
            *cm = json_object(), *kinds = json_array();
     json_object_set_new(m, "format", json_string("attnviz-viewer"));
     json_object_set_new(m, "version", json_integer(1));
-    json_object_set_new(m, "encoding", json_string(u8 ? "u8" : "f16"));
+    json_object_set_new(m, "encoding", json_string(u8 ? "u8sqrt" : "f16"));
+    json_object_set_new(m, "start", start_json(p));
     json_object_set_new(m, "kinds", kinds);
     json_object_set_new(m, "sets", sets);
     json_object_set_new(m, "labels", labels);
@@ -207,19 +228,31 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
         }
         json_object_set_new(md, "image_png_base64", json_string(b64));
         free(b64);
+    } else if (!json_object_get(md,
+                                "image_png_base64")) { /* the input an image model saw, stored in the trace */
+        char *b64 = av_html_image_png(t);
+        if (b64) json_object_set_new(md, "image_png_base64", json_string(b64));
+        free(b64);
     }
-    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
-        int n_layers = av_trace_n_layers(t, (av_attn_kind)k);
-        if (n_layers)
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        if (av_trace_n_layers(t, (av_attn_kind)k))
             json_array_append_new(kinds, json_pack("{s:s, s:s}", "kind", av_attn_kind_name((av_attn_kind)k),
                                                    "label", k_kind_labels[k]));
-        for (int l = 0; l < n_layers; l++)
-            if (encode_set(t, (av_attn_kind)k, l, u8, blob, sets, labels, err)) {
-                json_decref(m);
-                return -1;
-            }
+    int rc = 0;
+    if (cells) {
+        json_t *pooled = json_object(), *full = p->rows_q1 > p->rows_q0 ? json_object() : NULL;
+        json_object_set_new(m, "pooled", pooled);
+        if (full) json_object_set_new(m, "tokens_full", full);
+        rc = av_html_encode_pooled(t, cells, u8, blob, sets, labels, pooled, full, err);
     }
-    if (an && av_html_analysis_encode(an, u8, blob, m, err)) {
+    for (int k = 0; !cells && !rc && k < AV_ATTN_KIND_COUNT; k++)
+        for (int l = 0; !rc && l < av_trace_n_layers(t, (av_attn_kind)k); l++)
+            rc = encode_set(t, (av_attn_kind)k, l, u8, blob, sets, labels, err);
+    double budget = p->max_mb * (1 << 20);
+    if (!rc) rc = av_html_encode_rows(t, p, u8, budget * 0.4, blob, m, err);
+    if (!rc && !cells) rc = av_html_encode_qk(t, budget * 0.25, blob, m, err);
+    if (!rc && an) rc = av_html_analysis_encode(an, u8, blob, m, err);
+    if (rc) {
         json_decref(m);
         return -1;
     }
@@ -254,6 +287,7 @@ static int find_assets(page_assets *a, av_err *err) {
 static int want_u8(const av_trace *t, const av_html_params *p, const page_assets *a, size_t values,
                    const av_html_analysis *an) {
     if (p->precision != AV_HTML_AUTO) return p->precision == AV_HTML_U8;
+    size_t budget = av_trace_meta(t, "patch_grid") ? AV_HTML_BUDGET_IMAGE : AV_HTML_BUDGET;
     size_t bytes = a->bytes;
     const char *img = av_trace_meta(t, "image_png_base64");
     bytes += img ? strlen(img) : 0;
@@ -262,8 +296,9 @@ static int want_u8(const av_trace *t, const av_html_params *p, const page_assets
         bytes += imf.size / 3 * 4 + 4;
         av_file_unmap(&imf);
     }
-    return bytes + av_base64_len(values * 2) + (p->analysis ? av_html_analysis_bytes(an, 0) : 0) + 64 * 1024 >
-           AV_HTML_BUDGET;
+    return bytes + av_base64_len(values * 2) + (an && an->json ? av_html_analysis_bytes(an, 0) : 0) +
+               64 * 1024 >
+           budget;
 }
 
 /* web/index.html with its <!--AV:STYLE-->, <!--AV:SCRIPT-->, <!--AV:DATA--> and <!--AV:TITLE--> marks
@@ -309,14 +344,16 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     *n = 0;
     page_assets assets;
     if (find_assets(&assets, err)) return -1;
-    size_t values = total_values(t);
-    if (values == 0) return av_errf(err, "the trace holds no attention to show");
+    if (total_values(t, 0) == 0) return av_errf(err, "the trace holds no attention to show");
+    if (!(p->max_mb > 0)) return av_errf(err, "the page's size budget must be positive");
+    /* long traces: a pooled overview when even 8-bit matrices would pass the budget */
+    int cells = av_html_pool_cells(t, p->max_mb * (1 << 20), p->precision == AV_HTML_F16 ? 8.0 / 3 : 4.0 / 3);
     av_html_analysis an = {0};
-    if (p->analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
-    int u8 = want_u8(t, p, &assets, values, &an);
+    if (p->analysis && !cells && av_html_analysis_compute(t, p, &an, err)) return -1;
+    int u8 = want_u8(t, p, &assets, total_values(t, cells), &an);
     av_buf blob = {0}, page = {0};
     json_t *meta;
-    int rc = build_meta(t, p, u8, p->analysis ? &an : NULL, &blob, &meta, err);
+    int rc = build_meta(t, p, u8, cells, p->analysis && !cells ? &an : NULL, &blob, &meta, err);
     av_html_analysis_free(&an);
     if (rc) {
         free(blob.s);

@@ -151,11 +151,23 @@ typedef struct av_html_params {
         *image_path; /* image traces: a PNG to embed as metadata image_png_base64 (NULL: the trace's) */
     int analysis;    /* embed head statistics and roles, rollout and value norms (default 1) */
     const char *roles_path; /* `attnviz roles --json` output: probe roles (incl. induction) for the grid */
+    /* what the page shows first (the viewer's defaults when unset) */
+    int start_kind;    /* an av_attn_kind, or -1 */
+    int start_layer;   /* >= 0, or -1 */
+    int start_head;    /* >= 0, AV_HEADS_MEAN / MAX / MIN, or AV_HTML_UNSET */
+    int start_exclude; /* first token excluded */
+    /* long traces: above max_mb (default 32) of attention the page embeds a pooled overview of every head
+     * (max over cells of tokens; a lazy trace's stored overview when it has one) instead of the matrices, and
+     * the query rows [rows_q0, rows_q1) of every layer exactly (the Rows view) within the same budget */
+    double max_mb;
+    int rows_q0, rows_q1; /* rows_q1 <= rows_q0: none */
 } av_html_params;
+
+#define AV_HTML_UNSET (-1000)
 
 av_html_params av_html_default_params(void);
 /* The viewer's views (for --view and the server's ?view=): 1 when name is one of AV_HTML_VIEWS. */
-#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm"
+#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm, neuron, rows"
 int av_html_view_valid(const char *name);
 /* Builds the page into a malloc'd buffer (no network references: CSS, JS and data are inline). */
 int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t *n, av_err *err);
