@@ -26,11 +26,11 @@
     return halfTable;
   }
 
-  /* u8sqrt: code c of a row with scale s stands for (c / 255)^2 s (square-root companding) */
-  const SQ = new Float32Array(256);
-  for (let c = 0; c < 256; c++) SQ[c] = (c / 255) * (c / 255);
+  /* u8cbrt: code c of a row with scale s stands for (c / 255)^3 s (cube-root companding) */
+  const CUBE = new Float32Array(256);
+  for (let c = 0; c < 256; c++) CUBE[c] = Math.pow(c / 255, 3);
 
-  /* Plane h (nq x nk) of an encoded block as a Float32Array: f16 halves, or u8sqrt codes with a scale per row. */
+  /* Plane h (nq x nk) of an encoded block as a Float32Array: f16 halves, or u8cbrt codes with a scale per row. */
   function decodePlane(encoding, vals, scales, h, nq, nk) {
     const n = nq * nk, base = h * n, m = new Float32Array(n);
     if (encoding === 'f16') {
@@ -39,23 +39,23 @@
     } else {
       for (let q = 0; q < nq; q++) {
         const f = scales[h * nq + q], o = q * nk;
-        for (let k = 0; k < nk; k++) m[o + k] = SQ[vals[base + o + k]] * f;
+        for (let k = 0; k < nk; k++) m[o + k] = CUBE[vals[base + o + k]] * f;
       }
     }
     return m;
   }
   AV.decodePlane = decodePlane;
 
-  /* Half the quantization step of value v in a u8sqrt row of scale s (0 for f16): the "±" of tooltips. */
+  /* Half the quantization step of value v in a u8cbrt row of scale s (0 for f16): the "±" of tooltips. */
   AV.quantStep = function (encoding, scale, v) {
     if (encoding === 'f16' || !(scale > 0)) return 0;
-    const c = Math.round(255 * Math.sqrt(Math.max(0, v) / scale));
-    return (scale * (2 * c + 1)) / (2 * 255 * 255);
+    const c = Math.round(255 * Math.cbrt(Math.max(0, v) / scale));
+    return scale * (Math.pow((c + 0.5) / 255, 3) - Math.pow(c / 255, 3));
   };
 
   /* How the page's numbers are stored, for the status line and the image view. */
   AV.precisionText = function (encoding) {
-    return encoding === 'f16' ? 'float16 (3 significant digits)' : '8-bit square-root companded per row';
+    return encoding === 'f16' ? 'float16 (3 significant digits)' : '8-bit cube-root companded per row';
   };
 
   class Trace {
@@ -77,7 +77,7 @@
     block(d, rows, cols) {
       const b = this.bytes, o = b.byteOffset;
       if (this.encoding === 'f16') return { vals: new Uint16Array(b.buffer, o + d.off, rows * cols) };
-      if (this.encoding !== 'u8sqrt') throw new Error('unknown data encoding ' + this.encoding);
+      if (this.encoding !== 'u8cbrt') throw new Error('unknown data encoding ' + this.encoding);
       return { vals: new Uint8Array(b.buffer, o + d.off, rows * cols), scales: new Float32Array(b.buffer, o + d.soff, rows) };
     }
     layers(kind) { return (this.byKind[kind] || []).length; }

@@ -101,8 +101,8 @@ int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int 
             for (int k = 0; k < n_key; k++)
                 if (row[k] > mx) mx = row[k];
             scales[r] = mx;
-            for (int k = 0; k < n_key; k++) { /* square-root companding: small weights keep their contrast */
-                float q = mx > 0 && row[k] > 0 ? sqrtf(row[k] / mx) * 255.f : 0.f;
+            for (int k = 0; k < n_key; k++) { /* cube-root companding: small weights keep their contrast */
+                float q = mx > 0 && row[k] > 0 ? cbrtf(row[k] / mx) * 255.f : 0.f;
                 codes[r * (size_t)n_key + (size_t)k] = (uint8_t)lrintf(q > 255 ? 255 : q);
             }
         }
@@ -198,7 +198,7 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, int ce
            *cm = json_object(), *kinds = json_array();
     json_object_set_new(m, "format", json_string("attnviz-viewer"));
     json_object_set_new(m, "version", json_integer(1));
-    json_object_set_new(m, "encoding", json_string(u8 ? "u8sqrt" : "f16"));
+    json_object_set_new(m, "encoding", json_string(u8 ? "u8cbrt" : "f16"));
     json_object_set_new(m, "start", start_json(p));
     json_object_set_new(m, "kinds", kinds);
     json_object_set_new(m, "sets", sets);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { analysisTests } from './analysis.test.mjs';
+import { everydayTests } from './everyday.test.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [fixdir, shotdir] = process.argv.slice(2);
@@ -323,6 +324,7 @@ async function main() {
     }
 
     await analysisTests({ test, check, pages, fix, shot, paintMs });
+    await everydayTests({ test, check, pages, fix, have, shot, open: (name) => open(ctx, name) });
 
     for (const [name, p] of Object.entries(pages)) {
       await test(`viewer_no_errors_after_interaction_${name}`, async () => {
