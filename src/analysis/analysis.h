@@ -73,6 +73,8 @@ typedef struct av_flow_params {
     double max_work;  /* size guard: refuse when n_layers * T^4 exceeds it (default AV_FLOW_DEFAULT_MAX_WORK);
                          <= 0 disables the guard */
     int n_threads;    /* 0: all cores */
+    void (*progress)(void *ctx, int done, int total); /* optional: source rows done (of the first thread) */
+    void *progress_ctx;
 } av_flow_params;
 
 #define AV_FLOW_DEFAULT_MAX_WORK 1e9 /* a few seconds at 5 layers x 120 tokens */

@@ -282,13 +282,21 @@ static int add_rollout(stats_run *r, av_err *err) {
     return 0;
 }
 
+static void flow_progress(void *ctx, int done, int total) {
+    cli_progress_show(ctx, (double)done / total, "attention flow");
+}
+
 static int add_flow(stats_run *r, av_err *err) {
     const stats_opts *o = r->o;
     av_flow_params fp = av_flow_default_params();
     fp.fusion = o->fusion;
     fp.residual = (float)o->residual;
     fp.max_work = o->flow_limit;
-    if (av_flow_trace(r->t, r->kind, &fp, r->mat, err)) return -1;
+    fp.progress = flow_progress;
+    fp.progress_ctx = (void *)&o->progress;
+    int rc = av_flow_trace(r->t, r->kind, &fp, r->mat, err);
+    cli_progress_end((cli_progress *)&o->progress);
+    if (rc) return -1;
     json_t *info = json_object();
     json_object_set_new(info, "kind", json_string(av_attn_kind_name(r->kind)));
     json_object_set_new(info, "fusion", json_string(av_reduce_name(o->fusion)));
