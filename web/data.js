@@ -249,6 +249,15 @@
 
   AV.cssVar = (name) => getComputedStyle(document.body).getPropertyValue(name).trim();
 
+  /* A "query" select for a view: {label, select}; choosing an option sets view.query and repaints. */
+  AV.querySelect = function (view, id) {
+    const select = document.createElement('select'), label = document.createElement('label');
+    select.id = id;
+    select.addEventListener('change', () => { view.query = +select.value; view.paint(); });
+    label.append('query ', select);
+    return { label, select };
+  };
+
   /* Label cut to n characters with an ellipsis. */
   AV.cut = (s, n) => (s.length > n ? s.slice(0, n - 1) + '…' : s);
 })();

@@ -12,17 +12,14 @@
       this.query = null;
       this.note = document.createElement('div');
       this.note.className = 'note';
-      this.qselect = document.createElement('select');
-      this.qselect.id = 'rows-query';
-      this.qselect.addEventListener('change', () => { this.query = +this.qselect.value; this.paint(); });
-      const ql = document.createElement('label');
-      ql.append('query ', this.qselect);
+      const qs = AV.querySelect(this, 'rows-query');
+      this.qselect = qs.select;
       this.canvas = document.createElement('canvas');
       this.canvas.id = 'rows-canvas';
       this.top = document.createElement('table');
       this.top.id = 'rows-top';
       this.top.className = 'top';
-      el.append(this.note, ql, this.canvas, this.top);
+      el.append(this.note, qs.label, this.canvas, this.top);
       this.canvas.addEventListener('mousemove', (e) => this.hover(e));
       this.canvas.addEventListener('mouseleave', () => app.tooltip(null));
     }

@@ -595,7 +595,8 @@ int av_npy_write_f32(const char *path, const float *data, int rows, int cols, av
     av_atomic_file f;
     if (av_atomic_open(&f, path, err)) return -1;
     if (av_atomic_write(&f, pre, sizeof pre, err) || av_atomic_write(&f, head, (size_t)(total - 10), err) ||
-        av_atomic_write(&f, data, sizeof(float) * (size_t)rows * (size_t)cols, err)) { /* little-endian host */
+        av_atomic_write(&f, data, sizeof(float) * (size_t)rows * (size_t)cols,
+                        err)) { /* little-endian host */
         av_atomic_abort(&f);
         return -1;
     }

@@ -15,8 +15,8 @@
  *   u8cbrt: "soff" of a float32 scale per row (the row's maximum), 4-byte aligned, then "off" of one byte per
  *           value, cube-root companded: value = (code / 255)^3 * scale (values are >= 0; negative ones are
  *           stored as 0), so small weights keep their contrast (an image model's [CLS] row, whose own weight
- *           is 100 times its weights on patches, keeps some 30 levels over the patches instead of 3): the error
- *           is at most 0.6% of the row's maximum at the top and about 3 / (2 * 255 * (v / scale)^(1/3)) of a
+ *           is 100 times its weights on patches, keeps some 30 levels over the patches instead of 3): the
+ * error is at most 0.6% of the row's maximum at the top and about 3 / (2 * 255 * (v / scale)^(1/3)) of a
  *           small value v. */
 int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int u8, json_t *desc,
                    av_err *err);
