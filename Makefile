@@ -1,4 +1,4 @@
-# attnviz build. `make` builds libattnviz.a and the attnviz command; `make test` builds and runs the tests;
+# attnviz build. `make` builds libattnviz.a, libattnviz.so and the attnviz command; `make test` builds and runs the tests;
 # `make SANITIZE=1 test` does both under AddressSanitizer + UndefinedBehaviorSanitizer (in build-asan/).
 CC      ?= cc
 SANITIZE ?= 0
@@ -14,16 +14,20 @@ endif
 WARN    = -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes -Wvla -Wformat=2 \
           -Wno-unused-parameter
 CFLAGS  ?= $(OPT)
-ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) -Iinclude -Isrc -I$(BUILD)/gen -pthread \
+# One set of objects serves libattnviz.a (the CLI, the tests) and libattnviz.so (Python): position-independent,
+# with -fno-semantic-interposition so calls inside the library stay direct and inlinable (callgrind: the CLI
+# runs the same instruction counts as without -fPIC, docs/ARCHITECTURE.md).
+PIC     = -fPIC -fno-semantic-interposition
+ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE $(CFLAGS) $(PIC) $(WARN) $(SANFLAGS) -Iinclude -Isrc -I$(BUILD)/gen -pthread \
              -I/usr/include/openblas -I/usr/include/x86_64-linux-gnu/openblas-pthread -MMD -MP
 LIBS    = -lopenblas -ljansson -lonig -lutf8proc -lm -pthread -lpng -lz -lfreetype -lmicrohttpd -ljpeg
 LDFLAGS += $(SANFLAGS)
 
-# Layers of src/, lowest first: core io kernels tok model trace analysis render server cli. A folder includes
-# its own headers, include/attnviz.h and the headers of folders before it, never one after it;
+# Layers of src/, lowest first: core io kernels tok chat model trace analysis render server cli. A folder
+# includes its own headers, include/attnviz.h and the headers of folders before it, never one after it;
 # tests/cli/test_layers.sh (run by `make test`) fails on an upward include.
-LIB_SRC  = $(sort $(wildcard src/core/*.c src/io/*.c src/tok/*.c src/kernels/*.c src/model/*.c src/trace/*.c \
-                             src/analysis/*.c src/render/*.c src/server/*.c))
+LIB_SRC  = $(sort $(wildcard src/core/*.c src/io/*.c src/tok/*.c src/chat/*.c src/kernels/*.c src/model/*.c \
+                             src/trace/*.c src/analysis/*.c src/render/*.c src/server/*.c))
 CLI_SRC  = $(sort $(wildcard src/cli/*.c))
 TEST_SRC = $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -31,15 +35,32 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      = $(BUILD)/libattnviz.a
 BIN      = $(BUILD)/attnviz
+# the shared library (rules at the end)
+AV_VER   := $(shell sed -n 's/^\#define AV_VERSION "\([0-9.]*\)".*/\1/p' include/attnviz.h)
+SO_MAJOR := $(word 1,$(subst ., ,$(AV_VER)))
+SO_MINOR := $(word 2,$(subst ., ,$(AV_VER)))
+SONAME    = libattnviz.so.$(SO_MAJOR)
+SO        = $(BUILD)/libattnviz.so.$(SO_MAJOR).$(SO_MINOR)
+ifeq ($(SANITIZE),0)
+SO_ALL    = $(SO)
+endif
 
-.PHONY: all test test-quick all-tests clean deps demo bench format format-check
-all: $(BIN)
+.PHONY: all test test-quick all-tests clean deps demo bench format format-check FORCE
+all: $(BIN) $(SO_ALL)
 	@if [ "$(BUILD)" = build ]; then ln -sf build/attnviz attnviz; fi
 
 deps:
 	@sh scripts/install-deps.sh
 
-$(BUILD)/%.o: %.c
+# Objects are rebuilt when the compiler or its flags change: a stamp file holds them.
+FLAGS_STAMP = $(BUILD)/flags.stamp
+STAMP_TEXT  = $(CC) $(CFLAGS) $(PIC) $(SANFLAGS) $(WARN)
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(STAMP_TEXT)' | cmp -s - $@ || echo '$(STAMP_TEXT)' > $@
+FORCE:
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -73,7 +94,7 @@ test-quick: deps
 	@$(MAKE) --no-print-directory -j2 all-tests
 	@BUILDS=build sh tests/run.sh
 
-all-tests: $(BIN) $(TEST_BIN)
+all-tests: $(BIN) $(SO_ALL) $(TEST_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -102,8 +123,8 @@ clean:
 # tools/embed.c turns files into C arrays in $(BUILD)/gen/; their objects are added to libattnviz.a.
 FONT_TTF   ?= /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 WEB_FILES   = web/index.html web/viewer.css web/data.js web/heatmap.js web/analysis.js web/modelview.js \
-              web/headview.js web/imageview.js web/summary.js web/rollout.js web/normview.js web/neuronview.js \
-              web/rowview.js web/viewer.js
+              web/headview.js web/imageview.js web/summary.js web/rollout.js web/normview.js web/steps.js \
+              web/neuronview.js web/rowview.js web/viewer.js
 WEB_FILES  += web/serve.html web/serve.css web/serve.js web/zoom.js
 EMBED       = $(BUILD)/tools/embed
 GEN_OBJ     = $(BUILD)/gen/web_assets.o $(BUILD)/gen/font_data.o
@@ -122,10 +143,26 @@ $(BUILD)/gen/font_data.c: $(wildcard $(FONT_TTF)) $(EMBED)
 	@mkdir -p $(dir $@)
 	$(EMBED) $@ --blob av_font_dejavu_sans $(FONT_TTF)
 
-$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c $(FLAGS_STAMP)
 	$(CC) $(ALL_CFLAGS) -g0 -c $< -o $@
 
 $(LIB): $(GEN_OBJ)
 # ---- end of generated assets ----------------------------------------------------------------------------
+
+# ---- the shared library: libattnviz.so.MAJOR.MINOR, soname libattnviz.so.MAJOR, from AV_VERSION -------
+# It exports exactly the functions include/attnviz.h declares (a version script made from the header), so
+# internal av_ symbols stay private; -z defs refuses undefined references. Sanitized builds make none (a
+# sanitized .so cannot be loaded by an uninstrumented Python).
+$(BUILD)/attnviz.map: include/attnviz.h
+	@mkdir -p $(dir $@)
+	@{ echo 'ATTNVIZ_$(SO_MAJOR) {'; echo '  global:'; \
+	   sed -e '/^typedef/d' -n -e 's/^[a-z][^(]*[ *]\(av_[a-z0-9_]*\)(.*/    \1;/p' $<; \
+	   echo '  local: *;'; echo '};'; } > $@
+
+$(SO): $(LIB_OBJ) $(GEN_OBJ) $(BUILD)/attnviz.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(BUILD)/attnviz.map -Wl,-z,defs $(LDFLAGS) \
+	    -o $@ $(LIB_OBJ) $(GEN_OBJ) $(LIBS)
+	ln -sf $(notdir $@) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libattnviz.so
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(GEN_OBJ:.o=.d)

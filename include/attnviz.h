@@ -17,7 +17,7 @@ extern "C" {
 
 #define AV_VERSION "0.1.0"
 #define AV_TRACE_FORMAT "attnviz-trace"
-#define AV_TRACE_VERSION "2" /* the newest trace format version read and written (docs/TRACE_FORMAT.md) */
+#define AV_TRACE_VERSION "3" /* the newest trace format version read and written (docs/TRACE_FORMAT.md) */
 #define AV_MAX_DIMS 4
 
 /* Monotonic clock in seconds (for progress and timing output). */
@@ -115,13 +115,16 @@ typedef struct av_tokenizer av_tokenizer;
 /* Loads a tokenizer file; the format is detected from its content. A directory is searched for, in order:
  * tokenizer.json, vocab.txt, vocab.json + merges.txt, encoder.json + vocab.bpe, tokenizer.model,
  * tokenizer.bin. Files: Hugging Face tokenizer.json, a {token: id} vocabulary beside its merges, a
- * SentencePiece .model, a llama2.c tokenizer .bin or a WordPiece vocab.txt (see docs/TOKENIZERS.md). */
+ * SentencePiece .model, a llama2.c tokenizer .bin, a WordPiece vocab.txt, or a GGUF file's own tokenizer (see
+ * docs/TOKENIZERS.md). */
 int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err);
 void av_tokenizer_free(av_tokenizer *tok);
 /* Encodes UTF-8 text. *ids is malloc'd (caller frees). add_bos adds the special tokens the tokenizer itself
  * adds around a text: BOS for SentencePiece and llama2.c, [CLS] ... [SEP] for BERT, what tokenizer.json's
- * post-processor says; nothing for GPT-2. Invalid UTF-8 never fails: SentencePiece models see each bad byte
- * as U+FFFD (as libsentencepiece does), the other kinds replace it by U+FFFD before tokenizing. */
+ * post-processor says, what a GGUF file's tokenizer.ggml.add_bos_token / add_eos_token say (llama.cpp's
+ * defaults when absent); nothing for GPT-2. Special tokens written in the text are matched whole. Invalid
+ * UTF-8 never fails: SentencePiece models see each bad byte as U+FFFD (as libsentencepiece does), GGUF
+ * tokenizers do what llama.cpp does, the other kinds replace it by U+FFFD before tokenizing. */
 int av_tokenizer_encode(const av_tokenizer *tok, const char *text, size_t len, int add_bos, int32_t **ids,
                         size_t *n_ids, av_err *err);
 int av_tokenizer_vocab_size(const av_tokenizer *tok);
@@ -138,12 +141,40 @@ enum { AV_DISPLAY_VISIBLE_SPACE = 1 /* spaces shown as U+2423 "␣" */ };
 /* av_tokenizer_display with flags; NULL only when out of memory. */
 char *av_tokenizer_display_ex(const av_tokenizer *tok, const int32_t *ids, size_t n, size_t i,
                               unsigned flags);
+/* The label av_tokenizer_display gives text i of n byte strings read as one text (texts[k]: lens[k] bytes),
+ * for tokens that come without a tokenizer (API responses): control characters escaped, a character split
+ * over several texts shown on the text where it starts, "·" and <0xNN> bytes on a text holding only its rest,
+ * <0xNN> for bytes that never form a character. malloc'd (caller frees); NULL when out of memory. */
+char *av_display_bytes(const char *const *texts, const size_t *lens, size_t n, size_t i, unsigned flags);
 /* 1 for special tokens (control tokens such as [CLS], <s>, <|endoftext|>, and the unknown token). */
 int av_tokenizer_is_special(const av_tokenizer *tok, int id);
 /* Id of a piece spelled exactly as in the vocabulary, -1 when absent. */
 int av_tokenizer_find(const av_tokenizer *tok, const char *piece);
 /* The algorithm, e.g. "sentencepiece bpe", "byte-level bpe", "wordpiece", "unigram". */
 const char *av_tokenizer_model_name(const av_tokenizer *tok);
+
+/* ---- chat prompts (docs/TOKENIZERS.md#chat-templates) ------------------------------------------------ */
+
+typedef struct av_chat_params {
+    int add_generation_prompt; /* default 1: end with the opening of the assistant's turn */
+    const char *chat_template; /* NULL: the tokenizer's own (GGUF tokenizer.chat_template, a Hugging Face
+                                  directory's chat_template.jinja or tokenizer_config.json chat_template) */
+    const char *bos_token; /* the template's bos_token / eos_token; NULL: the tokenizer's BOS / EOS pieces */
+    const char *eos_token;
+    int64_t now; /* the time strftime_now() formats (seconds since the epoch); 0: now */
+} av_chat_params;
+
+av_chat_params av_chat_default_params(void);
+
+/* Formats a conversation with a chat template (a Jinja subset, docs/TOKENIZERS.md). messages is JSON: an
+ * OpenAI-style array [{"role": "user", "content": "..."}, ...] or an object {"messages": [...], ...} whose
+ * other keys become template variables (tools, enable_thinking...). *text (malloc'd) is the prompt the model
+ * sees and *add_special how to encode it so that the ids are the ones its own runtime gives: GGUF tokenizers
+ * follow llama.cpp (a BOS the template writes is removed from the text and *add_special is 1, so encoding
+ * adds BOS once); the others follow transformers (*add_special is 0: the template's text is encoded as it
+ * is). tok may be NULL when params give the template (then *add_special is 0). */
+int av_chat_format(const av_tokenizer *tok, const char *messages, size_t len, const av_chat_params *params,
+                   char **text, int *add_special, av_err *err);
 
 /* ---- models ------------------------------------------------------------------------------------------- */
 
@@ -221,8 +252,10 @@ typedef struct av_run_params {
 
 av_run_params av_run_default_params(void);
 
-/* Runs the model on text and captures every layer's post-softmax attention. A model is only read: several
- * runs may share one at the same time (each with its own av_run_params.n_threads). */
+/* Runs the model on text and captures every layer's post-softmax attention. An empty text runs the special
+ * tokens alone (BOS: the first token's distribution) and fails when there are none; the CLI and the server
+ * refuse empty input. A model is only read: several runs may share one at the same time (each with its own
+ * av_run_params.n_threads). */
 int av_trace_from_text(const av_model *m, const char *text, const av_run_params *params, av_trace **out,
                        av_err *err);
 /* BERT-family encoders on a sentence pair: [CLS] a [SEP] b [SEP] with token type ids 0 for the first part and
@@ -316,13 +349,125 @@ int av_trace_qk(const av_trace *t, av_attn_kind kind, int layer, av_qk_view *out
  * out: (n_query, n_key) floats. */
 int av_attn_select_heads(const av_attn_view *v, const char *spec, float *out, av_err *err);
 
-/* ---- generation --------------------------------------------------------------------------------------- */
+/* ---- log-probabilities and generation in a trace (docs/TRACE_FORMAT.md, version 3) ------------------------
+ * From `attnviz generate`, from a model API's response (`attnviz import`), or derived on first use from
+ * stored logits (`attnviz run --logits`). Position t scores token t given tokens 0..t-1, so attention row t -
+ * 1 is what the model computed while producing token t. Views stay valid until av_trace_free. */
 
-/* Greedy (temperature 0) continuation. prompt may be "" (start from BOS). on_piece receives decoded bytes as
- * they are produced (may be NULL). out_ids (optional) receives the whole sequence, malloc'd. */
+typedef struct av_logprob_view {
+    int n_tokens;              /* av_trace_n_tokens */
+    int k;                     /* alternatives per position (may be 0) */
+    const float *token;        /* (n_tokens) log p(token t | tokens < t), nats; NaN where unknown (t = 0) */
+    const float *entropy;      /* (n_tokens) entropy (nats) of the distribution that produced token t; NaN
+                                  where unknown (API responses give only the top alternatives) */
+    const int32_t *alt_ids;    /* (n_tokens, k) the k most probable tokens at t, best first; -1 where the id
+                                  is unknown (APIs give text) or the slot is empty */
+    const float *alt_logprobs; /* (n_tokens, k) their log-probabilities; NaN where the slot is empty */
+    const int32_t *alt_pieces; /* (n_tokens, k) index into pieces; -1 where the slot is empty */
+    const char *const *pieces; /* (n_pieces) display labels of the alternatives */
+    int n_pieces;
+} av_logprob_view;
+
+/* 1 when the trace holds log-probabilities, or logits to derive them from. */
+int av_trace_has_logprobs(const av_trace *t);
+/* The log-probabilities; -1 with a message when the trace has none. Thread-safe. */
+int av_trace_logprobs(const av_trace *t, av_logprob_view *out, av_err *err);
+/* 1 when the trace holds attention (full or lazy); 0 for log-probabilities alone (API responses). */
+int av_trace_has_attention(const av_trace *t);
+
+/* The generation metadata ("prompt_len" and the "generation" object); strings stay valid until
+ * av_trace_free. Returns -1 (prompt_len -1, the rest NULL/0) when the trace has none. */
+typedef struct av_generation_info {
+    int prompt_len;       /* tokens given before the produced ones; -1 when the trace is not a generation */
+    const char *source;   /* "attnviz" (generate), "api" (import), "logits" (derived from logits) */
+    const char *provider; /* API responses: "openai-chat", "openai-completions", "vllm-chat",
+                             "vllm-completions", "ollama-generate", "ollama-chat", "llamacpp"; else NULL */
+    const char *stop_reason; /* "eos", "stop", "length", ... as the source says; NULL when unknown */
+    int top_logprobs;        /* alternatives asked for per position; 0 when unknown */
+    int alternatives_cap;    /* the provider's maximum number of alternatives (OpenAI: 20); 0 for none */
+    const char *missing;     /* JSON array of what the source does not give ("attention", "prompt_logprobs",
+                                "token_ids", "entropy", ...), or NULL */
+    const char *sampling;    /* JSON object of the sampling settings, or NULL */
+} av_generation_info;
+int av_trace_generation_info(const av_trace *t, av_generation_info *out);
+
+/* Model API responses saved with their log-probabilities (OpenAI chat and legacy completions, vLLM with
+ * prompt_logprobs, Ollama /api/generate and /api/chat, llama.cpp's /completion), as one JSON document, JSON
+ * lines or a server-sent-events dump, become a trace of tokens and log-probabilities without attention
+ * (docs/GENERATION.md). Bad or truncated JSON fails with one line naming the place. */
+typedef struct av_api_import_params {
+    const char *provider; /* NULL or "auto": from the response's shape; "openai", "vllm", "ollama", "llamacpp"
+                             (the vendor; chat or completions from the shape), or a provider name of
+                             av_generation_info */
+    int choice;           /* which choice of a response with several (n > 1); default 0 */
+    int max_alternatives; /* alternatives kept per token (default and at most 1024) */
+    const char *model;    /* metadata "model" (default: the response's "model") */
+} av_api_import_params;
+
+av_api_import_params av_api_import_default_params(void);
+/* data: the response file's bytes (size), name: for messages. p may be NULL (defaults). */
+int av_trace_from_api(const char *data, size_t size, const char *name, const av_api_import_params *p,
+                      av_trace **out, av_err *err);
+int av_trace_from_api_file(const char *path, const av_api_import_params *p, av_trace **out, av_err *err);
+
+/* ---- generation (docs/GENERATION.md) ------------------------------------------------------------------- */
+
+/* How each token is chosen, in this order (as Hugging Face transformers applies them): logits / temperature,
+ * the top_k most probable, the smallest most-probable prefix reaching top_p, those with p >= min_p * p_max;
+ * then one uniform draw of a SplitMix64 stream seeded with seed picks among the rest. temperature 0 (the
+ * default) is greedy: the most probable token, the lowest id on ties, no draw. Same seed, same tokens. */
+typedef struct av_sampling {
+    double temperature; /* >= 0; 0: greedy */
+    int top_k;          /* 0: off */
+    double top_p;       /* (0, 1]; 1: off */
+    double min_p;       /* [0, 1]; 0: off */
+    uint64_t seed;
+} av_sampling;
+
+av_sampling av_sampling_default_params(void);
+/* Checks the ranges; -1 with a message naming the setting. */
+int av_sampling_check(const av_sampling *s, av_err *err);
+
+/* Receives the bytes of produced text as they come. */
 typedef void (*av_piece_fn)(void *ctx, const char *bytes, size_t len);
+
+typedef struct av_generate_params {
+    int steps;               /* tokens to produce at most (default 64; fewer when the context is full) */
+    av_sampling sampling;    /* default greedy */
+    int top_logprobs;        /* alternatives recorded per position (default 10, at most 1024) */
+    const char *const *stop; /* (n_stop) stop strings: generation ends once the produced text holds one */
+    int n_stop;
+    int ignore_eos;       /* go on after end-of-sequence (default 0: stop there, the token kept) */
+    int add_bos;          /* decoder-only prompts: encode with the tokenizer's specials (default 1) */
+    av_piece_fn on_piece; /* the produced text as it comes (may be NULL) */
+    void *piece_ctx;
+    int want_attention; /* capture every layer's attention of the whole sequence (default 1); else the
+                           trace holds the tokens and log-probabilities only */
+    av_run_params run;  /* how the attention is captured (dtype, lazy, threads, output_path) */
+} av_generate_params;
+
+av_generate_params av_generate_default_params(void);
+/* Generates with the one decoder and its KV cache. Decoder-only models (Llama family, GPT-2) continue prompt;
+ * encoder-decoders (Marian, BART, T5) translate it, decoding from their start token. The trace (version 3)
+ * holds the whole sequence, prompt_len (the prompt's tokens; 1, the start token, for encoder-decoders), per
+ * position the token's log-probability, the entropy and top_logprobs alternatives (the prompt's tokens scored
+ * too), the sampling settings and the stop reason (generation metadata), and every layer's attention (row
+ * t - 1 is the attention computed while producing token t). */
+int av_generate(const av_model *m, const char *prompt, const av_generate_params *p, av_trace **out,
+                av_err *err);
+/* Same on ids used as given: the prompt (decoder-only) or the encoder's input (encoder-decoders). */
+int av_generate_ids(const av_model *m, const int32_t *ids, size_t n, const av_generate_params *p,
+                    av_trace **out, av_err *err);
+
+/* Greedy (temperature 0) continuation without a trace. prompt may be "" (start from BOS). on_piece receives
+ * decoded bytes as they are produced (may be NULL). out_ids (optional) receives the whole sequence, malloc'd.
+ */
 int av_generate_greedy(const av_model *m, const char *prompt, int steps, av_piece_fn on_piece, void *ctx,
                        int32_t **out_ids, size_t *n_out, av_err *err);
+/* Same from token ids (e.g. a chat prompt encoded with the BOS rule av_chat_format reports): the sequence
+ * starts with ids[0..n_ids) exactly, nothing added. */
+int av_generate_greedy_ids(const av_model *m, const int32_t *ids, size_t n_ids, int steps,
+                           av_piece_fn on_piece, void *ctx, int32_t **out_ids, size_t *n_out, av_err *err);
 
 /* ---- images and encoder-decoders (docs/MODELS.md) ------------------------------------------------------ */
 
@@ -359,6 +504,296 @@ int av_trace_from_pair(const av_model *m, const char *source, const char *target
  * decoder start token), or NULL for greedy decoding from the start token. */
 int av_trace_from_pair_ids(const av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt,
                            size_t n_tgt, int steps, const av_run_params *params, av_trace **out, av_err *err);
+
+/* ---- library ------------------------------------------------------------------------------------------ */
+
+/* The library's version (AV_VERSION of the build), for bindings that load libattnviz.so at run time. */
+const char *av_version(void);
+/* Frees a buffer the library malloc'd and handed over (ids, figures, pages, statistics), for bindings that
+ * cannot reach the C library's free(). NULL is ignored. */
+void av_free(void *p);
+
+/* ---- what a trace holds, for bindings ---------------------------------------------------------------- */
+
+/* Every metadata key and value as one JSON object (string -> string), malloc'd (free with av_free); NULL when
+ * out of memory. */
+char *av_trace_meta_json(const av_trace *t);
+
+/* Every tensor of the file a trace was loaded from, by position 0 .. av_trace_n_file_tensors() - 1, whatever
+ * its name (also those this version does not interpret: later trace versions add tensors) and dtype. The view
+ * points into the mapped file and stays valid until av_trace_free; *name likewise. A trace built in memory
+ * (av_trace_from_*, av_trace_import) has no file: 0 tensors. */
+int av_trace_n_file_tensors(const av_trace *t);
+int av_trace_file_tensor(const av_trace *t, int i, const char **name, av_tensor *out, av_err *err);
+
+/* ---- bring your own attention (trace/import.c) ----------------------------------------------------------
+ */
+
+/* An array given in memory: its name decides its kind as a file member's would ("cross..." -> cross,
+ * "encoder..."/"enc..." -> enc, "decoder..."/"dec..." -> dec, else self); tensor: F32, F16 or BF16, C order,
+ * one of the shapes below (at most AV_MAX_DIMS dimensions). The data is copied. */
+typedef struct av_import_array {
+    const char *name;
+    av_tensor tensor;
+} av_import_array;
+
+/* Attention saved by other tools (.npy per layer, .npz, safetensors files, or arrays in memory), shaped
+ * [layers, heads, T, T], [layers, 1, heads, T, T], or per layer [heads, T, T] / [1, heads, T, T] (one layer
+ * of a batch-1 output_attentions tuple, when a kind has several arrays) / [T, T]. See docs/VIEWER.md
+ * ("Importing attention"). */
+typedef struct av_import_params {
+    const char *const *inputs; /* (n_inputs) array files, in layer order */
+    int n_inputs;
+    const av_import_array *arrays; /* (n_arrays) arrays in memory, after the files, in layer order */
+    int n_arrays;
+    const char
+        *tokens_path; /* JSON: ["tok", ...] or {"tokens": [...], "token_ids": [...], "source_tokens": [...],
+                         "target_tokens": [...], "model": "...", "patch_grid": "14x14", "prefix_tokens": 1,
+                         "metadata": {"key": "value"}}; NULL: tokens are shown as indices */
+    const char *tokens_json; /* the same JSON as a string (instead of tokens_path) */
+    int kind;                /* an av_attn_kind to force every array to; -1 (default): from the array name */
+    int check_rows;          /* validate values in [0, 1] and row sums (default 1) */
+    double tolerance;        /* |row sum - 1| allowed; 0: 1e-3 (2e-2 for float16 arrays) */
+    av_dtype dtype;          /* trace storage: AV_DTYPE_F32 (default) or AV_DTYPE_F16 */
+    const char *model;       /* metadata "model" (overrides the tokens file) */
+    const char *patch_grid;  /* "14x14" for image traces */
+    int prefix_tokens;       /* tokens before the patches (1 for CLS); -1: unset */
+    const char *image_path;  /* a PNG stored base64 in metadata "image_png_base64" for the viewer */
+} av_import_params;
+
+av_import_params av_import_default_params(void);
+/* Builds a trace from the arrays; each row must be a probability distribution (values in [0, 1], sum 1 within
+ * the tolerance) unless check_rows is 0; errors name the array, layer, head and query row. */
+int av_trace_import(const av_import_params *p, av_trace **out, av_err *err);
+
+/* ---- figures: PNG and SVG heatmaps (render/) ------------------------------------------------------------
+ */
+
+typedef enum av_cmap {
+    AV_CMAP_VIRIDIS = 0,
+    AV_CMAP_MAGMA,
+    AV_CMAP_DIVERGING /* blue-white-red, for signed differences */
+} av_cmap;
+
+/* "viridis", "magma", "diverging" (alias "rdbu"); case-insensitive. */
+int av_cmap_parse(const char *name, av_cmap *out, av_err *err);
+/* Canonical name of cm ("viridis", "magma", "diverging"); "?" when out of range. */
+const char *av_cmap_name(av_cmap cm);
+
+typedef struct av_plot_params {
+    av_attn_kind kind;   /* default AV_ATTN_SELF */
+    int layer;           /* layer index */
+    int head;            /* head index, AV_HEADS_MEAN or AV_HEADS_MAX */
+    int grid;            /* all layers x heads as thumbnails */
+    av_cmap cmap;        /* default viridis */
+    int log_scale;       /* color by log10(value) over [log10(vmax) - 4, log10(vmax)] */
+    int exclude_first;   /* drop the first token (query row and key column) and renormalize rows to sum 1 */
+    double dpi;          /* PNG pixels per inch (default 150); the layout is in CSS px at 96 per inch */
+    double cell;         /* cell size in CSS px; 0 = automatic */
+    float vmin, vmax;    /* color range; vmin == vmax: automatic (0..max; diverging -a..a) */
+    const char *title;   /* NULL: "<model> · layer L · head H" */
+    int max_label_chars; /* longer token labels are cut with an ellipsis (default 16) */
+    /* a heatmap of a matrix the caller computed (a window, pooled cells, a reduction over layers) instead
+     * of (layer, head): matrix (n_rows, n_cols) with a label per row and column; the title is p->title */
+    const float *matrix;
+    int n_rows, n_cols;
+    char *const *row_labels, *const *col_labels;
+} av_plot_params;
+
+av_plot_params av_plot_default_params(void);
+
+/* Where the matrix cells landed, in output pixels (PNG) or user units (SVG), for callers and tests.
+ * For a grid: the first thumbnail (layer 0, head 0), its cell size and the pitch between thumbnails. */
+typedef struct av_plot_geom {
+    int width, height;       /* image size */
+    double x0, y0;           /* top-left of cell (0, 0) */
+    double cell_w, cell_h;   /* size of one matrix cell (after any pooling: one raster cell) */
+    int n_rows, n_cols;      /* raster cells shown (queries x keys after exclusion and pooling) */
+    double pitch_x, pitch_y; /* grid: distance between thumbnails */
+    float vmin, vmax;        /* color range used */
+} av_plot_geom;
+
+typedef enum av_plot_format { AV_PLOT_PNG = 0, AV_PLOT_SVG, AV_PLOT_FORMAT_COUNT } av_plot_format;
+
+/* Lays out and encodes the figure (one head, the mean/max over heads, or the grid) into a malloc'd buffer
+ * (*out, *n bytes; free with av_free): PNG (libpng, at p->dpi) or SVG (UTF-8 text, NUL-terminated beyond n).
+ * geom (may be NULL) receives the cell placement in the output's pixels. */
+int av_plot_build(const av_trace *t, const av_plot_params *p, av_plot_format fmt, uint8_t **out, size_t *n,
+                  av_plot_geom *geom, av_err *err);
+/* Renders to path, .png or .svg chosen by extension; atomic write (temp file + rename). */
+int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path, av_plot_geom *geom,
+                   av_err *err);
+
+/* ---- the standalone HTML viewer (render/html.c, docs/VIEWER.md) ---------------------------------------- */
+
+typedef enum av_html_precision {
+    AV_HTML_AUTO = 0, /* F16 when the page stays under 4 MiB, else U8 */
+    AV_HTML_F16,      /* IEEE half floats: ~3 significant digits */
+    AV_HTML_U8        /* 8 bits per weight, cube-root companded, a float32 scale per row (docs/VIEWER.md) */
+} av_html_precision;
+
+typedef struct av_html_params {
+    av_html_precision precision;
+    const char *title; /* page title; NULL: the model name */
+    const char *view;  /* first view: one of AV_HTML_VIEWS (NULL: steps
+                          for generations and traces without attention, image with patches, else heatmap) */
+    const char
+        *image_path; /* image traces: a PNG to embed as metadata image_png_base64 (NULL: the trace's) */
+    int analysis;    /* embed head statistics and roles, rollout and value norms (default 1) */
+    const char *roles_path; /* `attnviz roles --json` output: probe roles (incl. induction) for the grid */
+    /* what the page shows first (the viewer's controls change it); defaults keep the viewer's choice */
+    int kind;         /* an av_attn_kind; -1 (default): self (or cross for encoder-decoders) */
+    int layer;        /* default 0 */
+    int head;         /* head index, AV_HEADS_MEAN (default) or AV_HEADS_MAX */
+    const int *heads; /* (n_heads) heads checked in the head view; NULL: the head above (all for mean) */
+    int n_heads;
+    const char *theme; /* "light", "dark"; NULL: the browser's preference */
+    int exclude_first; /* the page starts with the first (sink) token excluded */
+    /* long traces: above max_mb (default 32) of attention the page embeds a pooled overview of every head
+     * (max over cells of tokens; a lazy trace's stored overview when it has one) instead of the matrices, and
+     * the query rows [rows_q0, rows_q1) of every layer exactly (the Rows view) within the same budget */
+    double max_mb;
+    int rows_q0, rows_q1; /* rows_q1 <= rows_q0: none */
+} av_html_params;
+
+av_html_params av_html_default_params(void);
+/* The viewer's views (for --view and the server's ?view=): 1 when name is one of AV_HTML_VIEWS. */
+#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm, steps, neuron, rows"
+int av_html_view_valid(const char *name);
+/* Builds the page into a malloc'd NUL-terminated buffer of *n bytes (free with av_free): one file with no
+ * network references (CSS, JS and data are inline; a Content-Security-Policy forbids any request). */
+int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t *n, av_err *err);
+/* Builds and writes atomically. bytes (may be NULL) receives the file size. */
+int av_html_write(const av_trace *t, const av_html_params *p, const char *path, size_t *bytes, av_err *err);
+
+/* ---- analyses (analysis/, formulas in docs/ANALYSIS.md) ------------------------------------------------ */
+
+typedef enum av_reduce { AV_REDUCE_MEAN = 0, AV_REDUCE_MAX, AV_REDUCE_MIN } av_reduce;
+
+/* "mean", "max" or "min". */
+int av_reduce_parse(const char *s, av_reduce *out, av_err *err);
+const char *av_reduce_name(av_reduce r);
+
+/* Statistics of one head, averaged over the query rows that have a choice (row 0 of a causal layer can only
+ * attend to itself and is left out). NaN where a statistic does not apply. */
+typedef struct av_head_stats {
+    int layer, head;
+    int n_rows;          /* query rows averaged */
+    double entropy;      /* -sum_j a_ij ln a_ij (nats) */
+    double entropy_norm; /* entropy / ln(visible keys): 0 = one key, 1 = uniform */
+    double distance;     /* sum_j a_ij |i - j| (positional kinds only) */
+    double first;        /* a_i0: attention to the first token (the "sink") */
+    double self;         /* a_ii (positional kinds only) */
+    double prev;         /* a_i,i-1 (positional kinds only; rows i >= 1) */
+    double special;      /* attention mass on special tokens (NaN without token classes) */
+    double punct;        /* attention mass on punctuation (NaN without token classes) */
+    double uniformity;   /* (sum_j min(a_ij, 1/n) - 1/n) / (1 - 1/n), n visible keys: 0 one-hot, 1 uniform */
+    double
+        first_norm; /* norm-based share of the first token: a_i0 v_0 / sum_j a_ij v_j (NaN without vnorm) */
+} av_head_stats;
+
+/* Every head of every layer of kind (or only layer `layer` when >= 0). *out malloc'd (n_layers * n_heads,
+ * layer-major; free with av_free). */
+int av_trace_head_stats(const av_trace *t, av_attn_kind kind, int layer, av_head_stats **out, int *n_out,
+                        av_err *err);
+
+typedef enum av_role {
+    AV_ROLE_NONE = -1,
+    AV_ROLE_PREV = 0,  /* "previous_token" */
+    AV_ROLE_FIRST,     /* "first_token" (attention sink) */
+    AV_ROLE_SELF,      /* "self" */
+    AV_ROLE_BROAD,     /* "broad" (near-uniform) */
+    AV_ROLE_DUPLICATE, /* "duplicate_token" */
+    AV_ROLE_INDUCTION, /* "induction" */
+    AV_ROLE_COUNT
+} av_role;
+
+#define AV_ROLE_MIN_SCORE 0.3 /* below this best score a head gets AV_ROLE_NONE ("none") */
+
+const char *av_role_name(av_role r);
+
+typedef struct av_head_roles {
+    int layer, head;
+    double score[AV_ROLE_COUNT]; /* in [0, 1]; NaN when that probe was not run */
+    av_role best;                /* argmax of the scores, AV_ROLE_NONE below AV_ROLE_MIN_SCORE */
+    double best_score;
+} av_head_roles;
+
+/* Fills the previous-token, first-token, self and broad scores from statistics (others NaN) and picks. */
+void av_roles_from_stats(const av_head_stats *s, av_head_roles *r);
+
+typedef struct av_roles_params {
+    int seq_len;      /* L: length of the random segment, repeated twice after BOS (default 32) */
+    int n_samples;    /* random sequences averaged (default 4) */
+    uint64_t seed;    /* PRNG seed (default 1) */
+    const char *text; /* natural-text probe (NULL: the built-in paragraph) */
+} av_roles_params;
+
+av_roles_params av_roles_default_params(void);
+
+typedef struct av_roles_result {
+    int n_layers, n_heads;
+    av_head_roles *heads; /* (n_layers * n_heads), layer-major */
+    int text_tokens;      /* tokens of the natural-text probe actually run */
+    const char *text;     /* the natural-text probe (the caller's string or the built-in one) */
+    int seq_len, n_samples;
+    uint64_t seed;
+} av_roles_result;
+
+/* Runs the model under study on ids (n tokens, used as given: no BOS added) and returns its trace. Analysis
+ * never runs a model itself; the caller passes this, e.g. av_trace_from_ids with add_bos = 0 (cmd_roles.c).
+ */
+typedef int (*av_roles_run_fn)(void *ctx, const int32_t *ids, size_t n, av_trace **out, av_err *err);
+
+/* Probes the model's heads: a natural text and repeated random sequences (previous-token, first-token, self,
+ * broad, duplicate-token and induction scores), run through run(run_ctx, ...); m gives the layer/head
+ * counts, context, vocabulary and tokenizer (read only). Free with av_roles_result_free. */
+int av_model_roles(const av_model *m, av_roles_run_fn run, void *run_ctx, const av_roles_params *p,
+                   av_roles_result *out, av_err *err);
+void av_roles_result_free(av_roles_result *r);
+
+typedef struct av_rollout_params {
+    av_reduce fusion; /* how the heads of a layer are fused (default mean) */
+    float residual;   /* identity weight r: A' = rownorm((1-r) A + r I); 0.5 (default) is Abnar & Zuidema's */
+    int normalize;    /* cross variant only: rescale each output row to sum 1 (default 0: the source share) */
+} av_rollout_params;
+
+av_rollout_params av_rollout_default_params(void);
+
+/* Attention rollout over every layer of kind (self, enc or dec) of a trace. out (n_query, n_query). */
+int av_rollout_trace(const av_trace *t, av_attn_kind kind, const av_rollout_params *p, float *out,
+                     av_err *err);
+/* Encoder-decoder rollout: how much each target token's final decoder state draws from each source token.
+ * Needs "cross" layers; "dec" (same count as cross) and "enc" are used when present. out (n_target, n_source)
+ * must hold the shape of attn.cross.0. See docs/ANALYSIS.md for the recurrence. */
+int av_rollout_cross_trace(const av_trace *t, const av_rollout_params *p, float *out, int *n_target,
+                           int *n_source, av_err *err);
+
+typedef struct av_flow_params {
+    av_reduce fusion; /* head fusion (default mean) */
+    float residual;   /* as in rollout (default 0.5) */
+    int normalize;    /* rescale each output row to sum 1 (default 1, as Abnar & Zuidema's code) */
+    double max_work;  /* size guard: refuse when n_layers * T^4 exceeds it (default AV_FLOW_DEFAULT_MAX_WORK);
+                         <= 0 disables the guard */
+    int n_threads;    /* 0: all cores */
+    void (*progress)(void *ctx, int done, int total); /* optional: source rows done (of the first thread) */
+    void *progress_ctx;
+} av_flow_params;
+
+#define AV_FLOW_DEFAULT_MAX_WORK 1e9 /* a few seconds at 5 layers x 120 tokens */
+
+av_flow_params av_flow_default_params(void);
+
+/* Attention flow (max-flow from each token after the last layer to each input token through the layered
+ * graph of rollout's A'). out (n_query, n_query). Refuses (with a message saying what to do) above max_work.
+ */
+int av_flow_trace(const av_trace *t, av_attn_kind kind, const av_flow_params *p, float *out, av_err *err);
+
+/* Norm-based attention (Kobayashi et al. 2020) of a self-attention layer: ||alpha_ij v_j W_o^h|| =
+ * alpha_ij * vnorm[h][j]; spec is a head index, "mean", "max" or "min" (over the per-head norm-based
+ * matrices). normalize_rows rescales each row to sum 1. out (n_query, n_key). */
+int av_norm_attn_trace(const av_trace *t, int layer, const char *spec, int normalize_rows, float *out,
+                       av_err *err);
 
 #ifdef __cplusplus
 }

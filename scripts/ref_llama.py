@@ -236,13 +236,13 @@ def rmsnorm(x, w, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
-def rope_tables(cfg, T, start=0):
+def rope_tables(cfg, T, start=0, dtype=torch.float32):
     hs = cfg.head_size
     i2 = torch.arange(0, hs, 2, dtype=torch.float64)  # 2i
     freq = 1.0 / (cfg.rope_theta ** (i2 / hs))  # [hs/2]
     pos = torch.arange(start, start + T, dtype=torch.float64)
     ang = pos[:, None] * freq[None, :]  # [T, hs/2]
-    return torch.cos(ang).float(), torch.sin(ang).float()
+    return torch.cos(ang).to(dtype), torch.sin(ang).to(dtype)
 
 
 def apply_rope(x, cos, sin, style):
@@ -262,9 +262,10 @@ def apply_rope(x, cos, sin, style):
 class Transformer:
     """Full-sequence forward pass that returns logits and every attention map."""
 
-    def __init__(self, cfg, w):
+    def __init__(self, cfg, w, dtype=torch.float32):
         self.cfg = cfg
         self.w = w
+        self.dtype = dtype  # torch.float64 for the float64 reference (scripts/ref_logprobs.py)
 
     def layer_weights(self, l):
         w = self.w
@@ -282,13 +283,13 @@ class Transformer:
             raise ValueError("sequence of %d tokens exceeds seq_len %d" % (T, cfg.seq_len))
         nh, nkv, hs = cfg.n_heads, cfg.n_kv_heads, cfg.head_size
         group = nh // nkv
-        cos, sin = rope_tables(cfg, T)
+        cos, sin = rope_tables(cfg, T, dtype=self.dtype)
         mask = torch.full((T, T), float("-inf")).triu(1)  # 0 on and below the diagonal
         scale = 1.0 / math.sqrt(hs)
-        x = self.w["tok_emb"][ids].float()  # [T, D]
+        x = self.w["tok_emb"][ids].to(self.dtype)  # [T, D]
         attns = []
         for l in range(cfg.n_layers):
-            rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3 = [t.float() for t in self.layer_weights(l)]
+            rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3 = [t.to(self.dtype) for t in self.layer_weights(l)]
             h = rmsnorm(x, rms_att, cfg.norm_eps)
             q = (h @ wq.t()).view(T, nh, hs).transpose(0, 1)  # [nh, T, hs]
             k = (h @ wk.t()).view(T, nkv, hs).transpose(0, 1)  # [nkv, T, hs]
@@ -307,8 +308,8 @@ class Transformer:
             h = rmsnorm(x, rms_ffn, cfg.norm_eps)
             g = h @ w1.t()
             x = x + (torch.nn.functional.silu(g) * (h @ w3.t())) @ w2.t()
-        x = rmsnorm(x, self.w["rms_final"].float(), cfg.norm_eps)
-        logits = x @ self.w["wcls"].float().t()
+        x = rmsnorm(x, self.w["rms_final"].to(self.dtype), cfg.norm_eps)
+        logits = x @ self.w["wcls"].to(self.dtype).t()
         return logits, attns
 
 

@@ -1,12 +1,14 @@
 /* The small things of src/core: UTF-8 against the RFC 3629 table (every 1-3 byte string, every 4-byte
- * character), base64 against the RFC 4648 test vectors, path helpers against POSIX dirname/basename
- * behaviour, little-endian loads/stores and the bounded reader on fixed byte patterns, the embedded asset
- * table against the files in web/. */
+ * character), hexadecimal digits against strtoul, base64 against the RFC 4648 test vectors, path helpers
+ * against POSIX dirname/basename behaviour, little-endian loads/stores and the bounded reader on fixed byte
+ * patterns, the embedded asset table against the files in web/. */
 #include "harness.h"
 
 #include "core/core.h"
 
+#include <ctype.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 /* ---- UTF-8 ---- */
@@ -108,6 +110,28 @@ static void test_utf8_encode_and_prefix(void) {
     CHECK(av_utf8_valid_prefix("ab\xE2\x82", 4) == 2);              /* truncated euro sign */
     CHECK(av_utf8_valid_prefix("\xED\xA0\x80 surrogate", 13) == 0); /* CESU-8 surrogate */
     CHECK(av_utf8_valid_prefix("\xC0\xAF", 2) == 0);                /* overlong '/' */
+}
+
+/* ---- hexadecimal ---- */
+
+/* Every 2-digit string of printable ASCII against strtoul (the C library's reading of base 16). */
+static void test_hex_parse_matches_strtoul(void) {
+    int bad = 0, ok = 0;
+    for (int a = 0x20; a < 0x7F; a++)
+        for (int b = 0x20; b < 0x7F; b++) {
+            char s[3] = {(char)a, (char)b, 0}, *end;
+            unsigned long want = strtoul(s, &end, 16);
+            int valid = isxdigit(a) && isxdigit(b);
+            uint32_t v = 12345;
+            int rc = av_hex_parse(s, 2, &v);
+            if (valid ? rc != 0 || v != want || *end : rc != -1) bad++;
+            ok += valid;
+        }
+    CHECKF(bad == 0 && ok == 22 * 22, "%d mismatches, %d valid pairs", bad, ok);
+    uint32_t v;
+    CHECK(av_hex_parse("DeadBeef", 8, &v) == 0 && v == 0xDEADBEEFu);
+    CHECK(av_hex_parse("", 0, &v) == 0 && v == 0);
+    CHECK(av_hex_parse("12g4", 4, &v) == -1);
 }
 
 /* ---- base64 ---- */
@@ -270,6 +294,7 @@ static void test_assets_match_web_files(void) {
 int main(void) {
     RUN(test_utf8_decode_matches_rfc3629);
     RUN(test_utf8_encode_and_prefix);
+    RUN(test_hex_parse_matches_strtoul);
     RUN(test_base64_rfc4648_vectors);
     RUN(test_base64_decode_alphabets_and_errors);
     RUN(test_path_helpers);

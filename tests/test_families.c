@@ -449,6 +449,16 @@ static void test_gpt2_greedy_generation(void) {
                argmax_row(&lg, (int)i - 1));
         av_trace_free(t);
     }
+    /* from ids: the same start continues the same way; a start without BOS stays without one */
+    int32_t *ids2 = NULL;
+    size_t n2 = 0;
+    REQUIREF(av_generate_greedy_ids(m, ids, 5, 6, NULL, NULL, &ids2, &n2, &err) == 0, "%s", err.msg);
+    CHECKF(n2 == n && memcmp(ids2, ids, n * sizeof *ids) == 0, "%zu ids from ids, %zu from text", n2, n);
+    free(ids2);
+    REQUIREF(av_generate_greedy_ids(m, ids + 1, 4, 2, NULL, NULL, &ids2, &n2, &err) == 0, "%s", err.msg);
+    CHECKF(n2 == 6 && memcmp(ids2, ids + 1, 4 * sizeof *ids) == 0, "%zu ids, first %d", n2, ids2[0]);
+    free(ids2);
+    CHECK(av_generate_greedy_ids(m, ids, 0, 2, NULL, NULL, &ids2, &n2, &err) == -1 && ids2 == NULL);
     free(ids);
     av_model_free(m);
     m = load_with_tokenizer("bert", &err);

@@ -303,6 +303,63 @@ static void test_import_shapes(void) {
     free(b0.p), free(b1.p), free(b5.p), free(bb.p), free(b6.p);
 }
 
+/* Arrays in memory (what the Python package passes): per-layer [1, H, T, T] F32 and F16, the tokens as a JSON
+ * string, kinds from the names; the same checks as files; bad views refused. */
+static void test_import_from_memory(void) {
+    enum { L = 2, H = 3, T = 5 };
+    float a[L * H * T * T];
+    uint16_t h16[H * T * T];
+    fill_attn(a, L, H, T);
+    for (int i = 0; i < H * T * T; i++)
+        h16[i] = av_f32_to_f16(a[H * T * T + i]);
+    av_import_array arrays[2] = {
+        {"attentions.0", {AV_DTYPE_F32, 4, {1, H, T, T}, a, sizeof(float) * H * T * T}},
+        {"attentions.1", {AV_DTYPE_F16, 4, {1, H, T, T}, h16, sizeof h16}},
+    };
+    av_import_params p = av_import_default_params();
+    p.arrays = arrays;
+    p.n_arrays = 2;
+    p.tokens_json = "{\"tokens\": [\"a\", \"b\", \"c\", \"d\", \"e\"], \"metadata\": {\"note\": \"x\"}}";
+    av_err err = {{0}};
+    av_trace *t;
+    REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
+    av_attn_view v;
+    CHECK(av_trace_n_layers(t, AV_ATTN_SELF) == 2 && av_trace_n_tokens(t) == 5 &&
+          strcmp(av_trace_token(t, 4), "e") == 0);
+    CHECK(av_trace_attn(t, AV_ATTN_SELF, 0, &v, &err) == 0 &&
+          memcmp(v.data, a, sizeof(float) * H * T * T) == 0);
+    CHECK(av_trace_attn(t, AV_ATTN_SELF, 1, &v, &err) == 0 && fabsf(v.data[7] - a[H * T * T + 7]) < 1e-3f);
+    CHECK(strcmp(av_trace_meta(t, "note"), "x") == 0);
+    av_trace_free(t);
+    arrays[0].name = "cross_attentions.0"; /* the name gives the kind; cross needs no square */
+    p.n_arrays = 1;
+    p.tokens_json = NULL;
+    REQUIREF(av_trace_import(&p, &t, &err) == 0, "%s", err.msg);
+    CHECK(av_trace_n_layers(t, AV_ATTN_CROSS) == 1 && av_trace_n_layers(t, AV_ATTN_SELF) == 0);
+    av_trace_free(t);
+    p.tokens_json = "[\"a\", \"b\"";
+    CHECK(av_trace_import(&p, &t, &err) != 0 && strstr(err.msg, "tokens JSON: invalid JSON"));
+    p.tokens_json = "[\"a\"]";
+    p.tokens_path = "x.json";
+    CHECK(av_trace_import(&p, &t, &err) != 0 && strstr(err.msg, "not both"));
+    p.tokens_json = p.tokens_path = NULL;
+    arrays[0].tensor.nbytes -= 4;
+    CHECK(av_trace_import(&p, &t, &err) != 0 &&
+          strstr(err.msg, "cross_attentions.0: 296 bytes given for 75"));
+    arrays[0].tensor.nbytes += 4;
+    arrays[0].tensor.dtype = AV_DTYPE_I32;
+    CHECK(av_trace_import(&p, &t, &err) != 0 && strstr(err.msg, "expected F32, F16 or BF16"));
+    arrays[0].tensor.dtype = AV_DTYPE_F32;
+    arrays[0].tensor.shape[1] = -3;
+    CHECK(av_trace_import(&p, &t, &err) != 0 && strstr(err.msg, "out of range"));
+    arrays[0].tensor.shape[1] = H;
+    a[2] += 0.5f; /* head 0 query 0 of the first array */
+    CHECK(av_trace_import(&p, &t, &err) != 0 &&
+          strstr(err.msg, "cross_attentions.0 head 0 query 0: row sums to 1.5"));
+    p.n_arrays = 0;
+    CHECK(av_trace_import(&p, &t, &err) != 0 && strstr(err.msg, "no input arrays"));
+}
+
 static void test_import_cross_and_image_meta(void) {
     float enc[2 * 4 * 4], cross[2 * 3 * 4];
     fill_attn(enc, 1, 2, 4);
@@ -453,6 +510,7 @@ int main(void) {
     RUN(test_npy_malformed_inputs);
     RUN(test_npz_stored_deflated_and_order);
     RUN(test_import_shapes);
+    RUN(test_import_from_memory);
     RUN(test_import_cross_and_image_meta);
     RUN(test_safetensors_members_and_errors);
     RUN(test_natural_order);

@@ -86,6 +86,35 @@ static void test_svg_cells_and_labels(void) {
     av_trace_free(t);
 }
 
+/* av_plot_build gives the bytes av_plot_render writes, PNG and SVG, with the same geometry. */
+static void test_plot_build_equals_render(void) {
+    av_trace *t = make_trace(2, 2, 6, 3, "tok");
+    av_plot_params p = av_plot_default_params();
+    p.layer = 1;
+    av_err err = {{0}};
+    for (int f = 0; f < AV_PLOT_FORMAT_COUNT; f++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/build.%s", h_tmpdir(), f == AV_PLOT_PNG ? "png" : "svg");
+        av_plot_geom g1, g2;
+        uint8_t *buf;
+        size_t n, m;
+        REQUIREF(av_plot_build(t, &p, (av_plot_format)f, &buf, &n, &g1, &err) == 0, "%s", err.msg);
+        REQUIREF(av_plot_render(t, &p, path, &g2, &err) == 0, "%s", err.msg);
+        char *file = NULL;
+        REQUIRE(av_file_read_all(path, 64u << 20, &file, &m, &err) == 0);
+        CHECK(m == n && memcmp(file, buf, n) == 0 && memcmp(&g1, &g2, sizeof g1) == 0);
+        free(file);
+        av_free(buf);
+    }
+    uint8_t *buf = NULL;
+    size_t n;
+    CHECK(av_plot_build(t, &p, AV_PLOT_FORMAT_COUNT, &buf, &n, NULL, &err) == -1 &&
+          strstr(err.msg, "format"));
+    p.dpi = 5;
+    CHECK(av_plot_build(t, &p, AV_PLOT_PNG, &buf, &n, NULL, &err) == -1 && strstr(err.msg, "dpi 5"));
+    av_trace_free(t);
+}
+
 static void test_svg_large_matrix_embeds_png(void) {
     av_trace *t = make_trace(1, 1, 300, 3, NULL);
     av_plot_params p = av_plot_default_params();
@@ -219,6 +248,60 @@ static void check_html(av_html_precision prec, const char *want_enc) {
 
 static void test_html_f16_round_trip(void) { check_html(AV_HTML_F16, "f16"); }
 static void test_html_u8_round_trip(void) { check_html(AV_HTML_U8, "u8cbrt"); }
+
+/* The first view a page shows (meta "state"), checked against the trace. */
+static void test_html_initial_state(void) {
+    av_trace *t = make_trace(3, 4, 5, 11, "tok");
+    av_html_params hp = av_html_default_params();
+    hp.analysis = 0;
+    int heads[2] = {1, 3};
+    hp.kind = AV_ATTN_SELF;
+    hp.layer = 2;
+    hp.head = AV_HEADS_MAX;
+    hp.heads = heads;
+    hp.n_heads = 2;
+    hp.theme = "dark";
+    char *page;
+    size_t n;
+    av_err err = {{0}};
+    REQUIREF(av_html_build(t, &hp, &page, &n, &err) == 0, "%s", err.msg);
+    char *meta = script_body(page, "av-meta");
+    CHECK(meta && strstr(meta, "\"state\":{\"kind\":\"self\",\"layer\":2,\"head\":\"max\",\"theme\":\"dark\","
+                               "\"heads\":[1,3]}"));
+    free(meta);
+    av_free(page);
+    hp = av_html_default_params();
+    hp.analysis = 0;
+    REQUIREF(av_html_build(t, &hp, &page, &n, &err) == 0, "%s", err.msg);
+    CHECK(!strstr(page, "\"state\"")); /* defaults leave the viewer's own choice */
+    av_free(page);
+    struct {
+        int kind;
+        const char *theme;
+        int layer, head, heads0;
+        const char *msg;
+    } bad[] = {{AV_ATTN_CROSS, NULL, 0, AV_HEADS_MEAN, 0, "no 'cross' attention"},
+               {AV_ATTN_KIND_COUNT, NULL, 0, AV_HEADS_MEAN, 0, "unknown attention kind 4"},
+               {-2, NULL, 0, AV_HEADS_MEAN, 0, "unknown attention kind -2"},
+               {-1, NULL, 3, AV_HEADS_MEAN, 0, "layer 3 is out of range: self has layers 0..2"},
+               {-1, NULL, 0, 4, 0, "head 4 is out of range"},
+               {-1, NULL, 0, -3, 0, "head -3 is out of range"},
+               {-1, NULL, 0, AV_HEADS_MEAN, 9, "checked head 9 is out of range"},
+               {-1, "blue", 0, AV_HEADS_MEAN, 0, "theme must be light or dark"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hp.kind = bad[i].kind;
+        hp.theme = bad[i].theme;
+        hp.layer = bad[i].layer;
+        hp.head = bad[i].head;
+        heads[0] = bad[i].heads0;
+        hp.heads = heads;
+        hp.n_heads = 1;
+        page = NULL;
+        CHECKF(av_html_build(t, &hp, &page, &n, &err) == -1 && strstr(err.msg, bad[i].msg) && !page,
+               "case %zu: %s", i, err.msg);
+    }
+    av_trace_free(t);
+}
 
 static void test_html_bert_base_under_4mib(void) {
     av_trace *t = make_trace(12, 12, 128, 5, NULL);
@@ -370,9 +453,11 @@ static void test_html_analysis_without_vnorm_and_roles(void) {
 
 int main(void) {
     RUN(test_svg_cells_and_labels);
+    RUN(test_plot_build_equals_render);
     RUN(test_svg_large_matrix_embeds_png);
     RUN(test_html_f16_round_trip);
     RUN(test_html_u8_round_trip);
+    RUN(test_html_initial_state);
     RUN(test_html_bert_base_under_4mib);
     RUN(test_html_analysis_f16);
     RUN(test_html_analysis_u8);

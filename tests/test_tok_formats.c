@@ -636,10 +636,15 @@ static void test_gguf_metadata(void) {
         for (int i = 0; i < ref->n_merges; i++)
             merges[i] = strdup(ref->merges[i]);
         av_tokenizer *g = NULL;
-        int rc = av_tok_from_gguf(f < 2 ? families[f] : "gpt2", f < 2 ? NULL : "gpt-2", n, pieces, scores,
-                                  types, merges, ref->n_merges, ref->bos, ref->eos, ref->unk, 1, &g, &err);
+        av_tok_gguf_spec spec = av_tok_gguf_spec_init();
+        spec.model = f < 2 ? families[f] : "gpt2", spec.pre = f < 2 ? NULL : "gpt-2", spec.n = n;
+        spec.pieces = pieces, spec.scores = scores, spec.types = types, spec.merges = merges;
+        spec.n_merges = ref->n_merges, spec.bos = ref->bos, spec.eos = ref->eos, spec.unk = ref->unk;
+        int rc = av_tok_from_gguf(&spec, &g, &err);
         CHECKF(rc == 0, "%s: %s", f < 2 ? files[f] : "gpt2", err.msg);
-        for (size_t k = 0; rc == 0 && k < sizeof texts / sizeof texts[0]; k++) {
+        /* invalid UTF-8 (text 2): "llama" GGUF vocabularies follow llama.cpp (bytes), not libsentencepiece
+         * (U+FFFD); tests/cli/test_gguf_tok_ref.sh compares them with llama.cpp */
+        for (size_t k = 0; rc == 0 && k < sizeof texts / sizeof texts[0] - (f == 0); k++) {
             int32_t *x, *y;
             size_t nx, ny;
             REQUIRE(av_tokenizer_encode(ref, texts[k], strlen(texts[k]), 1, &x, &nx, &err) == 0);
@@ -657,9 +662,65 @@ static void test_gguf_metadata(void) {
     p1[0] = strdup("a");
     av_tokenizer *g = NULL;
     av_err err = {{0}};
-    CHECK(av_tok_from_gguf("gpt2", "mystery-pre", 1, p1, NULL, NULL, NULL, 0, -1, -1, -1, 1, &g, &err) != 0);
+    av_tok_gguf_spec spec = av_tok_gguf_spec_init();
+    spec.model = "gpt2", spec.pre = "mystery-pre", spec.n = 1, spec.pieces = p1;
+    CHECK(av_tok_from_gguf(&spec, &g, &err) != 0);
     CHECKF(strstr(err.msg, "unknown tokenizer.ggml.pre 'mystery-pre'"), "message '%s'", err.msg);
     if (!tested) SKIP("../shared/tokenizers not found");
+}
+
+/* A byte-level vocabulary of the 95 printable ASCII characters (' ' spelled "Ġ"), "<|bos|>" (95) and
+ * "<|eot|>" (96), as a GGUF spec (llama.cpp semantics: flags and ids as the file gives them). */
+static av_tok_gguf_spec ascii_spec(const char *pre) {
+    av_tok_gguf_spec s = av_tok_gguf_spec_init();
+    s.model = "gpt2", s.pre = pre, s.n = 97;
+    s.pieces = malloc(sizeof *s.pieces * 97);
+    s.types = malloc(sizeof *s.types * 97);
+    for (int i = 0; i < 95; i++) {
+        char c[3] = {(char)(0x20 + i), 0, 0};
+        s.pieces[i] = strdup(i == 0 ? "\xC4\xA0" : c);
+        s.types[i] = AV_TOKTYPE_NORMAL;
+    }
+    s.pieces[95] = strdup("<|bos|>"), s.pieces[96] = strdup("<|eot|>");
+    s.types[95] = AV_TOKTYPE_CONTROL,
+    s.types[96] = AV_TOKTYPE_NORMAL; /* "<|eot|>" is not a name llama.cpp knows */
+    s.bos = 95;
+    return s;
+}
+
+/* tokenizer.ggml.add_bos_token / add_eos_token / pre defaults as llama.cpp applies them, and clear errors. */
+static void test_gguf_flags_and_errors(void) {
+    av_err err = {{0}};
+    av_tokenizer *t = NULL;
+    av_tok_gguf_spec s = ascii_spec("llama-bpe"); /* llama.cpp adds BOS for Llama 3 files without the key */
+    REQUIREF(av_tok_from_gguf(&s, &t, &err) == 0, "%s", err.msg);
+    CHECK(s.pieces == NULL); /* taken over */
+    CHECK_IDS(t, "a<|bos|>b", 1, 95, 'a' - 0x20, 95, 'b' - 0x20);
+    CHECK_IDS(t, "a<|bos|>b", 0, 'a' - 0x20, 95, 'b' - 0x20);
+    CHECK_IDS(t, "<|eot|>", 0, '<' - 0x20, '|' - 0x20, 'e' - 0x20, 'o' - 0x20, 't' - 0x20, '|' - 0x20,
+              '>' - 0x20);
+    CHECK(strcmp(av_tokenizer_model_name(t), "gguf byte-level bpe (llama.cpp)") == 0);
+    av_tokenizer_free(t);
+    s = ascii_spec("gpt-2"); /* GPT-2: no BOS unless the file asks; EOS when it asks */
+    s.eos = 96, s.add_eos = 1;
+    REQUIREF(av_tok_from_gguf(&s, &t, &err) == 0, "%s", err.msg);
+    CHECK_IDS(t, "a", 1, 'a' - 0x20, 96);
+    av_tokenizer_free(t);
+    s = ascii_spec("qwen2");
+    s.add_bos = 1, s.bos = AV_TOK_ID_ABSENT;
+    s.n = 10; /* the default BOS id (11) is past the vocabulary: no BOS to add */
+    for (int i = 10; i < 97; i++)
+        free(s.pieces[i]);
+    CHECK(av_tok_from_gguf(&s, &t, &err) != 0 && strstr(err.msg, "add_bos_token is set but there is no BOS"));
+    s = ascii_spec("no-such-pre");
+    CHECK(av_tok_from_gguf(&s, &t, &err) != 0);
+    CHECKF(strstr(err.msg, "'no-such-pre'") && strstr(err.msg, "llama-bpe") && strstr(err.msg, "qwen2") &&
+               strstr(err.msg, "tekken") && strstr(err.msg, "smollm"),
+           "message '%s'", err.msg);
+    s = ascii_spec("gpt-2");
+    free(s.pieces[96]);
+    s.pieces[96] = strdup("a"); /* the same piece twice: llama.cpp refuses the vocabulary */
+    CHECK(av_tok_from_gguf(&s, &t, &err) != 0 && strstr(err.msg, "tokens 65 and 96 are both 'a'"));
 }
 
 int main(void) {
@@ -673,5 +734,6 @@ int main(void) {
     RUN(test_detection_and_classic_files);
     RUN(test_gpt2_hf_and_gpt3_flavours);
     RUN(test_gguf_metadata);
+    RUN(test_gguf_flags_and_errors);
     return h_exit_code();
 }

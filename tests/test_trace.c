@@ -62,6 +62,43 @@ static void test_round_trip_f32_and_f16(void) {
     av_trace_free(t);
 }
 
+/* What bindings read: the metadata as one JSON object, and every tensor of the loaded file by position (an
+ * in-memory trace has none). */
+static void test_meta_json_and_file_tensors(void) {
+    av_trace *t = make_trace();
+    av_err err = {{0}};
+    char path[512], *js = av_trace_meta_json(t);
+    REQUIRE(js);
+    json_error_t je;
+    json_t *m = json_loads(js, 0, &je);
+    CHECK(m && strcmp(json_string_value(json_object_get(m, "model")), "synthetic") == 0 &&
+          strcmp(json_string_value(json_object_get(m, "token_ids")), "[10,11,12]") == 0);
+    json_decref(m);
+    av_free(js);
+    const char *name;
+    av_tensor v;
+    CHECK(av_trace_n_file_tensors(t) == 0);
+    CHECK(av_trace_file_tensor(t, 0, &name, &v, &err) == -1 && strstr(err.msg, "not loaded from a file"));
+    snprintf(path, sizeof path, "%s/files.safetensors", h_tmpdir());
+    REQUIREF(av_trace_save(t, path, &err) == 0, "%s", err.msg);
+    av_trace *u = NULL;
+    REQUIREF(av_trace_load(path, &u, &err) == 0, "%s", err.msg);
+    REQUIRE(av_trace_n_file_tensors(u) == 2);
+    av_attn_view a;
+    REQUIRE(av_trace_attn(u, AV_ATTN_SELF, 1, &a, &err) == 0);
+    int found = 0;
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(av_trace_file_tensor(u, i, &name, &v, &err) == 0);
+        if (strcmp(name, "attn.self.1") == 0)
+            found =
+                v.dtype == AV_DTYPE_F32 && v.ndim == 3 && v.shape[0] == 2 && v.data == (const void *)a.data;
+    }
+    CHECK(found); /* the view is the mapped file itself, as av_trace_attn's */
+    CHECK(av_trace_file_tensor(u, 2, &name, &v, &err) == -1 && strstr(err.msg, "tensors 0..1"));
+    av_trace_free(u);
+    av_trace_free(t);
+}
+
 static void test_head_selection(void) {
     av_trace *t = make_trace();
     av_attn_view v;
@@ -149,6 +186,7 @@ static void test_failed_save_keeps_existing_file(void) {
 
 int main(void) {
     RUN(test_round_trip_f32_and_f16);
+    RUN(test_meta_json_and_file_tensors);
     RUN(test_head_selection);
     RUN(test_malformed_traces_give_clear_errors);
     RUN(test_failed_save_keeps_existing_file);

@@ -174,16 +174,17 @@
 
   /* Color scale: linear over [0, vmax] or log10 over [log10(vmax) - 4, log10(vmax)]; contrast c saturates at
    * max / c. lut: 256 RGB triples from the page (the same tables as attnviz render). */
-  AV.makeScale = function (lut, max, log, contrast) {
+  AV.makeScale = function (lut, max, log, contrast, signed) {
     const vmax = (max > 0 ? max : 1) / (contrast || 1);
     const hi = Math.log10(vmax), lo = hi - 4;
-    const t = log ? (v) => (v > 0 ? (Math.log10(v) - lo) / (hi - lo) : 0) : (v) => v / vmax;
+    log = log && !signed; /* signed values (differences): linear over [-vmax, vmax], 0 in the middle */
+    const t = signed ? (v) => 0.5 + v / (2 * vmax) : log ? (v) => (v > 0 ? (Math.log10(v) - lo) / (hi - lo) : 0) : (v) => v / vmax;
     const index = (v) => { const x = t(v); return x >= 1 ? 255 : x > 0 ? Math.floor(x * 256) : 0; };
     /* 32-bit RGBA little-endian words for ImageData */
     const words = new Uint32Array(256);
     for (let i = 0; i < 256; i++) words[i] = 0xff000000 | (lut[3 * i + 2] << 16) | (lut[3 * i + 1] << 8) | lut[3 * i];
     const css = (v) => { const i = index(v); return 'rgb(' + lut[3 * i] + ',' + lut[3 * i + 1] + ',' + lut[3 * i + 2] + ')'; };
-    return { vmax, log, lo, hi, t, index, words, css, lut };
+    return { vmax, log, lo, hi, t, index, words, css, lut, signed: !!signed };
   };
 
   /* Paints matrix data (R x C) into an offscreen canvas at one pixel per cell. */
@@ -194,7 +195,7 @@
     const ctx = cv.getContext('2d');
     const img = ctx.createImageData(cv.width, cv.height);
     const px = new Uint32Array(img.data.buffer), w = scale.words, n = R * C;
-    if (scale.log) for (let i = 0; i < n; i++) px[i] = w[scale.index(data[i])];
+    if (scale.log || scale.signed) for (let i = 0; i < n; i++) px[i] = w[scale.index(data[i])];
     else {
       const f = 256 / scale.vmax;
       for (let i = 0; i < n; i++) { const x = (data[i] * f) | 0; px[i] = w[x > 255 ? 255 : x < 0 ? 0 : x]; }
@@ -215,7 +216,7 @@
     else {
       const raw = scale.vmax / 5, mag = Math.pow(10, Math.floor(Math.log10(raw)));
       const step = raw / mag > 5 ? 10 * mag : raw / mag > 2 ? 5 * mag : raw / mag > 1 ? 2 * mag : mag;
-      for (let v = 0; v <= scale.vmax * (1 + 1e-6); v += step) ticks.push(v);
+      for (let v = scale.signed ? -Math.floor(scale.vmax / step) * step : 0; v <= scale.vmax * (1 + 1e-6); v += step) ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
     }
     ctx.fillStyle = fg;
     ctx.strokeStyle = fg;

@@ -43,7 +43,9 @@
       const key = st.kind + '.' + st.layer + '.' + st.head;
       if (this.headKey !== key) {
         this.headKey = key;
-        this.selected = new Set(typeof st.head === 'number' ? [st.head] : [...Array(s.heads).keys()]);
+        const first = app.initialHeads;
+        app.initialHeads = null;
+        this.selected = new Set(first || (typeof st.head === 'number' ? [st.head] : [...Array(s.heads).keys()]));
       }
       this.heads.textContent = '';
       for (let h = 0; h < s.heads; h++) {

@@ -100,7 +100,8 @@
     paint() {
       const app = this.app, st = app.state, tr = app.trace;
       const M = AV.matrix(tr, st.kind, st.layer, { head: st.head, exclude: st.exclude, qsel: st.qsel, ksel: st.ksel });
-      const scale = AV.makeScale(app.lut(), M.max, st.log, st.contrast);
+      const scale = app.diff ? AV.makeScale(app.lut(), Math.max(M.max, -M.min), false, st.contrast, true)
+        : AV.makeScale(app.lut(), M.max, st.log, st.contrast);
       const availW = Math.max(200, this.el.clientWidth - 40), availH = Math.max(200, window.innerHeight - 170);
       const g = (this.geo = AV.drawMatrix(this.canvas, M, tr.labels(st.kind), scale, availW, availH));
       const s = tr.set(st.kind, st.layer);
@@ -111,6 +112,7 @@
           Math.round(pl.n_query / pl.rows) + ' × ' + Math.round(pl.n_key / pl.cols) + ' tokens (exact rows: the Rows tab)'
           : ' · ' + g.R + ' queries × ' + g.C + ' keys') + (g.stride > 1 ? ' · 1 label in ' + g.stride + ' shown' : '') +
         (st.exclude ? ' · first token excluded, rows renormalized' : '') + (st.log ? ' · log scale' : '') +
+        (app.diff ? ' · A − B: red where ' + app.diff.a + ' attends more, blue where ' + app.diff.b + ' does' : '') +
         ' · hover a cell for its exact weight';
     }
 
@@ -119,7 +121,7 @@
       if (!cell) { this.app.tooltip(null); return; }
       const app = this.app, st = app.state, tr = app.trace, lab = tr.labels(st.kind), { q, k, v } = cell;
       let text = 'query ' + q + '  “' + (lab.q[q] || '') + '”\nkey ' + k + '  “' + (lab.k[k] || '') + '”\n';
-      const name = typeof st.head === 'number' ? 'weight' : st.head + ' weight';
+      const name = (app.diff ? 'A − B ' : '') + (typeof st.head === 'number' ? 'weight' : st.head + ' weight');
       text += name + ' ' + app.fmtWeight(v, typeof st.head === 'number' && !st.exclude ? tr.step(st.kind, st.layer, st.head, cell.r0, v) : 0);
       if (st.exclude && typeof st.head === 'number') {
         const raw = tr.head(st.kind, st.layer, st.head)[q * tr.set(st.kind, st.layer).nk + k];

@@ -47,8 +47,8 @@
         for (let h = 0; h < heads; h++) {
           const M = AV.matrix(tr, st.kind, l, { head: h, exclude: st.exclude, qsel: st.qsel, ksel: st.ksel });
           const R = M.rows.length, C = M.cols.length;
-          const P = pool(M.data, R, C, Math.min(R, th), Math.min(C, tw));
-          const scale = AV.makeScale(lut, P.max, st.log, st.contrast);
+          const P = pool(M.data, R, C, Math.min(R, th), Math.min(C, tw), !!app.diff);
+          const scale = AV.makeScale(lut, P.max, st.log, st.contrast, !!app.diff);
           ctx.drawImage(AV.matrixCanvas(P.data, P.R, P.C, scale), lw + h * (tw + gap), top + l * (th + gap), tw, th);
         }
       }
@@ -81,11 +81,13 @@
     }
   }
 
-  /* Max-pools (R, C) to (r, c) cells so a single strong weight stays visible in a small thumbnail. */
-  function pool(data, R, C, r, c) {
+  /* Max-pools (R, C) to (r, c) cells so a single strong weight stays visible in a small thumbnail; signed
+   * values (differences) pool by magnitude and max is the largest magnitude. */
+  function pool(data, R, C, r, c, signed) {
     let max = 0;
+    const mag = signed ? Math.abs : (v) => v;
     if (r >= R && c >= C) {
-      for (let i = 0; i < data.length; i++) if (data[i] > max) max = data[i];
+      for (let i = 0; i < data.length; i++) if (mag(data[i]) > max) max = mag(data[i]);
       return { data, R, C, max };
     }
     const out = new Float32Array(r * c);
@@ -93,8 +95,8 @@
       const oi = Math.floor((i * r) / R) * c, di = i * C;
       for (let j = 0; j < C; j++) {
         const o = oi + Math.floor((j * c) / C), v = data[di + j];
-        if (v > out[o]) out[o] = v;
-        if (v > max) max = v;
+        if (mag(v) > mag(out[o])) out[o] = v;
+        if (mag(v) > max) max = mag(v);
       }
     }
     return { data: out, R: r, C: c, max };

@@ -61,7 +61,7 @@
   }
 
   function updateMapSource() {
-    if (!state.trace) return;
+    if (!state.trace || !kindInfo()) return;
     const k = kindInfo(), t = state.trace;
     map.opts.autoScale = ui.auto.checked;
     map.setSource({
@@ -89,6 +89,7 @@
 
   function fillLayerHead() {
     const k = kindInfo();
+    if (!k) return;
     fillSelect(ui.layer, Array.from({length: k.n_layers}, (_, i) => [String(i), String(i)]), true);
     const heads = Array.from({length: k.n_heads}, (_, i) => [String(i), String(i)]);
     heads.push(['mean', 'mean'], ['max', 'max']);
@@ -107,8 +108,14 @@
       fillLayerHead();
       updateMapSource();
       ui.traces.value = id;
+      if (!t.has_attention) { /* a model API's response: tokens and log-probabilities only, in the viewer's Steps tab */
+        setStatus(t.n_tokens + ' tokens · this provider returns no attention weights: the Steps tab of "All views" shows the tokens and their log-probabilities');
+        $('sv-tab-viewer').click();
+        return;
+      }
       setStatus(t.n_tokens + ' tokens · ' + kindInfo().n_layers + ' layers × ' + kindInfo().n_heads + ' heads' +
-        (t.lazy ? ' · lazy trace (rows and tiles recomputed exactly on demand)' : ''));
+        (t.lazy ? ' · lazy trace (rows and tiles recomputed exactly on demand)' : '') +
+        (t.logprobs ? ' · log-probabilities in the Steps tab of "All views"' : ''));
       if (!$('sv-panel-viewer').hidden) showViewer();
     } catch (e) {
       setStatus('cannot open trace ' + id + ': ' + e.message, true);
@@ -134,7 +141,8 @@
       return;
     }
     ui.viewerNote.classList.remove('sv-error');
-    ui.viewerNote.textContent = 'The viewer of "attnviz html" on trace ' + t.id + ': heatmap, model view, head view, head roles, rollout, norm-based attention.';
+    ui.viewerNote.textContent = 'The viewer of "attnviz html" on trace ' + t.id + ': heatmap, model view, head view, head roles, rollout, norm-based attention' +
+      (t.logprobs ? ', generation steps' : '') + '.';
     ui.viewer.hidden = false;
     if (state.viewerFor !== t.id) {
       state.viewerFor = t.id;
@@ -216,6 +224,7 @@
     $('sv-go').addEventListener('click', () => {
       if (!state.trace) return;
       const k = kindInfo();
+      if (!k) return;
       map.zoomToCell(Math.min(k.n_query - 1, +$('sv-go-q').value || 0), Math.min(k.n_key - 1, +$('sv-go-k').value || 0));
     });
     $('sv-theme').addEventListener('click', () => { app.classList.toggle('sv-dark'); map.redraw(); });

@@ -10,17 +10,30 @@
       const meta = JSON.parse($('av-meta').textContent);
       this.trace = new AV.Trace(meta, AV.b64ToBytes($('av-data').textContent));
       this.analysis = new AV.Analysis(this.trace);
-      const tr = this.trace, start = meta.start || {};
-      const kind = tr.kinds.includes(start.kind) ? start.kind : tr.kinds.includes('self') ? 'self' : tr.kinds.includes('cross') ? 'cross' : tr.kinds[0];
+      const tr = this.trace, kind = tr.kinds.includes('self') ? 'self' : tr.kinds.includes('cross') ? 'cross' : tr.kinds[0] || null;
       this.grid = AV.patchGrid(meta.meta);
+      /* a generation opens on its steps; a trace without attention (a model API's response) has only those */
+      const steps = meta.steps, stepsFirst = steps && (steps.prompt_len !== null || !kind);
+      /* attnviz diff: a signed difference A − B of two traces, drawn on the diverging map */
+      this.diff = meta.meta && meta.meta.diff ? JSON.parse(meta.meta.diff) : null;
+      if (this.diff) this.diff.logprobs = meta.meta.diff_logprobs ? JSON.parse(meta.meta.diff_logprobs) : null;
       const dark = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches;
       // `attnviz serve` caches one page per trace and names the first view in the page's URL (?view=)
       const urlView = new URLSearchParams(window.location.search).get('view');
+      // meta.state: the first kind, layer, head, head-view heads and theme the page's maker chose
+      const init = meta.state || {};
       this.state = {
-        view: urlView || meta.view || (this.grid ? 'image' : 'heatmap'), kind, layer: start.layer || 0, head: start.head === undefined ? 'mean' : start.head,
-        cmap: 'viridis', log: false, contrast: 1, exclude: !!start.exclude, qsel: null, ksel: null, qtext: '', ktext: '', theme: dark ? 'dark' : 'light',
+        view: urlView || meta.view || (stepsFirst ? 'steps' : this.grid ? 'image' : 'heatmap'), kind: init.kind || kind,
+        layer: init.layer || 0, head: init.head !== undefined ? init.head : 'mean', cmap: 'viridis', log: false, contrast: 1,
+        exclude: !!init.exclude, qsel: null, ksel: null, qtext: '', ktext: '', theme: init.theme || (dark ? 'dark' : 'light'), step: null,
       };
-      if (typeof this.state.head !== 'number' && tr.set(kind, 0).heads === 1) this.state.head = 0;
+      this.initialHeads = init.heads || null; /* consumed by the head view's first paint */
+      if (this.state.kind && typeof this.state.head !== 'number' && tr.set(this.state.kind, this.state.layer).heads === 1) this.state.head = 0;
+      if (this.diff) {
+        $('cmap').add(new Option('diverging', 'diverging'));
+        this.state.cmap = 'diverging';
+        if (!['heatmap', 'model', 'steps'].includes(this.state.view)) this.state.view = 'heatmap';
+      }
       this.lastPaint = null;
       this.views = {
         heatmap: new AV.Heatmap($('view-heatmap'), this),
@@ -30,6 +43,7 @@
         summary: new AV.SummaryView($('view-summary'), this),
         rollout: new AV.RolloutView($('view-rollout'), this),
         norm: new AV.NormView($('view-norm'), this),
+        steps: new AV.StepsView($('view-steps'), this),
         neuron: new AV.NeuronView($('view-neuron'), this),
         rows: new AV.RowView($('view-rows'), this),
       };
@@ -61,6 +75,10 @@
       const tr = this.trace;
       document.querySelectorAll('#tabs button').forEach((b) => {
         if (b.dataset.view === 'image') b.hidden = !this.grid;
+        if (b.dataset.view === 'steps') {
+          b.hidden = !this.trace.meta.steps && !(this.diff && this.diff.logprobs);
+          if (this.diff) b.textContent = 'Δ log-prob';
+        }
         b.addEventListener('click', () => this.set({ view: b.dataset.view }));
       });
       const kindSel = $('kind');
@@ -101,9 +119,11 @@
     set(patch) {
       const st = Object.assign(this.state, patch), tr = this.trace;
       if (st.view === 'image' && !this.grid) st.view = 'heatmap';
-      const L = tr.layers(st.kind);
+      if (st.view === 'steps' && !tr.meta.steps && !(this.diff && this.diff.logprobs)) st.view = 'heatmap';
+      document.querySelectorAll('.controls .attn').forEach((c) => { c.hidden = !st.kind || (c.id === 'kind-box' && tr.kinds.length < 2); });
+      const L = st.kind ? tr.layers(st.kind) : 0;
       st.layer = Math.max(0, Math.min(L - 1, st.layer | 0));
-      const H = tr.set(st.kind, st.layer).heads;
+      const H = st.kind ? tr.set(st.kind, st.layer).heads : 0;
       if (typeof st.head === 'number' && st.head >= H) st.head = 0;
       document.body.className = st.theme;
       $('title').textContent = tr.meta.title;
@@ -140,22 +160,42 @@
       this.tooltip(null);
       const t0 = performance.now();
       try {
-        view.paint();
+        if (this.diff && !['heatmap', 'model', 'steps'].includes(st.view))
+          view.el.textContent = 'This view is not defined for a difference of two traces (attnviz diff): the Heatmap and Model tabs show A − B, the Δ log-prob tab the tokens.';
+        else if (st.kind || st.view === 'steps') view.paint();
+        else view.el.textContent = 'This trace holds no attention weights (' + (this.trace.meta.steps ? 'this provider returns no attention weights' :
+          'none stored') + '): the Steps tab shows its tokens and log-probabilities.';
       } catch (e) {
         view.el.textContent = 'cannot draw this view: ' + e.message;
         throw e;
       }
       const ms = performance.now() - t0;
       this.lastPaint = { view: st.view, ms };
-      const tr = this.trace, s = tr.set(st.kind, st.layer), m = tr.meta.meta || {};
-      $('status').textContent = [m.model || tr.meta.title, m.arch, tr.layers(st.kind) + ' layers × ' + s.heads + ' heads',
-        tr.pooled(st.kind) ? tr.pooled(st.kind).n_query + ' tokens, pooled overview' : s.nq + (s.nq !== s.nk ? '×' + s.nk : '') + ' tokens',
-        'data ' + AV.precisionText(tr.encoding),
-        'painted in ' + ms.toFixed(1) + ' ms'].filter(Boolean).join(' · ');
+      const tr = this.trace, s = st.kind ? tr.set(st.kind, st.layer) : null, m = tr.meta.meta || {}, pl = st.kind && tr.pooled(st.kind);
+      $('status').textContent = [m.model || tr.meta.title, m.arch, s && tr.layers(st.kind) + ' layers × ' + s.heads + ' heads',
+        pl ? pl.n_query + ' tokens, pooled overview' : s ? s.nq + (s.nq !== s.nk ? '×' + s.nk : '') + ' tokens' : tr.meta.steps.steps.length + ' tokens, no attention',
+        s && 'data ' + AV.precisionText(tr.encoding), 'painted in ' + ms.toFixed(1) + ' ms'].filter(Boolean).join(' · ');
     }
   }
 
+  /* Several attnviz pages pasted into one document share element ids: each viewer would read the first
+   * page's data and draw into the first page's elements. Refuse with a visible message instead (embed each
+   * page in its own iframe, as the Python package's notebook display does). */
+  function refuseShared() {
+    if (document.querySelectorAll('script#av-meta').length < 2) return false;
+    if (!document.getElementById('av-shared')) {
+      const msg = document.createElement('div');
+      msg.id = 'av-shared';
+      msg.className = 'av-error';
+      msg.textContent = 'attnviz: this document holds several viewer pages, which cannot share one document ' +
+        '(their element ids collide); show each page in its own iframe (attnviz.Trace.show() in Python does).';
+      document.body.prepend(msg);
+    }
+    return true;
+  }
+
   function start() {
+    if (refuseShared()) return;
     const app = new App();
     window.attnviz = {
       app,

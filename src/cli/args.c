@@ -14,7 +14,9 @@ int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli
     out->n_specs = n_specs;
     out->values = calloc((size_t)n_specs + 1, sizeof *out->values);
     out->positional = calloc((size_t)argc + 1, sizeof *out->positional);
-    if (!out->values || !out->positional) {
+    out->given = calloc((size_t)argc + 1, sizeof *out->given);
+    out->given_spec = calloc((size_t)argc + 1, sizeof *out->given_spec);
+    if (!out->values || !out->positional || !out->given || !out->given_spec) {
         cli_args_free(out);
         return cli_failf(cmd, "out of memory") ? -1 : -1;
     }
@@ -58,8 +60,18 @@ int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli
             }
             out->values[found] = "";
         }
+        out->given[out->n_given] = out->values[found]; /* every occurrence, for repeatable options */
+        out->given_spec[out->n_given++] = found;
     }
     return 0;
+}
+
+int cli_get_all(const cli_args *a, const char *name, const char ***out) {
+    int n = 0;
+    *out = calloc((size_t)a->n_given + 1, sizeof **out);
+    for (int i = 0; *out && i < a->n_given; i++)
+        if (strcmp(a->specs[a->given_spec[i]].name, name) == 0) (*out)[n++] = a->given[i];
+    return n;
 }
 
 int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage,
@@ -81,6 +93,8 @@ int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, con
 void cli_args_free(cli_args *a) {
     free(a->values);
     free(a->positional);
+    free(a->given);
+    free(a->given_spec);
     memset(a, 0, sizeof *a);
 }
 
@@ -376,6 +390,24 @@ int cli_get_sel(const cli_args *a, const char *cmd, const av_trace *t, av_attn_k
     if (pool && strcmp(pool, "max") != 0 && strcmp(pool, "mean") != 0)
         return cli_failf(cmd, "--pool must be max or mean, got '%s'", pool) ? -1 : -1;
     if (pool) s->pool = strcmp(pool, "mean") == 0 ? AV_POOL_MEAN : AV_POOL_MAX;
+    return 0;
+}
+
+/* --head of the step views (which need no attention to run): an index, mean (default) or max. */
+int cli_get_steps_head(const cli_args *a, const char *cmd, int *out) {
+    const char *h = cli_get(a, "head");
+    *out = AV_HEADS_MEAN;
+    if (!h || strcmp(h, "mean") == 0) return 0;
+    if (strcmp(h, "max") == 0) {
+        *out = AV_HEADS_MAX;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(h, &end, 10);
+    if (errno || end == h || *end || v < 0 || v > 65535)
+        return cli_failf(cmd, "--steps: --head must be a head index, mean or max, got '%s'", h) ? -1 : -1;
+    *out = (int)v;
     return 0;
 }
 

@@ -19,6 +19,9 @@ typedef struct cli_args {
     const char **values; /* (n_specs) value or "" for a given flag, NULL when absent */
     const char **positional;
     int n_positional;
+    const char **given; /* (n_given) the value of every option occurrence, in order */
+    int *given_spec;    /* (n_given) its spec */
+    int n_given;
 } cli_args;
 
 /* Parses argv (after the subcommand name). Prints a one-line error and returns -1 on unknown options. */
@@ -30,6 +33,9 @@ void cli_args_free(cli_args *a);
 int cli_start(int argc, char **argv, const cli_opt_spec *specs, int n_specs, const char *usage,
               int want_positional, cli_args *a, const char *cmd, int *exit_code);
 const char *cli_get(const cli_args *a, const char *name);
+/* Every value of a repeatable option (--stop A --stop B), in order: *out malloc'd (caller frees, also when
+ * 0 is returned); the count. cli_get gives the last one. */
+int cli_get_all(const cli_args *a, const char *name, const char ***out);
 int cli_has(const cli_args *a, const char *name);
 /* Integer option with a default; -1 and a message on a malformed number. */
 int cli_get_int(const cli_args *a, const char *name, long def, long min, long max, long *out,
@@ -46,6 +52,21 @@ int cli_failf(const char *cmd, const char *fmt, ...);
 
 /* Loads --model with --tokenizer and --threads options; returns -1 after printing the error. */
 int cli_load_model(const cli_args *a, const char *cmd, av_model **out);
+
+/* The prompt of the conversation in messages_path (JSON), formatted with --chat-template FILE or the
+ * tokenizer's own template (av_chat_format), honouring --no-generation-prompt, --chat-date YYYY-MM-DD,
+ * --bos-token and --eos-token. *text malloc'd. Returns -1 after printing the error. */
+int cli_chat_prompt(const cli_args *a, const char *cmd, const char *messages_path, const av_tokenizer *tok,
+                    char **text, int *add_special);
+/* The option specs of cli_chat_prompt, for the subcommands' tables. */
+/* clang-format off */
+#define CLI_CHAT_OPTS                                                                                        \
+    {"chat", 1, "FILE       a conversation (JSON: [{\"role\": ..., \"content\": ...}] or "                   \
+                "{\"messages\": [...]}), formatted with the model's chat template"},                         \
+    {"chat-template", 1, "FILE  a Jinja chat template to use instead of the model's"},                       \
+    {"no-generation-prompt", 0, "  do not end the prompt with the opening of the assistant's turn"},         \
+    {"chat-date", 1, "YYYY-MM-DD  the date the template's strftime_now() sees (default: today)"}
+/* clang-format on */
 
 /* --kind K as an attention kind (*kind unchanged when absent); returns -1 after printing the error. */
 int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind);
@@ -98,6 +119,8 @@ typedef struct cli_sel {
  * --head is absent. Returns -1 after printing the error. */
 int cli_get_sel(const cli_args *a, const char *cmd, const av_trace *t, av_attn_kind kind, int def_head,
                 cli_sel *s);
+/* --head of the step views: an index, mean (default) or max; -1 after printing the error. */
+int cli_get_steps_head(const cli_args *a, const char *cmd, int *out);
 /* "mean", "max", "min" or the index, for titles. */
 const char *cli_reduce_name(int head, char buf[16]);
 
@@ -155,5 +178,7 @@ int cmd_html(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_roles(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
 
 #endif

@@ -14,7 +14,8 @@ static const cli_opt_spec opts[] = {
      "P           auto (default: f16 while the page stays under 4 MiB, 16 for images; else "
      "8-bit), f16, u8"},
     {"view", 1,
-     "V           first view: heatmap, model, head, image, summary (roles), rollout, norm, neuron, rows"},
+     "V           first view: heatmap, model, head, image, summary (roles), rollout, norm, steps, neuron, "
+     "rows"},
     {"title", 1, "TEXT        page title (default: the model name)"},
     {"image", 1, "PNG         image traces: embed this picture under the patch attention"},
     {"roles", 1, "JSON        probe roles from `attnviz roles --json` (adds induction, duplicate-token)"},
@@ -30,17 +31,18 @@ enum { N_OPTS = sizeof opts / sizeof opts[0] };
 static int start_from_selection(const cli_args *a, const char *cmd, const av_trace *t, av_attn_kind kind,
                                 av_html_params *p) {
     cli_sel sel;
-    if (cli_get_sel(a, cmd, t, kind, AV_HTML_UNSET, &sel)) return -1;
+    if (!av_trace_has_attention(t)) return 0; /* a model API's response: the page opens on its steps */
+    if (cli_get_sel(a, cmd, t, kind, AV_HEADS_MEAN, &sel)) return -1;
     if (sel.layer_reduce || sel.head == AV_HEADS_MIN || cli_has(a, "cols") || cli_has(a, "pool"))
         return cli_failf(cmd,
                          "the page starts on one layer and a head, mean or max; --cols and --pool are for "
                          "show and render")
                    ? -1
                    : -1;
-    p->start_kind = cli_has(a, "kind") ? (int)kind : -1;
-    p->start_layer = cli_has(a, "layer") ? sel.layer : -1;
-    p->start_head = sel.head;
-    p->start_exclude = sel.exclude_first;
+    p->kind = cli_has(a, "kind") ? (int)kind : -1;
+    p->layer = sel.layer;
+    p->head = sel.head;
+    p->exclude_first = sel.exclude_first;
     if (cli_has(a, "rows")) p->rows_q0 = sel.q0, p->rows_q1 = sel.q1;
     return 0;
 }

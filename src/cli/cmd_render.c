@@ -1,5 +1,6 @@
 /* attnviz render: a trace -> PNG or SVG heatmap (one head, a reduction over heads or layers, a zoomed window,
- * or the layers x heads grid), or the selection's numbers as CSV or .npy. */
+ * or the layers x heads grid), the selection's numbers as CSV or .npy, or with --steps the step figure
+ * (tokens colored by probability, target-by-source attention). */
 #include "cli.h"
 
 #include "io/npy.h"
@@ -23,6 +24,9 @@ static const cli_opt_spec opts[] = {
     {"vmin", 1, "X           lower end of the color scale (with --vmax)"},
     {"vmax", 1, "X           upper end of the color scale (default: the maximum shown)"},
     {"title", 1, "TEXT        figure title (default: model, layer, head)"},
+    {"steps", 0,
+     "            the step figure: tokens colored by probability, attention of each produced token"},
+    {"color-by", 1, "prob|entropy  --steps: color tokens by probability (default) or entropy"},
     {"output", 1, "PATH        output file: .png, .svg, .csv or .npy (required); also -o"},
     {"o", 1, "PATH        same as --output"},
     {"progress", 0, "        show progress on stderr (default: only on a terminal)"},
@@ -106,6 +110,35 @@ static int render_grid(const cli_args *a, const char *cmd, const av_trace *t, av
     return 0;
 }
 
+/* attnviz render --steps (also for a trace without attention, which has no heatmap). */
+static int render_steps(const cli_args *a, const char *cmd, const av_trace *t, const char *out, long dpi) {
+    av_steps_plot_params sp = av_steps_plot_default_params();
+    const char *by = cli_get(a, "color-by");
+    long layer;
+    if (cli_get_int(a, "layer", -1, -1000000, 1000000, &layer, cmd) || cli_get_steps_head(a, cmd, &sp.head))
+        return 2;
+    if (by && strcmp(by, "prob") && strcmp(by, "entropy"))
+        return cli_failf(cmd, "--color-by must be prob or entropy, got '%s'", by);
+    for (const char *o = "grid\0log\0exclude-first\0cell\0vmin\0vmax\0cmap\0rows\0cols\0cells\0pool\0"; *o;
+         o += strlen(o) + 1)
+        if (cli_has(a, o)) return cli_failf(cmd, "--%s does not apply to the step figure", o);
+    sp.by_entropy = by && !strcmp(by, "entropy");
+    av_attn_kind kind;
+    if (cli_has(a, "kind")) {
+        if (cli_get_kind(a, cmd, &kind)) return 2;
+        sp.kind = (int)kind;
+    }
+    sp.layer = (int)layer;
+    sp.dpi = (double)dpi;
+    sp.title = cli_get(a, "title");
+    av_err err = {{0}};
+    int w, h;
+    if (av_steps_render(t, &sp, out, &w, &h, &err)) return cli_fail(cmd, &err);
+    fprintf(stderr, "attnviz render: step figure of %d tokens, %d x %d image -> %s\n", av_trace_n_tokens(t),
+            w, h, out);
+    return 0;
+}
+
 int cmd_render(int argc, char **argv) {
     const char *cmd = "render";
     cli_args a;
@@ -143,6 +176,14 @@ int cmd_render(int argc, char **argv) {
     av_attn_kind kind;
     cli_sel sel;
     if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
+    if (cli_has(&a, "steps") || !av_trace_has_attention(t)) {
+        if (!cli_has(&a, "steps"))
+            fprintf(stderr, "attnviz render: this trace holds no attention weights (%s): drawing its steps\n",
+                    av_trace_meta(t, "generation") ? "the provider returns none" : "none stored");
+        rc = data ? cli_failf(cmd, "the step figure is a .png or .svg")
+                  : render_steps(&a, cmd, t, out, (long)p.dpi);
+        goto done;
+    }
     if (cli_has(&a, "grid")) {
         rc = data ? cli_failf(cmd, "--grid draws a figure: write it as .png or .svg")
                   : render_grid(&a, cmd, t, kind, &p, out);

@@ -130,6 +130,7 @@ static const cli_opt_spec opts[] = {
     {"text-pair", 1,
      "TEXT  BERT-family models: a second sentence ([CLS] text [SEP] pair [SEP], token types 0/1)"},
     {"ids", 1, "LIST        token ids instead of text: \"1,403,407\" or @file.json (a JSON array)"},
+    CLI_CHAT_OPTS,
     {"output", 1, "PATH     trace file to write (default: trace.safetensors); also -o"},
     {"o", 1, "PATH          same as --output"},
     {"dtype", 1, "f32|f16   storage type of the attention in the trace (default f32)"},
@@ -158,6 +159,7 @@ int cmd_run(int argc, char **argv) {
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
                   "usage: attnviz run --model PATH [--tokenizer PATH] --text TEXT [-o trace.safetensors]\n"
+                  "       attnviz run --model PATH --chat messages.json [--chat-template T.jinja]\n"
                   "       attnviz run --model VIT_DIR --image cat.png [--top 5]\n"
                   "       attnviz run --model ENCDEC_DIR --text \"le chat noir\" [--target \"the black "
                   "cat\"] [--steps N]\n",
@@ -171,7 +173,7 @@ int cmd_run(int argc, char **argv) {
     av_model *m = NULL;
     av_trace *t = NULL;
     av_err err = {{0}};
-    const char *ids_spec = cli_get(&a, "ids"), *image = cli_get(&a, "image");
+    const char *ids_spec = cli_get(&a, "ids"), *image = cli_get(&a, "image"), *chat = cli_get(&a, "chat");
     long overview;
     cli_progress prog;
     cli_progress_start(&prog, &a, cmd);
@@ -179,8 +181,12 @@ int cmd_run(int argc, char **argv) {
         cli_get_text(&a, cmd, "text-pair", NULL, 0, &pair) ||
         cli_get_int(&a, "overview", -1, 0, 4096, &overview, cmd))
         goto done;
-    if (!text && !ids_spec && !image) {
-        cli_failf(cmd, "no input: give --text TEXT, --ids LIST or --image PATH");
+    if (!text && !ids_spec && !image && !chat) {
+        cli_failf(cmd, "no input: give --text TEXT, --chat FILE, --ids LIST or --image PATH");
+        goto done;
+    }
+    if (chat && (text || ids_spec || image)) {
+        cli_failf(cmd, "give either --chat or --text / --ids / --image, not both");
         goto done;
     }
     if (image && (text || ids_spec)) {
@@ -215,6 +221,11 @@ int cmd_run(int argc, char **argv) {
         goto done;
     }
     if (cli_load_model(&a, cmd, &m)) goto done;
+    if (chat) { /* the conversation as the model's template formats it; BOS as its runtime adds it */
+        int add_special;
+        if (cli_chat_prompt(&a, cmd, chat, av_model_tokenizer(m), &text, &add_special)) goto done;
+        rp.add_bos = rp.add_bos && add_special;
+    }
     double t0 = av_seconds();
     av_family family = av_model_get_info(m).family;
     if ((cli_has(&a, "target") || cli_has(&a, "target-ids") || cli_has(&a, "steps")) &&
@@ -234,6 +245,10 @@ int cmd_run(int argc, char **argv) {
         }
         if (run_image(m, &a, image, &rp, &t)) goto done;
     } else if (family == AV_FAMILY_ENCDEC) {
+        if (chat) {
+            cli_failf(cmd, "--chat is for decoder-only models (this one is an encoder-decoder)");
+            goto done;
+        }
         if (run_pair(m, &a, text, ids_spec, &rp, &t)) goto done;
     } else if (ids_spec) {
         int32_t *ids;

@@ -1,8 +1,9 @@
 /* attnviz show: one head (or the mean/max/min over heads, or over layers) of a trace as a terminal heatmap;
  * long traces are pooled to the terminal (a lazy trace's overview answers at once) or zoomed with --rows /
- * --cols. */
+ * --cols. With --steps, the tokens with their probabilities, alternatives and attended tokens. */
 #include "cli.h"
 #include "render/render.h"
+#include "trace/logprobs.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,11 @@ static const cli_opt_spec opts[] = {
     {"width", 1, "N        columns to use (default: the terminal's)"},
     {"height", 1, "N       rows to use (default: the terminal's)"},
     {"progress", 0, "        show progress on stderr (default: only on a terminal)"},
+    {"steps", 0, "            the step view: tokens colored by probability, alternatives, attended tokens"},
+    {"color-by", 1, "prob|entropy  --steps: color tokens by probability (default) or entropy"},
+    {"alternatives", 1, "N  --steps: alternatives per line (default 5)"},
+    {"all", 0, "            --steps: a line for every token, the prompt's too"},
+    {"json", 0, "            --steps: print the step data as JSON (tokens, log-probabilities, alternatives)"},
     {"help", 0, "            show this help"},
 };
 
@@ -29,6 +35,43 @@ static int parse_colors(const char *s, av_color_mode *out) {
         *out = AV_COLOR_NONE;
     else
         return -1;
+    return 0;
+}
+
+/* attnviz show --steps (also a trace without attention, which has no heatmap). */
+static int show_steps(const cli_args *a, const char *cmd, const av_trace *t) {
+    av_err err = {{0}};
+    if (cli_has(a, "json")) {
+        json_t *j = av_steps_json(t, 1024, &err);
+        if (!j) return cli_fail(cmd, &err);
+        int rc = json_dumpf(j, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
+        json_decref(j);
+        fputc('\n', stdout);
+        return rc ? cli_failf(cmd, "write failed") : 0;
+    }
+    av_steps_term_params sp = av_steps_term_default_params();
+    long layer, alts, width;
+    const char *by = cli_get(a, "color-by");
+    if (cli_get_int(a, "layer", -1, -100000, 100000, &layer, cmd) ||
+        cli_get_int(a, "alternatives", 5, 0, 1024, &alts, cmd) ||
+        cli_get_int(a, "width", 0, 0, 100000, &width, cmd))
+        return 2;
+    if (by && strcmp(by, "prob") && strcmp(by, "entropy"))
+        return cli_failf(cmd, "--color-by must be prob or entropy, got '%s'", by);
+    if (cli_get_steps_head(a, cmd, &sp.head)) return 2;
+    if (parse_colors(cli_get(a, "colors"), &sp.color))
+        return cli_failf(cmd, "--colors must be auto, truecolor, 256 or none");
+    sp.by_entropy = by && !strcmp(by, "entropy");
+    sp.n_alts = (int)alts;
+    sp.layer = (int)layer;
+    av_attn_kind kind;
+    if (cli_has(a, "kind")) {
+        if (cli_get_kind(a, cmd, &kind)) return 2;
+        sp.kind = (int)kind;
+    }
+    sp.all = cli_has(a, "all");
+    sp.width = (int)width;
+    if (av_term_steps(stdout, t, &sp, &err)) return cli_fail(cmd, &err);
     return 0;
 }
 
@@ -72,7 +115,15 @@ int cmd_show(int argc, char **argv) {
     }
     av_attn_kind kind;
     cli_sel sel;
-    if (cli_load_trace(&a, cmd, &t, &kind) || cli_get_sel(&a, cmd, t, kind, AV_HEADS_MEAN, &sel)) goto done;
+    if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
+    if (cli_has(&a, "steps") || !av_trace_has_attention(t)) {
+        if (!cli_has(&a, "steps"))
+            fprintf(stderr, "attnviz show: this trace holds no attention weights (%s): showing its steps\n",
+                    av_trace_meta(t, "generation") ? "the provider returns none" : "none stored");
+        rc = show_steps(&a, cmd, t);
+        goto done;
+    }
+    if (cli_get_sel(&a, cmd, t, kind, AV_HEADS_MEAN, &sel)) goto done;
     tp.width = (int)width;
     tp.height = (int)height;
     term_cells(&tp, &max_r, &max_c);

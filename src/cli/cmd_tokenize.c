@@ -13,11 +13,12 @@
 static const cli_opt_spec opts[] = {
     {"tokenizer", 1,
      "PATH  tokenizer file or directory (tokenizer.json, vocab.txt, vocab.json + merges.txt, "
-     "encoder.json + vocab.bpe, .model, llama2.c .bin)"},
+     "encoder.json + vocab.bpe, .model, llama2.c .bin, a .gguf model)"},
     {"json", 0, "      print JSON: {\"ids\": [...], \"pieces\": [...], \"display\": [...]}"},
     {"no-bos", 0, "      do not add the tokenizer's special tokens (BOS, [CLS] ... [SEP])"},
     {"visible-space", 0, "      show spaces in display labels as \xE2\x90\xA3"},
     {"batch", 1, "FILE  FILE holds one JSON string per line; print one JSON array of ids per line"},
+    CLI_CHAT_OPTS,
     {"help", 0, "      show this help"},
 };
 
@@ -174,7 +175,8 @@ int cmd_tokenize(int argc, char **argv) {
         fprintf(
             fp,
             "usage: attnviz tokenize --tokenizer PATH [--json] [--no-bos] \"text\"   (no text: read stdin)\n"
-            "       attnviz tokenize --tokenizer PATH --batch FILE\n\n");
+            "       attnviz tokenize --tokenizer PATH --batch FILE\n"
+            "       attnviz tokenize --tokenizer PATH --chat messages.json\n\n");
         cli_print_options(fp, opts, sizeof opts / sizeof opts[0]);
         int rc = cli_has(&a, "help") ? 0 : 2;
         cli_args_free(&a);
@@ -189,7 +191,14 @@ int cmd_tokenize(int argc, char **argv) {
     int add_bos = !cli_has(&a, "no-bos");
     unsigned flags = cli_has(&a, "visible-space") ? AV_DISPLAY_VISIBLE_SPACE : 0;
     int rc;
-    if (cli_has(&a, "batch")) {
+    if (cli_has(&a, "chat")) {
+        char *text = NULL;
+        int add_special = 0;
+        rc = cli_chat_prompt(&a, "tokenize", cli_get(&a, "chat"), tok, &text, &add_special)
+                 ? 1
+                 : print_one(tok, text, strlen(text), add_bos && add_special, cli_has(&a, "json"), flags);
+        free(text);
+    } else if (cli_has(&a, "batch")) {
         rc = run_batch(tok, cli_get(&a, "batch"), add_bos);
     } else if (a.n_positional == 1) {
         rc = print_one(tok, a.positional[0], strlen(a.positional[0]), add_bos, cli_has(&a, "json"), flags);

@@ -11,15 +11,19 @@ static const cli_command commands[] = {
     {"generate", "greedy (temperature 0) continuation of a prompt", cmd_generate},
     {"convert", "write a Llama-family model as GGUF or as a Hugging Face directory", cmd_convert},
     {"tokenize", "show how a tokenizer splits a text: ids, pieces and display labels", cmd_tokenize},
+    {"chat", "the prompt a conversation becomes with a model's chat template", cmd_chat},
     {"serve", "local web app and HTTP API: run text, explore every head, zoom down to single cells",
      cmd_serve},
     {"render", "draw a trace as a PNG or SVG heatmap (one head, mean/max, or the layers x heads grid)",
      cmd_render},
     {"html", "write a trace as one standalone offline HTML page with the interactive viewer", cmd_html},
-    {"import", "make a trace from attention saved by other tools (.npy per layer, .npz, safetensors)",
+    {"import",
+     "make a trace from attention saved by other tools (.npy, .npz, safetensors) or a model API response",
      cmd_import},
     {"stats", "per-head statistics of a trace (entropy, sink, previous-token...), rollout, flow", cmd_stats},
     {"roles", "find previous-token, sink, induction... heads of a model with built-in probes", cmd_roles},
+    {"diff", "compare two traces of the same tokens: attention differences per head, log-probability changes",
+     cmd_diff},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -1,6 +1,7 @@
 /* Internal core utilities shared by every module: errors, overflow-safe arithmetic, little-endian loads and
  * stores, the bounded reader, read-only file mapping, paths, atomic file writing, half precision, UTF-8,
- * base64, the embedded web assets and row-split threading. Each small thing lives here once. */
+ * hexadecimal digits, base64, the embedded web assets and row-split threading. Each small thing lives here
+ * once. */
 #ifndef AV_CORE_H
 #define AV_CORE_H
 
@@ -177,6 +178,23 @@ static inline int av_utf8_encode(uint32_t cp, char out[4]) {
 
 /* Number of bytes of the longest valid prefix of s[0..n). */
 size_t av_utf8_valid_prefix(const char *s, size_t n);
+
+/* ---- hexadecimal ---- */
+/* The value of the n (at most 8) hexadecimal digits at s (0-9, a-f, A-F) into *v; -1 when one is not a
+ * hexadecimal digit. */
+static inline int av_hex_parse(const char *s, int n, uint32_t *v) {
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return -1;
+        *v = *v << 4 | (uint32_t)d;
+    }
+    return 0;
+}
 
 /* ---- base64 (base64.c), RFC 4648 ---- */
 /* Characters of the padded encoding of n bytes (no NUL), SIZE_MAX on overflow. */

@@ -1,4 +1,4 @@
-/* Small helpers: strings, checked allocation, half precision, dtype sizes, clocks. */
+/* Small helpers: strings, checked allocation, half precision, dtype sizes, clocks, the library version. */
 #define _POSIX_C_SOURCE 200809L
 #include "core.h"
 
@@ -31,6 +31,10 @@ void *av_malloc_checked(size_t n, av_err *err) {
 }
 
 double av_seconds(void) { return av_now_seconds(); }
+
+const char *av_version(void) { return AV_VERSION; }
+
+void av_free(void *p) { free(p); }
 
 double av_now_seconds(void) {
     struct timespec ts;

@@ -261,6 +261,28 @@ static int push_array(av_arrays *s, const av_array *a, const char *name, const c
     return 0;
 }
 
+int av_arrays_add_memory(av_arrays *s, const char *name, const av_tensor *t, av_err *err) {
+    av_array a;
+    memset(&a, 0, sizeof a);
+    switch (t->dtype) {
+    case AV_DTYPE_F32: a.dtype = AV_ARRAY_F32; break;
+    case AV_DTYPE_F16: a.dtype = AV_ARRAY_F16; break;
+    case AV_DTYPE_BF16: a.dtype = AV_ARRAY_BF16; break;
+    default: return av_errf(err, "%s: %s array: expected F32, F16 or BF16", name, av_dtype_name(t->dtype));
+    }
+    size_t bytes;
+    if (t->ndim < 1 || t->ndim > AV_MAX_DIMS || !av_shape_numel(t->shape, t->ndim, &a.numel) ||
+        !av_dtype_nbytes(t->dtype, a.numel, &bytes))
+        return av_errf(err, "%s: %d dimensions or their product out of range", name, t->ndim);
+    if (bytes != t->nbytes || (bytes && !t->data))
+        return av_errf(err, "%s: %zu bytes given for %zu %s values (%zu bytes)", name, t->nbytes, a.numel,
+                       av_dtype_name(t->dtype), bytes);
+    a.ndim = t->ndim;
+    memcpy(a.shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    a.data = t->data;
+    return push_array(s, &a, name, name, err);
+}
+
 static int keep_map(av_arrays *s, av_mapped_file *m, av_err *err) {
     av_mapped_file *p = realloc(s->maps, sizeof *p * (size_t)(s->n_maps + 1));
     if (!p) {

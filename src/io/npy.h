@@ -36,6 +36,9 @@ int av_npy_parse(const void *buf, size_t size, const char *name, av_array *out, 
 /* Adds the arrays of a file, chosen by extension (.npy, .npz, .safetensors) and checked against the magic
  * bytes; an npz contributes its members in natural order of their names (arr_2 before arr_10). */
 int av_arrays_add_file(av_arrays *s, const char *path, av_err *err);
+/* Adds an array held in memory (F32, F16 or BF16, C order, little-endian); the data is not copied and must
+ * outlive s. name is both the array's name in messages and its member name (which gives its kind). */
+int av_arrays_add_memory(av_arrays *s, const char *name, const av_tensor *t, av_err *err);
 void av_arrays_free(av_arrays *s);
 
 /* Writes a (rows, cols) float32 matrix as a version 1.0 .npy file (little-endian '<f4', C order), atomically.

@@ -209,68 +209,6 @@ static void remove_dir(const char *path) {
 
 /* ---- GGUF ---- */
 
-/* tokenizer.ggml.*: pieces stored with ' ' for spaces (SentencePiece kinds) get SentencePiece's "▁" (U+2581)
- * back; other vocabularies ("Ġthe", "##ing") are written as they are, with their merges when they have any.
- */
-static int gguf_tokenizer(av_gguf_writer *w, const av_tokenizer *t, av_err *err) {
-    int n = t->n_vocab, rc = -1, meta = t->text == AV_TOK_TEXT_SPACE;
-    int bytelevel = t->family && strcmp(t->family, "gpt2") == 0;
-    if (bytelevel && !t->gguf_pre)
-        return av_errf(
-            err, "the tokenizer's byte-level pre-tokenizer has no GGUF name (tokenizer.ggml.pre: gpt-2, "
-                 "llama-bpe, qwen2): a GGUF file would tokenize differently");
-    char **pieces = calloc((size_t)n, sizeof *pieces);
-    int32_t *types = malloc(sizeof *types * (size_t)n); /* (n) */
-    if (!pieces || !types) {
-        av_errf(err, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        size_t len = (size_t)t->lens[i], spaces = 0, k = 0;
-        for (size_t j = 0; meta && j < len; j++)
-            spaces += t->pieces[i][j] == ' ';
-        pieces[i] = malloc(len + 2 * spaces + 1);
-        if (!pieces[i]) {
-            av_errf(err, "out of memory");
-            goto done;
-        }
-        for (size_t j = 0; j < len; j++) {
-            if (meta && t->pieces[i][j] == ' ') {
-                memcpy(pieces[i] + k, "\xe2\x96\x81", 3);
-                k += 3;
-            } else {
-                pieces[i][k++] = t->pieces[i][j];
-            }
-        }
-        pieces[i][k] = 0;
-        types[i] = t->types[i];
-    }
-    rc = av_gguf_writer_str(w, "tokenizer.ggml.model", t->family ? t->family : "llama", err) ||
-                 av_gguf_writer_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)pieces, (size_t)n,
-                                        err) ||
-                 av_gguf_writer_arr_f32(w, "tokenizer.ggml.scores", t->scores, (size_t)n, err) ||
-                 av_gguf_writer_arr_i32(w, "tokenizer.ggml.token_type", types, (size_t)n, err) ||
-                 (t->n_merges > 0 &&
-                  av_gguf_writer_arr_str(w, "tokenizer.ggml.merges", (const char *const *)t->merges,
-                                         (size_t)t->n_merges, err)) ||
-                 (bytelevel && av_gguf_writer_str(w, "tokenizer.ggml.pre", t->gguf_pre, err)) ||
-                 (t->bos >= 0 &&
-                  av_gguf_writer_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos, err)) ||
-                 (t->eos >= 0 &&
-                  av_gguf_writer_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos, err)) ||
-                 (t->unk >= 0 &&
-                  av_gguf_writer_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk, err))
-             ? -1
-             : 0;
-done:
-    if (pieces)
-        for (int i = 0; i < n; i++)
-            free(pieces[i]);
-    free(pieces);
-    free(types);
-    return rc;
-}
-
 static uint32_t gguf_file_type(av_dtype t) {
     switch (t) { /* llama.cpp's general.file_type (LLAMA_FTYPE_*) */
     case AV_DTYPE_F16: return 1;
@@ -324,7 +262,7 @@ int av_export_gguf(const av_model *m, const char *path, const av_export_params *
     w.codec = &av_quant_codec;
     if (gguf_config(&w, m, p->dtype, err)) goto done;
     if (m->tok && m->tok->n_vocab > 0) {
-        if (gguf_tokenizer(&w, m->tok, err)) goto done;
+        if (av_tok_write_gguf(&w, m->tok, err)) goto done;
         rep->tokenizer = 1;
     }
     if (collect(m, 1, p->dtype, &b, &ts, &n, rep, err)) goto done;
@@ -406,22 +344,41 @@ static int hf_config(const av_model *m, av_dtype type, const char *path, av_err 
 /* llama2.c tokenizer file: int32 max piece length, then per token f32 score, i32 length, bytes. The format is
  * SentencePiece BPE with <unk>, BOS, EOS fixed at 0, 1, 2; other tokenizers are not written this way.
  * TODO: write tokenizer.json for the others once the tokenizer.json writer exists. */
+/* A piece with SentencePiece's "▁" written as ' ' (llama2.c's spelling) into buf; its length. */
+static int32_t llama2c_piece(const av_tokenizer *t, int i, char *buf) {
+    int32_t n = 0;
+    for (int k = 0; k < t->lens[i]; k++) {
+        int meta = t->text == AV_TOK_TEXT_METASPACE && k + 3 <= t->lens[i] &&
+                   memcmp(t->pieces[i] + k, "\xE2\x96\x81", 3) == 0;
+        buf[n++] = meta ? ' ' : t->pieces[i][k];
+        k += meta ? 2 : 0;
+    }
+    return n;
+}
+
 static int hf_tokenizer(const av_tokenizer *t, const char *path, int *written, av_err *err) {
     *written = 0;
-    int spm =
-        t->kind == AV_TOK_SPM_BPE || (t->kind == AV_TOK_SP && t->family && strcmp(t->family, "llama") == 0);
-    if (!spm || t->text != AV_TOK_TEXT_SPACE || t->unk != 0 || t->bos != 1 || t->eos != 2) return 0;
+    int llama = t->family && strcmp(t->family, "llama") == 0;
+    int spm = t->kind == AV_TOK_SPM_BPE || ((t->kind == AV_TOK_SP || t->kind == AV_TOK_GGUF) && llama);
+    if (!spm || (t->text != AV_TOK_TEXT_SPACE && t->text != AV_TOK_TEXT_METASPACE) || t->unk != 0 ||
+        t->bos != 1 || t->eos != 2)
+        return 0;
     int32_t max_len = 1;
     for (int i = 0; i < t->n_vocab; i++)
         max_len = t->lens[i] > max_len ? t->lens[i] : max_len;
+    char *buf = malloc((size_t)max_len); /* (max_len) one piece in llama2.c's spelling */
     av_atomic_file f;
-    if (av_atomic_open(&f, path, err)) return -1;
+    if (!buf || av_atomic_open(&f, path, err)) {
+        free(buf);
+        return buf ? -1 : av_errf(err, "out of memory");
+    }
     int rc = av_atomic_write(&f, &max_len, 4, err);
     for (int i = 0; !rc && i < t->n_vocab; i++) {
-        int32_t len = t->lens[i];
+        int32_t len = llama2c_piece(t, i, buf);
         rc = av_atomic_write(&f, &t->scores[i], 4, err) || av_atomic_write(&f, &len, 4, err) ||
-             av_atomic_write(&f, t->pieces[i], (size_t)len, err);
+             av_atomic_write(&f, buf, (size_t)len, err);
     }
+    free(buf);
     if (rc) {
         av_atomic_abort(&f);
         return -1;

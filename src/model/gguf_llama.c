@@ -108,104 +108,11 @@ static int read_weights(const av_gguf *g, av_model *m, av_err *err) {
     return av_llama_take_layers(m, take_layer, g, err);
 }
 
-/* A special token id: the key's value, or def (-1: none) when absent; outside the vocabulary is an error. */
-static int special_id(const av_gguf *g, const char *key, int def, int n, int *out, av_err *err) {
-    int64_t v = def;
-    int rc = av_gguf_get_int(g, key, &v, err);
-    if (rc < 0) return -1;
-    if (rc == 0 && (v < 0 || v >= n))
-        return av_errf(err, "%s: %s = %lld is outside the vocabulary of %d", g->name, key, (long long)v, n);
-    *out = (int)v;
-    return 0;
-}
-
-/* n strings of a GGUF string array as malloc'd NUL-terminated copies (NUL bytes inside are an error). */
-static char **copy_strings(const av_gguf *g, const av_gguf_value *a, const char *what, av_err *err) {
-    char **out = calloc(a->arr_n ? (size_t)a->arr_n : 1, sizeof *out);
-    size_t pos = 0;
-    if (!out) return av_errf(err, "out of memory"), NULL;
-    for (uint64_t i = 0; i < a->arr_n; i++) {
-        const char *s;
-        size_t len;
-        const char *bad = av_gguf_array_next_str(a, &pos, &s, &len) ? "is malformed"
-                          : memchr(s, 0, len)                       ? "has an entry with a NUL byte"
-                                                                    : NULL;
-        if (!bad && !(out[i] = malloc(len + 1))) bad = "does not fit in memory";
-        if (bad) {
-            av_errf(err, "%s: %s %s", g->name, what, bad);
-            for (uint64_t k = 0; k < i; k++)
-                free(out[k]);
-            free(out);
-            return NULL;
-        }
-        memcpy(out[i], s, len);
-        out[i][len] = 0;
-    }
-    return out;
-}
-
-/* tokenizer.ggml.* -> the tokenizer its model names (av_tok_from_gguf: "llama" SentencePiece BPE encoded as
- * libsentencepiece, "gpt2" byte-level BPE with tokenizer.ggml.pre's pattern, "bert" WordPiece). Absent
+/* The file's own tokenizer (src/tok/gguf_meta.c): llama.cpp-exact for "llama" and "gpt2" vocabularies. Absent
  * metadata or another tokenizer model (which --tokenizer can supply) leaves m->tok NULL; broken metadata is
  * an error. */
 static int read_tokenizer(const av_gguf *g, av_model *m, av_err *err) {
-    const char *model, *pre = NULL;
-    size_t model_len, pre_len = 0;
-    int rc = av_gguf_get_str(g, "tokenizer.ggml.model", &model, &model_len, err);
-    if (rc) return rc < 0 ? -1 : 0;
-    char family[8] = "";
-    if (model_len < sizeof family) memcpy(family, model, model_len), family[model_len] = 0;
-    int llama = strcmp(family, "llama") == 0;
-    if (!llama && strcmp(family, "gpt2") != 0 && strcmp(family, "bert") != 0) return 0;
-    const av_gguf_value *tokens, *scores = NULL, *types = NULL, *merges = NULL;
-    rc = av_gguf_get_array(g, "tokenizer.ggml.tokens", AV_GGUF_STRING, &tokens, err);
-    if (rc) return rc < 0 ? -1 : av_errf(err, "%s: tokenizer.ggml.tokens is missing", g->name);
-    if (av_gguf_get_array(g, "tokenizer.ggml.scores", AV_GGUF_F32, &scores, err) < 0 ||
-        av_gguf_get_array(g, "tokenizer.ggml.token_type", AV_GGUF_I32, &types, err) < 0 ||
-        av_gguf_get_array(g, "tokenizer.ggml.merges", AV_GGUF_STRING, &merges, err) < 0 ||
-        av_gguf_get_str(g, "tokenizer.ggml.pre", &pre, &pre_len, err) < 0)
-        return -1;
-    uint64_t n = tokens->arr_n;
-    if (n < 1 || n > AV_GGUF_MAX_VOCAB)
-        return av_errf(err, "%s: tokenizer.ggml.tokens has %llu entries (1 to %d)", g->name,
-                       (unsigned long long)n, AV_GGUF_MAX_VOCAB);
-    if ((scores && scores->arr_n != n) || (types && types->arr_n != n))
-        return av_errf(err, "%s: tokenizer.ggml.scores/token_type do not have one entry per token (%llu)",
-                       g->name, (unsigned long long)n);
-    if (merges && merges->arr_n > AV_GGUF_MAX_VOCAB)
-        return av_errf(err, "%s: tokenizer.ggml.merges has %llu entries", g->name,
-                       (unsigned long long)merges->arr_n);
-    int bos, eos, unk;
-    int64_t space_prefix = 1;
-    if (special_id(g, "tokenizer.ggml.bos_token_id", llama ? 1 : -1, (int)n, &bos, err) ||
-        special_id(g, "tokenizer.ggml.eos_token_id", llama ? 2 : -1, (int)n, &eos, err) ||
-        special_id(g, "tokenizer.ggml.unknown_token_id", llama ? 0 : -1, (int)n, &unk, err) ||
-        av_gguf_get_int(g, "tokenizer.ggml.add_space_prefix", &space_prefix, err) < 0)
-        return -1;
-    char pre_name[64] = "";
-    if (pre && pre_len < sizeof pre_name)
-        memcpy(pre_name, pre, pre_len), pre_name[pre_len] = 0;
-    else if (pre)
-        snprintf(pre_name, sizeof pre_name, "(a %zu-byte name)", pre_len); /* rejected by name below */
-    char **pieces = copy_strings(g, tokens, "tokenizer.ggml.tokens", err);
-    char **merge_list = merges && pieces ? copy_strings(g, merges, "tokenizer.ggml.merges", err) : NULL;
-    float *sc = scores ? malloc(sizeof *sc * (size_t)n) : NULL; /* (n) */
-    int *ty = types ? malloc(sizeof *ty * (size_t)n) : NULL;    /* (n) */
-    if (!pieces || (merges && !merge_list) || (scores && !sc) || (types && !ty)) {
-        for (uint64_t i = 0; pieces && i < n; i++)
-            free(pieces[i]);
-        for (uint64_t i = 0; merge_list && i < merges->arr_n; i++)
-            free(merge_list[i]);
-        free(pieces), free(merge_list), free(sc), free(ty);
-        return pieces && (!merges || merge_list) ? av_errf(err, "out of memory") : -1;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        if (sc) sc[i] = (float)av_gguf_array_f64(scores, i);
-        if (ty) ty[i] = (int)av_gguf_array_int(types, i);
-    }
-    return av_tok_from_gguf(family, pre ? pre_name : NULL, (int)n, pieces, sc, ty, merge_list,
-                            merges ? (int)merges->arr_n : 0, bos, eos, unk, space_prefix != 0, &m->tok,
-                            err); /* takes ownership */
+    return av_tok_load_gguf(g, &m->tok, err);
 }
 
 int av_load_gguf(const char *path, av_model *m, av_err *err) {

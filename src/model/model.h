@@ -161,6 +161,24 @@ int av_forward_ids_layerwise(const av_model *m, av_state *s, const int32_t *ids,
 typedef int (*av_stop_fn)(void *ctx, const int32_t *seq, int n);
 int av_decode_greedy(const av_model *m, av_state *s, int32_t *seq, int n, int cap, av_stop_fn stop, void *ctx,
                      int *n_out, av_err *err);
+/* Decoding with a caller's choice of each token (generate.c): next(ctx, logits of the last row (n_out),
+ * n_out, err) returns the token appended, or -1 (err set) to fail; NULL: greedy. With start_rows, the start
+ * runs in chunks of at most AV_DECODE_LOGITS_FLOATS logits and every row's logits (n_rows, n_out) are handed
+ * over (the prompt's own log-probabilities); it returns 0 or -1 (err set). */
+#define AV_DECODE_LOGITS_FLOATS (16u << 20)
+typedef int32_t (*av_next_fn)(void *ctx, const float *logits, int n_vocab, av_err *err);
+typedef struct av_decoder {
+    av_next_fn next;
+    av_stop_fn stop;
+    void *ctx; /* handed to every callback */
+    int (*start_rows)(void *ctx, const float *logits, int row0, int n_rows, av_err *err);
+} av_decoder;
+int av_decode(const av_model *m, av_state *s, int32_t *seq, int n, int cap, const av_decoder *d, int *n_out,
+              av_err *err);
+/* A decoder-only prompt's ids (the tokenizer's specials with add_bos), or the start token (GPT-2's BOS) for
+ * an empty prompt that encodes to nothing; *ids malloc'd. */
+int av_model_prompt_ids(const av_model *m, const char *prompt, int add_bos, int32_t **ids, size_t *n,
+                        av_err *err);
 /* Images: pixels (channels, image_size, image_size), normalized -> attention over [CLS] + patches. */
 int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const av_pass *p, av_err *err);
 /* Decodes and preprocesses an image file for m: out (3, image_size, image_size) malloc'd; seen (may be NULL)

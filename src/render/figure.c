@@ -184,50 +184,87 @@ static int write_all(const char *path, const void *data, size_t n, av_err *err) 
     return av_atomic_commit(&f, err);
 }
 
-int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path, av_plot_geom *geom,
-                   av_err *err) {
+int av_fig_encode(const av_fig *fig, av_plot_format fmt, double dpi, uint8_t **out, size_t *n, int *width,
+                  int *height, av_err *err) {
+    *out = NULL;
+    *n = 0;
+    if (fmt == AV_PLOT_SVG) {
+        *width = (int)ceil(fig->w);
+        *height = (int)ceil(fig->h);
+        return av_fig_to_svg(fig, (char **)out, n, err);
+    }
+    av_image im;
+    if (av_fig_to_image(fig, dpi / 96.0, &im, err)) return -1;
+    int rc = av_png_encode(&im, dpi, out, n, err);
+    *width = im.w;
+    *height = im.h;
+    av_image_free(&im);
+    return rc;
+}
+
+int av_fig_check_output(const char *path, double dpi, int *png, av_err *err) {
     const char *ext = av_path_extension(path);
-    int png = strcasecmp(ext, ".png") == 0, svg = strcasecmp(ext, ".svg") == 0;
-    if (!png && !svg) return av_errf(err, "%s: the output name must end in .png or .svg", path);
-    if (png && !(p->dpi >= 10 && p->dpi <= 2400))
+    *png = strcasecmp(ext, ".png") == 0;
+    if (!*png && strcasecmp(ext, ".svg") != 0)
+        return av_errf(err, "%s: the output name must end in .png or .svg", path);
+    if (*png && !(dpi >= 10 && dpi <= 2400)) return av_errf(err, "dpi %g is out of range (10..2400)", dpi);
+    return 0;
+}
+
+int av_fig_write(const av_fig *fig, double dpi, const char *path, int *width, int *height, av_err *err) {
+    int png;
+    uint8_t *data;
+    size_t n;
+    if (av_fig_check_output(path, dpi, &png, err) ||
+        av_fig_encode(fig, png ? AV_PLOT_PNG : AV_PLOT_SVG, dpi, &data, &n, width, height, err))
+        return -1;
+    int rc = write_all(path, data, n, err);
+    free(data);
+    return rc;
+}
+
+/* Geometry of the PNG raster at s output px per CSS px. */
+static void scale_geom(av_plot_geom *g, double s) {
+    g->x0 *= s;
+    g->y0 *= s;
+    g->cell_w *= s;
+    g->cell_h *= s;
+    g->pitch_x *= s;
+    g->pitch_y *= s;
+}
+
+int av_plot_build(const av_trace *t, const av_plot_params *p, av_plot_format fmt, uint8_t **out, size_t *n,
+                  av_plot_geom *geom, av_err *err) {
+    *out = NULL;
+    *n = 0;
+    if (fmt != AV_PLOT_PNG && fmt != AV_PLOT_SVG) return av_errf(err, "unknown figure format %d", (int)fmt);
+    if (fmt == AV_PLOT_PNG && !(p->dpi >= 10 && p->dpi <= 2400))
         return av_errf(err, "dpi %g is out of range (10..2400)", p->dpi);
     av_font *font;
     if (av_font_open(&font, err)) return -1;
     av_fig fig;
     av_plot_params q = *p;
-    if (svg)
+    if (fmt == AV_PLOT_SVG)
         q.dpi = 96; /* vector output: big matrices pooled to one sample per CSS px (exact at 100% zoom) */
     av_plot_geom g;
     int rc = av_plot_layout(t, &q, font, &fig, &g, err);
-    if (!rc && png) {
-        double s = p->dpi / 96.0;
-        av_image im;
-        rc = av_fig_to_image(&fig, s, &im, err);
-        if (!rc) {
-            rc = av_png_write(&im, p->dpi, path, err);
-            g.width = im.w;
-            g.height = im.h;
-            g.x0 *= s;
-            g.y0 *= s;
-            g.cell_w *= s;
-            g.cell_h *= s;
-            g.pitch_x *= s;
-            g.pitch_y *= s;
-            av_image_free(&im);
-        }
-    } else if (!rc) {
-        char *text;
-        size_t n;
-        rc = av_fig_to_svg(&fig, &text, &n, err);
-        if (!rc) {
-            rc = write_all(path, text, n, err);
-            free(text);
-        }
-        g.width = (int)ceil(fig.w);
-        g.height = (int)ceil(fig.h);
-    }
+    if (!rc) rc = av_fig_encode(&fig, fmt, p->dpi, out, n, &g.width, &g.height, err);
+    if (!rc && fmt == AV_PLOT_PNG) scale_geom(&g, p->dpi / 96.0);
     if (!rc && geom) *geom = g;
     av_fig_free(&fig);
     av_font_free(font);
+    return rc;
+}
+
+int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path, av_plot_geom *geom,
+                   av_err *err) {
+    const char *ext = av_path_extension(path);
+    int png = strcasecmp(ext, ".png") == 0, svg = strcasecmp(ext, ".svg") == 0;
+    if (!png && !svg) return av_errf(err, "%s: the output name must end in .png or .svg", path);
+    uint8_t *data;
+    size_t n;
+    if (av_plot_build(t, p, png ? AV_PLOT_PNG : AV_PLOT_SVG, &data, &n, geom, err)) return -1;
+    int rc = write_all(path, data, n, err);
+    free(data);
     return rc;
 }

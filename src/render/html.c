@@ -5,13 +5,14 @@
  * Data: <script type="application/json" id="av-meta"> (labels, shapes, colormap tables, metadata) and
  * <script type="text/plain" id="av-data"> holding base64 of one binary blob with every attention set:
  *   "f16": IEEE half floats (n_heads, n_query, n_key), little-endian, 2-byte aligned;
- *   "u8" : per set a float32 scale per row (n_heads, n_query) = the row's max, 4-byte aligned, then
- *          uint8 codes (n_heads, n_query, n_key): weight = code * scale / 255 (error <= scale / 510).
+ *   "u8cbrt": per set a float32 scale per row (n_heads, n_query) = the row's max, 4-byte aligned, then
+ *          uint8 codes (n_heads, n_query, n_key), cube-root companded: weight = (code / 255)^3 * scale.
  * The analysis views' data (head statistics and roles, rollout matrices in the same encoding, value norms as
  * float32) follow in the blob, described by meta "analysis" (html_analysis.c). See docs/VIEWER.md. */
 #include "render/html_internal.h"
 
 #include "core/core.h"
+#include "trace/logprobs.h"
 #include "trace/trace.h"
 
 #include <math.h>
@@ -21,16 +22,22 @@
 #define AV_HTML_BUDGET (4u << 20)        /* auto precision: F16 while the page stays under 4 MiB */
 #define AV_HTML_BUDGET_IMAGE (16u << 20) /* image traces: F16 up to 16 MiB (small weights over patches) */
 #define AV_HTML_MAX_MB 32.0              /* default page size above which long traces are pooled */
+#define AV_HTML_STEP_ALTS 20             /* alternatives per token the step view lists */
 
 av_html_params av_html_default_params(void) {
-    av_html_params p = {AV_HTML_AUTO, NULL,          NULL, NULL,           1, NULL, -1,
-                        -1,           AV_HTML_UNSET, 0,    AV_HTML_MAX_MB, 0, 0};
+    av_html_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = AV_HTML_AUTO;
+    p.analysis = 1;
+    p.kind = -1;
+    p.head = AV_HEADS_MEAN;
+    p.max_mb = AV_HTML_MAX_MB;
     return p;
 }
 
 int av_html_view_valid(const char *name) {
-    static const char *const views[] = {"heatmap", "model", "head",   "image", "summary",
-                                        "rollout", "norm",  "neuron", "rows"};
+    static const char *const views[] = {"heatmap", "model", "head",  "image",  "summary",
+                                        "rollout", "norm",  "steps", "neuron", "rows"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -67,9 +74,9 @@ static void hb_html_escaped(av_buf *b, const char *s) {
 /* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
 static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js",     "heatmap.js",    "analysis.js", "modelview.js",
-                                  "headview.js", "imageview.js",  "summary.js",  "rollout.js",
-                                  "normview.js", "neuronview.js", "rowview.js",  "viewer.js"};
+static const char *k_scripts[] = {"data.js",       "heatmap.js", "analysis.js", "modelview.js", "headview.js",
+                                  "imageview.js",  "summary.js", "rollout.js",  "normview.js",  "steps.js",
+                                  "neuronview.js", "rowview.js", "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -180,16 +187,63 @@ static size_t total_values(const av_trace *t, int cells) {
     return n;
 }
 
-/* meta "start": the kind, layer, head and exclusion the viewer opens on. */
-static json_t *start_json(const av_html_params *p) {
-    json_t *o = json_object();
-    if (p->start_kind >= 0) json_object_set_new(o, "kind", json_string(av_attn_kind_name(p->start_kind)));
-    if (p->start_layer >= 0) json_object_set_new(o, "layer", json_integer(p->start_layer));
-    if (p->start_head >= 0) json_object_set_new(o, "head", json_integer(p->start_head));
-    if (p->start_head == AV_HEADS_MEAN || p->start_head == AV_HEADS_MAX)
-        json_object_set_new(o, "head", json_string(p->start_head == AV_HEADS_MEAN ? "mean" : "max"));
-    if (p->start_exclude) json_object_set_new(o, "exclude", json_true());
-    return o;
+/* The kind the viewer opens with: self, else cross, else the first present (as web/viewer.js chooses). */
+static av_attn_kind default_kind(const av_trace *t) {
+    if (av_trace_n_layers(t, AV_ATTN_SELF) > 0) return AV_ATTN_SELF;
+    if (av_trace_n_layers(t, AV_ATTN_CROSS) > 0) return AV_ATTN_CROSS;
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        if (av_trace_n_layers(t, (av_attn_kind)k) > 0) return (av_attn_kind)k;
+    return AV_ATTN_SELF;
+}
+
+/* Checks the caller's first view against the trace: kind present, layer and heads in range. */
+static int check_state(const av_trace *t, const av_html_params *p, av_err *err) {
+    if (p->kind < -1 || p->kind >= AV_ATTN_KIND_COUNT)
+        return av_errf(err, "initial view: unknown attention kind %d", p->kind);
+    if (!av_trace_has_attention(t) && p->kind < 0 && p->layer == 0 && p->head == AV_HEADS_MEAN && !p->n_heads)
+        return 0; /* a model API's response: the page opens on its steps */
+    av_attn_kind k = p->kind >= 0 ? (av_attn_kind)p->kind : default_kind(t);
+    const char *kind = av_attn_kind_name(k);
+    int L = av_trace_n_layers(t, k), H = av_trace_n_heads(t, k);
+    if (L == 0) return av_errf(err, "initial view: the trace has no '%s' attention", kind);
+    if (p->layer < 0 || p->layer >= L)
+        return av_errf(err, "initial view: layer %d is out of range: %s has layers 0..%d", p->layer, kind,
+                       L - 1);
+    if (p->head < AV_HEADS_MAX || p->head >= H)
+        return av_errf(err, "initial view: head %d is out of range: %s has heads 0..%d", p->head, kind,
+                       H - 1);
+    if (p->n_heads < 0 || (p->n_heads > 0 && !p->heads))
+        return av_errf(err, "initial view: %d checked heads without a list", p->n_heads);
+    for (int i = 0; i < p->n_heads; i++)
+        if (p->heads[i] < 0 || p->heads[i] >= H)
+            return av_errf(err, "initial view: checked head %d is out of range: %s has heads 0..%d",
+                           p->heads[i], kind, H - 1);
+    if (p->theme && strcmp(p->theme, "light") != 0 && strcmp(p->theme, "dark") != 0)
+        return av_errf(err, "initial view: theme must be light or dark, got '%s'", p->theme);
+    return 0;
+}
+
+/* meta "state": what the page shows first when the caller chose it (the viewer's defaults otherwise). */
+static int initial_state(const av_trace *t, const av_html_params *p, json_t *m, av_err *err) {
+    if (check_state(t, p, err)) return -1;
+    json_t *st = json_object();
+    if (p->kind >= 0) json_object_set_new(st, "kind", json_string(av_attn_kind_name((av_attn_kind)p->kind)));
+    if (p->layer) json_object_set_new(st, "layer", json_integer(p->layer));
+    if (p->head != AV_HEADS_MEAN)
+        json_object_set_new(st, "head", p->head >= 0 ? json_integer(p->head) : json_string("max"));
+    if (p->theme) json_object_set_new(st, "theme", json_string(p->theme));
+    if (p->exclude_first) json_object_set_new(st, "exclude", json_true());
+    if (p->heads) {
+        json_t *hs = json_array();
+        for (int i = 0; i < p->n_heads; i++)
+            json_array_append_new(hs, json_integer(p->heads[i]));
+        json_object_set_new(st, "heads", hs);
+    }
+    if (json_object_size(st))
+        json_object_set_new(m, "state", st);
+    else
+        json_decref(st);
+    return 0;
 }
 
 static int build_meta(const av_trace *t, const av_html_params *p, int u8, int cells, av_html_analysis *an,
@@ -199,17 +253,21 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, int ce
     json_object_set_new(m, "format", json_string("attnviz-viewer"));
     json_object_set_new(m, "version", json_integer(1));
     json_object_set_new(m, "encoding", json_string(u8 ? "u8cbrt" : "f16"));
-    json_object_set_new(m, "start", start_json(p));
     json_object_set_new(m, "kinds", kinds);
     json_object_set_new(m, "sets", sets);
     json_object_set_new(m, "labels", labels);
     json_object_set_new(m, "meta", md);
     json_object_set_new(m, "cmaps", cm);
     if (p->view) json_object_set_new(m, "view", json_string(p->view));
+    if (initial_state(t, p, m, err)) {
+        json_decref(m);
+        return -1;
+    }
     const char *model = av_trace_meta(t, "model");
     json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
     json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));
     json_object_set_new(cm, "magma", cmap_table(AV_CMAP_MAGMA));
+    json_object_set_new(cm, "diverging", cmap_table(AV_CMAP_DIVERGING)); /* differences (attnviz diff) */
     const char *key;
     json_t *val;
     json_object_foreach(t->meta, key, val) {
@@ -256,6 +314,12 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, int ce
         json_decref(m);
         return -1;
     }
+    json_t *steps = av_trace_has_logprobs(t) ? av_steps_json(t, AV_HTML_STEP_ALTS, err) : NULL;
+    if (av_trace_has_logprobs(t) && !steps) {
+        json_decref(m);
+        return -1;
+    }
+    if (steps) json_object_set_new(m, "steps", steps);
     *out = m;
     return 0;
 }
@@ -344,16 +408,25 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     *n = 0;
     page_assets assets;
     if (find_assets(&assets, err)) return -1;
-    if (total_values(t, 0) == 0) return av_errf(err, "the trace holds no attention to show");
+    size_t values = total_values(t, 0);
+    if (values == 0 && !av_trace_has_logprobs(t)) return av_errf(err, "the trace holds no attention to show");
     if (!(p->max_mb > 0)) return av_errf(err, "the page's size budget must be positive");
-    /* long traces: a pooled overview when even 8-bit matrices would pass the budget */
-    int cells = av_html_pool_cells(t, p->max_mb * (1 << 20), p->precision == AV_HTML_F16 ? 8.0 / 3 : 4.0 / 3);
     av_html_analysis an = {0};
-    if (p->analysis && !cells && av_html_analysis_compute(t, p, &an, err)) return -1;
-    int u8 = want_u8(t, p, &assets, total_values(t, cells), &an);
+    /* a model API's response has no attention to analyse; a difference (attnviz diff) is signed: float16 only
+     */
+    int diff = av_trace_meta(t, "diff") != NULL;
+    if (diff && p->precision == AV_HTML_U8)
+        return av_errf(err, "a difference of two traces is signed: the page needs float16 data, not u8");
+    /* long traces: a pooled overview when even 8-bit matrices would pass the budget */
+    int cells = values && !diff ? av_html_pool_cells(t, p->max_mb * (1 << 20),
+                                                     p->precision == AV_HTML_F16 ? 8.0 / 3 : 4.0 / 3)
+                                : 0;
+    int analysis = p->analysis && values > 0 && !diff && !cells;
+    if (analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
+    int u8 = !diff && want_u8(t, p, &assets, total_values(t, cells), &an);
     av_buf blob = {0}, page = {0};
     json_t *meta;
-    int rc = build_meta(t, p, u8, cells, p->analysis && !cells ? &an : NULL, &blob, &meta, err);
+    int rc = build_meta(t, p, u8, cells, analysis ? &an : NULL, &blob, &meta, err);
     av_html_analysis_free(&an);
     if (rc) {
         free(blob.s);

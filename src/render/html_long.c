@@ -156,7 +156,7 @@ int av_html_encode_rows(const av_trace *t, const av_html_params *p, int u8, doub
                            "for fewer rows, or raise --max-mb",
                            n, nk, L, mean_bytes / (1 << 20));
         double left = max_bytes - mean_bytes;
-        int s = p->start_layer >= 0 && p->start_layer < L ? p->start_layer : 0;
+        int s = p->layer >= 0 && p->layer < L ? p->layer : 0;
         for (int i = 0; i < L; i++) { /* every head of the start layer first, then of layers 0, 1, ... */
             int l = i == 0 ? s : i - 1 < s ? i - 1 : i;
             int heads = left >= head_bytes;

@@ -10,85 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const uint8_t k_ink[3] = {34, 34, 34}, k_muted[3] = {96, 96, 96}, k_white[3] = {255, 255, 255};
-
-static av_fig_item *fig_add(av_fig *f, av_fig_kind kind, av_err *err) {
-    if (f->n == f->cap) {
-        int cap = f->cap ? f->cap * 2 : 64;
-        av_fig_item *p = realloc(f->items, sizeof *p * (size_t)cap);
-        if (!p) {
-            av_errf(err, "out of memory");
-            return NULL;
-        }
-        f->items = p;
-        f->cap = cap;
-    }
-    av_fig_item *it = &f->items[f->n++];
-    memset(it, 0, sizeof *it);
-    it->kind = kind;
-    return it;
-}
-
-static int fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor,
-                    const uint8_t rgb[3], av_err *err) {
-    av_fig_item *it = fig_add(f, AV_FIG_TEXT, err);
-    if (!it) return -1;
-    it->x = x;
-    it->y = y;
-    it->size = size;
-    it->angle = angle;
-    it->anchor = anchor;
-    memcpy(it->rgb, rgb, 3);
-    it->text = av_strdup(s);
-    return it->text ? 0 : av_errf(err, "out of memory");
-}
-
-static int fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
-                    av_err *err) {
-    av_fig_item *it = fig_add(f, AV_FIG_LINE, err);
-    if (!it) return -1;
-    *it = (av_fig_item){.kind = AV_FIG_LINE, .x = x, .y = y, .w = dx, .h = dy, .size = width};
-    memcpy(it->rgb, rgb, 3);
-    return 0;
-}
-
-/* Label cut to max code points with an ellipsis. */
-static char *cut_label(const char *s, int max) {
-    int count = 0;
-    const char *p = s;
-    while (*p && count < max) {
-        p++;
-        while ((*p & 0xC0) == 0x80)
-            p++;
-        count++;
-    }
-    if (!*p) return av_strdup(s);
-    size_t n = (size_t)(p - s);
-    char *o = malloc(n + 4);
-    if (!o) return NULL;
-    memcpy(o, s, n);
-    memcpy(o + n, "\xE2\x80\xA6", 4);
-    return o;
-}
-
-/* ---- colors ---- */
-
-typedef struct scale {
-    av_cmap cmap;
-    int log;
-    float vmin, vmax; /* linear range; log: [log10(vmax) - 4, log10(vmax)] */
-} scale;
-
-static float scale_t(const scale *sc, float v) {
-    if (isnan(v)) return v;
-    if (sc->log) {
-        float hi = log10f(sc->vmax), lo = hi - 4;
-        return v > 0 ? (log10f(v) - lo) / (hi - lo) : 0.f;
-    }
-    return sc->vmax > sc->vmin ? (v - sc->vmin) / (sc->vmax - sc->vmin) : 0.f;
-}
-
-static void auto_range(scale *sc, const av_plot_params *p, float max_v, float min_v) {
+static void auto_range(av_fig_scale *sc, const av_plot_params *p, float max_v, float min_v) {
     sc->cmap = p->cmap;
     sc->log = p->log_scale;
     if (p->vmin != p->vmax) {
@@ -105,107 +27,6 @@ static void auto_range(scale *sc, const av_plot_params *p, float max_v, float mi
     }
     sc->vmin = min_v < 0 ? min_v : 0;
     sc->vmax = max_v > sc->vmin ? max_v : sc->vmin + 1;
-}
-
-/* Max-pools (nr, nc) to at most (tr, tc) cells: block max (by |value| for the diverging map). */
-static float *pool(const float *m, int nr, int nc, int tr, int tc, int by_abs, int *orr, int *occ) {
-    if (tr >= nr) tr = nr;
-    if (tc >= nc) tc = nc;
-    float *o = malloc(sizeof *o * (size_t)tr * (size_t)tc);
-    if (!o) return NULL;
-    for (int r = 0; r < tr; r++) {
-        int r0 = (int)((long long)r * nr / tr), r1 = (int)((long long)(r + 1) * nr / tr);
-        for (int c = 0; c < tc; c++) {
-            int c0 = (int)((long long)c * nc / tc), c1 = (int)((long long)(c + 1) * nc / tc);
-            float best = m[(size_t)r0 * (size_t)nc + (size_t)c0];
-            for (int i = r0; i < r1; i++)
-                for (int j = c0; j < c1; j++) {
-                    float v = m[(size_t)i * (size_t)nc + (size_t)j];
-                    if (by_abs ? fabsf(v) > fabsf(best) : v > best) best = v;
-                }
-            o[(size_t)r * (size_t)tc + (size_t)c] = best;
-        }
-    }
-    *orr = tr;
-    *occ = tc;
-    return o;
-}
-
-/* Adds the matrix as a raster in box (x, y, w, h), pooled to the output's pixels. Takes m. */
-static int fig_matrix(av_fig *f, float *m, int nr, int nc, double x, double y, double w, double h,
-                      double out_scale, const scale *sc, int keep_values, av_err *err) {
-    int tr = (int)floor(h * out_scale), tc = (int)floor(w * out_scale);
-    if (tr < 1) tr = 1;
-    if (tc < 1) tc = 1;
-    if (tr < nr || tc < nc) {
-        int rr, cc;
-        float *pm = pool(m, nr, nc, tr, tc, sc->cmap == AV_CMAP_DIVERGING, &rr, &cc);
-        free(m);
-        if (!pm) return av_errf(err, "out of memory");
-        m = pm;
-        nr = rr;
-        nc = cc;
-    }
-    av_fig_item *it = fig_add(f, AV_FIG_RASTER, err);
-    if (!it) {
-        free(m);
-        return -1;
-    }
-    *it = (av_fig_item){.kind = AV_FIG_RASTER, .x = x, .y = y, .w = w, .h = h, .rw = nc, .rh = nr};
-    it->raster = malloc((size_t)nr * (size_t)nc * 3);
-    if (!it->raster) {
-        free(m);
-        return av_errf(err, "out of memory");
-    }
-    for (size_t i = 0; i < (size_t)nr * (size_t)nc; i++)
-        av_cmap_rgb(sc->cmap, scale_t(sc, m[i]), it->raster + i * 3);
-    if (keep_values)
-        it->values = m;
-    else
-        free(m);
-    return 0;
-}
-
-/* A vertical colorbar at (x, y) of height h with tick values on its right; returns its total width. */
-static double fig_colorbar(av_fig *f, double x, double y, double h, const scale *sc, av_err *err) {
-    const double bw = 14, fs = 9.5;
-    av_fig_item *it = fig_add(f, AV_FIG_RASTER, err);
-    if (!it) return -1;
-    *it = (av_fig_item){.kind = AV_FIG_RASTER, .x = x, .y = y, .w = bw, .h = h, .rw = 1, .rh = 256};
-    it->raster = malloc(256 * 3);
-    if (!it->raster) return av_errf(err, "out of memory");
-    for (int i = 0; i < 256; i++)
-        av_cmap_rgb(sc->cmap, (255 - i + 0.5f) / 256.f, it->raster + i * 3);
-    double ticks[16];
-    int nt = 0;
-    if (sc->log) {
-        double hi = log10(sc->vmax);
-        for (double e = ceil(hi - 4 - 1e-9); e <= hi + 1e-9 && nt < 16; e += 1)
-            ticks[nt++] = pow(10, e);
-    } else {
-        double span = sc->vmax - sc->vmin, raw = span / 5, mag = pow(10, floor(log10(raw))), step = mag;
-        if (raw / mag > 5)
-            step = 10 * mag;
-        else if (raw / mag > 2)
-            step = 5 * mag;
-        else if (raw / mag > 1)
-            step = 2 * mag;
-        for (double v = ceil(sc->vmin / step - 1e-9) * step; v <= sc->vmax + step * 1e-6 && nt < 16;
-             v += step)
-            ticks[nt++] = fabs(v) < step * 1e-9 ? 0 : v;
-    }
-    double maxw = 0;
-    for (int i = 0; i < nt; i++) {
-        char s[32];
-        snprintf(s, sizeof s, "%.3g", ticks[i]);
-        double ty = y + h * (1 - scale_t(sc, (float)ticks[i]));
-        if (ty < y - 0.5 || ty > y + h + 0.5) continue;
-        if (fig_line(f, x + bw, ty, 4, 0, 1, k_ink, err) ||
-            fig_text(f, s, x + bw + 6, ty + fs * 0.36, fs, 0, 0, k_ink, err))
-            return -1;
-        maxw = fmax(maxw, av_font_width(f->font, s, fs));
-    }
-    return bw + 6 + maxw;
 }
 
 static char *make_title(const av_trace *t, const av_plot_params *p, int n_heads) {
@@ -271,7 +92,7 @@ static int layout_heatmap(const av_trace *t, const av_plot_params *p, av_fig *f,
     if (heatmap_matrix(t, p, &m, &nr, &nc, &ql, &kl, &off, &n_heads, err)) return -1;
     int rc = -1;
     double out_scale = p->dpi / 96.0;
-    scale sc;
+    av_fig_scale sc;
     float lo = 0, hi = 0;
     min_max(m, (size_t)nr * nc, &lo, &hi);
     auto_range(&sc, p, hi, lo);
@@ -292,33 +113,35 @@ static int layout_heatmap(const av_trace *t, const av_plot_params *p, av_fig *f,
         goto done;
     }
     for (int i = 0; i < nr; i += rs) {
-        if (!(qc[i] = cut_label(ql[i + off], p->max_label_chars))) goto oom;
+        if (!(qc[i] = av_fig_cut_label(ql[i + off], p->max_label_chars))) goto oom;
         row_w = fmax(row_w, av_font_width(f->font, qc[i], lf));
     }
     for (int j = 0; j < nc; j += cs) {
-        if (!(kc[j] = cut_label(kl[j + off], p->max_label_chars))) goto oom;
+        if (!(kc[j] = av_fig_cut_label(kl[j + off], p->max_label_chars))) goto oom;
         col_h = fmax(col_h, av_font_width(f->font, kc[j], lf));
     }
     double x_m = margin + axis * 1.4 + row_w + 6, y_m = margin + tsize * 1.25 + 10;
     double cb_h = fmax(H, 120), cb_x = x_m + W + 18;
-    if (fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err)) goto done;
+    if (av_fig_text(f, title, margin, margin + tsize, tsize, 0, 0, av_fig_ink, err)) goto done;
     /* query labels (right-aligned, vertically centered on their row) and the axis title */
     for (int i = 0; i < nr; i += rs)
-        if (fig_text(f, qc[i], x_m - 5, y_m + cell * (i + 0.5) + lf * 0.36, lf, 0, 2, k_ink, err)) goto done;
-    if (fig_text(f, "query", margin + axis, y_m + H / 2, axis, 90, 1, k_muted, err)) goto done;
+        if (av_fig_text(f, qc[i], x_m - 5, y_m + cell * (i + 0.5) + lf * 0.36, lf, 0, 2, av_fig_ink, err))
+            goto done;
+    if (av_fig_text(f, "query", margin + axis, y_m + H / 2, axis, 90, 1, av_fig_muted, err)) goto done;
     /* key labels: rotated, reading upward, ending just under the matrix */
     for (int j = 0; j < nc; j += cs)
-        if (fig_text(f, kc[j], x_m + cell * (j + 0.5) + lf * 0.36, y_m + H + 5, lf, 90, 2, k_ink, err))
+        if (av_fig_text(f, kc[j], x_m + cell * (j + 0.5) + lf * 0.36, y_m + H + 5, lf, 90, 2, av_fig_ink,
+                        err))
             goto done;
     double key_y = y_m + H + 5 + col_h + 6 + axis;
-    if (fig_text(f, "key", x_m + W / 2, key_y, axis, 0, 1, k_muted, err)) goto done;
+    if (av_fig_text(f, "key", x_m + W / 2, key_y, axis, 0, 1, av_fig_muted, err)) goto done;
     int mi = f->n; /* index of the matrix raster */
-    if (fig_matrix(f, m, nr, nc, x_m, y_m, W, H, out_scale, &sc, nr * nc <= 4096, err)) {
+    if (av_fig_matrix(f, m, nr, nc, x_m, y_m, W, H, out_scale, &sc, nr * nc <= 4096, err)) {
         m = NULL;
         goto done;
     }
     m = NULL;
-    double cb_w = fig_colorbar(f, cb_x, y_m, cb_h, &sc, err);
+    double cb_w = av_fig_colorbar(f, cb_x, y_m, cb_h, &sc, err);
     if (cb_w < 0) goto done;
     const av_fig_item *r = &f->items[mi];
     f->w = fmax(cb_x + cb_w + margin, margin * 2 + av_font_width(f->font, title, tsize));
@@ -418,41 +241,42 @@ static grid_geom grid_place(const av_fig *f, const av_plot_params *p, const grid
 /* Title, axis names and the H<h> / L<l> labels. */
 static int grid_labels(av_fig *f, const grid_mats *gm, const grid_geom *g, const char *title, av_err *err) {
     const double margin = k_grid_margin, tsize = k_grid_tsize, axis = k_grid_axis;
-    int bad =
-        fig_text(f, title, margin, margin + tsize, tsize, 0, 0, k_ink, err) ||
-        fig_text(f, "head", g->x0 + g->gw / 2, margin + tsize * 1.25 + 10 + axis, axis, 0, 1, k_muted, err) ||
-        fig_text(f, "layer", margin + axis, g->y0 + g->gh / 2, axis, 90, 1, k_muted, err);
+    int bad = av_fig_text(f, title, margin, margin + tsize, tsize, 0, 0, av_fig_ink, err) ||
+              av_fig_text(f, "head", g->x0 + g->gw / 2, margin + tsize * 1.25 + 10 + axis, axis, 0, 1,
+                          av_fig_muted, err) ||
+              av_fig_text(f, "layer", margin + axis, g->y0 + g->gh / 2, axis, 90, 1, av_fig_muted, err);
     for (int h = 0; !bad && h < gm->H; h++) {
         char s[24];
         snprintf(s, sizeof s, "H%d", h);
-        bad = fig_text(f, s, g->x0 + h * (g->tw + g->gap) + g->tw / 2, g->y0 - 5, g->lf, 0, 1, k_ink, err);
+        bad = av_fig_text(f, s, g->x0 + h * (g->tw + g->gap) + g->tw / 2, g->y0 - 5, g->lf, 0, 1, av_fig_ink,
+                          err);
     }
     for (int l = 0; !bad && l < gm->L; l++) {
         char s[24];
         snprintf(s, sizeof s, "L%d", l);
-        bad = fig_text(f, s, g->x0 - 5, g->y0 + l * (g->th + g->gap) + g->th / 2 + g->lf * 0.36, g->lf, 0, 2,
-                       k_ink, err);
+        bad = av_fig_text(f, s, g->x0 - 5, g->y0 + l * (g->th + g->gap) + g->th / 2 + g->lf * 0.36, g->lf, 0,
+                          2, av_fig_ink, err);
     }
     return bad ? -1 : 0;
 }
 
 /* The thumbnails (the figure takes each matrix over) and the shared colorbar; sets the figure size and g. */
-static int grid_draw(av_fig *f, grid_mats *gm, const grid_geom *gg, const scale *sc, double out_scale,
+static int grid_draw(av_fig *f, grid_mats *gm, const grid_geom *gg, const av_fig_scale *sc, double out_scale,
                      const char *title, av_plot_geom *g, av_err *err) {
     for (int l = 0, k = 0; l < gm->L; l++)
         for (int h = 0; h < gm->H; h++, k++) {
             if (!gm->mats[k]) continue;
             float *m = gm->mats[k];
             gm->mats[k] = NULL;
-            if (fig_matrix(f, m, gm->nr, gm->nc, gg->x0 + h * (gg->tw + gg->gap),
-                           gg->y0 + l * (gg->th + gg->gap), gg->tw, gg->th, out_scale, sc, 0, err))
+            if (av_fig_matrix(f, m, gm->nr, gm->nc, gg->x0 + h * (gg->tw + gg->gap),
+                              gg->y0 + l * (gg->th + gg->gap), gg->tw, gg->th, out_scale, sc, 0, err))
                 return -1;
         }
     const av_fig_item *first = NULL;
     for (int i = 0; i < f->n && !first; i++)
         if (f->items[i].kind == AV_FIG_RASTER) first = &f->items[i];
     double cb_h = fmax(gg->gh, 120), cb_x = gg->x0 + gg->gw + 18;
-    double cb_w = fig_colorbar(f, cb_x, gg->y0, cb_h, sc, err);
+    double cb_w = av_fig_colorbar(f, cb_x, gg->y0, cb_h, sc, err);
     if (cb_w < 0) return -1;
     f->w = fmax(cb_x + cb_w + k_grid_margin, k_grid_margin * 2 + av_font_width(f->font, title, k_grid_tsize));
     f->h = fmax(gg->y0 + gg->gh, gg->y0 + cb_h) + k_grid_margin;
@@ -468,7 +292,7 @@ static int layout_grid(const av_trace *t, const av_plot_params *p, av_fig *f, av
         grid_free(&gm);
         return -1;
     }
-    scale sc;
+    av_fig_scale sc;
     auto_range(&sc, p, gm.hi, gm.lo);
     char *title = make_title(t, p, gm.H);
     int rc = -1;
@@ -487,7 +311,7 @@ static int layout_grid(const av_trace *t, const av_plot_params *p, av_fig *f, av
 int av_plot_layout(const av_trace *t, const av_plot_params *p, av_font *font, av_fig *fig, av_plot_geom *geom,
                    av_err *err) {
     memset(fig, 0, sizeof *fig);
-    memcpy(fig->bg, k_white, 3);
+    memcpy(fig->bg, av_fig_white, 3);
     fig->font = font;
     if (p->log_scale && p->cmap == AV_CMAP_DIVERGING)
         return av_errf(err, "--log does not apply to the diverging colormap (it is for signed differences)");

@@ -25,8 +25,6 @@ void av_image_free(av_image *im);
 void av_image_fill(av_image *im, double x, double y, double w, double h, const uint8_t rgb[3]);
 /* Encodes an 8-bit RGB PNG into a malloc'd buffer; dpi > 0 adds a pHYs chunk (pixels per meter). */
 int av_png_encode(const av_image *im, double dpi, uint8_t **out, size_t *n, av_err *err);
-/* Writes the PNG atomically (temp file + rename). */
-int av_png_write(const av_image *im, double dpi, const char *path, av_err *err);
 
 /* ---- the embedded font (font.c): DejaVu Sans, compiled in from fonts-dejavu-core at build time ---- */
 
@@ -73,42 +71,39 @@ typedef struct av_fig {
 
 void av_fig_free(av_fig *f);
 
-/* ---- heatmaps of a trace (figure.c, layout.c) ---- */
+/* ---- drawing primitives (fig_draw.c): coordinates in CSS px ---- */
+
+extern const uint8_t av_fig_ink[3], av_fig_muted[3], av_fig_white[3];
+
+/* A color scale: linear over [vmin, vmax], or log10 over [log10(vmax) - 4, log10(vmax)]. */
+typedef struct av_fig_scale {
+    av_cmap cmap;
+    int log;
+    float vmin, vmax;
+} av_fig_scale;
+
+/* Position of v on the scale (not clamped; NaN stays NaN). */
+float av_fig_scale_t(const av_fig_scale *sc, float v);
+/* A new zeroed item of kind at the end of the list; NULL with a message when out of memory. */
+av_fig_item *av_fig_add(av_fig *f, av_fig_kind kind, av_err *err);
+/* Text with its baseline at (x, y); angle 0 or 90; anchor 0 start, 1 middle, 2 end. */
+int av_fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor,
+                const uint8_t rgb[3], av_err *err);
+int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
+                av_err *err);
+/* Label cut to max code points with an ellipsis; malloc'd. */
+char *av_fig_cut_label(const char *s, int max);
+/* The matrix m (nr, nc) as a raster in box (x, y, w, h), max-pooled to the output's pixels (out_scale output
+ * px per CSS px); takes m (kept for SVG tooltips with keep_values). */
+int av_fig_matrix(av_fig *f, float *m, int nr, int nc, double x, double y, double w, double h,
+                  double out_scale, const av_fig_scale *sc, int keep_values, av_err *err);
+/* A vertical colorbar at (x, y) of height h with ticks on its right; returns its width, or -1. */
+double av_fig_colorbar(av_fig *f, double x, double y, double h, const av_fig_scale *sc, av_err *err);
+
+/* ---- heatmaps of a trace (figure.c, layout.c); av_plot_params, av_plot_build and av_plot_render are public
+ * (attnviz.h) ---- */
 
 enum { AV_HEAD_MEAN = -1, AV_HEAD_MAX = -2 };
-
-typedef struct av_plot_params {
-    av_attn_kind kind;   /* default AV_ATTN_SELF */
-    int layer;           /* layer index */
-    int head;            /* head index, AV_HEAD_MEAN or AV_HEAD_MAX */
-    int grid;            /* all layers x heads as thumbnails */
-    av_cmap cmap;        /* default viridis */
-    int log_scale;       /* color by log10(value) over [log10(vmax) - 4, log10(vmax)] */
-    int exclude_first;   /* drop the first token (query row and key column) and renormalize rows to sum 1 */
-    double dpi;          /* PNG pixels per inch (default 150); the layout is in CSS px at 96 per inch */
-    double cell;         /* cell size in CSS px; 0 = automatic */
-    float vmin, vmax;    /* color range; vmin == vmax: automatic (0..max; diverging -a..a) */
-    const char *title;   /* NULL: "<model> · layer L · head H" */
-    int max_label_chars; /* longer token labels are cut with an ellipsis (default 16) */
-    /* a heatmap of a matrix the caller computed (a window, pooled cells, a reduction over layers) instead
-     * of (layer, head): matrix (n_rows, n_cols) with a label per row and column; the title is p->title */
-    const float *matrix;
-    int n_rows, n_cols;
-    char *const *row_labels, *const *col_labels;
-} av_plot_params;
-
-av_plot_params av_plot_default_params(void);
-
-/* Where the matrix cells landed, in output pixels (PNG) or user units (SVG), for callers and tests.
- * For a grid: the first thumbnail (layer 0, head 0), its cell size and the pitch between thumbnails. */
-typedef struct av_plot_geom {
-    int width, height;       /* image size */
-    double x0, y0;           /* top-left of cell (0, 0) */
-    double cell_w, cell_h;   /* size of one matrix cell (after any pooling: one raster cell) */
-    int n_rows, n_cols;      /* raster cells shown (queries x keys after exclusion and pooling) */
-    double pitch_x, pitch_y; /* grid: distance between thumbnails */
-    float vmin, vmax;        /* color range used */
-} av_plot_geom;
 
 /* The matrix one figure shows: head / mean / max of one layer, after --exclude-first.
  * *out (n_rows, n_cols) malloc'd; row_first / col_first: index of the first shown query / key token. */
@@ -129,49 +124,39 @@ int av_fig_to_image(const av_fig *fig, double scale, av_image *im, av_err *err);
 /* Writes fig as SVG (UTF-8 text) into a malloc'd buffer. */
 int av_fig_to_svg(const av_fig *fig, char **out, size_t *n, av_err *err);
 
-/* Renders the figure to path: .png (libpng, at p->dpi) or .svg, chosen by extension; atomic write.
- * geom (may be NULL) receives the cell placement in the output's pixels. */
-int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path, av_plot_geom *geom,
-                   av_err *err);
+/* Checks an output name (.png or .svg; *png says which) and the PNG resolution. */
+int av_fig_check_output(const char *path, double dpi, int *png, av_err *err);
+/* Writes fig to path atomically: PNG at dpi (fig's CSS px scaled by dpi / 96) or SVG, by the extension;
+ * *width, *height receive the image size. */
+int av_fig_write(const av_fig *fig, double dpi, const char *path, int *width, int *height, av_err *err);
 
-/* ---- standalone HTML viewer (html.c) ---- */
+/* Encodes fig as PNG at dpi (its CSS px scaled by dpi / 96) or SVG into a malloc'd buffer (*out, *n);
+ * *width, *height receive the image size. */
+int av_fig_encode(const av_fig *fig, av_plot_format fmt, double dpi, uint8_t **out, size_t *n, int *width,
+                  int *height, av_err *err);
+/* ---- the step figure (fig_steps.c) ---- */
 
-typedef enum av_html_precision {
-    AV_HTML_AUTO = 0, /* F16 when the page stays under 4 MiB, else U8 */
-    AV_HTML_F16,      /* IEEE half floats: ~3 significant digits */
-    AV_HTML_U8        /* 8 bits per weight with a float32 scale per row: error <= row max / 510 */
-} av_html_precision;
+typedef struct av_steps_plot_params {
+    int by_entropy; /* color tokens by entropy (magma) instead of probability (viridis) */
+    int kind;   /* attention of the matrix: an av_attn_kind, or -1 for the trace's choice (cross, else self,
+                   else dec) */
+    int layer;  /* negative counts from the end (default -1) */
+    int head;   /* head index, AV_HEAD_MEAN (default) or AV_HEAD_MAX */
+    double dpi; /* PNG resolution (default 150) */
+    const char *title; /* NULL: the model and the produced token count */
+} av_steps_plot_params;
 
-typedef struct av_html_params {
-    av_html_precision precision;
-    const char *title; /* page title; NULL: the model name */
-    const char *view;  /* first view: heatmap, model, head, image, summary, rollout, norm (NULL: heatmap;
-                          image with patches) */
-    const char
-        *image_path; /* image traces: a PNG to embed as metadata image_png_base64 (NULL: the trace's) */
-    int analysis;    /* embed head statistics and roles, rollout and value norms (default 1) */
-    const char *roles_path; /* `attnviz roles --json` output: probe roles (incl. induction) for the grid */
-    /* what the page shows first (the viewer's defaults when unset) */
-    int start_kind;    /* an av_attn_kind, or -1 */
-    int start_layer;   /* >= 0, or -1 */
-    int start_head;    /* >= 0, AV_HEADS_MEAN / MAX / MIN, or AV_HTML_UNSET */
-    int start_exclude; /* first token excluded */
-    /* long traces: above max_mb (default 32) of attention the page embeds a pooled overview of every head
-     * (max over cells of tokens; a lazy trace's stored overview when it has one) instead of the matrices, and
-     * the query rows [rows_q0, rows_q1) of every layer exactly (the Rows view) within the same budget */
-    double max_mb;
-    int rows_q0, rows_q1; /* rows_q1 <= rows_q0: none */
-} av_html_params;
+av_steps_plot_params av_steps_plot_default_params(void);
+/* Lays out the step figure of a trace with log-probabilities into fig: header and notes, the token strip
+ * colored by probability or entropy with its key, and the target-by-source matrix (row "t token" = attention
+ * while producing token t), or "this provider returns no attention weights". */
+int av_steps_layout(const av_trace *t, const av_steps_plot_params *p, av_font *font, av_fig *fig,
+                    av_err *err);
+/* The step figure as .png or .svg (by extension), written atomically; *width, *height: the image size. */
+int av_steps_render(const av_trace *t, const av_steps_plot_params *p, const char *path, int *width,
+                    int *height, av_err *err);
 
-#define AV_HTML_UNSET (-1000)
-
-av_html_params av_html_default_params(void);
-/* The viewer's views (for --view and the server's ?view=): 1 when name is one of AV_HTML_VIEWS. */
-#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm, neuron, rows"
-int av_html_view_valid(const char *name);
-/* Builds the page into a malloc'd buffer (no network references: CSS, JS and data are inline). */
-int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t *n, av_err *err);
-/* Builds and writes atomically. bytes (may be NULL) receives the file size. */
-int av_html_write(const av_trace *t, const av_html_params *p, const char *path, size_t *bytes, av_err *err);
+/* The standalone HTML viewer (html.c) is public: av_html_params, av_html_build, av_html_write in attnviz.h.
+ */
 
 #endif /* AV_PLOT_H */

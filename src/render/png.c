@@ -110,23 +110,6 @@ int av_png_encode(const av_image *im, double dpi, uint8_t **out, size_t *n, av_e
     return 0;
 }
 
-int av_png_write(const av_image *im, double dpi, const char *path, av_err *err) {
-    uint8_t *data;
-    size_t n;
-    if (av_png_encode(im, dpi, &data, &n, err)) return -1;
-    av_atomic_file f;
-    int rc = av_atomic_open(&f, path, err);
-    if (!rc) {
-        rc = av_atomic_write(&f, data, n, err);
-        if (rc)
-            av_atomic_abort(&f);
-        else
-            rc = av_atomic_commit(&f, err);
-    }
-    free(data);
-    return rc;
-}
-
 /* ---- raster backend of figures ---- */
 
 static void draw_raster(av_image *im, const av_fig_item *it, double s) {

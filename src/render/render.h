@@ -9,16 +9,6 @@
 
 /* ---- colormaps ---- */
 
-typedef enum av_cmap {
-    AV_CMAP_VIRIDIS = 0,
-    AV_CMAP_MAGMA,
-    AV_CMAP_DIVERGING /* blue-white-red, for signed differences */
-} av_cmap;
-
-/* "viridis", "magma", "diverging" (alias "rdbu"); case-insensitive. */
-int av_cmap_parse(const char *name, av_cmap *out, av_err *err);
-/* Canonical name of cm ("viridis", "magma", "diverging"); "?" when out of range. */
-const char *av_cmap_name(av_cmap cm);
 /* Color of t in [0,1] (clamped; NaN -> gray). Viridis and magma are matplotlib's 256-entry tables looked up
  * exactly as matplotlib does (index floor(t * 256), t == 1 -> 255), channels rounded to 8 bits. */
 void av_cmap_rgb(av_cmap cm, float t, uint8_t rgb[3]);
@@ -52,6 +42,20 @@ av_term_params av_term_default_params(void);
  */
 void av_term_detect_size(FILE *out, int *width, int *height);
 
+/* Pieces of terminal output shared by the heatmap and the step view (term.c). */
+/* AUTO -> TRUECOLOR when $COLORTERM is truecolor or 24bit, else 256; other modes unchanged. */
+av_color_mode av_term_resolve_color(av_color_mode m);
+/* Foreground / background escapes (either may be NULL) in a resolved mode; nothing in NONE mode. */
+void av_term_put_colors(FILE *out, av_color_mode m, const uint8_t fg[3], const uint8_t bg[3]);
+/* A printable, valid UTF-8 copy of s: control characters shown escaped ("\n", "\t", "\r", "\x1b",
+ * "\u0085"), invalid bytes as "\xff"; stops once it holds more than max_cps code points. malloc'd, NULL when
+ * out of memory. */
+char *av_term_label(const char *s, int max_cps);
+/* Code points of valid UTF-8 s (its width in a terminal, for the scripts drawn here). */
+int av_term_width(const char *s);
+/* Writes an av_term_label string in exactly w code points: padded with spaces, or cut with an ellipsis. */
+void av_term_put_field(FILE *out, const char *s, int w);
+
 /* Draws matrix m (n_rows x n_cols, row-major; row = query, column = key) as a heatmap on out:
  * row labels on the left (truncated/padded to a fixed width, control chars and newlines shown escaped e.g.
  * "\n"), column labels written vertically (one char per line, top to bottom) under the map when each column
@@ -69,5 +73,26 @@ void av_term_detect_size(FILE *out, int *width, int *height);
  * Returns 0 or -1 with a message (n_rows/n_cols <= 0, NULL data, bad params, write error). */
 int av_term_heatmap(FILE *out, const float *m, int n_rows, int n_cols, const char *const *row_labels,
                     const char *const *col_labels, const av_term_params *p, av_err *err);
+
+/* ---- the step view in a terminal (term_steps.c) ---- */
+
+typedef struct av_steps_term_params {
+    int by_entropy; /* color tokens by the entropy of their distribution (magma) instead of their
+                       probability (viridis) */
+    int n_alts;     /* alternatives per line (default 5) */
+    int n_sources;  /* attended tokens per line (default 3, at most 16) */
+    int kind;       /* attention shown: an av_attn_kind, or -1 (default) for the trace's own choice (cross
+                       for encoder-decoders, else self) */
+    int layer;      /* negative counts from the end (default -1: the last layer) */
+    int head;       /* head index, AV_HEADS_MEAN (default) or AV_HEADS_MAX */
+    int all;        /* a line for every token, not only the produced ones */
+    av_color_mode color;
+    int width; /* columns for the token strip; 0: the terminal's */
+} av_steps_term_params;
+
+av_steps_term_params av_steps_term_default_params(void);
+/* Writes the step view of a trace with log-probabilities: header and notes (a trace without attention says
+ * "this provider returns no attention weights"), the token strip, the legend, one line per token. */
+int av_term_steps(FILE *out, const av_trace *t, const av_steps_term_params *p, av_err *err);
 
 #endif /* AV_RENDER_H */

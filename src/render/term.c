@@ -80,7 +80,7 @@ static int cp_is_control(uint32_t cp) {
 /* A printable, valid UTF-8 copy of s: control characters shown escaped ("\n", "\t", "\r", "\x1b", "\u0085"),
  * invalid bytes as "\xff". Stops once it holds more than max_cps code points (enough to tell it is longer
  * than any field it goes into). NULL when out of memory. */
-static char *label_sanitize(const char *s, int max_cps) {
+char *av_term_label(const char *s, int max_cps) {
     if (max_cps < 1) max_cps = 1;
     size_t cap =
         6 * ((size_t)max_cps + 1) + 1; /* one step adds at most 6 bytes and at least one code point */
@@ -121,7 +121,7 @@ static char *label_sanitize(const char *s, int max_cps) {
     return buf;
 }
 
-static int cp_count(const char *s) {
+int av_term_width(const char *s) {
     int n = 0;
     for (; *s; s++)
         if (((unsigned char)*s & 0xC0) != 0x80) n++;
@@ -145,10 +145,9 @@ static void put_spaces(FILE *out, int n) {
         fputc(' ', out);
 }
 
-/* Writes sanitized s in exactly w code points: padded with spaces, or cut with an ellipsis. */
-static void put_field(FILE *out, const char *s, int w) {
+void av_term_put_field(FILE *out, const char *s, int w) {
     if (w <= 0) return;
-    int n = cp_count(s);
+    int n = av_term_width(s);
     if (n <= w) {
         fputs(s, out);
         put_spaces(out, w - n);
@@ -160,8 +159,8 @@ static void put_field(FILE *out, const char *s, int w) {
 
 /* Writes sanitized s in at most w code points, without padding. */
 static void put_trunc(FILE *out, const char *s, int w) {
-    int n = cp_count(s);
-    put_field(out, s, n < w ? n : w);
+    int n = av_term_width(s);
+    av_term_put_field(out, s, n < w ? n : w);
 }
 
 static void free_labels(char **l, int n) {
@@ -186,7 +185,7 @@ static char **make_labels(const char *const *given, int n, int f, int total, int
                 snprintf(num, sizeof num, "%d-%d", a, b);
             l[i] = av_strdup(num);
         } else if (given && given[i]) {
-            l[i] = label_sanitize(given[i], max_cps);
+            l[i] = av_term_label(given[i], max_cps);
         } else {
             snprintf(num, sizeof num, "%d", i);
             l[i] = av_strdup(num);
@@ -202,7 +201,7 @@ static char **make_labels(const char *const *given, int n, int f, int total, int
 static int max_cps_of(char *const *l, int n) {
     int w = 0;
     for (int i = 0; i < n; i++) {
-        int c = cp_count(l[i]);
+        int c = av_term_width(l[i]);
         if (c > w) w = c;
     }
     return w;
@@ -264,6 +263,24 @@ static char ramp_char(float t) {
     return k_ramp[i > 9 ? 9 : (i < 0 ? 0 : i)];
 }
 
+av_color_mode av_term_resolve_color(av_color_mode m) {
+    if (m != AV_COLOR_AUTO) return m;
+    const char *ct = getenv("COLORTERM");
+    return ct && (strcmp(ct, "truecolor") == 0 || strcmp(ct, "24bit") == 0) ? AV_COLOR_TRUECOLOR
+                                                                            : AV_COLOR_256;
+}
+
+void av_term_put_colors(FILE *out, av_color_mode m, const uint8_t fg[3], const uint8_t bg[3]) {
+    if (m == AV_COLOR_NONE) return;
+    if (m == AV_COLOR_TRUECOLOR) {
+        if (fg) fprintf(out, "\x1b[38;2;%d;%d;%dm", fg[0], fg[1], fg[2]);
+        if (bg) fprintf(out, "\x1b[48;2;%d;%d;%dm", bg[0], bg[1], bg[2]);
+    } else {
+        if (fg) fprintf(out, "\x1b[38;5;%dm", av_rgb_to_xterm256(fg));
+        if (bg) fprintf(out, "\x1b[48;5;%dm", av_rgb_to_xterm256(bg));
+    }
+}
+
 /* One colorbar cell (background color and a space; a ramp character in NONE mode). */
 static void put_bar_cell(const heat_style *st, float t) {
     if (st->color == AV_COLOR_NONE) {
@@ -272,10 +289,8 @@ static void put_bar_cell(const heat_style *st, float t) {
     }
     uint8_t c[3];
     av_cmap_rgb(st->cmap, t, c);
-    if (st->color == AV_COLOR_TRUECOLOR)
-        fprintf(st->out, "\x1b[48;2;%d;%d;%dm ", c[0], c[1], c[2]);
-    else
-        fprintf(st->out, "\x1b[48;5;%dm ", av_rgb_to_xterm256(c));
+    av_term_put_colors(st->out, st->color, NULL, c);
+    fputc(' ', st->out);
 }
 
 /* ---- pooling ---- */
@@ -432,7 +447,7 @@ static int heat_pool(heat *h, av_err *err) {
 static int put_header(heat *h, av_err *err) {
     FILE *out = h->st.out;
     if (h->p->title) {
-        h->title = label_sanitize(h->p->title, h->W);
+        h->title = av_term_label(h->p->title, h->W);
         if (!h->title) return av_errf(err, "heatmap: out of memory");
         put_trunc(out, h->title, h->W);
         end_line(&h->st);
@@ -462,10 +477,10 @@ static void put_map(const heat *h) {
     for (int r0 = 0; r0 < h->gr; r0 += h->rows_per_line) {
         int r1 = r0 + 1;
         int has_bot = h->color && r1 < h->gr;
-        put_field(out, h->rlab[r0], h->lw);
+        av_term_put_field(out, h->rlab[r0], h->lw);
         fputc(' ', out);
         if (h->color) {
-            put_field(out, has_bot ? h->rlab[r1] : "", h->lw);
+            av_term_put_field(out, has_bot ? h->rlab[r1] : "", h->lw);
             fputc(' ', out);
         }
         const float *top_row = h->cells + (size_t)r0 * (size_t)h->gc;
@@ -491,7 +506,7 @@ static void put_vertical_labels(const heat *h) {
         put_spaces(out, h->label_area);
         for (int j = 0; j < h->gc; j++) {
             const char *s = h->clab[j];
-            int n = cp_count(s);
+            int n = av_term_width(s);
             if (line < n && line == h->vl - 1 && n > h->vl) {
                 fputs(ELLIPSIS, out);
             } else if (line < n) {
@@ -658,12 +673,7 @@ int av_term_heatmap(FILE *out, const float *m, int n_rows, int n_cols, const cha
     h.st.out = out;
     h.st.cmap = prm.cmap;
     h.st.log_scale = prm.log_scale != 0;
-    h.st.color = prm.color;
-    if (h.st.color == AV_COLOR_AUTO) {
-        const char *ct = getenv("COLORTERM");
-        h.st.color = ct && (strcmp(ct, "truecolor") == 0 || strcmp(ct, "24bit") == 0) ? AV_COLOR_TRUECOLOR
-                                                                                      : AV_COLOR_256;
-    }
+    h.st.color = av_term_resolve_color(prm.color);
     heat_color_range(&h.st, &prm, m, numel);
     h.color = h.st.color != AV_COLOR_NONE;
     h.rows_per_line = h.color ? 2 : 1;

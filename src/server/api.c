@@ -2,6 +2,7 @@
  * {"error": "..."} with a 4xx status for a bad request; nothing a client sends can stop the server. */
 #include "core/core.h"
 #include "server.h"
+#include "trace/logprobs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,7 +45,12 @@ static int pick_kind(const av_trace *t, const srv_request *req, srv_reply *r, av
     for (int i = 0; !k && !found && i < AV_ATTN_KIND_COUNT; i++)
         if (av_trace_n_layers(t, (av_attn_kind)i) > 0) *kind = (av_attn_kind)i, found = 1;
     if (found && av_trace_n_layers(t, *kind) > 0) return 0;
-    srv_reply_error(r, 400, "the trace has no attention of kind '%.20s'", k ? k : "self");
+    if (!av_trace_has_attention(t))
+        srv_reply_error(r, 409,
+                        "the trace holds no attention weights (a model API's response has none): see "
+                        "/api/traces/{id}/steps");
+    else
+        srv_reply_error(r, 400, "the trace has no attention of kind '%.20s'", k ? k : "self");
     return -1;
 }
 
@@ -331,6 +337,11 @@ static void get_trace_meta(av_server *s, srv_run *run, const srv_request *req, s
     }
     json_object_set_new(j, "kinds", kinds);
     json_object_set_new(j, "viewer", json_boolean(srv_trace_full_bytes(t) <= s->params.viewer_bytes));
+    json_object_set_new(j, "has_attention", json_boolean(av_trace_has_attention(t)));
+    json_object_set_new(j, "logprobs", json_boolean(av_trace_has_logprobs(t)));
+    av_generation_info g;
+    if (av_trace_generation_info(t, &g) == 0 && g.prompt_len >= 0)
+        json_object_set_new(j, "prompt_len", json_integer(g.prompt_len));
     json_object_set_new(j, "meta", meta);
     srv_reply_json(r, 200, j);
 }
@@ -505,12 +516,36 @@ typedef struct srv_route {
     void (*traced)(av_server *s, srv_run *run, const srv_request *req, srv_reply *r);
 } srv_route;
 
+/* The step data (log-probabilities, alternatives, generation metadata) of a trace that has them. */
+static void get_steps(av_server *s, srv_run *run, const srv_request *req, srv_reply *r) {
+    (void)s, (void)req;
+    av_err err = {{0}};
+    if (!av_trace_has_logprobs(run->trace)) {
+        srv_reply_error(r, 404,
+                        "trace %s holds no log-probabilities (run with logits, generate, or import an API "
+                        "response)",
+                        run->id);
+        return;
+    }
+    json_t *j = av_steps_json(run->trace, 1024, &err);
+    if (j)
+        srv_reply_json(r, 200, j);
+    else
+        srv_reply_error(r, 500, "%s", err.msg);
+}
+
 static const srv_route k_routes[] = {
-    {"info", "GET", get_info, NULL},          {"colormaps", "GET", get_colormaps, NULL},
-    {"run", "POST", post_run, NULL},          {"runs/*", "GET", get_run_status, NULL},
-    {"traces", "GET", get_traces, NULL},      {"traces/*", "GET", NULL, get_trace_meta},
-    {"traces/*/row", "GET", NULL, get_row},   {"traces/*/tile", "GET", NULL, get_tile},
-    {"traces/*/file", "GET", NULL, get_file}, {"traces/*/viewer", "GET", NULL, srv_viewer_data},
+    {"info", "GET", get_info, NULL},
+    {"colormaps", "GET", get_colormaps, NULL},
+    {"run", "POST", post_run, NULL},
+    {"runs/*", "GET", get_run_status, NULL},
+    {"traces", "GET", get_traces, NULL},
+    {"traces/*", "GET", NULL, get_trace_meta},
+    {"traces/*/row", "GET", NULL, get_row},
+    {"traces/*/tile", "GET", NULL, get_tile},
+    {"traces/*/file", "GET", NULL, get_file},
+    {"traces/*/viewer", "GET", NULL, srv_viewer_data},
+    {"traces/*/steps", "GET", NULL, get_steps},
 };
 
 enum { MAX_SEGS = 3, SEG_LEN = 64 };

@@ -82,26 +82,21 @@ static int add_hex(tok_buf *o, uint8_t c) {
 
 static int valid_id(const av_tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab; }
 
-/* Label of a token whose text may hold parts of characters shared with its neighbours. */
-static int text_label(const av_tokenizer *t, const int32_t *ids, size_t n, size_t i, unsigned flags,
-                      tok_buf *o) {
-    /* the window: back over tokens that start with continuation bytes (at most 3), forward at most 3 */
+/* Label of text i of n byte strings read as one text, whose bytes may hold parts of characters shared with
+ * its neighbours: characters are shown on the text where they start; a text holding only the rest of one
+ * shows "·" and its bytes. */
+static int bytes_label(const char *const *texts, const size_t *lens, size_t n, size_t i, unsigned flags,
+                       tok_buf *o) {
+    /* the window: back over texts that start with continuation bytes (at most 3), forward at most 3 */
     size_t first = i;
-    while (first > 0 && i - first < 3) {
-        size_t len;
-        const char *p = valid_id(t, ids[first]) ? tok_text(t, ids[first], &len) : NULL;
-        if (!p || !len || ((uint8_t)p[0] & 0xC0) != 0x80) break;
+    while (first > 0 && i - first < 3 && lens[first] && ((uint8_t)texts[first][0] & 0xC0) == 0x80)
         first--;
-    }
     size_t last = i + 3 < n ? i + 3 : n - 1;
     tok_buf w = {0};
     size_t *owner = NULL, cap = 0, start_i = 0, end_i = 0;
     for (size_t k = first; k <= last; k++) {
-        if (!valid_id(t, ids[k])) break;
-        size_t len;
-        const char *p = tok_text(t, ids[k], &len);
         if (k == i) start_i = w.n;
-        if (tok_buf_add(&w, p, len)) goto oom;
+        if (tok_buf_add(&w, texts[k], lens[k])) goto oom;
         if (w.n > cap) {
             size_t c = w.n * 2;
             size_t *no = realloc(owner, sizeof *no * c);
@@ -109,7 +104,7 @@ static int text_label(const av_tokenizer *t, const int32_t *ids, size_t n, size_
             owner = no;
             cap = c;
         }
-        for (size_t q = w.n - len; q < w.n; q++)
+        for (size_t q = w.n - lens[k]; q < w.n; q++)
             owner[q] = k;
         if (k == i) end_i = w.n;
     }
@@ -142,6 +137,32 @@ oom:
     return -1;
 }
 
+/* Label of a token whose text may hold parts of characters shared with its neighbours: the texts of the
+ * valid ids around it (at most 3 on each side) through bytes_label. */
+static int text_label(const av_tokenizer *t, const int32_t *ids, size_t n, size_t i, unsigned flags,
+                      tok_buf *o) {
+    const char *texts[7];
+    size_t lens[7], lo = i, hi = i;
+    while (lo > 0 && i - lo < 3 && valid_id(t, ids[lo - 1]))
+        lo--;
+    while (hi + 1 < n && hi - i < 3 && valid_id(t, ids[hi + 1]))
+        hi++;
+    for (size_t k = lo; k <= hi; k++)
+        texts[k - lo] = tok_text(t, ids[k], &lens[k - lo]);
+    return bytes_label(texts, lens, hi - lo + 1, i - lo, flags, o);
+}
+
+char *av_display_bytes(const char *const *texts, const size_t *lens, size_t n, size_t i, unsigned flags) {
+    if (i >= n) return av_strdup("");
+    tok_buf o = {0};
+    if (bytes_label(texts, lens, n, i, flags, &o) ||
+        tok_buf_add(&o, "", 0) /* NUL-terminated even when empty */) {
+        tok_buf_free(&o);
+        return NULL;
+    }
+    return o.p;
+}
+
 char *av_tokenizer_display_ex(const av_tokenizer *t, const int32_t *ids, size_t n, size_t i, unsigned flags) {
     if (i >= n) return av_strdup("");
     int id = ids[i];
@@ -159,7 +180,7 @@ char *av_tokenizer_display_ex(const av_tokenizer *t, const int32_t *ids, size_t 
         rc = add_escaped(&o, t->pieces[id], (size_t)t->lens[id], 0);
     else
         rc = text_label(t, ids, n, i, flags, &o);
-    if (rc == 0) rc = tok_buf_reserve(&o, 0);
+    if (rc == 0) rc = tok_buf_add(&o, "", 0) /* NUL-terminated even when empty */;
     if (rc) {
         tok_buf_free(&o);
         return NULL;

@@ -13,6 +13,9 @@
 typedef struct hf_regex hf_regex;
 
 int hf_regex_compile(const char *pattern, size_t len, hf_regex **out, av_err *err);
+/* A Perl-syntax pattern over bytes (every byte one character; \s is ASCII whitespace), for llama.cpp's
+ * category-collapsed text (gguf_pretok.c). */
+int hf_regex_compile_bytes(const char *pattern, size_t len, hf_regex **out, av_err *err);
 void hf_regex_free(hf_regex *re);
 
 /* A match: bytes [start, end). */

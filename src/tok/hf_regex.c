@@ -17,17 +17,18 @@ struct hf_regex {
 static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
 
 static void onig_setup(void) {
-    OnigEncoding enc[1] = {ONIG_ENCODING_UTF8};
-    onig_initialize(enc, 1);
+    OnigEncoding enc[2] = {ONIG_ENCODING_UTF8, ONIG_ENCODING_ASCII};
+    onig_initialize(enc, 2);
 }
 
-int hf_regex_compile(const char *pattern, size_t len, hf_regex **out, av_err *err) {
+static int compile(const char *pattern, size_t len, OnigEncoding enc, OnigSyntaxType *syntax, hf_regex **out,
+                   av_err *err) {
     pthread_once(&onig_once, onig_setup);
     hf_regex *r = calloc(1, sizeof *r);
     if (!r) return av_errf(err, "out of memory");
     OnigErrorInfo einfo;
     int rc = onig_new(&r->re, (const OnigUChar *)pattern, (const OnigUChar *)pattern + len, ONIG_OPTION_NONE,
-                      ONIG_ENCODING_UTF8, ONIG_SYNTAX_DEFAULT, &einfo);
+                      enc, syntax, &einfo);
     if (rc != ONIG_NORMAL) {
         OnigUChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
         onig_error_code_to_str(msg, rc, &einfo);
@@ -36,6 +37,14 @@ int hf_regex_compile(const char *pattern, size_t len, hf_regex **out, av_err *er
     }
     *out = r;
     return 0;
+}
+
+int hf_regex_compile(const char *pattern, size_t len, hf_regex **out, av_err *err) {
+    return compile(pattern, len, ONIG_ENCODING_UTF8, ONIG_SYNTAX_DEFAULT, out, err);
+}
+
+int hf_regex_compile_bytes(const char *pattern, size_t len, hf_regex **out, av_err *err) {
+    return compile(pattern, len, ONIG_ENCODING_ASCII, ONIG_SYNTAX_PERL, out, err);
 }
 
 void hf_regex_free(hf_regex *re) {

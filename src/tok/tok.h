@@ -5,19 +5,22 @@
  * encoder:
  *
  *   AV_TOK_SPM_BPE  llama2.c / GGUF "llama" files: score-ordered merges exactly as llama2.c does them
- * (spm.c). Pieces are stored with ' ' for spaces (the SentencePiece "▁" is translated). AV_TOK_SP       a
- * SentencePiece .model file (BPE or unigram), encoded exactly as libsentencepiece does (sp_model.c parses it,
- * sp_norm.c normalizes, sp_encode.c encodes). Pieces use ' ' too. AV_TOK_HF       a Hugging Face style
- * pipeline: added tokens, normalizers, pre-tokenizers, a model (WordPiece, BPE, Unigram, WordLevel), a
- * post-processor (hf_*.c, wordpiece.c, bpe.c, unigram.c). Pieces are the vocabulary strings as they are
- * ("Ġthe", "##ing", "▁the").
+ *                   (spm.c). Pieces are stored with ' ' for spaces (the SentencePiece "▁" is translated).
+ *   AV_TOK_SP       a SentencePiece .model file (BPE or unigram), encoded exactly as libsentencepiece does
+ *                   (sp_model.c parses it, sp_norm.c normalizes, sp_encode.c encodes). Pieces use ' ' too.
+ *   AV_TOK_HF       a Hugging Face style pipeline: added tokens, normalizers, pre-tokenizers, a model
+ *                   (WordPiece, BPE, Unigram, WordLevel), a post-processor (hf_*.c, wordpiece.c, bpe.c,
+ *                   unigram.c). Pieces are the vocabulary strings as they are ("Ġthe", "##ing", "▁the").
+ *   AV_TOK_GGUF     a GGUF file's own tokenizer ("llama" and "gpt2" vocabularies), encoded exactly as
+ *                   llama.cpp's llama_tokenize (gguf_*.c). Pieces are spelled as in the file ("▁the",
+ * "Ġthe").
  */
 #ifndef AV_TOK_H
 #define AV_TOK_H
 
 #include "core/core.h"
 
-typedef enum av_tok_kind { AV_TOK_SPM_BPE = 0, AV_TOK_SP = 1, AV_TOK_HF = 2 } av_tok_kind;
+typedef enum av_tok_kind { AV_TOK_SPM_BPE = 0, AV_TOK_SP = 1, AV_TOK_HF = 2, AV_TOK_GGUF = 3 } av_tok_kind;
 
 /* Token types, numbered as SentencePiece and GGUF number them. */
 enum {
@@ -41,6 +44,9 @@ typedef enum av_tok_text {
 
 struct av_tok_sp;
 struct av_tok_hf;
+struct av_tok_gguf;
+struct av_gguf;
+struct av_gguf_writer;
 
 struct av_tokenizer {
     av_tok_kind kind;
@@ -65,8 +71,11 @@ struct av_tokenizer {
         *gguf_pre; /* byte-level BPE: tokenizer.ggml.pre ("gpt-2", "llama-bpe", "qwen2"), NULL if none fits */
     char **merges; /* (n_merges) "left right" BPE merges in rank order (writers); NULL when none */
     int n_merges;
-    struct av_tok_sp *sp; /* AV_TOK_SP */
-    struct av_tok_hf *hf; /* AV_TOK_HF */
+    struct av_tok_sp *sp;   /* AV_TOK_SP */
+    struct av_tok_hf *hf;   /* AV_TOK_HF */
+    struct av_tok_gguf *gg; /* AV_TOK_GGUF */
+    char *chat_template;    /* the model's Jinja chat template (GGUF tokenizer.chat_template,
+                               tokenizer_config.json's chat_template), NULL when it has none */
 };
 
 /* Builds an SPM-BPE tokenizer taking ownership of pieces (each malloc'd) and scores/types (malloc'd, types
@@ -77,18 +86,47 @@ int av_tok_load_llama2c(const char *path, av_tokenizer **out, av_err *err);
 /* Id of an exact piece, -1 when absent. */
 int av_tok_find(const av_tokenizer *t, const char *piece, size_t len);
 
-/* Tokenizers from GGUF metadata (tokenizer.ggml.*), for GGUF readers (gguf_vocab.c). family is
- * tokenizer.ggml.model: "llama" (SentencePiece BPE, encoded exactly as libsentencepiece; add_space_prefix is
- * tokenizer.ggml.add_space_prefix, default 1), "gpt2" (byte-level BPE; pre is tokenizer.ggml.pre: NULL,
- * "default" or "gpt-2" for GPT-2's pattern, "llama3"/"llama-bpe", "qwen2") or "bert" (WordPiece). pieces are
- * spelled as in GGUF ("▁the", "Ġthe", "##ing"). Ownership of pieces, scores, types and merges (each may be
- * NULL except pieces) passes to the function, which frees them on failure too. ids < 0: none / guessed. */
-int av_tok_from_gguf(const char *family, const char *pre, int n, char **pieces, float *scores, int *types,
-                     char **merges, int n_merges, int bos, int eos, int unk, int add_space_prefix,
-                     av_tokenizer **out, av_err *err);
+/* What a GGUF file says about its tokenizer: gguf_meta.c reads it, av_tok_from_gguf builds the tokenizer. */
+typedef struct av_tok_gguf_spec {
+    const char *model; /* tokenizer.ggml.model: "llama" (SentencePiece style), "gpt2" (byte-level BPE),
+                          "bert" (WordPiece); NULL: "llama" */
+    const char *pre;   /* tokenizer.ggml.pre, NULL when absent (llama.cpp's "default") */
+    int n;             /* vocabulary size */
+    char **pieces;     /* (n) tokenizer.ggml.tokens, malloc'd, spelled as in the file ("▁the", "Ġthe") */
+    float *scores;     /* (n) tokenizer.ggml.scores or NULL */
+    int *types;        /* (n) tokenizer.ggml.token_type (AV_TOKTYPE_*) or NULL */
+    char **merges;     /* (n_merges) tokenizer.ggml.merges ("left right") or NULL */
+    int n_merges;
+    /* token ids from tokenizer.ggml.*_token_id; AV_TOK_ID_ABSENT when the key is absent: llama.cpp's defaults
+     * apply (BOS 1, EOS 2, UNK 0 for "llama"; BOS = EOS = 11 for "gpt2"; none when past the vocabulary) */
+    int bos, eos, unk;
+    int fim[6]; /* fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep ids (name rules need them) */
+    int add_bos, add_eos, add_space_prefix; /* tokenizer.ggml.add_*: 0/1, -1 when absent */
+    const char *name; /* general.name (llama.cpp gives Phi-3 models' special tokens rstrip by name) */
+    const char *chat_template; /* tokenizer.chat_template or NULL (copied) */
+} av_tok_gguf_spec;
+
+#define AV_TOK_ID_ABSENT (-2)
+
+/* A spec with no tokens, every id absent and every flag -1. */
+av_tok_gguf_spec av_tok_gguf_spec_init(void);
+/* Builds the tokenizer (gguf_vocab.c). Ownership of pieces, scores, types and merges passes to the function,
+ * which frees them on failure too (and clears them in spec). An unknown tokenizer.ggml.pre or model is an
+ * error naming the supported ones; "bert" becomes a Hugging Face style WordPiece (not llama.cpp's). */
+int av_tok_from_gguf(av_tok_gguf_spec *spec, av_tokenizer **out, av_err *err);
+/* Reads tokenizer.ggml.* of an opened GGUF file and builds its tokenizer (gguf_meta.c). Returns 0 with *out
+ * NULL when the file has no tokenizer or one of another kind (t5, rwkv...: --tokenizer can supply it). */
+int av_tok_load_gguf(const struct av_gguf *g, av_tokenizer **out, av_err *err);
+/* Writes the tokenizer as GGUF metadata (gguf_write.c): tokens, scores, types, merges, pre, special ids, the
+ * add_bos/add_eos/add_space_prefix flags and the chat template; an error when llama.cpp would tokenize
+ * differently (a byte-level pre-tokenizer without a tokenizer.ggml.pre name). */
+int av_tok_write_gguf(struct av_gguf_writer *w, const av_tokenizer *t, av_err *err);
 /* SentencePiece BPE from pieces/scores/types (sp_model.c); takes ownership of the arrays. */
 int av_tok_sp_from_pieces(int n, char **pieces, float *scores, int *types, int add_dummy_prefix, int bos,
                           int eos, av_tokenizer **out, av_err *err);
+
+/* What encoding with add_bos set adds: BOS in front, EOS at the end (tokenizer.c). */
+void av_tok_adds(const av_tokenizer *t, int *bos, int *eos);
 
 /* ---- shared construction helpers (tokenizer.c) ---- */
 
@@ -124,7 +162,10 @@ int av_tok_ids_push(av_tok_ids *ids, int32_t id);
 int av_tok_sp_encode(const av_tokenizer *t, const char *text, size_t len, av_tok_ids *out, av_err *err);
 int av_tok_hf_encode(const av_tokenizer *t, const char *text, size_t len, int add_special, av_tok_ids *out,
                      av_err *err);
+int av_tok_gguf_encode(const av_tokenizer *t, const char *text, size_t len, int add_special, av_tok_ids *out,
+                       av_err *err);
 void av_tok_sp_free(struct av_tok_sp *sp, int n_vocab);
 void av_tok_hf_free(struct av_tok_hf *hf);
+void av_tok_gguf_free(struct av_tok_gguf *gg);
 
 #endif

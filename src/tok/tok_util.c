@@ -4,6 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+int tok_grow(void **v, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return 0;
+    size_t n = *cap ? *cap : 16, bytes;
+    while (n < need)
+        if (!av_mul_size(n, 2, &n)) return -1;
+    if (!av_mul_size(n, elem, &bytes)) return -1;
+    void *p = realloc(*v, bytes);
+    if (!p) return -1;
+    *v = p;
+    *cap = n;
+    return 0;
+}
+
 /* ---- byte buffer ---- */
 
 int tok_buf_reserve(tok_buf *b, size_t extra) {

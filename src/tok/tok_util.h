@@ -7,6 +7,10 @@
 
 #include <string.h>
 
+/* Makes room for need elements of elem bytes in the growable array *v of *cap elements (doubling); -1 when
+ * out of memory (*v unchanged). */
+int tok_grow(void **v, size_t *cap, size_t need, size_t elem);
+
 /* ---- growable byte buffer ---- */
 typedef struct tok_buf {
     char *p;

@@ -1,6 +1,7 @@
 /* Tokenizer front door: format detection, encoding dispatch, accessors and shared construction helpers. */
 #define _GNU_SOURCE /* memmem */
-#include "hf.h"
+#include "gguf_tok.h"
+#include "io/gguf.h"
 #include "sp.h"
 
 #include <stdlib.h>
@@ -35,18 +36,10 @@ av_tokenizer *av_tok_alloc(av_tok_kind kind, int n, av_err *err) {
 }
 
 int av_tok_byte_piece(const char *p, size_t len) {
-    if (len != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>') return -1;
-    int v = 0;
-    for (int i = 3; i < 5; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                       : -1;
-        if (d < 0) return -1;
-        v = v * 16 + d;
-    }
-    return v;
+    uint32_t v;
+    if (len != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>' || av_hex_parse(p + 3, 2, &v))
+        return -1;
+    return (int)v;
 }
 
 /* Appends the text of token id to b (see av_tok_text). */
@@ -59,7 +52,8 @@ static int token_text(const av_tokenizer *t, int id, tok_buf *b) {
         int v = av_tok_byte_piece(p, n);
         return v >= 0 ? tok_buf_addc(b, (char)v) : 0;
     }
-    if (ty == AV_TOKTYPE_USER_DEFINED && t->kind == AV_TOK_HF) return tok_buf_add(b, p, n); /* added tokens */
+    if (ty == AV_TOKTYPE_USER_DEFINED && (t->kind == AV_TOK_HF || t->kind == AV_TOK_GGUF))
+        return tok_buf_add(b, p, n); /* added tokens: their text as it is */
     switch (t->text) {
     case AV_TOK_TEXT_METASPACE:
         for (size_t i = 0; i < n;) {
@@ -136,6 +130,8 @@ void av_tokenizer_free(av_tokenizer *t) {
     free(t->merges);
     av_tok_sp_free(t->sp, t->n_vocab);
     av_tok_hf_free(t->hf);
+    av_tok_gguf_free(t->gg);
+    free(t->chat_template);
     free(t);
 }
 
@@ -159,6 +155,20 @@ static int load_dir(const char *dir, av_tokenizer **out, av_err *err) {
                    "%s: no tokenizer found (looked for tokenizer.json, vocab.txt, vocab.json + merges.txt, "
                    "encoder.json + vocab.bpe, tokenizer.model, tokenizer.bin)",
                    dir);
+}
+
+/* A GGUF file: the tokenizer its metadata describes (the tensors are not needed). */
+static int load_gguf(const char *path, av_tokenizer **out, av_err *err) {
+    av_gguf g;
+    if (av_gguf_open(path, &g, err)) return -1;
+    int rc = av_tok_load_gguf(&g, out, err);
+    if (rc == 0 && !*out)
+        rc = av_errf(
+            err,
+            "%s: the GGUF file has no tokenizer attnviz reads (tokenizer.ggml.model llama, gpt2 or bert)",
+            path);
+    av_gguf_close(&g);
+    return rc;
 }
 
 /* A JSON file: tokenizer.json, or a {token: id} vocabulary that needs its merges file beside it. */
@@ -194,8 +204,7 @@ int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err) {
         k++;
     int rc;
     if (n >= 4 && memcmp(p, "GGUF", 4) == 0) {
-        rc = av_errf(err, "%s: a GGUF file: its tokenizer is read with the model (attnviz run --model ...)",
-                     path);
+        rc = load_gguf(path, out, err);
     } else if (k < hn && head[k] == '{') {
         rc = load_json_file(path, head, hn, out, err);
     } else if (n >= 2 && p[0] == 0x0A && p[1] != 0) { /* protobuf field 1 (pieces), length-delimited */
@@ -234,6 +243,8 @@ int av_tokenizer_encode(const av_tokenizer *t, const char *text, size_t len, int
     if (t->kind == AV_TOK_SP) {
         if (add_bos && t->bos >= 0) rc = av_tok_ids_push(&out, t->bos) ? av_errf(err, "out of memory") : 0;
         if (rc == 0) rc = av_tok_sp_encode(t, text ? text : "", len, &out, err);
+    } else if (t->kind == AV_TOK_GGUF) {
+        rc = av_tok_gguf_encode(t, text ? text : "", len, add_bos, &out, err);
     } else {
         rc = av_tok_hf_encode(t, text ? text : "", len, add_bos, &out, err);
     }
@@ -248,6 +259,20 @@ int av_tokenizer_encode(const av_tokenizer *t, const char *text, size_t len, int
 }
 
 /* ---- accessors ---- */
+
+void av_tok_adds(const av_tokenizer *t, int *bos, int *eos) {
+    *bos = *eos = 0;
+    if (t->kind == AV_TOK_GGUF) {
+        *bos = t->gg->add_bos;
+        *eos = t->gg->add_eos;
+    } else if (t->kind == AV_TOK_HF) {
+        const av_tok_hf *hf = t->hf;
+        *bos = hf->n_prefix == 1 && hf->prefix[0] == t->bos;
+        *eos = hf->n_suffix == 1 && hf->suffix[0] == t->eos;
+    } else {
+        *bos = t->bos >= 0; /* SentencePiece and llama2.c: BOS only */
+    }
+}
 
 int av_tokenizer_vocab_size(const av_tokenizer *t) { return t->n_vocab; }
 int av_tokenizer_bos(const av_tokenizer *t) { return t->bos; }
@@ -280,6 +305,8 @@ const char *av_tokenizer_model_name(const av_tokenizer *t) {
     if (t->kind == AV_TOK_SPM_BPE) return "llama2.c bpe";
     if (t->kind == AV_TOK_SP)
         return t->sp->model_type == AV_SP_BPE ? "sentencepiece bpe" : "sentencepiece unigram";
+    if (t->kind == AV_TOK_GGUF)
+        return t->gg->vocab == GG_VOCAB_SPM ? "gguf llama (llama.cpp)" : "gguf byte-level bpe (llama.cpp)";
     switch (t->hf->model) {
     case HF_MODEL_WORDPIECE: return "wordpiece";
     case HF_MODEL_BPE:

@@ -46,6 +46,28 @@ static json_t *load_config(const char *dir) {
     return cfg;
 }
 
+/* The chat template of a Hugging Face directory: chat_template.jinja, else tokenizer_config.json's
+ * chat_template (a string, or a list of {"name", "template"} of which "default" is taken, else the first). */
+static void read_chat_template(av_tokenizer *t, const char *dir, const json_t *cfg) {
+    char path[4200], *text = NULL;
+    size_t n = 0;
+    av_err e;
+    if (dir && av_path_join(path, sizeof path, dir, "chat_template.jinja") == 0 &&
+        av_file_read_all(path, (size_t)16 << 20, &text, &n, &e) == 0 && n > 0) {
+        if (memchr(text, 0, n)) free(text), text = NULL; /* not a template */
+        t->chat_template = text;
+        return;
+    }
+    free(text);
+    const json_t *v = json_object_get(cfg, "chat_template");
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+        const char *name = av_json_str(json_array_get(v, i), "name");
+        if (i == 0 || (name && !strcmp(name, "default"))) s = av_json_str(json_array_get(v, i), "template");
+    }
+    t->chat_template = s ? av_strdup(s) : NULL;
+}
+
 void hf_guess_specials(av_tokenizer *t, const char *dir) {
     av_tok_hf *hf = t->hf;
     if (t->text == AV_TOK_TEXT_UNSET) {
@@ -71,6 +93,9 @@ void hf_guess_specials(av_tokenizer *t, const char *dir) {
     t->eos = cfg ? config_token(cfg, "eos_token", t) : -1;
     if (t->eos < 0 && hf->n_suffix) t->eos = hf->suffix[hf->n_suffix - 1];
     if (t->eos < 0) t->eos = first_piece(t, eos_names);
+    free(t->chat_template);
+    t->chat_template = NULL;
+    read_chat_template(t, dir, cfg);
     json_decref(cfg);
 }
 

@@ -77,14 +77,12 @@ static size_t pool_bytes(const cap_kind *k) {
     return sizeof(float) * (size_t)k->n_heads * (size_t)k->pool_rows * (size_t)k->pool_cols;
 }
 
-/* A lazy run's output file, laid out as av_trace_save writes it (value norms, logits, then av_lazy_save's
- * order: queries and keys of every kind, their pooled overviews, relative biases): its size, and with base,
- * the queries, keys and pools of every kind assigned their windows. */
-static size_t lazy_layout(av_run_capture *c, int n_logits, unsigned char *base) {
-    const cap_kind *self = &c->kinds[AV_ATTN_SELF];
-    size_t off = sizeof(float) * (size_t)self->n_layers * (size_t)self->n_heads * (size_t)self->n_query;
-    if (c->p->want_logits && c->m->head.n_out && n_logits > 0)
-        off += sizeof(float) * (size_t)n_logits * (size_t)c->m->head.n_out;
+/* A lazy run's output file, laid out as av_trace_save writes it: first av_lazy_save's F32 tensors (queries
+ * and keys of every kind, their pooled overviews, relative biases; the value norms, logits and the rest
+ * follow after the mapping): its size, and with base, the queries, keys and pools of every kind assigned
+ * their windows. */
+static size_t lazy_layout(av_run_capture *c, unsigned char *base) {
+    size_t off = 0;
     for (int part = 0; part < 3; part++)
         for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
             cap_kind *k = &c->kinds[i];
@@ -106,11 +104,10 @@ static size_t lazy_layout(av_run_capture *c, int n_logits, unsigned char *base) 
 
 /* Full F32 traces of at least 4x the header room go straight into the output file (av_st_prealloc), and so
  * do lazy runs' queries, keys and overviews; small files would be mostly header. */
-static int open_prealloc(av_run_capture *c, size_t attn_bytes, int n_labels, int n_tensors, int n_logits,
-                         av_err *err) {
+static int open_prealloc(av_run_capture *c, size_t attn_bytes, int n_labels, int n_tensors, av_err *err) {
     const av_run_params *p = c->p;
     size_t room = 65536 + (size_t)n_labels * 128 + (size_t)n_tensors * 512; /* labels, ids, tensor entries */
-    size_t bytes = p->lazy ? lazy_layout(c, n_logits, NULL) : attn_bytes;
+    size_t bytes = p->lazy ? lazy_layout(c, NULL) : attn_bytes;
     if (!p->output_path || (!p->lazy && p->dtype != AV_DTYPE_F32) || bytes < 4 * room) return 0;
     if (!(c->pre = calloc(1, sizeof *c->pre))) return av_errf(err, "out of memory");
     int r = av_st_prealloc_open(c->pre, p->output_path, room, bytes, err);
@@ -174,7 +171,7 @@ int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
         labels += k->n_query + k->n_key; /* queries and keys: up to two label lists, each with ids */
         tensors += 4 * k->n_layers;
     }
-    if (open_prealloc(c, bytes, labels, tensors, n_logits, err)) return -1;
+    if (open_prealloc(c, bytes, labels, tensors, err)) return -1;
     for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
         cap_kind *k = &c->kinds[i];
         if (!k->n_layers) continue;
@@ -182,7 +179,7 @@ int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
             ((c->p->lazy || c->p->keep_qk) && alloc_qk(c, k, err)))
             return -1;
     }
-    if (c->pre && c->p->lazy) lazy_layout(c, n_logits, c->pre->map + c->pre->room);
+    if (c->pre && c->p->lazy) lazy_layout(c, c->pre->map + c->pre->room);
     const cap_kind *self = &c->kinds[AV_ATTN_SELF];
     if (self->n_layers &&
         !(c->vnorm = alloc_bufs(self->n_layers, (size_t)self->n_heads * self->n_query, 0, err)))

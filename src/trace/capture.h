@@ -69,4 +69,12 @@ int av_cap_json_list(const av_model *m, av_trace *t, const char *key, const int3
 int av_cap_set_tokens(const av_model *m, av_trace *t, const int32_t *ids, size_t n, av_err *err);
 int av_cap_meta_int(av_trace *t, const char *key, int v, av_err *err);
 
+/* Encoder-decoders (runs.c): the encoder on src (S tokens; capturing kind ENC when c is given), its output
+ * attached to the decoder state dec. */
+int av_run_encode_source(const av_model *m, const av_run_capture *c, const int32_t *src, int S, av_state *dec,
+                         int n_threads, av_err *err);
+/* A source text's ids as the model's encoder takes them (BART: <s> source </s>; ending in end-of-sequence);
+ * *src malloc'd. */
+int av_run_source_ids(const av_model *m, const char *source, int32_t **src, size_t *ns, av_err *err);
+
 #endif

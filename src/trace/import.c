@@ -183,6 +183,11 @@ static int embed_image(av_trace *t, const char *path, av_err *err) {
     return rc;
 }
 
+/* Where the tokens JSON came from, for messages. */
+static const char *tokens_src(const av_import_params *p) {
+    return p->tokens_path ? p->tokens_path : "tokens JSON";
+}
+
 typedef struct import_ctx {
     const av_import_params *p;
     av_arrays arrays;
@@ -255,7 +260,7 @@ static int set_meta_from_json(import_ctx *c, av_err *err) {
     json_t *md = c->tj ? json_object_get(c->tj, "metadata") : NULL;
     const char *key;
     json_t *v;
-    if (md && !json_is_object(md)) return av_errf(err, "%s: 'metadata' must be an object", p->tokens_path);
+    if (md && !json_is_object(md)) return av_errf(err, "%s: 'metadata' must be an object", tokens_src(p));
     json_object_foreach(md, key, v) {
         static const char *reserved[] = {"format",    "version",       "tokens",
                                          "token_ids", "source_tokens", "target_tokens"};
@@ -294,10 +299,21 @@ static int set_meta_from_json(import_ctx *c, av_err *err) {
 }
 
 static int load_tokens(import_ctx *c, av_err *err) {
-    const char *path = c->p->tokens_path;
+    const char *path = tokens_src(c->p);
     c->tokens.n = c->source.n = c->target.n = -1;
-    if (!path) return 0;
-    if (av_json_load_file(path, &c->tj, err)) return -1;
+    if (c->p->tokens_path && c->p->tokens_json)
+        return av_errf(err, "give the tokens as a file or as a JSON string, not both");
+    if (c->p->tokens_json) {
+        json_error_t je;
+        c->tj = json_loads(c->p->tokens_json, JSON_REJECT_DUPLICATES, &je);
+        if (!c->tj)
+            return av_errf(err, "%s: invalid JSON at line %d column %d: %s", path, je.line, je.column,
+                           je.text);
+    } else if (!c->p->tokens_path) {
+        return 0;
+    } else if (av_json_load_file(path, &c->tj, err)) {
+        return -1;
+    }
     if (json_is_array(c->tj)) return parse_labels(c->tj, NULL, "tokens", path, &c->tokens, err);
     if (!json_is_object(c->tj))
         return av_errf(err, "%s: expected a JSON array of token strings or an object with \"tokens\"", path);
@@ -317,11 +333,14 @@ int av_trace_import(const av_import_params *p, av_trace **out, av_err *err) {
     memset(&c, 0, sizeof c);
     c.p = p;
     int rc = -1;
-    if (p->n_inputs <= 0) return av_errf(err, "no input arrays given");
+    if (p->n_inputs < 0 || p->n_arrays < 0 || p->n_inputs + p->n_arrays <= 0)
+        return av_errf(err, "no input arrays given");
     if (p->kind >= AV_ATTN_KIND_COUNT) return av_errf(err, "unknown attention kind %d", p->kind);
     if (load_tokens(&c, err)) goto done;
     for (int i = 0; i < p->n_inputs; i++)
         if (av_arrays_add_file(&c.arrays, p->inputs[i], err)) goto done;
+    for (int i = 0; i < p->n_arrays; i++)
+        if (av_arrays_add_memory(&c.arrays, p->arrays[i].name, &p->arrays[i].tensor, err)) goto done;
     c.t = av_trace_new();
     if (!c.t) {
         av_errf(err, "out of memory");

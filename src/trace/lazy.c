@@ -160,7 +160,7 @@ static int set_lazy_meta(av_trace *t, av_err *err) {
     if (!text) return av_errf(err, "out of memory");
     int rc = av_trace_set_meta(t, "lazy_attn", text, err) ||
              av_trace_set_meta(t, t->lazy ? "lazy" : "qk", "1", err) ||
-             av_trace_set_meta(t, "version", needs_v3(t) ? "3" : "2", err);
+             av_trace_need_version(t, needs_v3(t) ? 3 : 2, err);
     free(text);
     if (!rc && v1_compatible(t)) {
         snprintf(scale, sizeof scale, "%.9g", (double)t->lazy_kinds[AV_ATTN_SELF].scale[0]);
@@ -183,12 +183,12 @@ static void pool_name(char *buf, size_t n, int mean, av_attn_kind kind, int l) {
     snprintf(buf, n, "pool.%s.%s.%d", mean ? "mean" : "max", av_attn_kind_name(kind), l);
 }
 
-/* The tensors of every kind in file order: queries and keys, pooled overviews, relative biases, key masks
- * (last: a key mask (U8) leaves the F32 tensors aligned). capture.c lays a run's output file out the same
- * way (av_lazy_layout). */
-int av_lazy_save(const av_trace *t, av_st_writer *w, av_err *err) {
+/* The tensors of every kind in file order: with masks 0 the F32 ones (queries and keys, pooled overviews,
+ * relative biases: capture.c lays a lazy run's output file out the same way), with masks 1 the U8 key masks
+ * (saved last, so they leave the F32 tensors aligned). */
+int av_lazy_save(const av_trace *t, av_st_writer *w, int masks, av_err *err) {
     char name[48];
-    for (int part = 0; part < 4; part++)
+    for (int part = masks ? 3 : 0; part < (masks ? 4 : 3); part++)
         for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
             const av_lazy_kind *lz = &t->lazy_kinds[k];
             const char *kn = av_attn_kind_name((av_attn_kind)k);

@@ -71,8 +71,7 @@ static int tokens_trace(const av_model *m, const int32_t *ids, size_t n, const u
 
 /* ---- encoder-decoders ---- */
 
-/* Runs the encoder on src (capturing kind ENC when c is given) and attaches its output to dec. */
-static int encode_source(const av_model *m, const av_run_capture *c, const int32_t *src, int S, av_state *dec,
+int av_run_encode_source(const av_model *m, const av_run_capture *c, const int32_t *src, int S, av_state *dec,
                          int n_threads, av_err *err) {
     av_state *enc = NULL;
     av_pass pass = {0};
@@ -94,7 +93,7 @@ static int greedy(const av_model *m, const int32_t *src, int S, int steps, int n
     if (!seq) return av_errf(err, "out of memory");
     seq[0] = m->dec_start_id;
     int rc = av_state_new(m, 1, steps + 1, n_threads, &s, err) ||
-             encode_source(m, NULL, src, S, s, n_threads, err) ||
+             av_run_encode_source(m, NULL, src, S, s, n_threads, err) ||
              av_decode_greedy(m, s, seq, 1, steps + 1, at_eos, &eos, n_dec, err);
     av_state_free(s);
     if (rc)
@@ -127,7 +126,7 @@ static int pair_trace(const av_model *m, const int32_t *src, int S, const int32_
     av_cap_declare(&c, AV_ATTN_CROSS, 1, 1, T, S);
     av_cap_progress rp;
     if (av_cap_alloc(&c, T, err) || av_state_new(m, 1, T, p->n_threads, &dec, err) ||
-        encode_source(m, &c, src, S, dec, p->n_threads, err))
+        av_run_encode_source(m, &c, src, S, dec, p->n_threads, err))
         goto done;
     av_cap_progress_init(&rp, &c, AV_ATTN_DEC, T);
     av_pass pass = {.self = av_cap_view(&c, AV_ATTN_DEC),
@@ -188,6 +187,17 @@ static int encode(const av_model *m, const char *text, int add_special, int32_t 
     return 0;
 }
 
+int av_run_source_ids(const av_model *m, const char *source, int32_t **src, size_t *ns, av_err *err) {
+    if (encode(m, source, 1, src, ns, 2, err)) return -1;
+    if (m->bos_id >= 0 && (*ns == 0 || (*src)[0] != m->bos_id)) { /* BART: <s> source </s> */
+        memmove(*src + 1, *src, sizeof **src * *ns);
+        (*src)[0] = m->bos_id;
+        (*ns)++;
+    }
+    if (*ns == 0 || (*src)[*ns - 1] != m->eos_id) (*src)[(*ns)++] = m->eos_id;
+    return 0;
+}
+
 int av_trace_from_pair(const av_model *m, const char *source, const char *target, int steps,
                        const av_run_params *params, av_trace **out, av_err *err) {
     *out = NULL;
@@ -197,13 +207,7 @@ int av_trace_from_pair(const av_model *m, const char *source, const char *target
     int32_t *src = NULL, *labels = NULL, *dec = NULL;
     size_t ns, nl = 0;
     int rc = -1;
-    if (encode(m, source, 1, &src, &ns, 2, err)) return -1;
-    if (m->bos_id >= 0 && (ns == 0 || src[0] != m->bos_id)) { /* BART: <s> source </s> */
-        memmove(src + 1, src, sizeof *src * ns);
-        src[0] = m->bos_id;
-        ns++;
-    }
-    if (ns == 0 || src[ns - 1] != m->eos_id) src[ns++] = m->eos_id;
+    if (av_run_source_ids(m, source, &src, &ns, err)) return -1;
     if (target) { /* decoder input = [start] + labels[:-1], labels = target with specials, ending in </s> */
         if (encode(m, target, 1, &labels, &nl, 1, err)) goto done;
         if (nl == 0 || labels[nl - 1] != m->eos_id) labels[nl++] = m->eos_id;
@@ -267,7 +271,7 @@ int av_trace_from_text(const av_model *m, const char *text, const av_run_params 
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
     if (m->family == AV_FAMILY_VIT) return av_errf(err, "%s is an image model: give it an image", m->name);
-    if (!text || !*text) return av_errf(err, "empty input: the text is empty");
+    if (!text) return av_errf(err, "no text given");
     if (m->family == AV_FAMILY_ENCDEC)
         return av_trace_from_pair(m, text, NULL, DEFAULT_STEPS, params, out, err);
     int32_t *ids;
@@ -290,8 +294,7 @@ static int pair_text_meta(av_trace *t, size_t b_start, const uint8_t *types, siz
     json_decref(arr);
     int rc = text ? av_trace_set_meta(t, "token_type_ids", text, err) : av_errf(err, "out of memory");
     free(text);
-    return rc || av_cap_meta_int(t, "sentence_b_start", (int)b_start, err) ||
-                   av_trace_set_meta(t, "version", "3", err)
+    return rc || av_cap_meta_int(t, "sentence_b_start", (int)b_start, err) || av_trace_need_version(t, 3, err)
                ? -1
                : 0;
 }

@@ -3,6 +3,8 @@
 #include "model/block.h" /* av_tensor_f32 */
 #include "trace.h"
 
+#include "trace/logprobs.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +19,8 @@ av_trace *av_trace_new(void) {
     }
     pthread_mutex_init(&t->lock, NULL);
     json_object_set_new(t->meta, "format", json_string(AV_TRACE_FORMAT));
-    json_object_set_new(t->meta, "version", json_string("1")); /* lazy kinds make it 2 (lazy.c) */
+    /* lazy kinds make it 2; log-probabilities, overviews, q/k, images, token types 3 */
+    json_object_set_new(t->meta, "version", json_string("1"));
     return t;
 }
 
@@ -43,6 +46,7 @@ void av_trace_free(av_trace *t) {
     if (t->loaded) av_st_close(&t->file);
     if (t->prealloc) av_st_prealloc_free(t->prealloc);
     free(t->prealloc);
+    av_gen_free(t->gen);
     free(t);
 }
 
@@ -50,6 +54,14 @@ int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *e
     if (json_object_set_new(t->meta, key, json_string(value)))
         return av_errf(err, "trace metadata '%s': value is not valid UTF-8", key);
     return 0;
+}
+
+int av_trace_need_version(av_trace *t, int version, av_err *err) {
+    const char *v = av_trace_meta(t, "version");
+    if (v && atoi(v) >= version) return 0;
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", version);
+    return av_trace_set_meta(t, "version", buf, err);
 }
 
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err) {
@@ -206,7 +218,7 @@ int av_trace_set_image(av_trace *t, uint8_t *rgb, int h, int w, av_err *err) {
     free(t->image);
     t->image = chw;
     t->image_view = (av_tensor){AV_DTYPE_U8, 3, {3, h, w}, chw, 3 * plane};
-    return av_trace_set_meta(t, "version", "3", err);
+    return av_trace_need_version(t, 3, err);
 }
 
 int av_trace_image(const av_trace *t, av_tensor *out) {
@@ -245,6 +257,8 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         int64_t shape[3] = {v.n_heads, v.n_query, v.n_key};
         rc = av_st_writer_add(&w, name, AV_DTYPE_F32, t->store_dtype, 3, shape, v.data, err);
     }
+    /* queries, keys and overviews next: a lazy run laid its output file out in this order (capture.c) */
+    if (!rc) rc = av_lazy_save(t, &w, 0, err);
     for (int l = 0; !rc && l < t->n_vnorm; l++) {
         av_tensor v;
         char name[32];
@@ -256,7 +270,8 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         rc = av_st_writer_add(&w, "logits", AV_DTYPE_F32, AV_DTYPE_F32, 2, t->logits_view.shape,
                               t->logits_view.data, err);
     }
-    if (!rc) rc = av_lazy_save(t, &w, err); /* last: a key mask (U8) leaves the F32 tensors aligned */
+    if (!rc) rc = av_lp_save(t, &w, err);      /* F32 and I32 */
+    if (!rc) rc = av_lazy_save(t, &w, 1, err); /* last: U8 key masks and image leave the others aligned */
     if (!rc && t->image_view.data)
         rc = av_st_writer_add(&w, "image", AV_DTYPE_U8, AV_DTYPE_U8, 3, t->image_view.shape,
                               t->image_view.data, err);
@@ -417,8 +432,11 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
     const char *lazy = av_trace_meta(t, "lazy"), *qk = av_trace_meta(t, "qk");
     if (((lazy && strcmp(lazy, "1") == 0) || (qk && strcmp(qk, "1") == 0)) && av_lazy_load(t, path, err))
         goto fail;
-    if (t->n_sets == 0 && !t->lazy) {
-        av_errf(err, "%s: the trace holds no attention tensors (attn.<kind>.<layer>)", path);
+    if (av_lp_load(t, path, err)) goto fail;
+    if (t->n_sets == 0 && !t->lazy && !(t->gen && t->gen->lp)) {
+        av_errf(err,
+                "%s: the trace holds no attention tensors (attn.<kind>.<layer>) and no log-probabilities",
+                path);
         goto fail;
     }
     *out = t;

@@ -60,10 +60,13 @@ struct av_trace {
     av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
     uint8_t *image;           /* (3, image_h, image_w) the 8-bit input an image model saw, owned, or NULL */
     av_tensor image_view;     /* U8 [3, h, w]: image, or the loaded file's "image" tensor */
+    struct av_gen_state *gen; /* log-probabilities and generation metadata (logprobs.h), or NULL */
 };
 
 av_trace *av_trace_new(void);
 int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *err);
+/* Raises metadata "version" to at least version: a file records the oldest version that describes it. */
+int av_trace_need_version(av_trace *t, int version, av_err *err);
 /* Takes ownership of tokens (each malloc'd, and the array) and ids. */
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err);
 /* Takes ownership of data (n_heads, n_query, n_key), malloc'd, unless it lies in t->prealloc's mapping. */
@@ -82,7 +85,7 @@ void av_lazy_rows(const av_lazy_kind *lz, int layer, int head, int q0, int nq, f
 int av_trace_lazy_materialize(const av_trace *t, av_attn_kind kind, int layer, size_t max_bytes, float **out,
                               av_err *err);
 /* Lazy-trace tensors and metadata into w (av_trace_save), and back from t->file (av_trace_load). */
-int av_lazy_save(const av_trace *t, av_st_writer *w, av_err *err);
+int av_lazy_save(const av_trace *t, av_st_writer *w, int masks, av_err *err);
 int av_lazy_load(av_trace *t, const char *path, av_err *err);
 
 /* Takes ownership of vnorm[l] arrays (n_layers pointers to (n_heads, n_tokens)) and the array itself. */

@@ -3,7 +3,7 @@
 //
 //   node viewer.test.mjs FIXDIR SHOTDIR
 // FIXDIR holds the pages made by tests/cli/test_viewer.sh (story.html optional, bert.html, cross.html,
-// vit.html, big.html, roles.html, induction.html) and their traces (*.safetensors); expected weights are
+// vit.html, big.html, roles.html, induction.html, gen.html, api.html, diff.html) and their traces (*.safetensors); expected weights are
 // computed from the trace files by expect.py and expect_analysis.py (numpy), independently of the viewer.
 // The analysis views (head roles, rollout, norm-based) are tested in analysis.test.mjs.
 import { execFileSync } from 'node:child_process';
@@ -14,6 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { analysisTests } from './analysis.test.mjs';
 import { everydayTests } from './everyday.test.mjs';
+import { stepsTests } from './steps.test.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const [fixdir, shotdir] = process.argv.slice(2);
@@ -116,7 +117,7 @@ async function main() {
   const main = have('story.html') ? 'story' : 'cross';
   const pages = {};
   try {
-    for (const name of ['story', 'bert', 'cross', 'vit', 'big', 'roles', 'induction']) {
+    for (const name of ['story', 'bert', 'cross', 'vit', 'big', 'roles', 'induction', 'gen', 'api', 'diff']) {
       if (!have(name + '.html')) continue;
       await test(`viewer_offline_${name}`, async () => {
         const p = await open(ctx, name + '.html');
@@ -325,6 +326,7 @@ async function main() {
 
     await analysisTests({ test, check, pages, fix, shot, paintMs });
     await everydayTests({ test, check, pages, fix, have, shot, open: (name) => open(ctx, name) });
+    await stepsTests({ test, check, pages, fix, shot });
 
     for (const [name, p] of Object.entries(pages)) {
       await test(`viewer_no_errors_after_interaction_${name}`, async () => {

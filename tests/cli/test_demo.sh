@@ -32,7 +32,7 @@ ok demo_writes_viewer_and_images "$([ -z "$bad" ]; echo $?)" "missing or bad out
 grep -q 'le chat noir' "$TMP/demo/index.html" && ! grep -Eq '(src|href)="https?://' "$TMP/demo/index.html"
 ok demo_viewer_standalone $? "demo/index.html lacks the title or loads something from the network"
 
-grep -q '"start":{"kind":"cross","layer":1,"head":"mean"}' "$TMP/demo/index.html"
+grep -q '"state":{"kind":"cross","layer":1}' "$TMP/demo/index.html"
 ok demo_viewer_opens_on_last_cross_layer $? "demo/index.html does not start on the last cross-attention layer"
 
 if [ -f "$ROOT/models/induction/induction.bin" ]; then

@@ -88,7 +88,7 @@ ok everyday_render_lazy_png_grid $? "$(tail -1 "$TMP/err")"
 "$BIN" html "$L" --rows 1190:1200 --max-mb 1 --layer -1 --head 3 -o "$TMP/lazy.html" 2>"$TMP/err" &&
     grep -q '"pooled":{"self":{"rows":24,"cols":24,"n_query":1200' "$TMP/lazy.html" &&
     grep -q '"rows":\[{"kind":"self","layer":1,"q0":1190,"nq":10' "$TMP/lazy.html" &&
-    grep -q '"start":{"layer":1,"head":3}' "$TMP/lazy.html"
+    grep -q '"state":{"layer":1,"head":3}' "$TMP/lazy.html"
 ok everyday_html_lazy_pooled_rows_start $? "$(tail -1 "$TMP/err")"
 
 # stats streams rows: entropy of layer 0 head 1 against numpy; the mean over heads as one row

@@ -19,20 +19,8 @@ if [ ! -f "$M/stories260K.bin" ]; then
     skip serve_browser "$M not found (../shared is needed for the real model)"
     exit 0
 fi
-if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
-    skip serve_browser "chromium is not installed (apt-get install chromium, or make deps)"
-    exit 0
-fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    skip serve_browser "node/npm are not installed (apt-get install nodejs npm)"
-    exit 0
-fi
-if [ ! -f "$BR/node_modules/playwright-core/package.json" ]; then
-    if ! (cd "$BR" && npm ci --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1); then
-        skip serve_browser "cannot install playwright-core from package-lock.json: $(tail -1 "$TMP/npm.log")"
-        exit 0
-    fi
-fi
+. "$ROOT/tests/browser/ready.sh"
+browser_ready serve_browser "$TMP" || exit 0
 
 "$BIN" serve --model "$M/stories260K.bin" --tokenizer "$M/tok512.bin" --port 0 --threads 2 2>"$TMP/serve.err" &
 PID=$!

@@ -42,7 +42,7 @@ imp big "$TMP/big.npy" --tokens "$TMP/big_tokens.json"
 if "$BIN" html "$TMP/roles.safetensors" --view rollout -o "$TMP/roles-rollout.html" 2>"$TMP/err" &&
     grep -q '"view":"rollout"' "$TMP/roles-rollout.html" &&
     ! "$BIN" html "$TMP/roles.safetensors" --view roles -o "$TMP/bad.html" 2>"$TMP/err" &&
-    grep -q "heatmap, model, head, image, summary, rollout, norm, neuron, rows, got 'roles'" "$TMP/err"; then
+    grep -q "heatmap, model, head, image, summary, rollout, norm, steps, neuron, rows, got 'roles'" "$TMP/err"; then
     pass viewer_html_view_option
 else
     fail viewer_html_view_option "$(tail -1 "$TMP/err")"
@@ -77,6 +77,17 @@ if [ -f "$model" ]; then
     fi
 else
     skip viewer_html_story "$model not found: the browser tests use the synthetic traces only"
+fi
+# the step view: a numpy-written generation trace, an imported API response, a difference of two traces
+if "$PY" "$ROOT/tests/browser/make_steps_fixtures.py" "$TMP" 2>"$TMP/err" &&
+    "$BIN" html "$TMP/gen.safetensors" -o "$TMP/gen.html" 2>>"$TMP/err" &&
+    "$BIN" import "$TMP/openai.json" -o "$TMP/api.safetensors" 2>>"$TMP/err" &&
+    "$BIN" html "$TMP/api.safetensors" -o "$TMP/api.html" 2>>"$TMP/err" &&
+    "$BIN" diff "$TMP/a.safetensors" "$TMP/b.safetensors" -o "$TMP/diff.html" >/dev/null 2>>"$TMP/err"; then
+    pass viewer_html_steps
+else
+    fail viewer_html_steps "$(tail -1 "$TMP/err")"
+    ok=0
 fi
 [ $ok = 1 ] && pass viewer_html_synthetic
 
@@ -127,20 +138,8 @@ if [ -f "$TMP/bert.html" ]; then
 fi
 
 # browser tests
-if [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
-    skip viewer_browser "chromium is not installed (apt-get install chromium, or make deps)"
-    exit 0
-fi
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    skip viewer_browser "node/npm are not installed (apt-get install nodejs npm)"
-    exit 0
-fi
+. "$ROOT/tests/browser/ready.sh"
+browser_ready viewer_browser "$TMP" || exit 0
 BR="$ROOT/tests/browser"
-if [ ! -f "$BR/node_modules/playwright-core/package.json" ]; then
-    if ! (cd "$BR" && npm ci --no-audit --no-fund --loglevel=error >"$TMP/npm.log" 2>&1); then
-        skip viewer_browser "cannot install playwright-core from package-lock.json: $(tail -1 "$TMP/npm.log")"
-        exit 0
-    fi
-fi
 mkdir -p "$SHOTS"
 node "$BR/viewer.test.mjs" "$TMP" "$SHOTS"

@@ -1,0 +1,147 @@
+"""attnviz.Model: load a model once (llama2.c checkpoint, GGUF, Hugging Face directory; docs/MODELS.md) and
+run it many times; attnviz.run for one-off runs."""
+import ctypes
+import os
+
+import numpy as np
+
+from . import _capi
+from ._capi import AttnvizError, call, cstr, lib, text
+from .analysis import ModelRoles
+from .trace import Trace
+
+_I32P = ctypes.POINTER(ctypes.c_int32)
+
+
+def _ids_array(ids, what="ids"):
+    a = np.ascontiguousarray(np.asarray(ids).reshape(-1), dtype=np.int32)
+    if a.size == 0:
+        raise ValueError("%s: give at least one token id" % what)
+    return a
+
+
+class Model(_capi.Handle):
+    """A loaded model. Model(path, tokenizer=None, threads=0); model.run(text=...) -> Trace."""
+
+    def __init__(self, path, tokenizer=None, threads=0):
+        p = lib.av_model_default_params()
+        p.tokenizer_path, p.n_threads = cstr(tokenizer), int(threads)
+        self._h = ctypes.c_void_p()
+        self.path = os.fspath(path)
+        call("av_model_load", cstr(path), ctypes.byref(p), ctypes.byref(self._h))
+
+    _free = lib.av_model_free
+
+    @property
+    def info(self):
+        """name, arch, format, family, dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
+        max_seq_len, n_params, n_dec_layers."""
+        i = lib.av_model_get_info(self._h)
+        d = {f: getattr(i, f) for f, _ in _capi.ModelInfo._fields_}
+        d.update(name=text(i.name), arch=text(i.arch), format=text(lib.av_model_format_name(i.format)),
+                 family=text(lib.av_family_name(i.family)))
+        return d
+
+    def __repr__(self):
+        if not self._h.value:
+            return "<attnviz.Model (not loaded)>"
+        i = self.info
+        return "<attnviz.Model %s (%s, %d layers x %d heads)>" % (i["name"], i["arch"], i["n_layers"], i["n_heads"])
+
+    def tokenize(self, text_, add_bos=True):
+        """Token ids of text with the model's tokenizer (add_bos: the special tokens it adds around a text)."""
+        tok = lib.av_model_tokenizer(self._h)
+        if not tok:
+            raise AttnvizError("%s: the model has no tokenizer (give tokenizer= when loading it)" % self.path)
+        b = text_.encode("utf-8")
+        ids, n = _I32P(), ctypes.c_size_t()
+        call("av_tokenizer_encode", tok, b, len(b), int(bool(add_bos)), ctypes.byref(ids), ctypes.byref(n))
+        try:
+            return [ids[i] for i in range(n.value)]
+        finally:
+            lib.av_free(ids)
+
+    def _run_params(self, lazy, logits, add_bos, dtype, threads, progress, keep):
+        p = lib.av_run_default_params()
+        if dtype not in ("f32", "f16"):
+            raise ValueError("dtype must be 'f32' or 'f16', got %r" % (dtype,))
+        p.add_bos, p.n_threads, p.want_logits, p.lazy = int(bool(add_bos)), int(threads), int(bool(logits)), \
+            int(bool(lazy))
+        p.dtype = 0 if dtype == "f32" else 1
+        if progress is not None:
+            keep.append(_capi.PROGRESS_FN(lambda ctx, done, total: progress(done, total)))
+            p.progress = keep[-1]
+        return p
+
+    def run(self, text=None, ids=None, image=None, target=None, target_ids=None, steps=32, lazy=False,
+            logits=False, add_bos=True, dtype="f32", threads=0, progress=None):
+        """Runs the model and captures every layer's attention: give text, ids, or image (a PNG/JPEG path, or
+        preprocessed pixels [3, H, W]); encoder-decoders also take target / target_ids (teacher forcing; else
+        greedy decoding for up to steps tokens). lazy=True keeps queries and keys instead of the matrices.
+        logits=True keeps the logits. progress(done, total) is called as tokens are processed."""
+        if sum(x is not None for x in (text, ids, image)) != 1:
+            raise ValueError("give exactly one of text=, ids= or image=")
+        keep = []
+        p = self._run_params(lazy, logits, add_bos, dtype, threads, progress, keep)
+        out = ctypes.c_void_p()
+        if image is not None:
+            self._run_image(image, p, out)
+        elif target is not None or target_ids is not None or self.info["family"] == "encoder-decoder":
+            self._run_pair(text, ids, target, target_ids, steps, p, out)
+        elif text is not None:
+            call("av_trace_from_text", self._h, text.encode("utf-8"), ctypes.byref(p), ctypes.byref(out))
+        else:
+            a = _ids_array(ids)
+            call("av_trace_from_ids", self._h, a.ctypes.data_as(_I32P), a.size, ctypes.byref(p), ctypes.byref(out))
+        return Trace(out.value, owner=self)
+
+    def _run_image(self, image, p, out):
+        top = (_capi.ClassScore * 5)()
+        if isinstance(image, (str, os.PathLike)):
+            call("av_trace_from_image", self._h, cstr(image), ctypes.byref(p), ctypes.byref(out), top, 5)
+            return
+        px = np.ascontiguousarray(image, dtype=np.float32)
+        if px.ndim != 3 or px.shape[0] != 3:
+            raise ValueError("image pixels must be [3, height, width], got shape %s" % (px.shape,))
+        call("av_trace_from_pixels", self._h, px.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), px.shape[1],
+             px.shape[2], ctypes.byref(p), ctypes.byref(out), top, 5)
+
+    def _run_pair(self, text_, ids, target, target_ids, steps, p, out):
+        if text_ is not None:
+            if target_ids is not None:
+                raise ValueError("give the target as text (target=) with a text source")
+            call("av_trace_from_pair", self._h, text_.encode("utf-8"), cstr(target), int(steps), ctypes.byref(p),
+                 ctypes.byref(out))
+            return
+        if target is not None:
+            raise ValueError("give the target as ids (target_ids=) with an ids source")
+        src = _ids_array(ids)
+        tgt = None if target_ids is None else _ids_array(target_ids, "target_ids")
+        call("av_trace_from_pair_ids", self._h, src.ctypes.data_as(_I32P), src.size,
+             None if tgt is None else tgt.ctypes.data_as(_I32P), 0 if tgt is None else tgt.size, int(steps),
+             ctypes.byref(p), ctypes.byref(out))
+
+    def roles(self, seq_len=32, samples=4, seed=1, text=None):
+        """Probes every head (a natural text and repeated random sequences; `attnviz roles`): a ModelRoles with
+        previous-token, first-token, self, broad, duplicate-token and induction scores."""
+        p = lib.av_roles_default_params()
+        p.seq_len, p.n_samples, p.seed, p.text = int(seq_len), int(samples), int(seed), cstr(text)
+        res = _capi.RolesResult()
+        call("av_model_roles", self._h, _capi.ROLES_RUN_FN(self._probe), None, ctypes.byref(p), ctypes.byref(res))
+        try:
+            return ModelRoles(res)
+        finally:
+            lib.av_roles_result_free(ctypes.byref(res))
+
+    def _probe(self, ctx, ids, n, out, err):
+        """The probes' runner (av_roles_run_fn): the ids as given, no BOS added."""
+        rp = lib.av_run_default_params()
+        rp.add_bos = 0
+        return lib.av_trace_from_ids(self._h, ids, n, ctypes.byref(rp), out, err)
+
+
+def run(model, text=None, ids=None, image=None, **kw):
+    """Runs a model (a Model, or a path loaded for this one run) and returns its Trace; kw as Model.run."""
+    m = model if isinstance(model, Model) else Model(model, tokenizer=kw.pop("tokenizer", None),
+                                                     threads=kw.get("threads", 0))
+    return m.run(text=text, ids=ids, image=image, **kw)
