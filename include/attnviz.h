@@ -4,6 +4,45 @@
  *   - every fallible call returns 0 on success, -1 on failure, and fills an av_err with one readable line;
  *   - the library never exits or aborts on bad input;
  *   - handles are opaque; what users read (tensors, attention matrices) is exposed as plain-data views.
+ *
+ * Example: run a model on a sentence, print where the last token looks in layer 0 (mean over heads), save the
+ * trace. Build with `cc example.c -Iinclude build/libattnviz.a $(LIBS of the Makefile)` or `-lattnviz`;
+ * tests/cli/test_header_example.sh compiles and runs the code between the BEGIN and END lines.
+ *
+ *   // BEGIN EXAMPLE
+ *   #include <stdio.h>
+ *   #include "attnviz.h"
+ *
+ *   int main(int argc, char **argv) {
+ *       if (argc != 3) return fprintf(stderr, "usage: %s MODEL TEXT\n", argv[0]), 2;
+ *       av_err err;
+ *       av_model *model;
+ *       av_model_params mp = av_model_default_params();
+ *       if (av_model_load(argv[1], &mp, &model, &err) != 0) return fprintf(stderr, "%s\n", err.msg), 1;
+ *       av_run_params rp = av_run_default_params();
+ *       av_trace *trace;
+ *       if (av_trace_from_text(model, argv[2], &rp, &trace, &err) != 0) {
+ *           fprintf(stderr, "%s\n", err.msg);
+ *           av_model_free(model);
+ *           return 1;
+ *       }
+ *       av_attn_view a; // a.data: (n_heads, n_query, n_key)
+ *       if (av_trace_attn(trace, AV_ATTN_SELF, 0, &a, &err) == 0) {
+ *           int q = a.n_query - 1;
+ *           for (int k = 0; k < a.n_key; k++) {
+ *               float mean = 0;
+ *               for (int h = 0; h < a.n_heads; h++)
+ *                   mean += a.data[((size_t)h * a.n_query + q) * a.n_key + k];
+ *               printf("%-12s %.4f\n", av_trace_token(trace, k), mean / a.n_heads);
+ *           }
+ *       }
+ *       int rc = av_trace_save(trace, "example.safetensors", &err);
+ *       if (rc != 0) fprintf(stderr, "%s\n", err.msg);
+ *       av_trace_free(trace);
+ *       av_model_free(model);
+ *       return rc != 0;
+ *   }
+ *   // END EXAMPLE
  */
 #ifndef ATTNVIZ_H
 #define ATTNVIZ_H
