@@ -1,13 +1,35 @@
-/* Times y = x W^T the two ways attnviz can run it, on the 1B model's prompt shapes: OpenBLAS sgemm (f32,
- * weights converted from f16 first, as av_matmul does without AMX) and the AMX split-bf16 kernel (when the
- * CPU has it), and reports each one's max relative error against a double-precision reference.
- * Usage: gemm_bench [T] [threads]. Prints one JSON object per shape. */
+/* GEMM benchmark on the 1B model's shapes (docs/BENCHMARKS.md). Prints JSON lines:
+ *  - "matmul": y = x W^T with F16 weights through av_matmul on every GEMM path this CPU supports (avx512,
+ * avx2, amx, sgemm; scalar only on the small shape), best of 3, with each path's max error against double
+ * precision (relative to max |y|, first 64 rows); then Q8_0, Q4_K and Q6_K weights (random blocks) on the
+ * own vector paths and amx: conversion from the stored type included;
+ *  - "own_f32_peak": the project's f32 GEMM (av_gemm_f32, x W^T with f32 W) on the shapes bench/sgemm_peak.c
+ *    times OpenBLAS on, per kernel: run.sh takes the better of this and OpenBLAS as the f32 GEMM limit;
+ *  - "generation": token-by-token matrix-vector products (av_matmul, 1 row) over 24 weights of 5632 x 2048
+ *    (0.17-0.55 GB) in F16, Q8_0, Q4_K and Q6_K, in GB/s of weights read, against a STREAM-like copy (a = b,
+ *    2 x 256 MiB, bytes read + written) on the same threads in the same run.
+ * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, gen; default all]
+ * With BENCH_CLOCK=cpu every time is the process CPU time divided by the threads (what the wall time would be
+ * with a core per thread: on a machine shared with other jobs it moves far less than wall time). */
+#include "../tests/quant_blocks.h"
 #include "kernels/kernels.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int clock_threads; /* > 0: bench_clock() is process CPU time / clock_threads */
+
+static double bench_clock(void) {
+    if (clock_threads <= 0) return av_seconds();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ((double)ts.tv_sec + (double)ts.tv_nsec * 1e-9) / clock_threads;
+}
+
+static float frand(unsigned *seed) { return (float)rand_r(seed) / (float)RAND_MAX * 2 - 1; }
 
 static double max_rel_err(const float *y, const double *ref, size_t n) {
     double worst = 0, scale = 0;
@@ -18,59 +40,177 @@ static double max_rel_err(const float *y, const double *ref, size_t n) {
     return worst / scale;
 }
 
-static void run_shape(int T, int out, int in, int threads) {
+static const av_gemm_path bench_paths[] = {AV_GEMM_AVX512, AV_GEMM_AVX2, AV_GEMM_AMX, AV_GEMM_SGEMM,
+                                           AV_GEMM_SCALAR};
+
+/* A weight (out, in) of type t: F16 from small random values, quantized types as random blocks. */
+static av_tensor make_weight(av_dtype t, int out, int in, unsigned seed) {
+    size_t bytes = 0;
+    void *data;
+    if (t == AV_DTYPE_F16) {
+        bytes = 2 * (size_t)out * in;
+        uint16_t *h = data = malloc(bytes);
+        for (size_t i = 0; i < (size_t)out * in; i++)
+            h[i] = av_f32_to_f16(frand(&seed) * 0.05f);
+    } else
+        data = qb_random(t, (int64_t)out * in, seed, &bytes);
+    return (av_tensor){.dtype = t, .ndim = 2, .shape = {out, in}, .data = data, .nbytes = bytes};
+}
+
+/* y = x W^T, W of type t (out, in), on each supported path (F16: all; quantized types: the own vector paths
+ * and amx). */
+static void run_matmul(av_dtype t, int T, int out, int in, int threads) {
     unsigned seed = 7;
     float *x = malloc(sizeof(float) * (size_t)T * in);    /* (T, in) */
-    uint16_t *w16 = malloc(2 * (size_t)out * in);         /* (out, in) f16 */
-    float *wf = malloc(sizeof(float) * (size_t)out * in); /* (out, in) */
+    float *wf = malloc(sizeof(float) * (size_t)out * in); /* (out, in): scratch of the sgemm path */
     float *y = malloc(sizeof(float) * (size_t)T * out);   /* (T, out) */
-    double *ref = malloc(sizeof(double) * (size_t)T * out);
+    int rows = T < 64 ? T : 64;
+    double *ref = malloc(sizeof(double) * (size_t)rows * out);
     for (size_t i = 0; i < (size_t)T * in; i++)
-        x[i] = (float)rand_r(&seed) / RAND_MAX * 2 - 1;
-    for (size_t i = 0; i < (size_t)out * in; i++)
-        w16[i] = av_f32_to_f16(((float)rand_r(&seed) / RAND_MAX * 2 - 1) * 0.05f);
-    av_tensor w = {
-        .dtype = AV_DTYPE_F16, .ndim = 2, .shape = {out, in}, .data = w16, .nbytes = 2 * (size_t)out * in};
+        x[i] = frand(&seed);
+    av_tensor w = make_weight(t, out, in, seed);
     av_dequantize_rows(&w, 0, out, wf);
-    int rows_checked = T < 64 ? T : 64; /* reference on the first rows: O(64 out in) in double */
-    for (int t = 0; t < rows_checked; t++)
+    for (int t = 0; t < rows; t++)
         for (int o = 0; o < out; o++) {
             double acc = 0;
             for (int k = 0; k < in; k++)
                 acc += (double)x[(size_t)t * in + k] * wf[(size_t)o * in + k];
             ref[(size_t)t * out + o] = acc;
         }
-    double flop = 2.0 * T * out * in, best_s = 1e9, best_a = 1e9;
-    double err_s, err_a = -1;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = av_seconds();
-        av_matmul(y, x, &w, T, wf, threads); /* the default path (AMX when ready) */
-        double t1 = av_seconds();
-        if (t1 - t0 < best_a) best_a = t1 - t0;
+    printf("{\"matmul\": {\"T\": %d, \"out\": %d, \"in\": %d, \"dtype\": \"%s\"", T, out, in,
+           av_dtype_name(t));
+    for (size_t p = 0; p < sizeof bench_paths / sizeof *bench_paths; p++) {
+        if (t != AV_DTYPE_F16 && (bench_paths[p] == AV_GEMM_SGEMM || bench_paths[p] == AV_GEMM_SCALAR))
+            continue;
+        if (av_gemm_path_set(bench_paths[p]) != 0) continue;
+        if (bench_paths[p] == AV_GEMM_SCALAR && (double)T * out * in > 1e8)
+            continue; /* minutes on big shapes */
+        double best = 1e30;
+        for (int rep = 0; rep < 3; rep++) {
+            double t0 = bench_clock();
+            av_matmul(y, x, &w, T, wf, threads);
+            best = fmin(best, bench_clock() - t0);
+        }
+        printf(", \"%s\": {\"gflops\": %.1f, \"max_rel_err\": %.2e}", av_gemm_path_name(bench_paths[p]),
+               2.0 * T * out * in / best / 1e9, max_rel_err(y, ref, (size_t)rows * out));
     }
-    err_a = max_rel_err(y, ref, (size_t)rows_checked * out);
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = av_seconds();
-        av_dequantize_rows(&w, 0, out, wf);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f, x, in, wf, in, 0.0f, y, out);
-        double t1 = av_seconds();
-        if (t1 - t0 < best_s) best_s = t1 - t0;
+    printf("}}\n");
+    free(x), free((void *)w.data), free(wf), free(y), free(ref);
+}
+
+/* GFLOP/s of C (m, n) = A (m, k) B^T with B (n, k), all f32, best of reps. */
+static double f32_gflops(int m, int n, int k, int threads, int reps) {
+    float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)n * k);
+    float *c = malloc(sizeof(float) * (size_t)m * n);
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        a[i] = (float)(i % 7) * 0.01f;
+    for (size_t i = 0; i < (size_t)n * k; i++)
+        b[i] = (float)(i % 5) * 0.01f;
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) { /* the first run warms up */
+        double t0 = bench_clock();
+        av_gemm_f32(0, 1, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n, threads);
+        if (r) best = fmin(best, bench_clock() - t0);
     }
-    err_s = max_rel_err(y, ref, (size_t)rows_checked * out);
-    printf("{\"T\": %d, \"out\": %d, \"in\": %d, \"amx\": %d, \"default_gflops\": %.1f, "
-           "\"default_max_rel_err\": %.2e, "
-           "\"sgemm_gflops\": %.1f, \"sgemm_max_rel_err\": %.2e}\n",
-           T, out, in, av_amx_ready(), flop / best_a / 1e9, err_a, flop / best_s / 1e9, err_s);
-    free(x), free(w16), free(wf), free(y), free(ref);
+    free(a), free(b), free(c);
+    return 2.0 * m * n * k / best / 1e9;
+}
+
+static void run_own_peak(int T, int threads) {
+    static const av_gemm_path paths[] = {AV_GEMM_AVX512, AV_GEMM_AVX2};
+    printf("{\"own_f32_peak\": {\"threads\": %d", threads);
+    for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+        if (av_gemm_path_set(paths[p]) != 0) continue;
+        double g[4] = {f32_gflops(2048, 2048, 2048, threads, 8), f32_gflops(T, 2048, 2048, threads, 12),
+                       f32_gflops(T, 5632, 2048, threads, 12), f32_gflops(T, 2048, 5632, threads, 12)};
+        double peak = fmax(fmax(g[0], g[1]), fmax(g[2], g[3]));
+        printf(", \"%s\": {\"gflops_2048_cube\": %.1f, \"gflops_T_2048_2048\": %.1f, \"gflops_T_5632_2048\": "
+               "%.1f, "
+               "\"gflops_T_2048_5632\": %.1f, \"peak_gflops\": %.1f}",
+               av_gemm_path_name(paths[p]), g[0], g[1], g[2], g[3], peak);
+    }
+    printf("}}\n");
+}
+
+/* ---- token-by-token generation against a STREAM-like copy ---- */
+
+typedef struct copy_job {
+    float *dst;
+    const float *src;
+} copy_job;
+
+static void copy_range(void *ctx, int tid, int64_t i0, int64_t i1) {
+    const copy_job *j = ctx;
+    memcpy(j->dst + i0, j->src + i0, sizeof(float) * (size_t)(i1 - i0));
+}
+
+/* STREAM "copy" in GB/s: bytes read + written, best of 5, the threads copying disjoint halves. */
+static double copy_gbps(int threads) {
+    size_t n = (size_t)64 << 20; /* 256 MiB each */
+    float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++)
+        a[i] = (float)i, b[i] = 0;
+    copy_job j = {b, a};
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = bench_clock();
+        av_parallel_for(threads, (int64_t)n, copy_range, &j);
+        best = fmin(best, bench_clock() - t0);
+    }
+    free(a), free(b);
+    return 2.0 * sizeof(float) * (double)n / best / 1e9;
+}
+
+/* GB/s of weights read by 1-row products over `layers` weights (out, in) of type t, best of 3. */
+static double gemv_gbps(av_dtype t, int layers, int out, int in, int threads) {
+    av_tensor w[24];
+    float x[8192], y[8192];
+    unsigned seed = 3;
+    for (int l = 0; l < layers; l++)
+        w[l] = make_weight(t, out, in, (unsigned)l + 1);
+    for (int i = 0; i < in; i++)
+        x[i] = frand(&seed);
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = bench_clock();
+        for (int l = 0; l < layers; l++)
+            av_matmul(y, x, &w[l], 1, NULL, threads);
+        best = fmin(best, bench_clock() - t0);
+    }
+    for (int l = 0; l < layers; l++)
+        free((void *)w[l].data);
+    return (double)w[0].nbytes * layers / best / 1e9;
+}
+
+static void run_generation(int threads) {
+    static const av_dtype types[] = {AV_DTYPE_F16, AV_DTYPE_Q8_0, AV_DTYPE_Q4_K, AV_DTYPE_Q6_K};
+    double copy = copy_gbps(threads);
+    printf("{\"generation\": {\"threads\": %d, \"gemm_path\": \"%s\", \"copy_gbps\": %.1f", threads,
+           av_gemm_path_name(av_gemm_path_get()), copy);
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        double g = gemv_gbps(types[i], 24, 5632, 2048, threads);
+        printf(", \"%s\": {\"weights_gbps\": %.1f, \"vs_copy\": %.2f}", av_dtype_name(types[i]), g, g / copy);
+    }
+    printf("}}\n");
 }
 
 int main(int argc, char **argv) {
     int T = argc > 1 ? atoi(argv[1]) : 512, threads = argc > 2 ? atoi(argv[2]) : 2;
-    openblas_set_num_threads(threads);
-    run_shape(T, 2048, 2048, threads);
-    run_shape(T, 256, 2048, threads);
-    run_shape(T, 5632, 2048, threads);
-    run_shape(T, 2048, 5632, threads);
-    run_shape(37, 45, 70, threads);
+    const char *sections = argc > 3 ? argv[3] : "f16,quant,peak,gen";
+    const char *clk = getenv("BENCH_CLOCK");
+    clock_threads = clk && strcmp(clk, "cpu") == 0 ? threads : 0;
+    av_kernels_init();
+    av_gemm_path fastest = av_gemm_path_get();
+    static const int shapes[][2] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}};
+    static const av_dtype quant[] = {AV_DTYPE_Q8_0, AV_DTYPE_Q4_K, AV_DTYPE_Q6_K};
+    for (int s = 0; s < 4 && strstr(sections, "f16"); s++)
+        run_matmul(AV_DTYPE_F16, T, shapes[s][0], shapes[s][1], threads);
+    if (strstr(sections, "f16")) run_matmul(AV_DTYPE_F16, 37, 45, 70, threads);
+    for (int q = 0; q < 3 && strstr(sections, "quant"); q++)
+        for (int s = 0; s < 4; s++)
+            run_matmul(quant[q], T, shapes[s][0], shapes[s][1], threads);
+    if (strstr(sections, "peak")) run_own_peak(T, threads);
+    av_gemm_path_set(fastest);
+    if (strstr(sections, "gen")) run_generation(threads);
     return 0;
 }

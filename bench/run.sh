@@ -1,9 +1,17 @@
 #!/bin/sh
-# attnviz benchmarks (run on demand: `make bench`; not part of the tests). Compares `attnviz run` with a
-# plain PyTorch eager implementation of the same model that keeps every attention probability, same weights,
-# same thread count, in the same run. Prints JSON lines and a summary; see docs/BENCHMARKS.md.
-#   BENCH_THREADS (default 2), BENCH_TOKENS (default 512), BENCH_LAYERS (1B model layers, default 22),
-#   BENCH_SKIP_1B=1 to run only the small real model, BENCH_DIR (scratch, default /tmp/attnviz-bench).
+# attnviz benchmarks (run on demand: `make bench`; not part of the tests). Prints JSON lines, then a markdown
+# summary for docs/BENCHMARKS.md (bench/summary.py); see docs/BENCHMARKS.md for how to read them.
+#  1. the machine: CPU model, CPUID family/model, SIMD flags, load average (before and after);
+#  2. the f32 GEMM limit (bench/f32_limit.sh): OpenBLAS sgemm peak with the best OPENBLAS_CORETYPE for this
+#     CPU and the project's own kernels' peak, whichever is higher; the same for AVX2 alone;
+#  3. every GEMM path on the 1B shapes (F16 weights; Q8_0, Q4_K, Q6_K on the own paths and amx), and
+#     token-by-token generation against a STREAM-like copy (bench/gemm_bench.c);
+#  4. stories260K (real) against plain PyTorch, whole process;
+#  5. the 1.1 B synthetic Llama at BENCH_TOKENS tokens: the forward pass with each path forced by ATTNVIZ_GEMM
+#     (avx512, avx2, amx, sgemm; those this CPU runs) against the limit, each path's attention against the
+#     sgemm path's, and PyTorch eager on the same weights.
+# Environment: BENCH_THREADS (2), BENCH_TOKENS (512), BENCH_LAYERS (22), BENCH_REPEAT (3: best of),
+#   BENCH_PATHS ("avx512 avx2 amx sgemm"), BENCH_SKIP_1B=1, BENCH_SKIP_TORCH=1, BENCH_DIR (/tmp/attnviz-bench).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -11,25 +19,37 @@ PY=/usr/bin/python3
 THREADS=${BENCH_THREADS:-2}
 TOKENS=${BENCH_TOKENS:-512}
 LAYERS=${BENCH_LAYERS:-22}
+R=${BENCH_REPEAT:-3}
+PATHS=${BENCH_PATHS:-avx512 avx2 amx sgemm}
 DIR=${BENCH_DIR:-/tmp/attnviz-bench}
 SHARED=${ATTNVIZ_SHARED:-$ROOT/../shared}
 BIN=$ROOT/build/attnviz
 mkdir -p "$DIR"
 export OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=$THREADS
 
-cc -O2 -I/usr/include/x86_64-linux-gnu/openblas-pthread bench/sgemm_peak.c -o "$DIR/sgemm_peak" -lopenblas
-echo "== OpenBLAS sgemm peak ($THREADS threads)"
-"$DIR/sgemm_peak" "$TOKENS" "$THREADS" | tee "$DIR/sgemm.json"
-echo "== attnviz GEMM paths on the 1B shapes (f16 weights): GFLOP/s and max error vs double"
-cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -Iinclude -I/usr/include/x86_64-linux-gnu/openblas-pthread bench/gemm_bench.c \
-    build/libattnviz.a -o "$DIR/gemm_bench" -lopenblas -lm -pthread
-"$DIR/gemm_bench" "$TOKENS" "$THREADS" | tee "$DIR/gemm.json"
-PEAK=$($PY -c "import json;print(json.load(open('$DIR/sgemm.json'))['peak_gflops'])")
+echo "== machine"
+flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|f16c|avx512f|avx512bw|avx512vl|avx512_bf16|amx_bf16|amx_tile)$' | tr '\n' ' ')
+has() { case " $flags " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+$PY - "$flags" "$(cat /proc/loadavg)" <<'PYEOF' | tee "$DIR/machine.json"
+import json, sys
+info = {}
+for line in open("/proc/cpuinfo"):
+    k, _, v = line.partition(":")
+    k = k.strip()
+    if k in ("model name", "cpu family", "model") and k not in info:
+        info[k] = v.strip()
+print(json.dumps({"cpu": info.get("model name"), "family": info.get("cpu family"), "model": info.get("model"),
+                  "flags": sys.argv[1].split(), "loadavg_before": sys.argv[2]}))
+PYEOF
+
+sh bench/f32_limit.sh "$DIR" "$THREADS" "$TOKENS"
+echo "== attnviz GEMM paths on the 1B shapes (f16 and quantized weights), generation vs copy ($THREADS threads)"
+"$DIR/gemm_bench" "$TOKENS" "$THREADS" f16,quant,gen | tee "$DIR/gemm.json"
 
 # best wall seconds over N runs and peak RSS (KiB) of a command: "seconds kib"
 measure() { n=$1; shift; $PY bench/timecmd.py "$n" "$DIR/cmd.out" "$DIR/cmd.err" -- "$@"; }
 
-echo "== stories260K (real), whole process, best of 5"
+echo "== stories260K (real), whole process, best of 20 / 5"
 M=$SHARED/models/stories260K/stories260K.bin
 TEXT="Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball."
 set -- $(measure 20 "$BIN" run --model "$M" --threads "$THREADS" --text "$TEXT" -o "$DIR/small.safetensors")
@@ -38,45 +58,59 @@ set -- $(measure 5 $PY bench/torch_llama.py --model "$M" --threads "$THREADS" --
 best_p=$1 rss_p=$2
 echo "{\"model\": \"stories260K\", \"attnviz_s\": $best_c, \"torch_s\": $best_p, \"speedup\": $($PY -c "print(round($best_p/$best_c, 1))"), \"attnviz_rss_mb\": $((rss_c / 1024)), \"torch_rss_mb\": $((rss_p / 1024))}" | tee "$DIR/small.json"
 
-[ "${BENCH_SKIP_1B:-0}" = 1 ] && exit 0
-echo "== synthetic Llama ~1B (F16 safetensors, $LAYERS layers), $TOKENS tokens"
+summary() { echo "== summary (markdown for docs/BENCHMARKS.md)"; $PY bench/summary.py run "$DIR"; }
+[ "${BENCH_SKIP_1B:-0}" = 1 ] && { summary; exit 0; }
+echo "== synthetic Llama ~1B (F16 safetensors, $LAYERS layers), $TOKENS tokens, best of $R per path"
 SYN=$DIR/synth-1b-$LAYERS
 [ -f "$SYN/config.json" ] || $PY bench/make_synth_llama.py --preset 1b --layers "$LAYERS" --dtype f16 --out "$SYN"
 $PY -c "import random,json;random.seed(1);print(json.dumps([random.randrange(32000) for _ in range($TOKENS)]))" > "$DIR/ids.json"
-cat "$SYN"/*.safetensors > /dev/null # page cache warm for both
-# best of BENCH_REPEAT (default 3): this VM's timings move by +-15% from run to run
-R=${BENCH_REPEAT:-3}
+cat "$SYN"/*.safetensors > /dev/null # page cache warm
 FWD='forward ([0-9.]+) s'
-set -- $($PY bench/timecmd.py "$R" "$DIR/cmd.out" "$DIR/cmd.err" --inner "$FWD" --before "rm -f $DIR/big.safetensors" -- \
-    "$BIN" run --model "$SYN" --threads "$THREADS" --ids "@$DIR/ids.json" -o "$DIR/big.safetensors")
-c_s=$1 c_rss=$2 c_fwd=$3
-gemm=$(if grep -q amx_bf16 /proc/cpuinfo && [ "${ATTNVIZ_GEMM:-}" != sgemm ]; then echo amx-bf16x3; else echo sgemm; fi)
-# the same run on plain f32 sgemm (ATTNVIZ_GEMM=sgemm), and how far its attention is from the default's
-set -- $(ATTNVIZ_GEMM=sgemm $PY bench/timecmd.py "$R" "$DIR/cmd.out" "$DIR/cmd.err" --inner "$FWD" --before "rm -f $DIR/big-sgemm.safetensors" -- \
-    "$BIN" run --model "$SYN" --threads "$THREADS" --ids "@$DIR/ids.json" -o "$DIR/big-sgemm.safetensors")
-s_s=$1 s_fwd=$3
-diff=$($PY bench/trace_diff.py "$DIR/big.safetensors" "$DIR/big-sgemm.safetensors")
-set -- $(measure 1 $PY bench/torch_llama.py --model "$SYN" --threads "$THREADS" --tokens "$TOKENS")
-p_s=$1 p_rss=$2
-p_fwd=$($PY -c "import json;print(json.load(open('$DIR/cmd.out'))['seconds_forward'])")
-$PY - "$SYN/config.json" "$TOKENS" "$PEAK" "$gemm" "$diff" "$c_s" "$c_fwd" "$c_rss" "$p_s" "$p_fwd" "$p_rss" "$s_s" "$s_fwd" <<'PYEOF' | tee "$DIR/big.json"
-import json, sys
-cfg = json.load(open(sys.argv[1])); T = int(sys.argv[2]); peak = float(sys.argv[3]); gemm = sys.argv[4]
-diff = json.loads(sys.argv[5])
-c_s, c_fwd, c_rss, p_s, p_fwd, p_rss, s_s, s_fwd = map(float, sys.argv[6:])
-d, L, H = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]
-kv = cfg.get("num_key_value_heads", H); hs = d // H; ff = cfg["intermediate_size"]
-linear = 2 * T * L * (2 * d * H * hs + 2 * d * kv * hs + 3 * d * ff)
+: > "$DIR/paths.json"
+# sgemm first: the other paths' attention is compared with it
+for p in sgemm $(echo "$PATHS" | tr ' ' '\n' | grep -v '^sgemm$'); do
+    case " $PATHS " in *" $p "*) ;; *) continue ;; esac
+    case $p in avx512) has avx512f || continue ;; amx) has amx_bf16 || continue ;; avx2) has avx2 || continue ;; esac
+    out=$DIR/big-$p.safetensors
+    set -- $(ATTNVIZ_GEMM=$p $PY bench/timecmd.py "$R" "$DIR/cmd.out" "$DIR/cmd.err" --inner "$FWD" --before "rm -f $out" -- \
+        "$BIN" run --model "$SYN" --threads "$THREADS" --ids "@$DIR/ids.json" -o "$out")
+    diff='{}'
+    [ "$p" != sgemm ] && [ -f "$DIR/big-sgemm.safetensors" ] && diff=$($PY bench/trace_diff.py "$out" "$DIR/big-sgemm.safetensors")
+    echo "{\"path\": \"$p\", \"total_s\": $1, \"rss_kib\": $2, \"forward_s\": $3, \"cpu_s\": $4, \"max_abs_diff_vs_sgemm\": $diff}" | tee -a "$DIR/paths.json"
+done
+p_s=0 p_fwd=0 p_rss=0
+if [ "${BENCH_SKIP_TORCH:-0}" != 1 ]; then
+    set -- $(measure 1 $PY bench/torch_llama.py --model "$SYN" --threads "$THREADS" --tokens "$TOKENS")
+    p_s=$1 p_rss=$2
+    p_fwd=$($PY -c "import json;print(json.load(open('$DIR/cmd.out'))['seconds_forward'])")
+fi
+$PY - "$SYN/config.json" "$TOKENS" "$DIR" "$p_s" "$p_fwd" "$p_rss" "$(cat /proc/loadavg)" <<'PYEOF' | tee "$DIR/big.json"
+import json, os, sys
+cfg = json.load(open(sys.argv[1])); T = int(sys.argv[2]); d = sys.argv[3]
+p_s, p_fwd, p_rss = map(float, sys.argv[4:7])
+lim = json.load(open(os.path.join(d, "limit.json")))
+D, L, H = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]
+kv = cfg.get("num_key_value_heads", H); hs = D // H; ff = cfg["intermediate_size"]
+linear = 2 * T * L * (2 * D * H * hs + 2 * D * kv * hs + 3 * D * ff)
 attn = 4 * T * T * hs * H * L  # QK^T and PV over the full T x T block per head
 gflop = (linear + attn) / 1e9
-limit = gflop / peak
-print(json.dumps({"model": "synthetic-llama", "params_b": round((L * (2*d*H*hs + 2*d*kv*hs + 3*d*ff) + 2*cfg["vocab_size"]*d) / 1e9, 3),
-    "tokens": T, "gflop": round(gflop, 1), "sgemm_peak_gflops": peak, "gemm_limit_s": round(limit, 3),
-    "attnviz_total_s": c_s, "attnviz_forward_s": c_fwd, "attnviz_forward_gflops": round(gflop / c_fwd, 1),
-    "attnviz_forward_vs_limit": round(c_fwd / limit, 3), "attnviz_total_vs_limit": round(c_s / limit, 3),
-    "attnviz_peak_rss_mb": round(c_rss / 1024), "attnviz_gemm": gemm,
-    "sgemm_total_s": s_s, "sgemm_forward_s": s_fwd, "sgemm_forward_vs_limit": round(s_fwd / limit, 3),
-    "max_abs_diff_vs_sgemm": diff, "torch_total_s": p_s, "torch_forward_s": p_fwd,
-    "torch_forward_gflops": round(gflop / p_fwd, 1), "torch_forward_pct_of_peak": round(100 * limit / p_fwd, 1),
-    "torch_peak_rss_mb": round(p_rss / 1024), "forward_speedup_vs_torch": round(p_fwd / c_fwd, 2)}))
+limit, limit2 = gflop / lim["f32_limit_gflops"], gflop / lim["avx2_limit_gflops"]
+out = {"model": "synthetic-llama", "tokens": T, "gflop": round(gflop, 1),
+       "f32_limit_s": round(limit, 3), "f32_limit_from": lim["f32_limit_from"],
+       "avx2_limit_s": round(limit2, 3), "avx2_limit_from": lim["avx2_limit_from"], "paths": {}}
+for line in open(os.path.join(d, "paths.json")):
+    r = json.loads(line)
+    e = {"forward_s": r["forward_s"], "total_s": r["total_s"], "forward_vs_f32_limit": round(r["forward_s"] / limit, 3),
+         "process_cpu_s": r["cpu_s"],
+         "peak_rss_mb": round(r["rss_kib"] / 1024), "max_abs_diff_vs_sgemm": r["max_abs_diff_vs_sgemm"]}
+    if r["path"] == "avx2":
+        e["forward_vs_avx2_limit"] = round(r["forward_s"] / limit2, 3)
+    out["paths"][r["path"]] = e
+if p_fwd:
+    best = min(e["forward_s"] for e in out["paths"].values())
+    out["torch"] = {"forward_s": p_fwd, "total_s": p_s, "peak_rss_mb": round(p_rss / 1024),
+                    "forward_vs_f32_limit": round(p_fwd / limit, 3), "fastest_attnviz_speedup": round(p_fwd / best, 2)}
+out["loadavg_after"] = sys.argv[7]
+print(json.dumps(out))
 PYEOF
+summary

@@ -544,6 +544,122 @@ int av_trace_from_pair(const av_model *m, const char *source, const char *target
 int av_trace_from_pair_ids(const av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt,
                            size_t n_tgt, int steps, const av_run_params *params, av_trace **out, av_err *err);
 
+/* ---- attribution and the logit lens (docs/ATTRIBUTION.md) ----------------------------------------------
+ * For a source (the prompt, BOS included) and targets (tokens that follow it in a decoder; predictions at
+ * given rows of an encoder's input), how much each source token matters to log p(target_i): perturbation
+ * (Captum's FeatureAblation / occlusion, Shapley value sampling) and gradients with respect to the input
+ * embeddings (saliency, input x gradient, integrated gradients, attention x gradient per head). The results
+ * go into a trace beside the attention of the whole sequence: attr.<method> [n_target, source_len]. */
+
+typedef enum av_attr_method {
+    AV_ATTR_OCCLUSION =
+        0,             /* "occlusion": log p(target_i | input) - log p(target_i | source group replaced) */
+    AV_ATTR_SHAPLEY,   /* "shapley": Shapley value sampling over random permutations of the groups */
+    AV_ATTR_SALIENCY,  /* "saliency": || d log p / d e_j ||_2 (e_j: token j's input embedding) */
+    AV_ATTR_IXG,       /* "ixg": input x gradient, e_j . d log p / d e_j */
+    AV_ATTR_IG,        /* "ig": integrated gradients, (e_j - b_j) . integral of the gradient on the path */
+    AV_ATTR_ATTN_GRAD, /* "attn-grad": sum over layers, heads, queries of A * d log p / dA per key */
+    AV_ATTR_METHOD_COUNT
+} av_attr_method;
+const char *av_attr_method_name(av_attr_method m);
+int av_attr_method_parse(const char *s, av_attr_method *out);
+
+typedef enum av_attr_baseline {
+    AV_BASELINE_TOKEN = 0, /* "token": the token av_attr_params.baseline_id (default: pad, else unk) */
+    AV_BASELINE_ZERO,      /* "zero": a zero input embedding */
+    AV_BASELINE_REMOVE,    /* "remove": the token is deleted (perturbation methods of decoders only) */
+    AV_BASELINE_COUNT
+} av_attr_baseline;
+const char *av_attr_baseline_name(av_attr_baseline b);
+int av_attr_baseline_parse(const char *s, av_attr_baseline *out);
+
+typedef enum av_attr_group {
+    AV_GROUP_TOKEN = 0, /* "token": every source token alone */
+    AV_GROUP_WORD,      /* "word": a word starts at a piece with a leading space (" ", "▁", "Ġ") or after a
+                           special token; WordPiece "##" pieces continue one; special tokens stand alone */
+    AV_GROUP_SPAN,      /* "span:N": consecutive runs of group_span tokens */
+    AV_GROUP_COUNT
+} av_attr_group;
+
+typedef enum av_ig_rule {
+    AV_IG_GAUSS_LEGENDRE = 0, /* "gausslegendre" (Captum's default) */
+    AV_IG_RIEMANN_LEFT,       /* "riemann_left" */
+    AV_IG_RIEMANN_RIGHT,      /* "riemann_right" */
+    AV_IG_RIEMANN_MIDDLE,     /* "riemann_middle" */
+    AV_IG_RIEMANN_TRAPEZOID,  /* "riemann_trapezoid" */
+    AV_IG_RULE_COUNT
+} av_ig_rule;
+const char *av_ig_rule_name(av_ig_rule r);
+int av_ig_rule_parse(const char *s, av_ig_rule *out);
+
+typedef struct av_attr_params {
+    unsigned methods;           /* bits (1u << av_attr_method); default: occlusion */
+    av_attr_baseline baseline;  /* default AV_BASELINE_TOKEN */
+    int baseline_id;            /* -1 (default): the model's pad token, else unk, else mask */
+    av_attr_group group;        /* perturbation methods: how source tokens are grouped (default token) */
+    int group_span;             /* AV_GROUP_SPAN: tokens per group */
+    int samples;                /* shapley: permutations (default 25) */
+    uint64_t seed;              /* shapley: SplitMix64 seed of the permutations (default 0) */
+    int steps;                  /* ig: integration points (default 32) */
+    av_ig_rule ig_rule;         /* ig: default Gauss-Legendre */
+    const int32_t *target_rows; /* encoders: the input row each target is predicted at (n_target); default:
+                                   the rows holding the mask token, in order */
+    int max_batch;              /* perturbation methods: sequences per forward pass (0: within ~1 GiB) */
+    int with_attention;         /* also capture the attention of the whole sequence (default 1) */
+    av_run_params run;          /* threads, lazy / full attention capture, output path */
+    void (*progress)(void *ctx, const char *stage, int done, int total); /* optional */
+    void *progress_ctx;
+} av_attr_params;
+
+av_attr_params av_attr_default_params(void);
+/* Attribution of the targets to every source token (BOS included). Decoders: the sequence is src + tgt and
+ * target i is predicted at row n_src - 1 + i; n_tgt 0 refuses (generate them first, see av_attribute_text).
+ * Encoders (BERT family): tgt are the expected tokens at av_attr_params.target_rows. */
+int av_attribute_ids(const av_model *m, const int32_t *src, size_t n_src, const int32_t *tgt, size_t n_tgt,
+                     const av_attr_params *p, av_trace **out, av_err *err);
+/* Same from text: source encoded with the tokenizer's special tokens, target without them; target NULL:
+ * decoders continue greedily for gen_steps tokens (stopping at end-of-sequence); encoders predict the mask
+ * tokens of the source (argmax) when target is NULL. */
+int av_attribute_text(const av_model *m, const char *source, const char *target, int gen_steps,
+                      const av_attr_params *p, av_trace **out, av_err *err);
+
+typedef struct av_lens_params {
+    int k;             /* top tokens kept per layer and position (default 5) */
+    av_run_params run; /* the attention of the run is captured as av_trace_from_ids does */
+} av_lens_params;
+av_lens_params av_lens_default_params(void);
+/* The logit lens: the residual stream entering each layer (entry 0: the embeddings) and leaving the last one
+ * decoded with the final norm and the output head. lens.topk_ids / lens.topk_logprobs [n_layers + 1, T, k];
+ * the rank and log-probability of the next token per layer and position (lens.target_*). */
+int av_lens_ids(const av_model *m, const int32_t *ids, size_t n, const av_lens_params *p, av_trace **out,
+                av_err *err);
+int av_lens_text(const av_model *m, const char *text, const av_lens_params *p, av_trace **out, av_err *err);
+
+/* One attribution of a trace; views stay valid until av_trace_free. */
+typedef struct av_attr_view {
+    int n_target, source_len;
+    const float *scores;          /* (n_target, source_len) attr.<method> */
+    const int32_t *target_ids;    /* (n_target) */
+    const int32_t *target_rows;   /* (n_target) the logits row each target is predicted at */
+    const float *target_logprobs; /* (n_target) log p(target_i) with the original input */
+} av_attr_view;
+/* -1 with a message when the trace holds no attribution of that method. */
+int av_trace_attribution(const av_trace *t, av_attr_method method, av_attr_view *out, av_err *err);
+
+typedef struct av_lens_view {
+    int n_entries, n_tokens, k;   /* n_entries = n_layers + 1 */
+    const int32_t *topk_ids;      /* (n_entries, n_tokens, k) best first */
+    const float *topk_logprobs;   /* (n_entries, n_tokens, k) */
+    const int32_t *target_ids;    /* (n_tokens) the next token, -1 at the last position */
+    const float *target_logprobs; /* (n_entries, n_tokens) NaN where there is no next token */
+    const int32_t *target_ranks;  /* (n_entries, n_tokens) 0 = most probable; -1 where none */
+} av_lens_view;
+int av_trace_lens(const av_trace *t, av_lens_view *out, av_err *err);
+
+/* Any tensor of a trace by name, built in memory or loaded (attr.*, lens.*, logits, vnorm.<l>, ...); the
+ * view stays valid until av_trace_free. -1 when absent. */
+int av_trace_tensor(const av_trace *t, const char *name, av_tensor *out);
+
 /* ---- library ------------------------------------------------------------------------------------------ */
 
 /* The library's version (AV_VERSION of the build), for bindings that load libattnviz.so at run time. */
@@ -697,7 +813,8 @@ typedef struct av_html_params {
 
 av_html_params av_html_default_params(void);
 /* The viewer's views (for --view and the server's ?view=): 1 when name is one of AV_HTML_VIEWS. */
-#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm, steps, neuron, rows"
+#define AV_HTML_VIEWS                                                                                        \
+    "heatmap, model, head, image, summary, rollout, norm, steps, attribution, lens, neuron, rows"
 int av_html_view_valid(const char *name);
 /* Builds the page into a malloc'd NUL-terminated buffer of *n bytes (free with av_free): one file with no
  * network references (CSS, JS and data are inline; a Content-Security-Policy forbids any request). */

@@ -4,7 +4,8 @@ set -e
 PKGS="build-essential pkg-config libopenblas-dev libjansson-dev zlib1g-dev libpng-dev
       python3-torch python3-numpy python3-sentencepiece libonig-dev libutf8proc-dev nodejs
       libfreetype-dev fonts-dejavu-core chromium
-      libmicrohttpd-dev curl wrk libjpeg62-turbo-dev python3-pil clang-format
+      libmicrohttpd-dev curl wrk libjpeg62-turbo-dev python3-pil clang-format clang libclang-rt-14-dev
+      libopenmpi-dev openmpi-bin
       python3-pip python3-setuptools python3-pytest python3-nbclient python3-ipykernel"
 # npm ships inside nodesource's nodejs; Debian packages it separately
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"

@@ -46,6 +46,10 @@ for s in tests/cli/test_*.sh; do
     [ -f "$s" ] || continue
     run_one "$(basename "$s")" "" sh "$s"
 done
+# `make test` also replays the fuzz corpora and regression inputs (fuzz/run.sh; SKIP lines without clang)
+if [ -n "$FUZZ_SMOKE" ]; then
+    run_one fuzz-smoke "" sh fuzz/run.sh smoke
+fi
 passed=$(grep -c '^PASS ' "$log")
 failed=$(grep -c '^FAIL ' "$log")
 skipped=$(grep -c '^SKIP ' "$log")

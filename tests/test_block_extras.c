@@ -4,86 +4,11 @@
  * (1 + w) norms, and all of them together. Each model is built here from its tensors the way a family file
  * maps a checkpoint; each is checked for logits and every layer's attention, lazily too, and in KV-cache
  * chunks. */
+#include "extras_model.h"
 #include "harness.h"
-#include "io/io.h"
-#include "model/model.h"
 
 #define DIR "tests/fixtures/extras/"
 #define TOL 1e-4f
-
-static const av_tensor *find(const av_safetensors *f, const char *fmt, ...) AV_PRINTF(2, 3);
-static const av_tensor *find(const av_safetensors *f, const char *fmt, ...) {
-    char name[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    return av_st_find(f, name);
-}
-
-/* The block extras of layer l from the fixture's tensors and per-layer config arrays. */
-static void set_block(av_block *B, const av_safetensors *f, const json_t *cfg, int l) {
-    const struct {
-        av_tensor *dst;
-        const char *name;
-    } ts[] = {{&B->attn_norm.w, "attn_norm"},
-              {&B->attn.q.w, "q"},
-              {&B->attn.k.w, "k"},
-              {&B->attn.v.w, "v"},
-              {&B->attn.o.w, "o"},
-              {&B->q_norm.w, "q_norm"},
-              {&B->k_norm.w, "k_norm"},
-              {&B->attn_out_norm.w, "attn_out_norm"},
-              {&B->ffn_norm.w, "ffn_norm"},
-              {&B->ffn.gate.w, "gate"},
-              {&B->ffn.up.w, "up"},
-              {&B->ffn.down.w, "down"},
-              {&B->ffn_out_norm.w, "ffn_out_norm"}};
-    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
-        const av_tensor *t = find(f, "layers.%d.%s", l, ts[i].name);
-        if (t) *ts[i].dst = *t;
-    }
-    B->attn_scale = (float)json_number_value(json_array_get(json_object_get(cfg, "attn_scale"), (size_t)l));
-    B->attn_softcap =
-        (float)json_number_value(json_array_get(json_object_get(cfg, "attn_softcap"), (size_t)l));
-    B->window = (int)json_integer_value(json_array_get(json_object_get(cfg, "window"), (size_t)l));
-    B->rope_theta = (float)json_number_value(json_array_get(json_object_get(cfg, "rope_theta"), (size_t)l));
-}
-
-static av_model *build(const av_safetensors *f, const json_t *cfg, av_err *err) {
-    av_model *m = av_model_new();
-    int L = (int)json_array_size(json_object_get(cfg, "window"));
-#define I(key) ((int)json_integer_value(json_object_get(cfg, key)))
-#define N(key) ((float)json_number_value(json_object_get(cfg, key)))
-    av_llama_cfg c = {I("dim"),      I("hidden"), L,        I("n_heads"), I("n_kv_heads"),
-                      I("head_dim"), N("eps"),    10000.0f, AV_ROPE_HALF};
-    m->vocab_size = I("vocab");
-    m->max_seq_len = 64;
-    snprintf(m->name, sizeof m->name, "extras");
-    m->format = AV_MODEL_FORMAT_HF;
-    if (av_llama_init(m, &c, err) ||
-        av_act_parse(json_string_value(json_object_get(cfg, "act")), &m->stacks[0].cfg.act)) {
-        av_model_free(m);
-        return NULL;
-    }
-    av_stack *st = &m->stacks[0];
-    st->cfg.norm_offset = N("norm_offset");
-    st->emb.scale = N("emb_scale");
-    m->head.softcap = N("final_softcap");
-    m->tok_emb = *av_st_find(f, "embed");
-    st->final_norm.w = *av_st_find(f, "norm");
-    m->head.out.w = av_st_find(f, "lm_head") ? *av_st_find(f, "lm_head") : m->tok_emb;
-    m->head.n_out = m->vocab_size;
-    for (int l = 0; l < L; l++)
-        set_block(&st->blocks[l], f, cfg, l);
-#undef I
-#undef N
-    if (av_model_check(m, err)) {
-        av_model_free(m);
-        return NULL;
-    }
-    return m;
-}
 
 /* Max |attention - reference| over every layer of t. */
 static float attn_diff(const av_trace *t, const av_safetensors *f) {
@@ -91,7 +16,7 @@ static float attn_diff(const av_trace *t, const av_safetensors *f) {
     av_err err = {{0}};
     for (int l = 0; l < av_trace_n_layers(t, AV_ATTN_SELF); l++) {
         av_attn_view v;
-        const av_tensor *r = find(f, "attn.self.%d", l);
+        const av_tensor *r = extras_find(f, "attn.self.%d", l);
         if (!r || av_trace_attn(t, AV_ATTN_SELF, l, &v, &err)) return INFINITY;
         float d = h_max_abs_diff(v.data, r->data, (size_t)av_tensor_numel(r));
         worst = d > worst ? d : worst;
@@ -118,7 +43,7 @@ static void check_variant(const char *name) {
     av_err err = {{0}};
     REQUIREF(av_st_open(path, &f, &err) == 0, "%s", err.msg);
     json_t *cfg = json_loads(av_st_meta(&f, "config"), 0, NULL);
-    av_model *m = cfg ? build(&f, cfg, &err) : NULL;
+    av_model *m = cfg ? extras_build(&f, cfg, &err) : NULL;
     REQUIREF(m, "%s: %s", name, err.msg);
     const av_tensor *ids = av_st_find(&f, "ids"), *logits = av_st_find(&f, "logits");
     int T = (int)ids->shape[0];

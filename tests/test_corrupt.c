@@ -183,7 +183,7 @@ typedef struct gguf_spec {
     uint64_t dim, layers; /* llama.embedding_length, llama.block_count values */
     int n_tok;            /* tokenizer metadata tokens (0: none) */
     uint32_t emb_type;    /* ggml type of token_embd.weight */
-    int ne_overflow;      /* blk.0.attn_q.weight gets an overflowing ne */
+    int ne_overflow;      /* blk.0.attn_q.weight gets an overflowing ne (2: ne[0] = 0) */
     uint64_t norm_offset; /* != 0: offset of output_norm.weight */
     uint64_t name_len;    /* != 0: length written for general.name's value */
     uint32_t alignment;   /* != 0: general.alignment */
@@ -290,8 +290,9 @@ static void gguf_build(buf *b, const gguf_spec *s) {
             ne[0] = layer_ne[t - 2][0];
             ne[1] = layer_ne[t - 2][1];
             nd = ne[1] == 1 ? 1 : 2;
-            if (t == 3 && s->ne_overflow) {
-                ne[0] = ne[1] = ne[2] = 1ull << 32;
+            if (t == 3 && s->ne_overflow) { /* 2: an empty row, so the bytes stay 0 whatever the rest */
+                ne[0] = s->ne_overflow == 2 ? 0 : 1ull << 32;
+                ne[1] = ne[2] = 1ull << 32;
                 nd = 3;
             }
         }
@@ -349,6 +350,8 @@ static void make_gguf_cases(void) {
     GG("misaligned.gguf", "tensor offset misaligned", "not a multiple of the alignment", NULL,
        s.norm_offset = 4);
     GG("ne.gguf", "ne product overflows", "shape overflows", NULL, s.ne_overflow = 1);
+    GG("ne0.gguf", "an empty row with huge other dimensions", "empty dimension (ne[0] = 0)", NULL,
+       s.ne_overflow = 2);
     GG("nkv.gguf", "kv count 2^62", "keys and", "more than the", s.n_kv_override = 1ull << 62);
     GG("ntensors.gguf", "tensor count 2^62", "tensors, more than", NULL, s.n_tensors_override = 1ull << 62);
     GG("type.gguf", "unknown tensor type", "unknown tensor type 1234", NULL, s.emb_type = 1234);
@@ -363,7 +366,7 @@ static void make_gguf_cases(void) {
        "not a multiple of its block of 32", s.emb_type = 2);
     GG("strlen.gguf", "string length past the end", "general.name", "past the end of the file",
        s.name_len = 1ull << 40);
-    GG("arch.gguf", "wrong architecture", "architecture 'gpt2' is not supported", "only llama",
+    GG("arch.gguf", "wrong architecture", "architecture 'gpt2' is not supported", "supported: llama, qwen2",
        s.arch = "gpt2");
     GG("align.gguf", "alignment not a power of 2", "general.alignment 3 is not a power of two", NULL,
        s.alignment = 3);
@@ -622,7 +625,7 @@ static void test_gguf_all_kv_types(void) {
     b_put(&b, "GGUF", 4);
     b_u32(&b, 2);
     b_u64(&b, 0);
-    b_u64(&b, 14);
+    b_u64(&b, 15);
     uint8_t u8 = 200, bo = 1;
     int8_t i8 = -100;
     uint16_t u16 = 60000;
@@ -649,6 +652,10 @@ static void test_gguf_all_kv_types(void) {
     b_u32(&b, AV_GGUF_U32), b_u64(&b, 2), b_u32(&b, 1), b_u32(&b, 2);
     b_u32(&b, AV_GGUF_STRING), b_u64(&b, 2), b_str(&b, "x"), b_str(&b, "yz");
     b_u32(&b, AV_GGUF_F64), b_u64(&b, 0);
+    /* float elements read as integers: truncated, saturated, NaN 0 (issue #19: the cast was undefined) */
+    const float big[5] = {1e30f, -1e30f, NAN, -2.75f, INFINITY};
+    b_str(&b, "a.arr_f32"), b_u32(&b, AV_GGUF_ARRAY), b_u32(&b, AV_GGUF_F32), b_u64(&b, 5),
+        b_put(&b, big, sizeof big);
     av_gguf g;
     av_err err = {{0}};
     int rc = av_gguf_parse(b.p, b.n, "kv.gguf", &g, &err);
@@ -658,7 +665,7 @@ static void test_gguf_all_kv_types(void) {
     float f = 0;
     const char *s = NULL;
     size_t len = 0;
-    CHECK(g.version == 2 && g.n_kv == 14 && g.n_tensors == 0 && g.alignment == 32);
+    CHECK(g.version == 2 && g.n_kv == 15 && g.n_tensors == 0 && g.alignment == 32);
     CHECK(av_gguf_get_int(&g, "a.u8", &v, &err) == 0 && v == 200);
     CHECK(av_gguf_get_int(&g, "a.i8", &v, &err) == 0 && v == -100);
     CHECK(av_gguf_get_int(&g, "a.u16", &v, &err) == 0 && v == 60000);
@@ -678,6 +685,10 @@ static void test_gguf_all_kv_types(void) {
           av_gguf_array_int(a, 0) == -1 && av_gguf_array_int(a, 2) == 1 && av_gguf_array_f64(a, 1) == 0);
     CHECK(av_gguf_get_array(&g, "a.arr_i16", AV_GGUF_F32, &a, &err) == -1 && strstr(err.msg, "array of i16"));
     CHECK(av_gguf_get_array(&g, "a.nested", AV_GGUF_ARRAY, &a, &err) == 0 && a && a->arr_n == 3);
+    CHECK(av_gguf_get_array(&g, "a.arr_f32", AV_GGUF_F32, &a, &err) == 0 && a &&
+          av_gguf_array_int(a, 0) == INT64_MAX && av_gguf_array_int(a, 1) == INT64_MIN &&
+          av_gguf_array_int(a, 2) == 0 && av_gguf_array_int(a, 3) == -2 &&
+          av_gguf_array_int(a, 4) == INT64_MAX);
     const av_gguf_kv *kv = av_gguf_find_kv(&g, "a.nested");
     CHECK(kv && kv->v.arr_bytes == (4 + 8 + 8) + (4 + 8 + 9 + 10) + (4 + 8));
     av_gguf_close(&g);

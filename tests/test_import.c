@@ -260,6 +260,15 @@ static void test_import_shapes(void) {
     CHECK(av_trace_attn(t, AV_ATTN_SELF, 1, &v, &err) == 0 && v.n_heads == 3 &&
           memcmp(v.data, a + H * T * T, sizeof a / 2) == 0);
     av_trace_free(t);
+    /* per-layer arrays with different head counts are refused (issue #19: readers use layer 0's shape) */
+    bytes bh = npy("<f4", "(1, 5, 5)", a, sizeof(float) * T * T, 0);
+    save(tmp("l1h.npy"), &bh);
+    const char *mixed[2] = {tmp("l0.npy"), tmp("l1h.npy")};
+    p.inputs = mixed;
+    CHECKF(av_trace_import(&p, &t, &err) != 0 &&
+               strstr(err.msg, "l1h.npy: 1 heads of 5 x 5 attention, but the first self layer had 3 heads"),
+           "%s", err.msg);
+    free(bh.p);
     /* one [L, 1, H, T, T] file */
     bytes b5 = npy("<f4", "(2, 1, 3, 5, 5)", a, sizeof a, 0);
     save(tmp("five.npy"), &b5);

@@ -46,6 +46,21 @@ static void test_vector_dequantization_matches_scalar(void) {
         if (!(isnan(ref) && isnan(out[i])) && memcmp(&ref, &out[i], 4) != 0) bad++;
     }
     CHECKF(bad == 0, "BF16: %d values differ", bad);
+    /* Q8_0: every value is d * q, one rounding, whatever the block's scale and values */
+    av_block_q8_0 q[64];
+    for (int b = 0; b < 64; b++) {
+        q[b].d = h[b * 997 % 65536] & 0x7bff; /* finite scales of many exponents */
+        for (int j = 0; j < 32; j++)
+            q[b].qs[j] = (int8_t)(b * 37 + j * 11);
+    }
+    av_tensor tq = {AV_DTYPE_Q8_0, 2, {2, 1024, 0, 0}, q, sizeof q};
+    av_dequantize_rows(&tq, 0, 2, out);
+    bad = 0;
+    for (int i = 0; i < 2048; i++) {
+        float ref = av_f16_to_f32(q[i / 32].d) * (float)q[i / 32].qs[i % 32];
+        if (memcmp(&ref, &out[i], 4) != 0) bad++;
+    }
+    CHECKF(bad == 0, "Q8_0: %d values differ from d * q", bad);
     free(h);
     free(out);
 }
@@ -108,6 +123,73 @@ static void test_softmax_matches_double_precision(void) {
     float tiny[3] = {0.0f, -100.0f, -1e30f}; /* underflow to exactly 0, never NaN */
     av_softmax(tiny, 3);
     CHECK(tiny[0] == 1.0f && tiny[2] == 0.0f && tiny[1] >= 0.0f);
+}
+
+/* NaN / infinite inputs (from NaN or Inf weights) make the whole row NaN in the 16-wide, 8-wide and scalar
+ * code alike, and never reach exp's float-to-int conversion (issue #19: (int)NaN is undefined behaviour,
+ * which clang's -fsanitize=float-cast-overflow reports; fuzz/regress keeps the model file that found it). */
+static void softmax_nan_and_inf_rows(av_gemm_path path) {
+    enum { N = 37 }; /* two 16-lane chunks (or four 8-lane ones), then a 5-value scalar tail */
+    for (int at = 0; at < N; at += 6) { /* a bad value in every kind of lane and the scalar tail */
+        for (int kind = 0; kind < 3; kind++) {
+            float x[N];
+            for (int i = 0; i < N; i++)
+                x[i] = (float)i * 0.1f;
+            x[at] = kind == 0 ? NAN : kind == 1 ? INFINITY : -INFINITY;
+            av_softmax(x, N);
+            int n_nan = 0;
+            for (int i = 0; i < N; i++)
+                n_nan += isnan(x[i]);
+            if (kind == 2) /* -inf is an ordinary masked entry: exactly 0 */
+                CHECKF(n_nan == 0 && x[at] == 0.0f, "%s: -inf at %d: %d NaN, weight %g",
+                       av_gemm_path_name(path), at, n_nan, (double)x[at]);
+            else if (kind == 0)
+                CHECKF(n_nan == N, "%s: NaN at %d: %d of %d outputs are NaN", av_gemm_path_name(path), at,
+                       n_nan, N);
+        }
+    }
+}
+
+static void test_softmax_nan_and_inf_rows(void) {
+    av_gemm_path prev = av_gemm_path_get();
+    for (int p = 0; p < AV_GEMM_PATH_COUNT; p++)
+        if (av_gemm_path_supported((av_gemm_path)p)) {
+            av_gemm_path_set((av_gemm_path)p);
+            softmax_nan_and_inf_rows((av_gemm_path)p);
+        }
+    av_gemm_path_set(prev);
+}
+
+/* The 16-lane softmax and SwiGLU of the AVX-512 paths give the 8-lane code's bits, at every length (whole
+ * chunks, an 8-lane chunk, a scalar tail) and on masked (-inf) and very negative inputs. */
+static void test_softmax_swiglu_same_bits_on_avx512(void) {
+    if (!av_gemm_path_supported(AV_GEMM_AVX512)) SKIP("this CPU or OS cannot run the avx512 path");
+    av_gemm_path prev = av_gemm_path_get();
+    static const int lengths[] = {1, 7, 8, 15, 16, 17, 24, 31, 33, 100, 513};
+    float a[513], b[513], u[513];
+    unsigned seed = 11;
+    for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+        int n = lengths[l];
+        for (int i = 0; i < n; i++) {
+            a[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * 3.0f; /* sums of many comparable terms */
+            u[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+        }
+        if (n > 3) a[1] = -INFINITY, a[2] = -120.0f;
+        memcpy(b, a, sizeof(float) * (size_t)n);
+        av_gemm_path_set(AV_GEMM_AVX2);
+        av_softmax(a, n);
+        av_gemm_path_set(AV_GEMM_AVX512);
+        av_softmax(b, n);
+        CHECKF(memcmp(a, b, sizeof(float) * (size_t)n) == 0, "softmax of %d values differs", n);
+        for (int i = 0; i < n; i++)
+            a[i] = b[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * 40.0f;
+        av_gemm_path_set(AV_GEMM_AVX2);
+        av_swiglu(a, u, (size_t)n, 1);
+        av_gemm_path_set(AV_GEMM_AVX512);
+        av_swiglu(b, u, (size_t)n, 1);
+        CHECKF(memcmp(a, b, sizeof(float) * (size_t)n) == 0, "swiglu of %d values differs", n);
+    }
+    av_gemm_path_set(prev);
 }
 
 static void test_rope_styles_agree_under_permutation(void) {
@@ -261,6 +343,8 @@ int main(void) {
     RUN(test_q8_0_round_trip);
     RUN(test_softmax_and_rmsnorm);
     RUN(test_softmax_matches_double_precision);
+    RUN(test_softmax_nan_and_inf_rows);
+    RUN(test_softmax_swiglu_same_bits_on_avx512);
     RUN(test_rope_styles_agree_under_permutation);
     RUN(test_matmul_all_paths);
     RUN(test_matmul_bf16x3_within_bound);

@@ -6,6 +6,8 @@
 
 #include "attnviz.h"
 
+#include <malloc.h>
+
 /* Labels of text joined with '|'. */
 static void labels(const av_tokenizer *t, const char *text, int add, unsigned flags, char *out, size_t cap) {
     int32_t *ids;
@@ -105,7 +107,41 @@ static void test_llama2c_labels_unchanged(void) {
     av_tokenizer_free(t);
 }
 
+/* A vocabulary entry with an empty piece has an empty label, a C string like any other (issue #19: the
+ * label buffer came back unterminated, so trace metadata got heap bytes). Fresh heap memory is filled with
+ * 0xAA (glibc's M_PERTURB; ASan fills with 0xBE) so a missing terminator shows. */
+static void test_empty_piece_label(void) {
+    mallopt(M_PERTURB, 0x55);
+    static const char *pieces[] = {"<unk>", "<s>", "</s>", "a", "b", "", "c"};
+    char path[512];
+    snprintf(path, sizeof path, "%s/empty_piece.bin", h_tmpdir());
+    FILE *fp = fopen(path, "wb");
+    REQUIRE(fp);
+    int32_t max_len = 8;
+    fwrite(&max_len, 4, 1, fp);
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+        float score = -(float)i;
+        int32_t len = (int32_t)strlen(pieces[i]);
+        fwrite(&score, 4, 1, fp);
+        fwrite(&len, 4, 1, fp);
+        fwrite(pieces[i], 1, (size_t)len, fp);
+    }
+    fclose(fp);
+    av_tokenizer *t = NULL;
+    av_err err = {{0}};
+    REQUIREF(av_tokenizer_load(path, &t, &err) == 0, "%s", err.msg);
+    int32_t ids[3] = {3, 5, 6};
+    for (unsigned flags = 0; flags < 2; flags++) {
+        char *s = av_tokenizer_display_ex(t, ids, 3, 1, flags);
+        CHECKF(s && s[0] == 0, "label of the empty piece: '%.16s'", s ? s : "(null)");
+        free(s);
+    }
+    mallopt(M_PERTURB, 0);
+    av_tokenizer_free(t);
+}
+
 int main(void) {
+    RUN(test_empty_piece_label);
     RUN(test_gpt2_labels);
     RUN(test_llama2_labels);
     RUN(test_bert_labels);

@@ -526,6 +526,13 @@ static void test_detection_and_classic_files(void) {
         CHECKF(strstr(err.msg, bad[k].want) != NULL, "%s: message '%s'", bad[k].name, err.msg);
         av_tokenizer_free(t);
     }
+    /* a bad id in vocab.json names its token (the fuzzer found the name read after the JSON was freed) */
+    REQUIRE(write_file("e10/merges.txt", "#version: 0.2\na b\n"));
+    const char *p10 = write_file("e10/vocab.json", "{\"a\": 0, \"tok\xC3\xA9n\": -7}");
+    t = NULL;
+    CHECKF(av_tokenizer_load(p10, &t, &err) != 0 && strstr(err.msg, "token 'tok\xC3\xA9n' has a bad id"),
+           "%s", err.msg);
+    av_tokenizer_free(t);
     snprintf(dir, sizeof dir, "%s/empty_dir", h_tmpdir());
     mkdir(dir, 0755);
     CHECK(av_tokenizer_load(dir, &t, &err) != 0 && strstr(err.msg, "no tokenizer found"));

@@ -161,6 +161,70 @@ static void test_malformed_traces_give_clear_errors(void) {
     free(data);
 }
 
+/* A trace file with the given attention tensors ("attn.self.0" [H, 3, 3] F16...) over 3 tokens. */
+static void write_attn_file(const char *path, int n, const char *const *names, const int *heads) {
+    av_st_writer w;
+    av_err err = {{0}};
+    av_st_writer_init(&w);
+    av_st_writer_meta(&w, "format", AV_TRACE_FORMAT, &err);
+    av_st_writer_meta(&w, "tokens", "[\"a\",\"b\",\"c\"]", &err);
+    static float data[64 * 9]; /* zeros: the shapes are what is checked */
+    for (int i = 0; i < n; i++) {
+        int64_t shape[3] = {heads[i], 3, 3};
+        av_st_writer_add(&w, names[i], AV_DTYPE_F32, AV_DTYPE_F16, 3, shape, data, &err);
+    }
+    av_st_writer_save(&w, path, &err);
+    av_st_writer_free(&w);
+}
+
+/* Issue #19: layer 0 with 64 heads and layer 1 with 1 head was accepted; rows of layer 1's "head 7" were then
+ * read from past its end (heap memory served as attention). Every layer of a kind must have one shape, each
+ * layer appears once and none is missing; builders in memory (capture, import) are held to the same rule. */
+static void test_mixed_layer_shapes_refused(void) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/mixed.safetensors", h_tmpdir());
+    static const char *const two[2] = {"attn.self.0", "attn.self.1"};
+    static const char *const gap[2] = {"attn.self.0", "attn.self.2"};
+    static const char *const dup[3] = {"attn.self.0", "attn.self.1", "attn.self.01"};
+    static const char *const kinds[3] = {"attn.cross.0", "attn.self.0", "attn.cross.1"};
+    struct {
+        int n;
+        const char *const *names;
+        int heads[3];
+        const char *expect; /* NULL: loads */
+    } cases[] = {
+        {2, two, {64, 1}, "'attn.self.1' is [1, 3, 3] but 'attn.self.0' is [64, 3, 3]"},
+        {2, two, {1, 64}, "'attn.self.1' is [64, 3, 3] but 'attn.self.0' is [1, 3, 3]"},
+        {2, gap, {2, 2}, "'attn.self.2' follows a missing layer"},
+        {3, dup, {2, 2, 2}, "appears twice"},
+        {3, kinds, {2, 4, 3}, "'attn.cross.1' is [3, 3, 3] but 'attn.cross.0' is [2, 3, 3]"},
+        {3, kinds, {2, 4, 2}, NULL}, /* kinds differ from each other: fine */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_attn_file(path, cases[i].n, cases[i].names, cases[i].heads);
+        av_trace *t = NULL;
+        av_err err = {{0}};
+        int rc = av_trace_load(path, &t, &err);
+        if (cases[i].expect)
+            CHECKF(rc == -1 && strstr(err.msg, cases[i].expect), "case %zu: %s", i, rc ? err.msg : "loaded");
+        else
+            CHECKF(rc == 0 && av_trace_n_heads(t, AV_ATTN_CROSS) == 2 &&
+                       av_trace_n_heads(t, AV_ATTN_SELF) == 4,
+                   "case %zu: %s", i, err.msg);
+        av_trace_free(t);
+    }
+    /* in memory: av_trace_add_attn refuses a layer unlike the kind's others, and keeps no data */
+    av_trace *t = make_trace(); /* 2 layers of [2, 3, 3] */
+    av_err err = {{0}};
+    float *a = calloc(9, sizeof *a);
+    CHECKF(av_trace_add_attn(t, AV_ATTN_SELF, 2, 1, 3, 3, a, &err) == -1 && strstr(err.msg, "same heads"),
+           "%s", err.msg);
+    CHECK(av_trace_n_layers(t, AV_ATTN_SELF) == 2);
+    float row[3];
+    CHECK(av_trace_attn_row(t, AV_ATTN_SELF, 1, 1, 2, row, &err) == 0 && fabsf(row[2] - 0.625f) < 1e-6f);
+    av_trace_free(t);
+}
+
 static void test_failed_save_keeps_existing_file(void) {
     av_trace *t = make_trace();
     char path[512];
@@ -190,5 +254,6 @@ int main(void) {
     RUN(test_head_selection);
     RUN(test_malformed_traces_give_clear_errors);
     RUN(test_failed_save_keeps_existing_file);
+    RUN(test_mixed_layer_shapes_refused);
     return h_exit_code();
 }

@@ -211,8 +211,9 @@
       ctx.fillStyle = 'rgb(' + scale.lut[3 * k] + ',' + scale.lut[3 * k + 1] + ',' + scale.lut[3 * k + 2] + ')';
       ctx.fillRect(x, y + i, w, 1);
     }
-    const ticks = [];
-    if (scale.log) for (let e = Math.ceil(scale.lo - 1e-9); e <= scale.hi + 1e-9; e++) ticks.push(Math.pow(10, e));
+    let ticks = [];
+    if (scale.ticks) ticks = scale.ticks.slice(); /* signed scales (attribution.js) bring their own */
+    else if (scale.log) for (let e = Math.ceil(scale.lo - 1e-9); e <= scale.hi + 1e-9; e++) ticks.push(Math.pow(10, e));
     else {
       const raw = scale.vmax / 5, mag = Math.pow(10, Math.floor(Math.log10(raw)));
       const step = raw / mag > 5 ? 10 * mag : raw / mag > 2 ? 5 * mag : raw / mag > 1 ? 2 * mag : mag;

@@ -43,11 +43,13 @@
         summary: new AV.SummaryView($('view-summary'), this),
         rollout: new AV.RolloutView($('view-rollout'), this),
         norm: new AV.NormView($('view-norm'), this),
+        attribution: meta.attribution ? new AV.AttributionView($('view-attribution'), this) : null,
+        lens: meta.lens ? new AV.LensView($('view-lens'), this) : null,
         steps: new AV.StepsView($('view-steps'), this),
         neuron: new AV.NeuronView($('view-neuron'), this),
         rows: new AV.RowView($('view-rows'), this),
       };
-      if (!(this.state.view in this.views)) this.state.view = 'heatmap';
+      if (!this.views[this.state.view]) this.state.view = 'heatmap';
       this.tip = $('tooltip');
       this.wire();
       this.set({});
@@ -74,7 +76,7 @@
     wire() {
       const tr = this.trace;
       document.querySelectorAll('#tabs button').forEach((b) => {
-        if (b.dataset.view === 'image') b.hidden = !this.grid;
+        if (b.dataset.view in this.views) b.hidden = !this.views[b.dataset.view];
         if (b.dataset.view === 'steps') {
           b.hidden = !this.trace.meta.steps && !(this.diff && this.diff.logprobs);
           if (this.diff) b.textContent = 'Δ log-prob';
@@ -118,7 +120,7 @@
     /* Updates the state, the toolbar and repaints the active view. */
     set(patch) {
       const st = Object.assign(this.state, patch), tr = this.trace;
-      if (st.view === 'image' && !this.grid) st.view = 'heatmap';
+      if (!this.views[st.view]) st.view = 'heatmap';
       if (st.view === 'steps' && !tr.meta.steps && !(this.diff && this.diff.logprobs)) st.view = 'heatmap';
       document.querySelectorAll('.controls .attn').forEach((c) => { c.hidden = !st.kind || (c.id === 'kind-box' && tr.kinds.length < 2); });
       const L = st.kind ? tr.layers(st.kind) : 0;

@@ -16,7 +16,7 @@ import ctypes.util
 import os
 
 from ctypes import (POINTER, Structure, c_char, c_char_p, c_double, c_float, c_int, c_int32, c_int64,
-                    c_size_t, c_uint8, c_uint64, c_void_p, CFUNCTYPE)
+                    c_size_t, c_uint, c_uint8, c_uint64, c_void_p, CFUNCTYPE)
 
 LIB_NAME = "libattnviz.so.0"
 HEADS_MEAN, HEADS_MAX = -1, -2
@@ -202,6 +202,35 @@ class FlowParams(Structure):
                 ("n_threads", c_int), ("progress", PROGRESS_FN), ("progress_ctx", c_void_p)]
 
 
+ATTR_METHODS = ["occlusion", "shapley", "saliency", "ixg", "ig", "attn-grad"]  # av_attr_method order
+ATTR_BASELINES = ["token", "zero", "remove"]
+ATTR_GROUPS = ["token", "word", "span"]
+IG_RULES = ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"]
+ATTR_PROGRESS_FN = CFUNCTYPE(None, c_void_p, c_char_p, c_int, c_int)
+
+
+class AttrParams(Structure):
+    _fields_ = [("methods", c_uint), ("baseline", c_int), ("baseline_id", c_int), ("group", c_int),
+                ("group_span", c_int), ("samples", c_int), ("seed", c_uint64), ("steps", c_int), ("ig_rule", c_int),
+                ("target_rows", POINTER(c_int32)), ("max_batch", c_int), ("with_attention", c_int),
+                ("run", RunParams), ("progress", ATTR_PROGRESS_FN), ("progress_ctx", c_void_p)]
+
+
+class LensParams(Structure):
+    _fields_ = [("k", c_int), ("run", RunParams)]
+
+
+class AttrView(Structure):
+    _fields_ = [("n_target", c_int), ("source_len", c_int), ("scores", c_void_p), ("target_ids", c_void_p),
+                ("target_rows", c_void_p), ("target_logprobs", c_void_p)]
+
+
+class LensView(Structure):
+    _fields_ = [("n_entries", c_int), ("n_tokens", c_int), ("k", c_int), ("topk_ids", c_void_p),
+                ("topk_logprobs", c_void_p), ("target_ids", c_void_p), ("target_logprobs", c_void_p),
+                ("target_ranks", c_void_p)]
+
+
 ROLES_RUN_FN = CFUNCTYPE(c_int, c_void_p, POINTER(c_int32), c_size_t, POINTER(c_void_p), POINTER(Err))
 
 # ---- functions: name -> (restype, argtypes) ----
@@ -273,6 +302,16 @@ _SIGS = {
     "av_norm_attn_trace": (c_int, [H, c_int, S, c_int, POINTER(c_float), E]),
     "av_model_roles": (c_int, [H, ROLES_RUN_FN, c_void_p, POINTER(RolesParams), POINTER(RolesResult), E]),
     "av_family_name": (c_char_p, [c_int]),
+    "av_attr_default_params": (AttrParams, []),
+    "av_attribute_ids": (c_int, [H, POINTER(c_int32), c_size_t, POINTER(c_int32), c_size_t, POINTER(AttrParams),
+                                 POINTER(c_void_p), E]),
+    "av_attribute_text": (c_int, [H, S, S, c_int, POINTER(AttrParams), POINTER(c_void_p), E]),
+    "av_lens_default_params": (LensParams, []),
+    "av_lens_ids": (c_int, [H, POINTER(c_int32), c_size_t, POINTER(LensParams), POINTER(c_void_p), E]),
+    "av_lens_text": (c_int, [H, S, POINTER(LensParams), POINTER(c_void_p), E]),
+    "av_trace_attribution": (c_int, [H, c_int, POINTER(AttrView), E]),
+    "av_trace_lens": (c_int, [H, POINTER(LensView), E]),
+    "av_trace_tensor": (c_int, [H, S, POINTER(Tensor)]),
     "av_model_format_name": (c_char_p, [c_int]),
 }
 

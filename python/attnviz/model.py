@@ -133,6 +133,84 @@ class Model(_capi.Handle):
         finally:
             lib.av_roles_result_free(ctypes.byref(res))
 
+    def _attr_params(self, method, baseline, group, samples, seed, steps, ig_rule, batch, attention, lazy, add_bos,
+                     threads, progress, keep):
+        p = lib.av_attr_default_params()
+        methods = method.split(",") if isinstance(method, str) else list(method)
+        bad = [m for m in methods if m not in _capi.ATTR_METHODS]
+        if bad or not methods:
+            raise ValueError("method must be among %s, got %r" % (", ".join(_capi.ATTR_METHODS), method))
+        p.methods = sum(1 << _capi.ATTR_METHODS.index(m) for m in set(methods))
+        if isinstance(baseline, int) and not isinstance(baseline, bool):
+            p.baseline, p.baseline_id = 0, baseline
+        elif baseline in ("pad", "zero", "remove"):
+            p.baseline = 0 if baseline == "pad" else _capi.ATTR_BASELINES.index(baseline)
+        else:
+            raise ValueError("baseline must be 'pad', 'zero', 'remove' or a token id, got %r" % (baseline,))
+        if group in ("token", "word"):
+            p.group = _capi.ATTR_GROUPS.index(group)
+        elif isinstance(group, str) and group.startswith("span:") and group[5:].isdigit() and int(group[5:]) > 0:
+            p.group, p.group_span = 2, int(group[5:])
+        else:
+            raise ValueError("group must be 'token', 'word' or 'span:N', got %r" % (group,))
+        if ig_rule not in _capi.IG_RULES:
+            raise ValueError("ig_rule must be one of %s, got %r" % (", ".join(_capi.IG_RULES), ig_rule))
+        p.samples, p.seed, p.steps, p.ig_rule = int(samples), int(seed), int(steps), _capi.IG_RULES.index(ig_rule)
+        p.max_batch, p.with_attention = int(batch), int(bool(attention))
+        p.run = self._run_params(lazy, False, add_bos, "f32", threads, None, keep)
+        if progress is not None:
+            keep.append(_capi.ATTR_PROGRESS_FN(lambda ctx, stage, done, total: progress(text(stage), done, total)))
+            p.progress = keep[-1]
+        return p
+
+    def attribute(self, text=None, ids=None, target=None, target_ids=None, target_rows=None, method="occlusion",
+                  baseline="pad", group="token", samples=25, seed=0, steps=32, ig_rule="gausslegendre", generate=8,
+                  batch=0, attention=True, lazy=False, add_bos=True, threads=0, progress=None):
+        """Attribution of target tokens to the source tokens (docs/ATTRIBUTION.md): method is one of occlusion,
+        shapley, saliency, ixg, ig, attn-grad, or several ("occlusion,ig" or a list). Give the source as text
+        (the target as text, or generate greedy tokens) or as ids with target_ids (encoders: target_rows too).
+        baseline: 'pad' (the model's pad, else unk, else mask token), a token id, 'zero' or 'remove'; group:
+        'token', 'word' or 'span:N'; samples, seed: Shapley sampling; steps, ig_rule: integrated gradients;
+        progress(stage, done, total). Returns a Trace (Trace.attribution(method), Trace.attribution_targets())
+        with the attention of the sequence unless attention=False."""
+        if (text is None) == (ids is None):
+            raise ValueError("give exactly one of text= or ids=")
+        keep = []
+        p = self._attr_params(method, baseline, group, samples, seed, steps, ig_rule, batch, attention, lazy,
+                              add_bos, threads, progress, keep)
+        out = ctypes.c_void_p()
+        if text is not None:
+            if target_ids is not None or target_rows is not None:
+                raise ValueError("with text=, give the target as text (target=)")
+            call("av_attribute_text", self._h, text.encode("utf-8"), cstr(target), int(generate), ctypes.byref(p),
+                 ctypes.byref(out))
+            return Trace(out.value, owner=self)
+        if target is not None or target_ids is None:
+            raise ValueError("with ids=, give the target as ids (target_ids=)")
+        src, tgt = _ids_array(ids), _ids_array(target_ids, "target_ids")
+        rows = None if target_rows is None else _ids_array(target_rows, "target_rows")
+        if rows is not None:
+            p.target_rows = rows.ctypes.data_as(_I32P)
+        call("av_attribute_ids", self._h, src.ctypes.data_as(_I32P), src.size, tgt.ctypes.data_as(_I32P), tgt.size,
+             ctypes.byref(p), ctypes.byref(out))
+        return Trace(out.value, owner=self)
+
+    def lens(self, text=None, ids=None, k=5, lazy=False, add_bos=True, threads=0):
+        """The logit lens of a text or ids (docs/ATTRIBUTION.md): a Trace whose lens() holds, per layer and
+        position, the k most probable next tokens when that layer's residual stream is decoded by the final
+        norm and the head."""
+        if (text is None) == (ids is None):
+            raise ValueError("give exactly one of text= or ids=")
+        p = lib.av_lens_default_params()
+        p.k, p.run = int(k), self._run_params(lazy, False, add_bos, "f32", threads, None, [])
+        out = ctypes.c_void_p()
+        if text is not None:
+            call("av_lens_text", self._h, text.encode("utf-8"), ctypes.byref(p), ctypes.byref(out))
+        else:
+            a = _ids_array(ids)
+            call("av_lens_ids", self._h, a.ctypes.data_as(_I32P), a.size, ctypes.byref(p), ctypes.byref(out))
+        return Trace(out.value, owner=self)
+
     def _probe(self, ctx, ids, n, out, err):
         """The probes' runner (av_roles_run_fn): the ids as given, no BOS added."""
         rp = lib.av_run_default_params()

@@ -279,17 +279,73 @@ class Trace(Analyses, Figures, _capi.Handle):
             self._tensor_cache = _Tensors(self)
         return self._tensor_cache
 
+    # ---- attribution and the logit lens (docs/ATTRIBUTION.md) ----
+
+    @property
+    def attribution_methods(self):
+        """Names of the attributions the trace holds (occlusion, shapley, saliency, ixg, ig, attn-grad)."""
+        settings = self._json_meta("attribution")
+        if settings:
+            return list(settings.get("methods", []))
+        return [n[5:] for n in self.tensors if n.startswith("attr.") and "." not in n[5:]]
+
+    def _attr_view(self, method):
+        v = _capi.AttrView()
+        call("av_trace_attribution", self._h, _capi.ATTR_METHODS.index(method), ctypes.byref(v))
+        return v
+
     def attribution(self, method=None):
-        """Attribution scores attr.<method> [n_target, source_len] when the trace holds them."""
-        names = [n for n in self.tensors if n.startswith("attr.")]
-        if not names:
-            raise AttnvizError("the trace holds no attribution (attr.<method> tensors)")
+        """Attribution scores attr.<method> as a read-only float32 view [n_target, source_len]: row i, column j
+        is how much source token j matters to log p(target i) (for occlusion: log p with the input minus log p
+        with token j replaced by the baseline). method may be omitted when the trace holds one."""
+        methods = self.attribution_methods
+        if not methods:
+            raise AttnvizError("the trace holds no attribution (attr.<method> tensors): make one with "
+                               "Model.attribute() or attnviz attribute")
         if method is None:
-            if len(names) > 1:
-                raise ValueError("the trace has several attributions: give method= (one of %s)"
-                                 % ", ".join(n[5:] for n in names))
-            return self.tensors[names[0]]
-        return self.tensors["attr." + method]
+            if len(methods) > 1:
+                raise ValueError("the trace has several attributions: give method= (one of %s)" % ", ".join(methods))
+            method = methods[0]
+        if method not in _capi.ATTR_METHODS:  # a tensor a later version writes: by name
+            return self.tensors["attr." + method]
+        v = self._attr_view(method)
+        return _views.view(self, v.scores, (v.n_target, v.source_len))
+
+    @property
+    def source_len(self):
+        """Source tokens of an attribution (tokens[:source_len]; BOS included)."""
+        sl = self.meta("source_len")
+        return int(sl) if sl is not None else None
+
+    def attribution_targets(self):
+        """The attributed targets: dict of ids, rows (the logits row each is predicted at), logprobs (log p with
+        the original input), labels, and, with integrated gradients, ig_delta (the completeness error
+        sum_j attr - (f(input) - f(baseline)) per target)."""
+        v = self._attr_view(self.attribution_methods[0])
+        n = v.n_target
+        out = {"ids": _views.view(self, v.target_ids, (n,), "<i4"), "rows": _views.view(self, v.target_rows, (n,), "<i4"),
+               "logprobs": _views.view(self, v.target_logprobs, (n,)),
+               "labels": self._json_meta("attr.target_labels")}
+        t = _capi.Tensor()
+        if lib.av_trace_tensor(self._h, b"attr.ig.delta", ctypes.byref(t)) == 0:
+            out["ig_delta"] = _views.tensor_array(self, t)
+        return out
+
+    def lens(self):
+        """The logit lens: a dict of read-only views topk_ids / topk_logprobs [n_layers + 1, tokens, k] (entry 0:
+        the embeddings, entry l: after layer l, the last: the model's output), target_ids [tokens] (the next
+        token, -1 at the end), target_logprobs / target_ranks [n_layers + 1, tokens] (rank 0 = top), and labels
+        ({id: display label} of every token named)."""
+        v = _capi.LensView()
+        call("av_trace_lens", self._h, ctypes.byref(v))
+        E, T, k = v.n_entries, v.n_tokens, v.k
+        labels = self._json_meta("lens.labels") or {}
+        return {"topk_ids": _views.view(self, v.topk_ids, (E, T, k), "<i4"),
+                "topk_logprobs": _views.view(self, v.topk_logprobs, (E, T, k)),
+                "target_ids": _views.view(self, v.target_ids, (T,), "<i4"),
+                "target_logprobs": _views.view(self, v.target_logprobs, (E, T)),
+                "target_ranks": _views.view(self, v.target_ranks, (E, T), "<i4"),
+                "labels": {int(i): s for i, s in labels.items()}}
 
     # ---- saving ----
 

@@ -68,6 +68,14 @@ enum { AV_TOKCLASS_SPECIAL = 1, AV_TOKCLASS_PUNCT = 2 };
  * punctuation (only ASCII punctuation after leading spaces / SentencePiece and GPT-2 space marks). */
 uint8_t av_token_class(const char *label);
 
+/* 1 when every entry above the diagonal of every head is exactly 0 (a causal self-attention layer). */
+int av_attn_is_causal(const av_attn_view *v);
+/* Display labels of the queries (key_side 0) or keys (key_side 1) of kind: the metadata list that
+ * av_attn_kind_labels_key names, else (self) the trace's tokens. NULL when unknown (or their count is not n)
+ * or out of memory. Free with av_labels_free. */
+char **av_trace_side_labels(const av_trace *t, av_attn_kind kind, int key_side, int n);
+void av_labels_free(char **labels, int n);
+
 /* Statistics of every head of one layer. key_class (n_key) or NULL; vnorm (n_heads, n_key) or NULL;
  * positional: query i and key i are the same token (self-attention kinds, not cross). out (n_heads). */
 int av_head_stats_layer(const av_attn_view *v, int layer, int positional, const uint8_t *key_class,

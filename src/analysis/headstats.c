@@ -77,7 +77,7 @@ static void acc_row(stats_acc *s, const float *a, int i, int n_key, int position
         if (key_class && (key_class[j] & AV_TOKCLASS_PUNCT)) pu += x;
         if (vn) weighted += x * vn[j];
     }
-    double fn = vn && weighted > 0 ? a[0] * vn[0] / weighted : 0;
+    double fn = vn && weighted > 0 ? (double)a[0] * vn[0] / weighted : 0;
     if (i == 0) { /* kept apart: left out when the layer turns out causal */
         int r = 0;
         double e[2] = {0, 0}, un[2] = {0, 0};
@@ -167,6 +167,16 @@ static int view_rows(void *ctx, int head, int q0, int n, float *out, av_err *err
     return 0;
 }
 
+int av_attn_is_causal(const av_attn_view *v) {
+    if (v->n_query != v->n_key) return 0;
+    size_t plane = (size_t)v->n_query * (size_t)v->n_key;
+    for (int h = 0; h < v->n_heads; h++)
+        for (int i = 0; i < v->n_query; i++)
+            for (int j = i + 1; j < v->n_key; j++)
+                if (v->data[(size_t)h * plane + (size_t)i * (size_t)v->n_key + (size_t)j] != 0) return 0;
+    return 1;
+}
+
 int av_head_stats_layer(const av_attn_view *v, int layer, int positional, const uint8_t *key_class,
                         const float *vnorm, av_head_stats *out, av_err *err) {
     return stats_layer(view_rows, (void *)v, v->n_heads, v->n_query, v->n_key, layer, positional, key_class,
@@ -200,24 +210,44 @@ static int tile_rows(void *ctx, int head, int q0, int n, float *out, av_err *err
     return 0;
 }
 
-/* Display labels of the key side of kind: the trace's tokens for self-attention, the source/target token
- * lists of an encoder-decoder trace otherwise. Returns a malloc'd class array (n_key) or NULL when unknown.
- */
-static uint8_t *key_classes(const av_trace *t, av_attn_kind kind, int n_key) {
-    uint8_t *cls = NULL;
-    if (kind == AV_ATTN_SELF) {
-        if (av_trace_n_tokens(t) != n_key || !(cls = malloc((size_t)n_key))) return NULL;
-        for (int j = 0; j < n_key; j++)
-            cls[j] = av_token_class(av_trace_token(t, j));
-        return cls;
+char **av_trace_side_labels(const av_trace *t, av_attn_kind kind, int key_side, int n) {
+    char **labels = NULL;
+    if (n <= 0 || !(labels = calloc((size_t)n, sizeof *labels))) return NULL;
+    const char *key = av_attn_kind_labels_key(kind, key_side);
+    if (!key) {
+        if (av_trace_n_tokens(t) != n) goto fail;
+        for (int j = 0; j < n; j++)
+            if (!(labels[j] = av_strdup(av_trace_token(t, j)))) goto fail;
+        return labels;
     }
-    const char *meta = av_trace_meta(t, av_attn_kind_labels_key(kind, 1));
+    const char *meta = av_trace_meta(t, key);
     json_error_t je;
     json_t *arr = meta ? json_loads(meta, 0, &je) : NULL;
-    if (json_is_array(arr) && json_array_size(arr) == (size_t)n_key && (cls = malloc((size_t)n_key)))
-        for (int j = 0; j < n_key; j++)
-            cls[j] = av_token_class(json_string_value(json_array_get(arr, (size_t)j)));
+    int ok = json_is_array(arr) && json_array_size(arr) == (size_t)n;
+    for (int j = 0; ok && j < n; j++) {
+        const char *s = json_string_value(json_array_get(arr, (size_t)j));
+        ok = (labels[j] = av_strdup(s ? s : "")) != NULL;
+    }
     json_decref(arr);
+    if (ok) return labels;
+fail:
+    av_labels_free(labels, n);
+    return NULL;
+}
+
+void av_labels_free(char **labels, int n) {
+    for (int j = 0; labels && j < n; j++)
+        free(labels[j]);
+    free(labels);
+}
+
+/* Token classes of the key side of kind (malloc'd, n_key), or NULL when the labels are unknown. */
+static uint8_t *key_classes(const av_trace *t, av_attn_kind kind, int n_key) {
+    char **labels = av_trace_side_labels(t, kind, 1, n_key);
+    uint8_t *cls = labels ? malloc((size_t)n_key) : NULL;
+    for (int j = 0; cls && j < n_key; j++)
+        cls[j] = av_token_class(labels[j]);
+    av_labels_free(labels, n_key);
     return cls;
 }
 

@@ -66,20 +66,12 @@ const char *av_roles_default_text(void) {
            "the stick, and Tom was happy.";
 }
 
-/* splitmix64 (Steele, Lea, Flood 2014): the same stream as scripts/train_induction.py's SplitMix64. */
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 void av_roles_repeat_sequence(const int32_t *cands, int n_cands, int bos, int L, uint64_t *rng_state,
                               int32_t *ids) {
     int first = bos >= 0 ? 1 : 0;
     if (bos >= 0) ids[0] = bos;
     for (int k = 0; k < L; k++) {
-        ids[first + k] = cands[splitmix64(rng_state) % (uint64_t)n_cands];
+        ids[first + k] = cands[av_splitmix64(rng_state) % (uint64_t)n_cands];
         ids[first + L + k] = ids[first + k];
     }
 }
@@ -121,7 +113,7 @@ static int text_probe_ids(const av_model *m, const char *text, const int32_t *ca
         if (!(*ids = malloc(sizeof **ids * *n))) return av_errf(err, "out of memory");
         uint64_t s = seed ^ 0x7E57ull;
         for (size_t i = 0; i < *n; i++)
-            (*ids)[i] = cands[splitmix64(&s) % (uint64_t)n_cands];
+            (*ids)[i] = cands[av_splitmix64(&s) % (uint64_t)n_cands];
     }
     if (*n > (size_t)info.max_seq_len) *n = (size_t)info.max_seq_len;
     if (*n < 3) {

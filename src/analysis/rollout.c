@@ -6,8 +6,8 @@
 #include "analysis.h"
 #include "core/core.h"
 #include "internal.h"
+#include "kernels/kernels.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,7 +100,7 @@ int av_rollout_mats(const float *const *layers, int n_layers, int T, float resid
     for (int l = 1; l < n_layers; l++) {
         av_an_residual(layers[l], T, residual, a);
         /* tmp (T, T) = A'_l (T, T) R (T, T) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, T, T, 1.0f, a, T, out, T, 0.0f, tmp, T);
+        av_gemm_f32(0, 0, T, T, T, 1.0f, a, T, out, T, 0.0f, tmp, T, 1);
         memcpy(out, tmp, sizeof(float) * (size_t)T * (size_t)T);
     }
     free(a);
@@ -178,13 +178,13 @@ int av_rollout_cross_trace(const av_trace *t, const av_rollout_params *p, float 
         if (dec) {
             av_an_residual(dec[l], T, r, a);
             /* R_ts (T, S) = D' (T, T) R_ts (T, S) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, S, T, 1.0f, a, T, rts, S, 0.0f, tmp, S);
+            av_gemm_f32(0, 0, T, S, T, 1.0f, a, T, rts, S, 0.0f, tmp, S, 1);
             memcpy(rts, tmp, sizeof(float) * (size_t)T * (size_t)S);
         }
         memcpy(c, cross[l], sizeof(float) * (size_t)T * (size_t)S);
         av_an_rownorm(c, T, S);
         /* R_ts (T, S) = r R_ts + (1-r) C (T, S) R_enc (S, S) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, S, S, 1.0f - r, c, S, renc, S, r, rts, S);
+        av_gemm_f32(0, 0, T, S, S, 1.0f - r, c, S, renc, S, r, rts, S, 1);
     }
     memcpy(out, rts, sizeof(float) * (size_t)T * (size_t)S);
     if (p->normalize) av_an_rownorm(out, T, S);

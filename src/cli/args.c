@@ -2,6 +2,8 @@
 #include "cli.h"
 #include "core/core.h"
 
+#include "io/io.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -154,6 +156,44 @@ int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind) {
         return -1;
     }
     return 0;
+}
+
+int cli_get_attr_method(const cli_args *a, const char *cmd, av_attr_method *method) {
+    const char *s = cli_get(a, "attr");
+    if (s && av_attr_method_parse(s, method))
+        return cli_failf(cmd, "--attr must be occlusion, shapley, saliency, ixg, ig or attn-grad, got '%s'",
+                         s)
+                   ? -1
+                   : -1;
+    return 0;
+}
+
+int cli_get_positions(const cli_args *a, const char *cmd, int *pos0, int *pos1) {
+    const char *s = cli_get(a, "positions");
+    int p0, p1;
+    if (!s) return 0;
+    if (sscanf(s, "%d-%d", &p0, &p1) != 2 || p0 < 0 || p1 < p0)
+        return cli_failf(cmd, "--positions must be A-B (first and last position), got '%s'", s) ? -1 : -1;
+    *pos0 = p0, *pos1 = p1 + 1;
+    return 0;
+}
+
+int cli_no_attention_hint(const av_trace *t, const char *cmd) {
+    av_tensor x;
+    const char *method = NULL;
+    if (av_trace_has_attention(t) || av_trace_has_logprobs(t)) return 0;
+    for (int k = 0; k < AV_ATTR_METHOD_COUNT && !method; k++) {
+        char name[48];
+        snprintf(name, sizeof name, "attr.%s", av_attr_method_name((av_attr_method)k));
+        if (av_trace_tensor(t, name, &x) == 0) method = av_attr_method_name((av_attr_method)k);
+    }
+    int lens = av_trace_tensor(t, "lens.topk_ids", &x) == 0;
+    if (!method && !lens) return 0;
+    return cli_failf(cmd, "this trace holds no attention weights (made with --no-attention): give %s%s%s%s",
+                     method ? "--attr " : "", method ? method : "", method && lens ? " or " : "",
+                     lens ? "--lens" : "")
+               ? -1
+               : -1;
 }
 
 int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, av_attn_kind *kind) {
@@ -448,4 +488,51 @@ void cli_progress_run(void *ctx, const av_progress *pr) {
     snprintf(what, sizeof what, "layer %d/%d, %d/%d tokens", pr->layer + 1, pr->n_layers, pr->tokens,
              pr->n_tokens);
     cli_progress_show(ctx, pr->total > 0 ? pr->done / pr->total : 0, what);
+}
+int cli_parse_ids(const char *spec, int32_t **out, size_t *n, av_err *err) {
+    *out = NULL;
+    *n = 0;
+    if (spec[0] == '@') {
+        json_t *j;
+        if (av_json_load_file(spec + 1, &j, err)) return -1;
+        if (!json_is_array(j)) {
+            json_decref(j);
+            return av_errf(err, "%s: expected a JSON array of token ids", spec + 1);
+        }
+        size_t m = json_array_size(j);
+        *out = malloc(sizeof **out * (m ? m : 1));
+        for (size_t i = 0; *out && i < m; i++) {
+            json_t *v = json_array_get(j, i);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
+                json_decref(j);
+                free(*out);
+                *out = NULL;
+                return av_errf(err, "%s: element %zu is not a token id", spec + 1, i);
+            }
+            (*out)[i] = (int32_t)json_integer_value(v);
+        }
+        json_decref(j);
+        if (!*out) return av_errf(err, "out of memory");
+        *n = m;
+        return 0;
+    }
+    size_t cap = 1;
+    for (const char *p = spec; *p; p++)
+        cap += *p == ',';
+    *out = malloc(sizeof **out * cap);
+    if (!*out) return av_errf(err, "out of memory");
+    const char *p = spec;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+            free(*out);
+            *out = NULL;
+            return av_errf(err, "--ids: '%s' is not a comma-separated list of token ids", spec);
+        }
+        (*out)[(*n)++] = (int32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
 }

@@ -68,8 +68,18 @@ int cli_chat_prompt(const cli_args *a, const char *cmd, const char *messages_pat
     {"chat-date", 1, "YYYY-MM-DD  the date the template's strftime_now() sees (default: today)"}
 /* clang-format on */
 
+/* Token ids from "1,2,3" or "@path.json" (a JSON array of integers): *out malloc'd. */
+int cli_parse_ids(const char *spec, int32_t **out, size_t *n, av_err *err);
+
 /* --kind K as an attention kind (*kind unchanged when absent); returns -1 after printing the error. */
 int cli_get_kind(const cli_args *a, const char *cmd, av_attn_kind *kind);
+/* --attr METHOD as an attribution method, --positions A-B as the range [*pos0, *pos1) (each unchanged when
+ * absent); -1 after printing the error. */
+int cli_get_attr_method(const cli_args *a, const char *cmd, av_attr_method *method);
+int cli_get_positions(const cli_args *a, const char *cmd, int *pos0, int *pos1);
+/* A trace with neither attention nor log-probabilities but with attribution or a logit lens: prints which
+ * option shows it and returns -1; else 0. */
+int cli_no_attention_hint(const av_trace *t, const char *cmd);
 /* Loads the trace named by the first positional argument; *kind: --kind, else the first kind the trace holds.
  * Returns -1 after printing the error. */
 int cli_load_trace(const cli_args *a, const char *cmd, av_trace **t, av_attn_kind *kind);
@@ -178,7 +188,10 @@ int cmd_html(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_roles(int argc, char **argv);
+int cmd_corpus(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_attribute(int argc, char **argv);
+int cmd_lens(int argc, char **argv);
 
 #endif

@@ -92,6 +92,7 @@ int cmd_convert(int argc, char **argv) {
             target == AV_MODEL_FORMAT_GGUF ? "GGUF v3" : "Hugging Face", av_dtype_name(ep.dtype),
             rep.n_tensors, (double)rep.n_bytes / (1024.0 * 1024.0), rep.n_shards,
             rep.n_shards == 1 ? "" : "s", extra, rep.tokenizer ? "with tokenizer" : "no tokenizer");
+    if (rep.note[0]) fprintf(stderr, "attnviz convert: note: %s\n", rep.note);
     rc = 0;
 done:
     av_model_free(m);

@@ -14,8 +14,8 @@ static const cli_opt_spec opts[] = {
      "P           auto (default: f16 while the page stays under 4 MiB, 16 for images; else "
      "8-bit), f16, u8"},
     {"view", 1,
-     "V           first view: heatmap, model, head, image, summary (roles), rollout, norm, steps, neuron, "
-     "rows"},
+     "V           first view: heatmap, model, head, image, summary (roles), rollout, norm, steps, "
+     "attribution, lens, neuron, rows"},
     {"title", 1, "TEXT        page title (default: the model name)"},
     {"image", 1, "PNG         image traces: embed this picture under the patch attention"},
     {"roles", 1, "JSON        probe roles from `attnviz roles --json` (adds induction, duplicate-token)"},

@@ -24,6 +24,10 @@ static const cli_opt_spec opts[] = {
     {"vmin", 1, "X           lower end of the color scale (with --vmax)"},
     {"vmax", 1, "X           upper end of the color scale (default: the maximum shown)"},
     {"title", 1, "TEXT        figure title (default: model, layer, head)"},
+    {"attr", 1,
+     "METHOD      draw the trace's attribution (occlusion, shapley, saliency, ixg, ig, attn-grad)"},
+    {"lens", 0, "            draw the trace's logit lens (layers x positions of top tokens)"},
+    {"positions", 1, "A-B   --lens: the positions drawn (default: all, at most the last 256)"},
     {"steps", 0,
      "            the step figure: tokens colored by probability, attention of each produced token"},
     {"color-by", 1, "prob|entropy  --steps: color tokens by probability (default) or entropy"},
@@ -110,6 +114,30 @@ static int render_grid(const cli_args *a, const char *cmd, const av_trace *t, av
     return 0;
 }
 
+/* --attr METHOD or --lens: the attribution or logit-lens figure of the trace. */
+static int render_attr_or_lens(const cli_args *a, const av_trace *t, const char *out, double dpi) {
+    const char *cmd = "render", *cmap = cli_get(a, "cmap");
+    av_err err = {{0}};
+    int w = 0, h = 0, rc;
+    if (cli_has(a, "attr")) {
+        av_attr_plot_params p = av_attr_plot_default_params();
+        if (cli_get_attr_method(a, cmd, &p.method)) return 2;
+        p.dpi = dpi;
+        p.title = cli_get(a, "title");
+        rc = av_attr_render(t, &p, out, &w, &h, &err);
+    } else {
+        av_lens_plot_params p = av_lens_plot_default_params();
+        p.dpi = dpi;
+        p.title = cli_get(a, "title");
+        if (cli_get_positions(a, cmd, &p.pos0, &p.pos1)) return 2;
+        if (cmap && av_cmap_parse(cmap, &p.cmap, &err)) return cli_fail(cmd, &err);
+        rc = av_lens_render(t, &p, out, &w, &h, &err);
+    }
+    if (rc) return cli_fail(cmd, &err);
+    fprintf(stderr, "attnviz render: %d x %d image -> %s\n", w, h, out);
+    return 0;
+}
+
 /* attnviz render --steps (also for a trace without attention, which has no heatmap). */
 static int render_steps(const cli_args *a, const char *cmd, const av_trace *t, const char *out, long dpi) {
     av_steps_plot_params sp = av_steps_plot_default_params();
@@ -145,7 +173,8 @@ int cmd_render(int argc, char **argv) {
     int early;
     if (cli_start(argc, argv, opts, N_OPTS,
                   "usage: attnviz render TRACE [--layer L|mean|max|min] [--head H|mean|max|min | --grid] "
-                  "[--rows A:B --cols C:D] -o OUT.png|.svg|.csv|.npy\n",
+                  "[--rows A:B --cols C:D] -o OUT.png|.svg|.csv|.npy\n"
+                  "       attnviz render TRACE --attr METHOD | --lens -o OUT.png|OUT.svg\n",
                   -1, &a, cmd, &early))
         return early;
     int rc = 1;
@@ -173,9 +202,19 @@ int cmd_render(int argc, char **argv) {
     }
     if (cli_get_int(&a, "cells", data ? 4096 : 1024, 1, 65536, &cells, cmd) || figure_params(&a, cmd, &p))
         goto done;
+    int attr_lens = cli_has(&a, "attr") || cli_has(&a, "lens");
+    if (attr_lens && (data || cli_has(&a, "grid") || cli_has(&a, "head") || cli_has(&a, "layer"))) {
+        cli_failf(cmd, "--attr and --lens draw their own figure (.png or .svg): drop --grid/--layer/--head");
+        goto done;
+    }
     av_attn_kind kind;
     cli_sel sel;
     if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
+    if (attr_lens) {
+        rc = render_attr_or_lens(&a, t, out, p.dpi);
+        goto done;
+    }
+    if (!cli_has(&a, "steps") && cli_no_attention_hint(t, cmd)) goto done;
     if (cli_has(&a, "steps") || !av_trace_has_attention(t)) {
         if (!cli_has(&a, "steps"))
             fprintf(stderr, "attnviz render: this trace holds no attention weights (%s): drawing its steps\n",

@@ -7,55 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* "1,2,3" or "@path.json" holding a JSON array of integers -> malloc'd ids. */
-static int parse_ids(const char *spec, int32_t **out, size_t *n, av_err *err) {
-    *out = NULL;
-    *n = 0;
-    if (spec[0] == '@') {
-        json_t *j;
-        if (av_json_load_file(spec + 1, &j, err)) return -1;
-        if (!json_is_array(j)) {
-            json_decref(j);
-            return av_errf(err, "%s: expected a JSON array of token ids", spec + 1);
-        }
-        size_t m = json_array_size(j);
-        *out = malloc(sizeof **out * (m ? m : 1));
-        for (size_t i = 0; *out && i < m; i++) {
-            json_t *v = json_array_get(j, i);
-            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
-                json_decref(j);
-                free(*out);
-                *out = NULL;
-                return av_errf(err, "%s: element %zu is not a token id", spec + 1, i);
-            }
-            (*out)[i] = (int32_t)json_integer_value(v);
-        }
-        json_decref(j);
-        if (!*out) return av_errf(err, "out of memory");
-        *n = m;
-        return 0;
-    }
-    size_t cap = 1;
-    for (const char *p = spec; *p; p++)
-        cap += *p == ',';
-    *out = malloc(sizeof **out * cap);
-    if (!*out) return av_errf(err, "out of memory");
-    const char *p = spec;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
-            free(*out);
-            *out = NULL;
-            return av_errf(err, "--ids: '%s' is not a comma-separated list of token ids", spec);
-        }
-        (*out)[(*n)++] = (int32_t)v;
-        p = *end ? end + 1 : end;
-    }
-    return 0;
-}
-
 /* Writes the preprocessed input of an image model as safetensors "pixels" [3, H, W] (debugging, references).
  */
 static int dump_pixels(const av_model *m, const char *image, const char *path, av_err *err) {
@@ -105,7 +56,8 @@ static int run_pair(av_model *m, const cli_args *a, const char *text, const char
     if (ids_spec) {
         int32_t *src = NULL, *tgt = NULL;
         size_t ns = 0, nt = 0;
-        rc = parse_ids(ids_spec, &src, &ns, &err) || (target_ids && parse_ids(target_ids, &tgt, &nt, &err)) ||
+        rc = cli_parse_ids(ids_spec, &src, &ns, &err) ||
+             (target_ids && cli_parse_ids(target_ids, &tgt, &nt, &err)) ||
              av_trace_from_pair_ids(m, src, ns, tgt, nt, (int)steps, rp, t, &err);
         free(src);
         free(tgt);
@@ -253,7 +205,7 @@ int cmd_run(int argc, char **argv) {
     } else if (ids_spec) {
         int32_t *ids;
         size_t n;
-        if (parse_ids(ids_spec, &ids, &n, &err)) {
+        if (cli_parse_ids(ids_spec, &ids, &n, &err)) {
             cli_fail(cmd, &err);
             goto done;
         }

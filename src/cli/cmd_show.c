@@ -16,6 +16,9 @@ static const cli_opt_spec opts[] = {
     {"width", 1, "N        columns to use (default: the terminal's)"},
     {"height", 1, "N       rows to use (default: the terminal's)"},
     {"progress", 0, "        show progress on stderr (default: only on a terminal)"},
+    {"attr", 1, "METHOD     show the trace's attribution (occlusion, shapley, saliency, ixg, ig, attn-grad)"},
+    {"lens", 0, "            show the trace's logit lens (layers x positions of top tokens)"},
+    {"positions", 1, "A-B  --lens: the positions shown (default: the last ones that fit)"},
     {"steps", 0, "            the step view: tokens colored by probability, alternatives, attended tokens"},
     {"color-by", 1, "prob|entropy  --steps: color tokens by probability (default) or entropy"},
     {"alternatives", 1, "N  --steps: alternatives per line (default 5)"},
@@ -36,6 +39,24 @@ static int parse_colors(const char *s, av_color_mode *out) {
     else
         return -1;
     return 0;
+}
+
+/* --attr METHOD or --lens: the attribution or the logit lens of the trace instead of an attention head. */
+static int show_attr_or_lens(const cli_args *a, const av_trace *t, av_color_mode color, int width) {
+    const char *cmd = "show";
+    av_err err = {{0}};
+    if (cli_has(a, "attr")) {
+        av_attr_term_params p = av_attr_term_default_params();
+        if (cli_get_attr_method(a, cmd, &p.method)) return 2;
+        p.color = color;
+        p.width = width;
+        return av_term_attr(stdout, t, &p, &err) ? cli_fail(cmd, &err) : 0;
+    }
+    av_lens_term_params p = av_lens_term_default_params();
+    p.color = color;
+    p.width = width;
+    if (cli_get_positions(a, cmd, &p.pos0, &p.pos1)) return 2;
+    return av_term_lens(stdout, t, &p, &err) ? cli_fail(cmd, &err) : 0;
 }
 
 /* attnviz show --steps (also a trace without attention, which has no heatmap). */
@@ -91,7 +112,8 @@ int cmd_show(int argc, char **argv) {
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
                   "usage: attnviz show TRACE [--layer L|mean|max|min] [--head H|mean|max|min] [--rows A:B] "
-                  "[--cols C:D]\n",
+                  "[--cols C:D]\n"
+                  "       attnviz show TRACE --attr METHOD | --lens [--positions A-B]\n",
                   1, &a, cmd, &early))
         return early;
     int rc = 1, max_r, max_c;
@@ -116,6 +138,11 @@ int cmd_show(int argc, char **argv) {
     av_attn_kind kind;
     cli_sel sel;
     if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
+    if (cli_has(&a, "attr") || cli_has(&a, "lens")) {
+        rc = show_attr_or_lens(&a, t, tp.color, (int)width);
+        goto done;
+    }
+    if (!cli_has(&a, "steps") && cli_no_attention_hint(t, cmd)) goto done;
     if (cli_has(&a, "steps") || !av_trace_has_attention(t)) {
         if (!cli_has(&a, "steps"))
             fprintf(stderr, "attnviz show: this trace holds no attention weights (%s): showing its steps\n",

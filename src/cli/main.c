@@ -22,6 +22,10 @@ static const cli_command commands[] = {
      cmd_import},
     {"stats", "per-head statistics of a trace (entropy, sink, previous-token...), rollout, flow", cmd_stats},
     {"roles", "find previous-token, sink, induction... heads of a model with built-in probes", cmd_roles},
+    {"corpus", "head statistics, roles and query/key maps over a data set (threads, MPI ranks)", cmd_corpus},
+    {"attribute", "which input tokens matter to the output: occlusion, Shapley, gradients, IG",
+     cmd_attribute},
+    {"lens", "the logit lens: each layer's residual stream decoded into tokens", cmd_lens},
     {"diff", "compare two traces of the same tokens: attention differences per head, log-probability changes",
      cmd_diff},
 };

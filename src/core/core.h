@@ -135,6 +135,8 @@ int av_atomic_open(av_atomic_file *f, const char *path, av_err *err);
 int av_atomic_write(av_atomic_file *f, const void *data, size_t n, av_err *err);
 int av_atomic_commit(av_atomic_file *f, av_err *err); /* closes and renames; on failure removes the temp */
 void av_atomic_abort(av_atomic_file *f);              /* closes and removes the temp file */
+/* The whole file at once: open, write, commit (or abort). */
+int av_file_write_atomic(const char *path, const void *data, size_t n, av_err *err);
 /* Makes SIGINT, SIGTERM and SIGHUP remove every temp file still open, then kill the process as before
  * (the CLI calls it first; a command that handles these signals itself installs its own handler later). */
 void av_atomic_remove_on_signals(void);
@@ -248,6 +250,9 @@ char *av_strndup(const char *s, size_t n);
  * dst. */
 const char *av_printable(char *dst, size_t cap, const char *s, size_t n);
 void *av_malloc_checked(size_t n, av_err *err); /* NULL + message on failure */
+/* SplitMix64 (Steele, Lea, Flood 2014): the next value of the stream whose state is *state (start it at a
+ * seed). Reproducible across platforms; scripts/train_induction.py and scripts/ref_attrib.py replay it. */
+uint64_t av_splitmix64(uint64_t *state);
 double av_now_seconds(void);
 
 #endif /* AV_CORE_H */

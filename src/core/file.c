@@ -254,3 +254,13 @@ void av_atomic_abort(av_atomic_file *f) {
     if (f->tmp_path) unlink(f->tmp_path);
     atomic_release(f);
 }
+
+int av_file_write_atomic(const char *path, const void *data, size_t n, av_err *err) {
+    av_atomic_file f;
+    if (av_atomic_open(&f, path, err)) return -1;
+    if (av_atomic_write(&f, data, n, err)) {
+        av_atomic_abort(&f);
+        return -1;
+    }
+    return av_atomic_commit(&f, err);
+}

@@ -6,9 +6,17 @@
 static const char *const kind_names[] = {"self", "enc", "dec", "cross"};
 static const char *const family_names[] = {"llama", "gpt2", "bert", "vit", "encoder-decoder"};
 static const char *const format_names[] = {"llama2c", "gguf", "hf"};
+static const char *const attr_method_names[] = {"occlusion", "shapley", "saliency", "ixg", "ig", "attn-grad"};
+static const char *const baseline_names[] = {"token", "zero", "remove"};
+static const char *const ig_rule_names[] = {"gausslegendre", "riemann_left", "riemann_right",
+                                            "riemann_middle", "riemann_trapezoid"};
 _Static_assert(sizeof kind_names / sizeof kind_names[0] == AV_ATTN_KIND_COUNT, "one name per attention kind");
 _Static_assert(sizeof family_names / sizeof family_names[0] == AV_FAMILY_COUNT, "one name per family");
 _Static_assert(sizeof format_names / sizeof format_names[0] == AV_MODEL_FORMAT_COUNT, "one name per format");
+_Static_assert(sizeof attr_method_names / sizeof attr_method_names[0] == AV_ATTR_METHOD_COUNT,
+               "one per method");
+_Static_assert(sizeof baseline_names / sizeof baseline_names[0] == AV_BASELINE_COUNT, "one per baseline");
+_Static_assert(sizeof ig_rule_names / sizeof ig_rule_names[0] == AV_IG_RULE_COUNT, "one per IG rule");
 
 static int find_name(const char *const *names, int n, const char *s) {
     for (int i = 0; s && i < n; i++)
@@ -39,6 +47,32 @@ int av_family_parse(const char *s, av_family *out) {
 int av_model_format_parse(const char *s, av_model_format *out) {
     int i = find_name(format_names, AV_MODEL_FORMAT_COUNT, s);
     if (i >= 0) *out = (av_model_format)i;
+    return i >= 0 ? 0 : -1;
+}
+
+const char *av_attr_method_name(av_attr_method m) {
+    return (unsigned)m < AV_ATTR_METHOD_COUNT ? attr_method_names[m] : "?";
+}
+const char *av_attr_baseline_name(av_attr_baseline b) {
+    return (unsigned)b < AV_BASELINE_COUNT ? baseline_names[b] : "?";
+}
+const char *av_ig_rule_name(av_ig_rule r) { return (unsigned)r < AV_IG_RULE_COUNT ? ig_rule_names[r] : "?"; }
+
+int av_attr_method_parse(const char *s, av_attr_method *out) {
+    int i = find_name(attr_method_names, AV_ATTR_METHOD_COUNT, s);
+    if (i >= 0) *out = (av_attr_method)i;
+    return i >= 0 ? 0 : -1;
+}
+
+int av_attr_baseline_parse(const char *s, av_attr_baseline *out) {
+    int i = find_name(baseline_names, AV_BASELINE_COUNT, s);
+    if (i >= 0) *out = (av_attr_baseline)i;
+    return i >= 0 ? 0 : -1;
+}
+
+int av_ig_rule_parse(const char *s, av_ig_rule *out) {
+    int i = find_name(ig_rule_names, AV_IG_RULE_COUNT, s);
+    if (i >= 0) *out = (av_ig_rule)i;
     return i >= 0 ? 0 : -1;
 }
 

@@ -1,4 +1,5 @@
-/* Small helpers: strings, checked allocation, half precision, dtype sizes, clocks, the library version. */
+/* Small helpers: strings, checked allocation, half precision, dtype sizes, clocks, the library version, the
+ * SplitMix64 random stream. */
 #define _POSIX_C_SOURCE 200809L
 #include "core.h"
 
@@ -112,4 +113,11 @@ uint16_t av_f32_to_bf16(float f) {
 int64_t av_tensor_numel(const av_tensor *t) {
     size_t n;
     return av_shape_numel(t->shape, t->ndim, &n) ? (int64_t)n : -1;
+}
+
+uint64_t av_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
 }

@@ -95,7 +95,8 @@ int av_gguf_get_str(const av_gguf *g, const char *key, const char **s, size_t *l
 int av_gguf_get_array(const av_gguf *g, const char *key, av_gguf_type want_type, const av_gguf_value **out,
                       av_err *err);
 
-/* Element i of a numeric array (any integer or float element type). */
+/* Element i of a numeric array (any integer or float element type; floats are truncated toward zero,
+ * saturated to the int64 range, NaN gives 0). */
 int64_t av_gguf_array_int(const av_gguf_value *a, uint64_t i);
 double av_gguf_array_f64(const av_gguf_value *a, uint64_t i);
 /* Next string of a string array: *pos starts at 0 and is advanced; returns -1 at the end. */

@@ -259,11 +259,18 @@ static int make_view(av_gguf *g, av_gguf_tensor_info *ti, size_t data_size, av_e
     if (av_dtype_from_ggml(ti->type, &t->dtype) || !av_dtype_is_weight(t->dtype))
         return av_errf(err, "%s: tensor '%s' has type %s (%u), not supported (supported: %s)", g->name,
                        ti->name, tname, ti->type, readable_types(types, sizeof types));
-    size_t rows = 1, row_bytes, nbytes;
-    for (int d = 0; d < ti->n_dims; d++)
-        if (ti->ne[d] > (uint64_t)INT64_MAX || (d > 0 && !av_mul_size(rows, (size_t)ti->ne[d], &rows)))
+    /* every dimension at least 1 and the element count an int64 (shapes are int64 everywhere): an empty row
+     * (ne[0] = 0) would otherwise let the other dimensions grow past any product (found by fuzz_gguf_quant)
+     */
+    size_t rows = 1, row_bytes, nbytes, numel;
+    for (int d = 0; d < ti->n_dims; d++) {
+        if (ti->ne[d] == 0)
+            return av_errf(err, "%s: tensor '%s' has an empty dimension (ne[%d] = 0)", g->name, ti->name, d);
+        if (ti->ne[d] > (uint64_t)INT64_MAX || (d > 0 && !av_mul_size(rows, (size_t)ti->ne[d], &rows)) ||
+            !av_mul_size(rows, (size_t)ti->ne[0], &numel) || numel > (size_t)INT64_MAX)
             return av_errf(err, "%s: tensor '%s': shape overflows (ne[%d] = %llu)", g->name, ti->name, d,
                            (unsigned long long)ti->ne[d]);
+    }
     int block = av_dtype_block_size(t->dtype);
     if (ti->ne[0] % (uint64_t)block)
         return av_errf(err, "%s: tensor '%s': %s rows of %llu values are not a multiple of its block of %d",
@@ -472,7 +479,11 @@ int64_t av_gguf_array_int(const av_gguf_value *a, uint64_t i) {
     decode_scalar(a->arr_type, a->arr_data + (size_t)i * es, &v);
     switch (a->arr_type) {
     case AV_GGUF_F32:
-    case AV_GGUF_F64: return (int64_t)v.num.f;
+    case AV_GGUF_F64: /* truncated; NaN gives 0, values beyond int64 saturate (no out-of-range cast) */
+        return v.num.f != v.num.f  ? 0
+               : v.num.f >= 0x1p63 ? INT64_MAX
+               : v.num.f < -0x1p63 ? INT64_MIN
+                                   : (int64_t)v.num.f;
     case AV_GGUF_I8:
     case AV_GGUF_I16:
     case AV_GGUF_I32:

@@ -1,6 +1,8 @@
 /* JSON helpers on top of jansson. */
 #include "io.h"
 
+#include <math.h>
+
 #define AV_JSON_MAX_FILE (64u << 20)
 
 int av_json_load_file(const char *path, json_t **out, av_err *err) {
@@ -26,8 +28,9 @@ int av_json_int(const json_t *obj, const char *key, int64_t def, int64_t *out, a
         *out = (int64_t)json_integer_value(v);
         return 0;
     }
-    if (json_is_real(v) && json_real_value(v) == (double)(int64_t)json_real_value(v)) {
-        *out = (int64_t)json_real_value(v);
+    double d = json_is_real(v) ? json_real_value(v) : 0.5;
+    if (d >= -0x1p63 && d < 0x1p63 && d == floor(d)) { /* 1e216 or 2.5: not an int64 (never cast those) */
+        *out = (int64_t)d;
         return 0;
     }
     return av_errf(err, "\"%s\" must be an integer", key);

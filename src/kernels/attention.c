@@ -1,10 +1,10 @@
 /* Multi-head (grouped-query) attention of a chunk of queries against cached keys and values, with optional
- * capture of the probabilities. Heads are split across threads; scores of one head are one sgemm, the
- * softmax runs over each row's visible keys and leaves the rest exactly 0, and P·V is one more sgemm.
- * av_attention_probs is the probability half on its own: lazy traces recompute rows with it. */
+ * capture of the probabilities. Heads are split across threads; scores of one head are one GEMM, the
+ * softmax runs over each row's visible keys and leaves the rest exactly 0, and P·V is one more GEMM
+ * (av_gemm_f32, single-threaded inside the head split). av_attention_probs is the probability half on its
+ * own: lazy traces recompute rows with it. */
 #include "kernels.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -40,15 +40,12 @@ int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *prob
     const float *q = a->q + (size_t)r0 * (size_t)a->q_stride + (size_t)h * (size_t)hs;
     const float *k = a->k + (size_t)g * (size_t)hs;
     /* probs (nr, n_keys) = scale * Q (nr, hs) K^T (hs, n_keys) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, n_keys, hs, a->scale, q, a->q_stride, k,
-                a->k_stride, 0.0f, probs, ld);
+    av_gemm_f32(0, 1, nr, n_keys, hs, a->scale, q, a->q_stride, k, a->k_stride, 0.0f, probs, ld, 1);
     for (int i = 0; i < nr; i++) {
         float *row = probs + (size_t)i * (size_t)ld;
         int vis = visible_keys(a, r0 + i);
         mask_row(a, h, r0 + i, row, vis);
-        av_softmax(row, vis);
-        for (int k2 = 0; k2 < vis; k2++) /* fully masked rows (no visible key) become all zero, not NaN */
-            if (row[k2] != row[k2]) row[k2] = 0.0f;
+        av_softmax(row, vis); /* a fully masked row (no visible key) becomes all zero */
         memset(row + vis, 0, sizeof(float) * (size_t)(n_keys - vis));
     }
     return n_keys;
@@ -62,8 +59,8 @@ static void attend_block(const av_attn_args *a, int h, int r0, int nr, float *pr
     if (a->pool) av_attn_pool_rows(a->pool, h, a->q_pos + r0, nr, probs, ld, n_keys);
     /* out (nr, hs) = P (nr, n_keys) V (n_keys, hs) */
     float *out = a->out + (size_t)r0 * (size_t)a->out_stride + (size_t)h * (size_t)hs;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hs, n_keys, 1.0f, probs, ld,
-                a->v + (size_t)g * (size_t)hs, a->v_stride, 0.0f, out, a->out_stride);
+    av_gemm_f32(0, 0, nr, hs, n_keys, 1.0f, probs, ld, a->v + (size_t)g * (size_t)hs, a->v_stride, 0.0f, out,
+                a->out_stride, 1);
 }
 
 typedef struct heads_job {

@@ -13,44 +13,14 @@
  * dtype. The activations are split and packed once per call, shared by all threads.
  *
  * Compiled with -mamx-tile -mamx-bf16 -mavx512f -mavx512bw -mavx512vl (see the Makefile); nothing here runs
- * unless av_amx_ready() found the CPU features, the OS state and the process permission. */
-#include "kernels.h"
+ * unless av_amx_ready() (gemm_cpu.c) found the CPU features, the OS state and the process permission. */
+#include "gemm.h"
 
-#include <cpuid.h>
 #include <immintrin.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 enum { TILE_K = 32, BLOCK = 32 };
-
-/* ---- detection ---- */
-
-static int amx_state;
-static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
-
-static void amx_detect(void) {
-    const char *env = getenv("ATTNVIZ_GEMM");
-    if (env && strcmp(env, "sgemm") == 0) return;
-    unsigned a, b, c, d;
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
-    int avx512 = (b >> 16 & 1) && (b >> 30 & 1) && (b >> 31 & 1); /* AVX512F, AVX512BW, AVX512VL */
-    int amx = (d >> 22 & 1) && (d >> 24 & 1);                     /* AMX-BF16, AMX-TILE */
-    if (!avx512 || !amx || !__get_cpuid_count(1, 0, &a, &b, &c, &d) || !(c >> 27 & 1)) return; /* OSXSAVE */
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    if ((lo & 0x600e6u) != 0x600e6u) return; /* XMM, YMM, opmask, ZMM, tile config and tile data enabled */
-    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
-    if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return;
-    amx_state = 1;
-}
-
-int av_amx_ready(void) {
-    pthread_once(&amx_once, amx_detect);
-    return amx_state;
-}
 
 /* ---- bf16 splitting ---- */
 
@@ -141,7 +111,7 @@ static void pack_w(const amx_job *j, const amx_out *o, int f0, int nf, uint16_t 
     const int f16 = o->w->dtype == AV_DTYPE_F16;
     for (int g = 0; g < nf / 16; g++) {
         int first = f0 + g * 16, rows = o->out - first < 16 ? o->out - first : 16;
-        if (rows > 0 && !f16) av_dequantize_rows(o->w, first, rows, rowbuf);
+        if (rows > 0 && !f16) av_dequantize_rows_avx512(o->w, first, rows, rowbuf);
         for (int r = 0; r < 16; r++) {
             const uint16_t *h =
                 (const uint16_t *)o->w->data + (size_t)(r < rows ? first + r : 0) * (size_t)j->in;

@@ -24,14 +24,42 @@ extern const av_dtype_codec av_quant_codec;
 /* Makes OpenBLAS single-threaded: attnviz splits work over its own threads (call once, before any GEMM). */
 void av_kernels_init(void);
 
-/* 1 when this process can use AMX-BF16 tiles: CPU features, OS state and permission, checked once; 0 when
- * absent or when the environment sets ATTNVIZ_GEMM=sgemm. */
+/* ---- GEMM paths (gemm_cpu.c): which kernels run the products ----
+ * scalar: the plain reference micro-kernel; avx2 / avx512: the vector micro-kernels of the same driver
+ * (gemm.c); amx: the split-bf16 tile kernel for prompt products against 16/8-bit weights, avx512 for the
+ * rest; sgemm: OpenBLAS everywhere. The default is the fastest this CPU and OS support; ATTNVIZ_GEMM=<name>
+ * forces one (benchmarks, tests). */
+typedef enum av_gemm_path {
+    AV_GEMM_SCALAR = 0,
+    AV_GEMM_AVX2,
+    AV_GEMM_AVX512,
+    AV_GEMM_AMX,
+    AV_GEMM_SGEMM,
+    AV_GEMM_PATH_COUNT
+} av_gemm_path;
+
+const char *av_gemm_path_name(av_gemm_path p);            /* "scalar", "avx2", "avx512", "amx", "sgemm" */
+int av_gemm_path_parse(const char *s, av_gemm_path *out); /* 0, or -1 for an unknown name */
+int av_gemm_path_supported(av_gemm_path p);               /* 1 when this CPU and OS can run it */
+av_gemm_path av_gemm_path_get(void);                      /* the path in use */
+int av_gemm_path_set(av_gemm_path p);                     /* 0, or -1 (unchanged) when not supported */
+
+/* 1 when this process can use AMX-BF16 tiles: CPU features, OS state and permission, checked once. */
 int av_amx_ready(void);
+
+/* C (m, n) = alpha op(A) op(B) + beta C, row-major f32 like cblas_sgemm(CblasRowMajor, ...): op(A) (m, k) is
+ * A (m, k) with row stride lda, or A^T for A (k, m) when trans_a; op(B) (k, n) is B (k, n), or B^T for B (n,
+ * k) when trans_b. beta == 0 never reads C. Runs on the path's micro-kernel (OpenBLAS on the sgemm path),
+ * each output one f32 accumulation chain over k; splits columns over n_threads when the product is large. */
+void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int64_t lda,
+                 const float *b, int64_t ldb, float beta, float *c, int64_t ldc, int n_threads);
 
 /* y = x W^T with split-bf16 ("bf16x3") AMX tile products, f32 accumulation (see gemm_amx.c for the error
  * bound). Shapes as av_matmul. Returns 0, or -1 (nothing usable written) when AMX is unavailable or memory
  * runs out. */
-enum { AV_AMX_MIN_ROWS = 16 }; /* av_matmul uses the AMX kernel from this many rows of x */
+/* av_matmul uses the AMX kernel from this many rows of x and weight values (out x in, all weights of a call)
+ */
+enum { AV_AMX_MIN_ROWS = 16, AV_AMX_MIN_WEIGHTS = 1 << 16 };
 int av_matmul_bf16x3(float *y, const float *x, const av_tensor *w, int n, int n_threads);
 /* The same for several weights (same `in`) against one x: x is split and packed once, and the threads share
  * all the weights' output features. y[i]: (n, w[i] rows). */
@@ -39,8 +67,10 @@ enum { AV_MATMUL_MANY_MAX = 4 };
 int av_matmul_bf16x3_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
                           int n_threads);
 
-/* y = x W^T.  x: (n, in), W: (out, in) of any supported dtype, y: (n, out).
- * scratch: (out, in) floats used to dequantize non-F32 weights when n is large; may be NULL for F32. */
+/* y = x W^T.  x: (n, in), W: (out, in) of any supported dtype, y: (n, out). Up to AV_GEMV_MAX_ROWS rows of x
+ * (token-by-token generation) run as matrix-vector products, more on the GEMM path (av_gemm_path_get).
+ * scratch: (out, in) floats used by the sgemm path to dequantize non-F32 weights; may be NULL. */
+enum { AV_GEMV_MAX_ROWS = 7 };
 void av_matmul(float *y, const float *x, const av_tensor *w, int n, float *scratch, int n_threads);
 /* y[i] = x W_i^T for count (<= AV_MATMUL_MANY_MAX) weights of the same input width, e.g. q/k/v or gate/up:
  * one packing of x on the AMX path, av_matmul per weight otherwise. */
@@ -54,9 +84,21 @@ void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int 
 
 /* In-place softmax over x[0..n). */
 void av_softmax(float *x, int n);
+/* Its 16-lane pieces and SwiGLU's (ops_avx512.c, AVX-512 only): each handles whole 16-value chunks from the
+ * start of its range and returns the index where it stopped. max: *mx in, max(*mx, x[0..i)) out; exp_sum:
+ * x[k] = exp(x[k] - mx), added into the 8 partial sums in the 8-lane order; scale: x[k] *= s; swiglu: as
+ * av_swiglu. */
+int av_max_avx512(const float *x, int n, float *mx);
+int av_exp_sum_avx512(float *x, int n, float mx, float sum8[8]);
+int av_scale_avx512(float *x, int n, float s);
+int64_t av_swiglu_avx512(float *g, const float *u, int64_t i0, int64_t i1);
 
 /* Rotary embedding for one position on a vector of n_heads heads of head_dim. */
 void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half_style);
+/* The same with the inverse frequencies given (freq: (rot_dims/2)), on the first rot_dims values of each head
+ * (partial rotary; pairs (i, i + rot_dims/2) or (2i, 2i+1)), cos and sin scaled by mscale. */
+void av_rope_table(float *v, int n_heads, int head_dim, int rot_dims, int pos, const float *freq,
+                   float mscale, int half_style);
 
 /* SwiGLU gate: g[i] = silu(g[i]) * u[i] for n values (split over threads). */
 void av_swiglu(float *g, const float *u, size_t n, int n_threads);
@@ -136,5 +178,48 @@ void av_attention(const av_attn_args *a, float *scratch, int n_threads);
 int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld);
 
 void av_quantize_q8_0(const float *x, av_block_q8_0 *out, size_t n); /* n % 32 == 0 */
+
+/* ---- backward: gradients with respect to inputs (ops_grad.c, matmul_grad.c, attention_grad.c) ----
+ * The reverse of the kernels above, for attribution (no weight gradients). A backward pass carries G
+ * gradient copies (one per attributed target) through the same activations: a gradient dy (G, n, dim) goes
+ * with activations x (n, dim), row r of copy c with row r of x. accumulate: dx += instead of dx =. */
+
+/* dx (n, in) = dy (n, out) W (out, in): the input gradient of y = x W^T. W of any dtype; scratch: (out, in)
+ * floats for non-F32 weights. n counts every row of every copy. */
+void av_matmul_grad(float *dx, const float *dy, const av_tensor *w, int n, float *scratch, int accumulate,
+                    int n_threads);
+/* Norms: x (n, dim) the forward input, w (dim) the f32 weights the forward scaled by (offset included); dy,
+ * dx (G, n, dim); dx may equal dy. */
+void av_rmsnorm_grad(float *dx, const float *dy, const float *x, const float *w, int G, int n, int dim,
+                     float eps, int accumulate);
+void av_layernorm_grad(float *dx, const float *dy, const float *x, const float *w, int G, int n, int dim,
+                       float eps, int accumulate);
+/* y = act(x): dx (G, n) = dy act'(x); x (n) the pre-activations. dx may equal dy. */
+void av_activate_grad(float *dx, const float *dy, const float *x, size_t n, int G, av_act act);
+/* h = act(g) u (gated feed-forward): dg = dh u act'(g), du = dh act(g); g, u (n); dh, dg, du (G, n). */
+void av_gated_grad(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n, int G,
+                   av_act act);
+/* RoPE's gradient: the inverse rotation of one position's heads, in place. */
+void av_rope_grad(float *dv, int n_heads, int head_dim, int pos, float theta, int half_style);
+/* y = c tanh(x / c): d (n) *= dy/dx, from the capped values y (n). */
+void av_softcap_grad(float *d, const float *y, size_t n, float c);
+/* log sum exp x[0..n), in double. */
+double av_logsumexp(const float *x, int n);
+/* dx (n) = d log softmax(x)[target] / dx = onehot(target) - softmax(x); returns log softmax(x)[target]. */
+double av_log_softmax_grad(float *dx, const float *x, int n, int target);
+
+/* Attention's backward: a holds the forward's arguments with probs (probs_head_stride, probs_ld) pointing at
+ * the probabilities it computed. dout, dq (G, n_q, n_heads*head_dim) and dk, dv (G, n_k,
+ * n_kv_heads*head_dim) are contiguous; dq, dk and dv are written (not accumulated). attn_x_grad: optional
+ * (G, n_heads, n_k), sum over queries of P * dP (attention x gradient per head and key). */
+typedef struct av_attn_grad_args {
+    const av_attn_args *a;
+    int G;
+    const float *dout;
+    float *dq, *dk, *dv;
+    float *attn_x_grad;
+} av_attn_grad_args;
+/* Returns 0, or -1 when scratch memory runs out. */
+int av_attention_grad(const av_attn_grad_args *g, int n_threads);
 
 #endif

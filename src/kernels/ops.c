@@ -5,6 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__F16C__) && defined(__AVX__)
+#include <immintrin.h>
+#define AV_HAVE_F16C 1
+#endif
+
 /* Element i of a 1-D float weight (norms and biases are F32, F16 or BF16: av_model_check refuses others). */
 static float weight_at(const av_tensor *w, size_t i) {
     switch (w->dtype) {
@@ -23,15 +28,34 @@ typedef struct rmsnorm_job {
     float eps;
 } rmsnorm_job;
 
+/* sum x[i]^2 in double: 16 running sums where AVX2 is built in (one chain would wait on each add's latency),
+ * one sum otherwise. */
+static double sum_squares(const float *x, int n) {
+    int i = 0;
+    double ss = 0;
+#ifdef AV_HAVE_F16C
+    __m256d s[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 4; k++) {
+            __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * k));
+            s[k] = _mm256_fmadd_pd(v, v, s[k]);
+        }
+    double lanes[4];
+    _mm256_storeu_pd(lanes, _mm256_add_pd(_mm256_add_pd(s[0], s[1]), _mm256_add_pd(s[2], s[3])));
+    ss = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+#endif
+    for (; i < n; i++)
+        ss += (double)x[i] * x[i];
+    return ss;
+}
+
 static void rmsnorm_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
     const rmsnorm_job *j = ctx;
     int dim = j->dim;
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = j->x + (size_t)r * (size_t)dim;
         float *o = j->out + (size_t)r * (size_t)dim;
-        double ss = 0;
-        for (int i = 0; i < dim; i++)
-            ss += (double)xr[i] * xr[i];
+        double ss = sum_squares(xr, dim);
         float scale = 1.0f / sqrtf((float)(ss / dim) + j->eps);
         if (j->w) /* the common case: a plain loop the compiler vectorizes */
             for (int i = 0; i < dim; i++)
@@ -107,8 +131,10 @@ void av_add_bias(float *y, const av_tensor *b, int n, int cols) {
 }
 
 /* exp(x) for x <= 0 (softmax inputs after the max is subtracted): 2^n * p(r) with n = round(x / ln 2),
- * r = x - n ln 2 in two parts, p the Cephes degree-6 polynomial; within 2 ulp of expf. Below -87.3 -> 0. */
+ * r = x - n ln 2 in two parts, p the Cephes degree-6 polynomial; within 2 ulp of expf. Below -87.3 -> 0.
+ * NaN (from NaN or infinite weights) comes out as NaN, never reaching the float-to-int conversion. */
 static float exp_nonpos(float x) {
+    if (x != x) return x;
     if (x < -87.3f) return 0.0f;
     float n = rintf(x * 1.44269504088896341f);
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -123,9 +149,9 @@ static float exp_nonpos(float x) {
 }
 
 #ifdef AV_HAVE_F16C
-static __m256 exp_nonpos8(__m256 x) {
+static inline __attribute__((always_inline)) __m256 exp_nonpos8(__m256 x) {
     __m256 small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    x = _mm256_max_ps(_mm256_set1_ps(-87.3f), x); /* this operand order keeps NaN (as the scalar path) */
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -142,22 +168,49 @@ static __m256 exp_nonpos8(__m256 x) {
 }
 #endif
 
-/* Softmax in place; the vector path computes the same function (exp_nonpos) 8 lanes at a time. */
+#ifdef AV_HAVE_F16C
+/* Whether the 16-lane code of ops_avx512.c runs: on the paths that use AVX-512 (avx2 stays 8 lanes wide, as
+ * on an AVX2-only machine). */
+static int use_avx512(void) {
+    av_gemm_path p = av_gemm_path_get();
+    return p == AV_GEMM_AVX512 || p == AV_GEMM_AMX;
+}
+#endif
+
+/* Softmax in place; the vector path computes the same function (exp_nonpos) 8 lanes at a time. A row with
+ * no finite value (every key masked: all -inf) becomes all zero rather than NaN. */
 void av_softmax(float *x, int n) {
     if (n <= 0) return;
-    float mx = x[0];
-    for (int i = 1; i < n; i++)
-        mx = x[i] > mx ? x[i] : mx;
     int i = 0;
-    float sum = 0;
+    float mx = -INFINITY, sum = 0;
 #ifdef AV_HAVE_F16C
-    __m256 vmx = _mm256_set1_ps(mx), vsum = _mm256_setzero_ps();
+    int wide = use_avx512();
+    if (wide) i = av_max_avx512(x, n, &mx);
+    __m256 vmx = _mm256_set1_ps(mx);
+    for (; i + 8 <= n; i += 8)
+        vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(x + i));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, vmx);
+    for (int k = 0; k < 8; k++)
+        mx = lanes[k] > mx ? lanes[k] : mx;
+#endif
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    if (mx == -INFINITY) {
+        memset(x, 0, sizeof(float) * (size_t)n);
+        return;
+    }
+    i = 0;
+#ifdef AV_HAVE_F16C
+    float sums[8] = {0};
+    if (wide) i = av_exp_sum_avx512(x, n, mx, sums);
+    vmx = _mm256_set1_ps(mx);
+    __m256 vsum = _mm256_loadu_ps(sums);
     for (; i + 8 <= n; i += 8) {
         __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
         _mm256_storeu_ps(x + i, e);
         vsum = _mm256_add_ps(vsum, e);
     }
-    float lanes[8];
     _mm256_storeu_ps(lanes, vsum);
     for (int k = 0; k < 8; k++)
         sum += lanes[k];
@@ -169,6 +222,7 @@ void av_softmax(float *x, int n) {
     float inv = 1.0f / sum;
     i = 0;
 #ifdef AV_HAVE_F16C
+    if (wide) i = av_scale_avx512(x, n, inv);
     __m256 vinv = _mm256_set1_ps(inv);
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
@@ -177,19 +231,32 @@ void av_softmax(float *x, int n) {
         x[i] *= inv;
 }
 
+/* Rotates pair i of every head by (c, s): (i, i + half) in the rotate-half layout, else (2i, 2i + 1). */
+static void rotate_pair(float *v, int n_heads, int head_dim, int i, int half, float c, float s,
+                        int half_style) {
+    int a = half_style ? i : 2 * i, b = half_style ? i + half : 2 * i + 1;
+    for (int h = 0; h < n_heads; h++) {
+        float *hv = v + (size_t)h * (size_t)head_dim;
+        float x0 = hv[a], x1 = hv[b];
+        hv[a] = x0 * c - x1 * s;
+        hv[b] = x0 * s + x1 * c;
+    }
+}
+
 void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half_style) {
     int half = head_dim / 2;
     for (int i = 0; i < half; i++) {
-        float freq = 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
-        float angle = (float)pos * freq;
-        float c = cosf(angle), s = sinf(angle);
-        for (int h = 0; h < n_heads; h++) {
-            float *hv = v + (size_t)h * (size_t)head_dim;
-            int a = half_style ? i : 2 * i, b = half_style ? i + half : 2 * i + 1;
-            float x0 = hv[a], x1 = hv[b];
-            hv[a] = x0 * c - x1 * s;
-            hv[b] = x0 * s + x1 * c;
-        }
+        float angle = (float)pos * (1.0f / powf(theta, (float)(2 * i) / (float)head_dim));
+        rotate_pair(v, n_heads, head_dim, i, half, cosf(angle), sinf(angle), half_style);
+    }
+}
+
+void av_rope_table(float *v, int n_heads, int head_dim, int rot_dims, int pos, const float *freq,
+                   float mscale, int half_style) {
+    int half = rot_dims / 2;
+    for (int i = 0; i < half; i++) {
+        float angle = (float)pos * freq[i];
+        rotate_pair(v, n_heads, head_dim, i, half, cosf(angle) * mscale, sinf(angle) * mscale, half_style);
     }
 }
 
@@ -204,6 +271,7 @@ static void swiglu_range(void *ctx, int tid, int64_t i0, int64_t i1) {
     const swiglu_job *j = ctx;
     int64_t i = i0;
 #ifdef AV_HAVE_F16C
+    if (use_avx512()) i = av_swiglu_avx512(j->g, j->u, i0, i1);
     const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
     for (; i + 8 <= i1; i += 8) {
         __m256 g = _mm256_loadu_ps(j->g + i);

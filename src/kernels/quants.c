@@ -89,6 +89,15 @@ void av_dequantize(av_dtype t, const void *src, float *dst, int64_t n) {
         memset(dst, 0, sizeof(float) * (size_t)n); /* not a weight type: refused when the model was checked */
 }
 
+void av_dequant_groups(av_dtype t, const void *row, int64_t v0, int n, float *s, float *m) {
+    switch (t) {
+    case AV_DTYPE_Q8_0: av_groups_q8_0(row, v0, n, s, m); break;
+    case AV_DTYPE_Q4_K: av_groups_q4_k(row, v0, n, s, m); break;
+    case AV_DTYPE_Q6_K: av_groups_q6_k(row, v0, n, s, m); break;
+    default: break;
+    }
+}
+
 void av_dequantize_rows(const av_tensor *w, int64_t row0, int64_t n_rows, float *dst) {
     int64_t cols = w->shape[w->ndim - 1];
     size_t row_bytes = av_tensor_row_bytes(w);

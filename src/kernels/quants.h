@@ -33,6 +33,20 @@ void av_dequant_q6_k(const void *blocks, float *y, int64_t n);
 void av_dequant_iq4_nl(const void *blocks, float *y, int64_t n);
 void av_dequant_iq4_xs(const void *blocks, float *y, int64_t n);
 
+/* ---- 16-value groups: how the vector kernels expand Q8_0, Q4_K and Q6_K (gemm_quant.h) ----
+ * For group g of the values [v0, v0 + 16 n) of a row (row: its first block; v0 and 16 n whole blocks), the
+ * factors ggml's dequantization applies to the group's stored integers q, computed as ggml computes them:
+ *   Q8_0: value = q * s[g]      Q4_K: value = s[g] * q - m[g]      Q6_K: value = s[g] * (q - 32)
+ * (m[g] = 0 for Q8_0 and Q6_K). s, m: (n) */
+void av_groups_q8_0(const void *row, int64_t v0, int n, float *s, float *m);
+void av_groups_q4_k(const void *row, int64_t v0, int n, float *s, float *m);
+void av_groups_q6_k(const void *row, int64_t v0, int n, float *s, float *m);
+/* 1 for the types above; av_dequant_groups calls the right one (nothing for another type). */
+static inline int av_dtype_grouped(av_dtype t) {
+    return t == AV_DTYPE_Q8_0 || t == AV_DTYPE_Q4_K || t == AV_DTYPE_Q6_K;
+}
+void av_dequant_groups(av_dtype t, const void *row, int64_t v0, int n, float *s, float *m);
+
 /* f32 -> blocks: x (n) */
 void av_quant_q4_0(const float *x, void *blocks, int64_t n);
 void av_quant_q8_0(const float *x, void *blocks, int64_t n);

@@ -132,6 +132,63 @@ void av_dequant_q6_k(const void *restrict blocks, float *restrict y, int64_t n) 
     }
 }
 
+/* Super-block by super-block (v0 and 16 n are whole super-blocks, as the callers' column blocks are): the two
+ * groups of sub-block j share its factors. */
+/* All eight scales (*sc) or mins (*mn) of a super-block at once, byte j = k_scale_min's value for j: bytes
+ * 0-3 of s hold the low 6 bits of scales 0-3, bytes 4-7 those of mins 0-3, bytes 8-11 the low nibbles of
+ * scales 4-7 and high nibbles of mins 4-7, whose top 2 bits are the top bits of bytes 0-3 (scales) and 4-7
+ * (mins). */
+static void k_scales_mins8(const uint8_t s[AV_K_SCALE_SIZE], uint64_t *sc, uint64_t *mn) {
+    uint32_t a = av_load_le32(s), b = av_load_le32(s + 4), c = av_load_le32(s + 8);
+    *sc = (a & 0x3f3f3f3fu) | (uint64_t)((c & 0x0f0f0f0fu) | ((a >> 6) & 0x03030303u) << 4) << 32;
+    *mn = (b & 0x3f3f3f3fu) | (uint64_t)(((c >> 4) & 0x0f0f0f0fu) | ((b >> 6) & 0x03030303u) << 4) << 32;
+}
+
+/* out[2 j] = out[2 j + 1] = f * byte j of q (the same product in 8 lanes where AVX2 is built in: this runs
+ * once per 256 weights of every matrix-vector product). out: (16) */
+static inline void k_factors16(float f, uint64_t q, float *restrict out) {
+#ifdef __AVX2__
+    __m256 v = _mm256_mul_ps(_mm256_set1_ps(f),
+                             _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)q))));
+    _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)));
+    _mm256_storeu_ps(out + 8, _mm256_permutevar8x32_ps(v, _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7)));
+#else
+    for (int j = 0; j < 16; j++)
+        out[j] = f * (float)(uint8_t)(q >> (8 * (j / 2)));
+#endif
+}
+
+void av_groups_q4_k(const void *row, int64_t v0, int n, float *restrict s, float *restrict m) {
+    const av_block_q4_k *b = (const av_block_q4_k *)row + v0 / AV_QK_K;
+    for (int g = 0; g < n; g += 16, b++) {
+        uint64_t sc, mn;
+        k_scales_mins8(b->scales, &sc, &mn);
+        k_factors16(av_half(b->d), sc, s + g);
+        k_factors16(av_half(b->dmin), mn, m + g);
+    }
+}
+
+/* The scale of values 16 j .. 16 j + 15 of a super-block is scales[j] (see av_dequant_q6_k's indexing). */
+void av_groups_q6_k(const void *row, int64_t v0, int n, float *restrict s, float *restrict m) {
+    const av_block_q6_k *b = (const av_block_q6_k *)row + v0 / AV_QK_K;
+    for (int g = 0; g < n; g += 16, b++) {
+        float d = av_half(b->d);
+#ifdef __AVX2__
+        __m256 vd = _mm256_set1_ps(d);
+        for (int j = 0; j < 16; j += 8) {
+            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->scales + j)));
+            _mm256_storeu_ps(s + g + j, _mm256_mul_ps(vd, _mm256_cvtepi32_ps(q)));
+            _mm256_storeu_ps(m + g + j, _mm256_setzero_ps());
+        }
+#else
+        for (int j = 0; j < 16; j++) {
+            s[g + j] = d * (float)b->scales[j];
+            m[g + j] = 0.0f;
+        }
+#endif
+    }
+}
+
 /* ---- Q4_K quantization (ggml's quantize_row_q4_K_ref) ---- */
 
 /* Fits x ~ scale * L + min over n values with L in [0, nmax], min <= 0, minimizing the weighted squared

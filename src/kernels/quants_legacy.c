@@ -69,6 +69,14 @@ void av_dequant_q8_0(const void *restrict blocks, float *restrict y, int64_t n) 
     }
 }
 
+void av_groups_q8_0(const void *row, int64_t v0, int n, float *s, float *m) {
+    const av_block_q8_0 *b = (const av_block_q8_0 *)row + v0 / AV_QK;
+    for (int g = 0; g < n; g += 2, b++) { /* v0 and 16 n are whole blocks */
+        s[g] = s[g + 1] = av_half(b->d);
+        m[g] = m[g + 1] = 0.0f;
+    }
+}
+
 /* Q4_0: the value of largest magnitude (the first such, sign kept) becomes -8, so d = max / -8; the others
  * are truncated after adding 8.5 (round half up, shifted into 0..15). */
 void av_quant_q4_0(const float *x, void *blocks, int64_t n) {

@@ -2,7 +2,6 @@
  * counts, T5's relative-position buckets and the norm-based attention of a layer. forward.c runs blocks. */
 #include "block.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +177,47 @@ static int check_attn(const check_ctx *c, const av_attn_weights *a, const char *
     return 0;
 }
 
+static int check_ffn(const check_ctx *c, const av_ffn *f, const char *part, const av_stack_cfg *s) {
+    char name[96];
+    snprintf(name, sizeof name, "%s gate", part);
+    if (f->gate.w.data && check_lin(c, &f->gate, name, s->hidden, s->dim)) return -1;
+    snprintf(name, sizeof name, "%s up", part);
+    if (check_lin(c, &f->up, name, s->hidden, s->dim)) return -1;
+    snprintf(name, sizeof name, "%s down", part);
+    return check_lin(c, &f->down, name, s->dim, s->hidden);
+}
+
+enum { MAX_EXPERTS = 1024, MAX_EXPERTS_USED = 64 }; /* moe.c's limit on experts per token */
+
+static int check_moe(const check_ctx *c, const av_moe *moe, const av_stack_cfg *s) {
+    if (moe->n_experts < 1 || moe->n_experts > MAX_EXPERTS || moe->n_used < 1 ||
+        moe->n_used > moe->n_experts || moe->n_used > MAX_EXPERTS_USED || !moe->experts)
+        return av_errf(c->err, "%s layer %d: %d experts, %d used per token: out of range (at most %d and %d)",
+                       c->what, c->layer, moe->n_experts, moe->n_used, MAX_EXPERTS, MAX_EXPERTS_USED);
+    if (check_lin(c, &moe->router, "ffn router", moe->n_experts, s->dim)) return -1;
+    for (int e = 0; e < moe->n_experts; e++) {
+        char part[48];
+        snprintf(part, sizeof part, "expert %d", e);
+        if (!moe->experts[e].gate.w.data)
+            return av_errf(c->err, "%s layer %d %s: experts must be gated", c->what, c->layer, part);
+        if (check_ffn(c, &moe->experts[e], part, s)) return -1;
+    }
+    return 0;
+}
+
+/* A rotation table is needed for partial rotary and must come with a positive scale. */
+static int check_rope(const check_ctx *c, const av_block *B, const av_stack_cfg *s) {
+    if (s->rope == AV_ROPE_NONE) return 0;
+    if (!(B->rope_theta > 0))
+        return av_errf(c->err, "%s layer %d: the RoPE base must be positive", c->what, c->layer);
+    if (s->rope_dims && s->rope_dims != s->head_dim && !B->rope_scaled.freq)
+        return av_errf(c->err, "internal error: %s layer %d: partial rotary without a frequency table",
+                       c->what, c->layer);
+    if ((B->rope_scaled.freq || B->rope_scaled.freq_long) && !(B->rope_scaled.mscale > 0))
+        return av_errf(c->err, "%s layer %d: the RoPE attention factor must be positive", c->what, c->layer);
+    return 0;
+}
+
 static int check_block(const check_ctx *c, const av_block *B, const av_stack_cfg *s) {
     char name[160];
     snprintf(name, sizeof name, "%s layer %d attention norm", c->what, c->layer);
@@ -192,17 +232,13 @@ static int check_block(const check_ctx *c, const av_block *B, const av_stack_cfg
         return -1;
     snprintf(name, sizeof name, "%s layer %d ffn norm", c->what, c->layer);
     if (av_norm_check(&B->ffn_norm, name, s->dim, c->cfg, c->err) ||
-        (B->ffn.gate.w.data && check_lin(c, &B->ffn.gate, "ffn gate", s->hidden, s->dim)) ||
-        check_lin(c, &B->ffn.up, "ffn up", s->hidden, s->dim) ||
-        check_lin(c, &B->ffn.down, "ffn down", s->dim, s->hidden) ||
-        check_norm_opt(c, &B->ffn_out_norm, "ffn output norm", s->dim))
+        (B->moe.router.w.data ? check_moe(c, &B->moe, s) : check_ffn(c, &B->ffn, "ffn", s)) ||
+        check_norm_opt(c, &B->ffn_out_norm, "ffn output norm", s->dim) || check_rope(c, B, s))
         return -1;
     if (!(B->attn_scale > 0) || B->attn_softcap < 0 || B->window < 0)
         return av_errf(c->err,
                        "%s layer %d: attention scale must be positive, soft-cap and window not negative",
                        c->what, c->layer);
-    if (s->rope != AV_ROPE_NONE && !(B->rope_theta > 0))
-        return av_errf(c->err, "%s layer %d: the RoPE base must be positive", c->what, c->layer);
     return 0;
 }
 
@@ -221,6 +257,9 @@ static int check_cfg(const av_stack *st, const char *what, av_err *err) {
                        c->n_kv_heads);
     if (c->rope != AV_ROPE_NONE && c->head_dim % 2)
         return av_errf(err, "head size %d is odd (RoPE needs pairs)", c->head_dim);
+    if (c->rope_dims < 0 || c->rope_dims > c->head_dim || c->rope_dims % 2)
+        return av_errf(err, "%s: %d rotary values per head of %d: must be even and at most the head size",
+                       what, c->rope_dims, c->head_dim);
     if (!(c->eps > 0)) return av_errf(err, "%s: the norm epsilon must be positive", what);
     return 0;
 }
@@ -261,6 +300,8 @@ int av_stack_alloc(av_stack *st, int n_layers, av_err *err) {
     if (!st->blocks) return av_errf(err, "out of memory");
     st->n_layers = n_layers;
     st->emb.scale = 1.0f;
+    for (int l = 0; l < n_layers; l++)
+        st->blocks[l].rope_scaled.mscale = 1.0f;
     return 0;
 }
 
@@ -276,6 +317,15 @@ static int64_t norm_params(const av_norm *n) { return numel_or0(&n->w) + numel_o
 static int64_t attn_params(const av_attn_weights *a) {
     return linear_params(&a->q) + linear_params(&a->k) + linear_params(&a->v) + linear_params(&a->o);
 }
+static int64_t ffn_params(const av_ffn *f) {
+    return linear_params(&f->up) + linear_params(&f->gate) + linear_params(&f->down);
+}
+static int64_t moe_params(const av_moe *moe) {
+    int64_t n = linear_params(&moe->router);
+    for (int e = 0; moe->router.w.data && e < moe->n_experts; e++)
+        n += ffn_params(&moe->experts[e]);
+    return n;
+}
 
 int64_t av_stack_n_params(const av_stack *st) {
     const av_embed *e = &st->emb;
@@ -285,9 +335,17 @@ int64_t av_stack_n_params(const av_stack *st) {
         const av_block *B = &st->blocks[l];
         n += norm_params(&B->attn_norm) + attn_params(&B->attn) + norm_params(&B->q_norm) +
              norm_params(&B->k_norm) + norm_params(&B->attn_out_norm) + norm_params(&B->cross_norm) +
-             attn_params(&B->cross) + norm_params(&B->ffn_norm) + linear_params(&B->ffn.up) +
-             linear_params(&B->ffn.gate) + linear_params(&B->ffn.down) + norm_params(&B->ffn_out_norm);
+             attn_params(&B->cross) + norm_params(&B->ffn_norm) + ffn_params(&B->ffn) + moe_params(&B->moe) +
+             norm_params(&B->ffn_out_norm);
     }
+    return n;
+}
+
+int av_stack_max_experts(const av_stack *st) {
+    int n = 0;
+    for (int l = 0; l < st->n_layers; l++)
+        if (st->blocks[l].moe.router.w.data && st->blocks[l].moe.n_experts > n)
+            n = st->blocks[l].moe.n_experts;
     return n;
 }
 
@@ -355,9 +413,8 @@ static void vnorm_gram(void *ctx, int tid, int64_t r0, int64_t r1) {
         const float *rows = (const float *)j->wo->data + (size_t)r * (size_t)q_dim; /* (nr, q_dim) */
         if (blk) av_dequantize_rows(j->wo, r, nr, blk), rows = blk;
         for (int h = 0; h < j->n_heads; h++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, j->hs, j->hs, nr, 1.0f, rows + h * j->hs,
-                        q_dim, rows + h * j->hs, q_dim, r > r0 ? 1.0f : 0.0f,
-                        gram + (size_t)h * (size_t)j->hs * (size_t)j->hs, j->hs);
+            av_gemm_f32(1, 0, j->hs, j->hs, nr, 1.0f, rows + h * j->hs, q_dim, rows + h * j->hs, q_dim,
+                        r > r0 ? 1.0f : 0.0f, gram + (size_t)h * (size_t)j->hs * (size_t)j->hs, j->hs, 1);
     }
     free(blk);
 }
@@ -374,8 +431,8 @@ static void vnorm_rows(void *ctx, int tid, int64_t i0, int64_t i1) {
     for (int h = 0; h < j->n_heads; h++) {
         const float *v =
             j->v + (size_t)i0 * (size_t)j->v_stride + (size_t)(h / (j->n_heads / j->n_kv_heads)) * (size_t)hs;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, hs, 1.0f, v, j->v_stride,
-                    j->gram + (size_t)h * (size_t)hs * (size_t)hs, hs, 0.0f, u, hs);
+        av_gemm_f32(0, 0, n, hs, hs, 1.0f, v, j->v_stride, j->gram + (size_t)h * (size_t)hs * (size_t)hs, hs,
+                    0.0f, u, hs, 1);
         for (int i = 0; i < n; i++) {
             double ss = 0;
             for (int d = 0; d < hs; d++)

@@ -7,7 +7,8 @@
  * norms, rotary positions (interleaved or rotate-half pairs, base per layer), a bucketed relative-position
  * bias (T5), a per-layer scale, sliding window and score soft-capping. The feed-forward is act(x W_up) W_down
  * or, gated, (act(x W_gate) * x W_up) W_down. Families differ only in the data here: family files (llama2c.c,
- * gguf_llama.c, hf_llama.c, gpt2.c, bert.c, vit.c, encdec.c) map checkpoint names and config keys onto it. */
+ * gguf_decoder.c, hf_decoder.c and arch_*.c, gpt2.c, bert.c, vit.c, encdec.c) map checkpoint names and config
+ * keys onto it. */
 #ifndef AV_BLOCK_H
 #define AV_BLOCK_H
 
@@ -37,14 +38,33 @@ typedef struct av_attn_weights {
     av_linear o;    /* (dim, n_heads*head_dim) */
 } av_attn_weights;
 
-/* The feed-forward network of a block: dense (gate empty: not gated). A mixture-of-experts feed-forward (a
- * router and n_experts of these) becomes a second kind here, chosen per block and run by ffn() in forward.c.
- */
+/* The feed-forward network of a block: dense (gate empty: not gated). */
 typedef struct av_ffn {
     av_linear up;   /* (hidden, dim) */
     av_linear gate; /* (hidden, dim) or empty */
     av_linear down; /* (dim, hidden) */
 } av_ffn;
+
+/* A mixture of experts in place of the dense feed-forward (Mixtral, Qwen3-MoE; moe.c): per token, the
+ * router's softmax over n_experts picks the n_used largest probabilities, optionally renormalized to sum 1,
+ * and the output is the sum of those experts' gated feed-forwards (hidden size: the stack's) times their
+ * weights. */
+typedef struct av_moe {
+    av_linear router; /* (n_experts, dim), or empty: the block's feed-forward is dense */
+    av_ffn *experts;  /* (n_experts) views of the stored weights (GGUF: rows of the 3-D *_exps tensors) */
+    int n_experts, n_used;
+    int norm_topk; /* 1: the n_used weights divided by their sum */
+} av_moe;
+
+/* Rotary positions of a layer. Pair i of a head turns by pos * freq[i] with freq[i] = theta^(-2i/rot_dims),
+ * or a table when the checkpoint scales RoPE (linear, Llama 3, longrope: rope.c builds it); cos and sin are
+ * multiplied by mscale (longrope's attention factor). */
+typedef struct av_rope_freqs {
+    const float *freq; /* (rot_dims/2) inverse frequencies, or NULL: theta^(-2i/rot_dims) */
+    const float
+        *freq_long; /* (rot_dims/2) longrope: for runs longer than the stack's rope_long_from, or NULL */
+    float mscale;   /* 1 unless longrope */
+} av_rope_freqs;
 
 typedef struct av_block {
     av_norm attn_norm;    /* pre-norm: before self-attention; post-norm: after its residual add */
@@ -54,12 +74,14 @@ typedef struct av_block {
     av_norm attn_out_norm; /* on the attention output before the residual add (Gemma 2/3), or empty */
     float attn_scale;      /* score scale: 1/sqrt(head_dim) for most, 1 for T5, query_pre_attn_scalar^-0.5 */
     float attn_softcap;    /* > 0: scores = c tanh(scores / c) (Gemma 2) */
-    int window;         /* > 0: causal sliding window over the last `window` keys (Mistral, Qwen2, Gemma) */
-    float rope_theta;   /* RoPE base of this layer (Gemma 3 mixes local and global bases) */
-    av_norm cross_norm; /* decoder blocks of encoder-decoders: cross-attention (same scale as attn) */
-    av_attn_weights cross; /* cross.q.w.data NULL: no cross-attention */
+    int window;       /* > 0: causal sliding window over the last `window` keys (Mistral, Qwen2, Gemma) */
+    float rope_theta; /* RoPE base of this layer (Gemma 3 mixes local and global bases) */
+    av_rope_freqs rope_scaled; /* scaled RoPE of this layer (Llama 3, Phi-3, Gemma 3's global layers) */
+    av_norm cross_norm;        /* decoder blocks of encoder-decoders: cross-attention (same scale as attn) */
+    av_attn_weights cross;     /* cross.q.w.data NULL: no cross-attention */
     av_norm ffn_norm;
     av_ffn ffn;
+    av_moe moe;           /* moe.router.w.data: a mixture of experts replaces ffn */
     av_norm ffn_out_norm; /* on the feed-forward output before the residual add (Gemma 2/3), or empty */
 } av_block;
 
@@ -72,6 +94,8 @@ typedef struct av_stack_cfg {
     av_act act;
     int causal;         /* decoders: the query at position p sees keys 0..p */
     av_rope_style rope; /* rotary positions on q and k (base per block) */
+    int rope_dims;      /* rotated values of each head, from its start (partial rotary): 0 means head_dim */
+    int rope_long_from; /* longrope: runs over more positions than this use each block's freq_long */
 } av_stack_cfg;
 
 /* Token and position embeddings in front of a stack: x = tok[id] * scale + pos[p + pos_offset] + type[0]
@@ -114,6 +138,8 @@ void av_stack_free(av_stack *st);
 /* Validates every weight of st against its config (fills n_kv_heads 0 as n_heads); what names the stack in
  * messages ("encoder"), cfg the configuration its sizes come from ("config.json"). */
 int av_stack_check(av_stack *st, const char *what, const char *cfg, av_err *err);
+/* The largest n_experts of the stack's mixtures, 0 without any. */
+int av_stack_max_experts(const av_stack *st);
 /* Parameter count of a stack, its embedding tables included. */
 int64_t av_stack_n_params(const av_stack *st);
 /* The bias of key - query distances for the rows of av_attn_args.rel_bias: out (n_heads, 2 * n - 1), entry

@@ -33,33 +33,66 @@ static int64_t pos_row(const av_model *m, const av_embed *e, const int32_t *ids,
     return ids[i] == m->pad_id ? m->pad_id : m->pad_id + nonpad;
 }
 
-/* s->x rows = embeddings of ids[0..n) at positions pos0..; types: (n) token type ids or NULL (all 0). */
-static int embed_ids(const av_model *m, av_state *s, const int32_t *ids, int n, int pos0,
-                     const uint8_t *types, av_err *err) {
-    const av_embed *e = &s->st->emb;
-    int dim = s->st->cfg.dim;
-    float *tmp = s->xb; /* (dim) */
+int av_embed_tokens(const av_model *m, const av_stack *st, const int32_t *ids, int n, float *x, av_err *err) {
+    const av_embed *e = &st->emb;
+    int dim = st->cfg.dim;
     for (int i = 0; i < n; i++) {
-        float *xi = s->x + (size_t)i * (size_t)dim;
+        float *xi = x + (size_t)i * (size_t)dim;
         if (ids[i] < 0 || ids[i] >= m->vocab_size)
-            return av_errf(err, "token id %d at position %d is outside the vocabulary (%d)", ids[i], pos0 + i,
+            return av_errf(err, "token id %d at position %d is outside the vocabulary (%d)", ids[i], i,
                            m->vocab_size);
         av_dequantize_rows(e->tok.data ? &e->tok : &m->tok_emb, ids[i], 1, xi);
         if (e->scale != 1.0f)
             for (int d = 0; d < dim; d++)
                 xi[d] *= e->scale;
+    }
+    return 0;
+}
+
+/* av_embed_positions with token types: (n) ids or NULL (all 0; BERT sentence pairs: 0 = A, 1 = B). */
+static int add_positions(const av_model *m, const av_stack *st, const int32_t *ids, int n, int pos0,
+                         const uint8_t *types, float *x, av_err *err) {
+    const av_embed *e = &st->emb;
+    int dim = st->cfg.dim;
+    float tmp_stack[1024], *tmp = dim <= 1024 ? tmp_stack : malloc(sizeof(float) * (size_t)dim); /* (dim) */
+    if (!tmp) return av_errf(err, "out of memory");
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        float *xi = x + (size_t)i * (size_t)dim;
         if (e->sinusoidal) add_sinusoid(xi, pos0 + i, dim);
         int64_t p = pos_row(m, e, ids, i, pos0);
         if (e->pos.data && p >= e->pos.shape[0])
-            return av_errf(err, "position %lld is past the model's %lld position embeddings", (long long)p,
-                           (long long)e->pos.shape[0]);
-        if (e->pos.data) add_row(xi, &e->pos, p, tmp, dim);
-        if (types && types[i] && (!e->type.data || types[i] >= e->type.shape[0]))
-            return av_errf(err, "token type %d at position %d: the model has %lld token types", types[i],
-                           pos0 + i, e->type.data ? (long long)e->type.shape[0] : 0LL);
-        if (e->type.data) add_row(xi, &e->type, types ? types[i] : 0, tmp, dim);
+            rc = av_errf(err, "position %lld is past the model's %lld position embeddings", (long long)p,
+                         (long long)e->pos.shape[0]);
+        else if (e->pos.data)
+            add_row(xi, &e->pos, p, tmp, dim);
+        if (rc == 0 && types && types[i] && (!e->type.data || types[i] >= e->type.shape[0]))
+            rc = av_errf(err, "token type %d at position %d: the model has %lld token types", types[i],
+                         pos0 + i, e->type.data ? (long long)e->type.shape[0] : 0LL);
+        if (rc == 0 && e->type.data) add_row(xi, &e->type, types ? types[i] : 0, tmp, dim);
     }
-    if (e->norm.w.data) av_norm_apply(AV_NORM_LAYER, &e->norm, s->st->cfg.eps, 0, s->x, s->x, n, dim, 1);
+    if (tmp != tmp_stack) free(tmp);
+    return rc;
+}
+
+int av_embed_positions(const av_model *m, const av_stack *st, const int32_t *ids, int n, int pos0, float *x,
+                       av_err *err) {
+    return add_positions(m, st, ids, n, pos0, NULL, x, err);
+}
+
+/* The embedding norm (BERT, BART) over rows of x. */
+static void embed_norm(const av_stack *st, float *x, int rows) {
+    if (st->emb.norm.w.data)
+        av_norm_apply(AV_NORM_LAYER, &st->emb.norm, st->cfg.eps, 0, x, x, rows, st->cfg.dim, 1);
+}
+
+/* s->x rows = embeddings of ids[0..n) at positions pos0..; types: (n) token type ids or NULL (all 0). */
+static int embed_ids(const av_model *m, av_state *s, const int32_t *ids, int n, int pos0,
+                     const uint8_t *types, av_err *err) {
+    if (av_embed_tokens(m, s->st, ids, n, s->x, err) ||
+        add_positions(m, s->st, ids, n, pos0, types, s->x, err))
+        return -1;
+    embed_norm(s->st, s->x, n);
     return 0;
 }
 
@@ -89,7 +122,7 @@ static int embed_pixels(const av_model *m, av_state *s, const float *pixels, av_
 
 /* logits (rows, n_out) of x (rows, dim): softcap(out(scale * h)), h = x or the transform's norm(act(dense)).
  */
-static int head_logits(const av_model *m, av_state *s, const float *x, int rows, float *logits, av_err *err) {
+int av_head_logits(const av_model *m, av_state *s, const float *x, int rows, float *logits, av_err *err) {
     const av_head *h = &m->head;
     const av_stack_cfg *c = &s->st->cfg;
     size_t len = (size_t)rows * (size_t)c->dim;
@@ -124,7 +157,7 @@ int av_forward_ids(const av_model *m, av_state *s, const int32_t *ids, int n, in
         return -1;
     if (!p->logits) return 0;
     int first = p->logits_all ? 0 : n - 1;
-    return head_logits(m, s, s->x + (size_t)first * (size_t)s->st->cfg.dim, n - first, p->logits, err);
+    return av_head_logits(m, s, s->x + (size_t)first * (size_t)s->st->cfg.dim, n - first, p->logits, err);
 }
 
 /* Copies rows [p0, p0 + n) between the whole residual stream xs (T, dim) and the state's chunk buffer. */
@@ -164,7 +197,7 @@ int av_forward_ids_layerwise(const av_model *m, av_state *s, const int32_t *ids,
         int k = n - p0 < chunk ? n - p0 : chunk;
         swap_rows(s, xs, p0, k, 1);
         av_stack_final_norm(s, k);
-        if (p->logits && head_logits(m, s, s->x, k, p->logits + (size_t)p0 * (size_t)m->head.n_out, err))
+        if (p->logits && av_head_logits(m, s, s->x, k, p->logits + (size_t)p0 * (size_t)m->head.n_out, err))
             goto done;
     }
     rc = 0;
@@ -179,5 +212,20 @@ int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const
     if (m->family != AV_FAMILY_VIT) return av_errf(err, "%s is not an image model", m->name);
     if (av_state_reserve(s, T, err) || embed_pixels(m, s, pixels, err) || av_stack_run(s, T, 0, p, err))
         return -1;
-    return p->logits ? head_logits(m, s, s->x, 1, p->logits, err) : 0; /* the class token */
+    return p->logits ? av_head_logits(m, s, s->x, 1, p->logits, err) : 0; /* the class token */
+}
+
+int av_forward_embeds(const av_model *m, av_state *s, const int32_t *ids, const float *tok_rows, int n,
+                      int pos0, const av_pass *p, av_err *err) {
+    int dim = s->st->cfg.dim, rows = n * s->n_seq;
+    if (!p) p = &no_pass;
+    if (n <= 0) return av_errf(err, "empty input: nothing to run");
+    if (av_state_reserve(s, rows, err)) return -1;
+    memcpy(s->x, tok_rows, sizeof(float) * (size_t)rows * (size_t)dim);
+    for (int b = 0; b < s->n_seq; b++)
+        if (av_embed_positions(m, s->st, ids + (size_t)b * (size_t)n, n, pos0,
+                               s->x + (size_t)b * (size_t)n * (size_t)dim, err))
+            return -1;
+    embed_norm(s->st, s->x, rows);
+    return av_stack_run(s, n, pos0, p, err);
 }

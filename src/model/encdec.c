@@ -11,6 +11,7 @@
  * encoder, causal in the decoder; none in cross-attention), ReLU or gated-GELU MLP, final norms, and a head
  * tied to `shared` scaled by d_model^-0.5 (or an untied lm_head). */
 #include "hf.h"
+#include "unsupported.h"
 
 #include <math.h>
 #include <string.h>
@@ -78,8 +79,10 @@ static int bart_embed(const av_hf_dir *h, const av_model *m, av_embed *e, const 
     if (av_hf_take(h, &e->tok, 1, err, "model.%s.embed_tokens.weight", side)) return -1;
     if (e->tok.data == m->tok_emb.data) memset(&e->tok, 0, sizeof e->tok);
     if (marian) {
-        e->sinusoidal = 1; /* a stored embed_positions table holds the same values */
-        return 0;
+        e->sinusoidal = 1; /* a stored embed_positions table must hold the same values (unsupported.c) */
+        char name[64];
+        snprintf(name, sizeof name, "model.%s.embed_positions.weight", side);
+        return av_hf_check_sinusoids(h, name, err);
     }
     e->pos_offset = 2;
     return av_hf_take(h, &e->pos, 0, err, "model.%s.embed_positions.weight", side) ||

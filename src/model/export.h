@@ -1,6 +1,7 @@
-/* Model export: any loaded av_model -> GGUF (llama.cpp layout) or a Hugging Face directory (config.json,
- * safetensors in 1..N shards, tokenizer.bin). q/k rows are permuted to match the RoPE pairing of the target:
- * GGUF keeps Meta's interleaved order, Hugging Face uses rotate-half. */
+/* Model export: a decoder of any family of arch.h (and llama2.c checkpoints) -> GGUF (llama.cpp's names and
+ * keys) or a Hugging Face directory (config.json, safetensors in 1..N shards, tokenizer.bin), with the
+ * conversions between the formats' conventions (export_arch.c). What the target cannot state exactly is
+ * refused, naming it. */
 #ifndef AV_MODEL_EXPORT_H
 #define AV_MODEL_EXPORT_H
 
@@ -22,6 +23,7 @@ typedef struct av_export_report {
     int tokenizer;                /* 1 when the tokenizer was written */
     int n_shards;
     uint64_t n_bytes; /* tensor data bytes */
+    char note[160];   /* what the written file computes differently (Gemma's embedding scale), or "" */
 } av_export_report;
 
 /* Writes a GGUF v3 file atomically (temp file + rename). */

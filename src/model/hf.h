@@ -13,15 +13,14 @@ typedef struct av_hf_dir {
     json_t *index;      /* model.safetensors.index.json (owned), or NULL for one model.safetensors */
     json_t *weight_map; /* borrowed from index */
     const char *shard_names[AV_MAX_SHARDS]; /* (m->n_shards) borrowed from index */
-    av_model *m;                            /* the shards live in m->shards */
+    unsigned char *used[AV_MAX_SHARDS]; /* (m->n_shards) of (shard's tensors): 1 once found (unsupported.h) */
+    av_model *m;                        /* the shards live in m->shards */
     const char *model_type; /* the family's model_type ("bert", "marian", ...), also when matched otherwise */
     int timm;               /* matched by timm's "architecture" */
 } av_hf_dir;
 
-/* Routes a Hugging Face / timm directory by its config.json: returns 1 after loading another family into m,
- * -1 with a message (unsupported types name every supported one), or 0 when the type belongs to the Llama
- * loader (llama, mistral, qwen2): then h is left open on config.json, model_type set, for the caller to load
- * (av_hf_open_weights, av_hf_take, ...) and close. Called first by av_load_hf_dir. */
+/* Routes a Hugging Face / timm directory by its config.json and loads its family into m: 1, or -1 with a
+ * message (unsupported types name every supported one). h is closed on return. */
 int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err);
 
 /* Opens model.safetensors or the shards of model.safetensors.index.json. */
@@ -54,5 +53,8 @@ int av_bert_load(av_hf_dir *h, av_model *m, av_err *err); /* bert, roberta, dist
 int av_vit_load(av_hf_dir *h, av_model *m, av_err *err);  /* timm and Hugging Face ViT */
 int av_bart_load(av_hf_dir *h, av_model *m, av_err *err); /* marian, bart */
 int av_t5_load(av_hf_dir *h, av_model *m, av_err *err);
+/* The decoder families of arch.h (hf_decoder.c): config.json, then the weights (opened here). */
+struct av_arch;
+int av_hf_decoder_load(av_hf_dir *h, av_model *m, const struct av_arch *a, av_err *err);
 
 #endif

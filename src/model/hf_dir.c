@@ -1,7 +1,9 @@
-/* Hugging Face / timm directories of the non-Llama families: the model-type dispatch (av_hf_route, called by
- * av_load_hf_dir before its Llama path), config.json accessors, and weights from model.safetensors or from
- * the shards named by model.safetensors.index.json. */
+/* Hugging Face / timm directories: the model-type dispatch (av_hf_route: the decoder families of arch.h
+ * through hf_decoder.c, the others through their loaders, all through unsupported.c's refusals), config.json
+ * accessors, and weights from model.safetensors or from the shards named by model.safetensors.index.json. */
+#include "arch.h"
 #include "hf.h"
+#include "unsupported.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -53,6 +55,10 @@ static int open_shard(av_hf_dir *h, const char *file, av_err *err) {
     if (m->n_shards >= AV_MAX_SHARDS) return av_errf(err, "%s: more than %d shards", h->dir, AV_MAX_SHARDS);
     av_hf_path(path, sizeof path, h->dir, file);
     if (av_st_open(path, &m->shards[m->n_shards], err)) return -1;
+    if (!(h->used[m->n_shards] = calloc((size_t)m->shards[m->n_shards].n + 1, 1))) {
+        av_st_close(&m->shards[m->n_shards]);
+        return av_errf(err, "out of memory");
+    }
     h->shard_names[m->n_shards++] = file;
     return 0;
 }
@@ -100,17 +106,29 @@ int av_hf_open_weights(av_hf_dir *h, av_err *err) {
 }
 
 void av_hf_close(av_hf_dir *h) {
+    for (int i = 0; i < AV_MAX_SHARDS; i++) {
+        free(h->used[i]);
+        h->used[i] = NULL;
+    }
     json_decref(h->cfg);
     json_decref(h->index);
     h->cfg = h->index = h->weight_map = NULL;
 }
 
+/* Marks the entry of shard s holding t as used (t points into that shard's entries). */
+static const av_tensor *mark_used(const av_hf_dir *h, int s, const av_tensor *t) {
+    const av_safetensors *st = &h->m->shards[s];
+    for (int i = 0; t && h->used[s] && i < st->n; i++)
+        if (&st->entries[i].t == t) h->used[s][i] = 1;
+    return t;
+}
+
 const av_tensor *av_hf_find(const av_hf_dir *h, const char *name) {
     const av_model *m = h->m;
-    if (!h->weight_map) return m->n_shards ? av_st_find(&m->shards[0], name) : NULL;
+    if (!h->weight_map) return m->n_shards ? mark_used(h, 0, av_st_find(&m->shards[0], name)) : NULL;
     const char *file = json_string_value(json_object_get(h->weight_map, name));
     for (int i = 0; file && i < m->n_shards; i++)
-        if (strcmp(h->shard_names[i], file) == 0) return av_st_find(&m->shards[i], name);
+        if (strcmp(h->shard_names[i], file) == 0) return mark_used(h, i, av_st_find(&m->shards[i], name));
     return NULL;
 }
 
@@ -171,27 +189,20 @@ typedef int (*family_loader)(av_hf_dir *h, av_model *m, av_err *err);
 static const struct {
     const char *model_type;
     const char *arch_prefix; /* "architectures"[0] prefix, for configs without model_type */
-    family_loader load;      /* NULL: the Llama loader */
+    family_loader load;
 } families[] = {
-    {"llama", "Llama", NULL},
-    {"mistral", "Mistral", NULL},
-    {"qwen2", "Qwen2", NULL},
-    {"gpt2", "GPT2", av_gpt2_load},
-    {"bert", "Bert", av_bert_load},
-    {"roberta", "Roberta", av_bert_load},
-    {"distilbert", "DistilBert", av_bert_load},
-    {"vit", "ViT", av_vit_load},
-    {"marian", "Marian", av_bart_load},
-    {"bart", "Bart", av_bart_load},
-    {"t5", "T5", av_t5_load},
+    {"gpt2", "GPT2", av_gpt2_load},       {"bert", "Bert", av_bert_load},
+    {"roberta", "Roberta", av_bert_load}, {"distilbert", "DistilBert", av_bert_load},
+    {"vit", "ViT", av_vit_load},          {"marian", "Marian", av_bart_load},
+    {"bart", "Bart", av_bart_load},       {"t5", "T5", av_t5_load},
 };
 enum { N_FAMILIES = sizeof families / sizeof families[0] };
 
 static int unsupported(const char *path, const char *what, const char *name, av_err *err) {
     char list[512] = "";
+    av_arch_list(list, sizeof list, 0);
     for (int i = 0; i < N_FAMILIES; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
-                 families[i].model_type);
+        snprintf(list + strlen(list), sizeof list - strlen(list), ", %s", families[i].model_type);
     char shown[65];
     return av_errf(err, "%s: %s '%s' is not supported (supported model_type: %s; and timm vit_* checkpoints)",
                    path, what, av_printable(shown, sizeof shown, name, strlen(name)), list);
@@ -218,6 +229,11 @@ int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) 
     return 0;
 }
 
+/* The decoder families of arch.h by model_type, else by architectures[0]. */
+static const av_arch *decoder_arch(const char *type, const char *arch0) {
+    return type ? av_arch_by_hf_type(type) : av_arch_by_hf_class(arch0);
+}
+
 int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     memset(h, 0, sizeof *h);
     h->dir = dir;
@@ -232,8 +248,9 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     const char *type = av_hf_str(h, "model_type"), *timm = av_hf_str(h, "architecture");
     json_t *archs = json_object_get(h->cfg, "architectures");
     const char *arch0 = json_is_array(archs) ? json_string_value(json_array_get(archs, 0)) : NULL;
+    const av_arch *dec = decoder_arch(type, arch0);
     int found = -1;
-    for (int i = 0; i < N_FAMILIES && found < 0; i++) {
+    for (int i = 0; i < N_FAMILIES && found < 0 && !dec; i++) {
         if (type)
             found = strcmp(type, families[i].model_type) == 0 ? i : -1;
         else if (arch0)
@@ -241,7 +258,7 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
         else if (timm && strncmp(timm, "vit_", 4) == 0 && families[i].load == av_vit_load)
             found = i;
     }
-    if (found < 0) {
+    if (found < 0 && !dec) {
         if (type)
             unsupported(h->cfg_path, "model_type", type, err);
         else if (arch0)
@@ -254,15 +271,25 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
                     h->cfg_path);
         goto done;
     }
-    h->model_type = families[found].model_type;
+    h->model_type = dec ? dec->hf_type : families[found].model_type;
     h->timm = !type && !arch0;
-    if (!families[found].load) return 0; /* Llama family: av_load_hf_dir goes on with h open */
-    rc = av_hf_open_weights(h, err) || families[found].load(h, m, err) ? -1 : 1;
-    if (rc > 0) {
-        m->format = AV_MODEL_FORMAT_HF;
-        av_hf_load_tokenizer(dir, m, 0, NULL);
-    }
+    if (av_hf_refuse_unsupported_keys(h, err) ||
+        (dec ? av_hf_decoder_load(h, m, dec, err)
+             : av_hf_open_weights(h, err) || families[found].load(h, m, err) ||
+                   av_hf_refuse_tie_mismatch(h, err)) ||
+        av_hf_refuse_unused_tensors(h, err))
+        goto done;
+    m->format = AV_MODEL_FORMAT_HF;
+    if (dec) /* strict: a decoder's tokenizer file that fails to load is an error */
+        rc = av_hf_load_tokenizer(dir, m, 1, err) ? -1 : 1;
+    else
+        rc = (av_hf_load_tokenizer(dir, m, 0, NULL), 1);
 done:
     av_hf_close(h);
     return rc;
+}
+
+int av_load_hf_dir(const char *dir, av_model *m, av_err *err) {
+    av_hf_dir h;
+    return av_hf_route(dir, m, &h, err) < 0 ? -1 : 0;
 }

@@ -1,8 +1,9 @@
 /* The model: every family is embeddings + one or two stacks of the one block (block.h) + an output head.
- * Loaders (llama2c.c, gguf_llama.c, hf_llama.c, and for Hugging Face directories of the other families
- * gpt2.c, bert.c, vit.c, encdec.c) only translate checkpoint names and config keys onto these fields;
- * av_model_check validates every shape; forward.c runs them, with a KV cache, for every family. A loaded
- * model is read-only: runs keep their state in an av_state and take thread counts from their parameters. */
+ * Loaders (llama2c.c, gguf_decoder.c and hf_decoder.c for the decoder families of arch.h, and for Hugging
+ * Face directories of the other families gpt2.c, bert.c, vit.c, encdec.c) only translate checkpoint names and
+ * config keys onto these fields; av_model_check validates every shape; forward.c runs them, with a KV cache,
+ * for every family. A loaded model is read-only: runs keep their state in an av_state and take thread counts
+ * from their parameters. */
 #ifndef AV_MODEL_H
 #define AV_MODEL_H
 
@@ -56,6 +57,8 @@ struct av_model {
     int n_shards;
     void **owned; /* buffers a loader allocated (freed with the model) */
     int n_owned;
+
+    const struct av_arch_cfg *arch_cfg; /* decoder families (arch.h): the checkpoint's configuration, owned */
 
     av_tokenizer *tok;
     char tok_error[256]; /* why a tokenizer file next to the weights did not load ("" when none was tried) */
@@ -114,6 +117,11 @@ int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av
 /* A state for av_forward_ids_layerwise: a KV cache of one layer. */
 int av_state_new_layerwise(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out,
                            av_err *err);
+/* The same for a batch of n_seq sequences run side by side (perturbed inputs for attribution): linear layers,
+ * norms and the feed-forward take the rows of every sequence at once, attention runs per sequence over its
+ * own KV cache. Chunk rows are sequence-major: (n_seq, n, dim). Nothing is captured in batches. */
+int av_state_new_batch(const av_model *m, int stack, int max_tokens, int n_seq, int n_threads, av_state **out,
+                       av_err *err);
 void av_state_free(av_state *s);
 /* Decoder stacks: computes every layer's cross-attention keys and values from the output of encoder state
  * enc's last run (its S rows). */
@@ -143,6 +151,10 @@ typedef struct av_pass {
     const uint8_t *token_types; /* (n) token type ids (BERT sentence pairs: 0 = A, 1 = B), or NULL: all 0 */
     av_layer_fn on_layer;       /* optional progress */
     void *on_layer_ctx;
+    float **resid; /* optional (n_layers + 1) -> (rows, dim): the residual stream entering block l at entry l,
+                      leaving the last block (before the final norm) at entry n_layers; NULL entries: skipped.
+                      rows: every row of the chunk (of every sequence of a batch). The logit lens and the
+                      backward pass (forward_grad.c) read them. */
 } av_pass;
 
 /* Runs ids[0..n) at positions pos0..pos0+n-1 of the state's stack (the cache holds 0..pos0-1; encoders take

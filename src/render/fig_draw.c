@@ -51,6 +51,14 @@ int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double widt
     return 0;
 }
 
+int av_fig_rect(av_fig *f, double x, double y, double w, double h, const uint8_t rgb[3], av_err *err) {
+    av_fig_item *it = av_fig_add(f, AV_FIG_RECT, err);
+    if (!it) return -1;
+    it->x = x, it->y = y, it->w = w, it->h = h;
+    memcpy(it->rgb, rgb, 3);
+    return 0;
+}
+
 /* Label cut to max code points with an ellipsis. */
 char *av_fig_cut_label(const char *s, int max) {
     int count = 0;

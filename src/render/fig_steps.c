@@ -32,14 +32,6 @@ typedef struct fig_steps {
     double w; /* widest extent so far */
 } fig_steps;
 
-static int rect(av_fig *f, double x, double y, double w, double h, const uint8_t rgb[3], av_err *err) {
-    av_fig_item *it = av_fig_add(f, AV_FIG_RECT, err);
-    if (!it) return -1;
-    it->x = x, it->y = y, it->w = w, it->h = h;
-    memcpy(it->rgb, rgb, 3);
-    return 0;
-}
-
 static float token_t(const fig_steps *s, int i) {
     if (s->p->by_entropy) return s->hmax > 0 ? s->v.entropy[i] / s->hmax : s->v.entropy[i];
     return expf(s->v.token[i]);
@@ -88,7 +80,7 @@ static int put_box(fig_steps *s, int i, double *x, double *y, av_err *err) {
     av_cmap_rgb(s->p->by_entropy ? AV_CMAP_MAGMA : AV_CMAP_VIRIDIS, v, bg);
     int dark = !isnan(v) && 0.299 * bg[0] + 0.587 * bg[1] + 0.114 * bg[2] <= 140;
     memcpy(fg, dark ? av_fig_white : av_fig_ink, 3);
-    int rc = rect(s->f, *x, *y, tw - 2, BOX_H, bg, err) ||
+    int rc = av_fig_rect(s->f, *x, *y, tw - 2, BOX_H, bg, err) ||
              av_fig_text(s->f, label, *x + 2, *y + BOX_H * 0.72, TOKEN_PX, 0, 0, fg, err);
     free(label);
     *x += tw;

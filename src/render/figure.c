@@ -174,16 +174,6 @@ int av_plot_labels(const av_trace *t, av_attn_kind kind, int n_query, int n_key,
 
 /* ---- output ---- */
 
-static int write_all(const char *path, const void *data, size_t n, av_err *err) {
-    av_atomic_file f;
-    if (av_atomic_open(&f, path, err)) return -1;
-    if (av_atomic_write(&f, data, n, err)) {
-        av_atomic_abort(&f);
-        return -1;
-    }
-    return av_atomic_commit(&f, err);
-}
-
 int av_fig_encode(const av_fig *fig, av_plot_format fmt, double dpi, uint8_t **out, size_t *n, int *width,
                   int *height, av_err *err) {
     *out = NULL;
@@ -218,7 +208,7 @@ int av_fig_write(const av_fig *fig, double dpi, const char *path, int *width, in
     if (av_fig_check_output(path, dpi, &png, err) ||
         av_fig_encode(fig, png ? AV_PLOT_PNG : AV_PLOT_SVG, dpi, &data, &n, width, height, err))
         return -1;
-    int rc = write_all(path, data, n, err);
+    int rc = av_file_write_atomic(path, data, n, err);
     free(data);
     return rc;
 }
@@ -264,7 +254,7 @@ int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path,
     uint8_t *data;
     size_t n;
     if (av_plot_build(t, p, png ? AV_PLOT_PNG : AV_PLOT_SVG, &data, &n, geom, err)) return -1;
-    int rc = write_all(path, data, n, err);
+    int rc = av_file_write_atomic(path, data, n, err);
     free(data);
     return rc;
 }

@@ -36,8 +36,8 @@ av_html_params av_html_default_params(void) {
 }
 
 int av_html_view_valid(const char *name) {
-    static const char *const views[] = {"heatmap", "model", "head",  "image",  "summary",
-                                        "rollout", "norm",  "steps", "neuron", "rows"};
+    static const char *const views[] = {"heatmap", "model", "head",        "image", "summary", "rollout",
+                                        "norm",    "steps", "attribution", "lens",  "neuron",  "rows"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -74,9 +74,10 @@ static void hb_html_escaped(av_buf *b, const char *s) {
 /* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
 static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js",       "heatmap.js", "analysis.js", "modelview.js", "headview.js",
-                                  "imageview.js",  "summary.js", "rollout.js",  "normview.js",  "steps.js",
-                                  "neuronview.js", "rowview.js", "viewer.js"};
+static const char *k_scripts[] = {"data.js",       "heatmap.js",   "analysis.js",    "modelview.js",
+                                  "headview.js",   "imageview.js", "summary.js",     "rollout.js",
+                                  "normview.js",   "steps.js",     "attribution.js", "lens.js",
+                                  "neuronview.js", "rowview.js",   "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -163,7 +164,7 @@ static int encode_set(const av_trace *t, av_attn_kind kind, int layer, int u8, a
     return blob->oom ? av_errf(err, "out of memory") : 0;
 }
 
-static json_t *cmap_table(av_cmap cm) {
+json_t *av_html_cmap_table(av_cmap cm) {
     json_t *a = json_array();
     for (int i = 0; i < 256; i++) {
         uint8_t rgb[3];
@@ -265,9 +266,10 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, int ce
     }
     const char *model = av_trace_meta(t, "model");
     json_object_set_new(m, "title", json_string(p->title ? p->title : model ? model : "attention"));
-    json_object_set_new(cm, "viridis", cmap_table(AV_CMAP_VIRIDIS));
-    json_object_set_new(cm, "magma", cmap_table(AV_CMAP_MAGMA));
-    json_object_set_new(cm, "diverging", cmap_table(AV_CMAP_DIVERGING)); /* differences (attnviz diff) */
+    json_object_set_new(cm, "viridis", av_html_cmap_table(AV_CMAP_VIRIDIS));
+    json_object_set_new(cm, "magma", av_html_cmap_table(AV_CMAP_MAGMA));
+    json_object_set_new(cm, "diverging",
+                        av_html_cmap_table(AV_CMAP_DIVERGING)); /* differences (attnviz diff) */
     const char *key;
     json_t *val;
     json_object_foreach(t->meta, key, val) {
@@ -309,6 +311,7 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, int ce
     double budget = p->max_mb * (1 << 20);
     if (!rc) rc = av_html_encode_rows(t, p, u8, budget * 0.4, blob, m, err);
     if (!rc && !cells) rc = av_html_encode_qk(t, budget * 0.25, blob, m, err);
+    if (!rc) rc = av_html_attr_encode(t, m, err);
     if (!rc && an) rc = av_html_analysis_encode(an, u8, blob, m, err);
     if (rc) {
         json_decref(m);
@@ -409,7 +412,9 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     page_assets assets;
     if (find_assets(&assets, err)) return -1;
     size_t values = total_values(t, 0);
-    if (values == 0 && !av_trace_has_logprobs(t)) return av_errf(err, "the trace holds no attention to show");
+    if (values == 0 && !av_trace_has_logprobs(t))
+        return av_errf(err, "the trace holds no attention to show (attnviz attribute stores it unless "
+                            "--no-attention)");
     if (!(p->max_mb > 0)) return av_errf(err, "the page's size budget must be positive");
     av_html_analysis an = {0};
     /* a model API's response has no attention to analyse; a difference (attnviz diff) is signed: float16 only

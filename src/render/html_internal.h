@@ -41,6 +41,8 @@ int av_html_encode_rows(const av_trace *t, const av_html_params *p, int u8, doub
 int av_html_encode_qk(const av_trace *t, double max_bytes, av_buf *blob, json_t *meta, av_err *err);
 /* The trace's "image" tensor (what an image model saw) as base64 PNG, or NULL (none, or out of memory). */
 char *av_html_image_png(const av_trace *t);
+/* A colormap as 256 RGB triples (768 integers), the table the pages color with. */
+json_t *av_html_cmap_table(av_cmap cm);
 
 /* Largest rollout matrix embedded (rows x cols values): above it the page says where to get it. */
 #define AV_HTML_ROLLOUT_MAX (1u << 20)
@@ -70,5 +72,9 @@ size_t av_html_analysis_bytes(const av_html_analysis *a, int u8);
 /* Appends the matrices to blob (recording their offsets) and moves the JSON into meta as "analysis". */
 int av_html_analysis_encode(av_html_analysis *a, int u8, av_buf *blob, json_t *meta, av_err *err);
 void av_html_analysis_free(av_html_analysis *a);
+
+/* Meta "attribution" and "lens" (html_attr.c) when the trace holds them: the data of the Attribution and
+ * Logit lens tabs. */
+int av_html_attr_encode(const av_trace *t, json_t *meta, av_err *err);
 
 #endif /* AV_HTML_INTERNAL_H */

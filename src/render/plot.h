@@ -89,6 +89,8 @@ av_fig_item *av_fig_add(av_fig *f, av_fig_kind kind, av_err *err);
 /* Text with its baseline at (x, y); angle 0 or 90; anchor 0 start, 1 middle, 2 end. */
 int av_fig_text(av_fig *f, const char *s, double x, double y, double size, int angle, int anchor,
                 const uint8_t rgb[3], av_err *err);
+/* A filled rectangle with its top-left corner at (x, y). */
+int av_fig_rect(av_fig *f, double x, double y, double w, double h, const uint8_t rgb[3], av_err *err);
 int av_fig_line(av_fig *f, double x, double y, double dx, double dy, double width, const uint8_t rgb[3],
                 av_err *err);
 /* Label cut to max code points with an ellipsis; malloc'd. */
@@ -134,6 +136,35 @@ int av_fig_write(const av_fig *fig, double dpi, const char *path, int *width, in
  * *width, *height receive the image size. */
 int av_fig_encode(const av_fig *fig, av_plot_format fmt, double dpi, uint8_t **out, size_t *n, int *width,
                   int *height, av_err *err);
+/* ---- attribution and logit-lens figures (fig_attr.c; docs/ATTRIBUTION.md) ---- */
+
+typedef struct av_attr_plot_params {
+    av_attr_method method;
+    double dpi;          /* PNG resolution (default 150) */
+    const char *title;   /* NULL: model, method and baseline */
+    int max_label_chars; /* default 16 */
+} av_attr_plot_params;
+
+av_attr_plot_params av_attr_plot_default_params(void);
+/* The token strip (attribution to the whole target) and the target-by-source matrix of one method. */
+int av_attr_layout(const av_trace *t, const av_attr_plot_params *p, av_font *font, av_fig *fig, av_err *err);
+/* .png or .svg by the extension, written atomically; *w, *h: the image size. */
+int av_attr_render(const av_trace *t, const av_attr_plot_params *p, const char *path, int *w, int *h,
+                   av_err *err);
+
+typedef struct av_lens_plot_params {
+    int pos0, pos1;      /* positions shown [pos0, pos1); pos1 0: to the end (the last 256 when longer) */
+    double dpi;          /* default 150 */
+    const char *title;   /* NULL: the model */
+    int max_label_chars; /* token text per cell (default 10) */
+    av_cmap cmap;        /* probability colors (default viridis) */
+} av_lens_plot_params;
+
+av_lens_plot_params av_lens_plot_default_params(void);
+/* The layers x positions grid of the most probable tokens, colored by probability. */
+int av_lens_layout(const av_trace *t, const av_lens_plot_params *p, av_font *font, av_fig *fig, av_err *err);
+int av_lens_render(const av_trace *t, const av_lens_plot_params *p, const char *path, int *w, int *h,
+                   av_err *err);
 /* ---- the step figure (fig_steps.c) ---- */
 
 typedef struct av_steps_plot_params {

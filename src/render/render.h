@@ -74,6 +74,31 @@ void av_term_put_field(FILE *out, const char *s, int w);
 int av_term_heatmap(FILE *out, const float *m, int n_rows, int n_cols, const char *const *row_labels,
                     const char *const *col_labels, const av_term_params *p, av_err *err);
 
+/* ---- attribution and the logit lens in a terminal (term_attr.c) ---- */
+
+typedef struct av_attr_term_params {
+    av_attr_method method;
+    int top; /* source tokens listed per target (default 5) */
+    av_color_mode color;
+    int width;  /* 0: the terminal's */
+    int matrix; /* also draw the target-by-source matrix as a heatmap */
+} av_attr_term_params;
+
+av_attr_term_params av_attr_term_default_params(void);
+/* The source strip colored by the attribution to the whole target, a line per target (log p, top sources),
+ * and with matrix the target-by-source heatmap. */
+int av_term_attr(FILE *out, const av_trace *t, const av_attr_term_params *p, av_err *err);
+
+typedef struct av_lens_term_params {
+    int pos0, pos1; /* positions [pos0, pos1); pos1 0: the last ones that fit */
+    int cell;       /* characters per cell (default 9) */
+    av_color_mode color;
+    int width; /* 0: the terminal's */
+} av_lens_term_params;
+
+av_lens_term_params av_lens_term_default_params(void);
+/* The layers x positions table of the lens's top tokens. */
+int av_term_lens(FILE *out, const av_trace *t, const av_lens_term_params *p, av_err *err);
 /* ---- the step view in a terminal (term_steps.c) ---- */
 
 typedef struct av_steps_term_params {

@@ -76,6 +76,11 @@ struct av_tokenizer {
     struct av_tok_gguf *gg; /* AV_TOK_GGUF */
     char *chat_template;    /* the model's Jinja chat template (GGUF tokenizer.chat_template,
                                tokenizer_config.json's chat_template), NULL when it has none */
+    /* special tokens a tokenizer_config.json beside the tokenizer asks for (add_bos_token / add_eos_token;
+     * GGUF tokenizers carry their own flags in gg): when specials_set, encoding with special tokens adds BOS
+     * when add_bos and EOS when add_eos (Llama's rule), not the tokenizer's own special tokens
+     * (av_tok_set_specials) */
+    int specials_set, add_bos, add_eos;
 };
 
 /* Builds an SPM-BPE tokenizer taking ownership of pieces (each malloc'd) and scores/types (malloc'd, types
@@ -125,6 +130,9 @@ int av_tok_write_gguf(struct av_gguf_writer *w, const av_tokenizer *t, av_err *e
 int av_tok_sp_from_pieces(int n, char **pieces, float *scores, int *types, int add_dummy_prefix, int bos,
                           int eos, av_tokenizer **out, av_err *err);
 
+/* Applies tokenizer_config.json's add_bos / add_eos flags (1 or 0; -1: not given, the tokenizer's own
+ * behaviour for that end, av_tok_adds). Nothing changes when neither is given. */
+void av_tok_set_specials(av_tokenizer *t, int add_bos, int add_eos);
 /* What encoding with add_bos set adds: BOS in front, EOS at the end (tokenizer.c). */
 void av_tok_adds(const av_tokenizer *t, int *bos, int *eos);
 

@@ -30,6 +30,7 @@ int tok_buf_reserve(tok_buf *b, size_t extra) {
     }
     char *p = realloc(b->p, cap);
     if (!p) return -1;
+    p[b->n] = 0; /* always a C string, also when nothing was added yet */
     b->p = p;
     b->cap = cap;
     return 0;

@@ -17,7 +17,7 @@ typedef struct tok_buf {
     size_t n, cap;
 } tok_buf;
 
-int tok_buf_reserve(tok_buf *b, size_t extra);
+int tok_buf_reserve(tok_buf *b, size_t extra); /* room for extra bytes + NUL; p stays a C string */
 int tok_buf_add(tok_buf *b, const void *s, size_t n);
 int tok_buf_addc(tok_buf *b, char c);
 int tok_buf_add_cp(tok_buf *b, uint32_t cp); /* UTF-8 encoding of a code point */

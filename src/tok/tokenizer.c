@@ -1,7 +1,9 @@
 /* Tokenizer front door: format detection, encoding dispatch, accessors and shared construction helpers. */
 #define _GNU_SOURCE /* memmem */
 #include "gguf_tok.h"
+#include "hf.h"
 #include "io/gguf.h"
+#include "io/io.h"
 #include "sp.h"
 
 #include <stdlib.h>
@@ -188,9 +190,42 @@ static int load_json_file(const char *path, const char *head, size_t n, av_token
                    path);
 }
 
+/* add_bos_token / add_eos_token of the tokenizer_config.json next to the tokenizer (in dir), when present. */
+static int apply_config(const char *dir, av_tokenizer *t, av_err *err) {
+    char path[4200];
+    if (t->kind == AV_TOK_GGUF) return 0; /* tokenizer.ggml.add_bos_token / add_eos_token (gguf_meta.c) */
+    if (!exists(dir, "tokenizer_config.json", path, sizeof path)) return 0;
+    json_t *cfg;
+    if (av_json_load_file(path, &cfg, err)) return -1;
+    json_t *b = json_object_get(cfg, "add_bos_token"), *e = json_object_get(cfg, "add_eos_token");
+    int rc = 0;
+    if ((b && !json_is_boolean(b) && !json_is_null(b)) || (e && !json_is_boolean(e) && !json_is_null(e)))
+        rc = av_errf(err, "%s: add_bos_token / add_eos_token must be true or false", path);
+    else
+        av_tok_set_specials(t, json_is_boolean(b) ? json_is_true(b) : -1,
+                            json_is_boolean(e) ? json_is_true(e) : -1);
+    json_decref(cfg);
+    return rc;
+}
+
+static int load_path(const char *path, av_tokenizer **out, av_err *err);
+
 int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err) {
     *out = NULL;
     if (!path || !*path) return av_errf(err, "tokenizer: no path given");
+    if (load_path(path, out, err)) return -1;
+    char dir[4096];
+    if (av_path_is_dir(path))
+        snprintf(dir, sizeof dir, "%s", path);
+    else if (av_path_dirname(path, dir, sizeof dir))
+        dir[0] = 0; /* too long for a directory name: no config */
+    if (!dir[0] || apply_config(dir, *out, err) == 0) return 0;
+    av_tokenizer_free(*out);
+    *out = NULL;
+    return -1;
+}
+
+static int load_path(const char *path, av_tokenizer **out, av_err *err) {
     if (av_path_is_dir(path)) return load_dir(path, out, err);
     av_mapped_file f;
     if (av_file_map(path, &f, err)) return -1;
@@ -230,8 +265,43 @@ int av_tokenizer_load(const char *path, av_tokenizer **out, av_err *err) {
 
 /* ---- encoding ---- */
 
+static int encode_own(const av_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids,
+                      size_t *n_ids, av_err *err);
+
+/* BOS / EOS around ids as the file's flags say (specials_set). */
+static int add_file_specials(const av_tokenizer *t, int32_t **ids, size_t *n, av_err *err) {
+    int bos = t->add_bos && t->bos >= 0, eos = t->add_eos && t->eos >= 0;
+    int32_t *v = realloc(*ids, sizeof *v * (*n + 2));
+    if (!v) return av_errf(err, "out of memory");
+    if (bos) memmove(v + 1, v, sizeof *v * *n), v[0] = t->bos;
+    *n += (size_t)bos;
+    if (eos) v[(*n)++] = t->eos;
+    *ids = v;
+    return 0;
+}
+
 int av_tokenizer_encode(const av_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids,
                         size_t *n_ids, av_err *err) {
+    if (encode_own(t, text, len, add_bos && !t->specials_set, ids, n_ids, err)) return -1;
+    if (!add_bos || !t->specials_set || add_file_specials(t, ids, n_ids, err) == 0) return 0;
+    free(*ids);
+    *ids = NULL;
+    *n_ids = 0;
+    return -1;
+}
+
+void av_tok_set_specials(av_tokenizer *t, int add_bos, int add_eos) {
+    if (add_bos < 0 && add_eos < 0) return;
+    int bos, eos; /* the tokenizer's own behaviour for an end the file leaves out */
+    av_tok_adds(t, &bos, &eos);
+    t->add_bos = add_bos >= 0 ? add_bos : bos;
+    t->add_eos = add_eos >= 0 ? add_eos : eos;
+    t->specials_set = 1;
+}
+
+/* The tokenizer's own encoding: add_bos adds the special tokens its format defines. */
+static int encode_own(const av_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids,
+                      size_t *n_ids, av_err *err) {
     *ids = NULL;
     *n_ids = 0;
     if (!text && len) return av_errf(err, "tokenizer: NULL text");
@@ -262,7 +332,10 @@ int av_tokenizer_encode(const av_tokenizer *t, const char *text, size_t len, int
 
 void av_tok_adds(const av_tokenizer *t, int *bos, int *eos) {
     *bos = *eos = 0;
-    if (t->kind == AV_TOK_GGUF) {
+    if (t->specials_set) {
+        *bos = t->add_bos && t->bos >= 0;
+        *eos = t->add_eos && t->eos >= 0;
+    } else if (t->kind == AV_TOK_GGUF) {
         *bos = t->gg->add_bos;
         *eos = t->gg->add_eos;
     } else if (t->kind == AV_TOK_HF) {

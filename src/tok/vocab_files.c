@@ -226,8 +226,9 @@ static int read_vocab_json(const char *path, av_tokenizer **out, av_err *err) {
     json_t *v;
     json_object_foreach(root, key, v) {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= VOCAB_MAX) {
+            av_errf(err, "%s: token '%.60s' has a bad id", path, key); /* key lives in root: message first */
             json_decref(root);
-            return av_errf(err, "%s: token '%.60s' has a bad id", path, key);
+            return -1;
         }
         if (json_integer_value(v) + 1 > n) n = json_integer_value(v) + 1;
     }

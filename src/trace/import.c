@@ -229,9 +229,13 @@ static int import_array(import_ctx *c, const av_array *a, int several, av_err *e
         return av_errf(err, "%s: self-attention must be square, got %d queries x %d keys", a->name, s.nq,
                        s.nk);
     if (c->n_layers[ki] == 0) c->first[ki] = s;
-    if (s.nq != c->first[ki].nq || s.nk != c->first[ki].nk)
-        return av_errf(err, "%s: %d x %d attention, but the first %s layer was %d x %d", a->name, s.nq, s.nk,
-                       av_attn_kind_name(kind), c->first[ki].nq, c->first[ki].nk);
+    if (s.H != c->first[ki].H || s.nq != c->first[ki].nq || s.nk != c->first[ki].nk)
+        return av_errf(
+            err,
+            "%s: %d heads of %d x %d attention, but the first %s layer had %d heads of %d x %d (every "
+            "layer of a kind must have the same shape)",
+            a->name, s.H, s.nq, s.nk, av_attn_kind_name(kind), c->first[ki].H, c->first[ki].nq,
+            c->first[ki].nk);
     double tol = c->p->tolerance > 0                                     ? c->p->tolerance
                  : a->dtype == AV_ARRAY_F16 || a->dtype == AV_ARRAY_BF16 ? 2e-2
                                                                          : 1e-3;

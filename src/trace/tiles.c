@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { ROWS_BLOCK = 128 }; /* query rows computed together (a lazy kind: one sgemm each) */
+enum { ROWS_BLOCK = 128 }; /* query rows computed together (a lazy kind: one GEMM each) */
 
 static const av_attn_set *find_set(const av_trace *t, av_attn_kind kind, int layer) {
     for (int i = 0; i < t->n_sets; i++)
@@ -77,6 +77,13 @@ static int check_args(const av_trace *t, av_attn_kind kind, int layer, int head,
     *src = (source){lazy_of(t, kind) ? NULL : find_set(t, kind, layer), lazy_of(t, kind), layer,
                     av_trace_n_heads(t, kind), 0};
     if (!src->lazy && !src->set) return av_errf(err, "layer %d is missing", layer);
+    /* callers size buffers by the kind's shape (layer 0's): a layer of another shape is never read (loaders
+     * and av_trace_add_attn refuse such traces; this guards against any other builder) */
+    av_attn_view shape = kind_shape(t, kind);
+    if (src->set && (src->set->view.n_heads != shape.n_heads || src->set->view.n_query != shape.n_query ||
+                     src->set->view.n_key != shape.n_key))
+        return av_errf(err, "layer %d of '%s' has another shape than layer 0", layer,
+                       av_attn_kind_name(kind));
     if (head != AV_HEADS_MEAN && head != AV_HEADS_MAX && head != AV_HEADS_MIN &&
         (head < 0 || head >= src->n_heads))
         return av_errf(err, "head %d is out of range: heads 0..%d, or mean/max/min", head, src->n_heads - 1);
@@ -130,7 +137,7 @@ static int row_start(const tile_job *j, int64_t r) {
     return j->q0 + (int)(r * (j->q1 - j->q0) / j->out_rows);
 }
 
-/* Output rows [r0, r1): their queries are computed ROWS_BLOCK at a time (one sgemm each, so K is packed
+/* Output rows [r0, r1): their queries are computed ROWS_BLOCK at a time (one GEMM each, so K is packed
  * once per block, not once per output row) and pooled into the cells of the row each query belongs to. */
 static void tile_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
     tile_job *j = ctx;

@@ -41,6 +41,7 @@ void av_trace_free(av_trace *t) {
     free(t->image);
     for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
         av_lazy_free(&t->lazy_kinds[k]);
+    av_extra_free(t);
     pthread_mutex_destroy(&t->lock);
     json_decref(t->meta);
     if (t->loaded) av_st_close(&t->file);
@@ -106,10 +107,29 @@ static int in_prealloc(const av_trace *t, const void *p) {
     return t->prealloc && b >= t->prealloc->map && b < t->prealloc->map + t->prealloc->map_len;
 }
 
+/* Readers take a kind's [n_heads, n_query, n_key] from its layer 0 and apply it to every layer, so all layers
+ * of a kind must share it (issue #19: a smaller layer 1 was read past its end). Checked against the kind's
+ * first set, which is found early. */
+static int check_same_shape(const av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query,
+                            int n_key, av_err *err) {
+    for (int i = 0; i < t->n_sets; i++) {
+        const av_attn_view *v = &t->sets[i].view;
+        if (t->sets[i].kind != kind) continue;
+        if (v->n_heads == n_heads && v->n_query == n_query && v->n_key == n_key) return 0;
+        return av_errf(
+            err,
+            "'%s' attention of layer %d is [%d, %d, %d] but of layer %d [%d, %d, %d]: every layer of a "
+            "kind must have the same heads, queries and keys",
+            av_attn_kind_name(kind), layer, n_heads, n_query, n_key, t->sets[i].layer, v->n_heads, v->n_query,
+            v->n_key);
+    }
+    return 0;
+}
+
 int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key,
                       float *data, av_err *err) {
     float *owned = in_prealloc(t, data) ? NULL : data;
-    if (add_set(t, kind, layer, err)) {
+    if (check_same_shape(t, kind, layer, n_heads, n_query, n_key, err) || add_set(t, kind, layer, err)) {
         free(owned);
         return -1;
     }
@@ -270,6 +290,7 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         rc = av_st_writer_add(&w, "logits", AV_DTYPE_F32, AV_DTYPE_F32, 2, t->logits_view.shape,
                               t->logits_view.data, err);
     }
+    if (!rc) rc = av_extra_save(t, &w, err);   /* F32 and I32 */
     if (!rc) rc = av_lp_save(t, &w, err);      /* F32 and I32 */
     if (!rc) rc = av_lazy_save(t, &w, 1, err); /* last: U8 key masks and image leave the others aligned */
     if (!rc && t->image_view.data)
@@ -343,6 +364,37 @@ static int parse_attn_name(const char *name, av_attn_kind *kind, int *layer) {
     buf[dot - k] = 0;
     *layer = (int)l;
     return av_attn_kind_parse(buf, kind);
+}
+
+static int cmp_sets(const void *a, const void *b) {
+    const av_attn_set *x = a, *y = b;
+    int c = (x->kind > y->kind) - (x->kind < y->kind);
+    return c ? c : (x->layer > y->layer) - (x->layer < y->layer);
+}
+
+/* The attention tensors of a file, sorted by kind and layer: each kind has layers 0..n-1, each once, all of
+ * one shape (O(n log n): a hostile file may hold very many). */
+static int check_layers(av_trace *t, const char *path, av_err *err) {
+    if (t->n_sets > 1) qsort(t->sets, (size_t)t->n_sets, sizeof *t->sets, cmp_sets);
+    for (int i = 0, first = 0; i < t->n_sets; i++) {
+        const av_attn_set *s = &t->sets[i], *f;
+        if (i > 0 && s->kind != t->sets[i - 1].kind) first = i;
+        f = &t->sets[first];
+        if (s->layer != i - first)
+            return av_errf(err,
+                           "%s: 'attn.%s.%d' %s: layers of a kind must be numbered 0, 1, 2, ... once each",
+                           path, av_attn_kind_name(s->kind), s->layer,
+                           s->layer < i - first ? "appears twice" : "follows a missing layer");
+        if (s->view.n_heads != f->view.n_heads || s->view.n_query != f->view.n_query ||
+            s->view.n_key != f->view.n_key)
+            return av_errf(
+                err,
+                "%s: 'attn.%s.%d' is [%d, %d, %d] but 'attn.%s.0' is [%d, %d, %d]: every layer of a kind "
+                "must have the same heads, queries and keys",
+                path, av_attn_kind_name(s->kind), s->layer, s->view.n_heads, s->view.n_query, s->view.n_key,
+                av_attn_kind_name(f->kind), f->view.n_heads, f->view.n_query, f->view.n_key);
+    }
+    return 0;
 }
 
 int av_trace_load(const char *path, av_trace **out, av_err *err) {
@@ -429,13 +481,16 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
                                  e->t.dtype == AV_DTYPE_F32 ? e->t.data : NULL};
         if (e->t.dtype == AV_DTYPE_F16) t->store_dtype = AV_DTYPE_F16;
     }
+    if (check_layers(t, path, err)) goto fail;
     const char *lazy = av_trace_meta(t, "lazy"), *qk = av_trace_meta(t, "qk");
     if (((lazy && strcmp(lazy, "1") == 0) || (qk && strcmp(qk, "1") == 0)) && av_lazy_load(t, path, err))
         goto fail;
-    if (av_lp_load(t, path, err)) goto fail;
-    if (t->n_sets == 0 && !t->lazy && !(t->gen && t->gen->lp)) {
+    if (av_extra_load(t, path, err) || av_lp_load(t, path, err)) goto fail;
+    /* attribution and lens traces may hold no attention (attnviz attribute --no-attention) */
+    if (t->n_sets == 0 && !t->lazy && t->n_extras == 0 && !(t->gen && t->gen->lp)) {
         av_errf(err,
-                "%s: the trace holds no attention tensors (attn.<kind>.<layer>) and no log-probabilities",
+                "%s: the trace holds no attention tensors (attn.<kind>.<layer>), no log-probabilities and no "
+                "attribution or logit lens",
                 path);
         goto fail;
     }

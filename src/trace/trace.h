@@ -38,6 +38,14 @@ typedef struct av_lazy_kind {
     int owns_extras; /* rel_bias and key_mask are malloc'd (else in the loaded file) */
 } av_lazy_kind;
 
+/* A named tensor beyond attention (attr.*, lens.*; docs/TRACE_FORMAT.md): F32 or I32, owned when built in
+ * memory, else a view into the loaded file. */
+typedef struct av_trace_extra {
+    char *name;
+    av_tensor t;
+    void *owned;
+} av_trace_extra;
+
 struct av_trace {
     json_t *meta; /* string -> string, written as __metadata__ */
     int n_tokens;
@@ -60,6 +68,8 @@ struct av_trace {
     av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
     uint8_t *image;           /* (3, image_h, image_w) the 8-bit input an image model saw, owned, or NULL */
     av_tensor image_view;     /* U8 [3, h, w]: image, or the loaded file's "image" tensor */
+    av_trace_extra *extras;   /* (n_extras) extra.c */
+    int n_extras;
     struct av_gen_state *gen; /* log-probabilities and generation metadata (logprobs.h), or NULL */
 };
 
@@ -87,6 +97,16 @@ int av_trace_lazy_materialize(const av_trace *t, av_attn_kind kind, int layer, s
 /* Lazy-trace tensors and metadata into w (av_trace_save), and back from t->file (av_trace_load). */
 int av_lazy_save(const av_trace *t, av_st_writer *w, int masks, av_err *err);
 int av_lazy_load(av_trace *t, const char *path, av_err *err);
+
+/* Extra tensors (extra.c): adds or replaces name, taking ownership of data (malloc'd, F32 or I32 of the
+ * shape), also when this fails. */
+int av_trace_put_tensor(av_trace *t, const char *name, av_dtype dtype, int ndim, const int64_t *shape,
+                        void *data, av_err *err);
+/* The loaded file's attr.* and lens.* tensors as extras (av_trace_load); -1 on a bad dtype. */
+int av_extra_load(av_trace *t, const char *path, av_err *err);
+/* Extras into w (av_trace_save). */
+int av_extra_save(const av_trace *t, av_st_writer *w, av_err *err);
+void av_extra_free(av_trace *t);
 
 /* Takes ownership of vnorm[l] arrays (n_layers pointers to (n_heads, n_tokens)) and the array itself. */
 int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err);

@@ -127,6 +127,14 @@ for how in file stdin at; do
 done
 ok everyday_text_file_stdin_at $same "the tokens of --text-file / --text - / --text @FILE differ from --text: $(cat "$TMP/err")"
 
+# attribute and lens read their text the same way: --text @FILE and --text-file give --text's 24 tokens
+"$BIN" lens --model "$IND" --text @"$TMP/text.txt" -o "$TMP/l.safetensors" >/dev/null 2>"$TMP/err" &&
+    "$BIN" info "$TMP/l.safetensors" --tokens | grep -E '^ +[0-9]+ ' | cmp -s - "$TMP/want" &&
+    "$BIN" attribute --model "$IND" --text-file "$TMP/text.txt" --target " on the" --method occlusion \
+        -o "$TMP/attr.safetensors" >"$TMP/out" 2>>"$TMP/err" &&
+    grep -q "^source: 24 tokens" "$TMP/out"
+ok everyday_attribute_lens_text_file $? "$(tail -2 "$TMP/err")"
+
 # "@@..." is the literal text "@...", the same tokens as a file holding "@cat"; a missing @FILE says what @ means
 printf '@cat' >"$TMP/at.txt"
 "$BIN" run --model "$IND" --text @@cat -o "$TMP/c.safetensors" >/dev/null 2>"$TMP/err" &&

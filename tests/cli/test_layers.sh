@@ -2,17 +2,18 @@
 # The layers of src/, lowest first. A folder may include its own headers, include/attnviz.h and the
 # headers of folders before it in this list, never those of a folder after it (an "upward" include):
 #
-#   core  io  kernels  tok  chat  model  trace  analysis  render  server  cli
+#   core  io  kernels  tok  chat  model  trace  attrib  analysis  render  server  cli
 #
 # core: errors, reader, files, paths, UTF-8, base64; io: file formats; kernels: math (quantization too);
 # tok: tokenizers; chat: chat templates (a Jinja subset) rendered for a tokenizer; model: loading and the
-# forward pass; trace: capture, save/load; analysis: statistics of traces (it never runs a model: it gets a
+# forward pass; trace: capture, save/load; attrib: attribution and the logit lens (runs the model, writes
+# traces); analysis: statistics of traces (it never runs a model: it gets a
 # runner); render: pictures and pages; server: HTTP; cli: commands.
 # This script greps every #include "folder/..." line of src/ and FAILs on an upward one. Docs:
 # docs/ARCHITECTURE.md ("Layers").
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
-LAYERS="core io kernels tok chat model trace analysis render server cli"
+LAYERS="core io kernels tok chat model trace attrib analysis render server cli"
 
 rank() { # rank NAME: position of a layer in LAYERS (1 = lowest), empty for anything else
     i=1

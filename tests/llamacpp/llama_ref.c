@@ -9,7 +9,15 @@
  *                                                  matrix-vector path)
  *   llama_ref time MODEL.gguf IDS.json N_THREADS   llama.cpp's prompt processing of the ids (a JSON array of
  *                                                  integers; one llama_decode call, logits of the last
- *                                                  position): prints seconds
+ *                                                  position): prints its wall seconds and the process's
+ *                                                  CPU seconds during it
+ *   llama_ref batch LABEL REF.gguf DIR SPEC...     the logits files of `logits` for many models in one process,
+ *                                                  as DIR/NAME.llama.f32, .av.f32, .av_short.f32; a SPEC is
+ *                                                  NAME=FTYPE (REF quantized to DIR/NAME.gguf unless that file
+ *                                                  exists; FTYPE 0: REF itself) or NAME@PATH (a file or a
+ *                                                  Hugging Face directory; llama.cpp runs .gguf files only).
+ *                                                  Prints "FAIL llamacpp_LABEL_NAME: ..." when llama.cpp cannot
+ *                                                  quantize or load a file
  * Exit status 0 on success; errors go to stderr. */
 #include "attnviz.h"
 
@@ -17,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { N_IDS = 40, N_SHORT = 6 };
 
@@ -35,15 +45,16 @@ static int write_f32(const char *path, const float *v, size_t n) {
     return ok ? 0 : -1;
 }
 
-static double now(void) {
+static double clock_s(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* llama.cpp's logits of ids (n of them) at every position (all = 1) or the last; out: (n or 1, vocab). */
+/* llama.cpp's logits of ids (n of them) at every position (all = 1) or the last; out: (n or 1, vocab).
+ * seconds: the decode's wall and process CPU time. */
 static float *llama_logits(const char *path, const int32_t *ids, int n, int all, int threads, int *vocab,
-                           double *seconds) {
+                           double seconds[2]) {
     struct llama_model_params mp = llama_model_default_params();
     struct llama_model *model = llama_model_load_from_file(path, mp);
     if (!model) return fprintf(stderr, "llama_ref: llama.cpp cannot load %s\n", path), NULL;
@@ -63,9 +74,10 @@ static float *llama_logits(const char *path, const int32_t *ids, int n, int all,
         b.logits[i] = all || i == n - 1;
     }
     b.n_tokens = n;
-    double t0 = now();
+    double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     if (ctx && llama_decode(ctx, b) == 0) {
-        *seconds = now() - t0;
+        seconds[0] = clock_s(CLOCK_MONOTONIC) - t0;
+        seconds[1] = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
         int rows = all ? n : 1;
         out = malloc(sizeof(float) * (size_t)rows * (size_t)*vocab);
         for (int i = 0; out && i < rows; i++)
@@ -104,18 +116,67 @@ static int attnviz_logits(const char *path, const int32_t *ids, int n, const cha
     return rc;
 }
 
-static int cmd_logits(char **argv) {
-    int vocab;
-    double s;
+/* llama.cpp's logits of the fixed ids into llama_out (when not NULL), attnviz's into av_out and av_short. */
+static int run_logits(const char *model, const char *llama_out, const char *av_out, const char *av_short) {
+    int vocab = 512;
+    double s[2];
     int32_t ids[N_IDS];
     for (int i = 0; i < N_IDS; i++)
         ids[i] = fixed_id(i, 512);
-    float *lg = llama_logits(argv[0], ids, N_IDS, 1, 2, &vocab, &s);
-    if (!lg || vocab != 512) return free(lg), 1;
-    int rc = write_f32(argv[1], lg, (size_t)N_IDS * 512) || attnviz_logits(argv[0], ids, N_IDS, argv[2]) ||
-             attnviz_logits(argv[0], ids, N_SHORT, argv[3]);
+    float *lg = llama_out ? llama_logits(model, ids, N_IDS, 1, 2, &vocab, s) : NULL;
+    if (llama_out && (!lg || vocab != 512)) return free(lg), 1;
+    int rc = (llama_out && write_f32(llama_out, lg, (size_t)N_IDS * 512)) ||
+             attnviz_logits(model, ids, N_IDS, av_out) || attnviz_logits(model, ids, N_SHORT, av_short);
     free(lg);
     return rc ? 1 : 0;
+}
+
+static int cmd_logits(char **argv) { return run_logits(argv[0], argv[1], argv[2], argv[3]); }
+
+static int quantize(const char *in, const char *out, int ftype) {
+    struct llama_model_quantize_params qp = llama_model_quantize_default_params();
+    qp.ftype = (enum llama_ftype)ftype;
+    qp.nthread = 2;
+    return llama_model_quantize(in, out, &qp) ? -1 : 0;
+}
+
+static int cmd_batch(int argc, char **argv) {
+    const char *label = argv[0], *ref = argv[1], *dir = argv[2];
+    int failed = 0;
+    for (int i = 3; i < argc; i++) {
+        char name[128], path[4096], outs[3][4200];
+        const char *eq = strchr(argv[i], '='), *at = strchr(argv[i], '@'), *sep = eq ? eq : at;
+        if (!sep || (size_t)(sep - argv[i]) >= sizeof name) return fprintf(stderr, "bad spec %s\n", argv[i]), 2;
+        snprintf(name, sizeof name, "%.*s", (int)(sep - argv[i]), argv[i]);
+        snprintf(path, sizeof path, "%s", eq ? ref : at + 1);
+        if (eq && atoi(eq + 1) != 0) {
+            snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
+            FILE *fp = fopen(path, "rb");
+            if (fp) fclose(fp);
+            if (!fp && quantize(ref, path, atoi(eq + 1))) {
+                printf("FAIL llamacpp_%s_%s: llama_model_quantize to ftype %s failed\n", label, name, eq + 1);
+                failed = 1;
+                continue;
+            }
+        }
+        size_t len = strlen(path);
+        int gguf = len > 5 && strcmp(path + len - 5, ".gguf") == 0;
+        for (int k = 0; k < 3; k++)
+            snprintf(outs[k], sizeof outs[k], "%s/%s.%s.f32", dir, name,
+                     (const char *[]){"llama", "av", "av_short"}[k]);
+        remove(outs[0]), remove(outs[1]), remove(outs[2]);
+        /* each file in a child process: ggml's AMX kernels keep their tile configuration per thread and
+         * break once attnviz's AMX kernel has released the tiles in the same thread */
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) _exit(run_logits(path, gguf ? outs[0] : NULL, outs[1], outs[2]));
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+            printf("FAIL llamacpp_%s_%s: %s did not run (messages above)\n", label, name, path);
+            failed = 1;
+        }
+    }
+    return failed;
 }
 
 /* The integers of a JSON array file (at most max); -1 when unreadable. */
@@ -138,11 +199,11 @@ static int cmd_time(char **argv) {
     enum { MAX_IDS = 8192 };
     static int32_t ids[MAX_IDS];
     int n = read_ids(argv[1], ids, MAX_IDS), threads = atoi(argv[2]), vocab;
-    double s = 0;
+    double s[2] = {0, 0};
     if (n < 1 || threads < 1)
         return fprintf(stderr, "llama_ref: no ids in %s or bad N_THREADS\n", argv[1]), 1;
-    float *lg = llama_logits(argv[0], ids, n, 0, threads, &vocab, &s);
-    if (lg) printf("%.3f\n", s);
+    float *lg = llama_logits(argv[0], ids, n, 0, threads, &vocab, s);
+    if (lg) printf("%.3f %.3f\n", s[0], s[1]);
     free(lg);
     return lg ? 0 : 1;
 }
@@ -156,13 +217,12 @@ int main(int argc, char **argv) {
     llama_backend_init();
     int rc = 2;
     if (strcmp(argv[1], "quantize") == 0 && argc == 5) {
-        struct llama_model_quantize_params qp = llama_model_quantize_default_params();
-        qp.ftype = (enum llama_ftype)atoi(argv[4]);
-        qp.nthread = 2;
-        rc = llama_model_quantize(argv[2], argv[3], &qp) ? 1 : 0;
+        rc = quantize(argv[2], argv[3], atoi(argv[4])) ? 1 : 0;
         if (rc) fprintf(stderr, "llama_ref: llama_model_quantize to ftype %s failed\n", argv[4]);
     } else if (strcmp(argv[1], "logits") == 0 && argc == 6) {
         rc = cmd_logits(argv + 2);
+    } else if (strcmp(argv[1], "batch") == 0 && argc >= 5) {
+        rc = cmd_batch(argc - 2, argv + 2);
     } else if (strcmp(argv[1], "time") == 0 && argc == 5) {
         rc = cmd_time(argv + 2);
     } else {

@@ -1,0 +1,178 @@
+"""Markdown summary of a benchmark run, for docs/BENCHMARKS.md (printed at the end of the scripts):
+    python3 bench/summary.py run DIR     the JSON files bench/run.sh wrote into DIR
+    python3 bench/summary.py quant DIR   the JSON files bench/quant_mem.sh wrote into DIR
+Every table starts with the machine (CPU model, flags, threads, load average) and the f32 GEMM limit of the
+same run, and checks the issue #20 targets against the numbers it prints."""
+import json
+import os
+import sys
+import time
+
+FLAGS = ("fma", "f16c", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def lines(path):
+    """The JSON objects of a JSON-lines file (none when it is missing)."""
+    if not os.path.exists(path):
+        return []
+    return [json.loads(x) for x in open(path) if x.strip().startswith("{")]
+
+
+def one(path):
+    got = lines(path)
+    return got[-1] if got else None
+
+
+def machine(d):
+    """One line: CPU model, CPUID family/model, the flags that pick a GEMM path."""
+    info, flags = {}, []
+    for line in open("/proc/cpuinfo"):
+        k, _, v = line.partition(":")
+        k = k.strip()
+        if k in ("model name", "cpu family", "model") and k not in info:
+            info[k] = v.strip()
+        if k == "flags" and not flags:
+            flags = [f for f in v.split() if f in FLAGS]
+    return "%s (CPUID family %s model %s; %s), %d CPUs, %s" % (
+        info.get("model name"), info.get("cpu family"), info.get("model"), " ".join(flags), os.cpu_count(),
+        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+
+
+def limit_line(d):
+    lim = one(os.path.join(d, "limit.json"))
+    if not lim:
+        return None, "f32 GEMM limit: not measured (no limit.json)"
+    cands = ", ".join("%s %.1f" % kv for kv in sorted(lim["candidates"].items()))
+    return lim, ("f32 GEMM limit **%.1f GFLOP/s** (%s; candidates: %s); AVX2-only limit %.1f GFLOP/s (%s)" %
+                 (lim["f32_limit_gflops"], lim["f32_limit_from"], cands, lim["avx2_limit_gflops"],
+                  lim["avx2_limit_from"]))
+
+
+def target(ok, what):
+    return "- %s %s" % ("MET" if ok else "NOT MET", what)
+
+
+def generation_table(d, name):
+    gen = [g["generation"] for g in lines(os.path.join(d, name)) if "generation" in g]
+    if not gen:
+        return []
+    g = gen[-1]
+    out = ["", "Generation kernels (1-row products over 24 weights of 5632 x 2048, %d threads, path %s; copy %.1f GB/s "
+           "read + written):" % (g["threads"], g["gemm_path"], g["copy_gbps"]), "",
+           "| weights | GB/s of weights | x copy |", "|---|---|---|"]
+    for t, v in g.items():
+        if isinstance(v, dict):
+            out.append("| %s | %.1f | %.2f |" % (t, v["weights_gbps"], v["vs_copy"]))
+    return out
+
+
+def gemm_table(d):
+    rows = [m["matmul"] for m in lines(os.path.join(d, "gemm.json")) if "matmul" in m]
+    if not rows:
+        return []
+    paths = [p for p in ("avx512", "avx2", "amx", "sgemm", "scalar") if any(p in r for r in rows)]
+    out = ["", "GEMM paths, GFLOP/s (x W^T, conversion from the stored type included):", "",
+           "| T x out x in | weights | " + " | ".join(paths) + " |", "|---|---|" + "---|" * len(paths)]
+    for r in rows:
+        cells = ["%.1f" % r[p]["gflops"] if p in r else "" for p in paths]
+        out.append("| %d x %d x %d | %s | %s |" % (r["T"], r["out"], r["in"], r["dtype"], " | ".join(cells)))
+    return out
+
+
+def summary_run(d):
+    big, small = one(os.path.join(d, "big.json")), one(os.path.join(d, "small.json"))
+    mach = one(os.path.join(d, "machine.json")) or {}
+    lim, lim_text = limit_line(d)
+    out = ["Machine: " + machine(d), "Load average before: %s; after: %s" %
+           (mach.get("loadavg_before", "?"), (big or {}).get("loadavg_after", "?")), "", lim_text]
+    out += gemm_table(d) + generation_table(d, "gemm.json")
+    if small:
+        out += ["", "stories260K whole process: attnviz %.4f s (%d MB RSS), PyTorch %.3f s (%d MB): %.0fx" %
+                (small["attnviz_s"], small["attnviz_rss_mb"], small["torch_s"], small["torch_rss_mb"],
+                 small["speedup"])]
+    if not big:
+        return out
+    out += ["", "Synthetic Llama (1.1 B shape, %s layers), %d tokens, %.0f GFLOP: f32 limit %.3f s (%s), "
+            "AVX2 limit %.3f s (%s)" % (os.environ.get("BENCH_LAYERS", "22"), big["tokens"], big["gflop"],
+                                        big["f32_limit_s"], big["f32_limit_from"], big["avx2_limit_s"],
+                                        big["avx2_limit_from"]), "",
+            "| path | forward s | x f32 limit | x AVX2 limit | process CPU s | peak RSS MB | attention vs sgemm |",
+            "|---|---|---|---|---|---|---|"]
+    for p, e in big["paths"].items():
+        out.append("| %s | %.3f | %.3f | %s | %.2f | %d | %s |" % (
+            p, e["forward_s"], e["forward_vs_f32_limit"], e.get("forward_vs_avx2_limit", ""), e["process_cpu_s"],
+            e["peak_rss_mb"], e["max_abs_diff_vs_sgemm"].get("attn", "")))
+    if "torch" in big:
+        t = big["torch"]
+        out.append("| PyTorch eager | %.3f | %.3f | | | %d | |" % (t["forward_s"], t["forward_vs_f32_limit"],
+                                                                  t["peak_rss_mb"]))
+    paths = big["paths"]
+    out.append("")
+    if "avx512" in paths:
+        out.append(target(paths["avx512"]["forward_vs_f32_limit"] <= 1.10, "avx512 forward <= 1.10x the f32 limit"))
+    if "avx2" in paths:
+        out.append(target(paths["avx2"]["forward_vs_avx2_limit"] <= 1.10, "avx2 forward <= 1.10x the AVX2 limit"))
+    for p, e in paths.items():
+        a = e["max_abs_diff_vs_sgemm"].get("attn")
+        if a is not None:
+            out.append(target(a <= 2e-5, "%s attention within 2e-5 of sgemm (%.2g)" % (p, a)))
+    return out
+
+
+def summary_quant(d):
+    runs = lines(os.path.join(d, "quant.json"))
+    lim, lim_text = limit_line(d)
+    loads = [r["load_before"] for r in runs] + [r["load_after"] for r in runs[-1:]]
+    out = ["Machine: " + machine(d), "Load average (1, 5, 15 min) at each file's start, then at the end: " +
+           "; ".join(loads), "", lim_text]
+    out += generation_table(d, "gen-wall.json")
+    if not runs:
+        return out + ["", "no quant.json: the per-file runs did not finish"]
+    out += ["", "Prompt of %s tokens capturing every head (attnviz) against llama.cpp's llama_decode (no capture), "
+            "same file, same threads; f32 limit %.3f s (%s):" % (os.environ.get("BENCH_TOKENS", "512"),
+                                                                  runs[0]["f32_limit_s"], runs[0]["f32_limit_from"]),
+            "(\"CPU s / thread x limit\": the process's CPU seconds per thread against the own kernels' f32 peak per "
+            "CPU-second, %.3f s: what a loaded machine moves least)" % runs[0]["f32_limit_cpu_s_per_thread"], "",
+            "| file | MB | attnviz path | forward s | x f32 limit | CPU s / thread x limit | llama.cpp s | "
+            "llama.cpp / attnviz | CPU s attnviz / llama.cpp | peak RSS MB (within budget) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    peaks = {k: v["peak_gflops"] for k, v in (one(os.path.join(d, "own-peak-cpu.json")) or {}).get(
+        "own_f32_peak", {}).items() if isinstance(v, dict)}
+    for r in runs:
+        for p, e in r["paths"].items():
+            cpu = "%.3f" % e["process_cpu_per_thread_vs_cpu_limit"]
+            if p == "avx2" and peaks.get("avx2"):  # also against the AVX2 kernel's own peak per CPU-second
+                ratio = e["process_cpu_per_thread_vs_cpu_limit"] * peaks["avx2"] / max(peaks.values())
+                cpu += " (AVX2: %.3f)" % ratio
+            out.append("| %s | %d | %s | %.3f | %.3f | %s | %.3f | %.2f | %.1f / %.1f | %d (%s) |" % (
+                r["type"], r["file_mb"], p, e["forward_s"], e["forward_vs_f32_limit"],
+                cpu, r["llamacpp_decode_s"], e["llamacpp_over_attnviz_forward"],
+                e["process_cpu_s"], r["llamacpp_cpu_s"], e["peak_rss_mb"], "yes" if e["within_budget"] else "NO"))
+    out += ["", "Token-by-token generation (`attnviz generate`, seconds per token from steps 40 - 8):", "",
+            "| file | s / token | weights MB / token | GB/s | copy GB/s | x copy |", "|---|---|---|---|---|---|"]
+    for r in runs:
+        g = r["generation"]
+        out.append("| %s | %.4f | %d | %.2f | %.1f | %.2f |" % (r["type"], g["s_per_token"], g["weights_mb_per_token"],
+                                                             g["weights_gbps"], g["copy_gbps"], g["vs_copy"]))
+    out.append("")
+    for r in runs:
+        if r["type"] == "F16":
+            continue
+        e = r["paths"].get("default")
+        if e:
+            out.append(target(e["forward_vs_f32_limit"] <= 1.15, "%s forward <= 1.15x the f32 limit (%.3f)" %
+                              (r["type"], e["forward_vs_f32_limit"])))
+            out.append(target(e["llamacpp_over_attnviz_forward"] > 1, "%s faster than llama.cpp (%.2fx)" %
+                              (r["type"], e["llamacpp_over_attnviz_forward"])))
+    return out
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in ("run", "quant"):
+        sys.exit("usage: summary.py run|quant DIR")
+    kind, d = sys.argv[1], sys.argv[2]
+    print("\n".join(summary_run(d) if kind == "run" else summary_quant(d)))
+
+
+if __name__ == "__main__":
+    main()

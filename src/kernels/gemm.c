@@ -1,0 +1,306 @@
+/* The project's own f32 GEMM, BLIS-style (docs/ARCHITECTURE.md, "GEMM"): operands are packed into panels
+ * sized for the caches, and a register-tiled micro-kernel (AVX-512, AVX2 + FMA or the scalar reference below,
+ * gemm_cpu.c picks one) multiplies one pair of panels at a time.
+ *
+ * Weights (av_gemm_weights, y = x W^T): x is packed once per call and shared by the threads; the threads
+ * split the output features, and each converts its own weight rows from their stored dtype straight into
+ * panels, one block of AV_GEMM_KC columns at a time, so every weight byte is read and converted exactly once.
+ * Loop order per thread: feature block (NC_W features) > k block (KC) > token panel (MR, in L1) > feature
+ * panel (NR, streamed from the L2-sized block).
+ *
+ * av_gemm_f32 is the cblas_sgemm-like product for f32 operands (attention, ...) on the same kernels. */
+#include "gemm.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+
+enum {
+    NC_W = 512,  /* features per packed weight block: KC x 512 floats = 1 MiB, half the L2 of a core here */
+    MC_F = 192,  /* rows of A per packed block in av_gemm_f32 (rounded down to the kernel's MR) */
+    NC_F = 1024, /* columns of B per packed block in av_gemm_f32 */
+    A_IN_PLACE_PANELS =
+        4, /* av_gemm_f32 reads a row-major A in place when C has at most this many B panels */
+    X_IN_PLACE_PANELS =
+        16 /* av_gemm_weights reads x in place when it meets at most this many feature panels */
+};
+
+/* ---- the scalar reference kernel: the same fused multiply-add chain per output as the vector kernels ----
+ */
+
+static inline void scalar_tile(int a_rows, int k, const float *restrict a, int64_t lda,
+                               const float *restrict b, float *restrict c, int64_t ldc, int m, int n,
+                               float alpha, float beta) {
+    enum { MR = AV_UK_SCALAR_MR, NR = AV_UK_SCALAR_NR };
+    float acc[MR][NR] = {{0}};
+    for (int p = 0; p < k; p++)
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < NR; j++)
+                acc[i][j] = fmaf(a_rows ? a[i * lda + p] : a[p * MR + i], b[p * NR + j], acc[i][j]);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float r = alpha * acc[i][j];
+            c[i * ldc + j] = beta != 0.0f ? fmaf(beta, c[i * ldc + j], r) : r;
+        }
+}
+
+static AV_UKERNEL_DECL(ukernel_scalar) { scalar_tile(0, k, a, lda, b, c, ldc, m, n, alpha, beta); }
+static AV_UKERNEL_DECL(ukernel_scalar_rows) { scalar_tile(1, k, a, lda, b, c, ldc, m, n, alpha, beta); }
+
+static const av_ukernel uk_scalar = {.fn = ukernel_scalar,
+                                     .fn_rows = ukernel_scalar_rows,
+                                     .pack_weight = av_pack_weight,
+                                     .pack_rows = av_pack_rows,
+                                     .mr = AV_UK_SCALAR_MR,
+                                     .nr = AV_UK_SCALAR_NR};
+static const av_ukernel uk_avx2 = {.fn = av_ukernel_avx2,
+                                   .fn_rows = av_ukernel_avx2_rows,
+                                   .pack_weight = av_pack_weight_avx2,
+                                   .pack_rows = av_pack_rows_avx2,
+                                   .mr = AV_UK_AVX2_MR,
+                                   .nr = AV_UK_AVX2_NV * 8};
+static const av_ukernel uk_avx512 = {.fn = av_ukernel_avx512,
+                                     .fn_rows = av_ukernel_avx512_rows,
+                                     .pack_weight = av_pack_weight_avx512,
+                                     .pack_rows = av_pack_rows_avx512,
+                                     .mr = AV_UK_AVX512_MR,
+                                     .nr = AV_UK_AVX512_NV * 16};
+
+const av_ukernel *av_gemm_ukernel(av_gemm_path p) {
+    switch (p) {
+    case AV_GEMM_SCALAR: return &uk_scalar;
+    case AV_GEMM_AVX2: return &uk_avx2;
+    case AV_GEMM_AVX512:
+    case AV_GEMM_AMX: return &uk_avx512;
+    default: return NULL;
+    }
+}
+
+/* One side of a block product: MR-row tiles of A at a + i * tile_stride, packed (kc, MR) or, with lda > 0,
+ * rows read in place lda apart. */
+typedef struct a_tiles {
+    const float *a;
+    int64_t tile_stride, lda;
+} a_tiles;
+
+/* Weight bytes wanted soon (the next block to pack): rows [0, rows) from row0, bytes [0, len) of each,
+ * row_bytes apart. Their prefetches are spread over the token tiles of the current block, so the packing that
+ * follows finds them in cache instead of waiting on memory row by row. */
+typedef struct w_ahead {
+    const char *row0;
+    size_t row_bytes, len;
+    int rows, row, per_call; /* the next line: `at` bytes into `row`; per_call: lines per kernel call */
+    size_t at;
+} w_ahead;
+
+static void w_ahead_init(w_ahead *a, const av_tensor *w, int64_t r0, int rows, int64_t k0, int kc,
+                         int calls) {
+    size_t off = 0, end = 0;
+    av_dtype_nbytes(w->dtype, (size_t)w->shape[1], &a->row_bytes); /* the loader checked these sizes */
+    av_dtype_nbytes(w->dtype, (size_t)k0, &off);
+    av_dtype_nbytes(w->dtype, (size_t)(k0 + kc), &end);
+    a->row0 = (const char *)w->data + (size_t)r0 * a->row_bytes + off;
+    a->len = end - off;
+    a->rows = rows;
+    a->row = 0;
+    a->at = 0;
+    a->per_call = (int)(((size_t)rows * ((a->len + 63) / 64) + (size_t)calls - 1) / (size_t)calls);
+}
+
+/* A few lines per kernel call: a burst would stall on the memory system's queue of outstanding misses. */
+static void w_ahead_step(w_ahead *a) {
+    for (int i = 0; i < a->per_call && a->row < a->rows; i++) {
+        __builtin_prefetch(a->row0 + (size_t)a->row * a->row_bytes + a->at, 0, 2);
+        a->at += 64;
+        if (a->at >= a->len) a->at = 0, a->row++;
+    }
+}
+
+/* C (m, ncols) = alpha * A B + beta * C over kc steps, B panels (kc, NR) one after another at bp. Each A tile
+ * stays in L1 while the B panels stream past it. ahead (or NULL): weight lines to request meanwhile. */
+static void macro_kernel(const av_ukernel *uk, int kc, a_tiles at, int m, const float *bp, int ncols,
+                         float *c, int64_t ldc, float alpha, float beta, w_ahead *ahead) {
+    av_ukernel_fn fn = at.lda > 0 ? uk->fn_rows : uk->fn;
+    for (int i0 = 0; i0 < m; i0 += uk->mr) {
+        const float *a = at.a + (int64_t)(i0 / uk->mr) * at.tile_stride;
+        int mr = m - i0 < uk->mr ? m - i0 : uk->mr;
+        for (int j0 = 0; j0 < ncols; j0 += uk->nr) {
+            if (ahead) w_ahead_step(ahead);
+            fn(kc, a, at.lda, bp + (int64_t)j0 * kc, c + i0 * ldc + j0, ldc, mr,
+               ncols - j0 < uk->nr ? ncols - j0 : uk->nr, alpha, beta);
+        }
+    }
+}
+
+/* ---- y = x W^T for up to AV_MATMUL_MANY_MAX weights sharing x ---- */
+
+typedef struct wg_out {
+    const av_tensor *w; /* (out, in) */
+    float *y;           /* (n, out) */
+    int out;
+    int64_t first_panel; /* its first NR-feature panel among the call's panels */
+} wg_out;
+
+typedef struct wg_job {
+    wg_out outs[AV_MATMUL_MANY_MAX];
+    int n_outs;
+    int64_t n_panels;
+    const av_ukernel *uk;
+    const float *x; /* (n, in) */
+    float *xp;      /* (ceil(n / MR), in, MR): token panels over all of k, or NULL: x read in place */
+    int n, in;
+    int failed;
+} wg_job;
+
+static void wg_pack_x(void *ctx, int tid, int64_t p0, int64_t p1) {
+    const wg_job *j = ctx;
+    int mr = j->uk->mr;
+    for (int64_t p = p0; p < p1; p++) {
+        int rows = j->n - (int)p * mr < mr ? j->n - (int)p * mr : mr;
+        j->uk->pack_rows(j->x + p * mr * j->in, j->in, rows, j->in, mr, j->xp + p * mr * j->in);
+    }
+}
+
+/* Features [f0, f0 + nf) of one weight against all tokens; wp: (KC, NC_W) panel block, tmp: (NR, KC). */
+static void wg_block(const wg_job *j, const wg_out *o, int f0, int nf, float *wp, float *tmp) {
+    const av_ukernel *uk = j->uk;
+    int tiles = (j->n + uk->mr - 1) / uk->mr, calls = tiles * ((nf + uk->nr - 1) / uk->nr);
+    for (int k0 = 0; k0 < j->in; k0 += AV_GEMM_KC) {
+        int kc = j->in - k0 < AV_GEMM_KC ? j->in - k0 : AV_GEMM_KC;
+        w_ahead ahead; /* the next block: these features' next columns, or the next features' first ones */
+        if (k0 + kc < j->in)
+            w_ahead_init(&ahead, o->w, f0, nf, k0 + kc,
+                         j->in - k0 - kc < AV_GEMM_KC ? j->in - k0 - kc : AV_GEMM_KC, calls);
+        else
+            w_ahead_init(&ahead, o->w, f0 + nf, o->out - f0 - nf < nf ? o->out - f0 - nf : nf, 0,
+                         j->in < AV_GEMM_KC ? j->in : AV_GEMM_KC, calls);
+        for (int f = 0; f < nf; f += uk->nr)
+            uk->pack_weight(o->w, f0 + f, nf - f < uk->nr ? nf - f : uk->nr, k0, kc, uk->nr,
+                            wp + (int64_t)f * kc, tmp);
+        a_tiles x = {j->xp + (int64_t)k0 * uk->mr, (int64_t)j->in * uk->mr, 0};
+        if (!j->xp) x = (a_tiles){j->x + k0, (int64_t)uk->mr * j->in, j->in};
+        macro_kernel(uk, kc, x, j->n, wp, nf, o->y + f0, o->out, 1.0f, k0 ? 1.0f : 0.0f, &ahead);
+    }
+}
+
+/* Feature panels [b0, b1) of the call (they may span several weights). */
+static void wg_compute(void *ctx, int tid, int64_t b0, int64_t b1) {
+    wg_job *j = ctx;
+    const int nr = j->uk->nr, per = NC_W / nr;
+    float *wp = aligned_alloc(64, sizeof(float) * AV_GEMM_KC * NC_W);
+    float *tmp = aligned_alloc(64, sizeof(float) * AV_GEMM_KC * (size_t)nr);
+    if (!wp || !tmp) j->failed = 1;
+    for (int64_t b = b0; b < b1 && wp && tmp;) {
+        const wg_out *o = &j->outs[0];
+        while (o + 1 < j->outs + j->n_outs && b >= o[1].first_panel)
+            o++;
+        int64_t end =
+            o + 1 < j->outs + j->n_outs ? o[1].first_panel : j->n_panels; /* this weight's panels end */
+        int64_t nb = (end < b1 ? end : b1) - b;
+        nb = nb < per ? nb : per;
+        int f0 = (int)(b - o->first_panel) * nr, nf = (int)nb * nr;
+        wg_block(j, o, f0, o->out - f0 < nf ? o->out - f0 : nf, wp, tmp);
+        b += nb;
+    }
+    free(wp);
+    free(tmp);
+}
+
+int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
+                    int n_threads, const av_ukernel *uk) {
+    if (count < 1 || count > AV_MATMUL_MANY_MAX || !uk) return -1;
+    wg_job j = {.n_outs = count, .uk = uk, .x = x, .n = n, .in = (int)w[0]->shape[1]};
+    for (int i = 0; i < count; i++) {
+        if (w[i]->ndim != 2 || w[i]->shape[1] != j.in) return -1;
+        j.outs[i] = (wg_out){w[i], y[i], (int)w[i]->shape[0], j.n_panels};
+        j.n_panels += (j.outs[i].out + uk->nr - 1) / uk->nr;
+    }
+    /* x is packed (once, shared by the threads) when it is reused by many feature panels and its rows lie a
+     * multiple of 4 KiB apart: read in place, such rows would all compete for the same L1 sets */
+    int64_t x_panels = (n + uk->mr - 1) / uk->mr;
+    if ((size_t)j.in * sizeof(float) % 4096 == 0 && j.n_panels > X_IN_PLACE_PANELS) {
+        j.xp = aligned_alloc(64, sizeof(float) * (size_t)(x_panels * uk->mr) * (size_t)j.in);
+        if (!j.xp) return -1;
+        av_parallel_for(n_threads, x_panels, wg_pack_x, &j);
+    }
+    av_parallel_for(n_threads, j.n_panels, wg_compute, &j);
+    free(j.xp);
+    return j.failed ? -1 : 0;
+}
+
+/* ---- C = alpha op(A) op(B) + beta C, all f32 ---- */
+
+typedef struct f32_job {
+    const av_ukernel *uk;
+    int trans_a, trans_b, m, n, k;
+    int a_in_place; /* A row-major and used by few B panels: the kernel reads its rows, nothing is packed */
+    float alpha, beta;
+    const float *a, *b;
+    int64_t lda, ldb, ldc;
+    float *c;
+} f32_job;
+
+/* Rows [first, first + count) of an operand X (count, k), columns [k0, k0 + kc), into panels of width P. X is
+ * stored row-major either as (count, k), rows ld apart, or k-major as (k, count) (a transposed operand). */
+static void pack_operand(const av_ukernel *uk, const float *x, int64_t ld, int k_major, int first, int count,
+                         int k0, int kc, int P, float *panels) {
+    for (int r = 0; r < count; r += P) {
+        int rows = count - r < P ? count - r : P;
+        float *dst = panels + (int64_t)r * kc;
+        if (k_major)
+            av_pack_cols(x + (int64_t)k0 * ld + first + r, ld, rows, kc, P, dst);
+        else
+            uk->pack_rows(x + (int64_t)(first + r) * ld + k0, ld, rows, kc, P, dst);
+    }
+}
+
+/* Columns [c0, c1) of C (NR-aligned split between threads). */
+static void f32_columns(void *ctx, int tid, int64_t p0, int64_t p1) {
+    f32_job *j = ctx;
+    const av_ukernel *uk = j->uk;
+    int mc_max = MC_F / uk->mr * uk->mr, nc_max = NC_F / uk->nr * uk->nr;
+    int c0 = (int)p0 * uk->nr, c1 = (int)p1 * uk->nr < j->n ? (int)p1 * uk->nr : j->n;
+    float *ap = aligned_alloc(64, sizeof(float) * (size_t)mc_max * AV_GEMM_KC);
+    float *bp = aligned_alloc(64, sizeof(float) * (size_t)nc_max * AV_GEMM_KC);
+    if (!ap || !bp) /* out of memory for the panels: OpenBLAS does these columns */
+        cblas_sgemm(CblasRowMajor, j->trans_a ? CblasTrans : CblasNoTrans,
+                    j->trans_b ? CblasTrans : CblasNoTrans, j->m, c1 - c0, j->k, j->alpha, j->a, (int)j->lda,
+                    j->trans_b ? j->b + (int64_t)c0 * j->ldb : j->b + c0, (int)j->ldb, j->beta, j->c + c0,
+                    (int)j->ldc);
+    for (int j0 = c0; j0 < c1 && ap && bp; j0 += nc_max) {
+        int nc = c1 - j0 < nc_max ? c1 - j0 : nc_max;
+        for (int k0 = 0; k0 < j->k || k0 == 0; k0 += AV_GEMM_KC) {
+            int kc = j->k - k0 < AV_GEMM_KC ? j->k - k0 : AV_GEMM_KC;
+            pack_operand(uk, j->b, j->ldb, !j->trans_b, j0, nc, k0, kc, uk->nr, bp); /* op(B)^T: (n, k) */
+            for (int i0 = 0; i0 < j->m; i0 += mc_max) {
+                int mc = j->m - i0 < mc_max ? j->m - i0 : mc_max;
+                a_tiles at = {ap, (int64_t)uk->mr * kc, 0};
+                if (j->a_in_place)
+                    at = (a_tiles){j->a + (int64_t)i0 * j->lda + k0, uk->mr * j->lda, j->lda};
+                else
+                    pack_operand(uk, j->a, j->lda, j->trans_a, i0, mc, k0, kc, uk->mr, ap);
+                macro_kernel(uk, kc, at, mc, bp, nc, j->c + i0 * j->ldc + j0, j->ldc, j->alpha,
+                             k0 ? 1.0f : j->beta, NULL);
+            }
+        }
+    }
+    free(ap);
+    free(bp);
+}
+
+void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int64_t lda,
+                 const float *b, int64_t ldb, float beta, float *c, int64_t ldc, int n_threads) {
+    if (m <= 0 || n <= 0) return;
+    const av_ukernel *uk = av_gemm_ukernel(av_gemm_path_get());
+    if (uk) {
+        f32_job j = {uk,    trans_a, trans_b, m, n,   k,   !trans_a && n <= A_IN_PLACE_PANELS * uk->nr,
+                     alpha, beta,    a,       b, lda, ldb, ldc,
+                     c};
+        int64_t panels = (n + uk->nr - 1) / uk->nr, work = (int64_t)m * n * (k > 0 ? k : 1);
+        av_parallel_for(work > (1 << 20) ? n_threads : 1, panels, f32_columns, &j);
+        return;
+    }
+    /* the sgemm path: OpenBLAS (single-threaded, see av_kernels_init) */
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
+                k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}

@@ -1,0 +1,98 @@
+/* Internal interface between the GEMM driver (gemm.c), its packing routines (gemm_pack.c), the CPU/path
+ * selection (gemm_cpu.c) and the micro-kernels (gemm_avx512.c, gemm_avx2.c, the scalar one in gemm.c).
+ * The design is in docs/ARCHITECTURE.md ("GEMM"). */
+#ifndef AV_GEMM_H
+#define AV_GEMM_H
+
+#include "kernels.h"
+
+/* C (m, n) = alpha * A B + beta * C over k from a packed B panel (k, nr) and A packed (k, mr) ("fn") or read
+ * in place, rows lda apart ("fn_rows"); m <= mr, n <= nr; beta == 0 never reads C (see gemm_ukernel.h). */
+typedef void (*av_ukernel_fn)(int k, const float *restrict a, int64_t lda, const float *restrict b,
+                              float *restrict c, int64_t ldc, int m, int n, float alpha, float beta);
+
+/* Packs weight rows [f0, f0 + rows), columns [k0, k0 + kc) into a panel (see av_pack_weight below). */
+typedef void (*av_pack_weight_fn)(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P,
+                                  float *panel, float *tmp);
+
+/* Packs rows of an f32 matrix into a panel (see av_pack_rows below). */
+typedef void (*av_pack_rows_fn)(const float *src, int64_t ld, int rows, int kc, int P, float *panel);
+
+typedef struct av_ukernel {
+    av_ukernel_fn fn, fn_rows;
+    av_pack_weight_fn pack_weight;
+    av_pack_rows_fn pack_rows;
+    int mr, nr; /* register tile: rows of C (broadcast from A), columns of C (vector lanes, from B) */
+} av_ukernel;
+
+/* Register tiles of the kernels. */
+enum {
+    AV_UK_AVX512_MR = 12, /* 12 x 2 zmm accumulators + 2 B vectors + broadcasts: 27 of 32 registers */
+    AV_UK_AVX512_NV = 2,
+    AV_UK_AVX2_MR = 6, /* 6 x 2 ymm accumulators + 2 B vectors + 1 broadcast: 15 of 16 registers */
+    AV_UK_AVX2_NV = 2,
+    AV_UK_SCALAR_MR = 4,
+    AV_UK_SCALAR_NR = 16,
+};
+
+#define AV_UKERNEL_DECL(name)                                                                                \
+    void name(int k, const float *restrict a, int64_t lda, const float *restrict b, float *restrict c,       \
+              int64_t ldc, int m, int n, float alpha, float beta)
+AV_UKERNEL_DECL(av_ukernel_avx512);
+AV_UKERNEL_DECL(av_ukernel_avx512_rows);
+AV_UKERNEL_DECL(av_ukernel_avx2);
+AV_UKERNEL_DECL(av_ukernel_avx2_rows);
+/* The AVX2 and AVX-512 packing (gemm_pack_avx2.c, gemm_pack_avx512.c): same panels as av_pack_rows /
+ * av_pack_weight. */
+void av_pack_rows_avx2(const float *src, int64_t ld, int rows, int kc, int P, float *panel);
+void av_pack_weight_avx2(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
+                         float *tmp);
+void av_pack_rows_avx512(const float *src, int64_t ld, int rows, int kc, int P, float *panel);
+void av_pack_weight_avx512(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
+                           float *tmp);
+
+/* The matrix-vector dot product of matmul.c for a Q4_K row w, 16 lanes wide with the 8-lane code's partial
+ * sums (matvec_avx512.c): sum w[k] x[k] over whole 32-value steps, s and m the factors of av_dequant_groups;
+ * *done: where it stopped. */
+float av_dot_q4_k_avx512(const void *w, const float *x, int64_t n, const float *s, const float *m,
+                         int64_t *done);
+
+/* av_dequantize_rows with Q8_0, Q4_K and Q6_K expanded 16 values at a time in AVX-512 registers
+ * (gemm_quant.h; the same bits); other dtypes go to av_dequantize_rows. Used by the AMX kernel. */
+void av_dequantize_rows_avx512(const av_tensor *w, int64_t row0, int64_t n_rows, float *dst);
+
+/* The micro-kernel of a path (AMX: the AVX-512 one, used for everything the tile kernel does not take), or
+ * NULL for AV_GEMM_SGEMM. */
+const av_ukernel *av_gemm_ukernel(av_gemm_path p);
+
+/* y[i] (n, out_i) = x (n, in) W_i^T for count <= AV_MATMUL_MANY_MAX weights of any dtype with the same in, on
+ * micro-kernel uk. Returns 0, or -1 (y incomplete) when memory runs out. */
+int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
+                    int n_threads, const av_ukernel *uk);
+
+/* Depth of one packed block: a multiple of every block-quantized type's block (32, 256) so that a block of
+ * weight columns starts and ends on quantization blocks. 512 measured 2-5% faster than 256 on the 1B shapes
+ * (half the passes over C, twice the contiguous bytes per weight row per block): an A tile is 12 x 512
+ * floats, 24 KiB of L1. */
+enum { AV_GEMM_KC = 512 };
+
+/* ---- packing (gemm_pack.c) ----
+ * A panel of width P holds kc steps of P values: panel[p * P + r]. Rows/columns past the source are zero. */
+
+/* panel[p * P + r] = src[r * ld + p] for r < rows (rows of a row-major matrix become panel columns). */
+void av_pack_rows(const float *src, int64_t ld, int rows, int kc, int P, float *panel);
+/* panel[p * P + r] = src[p * ld + r] for r < cols (rows of the source are the kc steps). */
+void av_pack_cols(const float *src, int64_t ld, int cols, int kc, int P, float *panel);
+/* Columns [k0, k0 + kc) of weight row `row` of w (out, in), any dtype, converted exactly to f32: dst (kc).
+ * k0 and kc are multiples of the dtype's block (or kc reaches the end of the row). */
+void av_weight_block_f32(const av_tensor *w, int64_t row, int64_t k0, int kc, float *dst);
+/* The same through av_weight_block_f32 into tmp (rows, kc), then pack_rows: what every path does with the
+ * dtypes its own packing does not convert. */
+void av_pack_weight_via(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
+                        float *tmp, av_pack_rows_fn pack_rows);
+/* Weight rows [f0, f0 + rows), columns [k0, k0 + kc) of w (out, in), any dtype, converted exactly to f32 and
+ * packed as av_pack_rows does. k0 and kc are multiples of the dtype's block; tmp: (rows, kc) floats. */
+void av_pack_weight(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
+                    float *tmp);
+
+#endif

@@ -1,0 +1,23 @@
+/* The AVX2 + FMA micro-kernel: 6 rows x 16 columns of C in 12 ymm accumulators (gemm_ukernel.h). The build's
+ * baseline (x86-64-v3) has these instructions; gemm_cpu.c still checks CPUID before choosing it. */
+#include <immintrin.h>
+
+#define UK_NAME av_ukernel_avx2
+#define UK_NAME_ROWS av_ukernel_avx2_rows
+#define UK_MR AV_UK_AVX2_MR
+#define UK_NV AV_UK_AVX2_NV
+#define UK_VL 8
+typedef __m256 uk_vec;
+#define UK_ZERO() _mm256_setzero_ps()
+#define UK_SET1(x) _mm256_set1_ps(x)
+#define UK_LOAD(p) _mm256_loadu_ps(p)
+#define UK_STORE(p, v) _mm256_storeu_ps(p, v)
+#define UK_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define UK_MUL(a, b) _mm256_mul_ps(a, b)
+#define UK_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+/* lanes [0, n) of 8: compare the lane index with n */
+#define UK_LANES(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define UK_LOADN(p, n) _mm256_maskload_ps(p, UK_LANES(n))
+#define UK_STOREN(p, v, n) _mm256_maskstore_ps(p, UK_LANES(n), v)
+
+#include "gemm_ukernel.h"

@@ -1,0 +1,166 @@
+/* Packing for the AVX-512 micro-kernel with 16 x 16 register transposes: half the shuffles per value of the
+ * 8 x 8 AVX2 transposes in gemm_pack.c, which matters because the weights of a prompt pass are all converted
+ * and packed once per call. Same panels, same values (the conversions are exact). Compiled with -mavx512f
+ * -mavx512bw -mavx512vl (see the Makefile); used only after gemm_cpu.c found AVX-512 (F, BW, VL). */
+#include "gemm.h"
+#include "gemm_quant.h"
+
+#include <immintrin.h>
+
+/* r[c] = column c of the 16 x 16 block whose row i is r[i] on entry: pairs, quads, then 128-bit lanes. */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) { /* r[4j + q], 128-bit lane L: column 4L + q of rows 4j .. 4j+3 */
+        r[4 * j] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0x44);
+        r[4 * j + 1] = _mm512_shuffle_ps(t[4 * j], t[4 * j + 2], 0xee);
+        r[4 * j + 2] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0x44);
+        r[4 * j + 3] = _mm512_shuffle_ps(t[4 * j + 1], t[4 * j + 3], 0xee);
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < 4;
+         q++) { /* gather 128-bit lane L of r[q], r[4+q], r[8+q], r[12+q] into column 4L + q */
+        __m512 v0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x44),
+               v1 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xee);
+        __m512 v2 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x44);
+        __m512 v3 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xee);
+        t[q] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+        t[4 + q] = _mm512_shuffle_f32x4(v0, v2, 0xdd);
+        t[8 + q] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+        t[12 + q] = _mm512_shuffle_f32x4(v1, v3, 0xdd);
+    }
+#pragma GCC unroll 16
+    for (int c = 0; c < 16; c++)
+        r[c] = t[c];
+}
+
+static inline __mmask16 lanes16(int n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
+
+/* Transposes the 16 x 16 block v (row i = panel column i) and stores its first np columns as panel steps
+ * (P floats apart), lanes (<= 16) values each. */
+static inline __attribute__((always_inline)) void transpose_store16(__m512 v[16], float *dst, int P, int np,
+                                                                    int lanes) {
+    transpose16(v);
+    if (lanes == 16) {
+#pragma GCC unroll 16
+        for (int c = 0; c < 16; c++)
+            if (c < np) _mm512_storeu_ps(dst + (int64_t)c * P, v[c]);
+    } else {
+        for (int c = 0; c < np; c++)
+            _mm512_mask_storeu_ps(dst + (int64_t)c * P, lanes16(lanes), v[c]);
+    }
+}
+
+/* The first n (<= 16) values of a row from column `at` as f32: f32, or f16 / bf16 converted exactly. */
+static inline __attribute__((always_inline)) __m512 load16(av_dtype t, const void *row, int64_t at, int n) {
+    if (t == AV_DTYPE_F32) {
+        const float *f = (const float *)row + at;
+        return n == 16 ? _mm512_loadu_ps(f) : _mm512_maskz_loadu_ps(lanes16(n), f);
+    }
+    const uint16_t *h = (const uint16_t *)row + at;
+    __m256i v = n == 16 ? _mm256_loadu_si256((const __m256i *)h) : _mm256_maskz_loadu_epi16(lanes16(n), h);
+    if (t == AV_DTYPE_F16) return _mm512_cvtph_ps(v);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+}
+
+/* panel[p * P + r] = row r, column k0 + p of the source, for r < rows (zero for rows <= r < P), p < kc.
+ * rows are row_bytes apart; t says how to read them. */
+static inline __attribute__((always_inline)) void pack16(av_dtype t, const char *src, size_t row_bytes,
+                                                         int rows, int64_t k0, int kc, int P, float *panel) {
+    for (int r0 = 0; r0 < P; r0 += 16) {
+        int nr = rows - r0 < 0 ? 0 : (rows - r0 < 16 ? rows - r0 : 16), lanes = P - r0 < 16 ? P - r0 : 16;
+        const char *base = src + (size_t)r0 * row_bytes;
+        for (int p0 = 0; p0 < kc; p0 += 16) {
+            int np = kc - p0 < 16 ? kc - p0 : 16;
+            __m512 v[16];
+            if (nr == 16 && np == 16) {
+#pragma GCC unroll 16
+                for (int i = 0; i < 16; i++)
+                    v[i] = load16(t, base + (size_t)i * row_bytes, k0 + p0, 16);
+            } else {
+                for (int i = 0; i < 16; i++)
+                    v[i] =
+                        i < nr ? load16(t, base + (size_t)i * row_bytes, k0 + p0, np) : _mm512_setzero_ps();
+            }
+            transpose_store16(v, panel + (int64_t)p0 * P + r0, P, np, lanes);
+        }
+    }
+}
+
+/* Grouped quantized rows (Q8_0, Q4_K, Q6_K; gemm_quant.h): the factors of every row's 16-value groups first
+ * (into tmp), then each 16 x 16 tile expanded in registers and transposed as pack16 does. kc is a multiple of
+ * the type's block, so tiles are always 16 steps deep. tmp: (2, rows, kc / 16) floats. */
+static inline __attribute__((always_inline)) void pack16_grouped(av_dtype t, const uint8_t *src,
+                                                                 size_t row_bytes, int rows, int64_t k0,
+                                                                 int kc, int P, float *panel, float *tmp) {
+    int groups = kc / 16;
+    float *s = tmp, *m = tmp + (size_t)rows * (size_t)groups; /* (rows, groups) each */
+    for (int r = 0; r < rows; r++)
+        av_dequant_groups(t, src + (size_t)r * row_bytes, k0, groups, s + r * groups, m + r * groups);
+    for (int r0 = 0; r0 < P; r0 += 16) {
+        int nr = rows - r0 < 0 ? 0 : (rows - r0 < 16 ? rows - r0 : 16), lanes = P - r0 < 16 ? P - r0 : 16;
+        for (int g = 0; g < groups; g++) {
+            __m512 v[16];
+            for (int i = 0; i < 16; i++) {
+                int r = r0 + i;
+                v[i] = i < nr ? av_qload16(t, src + (size_t)r * row_bytes, k0 + 16 * g, s[r * groups + g],
+                                           m[r * groups + g])
+                              : _mm512_setzero_ps();
+            }
+            transpose_store16(v, panel + (int64_t)g * 16 * P + r0, P, 16, lanes);
+        }
+    }
+}
+
+void av_pack_rows_avx512(const float *src, int64_t ld, int rows, int kc, int P, float *panel) {
+    pack16(AV_DTYPE_F32, (const char *)src, (size_t)ld * sizeof(float), rows, 0, kc, P, panel);
+}
+
+void av_dequantize_rows_avx512(const av_tensor *w, int64_t row0, int64_t n_rows, float *dst) {
+    av_dtype t = w->dtype;
+    if (!av_dtype_grouped(t)) {
+        av_dequantize_rows(w, row0, n_rows, dst);
+        return;
+    }
+    enum { CHUNK = 4096 }; /* columns whose group factors are computed at once: whole blocks of any type */
+    float s[CHUNK / 16], m[CHUNK / 16];
+    int64_t in = w->shape[w->ndim - 1];
+    size_t row_bytes = av_tensor_row_bytes(w);
+    for (int64_t r = 0; r < n_rows; r++) {
+        const uint8_t *row = (const uint8_t *)w->data + (size_t)(row0 + r) * row_bytes;
+        for (int64_t k0 = 0; k0 < in; k0 += CHUNK) {
+            int groups = (int)((in - k0 < CHUNK ? in - k0 : CHUNK) / 16);
+            av_dequant_groups(t, row, k0, groups, s, m);
+            float *out = dst + r * in + k0;
+            for (int g = 0; g < groups; g++) {
+                __m512 v = t == AV_DTYPE_Q8_0   ? av_qload16(AV_DTYPE_Q8_0, row, k0 + 16 * g, s[g], m[g])
+                           : t == AV_DTYPE_Q4_K ? av_qload16(AV_DTYPE_Q4_K, row, k0 + 16 * g, s[g], m[g])
+                                                : av_qload16(AV_DTYPE_Q6_K, row, k0 + 16 * g, s[g], m[g]);
+                _mm512_storeu_ps(out + 16 * g, v);
+            }
+        }
+    }
+}
+
+/* av_pack_weight: F32, F16 and BF16 convert inside the transposes, Q8_0, Q4_K and Q6_K in registers before
+ * them; other dtypes through av_weight_block_f32 into tmp, then the transposes. */
+void av_pack_weight_avx512(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
+                           float *tmp) {
+    size_t row_bytes = av_tensor_row_bytes(w);
+    const char *src = (const char *)w->data + (size_t)f0 * row_bytes;
+    const uint8_t *q = (const uint8_t *)src;
+    switch (w->dtype) {
+    case AV_DTYPE_F32: pack16(AV_DTYPE_F32, src, row_bytes, rows, k0, kc, P, panel); return;
+    case AV_DTYPE_F16: pack16(AV_DTYPE_F16, src, row_bytes, rows, k0, kc, P, panel); return;
+    case AV_DTYPE_BF16: pack16(AV_DTYPE_BF16, src, row_bytes, rows, k0, kc, P, panel); return;
+    case AV_DTYPE_Q8_0: pack16_grouped(AV_DTYPE_Q8_0, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
+    case AV_DTYPE_Q4_K: pack16_grouped(AV_DTYPE_Q4_K, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
+    case AV_DTYPE_Q6_K: pack16_grouped(AV_DTYPE_Q6_K, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
+    default: av_pack_weight_via(w, f0, rows, k0, kc, P, panel, tmp, av_pack_rows_avx512);
+    }
+}

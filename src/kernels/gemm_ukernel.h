@@ -1,0 +1,83 @@
+/* The register-tiled GEMM micro-kernel, written once and instantiated per instruction set: gemm_avx512.c and
+ * gemm_avx2.c define the vector type and operations below, then include this file.
+ *
+ *   UK_NAME, UK_NAME_ROWS   the two functions: A packed, A read in place
+ *   UK_MR, UK_NV       tile: UK_MR rows of C x UK_NV vectors of UK_VL columns (NR = UK_NV * UK_VL)
+ *   uk_vec, UK_VL      vector type and its float lanes
+ *   UK_ZERO(), UK_SET1(x), UK_LOAD(p), UK_STORE(p, v), UK_FMA(a, b, c) = a * b + c, UK_MUL(a, b),
+ * UK_PREFETCH(p) UK_LOADN(p, n), UK_STOREN(p, v, n)   the first n lanes (1 <= n <= UK_VL; other lanes read as
+ * 0 / untouched)
+ *
+ * C (m, n) = alpha * A (m, k) B (k, n) + beta * C, with m <= MR, n <= NR, from packed panels:
+ * a: (k, MR) floats, a[p * MR + i] = A[i][p];  b: (k, NR) floats, b[p * NR + j] = B[p][j];  c: rows ldc
+ * apart. Every output is one f32 fused multiply-add chain over p = 0, 1, ..., k-1 (the scalar reference
+ * kernel in gemm.c computes the same chain with fmaf, so all kernels agree bit for bit). beta == 0 never
+ * reads C. */
+#include "gemm.h"
+
+#define UK_NR (UK_NV * UK_VL)
+#ifndef UK_B_AHEAD
+#define UK_B_AHEAD 16
+#endif
+
+static inline __attribute__((always_inline)) void uk_tile(int a_rows, int k, const float *restrict a,
+                                                          int64_t lda, const float *restrict b,
+                                                          float *restrict c, int64_t ldc, int m, int n,
+                                                          float alpha, float beta) {
+    uk_vec acc[UK_MR][UK_NV];
+    const float *ar[UK_MR]; /* A rows read in place (rows past m repeat the last one; never stored) */
+#pragma GCC unroll 16
+    for (int i = 0; i < UK_MR; i++) {
+        ar[i] = a + (i < m ? i : m - 1) * lda;
+        UK_PREFETCH(c + (i < m ? i : 0) * ldc); /* C is read or written last: start its lines moving now */
+        UK_PREFETCH(c + (i < m ? i : 0) * ldc + UK_NR - 1);
+#pragma GCC unroll 4
+        for (int j = 0; j < UK_NV; j++)
+            acc[i][j] = UK_ZERO();
+    }
+    for (int p = 0; p < k; p++, b += UK_NR) {
+        uk_vec bv[UK_NV];
+#pragma GCC unroll 4
+        for (int j = 0; j < UK_NV; j++)
+            bv[j] = UK_LOAD(b + j * UK_VL);
+        UK_PREFETCH(b + UK_B_AHEAD * UK_NR); /* B streams from L2: ask for its lines early */
+        if (UK_NR * 4 > 64) UK_PREFETCH(b + UK_B_AHEAD * UK_NR + 16);
+#pragma GCC unroll 16
+        for (int i = 0; i < UK_MR; i++) {
+            uk_vec av = UK_SET1(a_rows ? ar[i][p] : a[p * UK_MR + i]);
+#pragma GCC unroll 4
+            for (int j = 0; j < UK_NV; j++)
+                acc[i][j] = UK_FMA(av, bv[j], acc[i][j]);
+        }
+    }
+    const uk_vec va = UK_SET1(alpha), vb = UK_SET1(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < UK_MR; i++) {
+        if (i >= m) break; /* constant indices after unrolling keep acc in registers */
+        float *ci = c + i * ldc;
+#pragma GCC unroll 4
+        for (int j = 0; j < UK_NV; j++) {
+            int left = n - j * UK_VL;
+            if (left <= 0) break;
+            uk_vec r = UK_MUL(va, acc[i][j]);
+            if (beta != 0.0f)
+                r = UK_FMA(vb, left >= UK_VL ? UK_LOAD(ci + j * UK_VL) : UK_LOADN(ci + j * UK_VL, left), r);
+            if (left >= UK_VL)
+                UK_STORE(ci + j * UK_VL, r);
+            else
+                UK_STOREN(ci + j * UK_VL, r, left);
+        }
+    }
+}
+
+void UK_NAME(int k, const float *restrict a, int64_t lda, const float *restrict b, float *restrict c,
+             int64_t ldc, int m, int n, float alpha, float beta) {
+    uk_tile(0, k, a, lda, b, c, ldc, m, n, alpha, beta);
+}
+
+void UK_NAME_ROWS(int k, const float *restrict a, int64_t lda, const float *restrict b, float *restrict c,
+                  int64_t ldc, int m, int n, float alpha, float beta) {
+    uk_tile(1, k, a, lda, b, c, ldc, m, n, alpha, beta);
+}
+
+#undef UK_NR

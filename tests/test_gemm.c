@@ -1,0 +1,321 @@
+/* The project's GEMM paths (src/kernels/gemm*.c) against double precision, against each other and against the
+ * dispatcher's contract. Every test runs once per path; a path this CPU or OS cannot run is SKIPped.
+ *
+ * Bound (docs/ARCHITECTURE.md, "GEMM"): each output is one f32 chain of fused multiply-adds over k, then
+ * alpha * acc + beta * c; whatever the order, |c - exact| <= gamma(k + 2) (|alpha| sum_p |a_ip b_pj| + |beta
+ * c0|) with gamma(n) = n u / (1 - n u), u = 2^-24. */
+#include "harness.h"
+#include "kernels/gemm.h"
+#include "quant_blocks.h"
+
+#include <stdint.h>
+
+static float frand(unsigned *seed, float scale) {
+    return ((float)rand_r(seed) / (float)RAND_MAX * 2 - 1) * scale;
+}
+
+/* op(X)[i][p] for a row-major X with leading dimension ld. */
+static double at(const float *x, int64_t ld, int trans, int i, int p) {
+    return trans ? x[p * ld + i] : x[i * ld + p];
+}
+
+/* Worst |c - exact| / bound over C (m, n); c0: C before the product. */
+static double worst_vs_bound(int ta, int tb, int m, int n, int k, float alpha, const float *a, int64_t lda,
+                             const float *b, int64_t ldb, float beta, const float *c0, const float *c,
+                             int64_t ldc) {
+    double u = ldexp(1.0, -24), gamma = (k + 2) * u / (1 - (k + 2) * u), worst = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double exact = 0, mag = 0;
+            for (int p = 0; p < k; p++) {
+                double t = at(a, lda, ta, i, p) * at(b, ldb, !tb, j, p);
+                exact += t, mag += fabs(t);
+            }
+            double cin = beta != 0.0f ? c0[i * ldc + j] : 0;
+            exact = alpha * exact + beta * cin;
+            double bound = gamma * (fabs(alpha) * mag + fabs(beta * cin)) + 1e-300;
+            double r = fabs(c[i * ldc + j] - exact) / bound;
+            if (!(r <= worst)) worst = r; /* NaN is the worst */
+        }
+    return worst;
+}
+
+/* One product on the current path: shapes off every tile size, k past one packed block (256), padded leading
+ * dimensions, every transpose, alpha and beta. Returns the worst error / bound. */
+static double gemm_case(int ta, int tb, int m, int n, int k, float alpha, float beta, unsigned seed,
+                        int threads, float *out /* (m, n + 3) or NULL */) {
+    int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 3;
+    size_t na = (size_t)lda * (size_t)(ta ? k : m), nb = (size_t)ldb * (size_t)(tb ? n : k),
+           nc = (size_t)ldc * m;
+    float *a = malloc(sizeof(float) * na + 4), *b = malloc(sizeof(float) * nb + 4);
+    float *c0 = malloc(sizeof(float) * nc), *c = malloc(sizeof(float) * nc);
+    for (size_t i = 0; i < na; i++)
+        a[i] = frand(&seed, 2.0f);
+    for (size_t i = 0; i < nb; i++)
+        b[i] = frand(&seed, 0.5f);
+    for (size_t i = 0; i < nc; i++)
+        c0[i] = beta != 0.0f ? frand(&seed, 1.0f) : NAN; /* beta 0: never read */
+    memcpy(c, c0, sizeof(float) * nc);
+    av_gemm_f32(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, threads);
+    double w = worst_vs_bound(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c0, c, ldc);
+    for (int i = 0; i < m; i++) /* the padding between rows is untouched */
+        for (int j = n; j < ldc; j++)
+            if (memcmp(&c[i * ldc + j], &c0[i * ldc + j], 4) != 0) w = INFINITY;
+    if (out) memcpy(out, c, sizeof(float) * nc);
+    free(a), free(b), free(c0), free(c);
+    return w;
+}
+
+static const int shapes[][3] = {{1, 1, 1},     {13, 33, 7},   {37, 45, 70},
+                                {12, 32, 256}, {25, 70, 600}, {128, 200, 64}};
+
+static void gemm_f32_within_bound(av_gemm_path path) {
+    double worst = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+        for (int t = 0; t < 4; t++) {
+            int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            double w1 = gemm_case(t & 1, t >> 1, m, n, k, 1.0f, 0.0f, (unsigned)(s * 4 + t + 1), 1, NULL);
+            double w2 = gemm_case(t & 1, t >> 1, m, n, k, 0.125f, 0.5f, (unsigned)(s * 4 + t + 50), 1, NULL);
+            CHECKF(w1 <= 1 && w2 <= 1, "%d x %d x %d trans %d/%d: error %.3g / %.3g of the bound", m, n, k,
+                   t & 1, t >> 1, w1, w2);
+            worst = fmax(worst, fmax(w1, w2));
+        }
+    /* k == 0: C = beta C */
+    double w0 = gemm_case(0, 1, 5, 9, 0, 1.0f, 0.5f, 99, 1, NULL);
+    CHECKF(w0 <= 1, "k = 0: %.3g", w0);
+    printf("# %s: worst error %.3g of the bound gamma(k+2) sum |a b|\n", av_gemm_path_name(path), worst);
+}
+
+/* The vector kernels compute the scalar kernel's chains: identical bits, for any split over threads. */
+static void gemm_f32_matches_scalar(av_gemm_path path) {
+    static const int big[3] = {70, 300, 520};
+    for (size_t s = 0; s <= sizeof shapes / sizeof *shapes; s++) {
+        const int *sh = s < sizeof shapes / sizeof *shapes ? shapes[s] : big;
+        int m = sh[0], n = sh[1], k = sh[2], threads = s < sizeof shapes / sizeof *shapes ? 1 : 2;
+        size_t nc = (size_t)m * (size_t)(n + 3);
+        float *mine = malloc(sizeof(float) * nc), *ref = malloc(sizeof(float) * nc);
+        gemm_case(0, 1, m, n, k, 1.0f, 1.0f, 7, threads, mine);
+        REQUIRE(av_gemm_path_set(AV_GEMM_SCALAR) == 0);
+        gemm_case(0, 1, m, n, k, 1.0f, 1.0f, 7, 1, ref);
+        REQUIRE(av_gemm_path_set(path) == 0);
+        CHECKF(memcmp(mine, ref, sizeof(float) * nc) == 0, "%d x %d x %d differs from the scalar kernel", m,
+               n, k);
+        free(mine), free(ref);
+    }
+}
+
+/* ---- weights: y = x W^T for every stored dtype ---- */
+
+/* Fills w (out, in) of dtype t from values near `scale`; returns the exact f32 weights the kernels must see.
+ */
+static float *make_weight(av_tensor *w, av_dtype t, int out, int in, unsigned seed) {
+    float *wf = malloc(sizeof(float) * (size_t)out * in);
+    void *data = malloc(sizeof(float) * (size_t)out * in);
+    for (int i = 0; i < out * in; i++)
+        wf[i] = frand(&seed, 0.1f);
+    for (int i = 0; i < out * in && t != AV_DTYPE_Q8_0; i++) {
+        if (t == AV_DTYPE_F32) ((float *)data)[i] = wf[i];
+        if (t == AV_DTYPE_F16) ((uint16_t *)data)[i] = av_f32_to_f16(wf[i]);
+        if (t == AV_DTYPE_BF16) ((uint16_t *)data)[i] = av_f32_to_bf16(wf[i]);
+    }
+    if (t == AV_DTYPE_Q8_0) av_quantize_q8_0(wf, data, (size_t)out * in);
+    *w = (av_tensor){t, 2, {out, in, 0, 0}, data, 0};
+    av_dequantize_rows(w, 0, out, wf);
+    return wf;
+}
+
+/* Worst error / bound of y (n, out) = x (n, in) wf^T (error bound as for av_gemm_f32, alpha 1, beta 0). */
+static double matmul_worst(const float *y, const float *x, const float *wf, int n, int out, int in) {
+    return worst_vs_bound(0, 1, n, out, in, 1.0f, x, in, wf, in, 0.0f, NULL, y, out);
+}
+
+static void matmul_dtypes_within_bound(av_gemm_path path) {
+    /* n, out, in: k blocks and a partial one (544), x packed (rows 4 KiB apart and > 16 feature panels:
+     * 1024 x 600), matrix-vector products (n <= AV_GEMV_MAX_ROWS) over two 4096-column blocks (4160) */
+    static const int mshapes[][3] = {{8, 45, 64}, {37, 300, 96},   {100, 40, 544},
+                                     {3, 33, 64}, {20, 600, 1024}, {2, 20, 4160}};
+    static const av_dtype types[] = {AV_DTYPE_F32, AV_DTYPE_F16, AV_DTYPE_BF16, AV_DTYPE_Q8_0};
+    for (size_t s = 0; s < sizeof mshapes / sizeof *mshapes; s++)
+        for (size_t t = 0; t < sizeof types / sizeof *types; t++) {
+            int n = mshapes[s][0], out = mshapes[s][1], in = mshapes[s][2];
+            unsigned seed = (unsigned)(s * 10 + t + 3);
+            av_tensor w;
+            float *wf = make_weight(&w, types[t], out, in, seed);
+            float *x = malloc(sizeof(float) * (size_t)n * in), *y = malloc(sizeof(float) * (size_t)n * out);
+            float *scratch = malloc(sizeof(float) * (size_t)out * in);
+            for (int i = 0; i < n * in; i++)
+                x[i] = frand(&seed, 2.0f);
+            av_matmul(y, x, &w, n, scratch, 2);
+            double worst = matmul_worst(y, x, wf, n, out, in);
+            /* AMX runs 16/8-bit weights as split-bf16 products: its own bound, 2^-16 of sum |x w|
+             * (gemm_amx.c) */
+            double gamma = (in + 2) * ldexp(1.0, -24) / (1 - (in + 2) * ldexp(1.0, -24));
+            int amx = path == AV_GEMM_AMX && types[t] != AV_DTYPE_F32 && n >= AV_AMX_MIN_ROWS &&
+                      out * in >= AV_AMX_MIN_WEIGHTS;
+            double limit = amx ? fmax(1.0, ldexp(1.0, -16) / gamma) : 1;
+            CHECKF(worst <= limit, "%s %d x %d x %d: error %.3g of the bound", av_dtype_name(types[t]), n,
+                   out, in, worst);
+            free(wf), free(x), free(y), free(scratch), free((void *)w.data);
+        }
+}
+
+/* q/k/v-like weights of different widths and dtypes in one call give the bits of one call each. */
+static void matmul_many_equals_single(av_gemm_path path) {
+    enum { N = 40, IN = 288 };
+    const int outs[3] = {240, 300, 232}; /* each large enough for the AMX path on its own */
+    /* (on the AMX path an F32 weight sends the whole call to the AVX-512 kernel: keep them 16/8-bit there) */
+    const av_dtype types[3] = {AV_DTYPE_F16, AV_DTYPE_Q8_0,
+                               path == AV_GEMM_AMX ? AV_DTYPE_BF16 : AV_DTYPE_F32};
+    float x[N * IN];
+    unsigned seed = 5;
+    for (int i = 0; i < N * IN; i++)
+        x[i] = frand(&seed, 1.0f);
+    av_tensor w[3];
+    const av_tensor *wp[3];
+    float *many[3], *single[3], *wf[3];
+    for (int k = 0; k < 3; k++) {
+        wf[k] = make_weight(&w[k], types[k], outs[k], IN, (unsigned)(k + 20));
+        wp[k] = &w[k];
+        many[k] = malloc(sizeof(float) * N * (size_t)outs[k]);
+        single[k] = malloc(sizeof(float) * N * (size_t)outs[k]);
+        av_matmul(single[k], x, &w[k], N, NULL, 2);
+    }
+    av_matmul_many(many, x, wp, 3, N, NULL, 2);
+    for (int k = 0; k < 3; k++) {
+        CHECKF(memcmp(many[k], single[k], sizeof(float) * N * (size_t)outs[k]) == 0, "weight %d differs", k);
+        free(many[k]), free(single[k]), free(wf[k]), free((void *)w[k].data);
+    }
+}
+
+/* ---- quantized weights: the vector packing and matrix-vector products expand them exactly ---- */
+
+static const av_dtype quant_types[] = {AV_DTYPE_Q8_0, AV_DTYPE_Q4_K, AV_DTYPE_Q6_K,   AV_DTYPE_Q4_0,
+                                       AV_DTYPE_Q4_1, AV_DTYPE_Q5_0, AV_DTYPE_Q5_1,   AV_DTYPE_Q2_K,
+                                       AV_DTYPE_Q3_K, AV_DTYPE_Q5_K, AV_DTYPE_IQ4_NL, AV_DTYPE_IQ4_XS};
+
+/* The path's weight packing gives the portable packing's panels bit for bit (which expands rows through
+ * av_dequantize_rows): every type (Q8_0, Q4_K, Q6_K are expanded in registers, the others through the
+ * dequantizers), whole and partial panels, first and later k blocks, random block bytes. */
+static void pack_quant_equals_dequantize(av_gemm_path path) {
+    enum { OUT = 45, IN = 1024 };
+    const av_ukernel *uk = av_gemm_ukernel(path);
+    int P = uk->nr;
+    float *tmp = malloc(sizeof(float) * (size_t)P * AV_GEMM_KC),
+          *mine = malloc(sizeof(float) * (size_t)P * IN), *ref = malloc(sizeof(float) * (size_t)P * IN);
+    for (size_t ti = 0; ti < sizeof quant_types / sizeof *quant_types; ti++) {
+        size_t bytes;
+        uint8_t *q = qb_random(quant_types[ti], (int64_t)OUT * IN, (unsigned)ti + 1, &bytes);
+        av_tensor w = {quant_types[ti], 2, {OUT, IN, 0, 0}, q, bytes};
+        static const int cases[][4] = {
+            {0, 32, 0, 512}, {13, 32, 512, 512}, {40, 5, 256, 256}, {7, 17, 768, 256}};
+        for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+            int f0 = cases[c][0], rows = cases[c][1] < P ? cases[c][1] : P, k0 = cases[c][2],
+                kc = cases[c][3];
+            memset(mine, 0xff, sizeof(float) * (size_t)P * kc); /* NaN: every panel value must be written */
+            uk->pack_weight(&w, f0, rows, k0, kc, P, mine, tmp);
+            av_pack_weight(&w, f0, rows, k0, kc, P, ref, tmp);
+            CHECKF(memcmp(mine, ref, sizeof(float) * (size_t)P * kc) == 0,
+                   "%s: rows %d + %d, columns %d + %d differ from av_dequantize_rows",
+                   av_dtype_name(quant_types[ti]), f0, rows, k0, kc);
+        }
+        if (path == AV_GEMM_AVX512) { /* the AMX kernel's row expansion */
+            float *rows_mine = malloc(sizeof(float) * 3 * IN), *rows_ref = malloc(sizeof(float) * 3 * IN);
+            av_dequantize_rows_avx512(&w, 11, 3, rows_mine);
+            av_dequantize_rows(&w, 11, 3, rows_ref);
+            CHECKF(memcmp(rows_mine, rows_ref, sizeof(float) * 3 * IN) == 0, "%s: av_dequantize_rows_avx512",
+                   av_dtype_name(quant_types[ti]));
+            free(rows_mine), free(rows_ref);
+        }
+        free(q);
+    }
+    free(tmp), free(mine), free(ref);
+}
+
+/* y = x W^T on quantized W gives the bits of the same product on W expanded to F32 (av_dequantize_rows), on
+ * the matrix-vector path (1-7 rows: Q8_0, Q4_K, Q6_K read in place) and the packed GEMM (8 rows and more). */
+static void matmul_quant_equals_f32(av_gemm_path path) {
+    enum { OUT = 40, IN = 768, NMAX = 20 };
+    float *x = malloc(sizeof(float) * NMAX * IN), *wf = malloc(sizeof(float) * OUT * IN);
+    float *yq = malloc(sizeof(float) * NMAX * OUT), *yf = malloc(sizeof(float) * NMAX * OUT);
+    unsigned seed = 9;
+    for (int i = 0; i < NMAX * IN; i++)
+        x[i] = frand(&seed, 2.0f);
+    for (size_t ti = 0; ti < sizeof quant_types / sizeof *quant_types; ti++) {
+        size_t bytes;
+        uint8_t *q = qb_random(quant_types[ti], (int64_t)OUT * IN, (unsigned)ti + 40, &bytes);
+        av_tensor w = {quant_types[ti], 2, {OUT, IN, 0, 0}, q, bytes};
+        av_dequantize_rows(&w, 0, OUT, wf);
+        av_tensor f = {AV_DTYPE_F32, 2, {OUT, IN, 0, 0}, wf, sizeof(float) * OUT * IN};
+        static const int ns[] = {1, 3, 7, 8, 20};
+        for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
+            av_matmul(yq, x, &w, ns[k], NULL, 2);
+            av_matmul(yf, x, &f, ns[k], NULL, 2);
+            CHECKF(memcmp(yq, yf, sizeof(float) * (size_t)ns[k] * OUT) == 0, "%s, %d rows: differs from F32",
+                   av_dtype_name(quant_types[ti]), ns[k]);
+        }
+        free(q);
+    }
+    free(x), free(wf), free(yq), free(yf);
+}
+
+#define ON_PATH(test, P)                                                                                     \
+    static void test##_##P(void) {                                                                           \
+        if (!av_gemm_path_supported(AV_GEMM_##P))                                                            \
+            SKIP("this CPU or OS cannot run the %s path", av_gemm_path_name(AV_GEMM_##P));                   \
+        av_gemm_path prev = av_gemm_path_get();                                                              \
+        av_gemm_path_set(AV_GEMM_##P);                                                                       \
+        test(AV_GEMM_##P);                                                                                   \
+        av_gemm_path_set(prev);                                                                              \
+    }
+#define ON_OWN_PATHS(test) ON_PATH(test, SCALAR) ON_PATH(test, AVX2) ON_PATH(test, AVX512)
+#define ON_ALL_PATHS(test) ON_OWN_PATHS(test) ON_PATH(test, AMX) ON_PATH(test, SGEMM)
+
+ON_ALL_PATHS(gemm_f32_within_bound)
+ON_PATH(gemm_f32_matches_scalar, AVX2)
+ON_PATH(gemm_f32_matches_scalar, AVX512)
+ON_ALL_PATHS(matmul_dtypes_within_bound)
+ON_ALL_PATHS(matmul_many_equals_single)
+ON_PATH(pack_quant_equals_dequantize, AVX2)
+ON_PATH(pack_quant_equals_dequantize, AVX512)
+ON_OWN_PATHS(matmul_quant_equals_f32)
+
+static void test_gemm_path_names_round_trip(void) {
+    for (int p = 0; p < AV_GEMM_PATH_COUNT; p++) {
+        av_gemm_path q;
+        CHECK(av_gemm_path_parse(av_gemm_path_name((av_gemm_path)p), &q) == 0 && q == (av_gemm_path)p);
+    }
+    av_gemm_path q;
+    CHECK(av_gemm_path_parse("avx1024", &q) == -1);
+    CHECK(av_gemm_path_supported(AV_GEMM_SCALAR) && av_gemm_path_supported(AV_GEMM_SGEMM));
+    printf("# paths here:");
+    for (int p = 0; p < AV_GEMM_PATH_COUNT; p++)
+        if (av_gemm_path_supported((av_gemm_path)p)) printf(" %s", av_gemm_path_name((av_gemm_path)p));
+    printf(" (default %s)\n", av_gemm_path_name(av_gemm_path_get()));
+}
+
+int main(void) {
+    RUN(test_gemm_path_names_round_trip);
+    RUN(gemm_f32_within_bound_SCALAR);
+    RUN(gemm_f32_within_bound_AVX2);
+    RUN(gemm_f32_within_bound_AVX512);
+    RUN(gemm_f32_within_bound_AMX);
+    RUN(gemm_f32_within_bound_SGEMM);
+    RUN(gemm_f32_matches_scalar_AVX2);
+    RUN(gemm_f32_matches_scalar_AVX512);
+    RUN(matmul_dtypes_within_bound_SCALAR);
+    RUN(matmul_dtypes_within_bound_AVX2);
+    RUN(matmul_dtypes_within_bound_AVX512);
+    RUN(matmul_dtypes_within_bound_AMX);
+    RUN(matmul_dtypes_within_bound_SGEMM);
+    RUN(matmul_many_equals_single_SCALAR);
+    RUN(matmul_many_equals_single_AVX2);
+    RUN(matmul_many_equals_single_AVX512);
+    RUN(matmul_many_equals_single_AMX);
+    RUN(matmul_many_equals_single_SGEMM);
+    RUN(pack_quant_equals_dequantize_AVX2);
+    RUN(pack_quant_equals_dequantize_AVX512);
+    RUN(matmul_quant_equals_f32_SCALAR);
+    RUN(matmul_quant_equals_f32_AVX2);
+    RUN(matmul_quant_equals_f32_AVX512);
+    return h_exit_code();
+}
