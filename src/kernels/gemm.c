@@ -177,8 +177,8 @@ static void wg_block(const wg_job *j, const wg_out *o, int f0, int nf, float *wp
         for (int f = 0; f < nf; f += uk->nr)
             uk->pack_weight(o->w, f0 + f, nf - f < uk->nr ? nf - f : uk->nr, k0, kc, uk->nr,
                             wp + (int64_t)f * kc, tmp);
-        a_tiles x = {j->xp + (int64_t)k0 * uk->mr, (int64_t)j->in * uk->mr, 0};
-        if (!j->xp) x = (a_tiles){j->x + k0, (int64_t)uk->mr * j->in, j->in};
+        a_tiles x = j->xp ? (a_tiles){j->xp + (int64_t)k0 * uk->mr, (int64_t)j->in * uk->mr, 0}
+                          : (a_tiles){j->x + k0, (int64_t)uk->mr * j->in, j->in}; /* no offset on NULL */
         macro_kernel(uk, kc, x, j->n, wp, nf, o->y + f0, o->out, 1.0f, k0 ? 1.0f : 0.0f, &ahead);
     }
 }
