@@ -17,8 +17,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                        {0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
     if (p.resize_short && p.resize_short < p.out_h) p.resize_short = p.out_h > p.out_w ? p.out_h : p.out_w;
     float *px = NULL;
-    if ((uint64_t)im.width * (uint64_t)im.height <= (1u << 22)) av_image_preprocess_rgb(&im, &p, &px, &err);
+    av_image_seen seen = {0}; /* the 8-bit crop and its box, as `attnviz run --image` keeps them */
+    if ((uint64_t)im.width * (uint64_t)im.height <= (1u << 22))
+        av_image_preprocess_rgb(&im, &p, &px, (b >> 4) & 1 ? &seen : NULL, &err);
     free(px);
+    free(seen.rgb);
     av_rgb_image_free(&im);
     return 0;
 }

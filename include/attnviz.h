@@ -256,6 +256,15 @@ typedef struct av_attn_view {
     const float *data; /* (n_heads, n_query, n_key) */
 } av_attn_view;
 
+/* Progress of a run (av_run_params.on_progress): called after each layer of each chunk of rows. */
+typedef struct av_progress {
+    int layer, n_layers;  /* the layer just done (0-based) of the stack running, and its layer count */
+    int tokens, n_tokens; /* rows through that layer so far, of n_tokens */
+    double done, total;   /* work done and in all, in units proportional to the arithmetic: the fraction is
+                             done / total (a long causal run's later rows cost more) */
+} av_progress;
+typedef void (*av_progress_fn)(void *ctx, const av_progress *p);
+
 typedef struct av_run_params {
     int add_bos;     /* default 1 */
     int n_threads;   /* 0: the model's default (av_model_params.n_threads, all cores unless set) */
@@ -270,16 +279,31 @@ typedef struct av_run_params {
     const char *output_path; /* optional: the path av_trace_save will be given. Full F32 traces (of at least
                                 ~0.5 MB) are then captured straight into that file's (temporary, renamed on
                                 save) pages, so saving writes no attention data; the file is created before
-                                the run. */
+                                the run. Lazy runs stream their queries, keys and overviews into it as the
+                                run goes, so memory does not grow with them (docs/TRACE_FORMAT.md). */
+    int pool_cells;          /* lazy traces: a pooled overview of every head (max and mean over cells of
+                                tokens), computed during the run so a whole head of a long input shows at
+                                once: cells a side; 0 (default): 256 when a side has at least 4096
+                                tokens, else none; < 0: none (docs/TRACE_FORMAT.md, "Overviews") */
+    int keep_qk;             /* full traces: also store every layer's queries and keys (neuron view) */
+    av_progress_fn on_progress; /* optional, called after each layer of each chunk */
+    void *on_progress_ctx;
 } av_run_params;
 
 av_run_params av_run_default_params(void);
 
-/* Runs the model on text and captures every layer's post-softmax attention. A model is only read: several
- * runs may share one at the same time (each with its own av_run_params.n_threads). On a text-to-image model
- * it generates an image with av_t2i_default_params() (av_trace_from_t2i); av_trace_from_ids refuses one. */
+/* Runs the model on text and captures every layer's post-softmax attention. An empty text runs the special
+ * tokens alone (BOS: the first token's distribution) and fails when there are none; the CLI and the server
+ * refuse empty input. A model is only read: several runs may share one at the same time (each with its own
+ * av_run_params.n_threads). On a text-to-image model it generates an image with av_t2i_default_params()
+ * (av_trace_from_t2i); av_trace_from_ids refuses one. */
 int av_trace_from_text(const av_model *m, const char *text, const av_run_params *params, av_trace **out,
                        av_err *err);
+/* BERT-family encoders on a sentence pair: [CLS] a [SEP] b [SEP] with token type ids 0 for the first part and
+ * 1 for the second (RoBERTa: <s> a </s></s> b </s>, no types), as the models were trained on pairs; metadata
+ * sentence_b_start (the first token of b) and token_type_ids. */
+int av_trace_from_text_pair(const av_model *m, const char *a, const char *b, const av_run_params *params,
+                            av_trace **out, av_err *err);
 /* Same, on token ids already encoded. */
 int av_trace_from_ids(const av_model *m, const int32_t *ids, size_t n, const av_run_params *params,
                       av_trace **out, av_err *err);
@@ -302,6 +326,9 @@ int av_trace_attn(const av_trace *t, av_attn_kind kind, int layer, av_attn_view 
 int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err);
 /* Logits [T, vocab] when the trace holds them; returns 0 and fills out, or -1. */
 int av_trace_logits(const av_trace *t, av_tensor *out);
+/* Image traces: the 8-bit input the model saw (after resize and crop, before normalization), U8 [3, H, W]
+ * ("image" tensor; its place in the original picture is metadata image_crop). 0 and out filled, or -1. */
+int av_trace_image(const av_trace *t, av_tensor *out);
 
 /* ---- reading parts of a head: works on full and lazy traces alike ---- */
 
@@ -316,6 +343,7 @@ int av_trace_n_key(const av_trace *t, av_attn_kind kind);
  * out: (n_key) floats. Thread-safe for concurrent readers. */
 #define AV_HEADS_MEAN (-1)
 #define AV_HEADS_MAX (-2)
+#define AV_HEADS_MIN (-3)
 int av_trace_attn_row(const av_trace *t, av_attn_kind kind, int layer, int head, int q, float *out,
                       av_err *err);
 
@@ -325,6 +353,38 @@ typedef enum av_pool { AV_POOL_MAX = 0, AV_POOL_MEAN } av_pool;
  * == q1-q0 and out_cols == k1-k0 the cells are exact values. out: (out_rows, out_cols). Thread-safe. */
 int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int q1, int k0,
                        int k1, int out_rows, int out_cols, av_pool pool, float *out, av_err *err);
+
+/* av_trace_attn_tile with every option: head may also be AV_HEADS_MIN; exclude_first renormalizes each
+ * row of each head over keys 1.. (the first, "sink" token left out) before heads are reduced and cells
+ * pooled. A lazy trace with a pooled overview (docs/TRACE_FORMAT.md) answers a whole-matrix tile whose
+ * cells are unions of the stored ones (rows and cols dividing the stored counts) from the overview, without
+ * recomputing: one head with either pooling, the mean of heads with mean pooling, the max of heads with max
+ * pooling. Everything else is computed from the attention. */
+typedef struct av_tile_params {
+    av_attn_kind kind;
+    int layer, head;        /* head >= 0 or AV_HEADS_MEAN / MAX / MIN */
+    int q0, q1, k0, k1;     /* the block [q0, q1) x [k0, k1) */
+    int out_rows, out_cols; /* cells */
+    av_pool pool;
+    int exclude_first;
+} av_tile_params;
+int av_trace_attn_tile_ex(const av_trace *t, const av_tile_params *p, float *out, av_err *err);
+/* The overview cells a whole-matrix tile of kind can be answered from at once: *rows x *cols stored cells
+ * (any divisor of them works too); 0 and zeros when the kind has no overview. */
+int av_trace_overview_cells(const av_trace *t, av_attn_kind kind, int *rows, int *cols);
+
+/* The queries and keys of one layer as the scores saw them (after q/k norms and RoPE), for traces that keep
+ * them (lazy traces; full traces run with keep_qk): q (n_heads, n_query, head_dim) and k (n_kv_heads,
+ * n_key, head_dim), F32; query head h reads key head h / (n_heads / n_kv_heads). Score of query i and key j:
+ * softcap * tanh(scale q_i.k_j / softcap) (no capping when softcap is 0), plus a relative-position bias for
+ * T5-style models (rel_bias), then the masks (causal, window, key mask) and the softmax. */
+typedef struct av_qk_view {
+    av_tensor q, k;
+    float scale, softcap;
+    int causal, window;
+    int has_rel_bias, has_key_mask;
+} av_qk_view;
+int av_trace_qk(const av_trace *t, av_attn_kind kind, int layer, av_qk_view *out, av_err *err);
 
 /* Picks one head's matrix or reduces over heads. spec: a head index ("5"), "mean", "max" or "min".
  * out: (n_query, n_key) floats. */
@@ -718,6 +778,11 @@ typedef struct av_plot_params {
     float vmin, vmax;    /* color range; vmin == vmax: automatic (0..max; diverging -a..a) */
     const char *title;   /* NULL: "<model> · layer L · head H" */
     int max_label_chars; /* longer token labels are cut with an ellipsis (default 16) */
+    /* a heatmap of a matrix the caller computed (a window, pooled cells, a reduction over layers) instead
+     * of (layer, head): matrix (n_rows, n_cols) with a label per row and column; the title is p->title */
+    const float *matrix;
+    int n_rows, n_cols;
+    char *const *row_labels, *const *col_labels;
 } av_plot_params;
 
 av_plot_params av_plot_default_params(void);
@@ -749,13 +814,13 @@ int av_plot_render(const av_trace *t, const av_plot_params *p, const char *path,
 typedef enum av_html_precision {
     AV_HTML_AUTO = 0, /* F16 when the page stays under 4 MiB, else U8 */
     AV_HTML_F16,      /* IEEE half floats: ~3 significant digits */
-    AV_HTML_U8        /* 8 bits per weight with a float32 scale per row: error <= row max / 510 */
+    AV_HTML_U8        /* 8 bits per weight, cube-root companded, a float32 scale per row (docs/VIEWER.md) */
 } av_html_precision;
 
 typedef struct av_html_params {
     av_html_precision precision;
     const char *title; /* page title; NULL: the model name */
-    const char *view;  /* first view: heatmap, model, head, image, summary, rollout, norm, steps (NULL: steps
+    const char *view;  /* first view: one of AV_HTML_VIEWS (NULL: steps
                           for generations and traces without attention, image with patches, else heatmap) */
     const char
         *image_path; /* image traces: a PNG to embed as metadata image_png_base64 (NULL: the trace's) */
@@ -768,11 +833,18 @@ typedef struct av_html_params {
     const int *heads; /* (n_heads) heads checked in the head view; NULL: the head above (all for mean) */
     int n_heads;
     const char *theme; /* "light", "dark"; NULL: the browser's preference */
+    int exclude_first; /* the page starts with the first (sink) token excluded */
+    /* long traces: above max_mb (default 32) of attention the page embeds a pooled overview of every head
+     * (max over cells of tokens; a lazy trace's stored overview when it has one) instead of the matrices, and
+     * the query rows [rows_q0, rows_q1) of every layer exactly (the Rows view) within the same budget */
+    double max_mb;
+    int rows_q0, rows_q1; /* rows_q1 <= rows_q0: none */
 } av_html_params;
 
 av_html_params av_html_default_params(void);
 /* The viewer's views (for --view and the server's ?view=): 1 when name is one of AV_HTML_VIEWS. */
-#define AV_HTML_VIEWS "heatmap, model, head, image, summary, rollout, norm, steps, attribution, lens"
+#define AV_HTML_VIEWS                                                                                        \
+    "heatmap, model, head, image, summary, rollout, norm, steps, attribution, lens, neuron, rows"
 int av_html_view_valid(const char *name);
 /* Builds the page into a malloc'd NUL-terminated buffer of *n bytes (free with av_free): one file with no
  * network references (CSS, JS and data are inline; a Content-Security-Policy forbids any request). */
@@ -890,6 +962,8 @@ typedef struct av_flow_params {
     double max_work;  /* size guard: refuse when n_layers * T^4 exceeds it (default AV_FLOW_DEFAULT_MAX_WORK);
                          <= 0 disables the guard */
     int n_threads;    /* 0: all cores */
+    void (*progress)(void *ctx, int done, int total); /* optional: source rows done (of the first thread) */
+    void *progress_ctx;
 } av_flow_params;
 
 #define AV_FLOW_DEFAULT_MAX_WORK 1e9 /* a few seconds at 5 layers x 120 tokens */

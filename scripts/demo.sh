@@ -17,12 +17,6 @@ OUT=${ATTNVIZ_DEMO_OUT:-demo} # where the outputs go (the test points it at a sc
 [ -f "$MODEL/model.safetensors" ] || { echo "demo: $MODEL/model.safetensors is missing" >&2; exit 1; }
 mkdir -p "$OUT"
 
-# last layer index of a trace's kind, from `attnviz info` ("cross   2 layers x 4 heads, ...")
-last_layer() {
-    n=$("$BIN" info "$1" | awk -v k="$2" '$1 == k { print $2; exit }')
-    echo $((${n:-1} - 1))
-}
-
 echo "== attnviz demo: French -> English with the project's own translator ($MODEL)"
 echo
 echo "\$ attnviz run --model $MODEL --text \"le chat noir\" -o $OUT/le-chat-noir.safetensors"
@@ -33,19 +27,21 @@ echo "mean over heads: the row of \"black\" is brightest under \"noir\", the row
 echo
 echo "\$ attnviz show $OUT/le-chat-noir.safetensors --kind cross --layer -1 --head mean"
 "$BIN" show "$OUT/le-chat-noir.safetensors" --kind cross --layer -1 --head mean
-last=$(last_layer "$OUT/le-chat-noir.safetensors" cross)
-"$BIN" render "$OUT/le-chat-noir.safetensors" --kind cross --layer "$last" --head mean \
+"$BIN" render "$OUT/le-chat-noir.safetensors" --kind cross --layer -1 --head mean \
     -o "$OUT/cross-attention.png" >/dev/null
 "$BIN" render "$OUT/le-chat-noir.safetensors" --kind cross --grid -o "$OUT/cross-attention-grid.png" >/dev/null
-"$BIN" html "$OUT/le-chat-noir.safetensors" -o "$OUT/index.html" --title "attnviz demo: le chat noir" >/dev/null
+# the page opens where the point is: the last layer's cross-attention, black -> noir
+"$BIN" html "$OUT/le-chat-noir.safetensors" -o "$OUT/index.html" --title "attnviz demo: le chat noir" \
+    --kind cross --layer -1 --head mean >/dev/null
 
 SENT="le petit chat noir mange la pomme rouge"
 echo
 echo "\$ attnviz run --model $MODEL --text \"$SENT\" -o $OUT/sentence.safetensors"
 "$BIN" run --model "$MODEL" --text "$SENT" -o "$OUT/sentence.safetensors"
-"$BIN" render "$OUT/sentence.safetensors" --kind cross --layer "$last" --head mean \
+"$BIN" render "$OUT/sentence.safetensors" --kind cross --layer -1 --head mean \
     -o "$OUT/sentence-cross-attention.png" >/dev/null
-"$BIN" html "$OUT/sentence.safetensors" -o "$OUT/sentence.html" --title "attnviz demo: $SENT" >/dev/null
+"$BIN" html "$OUT/sentence.safetensors" -o "$OUT/sentence.html" --title "attnviz demo: $SENT" \
+    --kind cross --layer -1 --head mean >/dev/null
 
 INDUCTION=models/induction/induction.bin
 if [ -f "$INDUCTION" ]; then

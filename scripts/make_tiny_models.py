@@ -277,25 +277,33 @@ def make_bert(out, kind):
         pos = torch.cumsum(mask, 0) * mask + pad
     else:
         pos = torch.arange(T)
-    x = W[p + "embeddings.word_embeddings.weight"][ids] + W[p + "embeddings.position_embeddings.weight"][pos]
-    if not distil:
-        x = x + W[p + "embeddings.token_type_embeddings.weight"][0]
-    x = layer_norm(x, W[p + "embeddings.LayerNorm.weight"], W[p + "embeddings.LayerNorm.bias"], eps)
-    attns = []
-    for l in range(L):
-        b = "%s%s.%d." % (p, names["layers"], l)
-        o, a = attention(lin(W, b + names["q"], x), lin(W, b + names["k"], x), lin(W, b + names["v"], x), H,
-                         scale=1.0 / math.sqrt(d // H))
-        attns.append(a)
-        x = layer_norm(x + lin(W, b + names["o"], o), W[b + names["n1"] + ".weight"], W[b + names["n1"] + ".bias"], eps)
-        h = lin(W, b + names["down"], F.gelu(lin(W, b + names["up"], x)))
-        x = layer_norm(x + h, W[b + names["n2"] + ".weight"], W[b + names["n2"] + ".bias"], eps)
+
+    def run(types):  # types: token_type_ids (BERT's sentence A = 0, B = 1)
+        x = W[p + "embeddings.word_embeddings.weight"][ids] + W[p + "embeddings.position_embeddings.weight"][pos]
+        if not distil:
+            x = x + W[p + "embeddings.token_type_embeddings.weight"][types]
+        x = layer_norm(x, W[p + "embeddings.LayerNorm.weight"], W[p + "embeddings.LayerNorm.bias"], eps)
+        attns = []
+        for l in range(L):
+            b = "%s%s.%d." % (p, names["layers"], l)
+            o, a = attention(lin(W, b + names["q"], x), lin(W, b + names["k"], x), lin(W, b + names["v"], x), H,
+                             scale=1.0 / math.sqrt(d // H))
+            attns.append(a)
+            x = layer_norm(x + lin(W, b + names["o"], o), W[b + names["n1"] + ".weight"], W[b + names["n1"] + ".bias"], eps)
+            h = lin(W, b + names["down"], F.gelu(lin(W, b + names["up"], x)))
+            x = layer_norm(x + h, W[b + names["n2"] + ".weight"], W[b + names["n2"] + ".bias"], eps)
+        return x, attns
+
+    x, attns = run(torch.zeros(T, dtype=torch.long))
     h = layer_norm(F.gelu(lin(W, head[0], x)), W[head[1] + ".weight"], W[head[1] + ".bias"], eps)
     logits = h @ W[p + "embeddings.word_embeddings.weight"].T + W[head[2]]
     save_config(out, cfg)
     W.save(out)
-    save_reference(out, {"ids": ids, "logits": logits, **{"attn.self.%d" % l: a for l, a in enumerate(attns)}},
-                   {"family": kind})
+    ref = {"ids": ids, "logits": logits, **{"attn.self.%d" % l: a for l, a in enumerate(attns)}}
+    if kind == "bert":  # a sentence pair: the last 4 tokens are sentence B (token type 1)
+        types = torch.tensor([0] * 5 + [1] * (T - 5))
+        ref.update({"pair_types": types, **{"pair_attn.self.%d" % l: a for l, a in enumerate(run(types)[1])}})
+    save_reference(out, ref, {"family": kind})
 
 
 # ---------------------------------------------------------------------------------------------------------

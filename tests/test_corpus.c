@@ -295,8 +295,15 @@ static char *labels_json(const char *prefix, int n) {
  * target_tokens t0.., source_tokens s0.., and with mask_last the last key is padding. */
 static av_trace *lazy_trace(av_attn_kind kind, int nq, int nk, int dim, int line, int mask_last) {
     av_trace *t = av_trace_new();
-    av_lazy_kind lz = {
-        .n_layers = 1, .n_heads = 2, .n_kv_heads = 1, .head_dim = dim, .n_query = nq, .n_key = nk};
+    av_lazy_kind lz = {.n_layers = 1,
+                       .lazy = 1,
+                       .n_heads = 2,
+                       .n_kv_heads = 1,
+                       .head_dim = dim,
+                       .n_query = nq,
+                       .n_key = nk,
+                       .owns_qk = 1,
+                       .owns_extras = 1}; /* the trace takes every buffer */
     lz.q = calloc(1, sizeof *lz.q);
     lz.k = calloc(1, sizeof *lz.k);
     lz.scale = calloc(1, sizeof *lz.scale);

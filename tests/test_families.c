@@ -18,6 +18,49 @@ static int vit_logits(const av_model *m, const float *pixels, float *logits, av_
     av_state_free(s);
     return rc ? -1 : 0;
 }
+/* A BERT sentence pair: token type ids 0 then 1 through the forward pass against the reference's pair run. */
+static void test_bert_token_types(void) {
+    av_err err = {{0}};
+    av_model *m = load("bert", &err);
+    REQUIREF(m, "bert: %s", err.msg);
+    av_safetensors ref;
+    REQUIREF(open_ref("bert", &ref, &err) == 0, "%s", err.msg);
+    const av_tensor *ids = av_st_find(&ref, "ids"), *types = av_st_find(&ref, "pair_types");
+    REQUIRE(ids && types && types->shape[0] == ids->shape[0]);
+    int T = (int)ids->shape[0], H = m->n_heads, L = m->n_layers;
+    uint8_t tt[64];
+    for (int i = 0; i < T; i++)
+        tt[i] = (uint8_t)((const int32_t *)types->data)[i];
+    float **attn = calloc((size_t)L, sizeof *attn);
+    for (int l = 0; l < L; l++)
+        attn[l] = calloc((size_t)H * T * T, sizeof(float));
+    av_state *s = NULL;
+    av_pass p = {.self = {.attn = attn, .T = T, .n_key = T, .zeroed = 1}, .token_types = tt};
+    REQUIREF(av_state_new(m, 0, T, 0, &s, &err) == 0 && av_forward_ids(m, s, ids->data, T, 0, &p, &err) == 0,
+             "%s", err.msg);
+    float worst = 0;
+    for (int l = 0; l < L; l++) {
+        char name[32];
+        snprintf(name, sizeof name, "pair_attn.self.%d", l);
+        const av_tensor *r = av_st_find(&ref, name);
+        REQUIRE(r && av_tensor_numel(r) == (int64_t)H * T * T);
+        float d = h_max_abs_diff(attn[l], r->data, (size_t)H * T * T);
+        worst = d > worst ? d : worst;
+        /* and it is not the all-zero-types attention */
+        CHECK(h_max_abs_diff(attn[l], av_st_find(&ref, name + 5)->data, (size_t)H * T * T) > 1e-3f);
+    }
+    printf("# bert, types 0 x5 then 1 x%d: max |attention diff| %.2g\n", T - 5, worst);
+    CHECKF(worst <= TOL, "attention differs by %g", worst);
+    tt[0] = 2; /* the tiny BERT has 2 token types */
+    CHECK(av_forward_ids(m, s, ids->data, T, 0, &p, &err) == -1 && strstr(err.msg, "token type 2"));
+    for (int l = 0; l < L; l++)
+        free(attn[l]);
+    free(attn);
+    av_state_free(s);
+    av_st_close(&ref);
+    av_model_free(m);
+}
+
 static void test_gpt2_sharded(void) { check_token_model("gpt2", "gpt2"); }
 static void test_bert(void) { check_token_model("bert", "bert"); }
 static void test_roberta(void) { check_token_model("roberta", "roberta"); }
@@ -436,6 +479,7 @@ static void test_concurrent_runs_share_a_model(void) {
 int main(void) {
     RUN(test_gpt2_sharded);
     RUN(test_bert);
+    RUN(test_bert_token_types);
     RUN(test_roberta);
     RUN(test_distilbert);
     RUN(test_qwen2_biases_and_window);

@@ -2,61 +2,14 @@
  * head, pooled tiles against pooling done here by hand, and a save/load round trip. On the real stories260K
  * model and on a synthetic random model with a long context. */
 #include "harness.h"
+#include "synth_model.h"
 #include "model/model.h"
 #include "trace/trace.h"
 
 #include <stdlib.h>
 
 /* A random Llama model in memory: 2 layers, dim 64, 4 heads (2 kv), context ctx. */
-static av_model *synthetic_model(int ctx) {
-    av_model *m = av_model_new();
-    av_llama_cfg c = {64, 96, 2, 4, 2, 0, 1e-5f, 10000.0f, AV_ROPE_INTERLEAVED};
-    m->vocab_size = 97, m->max_seq_len = ctx, m->n_threads = 2;
-    snprintf(m->name, sizeof m->name, "synthetic");
-    snprintf(m->arch, sizeof m->arch, "llama");
-    m->format = AV_MODEL_FORMAT_LLAMA2C; /* built in memory, laid out as a llama2.c checkpoint */
-    if (av_llama_init(m, &c, NULL)) return NULL;
-    unsigned seed = 12345;
-#define RANDOM_MATRIX(t, rows, cols, scale)                                                                  \
-    do {                                                                                                     \
-        float *p = malloc(sizeof(float) * (size_t)(rows) * (size_t)(cols));                                  \
-        for (long i = 0; i < (long)(rows) * (cols); i++)                                                     \
-            p[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * (scale);                                       \
-        av_model_own(m, p, NULL);                                                                            \
-        t = av_tensor_f32(p, rows, cols);                                                                    \
-    } while (0)
-#define ONES(t, n)                                                                                           \
-    do {                                                                                                     \
-        float *p = malloc(sizeof(float) * (size_t)(n));                                                      \
-        for (int i = 0; i < (n); i++)                                                                        \
-            p[i] = 1.0f;                                                                                     \
-        av_model_own(m, p, NULL);                                                                            \
-        t = av_tensor_f32(p, n, 0);                                                                          \
-    } while (0)
-    RANDOM_MATRIX(m->tok_emb, 97, 64, 2.0f);
-    m->head.out.w = m->tok_emb;
-    m->head.n_out = 97;
-    ONES(m->stacks[0].final_norm.w, 64);
-    for (int l = 0; l < 2; l++) {
-        av_block *B = &m->stacks[0].blocks[l];
-        ONES(B->attn_norm.w, 64);
-        ONES(B->ffn_norm.w, 64);
-        RANDOM_MATRIX(B->attn.q.w, 64, 64, 0.8f);
-        RANDOM_MATRIX(B->attn.k.w, 32, 64, 0.8f);
-        RANDOM_MATRIX(B->attn.v.w, 32, 64, 0.5f);
-        RANDOM_MATRIX(B->attn.o.w, 64, 64, 0.5f);
-        RANDOM_MATRIX(B->ffn.gate.w, 96, 64, 0.5f);
-        RANDOM_MATRIX(B->ffn.up.w, 96, 64, 0.5f);
-        RANDOM_MATRIX(B->ffn.down.w, 64, 96, 0.5f);
-    }
-    av_err err = {{0}};
-    if (av_model_check(m, &err)) {
-        fprintf(stderr, "%s\n", err.msg);
-        av_model_free(m);
-        return NULL;
-    }
-    return m;
-}
+static av_model *synthetic_model(int ctx) { return h_synth_llama(64, 96, 2, 4, 2, ctx); }
 
 /* Runs ids fully and lazily and compares every row of every head; returns the max difference. */
 static float compare_full_and_lazy(av_model *m, const int32_t *ids, size_t n) {

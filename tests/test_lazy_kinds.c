@@ -218,8 +218,22 @@ static void test_masks_bias_and_softcap_against_loops(void) {
     uint8_t *km = malloc(T);
     memcpy(km, mask, T);
     scale[0] = 0.7f, cap[0] = 1.5f;
-    av_lazy_kind lz = {
-        1, H, G, D, T, T, 0, qs, ks, scale, cap, window, copy(bias, sizeof bias / sizeof *bias), km, 1};
+    av_lazy_kind lz = {.n_layers = 1,
+                       .lazy = 1,
+                       .n_heads = H,
+                       .n_kv_heads = G,
+                       .head_dim = D,
+                       .n_query = T,
+                       .n_key = T,
+                       .q = qs,
+                       .k = ks,
+                       .scale = scale,
+                       .softcap = cap,
+                       .window = window,
+                       .rel_bias = copy(bias, sizeof bias / sizeof *bias),
+                       .key_mask = km,
+                       .owns_qk = 1,
+                       .owns_extras = 1};
     REQUIREF(av_trace_set_lazy(t, AV_ATTN_ENC, &lz, &err) == 0, "%s", err.msg);
     char path[512];
     snprintf(path, sizeof path, "%s/hand-lazy.safetensors", h_tmpdir());

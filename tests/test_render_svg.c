@@ -10,6 +10,13 @@
 
 #include <jansson.h>
 
+/* The page's 8-bit code c of a row with scale s (cube-root companded, docs/VIEWER.md) and the most it can be
+ * off: code c is the rounding of 255 cbrt(w / s), so w lies within half a code of it. */
+static float u8cbrt(uint8_t c, float s) { return powf(c / 255.f, 3) * s; }
+static float u8cbrt_error(uint8_t c, float s) {
+    return s * (powf((c + 0.5f) / 255.f, 3) - powf(c / 255.f, 3)) + 1e-7f;
+}
+
 static av_trace *make_trace(int layers, int heads, int n, unsigned seed, const char *tok0) {
     av_trace *t = av_trace_new();
     char **tk = malloc(sizeof *tk * (size_t)n);
@@ -207,7 +214,7 @@ static void check_html(av_html_precision prec, const char *want_enc) {
         REQUIRE(off + cnt * (strcmp(want_enc, "f16") == 0 ? 2 : 1) <= nb);
         for (size_t r = 0; r < rows; r++) {
             float scale = 0, mx = 0;
-            if (strcmp(want_enc, "u8") == 0)
+            if (strcmp(want_enc, "u8cbrt") == 0)
                 memcpy(&scale, blob + (size_t)json_integer_value(json_object_get(s, "soff")) + 4 * r, 4);
             for (int k = 0; k < v.n_key; k++)
                 mx = fmaxf(mx, v.data[r * v.n_key + k]);
@@ -221,8 +228,9 @@ static void check_html(av_html_precision prec, const char *want_enc) {
                     CHECKF(fabsf(got - want) <= want * 1e-3f + 1e-7f, "f16 weight %g decodes to %g", want,
                            got);
                 } else {
-                    got = blob[off + idx] * scale / 255.f;
-                    CHECKF(fabsf(scale - mx) < 1e-7f && fabsf(got - want) <= mx / 510.f + 1e-7f,
+                    got = u8cbrt(blob[off + idx], scale);
+                    CHECKF(fabsf(scale - mx) < 1e-7f &&
+                               fabsf(got - want) <= u8cbrt_error(blob[off + idx], scale),
                            "u8 weight %g decodes to %g (row max %g, scale %g)", want, got, mx, scale);
                 }
                 worst = fmax(worst, fabs(got - want));
@@ -239,7 +247,7 @@ static void check_html(av_html_precision prec, const char *want_enc) {
 }
 
 static void test_html_f16_round_trip(void) { check_html(AV_HTML_F16, "f16"); }
-static void test_html_u8_round_trip(void) { check_html(AV_HTML_U8, "u8"); }
+static void test_html_u8_round_trip(void) { check_html(AV_HTML_U8, "u8cbrt"); }
 
 /* The first view a page shows (meta "state"), checked against the trace. */
 static void test_html_initial_state(void) {
@@ -306,7 +314,8 @@ static void test_html_bert_base_under_4mib(void) {
     CHECKF(bytes <= (4u << 20), "BERT-base-shaped page is %zu bytes (> 4 MiB)", bytes);
     char *s = slurp(path);
     REQUIRE(s);
-    CHECK(strlen(s) == bytes && strstr(s, "\"encoding\":\"u8\"")); /* auto picked 8-bit to meet the budget */
+    CHECK(strlen(s) == bytes &&
+          strstr(s, "\"encoding\":\"u8cbrt\"")); /* auto picked 8-bit to meet the budget */
     free(s);
     av_trace_free(t);
     /* a small trace stays in float16 */
@@ -365,8 +374,10 @@ static void check_analysis(av_html_precision prec) {
         for (int k = 0; k < 7; k++) {
             float w = want[r * 7 + k], got;
             if (prec == AV_HTML_U8) {
-                got = blob[off + (size_t)(r * 7 + k)] * scale / 255.f;
-                CHECKF(fabsf(got - w) <= mx / 510.f + 1e-7f, "u8 rollout %g decodes to %g", w, got);
+                uint8_t c = blob[off + (size_t)(r * 7 + k)];
+                got = u8cbrt(c, scale);
+                CHECKF(fabsf(scale - mx) < 1e-7f && fabsf(got - w) <= u8cbrt_error(c, scale),
+                       "u8 rollout %g decodes to %g", w, got);
             } else {
                 uint16_t hv;
                 memcpy(&hv, blob + off + 2 * (size_t)(r * 7 + k), 2);

@@ -34,6 +34,12 @@
 
     get present() { return !!this.a; }
 
+    /* Why the page has no analysis. */
+    missing() {
+      return this.trace.meta.pooled ? 'a pooled page of a long trace carries no analysis: attnviz stats TRACE computes it from the trace'
+        : 'this page was made without the analysis (attnviz html --no-analysis)';
+    }
+
     /* attnviz-stats JSON of a kind ({heads: [...], ...}), or {error} / null when absent. */
     stats(kind) { return (this.a && this.a.stats && this.a.stats[kind]) || null; }
 
@@ -57,13 +63,13 @@
       if (this.cache.has(key)) return this.cache.get(key);
       const d = this.a && this.a.rollout ? this.a.rollout[kind] : null;
       let r;
-      if (!this.a) r = { error: 'this page was made without the analysis (attnviz html --no-analysis)' };
+      if (!this.a) r = { error: this.missing() };
       else if (!d) r = { error: 'no rollout for ' + kind + ' attention' };
       else if (d.error || d.skipped) r = { error: d.error || d.skipped };
       else {
         const tr = this.trace, b = tr.block(d, d.rows, d.cols);
         const data = AV.decodePlane(tr.encoding, b.vals, b.scales, 0, d.rows, d.cols);
-        r = { desc: d, data, step: (row) => (tr.encoding === 'u8' ? b.scales[row] / 510 : 0) };
+        r = { desc: d, data, step: (row, v) => (b.scales ? AV.quantStep(tr.encoding, b.scales[row], v) : 0) };
       }
       this.cache.set(key, r);
       return r;
@@ -79,7 +85,7 @@
 
     /* Why the norm-based view cannot be shown for (kind, layer), or null when it can. */
     vnormMissing(kind, layer) {
-      if (!this.a) return 'this page was made without the analysis (attnviz html --no-analysis)';
+      if (!this.a) return this.missing();
       if (kind !== 'self') return 'they belong to self-attention layers, and this is ' + kind + ' attention (choose another kind)';
       if (!this.a.vnorm) return this.a.vnorm_note || 'this trace has none (vnorm.<layer>)';
       if (!this.vnorm(layer)) return 'this trace has none for layer ' + layer + ' (vnorm.' + layer + ')';

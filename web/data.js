@@ -26,7 +26,11 @@
     return halfTable;
   }
 
-  /* Plane h (nq x nk) of an encoded block as a Float32Array: f16 halves, or u8 codes x row scale / 255. */
+  /* u8cbrt: code c of a row with scale s stands for (c / 255)^3 s (cube-root companding) */
+  const CUBE = new Float32Array(256);
+  for (let c = 0; c < 256; c++) CUBE[c] = Math.pow(c / 255, 3);
+
+  /* Plane h (nq x nk) of an encoded block as a Float32Array: f16 halves, or u8cbrt codes with a scale per row. */
   function decodePlane(encoding, vals, scales, h, nq, nk) {
     const n = nq * nk, base = h * n, m = new Float32Array(n);
     if (encoding === 'f16') {
@@ -34,13 +38,25 @@
       for (let i = 0; i < n; i++) m[i] = lut[vals[base + i]];
     } else {
       for (let q = 0; q < nq; q++) {
-        const f = scales[h * nq + q] / 255, o = q * nk;
-        for (let k = 0; k < nk; k++) m[o + k] = vals[base + o + k] * f;
+        const f = scales[h * nq + q], o = q * nk;
+        for (let k = 0; k < nk; k++) m[o + k] = CUBE[vals[base + o + k]] * f;
       }
     }
     return m;
   }
   AV.decodePlane = decodePlane;
+
+  /* Half the quantization step of value v in a u8cbrt row of scale s (0 for f16): the "±" of tooltips. */
+  AV.quantStep = function (encoding, scale, v) {
+    if (encoding === 'f16' || !(scale > 0)) return 0;
+    const c = Math.round(255 * Math.cbrt(Math.max(0, v) / scale));
+    return scale * (Math.pow((c + 0.5) / 255, 3) - Math.pow(c / 255, 3));
+  };
+
+  /* How the page's numbers are stored, for the status line and the image view. */
+  AV.precisionText = function (encoding) {
+    return encoding === 'f16' ? 'float16 (3 significant digits)' : '8-bit cube-root companded per row';
+  };
 
   class Trace {
     constructor(meta, bytes) {
@@ -61,6 +77,7 @@
     block(d, rows, cols) {
       const b = this.bytes, o = b.byteOffset;
       if (this.encoding === 'f16') return { vals: new Uint16Array(b.buffer, o + d.off, rows * cols) };
+      if (this.encoding !== 'u8cbrt') throw new Error('unknown data encoding ' + this.encoding);
       return { vals: new Uint8Array(b.buffer, o + d.off, rows * cols), scales: new Float32Array(b.buffer, o + d.soff, rows) };
     }
     layers(kind) { return (this.byKind[kind] || []).length; }
@@ -87,12 +104,16 @@
       }
       return m;
     }
-    /* Quantization step of a weight (for "±" in tooltips): 0 for f16 (relative 2^-11). */
-    step(kind, layer, h, q) {
-      if (this.encoding !== 'u8' || h < 0) return 0;
+    /* Quantization error bound of weight v (for "±" in tooltips): 0 for f16 (relative 2^-11). */
+    step(kind, layer, h, q, v) {
+      if (this.encoding === 'f16' || h < 0) return 0;
       const s = this.set(kind, layer);
-      return s.scales[h * s.nq + q] / 510;
+      return AV.quantStep(this.encoding, s.scales[h * s.nq + q], v);
     }
+    /* Pooled pages (long traces): {rows, cols, n_query, n_key, pool} of kind, or null. */
+    pooled(kind) { return (this.meta.pooled && this.meta.pooled[kind]) || null; }
+    /* The exact rows embedded for the Rows view: the entries of kind, layer. */
+    rowsOf(kind, layer) { return (this.meta.rows || []).filter((r) => r.kind === kind && r.layer === layer); }
   }
   AV.Trace = Trace;
 
@@ -229,6 +250,15 @@
   };
 
   AV.cssVar = (name) => getComputedStyle(document.body).getPropertyValue(name).trim();
+
+  /* A "query" select for a view: {label, select}; choosing an option sets view.query and repaints. */
+  AV.querySelect = function (view, id) {
+    const select = document.createElement('select'), label = document.createElement('label');
+    select.id = id;
+    select.addEventListener('change', () => { view.query = +select.value; view.paint(); });
+    label.append('query ', select);
+    return { label, select };
+  };
 
   /* Label cut to n characters with an ellipsis. */
   AV.cut = (s, n) => (s.length > n ? s.slice(0, n - 1) + '…' : s);

@@ -21,7 +21,17 @@
       this.heads.className = 'heads';
       this.canvas = document.createElement('canvas');
       this.canvas.id = 'head-canvas';
-      el.append(this.note, this.heads, this.canvas);
+      /* sentence pairs (BERT --text-pair): which sentence's tokens attend to which (BertViz's filter) */
+      this.pair = document.createElement('select');
+      this.pair.id = 'head-pair';
+      for (const [v, t] of [['all', 'all tokens'], ['AA', 'sentence A → A'], ['AB', 'sentence A → B'], ['BA', 'sentence B → A'], ['BB', 'sentence B → B']])
+        this.pair.add(new Option(t, v));
+      this.pair.addEventListener('change', () => this.draw());
+      this.pairLabel = document.createElement('label');
+      this.pairLabel.append('sentences ', this.pair);
+      this.bStart = parseInt((app.trace.meta.meta || {}).sentence_b_start, 10);
+      this.pairLabel.hidden = !(this.bStart > 0);
+      el.append(this.note, this.pairLabel, this.heads, this.canvas);
       this.selected = null; /* Set of head indices */
       this.focus = null; /* {side: 'q'|'k', index} */
       this.canvas.addEventListener('mousemove', (e) => this.hover(e));
@@ -62,8 +72,10 @@
     draw() {
       const app = this.app, st = app.state, tr = app.trace, s = tr.set(st.kind, st.layer), lab = tr.labels(st.kind);
       const off = st.exclude ? 1 : 0;
-      let rows = (st.qsel || [...Array(s.nq).keys()]).filter((i) => i >= off && i < s.nq);
-      let cols = (st.ksel || [...Array(s.nk).keys()]).filter((i) => i >= off && i < s.nk);
+      const f = this.bStart > 0 ? this.pair.value : 'all', b = this.bStart;
+      const side = (x, i) => x === 'A' ? i < b : i >= b; /* sentence A: tokens before B's first */
+      let rows = (st.qsel || [...Array(s.nq).keys()]).filter((i) => i >= off && i < s.nq && (f === 'all' || side(f[0], i)));
+      let cols = (st.ksel || [...Array(s.nk).keys()]).filter((i) => i >= off && i < s.nk && (f === 'all' || side(f[1], i)));
       const cut = rows.length > MAX_ROWS || cols.length > MAX_ROWS;
       rows = rows.slice(0, MAX_ROWS);
       cols = cols.slice(0, MAX_ROWS);

@@ -58,7 +58,7 @@
     const x = e.clientX - rect.left - g.x0, y = e.clientY - rect.top - g.y0;
     const c = Math.floor(x / g.cs), r = Math.floor(y / g.cs);
     if (x < 0 || y < 0 || c >= g.C || r >= g.R) return null;
-    return { r, c, q: g.M.rows[r], k: g.M.cols[c], v: g.M.data[r * g.C + c] };
+    return { r, c, q: g.M.rows[r], k: g.M.cols[c], v: g.M.data[r * g.C + c], r0: g.M.rows[r] };
   };
 
   /* Rows x cols of a full (nq x nk) matrix: {rows, cols, data, max, min}, as AV.matrix returns. */
@@ -106,8 +106,11 @@
       const g = (this.geo = AV.drawMatrix(this.canvas, M, tr.labels(st.kind), scale, availW, availH));
       const s = tr.set(st.kind, st.layer);
       const what = typeof st.head === 'number' ? 'head ' + st.head : st.head + ' of ' + s.heads + ' heads';
+      const pl = tr.pooled(st.kind);
       this.note.textContent = (st.kind !== 'self' ? st.kind + ' attention · ' : '') + 'layer ' + st.layer + ' · ' + what +
-        ' · ' + g.R + ' queries × ' + g.C + ' keys' + (g.stride > 1 ? ' · 1 label in ' + g.stride + ' shown' : '') +
+        (pl ? ' · pooled overview of ' + pl.n_query + ' × ' + pl.n_key + ' tokens: each cell is the max over ~' +
+          Math.round(pl.n_query / pl.rows) + ' × ' + Math.round(pl.n_key / pl.cols) + ' tokens (exact rows: the Rows tab)'
+          : ' · ' + g.R + ' queries × ' + g.C + ' keys') + (g.stride > 1 ? ' · 1 label in ' + g.stride + ' shown' : '') +
         (st.exclude ? ' · first token excluded, rows renormalized' : '') + (st.log ? ' · log scale' : '') +
         (app.diff ? ' · A − B: red where ' + app.diff.a + ' attends more, blue where ' + app.diff.b + ' does' : '') +
         ' · hover a cell for its exact weight';
@@ -119,7 +122,7 @@
       const app = this.app, st = app.state, tr = app.trace, lab = tr.labels(st.kind), { q, k, v } = cell;
       let text = 'query ' + q + '  “' + (lab.q[q] || '') + '”\nkey ' + k + '  “' + (lab.k[k] || '') + '”\n';
       const name = (app.diff ? 'A − B ' : '') + (typeof st.head === 'number' ? 'weight' : st.head + ' weight');
-      text += name + ' ' + app.fmtWeight(v, typeof st.head === 'number' ? tr.step(st.kind, st.layer, st.head, q) : 0);
+      text += name + ' ' + app.fmtWeight(v, typeof st.head === 'number' && !st.exclude ? tr.step(st.kind, st.layer, st.head, cell.r0, v) : 0);
       if (st.exclude && typeof st.head === 'number') {
         const raw = tr.head(st.kind, st.layer, st.head)[q * tr.set(st.kind, st.layer).nk + k];
         text += '  (renormalized; raw ' + app.fmtWeight(raw, 0) + ')';

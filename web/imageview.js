@@ -45,11 +45,17 @@
       const alpha = document.createElement('input');
       Object.assign(alpha, { type: 'range', min: 0, max: 1, step: 0.05, value: this.alpha, id: 'image-alpha' });
       alpha.addEventListener('input', () => { this.alpha = +alpha.value; this.paint(); });
-      const ql = document.createElement('label'), al = document.createElement('label');
+      this.source = document.createElement('select');
+      this.source.id = 'image-source';
+      this.source.add(new Option('attention (layer, head)', 'attention'));
+      this.source.add(new Option('rollout (all layers)', 'rollout'));
+      this.source.addEventListener('change', () => this.paint());
+      const ql = document.createElement('label'), al = document.createElement('label'), sl = document.createElement('label');
       ql.append('query ', this.qselect);
+      sl.append(' show ', this.source);
       al.append(' overlay opacity ', alpha);
       this.info = document.createElement('span');
-      bar.append(ql, al, this.info);
+      bar.append(ql, sl, al, this.info);
       this.row = document.createElement('div');
       this.row.className = 'row';
       this.imgCanvas = document.createElement('canvas');
@@ -74,6 +80,15 @@
           .then((bmp) => { this.bitmap = bmp; if (app.state.view === 'image') this.paint(); })
           .catch(() => { this.info.textContent = ' · the embedded image could not be decoded'; });
       }
+    }
+
+    /* The query's row of the attention rollout (tokens after the last layer x input tokens), or a message. */
+    rolloutRow() {
+      const r = this.app.analysis.rollout('self');
+      if (r.error) return r.error;
+      const n = r.desc.cols, q = Math.min(this.query, r.desc.rows - 1), row = r.data.slice(q * n, (q + 1) * n);
+      if (this.app.state.exclude) row[0] = 0;
+      return row;
     }
 
     /* The query row over all keys: head, mean or max; renormalized without key 0 when excluding. */
@@ -113,7 +128,9 @@
       const g = this.grid, app = this.app, st = app.state;
       if (!g) { this.info.textContent = 'this trace has no patch_grid metadata'; return; }
       this.fillQueries();
-      const row = this.queryRow(), n = g.gh * g.gw, vals = new Float32Array(n);
+      const rollout = this.source.value === 'rollout', row = rollout ? this.rolloutRow() : this.queryRow();
+      if (typeof row === 'string') { this.info.textContent = ' · ' + row; return; }
+      const n = g.gh * g.gw, vals = new Float32Array(n);
       let max = 0;
       for (let i = 0; i < n; i++) { vals[i] = row[g.prefix + i] || 0; if (vals[i] > max) max = vals[i]; }
       const scale = AV.makeScale(app.lut(), max, st.log, st.contrast);
@@ -124,8 +141,9 @@
       /* left: the image with the attention over it */
       this.imgCanvas.hidden = !this.bitmap;
       if (this.bitmap) {
-        const ctx = AV.sizeCanvas(this.imgCanvas, cw, ch);
-        ctx.drawImage(this.bitmap, 0, 0, cw, ch);
+        const ctx = AV.sizeCanvas(this.imgCanvas, cw, ch), box = this.cropBox();
+        if (box) ctx.drawImage(this.bitmap, box[0], box[1], box[2] - box[0], box[3] - box[1], 0, 0, cw, ch);
+        else ctx.drawImage(this.bitmap, 0, 0, cw, ch);
         ctx.imageSmoothingEnabled = true;
         ctx.drawImage(overlay(vals, g.gh, g.gw, scale, this.alpha), 0, 0, cw, ch);
         this.marker(ctx, cw, ch);
@@ -140,10 +158,28 @@
       const qname = qi >= 0 && qi < n ? 'patch (' + Math.floor(qi / g.gw) + ', ' + (qi % g.gw) + ')' : '“' + (lab.q[this.query] || '') + '”';
       let prefixMass = 0;
       for (let k = 0; k < g.prefix; k++) prefixMass += row[k];
-      this.info.textContent = ' · layer ' + st.layer + ' · ' + (typeof st.head === 'number' ? 'head ' + st.head : st.head + ' over heads') +
+      const crop = this.crop();
+      this.info.textContent = ' · ' + (rollout ? 'rollout over ' + app.analysis.rollout('self').desc.layers + ' layers'
+        : 'layer ' + st.layer + ' · ' + (typeof st.head === 'number' ? 'head ' + st.head : st.head + ' over heads')) +
         ' · query ' + this.query + ' ' + qname + ' · ' + g.gh + '×' + g.gw + ' patches' +
         (g.prefix ? ' · weight on the ' + g.prefix + ' prefix token(s): ' + AV.fmt(prefixMass) : '') +
-        (this.bitmap ? '' : ' · no embedded image (metadata image_png_base64)') + ' · click a patch to make it the query';
+        (!this.bitmap ? ' · no embedded image (metadata image_png_base64)'
+          : crop ? ' · the model’s input: the ' + Math.round(crop.box[2] - crop.box[0]) + '×' + Math.round(crop.box[3] - crop.box[1]) +
+            ' crop at (' + Math.round(crop.box[0]) + ', ' + Math.round(crop.box[1]) + ') of the ' + crop.width + '×' + crop.height + ' photo' : '') +
+        ' · data ' + AV.precisionText(app.trace.encoding) + ' · click a patch to make it the query';
+      this.shown = { vals, rollout, query: this.query };
+    }
+
+    /* Metadata image_crop {box: [x0, y0, x1, y1], width, height}: where the model's input lies in the photo. */
+    crop() {
+      try { return JSON.parse(this.app.trace.meta.meta.image_crop || 'null'); } catch (e) { return null; }
+    }
+
+    /* The part of the embedded picture the patches cover: the crop box when the picture is the original photo
+     * (attnviz html --image photo.png), else all of it (the model's input). */
+    cropBox() {
+      const c = this.crop(), b = this.bitmap;
+      return c && b && b.width === c.width && b.height === c.height ? c.box : null;
     }
 
     marker(ctx, cw, ch) {

@@ -89,7 +89,7 @@
       const nk = tr.set('self', st.layer).nk, vn = an.vnorm(st.layer), single = typeof st.head === 'number';
       const o = { head: st.head, exclude: st.exclude, qsel: [q], ksel: [k], normalize: this.normalize };
       const norm = AV.normMatrix(tr, an, st.layer, o).data[0], alpha = AV.matrix(tr, 'self', st.layer, o).data[0];
-      const step = single ? tr.step('self', st.layer, st.head, q) : 0;
+      const step = single && !st.exclude ? tr.step('self', st.layer, st.head, q, alpha) : 0;
       const lines = ['query ' + q + '  “' + (lab.q[q] || '') + '”', 'key ' + k + '  “' + (lab.k[k] || '') + '”'];
       lines.push((single ? 'α (weight) ' : 'α (' + st.head + ' weight) ') + app.fmtWeight(alpha, step) + (st.exclude ? ' (renormalized)' : ''));
       if (single) lines.push('‖v_' + k + ' W_o^' + st.head + '‖ ' + app.fmtWeight(vn[st.head * nk + k], 0));

@@ -58,7 +58,7 @@
       const app = this.app, kind = app.state.kind, lab = app.trace.labels(kind), d = this.r.desc, { q, k, v } = cell;
       const cross = d.variant === 'encoder-decoder';
       const text = (cross ? 'target ' : 'token ') + q + '  “' + (lab.q[q] || '') + '”\n' + (cross ? 'source ' : 'input token ') + k + '  “' + (lab.k[k] || '') + '”\n' +
-        'rollout ' + app.fmtWeight(v, this.r.step(q)) + '\n' +
+        'rollout ' + app.fmtWeight(v, this.r.step(q, v)) + '\n' +
         (cross ? 'share of source token ' + k + ' in target token ' + q : 'share of input token ' + k + ' in token ' + q + ' after layer ' + (d.layers - 1)) +
         ' (under rollout’s assumptions)';
       app.tooltip(text, e.clientX, e.clientY, { q, k, value: v });

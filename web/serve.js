@@ -161,6 +161,16 @@
     });
   }
 
+  /* A text file becomes the text to run (read in the page: a 400 KB novel chapter needs no copy-paste). */
+  function loadTextFile(input) {
+    const f = input.files && input.files[0];
+    if (!f) return;
+    const r = new FileReader();
+    r.onload = () => { ui.text.value = r.result; setStatus(f.name + ': ' + r.result.length + ' characters loaded'); };
+    r.onerror = () => setStatus('cannot read ' + f.name, true);
+    r.readAsText(f);
+  }
+
   async function run() {
     const body = {text: ui.text.value};
     if (ui.target.value.trim()) body.target = ui.target.value;
@@ -202,6 +212,7 @@
 
   function bind() {
     ui.run.addEventListener('click', run);
+    $('sv-textfile').addEventListener('change', (e) => loadTextFile(e.target));
     ui.text.addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) run(); });
     ui.traces.addEventListener('change', () => loadTrace(ui.traces.value));
     ui.kind.addEventListener('change', () => { fillLayerHead(); updateMapSource(); });

@@ -56,7 +56,7 @@
       this.legend.textContent = '';
       this.hint.textContent = '';
       if (!an.present || !stats || stats.error) {
-        this.note.textContent = !an.present ? 'This page was made without the analysis (attnviz html --no-analysis): no head roles.'
+        this.note.textContent = !an.present ? an.missing() + ': no head roles.'
           : 'No head statistics for ' + kind + ' attention' + (stats && stats.error ? ': ' + stats.error : '.');
         return;
       }

@@ -26,7 +26,7 @@
       this.state = {
         view: urlView || meta.view || (stepsFirst ? 'steps' : this.daam ? 'daam' : this.grid ? 'image' : 'heatmap'), kind: init.kind || kind,
         layer: init.layer || 0, head: init.head !== undefined ? init.head : 'mean', cmap: 'viridis', log: false, contrast: 1,
-        exclude: false, qsel: null, ksel: null, qtext: '', ktext: '', theme: init.theme || (dark ? 'dark' : 'light'), step: null,
+        exclude: !!init.exclude, qsel: null, ksel: null, qtext: '', ktext: '', theme: init.theme || (dark ? 'dark' : 'light'), step: null,
       };
       this.initialHeads = init.heads || null; /* consumed by the head view's first paint */
       if (this.state.kind && typeof this.state.head !== 'number' && tr.set(this.state.kind, this.state.layer).heads === 1) this.state.head = 0;
@@ -48,6 +48,8 @@
         attribution: meta.attribution ? new AV.AttributionView($('view-attribution'), this) : null,
         lens: meta.lens ? new AV.LensView($('view-lens'), this) : null,
         steps: new AV.StepsView($('view-steps'), this),
+        neuron: new AV.NeuronView($('view-neuron'), this),
+        rows: new AV.RowView($('view-rows'), this),
       };
       if (!this.views[this.state.view]) this.state.view = 'heatmap';
       this.tip = $('tooltip');
@@ -173,10 +175,10 @@
       }
       const ms = performance.now() - t0;
       this.lastPaint = { view: st.view, ms };
-      const tr = this.trace, s = st.kind ? tr.set(st.kind, st.layer) : null, m = tr.meta.meta || {};
+      const tr = this.trace, s = st.kind ? tr.set(st.kind, st.layer) : null, m = tr.meta.meta || {}, pl = st.kind && tr.pooled(st.kind);
       $('status').textContent = [m.model || tr.meta.title, m.arch, s && tr.layers(st.kind) + ' layers × ' + s.heads + ' heads',
-        s ? s.nq + (s.nq !== s.nk ? '×' + s.nk : '') + ' tokens' : tr.meta.steps.steps.length + ' tokens, no attention',
-        s && 'data ' + (tr.encoding === 'u8' ? '8-bit per-row scaled' : 'float16'), 'painted in ' + ms.toFixed(1) + ' ms'].filter(Boolean).join(' · ');
+        pl ? pl.n_query + ' tokens, pooled overview' : s ? s.nq + (s.nq !== s.nk ? '×' + s.nk : '') + ' tokens' : tr.meta.steps.steps.length + ' tokens, no attention',
+        s && 'data ' + AV.precisionText(tr.encoding), 'painted in ' + ms.toFixed(1) + ' ms'].filter(Boolean).join(' · ');
     }
   }
 

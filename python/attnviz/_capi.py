@@ -107,10 +107,19 @@ class AttnView(Structure):
 PROGRESS_FN = CFUNCTYPE(None, c_void_p, c_int, c_int)
 
 
+class Progress(Structure):
+    _fields_ = [("layer", c_int), ("n_layers", c_int), ("tokens", c_int), ("n_tokens", c_int), ("done", c_double),
+                ("total", c_double)]
+
+
+ON_PROGRESS_FN = CFUNCTYPE(None, c_void_p, POINTER(Progress))
+
+
 class RunParams(Structure):
     _fields_ = [("add_bos", c_int), ("n_threads", c_int), ("dtype", c_int), ("want_logits", c_int),
                 ("lazy", c_int), ("progress", PROGRESS_FN), ("progress_ctx", c_void_p),
-                ("output_path", c_char_p)]
+                ("output_path", c_char_p), ("pool_cells", c_int), ("keep_qk", c_int),
+                ("on_progress", ON_PROGRESS_FN), ("on_progress_ctx", c_void_p)]
 
 
 class ModelParams(Structure):
@@ -143,7 +152,9 @@ class ImportParams(Structure):
 class PlotParams(Structure):
     _fields_ = [("kind", KIND_T), ("layer", c_int), ("head", c_int), ("grid", c_int), ("cmap", c_int),
                 ("log_scale", c_int), ("exclude_first", c_int), ("dpi", c_double), ("cell", c_double),
-                ("vmin", c_float), ("vmax", c_float), ("title", c_char_p), ("max_label_chars", c_int)]
+                ("vmin", c_float), ("vmax", c_float), ("title", c_char_p), ("max_label_chars", c_int),
+                ("matrix", POINTER(c_float)), ("n_rows", c_int), ("n_cols", c_int),
+                ("row_labels", POINTER(c_char_p)), ("col_labels", POINTER(c_char_p))]
 
 
 class PlotGeom(Structure):
@@ -155,7 +166,8 @@ class PlotGeom(Structure):
 class HtmlParams(Structure):
     _fields_ = [("precision", c_int), ("title", c_char_p), ("view", c_char_p), ("image_path", c_char_p),
                 ("analysis", c_int), ("roles_path", c_char_p), ("kind", KIND_T), ("layer", c_int),
-                ("head", c_int), ("heads", POINTER(c_int)), ("n_heads", c_int), ("theme", c_char_p)]
+                ("head", c_int), ("heads", POINTER(c_int)), ("n_heads", c_int), ("theme", c_char_p),
+                ("exclude_first", c_int), ("max_mb", c_double), ("rows_q0", c_int), ("rows_q1", c_int)]
 
 
 class HeadStats(Structure):
@@ -187,7 +199,7 @@ class RolloutParams(Structure):
 
 class FlowParams(Structure):
     _fields_ = [("fusion", c_int), ("residual", c_float), ("normalize", c_int), ("max_work", c_double),
-                ("n_threads", c_int)]
+                ("n_threads", c_int), ("progress", PROGRESS_FN), ("progress_ctx", c_void_p)]
 
 
 ATTR_METHODS = ["occlusion", "shapley", "saliency", "ixg", "ig", "attn-grad"]  # av_attr_method order

@@ -138,7 +138,8 @@ class Figures:
     def html(self, view=None, kind=None, layer=0, head="mean", heads=None, theme=None, precision="auto",
              analysis=True, title=None, roles=None, image=None):
         """The standalone viewer page (`attnviz html`) as a string: one offline file, no network requests.
-        view: heatmap, model, head, image, summary (or roles), rollout, norm; kind/layer/head/heads: what it
+        view: one of AV_HTML_VIEWS (heatmap, model, head, image, summary or roles, rollout, norm, steps,
+        attribution, lens, neuron, rows); kind/layer/head/heads: what it
         shows first (heads: the head view's checked heads); theme: "light" or "dark"; roles: the JSON file of
         `attnviz roles --json`; image: a PNG under the patch attention of image traces."""
         keep = []

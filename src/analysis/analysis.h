@@ -81,6 +81,22 @@ void av_labels_free(char **labels, int n);
 int av_head_stats_layer(const av_attn_view *v, int layer, int positional, const uint8_t *key_class,
                         const float *vnorm, av_head_stats *out, av_err *err);
 
+/* What av_trace_head_stats_ex computes. */
+#define AV_STATS_EVERY_HEAD (-100)
+typedef struct av_stats_params {
+    int layer; /* -1 (default): every layer */
+    int head;  /* AV_STATS_EVERY_HEAD (default), one head, or AV_HEADS_MEAN / MAX / MIN: the statistics of
+                  the reduction over heads, as one entry per layer with that head value */
+    int exclude_first; /* rows renormalized over keys 1.. (the first token then weighs 0) */
+    void (*progress)(void *ctx, int layers_done, int layers); /* after each layer; may be NULL */
+    void *progress_ctx;
+} av_stats_params;
+av_stats_params av_stats_default_params(void);
+/* av_trace_head_stats with options, reading rows a block at a time through the tile API (a lazy trace's rows
+ * recomputed): no layer is ever held whole. */
+int av_trace_head_stats_ex(const av_trace *t, av_attn_kind kind, const av_stats_params *p,
+                           av_head_stats **out, int *n_out, av_err *err);
+
 /* ---- head roles (roles.c) ---------------------------------------------------------------------------- */
 
 /* Sets best / best_score from the scores. */

@@ -329,7 +329,7 @@ int av_corpus_trace_qk(const av_trace *t, av_attn_kind kind, int layer, av_corpu
     memset(out, 0, sizeof *out);
     const av_lazy_kind *lz = (unsigned)kind < AV_ATTN_KIND_COUNT ? &t->lazy_kinds[kind] : NULL;
     if (!lz || lz->n_layers == 0)
-        return av_errf(err, "the trace keeps no %s queries and keys (only lazy traces do)",
+        return av_errf(err, "the trace keeps no %s queries and keys (lazy traces and --keep-qk traces do)",
                        av_attn_kind_name(kind));
     if (layer < 0 || layer >= lz->n_layers)
         return av_errf(err, "layer %d is out of range: the %s attention has layers 0..%d", layer,

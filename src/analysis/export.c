@@ -40,9 +40,7 @@ json_t *av_stats_json(const av_trace *t, av_attn_kind kind, const av_head_stats 
     json_t *o = json_object();
     if (!o) return NULL;
     const char *model = av_trace_meta(t, "model");
-    int n_heads = 0;
-    for (int k = 0; k < n_stats; k++)
-        if (stats[k].head + 1 > n_heads) n_heads = stats[k].head + 1;
+    int n_heads = av_trace_n_heads(t, kind);
     json_object_set_new(o, "format", json_string("attnviz-stats"));
     json_object_set_new(o, "version", json_string(AV_ANALYSIS_FORMAT_VERSION));
     json_object_set_new(o, "model", model ? json_string(model) : json_null());
@@ -59,7 +57,11 @@ json_t *av_stats_json(const av_trace *t, av_attn_kind kind, const av_head_stats 
         av_roles_from_stats(s, &r);
         json_t *h = json_object();
         json_object_set_new(h, "layer", json_integer(s->layer));
-        json_object_set_new(h, "head", json_integer(s->head));
+        json_object_set_new(h, "head",
+                            s->head >= 0               ? json_integer(s->head) /* a reduction: */
+                            : s->head == AV_HEADS_MEAN ? json_string("mean")
+                            : s->head == AV_HEADS_MAX  ? json_string("max")
+                                                       : json_string("min"));
         json_object_set_new(h, "rows", json_integer(s->n_rows));
         json_object_set_new(h, "entropy", num(s->entropy));
         json_object_set_new(h, "entropy_norm", num(s->entropy_norm));

@@ -14,7 +14,7 @@
 #define AV_FLOW_EPS 1e-12
 
 av_flow_params av_flow_default_params(void) {
-    return (av_flow_params){AV_REDUCE_MEAN, 0.5f, 1, AV_FLOW_DEFAULT_MAX_WORK, 0};
+    return (av_flow_params){AV_REDUCE_MEAN, 0.5f, 1, AV_FLOW_DEFAULT_MAX_WORK, 0, NULL, NULL};
 }
 
 double av_flow_work(int n_layers, int T) {
@@ -151,19 +151,24 @@ typedef struct flow_job {
     const flow_graph *g;
     flow_work *work; /* (n_threads) */
     int n_layers, T;
-    float *out; /* (T, T) */
+    float *out;              /* (T, T) */
+    const av_flow_params *p; /* progress, or NULL */
 } flow_job;
 
 static void flow_rows(void *ctx, int tid, int64_t i0, int64_t i1) {
     const flow_job *j = ctx;
     flow_work *w = &j->work[tid];
-    for (int i = (int)i0; i < (int)i1; i++)
+    for (int i = (int)i0; i < (int)i1; i++) {
         for (int k = 0; k < j->T; k++)
             j->out[(size_t)i * (size_t)j->T + (size_t)k] =
                 (float)max_flow(j->g, w, j->n_layers * j->T + i, k);
+        if (tid == 0 && j->p && j->p->progress) /* the first thread's share stands for all */
+            j->p->progress(j->p->progress_ctx, (int)(i + 1 - i0), (int)(i1 - i0));
+    }
 }
 
-static int flow_run(float *const *a, int n_layers, int T, int n_threads, float *out, av_err *err) {
+static int flow_run(float *const *a, int n_layers, int T, int n_threads, const av_flow_params *p, float *out,
+                    av_err *err) {
     flow_graph g;
     if (build_graph(a, n_layers, T, &g, err)) {
         free_graph(&g);
@@ -184,7 +189,7 @@ static int flow_run(float *const *a, int n_layers, int T, int n_threads, float *
             memcpy(work[k].edges, g.edges, sizeof(flow_edge) * (size_t)g.n_edges);
     }
     if (!rc) {
-        flow_job job = {&g, work, n_layers, T, out};
+        flow_job job = {&g, work, n_layers, T, out, p};
         av_parallel_for(n_threads, T, flow_rows, &job);
     }
     for (int k = 0; work && k < n_threads; k++) {
@@ -225,7 +230,7 @@ int av_flow_mats(const float *const *layers, int n_layers, int T, float residual
         else
             av_an_residual(layers[l], T, residual, a[l]);
     }
-    if (!rc) rc = flow_run(a, n_layers, T, 0, out, err);
+    if (!rc) rc = flow_run(a, n_layers, T, 0, NULL, out, err);
     av_an_free_layers(a, n_layers);
     return rc;
 }
@@ -245,7 +250,7 @@ int av_flow_trace(const av_trace *t, av_attn_kind kind, const av_flow_params *p,
     if (av_an_fused_layers(t, kind, p->fusion, &mats, &L, &nq, &nk, err)) return -1;
     for (int l = 0; l < L; l++)
         av_an_residual(mats[l], nq, p->residual, mats[l]);
-    int rc = flow_run(mats, L, nq, p->n_threads, out, err);
+    int rc = flow_run(mats, L, nq, p->n_threads, p, out, err);
     av_an_free_layers(mats, L);
     if (!rc && p->normalize) av_an_rownorm(out, nq, nq);
     return rc;

@@ -44,6 +44,129 @@ uint8_t av_token_class(const char *label) {
     return AV_TOKCLASS_PUNCT;
 }
 
+/* The sums of one head's statistics over its rows. Whether the layer is causal (nothing above the diagonal)
+ * is known only after every row of every head, so row 0 is kept apart and the normalized statistics (which
+ * depend on the keys a row sees) are summed both ways: [0] all keys visible, [1] keys 0..i. */
+typedef struct stats_acc {
+    double ent, dist, first, self, prev, spec, punct, fnorm, row0_first, row0_self;
+    double entn[2], unif[2], row0[8]; /* row0: ent, dist, spec, punct, fnorm, entn, unif (full keys) */
+    int rows, rows_prev, rows_fnorm, rows_entn[2], row0_fnorm;
+} stats_acc;
+
+/* entn and unif of a row of entropy H over `visible` keys (u = sum_j min(a_j, 1/visible)). */
+static void normalized(double H, double u, int visible, double *entn, double *unif, int *rows) {
+    if (visible <= 1) return;
+    *entn += H / log((double)visible);
+    *unif += (u - 1.0 / visible) / (1.0 - 1.0 / visible);
+    (*rows)++;
+}
+
+/* Adds query row i (a: n_key weights) to s; *above: set when a weight lies above the diagonal. */
+static void acc_row(stats_acc *s, const float *a, int i, int n_key, int positional, const uint8_t *key_class,
+                    const float *vn, int *above) {
+    double H = 0, d = 0, sp = 0, pu = 0, u_full = 0, u_causal = 0, weighted = 0;
+    int vis_causal = i + 1 < n_key ? i + 1 : n_key;
+    for (int j = 0; j < n_key; j++) {
+        double x = a[j];
+        if (x > 0) H -= x * log(x);
+        d += x * fabs((double)(i - j));
+        u_full += x < 1.0 / n_key ? x : 1.0 / n_key;
+        if (j < vis_causal) u_causal += x < 1.0 / vis_causal ? x : 1.0 / vis_causal;
+        if (j > i && x != 0) *above = 1;
+        if (key_class && (key_class[j] & AV_TOKCLASS_SPECIAL)) sp += x;
+        if (key_class && (key_class[j] & AV_TOKCLASS_PUNCT)) pu += x;
+        if (vn) weighted += x * vn[j];
+    }
+    double fn = vn && weighted > 0 ? (double)a[0] * vn[0] / weighted : 0;
+    if (i == 0) { /* kept apart: left out when the layer turns out causal */
+        int r = 0;
+        double e[2] = {0, 0}, un[2] = {0, 0};
+        normalized(H, u_full, n_key, &e[0], &un[0], &r);
+        double v[8] = {H, d, sp, pu, fn, e[0], un[0], r};
+        memcpy(s->row0, v, sizeof v);
+        s->row0_first = a[0];
+        s->row0_self = positional && n_key > 0 ? a[0] : 0;
+        s->row0_fnorm = vn && weighted > 0;
+        return;
+    }
+    s->rows++;
+    s->ent += H;
+    s->dist += d;
+    s->first += a[0];
+    if (positional && i < n_key) s->self += a[i];
+    if (positional && i - 1 < n_key) s->prev += a[i - 1], s->rows_prev++;
+    s->spec += sp;
+    s->punct += pu;
+    normalized(H, u_full, n_key, &s->entn[0], &s->unif[0], &s->rows_entn[0]);
+    normalized(H, u_causal, vis_causal, &s->entn[1], &s->unif[1], &s->rows_entn[1]);
+    if (vn && weighted > 0) s->fnorm += fn, s->rows_fnorm++;
+}
+
+/* The means of s: causal layers leave row 0 out (unless it is the only row). */
+static void acc_finish(stats_acc *s, int layer, int head, int positional, int causal, int has_class,
+                       int has_vnorm, av_head_stats *out) {
+    int c = causal ? 1 : 0;
+    if (!causal || s->rows == 0) { /* row 0 counts */
+        s->rows++;
+        s->ent += s->row0[0], s->dist += s->row0[1], s->spec += s->row0[2], s->punct += s->row0[3];
+        s->first += s->row0_first, s->self += s->row0_self;
+        s->entn[c] += s->row0[5], s->unif[c] += s->row0[6], s->rows_entn[c] += (int)s->row0[7];
+        if (s->row0_fnorm) s->fnorm += s->row0[4], s->rows_fnorm++;
+    }
+    int rows = s->rows, re = s->rows_entn[c];
+    *out = (av_head_stats){.layer = layer,
+                           .head = head,
+                           .n_rows = rows,
+                           .entropy = s->ent / rows,
+                           .entropy_norm = re ? s->entn[c] / re : NAN,
+                           .distance = positional ? s->dist / rows : NAN,
+                           .first = s->first / rows,
+                           .self = positional ? s->self / rows : NAN,
+                           .prev = positional && s->rows_prev ? s->prev / s->rows_prev : NAN,
+                           .special = has_class ? s->spec / rows : NAN,
+                           .punct = has_class ? s->punct / rows : NAN,
+                           .uniformity = re ? s->unif[c] / re : NAN,
+                           .first_norm = has_vnorm && s->rows_fnorm ? s->fnorm / s->rows_fnorm : NAN};
+}
+
+/* Rows of one head come from read(ctx, head, q0, n, out (n, n_key)); all heads of the layer share the
+ * causality decision. */
+typedef int (*rows_fn)(void *ctx, int head, int q0, int n, float *out, av_err *err);
+
+enum { STATS_BLOCK = 64 }; /* query rows read at a time */
+
+static int stats_layer(rows_fn read, void *ctx, int n_heads, int n_query, int n_key, int layer,
+                       int positional, const uint8_t *key_class, const float *vnorm, av_head_stats *out,
+                       av_err *err) {
+    if (n_heads <= 0 || n_query <= 0 || n_key <= 0) return av_errf(err, "empty attention layer");
+    stats_acc *acc = calloc((size_t)n_heads, sizeof *acc);
+    float *rows = malloc(sizeof(float) * STATS_BLOCK * (size_t)n_key); /* (STATS_BLOCK, n_key) */
+    int above = !positional || n_query != n_key, rc = 0;
+    if (!acc || !rows) rc = av_errf(err, "out of memory");
+    for (int h = 0; !rc && h < n_heads; h++) {
+        const float *vn = vnorm ? vnorm + (size_t)h * (size_t)n_key : NULL; /* (n_key) */
+        for (int q0 = 0; !rc && q0 < n_query; q0 += STATS_BLOCK) {
+            int n = n_query - q0 < STATS_BLOCK ? n_query - q0 : STATS_BLOCK;
+            if ((rc = read(ctx, h, q0, n, rows, err))) break;
+            for (int i = 0; i < n; i++)
+                acc_row(&acc[h], rows + (size_t)i * (size_t)n_key, q0 + i, n_key, positional, key_class, vn,
+                        &above);
+        }
+    }
+    for (int h = 0; !rc && h < n_heads; h++)
+        acc_finish(&acc[h], layer, h, positional, !above, key_class != NULL, vnorm != NULL, &out[h]);
+    free(acc);
+    free(rows);
+    return rc;
+}
+
+static int view_rows(void *ctx, int head, int q0, int n, float *out, av_err *err) {
+    const av_attn_view *v = ctx;
+    memcpy(out, v->data + ((size_t)head * (size_t)v->n_query + (size_t)q0) * (size_t)v->n_key,
+           sizeof(float) * (size_t)n * (size_t)v->n_key);
+    return 0;
+}
+
 int av_attn_is_causal(const av_attn_view *v) {
     if (v->n_query != v->n_key) return 0;
     size_t plane = (size_t)v->n_query * (size_t)v->n_key;
@@ -56,65 +179,34 @@ int av_attn_is_causal(const av_attn_view *v) {
 
 int av_head_stats_layer(const av_attn_view *v, int layer, int positional, const uint8_t *key_class,
                         const float *vnorm, av_head_stats *out, av_err *err) {
-    if (v->n_heads <= 0 || v->n_query <= 0 || v->n_key <= 0) return av_errf(err, "empty attention layer");
-    int causal = positional && av_attn_is_causal(v);
-    int row0 = causal && v->n_query > 1 ? 1 : 0; /* a 1-token causal layer keeps its only row */
-    size_t plane = (size_t)v->n_query * (size_t)v->n_key;
-    for (int h = 0; h < v->n_heads; h++) {
-        const float *A = v->data + (size_t)h * plane;                          /* (n_query, n_key) */
-        const float *vn = vnorm ? vnorm + (size_t)h * (size_t)v->n_key : NULL; /* (n_key) */
-        double ent = 0, entn = 0, dist = 0, first = 0, self = 0, prev = 0, spec = 0, punct = 0, unif = 0,
-               fnorm = 0;
-        int rows = 0, rows_entn = 0, rows_prev = 0, rows_fnorm = 0;
-        for (int i = row0; i < v->n_query; i++) {
-            const float *a = A + (size_t)i * (size_t)v->n_key;
-            int visible = causal ? i + 1 : v->n_key;
-            double H = 0, d = 0, s_spec = 0, s_punct = 0, u = 0, weighted = 0;
-            for (int j = 0; j < visible; j++) {
-                double x = a[j];
-                if (x > 0) H -= x * log(x);
-                d += x * fabs((double)(i - j));
-                u += x < 1.0 / visible ? x : 1.0 / visible;
-                if (key_class && (key_class[j] & AV_TOKCLASS_SPECIAL)) s_spec += x;
-                if (key_class && (key_class[j] & AV_TOKCLASS_PUNCT)) s_punct += x;
-                if (vn) weighted += x * vn[j];
-            }
-            rows++;
-            ent += H;
-            if (visible > 1) { /* normalized: 0 for a one-hot row, 1 for a uniform one */
-                entn += H / log((double)visible);
-                unif += (u - 1.0 / visible) / (1.0 - 1.0 / visible);
-                rows_entn++;
-            }
-            dist += d;
-            first += a[0];
-            if (positional && i < v->n_key) self += a[i];
-            if (positional && i >= 1 && i - 1 < v->n_key) {
-                prev += a[i - 1];
-                rows_prev++;
-            }
-            spec += s_spec;
-            punct += s_punct;
-            if (vn && weighted > 0) {
-                fnorm += (double)a[0] * vn[0] / weighted;
-                rows_fnorm++;
-            }
-        }
-        av_head_stats *s = &out[h];
-        s->layer = layer;
-        s->head = h;
-        s->n_rows = rows;
-        s->entropy = ent / rows;
-        s->entropy_norm = rows_entn ? entn / rows_entn : NAN;
-        s->distance = positional ? dist / rows : NAN;
-        s->first = first / rows;
-        s->self = positional ? self / rows : NAN;
-        s->prev = positional && rows_prev ? prev / rows_prev : NAN;
-        s->special = key_class ? spec / rows : NAN;
-        s->punct = key_class ? punct / rows : NAN;
-        s->uniformity = rows_entn ? unif / rows_entn : NAN;
-        s->first_norm = rows_fnorm ? fnorm / rows_fnorm : NAN;
-    }
+    return stats_layer(view_rows, (void *)v, v->n_heads, v->n_query, v->n_key, layer, positional, key_class,
+                       vnorm, out, err);
+}
+
+/* Rows of a trace's layer through the tile API (exact cells): recomputed for lazy traces, never a whole
+ * layer in memory. */
+typedef struct trace_rows {
+    const av_trace *t;
+    av_attn_kind kind;
+    int layer, n_key, head, exclude_first;
+} trace_rows;
+
+static int tile_rows(void *ctx, int head, int q0, int n, float *out, av_err *err) {
+    const trace_rows *r = ctx;
+    av_tile_params p = {r->kind,
+                        r->layer,
+                        r->head == AV_STATS_EVERY_HEAD ? head : r->head,
+                        q0,
+                        q0 + n,
+                        0,
+                        r->n_key,
+                        n,
+                        r->n_key,
+                        AV_POOL_MAX,
+                        r->exclude_first};
+    if (av_trace_attn_tile_ex(r->t, &p, out, err)) return -1;
+    for (int i = 0; r->exclude_first && i < n; i++) /* renormalized over keys 1..: the first weighs 0 */
+        out[(size_t)i * (size_t)r->n_key] = 0;
     return 0;
 }
 
@@ -159,42 +251,58 @@ static uint8_t *key_classes(const av_trace *t, av_attn_kind kind, int n_key) {
     return cls;
 }
 
+av_stats_params av_stats_default_params(void) {
+    av_stats_params p = {-1, AV_STATS_EVERY_HEAD, 0, NULL, NULL};
+    return p;
+}
+
 int av_trace_head_stats(const av_trace *t, av_attn_kind kind, int layer, av_head_stats **out, int *n_out,
                         av_err *err) {
+    av_stats_params p = av_stats_default_params();
+    p.layer = layer;
+    return av_trace_head_stats_ex(t, kind, &p, out, n_out, err);
+}
+
+/* The value norms of layer l for the entries of one layer: every head's (n_heads, n_key), one head's (n_key),
+ * or NULL (cross-attention, reductions over heads, traces without them). */
+static const float *layer_vnorm(const av_trace *t, av_attn_kind kind, int l, int head, int H, int nk) {
+    av_tensor vn;
+    if (kind != AV_ATTN_SELF || av_trace_vnorm(t, l, &vn, NULL) || vn.dtype != AV_DTYPE_F32 || vn.ndim != 2 ||
+        vn.shape[0] != H || vn.shape[1] != nk)
+        return NULL;
+    if (head == AV_STATS_EVERY_HEAD) return vn.data;
+    return head >= 0 ? (const float *)vn.data + (size_t)head * (size_t)nk : NULL;
+}
+
+int av_trace_head_stats_ex(const av_trace *t, av_attn_kind kind, const av_stats_params *p,
+                           av_head_stats **out, int *n_out, av_err *err) {
     *out = NULL;
     *n_out = 0;
-    int L = av_trace_n_layers(t, kind);
+    int L = av_trace_n_layers(t, kind), H = av_trace_n_heads(t, kind), nq = av_trace_n_query(t, kind),
+        nk = av_trace_n_key(t, kind);
     if (L == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
-    if (layer >= L)
-        return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", layer,
+    if (p->layer >= L)
+        return av_errf(err, "layer %d is out of range: the trace has %s layers 0..%d", p->layer,
                        av_attn_kind_name(kind), L - 1);
-    int l0 = layer >= 0 ? layer : 0, l1 = layer >= 0 ? layer + 1 : L;
-    av_head_stats *all = NULL;
-    int n = 0;
-    for (int l = l0; l < l1; l++) {
-        av_attn_view v;
-        if (av_trace_attn(t, kind, l, &v, err)) goto fail;
-        av_head_stats *grown = realloc(all, sizeof *grown * (size_t)(n + v.n_heads));
-        if (!grown) {
-            av_errf(err, "out of memory");
-            goto fail;
-        }
-        all = grown;
-        uint8_t *cls = key_classes(t, kind, v.n_key);
-        av_tensor vn;
-        const float *vnorm = NULL;
-        if (kind == AV_ATTN_SELF && av_trace_vnorm(t, l, &vn, NULL) == 0 && vn.dtype == AV_DTYPE_F32 &&
-            vn.ndim == 2 && vn.shape[0] == v.n_heads && vn.shape[1] == v.n_key)
-            vnorm = vn.data;
-        int rc = av_head_stats_layer(&v, l, kind != AV_ATTN_CROSS, cls, vnorm, all + n, err);
-        free(cls);
-        if (rc) goto fail;
-        n += v.n_heads;
+    if (p->head >= H) return av_errf(err, "head %d is out of range: heads 0..%d", p->head, H - 1);
+    int l0 = p->layer >= 0 ? p->layer : 0, l1 = p->layer >= 0 ? p->layer + 1 : L;
+    int per = p->head == AV_STATS_EVERY_HEAD ? H : 1; /* entries per layer */
+    av_head_stats *all = calloc((size_t)(l1 - l0) * (size_t)per, sizeof *all);
+    uint8_t *cls = key_classes(t, kind, nk); /* (nk) or NULL */
+    int n = 0, rc = all ? 0 : av_errf(err, "out of memory");
+    for (int l = l0; !rc && l < l1; l++, n += per) {
+        trace_rows tr = {t, kind, l, nk, p->head, p->exclude_first};
+        rc = stats_layer(tile_rows, &tr, per, nq, nk, l, kind != AV_ATTN_CROSS, cls,
+                         layer_vnorm(t, kind, l, p->head, H, nk), all + n, err);
+        if (per == 1) all[n].head = p->head; /* the one entry stands for that head or reduction */
+        if (!rc && p->progress) p->progress(p->progress_ctx, l - l0 + 1, l1 - l0);
+    }
+    free(cls);
+    if (rc) {
+        free(all);
+        return -1;
     }
     *out = all;
     *n_out = n;
     return 0;
-fail:
-    free(all);
-    return -1;
 }

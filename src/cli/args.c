@@ -1,5 +1,6 @@
 /* Option parsing and error printing shared by the subcommands. */
 #include "cli.h"
+#include "core/core.h"
 
 #include "io/io.h"
 
@@ -7,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int cli_parse(int argc, char **argv, const cli_opt_spec *specs, int n_specs, cli_args *out, const char *cmd) {
     memset(out, 0, sizeof *out);
@@ -267,6 +269,226 @@ int cli_load_model(const cli_args *a, const char *cmd, av_model **out) {
     return 0;
 }
 
+/* ---- input of any size ---- */
+
+/* All of stdin, or the file at path, NUL-terminated; hint follows a file's error message. */
+static int read_input(const char *path, const char *hint, const char *cmd, char **out, size_t *n) {
+    av_err err = {{0}};
+    if (path) {
+        if (av_file_read_all(path, CLI_TEXT_MAX, out, n, &err))
+            return cli_failf(cmd, "%s%s", err.msg, hint) ? -1 : -1;
+        return 0;
+    }
+    av_buf b = {0};
+    char chunk[65536];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, stdin)) > 0 && b.n <= CLI_TEXT_MAX)
+        av_buf_put(&b, chunk, k);
+    if (ferror(stdin) || b.oom || b.n > CLI_TEXT_MAX) {
+        free(b.s);
+        return cli_failf(cmd, "cannot read the text from stdin (%s)",
+                         b.n > CLI_TEXT_MAX ? "more than 256 MiB" : "read error")
+                   ? -1
+                   : -1;
+    }
+    *out = b.s ? b.s : av_strdup("");
+    *n = b.n;
+    return *out ? 0 : -1;
+}
+
+int cli_get_text(const cli_args *a, const char *cmd, const char *name, const char *file_opt,
+                 int allow_positional, char **out) {
+    const char *v = cli_get(a, name), *file = file_opt ? cli_get(a, file_opt) : NULL;
+    *out = NULL;
+    if (!v && allow_positional && a->n_positional == 1) v = a->positional[0];
+    if (v && file) return cli_failf(cmd, "give either --%s or --%s, not both", name, file_opt) ? -1 : -1;
+    if (!v && !file) return 0;
+    size_t n = 0;
+    int rc = 0;
+    if (file)
+        rc = read_input(strcmp(file, "-") == 0 ? NULL : file, "", cmd, out, &n);
+    else if (strcmp(v, "-") == 0)
+        rc = read_input(NULL, "", cmd, out, &n);
+    else if (v[0] == '@' && v[1] != '@')
+        rc = read_input(v + 1, " (@FILE reads FILE; write '@@...' for a text that starts with '@')", cmd, out,
+                        &n);
+    else if (!(*out = av_strdup(v[0] == '@' ? v + 1 : v)))
+        rc = cli_failf(cmd, "out of memory") ? -1 : -1;
+    if (!rc && !*out) rc = -1;
+    if (!rc && n == 0 && **out == 0)
+        rc = cli_failf(cmd, "empty input: the %s is empty (give some text%s)", file ? "file" : "text",
+                       v && v[0] == '@' && v[1] != '@' ? ", or '@@...' for a text starting with '@'" : "")
+                 ? -1
+                 : -1;
+    if (!rc && strlen(*out) != n && (file || (v && (v[0] == '-' || (v[0] == '@' && v[1] != '@')))))
+        rc = cli_failf(cmd, "the input holds a NUL byte at offset %zu: not a text", strlen(*out)) ? -1 : -1;
+    if (rc) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* ---- the selection ---- */
+
+/* "mean", "max", "min" -> AV_HEADS_* (negative); 0 for anything else. */
+static int parse_reduce(const char *s) {
+    return strcmp(s, "mean") == 0  ? AV_HEADS_MEAN
+           : strcmp(s, "max") == 0 ? AV_HEADS_MAX
+           : strcmp(s, "min") == 0 ? AV_HEADS_MIN
+                                   : 0;
+}
+
+const char *cli_reduce_name(int head, char buf[16]) {
+    if (head == AV_HEADS_MEAN) return "mean";
+    if (head == AV_HEADS_MAX) return "max";
+    if (head == AV_HEADS_MIN) return "min";
+    snprintf(buf, 16, "%d", head);
+    return buf;
+}
+
+/* An index or a reduction: "3", "-1" (from the end of n), "mean"; -1 after printing the error. */
+static int parse_index_or_reduce(const char *v, const char *opt, int n, const char *what, av_attn_kind kind,
+                                 const char *cmd, int *out) {
+    if (parse_reduce(v)) {
+        *out = parse_reduce(v);
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end)
+        return cli_failf(cmd, "--%s must be a %s index, mean, max or min, got '%s'", opt, what, v) ? -1 : -1;
+    if (x < 0) x += n;
+    if (x < 0 || x >= n)
+        return cli_failf(cmd, "--%s %s is out of range: the trace has %s %ss 0..%d (or -%d..-1)", opt, v,
+                         av_attn_kind_name(kind), what, n - 1, n)
+                   ? -1
+                   : -1;
+    *out = (int)x;
+    return 0;
+}
+
+/* "A:B" against n tokens into [*lo, *hi); either end may be left out, negative counts from the end. */
+static int parse_range(const char *v, const char *opt, int n, const char *cmd, int *lo, int *hi) {
+    const char *colon = strchr(v, ':');
+    long x[2] = {0, n};
+    for (int i = 0; colon && i < 2; i++) {
+        const char *s = i ? colon + 1 : v, *stop = i ? v + strlen(v) : colon;
+        if (s == stop) continue;
+        char *end;
+        errno = 0;
+        x[i] = strtol(s, &end, 10);
+        if (errno || end != stop)
+            colon = NULL;
+        else if (x[i] < 0)
+            x[i] += n;
+    }
+    if (!colon)
+        return cli_failf(cmd, "--%s must be A:B (tokens A..B-1; A or B may be left out), got '%s'", opt, v)
+                   ? -1
+                   : -1;
+    if (x[0] < 0 || x[1] > n || x[0] >= x[1])
+        return cli_failf(cmd, "--%s %s is empty or outside the %d tokens 0..%d", opt, v, n, n - 1) ? -1 : -1;
+    *lo = (int)x[0];
+    *hi = (int)x[1];
+    return 0;
+}
+
+int cli_get_sel(const cli_args *a, const char *cmd, const av_trace *t, av_attn_kind kind, int def_head,
+                cli_sel *s) {
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->n_layers = av_trace_n_layers(t, kind);
+    s->n_heads = av_trace_n_heads(t, kind);
+    s->n_query = av_trace_n_query(t, kind);
+    s->n_key = av_trace_n_key(t, kind);
+    if (s->n_layers == 0)
+        return cli_failf(cmd, "the trace has no '%s' attention", av_attn_kind_name(kind)) ? -1 : -1;
+    const char *layer = cli_get(a, "layer"), *head = cli_get(a, "head"), *pool = cli_get(a, "pool");
+    s->head = def_head;
+    if (layer && parse_index_or_reduce(layer, "layer", s->n_layers, "layer", kind, cmd, &s->layer)) return -1;
+    if (s->layer < 0) s->layer_reduce = s->layer, s->layer = -1;
+    if (head && parse_index_or_reduce(head, "head", s->n_heads, "head", kind, cmd, &s->head)) return -1;
+    s->exclude_first = cli_has(a, "exclude-first");
+    int off = s->exclude_first ? 1 : 0;
+    s->q0 = s->k0 = off;
+    s->q1 = s->n_query;
+    s->k1 = s->n_key;
+    if ((cli_get(a, "rows") && parse_range(cli_get(a, "rows"), "rows", s->n_query, cmd, &s->q0, &s->q1)) ||
+        (cli_get(a, "cols") && parse_range(cli_get(a, "cols"), "cols", s->n_key, cmd, &s->k0, &s->k1)))
+        return -1;
+    s->window_given = cli_has(a, "rows") || cli_has(a, "cols");
+    if (off && (s->q0 < off || s->k0 < off)) { /* the first token is left out of any window */
+        s->q0 = s->q0 < off ? off : s->q0;
+        s->k0 = s->k0 < off ? off : s->k0;
+        if (s->q0 >= s->q1 || s->k0 >= s->k1)
+            return cli_failf(cmd, "--exclude-first leaves no token in the window") ? -1 : -1;
+    }
+    s->pool = AV_POOL_MAX;
+    s->pool_given = pool != NULL;
+    if (pool && strcmp(pool, "max") != 0 && strcmp(pool, "mean") != 0)
+        return cli_failf(cmd, "--pool must be max or mean, got '%s'", pool) ? -1 : -1;
+    if (pool) s->pool = strcmp(pool, "mean") == 0 ? AV_POOL_MEAN : AV_POOL_MAX;
+    return 0;
+}
+
+/* --head of the step views (which need no attention to run): an index, mean (default) or max. */
+int cli_get_steps_head(const cli_args *a, const char *cmd, int *out) {
+    const char *h = cli_get(a, "head");
+    *out = AV_HEADS_MEAN;
+    if (!h || strcmp(h, "mean") == 0) return 0;
+    if (strcmp(h, "max") == 0) {
+        *out = AV_HEADS_MAX;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(h, &end, 10);
+    if (errno || end == h || *end || v < 0 || v > 65535)
+        return cli_failf(cmd, "--steps: --head must be a head index, mean or max, got '%s'", h) ? -1 : -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* ---- progress ---- */
+
+void cli_progress_start(cli_progress *p, const cli_args *a, const char *cmd) {
+    memset(p, 0, sizeof *p);
+    p->on = cli_has(a, "progress") || isatty(2);
+    p->t0 = p->last = av_seconds();
+    p->cmd = cmd;
+}
+
+void cli_progress_show(cli_progress *p, double fraction, const char *what) {
+    double now = av_seconds();
+    if (!p->on || (now - p->last < 0.25 && fraction < 1)) return;
+    p->last = now;
+    char left[48] = "";
+    double el = now - p->t0;
+    if (fraction > 0.01 && fraction < 1) {
+        double s = el * (1 - fraction) / fraction;
+        if (s >= 60)
+            snprintf(left, sizeof left, " · %dm%02ds left", (int)(s / 60), (int)s % 60);
+        else
+            snprintf(left, sizeof left, " · %.0fs left", s);
+    }
+    fprintf(stderr, "\r\033[Kattnviz %s: %s %3.0f%%%s", p->cmd, what, 100 * fraction, left);
+    fflush(stderr);
+    p->shown = 1;
+}
+
+void cli_progress_end(cli_progress *p) {
+    if (p->shown) fputs("\r\033[K", stderr);
+    p->shown = 0;
+}
+
+void cli_progress_run(void *ctx, const av_progress *pr) {
+    char what[96];
+    snprintf(what, sizeof what, "layer %d/%d, %d/%d tokens", pr->layer + 1, pr->n_layers, pr->tokens,
+             pr->n_tokens);
+    cli_progress_show(ctx, pr->total > 0 ? pr->done / pr->total : 0, what);
+}
 int cli_parse_ids(const char *spec, int32_t **out, size_t *n, av_err *err) {
     *out = NULL;
     *n = 0;

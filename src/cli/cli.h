@@ -99,6 +99,92 @@ int cli_daam_wanted(const cli_args *a, const av_trace *t);
 /* --word, the ranges and --cmap into p (dpi 150); -1 after printing the error. */
 int cli_daam_params(const cli_args *a, const char *cmd, av_daam_plot_params *p);
 
+/* ---- input of any size ---- */
+
+#define CLI_TEXT_MAX ((size_t)256 << 20) /* the largest text read from a file or stdin */
+
+/* The text given by option `name` (or, with allow_positional, a lone positional argument) or read from the
+ * file named by option `file_opt` (may be NULL): "TEXT" as given, "-" reads stdin, "@PATH" reads PATH
+ * ("@@..." is the literal text "@..."). *out is malloc'd; NULL (and 0 returned) when none is given. Empty
+ * text, two sources at once or an unreadable file: -1 after printing the error. */
+int cli_get_text(const cli_args *a, const char *cmd, const char *name, const char *file_opt,
+                 int allow_positional, char **out);
+
+/* ---- one selection vocabulary for show, render, html and stats ----
+ * --kind K, --layer L|mean|max|min (negative L counts from the end), --head H|mean|max|min, --exclude-first,
+ * --rows A:B and --cols C:D (half-open token ranges; A or B may be left out; negative counts from the end),
+ * --pool max|mean (how cells covering several tokens are pooled). */
+#define CLI_SELECTION_OPTS                                                                                   \
+    {"kind", 1, "K          attention kind: self, enc, dec or cross (default: the first present)"},          \
+        {"layer", 1, "L|mean|max|min  layer (negative counts from the end), or a reduction over layers"},    \
+        {"head", 1, "H|mean|max|min  head index or reduction over heads"},                                   \
+        {"exclude-first", 0,                                                                                 \
+         "  leave out the first (sink) token, as query and key; rows renormalized to 1"},                    \
+        {"rows", 1, "A:B        query tokens A..B-1 only (a zoomed window; A or B may be left out)"},        \
+        {"cols", 1, "C:D        key tokens C..D-1 only"}, {                                                  \
+        "pool", 1,                                                                                           \
+            "max|mean   pooling of cells that cover several tokens (default max; mean for --head mean "      \
+            "on a lazy trace's overview)"                                                                    \
+    }
+
+typedef struct cli_sel {
+    av_attn_kind kind;
+    int layer;        /* >= 0, or -1 with layer_reduce */
+    int layer_reduce; /* 0, or AV_HEADS_MEAN / MAX / MIN: a reduction over every layer */
+    int head;         /* >= 0 or AV_HEADS_MEAN / MAX / MIN */
+    int exclude_first;
+    int q0, q1, k0, k1; /* the token window [q0, q1) x [k0, k1), resolved against the trace */
+    int window_given;   /* --rows or --cols was given */
+    av_pool pool;
+    int pool_given;
+    int n_layers, n_heads, n_query, n_key; /* of the kind */
+} cli_sel;
+
+/* The selection options against a loaded trace (kind resolved by cli_load_trace); def_head is the head when
+ * --head is absent. Returns -1 after printing the error. */
+int cli_get_sel(const cli_args *a, const char *cmd, const av_trace *t, av_attn_kind kind, int def_head,
+                cli_sel *s);
+/* --head of the step views: an index, mean (default) or max; -1 after printing the error. */
+int cli_get_steps_head(const cli_args *a, const char *cmd, int *out);
+/* "mean", "max", "min" or the index, for titles. */
+const char *cli_reduce_name(int head, char buf[16]);
+
+/* ---- progress on stderr (a terminal, or --progress) ---- */
+
+typedef struct cli_progress {
+    int on; /* stderr is a terminal or --progress was given */
+    double t0, last;
+    int shown; /* a line is on the screen */
+    const char *cmd;
+} cli_progress;
+
+void cli_progress_start(cli_progress *p, const cli_args *a, const char *cmd);
+/* "attnviz CMD: <what> 43% · 3m10s left" at most 4 times a second (fraction in [0, 1]). */
+void cli_progress_show(cli_progress *p, double fraction, const char *what);
+/* Clears the line (call before printing results or errors). */
+void cli_progress_end(cli_progress *p);
+/* av_run_params.on_progress for a cli_progress (ctx). */
+void cli_progress_run(void *ctx, const av_progress *pr);
+
+/* ---- the matrix of a selection (selection.c) ---- */
+
+typedef struct cli_matrix {
+    float *data; /* (rows, cols) */
+    int rows, cols;
+    int pooled; /* cells cover several tokens */
+    av_pool pool;
+    char **row_labels, **col_labels; /* (rows), (cols): token labels, "a-b" for pooled cells */
+} cli_matrix;
+
+/* The selection's matrix in at most max_rows x max_cols cells: exact values when its window fits, else
+ * pooled (s->pool; the mean for the mean of heads when a lazy trace's overview answers it at once). prog
+ * (may be NULL) shows progress over layers. Returns -1 after printing the error. */
+int cli_sel_matrix(const av_trace *t, const cli_sel *s, int max_rows, int max_cols, cli_matrix *m,
+                   cli_progress *prog, const char *cmd);
+void cli_matrix_free(cli_matrix *m);
+/* "model · layer L · head H · queries a:b × keys c:d · first token excluded · max-pooled" */
+void cli_sel_title(const av_trace *t, const cli_sel *s, const cli_matrix *m, char *buf, size_t n);
+
 typedef struct cli_command {
     const char *name;
     const char *summary;

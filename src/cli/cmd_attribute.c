@@ -14,6 +14,7 @@ static const cli_opt_spec opts[] = {
     {"model", 1, "PATH      model: llama2.c .bin, .gguf, or Hugging Face directory (decoders, BERT)"},
     {"tokenizer", 1, "PATH  tokenizer file (default: from the model or next to it)"},
     {"text", 1, "TEXT       the source (the prompt; or give it as the last argument)"},
+    {"text-file", 1, "PATH  input text from a file ('-': stdin), of any size"},
     {"ids", 1, "LIST        source token ids instead of text: \"1,403,407\" or @file.json"},
     {"target", 1,
      "TEXT     target tokens after the source (default: the greedy continuation; BERT: the "
@@ -209,14 +210,15 @@ int cmd_attribute(int argc, char **argv) {
             "       attnviz attribute --model M --ids LIST [--target-ids LIST] ...",
             -1, &a, cmd, &early))
         return early;
-    const char *text = cli_get(&a, "text"), *out = cli_output(&a, "attribution.safetensors");
-    if (!text && a.n_positional == 1) text = a.positional[0];
+    const char *out = cli_output(&a, "attribution.safetensors");
+    char *text = NULL;
     av_model *m = NULL;
     av_trace *t = NULL;
     av_err err = {{0}};
     long gen;
     progress pr = {0, isatty(2)};
     av_attr_params p = av_attr_default_params();
+    if (cli_get_text(&a, cmd, "text", "text-file", 1, &text)) goto done;
     if (!text == !cli_get(&a, "ids") || (cli_get(&a, "target-ids") && !cli_get(&a, "ids")) ||
         (cli_get(&a, "target") && !text)) {
         cli_failf(cmd,
@@ -242,6 +244,7 @@ int cmd_attribute(int argc, char **argv) {
     fprintf(stderr, "attnviz attribute: %d tokens -> %s (%.3f s)\n", av_trace_n_tokens(t), out, t1 - t0);
     rc = 0;
 done:
+    free(text);
     av_trace_free(t);
     av_model_free(m);
     cli_args_free(&a);

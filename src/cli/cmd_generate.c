@@ -9,7 +9,12 @@
 static const cli_opt_spec opts[] = {
     {"model", 1, "PATH      model: llama2.c .bin, .gguf, or Hugging Face directory"},
     {"tokenizer", 1, "PATH  tokenizer file (default: from the model or next to it)"},
-    {"prompt", 1, "TEXT     text to continue, or for a translator the source (default: start from BOS)"},
+    {"prompt", 1,
+     "TEXT     text to continue, or for a translator the source (default: start from BOS); '-' "
+     "reads stdin, '@FILE' reads FILE ('@@' for a leading '@')"},
+    {"prompt-file", 1, "PATH  the prompt from a file ('-': stdin), of any size"},
+    {"text", 1, "TEXT       same as --prompt"},
+    {"text-file", 1, "PATH  same as --prompt-file"},
     CLI_CHAT_OPTS,
     {"steps", 1, "N          tokens to produce at most (default 64; fewer when the context is full)"},
     {"temperature", 1, "T   sampling temperature (default 0: greedy)"},
@@ -97,7 +102,8 @@ int cmd_generate(int argc, char **argv) {
     cli_args a;
     int early;
     if (cli_start(argc, argv, opts, N_OPTS,
-                  "usage: attnviz generate --model PATH [--prompt TEXT | --chat messages.json] [--steps N] "
+                  "usage: attnviz generate --model PATH [--prompt TEXT|-|@FILE | --prompt-file PATH | --chat "
+                  "messages.json] [--steps N] "
                   "[--temperature T "
                   "--top-k K --top-p P --min-p P --seed N] [--stop TEXT]... [-o trace.safetensors]\n",
                   0, &a, cmd, &early))
@@ -107,10 +113,18 @@ int cmd_generate(int argc, char **argv) {
     av_trace *t = NULL;
     av_err err = {{0}};
     av_generate_params p = av_generate_default_params();
-    const char **stops = NULL, *prompt = cli_get(&a, "prompt");
-    char *chat = NULL;
+    const char **stops = NULL, *prompt = NULL;
+    char *chat = NULL, *given = NULL;
     p.n_stop = cli_get_all(&a, "stop", &stops);
     p.stop = stops;
+    int alias = cli_has(&a, "text") || cli_has(&a, "text-file");
+    if (alias && (cli_has(&a, "prompt") || cli_has(&a, "prompt-file"))) {
+        cli_failf(cmd, "give the prompt once: --prompt (--prompt-file) or --text (--text-file)");
+        goto done;
+    }
+    if (cli_get_text(&a, cmd, alias ? "text" : "prompt", alias ? "text-file" : "prompt-file", 0, &given))
+        goto done;
+    prompt = given;
     if (prompt && cli_has(&a, "chat")) {
         cli_failf(cmd, "give either --chat or --prompt, not both");
         goto done;
@@ -143,6 +157,7 @@ int cmd_generate(int argc, char **argv) {
     print_summary(t, out);
     rc = 0;
 done:
+    free(given);
     free(chat);
     free(stops);
     av_trace_free(t);

@@ -21,6 +21,24 @@ static void print_size(const char *label, double bytes) {
     printf("%-14s %.1f %s\n", label, bytes, unit);
 }
 
+/* One line per attention kind: layers x heads, queries x keys, and how it is stored; returns the bytes the
+ * kind's matrices take (or would take, for a lazy kind) as F32. */
+static double info_kind(const av_trace *t, av_attn_kind k) {
+    int L = av_trace_n_layers(t, k), H = av_trace_n_heads(t, k), nq = av_trace_n_query(t, k),
+        nk = av_trace_n_key(t, k), R, C;
+    av_trace_overview_cells(t, k, &R, &C);
+    av_qk_view qk;
+    char how[160] = "";
+    if (av_trace_is_lazy(t) && av_trace_qk(t, k, 0, &qk, NULL) == 0)
+        snprintf(how, sizeof how, "; lazy: queries/keys of %lld dims stored, rows recomputed%s",
+                 (long long)qk.q.shape[2], R ? "" : ", no overview");
+    else if (av_trace_qk(t, k, 0, &qk, NULL) == 0)
+        snprintf(how, sizeof how, "; queries/keys kept (neuron view)");
+    printf("%-14s %d layers x %d heads, %d queries x %d keys%s\n", av_attn_kind_name(k), L, H, nq, nk, how);
+    if (R) printf("%-14s %s: max and mean over %d x %d cells of every head\n", "", "overview", R, C);
+    return (double)L * H * nq * nk * 4.0;
+}
+
 static int info_trace(const av_trace *t, const char *path, int list_tokens) {
     const char *keys[] = {"model", "arch", "model_format", "version", "created_by", "patch_grid"};
     printf("%-14s %s\n", "trace", path);
@@ -29,17 +47,9 @@ static int info_trace(const av_trace *t, const char *path, int list_tokens) {
     int n = av_trace_n_tokens(t);
     printf("%-14s %d\n", "tokens", n);
     double attn_bytes = 0;
-    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
-        int L = av_trace_n_layers(t, (av_attn_kind)k);
-        if (!L) continue;
-        av_attn_view v;
-        av_err err = {{0}};
-        if (av_trace_attn(t, (av_attn_kind)k, 0, &v, &err)) return cli_fail("info", &err);
-        printf("%-14s %d layers x %d heads, %d queries x %d keys\n", av_attn_kind_name((av_attn_kind)k), L,
-               v.n_heads, v.n_query, v.n_key);
-        attn_bytes += (double)L * v.n_heads * v.n_query * v.n_key * 4.0;
-    }
-    print_size("attention", attn_bytes);
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        if (av_trace_n_layers(t, (av_attn_kind)k)) attn_bytes += info_kind(t, (av_attn_kind)k);
+    print_size(av_trace_is_lazy(t) ? "as matrices" : "attention", attn_bytes);
     struct stat st;
     if (stat(path, &st) == 0) print_size("file", (double)st.st_size);
     av_tensor lg;

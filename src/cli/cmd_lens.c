@@ -7,7 +7,8 @@
 static const cli_opt_spec opts[] = {
     {"model", 1, "PATH      model: llama2.c .bin, .gguf, or Hugging Face directory (decoders, BERT)"},
     {"tokenizer", 1, "PATH  tokenizer file (default: from the model or next to it)"},
-    {"text", 1, "TEXT       input text (or give it as the last argument)"},
+    {"text", 1, "TEXT       input text ('-': stdin, @FILE: a file; or give it as the last argument)"},
+    {"text-file", 1, "PATH  input text from a file ('-': stdin), of any size"},
     {"ids", 1, "LIST        token ids instead of text: \"1,403,407\" or @file.json"},
     {"k", 1, "N           top tokens kept per layer and position (default 5)"},
     {"lazy", 0, "            store the attention lazily (queries/keys; long inputs)"},
@@ -26,9 +27,8 @@ int cmd_lens(int argc, char **argv) {
                   "usage: attnviz lens --model M --text TEXT [--k 5] [-o lens.safetensors]", -1, &a, cmd,
                   &early))
         return early;
-    const char *text = cli_get(&a, "text"), *ids_spec = cli_get(&a, "ids"),
-               *out = cli_output(&a, "lens.safetensors");
-    if (!text && a.n_positional == 1) text = a.positional[0];
+    const char *ids_spec = cli_get(&a, "ids"), *out = cli_output(&a, "lens.safetensors");
+    char *text = NULL;
     av_model *m = NULL;
     av_trace *t = NULL;
     av_err err = {{0}};
@@ -36,6 +36,7 @@ int cmd_lens(int argc, char **argv) {
     size_t n = 0;
     long k;
     av_lens_params p = av_lens_default_params();
+    if (cli_get_text(&a, cmd, "text", "text-file", 1, &text)) goto done;
     if (!text == !ids_spec) {
         cli_failf(cmd, "give either --text TEXT or --ids LIST");
         goto done;
@@ -60,6 +61,7 @@ int cmd_lens(int argc, char **argv) {
             av_trace_n_tokens(t), av_model_get_info(m).n_layers, out, t1 - t0, out);
     rc = 0;
 done:
+    free(text);
     free(ids);
     av_trace_free(t);
     av_model_free(m);

@@ -104,7 +104,12 @@ static int run_t2i(av_model *m, const cli_args *a, const char *text, int n_threa
 static const cli_opt_spec opts[] = {
     {"model", 1, "PATH      model: llama2.c .bin, .gguf, or Hugging Face directory"},
     {"tokenizer", 1, "PATH  tokenizer file (default: from the model or next to it)"},
-    {"text", 1, "TEXT       input text (or give it as the last argument)"},
+    {"text", 1,
+     "TEXT       input text (or the last argument); '-' reads stdin, '@FILE' reads FILE ('@@' for a "
+     "leading '@')"},
+    {"text-file", 1, "PATH  input text from a file ('-': stdin), of any size"},
+    {"text-pair", 1,
+     "TEXT  BERT-family models: a second sentence ([CLS] text [SEP] pair [SEP], token types 0/1)"},
     {"ids", 1, "LIST        token ids instead of text: \"1,403,407\" or @file.json (a JSON array)"},
     CLI_CHAT_OPTS,
     {"output", 1, "PATH     trace file to write (default: trace.safetensors); also -o"},
@@ -114,6 +119,10 @@ static const cli_opt_spec opts[] = {
     {"logits", 0, "          also store the logits of every position"},
     {"lazy", 0,
      "            store queries/keys instead of T x T matrices (long inputs; see docs/TRACE_FORMAT.md)"},
+    {"overview", 1,
+     "N      lazy traces: pooled overview cells a side (default: 256 from 4096 tokens; 0: none)"},
+    {"keep-qk", 0, "         full traces: also store queries and keys (the viewer's neuron view)"},
+    {"progress", 0, "        show progress on stderr (default: only on a terminal)"},
     {"image", 1, "PATH     image models (ViT): a PNG or JPEG to classify; prints the top classes"},
     {"top", 1, "K           image models: how many classes to print (default 5)"},
     {"dump-pixels", 1,
@@ -142,8 +151,7 @@ int cmd_run(int argc, char **argv) {
                   "[--steps 25] [--guidance W]\n",
                   -1, &a, cmd, &early))
         return early;
-    const char *text = cli_get(&a, "text");
-    if (!text && a.n_positional == 1) text = a.positional[0];
+    char *text = NULL, *pair = NULL;
     const char *out = cli_output(&a, "trace.safetensors");
     const char *dtype = cli_get(&a, "dtype");
     av_run_params rp = av_run_default_params();
@@ -152,7 +160,13 @@ int cmd_run(int argc, char **argv) {
     av_trace *t = NULL;
     av_err err = {{0}};
     const char *ids_spec = cli_get(&a, "ids"), *image = cli_get(&a, "image"), *chat = cli_get(&a, "chat");
-    char *chat_text = NULL;
+    long overview;
+    cli_progress prog;
+    cli_progress_start(&prog, &a, cmd);
+    if (cli_get_text(&a, cmd, "text", "text-file", 1, &text) ||
+        cli_get_text(&a, cmd, "text-pair", NULL, 0, &pair) ||
+        cli_get_int(&a, "overview", -1, 0, 4096, &overview, cmd))
+        goto done;
     if (!text && !ids_spec && !image && !chat) {
         cli_failf(cmd, "no input: give --text TEXT, --chat FILE, --ids LIST or --image PATH");
         goto done;
@@ -169,6 +183,10 @@ int cmd_run(int argc, char **argv) {
         cli_failf(cmd, "give either --text or --ids, not both");
         goto done;
     }
+    if (pair && !text) {
+        cli_failf(cmd, "--text-pair is the second sentence of a pair: give the first with --text");
+        goto done;
+    }
     if (dtype && strcmp(dtype, "f32") != 0 && strcmp(dtype, "f16") != 0) {
         cli_failf(cmd, "--dtype must be f32 or f16, got '%s'", dtype);
         goto done;
@@ -177,12 +195,21 @@ int cmd_run(int argc, char **argv) {
     rp.add_bos = !cli_has(&a, "no-bos");
     rp.want_logits = cli_has(&a, "logits");
     rp.lazy = cli_has(&a, "lazy");
-    rp.output_path = out; /* full F32 traces are captured straight into this file */
+    rp.keep_qk = cli_has(&a, "keep-qk");
+    rp.pool_cells = overview < 0 ? 0 : overview == 0 ? -1 : (int)overview;
+    rp.output_path = out; /* full F32 traces (and lazy ones' queries/keys) go straight into this file */
+    rp.on_progress = cli_progress_run;
+    rp.on_progress_ctx = &prog;
+    if ((cli_has(&a, "overview") && !rp.lazy) || (rp.keep_qk && rp.lazy)) {
+        cli_failf(cmd, rp.lazy
+                           ? "--keep-qk is for full traces (a lazy trace keeps its queries and keys anyway)"
+                           : "--overview is for lazy traces (--lazy)");
+        goto done;
+    }
     if (cli_load_model(&a, cmd, &m)) goto done;
     if (chat) { /* the conversation as the model's template formats it; BOS as its runtime adds it */
         int add_special;
-        if (cli_chat_prompt(&a, cmd, chat, av_model_tokenizer(m), &chat_text, &add_special)) goto done;
-        text = chat_text;
+        if (cli_chat_prompt(&a, cmd, chat, av_model_tokenizer(m), &text, &add_special)) goto done;
         rp.add_bos = rp.add_bos && add_special;
     }
     double t0 = av_seconds();
@@ -190,6 +217,10 @@ int cmd_run(int argc, char **argv) {
     if ((cli_has(&a, "seed") || cli_has(&a, "guidance")) && family != AV_FAMILY_T2I) {
         cli_failf(cmd, "--seed and --guidance are for text-to-image models (this one is %s)",
                   av_family_name(family));
+        goto done;
+    }
+    if (pair && family != AV_FAMILY_BERT) {
+        cli_failf(cmd, "--text-pair is for BERT-family encoders (this model is %s)", av_family_name(family));
         goto done;
     }
     if (((cli_has(&a, "target") || cli_has(&a, "target-ids")) && family != AV_FAMILY_ENCDEC) ||
@@ -231,10 +262,12 @@ int cmd_run(int argc, char **argv) {
             cli_fail(cmd, &err);
             goto done;
         }
-    } else if (av_trace_from_text(m, text, &rp, &t, &err)) {
+    } else if (pair ? av_trace_from_text_pair(m, text, pair, &rp, &t, &err)
+                    : av_trace_from_text(m, text, &rp, &t, &err)) {
         cli_fail(cmd, &err);
         goto done;
     }
+    cli_progress_end(&prog);
     double t1 = av_seconds();
     if (av_trace_save(t, out, &err)) {
         cli_fail(cmd, &err);
@@ -246,7 +279,9 @@ int cmd_run(int argc, char **argv) {
             av_trace_n_tokens(t), info.n_layers, info.n_heads, out, t1 - t0, t2 - t1);
     rc = 0;
 done:
-    free(chat_text);
+    cli_progress_end(&prog);
+    free(text);
+    free(pair);
     av_trace_free(t);
     av_model_free(m);
     cli_args_free(&a);

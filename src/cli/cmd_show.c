@@ -1,22 +1,21 @@
-/* attnviz show: one head (or the mean/max/min over heads) of a trace as a terminal heatmap, or with --steps
- * the tokens with their probabilities, alternatives and attended tokens. */
+/* attnviz show: one head (or the mean/max/min over heads, or over layers) of a trace as a terminal heatmap;
+ * long traces are pooled to the terminal (a lazy trace's overview answers at once) or zoomed with --rows /
+ * --cols. With --steps, the tokens with their probabilities, alternatives and attended tokens. */
 #include "cli.h"
 #include "render/render.h"
 #include "trace/logprobs.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const cli_opt_spec opts[] = {
-    {"layer", 1, "L         layer to show (default 0; negative counts from the end)"},
-    {"head", 1, "H|mean|max|min  head index or reduction over heads (default mean)"},
-    {"kind", 1, "K          self, enc, dec or cross (default: the first present)"},
+    CLI_SELECTION_OPTS,
     {"cmap", 1, "NAME       viridis (default), magma or diverging"},
     {"log", 0, "             color on a log scale"},
     {"colors", 1, "MODE     auto (default), truecolor, 256 or none"},
     {"width", 1, "N        columns to use (default: the terminal's)"},
     {"height", 1, "N       rows to use (default: the terminal's)"},
+    {"progress", 0, "        show progress on stderr (default: only on a terminal)"},
     {"attr", 1, "METHOD     show the trace's attribution (occlusion, shapley, saliency, ixg, ig, attn-grad)"},
     {"lens", 0, "            show the trace's logit lens (layers x positions of top tokens)"},
     {"positions", 1, "A-B  --lens: the positions shown (default: the last ones that fit)"},
@@ -28,32 +27,6 @@ static const cli_opt_spec opts[] = {
     CLI_DAAM_OPTS,
     {"help", 0, "            show this help"},
 };
-
-/* Labels of n tokens: encoder-decoder kinds use the metadata lists (enc: source x source, dec: target x
- * target, cross: target rows x source columns), other kinds the trace tokens; NULL entries when they do not
- * fit. *meta receives the parsed JSON list (or NULL), which owns the strings. */
-static const char **token_labels(const av_trace *t, av_attn_kind kind, int n, int source_side,
-                                 json_t **meta) {
-    const char **labels = calloc((size_t)(n > 0 ? n : 1), sizeof *labels);
-    *meta = NULL;
-    if (!labels) return NULL;
-    const char *key = kind == AV_ATTN_ENC || (kind == AV_ATTN_CROSS && source_side) ? "source_tokens"
-                      : kind == AV_ATTN_DEC || kind == AV_ATTN_CROSS                ? "target_tokens"
-                                                                                    : NULL;
-    const char *text = key ? av_trace_meta(t, key) : NULL;
-    if (text) {
-        *meta = json_loads(text, 0, NULL);
-        if (json_is_array(*meta) && json_array_size(*meta) == (size_t)n) {
-            for (int i = 0; i < n; i++)
-                labels[i] = json_string_value(json_array_get(*meta, (size_t)i));
-            return labels;
-        }
-    }
-    int same = av_trace_n_tokens(t) == n && (kind == AV_ATTN_SELF || !source_side);
-    for (int i = 0; i < n; i++)
-        labels[i] = same ? av_trace_token(t, i) : NULL;
-    return labels;
-}
 
 static int parse_colors(const char *s, av_color_mode *out) {
     if (!s || !strcmp(s, "auto"))
@@ -87,21 +60,6 @@ static int show_attr_or_lens(const cli_args *a, const av_trace *t, av_color_mode
     return av_term_lens(stdout, t, &p, &err) ? cli_fail(cmd, &err) : 0;
 }
 
-/* --head for the step view: an index, mean or max. */
-static int parse_head(const char *h, int *out) {
-    char *end;
-    long v = h ? strtol(h, &end, 10) : 0;
-    if (!h || !strcmp(h, "mean"))
-        *out = AV_HEADS_MEAN;
-    else if (!strcmp(h, "max"))
-        *out = AV_HEADS_MAX;
-    else if (*end || end == h || v < 0 || v > 65535)
-        return -1;
-    else
-        *out = (int)v;
-    return 0;
-}
-
 /* attnviz show --steps (also a trace without attention, which has no heatmap). */
 static int show_steps(const cli_args *a, const char *cmd, const av_trace *t) {
     av_err err = {{0}};
@@ -122,9 +80,7 @@ static int show_steps(const cli_args *a, const char *cmd, const av_trace *t) {
         return 2;
     if (by && strcmp(by, "prob") && strcmp(by, "entropy"))
         return cli_failf(cmd, "--color-by must be prob or entropy, got '%s'", by);
-    if (parse_head(cli_get(a, "head"), &sp.head))
-        return cli_failf(cmd, "--steps: --head must be a head index, mean or max, got '%s'",
-                         cli_get(a, "head"));
+    if (cli_get_steps_head(a, cmd, &sp.head)) return 2;
     if (parse_colors(cli_get(a, "colors"), &sp.color))
         return cli_failf(cmd, "--colors must be auto, truecolor, 256 or none");
     sp.by_entropy = by && !strcmp(by, "entropy");
@@ -141,25 +97,35 @@ static int show_steps(const cli_args *a, const char *cmd, const av_trace *t) {
     return 0;
 }
 
+/* The cells the terminal holds: two matrix rows per text line (one in NONE mode), a label column, the
+ * title, ruler and colorbar lines. */
+static void term_cells(const av_term_params *tp, int *rows, int *cols) {
+    int w = tp->width, h = tp->height;
+    av_term_detect_size(stdout, &w, &h);
+    int lines = h - 8 > 4 ? h - 8 : 4;
+    *rows = tp->color == AV_COLOR_NONE ? lines : 2 * lines;
+    *cols = w - 18 > 8 ? w - 18 : 8;
+}
+
 int cmd_show(int argc, char **argv) {
     const char *cmd = "show";
     cli_args a;
     int early;
     if (cli_start(argc, argv, opts, sizeof opts / sizeof opts[0],
-                  "usage: attnviz show TRACE [--layer L] [--head H|mean|max|min]\n"
+                  "usage: attnviz show TRACE [--layer L|mean|max|min] [--head H|mean|max|min] [--rows A:B] "
+                  "[--cols C:D]\n"
                   "       attnviz show TRACE --attr METHOD | --lens [--positions A-B]\n",
                   1, &a, cmd, &early))
         return early;
-    int rc = 1;
+    int rc = 1, max_r, max_c;
     av_trace *t = NULL;
-    float *mat = NULL;
-    const char **labels = NULL, **col_labels = NULL;
-    json_t *row_meta = NULL, *col_meta = NULL;
+    cli_matrix mx = {0};
     av_err err = {{0}};
-    long layer, width, height;
+    long width, height;
     av_term_params tp = av_term_default_params();
-    if (cli_get_int(&a, "layer", 0, -100000, 100000, &layer, cmd) ||
-        cli_get_int(&a, "width", 0, 0, 100000, &width, cmd) ||
+    cli_progress prog;
+    cli_progress_start(&prog, &a, cmd);
+    if (cli_get_int(&a, "width", 0, 0, 100000, &width, cmd) ||
         cli_get_int(&a, "height", 0, 0, 100000, &height, cmd))
         goto done;
     if (parse_colors(cli_get(&a, "colors"), &tp.color)) {
@@ -171,6 +137,7 @@ int cmd_show(int argc, char **argv) {
         goto done;
     }
     av_attn_kind kind;
+    cli_sel sel;
     if (cli_load_trace(&a, cmd, &t, &kind)) goto done;
     if (cli_has(&a, "attr") || cli_has(&a, "lens")) {
         rc = show_attr_or_lens(&a, t, tp.color, (int)width);
@@ -194,44 +161,35 @@ int cmd_show(int argc, char **argv) {
         rc = show_steps(&a, cmd, t);
         goto done;
     }
-    int n_layers = av_trace_n_layers(t, kind);
-    if (layer < 0) layer += n_layers;
-    av_attn_view v;
-    if (av_trace_attn(t, kind, (int)layer, &v, &err)) {
-        cli_fail(cmd, &err);
-        goto done;
-    }
-    const char *head = cli_get(&a, "head") ? cli_get(&a, "head") : "mean";
-    mat = malloc(sizeof(float) * (size_t)v.n_query * (size_t)v.n_key);
-    labels = token_labels(t, kind, v.n_query, 0, &row_meta);
-    col_labels = token_labels(t, kind, v.n_key, 1, &col_meta);
-    if (!mat || !labels || !col_labels) {
-        cli_failf(cmd, "out of memory");
-        goto done;
-    }
-    if (av_attn_select_heads(&v, head, mat, &err)) {
-        cli_fail(cmd, &err);
-        goto done;
-    }
-    char title[256];
-    const char *model = av_trace_meta(t, "model");
-    snprintf(title, sizeof title, "%s  %s layer %ld/%d  head %s  (%d queries x %d keys)",
-             model ? model : "trace", av_attn_kind_name(kind), layer, n_layers - 1, head, v.n_query, v.n_key);
-    tp.title = title;
-    tp.log_scale = cli_has(&a, "log");
+    if (cli_get_sel(&a, cmd, t, kind, AV_HEADS_MEAN, &sel)) goto done;
     tp.width = (int)width;
     tp.height = (int)height;
-    if (av_term_heatmap(stdout, mat, v.n_query, v.n_key, labels, col_labels, &tp, &err)) {
+    term_cells(&tp, &max_r, &max_c);
+    if (cli_sel_matrix(t, &sel, max_r, max_c, &mx, &prog, cmd)) goto done;
+    char title[512], shape[160];
+    cli_sel_title(t, &sel, &mx, title, sizeof title);
+    int wc = sel.k1 - sel.k0;
+    if (mx.cols < wc) { /* pooled keys: each column is labelled with its first key, read downward */
+        for (int c = 0; c < mx.cols; c++)
+            snprintf(mx.col_labels[c], strlen(mx.col_labels[c]) + 1, "%d",
+                     sel.k0 + (int)((int64_t)c * wc / mx.cols));
+        snprintf(shape, sizeof shape,
+                 "  (%d queries x %d keys; a column: %d-%d keys, labelled with the first)", sel.q1 - sel.q0,
+                 wc, wc / mx.cols, (wc + mx.cols - 1) / mx.cols);
+    } else {
+        snprintf(shape, sizeof shape, "  (%d queries x %d keys)", sel.q1 - sel.q0, wc);
+    }
+    strncat(title, shape, sizeof title - strlen(title) - 1);
+    tp.title = title;
+    tp.log_scale = cli_has(&a, "log");
+    if (av_term_heatmap(stdout, mx.data, mx.rows, mx.cols, (const char *const *)mx.row_labels,
+                        (const char *const *)mx.col_labels, &tp, &err)) {
         cli_fail(cmd, &err);
         goto done;
     }
     rc = 0;
 done:
-    free(labels);
-    free(col_labels);
-    json_decref(row_meta);
-    json_decref(col_meta);
-    free(mat);
+    cli_matrix_free(&mx);
     av_trace_free(t);
     cli_args_free(&a);
     return rc;

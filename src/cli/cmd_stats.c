@@ -10,6 +10,9 @@
 static const cli_opt_spec opts[] = {
     {"kind", 1, "K          self, enc, dec or cross (default: the first present)"},
     {"layer", 1, "L         only this layer's heads (negative counts from the end)"},
+    {"head", 1, "H|mean|max|min  only this head, or the statistics of the mean / max / min over heads"},
+    {"exclude-first", 0, "  statistics of rows renormalized without the first (sink) token"},
+    {"progress", 0, "        show progress on stderr (default: only on a terminal)"},
     {"json", 0, "            JSON output (schema in docs/ANALYSIS.md)"},
     {"csv", 0, "             CSV output (the per-head table only)"},
     {"rollout", 0, "         add attention rollout (key \"rollout\"); cross kind: encoder-decoder rollout"},
@@ -42,7 +45,8 @@ static void print_table(FILE *fp, const av_trace *t, av_attn_kind kind, const av
     for (int k = 0; k < n; k++) {
         av_head_roles r;
         av_roles_from_stats(&s[k], &r);
-        fprintf(fp, "%5d %4d", s[k].layer, s[k].head);
+        char h[16];
+        fprintf(fp, "%5d %4s", s[k].layer, cli_reduce_name(s[k].head, h));
         print_num(fp, 8, 3, s[k].entropy);
         print_num(fp, 7, 3, s[k].entropy_norm);
         print_num(fp, 8, 2, s[k].distance);
@@ -72,7 +76,8 @@ static void print_csv(FILE *fp, const av_head_stats *s, int n) {
     for (int k = 0; k < n; k++) {
         av_head_roles r;
         av_roles_from_stats(&s[k], &r);
-        fprintf(fp, "%d,%d", s[k].layer, s[k].head);
+        char h[16];
+        fprintf(fp, "%d,%s", s[k].layer, cli_reduce_name(s[k].head, h));
         csv_num(fp, s[k].entropy);
         csv_num(fp, s[k].entropy_norm);
         csv_num(fp, s[k].distance);
@@ -172,6 +177,9 @@ typedef struct stats_opts {
     av_reduce fusion, agg;
     double residual, flow_limit;
     const char *heads; /* head set of --aggregate */
+    int head;          /* --head: AV_STATS_EVERY_HEAD, an index or AV_HEADS_MEAN / MAX / MIN */
+    int exclude_first;
+    cli_progress progress;
 } stats_opts;
 
 /* One run over a loaded trace: the JSON document being built (NULL for text) and a matrix buffer. */
@@ -216,19 +224,40 @@ static int parse_opts(const cli_args *a, const char *cmd, stats_opts *o) {
                : 0;
 }
 
-/* --layer against the trace: -1 (every layer) when not given, negative values count from the end. */
-static int resolve_layer(const cli_args *a, const char *cmd, av_attn_kind kind, int n_layers, long *layer) {
-    if (!cli_has(a, "layer")) {
-        *layer = -1;
-        return 0;
-    }
-    if (*layer < 0) *layer += n_layers;
-    if (*layer < 0 || *layer >= n_layers) {
-        cli_failf(cmd, "--layer %s is out of range: the trace has %s layers 0..%d", cli_get(a, "layer"),
-                  av_attn_kind_name(kind), n_layers - 1);
-        return -1;
-    }
+/* --layer, --head and --exclude-first against the trace (the selection vocabulary of show and render; a
+ * reduction over layers is not a statistic of heads). */
+static int resolve_sel(const cli_args *a, const char *cmd, const av_trace *t, av_attn_kind kind,
+                       stats_opts *o) {
+    cli_sel sel;
+    if (cli_get_sel(a, cmd, t, kind, AV_STATS_EVERY_HEAD, &sel)) return -1;
+    if (sel.layer_reduce)
+        return cli_failf(cmd,
+                         "--layer takes a layer index here (use --aggregate OP --heads '*' to reduce layers)")
+                   ? -1
+                   : -1;
+    o->layer = cli_has(a, "layer") ? sel.layer : -1;
+    o->head = sel.head;
+    o->exclude_first = sel.exclude_first;
     return 0;
+}
+
+/* The matrices of --rollout, --flow and --aggregate are n_query x n_key: refused when that is too large. */
+static int matrix_guard(const cli_args *a, const char *cmd, const stats_run *r) {
+    double bytes = 4.0 * r->nq * (r->nk > r->nq ? r->nk : r->nq) * (r->n_layers + 2);
+    if (bytes <= (double)(2u << 30)) return 0;
+    return cli_failf(
+               cmd,
+               "--rollout, --flow and --aggregate need %s matrices of %d x %d for %d layers (%.0f GiB): "
+               "too large for this trace; the per-head table streams rows and works at any length",
+               cli_has(a, "rollout") ? "rollout" : "whole", r->nq, r->nk, r->n_layers, bytes / (1u << 30))
+               ? -1
+               : -1;
+}
+
+static void stats_progress(void *ctx, int done, int total) {
+    char what[48];
+    snprintf(what, sizeof what, "layer %d of %d", done, total);
+    cli_progress_show(ctx, (double)done / total, what);
 }
 
 static int add_rollout(stats_run *r, av_err *err) {
@@ -253,13 +282,21 @@ static int add_rollout(stats_run *r, av_err *err) {
     return 0;
 }
 
+static void flow_progress(void *ctx, int done, int total) {
+    cli_progress_show(ctx, (double)done / total, "attention flow");
+}
+
 static int add_flow(stats_run *r, av_err *err) {
     const stats_opts *o = r->o;
     av_flow_params fp = av_flow_default_params();
     fp.fusion = o->fusion;
     fp.residual = (float)o->residual;
     fp.max_work = o->flow_limit;
-    if (av_flow_trace(r->t, r->kind, &fp, r->mat, err)) return -1;
+    fp.progress = flow_progress;
+    fp.progress_ctx = (void *)&o->progress;
+    int rc = av_flow_trace(r->t, r->kind, &fp, r->mat, err);
+    cli_progress_end((cli_progress *)&o->progress);
+    if (rc) return -1;
     json_t *info = json_object();
     json_object_set_new(info, "kind", json_string(av_attn_kind_name(r->kind)));
     json_object_set_new(info, "fusion", json_string(av_reduce_name(o->fusion)));
@@ -302,7 +339,15 @@ static int run_stats(const cli_args *a, const char *cmd, stats_run *r) {
     av_err err = {{0}};
     av_head_stats *stats = NULL;
     int n_stats = 0, rc = -1;
-    if (av_trace_head_stats(r->t, r->kind, (int)r->o->layer, &stats, &n_stats, &err)) goto fail;
+    av_stats_params sp = av_stats_default_params();
+    sp.layer = (int)r->o->layer;
+    sp.head = r->o->head;
+    sp.exclude_first = r->o->exclude_first;
+    sp.progress = stats_progress;
+    sp.progress_ctx = (void *)&r->o->progress;
+    int st = av_trace_head_stats_ex(r->t, r->kind, &sp, &stats, &n_stats, &err);
+    cli_progress_end((cli_progress *)&r->o->progress);
+    if (st) goto fail;
     if (r->o->csv) {
         print_csv(stdout, stats, n_stats);
         free(stats);
@@ -312,13 +357,14 @@ static int run_stats(const cli_args *a, const char *cmd, stats_run *r) {
         r->json = av_stats_json(r->t, r->kind, stats, n_stats);
     else
         print_table(stdout, r->t, r->kind, stats, n_stats);
-    av_attn_view v0;
-    if (av_trace_attn(r->t, r->kind, 0, &v0, &err)) goto fail;
-    r->nq = v0.n_query;
-    r->nk = v0.n_key;
-    r->n_heads = v0.n_heads;
+    r->nq = av_trace_n_query(r->t, r->kind);
+    r->nk = av_trace_n_key(r->t, r->kind);
+    r->n_heads = av_trace_n_heads(r->t, r->kind);
     r->cross = r->kind == AV_ATTN_CROSS;
-    if (!(r->mat = malloc(sizeof(float) * (size_t)r->nq * (size_t)(r->nk > r->nq ? r->nk : r->nq)))) {
+    int matrices = cli_has(a, "rollout") || cli_has(a, "flow") || cli_has(a, "aggregate");
+    if (matrices && matrix_guard(a, cmd, r)) goto done;
+    if (matrices &&
+        !(r->mat = malloc(sizeof(float) * (size_t)r->nq * (size_t)(r->nk > r->nq ? r->nk : r->nq)))) {
         cli_failf(cmd, "out of memory");
         goto done;
     }
@@ -363,7 +409,8 @@ int cmd_stats(int argc, char **argv) {
         cli_failf(cmd, "%s: the trace has no '%s' attention", a.positional[0], av_attn_kind_name(kind));
         goto done;
     }
-    if (resolve_layer(&a, cmd, kind, r.n_layers, &o.layer) || run_stats(&a, cmd, &r)) goto done;
+    cli_progress_start(&o.progress, &a, cmd);
+    if (resolve_sel(&a, cmd, t, kind, &o) || run_stats(&a, cmd, &r)) goto done;
     if (r.json) {
         char *s = json_dumps(r.json, JSON_COMPACT | JSON_REAL_PRECISION(6));
         if (!s) {

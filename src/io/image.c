@@ -182,7 +182,25 @@ static int resized_size(const av_rgb_image *im, const av_image_prep *p, int *rh,
     return 0;
 }
 
-int av_image_preprocess_rgb(const av_rgb_image *im, const av_image_prep *p, float **out, av_err *err) {
+/* The crop (out_h x out_w at top, left of the rw x rh resized image) as 8 bits, and its box in the original.
+ */
+static int keep_seen(const av_rgb_image *im, const av_image_prep *p, const uint8_t *res, int rw, int rh,
+                     int top, int left, av_image_seen *seen, av_err *err) {
+    size_t row = (size_t)p->out_w * 3;
+    *seen = (av_image_seen){malloc(row * (size_t)p->out_h), p->out_h, p->out_w, im->width, im->height, {0}};
+    if (!seen->rgb) return av_errf(err, "out of memory");
+    for (int y = 0; y < p->out_h; y++)
+        memcpy(seen->rgb + (size_t)y * row, res + ((size_t)(y + top) * (size_t)rw + (size_t)left) * 3, row);
+    double sx = (double)im->width / rw, sy = (double)im->height / rh; /* resized -> original pixels */
+    seen->crop[0] = left * sx;
+    seen->crop[1] = top * sy;
+    seen->crop[2] = (left + p->out_w) * sx;
+    seen->crop[3] = (top + p->out_h) * sy;
+    return 0;
+}
+
+int av_image_preprocess_rgb(const av_rgb_image *im, const av_image_prep *p, float **out, av_image_seen *seen,
+                            av_err *err) {
     *out = NULL;
     if (p->out_h <= 0 || p->out_w <= 0 || p->out_h > 8192 || p->out_w > 8192)
         return av_errf(err, "image preprocessing: bad input size %d x %d", p->out_w, p->out_h);
@@ -208,6 +226,11 @@ int av_image_preprocess_rgb(const av_rgb_image *im, const av_image_prep *p, floa
                 dst[((size_t)c * (size_t)p->out_h + (size_t)y) * (size_t)p->out_w + (size_t)x] =
                     (v - p->mean[c]) / p->std[c];
             }
+    if (seen && keep_seen(im, p, res, rw, rh, top, left, seen, err)) {
+        free(res);
+        free(dst);
+        return -1;
+    }
     free(res);
     *out = dst;
     return 0;

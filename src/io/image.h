@@ -37,7 +37,17 @@ typedef struct av_image_prep {
 int av_image_resize_rgb8(const uint8_t *src, int h, int w, uint8_t *dst, int oh, int ow, av_resample rs,
                          av_err *err);
 
-/* The whole preprocessing: out (3, p->out_h, p->out_w) malloc'd, normalized. */
-int av_image_preprocess_rgb(const av_rgb_image *im, const av_image_prep *p, float **out, av_err *err);
+/* What the model sees of an image: the 8-bit crop before normalization, and where it lies in the original. */
+typedef struct av_image_seen {
+    uint8_t *rgb;      /* (out_h, out_w, 3) malloc'd */
+    int out_h, out_w;  /* its size */
+    int width, height; /* the original image's */
+    double crop[4];    /* x0, y0, x1, y1 of the crop in the original's pixels (the whole image: 0, 0, W, H) */
+} av_image_seen;
+
+/* The whole preprocessing: out (3, p->out_h, p->out_w) malloc'd, normalized; seen (may be NULL) receives the
+ * 8-bit crop and its box (free seen->rgb). */
+int av_image_preprocess_rgb(const av_rgb_image *im, const av_image_prep *p, float **out, av_image_seen *seen,
+                            av_err *err);
 
 #endif

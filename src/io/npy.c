@@ -602,3 +602,25 @@ int av_arrays_add_file(av_arrays *s, const char *path, av_err *err) {
     }
     return rc ? -1 : 0;
 }
+
+/* ---- writing ---- */
+
+int av_npy_write_f32(const char *path, const float *data, int rows, int cols, av_err *err) {
+    char head[128];
+    int n = snprintf(head, sizeof head, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows,
+                     cols);
+    int total = (10 + n + 1 + 63) / 64 * 64; /* magic, version, length, dict, '\n': a multiple of 64 */
+    uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+    av_store_le16(pre + 8, (uint16_t)(total - 10));
+    memset(head + n, ' ', (size_t)(total - 10 - n - 1));
+    head[total - 11] = '\n';
+    av_atomic_file f;
+    if (av_atomic_open(&f, path, err)) return -1;
+    if (av_atomic_write(&f, pre, sizeof pre, err) || av_atomic_write(&f, head, (size_t)(total - 10), err) ||
+        av_atomic_write(&f, data, sizeof(float) * (size_t)rows * (size_t)cols,
+                        err)) { /* little-endian host */
+        av_atomic_abort(&f);
+        return -1;
+    }
+    return av_atomic_commit(&f, err);
+}

@@ -41,6 +41,10 @@ int av_arrays_add_file(av_arrays *s, const char *path, av_err *err);
 int av_arrays_add_memory(av_arrays *s, const char *name, const av_tensor *t, av_err *err);
 void av_arrays_free(av_arrays *s);
 
+/* Writes a (rows, cols) float32 matrix as a version 1.0 .npy file (little-endian '<f4', C order), atomically.
+ */
+int av_npy_write_f32(const char *path, const float *data, int rows, int cols, av_err *err);
+
 /* Element i of a as float (any dtype, either byte order). */
 float av_array_get(const av_array *a, size_t i);
 /* Compares names with embedded numbers by value ("arr_2" < "arr_10"). */

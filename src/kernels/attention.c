@@ -51,10 +51,12 @@ int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *prob
     return n_keys;
 }
 
-/* Query rows [r0, r0+nr) of head h; probabilities land in probs (row stride ld). */
+/* Query rows [r0, r0+nr) of head h; probabilities land in probs (row stride ld) and in the pooled overview
+ * when there is one. */
 static void attend_block(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld) {
     int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads);
     int n_keys = av_attention_probs(a, h, r0, nr, probs, ld);
+    if (a->pool) av_attn_pool_rows(a->pool, h, a->q_pos + r0, nr, probs, ld, n_keys);
     /* out (nr, hs) = P (nr, n_keys) V (n_keys, hs) */
     float *out = a->out + (size_t)r0 * (size_t)a->out_stride + (size_t)h * (size_t)hs;
     av_gemm_f32(0, 0, nr, hs, n_keys, 1.0f, probs, ld, a->v + (size_t)g * (size_t)hs, a->v_stride, 0.0f, out,

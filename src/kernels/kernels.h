@@ -152,7 +152,21 @@ typedef struct av_attn_args {
     size_t probs_head_stride;
     int probs_ld;     /* row stride of the capture (>= n_k) */
     int probs_zeroed; /* 1: the capture starts all zero; keys past a block's reach are not written */
+    const struct av_attn_pool *pool; /* optional: pooled overview of every head's probabilities */
 } av_attn_args;
+
+/* A pooled overview of whole attention matrices (n_query x n_key) of n_heads heads, accumulated block by
+ * block as the rows are computed: cell (r, c) covers queries [r*n_query/rows, (r+1)*n_query/rows) and keys
+ * [c*n_key/cols, (c+1)*n_key/cols) (integer division: the cells of av_trace_attn_tile). max receives the
+ * largest probability of the cell, sum the sum of its probabilities (both start at 0). */
+typedef struct av_attn_pool {
+    float *max, *sum; /* (n_heads, rows, cols) */
+    int rows, cols, n_query, n_key;
+} av_attn_pool;
+
+/* Adds query rows [q0, q0 + nr) of head h to the pool: probs (nr, ld), keys [0, n_keys) of each row (keys
+ * past n_keys are 0). Rows of one head must come from one thread at a time. */
+void av_attn_pool_rows(const av_attn_pool *p, int h, int q0, int nr, const float *probs, int ld, int n_keys);
 
 /* Runs attention for all heads; scratch: (n_threads, AV_ATTN_QUERY_BLOCK, n_k) floats, used when probs is
  * NULL. Memory is linear in n_k without capture. */

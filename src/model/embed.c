@@ -49,8 +49,9 @@ int av_embed_tokens(const av_model *m, const av_stack *st, const int32_t *ids, i
     return 0;
 }
 
-int av_embed_positions(const av_model *m, const av_stack *st, const int32_t *ids, int n, int pos0, float *x,
-                       av_err *err) {
+/* av_embed_positions with token types: (n) ids or NULL (all 0; BERT sentence pairs: 0 = A, 1 = B). */
+static int add_positions(const av_model *m, const av_stack *st, const int32_t *ids, int n, int pos0,
+                         const uint8_t *types, float *x, av_err *err) {
     const av_embed *e = &st->emb;
     int dim = st->cfg.dim;
     float tmp_stack[1024], *tmp = dim <= 1024 ? tmp_stack : malloc(sizeof(float) * (size_t)dim); /* (dim) */
@@ -65,10 +66,18 @@ int av_embed_positions(const av_model *m, const av_stack *st, const int32_t *ids
                          (long long)e->pos.shape[0]);
         else if (e->pos.data)
             add_row(xi, &e->pos, p, tmp, dim);
-        if (rc == 0 && e->type.data) add_row(xi, &e->type, 0, tmp, dim); /* token_type_ids are all 0 */
+        if (rc == 0 && types && types[i] && (!e->type.data || types[i] >= e->type.shape[0]))
+            rc = av_errf(err, "token type %d at position %d: the model has %lld token types", types[i],
+                         pos0 + i, e->type.data ? (long long)e->type.shape[0] : 0LL);
+        if (rc == 0 && e->type.data) add_row(xi, &e->type, types ? types[i] : 0, tmp, dim);
     }
     if (tmp != tmp_stack) free(tmp);
     return rc;
+}
+
+int av_embed_positions(const av_model *m, const av_stack *st, const int32_t *ids, int n, int pos0, float *x,
+                       av_err *err) {
+    return add_positions(m, st, ids, n, pos0, NULL, x, err);
 }
 
 /* The embedding norm (BERT, BART) over rows of x. */
@@ -77,9 +86,11 @@ static void embed_norm(const av_stack *st, float *x, int rows) {
         av_norm_apply(AV_NORM_LAYER, &st->emb.norm, st->cfg.eps, 0, x, x, rows, st->cfg.dim, 1);
 }
 
-/* s->x rows = embeddings of ids[0..n) at positions pos0... */
-static int embed_ids(const av_model *m, av_state *s, const int32_t *ids, int n, int pos0, av_err *err) {
-    if (av_embed_tokens(m, s->st, ids, n, s->x, err) || av_embed_positions(m, s->st, ids, n, pos0, s->x, err))
+/* s->x rows = embeddings of ids[0..n) at positions pos0..; types: (n) token type ids or NULL (all 0). */
+static int embed_ids(const av_model *m, av_state *s, const int32_t *ids, int n, int pos0,
+                     const uint8_t *types, av_err *err) {
+    if (av_embed_tokens(m, s->st, ids, n, s->x, err) ||
+        add_positions(m, s->st, ids, n, pos0, types, s->x, err))
         return -1;
     embed_norm(s->st, s->x, n);
     return 0;
@@ -148,11 +159,58 @@ int av_forward_ids(const av_model *m, av_state *s, const int32_t *ids, int n, in
                    av_err *err) {
     if (!p) p = &no_pass;
     if (n <= 0) return av_errf(err, "empty input: nothing to run");
-    if (av_state_reserve(s, n, err) || embed_ids(m, s, ids, n, pos0, err) || av_stack_run(s, n, pos0, p, err))
+    if (av_state_reserve(s, n, err) || embed_ids(m, s, ids, n, pos0, p->token_types, err) ||
+        av_stack_run(s, n, pos0, p, err))
         return -1;
     if (!p->logits) return 0;
     int first = p->logits_all ? 0 : n - 1;
     return av_head_logits(m, s, s->x + (size_t)first * (size_t)s->st->cfg.dim, n - first, p->logits, err);
+}
+
+/* Copies rows [p0, p0 + n) between the whole residual stream xs (T, dim) and the state's chunk buffer. */
+static void swap_rows(av_state *s, float *xs, int p0, int n, int to_state) {
+    size_t dim = (size_t)s->st->cfg.dim, off = (size_t)p0 * dim, len = sizeof(float) * (size_t)n * dim;
+    if (to_state)
+        memcpy(s->x, xs + off, len);
+    else
+        memcpy(xs + off, s->x, len);
+}
+
+int av_forward_ids_layerwise(const av_model *m, av_state *s, const int32_t *ids, int n, int chunk,
+                             const av_pass *p, av_err *err) {
+    if (!p) p = &no_pass;
+    if (n <= 0 || chunk <= 0) return av_errf(err, "empty input: nothing to run");
+    if (!s->st->cfg.causal || s->cache_layers != 1)
+        return av_errf(err,
+                       "internal error: a layer-by-layer run needs a causal stack and a one-layer state");
+    int dim = s->st->cfg.dim, rc = -1;
+    float *xs =
+        malloc(sizeof(float) * (size_t)n * (size_t)dim); /* (n, dim) the residual stream of all rows */
+    if (!xs) return av_errf(err, "out of memory for the residual stream of %d tokens", n);
+    if (av_state_reserve(s, chunk < n ? chunk : n, err)) goto done;
+    for (int p0 = 0; p0 < n; p0 += chunk) {
+        int k = n - p0 < chunk ? n - p0 : chunk;
+        if (embed_ids(m, s, ids + p0, k, p0, p->token_types ? p->token_types + p0 : NULL, err)) goto done;
+        swap_rows(s, xs, p0, k, 0);
+    }
+    for (int l = 0; l < s->st->n_layers; l++)
+        for (int p0 = 0; p0 < n; p0 += chunk) {
+            int k = n - p0 < chunk ? n - p0 : chunk;
+            swap_rows(s, xs, p0, k, 1);
+            if (av_stack_run_layer(s, l, k, p0, p, err)) goto done;
+            swap_rows(s, xs, p0, k, 0);
+        }
+    for (int p0 = 0; p0 < n; p0 += chunk) { /* final norm and logits, chunk by chunk */
+        int k = n - p0 < chunk ? n - p0 : chunk;
+        swap_rows(s, xs, p0, k, 1);
+        av_stack_final_norm(s, k);
+        if (p->logits && av_head_logits(m, s, s->x, k, p->logits + (size_t)p0 * (size_t)m->head.n_out, err))
+            goto done;
+    }
+    rc = 0;
+done:
+    free(xs);
+    return rc;
 }
 
 int av_forward_pixels(const av_model *m, av_state *s, const float *pixels, const av_pass *p, av_err *err) {

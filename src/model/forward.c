@@ -89,12 +89,8 @@ int av_state_reserve(av_state *s, int n, av_err *err) {
     return 0;
 }
 
-int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out, av_err *err) {
-    return av_state_new_batch(m, stack, max_tokens, 1, n_threads, out, err);
-}
-
-int av_state_new_batch(const av_model *m, int stack, int max_tokens, int n_seq, int n_threads, av_state **out,
-                       av_err *err) {
+static int state_new(const av_model *m, int stack, int max_tokens, int n_seq, int n_threads, int layerwise,
+                     av_state **out, av_err *err) {
     *out = NULL;
     if (stack < 0 || stack >= m->n_stacks) return av_errf(err, "the model has no stack %d", stack);
     if (n_seq <= 0) return av_errf(err, "internal error: a batch of %d sequences", n_seq);
@@ -111,7 +107,8 @@ int av_state_new_batch(const av_model *m, int stack, int max_tokens, int n_seq, 
     s->max_tokens = max_tokens;
     s->n_seq = n_seq;
     s->n_threads = n_threads > 0 ? n_threads : m->n_threads > 0 ? m->n_threads : av_default_threads();
-    s->cache_layers = c->causal ? st->n_layers : 1; /* an encoder needs a layer's keys only in that layer */
+    /* an encoder (or a layer-by-layer run) needs a layer's keys only in that layer */
+    s->cache_layers = c->causal && !layerwise ? st->n_layers : 1;
     size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim, wmax = largest_matrix(m, st);
     size_t cache_rows = (size_t)s->cache_layers * (size_t)n_seq;
     if (alloc_floats(&s->k_cache, cache_rows, (size_t)max_tokens, kv_dim, err) ||
@@ -126,6 +123,20 @@ int av_state_new_batch(const av_model *m, int stack, int max_tokens, int n_seq, 
     if (s->rel) av_rel_pos_bias(st, max_tokens, s->rel);
     *out = s;
     return 0;
+}
+
+int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out, av_err *err) {
+    return state_new(m, stack, max_tokens, 1, n_threads, 0, out, err);
+}
+
+int av_state_new_batch(const av_model *m, int stack, int max_tokens, int n_seq, int n_threads, av_state **out,
+                       av_err *err) {
+    return state_new(m, stack, max_tokens, n_seq, n_threads, 0, out, err);
+}
+
+int av_state_new_layerwise(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out,
+                           av_err *err) {
+    return state_new(m, stack, max_tokens, 1, n_threads, 1, out, err);
 }
 
 int av_state_attach(av_state *dec, const av_state *enc, av_err *err) {
@@ -231,6 +242,7 @@ static void attend(av_state *s, const av_block *B, int self, const float *k, con
         a.probs_ld = cap->n_key;
         a.probs_zeroed = cap->zeroed;
     }
+    if (cap->pool) a.pool = &cap->pool[l]; /* captures: one sequence (chunk_check) */
     for (int b = 0; b < ch->n_seq; b++) {
         size_t rows = (size_t)b * (size_t)ch->n * (size_t)q_dim;
         a.q = s->q + rows;
@@ -383,26 +395,35 @@ static int chunk_check(const av_state *s, int n, int pos0, const av_pass *p, av_
         return av_errf(err, "internal error: an encoder runs its whole input at once");
     if ((p->self.T && p->self.T < pos0 + n) || (p->cross.T && p->cross.T < pos0 + n))
         return av_errf(err, "capture buffers hold %d positions, need %d", p->self.T, pos0 + n);
-    if (s->n_seq > 1 && (p->self.attn || p->self.q || p->self.vnorm || p->logits || s->cross_k))
+    if (s->n_seq > 1 &&
+        (p->self.attn || p->self.q || p->self.vnorm || p->self.pool || p->logits || s->cross_k))
         return av_errf(err, "internal error: batches of sequences capture nothing");
     return 0;
 }
 
-int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err) {
-    const av_stack *st = s->st;
-    const av_stack_cfg *c = &st->cfg;
+int av_stack_run_layer(av_state *s, int l, int n, int pos0, const av_pass *p, av_err *err) {
     if (chunk_check(s, n, pos0, p, err)) return -1;
     chunk ch = {n, pos0, s->n_seq, n * s->n_seq, p};
-    size_t len = (size_t)ch.rows * (size_t)c->dim;
-    for (int l = 0; l < st->n_layers; l++) {
-        keep_resid(p, l, s->x, len);
-        if (block_forward(s, &st->blocks[l], l, &ch, err)) return -1;
-    }
-    keep_resid(p, st->n_layers, s->x, len);
+    keep_resid(p, l, s->x, (size_t)ch.rows * (size_t)s->st->cfg.dim);
+    if (block_forward(s, &s->st->blocks[l], l, &ch, err)) return -1;
+    if (p->on_layer) p->on_layer(p->on_layer_ctx, l, pos0, n);
+    return 0;
+}
+
+void av_stack_final_norm(av_state *s, int n) {
+    const av_stack *st = s->st;
+    const av_stack_cfg *c = &st->cfg;
     if (st->final_norm.w.data)
-        av_norm_apply(c->norm, &st->final_norm, c->eps, c->norm_offset, s->x, s->x, ch.rows, c->dim,
+        av_norm_apply(c->norm, &st->final_norm, c->eps, c->norm_offset, s->x, s->x, n * s->n_seq, c->dim,
                       s->n_threads);
     s->n_last = n;
+}
+
+int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err) {
+    for (int l = 0; l < s->st->n_layers; l++)
+        if (av_stack_run_layer(s, l, n, pos0, p, err)) return -1;
+    keep_resid(p, s->st->n_layers, s->x, (size_t)n * (size_t)s->n_seq * (size_t)s->st->cfg.dim);
+    av_stack_final_norm(s, n);
     return 0;
 }
 
@@ -411,9 +432,7 @@ int av_block_run(av_state *s, int l, int n, const av_pass *p, av_err *err) {
     if (!p) p = &none;
     if (l < 0 || l >= s->st->n_layers || s->n_seq != 1)
         return av_errf(err, "internal error: block %d of a batch", l);
-    if (chunk_check(s, n, 0, p, err)) return -1;
-    chunk ch = {n, 0, 1, n, p};
-    return block_forward(s, &s->st->blocks[l], l, &ch, err);
+    return av_stack_run_layer(s, l, n, 0, p, err);
 }
 
 void av_state_copy_prefix(av_state *dst, int dst_seq, const av_state *src, int src_seq, int n_pos) {

@@ -69,6 +69,9 @@ void av_block_rope(const av_state *s, const av_block *B, float *row, int n_h, in
 /* Runs the n rows of s->x (embedded) at positions pos0.. through every block and the final norm, in place.
  * Batches: n rows of each of the s->n_seq sequences (n_seq * n rows of x). */
 int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err);
+/* The same for block l alone (then p->on_layer), and the final norm alone. */
+int av_stack_run_layer(av_state *s, int l, int n, int pos0, const av_pass *p, av_err *err);
+void av_stack_final_norm(av_state *s, int n);
 /* Runs the n rows of s->x (one sequence, positions 0..n-1) through block l alone, keeping s->tape when set;
  * p (may be NULL) captures as av_stack_run does. */
 int av_block_run(av_state *s, int l, int n, const av_pass *p, av_err *err);

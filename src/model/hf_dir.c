@@ -213,21 +213,24 @@ static int unsupported(const char *path, const char *what, const char *name, av_
                    path, what, av_printable(shown, sizeof shown, name, strlen(name)), list);
 }
 
-/* Tokenizer files next to the weights: tokenizer.json (Hugging Face), tokenizer.bin (llama2.c format, what
- * `attnviz convert --to hf` writes), tokenizer.model (SentencePiece). strict: a present file that does not
+/* The tokenizer beside the weights, found as `--tokenizer DIR` finds it (av_tokenizer_load on the
+ * directory: tokenizer.json, vocab.txt, vocab.json + merges.txt, encoder.json + vocab.bpe, tokenizer.model,
+ * tokenizer.bin, the llama2.c format `attnviz convert --to hf` writes). strict: a present file that does not
  * load is an error; otherwise it is remembered (m->tok_error), not fatal: --tokenizer can still supply one,
  * and runs that need text report why there is none. */
 int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) {
-    static const char *files[] = {"tokenizer.json", "tokenizer.bin", "tokenizer.model"};
+    static const char *files[] = {"tokenizer.json", "vocab.txt",       "vocab.json",
+                                  "encoder.json",   "tokenizer.model", "tokenizer.bin"};
     char path[4096];
-    for (size_t i = 0; i < sizeof files / sizeof files[0] && !m->tok; i++) {
+    int any = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         av_hf_path(path, sizeof path, dir, files[i]);
-        if (access(path, F_OK) != 0) continue;
-        av_err e = {{0}};
-        if (av_tokenizer_load(path, &m->tok, &e) == 0) break;
-        if (strict) return av_errf(err, "%s", e.msg);
-        snprintf(m->tok_error, sizeof m->tok_error, "%.200s", e.msg);
+        any |= access(path, F_OK) == 0;
     }
+    av_err e = {{0}};
+    if (!any || m->tok || av_tokenizer_load(dir, &m->tok, &e) == 0) return 0;
+    if (strict) return av_errf(err, "%s", e.msg);
+    snprintf(m->tok_error, sizeof m->tok_error, "%.200s", e.msg);
     return 0;
 }
 

@@ -160,6 +160,37 @@ static int has_suffix(const char *path, const char *suffix) {
     return n >= k && strcmp(path + n - k, suffix) == 0;
 }
 
+/* Files that are not models, named before a loader misreads them: images, attnviz traces, and the files of a
+ * Hugging Face directory (whose loader needs the directory). Returns -1 with the message, 0 otherwise. */
+static int refuse_non_model(const char *path, av_err *err) {
+    unsigned char head[8] = {0};
+    FILE *fp = fopen(path, "rb");
+    size_t n = fp ? fread(head, 1, sizeof head, fp) : 0;
+    if (fp) fclose(fp);
+    const char *image = n >= 8 && memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0 ? "PNG"
+                        : n >= 3 && memcmp(head, "\xff\xd8\xff", 3) == 0    ? "JPEG"
+                                                                            : NULL;
+    if (image)
+        return av_errf(err,
+                       "%s is a %s image, not a model: an image goes to --image, with an image model "
+                       "(e.g. --model vit-tiny --image %s)",
+                       path, image, av_path_basename(path));
+    if (n >= 4 && memcmp(head, "GGUF", 4) == 0) return 0;
+    char dir[4096], cfg[4200];
+    if (av_path_dirname(path, dir, sizeof dir) || av_path_join(cfg, sizeof cfg, dir, "config.json") ||
+        access(cfg, R_OK) != 0) {
+        if (has_suffix(path, ".safetensors"))
+            return av_errf(
+                err,
+                "%s: a safetensors file alone is not a model: pass the Hugging Face directory that "
+                "holds it with its config.json (an attnviz trace goes to show, render, html, info)",
+                path);
+        return 0;
+    }
+    return av_errf(err, "%s is a file inside the model directory %s: pass the directory (--model %s)", path,
+                   dir, dir);
+}
+
 /* For llama2.c checkpoints without --tokenizer: tokenizer.bin or tok<vocab>.bin next to the model. */
 static int find_sibling_tokenizer(const char *model_path, int vocab, char *out, size_t n) {
     char dir[4096], name[32];
@@ -199,6 +230,8 @@ int av_model_load(const char *path, const av_model_params *params, av_model **ou
      */
     if (is_dir)
         rc = av_load_hf_dir(path, m, err);
+    else if (refuse_non_model(path, err))
+        rc = -1;
     else if (has_magic(path, "GGUF") || has_suffix(path, ".gguf"))
         rc = av_load_gguf(path, m, err);
     else

@@ -130,6 +130,9 @@ int av_llama_take_layers(av_model *m, av_llama_take_fn take, const void *ctx, av
 typedef struct av_state av_state;
 /* A state for up to max_tokens positions of stack `stack` of m; n_threads 0: the model's default. */
 int av_state_new(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out, av_err *err);
+/* A state for av_forward_ids_layerwise: a KV cache of one layer. */
+int av_state_new_layerwise(const av_model *m, int stack, int max_tokens, int n_threads, av_state **out,
+                           av_err *err);
 /* The same for a batch of n_seq sequences run side by side (perturbed inputs for attribution): linear layers,
  * norms and the feed-forward take the rows of every sequence at once, attention runs per sequence over its
  * own KV cache. Chunk rows are sequence-major: (n_seq, n, dim). Nothing is captured in batches. */
@@ -149,7 +152,11 @@ typedef struct av_capture {
     float **k;     /* (n_kv_heads, n_key, head_dim) keys likewise (cross: written by the pass at pos0 0) */
     int T, n_key;  /* query rows the buffers hold; keys (T for self-attention, the source length for cross) */
     int zeroed;    /* 1 when attn starts all zero (calloc, file holes): unreachable entries are not written */
+    const av_attn_pool *pool; /* (n_layers) pooled overviews of every head's probabilities, or NULL */
 } av_capture;
+
+/* Called after each block of a pass (layer l done for the chunk's n rows at pos0). */
+typedef void (*av_layer_fn)(void *ctx, int layer, int pos0, int n);
 
 /* One forward call: captures and outputs. */
 typedef struct av_pass {
@@ -157,6 +164,9 @@ typedef struct av_pass {
     float
         *logits; /* (n, n_out) when logits_all, else (n_out) of the last row (images: of [CLS]); NULL: none */
     int logits_all;
+    const uint8_t *token_types; /* (n) token type ids (BERT sentence pairs: 0 = A, 1 = B), or NULL: all 0 */
+    av_layer_fn on_layer;       /* optional progress */
+    void *on_layer_ctx;
     float **resid; /* optional (n_layers + 1) -> (rows, dim): the residual stream entering block l at entry l,
                       leaving the last block (before the final norm) at entry n_layers; NULL entries: skipped.
                       rows: every row of the chunk (of every sequence of a batch). The logit lens and the
@@ -167,6 +177,12 @@ typedef struct av_pass {
  * the whole input at pos0 0). p may be NULL. */
 int av_forward_ids(const av_model *m, av_state *s, const int32_t *ids, int n, int pos0, const av_pass *p,
                    av_err *err);
+/* The same pass over a whole causal input ids[0..n), layer by layer: every chunk of `chunk` rows through
+ * layer 0, then through layer 1, ... The results equal chunked av_forward_ids calls, but only one layer's
+ * keys and values are held (the state must come from av_state_new_layerwise), plus the residual stream of
+ * all n rows: the memory of long lazy runs. */
+int av_forward_ids_layerwise(const av_model *m, av_state *s, const int32_t *ids, int n, int chunk,
+                             const av_pass *p, av_err *err);
 /* Greedy decoding (generate.c) against the KV cache of a fresh state s: seq[0..n) is the start; tokens are
  * appended (argmax of the last row's logits) up to cap, or until stop(ctx, seq, new length) is nonzero after
  * appending one. *n_out: the length reached. */
@@ -211,7 +227,9 @@ int av_t2i_time_token(const av_model *m, av_state *s, int t, float *out, av_err 
  */
 int av_t2i_prompt_ids(const av_model *m, const char *prompt, int32_t **ids, size_t *n, av_err *err);
 
-/* Decodes and preprocesses an image file for m: out (3, image_size, image_size) malloc'd. */
-int av_vit_preprocess_file(const av_model *m, const char *path, float **out, av_err *err);
+/* Decodes and preprocesses an image file for m: out (3, image_size, image_size) malloc'd; seen (may be NULL)
+ * receives the 8-bit crop the model sees and its box in the file's pixels. */
+int av_vit_preprocess_file(const av_model *m, const char *path, float **out, av_image_seen *seen,
+                           av_err *err);
 
 #endif

@@ -352,12 +352,13 @@ int av_vit_load(av_hf_dir *h, av_model *m, av_err *err) {
     return h->timm ? load_timm(h, m, err) : load_hf(h, m, err);
 }
 
-int av_vit_preprocess_file(const av_model *m, const char *path, float **out, av_err *err) {
+int av_vit_preprocess_file(const av_model *m, const char *path, float **out, av_image_seen *seen,
+                           av_err *err) {
     *out = NULL;
     if (m->family != AV_FAMILY_VIT) return av_errf(err, "%s is not an image model", m->name);
     av_rgb_image im;
     if (av_image_decode_file(path, &im, err)) return -1;
-    int rc = av_image_preprocess_rgb(&im, &m->vision.prep, out, err);
+    int rc = av_image_preprocess_rgb(&im, &m->vision.prep, out, seen, err);
     av_rgb_image_free(&im);
     return rc;
 }

@@ -5,8 +5,8 @@
  * Data: <script type="application/json" id="av-meta"> (labels, shapes, colormap tables, metadata) and
  * <script type="text/plain" id="av-data"> holding base64 of one binary blob with every attention set:
  *   "f16": IEEE half floats (n_heads, n_query, n_key), little-endian, 2-byte aligned;
- *   "u8" : per set a float32 scale per row (n_heads, n_query) = the row's max, 4-byte aligned, then
- *          uint8 codes (n_heads, n_query, n_key): weight = code * scale / 255 (error <= scale / 510).
+ *   "u8cbrt": per set a float32 scale per row (n_heads, n_query) = the row's max, 4-byte aligned, then
+ *          uint8 codes (n_heads, n_query, n_key), cube-root companded: weight = (code / 255)^3 * scale.
  * The analysis views' data (head statistics and roles, rollout matrices in the same encoding, value norms as
  * float32) follow in the blob, described by meta "analysis" (html_analysis.c). See docs/VIEWER.md. */
 #include "render/html_internal.h"
@@ -21,8 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AV_HTML_BUDGET (4u << 20) /* auto precision: F16 while the page stays under 4 MiB */
-#define AV_HTML_STEP_ALTS 20      /* alternatives per token the step view lists */
+#define AV_HTML_BUDGET (4u << 20)        /* auto precision: F16 while the page stays under 4 MiB */
+#define AV_HTML_BUDGET_IMAGE (16u << 20) /* image traces: F16 up to 16 MiB (small weights over patches) */
+#define AV_HTML_MAX_MB 32.0              /* default page size above which long traces are pooled */
+#define AV_HTML_STEP_ALTS 20             /* alternatives per token the step view lists */
 
 av_html_params av_html_default_params(void) {
     av_html_params p;
@@ -31,12 +33,14 @@ av_html_params av_html_default_params(void) {
     p.analysis = 1;
     p.kind = -1;
     p.head = AV_HEADS_MEAN;
+    p.max_mb = AV_HTML_MAX_MB;
     return p;
 }
 
 int av_html_view_valid(const char *name) {
-    static const char *const views[] = {"heatmap", "model", "head",        "image", "summary", "rollout",
-                                        "norm",    "steps", "attribution", "lens",  "daam"};
+    static const char *const views[] = {"heatmap", "model", "head",  "image",       "summary",
+                                        "rollout", "norm",  "steps", "attribution", "lens",
+                                        "neuron",  "rows",  "daam"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -73,9 +77,10 @@ static void hb_html_escaped(av_buf *b, const char *s) {
 /* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
 static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {
-    "data.js",    "heatmap.js",  "analysis.js", "modelview.js",   "headview.js", "imageview.js", "summary.js",
-    "rollout.js", "normview.js", "steps.js",    "attribution.js", "lens.js",     "daamview.js",  "viewer.js"};
+static const char *k_scripts[] = {"data.js",     "heatmap.js",    "analysis.js",    "modelview.js",
+                                  "headview.js", "imageview.js",  "summary.js",     "rollout.js",
+                                  "normview.js", "steps.js",      "attribution.js", "lens.js",
+                                  "daamview.js", "neuronview.js", "rowview.js",     "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -107,8 +112,8 @@ int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int 
             for (int k = 0; k < n_key; k++)
                 if (row[k] > mx) mx = row[k];
             scales[r] = mx;
-            for (int k = 0; k < n_key; k++) {
-                float q = mx > 0 && row[k] > 0 ? row[k] / mx * 255.f : 0.f;
+            for (int k = 0; k < n_key; k++) { /* cube-root companding: small weights keep their contrast */
+                float q = mx > 0 && row[k] > 0 ? cbrtf(row[k] / mx) * 255.f : 0.f;
                 codes[r * (size_t)n_key + (size_t)k] = (uint8_t)lrintf(q > 255 ? 255 : q);
             }
         }
@@ -173,13 +178,16 @@ json_t *av_html_cmap_table(av_cmap cm) {
     return a;
 }
 
-static size_t total_values(const av_trace *t) {
+/* Values the page embeds: every matrix, or every head pooled to cells a side. */
+static size_t total_values(const av_trace *t, int cells) {
     size_t n = 0;
-    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
-        for (int l = 0; l < av_trace_n_layers(t, (av_attn_kind)k); l++) {
-            av_attn_view v;
-            if (!av_trace_attn(t, (av_attn_kind)k, l, &v, NULL)) n += (size_t)v.n_heads * v.n_query * v.n_key;
-        }
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+        size_t nq = (size_t)av_trace_n_query(t, (av_attn_kind)k),
+               nk = (size_t)av_trace_n_key(t, (av_attn_kind)k);
+        if (cells) nq = nq < (size_t)cells ? nq : (size_t)cells, nk = nk < (size_t)cells ? nk : (size_t)cells;
+        n += (size_t)av_trace_n_layers(t, (av_attn_kind)k) * (size_t)av_trace_n_heads(t, (av_attn_kind)k) *
+             nq * nk;
+    }
     return n;
 }
 
@@ -228,6 +236,7 @@ static int initial_state(const av_trace *t, const av_html_params *p, json_t *m, 
     if (p->head != AV_HEADS_MEAN)
         json_object_set_new(st, "head", p->head >= 0 ? json_integer(p->head) : json_string("max"));
     if (p->theme) json_object_set_new(st, "theme", json_string(p->theme));
+    if (p->exclude_first) json_object_set_new(st, "exclude", json_true());
     if (p->heads) {
         json_t *hs = json_array();
         for (int i = 0; i < p->n_heads; i++)
@@ -271,13 +280,13 @@ static int daam_encode(const av_trace *t, av_buf *blob, json_t *m, av_err *err) 
     return blob->oom ? av_errf(err, "out of memory") : 0;
 }
 
-static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_html_analysis *an, av_buf *blob,
-                      json_t **out, av_err *err) {
+static int build_meta(const av_trace *t, const av_html_params *p, int u8, int cells, av_html_analysis *an,
+                      av_buf *blob, json_t **out, av_err *err) {
     json_t *m = json_object(), *sets = json_array(), *labels = json_object(), *md = json_object(),
            *cm = json_object(), *kinds = json_array();
     json_object_set_new(m, "format", json_string("attnviz-viewer"));
     json_object_set_new(m, "version", json_integer(1));
-    json_object_set_new(m, "encoding", json_string(u8 ? "u8" : "f16"));
+    json_object_set_new(m, "encoding", json_string(u8 ? "u8cbrt" : "f16"));
     json_object_set_new(m, "kinds", kinds);
     json_object_set_new(m, "sets", sets);
     json_object_set_new(m, "labels", labels);
@@ -312,19 +321,32 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, av_htm
         }
         json_object_set_new(md, "image_png_base64", json_string(b64));
         free(b64);
+    } else if (!json_object_get(md,
+                                "image_png_base64")) { /* the input an image model saw, stored in the trace */
+        char *b64 = av_html_image_png(t);
+        if (b64) json_object_set_new(md, "image_png_base64", json_string(b64));
+        free(b64);
     }
-    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
-        int n_layers = av_trace_n_layers(t, (av_attn_kind)k);
-        if (n_layers)
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        if (av_trace_n_layers(t, (av_attn_kind)k))
             json_array_append_new(kinds, json_pack("{s:s, s:s}", "kind", av_attn_kind_name((av_attn_kind)k),
                                                    "label", k_kind_labels[k]));
-        for (int l = 0; l < n_layers; l++)
-            if (encode_set(t, (av_attn_kind)k, l, u8, blob, sets, labels, err)) {
-                json_decref(m);
-                return -1;
-            }
+    int rc = 0;
+    if (cells) {
+        json_t *pooled = json_object(), *full = p->rows_q1 > p->rows_q0 ? json_object() : NULL;
+        json_object_set_new(m, "pooled", pooled);
+        if (full) json_object_set_new(m, "tokens_full", full);
+        rc = av_html_encode_pooled(t, cells, u8, blob, sets, labels, pooled, full, err);
     }
-    if (av_html_attr_encode(t, m, err) || (an && av_html_analysis_encode(an, u8, blob, m, err))) {
+    for (int k = 0; !cells && !rc && k < AV_ATTN_KIND_COUNT; k++)
+        for (int l = 0; !rc && l < av_trace_n_layers(t, (av_attn_kind)k); l++)
+            rc = encode_set(t, (av_attn_kind)k, l, u8, blob, sets, labels, err);
+    double budget = p->max_mb * (1 << 20);
+    if (!rc) rc = av_html_encode_rows(t, p, u8, budget * 0.4, blob, m, err);
+    if (!rc && !cells) rc = av_html_encode_qk(t, budget * 0.25, blob, m, err);
+    if (!rc) rc = av_html_attr_encode(t, m, err);
+    if (!rc && an) rc = av_html_analysis_encode(an, u8, blob, m, err);
+    if (rc) {
         json_decref(m);
         return -1;
     }
@@ -369,6 +391,7 @@ static int find_assets(page_assets *a, av_err *err) {
 static int want_u8(const av_trace *t, const av_html_params *p, const page_assets *a, size_t values,
                    const av_html_analysis *an) {
     if (p->precision != AV_HTML_AUTO) return p->precision == AV_HTML_U8;
+    size_t budget = av_trace_meta(t, "patch_grid") ? AV_HTML_BUDGET_IMAGE : AV_HTML_BUDGET;
     size_t bytes = a->bytes;
     const char *img = av_trace_meta(t, "image_png_base64");
     bytes += img ? strlen(img) : 0;
@@ -377,8 +400,9 @@ static int want_u8(const av_trace *t, const av_html_params *p, const page_assets
         bytes += imf.size / 3 * 4 + 4;
         av_file_unmap(&imf);
     }
-    return bytes + av_base64_len(values * 2) + (p->analysis ? av_html_analysis_bytes(an, 0) : 0) + 64 * 1024 >
-           AV_HTML_BUDGET;
+    return bytes + av_base64_len(values * 2) + (an && an->json ? av_html_analysis_bytes(an, 0) : 0) +
+               64 * 1024 >
+           budget;
 }
 
 /* web/index.html with its <!--AV:STYLE-->, <!--AV:SCRIPT-->, <!--AV:DATA--> and <!--AV:TITLE--> marks
@@ -424,21 +448,27 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
     *n = 0;
     page_assets assets;
     if (find_assets(&assets, err)) return -1;
-    size_t values = total_values(t);
+    size_t values = total_values(t, 0);
     if (values == 0 && !av_trace_has_logprobs(t))
         return av_errf(err, "the trace holds no attention to show (attnviz attribute stores it unless "
                             "--no-attention)");
+    if (!(p->max_mb > 0)) return av_errf(err, "the page's size budget must be positive");
     av_html_analysis an = {0};
     /* a model API's response has no attention to analyse; a difference (attnviz diff) is signed: float16 only
      */
-    int diff = av_trace_meta(t, "diff") != NULL, analysis = p->analysis && values > 0 && !diff;
+    int diff = av_trace_meta(t, "diff") != NULL;
     if (diff && p->precision == AV_HTML_U8)
         return av_errf(err, "a difference of two traces is signed: the page needs float16 data, not u8");
+    /* long traces: a pooled overview when even 8-bit matrices would pass the budget */
+    int cells = values && !diff ? av_html_pool_cells(t, p->max_mb * (1 << 20),
+                                                     p->precision == AV_HTML_F16 ? 8.0 / 3 : 4.0 / 3)
+                                : 0;
+    int analysis = p->analysis && values > 0 && !diff && !cells;
     if (analysis && av_html_analysis_compute(t, p, &an, err)) return -1;
-    int u8 = !diff && want_u8(t, p, &assets, values, &an);
+    int u8 = !diff && want_u8(t, p, &assets, total_values(t, cells), &an);
     av_buf blob = {0}, page = {0};
     json_t *meta;
-    int rc = build_meta(t, p, u8, analysis ? &an : NULL, &blob, &meta, err);
+    int rc = build_meta(t, p, u8, cells, analysis ? &an : NULL, &blob, &meta, err);
     av_html_analysis_free(&an);
     if (rc) {
         free(blob.s);

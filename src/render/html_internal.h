@@ -11,12 +11,36 @@
 #include <stddef.h>
 
 /* Appends rows x n_key floats (row-major) to blob in the page's encoding and records the offsets in desc:
- *   f16: "off" of IEEE halves, 2-byte aligned;
- *   u8 : "soff" of a float32 scale per row (the row's maximum), 4-byte aligned, then "off" of one byte per
- *        value: value = code * scale / 255 (values are >= 0; negative ones are stored as 0). */
+ *   f16   : "off" of IEEE halves, 2-byte aligned;
+ *   u8cbrt: "soff" of a float32 scale per row (the row's maximum), 4-byte aligned, then "off" of one byte per
+ *           value, cube-root companded: value = (code / 255)^3 * scale (values are >= 0; negative ones are
+ *           stored as 0), so small weights keep their contrast (an image model's [CLS] row, whose own weight
+ *           is 100 times its weights on patches, keeps some 30 levels over the patches instead of 3): the
+ * error is at most 0.6% of the row's maximum at the top and about 3 / (2 * 255 * (v / scale)^(1/3)) of a
+ *           small value v. */
 int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int u8, json_t *desc,
                    av_err *err);
 
+/* ---- long traces (html_long.c) ---- */
+
+/* The cells a side of the pooled overview a page embeds for kind, or 0 when the matrices themselves fit
+ * max_bytes (values of every kind's matrices at bytes_per_value). */
+int av_html_pool_cells(const av_trace *t, double max_bytes, double bytes_per_value);
+/* Every head of every layer of every kind pooled (max) to cells a side: sets like the full matrices' plus
+ * meta "pooled" {kind: {rows, cols, n_query, n_key, pool}} and range labels ("0-127"); full (may be NULL)
+ * receives every token label {kind: {q, k}} for the Rows view. */
+int av_html_encode_pooled(const av_trace *t, int cells, int u8, av_buf *blob, json_t *sets, json_t *labels,
+                          json_t *pooled, json_t *full, av_err *err);
+/* The query rows [q0, q1) of every layer of kind exactly, within max_bytes: meta "rows" [{kind, layer, q0,
+ * nq, nk, heads, off[, soff]}] (per layer: the mean over heads, then each head when the budget allows). */
+int av_html_encode_rows(const av_trace *t, const av_html_params *p, int u8, double max_bytes, av_buf *blob,
+                        json_t *meta, av_err *err);
+/* Queries and keys of the self-attention (neuron view), float32, when the trace keeps them and they fit
+ * max_bytes: meta "qk" {n, d, heads, kv_heads, causal, layers: [{layer, scale, softcap, window, qoff, koff}]}
+ * or "qk_note" saying why not. */
+int av_html_encode_qk(const av_trace *t, double max_bytes, av_buf *blob, json_t *meta, av_err *err);
+/* The trace's "image" tensor (what an image model saw) as base64 PNG, or NULL (none, or out of memory). */
+char *av_html_image_png(const av_trace *t);
 /* A colormap as 256 RGB triples (768 integers), the table the pages color with. */
 json_t *av_html_cmap_table(av_cmap cm);
 

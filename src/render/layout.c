@@ -61,19 +61,36 @@ static void min_max(const float *m, size_t n, float *lo, float *hi) {
 
 /* ---- one heatmap ---- */
 
+/* The heatmap's matrix (malloc'd, the caller's p->matrix copied, or head / reduction of one layer) and its
+ * labels (borrowed, or owned in *owned_q / *owned_k): label i of the matrix is ql[i + *off]. */
+static int heatmap_matrix(const av_trace *t, const av_plot_params *p, float **m, int *nr, int *nc, char ***ql,
+                          char ***kl, int *off, int *n_heads, av_err *err) {
+    if (p->matrix) {
+        size_t n = (size_t)p->n_rows * (size_t)p->n_cols;
+        if (p->n_rows <= 0 || p->n_cols <= 0 || !(*m = malloc(sizeof(float) * n)))
+            return av_errf(err, "cannot draw a %d x %d matrix", p->n_rows, p->n_cols);
+        memcpy(*m, p->matrix, sizeof(float) * n);
+        *nr = p->n_rows, *nc = p->n_cols, *off = 0, *n_heads = av_trace_n_heads(t, p->kind);
+        *ql = (char **)p->row_labels, *kl = (char **)p->col_labels;
+        return 0;
+    }
+    if (av_plot_matrix(t, p->kind, p->layer, p->head, p->exclude_first, m, nr, nc, err)) return -1;
+    *off = p->exclude_first ? 1 : 0;
+    *n_heads = av_trace_n_heads(t, p->kind);
+    if (av_plot_labels(t, p->kind, av_trace_n_query(t, p->kind), av_trace_n_key(t, p->kind), ql, kl, err)) {
+        free(*m);
+        return -1;
+    }
+    return 0;
+}
+
 static int layout_heatmap(const av_trace *t, const av_plot_params *p, av_fig *f, av_plot_geom *g,
                           av_err *err) {
     float *m;
-    int nr, nc;
-    if (av_plot_matrix(t, p->kind, p->layer, p->head, p->exclude_first, &m, &nr, &nc, err)) return -1;
-    av_attn_view v;
-    av_trace_attn(t, p->kind, p->layer, &v, NULL);
+    int nr = 0, nc = 0, off = 0, n_heads = 0;
     char **ql, **kl;
-    if (av_plot_labels(t, p->kind, v.n_query, v.n_key, &ql, &kl, err)) {
-        free(m);
-        return -1;
-    }
-    int off = p->exclude_first ? 1 : 0, rc = -1;
+    if (heatmap_matrix(t, p, &m, &nr, &nc, &ql, &kl, &off, &n_heads, err)) return -1;
+    int rc = -1;
     double out_scale = p->dpi / 96.0;
     av_fig_scale sc;
     float lo = 0, hi = 0;
@@ -86,7 +103,7 @@ static int layout_heatmap(const av_trace *t, const av_plot_params *p, av_fig *f,
     double lf = fmin(11, fmax(7, cell * 0.75)), pitch = lf * 1.2;
     int rs = (int)ceil(pitch / cell - 1e-9), cs = rs; /* label strides */
     const double margin = 14, tsize = 15, axis = 11.5;
-    char *title = make_title(t, p, v.n_heads);
+    char *title = make_title(t, p, n_heads);
     f->title = title ? av_strdup(title) : NULL;
     /* label extents */
     double row_w = 0, col_h = 0;
@@ -145,8 +162,10 @@ done:
     free(kc);
     free(title);
     free(m);
-    av_plot_labels_free(ql, v.n_query);
-    av_plot_labels_free(kl, v.n_key);
+    if (!p->matrix) {
+        av_plot_labels_free(ql, av_trace_n_query(t, p->kind));
+        av_plot_labels_free(kl, av_trace_n_key(t, p->kind));
+    }
     return rc;
 }
 
@@ -172,32 +191,26 @@ static void grid_free(grid_mats *gm) {
     free(gm->mats);
 }
 
+/* Thumbnails of long traces are max-pooled to this many cells a side first (through the tile API, which
+ * answers a lazy trace's overview at once); the figure pools them further to its pixels. */
+enum { GRID_CELLS = 256 };
+
 static int grid_load(const av_trace *t, const av_plot_params *p, grid_mats *gm, av_err *err) {
     memset(gm, 0, sizeof *gm);
-    int L = av_trace_n_layers(t, p->kind), H = 0;
+    int L = av_trace_n_layers(t, p->kind), H = av_trace_n_heads(t, p->kind);
     if (L == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(p->kind));
-    av_attn_view v0 = {0, 0, 0, NULL};
-    for (int l = 0; l < L; l++) {
-        av_attn_view v;
-        if (av_trace_attn(t, p->kind, l, &v, err)) return av_err_prefix(err, "grid");
-        if (v.n_heads > H) H = v.n_heads;
-        if (l == 0) v0 = v;
-    }
-    int off = p->exclude_first ? 1 : 0, nr = v0.n_query - off, nc = v0.n_key - off;
-    if (nr <= 0 || nc <= 0) return av_errf(err, "cannot exclude the first token of a 1-token trace");
-    size_t per = (size_t)nr * (size_t)nc, total;
-    if (!av_mul_size(per, (size_t)L * (size_t)H, &total)) return av_errf(err, "trace too large for a grid");
+    int off = p->exclude_first ? 1 : 0, wr = av_trace_n_query(t, p->kind) - off,
+        wc = av_trace_n_key(t, p->kind) - off;
+    if (wr <= 0 || wc <= 0) return av_errf(err, "cannot exclude the first token of a 1-token trace");
+    int nr = wr < GRID_CELLS ? wr : GRID_CELLS, nc = wc < GRID_CELLS ? wc : GRID_CELLS;
+    size_t per = (size_t)nr * (size_t)nc;
     *gm = (grid_mats){L, H, nr, nc, calloc((size_t)L * (size_t)H, sizeof(float *)), 0, 0};
     if (!gm->mats) return av_errf(err, "out of memory");
     for (int l = 0, k = 0; l < L; l++)
         for (int h = 0; h < H; h++, k++) {
-            av_attn_view v;
-            av_trace_attn(t, p->kind, l, &v, NULL);
-            if (h >= v.n_heads) continue;
-            int r2, c2;
-            if (av_plot_matrix(t, p->kind, l, h, p->exclude_first, &gm->mats[k], &r2, &c2, err)) return -1;
-            if (r2 != nr || c2 != nc)
-                return av_errf(err, "layer %d is %d x %d but layer 0 is %d x %d", l, r2, c2, nr, nc);
+            av_tile_params tp = {p->kind, l, h, off, off + wr, off, off + wc, nr, nc, AV_POOL_MAX, off};
+            if (!(gm->mats[k] = malloc(sizeof(float) * per))) return av_errf(err, "out of memory");
+            if (av_trace_attn_tile_ex(t, &tp, gm->mats[k], err)) return av_err_prefix(err, "grid");
             min_max(gm->mats[k], per, &gm->lo, &gm->hi);
         }
     return 0;

@@ -198,6 +198,7 @@ bad:
 static int text_ids(const av_model *m, const json_t *text, const json_t *bos, int32_t **ids, size_t *n,
                     srv_reply *r) {
     if (!json_is_string(text)) return srv_reply_error(r, 400, "'text' must be a string"), -1;
+    if (json_string_length(text) == 0) return srv_reply_error(r, 400, "empty input: 'text' is empty"), -1;
     const av_tokenizer *tok = av_model_tokenizer(m);
     if (!tok)
         return srv_reply_error(r, 422,

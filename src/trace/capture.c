@@ -4,8 +4,10 @@
  * kinds with the parameters of their scores, value norms, logits. */
 #include "capture.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 int av_cap_init(av_run_capture *c, const av_model *m, const av_run_params *p, av_err *err) {
     memset(c, 0, sizeof *c);
@@ -16,11 +18,32 @@ int av_cap_init(av_run_capture *c, const av_model *m, const av_run_params *p, av
     return 0;
 }
 
+/* The pooled overview a lazy kind keeps (docs/TRACE_FORMAT.md, "Overviews"): p->pool_cells cells a side, or
+ * by default AV_POOL_CELLS when a side has AV_POOL_AUTO_MIN tokens (shorter ones recompute quickly). */
+enum { AV_POOL_CELLS = 256, AV_POOL_AUTO_MIN = 4096, AV_POOL_MAX_CELLS = 4096 };
+
+static void pool_shape(const av_run_params *p, cap_kind *k) {
+    int cells = p->pool_cells;
+    if (!p->lazy || cells < 0) return;
+    if (cells == 0)
+        cells = k->n_query >= AV_POOL_AUTO_MIN || k->n_key >= AV_POOL_AUTO_MIN ? AV_POOL_CELLS : 0;
+    cells = cells > AV_POOL_MAX_CELLS ? AV_POOL_MAX_CELLS : cells;
+    k->pool_rows = cells < k->n_query ? cells : k->n_query;
+    k->pool_cols = cells < k->n_key ? cells : k->n_key;
+}
+
 void av_cap_declare(av_run_capture *c, av_attn_kind kind, int stack, int cross, int n_query, int n_key) {
     const av_stack *st = &c->m->stacks[stack];
-    c->kinds[kind] = (cap_kind){
-        stack, cross, st->n_layers, st->cfg.n_heads, st->cfg.n_kv_heads, st->cfg.head_dim, n_query, n_key,
-        NULL,  NULL,  NULL};
+    cap_kind *k = &c->kinds[kind];
+    *k = (cap_kind){.stack = stack,
+                    .cross = cross,
+                    .n_layers = st->n_layers,
+                    .n_heads = st->cfg.n_heads,
+                    .n_kv_heads = st->cfg.n_kv_heads,
+                    .head_dim = st->cfg.head_dim,
+                    .n_query = n_query,
+                    .n_key = n_key};
+    pool_shape(c->p, k);
 }
 
 /* n buffers of per floats each, zeroed when zero (fresh pages); NULL with a message when memory runs out. */
@@ -43,14 +66,51 @@ static void free_bufs(float **b, int n) {
     free(b);
 }
 
-/* Full traces of at least 4x the header room go straight into the output file (av_st_prealloc); small ones
- * would be mostly header. */
+/* Bytes of one plane of each buffer of kind k: queries, keys, one pooled overview (max or sum). */
+static size_t q_bytes(const cap_kind *k) {
+    return sizeof(float) * (size_t)k->n_heads * (size_t)k->n_query * (size_t)k->head_dim;
+}
+static size_t k_bytes(const cap_kind *k) {
+    return sizeof(float) * (size_t)k->n_kv_heads * (size_t)k->n_key * (size_t)k->head_dim;
+}
+static size_t pool_bytes(const cap_kind *k) {
+    return sizeof(float) * (size_t)k->n_heads * (size_t)k->pool_rows * (size_t)k->pool_cols;
+}
+
+/* A lazy run's output file, laid out as av_trace_save writes it: first av_lazy_save's F32 tensors (queries
+ * and keys of every kind, their pooled overviews, relative biases; the value norms, logits and the rest
+ * follow after the mapping): its size, and with base, the queries, keys and pools of every kind assigned
+ * their windows. */
+static size_t lazy_layout(av_run_capture *c, unsigned char *base) {
+    size_t off = 0;
+    for (int part = 0; part < 3; part++)
+        for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
+            cap_kind *k = &c->kinds[i];
+            for (int l = 0; part == 0 && l < k->n_layers; l++) {
+                if (base) k->q[l] = (float *)(base + off), k->k[l] = (float *)(base + off + q_bytes(k));
+                off += q_bytes(k) + k_bytes(k);
+            }
+            for (int l = 0; part == 1 && k->pool_rows && l < k->n_layers; l++) {
+                if (base)
+                    k->pool[l].max = (float *)(base + off),
+                    k->pool[l].sum = (float *)(base + off + pool_bytes(k));
+                off += 2 * pool_bytes(k);
+            }
+            if (part == 2 && k->n_layers && !k->cross && c->m->stacks[k->stack].rel.table.data)
+                off += sizeof(float) * (size_t)k->n_heads * (size_t)(k->n_query + k->n_key - 1);
+        }
+    return off;
+}
+
+/* Full F32 traces of at least 4x the header room go straight into the output file (av_st_prealloc), and so
+ * do lazy runs' queries, keys and overviews; small files would be mostly header. */
 static int open_prealloc(av_run_capture *c, size_t attn_bytes, int n_labels, int n_tensors, av_err *err) {
     const av_run_params *p = c->p;
     size_t room = 65536 + (size_t)n_labels * 128 + (size_t)n_tensors * 512; /* labels, ids, tensor entries */
-    if (!p->output_path || p->lazy || p->dtype != AV_DTYPE_F32 || attn_bytes < 4 * room) return 0;
+    size_t bytes = p->lazy ? lazy_layout(c, NULL) : attn_bytes;
+    if (!p->output_path || (!p->lazy && p->dtype != AV_DTYPE_F32) || bytes < 4 * room) return 0;
     if (!(c->pre = calloc(1, sizeof *c->pre))) return av_errf(err, "out of memory");
-    int r = av_st_prealloc_open(c->pre, p->output_path, room, attn_bytes, err);
+    int r = av_st_prealloc_open(c->pre, p->output_path, room, bytes, err);
     if (r != 0) { /* 1: the file cannot be mapped; keep the capture in memory */
         free(c->pre);
         c->pre = NULL;
@@ -76,6 +136,29 @@ static int alloc_full(av_run_capture *c, cap_kind *k, size_t *off, av_err *err) 
     return 0;
 }
 
+/* Query/key buffers of one kind (and its pools): windows of the output file when it is mapped (assigned by
+ * lazy_layout), else malloc'd (pools zeroed). */
+static int alloc_qk(av_run_capture *c, cap_kind *k, av_err *err) {
+    int L = k->n_layers;
+    if (k->pool_rows && !(k->pool = calloc((size_t)L, sizeof *k->pool))) return av_errf(err, "out of memory");
+    for (int l = 0; k->pool && l < L; l++)
+        k->pool[l] = (av_attn_pool){NULL, NULL, k->pool_rows, k->pool_cols, k->n_query, k->n_key};
+    if (c->pre && c->p->lazy) {
+        k->q = calloc((size_t)L, sizeof *k->q);
+        k->k = calloc((size_t)L, sizeof *k->k);
+        return k->q && k->k ? 0 : av_errf(err, "out of memory");
+    }
+    size_t plane = pool_bytes(k) / sizeof(float);
+    if (!(k->q = alloc_bufs(L, q_bytes(k) / sizeof(float), 0, err)) ||
+        !(k->k = alloc_bufs(L, k_bytes(k) / sizeof(float), 0, err)))
+        return av_errf(err, "out of memory for the trace's queries and keys (%d x %d)", k->n_query, k->n_key);
+    for (int l = 0; k->pool && l < L; l++)
+        if (!(k->pool[l].max = calloc(plane, sizeof(float))) ||
+            !(k->pool[l].sum = calloc(plane, sizeof(float))))
+            return av_errf(err, "out of memory");
+    return 0;
+}
+
 int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
     size_t bytes = 0, off = 0, per;
     int labels = 0, tensors = 0;
@@ -86,21 +169,17 @@ int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
             !av_mul_size(per * sizeof(float), (size_t)k->n_layers, &per) || !av_add_size(bytes, per, &bytes))
             return av_errf(err, "attention size overflows");
         labels += k->n_query + k->n_key; /* queries and keys: up to two label lists, each with ids */
-        tensors += 2 * k->n_layers;
+        tensors += 4 * k->n_layers;
     }
     if (open_prealloc(c, bytes, labels, tensors, err)) return -1;
     for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
         cap_kind *k = &c->kinds[i];
         if (!k->n_layers) continue;
-        if (!c->p->lazy) {
-            if (alloc_full(c, k, &off, err)) return -1;
-        } else if (!(k->q = alloc_bufs(k->n_layers, (size_t)k->n_heads * k->n_query * k->head_dim, 0, err)) ||
-                   !(k->k =
-                         alloc_bufs(k->n_layers, (size_t)k->n_kv_heads * k->n_key * k->head_dim, 0, err))) {
-            return av_errf(err, "out of memory for the lazy trace's queries and keys (%d x %d)", k->n_query,
-                           k->n_key);
-        }
+        if ((!c->p->lazy && alloc_full(c, k, &off, err)) ||
+            ((c->p->lazy || c->p->keep_qk) && alloc_qk(c, k, err)))
+            return -1;
     }
+    if (c->pre && c->p->lazy) lazy_layout(c, c->pre->map + c->pre->room);
     const cap_kind *self = &c->kinds[AV_ATTN_SELF];
     if (self->n_layers &&
         !(c->vnorm = alloc_bufs(self->n_layers, (size_t)self->n_heads * self->n_query, 0, err)))
@@ -116,14 +195,35 @@ int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
 av_capture av_cap_view(const av_run_capture *c, av_attn_kind kind) {
     const cap_kind *k = &c->kinds[kind];
     if (!k->n_layers) return (av_capture){0};
-    return (av_capture){k->attn, kind == AV_ATTN_SELF ? c->vnorm : NULL, k->q, k->k, k->n_query, k->n_key, 1};
+    return (av_capture){k->attn, kind == AV_ATTN_SELF ? c->vnorm : NULL, k->q, k->k, k->n_query, k->n_key, 1,
+                        k->pool};
+}
+
+/* Drops the pages of [p, p + n) from the process: a shared file mapping keeps their data in the file. */
+static void release_pages(const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095, e = ((uintptr_t)p + n + 4095) & ~(uintptr_t)4095;
+    if (p && n) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+void av_cap_release(const av_run_capture *c, av_attn_kind kind, int layer) {
+    const cap_kind *k = &c->kinds[kind];
+    if (!c->mapped || !c->p->lazy || layer < 0 || layer >= k->n_layers) return;
+    release_pages(k->q[layer], q_bytes(k) + k_bytes(k)); /* queries, then keys */
+    if (k->pool) release_pages(k->pool[layer].max, 2 * pool_bytes(k));
 }
 
 void av_cap_free(av_run_capture *c) {
     for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
         cap_kind *k = &c->kinds[i];
-        if (k->attn && c->mapped)
-            memset(k->attn, 0, sizeof *k->attn * (size_t)k->n_layers); /* the file's pages */
+        float **in_file[] = {k->attn, k->q, k->k};
+        for (size_t b = 0; c->mapped && b < (c->p->lazy ? 3u : 1u); b++) /* keep_qk's q/k are malloc'd */
+            if (in_file[b])
+                memset(in_file[b], 0, sizeof(float *) * (size_t)k->n_layers); /* the file's pages */
+        for (int l = 0; k->pool && !c->mapped && l < k->n_layers; l++) {
+            free(k->pool[l].max);
+            free(k->pool[l].sum);
+        }
+        free(k->pool);
         free_bufs(k->attn, k->n_layers);
         free_bufs(k->q, k->n_layers);
         free_bufs(k->k, k->n_layers);
@@ -133,6 +233,39 @@ void av_cap_free(av_run_capture *c) {
     if (c->pre) av_st_prealloc_free(c->pre);
     free(c->pre);
     memset(c, 0, sizeof *c);
+}
+
+/* ---- progress ---- */
+
+/* Work of rows [p0, p0 + n) through one layer: the weights' products and the keys each row sees. */
+static double chunk_work(const av_cap_progress *r, int p0, int n) {
+    double pairs = r->causal ? (double)n * (p0 + 0.5 * (n + 1)) : (double)n * r->n_tokens;
+    return r->per_row * n + r->per_pair * pairs;
+}
+
+void av_cap_progress_init(av_cap_progress *r, const av_run_capture *c, av_attn_kind kind, int n_tokens) {
+    const cap_kind *k = &c->kinds[kind];
+    const av_stack *st = &c->m->stacks[k->stack];
+    *r = (av_cap_progress){.p = c->p,
+                           .c = c,
+                           .kind = kind,
+                           .n_layers = k->n_layers,
+                           .n_tokens = n_tokens,
+                           .causal = st->cfg.causal};
+    r->per_row = 2.0 * ((double)st->cfg.dim * (st->cfg.n_heads + st->cfg.n_kv_heads) * k->head_dim * 2 +
+                        3.0 * st->cfg.dim * st->cfg.hidden);
+    r->per_pair = 4.0 * k->n_heads * k->head_dim;
+    r->total = r->n_layers * chunk_work(r, 0, n_tokens);
+}
+
+void av_cap_on_layer(void *ctx, int layer, int pos0, int n) {
+    av_cap_progress *r = ctx;
+    av_cap_release(r->c, r->kind, layer);
+    r->done += chunk_work(r, pos0, n);
+    if (r->p->progress && layer == r->n_layers - 1) r->p->progress(r->p->progress_ctx, pos0 + n, r->n_tokens);
+    if (!r->p->on_progress) return;
+    av_progress pr = {layer, r->n_layers, pos0 + n, r->n_tokens, r->done, r->total};
+    r->p->on_progress(r->p->on_progress_ctx, &pr);
 }
 
 /* ---- the trace ---- */
@@ -155,36 +288,72 @@ static int model_meta(const av_model *m, av_trace *t, av_err *err) {
            (info.n_dec_layers && av_cap_meta_int(t, "n_dec_layers", info.n_dec_layers, err));
 }
 
-/* A captured lazy kind, with what its scores depend on from the blocks that computed it. */
-static int add_lazy(const av_model *m, cap_kind *k, av_attn_kind kind, av_trace *t, av_err *err) {
-    const av_stack *st = &m->stacks[k->stack];
+/* The pooled sums of layer l become means: each cell divided by the queries x keys it covers. */
+static void pool_means(const cap_kind *k, int l) {
+    float *sum = k->pool[l].sum;
+    for (int h = 0; h < k->n_heads; h++)
+        for (int r = 0; r < k->pool_rows; r++) {
+            int64_t rows =
+                (int64_t)(r + 1) * k->n_query / k->pool_rows - (int64_t)r * k->n_query / k->pool_rows;
+            float *cell = sum + ((size_t)h * (size_t)k->pool_rows + (size_t)r) * (size_t)k->pool_cols;
+            for (int c = 0; c < k->pool_cols; c++) {
+                int64_t cols =
+                    (int64_t)(c + 1) * k->n_key / k->pool_cols - (int64_t)c * k->n_key / k->pool_cols;
+                cell[c] = (float)((double)cell[c] / ((double)rows * (double)cols));
+            }
+        }
+}
+
+/* The captured queries and keys of a kind (lazy: its attention; else kept beside the matrices), with what
+ * its scores depend on from the blocks that computed it, and its pooled overview. */
+static int add_lazy(const av_run_capture *c, cap_kind *k, av_attn_kind kind, av_trace *t, av_err *err) {
+    const av_stack *st = &c->m->stacks[k->stack];
     int L = k->n_layers, rel = !k->cross && st->rel.table.data;
-    av_lazy_kind lz = {L,
-                       k->n_heads,
-                       k->n_kv_heads,
-                       k->head_dim,
-                       k->n_query,
-                       k->n_key,
-                       !k->cross && st->cfg.causal,
-                       (const float **)k->q,
-                       (const float **)k->k,
-                       malloc(sizeof(float) * (size_t)L),
-                       calloc((size_t)L, sizeof(float)),
-                       calloc((size_t)L, sizeof(int)),
-                       rel ? malloc(sizeof(float) * (size_t)k->n_heads * (size_t)(2 * k->n_query - 1)) : NULL,
-                       NULL,
-                       1};
+    av_lazy_kind lz = {
+        .n_layers = L,
+        .lazy = c->p->lazy,
+        .n_heads = k->n_heads,
+        .n_kv_heads = k->n_kv_heads,
+        .head_dim = k->head_dim,
+        .n_query = k->n_query,
+        .n_key = k->n_key,
+        .causal = !k->cross && st->cfg.causal,
+        .q = (const float **)k->q,
+        .k = (const float **)k->k,
+        .scale = malloc(sizeof(float) * (size_t)L),
+        .softcap = calloc((size_t)L, sizeof(float)),
+        .window = calloc((size_t)L, sizeof(int)),
+        .rel_bias = rel ? malloc(sizeof(float) * (size_t)k->n_heads * (size_t)(2 * k->n_query - 1)) : NULL,
+        .pool_max = k->pool ? calloc((size_t)L, sizeof(float *)) : NULL,
+        .pool_mean = k->pool ? calloc((size_t)L, sizeof(float *)) : NULL,
+        .pool_rows = k->pool_rows,
+        .pool_cols = k->pool_cols,
+        .owns_qk = !c->mapped || !c->p->lazy,
+        .owns_extras = 1};
+    if (!lz.scale || !lz.softcap || !lz.window || (rel && !lz.rel_bias) ||
+        (k->pool && (!lz.pool_max || !lz.pool_mean))) { /* the capture still owns (and frees) q, k, pools */
+        void *small[] = {lz.scale, lz.softcap, lz.window, (void *)lz.rel_bias, lz.pool_max, lz.pool_mean};
+        for (size_t i = 0; i < sizeof small / sizeof small[0]; i++)
+            free(small[i]);
+        return av_errf(err, "out of memory");
+    }
+    for (int l = 0; k->pool && l < L; l++) {
+        pool_means(k, l);
+        lz.pool_max[l] = k->pool[l].max;
+        lz.pool_mean[l] = k->pool[l].sum;
+        av_cap_release(c, kind, l);
+    }
     k->q = k->k = NULL;
-    int ok = lz.scale && lz.softcap && lz.window && (!rel || lz.rel_bias);
-    for (int l = 0; ok && l < L; l++) {
+    free(k->pool);
+    k->pool = NULL;
+    for (int l = 0; l < L; l++) {
         const av_block *B = &st->blocks[l];
         lz.scale[l] = B->attn_scale; /* the forward pass's cross-attention: the same scale, nothing else */
         lz.softcap[l] = k->cross ? 0 : B->attn_softcap;
         lz.window[l] = k->cross ? 0 : B->window;
     }
-    if (ok && rel) av_rel_pos_bias(st, k->n_query, (float *)lz.rel_bias); /* self kinds: n_query == n_key */
-    int rc = av_trace_set_lazy(t, kind, &lz, err); /* owns lz's buffers, also on failure */
-    return ok ? rc : av_errf(err, "out of memory");
+    if (rel) av_rel_pos_bias(st, k->n_query, (float *)lz.rel_bias); /* self kinds: n_query == n_key */
+    return av_trace_set_lazy(t, kind, &lz, err);                    /* owns lz's buffers, also on failure */
 }
 
 /* The captured sets of one kind (the trace takes them; those in the file's mapping stay there). */
@@ -207,8 +376,8 @@ int av_cap_finish(av_run_capture *c, av_trace **out, av_err *err) {
     int rc = model_meta(c->m, t, err);
     for (int i = 0; !rc && i < AV_ATTN_KIND_COUNT; i++) {
         cap_kind *k = &c->kinds[i];
-        if (k->n_layers)
-            rc = k->q ? add_lazy(c->m, k, (av_attn_kind)i, t, err) : add_sets(k, (av_attn_kind)i, t, err);
+        if (k->n_layers && k->attn) rc = add_sets(k, (av_attn_kind)i, t, err);
+        if (!rc && k->n_layers && k->q) rc = add_lazy(c, k, (av_attn_kind)i, t, err);
     }
     if (!rc && c->vnorm) {
         rc = av_trace_set_vnorm(t, c->vnorm, c->kinds[AV_ATTN_SELF].n_layers, c->kinds[AV_ATTN_SELF].n_heads,

@@ -13,8 +13,11 @@ typedef struct cap_kind {
     int stack; /* the model stack whose blocks compute it */
     int cross; /* 1: the stack's cross-attention */
     int n_layers, n_heads, n_kv_heads, head_dim, n_query, n_key;
-    float **attn;   /* (n_layers) -> (n_heads, n_query, n_key); NULL when lazy */
-    float **q, **k; /* lazy: (n_layers) -> (n_heads, n_query, head_dim), (n_kv_heads, n_key, head_dim) */
+    float **attn;       /* (n_layers) -> (n_heads, n_query, n_key); NULL when lazy */
+    float **q, **k;     /* lazy or keep_qk: (n_layers) -> (n_heads, n_query, head_dim), (n_kv_heads, n_key,
+                           head_dim) */
+    av_attn_pool *pool; /* lazy with an overview: (n_layers) pooled max and sum of every head */
+    int pool_rows, pool_cols;
 } cap_kind;
 
 typedef struct av_run_capture {
@@ -24,8 +27,8 @@ typedef struct av_run_capture {
     float **vnorm;                      /* (n_layers of self) -> (n_heads, n_query): single-stack models */
     float *logits;                      /* (n_logits, n_out), or NULL */
     int n_logits;
-    av_st_prealloc *pre; /* the output file the attention goes straight into, or NULL */
-    int mapped;          /* the full buffers lie in that file's mapping: never free()d */
+    av_st_prealloc *pre; /* the output file the attention (or a lazy run's queries and keys) goes into */
+    int mapped;          /* the full or lazy buffers lie in that file's mapping: never free()d */
 } av_run_capture;
 
 /* Starts a capture for a run of m with p (checks the trace dtype). */
@@ -37,6 +40,24 @@ void av_cap_declare(av_run_capture *c, av_attn_kind kind, int stack, int cross, 
 int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err);
 /* The forward pass's view of kind (an empty capture when it is not declared). */
 av_capture av_cap_view(const av_run_capture *c, av_attn_kind kind);
+/* A lazy run into its output file: drops the pages of layer l of kind from the process (they stay in the
+ * file), so memory does not grow with the queries and keys written so far. No-op otherwise. */
+void av_cap_release(const av_run_capture *c, av_attn_kind kind, int layer);
+/* Progress of a run (av_cap_on_layer, the forward pass's av_layer_fn): after each layer of each chunk, a
+ * lazy run's pages of that layer leave memory (they are in the output file) and the caller's
+ * av_run_params.on_progress / progress hear how far the run is. */
+typedef struct av_cap_progress {
+    const av_run_params *p;
+    const av_run_capture *c;
+    av_attn_kind kind; /* the kind the stack computes (whose pages to release) */
+    int n_layers, n_tokens, causal;
+    double per_row, per_pair; /* work of one row through one layer (weights), of one query-key pair */
+    double done, total;
+} av_cap_progress;
+
+void av_cap_progress_init(av_cap_progress *r, const av_run_capture *c, av_attn_kind kind, int n_tokens);
+void av_cap_on_layer(void *ctx, int layer, int pos0, int n);
+
 /* Moves everything captured into a new trace with the model's metadata (labels are the caller's). */
 int av_cap_finish(av_run_capture *c, av_trace **out, av_err *err);
 void av_cap_free(av_run_capture *c);

@@ -12,7 +12,7 @@ enum { MAX_TOP = 16, META_TOP = 5 };
 int av_image_preprocess(const av_model *m, const char *path, float **pixels, int *height, int *width,
                         av_err *err) {
     *pixels = NULL;
-    if (av_vit_preprocess_file(m, path, pixels, err)) return -1;
+    if (av_vit_preprocess_file(m, path, pixels, NULL, err)) return -1;
     *height = m->vision.prep.out_h;
     *width = m->vision.prep.out_w;
     return 0;
@@ -114,7 +114,12 @@ int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int
     av_cap_declare(&c, AV_ATTN_SELF, 0, 0, T, T);
     if (!logits) av_errf(err, "out of memory");
     if (!logits || av_cap_alloc(&c, 0, err) || av_state_new(m, 0, T, params->n_threads, &s, err)) goto done;
-    av_pass pass = {.self = av_cap_view(&c, AV_ATTN_SELF), .logits = n_out ? logits : NULL};
+    av_cap_progress rp;
+    av_cap_progress_init(&rp, &c, AV_ATTN_SELF, T);
+    av_pass pass = {.self = av_cap_view(&c, AV_ATTN_SELF),
+                    .logits = n_out ? logits : NULL,
+                    .on_layer = av_cap_on_layer,
+                    .on_layer_ctx = &rp};
     if (av_forward_pixels(m, s, pixels, &pass, err) || av_cap_finish(&c, out, err)) goto done;
     n_best = n_out ? top_classes(m, logits, n_out, best, k > META_TOP ? k : META_TOP) : 0;
     if (image_meta(m, *out, best, n_best < META_TOP ? n_best : META_TOP, err)) goto done;
@@ -129,16 +134,32 @@ done:
     return rc;
 }
 
+/* What the model saw: the 8-bit crop as the trace's "image" tensor, and image_crop {"box": [x0, y0, x1, y1],
+ * "width", "height"}: the crop in the original file's pixels (the viewer overlays the patches on it). */
+static int seen_meta(av_trace *t, av_image_seen *seen, av_err *err) {
+    json_t *o = json_pack("{s:[f,f,f,f], s:i, s:i}", "box", seen->crop[0], seen->crop[1], seen->crop[2],
+                          seen->crop[3], "width", seen->width, "height", seen->height);
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(o);
+    int rc = text ? av_trace_set_meta(t, "image_crop", text, err) : av_errf(err, "out of memory");
+    free(text);
+    rc = rc || av_trace_set_image(t, seen->rgb, seen->out_h, seen->out_w, err);
+    seen->rgb = NULL; /* the trace has it */
+    return rc ? -1 : 0;
+}
+
 int av_trace_from_image(const av_model *m, const char *path, const av_run_params *params, av_trace **out,
                         av_class_score *top, int k, av_err *err) {
     *out = NULL;
     float *px;
-    int h, w;
-    if (av_image_preprocess(m, path, &px, &h, &w, err)) return -1;
-    int rc = av_trace_from_pixels(m, px, h, w, params, out, top, k, err);
+    av_image_seen seen = {0};
+    if (av_vit_preprocess_file(m, path, &px, &seen, err)) return -1;
+    int rc = av_trace_from_pixels(m, px, seen.out_h, seen.out_w, params, out, top, k, err);
     free(px);
-    if (rc == 0) {
-        rc = av_trace_set_meta(*out, "image", av_path_basename(path), err);
-    }
+    if (rc == 0)
+        rc = av_trace_set_meta(*out, "image", av_path_basename(path), err) || seen_meta(*out, &seen, err) ? -1
+                                                                                                          : 0;
+    if (rc && *out) av_trace_free(*out), *out = NULL;
+    free(seen.rgb);
     return rc;
 }

@@ -66,18 +66,50 @@ int av_trace_lazy_materialize(const av_trace *t, av_attn_kind kind, int layer, s
     return 0;
 }
 
+int av_trace_qk(const av_trace *t, av_attn_kind kind, int layer, av_qk_view *out, av_err *err) {
+    const av_lazy_kind *lz = (unsigned)kind < AV_ATTN_KIND_COUNT ? &t->lazy_kinds[kind] : NULL;
+    if (!lz || !lz->n_layers)
+        return av_errf(err,
+                       "the trace keeps no queries/keys of its '%s' attention (run with --lazy or --keep-qk)",
+                       av_attn_kind_name(kind));
+    if (layer < 0 || layer >= lz->n_layers)
+        return av_errf(err, "layer %d is out of range: layers 0..%d", layer, lz->n_layers - 1);
+    int64_t qs[3] = {lz->n_heads, lz->n_query, lz->head_dim},
+            ks[3] = {lz->n_kv_heads, lz->n_key, lz->head_dim};
+    memset(out, 0, sizeof *out);
+    out->q = (av_tensor){AV_DTYPE_F32,
+                         3,
+                         {qs[0], qs[1], qs[2]},
+                         lz->q[layer],
+                         sizeof(float) * (size_t)(qs[0] * qs[1] * qs[2])};
+    out->k = (av_tensor){AV_DTYPE_F32,
+                         3,
+                         {ks[0], ks[1], ks[2]},
+                         lz->k[layer],
+                         sizeof(float) * (size_t)(ks[0] * ks[1] * ks[2])};
+    out->scale = lz->scale[layer];
+    out->softcap = lz->softcap[layer];
+    out->causal = lz->causal;
+    out->window = lz->window[layer];
+    out->has_rel_bias = lz->rel_bias != NULL;
+    out->has_key_mask = lz->key_mask != NULL;
+    return 0;
+}
+
 /* ---- building ---- */
 
 void av_lazy_free(av_lazy_kind *lz) {
-    for (int l = 0; lz->owns_data && l < lz->n_layers; l++) {
-        free(lz->q ? (void *)lz->q[l] : NULL);
-        free(lz->k ? (void *)lz->k[l] : NULL);
+    for (int l = 0; lz->owns_qk && l < lz->n_layers; l++) {
+        const void *bufs[] = {lz->q ? lz->q[l] : NULL, lz->k ? lz->k[l] : NULL,
+                              lz->pool_max ? lz->pool_max[l] : NULL, lz->pool_mean ? lz->pool_mean[l] : NULL};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            free((void *)bufs[i]);
     }
-    if (lz->owns_data) {
+    if (lz->owns_extras) {
         free((void *)lz->rel_bias);
         free((void *)lz->key_mask);
     }
-    void *arrays[] = {lz->q, lz->k, lz->scale, lz->softcap, lz->window};
+    void *arrays[] = {lz->q, lz->k, lz->scale, lz->softcap, lz->window, lz->pool_max, lz->pool_mean};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
         free(arrays[i]);
     memset(lz, 0, sizeof *lz);
@@ -88,7 +120,7 @@ static int v1_compatible(const av_trace *t) {
     const av_lazy_kind *lz = &t->lazy_kinds[AV_ATTN_SELF];
     for (int k = 1; k < AV_ATTN_KIND_COUNT; k++)
         if (t->lazy_kinds[k].n_layers) return 0;
-    int ok = lz->n_layers && lz->causal && !lz->rel_bias && !lz->key_mask;
+    int ok = lz->n_layers && lz->lazy && lz->causal && !lz->rel_bias && !lz->key_mask;
     for (int l = 0; ok && l < lz->n_layers; l++)
         ok = lz->scale[l] == lz->scale[0] && !lz->window[l] && lz->softcap[l] == 0;
     return ok;
@@ -102,8 +134,16 @@ static json_t *json_list(const float *f, const int *i, int n) {
     return a;
 }
 
-/* Metadata "lazy_attn" {kind: {causal, scale, softcap, window}} of every lazy kind, and version 1's keys
- * when its readers can use them. */
+/* Whether the trace uses what version 3 added here: pooled overviews, or queries/keys kept beside full
+ * matrices. */
+static int needs_v3(const av_trace *t) {
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        if (t->lazy_kinds[k].n_layers && (t->lazy_kinds[k].pool_max || !t->lazy_kinds[k].lazy)) return 1;
+    return 0;
+}
+
+/* Metadata "lazy_attn" {kind: {causal, scale, softcap, window}} of every kind with queries/keys, "lazy" or
+ * "qk", and version 1's keys when its readers can use them. */
 static int set_lazy_meta(av_trace *t, av_err *err) {
     json_t *all = json_object();
     for (int k = 0; all && k < AV_ATTN_KIND_COUNT; k++) {
@@ -118,8 +158,9 @@ static int set_lazy_meta(av_trace *t, av_err *err) {
     char *text = all ? json_dumps(all, JSON_COMPACT) : NULL, scale[32];
     json_decref(all);
     if (!text) return av_errf(err, "out of memory");
-    int rc = av_trace_set_meta(t, "lazy_attn", text, err) || av_trace_set_meta(t, "lazy", "1", err) ||
-             av_trace_need_version(t, 2, err);
+    int rc = av_trace_set_meta(t, "lazy_attn", text, err) ||
+             av_trace_set_meta(t, t->lazy ? "lazy" : "qk", "1", err) ||
+             av_trace_need_version(t, needs_v3(t) ? 3 : 2, err);
     free(text);
     if (!rc && v1_compatible(t)) {
         snprintf(scale, sizeof scale, "%.9g", (double)t->lazy_kinds[AV_ATTN_SELF].scale[0]);
@@ -131,33 +172,51 @@ static int set_lazy_meta(av_trace *t, av_err *err) {
 int av_trace_set_lazy(av_trace *t, av_attn_kind kind, const av_lazy_kind *lz, av_err *err) {
     av_lazy_free(&t->lazy_kinds[kind]);
     t->lazy_kinds[kind] = *lz;
-    t->lazy_kinds[kind].owns_data = 1;
-    t->lazy = 1;
+    if (lz->lazy) t->lazy = 1;
     return set_lazy_meta(t, err);
 }
 
 /* ---- saving and loading ---- */
 
-int av_lazy_save(const av_trace *t, av_st_writer *w, av_err *err) {
+/* "pool.max.<kind>.<l>" / "pool.mean.<kind>.<l>". */
+static void pool_name(char *buf, size_t n, int mean, av_attn_kind kind, int l) {
+    snprintf(buf, n, "pool.%s.%s.%d", mean ? "mean" : "max", av_attn_kind_name(kind), l);
+}
+
+/* The tensors of every kind in file order: with masks 0 the F32 ones (queries and keys, pooled overviews,
+ * relative biases: capture.c lays a lazy run's output file out the same way), with masks 1 the U8 key masks
+ * (saved last, so they leave the F32 tensors aligned). */
+int av_lazy_save(const av_trace *t, av_st_writer *w, int masks, av_err *err) {
     char name[48];
-    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
-        const av_lazy_kind *lz = &t->lazy_kinds[k];
-        int64_t qs[3] = {lz->n_heads, lz->n_query, lz->head_dim},
-                ks[3] = {lz->n_kv_heads, lz->n_key, lz->head_dim};
-        for (int l = 0; l < lz->n_layers; l++) {
-            qk_name(name, sizeof name, 'q', (av_attn_kind)k, l);
-            if (av_st_writer_add(w, name, AV_DTYPE_F32, AV_DTYPE_F32, 3, qs, lz->q[l], err)) return -1;
-            qk_name(name, sizeof name, 'k', (av_attn_kind)k, l);
-            if (av_st_writer_add(w, name, AV_DTYPE_F32, AV_DTYPE_F32, 3, ks, lz->k[l], err)) return -1;
+    for (int part = masks ? 3 : 0; part < (masks ? 4 : 3); part++)
+        for (int k = 0; k < AV_ATTN_KIND_COUNT; k++) {
+            const av_lazy_kind *lz = &t->lazy_kinds[k];
+            const char *kn = av_attn_kind_name((av_attn_kind)k);
+            int64_t qs[3] = {lz->n_heads, lz->n_query, lz->head_dim},
+                    ks[3] = {lz->n_kv_heads, lz->n_key, lz->head_dim},
+                    ps[3] = {lz->n_heads, lz->pool_rows, lz->pool_cols},
+                    rs[2] = {lz->n_heads, (int64_t)lz->n_query + lz->n_key - 1}, ms[1] = {lz->n_key};
+            for (int l = 0; part == 0 && l < lz->n_layers; l++) {
+                qk_name(name, sizeof name, 'q', (av_attn_kind)k, l);
+                if (av_st_writer_add(w, name, AV_DTYPE_F32, AV_DTYPE_F32, 3, qs, lz->q[l], err)) return -1;
+                qk_name(name, sizeof name, 'k', (av_attn_kind)k, l);
+                if (av_st_writer_add(w, name, AV_DTYPE_F32, AV_DTYPE_F32, 3, ks, lz->k[l], err)) return -1;
+            }
+            for (int l = 0; part == 1 && lz->pool_max && l < lz->n_layers; l++)
+                for (int mean = 0; mean < 2; mean++) {
+                    pool_name(name, sizeof name, mean, (av_attn_kind)k, l);
+                    if (av_st_writer_add(w, name, AV_DTYPE_F32, AV_DTYPE_F32, 3, ps,
+                                         mean ? lz->pool_mean[l] : lz->pool_max[l], err))
+                        return -1;
+                }
+            snprintf(name, sizeof name, "%s.%s", part == 2 ? "relbias" : "keymask", kn);
+            if (part == 2 && lz->rel_bias &&
+                av_st_writer_add(w, name, AV_DTYPE_F32, AV_DTYPE_F32, 2, rs, lz->rel_bias, err))
+                return -1;
+            if (part == 3 && lz->key_mask &&
+                av_st_writer_add(w, name, AV_DTYPE_U8, AV_DTYPE_U8, 1, ms, lz->key_mask, err))
+                return -1;
         }
-        int64_t rs[2] = {lz->n_heads, (int64_t)lz->n_query + lz->n_key - 1}, ms[1] = {lz->n_key};
-        snprintf(name, sizeof name, "relbias.%s", av_attn_kind_name((av_attn_kind)k));
-        if (lz->rel_bias && av_st_writer_add(w, name, AV_DTYPE_F32, AV_DTYPE_F32, 2, rs, lz->rel_bias, err))
-            return -1;
-        snprintf(name, sizeof name, "keymask.%s", av_attn_kind_name((av_attn_kind)k));
-        if (lz->key_mask && av_st_writer_add(w, name, AV_DTYPE_U8, AV_DTYPE_U8, 1, ms, lz->key_mask, err))
-            return -1;
-    }
     return 0;
 }
 
@@ -245,6 +304,34 @@ static int load_extras(av_trace *t, av_lazy_kind *lz, const char *kname, const c
     return 0;
 }
 
+/* The optional pooled overviews pool.max.<kind>.<l> / pool.mean.<kind>.<l> (all layers or none). */
+static int load_pools(av_trace *t, av_lazy_kind *lz, av_attn_kind kind, const char *path, av_err *err) {
+    char name[48];
+    pool_name(name, sizeof name, 0, kind, 0);
+    const av_tensor *first = av_st_find(&t->file, name);
+    if (!first) return 0;
+    int L = lz->n_layers;
+    lz->pool_max = calloc((size_t)L, sizeof *lz->pool_max);
+    lz->pool_mean = calloc((size_t)L, sizeof *lz->pool_mean);
+    if (!lz->pool_max || !lz->pool_mean) return av_errf(err, "out of memory");
+    lz->pool_rows = first->ndim == 3 ? (int)first->shape[1] : 0;
+    lz->pool_cols = first->ndim == 3 ? (int)first->shape[2] : 0;
+    if (lz->pool_rows < 1 || lz->pool_rows > lz->n_query || lz->pool_cols < 1 || lz->pool_cols > lz->n_key)
+        return av_errf(err, "%s: '%s' must be [heads, rows, cols] with at most %d x %d cells", path, name,
+                       lz->n_query, lz->n_key);
+    for (int l = 0; l < L; l++)
+        for (int mean = 0; mean < 2; mean++) {
+            pool_name(name, sizeof name, mean, kind, l);
+            const av_tensor *p = av_st_find(&t->file, name);
+            if (!p || p->dtype != AV_DTYPE_F32 || p->ndim != 3 || p->shape[0] != lz->n_heads ||
+                p->shape[1] != lz->pool_rows || p->shape[2] != lz->pool_cols)
+                return av_errf(err, "%s: '%s' is missing or not F32 [%d, %d, %d] like layer 0's", path, name,
+                               lz->n_heads, lz->pool_rows, lz->pool_cols);
+            (mean ? lz->pool_mean : lz->pool_max)[l] = p->data;
+        }
+    return 0;
+}
+
 static int load_kind(av_trace *t, av_attn_kind kind, const json_t *params, const char *path, av_err *err) {
     av_lazy_kind *lz = &t->lazy_kinds[kind];
     const char *kname = av_attn_kind_name(kind);
@@ -266,7 +353,9 @@ static int load_kind(av_trace *t, av_attn_kind kind, const json_t *params, const
     if (!lz->q || !lz->k || !lz->scale || !lz->softcap || !lz->window) return av_errf(err, "out of memory");
     for (int l = 0; l < L; l++)
         if (load_layer(t, lz, kind, l, path, err)) return -1;
-    if (load_params(t, lz, params, path, kname, err) || load_extras(t, lz, kname, path, err)) return -1;
+    if (load_params(t, lz, params, path, kname, err) || load_extras(t, lz, kname, path, err) ||
+        load_pools(t, lz, kind, path, err))
+        return -1;
     if ((kind == AV_ATTN_SELF && (lz->n_query != t->n_tokens || lz->n_key != t->n_tokens)) ||
         (lz->causal && lz->n_query != lz->n_key))
         return av_errf(err, "%s: lazy %s attention is %d x %d but the trace has %d tokens%s", path, kname,
@@ -276,8 +365,10 @@ static int load_kind(av_trace *t, av_attn_kind kind, const json_t *params, const
 }
 
 int av_lazy_load(av_trace *t, const char *path, av_err *err) {
-    const char *text = av_trace_meta(t, "lazy_attn");
-    t->lazy = 1;
+    const char *text = av_trace_meta(t, "lazy_attn"), *lazy = av_trace_meta(t, "lazy");
+    t->lazy = lazy && strcmp(lazy, "1") == 0; /* else queries/keys kept beside full matrices ("qk") */
+    for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
+        t->lazy_kinds[k].lazy = t->lazy;
     if (!text) return load_kind(t, AV_ATTN_SELF, NULL, path, err); /* version 1 */
     json_error_t je;
     json_t *all = json_loads(text, 0, &je);

@@ -30,31 +30,42 @@ static int finish_run(const av_model *m, av_run_capture *c, const int32_t *ids, 
 
 /* ---- decoder-only and encoder-only token models ---- */
 
-static int tokens_trace(const av_model *m, const int32_t *ids, size_t n, const av_run_params *p,
-                        av_trace **out, av_err *err) {
+/* The pass over ids: lazy causal runs go layer by layer in chunks (one layer's keys and values in memory,
+ * its queries and keys streamed out); others are one chunk through every layer. */
+static int tokens_pass(const av_model *m, av_run_capture *c, const int32_t *ids, int T, const uint8_t *types,
+                       av_err *err) {
+    const av_run_params *p = c->p;
+    int layerwise = p->lazy && m->stacks[0].cfg.causal;
+    av_cap_progress rp;
+    av_cap_progress_init(&rp, c, AV_ATTN_SELF, T);
+    av_pass pass = {.self = av_cap_view(c, AV_ATTN_SELF),
+                    .logits = c->logits,
+                    .logits_all = 1,
+                    .token_types = types,
+                    .on_layer = av_cap_on_layer,
+                    .on_layer_ctx = &rp};
+    av_state *s = NULL;
+    int rc = layerwise ? av_state_new_layerwise(m, 0, T, p->n_threads, &s, err)
+                       : av_state_new(m, 0, T, p->n_threads, &s, err);
+    if (!rc)
+        rc = layerwise ? av_forward_ids_layerwise(m, s, ids, T, LAZY_CHUNK, &pass, err)
+                       : av_forward_ids(m, s, ids, T, 0, &pass, err);
+    av_state_free(s);
+    return rc;
+}
+
+static int tokens_trace(const av_model *m, const int32_t *ids, size_t n, const uint8_t *types,
+                        const av_run_params *p, av_trace **out, av_err *err) {
     if (n == 0) return av_errf(err, "empty input: no tokens to run (give some text, or keep the BOS token)");
     if (n > (size_t)m->max_seq_len)
         return av_errf(err, "input is %zu tokens but the model's context window is %d", n, m->max_seq_len);
     int T = (int)n, rc = -1;
-    /* lazy decoders go in chunks so activations stay small; full runs hold every row's attention anyway */
-    int chunk = p->lazy && m->stacks[0].cfg.causal ? LAZY_CHUNK : T;
     av_run_capture c;
-    av_state *s = NULL;
     if (av_cap_init(&c, m, p, err)) return -1;
     av_cap_declare(&c, AV_ATTN_SELF, 0, 0, T, T);
-    if (av_cap_alloc(&c, T, err) || av_state_new(m, 0, T, p->n_threads, &s, err)) goto done;
-    for (int p0 = 0; p0 < T; p0 += chunk) {
-        int n_chunk = T - p0 < chunk ? T - p0 : chunk;
-        av_pass pass = {.self = av_cap_view(&c, AV_ATTN_SELF),
-                        .logits = c.logits ? c.logits + (size_t)p0 * m->head.n_out : NULL,
-                        .logits_all = 1};
-        if (av_forward_ids(m, s, ids + p0, n_chunk, p0, &pass, err)) goto done;
-        if (p->progress) p->progress(p->progress_ctx, p0 + n_chunk, T);
-    }
-    rc = finish_run(m, &c, ids, n, out, err);
-done:
+    if (!av_cap_alloc(&c, T, err) && !tokens_pass(m, &c, ids, T, types, err))
+        rc = finish_run(m, &c, ids, n, out, err);
     av_cap_free(&c);
-    av_state_free(s);
     return rc;
 }
 
@@ -113,17 +124,19 @@ static int pair_trace(const av_model *m, const int32_t *src, int S, const int32_
     av_cap_declare(&c, AV_ATTN_ENC, 0, 0, S, S);
     av_cap_declare(&c, AV_ATTN_DEC, 1, 0, T, T);
     av_cap_declare(&c, AV_ATTN_CROSS, 1, 1, T, S);
-    av_pass pass = {.logits_all = 1};
+    av_cap_progress rp;
     if (av_cap_alloc(&c, T, err) || av_state_new(m, 1, T, p->n_threads, &dec, err) ||
         av_run_encode_source(m, &c, src, S, dec, p->n_threads, err))
         goto done;
-    pass = (av_pass){.self = av_cap_view(&c, AV_ATTN_DEC),
-                     .cross = av_cap_view(&c, AV_ATTN_CROSS),
-                     .logits = c.logits,
-                     .logits_all = 1};
+    av_cap_progress_init(&rp, &c, AV_ATTN_DEC, T);
+    av_pass pass = {.self = av_cap_view(&c, AV_ATTN_DEC),
+                    .cross = av_cap_view(&c, AV_ATTN_CROSS),
+                    .logits = c.logits,
+                    .logits_all = 1,
+                    .on_layer = av_cap_on_layer,
+                    .on_layer_ctx = &rp};
     if (av_forward_ids(m, dec, seq, T, 0, &pass, err) || finish_run(m, &c, seq, (size_t)T, out, err))
         goto done;
-    if (p->progress) p->progress(p->progress_ctx, T, T);
     rc = pair_meta(m, *out, src, (size_t)S, seq, T, forced, err);
 done:
     if (rc && *out) av_trace_free(*out), *out = NULL;
@@ -190,6 +203,7 @@ int av_trace_from_pair(const av_model *m, const char *source, const char *target
     *out = NULL;
     if (m->family != AV_FAMILY_ENCDEC)
         return av_errf(err, "%s is not an encoder-decoder model (give it a single text)", m->name);
+    if (!source || !*source || (target && !*target)) return av_errf(err, "empty input: the text is empty");
     int32_t *src = NULL, *labels = NULL, *dec = NULL;
     size_t ns, nl = 0;
     int rc = -1;
@@ -250,7 +264,7 @@ int av_trace_from_ids(const av_model *m, const int32_t *ids, size_t n, const av_
         return av_errf(err, "%s is a text-to-image model: give it a prompt as text", m->name);
     if (m->family == AV_FAMILY_ENCDEC)
         return av_trace_from_pair_ids(m, ids, n, NULL, 0, DEFAULT_STEPS, params, out, err);
-    return tokens_trace(m, ids, n, params, out, err);
+    return tokens_trace(m, ids, n, NULL, params, out, err);
 }
 
 int av_trace_from_text(const av_model *m, const char *text, const av_run_params *params, av_trace **out,
@@ -259,6 +273,7 @@ int av_trace_from_text(const av_model *m, const char *text, const av_run_params 
     av_run_params defaults = av_run_default_params();
     if (!params) params = &defaults;
     if (m->family == AV_FAMILY_VIT) return av_errf(err, "%s is an image model: give it an image", m->name);
+    if (!text) return av_errf(err, "no text given");
     if (m->family == AV_FAMILY_ENCDEC)
         return av_trace_from_pair(m, text, NULL, DEFAULT_STEPS, params, out, err);
     if (m->family == AV_FAMILY_T2I) { /* an image from the prompt, the default seed and steps */
@@ -272,5 +287,65 @@ int av_trace_from_text(const av_model *m, const char *text, const av_run_params 
     if (m->family == AV_FAMILY_BERT && params->add_bos) add_cls_sep(m, ids, &n);
     int rc = av_trace_from_ids(m, ids, n, params, out, err);
     free(ids);
+    return rc;
+}
+
+/* ---- sentence pairs (BERT family) ---- */
+
+/* JSON metadata of a pair: sentence_b_start (the first token of sentence B) and token_type_ids. */
+static int pair_text_meta(av_trace *t, size_t b_start, const uint8_t *types, size_t n, av_err *err) {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, json_integer(types ? types[i] : 0));
+    char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    int rc = text ? av_trace_set_meta(t, "token_type_ids", text, err) : av_errf(err, "out of memory");
+    free(text);
+    return rc || av_cap_meta_int(t, "sentence_b_start", (int)b_start, err) || av_trace_need_version(t, 3, err)
+               ? -1
+               : 0;
+}
+
+int av_trace_from_text_pair(const av_model *m, const char *a, const char *b, const av_run_params *params,
+                            av_trace **out, av_err *err) {
+    *out = NULL;
+    av_run_params defaults = av_run_default_params();
+    if (!params) params = &defaults;
+    if (m->family != AV_FAMILY_BERT)
+        return av_errf(err, "sentence pairs are for BERT-family encoders (%s is %s)", m->name,
+                       av_family_name(m->family));
+    if (!a || !*a || !b || !*b) return av_errf(err, "empty input: a sentence of the pair is empty");
+    if (!params->add_bos) return av_errf(err, "a sentence pair needs the special tokens ([CLS], [SEP])");
+    int32_t *ids = NULL, *tail = NULL;
+    uint8_t *types = NULL;
+    size_t na, nb;
+    int rc = -1;
+    if (encode(m, a, 1, &ids, &na, 2, err) || encode(m, b, 0, &tail, &nb, 0, err)) goto done;
+    add_cls_sep(m, ids, &na);
+    /* BERT: [CLS] A [SEP] B [SEP], types 0 then 1; RoBERTa: <s> A </s></s> B </s> (a type table of one row:
+     * no types); the separator is A's last token */
+    int32_t sep = ids[na - 1];
+    int roberta = strcmp(m->arch, "roberta") == 0,
+        typed = m->stacks[0].emb.type.data && m->stacks[0].emb.type.shape[0] >= 2;
+    size_t b_start = na + (roberta ? 1 : 0), n = b_start + nb + 1;
+    int32_t *all = realloc(ids, sizeof *ids * n);
+    if (!all || (typed && !(types = calloc(n, 1)))) {
+        av_errf(err, "out of memory");
+        goto done;
+    }
+    ids = all;
+    if (roberta) ids[na] = sep;
+    memcpy(ids + b_start, tail, sizeof *ids * nb);
+    ids[n - 1] = sep;
+    for (size_t i = na; typed && i < n; i++)
+        types[i] = 1;
+    if (tokens_trace(m, ids, n, types, params, out, err) || pair_text_meta(*out, b_start, types, n, err))
+        goto done;
+    rc = 0;
+done:
+    if (rc && *out) av_trace_free(*out), *out = NULL;
+    free(ids);
+    free(tail);
+    free(types);
     return rc;
 }

@@ -19,7 +19,8 @@ int av_trace_is_lazy(const av_trace *t) { return t->lazy; }
 
 /* The lazy attention of kind, or NULL when it is stored whole (or absent). */
 static const av_lazy_kind *lazy_of(const av_trace *t, av_attn_kind kind) {
-    return (unsigned)kind < AV_ATTN_KIND_COUNT && t->lazy_kinds[kind].n_layers ? &t->lazy_kinds[kind] : NULL;
+    const av_lazy_kind *lz = (unsigned)kind < AV_ATTN_KIND_COUNT ? &t->lazy_kinds[kind] : NULL;
+    return lz && lz->n_layers && lz->lazy ? lz : NULL;
 }
 
 /* The shape of kind's matrices: heads, queries, keys (zeros when the trace has none). */
@@ -33,27 +34,38 @@ int av_trace_n_heads(const av_trace *t, av_attn_kind kind) { return kind_shape(t
 int av_trace_n_query(const av_trace *t, av_attn_kind kind) { return kind_shape(t, kind).n_query; }
 int av_trace_n_key(const av_trace *t, av_attn_kind kind) { return kind_shape(t, kind).n_key; }
 
-/* Where rows come from: a stored set, or a lazy kind recomputed. */
+/* Where rows come from: a stored set, or a lazy kind recomputed; and whether rows are renormalized
+ * without their first key. */
 typedef struct source {
     const av_attn_set *set;
     const av_lazy_kind *lazy;
-    int layer, n_heads;
+    int layer, n_heads, exclude_first;
 } source;
 
-/* Rows [q0, q0+nq) of one head into out (nq, n_key): exact softmax probabilities, zeros where masked. */
+/* Rows [q0, q0+nq) of one head into out (nq, n_key): exact softmax probabilities, zeros where masked;
+ * with exclude_first, keys 1.. of each row rescaled to sum 1. */
 static void head_rows(const source *src, int head, int q0, int nq, int n_key, float *out) {
     if (src->lazy) {
         av_lazy_rows(src->lazy, src->layer, head, q0, nq, out);
-        return;
+    } else {
+        const av_attn_set *set = src->set;
+        size_t base = ((size_t)head * (size_t)set->view.n_query + (size_t)q0) * (size_t)n_key;
+        if (set->view.data) {
+            memcpy(out, set->view.data + base, sizeof(float) * (size_t)nq * (size_t)n_key);
+        } else { /* F16 in the mapped file: convert just these rows */
+            const uint16_t *h = (const uint16_t *)set->stored->data + base;
+            for (size_t i = 0; i < (size_t)nq * (size_t)n_key; i++)
+                out[i] = av_f16_to_f32(h[i]);
+        }
     }
-    const av_attn_set *set = src->set;
-    size_t base = ((size_t)head * (size_t)set->view.n_query + (size_t)q0) * (size_t)n_key;
-    if (set->view.data) {
-        memcpy(out, set->view.data + base, sizeof(float) * (size_t)nq * (size_t)n_key);
-    } else { /* F16 in the mapped file: convert just these rows */
-        const uint16_t *h = (const uint16_t *)set->stored->data + base;
-        for (size_t i = 0; i < (size_t)nq * (size_t)n_key; i++)
-            out[i] = av_f16_to_f32(h[i]);
+    for (int i = 0; src->exclude_first && i < nq; i++) {
+        float *row = out + (size_t)i * (size_t)n_key;
+        double sum = 0;
+        for (int k = 1; k < n_key; k++)
+            sum += row[k];
+        float f = sum > 0 ? (float)(1.0 / sum) : 1.0f;
+        for (int k = 1; k < n_key; k++)
+            row[k] *= f;
     }
 }
 
@@ -63,7 +75,7 @@ static int check_args(const av_trace *t, av_attn_kind kind, int layer, int head,
     if (layer < 0 || layer >= n_layers)
         return av_errf(err, "layer %d is out of range: the trace has layers 0..%d", layer, n_layers - 1);
     *src = (source){lazy_of(t, kind) ? NULL : find_set(t, kind, layer), lazy_of(t, kind), layer,
-                    av_trace_n_heads(t, kind)};
+                    av_trace_n_heads(t, kind), 0};
     if (!src->lazy && !src->set) return av_errf(err, "layer %d is missing", layer);
     /* callers size buffers by the kind's shape (layer 0's): a layer of another shape is never read (loaders
      * and av_trace_add_attn refuse such traces; this guards against any other builder) */
@@ -72,8 +84,9 @@ static int check_args(const av_trace *t, av_attn_kind kind, int layer, int head,
                      src->set->view.n_key != shape.n_key))
         return av_errf(err, "layer %d of '%s' has another shape than layer 0", layer,
                        av_attn_kind_name(kind));
-    if (head != AV_HEADS_MEAN && head != AV_HEADS_MAX && (head < 0 || head >= src->n_heads))
-        return av_errf(err, "head %d is out of range: heads 0..%d, or mean/max", head, src->n_heads - 1);
+    if (head != AV_HEADS_MEAN && head != AV_HEADS_MAX && head != AV_HEADS_MIN &&
+        (head < 0 || head >= src->n_heads))
+        return av_errf(err, "head %d is out of range: heads 0..%d, or mean/max/min", head, src->n_heads - 1);
     return 0;
 }
 
@@ -89,7 +102,9 @@ static void rows_any(const source *src, int head, int q0, int nq, int n_key, flo
     for (int h = 1; h < H; h++) {
         head_rows(src, h, q0, nq, n_key, tmp);
         for (size_t i = 0; i < n; i++)
-            out[i] = head == AV_HEADS_MEAN ? out[i] + tmp[i] : fmaxf(out[i], tmp[i]);
+            out[i] = head == AV_HEADS_MEAN  ? out[i] + tmp[i]
+                     : head == AV_HEADS_MAX ? fmaxf(out[i], tmp[i])
+                                            : fminf(out[i], tmp[i]);
     }
     if (head == AV_HEADS_MEAN)
         for (size_t i = 0; i < n; i++)
@@ -183,20 +198,84 @@ done:
     free(lo);
 }
 
+/* ---- answers from a lazy kind's pooled overview ---- */
+
+int av_trace_overview_cells(const av_trace *t, av_attn_kind kind, int *rows, int *cols) {
+    const av_lazy_kind *lz = lazy_of(t, kind);
+    *rows = lz && lz->pool_max ? lz->pool_rows : 0;
+    *cols = lz && lz->pool_max ? lz->pool_cols : 0;
+    return 0;
+}
+
+/* Whether p can be answered from the overview: the whole matrix, cells that are unions of stored ones, and a
+ * head / pooling pair the stored planes determine. */
+static int from_overview(const av_lazy_kind *lz, const av_tile_params *p) {
+    return lz && lz->pool_max && !p->exclude_first && p->q0 == 0 && p->q1 == lz->n_query && p->k0 == 0 &&
+           p->k1 == lz->n_key && lz->pool_rows % p->out_rows == 0 && lz->pool_cols % p->out_cols == 0 &&
+           (p->head >= 0 || (p->head == AV_HEADS_MEAN && p->pool == AV_POOL_MEAN) ||
+            (p->head == AV_HEADS_MAX && p->pool == AV_POOL_MAX));
+}
+
+/* The tokens each of n cells over m tokens covers: out[i] = (i+1)*m/n - i*m/n. */
+static void cell_sizes(int n, int m, double *out) {
+    for (int i = 0; i < n; i++)
+        out[i] = (double)((int64_t)(i + 1) * m / n - (int64_t)i * m / n);
+}
+
+/* Output cells from the stored cells they cover, of one head or over heads: the max of the maxima, or the
+ * mean of the means weighted by the tokens each stored cell covers (every head's cells alike). */
+static int overview_tile(const av_lazy_kind *lz, const av_tile_params *p, float *out) {
+    int R = lz->pool_rows, C = lz->pool_cols, fr = R / p->out_rows, fc = C / p->out_cols;
+    int h0 = p->head >= 0 ? p->head : 0, h1 = p->head >= 0 ? p->head + 1 : lz->n_heads,
+        mx = p->pool == AV_POOL_MAX;
+    const float *planes = (mx ? lz->pool_max : lz->pool_mean)[p->layer];
+    double *acc = calloc((size_t)p->out_rows * (size_t)p->out_cols + (size_t)R + (size_t)C, sizeof(double));
+    if (!acc) return -1;
+    double *rh = acc + (size_t)p->out_rows * (size_t)p->out_cols, *cw = rh + R; /* (R), (C) token counts */
+    cell_sizes(R, lz->n_query, rh);
+    cell_sizes(C, lz->n_key, cw);
+    for (int h = h0; h < h1; h++)
+        for (int i = 0; i < R; i++) {
+            const float *row = planes + ((size_t)h * (size_t)R + (size_t)i) * (size_t)C;
+            double *a = acc + (size_t)(i / fr) * (size_t)p->out_cols;
+            for (int j = 0; j < C; j++)
+                a[j / fc] =
+                    mx ? (row[j] > a[j / fc] ? row[j] : a[j / fc]) : a[j / fc] + row[j] * rh[i] * cw[j];
+        }
+    for (int r = 0; r < p->out_rows; r++)
+        for (int c = 0; c < p->out_cols; c++) {
+            double area = 0, *a = acc + (size_t)r * (size_t)p->out_cols + (size_t)c;
+            for (int i = r * fr; !mx && i < (r + 1) * fr; i++)
+                for (int j = c * fc; j < (c + 1) * fc; j++)
+                    area += rh[i] * cw[j];
+            out[(size_t)r * (size_t)p->out_cols + (size_t)c] = (float)(mx ? *a : *a / (area * (h1 - h0)));
+        }
+    free(acc);
+    return 0;
+}
+
+int av_trace_attn_tile_ex(const av_trace *t, const av_tile_params *p, float *out, av_err *err) {
+    source src;
+    if (check_args(t, p->kind, p->layer, p->head, &src, err)) return -1;
+    src.exclude_first = p->exclude_first;
+    int nq = av_trace_n_query(t, p->kind), nk = av_trace_n_key(t, p->kind);
+    if (p->q0 < 0 || p->q1 > nq || p->q0 >= p->q1 || p->k0 < 0 || p->k1 > nk || p->k0 >= p->k1)
+        return av_errf(err, "tile [%d, %d) x [%d, %d) is outside the %d x %d attention", p->q0, p->q1, p->k0,
+                       p->k1, nq, nk);
+    if (p->out_rows <= 0 || p->out_cols <= 0 || p->out_rows > p->q1 - p->q0 || p->out_cols > p->k1 - p->k0)
+        return av_errf(err, "tile of %d x %d cells must be at least 1 x 1 and at most the block's %d x %d",
+                       p->out_rows, p->out_cols, p->q1 - p->q0, p->k1 - p->k0);
+    if (p->pool != AV_POOL_MAX && p->pool != AV_POOL_MEAN) return av_errf(err, "unknown pooling");
+    if (from_overview(src.lazy, p))
+        return overview_tile(src.lazy, p, out) ? av_errf(err, "out of memory reading the overview") : 0;
+    tile_job j = {&src, p->head, p->q0, p->q1, p->k0, p->k1, p->out_rows, p->out_cols, nk, p->pool, out, 0};
+    int64_t work = (int64_t)(p->q1 - p->q0) * nk * (p->head < 0 ? src.n_heads : 1);
+    av_parallel_for(work > (1 << 16) ? 0 : 1, p->out_rows, tile_rows, &j);
+    return j.failed ? av_errf(err, "out of memory computing a tile") : 0;
+}
+
 int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int q1, int k0,
                        int k1, int out_rows, int out_cols, av_pool pool, float *out, av_err *err) {
-    source src;
-    if (check_args(t, kind, layer, head, &src, err)) return -1;
-    int nq = av_trace_n_query(t, kind), nk = av_trace_n_key(t, kind);
-    if (q0 < 0 || q1 > nq || q0 >= q1 || k0 < 0 || k1 > nk || k0 >= k1)
-        return av_errf(err, "tile [%d, %d) x [%d, %d) is outside the %d x %d attention", q0, q1, k0, k1, nq,
-                       nk);
-    if (out_rows <= 0 || out_cols <= 0 || out_rows > q1 - q0 || out_cols > k1 - k0)
-        return av_errf(err, "tile of %d x %d cells must be at least 1 x 1 and at most the block's %d x %d",
-                       out_rows, out_cols, q1 - q0, k1 - k0);
-    if (pool != AV_POOL_MAX && pool != AV_POOL_MEAN) return av_errf(err, "unknown pooling");
-    tile_job j = {&src, head, q0, q1, k0, k1, out_rows, out_cols, nk, pool, out, 0};
-    int64_t work = (int64_t)(q1 - q0) * nk * (head < 0 ? av_trace_n_heads(t, kind) : 1);
-    av_parallel_for(work > (1 << 16) ? 0 : 1, out_rows, tile_rows, &j);
-    return j.failed ? av_errf(err, "out of memory computing a tile") : 0;
+    av_tile_params p = {kind, layer, head, q0, q1, k0, k1, out_rows, out_cols, pool, 0};
+    return av_trace_attn_tile_ex(t, &p, out, err);
 }

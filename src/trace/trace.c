@@ -19,7 +19,8 @@ av_trace *av_trace_new(void) {
     }
     pthread_mutex_init(&t->lock, NULL);
     json_object_set_new(t->meta, "format", json_string(AV_TRACE_FORMAT));
-    json_object_set_new(t->meta, "version", json_string("1")); /* lazy kinds make it 2, log-probabilities 3 */
+    /* lazy kinds make it 2; log-probabilities, overviews, q/k, images, token types 3 */
+    json_object_set_new(t->meta, "version", json_string("1"));
     return t;
 }
 
@@ -37,6 +38,7 @@ void av_trace_free(av_trace *t) {
     free(t->vnorm);
     free(t->vnorm_stored);
     free(t->logits);
+    free(t->image);
     for (int k = 0; k < AV_ATTN_KIND_COUNT; k++)
         av_lazy_free(&t->lazy_kinds[k]);
     av_extra_free(t);
@@ -148,7 +150,7 @@ int av_trace_token_id(const av_trace *t, int i) { return i >= 0 && i < t->n_toke
 
 int av_trace_n_layers(const av_trace *t, av_attn_kind kind) {
     if ((unsigned)kind >= AV_ATTN_KIND_COUNT) return 0;
-    if (t->lazy_kinds[kind].n_layers) return t->lazy_kinds[kind].n_layers;
+    if (t->lazy_kinds[kind].n_layers && t->lazy_kinds[kind].lazy) return t->lazy_kinds[kind].n_layers;
     int n = 0;
     for (int i = 0; i < t->n_sets; i++)
         if (t->sets[i].kind == kind && t->sets[i].layer + 1 > n) n = t->sets[i].layer + 1;
@@ -186,7 +188,7 @@ static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_
     }
     const av_lazy_kind *lz = (unsigned)kind < AV_ATTN_KIND_COUNT ? &t->lazy_kinds[kind] : NULL;
     float *a;
-    if (lz && layer >= 0 && layer < lz->n_layers) { /* lazy: materialized once, kept as a set */
+    if (lz && lz->lazy && layer >= 0 && layer < lz->n_layers) { /* lazy: materialized once, kept as a set */
         if (av_trace_lazy_materialize(t, kind, layer, AV_LAZY_MATERIALIZE_MAX, &a, err)) return -1;
         if (av_trace_add_attn(t, kind, layer, lz->n_heads, lz->n_query, lz->n_key, a, err)) return -1;
         *out = t->sets[t->n_sets - 1].view;
@@ -222,6 +224,29 @@ int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err) {
     return 0;
 }
 
+int av_trace_set_image(av_trace *t, uint8_t *rgb, int h, int w, av_err *err) {
+    size_t plane = (size_t)h * (size_t)w;
+    uint8_t *chw = malloc(3 * plane); /* (3, h, w) */
+    if (!chw) {
+        free(rgb);
+        return av_errf(err, "out of memory");
+    }
+    for (size_t i = 0; i < plane; i++)
+        for (int c = 0; c < 3; c++)
+            chw[(size_t)c * plane + i] = rgb[3 * i + (size_t)c];
+    free(rgb);
+    free(t->image);
+    t->image = chw;
+    t->image_view = (av_tensor){AV_DTYPE_U8, 3, {3, h, w}, chw, 3 * plane};
+    return av_trace_need_version(t, 3, err);
+}
+
+int av_trace_image(const av_trace *t, av_tensor *out) {
+    if (!t->image_view.data) return -1;
+    *out = t->image_view;
+    return 0;
+}
+
 int av_trace_logits(const av_trace *t, av_tensor *out) {
     if (!t->logits_view.data) return -1;
     *out = t->logits_view;
@@ -242,7 +267,7 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
     for (int i = 0; !rc && i < t->n_sets; i++) { /* materialized layers of lazy kinds stay out */
         av_attn_view v;
         const av_attn_set *s = &t->sets[i];
-        if (t->lazy_kinds[s->kind].n_layers) continue;
+        if (t->lazy_kinds[s->kind].lazy) continue;
         if (av_trace_attn(t, s->kind, s->layer, &v, err)) {
             rc = -1;
             break;
@@ -252,6 +277,8 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         int64_t shape[3] = {v.n_heads, v.n_query, v.n_key};
         rc = av_st_writer_add(&w, name, AV_DTYPE_F32, t->store_dtype, 3, shape, v.data, err);
     }
+    /* queries, keys and overviews next: a lazy run laid its output file out in this order (capture.c) */
+    if (!rc) rc = av_lazy_save(t, &w, 0, err);
     for (int l = 0; !rc && l < t->n_vnorm; l++) {
         av_tensor v;
         char name[32];
@@ -263,9 +290,12 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         rc = av_st_writer_add(&w, "logits", AV_DTYPE_F32, AV_DTYPE_F32, 2, t->logits_view.shape,
                               t->logits_view.data, err);
     }
-    if (!rc) rc = av_extra_save(t, &w, err);
-    if (!rc) rc = av_lp_save(t, &w, err);   /* F32 and I32 */
-    if (!rc) rc = av_lazy_save(t, &w, err); /* last: a key mask (U8) leaves the F32 tensors aligned */
+    if (!rc) rc = av_extra_save(t, &w, err);   /* F32 and I32 */
+    if (!rc) rc = av_lp_save(t, &w, err);      /* F32 and I32 */
+    if (!rc) rc = av_lazy_save(t, &w, 1, err); /* last: U8 key masks and image leave the others aligned */
+    if (!rc && t->image_view.data)
+        rc = av_st_writer_add(&w, "image", AV_DTYPE_U8, AV_DTYPE_U8, 3, t->image_view.shape,
+                              t->image_view.data, err);
     if (!rc) { /* captured straight into this file: only the header and the small tensors are left to write */
         int in_place = t->prealloc && t->prealloc->file.fp && strcmp(path, t->prealloc->file.path) == 0
                            ? av_st_prealloc_commit(t->prealloc, &w, err)
@@ -420,6 +450,14 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
             t->vnorm_stored[l] = &e->t;
             continue;
         }
+        if (strcmp(e->name, "image") == 0) {
+            if (e->t.dtype != AV_DTYPE_U8 || e->t.ndim != 3 || e->t.shape[0] != 3) {
+                av_errf(err, "%s: 'image' must be U8 [3, height, width]", path);
+                goto fail;
+            }
+            t->image_view = e->t;
+            continue;
+        }
         if (parse_attn_name(e->name, &kind, &layer)) continue; /* other tensors (q/k...) are optional */
         if (e->t.ndim != 3 || (e->t.dtype != AV_DTYPE_F32 && e->t.dtype != AV_DTYPE_F16)) {
             av_errf(err, "%s: tensor '%s' must be F32 or F16 [n_heads, n_query, n_key]", path, e->name);
@@ -444,8 +482,9 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
         if (e->t.dtype == AV_DTYPE_F16) t->store_dtype = AV_DTYPE_F16;
     }
     if (check_layers(t, path, err)) goto fail;
-    const char *lazy = av_trace_meta(t, "lazy");
-    if (lazy && strcmp(lazy, "1") == 0 && av_lazy_load(t, path, err)) goto fail;
+    const char *lazy = av_trace_meta(t, "lazy"), *qk = av_trace_meta(t, "qk");
+    if (((lazy && strcmp(lazy, "1") == 0) || (qk && strcmp(qk, "1") == 0)) && av_lazy_load(t, path, err))
+        goto fail;
     if (av_extra_load(t, path, err) || av_lp_load(t, path, err)) goto fail;
     /* attribution and lens traces may hold no attention (attnviz attribute --no-attention) */
     if (t->n_sets == 0 && !t->lazy && t->n_extras == 0 && !(t->gen && t->gen->lp)) {

@@ -15,10 +15,12 @@ typedef struct av_attn_set {
     float *owned;            /* f32 data this trace owns (built in memory, or converted from F16 on access) */
 } av_attn_set;
 
-/* The lazy attention of one kind: queries and keys as the scores saw them (after q/k norms and RoPE,
- * head-major) and everything else the scores depend on, per docs/TRACE_FORMAT.md. */
+/* The queries and keys of one kind as the scores saw them (after q/k norms and RoPE, head-major) and
+ * everything else the scores depend on, per docs/TRACE_FORMAT.md: the lazy attention of a kind (rows are
+ * recomputed from it), or the queries and keys a full trace keeps beside its matrices (--keep-qk). */
 typedef struct av_lazy_kind {
-    int n_layers; /* 0: the kind is not lazy */
+    int n_layers; /* 0: the kind keeps no queries/keys */
+    int lazy; /* 1: the attention of the kind is recomputed from q/k; 0: q/k kept beside stored matrices */
     int n_heads, n_kv_heads, head_dim, n_query, n_key;
     int causal;              /* query i sees keys 0..i (queries and keys are the same positions) */
     const float **q;         /* (n_layers) -> (n_heads, n_query, head_dim) */
@@ -28,8 +30,12 @@ typedef struct av_lazy_kind {
     int *window;             /* (n_layers) causal sliding windows, 0: none */
     const float *rel_bias;   /* (n_heads, n_query + n_key - 1): bias of key - query + n_query - 1, or NULL */
     const uint8_t *key_mask; /* (n_key): 0 = padding key, never attended; or NULL */
-    int owns_data; /* q[l], k[l], rel_bias, key_mask are malloc'd (else they lie in the loaded file);
-                      the arrays q, k, scale, softcap, window are always malloc'd */
+    /* pooled overviews computed during the run (version 3): the cells of av_trace_attn_tile for the whole
+     * matrix pooled to pool_rows x pool_cols, or NULL */
+    const float **pool_max, **pool_mean; /* (n_layers) -> (n_heads, pool_rows, pool_cols) */
+    int pool_rows, pool_cols;
+    int owns_qk;     /* q[l], k[l] and the pool planes are malloc'd (else in a file's mapping) */
+    int owns_extras; /* rel_bias and key_mask are malloc'd (else in the loaded file) */
 } av_lazy_kind;
 
 /* A named tensor beyond attention (attr.*, lens.*; docs/TRACE_FORMAT.md): F32 or I32, owned when built in
@@ -60,6 +66,8 @@ struct av_trace {
     av_lazy_kind lazy_kinds[AV_ATTN_KIND_COUNT];
     pthread_mutex_t lock;     /* guards on-demand conversions in av_trace_attn */
     av_st_prealloc *prealloc; /* the output file the attention was captured into, or NULL (capture.c) */
+    uint8_t *image;           /* (3, image_h, image_w) the 8-bit input an image model saw, owned, or NULL */
+    av_tensor image_view;     /* U8 [3, h, w]: image, or the loaded file's "image" tensor */
     av_trace_extra *extras;   /* (n_extras) extra.c */
     int n_extras;
     struct av_gen_state *gen; /* log-probabilities and generation metadata (logprobs.h), or NULL */
@@ -74,8 +82,9 @@ int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err 
 /* Takes ownership of data (n_heads, n_query, n_key), malloc'd, unless it lies in t->prealloc's mapping. */
 int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key,
                       float *data, av_err *err);
-/* Makes kind lazy (lazy.c). The trace takes ownership of every buffer lz points to (q[l], k[l], the q and k
- * arrays, scale, softcap, window, rel_bias, key_mask: malloc'd), also when this fails. */
+/* Makes kind lazy (lz->lazy = 1) or adds its queries and keys to a full trace (lz->lazy = 0; lazy.c). The
+ * trace takes ownership of the arrays (q, k, scale, softcap, window, pool_max, pool_mean: malloc'd) and of
+ * the buffers owns_qk / owns_extras say are malloc'd, also when this fails. */
 int av_trace_set_lazy(av_trace *t, av_attn_kind kind, const av_lazy_kind *lz, av_err *err);
 /* Frees what a lazy kind owns (av_trace_free). */
 void av_lazy_free(av_lazy_kind *lz);
@@ -86,7 +95,7 @@ void av_lazy_rows(const av_lazy_kind *lz, int layer, int head, int q0, int nq, f
 int av_trace_lazy_materialize(const av_trace *t, av_attn_kind kind, int layer, size_t max_bytes, float **out,
                               av_err *err);
 /* Lazy-trace tensors and metadata into w (av_trace_save), and back from t->file (av_trace_load). */
-int av_lazy_save(const av_trace *t, av_st_writer *w, av_err *err);
+int av_lazy_save(const av_trace *t, av_st_writer *w, int masks, av_err *err);
 int av_lazy_load(av_trace *t, const char *path, av_err *err);
 
 /* Extra tensors (extra.c): adds or replaces name, taking ownership of data (malloc'd, F32 or I32 of the
@@ -101,6 +110,8 @@ void av_extra_free(av_trace *t);
 
 /* Takes ownership of vnorm[l] arrays (n_layers pointers to (n_heads, n_tokens)) and the array itself. */
 int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av_err *err);
+/* Takes ownership of rgb (h, w, 3) and stores it as the trace's "image" [3, h, w] (U8, planes). */
+int av_trace_set_image(av_trace *t, uint8_t *rgb, int h, int w, av_err *err);
 /* Takes ownership of the (n_tokens, vocab) logits, exposed as t->logits_view. */
 void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab);
 

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { analysisTests } from './analysis.test.mjs';
+import { everydayTests } from './everyday.test.mjs';
 import { stepsTests } from './steps.test.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -324,6 +325,7 @@ async function main() {
     }
 
     await analysisTests({ test, check, pages, fix, shot, paintMs });
+    await everydayTests({ test, check, pages, fix, have, shot, open: (name) => open(ctx, name) });
     await stepsTests({ test, check, pages, fix, shot });
 
     for (const [name, p] of Object.entries(pages)) {

@@ -16,7 +16,7 @@ ok demo_script_runs "$rc" "scripts/demo.sh exited with $rc: $(tail -n 3 "$TMP/er
 grep -q '^target: <pad> the black cat </s>$' "$TMP/out"
 ok demo_translates_le_chat_noir $? "no 'target: <pad> the black cat </s>' line in the demo output"
 
-grep -q 'cross layer 1/1  head mean' "$TMP/out" && grep -q 'noir' "$TMP/out"
+grep -q 'cross-attention · layer 1 · mean of 4 heads' "$TMP/out" && grep -q 'noir' "$TMP/out"
 ok demo_prints_cross_heatmap $? "no cross-attention heatmap (with the source token noir) in the demo output"
 
 bad=""
@@ -31,6 +31,9 @@ ok demo_writes_viewer_and_images "$([ -z "$bad" ]; echo $?)" "missing or bad out
 
 grep -q 'le chat noir' "$TMP/demo/index.html" && ! grep -Eq '(src|href)="https?://' "$TMP/demo/index.html"
 ok demo_viewer_standalone $? "demo/index.html lacks the title or loads something from the network"
+
+grep -q '"state":{"kind":"cross","layer":1}' "$TMP/demo/index.html"
+ok demo_viewer_opens_on_last_cross_layer $? "demo/index.html does not start on the last cross-attention layer"
 
 if [ -f "$ROOT/models/induction/induction.bin" ]; then
     [ -s "$TMP/demo/induction.html" ] && [ -s "$TMP/demo/induction-grid.png" ]

@@ -95,13 +95,13 @@ done
 
 # bad options
 "$BIN" render "$t" --head 9 -o "$TMP/x.png" 2>"$TMP/err"
-[ $? -ne 0 ] && grep -q "head 9 is out of range: layer 0 has heads 0..2" "$TMP/err"
+[ $? -ne 0 ] && grep -q "head 9 is out of range: the trace has self heads 0..2" "$TMP/err"
 ok render_bad_head $? "$(cat "$TMP/err")"
 "$BIN" render "$t" --layer 5 -o "$TMP/x.png" 2>"$TMP/err"
 [ $? -ne 0 ] && grep -q "layer 5 is out of range" "$TMP/err"
 ok render_bad_layer $? "$(cat "$TMP/err")"
 "$BIN" render "$t" -o "$TMP/x.bmp" 2>"$TMP/err"
-[ $? -ne 0 ] && grep -q "must end in .png or .svg" "$TMP/err"
+[ $? -ne 0 ] && grep -q "must end in .png, .svg, .csv or .npy" "$TMP/err"
 ok render_bad_extension $? "$(cat "$TMP/err")"
 "$BIN" render "$t" --cmap jet -o "$TMP/x.png" 2>"$TMP/err"
 [ $? -ne 0 ] && grep -qi "jet" "$TMP/err"

@@ -42,7 +42,7 @@ imp big "$TMP/big.npy" --tokens "$TMP/big_tokens.json"
 if "$BIN" html "$TMP/roles.safetensors" --view rollout -o "$TMP/roles-rollout.html" 2>"$TMP/err" &&
     grep -q '"view":"rollout"' "$TMP/roles-rollout.html" &&
     ! "$BIN" html "$TMP/roles.safetensors" --view roles -o "$TMP/bad.html" 2>"$TMP/err" &&
-    grep -q "heatmap, model, head, image, summary, rollout, norm, steps, attribution, lens, got 'roles'" "$TMP/err"; then
+    grep -q "heatmap, model, head, image, summary, rollout, norm, steps, attribution, lens, neuron, rows, got 'roles'" "$TMP/err"; then
     pass viewer_html_view_option
 else
     fail viewer_html_view_option "$(tail -1 "$TMP/err")"
@@ -90,6 +90,38 @@ else
     ok=0
 fi
 [ $ok = 1 ] && pass viewer_html_synthetic
+
+# pages of the everyday views (tests/browser/everyday.test.mjs): the neuron view (queries/keys kept), a BERT
+# sentence pair, a pooled page of a lazy trace with exact rows, and a ViT on a non-square photo
+ev_ok=1
+ev() { "$@" >/dev/null 2>>"$TMP/everr" || ev_ok=0; }
+if [ -f "$IND" ]; then
+    ev "$BIN" run --model "$IND" --text "the cat sat on the mat. the cat sat" --keep-qk -o "$TMP/qk.safetensors"
+    ev "$BIN" html "$TMP/qk.safetensors" --view neuron --layer 1 --head 2 -o "$TMP/qk.html"
+fi
+"$PY" -c "
+import json;V=json.load(open('$ROOT/tests/fixtures/tiny/bert/config.json'))['vocab_size']
+open('$TMP/vocab.txt','w').write('\n'.join(['[PAD]','[UNK]','[CLS]','[SEP]']+['w%d'%i for i in range(4,V)])+'\n')"
+ev "$BIN" run --model "$ROOT/tests/fixtures/tiny/bert" --tokenizer "$TMP/vocab.txt" --text "w7 w19 w33 w8" \
+    --text-pair "w25 w6 w11" -o "$TMP/pair.safetensors"
+ev "$BIN" html "$TMP/pair.safetensors" --view head -o "$TMP/pair.html"
+if "$PY" -c 'import torch' 2>/dev/null; then
+    ev "$PY" "$ROOT/bench/make_synth_llama.py" --preset tiny --dtype f32 --out "$TMP/synth"
+    "$PY" -c "
+import json; p='$TMP/synth/config.json'; c=json.load(open(p)); c['max_position_embeddings']=4096; json.dump(c,open(p,'w'))
+import random; random.seed(5); json.dump([random.randrange(512) for _ in range(1200)], open('$TMP/lazy_ids.json','w'))"
+    ev "$BIN" run --model "$TMP/synth" --ids @"$TMP/lazy_ids.json" --lazy --overview 24 -o "$TMP/lazy.safetensors"
+    ev "$BIN" html "$TMP/lazy.safetensors" --rows 1190:1200 --max-mb 1 --precision f16 --layer -1 --head 3 \
+        -o "$TMP/lazy.html"
+fi
+VIT=$SHARED/models/vit-tiny
+if [ -d "$VIT" ]; then
+    ev "$BIN" run --model "$VIT" --image "$SHARED/images/chelsea.png" -o "$TMP/cat.safetensors"
+    ev "$BIN" html "$TMP/cat.safetensors" -o "$TMP/cat.html"
+    ev "$BIN" html "$TMP/cat.safetensors" --precision u8 -o "$TMP/cat-u8.html"
+    ev "$BIN" html "$TMP/cat.safetensors" --image "$SHARED/images/chelsea.png" -o "$TMP/cat-orig.html"
+fi
+if [ $ev_ok = 1 ]; then pass viewer_html_everyday_pages; else fail viewer_html_everyday_pages "$(tail -1 "$TMP/everr")"; fi
 
 # size target: a BERT-base-shaped trace (12 layers x 12 heads x 128 tokens) -> at most 4 MiB of HTML, with
 # the analysis (head statistics, rollout) embedded

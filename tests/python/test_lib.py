@@ -14,6 +14,7 @@ def header_functions(root):
     """Function names declared in include/attnviz.h, read by a parser of our own (not the Makefile's sed)."""
     src = open(os.path.join(root, "include", "attnviz.h")).read()
     src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
+    src = re.sub(r"\\\n", " ", src)  # a macro continued over several lines is one line
     src = "\n".join(l for l in src.splitlines() if not l.lstrip().startswith("#"))
     names = set()
     for decl in src.replace("\n", " ").split(";"):
