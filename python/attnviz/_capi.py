@@ -100,6 +100,11 @@ class Tensor(Structure):
                 ("nbytes", c_size_t)]
 
 
+class QkView(Structure):
+    _fields_ = [("q", Tensor), ("k", Tensor), ("scale", c_float), ("softcap", c_float), ("causal", c_int),
+                ("window", c_int), ("has_rel_bias", c_int), ("has_key_mask", c_int)]
+
+
 class AttnView(Structure):
     _fields_ = [("n_heads", c_int), ("n_query", c_int), ("n_key", c_int), ("data", c_void_p)]
 
@@ -248,6 +253,7 @@ _SIGS = {
                                     E]),
     "av_run_default_params": (RunParams, []),
     "av_trace_from_text": (c_int, [H, S, POINTER(RunParams), POINTER(c_void_p), E]),
+    "av_trace_from_text_pair": (c_int, [H, S, S, POINTER(RunParams), POINTER(c_void_p), E]),
     "av_trace_from_ids": (c_int, [H, POINTER(c_int32), c_size_t, POINTER(RunParams), POINTER(c_void_p), E]),
     "av_trace_from_image": (c_int, [H, S, POINTER(RunParams), POINTER(c_void_p), POINTER(ClassScore), c_int, E]),
     "av_trace_from_pixels": (c_int, [H, POINTER(c_float), c_int, c_int, POINTER(RunParams), POINTER(c_void_p),
@@ -265,6 +271,7 @@ _SIGS = {
     "av_trace_n_layers": (c_int, [H, KIND_T]),
     "av_trace_attn": (c_int, [H, KIND_T, c_int, POINTER(AttnView), E]),
     "av_trace_vnorm": (c_int, [H, c_int, POINTER(Tensor), E]),
+    "av_trace_qk": (c_int, [H, c_int, c_int, POINTER(QkView), E]),
     "av_trace_logits": (c_int, [H, POINTER(Tensor)]),
     "av_trace_is_lazy": (c_int, [H]),
     "av_trace_n_heads": (c_int, [H, KIND_T]),

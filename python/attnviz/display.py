@@ -14,7 +14,8 @@ import numpy as np
 from . import _capi
 from ._capi import call, cstr, lib
 
-VIEWS = ("heatmap", "model", "head", "image", "summary", "rollout", "norm")
+VIEWS = ("heatmap", "model", "head", "image", "summary", "rollout", "norm", "steps", "attribution", "lens", "neuron",
+         "rows")  # the viewer's views (AV_HTML_VIEWS); the library has the last word (av_html_view_valid)
 _ALIASES = {"roles": "summary", "model_view": "model", "head_view": "head"}
 max_inline_mb = 20.0  # the default size guard of inline viewers (Trace.show(max_mb=...) overrides it)
 IFRAME_HEIGHT = 640
@@ -63,9 +64,8 @@ def view_name(view):
     if view is None:
         return None
     view = _ALIASES.get(view, view)
-    if view not in VIEWS:
-        raise ValueError("view must be one of %s, got %r%s" % (", ".join(VIEWS + ("roles",)), view,
-                         " (attnviz has no neuron view: BertViz's query/key vectors)" if view == "neuron" else ""))
+    if view not in VIEWS or not lib.av_html_view_valid(cstr(view)):
+        raise ValueError("view must be one of %s, got %r" % (", ".join(VIEWS + ("roles",)), view))
     return view
 
 

@@ -61,12 +61,13 @@ class Model(_capi.Handle):
         finally:
             lib.av_free(ids)
 
-    def _run_params(self, lazy, logits, add_bos, dtype, threads, progress, keep):
+    def _run_params(self, lazy, logits, add_bos, dtype, threads, progress, keep, keep_qk=False):
         p = lib.av_run_default_params()
         if dtype not in ("f32", "f16"):
             raise ValueError("dtype must be 'f32' or 'f16', got %r" % (dtype,))
         p.add_bos, p.n_threads, p.want_logits, p.lazy = int(bool(add_bos)), int(threads), int(bool(logits)), \
             int(bool(lazy))
+        p.keep_qk = int(bool(keep_qk))
         p.dtype = 0 if dtype == "f32" else 1
         if progress is not None:
             keep.append(_capi.PROGRESS_FN(lambda ctx, done, total: progress(done, total)))
@@ -74,17 +75,24 @@ class Model(_capi.Handle):
         return p
 
     def run(self, text=None, ids=None, image=None, target=None, target_ids=None, steps=32, lazy=False,
-            logits=False, add_bos=True, dtype="f32", threads=0, progress=None):
+            logits=False, add_bos=True, dtype="f32", threads=0, progress=None, text_pair=None, keep_qk=False):
         """Runs the model and captures every layer's attention: give text, ids, or image (a PNG/JPEG path, or
         preprocessed pixels [3, H, W]); encoder-decoders also take target / target_ids (teacher forcing; else
-        greedy decoding for up to steps tokens). lazy=True keeps queries and keys instead of the matrices.
+        greedy decoding for up to steps tokens). lazy=True keeps queries and keys instead of the matrices;
+        keep_qk=True keeps them next to the matrices (the neuron view). text_pair: BERT-family sentence pairs
+        ([CLS] text [SEP] text_pair [SEP] with token types; the head view's sentence A/B filter).
         logits=True keeps the logits. progress(done, total) is called as tokens are processed."""
         if sum(x is not None for x in (text, ids, image)) != 1:
             raise ValueError("give exactly one of text=, ids= or image=")
+        if text_pair is not None and text is None:
+            raise ValueError("text_pair= needs text= (the first sentence)")
         keep = []
-        p = self._run_params(lazy, logits, add_bos, dtype, threads, progress, keep)
+        p = self._run_params(lazy, logits, add_bos, dtype, threads, progress, keep, keep_qk)
         out = ctypes.c_void_p()
-        if image is not None:
+        if text_pair is not None:
+            call("av_trace_from_text_pair", self._h, text.encode("utf-8"), text_pair.encode("utf-8"),
+                 ctypes.byref(p), ctypes.byref(out))
+        elif image is not None:
             self._run_image(image, p, out)
         elif target is not None or target_ids is not None or self.info["family"] == "encoder-decoder":
             self._run_pair(text, ids, target, target_ids, steps, p, out)

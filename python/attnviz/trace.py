@@ -171,6 +171,19 @@ class Trace(Analyses, Figures, _capi.Handle):
         call("av_trace_attn", self._h, kind_arg(kind), layer, ctypes.byref(v))
         return _views.view(self, v.data, (v.n_heads, v.n_query, v.n_key))
 
+    def queries_keys(self, layer, kind=None):
+        """The queries and keys one layer's scores saw (after q/k norms and RoPE), for lazy traces and traces
+        run with keep_qk=True: a dict with q [heads, n_query, head_dim] and k [kv_heads, n_key, head_dim]
+        (float32 read-only views; query head h reads key head h // (heads // kv_heads)), and the score's
+        scale, softcap (0: none), causal, window (0: none), has_rel_bias, has_key_mask."""
+        kind = self._kind(kind)
+        v = _capi.QkView()
+        call("av_trace_qk", self._h, kind_arg(kind), self._layer(layer, kind), ctypes.byref(v))
+        out = {"q": _views.tensor_array(self, v.q), "k": _views.tensor_array(self, v.k)}
+        out.update({f: getattr(v, f) for f in ("scale", "softcap", "causal", "window")})
+        out.update({f: bool(getattr(v, f)) for f in ("has_rel_bias", "has_key_mask")})
+        return out
+
     def attentions(self, kind=None):
         """Every layer's attention, as Hugging Face's output_attentions tuple (without the batch axis)."""
         return tuple(self.attention(layer, kind) for layer in range(self.n_layers(kind)))
