@@ -450,12 +450,14 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
             t->vnorm_stored[l] = &e->t;
             continue;
         }
-        if (strcmp(e->name, "image") == 0) {
-            if (e->t.dtype != AV_DTYPE_U8 || e->t.ndim != 3 || e->t.shape[0] != 3) {
-                av_errf(err, "%s: 'image' must be U8 [3, height, width]", path);
+        if (strcmp(e->name, "image") ==
+            0) { /* U8: the crop an image model saw; F32: a generated image (t2i) */
+            if ((e->t.dtype != AV_DTYPE_U8 && e->t.dtype != AV_DTYPE_F32) || e->t.ndim != 3 ||
+                e->t.shape[0] != 3) {
+                av_errf(err, "%s: 'image' must be U8 or F32 [3, height, width]", path);
                 goto fail;
             }
-            t->image_view = e->t;
+            if (e->t.dtype == AV_DTYPE_U8) t->image_view = e->t;
             continue;
         }
         if (parse_attn_name(e->name, &kind, &layer)) continue; /* other tensors (q/k...) are optional */

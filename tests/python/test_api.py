@@ -201,8 +201,8 @@ def test_html_first_view(ind_cli):
     assert '"state":{"layer":1,"head":3,"theme":"dark","heads":[0,2]}' in page
     with pytest.raises(attnviz.AttnvizError, match="head 7 is out of range"):
         t.html(heads=[7])
-    with pytest.raises(ValueError, match="neuron view"):
-        t.html("neuron")
+    with pytest.raises(ValueError, match="view must be one of"):
+        t.html("no-such-view")
 
 
 def test_save_roundtrip(tmp_path, ind_model):

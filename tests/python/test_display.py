@@ -34,8 +34,10 @@ def test_show_displays_the_chosen_view(trace, monkeypatch):
     assert '"view":"head"' in page and '"state":{"layer":1,"heads":[2]}' in page
     trace.show("roles")
     assert '"view":"summary"' in page_of(shown[1])
-    with pytest.raises(ValueError, match="neuron view"):
-        trace.show("neuron")
+    trace.show("neuron")  # every viewer view, the neuron view too (its page says when q/k are missing)
+    assert '"view":"neuron"' in page_of(shown[2])
+    with pytest.raises(ValueError, match="view must be one of"):
+        trace.show("no-such-view")
 
 
 def test_size_guard_shows_a_pooled_overview(trace, monkeypatch):
