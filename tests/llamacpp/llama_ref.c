@@ -11,12 +11,10 @@
  *                                                  integers; one llama_decode call, logits of the last
  *                                                  position): prints its wall seconds and the process's
  *                                                  CPU seconds during it
- *   llama_ref batch LABEL REF.gguf DIR SPEC...     the logits files of `logits` for many models in one process,
- *                                                  as DIR/NAME.llama.f32, .av.f32, .av_short.f32; a SPEC is
- *                                                  NAME=FTYPE (REF quantized to DIR/NAME.gguf unless that file
- *                                                  exists; FTYPE 0: REF itself) or NAME@PATH (a file or a
- *                                                  Hugging Face directory; llama.cpp runs .gguf files only).
- *                                                  Prints "FAIL llamacpp_LABEL_NAME: ..." when llama.cpp cannot
+ *   llama_ref batch LABEL REF.gguf DIR SPEC...     the logits files of `logits` for many models in one
+ * process, as DIR/NAME.llama.f32, .av.f32, .av_short.f32; a SPEC is NAME=FTYPE (REF quantized to
+ * DIR/NAME.gguf unless that file exists; FTYPE 0: REF itself) or NAME@PATH (a file or a Hugging Face
+ * directory; llama.cpp runs .gguf files only). Prints "FAIL llamacpp_LABEL_NAME: ..." when llama.cpp cannot
  *                                                  quantize or load a file
  * Exit status 0 on success; errors go to stderr. */
 #include "attnviz.h"
@@ -146,7 +144,8 @@ static int cmd_batch(int argc, char **argv) {
     for (int i = 3; i < argc; i++) {
         char name[128], path[4096], outs[3][4200];
         const char *eq = strchr(argv[i], '='), *at = strchr(argv[i], '@'), *sep = eq ? eq : at;
-        if (!sep || (size_t)(sep - argv[i]) >= sizeof name) return fprintf(stderr, "bad spec %s\n", argv[i]), 2;
+        if (!sep || (size_t)(sep - argv[i]) >= sizeof name)
+            return fprintf(stderr, "bad spec %s\n", argv[i]), 2;
         snprintf(name, sizeof name, "%.*s", (int)(sep - argv[i]), argv[i]);
         snprintf(path, sizeof path, "%s", eq ? ref : at + 1);
         if (eq && atoi(eq + 1) != 0) {
