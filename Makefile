@@ -175,7 +175,7 @@ fuzz-long:
 FONT_TTF   ?= /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 WEB_FILES   = web/index.html web/viewer.css web/data.js web/heatmap.js web/analysis.js web/modelview.js \
               web/headview.js web/imageview.js web/summary.js web/rollout.js web/normview.js web/steps.js \
-              web/attribution.js web/lens.js web/daamview.js web/neuronview.js web/rowview.js web/viewer.js
+              web/attribution.js web/lens.js web/daamview.js web/neuronview.js web/rowview.js web/qkmap.js web/viewer.js
 WEB_FILES  += web/serve.html web/serve.css web/serve.js web/zoom.js
 WEB_FILES  += web/corpus.html web/corpus.css web/corpus.js
 EMBED       = $(BUILD)/tools/embed

@@ -844,7 +844,7 @@ typedef struct av_html_params {
 av_html_params av_html_default_params(void);
 /* The viewer's views (for --view and the server's ?view=): 1 when name is one of AV_HTML_VIEWS. */
 #define AV_HTML_VIEWS                                                                                        \
-    "heatmap, model, head, image, summary, rollout, norm, steps, attribution, lens, neuron, rows"
+    "heatmap, model, head, image, summary, rollout, norm, steps, attribution, lens, neuron, rows, qkmap"
 int av_html_view_valid(const char *name);
 /* Builds the page into a malloc'd NUL-terminated buffer of *n bytes (free with av_free): one file with no
  * network references (CSS, JS and data are inline; a Content-Security-Policy forbids any request). */

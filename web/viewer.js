@@ -50,6 +50,7 @@
         steps: new AV.StepsView($('view-steps'), this),
         neuron: new AV.NeuronView($('view-neuron'), this),
         rows: new AV.RowView($('view-rows'), this),
+        qkmap: meta.qkmap ? new AV.QkMapView($('view-qkmap'), this) : null,
       };
       if (!this.views[this.state.view]) this.state.view = 'heatmap';
       this.tip = $('tooltip');

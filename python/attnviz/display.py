@@ -15,7 +15,7 @@ from . import _capi
 from ._capi import call, cstr, lib
 
 VIEWS = ("heatmap", "model", "head", "image", "summary", "rollout", "norm", "steps", "attribution", "lens", "neuron",
-         "rows")  # the viewer's views (AV_HTML_VIEWS); the library has the last word (av_html_view_valid)
+         "rows", "qkmap")  # the viewer's views (AV_HTML_VIEWS); the library has the last word (av_html_view_valid)
 _ALIASES = {"roles": "summary", "model_view": "model", "head_view": "head"}
 max_inline_mb = 20.0  # the default size guard of inline viewers (Trace.show(max_mb=...) overrides it)
 IFRAME_HEIGHT = 640
@@ -139,7 +139,7 @@ class Figures:
              analysis=True, title=None, roles=None, image=None):
         """The standalone viewer page (`attnviz html`) as a string: one offline file, no network requests.
         view: one of AV_HTML_VIEWS (heatmap, model, head, image, summary or roles, rollout, norm, steps,
-        attribution, lens, neuron, rows); kind/layer/head/heads: what it
+        attribution, lens, neuron, rows, qkmap); kind/layer/head/heads: what it
         shows first (heads: the head view's checked heads); theme: "light" or "dark"; roles: the JSON file of
         `attnviz roles --json`; image: a PNG under the patch attention of image traces."""
         keep = []

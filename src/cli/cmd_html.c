@@ -15,7 +15,7 @@ static const cli_opt_spec opts[] = {
      "8-bit), f16, u8"},
     {"view", 1,
      "V           first view: heatmap, model, head, image, summary (roles), rollout, norm, steps, "
-     "attribution, lens, neuron, rows"},
+     "attribution, lens, neuron, rows, qkmap (the query/key map: --keep-qk or --lazy traces)"},
     {"title", 1, "TEXT        page title (default: the model name)"},
     {"image", 1, "PNG         image traces: embed this picture under the patch attention"},
     {"roles", 1, "JSON        probe roles from `attnviz roles --json` (adds induction, duplicate-token)"},

@@ -40,7 +40,7 @@ av_html_params av_html_default_params(void) {
 int av_html_view_valid(const char *name) {
     static const char *const views[] = {"heatmap", "model", "head",  "image",       "summary",
                                         "rollout", "norm",  "steps", "attribution", "lens",
-                                        "neuron",  "rows",  "daam"};
+                                        "neuron",  "rows",  "daam",  "qkmap"};
     for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
         if (strcmp(name, views[i]) == 0) return 1;
     return 0;
@@ -77,10 +77,10 @@ static void hb_html_escaped(av_buf *b, const char *s) {
 /* How the viewer names each kind in its menus (meta "kinds": the kinds this trace holds, in this order). */
 static const char *const k_kind_labels[AV_ATTN_KIND_COUNT] = {"self", "encoder", "decoder", "cross"};
 /* the standalone viewer's scripts, in load order (other embedded assets belong to `attnviz serve`) */
-static const char *k_scripts[] = {"data.js",     "heatmap.js",    "analysis.js",    "modelview.js",
-                                  "headview.js", "imageview.js",  "summary.js",     "rollout.js",
-                                  "normview.js", "steps.js",      "attribution.js", "lens.js",
-                                  "daamview.js", "neuronview.js", "rowview.js",     "viewer.js"};
+static const char *k_scripts[] = {
+    "data.js",     "heatmap.js",    "analysis.js", "modelview.js", "headview.js",    "imageview.js",
+    "summary.js",  "rollout.js",    "normview.js", "steps.js",     "attribution.js", "lens.js",
+    "daamview.js", "neuronview.js", "rowview.js",  "qkmap.js",     "viewer.js"};
 enum { N_SCRIPTS = sizeof k_scripts / sizeof k_scripts[0] };
 
 static int json_labels(json_t *obj, const char *key, char **labels, int n) {
@@ -344,6 +344,7 @@ static int build_meta(const av_trace *t, const av_html_params *p, int u8, int ce
     double budget = p->max_mb * (1 << 20);
     if (!rc) rc = av_html_encode_rows(t, p, u8, budget * 0.4, blob, m, err);
     if (!rc && !cells) rc = av_html_encode_qk(t, budget * 0.25, blob, m, err);
+    if (!rc) rc = av_html_encode_qkmap(t, p, budget * 0.15, blob, m, err);
     if (!rc) rc = av_html_attr_encode(t, m, err);
     if (!rc && an) rc = av_html_analysis_encode(an, u8, blob, m, err);
     if (rc) {
@@ -453,6 +454,8 @@ int av_html_build(const av_trace *t, const av_html_params *p, char **out, size_t
         return av_errf(err, "the trace holds no attention to show (attnviz attribute stores it unless "
                             "--no-attention)");
     if (!(p->max_mb > 0)) return av_errf(err, "the page's size budget must be positive");
+    if (p->view && strcmp(p->view, "qkmap") == 0 && !av_html_has_qk(t))
+        return av_errf(err, "the Q/K map needs the trace's queries and keys: run with --keep-qk (or --lazy)");
     av_html_analysis an = {0};
     /* a model API's response has no attention to analyse; a difference (attnviz diff) is signed: float16 only
      */

@@ -39,6 +39,15 @@ int av_html_encode_rows(const av_trace *t, const av_html_params *p, int u8, doub
  * max_bytes: meta "qk" {n, d, heads, kv_heads, causal, layers: [{layer, scale, softcap, window, qoff, koff}]}
  * or "qk_note" saying why not. */
 int av_html_encode_qk(const av_trace *t, double max_bytes, av_buf *blob, json_t *meta, av_err *err);
+/* The query/key map (html_qkmap.c): for every kind whose queries and keys the trace keeps, every head's
+ * queries and keys projected to 2-D as the corpus report does (AttentionViz's normalization, then PCA),
+ * sampled evenly when a side passes what max_bytes allows; the layers that fit max_bytes and a bound on the
+ * PCA work, the page's first layer first (always). Meta "qkmap" (docs/VIEWER.md), or "qkmap_note" saying
+ * why not. */
+int av_html_encode_qkmap(const av_trace *t, const av_html_params *p, double max_bytes, av_buf *blob,
+                         json_t *meta, av_err *err);
+/* 1 when the trace keeps the queries and keys of some attention kind (the Q/K map can be drawn). */
+int av_html_has_qk(const av_trace *t);
 /* The trace's "image" tensor (what an image model saw) as base64 PNG, or NULL (none, or out of memory). */
 char *av_html_image_png(const av_trace *t);
 /* A colormap as 256 RGB triples (768 integers), the table the pages color with. */

@@ -5,7 +5,8 @@
 //   node serve.test.mjs BASE_URL SHOTDIR
 // Types text, runs it, picks a layer and head, zooms the map in to a single cell with the mouse wheel, reads
 // the tooltip and compares its value with GET /api/traces/{id}/row; checks the page stays responsive while
-// zooming, makes only same-origin requests and logs no error, and opens the viewer's views in "All views".
+// zooming, makes only same-origin requests and logs no error, and opens the viewer's views in "All views"
+// (the Q/K map of the lazy run among them).
 import { chromium } from 'playwright-core';
 
 const [base, shotdir] = process.argv.slice(2);
@@ -127,6 +128,13 @@ await test('serve_all_views_tab', async () => {
   check(f, 'no viewer frame');
   await f.waitForFunction(() => window.attnviz && window.attnviz.lastPaint, null, { timeout: 20000 });
   await page.screenshot({ path: `${shotdir}/serve_all_views.png` });
+  /* the server's runs are lazy: their queries and keys give the Q/K map */
+  const qk = await f.evaluate(() => {
+    window.attnviz.set({ view: 'qkmap', head: 0 });
+    const v = window.attnviz.app.views.qkmap;
+    return { tab: !document.querySelector('#tabs button[data-view=qkmap]').hidden, n: v && v.last ? v.last.n : 0 };
+  });
+  check(qk.tab && qk.n > 0, `the run's viewer has no Q/K map: ${JSON.stringify(qk)}`);
   await page.click('button[data-tab="map"]');
 });
 

@@ -42,7 +42,7 @@ imp big "$TMP/big.npy" --tokens "$TMP/big_tokens.json"
 if "$BIN" html "$TMP/roles.safetensors" --view rollout -o "$TMP/roles-rollout.html" 2>"$TMP/err" &&
     grep -q '"view":"rollout"' "$TMP/roles-rollout.html" &&
     ! "$BIN" html "$TMP/roles.safetensors" --view roles -o "$TMP/bad.html" 2>"$TMP/err" &&
-    grep -q "heatmap, model, head, image, summary, rollout, norm, steps, attribution, lens, neuron, rows, got 'roles'" "$TMP/err"; then
+    grep -q "heatmap, model, head, image, summary, rollout, norm, steps, attribution, lens, neuron, rows, qkmap, got 'roles'" "$TMP/err"; then
     pass viewer_html_view_option
 else
     fail viewer_html_view_option "$(tail -1 "$TMP/err")"
