@@ -48,7 +48,7 @@
       const st = this.app.state, meta = this.app.trace.meta, qm = meta.qkmap;
       if (!qm) return meta.qkmap_note || 'this page has no query/key map';
       const K = qm.kinds[st.kind];
-      if (!K) return 'this trace keeps no queries and keys of its ' + st.kind + ' attention: choose another kind';
+      if (!K) return 'no queries and keys of the ' + st.kind + ' attention are stored: choose another kind';
       const m = K.maps.find((e) => e.layer === st.layer);
       if (!m) return 'the map of layer ' + st.layer + ' did not fit the page (layers ' + K.maps.map((e) => e.layer).join(', ') +
         ' are embedded): open the page at that layer (attnviz html --layer ' + st.layer + ') or raise --max-mb';

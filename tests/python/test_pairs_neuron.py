@@ -51,6 +51,15 @@ def test_neuron_view_page(induction):
     assert len(with_qk) > len(without)
 
 
+def test_qkmap_view_page(induction):
+    """The Q/K map opens on traces that keep queries and keys (its data in the page) and is refused without."""
+    model = attnviz.Model(induction)
+    page = model.run(text="the cat sat on the mat", keep_qk=True).html(view="qkmap", layer=1, head=2)
+    assert '"view":"qkmap"' in page and '"qkmap":{' in page
+    with pytest.raises(attnviz.AttnvizError, match="--keep-qk"):
+        model.run(text="the cat sat on the mat").html(view="qkmap")
+
+
 def test_every_library_view_is_accepted(induction):
     t = attnviz.Model(induction).run(text="the cat sat")
     for view in ("heatmap", "model", "head", "summary", "rollout", "norm"):
