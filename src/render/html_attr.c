@@ -13,7 +13,7 @@ static json_t *floats(const float *v, size_t n) {
     return a;
 }
 
-static json_t *ints(const int32_t *v, size_t n) {
+json_t *av_html_json_ints(const int32_t *v, size_t n) {
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++)
         json_array_append_new(a, json_integer(v[i]));
@@ -45,8 +45,9 @@ static json_t *attribution(const av_trace *t) {
         o = json_object();
         json_object_set_new(o, "source_len", json_integer(v.source_len));
         json_object_set_new(o, "targets",
-                            json_pack("{s:o, s:o, s:o, s:o}", "ids", ints(v.target_ids, (size_t)v.n_target),
-                                      "rows", ints(v.target_rows, (size_t)v.n_target), "logprobs",
+                            json_pack("{s:o, s:o, s:o, s:o}", "ids",
+                                      av_html_json_ints(v.target_ids, (size_t)v.n_target), "rows",
+                                      av_html_json_ints(v.target_rows, (size_t)v.n_target), "logprobs",
                                       floats(v.target_logprobs, (size_t)v.n_target), "labels",
                                       meta_json(t, "attr.target_labels")));
         json_object_set_new(o, "settings", meta_json(t, "attribution"));
@@ -65,10 +66,11 @@ static json_t *lens(const av_trace *t) {
     if (av_trace_lens(t, &v, NULL)) return NULL;
     size_t cells = (size_t)v.n_entries * (size_t)v.n_tokens, nk = cells * (size_t)v.k;
     return json_pack("{s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "entries", v.n_entries, "tokens",
-                     v.n_tokens, "k", v.k, "topk_ids", ints(v.topk_ids, nk), "topk_logprobs",
-                     floats(v.topk_logprobs, nk), "target_ids", ints(v.target_ids, (size_t)v.n_tokens),
-                     "target_logprobs", floats(v.target_logprobs, cells), "target_ranks",
-                     ints(v.target_ranks, cells), "labels", meta_json(t, "lens.labels"));
+                     v.n_tokens, "k", v.k, "topk_ids", av_html_json_ints(v.topk_ids, nk), "topk_logprobs",
+                     floats(v.topk_logprobs, nk), "target_ids",
+                     av_html_json_ints(v.target_ids, (size_t)v.n_tokens), "target_logprobs",
+                     floats(v.target_logprobs, cells), "target_ranks",
+                     av_html_json_ints(v.target_ranks, cells), "labels", meta_json(t, "lens.labels"));
 }
 
 int av_html_attr_encode(const av_trace *t, json_t *meta, av_err *err) {

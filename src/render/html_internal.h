@@ -82,6 +82,8 @@ size_t av_html_analysis_bytes(const av_html_analysis *a, int u8);
 int av_html_analysis_encode(av_html_analysis *a, int u8, av_buf *blob, json_t *meta, av_err *err);
 void av_html_analysis_free(av_html_analysis *a);
 
+/* A JSON array of the integers v (n) (html_attr.c). */
+json_t *av_html_json_ints(const int32_t *v, size_t n);
 /* Meta "attribution" and "lens" (html_attr.c) when the trace holds them: the data of the Attribution and
  * Logit lens tabs. */
 int av_html_attr_encode(const av_trace *t, json_t *meta, av_err *err);

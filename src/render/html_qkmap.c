@@ -83,13 +83,6 @@ static int side_cap(const qk_kind *ks, const int *n_valid, int n_kinds, double m
     return cap;
 }
 
-static json_t *json_ints(const int *v, int n) {
-    json_t *a = json_array();
-    for (int i = 0; a && i < n; i++)
-        json_array_append_new(a, json_integer(v[i]));
-    return a;
-}
-
 /* Labels of the sampled positions pos (n) of one side. */
 static json_t *json_sampled_labels(char **labels, const int *pos, int n) {
     json_t *a = json_array();
@@ -183,8 +176,8 @@ static int encode_kind(const av_trace *t, qk_kind *k, int first_layer, double *b
     if (av_plot_labels(t, k->kind, k->n_query, k->n_key, &ql, &kl, err)) return -1;
     json_t *o = json_pack("{s:i, s:i, s:i, s:i, s:i, s:b}", "layers", k->n_layers, "heads", k->n_heads, "dim",
                           k->dim, "n_query", k->n_query, "n_key", k->n_key, "rel_bias", k->rel_bias);
-    json_object_set_new(o, "qpos", json_ints(k->qpos, k->nq_s));
-    json_object_set_new(o, "kpos", json_ints(k->kpos, k->nk_s));
+    json_object_set_new(o, "qpos", av_html_json_ints(k->qpos, (size_t)k->nq_s));
+    json_object_set_new(o, "kpos", av_html_json_ints(k->kpos, (size_t)k->nk_s));
     json_object_set_new(o, "qtok", json_sampled_labels(ql, k->qpos, k->nq_s));
     json_object_set_new(o, "ktok", json_sampled_labels(kl, k->kpos, k->nk_s));
     av_plot_labels_free(ql, k->n_query);
