@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const av_arch av_arch_llama, av_arch_mistral, av_arch_mixtral, av_arch_qwen2, av_arch_qwen3,
-    av_arch_qwen3_moe, av_arch_gemma, av_arch_gemma2, av_arch_gemma3, av_arch_phi3;
+/* The family files' tables (arch_llama.c, arch_qwen.c, arch_gemma.c, arch_phi3.c). */
+extern const av_arch av_arch_llamas[3], av_arch_qwens[3], av_arch_gemmas[3], av_arch_phi3s[1];
 
-const av_arch *const av_archs[] = {&av_arch_llama,  &av_arch_mistral,   &av_arch_mixtral, &av_arch_qwen2,
-                                   &av_arch_qwen3,  &av_arch_qwen3_moe, &av_arch_gemma,   &av_arch_gemma2,
-                                   &av_arch_gemma3, &av_arch_phi3};
+const av_arch *const av_archs[] = {
+    &av_arch_llamas[0], &av_arch_llamas[1], &av_arch_llamas[2], &av_arch_qwens[0],  &av_arch_qwens[1],
+    &av_arch_qwens[2],  &av_arch_gemmas[0], &av_arch_gemmas[1], &av_arch_gemmas[2], &av_arch_phi3s[0]};
 const int av_n_archs = (int)(sizeof av_archs / sizeof av_archs[0]);
 
 const av_arch *av_arch_by_hf_type(const char *model_type) {

@@ -48,7 +48,7 @@ typedef struct av_arch {
      * ones); each fills c or fails naming the key. */
     int (*gguf_keys)(const av_gguf *g, av_arch_cfg *c, av_err *err);
     int (*hf_keys)(const av_hf_dir *h, av_arch_cfg *c, av_err *err);
-    const char *const *gguf_known; /* "<arch>." keys gguf_keys reads (NULL-terminated), for the key check */
+    const char *gguf_known; /* "<arch>." keys gguf_keys reads (space-separated), for the key check */
 } av_arch;
 
 /* The architectures, for the readers, the writers and error messages. */
@@ -71,6 +71,9 @@ int av_gguf_arch_num(const av_gguf *g, const av_arch_cfg *c, const char *key, do
 /* Sliding layers every `period` layers but the last of each period (Gemma: layer l slides when
  * l % period < period - 1). */
 void av_arch_window_period(av_arch_cfg *c, int period);
+/* config.json "layer_types" into sliding (n_layers entries: 1 sliding_attention, 0 full_attention): 1, 0 when
+ * absent or null, -1 with a message (hf_decoder.c). */
+int av_hf_layer_types(const av_hf_dir *h, int n_layers, unsigned char *sliding, av_err *err);
 
 /* RoPE scaling as checkpoints state it (one form for both formats). */
 typedef enum av_rope_scaling {

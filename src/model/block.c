@@ -135,13 +135,13 @@ int av_linear_check(const av_linear *l, const char *name, int64_t out, int64_t i
     return av_weight_check(&l->b, buf, out, 0, 1, cfg, err);
 }
 
-int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64_t in, av_linear out[3],
+int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64_t in, av_attn_weights *out,
                      const char *name, av_err *err) {
-    av_linear fused = {*w, b ? *b : (av_tensor){0}};
+    av_linear fused = {*w, b ? *b : (av_tensor){0}}, *parts[3] = {&out->q, &out->k, &out->v};
     if (av_linear_check(&fused, name, 3 * rows, in, "config.json", err)) return -1;
     for (int i = 0; i < 3; i++) {
-        out[i].w = av_tensor_rows(w, i * rows, rows);
-        out[i].b = fused.b.data ? av_tensor_rows(&fused.b, i * rows, rows) : (av_tensor){0};
+        parts[i]->w = av_tensor_rows(w, i * rows, rows);
+        parts[i]->b = fused.b.data ? av_tensor_rows(&fused.b, i * rows, rows) : (av_tensor){0};
     }
     return 0;
 }

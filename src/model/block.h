@@ -163,9 +163,9 @@ int av_weight_check(const av_tensor *t, const char *name, int64_t rows, int64_t 
 int av_norm_check(const av_norm *n, const char *name, int dim, const char *cfg, av_err *err);
 int av_linear_check(const av_linear *l, const char *name, int64_t out, int64_t in, const char *cfg,
                     av_err *err);
-/* A fused projection w (3*rows, in) [+ b (3*rows)] (rows: q, then k, then v) as three views, after checking
- * its shape against config.json. */
-int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64_t in, av_linear out[3],
+/* A fused projection w (3*rows, in) [+ b (3*rows)] (rows: q, then k, then v) as views in out's q, k, v,
+ * after checking its shape against config.json. */
+int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64_t in, av_attn_weights *out,
                      const char *name, av_err *err);
 /* Rows of a 2-D tensor (or elements of a 1-D one) as a view: [r0, r0 + n). F32, F16, BF16. */
 av_tensor av_tensor_rows(const av_tensor *t, int64_t r0, int64_t n);

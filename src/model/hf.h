@@ -35,6 +35,12 @@ int av_hf_take(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, cons
 int av_hf_take_transposed(const av_hf_dir *h, av_tensor *t, av_err *err, const char *fmt, ...)
     AV_PRINTF(4, 5);
 
+/* "<name>.weight" and "<name>.bias" (name printf-formatted) into w and b; flags: the bias is optional
+ * (AV_HF_OPT_BIAS), the weight a Conv1D (in, out) taken transposed (AV_HF_CONV1D, av_hf_take_transposed). */
+enum { AV_HF_OPT_BIAS = 1, AV_HF_CONV1D = 2 };
+int av_hf_take_wb(const av_hf_dir *h, av_tensor *w, av_tensor *b, int flags, av_err *err, const char *fmt,
+                  ...) AV_PRINTF(6, 7);
+
 /* config.json members: integer in [lo, hi] (required when def < 0), number, boolean, string. */
 int av_hf_int(const av_hf_dir *h, const char *key, int64_t def, int64_t lo, int64_t hi, int *out,
               av_err *err);

@@ -188,23 +188,34 @@ static int read_window(const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
     return 0;
 }
 
-/* "layer_types" (newer configs) must name exactly the sliding layers the other keys give. */
-static int check_layer_types(const av_hf_dir *h, const av_arch_cfg *c, av_err *err) {
+int av_hf_layer_types(const av_hf_dir *h, int n_layers, unsigned char *sliding, av_err *err) {
     json_t *lt = json_object_get(h->cfg, "layer_types");
     if (!lt || json_is_null(lt)) return 0;
-    if (!json_is_array(lt) || json_array_size(lt) != (size_t)c->n_layers)
-        return av_errf(err, "%s: \"layer_types\" must list the %d layers", h->cfg_path, c->n_layers);
-    for (int l = 0; l < c->n_layers; l++) {
+    if (!json_is_array(lt) || json_array_size(lt) != (size_t)n_layers)
+        return av_errf(err, "%s: \"layer_types\" must list the %d layers", h->cfg_path, n_layers);
+    for (int l = 0; l < n_layers; l++) {
         const char *t = json_string_value(json_array_get(lt, (size_t)l));
-        int sliding = t && strcmp(t, "sliding_attention") == 0, full = t && strcmp(t, "full_attention") == 0;
-        if ((!sliding && !full) || sliding != (c->sliding[l] && c->window > 0))
-            return av_errf(
-                err,
-                "%s: \"layer_types\"[%d] is '%.32s' but the other keys give this layer %s attention: "
-                "refused rather than guessing",
-                h->cfg_path, l, t ? t : "?", c->sliding[l] && c->window > 0 ? "sliding" : "full");
+        int s = t && strcmp(t, "sliding_attention") == 0;
+        if (!s && !(t && strcmp(t, "full_attention") == 0))
+            return av_errf(err, "%s: \"layer_types\"[%d] must be sliding_attention or full_attention",
+                           h->cfg_path, l);
+        sliding[l] = (unsigned char)s;
     }
-    return 0;
+    return 1;
+}
+
+/* "layer_types" (newer configs) must name exactly the sliding layers the other keys give. */
+static int check_layer_types(const av_hf_dir *h, const av_arch_cfg *c, av_err *err) {
+    unsigned char types[AV_ARCH_MAX_LAYERS];
+    int rc = av_hf_layer_types(h, c->n_layers, types, err);
+    for (int l = 0; rc > 0 && l < c->n_layers; l++)
+        if (types[l] != (c->sliding[l] && c->window > 0))
+            return av_errf(err,
+                           "%s: \"layer_types\"[%d] is '%s' but the other keys give this layer %s attention: "
+                           "refused rather than guessing",
+                           h->cfg_path, l, types[l] ? "sliding_attention" : "full_attention",
+                           types[l] ? "full" : "sliding");
+    return rc < 0 ? -1 : 0;
 }
 
 static int read_config(av_model *m, const av_hf_dir *h, av_arch_cfg *c, av_err *err) {

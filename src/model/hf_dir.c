@@ -182,6 +182,18 @@ int av_hf_take_transposed(const av_hf_dir *h, av_tensor *t, av_err *err, const c
     return 0;
 }
 
+int av_hf_take_wb(const av_hf_dir *h, av_tensor *w, av_tensor *b, int flags, av_err *err, const char *fmt,
+                  ...) {
+    char base[224];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(base, sizeof base, fmt, ap);
+    va_end(ap);
+    int rc = flags & AV_HF_CONV1D ? av_hf_take_transposed(h, w, err, "%s.weight", base)
+                                  : av_hf_take(h, w, 0, err, "%s.weight", base);
+    return rc || av_hf_take(h, b, flags & AV_HF_OPT_BIAS, err, "%s.bias", base) ? -1 : 0;
+}
+
 /* ---- dispatch ---- */
 
 typedef int (*family_loader)(av_hf_dir *h, av_model *m, av_err *err);

@@ -40,9 +40,7 @@ void av_model_free(av_model *m) {
     free(m->owned);
     for (int i = 0; i < AV_MAX_STACKS; i++)
         av_stack_free(&m->stacks[i]);
-    for (int i = 0; m->vision.labels && i < m->head.n_out; i++)
-        free(m->vision.labels[i]);
-    free(m->vision.labels);
+    av_strings_free(m->vision.labels, (size_t)m->head.n_out);
     av_tokenizer_free(m->tok);
     free(m);
 }

@@ -97,17 +97,6 @@ int av_model_head_tied(const av_model *m);
 
 /* ---- the Llama layout (llama2.c, GGUF, Hugging Face llama / mistral / qwen2 checkpoints) ---- */
 
-/* A layer's nine weights in checkpoint order: av_tensor *w[AV_LLAMA_LAYER_WEIGHTS] = ...(B) for a block B. */
-#define AV_LLAMA_LAYER_WEIGHTS 9
-#define AV_LLAMA_LAYER_WEIGHT_PTRS(B)                                                                        \
-    {                                                                                                        \
-        &(B)->attn_norm.w, &(B)->attn.q.w, &(B)->attn.k.w, &(B)->attn.v.w, &(B)->attn.o.w, &(B)->ffn_norm.w, \
-            &(B)->ffn.gate.w, &(B)->ffn.down.w, &(B)->ffn.up.w                                               \
-    }
-/* Their names in GGUF ("blk.<l>.<name>.weight") and Hugging Face ("model.layers.<l>.<name>.weight") files. */
-extern const char *const av_llama_gguf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
-extern const char *const av_llama_hf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
-
 /* What the Llama loaders read from their config: sizes, epsilon, RoPE. */
 typedef struct av_llama_cfg {
     int dim, hidden, n_layers, n_heads, n_kv_heads, head_dim; /* head_dim 0: dim / n_heads */
@@ -118,10 +107,6 @@ typedef struct av_llama_cfg {
 /* Sets m up as a Llama-family decoder (family, one causal pre-RMSNorm stack with SwiGLU, RoPE, scale
  * 1/sqrt(head_dim)) and allocates its blocks. */
 int av_llama_init(av_model *m, const av_llama_cfg *c, av_err *err);
-/* After tok_emb and (optionally) the head are taken: ties the head to the embedding when there is none and
- * takes weight k of layer l with take(ctx, l, k, &tensor, err) for every layer in checkpoint order. */
-typedef int (*av_llama_take_fn)(const void *ctx, int layer, int k, av_tensor *t, av_err *err);
-int av_llama_take_layers(av_model *m, av_llama_take_fn take, const void *ctx, av_err *err);
 
 /* ---- forward pass (forward.c) ---- */
 

@@ -33,9 +33,7 @@ static int set_labels_from_file(av_model *m, const char *dir, av_err *err) {
     free(text);
     if (!labels) return av_errf(err, "out of memory");
     if (count != m->head.n_out) { /* a list for another head: ignore it */
-        for (int i = 0; i < count; i++)
-            free(labels[i]);
-        free(labels);
+        av_strings_free(labels, (size_t)count);
         return 0;
     }
     m->vision.labels = labels;
@@ -248,34 +246,22 @@ static int load_timm(av_hf_dir *h, av_model *m, av_err *err) {
         view2d(&t, dim, m->vision.channels * patch * patch, &m->vision.patch.w, "patch_embed.proj.weight",
                err) ||
         av_hf_take(h, &m->vision.patch.b, 1, err, "patch_embed.proj.bias") ||
-        av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "norm.weight") ||
-        av_hf_take(h, &m->stacks[0].final_norm.b, 0, err, "norm.bias") ||
-        (classes && (av_hf_take(h, &m->head.out.w, 0, err, "head.weight") ||
-                     av_hf_take(h, &m->head.out.b, 1, err, "head.bias"))) ||
+        av_hf_take_wb(h, &m->stacks[0].final_norm.w, &m->stacks[0].final_norm.b, 0, err, "norm") ||
+        (classes && av_hf_take_wb(h, &m->head.out.w, &m->head.out.b, AV_HF_OPT_BIAS, err, "head")) ||
         av_stack_alloc(&m->stacks[0], (int)depth, err))
         return -1;
     for (int l = 0; l < depth; l++) {
         av_block *B = &m->stacks[0].blocks[l];
         av_tensor qw, qb;
-        av_linear qkv[3];
         snprintf(name, sizeof name, "layer %d attn.qkv", l);
-        if (av_hf_take(h, &B->attn_norm.w, 0, err, "blocks.%d.norm1.weight", l) ||
-            av_hf_take(h, &B->attn_norm.b, 0, err, "blocks.%d.norm1.bias", l) ||
-            av_hf_take(h, &qw, 0, err, "blocks.%d.attn.qkv.weight", l) ||
-            av_hf_take(h, &qb, 1, err, "blocks.%d.attn.qkv.bias", l) ||
-            av_linear_split3(&qw, &qb, dim, dim, qkv, name, err) ||
-            av_hf_take(h, &B->attn.o.w, 0, err, "blocks.%d.attn.proj.weight", l) ||
-            av_hf_take(h, &B->attn.o.b, 1, err, "blocks.%d.attn.proj.bias", l) ||
-            av_hf_take(h, &B->ffn_norm.w, 0, err, "blocks.%d.norm2.weight", l) ||
-            av_hf_take(h, &B->ffn_norm.b, 0, err, "blocks.%d.norm2.bias", l) ||
-            av_hf_take(h, &B->ffn.up.w, 0, err, "blocks.%d.mlp.fc1.weight", l) ||
-            av_hf_take(h, &B->ffn.up.b, 1, err, "blocks.%d.mlp.fc1.bias", l) ||
-            av_hf_take(h, &B->ffn.down.w, 0, err, "blocks.%d.mlp.fc2.weight", l) ||
-            av_hf_take(h, &B->ffn.down.b, 1, err, "blocks.%d.mlp.fc2.bias", l))
+        if (av_hf_take_wb(h, &B->attn_norm.w, &B->attn_norm.b, 0, err, "blocks.%d.norm1", l) ||
+            av_hf_take_wb(h, &qw, &qb, AV_HF_OPT_BIAS, err, "blocks.%d.attn.qkv", l) ||
+            av_linear_split3(&qw, &qb, dim, dim, &B->attn, name, err) ||
+            av_hf_take_wb(h, &B->attn.o.w, &B->attn.o.b, AV_HF_OPT_BIAS, err, "blocks.%d.attn.proj", l) ||
+            av_hf_take_wb(h, &B->ffn_norm.w, &B->ffn_norm.b, 0, err, "blocks.%d.norm2", l) ||
+            av_hf_take_wb(h, &B->ffn.up.w, &B->ffn.up.b, AV_HF_OPT_BIAS, err, "blocks.%d.mlp.fc1", l) ||
+            av_hf_take_wb(h, &B->ffn.down.w, &B->ffn.down.b, AV_HF_OPT_BIAS, err, "blocks.%d.mlp.fc2", l))
             return -1;
-        B->attn.q = qkv[0];
-        B->attn.k = qkv[1];
-        B->attn.v = qkv[2];
         B->attn_scale = 1.0f / sqrtf((float)c->head_dim);
     }
     snprintf(m->arch, sizeof m->arch, "vit");
@@ -318,8 +304,7 @@ static int load_hf(av_hf_dir *h, av_model *m, av_err *err) {
         view2d(&t, dim, (int64_t)channels * patch * patch, &m->vision.patch.w,
                "patch_embeddings.projection.weight", err) ||
         av_hf_take(h, &m->vision.patch.b, 1, err, "%sembeddings.patch_embeddings.projection.bias", p) ||
-        av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "%slayernorm.weight", p) ||
-        av_hf_take(h, &m->stacks[0].final_norm.b, 0, err, "%slayernorm.bias", p) ||
+        av_hf_take_wb(h, &m->stacks[0].final_norm.w, &m->stacks[0].final_norm.b, 0, err, "%slayernorm", p) ||
         av_hf_take(h, &m->head.out.w, 1, err, "classifier.weight") ||
         av_hf_take(h, &m->head.out.b, 1, err, "classifier.bias") || av_stack_alloc(&m->stacks[0], depth, err))
         return -1;
@@ -327,20 +312,20 @@ static int load_hf(av_hf_dir *h, av_model *m, av_err *err) {
     for (int l = 0; l < depth; l++) {
         av_block *B = &m->stacks[0].blocks[l];
         struct {
-            void *dst;
+            av_tensor *w, *b;
             const char *name;
-            int is_norm;
-        } parts[] = {{&B->attn_norm, "layernorm_before", 1},     {&B->attn.q, "attention.attention.query", 0},
-                     {&B->attn.k, "attention.attention.key", 0}, {&B->attn.v, "attention.attention.value", 0},
-                     {&B->attn.o, "attention.output.dense", 0},  {&B->ffn_norm, "layernorm_after", 1},
-                     {&B->ffn.up, "intermediate.dense", 0},      {&B->ffn.down, "output.dense", 0}};
-        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-            av_tensor *w = parts[i].is_norm ? &((av_norm *)parts[i].dst)->w : &((av_linear *)parts[i].dst)->w;
-            av_tensor *b = parts[i].is_norm ? &((av_norm *)parts[i].dst)->b : &((av_linear *)parts[i].dst)->b;
-            if (av_hf_take(h, w, 0, err, "%sencoder.layer.%d.%s.weight", p, l, parts[i].name) ||
-                av_hf_take(h, b, 1, err, "%sencoder.layer.%d.%s.bias", p, l, parts[i].name))
+        } parts[] = {{&B->attn_norm.w, &B->attn_norm.b, "layernorm_before"},
+                     {&B->attn.q.w, &B->attn.q.b, "attention.attention.query"},
+                     {&B->attn.k.w, &B->attn.k.b, "attention.attention.key"},
+                     {&B->attn.v.w, &B->attn.v.b, "attention.attention.value"},
+                     {&B->attn.o.w, &B->attn.o.b, "attention.output.dense"},
+                     {&B->ffn_norm.w, &B->ffn_norm.b, "layernorm_after"},
+                     {&B->ffn.up.w, &B->ffn.up.b, "intermediate.dense"},
+                     {&B->ffn.down.w, &B->ffn.down.b, "output.dense"}};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+            if (av_hf_take_wb(h, parts[i].w, parts[i].b, AV_HF_OPT_BIAS, err, "%sencoder.layer.%d.%s", p, l,
+                              parts[i].name))
                 return -1;
-        }
         B->attn_scale = 1.0f / sqrtf((float)c->head_dim);
     }
     snprintf(m->arch, sizeof m->arch, "vit");

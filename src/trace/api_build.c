@@ -112,9 +112,7 @@ static char **token_labels(const api_build *b, av_err *err) {
     free(texts);
     free(lens);
     if (ok) return labels;
-    for (int i = 0; labels && i < b->n; i++)
-        free(labels[i]);
-    free(labels);
+    av_strings_free(labels, (size_t)b->n);
     av_errf(err, "out of memory");
     return NULL;
 }
@@ -172,10 +170,7 @@ int api_build_trace(api_build *b, av_trace **out, av_err *err) {
     if (!rc) rc = av_trace_set_meta(t, "arch", "api", err);
     if (!rc) rc = build_table(b, &d, err);
     if (!rc) rc = av_trace_set_logprobs(t, d, b->n_prompt, b->info, err);
-    if (labels)
-        for (int i = 0; i < b->n; i++)
-            free(labels[i]);
-    free(labels);
+    av_strings_free(labels, (size_t)b->n);
     free(ids);
     if (rc) {
         av_trace_free(t);

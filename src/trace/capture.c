@@ -413,9 +413,7 @@ int av_cap_set_tokens(const av_model *m, av_trace *t, const int32_t *ids, size_t
     for (size_t i = 0; ok && i < n; i++)
         ok = (labels[i] = token_label(m, ids, n, i)) != NULL;
     if (!ok) {
-        for (size_t i = 0; labels && i < n; i++)
-            free(labels[i]);
-        free(labels);
+        av_strings_free(labels, n);
         free(copy);
         return av_errf(err, "out of memory");
     }
@@ -433,12 +431,8 @@ int av_cap_json_list(const av_model *m, av_trace *t, const char *key, const int3
         }
         char *label = token_label(m, ids, n, i);
         json_t *s = label ? json_string(label) : NULL;
-        json_array_append_new(arr, s ? s : json_string("\xEF\xBF\xBD"));
+        json_array_append_new(arr, s ? s : json_string(AV_UTF8_REPLACEMENT));
         free(label);
     }
-    char *text = arr ? json_dumps(arr, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(arr);
-    int rc = text ? av_trace_set_meta(t, key, text, err) : av_errf(err, "out of memory");
-    free(text);
-    return rc;
+    return av_trace_set_meta_json(t, key, arr, JSON_ENSURE_ASCII, err);
 }

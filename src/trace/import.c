@@ -35,9 +35,7 @@ typedef struct labels {
 } labels;
 
 static void labels_free(labels *l) {
-    for (int i = 0; l->s && i < l->n; i++)
-        free(l->s[i]);
-    free(l->s);
+    av_strings_free(l->s, l->n > 0 ? (size_t)l->n : 0);
     free(l->ids);
     l->s = NULL;
     l->ids = NULL;
@@ -155,16 +153,7 @@ static int check_rows(const float *m, const shape_info *s, const char *where, do
 }
 
 static int set_labels_meta(av_trace *t, const char *key, const labels *l, av_err *err) {
-    json_t *a = json_array();
-    for (int i = 0; a && i < l->n; i++) {
-        json_t *s = json_string(l->s[i]);
-        json_array_append_new(a, s ? s : json_string("\xEF\xBF\xBD"));
-    }
-    char *js = a ? json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(a);
-    int rc = js ? av_trace_set_meta(t, key, js, err) : av_errf(err, "out of memory");
-    free(js);
-    return rc;
+    return av_trace_set_meta_strings(t, key, l->s, l->n, err);
 }
 
 static int embed_image(av_trace *t, const char *path, av_err *err) {

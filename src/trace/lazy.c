@@ -155,13 +155,10 @@ static int set_lazy_meta(av_trace *t, av_err *err) {
                                           json_list(lz->softcap, NULL, lz->n_layers), "window",
                                           json_list(NULL, lz->window, lz->n_layers)));
     }
-    char *text = all ? json_dumps(all, JSON_COMPACT) : NULL, scale[32];
-    json_decref(all);
-    if (!text) return av_errf(err, "out of memory");
-    int rc = av_trace_set_meta(t, "lazy_attn", text, err) ||
+    char scale[32];
+    int rc = av_trace_set_meta_json(t, "lazy_attn", all, 0, err) ||
              av_trace_set_meta(t, t->lazy ? "lazy" : "qk", "1", err) ||
              av_trace_need_version(t, needs_v3(t) ? 3 : 2, err);
-    free(text);
     if (!rc && v1_compatible(t)) {
         snprintf(scale, sizeof scale, "%.9g", (double)t->lazy_kinds[AV_ATTN_SELF].scale[0]);
         rc = av_trace_set_meta(t, "attn_scale", scale, err) || av_trace_set_meta(t, "causal", "1", err);

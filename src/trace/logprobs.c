@@ -133,16 +133,7 @@ static int set_info(av_trace *t, struct av_gen_state *g, const char *text, const
 
 /* The pieces as the metadata "logprob_pieces" (a JSON array). */
 static int pieces_meta(av_trace *t, const av_lp_data *d, av_err *err) {
-    json_t *a = json_array();
-    for (int i = 0; a && i < d->n_pieces; i++) {
-        json_t *s = json_string(d->pieces[i]);
-        json_array_append_new(a, s ? s : json_string(AV_UTF8_REPLACEMENT));
-    }
-    char *text = a ? json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(a);
-    int rc = text ? av_trace_set_meta(t, "logprob_pieces", text, err) : av_errf(err, "out of memory");
-    free(text);
-    return rc;
+    return av_trace_set_meta_strings(t, "logprob_pieces", d->pieces, d->n_pieces, err);
 }
 
 int av_trace_set_logprobs(av_trace *t, av_lp_data *d, int prompt_len, const json_t *generation, av_err *err) {

@@ -75,6 +75,11 @@ struct av_trace {
 
 av_trace *av_trace_new(void);
 int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *err);
+/* Metadata key = the JSON text of v (compact, plus flags such as JSON_ENSURE_ASCII), taking v (NULL: out of
+ * memory). */
+int av_trace_set_meta_json(av_trace *t, const char *key, json_t *v, size_t flags, av_err *err);
+/* Metadata key = a JSON array of the n strings s (ASCII-escaped; invalid UTF-8 shows as U+FFFD). */
+int av_trace_set_meta_strings(av_trace *t, const char *key, char *const *s, int n, av_err *err);
 /* Raises metadata "version" to at least version: a file records the oldest version that describes it. */
 int av_trace_need_version(av_trace *t, int version, av_err *err);
 /* Takes ownership of tokens (each malloc'd, and the array) and ids. */
