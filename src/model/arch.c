@@ -180,7 +180,7 @@ static int take_experts(const take_ctx *k, av_model *m, av_block *B, int l, av_e
     const av_arch_cfg *c = k->c;
     int E = c->n_experts;
     av_ffn *ex = calloc((size_t)E, sizeof *ex); /* (n_experts) */
-    if (!ex || av_model_own(m, ex, err)) return ex ? -1 : av_errf(err, "out of memory");
+    if (av_model_own(m, ex, err)) return -1;
     B->moe.experts = ex;
     for (int j = 0; j < 3; j++) {
         int64_t rows = j < 2 ? c->hidden : c->dim, cols = j < 2 ? c->dim : c->hidden;

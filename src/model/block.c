@@ -118,21 +118,23 @@ int av_weight_check(const av_tensor *t, const char *name, int64_t rows, int64_t 
     return 0;
 }
 
-int av_norm_check(const av_norm *n, const char *name, int dim, const char *cfg, av_err *err) {
+/* "<name>.weight" (rows, cols; cols 0: a vector) and the optional "<name>.bias" (rows). */
+static int pair_check(const av_tensor *w, const av_tensor *b, const char *name, int64_t rows, int64_t cols,
+                      const char *cfg, av_err *err) {
     char buf[160];
     snprintf(buf, sizeof buf, "%s.weight", name);
-    if (av_weight_check(&n->w, buf, dim, 0, 0, cfg, err)) return -1;
+    if (av_weight_check(w, buf, rows, cols, 0, cfg, err)) return -1;
     snprintf(buf, sizeof buf, "%s.bias", name);
-    return av_weight_check(&n->b, buf, dim, 0, 1, cfg, err);
+    return av_weight_check(b, buf, rows, 0, 1, cfg, err);
+}
+
+int av_norm_check(const av_norm *n, const char *name, int dim, const char *cfg, av_err *err) {
+    return pair_check(&n->w, &n->b, name, dim, 0, cfg, err);
 }
 
 int av_linear_check(const av_linear *l, const char *name, int64_t out, int64_t in, const char *cfg,
                     av_err *err) {
-    char buf[160];
-    snprintf(buf, sizeof buf, "%s.weight", name);
-    if (av_weight_check(&l->w, buf, out, in, 0, cfg, err)) return -1;
-    snprintf(buf, sizeof buf, "%s.bias", name);
-    return av_weight_check(&l->b, buf, out, 0, 1, cfg, err);
+    return pair_check(&l->w, &l->b, name, out, in, cfg, err);
 }
 
 int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64_t in, av_attn_weights *out,

@@ -146,37 +146,31 @@ int av_bart_load(av_hf_dir *h, av_model *m, av_err *err) {
 
 /* ---- T5 ---- */
 
+#define T5_LAYER "%s.block.%d.layer." /* side, block: then the layer's index and part */
+
 static int t5_stack(const av_hf_dir *h, av_stack *st, const char *side, int decoder, av_err *err) {
     const char *names[4] = {"q", "k", "v", "o"};
+    int ff = decoder ? 2 : 1; /* the feed-forward's layer */
+    int gated = av_hf_find(h, "encoder.block.0.layer.1.DenseReluDense.wi_0.weight") != NULL; /* wi_0, wi_1 */
     for (int l = 0; l < st->n_layers; l++) {
         av_block *B = &st->blocks[l];
         av_linear *self[4] = {&B->attn.q, &B->attn.k, &B->attn.v, &B->attn.o};
         av_linear *cross[4] = {&B->cross.q, &B->cross.k, &B->cross.v, &B->cross.o};
-        int ff = decoder ? 2 : 1;
         for (int i = 0; i < 4; i++)
-            if (av_hf_take(h, &self[i]->w, 0, err, "%s.block.%d.layer.0.SelfAttention.%s.weight", side, l,
-                           names[i]) ||
-                (decoder && av_hf_take(h, &cross[i]->w, 0, err,
-                                       "%s.block.%d.layer.1.EncDecAttention.%s.weight", side, l, names[i])))
+            if (av_hf_take(h, &self[i]->w, 0, err, T5_LAYER "0.SelfAttention.%s.weight", side, l, names[i]) ||
+                (decoder && av_hf_take(h, &cross[i]->w, 0, err, T5_LAYER "1.EncDecAttention.%s.weight", side,
+                                       l, names[i])))
                 return -1;
-        if (av_hf_take(h, &B->attn_norm.w, 0, err, "%s.block.%d.layer.0.layer_norm.weight", side, l) ||
-            (decoder &&
-             av_hf_take(h, &B->cross_norm.w, 0, err, "%s.block.%d.layer.1.layer_norm.weight", side, l)) ||
-            av_hf_take(h, &B->ffn_norm.w, 0, err, "%s.block.%d.layer.%d.layer_norm.weight", side, l, ff))
-            return -1;
-        if (av_hf_find(
-                h, "encoder.block.0.layer.1.DenseReluDense.wi_0.weight")) { /* gated: wi_0 gate, wi_1 up */
-            if (av_hf_take(h, &B->ffn.gate.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_0.weight", side,
-                           l, ff) ||
-                av_hf_take(h, &B->ffn.up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_1.weight", side,
-                           l, ff))
-                return -1;
-        } else if (av_hf_take(h, &B->ffn.up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi.weight", side,
-                              l, ff)) {
-            return -1;
-        }
-        if (av_hf_take(h, &B->ffn.down.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wo.weight", side, l,
-                       ff))
+        if (av_hf_take(h, &B->attn_norm.w, 0, err, T5_LAYER "0.layer_norm.weight", side, l) ||
+            (decoder && av_hf_take(h, &B->cross_norm.w, 0, err, T5_LAYER "1.layer_norm.weight", side, l)) ||
+            av_hf_take(h, &B->ffn_norm.w, 0, err, T5_LAYER "%d.layer_norm.weight", side, l, ff) ||
+            (gated &&
+             av_hf_take(h, &B->ffn.gate.w, 0, err, T5_LAYER "%d.DenseReluDense.wi_0.weight", side, l, ff)) ||
+            av_hf_take(h, &B->ffn.up.w, 0, err,
+                       gated ? T5_LAYER "%d.DenseReluDense.wi_1.weight"
+                             : T5_LAYER "%d.DenseReluDense.wi.weight",
+                       side, l, ff) ||
+            av_hf_take(h, &B->ffn.down.w, 0, err, T5_LAYER "%d.DenseReluDense.wo.weight", side, l, ff))
             return -1;
         B->attn_scale = 1.0f; /* T5 folds the scaling into its initialization */
     }

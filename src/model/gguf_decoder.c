@@ -186,7 +186,7 @@ static int rope_factors(av_model *m, const gguf_ctx *k, const char *name, int n,
     if (t.ndim != 1 || t.shape[0] != n || av_dtype_is_quantized(t.dtype))
         return av_errf(err, "%s: %s must be %d float values", k->g->name, name, n);
     float *f = malloc(sizeof(float) * (size_t)n); /* (n) */
-    if (!f || av_model_own(m, f, err)) return f ? -1 : av_errf(err, "out of memory");
+    if (av_model_own(m, f, err)) return -1;
     av_dequantize_rows(&t, 0, 1, f);
     for (int i = 0; i < n; i++)
         if (!(f[i] > 0)) return av_errf(err, "%s: %s[%d] is not positive", k->g->name, name, i);
@@ -235,7 +235,7 @@ static int read_weights(const gguf_ctx *k, av_model *m, const av_arch_cfg *c, av
 
 static int load(const av_gguf *g, av_model *m, av_err *err) {
     av_arch_cfg *c = calloc(1, sizeof *c);
-    if (!c || av_model_own(m, c, err)) return c ? -1 : av_errf(err, "out of memory");
+    if (av_model_own(m, c, err)) return -1;
     gguf_ctx k = {g, calloc((size_t)g->n_tensors + 1, 1)}; /* used: (n_tensors) */
     int rc = -1;
     if (!k.used) return av_errf(err, "out of memory");

@@ -66,7 +66,7 @@ static int factor_array(av_model *m, const av_hf_dir *h, const json_t *rp, const
     if (!json_is_array(a) || json_array_size(a) != (size_t)n)
         return av_errf(err, "%s: rope scaling \"%s\" must list %d numbers", h->cfg_path, key, n);
     float *f = malloc(sizeof(float) * (size_t)n); /* (n) */
-    if (!f || av_model_own(m, f, err)) return f ? -1 : av_errf(err, "out of memory");
+    if (av_model_own(m, f, err)) return -1;
     for (int i = 0; i < n; i++) {
         json_t *v = json_array_get(a, (size_t)i);
         f[i] = json_is_number(v) ? (float)json_number_value(v) : 0.0f;
@@ -262,7 +262,7 @@ static int take_head(const av_hf_dir *h, av_model *m, const av_arch_cfg *c, av_e
 
 int av_hf_decoder_load(av_hf_dir *h, av_model *m, const av_arch *a, av_err *err) {
     av_arch_cfg *c = calloc(1, sizeof *c);
-    if (!c || av_model_own(m, c, err)) return c ? -1 : av_errf(err, "out of memory");
+    if (av_model_own(m, c, err)) return -1;
     c->arch = a;
     const av_tensor *emb;
     if (read_config(m, h, c, err) || av_hf_open_weights(h, err)) return -1;

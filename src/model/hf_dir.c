@@ -170,12 +170,11 @@ int av_hf_take_transposed(const av_hf_dir *h, av_tensor *t, av_err *err, const c
     int64_t rows = t->shape[0], cols = t->shape[1]; /* Conv1D: (in, out) */
     size_t esz = t->dtype == AV_DTYPE_F32 ? 4 : 2;
     uint8_t *dst = malloc(t->nbytes ? t->nbytes : 1); /* (out, in) */
-    if (!dst) return av_errf(err, "out of memory");
+    if (av_model_own(h->m, dst, err)) return -1;
     const uint8_t *src = t->data;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++)
             memcpy(dst + (size_t)(c * rows + r) * esz, src + (size_t)(r * cols + c) * esz, esz);
-    if (av_model_own(h->m, dst, err)) return -1;
     t->data = dst;
     t->shape[0] = cols;
     t->shape[1] = rows;

@@ -19,6 +19,7 @@ av_model *av_model_new(void) {
 }
 
 int av_model_own(av_model *m, void *p, av_err *err) {
+    if (!p) return av_errf(err, "out of memory");
     void **grown = realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1));
     if (!grown) {
         free(p);

@@ -90,7 +90,8 @@ int av_load_hf_dir(const char *dir, av_model *m, av_err *err);
 av_model *av_model_new(void);
 /* Checks config sanity and every tensor's dtype and shape; fills the summary fields. */
 int av_model_check(av_model *m, av_err *err);
-/* Keeps a loader-allocated buffer alive for the model's lifetime. */
+/* Keeps a loader-allocated buffer alive for the model's lifetime (p NULL, a failed allocation: "out of
+ * memory"; p is freed when this fails). */
 int av_model_own(av_model *m, void *p, av_err *err);
 /* 1 when the head's projection is the token table itself (tied). */
 int av_model_head_tied(const av_model *m);

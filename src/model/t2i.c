@@ -137,7 +137,7 @@ static int weights_to_f32(av_model *m, av_err *err) {
             if (t->dtype != AV_DTYPE_F16 && t->dtype != AV_DTYPE_BF16) continue;
             int64_t n = av_tensor_numel(t);
             float *f = malloc(sizeof(float) * (size_t)(n ? n : 1));
-            if (!f || av_model_own(m, f, err)) return f ? -1 : av_errf(err, "out of memory");
+            if (av_model_own(m, f, err)) return -1;
             av_dequantize(t->dtype, t->data, f, n);
             t->dtype = AV_DTYPE_F32;
             t->data = f;

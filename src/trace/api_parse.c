@@ -11,7 +11,6 @@
  *     {content, probs[] = {tok_str, prob}}. */
 #include "trace/api.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,22 +53,14 @@ typedef struct parse_ctx {
 
 /* ---- token text ---- */
 
-/* Two hexadecimal digits (the standard library's reading: becomes av_hex_parse once core has one). */
-static int hex_byte(const char *s, uint8_t *v) {
-    if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1])) return -1;
-    char two[3] = {s[0], s[1], 0};
-    *v = (uint8_t)strtol(two, NULL, 16);
-    return 0;
-}
-
 /* "\xNN" escapes of OpenAI's "bytes:\xe6\x9c" spelling of partial characters; 0 when s is not that. */
 static int unescape_bytes(const char *s, char *buf, size_t *len) {
     if (strncmp(s, "bytes:", 6) != 0) return 0;
     size_t n = 0;
     for (s += 6; *s; s += 4) {
         if (s[0] != '\\' || s[1] != 'x' || n >= AV_API_MAX_TEXT) return 0;
-        uint8_t v;
-        if (hex_byte(s + 2, &v)) return 0;
+        uint32_t v;
+        if (av_hex_parse(s + 2, 2, &v)) return 0;
         buf[n++] = (char)v;
     }
     *len = n;

@@ -270,22 +270,16 @@ void av_cap_on_layer(void *ctx, int layer, int pos0, int n) {
 
 /* ---- the trace ---- */
 
-int av_cap_meta_int(av_trace *t, const char *key, int v, av_err *err) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%d", v);
-    return av_trace_set_meta(t, key, buf, err);
-}
-
 static int model_meta(const av_model *m, av_trace *t, av_err *err) {
     av_model_info info = av_model_get_info(m);
     return av_trace_set_meta(t, "model", m->name, err) || av_trace_set_meta(t, "arch", m->arch, err) ||
            av_trace_set_meta(t, "family", av_family_name(m->family), err) ||
            av_trace_set_meta(t, "model_format", av_model_format_name(m->format), err) ||
            av_trace_set_meta(t, "created_by", "attnviz " AV_VERSION, err) ||
-           av_cap_meta_int(t, "n_layers", m->n_layers, err) ||
-           av_cap_meta_int(t, "n_heads", m->n_heads, err) ||
-           av_cap_meta_int(t, "n_kv_heads", m->n_kv_heads, err) ||
-           (info.n_dec_layers && av_cap_meta_int(t, "n_dec_layers", info.n_dec_layers, err));
+           av_trace_set_meta_int(t, "n_layers", m->n_layers, err) ||
+           av_trace_set_meta_int(t, "n_heads", m->n_heads, err) ||
+           av_trace_set_meta_int(t, "n_kv_heads", m->n_kv_heads, err) ||
+           (info.n_dec_layers && av_trace_set_meta_int(t, "n_dec_layers", info.n_dec_layers, err));
 }
 
 /* The pooled sums of layer l become means: each cell divided by the queries x keys it covers. */

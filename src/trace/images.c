@@ -76,8 +76,8 @@ int av_cap_image_meta(const av_model *m, av_trace *t, const char *first, av_err 
     char buf[64];
     snprintf(buf, sizeof buf, "%dx%d", v->grid, v->grid);
     return av_trace_set_meta(t, "patch_grid", buf, err) || av_trace_set_meta(t, "prefix_tokens", "1", err) ||
-                   av_cap_meta_int(t, "image_size", v->image_size, err) ||
-                   av_cap_meta_int(t, "patch_size", v->patch_size, err) ||
+                   av_trace_set_meta_int(t, "image_size", v->image_size, err) ||
+                   av_trace_set_meta_int(t, "patch_size", v->patch_size, err) ||
                    patch_labels(t, v->grid, first, err)
                ? -1
                : 0;

@@ -298,7 +298,7 @@ static int pair_text_meta(av_trace *t, size_t b_start, const uint8_t *types, siz
     for (size_t i = 0; arr && i < n; i++)
         json_array_append_new(arr, json_integer(types ? types[i] : 0));
     return av_trace_set_meta_json(t, "token_type_ids", arr, 0, err) ||
-                   av_cap_meta_int(t, "sentence_b_start", (int)b_start, err) ||
+                   av_trace_set_meta_int(t, "sentence_b_start", (int)b_start, err) ||
                    av_trace_need_version(t, 3, err)
                ? -1
                : 0;

@@ -157,7 +157,7 @@ static int t2i_meta(t2i_run *r, av_trace *t, const char *prompt, const int32_t *
              av_cap_json_list(r->m, t, "timesteps", ts, (size_t)r->n_steps, 1, err);
     free(ts);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)p->seed);
-    rc = rc || av_trace_set_meta(t, "seed", buf, err) || av_cap_meta_int(t, "steps", r->n_steps, err);
+    rc = rc || av_trace_set_meta(t, "seed", buf, err) || av_trace_set_meta_int(t, "steps", r->n_steps, err);
     snprintf(buf, sizeof buf, "%.9g", (double)p->guidance);
     rc = rc || av_trace_set_meta(t, "guidance_scale", buf, err);
     return rc || av_cap_image_meta(r->m, t, "[time]", err) ? -1 : 0;

@@ -72,12 +72,15 @@ int av_trace_set_meta_strings(av_trace *t, const char *key, char *const *s, int 
     return av_trace_set_meta_json(t, key, a, JSON_ENSURE_ASCII, err);
 }
 
+int av_trace_set_meta_int(av_trace *t, const char *key, int v, av_err *err) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", v);
+    return av_trace_set_meta(t, key, buf, err);
+}
+
 int av_trace_need_version(av_trace *t, int version, av_err *err) {
     const char *v = av_trace_meta(t, "version");
-    if (v && atoi(v) >= version) return 0;
-    char buf[16];
-    snprintf(buf, sizeof buf, "%d", version);
-    return av_trace_set_meta(t, "version", buf, err);
+    return v && atoi(v) >= version ? 0 : av_trace_set_meta_int(t, "version", version, err);
 }
 
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err) {
@@ -182,9 +185,7 @@ static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_
             size_t n = (size_t)av_tensor_numel(s->stored);
             float *f = malloc(sizeof(float) * (n ? n : 1));
             if (!f) return av_errf(err, "out of memory converting attention of layer %d", layer);
-            const uint16_t *h = s->stored->data;
-            for (size_t k = 0; k < n; k++)
-                f[k] = av_f16_to_f32(h[k]);
+            av_dequantize(AV_DTYPE_F16, s->stored->data, f, (int64_t)n);
             s->owned = f;
             s->view.data = f;
         }

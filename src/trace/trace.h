@@ -75,6 +75,7 @@ struct av_trace {
 
 av_trace *av_trace_new(void);
 int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *err);
+int av_trace_set_meta_int(av_trace *t, const char *key, int v, av_err *err);
 /* Metadata key = the JSON text of v (compact, plus flags such as JSON_ENSURE_ASCII), taking v (NULL: out of
  * memory). */
 int av_trace_set_meta_json(av_trace *t, const char *key, json_t *v, size_t flags, av_err *err);
@@ -119,6 +120,10 @@ int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av
 int av_trace_set_image(av_trace *t, uint8_t *rgb, int h, int w, av_err *err);
 /* Takes ownership of the (n_tokens, vocab) logits, exposed as t->logits_view. */
 void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab);
+
+/* Heads reduced (select.c, tiles.c): out = out + in, max or min of both over n values, for how =
+ * AV_HEADS_MEAN (a sum: divide by the heads after the last), AV_HEADS_MAX, AV_HEADS_MIN. */
+void av_heads_fold(float *out, const float *in, size_t n, int how);
 
 /* ---- DAAM (daam.c) ------------------------------------------------------------------------------------ */
 
