@@ -1,7 +1,7 @@
 /* Keys and tensors that change the math and are not implemented: refused with the key's name (issue #19: a
  * Llama 3.1 GGUF with rope_freqs ran and gave logits 0.6-0.9 off). This file decides, for every
  * architecture, which keys pass; the loaders read the ones they apply:
- *   - gguf_keys: the "<arch>." keys of GGUF decoders (src/model/arch.h). APPLIED keys are read by
+ *   - gguf_keys: the "<arch>." keys of GGUF decoders (src/model/arch.h). GGUF_APPLIED keys are read by
  *     gguf_decoder.c for every family; a family's own keys are listed in its av_arch entry (gguf_known) and
  *     read by its family file; the others pass only with their neutral value; a key in no table is refused
  *     (it may change the math).
