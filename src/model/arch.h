@@ -16,6 +16,12 @@
 #include "model.h"
 
 #define AV_ARCH_MAX_LAYERS 1024
+/* Limits of both readers' configurations. */
+#define AV_ARCH_MAX_DIM (1 << 16)
+#define AV_ARCH_MAX_HIDDEN (1 << 19)
+#define AV_ARCH_MAX_HEADS 1024
+#define AV_ARCH_MAX_CTX (1 << 24)
+#define AV_ARCH_MAX_VOCAB (1 << 22)
 
 /* What an architecture's blocks have (av_arch.flags). */
 enum {

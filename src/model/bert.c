@@ -46,10 +46,10 @@ static int load_layers(const av_hf_dir *h, av_stack *st, const char *p, const be
             const char *name;
         } lins[] = {{&B->attn.q, nm->q}, {&B->attn.k, nm->k},  {&B->attn.v, nm->v},
                     {&B->attn.o, nm->o}, {&B->ffn.up, nm->up}, {&B->ffn.down, nm->down}};
-        for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++) {
-            snprintf(b, sizeof b, "%s%s.%d.%s", p, nm->layers, l, lins[i].name);
-            if (take_linear(h, lins[i].lin, 0, err, b)) return -1;
-        }
+        for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++)
+            if (av_hf_take_wb(h, &lins[i].lin->w, &lins[i].lin->b, AV_HF_OPT_BIAS, err, "%s%s.%d.%s", p,
+                              nm->layers, l, lins[i].name))
+                return -1;
         snprintf(b, sizeof b, "%s%s.%d.%s", p, nm->layers, l, nm->attn_norm);
         if (take_norm(h, &B->attn_norm, 0, err, b)) return -1;
         snprintf(b, sizeof b, "%s%s.%d.%s", p, nm->layers, l, nm->mlp_norm);

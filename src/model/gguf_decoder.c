@@ -14,12 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AV_GGUF_MAX_DIM (1 << 16)
-#define AV_GGUF_MAX_HIDDEN (1 << 19)
-#define AV_GGUF_MAX_HEADS 1024
-#define AV_GGUF_MAX_CTX (1 << 24)
-#define AV_GGUF_MAX_VOCAB (1 << 22)
-
 /* ---- keys ---- */
 
 static const char *arch_key(const av_arch_cfg *c, const char *key, char *buf, size_t n) {
@@ -56,17 +50,17 @@ int av_gguf_arch_num(const av_gguf *g, const av_arch_cfg *c, const char *key, do
 /* ---- configuration ---- */
 
 static int read_sizes(const av_gguf *g, av_arch_cfg *c, av_err *err) {
-    if (av_gguf_arch_int(g, c, "context_length", -1, 1, AV_GGUF_MAX_CTX, &c->ctx, err) ||
-        av_gguf_arch_int(g, c, "embedding_length", -1, 1, AV_GGUF_MAX_DIM, &c->dim, err) ||
+    if (av_gguf_arch_int(g, c, "context_length", -1, 1, AV_ARCH_MAX_CTX, &c->ctx, err) ||
+        av_gguf_arch_int(g, c, "embedding_length", -1, 1, AV_ARCH_MAX_DIM, &c->dim, err) ||
         av_gguf_arch_int(g, c, "block_count", -1, 1, AV_ARCH_MAX_LAYERS, &c->n_layers, err) ||
-        av_gguf_arch_int(g, c, "feed_forward_length", -1, 1, AV_GGUF_MAX_HIDDEN, &c->hidden, err) ||
-        av_gguf_arch_int(g, c, "attention.head_count", -1, 1, AV_GGUF_MAX_HEADS, &c->n_heads, err) ||
-        av_gguf_arch_int(g, c, "attention.head_count_kv", c->n_heads, 1, AV_GGUF_MAX_HEADS, &c->n_kv_heads,
+        av_gguf_arch_int(g, c, "feed_forward_length", -1, 1, AV_ARCH_MAX_HIDDEN, &c->hidden, err) ||
+        av_gguf_arch_int(g, c, "attention.head_count", -1, 1, AV_ARCH_MAX_HEADS, &c->n_heads, err) ||
+        av_gguf_arch_int(g, c, "attention.head_count_kv", c->n_heads, 1, AV_ARCH_MAX_HEADS, &c->n_kv_heads,
                          err))
         return -1;
     int head_dim = c->dim / c->n_heads, v_dim;
-    if (av_gguf_arch_int(g, c, "attention.key_length", head_dim, 2, AV_GGUF_MAX_DIM, &c->head_dim, err) ||
-        av_gguf_arch_int(g, c, "attention.value_length", c->head_dim, 1, AV_GGUF_MAX_DIM, &v_dim, err) ||
+    if (av_gguf_arch_int(g, c, "attention.key_length", head_dim, 2, AV_ARCH_MAX_DIM, &c->head_dim, err) ||
+        av_gguf_arch_int(g, c, "attention.value_length", c->head_dim, 1, AV_ARCH_MAX_DIM, &v_dim, err) ||
         av_gguf_arch_int(g, c, "rope.dimension_count", c->head_dim, 0, c->head_dim, &c->rope_dims, err))
         return -1;
     if (v_dim != c->head_dim)
@@ -98,7 +92,7 @@ static int read_rope(const av_gguf *g, av_arch_cfg *c, av_err *err) {
         av_gguf_arch_num(g, c, "rope.scaling.factor", 0, &factor, err) ||
         av_gguf_arch_num(g, c, "rope.scale_linear", 0, &linear, err) ||
         av_gguf_arch_num(g, c, "rope.scaling.attn_factor", 1, &c->scale.attn_factor, err) ||
-        av_gguf_arch_int(g, c, "rope.scaling.original_context_length", c->ctx, 1, AV_GGUF_MAX_CTX,
+        av_gguf_arch_int(g, c, "rope.scaling.original_context_length", c->ctx, 1, AV_ARCH_MAX_CTX,
                          &c->scale.orig_ctx, err))
         return -1;
     if (!(c->rope_theta > 0) || !(c->scale.attn_factor > 0))
@@ -221,10 +215,10 @@ static int read_weights(const gguf_ctx *k, av_model *m, const av_arch_cfg *c, av
         find(k, "output_norm.weight", 0, &m->stacks[0].final_norm.w, err) ||
         (!c->tied && find(k, "output.weight", 0, &m->head.out.w, err)))
         return -1;
-    if (m->tok_emb.ndim != 2 || m->tok_emb.shape[0] < 1 || m->tok_emb.shape[0] > AV_GGUF_MAX_VOCAB)
+    if (m->tok_emb.ndim != 2 || m->tok_emb.shape[0] < 1 || m->tok_emb.shape[0] > AV_ARCH_MAX_VOCAB)
         return av_errf(err,
                        "%s: token_embd.weight must be a [vocab, dim] matrix with a vocabulary of 1 to %d",
-                       k->g->name, AV_GGUF_MAX_VOCAB);
+                       k->g->name, AV_ARCH_MAX_VOCAB);
     m->head.out.w = c->tied ? m->tok_emb : m->head.out.w;
     m->head.n_out = m->vocab_size;
     if (av_arch_take_weights(m, c, find, k, err)) return -1;
@@ -242,9 +236,9 @@ static int load(const av_gguf *g, av_model *m, av_err *err) {
     if (read_config(g, c, err)) goto done;
     av_tensor emb;
     if (find(&k, "token_embd.weight", 0, &emb, err)) goto done;
-    c->vocab = emb.ndim == 2 ? (int)(emb.shape[0] < AV_GGUF_MAX_VOCAB ? emb.shape[0] : AV_GGUF_MAX_VOCAB) : 0;
+    c->vocab = emb.ndim == 2 ? (int)(emb.shape[0] < AV_ARCH_MAX_VOCAB ? emb.shape[0] : AV_ARCH_MAX_VOCAB) : 0;
     int vocab = c->vocab;
-    if (av_gguf_arch_int(g, c, "vocab_size", c->vocab, 1, AV_GGUF_MAX_VOCAB, &vocab, err)) goto done;
+    if (av_gguf_arch_int(g, c, "vocab_size", c->vocab, 1, AV_ARCH_MAX_VOCAB, &vocab, err)) goto done;
     if (vocab != c->vocab) {
         av_errf(err, "%s: %s.vocab_size %d differs from token_embd.weight's %d rows", g->name, c->arch->gguf,
                 vocab, c->vocab);

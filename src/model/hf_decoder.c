@@ -13,27 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AV_HF_MAX_DIM (1 << 16)
-#define AV_HF_MAX_HIDDEN (1 << 19)
-#define AV_HF_MAX_HEADS 1024
-#define AV_HF_MAX_CTX (1 << 24)
-#define AV_HF_MAX_VOCAB (1 << 22)
-
 /* ---- sizes, activation, biases ---- */
 
 static int read_sizes(const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
-    if (av_hf_int(h, "hidden_size", -1, 1, AV_HF_MAX_DIM, &c->dim, err) ||
-        av_hf_int(h, "intermediate_size", c->arch->flags & AV_ARCH_MOE ? 1 : -1, 1, AV_HF_MAX_HIDDEN,
+    if (av_hf_int(h, "hidden_size", -1, 1, AV_ARCH_MAX_DIM, &c->dim, err) ||
+        av_hf_int(h, "intermediate_size", c->arch->flags & AV_ARCH_MOE ? 1 : -1, 1, AV_ARCH_MAX_HIDDEN,
                   &c->hidden, err) ||
         av_hf_int(h, "num_hidden_layers", -1, 1, AV_ARCH_MAX_LAYERS, &c->n_layers, err) ||
-        av_hf_int(h, "num_attention_heads", -1, 1, AV_HF_MAX_HEADS, &c->n_heads, err) ||
-        av_hf_int(h, "num_key_value_heads", c->n_heads, 1, AV_HF_MAX_HEADS, &c->n_kv_heads, err) ||
-        av_hf_int(h, "max_position_embeddings", -1, 1, AV_HF_MAX_CTX, &c->ctx, err) ||
-        av_hf_int(h, "vocab_size", -1, 1, AV_HF_MAX_VOCAB, &c->vocab, err) ||
+        av_hf_int(h, "num_attention_heads", -1, 1, AV_ARCH_MAX_HEADS, &c->n_heads, err) ||
+        av_hf_int(h, "num_key_value_heads", c->n_heads, 1, AV_ARCH_MAX_HEADS, &c->n_kv_heads, err) ||
+        av_hf_int(h, "max_position_embeddings", -1, 1, AV_ARCH_MAX_CTX, &c->ctx, err) ||
+        av_hf_int(h, "vocab_size", -1, 1, AV_ARCH_MAX_VOCAB, &c->vocab, err) ||
         av_hf_num(h, "rms_norm_eps", c->arch->eps_default, &c->eps, err))
         return -1;
     int def = c->arch->head_dim_default ? c->arch->head_dim_default : c->dim / c->n_heads;
-    if (av_hf_int(h, "head_dim", def, 2, AV_HF_MAX_DIM, &c->head_dim, err)) return -1;
+    if (av_hf_int(h, "head_dim", def, 2, AV_ARCH_MAX_DIM, &c->head_dim, err)) return -1;
     if (!(c->eps > 0)) return av_errf(err, "%s: \"rms_norm_eps\" must be positive", h->cfg_path);
     return 0;
 }
@@ -102,7 +96,7 @@ static int scaling_params(av_model *m, const av_hf_dir *h, const json_t *rp, con
     if (orig == 0 && strcmp(type, "linear") != 0)
         return av_errf(err, "%s: rope scaling '%.32s' needs \"original_max_position_embeddings\"",
                        h->cfg_path, type);
-    if (orig < 0 || orig > AV_HF_MAX_CTX)
+    if (orig < 0 || orig > AV_ARCH_MAX_CTX)
         return av_errf(err, "%s: \"original_max_position_embeddings\" is out of range", h->cfg_path);
     s->orig_ctx = (int)orig;
     if (strcmp(type, "linear") == 0) {
@@ -182,7 +176,7 @@ static int read_window(const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
     if (qwen && (av_hf_bool(h, "use_sliding_window", 0, &use, err) ||
                  av_hf_int(h, "max_window_layers", 0, 0, AV_ARCH_MAX_LAYERS, &from, err)))
         return -1;
-    if (!use || av_hf_int(h, "sliding_window", 0, 0, AV_HF_MAX_CTX, &c->window, err)) return use ? -1 : 0;
+    if (!use || av_hf_int(h, "sliding_window", 0, 0, AV_ARCH_MAX_CTX, &c->window, err)) return use ? -1 : 0;
     for (int l = from; l < c->n_layers && c->window > 0; l++)
         c->sliding[l] = 1;
     return 0;

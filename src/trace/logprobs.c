@@ -43,9 +43,7 @@ void av_lp_free(av_lp_data *d) {
     free(d->alt_ids);
     free(d->alt_lp);
     free(d->alt_piece);
-    for (int i = 0; i < d->n_pieces; i++)
-        free(d->pieces[i]);
-    free(d->pieces);
+    av_strings_free(d->pieces, (size_t)d->n_pieces);
     json_decref(d->piece_index);
     free(d);
 }
