@@ -31,12 +31,9 @@ const av_tensor *av_hf_find(const av_hf_dir *h, const char *name);
 /* Tensor named by printf-style fmt into *t; absent: an error unless optional (then t is left empty). */
 int av_hf_take(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, const char *fmt, ...)
     AV_PRINTF(5, 6);
-/* The Conv1D weight (in, out) of GPT-2 as a (out, in) copy of the same dtype owned by the model. */
-int av_hf_take_transposed(const av_hf_dir *h, av_tensor *t, av_err *err, const char *fmt, ...)
-    AV_PRINTF(4, 5);
 
 /* "<name>.weight" and "<name>.bias" (name printf-formatted) into w and b; flags: the bias is optional
- * (AV_HF_OPT_BIAS), the weight a Conv1D (in, out) taken transposed (AV_HF_CONV1D, av_hf_take_transposed). */
+ * (AV_HF_OPT_BIAS), the weight a Conv1D (in, out) taken as a transposed copy (AV_HF_CONV1D: GPT-2). */
 enum { AV_HF_OPT_BIAS = 1, AV_HF_CONV1D = 2 };
 int av_hf_take_wb(const av_hf_dir *h, av_tensor *w, av_tensor *b, int flags, av_err *err, const char *fmt,
                   ...) AV_PRINTF(6, 7);

@@ -132,9 +132,12 @@ const av_tensor *av_hf_find(const av_hf_dir *h, const char *name) {
     return NULL;
 }
 
-static int take_v(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, char *name, size_t cap,
-                  const char *fmt, va_list ap) {
-    vsnprintf(name, cap, fmt, ap);
+int av_hf_take(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
     const av_tensor *found = av_hf_find(h, name);
     memset(t, 0, sizeof *t);
     if (!found) {
@@ -150,22 +153,8 @@ static int take_v(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, c
     return 0;
 }
 
-int av_hf_take(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, const char *fmt, ...) {
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = take_v(h, t, optional, err, name, sizeof name, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-int av_hf_take_transposed(const av_hf_dir *h, av_tensor *t, av_err *err, const char *fmt, ...) {
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = take_v(h, t, 0, err, name, sizeof name, fmt, ap);
-    va_end(ap);
-    if (rc) return -1;
+/* The Conv1D weight t (in, out) of GPT-2 as a (out, in) copy of the same dtype owned by the model. */
+static int transpose(const av_hf_dir *h, av_tensor *t, const char *name, av_err *err) {
     if (t->ndim != 2) return av_errf(err, "%s: tensor '%s' is not a matrix", h->dir, name);
     int64_t rows = t->shape[0], cols = t->shape[1]; /* Conv1D: (in, out) */
     size_t esz = t->dtype == AV_DTYPE_F32 ? 4 : 2;
@@ -183,14 +172,16 @@ int av_hf_take_transposed(const av_hf_dir *h, av_tensor *t, av_err *err, const c
 
 int av_hf_take_wb(const av_hf_dir *h, av_tensor *w, av_tensor *b, int flags, av_err *err, const char *fmt,
                   ...) {
-    char base[224];
+    char base[224], name[240];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(base, sizeof base, fmt, ap);
     va_end(ap);
-    int rc = flags & AV_HF_CONV1D ? av_hf_take_transposed(h, w, err, "%s.weight", base)
-                                  : av_hf_take(h, w, 0, err, "%s.weight", base);
-    return rc || av_hf_take(h, b, flags & AV_HF_OPT_BIAS, err, "%s.bias", base) ? -1 : 0;
+    snprintf(name, sizeof name, "%s.weight", base);
+    return av_hf_take(h, w, 0, err, "%s", name) || ((flags & AV_HF_CONV1D) && transpose(h, w, name, err)) ||
+                   av_hf_take(h, b, flags & AV_HF_OPT_BIAS, err, "%s.bias", base)
+               ? -1
+               : 0;
 }
 
 /* ---- dispatch ---- */

@@ -395,9 +395,7 @@ int av_cap_finish(av_run_capture *c, av_trace **out, av_err *err) {
 static char *token_label(const av_model *m, const int32_t *ids, size_t n, size_t i) {
     if (m->tok && ids[i] >= 0 && ids[i] < av_tokenizer_vocab_size(m->tok))
         return av_tokenizer_display(m->tok, ids, n, i);
-    char buf[24];
-    snprintf(buf, sizeof buf, "#%d", ids[i]);
-    return av_strdup(buf);
+    return av_trace_id_label(ids[i]);
 }
 
 int av_cap_set_tokens(const av_model *m, av_trace *t, const int32_t *ids, size_t n, av_err *err) {

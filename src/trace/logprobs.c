@@ -300,9 +300,7 @@ static char *label_from_trace(void *ctx, int32_t id) {
             end = mid;
     }
     if (lo < c->by_id + c->t->n_tokens && lo->id == id) return av_strdup(c->t->tokens[lo->pos]);
-    char buf[24];
-    snprintf(buf, sizeof buf, "#%d", id);
-    return av_strdup(buf);
+    return av_trace_id_label(id);
 }
 
 /* Row t of the table from logits row t - 1 (the distribution that produced token t). */

@@ -72,6 +72,12 @@ int av_trace_set_meta_strings(av_trace *t, const char *key, char *const *s, int 
     return av_trace_set_meta_json(t, key, a, JSON_ENSURE_ASCII, err);
 }
 
+char *av_trace_id_label(int32_t id) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "#%d", id);
+    return av_strdup(buf);
+}
+
 int av_trace_set_meta_int(av_trace *t, const char *key, int v, av_err *err) {
     char buf[32];
     snprintf(buf, sizeof buf, "%d", v);

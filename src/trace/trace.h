@@ -76,6 +76,8 @@ struct av_trace {
 av_trace *av_trace_new(void);
 int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *err);
 int av_trace_set_meta_int(av_trace *t, const char *key, int v, av_err *err);
+/* "#<id>": the label of a token no tokenizer names; malloc'd (NULL: out of memory). */
+char *av_trace_id_label(int32_t id);
 /* Metadata key = the JSON text of v (compact, plus flags such as JSON_ENSURE_ASCII), taking v (NULL: out of
  * memory). */
 int av_trace_set_meta_json(av_trace *t, const char *key, json_t *v, size_t flags, av_err *err);
