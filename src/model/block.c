@@ -83,7 +83,7 @@ av_tensor av_tensor_view2d(const av_tensor *t, int64_t rows, int64_t cols) {
 
 /* ---- shape checks ---- */
 
-static void shape_text(const av_tensor *t, char *buf, size_t n) {
+void av_tensor_shape_text(const av_tensor *t, char *buf, size_t n) {
     buf[0] = 0;
     for (int i = 0; i < t->ndim && i < AV_MAX_DIMS; i++)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
@@ -102,7 +102,7 @@ int av_weight_check(const av_tensor *t, const char *name, int64_t rows, int64_t 
                        : (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols);
     if (!ok) {
         char got[96];
-        shape_text(t, got, sizeof got);
+        av_tensor_shape_text(t, got, sizeof got);
         if (cols)
             return av_errf(err, "%s: shape [%s] does not match %s (expected [%lld, %lld])", name, got, cfg,
                            (long long)rows, (long long)cols);

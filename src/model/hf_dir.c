@@ -236,11 +236,6 @@ int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) 
     return 0;
 }
 
-/* The decoder families of arch.h by model_type, else by architectures[0]. */
-static const av_arch *decoder_arch(const char *type, const char *arch0) {
-    return type ? av_arch_by_hf_type(type) : av_arch_by_hf_class(arch0);
-}
-
 int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     memset(h, 0, sizeof *h);
     h->dir = dir;
@@ -255,7 +250,8 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     const char *type = av_hf_str(h, "model_type"), *timm = av_hf_str(h, "architecture");
     json_t *archs = json_object_get(h->cfg, "architectures");
     const char *arch0 = json_is_array(archs) ? json_string_value(json_array_get(archs, 0)) : NULL;
-    const av_arch *dec = decoder_arch(type, arch0);
+    /* the decoder families of arch.h by model_type, else by architectures[0] */
+    const av_arch *dec = type ? av_arch_by_hf_type(type) : av_arch_by_hf_class(arch0);
     int found = -1;
     for (int i = 0; i < N_FAMILIES && found < 0 && !dec; i++) {
         if (type)

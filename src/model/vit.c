@@ -156,10 +156,8 @@ static int view2d(const av_tensor *t, int64_t rows, int64_t cols, av_tensor *out
                   av_err *err) {
     *out = av_tensor_view2d(t, rows, cols);
     if (out->data) return 0;
-    char got[64] = "";
-    for (int i = 0; i < t->ndim; i++)
-        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "",
-                 (long long)t->shape[i]);
+    char got[64];
+    av_tensor_shape_text(t, got, sizeof got);
     return av_errf(err, "%s: shape [%s] does not match config.json (expected %lld x %lld values)", name, got,
                    (long long)rows, (long long)cols);
 }

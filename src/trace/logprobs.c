@@ -129,11 +129,6 @@ static int set_info(av_trace *t, struct av_gen_state *g, const char *text, const
     return 0;
 }
 
-/* The pieces as the metadata "logprob_pieces" (a JSON array). */
-static int pieces_meta(av_trace *t, const av_lp_data *d, av_err *err) {
-    return av_trace_set_meta_strings(t, "logprob_pieces", d->pieces, d->n_pieces, err);
-}
-
 int av_trace_set_logprobs(av_trace *t, av_lp_data *d, int prompt_len, const json_t *generation, av_err *err) {
     struct av_gen_state *g = gen_state(t);
     if (!g || d->n != t->n_tokens) {
@@ -151,7 +146,8 @@ int av_trace_set_logprobs(av_trace *t, av_lp_data *d, int prompt_len, const json
                            : NULL;
     snprintf(plen, sizeof plen, "%d", prompt_len);
     int rc = (prompt_len >= 0 && av_trace_set_meta(t, "prompt_len", plen, err)) ||
-             (info && av_trace_set_meta(t, "generation", info, err)) || pieces_meta(t, d, err) ||
+             (info && av_trace_set_meta(t, "generation", info, err)) ||
+             av_trace_set_meta_strings(t, "logprob_pieces", d->pieces, d->n_pieces, err) ||
              av_trace_need_version(t, 3, err) ||
              set_info(t, g, info, prompt_len >= 0 ? plen : NULL, "trace", err);
     free(info);
