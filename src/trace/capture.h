@@ -68,8 +68,9 @@ int av_cap_json_list(const av_model *m, av_trace *t, const char *key, const int3
 /* The trace tokens from ids (labels from the tokenizer, or "#id"). */
 int av_cap_set_tokens(const av_model *m, av_trace *t, const int32_t *ids, size_t n, av_err *err);
 /* The metadata of a run over m's image patches (images.c): patch_grid, prefix_tokens, image and patch sizes,
- * and the tokens: first ("[CLS]", the time token), then "row,col" of each grid x grid patch. */
-int av_cap_image_meta(const av_model *m, av_trace *t, const char *first, av_err *err);
+ * "predictions" from preds (taken; NULL: none), and the tokens: first ("[CLS]", the time token), then
+ * "row,col" of each grid x grid patch. */
+int av_cap_image_meta(const av_model *m, av_trace *t, const char *first, json_t *preds, av_err *err);
 
 /* Encoder-decoders (runs.c): the encoder on src (S tokens; capturing kind ENC when c is given), its output
  * attached to the decoder state dec. */

@@ -42,14 +42,14 @@ static int top_classes(const av_model *m, const float *logits, int n, av_class_s
 }
 
 /* predictions: [{"id": 281, "label": "tabby", "prob": 0.61}, ...] */
-static int predictions_meta(av_trace *t, const av_class_score *top, int k, av_err *err) {
+static json_t *predictions(const av_class_score *top, int k) {
     json_t *arr = json_array();
     for (int j = 0; arr && j < k; j++) {
         json_t *o = json_pack("{s:i, s:f}", "id", top[j].id, "prob", (double)top[j].prob);
         if (o && top[j].label) json_object_set_new(o, "label", json_string(top[j].label));
         json_array_append_new(arr, o);
     }
-    return av_trace_set_meta_json(t, "predictions", arr, JSON_ENSURE_ASCII, err);
+    return arr;
 }
 
 static int patch_labels(av_trace *t, int grid, const char *first, av_err *err) {
@@ -71,16 +71,19 @@ static int patch_labels(av_trace *t, int grid, const char *first, av_err *err) {
     return av_errf(err, "out of memory");
 }
 
-int av_cap_image_meta(const av_model *m, av_trace *t, const char *first, av_err *err) {
+int av_cap_image_meta(const av_model *m, av_trace *t, const char *first, json_t *preds, av_err *err) {
     const av_vision *v = &m->vision;
     char buf[64];
     snprintf(buf, sizeof buf, "%dx%d", v->grid, v->grid);
-    return av_trace_set_meta(t, "patch_grid", buf, err) || av_trace_set_meta(t, "prefix_tokens", "1", err) ||
-                   av_trace_set_meta_int(t, "image_size", v->image_size, err) ||
-                   av_trace_set_meta_int(t, "patch_size", v->patch_size, err) ||
-                   patch_labels(t, v->grid, first, err)
-               ? -1
-               : 0;
+    int rc = av_trace_set_meta(t, "patch_grid", buf, err) ||
+             av_trace_set_meta(t, "prefix_tokens", "1", err) ||
+             av_trace_set_meta_int(t, "image_size", v->image_size, err) ||
+             av_trace_set_meta_int(t, "patch_size", v->patch_size, err);
+    if (rc)
+        json_decref(preds);
+    else if (preds)
+        rc = av_trace_set_meta_json(t, "predictions", preds, JSON_ENSURE_ASCII, err);
+    return rc || patch_labels(t, v->grid, first, err) ? -1 : 0;
 }
 
 int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int width,
@@ -115,8 +118,8 @@ int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int
                     .on_layer_ctx = &rp};
     if (av_forward_pixels(m, s, pixels, &pass, err) || av_cap_finish(&c, out, err)) goto done;
     n_best = n_out ? top_classes(m, logits, n_out, best, k > META_TOP ? k : META_TOP) : 0;
-    if ((n_best > 0 && predictions_meta(*out, best, n_best < META_TOP ? n_best : META_TOP, err)) ||
-        av_cap_image_meta(m, *out, "[CLS]", err))
+    if (av_cap_image_meta(m, *out, "[CLS]",
+                          n_best > 0 ? predictions(best, n_best < META_TOP ? n_best : META_TOP) : NULL, err))
         goto done;
     for (int j = 0; j < k && j < n_best; j++)
         top[j] = best[j];

@@ -160,7 +160,7 @@ static int t2i_meta(t2i_run *r, av_trace *t, const char *prompt, const int32_t *
     rc = rc || av_trace_set_meta(t, "seed", buf, err) || av_trace_set_meta_int(t, "steps", r->n_steps, err);
     snprintf(buf, sizeof buf, "%.9g", (double)p->guidance);
     rc = rc || av_trace_set_meta(t, "guidance_scale", buf, err);
-    return rc || av_cap_image_meta(r->m, t, "[time]", err) ? -1 : 0;
+    return rc || av_cap_image_meta(r->m, t, "[time]", NULL, err) ? -1 : 0;
 }
 
 /* image = clamp((x + 1) / 2, 0, 1); daam.raw; daam.words over everything. */
