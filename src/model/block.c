@@ -83,6 +83,10 @@ av_tensor av_tensor_view2d(const av_tensor *t, int64_t rows, int64_t cols) {
 
 /* ---- shape checks ---- */
 
+int av_tensor_same(const av_tensor *a, const av_tensor *b) {
+    return a->dtype == b->dtype && a->nbytes == b->nbytes && memcmp(a->data, b->data, a->nbytes) == 0;
+}
+
 void av_tensor_shape_text(const av_tensor *t, char *buf, size_t n) {
     buf[0] = 0;
     for (int i = 0; i < t->ndim && i < AV_MAX_DIMS; i++)

@@ -171,6 +171,8 @@ int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64
 av_tensor av_tensor_rows(const av_tensor *t, int64_t r0, int64_t n);
 /* The same data seen as (rows, cols); an empty tensor when the element counts differ. */
 av_tensor av_tensor_view2d(const av_tensor *t, int64_t rows, int64_t cols);
+/* 1 when a and b hold the same bytes of the same type (a tied output layer stored twice). */
+int av_tensor_same(const av_tensor *a, const av_tensor *b);
 /* "2, 3" for a [2, 3] tensor, into buf (n bytes). */
 void av_tensor_shape_text(const av_tensor *t, char *buf, size_t n);
 /* Makes a 1-D (cols 0) or 2-D F32 tensor view over memory. */

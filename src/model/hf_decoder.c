@@ -242,9 +242,7 @@ static int take_head(const av_hf_dir *h, av_model *m, const av_arch_cfg *c, av_e
             "%s: \"tie_word_embeddings\" is false but there is no lm_head.weight: refused rather than "
             "guessing the output layer",
             h->cfg_path);
-    if (c->tied && head.data &&
-        (head.dtype != m->tok_emb.dtype || head.nbytes != m->tok_emb.nbytes ||
-         memcmp(head.data, m->tok_emb.data, head.nbytes) != 0))
+    if (c->tied && head.data && !av_tensor_same(&head, &m->tok_emb))
         return av_errf(err,
                        "%s: \"tie_word_embeddings\" is true but lm_head.weight differs from the embedding: "
                        "refused rather than guessing which one the output uses",

@@ -291,9 +291,7 @@ int av_hf_refuse_tie_mismatch(const av_hf_dir *h, av_err *err) {
         snprintf(names, sizeof names, "%s", hf_heads[i].emb);
         for (char *save = NULL, *n = strtok_r(names, "|", &save); n && !emb; n = strtok_r(NULL, "|", &save))
             emb = av_hf_find(h, n);
-        if (head && emb &&
-            (head->dtype != emb->dtype || head->nbytes != emb->nbytes ||
-             memcmp(head->data, emb->data, head->nbytes)))
+        if (head && emb && !av_tensor_same(head, emb))
             return av_errf(
                 err,
                 "%s: %s differs from the embedding it is tied to (\"tie_word_embeddings\" is true, the "
