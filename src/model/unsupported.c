@@ -32,9 +32,9 @@ typedef struct math_key {
     const char *what; /* what it does, for the refusal */
 } math_key;
 
-/* 1 when name is one of the space-separated words. */
+/* 1 when name is one of the space-separated words (a name with a space never is: GGUF keys are untrusted). */
 static int applies_to(const char *words, const char *name) {
-    size_t n = strlen(name);
+    size_t n = strchr(name, ' ') ? 0 : strlen(name);
     for (const char *p = words; n && (p = strstr(p, name)); p += n)
         if ((p == words || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
     return 0;
