@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void *av_ex_alloc(ex_bufs *b, size_t n, av_err *err) {
+static void *ex_alloc(ex_bufs *b, size_t n, av_err *err) {
     if (b->n == b->cap) {
         int cap = b->cap ? 2 * b->cap : 64;
         void **grown = realloc(b->p, sizeof *grown * (size_t)cap);
@@ -252,7 +252,7 @@ static int push_layer(ex_list *L, av_tensor t, int layer, const char *part) {
 static int as_f32(ex_list *L, const av_tensor *t, av_tensor *out) {
     int64_t rows = t->ndim == 1 ? 1 : av_tensor_numel(t) / t->shape[t->ndim - 1];
     int64_t cols = t->shape[t->ndim - 1];
-    float *f = av_ex_alloc(L->b, sizeof(float) * (size_t)(rows * cols), L->err); /* (rows, cols) */
+    float *f = ex_alloc(L->b, sizeof(float) * (size_t)(rows * cols), L->err); /* (rows, cols) */
     if (!f) return -1;
     av_dequantize_rows(t->ndim > 2 ? &(av_tensor){.dtype = t->dtype,
                                                   .ndim = 2,
@@ -282,7 +282,7 @@ static int permuted(ex_list *L, const av_tensor *t, int heads, int to_half, av_t
     int hd = L->p->c.head_dim, half = hd / 2;
     size_t row = 0; /* a bias: rows of one value */
     av_dtype_row_bytes(t->dtype, t->ndim == 1 ? 1 : t->shape[1], &row);
-    uint8_t *dst = av_ex_alloc(L->b, t->nbytes, L->err); /* (heads * hd, row) */
+    uint8_t *dst = ex_alloc(L->b, t->nbytes, L->err); /* (heads * hd, row) */
     if (!dst) return -1;
     const uint8_t *src = t->data;
     for (int h = 0; h < heads; h++)
@@ -313,7 +313,7 @@ static int concat(ex_list *L, const av_tensor *const *parts, int n, int stack, a
         if (as_f32(L, parts[i], &conv[i])) return -1;
     for (int i = 0; i < n; i++)
         bytes += (mixed ? &conv[i] : parts[i])->nbytes;
-    uint8_t *dst = av_ex_alloc(L->b, bytes, L->err), *at = dst;
+    uint8_t *dst = ex_alloc(L->b, bytes, L->err), *at = dst;
     if (!dst) return -1;
     for (int i = 0; i < n; i++) {
         const av_tensor *t = mixed ? &conv[i] : parts[i];
@@ -332,7 +332,7 @@ static int concat(ex_list *L, const av_tensor *const *parts, int n, int stack, a
 }
 
 static int zeros(ex_list *L, int64_t n, av_tensor *out) {
-    float *z = av_ex_alloc(L->b, sizeof(float) * (size_t)n, L->err); /* (n) */
+    float *z = ex_alloc(L->b, sizeof(float) * (size_t)n, L->err); /* (n) */
     if (!z) return -1;
     memset(z, 0, sizeof(float) * (size_t)n);
     *out = av_tensor_f32(z, n, 0);
@@ -386,7 +386,7 @@ static int layer_experts(ex_list *L, int l) {
             }
             continue;
         }
-        const av_tensor **parts = av_ex_alloc(L->b, sizeof *parts * (size_t)E, L->err); /* (E) */
+        const av_tensor **parts = ex_alloc(L->b, sizeof *parts * (size_t)E, L->err); /* (E) */
         av_tensor all;
         if (!parts) return -1;
         for (int e = 0; e < E; e++)
@@ -411,7 +411,7 @@ static int rope_tensors(ex_list *L) {
                    ? -1
                    : 0;
     if (s->type != AV_ROPE_SCALING_LLAMA3) return 0;
-    float *f = av_ex_alloc(L->b, sizeof(float) * (size_t)n, L->err); /* (n) */
+    float *f = ex_alloc(L->b, sizeof(float) * (size_t)n, L->err); /* (n) */
     if (!f) return -1;
     for (int i = 0; i < n; i++) {
         double freq = 1.0 / pow(L->p->c.rope_theta, 2.0 * i / (2.0 * n)), wavelen = 2 * M_PI / freq;

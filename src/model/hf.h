@@ -25,7 +25,6 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err);
 
 /* Opens model.safetensors or the shards of model.safetensors.index.json. */
 int av_hf_open_weights(av_hf_dir *h, av_err *err);
-void av_hf_close(av_hf_dir *h);
 /* Tensor by exact name, NULL when absent. */
 const av_tensor *av_hf_find(const av_hf_dir *h, const char *name);
 /* Tensor named by printf-style fmt into *t; absent: an error unless optional (then t is left empty). */
@@ -44,9 +43,6 @@ int av_hf_int(const av_hf_dir *h, const char *key, int64_t def, int64_t lo, int6
 int av_hf_num(const av_hf_dir *h, const char *key, double def, double *out, av_err *err);
 int av_hf_bool(const av_hf_dir *h, const char *key, int def, int *out, av_err *err);
 const char *av_hf_str(const av_hf_dir *h, const char *key);
-/* Loads tokenizer.json, tokenizer.bin or tokenizer.model from dir into m->tok (the first present that loads).
- * strict: a present file that fails is an error; else the failure is kept for later messages. */
-int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err);
 /* Joins dir and file into out. */
 void av_hf_path(char *out, size_t n, const char *dir, const char *file);
 

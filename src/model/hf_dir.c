@@ -105,7 +105,7 @@ int av_hf_open_weights(av_hf_dir *h, av_err *err) {
     return 0;
 }
 
-void av_hf_close(av_hf_dir *h) {
+static void hf_close(av_hf_dir *h) {
     for (int i = 0; i < AV_MAX_SHARDS; i++) {
         free(h->used[i]);
         h->used[i] = NULL;
@@ -220,7 +220,7 @@ static int unsupported(const char *path, const char *what, const char *name, av_
  * tokenizer.bin, the llama2.c format `attnviz convert --to hf` writes). strict: a present file that does not
  * load is an error; otherwise it is remembered (m->tok_error), not fatal: --tokenizer can still supply one,
  * and runs that need text report why there is none. */
-int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) {
+static int load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) {
     static const char *files[] = {"tokenizer.json", "vocab.txt",       "vocab.json",
                                   "encoder.json",   "tokenizer.model", "tokenizer.bin"};
     char path[4096];
@@ -284,11 +284,11 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
         goto done;
     m->format = AV_MODEL_FORMAT_HF;
     if (dec) /* strict: a decoder's tokenizer file that fails to load is an error */
-        rc = av_hf_load_tokenizer(dir, m, 1, err) ? -1 : 1;
+        rc = load_tokenizer(dir, m, 1, err) ? -1 : 1;
     else
-        rc = (av_hf_load_tokenizer(dir, m, 0, NULL), 1);
+        rc = (load_tokenizer(dir, m, 0, NULL), 1);
 done:
-    av_hf_close(h);
+    hf_close(h);
     return rc;
 }
 

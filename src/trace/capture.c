@@ -205,7 +205,9 @@ static void release_pages(const void *p, size_t n) {
     if (p && n) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
-void av_cap_release(const av_run_capture *c, av_attn_kind kind, int layer) {
+/* A lazy run into its output file: drops the pages of layer l of kind from the process (they stay in the
+ * file), so memory does not grow with the queries and keys written so far. No-op otherwise. */
+static void release(const av_run_capture *c, av_attn_kind kind, int layer) {
     const cap_kind *k = &c->kinds[kind];
     if (!c->mapped || !c->p->lazy || layer < 0 || layer >= k->n_layers) return;
     release_pages(k->q[layer], q_bytes(k) + k_bytes(k)); /* queries, then keys */
@@ -260,7 +262,7 @@ void av_cap_progress_init(av_cap_progress *r, const av_run_capture *c, av_attn_k
 
 void av_cap_on_layer(void *ctx, int layer, int pos0, int n) {
     av_cap_progress *r = ctx;
-    av_cap_release(r->c, r->kind, layer);
+    release(r->c, r->kind, layer);
     r->done += chunk_work(r, pos0, n);
     if (r->p->progress && layer == r->n_layers - 1) r->p->progress(r->p->progress_ctx, pos0 + n, r->n_tokens);
     if (!r->p->on_progress) return;
@@ -335,7 +337,7 @@ static int add_lazy(const av_run_capture *c, cap_kind *k, av_attn_kind kind, av_
         pool_means(k, l);
         lz.pool_max[l] = k->pool[l].max;
         lz.pool_mean[l] = k->pool[l].sum;
-        av_cap_release(c, kind, l);
+        release(c, kind, l);
     }
     k->q = k->k = NULL;
     free(k->pool);

@@ -40,9 +40,6 @@ void av_cap_declare(av_run_capture *c, av_attn_kind kind, int stack, int cross, 
 int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err);
 /* The forward pass's view of kind (an empty capture when it is not declared). */
 av_capture av_cap_view(const av_run_capture *c, av_attn_kind kind);
-/* A lazy run into its output file: drops the pages of layer l of kind from the process (they stay in the
- * file), so memory does not grow with the queries and keys written so far. No-op otherwise. */
-void av_cap_release(const av_run_capture *c, av_attn_kind kind, int layer);
 /* Progress of a run (av_cap_on_layer, the forward pass's av_layer_fn): after each layer of each chunk, a
  * lazy run's pages of that layer leave memory (they are in the output file) and the caller's
  * av_run_params.on_progress / progress hear how far the run is. */
