@@ -2,6 +2,7 @@
  * and the image metadata (patch_grid, prefix_tokens, image and patch sizes, top predictions, "row,col" patch
  * labels). */
 #include "capture.h"
+#include "kernels/sample.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -25,18 +26,12 @@ static int top_classes(const av_model *m, const float *logits, int n, av_class_s
         mx = logits[i] > mx ? logits[i] : mx;
     for (int i = 0; i < n; i++)
         sum += exp(logits[i] - mx);
-    if (k > n) k = n;
+    int32_t ids[MAX_TOP];
+    k = av_top_k(logits, n, k, ids, NULL);
     for (int j = 0; j < k; j++) {
-        int best = -1;
-        for (int i = 0; i < n; i++) {
-            int taken = 0;
-            for (int q = 0; q < j && !taken; q++)
-                taken = top[q].id == i;
-            if (!taken && (best < 0 || logits[i] > logits[best])) best = i;
-        }
-        top[j].id = best;
-        top[j].prob = (float)(exp(logits[best] - mx) / sum);
-        top[j].label = m->vision.labels ? m->vision.labels[best] : NULL;
+        top[j].id = ids[j];
+        top[j].prob = (float)(exp(logits[ids[j]] - mx) / sum);
+        top[j].label = m->vision.labels ? m->vision.labels[ids[j]] : NULL;
     }
     return k;
 }
