@@ -4,9 +4,9 @@
  *
  * Nothing that changes the math is ignored: every "<arch>." key is one a reader applies, one whose value
  * leaves the math unchanged, or the file is refused naming it (unsupported.c decides); every tensor must be
- * taken (llama.cpp refuses
- * unused tensors too). Where a file leaves something implicit, attnviz decides as llama.cpp does (Gemma 2's
- * soft-cap defaults, Gemma 3's window pattern, the 27B attention scale rule): the family files say where. */
+ * taken (llama.cpp refuses unused tensors too). Where a file leaves something implicit, attnviz decides as
+ * llama.cpp does (Gemma 2's soft-cap defaults, Gemma 3's window pattern, the 27B attention scale rule): the
+ * family files say where. */
 #include "arch.h"
 #include "tok/tok.h"
 #include "unsupported.h"
