@@ -268,6 +268,13 @@ static int openai_doc(parse_ctx *c, const json_t *doc, av_err *err) {
 
 /* ---- Ollama and llama.cpp ---- */
 
+/* The response's model name, the first one given. */
+static int take_model(parse_ctx *c, const json_t *model, av_err *err) {
+    if (!c->b->model && json_is_string(model) && !(c->b->model = av_strdup(json_string_value(model))))
+        return av_errf(err, "out of memory");
+    return 0;
+}
+
 static int ollama_doc(parse_ctx *c, const json_t *doc, av_err *err) {
     const json_t *dr = json_object_get(doc, "done_reason");
     if (add_entries(c, json_object_get(doc, "logprobs"), &shape_logprobs, err)) return -1;
@@ -302,10 +309,7 @@ static int repeats_stream(const parse_ctx *c, const json_t *doc, const json_t *c
 
 static int llamacpp_doc(parse_ctx *c, const json_t *doc, av_err *err) {
     const json_t *cp = json_object_get(doc, "completion_probabilities"), *e0 = json_array_get(cp, 0);
-    const json_t *model = json_object_get(json_object_get(doc, "generation_settings"), "model");
-    if (!model) model = json_object_get(doc, "model");
-    if (!c->b->model && json_is_string(model) && !(c->b->model = av_strdup(json_string_value(model))))
-        return av_errf(err, "out of memory");
+    if (take_model(c, json_object_get(json_object_get(doc, "generation_settings"), "model"), err)) return -1;
     const entry_shape *sh = json_object_get(e0, "probs") ? &shape_llamacpp_old
                             : json_object_get(e0, "top_probs") || json_object_get(e0, "prob")
                                 ? &shape_post_sampling
@@ -367,9 +371,7 @@ static int on_doc(void *ctx, json_t *doc, int index, av_err *err) {
                            "\"choices\", \"completion_probabilities\" or \"done\"",
                            c->name);
     }
-    const json_t *model = json_object_get(doc, "model");
-    if (!c->b->model && json_is_string(model) && !(c->b->model = av_strdup(json_string_value(model))))
-        return av_errf(err, "out of memory");
+    if (take_model(c, json_object_get(doc, "model"), err)) return -1;
     if (json_object_get(doc, "choices"))
         return openai_doc(c, doc, err); /* also OpenAI-compatible endpoints */
     if (json_object_get(doc, "completion_probabilities")) return llamacpp_doc(c, doc, err);

@@ -228,11 +228,8 @@ int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err) {
     if (layer < 0 || layer >= t->n_vnorm ||
         (!(t->vnorm && t->vnorm[layer]) && !(t->vnorm_stored && t->vnorm_stored[layer])))
         return av_errf(err, "the trace has no value norms (vnorm.%d) for layer %d", layer, layer);
-    if (t->vnorm && t->vnorm[layer]) {
-        *out = av_tensor_f32(t->vnorm[layer], t->vnorm_heads, t->n_tokens);
-    } else {
-        *out = *t->vnorm_stored[layer];
-    }
+    *out = t->vnorm && t->vnorm[layer] ? av_tensor_f32(t->vnorm[layer], t->vnorm_heads, t->n_tokens)
+                                       : *t->vnorm_stored[layer];
     return 0;
 }
 
