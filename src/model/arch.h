@@ -74,6 +74,10 @@ int av_gguf_arch_int(const av_gguf *g, const av_arch_cfg *c, const char *key, in
                      int64_t hi, int *out, av_err *err);
 int av_gguf_arch_num(const av_gguf *g, const av_arch_cfg *c, const char *key, double def, double *out,
                      av_err *err);
+/* The attention scale llama.cpp gives a GGUF file of architecture a: 1/sqrt(head size), but 1/sqrt(dim /
+ * heads) for Gemma 2 of 46 and Gemma 3 of 62 layers (the 27B shapes, whose query_pre_attn_scalar is dim /
+ * heads; arch_gemma.c). */
+double av_arch_gguf_attn_scale(const av_arch *a, const av_arch_cfg *c);
 /* Sliding layers every `period` layers but the last of each period (Gemma: layer l slides when
  * l % period < period - 1). */
 void av_arch_window_period(av_arch_cfg *c, int period);

@@ -13,14 +13,15 @@
 #include <math.h>
 #include <string.h>
 
-static double gguf_attn_scale(const av_arch_cfg *c, int layers_27b) {
+double av_arch_gguf_attn_scale(const av_arch *a, const av_arch_cfg *c) {
+    int layers_27b = strcmp(a->gguf, "gemma2") == 0 ? 46 : strcmp(a->gguf, "gemma3") == 0 ? 62 : -1;
     return c->n_layers == layers_27b ? 1.0 / sqrt((double)(c->dim / c->n_heads))
                                      : 1.0 / sqrt((double)c->head_dim);
 }
 
 static int gemma2_gguf(const av_gguf *g, av_arch_cfg *c, av_err *err) {
     int period;
-    c->attn_scale = gguf_attn_scale(c, 46);
+    c->attn_scale = av_arch_gguf_attn_scale(c->arch, c);
     c->scale.local_too = 1; /* llama.cpp: the local layers share the global scaling */
     if (av_gguf_arch_int(g, c, "attention.sliding_window", 4096, 0, 1 << 24, &c->window, err) ||
         av_gguf_arch_int(g, c, "attention.sliding_window_pattern", 2, 0, 1 << 20, &period, err) ||
@@ -34,7 +35,7 @@ static int gemma2_gguf(const av_gguf *g, av_arch_cfg *c, av_err *err) {
 
 static int gemma3_gguf(const av_gguf *g, av_arch_cfg *c, av_err *err) {
     int period = 6;
-    c->attn_scale = gguf_attn_scale(c, 62);
+    c->attn_scale = av_arch_gguf_attn_scale(c->arch, c);
     if (av_gguf_arch_int(g, c, "attention.sliding_window", 0, 0, 1 << 24, &c->window, err) ||
         av_gguf_arch_num(g, c, "final_logit_softcapping", 0, &c->final_softcap, err))
         return -1;

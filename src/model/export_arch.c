@@ -74,15 +74,11 @@ int av_ex_window_period(const av_arch_cfg *c) {
     return 0;
 }
 
+/* The attention scale the target implies: 1 with it in *scale, 0 when the target states any scale
+ * (config.json of Gemma 2 and 3: query_pre_attn_scalar). */
 static int expect_scale(const ex_plan *p, double *scale) {
-    const av_arch_cfg *c = &p->c;
-    const char *g = p->target.arch->gguf;
-    *scale = 1.0 / sqrt((double)c->head_dim);
-    if (!p->gguf && (p->target.arch->flags & AV_ARCH_SANDWICH)) return 0; /* query_pre_attn_scalar says */
-    if (p->gguf &&
-        ((strcmp(g, "gemma2") == 0 && c->n_layers == 46) || (strcmp(g, "gemma3") == 0 && c->n_layers == 62)))
-        *scale = 1.0 / sqrt((double)(c->dim / c->n_heads));
-    return 1;
+    *scale = p->gguf ? av_arch_gguf_attn_scale(p->target.arch, &p->c) : 1.0 / sqrt((double)p->c.head_dim);
+    return p->gguf || !(p->target.arch->flags & AV_ARCH_SANDWICH);
 }
 
 /* What the target cannot hold, named; 0 when everything is representable. */
