@@ -252,7 +252,7 @@ float av_arch_gemma_emb_scale(int dim, av_dtype emb, av_model_format fmt) {
 /* The RoPE tables of layer l: scaled, or partial rotary (which needs a table even when plain). */
 static int layer_rope(av_model *m, const av_arch_cfg *c, int l, av_err *err) {
     av_block *B = &m->stacks[0].blocks[l];
-    int local = c->sliding[l] && c->rope_theta_local > 0, rot = c->rope_dims ? c->rope_dims : c->head_dim;
+    int local = c->sliding[l] && c->rope_theta_local > 0, rot = av_arch_rot_dims(c);
     double theta = local ? c->rope_theta_local : c->rope_theta;
     int scaled = c->scale.type != AV_ROPE_SCALING_NONE && (!local || c->scale.local_too);
     B->rope_theta = (float)theta;

@@ -123,6 +123,9 @@ struct av_arch_cfg {
     int tied;                         /* the output is the token embedding */
 };
 
+/* The values of each head that RoPE rotates (rope_dims, or the whole head). */
+static inline int av_arch_rot_dims(const av_arch_cfg *c) { return c->rope_dims ? c->rope_dims : c->head_dim; }
+
 /* Sets m up from c: one causal pre-RMSNorm stack of c->n_layers blocks with gated feed-forwards, per-layer
  * attention scale, soft-cap, window, RoPE base and frequency tables, Gemma's embedding scale and norm offset
  * (HF; GGUF stores 1 + w), the final soft-cap, mixtures of experts. emb_dtype: the token embedding's stored

@@ -202,8 +202,7 @@ int av_ex_plan(const av_model *m, int gguf, ex_plan *p, av_err *err) {
     av_rope_scale fit;
     if (!gguf && p->c.scale.type == AV_ROPE_SCALING_FACTORS &&
         (p->c.scale.factor == 0 || p->c.scale.factor == 1) &&
-        av_rope_fit_llama3(p->c.rope_theta, p->c.rope_dims ? p->c.rope_dims : p->c.head_dim,
-                           p->c.scale.factors, &fit) == 0)
+        av_rope_fit_llama3(p->c.rope_theta, av_arch_rot_dims(&p->c), p->c.scale.factors, &fit) == 0)
         p->c.scale = p->target.scale = fit;
     if (check_windows(p, err) || check_attention(p, err) || check_rope_moe(p, err) || check_biases(p, err))
         return av_err_prefix(err, "%s cannot be written as %s %s without changing its results",
@@ -398,7 +397,7 @@ static int layer_experts(ex_list *L, int l) {
  * and longrope's factors. */
 static int rope_tensors(ex_list *L) {
     const av_rope_scale *s = &L->p->c.scale;
-    int n = (L->p->c.rope_dims ? L->p->c.rope_dims : L->p->c.head_dim) / 2;
+    int n = av_arch_rot_dims(&L->p->c) / 2;
     if (s->type == AV_ROPE_SCALING_FACTORS)
         return push(L, av_tensor_f32(s->factors, n, 0), "rope_freqs.weight");
     if (s->type == AV_ROPE_SCALING_LONGROPE)

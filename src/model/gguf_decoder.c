@@ -190,7 +190,7 @@ static int rope_factors(av_model *m, const gguf_ctx *k, const char *name, int n,
 
 /* Llama 3's rope_freqs (divisors) or Phi-3's longrope factors, into c->scale. */
 static int read_rope_tensors(av_model *m, const gguf_ctx *k, av_arch_cfg *c, av_err *err) {
-    int n = (c->rope_dims ? c->rope_dims : c->head_dim) / 2;
+    int n = av_arch_rot_dims(c) / 2;
     const float *freqs, *lo, *hi;
     if (rope_factors(m, k, "rope_freqs.weight", n, &freqs, err) ||
         rope_factors(m, k, "rope_factors_short.weight", n, &lo, err) ||

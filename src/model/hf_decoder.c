@@ -83,7 +83,7 @@ static int scaling_params(av_model *m, const av_hf_dir *h, const json_t *rp, con
                           av_err *err) {
     av_rope_scale *s = &c->scale;
     double orig = 0;
-    int rot = (c->rope_dims ? c->rope_dims : c->head_dim) / 2;
+    int rot = av_arch_rot_dims(c) / 2;
     if (strcmp(type, "linear") && strcmp(type, "llama3") && strcmp(type, "longrope") && strcmp(type, "su"))
         return av_errf(
             err,
