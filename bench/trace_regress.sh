@@ -6,6 +6,9 @@
 # stories260K and ViT-Tiny from ../shared/models (skipped when absent). Llama-family cases are saved full and
 # lazy, with logits; a long stories260K input exercises in-file capture. Cases a binary refuses (an older
 # engine without lazy traces for some family) are recorded as DIR/<case>.refused with the error line.
+# The decoder families of tests/fixtures/decoders run from their Hugging Face directories and from the GGUF
+# and Hugging Face files `convert` writes of them (the written files are compared too: DIR/convert/), and
+# the demo text-to-image model runs a few sampler steps.
 set -eu
 cmd=${1:-}
 PY=${PYTHON:-/usr/bin/python3} # Debian's python3 with numpy
@@ -46,6 +49,21 @@ print(','.join(str(int(i)) for i in r['src']), ','.join(str(int(i)) for i in r['
         save_case "tiny-$fam-greedy" --model "$T/$fam" --ids "$src" --steps 6 --logits
         save_case "tiny-$fam-forced-lazy" --model "$T/$fam" --ids "$src" --target-ids "$tgt" --logits --lazy
     done
+    D=$here/tests/fixtures/decoders
+    mkdir -p "$DIR/convert"
+    for fam in gemma gemma2 gemma3 llama3 mistral mixtral phi3 qwen2 qwen3 qwen3_moe; do
+        save_case "dec-$fam" --model "$D/$fam" --ids 1,14,7,40,22,3,3,9,31,17,5,28 --logits
+        save_case "dec-$fam-lazy" --model "$D/$fam" --ids 1,14,7,40,22,3,3,9,31,17,5,28 --logits --lazy
+        for to in gguf hf; do
+            out="$DIR/convert/$fam-$to"
+            [ "$to" = gguf ] && out="$out.gguf"
+            if "$BIN" convert --model "$D/$fam" --to "$to" -o "$out" >/dev/null 2>"$DIR/convert/$fam-$to.err"; then
+                rm -f "$DIR/convert/$fam-$to.err"
+                save_case "dec-$fam-$to" --model "$out" --ids 1,14,7,40,22,3,3,9,31,17,5,28 --logits
+            fi
+        done
+    done
+    save_case t2i --model "$here/models/demo-t2i" --text "a red circle above a blue square" --seed 1 --steps 4
     if [ -r "$S/images/chelsea.png" ]; then
         save_case tiny-vit --model "$T/vit" --image "$S/images/chelsea.png"
         save_case tiny-vit-lazy --model "$T/vit" --image "$S/images/chelsea.png" --lazy
@@ -83,7 +101,16 @@ save)
     save_all
     ;;
 compare)
-    "$PY" "$here/bench/trace_compare.py" "$2" "$3"
+    rc=0
+    "$PY" "$here/bench/trace_compare.py" "$2" "$3" || rc=1
+    for f in "$2"/convert/*; do # the files convert wrote, byte for byte (config and tokenizer included)
+        [ -e "$f" ] || continue
+        if ! diff -r "$f" "$3/convert/$(basename "$f")" >/dev/null 2>&1; then
+            echo "DIFFERS: convert/$(basename "$f")"
+            rc=1
+        fi
+    done
+    exit $rc
     ;;
 *)
     echo "usage: sh bench/trace_regress.sh save BIN DIR | compare OLD_DIR NEW_DIR" >&2

@@ -123,6 +123,8 @@ static void test_gguf_keys_and_tensors_refused(void) {
          "'llama.rope.freq_base_swa' = 10000 is not known"},
         {"llama.rope.dimension_sections", 'a', NULL, 0, NULL, "'llama.rope.dimension_sections' = (an array)"},
         {"llama.rope.scaling.yarn_log_multiplier", 'f', NULL, 0.1, NULL, "is not known to attnviz"},
+        /* two applied names joined by a space are no applied key (the applied list is space-separated) */
+        {"llama.context_length embedding_length", 'u', NULL, 16, NULL, "is not known to attnviz"},
         {NULL, 0, NULL, 0, "blk.0.attn_q_norm.weight", "query normalization"},
         {NULL, 0, NULL, 0, "blk.1.attn_norm.weight", "'blk.1.attn_norm.weight' is not used"},
         {NULL, 0, NULL, 0, "blk.00.attn_norm.weight", "'blk.00.attn_norm.weight' is not used"},

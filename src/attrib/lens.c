@@ -129,7 +129,7 @@ int av_lens_compute(const av_model *m, const int32_t *ids, int T, int k, int n_t
              put(tr, "lens.target_ids", AV_DTYPE_I32, 1, T, 0, 0, o.next, err) |
              put(tr, "lens.target_logprobs", AV_DTYPE_F32, 2, E, T, 0, o.tlp, err) |
              put(tr, "lens.target_ranks", AV_DTYPE_I32, 2, E, T, 0, o.trank, err);
-        return rc ? -1 : av_cap_meta_int(tr, "lens.k", k, err);
+        return rc ? -1 : av_trace_set_meta_int(tr, "lens.k", k, err);
     }
     free(o.ids), free(o.lps), free(o.next), free(o.tlp), free(o.trank);
     return rc;

@@ -182,10 +182,10 @@ static int describe(const av_attr_task *t, av_trace *tr, av_err *err) {
     json_decref(o);
     int rc = s ? av_trace_set_meta(tr, "attribution", s, err) : av_errf(err, "out of memory");
     free(s);
-    return rc || av_cap_meta_int(tr, "source_len", t->S, err) ||
+    return rc || av_trace_set_meta_int(tr, "source_len", t->S, err) ||
                    av_cap_json_list(t->m, tr, "attr.target_labels", t->targets, (size_t)t->n_target, 0,
                                     err) ||
-                   av_cap_meta_int(tr, "attr.baseline_id", t->baseline_id, err)
+                   av_trace_set_meta_int(tr, "attr.baseline_id", t->baseline_id, err)
                ? -1
                : 0;
 }

@@ -246,6 +246,8 @@ void av_buf_printf(av_buf *b, const char *fmt, ...) AV_PRINTF(2, 3);
 /* ---- small helpers ---- */
 char *av_strdup(const char *s);
 char *av_strndup(const char *s, size_t n);
+/* Frees the n strings of s (NULL entries, or s NULL, allowed), then s. */
+void av_strings_free(char **s, size_t n);
 /* Untrusted text for a one-line message: n bytes of s (at most cap - 1), control characters as '?'. Returns
  * dst. */
 const char *av_printable(char *dst, size_t cap, const char *s, size_t n);

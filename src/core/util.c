@@ -17,6 +17,12 @@ char *av_strndup(const char *s, size_t n) {
     return p;
 }
 
+void av_strings_free(char **s, size_t n) {
+    for (size_t i = 0; s && i < n; i++)
+        free(s[i]);
+    free(s);
+}
+
 const char *av_printable(char *dst, size_t cap, const char *s, size_t n) {
     size_t k = 0;
     for (; k < n && k + 1 < cap; k++)

@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const av_arch av_arch_llama, av_arch_mistral, av_arch_mixtral, av_arch_qwen2, av_arch_qwen3,
-    av_arch_qwen3_moe, av_arch_gemma, av_arch_gemma2, av_arch_gemma3, av_arch_phi3;
+/* The family files' tables (arch_llama.c, arch_qwen.c, arch_gemma.c, arch_phi3.c). */
+extern const av_arch av_arch_llamas[3], av_arch_qwens[3], av_arch_gemmas[3], av_arch_phi3s[1];
 
-const av_arch *const av_archs[] = {&av_arch_llama,  &av_arch_mistral,   &av_arch_mixtral, &av_arch_qwen2,
-                                   &av_arch_qwen3,  &av_arch_qwen3_moe, &av_arch_gemma,   &av_arch_gemma2,
-                                   &av_arch_gemma3, &av_arch_phi3};
+const av_arch *const av_archs[] = {
+    &av_arch_llamas[0], &av_arch_llamas[1], &av_arch_llamas[2], &av_arch_qwens[0],  &av_arch_qwens[1],
+    &av_arch_qwens[2],  &av_arch_gemmas[0], &av_arch_gemmas[1], &av_arch_gemmas[2], &av_arch_phi3s[0]};
 const int av_n_archs = (int)(sizeof av_archs / sizeof av_archs[0]);
 
 const av_arch *av_arch_by_hf_type(const char *model_type) {
@@ -180,7 +180,7 @@ static int take_experts(const take_ctx *k, av_model *m, av_block *B, int l, av_e
     const av_arch_cfg *c = k->c;
     int E = c->n_experts;
     av_ffn *ex = calloc((size_t)E, sizeof *ex); /* (n_experts) */
-    if (!ex || av_model_own(m, ex, err)) return ex ? -1 : av_errf(err, "out of memory");
+    if (av_model_own(m, ex, err)) return -1;
     B->moe.experts = ex;
     for (int j = 0; j < 3; j++) {
         int64_t rows = j < 2 ? c->hidden : c->dim, cols = j < 2 ? c->dim : c->hidden;
@@ -252,7 +252,7 @@ float av_arch_gemma_emb_scale(int dim, av_dtype emb, av_model_format fmt) {
 /* The RoPE tables of layer l: scaled, or partial rotary (which needs a table even when plain). */
 static int layer_rope(av_model *m, const av_arch_cfg *c, int l, av_err *err) {
     av_block *B = &m->stacks[0].blocks[l];
-    int local = c->sliding[l] && c->rope_theta_local > 0, rot = c->rope_dims ? c->rope_dims : c->head_dim;
+    int local = c->sliding[l] && c->rope_theta_local > 0, rot = av_arch_rot_dims(c);
     double theta = local ? c->rope_theta_local : c->rope_theta;
     int scaled = c->scale.type != AV_ROPE_SCALING_NONE && (!local || c->scale.local_too);
     B->rope_theta = (float)theta;

@@ -16,6 +16,12 @@
 #include "model.h"
 
 #define AV_ARCH_MAX_LAYERS 1024
+/* Limits of both readers' configurations. */
+#define AV_ARCH_MAX_DIM (1 << 16)
+#define AV_ARCH_MAX_HIDDEN (1 << 19)
+#define AV_ARCH_MAX_HEADS 1024
+#define AV_ARCH_MAX_CTX (1 << 24)
+#define AV_ARCH_MAX_VOCAB (1 << 22)
 
 /* What an architecture's blocks have (av_arch.flags). */
 enum {
@@ -48,7 +54,7 @@ typedef struct av_arch {
      * ones); each fills c or fails naming the key. */
     int (*gguf_keys)(const av_gguf *g, av_arch_cfg *c, av_err *err);
     int (*hf_keys)(const av_hf_dir *h, av_arch_cfg *c, av_err *err);
-    const char *const *gguf_known; /* "<arch>." keys gguf_keys reads (NULL-terminated), for the key check */
+    const char *gguf_known; /* "<arch>." keys gguf_keys reads (space-separated), for the key check */
 } av_arch;
 
 /* The architectures, for the readers, the writers and error messages. */
@@ -68,9 +74,16 @@ int av_gguf_arch_int(const av_gguf *g, const av_arch_cfg *c, const char *key, in
                      int64_t hi, int *out, av_err *err);
 int av_gguf_arch_num(const av_gguf *g, const av_arch_cfg *c, const char *key, double def, double *out,
                      av_err *err);
+/* The attention scale llama.cpp gives a GGUF file of architecture a: 1/sqrt(head size), but 1/sqrt(dim /
+ * heads) for Gemma 2 of 46 and Gemma 3 of 62 layers (the 27B shapes, whose query_pre_attn_scalar is dim /
+ * heads; arch_gemma.c). */
+double av_arch_gguf_attn_scale(const av_arch *a, const av_arch_cfg *c);
 /* Sliding layers every `period` layers but the last of each period (Gemma: layer l slides when
  * l % period < period - 1). */
 void av_arch_window_period(av_arch_cfg *c, int period);
+/* config.json "layer_types" into sliding (n_layers entries: 1 sliding_attention, 0 full_attention): 1, 0 when
+ * absent or null, -1 with a message (hf_decoder.c). */
+int av_hf_layer_types(const av_hf_dir *h, int n_layers, unsigned char *sliding, av_err *err);
 
 /* RoPE scaling as checkpoints state it (one form for both formats). */
 typedef enum av_rope_scaling {
@@ -109,6 +122,9 @@ struct av_arch_cfg {
     int bias_qkv, bias_o, bias_mlp;   /* biases the checkpoint has (GGUF: whichever tensors are present) */
     int tied;                         /* the output is the token embedding */
 };
+
+/* The values of each head that RoPE rotates (rope_dims, or the whole head). */
+static inline int av_arch_rot_dims(const av_arch_cfg *c) { return c->rope_dims ? c->rope_dims : c->head_dim; }
 
 /* Sets m up from c: one causal pre-RMSNorm stack of c->n_layers blocks with gated feed-forwards, per-layer
  * attention scale, soft-cap, window, RoPE base and frequency tables, Gemma's embedding scale and norm offset

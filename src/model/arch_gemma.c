@@ -13,14 +13,15 @@
 #include <math.h>
 #include <string.h>
 
-static double gguf_attn_scale(const av_arch_cfg *c, int layers_27b) {
+double av_arch_gguf_attn_scale(const av_arch *a, const av_arch_cfg *c) {
+    int layers_27b = strcmp(a->gguf, "gemma2") == 0 ? 46 : strcmp(a->gguf, "gemma3") == 0 ? 62 : -1;
     return c->n_layers == layers_27b ? 1.0 / sqrt((double)(c->dim / c->n_heads))
                                      : 1.0 / sqrt((double)c->head_dim);
 }
 
 static int gemma2_gguf(const av_gguf *g, av_arch_cfg *c, av_err *err) {
     int period;
-    c->attn_scale = gguf_attn_scale(c, 46);
+    c->attn_scale = av_arch_gguf_attn_scale(c->arch, c);
     c->scale.local_too = 1; /* llama.cpp: the local layers share the global scaling */
     if (av_gguf_arch_int(g, c, "attention.sliding_window", 4096, 0, 1 << 24, &c->window, err) ||
         av_gguf_arch_int(g, c, "attention.sliding_window_pattern", 2, 0, 1 << 20, &period, err) ||
@@ -34,7 +35,7 @@ static int gemma2_gguf(const av_gguf *g, av_arch_cfg *c, av_err *err) {
 
 static int gemma3_gguf(const av_gguf *g, av_arch_cfg *c, av_err *err) {
     int period = 6;
-    c->attn_scale = gguf_attn_scale(c, 62);
+    c->attn_scale = av_arch_gguf_attn_scale(c->arch, c);
     if (av_gguf_arch_int(g, c, "attention.sliding_window", 0, 0, 1 << 24, &c->window, err) ||
         av_gguf_arch_num(g, c, "final_logit_softcapping", 0, &c->final_softcap, err))
         return -1;
@@ -60,98 +61,45 @@ static int hf_act(const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
 /* The layer pattern of Gemma 2 and 3 configs: layer_types when present, else every `period`-th layer global.
  */
 static int hf_layers(const av_hf_dir *h, av_arch_cfg *c, int period, av_err *err) {
-    json_t *lt = json_object_get(h->cfg, "layer_types");
     av_arch_window_period(c, period);
-    if (!lt || json_is_null(lt)) return 0;
-    if (!json_is_array(lt) || json_array_size(lt) != (size_t)c->n_layers)
-        return av_errf(err, "%s: \"layer_types\" must list the %d layers", h->cfg_path, c->n_layers);
-    for (int l = 0; l < c->n_layers; l++) {
-        const char *t = json_string_value(json_array_get(lt, (size_t)l));
-        int sliding = t && strcmp(t, "sliding_attention") == 0;
-        if (!sliding && !(t && strcmp(t, "full_attention") == 0))
-            return av_errf(err, "%s: \"layer_types\"[%d] must be sliding_attention or full_attention",
-                           h->cfg_path, l);
-        c->sliding[l] = (unsigned char)sliding;
-    }
-    return 0;
+    return av_hf_layer_types(h, c->n_layers, c->sliding, err) < 0 ? -1 : 0;
 }
 
-static int gemma2_hf(const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
+/* Gemma 2 and 3 (q/k norms mark Gemma 3): soft-caps (Gemma 2 caps 50 / 30 by default), windows, the scale
+ * query_pre_attn_scalar^-0.5. Gemma 3's local layers' RoPE base is rope_local_base_freq (or
+ * rope_parameters.sliding_attention, read with the rest of RoPE by hf_decoder.c into rope_theta_local). */
+static int gemma23_hf(const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
+    int g3 = (c->arch->flags & AV_ARCH_QK_NORM) != 0, period = 2;
     double scalar;
-    c->scale.local_too = 1;
-    if (hf_act(h, c, err) || av_hf_num(h, "query_pre_attn_scalar", 256, &scalar, err) ||
-        av_hf_num(h, "attn_logit_softcapping", 50.0, &c->attn_softcap, err) ||
-        av_hf_num(h, "final_logit_softcapping", 30.0, &c->final_softcap, err) ||
-        av_hf_int(h, "sliding_window", 4096, 1, 1 << 24, &c->window, err) || hf_layers(h, c, 2, err))
-        return -1;
-    c->attn_scale = 1.0 / sqrt(scalar);
-    return scalar > 0 ? 0 : av_errf(err, "%s: \"query_pre_attn_scalar\" must be positive", h->cfg_path);
-}
-
-/* Gemma 3: the local layers' RoPE base is rope_local_base_freq (or rope_parameters.sliding_attention, read
- * with the rest of RoPE by hf_decoder.c into rope_theta_local). */
-static int gemma3_hf(const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
-    double scalar;
-    int period;
-    json_t *bidir = json_object_get(h->cfg, "use_bidirectional_attention");
-    if (json_is_true(bidir))
+    if (g3 && json_is_true(json_object_get(h->cfg, "use_bidirectional_attention")))
         return av_errf(err, "%s: \"use_bidirectional_attention\" (EmbeddingGemma) is not supported",
                        h->cfg_path);
+    c->scale.local_too = !g3;
     if (hf_act(h, c, err) || av_hf_num(h, "query_pre_attn_scalar", 256, &scalar, err) ||
-        av_hf_num(h, "attn_logit_softcapping", 0, &c->attn_softcap, err) ||
-        av_hf_num(h, "final_logit_softcapping", 0, &c->final_softcap, err) ||
+        av_hf_num(h, "attn_logit_softcapping", g3 ? 0 : 50.0, &c->attn_softcap, err) ||
+        av_hf_num(h, "final_logit_softcapping", g3 ? 0 : 30.0, &c->final_softcap, err) ||
         av_hf_int(h, "sliding_window", 4096, 1, 1 << 24, &c->window, err) ||
-        av_hf_int(h, "sliding_window_pattern", 6, 1, 1 << 20, &period, err) || hf_layers(h, c, period, err))
+        (g3 && av_hf_int(h, "sliding_window_pattern", 6, 1, 1 << 20, &period, err)) ||
+        hf_layers(h, c, period, err))
         return -1;
-    if (!(c->rope_theta_local > 0) &&
+    if (g3 && !(c->rope_theta_local > 0) &&
         av_hf_num(h, "rope_local_base_freq", 10000.0, &c->rope_theta_local, err))
         return -1;
     c->attn_scale = 1.0 / sqrt(scalar);
     return scalar > 0 ? 0 : av_errf(err, "%s: \"query_pre_attn_scalar\" must be positive", h->cfg_path);
 }
 
-static const char *const gemma2_known[] = {"attention.sliding_window", "attention.sliding_window_pattern",
-                                           "rope.freq_base_swa",       "attn_logit_softcapping",
-                                           "final_logit_softcapping",  NULL};
-static const char *const gemma3_known[] = {"attention.sliding_window", "attention.sliding_window_pattern",
-                                           "rope.freq_base_swa", "final_logit_softcapping", NULL};
+/* The "<arch>." keys of the Gemma 2 and 3 hooks: windows and the local RoPE base, then the soft-caps. */
+#define GEMMA_SWA "attention.sliding_window attention.sliding_window_pattern rope.freq_base_swa "
 
-const av_arch av_arch_gemma = {.name = "gemma",
-                               .hf_type = "gemma",
-                               .gguf = "gemma",
-                               .hf_class = "GemmaForCausalLM",
-                               .flags = AV_ARCH_GEMMA | AV_ARCH_GGUF_TIED,
-                               .act = AV_ACT_GELU_TANH,
-                               .tied_default = 1,
-                               .eps_default = 1e-6,
-                               .theta_default = 10000.0,
-                               .head_dim_default = 256,
-                               .hf_keys = hf_act};
-
-const av_arch av_arch_gemma2 = {.name = "gemma2",
-                                .hf_type = "gemma2",
-                                .gguf = "gemma2",
-                                .hf_class = "Gemma2ForCausalLM",
-                                .flags = AV_ARCH_GEMMA | AV_ARCH_SANDWICH | AV_ARCH_GGUF_TIED,
-                                .act = AV_ACT_GELU_TANH,
-                                .tied_default = 1,
-                                .eps_default = 1e-6,
-                                .theta_default = 10000.0,
-                                .head_dim_default = 256,
-                                .gguf_keys = gemma2_gguf,
-                                .hf_keys = gemma2_hf,
-                                .gguf_known = gemma2_known};
-
-const av_arch av_arch_gemma3 = {.name = "gemma3",
-                                .hf_type = "gemma3_text",
-                                .gguf = "gemma3",
-                                .hf_class = "Gemma3ForCausalLM",
-                                .flags = AV_ARCH_GEMMA | AV_ARCH_SANDWICH | AV_ARCH_QK_NORM,
-                                .act = AV_ACT_GELU_TANH,
-                                .tied_default = 1,
-                                .eps_default = 1e-6,
-                                .theta_default = 1e6,
-                                .head_dim_default = 256,
-                                .gguf_keys = gemma3_gguf,
-                                .hf_keys = gemma3_hf,
-                                .gguf_known = gemma3_known};
+/* name, hf_type, gguf, hf_class, flags, act, tied_default, eps_default, theta_default, head_dim_default,
+ * gguf_keys, hf_keys, gguf_known (arch.h) */
+const av_arch av_arch_gemmas[] = {
+    {"gemma", "gemma", "gemma", "GemmaForCausalLM", AV_ARCH_GEMMA | AV_ARCH_GGUF_TIED, AV_ACT_GELU_TANH, 1,
+     1e-6, 10000.0, 256, NULL, hf_act, NULL},
+    {"gemma2", "gemma2", "gemma2", "Gemma2ForCausalLM", AV_ARCH_GEMMA | AV_ARCH_SANDWICH | AV_ARCH_GGUF_TIED,
+     AV_ACT_GELU_TANH, 1, 1e-6, 10000.0, 256, gemma2_gguf, gemma23_hf,
+     GEMMA_SWA "attn_logit_softcapping final_logit_softcapping"},
+    {"gemma3", "gemma3_text", "gemma3", "Gemma3ForCausalLM",
+     AV_ARCH_GEMMA | AV_ARCH_SANDWICH | AV_ARCH_QK_NORM, AV_ACT_GELU_TANH, 1, 1e-6, 1e6, 256, gemma3_gguf,
+     gemma23_hf, GEMMA_SWA "final_logit_softcapping"}};

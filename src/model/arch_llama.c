@@ -18,31 +18,13 @@ static int mixtral_keys(const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
                : 0;
 }
 
-const av_arch av_arch_llama = {.name = "llama",
-                               .hf_type = "llama",
-                               .gguf = "llama",
-                               .hf_class = "LlamaForCausalLM",
-                               .flags = AV_ARCH_GGUF_META | AV_ARCH_GGUF_BIASES,
-                               .act = AV_ACT_SILU,
-                               .eps_default = 1e-6,
-                               .theta_default = 10000.0};
-
-const av_arch av_arch_mistral = {.name = "mistral",
-                                 .hf_type = "mistral",
-                                 .gguf = "llama",
-                                 .hf_class = "MistralForCausalLM",
-                                 .flags = AV_ARCH_GGUF_META | AV_ARCH_GGUF_BIASES,
-                                 .act = AV_ACT_SILU,
-                                 .eps_default = 1e-6,
-                                 .theta_default = 10000.0};
-
-const av_arch av_arch_mixtral = {.name = "mixtral",
-                                 .hf_type = "mixtral",
-                                 .gguf = "llama",
-                                 .hf_class = "MixtralForCausalLM",
-                                 .flags = AV_ARCH_GGUF_META | AV_ARCH_GGUF_BIASES | AV_ARCH_MOE |
-                                          AV_ARCH_HF_MIXTRAL,
-                                 .act = AV_ACT_SILU,
-                                 .eps_default = 1e-5,
-                                 .theta_default = 1e6,
-                                 .hf_keys = mixtral_keys};
+/* name, hf_type, gguf, hf_class, flags, act, tied_default, eps_default, theta_default, head_dim_default,
+ * gguf_keys, hf_keys, gguf_known (arch.h) */
+const av_arch av_arch_llamas[] = {
+    {"llama", "llama", "llama", "LlamaForCausalLM", AV_ARCH_GGUF_META | AV_ARCH_GGUF_BIASES, AV_ACT_SILU, 0,
+     1e-6, 10000.0, 0, NULL, NULL, NULL},
+    {"mistral", "mistral", "llama", "MistralForCausalLM", AV_ARCH_GGUF_META | AV_ARCH_GGUF_BIASES,
+     AV_ACT_SILU, 0, 1e-6, 10000.0, 0, NULL, NULL, NULL},
+    {"mixtral", "mixtral", "llama", "MixtralForCausalLM",
+     AV_ARCH_GGUF_META | AV_ARCH_GGUF_BIASES | AV_ARCH_MOE | AV_ARCH_HF_MIXTRAL, AV_ACT_SILU, 0, 1e-5, 1e6, 0,
+     NULL, mixtral_keys, NULL}};

@@ -8,14 +8,8 @@
  * tokens). */
 #include "arch.h"
 
-static const char *const phi3_known[] = {"attention.sliding_window", NULL}; /* accepted, not applied */
-
-const av_arch av_arch_phi3 = {.name = "phi3",
-                              .hf_type = "phi3",
-                              .gguf = "phi3",
-                              .hf_class = "Phi3ForCausalLM",
-                              .flags = AV_ARCH_FUSED | AV_ARCH_PARTIAL_ROPE,
-                              .act = AV_ACT_SILU,
-                              .eps_default = 1e-5,
-                              .theta_default = 10000.0,
-                              .gguf_known = phi3_known};
+/* name, hf_type, gguf, hf_class, flags, act, tied_default, eps_default, theta_default, head_dim_default,
+ * gguf_keys, hf_keys, gguf_known (arch.h) */
+const av_arch av_arch_phi3s[] = {{"phi3", "phi3", "phi3", "Phi3ForCausalLM",
+                                  AV_ARCH_FUSED | AV_ARCH_PARTIAL_ROPE, AV_ACT_SILU, 0, 1e-5, 10000.0, 0,
+                                  NULL, NULL, "attention.sliding_window" /* accepted, not applied */}};

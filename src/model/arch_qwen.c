@@ -31,36 +31,12 @@ static int qwen3moe_hf(const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
     return 0;
 }
 
-static const char *const qwen3moe_known[] = {"expert_feed_forward_length", NULL};
-
-const av_arch av_arch_qwen2 = {.name = "qwen2",
-                               .hf_type = "qwen2",
-                               .gguf = "qwen2",
-                               .hf_class = "Qwen2ForCausalLM",
-                               .flags = AV_ARCH_HF_QKV_BIAS,
-                               .act = AV_ACT_SILU,
-                               .eps_default = 1e-6,
-                               .theta_default = 10000.0};
-
-const av_arch av_arch_qwen3 = {.name = "qwen3",
-                               .hf_type = "qwen3",
-                               .gguf = "qwen3",
-                               .hf_class = "Qwen3ForCausalLM",
-                               .flags = AV_ARCH_QK_NORM,
-                               .act = AV_ACT_SILU,
-                               .eps_default = 1e-6,
-                               .theta_default = 10000.0,
-                               .head_dim_default = 128};
-
-const av_arch av_arch_qwen3_moe = {.name = "qwen3moe",
-                                   .hf_type = "qwen3_moe",
-                                   .gguf = "qwen3moe",
-                                   .hf_class = "Qwen3MoeForCausalLM",
-                                   .flags = AV_ARCH_QK_NORM | AV_ARCH_MOE,
-                                   .act = AV_ACT_SILU,
-                                   .eps_default = 1e-6,
-                                   .theta_default = 10000.0,
-                                   .head_dim_default = 128,
-                                   .gguf_keys = qwen3moe_gguf,
-                                   .hf_keys = qwen3moe_hf,
-                                   .gguf_known = qwen3moe_known};
+/* name, hf_type, gguf, hf_class, flags, act, tied_default, eps_default, theta_default, head_dim_default,
+ * gguf_keys, hf_keys, gguf_known (arch.h) */
+const av_arch av_arch_qwens[] = {{"qwen2", "qwen2", "qwen2", "Qwen2ForCausalLM", AV_ARCH_HF_QKV_BIAS,
+                                  AV_ACT_SILU, 0, 1e-6, 10000.0, 0, NULL, NULL, NULL},
+                                 {"qwen3", "qwen3", "qwen3", "Qwen3ForCausalLM", AV_ARCH_QK_NORM, AV_ACT_SILU,
+                                  0, 1e-6, 10000.0, 128, NULL, NULL, NULL},
+                                 {"qwen3moe", "qwen3_moe", "qwen3moe", "Qwen3MoeForCausalLM",
+                                  AV_ARCH_QK_NORM | AV_ARCH_MOE, AV_ACT_SILU, 0, 1e-6, 10000.0, 128,
+                                  qwen3moe_gguf, qwen3moe_hf, "expert_feed_forward_length"}};

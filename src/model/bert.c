@@ -19,11 +19,6 @@ static int take_norm(const av_hf_dir *h, av_norm *n, int optional, av_err *err, 
     return 0;
 }
 
-static int take_linear(const av_hf_dir *h, av_linear *l, int optional, av_err *err, const char *base) {
-    if (av_hf_take(h, &l->w, optional, err, "%s.weight", base)) return -1;
-    return l->w.data ? av_hf_take(h, &l->b, 1, err, "%s.bias", base) : 0;
-}
-
 typedef struct bert_names {
     const char *q, *k, *v, *o, *attn_norm, *up, *down, *mlp_norm; /* inside one layer */
     const char *layers;                                           /* "encoder.layer" / "transformer.layer" */
@@ -46,10 +41,10 @@ static int load_layers(const av_hf_dir *h, av_stack *st, const char *p, const be
             const char *name;
         } lins[] = {{&B->attn.q, nm->q}, {&B->attn.k, nm->k},  {&B->attn.v, nm->v},
                     {&B->attn.o, nm->o}, {&B->ffn.up, nm->up}, {&B->ffn.down, nm->down}};
-        for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++) {
-            snprintf(b, sizeof b, "%s%s.%d.%s", p, nm->layers, l, lins[i].name);
-            if (take_linear(h, lins[i].lin, 0, err, b)) return -1;
-        }
+        for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++)
+            if (av_hf_take_wb(h, &lins[i].lin->w, &lins[i].lin->b, AV_HF_OPT_BIAS, err, "%s%s.%d.%s", p,
+                              nm->layers, l, lins[i].name))
+                return -1;
         snprintf(b, sizeof b, "%s%s.%d.%s", p, nm->layers, l, nm->attn_norm);
         if (take_norm(h, &B->attn_norm, 0, err, b)) return -1;
         snprintf(b, sizeof b, "%s%s.%d.%s", p, nm->layers, l, nm->mlp_norm);
@@ -62,9 +57,10 @@ static int load_layers(const av_hf_dir *h, av_stack *st, const char *p, const be
 /* The masked-LM head: transform (dense, act, norm) + decoder (tied unless stored) + bias. */
 static int load_mlm_head(const av_hf_dir *h, av_model *m, const char *dense, const char *norm,
                          const char *decoder, const char *bias, av_err *err) {
-    if (take_linear(h, &m->head.dense, 1, err, dense)) return -1;
+    if (av_hf_take(h, &m->head.dense.w, 1, err, "%s.weight", dense)) return -1;
     if (!m->head.dense.w.data) return 0; /* a bare encoder: no logits */
-    if (take_norm(h, &m->head.dense_norm, 0, err, norm) ||
+    if (av_hf_take(h, &m->head.dense.b, 1, err, "%s.bias", dense) ||
+        take_norm(h, &m->head.dense_norm, 0, err, norm) ||
         av_hf_take(h, &m->head.out.w, 1, err, "%s.weight", decoder) ||
         av_hf_take(h, &m->head.out.b, 1, err, "%s", bias))
         return -1;

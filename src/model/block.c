@@ -83,7 +83,11 @@ av_tensor av_tensor_view2d(const av_tensor *t, int64_t rows, int64_t cols) {
 
 /* ---- shape checks ---- */
 
-static void shape_text(const av_tensor *t, char *buf, size_t n) {
+int av_tensor_same(const av_tensor *a, const av_tensor *b) {
+    return a->dtype == b->dtype && a->nbytes == b->nbytes && memcmp(a->data, b->data, a->nbytes) == 0;
+}
+
+void av_tensor_shape_text(const av_tensor *t, char *buf, size_t n) {
     buf[0] = 0;
     for (int i = 0; i < t->ndim && i < AV_MAX_DIMS; i++)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
@@ -102,7 +106,7 @@ int av_weight_check(const av_tensor *t, const char *name, int64_t rows, int64_t 
                        : (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols);
     if (!ok) {
         char got[96];
-        shape_text(t, got, sizeof got);
+        av_tensor_shape_text(t, got, sizeof got);
         if (cols)
             return av_errf(err, "%s: shape [%s] does not match %s (expected [%lld, %lld])", name, got, cfg,
                            (long long)rows, (long long)cols);
@@ -118,30 +122,32 @@ int av_weight_check(const av_tensor *t, const char *name, int64_t rows, int64_t 
     return 0;
 }
 
-int av_norm_check(const av_norm *n, const char *name, int dim, const char *cfg, av_err *err) {
+/* "<name>.weight" (rows, cols; cols 0: a vector) and the optional "<name>.bias" (rows). */
+static int pair_check(const av_tensor *w, const av_tensor *b, const char *name, int64_t rows, int64_t cols,
+                      const char *cfg, av_err *err) {
     char buf[160];
     snprintf(buf, sizeof buf, "%s.weight", name);
-    if (av_weight_check(&n->w, buf, dim, 0, 0, cfg, err)) return -1;
+    if (av_weight_check(w, buf, rows, cols, 0, cfg, err)) return -1;
     snprintf(buf, sizeof buf, "%s.bias", name);
-    return av_weight_check(&n->b, buf, dim, 0, 1, cfg, err);
+    return av_weight_check(b, buf, rows, 0, 1, cfg, err);
+}
+
+int av_norm_check(const av_norm *n, const char *name, int dim, const char *cfg, av_err *err) {
+    return pair_check(&n->w, &n->b, name, dim, 0, cfg, err);
 }
 
 int av_linear_check(const av_linear *l, const char *name, int64_t out, int64_t in, const char *cfg,
                     av_err *err) {
-    char buf[160];
-    snprintf(buf, sizeof buf, "%s.weight", name);
-    if (av_weight_check(&l->w, buf, out, in, 0, cfg, err)) return -1;
-    snprintf(buf, sizeof buf, "%s.bias", name);
-    return av_weight_check(&l->b, buf, out, 0, 1, cfg, err);
+    return pair_check(&l->w, &l->b, name, out, in, cfg, err);
 }
 
-int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64_t in, av_linear out[3],
+int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64_t in, av_attn_weights *out,
                      const char *name, av_err *err) {
-    av_linear fused = {*w, b ? *b : (av_tensor){0}};
+    av_linear fused = {*w, b ? *b : (av_tensor){0}}, *parts[3] = {&out->q, &out->k, &out->v};
     if (av_linear_check(&fused, name, 3 * rows, in, "config.json", err)) return -1;
     for (int i = 0; i < 3; i++) {
-        out[i].w = av_tensor_rows(w, i * rows, rows);
-        out[i].b = fused.b.data ? av_tensor_rows(&fused.b, i * rows, rows) : (av_tensor){0};
+        parts[i]->w = av_tensor_rows(w, i * rows, rows);
+        parts[i]->b = fused.b.data ? av_tensor_rows(&fused.b, i * rows, rows) : (av_tensor){0};
     }
     return 0;
 }

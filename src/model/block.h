@@ -163,14 +163,18 @@ int av_weight_check(const av_tensor *t, const char *name, int64_t rows, int64_t 
 int av_norm_check(const av_norm *n, const char *name, int dim, const char *cfg, av_err *err);
 int av_linear_check(const av_linear *l, const char *name, int64_t out, int64_t in, const char *cfg,
                     av_err *err);
-/* A fused projection w (3*rows, in) [+ b (3*rows)] (rows: q, then k, then v) as three views, after checking
- * its shape against config.json. */
-int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64_t in, av_linear out[3],
+/* A fused projection w (3*rows, in) [+ b (3*rows)] (rows: q, then k, then v) as views in out's q, k, v,
+ * after checking its shape against config.json. */
+int av_linear_split3(const av_tensor *w, const av_tensor *b, int64_t rows, int64_t in, av_attn_weights *out,
                      const char *name, av_err *err);
 /* Rows of a 2-D tensor (or elements of a 1-D one) as a view: [r0, r0 + n). F32, F16, BF16. */
 av_tensor av_tensor_rows(const av_tensor *t, int64_t r0, int64_t n);
 /* The same data seen as (rows, cols); an empty tensor when the element counts differ. */
 av_tensor av_tensor_view2d(const av_tensor *t, int64_t rows, int64_t cols);
+/* 1 when a and b hold the same bytes of the same type (a tied output layer stored twice). */
+int av_tensor_same(const av_tensor *a, const av_tensor *b);
+/* "2, 3" for a [2, 3] tensor, into buf (n bytes). */
+void av_tensor_shape_text(const av_tensor *t, char *buf, size_t n);
 /* Makes a 1-D (cols 0) or 2-D F32 tensor view over memory. */
 av_tensor av_tensor_f32(const float *data, int64_t rows, int64_t cols);
 

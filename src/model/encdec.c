@@ -33,41 +33,33 @@ static av_stack_cfg encdec_cfg(int dim, int heads, int head_dim, int hidden, av_
 
 /* ---- Marian / BART ---- */
 
-/* model.<side>.layers.<l>.<part>.weight / .bias */
-static int take_linear(const av_hf_dir *h, av_linear *l, av_err *err, const char *side, int layer,
-                       const char *part) {
-    return av_hf_take(h, &l->w, 0, err, "model.%s.layers.%d.%s.weight", side, layer, part) ||
-           av_hf_take(h, &l->b, 1, err, "model.%s.layers.%d.%s.bias", side, layer, part);
-}
+#define BART_LAYER "model.%s.layers.%d.%s" /* side, layer, part: + ".weight" / ".bias" */
 
+/* model.<side>.layers.<l>.<which>.{q,k,v,out}_proj.weight / .bias */
 static int take_attn(const av_hf_dir *h, av_attn_weights *a, av_err *err, const char *side, int l,
                      const char *which) {
-    char part[64];
     av_linear *ls[4] = {&a->q, &a->k, &a->v, &a->o};
     const char *names[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
-    for (int i = 0; i < 4; i++) {
-        snprintf(part, sizeof part, "%s.%s", which, names[i]);
-        if (take_linear(h, ls[i], err, side, l, part)) return -1;
-    }
+    for (int i = 0; i < 4; i++)
+        if (av_hf_take_wb(h, &ls[i]->w, &ls[i]->b, AV_HF_OPT_BIAS, err, "model.%s.layers.%d.%s.%s", side, l,
+                          which, names[i]))
+            return -1;
     return 0;
-}
-
-static int take_norm_l(const av_hf_dir *h, av_norm *n, av_err *err, const char *side, int l,
-                       const char *which) {
-    return av_hf_take(h, &n->w, 0, err, "model.%s.layers.%d.%s.weight", side, l, which) ||
-           av_hf_take(h, &n->b, 0, err, "model.%s.layers.%d.%s.bias", side, l, which);
 }
 
 static int bart_stack(const av_hf_dir *h, av_stack *st, const char *side, int decoder, av_err *err) {
     for (int l = 0; l < st->n_layers; l++) {
         av_block *B = &st->blocks[l];
         if (take_attn(h, &B->attn, err, side, l, "self_attn") ||
-            take_norm_l(h, &B->attn_norm, err, side, l, "self_attn_layer_norm") ||
+            av_hf_take_wb(h, &B->attn_norm.w, &B->attn_norm.b, 0, err, BART_LAYER, side, l,
+                          "self_attn_layer_norm") ||
             (decoder && (take_attn(h, &B->cross, err, side, l, "encoder_attn") ||
-                         take_norm_l(h, &B->cross_norm, err, side, l, "encoder_attn_layer_norm"))) ||
-            take_linear(h, &B->ffn.up, err, side, l, "fc1") ||
-            take_linear(h, &B->ffn.down, err, side, l, "fc2") ||
-            take_norm_l(h, &B->ffn_norm, err, side, l, "final_layer_norm"))
+                         av_hf_take_wb(h, &B->cross_norm.w, &B->cross_norm.b, 0, err, BART_LAYER, side, l,
+                                       "encoder_attn_layer_norm"))) ||
+            av_hf_take_wb(h, &B->ffn.up.w, &B->ffn.up.b, AV_HF_OPT_BIAS, err, BART_LAYER, side, l, "fc1") ||
+            av_hf_take_wb(h, &B->ffn.down.w, &B->ffn.down.b, AV_HF_OPT_BIAS, err, BART_LAYER, side, l,
+                          "fc2") ||
+            av_hf_take_wb(h, &B->ffn_norm.w, &B->ffn_norm.b, 0, err, BART_LAYER, side, l, "final_layer_norm"))
             return -1;
         B->attn_scale = 1.0f / sqrtf((float)st->cfg.head_dim);
     }
@@ -86,8 +78,7 @@ static int bart_embed(const av_hf_dir *h, const av_model *m, av_embed *e, const 
     }
     e->pos_offset = 2;
     return av_hf_take(h, &e->pos, 0, err, "model.%s.embed_positions.weight", side) ||
-           av_hf_take(h, &e->norm.w, 0, err, "model.%s.layernorm_embedding.weight", side) ||
-           av_hf_take(h, &e->norm.b, 0, err, "model.%s.layernorm_embedding.bias", side);
+           av_hf_take_wb(h, &e->norm.w, &e->norm.b, 0, err, "model.%s.layernorm_embedding", side);
 }
 
 int av_bart_load(av_hf_dir *h, av_model *m, av_err *err) {
@@ -155,37 +146,31 @@ int av_bart_load(av_hf_dir *h, av_model *m, av_err *err) {
 
 /* ---- T5 ---- */
 
+#define T5_LAYER "%s.block.%d.layer." /* side, block: then the layer's index and part */
+
 static int t5_stack(const av_hf_dir *h, av_stack *st, const char *side, int decoder, av_err *err) {
     const char *names[4] = {"q", "k", "v", "o"};
+    int ff = decoder ? 2 : 1; /* the feed-forward's layer */
+    int gated = av_hf_find(h, "encoder.block.0.layer.1.DenseReluDense.wi_0.weight") != NULL; /* wi_0, wi_1 */
     for (int l = 0; l < st->n_layers; l++) {
         av_block *B = &st->blocks[l];
         av_linear *self[4] = {&B->attn.q, &B->attn.k, &B->attn.v, &B->attn.o};
         av_linear *cross[4] = {&B->cross.q, &B->cross.k, &B->cross.v, &B->cross.o};
-        int ff = decoder ? 2 : 1;
         for (int i = 0; i < 4; i++)
-            if (av_hf_take(h, &self[i]->w, 0, err, "%s.block.%d.layer.0.SelfAttention.%s.weight", side, l,
-                           names[i]) ||
-                (decoder && av_hf_take(h, &cross[i]->w, 0, err,
-                                       "%s.block.%d.layer.1.EncDecAttention.%s.weight", side, l, names[i])))
+            if (av_hf_take(h, &self[i]->w, 0, err, T5_LAYER "0.SelfAttention.%s.weight", side, l, names[i]) ||
+                (decoder && av_hf_take(h, &cross[i]->w, 0, err, T5_LAYER "1.EncDecAttention.%s.weight", side,
+                                       l, names[i])))
                 return -1;
-        if (av_hf_take(h, &B->attn_norm.w, 0, err, "%s.block.%d.layer.0.layer_norm.weight", side, l) ||
-            (decoder &&
-             av_hf_take(h, &B->cross_norm.w, 0, err, "%s.block.%d.layer.1.layer_norm.weight", side, l)) ||
-            av_hf_take(h, &B->ffn_norm.w, 0, err, "%s.block.%d.layer.%d.layer_norm.weight", side, l, ff))
-            return -1;
-        if (av_hf_find(
-                h, "encoder.block.0.layer.1.DenseReluDense.wi_0.weight")) { /* gated: wi_0 gate, wi_1 up */
-            if (av_hf_take(h, &B->ffn.gate.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_0.weight", side,
-                           l, ff) ||
-                av_hf_take(h, &B->ffn.up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi_1.weight", side,
-                           l, ff))
-                return -1;
-        } else if (av_hf_take(h, &B->ffn.up.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wi.weight", side,
-                              l, ff)) {
-            return -1;
-        }
-        if (av_hf_take(h, &B->ffn.down.w, 0, err, "%s.block.%d.layer.%d.DenseReluDense.wo.weight", side, l,
-                       ff))
+        if (av_hf_take(h, &B->attn_norm.w, 0, err, T5_LAYER "0.layer_norm.weight", side, l) ||
+            (decoder && av_hf_take(h, &B->cross_norm.w, 0, err, T5_LAYER "1.layer_norm.weight", side, l)) ||
+            av_hf_take(h, &B->ffn_norm.w, 0, err, T5_LAYER "%d.layer_norm.weight", side, l, ff) ||
+            (gated &&
+             av_hf_take(h, &B->ffn.gate.w, 0, err, T5_LAYER "%d.DenseReluDense.wi_0.weight", side, l, ff)) ||
+            av_hf_take(h, &B->ffn.up.w, 0, err,
+                       gated ? T5_LAYER "%d.DenseReluDense.wi_1.weight"
+                             : T5_LAYER "%d.DenseReluDense.wi.weight",
+                       side, l, ff) ||
+            av_hf_take(h, &B->ffn.down.w, 0, err, T5_LAYER "%d.DenseReluDense.wo.weight", side, l, ff))
             return -1;
         B->attn_scale = 1.0f; /* T5 folds the scaling into its initialization */
     }

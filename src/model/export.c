@@ -16,6 +16,26 @@
 
 av_export_params av_export_default_params(void) { return (av_export_params){AV_DTYPE_F32, 1, 0}; }
 
+/* The entries of directory path (without "." and ".."): how many, how many are directories; with unlink_all,
+ * each is unlinked (plain files). -1 when it cannot be opened. */
+static int scan_dir(const char *path, int unlink_all, int *n, int *subdirs) {
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    struct dirent *de;
+    struct stat st;
+    *n = *subdirs = 0;
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+        char sub[4400];
+        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
+        (*n)++;
+        if (unlink_all) unlink(sub);
+        if (!unlink_all && stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) (*subdirs)++;
+    }
+    closedir(d);
+    return 0;
+}
+
 /* Refuses an existing output unless force; a directory to replace may only hold plain files. */
 static int check_target(const char *path, int dir, int force, int *exists, av_err *err) {
     struct stat st;
@@ -27,18 +47,8 @@ static int check_target(const char *path, int dir, int force, int *exists, av_er
         return force ? 0 : av_errf(err, "%s already exists (use --force to replace it)", path);
     }
     if (!S_ISDIR(st.st_mode)) return av_errf(err, "%s exists and is not a directory", path);
-    DIR *d = opendir(path);
-    if (!d) return av_errf(err, "%s: %s", path, strerror(errno));
-    int n = 0, subdirs = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-        n++;
-        char sub[4400];
-        snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-        if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode)) subdirs++;
-    }
-    closedir(d);
+    int n, subdirs;
+    if (scan_dir(path, 0, &n, &subdirs)) return av_errf(err, "%s: %s", path, strerror(errno));
     if (n && !force) return av_errf(err, "%s exists and is not empty (use --force to replace it)", path);
     if (subdirs) return av_errf(err, "%s holds subdirectories: not replacing it (remove it first)", path);
     return 0;
@@ -46,17 +56,8 @@ static int check_target(const char *path, int dir, int force, int *exists, av_er
 
 /* Removes the plain files of a directory, then the directory. */
 static void remove_dir(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-            char sub[4400];
-            snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-            unlink(sub);
-        }
-        closedir(d);
-    }
+    int n, subdirs;
+    scan_dir(path, 1, &n, &subdirs);
     rmdir(path);
 }
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void *av_ex_alloc(ex_bufs *b, size_t n, av_err *err) {
+static void *ex_alloc(ex_bufs *b, size_t n, av_err *err) {
     if (b->n == b->cap) {
         int cap = b->cap ? 2 * b->cap : 64;
         void **grown = realloc(b->p, sizeof *grown * (size_t)cap);
@@ -74,15 +74,11 @@ int av_ex_window_period(const av_arch_cfg *c) {
     return 0;
 }
 
+/* The attention scale the target implies: 1 with it in *scale, 0 when the target states any scale
+ * (config.json of Gemma 2 and 3: query_pre_attn_scalar). */
 static int expect_scale(const ex_plan *p, double *scale) {
-    const av_arch_cfg *c = &p->c;
-    const char *g = p->target.arch->gguf;
-    *scale = 1.0 / sqrt((double)c->head_dim);
-    if (!p->gguf && (p->target.arch->flags & AV_ARCH_SANDWICH)) return 0; /* query_pre_attn_scalar says */
-    if (p->gguf &&
-        ((strcmp(g, "gemma2") == 0 && c->n_layers == 46) || (strcmp(g, "gemma3") == 0 && c->n_layers == 62)))
-        *scale = 1.0 / sqrt((double)(c->dim / c->n_heads));
-    return 1;
+    *scale = p->gguf ? av_arch_gguf_attn_scale(p->target.arch, &p->c) : 1.0 / sqrt((double)p->c.head_dim);
+    return p->gguf || !(p->target.arch->flags & AV_ARCH_SANDWICH);
 }
 
 /* What the target cannot hold, named; 0 when everything is representable. */
@@ -206,8 +202,7 @@ int av_ex_plan(const av_model *m, int gguf, ex_plan *p, av_err *err) {
     av_rope_scale fit;
     if (!gguf && p->c.scale.type == AV_ROPE_SCALING_FACTORS &&
         (p->c.scale.factor == 0 || p->c.scale.factor == 1) &&
-        av_rope_fit_llama3(p->c.rope_theta, p->c.rope_dims ? p->c.rope_dims : p->c.head_dim,
-                           p->c.scale.factors, &fit) == 0)
+        av_rope_fit_llama3(p->c.rope_theta, av_arch_rot_dims(&p->c), p->c.scale.factors, &fit) == 0)
         p->c.scale = p->target.scale = fit;
     if (check_windows(p, err) || check_attention(p, err) || check_rope_moe(p, err) || check_biases(p, err))
         return av_err_prefix(err, "%s cannot be written as %s %s without changing its results",
@@ -252,7 +247,7 @@ static int push_layer(ex_list *L, av_tensor t, int layer, const char *part) {
 static int as_f32(ex_list *L, const av_tensor *t, av_tensor *out) {
     int64_t rows = t->ndim == 1 ? 1 : av_tensor_numel(t) / t->shape[t->ndim - 1];
     int64_t cols = t->shape[t->ndim - 1];
-    float *f = av_ex_alloc(L->b, sizeof(float) * (size_t)(rows * cols), L->err); /* (rows, cols) */
+    float *f = ex_alloc(L->b, sizeof(float) * (size_t)(rows * cols), L->err); /* (rows, cols) */
     if (!f) return -1;
     av_dequantize_rows(t->ndim > 2 ? &(av_tensor){.dtype = t->dtype,
                                                   .ndim = 2,
@@ -282,7 +277,7 @@ static int permuted(ex_list *L, const av_tensor *t, int heads, int to_half, av_t
     int hd = L->p->c.head_dim, half = hd / 2;
     size_t row = 0; /* a bias: rows of one value */
     av_dtype_row_bytes(t->dtype, t->ndim == 1 ? 1 : t->shape[1], &row);
-    uint8_t *dst = av_ex_alloc(L->b, t->nbytes, L->err); /* (heads * hd, row) */
+    uint8_t *dst = ex_alloc(L->b, t->nbytes, L->err); /* (heads * hd, row) */
     if (!dst) return -1;
     const uint8_t *src = t->data;
     for (int h = 0; h < heads; h++)
@@ -313,7 +308,7 @@ static int concat(ex_list *L, const av_tensor *const *parts, int n, int stack, a
         if (as_f32(L, parts[i], &conv[i])) return -1;
     for (int i = 0; i < n; i++)
         bytes += (mixed ? &conv[i] : parts[i])->nbytes;
-    uint8_t *dst = av_ex_alloc(L->b, bytes, L->err), *at = dst;
+    uint8_t *dst = ex_alloc(L->b, bytes, L->err), *at = dst;
     if (!dst) return -1;
     for (int i = 0; i < n; i++) {
         const av_tensor *t = mixed ? &conv[i] : parts[i];
@@ -332,7 +327,7 @@ static int concat(ex_list *L, const av_tensor *const *parts, int n, int stack, a
 }
 
 static int zeros(ex_list *L, int64_t n, av_tensor *out) {
-    float *z = av_ex_alloc(L->b, sizeof(float) * (size_t)n, L->err); /* (n) */
+    float *z = ex_alloc(L->b, sizeof(float) * (size_t)n, L->err); /* (n) */
     if (!z) return -1;
     memset(z, 0, sizeof(float) * (size_t)n);
     *out = av_tensor_f32(z, n, 0);
@@ -386,7 +381,7 @@ static int layer_experts(ex_list *L, int l) {
             }
             continue;
         }
-        const av_tensor **parts = av_ex_alloc(L->b, sizeof *parts * (size_t)E, L->err); /* (E) */
+        const av_tensor **parts = ex_alloc(L->b, sizeof *parts * (size_t)E, L->err); /* (E) */
         av_tensor all;
         if (!parts) return -1;
         for (int e = 0; e < E; e++)
@@ -402,7 +397,7 @@ static int layer_experts(ex_list *L, int l) {
  * and longrope's factors. */
 static int rope_tensors(ex_list *L) {
     const av_rope_scale *s = &L->p->c.scale;
-    int n = (L->p->c.rope_dims ? L->p->c.rope_dims : L->p->c.head_dim) / 2;
+    int n = av_arch_rot_dims(&L->p->c) / 2;
     if (s->type == AV_ROPE_SCALING_FACTORS)
         return push(L, av_tensor_f32(s->factors, n, 0), "rope_freqs.weight");
     if (s->type == AV_ROPE_SCALING_LONGROPE)
@@ -411,7 +406,7 @@ static int rope_tensors(ex_list *L) {
                    ? -1
                    : 0;
     if (s->type != AV_ROPE_SCALING_LLAMA3) return 0;
-    float *f = av_ex_alloc(L->b, sizeof(float) * (size_t)n, L->err); /* (n) */
+    float *f = ex_alloc(L->b, sizeof(float) * (size_t)n, L->err); /* (n) */
     if (!f) return -1;
     for (int i = 0; i < n; i++) {
         double freq = 1.0 / pow(L->p->c.rope_theta, 2.0 * i / (2.0 * n)), wavelen = 2 * M_PI / freq;

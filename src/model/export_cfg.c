@@ -101,7 +101,7 @@ static void rope_keys(kw *k, const ex_plan *p) {
     const av_rope_scale *s = &p->c.scale;
     char name[128];
     f32(k, "rope.freq_base", p->c.rope_theta);
-    u32(k, "rope.dimension_count", p->c.rope_dims ? p->c.rope_dims : p->c.head_dim);
+    u32(k, "rope.dimension_count", av_arch_rot_dims(&p->c));
     if (s->type == AV_ROPE_SCALING_LINEAR ||
         (s->type == AV_ROPE_SCALING_FACTORS && s->factor > 0 && s->factor != 1)) {
         snprintf(name, sizeof name, "%s.rope.scaling.type", k->arch);
@@ -156,7 +156,7 @@ static json_t *rope_scaling(const av_arch_cfg *c) {
                          "low_freq_factor", json_float(s->low_freq_factor), "high_freq_factor",
                          json_float(s->high_freq_factor), "original_max_position_embeddings", s->orig_ctx);
     if (s->type != AV_ROPE_SCALING_LONGROPE) return json_null();
-    int n = (c->rope_dims ? c->rope_dims : c->head_dim) / 2;
+    int n = av_arch_rot_dims(c) / 2;
     json_t *lo = json_array(), *hi = json_array();
     for (int i = 0; i < n; i++) {
         json_array_append_new(lo, json_float(s->factors[i]));

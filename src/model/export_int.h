@@ -11,7 +11,6 @@ typedef struct ex_bufs {
     void **p;
     int n, cap;
 } ex_bufs;
-void *av_ex_alloc(ex_bufs *b, size_t n, av_err *err);
 void av_ex_free(ex_bufs *b);
 
 /* One tensor to write. */

@@ -4,21 +4,15 @@
  *
  * Nothing that changes the math is ignored: every "<arch>." key is one a reader applies, one whose value
  * leaves the math unchanged, or the file is refused naming it (unsupported.c decides); every tensor must be
- * taken (llama.cpp refuses
- * unused tensors too). Where a file leaves something implicit, attnviz decides as llama.cpp does (Gemma 2's
- * soft-cap defaults, Gemma 3's window pattern, the 27B attention scale rule): the family files say where. */
+ * taken (llama.cpp refuses unused tensors too). Where a file leaves something implicit, attnviz decides as
+ * llama.cpp does (Gemma 2's soft-cap defaults, Gemma 3's window pattern, the 27B attention scale rule): the
+ * family files say where. */
 #include "arch.h"
 #include "tok/tok.h"
 #include "unsupported.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#define AV_GGUF_MAX_DIM (1 << 16)
-#define AV_GGUF_MAX_HIDDEN (1 << 19)
-#define AV_GGUF_MAX_HEADS 1024
-#define AV_GGUF_MAX_CTX (1 << 24)
-#define AV_GGUF_MAX_VOCAB (1 << 22)
 
 /* ---- keys ---- */
 
@@ -56,17 +50,17 @@ int av_gguf_arch_num(const av_gguf *g, const av_arch_cfg *c, const char *key, do
 /* ---- configuration ---- */
 
 static int read_sizes(const av_gguf *g, av_arch_cfg *c, av_err *err) {
-    if (av_gguf_arch_int(g, c, "context_length", -1, 1, AV_GGUF_MAX_CTX, &c->ctx, err) ||
-        av_gguf_arch_int(g, c, "embedding_length", -1, 1, AV_GGUF_MAX_DIM, &c->dim, err) ||
+    if (av_gguf_arch_int(g, c, "context_length", -1, 1, AV_ARCH_MAX_CTX, &c->ctx, err) ||
+        av_gguf_arch_int(g, c, "embedding_length", -1, 1, AV_ARCH_MAX_DIM, &c->dim, err) ||
         av_gguf_arch_int(g, c, "block_count", -1, 1, AV_ARCH_MAX_LAYERS, &c->n_layers, err) ||
-        av_gguf_arch_int(g, c, "feed_forward_length", -1, 1, AV_GGUF_MAX_HIDDEN, &c->hidden, err) ||
-        av_gguf_arch_int(g, c, "attention.head_count", -1, 1, AV_GGUF_MAX_HEADS, &c->n_heads, err) ||
-        av_gguf_arch_int(g, c, "attention.head_count_kv", c->n_heads, 1, AV_GGUF_MAX_HEADS, &c->n_kv_heads,
+        av_gguf_arch_int(g, c, "feed_forward_length", -1, 1, AV_ARCH_MAX_HIDDEN, &c->hidden, err) ||
+        av_gguf_arch_int(g, c, "attention.head_count", -1, 1, AV_ARCH_MAX_HEADS, &c->n_heads, err) ||
+        av_gguf_arch_int(g, c, "attention.head_count_kv", c->n_heads, 1, AV_ARCH_MAX_HEADS, &c->n_kv_heads,
                          err))
         return -1;
     int head_dim = c->dim / c->n_heads, v_dim;
-    if (av_gguf_arch_int(g, c, "attention.key_length", head_dim, 2, AV_GGUF_MAX_DIM, &c->head_dim, err) ||
-        av_gguf_arch_int(g, c, "attention.value_length", c->head_dim, 1, AV_GGUF_MAX_DIM, &v_dim, err) ||
+    if (av_gguf_arch_int(g, c, "attention.key_length", head_dim, 2, AV_ARCH_MAX_DIM, &c->head_dim, err) ||
+        av_gguf_arch_int(g, c, "attention.value_length", c->head_dim, 1, AV_ARCH_MAX_DIM, &v_dim, err) ||
         av_gguf_arch_int(g, c, "rope.dimension_count", c->head_dim, 0, c->head_dim, &c->rope_dims, err))
         return -1;
     if (v_dim != c->head_dim)
@@ -98,7 +92,7 @@ static int read_rope(const av_gguf *g, av_arch_cfg *c, av_err *err) {
         av_gguf_arch_num(g, c, "rope.scaling.factor", 0, &factor, err) ||
         av_gguf_arch_num(g, c, "rope.scale_linear", 0, &linear, err) ||
         av_gguf_arch_num(g, c, "rope.scaling.attn_factor", 1, &c->scale.attn_factor, err) ||
-        av_gguf_arch_int(g, c, "rope.scaling.original_context_length", c->ctx, 1, AV_GGUF_MAX_CTX,
+        av_gguf_arch_int(g, c, "rope.scaling.original_context_length", c->ctx, 1, AV_ARCH_MAX_CTX,
                          &c->scale.orig_ctx, err))
         return -1;
     if (!(c->rope_theta > 0) || !(c->scale.attn_factor > 0))
@@ -186,7 +180,7 @@ static int rope_factors(av_model *m, const gguf_ctx *k, const char *name, int n,
     if (t.ndim != 1 || t.shape[0] != n || av_dtype_is_quantized(t.dtype))
         return av_errf(err, "%s: %s must be %d float values", k->g->name, name, n);
     float *f = malloc(sizeof(float) * (size_t)n); /* (n) */
-    if (!f || av_model_own(m, f, err)) return f ? -1 : av_errf(err, "out of memory");
+    if (av_model_own(m, f, err)) return -1;
     av_dequantize_rows(&t, 0, 1, f);
     for (int i = 0; i < n; i++)
         if (!(f[i] > 0)) return av_errf(err, "%s: %s[%d] is not positive", k->g->name, name, i);
@@ -196,7 +190,7 @@ static int rope_factors(av_model *m, const gguf_ctx *k, const char *name, int n,
 
 /* Llama 3's rope_freqs (divisors) or Phi-3's longrope factors, into c->scale. */
 static int read_rope_tensors(av_model *m, const gguf_ctx *k, av_arch_cfg *c, av_err *err) {
-    int n = (c->rope_dims ? c->rope_dims : c->head_dim) / 2;
+    int n = av_arch_rot_dims(c) / 2;
     const float *freqs, *lo, *hi;
     if (rope_factors(m, k, "rope_freqs.weight", n, &freqs, err) ||
         rope_factors(m, k, "rope_factors_short.weight", n, &lo, err) ||
@@ -221,10 +215,10 @@ static int read_weights(const gguf_ctx *k, av_model *m, const av_arch_cfg *c, av
         find(k, "output_norm.weight", 0, &m->stacks[0].final_norm.w, err) ||
         (!c->tied && find(k, "output.weight", 0, &m->head.out.w, err)))
         return -1;
-    if (m->tok_emb.ndim != 2 || m->tok_emb.shape[0] < 1 || m->tok_emb.shape[0] > AV_GGUF_MAX_VOCAB)
+    if (m->tok_emb.ndim != 2 || m->tok_emb.shape[0] < 1 || m->tok_emb.shape[0] > AV_ARCH_MAX_VOCAB)
         return av_errf(err,
                        "%s: token_embd.weight must be a [vocab, dim] matrix with a vocabulary of 1 to %d",
-                       k->g->name, AV_GGUF_MAX_VOCAB);
+                       k->g->name, AV_ARCH_MAX_VOCAB);
     m->head.out.w = c->tied ? m->tok_emb : m->head.out.w;
     m->head.n_out = m->vocab_size;
     if (av_arch_take_weights(m, c, find, k, err)) return -1;
@@ -235,16 +229,16 @@ static int read_weights(const gguf_ctx *k, av_model *m, const av_arch_cfg *c, av
 
 static int load(const av_gguf *g, av_model *m, av_err *err) {
     av_arch_cfg *c = calloc(1, sizeof *c);
-    if (!c || av_model_own(m, c, err)) return c ? -1 : av_errf(err, "out of memory");
+    if (av_model_own(m, c, err)) return -1;
     gguf_ctx k = {g, calloc((size_t)g->n_tensors + 1, 1)}; /* used: (n_tensors) */
     int rc = -1;
     if (!k.used) return av_errf(err, "out of memory");
     if (read_config(g, c, err)) goto done;
     av_tensor emb;
     if (find(&k, "token_embd.weight", 0, &emb, err)) goto done;
-    c->vocab = emb.ndim == 2 ? (int)(emb.shape[0] < AV_GGUF_MAX_VOCAB ? emb.shape[0] : AV_GGUF_MAX_VOCAB) : 0;
+    c->vocab = emb.ndim == 2 ? (int)(emb.shape[0] < AV_ARCH_MAX_VOCAB ? emb.shape[0] : AV_ARCH_MAX_VOCAB) : 0;
     int vocab = c->vocab;
-    if (av_gguf_arch_int(g, c, "vocab_size", c->vocab, 1, AV_GGUF_MAX_VOCAB, &vocab, err)) goto done;
+    if (av_gguf_arch_int(g, c, "vocab_size", c->vocab, 1, AV_ARCH_MAX_VOCAB, &vocab, err)) goto done;
     if (vocab != c->vocab) {
         av_errf(err, "%s: %s.vocab_size %d differs from token_embd.weight's %d rows", g->name, c->arch->gguf,
                 vocab, c->vocab);

@@ -39,8 +39,7 @@ int av_gpt2_load(av_hf_dir *h, av_model *m, av_err *err) {
     const char *p = av_hf_find(h, "transformer.wte.weight") ? "transformer." : "";
     if (av_hf_take(h, &m->tok_emb, 0, err, "%swte.weight", p) ||
         av_hf_take(h, &m->stacks[0].emb.pos, 0, err, "%swpe.weight", p) ||
-        av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "%sln_f.weight", p) ||
-        av_hf_take(h, &m->stacks[0].final_norm.b, 0, err, "%sln_f.bias", p) ||
+        av_hf_take_wb(h, &m->stacks[0].final_norm.w, &m->stacks[0].final_norm.b, 0, err, "%sln_f", p) ||
         av_hf_take(h, &m->head.out.w, 1, err, "lm_head.weight") ||
         av_stack_alloc(&m->stacks[0], n_layers, err))
         return -1;
@@ -49,26 +48,16 @@ int av_gpt2_load(av_hf_dir *h, av_model *m, av_err *err) {
     for (int l = 0; l < n_layers; l++) {
         av_block *B = &m->stacks[0].blocks[l];
         av_tensor qkv_w, qkv_b;
-        av_linear qkv[3];
         char name[64];
         snprintf(name, sizeof name, "layer %d attn.c_attn", l);
-        if (av_hf_take(h, &B->attn_norm.w, 0, err, "%sh.%d.ln_1.weight", p, l) ||
-            av_hf_take(h, &B->attn_norm.b, 0, err, "%sh.%d.ln_1.bias", p, l) ||
-            av_hf_take_transposed(h, &qkv_w, err, "%sh.%d.attn.c_attn.weight", p, l) ||
-            av_hf_take(h, &qkv_b, 0, err, "%sh.%d.attn.c_attn.bias", p, l) ||
-            av_linear_split3(&qkv_w, &qkv_b, dim, dim, qkv, name, err) ||
-            av_hf_take_transposed(h, &B->attn.o.w, err, "%sh.%d.attn.c_proj.weight", p, l) ||
-            av_hf_take(h, &B->attn.o.b, 0, err, "%sh.%d.attn.c_proj.bias", p, l) ||
-            av_hf_take(h, &B->ffn_norm.w, 0, err, "%sh.%d.ln_2.weight", p, l) ||
-            av_hf_take(h, &B->ffn_norm.b, 0, err, "%sh.%d.ln_2.bias", p, l) ||
-            av_hf_take_transposed(h, &B->ffn.up.w, err, "%sh.%d.mlp.c_fc.weight", p, l) ||
-            av_hf_take(h, &B->ffn.up.b, 0, err, "%sh.%d.mlp.c_fc.bias", p, l) ||
-            av_hf_take_transposed(h, &B->ffn.down.w, err, "%sh.%d.mlp.c_proj.weight", p, l) ||
-            av_hf_take(h, &B->ffn.down.b, 0, err, "%sh.%d.mlp.c_proj.bias", p, l))
+        if (av_hf_take_wb(h, &B->attn_norm.w, &B->attn_norm.b, 0, err, "%sh.%d.ln_1", p, l) ||
+            av_hf_take_wb(h, &qkv_w, &qkv_b, AV_HF_CONV1D, err, "%sh.%d.attn.c_attn", p, l) ||
+            av_linear_split3(&qkv_w, &qkv_b, dim, dim, &B->attn, name, err) ||
+            av_hf_take_wb(h, &B->attn.o.w, &B->attn.o.b, AV_HF_CONV1D, err, "%sh.%d.attn.c_proj", p, l) ||
+            av_hf_take_wb(h, &B->ffn_norm.w, &B->ffn_norm.b, 0, err, "%sh.%d.ln_2", p, l) ||
+            av_hf_take_wb(h, &B->ffn.up.w, &B->ffn.up.b, AV_HF_CONV1D, err, "%sh.%d.mlp.c_fc", p, l) ||
+            av_hf_take_wb(h, &B->ffn.down.w, &B->ffn.down.b, AV_HF_CONV1D, err, "%sh.%d.mlp.c_proj", p, l))
             return -1;
-        B->attn.q = qkv[0];
-        B->attn.k = qkv[1];
-        B->attn.v = qkv[2];
         B->attn_scale = scaled ? 1.0f / sqrtf((float)c->head_dim) : 1.0f;
         if (inv_idx) B->attn_scale /= (float)(l + 1);
     }

@@ -25,15 +25,17 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err);
 
 /* Opens model.safetensors or the shards of model.safetensors.index.json. */
 int av_hf_open_weights(av_hf_dir *h, av_err *err);
-void av_hf_close(av_hf_dir *h);
 /* Tensor by exact name, NULL when absent. */
 const av_tensor *av_hf_find(const av_hf_dir *h, const char *name);
 /* Tensor named by printf-style fmt into *t; absent: an error unless optional (then t is left empty). */
 int av_hf_take(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, const char *fmt, ...)
     AV_PRINTF(5, 6);
-/* The Conv1D weight (in, out) of GPT-2 as a (out, in) copy of the same dtype owned by the model. */
-int av_hf_take_transposed(const av_hf_dir *h, av_tensor *t, av_err *err, const char *fmt, ...)
-    AV_PRINTF(4, 5);
+
+/* "<name>.weight" and "<name>.bias" (name printf-formatted) into w and b; flags: the bias is optional
+ * (AV_HF_OPT_BIAS), the weight a Conv1D (in, out) taken as a transposed copy (AV_HF_CONV1D: GPT-2). */
+enum { AV_HF_OPT_BIAS = 1, AV_HF_CONV1D = 2 };
+int av_hf_take_wb(const av_hf_dir *h, av_tensor *w, av_tensor *b, int flags, av_err *err, const char *fmt,
+                  ...) AV_PRINTF(6, 7);
 
 /* config.json members: integer in [lo, hi] (required when def < 0), number, boolean, string. */
 int av_hf_int(const av_hf_dir *h, const char *key, int64_t def, int64_t lo, int64_t hi, int *out,
@@ -41,9 +43,6 @@ int av_hf_int(const av_hf_dir *h, const char *key, int64_t def, int64_t lo, int6
 int av_hf_num(const av_hf_dir *h, const char *key, double def, double *out, av_err *err);
 int av_hf_bool(const av_hf_dir *h, const char *key, int def, int *out, av_err *err);
 const char *av_hf_str(const av_hf_dir *h, const char *key);
-/* Loads tokenizer.json, tokenizer.bin or tokenizer.model from dir into m->tok (the first present that loads).
- * strict: a present file that fails is an error; else the failure is kept for later messages. */
-int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err);
 /* Joins dir and file into out. */
 void av_hf_path(char *out, size_t n, const char *dir, const char *file);
 

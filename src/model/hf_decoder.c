@@ -13,27 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AV_HF_MAX_DIM (1 << 16)
-#define AV_HF_MAX_HIDDEN (1 << 19)
-#define AV_HF_MAX_HEADS 1024
-#define AV_HF_MAX_CTX (1 << 24)
-#define AV_HF_MAX_VOCAB (1 << 22)
-
 /* ---- sizes, activation, biases ---- */
 
 static int read_sizes(const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
-    if (av_hf_int(h, "hidden_size", -1, 1, AV_HF_MAX_DIM, &c->dim, err) ||
-        av_hf_int(h, "intermediate_size", c->arch->flags & AV_ARCH_MOE ? 1 : -1, 1, AV_HF_MAX_HIDDEN,
+    if (av_hf_int(h, "hidden_size", -1, 1, AV_ARCH_MAX_DIM, &c->dim, err) ||
+        av_hf_int(h, "intermediate_size", c->arch->flags & AV_ARCH_MOE ? 1 : -1, 1, AV_ARCH_MAX_HIDDEN,
                   &c->hidden, err) ||
         av_hf_int(h, "num_hidden_layers", -1, 1, AV_ARCH_MAX_LAYERS, &c->n_layers, err) ||
-        av_hf_int(h, "num_attention_heads", -1, 1, AV_HF_MAX_HEADS, &c->n_heads, err) ||
-        av_hf_int(h, "num_key_value_heads", c->n_heads, 1, AV_HF_MAX_HEADS, &c->n_kv_heads, err) ||
-        av_hf_int(h, "max_position_embeddings", -1, 1, AV_HF_MAX_CTX, &c->ctx, err) ||
-        av_hf_int(h, "vocab_size", -1, 1, AV_HF_MAX_VOCAB, &c->vocab, err) ||
+        av_hf_int(h, "num_attention_heads", -1, 1, AV_ARCH_MAX_HEADS, &c->n_heads, err) ||
+        av_hf_int(h, "num_key_value_heads", c->n_heads, 1, AV_ARCH_MAX_HEADS, &c->n_kv_heads, err) ||
+        av_hf_int(h, "max_position_embeddings", -1, 1, AV_ARCH_MAX_CTX, &c->ctx, err) ||
+        av_hf_int(h, "vocab_size", -1, 1, AV_ARCH_MAX_VOCAB, &c->vocab, err) ||
         av_hf_num(h, "rms_norm_eps", c->arch->eps_default, &c->eps, err))
         return -1;
     int def = c->arch->head_dim_default ? c->arch->head_dim_default : c->dim / c->n_heads;
-    if (av_hf_int(h, "head_dim", def, 2, AV_HF_MAX_DIM, &c->head_dim, err)) return -1;
+    if (av_hf_int(h, "head_dim", def, 2, AV_ARCH_MAX_DIM, &c->head_dim, err)) return -1;
     if (!(c->eps > 0)) return av_errf(err, "%s: \"rms_norm_eps\" must be positive", h->cfg_path);
     return 0;
 }
@@ -66,7 +60,7 @@ static int factor_array(av_model *m, const av_hf_dir *h, const json_t *rp, const
     if (!json_is_array(a) || json_array_size(a) != (size_t)n)
         return av_errf(err, "%s: rope scaling \"%s\" must list %d numbers", h->cfg_path, key, n);
     float *f = malloc(sizeof(float) * (size_t)n); /* (n) */
-    if (!f || av_model_own(m, f, err)) return f ? -1 : av_errf(err, "out of memory");
+    if (av_model_own(m, f, err)) return -1;
     for (int i = 0; i < n; i++) {
         json_t *v = json_array_get(a, (size_t)i);
         f[i] = json_is_number(v) ? (float)json_number_value(v) : 0.0f;
@@ -89,7 +83,7 @@ static int scaling_params(av_model *m, const av_hf_dir *h, const json_t *rp, con
                           av_err *err) {
     av_rope_scale *s = &c->scale;
     double orig = 0;
-    int rot = (c->rope_dims ? c->rope_dims : c->head_dim) / 2;
+    int rot = av_arch_rot_dims(c) / 2;
     if (strcmp(type, "linear") && strcmp(type, "llama3") && strcmp(type, "longrope") && strcmp(type, "su"))
         return av_errf(
             err,
@@ -102,7 +96,7 @@ static int scaling_params(av_model *m, const av_hf_dir *h, const json_t *rp, con
     if (orig == 0 && strcmp(type, "linear") != 0)
         return av_errf(err, "%s: rope scaling '%.32s' needs \"original_max_position_embeddings\"",
                        h->cfg_path, type);
-    if (orig < 0 || orig > AV_HF_MAX_CTX)
+    if (orig < 0 || orig > AV_ARCH_MAX_CTX)
         return av_errf(err, "%s: \"original_max_position_embeddings\" is out of range", h->cfg_path);
     s->orig_ctx = (int)orig;
     if (strcmp(type, "linear") == 0) {
@@ -182,29 +176,40 @@ static int read_window(const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
     if (qwen && (av_hf_bool(h, "use_sliding_window", 0, &use, err) ||
                  av_hf_int(h, "max_window_layers", 0, 0, AV_ARCH_MAX_LAYERS, &from, err)))
         return -1;
-    if (!use || av_hf_int(h, "sliding_window", 0, 0, AV_HF_MAX_CTX, &c->window, err)) return use ? -1 : 0;
+    if (!use || av_hf_int(h, "sliding_window", 0, 0, AV_ARCH_MAX_CTX, &c->window, err)) return use ? -1 : 0;
     for (int l = from; l < c->n_layers && c->window > 0; l++)
         c->sliding[l] = 1;
     return 0;
 }
 
-/* "layer_types" (newer configs) must name exactly the sliding layers the other keys give. */
-static int check_layer_types(const av_hf_dir *h, const av_arch_cfg *c, av_err *err) {
+int av_hf_layer_types(const av_hf_dir *h, int n_layers, unsigned char *sliding, av_err *err) {
     json_t *lt = json_object_get(h->cfg, "layer_types");
     if (!lt || json_is_null(lt)) return 0;
-    if (!json_is_array(lt) || json_array_size(lt) != (size_t)c->n_layers)
-        return av_errf(err, "%s: \"layer_types\" must list the %d layers", h->cfg_path, c->n_layers);
-    for (int l = 0; l < c->n_layers; l++) {
+    if (!json_is_array(lt) || json_array_size(lt) != (size_t)n_layers)
+        return av_errf(err, "%s: \"layer_types\" must list the %d layers", h->cfg_path, n_layers);
+    for (int l = 0; l < n_layers; l++) {
         const char *t = json_string_value(json_array_get(lt, (size_t)l));
-        int sliding = t && strcmp(t, "sliding_attention") == 0, full = t && strcmp(t, "full_attention") == 0;
-        if ((!sliding && !full) || sliding != (c->sliding[l] && c->window > 0))
-            return av_errf(
-                err,
-                "%s: \"layer_types\"[%d] is '%.32s' but the other keys give this layer %s attention: "
-                "refused rather than guessing",
-                h->cfg_path, l, t ? t : "?", c->sliding[l] && c->window > 0 ? "sliding" : "full");
+        int s = t && strcmp(t, "sliding_attention") == 0;
+        if (!s && !(t && strcmp(t, "full_attention") == 0))
+            return av_errf(err, "%s: \"layer_types\"[%d] must be sliding_attention or full_attention",
+                           h->cfg_path, l);
+        sliding[l] = (unsigned char)s;
     }
-    return 0;
+    return 1;
+}
+
+/* "layer_types" (newer configs) must name exactly the sliding layers the other keys give. */
+static int check_layer_types(const av_hf_dir *h, const av_arch_cfg *c, av_err *err) {
+    unsigned char types[AV_ARCH_MAX_LAYERS];
+    int rc = av_hf_layer_types(h, c->n_layers, types, err);
+    for (int l = 0; rc > 0 && l < c->n_layers; l++)
+        if (types[l] != (c->sliding[l] && c->window > 0))
+            return av_errf(err,
+                           "%s: \"layer_types\"[%d] is '%s' but the other keys give this layer %s attention: "
+                           "refused rather than guessing",
+                           h->cfg_path, l, types[l] ? "sliding_attention" : "full_attention",
+                           types[l] ? "full" : "sliding");
+    return rc < 0 ? -1 : 0;
 }
 
 static int read_config(av_model *m, const av_hf_dir *h, av_arch_cfg *c, av_err *err) {
@@ -237,9 +242,7 @@ static int take_head(const av_hf_dir *h, av_model *m, const av_arch_cfg *c, av_e
             "%s: \"tie_word_embeddings\" is false but there is no lm_head.weight: refused rather than "
             "guessing the output layer",
             h->cfg_path);
-    if (c->tied && head.data &&
-        (head.dtype != m->tok_emb.dtype || head.nbytes != m->tok_emb.nbytes ||
-         memcmp(head.data, m->tok_emb.data, head.nbytes) != 0))
+    if (c->tied && head.data && !av_tensor_same(&head, &m->tok_emb))
         return av_errf(err,
                        "%s: \"tie_word_embeddings\" is true but lm_head.weight differs from the embedding: "
                        "refused rather than guessing which one the output uses",
@@ -251,7 +254,7 @@ static int take_head(const av_hf_dir *h, av_model *m, const av_arch_cfg *c, av_e
 
 int av_hf_decoder_load(av_hf_dir *h, av_model *m, const av_arch *a, av_err *err) {
     av_arch_cfg *c = calloc(1, sizeof *c);
-    if (!c || av_model_own(m, c, err)) return c ? -1 : av_errf(err, "out of memory");
+    if (av_model_own(m, c, err)) return -1;
     c->arch = a;
     const av_tensor *emb;
     if (read_config(m, h, c, err) || av_hf_open_weights(h, err)) return -1;

@@ -105,7 +105,7 @@ int av_hf_open_weights(av_hf_dir *h, av_err *err) {
     return 0;
 }
 
-void av_hf_close(av_hf_dir *h) {
+static void hf_close(av_hf_dir *h) {
     for (int i = 0; i < AV_MAX_SHARDS; i++) {
         free(h->used[i]);
         h->used[i] = NULL;
@@ -132,9 +132,12 @@ const av_tensor *av_hf_find(const av_hf_dir *h, const char *name) {
     return NULL;
 }
 
-static int take_v(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, char *name, size_t cap,
-                  const char *fmt, va_list ap) {
-    vsnprintf(name, cap, fmt, ap);
+int av_hf_take(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
     const av_tensor *found = av_hf_find(h, name);
     memset(t, 0, sizeof *t);
     if (!found) {
@@ -150,36 +153,35 @@ static int take_v(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, c
     return 0;
 }
 
-int av_hf_take(const av_hf_dir *h, av_tensor *t, int optional, av_err *err, const char *fmt, ...) {
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = take_v(h, t, optional, err, name, sizeof name, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-int av_hf_take_transposed(const av_hf_dir *h, av_tensor *t, av_err *err, const char *fmt, ...) {
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = take_v(h, t, 0, err, name, sizeof name, fmt, ap);
-    va_end(ap);
-    if (rc) return -1;
+/* The Conv1D weight t (in, out) of GPT-2 as a (out, in) copy of the same dtype owned by the model. */
+static int transpose(const av_hf_dir *h, av_tensor *t, const char *name, av_err *err) {
     if (t->ndim != 2) return av_errf(err, "%s: tensor '%s' is not a matrix", h->dir, name);
     int64_t rows = t->shape[0], cols = t->shape[1]; /* Conv1D: (in, out) */
     size_t esz = t->dtype == AV_DTYPE_F32 ? 4 : 2;
     uint8_t *dst = malloc(t->nbytes ? t->nbytes : 1); /* (out, in) */
-    if (!dst) return av_errf(err, "out of memory");
+    if (av_model_own(h->m, dst, err)) return -1;
     const uint8_t *src = t->data;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++)
             memcpy(dst + (size_t)(c * rows + r) * esz, src + (size_t)(r * cols + c) * esz, esz);
-    if (av_model_own(h->m, dst, err)) return -1;
     t->data = dst;
     t->shape[0] = cols;
     t->shape[1] = rows;
     return 0;
+}
+
+int av_hf_take_wb(const av_hf_dir *h, av_tensor *w, av_tensor *b, int flags, av_err *err, const char *fmt,
+                  ...) {
+    char base[224], name[240];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(base, sizeof base, fmt, ap);
+    va_end(ap);
+    snprintf(name, sizeof name, "%s.weight", base);
+    return av_hf_take(h, w, 0, err, "%s", name) || ((flags & AV_HF_CONV1D) && transpose(h, w, name, err)) ||
+                   av_hf_take(h, b, flags & AV_HF_OPT_BIAS, err, "%s.bias", base)
+               ? -1
+               : 0;
 }
 
 /* ---- dispatch ---- */
@@ -218,7 +220,7 @@ static int unsupported(const char *path, const char *what, const char *name, av_
  * tokenizer.bin, the llama2.c format `attnviz convert --to hf` writes). strict: a present file that does not
  * load is an error; otherwise it is remembered (m->tok_error), not fatal: --tokenizer can still supply one,
  * and runs that need text report why there is none. */
-int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) {
+static int load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) {
     static const char *files[] = {"tokenizer.json", "vocab.txt",       "vocab.json",
                                   "encoder.json",   "tokenizer.model", "tokenizer.bin"};
     char path[4096];
@@ -232,11 +234,6 @@ int av_hf_load_tokenizer(const char *dir, av_model *m, int strict, av_err *err) 
     if (strict) return av_errf(err, "%s", e.msg);
     snprintf(m->tok_error, sizeof m->tok_error, "%.200s", e.msg);
     return 0;
-}
-
-/* The decoder families of arch.h by model_type, else by architectures[0]. */
-static const av_arch *decoder_arch(const char *type, const char *arch0) {
-    return type ? av_arch_by_hf_type(type) : av_arch_by_hf_class(arch0);
 }
 
 int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
@@ -253,7 +250,8 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
     const char *type = av_hf_str(h, "model_type"), *timm = av_hf_str(h, "architecture");
     json_t *archs = json_object_get(h->cfg, "architectures");
     const char *arch0 = json_is_array(archs) ? json_string_value(json_array_get(archs, 0)) : NULL;
-    const av_arch *dec = decoder_arch(type, arch0);
+    /* the decoder families of arch.h by model_type, else by architectures[0] */
+    const av_arch *dec = type ? av_arch_by_hf_type(type) : av_arch_by_hf_class(arch0);
     int found = -1;
     for (int i = 0; i < N_FAMILIES && found < 0 && !dec; i++) {
         if (type)
@@ -286,11 +284,11 @@ int av_hf_route(const char *dir, av_model *m, av_hf_dir *h, av_err *err) {
         goto done;
     m->format = AV_MODEL_FORMAT_HF;
     if (dec) /* strict: a decoder's tokenizer file that fails to load is an error */
-        rc = av_hf_load_tokenizer(dir, m, 1, err) ? -1 : 1;
+        rc = load_tokenizer(dir, m, 1, err) ? -1 : 1;
     else
-        rc = (av_hf_load_tokenizer(dir, m, 0, NULL), 1);
+        rc = (load_tokenizer(dir, m, 0, NULL), 1);
 done:
-    av_hf_close(h);
+    hf_close(h);
     return rc;
 }
 

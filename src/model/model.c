@@ -19,6 +19,7 @@ av_model *av_model_new(void) {
 }
 
 int av_model_own(av_model *m, void *p, av_err *err) {
+    if (!p) return av_errf(err, "out of memory");
     void **grown = realloc(m->owned, sizeof(void *) * (size_t)(m->n_owned + 1));
     if (!grown) {
         free(p);
@@ -40,9 +41,7 @@ void av_model_free(av_model *m) {
     free(m->owned);
     for (int i = 0; i < AV_MAX_STACKS; i++)
         av_stack_free(&m->stacks[i]);
-    for (int i = 0; m->vision.labels && i < m->head.n_out; i++)
-        free(m->vision.labels[i]);
-    free(m->vision.labels);
+    av_strings_free(m->vision.labels, (size_t)m->head.n_out);
     av_tokenizer_free(m->tok);
     free(m);
 }

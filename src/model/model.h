@@ -90,23 +90,13 @@ int av_load_hf_dir(const char *dir, av_model *m, av_err *err);
 av_model *av_model_new(void);
 /* Checks config sanity and every tensor's dtype and shape; fills the summary fields. */
 int av_model_check(av_model *m, av_err *err);
-/* Keeps a loader-allocated buffer alive for the model's lifetime. */
+/* Keeps a loader-allocated buffer alive for the model's lifetime (p NULL, a failed allocation: "out of
+ * memory"; p is freed when this fails). */
 int av_model_own(av_model *m, void *p, av_err *err);
 /* 1 when the head's projection is the token table itself (tied). */
 int av_model_head_tied(const av_model *m);
 
 /* ---- the Llama layout (llama2.c, GGUF, Hugging Face llama / mistral / qwen2 checkpoints) ---- */
-
-/* A layer's nine weights in checkpoint order: av_tensor *w[AV_LLAMA_LAYER_WEIGHTS] = ...(B) for a block B. */
-#define AV_LLAMA_LAYER_WEIGHTS 9
-#define AV_LLAMA_LAYER_WEIGHT_PTRS(B)                                                                        \
-    {                                                                                                        \
-        &(B)->attn_norm.w, &(B)->attn.q.w, &(B)->attn.k.w, &(B)->attn.v.w, &(B)->attn.o.w, &(B)->ffn_norm.w, \
-            &(B)->ffn.gate.w, &(B)->ffn.down.w, &(B)->ffn.up.w                                               \
-    }
-/* Their names in GGUF ("blk.<l>.<name>.weight") and Hugging Face ("model.layers.<l>.<name>.weight") files. */
-extern const char *const av_llama_gguf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
-extern const char *const av_llama_hf_layer_names[AV_LLAMA_LAYER_WEIGHTS];
 
 /* What the Llama loaders read from their config: sizes, epsilon, RoPE. */
 typedef struct av_llama_cfg {
@@ -118,10 +108,6 @@ typedef struct av_llama_cfg {
 /* Sets m up as a Llama-family decoder (family, one causal pre-RMSNorm stack with SwiGLU, RoPE, scale
  * 1/sqrt(head_dim)) and allocates its blocks. */
 int av_llama_init(av_model *m, const av_llama_cfg *c, av_err *err);
-/* After tok_emb and (optionally) the head are taken: ties the head to the embedding when there is none and
- * takes weight k of layer l with take(ctx, l, k, &tensor, err) for every layer in checkpoint order. */
-typedef int (*av_llama_take_fn)(const void *ctx, int layer, int k, av_tensor *t, av_err *err);
-int av_llama_take_layers(av_model *m, av_llama_take_fn take, const void *ctx, av_err *err);
 
 /* ---- forward pass (forward.c) ---- */
 

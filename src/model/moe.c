@@ -4,44 +4,29 @@
  * runs once per chunk on the rows routed to it, gathered into a block, so its weights are read (and expanded
  * from their stored type) once per chunk. */
 #include "forward.h"
+#include "kernels/sample.h"
 
 #include <string.h>
 
 enum { MOE_MAX_USED = 64 }; /* experts per token; the loaders refuse more */
 
-/* The n_used experts of one token's probabilities p (n_exp), largest first, and their weights. */
-static void top_k(const float *p, int n_exp, int n_used, int norm, int *sel, float *w) {
-    for (int k = 0; k < n_used; k++) {
-        int best = -1;
-        for (int e = 0; e < n_exp; e++) {
-            int taken = 0;
-            for (int j = 0; j < k && !taken; j++)
-                taken = sel[j] == e;
-            if (!taken && (best < 0 || p[e] > p[best])) best = e;
-        }
-        sel[k] = best;
-        w[k] = p[best];
-    }
-    if (!norm) return;
-    float sum = 0;
-    for (int k = 0; k < n_used; k++)
-        sum += w[k];
-    for (int k = 0; k < n_used; k++)
-        w[k] /= sum;
-}
-
 void av_ffn_moe(av_state *s, const av_moe *moe, const float *in, int n, float *out) {
     int dim = s->st->cfg.dim, n_exp = moe->n_experts, n_used = moe->n_used;
     size_t row = sizeof(float) * (size_t)dim;
-    int sel[MOE_MAX_USED];
-    float w[MOE_MAX_USED];
+    int32_t sel[MOE_MAX_USED]; /* one token's experts, largest probability first (ties: the lower expert) */
+    float w[MOE_MAX_USED];     /* and their weights */
     av_linear_apply(s->moe_p, in, &moe->router, n, s->wscratch, s->n_threads); /* (n, n_exp) logits */
     for (int i = 0; i < n; i++)
         av_softmax(s->moe_p + (size_t)i * (size_t)n_exp, n_exp);
     /* each token's weight per expert, 0 when not chosen, in place of its probabilities */
     for (int i = 0; i < n; i++) {
         float *p = s->moe_p + (size_t)i * (size_t)n_exp;
-        top_k(p, n_exp, n_used, moe->norm_topk, sel, w);
+        av_top_k(p, n_exp, n_used, sel, w);
+        float sum = 0;
+        for (int k = 0; moe->norm_topk && k < n_used; k++)
+            sum += w[k];
+        for (int k = 0; moe->norm_topk && k < n_used; k++)
+            w[k] /= sum;
         memset(p, 0, sizeof(float) * (size_t)n_exp);
         for (int k = 0; k < n_used; k++)
             p[sel[k]] = w[k];

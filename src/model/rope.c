@@ -26,7 +26,7 @@ const float *av_rope_table_make(av_model *m, double theta, int rot_dims, const a
                                 av_err *err) {
     int half = rot_dims / 2;
     float *f = malloc(sizeof(float) * (size_t)(half > 0 ? half : 1)); /* (rot_dims/2) */
-    if (!f || av_model_own(m, f, err)) return f ? NULL : (av_errf(err, "out of memory"), NULL);
+    if (av_model_own(m, f, err)) return NULL;
     av_rope_scaling type = s ? s->type : AV_ROPE_SCALING_NONE;
     const float *factors = which && s ? s->long_factors : s ? s->factors : NULL;
     float linear = s && s->factor > 0 ? (float)s->factor : 1.0f;

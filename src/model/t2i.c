@@ -96,43 +96,34 @@ static int read_config(const av_hf_dir *h, av_model *m, int *n_text, int *n_den,
     return 0;
 }
 
-/* <base>.weight and <base>.bias */
-static int take_lin(const av_hf_dir *h, av_linear *l, av_err *err, const char *base) {
-    return av_hf_take(h, &l->w, 0, err, "%s.weight", base) || av_hf_take(h, &l->b, 0, err, "%s.bias", base);
-}
+#define LAYER "%s.layers.%d." /* side, layer */
 
-static int take_norm(const av_hf_dir *h, av_norm *n, av_err *err, const char *base) {
-    return av_hf_take(h, &n->w, 0, err, "%s.weight", base) || av_hf_take(h, &n->b, 0, err, "%s.bias", base);
-}
-
-static int take_attn(const av_hf_dir *h, av_attn_weights *a, av_err *err, const char *base) {
-    char b[192];
+/* <side>.layers.<l>.<which>.{q,k,v,o}.weight / .bias */
+static int take_attn(const av_hf_dir *h, av_attn_weights *a, av_err *err, const char *side, int l,
+                     const char *which) {
     av_linear *ls[4] = {&a->q, &a->k, &a->v, &a->o};
-    for (int i = 0; i < 4; i++) {
-        snprintf(b, sizeof b, "%s.%c", base, "qkvo"[i]);
-        if (take_lin(h, ls[i], err, b)) return -1;
-    }
+    for (int i = 0; i < 4; i++)
+        if (av_hf_take_wb(h, &ls[i]->w, &ls[i]->b, 0, err, LAYER "%s.%c", side, l, which, "qkvo"[i]))
+            return -1;
     return 0;
 }
 
 /* <side>.layers.<l>.{attn_norm, attn, [cross_norm, cross], mlp_norm, mlp.up, mlp.down} and <side>.norm */
 static int take_stack(const av_hf_dir *h, av_stack *st, const char *side, int cross, av_err *err) {
-    char b[160];
-#define PART(fmt) (snprintf(b, sizeof b, "%s.layers.%d." fmt, side, l), b)
     for (int l = 0; l < st->n_layers; l++) {
         av_block *B = &st->blocks[l];
-        if (take_norm(h, &B->attn_norm, err, PART("attn_norm")) ||
-            take_attn(h, &B->attn, err, PART("attn")) ||
-            (cross && (take_norm(h, &B->cross_norm, err, PART("cross_norm")) ||
-                       take_attn(h, &B->cross, err, PART("cross")))) ||
-            take_norm(h, &B->ffn_norm, err, PART("mlp_norm")) ||
-            take_lin(h, &B->ffn.up, err, PART("mlp.up")) || take_lin(h, &B->ffn.down, err, PART("mlp.down")))
+        if (av_hf_take_wb(h, &B->attn_norm.w, &B->attn_norm.b, 0, err, LAYER "attn_norm", side, l) ||
+            take_attn(h, &B->attn, err, side, l, "attn") ||
+            (cross &&
+             (av_hf_take_wb(h, &B->cross_norm.w, &B->cross_norm.b, 0, err, LAYER "cross_norm", side, l) ||
+              take_attn(h, &B->cross, err, side, l, "cross"))) ||
+            av_hf_take_wb(h, &B->ffn_norm.w, &B->ffn_norm.b, 0, err, LAYER "mlp_norm", side, l) ||
+            av_hf_take_wb(h, &B->ffn.up.w, &B->ffn.up.b, 0, err, LAYER "mlp.up", side, l) ||
+            av_hf_take_wb(h, &B->ffn.down.w, &B->ffn.down.b, 0, err, LAYER "mlp.down", side, l))
             return -1;
         B->attn_scale = 1.0f / sqrtf((float)st->cfg.head_dim);
     }
-#undef PART
-    snprintf(b, sizeof b, "%s.norm", side);
-    return take_norm(h, &st->final_norm, err, b);
+    return av_hf_take_wb(h, &st->final_norm.w, &st->final_norm.b, 0, err, "%s.norm", side);
 }
 
 /* Every F16/BF16 tensor of the weights converted to an F32 copy the model owns, before the tensors are taken.
@@ -146,7 +137,7 @@ static int weights_to_f32(av_model *m, av_err *err) {
             if (t->dtype != AV_DTYPE_F16 && t->dtype != AV_DTYPE_BF16) continue;
             int64_t n = av_tensor_numel(t);
             float *f = malloc(sizeof(float) * (size_t)(n ? n : 1));
-            if (!f || av_model_own(m, f, err)) return f ? -1 : av_errf(err, "out of memory");
+            if (av_model_own(m, f, err)) return -1;
             av_dequantize(t->dtype, t->data, f, n);
             t->dtype = AV_DTYPE_F32;
             t->data = f;
@@ -170,11 +161,11 @@ int av_t2i_load(av_hf_dir *h, av_model *m, av_err *err) {
     if (av_hf_take(h, &m->tok_emb, 0, err, "text.embed_tokens.weight") ||
         av_hf_take(h, &text->emb.pos, 0, err, "text.embed_positions.weight") ||
         take_stack(h, text, "text", 0, err) || take_stack(h, den, "denoiser", 1, err) ||
-        take_lin(h, &d->time_1, err, "denoiser.time_embed.linear_1") ||
-        take_lin(h, &d->time_2, err, "denoiser.time_embed.linear_2") ||
-        take_lin(h, &m->vision.patch, err, "denoiser.patch_embed") ||
+        av_hf_take_wb(h, &d->time_1.w, &d->time_1.b, 0, err, "denoiser.time_embed.linear_1") ||
+        av_hf_take_wb(h, &d->time_2.w, &d->time_2.b, 0, err, "denoiser.time_embed.linear_2") ||
+        av_hf_take_wb(h, &m->vision.patch.w, &m->vision.patch.b, 0, err, "denoiser.patch_embed") ||
         av_hf_take(h, &den->emb.pos, 0, err, "denoiser.embed_positions.weight") ||
-        take_lin(h, &m->head.out, err, "denoiser.head"))
+        av_hf_take_wb(h, &m->head.out.w, &m->head.out.b, 0, err, "denoiser.head"))
         return -1;
     m->head.n_out = P;
     if (av_linear_check(&d->time_1, "time embedding linear_1", dim, d->freq_dim, "config.json", err) ||

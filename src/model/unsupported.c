@@ -1,7 +1,7 @@
 /* Keys and tensors that change the math and are not implemented: refused with the key's name (issue #19: a
  * Llama 3.1 GGUF with rope_freqs ran and gave logits 0.6-0.9 off). This file decides, for every
  * architecture, which keys pass; the loaders read the ones they apply:
- *   - gguf_keys: the "<arch>." keys of GGUF decoders (src/model/arch.h). APPLIED keys are read by
+ *   - gguf_keys: the "<arch>." keys of GGUF decoders (src/model/arch.h). GGUF_APPLIED keys are read by
  *     gguf_decoder.c for every family; a family's own keys are listed in its av_arch entry (gguf_known) and
  *     read by its family file; the others pass only with their neutral value; a key in no table is refused
  *     (it may change the math).
@@ -19,11 +19,10 @@
 #include <string.h>
 
 typedef enum key_rule {
-    KEY_APPLIED = 0, /* read by the loader */
-    KEY_NUM,         /* neutral when numeric (bool: 0/1) and equal to num */
-    KEY_ANY,         /* never changes the math */
-    KEY_NULL,        /* config.json only: neutral when null (absent always is) */
-    KEY_EMPTY,       /* config.json only: neutral when an empty list */
+    KEY_NUM = 0, /* neutral when numeric (bool: 0/1) and equal to num */
+    KEY_ANY,     /* never changes the math */
+    KEY_NULL,    /* config.json only: neutral when null (absent always is) */
+    KEY_EMPTY,   /* config.json only: neutral when an empty list */
 } key_rule;
 
 typedef struct math_key {
@@ -33,28 +32,27 @@ typedef struct math_key {
     const char *what; /* what it does, for the refusal */
 } math_key;
 
+/* 1 when name is one of the space-separated words (a name with a space never is: GGUF keys are untrusted). */
+static int applies_to(const char *words, const char *name) {
+    size_t n = strchr(name, ' ') ? 0 : strlen(name);
+    for (const char *p = words; n && (p = strstr(p, name)); p += n)
+        if ((p == words || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
+    return 0;
+}
+
 /* ---- GGUF ---- */
 
+/* The "<arch>." keys gguf_decoder.c reads for every family (rope.scaling.type: none and linear; it refuses
+ * the others). */
+#define GGUF_APPLIED                                                                                         \
+    "context_length embedding_length block_count feed_forward_length attention.head_count "                  \
+    "attention.head_count_kv attention.key_length attention.value_length attention.layer_norm_rms_epsilon "  \
+    "rope.dimension_count rope.freq_base rope.scaling.type rope.scaling.factor rope.scale_linear "           \
+    "rope.scaling.attn_factor rope.scaling.original_context_length vocab_size expert_count "                 \
+    "expert_used_count"
+
+/* The others: neutral values pass. */
 static const math_key gguf_keys[] = {
-    {"context_length", KEY_APPLIED, 0, NULL},
-    {"embedding_length", KEY_APPLIED, 0, NULL},
-    {"block_count", KEY_APPLIED, 0, NULL},
-    {"feed_forward_length", KEY_APPLIED, 0, NULL},
-    {"attention.head_count", KEY_APPLIED, 0, NULL},
-    {"attention.head_count_kv", KEY_APPLIED, 0, NULL},
-    {"attention.key_length", KEY_APPLIED, 0, NULL},
-    {"attention.value_length", KEY_APPLIED, 0, NULL},
-    {"attention.layer_norm_rms_epsilon", KEY_APPLIED, 0, NULL},
-    {"rope.dimension_count", KEY_APPLIED, 0, NULL},
-    {"rope.freq_base", KEY_APPLIED, 0, NULL},
-    {"rope.scaling.type", KEY_APPLIED, 0, NULL}, /* none, linear (others refused by gguf_decoder.c) */
-    {"rope.scaling.factor", KEY_APPLIED, 0, NULL},
-    {"rope.scale_linear", KEY_APPLIED, 0, NULL},
-    {"rope.scaling.attn_factor", KEY_APPLIED, 0, NULL},
-    {"rope.scaling.original_context_length", KEY_APPLIED, 0, NULL},
-    {"vocab_size", KEY_APPLIED, 0, NULL},
-    {"expert_count", KEY_APPLIED, 0, NULL},
-    {"expert_used_count", KEY_APPLIED, 0, NULL},
     {"rope.scaling.finetuned", KEY_ANY, 0, NULL},
     {"pooling_type", KEY_ANY, 0, NULL}, /* embeddings only: the logits do not use it */
     {"tensor_data_layout", KEY_ANY, 0, NULL},
@@ -104,12 +102,8 @@ static double gguf_num(const av_gguf_value *v) {
 
 /* 1 when a key's value leaves the math unchanged. */
 static int gguf_neutral(const math_key *k, const av_gguf_value *v) {
-    switch (k->rule) {
-    case KEY_APPLIED:
-    case KEY_ANY: return 1;
-    case KEY_NUM: return is_numeric(v->type) && gguf_num(v) == k->num;
-    default: return 0;
-    }
+    if (k->rule == KEY_ANY) return 1;
+    return k->rule == KEY_NUM && is_numeric(v->type) && gguf_num(v) == k->num;
 }
 
 static int refuse_gguf_key(const av_gguf *g, const av_gguf_kv *kv, const math_key *k, const char *arch,
@@ -133,17 +127,13 @@ static int refuse_gguf_key(const av_gguf *g, const av_gguf_kv *kv, const math_ke
                    g->name, kv->key, shown, k->what, arch);
 }
 
-int av_gguf_refuse_unsupported(const av_gguf *g, const char *arch, const char *const *family_keys,
-                               av_err *err) {
+int av_gguf_refuse_unsupported(const av_gguf *g, const char *arch, const char *family_keys, av_err *err) {
     size_t alen = strlen(arch);
     for (int64_t i = 0; i < g->n_kv; i++) {
         const av_gguf_kv *kv = &g->kv[i];
         if (strncmp(kv->key, arch, alen) != 0 || kv->key[alen] != '.') continue;
         const char *key = kv->key + alen + 1;
-        int family = 0;
-        for (const char *const *f = family_keys; f && *f && !family; f++)
-            family = strcmp(*f, key) == 0;
-        if (family) continue;
+        if (applies_to(GGUF_APPLIED, key) || (family_keys && applies_to(family_keys, key))) continue;
         const math_key *k = NULL;
         for (size_t j = 0; j < sizeof gguf_keys / sizeof gguf_keys[0] && !k; j++)
             if (strcmp(key, gguf_keys[j].key) == 0) k = &gguf_keys[j];
@@ -231,13 +221,6 @@ static const hf_key hf_keys[] = {
     {{"add_final_layer_norm", KEY_NUM, 0, "a final layer norm in each stack (mBART)"}, "", "bart marian"},
 };
 
-static int applies_to(const char *families, const char *model_type) {
-    size_t n = strlen(model_type);
-    for (const char *p = families; n && (p = strstr(p, model_type)); p += n)
-        if ((p == families || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0)) return 1;
-    return 0;
-}
-
 static int hf_neutral(const math_key *k, const json_t *v) {
     if (!v || json_is_null(v)) return 1;
     switch (k->rule) {
@@ -308,9 +291,7 @@ int av_hf_refuse_tie_mismatch(const av_hf_dir *h, av_err *err) {
         snprintf(names, sizeof names, "%s", hf_heads[i].emb);
         for (char *save = NULL, *n = strtok_r(names, "|", &save); n && !emb; n = strtok_r(NULL, "|", &save))
             emb = av_hf_find(h, n);
-        if (head && emb &&
-            (head->dtype != emb->dtype || head->nbytes != emb->nbytes ||
-             memcmp(head->data, emb->data, head->nbytes)))
+        if (head && emb && !av_tensor_same(head, emb))
             return av_errf(
                 err,
                 "%s: %s differs from the embedding it is tied to (\"tie_word_embeddings\" is true, the "

@@ -9,9 +9,8 @@
 #include "model.h"
 
 /* GGUF decoders: every "<arch>." key must be one the loader applies (the common ones of unsupported.c, or
- * family_keys, NULL-terminated: the family's own) or hold its neutral value; unknown ones are refused. */
-int av_gguf_refuse_unsupported(const av_gguf *g, const char *arch, const char *const *family_keys,
-                               av_err *err);
+ * family_keys, space-separated: the family's own) or hold its neutral value; unknown ones are refused. */
+int av_gguf_refuse_unsupported(const av_gguf *g, const char *arch, const char *family_keys, av_err *err);
 /* The refusal of a GGUF tensor the loader of arch did not take (naming what it holds when known): -1. */
 int av_gguf_refuse_tensor(const av_gguf *g, const char *name, const char *arch, av_err *err);
 

@@ -33,9 +33,7 @@ static int set_labels_from_file(av_model *m, const char *dir, av_err *err) {
     free(text);
     if (!labels) return av_errf(err, "out of memory");
     if (count != m->head.n_out) { /* a list for another head: ignore it */
-        for (int i = 0; i < count; i++)
-            free(labels[i]);
-        free(labels);
+        av_strings_free(labels, (size_t)count);
         return 0;
     }
     m->vision.labels = labels;
@@ -158,12 +156,28 @@ static int view2d(const av_tensor *t, int64_t rows, int64_t cols, av_tensor *out
                   av_err *err) {
     *out = av_tensor_view2d(t, rows, cols);
     if (out->data) return 0;
-    char got[64] = "";
-    for (int i = 0; i < t->ndim; i++)
-        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "",
-                 (long long)t->shape[i]);
+    char got[64];
+    av_tensor_shape_text(t, got, sizeof got);
     return av_errf(err, "%s: shape [%s] does not match config.json (expected %lld x %lld values)", name, got,
                    (long long)rows, (long long)cols);
+}
+
+/* The image sizes and the embedding tensors, by their names in the checkpoint: the class token, the learned
+ * positions of [CLS] + patches, and the patch projection "<proj>.weight" (dim, channels, patch, patch) seen
+ * as a matrix, with its optional bias. */
+static int take_embeddings(av_hf_dir *h, av_model *m, int dim, int img, int patch, int channels,
+                           const char *cls, const char *pos, const char *proj, av_err *err) {
+    av_vision *v = &m->vision;
+    *v = (av_vision){.image_size = img, .patch_size = patch, .grid = img / patch, .channels = channels};
+    av_tensor t;
+    return av_hf_take(h, &t, 0, err, "%s", cls) || view2d(&t, 1, dim, &v->cls_token, cls, err) ||
+                   av_hf_take(h, &t, 0, err, "%s", pos) ||
+                   view2d(&t, v->grid * v->grid + 1, dim, &m->stacks[0].emb.pos, pos, err) ||
+                   av_hf_take(h, &t, 0, err, "%s.weight", proj) ||
+                   view2d(&t, dim, (int64_t)channels * patch * patch, &v->patch.w, proj, err) ||
+                   av_hf_take(h, &v->patch.b, 1, err, "%s.bias", proj)
+               ? -1
+               : 0;
 }
 
 static void set_model_fields(av_model *m) {
@@ -181,6 +195,27 @@ static int timm_default_heads(const char *arch) {
     } t[] = {{"vit_tiny_", 3}, {"vit_small_", 6}, {"vit_base_", 12}, {"vit_large_", 16}, {"vit_huge_", 16}};
     for (size_t i = 0; arch && i < sizeof t / sizeof t[0]; i++)
         if (strncmp(arch, t[i].prefix, strlen(t[i].prefix)) == 0) return t[i].heads;
+    return 0;
+}
+
+/* blocks.<l>.{norm1, attn.qkv (fused), attn.proj, norm2, mlp.fc1, mlp.fc2} */
+static int timm_layers(const av_hf_dir *h, av_stack *st, av_err *err) {
+    int dim = st->cfg.dim;
+    for (int l = 0; l < st->n_layers; l++) {
+        av_block *B = &st->blocks[l];
+        av_tensor qw, qb;
+        char name[64];
+        snprintf(name, sizeof name, "layer %d attn.qkv", l);
+        if (av_hf_take_wb(h, &B->attn_norm.w, &B->attn_norm.b, 0, err, "blocks.%d.norm1", l) ||
+            av_hf_take_wb(h, &qw, &qb, AV_HF_OPT_BIAS, err, "blocks.%d.attn.qkv", l) ||
+            av_linear_split3(&qw, &qb, dim, dim, &B->attn, name, err) ||
+            av_hf_take_wb(h, &B->attn.o.w, &B->attn.o.b, AV_HF_OPT_BIAS, err, "blocks.%d.attn.proj", l) ||
+            av_hf_take_wb(h, &B->ffn_norm.w, &B->ffn_norm.b, 0, err, "blocks.%d.norm2", l) ||
+            av_hf_take_wb(h, &B->ffn.up.w, &B->ffn.up.b, AV_HF_OPT_BIAS, err, "blocks.%d.mlp.fc1", l) ||
+            av_hf_take_wb(h, &B->ffn.down.w, &B->ffn.down.b, AV_HF_OPT_BIAS, err, "blocks.%d.mlp.fc2", l))
+            return -1;
+        B->attn_scale = 1.0f / sqrtf((float)st->cfg.head_dim);
+    }
     return 0;
 }
 
@@ -234,50 +269,12 @@ static int load_timm(av_hf_dir *h, av_model *m, av_err *err) {
     av_stack_cfg *c = &m->stacks[0].cfg;
     *c = av_stack_cfg_mha((int)dim, (int)heads, (int)(dim / heads), (int)(dim * ratio + 0.5), AV_NORM_LAYER,
                           1e-6f, AV_ACT_GELU);
-    m->vision.image_size = (int)img;
-    m->vision.patch_size = (int)patch;
-    m->vision.grid = (int)(img / patch);
-    m->vision.channels = (int)pw->shape[1];
-    av_tensor t;
-    int T = m->vision.grid * m->vision.grid + 1;
-    if (av_hf_take(h, &t, 0, err, "cls_token") ||
-        view2d(&t, 1, dim, &m->vision.cls_token, "cls_token", err) ||
-        av_hf_take(h, &t, 0, err, "pos_embed") ||
-        view2d(&t, T, dim, &m->stacks[0].emb.pos, "pos_embed", err) ||
-        av_hf_take(h, &t, 0, err, "patch_embed.proj.weight") ||
-        view2d(&t, dim, m->vision.channels * patch * patch, &m->vision.patch.w, "patch_embed.proj.weight",
-               err) ||
-        av_hf_take(h, &m->vision.patch.b, 1, err, "patch_embed.proj.bias") ||
-        av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "norm.weight") ||
-        av_hf_take(h, &m->stacks[0].final_norm.b, 0, err, "norm.bias") ||
-        (classes && (av_hf_take(h, &m->head.out.w, 0, err, "head.weight") ||
-                     av_hf_take(h, &m->head.out.b, 1, err, "head.bias"))) ||
-        av_stack_alloc(&m->stacks[0], (int)depth, err))
+    if (take_embeddings(h, m, (int)dim, (int)img, (int)patch, (int)pw->shape[1], "cls_token", "pos_embed",
+                        "patch_embed.proj", err) ||
+        av_hf_take_wb(h, &m->stacks[0].final_norm.w, &m->stacks[0].final_norm.b, 0, err, "norm") ||
+        (classes && av_hf_take_wb(h, &m->head.out.w, &m->head.out.b, AV_HF_OPT_BIAS, err, "head")) ||
+        av_stack_alloc(&m->stacks[0], (int)depth, err) || timm_layers(h, &m->stacks[0], err))
         return -1;
-    for (int l = 0; l < depth; l++) {
-        av_block *B = &m->stacks[0].blocks[l];
-        av_tensor qw, qb;
-        av_linear qkv[3];
-        snprintf(name, sizeof name, "layer %d attn.qkv", l);
-        if (av_hf_take(h, &B->attn_norm.w, 0, err, "blocks.%d.norm1.weight", l) ||
-            av_hf_take(h, &B->attn_norm.b, 0, err, "blocks.%d.norm1.bias", l) ||
-            av_hf_take(h, &qw, 0, err, "blocks.%d.attn.qkv.weight", l) ||
-            av_hf_take(h, &qb, 1, err, "blocks.%d.attn.qkv.bias", l) ||
-            av_linear_split3(&qw, &qb, dim, dim, qkv, name, err) ||
-            av_hf_take(h, &B->attn.o.w, 0, err, "blocks.%d.attn.proj.weight", l) ||
-            av_hf_take(h, &B->attn.o.b, 1, err, "blocks.%d.attn.proj.bias", l) ||
-            av_hf_take(h, &B->ffn_norm.w, 0, err, "blocks.%d.norm2.weight", l) ||
-            av_hf_take(h, &B->ffn_norm.b, 0, err, "blocks.%d.norm2.bias", l) ||
-            av_hf_take(h, &B->ffn.up.w, 0, err, "blocks.%d.mlp.fc1.weight", l) ||
-            av_hf_take(h, &B->ffn.up.b, 1, err, "blocks.%d.mlp.fc1.bias", l) ||
-            av_hf_take(h, &B->ffn.down.w, 0, err, "blocks.%d.mlp.fc2.weight", l) ||
-            av_hf_take(h, &B->ffn.down.b, 1, err, "blocks.%d.mlp.fc2.bias", l))
-            return -1;
-        B->attn.q = qkv[0];
-        B->attn.k = qkv[1];
-        B->attn.v = qkv[2];
-        B->attn_scale = 1.0f / sqrtf((float)c->head_dim);
-    }
     snprintf(m->arch, sizeof m->arch, "vit");
     set_model_fields(m);
     return timm_prep(h, m, err) || (classes && set_labels_from_file(m, h->dir, err)) ? -1 : 0;
@@ -303,23 +300,13 @@ static int load_hf(av_hf_dir *h, av_model *m, av_err *err) {
     *c = av_stack_cfg_mha(dim, heads, dim / heads, hidden, AV_NORM_LAYER, (float)eps, AV_ACT_GELU);
     if (act && av_act_parse(act, &c->act))
         return av_errf(err, "%s: hidden_act '%.32s' is not supported", h->cfg_path, act);
-    m->vision.image_size = img;
-    m->vision.patch_size = patch;
-    m->vision.grid = img / patch;
-    m->vision.channels = channels;
-    int T = m->vision.grid * m->vision.grid + 1;
     const char *p = av_hf_find(h, "vit.embeddings.cls_token") ? "vit." : "";
-    av_tensor t;
-    if (av_hf_take(h, &t, 0, err, "%sembeddings.cls_token", p) ||
-        view2d(&t, 1, dim, &m->vision.cls_token, "cls_token", err) ||
-        av_hf_take(h, &t, 0, err, "%sembeddings.position_embeddings", p) ||
-        view2d(&t, T, dim, &m->stacks[0].emb.pos, "position_embeddings", err) ||
-        av_hf_take(h, &t, 0, err, "%sembeddings.patch_embeddings.projection.weight", p) ||
-        view2d(&t, dim, (int64_t)channels * patch * patch, &m->vision.patch.w,
-               "patch_embeddings.projection.weight", err) ||
-        av_hf_take(h, &m->vision.patch.b, 1, err, "%sembeddings.patch_embeddings.projection.bias", p) ||
-        av_hf_take(h, &m->stacks[0].final_norm.w, 0, err, "%slayernorm.weight", p) ||
-        av_hf_take(h, &m->stacks[0].final_norm.b, 0, err, "%slayernorm.bias", p) ||
+    char cls[64], pos[64], proj[80];
+    snprintf(cls, sizeof cls, "%sembeddings.cls_token", p);
+    snprintf(pos, sizeof pos, "%sembeddings.position_embeddings", p);
+    snprintf(proj, sizeof proj, "%sembeddings.patch_embeddings.projection", p);
+    if (take_embeddings(h, m, dim, img, patch, channels, cls, pos, proj, err) ||
+        av_hf_take_wb(h, &m->stacks[0].final_norm.w, &m->stacks[0].final_norm.b, 0, err, "%slayernorm", p) ||
         av_hf_take(h, &m->head.out.w, 1, err, "classifier.weight") ||
         av_hf_take(h, &m->head.out.b, 1, err, "classifier.bias") || av_stack_alloc(&m->stacks[0], depth, err))
         return -1;
@@ -327,20 +314,20 @@ static int load_hf(av_hf_dir *h, av_model *m, av_err *err) {
     for (int l = 0; l < depth; l++) {
         av_block *B = &m->stacks[0].blocks[l];
         struct {
-            void *dst;
+            av_tensor *w, *b;
             const char *name;
-            int is_norm;
-        } parts[] = {{&B->attn_norm, "layernorm_before", 1},     {&B->attn.q, "attention.attention.query", 0},
-                     {&B->attn.k, "attention.attention.key", 0}, {&B->attn.v, "attention.attention.value", 0},
-                     {&B->attn.o, "attention.output.dense", 0},  {&B->ffn_norm, "layernorm_after", 1},
-                     {&B->ffn.up, "intermediate.dense", 0},      {&B->ffn.down, "output.dense", 0}};
-        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-            av_tensor *w = parts[i].is_norm ? &((av_norm *)parts[i].dst)->w : &((av_linear *)parts[i].dst)->w;
-            av_tensor *b = parts[i].is_norm ? &((av_norm *)parts[i].dst)->b : &((av_linear *)parts[i].dst)->b;
-            if (av_hf_take(h, w, 0, err, "%sencoder.layer.%d.%s.weight", p, l, parts[i].name) ||
-                av_hf_take(h, b, 1, err, "%sencoder.layer.%d.%s.bias", p, l, parts[i].name))
+        } parts[] = {{&B->attn_norm.w, &B->attn_norm.b, "layernorm_before"},
+                     {&B->attn.q.w, &B->attn.q.b, "attention.attention.query"},
+                     {&B->attn.k.w, &B->attn.k.b, "attention.attention.key"},
+                     {&B->attn.v.w, &B->attn.v.b, "attention.attention.value"},
+                     {&B->attn.o.w, &B->attn.o.b, "attention.output.dense"},
+                     {&B->ffn_norm.w, &B->ffn_norm.b, "layernorm_after"},
+                     {&B->ffn.up.w, &B->ffn.up.b, "intermediate.dense"},
+                     {&B->ffn.down.w, &B->ffn.down.b, "output.dense"}};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+            if (av_hf_take_wb(h, parts[i].w, parts[i].b, AV_HF_OPT_BIAS, err, "%sencoder.layer.%d.%s", p, l,
+                              parts[i].name))
                 return -1;
-        }
         B->attn_scale = 1.0f / sqrtf((float)c->head_dim);
     }
     snprintf(m->arch, sizeof m->arch, "vit");

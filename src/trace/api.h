@@ -49,8 +49,6 @@ typedef struct api_build {
     char *model;   /* from the response, or NULL */
 } api_build;
 
-int api_build_init(api_build *b, const char *name, int max_alts, av_err *err);
-void api_build_free(api_build *b);
 /* Appends a token (its bytes, id or -1, log-probability or NaN); alternatives follow with api_add_alt. */
 int api_add_token(api_build *b, const char *text, size_t len, int32_t id, double lp, av_err *err);
 int api_add_alt(api_build *b, const char *text, size_t len, int32_t id, double lp, av_err *err);
@@ -58,8 +56,6 @@ int api_add_alt(api_build *b, const char *text, size_t len, int32_t id, double l
 int api_set(api_build *b, const char *key, json_t *value, av_err *err); /* takes value */
 int api_missing(api_build *b, const char *what, av_err *err);
 int api_note(api_build *b, const char *text, av_err *err);
-/* The trace: tokens labelled as av_display_bytes labels them, alternatives best first. */
-int api_build_trace(api_build *b, av_trace **out, av_err *err);
 
 /* ---- api_parse.c ---- */
 

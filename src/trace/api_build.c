@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int api_build_init(api_build *b, const char *name, int max_alts, av_err *err) {
+static int build_init(api_build *b, const char *name, int max_alts, av_err *err) {
     memset(b, 0, sizeof *b);
     b->name = name;
     b->max_alts = max_alts > 0 && max_alts < AV_LP_MAX_K ? max_alts : AV_LP_MAX_K;
@@ -16,7 +16,7 @@ int api_build_init(api_build *b, const char *name, int max_alts, av_err *err) {
     return b->info ? 0 : av_errf(err, "out of memory");
 }
 
-void api_build_free(api_build *b) {
+static void build_free(api_build *b) {
     for (int i = 0; i < b->n; i++) {
         free(b->toks[i].tok.text);
         for (int j = 0; j < b->toks[i].n_alts; j++)
@@ -112,9 +112,7 @@ static char **token_labels(const api_build *b, av_err *err) {
     free(texts);
     free(lens);
     if (ok) return labels;
-    for (int i = 0; labels && i < b->n; i++)
-        free(labels[i]);
-    free(labels);
+    av_strings_free(labels, (size_t)b->n);
     av_errf(err, "out of memory");
     return NULL;
 }
@@ -153,7 +151,8 @@ static int build_table(const api_build *b, av_lp_data **out, av_err *err) {
     return 0;
 }
 
-int api_build_trace(api_build *b, av_trace **out, av_err *err) {
+/* The trace: tokens labelled as av_display_bytes labels them, alternatives best first. */
+static int build_trace(api_build *b, av_trace **out, av_err *err) {
     *out = NULL;
     if (b->n == 0) return av_errf(err, "%s: the response holds no tokens with log-probabilities", b->name);
     if (b->truncated && api_note(b, "alternatives beyond the import's --max-alternatives were dropped", err))
@@ -172,10 +171,7 @@ int api_build_trace(api_build *b, av_trace **out, av_err *err) {
     if (!rc) rc = av_trace_set_meta(t, "arch", "api", err);
     if (!rc) rc = build_table(b, &d, err);
     if (!rc) rc = av_trace_set_logprobs(t, d, b->n_prompt, b->info, err);
-    if (labels)
-        for (int i = 0; i < b->n; i++)
-            free(labels[i]);
-    free(labels);
+    av_strings_free(labels, (size_t)b->n);
     free(ids);
     if (rc) {
         av_trace_free(t);
@@ -198,13 +194,13 @@ int av_trace_from_api(const char *data, size_t size, const char *name, const av_
     *out = NULL;
     if (p->choice < 0) return av_errf(err, "choice must be >= 0, got %d", p->choice);
     api_build b;
-    if (api_build_init(&b, name ? name : "response", p->max_alternatives, err)) return -1;
+    if (build_init(&b, name ? name : "response", p->max_alternatives, err)) return -1;
     if (p->model) {
         free(b.model);
         b.model = av_strdup(p->model);
     }
-    int rc = api_parse(data, size, b.name, p->provider, p->choice, &b, err) || api_build_trace(&b, out, err);
-    api_build_free(&b);
+    int rc = api_parse(data, size, b.name, p->provider, p->choice, &b, err) || build_trace(&b, out, err);
+    build_free(&b);
     return rc ? -1 : 0;
 }
 

@@ -11,7 +11,6 @@
  *     {content, probs[] = {tok_str, prob}}. */
 #include "trace/api.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,22 +53,14 @@ typedef struct parse_ctx {
 
 /* ---- token text ---- */
 
-/* Two hexadecimal digits (the standard library's reading: becomes av_hex_parse once core has one). */
-static int hex_byte(const char *s, uint8_t *v) {
-    if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1])) return -1;
-    char two[3] = {s[0], s[1], 0};
-    *v = (uint8_t)strtol(two, NULL, 16);
-    return 0;
-}
-
 /* "\xNN" escapes of OpenAI's "bytes:\xe6\x9c" spelling of partial characters; 0 when s is not that. */
 static int unescape_bytes(const char *s, char *buf, size_t *len) {
     if (strncmp(s, "bytes:", 6) != 0) return 0;
     size_t n = 0;
     for (s += 6; *s; s += 4) {
         if (s[0] != '\\' || s[1] != 'x' || n >= AV_API_MAX_TEXT) return 0;
-        uint8_t v;
-        if (hex_byte(s + 2, &v)) return 0;
+        uint32_t v;
+        if (av_hex_parse(s + 2, 2, &v)) return 0;
         buf[n++] = (char)v;
     }
     *len = n;
@@ -277,6 +268,13 @@ static int openai_doc(parse_ctx *c, const json_t *doc, av_err *err) {
 
 /* ---- Ollama and llama.cpp ---- */
 
+/* The response's model name, the first one given. */
+static int take_model(parse_ctx *c, const json_t *model, av_err *err) {
+    if (!c->b->model && json_is_string(model) && !(c->b->model = av_strdup(json_string_value(model))))
+        return av_errf(err, "out of memory");
+    return 0;
+}
+
 static int ollama_doc(parse_ctx *c, const json_t *doc, av_err *err) {
     const json_t *dr = json_object_get(doc, "done_reason");
     if (add_entries(c, json_object_get(doc, "logprobs"), &shape_logprobs, err)) return -1;
@@ -311,10 +309,7 @@ static int repeats_stream(const parse_ctx *c, const json_t *doc, const json_t *c
 
 static int llamacpp_doc(parse_ctx *c, const json_t *doc, av_err *err) {
     const json_t *cp = json_object_get(doc, "completion_probabilities"), *e0 = json_array_get(cp, 0);
-    const json_t *model = json_object_get(json_object_get(doc, "generation_settings"), "model");
-    if (!model) model = json_object_get(doc, "model");
-    if (!c->b->model && json_is_string(model) && !(c->b->model = av_strdup(json_string_value(model))))
-        return av_errf(err, "out of memory");
+    if (take_model(c, json_object_get(json_object_get(doc, "generation_settings"), "model"), err)) return -1;
     const entry_shape *sh = json_object_get(e0, "probs") ? &shape_llamacpp_old
                             : json_object_get(e0, "top_probs") || json_object_get(e0, "prob")
                                 ? &shape_post_sampling
@@ -376,9 +371,7 @@ static int on_doc(void *ctx, json_t *doc, int index, av_err *err) {
                            "\"choices\", \"completion_probabilities\" or \"done\"",
                            c->name);
     }
-    const json_t *model = json_object_get(doc, "model");
-    if (!c->b->model && json_is_string(model) && !(c->b->model = av_strdup(json_string_value(model))))
-        return av_errf(err, "out of memory");
+    if (take_model(c, json_object_get(doc, "model"), err)) return -1;
     if (json_object_get(doc, "choices"))
         return openai_doc(c, doc, err); /* also OpenAI-compatible endpoints */
     if (json_object_get(doc, "completion_probabilities")) return llamacpp_doc(c, doc, err);

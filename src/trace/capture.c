@@ -205,7 +205,9 @@ static void release_pages(const void *p, size_t n) {
     if (p && n) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
-void av_cap_release(const av_run_capture *c, av_attn_kind kind, int layer) {
+/* A lazy run into its output file: drops the pages of layer l of kind from the process (they stay in the
+ * file), so memory does not grow with the queries and keys written so far. No-op otherwise. */
+static void release(const av_run_capture *c, av_attn_kind kind, int layer) {
     const cap_kind *k = &c->kinds[kind];
     if (!c->mapped || !c->p->lazy || layer < 0 || layer >= k->n_layers) return;
     release_pages(k->q[layer], q_bytes(k) + k_bytes(k)); /* queries, then keys */
@@ -260,7 +262,7 @@ void av_cap_progress_init(av_cap_progress *r, const av_run_capture *c, av_attn_k
 
 void av_cap_on_layer(void *ctx, int layer, int pos0, int n) {
     av_cap_progress *r = ctx;
-    av_cap_release(r->c, r->kind, layer);
+    release(r->c, r->kind, layer);
     r->done += chunk_work(r, pos0, n);
     if (r->p->progress && layer == r->n_layers - 1) r->p->progress(r->p->progress_ctx, pos0 + n, r->n_tokens);
     if (!r->p->on_progress) return;
@@ -270,22 +272,16 @@ void av_cap_on_layer(void *ctx, int layer, int pos0, int n) {
 
 /* ---- the trace ---- */
 
-int av_cap_meta_int(av_trace *t, const char *key, int v, av_err *err) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%d", v);
-    return av_trace_set_meta(t, key, buf, err);
-}
-
 static int model_meta(const av_model *m, av_trace *t, av_err *err) {
     av_model_info info = av_model_get_info(m);
     return av_trace_set_meta(t, "model", m->name, err) || av_trace_set_meta(t, "arch", m->arch, err) ||
            av_trace_set_meta(t, "family", av_family_name(m->family), err) ||
            av_trace_set_meta(t, "model_format", av_model_format_name(m->format), err) ||
            av_trace_set_meta(t, "created_by", "attnviz " AV_VERSION, err) ||
-           av_cap_meta_int(t, "n_layers", m->n_layers, err) ||
-           av_cap_meta_int(t, "n_heads", m->n_heads, err) ||
-           av_cap_meta_int(t, "n_kv_heads", m->n_kv_heads, err) ||
-           (info.n_dec_layers && av_cap_meta_int(t, "n_dec_layers", info.n_dec_layers, err));
+           av_trace_set_meta_int(t, "n_layers", m->n_layers, err) ||
+           av_trace_set_meta_int(t, "n_heads", m->n_heads, err) ||
+           av_trace_set_meta_int(t, "n_kv_heads", m->n_kv_heads, err) ||
+           (info.n_dec_layers && av_trace_set_meta_int(t, "n_dec_layers", info.n_dec_layers, err));
 }
 
 /* The pooled sums of layer l become means: each cell divided by the queries x keys it covers. */
@@ -341,7 +337,7 @@ static int add_lazy(const av_run_capture *c, cap_kind *k, av_attn_kind kind, av_
         pool_means(k, l);
         lz.pool_max[l] = k->pool[l].max;
         lz.pool_mean[l] = k->pool[l].sum;
-        av_cap_release(c, kind, l);
+        release(c, kind, l);
     }
     k->q = k->k = NULL;
     free(k->pool);
@@ -401,9 +397,7 @@ int av_cap_finish(av_run_capture *c, av_trace **out, av_err *err) {
 static char *token_label(const av_model *m, const int32_t *ids, size_t n, size_t i) {
     if (m->tok && ids[i] >= 0 && ids[i] < av_tokenizer_vocab_size(m->tok))
         return av_tokenizer_display(m->tok, ids, n, i);
-    char buf[24];
-    snprintf(buf, sizeof buf, "#%d", ids[i]);
-    return av_strdup(buf);
+    return av_trace_id_label(ids[i]);
 }
 
 int av_cap_set_tokens(const av_model *m, av_trace *t, const int32_t *ids, size_t n, av_err *err) {
@@ -413,9 +407,7 @@ int av_cap_set_tokens(const av_model *m, av_trace *t, const int32_t *ids, size_t
     for (size_t i = 0; ok && i < n; i++)
         ok = (labels[i] = token_label(m, ids, n, i)) != NULL;
     if (!ok) {
-        for (size_t i = 0; labels && i < n; i++)
-            free(labels[i]);
-        free(labels);
+        av_strings_free(labels, n);
         free(copy);
         return av_errf(err, "out of memory");
     }
@@ -433,12 +425,8 @@ int av_cap_json_list(const av_model *m, av_trace *t, const char *key, const int3
         }
         char *label = token_label(m, ids, n, i);
         json_t *s = label ? json_string(label) : NULL;
-        json_array_append_new(arr, s ? s : json_string("\xEF\xBF\xBD"));
+        json_array_append_new(arr, s ? s : json_string(AV_UTF8_REPLACEMENT));
         free(label);
     }
-    char *text = arr ? json_dumps(arr, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(arr);
-    int rc = text ? av_trace_set_meta(t, key, text, err) : av_errf(err, "out of memory");
-    free(text);
-    return rc;
+    return av_trace_set_meta_json(t, key, arr, JSON_ENSURE_ASCII, err);
 }

@@ -40,9 +40,6 @@ void av_cap_declare(av_run_capture *c, av_attn_kind kind, int stack, int cross, 
 int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err);
 /* The forward pass's view of kind (an empty capture when it is not declared). */
 av_capture av_cap_view(const av_run_capture *c, av_attn_kind kind);
-/* A lazy run into its output file: drops the pages of layer l of kind from the process (they stay in the
- * file), so memory does not grow with the queries and keys written so far. No-op otherwise. */
-void av_cap_release(const av_run_capture *c, av_attn_kind kind, int layer);
 /* Progress of a run (av_cap_on_layer, the forward pass's av_layer_fn): after each layer of each chunk, a
  * lazy run's pages of that layer leave memory (they are in the output file) and the caller's
  * av_run_params.on_progress / progress hear how far the run is. */
@@ -67,10 +64,10 @@ int av_cap_json_list(const av_model *m, av_trace *t, const char *key, const int3
                      int as_ids, av_err *err);
 /* The trace tokens from ids (labels from the tokenizer, or "#id"). */
 int av_cap_set_tokens(const av_model *m, av_trace *t, const int32_t *ids, size_t n, av_err *err);
-int av_cap_meta_int(av_trace *t, const char *key, int v, av_err *err);
-/* The trace tokens of an image run: first ("[CLS]", the time token), then "row,col" of each grid x grid
- * patch. */
-int av_cap_patch_labels(av_trace *t, int grid, const char *first, av_err *err);
+/* The metadata of a run over m's image patches (images.c): patch_grid, prefix_tokens, image and patch sizes,
+ * "predictions" from preds (taken; NULL: none), and the tokens: first ("[CLS]", the time token), then
+ * "row,col" of each grid x grid patch. */
+int av_cap_image_meta(const av_model *m, av_trace *t, const char *first, json_t *preds, av_err *err);
 
 /* Encoder-decoders (runs.c): the encoder on src (S tokens; capturing kind ENC when c is given), its output
  * attached to the decoder state dec. */

@@ -46,10 +46,7 @@ typedef struct gen_run {
 static char *alt_label(void *ctx, int32_t id) {
     const gen_run *g = ctx;
     char *s = g->m->tok ? av_tokenizer_display(g->m->tok, &id, 1, 0) : NULL;
-    if (s) return s;
-    char buf[24];
-    snprintf(buf, sizeof buf, "#%d", id);
-    return av_strdup(buf);
+    return s ? s : av_trace_id_label(id);
 }
 
 /* Row `pos` of the table from the logits that predict it, with its token. */

@@ -2,6 +2,7 @@
  * and the image metadata (patch_grid, prefix_tokens, image and patch sizes, top predictions, "row,col" patch
  * labels). */
 #include "capture.h"
+#include "kernels/sample.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -25,38 +26,28 @@ static int top_classes(const av_model *m, const float *logits, int n, av_class_s
         mx = logits[i] > mx ? logits[i] : mx;
     for (int i = 0; i < n; i++)
         sum += exp(logits[i] - mx);
-    if (k > n) k = n;
+    int32_t ids[MAX_TOP];
+    k = av_top_k(logits, n, k, ids, NULL);
     for (int j = 0; j < k; j++) {
-        int best = -1;
-        for (int i = 0; i < n; i++) {
-            int taken = 0;
-            for (int q = 0; q < j && !taken; q++)
-                taken = top[q].id == i;
-            if (!taken && (best < 0 || logits[i] > logits[best])) best = i;
-        }
-        top[j].id = best;
-        top[j].prob = (float)(exp(logits[best] - mx) / sum);
-        top[j].label = m->vision.labels ? m->vision.labels[best] : NULL;
+        top[j].id = ids[j];
+        top[j].prob = (float)(exp(logits[ids[j]] - mx) / sum);
+        top[j].label = m->vision.labels ? m->vision.labels[ids[j]] : NULL;
     }
     return k;
 }
 
 /* predictions: [{"id": 281, "label": "tabby", "prob": 0.61}, ...] */
-static int predictions_meta(av_trace *t, const av_class_score *top, int k, av_err *err) {
+static json_t *predictions(const av_class_score *top, int k) {
     json_t *arr = json_array();
     for (int j = 0; arr && j < k; j++) {
         json_t *o = json_pack("{s:i, s:f}", "id", top[j].id, "prob", (double)top[j].prob);
         if (o && top[j].label) json_object_set_new(o, "label", json_string(top[j].label));
         json_array_append_new(arr, o);
     }
-    char *text = arr ? json_dumps(arr, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(arr);
-    int rc = text ? av_trace_set_meta(t, "predictions", text, err) : av_errf(err, "out of memory");
-    free(text);
-    return rc;
+    return arr;
 }
 
-int av_cap_patch_labels(av_trace *t, int grid, const char *first, av_err *err) {
+static int patch_labels(av_trace *t, int grid, const char *first, av_err *err) {
     int T = grid * grid + 1;
     char **labels = calloc((size_t)T, sizeof *labels), buf[32];
     int32_t *ids = malloc(sizeof *ids * (size_t)T);
@@ -70,24 +61,24 @@ int av_cap_patch_labels(av_trace *t, int grid, const char *first, av_err *err) {
         ok = (labels[i] = av_strdup(buf)) != NULL;
     }
     if (ok) return av_trace_set_tokens(t, labels, ids, T, err);
-    for (int i = 0; labels && i < T; i++)
-        free(labels[i]);
-    free(labels);
+    av_strings_free(labels, (size_t)T);
     free(ids);
     return av_errf(err, "out of memory");
 }
 
-static int image_meta(const av_model *m, av_trace *t, const av_class_score *top, int k, av_err *err) {
+int av_cap_image_meta(const av_model *m, av_trace *t, const char *first, json_t *preds, av_err *err) {
     const av_vision *v = &m->vision;
     char buf[64];
     snprintf(buf, sizeof buf, "%dx%d", v->grid, v->grid);
-    return av_trace_set_meta(t, "patch_grid", buf, err) || av_trace_set_meta(t, "prefix_tokens", "1", err) ||
-                   av_cap_meta_int(t, "image_size", v->image_size, err) ||
-                   av_cap_meta_int(t, "patch_size", v->patch_size, err) ||
-                   (k > 0 && predictions_meta(t, top, k, err)) ||
-                   av_cap_patch_labels(t, v->grid, "[CLS]", err)
-               ? -1
-               : 0;
+    int rc = av_trace_set_meta(t, "patch_grid", buf, err) ||
+             av_trace_set_meta(t, "prefix_tokens", "1", err) ||
+             av_trace_set_meta_int(t, "image_size", v->image_size, err) ||
+             av_trace_set_meta_int(t, "patch_size", v->patch_size, err);
+    if (rc)
+        json_decref(preds);
+    else if (preds)
+        rc = av_trace_set_meta_json(t, "predictions", preds, JSON_ENSURE_ASCII, err);
+    return rc || patch_labels(t, v->grid, first, err) ? -1 : 0;
 }
 
 int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int width,
@@ -122,7 +113,9 @@ int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int
                     .on_layer_ctx = &rp};
     if (av_forward_pixels(m, s, pixels, &pass, err) || av_cap_finish(&c, out, err)) goto done;
     n_best = n_out ? top_classes(m, logits, n_out, best, k > META_TOP ? k : META_TOP) : 0;
-    if (image_meta(m, *out, best, n_best < META_TOP ? n_best : META_TOP, err)) goto done;
+    if (av_cap_image_meta(m, *out, "[CLS]",
+                          n_best > 0 ? predictions(best, n_best < META_TOP ? n_best : META_TOP) : NULL, err))
+        goto done;
     for (int j = 0; j < k && j < n_best; j++)
         top[j] = best[j];
     rc = 0;
@@ -139,11 +132,8 @@ done:
 static int seen_meta(av_trace *t, av_image_seen *seen, av_err *err) {
     json_t *o = json_pack("{s:[f,f,f,f], s:i, s:i}", "box", seen->crop[0], seen->crop[1], seen->crop[2],
                           seen->crop[3], "width", seen->width, "height", seen->height);
-    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
-    json_decref(o);
-    int rc = text ? av_trace_set_meta(t, "image_crop", text, err) : av_errf(err, "out of memory");
-    free(text);
-    rc = rc || av_trace_set_image(t, seen->rgb, seen->out_h, seen->out_w, err);
+    int rc = av_trace_set_meta_json(t, "image_crop", o, JSON_REAL_PRECISION(9), err) ||
+             av_trace_set_image(t, seen->rgb, seen->out_h, seen->out_w, err);
     seen->rgb = NULL; /* the trace has it */
     return rc ? -1 : 0;
 }

@@ -35,9 +35,7 @@ typedef struct labels {
 } labels;
 
 static void labels_free(labels *l) {
-    for (int i = 0; l->s && i < l->n; i++)
-        free(l->s[i]);
-    free(l->s);
+    av_strings_free(l->s, l->n > 0 ? (size_t)l->n : 0);
     free(l->ids);
     l->s = NULL;
     l->ids = NULL;
@@ -152,19 +150,6 @@ static int check_rows(const float *m, const shape_info *s, const char *where, do
                     where, h, q, sum, tol);
         }
     return 0;
-}
-
-static int set_labels_meta(av_trace *t, const char *key, const labels *l, av_err *err) {
-    json_t *a = json_array();
-    for (int i = 0; a && i < l->n; i++) {
-        json_t *s = json_string(l->s[i]);
-        json_array_append_new(a, s ? s : json_string("\xEF\xBF\xBD"));
-    }
-    char *js = a ? json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(a);
-    int rc = js ? av_trace_set_meta(t, key, js, err) : av_errf(err, "out of memory");
-    free(js);
-    return rc;
 }
 
 static int embed_image(av_trace *t, const char *path, av_err *err) {
@@ -381,20 +366,18 @@ int av_trace_import(const av_import_params *p, av_trace **out, av_err *err) {
         c.tokens = idx;
         lab = &c.tokens;
     }
-    if ((c.source.n >= 0 && set_labels_meta(c.t, "source_tokens", &c.source, err)) ||
-        (c.target.n >= 0 && set_labels_meta(c.t, "target_tokens", &c.target, err)))
+    if ((c.source.n >= 0 && av_trace_set_meta_strings(c.t, "source_tokens", c.source.s, c.source.n, err)) ||
+        (c.target.n >= 0 && av_trace_set_meta_strings(c.t, "target_tokens", c.target.s, c.target.n, err)))
         goto done;
     int bad = av_trace_set_tokens(c.t, lab->s, lab->ids, lab->n, err); /* takes ownership either way */
     lab->s = NULL;
     lab->ids = NULL;
     if (bad) goto done;
     if (set_meta_from_json(&c, err)) goto done;
-    char nb[32];
     int ki = c.n_layers[0] ? 0 : c.n_layers[1] ? 1 : c.n_layers[2] ? 2 : 3;
-    snprintf(nb, sizeof nb, "%d", c.n_layers[ki]);
-    if (av_trace_set_meta(c.t, "n_layers", nb, err)) goto done;
-    snprintf(nb, sizeof nb, "%d", c.first[ki].H);
-    if (av_trace_set_meta(c.t, "n_heads", nb, err)) goto done;
+    if (av_trace_set_meta_int(c.t, "n_layers", c.n_layers[ki], err) ||
+        av_trace_set_meta_int(c.t, "n_heads", c.first[ki].H, err))
+        goto done;
     *out = c.t;
     c.t = NULL;
     rc = 0;

@@ -66,6 +66,11 @@ int av_trace_lazy_materialize(const av_trace *t, av_attn_kind kind, int layer, s
     return 0;
 }
 
+/* A view of F32 data (a, b, c). */
+static av_tensor f32_3d(const float *data, int64_t a, int64_t b, int64_t c) {
+    return (av_tensor){AV_DTYPE_F32, 3, {a, b, c, 0}, data, sizeof(float) * (size_t)(a * b * c)};
+}
+
 int av_trace_qk(const av_trace *t, av_attn_kind kind, int layer, av_qk_view *out, av_err *err) {
     const av_lazy_kind *lz = (unsigned)kind < AV_ATTN_KIND_COUNT ? &t->lazy_kinds[kind] : NULL;
     if (!lz || !lz->n_layers)
@@ -74,19 +79,9 @@ int av_trace_qk(const av_trace *t, av_attn_kind kind, int layer, av_qk_view *out
                        av_attn_kind_name(kind));
     if (layer < 0 || layer >= lz->n_layers)
         return av_errf(err, "layer %d is out of range: layers 0..%d", layer, lz->n_layers - 1);
-    int64_t qs[3] = {lz->n_heads, lz->n_query, lz->head_dim},
-            ks[3] = {lz->n_kv_heads, lz->n_key, lz->head_dim};
     memset(out, 0, sizeof *out);
-    out->q = (av_tensor){AV_DTYPE_F32,
-                         3,
-                         {qs[0], qs[1], qs[2]},
-                         lz->q[layer],
-                         sizeof(float) * (size_t)(qs[0] * qs[1] * qs[2])};
-    out->k = (av_tensor){AV_DTYPE_F32,
-                         3,
-                         {ks[0], ks[1], ks[2]},
-                         lz->k[layer],
-                         sizeof(float) * (size_t)(ks[0] * ks[1] * ks[2])};
+    out->q = f32_3d(lz->q[layer], lz->n_heads, lz->n_query, lz->head_dim);
+    out->k = f32_3d(lz->k[layer], lz->n_kv_heads, lz->n_key, lz->head_dim);
     out->scale = lz->scale[layer];
     out->softcap = lz->softcap[layer];
     out->causal = lz->causal;
@@ -155,13 +150,10 @@ static int set_lazy_meta(av_trace *t, av_err *err) {
                                           json_list(lz->softcap, NULL, lz->n_layers), "window",
                                           json_list(NULL, lz->window, lz->n_layers)));
     }
-    char *text = all ? json_dumps(all, JSON_COMPACT) : NULL, scale[32];
-    json_decref(all);
-    if (!text) return av_errf(err, "out of memory");
-    int rc = av_trace_set_meta(t, "lazy_attn", text, err) ||
+    char scale[32];
+    int rc = av_trace_set_meta_json(t, "lazy_attn", all, 0, err) ||
              av_trace_set_meta(t, t->lazy ? "lazy" : "qk", "1", err) ||
              av_trace_need_version(t, needs_v3(t) ? 3 : 2, err);
-    free(text);
     if (!rc && v1_compatible(t)) {
         snprintf(scale, sizeof scale, "%.9g", (double)t->lazy_kinds[AV_ATTN_SELF].scale[0]);
         rc = av_trace_set_meta(t, "attn_scale", scale, err) || av_trace_set_meta(t, "causal", "1", err);

@@ -43,9 +43,7 @@ void av_lp_free(av_lp_data *d) {
     free(d->alt_ids);
     free(d->alt_lp);
     free(d->alt_piece);
-    for (int i = 0; i < d->n_pieces; i++)
-        free(d->pieces[i]);
-    free(d->pieces);
+    av_strings_free(d->pieces, (size_t)d->n_pieces);
     json_decref(d->piece_index);
     free(d);
 }
@@ -131,20 +129,6 @@ static int set_info(av_trace *t, struct av_gen_state *g, const char *text, const
     return 0;
 }
 
-/* The pieces as the metadata "logprob_pieces" (a JSON array). */
-static int pieces_meta(av_trace *t, const av_lp_data *d, av_err *err) {
-    json_t *a = json_array();
-    for (int i = 0; a && i < d->n_pieces; i++) {
-        json_t *s = json_string(d->pieces[i]);
-        json_array_append_new(a, s ? s : json_string(AV_UTF8_REPLACEMENT));
-    }
-    char *text = a ? json_dumps(a, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-    json_decref(a);
-    int rc = text ? av_trace_set_meta(t, "logprob_pieces", text, err) : av_errf(err, "out of memory");
-    free(text);
-    return rc;
-}
-
 int av_trace_set_logprobs(av_trace *t, av_lp_data *d, int prompt_len, const json_t *generation, av_err *err) {
     struct av_gen_state *g = gen_state(t);
     if (!g || d->n != t->n_tokens) {
@@ -162,7 +146,8 @@ int av_trace_set_logprobs(av_trace *t, av_lp_data *d, int prompt_len, const json
                            : NULL;
     snprintf(plen, sizeof plen, "%d", prompt_len);
     int rc = (prompt_len >= 0 && av_trace_set_meta(t, "prompt_len", plen, err)) ||
-             (info && av_trace_set_meta(t, "generation", info, err)) || pieces_meta(t, d, err) ||
+             (info && av_trace_set_meta(t, "generation", info, err)) ||
+             av_trace_set_meta_strings(t, "logprob_pieces", d->pieces, d->n_pieces, err) ||
              av_trace_need_version(t, 3, err) ||
              set_info(t, g, info, prompt_len >= 0 ? plen : NULL, "trace", err);
     free(info);
@@ -311,9 +296,7 @@ static char *label_from_trace(void *ctx, int32_t id) {
             end = mid;
     }
     if (lo < c->by_id + c->t->n_tokens && lo->id == id) return av_strdup(c->t->tokens[lo->pos]);
-    char buf[24];
-    snprintf(buf, sizeof buf, "#%d", id);
-    return av_strdup(buf);
+    return av_trace_id_label(id);
 }
 
 /* Row t of the table from logits row t - 1 (the distribution that produced token t). */

@@ -297,11 +297,9 @@ static int pair_text_meta(av_trace *t, size_t b_start, const uint8_t *types, siz
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
         json_array_append_new(arr, json_integer(types ? types[i] : 0));
-    char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
-    json_decref(arr);
-    int rc = text ? av_trace_set_meta(t, "token_type_ids", text, err) : av_errf(err, "out of memory");
-    free(text);
-    return rc || av_cap_meta_int(t, "sentence_b_start", (int)b_start, err) || av_trace_need_version(t, 3, err)
+    return av_trace_set_meta_json(t, "token_type_ids", arr, 0, err) ||
+                   av_trace_set_meta_int(t, "sentence_b_start", (int)b_start, err) ||
+                   av_trace_need_version(t, 3, err)
                ? -1
                : 0;
 }

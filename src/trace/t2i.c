@@ -157,17 +157,10 @@ static int t2i_meta(t2i_run *r, av_trace *t, const char *prompt, const int32_t *
              av_cap_json_list(r->m, t, "timesteps", ts, (size_t)r->n_steps, 1, err);
     free(ts);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)p->seed);
-    rc = rc || av_trace_set_meta(t, "seed", buf, err) || av_cap_meta_int(t, "steps", r->n_steps, err);
+    rc = rc || av_trace_set_meta(t, "seed", buf, err) || av_trace_set_meta_int(t, "steps", r->n_steps, err);
     snprintf(buf, sizeof buf, "%.9g", (double)p->guidance);
     rc = rc || av_trace_set_meta(t, "guidance_scale", buf, err);
-    snprintf(buf, sizeof buf, "%dx%d", r->g, r->g);
-    return rc || av_trace_set_meta(t, "patch_grid", buf, err) ||
-                   av_trace_set_meta(t, "prefix_tokens", "1", err) ||
-                   av_cap_meta_int(t, "image_size", r->size, err) ||
-                   av_cap_meta_int(t, "patch_size", r->m->vision.patch_size, err) ||
-                   av_cap_patch_labels(t, r->g, "[time]", err)
-               ? -1
-               : 0;
+    return rc || av_cap_image_meta(r->m, t, "[time]", NULL, err) ? -1 : 0;
 }
 
 /* image = clamp((x + 1) / 2, 0, 1); daam.raw; daam.words over everything. */

@@ -1,9 +1,9 @@
 /* Reading parts of a head: single rows and pooled tiles, from stored matrices (F32 or F16) or recomputed
  * exactly from a lazy kind's queries and keys (lazy.c). Everything here is read-only on the trace, so
  * concurrent readers are safe. */
+#include "kernels/kernels.h"
 #include "trace.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,9 +53,7 @@ static void head_rows(const source *src, int head, int q0, int nq, int n_key, fl
         if (set->view.data) {
             memcpy(out, set->view.data + base, sizeof(float) * (size_t)nq * (size_t)n_key);
         } else { /* F16 in the mapped file: convert just these rows */
-            const uint16_t *h = (const uint16_t *)set->stored->data + base;
-            for (size_t i = 0; i < (size_t)nq * (size_t)n_key; i++)
-                out[i] = av_f16_to_f32(h[i]);
+            av_dequantize(AV_DTYPE_F16, (const uint16_t *)set->stored->data + base, out, (int64_t)nq * n_key);
         }
     }
     for (int i = 0; src->exclude_first && i < nq; i++) {
@@ -101,14 +99,10 @@ static void rows_any(const source *src, int head, int q0, int nq, int n_key, flo
     head_rows(src, 0, q0, nq, n_key, out);
     for (int h = 1; h < H; h++) {
         head_rows(src, h, q0, nq, n_key, tmp);
-        for (size_t i = 0; i < n; i++)
-            out[i] = head == AV_HEADS_MEAN  ? out[i] + tmp[i]
-                     : head == AV_HEADS_MAX ? fmaxf(out[i], tmp[i])
-                                            : fminf(out[i], tmp[i]);
+        av_heads_fold(out, tmp, n, head);
     }
-    if (head == AV_HEADS_MEAN)
-        for (size_t i = 0; i < n; i++)
-            out[i] /= (float)H;
+    for (size_t i = 0; head == AV_HEADS_MEAN && i < n; i++)
+        out[i] /= (float)H;
 }
 
 int av_trace_attn_row(const av_trace *t, av_attn_kind kind, int layer, int head, int q, float *out,

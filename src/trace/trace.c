@@ -26,9 +26,7 @@ av_trace *av_trace_new(void) {
 
 void av_trace_free(av_trace *t) {
     if (!t) return;
-    for (int i = 0; i < t->n_tokens; i++)
-        free(t->tokens ? t->tokens[i] : NULL);
-    free(t->tokens);
+    av_strings_free(t->tokens, (size_t)t->n_tokens);
     free(t->token_ids);
     for (int i = 0; i < t->n_sets; i++)
         free(t->sets[i].owned);
@@ -57,30 +55,46 @@ int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *e
     return 0;
 }
 
+int av_trace_set_meta_json(av_trace *t, const char *key, json_t *v, size_t flags, av_err *err) {
+    char *text = v ? json_dumps(v, JSON_COMPACT | flags) : NULL;
+    json_decref(v);
+    int rc = text ? av_trace_set_meta(t, key, text, err) : av_errf(err, "out of memory");
+    free(text);
+    return rc;
+}
+
+int av_trace_set_meta_strings(av_trace *t, const char *key, char *const *s, int n, av_err *err) {
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++) {
+        json_t *js = json_string(s[i]);
+        json_array_append_new(a, js ? js : json_string(AV_UTF8_REPLACEMENT)); /* invalid UTF-8: U+FFFD */
+    }
+    return av_trace_set_meta_json(t, key, a, JSON_ENSURE_ASCII, err);
+}
+
+char *av_trace_id_label(int32_t id) {
+    char buf[24];
+    snprintf(buf, sizeof buf, "#%d", id);
+    return av_strdup(buf);
+}
+
+int av_trace_set_meta_int(av_trace *t, const char *key, int v, av_err *err) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", v);
+    return av_trace_set_meta(t, key, buf, err);
+}
+
 int av_trace_need_version(av_trace *t, int version, av_err *err) {
     const char *v = av_trace_meta(t, "version");
-    if (v && atoi(v) >= version) return 0;
-    char buf[16];
-    snprintf(buf, sizeof buf, "%d", version);
-    return av_trace_set_meta(t, "version", buf, err);
+    return v && atoi(v) >= version ? 0 : av_trace_set_meta_int(t, "version", version, err);
 }
 
 int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err *err) {
-    json_t *jt = json_array(), *ji = json_array();
-    for (int i = 0; i < n; i++) {
-        json_t *s = json_string(tokens[i]);
-        if (!s) s = json_string("\xEF\xBF\xBD"); /* invalid UTF-8 in a label: U+FFFD */
-        json_array_append_new(jt, s);
+    json_t *ji = json_array();
+    for (int i = 0; ji && i < n; i++)
         json_array_append_new(ji, json_integer(ids[i]));
-    }
-    char *st = json_dumps(jt, JSON_COMPACT | JSON_ENSURE_ASCII), *si = json_dumps(ji, JSON_COMPACT);
-    json_decref(jt);
-    json_decref(ji);
-    int rc = (!st || !si)
-                 ? av_errf(err, "out of memory")
-                 : (av_trace_set_meta(t, "tokens", st, err) || av_trace_set_meta(t, "token_ids", si, err));
-    free(st);
-    free(si);
+    int rc = av_trace_set_meta_strings(t, "tokens", tokens, n, err) ||
+             av_trace_set_meta_json(t, "token_ids", ji, 0, err);
     t->tokens = tokens;
     t->token_ids = ids;
     t->n_tokens = n;
@@ -177,9 +191,7 @@ static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_
             size_t n = (size_t)av_tensor_numel(s->stored);
             float *f = malloc(sizeof(float) * (n ? n : 1));
             if (!f) return av_errf(err, "out of memory converting attention of layer %d", layer);
-            const uint16_t *h = s->stored->data;
-            for (size_t k = 0; k < n; k++)
-                f[k] = av_f16_to_f32(h[k]);
+            av_dequantize(AV_DTYPE_F16, s->stored->data, f, (int64_t)n);
             s->owned = f;
             s->view.data = f;
         }
@@ -216,11 +228,8 @@ int av_trace_vnorm(const av_trace *t, int layer, av_tensor *out, av_err *err) {
     if (layer < 0 || layer >= t->n_vnorm ||
         (!(t->vnorm && t->vnorm[layer]) && !(t->vnorm_stored && t->vnorm_stored[layer])))
         return av_errf(err, "the trace has no value norms (vnorm.%d) for layer %d", layer, layer);
-    if (t->vnorm && t->vnorm[layer]) {
-        *out = av_tensor_f32(t->vnorm[layer], t->vnorm_heads, t->n_tokens);
-    } else {
-        *out = *t->vnorm_stored[layer];
-    }
+    *out = t->vnorm && t->vnorm[layer] ? av_tensor_f32(t->vnorm[layer], t->vnorm_heads, t->n_tokens)
+                                       : *t->vnorm_stored[layer];
     return 0;
 }
 
@@ -397,6 +406,61 @@ static int check_layers(av_trace *t, const char *path, av_err *err) {
     return 0;
 }
 
+/* "vnorm.<layer>" F32 [n_heads, n_tokens]: recorded in t->vnorm_stored. */
+static int load_vnorm(av_trace *t, const av_st_entry *e, const char *path, av_err *err) {
+    char *end;
+    long l = strtol(e->name + 6, &end, 10);
+    if (*end || l < 0 || l > 100000 || e->t.dtype != AV_DTYPE_F32 || e->t.ndim != 2 ||
+        e->t.shape[1] != t->n_tokens)
+        return av_errf(err, "%s: '%s' must be F32 [n_heads, n_tokens]", path, e->name);
+    if (l >= t->n_vnorm) {
+        const av_tensor **p = realloc(t->vnorm_stored, sizeof *p * (size_t)(l + 1));
+        if (!p) return av_errf(err, "out of memory");
+        for (long k = t->n_vnorm; k <= l; k++)
+            p[k] = NULL;
+        t->vnorm_stored = p;
+        t->n_vnorm = (int)l + 1;
+    }
+    t->vnorm_stored[l] = &e->t;
+    return 0;
+}
+
+/* One tensor of a loaded file: logits, value norms, the image, attention; others are read elsewhere. */
+static int load_entry(av_trace *t, const av_st_entry *e, const char *path, av_err *err) {
+    av_attn_kind kind;
+    int layer;
+    if (strcmp(e->name, "logits") == 0) {
+        if (e->t.dtype != AV_DTYPE_F32 || e->t.ndim != 2 || e->t.shape[0] != t->n_tokens)
+            return av_errf(err, "%s: 'logits' must be F32 [n_tokens, vocab]", path);
+        t->logits_view = e->t;
+        return 0;
+    }
+    if (strncmp(e->name, "vnorm.", 6) == 0) return load_vnorm(t, e, path, err);
+    if (strcmp(e->name, "image") == 0) { /* U8: the crop an image model saw; F32: a generated image (t2i) */
+        if ((e->t.dtype != AV_DTYPE_U8 && e->t.dtype != AV_DTYPE_F32) || e->t.ndim != 3 || e->t.shape[0] != 3)
+            return av_errf(err, "%s: 'image' must be U8 or F32 [3, height, width]", path);
+        if (e->t.dtype == AV_DTYPE_U8) t->image_view = e->t;
+        return 0;
+    }
+    if (parse_attn_name(e->name, &kind, &layer)) return 0; /* other tensors (q/k...) are optional */
+    if (e->t.ndim != 3 || (e->t.dtype != AV_DTYPE_F32 && e->t.dtype != AV_DTYPE_F16))
+        return av_errf(err, "%s: tensor '%s' must be F32 or F16 [n_heads, n_query, n_key]", path, e->name);
+    if (e->t.shape[0] <= 0 || e->t.shape[1] <= 0 || e->t.shape[2] <= 0 || e->t.shape[0] > 65536 ||
+        e->t.shape[1] > INT32_MAX / 2 || e->t.shape[2] > INT32_MAX / 2)
+        return av_errf(err, "%s: tensor '%s' has an empty or absurd shape", path, e->name);
+    if (kind == AV_ATTN_SELF && (e->t.shape[1] != t->n_tokens || e->t.shape[2] != t->n_tokens))
+        return av_errf(err, "%s: '%s' is [%lld, %lld, %lld] but the trace has %d tokens", path, e->name,
+                       (long long)e->t.shape[0], (long long)e->t.shape[1], (long long)e->t.shape[2],
+                       t->n_tokens);
+    if (add_set(t, kind, layer, err)) return -1;
+    av_attn_set *s = &t->sets[t->n_sets - 1];
+    s->stored = &e->t;
+    s->view = (av_attn_view){(int)e->t.shape[0], (int)e->t.shape[1], (int)e->t.shape[2],
+                             e->t.dtype == AV_DTYPE_F32 ? e->t.data : NULL};
+    if (e->t.dtype == AV_DTYPE_F16) t->store_dtype = AV_DTYPE_F16;
+    return 0;
+}
+
 int av_trace_load(const char *path, av_trace **out, av_err *err) {
     *out = NULL;
     av_trace *t = av_trace_new();
@@ -416,73 +480,8 @@ int av_trace_load(const char *path, av_trace **out, av_err *err) {
     json_decref(t->meta);
     t->meta = json_deep_copy(t->file.metadata);
     if (parse_tokens(t, path, err)) goto fail;
-    for (int i = 0; i < t->file.n; i++) {
-        const av_st_entry *e = &t->file.entries[i];
-        av_attn_kind kind;
-        int layer;
-        if (strcmp(e->name, "logits") == 0) {
-            if (e->t.dtype != AV_DTYPE_F32 || e->t.ndim != 2 || e->t.shape[0] != t->n_tokens) {
-                av_errf(err, "%s: 'logits' must be F32 [n_tokens, vocab]", path);
-                goto fail;
-            }
-            t->logits_view = e->t;
-            continue;
-        }
-        if (strncmp(e->name, "vnorm.", 6) == 0) {
-            char *end;
-            long l = strtol(e->name + 6, &end, 10);
-            if (*end || l < 0 || l > 100000 || e->t.dtype != AV_DTYPE_F32 || e->t.ndim != 2 ||
-                e->t.shape[1] != t->n_tokens) {
-                av_errf(err, "%s: '%s' must be F32 [n_heads, n_tokens]", path, e->name);
-                goto fail;
-            }
-            if (l >= t->n_vnorm) {
-                const av_tensor **p = realloc(t->vnorm_stored, sizeof *p * (size_t)(l + 1));
-                if (!p) {
-                    av_errf(err, "out of memory");
-                    goto fail;
-                }
-                for (long k = t->n_vnorm; k <= l; k++)
-                    p[k] = NULL;
-                t->vnorm_stored = p;
-                t->n_vnorm = (int)l + 1;
-            }
-            t->vnorm_stored[l] = &e->t;
-            continue;
-        }
-        if (strcmp(e->name, "image") ==
-            0) { /* U8: the crop an image model saw; F32: a generated image (t2i) */
-            if ((e->t.dtype != AV_DTYPE_U8 && e->t.dtype != AV_DTYPE_F32) || e->t.ndim != 3 ||
-                e->t.shape[0] != 3) {
-                av_errf(err, "%s: 'image' must be U8 or F32 [3, height, width]", path);
-                goto fail;
-            }
-            if (e->t.dtype == AV_DTYPE_U8) t->image_view = e->t;
-            continue;
-        }
-        if (parse_attn_name(e->name, &kind, &layer)) continue; /* other tensors (q/k...) are optional */
-        if (e->t.ndim != 3 || (e->t.dtype != AV_DTYPE_F32 && e->t.dtype != AV_DTYPE_F16)) {
-            av_errf(err, "%s: tensor '%s' must be F32 or F16 [n_heads, n_query, n_key]", path, e->name);
-            goto fail;
-        }
-        if (e->t.shape[0] <= 0 || e->t.shape[1] <= 0 || e->t.shape[2] <= 0 || e->t.shape[0] > 65536 ||
-            e->t.shape[1] > INT32_MAX / 2 || e->t.shape[2] > INT32_MAX / 2) {
-            av_errf(err, "%s: tensor '%s' has an empty or absurd shape", path, e->name);
-            goto fail;
-        }
-        if (kind == AV_ATTN_SELF && (e->t.shape[1] != t->n_tokens || e->t.shape[2] != t->n_tokens)) {
-            av_errf(err, "%s: '%s' is [%lld, %lld, %lld] but the trace has %d tokens", path, e->name,
-                    (long long)e->t.shape[0], (long long)e->t.shape[1], (long long)e->t.shape[2],
-                    t->n_tokens);
-            goto fail;
-        }
-        if (add_set(t, kind, layer, err)) goto fail;
-        av_attn_set *s = &t->sets[t->n_sets - 1];
-        s->stored = &e->t;
-        s->view = (av_attn_view){(int)e->t.shape[0], (int)e->t.shape[1], (int)e->t.shape[2],
-                                 e->t.dtype == AV_DTYPE_F32 ? e->t.data : NULL};
-        if (e->t.dtype == AV_DTYPE_F16) t->store_dtype = AV_DTYPE_F16;
-    }
+    for (int i = 0; i < t->file.n; i++)
+        if (load_entry(t, &t->file.entries[i], path, err)) goto fail;
     if (check_layers(t, path, err)) goto fail;
     const char *lazy = av_trace_meta(t, "lazy"), *qk = av_trace_meta(t, "qk");
     if (((lazy && strcmp(lazy, "1") == 0) || (qk && strcmp(qk, "1") == 0)) && av_lazy_load(t, path, err))

@@ -75,6 +75,14 @@ struct av_trace {
 
 av_trace *av_trace_new(void);
 int av_trace_set_meta(av_trace *t, const char *key, const char *value, av_err *err);
+int av_trace_set_meta_int(av_trace *t, const char *key, int v, av_err *err);
+/* "#<id>": the label of a token no tokenizer names; malloc'd (NULL: out of memory). */
+char *av_trace_id_label(int32_t id);
+/* Metadata key = the JSON text of v (compact, plus flags such as JSON_ENSURE_ASCII), taking v (NULL: out of
+ * memory). */
+int av_trace_set_meta_json(av_trace *t, const char *key, json_t *v, size_t flags, av_err *err);
+/* Metadata key = a JSON array of the n strings s (ASCII-escaped; invalid UTF-8 shows as U+FFFD). */
+int av_trace_set_meta_strings(av_trace *t, const char *key, char *const *s, int n, av_err *err);
 /* Raises metadata "version" to at least version: a file records the oldest version that describes it. */
 int av_trace_need_version(av_trace *t, int version, av_err *err);
 /* Takes ownership of tokens (each malloc'd, and the array) and ids. */
@@ -114,6 +122,10 @@ int av_trace_set_vnorm(av_trace *t, float **vnorm, int n_layers, int n_heads, av
 int av_trace_set_image(av_trace *t, uint8_t *rgb, int h, int w, av_err *err);
 /* Takes ownership of the (n_tokens, vocab) logits, exposed as t->logits_view. */
 void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab);
+
+/* Heads reduced (select.c, tiles.c): out = out + in, max or min of both over n values, for how =
+ * AV_HEADS_MEAN (a sum: divide by the heads after the last), AV_HEADS_MAX, AV_HEADS_MIN. */
+void av_heads_fold(float *out, const float *in, size_t n, int how);
 
 /* ---- DAAM (daam.c) ------------------------------------------------------------------------------------ */
 
