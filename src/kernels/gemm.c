@@ -3,8 +3,8 @@
  * gemm_cpu.c picks one) multiplies one pair of panels at a time.
  *
  * Weights (av_gemm_weights, y = x W^T): x is packed once per call and shared by the threads; the threads
- * claim blocks of NC_W output features one at a time (a thread slowed by other work takes fewer), and each
- * converts its block's weight rows from their stored dtype straight into panels, one block of AV_GEMM_KC
+ * claim blocks of (up to) NC_W output features one at a time (a thread slowed by other work takes fewer),
+ * each converts its block's weight rows from their stored dtype straight into panels, one block of AV_GEMM_KC
  * columns at a time, so every weight byte is read and converted exactly once. Loop order per thread: feature
  * block (NC_W features) > k block (KC) > token panel (MR, in L1) > feature panel (NR, streamed from the
  * L2-sized block).
@@ -169,13 +169,13 @@ typedef struct wg_out {
     const av_tensor *w; /* (out, in) */
     float *y;           /* (n, out) */
     int out;
-    int first_block; /* its first block of NC_W features among the call's blocks */
+    int first_block; /* its first block of nc features among the call's blocks */
 } wg_out;
 
 typedef struct wg_job {
     wg_out outs[AV_MATMUL_MANY_MAX];
-    int n_outs, n_blocks;
-    atomic_int next; /* the next block no thread has claimed */
+    int n_outs, n_blocks, nc; /* nc: features per block (NC_W, or fewer so that every thread gets some) */
+    atomic_int next;          /* the next block no thread has claimed */
     const av_ukernel *uk;
     const float *x; /* (n, in) */
     float *xp;      /* (ceil(n / MR), in, MR): token panels over all of k, or NULL: x read in place */
@@ -199,8 +199,8 @@ static const wg_out *wg_locate(const wg_job *j, int b, int *f0, int *nf) {
     const wg_out *o = &j->outs[0];
     while (o + 1 < j->outs + j->n_outs && b >= o[1].first_block)
         o++;
-    *f0 = (b - o->first_block) * NC_W;
-    *nf = o->out - *f0 < NC_W ? o->out - *f0 : NC_W;
+    *f0 = (b - o->first_block) * j->nc;
+    *nf = o->out - *f0 < j->nc ? o->out - *f0 : j->nc;
     return o;
 }
 
@@ -240,19 +240,32 @@ static void wg_compute(void *ctx, int tid, int64_t t0, int64_t t1) {
         b = wg_block(j, b, wp, tmp);
 }
 
+/* Blocks of nc features the weights w[0 .. count) make. */
+static int wg_count_blocks(const av_tensor *const *w, int count, int nc) {
+    int n = 0;
+    for (int i = 0; i < count; i++)
+        n += (int)((w[i]->shape[0] + nc - 1) / nc);
+    return n;
+}
+
 int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
                     int n_threads, const av_ukernel *uk) {
     if (count < 1 || count > AV_MATMUL_MANY_MAX || !uk) return -1;
     wg_job j = {.n_outs = count, .uk = uk, .x = x, .n = n, .in = (int)w[0]->shape[1]};
-    int64_t n_panels = 0;
-    for (int i = 0; i < count; i++) {
+    if (n_threads <= 0) n_threads = av_default_threads();
+    for (int i = 0; i < count; i++)
         if (w[i]->ndim != 2 || w[i]->shape[1] != j.in) return -1;
+    /* blocks of NC_W features, halved while there are fewer than two per thread (k/v's 256 features alone
+     * would otherwise be one block, one thread's work) */
+    int64_t n_panels = 0;
+    for (j.nc = NC_W; j.nc > uk->nr && wg_count_blocks(w, count, j.nc) < 2 * n_threads;)
+        j.nc = j.nc / 2 > uk->nr ? j.nc / 2 : uk->nr; /* powers of two: multiples of NR */
+    for (int i = 0; i < count; i++) {
         j.outs[i] = (wg_out){w[i], y[i], (int)w[i]->shape[0], j.n_blocks};
-        j.n_blocks += (j.outs[i].out + NC_W - 1) / NC_W;
+        j.n_blocks += (j.outs[i].out + j.nc - 1) / j.nc;
         n_panels += (j.outs[i].out + uk->nr - 1) / uk->nr;
     }
     atomic_init(&j.next, 0);
-    if (n_threads <= 0) n_threads = av_default_threads();
     n_threads = n_threads < j.n_blocks ? n_threads : j.n_blocks;
     /* x is packed (once, shared by the threads) when it is reused by many feature panels and its rows lie a
      * multiple of 4 KiB apart: read in place, such rows would all compete for the same L1 sets */
