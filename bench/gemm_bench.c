@@ -1,8 +1,8 @@
 /* GEMM benchmark on the 1B model's shapes (docs/BENCHMARKS.md). Prints JSON lines:
  *  - "matmul": y = x W^T with F16 weights through av_matmul on every GEMM path this CPU supports (avx512,
- * avx2, amx, sgemm; scalar only on the small shape), best of 3, with each path's max error against double
- * precision (relative to max |y|, first 64 rows); then Q8_0, Q4_K and Q6_K weights (random blocks) on the
- * own vector paths and amx: conversion from the stored type included;
+ * avx2, amx, sgemm; scalar only on the small shape), best of 5 after a warm-up call, with each path's max
+ * error against double precision (relative to max |y|, first 64 rows); then Q8_0, Q4_K and Q6_K weights
+ * (random blocks) on the own vector paths and amx: conversion from the stored type included;
  *  - "own_f32_peak": the project's f32 GEMM (av_gemm_f32, x W^T with f32 W) on the shapes bench/sgemm_peak.c
  *    times OpenBLAS on, per kernel: run.sh takes the better of this and OpenBLAS as the f32 GEMM limit;
  *  - "generation": token-by-token matrix-vector products (av_matmul, 1 row) over 24 weights of 5632 x 2048
@@ -86,10 +86,10 @@ static void run_matmul(av_dtype t, int T, int out, int in, int threads) {
         if (bench_paths[p] == AV_GEMM_SCALAR && (double)T * out * in > 1e8)
             continue; /* minutes on big shapes */
         double best = 1e30;
-        for (int rep = 0; rep < 3; rep++) {
+        for (int rep = 0; rep <= 5; rep++) { /* the first call warms up (caches, the GEMM's kept scratch) */
             double t0 = bench_clock();
             av_matmul(y, x, &w, T, wf, threads);
-            best = fmin(best, bench_clock() - t0);
+            if (rep) best = fmin(best, bench_clock() - t0);
         }
         printf(", \"%s\": {\"gflops\": %.1f, \"max_rel_err\": %.2e}", av_gemm_path_name(bench_paths[p]),
                2.0 * T * out * in / best / 1e9, max_rel_err(y, ref, (size_t)rows * out));

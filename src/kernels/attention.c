@@ -1,11 +1,12 @@
 /* Multi-head (grouped-query) attention of a chunk of queries against cached keys and values, with optional
- * capture of the probabilities. Heads are split across threads; scores of one head are one GEMM, the
+ * capture of the probabilities. Threads claim heads one at a time; scores of one head are one GEMM, the
  * softmax runs over each row's visible keys and leaves the rest exactly 0, and P·V is one more GEMM
  * (av_gemm_f32, single-threaded inside the head split). av_attention_probs is the probability half on its
  * own: lazy traces recompute rows with it. */
 #include "kernels.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* Keys visible to query row i: [0, visible) */
@@ -66,12 +67,14 @@ static void attend_block(const av_attn_args *a, int h, int r0, int nr, float *pr
 typedef struct heads_job {
     const av_attn_args *a;
     float *scratch;
+    atomic_int next; /* the next head no thread has claimed */
 } heads_job;
 
-static void attend_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
-    const heads_job *j = ctx;
+/* One thread: heads claimed one at a time, so a thread slowed by other work on its core takes fewer. */
+static void attend_heads(void *ctx, int tid, int64_t t0, int64_t t1) {
+    heads_job *j = ctx;
     const av_attn_args *a = j->a;
-    for (int h = (int)h0; h < (int)h1; h++) {
+    for (int h; (h = atomic_fetch_add(&j->next, 1)) < a->n_heads;) {
         if (a->probs) {
             /* row blocks: a causal block computes only the keys its last row sees, so the capture's upper
              * triangle is never written (and, in a zeroed buffer, its pages never touched) */
@@ -96,7 +99,10 @@ static void attend_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
 }
 
 void av_attention(const av_attn_args *a, float *scratch, int n_threads) {
-    heads_job j = {a, scratch};
+    heads_job j = {.a = a, .scratch = scratch};
+    atomic_init(&j.next, 0);
     int64_t work = (int64_t)a->n_q * a->n_k * a->n_heads;
-    av_parallel_for(work > 32768 ? n_threads : 1, a->n_heads, attend_heads, &j);
+    int nt = work > 32768 ? (n_threads > 0 ? n_threads : av_default_threads()) : 1;
+    nt = nt < a->n_heads ? nt : a->n_heads;
+    av_parallel_for(nt, nt, attend_heads, &j);
 }

@@ -3,27 +3,32 @@
  * gemm_cpu.c picks one) multiplies one pair of panels at a time.
  *
  * Weights (av_gemm_weights, y = x W^T): x is packed once per call and shared by the threads; the threads
- * split the output features, and each converts its own weight rows from their stored dtype straight into
- * panels, one block of AV_GEMM_KC columns at a time, so every weight byte is read and converted exactly once.
- * Loop order per thread: feature block (NC_W features) > k block (KC) > token panel (MR, in L1) > feature
- * panel (NR, streamed from the L2-sized block).
+ * claim blocks of (up to) NC_W output features one at a time (a thread slowed by other work takes fewer),
+ * each converts its block's weight rows from their stored dtype straight into panels, one block of AV_GEMM_KC
+ * columns at a time, so every weight byte is read and converted exactly once. Loop order per thread: feature
+ * block (NC_W features) > k block (KC) > token panel (MR, in L1) > feature panel (NR, streamed from the
+ * L2-sized block).
  *
  * av_gemm_f32 is the cblas_sgemm-like product for f32 operands (attention, ...) on the same kernels. */
 #include "gemm.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 enum {
-    NC_W = 512,  /* features per packed weight block: KC x 512 floats = 1 MiB, half the L2 of a core here */
+    NC_W = 256,  /* features per packed weight block, the unit the threads claim: KC x 256 floats = 512 KiB,
+                    a quarter of the L2 of a core here; 2048 features make 8 of them */
     MC_F = 192,  /* rows of A per packed block in av_gemm_f32 (rounded down to the kernel's MR) */
     NC_F = 1024, /* columns of B per packed block in av_gemm_f32 */
     A_IN_PLACE_PANELS =
         4, /* av_gemm_f32 reads a row-major A in place when C has at most this many B panels */
     X_IN_PLACE_PANELS =
-        16 /* av_gemm_weights reads x in place when it meets at most this many feature panels */
+        16, /* av_gemm_weights reads x in place when it meets at most this many feature panels */
 };
+#define WS_KEEP_MAX ((size_t)64 << 20) /* bytes of scratch kept between calls, at most */
 
 /* ---- the scalar reference kernel: the same fused multiply-add chain per output as the vector kernels ----
  */
@@ -134,22 +139,49 @@ static void macro_kernel(const av_ukernel *uk, int kc, a_tiles at, int m, const 
 
 /* ---- y = x W^T for up to AV_MATMUL_MANY_MAX weights sharing x ---- */
 
+/* The scratch of a call (packed x, each thread's weight panels), kept for the next call: fresh pages would be
+ * faulted in and zeroed by the kernel on every call, and unmapped with TLB shootdowns when freed. One block
+ * is kept per process, grown when a call needs more, taken by one call at a time (a concurrent call allocates
+ * its own); blocks over WS_KEEP_MAX bytes are freed at once. */
+static pthread_mutex_t ws_lock = PTHREAD_MUTEX_INITIALIZER;
+static float *ws_kept;
+static size_t ws_kept_bytes;
+
+static float *ws_take(size_t bytes) {
+    float *p = NULL;
+    pthread_mutex_lock(&ws_lock);
+    if (ws_kept && ws_kept_bytes >= bytes) p = ws_kept, ws_kept = NULL;
+    pthread_mutex_unlock(&ws_lock);
+    return p ? p : aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+
+static void ws_give(float *p, size_t bytes) {
+    pthread_mutex_lock(&ws_lock);
+    if (bytes <= WS_KEEP_MAX && (!ws_kept || ws_kept_bytes < bytes)) {
+        float *old = ws_kept;
+        ws_kept = p, ws_kept_bytes = bytes, p = old;
+    }
+    pthread_mutex_unlock(&ws_lock);
+    free(p);
+}
+
 typedef struct wg_out {
     const av_tensor *w; /* (out, in) */
     float *y;           /* (n, out) */
     int out;
-    int64_t first_panel; /* its first NR-feature panel among the call's panels */
+    int first_block; /* its first block of nc features among the call's blocks */
 } wg_out;
 
 typedef struct wg_job {
     wg_out outs[AV_MATMUL_MANY_MAX];
-    int n_outs;
-    int64_t n_panels;
+    int n_outs, n_blocks, nc; /* nc: features per block (NC_W, or fewer so that every thread gets some) */
+    atomic_int next;          /* the next block no thread has claimed */
     const av_ukernel *uk;
     const float *x; /* (n, in) */
     float *xp;      /* (ceil(n / MR), in, MR): token panels over all of k, or NULL: x read in place */
+    float *ws;      /* per thread: (KC, NC_W) weight panels, then (NR, KC) for the packing's tmp */
+    size_t ws_per_thread;
     int n, in;
-    int failed;
 } wg_job;
 
 static void wg_pack_x(void *ctx, int tid, int64_t p0, int64_t p1) {
@@ -161,71 +193,97 @@ static void wg_pack_x(void *ctx, int tid, int64_t p0, int64_t p1) {
     }
 }
 
-/* Features [f0, f0 + nf) of one weight against all tokens; wp: (KC, NC_W) panel block, tmp: (NR, KC). */
-static void wg_block(const wg_job *j, const wg_out *o, int f0, int nf, float *wp, float *tmp) {
+/* Block b of the call: its weight and features [*f0, *f0 + *nf); NULL past the last block. */
+static const wg_out *wg_locate(const wg_job *j, int b, int *f0, int *nf) {
+    if (b >= j->n_blocks) return NULL;
+    const wg_out *o = &j->outs[0];
+    while (o + 1 < j->outs + j->n_outs && b >= o[1].first_block)
+        o++;
+    *f0 = (b - o->first_block) * j->nc;
+    *nf = o->out - *f0 < j->nc ? o->out - *f0 : j->nc;
+    return o;
+}
+
+/* Block b (features [f0, f0 + nf) of one weight) against all tokens; wp: (KC, NC_W) panels, tmp: (NR, KC).
+ * Entering its last k block it claims the thread's next block, whose first columns are prefetched meanwhile;
+ * returns that block. */
+static int wg_block(wg_job *j, int b, float *wp, float *tmp) {
     const av_ukernel *uk = j->uk;
+    int f0, nf, g0 = 0, ng = 0, next = j->n_blocks;
+    const wg_out *o = wg_locate(j, b, &f0, &nf), *on = NULL;
     int tiles = (j->n + uk->mr - 1) / uk->mr, calls = tiles * ((nf + uk->nr - 1) / uk->nr);
     for (int k0 = 0; k0 < j->in; k0 += AV_GEMM_KC) {
         int kc = j->in - k0 < AV_GEMM_KC ? j->in - k0 : AV_GEMM_KC;
-        w_ahead ahead; /* the next block: these features' next columns, or the next features' first ones */
+        w_ahead ahead; /* the next block: these features' next columns, or the next block's first ones */
         if (k0 + kc < j->in)
             w_ahead_init(&ahead, o->w, f0, nf, k0 + kc,
                          j->in - k0 - kc < AV_GEMM_KC ? j->in - k0 - kc : AV_GEMM_KC, calls);
-        else
-            w_ahead_init(&ahead, o->w, f0 + nf, o->out - f0 - nf < nf ? o->out - f0 - nf : nf, 0,
-                         j->in < AV_GEMM_KC ? j->in : AV_GEMM_KC, calls);
+        else if ((on = wg_locate(j, next = atomic_fetch_add(&j->next, 1), &g0, &ng)))
+            w_ahead_init(&ahead, on->w, g0, ng, 0, j->in < AV_GEMM_KC ? j->in : AV_GEMM_KC, calls);
         for (int f = 0; f < nf; f += uk->nr)
             uk->pack_weight(o->w, f0 + f, nf - f < uk->nr ? nf - f : uk->nr, k0, kc, uk->nr,
                             wp + (int64_t)f * kc, tmp);
         a_tiles x = j->xp ? (a_tiles){j->xp + (int64_t)k0 * uk->mr, (int64_t)j->in * uk->mr, 0}
                           : (a_tiles){j->x + k0, (int64_t)uk->mr * j->in, j->in}; /* no offset on NULL */
-        macro_kernel(uk, kc, x, j->n, wp, nf, o->y + f0, o->out, 1.0f, k0 ? 1.0f : 0.0f, &ahead);
+        macro_kernel(uk, kc, x, j->n, wp, nf, o->y + f0, o->out, 1.0f, k0 ? 1.0f : 0.0f,
+                     k0 + kc < j->in || on ? &ahead : NULL);
     }
+    return next;
 }
 
-/* Feature panels [b0, b1) of the call (they may span several weights). */
-static void wg_compute(void *ctx, int tid, int64_t b0, int64_t b1) {
+/* One thread: blocks claimed one at a time until none is left, so a thread slowed by other work on its core
+ * takes fewer of them instead of keeping the other waiting at the end. */
+static void wg_compute(void *ctx, int tid, int64_t t0, int64_t t1) {
     wg_job *j = ctx;
-    const int nr = j->uk->nr, per = NC_W / nr;
-    float *wp = aligned_alloc(64, sizeof(float) * AV_GEMM_KC * NC_W);
-    float *tmp = aligned_alloc(64, sizeof(float) * AV_GEMM_KC * (size_t)nr);
-    if (!wp || !tmp) j->failed = 1;
-    for (int64_t b = b0; b < b1 && wp && tmp;) {
-        const wg_out *o = &j->outs[0];
-        while (o + 1 < j->outs + j->n_outs && b >= o[1].first_panel)
-            o++;
-        int64_t end =
-            o + 1 < j->outs + j->n_outs ? o[1].first_panel : j->n_panels; /* this weight's panels end */
-        int64_t nb = (end < b1 ? end : b1) - b;
-        nb = nb < per ? nb : per;
-        int f0 = (int)(b - o->first_panel) * nr, nf = (int)nb * nr;
-        wg_block(j, o, f0, o->out - f0 < nf ? o->out - f0 : nf, wp, tmp);
-        b += nb;
-    }
-    free(wp);
-    free(tmp);
+    float *wp = j->ws + (size_t)tid * j->ws_per_thread, *tmp = wp + (size_t)AV_GEMM_KC * NC_W;
+    for (int b = atomic_fetch_add(&j->next, 1); b < j->n_blocks;)
+        b = wg_block(j, b, wp, tmp);
+}
+
+/* Blocks of nc features the weights w[0 .. count) make. */
+static int wg_count_blocks(const av_tensor *const *w, int count, int nc) {
+    int n = 0;
+    for (int i = 0; i < count; i++)
+        n += (int)((w[i]->shape[0] + nc - 1) / nc);
+    return n;
 }
 
 int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
                     int n_threads, const av_ukernel *uk) {
     if (count < 1 || count > AV_MATMUL_MANY_MAX || !uk) return -1;
     wg_job j = {.n_outs = count, .uk = uk, .x = x, .n = n, .in = (int)w[0]->shape[1]};
-    for (int i = 0; i < count; i++) {
+    if (n_threads <= 0) n_threads = av_default_threads();
+    for (int i = 0; i < count; i++)
         if (w[i]->ndim != 2 || w[i]->shape[1] != j.in) return -1;
-        j.outs[i] = (wg_out){w[i], y[i], (int)w[i]->shape[0], j.n_panels};
-        j.n_panels += (j.outs[i].out + uk->nr - 1) / uk->nr;
+    /* blocks of NC_W features, halved while there are fewer than two per thread (k/v's 256 features alone
+     * would otherwise be one block, one thread's work) */
+    int64_t n_panels = 0;
+    for (j.nc = NC_W; j.nc > uk->nr && wg_count_blocks(w, count, j.nc) < 2 * n_threads;)
+        j.nc = j.nc / 2 > uk->nr ? j.nc / 2 : uk->nr; /* powers of two: multiples of NR */
+    for (int i = 0; i < count; i++) {
+        j.outs[i] = (wg_out){w[i], y[i], (int)w[i]->shape[0], j.n_blocks};
+        j.n_blocks += (j.outs[i].out + j.nc - 1) / j.nc;
+        n_panels += (j.outs[i].out + uk->nr - 1) / uk->nr;
     }
+    atomic_init(&j.next, 0);
+    n_threads = n_threads < j.n_blocks ? n_threads : j.n_blocks;
     /* x is packed (once, shared by the threads) when it is reused by many feature panels and its rows lie a
      * multiple of 4 KiB apart: read in place, such rows would all compete for the same L1 sets */
     int64_t x_panels = (n + uk->mr - 1) / uk->mr;
-    if ((size_t)j.in * sizeof(float) % 4096 == 0 && j.n_panels > X_IN_PLACE_PANELS) {
-        j.xp = aligned_alloc(64, sizeof(float) * (size_t)(x_panels * uk->mr) * (size_t)j.in);
-        if (!j.xp) return -1;
+    int pack_x = (size_t)j.in * sizeof(float) % 4096 == 0 && n_panels > X_IN_PLACE_PANELS;
+    size_t xp_floats = pack_x ? (size_t)(x_panels * uk->mr) * (size_t)j.in : 0;
+    j.ws_per_thread = (size_t)AV_GEMM_KC * (NC_W + (size_t)uk->nr);
+    size_t bytes = sizeof(float) * (xp_floats + (size_t)n_threads * j.ws_per_thread);
+    float *ws = ws_take(bytes);
+    if (!ws) return -1;
+    j.ws = ws + xp_floats;
+    if (pack_x) {
+        j.xp = ws;
         av_parallel_for(n_threads, x_panels, wg_pack_x, &j);
     }
-    av_parallel_for(n_threads, j.n_panels, wg_compute, &j);
-    free(j.xp);
-    return j.failed ? -1 : 0;
+    av_parallel_for(n_threads, n_threads, wg_compute, &j);
+    ws_give(ws, bytes);
+    return 0;
 }
 
 /* ---- C = alpha op(A) op(B) + beta C, all f32 ---- */

@@ -19,6 +19,28 @@
 #ifndef UK_B_AHEAD
 #define UK_B_AHEAD 16
 #endif
+#ifndef UK_C_AHEAD
+#define UK_C_AHEAD 24
+#endif
+
+/* Step p: acc += A[:, p] B[p, :] (b points at B's step p). */
+static inline __attribute__((always_inline)) void uk_step(int a_rows, const float *restrict a,
+                                                          const float *const ar[UK_MR], int p,
+                                                          const float *restrict b, uk_vec acc[UK_MR][UK_NV]) {
+    uk_vec bv[UK_NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < UK_NV; j++)
+        bv[j] = UK_LOAD(b + j * UK_VL);
+    UK_PREFETCH(b + UK_B_AHEAD * UK_NR); /* B streams from L2: ask for its lines early */
+    if (UK_NR * 4 > 64) UK_PREFETCH(b + UK_B_AHEAD * UK_NR + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < UK_MR; i++) {
+        uk_vec av = UK_SET1(a_rows ? ar[i][p] : a[p * UK_MR + i]);
+#pragma GCC unroll 4
+        for (int j = 0; j < UK_NV; j++)
+            acc[i][j] = UK_FMA(av, bv[j], acc[i][j]);
+    }
+}
 
 static inline __attribute__((always_inline)) void uk_tile(int a_rows, int k, const float *restrict a,
                                                           int64_t lda, const float *restrict b,
@@ -29,27 +51,22 @@ static inline __attribute__((always_inline)) void uk_tile(int a_rows, int k, con
 #pragma GCC unroll 16
     for (int i = 0; i < UK_MR; i++) {
         ar[i] = a + (i < m ? i : m - 1) * lda;
-        UK_PREFETCH(c + (i < m ? i : 0) * ldc); /* C is read or written last: start its lines moving now */
-        UK_PREFETCH(c + (i < m ? i : 0) * ldc + UK_NR - 1);
 #pragma GCC unroll 4
         for (int j = 0; j < UK_NV; j++)
             acc[i][j] = UK_ZERO();
     }
-    for (int p = 0; p < k; p++, b += UK_NR) {
-        uk_vec bv[UK_NV];
-#pragma GCC unroll 4
-        for (int j = 0; j < UK_NV; j++)
-            bv[j] = UK_LOAD(b + j * UK_VL);
-        UK_PREFETCH(b + UK_B_AHEAD * UK_NR); /* B streams from L2: ask for its lines early */
-        if (UK_NR * 4 > 64) UK_PREFETCH(b + UK_B_AHEAD * UK_NR + 16);
+    /* C is read or written last: its lines are asked for UK_C_AHEAD steps before the end, late enough that
+     * the A and B lines streaming through L1 meanwhile do not evict them again */
+    int p = 0, p_c = k > UK_C_AHEAD ? k - UK_C_AHEAD : 0;
+    for (; p < p_c; p++, b += UK_NR)
+        uk_step(a_rows, a, ar, p, b, acc);
 #pragma GCC unroll 16
-        for (int i = 0; i < UK_MR; i++) {
-            uk_vec av = UK_SET1(a_rows ? ar[i][p] : a[p * UK_MR + i]);
-#pragma GCC unroll 4
-            for (int j = 0; j < UK_NV; j++)
-                acc[i][j] = UK_FMA(av, bv[j], acc[i][j]);
-        }
+    for (int i = 0; i < UK_MR; i++) {
+        UK_PREFETCH(c + (i < m ? i : 0) * ldc);
+        UK_PREFETCH(c + (i < m ? i : 0) * ldc + UK_NR - 1);
     }
+    for (; p < k; p++, b += UK_NR)
+        uk_step(a_rows, a, ar, p, b, acc);
     const uk_vec va = UK_SET1(alpha), vb = UK_SET1(beta);
 #pragma GCC unroll 16
     for (int i = 0; i < UK_MR; i++) {

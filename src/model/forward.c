@@ -200,14 +200,20 @@ static const float *sublayer_input(av_state *s, const av_norm *nm, av_tape_slot 
     return s->xb;
 }
 
+/* Rows [r0, r1) of x += xb (rows of dim values). */
+static void add_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
+    const av_state *s = ctx;
+    size_t dim = (size_t)s->st->cfg.dim;
+    for (size_t i = (size_t)r0 * dim; i < (size_t)r1 * dim; i++)
+        s->x[i] += s->xb[i];
+}
+
 /* x += out_norm(xb) (the sub-layer output, through its own norm when there is one), then the post-norm.
  * Tape slots: k for the post-norm, k + 1 for the output norm. */
 static void residual(av_state *s, const av_norm *nm, const av_norm *out_norm, av_tape_slot k, int rows) {
     const av_stack_cfg *c = &s->st->cfg;
-    size_t len = (size_t)rows * (size_t)c->dim;
     if (out_norm->w.data) norm_rows(s, k + 1, c->norm, out_norm, s->xb, s->xb, rows, c->dim);
-    for (size_t i = 0; i < len; i++)
-        s->x[i] += s->xb[i];
+    av_parallel_for((int64_t)rows * c->dim > (1 << 16) ? s->n_threads : 1, rows, add_rows, s);
     if (c->post_norm) norm_rows(s, k, c->norm, nm, s->x, s->x, rows, c->dim);
 }
 
@@ -264,6 +270,21 @@ void av_block_rope(const av_state *s, const av_block *B, float *row, int n_h, in
         av_rope(row, n_h, hs, pos, B->rope_theta, half);
 }
 
+typedef struct rope_job {
+    const av_state *s;
+    const av_block *B;
+    float *x; /* (rows, n_h * head_dim) */
+    const chunk *ch;
+    int n_h;
+} rope_job;
+
+static void rope_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
+    const rope_job *j = ctx;
+    size_t row = (size_t)j->n_h * (size_t)j->s->st->cfg.head_dim;
+    for (int64_t r = r0; r < r1; r++)
+        av_block_rope(j->s, j->B, j->x + (size_t)r * row, j->n_h, j->ch->pos0 + (int)(r % j->ch->n));
+}
+
 /* Per-head RMS norm (input kept in tape slot k) and rotary positions of the chunk's rows of n_h heads (rows
  * of hs values, contiguous). */
 static void qk_positions(av_state *s, const av_block *B, const av_norm *nm, av_tape_slot k, float *x,
@@ -271,8 +292,8 @@ static void qk_positions(av_state *s, const av_block *B, const av_norm *nm, av_t
     const av_stack_cfg *c = &s->st->cfg;
     int hs = c->head_dim;
     if (nm->w.data) norm_rows(s, k, AV_NORM_RMS, nm, x, x, ch->rows * n_h, hs);
-    for (int r = 0; c->rope != AV_ROPE_NONE && r < ch->rows; r++)
-        av_block_rope(s, B, x + (size_t)r * (size_t)n_h * (size_t)hs, n_h, ch->pos0 + r % ch->n);
+    rope_job j = {s, B, x, ch, n_h};
+    if (c->rope != AV_ROPE_NONE) av_parallel_for(ch->rows >= 16 ? s->n_threads : 1, ch->rows, rope_rows, &j);
 }
 
 /* Batches: the chunk's new keys or values (rows of kv_dim, sequence-major) into each sequence's cache. */
