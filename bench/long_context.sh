@@ -4,7 +4,8 @@
 # 32,768): wall time and peak RSS of the run against the size of the weights; then the readers of the trace
 # through the API (bench/long_read.c: overview of a head, the mean of heads, single rows, a zoomed tile) and
 # through the CLI (`attnviz show` of a head's overview and of one row, whole process). Prints JSON lines and
-# the rows of docs/BENCHMARKS.md ("Long context"). The run takes long on 2 cores (minutes per layer at 32k).
+# the rows of docs/BENCHMARKS.md ("Long context"), with the forward's seconds per layer and GFLOP/s (the FLOP of
+# a layer: projections, feed-forward, causal scores and P.V). About a minute per layer at 32k on 2 quiet cores.
 #   BENCH_LONG_TOKENS (32768), BENCH_LONG_LAYERS (22), BENCH_THREADS (2), BENCH_DIR (/tmp/attnviz-bench),
 #   BENCH_LONG_SKIP_RUN=1 to reuse the trace of an earlier run.
 set -eu
@@ -38,7 +39,17 @@ if [ "${BENCH_LONG_SKIP_RUN:-0}" != 1 ]; then
     set -- $($PY bench/timecmd.py 1 "$DIR/long.out" "$DIR/long.err" --inner 'forward ([0-9.]+) s' \
         --before "rm -f $TRACE" -- "$BIN" run --model "$SYN" --threads "$THREADS" --lazy \
         --ids "@$DIR/long-ids.json" -o "$TRACE")
-    echo "{\"tokens\": $TOKENS, \"layers\": $LAYERS, \"run_s\": $1, \"forward_s\": $3, \"peak_rss_mb\": $(($2 / 1024)), \"weights_mb\": $((WEIGHTS / 1048576)), \"beyond_weights_mb\": $((($2 * 1024 - WEIGHTS) / 1048576)), \"trace_mb\": $(($(wc -c <"$TRACE") / 1048576)), \"load_avg\": \"$LOAD0 -> $(cut -d' ' -f1-3 /proc/loadavg)\"}" |
+    # FLOP of one layer: the projections and feed-forward of every token, the causal scores and P.V
+    PER_LAYER=$($PY - "$SYN/config.json" "$TOKENS" "$3" "$LAYERS" <<'EOF'
+import json, sys
+c, T, fwd, L = json.load(open(sys.argv[1])), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+d, H, G, f = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"], c["intermediate_size"]
+hs = d // H
+flop = 2 * T * (d * (H + 2 * G) * hs + H * hs * d + 3 * d * f) + 4 * H * hs * T * (T + 1) / 2
+print(f'"s_per_layer": {fwd / L:.1f}, "tflop_per_layer": {flop / 1e12:.2f}, "gflops": {flop * L / fwd / 1e9:.1f}')
+EOF
+)
+    echo "{\"tokens\": $TOKENS, \"layers\": $LAYERS, \"run_s\": $1, \"forward_s\": $3, \"cpu_s\": $4, $PER_LAYER, \"peak_rss_mb\": $(($2 / 1024)), \"weights_mb\": $((WEIGHTS / 1048576)), \"beyond_weights_mb\": $((($2 * 1024 - WEIGHTS) / 1048576)), \"trace_mb\": $(($(wc -c <"$TRACE") / 1048576)), \"load_avg\": \"$LOAD0 -> $(cut -d' ' -f1-3 /proc/loadavg)\"}" |
         tee "$DIR/long-run.json"
 fi
 echo "== readers through the API (median, max ms over 10 random layers/heads/queries)"

@@ -76,7 +76,10 @@ static void test_overview_equals_pooled_rows(void) {
                  "%s", err.msg);
         hand_pool(t, 1, cases[i].head, k, k, cases[i].pool, want);
         float d = h_max_abs_diff(got, want, (size_t)k * k);
-        CHECKF(d <= 2e-6f, "case %zu (head %d, %d cells, pool %d): differs by %g", i, cases[i].head, k,
+        /* the stored overview sums each row's softmax denominator tile by tile (attention_stream.c), the rows
+         * read back sum it in one pass: f32 orders differ, bound ~N eps (observed 1.1e-6 with the vector exp,
+         * 3.6e-6 with the scalar one of the ASan build) */
+        CHECKF(d <= 1e-5f, "case %zu (head %d, %d cells, pool %d): differs by %g", i, cases[i].head, k,
                cases[i].pool, d);
         worst = d > worst ? d : worst;
     }

@@ -2,73 +2,75 @@
  * capture of the probabilities. Threads claim heads one at a time; scores of one head are one GEMM, the
  * softmax runs over each row's visible keys and leaves the rest exactly 0, and P·V is one more GEMM
  * (av_gemm_f32, single-threaded inside the head split). av_attention_probs is the probability half on its
- * own: lazy traces recompute rows with it. */
+ * own: lazy traces recompute rows with it. Without a capture, attention_stream.c streams over key tiles. */
 #include "kernels.h"
 
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 
-/* Keys visible to query row i: [0, visible) */
-static int visible_keys(const av_attn_args *a, int i) {
+int av_attn_visible_keys(const av_attn_args *a, int i) {
     if (!a->causal) return a->n_k;
-    int v = a->q_pos + i + 1; /* a sliding window's lower bound is masked in av_attention_probs */
+    int v = a->q_pos + i + 1; /* a sliding window's lower bound is masked in av_attn_mask_scores */
     return v < a->n_k ? v : a->n_k;
 }
 
-/* Soft-capping, the relative-position bias and the key masks of one score row of head h (query row i). */
-static void mask_row(const av_attn_args *a, int h, int i, float *row, int vis) {
+void av_attn_mask_scores(const av_attn_args *a, int h, int i, float *row, int k0, int k1) {
     if (a->softcap > 0)
-        for (int k = 0; k < vis; k++)
-            row[k] = a->softcap * tanhf(row[k] / a->softcap);
+        for (int k = k0; k < k1; k++)
+            row[k - k0] = a->softcap * tanhf(row[k - k0] / a->softcap);
     if (a->rel_bias) { /* bias of key - query, whatever the chunk: positions are absolute */
         const float *b = a->rel_bias + (size_t)h * (size_t)a->rel_stride + a->rel_zero - (a->q_pos + i);
-        for (int k = 0; k < vis; k++)
-            row[k] += b[k];
+        for (int k = k0; k < k1; k++)
+            row[k - k0] += b[k];
     }
     if (a->key_mask)
-        for (int k = 0; k < vis; k++)
-            if (!a->key_mask[k]) row[k] = -INFINITY;
+        for (int k = k0; k < k1; k++)
+            if (!a->key_mask[k]) row[k - k0] = -INFINITY;
+    int vis = av_attn_visible_keys(a, i);
     int lo = a->window > 0 && a->causal && vis > a->window ? vis - a->window : 0;
-    for (int k = 0; k < lo; k++)
-        row[k] = -INFINITY;
+    for (int k = k0; k < lo && k < k1; k++)
+        row[k - k0] = -INFINITY;
 }
 
 int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld) {
     int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads);
-    int n_keys =
-        visible_keys(a, r0 + nr - 1); /* keys the block's last row sees (rows see growing prefixes) */
+    int n_keys = av_attn_visible_keys(a, r0 + nr - 1); /* the block's last row sees the most keys */
     const float *q = a->q + (size_t)r0 * (size_t)a->q_stride + (size_t)h * (size_t)hs;
     const float *k = a->k + (size_t)g * (size_t)hs;
     /* probs (nr, n_keys) = scale * Q (nr, hs) K^T (hs, n_keys) */
     av_gemm_f32(0, 1, nr, n_keys, hs, a->scale, q, a->q_stride, k, a->k_stride, 0.0f, probs, ld, 1);
     for (int i = 0; i < nr; i++) {
         float *row = probs + (size_t)i * (size_t)ld;
-        int vis = visible_keys(a, r0 + i);
-        mask_row(a, h, r0 + i, row, vis);
+        int vis = av_attn_visible_keys(a, r0 + i);
+        av_attn_mask_scores(a, h, r0 + i, row, 0, vis);
         av_softmax(row, vis); /* a fully masked row (no visible key) becomes all zero */
         memset(row + vis, 0, sizeof(float) * (size_t)(n_keys - vis));
     }
     return n_keys;
 }
 
+typedef struct heads_job {
+    const av_attn_args *a;
+    float *scratch;
+    int probs_only;  /* the streamed kernel computed the outputs (and the overview): only the capture is left
+                      */
+    atomic_int next; /* the next head no thread has claimed */
+} heads_job;
+
 /* Query rows [r0, r0+nr) of head h; probabilities land in probs (row stride ld) and in the pooled overview
  * when there is one. */
-static void attend_block(const av_attn_args *a, int h, int r0, int nr, float *probs, int ld) {
+static void attend_block(const heads_job *j, int h, int r0, int nr, float *probs, int ld) {
+    const av_attn_args *a = j->a;
     int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads);
     int n_keys = av_attention_probs(a, h, r0, nr, probs, ld);
+    if (j->probs_only) return;
     if (a->pool) av_attn_pool_rows(a->pool, h, a->q_pos + r0, nr, probs, ld, n_keys);
     /* out (nr, hs) = P (nr, n_keys) V (n_keys, hs) */
     float *out = a->out + (size_t)r0 * (size_t)a->out_stride + (size_t)h * (size_t)hs;
     av_gemm_f32(0, 0, nr, hs, n_keys, 1.0f, probs, ld, a->v + (size_t)g * (size_t)hs, a->v_stride, 0.0f, out,
                 a->out_stride, 1);
 }
-
-typedef struct heads_job {
-    const av_attn_args *a;
-    float *scratch;
-    atomic_int next; /* the next head no thread has claimed */
-} heads_job;
 
 /* One thread: heads claimed one at a time, so a thread slowed by other work on its core takes fewer. */
 static void attend_heads(void *ctx, int tid, int64_t t0, int64_t t1) {
@@ -82,8 +84,8 @@ static void attend_heads(void *ctx, int tid, int64_t t0, int64_t t1) {
             for (int r0 = 0; r0 < a->n_q; r0 += AV_ATTN_QUERY_BLOCK) {
                 int nr = a->n_q - r0 < AV_ATTN_QUERY_BLOCK ? a->n_q - r0 : AV_ATTN_QUERY_BLOCK;
                 float *pb = p + (size_t)r0 * (size_t)a->probs_ld;
-                attend_block(a, h, r0, nr, pb, a->probs_ld);
-                int used = visible_keys(a, r0 + nr - 1);
+                attend_block(j, h, r0, nr, pb, a->probs_ld);
+                int used = av_attn_visible_keys(a, r0 + nr - 1);
                 for (int i = 0; i < nr && !a->probs_zeroed; i++) /* keys past those computed stay exactly 0 */
                     memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0,
                            sizeof(float) * (size_t)(a->probs_ld - used));
@@ -92,7 +94,7 @@ static void attend_heads(void *ctx, int tid, int64_t t0, int64_t t1) {
             float *buf = j->scratch + (size_t)tid * AV_ATTN_QUERY_BLOCK * (size_t)a->n_k;
             for (int r0 = 0; r0 < a->n_q; r0 += AV_ATTN_QUERY_BLOCK) {
                 int nr = a->n_q - r0 < AV_ATTN_QUERY_BLOCK ? a->n_q - r0 : AV_ATTN_QUERY_BLOCK;
-                attend_block(a, h, r0, nr, buf, a->n_k);
+                attend_block(j, h, r0, nr, buf, a->n_k);
             }
         }
     }
@@ -104,5 +106,11 @@ void av_attention(const av_attn_args *a, float *scratch, int n_threads) {
     int64_t work = (int64_t)a->n_q * a->n_k * a->n_heads;
     int nt = work > 32768 ? (n_threads > 0 ? n_threads : av_default_threads()) : 1;
     nt = nt < a->n_heads ? nt : a->n_heads;
+    /* the outputs always come from the streamed kernel where it runs, so that a capturing run and a lazy or
+     * plain one compute bit for bit the same forward pass; a capture then adds the probabilities */
+    if (av_attention_stream(a, work > 32768 ? n_threads : 1) == 0) {
+        if (!a->probs) return;
+        j.probs_only = 1;
+    }
     av_parallel_for(nt, nt, attend_heads, &j);
 }

@@ -82,8 +82,12 @@ void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, 
 void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps,
                 int n_threads);
 
-/* In-place softmax over x[0..n). */
+/* In-place softmax over x[0..n), and its three passes: the largest value (-inf for none); x[i] =
+ * exp(x[i] - mx) for values <= a finite mx, returning their sum; x[i] *= s. */
 void av_softmax(float *x, int n);
+float av_max_value(const float *x, int n);
+float av_exp_shift_sum(float *x, int n, float mx);
+void av_scale(float *x, int n, float s);
 /* Its 16-lane pieces and SwiGLU's (ops_avx512.c, AVX-512 only): each handles whole 16-value chunks from the
  * start of its range and returns the index where it stopped. max: *mx in, max(*mx, x[0..i)) out; exp_sum:
  * x[k] = exp(x[k] - mx), added into the 8 partial sums in the 8-lane order; scale: x[k] *= s; swiglu: as
@@ -167,10 +171,26 @@ typedef struct av_attn_pool {
 /* Adds query rows [q0, q0 + nr) of head h to the pool: probs (nr, ld), keys [0, n_keys) of each row (keys
  * past n_keys are 0). Rows of one head must come from one thread at a time. */
 void av_attn_pool_rows(const av_attn_pool *p, int h, int q0, int nr, const float *probs, int ld, int n_keys);
+enum { AV_ATTN_POOL_MAX_COLS = 4096 }; /* the most cells a side the capture asks for */
+/* Adds query row q of head h to the pool from what av_attention_stream kept of it, cells [0, n_cells): cmax
+ * its largest score per cell, csum the sum of exp(score - cref) per cell, m its largest score, inv 1 / the
+ * sum of exp(score - m) over its keys. cmax and cref are overwritten. */
+void av_attn_pool_add_row(const av_attn_pool *p, int h, int q, float *cmax, const float *csum, float *cref,
+                          int n_cells, float m, float inv);
 
-/* Runs attention for all heads; scratch: (n_threads, AV_ATTN_QUERY_BLOCK, n_k) floats, used when probs is
- * NULL. Memory is linear in n_k without capture. */
+/* Runs attention for all heads. Without a capture of the probabilities it streams over tiles of keys
+ * (av_attention_stream); scratch: (n_threads, AV_ATTN_QUERY_BLOCK, n_k) floats, used when that path cannot
+ * run (no micro-kernel, out of memory). Memory is linear in n_k without capture. */
 void av_attention(const av_attn_args *a, float *scratch, int n_threads);
+/* The streamed attention of a with no probs (attention_stream.c): outputs and the pooled overview, exact
+ * softmax with a running maximum; -1 (nothing done) when the GEMM path has no micro-kernel or memory for
+ * the packed keys and values is short. */
+int av_attention_stream(const av_attn_args *a, int n_threads);
+/* Keys visible to query row i of a: [0, n). */
+int av_attn_visible_keys(const av_attn_args *a, int i);
+/* Soft-capping, the relative-position bias and the key masks of head h, query row i on the scores of keys
+ * [k0, k1) (row[0] is key k0). */
+void av_attn_mask_scores(const av_attn_args *a, int h, int i, float *row, int k0, int k1);
 /* The probabilities of query rows [r0, r0 + nr) of head h alone (v, out and probs of a are not used): scores,
  * soft-capping, bias, masks, softmax, into probs (nr rows of ld floats). Returns how many keys were written
  * per row: those the block's last row can see (entries a row cannot see are 0); later keys are untouched.

@@ -177,15 +177,12 @@ static int use_avx512(void) {
 }
 #endif
 
-/* Softmax in place; the vector path computes the same function (exp_nonpos) 8 lanes at a time. A row with
- * no finite value (every key masked: all -inf) becomes all zero rather than NaN. */
-void av_softmax(float *x, int n) {
-    if (n <= 0) return;
+/* The largest of x[0..n) (-inf when n <= 0). */
+float av_max_value(const float *x, int n) {
     int i = 0;
-    float mx = -INFINITY, sum = 0;
+    float mx = -INFINITY;
 #ifdef AV_HAVE_F16C
-    int wide = use_avx512();
-    if (wide) i = av_max_avx512(x, n, &mx);
+    if (use_avx512()) i = av_max_avx512(x, n, &mx);
     __m256 vmx = _mm256_set1_ps(mx);
     for (; i + 8 <= n; i += 8)
         vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(x + i));
@@ -196,15 +193,17 @@ void av_softmax(float *x, int n) {
 #endif
     for (; i < n; i++)
         mx = x[i] > mx ? x[i] : mx;
-    if (mx == -INFINITY) {
-        memset(x, 0, sizeof(float) * (size_t)n);
-        return;
-    }
-    i = 0;
+    return mx;
+}
+
+/* x[i] = exp(x[i] - mx) for x[0..n) (every x[i] <= mx, mx finite); returns their sum, added in 8 lanes. */
+float av_exp_shift_sum(float *x, int n, float mx) {
+    int i = 0;
+    float sum = 0;
 #ifdef AV_HAVE_F16C
-    float sums[8] = {0};
-    if (wide) i = av_exp_sum_avx512(x, n, mx, sums);
-    vmx = _mm256_set1_ps(mx);
+    float sums[8] = {0}, lanes[8];
+    if (use_avx512()) i = av_exp_sum_avx512(x, n, mx, sums);
+    __m256 vmx = _mm256_set1_ps(mx);
     __m256 vsum = _mm256_loadu_ps(sums);
     for (; i + 8 <= n; i += 8) {
         __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
@@ -219,16 +218,32 @@ void av_softmax(float *x, int n) {
         x[i] = exp_nonpos(x[i] - mx);
         sum += x[i];
     }
-    float inv = 1.0f / sum;
-    i = 0;
+    return sum;
+}
+
+/* x[0..n) *= s */
+void av_scale(float *x, int n, float s) {
+    int i = 0;
 #ifdef AV_HAVE_F16C
-    if (wide) i = av_scale_avx512(x, n, inv);
-    __m256 vinv = _mm256_set1_ps(inv);
+    if (use_avx512()) i = av_scale_avx512(x, n, s);
+    __m256 vs = _mm256_set1_ps(s);
     for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vinv));
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
 #endif
     for (; i < n; i++)
-        x[i] *= inv;
+        x[i] *= s;
+}
+
+/* Softmax in place; the vector path computes the same function (exp_nonpos) 8 lanes at a time. A row with
+ * no finite value (every key masked: all -inf) becomes all zero rather than NaN. */
+void av_softmax(float *x, int n) {
+    if (n <= 0) return;
+    float mx = av_max_value(x, n);
+    if (mx == -INFINITY) {
+        memset(x, 0, sizeof(float) * (size_t)n);
+        return;
+    }
+    av_scale(x, n, 1.0f / av_exp_shift_sum(x, n, mx));
 }
 
 /* Rotates pair i of every head by (c, s): (i, i + half) in the rotate-half layout, else (2i, 2i + 1). */

@@ -1,0 +1,245 @@
+/* Attention whose probabilities nobody keeps (the forward pass of lazy traces and of plain runs), streamed
+ * over tiles of keys as flash attention does: a block of query rows meets KEY_TILE keys at a time, the tile's
+ * scores stay in L2, each row keeps a running maximum and sum, and its output is rescaled when the maximum
+ * grows. Nothing of size (rows, n_k) exists, causal tiles past a block's last visible key are skipped, and
+ * the scores are av_attention_probs's bit for bit (the same micro-kernel chain). The keys and values are
+ * packed once per call into the micro-kernel's panels, shared by the heads of a kv group and by every query
+ * block.
+ *
+ * A pooled overview (lazy traces) is kept per row and cell while the tiles pass: the largest score of the
+ * cell and the sum of exp(score - ref) with its reference ref (the row's running maximum when the cell was
+ * last touched); when the row ends (its final maximum m and sum known) the cell's largest probability is
+ * exp(max - m) / sum and its sum exp(ref - m) * sum_ref / sum (av_attn_pool_add_row). */
+#include "gemm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    KEY_TILE = 256,          /* keys per tile (a multiple of every kernel's NR): 128 x 256 scores, 128 KiB */
+    S_LD = KEY_TILE + 16,    /* row stride of the tile: rows 1 KiB apart would share L1 sets */
+    QB = AV_ATTN_QUERY_BLOCK /* query rows per block */
+};
+
+typedef struct stream_job {
+    const av_attn_args *a;
+    const av_ukernel *uk;
+    int kp_panels, vp_panels; /* per kv head: panels of NR keys (Q K^T), of NR value columns (P V) */
+    float *kp;                /* (n_kv_heads, kp_panels, head_dim, NR): keys, B panels of Q K^T */
+    float *vp;                /* (n_kv_heads, vp_panels, n_k, NR): values, B panels of P V */
+    float *ws;                /* (threads, ws_floats): the workspaces below */
+    size_t ws_floats;
+} stream_job;
+
+/* One thread's workspace for a block of QB query rows. */
+typedef struct stream_ws {
+    float *s;     /* (QB, S_LD) a tile's scores, then exp(score - row max), 0 where not visible */
+    float *qp;    /* (QB / MR + 1, head_dim, MR) the block's queries as A panels (rows of q 4 KiB multiples
+                     apart, read in place, would share L1 sets) */
+    float *o;     /* (QB, head_dim) unnormalized outputs */
+    float *m, *l; /* (QB) running max and sum of each row */
+    float *cmax, *csum, *cref; /* (QB, pool cols) per row and cell: max score, sum of exp(score - ref), ref */
+} stream_ws;
+
+static stream_ws workspace(const stream_job *j, int tid) {
+    const av_attn_args *a = j->a;
+    float *w = j->ws + (size_t)tid * j->ws_floats;
+    size_t cells = a->pool ? (size_t)QB * (size_t)a->pool->cols : 0;
+    stream_ws s = {.s = w, .qp = w + QB * S_LD};
+    s.o = s.qp + (size_t)(QB + j->uk->mr) * (size_t)a->head_dim;
+    s.m = s.o + (size_t)QB * (size_t)a->head_dim;
+    s.l = s.m + QB;
+    s.cmax = s.l + QB;
+    s.csum = s.cmax + cells;
+    s.cref = s.csum + cells;
+    return s;
+}
+
+static size_t workspace_floats(const av_attn_args *a, int mr) {
+    size_t cells = a->pool ? (size_t)QB * (size_t)a->pool->cols : 0;
+    return (size_t)QB * S_LD + (size_t)(2 * QB + mr) * (size_t)a->head_dim + 2 * QB + 3 * cells;
+}
+
+/* Keys and values of kv heads [g0, g1) into their panels. */
+static void pack_kv(void *ctx, int tid, int64_t g0, int64_t g1) {
+    const stream_job *j = ctx;
+    const av_attn_args *a = j->a;
+    int nr = j->uk->nr, hs = a->head_dim;
+    for (int64_t g = g0; g < g1; g++) {
+        float *kp = j->kp + (size_t)g * (size_t)j->kp_panels * (size_t)hs * (size_t)nr;
+        float *vp = j->vp + (size_t)g * (size_t)j->vp_panels * (size_t)a->n_k * (size_t)nr;
+        for (int p = 0; p < j->kp_panels; p++) {
+            int rows = a->n_k - p * nr < nr ? a->n_k - p * nr : nr;
+            j->uk->pack_rows(a->k + (size_t)p * (size_t)nr * (size_t)a->k_stride + (size_t)g * (size_t)hs,
+                             a->k_stride, rows, hs, nr, kp + (size_t)p * (size_t)hs * (size_t)nr);
+        }
+        for (int p = 0; p < j->vp_panels; p++)
+            av_pack_cols(a->v + (size_t)g * (size_t)hs + (size_t)p * (size_t)nr, a->v_stride,
+                         hs - p * nr < nr ? hs - p * nr : nr, a->n_k, nr,
+                         vp + (size_t)p * (size_t)a->n_k * (size_t)nr);
+    }
+}
+
+/* The first cell of the pool whose keys reach past key k, and the first key of cell c. */
+static int cell_of_key(const av_attn_pool *p, int k) {
+    return (int)(((int64_t)(k + 1) * p->cols - 1) / p->n_key);
+}
+static int cell_lo(const av_attn_pool *p, int c) { return (int)((int64_t)c * p->n_key / p->cols); }
+
+/* Scores (masked) of row i's visible keys [k0, k0 + n) at s: their largest, and per pool cell its largest
+ * into cmax. */
+static float row_tile_max(const av_attn_args *a, const stream_ws *w, int i, const float *s, int k0, int n) {
+    const av_attn_pool *p = a->pool;
+    if (!p) return av_max_value(s, n);
+    float mt = -INFINITY, *cmax = w->cmax + (size_t)i * (size_t)p->cols;
+    for (int c = cell_of_key(p, k0), lo = cell_lo(p, c); c < p->cols && lo < k0 + n; c++) {
+        int hi = cell_lo(p, c + 1), a0 = lo > k0 ? lo : k0, a1 = hi < k0 + n ? hi : k0 + n;
+        float x = av_max_value(s + (a0 - k0), a1 - a0);
+        cmax[c] = x > cmax[c] ? x : cmax[c];
+        mt = x > mt ? x : mt;
+        lo = hi;
+    }
+    return mt;
+}
+
+/* s[0..n) = exp(s - m) for row i's visible keys [k0, k0 + n); their sum, and per pool cell its sum brought to
+ * the reference m. */
+static float row_tile_exp(const av_attn_args *a, const stream_ws *w, int i, float *s, int k0, int n,
+                          float m) {
+    const av_attn_pool *p = a->pool;
+    if (!p) return av_exp_shift_sum(s, n, m);
+    float total = 0, *csum = w->csum + (size_t)i * (size_t)p->cols,
+          *cref = w->cref + (size_t)i * (size_t)p->cols;
+    for (int c = cell_of_key(p, k0), lo = cell_lo(p, c); c < p->cols && lo < k0 + n; c++) {
+        int hi = cell_lo(p, c + 1), a0 = lo > k0 ? lo : k0, a1 = hi < k0 + n ? hi : k0 + n;
+        float e = av_exp_shift_sum(s + (a0 - k0), a1 - a0, m);
+        if (cref[c] != m) { /* the cell's earlier keys were summed against a smaller maximum */
+            if (csum[c] != 0.0f) csum[c] *= expf(cref[c] - m);
+            cref[c] = m;
+        }
+        csum[c] += e;
+        total += e;
+        lo = hi;
+    }
+    return total;
+}
+
+/* Row i (block row; query row r) of a tile of n_t keys from k0 whose scores are in s: masks, the running
+ * maximum (rescaling what the row has so far when it grows), exp and sums; keys it cannot see become 0. */
+static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, int r, int k0, int n_t) {
+    float *s = w->s + (size_t)i * S_LD;
+    int vis = av_attn_visible_keys(a, r) - k0, n = vis < n_t ? vis : n_t;
+    if (n > 0) {
+        av_attn_mask_scores(a, h, r, s, k0, k0 + n);
+        float mt = row_tile_max(a, w, i, s, k0, n);
+        if (mt > w->m[i]) {
+            if (w->m[i] != -INFINITY) {
+                float f = expf(w->m[i] - mt);
+                w->l[i] *= f;
+                av_scale(w->o + (size_t)i * (size_t)a->head_dim, a->head_dim, f);
+            }
+            w->m[i] = mt;
+        }
+        if (w->m[i] != -INFINITY)
+            w->l[i] += row_tile_exp(a, w, i, s, k0, n, w->m[i]);
+        else
+            n = 0; /* nothing visible so far: no weight */
+    }
+    n = n > 0 ? n : 0;
+    memset(s + n, 0, sizeof(float) * (size_t)(n_t - n));
+}
+
+/* Rows [r0, r0 + nr) of head h against the keys of tile [k0, k0 + n_t): scores, softmax state, o += P V. */
+static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr, int k0, int n_t) {
+    const av_attn_args *a = j->a;
+    const av_ukernel *uk = j->uk;
+    int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads), NR = uk->nr;
+    const float *kp =
+        j->kp + ((size_t)g * (size_t)j->kp_panels + (size_t)(k0 / NR)) * (size_t)hs * (size_t)NR;
+    /* s (nr, n_t) = scale * Q (nr, hs) K^T (hs, n_t): each key panel stays in L1 while the row tiles pass */
+    for (int jp = 0; jp * NR < n_t; jp++)
+        for (int i0 = 0; i0 < nr; i0 += uk->mr) {
+            int mr = nr - i0 < uk->mr ? nr - i0 : uk->mr;
+            if (av_attn_visible_keys(a, r0 + i0 + mr - 1) <= k0 + jp * NR) continue; /* masked: tile_row */
+            uk->fn(hs, w->qp + (size_t)i0 * (size_t)hs, 0, kp + (size_t)jp * (size_t)hs * (size_t)NR,
+                   w->s + (size_t)i0 * S_LD + jp * NR, S_LD, mr, n_t - jp * NR < NR ? n_t - jp * NR : NR,
+                   a->scale, 0.0f);
+        }
+    for (int i = 0; i < nr; i++)
+        tile_row(a, w, h, i, r0 + i, k0, n_t);
+    /* o (nr, hs) += P (nr, n_t) V (n_t, hs) */
+    for (int pj = 0; pj < j->vp_panels; pj++) {
+        const float *vp =
+            j->vp +
+            (((size_t)g * (size_t)j->vp_panels + (size_t)pj) * (size_t)a->n_k + (size_t)k0) * (size_t)NR;
+        for (int i0 = 0; i0 < nr; i0 += uk->mr) {
+            int mr = nr - i0 < uk->mr ? nr - i0 : uk->mr;
+            if (av_attn_visible_keys(a, r0 + i0 + mr - 1) <= k0) continue; /* all 0 */
+            uk->fn_rows(n_t, w->s + (size_t)i0 * S_LD, S_LD, vp, w->o + (size_t)i0 * (size_t)hs + pj * NR, hs,
+                        mr, hs - pj * NR < NR ? hs - pj * NR : NR, 1.0f, 1.0f);
+        }
+    }
+}
+
+/* Query rows [r0, r0 + nr) of head h: every tile of keys the block sees, then outputs and pooled cells. */
+static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr) {
+    const av_attn_args *a = j->a;
+    int hs = a->head_dim, n_keys = av_attn_visible_keys(a, r0 + nr - 1);
+    const av_attn_pool *p = a->pool;
+    int n_cells = p ? cell_of_key(p, n_keys - 1) + 1 : 0;
+    memset(w->o, 0, sizeof(float) * (size_t)nr * (size_t)hs);
+    for (int i0 = 0; i0 < nr; i0 += j->uk->mr)
+        j->uk->pack_rows(a->q + (size_t)(r0 + i0) * (size_t)a->q_stride + (size_t)h * (size_t)hs, a->q_stride,
+                         nr - i0 < j->uk->mr ? nr - i0 : j->uk->mr, hs, j->uk->mr,
+                         w->qp + (size_t)i0 * (size_t)hs);
+    for (int i = 0; i < nr; i++) {
+        w->m[i] = -INFINITY;
+        w->l[i] = 0;
+        for (int c = 0; c < n_cells; c++) {
+            size_t at = (size_t)i * (size_t)p->cols + (size_t)c;
+            w->cmax[at] = w->cref[at] = -INFINITY;
+            w->csum[at] = 0;
+        }
+    }
+    for (int k0 = 0; k0 < n_keys; k0 += KEY_TILE)
+        tile(j, w, h, r0, nr, k0, n_keys - k0 < KEY_TILE ? n_keys - k0 : KEY_TILE);
+    for (int i = 0; i < nr; i++) {
+        float inv = w->l[i] == 0.0f ? 0.0f : 1.0f / w->l[i]; /* a row that sees nothing: all 0; NaN stays */
+        float *out = a->out + (size_t)(r0 + i) * (size_t)a->out_stride + (size_t)h * (size_t)hs;
+        for (int d = 0; d < hs; d++)
+            out[d] = w->o[(size_t)i * (size_t)hs + (size_t)d] * inv;
+        if (p && inv > 0)
+            av_attn_pool_add_row(p, h, a->q_pos + r0 + i, w->cmax + (size_t)i * (size_t)p->cols,
+                                 w->csum + (size_t)i * (size_t)p->cols, w->cref + (size_t)i * (size_t)p->cols,
+                                 n_cells, w->m[i], inv);
+    }
+}
+
+static void stream_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
+    const stream_job *j = ctx;
+    stream_ws w = workspace(j, tid);
+    for (int h = (int)h0; h < (int)h1; h++)
+        for (int r0 = 0; r0 < j->a->n_q; r0 += QB)
+            block(j, &w, h, r0, j->a->n_q - r0 < QB ? j->a->n_q - r0 : QB);
+}
+
+int av_attention_stream(const av_attn_args *a, int n_threads) {
+    const av_ukernel *uk = av_gemm_ukernel(av_gemm_path_get());
+    if (!uk || KEY_TILE % uk->nr || (a->pool && a->pool->cols > AV_ATTN_POOL_MAX_COLS)) return -1;
+    int nr = uk->nr, hs = a->head_dim;
+    stream_job j = {.a = a, .uk = uk, .kp_panels = (a->n_k + nr - 1) / nr, .vp_panels = (hs + nr - 1) / nr};
+    size_t kp = (size_t)a->n_kv_heads * (size_t)j.kp_panels * (size_t)hs * (size_t)nr,
+           vp = (size_t)a->n_kv_heads * (size_t)j.vp_panels * (size_t)a->n_k * (size_t)nr;
+    j.ws_floats = (workspace_floats(a, uk->mr) + 15) / 16 * 16; /* 64-byte aligned workspaces */
+    size_t total = kp + vp + (size_t)n_threads * j.ws_floats;
+    float *buf = aligned_alloc(64, ((total * sizeof(float)) + 63) / 64 * 64);
+    if (!buf) return -1;
+    j.kp = buf;
+    j.vp = buf + kp;
+    j.ws = buf + kp + vp;
+    av_parallel_for(n_threads < a->n_kv_heads ? n_threads : a->n_kv_heads, a->n_kv_heads, pack_kv, &j);
+    av_parallel_for(n_threads, a->n_heads, stream_heads, &j);
+    free(buf);
+    return 0;
+}

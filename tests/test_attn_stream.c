@@ -1,0 +1,215 @@
+/* The streamed attention (src/kernels/attention_stream.c: key tiles, running maximum, pooled overview kept
+ * per row and cell) against attention computed here in double precision from the definition, on every GEMM
+ * path: grouped-query heads, chunks that start mid-sequence, several query blocks and key tiles with ragged
+ * ends, a head size that is not a multiple of the kernels' panels, soft-capping, relative-position bias, key
+ * masks, sliding windows and rows that see no key; and against the capturing path of the same kernel. */
+#include "harness.h"
+#include "kernels/kernels.h"
+
+#include <stdint.h>
+
+enum { H = 4, G = 2, HS = 40, T = 750 }; /* heads, kv heads, head size (32 + 8), sequence */
+
+typedef struct problem {
+    float q[T * H * HS], k[T * G * HS], v[T * G * HS];
+    float rel[H * (2 * T - 1)];
+    uint8_t mask[T];
+} problem;
+
+static void fill(problem *p, unsigned seed) {
+    for (int i = 0; i < T * H * HS; i++)
+        p->q[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * 2.0f;
+    for (int i = 0; i < T * G * HS; i++) {
+        p->k[i] = ((float)rand_r(&seed) / RAND_MAX - 0.5f) * 2.0f;
+        p->v[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+    }
+    for (int i = 0; i < H * (2 * T - 1); i++)
+        p->rel[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+    for (int i = 0; i < T; i++)
+        p->mask[i] = i % 7 != 3;
+}
+
+/* The arguments of a chunk of n_q queries from q_pos against n_k keys (outputs into out, (n_q, H * HS)). */
+static av_attn_args args(const problem *p, int q_pos, int n_q, int n_k, float *out) {
+    return (av_attn_args){.n_heads = H,
+                          .n_kv_heads = G,
+                          .head_dim = HS,
+                          .n_q = n_q,
+                          .n_k = n_k,
+                          .q = p->q + (size_t)q_pos * H * HS,
+                          .q_stride = H * HS,
+                          .k = p->k,
+                          .k_stride = G * HS,
+                          .v = p->v,
+                          .v_stride = G * HS,
+                          .out = out,
+                          .out_stride = H * HS,
+                          .scale = 0.4f,
+                          .q_pos = q_pos};
+}
+
+/* Row (head h, query at position pos) of the attention of a, in double: probabilities prob (n_k) and the
+ * output out (HS). */
+static void reference_row(const av_attn_args *a, const problem *p, int h, int pos, double *prob,
+                          double *out) {
+    int g = h / (H / G), vis = a->causal && pos + 1 < a->n_k ? pos + 1 : a->n_k;
+    double mx = -INFINITY, sum = 0;
+    for (int k = 0; k < a->n_k; k++) {
+        double s = -INFINITY;
+        if (k < vis && (!a->key_mask || a->key_mask[k]) && !(a->window > 0 && k < vis - a->window)) {
+            s = 0;
+            for (int d = 0; d < HS; d++)
+                s += (double)p->q[((size_t)pos * H + (size_t)h) * HS + (size_t)d] *
+                     p->k[((size_t)k * G + (size_t)g) * HS + (size_t)d];
+            s *= a->scale;
+            if (a->softcap > 0) s = a->softcap * tanh(s / a->softcap);
+            if (a->rel_bias)
+                s += a->rel_bias[(size_t)h * (size_t)a->rel_stride + (size_t)(a->rel_zero + k - pos)];
+        }
+        prob[k] = s;
+        mx = s > mx ? s : mx;
+    }
+    for (int k = 0; k < a->n_k; k++) {
+        prob[k] = mx == -INFINITY ? 0 : exp(prob[k] - mx);
+        sum += prob[k];
+    }
+    for (int d = 0; d < HS; d++)
+        out[d] = 0;
+    for (int k = 0; k < a->n_k; k++) {
+        prob[k] = sum > 0 ? prob[k] / sum : 0;
+        for (int d = 0; d < HS; d++)
+            out[d] += prob[k] * p->v[((size_t)k * G + (size_t)g) * HS + (size_t)d];
+    }
+}
+
+/* Largest difference of the outputs of a (queries q_pos.. of the chunk) from the reference; with pool_max /
+ * pool_sum (H, R, C) the reference's pooled cells are accumulated there (keys of the whole sequence T). */
+static double check_outputs(const av_attn_args *a, const problem *p, double *pool_max, double *pool_sum,
+                            int R, int C) {
+    double *prob = malloc(sizeof(double) * T), out[HS], worst = 0;
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < a->n_q; i++) {
+            reference_row(a, p, h, a->q_pos + i, prob, out);
+            for (int d = 0; d < HS; d++) {
+                double e = fabs(out[d] - a->out[(size_t)i * H * HS + (size_t)h * HS + (size_t)d]);
+                worst = e > worst || e != e ? e : worst;
+            }
+            int r = (int)(((int64_t)(a->q_pos + i + 1) * R - 1) / T);
+            for (int k = 0; pool_max && k < a->n_k; k++) {
+                int c = (int)(((int64_t)(k + 1) * C - 1) / T);
+                double *mx = pool_max + ((size_t)h * R + (size_t)r) * C + c;
+                *mx = prob[k] > *mx ? prob[k] : *mx;
+                pool_sum[((size_t)h * R + (size_t)r) * C + c] += prob[k];
+            }
+        }
+    free(prob);
+    return worst;
+}
+
+/* One masking setup, streamed (and, when capture, through the capturing path too) in two chunks against the
+ * reference; the pooled overview of the streamed run against the reference's. */
+static void run_case(const char *name, const problem *p, int causal, int window, float softcap, int use_rel,
+                     int use_mask, int capture) {
+    enum { R = 7, C = 11 };
+    float *out = calloc((size_t)T * H * HS, sizeof(float)), *probs = NULL;
+    float *scratch = malloc(sizeof(float) * 2 * AV_ATTN_QUERY_BLOCK * T) /* 2 threads */;
+    float pmax[H * R * C] = {0}, psum[H * R * C] = {0};
+    double rmax[H * R * C] = {0}, rsum[H * R * C] = {0};
+    av_attn_pool pool = {pmax, psum, R, C, T, T};
+    int split = causal ? 450 : 0; /* an encoder runs all its queries at once */
+    for (int part = 0; part < 2; part++) {
+        int q_pos = part ? split : 0, n_q = part ? T - split : split, n_k = causal ? q_pos + n_q : T;
+        if (n_q == 0) continue;
+        av_attn_args a = args(p, q_pos, n_q, n_k, out);
+        a.causal = causal;
+        a.window = window;
+        a.softcap = softcap;
+        if (use_rel) a.rel_bias = p->rel, a.rel_stride = 2 * T - 1, a.rel_zero = T - 1;
+        if (use_mask) a.key_mask = p->mask;
+        if (capture) {
+            probs = calloc((size_t)H * n_q * n_k, sizeof(float));
+            a.probs = probs, a.probs_head_stride = (size_t)n_q * n_k, a.probs_ld = n_k, a.probs_zeroed = 1;
+        }
+        a.pool = &pool;
+        av_attention(&a, scratch, 2);
+        double d = check_outputs(&a, p, rmax, rsum, R, C);
+        CHECKF(d <= 2e-5, "%s (%s, queries from %d): outputs differ from the reference by %g", name,
+               av_gemm_path_name(av_gemm_path_get()), q_pos, d);
+        free(probs);
+        probs = NULL;
+    }
+    double dmax = 0, dsum = 0;
+    for (int i = 0; i < H * R * C; i++) {
+        dmax = fabs(pmax[i] - rmax[i]) > dmax ? fabs(pmax[i] - rmax[i]) : dmax;
+        dsum = fabs(psum[i] - rsum[i]) > dsum ? fabs(psum[i] - rsum[i]) : dsum;
+    }
+    CHECKF(dmax <= 1e-5 && dsum <= 1e-4, "%s (%s): pooled max differs by %g, sum by %g", name,
+           av_gemm_path_name(av_gemm_path_get()), dmax, dsum);
+    free(out);
+    free(scratch);
+}
+
+static void cases(const problem *p, int capture) {
+    run_case("causal", p, 1, 0, 0, 0, 0, capture);
+    run_case("causal window", p, 1, 100, 0, 0, 0, capture);
+    run_case("softcap + relative bias", p, 1, 0, 1.5f, 1, 0, capture);
+    run_case("encoder, key mask, bias", p, 0, 0, 0, 1, 1, capture);
+}
+
+/* Every GEMM path (sgemm has no micro-kernel: the capturing kernel's scratch path runs instead). */
+static void test_streamed_attention_equals_reference(void) {
+    problem *p = malloc(sizeof *p);
+    REQUIRE(p);
+    fill(p, 5);
+    av_gemm_path prev = av_gemm_path_get();
+    for (int path = 0; path < AV_GEMM_PATH_COUNT; path++)
+        if (av_gemm_path_supported((av_gemm_path)path)) {
+            av_gemm_path_set((av_gemm_path)path);
+            cases(p, 0);
+        }
+    av_gemm_path_set(prev);
+    free(p);
+}
+
+static void test_capturing_attention_equals_reference(void) {
+    problem *p = malloc(sizeof *p);
+    REQUIRE(p);
+    fill(p, 6);
+    cases(p, 1);
+    free(p);
+}
+
+/* Keys all masked: rows that see nothing give 0 (not NaN), and add nothing to the overview. */
+static void test_rows_that_see_nothing(void) {
+    problem *p = malloc(sizeof *p);
+    REQUIRE(p);
+    fill(p, 7);
+    memset(p->mask, 0, sizeof p->mask);
+    float *out = malloc(sizeof(float) * T * H * HS),
+          *scratch = malloc(sizeof(float) * 2 * AV_ATTN_QUERY_BLOCK * T) /* 2 threads */;
+    float pmax[H * 4 * 4] = {0}, psum[H * 4 * 4] = {0};
+    av_attn_pool pool = {pmax, psum, 4, 4, T, T};
+    av_attn_args a = args(p, 0, T, T, out);
+    a.key_mask = p->mask;
+    a.pool = &pool;
+    for (int i = 0; i < T * H * HS; i++)
+        out[i] = NAN;
+    av_attention(&a, scratch, 2);
+    int bad = 0;
+    for (int i = 0; i < T * H * HS; i++)
+        bad += out[i] != 0.0f;
+    for (int i = 0; i < H * 16; i++)
+        bad += pmax[i] != 0.0f || psum[i] != 0.0f;
+    CHECKF(bad == 0, "%d outputs or cells are not 0", bad);
+    free(out);
+    free(scratch);
+    free(p);
+}
+
+int main(void) {
+    av_kernels_init();
+    RUN(test_streamed_attention_equals_reference);
+    RUN(test_capturing_attention_equals_reference);
+    RUN(test_rows_that_see_nothing);
+    return h_exit_code();
+}
