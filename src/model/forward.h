@@ -22,8 +22,8 @@ typedef enum av_tape_slot {
 } av_tape_slot;
 
 typedef struct av_tape {
-    float *buf[AV_TAPE_COUNT];
-    float *probs; /* (n_heads, n, n) attention probabilities */
+    float *buf[AV_TAPE_COUNT]; /* batches: (n_seq, n, width), sequence-major as the rows of x */
+    float *probs;              /* (n_seq, n_heads, n, n) attention probabilities */
 } av_tape;
 
 struct av_state {
@@ -72,8 +72,8 @@ int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err);
 /* The same for block l alone (then p->on_layer), and the final norm alone. */
 int av_stack_run_layer(av_state *s, int l, int n, int pos0, const av_pass *p, av_err *err);
 void av_stack_final_norm(av_state *s, int n);
-/* Runs the n rows of s->x (one sequence, positions 0..n-1) through block l alone, keeping s->tape when set;
- * p (may be NULL) captures as av_stack_run does. */
+/* Runs the n rows of s->x (positions 0..n-1 of each of the s->n_seq sequences) through block l alone,
+ * keeping s->tape when set; p (may be NULL) captures as av_stack_run does (one sequence). */
 int av_block_run(av_state *s, int l, int n, const av_pass *p, av_err *err);
 /* Copies positions [0, n_pos) of every layer's keys and values of sequence src_seq of src into sequence
  * dst_seq of dst (same model and stack): a shared prefix computed once. */
@@ -97,11 +97,13 @@ int av_head_logits(const av_model *m, av_state *s, const float *x, int rows, flo
 
 /* ---- backward (forward_grad.c, embed_grad.c): the reverse of the pass above, for attribution ---- */
 
-/* Gradients of G copies through a stack run of one sequence of n rows from position 0 (s->n_seq 1). resid:
- * the forward's residual streams (av_pass.resid, every entry). dx (G, n, dim): in, the gradient of the stack
- * output (after the final norm); out, the gradient of its input (the embeddings after their norm). The blocks
- * are re-run one at a time from their stored inputs with a tape (one layer's activations in memory at a
- * time). attn_x_grad: optional (G, n_layers, n_heads, n), sum over queries of A * dL/dA per key. */
+/* Gradients of G copies through a stack run of n rows from position 0 of each of the s->n_seq sequences
+ * (a batch: integrated gradients' points side by side, every linear layer's gradient over all their rows at
+ * once). resid: the forward's residual streams (av_pass.resid, every entry, (n_seq, n, dim)). dx (n_seq, G,
+ * n, dim): in, the gradient of the stack output (after the final norm); out, the gradient of its input (the
+ * embeddings after their norm). The blocks are re-run one at a time from their stored inputs with a tape
+ * (one layer's activations in memory at a time). attn_x_grad: optional (n_seq, G, n_layers, n_heads, n), sum
+ * over queries of A * dL/dA per key. */
 int av_stack_backward(av_state *s, const float *const *resid, float *dx, int G, int n, float *attn_x_grad,
                       av_err *err);
 /* The gradient of log softmax(logits(x))[token] with respect to one stack output row x (dim), through the
