@@ -14,8 +14,8 @@ Writes tests/fixtures/attrib/:
                             gemma block extras, and as dec_<name> the families of tests/fixtures/decoders:
                             llama3 (Llama 3.1 RoPE scaling, biases), qwen3 (q/k norms), gemma (GeGLU, BF16),
                             gemma2 (soft-caps, sandwich norms), gemma3 (local/global RoPE, q/k norms), phi3
-                            (fused matrices, partial rotary, longrope), mixtral and qwen3_moe (experts: no
-                            gradient tensors, attnviz refuses gradients through a mixture)): ids I32 [T] (source then targets for decoders), rows I32
+                            (fused matrices, partial rotary, longrope), mixtral and qwen3_moe (routers and
+                            experts, with and without renormalized weights)): ids I32 [T] (source then targets for decoders), rows I32
                             [n_target] (the logits row of each target), targets I32 [n_target], logp F32
                             [n_target], occlusion.<baseline> F32 [n_target, S] for baselines unk (token id),
                             zero (zero embedding) and remove, occlusion.span2 (token baseline, groups of 2),
@@ -662,8 +662,7 @@ def main():
     for name in ("llama3", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "mixtral", "qwen3_moe"):
         m = Model(*load_decoder(os.path.join(decoders, name), name))
         check_model("decoders/" + name, m, os.path.join(decoders, name, "reference.safetensors"))
-        model_case("dec_" + name, m, [1, 14, 7, 40, 22, 3, 3, 9], [31, 17, 5], None, 0, args.out,
-                   grads=name not in ("mixtral", "qwen3_moe"))
+        model_case("dec_" + name, m, [1, 14, 7, 40, 22, 3, 3, 9], [31, 17, 5], None, 0, args.out)
     total = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
     print("wrote %s (%d bytes)" % (args.out, total))
 

@@ -70,13 +70,6 @@ static int task_init(av_attr_task *t, const av_model *m, const av_attr_params *p
                        m->max_seq_len);
     if (!p->methods || p->methods >> AV_ATTR_METHOD_COUNT)
         return av_errf(err, "no attribution method chosen (or an unknown one)");
-    if ((p->methods & ~(1u << AV_ATTR_OCCLUSION | 1u << AV_ATTR_SHAPLEY)) &&
-        av_stack_max_experts(&m->stacks[0]))
-        return av_errf(
-            err,
-            "%s: gradient attribution (saliency, ixg, ig, attn-grad) needs the backward pass of the "
-            "mixture-of-experts feed-forward, which attnviz lacks; occlusion and shapley work",
-            m->arch);
     if (p->baseline == AV_BASELINE_REMOVE && !t->decoder)
         return av_errf(err, "removing tokens moves an encoder's target rows: use a token or zero baseline");
     if ((unsigned)p->baseline >= AV_BASELINE_COUNT || (unsigned)p->group >= AV_GROUP_COUNT ||

@@ -373,7 +373,7 @@ static int block_forward(av_state *s, const av_block *B, int l, const chunk *ch,
     }
     in = sublayer_input(s, &B->ffn_norm, AV_TAPE_FFN_NORM, ch->rows);
     if (B->moe.router.w.data) { /* the mixture reads in (s->xb or s->x) until its last expert */
-        if (s->tape) return av_errf(err, "a mixture of experts has no backward pass");
+        keep(s, AV_TAPE_MOE_IN, in, (size_t)ch->rows * (size_t)s->st->cfg.dim);
         av_ffn_moe(s, &B->moe, in, ch->rows, s->moe_out);
         memcpy(s->xb, s->moe_out, sizeof(float) * (size_t)ch->rows * (size_t)s->st->cfg.dim);
     } else {

@@ -18,6 +18,7 @@ typedef enum av_tape_slot {
     AV_TAPE_Q,             /* (n, q_dim) queries as the scores saw them (after q norm and RoPE) */
     AV_TAPE_GATE,          /* (n, hidden) gate pre-activations (gated feed-forward) */
     AV_TAPE_UP,            /* (n, hidden) up projections (the pre-activations when not gated) */
+    AV_TAPE_MOE_IN,        /* (n, dim) input of a mixture of experts (its backward recomputes the rest) */
     AV_TAPE_COUNT
 } av_tape_slot;
 
@@ -60,8 +61,11 @@ int av_state_reserve(av_state *s, int n, av_err *err);
 /* The dense feed-forward of rows: out (rows, dim) = f(in (rows, dim)), through s->h1/h2 (in and out may be
  * the same buffer); the gate and up activations go to the tape when there is one. */
 void av_ffn_dense(av_state *s, const av_ffn *f, const float *in, int rows, float *out);
-/* A mixture of experts on n rows (moe.c): out (n, dim), which must differ from in. No backward pass. */
+/* A mixture of experts on n rows (moe.c): out (n, dim), which must differ from in. */
 void av_ffn_moe(av_state *s, const av_moe *moe, const float *in, int n, float *out);
+/* Its backward (forward_grad.c): d (G, n, dim), in the gradient of the output, out that of the input in (n,
+ * dim); recomputes the routing and each expert's activations from in. */
+int av_ffn_moe_grad(av_state *s, const av_moe *moe, const float *in, float *d, int G, int n, av_err *err);
 /* Rotates the n_h heads of one row of q or k (contiguous) to position pos with block B's RoPE: its frequency
  * table when it has one (scaled, partial rotary, longrope's long table for states past rope_long_from), else
  * its base. A negative pos applies the transpose (the backward pass). */

@@ -52,7 +52,7 @@ static int ws_alloc(grad_ws *w, const av_stack *st, int B, int G, int n, int wan
            q_dim = (size_t)c->n_heads * (size_t)c->head_dim,
            kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim, dim = (size_t)c->dim,
            hid = (size_t)c->hidden;
-    size_t tape_w[AV_TAPE_COUNT] = {dim, dim, dim, dim, q_dim, kv_dim, q_dim, hid, hid};
+    size_t tape_w[AV_TAPE_COUNT] = {dim, dim, dim, dim, q_dim, kv_dim, q_dim, hid, hid, dim};
     int ok = 1;
     memset(w, 0, sizeof *w);
     w->B = B;
@@ -125,6 +125,11 @@ static int ffn_grad(av_state *s, const av_block *B, int l, grad_ws *w, int G, in
     const av_ffn *f = &B->ffn;
     size_t len = (size_t)n * (size_t)c->hidden, glen = (size_t)G * len; /* one sequence's tape, gradients */
     int rows = w->B * G * n, nt = s->n_threads;
+    for (int b = 0; B->moe.router.w.data && b < w->B; b++) /* a mixture of experts: per sequence */
+        if (av_ffn_moe_grad(s, &B->moe, w->tape.buf[AV_TAPE_MOE_IN] + (size_t)b * (size_t)n * (size_t)c->dim,
+                            w->df + (size_t)b * (size_t)G * (size_t)n * (size_t)c->dim, G, n, err))
+            return -1;
+    if (B->moe.router.w.data) return 0;
     av_matmul_grad(w->dh, w->df, &f->down.w, rows, s->wscratch, 0, nt); /* dh (B, G, n, hidden) */
     for (int b = 0; b < w->B; b++) {
         float *dh = w->dh + (size_t)b * glen, *up = w->tape.buf[AV_TAPE_UP] + (size_t)b * len;
