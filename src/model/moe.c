@@ -67,12 +67,13 @@ void av_ffn_moe(av_state *s, const av_moe *moe, const float *in, int n, float *o
     }
 }
 
-/* ---- backward (forward_grad.c): d (G, n, dim) from the mixture's output to its input, G gradient copies
- * ---- With p = softmax(z), z = x W_r^T, the chosen experts S and weights w (p_e, or p_e / P with P = sum_S
- * p): out = sum_{e in S} w_e y_e(x) dx = sum_{e in S} J_e^T (w_e dy)                        every chosen
- * expert's feed-forward, in reverse
- *        + W_r^T dz,  dz = p * (dp - sum_e p_e dp_e)          the router, through its softmax
- *     dp_e = dw_e = dy . y_e (without norm_topk), or (dw_e - sum_S dw w) / P (with it); 0 outside S.
+/* ---- backward (forward_grad.c): d (G, n, dim) from the output to the input, G gradient copies ----
+ *
+ * With p = softmax(z), z = x W_r^T, the chosen experts S and their weights w (p_e, or p_e / P with
+ * P = sum over S of p), out = sum over S of w_e y_e(x), so
+ *   dx   = sum over S of J_e^T (w_e dy)      (every chosen expert's feed-forward, in reverse)
+ *        + dz W_r,  dz = p * (dp - p . dp)   (the router, through its softmax)
+ *   dp_e = dw_e = dy . y_e without norm_topk, (dw_e - dw . w) / P with it; 0 outside S.
  * The choice S is locally constant (the gradient of a top-k is that of its values). Each expert re-runs
  * forward on its rows (keeping its gate and up pre-activations), then runs its backward over the G copies of
  * those rows at once. */
@@ -94,35 +95,42 @@ typedef struct moe_ws {
     int *rows;    /* (n) the rows routed to one expert, and (n) their slot k */
 } moe_ws;
 
+/* The float buffers of m with their sizes in floats (n_out: how many). */
+static void moe_ws_bufs(moe_ws *m, const av_moe *moe, int dim, int hid, int G, int n, float ***p, size_t *len,
+                        int *n_out) {
+    size_t N = (size_t)n, D = (size_t)dim, H = (size_t)hid, GN = (size_t)G * N, E = (size_t)moe->n_experts,
+           K = (size_t)moe->n_used;
+    float **ps[] = {&m->p, &m->w,   &m->y,  &m->xe, &m->ye, &m->g,
+                    &m->u, &m->dye, &m->dh, &m->du, &m->dx, &m->dz};
+    size_t ls[] = {N * E, N * K,  N * K * D, N * D,  N * D,  N * H,
+                   N * H, GN * D, GN * H,    GN * H, GN * D, GN * E};
+    *n_out = (int)(sizeof ls / sizeof ls[0]);
+    memcpy(p, ps, sizeof ps);
+    memcpy(len, ls, sizeof ls);
+}
+
 static void moe_ws_free(moe_ws *m) {
-    float *f[] = {m->p, m->w, m->y, m->xe, m->ye, m->g, m->u, m->dye, m->dh, m->du, m->dx, m->dz};
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-        free(f[i]);
+    float **p[16];
+    size_t len[16];
+    int nb;
+    moe_ws_bufs(m, &(av_moe){0}, 0, 0, 0, 0, p, len, &nb);
+    for (int i = 0; i < nb; i++)
+        free(*p[i]);
     free(m->sel);
     free(m->rows);
 }
 
 static int moe_ws_alloc(moe_ws *m, const av_moe *moe, int dim, int hid, int G, int n) {
-    size_t N = (size_t)n, D = (size_t)dim, H = (size_t)hid, GN = (size_t)G * N, E = (size_t)moe->n_experts,
-           K = (size_t)moe->n_used;
+    float **p[16];
+    size_t len[16];
+    int nb, ok = 1;
     memset(m, 0, sizeof *m);
-    m->p = malloc(sizeof(float) * N * E);
-    m->w = malloc(sizeof(float) * N * K);
-    m->sel = malloc(sizeof(int) * N * K);
-    m->y = malloc(sizeof(float) * N * K * D);
-    m->xe = malloc(sizeof(float) * N * D);
-    m->ye = malloc(sizeof(float) * N * D);
-    m->g = malloc(sizeof(float) * N * H);
-    m->u = malloc(sizeof(float) * N * H);
-    m->dye = malloc(sizeof(float) * GN * D);
-    m->dh = malloc(sizeof(float) * GN * H);
-    m->du = malloc(sizeof(float) * GN * H);
-    m->dx = calloc(GN * D, sizeof(float));
-    m->dz = malloc(sizeof(float) * GN * E);
-    m->rows = malloc(sizeof(int) * 2 * N);
-    if (m->p && m->w && m->sel && m->y && m->xe && m->ye && m->g && m->u && m->dye && m->dh && m->du &&
-        m->dx && m->dz && m->rows)
-        return 0;
+    moe_ws_bufs(m, moe, dim, hid, G, n, p, len, &nb);
+    for (int i = 0; i < nb; i++)
+        ok &= (*p[i] = malloc(sizeof(float) * (len[i] ? len[i] : 1))) != NULL;
+    m->sel = malloc(sizeof(int) * (size_t)n * (size_t)moe->n_used);
+    m->rows = malloc(sizeof(int) * 2 * (size_t)n);
+    if (ok && m->sel && m->rows) return 0;
     moe_ws_free(m);
     return -1;
 }
@@ -207,6 +215,7 @@ int av_ffn_moe_grad(av_state *s, const av_moe *moe, const float *in, float *d, i
     moe_ws m;
     if (moe_ws_alloc(&m, moe, dim, c->hidden, G, n))
         return av_errf(err, "out of memory for the mixture-of-experts backward pass (%d rows)", n);
+    memset(m.dx, 0, sizeof(float) * (size_t)G * (size_t)n * (size_t)dim);
     av_linear_apply(m.p, in, &moe->router, n, s->wscratch, s->n_threads); /* (n, n_exp) logits */
     for (int i = 0; i < n; i++) {
         av_softmax(m.p + (size_t)i * (size_t)E, E);
