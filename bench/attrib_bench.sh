@@ -144,7 +144,8 @@ for shape in $SHAPES; do
         SYN=$DIR/synth-1b-f32-$LAYERS
         [ -f "$SYN/config.json" ] ||
             $PY bench/make_synth_llama.py --preset 1b --layers "$LAYERS" --dtype f32 --out "$SYN" >/dev/null
-        bench_shape "large-$LAYERS" "$SYN" "$TOKENS" occlusion,ig --occlusion-subset "$TSUB" --ig-points "$TPTS"
+        bench_shape "large-${LAYERS}L-${TOKENS}" "$SYN" "$TOKENS" occlusion,ig --occlusion-subset "$TSUB" \
+            --ig-points "$TPTS"
         ;;
     *)
         echo "attrib_bench: unknown shape '$shape' (small, large)" >&2
