@@ -108,15 +108,19 @@ static int grad_at(grad_run *r, const float *rows, float *axg, av_err *err) {
     av_pass p = {.resid = r->resid};
     if (av_forward_embeds(t->m, r->s, r->ids, rows, t->T, 0, &p, err)) return -1;
     memset(r->dx, 0, sizeof(float) * plane * G * (size_t)r->B);
-    for (int b = 0; b < r->B; b++)
-        for (int i = 0; i < t->n_target; i++) {
-            double lp;
-            size_t row = (size_t)t->rows[i] * (size_t)r->dim;
-            if (av_head_grad(t->m, r->s, r->s->x + (size_t)b * plane + row, t->targets[i],
-                             r->dx + ((size_t)b * G + (size_t)i) * plane + row, &lp, err))
-                return -1;
-        }
-    if (av_stack_backward(r->s, (const float *const *)r->resid, r->dx, t->n_target, t->T, axg, err))
+    size_t n = G * (size_t)r->B, D = (size_t)r->dim;
+    float *xg = malloc(sizeof(float) * 2 * n * D); /* (B, G, dim) the target rows, then their gradients */
+    int32_t *tok = malloc(sizeof *tok * n);        /* (B, G) */
+    int rc = xg && tok ? 0 : av_errf(err, "out of memory");
+    for (size_t k = 0; rc == 0 && k < n; k++) { /* row k = (b, i) */
+        memcpy(xg + k * D, r->s->x + (k / G) * plane + (size_t)t->rows[k % G] * D, sizeof(float) * D);
+        tok[k] = t->targets[k % G];
+    }
+    if (rc == 0) rc = av_head_grad_rows(t->m, r->s, xg, tok, (int)n, xg + n * D, NULL, err);
+    for (size_t k = 0; rc == 0 && k < n; k++)
+        memcpy(r->dx + k * plane + (size_t)t->rows[k % G] * D, xg + (n + k) * D, sizeof(float) * D);
+    free(xg), free(tok);
+    if (rc || av_stack_backward(r->s, (const float *const *)r->resid, r->dx, t->n_target, t->T, axg, err))
         return -1;
     for (int b = 0; st->emb.norm.w.data && b < r->B; b++) {
         memcpy(r->pre, rows + (size_t)b * plane, sizeof(float) * plane);

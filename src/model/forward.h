@@ -114,6 +114,10 @@ int av_stack_backward(av_state *s, const float *const *resid, float *dx, int G, 
  * head (transform, scale, soft-cap): dx (dim). *logp: the log-probability. */
 int av_head_grad(const av_model *m, av_state *s, const float *x, int token, float *dx, double *logp,
                  av_err *err);
+/* The same for n rows at once (one read of the head's weights per HEAD_GRAD_ROWS rows): x (n, dim) not in
+ * s->xb, tokens (n), dx (n, dim), logp (n) or NULL. */
+int av_head_grad_rows(const av_model *m, av_state *s, const float *x, const int32_t *tokens, int n, float *dx,
+                      double *logp, av_err *err);
 /* Through the embedding norm: dx (G, n, dim) from the gradient after it to the gradient of the token rows;
  * pre (n, dim): the embeddings before the norm (token rows plus positions). Nothing to do without a norm. */
 int av_embed_grad(const av_model *m, const av_stack *st, const float *pre, float *dx, int G, int n,
