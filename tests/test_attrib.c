@@ -8,8 +8,9 @@
  * embeddings), and the families of tests/fixtures/decoders (#13): Llama 3.1 RoPE scaling with biases, Qwen3
  * q/k norms, Gemma (GeGLU, BF16), Gemma 2 (soft-caps, sandwich norms), Gemma 3 (local and global RoPE), Phi-3
  * (fused matrices, partial rotary, longrope), Mixtral (renormalized expert weights, a window) and Qwen3-MoE
- * (raw router probabilities as weights, q/k norms). Perturbations and the lens: |ours - reference| <= 1e-4; gradients: max |diff|
- * / max |ref| <= 1e-4. Integrated gradients' points in batches of 1, 2, 5 and as many as fit agree. */
+ * (raw router probabilities as weights, q/k norms). Perturbations and the lens: |ours - reference| <= 1e-4;
+ * gradients: max |diff| / max |ref| <= 1e-4. Integrated gradients' points in batches of 1, 2, 5 and as many
+ * as fit agree. */
 #include "attrib/attrib.h"
 #include "extras_model.h"
 #include "harness.h"
