@@ -6,14 +6,20 @@
 #          with BENCH_SAMPLES permutations, saliency, ixg, ig with BENCH_STEPS points, attn-grad);
 #   large  the synthetic 1B Llama shape (bench/make_synth_llama.py, F32 weights so both sides compute in
 #          float32 from the same numbers) with BENCH_LAYERS layers (22: TinyLlama-1.1B) and a
-#          BENCH_TOKENS-token source: occlusion and ig (the issue's benchmark).
+#          BENCH_TOKENS-token source: occlusion and ig (the issue's benchmark). attnviz runs every perturbed
+#          input and every point; PyTorch, hours on 2 cores, is timed on BENCH_TORCH_SUBSET perturbed inputs
+#          (evenly spaced positions) and the first BENCH_TORCH_IG_POINTS points and extrapolated per input
+#          or point (each is a full pass of the same cost); its occlusion values at those positions are
+#          compared with attnviz's.
+# ig also runs with --batch 1 (one point per pass) in the same run: the speedup of batched points.
 # Source = BOS + random ids (torch's generator, seed 0), one target token, baseline token 0. Prints the machine
 # (CPU model, load average) and one JSON line per shape and method with the seconds of both and their ratio;
 # the attributions' sums are compared as a check that both computed the same thing (for shapley the sum over
 # positions of every permutation is log p(input) - log p(all baseline), whatever the permutations).
 #   BENCH_SHAPES ("small large"), BENCH_THREADS (2), BENCH_TOKENS (512), BENCH_LAYERS (22),
 #   BENCH_SMALL_TOKENS (128), BENCH_STEPS (32), BENCH_SAMPLES (8), BENCH_TORCH_BATCH (4: sequences per
-#   PyTorch forward; IG's autograd keeps every layer's activations of the batch), BENCH_DIR.
+#   PyTorch forward; IG's autograd keeps every layer's activations of the batch), BENCH_TORCH_SUBSET (16),
+#   BENCH_TORCH_IG_POINTS (4), BENCH_DIR.
 # The full large shape is hours of compute on 2 cores (512 forward passes of up to 512 tokens through 1.1 B
 # parameters, twice); BENCH_LAYERS=2 BENCH_TOKENS=64 is a quick run.
 set -eu
@@ -28,6 +34,8 @@ SMALL_TOKENS=${BENCH_SMALL_TOKENS:-128}
 STEPS=${BENCH_STEPS:-32}
 SAMPLES=${BENCH_SAMPLES:-8}
 TB=${BENCH_TORCH_BATCH:-4}
+TSUB=${BENCH_TORCH_SUBSET:-16}
+TPTS=${BENCH_TORCH_IG_POINTS:-4}
 DIR=${BENCH_DIR:-/tmp/attnviz-bench}
 BIN=$ROOT/build/attnviz
 mkdir -p "$DIR"
@@ -57,9 +65,14 @@ open(d + "/target", "w").write(str(ids[n]))
 EOF
 }
 
-# bench_shape NAME MODEL TOKENS METHODS(comma list): times every method on both sides, prints the JSON lines
+# c_time FILE: attnviz's own timing in its stderr FILE (the method, without loading the model or writing)
+c_time() { sed -n 's/.*(\([0-9.]*\) s)$/\1/p' "$1"; }
+
+# bench_shape NAME MODEL TOKENS METHODS(comma list) [TORCH OPTIONS]: times every method on both sides, prints
+# the JSON lines
 bench_shape() {
     name=$1 model=$2 tokens=$3 methods=$4
+    shift 4
     d=$DIR/$name
     mkdir -p "$d"
     draw_ids "$model" "$tokens" "$d"
@@ -72,27 +85,48 @@ bench_shape() {
             cat "$d/c_$m.err" >&2
             exit 1
         }
-        # attnviz's own timing: the method, without loading the model or writing the file
-        times="$times $m=$(sed -n 's/.*(\([0-9.]*\) s)$/\1/p' "$d/c_$m.err")"
+        times="$times $m=$(c_time "$d/c_$m.err")"
     done
+    b1=0
+    case ",$methods," in *,ig,*) # the same IG with one point per pass
+        "$BIN" attribute --model "$model" --ids "@$d/src.json" --target-ids "$target" --method ig --baseline 0 \
+            --steps "$STEPS" --batch 1 --no-attention --quiet --threads "$THREADS" -o "$d/c_ig1.safetensors" \
+            >/dev/null 2>"$d/c_ig1.err" || {
+            cat "$d/c_ig1.err" >&2
+            exit 1
+        }
+        b1=$(c_time "$d/c_ig1.err")
+        ;;
+    esac
     $PY bench/torch_attrib.py --model "$model" --ids "$d/src.json" --target "$target" --threads "$THREADS" \
-        --steps "$STEPS" --samples "$SAMPLES" --batch "$TB" --methods "$methods" >"$d/torch.json"
-    $PY - "$name" "$d" "$tokens" $times <<'EOF'
+        --steps "$STEPS" --samples "$SAMPLES" --batch "$TB" --methods "$methods" "$@" >"$d/torch.json"
+    $PY - "$name" "$d" "$tokens" "$b1" $times <<'EOF'
 import json, sys
 sys.path.insert(0, "scripts")
 import safetensors_np as st
-name, d, tokens = sys.argv[1], sys.argv[2], int(sys.argv[3])
+name, d, tokens, ig_batch1 = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 t = json.load(open(d + "/torch.json"))
 load = open("/proc/loadavg").read().split()[:3]
-for arg in sys.argv[4:]:
+for arg in sys.argv[5:]:
     m, c_s = arg.split("=")
     c_s = float(c_s)
     tensors, _ = st.read(d + "/c_%s.safetensors" % m)
     c_sum = float(tensors["attr." + m].sum())
     t_s = t["seconds_" + m]
-    print(json.dumps({"shape": name, "method": m, "layers": t["n_layers"], "tokens": tokens,
-                      "attnviz_s": c_s, "torch_s": t_s, "torch_over_attnviz": round(t_s / c_s, 2),
-                      "attnviz_sum": round(c_sum, 4), "torch_sum": round(t[m + "_sum"], 4), "load_after": load}))
+    line = {"shape": name, "method": m, "layers": t["n_layers"], "tokens": tokens, "attnviz_s": c_s,
+            "torch_s": t_s, "torch_over_attnviz": round(t_s / c_s, 2), "attnviz_sum": round(c_sum, 4),
+            "torch_sum": round(t[m + "_sum"], 4), "load_after": load}
+    if m == "ig" and ig_batch1 > 0:  # batched points against one point per pass
+        line.update(attnviz_s_batch1=ig_batch1, batch_speedup=round(ig_batch1 / c_s, 2))
+    measured = t.get(m + "_measured")
+    if measured:  # PyTorch timed on a subset and extrapolated: say so; compare the values it has
+        line["torch_measured"] = {k: v for k, v in measured.items() if k not in ("positions", "values")}
+        line.pop("attnviz_sum"), line.pop("torch_sum")
+        if "positions" in measured:
+            ours = tensors["attr." + m][0]
+            line["max_abs_diff_on_subset"] = float(max(abs(ours[j] - v) for j, v in
+                                                       zip(measured["positions"], measured["values"])))
+    print(json.dumps(line))
 EOF
 }
 
@@ -110,7 +144,8 @@ for shape in $SHAPES; do
         SYN=$DIR/synth-1b-f32-$LAYERS
         [ -f "$SYN/config.json" ] ||
             $PY bench/make_synth_llama.py --preset 1b --layers "$LAYERS" --dtype f32 --out "$SYN" >/dev/null
-        bench_shape "large-$LAYERS" "$SYN" "$TOKENS" occlusion,ig
+        bench_shape "large-${LAYERS}L-${TOKENS}" "$SYN" "$TOKENS" occlusion,ig --occlusion-subset "$TSUB" \
+            --ig-points "$TPTS"
         ;;
     *)
         echo "attrib_bench: unknown shape '$shape' (small, large)" >&2

@@ -11,6 +11,10 @@
               error as Captum's convergence delta.
   attn-grad   attention x gradient (Hao et al. 2021): sum over layers, heads and queries of A dlogp/dA.
 
+On 2 cores the full PyTorch occlusion and IG of the 1.1 B shape take hours: --occlusion-subset and --ig-points
+time a fixed subset (evenly spaced positions; the first points) and extrapolate per perturbed input or point
+(each costs the same full pass); the JSON says what was measured.
+
 The model is loaded as bench/torch_llama.py loads it (llama2.c .bin or a Hugging Face directory made by
 bench/make_synth_llama.py). Prints one JSON object: seconds per method, the attributions' sums (to compare
 with attnviz's), threads. Set OMP_WAIT_POLICY=PASSIVE in the environment on a shared machine.
@@ -77,19 +81,31 @@ class Llama:
         return torch.log_softmax(h @ self.w["wcls"].t(), -1)[:, target]
 
 
+def subset(n, k):
+    """All of range(n), or k of them evenly spaced with the first and the last (a fixed, deterministic subset)."""
+    if not k or k >= n:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)}) if k > 1 else [0]
+
+
 @torch.no_grad()
-def occlusion(m, ids, S, row, target, baseline, batch):
-    """Captum FeatureAblation, one feature per source position, perturbations_per_eval = batch."""
+def occlusion(m, ids, S, row, target, baseline, batch, only=0):
+    """Captum FeatureAblation, one feature per source position, perturbations_per_eval = batch. only > 0:
+    just `only` positions (subset()); the others stay NaN. Returns the attribution, f(input) and the seconds
+    of the f(input) pass (the rest is per perturbed input)."""
+    t0 = time.perf_counter()
     x = m.embed(ids)[None]
     f0 = m.logp(x, row, target)[0]
-    out = torch.empty(S)
-    for j0 in range(0, S, batch):
-        js = list(range(j0, min(S, j0 + batch)))
+    t_f0 = time.perf_counter() - t0
+    out = torch.full((S,), float("nan"))
+    pos = subset(S, only)
+    for j0 in range(0, len(pos), batch):
+        js = pos[j0:j0 + batch]
         xb = x.repeat(len(js), 1, 1)
         for b, j in enumerate(js):
             xb[b, j] = m.w["tok_emb"][baseline]
         out[js] = f0 - m.logp(xb, row, target)
-    return out, float(f0)
+    return out, float(f0), t_f0
 
 
 @torch.no_grad()
@@ -126,8 +142,10 @@ def attention_gradient(m, ids, S, row, target):
     return sum((a * a.grad).sum((0, 1, 2)) for a in keep)[:S].detach()
 
 
-def integrated_gradients(m, ids, S, row, target, baseline, steps, batch):
-    """Captum IntegratedGradients on the embeddings, method gausslegendre, internal_batch_size = batch."""
+def integrated_gradients(m, ids, S, row, target, baseline, steps, batch, points=0):
+    """Captum IntegratedGradients on the embeddings, method gausslegendre, internal_batch_size = batch.
+    points > 0: only the first `points` points (rounded up to whole batches) and no completeness check: the
+    time of a subset, the attribution partial."""
     nodes, weights = np.polynomial.legendre.leggauss(steps)
     alphas, w = 0.5 * (nodes + 1), 0.5 * weights
     with torch.no_grad():
@@ -135,13 +153,15 @@ def integrated_gradients(m, ids, S, row, target, baseline, steps, batch):
         b = x.clone()
         b[:S] = m.w["tok_emb"][baseline]
     total = torch.zeros(S, x.shape[1])
-    for k0 in range(0, steps, batch):
+    for k0 in range(0, min(steps, points) if points else steps, batch):
         ks = list(range(k0, min(steps, k0 + batch)))
         a = torch.tensor(alphas[ks], dtype=torch.float32)[:, None, None]
         xs = (b[None] + a * (x - b)[None]).detach().requires_grad_(True)
         m.logp(xs, row, target).sum().backward()
         total += (torch.tensor(w[ks], dtype=torch.float32)[:, None, None] * xs.grad[:, :S]).sum(0)
     attr = ((x - b)[:S] * total).sum(-1)
+    if points and points < steps:
+        return attr, float("nan")
     with torch.no_grad():
         delta = float(attr.sum()) - float(m.logp(x[None], row, target)[0] - m.logp(b[None], row, target)[0])
     return attr, delta
@@ -168,6 +188,10 @@ def main():
                     "attn-grad")
     ap.add_argument("--ids", help="JSON file of the source ids (default: BOS + --tokens random ids, seeded)")
     ap.add_argument("--target", type=int, help="the target token id (default: one more random id)")
+    ap.add_argument("--occlusion-subset", type=int, default=0, help="time occlusion on this many perturbed "
+                    "inputs (evenly spaced positions) and extrapolate to all of them per input")
+    ap.add_argument("--ig-points", type=int, default=0, help="time IG on the first this many points (whole "
+                    "batches) and extrapolate to --steps per point")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg, w = torch_llama.load_hf(args.model) if os.path.isdir(args.model) else ref_llama.load_llama2c(args.model)
@@ -179,19 +203,32 @@ def main():
     res = {"tokens": S, "threads": torch.get_num_threads(), "n_layers": cfg.n_layers, "batch": args.batch,
            "ids": ids, "torch_version": torch.__version__}
     methods = args.methods.split(",")
-    run = {"occlusion": lambda: occlusion(m, ids, S, row, target, args.baseline, args.batch)[0],
+    run = {"occlusion": lambda: occlusion(m, ids, S, row, target, args.baseline, args.batch, args.occlusion_subset),
            "shapley": lambda: shapley(m, ids, S, row, target, args.baseline, args.samples, args.seed, args.batch),
            "saliency": lambda: gradient(m, ids, S, row, target)[0],
            "ixg": lambda: gradient(m, ids, S, row, target)[1],
-           "ig": lambda: integrated_gradients(m, ids, S, row, target, args.baseline, args.steps, args.batch),
+           "ig": lambda: integrated_gradients(m, ids, S, row, target, args.baseline, args.steps, args.batch,
+                                          args.ig_points),
            "attn-grad": lambda: attention_gradient(m, ids, S, row, target)}
     for name in methods:
         t0 = time.perf_counter()
         attr = run[name]()
+        seconds = time.perf_counter() - t0
         if name == "ig":
             attr, res["ig_delta"] = attr
-        res["seconds_" + name] = round(time.perf_counter() - t0, 3)
-        res[name + "_sum"] = float(attr.sum())
+            done = min(args.steps, -(-args.ig_points // args.batch) * args.batch) if args.ig_points else args.steps
+            if done < args.steps:  # every point costs the same: extrapolate per point
+                res["ig_measured"] = {"points": done, "of": args.steps, "seconds": round(seconds, 3)}
+                seconds *= args.steps / done
+        if name == "occlusion":
+            attr, _, t_f0 = attr
+            pos = subset(S, args.occlusion_subset)
+            if len(pos) < S:  # f(input) once, then the same cost per perturbed input (each a full pass)
+                res["occlusion_measured"] = {"inputs": len(pos), "of": S, "seconds": round(seconds, 3),
+                                             "positions": pos, "values": [float(attr[j]) for j in pos]}
+                seconds = t_f0 + (seconds - t_f0) * S / len(pos)
+        res["seconds_" + name] = round(seconds, 3)
+        res[name + "_sum"] = float(torch.nan_to_num(attr, nan=0.0).sum())
     res["seconds_total_process"] = round(time.time() - T_START, 3)
     print(json.dumps(res))
 

@@ -606,7 +606,7 @@ typedef struct av_attr_params {
     av_ig_rule ig_rule;         /* ig: default Gauss-Legendre */
     const int32_t *target_rows; /* encoders: the input row each target is predicted at (n_target); default:
                                    the rows holding the mask token, in order */
-    int max_batch;              /* perturbation methods: sequences per forward pass (0: within ~1 GiB) */
+    int max_batch;              /* occlusion, shapley, ig: sequences per pass (0: within ~1 GiB) */
     int with_attention;         /* also capture the attention of the whole sequence (default 1) */
     av_run_params run;          /* threads, lazy / full attention capture, output path */
     void (*progress)(void *ctx, const char *stage, int done, int total); /* optional */

@@ -11,7 +11,11 @@ Writes tests/fixtures/attrib/:
                             both pairings, soft-cap, attention with GQA / causal / window / soft-cap,
                             log-softmax). Metadata "cases": JSON {name: {params}}.
     <model>.safetensors     per model (stories260K from ../shared, tiny gpt2 / qwen2 / mistral / bert, the
-                            gemma block extras): ids I32 [T] (source then targets for decoders), rows I32
+                            gemma block extras, and as dec_<name> the families of tests/fixtures/decoders:
+                            llama3 (Llama 3.1 RoPE scaling, biases), qwen3 (q/k norms), gemma (GeGLU, BF16),
+                            gemma2 (soft-caps, sandwich norms), gemma3 (local/global RoPE, q/k norms), phi3
+                            (fused matrices, partial rotary, longrope), mixtral and qwen3_moe (routers and
+                            experts, with and without renormalized weights)): ids I32 [T] (source then targets for decoders), rows I32
                             [n_target] (the logits row of each target), targets I32 [n_target], logp F32
                             [n_target], occlusion.<baseline> F32 [n_target, S] for baselines unk (token id),
                             zero (zero embedding) and remove, occlusion.span2 (token baseline, groups of 2),
@@ -59,6 +63,19 @@ def norm(kind, x, w, b, eps, offset=0.0):
     if kind == "rms":
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * (offset + w)
     return F.layer_norm(x, x.shape[-1:], offset + w, b, eps)
+
+
+def rope_scaled(x, n_h, hd, inv, rot, mscale, pos):
+    """Rotate-half on the first rot values of each head with inverse frequencies inv (rot / 2), cos and sin
+    times mscale (transformers' apply_rotary_pos_emb with partial rotary and a scaled RoPE)."""
+    T = x.shape[0]
+    x = x.view(T, n_h, hd)
+    ang = pos.to(DT)[:, None] * inv[None, :]
+    emb = torch.cat([ang, ang], -1)
+    cos, sin = (emb.cos() * mscale)[:, None, :], (emb.sin() * mscale)[:, None, :]
+    r, p = x[..., :rot], x[..., rot:]
+    rotated = torch.cat([-r[..., rot // 2:], r[..., :rot // 2]], -1)
+    return torch.cat([r * cos + rotated * sin, p], -1).reshape(T, n_h * hd)
 
 
 def rope(x, n_h, hd, theta, style, pos):
@@ -124,7 +141,10 @@ class Model:
         if p + "q_norm.w" in self.W:
             q = self.nrm(q.view(T, H, hd), p + "q_norm", "rms").reshape(T, H * hd)
             k = self.nrm(k.view(T, KV, hd), p + "k_norm", "rms").reshape(T, KV * hd)
-        if c["rope"]:
+        if c.get("rope_inv"):  # a frequency table per layer (scaled RoPE, partial rotary)
+            pos, inv, rot, ms = torch.arange(T), c["rope_inv"][l], c["rope_dims"], c["rope_mscale"][l]
+            q, k = rope_scaled(q, H, hd, inv, rot, ms, pos), rope_scaled(k, KV, hd, inv, rot, ms, pos)
+        elif c["rope"]:
             pos = torch.arange(T)
             q = rope(q, H, hd, c["rope_theta"][l], c["rope"], pos)
             k = rope(k, KV, hd, c["rope_theta"][l], c["rope"], pos)
@@ -144,6 +164,16 @@ class Model:
 
     def ffn(self, l, h):
         p, act = "layers.%d." % l, act_fn(self.c["act"])
+        if p + "router.w" in self.W:  # Mixtral / Qwen3-MoE: softmax router, top-k experts
+            top, idx = torch.topk(torch.softmax(self.lin(h, p + "router"), -1), self.c["moe_used"], -1)
+            if self.c["moe_norm_topk"]:
+                top = top / top.sum(-1, keepdim=True)
+            out = torch.zeros_like(h)
+            for e in range(self.W[p + "router.w"].shape[0]):
+                q = p + "experts.%d." % e
+                w = (top * (idx == e)).sum(-1, keepdim=True)
+                out = out + w * self.lin(act(self.lin(h, q + "gate")) * self.lin(h, q + "up"), q + "down")
+            return out
         if p + "gate.w" in self.W:
             return self.lin(act(self.lin(h, p + "gate")) * self.lin(h, p + "up"), p + "down")
         return self.lin(act(self.lin(h, p + "up")), p + "down")
@@ -278,6 +308,61 @@ def load_tiny(d):
         W["head.out.w"], W["head.out.b"] = t[e + "word_embeddings.weight"], t[h + "bias"]
     else:
         raise ValueError(mt)
+    return c, W
+
+
+def load_decoder(d, name):
+    """A Hugging Face directory of scripts/make_tiny_decoders.py (tests/fixtures/decoders/<name>), with the
+    architecture facts that script's reference states for it (its models() table)."""
+    import make_tiny_decoders as mtd
+    torch.set_grad_enabled(True)  # that script turns autograd off when imported
+    hc, t = read_hf(d)
+    a = {n: (a, c) for n, a, c in mtd.models()}[name][0]
+    L, H, KV, hd, D = a["layers"], a["heads"], a["kv"], a["hd"], hc["hidden_size"]
+    rot = int(hd * hc.get("partial_rotary_factor", 1.0))
+    inv, ms = [], []
+    for l in range(L):
+        local = a["sliding"][l] and "theta_local" in a
+        f, m = mtd.inv_freq(hc, rot, a["theta_local"] if local else hc["rope_theta"],
+                            None if local else hc.get("rope_scaling"))
+        inv.append(f)
+        ms.append(m)
+    emb_scale = 1.0
+    if a.get("emb_scale"):
+        emb_scale = float(torch.tensor(D ** 0.5, dtype=a["emb_dtype"]).double())
+    act = "silu" if a["act"] is F.silu else "gelu_tanh"
+    c = dict(dim=D, n_layers=L, n_heads=H, n_kv_heads=KV, head_dim=hd, hidden=a["ff"], vocab=hc["vocab_size"],
+             norm="rms", eps=hc["rms_norm_eps"], post_norm=False, act=act, rope="half", rope_theta=[0.0] * L,
+             rope_inv=inv, rope_mscale=ms, rope_dims=rot, causal=True,
+             window=[a["window"] if a["sliding"][l] else 0 for l in range(L)],
+             attn_scale=[a.get("scale", hd ** -0.5)] * L, attn_softcap=[hc.get("attn_logit_softcapping") or 0.0] * L,
+             norm_offset=a.get("off", 0.0), emb_scale=emb_scale, final_softcap=hc.get("final_logit_softcapping"),
+             moe_used=a.get("used"), moe_norm_topk=a.get("norm_topk"))
+    W = {"tok": t["model.embed_tokens.weight"], "final_norm.w": t["model.norm.weight"],
+         "head.out.w": t["model.embed_tokens.weight"] if hc.get("tie_word_embeddings") else t["lm_head.weight"]}
+    names = [("attn_norm", "input_layernorm"), ("o", "self_attn.o_proj"), ("q_norm", "self_attn.q_norm"),
+             ("k_norm", "self_attn.k_norm"), ("down", "mlp.down_proj"), ("gate", "mlp.gate_proj"), ("up", "mlp.up_proj")]
+    names += [("q", "self_attn.q_proj"), ("k", "self_attn.k_proj"), ("v", "self_attn.v_proj")]
+    if a.get("sandwich"):  # Gemma 2/3: norms on both sub-layer outputs
+        names += [("attn_out_norm", "post_attention_layernorm"), ("ffn_norm", "pre_feedforward_layernorm"),
+                  ("ffn_out_norm", "post_feedforward_layernorm")]
+    else:
+        names += [("ffn_norm", "post_attention_layernorm")]
+    for l in range(L):
+        p, q = "model.layers.%d." % l, "layers.%d." % l
+        for ours, theirs in names:
+            for sfx in ("weight", "bias"):
+                if p + theirs + "." + sfx in t:
+                    W[q + ours + "." + sfx[0]] = t[p + theirs + "." + sfx]
+        if a.get("fused"):  # Phi-3: qkv_proj rows q | k | v, gate_up_proj rows gate | up
+            W[q + "q.w"], W[q + "k.w"], W[q + "v.w"] = np.split(t[p + "self_attn.qkv_proj.weight"],
+                                                                [H * hd, (H + KV) * hd])
+            W[q + "gate.w"], W[q + "up.w"] = np.split(t[p + "mlp.gate_up_proj.weight"], 2)
+        if a.get("experts"):
+            W[q + "router.w"] = t[p + a["router"] + ".weight"]
+            for e in range(a["experts"]):
+                for ours, part in zip(("gate", "up", "down"), a["expert_parts"]):
+                    W[q + "experts.%d.%s.w" % (e, ours)] = t[p + a["expert"] % (e, part) + ".weight"]
     return c, W
 
 
@@ -438,7 +523,9 @@ def check_model(name, model, ref_path, prefix=""):
     assert err < 1e-4, "%s: the reference model is %g away from %s" % (name, err, ref_path)
 
 
-def model_case(name, model, src, targets, rows, baseline_id, out, samples=3, seed=7, steps=16, k=5):
+def model_case(name, model, src, targets, rows, baseline_id, out, samples=3, seed=7, steps=16, k=5, grads=True):
+    """grads False: the perturbation methods and the lens only (attnviz refuses gradients through a mixture of
+    experts)."""
     task = Task(model, src, targets, rows)
     S = task.S
     tokens = list(range(S))
@@ -452,14 +539,15 @@ def model_case(name, model, src, targets, rows, baseline_id, out, samples=3, see
     span2 = [j // 2 for j in range(S)]
     res["occlusion.span2"] = task.occlusion(baseline_id, span2)
     res["shapley"] = task.shapley(baseline_id, tokens, samples, seed)
-    g, axg = task.grads(x)
-    res["grad"] = g[:, :S]
-    res["saliency"] = g[:, :S].norm(dim=-1)
-    res["ixg"] = (g[:, :S] * x[None, :S]).sum(-1)
-    res["attn_grad"] = axg[..., :S]
-    res["attn_grad.sum"] = axg[..., :S].sum((1, 2))
-    base_rows = model.embed_tokens([baseline_id] * S)
-    res["ig"], res["ig.delta"], res["ig.fb"] = task.ig(base_rows, steps)
+    if grads:
+        g, axg = task.grads(x)
+        res["grad"] = g[:, :S]
+        res["saliency"] = g[:, :S].norm(dim=-1)
+        res["ixg"] = (g[:, :S] * x[None, :S]).sum(-1)
+        res["attn_grad"] = axg[..., :S]
+        res["attn_grad.sum"] = axg[..., :S].sum((1, 2))
+        base_rows = model.embed_tokens([baseline_id] * S)
+        res["ig"], res["ig.delta"], res["ig.fb"] = task.ig(base_rows, steps)
     for key, v in lens(task, k).items():
         res["lens." + key] = v
     params = dict(source_len=S, baseline_id=baseline_id, samples=samples, seed=seed, steps=steps, k=k,
@@ -470,7 +558,8 @@ def model_case(name, model, src, targets, rows, baseline_id, out, samples=3, see
         tensors[key] = v.astype(np.int32) if v.dtype.kind in "iu" else v.astype(np.float32)
     safetensors_np.write(os.path.join(out, name + ".safetensors"), tensors, {"params": json.dumps(params)})
     print("%-12s T %d, S %d, %d targets: logp %s; IG completeness error %s" % (
-        name, len(task.ids), S, len(targets), np.round(tensors["logp"], 4), np.abs(tensors["ig.delta"]).max()))
+        name, len(task.ids), S, len(targets), np.round(tensors["logp"], 4),
+        np.abs(tensors["ig.delta"]).max() if grads else "-"))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -569,6 +658,11 @@ def main():
     gemma = Model(*load_extras(gemma_path))
     check_model("gemma", gemma, gemma_path)
     model_case("gemma", gemma, [1, 14, 7, 39, 22, 3, 3, 9], [31, 17, 5], None, 0, args.out)
+    decoders = os.path.join(fixtures, "decoders")  # the families of src/model/arch.h (#13)
+    for name in ("llama3", "qwen3", "gemma", "gemma2", "gemma3", "phi3", "mixtral", "qwen3_moe"):
+        m = Model(*load_decoder(os.path.join(decoders, name), name))
+        check_model("decoders/" + name, m, os.path.join(decoders, name, "reference.safetensors"))
+        model_case("dec_" + name, m, [1, 14, 7, 40, 22, 3, 3, 9], [31, 17, 5], None, 0, args.out)
     total = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
     print("wrote %s (%d bytes)" % (args.out, total))
 

@@ -5,8 +5,12 @@
  * attention x gradient per head, and the logit lens, on stories260K (../shared) and the tiny families: GPT-2,
  * Qwen2 (biases, a windowed layer), Mistral (windows), BERT (post-norm encoder, masked-LM head) and a Gemma-
  * shaped decoder with every block extra (soft-caps, q/k norms, sandwich norms, 1 + w norms, scaled
- * embeddings). Perturbations and the lens: |ours - reference| <= 1e-4; gradients: max |diff| / max |ref|
- * <= 1e-4. */
+ * embeddings), and the families of tests/fixtures/decoders (#13): Llama 3.1 RoPE scaling with biases, Qwen3
+ * q/k norms, Gemma (GeGLU, BF16), Gemma 2 (soft-caps, sandwich norms), Gemma 3 (local and global RoPE), Phi-3
+ * (fused matrices, partial rotary, longrope), Mixtral (renormalized expert weights, a window) and Qwen3-MoE
+ * (raw router probabilities as weights, q/k norms). Perturbations and the lens: |ours - reference| <= 1e-4;
+ * gradients: max |diff| / max |ref| <= 1e-4. Integrated gradients' points in batches of 1, 2, 5 and as many
+ * as fit agree. */
 #include "attrib/attrib.h"
 #include "extras_model.h"
 #include "harness.h"
@@ -54,6 +58,9 @@ static int case_open(ref_case *c, const char *name, char *why, size_t n_why) {
         if (av_model_load(mp, NULL, &c->m, &err)) c->m = NULL;
     } else if (strcmp(name, "gemma") == 0) {
         c->m = extras_model(name, &err);
+    } else if (strncmp(name, "dec_", 4) == 0) {
+        snprintf(path, sizeof path, "tests/fixtures/decoders/%s", name + 4);
+        if (av_model_load(path, NULL, &c->m, &err)) c->m = NULL;
     } else {
         snprintf(path, sizeof path, "tests/fixtures/tiny/%s", name);
         if (av_model_load(path, NULL, &c->m, &err)) c->m = NULL;
@@ -276,6 +283,14 @@ static void test_qwen2(void) { check_case("qwen2"); }
 static void test_mistral(void) { check_case("mistral"); }
 static void test_bert_encoder(void) { check_case("bert"); }
 static void test_gemma_block_extras(void) { check_case("gemma"); }
+static void test_llama3_rope_scaling(void) { check_case("dec_llama3"); }
+static void test_qwen3(void) { check_case("dec_qwen3"); }
+static void test_gemma_geglu_bf16(void) { check_case("dec_gemma"); }
+static void test_gemma2(void) { check_case("dec_gemma2"); }
+static void test_gemma3(void) { check_case("dec_gemma3"); }
+static void test_phi3_longrope(void) { check_case("dec_phi3"); }
+static void test_mixtral_experts(void) { check_case("dec_mixtral"); }
+static void test_qwen3moe_experts(void) { check_case("dec_qwen3_moe"); }
 
 /* ---- properties that need no reference ---- */
 
@@ -343,6 +358,38 @@ static void test_batches_agree(void) {
     }
     free(first);
     case_free(&c);
+}
+
+/* Integrated gradients with its points in batches of 1, 2, 5 and as many as fit (one forward and one backward
+ * pass of several sequences) give what one point per pass gives, on a model with windows and biases and on
+ * one with every block extra. */
+static void test_ig_batches_agree(void) {
+    static const char *const names[] = {"qwen2", "gemma"};
+    static const int sizes[] = {1, 2, 5, 0};
+    for (size_t m = 0; m < sizeof names / sizeof names[0]; m++) {
+        ref_case c;
+        char why[512];
+        REQUIREF(case_open(&c, names[m], why, sizeof why) == 0, "%s", why);
+        size_t n = (size_t)c.N * (size_t)c.S;
+        float *first = malloc(sizeof(float) * (n + (size_t)c.N));
+        for (int k = 0; k < 4; k++) {
+            av_attr_params p = params_for(&c, 1u << AV_ATTR_IG, AV_BASELINE_TOKEN);
+            p.max_batch = sizes[k];
+            av_trace *t = attribute(&c, &p);
+            av_attr_view v;
+            av_tensor d;
+            REQUIRE(t && av_trace_attribution(t, AV_ATTR_IG, &v, NULL) == 0 &&
+                    av_trace_tensor(t, "attr.ig.delta", &d) == 0);
+            if (k == 0)
+                memcpy(first, v.scores, sizeof(float) * n), memcpy(first + n, d.data, sizeof(float) * c.N);
+            double e = rel(v.scores, first, n), ed = max_abs(d.data, first + n, (size_t)c.N);
+            CHECKF(e < 1e-5 && ed < 1e-5, "%s: IG in batches of %d: %g (delta %g) from batches of 1",
+                   names[m], sizes[k], e, ed);
+            av_trace_free(t);
+        }
+        free(first);
+        case_free(&c);
+    }
 }
 
 /* Word groups on stories260K's pieces: BOS alone, a word runs from a piece with a leading space to the next.
@@ -487,8 +534,17 @@ int main(void) {
     RUN(test_mistral);
     RUN(test_bert_encoder);
     RUN(test_gemma_block_extras);
+    RUN(test_llama3_rope_scaling);
+    RUN(test_qwen3);
+    RUN(test_gemma_geglu_bf16);
+    RUN(test_gemma2);
+    RUN(test_gemma3);
+    RUN(test_phi3_longrope);
+    RUN(test_mixtral_experts);
+    RUN(test_qwen3moe_experts);
     RUN(test_shapley_seed_and_efficiency);
     RUN(test_batches_agree);
+    RUN(test_ig_batches_agree);
     RUN(test_word_groups);
     RUN(test_ig_completeness_bounded);
     RUN(test_refusals);

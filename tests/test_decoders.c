@@ -261,27 +261,6 @@ static void test_unapplied_gguf_keys_and_tensors_are_refused(void) {
     expect_gguf("qwen3", "qwen3.attention.key_length", 4, 0, NULL, "is out of range (0 to 4)");
 }
 
-/* Attribution: the experts have no backward pass, so the gradient methods are refused on a mixture (one
- * line, no trace) while occlusion, which only runs the model forward, works. */
-static void test_moe_attribution_gradients_refused(void) {
-    static const int32_t src[6] = {1, 14, 7, 40, 22, 3}, tgt[2] = {5, 28};
-    av_err err = {{0}};
-    av_model *m = load("mixtral", &err);
-    REQUIREF(m, "%s", err.msg);
-    av_attr_params p = av_attr_default_params();
-    p.baseline = AV_BASELINE_ZERO;
-    p.with_attention = 0;
-    av_trace *t = NULL;
-    p.methods = 1u << AV_ATTR_SALIENCY;
-    CHECKF(av_attribute_ids(m, src, 6, tgt, 2, &p, &t, &err) == -1 && !t &&
-               strstr(err.msg, "a mixture of experts has no backward pass"),
-           "saliency on mixtral: %s", t ? "ran" : err.msg);
-    p.methods = 1u << AV_ATTR_OCCLUSION;
-    CHECKF(av_attribute_ids(m, src, 6, tgt, 2, &p, &t, &err) == 0 && t, "occlusion on mixtral: %s", err.msg);
-    av_trace_free(t);
-    av_model_free(m);
-}
-
 int main(void) {
     RUN(test_every_family_matches_pytorch);
     RUN(test_kv_cache_chunks_equal_one_pass);
@@ -289,6 +268,5 @@ int main(void) {
     RUN(test_convert_refuses_what_the_target_cannot_state);
     RUN(test_unapplied_config_keys_are_refused);
     RUN(test_unapplied_gguf_keys_and_tensors_are_refused);
-    RUN(test_moe_attribution_gradients_refused);
     return h_exit_code();
 }

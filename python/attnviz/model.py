@@ -179,6 +179,7 @@ class Model(_capi.Handle):
         (the target as text, or generate greedy tokens) or as ids with target_ids (encoders: target_rows too).
         baseline: 'pad' (the model's pad, else unk, else mask token), a token id, 'zero' or 'remove'; group:
         'token', 'word' or 'span:N'; samples, seed: Shapley sampling; steps, ig_rule: integrated gradients;
+        batch: sequences per pass of occlusion, Shapley and IG (0: as fit in about 1 GiB);
         progress(stage, done, total). Returns a Trace (Trace.attribution(method), Trace.attribution_targets())
         with the attention of the sequence unless attention=False."""
         if (text is None) == (ids is None):

@@ -47,14 +47,15 @@ void av_ig_points(av_ig_rule rule, int steps, double *alpha, double *w) {
     }
 }
 
-/* What one gradient evaluation needs. */
+/* What gradient evaluations need: a state of B sequences side by side and their buffers. */
 typedef struct grad_run {
     const av_attr_task *t;
-    av_state *s;
-    float **resid; /* (n_layers + 1) -> (T, dim) */
-    float *dx;     /* (n_target, T, dim) */
-    float *pre;    /* (T, dim) embeddings before their norm */
-    int dim;
+    av_state *s;   /* n_seq B */
+    int B, dim;    /* sequences per pass; model width */
+    float **resid; /* (n_layers + 1) -> (B, T, dim) */
+    float *dx;     /* (B, n_target, T, dim) */
+    float *pre;    /* (T, dim) one sequence's embeddings before their norm */
+    int32_t *ids;  /* (B, T) the ids of every sequence (positions and RoBERTa's pad count) */
 } grad_run;
 
 static void run_free(grad_run *r) {
@@ -63,56 +64,77 @@ static void run_free(grad_run *r) {
     free(r->resid);
     free(r->dx);
     free(r->pre);
+    free(r->ids);
     av_state_free(r->s);
+    r->resid = NULL, r->dx = r->pre = NULL, r->ids = NULL, r->s = NULL;
 }
 
-static int run_init(grad_run *r, const av_attr_task *t, av_err *err) {
+/* Buffers and a state for B sequences (r->t set). */
+static int run_init(grad_run *r, int B, av_err *err) {
+    const av_attr_task *t = r->t;
     int L = t->m->stacks[0].n_layers;
-    memset(r, 0, sizeof *r);
-    r->t = t;
+    r->B = B;
     r->dim = t->m->stacks[0].cfg.dim;
     size_t plane = (size_t)t->T * (size_t)r->dim;
     r->resid = calloc((size_t)L + 1, sizeof *r->resid);
-    r->dx = malloc(sizeof(float) * plane * (size_t)t->n_target);
+    r->dx = malloc(sizeof(float) * plane * (size_t)t->n_target * (size_t)B);
     r->pre = malloc(sizeof(float) * plane);
-    int ok = r->resid && r->dx && r->pre;
+    r->ids = malloc(sizeof *r->ids * (size_t)t->T * (size_t)B);
+    int ok = r->resid && r->dx && r->pre && r->ids;
     for (int l = 0; ok && l <= L; l++)
-        ok = (r->resid[l] = malloc(sizeof(float) * plane)) != NULL;
-    if (ok && av_state_new(t->m, 0, t->T, t->n_threads, &r->s, err) == 0) return 0;
+        ok = (r->resid[l] = malloc(sizeof(float) * plane * (size_t)B)) != NULL;
+    for (int b = 0; ok && b < B; b++)
+        memcpy(r->ids + (size_t)b * (size_t)t->T, t->ids, sizeof *r->ids * (size_t)t->T);
+    if (ok && av_state_new_batch(t->m, 0, t->T, B, t->n_threads, &r->s, err) == 0) return 0;
     run_free(r);
-    return ok ? -1 : av_errf(err, "out of memory for the residual streams (%d layers x %d tokens)", L, t->T);
+    return ok ? -1
+              : av_errf(err, "out of memory for the residual streams (%d layers x %d tokens x %d sequences)",
+                        L, t->T, B);
 }
 
-/* r->dx (n_target, T, dim) = d log p(target_i) / d token rows, at token rows `rows` (T, dim); logp (n_target)
- * optional; axg: optional (n_target, n_layers, n_heads, T). */
-static int grad_at(grad_run *r, const float *rows, float *logp, float *axg, av_err *err) {
+/* The run set up for B sequences (a new state when the count changes). */
+static int run_resize(grad_run *r, int B, av_err *err) {
+    if (r->s && r->B == B) return 0;
+    run_free(r);
+    return run_init(r, B, err);
+}
+
+/* r->dx (B, n_target, T, dim) = d log p(target_i) / d token rows, at the token rows `rows` (B, T, dim) of the
+ * run's B sequences; axg: optional (B, n_target, n_layers, n_heads, T). */
+static int grad_at(grad_run *r, const float *rows, float *axg, av_err *err) {
     const av_attr_task *t = r->t;
     const av_stack *st = &t->m->stacks[0];
-    size_t plane = (size_t)t->T * (size_t)r->dim;
+    size_t plane = (size_t)t->T * (size_t)r->dim, G = (size_t)t->n_target;
     av_pass p = {.resid = r->resid};
-    if (av_forward_embeds(t->m, r->s, t->ids, rows, t->T, 0, &p, err)) return -1;
-    memset(r->dx, 0, sizeof(float) * plane * (size_t)t->n_target);
-    for (int i = 0; i < t->n_target; i++) {
-        double lp;
-        float *d = r->dx + (size_t)i * plane + (size_t)t->rows[i] * (size_t)r->dim;
-        if (av_head_grad(t->m, r->s, r->s->x + (size_t)t->rows[i] * (size_t)r->dim, t->targets[i], d, &lp,
-                         err))
-            return -1;
-        if (logp) logp[i] = (float)lp;
+    if (av_forward_embeds(t->m, r->s, r->ids, rows, t->T, 0, &p, err)) return -1;
+    memset(r->dx, 0, sizeof(float) * plane * G * (size_t)r->B);
+    size_t n = G * (size_t)r->B, D = (size_t)r->dim;
+    float *xg = malloc(sizeof(float) * 2 * n * D); /* (B, G, dim) the target rows, then their gradients */
+    int32_t *tok = malloc(sizeof *tok * n);        /* (B, G) */
+    int rc = xg && tok ? 0 : av_errf(err, "out of memory");
+    for (size_t k = 0; rc == 0 && k < n; k++) { /* row k = (b, i) */
+        memcpy(xg + k * D, r->s->x + (k / G) * plane + (size_t)t->rows[k % G] * D, sizeof(float) * D);
+        tok[k] = t->targets[k % G];
     }
-    if (av_stack_backward(r->s, (const float *const *)r->resid, r->dx, t->n_target, t->T, axg, err))
+    if (rc == 0) rc = av_head_grad_rows(t->m, r->s, xg, tok, (int)n, xg + n * D, NULL, err);
+    for (size_t k = 0; rc == 0 && k < n; k++)
+        memcpy(r->dx + k * plane + (size_t)t->rows[k % G] * D, xg + (n + k) * D, sizeof(float) * D);
+    free(xg), free(tok);
+    if (rc || av_stack_backward(r->s, (const float *const *)r->resid, r->dx, t->n_target, t->T, axg, err))
         return -1;
-    if (!st->emb.norm.w.data) return 0;
-    memcpy(r->pre, rows, sizeof(float) * plane);
-    return av_embed_positions(t->m, st, t->ids, t->T, 0, r->pre, err) ||
-                   av_embed_grad(t->m, st, r->pre, r->dx, t->n_target, t->T, err)
-               ? -1
-               : 0;
+    for (int b = 0; st->emb.norm.w.data && b < r->B; b++) {
+        memcpy(r->pre, rows + (size_t)b * plane, sizeof(float) * plane);
+        if (av_embed_positions(t->m, st, t->ids, t->T, 0, r->pre, err) ||
+            av_embed_grad(t->m, st, r->pre, r->dx + (size_t)b * G * plane, t->n_target, t->T, err))
+            return -1;
+    }
+    return 0;
 }
 
-/* log p of the targets at token rows `rows` (a forward pass only): out (n_target). */
+/* log p of the targets at token rows `rows` (T, dim) (a forward pass only): out (n_target). */
 static int logp_at(grad_run *r, const float *rows, float *out, av_err *err) {
     const av_attr_task *t = r->t;
+    if (run_resize(r, 1, err)) return -1;
     float *x = malloc(sizeof(float) * (size_t)t->n_target * (size_t)r->dim); /* (n_target, dim) */
     int rc =
         x ? av_forward_embeds(t->m, r->s, t->ids, rows, t->T, 0, NULL, err) : av_errf(err, "out of memory");
@@ -130,10 +152,11 @@ static int plain_grads(grad_run *r, const float *x, unsigned mask, av_attr_grads
     const av_stack *st = &t->m->stacks[0];
     int L = st->n_layers, H = st->cfg.n_heads, S = t->S, T = t->T, dim = r->dim;
     float *axg = NULL; /* (n_target, L, H, T) */
+    if (run_resize(r, 1, err)) return -1;
     if ((mask & 1u << AV_ATTR_ATTN_GRAD) &&
         !(axg = malloc(sizeof(float) * (size_t)t->n_target * (size_t)L * (size_t)H * (size_t)T)))
         return av_errf(err, "out of memory");
-    int rc = grad_at(r, x, NULL, axg, err);
+    int rc = grad_at(r, x, axg, err);
     for (int i = 0; rc == 0 && i < t->n_target; i++)
         for (int j = 0; j < S; j++) {
             const float *gj = r->dx + ((size_t)i * (size_t)T + (size_t)j) * (size_t)dim,
@@ -157,14 +180,33 @@ static int plain_grads(grad_run *r, const float *x, unsigned mask, av_attr_grads
     return rc;
 }
 
-/* Integrated gradients along the straight path from the baseline rows b to x over the source rows. */
+/* Integration points per pass: about BATCH_BYTES of residual streams, tapes, gradients and caches per
+ * batch (the caller's max_batch caps it), spread evenly over the passes. */
+static int ig_batch(const av_attr_task *t, int K) {
+    const av_stack *st = &t->m->stacks[0];
+    const av_stack_cfg *c = &st->cfg;
+    size_t q = (size_t)c->n_heads * (size_t)c->head_dim, kv = (size_t)c->n_kv_heads * (size_t)c->head_dim,
+           G = (size_t)t->n_target, T = (size_t)t->T;
+    size_t row = (size_t)(st->n_layers + 4) * (size_t)c->dim +
+                 2 * kv * (size_t)st->n_layers                                        /* streams, cache */
+                 + 5 * (size_t)c->dim + 3 * q + 2 * kv + 4 * (size_t)c->hidden        /* state, tape */
+                 + G * (2 * (size_t)c->dim + 2 * q + 2 * kv + 2 * (size_t)c->hidden); /* gradients */
+    size_t per = 4 * T * (row + (size_t)c->n_heads * T);
+    int cap = t->p->max_batch > 0 ? t->p->max_batch : (int)(((size_t)1 << 30) / (per ? per : 1));
+    cap = cap < 1 ? 1 : cap > K ? K : cap;
+    int passes = (K + cap - 1) / cap;
+    return (K + passes - 1) / passes;
+}
+
+/* Integrated gradients along the straight path from the baseline rows b to x over the source rows, the
+ * points in batches of sequences (one forward and one backward pass per batch). */
 static int integrated(grad_run *r, const float *x, av_attr_grads *g, av_err *err) {
     const av_attr_task *t = r->t;
-    int S = t->S, T = t->T, dim = r->dim, K = t->p->steps;
-    size_t src = (size_t)S * (size_t)dim;
+    int S = t->S, K = t->p->steps, B = K > 0 ? ig_batch(t, K) : 1;
+    size_t src = (size_t)S * (size_t)r->dim, plane = (size_t)t->T * (size_t)r->dim;
     if (K < 1) return av_errf(err, "integrated gradients need at least 1 step, got %d", K);
     double *alpha = malloc(sizeof(double) * 2 * (size_t)K), *w = alpha ? alpha + K : NULL;
-    float *b = calloc(src, sizeof(float)), *path = malloc(sizeof(float) * (size_t)T * (size_t)dim);
+    float *b = calloc(src, sizeof(float)), *path = malloc(sizeof(float) * plane * (size_t)B);
     double *acc = calloc(src * (size_t)t->n_target, sizeof(double)); /* (n_target, S, dim) */
     int rc = alpha && b && path && acc ? 0 : av_errf(err, "out of memory");
     if (rc == 0 && t->p->baseline == AV_BASELINE_TOKEN) {
@@ -175,18 +217,25 @@ static int integrated(grad_run *r, const float *x, av_attr_grads *g, av_err *err
         free(bid);
     }
     if (rc == 0) av_ig_points(t->p->ig_rule, K, alpha, w);
-    for (int k = 0; rc == 0 && k < K; k++) {
-        memcpy(path, x, sizeof(float) * (size_t)T * (size_t)dim);
-        for (size_t e = 0; e < src; e++)
-            path[e] = (float)(b[e] + alpha[k] * ((double)x[e] - b[e]));
-        rc = grad_at(r, path, NULL, NULL, err);
-        for (int i = 0; rc == 0 && i < t->n_target; i++)
+    for (int k0 = 0; rc == 0 && k0 < K; k0 += B) {
+        int nb = K - k0 < B ? K - k0 : B;
+        for (int q = 0; q < nb; q++) { /* (nb, T, dim): point k0 + q on the source rows, the rest as x */
+            float *pq = path + (size_t)q * plane;
+            memcpy(pq, x, sizeof(float) * plane);
             for (size_t e = 0; e < src; e++)
-                acc[(size_t)i * src + e] += w[k] * r->dx[(size_t)i * (size_t)T * (size_t)dim + e];
-        if (rc == 0 && t->p->progress) t->p->progress(t->p->progress_ctx, "ig", k + 1, K);
+                pq[e] = (float)(b[e] + alpha[k0 + q] * ((double)x[e] - b[e]));
+        }
+        rc = run_resize(r, nb, err) || grad_at(r, path, NULL, err) ? -1 : 0;
+        for (int q = 0; rc == 0 && q < nb; q++)
+            for (int i = 0; i < t->n_target; i++) {
+                const float *d = r->dx + ((size_t)q * (size_t)t->n_target + (size_t)i) * plane;
+                for (size_t e = 0; e < src; e++)
+                    acc[(size_t)i * src + e] += w[k0 + q] * d[e];
+            }
+        if (rc == 0 && t->p->progress) t->p->progress(t->p->progress_ctx, "ig", k0 + nb, K);
     }
     if (rc == 0) { /* f(baseline): the path's start */
-        memcpy(path, x, sizeof(float) * (size_t)T * (size_t)dim);
+        memcpy(path, x, sizeof(float) * plane);
         memcpy(path, b, sizeof(float) * src);
         rc = logp_at(r, path, g->ig_fb, err);
     }
@@ -194,8 +243,8 @@ static int integrated(grad_run *r, const float *x, av_attr_grads *g, av_err *err
         double total = 0;
         for (int j = 0; j < S; j++) {
             double a = 0;
-            for (int d = 0; d < dim; d++) {
-                size_t e = (size_t)j * (size_t)dim + (size_t)d;
+            for (int d = 0; d < r->dim; d++) {
+                size_t e = (size_t)j * (size_t)r->dim + (size_t)d;
                 a += ((double)x[e] - b[e]) * acc[(size_t)i * src + e];
             }
             g->out[AV_ATTR_IG][(size_t)i * (size_t)S + (size_t)j] = (float)a;
@@ -208,10 +257,9 @@ static int integrated(grad_run *r, const float *x, av_attr_grads *g, av_err *err
 }
 
 int av_attr_gradients(const av_attr_task *t, unsigned mask, av_attr_grads *g, av_err *err) {
-    grad_run r;
+    grad_run r = {.t = t, .dim = t->m->stacks[0].cfg.dim};
     if (t->p->baseline == AV_BASELINE_REMOVE && (mask & 1u << AV_ATTR_IG))
         return av_errf(err, "integrated gradients need a baseline embedding (token or zero), not removal");
-    if (run_init(&r, t, err)) return -1;
     float *x = malloc(sizeof(float) * (size_t)t->T * (size_t)r.dim); /* (T, dim) the input's token rows */
     int rc =
         x ? av_embed_tokens(t->m, &t->m->stacks[0], t->ids, t->T, x, err) : av_errf(err, "out of memory");

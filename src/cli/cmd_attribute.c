@@ -34,7 +34,7 @@ static const cli_opt_spec opts[] = {
     {"ig-rule", 1,
      "R      ig: gausslegendre (default), riemann_left, riemann_right, riemann_middle, "
      "riemann_trapezoid"},
-    {"batch", 1, "N        occlusion/shapley: sequences per forward pass (default: as fit in ~1 GiB)"},
+    {"batch", 1, "N        occlusion/shapley/ig: sequences per forward pass (default: as fit in ~1 GiB)"},
     {"no-attention", 0, "    do not store the attention of the sequence in the trace"},
     {"lazy", 0, "            store the attention lazily (queries/keys; long inputs)"},
     {"no-bos", 0, "          do not prepend the BOS token to the source"},

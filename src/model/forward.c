@@ -248,13 +248,16 @@ static void attend(av_state *s, const av_block *B, int self, const float *k, con
         a.probs_ld = cap->n_key;
         a.probs_zeroed = cap->zeroed;
     }
-    if (cap->pool) a.pool = &cap->pool[l]; /* captures: one sequence (chunk_check) */
+    if (cap->pool) a.pool = &cap->pool[l];         /* captures: one sequence (chunk_check) */
+    int taped = self && s->tape && s->tape->probs; /* av_block_run: positions 0..n-1 of every sequence */
+    if (taped) a.probs_head_stride = (size_t)ch->n * (size_t)n_k, a.probs_ld = n_k, a.probs_zeroed = 0;
     for (int b = 0; b < ch->n_seq; b++) {
         size_t rows = (size_t)b * (size_t)ch->n * (size_t)q_dim;
         a.q = s->q + rows;
         a.out = s->att + rows;
         a.k = k + (size_t)b * seq_stride;
         a.v = v + (size_t)b * seq_stride;
+        if (taped) a.probs = s->tape->probs + (size_t)b * (size_t)c->n_heads * a.probs_head_stride;
         av_attention(&a, s->scores, s->n_threads);
     }
 }
@@ -391,7 +394,7 @@ static int block_forward(av_state *s, const av_block *B, int l, const chunk *ch,
     }
     in = sublayer_input(s, &B->ffn_norm, AV_TAPE_FFN_NORM, ch->rows);
     if (B->moe.router.w.data) { /* the mixture reads in (s->xb or s->x) until its last expert */
-        if (s->tape) return av_errf(err, "a mixture of experts has no backward pass");
+        keep(s, AV_TAPE_MOE_IN, in, (size_t)ch->rows * (size_t)s->st->cfg.dim);
         av_ffn_moe(s, &B->moe, in, ch->rows, s->moe_out);
         memcpy(s->xb, s->moe_out, sizeof(float) * (size_t)ch->rows * (size_t)s->st->cfg.dim);
     } else {
@@ -451,8 +454,7 @@ int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err) {
 int av_block_run(av_state *s, int l, int n, const av_pass *p, av_err *err) {
     static const av_pass none;
     if (!p) p = &none;
-    if (l < 0 || l >= s->st->n_layers || s->n_seq != 1)
-        return av_errf(err, "internal error: block %d of a batch", l);
+    if (l < 0 || l >= s->st->n_layers) return av_errf(err, "internal error: no block %d", l);
     return av_stack_run_layer(s, l, n, 0, p, err);
 }
 

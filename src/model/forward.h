@@ -18,12 +18,13 @@ typedef enum av_tape_slot {
     AV_TAPE_Q,             /* (n, q_dim) queries as the scores saw them (after q norm and RoPE) */
     AV_TAPE_GATE,          /* (n, hidden) gate pre-activations (gated feed-forward) */
     AV_TAPE_UP,            /* (n, hidden) up projections (the pre-activations when not gated) */
+    AV_TAPE_MOE_IN,        /* (n, dim) input of a mixture of experts (its backward recomputes the rest) */
     AV_TAPE_COUNT
 } av_tape_slot;
 
 typedef struct av_tape {
-    float *buf[AV_TAPE_COUNT];
-    float *probs; /* (n_heads, n, n) attention probabilities */
+    float *buf[AV_TAPE_COUNT]; /* batches: (n_seq, n, width), sequence-major as the rows of x */
+    float *probs;              /* (n_seq, n_heads, n, n) attention probabilities */
 } av_tape;
 
 struct av_state {
@@ -60,8 +61,11 @@ int av_state_reserve(av_state *s, int n, av_err *err);
 /* The dense feed-forward of rows: out (rows, dim) = f(in (rows, dim)), through s->h1/h2 (in and out may be
  * the same buffer); the gate and up activations go to the tape when there is one. */
 void av_ffn_dense(av_state *s, const av_ffn *f, const float *in, int rows, float *out);
-/* A mixture of experts on n rows (moe.c): out (n, dim), which must differ from in. No backward pass. */
+/* A mixture of experts on n rows (moe.c): out (n, dim), which must differ from in. */
 void av_ffn_moe(av_state *s, const av_moe *moe, const float *in, int n, float *out);
+/* Its backward (forward_grad.c): d (G, n, dim), in the gradient of the output, out that of the input in (n,
+ * dim); recomputes the routing and each expert's activations from in. */
+int av_ffn_moe_grad(av_state *s, const av_moe *moe, const float *in, float *d, int G, int n, av_err *err);
 /* Rotates the n_h heads of one row of q or k (contiguous) to position pos with block B's RoPE: its frequency
  * table when it has one (scaled, partial rotary, longrope's long table for states past rope_long_from), else
  * its base. A negative pos applies the transpose (the backward pass). */
@@ -72,8 +76,8 @@ int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err);
 /* The same for block l alone (then p->on_layer), and the final norm alone. */
 int av_stack_run_layer(av_state *s, int l, int n, int pos0, const av_pass *p, av_err *err);
 void av_stack_final_norm(av_state *s, int n);
-/* Runs the n rows of s->x (one sequence, positions 0..n-1) through block l alone, keeping s->tape when set;
- * p (may be NULL) captures as av_stack_run does. */
+/* Runs the n rows of s->x (positions 0..n-1 of each of the s->n_seq sequences) through block l alone,
+ * keeping s->tape when set; p (may be NULL) captures as av_stack_run does (one sequence). */
 int av_block_run(av_state *s, int l, int n, const av_pass *p, av_err *err);
 /* Copies positions [0, n_pos) of every layer's keys and values of sequence src_seq of src into sequence
  * dst_seq of dst (same model and stack): a shared prefix computed once. */
@@ -97,17 +101,23 @@ int av_head_logits(const av_model *m, av_state *s, const float *x, int rows, flo
 
 /* ---- backward (forward_grad.c, embed_grad.c): the reverse of the pass above, for attribution ---- */
 
-/* Gradients of G copies through a stack run of one sequence of n rows from position 0 (s->n_seq 1). resid:
- * the forward's residual streams (av_pass.resid, every entry). dx (G, n, dim): in, the gradient of the stack
- * output (after the final norm); out, the gradient of its input (the embeddings after their norm). The blocks
- * are re-run one at a time from their stored inputs with a tape (one layer's activations in memory at a
- * time). attn_x_grad: optional (G, n_layers, n_heads, n), sum over queries of A * dL/dA per key. */
+/* Gradients of G copies through a stack run of n rows from position 0 of each of the s->n_seq sequences
+ * (a batch: integrated gradients' points side by side, every linear layer's gradient over all their rows at
+ * once). resid: the forward's residual streams (av_pass.resid, every entry, (n_seq, n, dim)). dx (n_seq, G,
+ * n, dim): in, the gradient of the stack output (after the final norm); out, the gradient of its input (the
+ * embeddings after their norm). The blocks are re-run one at a time from their stored inputs with a tape
+ * (one layer's activations in memory at a time). attn_x_grad: optional (n_seq, G, n_layers, n_heads, n), sum
+ * over queries of A * dL/dA per key. */
 int av_stack_backward(av_state *s, const float *const *resid, float *dx, int G, int n, float *attn_x_grad,
                       av_err *err);
 /* The gradient of log softmax(logits(x))[token] with respect to one stack output row x (dim), through the
  * head (transform, scale, soft-cap): dx (dim). *logp: the log-probability. */
 int av_head_grad(const av_model *m, av_state *s, const float *x, int token, float *dx, double *logp,
                  av_err *err);
+/* The same for n rows at once (one read of the head's weights per HEAD_GRAD_ROWS rows): x (n, dim) not in
+ * s->xb, tokens (n), dx (n, dim), logp (n) or NULL. */
+int av_head_grad_rows(const av_model *m, av_state *s, const float *x, const int32_t *tokens, int n, float *dx,
+                      double *logp, av_err *err);
 /* Through the embedding norm: dx (G, n, dim) from the gradient after it to the gradient of the token rows;
  * pre (n, dim): the embeddings before the norm (token rows plus positions). Nothing to do without a norm. */
 int av_embed_grad(const av_model *m, const av_stack *st, const float *pre, float *dx, int G, int n,
