@@ -11,6 +11,17 @@
 
 enum { MOE_MAX_USED = 64 }; /* experts per token; the loaders refuse more */
 
+/* One token's experts from its router probabilities p (n_experts): sel and w (n_used), largest probability
+ * first (ties: the lower expert), the weights renormalized to sum 1 when the model asks for it. */
+static void choose_experts(const av_moe *moe, const float *p, int32_t *sel, float *w) {
+    av_top_k(p, moe->n_experts, moe->n_used, sel, w);
+    float sum = 0;
+    for (int k = 0; moe->norm_topk && k < moe->n_used; k++)
+        sum += w[k];
+    for (int k = 0; moe->norm_topk && k < moe->n_used; k++)
+        w[k] /= sum;
+}
+
 void av_ffn_moe(av_state *s, const av_moe *moe, const float *in, int n, float *out) {
     int dim = s->st->cfg.dim, n_exp = moe->n_experts, n_used = moe->n_used;
     size_t row = sizeof(float) * (size_t)dim;
@@ -22,12 +33,7 @@ void av_ffn_moe(av_state *s, const av_moe *moe, const float *in, int n, float *o
     /* each token's weight per expert, 0 when not chosen, in place of its probabilities */
     for (int i = 0; i < n; i++) {
         float *p = s->moe_p + (size_t)i * (size_t)n_exp;
-        av_top_k(p, n_exp, n_used, sel, w);
-        float sum = 0;
-        for (int k = 0; moe->norm_topk && k < n_used; k++)
-            sum += w[k];
-        for (int k = 0; moe->norm_topk && k < n_used; k++)
-            w[k] /= sum;
+        choose_experts(moe, p, sel, w);
         memset(p, 0, sizeof(float) * (size_t)n_exp);
         for (int k = 0; k < n_used; k++)
             p[sel[k]] = w[k];
@@ -67,7 +73,7 @@ void av_ffn_moe(av_state *s, const av_moe *moe, const float *in, int n, float *o
 typedef struct moe_ws {
     float *p;     /* (n, n_exp) router probabilities */
     float *w;     /* (n, n_used) weights of the chosen experts */
-    int *sel;     /* (n, n_used) the chosen experts */
+    int32_t *sel; /* (n, n_used) the chosen experts */
     float *y;     /* (n, n_used, dim) each chosen expert's output, for dw */
     float *xe;    /* (n, dim) one expert's rows gathered */
     float *ye;    /* (n, dim) its output */
@@ -113,7 +119,7 @@ static int moe_ws_alloc(moe_ws *m, const av_moe *moe, int dim, int hid, int G, i
     moe_ws_bufs(m, moe, dim, hid, G, n, p, len, &nb);
     for (int i = 0; i < nb; i++)
         ok &= (*p[i] = malloc(sizeof(float) * (len[i] ? len[i] : 1))) != NULL;
-    m->sel = malloc(sizeof(int) * (size_t)n * (size_t)moe->n_used);
+    m->sel = malloc(sizeof(int32_t) * (size_t)n * (size_t)moe->n_used);
     m->rows = malloc(sizeof(int) * 2 * (size_t)n);
     if (ok && m->sel && m->rows) return 0;
     moe_ws_free(m);
@@ -173,7 +179,7 @@ static void router_grad(const av_moe *moe, const float *d, moe_ws *m, int G, int
             const float *dy = d + ((size_t)c * (size_t)n + (size_t)i) * (size_t)dim,
                         *p = m->p + (size_t)i * E;
             const float *w = m->w + (size_t)i * (size_t)K;
-            const int *sel = m->sel + (size_t)i * (size_t)K;
+            const int32_t *sel = m->sel + (size_t)i * (size_t)K;
             double dw[MOE_MAX_USED], dwsum = 0, psum = 0, pdp = 0;
             for (int k = 0; k < K; k++) {
                 const float *y = m->y + ((size_t)i * (size_t)K + (size_t)k) * (size_t)dim;
@@ -204,8 +210,8 @@ int av_ffn_moe_grad(av_state *s, const av_moe *moe, const float *in, float *d, i
     av_linear_apply(m.p, in, &moe->router, n, s->wscratch, s->n_threads); /* (n, n_exp) logits */
     for (int i = 0; i < n; i++) {
         av_softmax(m.p + (size_t)i * (size_t)E, E);
-        top_k(m.p + (size_t)i * (size_t)E, E, K, moe->norm_topk, m.sel + (size_t)i * (size_t)K,
-              m.w + (size_t)i * (size_t)K);
+        choose_experts(moe, m.p + (size_t)i * (size_t)E, m.sel + (size_t)i * (size_t)K,
+                       m.w + (size_t)i * (size_t)K);
     }
     for (int e = 0; e < E; e++)
         expert_grad(s, moe, e, in, d, &m, G, n);
