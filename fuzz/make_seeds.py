@@ -398,6 +398,11 @@ def main():
         seed("http", "req%02d" % i, r.encode())
     seed("http", "sequence", joined("POST /api/run\n{\"text\": \"ab\", \"add_bos\": false}", "GET /api/runs/r1\n",
                                      "GET /api/traces/r1/tile?layer=0&head=0&q0=0&q1=2&k0=0&k1=2&rows=1&cols=1\n"))
+    # the served trace t0 is a generation (fuzz/http.c): its step data, then the same after a run and a delete
+    seed("http", "steps", joined("HEAD /api/traces/t0/steps\n", "GET /api/traces/t0/steps?max=2\n",
+                                  "GET /api/traces/t0/viewer\n", "GET /api/traces/t0/row?layer=1&head=3&q=8\n"))
+    seed("http", "steps_gone", joined("POST /api/run\n{\"text\": \"abab\"}", "GET /api/traces/r1/steps\n",
+                                       "DELETE /api/traces/t0\n", "GET /api/traces/t0/steps\n"))
     regressions(tmp)
     shutil.rmtree(tmp)
     other_seeds()
