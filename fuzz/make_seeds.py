@@ -230,7 +230,10 @@ def main():
     if not os.access(ATTNVIZ, os.X_OK):
         sys.exit("make_seeds.py: build attnviz first (make)")
     for h in HARNESSES:  # other_seeds() runs the scripts that own the other corpora
-        shutil.rmtree(os.path.join(CORPUS, h), ignore_errors=True)
+        d = os.path.join(CORPUS, h)
+        for f in os.listdir(d) if os.path.isdir(d) else []:
+            if not f.startswith("cov-"):  # cov-*: inputs campaigns found (docs/SECURITY.md), kept
+                os.unlink(os.path.join(d, f))
     tmp = tempfile.mkdtemp()
     tok = llama2c_tokenizer()
     open(os.path.join(tmp, "tok.bin"), "wb").write(tok)
