@@ -1,5 +1,7 @@
-/* The HTTP API in process: one server (av_server_start on 127.0.0.1, any free port) serves a small trace as
- * "t0" and the project's induction model for POST /api/run; each input is up to four requests (FUZZ_SEP
+/* The HTTP API in process: one server (av_server_start on 127.0.0.1, any free port) serves a short generation
+ * of the project's induction model as "t0" (attention, log-probabilities with alternatives and generation
+ * metadata, so /steps and the viewer's step data answer 200; a small hand-made trace when the model is
+ * missing) and the same model for POST /api/run; each input is up to four requests (FUZZ_SEP
  * between them), sent over loopback one connection each, with bounded waits. A request is "METHOD TARGET\n"
  * then the body (sent with Host, Content-Type and Content-Length headers; bytes of TARGET outside printable
  * ASCII are percent-encoded; the path segments t0 and r1 become the server's random ids of the trace and of
@@ -81,6 +83,25 @@ static av_trace *small_trace(void) {
     return t;
 }
 
+/* "t0": a greedy continuation of a repeated prompt (its 7 tokens and 4 more, 5 alternatives a position; the
+ * stop string makes the generation metadata carry stop settings), or small_trace() without the model. */
+static av_trace *served_trace(void) {
+    av_trace *t = NULL;
+    av_err err;
+    static const char *const stop[1] = {"zz"};
+    av_generate_params g = av_generate_default_params();
+    g.steps = 4;
+    g.top_logprobs = 5;
+    g.stop = stop;
+    g.n_stop = 1;
+    g.run.n_threads = 1;
+    if (model && av_generate(model, "xyzxy", &g, &t, &err) != 0) {
+        fprintf(stderr, "fuzz_http: generation failed (%s): serving a trace without steps\n", err.msg);
+        t = NULL;
+    }
+    return t ? t : small_trace();
+}
+
 static void stop(void) {
     av_server_stop(server);
     av_model_free(model);
@@ -105,7 +126,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     p.max_trace_bytes = 64u << 20;
     p.cache_bytes = 1u << 20;
     p.viewer_bytes = 16u << 20;
-    if (av_server_start(model, small_trace(), &p, &server, &err)) {
+    if (av_server_start(model, served_trace(), &p, &server, &err)) {
         fprintf(stderr, "fuzz_http: %s\n", err.msg);
         abort();
     }

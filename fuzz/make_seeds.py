@@ -230,7 +230,10 @@ def main():
     if not os.access(ATTNVIZ, os.X_OK):
         sys.exit("make_seeds.py: build attnviz first (make)")
     for h in HARNESSES:  # other_seeds() runs the scripts that own the other corpora
-        shutil.rmtree(os.path.join(CORPUS, h), ignore_errors=True)
+        d = os.path.join(CORPUS, h)
+        for f in os.listdir(d) if os.path.isdir(d) else []:
+            if not f.startswith("cov-"):  # cov-*: inputs campaigns found (docs/SECURITY.md), kept
+                os.unlink(os.path.join(d, f))
     tmp = tempfile.mkdtemp()
     tok = llama2c_tokenizer()
     open(os.path.join(tmp, "tok.bin"), "wb").write(tok)
@@ -398,6 +401,11 @@ def main():
         seed("http", "req%02d" % i, r.encode())
     seed("http", "sequence", joined("POST /api/run\n{\"text\": \"ab\", \"add_bos\": false}", "GET /api/runs/r1\n",
                                      "GET /api/traces/r1/tile?layer=0&head=0&q0=0&q1=2&k0=0&k1=2&rows=1&cols=1\n"))
+    # the served trace t0 is a generation (fuzz/http.c): its step data, then the same after a run and a delete
+    seed("http", "steps", joined("HEAD /api/traces/t0/steps\n", "GET /api/traces/t0/steps?max=2\n",
+                                  "GET /api/traces/t0/viewer\n", "GET /api/traces/t0/row?layer=1&head=3&q=8\n"))
+    seed("http", "steps_gone", joined("POST /api/run\n{\"text\": \"abab\"}", "GET /api/traces/r1/steps\n",
+                                       "DELETE /api/traces/t0\n", "GET /api/traces/t0/steps\n"))
     regressions(tmp)
     shutil.rmtree(tmp)
     other_seeds()
