@@ -8,7 +8,7 @@
  *  - "generation": token-by-token matrix-vector products (av_matmul, 1 row, and 4 rows: "rows4") over
  *    weights of 5632 x 2048, as many as make 768 MiB (beyond the last-level cache), in F16, BF16, Q8_0, Q4_0,
  *    Q4_K, Q5_K and Q6_K, in GB/s of weights read, against a STREAM-like copy (a = b, 2 x 256 MiB, bytes read
- *    + written) on the same threads in the same run.
+ *    + written) and a read-only stream (512 MiB, "read_gbps") on the same threads in the same run.
  * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, gen; default all]
  * With BENCH_CLOCK=cpu every time is the process CPU time divided by the threads (what the wall time would be
  * with a core per thread: on a machine shared with other jobs it moves far less than wall time). */
@@ -163,6 +163,28 @@ static double copy_gbps(int threads) {
     return 2.0 * sizeof(float) * (double)n / best / 1e9;
 }
 
+/* Reads floats [i0, i1) as glibc's vectorized memchr does, for a byte that is not there. */
+static void read_range(void *ctx, int tid, int64_t i0, int64_t i1) {
+    const copy_job *j = ctx;
+    j->dst[tid] = memchr(j->src + i0, 0x22, sizeof(float) * (size_t)(i1 - i0)) ? 1.0f : 0.0f;
+}
+
+/* A read-only stream over 512 MiB in GB/s (what a matrix-vector product does with its weights), best of 5. */
+static double read_gbps(int threads) {
+    size_t n = (size_t)128 << 20; /* floats */
+    float *a = malloc(sizeof(float) * n), sink[64];
+    memset(a, 0x11, sizeof(float) * n);
+    copy_job j = {sink, a};
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = bench_clock();
+        av_parallel_for(threads, (int64_t)n, read_range, &j);
+        best = fmin(best, bench_clock() - t0);
+    }
+    free(a);
+    return sizeof(float) * (double)n / best / 1e9;
+}
+
 /* Layers of 5632 x 2048 weights of type t making at least GEN_BYTES (beyond the last-level cache: 300 MiB on
  * the Xeon of docs/BENCHMARKS.md), the first random, the others its copies (the same bytes at other
  * addresses: memory traffic is what is measured). */
@@ -188,9 +210,10 @@ static double gemv_gbps(const av_tensor *w, int layers, int rows, int threads) {
 static void run_generation(int threads) {
     static const av_dtype types[] = {AV_DTYPE_F16,  AV_DTYPE_BF16, AV_DTYPE_Q8_0, AV_DTYPE_Q4_0,
                                      AV_DTYPE_Q4_K, AV_DTYPE_Q5_K, AV_DTYPE_Q6_K};
-    double copy = copy_gbps(threads);
-    printf("{\"generation\": {\"threads\": %d, \"gemm_path\": \"%s\", \"copy_gbps\": %.1f", threads,
-           av_gemm_path_name(av_gemm_path_get()), copy);
+    double copy = copy_gbps(threads), read = read_gbps(threads);
+    printf(
+        "{\"generation\": {\"threads\": %d, \"gemm_path\": \"%s\", \"copy_gbps\": %.1f, \"read_gbps\": %.1f",
+        threads, av_gemm_path_name(av_gemm_path_get()), copy, read);
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         av_tensor w[GEN_MAX_LAYERS];
         w[0] = make_weight(types[i], GEN_OUT, GEN_IN, 1);
@@ -202,8 +225,9 @@ static void run_generation(int threads) {
             memcpy((void *)w[l].data, w[0].data, w[0].nbytes);
         }
         double g1 = gemv_gbps(w, layers, 1, threads), g4 = gemv_gbps(w, layers, 4, threads);
-        printf(", \"%s\": {\"mb\": %.0f, \"weights_gbps\": %.1f, \"vs_copy\": %.2f, \"rows4_gbps\": %.1f}",
-               av_dtype_name(types[i]), w[0].nbytes * (double)layers / 1e6, g1, g1 / copy, g4);
+        printf(", \"%s\": {\"mb\": %.0f, \"weights_gbps\": %.1f, \"vs_copy\": %.2f, \"vs_read\": %.2f, "
+               "\"rows4_gbps\": %.1f}",
+               av_dtype_name(types[i]), w[0].nbytes * (double)layers / 1e6, g1, g1 / copy, g1 / read, g4);
         for (int l = 0; l < layers; l++)
             free((void *)w[l].data);
     }

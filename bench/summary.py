@@ -60,13 +60,13 @@ def generation_table(d, name):
     out = []
     for g in gen:
         out += ["", "Generation kernels (1-row products of 5632 x 2048 weights, beyond the last-level cache; %d "
-                "thread(s), path %s; copy %.1f GB/s read + written in the same run):" % (
-                    g["threads"], g["gemm_path"], g["copy_gbps"]), "",
-                "| weights | MB | GB/s of weights | x copy | 4 rows: GB/s |", "|---|---|---|---|---|"]
+                "thread(s), path %s; copy %.1f GB/s read + written, read-only stream %s GB/s, in the same run):" % (
+                    g["threads"], g["gemm_path"], g["copy_gbps"], g.get("read_gbps", "-")), "",
+                "| weights | MB | GB/s of weights | x copy | x read | 4 rows: GB/s |", "|---|---|---|---|---|---|"]
         types = [(t, v) for t, v in g.items() if isinstance(v, dict)]
         for t, v in types:
-            out.append("| %s | %s | %.1f | %.2f | %s |" % (t, v.get("mb", "-"), v["weights_gbps"], v["vs_copy"],
-                                                           v.get("rows4_gbps", "-")))
+            out.append("| %s | %s | %.1f | %.2f | %s | %s |" % (t, v.get("mb", "-"), v["weights_gbps"], v["vs_copy"],
+                                                                v.get("vs_read", "-"), v.get("rows4_gbps", "-")))
         out.append("")
         for t, v in types:
             out.append(target(v["vs_copy"] >= 0.85, "%s generation at >= 0.85x the copy rate, %d thread(s) (%.2f)" %
