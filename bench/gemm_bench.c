@@ -146,19 +146,24 @@ static void copy_range(void *ctx, int tid, int64_t i0, int64_t i1) {
     memcpy(j->dst + i0, j->src + i0, sizeof(float) * (size_t)(i1 - i0));
 }
 
+/* Seconds of the best of 5 passes of fn over [0, n) on the threads. */
+static double best_pass(int threads, size_t n, av_range_fn fn, copy_job *j) {
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = bench_clock();
+        av_parallel_for(threads, (int64_t)n, fn, j);
+        best = fmin(best, bench_clock() - t0);
+    }
+    return best;
+}
+
 /* STREAM "copy" in GB/s: bytes read + written, best of 5, the threads copying disjoint halves. */
 static double copy_gbps(int threads) {
     size_t n = (size_t)64 << 20; /* 256 MiB each */
     float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++)
         a[i] = (float)i, b[i] = 0;
-    copy_job j = {b, a};
-    double best = 1e30;
-    for (int r = 0; r < 5; r++) {
-        double t0 = bench_clock();
-        av_parallel_for(threads, (int64_t)n, copy_range, &j);
-        best = fmin(best, bench_clock() - t0);
-    }
+    double best = best_pass(threads, n, copy_range, &(copy_job){b, a});
     free(a), free(b);
     return 2.0 * sizeof(float) * (double)n / best / 1e9;
 }
@@ -174,13 +179,7 @@ static double read_gbps(int threads) {
     size_t n = (size_t)128 << 20; /* floats */
     float *a = malloc(sizeof(float) * n), sink[64];
     memset(a, 0x11, sizeof(float) * n);
-    copy_job j = {sink, a};
-    double best = 1e30;
-    for (int r = 0; r < 5; r++) {
-        double t0 = bench_clock();
-        av_parallel_for(threads, (int64_t)n, read_range, &j);
-        best = fmin(best, bench_clock() - t0);
-    }
+    double best = best_pass(threads, n, read_range, &(copy_job){sink, a});
     free(a);
     return sizeof(float) * (double)n / best / 1e9;
 }
