@@ -78,7 +78,7 @@ $(BUILD)/src/kernels/quants%.o: ALL_CFLAGS += -ffp-contract=off -O3
 $(BUILD)/src/kernels/gemm_amx.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mamx-tile -mamx-bf16
 # The vector micro-kernels and their packing likewise (gemm_cpu.c checks CPUID and XCR0 before choosing them;
 # AVX2 is the release build's baseline, but the sanitizer build compiles for plain x86-64).
-$(BUILD)/src/kernels/gemm_avx2.o $(BUILD)/src/kernels/gemm_pack_avx2.o: ALL_CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/src/kernels/gemm_avx2.o $(BUILD)/src/kernels/gemm_pack_avx2.o $(BUILD)/src/kernels/matvec_avx2.o: ALL_CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/src/kernels/gemm_avx512.o: ALL_CFLAGS += -mavx512f
 $(BUILD)/src/kernels/gemm_pack_avx512.o $(BUILD)/src/kernels/matvec_avx512.o: ALL_CFLAGS += -mavx512f -mavx512bw -mavx512vl
 $(BUILD)/src/kernels/ops_avx512.o: ALL_CFLAGS += -mavx512f

@@ -5,9 +5,10 @@
  * (random blocks) on the own vector paths and amx: conversion from the stored type included;
  *  - "own_f32_peak": the project's f32 GEMM (av_gemm_f32, x W^T with f32 W) on the shapes bench/sgemm_peak.c
  *    times OpenBLAS on, per kernel: run.sh takes the better of this and OpenBLAS as the f32 GEMM limit;
- *  - "generation": token-by-token matrix-vector products (av_matmul, 1 row) over 24 weights of 5632 x 2048
- *    (0.17-0.55 GB) in F16, Q8_0, Q4_K and Q6_K, in GB/s of weights read, against a STREAM-like copy (a = b,
- *    2 x 256 MiB, bytes read + written) on the same threads in the same run.
+ *  - "generation": token-by-token matrix-vector products (av_matmul, 1 row, and 4 rows: "rows4") over
+ *    weights of 5632 x 2048, as many as make 768 MiB (beyond the last-level cache), in F16, BF16, Q8_0, Q4_0,
+ *    Q4_K, Q5_K and Q6_K, in GB/s of weights read, against a STREAM-like copy (a = b, 2 x 256 MiB, bytes read
+ *    + written) and a read-only stream (512 MiB, "read_gbps") on the same threads in the same run.
  * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, gen; default all]
  * With BENCH_CLOCK=cpu every time is the process CPU time divided by the threads (what the wall time would be
  * with a core per thread: on a machine shared with other jobs it moves far less than wall time). */
@@ -43,15 +44,16 @@ static double max_rel_err(const float *y, const double *ref, size_t n) {
 static const av_gemm_path bench_paths[] = {AV_GEMM_AVX512, AV_GEMM_AVX2, AV_GEMM_AMX, AV_GEMM_SGEMM,
                                            AV_GEMM_SCALAR};
 
-/* A weight (out, in) of type t: F16 from small random values, quantized types as random blocks. */
+/* A weight (out, in) of type t: F16 / BF16 from small random values, quantized types as random blocks. */
 static av_tensor make_weight(av_dtype t, int out, int in, unsigned seed) {
     size_t bytes = 0;
     void *data;
-    if (t == AV_DTYPE_F16) {
+    if (t == AV_DTYPE_F16 || t == AV_DTYPE_BF16) {
         bytes = 2 * (size_t)out * in;
         uint16_t *h = data = malloc(bytes);
         for (size_t i = 0; i < (size_t)out * in; i++)
-            h[i] = av_f32_to_f16(frand(&seed) * 0.05f);
+            h[i] = t == AV_DTYPE_F16 ? av_f32_to_f16(frand(&seed) * 0.05f)
+                                     : av_f32_to_bf16(frand(&seed) * 0.05f);
     } else
         data = qb_random(t, (int64_t)out * in, seed, &bytes);
     return (av_tensor){.dtype = t, .ndim = 2, .shape = {out, in}, .data = data, .nbytes = bytes};
@@ -144,52 +146,89 @@ static void copy_range(void *ctx, int tid, int64_t i0, int64_t i1) {
     memcpy(j->dst + i0, j->src + i0, sizeof(float) * (size_t)(i1 - i0));
 }
 
+/* Seconds of the best of 5 passes of fn over [0, n) on the threads. */
+static double best_pass(int threads, size_t n, av_range_fn fn, copy_job *j) {
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = bench_clock();
+        av_parallel_for(threads, (int64_t)n, fn, j);
+        best = fmin(best, bench_clock() - t0);
+    }
+    return best;
+}
+
 /* STREAM "copy" in GB/s: bytes read + written, best of 5, the threads copying disjoint halves. */
 static double copy_gbps(int threads) {
     size_t n = (size_t)64 << 20; /* 256 MiB each */
     float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++)
         a[i] = (float)i, b[i] = 0;
-    copy_job j = {b, a};
-    double best = 1e30;
-    for (int r = 0; r < 5; r++) {
-        double t0 = bench_clock();
-        av_parallel_for(threads, (int64_t)n, copy_range, &j);
-        best = fmin(best, bench_clock() - t0);
-    }
+    double best = best_pass(threads, n, copy_range, &(copy_job){b, a});
     free(a), free(b);
     return 2.0 * sizeof(float) * (double)n / best / 1e9;
 }
 
-/* GB/s of weights read by 1-row products over `layers` weights (out, in) of type t, best of 3. */
-static double gemv_gbps(av_dtype t, int layers, int out, int in, int threads) {
-    av_tensor w[24];
-    float x[8192], y[8192];
+/* Reads floats [i0, i1) as glibc's vectorized memchr does, for a byte that is not there. */
+static void read_range(void *ctx, int tid, int64_t i0, int64_t i1) {
+    const copy_job *j = ctx;
+    j->dst[tid] = memchr(j->src + i0, 0x22, sizeof(float) * (size_t)(i1 - i0)) ? 1.0f : 0.0f;
+}
+
+/* A read-only stream over 512 MiB in GB/s (what a matrix-vector product does with its weights), best of 5. */
+static double read_gbps(int threads) {
+    size_t n = (size_t)128 << 20; /* floats */
+    float *a = malloc(sizeof(float) * n), sink[64];
+    memset(a, 0x11, sizeof(float) * n);
+    double best = best_pass(threads, n, read_range, &(copy_job){sink, a});
+    free(a);
+    return sizeof(float) * (double)n / best / 1e9;
+}
+
+/* Layers of 5632 x 2048 weights of type t making at least GEN_BYTES (beyond the last-level cache: 300 MiB on
+ * the Xeon of docs/BENCHMARKS.md), the first random, the others its copies (the same bytes at other
+ * addresses: memory traffic is what is measured). */
+enum { GEN_OUT = 5632, GEN_IN = 2048, GEN_MAX_LAYERS = 160 };
+#define GEN_BYTES (768.0 * (1 << 20))
+
+/* GB/s of weights read by `rows`-row products (rows <= 8) over the layers, best of 3. */
+static double gemv_gbps(const av_tensor *w, int layers, int rows, int threads) {
+    static float x[8 * GEN_IN], y[8 * GEN_OUT];
     unsigned seed = 3;
-    for (int l = 0; l < layers; l++)
-        w[l] = make_weight(t, out, in, (unsigned)l + 1);
-    for (int i = 0; i < in; i++)
+    for (int i = 0; i < 8 * GEN_IN; i++)
         x[i] = frand(&seed);
     double best = 1e30;
     for (int r = 0; r < 3; r++) {
         double t0 = bench_clock();
         for (int l = 0; l < layers; l++)
-            av_matmul(y, x, &w[l], 1, NULL, threads);
+            av_matmul(y, x, &w[l], rows, NULL, threads);
         best = fmin(best, bench_clock() - t0);
     }
-    for (int l = 0; l < layers; l++)
-        free((void *)w[l].data);
     return (double)w[0].nbytes * layers / best / 1e9;
 }
 
 static void run_generation(int threads) {
-    static const av_dtype types[] = {AV_DTYPE_F16, AV_DTYPE_Q8_0, AV_DTYPE_Q4_K, AV_DTYPE_Q6_K};
-    double copy = copy_gbps(threads);
-    printf("{\"generation\": {\"threads\": %d, \"gemm_path\": \"%s\", \"copy_gbps\": %.1f", threads,
-           av_gemm_path_name(av_gemm_path_get()), copy);
+    static const av_dtype types[] = {AV_DTYPE_F16,  AV_DTYPE_BF16, AV_DTYPE_Q8_0, AV_DTYPE_Q4_0,
+                                     AV_DTYPE_Q4_K, AV_DTYPE_Q5_K, AV_DTYPE_Q6_K};
+    double copy = copy_gbps(threads), read = read_gbps(threads);
+    printf(
+        "{\"generation\": {\"threads\": %d, \"gemm_path\": \"%s\", \"copy_gbps\": %.1f, \"read_gbps\": %.1f",
+        threads, av_gemm_path_name(av_gemm_path_get()), copy, read);
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
-        double g = gemv_gbps(types[i], 24, 5632, 2048, threads);
-        printf(", \"%s\": {\"weights_gbps\": %.1f, \"vs_copy\": %.2f}", av_dtype_name(types[i]), g, g / copy);
+        av_tensor w[GEN_MAX_LAYERS];
+        w[0] = make_weight(types[i], GEN_OUT, GEN_IN, 1);
+        int layers = (int)ceil(GEN_BYTES / (double)w[0].nbytes);
+        layers = layers < GEN_MAX_LAYERS ? layers : GEN_MAX_LAYERS;
+        for (int l = 1; l < layers; l++) {
+            w[l] = w[0];
+            w[l].data = malloc(w[0].nbytes);
+            memcpy((void *)w[l].data, w[0].data, w[0].nbytes);
+        }
+        double g1 = gemv_gbps(w, layers, 1, threads), g4 = gemv_gbps(w, layers, 4, threads);
+        printf(", \"%s\": {\"mb\": %.0f, \"weights_gbps\": %.1f, \"vs_copy\": %.2f, \"vs_read\": %.2f, "
+               "\"rows4_gbps\": %.1f}",
+               av_dtype_name(types[i]), w[0].nbytes * (double)layers / 1e6, g1, g1 / copy, g1 / read, g4);
+        for (int l = 0; l < layers; l++)
+            free((void *)w[l].data);
     }
     printf("}}\n");
 }

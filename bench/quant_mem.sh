@@ -4,8 +4,8 @@
 #   1. the machine (CPU, flags, load) and its f32 GEMM limit (bench/f32_limit.sh), and the own kernels' f32
 #      peak per CPU-second (on a shared machine the CPU times below are compared with that one);
 #   2. bench/quant_bench.c: dequantization speed of every weight type (ns per value);
-#   3. bench/gemm_bench.c "gen": 1-row products over F16, Q8_0, Q4_K and Q6_K weights (GB/s of weights read)
-#      against a STREAM-like copy, wall time and per CPU-second;
+#   3. bench/gemm_bench.c "gen": 1-row products over F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights (GB/s
+#      of weights read) against a STREAM-like copy, wall time (BENCH_THREADS and 1 thread) and per CPU-second;
 #   4. bench/make_synth_llama.py makes the F16 model (22 layers), `attnviz convert` writes it as GGUF F16, and
 #      llama.cpp's llama_model_quantize (node-llama-cpp 3.21.1, tests/llamacpp/llama_ref.c) makes Q8_0 and
 #      Q4_K_M from it;
@@ -14,7 +14,8 @@
 #      f32 limit, its peak RSS against the budget file + trace + 600 MB; llama.cpp's llama_decode of the same
 #      ids (2 threads, no capture, logits of the last position); wall and process CPU seconds of both;
 #   6. token-by-token generation on each file (`attnviz generate`, steps 8 and 40: seconds per token from the
-#      difference), as GB/s of weights read per token (every tensor but the embedding table) against the copy.
+#      difference), as GB/s of weights read per token (every tensor but the embedding table) against the copy,
+#      and llama.cpp's one-token decoding of the same file (`llama_ref gen`, 32 tokens, same threads).
 # Prints JSON lines (per file also in DIR/quant.json), then a markdown summary (bench/summary.py).
 # BENCH_THREADS (2), BENCH_TOKENS (512), BENCH_TYPES ("F16 Q8_0 Q4_K_M"), BENCH_REPEAT (2),
 # BENCH_PATHS ("avx512 avx2"), BENCH_DIR (scratch, default /tmp/attnviz-quant-bench; about 8 GB).
@@ -46,6 +47,7 @@ cc -O2 -std=c11 -D_DEFAULT_SOURCE -Isrc -Iinclude bench/quant_bench.c build/liba
 
 echo "== generation: 1-row products against a STREAM-like copy ($THREADS threads; wall, then per CPU-second)"
 "$DIR/gemm_bench" "$TOKENS" "$THREADS" gen | tee "$DIR/gen-wall.json"
+"$DIR/gemm_bench" "$TOKENS" 1 gen | tee "$DIR/gen-wall-1.json" # one thread: the rate per core
 BENCH_CLOCK=cpu "$DIR/gemm_bench" "$TOKENS" "$THREADS" gen | tee "$DIR/gen-cpu.json"
 
 eval "$(sh tests/llamacpp/install.sh)"
@@ -137,8 +139,9 @@ for t in $TYPES; do
     llama=$(llama_run "$M")
     g8=$(gen_time "$M" 8)
     g40=$(gen_time "$M" 40)
+    lgen=$("$DIR/llama_ref" gen "$M" "$THREADS" 32 | cut -d' ' -f1) # llama.cpp: seconds per token
     $PY - "$t" "$(stat -c %s "$M")" "$(stat -c %s "$DIR/trace.safetensors")" "$(weight_bytes "$M")" "$runs" \
-        "$llama" "$g8" "$g40" "$DIR" "$TOKENS" "$l_before" "$(load)" <<'PYEOF' | tee -a "$DIR/quant.json"
+        "$llama" "$g8" "$g40" "$DIR" "$TOKENS" "$l_before" "$(load)" "$lgen" <<'PYEOF' | tee -a "$DIR/quant.json"
 import json, os, sys
 t, file_b, trace_b, wbytes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 runs = dict((p, list(map(float, v.split(",")))) for p, v in (r.split(":") for r in sys.argv[5].split()))
@@ -168,7 +171,8 @@ for p, (wall, rss, fwd, cpu) in runs.items():
 per_token = (g40 - g8) / 32
 out["generation"] = {"s_per_token": round(per_token, 4), "weights_mb_per_token": round(wbytes / mb),
                      "weights_gbps": round(wbytes / per_token / 1e9, 2), "copy_gbps": copy["wall"],
-                     "vs_copy": round(wbytes / per_token / 1e9 / copy["wall"], 2)}
+                     "vs_copy": round(wbytes / per_token / 1e9 / copy["wall"], 2),
+                     "llamacpp_s_per_token": float(sys.argv[13])}
 out["load_before"], out["load_after"] = sys.argv[11], sys.argv[12]
 print(json.dumps(out))
 PYEOF

@@ -53,16 +53,24 @@ def target(ok, what):
 
 
 def generation_table(d, name):
+    """The generation kernels' table and the issue's target lines (>= 0.85x the copy rate per type)."""
     gen = [g["generation"] for g in lines(os.path.join(d, name)) if "generation" in g]
     if not gen:
         return []
-    g = gen[-1]
-    out = ["", "Generation kernels (1-row products over 24 weights of 5632 x 2048, %d threads, path %s; copy %.1f GB/s "
-           "read + written):" % (g["threads"], g["gemm_path"], g["copy_gbps"]), "",
-           "| weights | GB/s of weights | x copy |", "|---|---|---|"]
-    for t, v in g.items():
-        if isinstance(v, dict):
-            out.append("| %s | %.1f | %.2f |" % (t, v["weights_gbps"], v["vs_copy"]))
+    out = []
+    for g in gen:
+        out += ["", "Generation kernels (1-row products of 5632 x 2048 weights, beyond the last-level cache; %d "
+                "thread(s), path %s; copy %.1f GB/s read + written, read-only stream %s GB/s, in the same run):" % (
+                    g["threads"], g["gemm_path"], g["copy_gbps"], g.get("read_gbps", "-")), "",
+                "| weights | MB | GB/s of weights | x copy | x read | 4 rows: GB/s |", "|---|---|---|---|---|---|"]
+        types = [(t, v) for t, v in g.items() if isinstance(v, dict)]
+        for t, v in types:
+            out.append("| %s | %s | %.1f | %.2f | %s | %s |" % (t, v.get("mb", "-"), v["weights_gbps"], v["vs_copy"],
+                                                                v.get("vs_read", "-"), v.get("rows4_gbps", "-")))
+        out.append("")
+        for t, v in types:
+            out.append(target(v["vs_copy"] >= 0.85, "%s generation at >= 0.85x the copy rate, %d thread(s) (%.2f)" %
+                              (t, g["threads"], v["vs_copy"])))
     return out
 
 
@@ -125,7 +133,7 @@ def summary_quant(d):
     loads = [r["load_before"] for r in runs] + [r["load_after"] for r in runs[-1:]]
     out = ["Machine: " + machine(d), "Load average (1, 5, 15 min) at each file's start, then at the end: " +
            "; ".join(loads), "", lim_text]
-    out += generation_table(d, "gen-wall.json")
+    out += generation_table(d, "gen-wall.json") + generation_table(d, "gen-wall-1.json")
     if not runs:
         return out + ["", "no quant.json: the per-file runs did not finish"]
     out += ["", "Prompt of %s tokens capturing every head (attnviz) against llama.cpp's llama_decode (no capture), "
@@ -149,11 +157,13 @@ def summary_quant(d):
                 cpu, r["llamacpp_decode_s"], e["llamacpp_over_attnviz_forward"],
                 e["process_cpu_s"], r["llamacpp_cpu_s"], e["peak_rss_mb"], "yes" if e["within_budget"] else "NO"))
     out += ["", "Token-by-token generation (`attnviz generate`, seconds per token from steps 40 - 8):", "",
-            "| file | s / token | weights MB / token | GB/s | copy GB/s | x copy |", "|---|---|---|---|---|---|"]
+            "| file | s / token | weights MB / token | GB/s | copy GB/s | x copy | llama.cpp s / token |",
+            "|---|---|---|---|---|---|---|"]
     for r in runs:
         g = r["generation"]
-        out.append("| %s | %.4f | %d | %.2f | %.1f | %.2f |" % (r["type"], g["s_per_token"], g["weights_mb_per_token"],
-                                                             g["weights_gbps"], g["copy_gbps"], g["vs_copy"]))
+        out.append("| %s | %.4f | %d | %.2f | %.1f | %.2f | %s |" % (
+            r["type"], g["s_per_token"], g["weights_mb_per_token"], g["weights_gbps"], g["copy_gbps"], g["vs_copy"],
+            "%.4f" % g["llamacpp_s_per_token"] if "llamacpp_s_per_token" in g else "-"))
     out.append("")
     for r in runs:
         if r["type"] == "F16":

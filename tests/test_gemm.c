@@ -4,6 +4,7 @@
  * Bound (docs/ARCHITECTURE.md, "GEMM"): each output is one f32 chain of fused multiply-adds over k, then
  * alpha * acc + beta * c; whatever the order, |c - exact| <= gamma(k + 2) (|alpha| sum_p |a_ip b_pj| + |beta
  * c0|) with gamma(n) = n u / (1 - n u), u = 2^-24. */
+#include "gemm_paths.h"
 #include "harness.h"
 #include "kernels/gemm.h"
 #include "quant_blocks.h"
@@ -257,18 +258,6 @@ static void matmul_quant_equals_f32(av_gemm_path path) {
     }
     free(x), free(wf), free(yq), free(yf);
 }
-
-#define ON_PATH(test, P)                                                                                     \
-    static void test##_##P(void) {                                                                           \
-        if (!av_gemm_path_supported(AV_GEMM_##P))                                                            \
-            SKIP("this CPU or OS cannot run the %s path", av_gemm_path_name(AV_GEMM_##P));                   \
-        av_gemm_path prev = av_gemm_path_get();                                                              \
-        av_gemm_path_set(AV_GEMM_##P);                                                                       \
-        test(AV_GEMM_##P);                                                                                   \
-        av_gemm_path_set(prev);                                                                              \
-    }
-#define ON_OWN_PATHS(test) ON_PATH(test, SCALAR) ON_PATH(test, AVX2) ON_PATH(test, AVX512)
-#define ON_ALL_PATHS(test) ON_OWN_PATHS(test) ON_PATH(test, AMX) ON_PATH(test, SGEMM)
 
 ON_ALL_PATHS(gemm_f32_within_bound)
 ON_PATH(gemm_f32_matches_scalar, AVX2)

@@ -51,12 +51,6 @@ void av_pack_rows_avx512(const float *src, int64_t ld, int rows, int kc, int P, 
 void av_pack_weight_avx512(const av_tensor *w, int64_t f0, int rows, int64_t k0, int kc, int P, float *panel,
                            float *tmp);
 
-/* The matrix-vector dot product of matmul.c for a Q4_K row w, 16 lanes wide with the 8-lane code's partial
- * sums (matvec_avx512.c): sum w[k] x[k] over whole 32-value steps, s and m the factors of av_dequant_groups;
- * *done: where it stopped. */
-float av_dot_q4_k_avx512(const void *w, const float *x, int64_t n, const float *s, const float *m,
-                         int64_t *done);
-
 /* av_dequantize_rows with Q8_0, Q4_K and Q6_K expanded 16 values at a time in AVX-512 registers
  * (gemm_quant.h; the same bits); other dtypes go to av_dequantize_rows. Used by the AMX kernel. */
 void av_dequantize_rows_avx512(const av_tensor *w, int64_t row0, int64_t n_rows, float *dst);

@@ -1,42 +1,283 @@
-/* Q4_K rows in the dot product of matmul.c's matrix-vector path (token-by-token generation: one per weight
- * row and row of x), 16 lanes wide, on the avx512 and amx paths. Q4_K is the bulk of Q4_K_M files and the
- * most work per byte to expand; here each sub-block's 16 possible values come from a table, lut[q] = s * q -
- * m (the two operations av_dequantize_rows applies, on the same operands: the same bits), looked up by the
- * 4-bit integers with one permute, instead of a conversion, a product and a difference per value: 1.3x the
- * 8-lane loop's speed here. (For F16, Q8_0 and Q6_K the 8-lane code measured faster: 512-bit conversions
- * leave fewer ports.) The 32 partial sums are the 8-lane code's, lane for lane: accumulator a holds
- * matmul.c's s0 | s1 (values k .. k + 15 of each 32), b holds s2 | s3, and the final sum is formed in the
- * same order, so the paths agree bit for bit (tests/test_gemm.c). Compiled with -mavx512f -mavx512bw
- * -mavx512vl (see the Makefile); called only after gemm_cpu.c found AVX-512. */
-#include "gemm.h"
+/* Row kernels of the matrix-vector products (matvec.h) on the avx512 and amx paths, 16 lanes wide. Compiled
+ * with -mavx512f -mavx512bw -mavx512vl (see the Makefile); called only after gemm_cpu.c found AVX-512.
+ *
+ * Each kernel produces the row's exact f32 values 16 at a time and multiplies each vector into the rows of x
+ * with fused multiply-adds, value k into accumulator slot k / 16 % 4 (so every dtype's sums are the F32
+ * kernel's, lane for lane). How the values are made, with the operations of av_dequantize_rows on the same
+ * operands (quants.h; the same bits):
+ *  - F16 by conversion, BF16 by a shift, F32 as they are;
+ *  - Q8_0 as q * d after an int -> float conversion; Q6_K likewise, s * (q - 32), its 6-bit integers
+ *    assembled 64 at a time in bytes first;
+ *  - 4- and 5-bit types from a table in a register: the 16 (Q4_0, Q4_K) or 32 (Q5_K) values a sub-block can
+ *    take, (i - 8) * d or s * i - m (s * i is exact: at most 11 + 6 + 5 bits, so the fused s * i - m rounds
+ *    once, as the product and difference do), looked up by the integers with one permute. */
+#include "matvec.h"
+#include "quants.h"
 
 #include <immintrin.h>
 
-float av_dot_q4_k_avx512(const void *w, const float *x, int64_t n, const float *s, const float *m,
-                         int64_t *done) {
-    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512 a = _mm512_setzero_ps(), b = a;
-    int64_t k = 0;
-    for (; k + 32 <= n; k += 32) { /* one sub-block: the low (r % 64 == 0) or high nibbles of 32 bytes */
-        int r = (int)(k % AV_QK_K);
-        const uint8_t *q = ((const av_block_q4_k *)w + k / AV_QK_K)->qs + 32 * (r / 64);
-        __m512 lut = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(s[k / 16]), iota), _mm512_set1_ps(m[k / 16]));
-        __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q));
-        __m512i hi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16)));
-        if (r % 64) lo = _mm512_srli_epi32(lo, 4), hi = _mm512_srli_epi32(hi, 4);
-        /* the permute reads an index's low 4 bits: the low nibble needs no mask */
-        a = _mm512_fmadd_ps(_mm512_permutexvar_ps(lo, lut), _mm512_loadu_ps(x + k), a);
-        b = _mm512_fmadd_ps(_mm512_permutexvar_ps(hi, lut), _mm512_loadu_ps(x + k + 16), b);
+#define AI static inline __attribute__((always_inline))
+
+/* Factors computed once per block go through memory and come back as broadcasts from it, which take no
+ * vector port: without this compiler barrier GCC keeps them in registers and broadcasts lane by lane with
+ * shuffles, on the port the permutes and widenings need (measured 1.5x slower). */
+#define VIA_MEMORY() __asm__ volatile("" ::: "memory")
+
+enum { SLOTS = 4 }; /* accumulators per row of x: 4 independent chains hide the fused multiply-add latency */
+
+typedef struct acc {
+    __m512 v[AV_MV_NX][SLOTS];
+} acc;
+
+/* slot += w * x[i][k .. k + 16) for the nx rows of x, xk = x[0] + k (the slot of value k: k / 16 % 4, a
+ * constant in every caller, so that the accumulators stay in registers). */
+AI void fma_x(acc *a, int nx, int slot, __m512 w, const float *xk, int64_t ldx) {
+#pragma GCC unroll 4
+    for (int i = 0; i < nx; i++)
+        a->v[i][slot] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xk + i * ldx), a->v[i][slot]);
+}
+
+/* ---- F32, F16, BF16 ---- */
+
+AI __m512 float16(av_dtype t, const void *w, int64_t k, __mmask16 m) {
+    const uint16_t *h = (const uint16_t *)w + k;
+    switch (t) {
+    case AV_DTYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, h));
+    case AV_DTYPE_BF16:
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, h)), 16));
+    default: return _mm512_maskz_loadu_ps(m, (const float *)w + k);
     }
-    *done = k;
-    /* (s0 + s1) + (s2 + s3), then the 8 lanes as matmul.c sums them */
-    __m256 s01 = _mm256_add_ps(_mm512_castps512_ps256(a),
-                               _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
-    __m256 s23 = _mm256_add_ps(_mm512_castps512_ps256(b),
-                               _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(b), 1)));
-    __m256 v = _mm256_add_ps(s01, s23);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
+}
+
+AI void row_float(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    int64_t k = 0;
+    for (; k + 64 <= n; k += 64)
+#pragma GCC unroll 4
+        for (int s = 0; s < 4; s++)
+            fma_x(a, nx, s, float16(t, w, k + 16 * s, 0xffff), x + k + 16 * s, ldx);
+    if (k < n) /* the last values: partial vectors read as 0 past n */
+#pragma GCC unroll 4
+        for (int s = 0; s < 4; s++) {
+            int64_t left = n - k - 16 * s;
+            if (left <= 0) break;
+            __mmask16 m = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+            __m512 v = float16(t, w, k + 16 * s, m);
+#pragma GCC unroll 4
+            for (int i = 0; i < nx; i++)
+                a->v[i][s] =
+                    _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, x + i * ldx + k + 16 * s), a->v[i][s]);
+        }
+}
+
+/* ---- the 32-value legacy blocks ---- */
+
+/* One block, values k0 .. k0 + 32 of x (k0: 0 or 32 in a pair of blocks, so every slot is a constant); d: its
+ * scale as f32. */
+AI void legacy_block(av_dtype t, acc *a, int nx, const void *blk, const float *d, const float *x, int64_t ldx,
+                     int k0) {
+    if (t == AV_DTYPE_Q8_0) {
+        const av_block_q8_0 *b = blk;
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) { /* ggml: q * d */
+            __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16 * h)));
+            fma_x(a, nx, k0 / 16 + h, _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(*d)),
+                  x + k0 + 16 * h, ldx);
+        }
+    } else { /* Q4_0 */
+        const av_block_q4_0 *b = blk;
+        const __m512 centered = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+        __m512 lut = _mm512_mul_ps(centered, _mm512_set1_ps(*d)); /* ggml: (q - 8) * d */
+        __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b->qs));
+        /* values 0-15: low nibbles (the permute reads an index's low 4 bits), 16-31: high nibbles */
+        fma_x(a, nx, k0 / 16, _mm512_permutexvar_ps(q, lut), x + k0, ldx);
+        fma_x(a, nx, k0 / 16 + 1, _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut), x + k0 + 16, ldx);
+    }
+}
+
+/* The f16 scales (the first 2 bytes) of nb blocks `bytes` apart as f32, 16 at a time by a gather. d: (nb) */
+AI void legacy_scales(const uint8_t *b, size_t bytes, int nb, float *d) {
+    const __m512i at =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32((int)bytes));
+    for (int i = 0; i < nb; i += 16, b += 16 * bytes) {
+        __mmask16 m = nb - i >= 16 ? 0xffff : (__mmask16)((1u << (nb - i)) - 1);
+        __m512i v =
+            _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, at, b, 1); /* d and 2 bytes after */
+        _mm512_mask_storeu_ps(d + i, m, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)));
+    }
+}
+
+AI void row_legacy(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    enum { BLOCKS = 128 }; /* scales converted at a time */
+    size_t bytes = t == AV_DTYPE_Q8_0 ? sizeof(av_block_q8_0) : sizeof(av_block_q4_0);
+    const uint8_t *b = w;
+    float d[BLOCKS];
+    for (int64_t b0 = 0; b0 < n / AV_QK; b0 += BLOCKS) {
+        int nb = n / AV_QK - b0 < BLOCKS ? (int)(n / AV_QK - b0) : BLOCKS, i = 0;
+        legacy_scales(b, bytes, nb, d);
+        VIA_MEMORY();
+        for (; i + 2 <= nb; i += 2, b += 2 * bytes, x += 2 * AV_QK) {
+            legacy_block(t, a, nx, b, d + i, x, ldx, 0);
+            legacy_block(t, a, nx, b + bytes, d + i + 1, x, ldx, 32);
+        }
+        if (i < nb) { /* an odd count only in the last group (BLOCKS is even) */
+            legacy_block(t, a, nx, b, d + i, x, ldx, 0);
+            b += bytes, x += AV_QK;
+        }
+    }
+}
+
+/* ---- k-quants: 256-value super-blocks ---- */
+
+/* The eight sub-blocks' scales s = d * sc and mins m = dmin * mn of a Q4_K / Q5_K super-block (ggml's d1,
+ * m1). */
+AI void k_factors8(uint16_t d, uint16_t dmin, const uint8_t *scales, float s[8], float m[8]) {
+    uint64_t sc, mn;
+    av_k_scales_mins8(scales, &sc, &mn);
+    __m256 isc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
+    __m256 imn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
+    _mm256_storeu_ps(s, _mm256_mul_ps(_mm256_set1_ps(av_half(d)), isc));
+    _mm256_storeu_ps(m, _mm256_mul_ps(_mm256_set1_ps(av_half(dmin)), imn));
+}
+
+/* s * (i + from) - m for i = 0..15 */
+AI __m512 k_table(float s, float m, float from) {
+    const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return _mm512_fmsub_ps(_mm512_set1_ps(s), _mm512_add_ps(iota, _mm512_set1_ps(from)), _mm512_set1_ps(m));
+}
+
+/* Sub-blocks 2p (low nibbles of qs[32p .. 32p + 32)) and 2p + 1 (high nibbles) are values 64p .. 64p + 64. */
+AI void row_q4_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const av_block_q4_k *b = w;
+    for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+        float s[8], m[8];
+        k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
+        VIA_MEMORY();
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qs + 32 * p)));
+            __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qs + 32 * p + 16)));
+            __m512 lo = k_table(s[2 * p], m[2 * p], 0), hi = k_table(s[2 * p + 1], m[2 * p + 1], 0);
+            fma_x(a, nx, 0, _mm512_permutexvar_ps(q0, lo), x + 64 * p, ldx);
+            fma_x(a, nx, 1, _mm512_permutexvar_ps(q1, lo), x + 64 * p + 16, ldx);
+            fma_x(a, nx, 2, _mm512_permutexvar_ps(_mm512_srli_epi32(q0, 4), hi), x + 64 * p + 32, ldx);
+            fma_x(a, nx, 3, _mm512_permutexvar_ps(_mm512_srli_epi32(q1, 4), hi), x + 64 * p + 48, ldx);
+        }
+    }
+}
+
+/* Q5_K's value of sub-block j at l: the nibble plus 16 * bit j of qh[l]; as a 5-bit index into two tables
+ * (values 0-15, 16-31): bits 0-3 from the nibble, bit 4 from qh moved there (higher bits are ignored). */
+AI __m512 q5_value(__m512i nib, __m512i qh, int j, __m512 lo, __m512 hi) {
+    __m512i bit = j <= 4 ? _mm512_slli_epi32(qh, 4 - j) : _mm512_srli_epi32(qh, j - 4);
+    __m512i idx = _mm512_ternarylogic_epi32(nib, bit, _mm512_set1_epi32(0x0f), 0xe4); /* c ? a : b, bitwise */
+    return _mm512_permutex2var_ps(lo, idx, hi);
+}
+
+AI void row_q5_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const av_block_q5_k *b = w;
+    for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+        float s[8], m[8];
+        k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
+        VIA_MEMORY();
+        __m512i h0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b[i].qh));
+        __m512i h1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qh + 16)));
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qs + 32 * p)));
+            __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qs + 32 * p + 16)));
+            int j = 2 * p;
+            __m512 lo = k_table(s[j], m[j], 0), hi = k_table(s[j], m[j], 16);
+            fma_x(a, nx, 0, q5_value(q0, h0, j, lo, hi), x + 64 * p, ldx);
+            fma_x(a, nx, 1, q5_value(q1, h1, j, lo, hi), x + 64 * p + 16, ldx);
+            lo = k_table(s[j + 1], m[j + 1], 0), hi = k_table(s[j + 1], m[j + 1], 16);
+            fma_x(a, nx, 2, q5_value(_mm512_srli_epi32(q0, 4), h0, j + 1, lo, hi), x + 64 * p + 32, ldx);
+            fma_x(a, nx, 3, q5_value(_mm512_srli_epi32(q1, 4), h1, j + 1, lo, hi), x + 64 * p + 48, ldx);
+        }
+    }
+}
+
+/* Q6_K: half h (128 values) takes low 4 bits from ql[64h ..] (values 0-63: low nibbles of its 64 bytes,
+ * 64-127: high nibbles) and 2 high bits from qh[32h + l] (bits 2k, 2k + 1 for value 32k + l). 64 values at a
+ * time: byte lanes 0-31 are values 32k + l, lanes 32-63 values 32(k + 1) + l, in order. */
+AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const av_block_q6_k *b = w;
+    const __m512i up = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);     /* k = 0, 1 */
+    const __m512i down = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1); /* k = 2, 3 */
+    const __m512i low4 = _mm512_set1_epi8(0x0f), high2 = _mm512_set1_epi8(0x30), bias = _mm512_set1_epi8(32);
+    for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+        float s[16]; /* ggml: d * sc of each 16 values */
+        _mm512_storeu_ps(s, _mm512_mul_ps(_mm512_set1_ps(av_half(b[i].d)),
+                                          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+                                              _mm_loadu_si128((const __m128i *)b[i].scales)))));
+        VIA_MEMORY();
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m512i ql = _mm512_loadu_si512(b[i].ql + 64 * h);
+            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b[i].qh + 32 * h)));
+#pragma GCC unroll 2
+            for (int half = 0; half < 2; half++) { /* k = 0, 1, then k = 2, 3 */
+                __m512i lo = half ? _mm512_srli_epi16(ql, 4) : ql;
+                __m512i hi = half ? _mm512_srlv_epi16(qh, down) : _mm512_sllv_epi16(qh, up);
+                __m512i q6 =
+                    _mm512_ternarylogic_epi32(lo, low4, _mm512_and_si512(hi, high2), 0xea); /* a&b|c */
+                _Alignas(64) int8_t q[64];
+                _mm512_store_si512(q, _mm512_sub_epi8(q6, bias));
+#pragma GCC unroll 4
+                for (int g = 0; g < 4; g++) { /* ggml: (d * sc) * (q - 32) */
+                    __m512 v = _mm512_cvtepi32_ps(
+                        _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)(q + 16 * g))));
+                    fma_x(a, nx, g, _mm512_mul_ps(_mm512_set1_ps(s[8 * h + 4 * half + g]), v),
+                          x + 128 * h + 64 * half + 16 * g, ldx);
+                }
+            }
+        }
+    }
+}
+
+/* ---- one kernel per dtype, instantiated for 1 .. AV_MV_NX rows of x ---- */
+
+AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {
+    acc a;
+#pragma GCC unroll 4
+    for (int i = 0; i < nx; i++)
+#pragma GCC unroll 4
+        for (int s = 0; s < SLOTS; s++)
+            a.v[i][s] = _mm512_setzero_ps();
+    switch (t) {
+    case AV_DTYPE_Q8_0:
+    case AV_DTYPE_Q4_0: row_legacy(t, &a, nx, w, x, ldx, n); break;
+    case AV_DTYPE_Q4_K: row_q4_k(&a, nx, w, x, ldx, n); break;
+    case AV_DTYPE_Q5_K: row_q5_k(&a, nx, w, x, ldx, n); break;
+    case AV_DTYPE_Q6_K: row_q6_k(&a, nx, w, x, ldx, n); break;
+    default: row_float(t, &a, nx, w, x, ldx, n); break;
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < nx; i++) /* (s0 + s1) + (s2 + s3), then the 16 lanes */
+        out[i] = _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(a.v[i][0], a.v[i][1]), _mm512_add_ps(a.v[i][2], a.v[i][3])));
+}
+
+AV_MV_ROW_FN(row_f32, row_kind, AV_DTYPE_F32)
+AV_MV_ROW_FN(row_f16, row_kind, AV_DTYPE_F16)
+AV_MV_ROW_FN(row_bf16, row_kind, AV_DTYPE_BF16)
+AV_MV_ROW_FN(row_q8_0_fn, row_kind, AV_DTYPE_Q8_0)
+AV_MV_ROW_FN(row_q4_0_fn, row_kind, AV_DTYPE_Q4_0)
+AV_MV_ROW_FN(row_q4_k_fn, row_kind, AV_DTYPE_Q4_K)
+AV_MV_ROW_FN(row_q5_k_fn, row_kind, AV_DTYPE_Q5_K)
+AV_MV_ROW_FN(row_q6_k_fn, row_kind, AV_DTYPE_Q6_K)
+
+av_mv_row_fn av_mv_row_avx512(av_dtype t) {
+    switch (t) {
+    case AV_DTYPE_F32: return row_f32;
+    case AV_DTYPE_F16: return row_f16;
+    case AV_DTYPE_BF16: return row_bf16;
+    case AV_DTYPE_Q8_0: return row_q8_0_fn;
+    case AV_DTYPE_Q4_0: return row_q4_0_fn;
+    case AV_DTYPE_Q4_K: return row_q4_k_fn;
+    case AV_DTYPE_Q5_K: return row_q5_k_fn;
+    case AV_DTYPE_Q6_K: return row_q6_k_fn;
+    default: return NULL;
+    }
 }

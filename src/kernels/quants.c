@@ -93,6 +93,7 @@ void av_dequant_groups(av_dtype t, const void *row, int64_t v0, int n, float *s,
     switch (t) {
     case AV_DTYPE_Q8_0: av_groups_q8_0(row, v0, n, s, m); break;
     case AV_DTYPE_Q4_K: av_groups_q4_k(row, v0, n, s, m); break;
+    case AV_DTYPE_Q5_K: av_groups_q5_k(row, v0, n, s, m); break;
     case AV_DTYPE_Q6_K: av_groups_q6_k(row, v0, n, s, m); break;
     default: break;
     }

@@ -41,11 +41,24 @@ void av_dequant_iq4_xs(const void *blocks, float *y, int64_t n);
 void av_groups_q8_0(const void *row, int64_t v0, int n, float *s, float *m);
 void av_groups_q4_k(const void *row, int64_t v0, int n, float *s, float *m);
 void av_groups_q6_k(const void *row, int64_t v0, int n, float *s, float *m);
-/* 1 for the types above; av_dequant_groups calls the right one (nothing for another type). */
+/* Q5_K: value = s[g] * q - m[g] with q its 5-bit integer (the AVX2 matrix-vector products). */
+void av_groups_q5_k(const void *row, int64_t v0, int n, float *s, float *m);
+/* 1 for the types av_qload32 / av_qload16 expand (gemm_quant.h): Q8_0, Q4_K, Q6_K. */
 static inline int av_dtype_grouped(av_dtype t) {
     return t == AV_DTYPE_Q8_0 || t == AV_DTYPE_Q4_K || t == AV_DTYPE_Q6_K;
 }
+/* The factors of Q8_0, Q4_K, Q5_K or Q6_K rows (nothing for another type). */
 void av_dequant_groups(av_dtype t, const void *row, int64_t v0, int n, float *s, float *m);
+
+/* All eight 6-bit scales (*sc) or mins (*mn) of a Q4_K / Q5_K super-block at once, byte j = sub-block j's:
+ * bytes 0-3 of s hold the low 6 bits of scales 0-3, bytes 4-7 those of mins 0-3, bytes 8-11 the low nibbles
+ * of scales 4-7 and high nibbles of mins 4-7, whose top 2 bits are the top bits of bytes 0-3 (scales) and
+ * 4-7 (mins). */
+static inline void av_k_scales_mins8(const uint8_t s[AV_K_SCALE_SIZE], uint64_t *sc, uint64_t *mn) {
+    uint32_t a = av_load_le32(s), b = av_load_le32(s + 4), c = av_load_le32(s + 8);
+    *sc = (a & 0x3f3f3f3fu) | (uint64_t)((c & 0x0f0f0f0fu) | ((a >> 6) & 0x03030303u) << 4) << 32;
+    *mn = (b & 0x3f3f3f3fu) | (uint64_t)(((c >> 4) & 0x0f0f0f0fu) | ((b >> 6) & 0x03030303u) << 4) << 32;
+}
 
 /* f32 -> blocks: x (n) */
 void av_quant_q4_0(const float *x, void *blocks, int64_t n);

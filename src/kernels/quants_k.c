@@ -132,18 +132,6 @@ void av_dequant_q6_k(const void *restrict blocks, float *restrict y, int64_t n) 
     }
 }
 
-/* Super-block by super-block (v0 and 16 n are whole super-blocks, as the callers' column blocks are): the two
- * groups of sub-block j share its factors. */
-/* All eight scales (*sc) or mins (*mn) of a super-block at once, byte j = k_scale_min's value for j: bytes
- * 0-3 of s hold the low 6 bits of scales 0-3, bytes 4-7 those of mins 0-3, bytes 8-11 the low nibbles of
- * scales 4-7 and high nibbles of mins 4-7, whose top 2 bits are the top bits of bytes 0-3 (scales) and 4-7
- * (mins). */
-static void k_scales_mins8(const uint8_t s[AV_K_SCALE_SIZE], uint64_t *sc, uint64_t *mn) {
-    uint32_t a = av_load_le32(s), b = av_load_le32(s + 4), c = av_load_le32(s + 8);
-    *sc = (a & 0x3f3f3f3fu) | (uint64_t)((c & 0x0f0f0f0fu) | ((a >> 6) & 0x03030303u) << 4) << 32;
-    *mn = (b & 0x3f3f3f3fu) | (uint64_t)(((c >> 4) & 0x0f0f0f0fu) | ((b >> 6) & 0x03030303u) << 4) << 32;
-}
-
 /* out[2 j] = out[2 j + 1] = f * byte j of q (the same product in 8 lanes where AVX2 is built in: this runs
  * once per 256 weights of every matrix-vector product). out: (16) */
 static inline void k_factors16(float f, uint64_t q, float *restrict out) {
@@ -158,14 +146,27 @@ static inline void k_factors16(float f, uint64_t q, float *restrict out) {
 #endif
 }
 
-void av_groups_q4_k(const void *row, int64_t v0, int n, float *restrict s, float *restrict m) {
-    const av_block_q4_k *b = (const av_block_q4_k *)row + v0 / AV_QK_K;
-    for (int g = 0; g < n; g += 16, b++) {
+/* Super-block by super-block (v0 and 16 n are whole super-blocks, as the callers' column blocks are): the two
+ * groups of sub-block j share its factors. Q4_K and Q5_K blocks begin with the same fields (d, dmin,
+ * scales); block_bytes tells them apart. */
+static void k_groups_4_5(const void *row, size_t block_bytes, int64_t v0, int n, float *restrict s,
+                         float *restrict m) {
+    const uint8_t *b = (const uint8_t *)row + (size_t)(v0 / AV_QK_K) * block_bytes;
+    for (int g = 0; g < n; g += 16, b += block_bytes) {
+        const av_block_q4_k *h = (const av_block_q4_k *)b;
         uint64_t sc, mn;
-        k_scales_mins8(b->scales, &sc, &mn);
-        k_factors16(av_half(b->d), sc, s + g);
-        k_factors16(av_half(b->dmin), mn, m + g);
+        av_k_scales_mins8(h->scales, &sc, &mn);
+        k_factors16(av_half(h->d), sc, s + g);
+        k_factors16(av_half(h->dmin), mn, m + g);
     }
+}
+
+void av_groups_q4_k(const void *row, int64_t v0, int n, float *restrict s, float *restrict m) {
+    k_groups_4_5(row, sizeof(av_block_q4_k), v0, n, s, m);
+}
+
+void av_groups_q5_k(const void *row, int64_t v0, int n, float *restrict s, float *restrict m) {
+    k_groups_4_5(row, sizeof(av_block_q5_k), v0, n, s, m);
 }
 
 /* The scale of values 16 j .. 16 j + 15 of a super-block is scales[j] (see av_dequant_q6_k's indexing). */

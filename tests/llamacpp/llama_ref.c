@@ -11,6 +11,9 @@
  *                                                  integers; one llama_decode call, logits of the last
  *                                                  position): prints its wall seconds and the process's
  *                                                  CPU seconds during it
+ *   llama_ref gen MODEL.gguf N_THREADS STEPS       llama.cpp's token-by-token decoding: STEPS one-token
+ *                                                  llama_decode calls (logits each time) after an untimed
+ *                                                  first one; prints wall and process CPU seconds per token
  *   llama_ref batch LABEL REF.gguf DIR SPEC...     the logits files of `logits` for many models in one
  * process, as DIR/NAME.llama.f32, .av.f32, .av_short.f32; a SPEC is NAME=FTYPE (REF quantized to
  * DIR/NAME.gguf unless that file exists; FTYPE 0: REF itself) or NAME@PATH (a file or a Hugging Face
@@ -207,10 +210,46 @@ static int cmd_time(char **argv) {
     return lg ? 0 : 1;
 }
 
+static int cmd_gen(char **argv) {
+    int threads = atoi(argv[1]), steps = atoi(argv[2]), ok = 0;
+    if (threads < 1 || steps < 1 || steps > 4096)
+        return fprintf(stderr, "llama_ref: bad N_THREADS or STEPS\n"), 1;
+    struct llama_model *model = llama_model_load_from_file(argv[0], llama_model_default_params());
+    if (!model) return fprintf(stderr, "llama_ref: llama.cpp cannot load %s\n", argv[0]), 1;
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = (uint32_t)steps + 1;
+    cp.n_batch = cp.n_ubatch = 1;
+    cp.n_threads = cp.n_threads_batch = threads;
+    cp.no_perf = true;
+    struct llama_context *ctx = llama_init_from_model(model, cp);
+    int vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
+    struct llama_batch b = llama_batch_init(1, 0, 1);
+    double t0 = 0, c0 = 0;
+    for (int i = 0; ctx && i <= steps; i++) {
+        if (i == 1) t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+        b.token[0] = (int32_t)((i * 7919 + 1) % vocab); /* any ids: the work per token is the same */
+        b.pos[0] = i;
+        b.n_seq_id[0] = 1;
+        b.seq_id[0][0] = 0;
+        b.logits[0] = 1;
+        b.n_tokens = 1;
+        if (!(ok = llama_decode(ctx, b) == 0)) break;
+    }
+    if (ok)
+        printf("%.4f %.4f\n", (clock_s(CLOCK_MONOTONIC) - t0) / steps,
+               (clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0) / steps);
+    else
+        fprintf(stderr, "llama_ref: decoding %s failed\n", argv[0]);
+    llama_batch_free(b);
+    if (ctx) llama_free(ctx);
+    llama_model_free(model);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     const char *lib = getenv("LIB");
     if (argc < 2 || !lib)
-        return fprintf(stderr, "usage: LIB=<libllama dir> llama_ref quantize|logits|time ...\n"), 2;
+        return fprintf(stderr, "usage: LIB=<libllama dir> llama_ref quantize|logits|time|gen ...\n"), 2;
     llama_log_set(quiet_log, NULL);
     ggml_backend_load_all_from_path(lib);
     llama_backend_init();
@@ -224,6 +263,8 @@ int main(int argc, char **argv) {
         rc = cmd_batch(argc - 2, argv + 2);
     } else if (strcmp(argv[1], "time") == 0 && argc == 5) {
         rc = cmd_time(argv + 2);
+    } else if (strcmp(argv[1], "gen") == 0 && argc == 5) {
+        rc = cmd_gen(argv + 2);
     } else {
         fprintf(stderr, "llama_ref: bad arguments\n");
     }

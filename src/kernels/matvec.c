@@ -1,0 +1,121 @@
+/* Matrix-vector products (matvec.h): the threads split the output rows of all the call's weights (no
+ * packing: each weight byte is read by one thread, once), each row goes to the path's row kernel for its
+ * dtype, or is expanded a block of columns at a time into an L1 buffer for the path's F32 kernel when the
+ * path has no kernel for the dtype. The scalar path's kernels (the reference the vector ones are checked
+ * against in tests/test_matvec.c) are here. */
+#include "gemm.h"
+#include "matvec.h"
+
+enum { CHUNK = 4096 }; /* columns per expanded block: 16 KiB of f32, a multiple of every block size */
+
+/* The scalar kernels: one f32 chain per row of x, in order of k. */
+static inline void row_scalar(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t n, int nx,
+                              float *out) {
+    for (int i = 0; i < nx; i++) {
+        float acc = 0;
+        for (int64_t k = 0; k < n; k++)
+            acc += av_mv_weight(t, w, k) * x[i * ldx + k];
+        out[i] = acc;
+    }
+}
+
+static void row_scalar_f32(const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {
+    row_scalar(AV_DTYPE_F32, w, x, ldx, n, nx, out);
+}
+static void row_scalar_f16(const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {
+    row_scalar(AV_DTYPE_F16, w, x, ldx, n, nx, out);
+}
+static void row_scalar_bf16(const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {
+    row_scalar(AV_DTYPE_BF16, w, x, ldx, n, nx, out);
+}
+
+static av_mv_row_fn kernel_of(av_gemm_path p, av_dtype t) {
+    switch (p) {
+    case AV_GEMM_AVX512:
+    case AV_GEMM_AMX: return av_mv_row_avx512(t);
+    case AV_GEMM_AVX2: return av_mv_row_avx2(t);
+    case AV_GEMM_SCALAR:
+        return t == AV_DTYPE_F32    ? row_scalar_f32
+               : t == AV_DTYPE_F16  ? row_scalar_f16
+               : t == AV_DTYPE_BF16 ? row_scalar_bf16
+                                    : NULL;
+    default: /* sgemm: OpenBLAS has no matrix-vector product on stored weights; the fastest own path */
+        return kernel_of(av_gemm_path_supported(AV_GEMM_AVX512) ? AV_GEMM_AVX512
+                         : av_gemm_path_supported(AV_GEMM_AVX2) ? AV_GEMM_AVX2
+                                                                : AV_GEMM_SCALAR,
+                         t);
+    }
+}
+
+typedef struct mv_job {
+    const av_tensor *w[AV_MATMUL_MANY_MAX];  /* (out_i, in) */
+    float *y[AV_MATMUL_MANY_MAX];            /* (n, out_i) */
+    av_mv_row_fn kernel[AV_MATMUL_MANY_MAX]; /* NULL: expand blocks for f32 */
+    int64_t first[AV_MATMUL_MANY_MAX + 1];   /* weight i's rows are [first[i], first[i + 1]) of the call */
+    int count, n;
+    int64_t in;
+    const float *x; /* (n, in) */
+    av_mv_row_fn f32;
+} mv_job;
+
+/* out (nx) = x rows (nx, in) dotted with weight row r of w, through an f32 buffer (CHUNK) of its values. */
+static void row_expanded(const mv_job *j, const av_tensor *w, int64_t r, const float *x, int nx, float *out,
+                         float *buf) {
+    for (int i = 0; i < nx; i++)
+        out[i] = 0;
+    for (int64_t k0 = 0; k0 < j->in; k0 += CHUNK) {
+        int kc = j->in - k0 < CHUNK ? (int)(j->in - k0) : CHUNK;
+        float part[AV_MV_NX];
+        av_weight_block_f32(w, r, k0, kc, buf);
+        j->f32(buf, x + k0, j->in, kc, nx, part);
+        for (int i = 0; i < nx; i++)
+            out[i] += part[i];
+    }
+}
+
+/* Rows [r0, r1) of weight i, each against every row of x while it is in cache. */
+static void mv_rows(const mv_job *j, int i, int64_t r0, int64_t r1, float *buf) {
+    const av_tensor *w = j->w[i];
+    size_t row_bytes = av_tensor_row_bytes(w);
+    int64_t out = w->shape[0];
+    for (int64_t r = r0; r < r1; r++) {
+        const char *row = (const char *)w->data + (size_t)r * row_bytes;
+        if (r + 2 < r1) /* the row after next: ahead of the hardware's stream detection */
+            for (size_t at = 0; at < row_bytes; at += 64)
+                __builtin_prefetch(row + 2 * row_bytes + at, 0, 3);
+        for (int i0 = 0; i0 < j->n; i0 += AV_MV_NX) {
+            int nx = j->n - i0 < AV_MV_NX ? j->n - i0 : AV_MV_NX;
+            const float *x = j->x + (size_t)i0 * (size_t)j->in;
+            float dots[AV_MV_NX];
+            if (j->kernel[i])
+                j->kernel[i](row, x, j->in, j->in, nx, dots);
+            else
+                row_expanded(j, w, r, x, nx, dots, buf);
+            for (int k = 0; k < nx; k++)
+                j->y[i][(size_t)(i0 + k) * (size_t)out + (size_t)r] = dots[k];
+        }
+    }
+}
+
+/* Rows [start, end) of the call, which may span several weights. */
+static void mv_range(void *ctx, int tid, int64_t start, int64_t end) {
+    const mv_job *j = ctx;
+    float buf[CHUNK]; /* (CHUNK) values of one row, for dtypes without a kernel */
+    for (int i = 0; i < j->count; i++) {
+        int64_t r0 = start > j->first[i] ? start : j->first[i];
+        int64_t r1 = end < j->first[i + 1] ? end : j->first[i + 1];
+        if (r0 < r1) mv_rows(j, i, r0 - j->first[i], r1 - j->first[i], buf);
+    }
+}
+
+void av_matvec_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
+                    int n_threads, av_gemm_path p) {
+    mv_job j = {.count = count, .n = n, .in = w[0]->shape[1], .x = x, .f32 = kernel_of(p, AV_DTYPE_F32)};
+    for (int i = 0; i < count; i++) {
+        j.w[i] = w[i];
+        j.y[i] = y[i];
+        j.kernel[i] = kernel_of(p, w[i]->dtype);
+        j.first[i + 1] = j.first[i] + w[i]->shape[0];
+    }
+    av_parallel_for(n_threads, j.first[count], mv_range, &j);
+}

@@ -1,0 +1,55 @@
+/* Matrix-vector products y = x W^T for a few rows of x (token-by-token generation: one row per sequence),
+ * between the dispatcher (matvec.c: threads, rows, dtypes without a kernel) and the row kernels of each
+ * instruction set (matvec_avx512.c, matvec_avx2.c, the scalar ones in matvec.c). The design and the error
+ * bound are in docs/ARCHITECTURE.md ("Matrix-vector products").
+ *
+ * A row kernel reads one weight row in its stored form, once, expands each value exactly (the f32 value
+ * av_dequantize_rows gives) in registers and multiplies it into up to AV_MV_NX rows of x while it is there:
+ * the product is bound by reading the weights from memory, not by expanding them. */
+#ifndef AV_MATVEC_H
+#define AV_MATVEC_H
+
+#include "kernels.h"
+
+enum { AV_MV_NX = 4 }; /* rows of x one pass over a weight row serves */
+
+/* out[i] = sum_k w[k] x[i * ldx + k] for i < nx (1 <= nx <= AV_MV_NX), k < n: w one weight row of the
+ * kernel's dtype (n values, a whole number of its blocks). Every kernel of a path keeps the same partial sums
+ * (value k goes to lane-group k / VL % 4, in increasing k), so a quantized row gives the bits of its F32
+ * expansion on the same path. */
+typedef void (*av_mv_row_fn)(const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out);
+
+/* Value k of an F32, F16 or BF16 row w as f32 (the scalar kernels and the vector kernels' last values). */
+static inline float av_mv_weight(av_dtype t, const void *w, int64_t k) {
+    switch (t) {
+    case AV_DTYPE_F16: return av_f16_to_f32(((const uint16_t *)w)[k]);
+    case AV_DTYPE_BF16: return av_bf16_to_f32(((const uint16_t *)w)[k]);
+    default: return ((const float *)w)[k];
+    }
+}
+
+/* Defines row kernel `name` (an av_mv_row_fn) for dtype T from an always-inline body(T, w, x, ldx, n, nx,
+ * out), instantiated for each nx so that the rows of x are a constant in the loops. */
+#define AV_MV_ROW_FN(name, body, T)                                                                          \
+    static void name(const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {            \
+        switch (nx) {                                                                                        \
+        case 1: body(T, w, x, ldx, n, 1, out); break;                                                        \
+        case 2: body(T, w, x, ldx, n, 2, out); break;                                                        \
+        case 3: body(T, w, x, ldx, n, 3, out); break;                                                        \
+        default: body(T, w, x, ldx, n, 4, out); break;                                                       \
+        }                                                                                                    \
+    }
+_Static_assert(AV_MV_NX == 4, "AV_MV_ROW_FN instantiates 1 .. 4 rows");
+
+/* The row kernel of dtype t on a path, or NULL when the path has none for t (matvec.c then expands the row a
+ * block of columns at a time and uses the path's F32 kernel). */
+av_mv_row_fn av_mv_row_avx512(av_dtype t); /* F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K */
+av_mv_row_fn av_mv_row_avx2(av_dtype t);   /* the same */
+
+/* y[i] (n, out_i) = x (n, in) W_i^T for count <= AV_MATMUL_MANY_MAX weights with the same in, any n, on the
+ * row kernels of path p (the sgemm path: the fastest own vector path); the threads split the weights' rows,
+ * all of them together. */
+void av_matvec_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
+                    int n_threads, av_gemm_path p);
+
+#endif
