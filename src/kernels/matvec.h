@@ -41,6 +41,31 @@ static inline float av_mv_weight(av_dtype t, const void *w, int64_t k) {
     }
 _Static_assert(AV_MV_NX == 4, "AV_MV_ROW_FN instantiates 1 .. 4 rows");
 
+/* A vector path's row kernels, one per dtype below, from its body(T, w, x, ldx, n, nx, out) (nx a constant),
+ * and their lookup `mv_row_for(t)` (NULL for the other dtypes). */
+#define AV_MV_ROW_TABLE(body)                                                                                \
+    AV_MV_ROW_FN(mv_row_f32, body, AV_DTYPE_F32)                                                             \
+    AV_MV_ROW_FN(mv_row_f16, body, AV_DTYPE_F16)                                                             \
+    AV_MV_ROW_FN(mv_row_bf16, body, AV_DTYPE_BF16)                                                           \
+    AV_MV_ROW_FN(mv_row_q8_0, body, AV_DTYPE_Q8_0)                                                           \
+    AV_MV_ROW_FN(mv_row_q4_0, body, AV_DTYPE_Q4_0)                                                           \
+    AV_MV_ROW_FN(mv_row_q4_k, body, AV_DTYPE_Q4_K)                                                           \
+    AV_MV_ROW_FN(mv_row_q5_k, body, AV_DTYPE_Q5_K)                                                           \
+    AV_MV_ROW_FN(mv_row_q6_k, body, AV_DTYPE_Q6_K)                                                           \
+    static av_mv_row_fn mv_row_for(av_dtype t) {                                                             \
+        switch (t) {                                                                                         \
+        case AV_DTYPE_F32: return mv_row_f32;                                                                \
+        case AV_DTYPE_F16: return mv_row_f16;                                                                \
+        case AV_DTYPE_BF16: return mv_row_bf16;                                                              \
+        case AV_DTYPE_Q8_0: return mv_row_q8_0;                                                              \
+        case AV_DTYPE_Q4_0: return mv_row_q4_0;                                                              \
+        case AV_DTYPE_Q4_K: return mv_row_q4_k;                                                              \
+        case AV_DTYPE_Q5_K: return mv_row_q5_k;                                                              \
+        case AV_DTYPE_Q6_K: return mv_row_q6_k;                                                              \
+        default: return NULL;                                                                                \
+        }                                                                                                    \
+    }
+
 /* The row kernel of dtype t on a path, or NULL when the path has none for t (matvec.c then expands the row a
  * block of columns at a time and uses the path's F32 kernel). */
 av_mv_row_fn av_mv_row_avx512(av_dtype t); /* F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K */

@@ -259,25 +259,6 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
             _mm512_add_ps(_mm512_add_ps(a.v[i][0], a.v[i][1]), _mm512_add_ps(a.v[i][2], a.v[i][3])));
 }
 
-AV_MV_ROW_FN(row_f32, row_kind, AV_DTYPE_F32)
-AV_MV_ROW_FN(row_f16, row_kind, AV_DTYPE_F16)
-AV_MV_ROW_FN(row_bf16, row_kind, AV_DTYPE_BF16)
-AV_MV_ROW_FN(row_q8_0_fn, row_kind, AV_DTYPE_Q8_0)
-AV_MV_ROW_FN(row_q4_0_fn, row_kind, AV_DTYPE_Q4_0)
-AV_MV_ROW_FN(row_q4_k_fn, row_kind, AV_DTYPE_Q4_K)
-AV_MV_ROW_FN(row_q5_k_fn, row_kind, AV_DTYPE_Q5_K)
-AV_MV_ROW_FN(row_q6_k_fn, row_kind, AV_DTYPE_Q6_K)
+AV_MV_ROW_TABLE(row_kind)
 
-av_mv_row_fn av_mv_row_avx512(av_dtype t) {
-    switch (t) {
-    case AV_DTYPE_F32: return row_f32;
-    case AV_DTYPE_F16: return row_f16;
-    case AV_DTYPE_BF16: return row_bf16;
-    case AV_DTYPE_Q8_0: return row_q8_0_fn;
-    case AV_DTYPE_Q4_0: return row_q4_0_fn;
-    case AV_DTYPE_Q4_K: return row_q4_k_fn;
-    case AV_DTYPE_Q5_K: return row_q5_k_fn;
-    case AV_DTYPE_Q6_K: return row_q6_k_fn;
-    default: return NULL;
-    }
-}
+av_mv_row_fn av_mv_row_avx512(av_dtype t) { return mv_row_for(t); }
