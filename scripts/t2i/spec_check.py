@@ -74,6 +74,7 @@ class Spec:
         probs = None
         if mem is not None:
             a, probs = self.attn(self.ln(x, n + ".cross_norm"), mem, n + ".cross")
+            a[: self.c["cross_attention_from"]] = 0  # the time token (row 0) reads no text when it is 1
             x = x + a
         y = self.ln(x, n + ".mlp_norm")
         return x + self.lin(self.gelu(self.lin(y, n + ".mlp.up")), n + ".mlp.down"), probs
