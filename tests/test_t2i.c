@@ -5,7 +5,8 @@
  * with the same seed: the image within 1e-3, every captured cross-attention probability within 1e-4, the
  * DAAM maps (all steps, and the fixture's step/layer/head range) within 5e-4. Also: config values the engine
  * does not implement are refused. Sizes (layers, heads, width) come from the model, so a retrained model only
- * needs new fixtures; the maps' overlap with the objects is tests/cli/test_t2i.sh's (a detector in Python). */
+ * needs new fixtures; the maps' overlap with the objects is tests/cli/test_t2i.sh's (a detector in Python).
+ */
 #include "harness.h"
 #include "io/io.h"
 #include "kernels/sample.h"
