@@ -72,7 +72,7 @@ def training_section(tl, cfg, n_params, note):
     a, log = tl["args"], tl["log"]
     done = log[-1]["step"]
     loads = [float(e["loadavg"][0]) for e in log]
-    cmd = ("nice -n 5 /usr/bin/python3 scripts/t2i/train.py --data build/t2i-data --work build/t2i-train --seed %d "
+    cmd = ("OPENBLAS_NUM_THREADS=1 nice -n 5 /usr/bin/python3 scripts/t2i/train.py --data build/t2i-data --work build/t2i-train --seed %d "
            "--steps %d --lr %g --warmup %d --ema %g --threads %d" % (a["seed"], a["steps"], a["lr"], a["warmup"],
                                                                       a["ema"], a.get("threads", 2)))
     L = ["## Training\n", "    sh scripts/t2i/train_all.sh        # all of it: data, training, export, evaluation, "
@@ -223,7 +223,7 @@ def main():
         L.append("![held-out samples](../../%s)\n" % args.sheet)
     L += daam_section(rep)
     if args.daam_note:
-        L[-1:-1] = [args.daam_note, ""]
+        L[-1:-1] = ["", args.daam_note]
     L += ["## Use\n",
           "    ./attnviz run --model models/demo-t2i --text \"a red circle above a blue square\" --seed 1 --steps 25 "
           "-o t.safetensors",
