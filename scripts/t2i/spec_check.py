@@ -213,7 +213,7 @@ def main():
         check(path, spec, report)
     common, _ = st.read(os.path.join(args.fixtures, "common.safetensors"))
     report("alphas_cumprod", float(np.abs(np.array(spec.alphas_cumprod()) - common["alphas_cumprod_bits"].view(np.float64)).max()), 0)
-    u = [struct.unpack("<Q", struct.pack("<Q", int(v)))[0] for v in common["rng_u64_seed0"]]
+    u = [struct.unpack("<Q", struct.pack("<q", int(v)))[0] for v in common["rng_u64_seed0"]]  # I64 bits
     report("splitmix64 seed 0", float(u[0] != 0xe220a8397b1dcdaf), 0)
     sys.exit(1 if bad else 0)
 
