@@ -5,7 +5,8 @@
 #   2. prints the cross-attention of the last decoder layer, averaged over heads, in the terminal;
 #   3. writes the standalone viewer demo/index.html and PNG images into demo/;
 #   4. does the same for models/induction (attention-only induction-head model) when it is there;
-#   5. generates an image with models/demo-t2i and draws each prompt word's DAAM map over it.
+#   5. generates an image with models/demo-t2i and draws each prompt word's DAAM map over it; the image with
+#      its per-word maps is also a section of demo/index.html (the PNG inlined), linking demo/t2i.html.
 # Needs only the built binary (ATTNVIZ_BIN, default build/attnviz) and the files under models/.
 set -e
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,6 +63,26 @@ if [ -f "$INDUCTION" ]; then
     if [ -f models/induction/MODEL_CARD.md ]; then echo "(more in models/induction/MODEL_CARD.md)"; fi
 fi
 
+# t2i_section PROMPT GRID_PNG PAGE: adds a section to the viewer page PAGE, before </body>: the image-generation
+# example's per-word DAAM grid (inlined as a data: URI, so the page stays one offline file), the caveat and a
+# link to the interactive DAAM viewer t2i.html next to it. Written to a temporary file, then renamed.
+t2i_section() {
+    {
+        sed '/<\/body>/,$d' "$3"
+        printf '<section id="t2i-demo" style="margin:24px 12px;font:14px sans-serif">\n'
+        printf '<h2>Image generation: "%s"</h2>\n' "$1"
+        printf '<p>models/demo-t2i (a tiny diffusion model trained by this project) drew the first tile; the others\n'
+        printf 'are each prompt word'"'"'s DAAM map (cross-attention summed over all steps, layers and heads) over it.\n'
+        printf 'Pick words, steps, layers and heads in the <a href="t2i.html">interactive DAAM viewer</a>.</p>\n'
+        printf '<img alt="DAAM maps of every prompt word" style="max-width:100%%" src="data:image/png;base64,'
+        base64 -w0 "$2"
+        printf '">\n<p><em>These maps are descriptive, not explanatory: they show where the image read each word,\n'
+        printf 'not that the word caused what is there.</em></p>\n</section>\n'
+        sed -n '/<\/body>/,$p' "$3"
+    } >"$3.tmp"
+    mv "$3.tmp" "$3"
+}
+
 T2I=models/demo-t2i
 if [ -f "$T2I/model.safetensors" ]; then
     PROMPT="a red circle above a blue square"
@@ -75,6 +96,7 @@ if [ -f "$T2I/model.safetensors" ]; then
     "$BIN" render "$OUT/t2i.safetensors" -o "$OUT/t2i-words.png" >/dev/null
     "$BIN" render "$OUT/t2i.safetensors" --word red -o "$OUT/t2i-red.png" >/dev/null
     "$BIN" html "$OUT/t2i.safetensors" -o "$OUT/t2i.html" --title "attnviz demo: $PROMPT" >/dev/null
+    t2i_section "$PROMPT" "$OUT/t2i-words.png" "$OUT/index.html"
     if [ -f "$T2I/MODEL_CARD.md" ]; then echo "(measured quality and the DAAM overlap in $T2I/MODEL_CARD.md)"; fi
 fi
 

@@ -1,9 +1,9 @@
 /* attnviz viewer: DAAM word maps of text-to-image traces (meta.daam, from `attnviz run` on a t2i model).
- * A word picker (a word that occurs twice, like "a", is one group), the range of sampling steps and the
- * denoiser layers summed, and the word's map laid over the generated image: 45 % image, 55 % colormap, as
- * `attnviz render --word` draws it. The maps are computed here from the page's per-step, per-layer sums over
- * heads exactly as docs/T2I_MODEL.md section 9 says (sum, bilinear upsampling, min-max scaling), so any
- * selection matches the C library's av_trace_daam. */
+ * A word picker (a word that occurs twice, like "a", is one group), the range of sampling steps, the
+ * denoiser layers and the heads summed (all heads, or one), and the word's map laid over the generated
+ * image: 45 % image, 55 % colormap, as `attnviz render --word` draws it. The maps are computed here from the
+ * page's copy of daam.raw (per step, layer and head) exactly as docs/T2I_MODEL.md section 9 says (sum,
+ * bilinear upsampling, min-max scaling), so any selection matches the C library's av_trace_daam. */
 (function () {
   'use strict';
   const AV = (window.AV = window.AV || {});
@@ -14,9 +14,10 @@
     return [c0, Math.min(c0 + 1, g - 1), s - c0];
   }
 
-  /* The map (size x size, in [0, 1]) of the tokens `words` over steps [s0, s1) and the layers in `layers`;
-   * raw: Float32Array (steps, layers, S, g*g). Tokens of a group are each normalized, summed, renormalized. */
-  AV.daamMap = function (d, raw, words, s0, s1, layers) {
+  /* The map (size x size, in [0, 1]) of the tokens `words` over steps [s0, s1), the layers in `layers` and
+   * the heads in `heads`; raw: Float32Array (steps, layers, heads, S, g*g). Tokens of a group are each
+   * normalized, summed, renormalized. */
+  AV.daamMap = function (d, raw, words, s0, s1, layers, heads) {
     const gg = d.grid * d.grid, n = d.size * d.size, out = new Float64Array(n);
     const norm = (v) => {
       let lo = Infinity, hi = -Infinity;
@@ -26,10 +27,11 @@
     for (const j of words) {
       const sum = new Float64Array(gg), up = new Float64Array(n);
       for (let i = s0; i < s1; i++)
-        for (const l of layers) {
-          const o = ((i * d.layers + l) * d.tokens + j) * gg;
-          for (let k = 0; k < gg; k++) sum[k] += raw[o + k];
-        }
+        for (const l of layers)
+          for (const h of heads) {
+            const o = (((i * d.layers + l) * d.heads + h) * d.tokens + j) * gg;
+            for (let k = 0; k < gg; k++) sum[k] += raw[o + k];
+          }
       for (let y = 0; y < d.size; y++) {
         const [y0, y1, ly] = tap(y, d.grid, d.size);
         for (let x = 0; x < d.size; x++) {
@@ -55,7 +57,8 @@
       const d = (this.d = app.trace.meta.daam), b = app.trace.bytes;
       this.el = root;
       this.app = app;
-      this.raw = new Float32Array(b.buffer, b.byteOffset + d.raw, d.steps * d.layers * d.tokens * d.grid * d.grid);
+      this.raw = new Float32Array(b.buffer, b.byteOffset + d.raw,
+        d.steps * d.layers * d.heads * d.tokens * d.grid * d.grid);
       this.img = new Float32Array(b.buffer, b.byteOffset + d.image, 3 * d.size * d.size);
       this.labels = JSON.parse(app.trace.meta.meta.prompt_tokens || '[]');
       const first = this.labels.findIndex((w) => !/^\[(CLS|SEP|PAD)\]$/.test(w));
@@ -63,6 +66,7 @@
       this.s0 = 0;
       this.s1 = d.steps;
       this.layers = new Set([...Array(d.layers).keys()]);
+      this.head = -1; /* -1: every head summed; else that head alone */
       const words = el('div', { className: 'note', id: 'daam-words' }, 'word ');
       for (const w of [...new Set(this.labels)]) {
         const bt = el('button', { textContent: w, className: 'daam-word' });
@@ -86,7 +90,11 @@
         cb.addEventListener('change', () => { if (cb.checked) this.layers.add(l); else this.layers.delete(l); this.paint(); });
         layers.append(el('label', {}, cb, String(l), ' '));
       }
-      const ctl = el('div', { className: 'note' }, 'steps from ', this.from, ' to ', this.to, this.stepInfo, layers);
+      this.headPick = el('select', { id: 'daam-head' }, el('option', { value: '-1', textContent: 'all (summed)' }));
+      for (let h = 0; h < d.heads; h++) this.headPick.append(el('option', { value: String(h), textContent: String(h) }));
+      this.headPick.addEventListener('change', () => { this.head = +this.headPick.value; this.paint(); });
+      const ctl = el('div', { className: 'note' }, 'steps from ', this.from, ' to ', this.to, this.stepInfo, layers,
+        ' heads ', this.headPick);
       this.imgCanvas = el('canvas', { id: 'daam-image', width: d.size, height: d.size });
       this.mapCanvas = el('canvas', { id: 'daam-overlay', width: d.size, height: d.size });
       for (const c of [this.imgCanvas, this.mapCanvas]) Object.assign(c.style, { width: '256px', height: '256px', imageRendering: 'pixelated', marginRight: '12px' });
@@ -124,9 +132,12 @@
         this.drawImage(this.mapCanvas, null);
         return;
       }
-      this.map = AV.daamMap(d, this.raw, words, this.s0, this.s1, layers);
+      const heads = this.head >= 0 ? [this.head] : [...Array(d.heads).keys()];
+      this.headPick.value = String(this.head);
+      this.map = AV.daamMap(d, this.raw, words, this.s0, this.s1, layers, heads);
       this.drawImage(this.mapCanvas, this.map);
-      this.caption.textContent = `"${this.word}": cross-attention summed over steps [${this.s0}, ${this.s1}), layers ${layers.join(', ')}, all ${d.heads} heads`;
+      const hs = this.head >= 0 ? `head ${this.head}` : `all ${d.heads} heads`;
+      this.caption.textContent = `"${this.word}": cross-attention summed over steps [${this.s0}, ${this.s1}), layers ${layers.join(', ')}, ${hs}`;
     }
   }
   AV.DaamView = DaamView;

@@ -236,6 +236,11 @@ class LensView(Structure):
                 ("target_ranks", c_void_p)]
 
 
+class DaamRange(Structure):
+    _fields_ = [("step0", c_int), ("step1", c_int), ("layer0", c_int), ("layer1", c_int), ("head0", c_int),
+                ("head1", c_int)]
+
+
 ROLES_RUN_FN = CFUNCTYPE(c_int, c_void_p, POINTER(c_int32), c_size_t, POINTER(c_void_p), POINTER(Err))
 
 # ---- functions: name -> (restype, argtypes) ----
@@ -319,6 +324,7 @@ _SIGS = {
     "av_trace_attribution": (c_int, [H, c_int, POINTER(AttrView), E]),
     "av_trace_lens": (c_int, [H, POINTER(LensView), E]),
     "av_trace_tensor": (c_int, [H, S, POINTER(Tensor)]),
+    "av_trace_daam": (c_int, [H, POINTER(DaamRange), POINTER(c_float), E]),
     "av_model_format_name": (c_char_p, [c_int]),
 }
 

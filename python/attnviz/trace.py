@@ -360,6 +360,59 @@ class Trace(Analyses, Figures, _capi.Handle):
                 "target_ranks": _views.view(self, v.target_ranks, (E, T), "<i4"),
                 "labels": {int(i): s for i, s in labels.items()}}
 
+    # ---- text-to-image: DAAM word maps (docs/T2I_MODEL.md section 9) ----
+
+    def _daam_dims(self):
+        """(steps, layers, heads, tokens, image size) of a text-to-image trace's daam.raw and image"""
+        raw, img = _capi.Tensor(), _capi.Tensor()
+        if lib.av_trace_tensor(self._h, b"daam.raw", ctypes.byref(raw)) or lib.av_trace_tensor(
+                self._h, b"image", ctypes.byref(img)):
+            raise AttnvizError("the trace has no DAAM data (daam.raw and image: a text-to-image run)")
+        g = int((self.meta("patch_grid") or "0x0").split("x")[0])
+        if raw.ndim != 4 or g <= 0 or raw.shape[3] % (g * g) or img.ndim != 3:
+            raise AttnvizError("the trace's daam.raw does not match its patch_grid or image")
+        return int(raw.shape[0]), int(raw.shape[1]), int(raw.shape[2]), int(raw.shape[3]) // (g * g), int(
+            img.shape[1])
+
+    @staticmethod
+    def _daam_range(sel, n, what):
+        """None (all), an int (that one), a (lo, hi) pair (half-open) or a range of step 1 -> (lo, hi)"""
+        if sel is None:
+            return 0, n
+        if isinstance(sel, int):
+            return sel, sel + 1
+        if isinstance(sel, range) and sel.step == 1:
+            return sel.start, sel.stop
+        if isinstance(sel, (tuple, list)) and len(sel) == 2:
+            return int(sel[0]), int(sel[1])
+        raise ValueError("DAAM %s: give None, an index, a (lo, hi) pair or a range, not %r" % (what, sel))
+
+    def daam(self, word=None, steps=None, layers=None, heads=None):
+        """DAAM maps of a text-to-image trace (`attnviz run` on models/demo-t2i), as the C library's
+        av_trace_daam computes them: the patches' cross-attention to each prompt token summed over the selected
+        sampling steps, denoiser layers and heads, upsampled bilinearly to the image and min-max normalized.
+        steps / layers / heads: None (all), an index, or a half-open (lo, hi) pair / range. word None: every
+        token's map, float32 [tokens, H, W] (in prompt_tokens order); a word (a display string of
+        prompt_tokens, e.g. "red"): its map [H, W], a word that occurs more than once (like "a") as DAAM's word
+        group (each token's map, summed, normalized again); an int: that token's map."""
+        N, L, H, S, size = self._daam_dims()
+        r = _capi.DaamRange(*self._daam_range(steps, N, "steps"), *self._daam_range(layers, L, "layers"),
+                            *self._daam_range(heads, H, "heads"))
+        out = np.empty((S, size, size), np.float32)
+        call("av_trace_daam", self._h, ctypes.byref(r), out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
+        if word is None:
+            return out
+        toks = self._json_meta("prompt_tokens")
+        if isinstance(word, int):
+            return out[word]
+        group = [j for j, w in enumerate(toks) if w == word]
+        if not group:
+            raise KeyError("%r is not a prompt token (the prompt's tokens: %s)" % (word, " ".join(toks)))
+        if len(group) == 1:
+            return out[group[0]]
+        m = out[group].astype(np.float64).sum(axis=0)
+        return ((m - m.min()) / (m.max() - m.min() + 1e-8)).astype(np.float32)
+
     # ---- saving ----
 
     def save(self, path):

@@ -108,6 +108,8 @@ def summarize(results):
         "daam_iou_shape_words": dist([x["iou"] for x in w if x["kind"] == "shape"]),
         "daam_iou_against_other_object": dist([x["iou_other"] for x in w if x["iou_other"] is not None]),
         "daam_pointing_hit_rate": float(np.mean([x["hit"] for x in w])) if w else None,
+        "daam_named_beats_other_rate": float(np.mean([x["iou"] > x["iou_other"] for x in w
+                                                      if x["iou_other"] is not None])) if w else None,
     }
 
 
@@ -133,8 +135,9 @@ def main():
     ap.add_argument("--sheet", default="")
     ap.add_argument("--out", default="")
     ap.add_argument("--guidance-sweep", default="", help="comma-separated guidance scales to try on indist")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     net, cfg, _ = S.load(args.model)
     report = {"guidance_scale": cfg["guidance_scale"] if args.guidance is None else args.guidance,
               "steps": args.steps, "daam_threshold": daam.TAU, "layers": cfg["denoiser_layers"],

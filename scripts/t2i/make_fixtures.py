@@ -9,8 +9,8 @@ through the reference sampler (sample.py, batch 1, exactly the computation docs/
   tokenization.json       [{text, ids, tokens}] including lower-casing, punctuation and unknown words
   prompt{N}.safetensors   one prompt and seed (metadata: prompt, prompt_tokens, seed, steps, guidance_scale,
                           cross_steps, daam_range):
-      token_ids I32 [S]; text_mem F32 [S, 128] (text encoder output, after its final norm)
-      noise F32 [3, 32, 32] (x_T); time_token F32 [128] (step 0); v_cond / v_uncond F32 [3, 32, 32] (step 0)
+      token_ids I32 [S]; text_mem F32 [S, d] (text encoder output, after its final norm)
+      noise F32 [3, 32, 32] (x_T); time_token F32 [d] (step 0); v_cond / v_uncond F32 [3, 32, 32] (step 0)
       x.step{0,1,4,11,23} F32 [3, 32, 32] (x after that step: 11 and 23 feed steps 12 and 24); image
       cross.step{K}.layer{L} F32 [heads, 1 + 64, S] for K in cross_steps, every layer (conditional pass)
       daam.raw F32 [S, 8, 8] (sum over all steps, layers, heads, before upsampling)
@@ -49,7 +49,7 @@ TOKEN_CASES = ["a red circle above a blue square", "A R\u00e9d  Circle, LEFT of\
                "two white squares!", "a pink banana", ""]
 CROSS_STEPS = [0, 12, 24]
 KEEP_X = (0, 1, 4, 11, 23)  # 11 and 23: the inputs of steps 12 and 24 (one-step checks)
-DAAM_RANGE = {"steps": [5, 20], "layers": [2, 6], "heads": [0, 4]}
+DAAM_RANGE = {"steps": [5, 20], "layers": [1, 3], "heads": [1, 3]}
 
 
 def common(cfg):

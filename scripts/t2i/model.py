@@ -8,6 +8,11 @@ docs/T2I_MODEL.md is the exact specification; the names of the parameters below 
   denoiser: x_t (3, 32, 32), t -> [time token; patch tokens] (1 + 64, d) -> layers (self, cross to mem, MLP)
             -> norm -> head on the 64 patch tokens -> v-prediction (3, 32, 32)
   time token = time_embed.linear_2(gelu(time_embed.linear_1(sinusoid(t))))      (outside the blocks: no adaLN)
+
+The shipped configuration has text_layers 0 (mem[s] = norm(embed_tokens[id_s] + embed_positions[s]): no token
+mixes with another) and cross_attention_from 1 (the time token's cross-attention output is dropped, so it
+carries no text to the patches): a patch learns what a word says only by attending to that word, which is
+what makes DAAM's maps land on the objects (models/demo-t2i/MODEL_CARD.md has the before and after).
 """
 
 import math
@@ -19,8 +24,8 @@ import torch.nn.functional as F
 
 DEFAULT_CONFIG = {
     "image_size": 32, "channels": 3, "patch_size": 4,
-    "hidden_size": 128, "num_attention_heads": 4, "intermediate_size": 512,
-    "text_layers": 2, "denoiser_layers": 6, "max_text_positions": 16,
+    "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 256,
+    "text_layers": 0, "denoiser_layers": 4, "max_text_positions": 16, "cross_attention_from": 1,
     "time_freq_dim": 128, "time_max_period": 10000.0, "layer_norm_eps": 1e-5, "hidden_act": "gelu",
     "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "cosine_s": 0.008, "max_beta": 0.999,
     "prediction_type": "v_prediction",
@@ -100,13 +105,16 @@ class Block(nn.Module):
             self.cross_norm, self.cross = nn.LayerNorm(d, eps=eps), Attention(d, h)
         self.mlp_norm, self.mlp = nn.LayerNorm(d, eps=eps), MLP(d, ff)
 
-    def forward(self, x, self_pad=None, mem=None, mem_pad=None, want_probs=False):
+    def forward(self, x, self_pad=None, mem=None, mem_pad=None, want_probs=False, cross_from=0):
+        """cross_from: rows before it (the time token) get no cross-attention output: they read no text"""
         y = self.attn_norm(x)
         a, _ = self.attn(y, y, self_pad)
         x = x + a
         p = None
         if mem is not None:
             a, p = self.cross(self.cross_norm(x), mem, mem_pad, want_probs)
+            if cross_from:
+                a = torch.cat([torch.zeros_like(a[:, :cross_from]), a[:, cross_from:]], dim=1)
             x = x + a
         return x + self.mlp(self.mlp_norm(x)), p
 
@@ -179,7 +187,7 @@ class Denoiser(nn.Module):
         h = torch.cat([self.time_embed(t, cfg)[:, None], tok], dim=1)
         probs = []
         for layer in self.layers:
-            h, pr = layer(h, None, mem, mem_pad, want_probs)
+            h, pr = layer(h, None, mem, mem_pad, want_probs, cfg["cross_attention_from"])
             probs.append(pr)
         out = self.head(self.norm(h)[:, 1:])
         return unpatchify(out, cfg["channels"], x.shape[2], x.shape[3], p), probs

@@ -74,6 +74,7 @@ class Spec:
         probs = None
         if mem is not None:
             a, probs = self.attn(self.ln(x, n + ".cross_norm"), mem, n + ".cross")
+            a[: self.c["cross_attention_from"]] = 0  # the time token (row 0) reads no text when it is 1
             x = x + a
         y = self.ln(x, n + ".mlp_norm")
         return x + self.lin(self.gelu(self.lin(y, n + ".mlp.up")), n + ".mlp.down"), probs
@@ -212,7 +213,7 @@ def main():
         check(path, spec, report)
     common, _ = st.read(os.path.join(args.fixtures, "common.safetensors"))
     report("alphas_cumprod", float(np.abs(np.array(spec.alphas_cumprod()) - common["alphas_cumprod_bits"].view(np.float64)).max()), 0)
-    u = [struct.unpack("<Q", struct.pack("<Q", int(v)))[0] for v in common["rng_u64_seed0"]]
+    u = [struct.unpack("<Q", struct.pack("<q", int(v)))[0] for v in common["rng_u64_seed0"]]  # I64 bits
     report("splitmix64 seed 0", float(u[0] != 0xe220a8397b1dcdaf), 0)
     sys.exit(1 if bad else 0)
 

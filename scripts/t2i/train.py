@@ -106,11 +106,12 @@ def main():
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--uncond-p", type=float, default=0.1)
     ap.add_argument("--ckpt-every", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (the card's run: 1)")
     ap.add_argument("--config", default="{}", help="JSON overrides of model.DEFAULT_CONFIG")
     ap.add_argument("--stop-after", type=int, default=0, help="stop (with a checkpoint) after this many steps "
                     "of this invocation; the next invocation resumes")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.work, exist_ok=True)
     cfg = dict(M.DEFAULT_CONFIG, **json.loads(args.config))

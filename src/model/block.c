@@ -248,12 +248,15 @@ static int check_block(const check_ctx *c, const av_block *B, const av_stack_cfg
     return 0;
 }
 
+/* A stack of 0 layers is embeddings and the final norm only (attnviz-t2i's text side); each loader sets its
+ * own minimum layer count. */
 static int check_cfg(const av_stack *st, const char *what, av_err *err) {
     const av_stack_cfg *c = &st->cfg;
-    if (c->dim <= 0 || c->n_heads <= 0 || c->head_dim <= 0 || c->hidden <= 0 || st->n_layers <= 0)
-        return av_errf(
-            err, "%s: non-positive size in the config (dim %d, heads %d, head size %d, ffn %d, layers %d)",
-            what, c->dim, c->n_heads, c->head_dim, c->hidden, st->n_layers);
+    if (c->dim <= 0 || c->n_heads <= 0 || c->head_dim <= 0 || c->hidden <= 0 || st->n_layers < 0)
+        return av_errf(err,
+                       "%s: non-positive size or negative layer count in the config (dim %d, heads %d, head "
+                       "size %d, ffn %d, layers %d)",
+                       what, c->dim, c->n_heads, c->head_dim, c->hidden, st->n_layers);
     if (c->dim > (1 << 16) || c->hidden > (1 << 19) || c->n_heads > 1024 || c->head_dim > 4096 ||
         st->n_layers > 1024)
         return av_errf(err, "%s: config sizes are implausibly large (dim %d, ffn %d, heads %d, layers %d)",

@@ -96,6 +96,8 @@ typedef struct av_stack_cfg {
     av_rope_style rope; /* rotary positions on q and k (base per block) */
     int rope_dims;      /* rotated values of each head, from its start (partial rotary): 0 means head_dim */
     int rope_long_from; /* longrope: runs over more positions than this use each block's freq_long */
+    int cross_from;     /* positions before it add no cross-attention output (attnviz-t2i: the time token
+                           reads no text, so patches are the only path from the prompt); 0: every position */
 } av_stack_cfg;
 
 /* Token and position embeddings in front of a stack: x = tok[id] * scale + pos[p + pos_offset] + type[0]

@@ -343,7 +343,8 @@ static int self_attention(av_state *s, const av_block *B, int l, const float *in
     return 0;
 }
 
-/* Cross-attention of the chunk over the attached encoder output; output (n, dim) in s->xb. */
+/* Cross-attention of the chunk over the attached encoder output; output (n, dim) in s->xb, zero for the
+ * positions before cfg.cross_from (their probabilities are still computed and captured). */
 static void cross_attention(av_state *s, const av_block *B, int l, const float *in, const chunk *ch) {
     const av_stack_cfg *c = &s->st->cfg;
     size_t kv = (size_t)l * (size_t)s->S * (size_t)c->n_kv_heads * (size_t)c->head_dim;
@@ -354,6 +355,8 @@ static void cross_attention(av_state *s, const av_block *B, int l, const float *
         store_heads(cap->k[l], s->cross_k + kv, s->S, c->n_kv_heads, c->head_dim, 0, cap->n_key);
     attend(s, B, 0, s->cross_k + kv, s->cross_v + kv, 0, s->S, ch, cap, l);
     av_linear_apply(s->xb, s->att, &B->cross.o, ch->n, s->wscratch, s->n_threads);
+    int skip = c->cross_from - ch->pos0; /* rows of this chunk before cross_from */
+    if (skip > 0) memset(s->xb, 0, sizeof(float) * (size_t)(skip < ch->n ? skip : ch->n) * (size_t)c->dim);
 }
 
 void av_ffn_dense(av_state *s, const av_ffn *f, const float *in, int rows, float *out) {

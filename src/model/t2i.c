@@ -49,14 +49,15 @@ static int check_fixed(const av_hf_dir *h, av_err *err) {
 
 /* The sizes of both stacks, the vision and diffusion fields, and the special tokens from config.json. */
 static int read_config(const av_hf_dir *h, av_model *m, int *n_text, int *n_den, av_err *err) {
-    int dim, heads, head_dim, ff, img, patch, grid_n, T, steps, unk;
+    int dim, heads, head_dim, ff, img, patch, grid_n, T, steps, unk, cross_from;
     double eps, guidance;
     av_diffusion *d = &m->diff;
     if (av_hf_int(h, "hidden_size", -1, 1, 1 << 16, &dim, err) ||
         av_hf_int(h, "num_attention_heads", -1, 1, 1024, &heads, err) ||
         av_hf_int(h, "head_dim", -1, 1, 4096, &head_dim, err) ||
         av_hf_int(h, "intermediate_size", -1, 1, 1 << 19, &ff, err) ||
-        av_hf_int(h, "text_layers", -1, 1, 1024, n_text, err) ||
+        av_hf_int(h, "text_layers", -1, 0, 1024, n_text, err) ||
+        av_hf_int(h, "cross_attention_from", -1, 0, 1, &cross_from, err) ||
         av_hf_int(h, "denoiser_layers", -1, 1, 1024, n_den, err) ||
         av_hf_int(h, "max_text_positions", -1, 2, 1 << 16, &d->max_text, err) ||
         av_hf_int(h, "image_size", -1, 1, 4096, &img, err) ||
@@ -92,6 +93,7 @@ static int read_config(const av_hf_dir *h, av_model *m, int *n_text, int *n_den,
     m->vision = (av_vision){.image_size = img, .patch_size = patch, .grid = g, .channels = 3};
     for (int i = 0; i < 2; i++)
         m->stacks[i].cfg = av_stack_cfg_mha(dim, heads, head_dim, ff, AV_NORM_LAYER, (float)eps, AV_ACT_GELU);
+    m->stacks[1].cfg.cross_from = cross_from; /* 1: the time token reads no text */
     m->max_seq_len = 1 + grid_n > d->max_text ? 1 + grid_n : d->max_text;
     return 0;
 }

@@ -250,8 +250,9 @@ static int initial_state(const av_trace *t, const av_html_params *p, json_t *m, 
     return 0;
 }
 
-/* Text-to-image traces: meta "daam" and, 4-byte aligned in the blob, the cross-attention summed over heads
- * (steps, layers, S, g*g) as float32 and the image (3, size, size) as float32 (web/daamview.js). */
+/* Text-to-image traces: meta "daam" and, 4-byte aligned in the blob, daam.raw as it is (steps, layers, heads,
+ * S, g*g) as float32 (the page sums any steps, layers and heads) and the image (3, size, size) as float32
+ * (web/daamview.js). */
 static int daam_encode(const av_trace *t, av_buf *blob, json_t *m, av_err *err) {
     static const uint8_t zeros[4] = {0};
     int dims[5], size;
@@ -259,21 +260,11 @@ static int daam_encode(const av_trace *t, av_buf *blob, json_t *m, av_err *err) 
     if (av_trace_tensor(t, "daam.raw", &raw) != 0) return 0;
     if (av_trace_daam_dims(t, dims, &size, err)) return -1;
     av_trace_tensor(t, "image", &img);
-    size_t per = (size_t)dims[3] * (size_t)dims[4] * (size_t)dims[4],
-           n = (size_t)dims[0] * (size_t)dims[1] * per;
-    float *sum = calloc(n ? n : 1, sizeof *sum); /* (steps, layers, S, g*g) */
-    if (!sum) return av_errf(err, "out of memory");
-    const float *r = raw.data; /* (steps, layers, heads, S * g*g) */
-    for (size_t sl = 0; sl < (size_t)dims[0] * (size_t)dims[1]; sl++)
-        for (int h = 0; h < dims[2]; h++)
-            for (size_t k = 0; k < per; k++)
-                sum[sl * per + k] += r[(sl * (size_t)dims[2] + (size_t)h) * per + k];
     av_buf_put(blob, zeros, (4 - blob->n % 4) % 4);
     json_t *d = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:s}", "steps", dims[0], "layers", dims[1],
                           "heads", dims[2], "tokens", dims[3], "grid", dims[4], "size", size, "raw",
                           (json_int_t)blob->n, "caveat", av_daam_caveat);
-    av_buf_put(blob, sum, sizeof(float) * n);
-    free(sum);
+    av_buf_put(blob, raw.data, raw.nbytes);
     json_object_set_new(d, "image", json_integer((json_int_t)blob->n));
     av_buf_put(blob, img.data, sizeof(float) * 3 * (size_t)size * (size_t)size);
     json_object_set_new(m, "daam", d);

@@ -1,6 +1,6 @@
 // The viewer's DAAM tab on a text-to-image trace (made by tests/cli/test_t2i.sh): the page opens on it
-// offline without errors, the word buttons and the step/layer selection change the map, and the map equals
-// scripts/t2i/daam.py's (numpy + PyTorch) on the trace's daam.raw within 1e-5.
+// offline without errors, the word buttons, the step/layer selection and the head picker change the map, and
+// the map equals scripts/t2i/daam.py's (numpy + PyTorch) on the trace's daam.raw within 1e-5.
 //   node daam.test.mjs PAGE.html TRACE.safetensors
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
@@ -11,9 +11,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const [page_path, trace] = process.argv.slice(2);
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'];
 
-function expected(word, s0, s1, layers) {
+function expected(word, s0, s1, layers, head) {
   return JSON.parse(execFileSync('/usr/bin/python3', [path.join(here, 'daam_expect.py'), trace, word, String(s0),
-    String(s1), layers.join(',')], { encoding: 'utf8' }));
+    String(s1), layers.join(','), String(head)], { encoding: 'utf8' }));
 }
 
 async function main() {
@@ -31,18 +31,22 @@ async function main() {
     if (view !== 'daam' || errors.length || requests.length)
       fail('viewer_daam_opens', `view ${view}, errors ${errors.join('; ')}, requests ${requests.join(' ')}`);
     else console.log('PASS viewer_daam_opens');
-    // "red" over everything, then "a" (a group of two tokens) over steps [5, 20) and layers 1 and 3
+    // "red" over everything, "a" (a group of two tokens) over steps [5, 20) and layers 1 and 3, then "blue"
+    // with head 1 alone, picked in the head picker
     await page.click('button.daam-word[data-word="red"]');
-    const cases = [['red', 0, 25, [0, 1, 2, 3, 4, 5]], ['a', 5, 20, [1, 3]]];
+    const nl = await page.evaluate(() => window.attnviz.app.views.daam.d.layers);
+    const all = [...Array(nl).keys()];
+    const cases = [['red', 0, 25, all, -1], ['a', 5, 20, [1, 3], -1], ['blue', 0, 25, all, 1]];
     let worst = 0;
-    for (const [word, s0, s1, layers] of cases) {
+    for (const [word, s0, s1, layers, head] of cases) {
       await page.evaluate(([w, a, b, ls]) => {
         const v = window.attnviz.app.views.daam;
         v.word = w; v.s0 = a; v.s1 = b; v.layers = new Set(ls);
         v.paint();
       }, [word, s0, s1, layers]);
+      await page.selectOption('#daam-head', String(head));
       const got = await page.evaluate(() => Array.from(window.attnviz.app.views.daam.map));
-      const want = expected(word, s0, s1, layers);
+      const want = expected(word, s0, s1, layers, head);
       if (got.length !== want.length) { fail('viewer_daam_map', `${got.length} values, want ${want.length}`); break; }
       for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
     }

@@ -5,6 +5,7 @@
 # sentences) are checked by tests/test_demo.c.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${ATTNVIZ_BIN:-$ROOT/build/attnviz}
+PY=/usr/bin/python3
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/attnviz-demo-XXXXXX")
 trap 'rm -rf "$TMP"' EXIT INT TERM
 ok() { if [ "$2" = 0 ]; then echo "PASS $1"; else echo "FAIL $1: $3"; fi; }
@@ -44,4 +45,16 @@ if [ -f "$ROOT/models/demo-t2i/model.safetensors" ]; then
     [ -s "$TMP/demo/t2i-words.png" ] && [ -s "$TMP/demo/t2i-red.png" ] && [ -s "$TMP/demo/t2i.html" ] &&
         grep -q "descriptive, not explanatory" "$TMP/out"
     ok demo_t2i_outputs $? "models/demo-t2i is there but the DAAM outputs or the caveat were not written"
+    # index.html carries the example: the per-word grid inlined (byte for byte t2i-words.png), a link to
+    # t2i.html, the caveat, and still one </body> at the end
+    "$PY" - "$TMP/demo/index.html" "$TMP/demo/t2i-words.png" <<'PYEOF'
+import base64, re, sys
+page = open(sys.argv[1], encoding="utf-8").read()
+sec = page[page.index('<section id="t2i-demo"'):]
+png = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', sec)
+assert png and base64.b64decode(png.group(1)) == open(sys.argv[2], "rb").read()
+assert 'href="t2i.html"' in sec and "descriptive, not explanatory" in sec
+assert page.count("</body>") == 1 and page.rstrip().endswith("</html>")
+PYEOF
+    ok demo_index_t2i_section $? "demo/index.html lacks the image-generation section with its per-word maps"
 fi

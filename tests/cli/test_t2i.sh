@@ -27,7 +27,7 @@ T=$TMP/t.safetensors
 
 if "$BIN" run --model "$MODEL" --text "a red circle above a blue square" --seed 1 --steps 25 -o "$T" \
     >"$TMP/run.out" 2>"$TMP/run.err" &&
-    "$PY" - "$T" <<'PYEOF'; then
+    "$PY" - "$T" "$MODEL/config.json" <<'PYEOF'; then
 import json, sys
 import numpy as np
 import safetensors_np as st
@@ -37,9 +37,11 @@ toks = json.loads(meta["prompt_tokens"])
 assert toks == ["[CLS]", "a", "red", "circle", "above", "a", "blue", "square", "[SEP]"], toks
 assert img.dtype == np.float32 and img.shape == (3, 32, 32) and img.min() >= 0 and img.max() <= 1
 assert words.shape == (len(toks), 32, 32) and abs(words.min()) < 1e-6 and abs(words.max() - 1) < 1e-6
-assert raw.shape == (25, 6, 4, len(toks) * 64)
+cfg = json.load(open(sys.argv[2]))
+L, H = cfg["denoiser_layers"], cfg["num_attention_heads"]
+assert raw.shape == (25, L, H, len(toks) * 64)
 # each patch's attention over the prompt sums to 1 (softmax over the keys), per step, layer and head
-s = raw.reshape(25, 6, 4, len(toks), 64).sum(axis=3)
+s = raw.reshape(25, L, H, len(toks), 64).sum(axis=3)
 assert np.abs(s - 1).max() < 1e-4, np.abs(s - 1).max()
 assert meta["seed"] == "1" and meta["steps"] == "25" and meta["patch_grid"] == "8x8"
 PYEOF
@@ -105,13 +107,15 @@ expect_error image "takes --text" "$BIN" run --model "$MODEL" --image "$ROOT/REA
 if [ $ok = 1 ]; then pass t2i_cli_errors; else fail t2i_cli_errors "see the lines above"; fi
 
 # DAAM faithfulness of the C engine's maps on held-out captions (models/demo-t2i/heldout.tsv, the first
-# IOU_N): the IoU of each color/shape word's map (> 0.4) with the mask scripts/t2i/detect.py finds for that
-# object, averaged over the words of found objects, must reach IOU_FLOOR. The shipped model's maps barely
-# localize (MODEL_CARD.md: mean IoU 0.03 on 200 held-out captions, no better than against the other object;
-# 0.038 on these 8), so this floor only catches maps that are empty or broken (all-zero maps score 0), not
-# a map of the wrong word.
-IOU_N=8
-IOU_FLOOR=${IOU_FLOOR:-0.02}
+# IOU_N): for each color/shape word of an object scripts/t2i/detect.py finds, the IoU of the word's map (> 0.4)
+# with that object's mask, and with the OTHER named object's mask. The mean IoU must reach IOU_FLOOR and beat
+# the other object's by IOU_MARGIN (paired over the words whose caption's two objects were both found): a map
+# of the wrong word, of no word in particular or an empty map fails. On these 12 the shipped model scores mean
+# 0.087 (36 words) and named minus other 0.038 (28 words); the first demo-t2i (a mixing text encoder) scored
+# 0.033 and 0.008 and fails both. MODEL_CARD.md has the numbers on all 200 held-out captions.
+IOU_N=12
+IOU_FLOOR=${IOU_FLOOR:-0.06}
+IOU_MARGIN=${IOU_MARGIN:-0.02}
 head -n $IOU_N "$MODEL/heldout.tsv" >"$TMP/iou.tsv"
 ok=1
 while IFS="$(printf '\t')" read -r caption seed; do
@@ -119,24 +123,27 @@ while IFS="$(printf '\t')" read -r caption seed; do
     "$BIN" run --model "$MODEL" --text "$caption" --seed "$seed" --steps 25 -o "$TMP/iou$n.safetensors" \
         >/dev/null 2>>"$TMP/iou.err" || ok=0
 done <"$TMP/iou.tsv"
-if [ $ok = 1 ] && "$PY" - "$TMP" "$IOU_N" "$IOU_FLOOR" <"$TMP/iou.tsv" >"$TMP/iou.out" 2>&1 <<'PYEOF'; then
+if [ $ok = 1 ] && "$PY" - "$TMP" "$IOU_N" "$IOU_FLOOR" "$IOU_MARGIN" <"$TMP/iou.tsv" >"$TMP/iou.out" 2>&1 <<'PYEOF'; then
 import json, os, sys
 sys.path.insert(0, os.path.join(os.environ["PYTHONPATH"], "t2i"))
 import numpy as np
 import evaluate
 import safetensors_np as st
-tmp, n, floor = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-ious = []
+tmp, n, floor, margin = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+words = []
 for i in range(1, n + 1):
     t, meta = st.read(os.path.join(tmp, "iou%d.safetensors" % i))
     N, L, H, _ = t["daam.raw"].shape
     S = len(json.loads(meta["prompt_tokens"]))
     probs = np.zeros((N, L, H, 65, S), np.float32)
     probs[:, :, :, 1:, :] = t["daam.raw"].reshape(N, L, H, S, 64).transpose(0, 1, 2, 4, 3)
-    r = evaluate.score_one(t["image"], probs, meta["prompt"], 8, 32)
-    ious += [w["iou"] for w in r["words"]]
-print("DAAM IoU over %d words of found objects: mean %.3f (floor %.3f)" % (len(ious), np.mean(ious) if ious else 0, floor))
-assert len(ious) >= n and np.mean(ious) >= floor
+    words += evaluate.score_one(t["image"], probs, meta["prompt"], 8, 32)["words"]
+iou = np.array([w["iou"] for w in words])
+pairs = np.array([(w["iou"], w["iou_other"]) for w in words if w["iou_other"] is not None]).reshape(-1, 2)
+gap = float((pairs[:, 0] - pairs[:, 1]).mean()) if len(pairs) else -1.0
+print("DAAM IoU over %d words of found objects: mean %.3f (floor %.3f); named minus other object over %d "
+      "words: %.3f (margin %.3f)" % (len(iou), iou.mean() if len(iou) else 0, floor, len(pairs), gap, margin))
+assert len(iou) >= n and iou.mean() >= floor and len(pairs) >= n // 2 and gap >= margin
 PYEOF
     pass t2i_daam_iou_floor
 else
