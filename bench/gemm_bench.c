@@ -8,8 +8,11 @@
  *  - "generation": token-by-token matrix-vector products (av_matmul, 1 row, and 4 rows: "rows4") over
  *    weights of 5632 x 2048, as many as make 768 MiB (beyond the last-level cache), in F16, BF16, Q8_0, Q4_0,
  *    Q4_K, Q5_K and Q6_K, in GB/s of weights read, against a STREAM-like copy (a = b, 2 x 256 MiB, bytes read
- *    + written) and a read-only stream (512 MiB, "read_gbps") on the same threads in the same run.
- * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, gen; default all]
+ *    + written) and a read-only stream (512 MiB, "read_gbps") on the same threads in the same run;
+ *  - "parallel_for": microseconds per av_parallel_for call of empty ranges, through the thread pool
+ *    ("pool_us") and through threads started for the call ("own_threads_us": what every call cost before the
+ *    pool, and what a call costs while another owns the pool; timed inside a call, where the pool is taken).
+ * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, gen, pool; default all]
  * With BENCH_CLOCK=cpu every time is the process CPU time divided by the threads (what the wall time would be
  * with a core per thread: on a machine shared with other jobs it moves far less than wall time). */
 #include "../tests/quant_blocks.h"
@@ -233,9 +236,38 @@ static void run_generation(int threads) {
     printf("}}\n");
 }
 
+static void empty_range(void *ctx, int tid, int64_t start, int64_t end) {}
+
+static double us_per_call(int threads, int calls) {
+    av_parallel_for(threads, threads, empty_range, NULL); /* the pool's workers start here */
+    double t0 = bench_clock();
+    for (int i = 0; i < calls; i++)
+        av_parallel_for(threads, threads, empty_range, NULL);
+    return (bench_clock() - t0) / calls * 1e6;
+}
+
+typedef struct own_threads_bench {
+    int threads, calls;
+    double us;
+} own_threads_bench;
+
+static void time_inside_a_call(void *ctx, int tid, int64_t start, int64_t end) {
+    own_threads_bench *b = ctx;
+    if (tid == 0) b->us = us_per_call(b->threads, b->calls);
+}
+
+static void run_parallel_for(int threads) {
+    if (threads < 2) return;
+    double pool = us_per_call(threads, 20000);
+    own_threads_bench b = {threads, 2000, 0};
+    av_parallel_for(2, 2, time_inside_a_call, &b);
+    printf("{\"parallel_for\": {\"threads\": %d, \"pool_us\": %.2f, \"own_threads_us\": %.2f}}\n", threads,
+           pool, b.us);
+}
+
 int main(int argc, char **argv) {
     int T = argc > 1 ? atoi(argv[1]) : 512, threads = argc > 2 ? atoi(argv[2]) : 2;
-    const char *sections = argc > 3 ? argv[3] : "f16,quant,peak,gen";
+    const char *sections = argc > 3 ? argv[3] : "f16,quant,peak,gen,pool";
     const char *clk = getenv("BENCH_CLOCK");
     clock_threads = clk && strcmp(clk, "cpu") == 0 ? threads : 0;
     av_kernels_init();
@@ -251,5 +283,6 @@ int main(int argc, char **argv) {
     if (strstr(sections, "peak")) run_own_peak(T, threads);
     av_gemm_path_set(fastest);
     if (strstr(sections, "gen")) run_generation(threads);
+    if (strstr(sections, "pool")) run_parallel_for(threads);
     return 0;
 }

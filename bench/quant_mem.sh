@@ -5,7 +5,9 @@
 #      peak per CPU-second (on a shared machine the CPU times below are compared with that one);
 #   2. bench/quant_bench.c: dequantization speed of every weight type (ns per value);
 #   3. bench/gemm_bench.c "gen": 1-row products over F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights (GB/s
-#      of weights read) against a STREAM-like copy, wall time (BENCH_THREADS and 1 thread) and per CPU-second;
+#      of weights read) against a STREAM-like copy, wall time (BENCH_THREADS and 1 thread) and per CPU-second,
+#      and "pool": the wall time of one av_parallel_for call through the thread pool and through threads
+#      started per call (DIR/pool.json);
 #   4. bench/make_synth_llama.py makes the F16 model (22 layers), `attnviz convert` writes it as GGUF F16, and
 #      llama.cpp's llama_model_quantize (node-llama-cpp 3.21.1, tests/llamacpp/llama_ref.c) makes Q8_0 and
 #      Q4_K_M from it;
@@ -49,6 +51,7 @@ echo "== generation: 1-row products against a STREAM-like copy ($THREADS threads
 "$DIR/gemm_bench" "$TOKENS" "$THREADS" gen | tee "$DIR/gen-wall.json"
 "$DIR/gemm_bench" "$TOKENS" 1 gen | tee "$DIR/gen-wall-1.json" # one thread: the rate per core
 BENCH_CLOCK=cpu "$DIR/gemm_bench" "$TOKENS" "$THREADS" gen | tee "$DIR/gen-cpu.json"
+"$DIR/gemm_bench" "$TOKENS" "$THREADS" pool | tee "$DIR/pool.json"
 
 eval "$(sh tests/llamacpp/install.sh)"
 export LIB

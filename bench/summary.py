@@ -74,6 +74,14 @@ def generation_table(d, name):
     return out
 
 
+def pool_line(d, name):
+    """The cost of one av_parallel_for call (gemm_bench "pool"), or nothing."""
+    pf = [g["parallel_for"] for g in lines(os.path.join(d, name)) if "parallel_for" in g]
+    return [x for p in pf for x in ("", "One av_parallel_for call of empty ranges, %d threads, wall: %.1f us through "
+                                        "the thread pool, %.1f us with threads started for the call" %
+                                        (p["threads"], p["pool_us"], p["own_threads_us"]))]
+
+
 def gemm_table(d):
     rows = [m["matmul"] for m in lines(os.path.join(d, "gemm.json")) if "matmul" in m]
     if not rows:
@@ -93,7 +101,7 @@ def summary_run(d):
     lim, lim_text = limit_line(d)
     out = ["Machine: " + machine(d), "Load average before: %s; after: %s" %
            (mach.get("loadavg_before", "?"), (big or {}).get("loadavg_after", "?")), "", lim_text]
-    out += gemm_table(d) + generation_table(d, "gemm.json")
+    out += gemm_table(d) + generation_table(d, "gemm.json") + pool_line(d, "gemm.json")
     if small:
         out += ["", "stories260K whole process: attnviz %.4f s (%d MB RSS), PyTorch %.3f s (%d MB): %.0fx" %
                 (small["attnviz_s"], small["attnviz_rss_mb"], small["torch_s"], small["torch_rss_mb"],
@@ -134,6 +142,7 @@ def summary_quant(d):
     out = ["Machine: " + machine(d), "Load average (1, 5, 15 min) at each file's start, then at the end: " +
            "; ".join(loads), "", lim_text]
     out += generation_table(d, "gen-wall.json") + generation_table(d, "gen-wall-1.json")
+    out += pool_line(d, "pool.json")
     if not runs:
         return out + ["", "no quant.json: the per-file runs did not finish"]
     out += ["", "Prompt of %s tokens capturing every head (attnviz) against llama.cpp's llama_decode (no capture), "
