@@ -15,12 +15,15 @@
  * path, every range runs exactly once with the same bounds, so results never depend on it. After fork()
  * the child starts a fresh pool (pthread_atfork); a range function must not fork. At exit (or dlclose of
  * libattnviz.so) a destructor takes the pool and joins its parked workers, unless a call is still running
- * (exit from inside a range function): then it leaves them rather than wait. */
+ * (exit from inside a range function): then it leaves them rather than wait. ATTNVIZ_POOL=0 in the
+ * environment turns the pool off (every call starts its own threads): for comparisons on one binary. */
 #include "core.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,7 +54,13 @@ static struct {
     pool_worker w[AV_POOL_MAX];
 } pool = {.done_mu = PTHREAD_MUTEX_INITIALIZER, .done_cv = PTHREAD_COND_INITIALIZER, .spin_ns = POOL_SPIN_NS};
 
-static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT, env_once = PTHREAD_ONCE_INIT;
+static int pool_off; /* ATTNVIZ_POOL=0: every call starts threads of its own (as before the pool) */
+
+static void read_env(void) {
+    const char *e = getenv("ATTNVIZ_POOL");
+    pool_off = e && strcmp(e, "0") == 0;
+}
 
 int av_default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -210,6 +219,8 @@ static void pool_wait_done(void) {
 
 /* Runs the call on the pool; 0 (nothing run) when another call owns it. */
 static int pool_run(int t, int64_t n, av_range_fn fn, void *ctx) {
+    pthread_once(&env_once, read_env);
+    if (pool_off) return 0;
     if (atomic_exchange_explicit(&pool.owned, 1, memory_order_acquire)) return 0;
     pool_grow(t - 1);
     int k = pool.n_workers < t - 1 ? pool.n_workers : t - 1; /* workers taking part: ranges 1..k */
