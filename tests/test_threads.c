@@ -118,17 +118,27 @@ static void test_split_every_thread_count(void) {
 
 static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
 
+typedef struct tid_note {
+    atomic_int tid1; /* kernel thread id that ran range 1 */
+} tid_note;
+
+/* Range 0 waits for range 1, so that the caller cannot run range 1 itself (it does when the worker is late).
+ */
 static void note_tid(void *ctx, int tid, int64_t start, int64_t end) {
-    if (tid == 1) *(pid_t *)ctx = gettid_();
+    tid_note *t = ctx;
+    if (tid == 1) atomic_store(&t->tid1, (int)gettid_());
+    for (int i = 0; tid == 0 && i < 2000 && !atomic_load(&t->tid1); i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
 static void test_pool_keeps_its_worker(void) {
     const char *env = getenv("ATTNVIZ_POOL");
     if (env && strcmp(env, "0") == 0) SKIP("ATTNVIZ_POOL=0: the pool is off");
-    pid_t first = 0, tid = 0;
+    pid_t first = 0;
     for (int i = 0; i < 50; i++) {
-        tid = 0;
-        av_parallel_for(2, 2, note_tid, &tid);
+        tid_note t = {0};
+        av_parallel_for(2, 2, note_tid, &t);
+        pid_t tid = atomic_load(&t.tid1);
         REQUIREF(tid != 0 && tid != gettid_(), "call %d: range 1 ran on the caller (%d)", i, (int)tid);
         if (i == 0) first = tid;
         REQUIREF(tid == first, "call %d: range 1 ran on thread %d, the first call's on %d", i, (int)tid,

@@ -11,8 +11,10 @@
  *
  * One caller owns the pool at a time (a try-lock). A caller that cannot take it - another thread's call is
  * running, or a range function itself calls av_parallel_for - starts and joins threads of its own for the
- * call. A range whose thread cannot be started (pool worker or own thread) runs on the caller. Whatever the
- * path, every range runs exactly once with the same bounds, so results never depend on it. After fork()
+ * call. A range whose thread cannot be started (pool worker or own thread) runs on the caller, and so does a
+ * range whose worker has not taken it by the time the caller is done with its own: on a busy machine a woken
+ * worker may wait milliseconds for a core, and the caller would only wait for it. Whatever the path, every
+ * range runs exactly once with the same tid and bounds, so results never depend on it. After fork()
  * the child starts a fresh pool (pthread_atfork); a range function must not fork. At exit (or dlclose of
  * libattnviz.so) a destructor takes the pool and joins its parked workers, unless a call is still running
  * (exit from inside a range function): then it leaves them rather than wait. ATTNVIZ_POOL=0 in the
@@ -34,8 +36,9 @@ typedef struct pool_worker {
     pthread_t thread;
     pthread_mutex_t mu; /* with cv: the worker sleeps here when no job came within POOL_SPIN_NS */
     pthread_cond_t cv;
-    atomic_uint seq; /* bumped by the pool's owner for each call this worker takes part in */
-    int spin_ns;     /* the worker's polling budget (spin_until) */
+    atomic_uint seq;     /* bumped by the pool's owner for each call this worker takes part in */
+    atomic_ullong claim; /* 2 * seq of the latest call, + 1 once its range is taken (worker or owner) */
+    int spin_ns;         /* the worker's polling budget (spin_until) */
 } pool_worker;
 
 static struct {
@@ -47,7 +50,7 @@ static struct {
     void *ctx;
     int64_t n;
     int t;
-    atomic_int remaining; /* workers of the call still running their range */
+    atomic_int remaining; /* ranges handed to workers and not yet done (by whoever took them) */
     pthread_mutex_t done_mu;
     pthread_cond_t done_cv; /* the last worker of a call signals the owner here */
     int spin_ns;            /* the owner's polling budget while it waits for the workers */
@@ -151,10 +154,25 @@ static void wake(pthread_mutex_t *mu, pthread_cond_t *cv) {
     pthread_cond_signal(cv);
 }
 
-/* Hands the worker its part of the current call (or the order to quit). */
+/* Hands the worker its part of the current call (or the order to quit). Only the owner writes seq. */
 static void worker_post(pool_worker *w) {
-    atomic_fetch_add_explicit(&w->seq, 1, memory_order_release);
+    unsigned s = atomic_load_explicit(&w->seq, memory_order_relaxed) + 1;
+    atomic_store_explicit(&w->claim, 2ull * s, memory_order_release);
+    atomic_store_explicit(&w->seq, s, memory_order_release);
     wake(&w->mu, &w->cv);
+}
+
+/* Takes the range of the worker's call number s: 1 for the one thread that gets it, 0 for any other and
+ * for a worker woken so late that its call is over (the claim word has moved on). */
+static int take_range(pool_worker *w, unsigned s) {
+    unsigned long long want = 2ull * s;
+    return atomic_compare_exchange_strong_explicit(&w->claim, &want, want + 1, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+}
+
+static void run_worker_range(int tid) {
+    int64_t n = pool.n;
+    pool.fn(pool.ctx, tid, n * tid / pool.t, n * (tid + 1) / pool.t);
 }
 
 static void *worker_main(void *arg) {
@@ -164,8 +182,8 @@ static void *worker_main(void *arg) {
     for (;;) {
         seen = worker_wait(w, seen);
         if (atomic_load(&pool.quit)) return NULL;
-        int64_t n = pool.n;
-        pool.fn(pool.ctx, tid, n * tid / pool.t, n * (tid + 1) / pool.t);
+        if (!take_range(w, seen)) continue; /* the owner ran it: nothing of that call is left to touch */
+        run_worker_range(tid);
         if (atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_acq_rel) == 1)
             wake(&pool.done_mu, &pool.done_cv);
     }
@@ -234,6 +252,11 @@ static int pool_run(int t, int64_t n, av_range_fn fn, void *ctx) {
     fn(ctx, 0, 0, n / t);
     for (int i = k + 1; i < t; i++) /* no worker for these: run them here */
         fn(ctx, i, n * i / t, n * (i + 1) / t);
+    for (int i = 0; i < k; i++) /* ranges whose worker has not started (not scheduled yet): run them here */
+        if (take_range(&pool.w[i], atomic_load_explicit(&pool.w[i].seq, memory_order_relaxed))) {
+            run_worker_range(i + 1);
+            atomic_fetch_sub_explicit(&pool.remaining, 1, memory_order_acq_rel);
+        }
     pool_wait_done();
     atomic_store_explicit(&pool.owned, 0, memory_order_release);
     return 1;
