@@ -9,7 +9,8 @@
  *    weights of 5632 x 2048, as many as make 768 MiB (beyond the last-level cache), in F16, BF16, Q8_0, Q4_0,
  *    Q4_K, Q5_K and Q6_K, in GB/s of weights read, against a STREAM-like copy (a = b, 2 x 256 MiB, bytes read
  *    + written) and a read-only stream (512 MiB, "read_gbps") on the same threads in the same run;
- *  - "parallel_for": microseconds per av_parallel_for call of empty ranges, through the thread pool
+ *  - "parallel_for": microseconds per av_parallel_for call whose ranges only wait for each other (every
+ *    thread runs its own range: the cost of handing work to the threads and back), through the thread pool
  *    ("pool_us") and through threads started for the call ("own_threads_us": what every call cost before the
  *    pool, and what a call costs while another owns the pool; timed inside a call, where the pool is taken).
  * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, gen, pool; default all]
@@ -19,6 +20,8 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,13 +239,28 @@ static void run_generation(int threads) {
     printf("}}\n");
 }
 
-static void empty_range(void *ctx, int tid, int64_t start, int64_t end) {}
+/* Each range waits until every range of the call has started: the caller cannot run a worker's range itself,
+ * so the time per call is the hand-off to the other threads and back. */
+typedef struct meeting {
+    atomic_int started;
+    int threads;
+} meeting;
+
+static void meet_range(void *ctx, int tid, int64_t start, int64_t end) {
+    meeting *m = ctx;
+    atomic_fetch_add(&m->started, 1);
+    for (long i = 0; i < 10000000 && atomic_load(&m->started) < m->threads; i++)
+        sched_yield(); /* a thread still to start may need this core */
+}
 
 static double us_per_call(int threads, int calls) {
-    av_parallel_for(threads, threads, empty_range, NULL); /* the pool's workers start here */
+    meeting m = {0, threads};
+    av_parallel_for(threads, threads, meet_range, &m); /* the pool's workers start here */
     double t0 = bench_clock();
-    for (int i = 0; i < calls; i++)
-        av_parallel_for(threads, threads, empty_range, NULL);
+    for (int i = 0; i < calls; i++) {
+        atomic_store(&m.started, 0);
+        av_parallel_for(threads, threads, meet_range, &m);
+    }
     return (bench_clock() - t0) / calls * 1e6;
 }
 
