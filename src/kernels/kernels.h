@@ -103,6 +103,14 @@ void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half
  * (partial rotary; pairs (i, i + rot_dims/2) or (2i, 2i+1)), cos and sin scaled by mscale. */
 void av_rope_table(float *v, int n_heads, int head_dim, int rot_dims, int pos, const float *freq,
                    float mscale, int half_style);
+/* The two halves of both: cos and sin of the n_pairs angles at position pos (freq[i] * pos times mscale when
+ * freq is given, else pos / theta^(2i / head_dim)), and the rotation of pairs [0, n_pairs) of each head by
+ * them. Forward passes compute the angles of a chunk's positions once and rotate every row of q and k of
+ * every layer with them (the same bits as av_rope / av_rope_table). */
+void av_rope_angles(int pos, int n_pairs, int head_dim, float theta, const float *freq, float mscale,
+                    float *c, float *s);
+void av_rope_rotate(float *v, int n_heads, int head_dim, int n_pairs, const float *c, const float *s,
+                    int half_style);
 
 /* SwiGLU gate: g[i] = silu(g[i]) * u[i] for n values (split over threads). */
 void av_swiglu(float *g, const float *u, size_t n, int n_threads);

@@ -246,33 +246,57 @@ void av_softmax(float *x, int n) {
     av_scale(x, n, 1.0f / av_exp_shift_sum(x, n, mx));
 }
 
-/* Rotates pair i of every head by (c, s): (i, i + half) in the rotate-half layout, else (2i, 2i + 1). */
-static void rotate_pair(float *v, int n_heads, int head_dim, int i, int half, float c, float s,
-                        int half_style) {
-    int a = half_style ? i : 2 * i, b = half_style ? i + half : 2 * i + 1;
-    for (int h = 0; h < n_heads; h++) {
-        float *hv = v + (size_t)h * (size_t)head_dim;
-        float x0 = hv[a], x1 = hv[b];
-        hv[a] = x0 * c - x1 * s;
-        hv[b] = x0 * s + x1 * c;
+void av_rope_angles(int pos, int n_pairs, int head_dim, float theta, const float *freq, float mscale,
+                    float *c, float *s) {
+    for (int i = 0; i < n_pairs; i++) {
+        if (freq) {
+            float angle = (float)pos * freq[i];
+            c[i] = cosf(angle) * mscale;
+            s[i] = sinf(angle) * mscale;
+        } else {
+            float angle = (float)pos * (1.0f / powf(theta, (float)(2 * i) / (float)head_dim));
+            c[i] = cosf(angle);
+            s[i] = sinf(angle);
+        }
     }
 }
 
-void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half_style) {
-    int half = head_dim / 2;
-    for (int i = 0; i < half; i++) {
-        float angle = (float)pos * (1.0f / powf(theta, (float)(2 * i) / (float)head_dim));
-        rotate_pair(v, n_heads, head_dim, i, half, cosf(angle), sinf(angle), half_style);
+void av_rope_rotate(float *v, int n_heads, int head_dim, int n_pairs, const float *c, const float *s,
+                    int half_style) {
+    for (int h = 0; h < n_heads; h++) {
+        float *hv = v + (size_t)h * (size_t)head_dim;
+        if (half_style) { /* pairs (i, i + n_pairs): two contiguous runs, vectorized */
+            for (int i = 0; i < n_pairs; i++) {
+                float x0 = hv[i], x1 = hv[i + n_pairs];
+                hv[i] = x0 * c[i] - x1 * s[i];
+                hv[i + n_pairs] = x0 * s[i] + x1 * c[i];
+            }
+        } else {
+            for (int i = 0; i < n_pairs; i++) {
+                float x0 = hv[2 * i], x1 = hv[2 * i + 1];
+                hv[2 * i] = x0 * c[i] - x1 * s[i];
+                hv[2 * i + 1] = x0 * s[i] + x1 * c[i];
+            }
+        }
     }
+}
+
+/* cos and sin of one position on the stack (head_dim <= 4096: av_stack_check), then the rotation. */
+enum { ROPE_MAX_PAIRS = 2048 };
+
+void av_rope(float *v, int n_heads, int head_dim, int pos, float theta, int half_style) {
+    float c[ROPE_MAX_PAIRS], s[ROPE_MAX_PAIRS];
+    int half = head_dim / 2 < ROPE_MAX_PAIRS ? head_dim / 2 : ROPE_MAX_PAIRS;
+    av_rope_angles(pos, half, head_dim, theta, NULL, 1.0f, c, s);
+    av_rope_rotate(v, n_heads, head_dim, half, c, s, half_style);
 }
 
 void av_rope_table(float *v, int n_heads, int head_dim, int rot_dims, int pos, const float *freq,
                    float mscale, int half_style) {
-    int half = rot_dims / 2;
-    for (int i = 0; i < half; i++) {
-        float angle = (float)pos * freq[i];
-        rotate_pair(v, n_heads, head_dim, i, half, cosf(angle) * mscale, sinf(angle) * mscale, half_style);
-    }
+    float c[ROPE_MAX_PAIRS], s[ROPE_MAX_PAIRS];
+    int half = rot_dims / 2 < ROPE_MAX_PAIRS ? rot_dims / 2 : ROPE_MAX_PAIRS;
+    av_rope_angles(pos, half, head_dim, 0.0f, freq, mscale, c, s);
+    av_rope_rotate(v, n_heads, head_dim, half, c, s, half_style);
 }
 
 typedef struct swiglu_job {

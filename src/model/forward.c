@@ -51,9 +51,9 @@ static int alloc_floats(float **p, size_t a, size_t b, size_t c, av_err *err) {
 
 void av_state_free(av_state *s) {
     if (!s) return;
-    float *bufs[] = {s->k_cache, s->v_cache, s->cross_k,  s->cross_v, s->rel,    s->x,     s->xb,
-                     s->q,       s->att,     s->h1,       s->h2,      s->scores, s->moe_x, s->moe_y,
-                     s->moe_p,   s->moe_out, s->wscratch, s->kb,      s->vb};
+    float *bufs[] = {s->k_cache, s->v_cache, s->cross_k,  s->cross_v, s->rel,    s->x,      s->xb,
+                     s->q,       s->att,     s->h1,       s->h2,      s->scores, s->moe_x,  s->moe_y,
+                     s->moe_p,   s->moe_out, s->wscratch, s->kb,      s->vb,     s->rope_cs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
     free(s->moe_rows);
@@ -262,41 +262,96 @@ static void attend(av_state *s, const av_block *B, int self, const float *k, con
     }
 }
 
-void av_block_rope(const av_state *s, const av_block *B, float *row, int n_h, int pos) {
+/* Block B's RoPE at a run of state s: its frequency table (or NULL: its base theta), scale and pairs. */
+typedef struct rope_src {
+    const float *freq;
+    float theta, mscale;
+    int pairs;
+} rope_src;
+
+static rope_src rope_source(const av_state *s, const av_block *B) {
     const av_stack_cfg *c = &s->st->cfg;
     const av_rope_freqs *rf = &B->rope_scaled;
     const float *freq = rf->freq_long && s->max_tokens > c->rope_long_from ? rf->freq_long : rf->freq;
-    int hs = c->head_dim, half = c->rope == AV_ROPE_HALF;
-    if (freq)
-        av_rope_table(row, n_h, hs, c->rope_dims ? c->rope_dims : hs, pos, freq, rf->mscale, half);
-    else
-        av_rope(row, n_h, hs, pos, B->rope_theta, half);
+    if (!freq) return (rope_src){NULL, B->rope_theta, 1.0f, c->head_dim / 2};
+    return (rope_src){freq, 0.0f, rf->mscale, (c->rope_dims ? c->rope_dims : c->head_dim) / 2};
 }
 
+void av_block_rope(const av_state *s, const av_block *B, float *row, int n_h, int pos) {
+    const av_stack_cfg *c = &s->st->cfg;
+    rope_src r = rope_source(s, B);
+    int half = c->rope == AV_ROPE_HALF;
+    if (r.freq)
+        av_rope_table(row, n_h, c->head_dim, 2 * r.pairs, pos, r.freq, r.mscale, half);
+    else
+        av_rope(row, n_h, c->head_dim, pos, r.theta, half);
+}
+
+/* The angles of positions [pos0, pos0 + n) for block B into s->rope_cs, unless it holds them already (the
+ * layers of a stack mostly share their frequencies). 0, or -1 when out of memory (then rope_cs is NULL). */
+static int rope_angles(av_state *s, const av_block *B, int pos0, int n) {
+    rope_src r = rope_source(s, B);
+    if (s->rope_cs && s->rope_freq == r.freq && s->rope_theta == r.theta && s->rope_mscale == r.mscale &&
+        s->rope_pairs == r.pairs && s->rope_pos0 == pos0 && s->rope_n == n)
+        return 0;
+    size_t len = (size_t)n * 2 * (size_t)r.pairs;
+    if (len > s->rope_cs_len) {
+        free(s->rope_cs);
+        s->rope_cs_len = 0;
+        if (!(s->rope_cs = malloc(sizeof(float) * len))) return -1;
+        s->rope_cs_len = len;
+    }
+    for (int i = 0; i < n; i++) {
+        float *cs = s->rope_cs + (size_t)i * 2 * (size_t)r.pairs;
+        av_rope_angles(pos0 + i, r.pairs, s->st->cfg.head_dim, r.theta, r.freq, r.mscale, cs, cs + r.pairs);
+    }
+    s->rope_freq = r.freq, s->rope_theta = r.theta, s->rope_mscale = r.mscale, s->rope_pairs = r.pairs;
+    s->rope_pos0 = pos0, s->rope_n = n;
+    return 0;
+}
+
+/* RoPE of rows of q or k, then (captures) their heads into the trace's head-major buffer. */
 typedef struct rope_job {
     const av_state *s;
     const av_block *B;
     float *x; /* (rows, n_h * head_dim) */
     const chunk *ch;
     int n_h;
+    const float *cs; /* (ch->n, 2, pairs) the angles of the chunk's positions (rope_angles), or NULL */
+    float *dst;      /* captures (one sequence): (n_h, T, head_dim) at position ch->pos0, or NULL */
+    int T;
 } rope_job;
 
 static void rope_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
     const rope_job *j = ctx;
-    size_t row = (size_t)j->n_h * (size_t)j->s->st->cfg.head_dim;
-    for (int64_t r = r0; r < r1; r++)
-        av_block_rope(j->s, j->B, j->x + (size_t)r * row, j->n_h, j->ch->pos0 + (int)(r % j->ch->n));
+    const av_stack_cfg *c = &j->s->st->cfg;
+    int hs = c->head_dim, half = c->rope == AV_ROPE_HALF, pairs = j->s->rope_pairs;
+    size_t row = (size_t)j->n_h * (size_t)hs;
+    for (int64_t r = r0; r < r1; r++) {
+        float *x = j->x + (size_t)r * row;
+        int i = (int)(r % j->ch->n);
+        if (j->cs)
+            av_rope_rotate(x, j->n_h, hs, pairs, j->cs + (size_t)i * 2 * (size_t)pairs,
+                           j->cs + ((size_t)i * 2 + 1) * (size_t)pairs, half);
+        else if (c->rope != AV_ROPE_NONE)
+            av_block_rope(j->s, j->B, x, j->n_h, j->ch->pos0 + i);
+        for (int h = 0; j->dst && h < j->n_h; h++)
+            memcpy(j->dst + ((size_t)h * (size_t)j->T + (size_t)(j->ch->pos0 + i)) * (size_t)hs,
+                   x + (size_t)h * (size_t)hs, sizeof(float) * (size_t)hs);
+    }
 }
 
 /* Per-head RMS norm (input kept in tape slot k) and rotary positions of the chunk's rows of n_h heads (rows
- * of hs values, contiguous). */
+ * of hs values, contiguous); captures then take the heads into dst (n_h, T, hs), or NULL. */
 static void qk_positions(av_state *s, const av_block *B, const av_norm *nm, av_tape_slot k, float *x,
-                         const chunk *ch, int n_h) {
+                         const chunk *ch, int n_h, float *dst, int T) {
     const av_stack_cfg *c = &s->st->cfg;
     int hs = c->head_dim;
     if (nm->w.data) norm_rows(s, k, AV_NORM_RMS, nm, x, x, ch->rows * n_h, hs);
-    rope_job j = {s, B, x, ch, n_h};
-    if (c->rope != AV_ROPE_NONE) av_parallel_for(ch->rows >= 16 ? s->n_threads : 1, ch->rows, rope_rows, &j);
+    if (c->rope == AV_ROPE_NONE && !dst) return;
+    int have = c->rope != AV_ROPE_NONE && rope_angles(s, B, ch->pos0, ch->n) == 0;
+    rope_job j = {s, B, x, ch, n_h, have ? s->rope_cs : NULL, dst, T};
+    av_parallel_for(ch->rows >= 16 ? s->n_threads : 1, ch->rows, rope_rows, &j);
 }
 
 /* Batches: the chunk's new keys or values (rows of kv_dim, sequence-major) into each sequence's cache. */
@@ -325,15 +380,14 @@ static int self_attention(av_state *s, const av_block *B, int l, const float *in
     if (A->q.b.data) av_add_bias(s->q, &A->q.b, rows, c->n_heads * c->head_dim); /* Qwen2: before RoPE */
     if (A->k.b.data) av_add_bias(kc, &A->k.b, rows, kv_dim);
     if (A->v.b.data) av_add_bias(vc, &A->v.b, rows, kv_dim);
-    qk_positions(s, B, &B->q_norm, AV_TAPE_Q_NORM, s->q, ch, c->n_heads);
-    qk_positions(s, B, &B->k_norm, AV_TAPE_K_NORM, kc, ch, c->n_kv_heads);
+    qk_positions(s, B, &B->q_norm, AV_TAPE_Q_NORM, s->q, ch, c->n_heads, cap->q ? cap->q[l] : NULL, cap->T);
+    qk_positions(s, B, &B->k_norm, AV_TAPE_K_NORM, kc, ch, c->n_kv_heads, cap->k ? cap->k[l] : NULL,
+                 cap->n_key);
     keep(s, AV_TAPE_Q, s->q, (size_t)rows * (size_t)c->n_heads * (size_t)c->head_dim);
     if (s->kb) {
         scatter_rows(s, kl, kc, ch, kv_dim);
         scatter_rows(s, vl, vc, ch, kv_dim);
     }
-    if (cap->q && cap->q[l]) store_heads(cap->q[l], s->q, n, c->n_heads, c->head_dim, ch->pos0, cap->T);
-    if (cap->k && cap->k[l]) store_heads(cap->k[l], kc, n, c->n_kv_heads, c->head_dim, ch->pos0, cap->n_key);
     attend(s, B, 1, kl, vl, seq_stride, ch->pos0 + n, ch, cap, l);
     if (cap->vnorm && cap->vnorm[l] &&
         av_attn_vnorm(vc, kv_dim, &A->o.w, c->n_heads, c->n_kv_heads, c->head_dim, n, cap->vnorm[l], cap->T,

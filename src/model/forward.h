@@ -54,6 +54,12 @@ struct av_state {
     int *moe_rows;   /* (n_alloc) the rows routed to one expert */
     float *scores;   /* (n_threads, AV_ATTN_QUERY_BLOCK, max(max_tokens, S)) when not capturing */
     float *wscratch; /* (largest non-F32 matrix) dequantized weights, or NULL when all are F32 */
+    /* RoPE angles of the last chunk's positions, reused by every layer with the same frequencies */
+    float *rope_cs;         /* (rope_n, 2, rope_pairs): cos, then sin, of positions rope_pos0.. */
+    size_t rope_cs_len;     /* floats allocated */
+    const float *rope_freq; /* the key: the frequency table (or NULL and rope_theta), scale, positions */
+    float rope_theta, rope_mscale;
+    int rope_pairs, rope_pos0, rope_n;
 };
 
 /* Grows the per-chunk buffers (x, xb, ...) to n rows. */
