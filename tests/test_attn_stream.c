@@ -2,7 +2,8 @@
  * per row and cell) against attention computed here in double precision from the definition, on every GEMM
  * path: grouped-query heads, chunks that start mid-sequence, several query blocks and key tiles with ragged
  * ends, a head size that is not a multiple of the kernels' panels, soft-capping, relative-position bias, key
- * masks, sliding windows and rows that see no key; and against the capturing path of the same kernel. */
+ * masks, sliding windows and rows that see no key; and the capturing path of the same kernel, its
+ * probabilities against the reference and bit for bit against av_attention_probs (the lazy recompute). */
 #include "harness.h"
 #include "kernels/kernels.h"
 
@@ -106,8 +107,36 @@ static double check_outputs(const av_attn_args *a, const problem *p, double *poo
     return worst;
 }
 
-/* One masking setup, streamed (and, when capture, through the capturing path too) in two chunks against the
- * reference; the pooled overview of the streamed run against the reference's. */
+/* The captured probabilities of a (rows of probs_ld): the largest difference from the reference's; in
+ * *bad, the entries that differ from av_attention_probs's (what a lazy trace recomputes) in any bit, and
+ * those past a row's visible keys that are not exactly 0. */
+static double check_capture(const av_attn_args *a, const problem *p, int *bad) {
+    double *prob = malloc(sizeof(double) * T), out[HS], worst = 0;
+    float *rows = malloc(sizeof(float) * AV_ATTN_QUERY_BLOCK * T);
+    for (int h = 0; h < H; h++)
+        for (int r0 = 0; r0 < a->n_q; r0 += AV_ATTN_QUERY_BLOCK) {
+            int nr = a->n_q - r0 < AV_ATTN_QUERY_BLOCK ? a->n_q - r0 : AV_ATTN_QUERY_BLOCK;
+            int n_keys = av_attention_probs(a, h, r0, nr, rows, a->n_k);
+            for (int i = 0; i < nr; i++) {
+                const float *got =
+                    a->probs + (size_t)h * a->probs_head_stride + (size_t)(r0 + i) * a->probs_ld;
+                reference_row(a, p, h, a->q_pos + r0 + i, prob, out);
+                for (int k = 0; k < a->n_k; k++) {
+                    double e = fabs(got[k] - prob[k]);
+                    worst = e > worst || e != e ? e : worst;
+                    float want = k < n_keys ? rows[(size_t)i * a->n_k + (size_t)k] : 0.0f;
+                    *bad += memcmp(&got[k], &want, sizeof want) != 0;
+                }
+            }
+        }
+    free(rows);
+    free(prob);
+    return worst;
+}
+
+/* One masking setup, streamed (and, when capture, through the capturing path too: capture 1 into a zeroed
+ * buffer, 2 into one full of NaN) in two chunks against the reference; the pooled overview of the streamed
+ * run against the reference's. */
 static void run_case(const char *name, const problem *p, int causal, int window, float softcap, int use_rel,
                      int use_mask, int capture) {
     enum { R = 7, C = 11 };
@@ -128,13 +157,22 @@ static void run_case(const char *name, const problem *p, int causal, int window,
         if (use_mask) a.key_mask = p->mask;
         if (capture) {
             probs = calloc((size_t)H * n_q * n_k, sizeof(float));
-            a.probs = probs, a.probs_head_stride = (size_t)n_q * n_k, a.probs_ld = n_k, a.probs_zeroed = 1;
+            for (size_t i = 0; capture == 2 && i < (size_t)H * n_q * n_k; i++)
+                probs[i] = NAN;
+            a.probs = probs, a.probs_head_stride = (size_t)n_q * n_k, a.probs_ld = n_k;
+            a.probs_zeroed = capture == 1;
         }
         a.pool = &pool;
         av_attention(&a, scratch, 2);
         double d = check_outputs(&a, p, rmax, rsum, R, C);
         CHECKF(d <= 2e-5, "%s (%s, queries from %d): outputs differ from the reference by %g", name,
                av_gemm_path_name(av_gemm_path_get()), q_pos, d);
+        int bad = 0;
+        d = capture ? check_capture(&a, p, &bad) : 0;
+        CHECKF(d <= 1e-6 && bad == 0,
+               "%s (%s, queries from %d): captured probabilities differ from the reference by %g, %d entries "
+               "from av_attention_probs's bits or not 0 past the visible keys",
+               name, av_gemm_path_name(av_gemm_path_get()), q_pos, d, bad);
         free(probs);
         probs = NULL;
     }
@@ -171,11 +209,21 @@ static void test_streamed_attention_equals_reference(void) {
     free(p);
 }
 
+/* The capture on every path, into zeroed buffers and into ones that are not: outputs against the reference,
+ * probabilities against the reference and bit for bit against av_attention_probs. */
 static void test_capturing_attention_equals_reference(void) {
     problem *p = malloc(sizeof *p);
     REQUIRE(p);
     fill(p, 6);
-    cases(p, 1);
+    av_gemm_path prev = av_gemm_path_get();
+    for (int path = 0; path < AV_GEMM_PATH_COUNT; path++)
+        if (av_gemm_path_supported((av_gemm_path)path)) {
+            av_gemm_path_set((av_gemm_path)path);
+            cases(p, 1);
+            run_case("causal window, capture not zeroed", p, 1, 100, 0, 0, 0, 2);
+            run_case("encoder, key mask, bias, capture not zeroed", p, 0, 0, 0, 1, 1, 2);
+        }
+    av_gemm_path_set(prev);
     free(p);
 }
 

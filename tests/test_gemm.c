@@ -105,6 +105,34 @@ static void gemm_f32_matches_scalar(av_gemm_path path) {
     }
 }
 
+/* av_gram_f32 (C = A^T A + beta C, tiles below the diagonal mirrored) gives av_gemm_f32's bits: sizes off the
+ * tiles and past one packed block of k, padded rows, beta 0 and 1, and C's padding left alone. */
+static void gram_equals_gemm(av_gemm_path path) {
+    static const int sizes[][2] = {{64, 128}, {40, 300}, {13, 7}, {100, 600}, {1, 5}};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+        for (int b = 0; b < 2; b++) {
+            int n = sizes[s][0], k = sizes[s][1];
+            int64_t lda = n + 5, ldc = n + 2;
+            unsigned seed = (unsigned)(s * 2 + (size_t)b + 1);
+            float *a = malloc(sizeof(float) * (size_t)(lda * k)),
+                  *c = malloc(sizeof(float) * (size_t)(ldc * n)),
+                  *ref = malloc(sizeof(float) * (size_t)(ldc * n));
+            for (int64_t i = 0; i < lda * k; i++)
+                a[i] = frand(&seed, 1.0f);
+            for (int64_t i = 0; i < ldc * n; i++)
+                c[i] = ref[i] = b ? frand(&seed, 1.0f) : NAN; /* beta 0: never read */
+            for (int i = 0; b && i < n; i++) /* beta 1 adds to a symmetric C, as the value norms' sums do */
+                for (int j = 0; j < i; j++)
+                    c[i * ldc + j] = ref[i * ldc + j] = c[j * ldc + i];
+            av_gram_f32(n, k, a, lda, (float)b, c, ldc);
+            av_gemm_f32(1, 0, n, n, k, 1.0f, a, lda, a, lda, (float)b, ref, ldc, 1);
+            CHECKF(memcmp(c, ref, sizeof(float) * (size_t)(ldc * n)) == 0,
+                   "%s: Gram matrix of %d columns, k = %d, beta %d differs from av_gemm_f32",
+                   av_gemm_path_name(path), n, k, b);
+            free(a), free(c), free(ref);
+        }
+}
+
 /* ---- weights: y = x W^T for every stored dtype ---- */
 
 /* Fills w (out, in) of dtype t from values near `scale`; returns the exact f32 weights the kernels must see.
@@ -267,6 +295,7 @@ ON_ALL_PATHS(matmul_many_equals_single)
 ON_PATH(pack_quant_equals_dequantize, AVX2)
 ON_PATH(pack_quant_equals_dequantize, AVX512)
 ON_OWN_PATHS(matmul_quant_equals_f32)
+ON_ALL_PATHS(gram_equals_gemm)
 
 static void test_gemm_path_names_round_trip(void) {
     for (int p = 0; p < AV_GEMM_PATH_COUNT; p++) {
@@ -306,5 +335,10 @@ int main(void) {
     RUN(matmul_quant_equals_f32_SCALAR);
     RUN(matmul_quant_equals_f32_AVX2);
     RUN(matmul_quant_equals_f32_AVX512);
+    RUN(gram_equals_gemm_SCALAR);
+    RUN(gram_equals_gemm_AVX2);
+    RUN(gram_equals_gemm_AVX512);
+    RUN(gram_equals_gemm_AMX);
+    RUN(gram_equals_gemm_SGEMM);
     return h_exit_code();
 }

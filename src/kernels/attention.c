@@ -1,8 +1,9 @@
 /* Multi-head (grouped-query) attention of a chunk of queries against cached keys and values, with optional
- * capture of the probabilities. Threads claim heads one at a time; scores of one head are one GEMM, the
- * softmax runs over each row's visible keys and leaves the rest exactly 0, and P·V is one more GEMM
- * (av_gemm_f32, single-threaded inside the head split). av_attention_probs is the probability half on its
- * own: lazy traces recompute rows with it. Without a capture, attention_stream.c streams over key tiles. */
+ * capture of the probabilities. Where the GEMM path has a micro-kernel, attention_stream.c streams over key
+ * tiles and fills the capture on the way. Otherwise threads claim heads one at a time; scores of one head are
+ * one GEMM, the softmax runs over each row's visible keys and leaves the rest exactly 0, and P·V is one more
+ * GEMM (av_gemm_f32, single-threaded inside the head split). av_attention_probs is the probability half on
+ * its own (the same bits as the streamed capture): lazy traces recompute rows with it. */
 #include "kernels.h"
 
 #include <math.h>
@@ -53,8 +54,6 @@ int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *prob
 typedef struct heads_job {
     const av_attn_args *a;
     float *scratch;
-    int probs_only;  /* the streamed kernel computed the outputs (and the overview): only the capture is left
-                      */
     atomic_int next; /* the next head no thread has claimed */
 } heads_job;
 
@@ -64,7 +63,6 @@ static void attend_block(const heads_job *j, int h, int r0, int nr, float *probs
     const av_attn_args *a = j->a;
     int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads);
     int n_keys = av_attention_probs(a, h, r0, nr, probs, ld);
-    if (j->probs_only) return;
     if (a->pool) av_attn_pool_rows(a->pool, h, a->q_pos + r0, nr, probs, ld, n_keys);
     /* out (nr, hs) = P (nr, n_keys) V (n_keys, hs) */
     float *out = a->out + (size_t)r0 * (size_t)a->out_stride + (size_t)h * (size_t)hs;
@@ -106,11 +104,8 @@ void av_attention(const av_attn_args *a, float *scratch, int n_threads) {
     int64_t work = (int64_t)a->n_q * a->n_k * a->n_heads;
     int nt = work > 32768 ? (n_threads > 0 ? n_threads : av_default_threads()) : 1;
     nt = nt < a->n_heads ? nt : a->n_heads;
-    /* the outputs always come from the streamed kernel where it runs, so that a capturing run and a lazy or
-     * plain one compute bit for bit the same forward pass; a capture then adds the probabilities */
-    if (av_attention_stream(a, work > 32768 ? n_threads : 1) == 0) {
-        if (!a->probs) return;
-        j.probs_only = 1;
-    }
+    /* the streamed kernel wherever it runs, so that a capturing run and a lazy or plain one compute bit for
+     * bit the same forward pass (the capture takes its scores on the way) */
+    if (av_attention_stream(a, work > 32768 ? n_threads : 1) == 0) return;
     av_parallel_for(nt, nt, attend_heads, &j);
 }

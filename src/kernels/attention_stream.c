@@ -1,10 +1,10 @@
-/* Attention whose probabilities nobody keeps (the forward pass of lazy traces and of plain runs), streamed
- * over tiles of keys as flash attention does: a block of query rows meets KEY_TILE keys at a time, the tile's
- * scores stay in L2, each row keeps a running maximum and sum, and its output is rescaled when the maximum
- * grows. Nothing of size (rows, n_k) exists, causal tiles past a block's last visible key are skipped, and
- * the scores are av_attention_probs's bit for bit (the same micro-kernel chain). The keys and values are
- * packed once per call into the micro-kernel's panels, shared by the heads of a kv group and by every query
- * block.
+/* Attention streamed over tiles of keys as flash attention does: a block of query rows meets KEY_TILE keys at
+ * a time, the tile's scores stay in L2, each row keeps a running maximum and sum, and its output is rescaled
+ * when the maximum grows. Nothing of size (rows, n_k) exists, causal tiles past a block's last visible key
+ * are skipped, and the scores are av_attention_probs's bit for bit (the same micro-kernel chain). The keys
+ * and values are packed once per call into the micro-kernel's panels, shared by the heads of a kv group and
+ * by every query block. A capture of the probabilities takes each tile's masked scores into its rows, and
+ * each row becomes a softmax when its block is done: av_attention_probs's bits without a second Q K^T.
  *
  * A pooled overview (lazy traces) is kept per row and cell while the tiles pass: the largest score of the
  * cell and the sum of exp(score - ref) with its reference ref (the row's running maximum when the cell was
@@ -13,6 +13,7 @@
 #include "gemm.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,7 @@ typedef struct stream_job {
     float *vp;                /* (n_kv_heads, vp_panels, n_k, NR): values, B panels of P V */
     float *ws;                /* (threads, ws_floats): the workspaces below */
     size_t ws_floats;
+    atomic_int next; /* the next head no thread has claimed */
 } stream_job;
 
 /* One thread's workspace for a block of QB query rows. */
@@ -125,13 +127,36 @@ static float row_tile_exp(const av_attn_args *a, const stream_ws *w, int i, floa
     return total;
 }
 
+/* Query row r of head h in the capture. */
+static float *capture_row(const av_attn_args *a, int h, int r) {
+    return a->probs + (size_t)h * a->probs_head_stride + (size_t)r * (size_t)a->probs_ld;
+}
+
+/* A captured row (its masked scores, written tile by tile) into probabilities: the softmax over its visible
+ * keys, as av_attention_probs computes it from the same scores, and 0 past them (up to the keys of its block,
+ * n_keys, when the capture starts zeroed; else to the row's end). */
+static void capture_softmax(const av_attn_args *a, int h, int r, int n_keys) {
+    float *row = capture_row(a, h, r);
+    int vis = av_attn_visible_keys(a, r), end = a->probs_zeroed ? n_keys : a->probs_ld;
+    vis = vis > 0 ? vis : 0;
+    av_softmax(row, vis);
+    if (end > vis) memset(row + vis, 0, sizeof(float) * (size_t)(end - vis));
+}
+
 /* Row i (block row; query row r) of a tile of n_t keys from k0 whose scores are in s: masks, the running
  * maximum (rescaling what the row has so far when it grows), exp and sums; keys it cannot see become 0. */
 static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, int r, int k0, int n_t) {
     float *s = w->s + (size_t)i * S_LD;
     int vis = av_attn_visible_keys(a, r) - k0, n = vis < n_t ? vis : n_t;
-    if (n > 0) {
+    if (n > 0 && a->probs) { /* the scores are in the capture's row: masked there (block() turns them into
+                                probabilities), then copied */
+        float *cr = capture_row(a, h, r) + k0;
+        av_attn_mask_scores(a, h, r, cr, k0, k0 + n);
+        memcpy(s, cr, sizeof(float) * (size_t)n);
+    } else if (n > 0) {
         av_attn_mask_scores(a, h, r, s, k0, k0 + n);
+    }
+    if (n > 0) {
         float mt = row_tile_max(a, w, i, s, k0, n);
         if (mt > w->m[i]) {
             if (w->m[i] != -INFINITY) {
@@ -157,14 +182,17 @@ static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr,
     int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads), NR = uk->nr;
     const float *kp =
         j->kp + ((size_t)g * (size_t)j->kp_panels + (size_t)(k0 / NR)) * (size_t)hs * (size_t)NR;
-    /* s (nr, n_t) = scale * Q (nr, hs) K^T (hs, n_t): each key panel stays in L1 while the row tiles pass */
+    /* s (nr, n_t) = scale * Q (nr, hs) K^T (hs, n_t): each key panel stays in L1 while the row tiles pass. A
+     * capture takes the scores straight into its rows (tile_row copies them to s): stores to lines not yet
+     * cached, spread over the kernel's arithmetic, where a copy of each row would wait for them */
+    float *c = a->probs ? capture_row(a, h, r0) + k0 : w->s;
+    int64_t ldc = a->probs ? a->probs_ld : S_LD;
     for (int jp = 0; jp * NR < n_t; jp++)
         for (int i0 = 0; i0 < nr; i0 += uk->mr) {
             int mr = nr - i0 < uk->mr ? nr - i0 : uk->mr;
             if (av_attn_visible_keys(a, r0 + i0 + mr - 1) <= k0 + jp * NR) continue; /* masked: tile_row */
             uk->fn(hs, w->qp + (size_t)i0 * (size_t)hs, 0, kp + (size_t)jp * (size_t)hs * (size_t)NR,
-                   w->s + (size_t)i0 * S_LD + jp * NR, S_LD, mr, n_t - jp * NR < NR ? n_t - jp * NR : NR,
-                   a->scale, 0.0f);
+                   c + i0 * ldc + jp * NR, ldc, mr, n_t - jp * NR < NR ? n_t - jp * NR : NR, a->scale, 0.0f);
         }
     for (int i = 0; i < nr; i++)
         tile_row(a, w, h, i, r0 + i, k0, n_t);
@@ -209,6 +237,7 @@ static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr
         float *out = a->out + (size_t)(r0 + i) * (size_t)a->out_stride + (size_t)h * (size_t)hs;
         for (int d = 0; d < hs; d++)
             out[d] = w->o[(size_t)i * (size_t)hs + (size_t)d] * inv;
+        if (a->probs) capture_softmax(a, h, r0 + i, n_keys);
         if (p && inv > 0)
             av_attn_pool_add_row(p, h, a->q_pos + r0 + i, w->cmax + (size_t)i * (size_t)p->cols,
                                  w->csum + (size_t)i * (size_t)p->cols, w->cref + (size_t)i * (size_t)p->cols,
@@ -216,10 +245,12 @@ static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr
     }
 }
 
-static void stream_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
-    const stream_job *j = ctx;
+/* One thread: heads claimed one at a time, so a thread slowed by other work on its core (or by the capture's
+ * page faults) takes fewer. */
+static void stream_heads(void *ctx, int tid, int64_t t0, int64_t t1) {
+    stream_job *j = ctx;
     stream_ws w = workspace(j, tid);
-    for (int h = (int)h0; h < (int)h1; h++)
+    for (int h; (h = atomic_fetch_add(&j->next, 1)) < j->a->n_heads;)
         for (int r0 = 0; r0 < j->a->n_q; r0 += QB)
             block(j, &w, h, r0, j->a->n_q - r0 < QB ? j->a->n_q - r0 : QB);
 }
@@ -239,7 +270,9 @@ int av_attention_stream(const av_attn_args *a, int n_threads) {
     j.vp = buf + kp;
     j.ws = buf + kp + vp;
     av_parallel_for(n_threads < a->n_kv_heads ? n_threads : a->n_kv_heads, a->n_kv_heads, pack_kv, &j);
-    av_parallel_for(n_threads, a->n_heads, stream_heads, &j);
+    atomic_init(&j.next, 0);
+    int nt = n_threads < a->n_heads ? n_threads : a->n_heads;
+    av_parallel_for(nt, nt, stream_heads, &j);
     free(buf);
     return 0;
 }

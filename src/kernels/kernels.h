@@ -53,6 +53,10 @@ int av_amx_ready(void);
  * each output one f32 accumulation chain over k; splits columns over n_threads when the product is large. */
 void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int64_t lda,
                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc, int n_threads);
+/* C (n, n) = A^T A + beta C for A (k, n), rows lda apart (the Gram matrix of A's columns), single-threaded:
+ * the same bits as av_gemm_f32(1, 0, n, n, k, 1, a, lda, a, lda, beta, c, ldc, 1), at a fraction of its cost
+ * for small n (no packing buffers per call; tiles below the diagonal mirrored, not computed). */
+void av_gram_f32(int n, int k, const float *a, int64_t lda, float beta, float *c, int64_t ldc);
 
 /* y = x W^T with split-bf16 ("bf16x3") AMX tile products, f32 accumulation (see gemm_amx.c for the error
  * bound). Shapes as av_matmul. Returns 0, or -1 (nothing usable written) when AMX is unavailable or memory
@@ -186,13 +190,13 @@ enum { AV_ATTN_POOL_MAX_COLS = 4096 }; /* the most cells a side the capture asks
 void av_attn_pool_add_row(const av_attn_pool *p, int h, int q, float *cmax, const float *csum, float *cref,
                           int n_cells, float m, float inv);
 
-/* Runs attention for all heads. Without a capture of the probabilities it streams over tiles of keys
- * (av_attention_stream); scratch: (n_threads, AV_ATTN_QUERY_BLOCK, n_k) floats, used when that path cannot
- * run (no micro-kernel, out of memory). Memory is linear in n_k without capture. */
+/* Runs attention for all heads. It streams over tiles of keys (av_attention_stream); scratch: (n_threads,
+ * AV_ATTN_QUERY_BLOCK, n_k) floats, used when that path cannot run (no micro-kernel, out of memory). Memory
+ * is linear in n_k without capture. */
 void av_attention(const av_attn_args *a, float *scratch, int n_threads);
-/* The streamed attention of a with no probs (attention_stream.c): outputs and the pooled overview, exact
- * softmax with a running maximum; -1 (nothing done) when the GEMM path has no micro-kernel or memory for
- * the packed keys and values is short. */
+/* The streamed attention of a (attention_stream.c): outputs, the pooled overview and the captured
+ * probabilities, exact softmax with a running maximum; -1 (nothing done) when the GEMM path has no
+ * micro-kernel or memory for the packed keys and values is short. */
 int av_attention_stream(const av_attn_args *a, int n_threads);
 /* Keys visible to query row i of a: [0, n). */
 int av_attn_visible_keys(const av_attn_args *a, int i);

@@ -422,8 +422,8 @@ static void vnorm_gram(void *ctx, int tid, int64_t r0, int64_t r1) {
         const float *rows = (const float *)j->wo->data + (size_t)r * (size_t)q_dim; /* (nr, q_dim) */
         if (blk) av_dequantize_rows(j->wo, r, nr, blk), rows = blk;
         for (int h = 0; h < j->n_heads; h++)
-            av_gemm_f32(1, 0, j->hs, j->hs, nr, 1.0f, rows + h * j->hs, q_dim, rows + h * j->hs, q_dim,
-                        r > r0 ? 1.0f : 0.0f, gram + (size_t)h * (size_t)j->hs * (size_t)j->hs, j->hs, 1);
+            av_gram_f32(j->hs, nr, rows + h * j->hs, q_dim, r > r0 ? 1.0f : 0.0f,
+                        gram + (size_t)h * (size_t)j->hs * (size_t)j->hs, j->hs);
     }
     free(blk);
 }
