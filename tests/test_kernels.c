@@ -192,6 +192,39 @@ static void test_softmax_swiglu_same_bits_on_avx512(void) {
     av_gemm_path_set(prev);
 }
 
+/* The residual add fused into the next RMSNorm (av_rmsnorm_add, out aliasing the addend as the forward pass
+ * calls it) against the add and av_rmsnorm apart, bit for bit, and the norm against double precision;
+ * rows of 300 values (not a multiple of the 8 lanes), enough rows for two threads. */
+static void test_rmsnorm_add_equals_two_steps(void) {
+    enum { N = 64, D = 300 };
+    static float x[N * D], y[N * D], a[N * D], o[N * D], w[D];
+    unsigned seed = 3;
+    for (int i = 0; i < N * D; i++) {
+        x[i] = y[i] = (float)rand_r(&seed) / RAND_MAX * 4 - 2;
+        a[i] = o[i] = (float)rand_r(&seed) / RAND_MAX - 0.5f;
+    }
+    for (int i = 0; i < D; i++)
+        w[i] = (float)rand_r(&seed) / RAND_MAX + 0.5f;
+    av_tensor wt = {AV_DTYPE_F32, 1, {D, 0, 0, 0}, w, sizeof w};
+    av_rmsnorm_add(a, x, a, &wt, N, D, 1e-5f, 2); /* x += a, a = norm(x) */
+    for (int i = 0; i < N * D; i++)
+        y[i] += o[i];
+    av_rmsnorm(o, y, &wt, N, D, 1e-5f, 2);
+    CHECK(memcmp(x, y, sizeof x) == 0);
+    CHECK(memcmp(a, o, sizeof a) == 0);
+    double worst = 0;
+    for (int r = 0; r < N; r++) {
+        double ss = 0;
+        for (int i = 0; i < D; i++)
+            ss += (double)y[r * D + i] * y[r * D + i];
+        for (int i = 0; i < D; i++) {
+            double want = y[r * D + i] / sqrt(ss / D + 1e-5) * w[i];
+            worst = fmax(worst, fabs(a[r * D + i] - want) / (fabs(want) + 1e-3));
+        }
+    }
+    CHECKF(worst < 1e-6, "relative error %g against double precision", worst);
+}
+
 static void test_rope_styles_agree_under_permutation(void) {
     /* interleaved pairs (2i, 2i+1) and rotate-half pairs (i, i+d/2) give the same rotation on permuted dims
      */
@@ -345,6 +378,7 @@ int main(void) {
     RUN(test_softmax_matches_double_precision);
     RUN(test_softmax_nan_and_inf_rows);
     RUN(test_softmax_swiglu_same_bits_on_avx512);
+    RUN(test_rmsnorm_add_equals_two_steps);
     RUN(test_rope_styles_agree_under_permutation);
     RUN(test_matmul_all_paths);
     RUN(test_matmul_bf16x3_within_bound);

@@ -85,6 +85,12 @@ void av_matmul_many(float *const *y, const float *x, const av_tensor *const *w, 
  */
 void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps,
                 int n_threads);
+/* x[i] += y[i] for n values (8 at a time). */
+void av_add_to(float *x, const float *y, size_t n);
+/* x += add, then out = av_rmsnorm(x), row by row in one pass (a residual add and the next norm: the same bits
+ * as the two apart). out may be add. */
+void av_rmsnorm_add(float *out, float *x, const float *add, const av_tensor *weight, int n, int dim,
+                    float eps, int n_threads);
 
 /* In-place softmax over x[0..n), and its three passes: the largest value (-inf for none); x[i] =
  * exp(x[i] - mx) for values <= a finite mx, returning their sum; x[i] *= s. */

@@ -21,7 +21,8 @@ static float weight_at(const av_tensor *w, size_t i) {
 
 typedef struct rmsnorm_job {
     float *out;
-    const float *x; /* (n, dim) */
+    const float *x;   /* (n, dim) */
+    const float *add; /* (n, dim) added to x first (x then points at writable rows), or NULL */
     const av_tensor *weight;
     const float *w; /* (dim) the weight in f32, or NULL: converted per element */
     int dim;
@@ -49,30 +50,64 @@ static double sum_squares(const float *x, int n) {
     return ss;
 }
 
+void av_add_to(float *x, const float *y, size_t n) {
+    size_t i = 0;
+#ifdef AV_HAVE_F16C
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+#endif
+    for (; i < n; i++)
+        x[i] += y[i];
+}
+
+/* o[i] = x[i] * s * w[i] for n values, 8 at a time where AVX2 is built in (the same two roundings). */
+static void scale_by(float *o, const float *x, float s, const float *w, int n) {
+    int i = 0;
+#ifdef AV_HAVE_F16C
+    __m256 vs = _mm256_set1_ps(s);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(o + i,
+                         _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
+#endif
+    for (; i < n; i++)
+        o[i] = x[i] * s * w[i];
+}
+
 static void rmsnorm_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
     const rmsnorm_job *j = ctx;
     int dim = j->dim;
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = j->x + (size_t)r * (size_t)dim;
         float *o = j->out + (size_t)r * (size_t)dim;
+        if (j->add) /* the residual add, while the row is in L1 (out may be add: read first) */
+            av_add_to((float *)xr, j->add + (size_t)r * (size_t)dim, (size_t)dim);
         double ss = sum_squares(xr, dim);
         float scale = 1.0f / sqrtf((float)(ss / dim) + j->eps);
-        if (j->w) /* the common case: a plain loop the compiler vectorizes */
-            for (int i = 0; i < dim; i++)
-                o[i] = xr[i] * scale * j->w[i];
+        if (j->w) /* the common case */
+            scale_by(o, xr, scale, j->w, dim);
         else
             for (int i = 0; i < dim; i++)
                 o[i] = xr[i] * scale * weight_at(j->weight, (size_t)i);
     }
 }
 
-void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps,
-                int n_threads) {
+static void rmsnorm_run(float *out, const float *x, const float *add, const av_tensor *weight, int n, int dim,
+                        float eps, int n_threads) {
     float stack_w[4096], *w = dim <= 4096 ? stack_w : malloc(sizeof(float) * (size_t)dim); /* (dim) or NULL */
     if (w) av_dequantize_rows(weight, 0, 1, w);
-    rmsnorm_job j = {out, x, weight, w, dim, eps};
+    rmsnorm_job j = {out, x, add, weight, w, dim, eps};
     av_parallel_for((int64_t)n * dim > (1 << 16) ? n_threads : 1, n, rmsnorm_rows, &j);
     if (w != stack_w) free(w);
+}
+
+void av_rmsnorm(float *out, const float *x, const av_tensor *weight, int n, int dim, float eps,
+                int n_threads) {
+    rmsnorm_run(out, x, NULL, weight, n, dim, eps, n_threads);
+}
+
+void av_rmsnorm_add(float *out, float *x, const float *add, const av_tensor *weight, int n, int dim,
+                    float eps, int n_threads) {
+    rmsnorm_run(out, x, add, weight, n, dim, eps, n_threads);
 }
 
 void av_layernorm(float *out, const float *x, const av_tensor *weight, const av_tensor *bias, int n, int dim,

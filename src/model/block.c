@@ -28,8 +28,9 @@ int av_act_parse(const char *name, av_act *out) {
     return -1;
 }
 
-void av_norm_apply(av_norm_kind kind, const av_norm *nm, float eps, float offset, float *out, const float *x,
-                   int rows, int n, int n_threads) {
+/* out = norm(x), after x += add when add is given (x then writable: acc). */
+static void norm_run(av_norm_kind kind, const av_norm *nm, float eps, float offset, float *out,
+                     const float *x, float *acc, const float *add, int rows, int n, int n_threads) {
     av_tensor w = nm->w;
     float stack_w[1024], *shifted = NULL; /* (n) offset + w: Gemma's norms */
     if (offset != 0.0f) {
@@ -42,11 +43,26 @@ void av_norm_apply(av_norm_kind kind, const av_norm *nm, float eps, float offset
             shifted[i] += offset;
         w = av_tensor_f32(shifted, n, 0);
     }
-    if (kind == AV_NORM_RMS)
-        av_rmsnorm(out, x, &w, rows, n, eps, n_threads);
-    else
-        av_layernorm(out, x, &w, &nm->b, rows, n, eps);
+    if (kind == AV_NORM_RMS && add) {
+        av_rmsnorm_add(out, acc, add, &w, rows, n, eps, n_threads);
+    } else {
+        if (add) av_add_to(acc, add, (size_t)rows * (size_t)n);
+        if (kind == AV_NORM_RMS)
+            av_rmsnorm(out, x, &w, rows, n, eps, n_threads);
+        else
+            av_layernorm(out, x, &w, &nm->b, rows, n, eps);
+    }
     if (shifted != stack_w) free(shifted);
+}
+
+void av_norm_apply(av_norm_kind kind, const av_norm *nm, float eps, float offset, float *out, const float *x,
+                   int rows, int n, int n_threads) {
+    norm_run(kind, nm, eps, offset, out, x, NULL, NULL, rows, n, n_threads);
+}
+
+void av_norm_apply_add(av_norm_kind kind, const av_norm *nm, float eps, float offset, float *out, float *x,
+                       const float *add, int rows, int n, int n_threads) {
+    norm_run(kind, nm, eps, offset, out, x, x, add, rows, n, n_threads);
 }
 
 void av_linear_apply(float *y, const float *x, const av_linear *l, int n, float *wscratch, int n_threads) {

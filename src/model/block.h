@@ -155,6 +155,9 @@ int av_act_parse(const char *name, av_act *out);
 /* out (rows, n) = norm(x) with the weights scaled by (offset + w); out may equal x. */
 void av_norm_apply(av_norm_kind kind, const av_norm *nm, float eps, float offset, float *out, const float *x,
                    int rows, int n, int n_threads);
+/* x += add, then out = norm(x) as av_norm_apply (RMSNorm: one pass over each row); out may equal add. */
+void av_norm_apply_add(av_norm_kind kind, const av_norm *nm, float eps, float offset, float *out, float *x,
+                       const float *add, int rows, int n, int n_threads);
 /* y (n, out) = x (n, in) W^T + b; wscratch: (out, in) floats for non-F32 weights, or NULL. */
 void av_linear_apply(float *y, const float *x, const av_linear *l, int n, float *wscratch, int n_threads);
 /* Shape check of a weight: rows x cols (cols 0: a vector of rows); optional allows an empty tensor. Any

@@ -204,8 +204,7 @@ static const float *sublayer_input(av_state *s, const av_norm *nm, av_tape_slot 
 static void add_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
     const av_state *s = ctx;
     size_t dim = (size_t)s->st->cfg.dim;
-    for (size_t i = (size_t)r0 * dim; i < (size_t)r1 * dim; i++)
-        s->x[i] += s->xb[i];
+    av_add_to(s->x + (size_t)r0 * dim, s->xb + (size_t)r0 * dim, (size_t)(r1 - r0) * dim);
 }
 
 /* x += out_norm(xb) (the sub-layer output, through its own norm when there is one), then the post-norm.
@@ -439,17 +438,31 @@ void av_ffn_dense(av_state *s, const av_ffn *f, const float *in, int rows, float
     av_linear_apply(out, s->h1, &f->down, rows, s->wscratch, nt);
 }
 
+/* x += xb, then the feed-forward's input norm(x) into xb, in one pass over the rows (pre-norm blocks with no
+ * output norm and no cross-attention between the two). */
+static const float *residual_into_norm(av_state *s, const av_norm *nm, av_tape_slot k, int rows) {
+    const av_stack_cfg *c = &s->st->cfg;
+    av_norm_apply_add(c->norm, nm, c->eps, c->norm_offset, s->xb, s->x, s->xb, rows, c->dim, s->n_threads);
+    keep(s, k, s->x, (size_t)rows * (size_t)c->dim); /* the norm's input, as norm_rows keeps it */
+    return s->xb;
+}
+
 static int block_forward(av_state *s, const av_block *B, int l, const chunk *ch, av_err *err) {
     const float *in = sublayer_input(s, &B->attn_norm, AV_TAPE_ATTN_NORM, ch->rows);
     if (self_attention(s, B, l, in, ch, err)) return -1;
-    residual(s, &B->attn_norm, &B->attn_out_norm, AV_TAPE_ATTN_NORM, ch->rows);
-    if (B->cross.q.w.data && s->cross_k) {
-        if (s->tape) return av_errf(err, "cross-attention has no backward pass");
-        in = sublayer_input(s, &B->cross_norm, AV_TAPE_COUNT, ch->n);
-        cross_attention(s, B, l, in, ch);
-        residual(s, &B->cross_norm, &(av_norm){0}, AV_TAPE_COUNT, ch->n);
+    int cross = B->cross.q.w.data && s->cross_k;
+    if (!cross && !s->st->cfg.post_norm && !B->attn_out_norm.w.data) {
+        in = residual_into_norm(s, &B->ffn_norm, AV_TAPE_FFN_NORM, ch->rows);
+    } else {
+        residual(s, &B->attn_norm, &B->attn_out_norm, AV_TAPE_ATTN_NORM, ch->rows);
+        if (cross) {
+            if (s->tape) return av_errf(err, "cross-attention has no backward pass");
+            in = sublayer_input(s, &B->cross_norm, AV_TAPE_COUNT, ch->n);
+            cross_attention(s, B, l, in, ch);
+            residual(s, &B->cross_norm, &(av_norm){0}, AV_TAPE_COUNT, ch->n);
+        }
+        in = sublayer_input(s, &B->ffn_norm, AV_TAPE_FFN_NORM, ch->rows);
     }
-    in = sublayer_input(s, &B->ffn_norm, AV_TAPE_FFN_NORM, ch->rows);
     if (B->moe.router.w.data) { /* the mixture reads in (s->xb or s->x) until its last expert */
         keep(s, AV_TAPE_MOE_IN, in, (size_t)ch->rows * (size_t)s->st->cfg.dim);
         av_ffn_moe(s, &B->moe, in, ch->rows, s->moe_out);
