@@ -227,8 +227,8 @@ static void test_rmsnorm_add_equals_two_steps(void) {
 
 static void test_rope_styles_agree_under_permutation(void) {
     /* interleaved pairs (2i, 2i+1) and rotate-half pairs (i, i+d/2) give the same rotation on permuted dims
-     */
-    enum { D = 8 };
+     * (20 pairs: rotate-half's 8-lane loop and its scalar tail against the interleaved loop) */
+    enum { D = 40 };
     float a[D], b[D];
     for (int i = 0; i < D; i++)
         a[i] = (float)(i + 1) * 0.25f;

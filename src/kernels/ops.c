@@ -300,8 +300,18 @@ void av_rope_rotate(float *v, int n_heads, int head_dim, int n_pairs, const floa
                     int half_style) {
     for (int h = 0; h < n_heads; h++) {
         float *hv = v + (size_t)h * (size_t)head_dim;
-        if (half_style) { /* pairs (i, i + n_pairs): two contiguous runs, vectorized */
-            for (int i = 0; i < n_pairs; i++) {
+        if (half_style) { /* pairs (i, i + n_pairs): two contiguous runs, 8 pairs at a time */
+            int i = 0;
+#ifdef AV_HAVE_F16C
+            for (; i + 8 <= n_pairs; i += 8) {
+                __m256 x0 = _mm256_loadu_ps(hv + i), x1 = _mm256_loadu_ps(hv + i + n_pairs);
+                __m256 vc = _mm256_loadu_ps(c + i), vs = _mm256_loadu_ps(s + i);
+                _mm256_storeu_ps(hv + i, _mm256_sub_ps(_mm256_mul_ps(x0, vc), _mm256_mul_ps(x1, vs)));
+                _mm256_storeu_ps(hv + i + n_pairs,
+                                 _mm256_add_ps(_mm256_mul_ps(x0, vs), _mm256_mul_ps(x1, vc)));
+            }
+#endif
+            for (; i < n_pairs; i++) {
                 float x0 = hv[i], x1 = hv[i + n_pairs];
                 hv[i] = x0 * c[i] - x1 * s[i];
                 hv[i + n_pairs] = x0 * s[i] + x1 * c[i];
