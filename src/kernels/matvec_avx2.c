@@ -87,6 +87,10 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++)
             acc[i][q] = _mm256_setzero_ps();
+    size_t row_bytes = 0, step; /* bytes of the row, of 32 of its values (rounded down for Q6_K) */
+    av_dtype_nbytes(t, (size_t)n, &row_bytes);
+    step = row_bytes * 32 / (size_t)n;
+    const char *at = w; /* where value k is read, to within step */
     int64_t k = 0;
     for (int64_t k0 = 0; k0 < n; k0 += CHUNK) {
         int64_t end = n - k0 < CHUNK ? n : k0 + CHUNK;
@@ -94,6 +98,8 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
             av_dequant_groups(t, w, k0, (int)(end - k0) / 16, s, m);
         for (k = k0; k + 32 <= end; k += 32) {
             __m256 wv[4];
+            av_mv_prefetch(at, t == AV_DTYPE_F32 ? 128 : 64);
+            at += step;
             load32(t, w, k, s + (k - k0) / 16, m + (k - k0) / 16, wv);
 #pragma GCC unroll 4
             for (int q = 0; q < 4; q++)
