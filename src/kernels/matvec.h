@@ -28,6 +28,24 @@ static inline __attribute__((always_inline)) void av_mv_prefetch(const void *p, 
         __builtin_prefetch((const char *)p + AV_MV_PREFETCH + c, 0, 3);
 }
 
+#ifdef __AVX2__
+#include "quants.h"
+
+#include <immintrin.h>
+
+/* The eight sub-blocks' scales s = d * sc and mins m = dmin * mn of a Q4_K / Q5_K super-block (ggml's d1,
+ * m1), for the vector paths. */
+static inline __attribute__((always_inline)) void
+av_mv_k_factors8(uint16_t d, uint16_t dmin, const uint8_t *scales, float s[8], float m[8]) {
+    uint64_t sc, mn;
+    av_k_scales_mins8(scales, &sc, &mn);
+    __m256 isc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
+    __m256 imn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
+    _mm256_storeu_ps(s, _mm256_mul_ps(_mm256_set1_ps(av_half(d)), isc));
+    _mm256_storeu_ps(m, _mm256_mul_ps(_mm256_set1_ps(av_half(dmin)), imn));
+}
+#endif
+
 /* out[i] = sum_k w[k] x[i * ldx + k] for i < nx (1 <= nx <= AV_MV_NX), k < n: w one weight row of the
  * kernel's dtype (n values, a whole number of its blocks). Every kernel of a path keeps the same partial sums
  * (value k goes to lane-group k / VL % 4, in increasing k), so a quantized row gives the bits of its F32

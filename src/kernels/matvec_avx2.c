@@ -38,33 +38,54 @@ AI void load_q4_0(const void *w, int64_t v, __m256 out[4]) {
         out[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q[i]), d, md);
 }
 
-/* Q5_K values [v, v + 32), sub-block j = v % 256 / 32: the nibbles of qs[32 (j / 2) + l] (low for even j)
- * plus 16 * bit j of qh[l]; s, m: the factors of the two 16-value groups (av_groups_q5_k). ggml's s q - m
- * with s q exact (at most 17 + 5 bits): the fused form rounds to the same value. */
-AI void load_q5_k(const void *w, int64_t v, const float *s, const float *m, __m256 out[4]) {
-    const av_block_q5_k *b = (const av_block_q5_k *)w + v / AV_QK_K;
+/* Q4_K and Q5_K values [v, v + 32), sub-block j = v % 256 / 32: the nibbles of qs[32 (j / 2) + l] (low for
+ * even j), for Q5_K plus 16 * bit j of qh[l]; s, m: the sub-block's factors (av_mv_k_factors8). ggml's
+ * s q - m with s q exact (at most 17 + 5 bits): the fused form rounds to the same value. */
+AI void load_q45_k(av_dtype t, const void *w, int64_t v, float s, float m, __m256 out[4]) {
+    const av_block_q5_k *b5 = (const av_block_q5_k *)w + v / AV_QK_K;
     int j = (int)(v % AV_QK_K / 32);
-    const uint8_t *qs = b->qs + 32 * (j / 2);
+    const uint8_t *qh = b5->qh,
+                  *qs = (t == AV_DTYPE_Q4_K ? ((const av_block_q4_k *)w + v / AV_QK_K)->qs : b5->qs) +
+                        32 * (j / 2);
     __m128i shift = _mm_cvtsi32_si128(4 * (j & 1)), bit = _mm_cvtsi32_si128(j);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * i)));
-        __m256i h = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b->qh + 8 * i)));
         q = _mm256_and_si256(_mm256_srl_epi32(q, shift), _mm256_set1_epi32(0x0f));
-        h = _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(h, bit), _mm256_set1_epi32(1)), 4);
-        out[i] = _mm256_fmsub_ps(_mm256_set1_ps(s[i / 2]), _mm256_cvtepi32_ps(_mm256_or_si256(q, h)),
-                                 _mm256_set1_ps(m[i / 2]));
+        if (t == AV_DTYPE_Q5_K) {
+            __m256i h = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qh + 8 * i)));
+            h = _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(h, bit), _mm256_set1_epi32(1)), 4);
+            q = _mm256_or_si256(q, h);
+        }
+        out[i] = _mm256_fmsub_ps(_mm256_set1_ps(s), _mm256_cvtepi32_ps(q), _mm256_set1_ps(m));
     }
 }
 
-/* Values [k, k + 32) of a row of dtype t; s, m: the factors of their groups (grouped types and Q5_K). */
-AI void load32(av_dtype t, const void *w, int64_t k, const float *s, const float *m, __m256 out[4]) {
-    if (av_dtype_grouped(t))
-        av_qload32(t, w, k, s, m, out);
+/* The factors of a row's values [k0, k0 + n): per 16-value group of Q8_0 and Q6_K (av_dequant_groups), per
+ * 32-value sub-block of Q4_K and Q5_K (s, m: (n / 16) each). */
+AI void row_factors(av_dtype t, const void *w, int64_t k0, int64_t n, float *s, float *m) {
+    if (t != AV_DTYPE_Q4_K && t != AV_DTYPE_Q5_K) {
+        av_dequant_groups(t, w, k0, (int)n / 16, s, m);
+        return;
+    }
+    const av_block_q4_k *b4 = (const av_block_q4_k *)w + k0 / AV_QK_K;
+    const av_block_q5_k *b5 = (const av_block_q5_k *)w + k0 / AV_QK_K;
+    for (int64_t i = 0; i < n / AV_QK_K; i++)
+        if (t == AV_DTYPE_Q4_K)
+            av_mv_k_factors8(b4[i].d, b4[i].dmin, b4[i].scales, s + 8 * i, m + 8 * i);
+        else
+            av_mv_k_factors8(b5[i].d, b5[i].dmin, b5[i].scales, s + 8 * i, m + 8 * i);
+}
+
+/* Values [k, k + 32) of a row of dtype t; s, m: the factors of their groups (row_factors, from value k0). */
+AI void load32(av_dtype t, const void *w, int64_t k, int64_t k0, const float *s, const float *m,
+               __m256 out[4]) {
+    if (av_dtype_grouped(t) && t != AV_DTYPE_Q4_K)
+        av_qload32(t, w, k, s + (k - k0) / 16, m + (k - k0) / 16, out);
     else if (t == AV_DTYPE_Q4_0)
         load_q4_0(w, k, out);
-    else if (t == AV_DTYPE_Q5_K)
-        load_q5_k(w, k, s, m, out);
+    else if (t == AV_DTYPE_Q4_K || t == AV_DTYPE_Q5_K)
+        load_q45_k(t, w, k, s[(k - k0) / 32], m[(k - k0) / 32], out);
     else
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++)
@@ -94,13 +115,12 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
     int64_t k = 0;
     for (int64_t k0 = 0; k0 < n; k0 += CHUNK) {
         int64_t end = n - k0 < CHUNK ? n : k0 + CHUNK;
-        if (av_dtype_grouped(t) || t == AV_DTYPE_Q5_K)
-            av_dequant_groups(t, w, k0, (int)(end - k0) / 16, s, m);
+        if (av_dtype_grouped(t) || t == AV_DTYPE_Q5_K) row_factors(t, w, k0, end - k0, s, m);
         for (k = k0; k + 32 <= end; k += 32) {
             __m256 wv[4];
             av_mv_prefetch(at, t == AV_DTYPE_F32 ? 128 : 64);
             at += step;
-            load32(t, w, k, s + (k - k0) / 16, m + (k - k0) / 16, wv);
+            load32(t, w, k, k0, s, m, wv);
 #pragma GCC unroll 4
             for (int q = 0; q < 4; q++)
 #pragma GCC unroll 4

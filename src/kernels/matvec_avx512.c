@@ -134,17 +134,6 @@ AI void row_legacy(av_dtype t, acc *a, int nx, const void *w, const float *x, in
 
 /* ---- k-quants: 256-value super-blocks ---- */
 
-/* The eight sub-blocks' scales s = d * sc and mins m = dmin * mn of a Q4_K / Q5_K super-block (ggml's d1,
- * m1). */
-AI void k_factors8(uint16_t d, uint16_t dmin, const uint8_t *scales, float s[8], float m[8]) {
-    uint64_t sc, mn;
-    av_k_scales_mins8(scales, &sc, &mn);
-    __m256 isc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
-    __m256 imn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
-    _mm256_storeu_ps(s, _mm256_mul_ps(_mm256_set1_ps(av_half(d)), isc));
-    _mm256_storeu_ps(m, _mm256_mul_ps(_mm256_set1_ps(av_half(dmin)), imn));
-}
-
 /* s * (i + from) - m for i = 0..15 */
 AI __m512 k_table(float s, float m, float from) {
     const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -157,7 +146,7 @@ AI void row_q4_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int
     for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
         av_mv_prefetch(&b[i], sizeof b[i]);
         float s[8], m[8];
-        k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
+        av_mv_k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
         VIA_MEMORY();
 #pragma GCC unroll 4
         for (int p = 0; p < 4; p++) {
@@ -185,7 +174,7 @@ AI void row_q5_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int
     for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
         av_mv_prefetch(&b[i], sizeof b[i]);
         float s[8], m[8];
-        k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
+        av_mv_k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
         VIA_MEMORY();
         __m512i h0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b[i].qh));
         __m512i h1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qh + 16)));
