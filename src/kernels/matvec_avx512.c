@@ -10,7 +10,8 @@
  *    assembled 64 at a time in bytes first;
  *  - 4- and 5-bit types from a table in a register: the 16 (Q4_0, Q4_K) or 32 (Q5_K) values a sub-block can
  *    take, (i - 8) * d or s * i - m (s * i is exact: at most 11 + 6 + 5 bits, so the fused s * i - m rounds
- *    once, as the product and difference do), looked up by the integers with one permute. */
+ *    once, as the product and difference do), looked up by the integers with one permute.
+ * Every kernel prefetches AV_MV_PREFETCH bytes ahead of its reads, a line per 64 bytes read (matvec.h). */
 #include "matvec.h"
 #include "quants.h"
 
