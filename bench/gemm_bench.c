@@ -8,7 +8,9 @@
  *  - "generation": token-by-token matrix-vector products (av_matmul, 1 row, and 4 rows: "rows4") over
  *    weights of 5632 x 2048, as many as make 768 MiB (beyond the last-level cache), in F16, BF16, Q8_0, Q4_0,
  *    Q4_K, Q5_K and Q6_K, in GB/s of weights read, against a STREAM-like copy (a = b, 2 x 256 MiB, bytes read
- *    + written) and a read-only stream (512 MiB, "read_gbps") on the same threads in the same run;
+ *    + written) and two read-only streams over 512 MiB on the same threads in the same run: glibc's memchr
+ *    ("read_gbps", "vs_memchr") and sums of the widest vector loads of the CPU ("read_simd_gbps", AVX-512 or
+ *    AVX2: what the cores can read; "vs_read" and "rows4_vs_read" are against it);
  *  - "parallel_for": microseconds per av_parallel_for call whose ranges only wait for each other (every
  *    thread runs its own range: the cost of handing work to the threads and back), through the thread pool
  *    ("pool_us") and through threads started for the call ("own_threads_us": what every call cost before the
@@ -18,6 +20,8 @@
  * with a core per thread: on a machine shared with other jobs it moves far less than wall time). */
 #include "../tests/quant_blocks.h"
 #include "kernels/kernels.h"
+
+#include <immintrin.h>
 
 #include <math.h>
 #include <sched.h>
@@ -180,12 +184,61 @@ static void read_range(void *ctx, int tid, int64_t i0, int64_t i1) {
     j->dst[tid] = memchr(j->src + i0, 0x22, sizeof(float) * (size_t)(i1 - i0)) ? 1.0f : 0.0f;
 }
 
-/* A read-only stream over 512 MiB in GB/s (what a matrix-vector product does with its weights), best of 5. */
-static double read_gbps(int threads) {
+/* The sum of floats [0, n) with 512-bit (or 256-bit) loads into four independent accumulators, the last
+ * n % 64 (32) one by one: a read-only stream as fast as the core's loads go, what a matrix-vector product's
+ * weight reads would be with no arithmetic at all. */
+__attribute__((target("avx512f"))) static float sum_avx512(const float *p, size_t n) {
+    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+#pragma GCC unroll 4 /* the accumulators in registers */
+        for (int k = 0; k < 4; k++)
+            a[k] = _mm512_add_ps(a[k], _mm512_loadu_ps(p + i + 16 * k));
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+    for (; i < n; i++)
+        sum += p[i];
+    return sum;
+}
+__attribute__((target("avx2"))) static float sum_avx2(const float *p, size_t n) {
+    __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+            a[k] = _mm256_add_ps(a[k], _mm256_loadu_ps(p + i + 8 * k));
+    float v[8], sum = 0;
+    _mm256_storeu_ps(v, _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+    for (int k = 0; k < 8; k++)
+        sum += v[k];
+    for (; i < n; i++)
+        sum += p[i];
+    return sum;
+}
+
+static void read_simd_avx512(void *ctx, int tid, int64_t i0, int64_t i1) {
+    const copy_job *j = ctx;
+    j->dst[tid] = sum_avx512(j->src + i0, (size_t)(i1 - i0));
+}
+static void read_simd_avx2(void *ctx, int tid, int64_t i0, int64_t i1) {
+    const copy_job *j = ctx;
+    j->dst[tid] = sum_avx2(j->src + i0, (size_t)(i1 - i0));
+}
+
+/* A read-only stream over 512 MiB (beyond the last-level cache) in GB/s, best of 5: glibc's memchr
+ * (simd = 0) or the widest vector loads this CPU has (simd = 1; *isa names them, 0 when it has neither). */
+static double read_gbps(int threads, int simd, const char **isa) {
     size_t n = (size_t)128 << 20; /* floats */
-    float *a = malloc(sizeof(float) * n), sink[64];
+    av_range_fn fn = read_range;
+    __builtin_cpu_init();
+    if (simd && __builtin_cpu_supports("avx512f"))
+        fn = read_simd_avx512, *isa = "avx512";
+    else if (simd && __builtin_cpu_supports("avx2"))
+        fn = read_simd_avx2, *isa = "avx2";
+    else if (simd)
+        return 0;
+    float *a = aligned_alloc(64, sizeof(float) * n), sink[64]; /* whole lines: no load splits two */
     memset(a, 0x11, sizeof(float) * n);
-    double best = best_pass(threads, n, read_range, &(copy_job){sink, a});
+    double best = best_pass(threads, n, fn, &(copy_job){sink, a});
     free(a);
     return sizeof(float) * (double)n / best / 1e9;
 }
@@ -215,10 +268,13 @@ static double gemv_gbps(const av_tensor *w, int layers, int rows, int threads) {
 static void run_generation(int threads) {
     static const av_dtype types[] = {AV_DTYPE_F16,  AV_DTYPE_BF16, AV_DTYPE_Q8_0, AV_DTYPE_Q4_0,
                                      AV_DTYPE_Q4_K, AV_DTYPE_Q5_K, AV_DTYPE_Q6_K};
-    double copy = copy_gbps(threads), read = read_gbps(threads);
+    const char *isa = NULL;
+    double copy = copy_gbps(threads), memchr_read = read_gbps(threads, 0, &isa),
+           simd_read = read_gbps(threads, 1, &isa), read = simd_read > 0 ? simd_read : memchr_read;
     printf(
-        "{\"generation\": {\"threads\": %d, \"gemm_path\": \"%s\", \"copy_gbps\": %.1f, \"read_gbps\": %.1f",
-        threads, av_gemm_path_name(av_gemm_path_get()), copy, read);
+        "{\"generation\": {\"threads\": %d, \"gemm_path\": \"%s\", \"copy_gbps\": %.1f, \"read_gbps\": %.1f, "
+        "\"read_simd_gbps\": %.1f, \"read_simd_isa\": \"%s\"",
+        threads, av_gemm_path_name(av_gemm_path_get()), copy, memchr_read, simd_read, isa ? isa : "none");
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         av_tensor w[GEN_MAX_LAYERS];
         w[0] = make_weight(types[i], GEN_OUT, GEN_IN, 1);
@@ -231,8 +287,9 @@ static void run_generation(int threads) {
         }
         double g1 = gemv_gbps(w, layers, 1, threads), g4 = gemv_gbps(w, layers, 4, threads);
         printf(", \"%s\": {\"mb\": %.0f, \"weights_gbps\": %.1f, \"vs_copy\": %.2f, \"vs_read\": %.2f, "
-               "\"rows4_gbps\": %.1f}",
-               av_dtype_name(types[i]), w[0].nbytes * (double)layers / 1e6, g1, g1 / copy, g1 / read, g4);
+               "\"vs_memchr\": %.2f, \"rows4_gbps\": %.1f, \"rows4_vs_read\": %.2f}",
+               av_dtype_name(types[i]), w[0].nbytes * (double)layers / 1e6, g1, g1 / copy, g1 / read,
+               g1 / memchr_read, g4, g4 / read);
         for (int l = 0; l < layers; l++)
             free((void *)w[l].data);
     }

@@ -60,8 +60,10 @@ def generation_table(d, name):
     out = []
     for g in gen:
         out += ["", "Generation kernels (1-row products of 5632 x 2048 weights, beyond the last-level cache; %d "
-                "thread(s), path %s; copy %.1f GB/s read + written, read-only stream %s GB/s, in the same run):" % (
-                    g["threads"], g["gemm_path"], g["copy_gbps"], g.get("read_gbps", "-")), "",
+                "thread(s), path %s; copy %.1f GB/s read + written, read-only streams: memchr %s GB/s, %s loads %s "
+                "GB/s (\"x read\" is against the latter), in the same run):" % (
+                    g["threads"], g["gemm_path"], g["copy_gbps"], g.get("read_gbps", "-"),
+                    g.get("read_simd_isa", "vector"), g.get("read_simd_gbps", "-")), "",
                 "| weights | MB | GB/s of weights | x copy | x read | 4 rows: GB/s |", "|---|---|---|---|---|---|"]
         types = [(t, v) for t, v in g.items() if isinstance(v, dict)]
         for t, v in types:

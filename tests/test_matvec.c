@@ -129,7 +129,40 @@ static void matvec_split_invariant(av_gemm_path path) {
     (void)path;
 }
 
+/* The contract of the row kernels (matvec.h): on a path, a row of any dtype with a kernel of its own gives
+ * the bits its F32 expansion gives (each value expanded exactly, into the F32 kernel's lane and slot, in
+ * order), whatever the conversion sequence and prefetch schedule. Widths up to 4096 (the expanded path's
+ * block), so the scalar path's expanded rows are one block too. */
+static void matvec_bits_of_f32(av_gemm_path path) {
+    enum { OUT = 19 };
+    static const int widths[] = {256, 2304, 4096};
+    static const av_dtype own[] = {AV_DTYPE_F16,  AV_DTYPE_BF16, AV_DTYPE_Q8_0, AV_DTYPE_Q4_0,
+                                   AV_DTYPE_Q4_K, AV_DTYPE_Q5_K, AV_DTYPE_Q6_K};
+    for (size_t ti = 0; ti < sizeof own / sizeof *own; ti++)
+        for (int wi = 0; wi < 3; wi++) {
+            int in = widths[wi];
+            unsigned seed = (unsigned)(100 + ti * 8 + wi);
+            float *wf, *x = malloc(sizeof(float) * AV_GEMV_MAX_ROWS * (size_t)in),
+                       *yq = malloc(sizeof(float) * AV_GEMV_MAX_ROWS * OUT),
+                       *yf = malloc(sizeof(float) * AV_GEMV_MAX_ROWS * OUT);
+            av_tensor w = make_weight(own[ti], OUT, in, seed, &wf);
+            av_tensor w32 = {AV_DTYPE_F32, 2, {OUT, in, 0, 0}, wf, sizeof(float) * OUT * (size_t)in};
+            for (int i = 0; i < AV_GEMV_MAX_ROWS * in; i++)
+                x[i] = frand(&seed, 2.0f);
+            for (int n = 1; n <= AV_GEMV_MAX_ROWS; n += 3) { /* 1, 4 and 7 rows of x */
+                av_matmul(yq, x, &w, n, NULL, 2);
+                av_matmul(yf, x, &w32, n, NULL, 2);
+                int same = memcmp(yq, yf, sizeof(float) * (size_t)n * OUT) == 0;
+                CHECKF(same, "%s, %d x %d x %d: not the bits of the F32 expansion on %s",
+                       av_dtype_name(own[ti]), n, OUT, in, av_gemm_path_name(path));
+            }
+            free(wf), free(x), free(yq), free(yf), free((void *)w.data);
+        }
+}
+
 ON_ALL_PATHS(matvec_within_bound)
+ON_OWN_PATHS(matvec_bits_of_f32)
+ON_PATH(matvec_bits_of_f32, AMX) /* the sgemm path keeps OpenBLAS's sgemv for F32 weights */
 ON_ALL_PATHS(matvec_split_invariant)
 
 int main(void) {
@@ -138,6 +171,10 @@ int main(void) {
     RUN(matvec_within_bound_AVX512);
     RUN(matvec_within_bound_AMX);
     RUN(matvec_within_bound_SGEMM);
+    RUN(matvec_bits_of_f32_SCALAR);
+    RUN(matvec_bits_of_f32_AVX2);
+    RUN(matvec_bits_of_f32_AVX512);
+    RUN(matvec_bits_of_f32_AMX);
     RUN(matvec_split_invariant_SCALAR);
     RUN(matvec_split_invariant_AVX2);
     RUN(matvec_split_invariant_AVX512);

@@ -80,9 +80,6 @@ static void mv_rows(const mv_job *j, int i, int64_t r0, int64_t r1, float *buf) 
     int64_t out = w->shape[0];
     for (int64_t r = r0; r < r1; r++) {
         const char *row = (const char *)w->data + (size_t)r * row_bytes;
-        if (r + 2 < r1) /* the row after next: ahead of the hardware's stream detection */
-            for (size_t at = 0; at < row_bytes; at += 64)
-                __builtin_prefetch(row + 2 * row_bytes + at, 0, 3);
         for (int i0 = 0; i0 < j->n; i0 += AV_MV_NX) {
             int nx = j->n - i0 < AV_MV_NX ? j->n - i0 : AV_MV_NX;
             const float *x = j->x + (size_t)i0 * (size_t)j->in;

@@ -13,6 +13,39 @@
 
 enum { AV_MV_NX = 4 }; /* rows of x one pass over a weight row serves */
 
+/* How far ahead of its reads a row kernel prefetches: a thread's rows are one contiguous stream of weight
+ * bytes, so the kernels request the line AV_MV_PREFETCH bytes past the one they read, a line for every 64
+ * bytes they read, which keeps ~8 KiB of requests in flight without a burst (a whole row's lines at once
+ * overflow the core's fill buffers) and runs into the next row. Measured on 2 threads of the Emerald Rapids
+ * VM (docs/BENCHMARKS.md, "Generation bandwidth (session 26)"): 4-16 KiB alike, 1-2 KiB and the hardware's
+ * stream detection alone (no software prefetch) far slower. Prefetches never fault: the last ones of a range
+ * may point past the weights. */
+enum { AV_MV_PREFETCH = 8192 };
+
+/* The prefetches for `bytes` (a constant) of weights read at p. */
+static inline __attribute__((always_inline)) void av_mv_prefetch(const void *p, size_t bytes) {
+    for (size_t c = 0; c < bytes; c += 64)
+        __builtin_prefetch((const char *)p + AV_MV_PREFETCH + c, 0, 3);
+}
+
+#ifdef __AVX2__
+#include "quants.h"
+
+#include <immintrin.h>
+
+/* The eight sub-blocks' scales s = d * sc and mins m = dmin * mn of a Q4_K / Q5_K super-block (ggml's d1,
+ * m1), for the vector paths. */
+static inline __attribute__((always_inline)) void
+av_mv_k_factors8(uint16_t d, uint16_t dmin, const uint8_t *scales, float s[8], float m[8]) {
+    uint64_t sc, mn;
+    av_k_scales_mins8(scales, &sc, &mn);
+    __m256 isc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
+    __m256 imn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
+    _mm256_storeu_ps(s, _mm256_mul_ps(_mm256_set1_ps(av_half(d)), isc));
+    _mm256_storeu_ps(m, _mm256_mul_ps(_mm256_set1_ps(av_half(dmin)), imn));
+}
+#endif
+
 /* out[i] = sum_k w[k] x[i * ldx + k] for i < nx (1 <= nx <= AV_MV_NX), k < n: w one weight row of the
  * kernel's dtype (n values, a whole number of its blocks). Every kernel of a path keeps the same partial sums
  * (value k goes to lane-group k / VL % 4, in increasing k), so a quantized row gives the bits of its F32

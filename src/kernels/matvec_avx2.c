@@ -1,13 +1,21 @@
 /* Row kernels of the matrix-vector products (matvec.h) on the avx2 path, 8 lanes wide: 32 values at a time
  * as four vectors, value k into accumulator slot k / 8 % 4, then a plain loop over the last values of a
- * float row. F16 and BF16 by conversion and shift; Q8_0, Q4_K and Q6_K expanded in registers by av_qload32
- * (gemm_quant.h: the operations of av_dequantize_rows, the same bits); Q4_0 and Q5_K below, likewise.
+ * float row. F16 and BF16 by conversion and shift; Q8_0 and Q6_K expanded in registers by av_qload32
+ * (gemm_quant.h: the operations of av_dequantize_rows, the same bits) with their 16-value groups' factors
+ * computed a 4096-value chunk at a time; Q4_0 below, likewise; Q4_K and Q5_K a super-block at a time with
+ * the eight sub-blocks' factors from its packed scales and every shift a constant (row_k45: 1.6-2.5x the
+ * rate of the 32-value steps through av_qload32, docs/BENCHMARKS.md "Generation bandwidth (session 26)").
+ * Every kernel prefetches AV_MV_PREFETCH bytes ahead (matvec.h).
  * Compiled with -mavx2 -mfma -mf16c (see the Makefile); called only after gemm_cpu.c found AVX2, FMA and
  * F16C. */
 #include "gemm_quant.h"
 #include "matvec.h"
 
 #define AI static inline __attribute__((always_inline))
+
+/* Factors computed once per block go through memory and come back as broadcasts from it (a load, no vector
+ * port), as in matvec_avx512.c. */
+#define VIA_MEMORY() __asm__ volatile("" ::: "memory")
 
 enum { CHUNK = 4096 }; /* values whose group factors are computed at once: (CHUNK / 16) floats each */
 
@@ -38,37 +46,97 @@ AI void load_q4_0(const void *w, int64_t v, __m256 out[4]) {
         out[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q[i]), d, md);
 }
 
-/* Q5_K values [v, v + 32), sub-block j = v % 256 / 32: the nibbles of qs[32 (j / 2) + l] (low for even j)
- * plus 16 * bit j of qh[l]; s, m: the factors of the two 16-value groups (av_groups_q5_k). ggml's s q - m
- * with s q exact (at most 17 + 5 bits): the fused form rounds to the same value. */
-AI void load_q5_k(const void *w, int64_t v, const float *s, const float *m, __m256 out[4]) {
-    const av_block_q5_k *b = (const av_block_q5_k *)w + v / AV_QK_K;
-    int j = (int)(v % AV_QK_K / 32);
-    const uint8_t *qs = b->qs + 32 * (j / 2);
-    __m128i shift = _mm_cvtsi32_si128(4 * (j & 1)), bit = _mm_cvtsi32_si128(j);
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * i)));
-        __m256i h = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b->qh + 8 * i)));
-        q = _mm256_and_si256(_mm256_srl_epi32(q, shift), _mm256_set1_epi32(0x0f));
-        h = _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(h, bit), _mm256_set1_epi32(1)), 4);
-        out[i] = _mm256_fmsub_ps(_mm256_set1_ps(s[i / 2]), _mm256_cvtepi32_ps(_mm256_or_si256(q, h)),
-                                 _mm256_set1_ps(m[i / 2]));
-    }
-}
-
-/* Values [k, k + 32) of a row of dtype t; s, m: the factors of their groups (grouped types and Q5_K). */
+/* Values [k, k + 32) of a row of dtype t but Q4_K and Q5_K; s, m: the factors of their 16-value groups
+ * (grouped types). */
 AI void load32(av_dtype t, const void *w, int64_t k, const float *s, const float *m, __m256 out[4]) {
     if (av_dtype_grouped(t))
         av_qload32(t, w, k, s, m, out);
     else if (t == AV_DTYPE_Q4_0)
         load_q4_0(w, k, out);
-    else if (t == AV_DTYPE_Q5_K)
-        load_q5_k(w, k, s, m, out);
     else
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++)
             out[q] = load_w8(t, w, k + 8 * q);
+}
+
+typedef struct acc {
+    __m256 v[AV_MV_NX][4]; /* (rows of x, slots) */
+} acc;
+
+/* slot g += w * x[i][k .. k + 8) for the nx rows of x, xk = x[0] + k. */
+AI void fma_x(acc *a, int nx, int g, __m256 w, const float *xk, int64_t ldx) {
+#pragma GCC unroll 4
+    for (int i = 0; i < nx; i++)
+        a->v[i][g] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xk + i * ldx), a->v[i][g]);
+}
+
+/* Q4_K and Q5_K, a super-block at a time with every shift a constant: sub-block j's values 32j + 8g + l,
+ * l < 8, into slot g (the order of the 32-value steps), from the nibbles of qs[32 (j / 2) + 8g + l] (low for
+ * even j), widened once for both sub-blocks. Q5_K adds 16 * bit j of qh[8g + l] for
+ * sub-block j. ggml's s q - m with s q exact (at most 17 + 5 bits): the fused form rounds to the same value.
+ */
+AI void row_k45(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const __m256i low4 = _mm256_set1_epi32(0x0f);
+    const size_t bytes = t == AV_DTYPE_Q4_K ? sizeof(av_block_q4_k) : sizeof(av_block_q5_k);
+    for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+        const av_block_q4_k *b4 = (const av_block_q4_k *)w + i;
+        const av_block_q5_k *b5 = (const av_block_q5_k *)w + i;
+        const uint8_t *qs = t == AV_DTYPE_Q4_K ? b4->qs : b5->qs;
+        float s[8], m[8];
+        av_mv_prefetch((const char *)w + (size_t)i * bytes, t == AV_DTYPE_Q4_K ? sizeof *b4 : sizeof *b5);
+        if (t == AV_DTYPE_Q4_K)
+            av_mv_k_factors8(b4->d, b4->dmin, b4->scales, s, m);
+        else
+            av_mv_k_factors8(b5->d, b5->dmin, b5->scales, s, m);
+        VIA_MEMORY();
+        __m256i h[4]; /* Q5_K: qh[8g + l] */
+#pragma GCC unroll 4
+        for (int g = 0; g < 4 && t == AV_DTYPE_Q5_K; g++)
+            h[g] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b5->qh + 8 * g)));
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            __m256i q[4];
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++)
+                q[g] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 32 * p + 8 * g)));
+#pragma GCC unroll 2
+            for (int j = 2 * p; j < 2 * p + 2; j++) /* the sub-blocks: low nibbles, then high ones */
+#pragma GCC unroll 4
+                for (int g = 0; g < 4; g++) {
+                    __m256i v = j & 1 ? _mm256_srli_epi32(q[g], 4) : _mm256_and_si256(q[g], low4);
+                    if (t == AV_DTYPE_Q5_K) { /* bit j of h moved to bit 4 */
+                        __m256i bit = _mm256_and_si256(h[g], _mm256_set1_epi32(1 << j));
+                        v = _mm256_or_si256(v, j < 4 ? _mm256_slli_epi32(bit, 4 - j)
+                                                     : _mm256_srli_epi32(bit, j - 4));
+                    }
+                    __m256 wv =
+                        _mm256_fmsub_ps(_mm256_set1_ps(s[j]), _mm256_cvtepi32_ps(v), _mm256_set1_ps(m[j]));
+                    fma_x(a, nx, g, wv, x + 32 * j + 8 * g, ldx);
+                }
+        }
+    }
+}
+
+/* The other dtypes, 32 values at a time. */
+AI void row_steps(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    float s[CHUNK / 16], m[CHUNK / 16]; /* the factors of a grouped row's 16-value groups */
+    size_t row_bytes = 0, step;         /* bytes of the row, of 32 of its values (rounded down for Q6_K) */
+    av_dtype_nbytes(t, (size_t)n, &row_bytes);
+    step = row_bytes * 32 / (size_t)n;
+    const char *at = w; /* where value k is read, to within step */
+    for (int64_t k0 = 0; k0 < n; k0 += CHUNK) {
+        int64_t end = n - k0 < CHUNK ? n : k0 + CHUNK;
+        if (av_dtype_grouped(t)) av_dequant_groups(t, w, k0, (int)(end - k0) / 16, s, m);
+        for (int64_t k = k0; k + 32 <= end; k += 32) {
+            __m256 wv[4];
+            av_mv_prefetch(at, t == AV_DTYPE_F32 ? 128 : 64);
+            at += step;
+            load32(t, w, k, s + (k - k0) / 16, m + (k - k0) / 16, wv);
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++)
+                fma_x(a, nx, q, wv[q], x + k + 8 * q, ldx);
+        }
+    }
 }
 
 AI float hsum(__m256 a, __m256 b, __m256 c, __m256 d) { /* (a + b) + (c + d), then the 8 lanes */
@@ -80,32 +148,21 @@ AI float hsum(__m256 a, __m256 b, __m256 c, __m256 d) { /* (a + b) + (c + d), th
 }
 
 AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {
-    __m256 acc[AV_MV_NX][4];
-    float s[CHUNK / 16], m[CHUNK / 16]; /* the factors of a grouped row's 16-value groups */
+    acc a;
 #pragma GCC unroll 4
     for (int i = 0; i < nx; i++)
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++)
-            acc[i][q] = _mm256_setzero_ps();
-    int64_t k = 0;
-    for (int64_t k0 = 0; k0 < n; k0 += CHUNK) {
-        int64_t end = n - k0 < CHUNK ? n : k0 + CHUNK;
-        if (av_dtype_grouped(t) || t == AV_DTYPE_Q5_K)
-            av_dequant_groups(t, w, k0, (int)(end - k0) / 16, s, m);
-        for (k = k0; k + 32 <= end; k += 32) {
-            __m256 wv[4];
-            load32(t, w, k, s + (k - k0) / 16, m + (k - k0) / 16, wv);
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; q++)
-#pragma GCC unroll 4
-                for (int i = 0; i < nx; i++)
-                    acc[i][q] = _mm256_fmadd_ps(wv[q], _mm256_loadu_ps(x + i * ldx + k + 8 * q), acc[i][q]);
-        }
-    }
+            a.v[i][q] = _mm256_setzero_ps();
+    if (t == AV_DTYPE_Q4_K || t == AV_DTYPE_Q5_K)
+        row_k45(t, &a, nx, w, x, ldx, n);
+    else
+        row_steps(t, &a, nx, w, x, ldx, n);
+    int64_t k = n / 32 * 32; /* float rows only: a quantized row is whole blocks */
 #pragma GCC unroll 4
     for (int i = 0; i < nx; i++) {
-        float sum = hsum(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
-        for (int64_t kk = k; kk < n; kk++) /* float rows only: a grouped row is whole blocks */
+        float sum = hsum(a.v[i][0], a.v[i][1], a.v[i][2], a.v[i][3]);
+        for (int64_t kk = k; kk < n; kk++)
             sum += av_mv_weight(t, w, kk) * x[i * ldx + kk];
         out[i] = sum;
     }

@@ -10,7 +10,8 @@
  *    assembled 64 at a time in bytes first;
  *  - 4- and 5-bit types from a table in a register: the 16 (Q4_0, Q4_K) or 32 (Q5_K) values a sub-block can
  *    take, (i - 8) * d or s * i - m (s * i is exact: at most 11 + 6 + 5 bits, so the fused s * i - m rounds
- *    once, as the product and difference do), looked up by the integers with one permute. */
+ *    once, as the product and difference do), looked up by the integers with one permute.
+ * Every kernel prefetches AV_MV_PREFETCH bytes ahead of its reads, a line per 64 bytes read (matvec.h). */
 #include "matvec.h"
 #include "quants.h"
 
@@ -51,11 +52,14 @@ AI __m512 float16(av_dtype t, const void *w, int64_t k, __mmask16 m) {
 }
 
 AI void row_float(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const size_t size = t == AV_DTYPE_F32 ? 4 : 2; /* bytes per value */
     int64_t k = 0;
-    for (; k + 64 <= n; k += 64)
+    for (; k + 64 <= n; k += 64) {
+        av_mv_prefetch((const char *)w + size * (size_t)k, 64 * size);
 #pragma GCC unroll 4
         for (int s = 0; s < 4; s++)
             fma_x(a, nx, s, float16(t, w, k + 16 * s, 0xffff), x + k + 16 * s, ldx);
+    }
     if (k < n) /* the last values: partial vectors read as 0 past n */
 #pragma GCC unroll 4
         for (int s = 0; s < 4; s++) {
@@ -118,6 +122,7 @@ AI void row_legacy(av_dtype t, acc *a, int nx, const void *w, const float *x, in
         legacy_scales(b, bytes, nb, d);
         VIA_MEMORY();
         for (; i + 2 <= nb; i += 2, b += 2 * bytes, x += 2 * AV_QK) {
+            av_mv_prefetch(b, t == AV_DTYPE_Q8_0 ? 2 * sizeof(av_block_q8_0) : 2 * sizeof(av_block_q4_0));
             legacy_block(t, a, nx, b, d + i, x, ldx, 0);
             legacy_block(t, a, nx, b + bytes, d + i + 1, x, ldx, 32);
         }
@@ -130,17 +135,6 @@ AI void row_legacy(av_dtype t, acc *a, int nx, const void *w, const float *x, in
 
 /* ---- k-quants: 256-value super-blocks ---- */
 
-/* The eight sub-blocks' scales s = d * sc and mins m = dmin * mn of a Q4_K / Q5_K super-block (ggml's d1,
- * m1). */
-AI void k_factors8(uint16_t d, uint16_t dmin, const uint8_t *scales, float s[8], float m[8]) {
-    uint64_t sc, mn;
-    av_k_scales_mins8(scales, &sc, &mn);
-    __m256 isc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc)));
-    __m256 imn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn)));
-    _mm256_storeu_ps(s, _mm256_mul_ps(_mm256_set1_ps(av_half(d)), isc));
-    _mm256_storeu_ps(m, _mm256_mul_ps(_mm256_set1_ps(av_half(dmin)), imn));
-}
-
 /* s * (i + from) - m for i = 0..15 */
 AI __m512 k_table(float s, float m, float from) {
     const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -151,8 +145,9 @@ AI __m512 k_table(float s, float m, float from) {
 AI void row_q4_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     const av_block_q4_k *b = w;
     for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+        av_mv_prefetch(&b[i], sizeof b[i]);
         float s[8], m[8];
-        k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
+        av_mv_k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
         VIA_MEMORY();
 #pragma GCC unroll 4
         for (int p = 0; p < 4; p++) {
@@ -178,8 +173,9 @@ AI __m512 q5_value(__m512i nib, __m512i qh, int j, __m512 lo, __m512 hi) {
 AI void row_q5_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     const av_block_q5_k *b = w;
     for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+        av_mv_prefetch(&b[i], sizeof b[i]);
         float s[8], m[8];
-        k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
+        av_mv_k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
         VIA_MEMORY();
         __m512i h0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b[i].qh));
         __m512i h1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qh + 16)));
@@ -207,6 +203,7 @@ AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int
     const __m512i down = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1); /* k = 2, 3 */
     const __m512i low4 = _mm512_set1_epi8(0x0f), high2 = _mm512_set1_epi8(0x30), bias = _mm512_set1_epi8(32);
     for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+        av_mv_prefetch(&b[i], sizeof b[i]);
         float s[16]; /* ggml: d * sc of each 16 values */
         _mm512_storeu_ps(s, _mm512_mul_ps(_mm512_set1_ps(av_half(b[i].d)),
                                           _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
