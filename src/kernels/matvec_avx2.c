@@ -1,10 +1,11 @@
 /* Row kernels of the matrix-vector products (matvec.h) on the avx2 path, 8 lanes wide: 32 values at a time
  * as four vectors, value k into accumulator slot k / 8 % 4, then a plain loop over the last values of a
- * float row. F16 and BF16 by conversion and shift; Q8_0 and Q6_K expanded in registers by av_qload32
- * (gemm_quant.h: the operations of av_dequantize_rows, the same bits) with their 16-value groups' factors
- * computed a 4096-value chunk at a time; Q4_0 below, likewise; Q4_K and Q5_K a super-block at a time with
- * the eight sub-blocks' factors from its packed scales and every shift a constant (row_k45: 1.6-2.5x the
- * rate of the 32-value steps through av_qload32, docs/BENCHMARKS.md "Generation bandwidth (session 26)").
+ * float row. F16 and BF16 by conversion and shift; Q8_0 expanded in registers by av_qload32 (gemm_quant.h:
+ * the operations of av_dequantize_rows, the same bits) with its blocks' scales computed a 4096-value chunk
+ * at a time; Q4_0 below, likewise; Q4_K, Q5_K and Q6_K a super-block at a time with every shift a constant
+ * (row_k45: the eight sub-blocks' factors from the packed scales; row_q6_k: the 6-bit integers assembled in
+ * bytes; 1.5-2.5x the rate of the 32-value steps through av_qload32, docs/BENCHMARKS.md "Generation
+ * bandwidth (session 26)" and its "Value expansion" part).
  * Every kernel prefetches AV_MV_PREFETCH bytes ahead (matvec.h).
  * Compiled with -mavx2 -mfma -mf16c (see the Makefile); called only after gemm_cpu.c found AVX2, FMA and
  * F16C. */
@@ -117,6 +118,50 @@ AI void row_k45(av_dtype t, acc *a, int nx, const void *w, const float *x, int64
     }
 }
 
+/* Q6_K a super-block at a time, every shift a constant: value 128h + 32k + l (k, h as in matvec_avx512.c)
+ * into slot l / 8, ggml's s (q - 32) with s = d * sc of its 16 values and q the low 4 bits of ql[64h + 32 (k
+ * & 1)
+ * + l] (the high nibble for k >= 2) below bits 2k, 2k + 1 of qh[32h + l]. The 32 integers of a k are
+ * assembled in bytes, stored and widened 8 at a time from memory (a load and one shuffle each; from a
+ * register the upper 8-byte quarters take two more shuffles). */
+AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f), high2 = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32);
+    const av_block_q6_k *b = w;
+    for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+        av_mv_prefetch(&b[i], sizeof b[i]);
+        float s[16]; /* ggml: d * sc of each 16 values */
+        __m256 d = _mm256_set1_ps(av_half(b[i].d));
+#pragma GCC unroll 2
+        for (int c = 0; c < 2; c++) {
+            __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[i].scales + 8 * c)));
+            _mm256_storeu_ps(s + 8 * c, _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc)));
+        }
+        VIA_MEMORY();
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256i ql[2] = {_mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h)),
+                             _mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h + 32))};
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b[i].qh + 32 * h));
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) { /* bits of the byte itself only, once masked */
+                __m256i lo = k < 2 ? ql[k] : _mm256_srli_epi16(ql[k - 2], 4);
+                __m256i hi = k < 2 ? _mm256_slli_epi16(qh, 4 - 2 * k) : _mm256_srli_epi16(qh, 2 * k - 4);
+                __m256i q6 = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_and_si256(hi, high2));
+                _Alignas(32) int8_t q[32];
+                _mm256_store_si256((__m256i *)q, _mm256_sub_epi8(q6, bias));
+                VIA_MEMORY(); /* else GCC widens from registers, with the extra shuffles */
+#pragma GCC unroll 4
+                for (int g = 0; g < 4; g++) {
+                    __m256 v = _mm256_cvtepi32_ps(
+                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * g))));
+                    fma_x(a, nx, g, _mm256_mul_ps(_mm256_set1_ps(s[8 * h + 2 * k + g / 2]), v),
+                          x + 128 * h + 32 * k + 8 * g, ldx);
+                }
+            }
+        }
+    }
+}
+
 /* The other dtypes, 32 values at a time. */
 AI void row_steps(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     float s[CHUNK / 16], m[CHUNK / 16]; /* the factors of a grouped row's 16-value groups */
@@ -156,6 +201,8 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
             a.v[i][q] = _mm256_setzero_ps();
     if (t == AV_DTYPE_Q4_K || t == AV_DTYPE_Q5_K)
         row_k45(t, &a, nx, w, x, ldx, n);
+    else if (t == AV_DTYPE_Q6_K)
+        row_q6_k(&a, nx, w, x, ldx, n);
     else
         row_steps(t, &a, nx, w, x, ldx, n);
     int64_t k = n / 32 * 32; /* float rows only: a quantized row is whole blocks */
