@@ -259,6 +259,7 @@ AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int
                     _mm512_ternarylogic_epi32(lo, low4, _mm512_and_si512(hi, high2), 0xea); /* a&b|c */
                 _Alignas(64) int8_t q[64];
                 _mm512_store_si512(q, _mm512_sub_epi8(q6, bias));
+                VIA_MEMORY(); /* else GCC widens from registers, after an extraction (two shuffles) */
 #pragma GCC unroll 4
                 for (int g = 0; g < 4; g++) { /* ggml: (d * sc) * (q - 32) */
                     __m512 v = _mm512_cvtepi32_ps(
