@@ -32,28 +32,10 @@ AI __m256 load_w8(av_dtype t, const void *w, int64_t k) {
     }
 }
 
-/* Q4_0 block v / 32 (v a multiple of 32): values 0-15 are the low nibbles of its 16 bytes, 16-31 the high
- * ones. ggml's (q - 8) * d is exact in f32 (4 + 11 bits), so q * d + (-8 d) rounds to the same value. */
-AI void load_q4_0(const void *w, int64_t v, __m256 out[4]) {
-    const av_block_q4_0 *b = (const av_block_q4_0 *)w + v / AV_QK;
-    __m256 d = _mm256_set1_ps(av_half(b->d)), md = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
-    __m128i raw = _mm_loadu_si128((const __m128i *)b->qs);
-    __m256i lo = _mm256_cvtepu8_epi32(raw), hi = _mm256_cvtepu8_epi32(_mm_srli_si128(raw, 8));
-    __m256i q[4] = {_mm256_and_si256(lo, _mm256_set1_epi32(0x0f)),
-                    _mm256_and_si256(hi, _mm256_set1_epi32(0x0f)), _mm256_srli_epi32(lo, 4),
-                    _mm256_srli_epi32(hi, 4)};
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        out[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q[i]), d, md);
-}
-
-/* Values [k, k + 32) of a row of dtype t but Q4_K and Q5_K; s, m: the factors of their 16-value groups
- * (grouped types). */
+/* Values [k, k + 32) of an F32, F16, BF16 or Q8_0 row; s, m: the factors of their 16-value groups (Q8_0). */
 AI void load32(av_dtype t, const void *w, int64_t k, const float *s, const float *m, __m256 out[4]) {
     if (av_dtype_grouped(t))
         av_qload32(t, w, k, s, m, out);
-    else if (t == AV_DTYPE_Q4_0)
-        load_q4_0(w, k, out);
     else
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++)
@@ -162,7 +144,26 @@ AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int
     }
 }
 
-/* The other dtypes, 32 values at a time. */
+/* Q4_0 a block at a time: values 0-15 are the low nibbles of its 16 bytes, 16-31 the high ones, each half
+ * widened from memory (a load and one shuffle; from a register the upper 8 bytes take another). ggml's
+ * (q - 8) * d is exact in f32 (4 + 11 bits), so q * d + (-8 d) rounds to the same value. */
+AI void row_q4_0(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const __m256i low4 = _mm256_set1_epi32(0x0f);
+    const av_block_q4_0 *b = w;
+    for (int64_t i = 0; i < n / AV_QK; i++, x += AV_QK) {
+        av_mv_prefetch(&b[i], sizeof b[i]);
+        __m256 d = _mm256_set1_ps(av_half(b[i].d)), md = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+        __m256i q[2] = {_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)b[i].qs)),
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b[i].qs + 8)))};
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) { /* values 8g .. 8g + 8 */
+            __m256i v = g < 2 ? _mm256_and_si256(q[g], low4) : _mm256_srli_epi32(q[g - 2], 4);
+            fma_x(a, nx, g, _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), d, md), x + 8 * g, ldx);
+        }
+    }
+}
+
+/* F32, F16, BF16 and Q8_0, 32 values at a time. */
 AI void row_steps(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     float s[CHUNK / 16], m[CHUNK / 16]; /* the factors of a grouped row's 16-value groups */
     size_t row_bytes = 0, step;         /* bytes of the row, of 32 of its values (rounded down for Q6_K) */
@@ -203,6 +204,8 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
         row_k45(t, &a, nx, w, x, ldx, n);
     else if (t == AV_DTYPE_Q6_K)
         row_q6_k(&a, nx, w, x, ldx, n);
+    else if (t == AV_DTYPE_Q4_0)
+        row_q4_0(&a, nx, w, x, ldx, n);
     else
         row_steps(t, &a, nx, w, x, ldx, n);
     int64_t k = n / 32 * 32; /* float rows only: a quantized row is whole blocks */
