@@ -1,15 +1,14 @@
-/* Row kernels of the matrix-vector products (matvec.h) on the avx2 path, 8 lanes wide: 32 values at a time
- * as four vectors, value k into accumulator slot k / 8 % 4, then a plain loop over the last values of a
- * float row. F16 and BF16 by conversion and shift; Q8_0 expanded in registers by av_qload32 (gemm_quant.h:
- * the operations of av_dequantize_rows, the same bits) with its blocks' scales computed a 4096-value chunk
- * at a time; Q4_0 below, likewise; Q4_K, Q5_K and Q6_K a super-block at a time with every shift a constant
- * (row_k45: the eight sub-blocks' factors from the packed scales; row_q6_k: the 6-bit integers assembled in
- * bytes; 1.5-2.5x the rate of the 32-value steps through av_qload32, docs/BENCHMARKS.md "Generation
- * bandwidth (session 26)" and its "Value expansion" part).
+/* Row kernels of the matrix-vector products (matvec.h) on the avx2 path, 8 lanes wide, value k into
+ * accumulator slot k / 8 % 4: F32, F16 and BF16 32 values at a time (by conversion and shift), then a plain
+ * loop over the last values of a float row; the quantized types a block (Q8_0, Q4_0) or super-block (Q4_K,
+ * Q5_K, Q6_K) at a time, with the operations of av_dequantize_rows on the same operands (the same bits),
+ * every slot and shift a constant and the integers widened from memory (a load and one shuffle): row_k45
+ * takes the eight sub-blocks' factors from the packed scales, row_q6_k assembles the 6-bit integers in bytes
+ * first. 1.3-2.5x the rate of the former 32-value steps through gemm_quant.h's av_qload32
+ * (docs/BENCHMARKS.md "Generation bandwidth (session 26)" and its "Value expansion" part).
  * Every kernel prefetches AV_MV_PREFETCH bytes ahead (matvec.h).
  * Compiled with -mavx2 -mfma -mf16c (see the Makefile); called only after gemm_cpu.c found AVX2, FMA and
  * F16C. */
-#include "gemm_quant.h"
 #include "matvec.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -17,8 +16,6 @@
 /* Factors computed once per block go through memory and come back as broadcasts from it (a load, no vector
  * port), as in matvec_avx512.c. */
 #define VIA_MEMORY() __asm__ volatile("" ::: "memory")
-
-enum { CHUNK = 4096 }; /* values whose group factors are computed at once: (CHUNK / 16) floats each */
 
 /* Weight values [k, k + 8) of an F32, F16 or BF16 row as f32, exactly. */
 AI __m256 load_w8(av_dtype t, const void *w, int64_t k) {
@@ -30,16 +27,6 @@ AI __m256 load_w8(av_dtype t, const void *w, int64_t k) {
     }
     default: return _mm256_loadu_ps((const float *)w + k);
     }
-}
-
-/* Values [k, k + 32) of an F32, F16, BF16 or Q8_0 row; s, m: the factors of their 16-value groups (Q8_0). */
-AI void load32(av_dtype t, const void *w, int64_t k, const float *s, const float *m, __m256 out[4]) {
-    if (av_dtype_grouped(t))
-        av_qload32(t, w, k, s, m, out);
-    else
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++)
-            out[q] = load_w8(t, w, k + 8 * q);
 }
 
 typedef struct acc {
@@ -144,6 +131,20 @@ AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int
     }
 }
 
+/* Q8_0 a block at a time: ggml's q * d, the 32 integers widened 8 at a time from memory. */
+AI void row_q8_0(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const av_block_q8_0 *b = w;
+    for (int64_t i = 0; i < n / AV_QK; i++, x += AV_QK) {
+        av_mv_prefetch(&b[i], sizeof b[i]);
+        __m256 d = _mm256_set1_ps(av_half(b[i].d));
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[i].qs + 8 * g)));
+            fma_x(a, nx, g, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d), x + 8 * g, ldx);
+        }
+    }
+}
+
 /* Q4_0 a block at a time: values 0-15 are the low nibbles of its 16 bytes, 16-31 the high ones, each half
  * widened from memory (a load and one shuffle; from a register the upper 8 bytes take another). ggml's
  * (q - 8) * d is exact in f32 (4 + 11 bits), so q * d + (-8 d) rounds to the same value. */
@@ -163,25 +164,14 @@ AI void row_q4_0(acc *a, int nx, const void *w, const float *x, int64_t ldx, int
     }
 }
 
-/* F32, F16, BF16 and Q8_0, 32 values at a time. */
-AI void row_steps(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
-    float s[CHUNK / 16], m[CHUNK / 16]; /* the factors of a grouped row's 16-value groups */
-    size_t row_bytes = 0, step;         /* bytes of the row, of 32 of its values (rounded down for Q6_K) */
-    av_dtype_nbytes(t, (size_t)n, &row_bytes);
-    step = row_bytes * 32 / (size_t)n;
-    const char *at = w; /* where value k is read, to within step */
-    for (int64_t k0 = 0; k0 < n; k0 += CHUNK) {
-        int64_t end = n - k0 < CHUNK ? n : k0 + CHUNK;
-        if (av_dtype_grouped(t)) av_dequant_groups(t, w, k0, (int)(end - k0) / 16, s, m);
-        for (int64_t k = k0; k + 32 <= end; k += 32) {
-            __m256 wv[4];
-            av_mv_prefetch(at, t == AV_DTYPE_F32 ? 128 : 64);
-            at += step;
-            load32(t, w, k, s + (k - k0) / 16, m + (k - k0) / 16, wv);
+/* F32, F16 and BF16, 32 values at a time. */
+AI void row_float(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const size_t size = t == AV_DTYPE_F32 ? 4 : 2; /* bytes per value */
+    for (int64_t k = 0; k + 32 <= n; k += 32) {
+        av_mv_prefetch((const char *)w + size * (size_t)k, 32 * size);
 #pragma GCC unroll 4
-            for (int q = 0; q < 4; q++)
-                fma_x(a, nx, q, wv[q], x + k + 8 * q, ldx);
-        }
+        for (int q = 0; q < 4; q++)
+            fma_x(a, nx, q, load_w8(t, w, k + 8 * q), x + k + 8 * q, ldx);
     }
 }
 
@@ -206,8 +196,10 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
         row_q6_k(&a, nx, w, x, ldx, n);
     else if (t == AV_DTYPE_Q4_0)
         row_q4_0(&a, nx, w, x, ldx, n);
+    else if (t == AV_DTYPE_Q8_0)
+        row_q8_0(&a, nx, w, x, ldx, n);
     else
-        row_steps(t, &a, nx, w, x, ldx, n);
+        row_float(t, &a, nx, w, x, ldx, n);
     int64_t k = n / 32 * 32; /* float rows only: a quantized row is whole blocks */
 #pragma GCC unroll 4
     for (int i = 0; i < nx; i++) {
