@@ -10,14 +10,17 @@
  *    assembled 64 at a time in bytes first;
  *  - 4- and 5-bit types from a table in a register: the 16 (Q4_0, Q4_K) or 32 (Q5_K) values a sub-block can
  *    take, (i - 8) * d or s * i - m (s * i is exact: at most 11 + 6 + 5 bits, so the fused s * i - m rounds
- *    once, as the product and difference do), looked up by the integers with one permute.
+ *    once, as the product and difference do), looked up by the integers with one permute; Q4_K's and Q5_K's
+ *    factors 16 super-blocks at a time.
+ * Every kernel is bound by its count of vector operations per value on the two 512-bit ports (a permute or
+ * widening on port 5, shifts on port 0, conversions, multiplies and fused multiply-adds on either): measured
+ * at 80-90% of that budget, docs/BENCHMARKS.md "Value expansion (session 26, later)".
  * Every kernel prefetches AV_MV_PREFETCH bytes ahead of its reads, a line per 64 bytes read (matvec.h). */
 #include "matvec.h"
 #include "quants.h"
 
 #include <immintrin.h>
 #include <stddef.h>
-#include <string.h>
 
 #define AI static inline __attribute__((always_inline))
 
@@ -146,9 +149,10 @@ AI __m512 k_table(float s, float m, float from) {
 
 /* The factors of nb <= K_GROUP Q4_K or Q5_K super-blocks `bytes` apart (both begin with d, dmin and the
  * packed scales): f[i] = the eight sub-blocks' scales s = d * sc, then their mins m = dmin * mn (ggml's d1,
- * m1; the products of av_mv_k_factors8). The 6-bit integers are unpacked by scalar code and d, dmin copied
- * into small arrays first, so each super-block costs 4 vector operations (widen, convert, blend, multiply)
- * instead of ~16 with two f16 conversions and lane broadcasts from registers. f: (nb, 16) */
+ * m1; the products of av_mv_k_factors8). d and dmin of all nb come by one gather and two f16 conversions,
+ * the 6-bit integers are unpacked by scalar code and enter a register whole (not through byte stores and a
+ * vector load, which the store buffer cannot forward), so a super-block costs 4 vector operations (widen,
+ * convert, blend, multiply) instead of ~16 with its own f16 conversions and lane broadcasts. f: (nb, 16) */
 enum { K_GROUP = 16 };
 AI void k_factors(const uint8_t *b, size_t bytes, int nb, float (*f)[16]) {
     const __m512i at =
