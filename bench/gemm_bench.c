@@ -10,7 +10,8 @@
  *    Q4_K, Q5_K and Q6_K, in GB/s of weights read, against a STREAM-like copy (a = b, 2 x 256 MiB, bytes read
  *    + written) and two read-only streams over 512 MiB on the same threads in the same run: glibc's memchr
  *    ("read_gbps", "vs_memchr") and sums of the widest vector loads of the CPU ("read_simd_gbps", AVX-512 or
- *    AVX2: what the cores can read; "vs_read" and "rows4_vs_read" are against it);
+ *    AVX2: what the cores can read; "vs_read" and "rows4_vs_read" are against it); "l2_gbps": what one thread
+ *    expands from its L2 cache (256 KiB of weights, 1 row), the kernel's rate with no memory traffic;
  *  - "parallel_for": microseconds per av_parallel_for call whose ranges only wait for each other (every
  *    thread runs its own range: the cost of handing work to the threads and back), through the thread pool
  *    ("pool_us") and through threads started for the call ("own_threads_us": what every call cost before the
@@ -265,6 +266,30 @@ static double gemv_gbps(const av_tensor *w, int layers, int rows, int threads) {
     return (double)w[0].nbytes * layers / best / 1e9;
 }
 
+/* GB/s of weights one thread expands from its L2 cache: 1-row products over GEN_L2_BYTES of weights of type t
+ * (rows of GEN_IN), 200 in a row, best of 5: the rate of a row kernel's value expansion alone, which a core
+ * must run faster than it reads memory (~17 GB/s on the Xeon of docs/BENCHMARKS.md) for the product to be
+ * bound by memory. */
+#define GEN_L2_BYTES (256.0 * 1024)
+static double gemv_l2_gbps(av_dtype t) {
+    static float x[GEN_IN], y[GEN_OUT];
+    unsigned seed = 5;
+    for (int i = 0; i < GEN_IN; i++)
+        x[i] = frand(&seed);
+    size_t row = 0;
+    av_dtype_nbytes(t, GEN_IN, &row);
+    av_tensor w = make_weight(t, (int)(GEN_L2_BYTES / (double)row), GEN_IN, 2);
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = bench_clock();
+        for (int k = 0; k < 200; k++)
+            av_matmul(y, x, &w, 1, NULL, 1);
+        best = fmin(best, bench_clock() - t0);
+    }
+    free((void *)w.data);
+    return 200.0 * (double)w.nbytes / best / 1e9;
+}
+
 static void run_generation(int threads) {
     static const av_dtype types[] = {AV_DTYPE_F16,  AV_DTYPE_BF16, AV_DTYPE_Q8_0, AV_DTYPE_Q4_0,
                                      AV_DTYPE_Q4_K, AV_DTYPE_Q5_K, AV_DTYPE_Q6_K};
@@ -287,9 +312,9 @@ static void run_generation(int threads) {
         }
         double g1 = gemv_gbps(w, layers, 1, threads), g4 = gemv_gbps(w, layers, 4, threads);
         printf(", \"%s\": {\"mb\": %.0f, \"weights_gbps\": %.1f, \"vs_copy\": %.2f, \"vs_read\": %.2f, "
-               "\"vs_memchr\": %.2f, \"rows4_gbps\": %.1f, \"rows4_vs_read\": %.2f}",
+               "\"vs_memchr\": %.2f, \"rows4_gbps\": %.1f, \"rows4_vs_read\": %.2f, \"l2_gbps\": %.1f}",
                av_dtype_name(types[i]), w[0].nbytes * (double)layers / 1e6, g1, g1 / copy, g1 / read,
-               g1 / memchr_read, g4, g4 / read);
+               g1 / memchr_read, g4, g4 / read, gemv_l2_gbps(types[i]));
         for (int l = 0; l < layers; l++)
             free((void *)w[l].data);
     }

@@ -64,11 +64,13 @@ def generation_table(d, name):
                 "GB/s (\"x read\" is against the latter), in the same run):" % (
                     g["threads"], g["gemm_path"], g["copy_gbps"], g.get("read_gbps", "-"),
                     g.get("read_simd_isa", "vector"), g.get("read_simd_gbps", "-")), "",
-                "| weights | MB | GB/s of weights | x copy | x read | 4 rows: GB/s |", "|---|---|---|---|---|---|"]
+                "| weights | MB | GB/s of weights | x copy | x read | 4 rows: GB/s | 1 thread from L2: GB/s |",
+                "|---|---|---|---|---|---|---|"]
         types = [(t, v) for t, v in g.items() if isinstance(v, dict)]
         for t, v in types:
-            out.append("| %s | %s | %.1f | %.2f | %s | %s |" % (t, v.get("mb", "-"), v["weights_gbps"], v["vs_copy"],
-                                                                v.get("vs_read", "-"), v.get("rows4_gbps", "-")))
+            out.append("| %s | %s | %.1f | %.2f | %s | %s | %s |" % (
+                t, v.get("mb", "-"), v["weights_gbps"], v["vs_copy"], v.get("vs_read", "-"), v.get("rows4_gbps", "-"),
+                v.get("l2_gbps", "-")))
         out.append("")
         for t, v in types:
             out.append(target(v["vs_copy"] >= 0.85, "%s generation at >= 0.85x the copy rate, %d thread(s) (%.2f)" %

@@ -132,15 +132,17 @@ static void matvec_split_invariant(av_gemm_path path) {
 /* The contract of the row kernels (matvec.h): on a path, a row of any dtype with a kernel of its own gives
  * the bits its F32 expansion gives (each value expanded exactly, into the F32 kernel's lane and slot, in
  * order), whatever the conversion sequence and prefetch schedule. Widths up to 4096 (the expanded path's
- * block), so the scalar path's expanded rows are one block too. */
+ * block) on the scalar path, so that its expanded rows are one block too; on the vector paths also 4352
+ * (17 super-blocks: past the AVX-512 K-quant kernels' group of 16 whose factors are computed at once). */
 static void matvec_bits_of_f32(av_gemm_path path) {
     enum { OUT = 19 };
-    static const int widths[] = {256, 2304, 4096};
+    static const int widths[] = {256, 2304, 4096, 4352};
     static const av_dtype own[] = {AV_DTYPE_F16,  AV_DTYPE_BF16, AV_DTYPE_Q8_0, AV_DTYPE_Q4_0,
                                    AV_DTYPE_Q4_K, AV_DTYPE_Q5_K, AV_DTYPE_Q6_K};
     for (size_t ti = 0; ti < sizeof own / sizeof *own; ti++)
-        for (int wi = 0; wi < 3; wi++) {
+        for (int wi = 0; wi < 4; wi++) {
             int in = widths[wi];
+            if (path == AV_GEMM_SCALAR && in > 4096) continue;
             unsigned seed = (unsigned)(100 + ti * 8 + wi);
             float *wf, *x = malloc(sizeof(float) * AV_GEMV_MAX_ROWS * (size_t)in),
                        *yq = malloc(sizeof(float) * AV_GEMV_MAX_ROWS * OUT),

@@ -1,14 +1,14 @@
-/* Row kernels of the matrix-vector products (matvec.h) on the avx2 path, 8 lanes wide: 32 values at a time
- * as four vectors, value k into accumulator slot k / 8 % 4, then a plain loop over the last values of a
- * float row. F16 and BF16 by conversion and shift; Q8_0 and Q6_K expanded in registers by av_qload32
- * (gemm_quant.h: the operations of av_dequantize_rows, the same bits) with their 16-value groups' factors
- * computed a 4096-value chunk at a time; Q4_0 below, likewise; Q4_K and Q5_K a super-block at a time with
- * the eight sub-blocks' factors from its packed scales and every shift a constant (row_k45: 1.6-2.5x the
- * rate of the 32-value steps through av_qload32, docs/BENCHMARKS.md "Generation bandwidth (session 26)").
+/* Row kernels of the matrix-vector products (matvec.h) on the avx2 path, 8 lanes wide, value k into
+ * accumulator slot k / 8 % 4: F32, F16 and BF16 32 values at a time (by conversion and shift), then a plain
+ * loop over the last values of a float row; the quantized types a block (Q8_0, Q4_0) or super-block (Q4_K,
+ * Q5_K, Q6_K) at a time, with the operations of av_dequantize_rows on the same operands (the same bits),
+ * every slot and shift a constant and the integers widened from memory (a load and one shuffle): row_k45
+ * takes the eight sub-blocks' factors from the packed scales, row_q6_k assembles the 6-bit integers in bytes
+ * first. 1.3-2.5x the rate of the former 32-value steps through gemm_quant.h's av_qload32
+ * (docs/BENCHMARKS.md "Generation bandwidth (session 26)" and its "Value expansion" part).
  * Every kernel prefetches AV_MV_PREFETCH bytes ahead (matvec.h).
  * Compiled with -mavx2 -mfma -mf16c (see the Makefile); called only after gemm_cpu.c found AVX2, FMA and
  * F16C. */
-#include "gemm_quant.h"
 #include "matvec.h"
 
 #define AI static inline __attribute__((always_inline))
@@ -16,8 +16,6 @@
 /* Factors computed once per block go through memory and come back as broadcasts from it (a load, no vector
  * port), as in matvec_avx512.c. */
 #define VIA_MEMORY() __asm__ volatile("" ::: "memory")
-
-enum { CHUNK = 4096 }; /* values whose group factors are computed at once: (CHUNK / 16) floats each */
 
 /* Weight values [k, k + 8) of an F32, F16 or BF16 row as f32, exactly. */
 AI __m256 load_w8(av_dtype t, const void *w, int64_t k) {
@@ -29,34 +27,6 @@ AI __m256 load_w8(av_dtype t, const void *w, int64_t k) {
     }
     default: return _mm256_loadu_ps((const float *)w + k);
     }
-}
-
-/* Q4_0 block v / 32 (v a multiple of 32): values 0-15 are the low nibbles of its 16 bytes, 16-31 the high
- * ones. ggml's (q - 8) * d is exact in f32 (4 + 11 bits), so q * d + (-8 d) rounds to the same value. */
-AI void load_q4_0(const void *w, int64_t v, __m256 out[4]) {
-    const av_block_q4_0 *b = (const av_block_q4_0 *)w + v / AV_QK;
-    __m256 d = _mm256_set1_ps(av_half(b->d)), md = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
-    __m128i raw = _mm_loadu_si128((const __m128i *)b->qs);
-    __m256i lo = _mm256_cvtepu8_epi32(raw), hi = _mm256_cvtepu8_epi32(_mm_srli_si128(raw, 8));
-    __m256i q[4] = {_mm256_and_si256(lo, _mm256_set1_epi32(0x0f)),
-                    _mm256_and_si256(hi, _mm256_set1_epi32(0x0f)), _mm256_srli_epi32(lo, 4),
-                    _mm256_srli_epi32(hi, 4)};
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++)
-        out[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q[i]), d, md);
-}
-
-/* Values [k, k + 32) of a row of dtype t but Q4_K and Q5_K; s, m: the factors of their 16-value groups
- * (grouped types). */
-AI void load32(av_dtype t, const void *w, int64_t k, const float *s, const float *m, __m256 out[4]) {
-    if (av_dtype_grouped(t))
-        av_qload32(t, w, k, s, m, out);
-    else if (t == AV_DTYPE_Q4_0)
-        load_q4_0(w, k, out);
-    else
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++)
-            out[q] = load_w8(t, w, k + 8 * q);
 }
 
 typedef struct acc {
@@ -117,25 +87,91 @@ AI void row_k45(av_dtype t, acc *a, int nx, const void *w, const float *x, int64
     }
 }
 
-/* The other dtypes, 32 values at a time. */
-AI void row_steps(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
-    float s[CHUNK / 16], m[CHUNK / 16]; /* the factors of a grouped row's 16-value groups */
-    size_t row_bytes = 0, step;         /* bytes of the row, of 32 of its values (rounded down for Q6_K) */
-    av_dtype_nbytes(t, (size_t)n, &row_bytes);
-    step = row_bytes * 32 / (size_t)n;
-    const char *at = w; /* where value k is read, to within step */
-    for (int64_t k0 = 0; k0 < n; k0 += CHUNK) {
-        int64_t end = n - k0 < CHUNK ? n : k0 + CHUNK;
-        if (av_dtype_grouped(t)) av_dequant_groups(t, w, k0, (int)(end - k0) / 16, s, m);
-        for (int64_t k = k0; k + 32 <= end; k += 32) {
-            __m256 wv[4];
-            av_mv_prefetch(at, t == AV_DTYPE_F32 ? 128 : 64);
-            at += step;
-            load32(t, w, k, s + (k - k0) / 16, m + (k - k0) / 16, wv);
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; q++)
-                fma_x(a, nx, q, wv[q], x + k + 8 * q, ldx);
+/* Q6_K a super-block at a time, every shift a constant: value 128h + 32k + l (k, h as in matvec_avx512.c)
+ * into slot l / 8, ggml's s (q - 32) with s = d * sc of its 16 values and q the low 4 bits of ql[64h + 32 (k
+ * & 1)
+ * + l] (the high nibble for k >= 2) below bits 2k, 2k + 1 of qh[32h + l]. The 32 integers of a k are
+ * assembled in bytes, stored and widened 8 at a time from memory (a load and one shuffle each; from a
+ * register the upper 8-byte quarters take two more shuffles). */
+AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f), high2 = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32);
+    const av_block_q6_k *b = w;
+    for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+        av_mv_prefetch(&b[i], sizeof b[i]);
+        float s[16]; /* ggml: d * sc of each 16 values */
+        __m256 d = _mm256_set1_ps(av_half(b[i].d));
+#pragma GCC unroll 2
+        for (int c = 0; c < 2; c++) {
+            __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[i].scales + 8 * c)));
+            _mm256_storeu_ps(s + 8 * c, _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc)));
         }
+        VIA_MEMORY();
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m256i ql[2] = {_mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h)),
+                             _mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h + 32))};
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b[i].qh + 32 * h));
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) { /* bits of the byte itself only, once masked */
+                __m256i lo = k < 2 ? ql[k] : _mm256_srli_epi16(ql[k - 2], 4);
+                __m256i hi = k < 2 ? _mm256_slli_epi16(qh, 4 - 2 * k) : _mm256_srli_epi16(qh, 2 * k - 4);
+                __m256i q6 = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_and_si256(hi, high2));
+                _Alignas(32) int8_t q[32];
+                _mm256_store_si256((__m256i *)q, _mm256_sub_epi8(q6, bias));
+                VIA_MEMORY(); /* else GCC widens from registers, with the extra shuffles */
+#pragma GCC unroll 4
+                for (int g = 0; g < 4; g++) {
+                    __m256 v = _mm256_cvtepi32_ps(
+                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * g))));
+                    fma_x(a, nx, g, _mm256_mul_ps(_mm256_set1_ps(s[8 * h + 2 * k + g / 2]), v),
+                          x + 128 * h + 32 * k + 8 * g, ldx);
+                }
+            }
+        }
+    }
+}
+
+/* Q8_0 a block at a time: ggml's q * d, the 32 integers widened 8 at a time from memory. */
+AI void row_q8_0(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const av_block_q8_0 *b = w;
+    for (int64_t i = 0; i < n / AV_QK; i++, x += AV_QK) {
+        av_mv_prefetch(&b[i], sizeof b[i]);
+        __m256 d = _mm256_set1_ps(av_half(b[i].d));
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[i].qs + 8 * g)));
+            fma_x(a, nx, g, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d), x + 8 * g, ldx);
+        }
+    }
+}
+
+/* Q4_0 a block at a time: values 0-15 are the low nibbles of its 16 bytes, 16-31 the high ones, each half
+ * widened from memory (a load and one shuffle; from a register the upper 8 bytes take another). ggml's
+ * (q - 8) * d is exact in f32 (4 + 11 bits), so q * d + (-8 d) rounds to the same value. */
+AI void row_q4_0(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const __m256i low4 = _mm256_set1_epi32(0x0f);
+    const av_block_q4_0 *b = w;
+    for (int64_t i = 0; i < n / AV_QK; i++, x += AV_QK) {
+        av_mv_prefetch(&b[i], sizeof b[i]);
+        __m256 d = _mm256_set1_ps(av_half(b[i].d)), md = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+        __m256i q[2] = {_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)b[i].qs)),
+                        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b[i].qs + 8)))};
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) { /* values 8g .. 8g + 8 */
+            __m256i v = g < 2 ? _mm256_and_si256(q[g], low4) : _mm256_srli_epi32(q[g - 2], 4);
+            fma_x(a, nx, g, _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), d, md), x + 8 * g, ldx);
+        }
+    }
+}
+
+/* F32, F16 and BF16, 32 values at a time. */
+AI void row_float(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const size_t size = t == AV_DTYPE_F32 ? 4 : 2; /* bytes per value */
+    for (int64_t k = 0; k + 32 <= n; k += 32) {
+        av_mv_prefetch((const char *)w + size * (size_t)k, 32 * size);
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; q++)
+            fma_x(a, nx, q, load_w8(t, w, k + 8 * q), x + k + 8 * q, ldx);
     }
 }
 
@@ -156,8 +192,14 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
             a.v[i][q] = _mm256_setzero_ps();
     if (t == AV_DTYPE_Q4_K || t == AV_DTYPE_Q5_K)
         row_k45(t, &a, nx, w, x, ldx, n);
+    else if (t == AV_DTYPE_Q6_K)
+        row_q6_k(&a, nx, w, x, ldx, n);
+    else if (t == AV_DTYPE_Q4_0)
+        row_q4_0(&a, nx, w, x, ldx, n);
+    else if (t == AV_DTYPE_Q8_0)
+        row_q8_0(&a, nx, w, x, ldx, n);
     else
-        row_steps(t, &a, nx, w, x, ldx, n);
+        row_float(t, &a, nx, w, x, ldx, n);
     int64_t k = n / 32 * 32; /* float rows only: a quantized row is whole blocks */
 #pragma GCC unroll 4
     for (int i = 0; i < nx; i++) {

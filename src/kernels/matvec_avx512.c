@@ -10,12 +10,17 @@
  *    assembled 64 at a time in bytes first;
  *  - 4- and 5-bit types from a table in a register: the 16 (Q4_0, Q4_K) or 32 (Q5_K) values a sub-block can
  *    take, (i - 8) * d or s * i - m (s * i is exact: at most 11 + 6 + 5 bits, so the fused s * i - m rounds
- *    once, as the product and difference do), looked up by the integers with one permute.
+ *    once, as the product and difference do), looked up by the integers with one permute; Q4_K's and Q5_K's
+ *    factors 16 super-blocks at a time.
+ * Every kernel is bound by its count of vector operations per value on the two 512-bit ports (a permute or
+ * widening on port 5, shifts on port 0, conversions, multiplies and fused multiply-adds on either): measured
+ * at 80-90% of that budget, docs/BENCHMARKS.md "Value expansion (session 26, later)".
  * Every kernel prefetches AV_MV_PREFETCH bytes ahead of its reads, a line per 64 bytes read (matvec.h). */
 #include "matvec.h"
 #include "quants.h"
 
 #include <immintrin.h>
+#include <stddef.h>
 
 #define AI static inline __attribute__((always_inline))
 
@@ -112,13 +117,14 @@ AI void legacy_scales(const uint8_t *b, size_t bytes, int nb, float *d) {
     }
 }
 
+enum { LEGACY_GROUP = 128 }; /* legacy blocks whose scales are converted at a time */
+
 AI void row_legacy(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
-    enum { BLOCKS = 128 }; /* scales converted at a time */
     size_t bytes = t == AV_DTYPE_Q8_0 ? sizeof(av_block_q8_0) : sizeof(av_block_q4_0);
     const uint8_t *b = w;
-    float d[BLOCKS];
-    for (int64_t b0 = 0; b0 < n / AV_QK; b0 += BLOCKS) {
-        int nb = n / AV_QK - b0 < BLOCKS ? (int)(n / AV_QK - b0) : BLOCKS, i = 0;
+    float d[LEGACY_GROUP];
+    for (int64_t b0 = 0; b0 < n / AV_QK; b0 += LEGACY_GROUP) {
+        int nb = n / AV_QK - b0 < LEGACY_GROUP ? (int)(n / AV_QK - b0) : LEGACY_GROUP, i = 0;
         legacy_scales(b, bytes, nb, d);
         VIA_MEMORY();
         for (; i + 2 <= nb; i += 2, b += 2 * bytes, x += 2 * AV_QK) {
@@ -126,7 +132,7 @@ AI void row_legacy(av_dtype t, acc *a, int nx, const void *w, const float *x, in
             legacy_block(t, a, nx, b, d + i, x, ldx, 0);
             legacy_block(t, a, nx, b + bytes, d + i + 1, x, ldx, 32);
         }
-        if (i < nb) { /* an odd count only in the last group (BLOCKS is even) */
+        if (i < nb) { /* an odd count only in the last group (LEGACY_GROUP is even) */
             legacy_block(t, a, nx, b, d + i, x, ldx, 0);
             b += bytes, x += AV_QK;
         }
@@ -141,23 +147,54 @@ AI __m512 k_table(float s, float m, float from) {
     return _mm512_fmsub_ps(_mm512_set1_ps(s), _mm512_add_ps(iota, _mm512_set1_ps(from)), _mm512_set1_ps(m));
 }
 
+/* The factors of nb <= K_GROUP Q4_K or Q5_K super-blocks `bytes` apart (both begin with d, dmin and the
+ * packed scales): f[i] = the eight sub-blocks' scales s = d * sc, then their mins m = dmin * mn (ggml's d1,
+ * m1; the products of av_mv_k_factors8). d and dmin of all nb come by one gather and two f16 conversions,
+ * the 6-bit integers are unpacked by scalar code and enter a register whole (not through byte stores and a
+ * vector load, which the store buffer cannot forward), so a super-block costs 4 vector operations (widen,
+ * convert, blend, multiply) instead of ~16 with its own f16 conversions and lane broadcasts. f: (nb, 16) */
+enum { K_GROUP = 16 };
+AI void k_factors(const uint8_t *b, size_t bytes, int nb, float (*f)[16]) {
+    const __m512i at =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32((int)bytes));
+    __mmask16 live = nb >= 16 ? 0xffff : (__mmask16)((1u << nb) - 1);
+    __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, at, b, 1); /* (nb) d, dmin */
+    float dmf[2 * K_GROUP];                                                           /* (nb, 2) */
+    _mm512_storeu_ps(dmf, _mm512_cvtph_ps(_mm512_castsi512_si256(dm)));
+    _mm512_storeu_ps(dmf + 16, _mm512_cvtph_ps(_mm512_extracti64x4_epi64(dm, 1)));
+    VIA_MEMORY();
+    for (int i = 0; i < nb; i++, b += bytes) {
+        uint64_t sc, mn;
+        av_k_scales_mins8(b + offsetof(av_block_q4_k, scales), &sc, &mn);
+        __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(dmf[2 * i]), _mm512_set1_ps(dmf[2 * i + 1]));
+        __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)mn, (long long)sc)));
+        _mm512_storeu_ps(f[i], _mm512_mul_ps(d, v));
+    }
+}
+
 /* Sub-blocks 2p (low nibbles of qs[32p .. 32p + 32)) and 2p + 1 (high nibbles) are values 64p .. 64p + 64. */
 AI void row_q4_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     const av_block_q4_k *b = w;
-    for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
-        av_mv_prefetch(&b[i], sizeof b[i]);
-        float s[8], m[8];
-        av_mv_k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
+    float f[K_GROUP][16]; /* the factors of K_GROUP super-blocks */
+    for (int64_t i0 = 0; i0 < n / AV_QK_K; i0 += K_GROUP) {
+        int nb = n / AV_QK_K - i0 < K_GROUP ? (int)(n / AV_QK_K - i0) : K_GROUP;
+        k_factors((const uint8_t *)&b[i0], sizeof *b, nb, f);
         VIA_MEMORY();
+        for (int i = 0; i < nb; i++, x += AV_QK_K) {
+            const uint8_t *qs = b[i0 + i].qs;
+            const float *s = f[i], *m = f[i] + 8;
+            av_mv_prefetch(&b[i0 + i], sizeof *b);
 #pragma GCC unroll 4
-        for (int p = 0; p < 4; p++) {
-            __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qs + 32 * p)));
-            __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qs + 32 * p + 16)));
-            __m512 lo = k_table(s[2 * p], m[2 * p], 0), hi = k_table(s[2 * p + 1], m[2 * p + 1], 0);
-            fma_x(a, nx, 0, _mm512_permutexvar_ps(q0, lo), x + 64 * p, ldx);
-            fma_x(a, nx, 1, _mm512_permutexvar_ps(q1, lo), x + 64 * p + 16, ldx);
-            fma_x(a, nx, 2, _mm512_permutexvar_ps(_mm512_srli_epi32(q0, 4), hi), x + 64 * p + 32, ldx);
-            fma_x(a, nx, 3, _mm512_permutexvar_ps(_mm512_srli_epi32(q1, 4), hi), x + 64 * p + 48, ldx);
+            for (int p = 0; p < 4; p++) {
+                __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 32 * p)));
+                __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 32 * p + 16)));
+                __m512 lo = k_table(s[2 * p], m[2 * p], 0), hi = k_table(s[2 * p + 1], m[2 * p + 1], 0);
+                fma_x(a, nx, 0, _mm512_permutexvar_ps(q0, lo), x + 64 * p, ldx);
+                fma_x(a, nx, 1, _mm512_permutexvar_ps(q1, lo), x + 64 * p + 16, ldx);
+                fma_x(a, nx, 2, _mm512_permutexvar_ps(_mm512_srli_epi32(q0, 4), hi), x + 64 * p + 32, ldx);
+                fma_x(a, nx, 3, _mm512_permutexvar_ps(_mm512_srli_epi32(q1, 4), hi), x + 64 * p + 48, ldx);
+            }
         }
     }
 }
@@ -172,24 +209,29 @@ AI __m512 q5_value(__m512i nib, __m512i qh, int j, __m512 lo, __m512 hi) {
 
 AI void row_q5_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     const av_block_q5_k *b = w;
-    for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
-        av_mv_prefetch(&b[i], sizeof b[i]);
-        float s[8], m[8];
-        av_mv_k_factors8(b[i].d, b[i].dmin, b[i].scales, s, m);
+    float f[K_GROUP][16]; /* the factors of K_GROUP super-blocks */
+    for (int64_t i0 = 0; i0 < n / AV_QK_K; i0 += K_GROUP) {
+        int nb = n / AV_QK_K - i0 < K_GROUP ? (int)(n / AV_QK_K - i0) : K_GROUP;
+        k_factors((const uint8_t *)&b[i0], sizeof *b, nb, f);
         VIA_MEMORY();
-        __m512i h0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b[i].qh));
-        __m512i h1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qh + 16)));
+        for (int i = 0; i < nb; i++, x += AV_QK_K) {
+            const av_block_q5_k *bi = &b[i0 + i];
+            const float *s = f[i], *m = f[i] + 8;
+            av_mv_prefetch(bi, sizeof *bi);
+            __m512i h0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)bi->qh));
+            __m512i h1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(bi->qh + 16)));
 #pragma GCC unroll 4
-        for (int p = 0; p < 4; p++) {
-            __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qs + 32 * p)));
-            __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b[i].qs + 32 * p + 16)));
-            int j = 2 * p;
-            __m512 lo = k_table(s[j], m[j], 0), hi = k_table(s[j], m[j], 16);
-            fma_x(a, nx, 0, q5_value(q0, h0, j, lo, hi), x + 64 * p, ldx);
-            fma_x(a, nx, 1, q5_value(q1, h1, j, lo, hi), x + 64 * p + 16, ldx);
-            lo = k_table(s[j + 1], m[j + 1], 0), hi = k_table(s[j + 1], m[j + 1], 16);
-            fma_x(a, nx, 2, q5_value(_mm512_srli_epi32(q0, 4), h0, j + 1, lo, hi), x + 64 * p + 32, ldx);
-            fma_x(a, nx, 3, q5_value(_mm512_srli_epi32(q1, 4), h1, j + 1, lo, hi), x + 64 * p + 48, ldx);
+            for (int p = 0; p < 4; p++) {
+                __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(bi->qs + 32 * p)));
+                __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(bi->qs + 32 * p + 16)));
+                int j = 2 * p;
+                __m512 lo = k_table(s[j], m[j], 0), hi = k_table(s[j], m[j], 16);
+                fma_x(a, nx, 0, q5_value(q0, h0, j, lo, hi), x + 64 * p, ldx);
+                fma_x(a, nx, 1, q5_value(q1, h1, j, lo, hi), x + 64 * p + 16, ldx);
+                lo = k_table(s[j + 1], m[j + 1], 0), hi = k_table(s[j + 1], m[j + 1], 16);
+                fma_x(a, nx, 2, q5_value(_mm512_srli_epi32(q0, 4), h0, j + 1, lo, hi), x + 64 * p + 32, ldx);
+                fma_x(a, nx, 3, q5_value(_mm512_srli_epi32(q1, 4), h1, j + 1, lo, hi), x + 64 * p + 48, ldx);
+            }
         }
     }
 }
@@ -221,6 +263,7 @@ AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int
                     _mm512_ternarylogic_epi32(lo, low4, _mm512_and_si512(hi, high2), 0xea); /* a&b|c */
                 _Alignas(64) int8_t q[64];
                 _mm512_store_si512(q, _mm512_sub_epi8(q6, bias));
+                VIA_MEMORY(); /* else GCC widens from registers, after an extraction (two shuffles) */
 #pragma GCC unroll 4
                 for (int g = 0; g < 4; g++) { /* ggml: (d * sc) * (q - 32) */
                     __m512 v = _mm512_cvtepi32_ps(
