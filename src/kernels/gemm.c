@@ -17,7 +17,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
 
 enum {
     NC_W = 256,  /* features per packed weight block, the unit the threads claim: KC x 256 floats = 512 KiB,
@@ -366,22 +365,6 @@ void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, con
 
 /* ---- Gram matrices: C = A^T A + beta C ---- */
 
-/* Columns [c0, c0 + cols) of A (kc, *), rows lda apart, as one panel (kc, P) (zero past cols): av_pack_cols
- * with eight-float moves, the panels of a Gram matrix being rebuilt for every head and block of rows. */
-static void pack_k_major(const float *a, int64_t lda, int cols, int kc, int P, float *panel) {
-    for (int p = 0; p < kc; p++) {
-        const float *s = a + (int64_t)p * lda;
-        float *d = panel + (int64_t)p * P;
-        int i = 0;
-        for (; i + 8 <= cols; i += 8)
-            memcpy(d + i, s + i, 8 * sizeof(float));
-        for (; i < cols; i++)
-            d[i] = s[i];
-        for (; i < P; i++)
-            d[i] = 0.0f;
-    }
-}
-
 void av_gram_f32(int n, int k, const float *a, int64_t lda, float beta, float *c, int64_t ldc) {
     const av_ukernel *uk = av_gemm_ukernel(av_gemm_path_get());
     int mr = uk ? uk->mr : 1, nr = uk ? uk->nr : 1, n_a = (n + mr - 1) / mr * mr,
@@ -397,9 +380,9 @@ void av_gram_f32(int n, int k, const float *a, int64_t lda, float beta, float *c
         int kc = k - k0 < AV_GEMM_KC ? k - k0 : AV_GEMM_KC;
         const float *ak = a + (int64_t)k0 * lda;
         for (int i0 = 0; i0 < n; i0 += mr)
-            pack_k_major(ak + i0, lda, n - i0 < mr ? n - i0 : mr, kc, mr, ap + (int64_t)i0 * kc);
+            av_pack_cols(ak + i0, lda, n - i0 < mr ? n - i0 : mr, kc, mr, ap + (int64_t)i0 * kc);
         for (int j0 = 0; j0 < n; j0 += nr)
-            pack_k_major(ak + j0, lda, n - j0 < nr ? n - j0 : nr, kc, nr, bp + (int64_t)j0 * kc);
+            av_pack_cols(ak + j0, lda, n - j0 < nr ? n - j0 : nr, kc, nr, bp + (int64_t)j0 * kc);
         for (int i0 = 0; i0 < n; i0 += mr)
             for (int j0 = 0; j0 < n; j0 += nr)
                 if (j0 + nr > i0) /* tiles wholly below the diagonal come from their mirror image below */
