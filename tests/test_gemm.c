@@ -287,6 +287,53 @@ static void matmul_quant_equals_f32(av_gemm_path path) {
     free(x), free(wf), free(yq), free(yf);
 }
 
+/* av_gram_heads (per-head Gram matrices of F32 or F16 rows, packed in place) gives av_gemm_f32's bits on the
+ * rows converted to f32, head by head: sizes off the tiles, past one packed block of k, beta 0 and 1; other
+ * dtypes and the sgemm path refuse (-1) and write nothing. */
+static void gram_heads_equals_gemm(av_gemm_path path) {
+    static const int sizes[][3] = {{64, 128, 3}, {13, 7, 2}, {40, 600, 2}, {1, 5, 4}}; /* n, k, heads */
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+        for (int f16 = 0; f16 < 2; f16++)
+            for (int b = 0; b < 2; b++) {
+                int n = sizes[s][0], k = sizes[s][1], H = sizes[s][2], lda = H * n + 3, r0 = 2;
+                size_t len = (size_t)lda * (size_t)(k + r0), clen = (size_t)H * (size_t)n * (size_t)n;
+                unsigned seed = (unsigned)(s * 4 + (size_t)f16 * 2 + (size_t)b + 1);
+                float *a = malloc(sizeof(float) * len), *c = malloc(sizeof(float) * clen),
+                      *ref = malloc(sizeof(float) * clen);
+                uint16_t *h = malloc(sizeof(uint16_t) * len);
+                for (size_t i = 0; i < len; i++) { /* F16 rows: a holds their exact f32 values */
+                    a[i] = frand(&seed, 1.0f);
+                    if (f16) h[i] = av_f32_to_f16(a[i]), a[i] = av_f16_to_f32(h[i]);
+                }
+                for (int hd = 0; hd < H; hd++) /* beta 1 adds to symmetric matrices, as the value norms do */
+                    for (int i = 0; i < n; i++)
+                        for (int j = 0; j <= i; j++) {
+                            float v = b ? frand(&seed, 1.0f) : NAN; /* beta 0: never read */
+                            size_t o = (size_t)hd * (size_t)n * (size_t)n;
+                            c[o + (size_t)(i * n + j)] = c[o + (size_t)(j * n + i)] = v;
+                            ref[o + (size_t)(i * n + j)] = ref[o + (size_t)(j * n + i)] = v;
+                        }
+                av_tensor w = {f16 ? AV_DTYPE_F16 : AV_DTYPE_F32, 2, {k + r0, lda, 0, 0}, f16 ? (void *)h : a,
+                               len * (f16 ? 2 : 4)};
+                int rc = av_gram_heads(&w, r0, k, H, n, (float)b, c);
+                if (path == AV_GEMM_SGEMM) {
+                    CHECKF(rc == -1 && memcmp(c, ref, sizeof(float) * clen) == 0,
+                           "sgemm path: %d (want -1, nothing written)", rc);
+                } else {
+                    for (int hd = 0; hd < H; hd++)
+                        av_gemm_f32(1, 0, n, n, k, 1.0f, a + (size_t)r0 * (size_t)lda + (size_t)(hd * n), lda,
+                                    a + (size_t)r0 * (size_t)lda + (size_t)(hd * n), lda, (float)b,
+                                    ref + (size_t)hd * (size_t)n * (size_t)n, n, 1);
+                    CHECKF(rc == 0 && memcmp(c, ref, sizeof(float) * clen) == 0,
+                           "%s: %s rows, %d heads of %d columns, k = %d, beta %d: %d, differs from av_gemm_f32",
+                           av_gemm_path_name(path), f16 ? "F16" : "F32", H, n, k, b, rc);
+                }
+                w.dtype = AV_DTYPE_BF16; /* (same byte count as F16: only the dtype matters here) */
+                CHECK(!f16 || av_gram_heads(&w, r0, k, H, n, (float)b, c) == -1);
+                free(a), free(c), free(ref), free(h);
+            }
+}
+
 ON_ALL_PATHS(gemm_f32_within_bound)
 ON_PATH(gemm_f32_matches_scalar, AVX2)
 ON_PATH(gemm_f32_matches_scalar, AVX512)
@@ -296,6 +343,7 @@ ON_PATH(pack_quant_equals_dequantize, AVX2)
 ON_PATH(pack_quant_equals_dequantize, AVX512)
 ON_OWN_PATHS(matmul_quant_equals_f32)
 ON_ALL_PATHS(gram_equals_gemm)
+ON_ALL_PATHS(gram_heads_equals_gemm)
 
 static void test_gemm_path_names_round_trip(void) {
     for (int p = 0; p < AV_GEMM_PATH_COUNT; p++) {
@@ -340,5 +388,10 @@ int main(void) {
     RUN(gram_equals_gemm_AVX512);
     RUN(gram_equals_gemm_AMX);
     RUN(gram_equals_gemm_SGEMM);
+    RUN(gram_heads_equals_gemm_SCALAR);
+    RUN(gram_heads_equals_gemm_AVX2);
+    RUN(gram_heads_equals_gemm_AVX512);
+    RUN(gram_heads_equals_gemm_AMX);
+    RUN(gram_heads_equals_gemm_SGEMM);
     return h_exit_code();
 }

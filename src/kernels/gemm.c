@@ -13,6 +13,7 @@
 #include "gemm.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -365,36 +366,115 @@ void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, con
 
 /* ---- Gram matrices: C = A^T A + beta C ---- */
 
-void av_gram_f32(int n, int k, const float *a, int64_t lda, float beta, float *c, int64_t ldc) {
-    const av_ukernel *uk = av_gemm_ukernel(av_gemm_path_get());
-    int mr = uk ? uk->mr : 1, nr = uk ? uk->nr : 1, n_a = (n + mr - 1) / mr * mr,
-        n_b = (n + nr - 1) / nr * nr;
-    int kc_max = k < AV_GEMM_KC ? (k > 0 ? k : 1) : AV_GEMM_KC;
-    float *ap = uk ? malloc(sizeof(float) * (size_t)(n_a + n_b) * (size_t)kc_max) : NULL; /* A, then B */
-    if (!ap) { /* the sgemm path, or no memory for the panels */
-        av_gemm_f32(1, 0, n, n, k, 1.0f, a, lda, a, lda, beta, c, ldc, 1);
-        return;
+/* Columns [0, w) of row src into a panel row of P floats (w <= P), zeros after them, in vector moves. The
+ * empty asm hides each vector's origin: -O2 otherwise turned these short loops into rep movsq and memset
+ * calls (P and w are known only at run time), costing as much as the micro-kernel's products. */
+static inline __attribute__((always_inline)) void panel_row(float *restrict d, const float *restrict src, int w,
+                                                            int P) {
+    int i = 0;
+    for (; i + 8 <= w; i += 8) {
+        __m256 v = _mm256_loadu_ps(src + i);
+        __asm__("" : "+x"(v));
+        _mm256_storeu_ps(d + i, v);
     }
-    float *bp = ap + (size_t)n_a * (size_t)kc_max;
-    for (int k0 = 0; k0 < k || k0 == 0; k0 += AV_GEMM_KC) {
-        int kc = k - k0 < AV_GEMM_KC ? k - k0 : AV_GEMM_KC;
-        const float *ak = a + (int64_t)k0 * lda;
-        for (int i0 = 0; i0 < n; i0 += mr)
-            av_pack_cols(ak + i0, lda, n - i0 < mr ? n - i0 : mr, kc, mr, ap + (int64_t)i0 * kc);
+    for (; i + 4 <= w; i += 4) {
+        __m128 v = _mm_loadu_ps(src + i);
+        __asm__("" : "+x"(v));
+        _mm_storeu_ps(d + i, v);
+    }
+    for (; i < w; i++)
+        d[i] = src[i];
+    for (; i + 4 <= P; i += 4) {
+        __m128 z = _mm_setzero_ps();
+        __asm__("" : "+x"(z));
+        _mm_storeu_ps(d + i, z);
+    }
+    for (; i < P; i++)
+        d[i] = 0.0f;
+}
+
+/* panel_row from F16 values, converted exactly (as av_dequantize_rows does). */
+static inline __attribute__((always_inline)) void panel_row_f16(float *restrict d, const uint16_t *restrict src,
+                                                                int w, int P) {
+    int i = 0;
+    for (; i + 8 <= w; i += 8)
+        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i + 4 <= w; i += 4)
+        _mm_storeu_ps(d + i, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(src + i))));
+    for (; i < w; i++)
+        d[i] = av_f16_to_f32(src[i]);
+    for (; i < P; i++)
+        d[i] = 0.0f;
+}
+
+/* Columns [0, n) of rows [0, kc) of A (lda values apart; f32, or F16 when f16) into tiles of (kc, P) floats at
+ * panels, columns past n zero; tile by tile, so that each row copy has the same width within a tile. */
+static void gram_pack(const void *a, int f16, int64_t lda, int n, int kc, int P, float *panels) {
+    for (int i0 = 0; i0 < n; i0 += P) {
+        int w = n - i0 < P ? n - i0 : P;
+        for (int p = 0; p < kc; p++) {
+            float *d = panels + (int64_t)i0 * kc + (int64_t)p * P;
+            if (f16)
+                panel_row_f16(d, (const uint16_t *)a + (int64_t)p * lda + i0, w, P);
+            else
+                panel_row(d, (const float *)a + (int64_t)p * lda + i0, w, P);
+        }
+    }
+}
+
+/* C (n, n) = A^T A + beta C from packed panels of one k block: tiles on and above the diagonal. */
+static void gram_tiles(const av_ukernel *uk, int n, int kc, const float *ap, const float *bp, float beta,
+                       float *c, int64_t ldc) {
+    int mr = uk->mr, nr = uk->nr;
+    for (int i0 = 0; i0 < n; i0 += mr)
         for (int j0 = 0; j0 < n; j0 += nr)
-            av_pack_cols(ak + j0, lda, n - j0 < nr ? n - j0 : nr, kc, nr, bp + (int64_t)j0 * kc);
-        for (int i0 = 0; i0 < n; i0 += mr)
-            for (int j0 = 0; j0 < n; j0 += nr)
-                if (j0 + nr > i0) /* tiles wholly below the diagonal come from their mirror image below */
-                    uk->fn(kc, ap + (int64_t)i0 * kc, 0, bp + (int64_t)j0 * kc, c + i0 * ldc + j0, ldc,
-                           n - i0 < mr ? n - i0 : mr, n - j0 < nr ? n - j0 : nr, 1.0f, k0 ? 1.0f : beta);
-    }
-    /* c[i][j] = c[j][i] where tile (i, j) was skipped: (j, i) lies in a computed tile, and a f32 fused
-     * multiply-add chain of a_pi * a_pj is the same for (i, j) and (j, i) */
+            if (j0 + nr > i0) /* tiles wholly below the diagonal come from their mirror image below */
+                uk->fn(kc, ap + (int64_t)i0 * kc, 0, bp + (int64_t)j0 * kc, c + i0 * ldc + j0, ldc,
+                       n - i0 < mr ? n - i0 : mr, n - j0 < nr ? n - j0 : nr, 1.0f, beta);
+}
+
+/* c[i][j] = c[j][i] where tile (i, j) was skipped: (j, i) lies in a computed tile, and a f32 fused
+ * multiply-add chain of a_pi * a_pj is the same for (i, j) and (j, i) */
+static void gram_mirror(int n, int mr, int nr, float *c, int64_t ldc) {
     for (int i0 = 0; i0 < n; i0 += mr)
         for (int j0 = 0; j0 + nr <= i0; j0 += nr)
             for (int i = i0; i < i0 + mr && i < n; i++)
                 for (int j = j0; j < j0 + nr; j++)
                     c[i * ldc + j] = c[j * ldc + i];
+}
+
+/* The Gram matrices of n_heads column blocks of n columns of A (k rows, lda values apart, f32 or F16) */
+static int gram_heads(const void *a, int f16, int64_t lda, int n_heads, int n, int k, float beta, float *c,
+                      int64_t ldc, int64_t c_stride) {
+    const av_ukernel *uk = av_gemm_ukernel(av_gemm_path_get());
+    int mr = uk ? uk->mr : 1, nr = uk ? uk->nr : 1, n_a = (n + mr - 1) / mr * mr,
+        n_b = (n + nr - 1) / nr * nr, esize = f16 ? 2 : 4;
+    int kc_max = k < AV_GEMM_KC ? (k > 0 ? k : 1) : AV_GEMM_KC;
+    float *ap = uk ? malloc(sizeof(float) * (size_t)(n_a + n_b) * (size_t)kc_max) : NULL; /* A, then B */
+    if (!ap) return -1;
+    float *bp = ap + (size_t)n_a * (size_t)kc_max;
+    for (int h = 0; h < n_heads; h++) {
+        for (int k0 = 0; k0 < k || k0 == 0; k0 += AV_GEMM_KC) {
+            int kc = k - k0 < AV_GEMM_KC ? k - k0 : AV_GEMM_KC;
+            const char *ah = (const char *)a + ((int64_t)k0 * lda + (int64_t)h * n) * esize; /* (kc, n) */
+            gram_pack(ah, f16, lda, n, kc, mr, ap);
+            gram_pack(ah, f16, lda, n, kc, nr, bp);
+            gram_tiles(uk, n, kc, ap, bp, k0 ? 1.0f : beta, c + h * c_stride, ldc);
+        }
+        gram_mirror(n, mr, nr, c + h * c_stride, ldc);
+    }
     free(ap);
+    return 0;
+}
+
+int av_gram_heads(const av_tensor *w, int64_t r0, int k, int n_heads, int n, float beta, float *c) {
+    if (w->dtype != AV_DTYPE_F32 && w->dtype != AV_DTYPE_F16) return -1;
+    int64_t lda = w->shape[1];
+    const char *a = (const char *)w->data + r0 * lda * (w->dtype == AV_DTYPE_F16 ? 2 : 4);
+    return gram_heads(a, w->dtype == AV_DTYPE_F16, lda, n_heads, n, k, beta, c, n, (int64_t)n * n);
+}
+
+void av_gram_f32(int n, int k, const float *a, int64_t lda, float beta, float *c, int64_t ldc) {
+    if (gram_heads(a, 0, lda, 1, n, k, beta, c, ldc, 0)) /* the sgemm path, or no memory for the panels */
+        av_gemm_f32(1, 0, n, n, k, 1.0f, a, lda, a, lda, beta, c, ldc, 1);
 }

@@ -410,7 +410,7 @@ void av_rel_pos_bias(const av_stack *st, int n, float *out) {
  * Gram matrix per head from the weights, then a head_dim^2 quadratic form per token, instead of projecting
  * every value vector to the model width (dim/head_dim times fewer FLOPs per token). */
 
-enum { VNORM_ROWS = 128 }; /* rows of W_o dequantized at a time */
+enum { VNORM_ROWS = 128 }; /* rows of W_o per Gram product (the sums' grouping: keep it for the same bits) */
 
 typedef struct vnorm_job {
     const float *v; /* (n, v_stride) */
@@ -422,24 +422,24 @@ typedef struct vnorm_job {
     int failed;
 } vnorm_job;
 
-/* Partial Gram matrices of every head over W_o rows [r0, r1), into gram_parts[tid] (each row converted once).
- */
+/* Partial Gram matrices of every head over W_o rows [r0, r1), into gram_parts[tid]: F32 and F16 rows packed
+ * in place by av_gram_heads, other dtypes (and the sgemm path) converted to f32 rows first. */
 static void vnorm_gram(void *ctx, int tid, int64_t r0, int64_t r1) {
     vnorm_job *j = ctx;
     int q_dim = j->n_heads * j->hs;
-    float *gram = j->gram_parts + (size_t)tid * (size_t)j->n_heads * (size_t)j->hs * (size_t)j->hs;
-    float *blk = j->wo->dtype == AV_DTYPE_F32 ? NULL : malloc(sizeof(float) * VNORM_ROWS * (size_t)q_dim);
-    if (j->wo->dtype != AV_DTYPE_F32 && !blk) {
-        j->failed = 1;
-        return;
-    }
+    size_t hs2 = (size_t)j->hs * (size_t)j->hs;
+    float *gram = j->gram_parts + (size_t)tid * (size_t)j->n_heads * hs2, *blk = NULL; /* blk: (nr, q_dim) */
     for (int64_t r = r0; r < r1; r += VNORM_ROWS) {
         int nr = r1 - r < VNORM_ROWS ? (int)(r1 - r) : VNORM_ROWS;
-        const float *rows = (const float *)j->wo->data + (size_t)r * (size_t)q_dim; /* (nr, q_dim) */
-        if (blk) av_dequantize_rows(j->wo, r, nr, blk), rows = blk;
+        float beta = r > r0 ? 1.0f : 0.0f;
+        if (av_gram_heads(j->wo, r, nr, j->n_heads, j->hs, beta, gram) == 0) continue;
+        if (!blk && !(blk = malloc(sizeof(float) * VNORM_ROWS * (size_t)q_dim))) {
+            j->failed = 1;
+            return;
+        }
+        av_dequantize_rows(j->wo, r, nr, blk);
         for (int h = 0; h < j->n_heads; h++)
-            av_gram_f32(j->hs, nr, rows + h * j->hs, q_dim, r > r0 ? 1.0f : 0.0f,
-                        gram + (size_t)h * (size_t)j->hs * (size_t)j->hs, j->hs);
+            av_gram_f32(j->hs, nr, blk + h * j->hs, q_dim, beta, gram + (size_t)h * hs2, j->hs);
     }
     free(blk);
 }
