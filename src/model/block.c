@@ -458,12 +458,19 @@ static void vnorm_rows(void *ctx, int tid, int64_t i0, int64_t i1) {
             j->v + (size_t)i0 * (size_t)j->v_stride + (size_t)(h / (j->n_heads / j->n_kv_heads)) * (size_t)hs;
         av_gemm_f32(0, 0, n, hs, hs, 1.0f, v, j->v_stride, j->gram + (size_t)h * (size_t)hs * (size_t)hs, hs,
                     0.0f, u, hs, 1);
-        for (int i = 0; i < n; i++) {
-            double ss = 0;
+        for (int i = 0; i < n; i += 4) { /* 4 rows' sums side by side: 4 dependency chains in flight */
+            const float *ur[4], *vr[4];
+            double ss[4] = {0};
+            for (int r = 0; r < 4; r++) { /* rows past n repeat the last one; never stored */
+                int row = i + r < n ? i + r : n - 1;
+                ur[r] = u + (size_t)row * (size_t)hs, vr[r] = v + (size_t)row * (size_t)j->v_stride;
+            }
             for (int d = 0; d < hs; d++)
-                ss += (double)u[(size_t)i * (size_t)hs + (size_t)d] *
-                      v[(size_t)i * (size_t)j->v_stride + (size_t)d];
-            j->vnorm[(size_t)h * (size_t)j->T + (size_t)(j->t0 + (int)i0 + i)] = (float)sqrt(ss > 0 ? ss : 0);
+                for (int r = 0; r < 4; r++)
+                    ss[r] += (double)ur[r][d] * vr[r][d];
+            for (int r = 0; r < 4 && i + r < n; r++)
+                j->vnorm[(size_t)h * (size_t)j->T + (size_t)(j->t0 + (int)i0 + i + r)] =
+                    (float)sqrt(ss[r] > 0 ? ss[r] : 0);
         }
     }
     free(u);
