@@ -313,7 +313,10 @@ static void gram_heads_equals_gemm(av_gemm_path path) {
                             c[o + (size_t)(i * n + j)] = c[o + (size_t)(j * n + i)] = v;
                             ref[o + (size_t)(i * n + j)] = ref[o + (size_t)(j * n + i)] = v;
                         }
-                av_tensor w = {f16 ? AV_DTYPE_F16 : AV_DTYPE_F32, 2, {k + r0, lda, 0, 0}, f16 ? (void *)h : a,
+                av_tensor w = {f16 ? AV_DTYPE_F16 : AV_DTYPE_F32,
+                               2,
+                               {k + r0, lda, 0, 0},
+                               f16 ? (void *)h : a,
                                len * (f16 ? 2 : 4)};
                 int rc = av_gram_heads(&w, r0, k, H, n, (float)b, c);
                 if (path == AV_GEMM_SGEMM) {
@@ -324,9 +327,10 @@ static void gram_heads_equals_gemm(av_gemm_path path) {
                         av_gemm_f32(1, 0, n, n, k, 1.0f, a + (size_t)r0 * (size_t)lda + (size_t)(hd * n), lda,
                                     a + (size_t)r0 * (size_t)lda + (size_t)(hd * n), lda, (float)b,
                                     ref + (size_t)hd * (size_t)n * (size_t)n, n, 1);
-                    CHECKF(rc == 0 && memcmp(c, ref, sizeof(float) * clen) == 0,
-                           "%s: %s rows, %d heads of %d columns, k = %d, beta %d: %d, differs from av_gemm_f32",
-                           av_gemm_path_name(path), f16 ? "F16" : "F32", H, n, k, b, rc);
+                    CHECKF(
+                        rc == 0 && memcmp(c, ref, sizeof(float) * clen) == 0,
+                        "%s: %s rows, %d heads of %d columns, k = %d, beta %d: %d, differs from av_gemm_f32",
+                        av_gemm_path_name(path), f16 ? "F16" : "F32", H, n, k, b, rc);
                 }
                 w.dtype = AV_DTYPE_BF16; /* (same byte count as F16: only the dtype matters here) */
                 CHECK(!f16 || av_gram_heads(&w, r0, k, H, n, (float)b, c) == -1);

@@ -160,6 +160,63 @@ static void test_softmax_nan_and_inf_rows(void) {
     av_gemm_path_set(prev);
 }
 
+/* exp of x <= 0 as ops.c's exp_nonpos documents it (Cephes: 2^n p(r), every step rounded on its own; ISO C
+ * compiles this without fused multiply-adds): the reference for the masked 8-lane tail of av_exp_shift_sum.
+ */
+static float ref_exp_nonpos(float x) {
+    if (x != x) return x;
+    if (x < -87.3f) return 0.0f;
+    float n = rintf(x * 1.44269504088896341f);
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    static const float c[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+    float p = c[0];
+    for (int k = 1; k < 6; k++)
+        p = p * r + c[k];
+    p = p * r * r + r + 1.0f;
+    return ldexpf(p, (int)n);
+}
+
+/* Rows of 1..7 values (all tail) and 8..15 (one 8-lane chunk, then the tail) give ref_exp_nonpos's bits in
+ * the tail for
+ * every 997th float in [-87.3, 0] (the tail's subnormal results near -87.3 included), the ends of that range,
+ * -inf and NaN, and the row sum in the scalar order; the reference itself within 2 ulp of exp (from -87.3 on:
+ * below it, exactly 0). */
+static void test_exp_tail_matches_scalar_formula(void) {
+    enum { STRIDE = 997 };
+    float x[16], ref[16];
+    const float special[] = {-0.0f,     0.0f, -87.3f, nextafterf(-87.3f, 0.0f), nextafterf(-87.3f, -100.0f),
+                             -INFINITY, NAN,  -1e-40f};
+    long bad = 0, bad_sum = 0, far = 0, n_vals = 0;
+    uint32_t bits = 0x80000000u, end = 0xC2AE999Au; /* -0.0 .. -87.3 */
+    for (int len = 1; bits <= end; len = len % 15 + 1) {
+        for (int i = 0; i < len; i++, n_vals++) {
+            size_t sp = (size_t)(n_vals % 97);
+            if (sp < sizeof special / sizeof *special) {
+                x[i] = special[sp];
+            } else {
+                memcpy(&x[i], &bits, 4);
+                bits += STRIDE;
+            }
+            ref[i] = ref_exp_nonpos(x[i]);
+            double e = exp((double)x[i]);
+            if (x[i] >= -87.3f && e > 1.2e-38 &&
+                fabs(ref[i] - e) > 2 * (nextafterf((float)e, 2.0f) - (float)e))
+                far++;
+        }
+        float sum_ref = 0;
+        for (int i = 0; len < 8 && i < len; i++) /* rows under 8: the sum is the plain sequence */
+            sum_ref += ref[i];
+        float sum = av_exp_shift_sum(x, len, 0.0f);
+        int t0 = len < 8 ? 0 : 8; /* (an 8-lane chunk's values are exp_nonpos8's, with fused steps) */
+        bad += memcmp(x + t0, ref + t0, sizeof(float) * (size_t)(len - t0)) != 0;
+        bad_sum += len < 8 && memcmp(&sum, &sum_ref, 4) != 0;
+    }
+    CHECKF(bad == 0 && bad_sum == 0, "%ld rows differ from the scalar formula, %ld sums (of %ld values)", bad,
+           bad_sum, n_vals);
+    CHECKF(far == 0, "%ld reference values further than 2 ulp from exp", far);
+}
+
 /* The 16-lane softmax and SwiGLU of the AVX-512 paths give the 8-lane code's bits, at every length (whole
  * chunks, an 8-lane chunk, a scalar tail) and on masked (-inf) and very negative inputs. */
 static void test_softmax_swiglu_same_bits_on_avx512(void) {
@@ -378,6 +435,7 @@ int main(void) {
     RUN(test_softmax_matches_double_precision);
     RUN(test_softmax_nan_and_inf_rows);
     RUN(test_softmax_swiglu_same_bits_on_avx512);
+    RUN(test_exp_tail_matches_scalar_formula);
     RUN(test_rmsnorm_add_equals_two_steps);
     RUN(test_rope_styles_agree_under_permutation);
     RUN(test_matmul_all_paths);

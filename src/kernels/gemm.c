@@ -369,8 +369,8 @@ void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, con
 /* Columns [0, w) of row src into a panel row of P floats (w <= P), zeros after them, in vector moves. The
  * empty asm hides each vector's origin: -O2 otherwise turned these short loops into rep movsq and memset
  * calls (P and w are known only at run time), costing as much as the micro-kernel's products. */
-static inline __attribute__((always_inline)) void panel_row(float *restrict d, const float *restrict src, int w,
-                                                            int P) {
+static inline __attribute__((always_inline)) void panel_row(float *restrict d, const float *restrict src,
+                                                            int w, int P) {
     int i = 0;
     for (; i + 8 <= w; i += 8) {
         __m256 v = _mm256_loadu_ps(src + i);
@@ -394,8 +394,8 @@ static inline __attribute__((always_inline)) void panel_row(float *restrict d, c
 }
 
 /* panel_row from F16 values, converted exactly (as av_dequantize_rows does). */
-static inline __attribute__((always_inline)) void panel_row_f16(float *restrict d, const uint16_t *restrict src,
-                                                                int w, int P) {
+static inline __attribute__((always_inline)) void panel_row_f16(float *restrict d,
+                                                                const uint16_t *restrict src, int w, int P) {
     int i = 0;
     for (; i + 8 <= w; i += 8)
         _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
@@ -407,8 +407,8 @@ static inline __attribute__((always_inline)) void panel_row_f16(float *restrict 
         d[i] = 0.0f;
 }
 
-/* Columns [0, n) of rows [0, kc) of A (lda values apart; f32, or F16 when f16) into tiles of (kc, P) floats at
- * panels, columns past n zero; tile by tile, so that each row copy has the same width within a tile. */
+/* Columns [0, n) of rows [0, kc) of A (lda values apart; f32, or F16 when f16) into tiles of (kc, P) floats
+ * at panels, columns past n zero; tile by tile, so that each row copy has the same width within a tile. */
 static void gram_pack(const void *a, int f16, int64_t lda, int n, int kc, int P, float *panels) {
     for (int i0 = 0; i0 < n; i0 += P) {
         int w = n - i0 < P ? n - i0 : P;

@@ -204,6 +204,34 @@ static inline __attribute__((always_inline)) __m256 exp_nonpos8(__m256 x) {
 #endif
 
 #ifdef AV_HAVE_F16C
+/* exp_nonpos exactly as the scalar function computes it (each product and sum rounded on its own, no fused
+ * multiply-adds; ldexpf as a product with 2^n, which is normal for every n >= -126 that x >= -87.3 gives, so
+ * the one rounding is the same), 8 lanes at a time: the tails of rows shorter than a vector. */
+static inline __attribute__((always_inline)) __m256 exp_nonpos8_unfused(__m256 x) {
+    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q),
+           small = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_add_ps(_mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f))),
+                             _mm256_mul_ps(n, _mm256_set1_ps(2.12194440e-4f)));
+    static const float c[5] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f,
+                               5.0000001201e-1f};
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    for (int k = 0; k < 5; k++)
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(c[k]));
+    p = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 y = _mm256_andnot_ps(small, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+    return _mm256_blendv_ps(y, x, nan); /* NaN comes out as itself, as from the scalar function */
+}
+
+/* The first n (0..8) lanes of x and nothing past them: a mask for maskload / maskstore. */
+static inline __m256i lanes_below(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif
+
+#ifdef AV_HAVE_F16C
 /* Whether the 16-lane code of ops_avx512.c runs: on the paths that use AVX-512 (avx2 stays 8 lanes wide, as
  * on an AVX2-only machine). */
 static int use_avx512(void) {
@@ -248,6 +276,14 @@ float av_exp_shift_sum(float *x, int n, float mx) {
     _mm256_storeu_ps(lanes, vsum);
     for (int k = 0; k < 8; k++)
         sum += lanes[k];
+    if (i < n) { /* the last n - i < 8 values: the scalar function's bits, added in the same order */
+        __m256i m = lanes_below(n - i);
+        __m256 e = exp_nonpos8_unfused(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vmx));
+        _mm256_maskstore_ps(x + i, m, e);
+        _mm256_storeu_ps(lanes, e);
+        for (int k = 0; i < n; k++, i++)
+            sum += lanes[k];
+    }
 #endif
     for (; i < n; i++) {
         x[i] = exp_nonpos(x[i] - mx);
