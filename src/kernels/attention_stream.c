@@ -134,12 +134,17 @@ static float *capture_row(const av_attn_args *a, int h, int r) {
 
 /* A captured row (its masked scores, written tile by tile) into probabilities: the softmax over its visible
  * keys, as av_attention_probs computes it from the same scores, and 0 past them (up to the keys of its block,
- * n_keys, when the capture starts zeroed; else to the row's end). */
-static void capture_softmax(const av_attn_args *a, int h, int r, int n_keys) {
+ * n_keys, when the capture starts zeroed; else to the row's end). mx: the row's running maximum from the
+ * tiles, its largest score (a maximum is exact in any order), so av_softmax's first pass is not repeated; a
+ * row where the tiles found none (-inf: nothing visible, or only NaN) goes through av_softmax itself. */
+static void capture_softmax(const av_attn_args *a, int h, int r, int n_keys, float mx) {
     float *row = capture_row(a, h, r);
     int vis = av_attn_visible_keys(a, r), end = a->probs_zeroed ? n_keys : a->probs_ld;
     vis = vis > 0 ? vis : 0;
-    av_softmax(row, vis);
+    if (mx == -INFINITY || vis == 0)
+        av_softmax(row, vis);
+    else /* av_softmax's last two passes */
+        av_scale(row, vis, 1.0f / av_exp_shift_sum(row, vis, mx));
     if (end > vis) memset(row + vis, 0, sizeof(float) * (size_t)(end - vis));
 }
 
@@ -237,7 +242,7 @@ static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr
         float *out = a->out + (size_t)(r0 + i) * (size_t)a->out_stride + (size_t)h * (size_t)hs;
         for (int d = 0; d < hs; d++)
             out[d] = w->o[(size_t)i * (size_t)hs + (size_t)d] * inv;
-        if (a->probs) capture_softmax(a, h, r0 + i, n_keys);
+        if (a->probs) capture_softmax(a, h, r0 + i, n_keys, w->m[i]);
         if (p && inv > 0)
             av_attn_pool_add_row(p, h, a->q_pos + r0 + i, w->cmax + (size_t)i * (size_t)p->cols,
                                  w->csum + (size_t)i * (size_t)p->cols, w->cref + (size_t)i * (size_t)p->cols,
