@@ -36,6 +36,22 @@ static int chunked_logits(const av_model *m, const int32_t *ids, int T, float *o
     return rc;
 }
 
+/* Logits of ids in one chunk; with keep_resid the pass also keeps every layer's residual stream, which makes
+ * each layer add its feed-forward output to x itself (no deferral into the next layer's norm). */
+static int logits_of(const av_model *m, const int32_t *ids, int T, float *out, int keep_resid, av_err *err) {
+    int L = m->stacks[0].n_layers;
+    float **resid = calloc((size_t)L + 1, sizeof *resid),
+          *buf = malloc(sizeof(float) * (size_t)(L + 1) * (size_t)T * (size_t)m->stacks[0].cfg.dim);
+    for (int l = 0; l <= L; l++)
+        resid[l] = buf + (size_t)l * (size_t)T * (size_t)m->stacks[0].cfg.dim;
+    av_state *s = NULL;
+    av_pass p = {.logits = out, .logits_all = 1, .resid = keep_resid ? resid : NULL};
+    int rc = av_state_new(m, 0, T, 2, &s, err) || av_forward_ids(m, s, ids, T, 0, &p, err);
+    av_state_free(s);
+    free(buf), free(resid);
+    return rc;
+}
+
 static void check_variant(const char *name) {
     char path[256];
     snprintf(path, sizeof path, DIR "%s.safetensors", name);
@@ -58,6 +74,15 @@ static void check_variant(const char *name) {
     float dl = h_max_abs_diff(lg.data, logits->data, (size_t)av_tensor_numel(logits));
     float da = attn_diff(full, &f), dz = attn_diff(lazy, &f);
     float *chunked = malloc(sizeof(float) * (size_t)av_tensor_numel(logits));
+    /* the feed-forward's residual add deferred into the next layer's RMSNorm (av_stack_run) gives the bits of
+     * the add done in its own layer */
+    float *kept = malloc(sizeof(float) * (size_t)av_tensor_numel(logits));
+    REQUIREF(logits_of(m, ids->data, T, chunked, 0, &err) == 0 &&
+                 logits_of(m, ids->data, T, kept, 1, &err) == 0,
+             "%s", err.msg);
+    CHECKF(memcmp(chunked, kept, sizeof(float) * (size_t)av_tensor_numel(logits)) == 0,
+           "%s: logits differ when the feed-forward's residual add waits for the next layer's norm", name);
+    free(kept);
     REQUIREF(chunked_logits(m, ids->data, T, chunked, &err) == 0, "%s", err.msg);
     float dc = h_max_abs_diff(chunked, logits->data, (size_t)av_tensor_numel(logits));
     printf("# %-14s max |diff| vs PyTorch: logits %.2g, attention %.2g, lazy attention %.2g, chunked logits "

@@ -165,10 +165,12 @@ int av_state_attach(av_state *dec, const av_state *enc, av_err *err) {
 /* ---- one block ---- */
 
 /* A chunk: n rows at positions pos0.. of each of n_seq sequences (rows = n_seq * n, sequence-major), and
- * what the pass captures (one sequence only). */
+ * what the pass captures (one sequence only). pending: x still lacks the previous layer's feed-forward output
+ * (in xb), added by this layer's input norm; defer: leave this layer's own to the next one likewise. */
 typedef struct chunk {
     int n, pos0, n_seq, rows;
     const av_pass *p;
+    int pending, defer;
 } chunk;
 
 /* Keeps src (n floats) in slot k of the state's tape, when a backward pass asked for it. */
@@ -448,7 +450,8 @@ static const float *residual_into_norm(av_state *s, const av_norm *nm, av_tape_s
 }
 
 static int block_forward(av_state *s, const av_block *B, int l, const chunk *ch, av_err *err) {
-    const float *in = sublayer_input(s, &B->attn_norm, AV_TAPE_ATTN_NORM, ch->rows);
+    const float *in = ch->pending ? residual_into_norm(s, &B->attn_norm, AV_TAPE_ATTN_NORM, ch->rows)
+                                  : sublayer_input(s, &B->attn_norm, AV_TAPE_ATTN_NORM, ch->rows);
     if (self_attention(s, B, l, in, ch, err)) return -1;
     int cross = B->cross.q.w.data && s->cross_k;
     if (!cross && !s->st->cfg.post_norm && !B->attn_out_norm.w.data) {
@@ -470,7 +473,7 @@ static int block_forward(av_state *s, const av_block *B, int l, const chunk *ch,
     } else {
         av_ffn_dense(s, &B->ffn, in, ch->rows, s->xb);
     }
-    residual(s, &B->ffn_norm, &B->ffn_out_norm, AV_TAPE_FFN_NORM, ch->rows);
+    if (!ch->defer) residual(s, &B->ffn_norm, &B->ffn_out_norm, AV_TAPE_FFN_NORM, ch->rows);
     return 0;
 }
 
@@ -495,13 +498,28 @@ static int chunk_check(const av_state *s, int n, int pos0, const av_pass *p, av_
     return 0;
 }
 
-int av_stack_run_layer(av_state *s, int l, int n, int pos0, const av_pass *p, av_err *err) {
+static int run_layer(av_state *s, int l, int n, int pos0, const av_pass *p, int pending, int defer,
+                     av_err *err) {
     if (chunk_check(s, n, pos0, p, err)) return -1;
-    chunk ch = {n, pos0, s->n_seq, n * s->n_seq, p};
+    chunk ch = {n, pos0, s->n_seq, n * s->n_seq, p, pending, defer};
     keep_resid(p, l, s->x, (size_t)ch.rows * (size_t)s->st->cfg.dim);
     if (block_forward(s, &s->st->blocks[l], l, &ch, err)) return -1;
     if (p->on_layer) p->on_layer(p->on_layer_ctx, l, pos0, n);
     return 0;
+}
+
+int av_stack_run_layer(av_state *s, int l, int n, int pos0, const av_pass *p, av_err *err) {
+    return run_layer(s, l, n, pos0, p, 0, 0, err);
+}
+
+/* Whether layer l's feed-forward residual add (x += xb) can wait for layer l + 1's input RMSNorm, fused into
+ * it (av_rmsnorm_add: one pass over the rows and one hand-off to the threads less; the same bits): nothing
+ * reads x between the two layers (no residual capture or tape; on_layer sees no state) and the blocks are
+ * pre-norm with no norm on the feed-forward's output. */
+static int defer_ok(const av_state *s, int l, const av_pass *p) {
+    const av_stack_cfg *c = &s->st->cfg;
+    return l + 1 < s->st->n_layers && c->norm == AV_NORM_RMS && !c->post_norm &&
+           !s->st->blocks[l].ffn_out_norm.w.data && !s->tape && !p->resid;
 }
 
 void av_stack_final_norm(av_state *s, int n) {
@@ -514,8 +532,11 @@ void av_stack_final_norm(av_state *s, int n) {
 }
 
 int av_stack_run(av_state *s, int n, int pos0, const av_pass *p, av_err *err) {
-    for (int l = 0; l < s->st->n_layers; l++)
-        if (av_stack_run_layer(s, l, n, pos0, p, err)) return -1;
+    for (int l = 0, pending = 0; l < s->st->n_layers; l++) {
+        int defer = defer_ok(s, l, p);
+        if (run_layer(s, l, n, pos0, p, pending, defer, err)) return -1;
+        pending = defer;
+    }
     keep_resid(p, s->st->n_layers, s->x, (size_t)n * (size_t)s->n_seq * (size_t)s->st->cfg.dim);
     av_stack_final_norm(s, n);
     return 0;

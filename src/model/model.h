@@ -151,7 +151,8 @@ typedef struct av_pass {
         *logits; /* (n, n_out) when logits_all, else (n_out) of the last row (images: of [CLS]); NULL: none */
     int logits_all;
     const uint8_t *token_types; /* (n) token type ids (BERT sentence pairs: 0 = A, 1 = B), or NULL: all 0 */
-    av_layer_fn on_layer;       /* optional progress */
+    av_layer_fn on_layer;       /* optional progress (av_stack_run: the residual stream may still lack
+                                   the layer's feed-forward output then, added by the next layer's norm) */
     void *on_layer_ctx;
     float **resid; /* optional (n_layers + 1) -> (rows, dim): the residual stream entering block l at entry l,
                       leaving the last block (before the final norm) at entry n_layers; NULL entries: skipped.
