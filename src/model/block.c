@@ -460,14 +460,18 @@ static void vnorm_rows(void *ctx, int tid, int64_t i0, int64_t i1) {
                     0.0f, u, hs, 1);
         for (int i = 0; i < n; i += 4) { /* 4 rows' sums side by side: 4 dependency chains in flight */
             const float *ur[4], *vr[4];
-            double ss[4] = {0};
             for (int r = 0; r < 4; r++) { /* rows past n repeat the last one; never stored */
                 int row = i + r < n ? i + r : n - 1;
                 ur[r] = u + (size_t)row * (size_t)hs, vr[r] = v + (size_t)row * (size_t)j->v_stride;
             }
-            for (int d = 0; d < hs; d++)
-                for (int r = 0; r < 4; r++)
-                    ss[r] += (double)ur[r][d] * vr[r][d];
+            double s0 = 0, s1 = 0, s2 = 0, s3 = 0; /* (named: -O2 kept an array of them in memory) */
+            for (int d = 0; d < hs; d++) {
+                s0 += (double)ur[0][d] * vr[0][d];
+                s1 += (double)ur[1][d] * vr[1][d];
+                s2 += (double)ur[2][d] * vr[2][d];
+                s3 += (double)ur[3][d] * vr[3][d];
+            }
+            double ss[4] = {s0, s1, s2, s3};
             for (int r = 0; r < 4 && i + r < n; r++)
                 j->vnorm[(size_t)h * (size_t)j->T + (size_t)(j->t0 + (int)i0 + i + r)] =
                     (float)sqrt(ss[r] > 0 ? ss[r] : 0);
