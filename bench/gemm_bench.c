@@ -5,6 +5,10 @@
  * (random blocks) on the own vector paths and amx: conversion from the stored type included;
  *  - "own_f32_peak": the project's f32 GEMM (av_gemm_f32, x W^T with f32 W) on the shapes bench/sgemm_peak.c
  *    times OpenBLAS on, per kernel: run.sh takes the better of this and OpenBLAS as the f32 GEMM limit;
+ *  - "ukernel": each own micro-kernel alone (x tiles in L1, a 256-feature block of packed weights in L2, as
+ * in av_gemm_weights) on all threads at once, against the FMA ceiling of the same threads (independent fused
+ * multiply-add chains in registers, same vector width), interleaved: "vs_fma_peak" says how much of the
+ * arithmetic units the kernel uses, whatever the clock of the minute;
  *  - "generation": token-by-token matrix-vector products (av_matmul, 1 row, and 4 rows: "rows4") over
  *    weights of 5632 x 2048, as many as make 768 MiB (beyond the last-level cache), in F16, BF16, Q8_0, Q4_0,
  *    Q4_K, Q5_K and Q6_K, in GB/s of weights read, against a STREAM-like copy (a = b, 2 x 256 MiB, bytes read
@@ -16,10 +20,12 @@
  *    thread runs its own range: the cost of handing work to the threads and back), through the thread pool
  *    ("pool_us") and through threads started for the call ("own_threads_us": what every call cost before the
  *    pool, and what a call costs while another owns the pool; timed inside a call, where the pool is taken).
- * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, gen, pool; default all]
+ * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, ukernel, gen, pool;
+ * default all]
  * With BENCH_CLOCK=cpu every time is the process CPU time divided by the threads (what the wall time would be
  * with a core per thread: on a machine shared with other jobs it moves far less than wall time). */
 #include "../tests/quant_blocks.h"
+#include "kernels/gemm.h"
 #include "kernels/kernels.h"
 
 #include <immintrin.h>
@@ -141,6 +147,108 @@ static void run_own_peak(int T, int threads) {
                "%.1f, "
                "\"gflops_T_2048_5632\": %.1f, \"peak_gflops\": %.1f}",
                av_gemm_path_name(paths[p]), g[0], g[1], g[2], g[3], peak);
+    }
+    printf("}}\n");
+}
+
+/* ---- the micro-kernel alone against the FMA ceiling of the same cores ---- */
+
+/* Independent fused multiply-add chains in registers, n steps each: what the FMA units do with nothing to
+ * load or store (latency 4, two per cycle: 8 chains keep them busy; 24 / 12 leave no doubt). Returns a value
+ * that depends on every chain, so no step can be dropped. */
+__attribute__((target("avx512f"))) static float fma_chains_avx512(long n) {
+    __m512 a[24], b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
+    for (int i = 0; i < 24; i++)
+        a[i] = _mm512_set1_ps((float)i);
+    for (long s = 0; s < n; s++)
+#pragma GCC unroll 24 /* the chains in registers */
+        for (int i = 0; i < 24; i++)
+            a[i] = _mm512_fmadd_ps(a[i], b, c);
+    for (int i = 1; i < 24; i++)
+        a[0] = _mm512_add_ps(a[0], a[i]);
+    return _mm512_reduce_add_ps(a[0]);
+}
+__attribute__((target("avx2,fma"))) static float fma_chains_avx2(long n) {
+    __m256 a[12], b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-3f);
+    for (int i = 0; i < 12; i++)
+        a[i] = _mm256_set1_ps((float)i);
+    for (long s = 0; s < n; s++)
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++)
+            a[i] = _mm256_fmadd_ps(a[i], b, c);
+    float v[8];
+    for (int i = 1; i < 12; i++)
+        a[0] = _mm256_add_ps(a[0], a[i]);
+    _mm256_storeu_ps(v, a[0]);
+    return v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+}
+
+/* The weights driver's inner loops with nothing else: UK_TOKENS rows of x packed in MR-row tiles (each in L1
+ * while it is used), UK_FEATURES packed weight columns (KC x 256 floats = 512 KiB, in L2, as one NC_W block
+ * of gemm.c), C = x W^T accumulated over KC; every thread its own buffers. */
+enum { UK_TOKENS = 96, UK_FEATURES = 256, UK_REPS = 400, UK_FMA_STEPS = 1 << 24 };
+
+typedef struct uk_job {
+    const av_ukernel *uk;
+    av_gemm_path path;
+    int fma; /* 1: the FMA chains instead of the kernel */
+    float *buf[64];
+    float sink[64];
+} uk_job;
+
+static void uk_range(void *ctx, int tid, int64_t t0, int64_t t1) {
+    uk_job *j = ctx;
+    if (j->fma) {
+        j->sink[tid] =
+            j->path == AV_GEMM_AVX512 ? fma_chains_avx512(UK_FMA_STEPS) : fma_chains_avx2(UK_FMA_STEPS);
+        return;
+    }
+    const av_ukernel *uk = j->uk;
+    int kc = AV_GEMM_KC, mt = (UK_TOKENS + uk->mr - 1) / uk->mr * uk->mr;
+    float *a = j->buf[tid], *b = a + (size_t)mt * kc,
+          *c = b + (size_t)UK_FEATURES * kc; /* (mt, kc), (256, kc), (96, 256) */
+    for (int r = 0; r < UK_REPS; r++)
+        for (int i0 = 0; i0 < UK_TOKENS; i0 += uk->mr)
+            for (int f = 0; f < UK_FEATURES; f += uk->nr)
+                uk->fn(kc, a + (size_t)i0 * kc, 0, b + (size_t)f * kc, c + i0 * UK_FEATURES + f, UK_FEATURES,
+                       UK_TOKENS - i0 < uk->mr ? UK_TOKENS - i0 : uk->mr, uk->nr, 1.0f, 1.0f);
+}
+
+/* GFLOP/s of the kernel (fma = 0) or of the FMA chains (fma = 1) on all threads at once. */
+static double uk_gflops(uk_job *j, int threads, int fma) {
+    j->fma = fma;
+    double t0 = bench_clock();
+    av_parallel_for(threads, threads, uk_range, j);
+    double lanes = j->path == AV_GEMM_AVX512 ? 16 : 8,
+           flop = fma ? 2.0 * lanes * (j->path == AV_GEMM_AVX512 ? 24 : 12) * UK_FMA_STEPS
+                      : 2.0 * UK_TOKENS * UK_FEATURES * AV_GEMM_KC * UK_REPS;
+    return threads * flop / (bench_clock() - t0) / 1e9;
+}
+
+static void run_ukernel(int threads) {
+    static const av_gemm_path paths[] = {AV_GEMM_AVX512, AV_GEMM_AVX2};
+    threads = threads < 64 ? threads : 64;
+    printf("{\"ukernel\": {\"threads\": %d, \"tokens\": %d, \"features\": %d, \"kc\": %d", threads, UK_TOKENS,
+           UK_FEATURES, AV_GEMM_KC);
+    for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+        if (av_gemm_path_set(paths[p]) != 0) continue;
+        uk_job j = {.uk = av_gemm_ukernel(paths[p]), .path = paths[p]};
+        size_t floats = (size_t)AV_GEMM_KC * (UK_TOKENS + 16 + UK_FEATURES) + (size_t)UK_TOKENS * UK_FEATURES;
+        for (int t = 0; t < threads; t++) {
+            j.buf[t] = aligned_alloc(64, sizeof(float) * floats);
+            for (size_t i = 0; i < floats; i++)
+                j.buf[t][i] = (float)(i % 7) * 0.01f;
+        }
+        double kern = 0, fma = 0;
+        for (int r = 0; r < 4;
+             r++) { /* interleaved: the clock of these VMs drifts; the first pass warms up */
+            double g = uk_gflops(&j, threads, 0), f = uk_gflops(&j, threads, 1);
+            if (r) kern = fmax(kern, g), fma = fmax(fma, f);
+        }
+        printf(", \"%s\": {\"gflops\": %.1f, \"fma_peak_gflops\": %.1f, \"vs_fma_peak\": %.3f}",
+               av_gemm_path_name(paths[p]), kern, fma, kern / fma);
+        for (int t = 0; t < threads; t++)
+            free(j.buf[t]);
     }
     printf("}}\n");
 }
@@ -367,7 +475,7 @@ static void run_parallel_for(int threads) {
 
 int main(int argc, char **argv) {
     int T = argc > 1 ? atoi(argv[1]) : 512, threads = argc > 2 ? atoi(argv[2]) : 2;
-    const char *sections = argc > 3 ? argv[3] : "f16,quant,peak,gen,pool";
+    const char *sections = argc > 3 ? argv[3] : "f16,quant,peak,ukernel,gen,pool";
     const char *clk = getenv("BENCH_CLOCK");
     clock_threads = clk && strcmp(clk, "cpu") == 0 ? threads : 0;
     av_kernels_init();
@@ -381,6 +489,7 @@ int main(int argc, char **argv) {
         for (int s = 0; s < 4; s++)
             run_matmul(quant[q], T, shapes[s][0], shapes[s][1], threads);
     if (strstr(sections, "peak")) run_own_peak(T, threads);
+    if (strstr(sections, "ukernel")) run_ukernel(threads);
     av_gemm_path_set(fastest);
     if (strstr(sections, "gen")) run_generation(threads);
     if (strstr(sections, "pool")) run_parallel_for(threads);

@@ -20,10 +20,12 @@
 #include <stdlib.h>
 
 enum {
-    NC_W = 256,  /* features per packed weight block, the unit the threads claim: KC x 256 floats = 512 KiB,
-                    a quarter of the L2 of a core here; 2048 features make 8 of them */
-    MC_F = 192,  /* rows of A per packed block in av_gemm_f32 (rounded down to the kernel's MR) */
-    NC_F = 1024, /* columns of B per packed block in av_gemm_f32 */
+    NC_W = 256, /* features per packed weight block, the unit the threads claim: KC x 256 floats = 512 KiB,
+                   a quarter of the L2 of a core here; 2048 features make 8 of them */
+    MC_F = 192, /* rows of A per packed block in av_gemm_f32 (rounded down to the kernel's MR) */
+    NC_F = 512, /* columns of B per packed block in av_gemm_f32: KC x 512 floats = 1 MiB, half the L2 of a
+                   core here, so the A block (MC_F x KC, 384 KiB) and C's lines fit beside it (1024 filled
+                   the L2 alone: the B panels streamed from L3 under every A tile) */
     A_IN_PLACE_PANELS =
         4, /* av_gemm_f32 reads a row-major A in place when C has at most this many B panels */
     X_IN_PLACE_PANELS =
