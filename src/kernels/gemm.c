@@ -13,11 +13,15 @@
 #include "gemm.h"
 
 #include <cblas.h>
-#include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+
+#if defined(__F16C__) && defined(__AVX__) /* the Gram panels' vector moves (builds without: plain loops) */
+#include <immintrin.h>
+#define GRAM_VECTOR_MOVES 1
+#endif
 
 enum {
     NC_W = 256, /* features per packed weight block, the unit the threads claim: KC x 256 floats = 512 KiB,
@@ -374,6 +378,7 @@ void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, con
 static inline __attribute__((always_inline)) void panel_row(float *restrict d, const float *restrict src,
                                                             int w, int P) {
     int i = 0;
+#ifdef GRAM_VECTOR_MOVES
     for (; i + 8 <= w; i += 8) {
         __m256 v = _mm256_loadu_ps(src + i);
         __asm__("" : "+x"(v));
@@ -384,13 +389,16 @@ static inline __attribute__((always_inline)) void panel_row(float *restrict d, c
         __asm__("" : "+x"(v));
         _mm_storeu_ps(d + i, v);
     }
+#endif
     for (; i < w; i++)
         d[i] = src[i];
+#ifdef GRAM_VECTOR_MOVES
     for (; i + 4 <= P; i += 4) {
         __m128 z = _mm_setzero_ps();
         __asm__("" : "+x"(z));
         _mm_storeu_ps(d + i, z);
     }
+#endif
     for (; i < P; i++)
         d[i] = 0.0f;
 }
@@ -399,10 +407,12 @@ static inline __attribute__((always_inline)) void panel_row(float *restrict d, c
 static inline __attribute__((always_inline)) void panel_row_f16(float *restrict d,
                                                                 const uint16_t *restrict src, int w, int P) {
     int i = 0;
+#ifdef GRAM_VECTOR_MOVES
     for (; i + 8 <= w; i += 8)
         _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
     for (; i + 4 <= w; i += 4)
         _mm_storeu_ps(d + i, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(src + i))));
+#endif
     for (; i < w; i++)
         d[i] = av_f16_to_f32(src[i]);
     for (; i < P; i++)
