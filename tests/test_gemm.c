@@ -261,6 +261,48 @@ static void pack_quant_equals_dequantize(av_gemm_path path) {
     free(tmp), free(mine), free(ref);
 }
 
+/* The same for the float dtypes converted inside the transposes (F32, F16, BF16), from random bit patterns
+ * (every F16 class but NaN: subnormals, infinities, signed zeros): whole 16-row F16 panels (AVX2's 16 x 8
+ * transposes) at several k offsets, partial panels, k blocks that end between 8-step slabs. */
+static void pack_floats_equal_portable(av_gemm_path path) {
+    enum { OUT = 45, IN = 1100 };
+    const av_ukernel *uk = av_gemm_ukernel(path);
+    int P = uk->nr;
+    static const av_dtype types[] = {AV_DTYPE_F32, AV_DTYPE_F16, AV_DTYPE_BF16};
+    float *tmp = malloc(sizeof(float) * (size_t)P * AV_GEMM_KC),
+          *mine = malloc(sizeof(float) * (size_t)P * AV_GEMM_KC),
+          *ref = malloc(sizeof(float) * (size_t)P * AV_GEMM_KC);
+    uint32_t *bits = malloc(sizeof(uint32_t) * OUT * IN);
+    unsigned seed = 77;
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        for (int i = 0; i < OUT * IN; i++) {
+            uint32_t u = (uint32_t)rand_r(&seed) ^ ((uint32_t)rand_r(&seed) << 16);
+            if (types[ti] == AV_DTYPE_F16 && (u & 0x7c00u) == 0x7c00u) u &= ~0x3ffu; /* NaN -> infinity */
+            if (types[ti] == AV_DTYPE_BF16 && (u & 0x7f80u) == 0x7f80u) u &= ~0x7fu;
+            if (types[ti] == AV_DTYPE_F32 && (u & 0x7f800000u) == 0x7f800000u) u &= ~0x7fffffu;
+            if (types[ti] == AV_DTYPE_F32)
+                bits[i] = u;
+            else
+                ((uint16_t *)bits)[i] = (uint16_t)u;
+        }
+        av_tensor w = {types[ti], 2, {OUT, IN, 0, 0}, bits, sizeof(uint32_t) * OUT * IN};
+        static const int cases[][4] = {{0, 32, 0, 512},  {13, 32, 512, 512}, {29, 16, 1088, 12},
+                                       {3, 32, 5, 257},  {40, 5, 256, 256},  {7, 17, 768, 256},
+                                       {16, 12, 1, 1099}};
+        for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+            int f0 = cases[c][0], rows = cases[c][1] < P ? cases[c][1] : P, k0 = cases[c][2],
+                kc = cases[c][3] < AV_GEMM_KC ? cases[c][3] : AV_GEMM_KC;
+            memset(mine, 0xff, sizeof(float) * (size_t)P * kc); /* NaN: every panel value must be written */
+            uk->pack_weight(&w, f0, rows, k0, kc, P, mine, tmp);
+            av_pack_weight(&w, f0, rows, k0, kc, P, ref, tmp);
+            CHECKF(memcmp(mine, ref, sizeof(float) * (size_t)P * kc) == 0,
+                   "%s %s: rows %d + %d, columns %d + %d differ from the portable packing",
+                   av_gemm_path_name(path), av_dtype_name(types[ti]), f0, rows, k0, kc);
+        }
+    }
+    free(tmp), free(mine), free(ref), free(bits);
+}
+
 /* y = x W^T on quantized W gives the bits of the same product on W expanded to F32 (av_dequantize_rows), on
  * the matrix-vector path (1-7 rows: Q8_0, Q4_K, Q6_K read in place) and the packed GEMM (8 rows and more). */
 static void matmul_quant_equals_f32(av_gemm_path path) {
@@ -346,6 +388,8 @@ ON_ALL_PATHS(matmul_dtypes_within_bound)
 ON_ALL_PATHS(matmul_many_equals_single)
 ON_PATH(pack_quant_equals_dequantize, AVX2)
 ON_PATH(pack_quant_equals_dequantize, AVX512)
+ON_PATH(pack_floats_equal_portable, AVX2)
+ON_PATH(pack_floats_equal_portable, AVX512)
 ON_OWN_PATHS(matmul_quant_equals_f32)
 ON_ALL_PATHS(gram_equals_gemm)
 ON_ALL_PATHS(gram_heads_equals_gemm)
@@ -385,6 +429,8 @@ int main(void) {
     RUN(matmul_many_equals_single_SGEMM);
     RUN(pack_quant_equals_dequantize_AVX2);
     RUN(pack_quant_equals_dequantize_AVX512);
+    RUN(pack_floats_equal_portable_AVX2);
+    RUN(pack_floats_equal_portable_AVX512);
     RUN(matmul_quant_equals_f32_SCALAR);
     RUN(matmul_quant_equals_f32_AVX2);
     RUN(matmul_quant_equals_f32_AVX512);
