@@ -412,6 +412,14 @@ static inline __attribute__((always_inline)) void panel_row_f16(float *restrict 
         _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
     for (; i + 4 <= w; i += 4)
         _mm_storeu_ps(d + i, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(src + i))));
+    if (i < w) { /* the last 1-3 (AVX2's 6-wide tiles: 2 of every 6): one 4-lane conversion, no calls */
+        uint64_t bits = 0;
+        for (int t = 0; t < w - i; t++)
+            bits |= (uint64_t)src[i + t] << (16 * t);
+        __m128i lanes = _mm_cmpgt_epi32(_mm_set1_epi32(w - i), _mm_setr_epi32(0, 1, 2, 3));
+        _mm_maskstore_ps(d + i, lanes, _mm_cvtph_ps(_mm_cvtsi64_si128((long long)bits)));
+        i = w;
+    }
 #endif
     for (; i < w; i++)
         d[i] = av_f16_to_f32(src[i]);
