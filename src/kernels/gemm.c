@@ -403,11 +403,17 @@ static inline __attribute__((always_inline)) void panel_row(float *restrict d, c
         d[i] = 0.0f;
 }
 
-/* panel_row from F16 values, converted exactly (as av_dequantize_rows does). */
-static inline __attribute__((always_inline)) void panel_row_f16(float *restrict d,
-                                                                const uint16_t *restrict src, int w, int P) {
+/* panel_row from F16 values, converted exactly (as av_dequantize_rows does); src[0, avail) may be read. */
+static inline __attribute__((always_inline)) void
+panel_row_f16(float *restrict d, const uint16_t *restrict src, int w, int P, int avail) {
     int i = 0;
 #ifdef GRAM_VECTOR_MOVES
+    if (w == P && P <= 8 && avail >= 8) { /* a narrow panel (AVX2's 6-wide A tiles): one conversion, one
+                                             masked store of its P lanes */
+        __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(P), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        _mm256_maskstore_ps(d, lanes, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src)));
+        return;
+    }
     for (; i + 8 <= w; i += 8)
         _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
     for (; i + 4 <= w; i += 4)
@@ -435,7 +441,7 @@ static void gram_pack(const void *a, int f16, int64_t lda, int n, int kc, int P,
         for (int p = 0; p < kc; p++) {
             float *d = panels + (int64_t)i0 * kc + (int64_t)p * P;
             if (f16)
-                panel_row_f16(d, (const uint16_t *)a + (int64_t)p * lda + i0, w, P);
+                panel_row_f16(d, (const uint16_t *)a + (int64_t)p * lda + i0, w, P, n - i0);
             else
                 panel_row(d, (const float *)a + (int64_t)p * lda + i0, w, P);
         }
