@@ -106,6 +106,63 @@ static void gemm_f32_matches_scalar(av_gemm_path path) {
     }
 }
 
+/* One kernel call checked against the f32 fused multiply-add chain computed here: C's rows [0, m), columns
+ * [0, n) hold alpha * sum_p fmaf(...) (+ beta c0 fused), every other value of C (rows to MR + 1, a padded
+ * ldc) keeps its bits. A (m, k) is packed into a (k, MR) panel whose rows past m are NaN (never to reach an
+ * output) or, in place, copied to the end of an allocation of exactly m rows (a read past row m - 1 is out of
+ * bounds under ASan). Returns 1 when every bit is right. */
+static int ukernel_case(const av_ukernel *uk, int in_place, int m, int n, int k, float beta, unsigned seed) {
+    int MR = uk->mr, NR = uk->nr, lda = k + 3, ldc = NR + 5;
+    size_t nc = (size_t)ldc * (size_t)(MR + 1);
+    float *a = malloc(sizeof(float) * (size_t)(m * lda)), *ap = malloc(sizeof(float) * (size_t)(k * MR) + 4);
+    float *b = malloc(sizeof(float) * (size_t)(k * NR) + 4), *c = malloc(sizeof(float) * nc),
+          *want = malloc(sizeof(float) * nc);
+    for (int i = 0; i < m * lda; i++)
+        a[i] = frand(&seed, 2.0f);
+    for (int p = 0; p < k; p++)
+        for (int i = 0; i < MR; i++)
+            ap[p * MR + i] = i < m ? a[i * lda + p] : NAN;
+    for (int i = 0; i < k * NR; i++)
+        b[i] = frand(&seed, 1.0f);
+    for (size_t i = 0; i < nc; i++)
+        c[i] = want[i] = frand(&seed, 4.0f);
+    const float alpha = 0.75f;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (int p = 0; p < k; p++)
+                acc = fmaf(a[i * lda + p], b[p * NR + j], acc);
+            float r = alpha * acc, *w = &want[i * ldc + j];
+            *w = beta != 0.0f ? fmaf(beta, *w, r) : r;
+        }
+    if (in_place)
+        uk->fn_rows(k, a, lda, b, c, ldc, m, n, alpha, beta);
+    else
+        uk->fn(k, ap, 0, b, c, ldc, m, n, alpha, beta);
+    int ok = memcmp(c, want, sizeof(float) * nc) == 0;
+    free(a), free(ap), free(b), free(c), free(want);
+    return ok;
+}
+
+/* The path's micro-kernel called directly with every row count m <= MR (the vector kernels compute the rows
+ * of a short tile in smaller instantiations: 4 / 8 / 12 rows on AVX-512, 2 / 4 / 6 on AVX2), A packed and
+ * read in place, whole and partial column counts, k below and past the point where the kernel prefetches C,
+ * beta 0 and not: bit for bit the f32 chains computed here, nothing else of C written. */
+static void ukernel_rows_match_fma_chain(av_gemm_path path) {
+    const av_ukernel *uk = av_gemm_ukernel(path);
+    static const int ks[] = {1, 5, 24, 25, 70};
+    int ns[] = {uk->nr, uk->nr - 1, uk->nr / 2 + 3, 1};
+    unsigned seed = 1;
+    for (int m = 1; m <= uk->mr; m++)
+        for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)
+            for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
+                for (int t = 0; t < 4; t++)
+                    CHECKF(ukernel_case(uk, t & 1, m, ns[ni], ks[ki], t & 2 ? 0.5f : 0.0f, seed++),
+                           "%s: m %d of %d rows, n %d, k %d, A %s, beta %s: differs from the f32 chain",
+                           av_gemm_path_name(path), m, uk->mr, ns[ni], ks[ki], t & 1 ? "in place" : "packed",
+                           t & 2 ? "0.5" : "0");
+}
+
 /* av_gram_f32 (C = A^T A + beta C, tiles below the diagonal mirrored) gives av_gemm_f32's bits: sizes off the
  * tiles and past one packed block of k, padded rows, beta 0 and 1, and C's padding left alone. */
 static void gram_equals_gemm(av_gemm_path path) {
@@ -381,6 +438,7 @@ static void gram_heads_equals_gemm(av_gemm_path path) {
             }
 }
 
+ON_OWN_PATHS(ukernel_rows_match_fma_chain)
 ON_ALL_PATHS(gemm_f32_within_bound)
 ON_PATH(gemm_f32_matches_scalar, AVX2)
 ON_PATH(gemm_f32_matches_scalar, AVX512)
@@ -410,6 +468,9 @@ static void test_gemm_path_names_round_trip(void) {
 
 int main(void) {
     RUN(test_gemm_path_names_round_trip);
+    RUN(ukernel_rows_match_fma_chain_SCALAR);
+    RUN(ukernel_rows_match_fma_chain_AVX2);
+    RUN(ukernel_rows_match_fma_chain_AVX512);
     RUN(gemm_f32_within_bound_SCALAR);
     RUN(gemm_f32_within_bound_AVX2);
     RUN(gemm_f32_within_bound_AVX512);

@@ -4,7 +4,9 @@
 
 #define UK_NAME av_ukernel_avx2
 #define UK_NAME_ROWS av_ukernel_avx2_rows
-#define UK_MR AV_UK_AVX2_MR
+#define UK_MR 6 /* AV_UK_AVX2_MR (a number: it names the instantiations) */
+#define UK_ROWS_M 4
+#define UK_ROWS_S 2
 #define UK_NV AV_UK_AVX2_NV
 #define UK_VL 8
 typedef __m256 uk_vec;
@@ -21,3 +23,5 @@ typedef __m256 uk_vec;
 #define UK_STOREN(p, v, n) _mm256_maskstore_ps(p, UK_LANES(n), v)
 
 #include "gemm_ukernel.h"
+
+_Static_assert(UK_MR == AV_UK_AVX2_MR, "UK_MR is the tile of gemm.h");

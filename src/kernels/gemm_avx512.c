@@ -5,7 +5,9 @@
 
 #define UK_NAME av_ukernel_avx512
 #define UK_NAME_ROWS av_ukernel_avx512_rows
-#define UK_MR AV_UK_AVX512_MR
+#define UK_MR 12 /* AV_UK_AVX512_MR (a number: it names the instantiations) */
+#define UK_ROWS_M 8
+#define UK_ROWS_S 4
 #define UK_NV AV_UK_AVX512_NV
 #define UK_VL 16
 typedef __m512 uk_vec;
@@ -20,3 +22,5 @@ typedef __m512 uk_vec;
 #define UK_STOREN(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
 
 #include "gemm_ukernel.h"
+
+_Static_assert(UK_MR == AV_UK_AVX512_MR, "UK_MR is the tile of gemm.h");
