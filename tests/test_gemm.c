@@ -274,6 +274,45 @@ static void matmul_many_equals_single(av_gemm_path path) {
     }
 }
 
+/* y = x W^T on any number of threads gives, bit for bit, the chains computed here: per k block of AV_GEMM_KC
+ * an f32 fused multiply-add chain, added to the previous blocks' sum (a third k block partial); more threads
+ * than cores, repeated, so that the blocks fall to the threads differently from call to call; x packed (rows
+ * 4 KiB apart) and read in place. */
+static void matmul_threads_match_chain(av_gemm_path path) {
+    static const int sizes[][3] = {{77, 600, 1024}, {77, 300, 1100}}; /* n, out, in */
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        int n = sizes[s][0], out = sizes[s][1], in = sizes[s][2];
+        av_tensor w;
+        float *wf = make_weight(&w, AV_DTYPE_F16, out, in, (unsigned)s + 3);
+        float *x = malloc(sizeof(float) * (size_t)n * in), *y = malloc(sizeof(float) * (size_t)n * out),
+              *ref = malloc(sizeof(float) * (size_t)n * out);
+        unsigned seed = 31;
+        for (int i = 0; i < n * in; i++)
+            x[i] = frand(&seed, 1.0f);
+        for (int i = 0; i < n; i++)
+            for (int f = 0; f < out; f++) {
+                float c = 0.0f;
+                for (int k0 = 0; k0 < in; k0 += AV_GEMM_KC) {
+                    float acc = 0.0f;
+                    for (int p = k0; p < in && p < k0 + AV_GEMM_KC; p++)
+                        acc = fmaf(x[i * in + p], wf[f * in + p], acc);
+                    c = k0 ? fmaf(1.0f, c, acc) : acc;
+                }
+                ref[i * out + f] = c;
+            }
+        static const int threads[] = {1, 2, 3, 4, 7};
+        for (size_t t = 0; t < sizeof threads / sizeof *threads; t++)
+            for (int r = 0; r < (path == AV_GEMM_SCALAR ? 1 : 6); r++) {
+                memset(y, 0xff, sizeof(float) * (size_t)n * out);
+                av_matmul(y, x, &w, n, NULL, threads[t]);
+                CHECKF(memcmp(y, ref, sizeof(float) * (size_t)n * out) == 0,
+                       "%s: %d x %d x %d on %d threads (call %d) differs from the chains",
+                       av_gemm_path_name(path), n, out, in, threads[t], r);
+            }
+        free(wf), free((void *)w.data), free(x), free(y), free(ref);
+    }
+}
+
 /* ---- quantized weights: the vector packing and matrix-vector products expand them exactly ---- */
 
 static const av_dtype quant_types[] = {AV_DTYPE_Q8_0, AV_DTYPE_Q4_K, AV_DTYPE_Q6_K,   AV_DTYPE_Q4_0,
@@ -444,6 +483,7 @@ ON_PATH(gemm_f32_matches_scalar, AVX2)
 ON_PATH(gemm_f32_matches_scalar, AVX512)
 ON_ALL_PATHS(matmul_dtypes_within_bound)
 ON_ALL_PATHS(matmul_many_equals_single)
+ON_OWN_PATHS(matmul_threads_match_chain)
 ON_PATH(pack_quant_equals_dequantize, AVX2)
 ON_PATH(pack_quant_equals_dequantize, AVX512)
 ON_PATH(pack_floats_equal_portable, AVX2)
@@ -488,6 +528,9 @@ int main(void) {
     RUN(matmul_many_equals_single_AVX512);
     RUN(matmul_many_equals_single_AMX);
     RUN(matmul_many_equals_single_SGEMM);
+    RUN(matmul_threads_match_chain_SCALAR);
+    RUN(matmul_threads_match_chain_AVX2);
+    RUN(matmul_threads_match_chain_AVX512);
     RUN(pack_quant_equals_dequantize_AVX2);
     RUN(pack_quant_equals_dequantize_AVX512);
     RUN(pack_floats_equal_portable_AVX2);
