@@ -99,10 +99,10 @@ typedef struct a_tiles {
  * row_bytes apart. Their prefetches are spread over the token tiles of the current block, so the packing that
  * follows finds them in cache instead of waiting on memory row by row. */
 typedef struct w_ahead {
-    const char *row0;
+    uintptr_t next, row_end; /* the next line to request; the end of its row's bytes (addresses: the
+                                last line may pass the end of the weight, prefetches never fault) */
     size_t row_bytes, len;
-    int rows, row, per_call; /* the next line: `at` bytes into `row`; per_call: lines per kernel call */
-    size_t at;
+    int rows_left, per_call; /* rows not yet finished; per_call: lines per kernel call */
 } w_ahead;
 
 static void w_ahead_init(w_ahead *a, const av_tensor *w, int64_t r0, int rows, int64_t k0, int kc,
@@ -111,21 +111,25 @@ static void w_ahead_init(w_ahead *a, const av_tensor *w, int64_t r0, int rows, i
     av_dtype_nbytes(w->dtype, (size_t)w->shape[1], &a->row_bytes); /* the loader checked these sizes */
     av_dtype_nbytes(w->dtype, (size_t)k0, &off);
     av_dtype_nbytes(w->dtype, (size_t)(k0 + kc), &end);
-    a->row0 = (const char *)w->data + (size_t)r0 * a->row_bytes + off;
     a->len = end - off;
-    a->rows = rows;
-    a->row = 0;
-    a->at = 0;
+    a->next = (uintptr_t)w->data + (size_t)r0 * a->row_bytes + off;
+    a->row_end = a->next + a->len;
+    a->rows_left = rows;
     a->per_call = (int)(((size_t)rows * ((a->len + 63) / 64) + (size_t)calls - 1) / (size_t)calls);
 }
 
-/* A few lines per kernel call: a burst would stall on the memory system's queue of outstanding misses. */
+/* A few lines per kernel call: a burst would stall on the memory system's queue of outstanding misses. The
+ * position lives in locals during the loop (through a->, every line was a store and a reload). */
 static void w_ahead_step(w_ahead *a) {
-    for (int i = 0; i < a->per_call && a->row < a->rows; i++) {
-        __builtin_prefetch(a->row0 + (size_t)a->row * a->row_bytes + a->at, 0, 2);
-        a->at += 64;
-        if (a->at >= a->len) a->at = 0, a->row++;
+    uintptr_t p = a->next, end = a->row_end;
+    int rows_left = a->rows_left;
+    for (int i = 0; i < a->per_call && rows_left > 0; i++) {
+        __builtin_prefetch((const void *)p, 0, 2);
+        p += 64;
+        if (p >= end) /* the next row's first line */
+            p = end - a->len + a->row_bytes, end += a->row_bytes, rows_left--;
     }
+    a->next = p, a->row_end = end, a->rows_left = rows_left;
 }
 
 /* C (m, ncols) = alpha * A B + beta * C over kc steps, B panels (kc, NR) one after another at bp. Each A tile
