@@ -92,6 +92,62 @@ static inline __attribute__((always_inline)) void pack16(av_dtype t, const char 
     }
 }
 
+/* Steps [p0, p0 + 8) of 32 F16 or BF16 rows (row_bytes apart) into a panel of P = 32 columns, the common
+ * whole block of the AVX-512 weight panels. Register i holds rows i, i + 8, i + 16 and i + 24, one in each
+ * 128-bit lane, so one 8 x 8 transpose of 16-bit values within the lanes (24 unpacks) leaves step q's 32
+ * values in register q, rows 0-7, 8-15, 16-23, 24-31 in lanes 0-3; each half is then converted exactly. The
+ * f32 path (convert, then transpose16) spends 64 shuffles on 256 values, this one 24 and 8 half extractions.
+ */
+static inline __attribute__((always_inline)) void pack_h16_32x8(av_dtype t, const char *src, size_t row_bytes,
+                                                                int64_t at, float *panel) {
+    __m512i r[8], a[8], b[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        const char *row = src + (size_t)i * row_bytes + (size_t)at * 2;
+        __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)row)),
+                                             _mm_loadu_si128((const __m128i *)(row + 8 * row_bytes)), 1);
+        __m256i hi = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + 16 * row_bytes))),
+            _mm_loadu_si128((const __m128i *)(row + 24 * row_bytes)), 1);
+        r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i += 2) { /* a[i]: steps 0-3 of rows i, i + 1 interleaved; a[i + 1]: steps 4-7 */
+        a[i] = _mm512_unpacklo_epi16(r[i], r[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi16(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i += 4) /* b[i + 2s], b[i + 2s + 1]: steps 4s .. 4s + 3 of rows i .. i + 3 */
+#pragma GCC unroll 8
+        for (int s = 0; s < 2; s++) {
+            b[i + 2 * s] = _mm512_unpacklo_epi32(a[i + s], a[i + s + 2]);
+            b[i + 2 * s + 1] = _mm512_unpackhi_epi32(a[i + s], a[i + s + 2]);
+        }
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; q++) { /* step q: rows 0-15 in the low half, 16-31 in the high one */
+        __m512i c = q % 2 ? _mm512_unpackhi_epi64(b[q / 2], b[q / 2 + 4])
+                          : _mm512_unpacklo_epi64(b[q / 2], b[q / 2 + 4]);
+        __m256i h[2] = {_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1)};
+        float *d = panel + (int64_t)q * 32;
+#pragma GCC unroll 2
+        for (int k = 0; k < 2; k++)
+            _mm512_storeu_ps(d + 16 * k,
+                             t == AV_DTYPE_F16
+                                 ? _mm512_cvtph_ps(h[k])
+                                 : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h[k]), 16)));
+    }
+}
+
+/* pack16 for F16 and BF16: whole 32-row panels 8 steps at a time through pack_h16_32x8, the rest as f32. */
+static inline __attribute__((always_inline)) void
+pack_h16(av_dtype t, const char *src, size_t row_bytes, int rows, int64_t k0, int kc, int P, float *panel) {
+    int p0 = 0;
+    if (rows == 32 && P == 32)
+        for (; p0 + 8 <= kc; p0 += 8)
+            pack_h16_32x8(t, src, row_bytes, k0 + p0, panel + (int64_t)p0 * P);
+    if (p0 < kc) pack16(t, src, row_bytes, rows, k0 + p0, kc - p0, P, panel + (int64_t)p0 * P);
+}
+
 /* Grouped quantized rows (Q8_0, Q4_K, Q6_K; gemm_quant.h): the factors of every row's 16-value groups first
  * (into tmp), then each 16 x 16 tile expanded in registers and transposed as pack16 does. kc is a multiple of
  * the type's block, so tiles are always 16 steps deep. tmp: (2, rows, kc / 16) floats. */
@@ -156,8 +212,8 @@ void av_pack_weight_avx512(const av_tensor *w, int64_t f0, int rows, int64_t k0,
     const uint8_t *q = (const uint8_t *)src;
     switch (w->dtype) {
     case AV_DTYPE_F32: pack16(AV_DTYPE_F32, src, row_bytes, rows, k0, kc, P, panel); return;
-    case AV_DTYPE_F16: pack16(AV_DTYPE_F16, src, row_bytes, rows, k0, kc, P, panel); return;
-    case AV_DTYPE_BF16: pack16(AV_DTYPE_BF16, src, row_bytes, rows, k0, kc, P, panel); return;
+    case AV_DTYPE_F16: pack_h16(AV_DTYPE_F16, src, row_bytes, rows, k0, kc, P, panel); return;
+    case AV_DTYPE_BF16: pack_h16(AV_DTYPE_BF16, src, row_bytes, rows, k0, kc, P, panel); return;
     case AV_DTYPE_Q8_0: pack16_grouped(AV_DTYPE_Q8_0, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
     case AV_DTYPE_Q4_K: pack16_grouped(AV_DTYPE_Q4_K, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
     case AV_DTYPE_Q6_K: pack16_grouped(AV_DTYPE_Q6_K, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
