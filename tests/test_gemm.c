@@ -225,7 +225,7 @@ static const av_dtype quant_types[] = {AV_DTYPE_Q8_0, AV_DTYPE_Q4_K, AV_DTYPE_Q6
 
 /* The path's weight packing gives the portable packing's panels bit for bit (which expands rows through
  * av_dequantize_rows): every type (Q8_0, Q4_K, Q6_K are expanded in registers, the others through the
- * dequantizers; AVX-512 transposes whole 16-row Q8_0 and Q4_K tiles as bytes first), whole and partial panels
+ * dequantizers; AVX-512 transposes whole 16-row tiles as bytes first), whole and partial panels
  * (17 rows: one tile of each kind), first and later k blocks, random block bytes. */
 static void pack_quant_equals_dequantize(av_gemm_path path) {
     enum { OUT = 45, IN = 1024 };

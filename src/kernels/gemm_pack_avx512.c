@@ -149,38 +149,67 @@ pack_h16(av_dtype t, const char *src, size_t row_bytes, int rows, int64_t k0, in
     if (p0 < kc) pack16(t, src, row_bytes, rows, k0 + p0, kc - p0, P, panel + (int64_t)p0 * P);
 }
 
-/* Byte offset of the stored integers of values [v, v + 16) in a Q8_0 or Q4_K row (Q4_K: their 16 bytes, whose
- * low or high nibbles hold them). */
-static inline int64_t qbytes_at(av_dtype t, int64_t v) {
-    if (t == AV_DTYPE_Q8_0)
-        return v / AV_QK * (int64_t)sizeof(av_block_q8_0) + (int64_t)offsetof(av_block_q8_0, qs) + v % AV_QK;
-    int r = (int)(v % AV_QK_K);
-    return v / AV_QK_K * (int64_t)sizeof(av_block_q4_k) + (int64_t)offsetof(av_block_q4_k, qs) +
-           32 * (r / 64) + r % 32;
+/* Bytes [0, 16) of rows 0, 4, 8, 12 (row_bytes apart) from p, in the four 128-bit lanes. */
+static inline __attribute__((always_inline)) __m512i rows4(const uint8_t *p, size_t row_bytes) {
+    __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p)),
+                                         _mm_loadu_si128((const __m128i *)(p + 4 * row_bytes)), 1);
+    __m256i hi =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + 8 * row_bytes))),
+                                _mm_loadu_si128((const __m128i *)(p + 12 * row_bytes)), 1);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-/* One 16-value group of 16 whole Q8_0 or Q4_K rows (row_bytes apart; s, m: their factors, `groups` floats
- * apart) into panel steps 16 P floats apart, transposed as bytes before they are expanded: register j holds
+/* The integers of values [v, v + 16) of rows j, 4 + j, 8 + j, 12 + j (j < 4) as signed bytes, one row per
+ * 128-bit lane of x[j], computed in the byte lanes as av_qints16 computes them in 32-bit lanes (shifts within
+ * 16-bit lanes leave only the byte's own bits once masked): Q8_0 as stored, Q4_K a low or high nibble (0-15),
+ * Q6_K 4 low bits and 2 high bits, minus 32. */
+static inline __attribute__((always_inline)) void qrows16(av_dtype t, const uint8_t *src, size_t row_bytes,
+                                                          int64_t v, __m512i x[4]) {
+    int r = (int)(v % AV_QK_K);
+    const __m128i zero = _mm_setzero_si128();
+    if (t == AV_DTYPE_Q8_0) {
+        const uint8_t *q =
+            src + v / AV_QK * (int64_t)sizeof(av_block_q8_0) + offsetof(av_block_q8_0, qs) + v % AV_QK;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            x[j] = rows4(q + (size_t)j * row_bytes, row_bytes);
+    } else if (t == AV_DTYPE_Q4_K) {
+        const uint8_t *q = src + v / AV_QK_K * (int64_t)sizeof(av_block_q4_k) + offsetof(av_block_q4_k, qs) +
+                           32 * (r / 64) + r % 32;
+        __m128i shift = _mm_insert_epi32(zero, 4 * ((r / 32) & 1), 0);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            x[j] = _mm512_and_si512(_mm512_srl_epi16(rows4(q + (size_t)j * row_bytes, row_bytes), shift),
+                                    _mm512_set1_epi8(0x0f));
+    } else {
+        int h = r / 128, k = r % 128 / 32, l = r % 32;
+        const uint8_t *b = src + v / AV_QK_K * (int64_t)sizeof(av_block_q6_k);
+        const uint8_t *ql = b + offsetof(av_block_q6_k, ql) + 64 * h + 32 * (k & 1) + l,
+                      *qh = b + offsetof(av_block_q6_k, qh) + 32 * h + l;
+        __m128i s_lo = _mm_insert_epi32(zero, 4 * (k >> 1), 0), s_hi = _mm_insert_epi32(zero, 2 * k, 0);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            __m512i lo = _mm512_and_si512(
+                _mm512_srl_epi16(rows4(ql + (size_t)j * row_bytes, row_bytes), s_lo), _mm512_set1_epi8(0x0f));
+            __m512i hi = _mm512_and_si512(
+                _mm512_srl_epi16(rows4(qh + (size_t)j * row_bytes, row_bytes), s_hi), _mm512_set1_epi8(3));
+            x[j] = _mm512_sub_epi8(_mm512_or_si512(lo, _mm512_slli_epi16(hi, 4)), _mm512_set1_epi8(32));
+        }
+    }
+}
+
+/* One 16-value group of 16 whole Q8_0, Q4_K or Q6_K rows (row_bytes apart; s, m: their factors, `groups`
+ * floats apart) into panel steps P floats apart, transposed as bytes before they are expanded: x[j] holds
  * rows j, 4 + j, 8 + j, 12 + j in its 128-bit lanes, two levels of unpacks leave dword d of each lane L of
- * b[k] = the bytes of rows 4L .. 4L + 3 at step 4k + d, and one byte shuffle per step moves them into the
- * dwords of those rows (the top byte, then an arithmetic shift, for Q8_0's signed values). 8 unpacks and 16
- * shuffles per 256 values instead of 16 widenings and 64 f32 shuffles; the factors are then applied in
- * av_qload16's operations, lane by lane: the same bits. */
+ * b[k] = the bytes of rows 4L .. 4L + 3 at step 4k + d, and one byte shuffle per step moves each into the top
+ * byte of its row's dword, an arithmetic shift extends its sign. 8 unpacks and 16 shuffles per 256 values
+ * instead of 16 widenings and 64 f32 shuffles; the factors are then applied in av_qload16's operations, lane
+ * by lane: the same bits (q * s and s * q are the same product). */
 static inline __attribute__((always_inline)) void qtile16(av_dtype t, const uint8_t *src, size_t row_bytes,
                                                           int64_t v, const float *s, const float *m,
                                                           int groups, float *dst, int P) {
     __m512i x[4], a[4], b[4];
-    const uint8_t *q = src + qbytes_at(t, v);
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        const uint8_t *row = q + (size_t)j * row_bytes;
-        __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)row)),
-                                             _mm_loadu_si128((const __m128i *)(row + 4 * row_bytes)), 1);
-        __m256i hi = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + 8 * row_bytes))),
-            _mm_loadu_si128((const __m128i *)(row + 12 * row_bytes)), 1);
-        x[j] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    }
+    qrows16(t, src, row_bytes, v, x);
     a[0] = _mm512_unpacklo_epi8(x[0], x[1]), a[1] = _mm512_unpackhi_epi8(x[0], x[1]); /* steps 0-7, 8-15 */
     a[2] = _mm512_unpacklo_epi8(x[2], x[3]), a[3] = _mm512_unpackhi_epi8(x[2], x[3]);
 #pragma GCC unroll 2
@@ -192,33 +221,21 @@ static inline __attribute__((always_inline)) void qtile16(av_dtype t, const uint
                                      _mm512_set1_epi32(groups));
     __m512 vs = _mm512_i32gather_ps(idx, s, 4), vm = _mm512_setzero_ps();
     if (t == AV_DTYPE_Q4_K) vm = _mm512_i32gather_ps(idx, m, 4);
-    int shift = t == AV_DTYPE_Q4_K ? 4 * ((int)(v % AV_QK_K / 32) & 1) : 0;
 #pragma GCC unroll 16
     for (int p = 0; p < 16; p++) {
-        int d = p % 4; /* byte 4d + i of each lane: row 4L + i; into byte 3 (Q8_0) or 0 of dword i */
-        __m512i f;
-        if (t == AV_DTYPE_Q8_0) {
-            f = _mm512_shuffle_epi8(
-                b[p / 4], _mm512_set4_epi32((4 * d + 3) << 24 | 0x808080, (4 * d + 2) << 24 | 0x808080,
-                                            (4 * d + 1) << 24 | 0x808080, (4 * d) << 24 | 0x808080));
-            f = _mm512_srai_epi32(f, 24);
-        } else {
-            f = _mm512_shuffle_epi8(b[p / 4], _mm512_set4_epi32((int)(0x80808000u | (4u * d + 3)),
-                                                                (int)(0x80808000u | (4u * d + 2)),
-                                                                (int)(0x80808000u | (4u * d + 1)),
-                                                                (int)(0x80808000u | (4u * d))));
-            f = _mm512_and_si512(_mm512_srli_epi32(f, shift), _mm512_set1_epi32(0x0f));
-        }
-        __m512 x32 = _mm512_cvtepi32_ps(f);
-        __m512 y = t == AV_DTYPE_Q8_0 ? _mm512_mul_ps(x32, vs) : _mm512_sub_ps(_mm512_mul_ps(vs, x32), vm);
-        _mm512_storeu_ps(dst + (int64_t)p * P, y);
+        int d = p % 4; /* byte 4d + i of each lane (row 4L + i) into byte 3 of dword i */
+        __m512i f = _mm512_shuffle_epi8(
+            b[p / 4], _mm512_set4_epi32((4 * d + 3) << 24 | 0x808080, (4 * d + 2) << 24 | 0x808080,
+                                        (4 * d + 1) << 24 | 0x808080, (4 * d) << 24 | 0x808080));
+        __m512 y = _mm512_mul_ps(vs, _mm512_cvtepi32_ps(_mm512_srai_epi32(f, 24)));
+        _mm512_storeu_ps(dst + (int64_t)p * P, t == AV_DTYPE_Q4_K ? _mm512_sub_ps(y, vm) : y);
     }
 }
 
 /* Grouped quantized rows (Q8_0, Q4_K, Q6_K; gemm_quant.h): the factors of every row's 16-value groups first
- * (into tmp), then each 16 x 16 tile expanded in registers and transposed as pack16 does (Q8_0 and Q4_K tiles
- * of 16 rows: transposed as bytes first, qtile16). kc is a multiple of the type's block, so tiles are always
- * 16 steps deep. tmp: (2, rows, kc / 16) floats. */
+ * (into tmp), then each 16 x 16 tile transposed as bytes and expanded (qtile16), or, with fewer than 16 rows,
+ * expanded in registers and transposed as pack16 does. kc is a multiple of the type's block, so tiles are
+ * always 16 steps deep. tmp: (2, rows, kc / 16) floats. */
 static inline __attribute__((always_inline)) void pack16_grouped(av_dtype t, const uint8_t *src,
                                                                  size_t row_bytes, int rows, int64_t k0,
                                                                  int kc, int P, float *panel, float *tmp) {
@@ -229,7 +246,7 @@ static inline __attribute__((always_inline)) void pack16_grouped(av_dtype t, con
     for (int r0 = 0; r0 < P; r0 += 16) {
         int nr = rows - r0 < 0 ? 0 : (rows - r0 < 16 ? rows - r0 : 16), lanes = P - r0 < 16 ? P - r0 : 16;
         for (int g = 0; g < groups; g++) {
-            if (nr == 16 && lanes == 16 && t != AV_DTYPE_Q6_K) {
+            if (nr == 16 && lanes == 16) {
                 qtile16(t, src + (size_t)r0 * row_bytes, row_bytes, k0 + 16 * g, s + r0 * groups + g,
                         m + r0 * groups + g, groups, panel + (int64_t)g * 16 * P + r0, P);
                 continue;
