@@ -1,6 +1,8 @@
 /* Packing for the AVX-512 micro-kernel with 16 x 16 register transposes: half the shuffles per value of the
  * 8 x 8 AVX2 transposes in gemm_pack.c, which matters because the weights of a prompt pass are all converted
- * and packed once per call. Same panels, same values (the conversions are exact). Compiled with -mavx512f
+ * and packed once per call. Whole panels of 16-bit weights are transposed as 16-bit values and whole tiles of
+ * Q8_0 / Q4_K / Q6_K as bytes, before they are converted: a register then holds 2 or 4 times as many values
+ * per shuffle. Same panels, same values (the conversions are exact). Compiled with -mavx512f
  * -mavx512bw -mavx512vl (see the Makefile); used only after gemm_cpu.c found AVX-512 (F, BW, VL). */
 #include "gemm.h"
 #include "gemm_quant.h"
