@@ -292,6 +292,34 @@ float av_exp_shift_sum(float *x, int n, float mx) {
     return sum;
 }
 
+float av_exp_shift_sum_from(float *x, int n0, int n, float mx) {
+    int i = 0;
+    float sum = 0;
+#ifdef AV_HAVE_F16C
+    float sums[8] = {0}, lanes[8];
+    if (use_avx512()) i = av_exp_sum_avx512(x, n0, mx, sums);
+    __m256 vmx = _mm256_set1_ps(mx);
+    __m256 vsum = _mm256_loadu_ps(sums);
+    for (; i + 8 <= n0; i += 8) {
+        __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
+        _mm256_storeu_ps(x + i, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    for (; i + 8 <= n; i += 8) /* the given exponentials, into the lanes as the loops above add theirs */
+        vsum = _mm256_add_ps(vsum, _mm256_loadu_ps(x + i));
+    _mm256_storeu_ps(lanes, vsum);
+    for (int k = 0; k < 8; k++)
+        sum += lanes[k];
+#endif
+    for (; i < n0; i++) {
+        x[i] = exp_nonpos(x[i] - mx);
+        sum += x[i];
+    }
+    for (; i < n; i++) /* the tail (< 8 values) after the lanes, in order */
+        sum += x[i];
+    return sum;
+}
+
 /* x[0..n) *= s */
 void av_scale(float *x, int n, float s) {
     int i = 0;
