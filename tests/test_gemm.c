@@ -225,7 +225,8 @@ static const av_dtype quant_types[] = {AV_DTYPE_Q8_0, AV_DTYPE_Q4_K, AV_DTYPE_Q6
 
 /* The path's weight packing gives the portable packing's panels bit for bit (which expands rows through
  * av_dequantize_rows): every type (Q8_0, Q4_K, Q6_K are expanded in registers, the others through the
- * dequantizers), whole and partial panels, first and later k blocks, random block bytes. */
+ * dequantizers; AVX-512 transposes whole 16-row tiles as bytes first), whole and partial panels
+ * (17 rows: one tile of each kind), first and later k blocks, random block bytes. */
 static void pack_quant_equals_dequantize(av_gemm_path path) {
     enum { OUT = 45, IN = 1024 };
     const av_ukernel *uk = av_gemm_ukernel(path);
@@ -263,7 +264,8 @@ static void pack_quant_equals_dequantize(av_gemm_path path) {
 
 /* The same for the float dtypes converted inside the transposes (F32, F16, BF16), from random bit patterns
  * (every F16 class but NaN: subnormals, infinities, signed zeros): whole 16-row F16 panels (AVX2's 16 x 8
- * transposes) at several k offsets, partial panels, k blocks that end between 8-step slabs. */
+ * transposes, AVX-512's 32 x 8 ones) at several k offsets, partial panels, k blocks that end between 8-step
+ * slabs. */
 static void pack_floats_equal_portable(av_gemm_path path) {
     enum { OUT = 45, IN = 1100 };
     const av_ukernel *uk = av_gemm_ukernel(path);
@@ -286,9 +288,9 @@ static void pack_floats_equal_portable(av_gemm_path path) {
                 ((uint16_t *)bits)[i] = (uint16_t)u;
         }
         av_tensor w = {types[ti], 2, {OUT, IN, 0, 0}, bits, sizeof(uint32_t) * OUT * IN};
-        static const int cases[][4] = {{0, 32, 0, 512},  {13, 32, 512, 512}, {29, 16, 1088, 12},
-                                       {3, 32, 5, 257},  {40, 5, 256, 256},  {7, 17, 768, 256},
-                                       {16, 12, 1, 1099}};
+        static const int cases[][4] = {{0, 32, 0, 512},   {13, 32, 512, 512}, {29, 16, 1088, 12},
+                                       {3, 32, 5, 257},   {40, 5, 256, 256},  {7, 17, 768, 256},
+                                       {16, 12, 1, 1099}, {10, 32, 1024, 76}};
         for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
             int f0 = cases[c][0], rows = cases[c][1] < P ? cases[c][1] : P, k0 = cases[c][2],
                 kc = cases[c][3] < AV_GEMM_KC ? cases[c][3] : AV_GEMM_KC;

@@ -435,7 +435,8 @@ panel_row_f16(float *restrict d, const uint16_t *restrict src, int w, int P, int
 
 /* Columns [0, n) of rows [0, kc) of A (lda values apart; f32, or F16 when f16) into tiles of (kc, P) floats
  * at panels, columns past n zero; tile by tile, so that each row copy has the same width within a tile. */
-static void gram_pack(const void *a, int f16, int64_t lda, int n, int kc, int P, float *panels) {
+static inline __attribute__((always_inline)) void gram_pack_p(const void *a, int f16, int64_t lda, int n,
+                                                              int kc, int P, float *panels) {
     for (int i0 = 0; i0 < n; i0 += P) {
         int w = n - i0 < P ? n - i0 : P;
         for (int p = 0; p < kc; p++) {
@@ -445,6 +446,18 @@ static void gram_pack(const void *a, int f16, int64_t lda, int n, int kc, int P,
             else
                 panel_row(d, (const float *)a + (int64_t)p * lda + i0, w, P);
         }
+    }
+}
+
+/* gram_pack_p with the kernels' panel widths as constants, so that the compiler sizes each row copy
+ * (gram_pack: 19% -> 14% of av_attn_vnorm's samples on avx512, the call 4-6% faster; the same values). */
+static void gram_pack(const void *a, int f16, int64_t lda, int n, int kc, int P, float *panels) {
+    switch (P) {
+    case AV_UK_AVX512_MR: gram_pack_p(a, f16, lda, n, kc, AV_UK_AVX512_MR, panels); return;
+    case AV_UK_AVX512_NV * 16: gram_pack_p(a, f16, lda, n, kc, AV_UK_AVX512_NV * 16, panels); return;
+    case AV_UK_AVX2_MR: gram_pack_p(a, f16, lda, n, kc, AV_UK_AVX2_MR, panels); return;
+    case AV_UK_AVX2_NV * 8: gram_pack_p(a, f16, lda, n, kc, AV_UK_AVX2_NV * 8, panels); return;
+    default: gram_pack_p(a, f16, lda, n, kc, P, panels);
     }
 }
 

@@ -1,11 +1,14 @@
 /* Packing for the AVX-512 micro-kernel with 16 x 16 register transposes: half the shuffles per value of the
  * 8 x 8 AVX2 transposes in gemm_pack.c, which matters because the weights of a prompt pass are all converted
- * and packed once per call. Same panels, same values (the conversions are exact). Compiled with -mavx512f
+ * and packed once per call. Whole panels of 16-bit weights are transposed as 16-bit values and whole tiles of
+ * Q8_0 / Q4_K / Q6_K as bytes, before they are converted: a register then holds 2 or 4 times as many values
+ * per shuffle. Same panels, same values (the conversions are exact). Compiled with -mavx512f
  * -mavx512bw -mavx512vl (see the Makefile); used only after gemm_cpu.c found AVX-512 (F, BW, VL). */
 #include "gemm.h"
 #include "gemm_quant.h"
 
 #include <immintrin.h>
+#include <stddef.h>
 
 /* r[c] = column c of the 16 x 16 block whose row i is r[i] on entry: pairs, quads, then 128-bit lanes. */
 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
@@ -92,9 +95,149 @@ static inline __attribute__((always_inline)) void pack16(av_dtype t, const char 
     }
 }
 
+/* Steps [p0, p0 + 8) of 32 F16 or BF16 rows (row_bytes apart) into a panel of P = 32 columns, the common
+ * whole block of the AVX-512 weight panels. Register i holds rows i, i + 8, i + 16 and i + 24, one in each
+ * 128-bit lane, so one 8 x 8 transpose of 16-bit values within the lanes (24 unpacks) leaves step q's 32
+ * values in register q, rows 0-7, 8-15, 16-23, 24-31 in lanes 0-3; each half is then converted exactly. The
+ * f32 path (convert, then transpose16) spends 64 shuffles on 256 values, this one 24 and 8 half extractions.
+ */
+static inline __attribute__((always_inline)) void pack_h16_32x8(av_dtype t, const char *src, size_t row_bytes,
+                                                                int64_t at, float *panel) {
+    __m512i r[8], a[8], b[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        const char *row = src + (size_t)i * row_bytes + (size_t)at * 2;
+        __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)row)),
+                                             _mm_loadu_si128((const __m128i *)(row + 8 * row_bytes)), 1);
+        __m256i hi = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + 16 * row_bytes))),
+            _mm_loadu_si128((const __m128i *)(row + 24 * row_bytes)), 1);
+        r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i += 2) { /* a[i]: steps 0-3 of rows i, i + 1 interleaved; a[i + 1]: steps 4-7 */
+        a[i] = _mm512_unpacklo_epi16(r[i], r[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi16(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i += 4) /* b[i + 2s], b[i + 2s + 1]: steps 4s .. 4s + 3 of rows i .. i + 3 */
+#pragma GCC unroll 8
+        for (int s = 0; s < 2; s++) {
+            b[i + 2 * s] = _mm512_unpacklo_epi32(a[i + s], a[i + s + 2]);
+            b[i + 2 * s + 1] = _mm512_unpackhi_epi32(a[i + s], a[i + s + 2]);
+        }
+#pragma GCC unroll 8
+    for (int q = 0; q < 8; q++) { /* step q: rows 0-15 in the low half, 16-31 in the high one */
+        __m512i c = q % 2 ? _mm512_unpackhi_epi64(b[q / 2], b[q / 2 + 4])
+                          : _mm512_unpacklo_epi64(b[q / 2], b[q / 2 + 4]);
+        __m256i h[2] = {_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1)};
+        float *d = panel + (int64_t)q * 32;
+#pragma GCC unroll 2
+        for (int k = 0; k < 2; k++)
+            _mm512_storeu_ps(d + 16 * k,
+                             t == AV_DTYPE_F16
+                                 ? _mm512_cvtph_ps(h[k])
+                                 : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h[k]), 16)));
+    }
+}
+
+/* pack16 for F16 and BF16: whole 32-row panels 8 steps at a time through pack_h16_32x8, the rest as f32. */
+static inline __attribute__((always_inline)) void
+pack_h16(av_dtype t, const char *src, size_t row_bytes, int rows, int64_t k0, int kc, int P, float *panel) {
+    int p0 = 0;
+    if (rows == 32 && P == 32)
+        for (; p0 + 8 <= kc; p0 += 8)
+            pack_h16_32x8(t, src, row_bytes, k0 + p0, panel + (int64_t)p0 * P);
+    if (p0 < kc) pack16(t, src, row_bytes, rows, k0 + p0, kc - p0, P, panel + (int64_t)p0 * P);
+}
+
+/* Bytes [0, 16) of rows 0, 4, 8, 12 (row_bytes apart) from p, in the four 128-bit lanes. */
+static inline __attribute__((always_inline)) __m512i rows4(const uint8_t *p, size_t row_bytes) {
+    __m256i lo = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p)),
+                                         _mm_loadu_si128((const __m128i *)(p + 4 * row_bytes)), 1);
+    __m256i hi =
+        _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + 8 * row_bytes))),
+                                _mm_loadu_si128((const __m128i *)(p + 12 * row_bytes)), 1);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* The integers of values [v, v + 16) of rows j, 4 + j, 8 + j, 12 + j (j < 4) as signed bytes, one row per
+ * 128-bit lane of x[j], computed in the byte lanes as av_qints16 computes them in 32-bit lanes (shifts within
+ * 16-bit lanes leave only the byte's own bits once masked): Q8_0 as stored, Q4_K a low or high nibble (0-15),
+ * Q6_K 4 low bits and 2 high bits, minus 32. */
+static inline __attribute__((always_inline)) void qrows16(av_dtype t, const uint8_t *src, size_t row_bytes,
+                                                          int64_t v, __m512i x[4]) {
+    int r = (int)(v % AV_QK_K);
+    const __m128i zero = _mm_setzero_si128();
+    if (t == AV_DTYPE_Q8_0) {
+        const uint8_t *q =
+            src + v / AV_QK * (int64_t)sizeof(av_block_q8_0) + offsetof(av_block_q8_0, qs) + v % AV_QK;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            x[j] = rows4(q + (size_t)j * row_bytes, row_bytes);
+    } else if (t == AV_DTYPE_Q4_K) {
+        const uint8_t *q = src + v / AV_QK_K * (int64_t)sizeof(av_block_q4_k) + offsetof(av_block_q4_k, qs) +
+                           32 * (r / 64) + r % 32;
+        __m128i shift = _mm_insert_epi32(zero, 4 * ((r / 32) & 1), 0);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            x[j] = _mm512_and_si512(_mm512_srl_epi16(rows4(q + (size_t)j * row_bytes, row_bytes), shift),
+                                    _mm512_set1_epi8(0x0f));
+    } else {
+        int h = r / 128, k = r % 128 / 32, l = r % 32;
+        const uint8_t *b = src + v / AV_QK_K * (int64_t)sizeof(av_block_q6_k);
+        const uint8_t *ql = b + offsetof(av_block_q6_k, ql) + 64 * h + 32 * (k & 1) + l,
+                      *qh = b + offsetof(av_block_q6_k, qh) + 32 * h + l;
+        __m128i s_lo = _mm_insert_epi32(zero, 4 * (k >> 1), 0), s_hi = _mm_insert_epi32(zero, 2 * k, 0);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            __m512i lo = _mm512_and_si512(
+                _mm512_srl_epi16(rows4(ql + (size_t)j * row_bytes, row_bytes), s_lo), _mm512_set1_epi8(0x0f));
+            __m512i hi = _mm512_and_si512(
+                _mm512_srl_epi16(rows4(qh + (size_t)j * row_bytes, row_bytes), s_hi), _mm512_set1_epi8(3));
+            x[j] = _mm512_sub_epi8(_mm512_or_si512(lo, _mm512_slli_epi16(hi, 4)), _mm512_set1_epi8(32));
+        }
+    }
+}
+
+/* One 16-value group of 16 whole Q8_0, Q4_K or Q6_K rows (row_bytes apart; s, m: their factors, `groups`
+ * floats apart) into panel steps P floats apart, transposed as bytes before they are expanded: x[j] holds
+ * rows j, 4 + j, 8 + j, 12 + j in its 128-bit lanes, two levels of unpacks leave dword d of each lane L of
+ * b[k] = the bytes of rows 4L .. 4L + 3 at step 4k + d, and one byte shuffle per step moves each into the top
+ * byte of its row's dword, an arithmetic shift extends its sign. 8 unpacks and 16 shuffles per 256 values
+ * instead of 16 widenings and 64 f32 shuffles; the factors are then applied in av_qload16's operations, lane
+ * by lane: the same bits (q * s and s * q are the same product). */
+static inline __attribute__((always_inline)) void qtile16(av_dtype t, const uint8_t *src, size_t row_bytes,
+                                                          int64_t v, const float *s, const float *m,
+                                                          int groups, float *dst, int P) {
+    __m512i x[4], a[4], b[4];
+    qrows16(t, src, row_bytes, v, x);
+    a[0] = _mm512_unpacklo_epi8(x[0], x[1]), a[1] = _mm512_unpackhi_epi8(x[0], x[1]); /* steps 0-7, 8-15 */
+    a[2] = _mm512_unpacklo_epi8(x[2], x[3]), a[3] = _mm512_unpackhi_epi8(x[2], x[3]);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        b[2 * h] = _mm512_unpacklo_epi16(a[h], a[h + 2]);
+        b[2 * h + 1] = _mm512_unpackhi_epi16(a[h], a[h + 2]);
+    }
+    __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                     _mm512_set1_epi32(groups));
+    __m512 vs = _mm512_i32gather_ps(idx, s, 4), vm = _mm512_setzero_ps();
+    if (t == AV_DTYPE_Q4_K) vm = _mm512_i32gather_ps(idx, m, 4);
+#pragma GCC unroll 16
+    for (int p = 0; p < 16; p++) {
+        int d = p % 4; /* byte 4d + i of each lane (row 4L + i) into byte 3 of dword i */
+        __m512i f = _mm512_shuffle_epi8(
+            b[p / 4], _mm512_set4_epi32((4 * d + 3) << 24 | 0x808080, (4 * d + 2) << 24 | 0x808080,
+                                        (4 * d + 1) << 24 | 0x808080, (4 * d) << 24 | 0x808080));
+        __m512 y = _mm512_mul_ps(vs, _mm512_cvtepi32_ps(_mm512_srai_epi32(f, 24)));
+        _mm512_storeu_ps(dst + (int64_t)p * P, t == AV_DTYPE_Q4_K ? _mm512_sub_ps(y, vm) : y);
+    }
+}
+
 /* Grouped quantized rows (Q8_0, Q4_K, Q6_K; gemm_quant.h): the factors of every row's 16-value groups first
- * (into tmp), then each 16 x 16 tile expanded in registers and transposed as pack16 does. kc is a multiple of
- * the type's block, so tiles are always 16 steps deep. tmp: (2, rows, kc / 16) floats. */
+ * (into tmp), then each 16 x 16 tile transposed as bytes and expanded (qtile16), or, with fewer than 16 rows,
+ * expanded in registers and transposed as pack16 does. kc is a multiple of the type's block, so tiles are
+ * always 16 steps deep. tmp: (2, rows, kc / 16) floats. */
 static inline __attribute__((always_inline)) void pack16_grouped(av_dtype t, const uint8_t *src,
                                                                  size_t row_bytes, int rows, int64_t k0,
                                                                  int kc, int P, float *panel, float *tmp) {
@@ -105,6 +248,11 @@ static inline __attribute__((always_inline)) void pack16_grouped(av_dtype t, con
     for (int r0 = 0; r0 < P; r0 += 16) {
         int nr = rows - r0 < 0 ? 0 : (rows - r0 < 16 ? rows - r0 : 16), lanes = P - r0 < 16 ? P - r0 : 16;
         for (int g = 0; g < groups; g++) {
+            if (nr == 16 && lanes == 16) {
+                qtile16(t, src + (size_t)r0 * row_bytes, row_bytes, k0 + 16 * g, s + r0 * groups + g,
+                        m + r0 * groups + g, groups, panel + (int64_t)g * 16 * P + r0, P);
+                continue;
+            }
             __m512 v[16];
             for (int i = 0; i < 16; i++) {
                 int r = r0 + i;
@@ -156,8 +304,8 @@ void av_pack_weight_avx512(const av_tensor *w, int64_t f0, int rows, int64_t k0,
     const uint8_t *q = (const uint8_t *)src;
     switch (w->dtype) {
     case AV_DTYPE_F32: pack16(AV_DTYPE_F32, src, row_bytes, rows, k0, kc, P, panel); return;
-    case AV_DTYPE_F16: pack16(AV_DTYPE_F16, src, row_bytes, rows, k0, kc, P, panel); return;
-    case AV_DTYPE_BF16: pack16(AV_DTYPE_BF16, src, row_bytes, rows, k0, kc, P, panel); return;
+    case AV_DTYPE_F16: pack_h16(AV_DTYPE_F16, src, row_bytes, rows, k0, kc, P, panel); return;
+    case AV_DTYPE_BF16: pack_h16(AV_DTYPE_BF16, src, row_bytes, rows, k0, kc, P, panel); return;
     case AV_DTYPE_Q8_0: pack16_grouped(AV_DTYPE_Q8_0, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
     case AV_DTYPE_Q4_K: pack16_grouped(AV_DTYPE_Q4_K, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
     case AV_DTYPE_Q6_K: pack16_grouped(AV_DTYPE_Q6_K, q, row_bytes, rows, k0, kc, P, panel, tmp); return;
