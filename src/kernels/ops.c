@@ -260,9 +260,8 @@ float av_max_value(const float *x, int n) {
 }
 
 #ifdef AV_HAVE_F16C
-/* x[k] = exp(x[k] - mx) for the whole 8-value chunks of x[0..n), their values added into the 8 lane sums
- * *vsum chunk by chunk (16-value chunks on the AVX-512 paths, as two 8-value ones); returns where it stopped.
- */
+/* x[k] = exp(x[k] - mx) for the whole 8-value chunks of x[0..n), added into the 8 lane sums *vsum chunk by
+ * chunk (on the AVX-512 paths 16 values at a time, as two 8-value chunks); returns where it stopped. */
 static int exp_chunks(float *x, int n, float mx, __m256 *vsum) {
     float sums[8];
     int i = 0;
