@@ -7,6 +7,12 @@
 #include <immintrin.h>
 #include <string.h>
 
+#define T16_NAME transpose_h16_avx2
+#define T16_VEC __m256i
+#define T16_UNPACKLO(w, x, y) _mm256_unpacklo_epi##w(x, y)
+#define T16_UNPACKHI(w, x, y) _mm256_unpackhi_epi##w(x, y)
+#include "gemm_transpose16.h"
+
 /* r[q] = column q of the 8 x 8 block whose row i is r[i] on entry. */
 static inline void transpose8(__m256 r[8]) {
     __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -92,32 +98,19 @@ static inline __attribute__((always_inline)) void pack_8x8(src_kind kind, const 
  * Packing alone, 20-25% less time per value (docs/BENCHMARKS.md, "AVX2 forward (session 27)"). */
 static inline __attribute__((always_inline)) void pack_f16_16x8(const uint16_t *src, int64_t ld, int p0,
                                                                 float *panel) {
-    __m256i r[8], a[8], b[8];
+    __m256i r[8], c[8];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         const uint16_t *lo = src + (int64_t)i * ld + p0, *hi = lo + 8 * ld;
         r[i] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)lo)),
                                        _mm_loadu_si128((const __m128i *)hi), 1);
     }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i += 2) { /* a[i]: steps 0-3 of rows i, i + 1 interleaved; a[i + 1]: steps 4-7 */
-        a[i] = _mm256_unpacklo_epi16(r[i], r[i + 1]);
-        a[i + 1] = _mm256_unpackhi_epi16(r[i], r[i + 1]);
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i += 4) /* b[i + 2s], b[i + 2s + 1]: steps 4s .. 4s + 3 of rows i .. i + 3 */
-#pragma GCC unroll 8
-        for (int s = 0; s < 2; s++) {
-            b[i + 2 * s] = _mm256_unpacklo_epi32(a[i + s], a[i + s + 2]);
-            b[i + 2 * s + 1] = _mm256_unpackhi_epi32(a[i + s], a[i + s + 2]);
-        }
+    transpose_h16_avx2(r, c);
 #pragma GCC unroll 8
     for (int q = 0; q < 8; q++) { /* step q: rows 0-7 in the low lane, 8-15 in the high one */
-        __m256i c = q % 2 ? _mm256_unpackhi_epi64(b[q / 2], b[q / 2 + 4])
-                          : _mm256_unpacklo_epi64(b[q / 2], b[q / 2 + 4]);
         float *d = panel + (int64_t)(p0 + q) * 16;
-        _mm256_storeu_ps(d, _mm256_cvtph_ps(_mm256_castsi256_si128(c)));
-        _mm256_storeu_ps(d + 8, _mm256_cvtph_ps(_mm256_extracti128_si256(c, 1)));
+        _mm256_storeu_ps(d, _mm256_cvtph_ps(_mm256_castsi256_si128(c[q])));
+        _mm256_storeu_ps(d + 8, _mm256_cvtph_ps(_mm256_extracti128_si256(c[q], 1)));
     }
 }
 

@@ -10,6 +10,12 @@
 #include <immintrin.h>
 #include <stddef.h>
 
+#define T16_NAME transpose_h16_avx512
+#define T16_VEC __m512i
+#define T16_UNPACKLO(w, x, y) _mm512_unpacklo_epi##w(x, y)
+#define T16_UNPACKHI(w, x, y) _mm512_unpackhi_epi##w(x, y)
+#include "gemm_transpose16.h"
+
 /* r[c] = column c of the 16 x 16 block whose row i is r[i] on entry: pairs, quads, then 128-bit lanes. */
 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
     __m512 t[16];
@@ -103,7 +109,7 @@ static inline __attribute__((always_inline)) void pack16(av_dtype t, const char 
  */
 static inline __attribute__((always_inline)) void pack_h16_32x8(av_dtype t, const char *src, size_t row_bytes,
                                                                 int64_t at, float *panel) {
-    __m512i r[8], a[8], b[8];
+    __m512i r[8], c[8];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         const char *row = src + (size_t)i * row_bytes + (size_t)at * 2;
@@ -114,23 +120,10 @@ static inline __attribute__((always_inline)) void pack_h16_32x8(av_dtype t, cons
             _mm_loadu_si128((const __m128i *)(row + 24 * row_bytes)), 1);
         r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
     }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i += 2) { /* a[i]: steps 0-3 of rows i, i + 1 interleaved; a[i + 1]: steps 4-7 */
-        a[i] = _mm512_unpacklo_epi16(r[i], r[i + 1]);
-        a[i + 1] = _mm512_unpackhi_epi16(r[i], r[i + 1]);
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i += 4) /* b[i + 2s], b[i + 2s + 1]: steps 4s .. 4s + 3 of rows i .. i + 3 */
-#pragma GCC unroll 8
-        for (int s = 0; s < 2; s++) {
-            b[i + 2 * s] = _mm512_unpacklo_epi32(a[i + s], a[i + s + 2]);
-            b[i + 2 * s + 1] = _mm512_unpackhi_epi32(a[i + s], a[i + s + 2]);
-        }
+    transpose_h16_avx512(r, c);
 #pragma GCC unroll 8
     for (int q = 0; q < 8; q++) { /* step q: rows 0-15 in the low half, 16-31 in the high one */
-        __m512i c = q % 2 ? _mm512_unpackhi_epi64(b[q / 2], b[q / 2 + 4])
-                          : _mm512_unpacklo_epi64(b[q / 2], b[q / 2 + 4]);
-        __m256i h[2] = {_mm512_castsi512_si256(c), _mm512_extracti64x4_epi64(c, 1)};
+        __m256i h[2] = {_mm512_castsi512_si256(c[q]), _mm512_extracti64x4_epi64(c[q], 1)};
         float *d = panel + (int64_t)q * 32;
 #pragma GCC unroll 2
         for (int k = 0; k < 2; k++)
