@@ -137,9 +137,13 @@ static int capture_bits_differ(const av_attn_args *a) {
     return bad;
 }
 
-/* One masking setup, streamed (and, when capture, through the capturing path too: capture 1 into a zeroed
- * buffer, 2 into one full of NaN) in two chunks against the reference; the pooled overview of the streamed
- * run against the reference's. */
+/* What run_case captures: nothing (0), or the probabilities (CAP) into a zeroed buffer or one full of NaN
+ * (CAP_NAN), with the pooled overview or without it (CAP_NO_POOL: a forward pass's full capture, whose last
+ * key tile's exps go straight into the captured rows). */
+enum { CAP = 1, CAP_NAN = 2, CAP_NO_POOL = 4 };
+
+/* One masking setup, streamed (and, when capture, through the capturing path too) in two chunks against the
+ * reference; the pooled overview of the streamed run against the reference's. */
 static void run_case(const char *name, const problem *p, int causal, int window, float softcap, int use_rel,
                      int use_mask, int capture) {
     enum { R = 7, C = 11 };
@@ -160,14 +164,14 @@ static void run_case(const char *name, const problem *p, int causal, int window,
         if (use_mask) a.key_mask = p->mask;
         if (capture) {
             probs = calloc((size_t)H * n_q * n_k, sizeof(float));
-            for (size_t i = 0; capture == 2 && i < (size_t)H * n_q * n_k; i++)
+            for (size_t i = 0; (capture & CAP_NAN) && i < (size_t)H * n_q * n_k; i++)
                 probs[i] = NAN;
             a.probs = probs, a.probs_head_stride = (size_t)n_q * n_k, a.probs_ld = n_k;
-            a.probs_zeroed = capture == 1;
+            a.probs_zeroed = !(capture & CAP_NAN);
         }
-        a.pool = &pool;
+        a.pool = capture & CAP_NO_POOL ? NULL : &pool;
         av_attention(&a, scratch, 2);
-        double dp, d = check_outputs(&a, p, rmax, rsum, R, C, &dp);
+        double dp, d = check_outputs(&a, p, a.pool ? rmax : NULL, rsum, R, C, &dp);
         CHECKF(d <= 2e-5, "%s (%s, queries from %d): outputs differ from the reference by %g", name,
                av_gemm_path_name(av_gemm_path_get()), q_pos, d);
         int bad = capture ? capture_bits_differ(&a) : 0;
@@ -183,8 +187,9 @@ static void run_case(const char *name, const problem *p, int causal, int window,
         dmax = fabs(pmax[i] - rmax[i]) > dmax ? fabs(pmax[i] - rmax[i]) : dmax;
         dsum = fabs(psum[i] - rsum[i]) > dsum ? fabs(psum[i] - rsum[i]) : dsum;
     }
-    CHECKF(dmax <= 1e-5 && dsum <= 1e-4, "%s (%s): pooled max differs by %g, sum by %g", name,
-           av_gemm_path_name(av_gemm_path_get()), dmax, dsum);
+    CHECKF(dmax <= 1e-5 && dsum <= 1e-4 && (capture & CAP_NO_POOL ? pmax[0] == 0.0f : pmax[0] > 0.0f),
+           "%s (%s): pooled max differs by %g, sum by %g", name, av_gemm_path_name(av_gemm_path_get()), dmax,
+           dsum);
     free(out);
     free(scratch);
 }
@@ -211,8 +216,9 @@ static void test_streamed_attention_equals_reference(void) {
     free(p);
 }
 
-/* The capture on every path, into zeroed buffers and into ones that are not: outputs against the reference,
- * probabilities against the reference and bit for bit against av_attention_probs. */
+/* The capture on every path, into zeroed buffers and into ones that are not, with and without the pooled
+ * overview: outputs against the reference, probabilities against the reference and bit for bit against
+ * av_attention_probs. */
 static void test_capturing_attention_equals_reference(void) {
     problem *p = malloc(sizeof *p);
     REQUIRE(p);
@@ -221,15 +227,19 @@ static void test_capturing_attention_equals_reference(void) {
     for (int path = 0; path < AV_GEMM_PATH_COUNT; path++)
         if (av_gemm_path_supported((av_gemm_path)path)) {
             av_gemm_path_set((av_gemm_path)path);
-            cases(p, 1);
-            run_case("causal window, capture not zeroed", p, 1, 100, 0, 0, 0, 2);
-            run_case("encoder, key mask, bias, capture not zeroed", p, 0, 0, 0, 1, 1, 2);
+            cases(p, CAP);
+            cases(p, CAP | CAP_NO_POOL);
+            run_case("causal window, capture not zeroed", p, 1, 100, 0, 0, 0, CAP | CAP_NAN);
+            run_case("encoder, key mask, bias, capture not zeroed", p, 0, 0, 0, 1, 1, CAP | CAP_NAN);
+            run_case("causal, no overview, capture not zeroed", p, 1, 0, 0, 0, 0,
+                     CAP | CAP_NAN | CAP_NO_POOL);
         }
     av_gemm_path_set(prev);
     free(p);
 }
 
-/* Keys all masked: rows that see nothing give 0 (not NaN), and add nothing to the overview. */
+/* Keys all masked: rows that see nothing give 0 (not NaN), add nothing to the overview, and are captured as
+ * rows of 0. */
 static void test_rows_that_see_nothing(void) {
     problem *p = malloc(sizeof *p);
     REQUIRE(p);
@@ -251,6 +261,17 @@ static void test_rows_that_see_nothing(void) {
     for (int i = 0; i < H * 16; i++)
         bad += pmax[i] != 0.0f || psum[i] != 0.0f;
     CHECKF(bad == 0, "%d outputs or cells are not 0", bad);
+    float *probs = malloc(sizeof(float) * H * T * T);
+    REQUIRE(probs);
+    for (size_t i = 0; i < (size_t)H * T * T; i++)
+        probs[i] = NAN;
+    a.pool = NULL, a.probs = probs, a.probs_head_stride = (size_t)T * T, a.probs_ld = T;
+    av_attention(&a, scratch, 2);
+    bad = 0;
+    for (size_t i = 0; i < (size_t)H * T * T; i++)
+        bad += probs[i] != 0.0f;
+    CHECKF(bad == 0, "%d captured probabilities are not 0", bad);
+    free(probs);
     free(out);
     free(scratch);
     free(p);

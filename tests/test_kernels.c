@@ -249,6 +249,47 @@ static void test_softmax_swiglu_same_bits_on_avx512(void) {
     av_gemm_path_set(prev);
 }
 
+/* av_exp_shift_sum_from (the capture's softmax when a row's last key tile left its exps in place) against
+ * av_exp_shift_sum over the whole row, whose bits it must give: values and sum identical at lengths around
+ * the 8- and 16-value chunks, exps already present from every multiple of 16, on each path with its own
+ * exp code (scalar and sgemm run the 8-lane code as avx2 does), rows with masked (-inf) keys; and the sum
+ * against exp in double. */
+static void test_exp_shift_sum_from_equals_whole_row(void) {
+    static const int lengths[] = {16, 17, 23, 24, 31, 32, 33, 100, 255, 256, 257, 263, 264, 384, 513, 750};
+    static float x[750], want[750], got[750];
+    static const av_gemm_path paths[] = {AV_GEMM_AVX2, AV_GEMM_AVX512};
+    av_gemm_path prev = av_gemm_path_get();
+    unsigned seed = 17;
+    int rows = 0, bad = 0, far = 0;
+    for (size_t pi = 0; pi < sizeof paths / sizeof *paths; pi++) {
+        if (!av_gemm_path_supported(paths[pi])) continue;
+        av_gemm_path_set(paths[pi]);
+        for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+            int n = lengths[l];
+            float mx = -INFINITY;
+            for (int i = 0; i < n; i++) {
+                x[i] = i % 29 == 5 ? -INFINITY : ((float)rand_r(&seed) / RAND_MAX - 0.5f) * 12.0f;
+                mx = x[i] > mx ? x[i] : mx;
+            }
+            double ref = 0;
+            for (int i = 0; i < n; i++)
+                ref += exp((double)x[i] - mx);
+            memcpy(want, x, sizeof(float) * (size_t)n);
+            float sum_want = av_exp_shift_sum(want, n, mx);
+            for (int n0 = 0; n0 <= n; n0 += 16, rows++) {
+                memcpy(got, x, sizeof(float) * (size_t)n);
+                av_exp_shift_sum(got + n0, n - n0, mx); /* the last tile's exps, as tile_row leaves them */
+                float sum = av_exp_shift_sum_from(got, n0, n, mx);
+                bad += memcmp(got, want, sizeof(float) * (size_t)n) != 0 || memcmp(&sum, &sum_want, 4) != 0;
+                far += fabs(sum - ref) > 1e-5 * ref;
+            }
+        }
+    }
+    av_gemm_path_set(prev);
+    CHECKF(rows > 0 && bad == 0, "%d of %d rows differ from av_exp_shift_sum's values or sum", bad, rows);
+    CHECKF(far == 0, "%d sums further than 1e-5 from exp in double", far);
+}
+
 /* The residual add fused into the next RMSNorm (av_rmsnorm_add, out aliasing the addend as the forward pass
  * calls it) against the add and av_rmsnorm apart, bit for bit, and the norm against double precision;
  * rows of 300 values (not a multiple of the 8 lanes), enough rows for two threads. */
@@ -436,6 +477,7 @@ int main(void) {
     RUN(test_softmax_nan_and_inf_rows);
     RUN(test_softmax_swiglu_same_bits_on_avx512);
     RUN(test_exp_tail_matches_scalar_formula);
+    RUN(test_exp_shift_sum_from_equals_whole_row);
     RUN(test_rmsnorm_add_equals_two_steps);
     RUN(test_rope_styles_agree_under_permutation);
     RUN(test_matmul_all_paths);

@@ -4,7 +4,9 @@
  * are skipped, and the scores are av_attention_probs's bit for bit (the same micro-kernel chain). The keys
  * and values are packed once per call into the micro-kernel's panels, shared by the heads of a kv group and
  * by every query block. A capture of the probabilities takes each tile's masked scores into its rows, and
- * each row becomes a softmax when its block is done: av_attention_probs's bits without a second Q K^T.
+ * each row becomes a softmax when its block is done: av_attention_probs's bits without a second Q K^T. The
+ * block's last tile, where each row's maximum is final, computes its exps in the captured rows themselves,
+ * so only the keys of earlier tiles are exponentiated a second time.
  *
  * A pooled overview (lazy traces) is kept per row and cell while the tiles pass: the largest score of the
  * cell and the sum of exp(score - ref) with its reference ref (the row's running maximum when the cell was
@@ -22,6 +24,7 @@ enum {
     S_LD = KEY_TILE + 16,    /* row stride of the tile: rows 1 KiB apart would share L1 sets */
     QB = AV_ATTN_QUERY_BLOCK /* query rows per block */
 };
+_Static_assert(KEY_TILE % 16 == 0, "a tile's exps must be av_exp_shift_sum_from's (16-value chunks)");
 
 typedef struct stream_job {
     const av_attn_args *a;
@@ -41,6 +44,8 @@ typedef struct stream_ws {
                      apart, read in place, would share L1 sets) */
     float *o;     /* (QB, head_dim) unnormalized outputs */
     float *m, *l; /* (QB) running max and sum of each row */
+    int *e0;      /* (QB) capture: the key from which the row's captured values are already exp(score - m),
+                     computed in its last tile (with the final maximum), or -1 */
     float *cmax, *csum, *cref; /* (QB, pool cols) per row and cell: max score, sum of exp(score - ref), ref */
 } stream_ws;
 
@@ -52,7 +57,8 @@ static stream_ws workspace(const stream_job *j, int tid) {
     s.o = s.qp + (size_t)(QB + j->uk->mr) * (size_t)a->head_dim;
     s.m = s.o + (size_t)QB * (size_t)a->head_dim;
     s.l = s.m + QB;
-    s.cmax = s.l + QB;
+    s.e0 = (int *)(s.l + QB); /* as many ints as floats */
+    s.cmax = s.l + 2 * QB;
     s.csum = s.cmax + cells;
     s.cref = s.csum + cells;
     return s;
@@ -60,7 +66,7 @@ static stream_ws workspace(const stream_job *j, int tid) {
 
 static size_t workspace_floats(const av_attn_args *a, int mr) {
     size_t cells = a->pool ? (size_t)QB * (size_t)a->pool->cols : 0;
-    return (size_t)QB * S_LD + (size_t)(2 * QB + mr) * (size_t)a->head_dim + 2 * QB + 3 * cells;
+    return (size_t)QB * S_LD + (size_t)(2 * QB + mr) * (size_t)a->head_dim + 3 * QB + 3 * cells;
 }
 
 /* Keys and values of kv heads [g0, g1) into their panels. */
@@ -136,33 +142,40 @@ static float *capture_row(const av_attn_args *a, int h, int r) {
  * keys, as av_attention_probs computes it from the same scores, and 0 past them (up to the keys of its block,
  * n_keys, when the capture starts zeroed; else to the row's end). mx: the row's running maximum from the
  * tiles, its largest score (a maximum is exact in any order), so av_softmax's first pass is not repeated; a
- * row where the tiles found none (-inf: nothing visible, or only NaN) goes through av_softmax itself. */
-static void capture_softmax(const av_attn_args *a, int h, int r, int n_keys, float mx) {
+ * row where the tiles found none (-inf: nothing visible, or only NaN) goes through av_softmax itself. e0 >=
+ * 0: keys [e0, vis) already hold their exponentials (the last tile's, with mx). */
+static void capture_softmax(const av_attn_args *a, int h, int r, int n_keys, float mx, int e0) {
     float *row = capture_row(a, h, r);
     int vis = av_attn_visible_keys(a, r), end = a->probs_zeroed ? n_keys : a->probs_ld;
     vis = vis > 0 ? vis : 0;
     if (mx == -INFINITY || vis == 0)
         av_softmax(row, vis);
     else /* av_softmax's last two passes */
-        av_scale(row, vis, 1.0f / av_exp_shift_sum(row, vis, mx));
+        av_scale(row, vis,
+                 1.0f / (e0 >= 0 ? av_exp_shift_sum_from(row, e0, vis, mx) : av_exp_shift_sum(row, vis, mx)));
     if (end > vis) memset(row + vis, 0, sizeof(float) * (size_t)(end - vis));
 }
 
 /* Row i (block row; query row r) of a tile of n_t keys from k0 whose scores are in s: masks, the running
- * maximum (rescaling what the row has so far when it grows), exp and sums; keys it cannot see become 0. */
-static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, int r, int k0, int n_t) {
-    float *s = w->s + (size_t)i * S_LD;
+ * maximum (rescaling what the row has so far when it grows), exp and sums; keys it cannot see become 0. A
+ * capture has the scores in its row instead: they stay there for block()'s softmax and are copied to s, but
+ * in the block's last tile (last), whose maximum is the row's, the exps are computed there and copied. */
+static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, int r, int k0, int n_t,
+                     int last) {
+    float *s = w->s + (size_t)i * S_LD, *x = s; /* x: where the tile's scores become exps */
     int vis = av_attn_visible_keys(a, r) - k0, n = vis < n_t ? vis : n_t;
-    if (n > 0 && a->probs) { /* the scores are in the capture's row: masked there (block() turns them into
-                                probabilities), then copied */
-        float *cr = capture_row(a, h, r) + k0;
-        av_attn_mask_scores(a, h, r, cr, k0, k0 + n);
-        memcpy(s, cr, sizeof(float) * (size_t)n);
+    if (n > 0 && a->probs) {
+        x = capture_row(a, h, r) + k0;
+        av_attn_mask_scores(a, h, r, x, k0, k0 + n);
+        if (!last || a->pool) { /* exps by cell (pool) are not the row's bits */
+            memcpy(s, x, sizeof(float) * (size_t)n);
+            x = s;
+        }
     } else if (n > 0) {
         av_attn_mask_scores(a, h, r, s, k0, k0 + n);
     }
     if (n > 0) {
-        float mt = row_tile_max(a, w, i, s, k0, n);
+        float mt = row_tile_max(a, w, i, x, k0, n);
         if (mt > w->m[i]) {
             if (w->m[i] != -INFINITY) {
                 float f = expf(w->m[i] - mt);
@@ -171,10 +184,12 @@ static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, in
             }
             w->m[i] = mt;
         }
-        if (w->m[i] != -INFINITY)
-            w->l[i] += row_tile_exp(a, w, i, s, k0, n, w->m[i]);
-        else
+        if (w->m[i] != -INFINITY) {
+            w->l[i] += row_tile_exp(a, w, i, x, k0, n, w->m[i]);
+            if (x != s) memcpy(s, x, sizeof(float) * (size_t)n), w->e0[i] = k0;
+        } else {
             n = 0; /* nothing visible so far: no weight */
+        }
     }
     n = n > 0 ? n : 0;
     memset(s + n, 0, sizeof(float) * (size_t)(n_t - n));
@@ -199,8 +214,9 @@ static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr,
             uk->fn(hs, w->qp + (size_t)i0 * (size_t)hs, 0, kp + (size_t)jp * (size_t)hs * (size_t)NR,
                    c + i0 * ldc + jp * NR, ldc, mr, n_t - jp * NR < NR ? n_t - jp * NR : NR, a->scale, 0.0f);
         }
+    int last = k0 + n_t == av_attn_visible_keys(a, r0 + nr - 1);
     for (int i = 0; i < nr; i++)
-        tile_row(a, w, h, i, r0 + i, k0, n_t);
+        tile_row(a, w, h, i, r0 + i, k0, n_t, last);
     /* o (nr, hs) += P (nr, n_t) V (n_t, hs) */
     for (int pj = 0; pj < j->vp_panels; pj++) {
         const float *vp =
@@ -229,6 +245,7 @@ static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr
     for (int i = 0; i < nr; i++) {
         w->m[i] = -INFINITY;
         w->l[i] = 0;
+        w->e0[i] = -1;
         for (int c = 0; c < n_cells; c++) {
             size_t at = (size_t)i * (size_t)p->cols + (size_t)c;
             w->cmax[at] = w->cref[at] = -INFINITY;
@@ -242,7 +259,7 @@ static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr
         float *out = a->out + (size_t)(r0 + i) * (size_t)a->out_stride + (size_t)h * (size_t)hs;
         for (int d = 0; d < hs; d++)
             out[d] = w->o[(size_t)i * (size_t)hs + (size_t)d] * inv;
-        if (a->probs) capture_softmax(a, h, r0 + i, n_keys, w->m[i]);
+        if (a->probs) capture_softmax(a, h, r0 + i, n_keys, w->m[i], w->e0[i]);
         if (p && inv > 0)
             av_attn_pool_add_row(p, h, a->q_pos + r0 + i, w->cmax + (size_t)i * (size_t)p->cols,
                                  w->csum + (size_t)i * (size_t)p->cols, w->cref + (size_t)i * (size_t)p->cols,

@@ -105,6 +105,10 @@ void av_softmax(float *x, int n);
 float av_max_value(const float *x, int n);
 float av_exp_shift_sum(float *x, int n, float mx);
 void av_scale(float *x, int n, float s);
+/* av_exp_shift_sum(x, n, mx) when x[n0..n) already hold the exponentials, as one av_exp_shift_sum call over
+ * x[n0..n) with the same mx left them (n0 a multiple of 16: each value had the same formula as in one call
+ * over x[0..n)): exps x[0..n0) and returns the sum of all n in av_exp_shift_sum's order, bit for bit. */
+float av_exp_shift_sum_from(float *x, int n0, int n, float mx);
 /* Its 16-lane pieces and SwiGLU's (ops_avx512.c, AVX-512 only): each handles whole 16-value chunks from the
  * start of its range and returns the index where it stopped. max: *mx in, max(*mx, x[0..i)) out; exp_sum:
  * x[k] = exp(x[k] - mx), added into the 8 partial sums in the 8-lane order; scale: x[k] *= s; swiglu: as

@@ -259,26 +259,46 @@ float av_max_value(const float *x, int n) {
     return mx;
 }
 
+#ifdef AV_HAVE_F16C
+/* x[k] = exp(x[k] - mx) for the whole 8-value chunks of x[0..n), added into the 8 lane sums *vsum chunk by
+ * chunk (on the AVX-512 paths 16 values at a time, as two 8-value chunks); returns where it stopped. */
+static int exp_chunks(float *x, int n, float mx, __m256 *vsum) {
+    float sums[8];
+    int i = 0;
+    _mm256_storeu_ps(sums, *vsum);
+    if (use_avx512()) i = av_exp_sum_avx512(x, n, mx, sums);
+    __m256 vmx = _mm256_set1_ps(mx), v = _mm256_loadu_ps(sums);
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
+        _mm256_storeu_ps(x + i, e);
+        v = _mm256_add_ps(v, e);
+    }
+    *vsum = v;
+    return i;
+}
+
+/* The 8 lane sums added in lane order. */
+static float lane_total(__m256 vsum) {
+    float lanes[8], sum = 0;
+    _mm256_storeu_ps(lanes, vsum);
+    for (int k = 0; k < 8; k++)
+        sum += lanes[k];
+    return sum;
+}
+#endif
+
 /* x[i] = exp(x[i] - mx) for x[0..n) (every x[i] <= mx, mx finite); returns their sum, added in 8 lanes. */
 float av_exp_shift_sum(float *x, int n, float mx) {
     int i = 0;
     float sum = 0;
 #ifdef AV_HAVE_F16C
-    float sums[8] = {0}, lanes[8];
-    if (use_avx512()) i = av_exp_sum_avx512(x, n, mx, sums);
-    __m256 vmx = _mm256_set1_ps(mx);
-    __m256 vsum = _mm256_loadu_ps(sums);
-    for (; i + 8 <= n; i += 8) {
-        __m256 e = exp_nonpos8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmx));
-        _mm256_storeu_ps(x + i, e);
-        vsum = _mm256_add_ps(vsum, e);
-    }
-    _mm256_storeu_ps(lanes, vsum);
-    for (int k = 0; k < 8; k++)
-        sum += lanes[k];
+    __m256 vsum = _mm256_setzero_ps();
+    i = exp_chunks(x, n, mx, &vsum);
+    sum = lane_total(vsum);
     if (i < n) { /* the last n - i < 8 values: the scalar function's bits, added in the same order */
+        float lanes[8];
         __m256i m = lanes_below(n - i);
-        __m256 e = exp_nonpos8_unfused(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vmx));
+        __m256 e = exp_nonpos8_unfused(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), _mm256_set1_ps(mx)));
         _mm256_maskstore_ps(x + i, m, e);
         _mm256_storeu_ps(lanes, e);
         for (int k = 0; i < n; k++, i++)
@@ -289,6 +309,25 @@ float av_exp_shift_sum(float *x, int n, float mx) {
         x[i] = exp_nonpos(x[i] - mx);
         sum += x[i];
     }
+    return sum;
+}
+
+float av_exp_shift_sum_from(float *x, int n0, int n, float mx) {
+    int i = 0;
+    float sum = 0;
+#ifdef AV_HAVE_F16C
+    __m256 vsum = _mm256_setzero_ps();
+    i = exp_chunks(x, n0, mx, &vsum);
+    for (; i + 8 <= n; i += 8) /* the given exponentials, into the lanes as exp_chunks adds its own */
+        vsum = _mm256_add_ps(vsum, _mm256_loadu_ps(x + i));
+    sum = lane_total(vsum);
+#endif
+    for (; i < n0; i++) {
+        x[i] = exp_nonpos(x[i] - mx);
+        sum += x[i];
+    }
+    for (; i < n; i++) /* the tail (< 8 values) after the lanes, in order */
+        sum += x[i];
     return sum;
 }
 
