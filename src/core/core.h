@@ -141,6 +141,23 @@ int av_file_write_atomic(const char *path, const void *data, size_t n, av_err *e
  * (the CLI calls it first; a command that handles these signals itself installs its own handler later). */
 void av_atomic_remove_on_signals(void);
 
+/* ---- writing past the page cache (direct_write.c) ----
+ * A thread that writes byte ranges into an existing file with O_DIRECT, from n_bufs staging buffers of (at
+ * least) buf_bytes that it lends: take one (waiting while all are queued), fill it, put it with its place in
+ * the file; it comes back once written. Any offset and length work (unaligned ones cost a copy and reading
+ * back the partial blocks at their ends); ranges must not overlap while queued, and nothing else may write
+ * them. Used for large captures (docs/ARCHITECTURE.md, "Trace files"). */
+typedef struct av_direct_writer av_direct_writer;
+/* NULL when the file system takes no direct writes (tmpfs, ...), or out of memory: write another way. */
+av_direct_writer *av_direct_open(const char *path, int n_bufs, size_t buf_bytes);
+size_t av_direct_buffer_bytes(const av_direct_writer *w); /* buf_bytes rounded up to whole pages */
+void *av_direct_take(av_direct_writer *w);
+/* Queues buf's first len (<= the buffer's) bytes for file offset off. */
+void av_direct_put(av_direct_writer *w, void *buf, size_t len, uint64_t off);
+/* Waits for every queued range, stops the thread and frees w (NULL: nothing): 0, or -1 with the first
+ * failed write (later ranges are dropped once one fails). */
+int av_direct_close(av_direct_writer *w, av_err *err);
+
 /* ---- half precision ---- */
 float av_f16_to_f32(uint16_t h);
 uint16_t av_f32_to_f16(float f);
