@@ -3,7 +3,8 @@
  * path: grouped-query heads, chunks that start mid-sequence, several query blocks and key tiles with ragged
  * ends, a head size that is not a multiple of the kernels' panels, soft-capping, relative-position bias, key
  * masks, sliding windows and rows that see no key; and the capturing path of the same kernel, its
- * probabilities against the reference and bit for bit against av_attention_probs (the lazy recompute). */
+ * probabilities against the reference and bit for bit against av_attention_probs (the lazy recompute), in
+ * place and through a sink. */
 #include "harness.h"
 #include "kernels/kernels.h"
 
@@ -139,8 +140,25 @@ static int capture_bits_differ(const av_attn_args *a) {
 
 /* What run_case captures: nothing (0), or the probabilities (CAP) into a zeroed buffer or one full of NaN
  * (CAP_NAN), with the pooled overview or without it (CAP_NO_POOL: a forward pass's full capture, whose last
- * key tile's exps go straight into the captured rows). */
-enum { CAP = 1, CAP_NAN = 2, CAP_NO_POOL = 4 };
+ * key tile's exps go straight into the captured rows), or through a sink (CAP_SINK: the zeroed buffer is
+ * marked zeroed, but the rows are computed in fresh buffers full of NaN that the sink copies to their place,
+ * as a trace written past the page cache does). */
+enum { CAP = 1, CAP_NAN = 2, CAP_NO_POOL = 4, CAP_SINK = 8 };
+
+static float *nan_rows(void *ctx) {
+    size_t n = AV_ATTN_QUERY_BLOCK * (size_t)T;
+    float *b = malloc(sizeof(float) * n);
+    for (size_t i = 0; b && i < n; i++)
+        b[i] = NAN;
+    return b;
+}
+
+static void copy_rows(void *ctx, float *rows, const float *dst, size_t n) {
+    memcpy((float *)dst, rows, sizeof(float) * n); /* dst: this test's own capture buffer */
+    free(rows);
+}
+
+static const av_probs_sink copy_sink = {nan_rows, copy_rows, NULL};
 
 /* One masking setup, streamed (and, when capture, through the capturing path too) in two chunks against the
  * reference; the pooled overview of the streamed run against the reference's. */
@@ -168,6 +186,7 @@ static void run_case(const char *name, const problem *p, int causal, int window,
                 probs[i] = NAN;
             a.probs = probs, a.probs_head_stride = (size_t)n_q * n_k, a.probs_ld = n_k;
             a.probs_zeroed = !(capture & CAP_NAN);
+            if (capture & CAP_SINK) a.probs_sink = &copy_sink;
         }
         a.pool = capture & CAP_NO_POOL ? NULL : &pool;
         av_attention(&a, scratch, 2);
@@ -217,7 +236,7 @@ static void test_streamed_attention_equals_reference(void) {
 }
 
 /* The capture on every path, into zeroed buffers and into ones that are not, with and without the pooled
- * overview: outputs against the reference, probabilities against the reference and bit for bit against
+ * overview, and through a sink: outputs against the reference, probabilities against the reference and bit for bit against
  * av_attention_probs. */
 static void test_capturing_attention_equals_reference(void) {
     problem *p = malloc(sizeof *p);
@@ -233,6 +252,9 @@ static void test_capturing_attention_equals_reference(void) {
             run_case("encoder, key mask, bias, capture not zeroed", p, 0, 0, 0, 1, 1, CAP | CAP_NAN);
             run_case("causal, no overview, capture not zeroed", p, 1, 0, 0, 0, 0,
                      CAP | CAP_NAN | CAP_NO_POOL);
+            run_case("causal window, no overview, through a sink", p, 1, 100, 0, 0, 0,
+                     CAP | CAP_NO_POOL | CAP_SINK);
+            run_case("encoder, key mask, bias, through a sink", p, 0, 0, 0, 1, 1, CAP | CAP_SINK);
         }
     av_gemm_path_set(prev);
     free(p);

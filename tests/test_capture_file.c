@@ -2,6 +2,7 @@
  * hold exactly what the ordinary writer produces from the same run, tensor by tensor and byte by byte, and a
  * run that is never saved, or whose output cannot be created, leaves nothing behind. Uses the project's own
  * induction model (models/induction), so it runs everywhere. */
+#define _GNU_SOURCE /* O_DIRECT */
 #include "harness.h"
 #include "io/io.h"
 #include "trace/trace.h"
@@ -32,6 +33,14 @@ static int n_synced;
 int fsync(int fd) {
     if (n_synced < MAX_SYNCED && fstat(fd, &synced[n_synced]) == 0) n_synced++;
     return (int)syscall(SYS_fsync, fd);
+}
+
+/* pwrite: counts the writes through descriptors opened with O_DIRECT (the capture's direct writer) */
+static int n_direct_writes;
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl != -1 && (fl & O_DIRECT)) n_direct_writes++;
+    return (ssize_t)syscall(SYS_pwrite64, fd, buf, n, off);
 }
 
 static int was_synced(const char *path) {
@@ -73,14 +82,19 @@ static void check_same_tensors(const av_safetensors *a, const av_safetensors *b)
 
 enum { T = 128 }; /* the model's whole context: large enough to be captured in place */
 
-static int run(av_model *m, const char *output_path, int want_logits, av_trace **t, av_err *err) {
+/* A run over n <= T ids. */
+static int run_n(av_model *m, const char *output_path, int want_logits, int n, av_trace **t, av_err *err) {
     int32_t ids[T];
-    for (int i = 0; i < T; i++)
+    for (int i = 0; i < n; i++)
         ids[i] = 1 + (i * 7) % 90;
     av_run_params p = av_run_default_params();
     p.output_path = output_path;
     p.want_logits = want_logits;
-    return av_trace_from_ids(m, ids, T, &p, t, err);
+    return av_trace_from_ids(m, ids, (size_t)n, &p, t, err);
+}
+
+static int run(av_model *m, const char *output_path, int want_logits, av_trace **t, av_err *err) {
+    return run_n(m, output_path, want_logits, T, t, err);
 }
 
 static void test_in_place_file_equals_ordinary_save(void) {
@@ -123,6 +137,52 @@ static void test_in_place_file_equals_ordinary_save(void) {
     av_st_close(&sb);
     av_trace_free(a);
     av_trace_free(b);
+    av_model_free(m);
+}
+
+/* The attention of a run into its file goes out through the direct writer (where the file system takes
+ * O_DIRECT) and the file is the ordinary save's, byte for byte: rows of 128 x 4 bytes (every block whole
+ * 512-byte sectors) and of 120 x 4 (blocks starting and ending inside sectors), and with ATTNVIZ_DIRECT_IO=0
+ * (stores into the mapping, no direct write). */
+static void test_direct_capture_equals_ordinary_save(void) {
+    av_model *m = load_model();
+    REQUIREF(m, "cannot load " MODEL);
+    const struct {
+        int n;
+        const char *env;
+    } cases[] = {{T, NULL}, {120, NULL}, {T, "0"}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char ordinary[512], direct[512];
+        snprintf(ordinary, sizeof ordinary, "%s/ordinary-%zu.safetensors", h_tmpdir(), c);
+        snprintf(direct, sizeof direct, "%s/direct-%zu.safetensors", h_tmpdir(), c);
+        av_err err = {{0}};
+        av_trace *a = NULL, *b = NULL;
+        REQUIREF(run_n(m, NULL, 1, cases[c].n, &a, &err) == 0 && av_trace_save(a, ordinary, &err) == 0, "%s",
+                 err.msg);
+        if (cases[c].env) setenv("ATTNVIZ_DIRECT_IO", cases[c].env, 1);
+        n_direct_writes = 0;
+        int rc = run_n(m, direct, 1, cases[c].n, &b, &err);
+        unsetenv("ATTNVIZ_DIRECT_IO");
+        REQUIREF(rc == 0, "%s", err.msg);
+        CHECKF(b->prealloc != NULL, "n %d: the run did not capture into the output file", cases[c].n);
+        if (cases[c].env)
+            CHECKF(n_direct_writes == 0, "ATTNVIZ_DIRECT_IO=0: %d direct writes", n_direct_writes);
+        else if (n_direct_writes == 0)
+            printf("note: %s takes no O_DIRECT writes: only the mapping was checked\n", h_tmpdir());
+        REQUIREF(av_trace_save(b, direct, &err) == 0, "%s", err.msg);
+        av_safetensors sa, sb;
+        REQUIREF(av_st_open(ordinary, &sa, &err) == 0 && av_st_open(direct, &sb, &err) == 0, "%s", err.msg);
+        check_same_tensors(&sa, &sb);
+        av_attn_view v; /* the in-memory trace reads the file's pages, written past them */
+        REQUIREF(av_trace_attn(b, AV_ATTN_SELF, 1, &v, &err) == 0, "%s", err.msg);
+        const av_tensor *ref = av_st_find(&sa, "attn.self.1");
+        CHECK(ref && memcmp(v.data, ref->data, ref->nbytes) == 0);
+        av_st_close(&sa);
+        av_st_close(&sb);
+        av_trace_free(a);
+        av_trace_free(b);
+    }
+    CHECK(leftover_temps(h_tmpdir()) == 0);
     av_model_free(m);
 }
 
@@ -326,6 +386,7 @@ static void test_reservation_failure_is_up_front(void) {
 
 int main(void) {
     RUN(test_in_place_file_equals_ordinary_save);
+    RUN(test_direct_capture_equals_ordinary_save);
     RUN(test_stale_temp_of_killed_writer_removed);
     RUN(test_commit_syncs_file_and_directory);
     RUN(test_reservation_failure_is_up_front);

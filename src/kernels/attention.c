@@ -51,6 +51,17 @@ int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *prob
     return n_keys;
 }
 
+float *av_attn_capture_take(const av_attn_args *a, int h, int r0) {
+    if (a->probs_sink) return a->probs_sink->take(a->probs_sink->ctx);
+    return a->probs + (size_t)h * a->probs_head_stride + (size_t)r0 * (size_t)a->probs_ld;
+}
+
+void av_attn_capture_put(const av_attn_args *a, int h, int r0, int nr, float *rows) {
+    if (!a->probs_sink) return;
+    const float *dst = a->probs + (size_t)h * a->probs_head_stride + (size_t)r0 * (size_t)a->probs_ld;
+    a->probs_sink->put(a->probs_sink->ctx, rows, dst, (size_t)nr * (size_t)a->probs_ld);
+}
+
 typedef struct heads_job {
     const av_attn_args *a;
     float *scratch;
@@ -78,15 +89,15 @@ static void attend_heads(void *ctx, int tid, int64_t t0, int64_t t1) {
         if (a->probs) {
             /* row blocks: a causal block computes only the keys its last row sees, so the capture's upper
              * triangle is never written (and, in a zeroed buffer, its pages never touched) */
-            float *p = a->probs + (size_t)h * a->probs_head_stride;
             for (int r0 = 0; r0 < a->n_q; r0 += AV_ATTN_QUERY_BLOCK) {
                 int nr = a->n_q - r0 < AV_ATTN_QUERY_BLOCK ? a->n_q - r0 : AV_ATTN_QUERY_BLOCK;
-                float *pb = p + (size_t)r0 * (size_t)a->probs_ld;
+                float *pb = av_attn_capture_take(a, h, r0);
                 attend_block(j, h, r0, nr, pb, a->probs_ld);
-                int used = av_attn_visible_keys(a, r0 + nr - 1);
-                for (int i = 0; i < nr && !a->probs_zeroed; i++) /* keys past those computed stay exactly 0 */
+                int used = av_attn_visible_keys(a, r0 + nr - 1), zeroed = a->probs_zeroed && !a->probs_sink;
+                for (int i = 0; i < nr && !zeroed; i++) /* keys past those computed are exactly 0 */
                     memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0,
                            sizeof(float) * (size_t)(a->probs_ld - used));
+                av_attn_capture_put(a, h, r0, nr, pb);
             }
         } else {
             float *buf = j->scratch + (size_t)tid * AV_ATTN_QUERY_BLOCK * (size_t)a->n_k;

@@ -133,20 +133,15 @@ static float row_tile_exp(const av_attn_args *a, const stream_ws *w, int i, floa
     return total;
 }
 
-/* Query row r of head h in the capture. */
-static float *capture_row(const av_attn_args *a, int h, int r) {
-    return a->probs + (size_t)h * a->probs_head_stride + (size_t)r * (size_t)a->probs_ld;
-}
-
-/* A captured row (its masked scores, written tile by tile) into probabilities: the softmax over its visible
- * keys, as av_attention_probs computes it from the same scores, and 0 past them (up to the keys of its block,
- * n_keys, when the capture starts zeroed; else to the row's end). mx: the row's running maximum from the
- * tiles, its largest score (a maximum is exact in any order), so av_softmax's first pass is not repeated; a
- * row where the tiles found none (-inf: nothing visible, or only NaN) goes through av_softmax itself. e0 >=
- * 0: keys [e0, vis) already hold their exponentials (the last tile's, with mx). */
-static void capture_softmax(const av_attn_args *a, int h, int r, int n_keys, float mx, int e0) {
-    float *row = capture_row(a, h, r);
-    int vis = av_attn_visible_keys(a, r), end = a->probs_zeroed ? n_keys : a->probs_ld;
+/* A captured row of query r (its masked scores, written tile by tile) into probabilities: the softmax over
+ * its visible keys, as av_attention_probs computes it from the same scores, and 0 past them (up to the keys
+ * of its block, n_keys, when the capture starts zeroed and is written in place; else to the row's end). mx:
+ * the row's running maximum from the tiles, its largest score (a maximum is exact in any order), so
+ * av_softmax's first pass is not repeated; a row where the tiles found none (-inf: nothing visible, or only
+ * NaN) goes through av_softmax itself. e0 >= 0: keys [e0, vis) already hold their exponentials (the last
+ * tile's, with mx). */
+static void capture_softmax(const av_attn_args *a, float *row, int r, int n_keys, float mx, int e0) {
+    int vis = av_attn_visible_keys(a, r), end = a->probs_zeroed && !a->probs_sink ? n_keys : a->probs_ld;
     vis = vis > 0 ? vis : 0;
     if (mx == -INFINITY || vis == 0)
         av_softmax(row, vis);
@@ -158,14 +153,14 @@ static void capture_softmax(const av_attn_args *a, int h, int r, int n_keys, flo
 
 /* Row i (block row; query row r) of a tile of n_t keys from k0 whose scores are in s: masks, the running
  * maximum (rescaling what the row has so far when it grows), exp and sums; keys it cannot see become 0. A
- * capture has the scores in its row instead: they stay there for block()'s softmax and are copied to s, but
- * in the block's last tile (last), whose maximum is the row's, the exps are computed there and copied. */
-static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, int r, int k0, int n_t,
-                     int last) {
+ * capture has the scores in its row crow instead: they stay there for block()'s softmax and are copied to s,
+ * but in the block's last tile (last), whose maximum is the row's, the exps are computed there and copied. */
+static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, int r, float *crow, int k0,
+                     int n_t, int last) {
     float *s = w->s + (size_t)i * S_LD, *x = s; /* x: where the tile's scores become exps */
     int vis = av_attn_visible_keys(a, r) - k0, n = vis < n_t ? vis : n_t;
-    if (n > 0 && a->probs) {
-        x = capture_row(a, h, r) + k0;
+    if (n > 0 && crow) {
+        x = crow + k0;
         av_attn_mask_scores(a, h, r, x, k0, k0 + n);
         if (!last || a->pool) { /* exps by cell (pool) are not the row's bits */
             memcpy(s, x, sizeof(float) * (size_t)n);
@@ -195,8 +190,10 @@ static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, in
     memset(s + n, 0, sizeof(float) * (size_t)(n_t - n));
 }
 
-/* Rows [r0, r0 + nr) of head h against the keys of tile [k0, k0 + n_t): scores, softmax state, o += P V. */
-static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr, int k0, int n_t) {
+/* Rows [r0, r0 + nr) of head h against the keys of tile [k0, k0 + n_t): scores, softmax state, o += P V.
+ * cap: the block's captured rows (probs_ld apart), or NULL. */
+static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr, float *cap, int k0,
+                 int n_t) {
     const av_attn_args *a = j->a;
     const av_ukernel *uk = j->uk;
     int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads), NR = uk->nr;
@@ -205,8 +202,8 @@ static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr,
     /* s (nr, n_t) = scale * Q (nr, hs) K^T (hs, n_t): each key panel stays in L1 while the row tiles pass. A
      * capture takes the scores straight into its rows (tile_row copies them to s): stores to lines not yet
      * cached, spread over the kernel's arithmetic, where a copy of each row would wait for them */
-    float *c = a->probs ? capture_row(a, h, r0) + k0 : w->s;
-    int64_t ldc = a->probs ? a->probs_ld : S_LD;
+    float *c = cap ? cap + k0 : w->s;
+    int64_t ldc = cap ? a->probs_ld : S_LD;
     for (int jp = 0; jp * NR < n_t; jp++)
         for (int i0 = 0; i0 < nr; i0 += uk->mr) {
             int mr = nr - i0 < uk->mr ? nr - i0 : uk->mr;
@@ -216,7 +213,7 @@ static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr,
         }
     int last = k0 + n_t == av_attn_visible_keys(a, r0 + nr - 1);
     for (int i = 0; i < nr; i++)
-        tile_row(a, w, h, i, r0 + i, k0, n_t, last);
+        tile_row(a, w, h, i, r0 + i, cap ? cap + (size_t)i * (size_t)a->probs_ld : NULL, k0, n_t, last);
     /* o (nr, hs) += P (nr, n_t) V (n_t, hs) */
     for (int pj = 0; pj < j->vp_panels; pj++) {
         const float *vp =
@@ -237,6 +234,7 @@ static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr
     int hs = a->head_dim, n_keys = av_attn_visible_keys(a, r0 + nr - 1);
     const av_attn_pool *p = a->pool;
     int n_cells = p ? cell_of_key(p, n_keys - 1) + 1 : 0;
+    float *cap = a->probs ? av_attn_capture_take(a, h, r0) : NULL;
     memset(w->o, 0, sizeof(float) * (size_t)nr * (size_t)hs);
     for (int i0 = 0; i0 < nr; i0 += j->uk->mr)
         j->uk->pack_rows(a->q + (size_t)(r0 + i0) * (size_t)a->q_stride + (size_t)h * (size_t)hs, a->q_stride,
@@ -253,18 +251,20 @@ static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr
         }
     }
     for (int k0 = 0; k0 < n_keys; k0 += KEY_TILE)
-        tile(j, w, h, r0, nr, k0, n_keys - k0 < KEY_TILE ? n_keys - k0 : KEY_TILE);
+        tile(j, w, h, r0, nr, cap, k0, n_keys - k0 < KEY_TILE ? n_keys - k0 : KEY_TILE);
     for (int i = 0; i < nr; i++) {
         float inv = w->l[i] == 0.0f ? 0.0f : 1.0f / w->l[i]; /* a row that sees nothing: all 0; NaN stays */
         float *out = a->out + (size_t)(r0 + i) * (size_t)a->out_stride + (size_t)h * (size_t)hs;
         for (int d = 0; d < hs; d++)
             out[d] = w->o[(size_t)i * (size_t)hs + (size_t)d] * inv;
-        if (a->probs) capture_softmax(a, h, r0 + i, n_keys, w->m[i], w->e0[i]);
+        if (cap)
+            capture_softmax(a, cap + (size_t)i * (size_t)a->probs_ld, r0 + i, n_keys, w->m[i], w->e0[i]);
         if (p && inv > 0)
             av_attn_pool_add_row(p, h, a->q_pos + r0 + i, w->cmax + (size_t)i * (size_t)p->cols,
                                  w->csum + (size_t)i * (size_t)p->cols, w->cref + (size_t)i * (size_t)p->cols,
                                  n_cells, w->m[i], inv);
     }
+    if (cap) av_attn_capture_put(a, h, r0, nr, cap);
 }
 
 /* One thread: heads claimed one at a time, so a thread slowed by other work on its core (or by the capture's

@@ -159,7 +159,17 @@ void av_add_bias(float *y, const av_tensor *b, int n, int cols);
 
 /* ---- attention ---- */
 
-enum { AV_ATTN_QUERY_BLOCK = 128 }; /* query rows per scratch block when not capturing */
+enum { AV_ATTN_QUERY_BLOCK = 128 }; /* query rows per block (scratch, capture) */
+
+/* Where captured rows go when not straight into the capture's memory (a trace written past the page cache,
+ * trace/capture.c): the rows of a block (up to AV_ATTN_QUERY_BLOCK rows of probs_ld floats) are computed in
+ * a buffer from take(), whole (0 past the keys a row sees), then handed to put() with dst, their place in
+ * the capture (an address of it, never dereferenced by put), and n, their floats. */
+typedef struct av_probs_sink {
+    float *(*take)(void *ctx);
+    void (*put)(void *ctx, float *rows, const float *dst, size_t n);
+    void *ctx;
+} av_probs_sink;
 
 typedef struct av_attn_args {
     int n_heads, n_kv_heads, head_dim; /* query head h reads kv head h / (n_heads / n_kv_heads) */
@@ -185,6 +195,7 @@ typedef struct av_attn_args {
     size_t probs_head_stride;
     int probs_ld;     /* row stride of the capture (>= n_k) */
     int probs_zeroed; /* 1: the capture starts all zero; keys past a block's reach are not written */
+    const av_probs_sink *probs_sink; /* optional: the capture's rows go through it (probs_zeroed ignored) */
     const struct av_attn_pool *pool; /* optional: pooled overview of every head's probabilities */
 } av_attn_args;
 
@@ -211,6 +222,10 @@ void av_attn_pool_add_row(const av_attn_pool *p, int h, int q, float *cmax, cons
  * AV_ATTN_QUERY_BLOCK, n_k) floats, used when that path cannot run (no micro-kernel, out of memory). Memory
  * is linear in n_k without capture. */
 void av_attention(const av_attn_args *a, float *scratch, int n_threads);
+/* Block (h, rows from r0) of a capture: where its rows are computed (in place, or a buffer of the sink), and
+ * their hand-over once complete (nr rows; nothing to do in place). */
+float *av_attn_capture_take(const av_attn_args *a, int h, int r0);
+void av_attn_capture_put(const av_attn_args *a, int h, int r0, int nr, float *rows);
 /* The streamed attention of a (attention_stream.c): outputs, the pooled overview and the captured
  * probabilities, exact softmax with a running maximum; -1 (nothing done) when the GEMM path has no
  * micro-kernel or memory for the packed keys and values is short. */

@@ -248,10 +248,13 @@ static void attend(av_state *s, const av_block *B, int self, const float *k, con
         a.probs_head_stride = (size_t)cap->T * (size_t)cap->n_key;
         a.probs_ld = cap->n_key;
         a.probs_zeroed = cap->zeroed;
+        a.probs_sink = cap->sink;
     }
     if (cap->pool) a.pool = &cap->pool[l];         /* captures: one sequence (chunk_check) */
     int taped = self && s->tape && s->tape->probs; /* av_block_run: positions 0..n-1 of every sequence */
-    if (taped) a.probs_head_stride = (size_t)ch->n * (size_t)n_k, a.probs_ld = n_k, a.probs_zeroed = 0;
+    if (taped)
+        a.probs_head_stride = (size_t)ch->n * (size_t)n_k, a.probs_ld = n_k, a.probs_zeroed = 0,
+        a.probs_sink = NULL;
     for (int b = 0; b < ch->n_seq; b++) {
         size_t rows = (size_t)b * (size_t)ch->n * (size_t)q_dim;
         a.q = s->q + rows;

@@ -159,6 +159,32 @@ static int alloc_qk(av_run_capture *c, cap_kind *k, av_err *err) {
     return 0;
 }
 
+/* ---- full attention written past the page cache ---- */
+
+static float *sink_take(void *ctx) { return av_direct_take(((av_run_capture *)ctx)->direct); }
+
+static void sink_put(void *ctx, float *rows, const float *dst, size_t n) {
+    av_run_capture *c = ctx;
+    av_direct_put(c->direct, rows, n * sizeof(float), (uint64_t)((const unsigned char *)dst - c->pre->map));
+}
+
+/* Staging buffers per thread: one being filled, one or two queued behind the device. */
+enum { DIRECT_BUFS_PER_THREAD = 3 };
+
+/* A full capture in the output file goes through a direct writer when the run allows it (write_out) and the
+ * file system takes direct writes; ATTNVIZ_DIRECT_IO=0 keeps it in the mapping (comparisons, benchmarks). */
+static void open_direct(av_run_capture *c) {
+    const char *env = getenv("ATTNVIZ_DIRECT_IO");
+    if (!c->write_out || !c->pre || c->p->lazy || (env && !strcmp(env, "0"))) return;
+    int n_key = 0;
+    for (int i = 0; i < AV_ATTN_KIND_COUNT; i++)
+        if (c->kinds[i].n_layers && c->kinds[i].n_key > n_key) n_key = c->kinds[i].n_key;
+    int threads = c->p->n_threads > 0 ? c->p->n_threads : av_default_threads();
+    c->direct = av_direct_open(c->pre->file.tmp_path, DIRECT_BUFS_PER_THREAD * threads,
+                               sizeof(float) * AV_ATTN_QUERY_BLOCK * (size_t)n_key);
+    if (c->direct) c->sink = (av_probs_sink){sink_take, sink_put, c};
+}
+
 int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
     size_t bytes = 0, off = 0, per;
     int labels = 0, tensors = 0;
@@ -180,6 +206,7 @@ int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
             return -1;
     }
     if (c->pre && c->p->lazy) lazy_layout(c, c->pre->map + c->pre->room);
+    open_direct(c);
     const cap_kind *self = &c->kinds[AV_ATTN_SELF];
     if (self->n_layers &&
         !(c->vnorm = alloc_bufs(self->n_layers, (size_t)self->n_heads * self->n_query, 0, err)))
@@ -195,8 +222,15 @@ int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
 av_capture av_cap_view(const av_run_capture *c, av_attn_kind kind) {
     const cap_kind *k = &c->kinds[kind];
     if (!k->n_layers) return (av_capture){0};
-    return (av_capture){k->attn, kind == AV_ATTN_SELF ? c->vnorm : NULL, k->q, k->k, k->n_query, k->n_key, 1,
-                        k->pool};
+    return (av_capture){.attn = k->attn,
+                        .vnorm = kind == AV_ATTN_SELF ? c->vnorm : NULL,
+                        .q = k->q,
+                        .k = k->k,
+                        .T = k->n_query,
+                        .n_key = k->n_key,
+                        .zeroed = 1,
+                        .pool = k->pool,
+                        .sink = c->direct && k->attn ? &c->sink : NULL};
 }
 
 /* Drops the pages of [p, p + n) from the process: a shared file mapping keeps their data in the file. */
@@ -232,6 +266,7 @@ void av_cap_free(av_run_capture *c) {
     }
     free_bufs(c->vnorm, c->kinds[AV_ATTN_SELF].n_layers);
     free(c->logits);
+    av_direct_close(c->direct, NULL); /* before the file goes */
     if (c->pre) av_st_prealloc_free(c->pre);
     free(c->pre);
     memset(c, 0, sizeof *c);
@@ -364,6 +399,9 @@ static int add_sets(cap_kind *k, av_attn_kind kind, av_trace *t, av_err *err) {
 
 int av_cap_finish(av_run_capture *c, av_trace **out, av_err *err) {
     *out = NULL;
+    int failed = av_direct_close(c->direct, err); /* every row in the file before anything reads it */
+    c->direct = NULL;
+    if (failed) return -1;
     av_trace *t = av_trace_new();
     if (!t) return av_errf(err, "out of memory");
     t->store_dtype = c->p->dtype;

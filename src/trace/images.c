@@ -103,6 +103,7 @@ int av_trace_from_pixels(const av_model *m, const float *pixels, int height, int
         return -1;
     }
     av_cap_declare(&c, AV_ATTN_SELF, 0, 0, T, T);
+    c.write_out = 1;
     if (!logits) av_errf(err, "out of memory");
     if (!logits || av_cap_alloc(&c, 0, err) || av_state_new(m, 0, T, params->n_threads, &s, err)) goto done;
     av_cap_progress rp;

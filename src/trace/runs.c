@@ -63,6 +63,7 @@ static int tokens_trace(const av_model *m, const int32_t *ids, size_t n, const u
     av_run_capture c;
     if (av_cap_init(&c, m, p, err)) return -1;
     av_cap_declare(&c, AV_ATTN_SELF, 0, 0, T, T);
+    c.write_out = 1; /* nothing reads the attention before av_cap_finish */
     if (!av_cap_alloc(&c, T, err) && !tokens_pass(m, &c, ids, T, types, err))
         rc = finish_run(m, &c, ids, n, out, err);
     av_cap_free(&c);
@@ -124,6 +125,7 @@ static int pair_trace(const av_model *m, const int32_t *src, int S, const int32_
     av_cap_declare(&c, AV_ATTN_ENC, 0, 0, S, S);
     av_cap_declare(&c, AV_ATTN_DEC, 1, 0, T, T);
     av_cap_declare(&c, AV_ATTN_CROSS, 1, 1, T, S);
+    c.write_out = 1;
     av_cap_progress rp;
     if (av_cap_alloc(&c, T, err) || av_state_new(m, 1, T, p->n_threads, &dec, err) ||
         av_run_encode_source(m, &c, src, S, dec, p->n_threads, err))
