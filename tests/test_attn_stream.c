@@ -236,8 +236,8 @@ static void test_streamed_attention_equals_reference(void) {
 }
 
 /* The capture on every path, into zeroed buffers and into ones that are not, with and without the pooled
- * overview, and through a sink: outputs against the reference, probabilities against the reference and bit for bit against
- * av_attention_probs. */
+ * overview, and through a sink: outputs against the reference, probabilities against the reference and bit
+ * for bit against av_attention_probs. */
 static void test_capturing_attention_equals_reference(void) {
     problem *p = malloc(sizeof *p);
     REQUIRE(p);

@@ -52,7 +52,8 @@ static size_t direct_alignment(int fd) {
 #ifdef STATX_DIOALIGN
     struct statx st;
     if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &st) == 0 && (st.stx_mask & STATX_DIOALIGN)) {
-        size_t a = st.stx_dio_offset_align > st.stx_dio_mem_align ? st.stx_dio_offset_align : st.stx_dio_mem_align;
+        size_t a =
+            st.stx_dio_offset_align > st.stx_dio_mem_align ? st.stx_dio_offset_align : st.stx_dio_mem_align;
         return st.stx_dio_offset_align && a <= BOUNCE_BYTES / 2 ? a : 0;
     }
 #endif
@@ -166,7 +167,8 @@ void *av_direct_take(av_direct_writer *w) {
 
 void av_direct_put(av_direct_writer *w, void *buf, size_t len, uint64_t off) {
     pthread_mutex_lock(&w->lock);
-    w->queue[(w->q_head + w->q_len++) % w->n_bufs] = (dw_job){buf, len < w->buf_bytes ? len : w->buf_bytes, off};
+    w->queue[(w->q_head + w->q_len++) % w->n_bufs] =
+        (dw_job){buf, len < w->buf_bytes ? len : w->buf_bytes, off};
     pthread_cond_broadcast(&w->changed);
     pthread_mutex_unlock(&w->lock);
 }

@@ -257,8 +257,7 @@ static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr
         float *out = a->out + (size_t)(r0 + i) * (size_t)a->out_stride + (size_t)h * (size_t)hs;
         for (int d = 0; d < hs; d++)
             out[d] = w->o[(size_t)i * (size_t)hs + (size_t)d] * inv;
-        if (cap)
-            capture_softmax(a, cap + (size_t)i * (size_t)a->probs_ld, r0 + i, n_keys, w->m[i], w->e0[i]);
+        if (cap) capture_softmax(a, cap + (size_t)i * (size_t)a->probs_ld, r0 + i, n_keys, w->m[i], w->e0[i]);
         if (p && inv > 0)
             av_attn_pool_add_row(p, h, a->q_pos + r0 + i, w->cmax + (size_t)i * (size_t)p->cols,
                                  w->csum + (size_t)i * (size_t)p->cols, w->cref + (size_t)i * (size_t)p->cols,

@@ -138,7 +138,7 @@ typedef struct av_capture {
     float **k;     /* (n_kv_heads, n_key, head_dim) keys likewise (cross: written by the pass at pos0 0) */
     int T, n_key;  /* query rows the buffers hold; keys (T for self-attention, the source length for cross) */
     int zeroed;    /* 1 when attn starts all zero (calloc, file holes): unreachable entries are not written */
-    const av_attn_pool *pool; /* (n_layers) pooled overviews of every head's probabilities, or NULL */
+    const av_attn_pool *pool;  /* (n_layers) pooled overviews of every head's probabilities, or NULL */
     const av_probs_sink *sink; /* or NULL: where attn's rows are written instead of through attn itself
                                   (attn's addresses only name their place: trace/capture.c) */
 } av_capture;

@@ -29,8 +29,8 @@ typedef struct av_run_capture {
     int n_logits;
     av_st_prealloc *pre; /* the output file the attention (or a lazy run's queries and keys) goes into */
     int mapped;          /* the full or lazy buffers lie in that file's mapping: never free()d */
-    int write_out;       /* set before av_cap_alloc by a run that reads no full attention before av_cap_finish:
-                            the attention in the file may then be written past the page cache */
+    int write_out; /* set before av_cap_alloc by a run that reads no full attention before av_cap_finish:
+                      the attention in the file may then be written past the page cache */
     av_direct_writer *direct; /* that writer (the file's attention rows go through sink), or NULL */
     av_probs_sink sink;
 } av_run_capture;
@@ -59,7 +59,8 @@ typedef struct av_cap_progress {
 void av_cap_progress_init(av_cap_progress *r, const av_run_capture *c, av_attn_kind kind, int n_tokens);
 void av_cap_on_layer(void *ctx, int layer, int pos0, int n);
 
-/* Moves everything captured into a new trace (first waiting for the attention still being written) with the model's metadata (labels are the caller's). */
+/* Moves everything captured into a new trace (first waiting for the attention still being written) with the
+ * model's metadata (labels are the caller's). */
 int av_cap_finish(av_run_capture *c, av_trace **out, av_err *err);
 void av_cap_free(av_run_capture *c);
 
