@@ -7,6 +7,7 @@
 
 #include "core/core.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -149,6 +150,12 @@ static void test_refused_write_is_reported(void) {
         av_err e = {{0}};
         _exit(av_direct_close(c, &e) == -1 && strstr(e.msg, path) && strstr(e.msg, "write failed") ? 0 : 4);
     }
+    av_direct_writer *c = av_direct_open(path, 2, 4096); /* a range longer than its buffer: refused */
+    REQUIRE(c);
+    void *b = av_direct_take(c);
+    av_direct_put(c, b, av_direct_buffer_bytes(c) + 1, 0);
+    av_err e = {{0}};
+    CHECK(av_direct_close(c, &e) == -1 && strstr(e.msg, strerror(EINVAL)));
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
     CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);

@@ -152,7 +152,7 @@ typedef struct av_direct_writer av_direct_writer;
 av_direct_writer *av_direct_open(const char *path, int n_bufs, size_t buf_bytes);
 size_t av_direct_buffer_bytes(const av_direct_writer *w); /* buf_bytes rounded up to whole pages */
 void *av_direct_take(av_direct_writer *w);
-/* Queues buf's first len (<= the buffer's) bytes for file offset off. */
+/* Queues buf's first len bytes for file offset off (more than the buffer holds fails the writer). */
 void av_direct_put(av_direct_writer *w, void *buf, size_t len, uint64_t off);
 /* Waits for every queued range, stops the thread and frees w (NULL: nothing): 0, or -1 with the first
  * failed write (later ranges are dropped once one fails). */

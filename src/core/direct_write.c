@@ -108,7 +108,11 @@ static void *writer_main(void *arg) {
         dw_job j = w->queue[w->q_head];
         int skip = w->failed;
         pthread_mutex_unlock(&w->lock);
-        int bad = !skip && write_range(w, j.buf, j.len, j.off);
+        int bad = 0;
+        if (!skip && j.len > w->buf_bytes) /* more than the buffer holds: the caller's error */
+            bad = 1, errno = EINVAL;
+        else if (!skip)
+            bad = write_range(w, j.buf, j.len, j.off) != 0;
         int e = errno;
         pthread_mutex_lock(&w->lock);
         if (bad && !w->failed) w->failed = 1, w->err_no = e, w->err_off = j.off;
@@ -167,8 +171,7 @@ void *av_direct_take(av_direct_writer *w) {
 
 void av_direct_put(av_direct_writer *w, void *buf, size_t len, uint64_t off) {
     pthread_mutex_lock(&w->lock);
-    w->queue[(w->q_head + w->q_len++) % w->n_bufs] =
-        (dw_job){buf, len < w->buf_bytes ? len : w->buf_bytes, off};
+    w->queue[(w->q_head + w->q_len++) % w->n_bufs] = (dw_job){buf, len, off};
     pthread_cond_broadcast(&w->changed);
     pthread_mutex_unlock(&w->lock);
 }
