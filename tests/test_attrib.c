@@ -54,7 +54,7 @@ static int case_open(ref_case *c, const char *name, char *why, size_t n_why) {
     c->params = json_loads(av_st_meta(&c->f, "params"), 0, NULL);
     if (strcmp(name, "stories260K") == 0) {
         const char *mp = h_shared_file(buf, sizeof buf, "models/stories260K/stories260K.bin");
-        if (!mp) return snprintf(why, n_why, "../shared/models/stories260K not found"), 1;
+        if (!mp) return case_free(c), snprintf(why, n_why, "../shared/models/stories260K not found"), 1;
         if (av_model_load(mp, NULL, &c->m, &err)) c->m = NULL;
     } else if (strcmp(name, "gemma") == 0) {
         c->m = extras_model(name, &err);

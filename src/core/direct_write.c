@@ -144,6 +144,9 @@ av_direct_writer *av_direct_open(const char *path, int n_bufs, size_t buf_bytes)
     w->queue = calloc((size_t)n_bufs, sizeof *w->queue);
     w->path = strdup(path);
     int ok = w->pool && w->bounce && w->free_bufs && w->queue && w->path;
+    /* a direct read of the first block: a file system that opens with O_DIRECT but wants another alignment
+     * than the one assumed refuses it here (EINVAL), not in the middle of a run */
+    if (ok && pread(fd, w->bounce, a, 0) < 0) ok = 0;
     if (ok) ok = !pthread_mutex_init(&w->lock, NULL);
     if (ok && pthread_cond_init(&w->changed, NULL)) pthread_mutex_destroy(&w->lock), ok = 0;
     if (ok && pthread_create(&w->thread, NULL, writer_main, w))
