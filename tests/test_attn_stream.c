@@ -142,23 +142,28 @@ static int capture_bits_differ(const av_attn_args *a) {
  * (CAP_NAN), with the pooled overview or without it (CAP_NO_POOL: a forward pass's full capture, whose last
  * key tile's exps go straight into the captured rows), or through a sink (CAP_SINK: the zeroed buffer is
  * marked zeroed, but the rows are computed in fresh buffers full of NaN that the sink copies to their place,
- * as a trace written past the page cache does). */
-enum { CAP = 1, CAP_NAN = 2, CAP_NO_POOL = 4, CAP_SINK = 8 };
-
-static float *nan_rows(void *ctx) {
-    size_t n = AV_ATTN_QUERY_BLOCK * (size_t)T;
-    float *b = malloc(sizeof(float) * n);
-    for (size_t i = 0; b && i < n; i++)
-        b[i] = NAN;
-    return b;
-}
+ * as a trace written past the page cache does; a block per buffer, or CAP_SPAN: three). */
+enum { CAP = 1, CAP_NAN = 2, CAP_NO_POOL = 4, CAP_SINK = 8, CAP_SPAN = 16 };
 
 static void copy_rows(void *ctx, float *rows, const float *dst, size_t n) {
     memcpy((float *)dst, rows, sizeof(float) * n); /* dst: this test's own capture buffer */
     free(rows);
 }
 
-static const av_probs_sink copy_sink = {nan_rows, copy_rows, NULL};
+enum { SINK_BLOCKS = 3 }; /* blocks a buffer of the test's sinks holds */
+
+static float *nan_rows(void *ctx) {
+    size_t n = SINK_BLOCKS * AV_ATTN_QUERY_BLOCK * (size_t)T;
+    float *b = malloc(sizeof(float) * n);
+    for (size_t i = 0; b && i < n; i++)
+        b[i] = NAN;
+    return b;
+}
+
+/* a buffer of one block of rows, and one of SINK_BLOCKS (a head's rows handed over three blocks at a time) */
+static const av_probs_sink block_sink = {nan_rows, copy_rows, NULL, AV_ATTN_QUERY_BLOCK *(size_t)T};
+static const av_probs_sink span_sink = {nan_rows, copy_rows, NULL,
+                                        SINK_BLOCKS *AV_ATTN_QUERY_BLOCK *(size_t)T};
 
 /* One masking setup, streamed (and, when capture, through the capturing path too) in two chunks against the
  * reference; the pooled overview of the streamed run against the reference's. */
@@ -186,7 +191,7 @@ static void run_case(const char *name, const problem *p, int causal, int window,
                 probs[i] = NAN;
             a.probs = probs, a.probs_head_stride = (size_t)n_q * n_k, a.probs_ld = n_k;
             a.probs_zeroed = !(capture & CAP_NAN);
-            if (capture & CAP_SINK) a.probs_sink = &copy_sink;
+            if (capture & (CAP_SINK | CAP_SPAN)) a.probs_sink = capture & CAP_SPAN ? &span_sink : &block_sink;
         }
         a.pool = capture & CAP_NO_POOL ? NULL : &pool;
         av_attention(&a, scratch, 2);
@@ -255,6 +260,7 @@ static void test_capturing_attention_equals_reference(void) {
             run_case("causal window, no overview, through a sink", p, 1, 100, 0, 0, 0,
                      CAP | CAP_NO_POOL | CAP_SINK);
             run_case("encoder, key mask, bias, through a sink", p, 0, 0, 0, 1, 1, CAP | CAP_SINK);
+            run_case("causal, through a sink three blocks at a time", p, 1, 0, 0, 0, 0, CAP | CAP_SPAN);
         }
     av_gemm_path_set(prev);
     free(p);

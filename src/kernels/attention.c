@@ -51,15 +51,21 @@ int av_attention_probs(const av_attn_args *a, int h, int r0, int nr, float *prob
     return n_keys;
 }
 
-float *av_attn_capture_take(const av_attn_args *a, int h, int r0) {
-    if (a->probs_sink) return a->probs_sink->take(a->probs_sink->ctx);
-    return a->probs + (size_t)h * a->probs_head_stride + (size_t)r0 * (size_t)a->probs_ld;
-}
-
-void av_attn_capture_put(const av_attn_args *a, int h, int r0, int nr, float *rows) {
-    if (!a->probs_sink) return;
-    const float *dst = a->probs + (size_t)h * a->probs_head_stride + (size_t)r0 * (size_t)a->probs_ld;
-    a->probs_sink->put(a->probs_sink->ctx, rows, dst, (size_t)nr * (size_t)a->probs_ld);
+void av_attn_head_blocks(const av_attn_args *a, int h, av_attn_block_fn fn, void *ctx) {
+    enum { QB = AV_ATTN_QUERY_BLOCK };
+    const av_probs_sink *sink = a->probs ? a->probs_sink : NULL;
+    size_t ld = (size_t)a->probs_ld, fit = sink ? sink->max_floats / (QB * ld) : 0;
+    int span =
+        sink && fit * QB < (size_t)a->n_q ? (int)(fit > 0 ? fit : 1) * QB : a->n_q; /* rows per buffer */
+    for (int s0 = 0; s0 < a->n_q; s0 += span) {
+        int ns = a->n_q - s0 < span ? a->n_q - s0 : span;
+        float *dst = a->probs ? a->probs + (size_t)h * a->probs_head_stride + (size_t)s0 * ld : NULL;
+        float *rows = sink ? sink->take(sink->ctx) : dst;
+        for (int r0 = s0; r0 < s0 + ns; r0 += QB)
+            fn(ctx, h, r0, s0 + ns - r0 < QB ? s0 + ns - r0 : QB,
+               rows ? rows + (size_t)(r0 - s0) * ld : NULL);
+        if (sink) sink->put(sink->ctx, rows, dst, (size_t)ns * ld);
+    }
 }
 
 typedef struct heads_job {
@@ -81,24 +87,25 @@ static void attend_block(const heads_job *j, int h, int r0, int nr, float *probs
                 a->out_stride, 1);
 }
 
+/* A block of a capture into rows: a causal block computes only the keys its last row sees, so the upper
+ * triangle of a zeroed capture written in place is never written (nor its pages touched). */
+static void capture_block(void *ctx, int h, int r0, int nr, float *rows) {
+    const heads_job *j = ctx;
+    const av_attn_args *a = j->a;
+    attend_block(j, h, r0, nr, rows, a->probs_ld);
+    int used = av_attn_visible_keys(a, r0 + nr - 1), zeroed = a->probs_zeroed && !a->probs_sink;
+    for (int i = 0; i < nr && !zeroed; i++) /* keys past those computed are exactly 0 */
+        memset(rows + (size_t)i * (size_t)a->probs_ld + used, 0,
+               sizeof(float) * (size_t)(a->probs_ld - used));
+}
+
 /* One thread: heads claimed one at a time, so a thread slowed by other work on its core takes fewer. */
 static void attend_heads(void *ctx, int tid, int64_t t0, int64_t t1) {
     heads_job *j = ctx;
     const av_attn_args *a = j->a;
     for (int h; (h = atomic_fetch_add(&j->next, 1)) < a->n_heads;) {
         if (a->probs) {
-            /* row blocks: a causal block computes only the keys its last row sees, so the capture's upper
-             * triangle is never written (and, in a zeroed buffer, its pages never touched) */
-            for (int r0 = 0; r0 < a->n_q; r0 += AV_ATTN_QUERY_BLOCK) {
-                int nr = a->n_q - r0 < AV_ATTN_QUERY_BLOCK ? a->n_q - r0 : AV_ATTN_QUERY_BLOCK;
-                float *pb = av_attn_capture_take(a, h, r0);
-                attend_block(j, h, r0, nr, pb, a->probs_ld);
-                int used = av_attn_visible_keys(a, r0 + nr - 1), zeroed = a->probs_zeroed && !a->probs_sink;
-                for (int i = 0; i < nr && !zeroed; i++) /* keys past those computed are exactly 0 */
-                    memset(pb + (size_t)i * (size_t)a->probs_ld + used, 0,
-                           sizeof(float) * (size_t)(a->probs_ld - used));
-                av_attn_capture_put(a, h, r0, nr, pb);
-            }
+            av_attn_head_blocks(a, h, capture_block, j);
         } else {
             float *buf = j->scratch + (size_t)tid * AV_ATTN_QUERY_BLOCK * (size_t)a->n_k;
             for (int r0 = 0; r0 < a->n_q; r0 += AV_ATTN_QUERY_BLOCK) {

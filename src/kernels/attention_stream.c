@@ -228,13 +228,21 @@ static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr,
     }
 }
 
-/* Query rows [r0, r0 + nr) of head h: every tile of keys the block sees, then outputs and pooled cells. */
-static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr) {
+/* One thread's blocks: the job and the thread's workspace. */
+typedef struct stream_thread {
+    const stream_job *j;
+    const stream_ws *w;
+} stream_thread;
+
+/* Query rows [r0, r0 + nr) of head h: every tile of keys the block sees, then outputs and pooled cells; cap:
+ * the block's captured rows (probs_ld apart), or NULL. */
+static void block(void *ctx, int h, int r0, int nr, float *cap) {
+    const stream_job *j = ((const stream_thread *)ctx)->j;
+    const stream_ws *w = ((const stream_thread *)ctx)->w;
     const av_attn_args *a = j->a;
     int hs = a->head_dim, n_keys = av_attn_visible_keys(a, r0 + nr - 1);
     const av_attn_pool *p = a->pool;
     int n_cells = p ? cell_of_key(p, n_keys - 1) + 1 : 0;
-    float *cap = a->probs ? av_attn_capture_take(a, h, r0) : NULL;
     memset(w->o, 0, sizeof(float) * (size_t)nr * (size_t)hs);
     for (int i0 = 0; i0 < nr; i0 += j->uk->mr)
         j->uk->pack_rows(a->q + (size_t)(r0 + i0) * (size_t)a->q_stride + (size_t)h * (size_t)hs, a->q_stride,
@@ -263,7 +271,6 @@ static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr
                                  w->csum + (size_t)i * (size_t)p->cols, w->cref + (size_t)i * (size_t)p->cols,
                                  n_cells, w->m[i], inv);
     }
-    if (cap) av_attn_capture_put(a, h, r0, nr, cap);
 }
 
 /* One thread: heads claimed one at a time, so a thread slowed by other work on its core (or by the capture's
@@ -271,9 +278,9 @@ static void block(const stream_job *j, const stream_ws *w, int h, int r0, int nr
 static void stream_heads(void *ctx, int tid, int64_t t0, int64_t t1) {
     stream_job *j = ctx;
     stream_ws w = workspace(j, tid);
+    stream_thread t = {j, &w};
     for (int h; (h = atomic_fetch_add(&j->next, 1)) < j->a->n_heads;)
-        for (int r0 = 0; r0 < j->a->n_q; r0 += QB)
-            block(j, &w, h, r0, j->a->n_q - r0 < QB ? j->a->n_q - r0 : QB);
+        av_attn_head_blocks(j->a, h, block, &t);
 }
 
 int av_attention_stream(const av_attn_args *a, int n_threads) {

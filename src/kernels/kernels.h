@@ -162,13 +162,15 @@ void av_add_bias(float *y, const av_tensor *b, int n, int cols);
 enum { AV_ATTN_QUERY_BLOCK = 128 }; /* query rows per block (scratch, capture) */
 
 /* Where captured rows go when not straight into the capture's memory (a trace written past the page cache,
- * trace/capture.c): the rows of a block (up to AV_ATTN_QUERY_BLOCK rows of probs_ld floats) are computed in
- * a buffer from take(), whole (0 past the keys a row sees), then handed to put() with dst, their place in
- * the capture (an address of it, never dereferenced by put), and n, their floats. */
+ * trace/capture.c): consecutive rows of a head, as many whole blocks of AV_ATTN_QUERY_BLOCK rows of probs_ld
+ * floats as a buffer holds (max_floats, at least one block), are computed in a buffer from take(), whole (0
+ * past the keys a row sees), then handed to put() with dst, their place in the capture (an address of it,
+ * never dereferenced by put), and n, their floats. */
 typedef struct av_probs_sink {
     float *(*take)(void *ctx);
     void (*put)(void *ctx, float *rows, const float *dst, size_t n);
     void *ctx;
+    size_t max_floats;
 } av_probs_sink;
 
 typedef struct av_attn_args {
@@ -222,10 +224,11 @@ void av_attn_pool_add_row(const av_attn_pool *p, int h, int q, float *cmax, cons
  * AV_ATTN_QUERY_BLOCK, n_k) floats, used when that path cannot run (no micro-kernel, out of memory). Memory
  * is linear in n_k without capture. */
 void av_attention(const av_attn_args *a, float *scratch, int n_threads);
-/* Block (h, rows from r0) of a capture: where its rows are computed (in place, or a buffer of the sink), and
- * their hand-over once complete (nr rows; nothing to do in place). */
-float *av_attn_capture_take(const av_attn_args *a, int h, int r0);
-void av_attn_capture_put(const av_attn_args *a, int h, int r0, int nr, float *rows);
+/* Query rows [0, n_q) of head h in blocks of AV_ATTN_QUERY_BLOCK rows, in order: fn(ctx, h, r0, nr, rows),
+ * with rows where the block's captured rows are computed (probs_ld apart; NULL without a capture): in place,
+ * or in a buffer of the sink that takes as many consecutive blocks as it holds and is handed over full. */
+typedef void (*av_attn_block_fn)(void *ctx, int h, int r0, int nr, float *rows);
+void av_attn_head_blocks(const av_attn_args *a, int h, av_attn_block_fn fn, void *ctx);
 /* The streamed attention of a (attention_stream.c): outputs, the pooled overview and the captured
  * probabilities, exact softmax with a running maximum; -1 (nothing done) when the GEMM path has no
  * micro-kernel or memory for the packed keys and values is short. */

@@ -168,21 +168,33 @@ static void sink_put(void *ctx, float *rows, const float *dst, size_t n) {
     av_direct_put(c->direct, rows, n * sizeof(float), (uint64_t)((const unsigned char *)dst - c->pre->map));
 }
 
-/* Staging buffers per thread: one being filled, one or two queued behind the device. */
-enum { DIRECT_BUFS_PER_THREAD = 3 };
+/* Staging buffers per thread: one being filled, one or two queued behind the device; each holds whole blocks
+ * of query rows, as many as fit in about DIRECT_BUF_BYTES (a head of 512 tokens: one 1 MiB write, where
+ * blocks of 128 rows made four, each a request to the device). */
+enum { DIRECT_BUFS_PER_THREAD = 3, DIRECT_BUF_BYTES = 2 << 20 };
+
+/* Floats of a staging buffer for kind k: its rows of whole query blocks that fit DIRECT_BUF_BYTES (at least
+ * one block), no more than a head has. */
+static size_t direct_buf_floats(const cap_kind *k) {
+    size_t row = (size_t)k->n_key, qb = AV_ATTN_QUERY_BLOCK;
+    size_t fit = DIRECT_BUF_BYTES / sizeof(float) / row / qb, head = ((size_t)k->n_query + qb - 1) / qb;
+    return (fit < 1 ? 1 : fit < head ? fit : head) * qb * row;
+}
 
 /* A full capture in the output file goes through a direct writer when the run allows it (write_out) and the
  * file system takes direct writes; ATTNVIZ_DIRECT_IO=0 keeps it in the mapping (comparisons, benchmarks). */
 static void open_direct(av_run_capture *c) {
     const char *env = getenv("ATTNVIZ_DIRECT_IO");
     if (!c->write_out || !c->pre || c->p->lazy || (env && !strcmp(env, "0"))) return;
-    int n_key = 0;
+    size_t floats = 0;
     for (int i = 0; i < AV_ATTN_KIND_COUNT; i++)
-        if (c->kinds[i].n_layers && c->kinds[i].n_key > n_key) n_key = c->kinds[i].n_key;
+        if (c->kinds[i].n_layers && direct_buf_floats(&c->kinds[i]) > floats)
+            floats = direct_buf_floats(&c->kinds[i]);
     int threads = c->p->n_threads > 0 ? c->p->n_threads : av_default_threads();
-    c->direct = av_direct_open(c->pre->file.tmp_path, DIRECT_BUFS_PER_THREAD * threads,
-                               sizeof(float) * AV_ATTN_QUERY_BLOCK * (size_t)n_key);
-    if (c->direct) c->sink = (av_probs_sink){sink_take, sink_put, c};
+    c->direct =
+        av_direct_open(c->pre->file.tmp_path, DIRECT_BUFS_PER_THREAD * threads, sizeof(float) * floats);
+    if (c->direct)
+        c->sink = (av_probs_sink){sink_take, sink_put, c, av_direct_buffer_bytes(c->direct) / sizeof(float)};
 }
 
 int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
