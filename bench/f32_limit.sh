@@ -6,7 +6,8 @@
 # its SSE3 kernels on CPUs it does not know) and the project's own kernels' f32 peak (bench/gemm_bench.c,
 # section "peak"), on the 1B shapes at TOKENS rows with THREADS threads; the same for AVX2 alone (the limit of
 # an AVX2-only machine). Builds DIR/sgemm_peak and DIR/gemm_bench, writes DIR/limit.json (also printed):
-# {"f32_limit_gflops", "f32_limit_from", "avx2_limit_gflops", "avx2_limit_from", "candidates"}.
+# {"f32_limit_gflops", "f32_limit_from", "avx2_limit_gflops", "avx2_limit_from", "candidates"}; on a CPU
+# without AVX-512 every candidate is an AVX2 kernel, so both limits are the same.
 # BENCH_CLOCK=cpu makes the own kernels' figures per CPU-second (gemm_bench.c).
 set -eu
 DIR=$1 THREADS=$2 TOKENS=$3
@@ -44,6 +45,8 @@ cands.update({f"own-{k}": v["peak_gflops"] for k, v in own.items() if isinstance
 best = max(cands, key=cands.get)
 avx2 = {k: v for k, v in {"openblas-Haswell": peak("sgemm-haswell.json"),
                           "own-avx2": own.get("avx2", {}).get("peak_gflops", 0.0)}.items() if v}
+if core != "SkylakeX":  # no AVX-512: OpenBLAS's own choice is an AVX2 kernel too, and the AVX2 limit is the f32 one
+    avx2["openblas-default"] = cands["openblas-default"]
 best2 = max(avx2, key=avx2.get) if avx2 else best
 print(json.dumps({"f32_limit_gflops": cands[best], "f32_limit_from": best,
                   "avx2_limit_gflops": avx2.get(best2, cands[best]), "avx2_limit_from": best2, "candidates": cands}))
