@@ -135,6 +135,8 @@ int av_atomic_open(av_atomic_file *f, const char *path, av_err *err);
 int av_atomic_write(av_atomic_file *f, const void *data, size_t n, av_err *err);
 int av_atomic_commit(av_atomic_file *f, av_err *err); /* closes and renames; on failure removes the temp */
 void av_atomic_abort(av_atomic_file *f);              /* closes and removes the temp file */
+/* All n bytes of data at offset off of fd (short writes continued, EINTR retried): 0, or -1 with errno. */
+int av_pwrite_all(int fd, const void *data, size_t n, uint64_t off);
 /* The whole file at once: open, write, commit (or abort). */
 int av_file_write_atomic(const char *path, const void *data, size_t n, av_err *err);
 /* Makes SIGINT, SIGTERM and SIGHUP remove every temp file still open, then kill the process as before

@@ -60,13 +60,13 @@ static size_t direct_alignment(int fd) {
     return 4096; /* older kernels: a page satisfies every device */
 }
 
-static int rw_all(int fd, int write, unsigned char *p, size_t n, uint64_t off) {
+/* n bytes at off into p; past the end of the file, zeros. */
+static int read_all(int fd, unsigned char *p, size_t n, uint64_t off) {
     while (n > 0) {
-        ssize_t k = write ? pwrite(fd, p, n, (off_t)off) : pread(fd, p, n, (off_t)off);
+        ssize_t k = pread(fd, p, n, (off_t)off);
         if (k < 0 && errno == EINTR) continue;
         if (k < 0) return -1;
-        if (k == 0) { /* a read past the end: the file holds nothing there */
-            if (write) return errno = EIO, -1;
+        if (k == 0) { /* the file holds nothing there */
             memset(p, 0, n);
             return 0;
         }
@@ -80,18 +80,18 @@ static int write_range(av_direct_writer *w, const unsigned char *src, size_t len
     size_t a = w->align;
     if (off % a == 0 && len % a == 0 && (uintptr_t)src % a == 0) {
         if (off + len > w->size) w->size = off + len;
-        return rw_all(w->fd, 1, (unsigned char *)src, len, off);
+        return av_pwrite_all(w->fd, src, len, off);
     }
     uint64_t end = off + len, end_up = (end + a - 1) / a * a;
     for (uint64_t lo = off / a * a; lo < end;) { /* pieces [lo, hi) of whole blocks through the bounce */
         uint64_t hi = lo + BOUNCE_BYTES < end_up ? lo + BOUNCE_BYTES : end_up;
         uint64_t from = off > lo ? off : lo, to = end < hi ? end : hi; /* the payload's part of the piece */
         int head = from > lo, tail = to < hi; /* first / last block partly outside the payload */
-        if (head && rw_all(w->fd, 0, w->bounce, a, lo)) return -1;
-        if (tail && !(head && hi - lo == a) && rw_all(w->fd, 0, w->bounce + (hi - a - lo), a, hi - a))
+        if (head && read_all(w->fd, w->bounce, a, lo)) return -1;
+        if (tail && !(head && hi - lo == a) && read_all(w->fd, w->bounce + (hi - a - lo), a, hi - a))
             return -1;
         memcpy(w->bounce + (from - lo), src + (from - off), (size_t)(to - from));
-        if (rw_all(w->fd, 1, w->bounce, (size_t)(hi - lo), lo)) return -1;
+        if (av_pwrite_all(w->fd, w->bounce, (size_t)(hi - lo), lo)) return -1;
         lo = hi;
     }
     if (end > w->size) w->size = end;

@@ -204,6 +204,20 @@ int av_atomic_write(av_atomic_file *f, const void *data, size_t n, av_err *err) 
     return 0;
 }
 
+int av_pwrite_all(int fd, const void *data, size_t n, uint64_t off) {
+    const unsigned char *p = data;
+    while (n > 0) {
+        ssize_t k = pwrite(fd, p, n, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            if (k == 0) errno = EIO;
+            return -1;
+        }
+        p += k, n -= (size_t)k, off += (uint64_t)k;
+    }
+    return 0;
+}
+
 static void atomic_release(av_atomic_file *f) {
     if (f->tmp_path) temp_unregister(f->tmp_path);
     free(f->tmp_path);

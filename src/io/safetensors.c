@@ -410,13 +410,8 @@ int av_st_prealloc_commit(av_st_prealloc *p, const av_st_writer *w, av_err *err)
             if (src != p->map + at) memmove(p->map + at, src, nbytes);
             continue;
         }
-        for (size_t done = 0; !rc && done < nbytes;) { /* past the mapping: append */
-            ssize_t k = pwrite(fd, src + done, nbytes - done, (off_t)(at + done));
-            if (k <= 0)
-                rc = av_errf(err, "%s: write failed: %s", p->file.path, strerror(errno));
-            else
-                done += (size_t)k;
-        }
+        if (av_pwrite_all(fd, src, nbytes, at)) /* past the mapping: append */
+            rc = av_errf(err, "%s: write failed: %s", p->file.path, strerror(errno));
     }
     if (!rc && total < p->map_len && ftruncate(fd, (off_t)total) != 0)
         rc = av_errf(err, "%s: cannot set the size: %s", p->file.path, strerror(errno));

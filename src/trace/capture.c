@@ -187,9 +187,10 @@ static void open_direct(av_run_capture *c) {
     const char *env = getenv("ATTNVIZ_DIRECT_IO");
     if (!c->write_out || !c->pre || c->p->lazy || (env && !strcmp(env, "0"))) return;
     size_t floats = 0;
-    for (int i = 0; i < AV_ATTN_KIND_COUNT; i++)
-        if (c->kinds[i].n_layers && direct_buf_floats(&c->kinds[i]) > floats)
-            floats = direct_buf_floats(&c->kinds[i]);
+    for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
+        size_t f = c->kinds[i].n_layers ? direct_buf_floats(&c->kinds[i]) : 0;
+        floats = f > floats ? f : floats;
+    }
     int threads = c->p->n_threads > 0 ? c->p->n_threads : av_default_threads();
     c->direct =
         av_direct_open(c->pre->file.tmp_path, DIRECT_BUFS_PER_THREAD * threads, sizeof(float) * floats);
