@@ -412,10 +412,8 @@ static inline __attribute__((always_inline)) void
 panel_row_f16(float *restrict d, const uint16_t *restrict src, int w, int P, int avail) {
     int i = 0;
 #ifdef GRAM_VECTOR_MOVES
-    if (w == P && P <= 8 && avail >= 8) { /* a narrow panel (AVX2's 6-wide A tiles): one conversion, one
-                                             masked store of its P lanes */
-        __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(P), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        _mm256_maskstore_ps(d, lanes, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src)));
+    if (w == P && P <= 8 && avail >= 8) { /* a narrow panel (AVX2's 6-wide A tiles): one conversion */
+        av_store_first8(d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src)), P);
         return;
     }
     for (; i + 8 <= w; i += 8)
@@ -426,8 +424,8 @@ panel_row_f16(float *restrict d, const uint16_t *restrict src, int w, int P, int
         uint64_t bits = 0;
         for (int t = 0; t < w - i; t++)
             bits |= (uint64_t)src[i + t] << (16 * t);
-        __m128i lanes = _mm_cmpgt_epi32(_mm_set1_epi32(w - i), _mm_setr_epi32(0, 1, 2, 3));
-        _mm_maskstore_ps(d + i, lanes, _mm_cvtph_ps(_mm_cvtsi64_si128((long long)bits)));
+        av_store_first8(d + i, _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)bits))),
+                        w - i);
         i = w;
     }
 #endif

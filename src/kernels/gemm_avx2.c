@@ -20,7 +20,7 @@ typedef __m256 uk_vec;
 /* lanes [0, n) of 8: compare the lane index with n */
 #define UK_LANES(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define UK_LOADN(p, n) _mm256_maskload_ps(p, UK_LANES(n))
-#define UK_STOREN(p, v, n) _mm256_maskstore_ps(p, UK_LANES(n), v)
+#define UK_STOREN(p, v, n) av_store_first8(p, v, n)
 
 #include "gemm_ukernel.h"
 

@@ -42,12 +42,8 @@ static inline __m256i first_lanes(int n) {
 static inline __attribute__((always_inline)) void transpose_store8(__m256 v[8], float *dst, int P, int np,
                                                                    int lanes) {
     transpose8(v);
-    if (lanes == 8)
-        for (int q = 0; q < np; q++)
-            _mm256_storeu_ps(dst + (int64_t)q * P, v[q]);
-    else
-        for (int q = 0; q < np; q++)
-            _mm256_maskstore_ps(dst + (int64_t)q * P, first_lanes(lanes), v[q]);
+    for (int q = 0; q < np; q++)
+        av_store_first8(dst + (int64_t)q * P, v[q], lanes);
 }
 
 /* 8 values of a source row as f32: f32, or f16 / bf16 converted exactly (vcvtph2ps; bf16 is the top half of
