@@ -168,10 +168,14 @@ static void sink_put(void *ctx, float *rows, const float *dst, size_t n) {
     av_direct_put(c->direct, rows, n * sizeof(float), (uint64_t)((const unsigned char *)dst - c->pre->map));
 }
 
-/* Staging buffers per thread: one being filled, one or two queued behind the device; each holds whole blocks
- * of query rows, as many as fit in about DIRECT_BUF_BYTES (a head of 512 tokens: one 1 MiB write, where
- * blocks of 128 rows made four, each a request to the device). */
-enum { DIRECT_BUFS_PER_THREAD = 3, DIRECT_BUF_BYTES = 2 << 20 };
+/* Staging buffers: each holds whole blocks of query rows, as many as fit in about DIRECT_BUF_BYTES (a head of
+ * 512 tokens: one 1 MiB write, where blocks of 128 rows made four, each a request to the device). There are
+ * enough for a whole layer of attention and one more per thread, up to DIRECT_STAGING_BYTES (at least
+ * DIRECT_BUFS_PER_THREAD per thread): a layer's heads then never wait for the device, their writes drain
+ * while the next layer's projections run. With 3 per thread the attention of the 1.1 B model at 512 tokens
+ * waited on the VM's disk (~1 GB/s direct): 0.61-0.93 s of its forward against 0.36-0.52 s with a layer's
+ * worth (docs/BENCHMARKS.md, session 30). */
+enum { DIRECT_BUFS_PER_THREAD = 3, DIRECT_BUF_BYTES = 2 << 20, DIRECT_STAGING_BYTES = 64 << 20 };
 
 /* Floats of a staging buffer for kind k: its rows of whole query blocks that fit DIRECT_BUF_BYTES (at least
  * one block), no more than a head has. */
@@ -181,19 +185,35 @@ static size_t direct_buf_floats(const cap_kind *k) {
     return (fit < 1 ? 1 : fit < head ? fit : head) * qb * row;
 }
 
+/* Staging buffers of buf_floats one layer of kind k fills: each head's blocks, as many per buffer as fit (as
+ * av_attn_head_blocks hands them over). */
+static size_t direct_bufs_per_layer(const cap_kind *k, size_t buf_floats) {
+    size_t qb = AV_ATTN_QUERY_BLOCK, head = ((size_t)k->n_query + qb - 1) / qb;
+    size_t per = buf_floats / (qb * (size_t)k->n_key);
+    per = per < 1 ? 1 : per;
+    return (size_t)k->n_heads * ((head + per - 1) / per);
+}
+
 /* A full capture in the output file goes through a direct writer when the run allows it (write_out) and the
  * file system takes direct writes; ATTNVIZ_DIRECT_IO=0 keeps it in the mapping (comparisons, benchmarks). */
 static void open_direct(av_run_capture *c) {
     const char *env = getenv("ATTNVIZ_DIRECT_IO");
     if (!c->write_out || !c->pre || c->p->lazy || (env && !strcmp(env, "0"))) return;
-    size_t floats = 0;
+    size_t floats = 0, layer = 0;
     for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
         size_t f = c->kinds[i].n_layers ? direct_buf_floats(&c->kinds[i]) : 0;
         floats = f > floats ? f : floats;
     }
+    for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
+        size_t n = c->kinds[i].n_layers ? direct_bufs_per_layer(&c->kinds[i], floats) : 0;
+        layer = n > layer ? n : layer;
+    }
     int threads = c->p->n_threads > 0 ? c->p->n_threads : av_default_threads();
-    c->direct =
-        av_direct_open(c->pre->file.tmp_path, DIRECT_BUFS_PER_THREAD * threads, sizeof(float) * floats);
+    size_t most = DIRECT_STAGING_BYTES / (sizeof(float) * floats), want = layer + (size_t)threads;
+    want = want < most ? want : most;
+    int n_bufs = DIRECT_BUFS_PER_THREAD * threads;
+    n_bufs = want > (size_t)n_bufs ? (int)want : n_bufs;
+    c->direct = av_direct_open(c->pre->file.tmp_path, n_bufs, sizeof(float) * floats);
     if (c->direct)
         c->sink = (av_probs_sink){sink_take, sink_put, c, av_direct_buffer_bytes(c->direct) / sizeof(float)};
 }
