@@ -8,7 +8,8 @@
 # an AVX2-only machine). Builds DIR/sgemm_peak and DIR/gemm_bench, writes DIR/limit.json (also printed):
 # {"f32_limit_gflops", "f32_limit_from", "avx2_limit_gflops", "avx2_limit_from", "candidates"}; on a CPU
 # without AVX-512 every candidate is an AVX2 kernel, so both limits are the same.
-# BENCH_CLOCK=cpu makes the own kernels' figures per CPU-second (gemm_bench.c).
+# BENCH_CLOCK=cpu makes the own kernels' figures per CPU-second (gemm_bench.c); BENCH_LIMIT_BUILT=1 reuses
+# DIR's binaries.
 set -eu
 DIR=$1 THREADS=$2 TOKENS=$3
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,10 +19,12 @@ flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n')
 has() { printf '%s\n' "$flags" | grep -qx "$1"; }
 best_core=""
 if has avx512f; then best_core=SkylakeX; elif has avx2; then best_core=Haswell; fi
-cc -O2 -I"$OB" "$ROOT/bench/sgemm_peak.c" -o "$DIR/sgemm_peak" -lopenblas
-# shellcheck disable=SC2046 # the Makefile's LIBS line is a list of flags
-cc -O2 -std=c11 -D_DEFAULT_SOURCE -I"$ROOT/src" -I"$ROOT/include" -I"$OB" "$ROOT/bench/gemm_bench.c" \
-    "$ROOT/build/libattnviz.a" -o "$DIR/gemm_bench" $(sed -n 's/^LIBS *= *//p' "$ROOT/Makefile")
+if [ "${BENCH_LIMIT_BUILT:-0}" != 1 ]; then # bench/rounds.sh measures again with the same binaries
+    cc -O2 -I"$OB" "$ROOT/bench/sgemm_peak.c" -o "$DIR/sgemm_peak" -lopenblas
+    # shellcheck disable=SC2046 # the Makefile's LIBS line is a list of flags
+    cc -O2 -std=c11 -D_DEFAULT_SOURCE -I"$ROOT/src" -I"$ROOT/include" -I"$OB" "$ROOT/bench/gemm_bench.c" \
+        "$ROOT/build/libattnviz.a" -o "$DIR/gemm_bench" $(sed -n 's/^LIBS *= *//p' "$ROOT/Makefile")
+fi
 echo "== OpenBLAS sgemm peak ($THREADS threads): its own core choice, then the best OPENBLAS_CORETYPE for this CPU"
 "$DIR/sgemm_peak" "$TOKENS" "$THREADS" | tee "$DIR/sgemm-default.json"
 rm -f "$DIR/sgemm-best.json" "$DIR/sgemm-haswell.json"

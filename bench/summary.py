@@ -1,6 +1,7 @@
 """Markdown summary of a benchmark run, for docs/BENCHMARKS.md (printed at the end of the scripts):
     python3 bench/summary.py run DIR     the JSON files bench/run.sh wrote into DIR
     python3 bench/summary.py quant DIR   the JSON files bench/quant_mem.sh wrote into DIR
+    python3 bench/summary.py rounds DIR  DIR/rounds.json of bench/rounds.sh (interleaved rounds)
 Every table starts with the machine (CPU model, flags, threads, load average) and the f32 GEMM limit of the
 same run, and checks the issue #20 targets against the numbers it prints."""
 import json
@@ -190,11 +191,73 @@ def summary_quant(d):
     return out
 
 
+def forward_gflop(cfg, T):
+    """GFLOP of a Llama forward pass at T tokens: the weight products and QK^T and PV over the full T x T block
+    per head (bench/run.sh counts the same)."""
+    D, L, H = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]
+    kv = cfg.get("num_key_value_heads", H)
+    hs, ff = D // H, cfg["intermediate_size"]
+    return (2 * T * L * (2 * D * H * hs + 2 * D * kv * hs + 3 * D * ff) + 4 * T * T * hs * H * L) / 1e9
+
+
+def spread(v):
+    """median (min-max) of a list of ratios or seconds"""
+    v = sorted(v)
+    mid = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+    return mid, "%.3f (%.3f-%.3f)" % (mid, v[0], v[-1])
+
+
+def summary_rounds(d):
+    rounds = lines(os.path.join(d, "rounds.json"))
+    gflop = forward_gflop(json.load(open(os.path.join(d, "synth-1b-22", "config.json"))), 512)
+    out = ["Machine: " + machine(d), "%d interleaved rounds (bench/rounds.sh), 512 tokens, %.0f GFLOP per forward "
+           "pass; every ratio is against the f32 limit of its own round (the AVX2-only limit for the avx2 path)" %
+           (len(rounds), gflop)]
+    if not rounds:
+        return out + ["", "no rounds.json"]
+    out.append("f32 limit over the rounds: %s GFLOP/s" % spread([r["limit"]["f32_limit_gflops"] for r in rounds])[1])
+    vs_limit, seconds, new_old, llama = {}, {}, {}, {}
+    for r in rounds:
+        mine = {}  # (model, path, binary): this round's forward seconds
+        for e in r["runs"]:
+            if e.get("forward_s") is None:
+                continue
+            lim = r["limit"]["avx2_limit_gflops" if e["path"] == "avx2" else "f32_limit_gflops"]
+            key = (e["model"], e["path"], e["binary"])
+            mine.setdefault(key, []).append(e["forward_s"])
+            seconds.setdefault(key, []).append(e["forward_s"])
+            vs_limit.setdefault(key, []).append(e["forward_s"] * lim / gflop)
+        for (m, p, b), v in mine.items():
+            if b == "new" and (m, p, "old") in mine:
+                new_old.setdefault((m, p), []).append(sum(v) / sum(mine[(m, p, "old")]))
+        for e in r["runs"]:
+            for (m, p, b), v in mine.items():
+                if "llamacpp_s" in e and m == e["model"] and b == "new":
+                    llama.setdefault(m, []).append(e["llamacpp_s"] * len(v) / sum(v))
+    out += ["", "| model | path | attnviz | forward s, median (range) | x limit, median (range) |", "|---|---|---|---|---|"]
+    for (m, p, b), v in sorted(vs_limit.items()):
+        out.append("| %s | %s | %s | %s | %s |" % (m, p, b, spread(seconds[(m, p, b)])[1], spread(v)[1]))
+    for (m, p), v in sorted(new_old.items()):
+        out.append("- %s %s: new / old forward per round %s" % (m, p, spread(v)[1]))
+    for m, v in sorted(llama.items()):
+        out.append("- %s: llama.cpp / attnviz per round %s" % (m, spread(v)[1]))
+    out.append("")
+    for (m, p, b), v in sorted(vs_limit.items()):
+        if b != "new":
+            continue
+        bound = 1.10 if m == "F16" else 1.15
+        out.append(target(spread(v)[0] <= bound, "%s %s forward <= %.2fx the limit (median %.3f)" %
+                          (m, p, bound, spread(v)[0])))
+    for m, v in sorted(llama.items()):
+        out.append(target(spread(v)[0] > 1, "%s faster than llama.cpp (median %.2fx)" % (m, spread(v)[0])))
+    return out
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("run", "quant"):
-        sys.exit("usage: summary.py run|quant DIR")
-    kind, d = sys.argv[1], sys.argv[2]
-    print("\n".join(summary_run(d) if kind == "run" else summary_quant(d)))
+    kinds = {"run": summary_run, "quant": summary_quant, "rounds": summary_rounds}
+    if len(sys.argv) != 3 or sys.argv[1] not in kinds:
+        sys.exit("usage: summary.py run|quant|rounds DIR")
+    print("\n".join(kinds[sys.argv[1]](sys.argv[2])))
 
 
 if __name__ == "__main__":

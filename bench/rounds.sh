@@ -1,0 +1,87 @@
+#!/bin/sh
+# Interleaved rounds (docs/BENCHMARKS.md, "Interleaved rounds"): on a machine whose speed drifts by 20-30%
+# within minutes (a shared VM: the same binary's forward pass took 7.1-9.5 s in one hour), a ratio between
+# numbers taken minutes apart says little. Each round measures the f32 GEMM limit (bench/f32_limit.sh) and
+# then every run once, so that each forward pass is compared with the limit of its own minutes:
+#   - `attnviz run` of the 1.1 B synthetic Llama (F16, bench/run.sh's model and ids) on each of BENCH_PATHS;
+#   - `attnviz run` of each GGUF file of BENCH_TYPES (bench/quant_mem.sh's files) on the first of BENCH_PATHS,
+#     then llama.cpp's prompt processing of the same file (node-llama-cpp 3.21.1's libllama through
+#     tests/llamacpp/llama_ref.c, same ids and threads);
+#   - with BENCH_OLD (another attnviz binary, e.g. built from an older commit), every attnviz run twice more
+#     with it, in the order old new new old.
+# Appends one JSON line per round to DIR/rounds.json (run again to add rounds; delete it to start over), then
+# prints bench/summary.py's "rounds" table: each run's ratio to the limit of its round (median and range over
+# the rounds) and the per-round ratios new/old and llama.cpp/attnviz.
+# Needs `sh bench/run.sh` (BENCH_DIR) and, for BENCH_TYPES, `sh bench/quant_mem.sh` (BENCH_QDIR) run before.
+# BENCH_ROUNDS (5), BENCH_THREADS (2), BENCH_PATHS ("avx2"), BENCH_TYPES ("Q8_0 Q4_K_M"; "" for none),
+# BENCH_OLD (none), BENCH_DIR (/tmp/attnviz-bench), BENCH_QDIR (/tmp/attnviz-quant-bench).
+set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PY=/usr/bin/python3
+ROUNDS=${BENCH_ROUNDS:-5}
+THREADS=${BENCH_THREADS:-2}
+PATHS=${BENCH_PATHS:-avx2}
+TYPES=${BENCH_TYPES-Q8_0 Q4_K_M}
+OLD=${BENCH_OLD:-}
+DIR=${BENCH_DIR:-/tmp/attnviz-bench}
+QDIR=${BENCH_QDIR:-/tmp/attnviz-quant-bench}
+BIN=$ROOT/build/attnviz
+SYN=$DIR/synth-1b-22
+for f in "$SYN/config.json" "$DIR/ids.json" "$DIR/sgemm_peak" "$DIR/gemm_bench"; do
+    [ -e "$f" ] || { echo "bench/rounds.sh: $f is missing: run sh bench/run.sh first" >&2; exit 1; }
+done
+for t in $TYPES; do
+    for f in "$QDIR/$t.gguf" "$QDIR/llama_ref"; do
+        [ -e "$f" ] || { echo "bench/rounds.sh: $f is missing: run sh bench/quant_mem.sh first" >&2; exit 1; }
+    done
+done
+[ -z "$TYPES" ] || { eval "$(sh tests/llamacpp/install.sh)"; export LIB; }
+[ -z "$OLD" ] || [ -x "$OLD" ] || { echo "bench/rounds.sh: BENCH_OLD=$OLD is not an executable" >&2; exit 1; }
+first_path=${PATHS%% *}
+TMP=$DIR/rounds-trace.safetensors
+LIMDIR=$DIR/rounds-limit # f32_limit.sh's files of the latest round (bench/run.sh's limit.json stays as it was)
+mkdir -p "$LIMDIR"
+ln -sf ../sgemm_peak ../gemm_bench "$LIMDIR/"
+
+# "forward_s wall_s" of one `attnviz run` (executable $1, path $2, model $3); forward_s null when it failed
+one_run() {
+    rm -f "$TMP"
+    start=$($PY -c 'import time; print(time.time())')
+    fwd=$(ATTNVIZ_GEMM=$2 "$1" run --model "$3" --threads "$THREADS" --ids "@$DIR/ids.json" -o "$TMP" 2>&1 |
+        sed -n 's/.*(forward \([0-9.]*\) s.*/\1/p')
+    echo "${fwd:-null} $($PY -c "import time; print(round(time.time() - $start, 3))")"
+}
+# The JSON object of one run of binary $1 (new, or old: $OLD) on path $2 of model file $3 named $4
+runs_of() {
+    exe=$BIN
+    [ "$1" = old ] && exe=$OLD
+    # shellcheck disable=SC2046 # one_run prints two numbers
+    set -- "$1" "$2" "$4" $(one_run "$exe" "$2" "$3")
+    echo "{\"model\": \"$3\", \"path\": \"$2\", \"binary\": \"$1\", \"forward_s\": $4, \"wall_s\": $5}, "
+}
+# Every binary's runs of path $1, model file $2 named $3: old new new old, or new alone without BENCH_OLD
+interleaved() {
+    if [ -n "$OLD" ]; then
+        for b in old new new old; do runs_of $b "$@"; done
+    else
+        runs_of new "$@"
+    fi
+}
+
+for r in $(seq "$ROUNDS"); do
+    BENCH_LIMIT_BUILT=1 sh bench/f32_limit.sh "$LIMDIR" "$THREADS" 512 > "$LIMDIR/out.txt"
+    runs=""
+    for p in $PATHS; do runs="$runs$(interleaved "$p" "$SYN" F16 | tr -d '\n')"; done
+    for t in $TYPES; do
+        runs="$runs$(interleaved "$first_path" "$QDIR/$t.gguf" "$t" | tr -d '\n')"
+        # shellcheck disable=SC2046 # llama_ref prints "wall_s cpu_s"
+        set -- $("$QDIR/llama_ref" time "$QDIR/$t.gguf" "$DIR/ids.json" "$THREADS")
+        runs="$runs{\"model\": \"$t\", \"llamacpp_s\": $1, \"llamacpp_cpu_s\": $2}, "
+    done
+    echo "{\"round\": $r, \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"limit\": $(tail -1 "$LIMDIR/limit.json"), \"runs\": [${runs%, }]}" |
+        tee -a "$DIR/rounds.json"
+done
+rm -f "$TMP"
+echo "== summary (markdown for docs/BENCHMARKS.md)"
+$PY bench/summary.py rounds "$DIR"
