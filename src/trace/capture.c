@@ -204,6 +204,7 @@ static void open_direct(av_run_capture *c) {
         size_t f = c->kinds[i].n_layers ? direct_buf_floats(&c->kinds[i]) : 0;
         floats = f > floats ? f : floats;
     }
+    if (!floats) return; /* no attention to write */
     for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
         size_t n = c->kinds[i].n_layers ? direct_bufs_per_layer(&c->kinds[i], floats) : 0;
         layer = n > layer ? n : layer;
