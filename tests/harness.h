@@ -4,11 +4,14 @@
 #ifndef AV_TEST_HARNESS_H
 #define AV_TEST_HARNESS_H
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int h_test_failed;  /* failures in the current test */
@@ -79,15 +82,51 @@ __attribute__((unused)) static const char *h_shared_file(char *buf, size_t n, co
     return access(buf, R_OK) == 0 ? buf : NULL;
 }
 
-/* A fresh scratch directory for one test binary under $TMPDIR. */
-__attribute__((unused)) static const char *h_tmpdir(void) {
-    static char dir[256];
-    if (!dir[0]) {
-        const char *t = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/attnviz-test-XXXXXX", t && *t ? t : "/tmp");
-        if (!mkdtemp(dir)) return "/tmp";
+/* Removes `name` under the directory `parent_fd`, descending into directories (never following links). */
+__attribute__((unused)) static void h_remove_tree(int parent_fd, const char *name) {
+    int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (fd < 0) { /* a file or a link */
+        unlinkat(parent_fd, name, 0);
+        return;
     }
-    return dir;
+    (void)!fchmod(fd, 0700); /* a test may have made it read-only */
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    for (struct dirent *e; (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) h_remove_tree(dirfd(d), e->d_name);
+    closedir(d);
+    unlinkat(parent_fd, name, AT_REMOVEDIR);
+}
+
+__attribute__((unused)) static char h_scratch[256]; /* the test binary's scratch directory, "" until h_tmpdir creates it */
+__attribute__((unused)) static pid_t h_scratch_owner;
+
+/* At exit of the process that made it (not of forked children): the scratch directory goes when every test passed
+ * and stays for inspection, named on stderr, when one failed. */
+__attribute__((unused)) static void h_scratch_cleanup(void) {
+    if (!h_scratch[0] || getpid() != h_scratch_owner) return;
+    if (h_total_failed)
+        fprintf(stderr, "scratch kept for inspection: %s\n", h_scratch);
+    else
+        h_remove_tree(AT_FDCWD, h_scratch);
+}
+
+/* A fresh scratch directory for one test binary under $TMPDIR, removed at exit when every test passed. */
+__attribute__((unused)) static const char *h_tmpdir(void) {
+    if (!h_scratch[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(h_scratch, sizeof h_scratch, "%s/attnviz-test-XXXXXX", t && *t ? t : "/tmp");
+        if (!mkdtemp(h_scratch)) {
+            h_scratch[0] = 0;
+            return "/tmp";
+        }
+        h_scratch_owner = getpid();
+        atexit(h_scratch_cleanup);
+    }
+    return h_scratch;
 }
 
 __attribute__((unused)) static float h_max_abs_diff(const float *a, const float *b, size_t n) {
