@@ -101,11 +101,12 @@ __attribute__((unused)) static void h_remove_tree(int parent_fd, const char *nam
     unlinkat(parent_fd, name, AT_REMOVEDIR);
 }
 
-__attribute__((unused)) static char h_scratch[256]; /* the test binary's scratch directory, "" until h_tmpdir creates it */
+/* The test binary's scratch directory ("" until h_tmpdir creates it) and the process that created it. */
+__attribute__((unused)) static char h_scratch[256];
 __attribute__((unused)) static pid_t h_scratch_owner;
 
-/* At exit of the process that made it (not of forked children): the scratch directory goes when every test passed
- * and stays for inspection, named on stderr, when one failed. */
+/* At exit of the process that made it (not of forked children): the scratch directory goes when every test
+ * passed and stays for inspection, named on stderr, when one failed. */
 __attribute__((unused)) static void h_scratch_cleanup(void) {
     if (!h_scratch[0] || getpid() != h_scratch_owner) return;
     if (h_total_failed)
