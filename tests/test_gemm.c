@@ -429,8 +429,8 @@ static void matmul_quant_equals_f32(av_gemm_path path) {
 }
 
 /* av_gram_heads (per-head Gram matrices of F32 or F16 rows, packed in place) gives av_gemm_f32's bits on the
- * rows converted to f32, head by head: sizes off the tiles, past one packed block of k, beta 0 and 1; other
- * dtypes and the sgemm path refuse (-1) and write nothing. */
+ * rows converted to f32, head by head: sizes off the tiles, past one packed block of k, beta 0 and 1, heads
+ * from an offset; other dtypes and the sgemm path refuse (-1) and write nothing. */
 static void gram_heads_equals_gemm(av_gemm_path path) {
     static const int sizes[][3] = {{64, 128, 3}, {13, 7, 2}, {40, 600, 2}, {1, 5, 4}}; /* n, k, heads */
     for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
@@ -459,7 +459,9 @@ static void gram_heads_equals_gemm(av_gemm_path path) {
                                {k + r0, lda, 0, 0},
                                f16 ? (void *)h : a,
                                len * (f16 ? 2 : 4)};
-                int rc = av_gram_heads(&w, r0, k, H, n, (float)b, c);
+                size_t nn = (size_t)n * (size_t)n; /* head 0 alone, then heads 1.. from their offset */
+                int rc = av_gram_heads(&w, r0, k, 0, 1, n, (float)b, c) |
+                         av_gram_heads(&w, r0, k, 1, H - 1, n, (float)b, c + nn);
                 if (path == AV_GEMM_SGEMM) {
                     CHECKF(rc == -1 && memcmp(c, ref, sizeof(float) * clen) == 0,
                            "sgemm path: %d (want -1, nothing written)", rc);
@@ -474,7 +476,7 @@ static void gram_heads_equals_gemm(av_gemm_path path) {
                         av_gemm_path_name(path), f16 ? "F16" : "F32", H, n, k, b, rc);
                 }
                 w.dtype = AV_DTYPE_BF16; /* (same byte count as F16: only the dtype matters here) */
-                CHECK(!f16 || av_gram_heads(&w, r0, k, H, n, (float)b, c) == -1);
+                CHECK(!f16 || av_gram_heads(&w, r0, k, 0, H, n, (float)b, c) == -1);
                 free(a), free(c), free(ref), free(h);
             }
 }

@@ -508,10 +508,10 @@ static int gram_heads(const void *a, int f16, int64_t lda, int n_heads, int n, i
     return 0;
 }
 
-int av_gram_heads(const av_tensor *w, int64_t r0, int k, int n_heads, int n, float beta, float *c) {
+int av_gram_heads(const av_tensor *w, int64_t r0, int k, int h0, int n_heads, int n, float beta, float *c) {
     if (w->dtype != AV_DTYPE_F32 && w->dtype != AV_DTYPE_F16) return -1;
     int64_t lda = w->shape[1];
-    const char *a = (const char *)w->data + r0 * lda * (w->dtype == AV_DTYPE_F16 ? 2 : 4);
+    const char *a = (const char *)w->data + (r0 * lda + (int64_t)h0 * n) * (w->dtype == AV_DTYPE_F16 ? 2 : 4);
     return gram_heads(a, w->dtype == AV_DTYPE_F16, lda, n_heads, n, k, beta, c, n, (int64_t)n * n);
 }
 
