@@ -1,8 +1,9 @@
 /* The one transformer block (see block.h): its pieces (norms, biased linear layers), shape checks, parameter
- * counts, T5's relative-position buckets and the norm-based attention of a layer. forward.c runs blocks. */
+ * counts and T5's relative-position buckets (value norms: vnorm.c). forward.c runs blocks. */
 #include "block.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -321,8 +322,13 @@ av_stack_cfg av_stack_cfg_mha(int dim, int n_heads, int head_dim, int hidden, av
 }
 
 int av_stack_alloc(av_stack *st, int n_layers, av_err *err) {
-    st->blocks = calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof *st->blocks);
-    if (!st->blocks) return av_errf(err, "out of memory");
+    size_t n = (size_t)(n_layers > 0 ? n_layers : 1);
+    st->blocks = calloc(n, sizeof *st->blocks);
+    st->vnorm_grams = calloc(n, sizeof *st->vnorm_grams);
+    if (!st->blocks || !st->vnorm_grams) {
+        av_stack_free(st);
+        return av_errf(err, "out of memory");
+    }
     st->n_layers = n_layers;
     st->emb.scale = 1.0f;
     for (int l = 0; l < n_layers; l++)
@@ -331,6 +337,10 @@ int av_stack_alloc(av_stack *st, int n_layers, av_err *err) {
 }
 
 void av_stack_free(av_stack *st) {
+    for (int l = 0; st->vnorm_grams && l < st->n_layers; l++)
+        free(atomic_load(&st->vnorm_grams[l]));
+    free(st->vnorm_grams);
+    st->vnorm_grams = NULL;
     free(st->blocks);
     st->blocks = NULL;
     st->n_layers = 0;
@@ -403,100 +413,4 @@ void av_rel_pos_bias(const av_stack *st, int n, float *out) {
         for (int h = 0; h < H; h++)
             out[(size_t)h * (size_t)len + (size_t)(d + n - 1)] = row[h];
     }
-}
-
-/* ---- norm-based attention ----
- * || v W_h^T ||^2 = v G_h v^T with G_h = W_h^T W_h (head_dim x head_dim), W_h = W_o[:, h*hs:(h+1)*hs]: one
- * Gram matrix per head from the weights, then a head_dim^2 quadratic form per token, instead of projecting
- * every value vector to the model width (dim/head_dim times fewer FLOPs per token). */
-
-enum { VNORM_ROWS = 128 }; /* rows of W_o per Gram product (the sums' grouping: keep it for the same bits) */
-
-typedef struct vnorm_job {
-    const float *v; /* (n, v_stride) */
-    const av_tensor *wo;
-    int v_stride, n_heads, n_kv_heads, hs, dim, T, t0;
-    float *gram;       /* (n_heads, hs, hs) */
-    float *gram_parts; /* (threads, n_heads, hs, hs): per-thread sums over W_o row ranges */
-    float *vnorm;      /* (n_heads, T) */
-    int failed;
-} vnorm_job;
-
-/* Partial Gram matrices of every head over W_o rows [r0, r1), into gram_parts[tid]: F32 and F16 rows packed
- * in place by av_gram_heads, other dtypes (and the sgemm path) converted to f32 rows first. */
-static void vnorm_gram(void *ctx, int tid, int64_t r0, int64_t r1) {
-    vnorm_job *j = ctx;
-    int q_dim = j->n_heads * j->hs;
-    size_t hs2 = (size_t)j->hs * (size_t)j->hs;
-    float *gram = j->gram_parts + (size_t)tid * (size_t)j->n_heads * hs2, *blk = NULL; /* blk: (nr, q_dim) */
-    for (int64_t r = r0; r < r1; r += VNORM_ROWS) {
-        int nr = r1 - r < VNORM_ROWS ? (int)(r1 - r) : VNORM_ROWS;
-        float beta = r > r0 ? 1.0f : 0.0f;
-        if (av_gram_heads(j->wo, r, nr, j->n_heads, j->hs, beta, gram) == 0) continue;
-        if (!blk && !(blk = malloc(sizeof(float) * VNORM_ROWS * (size_t)q_dim))) {
-            j->failed = 1;
-            return;
-        }
-        av_dequantize_rows(j->wo, r, nr, blk);
-        for (int h = 0; h < j->n_heads; h++)
-            av_gram_f32(j->hs, nr, blk + h * j->hs, q_dim, beta, gram + (size_t)h * hs2, j->hs);
-    }
-    free(blk);
-}
-
-/* vnorm for value rows [i0, i1), all heads. */
-static void vnorm_rows(void *ctx, int tid, int64_t i0, int64_t i1) {
-    vnorm_job *j = ctx;
-    int n = (int)(i1 - i0), hs = j->hs;
-    float *u = malloc(sizeof(float) * (size_t)n * (size_t)hs); /* (n, hs) = V_h G_h */
-    if (!u) {
-        j->failed = 1;
-        return;
-    }
-    for (int h = 0; h < j->n_heads; h++) {
-        const float *v =
-            j->v + (size_t)i0 * (size_t)j->v_stride + (size_t)(h / (j->n_heads / j->n_kv_heads)) * (size_t)hs;
-        av_gemm_f32(0, 0, n, hs, hs, 1.0f, v, j->v_stride, j->gram + (size_t)h * (size_t)hs * (size_t)hs, hs,
-                    0.0f, u, hs, 1);
-        for (int i = 0; i < n; i += 4) { /* 4 rows' sums side by side: 4 dependency chains in flight */
-            const float *ur[4], *vr[4];
-            for (int r = 0; r < 4; r++) { /* rows past n repeat the last one; never stored */
-                int row = i + r < n ? i + r : n - 1;
-                ur[r] = u + (size_t)row * (size_t)hs, vr[r] = v + (size_t)row * (size_t)j->v_stride;
-            }
-            double s0 = 0, s1 = 0, s2 = 0, s3 = 0; /* (named: -O2 kept an array of them in memory) */
-            for (int d = 0; d < hs; d++) {
-                s0 += (double)ur[0][d] * vr[0][d];
-                s1 += (double)ur[1][d] * vr[1][d];
-                s2 += (double)ur[2][d] * vr[2][d];
-                s3 += (double)ur[3][d] * vr[3][d];
-            }
-            double ss[4] = {s0, s1, s2, s3};
-            for (int r = 0; r < 4 && i + r < n; r++)
-                j->vnorm[(size_t)h * (size_t)j->T + (size_t)(j->t0 + (int)i0 + i + r)] =
-                    (float)sqrt(ss[r] > 0 ? ss[r] : 0);
-        }
-    }
-    free(u);
-}
-
-int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads,
-                  int head_dim, int n, float *vnorm, int T, int t0, int n_threads, av_err *err) {
-    vnorm_job j = {v, wo, v_stride, n_heads, n_kv_heads, head_dim, (int)wo->shape[0],
-                   T, t0, NULL,     NULL,    vnorm,      0};
-    size_t gram_len = (size_t)n_heads * (size_t)head_dim * (size_t)head_dim;
-    int64_t gram_work = (int64_t)j.dim * head_dim * head_dim * n_heads,
-            row_work = (int64_t)n * head_dim * head_dim * n_heads;
-    int threads = gram_work > (1 << 20) ? n_threads : 1;
-    if (threads > j.dim / VNORM_ROWS) threads = j.dim / VNORM_ROWS > 0 ? j.dim / VNORM_ROWS : 1;
-    j.gram_parts = malloc(sizeof(float) * gram_len * (size_t)threads);
-    if (!j.gram_parts) return av_errf(err, "out of memory for the norm-based attention");
-    j.gram = j.gram_parts; /* part 0 collects the sum */
-    av_parallel_for(threads, j.dim, vnorm_gram, &j);
-    for (int t = 1; t < threads; t++)
-        for (size_t i = 0; i < gram_len; i++)
-            j.gram[i] += j.gram_parts[(size_t)t * gram_len + i];
-    if (!j.failed) av_parallel_for(row_work > (1 << 20) ? n_threads : 1, n, vnorm_rows, &j);
-    free(j.gram_parts);
-    return j.failed ? av_errf(err, "out of memory for the norm-based attention") : 0;
 }

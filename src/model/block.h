@@ -128,6 +128,9 @@ typedef struct av_stack {
     av_norm final_norm; /* after the last block (Llama norm, GPT-2 ln_f, ViT norm, T5 final_layer_norm), or
                            empty */
     av_rel_pos rel;
+    float *_Atomic *vnorm_grams; /* (n_layers) each layer's value-norm Gram matrices (n_heads, head_dim,
+                                    head_dim) once a run asked for them (av_stack_vnorm_gram), else NULL; the
+                                    one part of a loaded model that runs fill in */
 } av_stack;
 
 /* The config of a stack of multi-head (not grouped) blocks: n_kv_heads = n_heads; the rest (post-norm,
@@ -183,10 +186,19 @@ void av_tensor_shape_text(const av_tensor *t, char *buf, size_t n);
 /* Makes a 1-D (cols 0) or 2-D F32 tensor view over memory. */
 av_tensor av_tensor_f32(const float *data, int64_t rows, int64_t cols);
 
-/* Norm-based attention (Kobayashi et al. 2020): vnorm[h][t0 + i] = || v_i^h W_o[:, h] || for n rows of v.
- * v: (n, v_stride), kv head g at column g*head_dim; wo: (dim, n_heads*head_dim) of any dtype;
- * vnorm: (n_heads, T). Returns 0, or -1 with a message when memory runs out. */
-int av_attn_vnorm(const float *v, int v_stride, const av_tensor *wo, int n_heads, int n_kv_heads,
-                  int head_dim, int n, float *vnorm, int T, int t0, int n_threads, av_err *err);
+/* ---- norm-based attention (Kobayashi et al. 2020; vnorm.c) ---- */
+
+/* The Gram matrices G_h = W_h^T W_h of the heads' column blocks W_h = wo[:, h*head_dim : (h+1)*head_dim] of
+ * an output projection wo (dim, n_heads*head_dim) of any dtype: gram (n_heads, head_dim, head_dim), the same
+ * bits for any thread count. Returns 0, or -1 with a message when memory runs out. */
+int av_attn_gram(const av_tensor *wo, int n_heads, int head_dim, int n_threads, float *gram, av_err *err);
+/* Layer `layer`'s Gram matrices of st: computed by the first run that asks and kept with the stack (runs
+ * asking at once may each compute them; one copy is kept). NULL with a message when memory runs out. */
+const float *av_stack_vnorm_gram(const av_stack *st, int layer, int n_threads, av_err *err);
+/* vnorm[h][t0 + i] = || v_i^h W_o[:, h] || = sqrt(v_i^h G_h v_i^h^T) for n rows of v. v: (n, v_stride), kv
+ * head g at column g*head_dim; gram: the layer's (av_stack_vnorm_gram); vnorm: (n_heads, T). Returns 0, or -1
+ * with a message when memory runs out. */
+int av_attn_vnorm(const float *v, int v_stride, const float *gram, int n_heads, int n_kv_heads, int head_dim,
+                  int n, float *vnorm, int T, int t0, int n_threads, av_err *err);
 
 #endif

@@ -393,10 +393,12 @@ static int self_attention(av_state *s, const av_block *B, int l, const float *in
         scatter_rows(s, vl, vc, ch, kv_dim);
     }
     attend(s, B, 1, kl, vl, seq_stride, ch->pos0 + n, ch, cap, l);
-    if (cap->vnorm && cap->vnorm[l] &&
-        av_attn_vnorm(vc, kv_dim, &A->o.w, c->n_heads, c->n_kv_heads, c->head_dim, n, cap->vnorm[l], cap->T,
-                      ch->pos0, nt, err))
-        return -1;
+    if (cap->vnorm && cap->vnorm[l]) {
+        const float *gram = av_stack_vnorm_gram(s->st, l, nt, err);
+        if (!gram || av_attn_vnorm(vc, kv_dim, gram, c->n_heads, c->n_kv_heads, c->head_dim, n, cap->vnorm[l],
+                                   cap->T, ch->pos0, nt, err))
+            return -1;
+    }
     av_linear_apply(s->xb, s->att, &A->o, rows, s->wscratch, nt);
     return 0;
 }

@@ -2,8 +2,9 @@
  * Loaders (llama2c.c, gguf_decoder.c and hf_decoder.c for the decoder families of arch.h, and for Hugging
  * Face directories of the other families gpt2.c, bert.c, vit.c, encdec.c) only translate checkpoint names and
  * config keys onto these fields; av_model_check validates every shape; forward.c runs them, with a KV cache,
- * for every family. A loaded model is read-only: runs keep their state in an av_state and take thread counts
- * from their parameters. */
+ * for every family. A loaded model is read-only (the one exception: each stack keeps the value norms' Gram
+ * matrices, computed on first use, vnorm.c): runs keep their state in an av_state and take thread counts from
+ * their parameters. */
 #ifndef AV_MODEL_H
 #define AV_MODEL_H
 
