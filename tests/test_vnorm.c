@@ -97,7 +97,7 @@ static av_trace *synth_trace(int n_threads) {
     for (int i = 0; i < 40; i++)
         ids[i] = (i * 37 + 5) % H_SYNTH_VOCAB;
     av_run_params rp = av_run_default_params();
-    rp.add_bos = 0, rp.n_threads = n_threads;
+    rp.add_bos = 0, rp.n_threads = n_threads, rp.want_logits = 1;
     av_trace *t = NULL;
     av_err err = {{0}};
     if (av_trace_from_ids(m, ids, 40, &rp, &t, &err)) fprintf(stderr, "%s\n", err.msg);
@@ -105,24 +105,42 @@ static av_trace *synth_trace(int n_threads) {
     return t;
 }
 
-static void test_trace_vnorm_same_bits_any_threads(void) {
+/* Tensor `name` of a and b: both there, and the same bytes. */
+static int same_tensor(const av_trace *a, const av_trace *b, const char *name) {
+    av_tensor x, y;
+    return av_trace_tensor(a, name, &x) == 0 && av_trace_tensor(b, name, &y) == 0 && x.nbytes == y.nbytes &&
+           memcmp(x.data, y.data, x.nbytes) == 0;
+}
+
+/* On the project's own GEMM paths every product splits its outputs between threads, never a sum, and so do
+ * the value norms: a trace (attention, value norms, logits) has the same bits for 1, 2 and 3 threads. */
+static void trace_same_bits_any_threads(av_gemm_path path) {
     av_trace *one = synth_trace(1);
     REQUIRE(one);
     for (int threads = 2; threads <= 3; threads++) {
         av_trace *t = synth_trace(threads);
         REQUIRE(t);
         for (int l = 0; l < 2; l++) {
-            av_tensor a, b;
+            av_attn_view a, b;
             av_err err = {{0}};
-            REQUIREF(av_trace_vnorm(one, l, &a, &err) == 0 && av_trace_vnorm(t, l, &b, &err) == 0, "%s",
-                     err.msg);
-            CHECKF(memcmp(a.data, b.data, sizeof(float) * 8 * 40) == 0, "layer %d: %d threads differ from 1",
-                   l, threads);
+            REQUIREF(av_trace_attn(one, AV_ATTN_SELF, l, &a, &err) == 0 &&
+                         av_trace_attn(t, AV_ATTN_SELF, l, &b, &err) == 0,
+                     "%s", err.msg);
+            CHECKF(memcmp(a.data, b.data, sizeof(float) * 8 * 40 * 40) == 0,
+                   "%s, layer %d: attention of %d threads", av_gemm_path_name(path), l, threads);
+            char name[32];
+            snprintf(name, sizeof name, "vnorm.%d", l);
+            CHECKF(same_tensor(one, t, name), "%s, layer %d: value norms of %d threads differ from 1",
+                   av_gemm_path_name(path), l, threads);
         }
+        CHECKF(same_tensor(one, t, "logits"), "%s: logits of %d threads differ from 1",
+               av_gemm_path_name(path), threads);
         av_trace_free(t);
     }
     av_trace_free(one);
 }
+ON_OWN_PATHS(trace_same_bits_any_threads)
+ON_PATH(trace_same_bits_any_threads, AMX)
 
 int main(void) {
     RUN(gram_within_bound_any_threads_SCALAR);
@@ -131,6 +149,9 @@ int main(void) {
     RUN(gram_within_bound_any_threads_AMX);
     RUN(gram_within_bound_any_threads_SGEMM);
     RUN(test_stack_keeps_gram);
-    RUN(test_trace_vnorm_same_bits_any_threads);
+    RUN(trace_same_bits_any_threads_SCALAR);
+    RUN(trace_same_bits_any_threads_AVX2);
+    RUN(trace_same_bits_any_threads_AVX512);
+    RUN(trace_same_bits_any_threads_AMX);
     return h_exit_code();
 }

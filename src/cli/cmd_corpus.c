@@ -28,7 +28,7 @@ static const cli_opt_spec opts[] = {
     {"output", 1, "DIR       report directory (default corpus-report); also -o"},
     {"o", 1, "DIR            same as --output"},
     {"threads", 1, "N        inputs run at once by this process (default: the cores it may use)"},
-    {"forward-threads", 1, "N threads inside each forward pass (default 1; the last digits depend on it)"},
+    {"forward-threads", 1, "N threads inside each forward pass (default 1)"},
     {"chunk", 1, "N          lines per chunk, the unit of sharding and resuming (default 16)"},
     {"top", 1, "K            top examples kept per head and role (default 5)"},
     {"save-traces", 1, "N    save traces and viewer pages of each head's N best examples (default 0)"},

@@ -3,6 +3,7 @@
  * both (av_trace_attribution, av_trace_lens) check every shape against the trace before handing them out. */
 #include "trace.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +89,11 @@ int av_trace_tensor(const av_trace *t, const char *name, av_tensor *out) {
         return 0;
     }
     if (strcmp(name, "logits") == 0) return av_trace_logits(t, out);
+    if (strncmp(name, "vnorm.", 6) == 0 && name[6] >= '0' && name[6] <= '9') { /* also a run's, in memory */
+        char *end;
+        long layer = strtol(name + 6, &end, 10);
+        return !*end && layer <= INT_MAX && av_trace_vnorm(t, (int)layer, out, NULL) == 0 ? 0 : -1;
+    }
     const av_tensor *f = t->loaded ? av_st_find(&t->file, name) : NULL;
     if (!f) return -1;
     *out = *f;
