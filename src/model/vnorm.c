@@ -19,7 +19,7 @@ enum { GRAM_ROWS = 256 }; /* rows of W_o converted to f32 at a time for dtypes n
 typedef struct gram_job {
     const av_tensor *wo; /* (dim, n_heads * hs) */
     int hs, q_dim;
-    const float *rows; /* (n, q_dim): rows [r0, r0 + n) of W_o in f32, or NULL: W_o read in place */
+    float *rows; /* (n, q_dim): rows [r0, r0 + n) of W_o in f32, or NULL: W_o read in place */
     int64_t r0;
     int n;
     float *gram; /* (n_heads, hs, hs) */
@@ -29,7 +29,7 @@ typedef struct gram_job {
 /* Rows [r0 + i0, r0 + i1) of W_o into f32. */
 static void gram_convert(void *ctx, int tid, int64_t i0, int64_t i1) {
     const gram_job *j = ctx;
-    av_dequantize_rows(j->wo, j->r0 + i0, i1 - i0, (float *)j->rows + i0 * j->q_dim);
+    av_dequantize_rows(j->wo, j->r0 + i0, i1 - i0, j->rows + i0 * j->q_dim);
 }
 
 /* Heads [h0, h1): G_h (+)= W_h^T W_h over the job's rows (added when r0 > 0). */
@@ -55,10 +55,10 @@ int av_attn_gram(const av_tensor *wo, int n_heads, int head_dim, int n_threads, 
     float *rows =
         in_place ? NULL : malloc(sizeof(float) * GRAM_ROWS * (size_t)j.q_dim); /* (GRAM_ROWS, q_dim) */
     if (!in_place && !rows) return av_errf(err, "out of memory for the norm-based attention");
+    j.rows = rows;
     for (int r0 = 0; r0 < dim && !j.failed; r0 += in_place ? dim : GRAM_ROWS) {
         j.r0 = r0;
         j.n = in_place ? dim : dim - r0 < GRAM_ROWS ? dim - r0 : GRAM_ROWS;
-        j.rows = rows;
         if (rows) av_parallel_for(threads, j.n, gram_convert, &j);
         av_parallel_for(threads, n_heads, gram_add, &j);
     }
