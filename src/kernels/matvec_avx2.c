@@ -40,25 +40,38 @@ AI void fma_x(acc *a, int nx, int g, __m256 w, const float *xk, int64_t ldx) {
         a->v[i][g] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xk + i * ldx), a->v[i][g]);
 }
 
+/* The eight sub-blocks' factors of super-block i of a Q4_K or Q5_K row w. */
+AI void k45_factors(av_dtype t, const void *w, int64_t i, float s[8], float m[8]) {
+    if (t == AV_DTYPE_Q4_K) {
+        const av_block_q4_k *b = (const av_block_q4_k *)w + i;
+        av_mv_k_factors8(b->d, b->dmin, b->scales, s, m);
+    } else {
+        const av_block_q5_k *b = (const av_block_q5_k *)w + i;
+        av_mv_k_factors8(b->d, b->dmin, b->scales, s, m);
+    }
+}
+
 /* Q4_K and Q5_K, a super-block at a time with every shift a constant: sub-block j's values 32j + 8g + l,
  * l < 8, into slot g (the order of the 32-value steps), from the nibbles of qs[32 (j / 2) + 8g + l] (low for
  * even j), widened once for both sub-blocks. Q5_K adds 16 * bit j of qh[8g + l] for
  * sub-block j. ggml's s q - m with s q exact (at most 17 + 5 bits): the fused form rounds to the same value.
- */
+ * The factors are computed a super-block ahead (s, m: this one's and the next one's), so the broadcasts read
+ * values stored a super-block earlier, never the stores just made: on Zen 3 8% faster (Q6_K likewise,
+ * docs/BENCHMARKS.md "Generation kernels: each super-block unpacked one ahead (session 32)"). */
 AI void row_k45(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     const __m256i low4 = _mm256_set1_epi32(0x0f);
     const size_t bytes = t == AV_DTYPE_Q4_K ? sizeof(av_block_q4_k) : sizeof(av_block_q5_k);
-    for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+    const int64_t blocks = n / AV_QK_K;
+    _Alignas(32) float s[2][8], m[2][8]; /* [i & 1]: super-block i's */
+    if (blocks > 0) k45_factors(t, w, 0, s[0], m[0]);
+    for (int64_t i = 0; i < blocks; i++, x += AV_QK_K) {
         const av_block_q4_k *b4 = (const av_block_q4_k *)w + i;
         const av_block_q5_k *b5 = (const av_block_q5_k *)w + i;
         const uint8_t *qs = t == AV_DTYPE_Q4_K ? b4->qs : b5->qs;
-        float s[8], m[8];
         av_mv_prefetch((const char *)w + (size_t)i * bytes, t == AV_DTYPE_Q4_K ? sizeof *b4 : sizeof *b5);
-        if (t == AV_DTYPE_Q4_K)
-            av_mv_k_factors8(b4->d, b4->dmin, b4->scales, s, m);
-        else
-            av_mv_k_factors8(b5->d, b5->dmin, b5->scales, s, m);
+        if (i + 1 < blocks) k45_factors(t, w, i + 1, s[(i + 1) & 1], m[(i + 1) & 1]);
         VIA_MEMORY();
+        const float *si = s[i & 1], *mi = m[i & 1];
         __m256i h[4]; /* Q5_K: qh[8g + l] */
 #pragma GCC unroll 4
         for (int g = 0; g < 4 && t == AV_DTYPE_Q5_K; g++)
@@ -80,54 +93,63 @@ AI void row_k45(av_dtype t, acc *a, int nx, const void *w, const float *x, int64
                                                      : _mm256_srli_epi32(bit, j - 4));
                     }
                     __m256 wv =
-                        _mm256_fmsub_ps(_mm256_set1_ps(s[j]), _mm256_cvtepi32_ps(v), _mm256_set1_ps(m[j]));
+                        _mm256_fmsub_ps(_mm256_set1_ps(si[j]), _mm256_cvtepi32_ps(v), _mm256_set1_ps(mi[j]));
                     fma_x(a, nx, g, wv, x + 32 * j + 8 * g, ldx);
                 }
         }
     }
 }
 
-/* Q6_K a super-block at a time, every shift a constant: value 128h + 32k + l (k, h as in matvec_avx512.c)
- * into slot l / 8, ggml's s (q - 32) with s = d * sc of its 16 values and q the low 4 bits of ql[64h + 32 (k
- * & 1)
- * + l] (the high nibble for k >= 2) below bits 2k, 2k + 1 of qh[32h + l]. The 32 integers of a k are
- * assembled in bytes, stored and widened 8 at a time from memory (a load and one shuffle each; from a
- * register the upper 8-byte quarters take two more shuffles). */
-AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+/* Super-block b of a Q6_K row unpacked: q (256) its integers q - 32 in value order, s (16) = d * sc of each
+ * 16 values. Value 128h + 32k + l (k, h as in matvec_avx512.c) is the low 4 bits of ql[64h + 32 (k & 1) + l]
+ * (the high nibble for k >= 2) below bits 2k, 2k + 1 of qh[32h + l]; every shift a constant. */
+AI void q6_unpack(const av_block_q6_k *b, int8_t q[AV_QK_K], float s[16]) {
     const __m256i low4 = _mm256_set1_epi8(0x0f), high2 = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32);
+    __m256 d = _mm256_set1_ps(av_half(b->d));
+#pragma GCC unroll 2
+    for (int c = 0; c < 2; c++) {
+        __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->scales + 8 * c)));
+        _mm256_storeu_ps(s + 8 * c, _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc)));
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m256i ql[2] = {_mm256_loadu_si256((const __m256i *)(b->ql + 64 * h)),
+                         _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32))};
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) { /* bits of the byte itself only, once masked */
+            __m256i lo = k < 2 ? ql[k] : _mm256_srli_epi16(ql[k - 2], 4);
+            __m256i hi = k < 2 ? _mm256_slli_epi16(qh, 4 - 2 * k) : _mm256_srli_epi16(qh, 2 * k - 4);
+            __m256i q6 = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_and_si256(hi, high2));
+            _mm256_store_si256((__m256i *)(q + 128 * h + 32 * k), _mm256_sub_epi8(q6, bias));
+        }
+    }
+}
+
+/* Q6_K a super-block at a time, value k into slot k / 8 % 4: ggml's s (q - 32), the integers unpacked in
+ * bytes (q6_unpack) a super-block ahead, then widened 8 at a time from memory (a load and one shuffle each;
+ * from a register the upper 8-byte quarters take two more shuffles). Unpacked one ahead, the loads read
+ * bytes stored a super-block earlier, never the stores just made (row_k45). */
+AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     const av_block_q6_k *b = w;
-    for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+    const int64_t blocks = n / AV_QK_K;
+    _Alignas(32) int8_t q[2][AV_QK_K]; /* [i & 1]: super-block i's */
+    _Alignas(32) float s[2][16];
+    if (blocks > 0) q6_unpack(b, q[0], s[0]);
+    for (int64_t i = 0; i < blocks; i++, x += AV_QK_K) {
         av_mv_prefetch(&b[i], sizeof b[i]);
-        float s[16]; /* ggml: d * sc of each 16 values */
-        __m256 d = _mm256_set1_ps(av_half(b[i].d));
-#pragma GCC unroll 2
-        for (int c = 0; c < 2; c++) {
-            __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b[i].scales + 8 * c)));
-            _mm256_storeu_ps(s + 8 * c, _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc)));
-        }
-        VIA_MEMORY();
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            __m256i ql[2] = {_mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h)),
-                             _mm256_loadu_si256((const __m256i *)(b[i].ql + 64 * h + 32))};
-            __m256i qh = _mm256_loadu_si256((const __m256i *)(b[i].qh + 32 * h));
+        if (i + 1 < blocks) q6_unpack(&b[i + 1], q[(i + 1) & 1], s[(i + 1) & 1]);
+        VIA_MEMORY(); /* else GCC widens from registers, with the extra shuffles */
+        const int8_t *qi = q[i & 1];
+        const float *si = s[i & 1];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) /* values 32k .. 32k + 32 */
 #pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) { /* bits of the byte itself only, once masked */
-                __m256i lo = k < 2 ? ql[k] : _mm256_srli_epi16(ql[k - 2], 4);
-                __m256i hi = k < 2 ? _mm256_slli_epi16(qh, 4 - 2 * k) : _mm256_srli_epi16(qh, 2 * k - 4);
-                __m256i q6 = _mm256_or_si256(_mm256_and_si256(lo, low4), _mm256_and_si256(hi, high2));
-                _Alignas(32) int8_t q[32];
-                _mm256_store_si256((__m256i *)q, _mm256_sub_epi8(q6, bias));
-                VIA_MEMORY(); /* else GCC widens from registers, with the extra shuffles */
-#pragma GCC unroll 4
-                for (int g = 0; g < 4; g++) {
-                    __m256 v = _mm256_cvtepi32_ps(
-                        _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * g))));
-                    fma_x(a, nx, g, _mm256_mul_ps(_mm256_set1_ps(s[8 * h + 2 * k + g / 2]), v),
-                          x + 128 * h + 32 * k + 8 * g, ldx);
-                }
+            for (int g = 0; g < 4; g++) {
+                __m256 v = _mm256_cvtepi32_ps(
+                    _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qi + 32 * k + 8 * g))));
+                fma_x(a, nx, g, _mm256_mul_ps(_mm256_set1_ps(si[2 * k + g / 2]), v), x + 32 * k + 8 * g, ldx);
             }
-        }
     }
 }
 
