@@ -2,9 +2,10 @@
  * accumulator slot k / 8 % 4: F32, F16 and BF16 32 values at a time (by conversion and shift), then a plain
  * loop over the last values of a float row; the quantized types a block (Q8_0, Q4_0) or super-block (Q4_K,
  * Q5_K, Q6_K) at a time, with the operations of av_dequantize_rows on the same operands (the same bits),
- * every slot and shift a constant and the integers widened from memory (a load and one shuffle): row_k45
- * takes the eight sub-blocks' factors from the packed scales, row_q6_k assembles the 6-bit integers in bytes
- * first. 1.3-2.5x the rate of the former 32-value steps through gemm_quant.h's av_qload32
+ * every slot and shift a constant and the integers widened from memory (a load and one shuffle): row_q4_k
+ * takes the eight sub-blocks' factors from the packed scales, row_k56 assembles the 5- and 6-bit integers in
+ * bytes first, a super-block ahead. 1.3-2.5x the rate of the former 32-value steps through gemm_quant.h's
+ * av_qload32
  * (docs/BENCHMARKS.md "Generation bandwidth (session 26)" and its "Value expansion" part).
  * Every kernel prefetches AV_MV_PREFETCH bytes ahead (matvec.h).
  * Compiled with -mavx2 -mfma -mf16c (see the Makefile); called only after gemm_cpu.c found AVX2, FMA and
@@ -40,58 +41,36 @@ AI void fma_x(acc *a, int nx, int g, __m256 w, const float *xk, int64_t ldx) {
         a->v[i][g] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xk + i * ldx), a->v[i][g]);
 }
 
-/* The eight sub-blocks' factors of super-block i of a Q4_K or Q5_K row w. */
-AI void k45_factors(av_dtype t, const void *w, int64_t i, float s[8], float m[8]) {
-    if (t == AV_DTYPE_Q4_K) {
-        const av_block_q4_k *b = (const av_block_q4_k *)w + i;
-        av_mv_k_factors8(b->d, b->dmin, b->scales, s, m);
-    } else {
-        const av_block_q5_k *b = (const av_block_q5_k *)w + i;
-        av_mv_k_factors8(b->d, b->dmin, b->scales, s, m);
-    }
-}
-
-/* Q4_K and Q5_K, a super-block at a time with every shift a constant: sub-block j's values 32j + 8g + l,
- * l < 8, into slot g (the order of the 32-value steps), from the nibbles of qs[32 (j / 2) + 8g + l] (low for
- * even j), widened once for both sub-blocks. Q5_K adds 16 * bit j of qh[8g + l] for
- * sub-block j. ggml's s q - m with s q exact (at most 17 + 5 bits): the fused form rounds to the same value.
- * The factors are computed a super-block ahead (s, m: this one's and the next one's), so the broadcasts read
- * values stored a super-block earlier, never the stores just made: on Zen 3 8% faster (Q6_K likewise,
- * docs/BENCHMARKS.md "Generation kernels: each super-block unpacked one ahead (session 32)"). */
-AI void row_k45(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+/* Q4_K a super-block at a time with every shift a constant: sub-block j's values 32j + 8g + l, l < 8, into
+ * slot g (the order of the 32-value steps), from the nibbles of qs[32 (j / 2) + 8g + l] (low for even j),
+ * widened once for both sub-blocks. ggml's s q - m with s q exact (at most 17 + 4 bits): the fused form
+ * rounds to the same value. The factors are computed a super-block ahead (s, m: this one's and the next
+ * one's), so the broadcasts read values stored a super-block earlier: read back from the stores just made,
+ * each waited for them (10% slower on Zen 3, docs/BENCHMARKS.md "Generation kernels: each super-block
+ * unpacked one ahead (session 32)"). */
+AI void row_q4_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     const __m256i low4 = _mm256_set1_epi32(0x0f);
-    const size_t bytes = t == AV_DTYPE_Q4_K ? sizeof(av_block_q4_k) : sizeof(av_block_q5_k);
+    const av_block_q4_k *b = w;
     const int64_t blocks = n / AV_QK_K;
     _Alignas(32) float s[2][8], m[2][8]; /* [i & 1]: super-block i's */
-    if (blocks > 0) k45_factors(t, w, 0, s[0], m[0]);
+    if (blocks > 0) av_mv_k_factors8(b[0].d, b[0].dmin, b[0].scales, s[0], m[0]);
     for (int64_t i = 0; i < blocks; i++, x += AV_QK_K) {
-        const av_block_q4_k *b4 = (const av_block_q4_k *)w + i;
-        const av_block_q5_k *b5 = (const av_block_q5_k *)w + i;
-        const uint8_t *qs = t == AV_DTYPE_Q4_K ? b4->qs : b5->qs;
-        av_mv_prefetch((const char *)w + (size_t)i * bytes, t == AV_DTYPE_Q4_K ? sizeof *b4 : sizeof *b5);
-        if (i + 1 < blocks) k45_factors(t, w, i + 1, s[(i + 1) & 1], m[(i + 1) & 1]);
+        av_mv_prefetch(&b[i], sizeof b[i]);
+        if (i + 1 < blocks)
+            av_mv_k_factors8(b[i + 1].d, b[i + 1].dmin, b[i + 1].scales, s[(i + 1) & 1], m[(i + 1) & 1]);
         VIA_MEMORY();
         const float *si = s[i & 1], *mi = m[i & 1];
-        __m256i h[4]; /* Q5_K: qh[8g + l] */
-#pragma GCC unroll 4
-        for (int g = 0; g < 4 && t == AV_DTYPE_Q5_K; g++)
-            h[g] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b5->qh + 8 * g)));
 #pragma GCC unroll 4
         for (int p = 0; p < 4; p++) {
             __m256i q[4];
 #pragma GCC unroll 4
             for (int g = 0; g < 4; g++)
-                q[g] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 32 * p + 8 * g)));
+                q[g] = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b[i].qs + 32 * p + 8 * g)));
 #pragma GCC unroll 2
             for (int j = 2 * p; j < 2 * p + 2; j++) /* the sub-blocks: low nibbles, then high ones */
 #pragma GCC unroll 4
                 for (int g = 0; g < 4; g++) {
                     __m256i v = j & 1 ? _mm256_srli_epi32(q[g], 4) : _mm256_and_si256(q[g], low4);
-                    if (t == AV_DTYPE_Q5_K) { /* bit j of h moved to bit 4 */
-                        __m256i bit = _mm256_and_si256(h[g], _mm256_set1_epi32(1 << j));
-                        v = _mm256_or_si256(v, j < 4 ? _mm256_slli_epi32(bit, 4 - j)
-                                                     : _mm256_srli_epi32(bit, j - 4));
-                    }
                     __m256 wv =
                         _mm256_fmsub_ps(_mm256_set1_ps(si[j]), _mm256_cvtepi32_ps(v), _mm256_set1_ps(mi[j]));
                     fma_x(a, nx, g, wv, x + 32 * j + 8 * g, ldx);
@@ -100,9 +79,27 @@ AI void row_k45(av_dtype t, acc *a, int nx, const void *w, const float *x, int64
     }
 }
 
-/* Super-block b of a Q6_K row unpacked: q (256) its integers q - 32 in value order, s (16) = d * sc of each
- * 16 values. Value 128h + 32k + l (k, h as in matvec_avx512.c) is the low 4 bits of ql[64h + 32 (k & 1) + l]
- * (the high nibble for k >= 2) below bits 2k, 2k + 1 of qh[32h + l]; every shift a constant. */
+/* The 256 integers of a Q5_K super-block in bytes, value order: value 32j + l is the nibble of qs[32 (j / 2)
+ * + l] (low for even j) plus 16 * bit j of qh[l]. Shifts within 16-bit lanes leave only bits of the byte
+ * itself once masked. */
+AI void q5_unpack(const av_block_q5_k *b, uint8_t q[AV_QK_K]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0f), bit4 = _mm256_set1_epi8(0x10);
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)b->qh);
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) {
+        __m256i qs = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * p));
+#pragma GCC unroll 2
+        for (int j = 2 * p; j < 2 * p + 2; j++) {
+            __m256i nib = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(qs, 4) : qs, low4);
+            __m256i hi = j < 4 ? _mm256_slli_epi16(qh, 4 - j) : _mm256_srli_epi16(qh, j - 4);
+            _mm256_store_si256((__m256i *)(q + 32 * j), _mm256_or_si256(nib, _mm256_and_si256(hi, bit4)));
+        }
+    }
+}
+
+/* The 256 integers q - 32 of a Q6_K super-block in bytes, value order, and s = d * sc of each 16 values.
+ * Value 128h + 32k + l (k, h as in matvec_avx512.c) is the low 4 bits of ql[64h + 32 (k & 1) + l] (the high
+ * nibble for k >= 2) below bits 2k, 2k + 1 of qh[32h + l]; every shift a constant. */
 AI void q6_unpack(const av_block_q6_k *b, int8_t q[AV_QK_K], float s[16]) {
     const __m256i low4 = _mm256_set1_epi8(0x0f), high2 = _mm256_set1_epi8(0x30), bias = _mm256_set1_epi8(32);
     __m256 d = _mm256_set1_ps(av_half(b->d));
@@ -126,29 +123,49 @@ AI void q6_unpack(const av_block_q6_k *b, int8_t q[AV_QK_K], float s[16]) {
     }
 }
 
-/* Q6_K a super-block at a time, value k into slot k / 8 % 4: ggml's s (q - 32), the integers unpacked in
- * bytes (q6_unpack) a super-block ahead, then widened 8 at a time from memory (a load and one shuffle each;
- * from a register the upper 8-byte quarters take two more shuffles). Unpacked one ahead, the loads read
- * bytes stored a super-block earlier, never the stores just made (row_k45). */
-AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
-    const av_block_q6_k *b = w;
+/* Super-block i of a Q5_K or Q6_K row unpacked: its integers in bytes and its factors (Q5_K: s, m of each
+ * 32 values; Q6_K: s of each 16). */
+AI void unpack_k56(av_dtype t, const void *w, int64_t i, int8_t q[AV_QK_K], float s[16], float m[8]) {
+    if (t == AV_DTYPE_Q5_K) {
+        const av_block_q5_k *b = (const av_block_q5_k *)w + i;
+        av_mv_k_factors8(b->d, b->dmin, b->scales, s, m);
+        q5_unpack(b, (uint8_t *)q);
+    } else {
+        q6_unpack((const av_block_q6_k *)w + i, q, s);
+    }
+}
+
+/* Q5_K and Q6_K a super-block at a time, value k into slot k / 8 % 4: ggml's s q - m (Q5_K, s q exact in at
+ * most 17 + 5 bits, so the fused form rounds to the same value) and s (q - 32) (Q6_K). The integers are
+ * unpacked in bytes a super-block ahead and widened 8 at a time from memory (a load and one shuffle each;
+ * from a register the upper 8-byte quarters take two more shuffles), so the loads read bytes stored a
+ * super-block earlier (row_q4_k). Q5_K's fifth bits merged 32 values at a time instead of 8 per step: 4
+ * vector operations per 8 values instead of 7.5. */
+AI void row_k56(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const size_t bytes = t == AV_DTYPE_Q5_K ? sizeof(av_block_q5_k) : sizeof(av_block_q6_k);
     const int64_t blocks = n / AV_QK_K;
     _Alignas(32) int8_t q[2][AV_QK_K]; /* [i & 1]: super-block i's */
-    _Alignas(32) float s[2][16];
-    if (blocks > 0) q6_unpack(b, q[0], s[0]);
+    _Alignas(32) float s[2][16], m[2][8];
+    if (blocks > 0) unpack_k56(t, w, 0, q[0], s[0], m[0]);
     for (int64_t i = 0; i < blocks; i++, x += AV_QK_K) {
-        av_mv_prefetch(&b[i], sizeof b[i]);
-        if (i + 1 < blocks) q6_unpack(&b[i + 1], q[(i + 1) & 1], s[(i + 1) & 1]);
+        av_mv_prefetch((const char *)w + (size_t)i * bytes, bytes);
+        if (i + 1 < blocks) unpack_k56(t, w, i + 1, q[(i + 1) & 1], s[(i + 1) & 1], m[(i + 1) & 1]);
         VIA_MEMORY(); /* else GCC widens from registers, with the extra shuffles */
         const int8_t *qi = q[i & 1];
-        const float *si = s[i & 1];
+        const float *si = s[i & 1], *mi = m[i & 1];
 #pragma GCC unroll 8
         for (int k = 0; k < 8; k++) /* values 32k .. 32k + 32 */
 #pragma GCC unroll 4
             for (int g = 0; g < 4; g++) {
-                __m256 v = _mm256_cvtepi32_ps(
-                    _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qi + 32 * k + 8 * g))));
-                fma_x(a, nx, g, _mm256_mul_ps(_mm256_set1_ps(si[2 * k + g / 2]), v), x + 32 * k + 8 * g, ldx);
+                __m128i b8 = _mm_loadl_epi64((const __m128i *)(qi + 32 * k + 8 * g));
+                __m256 wv;
+                if (t == AV_DTYPE_Q5_K)
+                    wv = _mm256_fmsub_ps(_mm256_set1_ps(si[k]), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b8)),
+                                         _mm256_set1_ps(mi[k]));
+                else
+                    wv = _mm256_mul_ps(_mm256_set1_ps(si[2 * k + g / 2]),
+                                       _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b8)));
+                fma_x(a, nx, g, wv, x + 32 * k + 8 * g, ldx);
             }
     }
 }
@@ -212,10 +229,10 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
 #pragma GCC unroll 4
         for (int q = 0; q < 4; q++)
             a.v[i][q] = _mm256_setzero_ps();
-    if (t == AV_DTYPE_Q4_K || t == AV_DTYPE_Q5_K)
-        row_k45(t, &a, nx, w, x, ldx, n);
-    else if (t == AV_DTYPE_Q6_K)
-        row_q6_k(&a, nx, w, x, ldx, n);
+    if (t == AV_DTYPE_Q4_K)
+        row_q4_k(&a, nx, w, x, ldx, n);
+    else if (t == AV_DTYPE_Q5_K || t == AV_DTYPE_Q6_K)
+        row_k56(t, &a, nx, w, x, ldx, n);
     else if (t == AV_DTYPE_Q4_0)
         row_q4_0(&a, nx, w, x, ldx, n);
     else if (t == AV_DTYPE_Q8_0)
