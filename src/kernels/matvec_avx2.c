@@ -139,8 +139,8 @@ AI void unpack_k56(av_dtype t, const void *w, int64_t i, int8_t q[AV_QK_K], floa
  * most 17 + 5 bits, so the fused form rounds to the same value) and s (q - 32) (Q6_K). The integers are
  * unpacked in bytes a super-block ahead and widened 8 at a time from memory (a load and one shuffle each;
  * from a register the upper 8-byte quarters take two more shuffles), so the loads read bytes stored a
- * super-block earlier (row_q4_k). Q5_K's fifth bits merged 32 values at a time instead of 8 per step: 4
- * vector operations per 8 values instead of 7.5. */
+ * super-block earlier (row_q4_k). Q5_K's fifth bits merged 32 values at a time instead of 8 per step: ~5
+ * vector operations per 8 values instead of ~7.5. */
 AI void row_k56(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     const size_t bytes = t == AV_DTYPE_Q5_K ? sizeof(av_block_q5_k) : sizeof(av_block_q6_k);
     const int64_t blocks = n / AV_QK_K;
