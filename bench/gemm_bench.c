@@ -20,8 +20,9 @@
  *    thread runs its own range: the cost of handing work to the threads and back), through the thread pool
  *    ("pool_us") and through threads started for the call ("own_threads_us": what every call cost before the
  *    pool, and what a call costs while another owns the pool; timed inside a call, where the pool is taken).
- * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, ukernel, gen, pool;
- * default all]
+ *  - "copy": the STREAM-like copy alone ({"copy_gbps"}: bench/rounds.sh's generation rounds);
+ * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, ukernel, gen, pool, copy;
+ * default all but copy, which "gen" measures too]
  * With BENCH_CLOCK=cpu every time is the process CPU time divided by the threads (what the wall time would be
  * with a core per thread: on a machine shared with other jobs it moves far less than wall time). */
 #include "../tests/quant_blocks.h"
@@ -493,5 +494,6 @@ int main(int argc, char **argv) {
     av_gemm_path_set(fastest);
     if (strstr(sections, "gen")) run_generation(threads);
     if (strstr(sections, "pool")) run_parallel_for(threads);
+    if (strstr(sections, "copy")) printf("{\"copy_gbps\": %.1f}\n", copy_gbps(threads));
     return 0;
 }

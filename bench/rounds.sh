@@ -7,14 +7,18 @@
 #   - `attnviz run` of each GGUF file of BENCH_TYPES (bench/quant_mem.sh's files) on the first of BENCH_PATHS,
 #     then llama.cpp's prompt processing of the same file (node-llama-cpp 3.21.1's libllama through
 #     tests/llamacpp/llama_ref.c, same ids and threads);
-#   - with BENCH_OLD (another attnviz binary, e.g. built from an older commit), every attnviz run twice more
-#     with it, in the order old new new old.
+#   - with BENCH_GEN=1 (the default when BENCH_TYPES names files), token-by-token generation on each of those
+#     files (`attnviz generate`, seconds per token from the wall times of 40 and 8 steps), llama.cpp's one-token
+#     decoding of the same file (`llama_ref gen`, 32 tokens) and a STREAM-like copy (`gemm_bench copy`): each
+#     generation against the copy rate of its own round, as in bench/quant_mem.sh;
+#   - with BENCH_OLD (another attnviz binary, e.g. built from an older commit), every attnviz run (and
+#     generation) twice more with it, in the order old new new old.
 # Appends one JSON line per round to DIR/rounds.json (run again to add rounds; delete it to start over), then
 # prints bench/summary.py's "rounds" table: each run's ratio to the limit of its round (median and range over
 # the rounds) and the per-round ratios new/old and llama.cpp/attnviz.
 # Needs `sh bench/run.sh` (BENCH_DIR) and, for BENCH_TYPES, `sh bench/quant_mem.sh` (BENCH_QDIR) run before.
 # BENCH_ROUNDS (5), BENCH_THREADS (2), BENCH_PATHS ("avx2"), BENCH_TYPES ("Q8_0 Q4_K_M"; "" for none),
-# BENCH_OLD (none), BENCH_DIR (/tmp/attnviz-bench), BENCH_QDIR (/tmp/attnviz-quant-bench).
+# BENCH_GEN (1), BENCH_OLD (none), BENCH_DIR (/tmp/attnviz-bench), BENCH_QDIR (/tmp/attnviz-quant-bench).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -24,6 +28,7 @@ THREADS=${BENCH_THREADS:-2}
 PATHS=${BENCH_PATHS:-avx2}
 TYPES=${BENCH_TYPES-Q8_0 Q4_K_M}
 OLD=${BENCH_OLD:-}
+GEN=${BENCH_GEN:-1}
 DIR=${BENCH_DIR:-/tmp/attnviz-bench}
 QDIR=${BENCH_QDIR:-/tmp/attnviz-quant-bench}
 BIN=$ROOT/build/attnviz
@@ -60,26 +65,71 @@ runs_of() {
     set -- "$1" "$2" "$4" $(one_run "$exe" "$2" "$3")
     echo "{\"model\": \"$3\", \"path\": \"$2\", \"binary\": \"$1\", \"forward_s\": $4, \"wall_s\": $5}, "
 }
-# Every binary's runs of path $1, model file $2 named $3: old new new old, or new alone without BENCH_OLD
+# Wall seconds of `attnviz generate` (executable $1, file $2, $3 steps) on the first of BENCH_PATHS
+gen_wall() {
+    start=$($PY -c 'import time; print(time.time())')
+    ATTNVIZ_GEMM=$first_path "$1" generate --model "$2" --threads "$THREADS" --steps "$3" > /dev/null 2>&1 ||
+        { echo null; return; }
+    $PY -c "import time; print(time.time() - $start)"
+}
+# The JSON object of one generation of binary $1 (new, or old) on GGUF file $2 named $3: seconds per token
+gen_of() {
+    exe=$BIN
+    [ "$1" = old ] && exe=$OLD
+    s8=$(gen_wall "$exe" "$2" 8) s40=$(gen_wall "$exe" "$2" 40)
+    per=$($PY -c "print('null' if 'null' in ('$s8', '$s40') else round(($s40 - $s8) / 32, 5))")
+    echo "{\"model\": \"$3\", \"binary\": \"$1\", \"gen_s_per_token\": $per}, "
+}
+# MB of weights a token reads in the file of type $1 (bench/quant_mem.sh's QDIR/quant.json), or null
+weights_mb() {
+    $PY - "$QDIR/quant.json" "$1" <<'PYEOF'
+import json, sys
+mb = "null"
+try:
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        if r.get("type") == sys.argv[2]:
+            mb = r["generation"]["weights_mb_per_token"]
+except (OSError, ValueError, KeyError):
+    pass
+print(mb)
+PYEOF
+}
+# Every binary's runs ($1: runs_of or gen_of) of the remaining arguments: old new new old, or new alone
+# without BENCH_OLD
 interleaved() {
+    f=$1
+    shift
     if [ -n "$OLD" ]; then
-        for b in old new new old; do runs_of $b "$@"; done
+        for b in old new new old; do $f $b "$@"; done
     else
-        runs_of new "$@"
+        $f new "$@"
     fi
 }
 
 for r in $(seq "$ROUNDS"); do
     BENCH_LIMIT_BUILT=1 sh bench/f32_limit.sh "$LIMDIR" "$THREADS" 512 > "$LIMDIR/out.txt"
     runs=""
-    for p in $PATHS; do runs="$runs$(interleaved "$p" "$SYN" F16 | tr -d '\n')"; done
+    for p in $PATHS; do runs="$runs$(interleaved runs_of "$p" "$SYN" F16 | tr -d '\n')"; done
     for t in $TYPES; do
-        runs="$runs$(interleaved "$first_path" "$QDIR/$t.gguf" "$t" | tr -d '\n')"
+        runs="$runs$(interleaved runs_of "$first_path" "$QDIR/$t.gguf" "$t" | tr -d '\n')"
         # shellcheck disable=SC2046 # llama_ref prints "wall_s cpu_s"
         set -- $("$QDIR/llama_ref" time "$QDIR/$t.gguf" "$DIR/ids.json" "$THREADS")
         runs="$runs{\"model\": \"$t\", \"llamacpp_s\": $1, \"llamacpp_cpu_s\": $2}, "
+        [ "$GEN" = 1 ] || continue
+        runs="$runs$(interleaved gen_of "$QDIR/$t.gguf" "$t" | tr -d '\n')"
+        lgen=$("$QDIR/llama_ref" gen "$QDIR/$t.gguf" "$THREADS" 32 | cut -d' ' -f1) # seconds per token
+        runs="$runs{\"model\": \"$t\", \"llamacpp_gen_s_per_token\": $lgen, \"weights_mb_per_token\": $(weights_mb "$t")}, "
     done
-    echo "{\"round\": $r, \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"limit\": $(tail -1 "$LIMDIR/limit.json"), \"runs\": [${runs%, }]}" |
+    copy=null # GB/s, read + written (a gemm_bench built before its "copy" section prints nothing)
+    if [ "$GEN" = 1 ] && [ -n "$TYPES" ]; then
+        copy=$("$DIR/gemm_bench" 512 "$THREADS" copy | sed -n 's/^{"copy_gbps": \([0-9.]*\)}$/\1/p')
+        [ -n "$copy" ] || {
+            copy=null
+            echo "bench/rounds.sh: $DIR/gemm_bench has no copy section (run bench/run.sh again)" >&2
+        }
+    fi
+    echo "{\"round\": $r, \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"limit\": $(tail -1 "$LIMDIR/limit.json"), \"copy_gbps\": $copy, \"runs\": [${runs%, }]}" |
         tee -a "$DIR/rounds.json"
 done
 rm -f "$TMP"

@@ -241,7 +241,8 @@ def summary_rounds(d):
         out.append("- %s %s: new / old forward per round %s" % (m, p, spread(v)[1]))
     for m, v in sorted(llama.items()):
         out.append("- %s: llama.cpp / attnviz per round %s" % (m, spread(v)[1]))
-    out.append("")
+    gen_lines, gen_targets = rounds_generation(rounds)
+    out += gen_lines + [""]
     for (m, p, b), v in sorted(vs_limit.items()):
         if b != "new":
             continue
@@ -250,7 +251,45 @@ def summary_rounds(d):
                           (m, p, bound, spread(v)[0])))
     for m, v in sorted(llama.items()):
         out.append(target(spread(v)[0] > 1, "%s faster than llama.cpp (median %.2fx)" % (m, spread(v)[0])))
-    return out
+    return out + gen_targets
+
+
+def rounds_generation(rounds):
+    """bench/rounds.sh's generation runs (BENCH_GEN): seconds per token and the share of the copy rate of the
+    round (weights MB per token from bench/quant_mem.sh), per-round new / old and llama.cpp / attnviz; the table
+    and the target lines (>= 0.85x the copy rate, as summary_quant)."""
+    per_token, vs_copy, new_old, llama = {}, {}, {}, {}
+    for r in rounds:
+        mine, llama_s, mb = {}, {}, {}  # this round's (model, binary) -> seconds per token; model -> ...
+        for e in r["runs"]:
+            if e.get("gen_s_per_token") is not None:
+                mine.setdefault((e["model"], e["binary"]), []).append(e["gen_s_per_token"])
+            if e.get("llamacpp_gen_s_per_token") is not None:
+                llama_s[e["model"]], mb[e["model"]] = e["llamacpp_gen_s_per_token"], e.get("weights_mb_per_token")
+        for (m, b), v in mine.items():
+            s = sum(v) / len(v)
+            per_token.setdefault((m, b), []).append(1000 * s)
+            if r.get("copy_gbps") and mb.get(m):
+                vs_copy.setdefault((m, b), []).append(mb[m] / 1000 / s / r["copy_gbps"])
+            if b == "new" and (m, "old") in mine:
+                new_old.setdefault(m, []).append(s / (sum(mine[(m, "old")]) / len(mine[(m, "old")])))
+            if b == "new" and m in llama_s:
+                llama.setdefault(m, []).append(llama_s[m] / s)
+    if not per_token:
+        return [], []
+    out = ["", "Token-by-token generation (`attnviz generate`, time per token from the wall times of 40 and 8 "
+           "steps; x copy: weights read per second against the copy rate of the round):", "",
+           "| model | attnviz | ms / token, median (range) | x copy, median (range) |", "|---|---|---|---|"]
+    for (m, b), v in sorted(per_token.items()):
+        out.append("| %s | %s | %s | %s |" % (m, b, spread(v)[1], spread(vs_copy[(m, b)])[1] if (m, b) in vs_copy
+                                                                else "-"))
+    for m, v in sorted(new_old.items()):
+        out.append("- %s: new / old seconds per token per round %s" % (m, spread(v)[1]))
+    for m, v in sorted(llama.items()):
+        out.append("- %s: llama.cpp / attnviz seconds per token per round %s" % (m, spread(v)[1]))
+    targets = [target(spread(v)[0] >= 0.85, "%s generation at >= 0.85x the copy rate (median %.2f)" %
+                      (m, spread(v)[0])) for (m, b), v in sorted(vs_copy.items()) if b == "new"]
+    return out, targets
 
 
 def main():
