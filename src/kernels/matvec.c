@@ -1,10 +1,14 @@
-/* Matrix-vector products (matvec.h): the threads split the output rows of all the call's weights (no
- * packing: each weight byte is read by one thread, once), each row goes to the path's row kernel for its
- * dtype, or is expanded a block of columns at a time into an L1 buffer for the path's F32 kernel when the
- * path has no kernel for the dtype. The scalar path's kernels (the reference the vector ones are checked
- * against in tests/test_matvec.c) are here. */
+/* Matrix-vector products (matvec.h): the threads claim chunks of the output rows of all the call's weights
+ * (an eighth of a thread's share at a time; no packing: each weight byte is read by one thread, once), so a
+ * thread slowed by other work on its core takes fewer: generation ~5% faster than halves fixed in advance
+ * on a 2-vCPU VM (docs/BENCHMARKS.md, "Generation kernels: each super-block unpacked one ahead (session
+ * 32)"). Each row goes to the path's row kernel for its dtype, or is expanded a block of columns at a time
+ * into an L1 buffer for the path's F32 kernel when the path has no kernel for the dtype. The scalar path's
+ * kernels (the reference the vector ones are checked against in tests/test_matvec.c) are here. */
 #include "gemm.h"
 #include "matvec.h"
+
+#include <stdatomic.h>
 
 enum { CHUNK = 4096 }; /* columns per expanded block: 16 KiB of f32, a multiple of every block size */
 
@@ -52,6 +56,8 @@ typedef struct mv_job {
     float *y[AV_MATMUL_MANY_MAX];            /* (n, out_i) */
     av_mv_row_fn kernel[AV_MATMUL_MANY_MAX]; /* NULL: expand blocks for f32 */
     int64_t first[AV_MATMUL_MANY_MAX + 1];   /* weight i's rows are [first[i], first[i + 1]) of the call */
+    int64_t chunk;                           /* rows per claim */
+    atomic_llong next;                       /* the first row no thread has claimed */
     int count, n;
     int64_t in;
     const float *x; /* (n, in) */
@@ -95,14 +101,23 @@ static void mv_rows(const mv_job *j, int i, int64_t r0, int64_t r1, float *buf) 
 }
 
 /* Rows [start, end) of the call, which may span several weights. */
-static void mv_range(void *ctx, int tid, int64_t start, int64_t end) {
-    const mv_job *j = ctx;
-    float buf[CHUNK]; /* (CHUNK) values of one row, for dtypes without a kernel */
+static void mv_span(const mv_job *j, int64_t start, int64_t end, float *buf) {
     for (int i = 0; i < j->count; i++) {
         int64_t r0 = start > j->first[i] ? start : j->first[i];
         int64_t r1 = end < j->first[i + 1] ? end : j->first[i + 1];
         if (r0 < r1) mv_rows(j, i, r0 - j->first[i], r1 - j->first[i], buf);
     }
+}
+
+/* One thread: chunks of rows claimed one at a time until none is left, so a thread slowed by other work on
+ * its core takes fewer instead of keeping the others waiting at the end of the call. */
+static void mv_worker(void *ctx, int tid, int64_t t0, int64_t t1) {
+    mv_job *j = ctx;
+    float buf[CHUNK]; /* (CHUNK) values of one row, for dtypes without a kernel */
+    int64_t total = j->first[j->count];
+    for (int64_t r = atomic_fetch_add(&j->next, j->chunk); r < total;
+         r = atomic_fetch_add(&j->next, j->chunk))
+        mv_span(j, r, r + j->chunk < total ? r + j->chunk : total, buf);
 }
 
 void av_matvec_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
@@ -114,5 +129,9 @@ void av_matvec_many(float *const *y, const float *x, const av_tensor *const *w, 
         j.kernel[i] = kernel_of(p, w[i]->dtype);
         j.first[i + 1] = j.first[i] + w[i]->shape[0];
     }
-    av_parallel_for(n_threads, j.first[count], mv_range, &j);
+    if (n_threads <= 0) n_threads = av_default_threads();
+    int64_t total = j.first[count];
+    j.chunk = total / (8 * (int64_t)n_threads) > 16 ? total / (8 * (int64_t)n_threads) : 16;
+    atomic_init(&j.next, 0);
+    av_parallel_for(n_threads, n_threads, mv_worker, &j);
 }

@@ -105,8 +105,8 @@ av_mv_row_fn av_mv_row_avx512(av_dtype t); /* F32, F16, BF16, Q8_0, Q4_0, Q4_K, 
 av_mv_row_fn av_mv_row_avx2(av_dtype t);   /* the same */
 
 /* y[i] (n, out_i) = x (n, in) W_i^T for count <= AV_MATMUL_MANY_MAX weights with the same in, any n, on the
- * row kernels of path p (the sgemm path: the fastest own vector path); the threads split the weights' rows,
- * all of them together. */
+ * row kernels of path p (the sgemm path: the fastest own vector path); the threads claim chunks of the
+ * weights' rows, all of them together. */
 void av_matvec_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
                     int n_threads, av_gemm_path p);
 
