@@ -265,13 +265,22 @@ static void matmul_many_equals_single(av_gemm_path path) {
         wp[k] = &w[k];
         many[k] = malloc(sizeof(float) * N * (size_t)outs[k]);
         single[k] = malloc(sizeof(float) * N * (size_t)outs[k]);
-        av_matmul(single[k], x, &w[k], N, NULL, 2);
     }
-    av_matmul_many(many, x, wp, 3, N, NULL, 2);
-    for (int k = 0; k < 3; k++) {
-        CHECKF(memcmp(many[k], single[k], sizeof(float) * N * (size_t)outs[k]) == 0, "weight %d differs", k);
+    /* the threads claim blocks across the three weights (blocks shrink towards the end and are cut at a
+     * weight's last feature) */
+    static const int threads[] = {2, 3, 5};
+    for (size_t t = 0; t < sizeof threads / sizeof *threads; t++) {
+        for (int k = 0; k < 3; k++) {
+            av_matmul(single[k], x, &w[k], N, NULL, threads[t]);
+            memset(many[k], 0xff, sizeof(float) * N * (size_t)outs[k]);
+        }
+        av_matmul_many(many, x, wp, 3, N, NULL, threads[t]);
+        for (int k = 0; k < 3; k++)
+            CHECKF(memcmp(many[k], single[k], sizeof(float) * N * (size_t)outs[k]) == 0,
+                   "weight %d differs on %d threads", k, threads[t]);
+    }
+    for (int k = 0; k < 3; k++)
         free(many[k]), free(single[k]), free(wf[k]), free((void *)w[k].data);
-    }
 }
 
 /* y = x W^T on any number of threads gives, bit for bit, the chains computed here: per k block of AV_GEMM_KC

@@ -3,11 +3,11 @@
  * gemm_cpu.c picks one) multiplies one pair of panels at a time.
  *
  * Weights (av_gemm_weights, y = x W^T): x is packed once per call and shared by the threads; the threads
- * claim blocks of (up to) NC_W output features one at a time (a thread slowed by other work takes fewer),
- * each converts its block's weight rows from their stored dtype straight into panels, one block of AV_GEMM_KC
- * columns at a time, so every weight byte is read and converted exactly once. Loop order per thread: feature
- * block (NC_W features) > k block (KC) > token panel (MR, in L1) > feature panel (NR, streamed from the
- * L2-sized block).
+ * claim blocks of output features one at a time (a thread slowed by other work takes fewer; NC_W features,
+ * fewer as the call nears its end, so that the threads finish together), each converts its block's weight
+ * rows from their stored dtype straight into panels, one block of AV_GEMM_KC columns at a time, so every
+ * weight byte is read and converted exactly once. Loop order per thread: feature block (up to NC_W features)
+ * > k block (KC) > token panel (MR, in L1) > feature panel (NR, streamed from the L2-sized block).
  *
  * av_gemm_f32 is the cblas_sgemm-like product for f32 operands (attention, ...) on the same kernels. */
 #include "gemm.h"
@@ -24,8 +24,10 @@
 #endif
 
 enum {
-    NC_W = 256, /* features per packed weight block, the unit the threads claim: KC x 256 floats = 512 KiB,
-                   a quarter of the L2 of a core here; 2048 features make 8 of them */
+    NC_W = 256, /* features per packed weight block, the most a thread claims at once: KC x 256 floats =
+                   512 KiB, a quarter of the L2 of a core here; 2048 features make 8 of them */
+    /* a claimed block is at most 1 / (GUIDED_SHARES x threads) of the call's unclaimed features */
+    GUIDED_SHARES = 2,
     MC_F = 192, /* rows of A per packed block in av_gemm_f32 (rounded down to the kernel's MR) */
     NC_F = 512, /* columns of B per packed block in av_gemm_f32: KC x 512 floats = 1 MiB, half the L2 of a
                    core here, so the A block (MC_F x KC, 384 KiB) and C's lines fit beside it (1024 filled
@@ -180,13 +182,14 @@ typedef struct wg_out {
     const av_tensor *w; /* (out, in) */
     float *y;           /* (n, out) */
     int out;
-    int first_block; /* its first block of nc features among the call's blocks */
+    int first; /* its first feature among the call's features (the weights' outputs one after another) */
 } wg_out;
 
 typedef struct wg_job {
     wg_out outs[AV_MATMUL_MANY_MAX];
-    int n_outs, n_blocks, nc; /* nc: features per block (NC_W, or fewer so that every thread gets some) */
-    atomic_int next;          /* the next block no thread has claimed */
+    int n_outs, features; /* features: the call's, all weights together */
+    int n_threads;
+    atomic_int next; /* the call's first feature no thread has claimed */
     const av_ukernel *uk;
     const float *x; /* (n, in) */
     float *xp;      /* (ceil(n / MR), in, MR): token panels over all of k, or NULL: x read in place */
@@ -194,6 +197,12 @@ typedef struct wg_job {
     size_t ws_per_thread;
     int n, in;
 } wg_job;
+
+/* A thread's block: features [f0, f0 + nf) of one weight (o NULL: no block, the call is done). */
+typedef struct wg_block {
+    const wg_out *o;
+    int f0, nf;
+} wg_block;
 
 static void wg_pack_x(void *ctx, int tid, int64_t p0, int64_t p1) {
     const wg_job *j = ctx;
@@ -204,40 +213,55 @@ static void wg_pack_x(void *ctx, int tid, int64_t p0, int64_t p1) {
     }
 }
 
-/* Block b of the call: its weight and features [*f0, *f0 + *nf); NULL past the last block. */
-static const wg_out *wg_locate(const wg_job *j, int b, int *f0, int *nf) {
-    if (b >= j->n_blocks) return NULL;
-    const wg_out *o = &j->outs[0];
-    while (o + 1 < j->outs + j->n_outs && b >= o[1].first_block)
-        o++;
-    *f0 = (b - o->first_block) * j->nc;
-    *nf = o->out - *f0 < j->nc ? o->out - *f0 : j->nc;
-    return o;
+/* Features in a block claimed when `left` features of the call are unclaimed: a share of them that shrinks
+ * as the call nears its end (guided scheduling), NC_W at most, whole NR-feature panels, NR at least. With
+ * blocks of a fixed NC_W the threads finished a call up to a block apart (the down projection's 8 blocks are
+ * ~15 ms each): 3% of the forward's thread time went waiting (docs/BENCHMARKS.md "Guided block claims"). */
+static int wg_block_features(const wg_job *j, int left) {
+    int share = left / (GUIDED_SHARES * j->n_threads), nr = j->uk->nr;
+    share = (share + nr - 1) / nr * nr;
+    return share > NC_W ? NC_W : (share < nr ? nr : share);
 }
 
-/* Block b (features [f0, f0 + nf) of one weight) against all tokens; wp: (KC, NC_W) panels, tmp: (NR, KC).
- * Entering its last k block it claims the thread's next block, whose first columns are prefetched meanwhile;
- * returns that block. */
-static int wg_block(wg_job *j, int b, float *wp, float *tmp) {
+/* Claims the next block: the guided size, cut at the end of its weight. */
+static wg_block wg_claim(wg_job *j) {
+    int f = atomic_load_explicit(&j->next, memory_order_relaxed);
+    for (;;) {
+        if (f >= j->features) return (wg_block){NULL, 0, 0};
+        const wg_out *o = &j->outs[0];
+        while (o + 1 < j->outs + j->n_outs && f >= o[1].first)
+            o++;
+        int nf = wg_block_features(j, j->features - f), end = o->first + o->out;
+        nf = f + nf > end ? end - f : nf;
+        if (atomic_compare_exchange_weak_explicit(&j->next, &f, f + nf, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return (wg_block){o, f - o->first, nf};
+    }
+}
+
+/* Block blk against all tokens; wp: (KC, NC_W) panels, tmp: (NR, KC). Entering its last k block it claims
+ * the thread's next block, whose first columns are prefetched meanwhile; returns that block. */
+static wg_block wg_run_block(wg_job *j, wg_block blk, float *wp, float *tmp) {
     const av_ukernel *uk = j->uk;
-    int f0, nf, g0 = 0, ng = 0, next = j->n_blocks;
-    const wg_out *o = wg_locate(j, b, &f0, &nf), *on = NULL;
-    int tiles = (j->n + uk->mr - 1) / uk->mr, calls = tiles * ((nf + uk->nr - 1) / uk->nr);
+    const wg_out *o = blk.o;
+    wg_block next = {NULL, 0, 0};
+    int tiles = (j->n + uk->mr - 1) / uk->mr, calls = tiles * ((blk.nf + uk->nr - 1) / uk->nr);
     for (int k0 = 0; k0 < j->in; k0 += AV_GEMM_KC) {
         int kc = j->in - k0 < AV_GEMM_KC ? j->in - k0 : AV_GEMM_KC;
         w_ahead ahead; /* the next block: these features' next columns, or the next block's first ones */
         if (k0 + kc < j->in)
-            w_ahead_init(&ahead, o->w, f0, nf, k0 + kc,
+            w_ahead_init(&ahead, o->w, blk.f0, blk.nf, k0 + kc,
                          j->in - k0 - kc < AV_GEMM_KC ? j->in - k0 - kc : AV_GEMM_KC, calls);
-        else if ((on = wg_locate(j, next = atomic_fetch_add(&j->next, 1), &g0, &ng)))
-            w_ahead_init(&ahead, on->w, g0, ng, 0, j->in < AV_GEMM_KC ? j->in : AV_GEMM_KC, calls);
-        for (int f = 0; f < nf; f += uk->nr)
-            uk->pack_weight(o->w, f0 + f, nf - f < uk->nr ? nf - f : uk->nr, k0, kc, uk->nr,
+        else if ((next = wg_claim(j)).o)
+            w_ahead_init(&ahead, next.o->w, next.f0, next.nf, 0, j->in < AV_GEMM_KC ? j->in : AV_GEMM_KC,
+                         calls);
+        for (int f = 0; f < blk.nf; f += uk->nr)
+            uk->pack_weight(o->w, blk.f0 + f, blk.nf - f < uk->nr ? blk.nf - f : uk->nr, k0, kc, uk->nr,
                             wp + (int64_t)f * kc, tmp);
         a_tiles x = j->xp ? (a_tiles){j->xp + (int64_t)k0 * uk->mr, (int64_t)j->in * uk->mr, 0}
                           : (a_tiles){j->x + k0, (int64_t)uk->mr * j->in, j->in}; /* no offset on NULL */
-        macro_kernel(uk, kc, x, j->n, wp, nf, o->y + f0, o->out, 1.0f, k0 ? 1.0f : 0.0f,
-                     k0 + kc < j->in || on ? &ahead : NULL);
+        macro_kernel(uk, kc, x, j->n, wp, blk.nf, o->y + blk.f0, o->out, 1.0f, k0 ? 1.0f : 0.0f,
+                     k0 + kc < j->in || next.o ? &ahead : NULL);
     }
     return next;
 }
@@ -247,16 +271,8 @@ static int wg_block(wg_job *j, int b, float *wp, float *tmp) {
 static void wg_compute(void *ctx, int tid, int64_t t0, int64_t t1) {
     wg_job *j = ctx;
     float *wp = j->ws + (size_t)tid * j->ws_per_thread, *tmp = wp + (size_t)AV_GEMM_KC * NC_W;
-    for (int b = atomic_fetch_add(&j->next, 1); b < j->n_blocks;)
-        b = wg_block(j, b, wp, tmp);
-}
-
-/* Blocks of nc features the weights w[0 .. count) make. */
-static int wg_count_blocks(const av_tensor *const *w, int count, int nc) {
-    int n = 0;
-    for (int i = 0; i < count; i++)
-        n += (int)((w[i]->shape[0] + nc - 1) / nc);
-    return n;
+    for (wg_block b = wg_claim(j); b.o;)
+        b = wg_run_block(j, b, wp, tmp);
 }
 
 int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
@@ -266,18 +282,15 @@ int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, 
     if (n_threads <= 0) n_threads = av_default_threads();
     for (int i = 0; i < count; i++)
         if (w[i]->ndim != 2 || w[i]->shape[1] != j.in) return -1;
-    /* blocks of NC_W features, halved while there are fewer than two per thread (k/v's 256 features alone
-     * would otherwise be one block, one thread's work) */
     int64_t n_panels = 0;
-    for (j.nc = NC_W; j.nc > uk->nr && wg_count_blocks(w, count, j.nc) < 2 * n_threads;)
-        j.nc = j.nc / 2 > uk->nr ? j.nc / 2 : uk->nr; /* powers of two: multiples of NR */
     for (int i = 0; i < count; i++) {
-        j.outs[i] = (wg_out){w[i], y[i], (int)w[i]->shape[0], j.n_blocks};
-        j.n_blocks += (j.outs[i].out + j.nc - 1) / j.nc;
+        j.outs[i] = (wg_out){w[i], y[i], (int)w[i]->shape[0], j.features};
+        j.features += j.outs[i].out;
         n_panels += (j.outs[i].out + uk->nr - 1) / uk->nr;
     }
     atomic_init(&j.next, 0);
-    n_threads = n_threads < j.n_blocks ? n_threads : j.n_blocks;
+    n_threads = n_threads < n_panels ? n_threads : (int)n_panels;
+    j.n_threads = n_threads;
     /* x is packed (once, shared by the threads) when it is reused by many feature panels and its rows lie a
      * multiple of 4 KiB apart: read in place, such rows would all compete for the same L1 sets */
     int64_t x_panels = (n + uk->mr - 1) / uk->mr;
