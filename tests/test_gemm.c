@@ -322,6 +322,28 @@ static void matmul_threads_match_chain(av_gemm_path path) {
     }
 }
 
+/* The scratch of av_gemm_weights is kept between calls: calls that alternate between a large need (x packed)
+ * and a smaller one (x read in place) allocate at most once (the kept block once took the smaller call's
+ * size and every large call allocated afresh). */
+static void matmul_scratch_kept(av_gemm_path path) {
+    enum { N = 40, OUT = 300 };
+    static const int ins[2] = {1024, 1100}; /* rows 4 KiB apart: x packed; 1100: x read in place */
+    av_tensor w[2];
+    float *wf[2], *x = malloc(sizeof(float) * N * 1100), *y = malloc(sizeof(float) * N * OUT);
+    for (int i = 0; i < N * 1100; i++)
+        x[i] = (float)(i % 7) - 3.0f;
+    for (int k = 0; k < 2; k++)
+        wf[k] = make_weight(&w[k], AV_DTYPE_F16, OUT, ins[k], (unsigned)k + 40);
+    long before = av_gemm_scratch_allocations();
+    for (int call = 0; call < 6; call++)
+        av_matmul(y, x, &w[call % 2], N, NULL, 2);
+    long made = av_gemm_scratch_allocations() - before;
+    CHECKF(made <= 1, "%s: 6 calls allocated %ld scratch blocks", av_gemm_path_name(path), made);
+    for (int k = 0; k < 2; k++)
+        free(wf[k]), free((void *)w[k].data);
+    free(x), free(y);
+}
+
 /* ---- quantized weights: the vector packing and matrix-vector products expand them exactly ---- */
 
 static const av_dtype quant_types[] = {AV_DTYPE_Q8_0, AV_DTYPE_Q4_K, AV_DTYPE_Q6_K,   AV_DTYPE_Q4_0,
@@ -498,6 +520,7 @@ ON_ALL_PATHS(matmul_dtypes_within_bound)
 ON_ALL_PATHS(matmul_many_equals_single)
 ON_PATH(matmul_threads_match_chain, AVX2)
 ON_PATH(matmul_threads_match_chain, AVX512)
+ON_OWN_PATHS(matmul_scratch_kept)
 ON_PATH(pack_quant_equals_dequantize, AVX2)
 ON_PATH(pack_quant_equals_dequantize, AVX512)
 ON_PATH(pack_floats_equal_portable, AVX2)
@@ -544,6 +567,9 @@ int main(void) {
     RUN(matmul_many_equals_single_SGEMM);
     RUN(matmul_threads_match_chain_AVX2);
     RUN(matmul_threads_match_chain_AVX512);
+    RUN(matmul_scratch_kept_SCALAR);
+    RUN(matmul_scratch_kept_AVX2);
+    RUN(matmul_scratch_kept_AVX512);
     RUN(pack_quant_equals_dequantize_AVX2);
     RUN(pack_quant_equals_dequantize_AVX512);
     RUN(pack_floats_equal_portable_AVX2);

@@ -159,20 +159,29 @@ static void macro_kernel(const av_ukernel *uk, int kc, a_tiles at, int m, const 
 static pthread_mutex_t ws_lock = PTHREAD_MUTEX_INITIALIZER;
 static float *ws_kept;
 static size_t ws_kept_bytes;
+static atomic_long ws_allocations; /* blocks allocated so far (av_gemm_scratch_allocations) */
 
-static float *ws_take(size_t bytes) {
+/* A block of at least `bytes` bytes; *size: its size, which ws_give takes back with it (a kept block larger
+ * than the call's need stays known at its size: given back at the need, a 5 MiB block was taken for a
+ * 1 MiB call and recorded as 1 MiB, and the next 5 MiB call allocated afresh, 22 times a forward). */
+static float *ws_take(size_t bytes, size_t *size) {
     float *p = NULL;
     pthread_mutex_lock(&ws_lock);
-    if (ws_kept && ws_kept_bytes >= bytes) p = ws_kept, ws_kept = NULL;
+    if (ws_kept && ws_kept_bytes >= bytes) p = ws_kept, *size = ws_kept_bytes, ws_kept = NULL;
     pthread_mutex_unlock(&ws_lock);
-    return p ? p : aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (p) return p;
+    *size = (bytes + 63) / 64 * 64;
+    atomic_fetch_add(&ws_allocations, 1);
+    return aligned_alloc(64, *size);
 }
 
-static void ws_give(float *p, size_t bytes) {
+long av_gemm_scratch_allocations(void) { return atomic_load(&ws_allocations); }
+
+static void ws_give(float *p, size_t size) {
     pthread_mutex_lock(&ws_lock);
-    if (bytes <= WS_KEEP_MAX && (!ws_kept || ws_kept_bytes < bytes)) {
+    if (size <= WS_KEEP_MAX && (!ws_kept || ws_kept_bytes < size)) {
         float *old = ws_kept;
-        ws_kept = p, ws_kept_bytes = bytes, p = old;
+        ws_kept = p, ws_kept_bytes = size, p = old;
     }
     pthread_mutex_unlock(&ws_lock);
     free(p);
@@ -298,7 +307,8 @@ int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, 
     size_t xp_floats = pack_x ? (size_t)(x_panels * uk->mr) * (size_t)j.in : 0;
     j.ws_per_thread = (size_t)AV_GEMM_KC * (NC_W + (size_t)uk->nr);
     size_t bytes = sizeof(float) * (xp_floats + (size_t)n_threads * j.ws_per_thread);
-    float *ws = ws_take(bytes);
+    size_t ws_size;
+    float *ws = ws_take(bytes, &ws_size);
     if (!ws) return -1;
     j.ws = ws + xp_floats;
     if (pack_x) {
@@ -306,7 +316,7 @@ int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, 
         av_parallel_for(n_threads, x_panels, wg_pack_x, &j);
     }
     av_parallel_for(n_threads, n_threads, wg_compute, &j);
-    ws_give(ws, bytes);
+    ws_give(ws, ws_size);
     return 0;
 }
 

@@ -88,6 +88,10 @@ const av_ukernel *av_gemm_ukernel(av_gemm_path p);
 int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
                     int n_threads, const av_ukernel *uk);
 
+/* Scratch blocks av_gemm_weights has allocated so far in this process: one is kept between calls, so a run
+ * of calls allocates only when one needs more than any before it (tests/test_gemm.c). */
+long av_gemm_scratch_allocations(void);
+
 /* Depth of one packed block: a multiple of every block-quantized type's block (32, 256) so that a block of
  * weight columns starts and ends on quantization blocks. 512 measured 2-5% faster than 256 on the 1B shapes
  * (half the passes over C, twice the contiguous bytes per weight row per block): an A tile is 12 x 512
