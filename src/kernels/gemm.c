@@ -26,8 +26,6 @@
 enum {
     NC_W = 256, /* features per packed weight block, the most a thread claims at once: KC x 256 floats =
                    512 KiB, a quarter of the L2 of a core here; 2048 features make 8 of them */
-    /* a claimed block is at most 1 / (GUIDED_SHARES x threads) of the call's unclaimed features */
-    GUIDED_SHARES = 2,
     MC_F = 192, /* rows of A per packed block in av_gemm_f32 (rounded down to the kernel's MR) */
     NC_F = 512, /* columns of B per packed block in av_gemm_f32: KC x 512 floats = 1 MiB, half the L2 of a
                    core here, so the A block (MC_F x KC, 384 KiB) and C's lines fit beside it (1024 filled
@@ -222,17 +220,9 @@ static void wg_pack_x(void *ctx, int tid, int64_t p0, int64_t p1) {
     }
 }
 
-/* Features in a block claimed when `left` features of the call are unclaimed: a share of them that shrinks
- * as the call nears its end (guided scheduling), NC_W at most, whole NR-feature panels, NR at least. With
- * blocks of a fixed NC_W the threads finished a call up to a block apart (the down projection's 8 blocks are
- * ~15 ms each): 3% of the forward's thread time went waiting (docs/BENCHMARKS.md "Guided block claims"). */
-static int wg_block_features(const wg_job *j, int left) {
-    int share = left / (GUIDED_SHARES * j->n_threads), nr = j->uk->nr;
-    share = (share + nr - 1) / nr * nr;
-    return share > NC_W ? NC_W : (share < nr ? nr : share);
-}
-
-/* Claims the next block: the guided size, cut at the end of its weight. */
+/* Claims the next block: NC_W features or a guided share of those left (av_guided_share), cut at the end of
+ * its weight. With blocks of a fixed NC_W the threads finished a call up to a block apart (the down
+ * projection's 8 blocks are ~15 ms each): 3% of the forward's thread time went waiting. */
 static wg_block wg_claim(wg_job *j) {
     int f = atomic_load_explicit(&j->next, memory_order_relaxed);
     for (;;) {
@@ -240,7 +230,8 @@ static wg_block wg_claim(wg_job *j) {
         const wg_out *o = &j->outs[0];
         while (o + 1 < j->outs + j->n_outs && f >= o[1].first)
             o++;
-        int nf = wg_block_features(j, j->features - f), end = o->first + o->out;
+        int nf = (int)av_guided_share(j->features - f, j->n_threads, j->uk->nr, NC_W),
+            end = o->first + o->out;
         nf = f + nf > end ? end - f : nf;
         if (atomic_compare_exchange_weak_explicit(&j->next, &f, f + nf, memory_order_relaxed,
                                                   memory_order_relaxed))

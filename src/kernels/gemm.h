@@ -88,6 +88,15 @@ const av_ukernel *av_gemm_ukernel(av_gemm_path p);
 int av_gemm_weights(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
                     int n_threads, const av_ukernel *uk);
 
+/* Guided scheduling of the weight products' threads (gemm.c's feature blocks, matvec.c's rows): a thread
+ * claims a 1 / (2 x threads) share of the `left` units no thread has claimed yet, in whole `unit`s, at least
+ * one unit and at most `most`, so that early claims are large and the last ones small and the threads finish
+ * a call together (docs/BENCHMARKS.md "Guided block claims and the kept scratch block (session 33)"). */
+static inline int64_t av_guided_share(int64_t left, int threads, int64_t unit, int64_t most) {
+    int64_t share = (left / (2 * (int64_t)threads) + unit - 1) / unit * unit;
+    return share > most ? most : share < unit ? unit : share;
+}
+
 /* Scratch blocks av_gemm_weights has allocated so far in this process: one is kept between calls, so a run
  * of calls allocates only when one needs more than any before it (tests/test_gemm.c). */
 long av_gemm_scratch_allocations(void);

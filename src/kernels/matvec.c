@@ -1,16 +1,20 @@
 /* Matrix-vector products (matvec.h): the threads claim chunks of the output rows of all the call's weights
- * (an eighth of a thread's share at a time; no packing: each weight byte is read by one thread, once), so a
- * thread slowed by other work on its core takes fewer: generation ~5% faster than halves fixed in advance
- * on a 2-vCPU VM (docs/BENCHMARKS.md, "Generation kernels: each super-block unpacked one ahead (session
- * 32)"). Each row goes to the path's row kernel for its dtype, or is expanded a block of columns at a time
- * into an L1 buffer for the path's F32 kernel when the path has no kernel for the dtype. The scalar path's
- * kernels (the reference the vector ones are checked against in tests/test_matvec.c) are here. */
+ * (at most an eighth of a thread's share, fewer as the call nears its end: av_guided_share; no packing: each
+ * weight byte is read by one thread, once), so a thread slowed by other work on its core takes fewer:
+ * generation ~5% faster than halves fixed in advance on a 2-vCPU VM (docs/BENCHMARKS.md, "Generation
+ * kernels: each super-block unpacked one ahead (session 32)"). Each row goes to the path's row kernel for its
+ * dtype, or is expanded a block of columns at a time into an L1 buffer for the path's F32 kernel when the
+ * path has no kernel for the dtype. The scalar path's kernels (the reference the vector ones are checked
+ * against in tests/test_matvec.c) are here. */
 #include "gemm.h"
 #include "matvec.h"
 
 #include <stdatomic.h>
 
-enum { CHUNK = 4096 }; /* columns per expanded block: 16 KiB of f32, a multiple of every block size */
+enum {
+    CHUNK = 4096, /* columns per expanded block: 16 KiB of f32, a multiple of every block size */
+    MIN_ROWS = 16 /* rows per claim, at least */
+};
 
 /* The scalar kernels: one f32 chain per row of x, in order of k. */
 static inline void row_scalar(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t n, int nx,
@@ -56,7 +60,8 @@ typedef struct mv_job {
     float *y[AV_MATMUL_MANY_MAX];            /* (n, out_i) */
     av_mv_row_fn kernel[AV_MATMUL_MANY_MAX]; /* NULL: expand blocks for f32 */
     int64_t first[AV_MATMUL_MANY_MAX + 1];   /* weight i's rows are [first[i], first[i + 1]) of the call */
-    int64_t chunk;                           /* rows per claim */
+    int64_t chunk;                           /* rows per claim, at most */
+    int threads;                             /* the threads of the call (av_guided_share) */
     atomic_llong next;                       /* the first row no thread has claimed */
     int count, n;
     int64_t in;
@@ -109,15 +114,30 @@ static void mv_span(const mv_job *j, int64_t start, int64_t end, float *buf) {
     }
 }
 
+/* Claims the next chunk of rows: [*r, *r + the count returned), 0 when none is left. */
+static int64_t mv_claim(mv_job *j, int64_t *r) {
+    int64_t total = j->first[j->count];
+    long long f = atomic_load_explicit(&j->next, memory_order_relaxed);
+    for (;;) {
+        if (f >= total) return 0;
+        int64_t rows = av_guided_share(total - f, j->threads, MIN_ROWS, j->chunk);
+        rows = f + rows > total ? total - f : rows;
+        if (atomic_compare_exchange_weak_explicit(&j->next, &f, f + rows, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *r = f;
+            return rows;
+        }
+    }
+}
+
 /* One thread: chunks of rows claimed one at a time until none is left, so a thread slowed by other work on
  * its core takes fewer instead of keeping the others waiting at the end of the call. */
 static void mv_worker(void *ctx, int tid, int64_t t0, int64_t t1) {
     mv_job *j = ctx;
     float buf[CHUNK]; /* (CHUNK) values of one row, for dtypes without a kernel */
-    int64_t total = j->first[j->count];
-    for (int64_t r = atomic_fetch_add(&j->next, j->chunk); r < total;
-         r = atomic_fetch_add(&j->next, j->chunk))
-        mv_span(j, r, r + j->chunk < total ? r + j->chunk : total, buf);
+    int64_t r = 0;
+    for (int64_t rows; (rows = mv_claim(j, &r)) > 0;)
+        mv_span(j, r, r + rows, buf);
 }
 
 void av_matvec_many(float *const *y, const float *x, const av_tensor *const *w, int count, int n,
@@ -131,7 +151,8 @@ void av_matvec_many(float *const *y, const float *x, const av_tensor *const *w, 
     }
     if (n_threads <= 0) n_threads = av_default_threads();
     int64_t total = j.first[count];
-    j.chunk = total / (8 * (int64_t)n_threads) > 16 ? total / (8 * (int64_t)n_threads) : 16;
+    j.chunk = total / (8 * (int64_t)n_threads) > MIN_ROWS ? total / (8 * (int64_t)n_threads) : MIN_ROWS;
+    j.threads = n_threads;
     atomic_init(&j.next, 0);
     av_parallel_for(n_threads, n_threads, mv_worker, &j);
 }
