@@ -195,8 +195,8 @@ typedef struct wg_out {
 typedef struct wg_job {
     wg_out outs[AV_MATMUL_MANY_MAX];
     int n_outs, features; /* features: the call's, all weights together */
-    int n_threads;
-    atomic_int next; /* the call's first feature no thread has claimed */
+    int n_threads;        /* the threads of the call (av_guided_share) */
+    atomic_int next;      /* the call's first feature no thread has claimed */
     const av_ukernel *uk;
     const float *x; /* (n, in) */
     float *xp;      /* (ceil(n / MR), in, MR): token panels over all of k, or NULL: x read in place */
