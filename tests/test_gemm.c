@@ -109,21 +109,26 @@ static void gemm_f32_matches_scalar(av_gemm_path path) {
 /* One kernel call checked against the f32 fused multiply-add chain computed here: C's rows [0, m), columns
  * [0, n) hold alpha * sum_p fmaf(...) (+ beta c0 fused), every other value of C (rows to MR + 1, a padded
  * ldc) keeps its bits. A (m, k) is packed into a (k, MR) panel whose rows past m are NaN (never to reach an
- * output) or, in place, copied to the end of an allocation of exactly m rows (a read past row m - 1 is out of
- * bounds under ASan). Returns 1 when every bit is right. */
-static int ukernel_case(const av_ukernel *uk, int in_place, int m, int n, int k, float beta, unsigned seed) {
-    int MR = uk->mr, NR = uk->nr, lda = k + 3, ldc = NR + 5;
+ * output), or read in place from the end of an allocation of exactly m rows (a read past row m - 1 is out of
+ * bounds under ASan), or (steps) A and B are the columns [0, MR) and [MR, MR + NR) of one block of k rows
+ * (A's past m NaN), allocated to its last value. Returns 1 when every bit is right. */
+static int ukernel_case(const av_ukernel *uk, av_uk_mode mode, int m, int n, int k, float beta,
+                        unsigned seed) {
+    int MR = uk->mr, NR = uk->nr, lda = k + 3, ldc = NR + 5, lds = MR + NR + 3;
     size_t nc = (size_t)ldc * (size_t)(MR + 1);
     float *a = malloc(sizeof(float) * (size_t)(m * lda)), *ap = malloc(sizeof(float) * (size_t)(k * MR) + 4);
     float *b = malloc(sizeof(float) * (size_t)(k * NR) + 4), *c = malloc(sizeof(float) * nc),
-          *want = malloc(sizeof(float) * nc);
+          *want = malloc(sizeof(float) * nc), *steps = malloc(sizeof(float) * (size_t)(k * lds));
     for (int i = 0; i < m * lda; i++)
         a[i] = frand(&seed, 2.0f);
     for (int p = 0; p < k; p++)
         for (int i = 0; i < MR; i++)
-            ap[p * MR + i] = i < m ? a[i * lda + p] : NAN;
+            ap[p * MR + i] = steps[p * lds + i] = i < m ? a[i * lda + p] : NAN;
     for (int i = 0; i < k * NR; i++)
-        b[i] = frand(&seed, 1.0f);
+        b[i] = steps[i / NR * lds + MR + i % NR] = frand(&seed, 1.0f);
+    for (int p = 0; p < k; p++)
+        for (int i = MR + NR; i < lds; i++)
+            steps[p * lds + i] = NAN;
     for (size_t i = 0; i < nc; i++)
         c[i] = want[i] = frand(&seed, 4.0f);
     const float alpha = 0.75f;
@@ -135,19 +140,22 @@ static int ukernel_case(const av_ukernel *uk, int in_place, int m, int n, int k,
             float r = alpha * acc, *w = &want[i * ldc + j];
             *w = beta != 0.0f ? fmaf(beta, *w, r) : r;
         }
-    if (in_place)
+    if (mode == AV_UK_ROWS)
         uk->fn_rows(k, a, lda, b, c, ldc, m, n, alpha, beta);
+    else if (mode == AV_UK_STEPS)
+        uk->fn_steps(k, steps, lds, steps + MR, c, ldc, m, n, alpha, beta);
     else
         uk->fn(k, ap, 0, b, c, ldc, m, n, alpha, beta);
     int ok = memcmp(c, want, sizeof(float) * nc) == 0;
-    free(a), free(ap), free(b), free(c), free(want);
+    free(a), free(ap), free(b), free(c), free(want), free(steps);
     return ok;
 }
 
 /* The path's micro-kernel called directly with every row count m <= MR (the vector kernels compute the rows
- * of a short tile in smaller instantiations: 4 / 8 / 12 rows on AVX-512, 2 / 4 / 6 on AVX2), A packed and
- * read in place, whole and partial column counts, k below and past the point where the kernel prefetches C,
- * beta 0 and not: bit for bit the f32 chains computed here, nothing else of C written. */
+ * of a short tile in smaller instantiations: 4 / 8 / 12 rows on AVX-512, 2 / 4 / 6 on AVX2), A packed, read
+ * in place, and both operands read from one block (steps), whole and partial column counts, k below and past
+ * the point where the kernel prefetches C, beta 0 and not: bit for bit the f32 chains computed here, nothing
+ * else of C written. */
 static void ukernel_rows_match_fma_chain(av_gemm_path path) {
     const av_ukernel *uk = av_gemm_ukernel(path);
     static const int ks[] = {1, 5, 24, 25, 70};
@@ -156,11 +164,12 @@ static void ukernel_rows_match_fma_chain(av_gemm_path path) {
     for (int m = 1; m <= uk->mr; m++)
         for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)
             for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
-                for (int t = 0; t < 4; t++)
-                    CHECKF(ukernel_case(uk, t & 1, m, ns[ni], ks[ki], t & 2 ? 0.5f : 0.0f, seed++),
-                           "%s: m %d of %d rows, n %d, k %d, A %s, beta %s: differs from the f32 chain",
-                           av_gemm_path_name(path), m, uk->mr, ns[ni], ks[ki], t & 1 ? "in place" : "packed",
-                           t & 2 ? "0.5" : "0");
+                for (int t = 0; t < 6; t++)
+                    CHECKF(
+                        ukernel_case(uk, (av_uk_mode)(t % 3), m, ns[ni], ks[ki], t / 3 ? 0.5f : 0.0f, seed++),
+                        "%s: m %d of %d rows, n %d, k %d, A %s, beta %s: differs from the f32 chain",
+                        av_gemm_path_name(path), m, uk->mr, ns[ni], ks[ki],
+                        (const char *[]){"packed", "in place", "in steps"}[t % 3], t / 3 ? "0.5" : "0");
 }
 
 /* av_gram_f32 (C = A^T A + beta C, tiles below the diagonal mirrored) gives av_gemm_f32's bits: sizes off the
@@ -459,7 +468,7 @@ static void matmul_quant_equals_f32(av_gemm_path path) {
     free(x), free(wf), free(yq), free(yf);
 }
 
-/* av_gram_heads (per-head Gram matrices of F32 or F16 rows, packed in place) gives av_gemm_f32's bits on the
+/* av_gram_heads (per-head Gram matrices of F32 or F16 rows, read in place) gives av_gemm_f32's bits on the
  * rows converted to f32, head by head: sizes off the tiles, past one packed block of k, beta 0 and 1, heads
  * from an offset; other dtypes and the sgemm path refuse (-1) and write nothing. */
 static void gram_heads_equals_gemm(av_gemm_path path) {

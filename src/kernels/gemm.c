@@ -40,7 +40,7 @@ enum {
 /* ---- the scalar reference kernel: the same fused multiply-add chain per output as the vector kernels ----
  */
 
-static inline void scalar_tile(int a_rows, int k, const float *restrict a, int64_t lda,
+static inline void scalar_tile(av_uk_mode mode, int k, const float *restrict a, int64_t lda,
                                const float *restrict b, float *restrict c, int64_t ldc, int m, int n,
                                float alpha, float beta) {
     enum { MR = AV_UK_SCALAR_MR, NR = AV_UK_SCALAR_NR };
@@ -48,7 +48,10 @@ static inline void scalar_tile(int a_rows, int k, const float *restrict a, int64
     for (int p = 0; p < k; p++)
         for (int i = 0; i < m; i++)
             for (int j = 0; j < NR; j++)
-                acc[i][j] = fmaf(a_rows ? a[i * lda + p] : a[p * MR + i], b[p * NR + j], acc[i][j]);
+                acc[i][j] = fmaf(mode == AV_UK_ROWS    ? a[i * lda + p]
+                                 : mode == AV_UK_STEPS ? a[p * lda + i]
+                                                       : a[p * MR + i],
+                                 b[p * (mode == AV_UK_STEPS ? lda : NR) + j], acc[i][j]);
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             float r = alpha * acc[i][j];
@@ -56,23 +59,31 @@ static inline void scalar_tile(int a_rows, int k, const float *restrict a, int64
         }
 }
 
-static AV_UKERNEL_DECL(ukernel_scalar) { scalar_tile(0, k, a, lda, b, c, ldc, m, n, alpha, beta); }
-static AV_UKERNEL_DECL(ukernel_scalar_rows) { scalar_tile(1, k, a, lda, b, c, ldc, m, n, alpha, beta); }
+static AV_UKERNEL_DECL(ukernel_scalar) { scalar_tile(AV_UK_PACKED, k, a, lda, b, c, ldc, m, n, alpha, beta); }
+static AV_UKERNEL_DECL(ukernel_scalar_rows) {
+    scalar_tile(AV_UK_ROWS, k, a, lda, b, c, ldc, m, n, alpha, beta);
+}
+static AV_UKERNEL_DECL(ukernel_scalar_steps) {
+    scalar_tile(AV_UK_STEPS, k, a, lda, b, c, ldc, m, n, alpha, beta);
+}
 
 static const av_ukernel uk_scalar = {.fn = ukernel_scalar,
                                      .fn_rows = ukernel_scalar_rows,
+                                     .fn_steps = ukernel_scalar_steps,
                                      .pack_weight = av_pack_weight,
                                      .pack_rows = av_pack_rows,
                                      .mr = AV_UK_SCALAR_MR,
                                      .nr = AV_UK_SCALAR_NR};
 static const av_ukernel uk_avx2 = {.fn = av_ukernel_avx2,
                                    .fn_rows = av_ukernel_avx2_rows,
+                                   .fn_steps = av_ukernel_avx2_steps,
                                    .pack_weight = av_pack_weight_avx2,
                                    .pack_rows = av_pack_rows_avx2,
                                    .mr = AV_UK_AVX2_MR,
                                    .nr = AV_UK_AVX2_NV * 8};
 static const av_ukernel uk_avx512 = {.fn = av_ukernel_avx512,
                                      .fn_rows = av_ukernel_avx512_rows,
+                                     .fn_steps = av_ukernel_avx512_steps,
                                      .pack_weight = av_pack_weight_avx512,
                                      .pack_rows = av_pack_rows_avx512,
                                      .mr = AV_UK_AVX512_MR,
@@ -390,102 +401,52 @@ void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, con
 
 /* ---- Gram matrices: C = A^T A + beta C ---- */
 
-/* Columns [0, w) of row src into a panel row of P floats (w <= P), zeros after them, in vector moves. The
- * empty asm hides each vector's origin: -O2 otherwise turned these short loops into rep movsq and memset
- * calls (P and w are known only at run time), costing as much as the micro-kernel's products. */
-static inline __attribute__((always_inline)) void panel_row(float *restrict d, const float *restrict src,
-                                                            int w, int P) {
+/* Rows of A requested this many rows before their conversion: each row's columns of a head are a few lines
+ * of their own page, which no hardware prefetcher follows (without: 1.5x the time of the 22 layers' Gram
+ * matrices of the 1.1 B shape, docs/BENCHMARKS.md "The Gram matrices read in place (session 34)"). */
+enum { GRAM_AHEAD = 16 };
+
+/* n values of row src (f32, or F16 converted exactly as av_dequantize_rows does) into d, in vector moves.
+ * The empty asm hides each vector's origin: -O2 otherwise turned these short loops into rep movsq calls. */
+static inline __attribute__((always_inline)) void gram_row(float *restrict d, const void *restrict src,
+                                                           int f16, int n) {
     int i = 0;
 #ifdef GRAM_VECTOR_MOVES
-    for (; i + 8 <= w; i += 8) {
-        __m256 v = _mm256_loadu_ps(src + i);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = f16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)src + i)))
+                       : _mm256_loadu_ps((const float *)src + i);
         __asm__("" : "+x"(v));
         _mm256_storeu_ps(d + i, v);
     }
-    for (; i + 4 <= w; i += 4) {
-        __m128 v = _mm_loadu_ps(src + i);
-        __asm__("" : "+x"(v));
-        _mm_storeu_ps(d + i, v);
-    }
 #endif
-    for (; i < w; i++)
-        d[i] = src[i];
-#ifdef GRAM_VECTOR_MOVES
-    for (; i + 4 <= P; i += 4) {
-        __m128 z = _mm_setzero_ps();
-        __asm__("" : "+x"(z));
-        _mm_storeu_ps(d + i, z);
-    }
-#endif
-    for (; i < P; i++)
-        d[i] = 0.0f;
+    for (; i < n; i++)
+        d[i] = f16 ? av_f16_to_f32(((const uint16_t *)src)[i]) : ((const float *)src)[i];
 }
 
-/* panel_row from F16 values, converted exactly (as av_dequantize_rows does); src[0, avail) may be read. */
-static inline __attribute__((always_inline)) void
-panel_row_f16(float *restrict d, const uint16_t *restrict src, int w, int P, int avail) {
-    int i = 0;
-#ifdef GRAM_VECTOR_MOVES
-    if (w == P && P <= 8 && avail >= 8) { /* a narrow panel (AVX2's 6-wide A tiles): one conversion */
-        av_store_first8(d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src)), P);
-        return;
-    }
-    for (; i + 8 <= w; i += 8)
-        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-    for (; i + 4 <= w; i += 4)
-        _mm_storeu_ps(d + i, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(src + i))));
-    if (i < w) { /* the last 1-3 (AVX2's 6-wide tiles: 2 of every 6): one 4-lane conversion, no calls */
-        uint64_t bits = 0;
-        for (int t = 0; t < w - i; t++)
-            bits |= (uint64_t)src[i + t] << (16 * t);
-        av_store_first8(d + i, _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128((long long)bits))),
-                        w - i);
-        i = w;
-    }
-#endif
-    for (; i < w; i++)
-        d[i] = av_f16_to_f32(src[i]);
-    for (; i < P; i++)
-        d[i] = 0.0f;
-}
-
-/* Columns [0, n) of rows [0, kc) of A (lda values apart; f32, or F16 when f16) into tiles of (kc, P) floats
- * at panels, columns past n zero; tile by tile, so that each row copy has the same width within a tile. */
-static inline __attribute__((always_inline)) void gram_pack_p(const void *a, int f16, int64_t lda, int n,
-                                                              int kc, int P, float *panels) {
-    for (int i0 = 0; i0 < n; i0 += P) {
-        int w = n - i0 < P ? n - i0 : P;
-        for (int p = 0; p < kc; p++) {
-            float *d = panels + (int64_t)i0 * kc + (int64_t)p * P;
-            if (f16)
-                panel_row_f16(d, (const uint16_t *)a + (int64_t)p * lda + i0, w, P, n - i0);
-            else
-                panel_row(d, (const float *)a + (int64_t)p * lda + i0, w, P);
+/* Columns [0, n) of rows [0, kc) of A (lda values apart; f32, or F16 when f16) into blk (kc, ld) as f32. */
+static void gram_block(const void *a, int f16, int64_t lda, int n, int kc, float *blk, int64_t ld) {
+    size_t esize = f16 ? 2 : 4, bytes = (size_t)n * esize;
+    for (int p = 0; p < kc; p++) {
+        if (p + GRAM_AHEAD < kc) {
+            const char *r = (const char *)a + (size_t)(p + GRAM_AHEAD) * (size_t)lda * esize;
+            for (size_t o = 0; o < bytes; o += 64)
+                __builtin_prefetch(r + o, 0, 3);
+            __builtin_prefetch(r + bytes - 1, 0, 3);
         }
+        gram_row(blk + (int64_t)p * ld, (const char *)a + (size_t)p * (size_t)lda * esize, f16, n);
     }
 }
 
-/* gram_pack_p with the kernels' panel widths as constants, so that the compiler sizes each row copy
- * (gram_pack: 19% -> 14% of av_attn_vnorm's samples on avx512, the call 4-6% faster; the same values). */
-static void gram_pack(const void *a, int f16, int64_t lda, int n, int kc, int P, float *panels) {
-    switch (P) {
-    case AV_UK_AVX512_MR: gram_pack_p(a, f16, lda, n, kc, AV_UK_AVX512_MR, panels); return;
-    case AV_UK_AVX512_NV * 16: gram_pack_p(a, f16, lda, n, kc, AV_UK_AVX512_NV * 16, panels); return;
-    case AV_UK_AVX2_MR: gram_pack_p(a, f16, lda, n, kc, AV_UK_AVX2_MR, panels); return;
-    case AV_UK_AVX2_NV * 8: gram_pack_p(a, f16, lda, n, kc, AV_UK_AVX2_NV * 8, panels); return;
-    default: gram_pack_p(a, f16, lda, n, kc, P, panels);
-    }
-}
-
-/* C (n, n) = A^T A + beta C from packed panels of one k block: tiles on and above the diagonal. */
-static void gram_tiles(const av_ukernel *uk, int n, int kc, const float *ap, const float *bp, float beta,
+/* C (n, n) += the products of blk's kc rows (beta 0: C =): tiles on and above the diagonal, both operands
+ * read from blk by the kernel (fn_steps), nothing packed. */
+static void gram_tiles(const av_ukernel *uk, int n, int kc, const float *blk, int64_t ld, float beta,
                        float *c, int64_t ldc) {
     int mr = uk->mr, nr = uk->nr;
     for (int i0 = 0; i0 < n; i0 += mr)
         for (int j0 = 0; j0 < n; j0 += nr)
             if (j0 + nr > i0) /* tiles wholly below the diagonal come from their mirror image below */
-                uk->fn(kc, ap + (int64_t)i0 * kc, 0, bp + (int64_t)j0 * kc, c + i0 * ldc + j0, ldc,
-                       n - i0 < mr ? n - i0 : mr, n - j0 < nr ? n - j0 : nr, 1.0f, beta);
+                uk->fn_steps(kc, blk + i0, ld, blk + j0, c + i0 * ldc + j0, ldc, n - i0 < mr ? n - i0 : mr,
+                             n - j0 < nr ? n - j0 : nr, 1.0f, beta);
 }
 
 /* c[i][j] = c[j][i] where tile (i, j) was skipped: (j, i) lies in a computed tile, and a f32 fused
@@ -498,27 +459,29 @@ static void gram_mirror(int n, int mr, int nr, float *c, int64_t ldc) {
                     c[i * ldc + j] = c[j * ldc + i];
 }
 
-/* The Gram matrices of n_heads column blocks of n columns of A (k rows, lda values apart, f32 or F16) */
+/* The Gram matrices of n_heads column blocks of n columns of A (k rows, lda values apart, f32 or F16): each
+ * head's rows, AV_GEMM_KC at a time, converted into a block whose rows have room for whole tiles of either
+ * operand (columns past n stay zero), then its tiles multiplied; the same chains as av_gemm_f32's. */
 static int gram_heads(const void *a, int f16, int64_t lda, int n_heads, int n, int k, float beta, float *c,
                       int64_t ldc, int64_t c_stride) {
     const av_ukernel *uk = av_gemm_ukernel(av_gemm_path_get());
     int mr = uk ? uk->mr : 1, nr = uk ? uk->nr : 1, n_a = (n + mr - 1) / mr * mr,
         n_b = (n + nr - 1) / nr * nr, esize = f16 ? 2 : 4;
+    int64_t ld = n_a > n_b ? n_a : n_b;
     int kc_max = k < AV_GEMM_KC ? (k > 0 ? k : 1) : AV_GEMM_KC;
-    float *ap = uk ? malloc(sizeof(float) * (size_t)(n_a + n_b) * (size_t)kc_max) : NULL; /* A, then B */
-    if (!ap) return -1;
-    float *bp = ap + (size_t)n_a * (size_t)kc_max;
+    float *blk = uk ? calloc((size_t)ld * (size_t)kc_max, sizeof(float)) : NULL; /* (kc_max, ld) */
+    if (!blk) return -1;
     for (int h = 0; h < n_heads; h++) {
+        float *ch = c + h * c_stride;
         for (int k0 = 0; k0 < k || k0 == 0; k0 += AV_GEMM_KC) {
             int kc = k - k0 < AV_GEMM_KC ? k - k0 : AV_GEMM_KC;
-            const char *ah = (const char *)a + ((int64_t)k0 * lda + (int64_t)h * n) * esize; /* (kc, n) */
-            gram_pack(ah, f16, lda, n, kc, mr, ap);
-            gram_pack(ah, f16, lda, n, kc, nr, bp);
-            gram_tiles(uk, n, kc, ap, bp, k0 ? 1.0f : beta, c + h * c_stride, ldc);
+            gram_block((const char *)a + ((int64_t)k0 * lda + (int64_t)h * n) * esize, f16, lda, n, kc, blk,
+                       ld);
+            gram_tiles(uk, n, kc, blk, ld, k0 ? 1.0f : beta, ch, ldc);
         }
-        gram_mirror(n, mr, nr, c + h * c_stride, ldc);
+        gram_mirror(n, mr, nr, ch, ldc);
     }
-    free(ap);
+    free(blk);
     return 0;
 }
 

@@ -7,7 +7,11 @@
 #include "kernels.h"
 
 /* C (m, n) = alpha * A B + beta * C over k from a packed B panel (k, nr) and A packed (k, mr) ("fn") or read
- * in place, rows lda apart ("fn_rows"); m <= mr, n <= nr; beta == 0 never reads C (see gemm_ukernel.h). */
+ * in place, rows lda apart ("fn_rows"); or A and B both columns of one block of k rows lda apart
+ * ("fn_steps"); m <= mr, n <= nr; beta == 0 never reads C (see gemm_ukernel.h). */
+/* Where a kernel reads A and B (fn, fn_rows, fn_steps; a constant in each instantiation) */
+typedef enum av_uk_mode { AV_UK_PACKED, AV_UK_ROWS, AV_UK_STEPS } av_uk_mode;
+
 typedef void (*av_ukernel_fn)(int k, const float *restrict a, int64_t lda, const float *restrict b,
                               float *restrict c, int64_t ldc, int m, int n, float alpha, float beta);
 
@@ -19,7 +23,7 @@ typedef void (*av_pack_weight_fn)(const av_tensor *w, int64_t f0, int rows, int6
 typedef void (*av_pack_rows_fn)(const float *src, int64_t ld, int rows, int kc, int P, float *panel);
 
 typedef struct av_ukernel {
-    av_ukernel_fn fn, fn_rows;
+    av_ukernel_fn fn, fn_rows, fn_steps;
     av_pack_weight_fn pack_weight;
     av_pack_rows_fn pack_rows;
     int mr, nr; /* register tile: rows of C (broadcast from A), columns of C (vector lanes, from B) */
@@ -64,8 +68,10 @@ enum {
               int64_t ldc, int m, int n, float alpha, float beta)
 AV_UKERNEL_DECL(av_ukernel_avx512);
 AV_UKERNEL_DECL(av_ukernel_avx512_rows);
+AV_UKERNEL_DECL(av_ukernel_avx512_steps);
 AV_UKERNEL_DECL(av_ukernel_avx2);
 AV_UKERNEL_DECL(av_ukernel_avx2_rows);
+AV_UKERNEL_DECL(av_ukernel_avx2_steps);
 /* The AVX2 and AVX-512 packing (gemm_pack_avx2.c, gemm_pack_avx512.c): same panels as av_pack_rows /
  * av_pack_weight. */
 void av_pack_rows_avx2(const float *src, int64_t ld, int rows, int kc, int P, float *panel);

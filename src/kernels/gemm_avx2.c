@@ -4,6 +4,7 @@
 
 #define UK_NAME av_ukernel_avx2
 #define UK_NAME_ROWS av_ukernel_avx2_rows
+#define UK_NAME_STEPS av_ukernel_avx2_steps
 #define UK_MR 6 /* AV_UK_AVX2_MR (a number: it names the instantiations) */
 #define UK_ROWS_M 4
 #define UK_ROWS_S 2

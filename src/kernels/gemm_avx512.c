@@ -5,6 +5,7 @@
 
 #define UK_NAME av_ukernel_avx512
 #define UK_NAME_ROWS av_ukernel_avx512_rows
+#define UK_NAME_STEPS av_ukernel_avx512_steps
 #define UK_MR 12 /* AV_UK_AVX512_MR (a number: it names the instantiations) */
 #define UK_ROWS_M 8
 #define UK_ROWS_S 4

@@ -58,11 +58,11 @@ void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, con
  * for small n (no packing buffers per call; tiles below the diagonal mirrored, not computed). */
 void av_gram_f32(int n, int k, const float *a, int64_t lda, float beta, float *c, int64_t ldc);
 /* The same for n_heads column blocks of n columns side by side in rows [r0, r0 + k) of w (F32 or F16: read in
- * place, F16 converted exactly while packing), from block h0: C_h (n, n) at c + (h - h0) n^2 = W_h^T W_h +
- * beta C_h, W_h = columns [h n, (h + 1) n) (the value norms' per-head Gram matrices of W_o's rows), each
- * block packed straight from w into both operands' panels (no f32 copy). The bits of av_gram_f32 on the same
- * values. -1 (nothing written) for other dtypes and on the sgemm path (or out of memory): the caller converts
- * the rows to f32 and uses av_gram_f32. */
+ * place, F16 converted exactly), from block h0: C_h (n, n) at c + (h - h0) n^2 = W_h^T W_h + beta C_h, W_h =
+ * columns [h n, (h + 1) n) (the value norms' per-head Gram matrices of W_o's rows), each head's rows
+ * converted 512 at a time into one small f32 block that the micro-kernel reads as both operands (no packing,
+ * no copy of w). The bits of av_gram_f32 on the same values. -1 (nothing written) for other dtypes and on the
+ * sgemm path (or out of memory): the caller converts the rows to f32 and uses av_gram_f32. */
 int av_gram_heads(const av_tensor *w, int64_t r0, int k, int h0, int n_heads, int n, float beta, float *c);
 
 /* y = x W^T with split-bf16 ("bf16x3") AMX tile products, f32 accumulation (see gemm_amx.c for the error

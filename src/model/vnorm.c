@@ -14,7 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-enum { GRAM_ROWS = 256 }; /* rows of W_o converted to f32 at a time for dtypes not packed in place */
+enum { GRAM_ROWS = 256 }; /* rows of W_o converted to f32 at a time for dtypes not read in place */
 
 typedef struct gram_job {
     const av_tensor *wo; /* (dim, n_heads * hs) */
@@ -49,7 +49,7 @@ int av_attn_gram(const av_tensor *wo, int n_heads, int head_dim, int n_threads, 
     int dim = (int)wo->shape[0];
     gram_job j = {.wo = wo, .hs = head_dim, .q_dim = (int)wo->shape[1], .gram = gram};
     int threads = (int64_t)dim * head_dim * head_dim * n_heads > (1 << 20) ? n_threads : 1;
-    /* F32 and F16 rows are packed in place by the GEMM path's kernels, all rows at once */
+    /* F32 and F16 rows are read in place by the GEMM path's kernels, all rows at once */
     int in_place =
         (wo->dtype == AV_DTYPE_F32 || wo->dtype == AV_DTYPE_F16) && av_gemm_path_get() != AV_GEMM_SGEMM;
     float *rows =
