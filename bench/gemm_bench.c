@@ -21,13 +21,16 @@
  *    ("pool_us") and through threads started for the call ("own_threads_us": what every call cost before the
  *    pool, and what a call costs while another owns the pool; timed inside a call, where the pool is taken).
  *  - "copy": the STREAM-like copy alone ({"copy_gbps"}: bench/rounds.sh's generation rounds);
- * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, ukernel, gen, pool, copy;
- * default all but copy, which "gen" measures too]
+ *  - "gram": seconds of the value norms' Gram matrices of 22 layers of the 1.1 B shape's W_o (F16), from
+ *    memory, as a run's first forward pass computes them (run_gram);
+ * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, ukernel, gen, pool, copy,
+ * gram; default all but copy, which "gen" measures too, and gram]
  * With BENCH_CLOCK=cpu every time is the process CPU time divided by the threads (what the wall time would be
  * with a core per thread: on a machine shared with other jobs it moves far less than wall time). */
 #include "../tests/quant_blocks.h"
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
+#include "model/block.h"
 
 #include <immintrin.h>
 
@@ -474,6 +477,38 @@ static void run_parallel_for(int threads) {
            pool, b.us);
 }
 
+/* The value norms' Gram matrices of 22 layers of W_o (2048 x 2048 F16, 32 heads of 64: the 1.1 B shape), as a
+ * run's first forward pass computes them (av_attn_gram, the heads split between the threads), the weights
+ * coming from memory (a 64 MiB pass evicts them from the caches before each repetition): best of 5. */
+static void run_gram(int threads) {
+    enum { LAYERS = 22, DIM = 2048, HEADS = 32, HS = 64 };
+    size_t flush_n = (size_t)16 << 20;
+    av_tensor w[LAYERS];
+    for (int l = 0; l < LAYERS; l++)
+        w[l] = make_weight(AV_DTYPE_F16, DIM, DIM, 100u + (unsigned)l);
+    float *g = malloc(sizeof(float) * HEADS * HS * HS), *flush = malloc(sizeof(float) * flush_n);
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        for (size_t i = 0; i < flush_n; i++)
+            flush[i] = (float)i;
+        __asm__ volatile("" : : "r"(flush) : "memory"); /* the pass is not optimized away */
+        double t0 = bench_clock();
+        for (int l = 0; l < LAYERS; l++) {
+            av_err err = {0};
+            if (av_attn_gram(&w[l], HEADS, HS, threads, g, &err)) {
+                fprintf(stderr, "gemm_bench gram: %s\n", err.msg);
+                exit(1);
+            }
+        }
+        best = fmin(best, bench_clock() - t0);
+    }
+    printf("{\"gram\": {\"layers\": %d, \"threads\": %d, \"path\": \"%s\", \"seconds\": %.4f}}\n", LAYERS,
+           threads, av_gemm_path_name(av_gemm_path_get()), best);
+    for (int l = 0; l < LAYERS; l++)
+        free((void *)w[l].data);
+    free(g), free(flush);
+}
+
 int main(int argc, char **argv) {
     int T = argc > 1 ? atoi(argv[1]) : 512, threads = argc > 2 ? atoi(argv[2]) : 2;
     const char *sections = argc > 3 ? argv[3] : "f16,quant,peak,ukernel,gen,pool";
@@ -495,5 +530,6 @@ int main(int argc, char **argv) {
     if (strstr(sections, "gen")) run_generation(threads);
     if (strstr(sections, "pool")) run_parallel_for(threads);
     if (strstr(sections, "copy")) printf("{\"copy_gbps\": %.1f}\n", copy_gbps(threads));
+    if (strstr(sections, "gram")) run_gram(threads);
     return 0;
 }
