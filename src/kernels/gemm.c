@@ -402,8 +402,9 @@ void av_gemm_f32(int trans_a, int trans_b, int m, int n, int k, float alpha, con
 /* ---- Gram matrices: C = A^T A + beta C ---- */
 
 /* Rows of A requested this many rows before their conversion: each row's columns of a head are a few lines
- * of their own page, which no hardware prefetcher follows (without: 1.5x the time of the 22 layers' Gram
- * matrices of the 1.1 B shape, docs/BENCHMARKS.md "The Gram matrices read in place (session 34)"). */
+ * of their own page, which no hardware prefetcher follows (without the requests the 22 layers' Gram matrices
+ * of the 1.1 B shape took ~1.3x as long, docs/BENCHMARKS.md "The Gram matrices read from one block
+ * (session 34)"). */
 enum { GRAM_AHEAD = 16 };
 
 /* n values of row src (f32, or F16 converted exactly as av_dequantize_rows does) into d, in vector moves.
