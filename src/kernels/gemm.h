@@ -6,12 +6,12 @@
 
 #include "kernels.h"
 
+/* Where a kernel reads A and B (fn, fn_rows, fn_steps below; a constant in each instantiation) */
+typedef enum av_uk_mode { AV_UK_PACKED, AV_UK_ROWS, AV_UK_STEPS } av_uk_mode;
+
 /* C (m, n) = alpha * A B + beta * C over k from a packed B panel (k, nr) and A packed (k, mr) ("fn") or read
  * in place, rows lda apart ("fn_rows"); or A and B both columns of one block of k rows lda apart
  * ("fn_steps"); m <= mr, n <= nr; beta == 0 never reads C (see gemm_ukernel.h). */
-/* Where a kernel reads A and B (fn, fn_rows, fn_steps; a constant in each instantiation) */
-typedef enum av_uk_mode { AV_UK_PACKED, AV_UK_ROWS, AV_UK_STEPS } av_uk_mode;
-
 typedef void (*av_ukernel_fn)(int k, const float *restrict a, int64_t lda, const float *restrict b,
                               float *restrict c, int64_t ldc, int m, int n, float alpha, float beta);
 

@@ -33,7 +33,7 @@
 #endif
 
 /* Step p: acc[0, rows) += A[0, rows)[p] B[p, :]; b points at B's step p, bs floats past step p - 1. */
-static inline __attribute__((always_inline)) void uk_step(int mode, int rows, const float *restrict a,
+static inline __attribute__((always_inline)) void uk_step(av_uk_mode mode, int rows, const float *restrict a,
                                                           int64_t lda, const float *const ar[UK_MR], int p,
                                                           const float *restrict b, int64_t bs,
                                                           uk_vec acc[UK_MR][UK_NV]) {
@@ -57,10 +57,9 @@ static inline __attribute__((always_inline)) void uk_step(int mode, int rows, co
 }
 
 /* C rows [0, m) from `rows` >= m rows of accumulators (a compile-time constant after inlining). */
-static inline __attribute__((always_inline)) void uk_tile(int mode, int rows, int k, const float *restrict a,
-                                                          int64_t lda, const float *restrict b,
-                                                          float *restrict c, int64_t ldc, int m, int n,
-                                                          float alpha, float beta) {
+static inline __attribute__((always_inline)) void
+uk_tile(av_uk_mode mode, int rows, int k, const float *restrict a, int64_t lda, const float *restrict b,
+        float *restrict c, int64_t ldc, int m, int n, float alpha, float beta) {
     uk_vec acc[UK_MR][UK_NV];
     const float *ar[UK_MR]; /* A rows read in place (rows past m repeat the last one; never stored) */
 #pragma GCC unroll 16
