@@ -23,8 +23,10 @@
  *  - "copy": the STREAM-like copy alone ({"copy_gbps"}: bench/rounds.sh's generation rounds);
  *  - "gram": seconds of the value norms' Gram matrices of 22 layers of the 1.1 B shape's W_o (F16), from
  *    memory, as a run's first forward pass computes them (run_gram);
+ *  - "short_prompts": milliseconds of one 2048 x 2048 F16 product on one thread for 24 to 36 tokens
+ *    (run_short_prompts: what each token count's last row tiles cost);
  * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, ukernel, gen, pool, copy,
- * gram; default all but copy, which "gen" measures too, and gram]
+ * gram, short; default all but copy, which "gen" measures too, gram and short]
  * With BENCH_CLOCK=cpu every time is the process CPU time divided by the threads (what the wall time would be
  * with a core per thread: on a machine shared with other jobs it moves far less than wall time). */
 #include "../tests/quant_blocks.h"
@@ -509,6 +511,31 @@ static void run_gram(int threads) {
     free(g), free(flush);
 }
 
+/* Milliseconds of one y = x W^T (W 2048 x 2048 F16, in the last-level cache after the first call) on one
+ * thread for 24 to 36 tokens, best of 15 (after 3 calls to warm up): how the token count's last row tiles
+ * (av_tile_first) weigh, e.g. 26 tokens against 24 and 28. */
+static void run_short_prompts(void) {
+    enum { DIM = 2048, T_MIN = 24, T_MAX = 36 };
+    av_tensor w = make_weight(AV_DTYPE_F16, DIM, DIM, 11);
+    float *x = malloc(sizeof(float) * T_MAX * DIM), *y = malloc(sizeof(float) * T_MAX * DIM);
+    unsigned seed = 5;
+    for (int i = 0; i < T_MAX * DIM; i++)
+        x[i] = frand(&seed);
+    printf("{\"short_prompts\": {\"path\": \"%s\", \"threads\": 1, \"ms\": {",
+           av_gemm_path_name(av_gemm_path_get()));
+    for (int T = T_MIN; T <= T_MAX; T++) {
+        double best = 1e30;
+        for (int r = 0; r < 18; r++) {
+            double t0 = bench_clock();
+            av_matmul(y, x, &w, T, NULL, 1);
+            if (r >= 3) best = fmin(best, bench_clock() - t0);
+        }
+        printf("%s\"%d\": %.3f", T > T_MIN ? ", " : "", T, best * 1e3);
+    }
+    printf("}}}\n");
+    free((void *)w.data), free(x), free(y);
+}
+
 int main(int argc, char **argv) {
     int T = argc > 1 ? atoi(argv[1]) : 512, threads = argc > 2 ? atoi(argv[2]) : 2;
     const char *sections = argc > 3 ? argv[3] : "f16,quant,peak,ukernel,gen,pool";
@@ -531,5 +558,6 @@ int main(int argc, char **argv) {
     if (strstr(sections, "pool")) run_parallel_for(threads);
     if (strstr(sections, "copy")) printf("{\"copy_gbps\": %.1f}\n", copy_gbps(threads));
     if (strstr(sections, "gram")) run_gram(threads);
+    if (strstr(sections, "short")) run_short_prompts();
     return 0;
 }

@@ -295,9 +295,10 @@ static void matmul_many_equals_single(av_gemm_path path) {
 /* y = x W^T on any number of threads gives, bit for bit, the chains computed here: per k block of AV_GEMM_KC
  * an f32 fused multiply-add chain, added to the previous blocks' sum (a third k block partial); more threads
  * than cores, repeated, so that the blocks fall to the threads differently from call to call; x packed (rows
- * 4 KiB apart) and read in place. */
+ * 4 KiB apart) and read in place; token counts whose last tiles are split (av_tile_first: 26 and 13 rows on
+ * both vector kernels) and one whose are not (29). */
 static void matmul_threads_match_chain(av_gemm_path path) {
-    static const int sizes[][3] = {{29, 600, 1024}, {29, 300, 1100}}; /* n, out, in */
+    static const int sizes[][3] = {{29, 600, 1024}, {29, 300, 1100}, {26, 300, 1024}, {13, 200, 1100}};
     for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
         int n = sizes[s][0], out = sizes[s][1], in = sizes[s][2];
         av_tensor w;
@@ -538,6 +539,37 @@ ON_OWN_PATHS(matmul_quant_equals_f32)
 ON_ALL_PATHS(gram_equals_gemm)
 ON_ALL_PATHS(gram_heads_equals_gemm)
 
+/* The row tiles cover [0, m) in order with ceil(m / mr) tiles (the panels' count) of at most mr rows; after a
+ * whole tile none has fewer than 3 rows (a 2-row tile takes a 4-row tile's time), and the scalar kernel's (mr
+ * 4) are plain. */
+static void tile_rows_cover_the_block(void) {
+    static const int mrs[] = {AV_UK_SCALAR_MR, AV_UK_AVX2_MR, AV_UK_AVX512_MR};
+    for (size_t i = 0; i < sizeof mrs / sizeof *mrs; i++)
+        for (int mr = mrs[i], m = 1; m <= 100; m++) {
+            int count = (m + mr - 1) / mr, smallest = mr, ok = av_tile_first(m, mr, 0) == 0;
+            for (int t = 0; t < count && ok; t++) {
+                int rows = av_tile_first(m, mr, t + 1) - av_tile_first(m, mr, t),
+                    plain = m - t * mr < mr ? m - t * mr : mr;
+                ok = rows >= 1 && rows <= mr && (mr > AV_UK_MIN_ROWS || rows == plain);
+                smallest = rows < smallest ? rows : smallest;
+            }
+            ok = ok && av_tile_first(m, mr, count) == m;
+            if (mr > AV_UK_MIN_ROWS && m > mr) ok = ok && smallest >= 3;
+            CHECKF(ok, "mr %d, %d rows: tiles do not cover the block as specified (smallest %d)", mr, m,
+                   smallest);
+        }
+    static const int expect[][8] = {{32, 6, 6, 6, 6, 6, 4, 4}, /* m, mr, then the tiles' rows */
+                                    {25, 6, 6, 6, 6, 4, 3, 0},
+                                    {7, 6, 4, 3, 0, 0, 0, 0},
+                                    {13, 12, 7, 6, 0, 0, 0, 0}};
+    for (size_t e = 0; e < sizeof expect / sizeof *expect; e++) {
+        int m = expect[e][0], mr = expect[e][1], ok = 1;
+        for (int t = 0; t < 6 && expect[e][2 + t]; t++)
+            ok = ok && av_tile_first(m, mr, t + 1) - av_tile_first(m, mr, t) == expect[e][2 + t];
+        CHECKF(ok, "%d rows of a %d-row kernel: not the tiles expected", m, mr);
+    }
+}
+
 static void test_gemm_path_names_round_trip(void) {
     for (int p = 0; p < AV_GEMM_PATH_COUNT; p++) {
         av_gemm_path q;
@@ -554,6 +586,7 @@ static void test_gemm_path_names_round_trip(void) {
 
 int main(void) {
     RUN(test_gemm_path_names_round_trip);
+    RUN(tile_rows_cover_the_block);
     RUN(ukernel_rows_match_fma_chain_SCALAR);
     RUN(ukernel_rows_match_fma_chain_AVX2);
     RUN(ukernel_rows_match_fma_chain_AVX512);

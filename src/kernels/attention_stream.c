@@ -205,11 +205,12 @@ static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr,
     float *c = cap ? cap + k0 : w->s;
     int64_t ldc = cap ? a->probs_ld : S_LD;
     for (int jp = 0; jp * NR < n_t; jp++)
-        for (int i0 = 0; i0 < nr; i0 += uk->mr) {
-            int mr = nr - i0 < uk->mr ? nr - i0 : uk->mr;
+        for (int t = 0, i0 = 0, mr; i0 < nr; t++, i0 += mr) { /* row tiles: av_tile_first */
+            mr = av_tile_first(nr, uk->mr, t + 1) - i0;
             if (av_attn_visible_keys(a, r0 + i0 + mr - 1) <= k0 + jp * NR) continue; /* masked: tile_row */
-            uk->fn(hs, w->qp + (size_t)i0 * (size_t)hs, 0, kp + (size_t)jp * (size_t)hs * (size_t)NR,
-                   c + i0 * ldc + jp * NR, ldc, mr, n_t - jp * NR < NR ? n_t - jp * NR : NR, a->scale, 0.0f);
+            uk->fn(hs, w->qp + (size_t)t * (size_t)uk->mr * (size_t)hs, 0,
+                   kp + (size_t)jp * (size_t)hs * (size_t)NR, c + i0 * ldc + jp * NR, ldc, mr,
+                   n_t - jp * NR < NR ? n_t - jp * NR : NR, a->scale, 0.0f);
         }
     int last = k0 + n_t == av_attn_visible_keys(a, r0 + nr - 1);
     for (int i = 0; i < nr; i++)
@@ -219,8 +220,8 @@ static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr,
         const float *vp =
             j->vp +
             (((size_t)g * (size_t)j->vp_panels + (size_t)pj) * (size_t)a->n_k + (size_t)k0) * (size_t)NR;
-        for (int i0 = 0; i0 < nr; i0 += uk->mr) {
-            int mr = nr - i0 < uk->mr ? nr - i0 : uk->mr;
+        for (int t = 0, i0 = 0, mr; i0 < nr; t++, i0 += mr) {
+            mr = av_tile_first(nr, uk->mr, t + 1) - i0;
             if (av_attn_visible_keys(a, r0 + i0 + mr - 1) <= k0) continue; /* all 0 */
             uk->fn_rows(n_t, w->s + (size_t)i0 * S_LD, S_LD, vp, w->o + (size_t)i0 * (size_t)hs + pj * NR, hs,
                         mr, hs - pj * NR < NR ? hs - pj * NR : NR, 1.0f, 1.0f);
@@ -244,10 +245,12 @@ static void block(void *ctx, int h, int r0, int nr, float *cap) {
     const av_attn_pool *p = a->pool;
     int n_cells = p ? cell_of_key(p, n_keys - 1) + 1 : 0;
     memset(w->o, 0, sizeof(float) * (size_t)nr * (size_t)hs);
-    for (int i0 = 0; i0 < nr; i0 += j->uk->mr)
+    int mr = j->uk->mr;
+    for (int t = 0, i0 = 0, rows; i0 < nr; t++, i0 += rows) { /* the row tiles of tile() */
+        rows = av_tile_first(nr, mr, t + 1) - i0;
         j->uk->pack_rows(a->q + (size_t)(r0 + i0) * (size_t)a->q_stride + (size_t)h * (size_t)hs, a->q_stride,
-                         nr - i0 < j->uk->mr ? nr - i0 : j->uk->mr, hs, j->uk->mr,
-                         w->qp + (size_t)i0 * (size_t)hs);
+                         rows, hs, mr, w->qp + (size_t)t * (size_t)mr * (size_t)hs);
+    }
     for (int i = 0; i < nr; i++) {
         w->m[i] = -INFINITY;
         w->l[i] = 0;

@@ -99,8 +99,8 @@ const av_ukernel *av_gemm_ukernel(av_gemm_path p) {
     }
 }
 
-/* One side of a block product: MR-row tiles of A at a + i * tile_stride, packed (kc, MR) or, with lda > 0,
- * rows read in place lda apart. */
+/* One side of a block product: A's row tiles (av_tile_first), tile t packed (kc, MR) at a + t * tile_stride
+ * or, with lda > 0, rows read in place lda apart. */
 typedef struct a_tiles {
     const float *a;
     int64_t tile_stride, lda;
@@ -148,9 +148,9 @@ static void w_ahead_step(w_ahead *a) {
 static void macro_kernel(const av_ukernel *uk, int kc, a_tiles at, int m, const float *bp, int ncols,
                          float *c, int64_t ldc, float alpha, float beta, w_ahead *ahead) {
     av_ukernel_fn fn = at.lda > 0 ? uk->fn_rows : uk->fn;
-    for (int i0 = 0; i0 < m; i0 += uk->mr) {
-        const float *a = at.a + (int64_t)(i0 / uk->mr) * at.tile_stride;
-        int mr = m - i0 < uk->mr ? m - i0 : uk->mr;
+    for (int t = 0, i0 = 0, mr; i0 < m; t++, i0 += mr) {
+        const float *a = at.lda > 0 ? at.a + (int64_t)i0 * at.lda : at.a + (int64_t)t * at.tile_stride;
+        mr = av_tile_first(m, uk->mr, t + 1) - i0;
         for (int j0 = 0; j0 < ncols; j0 += uk->nr) {
             if (ahead) w_ahead_step(ahead);
             fn(kc, a, at.lda, bp + (int64_t)j0 * kc, c + i0 * ldc + j0, ldc, mr,
@@ -226,8 +226,8 @@ static void wg_pack_x(void *ctx, int tid, int64_t p0, int64_t p1) {
     const wg_job *j = ctx;
     int mr = j->uk->mr;
     for (int64_t p = p0; p < p1; p++) {
-        int rows = j->n - (int)p * mr < mr ? j->n - (int)p * mr : mr;
-        j->uk->pack_rows(j->x + p * mr * j->in, j->in, rows, j->in, mr, j->xp + p * mr * j->in);
+        int first = av_tile_first(j->n, mr, (int)p), rows = av_tile_first(j->n, mr, (int)p + 1) - first;
+        j->uk->pack_rows(j->x + (int64_t)first * j->in, j->in, rows, j->in, mr, j->xp + p * mr * j->in);
     }
 }
 
@@ -270,7 +270,7 @@ static wg_block wg_run_block(wg_job *j, wg_block blk, float *wp, float *tmp) {
             uk->pack_weight(o->w, blk.f0 + f, blk.nf - f < uk->nr ? blk.nf - f : uk->nr, k0, kc, uk->nr,
                             wp + (int64_t)f * kc, tmp);
         a_tiles x = j->xp ? (a_tiles){j->xp + (int64_t)k0 * uk->mr, (int64_t)j->in * uk->mr, 0}
-                          : (a_tiles){j->x + k0, (int64_t)uk->mr * j->in, j->in}; /* no offset on NULL */
+                          : (a_tiles){j->x + k0, 0, j->in}; /* no offset on NULL */
         macro_kernel(uk, kc, x, j->n, wp, blk.nf, o->y + blk.f0, o->out, 1.0f, k0 ? 1.0f : 0.0f,
                      k0 + kc < j->in || next.o ? &ahead : NULL);
     }
@@ -334,13 +334,14 @@ typedef struct f32_job {
     float *c;
 } f32_job;
 
-/* Rows [first, first + count) of an operand X (count, k), columns [k0, k0 + kc), into panels of width P. X is
- * stored row-major either as (count, k), rows ld apart, or k-major as (k, count) (a transposed operand). */
+/* Rows [first, first + count) of an operand X (count, k), columns [k0, k0 + kc), into panels of width P: P
+ * rows each (B), or A's row tiles (row_tiles: av_tile_first). X is stored row-major either as (count, k),
+ * rows ld apart, or k-major as (k, count) (a transposed operand). */
 static void pack_operand(const av_ukernel *uk, const float *x, int64_t ld, int k_major, int first, int count,
-                         int k0, int kc, int P, float *panels) {
-    for (int r = 0; r < count; r += P) {
-        int rows = count - r < P ? count - r : P;
-        float *dst = panels + (int64_t)r * kc;
+                         int k0, int kc, int P, int row_tiles, float *panels) {
+    for (int t = 0, r = 0, rows; r < count; t++, r += rows) {
+        rows = (row_tiles ? av_tile_first(count, P, t + 1) : (r + P < count ? r + P : count)) - r;
+        float *dst = panels + (int64_t)t * P * kc;
         if (k_major)
             av_pack_cols(x + (int64_t)k0 * ld + first + r, ld, rows, kc, P, dst);
         else
@@ -365,14 +366,14 @@ static void f32_columns(void *ctx, int tid, int64_t p0, int64_t p1) {
         int nc = c1 - j0 < nc_max ? c1 - j0 : nc_max;
         for (int k0 = 0; k0 < j->k || k0 == 0; k0 += AV_GEMM_KC) {
             int kc = j->k - k0 < AV_GEMM_KC ? j->k - k0 : AV_GEMM_KC;
-            pack_operand(uk, j->b, j->ldb, !j->trans_b, j0, nc, k0, kc, uk->nr, bp); /* op(B)^T: (n, k) */
+            pack_operand(uk, j->b, j->ldb, !j->trans_b, j0, nc, k0, kc, uk->nr, 0, bp); /* op(B)^T: (n, k) */
             for (int i0 = 0; i0 < j->m; i0 += mc_max) {
                 int mc = j->m - i0 < mc_max ? j->m - i0 : mc_max;
                 a_tiles at = {ap, (int64_t)uk->mr * kc, 0};
                 if (j->a_in_place)
-                    at = (a_tiles){j->a + (int64_t)i0 * j->lda + k0, uk->mr * j->lda, j->lda};
+                    at = (a_tiles){j->a + (int64_t)i0 * j->lda + k0, 0, j->lda};
                 else
-                    pack_operand(uk, j->a, j->lda, j->trans_a, i0, mc, k0, kc, uk->mr, ap);
+                    pack_operand(uk, j->a, j->lda, j->trans_a, i0, mc, k0, kc, uk->mr, 1, ap);
                 macro_kernel(uk, kc, at, mc, bp, nc, j->c + i0 * j->ldc + j0, j->ldc, j->alpha,
                              k0 ? 1.0f : j->beta, NULL);
             }

@@ -63,6 +63,23 @@ enum {
     AV_UK_SCALAR_NR = 16,
 };
 
+/* Row tiles of a block of m rows for a kernel of up to mr rows: mr rows each, then the rest, except that the
+ * last mr + r rows (r = m % mr, 1-3, after a whole tile) become two tiles of about half each. A kernel
+ * instantiated for 2 rows (AVX2: 4 accumulator chains) waits on the multiply-add latency and takes as long
+ * per step as the 4-row one (8 chains cover the latency of two FMA units), so 32 rows of the AVX2 kernel run
+ * as 6 6 6 6 4 4 instead of 6 6 6 6 6 2 (docs/BENCHMARKS.md "Row tiles of at least 4 (session 35)"); where
+ * the rest already ran a 4-row kernel (AVX2 3 rows, AVX-512 1-3) the halves cost the same. Tile t (of
+ * ceil(m / mr), the count either way) starts at row av_tile_first(m, mr, t) and ends where tile t + 1 starts;
+ * packed, it is panel t of mr columns (rows past its own zero). The tiling does not change any output's
+ * chain: the same bits for any split. */
+enum { AV_UK_MIN_ROWS = 4 };
+static inline int av_tile_first(int m, int mr, int t) {
+    int whole = m / mr, r = m % mr;
+    if (mr <= AV_UK_MIN_ROWS || whole == 0 || r == 0 || r >= AV_UK_MIN_ROWS || t < whole)
+        return t * mr < m ? t * mr : m;
+    return t == whole ? (whole - 1) * mr + (mr + r + 1) / 2 : m; /* the second half, then the end */
+}
+
 #define AV_UKERNEL_DECL(name)                                                                                \
     void name(int k, const float *restrict a, int64_t lda, const float *restrict b, float *restrict c,       \
               int64_t ldc, int m, int n, float alpha, float beta)
