@@ -152,7 +152,7 @@ static int ukernel_case(const av_ukernel *uk, av_uk_mode mode, int m, int n, int
 }
 
 /* The path's micro-kernel called directly with every row count m <= MR (the vector kernels compute the rows
- * of a short tile in smaller instantiations: 4 / 8 / 12 rows on AVX-512, 2 / 4 / 6 on AVX2), A packed, read
+ * of a short tile in smaller instantiations: 4 / 8 / 12 rows on AVX-512, 4 / 5 / 6 on AVX2), A packed, read
  * in place, and both operands read from one block (steps), whole and partial column counts, k below and past
  * the point where the kernel prefetches C, beta 0 and not: bit for bit the f32 chains computed here, nothing
  * else of C written. */
@@ -540,8 +540,8 @@ ON_ALL_PATHS(gram_equals_gemm)
 ON_ALL_PATHS(gram_heads_equals_gemm)
 
 /* The row tiles cover [0, m) in order with ceil(m / mr) tiles (the panels' count) of at most mr rows; after a
- * whole tile none has fewer than 3 rows (a 2-row tile takes a 4-row tile's time), and the scalar kernel's (mr
- * 4) are plain. */
+ * whole tile none has fewer than 3 rows (a tile of 1-4 rows takes a 4-row tile's time), and the scalar
+ * kernel's (mr 4) are plain. */
 static void tile_rows_cover_the_block(void) {
     static const int mrs[] = {AV_UK_SCALAR_MR, AV_UK_AVX2_MR, AV_UK_AVX512_MR};
     for (size_t i = 0; i < sizeof mrs / sizeof *mrs; i++)

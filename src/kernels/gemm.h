@@ -64,11 +64,11 @@ enum {
 };
 
 /* Row tiles of a block of m rows for a kernel of up to mr rows: mr rows each, then the rest, except that the
- * last mr + r rows (r = m % mr, 1-3, after a whole tile) become two tiles of about half each. A kernel
- * instantiated for 2 rows (AVX2: 4 accumulator chains) waits on the multiply-add latency and takes as long
- * per step as the 4-row one (8 chains cover the latency of two FMA units), so 32 rows of the AVX2 kernel run
- * as 6 6 6 6 4 4 instead of 6 6 6 6 6 2 (docs/BENCHMARKS.md "Row tiles of at least 4 (session 35)"); where
- * the rest already ran a 4-row kernel (AVX2 3 rows, AVX-512 1-3) the halves cost the same. Tile t (of
+ * last mr + r rows (r = m % mr, 1-3, after a whole tile) become two tiles of about half each. A tile of 1-4
+ * rows takes as long per step as a 4-row one (fewer than 8 accumulator chains wait on the multiply-add
+ * latency of two FMA units), so 32 rows of the AVX2 kernel run as 6 6 6 6 4 4 instead of 6 6 6 6 6 2, 27 as
+ * 6 6 6 5 4 (its 5-row kernel: 5 cycles a step against 4 + 6); docs/BENCHMARKS.md "Row tiles of at least 4
+ * (session 35)". On AVX-512 (kernels of 4, 8 and 12 rows) the halves cost what 12 + 4 did. Tile t (of
  * ceil(m / mr), the count either way) starts at row av_tile_first(m, mr, t) and ends where tile t + 1 starts;
  * packed, it is panel t of mr columns (rows past its own zero). The tiling does not change any output's
  * chain: the same bits for any split. */

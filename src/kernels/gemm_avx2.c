@@ -6,8 +6,11 @@
 #define UK_NAME_ROWS av_ukernel_avx2_rows
 #define UK_NAME_STEPS av_ukernel_avx2_steps
 #define UK_MR 6 /* AV_UK_AVX2_MR (a number: it names the instantiations) */
-#define UK_ROWS_M 4
-#define UK_ROWS_S 2
+/* Rows 5 and 4: a tile of 1-4 rows takes 4 cycles per step whatever its rows (fewer than 8 chains wait on the
+ * 4-cycle multiply-add latency of the two FMA units), 5 rows 5 cycles instead of the 6-row kernel's 6
+ * (docs/BENCHMARKS.md "Row tiles of at least 4 (session 35)"). */
+#define UK_ROWS_M 5
+#define UK_ROWS_S 4
 #define UK_NV AV_UK_AVX2_NV
 #define UK_VL 8
 typedef __m256 uk_vec;

@@ -18,7 +18,7 @@
  * scalar reference kernel in gemm.c computes the same chain with fmaf, so all kernels agree bit for bit).
  * beta == 0 never reads C.
  *
- * A tile of m < MR rows (the last token tile of a GEMM: 512 tokens are 42 x 12 + 8, 85 x 6 + 2) runs the
+ * A tile of m < MR rows (the last token tiles of a GEMM: 512 tokens are 42 x 12 + 8, 84 x 6 + 4 + 4) runs the
  * smallest instantiation that covers m: it computes UK_ROWS_S, UK_ROWS_M or UK_MR rows (the packed A panel
  * keeps its stride MR; UK_NAME_STEPS reads that many columns of A, which must be readable); each output's
  * chain, and so its bits, is the same in all of them. */
