@@ -49,9 +49,14 @@ LIMDIR=$DIR/rounds-limit # f32_limit.sh's files of the latest round (bench/run.s
 mkdir -p "$LIMDIR"
 ln -sf ../sgemm_peak ../gemm_bench "$LIMDIR/"
 
+# Reads every file of a model (a file or a folder) into the page cache: some hosts take idle page cache back
+# within a minute (seen on a KVM guest, 2026-12-07: 2 GB files 5-15% out of cache after 45 s idle, forward
+# passes 1.5x slower when they paged the weights in from disk), so each run starts from cached weights.
+warm() { find "$1" -type f -exec cat {} + > /dev/null; }
 # "forward_s wall_s" of one `attnviz run` (executable $1, path $2, model $3); forward_s null when it failed
 one_run() {
     rm -f "$TMP"
+    warm "$3"
     start=$($PY -c 'import time; print(time.time())')
     fwd=$(ATTNVIZ_GEMM=$2 "$1" run --model "$3" --threads "$THREADS" --ids "@$DIR/ids.json" -o "$TMP" 2>&1 |
         sed -n 's/.*(forward \([0-9.]*\) s.*/\1/p')
@@ -67,6 +72,7 @@ runs_of() {
 }
 # Wall seconds of `attnviz generate` (executable $1, file $2, $3 steps) on the first of BENCH_PATHS
 gen_wall() {
+    warm "$2"
     start=$($PY -c 'import time; print(time.time())')
     ATTNVIZ_GEMM=$first_path "$1" generate --model "$2" --threads "$THREADS" --steps "$3" > /dev/null 2>&1 ||
         { echo null; return; }
@@ -113,6 +119,7 @@ for r in $(seq "$ROUNDS"); do
     for p in $PATHS; do runs="$runs$(interleaved runs_of "$p" "$SYN" F16 | tr -d '\n')"; done
     for t in $TYPES; do
         runs="$runs$(interleaved runs_of "$first_path" "$QDIR/$t.gguf" "$t" | tr -d '\n')"
+        warm "$QDIR/$t.gguf"
         # shellcheck disable=SC2046 # llama_ref prints "wall_s cpu_s"
         set -- $("$QDIR/llama_ref" time "$QDIR/$t.gguf" "$DIR/ids.json" "$THREADS")
         runs="$runs{\"model\": \"$t\", \"llamacpp_s\": $1, \"llamacpp_cpu_s\": $2}, "

@@ -31,6 +31,9 @@
 #ifndef UK_C_AHEAD
 #define UK_C_AHEAD 24
 #endif
+#ifndef UK_A_AHEAD
+#define UK_A_AHEAD 32
+#endif
 
 /* Step p: acc[0, rows) += A[0, rows)[p] B[p, :]; b points at B's step p, bs floats past step p - 1. */
 static inline __attribute__((always_inline)) void uk_step(av_uk_mode mode, int rows, const float *restrict a,
@@ -45,6 +48,11 @@ static inline __attribute__((always_inline)) void uk_step(av_uk_mode mode, int r
     if (UK_NR * 4 > 64) UK_PREFETCH(b + UK_B_AHEAD * bs + 16);
     if (mode == AV_UK_STEPS)
         UK_PREFETCH(a + (p + UK_B_AHEAD) * lda); /* A's columns: other lines of the step */
+    /* A packed: a token tile's panel comes from L3 (packed by either thread) for the first B panel it meets,
+     * then from L1; asked for ahead, the weights' GEMMs ran 1-3% faster on Zen 5 with both kernels
+     * (docs/BENCHMARKS.md "A Zen 5 machine (session 36)"). Past the panel's end it asks for lines of the
+     * next one: prefetches never fault. */
+    if (mode == AV_UK_PACKED) UK_PREFETCH(a + (p + UK_A_AHEAD) * UK_MR);
 #pragma GCC unroll 16
     for (int i = 0; i < rows; i++) {
         uk_vec av = UK_SET1(mode == AV_UK_ROWS    ? ar[i][p]
