@@ -49,9 +49,10 @@ LIMDIR=$DIR/rounds-limit # f32_limit.sh's files of the latest round (bench/run.s
 mkdir -p "$LIMDIR"
 ln -sf ../sgemm_peak ../gemm_bench "$LIMDIR/"
 
-# Reads every file of a model (a file or a folder) into the page cache: some hosts take idle page cache back
-# within a minute (seen on a KVM guest, 2026-12-07: 2 GB files 5-15% out of cache after 45 s idle, forward
-# passes 1.5x slower when they paged the weights in from disk), so each run starts from cached weights.
+# Reads every file of a model (a file or a folder) into the page cache: some machines page idle page cache
+# out within a minute (a KVM guest on 2026-12-07 ran DAMON's pageout scheme: 2 GB files 5-15% out of cache
+# after 45 s idle, forward passes 1.5x slower when they paged the weights in from disk), so each run starts
+# from cached weights.
 warm() { find "$1" -type f -exec cat {} + > /dev/null; }
 # "forward_s wall_s" of one `attnviz run` (executable $1, path $2, model $3); forward_s null when it failed
 one_run() {
