@@ -17,7 +17,8 @@
 # prints bench/summary.py's "rounds" table: each run's ratio to the limit of its round (median and range over
 # the rounds) and the per-round ratios new/old and llama.cpp/attnviz.
 # Needs `sh bench/run.sh` (BENCH_DIR) and, for BENCH_TYPES, `sh bench/quant_mem.sh` (BENCH_QDIR) run before.
-# BENCH_ROUNDS (5), BENCH_THREADS (2), BENCH_PATHS ("avx2"), BENCH_TYPES ("Q8_0 Q4_K_M"; "" for none),
+# BENCH_ROUNDS (5), BENCH_THREADS (2), BENCH_PATHS ("avx512 avx2" where the CPU has AVX-512 F, BW and VL, the
+# quantized files and generation on avx512, else "avx2"), BENCH_TYPES ("Q8_0 Q4_K_M"; "" for none),
 # BENCH_GEN (1), BENCH_OLD (none), BENCH_DIR (/tmp/attnviz-bench), BENCH_QDIR (/tmp/attnviz-quant-bench).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +26,10 @@ cd "$ROOT"
 PY=/usr/bin/python3
 ROUNDS=${BENCH_ROUNDS:-5}
 THREADS=${BENCH_THREADS:-2}
-PATHS=${BENCH_PATHS:-avx2}
+cpu_has() { grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -qx "$1"; }
+default_paths=avx2
+cpu_has avx512f && cpu_has avx512bw && cpu_has avx512vl && default_paths="avx512 avx2"
+PATHS=${BENCH_PATHS:-$default_paths}
 TYPES=${BENCH_TYPES-Q8_0 Q4_K_M}
 OLD=${BENCH_OLD:-}
 GEN=${BENCH_GEN:-1}
