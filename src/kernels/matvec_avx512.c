@@ -11,7 +11,7 @@
  *  - 4- and 5-bit types from a table in a register: the 16 (Q4_0, Q4_K) or 32 (Q5_K) values a sub-block can
  *    take, (i - 8) * d or s * i - m (s * i is exact: at most 11 + 6 + 5 bits, so the fused s * i - m rounds
  *    once, as the product and difference do), looked up by the integers with one permute; Q4_K's and Q5_K's
- *    factors 16 super-blocks at a time.
+ *    factors 16 super-blocks at a time, ahead of their values.
  * Every kernel is bound by its count of vector operations per value on the two 512-bit ports (a permute or
  * widening on port 5, shifts on port 0, conversions, multiplies and fused multiply-adds on either): measured
  * at 80-90% of that budget, docs/BENCHMARKS.md "Value expansion (session 26, later)".
@@ -149,25 +149,20 @@ AI __m512 k_table(float s, float m, float from) {
 
 /* The factors of nb <= K_GROUP Q4_K or Q5_K super-blocks `bytes` apart (both begin with d, dmin and the
  * packed scales): f[i] = the eight sub-blocks' scales s = d * sc, then their mins m = dmin * mn (ggml's d1,
- * m1; the products of av_mv_k_factors8). d and dmin of all nb come by one gather and two f16 conversions,
- * the 6-bit integers are unpacked by scalar code and enter a register whole (not through byte stores and a
- * vector load, which the store buffer cannot forward), so a super-block costs 4 vector operations (widen,
- * convert, blend, multiply) instead of ~16 with its own f16 conversions and lane broadcasts. f: (nb, 16) */
+ * m1; the products of av_mv_k_factors8). Each super-block's d and dmin are converted together and spread to
+ * the two halves of a register by a permute, its 6-bit integers unpacked by scalar code enter a register
+ * whole (not through byte stores and a vector load, which the store buffer cannot forward): 5 vector
+ * operations (convert, permute, widen, convert, multiply). One 16-lane gather of all nb d and dmin instead
+ * took ~8% of a 2048-wide Q4_K row on Zen 5, whose gathers are slow (docs/BENCHMARKS.md, "K-quant factors
+ * without a gather (session 37)"). f: (nb, 16) */
 enum { K_GROUP = 16 };
 AI void k_factors(const uint8_t *b, size_t bytes, int nb, float (*f)[16]) {
-    const __m512i at =
-        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                           _mm512_set1_epi32((int)bytes));
-    __mmask16 live = nb >= 16 ? 0xffff : (__mmask16)((1u << nb) - 1);
-    __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, at, b, 1); /* (nb) d, dmin */
-    float dmf[2 * K_GROUP];                                                           /* (nb, 2) */
-    _mm512_storeu_ps(dmf, _mm512_cvtph_ps(_mm512_castsi512_si256(dm)));
-    _mm512_storeu_ps(dmf + 16, _mm512_cvtph_ps(_mm512_extracti64x4_epi64(dm, 1)));
-    VIA_MEMORY();
+    const __m512i halves = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     for (int i = 0; i < nb; i++, b += bytes) {
         uint64_t sc, mn;
         av_k_scales_mins8(b + offsetof(av_block_q4_k, scales), &sc, &mn);
-        __m512 d = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(dmf[2 * i]), _mm512_set1_ps(dmf[2 * i + 1]));
+        __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)av_load_le32(b))); /* d, dmin */
+        __m512 d = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(dm));
         __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)mn, (long long)sc)));
         _mm512_storeu_ps(f[i], _mm512_mul_ps(d, v));
     }
