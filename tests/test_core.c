@@ -271,6 +271,66 @@ static void test_little_endian(void) {
     CHECK(av_read_u16(&r, &u16, &err) == -1 && u16 == 7 && strstr(err.msg, "bytes: truncated"));
 }
 
+/* ---- large buffers ---- */
+
+/* The mode in /sys/kernel/mm/transparent_hugepage/enabled ("always", "madvise", "never"), or "" when absent.
+ */
+static const char *thp_mode(char *buf, size_t cap) {
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    buf[0] = 0;
+    if (!f) return buf;
+    char line[128] = "";
+    if (fgets(line, sizeof line, f)) {
+        const char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+        if (a && b && (size_t)(b - a - 1) < cap) memcpy(buf, a + 1, (size_t)(b - a - 1)), buf[b - a - 1] = 0;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* kB of anonymous huge pages in the mapping of /proc/self/smaps that contains p, or -1. */
+static long huge_kb_at(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[512];
+    int inside = 0;
+    long kb = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) /* a mapping's first line */
+            inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+        else if (inside && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+            break;
+    }
+    fclose(f);
+    return kb;
+}
+
+/* av_alloc_large: the alignment asked for (2 MiB from 2 MiB up), writable whole, freed by free(); where
+ * transparent huge pages are enabled ("always" or "madvise": the advice is what takes effect there), the
+ * first touch of an 8 MiB buffer gets huge pages. */
+static void test_alloc_large(void) {
+    for (size_t n = 1; n <= ((size_t)8 << 20); n *= 8) {
+        unsigned char *p = av_alloc_large(n, 4096);
+        REQUIREF(p != NULL, "%zu bytes", n);
+        CHECKF((uintptr_t)p % (n >= ((size_t)2 << 20) ? ((size_t)2 << 20) : 4096) == 0, "%zu bytes at %p", n,
+               (void *)p);
+        memset(p, 0x5a, n);
+        CHECK(p[0] == 0x5a && p[n - 1] == 0x5a);
+        free(p);
+    }
+    char mode[32];
+    thp_mode(mode, sizeof mode);
+    if (strcmp(mode, "always") && strcmp(mode, "madvise")) SKIP("transparent huge pages are '%s' here", mode);
+    size_t n = (size_t)8 << 20;
+    unsigned char *p = av_alloc_large(n, 64);
+    REQUIRE(p != NULL);
+    memset(p, 1, n);
+    long kb = huge_kb_at(p);
+    free(p);
+    CHECKF(kb >= 2048, "8 MiB touched with THP '%s': %ld kB of huge pages in its mapping", mode, kb);
+}
+
 /* ---- embedded assets ---- */
 
 static void test_assets_match_web_files(void) {
@@ -299,6 +359,7 @@ int main(void) {
     RUN(test_base64_decode_alphabets_and_errors);
     RUN(test_path_helpers);
     RUN(test_little_endian);
+    RUN(test_alloc_large);
     RUN(test_assets_match_web_files);
     return h_exit_code();
 }

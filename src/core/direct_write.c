@@ -138,7 +138,7 @@ av_direct_writer *av_direct_open(const char *path, int n_bufs, size_t buf_bytes)
     size_t page = a > 4096 ? a : 4096;
     w->fd = fd, w->align = a, w->n_bufs = n_bufs, w->size = (uint64_t)st.st_size;
     w->buf_bytes = (buf_bytes + page - 1) / page * page;
-    w->pool = aligned_alloc(page, w->buf_bytes * (size_t)n_bufs);
+    w->pool = av_alloc_large(w->buf_bytes * (size_t)n_bufs, page);
     w->bounce = aligned_alloc(page, BOUNCE_BYTES);
     w->free_bufs = calloc((size_t)n_bufs, sizeof *w->free_bufs);
     w->queue = calloc((size_t)n_bufs, sizeof *w->queue);

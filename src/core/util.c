@@ -1,10 +1,11 @@
-/* Small helpers: strings, checked allocation, half precision, dtype sizes, clocks, the library version, the
- * SplitMix64 random stream. */
+/* Small helpers: strings, checked allocation, large buffers on huge pages, half precision, dtype sizes,
+ * clocks, the library version, the SplitMix64 random stream. */
 #define _POSIX_C_SOURCE 200809L
 #include "core.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 char *av_strdup(const char *s) { return s ? av_strndup(s, strlen(s)) : NULL; }
@@ -34,6 +35,17 @@ const char *av_printable(char *dst, size_t cap, const char *s, size_t n) {
 void *av_malloc_checked(size_t n, av_err *err) {
     void *p = malloc(n ? n : 1);
     if (!p) av_errf(err, "out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *av_alloc_large(size_t n, size_t align) {
+    enum { HUGE_PAGE = 2 << 20 };
+    void *p = NULL;
+    if (n >= HUGE_PAGE) align = HUGE_PAGE;
+    if (posix_memalign(&p, align > sizeof(void *) ? align : sizeof(void *), n ? n : 1)) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (n >= HUGE_PAGE) madvise(p, n / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE); /* without THP: small pages */
+#endif
     return p;
 }
 

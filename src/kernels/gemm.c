@@ -181,7 +181,7 @@ static float *ws_take(size_t bytes, size_t *size) {
     if (p) return p;
     *size = (bytes + 63) / 64 * 64;
     atomic_fetch_add(&ws_allocations, 1);
-    return aligned_alloc(64, *size);
+    return av_alloc_large(*size, 64);
 }
 
 long av_gemm_scratch_allocations(void) { return atomic_load(&ws_allocations); }

@@ -45,7 +45,7 @@ static int alloc_floats(float **p, size_t a, size_t b, size_t c, av_err *err) {
     *p = NULL;
     if (!av_mul_size(a, b, &n) || !av_mul_size(n, c, &n) || !av_mul_size(n, sizeof(float), &n))
         return av_errf(err, "buffer size overflows");
-    *p = malloc(n ? n : 4);
+    *p = av_alloc_large(n, 64);
     return *p ? 0 : av_errf(err, "out of memory allocating %zu MiB", n >> 20);
 }
 
