@@ -274,8 +274,8 @@ void *av_malloc_checked(size_t n, av_err *err); /* NULL + message on failure */
 /* n bytes (uninitialized) for a large buffer soon written whole (activations, staging, scratch), aligned to
  * `align` (a power of two up to 2 MiB) or more: from 2 MiB up aligned to 2 MiB and advised as transparent
  * huge pages, so its first touch takes a fault per 2 MiB instead of one per 4 KiB page (1.4-10 us each on
- * the VMs of docs/BENCHMARKS.md, "Huge pages for the forward pass's buffers (session 37)"). NULL when
- * memory runs out; free() it. */
+ * the VMs of docs/BENCHMARKS.md, "K-quant factors without a gather, huge pages for the forward pass's
+ * buffers (session 37)"). NULL when memory runs out; free() it. */
 void *av_alloc_large(size_t n, size_t align);
 /* SplitMix64 (Steele, Lea, Flood 2014): the next value of the stream whose state is *state (start it at a
  * seed). Reproducible across platforms; scripts/train_induction.py and scripts/ref_attrib.py replay it. */

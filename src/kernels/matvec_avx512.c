@@ -153,8 +153,8 @@ AI __m512 k_table(float s, float m, float from) {
  * the two halves of a register by a permute, its 6-bit integers unpacked by scalar code enter a register
  * whole (not through byte stores and a vector load, which the store buffer cannot forward): 5 vector
  * operations (convert, permute, widen, convert, multiply). One 16-lane gather of all nb d and dmin instead
- * took ~8% of a 2048-wide Q4_K row on Zen 5, whose gathers are slow (docs/BENCHMARKS.md, "K-quant factors
- * without a gather (session 37)"). f: (nb, 16) */
+ * cost 3-5% of a Q4_K row on Zen 5, whose gathers are slow (docs/BENCHMARKS.md, "K-quant factors without a
+ * gather, huge pages for the forward pass's buffers (session 37)"). f: (nb, 16) */
 enum { K_GROUP = 16 };
 AI void k_factors(const uint8_t *b, size_t bytes, int nb, float (*f)[16]) {
     const __m512i halves = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
