@@ -161,7 +161,7 @@ AI void k_factors(const uint8_t *b, size_t bytes, int nb, float (*f)[16]) {
     for (int i = 0; i < nb; i++, b += bytes) {
         uint64_t sc, mn;
         av_k_scales_mins8(b + offsetof(av_block_q4_k, scales), &sc, &mn);
-        __m128 dm = _mm_cvtph_ps(_mm_cvtsi32_si128((int)av_load_le32(b))); /* d, dmin */
+        __m128 dm = _mm_maskz_cvtph_ps(3, _mm_cvtsi32_si128((int)av_load_le32(b))); /* d, dmin */
         __m512 d = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(dm));
         __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)mn, (long long)sc)));
         _mm512_storeu_ps(f[i], _mm512_mul_ps(d, v));
