@@ -231,42 +231,54 @@ AI void row_q5_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int
     }
 }
 
-/* Q6_K: half h (128 values) takes low 4 bits from ql[64h ..] (values 0-63: low nibbles of its 64 bytes,
- * 64-127: high nibbles) and 2 high bits from qh[32h + l] (bits 2k, 2k + 1 for value 32k + l). 64 values at a
- * time: byte lanes 0-31 are values 32k + l, lanes 32-63 values 32(k + 1) + l, in order. */
-AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
-    const av_block_q6_k *b = w;
+/* Q6_K's integers q - 32 in value order, q (256), and s (16) = d * sc of each 16 values (ggml's) of
+ * super-block b. Half h (128 values) takes low 4 bits from ql[64h ..] (values 0-63: low nibbles of its 64
+ * bytes, 64-127: high nibbles) and 2 high bits from qh[32h + l] (bits 2k, 2k + 1 for value 32k + l), 64
+ * values at a time: byte lanes 0-31 are values 32k + l, lanes 32-63 values 32(k + 1) + l, in order. */
+AI void q6_unpack(const av_block_q6_k *b, int8_t q[AV_QK_K], float s[16]) {
     const __m512i up = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);     /* k = 0, 1 */
     const __m512i down = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1); /* k = 2, 3 */
     const __m512i low4 = _mm512_set1_epi8(0x0f), high2 = _mm512_set1_epi8(0x30), bias = _mm512_set1_epi8(32);
-    for (int64_t i = 0; i < n / AV_QK_K; i++, x += AV_QK_K) {
+    _mm512_storeu_ps(
+        s,
+        _mm512_mul_ps(_mm512_set1_ps(av_half(b->d)),
+                      _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->scales)))));
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m512i ql = _mm512_loadu_si512(b->ql + 64 * h);
+        __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b->qh + 32 * h)));
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; half++) { /* k = 0, 1, then k = 2, 3 */
+            __m512i lo = half ? _mm512_srli_epi16(ql, 4) : ql;
+            __m512i hi = half ? _mm512_srlv_epi16(qh, down) : _mm512_sllv_epi16(qh, up);
+            __m512i q6 = _mm512_ternarylogic_epi32(lo, low4, _mm512_and_si512(hi, high2), 0xea); /* a&b|c */
+            _mm512_store_si512(q + 128 * h + 64 * half, _mm512_sub_epi8(q6, bias));
+        }
+    }
+}
+
+/* Q6_K: ggml's (d * sc) * (q - 32), the integers widened 16 at a time from memory (a load and one shuffle;
+ * from a register the upper quarters take an extraction more). Super-block i + 1 is unpacked while
+ * super-block i is multiplied, so the loads read bytes stored a super-block earlier: read back from the
+ * stores just made, each waited for them (Zen 5: 1.24-1.38x slower, docs/BENCHMARKS.md "Q6_K unpacked one
+ * ahead, legacy scales without a gather (session 38)"; the AVX2 kernels' row_k56 likewise). */
+AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+    const av_block_q6_k *b = w;
+    const int64_t blocks = n / AV_QK_K;
+    _Alignas(64) int8_t q[2][AV_QK_K]; /* [i & 1]: super-block i's */
+    _Alignas(64) float s[2][16];
+    if (blocks > 0) q6_unpack(&b[0], q[0], s[0]);
+    for (int64_t i = 0; i < blocks; i++, x += AV_QK_K) {
         av_mv_prefetch(&b[i], sizeof b[i]);
-        float s[16]; /* ggml: d * sc of each 16 values */
-        _mm512_storeu_ps(s, _mm512_mul_ps(_mm512_set1_ps(av_half(b[i].d)),
-                                          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
-                                              _mm_loadu_si128((const __m128i *)b[i].scales)))));
-        VIA_MEMORY();
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            __m512i ql = _mm512_loadu_si512(b[i].ql + 64 * h);
-            __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b[i].qh + 32 * h)));
-#pragma GCC unroll 2
-            for (int half = 0; half < 2; half++) { /* k = 0, 1, then k = 2, 3 */
-                __m512i lo = half ? _mm512_srli_epi16(ql, 4) : ql;
-                __m512i hi = half ? _mm512_srlv_epi16(qh, down) : _mm512_sllv_epi16(qh, up);
-                __m512i q6 =
-                    _mm512_ternarylogic_epi32(lo, low4, _mm512_and_si512(hi, high2), 0xea); /* a&b|c */
-                _Alignas(64) int8_t q[64];
-                _mm512_store_si512(q, _mm512_sub_epi8(q6, bias));
-                VIA_MEMORY(); /* else GCC widens from registers, after an extraction (two shuffles) */
-#pragma GCC unroll 4
-                for (int g = 0; g < 4; g++) { /* ggml: (d * sc) * (q - 32) */
-                    __m512 v = _mm512_cvtepi32_ps(
-                        _mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)(q + 16 * g))));
-                    fma_x(a, nx, g, _mm512_mul_ps(_mm512_set1_ps(s[8 * h + 4 * half + g]), v),
-                          x + 128 * h + 64 * half + 16 * g, ldx);
-                }
-            }
+        if (i + 1 < blocks) q6_unpack(&b[i + 1], q[(i + 1) & 1], s[(i + 1) & 1]);
+        VIA_MEMORY(); /* else GCC widens from registers, after an extraction (two shuffles) */
+        const int8_t *qi = q[i & 1];
+        const float *si = s[i & 1];
+#pragma GCC unroll 16
+        for (int g = 0; g < 16; g++) {
+            __m512 v =
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_load_si128((const __m128i *)(qi + 16 * g))));
+            fma_x(a, nx, g % 4, _mm512_mul_ps(_mm512_set1_ps(si[g]), v), x + 16 * g, ldx);
         }
     }
 }
