@@ -27,25 +27,19 @@ static inline void row_scalar(av_dtype t, const void *w, const float *x, int64_t
     }
 }
 
-static void row_scalar_f32(const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {
-    row_scalar(AV_DTYPE_F32, w, x, ldx, n, nx, out);
-}
-static void row_scalar_f16(const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {
-    row_scalar(AV_DTYPE_F16, w, x, ldx, n, nx, out);
-}
-static void row_scalar_bf16(const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {
-    row_scalar(AV_DTYPE_BF16, w, x, ldx, n, nx, out);
-}
+AV_MV_ROWS_FN(rows_scalar_f32, row_scalar, AV_DTYPE_F32)
+AV_MV_ROWS_FN(rows_scalar_f16, row_scalar, AV_DTYPE_F16)
+AV_MV_ROWS_FN(rows_scalar_bf16, row_scalar, AV_DTYPE_BF16)
 
-static av_mv_row_fn kernel_of(av_gemm_path p, av_dtype t) {
+static av_mv_rows_fn kernel_of(av_gemm_path p, av_dtype t) {
     switch (p) {
     case AV_GEMM_AVX512:
-    case AV_GEMM_AMX: return av_mv_row_avx512(t);
-    case AV_GEMM_AVX2: return av_mv_row_avx2(t);
+    case AV_GEMM_AMX: return av_mv_rows_avx512(t);
+    case AV_GEMM_AVX2: return av_mv_rows_avx2(t);
     case AV_GEMM_SCALAR:
-        return t == AV_DTYPE_F32    ? row_scalar_f32
-               : t == AV_DTYPE_F16  ? row_scalar_f16
-               : t == AV_DTYPE_BF16 ? row_scalar_bf16
+        return t == AV_DTYPE_F32    ? rows_scalar_f32
+               : t == AV_DTYPE_F16  ? rows_scalar_f16
+               : t == AV_DTYPE_BF16 ? rows_scalar_bf16
                                     : NULL;
     default: /* sgemm: OpenBLAS has no matrix-vector product on stored weights; the fastest own path */
         return kernel_of(av_gemm_path_supported(AV_GEMM_AVX512) ? AV_GEMM_AVX512
@@ -56,51 +50,54 @@ static av_mv_row_fn kernel_of(av_gemm_path p, av_dtype t) {
 }
 
 typedef struct mv_job {
-    const av_tensor *w[AV_MATMUL_MANY_MAX];  /* (out_i, in) */
-    float *y[AV_MATMUL_MANY_MAX];            /* (n, out_i) */
-    av_mv_row_fn kernel[AV_MATMUL_MANY_MAX]; /* NULL: expand blocks for f32 */
-    int64_t first[AV_MATMUL_MANY_MAX + 1];   /* weight i's rows are [first[i], first[i + 1]) of the call */
-    int64_t chunk;                           /* rows per claim, at most */
-    int threads;                             /* the threads of the call (av_guided_share) */
-    atomic_llong next;                       /* the first row no thread has claimed */
+    const av_tensor *w[AV_MATMUL_MANY_MAX];   /* (out_i, in) */
+    float *y[AV_MATMUL_MANY_MAX];             /* (n, out_i) */
+    av_mv_rows_fn kernel[AV_MATMUL_MANY_MAX]; /* NULL: expand blocks for f32 */
+    int64_t first[AV_MATMUL_MANY_MAX + 1];    /* weight i's rows are [first[i], first[i + 1]) of the call */
+    int64_t chunk;                            /* rows per claim, at most */
+    int threads;                              /* the threads of the call (av_guided_share) */
+    atomic_llong next;                        /* the first row no thread has claimed */
     int count, n;
     int64_t in;
     const float *x; /* (n, in) */
-    av_mv_row_fn f32;
+    av_mv_rows_fn f32;
 } mv_job;
 
-/* out (nx) = x rows (nx, in) dotted with weight row r of w, through an f32 buffer (CHUNK) of its values. */
-static void row_expanded(const mv_job *j, const av_tensor *w, int64_t r, const float *x, int nx, float *out,
-                         float *buf) {
-    for (int i = 0; i < nx; i++)
-        out[i] = 0;
+/* y[i * ldy] (i < nx) = x rows (nx, in) dotted with weight row r of w, through an f32 buffer (CHUNK) of its
+ * values. */
+static void row_expanded(const mv_job *j, const av_tensor *w, int64_t r, const float *x, int nx, float *y,
+                         int64_t ldy, float *buf) {
+    float sum[AV_MV_NX] = {0};
     for (int64_t k0 = 0; k0 < j->in; k0 += CHUNK) {
         int kc = j->in - k0 < CHUNK ? (int)(j->in - k0) : CHUNK;
         float part[AV_MV_NX];
         av_weight_block_f32(w, r, k0, kc, buf);
-        j->f32(buf, x + k0, j->in, kc, nx, part);
+        j->f32(buf, 0, 1, x + k0, j->in, kc, nx, part, 1);
         for (int i = 0; i < nx; i++)
-            out[i] += part[i];
+            sum[i] += part[i];
     }
+    for (int i = 0; i < nx; i++)
+        y[i * ldy] = sum[i];
 }
 
-/* Rows [r0, r1) of weight i, each against every row of x while it is in cache. */
+/* Rows [r0, r1) of weight i against every row of x: AV_MV_NX rows of x per kernel call, so with more rows of
+ * x than that each block of MIN_ROWS weight rows is read again while it is still in cache. */
 static void mv_rows(const mv_job *j, int i, int64_t r0, int64_t r1, float *buf) {
     const av_tensor *w = j->w[i];
     size_t row_bytes = av_tensor_row_bytes(w);
-    int64_t out = w->shape[0];
-    for (int64_t r = r0; r < r1; r++) {
-        const char *row = (const char *)w->data + (size_t)r * row_bytes;
+    int64_t out = w->shape[0], block = j->n > AV_MV_NX ? MIN_ROWS : r1 - r0;
+    for (int64_t b0 = r0; b0 < r1; b0 += block) {
+        int64_t rows = r1 - b0 < block ? r1 - b0 : block;
         for (int i0 = 0; i0 < j->n; i0 += AV_MV_NX) {
             int nx = j->n - i0 < AV_MV_NX ? j->n - i0 : AV_MV_NX;
             const float *x = j->x + (size_t)i0 * (size_t)j->in;
-            float dots[AV_MV_NX];
+            float *y = j->y[i] + (size_t)i0 * (size_t)out + (size_t)b0; /* (nx, out) from row b0 */
             if (j->kernel[i])
-                j->kernel[i](row, x, j->in, j->in, nx, dots);
+                j->kernel[i]((const char *)w->data + (size_t)b0 * row_bytes, row_bytes, rows, x, j->in, j->in,
+                             nx, y, out);
             else
-                row_expanded(j, w, r, x, nx, dots, buf);
-            for (int k = 0; k < nx; k++)
-                j->y[i][(size_t)(i0 + k) * (size_t)out + (size_t)r] = dots[k];
+                for (int64_t r = 0; r < rows; r++)
+                    row_expanded(j, w, b0 + r, x, nx, y + r, out, buf);
         }
     }
 }

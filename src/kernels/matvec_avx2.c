@@ -249,6 +249,6 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
     }
 }
 
-AV_MV_ROW_TABLE(row_kind)
+AV_MV_ROWS_TABLE(row_kind)
 
-av_mv_row_fn av_mv_row_avx2(av_dtype t) { return mv_row_for(t); }
+av_mv_rows_fn av_mv_rows_avx2(av_dtype t) { return mv_rows_for(t); }

@@ -306,6 +306,6 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
             _mm512_add_ps(_mm512_add_ps(a.v[i][0], a.v[i][1]), _mm512_add_ps(a.v[i][2], a.v[i][3])));
 }
 
-AV_MV_ROW_TABLE(row_kind)
+AV_MV_ROWS_TABLE(row_kind)
 
-av_mv_row_fn av_mv_row_avx512(av_dtype t) { return mv_row_for(t); }
+av_mv_rows_fn av_mv_rows_avx512(av_dtype t) { return mv_rows_for(t); }
