@@ -261,7 +261,7 @@ AI void q6_unpack(const av_block_q6_k *b, int8_t q[AV_QK_K], float s[16]) {
  * from a register the upper quarters take an extraction more). Super-block i + 1 is unpacked while
  * super-block i is multiplied, so the loads read bytes stored a super-block earlier: read back from the
  * stores just made, each waited for them (Zen 5: 1.24-1.38x slower, docs/BENCHMARKS.md "Q6_K unpacked one
- * ahead, legacy scales without a gather (session 38)"; the AVX2 kernels' row_k56 likewise). */
+ * ahead, row kernels on blocks of rows (session 38)"; the AVX2 kernels' row_k56 likewise). */
 AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     const av_block_q6_k *b = w;
     const int64_t blocks = n / AV_QK_K;
