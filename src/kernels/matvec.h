@@ -48,7 +48,7 @@ av_mv_k_factors8(uint16_t d, uint16_t dmin, const uint8_t *scales, float s[8], f
 
 /* y[i * ldy + r] = sum_k w_r[k] x[i * ldx + k] for r < rows, i < nx (1 <= nx <= AV_MV_NX), k < n: w_r = w +
  * r * row_bytes, weight rows of the kernel's dtype (n values each, a whole number of its blocks). A kernel
- * takes a block of rows, not one: a call per row cost 2-5% of a Q4_K or Q6_K product (docs/BENCHMARKS.md,
+ * takes a block of rows, not one: a call per row cost 2-10% of a 1-row product (docs/BENCHMARKS.md,
  * "Q6_K unpacked one ahead, row kernels on blocks of rows (session 38)"). Every kernel of a path keeps the
  * same partial sums (value k goes to lane-group k / VL % 4, in increasing k), so a quantized row gives the
  * bits of its F32 expansion on the same path. */
