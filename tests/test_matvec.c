@@ -133,8 +133,17 @@ static void matvec_split_invariant(av_gemm_path path) {
  * the bits its F32 expansion gives (each value expanded exactly, into the F32 kernel's lane and slot, in
  * order), whatever the conversion sequence and prefetch schedule. Widths up to 4096 (the expanded path's
  * block) on the scalar path, so that its expanded rows are one block too; on the vector paths also 4352
- * (17 super-blocks: past the AVX-512 K-quant kernels' group of 16 whose factors are computed at once). */
+ * (17 super-blocks: past the AVX-512 K-quant kernels' group of 16 whose factors are computed at once), with
+ * the block scales gathered and converted in place (av_fast_gathers: the AVX-512 kernels have both). */
+static void matvec_bits_of_f32_with(av_gemm_path path, int fast_gathers);
 static void matvec_bits_of_f32(av_gemm_path path) {
+    for (int g = 0; g < 2; g++)
+        matvec_bits_of_f32_with(path, g);
+    av_fast_gathers_set(-1);
+}
+
+static void matvec_bits_of_f32_with(av_gemm_path path, int fast_gathers) {
+    av_fast_gathers_set(fast_gathers);
     enum { OUT = 19 };
     static const int widths[] = {256, 2304, 4096, 4352};
     static const av_dtype own[] = {AV_DTYPE_F16,  AV_DTYPE_BF16, AV_DTYPE_Q8_0, AV_DTYPE_Q4_0,
@@ -155,8 +164,8 @@ static void matvec_bits_of_f32(av_gemm_path path) {
                 av_matmul(yq, x, &w, n, NULL, 2);
                 av_matmul(yf, x, &w32, n, NULL, 2);
                 int same = memcmp(yq, yf, sizeof(float) * (size_t)n * OUT) == 0;
-                CHECKF(same, "%s, %d x %d x %d: not the bits of the F32 expansion on %s",
-                       av_dtype_name(own[ti]), n, OUT, in, av_gemm_path_name(path));
+                CHECKF(same, "%s, %d x %d x %d: not the bits of the F32 expansion on %s (gathers %d)",
+                       av_dtype_name(own[ti]), n, OUT, in, av_gemm_path_name(path), fast_gathers);
             }
             free(wf), free(x), free(yq), free(yf), free((void *)w.data);
         }

@@ -16,7 +16,8 @@ static const char *const path_names[AV_GEMM_PATH_COUNT] = {"scalar", "avx2", "av
 _Static_assert(sizeof path_names / sizeof *path_names == AV_GEMM_PATH_COUNT, "one name per path");
 
 static int supported[AV_GEMM_PATH_COUNT];
-static atomic_int current = -1;
+static int intel; /* the CPUID vendor is GenuineIntel */
+static atomic_int current = -1, fast_gathers = -1;
 static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 
 const char *av_gemm_path_name(av_gemm_path p) {
@@ -43,7 +44,9 @@ static unsigned long long xcr0(void) {
 static void detect(void) {
     unsigned a, b, c, d;
     supported[AV_GEMM_SCALAR] = supported[AV_GEMM_SGEMM] = 1;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c >> 27 & 1)) return; /* no OSXSAVE: no xgetbv */
+    if (__get_cpuid(0, &a, &b, &c, &d)) /* the vendor string is in ebx, edx, ecx */
+        intel = b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e; /* "Genu" "ineI" "ntel" */
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c >> 27 & 1)) return;     /* no OSXSAVE: no xgetbv */
     int fma = c >> 12 & 1, avx = c >> 28 & 1, f16c = c >> 29 & 1;
     unsigned long long os = xcr0();
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
@@ -102,3 +105,11 @@ int av_gemm_path_set(av_gemm_path p) {
 }
 
 int av_amx_ready(void) { return av_gemm_path_supported(AV_GEMM_AMX); }
+
+int av_fast_gathers(void) {
+    pthread_once(&detect_once, choose);
+    int forced = atomic_load(&fast_gathers);
+    return forced >= 0 ? forced : intel;
+}
+
+void av_fast_gathers_set(int fast) { atomic_store(&fast_gathers, fast < 0 ? -1 : fast != 0); }

@@ -47,6 +47,14 @@ int av_gemm_path_set(av_gemm_path p);                     /* 0, or -1 (unchanged
 /* 1 when this process can use AMX-BF16 tiles: CPU features, OS state and permission, checked once. */
 int av_amx_ready(void);
 
+/* 1 when the CPU's vector gathers are fast enough to fetch scattered block scales (Intel's), 0 where a
+ * 16-lane gather costs more than converting each scale where it is used (AMD's Zen): the AVX-512
+ * matrix-vector kernels fetch their scales as it says (docs/BENCHMARKS.md, "Scales by gather on Intel, in
+ * place on AMD (session 38)"). av_fast_gathers_set forces the answer (0 or 1; -1: the CPU's again), for
+ * tests. */
+int av_fast_gathers(void);
+void av_fast_gathers_set(int fast);
+
 /* C (m, n) = alpha op(A) op(B) + beta C, row-major f32 like cblas_sgemm(CblasRowMajor, ...): op(A) (m, k) is
  * A (m, k) with row stride lda, or A^T for A (k, m) when trans_a; op(B) (k, n) is B (k, n), or B^T for B (n,
  * k) when trans_b. beta == 0 never reads C. Runs on the path's micro-kernel (OpenBLAS on the sgemm path),

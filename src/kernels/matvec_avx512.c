@@ -12,6 +12,9 @@
  *    take, (i - 8) * d or s * i - m (s * i is exact: at most 11 + 6 + 5 bits, so the fused s * i - m rounds
  *    once, as the product and difference do), looked up by the integers with one permute; Q4_K's and Q5_K's
  *    factors 16 super-blocks at a time, ahead of their values.
+ * The f16 block scales (Q8_0, Q4_0; Q4_K's and Q5_K's d and dmin) come by 16-lane gathers where those are
+ * fast (av_fast_gathers: Intel), else each block's is converted where it is used (AMD's Zen, whose gathers
+ * cost more than the conversions): two instantiations of the four kernels, chosen per call.
  * Every kernel is bound by its count of vector operations per value on the two 512-bit ports (a permute or
  * widening on port 5, shifts on port 0, conversions, multiplies and fused multiply-adds on either): measured
  * at 80-90% of that budget, docs/BENCHMARKS.md "Value expansion (session 26, later)".
@@ -83,20 +86,20 @@ AI void row_float(av_dtype t, acc *a, int nx, const void *w, const float *x, int
 
 /* One block, values k0 .. k0 + 32 of x (k0: 0 or 32 in a pair of blocks, so every slot is a constant); d: its
  * scale as f32. */
-AI void legacy_block(av_dtype t, acc *a, int nx, const void *blk, const float *d, const float *x, int64_t ldx,
+AI void legacy_block(av_dtype t, acc *a, int nx, const void *blk, float d, const float *x, int64_t ldx,
                      int k0) {
     if (t == AV_DTYPE_Q8_0) {
         const av_block_q8_0 *b = blk;
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) { /* ggml: q * d */
             __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16 * h)));
-            fma_x(a, nx, k0 / 16 + h, _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(*d)),
+            fma_x(a, nx, k0 / 16 + h, _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(d)),
                   x + k0 + 16 * h, ldx);
         }
     } else { /* Q4_0 */
         const av_block_q4_0 *b = blk;
         const __m512 centered = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
-        __m512 lut = _mm512_mul_ps(centered, _mm512_set1_ps(*d)); /* ggml: (q - 8) * d */
+        __m512 lut = _mm512_mul_ps(centered, _mm512_set1_ps(d)); /* ggml: (q - 8) * d */
         __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b->qs));
         /* values 0-15: low nibbles (the permute reads an index's low 4 bits), 16-31: high nibbles */
         fma_x(a, nx, k0 / 16, _mm512_permutexvar_ps(q, lut), x + k0, ldx);
@@ -117,23 +120,32 @@ AI void legacy_scales(const uint8_t *b, size_t bytes, int nb, float *d) {
     }
 }
 
-enum { LEGACY_GROUP = 128 }; /* legacy blocks whose scales are converted at a time */
+/* The f16 scale of the block at b as f32, converted where it is used. */
+AI float legacy_scale(const uint8_t *b) {
+    return _mm_cvtss_f32(_mm_maskz_cvtph_ps(1, _mm_cvtsi32_si128(b[0] | b[1] << 8)));
+}
 
-AI void row_legacy(av_dtype t, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+enum { LEGACY_GROUP = 128 }; /* legacy blocks whose scales are gathered at a time */
+
+/* gather: the scales of LEGACY_GROUP blocks by gathers, ahead of their blocks (broadcast back from memory:
+ * no vector port); else each block's converted where it is used (a conversion and a broadcast more per block,
+ * no gather: 1.16x (Q4_0) and 1.17x (Q8_0) as fast on Zen 5, whose gathers are slow). */
+AI void row_legacy(av_dtype t, int gather, acc *a, int nx, const void *w, const float *x, int64_t ldx,
+                   int64_t n) {
     size_t bytes = t == AV_DTYPE_Q8_0 ? sizeof(av_block_q8_0) : sizeof(av_block_q4_0);
     const uint8_t *b = w;
     float d[LEGACY_GROUP];
     for (int64_t b0 = 0; b0 < n / AV_QK; b0 += LEGACY_GROUP) {
         int nb = n / AV_QK - b0 < LEGACY_GROUP ? (int)(n / AV_QK - b0) : LEGACY_GROUP, i = 0;
-        legacy_scales(b, bytes, nb, d);
+        if (gather) legacy_scales(b, bytes, nb, d);
         VIA_MEMORY();
         for (; i + 2 <= nb; i += 2, b += 2 * bytes, x += 2 * AV_QK) {
             av_mv_prefetch(b, t == AV_DTYPE_Q8_0 ? 2 * sizeof(av_block_q8_0) : 2 * sizeof(av_block_q4_0));
-            legacy_block(t, a, nx, b, d + i, x, ldx, 0);
-            legacy_block(t, a, nx, b + bytes, d + i + 1, x, ldx, 32);
+            legacy_block(t, a, nx, b, gather ? d[i] : legacy_scale(b), x, ldx, 0);
+            legacy_block(t, a, nx, b + bytes, gather ? d[i + 1] : legacy_scale(b + bytes), x, ldx, 32);
         }
         if (i < nb) { /* an odd count only in the last group (LEGACY_GROUP is even) */
-            legacy_block(t, a, nx, b, d + i, x, ldx, 0);
+            legacy_block(t, a, nx, b, gather ? d[i] : legacy_scale(b), x, ldx, 0);
             b += bytes, x += AV_QK;
         }
     }
@@ -149,32 +161,46 @@ AI __m512 k_table(float s, float m, float from) {
 
 /* The factors of nb <= K_GROUP Q4_K or Q5_K super-blocks `bytes` apart (both begin with d, dmin and the
  * packed scales): f[i] = the eight sub-blocks' scales s = d * sc, then their mins m = dmin * mn (ggml's d1,
- * m1; the products of av_mv_k_factors8). Each super-block's d and dmin are converted together and spread to
- * the two halves of a register by a permute, its 6-bit integers unpacked by scalar code enter a register
- * whole (not through byte stores and a vector load, which the store buffer cannot forward): 5 vector
- * operations (convert, permute, widen, convert, multiply). One 16-lane gather of all nb d and dmin instead
- * cost 3-5% of a Q4_K row on Zen 5, whose gathers are slow (docs/BENCHMARKS.md, "K-quant factors without a
- * gather, huge pages for the forward pass's buffers (session 37)"). f: (nb, 16) */
+ * m1; the products of av_mv_k_factors8). The 6-bit integers are unpacked by scalar code and enter a register
+ * whole (not through byte stores and a vector load, which the store buffer cannot forward). d and dmin:
+ * gather: of all nb by one 16-lane gather and two f16 conversions, broadcast back from memory (4 vector
+ * operations per super-block: widen, convert, blend, multiply; +8-10% on Intel, docs/BENCHMARKS.md "Value
+ * expansion (session 26, later)"); else each super-block's converted together and spread to the register's
+ * halves by a permute (5 operations, no gather: the gather cost 3-5% of a Q4_K row on Zen 5, "K-quant
+ * factors without a gather, huge pages for the forward pass's buffers (session 37)"). f: (nb, 16) */
 enum { K_GROUP = 16 };
-AI void k_factors(const uint8_t *b, size_t bytes, int nb, float (*f)[16]) {
+AI void k_factors(int gather, const uint8_t *b, size_t bytes, int nb, float (*f)[16]) {
     const __m512i halves = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    float dmf[2 * K_GROUP]; /* gather: (nb, 2) d, dmin */
+    if (gather) {
+        const __m512i at =
+            _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                               _mm512_set1_epi32((int)bytes));
+        __mmask16 live = nb >= 16 ? 0xffff : (__mmask16)((1u << nb) - 1);
+        __m512i dm = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), live, at, b, 1);
+        _mm512_storeu_ps(dmf, _mm512_cvtph_ps(_mm512_castsi512_si256(dm)));
+        _mm512_storeu_ps(dmf + 16, _mm512_cvtph_ps(_mm512_extracti64x4_epi64(dm, 1)));
+        VIA_MEMORY();
+    }
     for (int i = 0; i < nb; i++, b += bytes) {
         uint64_t sc, mn;
         av_k_scales_mins8(b + offsetof(av_block_q4_k, scales), &sc, &mn);
-        __m128 dm = _mm_maskz_cvtph_ps(3, _mm_cvtsi32_si128((int)av_load_le32(b))); /* d, dmin */
-        __m512 d = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(dm));
+        __m512 d =
+            gather ? _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(dmf[2 * i]), _mm512_set1_ps(dmf[2 * i + 1]))
+                   : _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_maskz_cvtph_ps(
+                                                       3, _mm_cvtsi32_si128((int)av_load_le32(b)))));
         __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_set_epi64x((long long)mn, (long long)sc)));
         _mm512_storeu_ps(f[i], _mm512_mul_ps(d, v));
     }
 }
 
 /* Sub-blocks 2p (low nibbles of qs[32p .. 32p + 32)) and 2p + 1 (high nibbles) are values 64p .. 64p + 64. */
-AI void row_q4_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+AI void row_q4_k(int gather, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     const av_block_q4_k *b = w;
     float f[K_GROUP][16]; /* the factors of K_GROUP super-blocks */
     for (int64_t i0 = 0; i0 < n / AV_QK_K; i0 += K_GROUP) {
         int nb = n / AV_QK_K - i0 < K_GROUP ? (int)(n / AV_QK_K - i0) : K_GROUP;
-        k_factors((const uint8_t *)&b[i0], sizeof *b, nb, f);
+        k_factors(gather, (const uint8_t *)&b[i0], sizeof *b, nb, f);
         VIA_MEMORY();
         for (int i = 0; i < nb; i++, x += AV_QK_K) {
             const uint8_t *qs = b[i0 + i].qs;
@@ -202,12 +228,12 @@ AI __m512 q5_value(__m512i nib, __m512i qh, int j, __m512 lo, __m512 hi) {
     return _mm512_permutex2var_ps(lo, idx, hi);
 }
 
-AI void row_q5_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
+AI void row_q5_k(int gather, acc *a, int nx, const void *w, const float *x, int64_t ldx, int64_t n) {
     const av_block_q5_k *b = w;
     float f[K_GROUP][16]; /* the factors of K_GROUP super-blocks */
     for (int64_t i0 = 0; i0 < n / AV_QK_K; i0 += K_GROUP) {
         int nb = n / AV_QK_K - i0 < K_GROUP ? (int)(n / AV_QK_K - i0) : K_GROUP;
-        k_factors((const uint8_t *)&b[i0], sizeof *b, nb, f);
+        k_factors(gather, (const uint8_t *)&b[i0], sizeof *b, nb, f);
         VIA_MEMORY();
         for (int i = 0; i < nb; i++, x += AV_QK_K) {
             const av_block_q5_k *bi = &b[i0 + i];
@@ -285,7 +311,9 @@ AI void row_q6_k(acc *a, int nx, const void *w, const float *x, int64_t ldx, int
 
 /* ---- one kernel per dtype, instantiated for 1 .. AV_MV_NX rows of x ---- */
 
-AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {
+/* gather: block scales fetched by gathers (av_fast_gathers: Intel), else converted in place (AMD). */
+AI void row_body(av_dtype t, int gather, const void *w, const float *x, int64_t ldx, int64_t n, int nx,
+                 float *out) {
     acc a;
 #pragma GCC unroll 4
     for (int i = 0; i < nx; i++)
@@ -294,9 +322,9 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
             a.v[i][s] = _mm512_setzero_ps();
     switch (t) {
     case AV_DTYPE_Q8_0:
-    case AV_DTYPE_Q4_0: row_legacy(t, &a, nx, w, x, ldx, n); break;
-    case AV_DTYPE_Q4_K: row_q4_k(&a, nx, w, x, ldx, n); break;
-    case AV_DTYPE_Q5_K: row_q5_k(&a, nx, w, x, ldx, n); break;
+    case AV_DTYPE_Q4_0: row_legacy(t, gather, &a, nx, w, x, ldx, n); break;
+    case AV_DTYPE_Q4_K: row_q4_k(gather, &a, nx, w, x, ldx, n); break;
+    case AV_DTYPE_Q5_K: row_q5_k(gather, &a, nx, w, x, ldx, n); break;
     case AV_DTYPE_Q6_K: row_q6_k(&a, nx, w, x, ldx, n); break;
     default: row_float(t, &a, nx, w, x, ldx, n); break;
     }
@@ -306,6 +334,27 @@ AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t
             _mm512_add_ps(_mm512_add_ps(a.v[i][0], a.v[i][1]), _mm512_add_ps(a.v[i][2], a.v[i][3])));
 }
 
-AV_MV_ROWS_TABLE(row_kind)
+AI void row_kind(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {
+    row_body(t, 0, w, x, ldx, n, nx, out);
+}
 
-av_mv_rows_fn av_mv_rows_avx512(av_dtype t) { return mv_rows_for(t); }
+AI void row_gathered(av_dtype t, const void *w, const float *x, int64_t ldx, int64_t n, int nx, float *out) {
+    row_body(t, 1, w, x, ldx, n, nx, out);
+}
+
+AV_MV_ROWS_TABLE(row_kind)
+AV_MV_ROWS_FN(mv_rows_q8_0_gathered, row_gathered, AV_DTYPE_Q8_0)
+AV_MV_ROWS_FN(mv_rows_q4_0_gathered, row_gathered, AV_DTYPE_Q4_0)
+AV_MV_ROWS_FN(mv_rows_q4_k_gathered, row_gathered, AV_DTYPE_Q4_K)
+AV_MV_ROWS_FN(mv_rows_q5_k_gathered, row_gathered, AV_DTYPE_Q5_K)
+
+av_mv_rows_fn av_mv_rows_avx512(av_dtype t) {
+    if (av_fast_gathers()) switch (t) {
+        case AV_DTYPE_Q8_0: return mv_rows_q8_0_gathered;
+        case AV_DTYPE_Q4_0: return mv_rows_q4_0_gathered;
+        case AV_DTYPE_Q4_K: return mv_rows_q4_k_gathered;
+        case AV_DTYPE_Q5_K: return mv_rows_q5_k_gathered;
+        default: break;
+        }
+    return mv_rows_for(t);
+}
