@@ -171,12 +171,33 @@ static void matvec_bits_of_f32_with(av_gemm_path path, int fast_gathers) {
         }
 }
 
+/* av_fast_gathers follows the CPU's vendor (/proc/cpuinfo's vendor_id: 1 for GenuineIntel) unless forced, and
+ * av_fast_gathers_set(-1) gives the CPU's answer back. */
+static void fast_gathers_follow_vendor(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) SKIP("no /proc/cpuinfo");
+    char line[256], vendor[64] = "";
+    while (!vendor[0] && fgets(line, sizeof line, f))
+        if (sscanf(line, "vendor_id : %63s", vendor) != 1) vendor[0] = 0;
+    fclose(f);
+    if (!vendor[0]) SKIP("no vendor_id in /proc/cpuinfo");
+    CHECKF(av_fast_gathers() == (strcmp(vendor, "GenuineIntel") == 0), "vendor %s: av_fast_gathers() = %d",
+           vendor, av_fast_gathers());
+    av_fast_gathers_set(1);
+    CHECK(av_fast_gathers() == 1);
+    av_fast_gathers_set(0);
+    CHECK(av_fast_gathers() == 0);
+    av_fast_gathers_set(-1);
+    CHECK(av_fast_gathers() == (strcmp(vendor, "GenuineIntel") == 0));
+}
+
 ON_ALL_PATHS(matvec_within_bound)
 ON_OWN_PATHS(matvec_bits_of_f32)
 ON_PATH(matvec_bits_of_f32, AMX) /* the sgemm path keeps OpenBLAS's sgemv for F32 weights */
 ON_ALL_PATHS(matvec_split_invariant)
 
 int main(void) {
+    RUN(fast_gathers_follow_vendor);
     RUN(matvec_within_bound_SCALAR);
     RUN(matvec_within_bound_AVX2);
     RUN(matvec_within_bound_AVX512);
