@@ -122,7 +122,7 @@ AI void legacy_scales(const uint8_t *b, size_t bytes, int nb, float *d) {
 
 /* The f16 scale of the block at b as f32, converted where it is used. */
 AI float legacy_scale(const uint8_t *b) {
-    return _mm_cvtss_f32(_mm_maskz_cvtph_ps(1, _mm_cvtsi32_si128(b[0] | b[1] << 8)));
+    return _mm_cvtss_f32(_mm_maskz_cvtph_ps(1, _mm_cvtsi32_si128(av_load_le16(b))));
 }
 
 enum { LEGACY_GROUP = 128 }; /* legacy blocks whose scales are gathered at a time */
@@ -137,8 +137,10 @@ AI void row_legacy(av_dtype t, int gather, acc *a, int nx, const void *w, const 
     float d[LEGACY_GROUP];
     for (int64_t b0 = 0; b0 < n / AV_QK; b0 += LEGACY_GROUP) {
         int nb = n / AV_QK - b0 < LEGACY_GROUP ? (int)(n / AV_QK - b0) : LEGACY_GROUP, i = 0;
-        if (gather) legacy_scales(b, bytes, nb, d);
-        VIA_MEMORY();
+        if (gather) {
+            legacy_scales(b, bytes, nb, d);
+            VIA_MEMORY();
+        }
         for (; i + 2 <= nb; i += 2, b += 2 * bytes, x += 2 * AV_QK) {
             av_mv_prefetch(b, t == AV_DTYPE_Q8_0 ? 2 * sizeof(av_block_q8_0) : 2 * sizeof(av_block_q4_0));
             legacy_block(t, a, nx, b, gather ? d[i] : legacy_scale(b), x, ldx, 0);
