@@ -29,8 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define AV_POOL_MAX 63     /* workers: ranges 1..63 of a 64-thread call */
-#define POOL_SPIN_NS 50000 /* the longest a parked worker or a waiting caller polls before sleeping */
+#define AV_POOL_MAX 63         /* workers: ranges 1..63 of a 64-thread call */
+#define POOL_SPIN_NS 50000     /* the longest a parked worker or a waiting caller polls before sleeping */
+#define POOL_SPIN_MIN_NS 10000 /* the shortest (spin_until) */
 
 typedef struct pool_worker {
     pthread_t thread;
@@ -98,10 +99,13 @@ static void cpu_relax(void) {
 }
 
 /* Polls ready(arg) for at most *budget ns; 1 when it became true. The budget adapts: halved by each poll
- * that ends without the event, doubled (up to POOL_SPIN_NS) by each that sees it. On a quiet machine the
- * next call comes within microseconds and the budget stays high; when the threads share a core with other
- * work, polling only delays the thread being waited for, fails, and the budget drops to a few microseconds.
- */
+ * that ends without the event (down to POOL_SPIN_MIN_NS), doubled (up to POOL_SPIN_NS) by each that sees it.
+ * On a quiet machine the next call comes within microseconds and the budget stays high; when the threads
+ * share a core with other work, polling only delays the thread being waited for, fails, and the budget
+ * drops to the floor. Without the floor it fell to nothing after a few long pauses (loading a model, a
+ * token's sampling), and a poll that gives up at once never sees an event that would double it again: the
+ * workers then slept and were woken for every call, ~90 per generated token (docs/BENCHMARKS.md, "The thread
+ * pool's polling floor (session 39)"). */
 static int spin_until(int (*ready)(const void *), const void *arg, int *budget) {
     int64_t until = 0;
     for (int i = 0;; i++) {
@@ -115,7 +119,7 @@ static int spin_until(int (*ready)(const void *), const void *arg, int *budget) 
             if (!until) {
                 until = t + *budget;
             } else if (t > until) {
-                *budget /= 2;
+                *budget = *budget / 2 > POOL_SPIN_MIN_NS ? *budget / 2 : POOL_SPIN_MIN_NS;
                 return 0;
             }
         }
