@@ -239,6 +239,9 @@ const av_asset *av_asset_find(const char *name);
 typedef void (*av_range_fn)(void *ctx, int tid, int64_t start, int64_t end);
 void av_parallel_for(int n_threads, int64_t n, av_range_fn fn, void *ctx);
 int av_default_threads(void);
+/* How long (ns) the pool's first worker polls for its next call before sleeping, 0 before it exists
+ * (threads.c's adaptive budget; for tests, between calls). */
+int av_pool_poll_budget_ns(void);
 
 /* ---- priority queue: binary heap of fixed-size elements, "before(a, b)" = a comes out first ---- */
 #define AV_HEAP_MAX_ELEM 64

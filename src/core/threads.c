@@ -39,7 +39,7 @@ typedef struct pool_worker {
     pthread_cond_t cv;
     atomic_uint seq;     /* bumped by the pool's owner for each call this worker takes part in */
     atomic_ullong claim; /* 2 * seq of the latest call, + 1 once its range is taken (worker or owner) */
-    int spin_ns;         /* the worker's polling budget (spin_until) */
+    atomic_int spin_ns;  /* the worker's polling budget (spin_until) */
 } pool_worker;
 
 static struct {
@@ -54,7 +54,7 @@ static struct {
     atomic_int remaining; /* ranges handed to workers and not yet done (by whoever took them) */
     pthread_mutex_t done_mu;
     pthread_cond_t done_cv; /* the last worker of a call signals the owner here */
-    int spin_ns;            /* the owner's polling budget while it waits for the workers */
+    atomic_int spin_ns;     /* the owner's polling budget while it waits for the workers */
     pool_worker w[AV_POOL_MAX];
 } pool = {.done_mu = PTHREAD_MUTEX_INITIALIZER, .done_cv = PTHREAD_COND_INITIALIZER, .spin_ns = POOL_SPIN_NS};
 
@@ -65,6 +65,8 @@ static void read_env(void) {
     const char *e = getenv("ATTNVIZ_POOL");
     pool_off = e && strcmp(e, "0") == 0;
 }
+
+int av_pool_poll_budget_ns(void) { return pool.n_workers > 0 ? atomic_load(&pool.w[0].spin_ns) : 0; }
 
 int av_default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -106,20 +108,23 @@ static void cpu_relax(void) {
  * token's sampling), and a poll that gives up at once never sees an event that would double it again: the
  * workers then slept and were woken for every call, ~90 per generated token (docs/BENCHMARKS.md, "The thread
  * pool's polling floor (session 39)"). */
-static int spin_until(int (*ready)(const void *), const void *arg, int *budget) {
+static int spin_until(int (*ready)(const void *), const void *arg, atomic_int *budget) {
     int64_t until = 0;
+    int b = atomic_load_explicit(budget, memory_order_relaxed); /* written by this thread only */
     for (int i = 0;; i++) {
         if (ready(arg)) {
-            *budget = *budget > POOL_SPIN_NS / 2 ? POOL_SPIN_NS : *budget * 2 + 1000;
+            atomic_store_explicit(budget, b > POOL_SPIN_NS / 2 ? POOL_SPIN_NS : b * 2 + 1000,
+                                  memory_order_relaxed);
             return 1;
         }
         cpu_relax();
         if (i % 16 == 15) {
             int64_t t = now_ns();
             if (!until) {
-                until = t + *budget;
+                until = t + b;
             } else if (t > until) {
-                *budget = *budget / 2 > POOL_SPIN_MIN_NS ? *budget / 2 : POOL_SPIN_MIN_NS;
+                atomic_store_explicit(budget, b / 2 > POOL_SPIN_MIN_NS ? b / 2 : POOL_SPIN_MIN_NS,
+                                      memory_order_relaxed);
                 return 0;
             }
         }
@@ -215,7 +220,7 @@ static void pool_grow(int want) {
         pthread_mutex_init(&w->mu, NULL);
         pthread_cond_init(&w->cv, NULL);
         atomic_store(&w->seq, 0);
-        w->spin_ns = POOL_SPIN_NS;
+        atomic_store(&w->spin_ns, POOL_SPIN_NS);
         if (start_thread(&w->thread, worker_main, w) != 0) {
             pthread_cond_destroy(&w->cv);
             pthread_mutex_destroy(&w->mu);
