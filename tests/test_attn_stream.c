@@ -4,8 +4,10 @@
  * ends, a head size that is not a multiple of the kernels' panels, soft-capping, relative-position bias, key
  * masks, sliding windows and rows that see no key; and the capturing path of the same kernel, its
  * probabilities against the reference and bit for bit against av_attention_probs (the lazy recompute), in
- * place and through a sink. */
+ * place and through a sink; and single queries (token-by-token generation, whose blocks are heads of a kv
+ * group), bit for bit against the same rows of the whole sequence's run. */
 #include "harness.h"
+#include "kernels/gemm.h"
 #include "kernels/kernels.h"
 
 #include <stdint.h>
@@ -267,6 +269,72 @@ static void test_capturing_attention_equals_reference(void) {
     free(p);
 }
 
+/* Queries one at a time, as generation runs them (a block's rows are heads of one kv group), on 1-3 threads
+ * (3: a group's heads split over blocks), masked and not: outputs and captured rows bit for bit those of the
+ * whole sequence run at once (which run_case checks against the reference), pooled cells against the
+ * reference's for those rows. On the paths with a micro-kernel (the sgemm path's products, OpenBLAS's, run
+ * over the keys of a block's last row, and their bits depend on the blocking). */
+static void single_queries(const problem *p, int window, int use_rel, int threads, int use_pool) {
+    enum { R = 5, C = 9 };
+    static const int positions[] = {0, 1, 255, 256, 257, 600, T - 1};
+    float *out = malloc(sizeof(float) * T * H * HS), *probs = malloc(sizeof(float) * H * T * T);
+    float *scratch = malloc(sizeof(float) * 3 * AV_ATTN_QUERY_BLOCK * T),
+          *probs1 = malloc(sizeof(float) * H * T);
+    float out1[H * HS], pmax[H * R * C] = {0}, psum[H * R * C] = {0}, wmax[H * R * C], wsum[H * R * C];
+    double rmax[H * R * C] = {0}, rsum[H * R * C] = {0}, dp;
+    av_attn_pool pool = {pmax, psum, R, C, T, T}, whole_pool = {wmax, wsum, R, C, T, T};
+    REQUIRE(out && probs && scratch && probs1);
+    av_attn_args a = args(p, 0, T, T, out);
+    a.causal = 1, a.window = window;
+    if (use_rel) a.rel_bias = p->rel, a.rel_stride = 2 * T - 1, a.rel_zero = T - 1;
+    a.probs = probs, a.probs_head_stride = (size_t)T * T, a.probs_ld = T;
+    a.pool = use_pool ? &whole_pool : NULL; /* with a pooled overview the exps are computed cell by cell */
+    av_attention(&a, scratch, threads);
+    int bad_out = 0, bad_probs = 0;
+    for (size_t n = 0; n < sizeof positions / sizeof *positions; n++) {
+        int pos = positions[n];
+        av_attn_args b = a;
+        b.q = p->q + (size_t)pos * H * HS, b.q_pos = pos, b.n_q = 1, b.n_k = pos + 1, b.out = out1;
+        b.probs = probs1, b.probs_head_stride = T, b.probs_ld = pos + 1; /* heads' rows T apart */
+        b.pool = use_pool ? &pool : NULL;
+        for (int i = 0; i < H * T; i++)
+            probs1[i] = NAN;
+        av_attention(&b, scratch, threads);
+        check_outputs(&b, p, b.pool ? rmax : NULL, rsum, R, C, &dp); /* the reference's cells of this row */
+        bad_out += memcmp(out1, out + (size_t)pos * H * HS, sizeof out1) != 0;
+        for (int h = 0; h < H; h++)
+            bad_probs += memcmp(probs1 + (size_t)h * T, probs + ((size_t)h * T + (size_t)pos) * T,
+                                sizeof(float) * (size_t)(pos + 1)) != 0;
+    }
+    double dmax = 0, dsum = 0;
+    for (int i = 0; i < H * R * C; i++) {
+        dmax = fabs(pmax[i] - rmax[i]) > dmax ? fabs(pmax[i] - rmax[i]) : dmax;
+        dsum = fabs(psum[i] - rsum[i]) > dsum ? fabs(psum[i] - rsum[i]) : dsum;
+    }
+    CHECKF(bad_out == 0 && bad_probs == 0 && dmax <= 1e-5 && dsum <= 1e-4,
+           "window %d, bias %d, %d threads, overview %d (%s): %d single-query outputs and %d captured rows "
+           "differ from the whole run's; pooled max differs from the reference by %g, sum by %g",
+           window, use_rel, threads, use_pool, av_gemm_path_name(av_gemm_path_get()), bad_out, bad_probs,
+           dmax, dsum);
+    free(out), free(probs), free(scratch), free(probs1);
+}
+
+static void test_single_queries_match_the_whole_run(void) {
+    problem *p = malloc(sizeof *p);
+    REQUIRE(p);
+    fill(p, 8);
+    av_gemm_path prev = av_gemm_path_get();
+    for (int path = 0; path < AV_GEMM_PATH_COUNT; path++)
+        if (av_gemm_path_supported((av_gemm_path)path) && av_gemm_ukernel((av_gemm_path)path)) {
+            av_gemm_path_set((av_gemm_path)path);
+            for (int threads = 1; threads <= 3; threads++)
+                single_queries(p, 0, 0, threads, 1);
+            single_queries(p, 100, 1, 2, 0);
+        }
+    av_gemm_path_set(prev);
+    free(p);
+}
+
 /* Keys all masked: rows that see nothing give 0 (not NaN), add nothing to the overview, and are captured as
  * rows of 0. */
 static void test_rows_that_see_nothing(void) {
@@ -311,5 +379,6 @@ int main(void) {
     RUN(test_streamed_attention_equals_reference);
     RUN(test_capturing_attention_equals_reference);
     RUN(test_rows_that_see_nothing);
+    RUN(test_single_queries_match_the_whole_run);
     return h_exit_code();
 }

@@ -8,6 +8,11 @@
  * block's last tile, where each row's maximum is final, computes its exps in the captured rows themselves,
  * so only the keys of earlier tiles are exponentiated a second time.
  *
+ * A block's rows are query rows of one head, or, for a single query (token-by-token generation), heads of
+ * one kv group: then the micro-kernel multiplies up to a group's worth of rows by each key and value panel
+ * instead of one row at a time. Every output is the same chain of operations either way, so the bits do not
+ * depend on the blocking.
+ *
  * A pooled overview (lazy traces) is kept per row and cell while the tiles pass: the largest score of the
  * cell and the sum of exp(score - ref) with its reference ref (the row's running maximum when the cell was
  * last touched); when the row ends (its final maximum m and sum known) the cell's largest probability is
@@ -30,6 +35,7 @@ typedef struct stream_job {
     const av_attn_args *a;
     const av_ukernel *uk;
     int kp_panels, vp_panels; /* per kv head: panels of NR keys (Q K^T), of NR value columns (P V) */
+    int group_heads;          /* heads per block of one query (group_heads()), or 0: query rows of a head */
     float *kp;                /* (n_kv_heads, kp_panels, head_dim, NR): keys, B panels of Q K^T */
     float *vp;                /* (n_kv_heads, vp_panels, n_k, NR): values, B panels of P V */
     float *ws;                /* (threads, ws_floats): the workspaces below */
@@ -68,6 +74,17 @@ static size_t workspace_floats(const av_attn_args *a, int mr) {
     size_t cells = a->pool ? (size_t)QB * (size_t)a->pool->cols : 0;
     return (size_t)QB * S_LD + (size_t)(2 * QB + mr) * (size_t)a->head_dim + 3 * QB + 3 * cells;
 }
+
+/* The rows of a block: row i is query r0 + i / heads of head h + i % heads, so either query rows of one head
+ * (heads 1) or, for one query, consecutive heads of one kv group (heads > 1). In the capture, consecutive
+ * rows are cap_ld floats apart: a row (probs_ld) or a head (probs_head_stride). */
+typedef struct block_rows {
+    int h, r0, heads;
+    size_t cap_ld;
+} block_rows;
+
+static int row_head(const block_rows *b, int i) { return b->h + i % b->heads; }
+static int row_query(const block_rows *b, int i) { return b->r0 + i / b->heads; }
 
 /* Keys and values of kv heads [g0, g1) into their panels. */
 static void pack_kv(void *ctx, int tid, int64_t g0, int64_t g1) {
@@ -190,31 +207,32 @@ static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, in
     memset(s + n, 0, sizeof(float) * (size_t)(n_t - n));
 }
 
-/* Rows [r0, r0 + nr) of head h against the keys of tile [k0, k0 + n_t): scores, softmax state, o += P V.
- * cap: the block's captured rows (probs_ld apart), or NULL. */
-static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr, float *cap, int k0,
+/* The nr rows of block b against the keys of tile [k0, k0 + n_t): scores, softmax state, o += P V. cap: the
+ * block's captured rows (b->cap_ld apart), or NULL. */
+static void tile(const stream_job *j, const stream_ws *w, const block_rows *b, int nr, float *cap, int k0,
                  int n_t) {
     const av_attn_args *a = j->a;
     const av_ukernel *uk = j->uk;
-    int hs = a->head_dim, g = h / (a->n_heads / a->n_kv_heads), NR = uk->nr;
+    int hs = a->head_dim, g = b->h / (a->n_heads / a->n_kv_heads), NR = uk->nr;
     const float *kp =
         j->kp + ((size_t)g * (size_t)j->kp_panels + (size_t)(k0 / NR)) * (size_t)hs * (size_t)NR;
     /* s (nr, n_t) = scale * Q (nr, hs) K^T (hs, n_t): each key panel stays in L1 while the row tiles pass. A
      * capture takes the scores straight into its rows (tile_row copies them to s): stores to lines not yet
      * cached, spread over the kernel's arithmetic, where a copy of each row would wait for them */
     float *c = cap ? cap + k0 : w->s;
-    int64_t ldc = cap ? a->probs_ld : S_LD;
+    int64_t ldc = cap ? (int64_t)b->cap_ld : S_LD;
     for (int jp = 0; jp * NR < n_t; jp++)
         for (int t = 0, i0 = 0, mr; i0 < nr; t++, i0 += mr) { /* row tiles: av_tile_first */
             mr = av_tile_first(nr, uk->mr, t + 1) - i0;
-            if (av_attn_visible_keys(a, r0 + i0 + mr - 1) <= k0 + jp * NR) continue; /* masked: tile_row */
+            if (av_attn_visible_keys(a, row_query(b, i0 + mr - 1)) <= k0 + jp * NR) continue; /* tile_row */
             uk->fn(hs, w->qp + (size_t)t * (size_t)uk->mr * (size_t)hs, 0,
                    kp + (size_t)jp * (size_t)hs * (size_t)NR, c + i0 * ldc + jp * NR, ldc, mr,
                    n_t - jp * NR < NR ? n_t - jp * NR : NR, a->scale, 0.0f);
         }
-    int last = k0 + n_t == av_attn_visible_keys(a, r0 + nr - 1);
+    int last = k0 + n_t == av_attn_visible_keys(a, row_query(b, nr - 1));
     for (int i = 0; i < nr; i++)
-        tile_row(a, w, h, i, r0 + i, cap ? cap + (size_t)i * (size_t)a->probs_ld : NULL, k0, n_t, last);
+        tile_row(a, w, row_head(b, i), i, row_query(b, i), cap ? cap + (size_t)i * b->cap_ld : NULL, k0, n_t,
+                 last);
     /* o (nr, hs) += P (nr, n_t) V (n_t, hs) */
     for (int pj = 0; pj < j->vp_panels; pj++) {
         const float *vp =
@@ -222,34 +240,28 @@ static void tile(const stream_job *j, const stream_ws *w, int h, int r0, int nr,
             (((size_t)g * (size_t)j->vp_panels + (size_t)pj) * (size_t)a->n_k + (size_t)k0) * (size_t)NR;
         for (int t = 0, i0 = 0, mr; i0 < nr; t++, i0 += mr) {
             mr = av_tile_first(nr, uk->mr, t + 1) - i0;
-            if (av_attn_visible_keys(a, r0 + i0 + mr - 1) <= k0) continue; /* all 0 */
+            if (av_attn_visible_keys(a, row_query(b, i0 + mr - 1)) <= k0) continue; /* all 0 */
             uk->fn_rows(n_t, w->s + (size_t)i0 * S_LD, S_LD, vp, w->o + (size_t)i0 * (size_t)hs + pj * NR, hs,
                         mr, hs - pj * NR < NR ? hs - pj * NR : NR, 1.0f, 1.0f);
         }
     }
 }
 
-/* One thread's blocks: the job and the thread's workspace. */
-typedef struct stream_thread {
-    const stream_job *j;
-    const stream_ws *w;
-} stream_thread;
-
-/* Query rows [r0, r0 + nr) of head h: every tile of keys the block sees, then outputs and pooled cells; cap:
- * the block's captured rows (probs_ld apart), or NULL. */
-static void block(void *ctx, int h, int r0, int nr, float *cap) {
-    const stream_job *j = ((const stream_thread *)ctx)->j;
-    const stream_ws *w = ((const stream_thread *)ctx)->w;
+/* The nr rows of block b: every tile of keys they see, then outputs, captured rows and pooled cells; cap:
+ * the block's captured rows (b->cap_ld apart), or NULL. */
+static void rows_block(const stream_job *j, const stream_ws *w, const block_rows *b, int nr, float *cap) {
     const av_attn_args *a = j->a;
-    int hs = a->head_dim, n_keys = av_attn_visible_keys(a, r0 + nr - 1);
+    int hs = a->head_dim, n_keys = av_attn_visible_keys(a, row_query(b, nr - 1));
     const av_attn_pool *p = a->pool;
     int n_cells = p ? cell_of_key(p, n_keys - 1) + 1 : 0;
     memset(w->o, 0, sizeof(float) * (size_t)nr * (size_t)hs);
     int mr = j->uk->mr;
+    int64_t q_ld = b->heads > 1 ? hs : a->q_stride; /* a tile's rows: heads of one query, or queries */
     for (int t = 0, i0 = 0, rows; i0 < nr; t++, i0 += rows) { /* the row tiles of tile() */
         rows = av_tile_first(nr, mr, t + 1) - i0;
-        j->uk->pack_rows(a->q + (size_t)(r0 + i0) * (size_t)a->q_stride + (size_t)h * (size_t)hs, a->q_stride,
-                         rows, hs, mr, w->qp + (size_t)t * (size_t)mr * (size_t)hs);
+        j->uk->pack_rows(a->q + (size_t)row_query(b, i0) * (size_t)a->q_stride +
+                             (size_t)row_head(b, i0) * (size_t)hs,
+                         q_ld, rows, hs, mr, w->qp + (size_t)t * (size_t)mr * (size_t)hs);
     }
     for (int i = 0; i < nr; i++) {
         w->m[i] = -INFINITY;
@@ -262,28 +274,60 @@ static void block(void *ctx, int h, int r0, int nr, float *cap) {
         }
     }
     for (int k0 = 0; k0 < n_keys; k0 += KEY_TILE)
-        tile(j, w, h, r0, nr, cap, k0, n_keys - k0 < KEY_TILE ? n_keys - k0 : KEY_TILE);
+        tile(j, w, b, nr, cap, k0, n_keys - k0 < KEY_TILE ? n_keys - k0 : KEY_TILE);
     for (int i = 0; i < nr; i++) {
+        int h = row_head(b, i), r = row_query(b, i);
         float inv = w->l[i] == 0.0f ? 0.0f : 1.0f / w->l[i]; /* a row that sees nothing: all 0; NaN stays */
-        float *out = a->out + (size_t)(r0 + i) * (size_t)a->out_stride + (size_t)h * (size_t)hs;
+        float *out = a->out + (size_t)r * (size_t)a->out_stride + (size_t)h * (size_t)hs;
         for (int d = 0; d < hs; d++)
             out[d] = w->o[(size_t)i * (size_t)hs + (size_t)d] * inv;
-        if (cap) capture_softmax(a, cap + (size_t)i * (size_t)a->probs_ld, r0 + i, n_keys, w->m[i], w->e0[i]);
+        if (cap) capture_softmax(a, cap + (size_t)i * b->cap_ld, r, n_keys, w->m[i], w->e0[i]);
         if (p && inv > 0)
-            av_attn_pool_add_row(p, h, a->q_pos + r0 + i, w->cmax + (size_t)i * (size_t)p->cols,
+            av_attn_pool_add_row(p, h, a->q_pos + r, w->cmax + (size_t)i * (size_t)p->cols,
                                  w->csum + (size_t)i * (size_t)p->cols, w->cref + (size_t)i * (size_t)p->cols,
                                  n_cells, w->m[i], inv);
     }
 }
 
-/* One thread: heads claimed one at a time, so a thread slowed by other work on its core (or by the capture's
- * page faults) takes fewer. */
+/* One thread's blocks: the job and the thread's workspace. */
+typedef struct stream_thread {
+    const stream_job *j;
+    const stream_ws *w;
+} stream_thread;
+
+/* av_attn_head_blocks's callback: query rows [r0, r0 + nr) of head h. */
+static void block(void *ctx, int h, int r0, int nr, float *cap) {
+    const stream_thread *t = ctx;
+    block_rows b = {h, r0, 1, (size_t)t->j->a->probs_ld};
+    rows_block(t->j, t->w, &b, nr, cap);
+}
+
+/* One thread: heads (or blocks of group_heads heads) claimed one at a time, so a thread slowed by other work
+ * on its core (or by the capture's page faults) takes fewer. */
 static void stream_heads(void *ctx, int tid, int64_t t0, int64_t t1) {
     stream_job *j = ctx;
+    const av_attn_args *a = j->a;
     stream_ws w = workspace(j, tid);
     stream_thread t = {j, &w};
-    for (int h; (h = atomic_fetch_add(&j->next, 1)) < j->a->n_heads;)
-        av_attn_head_blocks(j->a, h, block, &t);
+    int n = j->group_heads, units = n ? a->n_heads / n : a->n_heads;
+    for (int u; (u = atomic_fetch_add(&j->next, 1)) < units;) {
+        if (!n) {
+            av_attn_head_blocks(a, u, block, &t);
+            continue;
+        }
+        block_rows b = {u * n, 0, n, a->probs_head_stride};
+        rows_block(j, &w, &b, n, a->probs ? a->probs + (size_t)b.h * a->probs_head_stride : NULL);
+    }
+}
+
+/* Heads per block for a single query: a kv group's, or an even share of it when there are fewer groups than
+ * threads; 0 (blocks of one head's query rows) otherwise, and through a sink, which takes a head's rows. */
+static int group_heads(const av_attn_args *a, int n_threads) {
+    int per_group = a->n_heads / a->n_kv_heads, split = 1;
+    if (a->n_q != 1 || per_group < 2 || per_group > QB || a->probs_sink) return 0;
+    while (a->n_kv_heads * split < n_threads && per_group % (2 * split) == 0)
+        split *= 2;
+    return per_group / split;
 }
 
 int av_attention_stream(const av_attn_args *a, int n_threads) {
@@ -302,7 +346,9 @@ int av_attention_stream(const av_attn_args *a, int n_threads) {
     j.ws = buf + kp + vp;
     av_parallel_for(n_threads < a->n_kv_heads ? n_threads : a->n_kv_heads, a->n_kv_heads, pack_kv, &j);
     atomic_init(&j.next, 0);
-    int nt = n_threads < a->n_heads ? n_threads : a->n_heads;
+    j.group_heads = group_heads(a, n_threads);
+    int units = j.group_heads ? a->n_heads / j.group_heads : a->n_heads;
+    int nt = n_threads < units ? n_threads : units;
     av_parallel_for(nt, nt, stream_heads, &j);
     free(buf);
     return 0;
