@@ -228,46 +228,43 @@ static void cases(const problem *p, int capture) {
     run_case("encoder, key mask, bias", p, 0, 0, 0, 1, 1, capture);
 }
 
-/* Every GEMM path (sgemm has no micro-kernel: the capturing kernel's scratch path runs instead). */
-static void test_streamed_attention_equals_reference(void) {
+/* run(p) on every GEMM path this CPU runs (with a micro-kernel only, when kernel_only) for a problem filled
+ * from seed. */
+static void on_every_path(unsigned seed, int kernel_only, void (*run)(const problem *p)) {
     problem *p = malloc(sizeof *p);
     REQUIRE(p);
-    fill(p, 5);
+    fill(p, seed);
     av_gemm_path prev = av_gemm_path_get();
     for (int path = 0; path < AV_GEMM_PATH_COUNT; path++)
-        if (av_gemm_path_supported((av_gemm_path)path)) {
+        if (av_gemm_path_supported((av_gemm_path)path) &&
+            (!kernel_only || av_gemm_ukernel((av_gemm_path)path))) {
             av_gemm_path_set((av_gemm_path)path);
-            cases(p, 0);
+            run(p);
         }
     av_gemm_path_set(prev);
     free(p);
 }
 
+static void streamed_cases(const problem *p) { cases(p, 0); }
+
+/* Every GEMM path (sgemm has no micro-kernel: the capturing kernel's scratch path runs instead). */
+static void test_streamed_attention_equals_reference(void) { on_every_path(5, 0, streamed_cases); }
+
+static void capturing_cases(const problem *p) {
+    cases(p, CAP);
+    cases(p, CAP | CAP_NO_POOL);
+    run_case("causal window, capture not zeroed", p, 1, 100, 0, 0, 0, CAP | CAP_NAN);
+    run_case("encoder, key mask, bias, capture not zeroed", p, 0, 0, 0, 1, 1, CAP | CAP_NAN);
+    run_case("causal, no overview, capture not zeroed", p, 1, 0, 0, 0, 0, CAP | CAP_NAN | CAP_NO_POOL);
+    run_case("causal window, no overview, through a sink", p, 1, 100, 0, 0, 0, CAP | CAP_NO_POOL | CAP_SINK);
+    run_case("encoder, key mask, bias, through a sink", p, 0, 0, 0, 1, 1, CAP | CAP_SINK);
+    run_case("causal, through a sink two blocks at a time", p, 1, 0, 0, 0, 0, CAP | CAP_SPAN);
+}
+
 /* The capture on every path, into zeroed buffers and into ones that are not, with and without the pooled
  * overview, and through a sink: outputs against the reference, probabilities against the reference and bit
  * for bit against av_attention_probs. */
-static void test_capturing_attention_equals_reference(void) {
-    problem *p = malloc(sizeof *p);
-    REQUIRE(p);
-    fill(p, 6);
-    av_gemm_path prev = av_gemm_path_get();
-    for (int path = 0; path < AV_GEMM_PATH_COUNT; path++)
-        if (av_gemm_path_supported((av_gemm_path)path)) {
-            av_gemm_path_set((av_gemm_path)path);
-            cases(p, CAP);
-            cases(p, CAP | CAP_NO_POOL);
-            run_case("causal window, capture not zeroed", p, 1, 100, 0, 0, 0, CAP | CAP_NAN);
-            run_case("encoder, key mask, bias, capture not zeroed", p, 0, 0, 0, 1, 1, CAP | CAP_NAN);
-            run_case("causal, no overview, capture not zeroed", p, 1, 0, 0, 0, 0,
-                     CAP | CAP_NAN | CAP_NO_POOL);
-            run_case("causal window, no overview, through a sink", p, 1, 100, 0, 0, 0,
-                     CAP | CAP_NO_POOL | CAP_SINK);
-            run_case("encoder, key mask, bias, through a sink", p, 0, 0, 0, 1, 1, CAP | CAP_SINK);
-            run_case("causal, through a sink two blocks at a time", p, 1, 0, 0, 0, 0, CAP | CAP_SPAN);
-        }
-    av_gemm_path_set(prev);
-    free(p);
-}
+static void test_capturing_attention_equals_reference(void) { on_every_path(6, 0, capturing_cases); }
 
 /* Queries one at a time, as generation runs them (a block's rows are heads of one kv group), on 1-3 threads
  * (3: a group's heads split over blocks), masked and not: outputs and captured rows bit for bit those of the
@@ -319,21 +316,13 @@ static void single_queries(const problem *p, int window, int use_rel, int thread
     free(out), free(probs), free(scratch), free(probs1);
 }
 
-static void test_single_queries_match_the_whole_run(void) {
-    problem *p = malloc(sizeof *p);
-    REQUIRE(p);
-    fill(p, 8);
-    av_gemm_path prev = av_gemm_path_get();
-    for (int path = 0; path < AV_GEMM_PATH_COUNT; path++)
-        if (av_gemm_path_supported((av_gemm_path)path) && av_gemm_ukernel((av_gemm_path)path)) {
-            av_gemm_path_set((av_gemm_path)path);
-            for (int threads = 1; threads <= 3; threads++)
-                single_queries(p, 0, 0, threads, 1);
-            single_queries(p, 100, 1, 2, 0);
-        }
-    av_gemm_path_set(prev);
-    free(p);
+static void single_query_cases(const problem *p) {
+    for (int threads = 1; threads <= 3; threads++)
+        single_queries(p, 0, 0, threads, 1);
+    single_queries(p, 100, 1, 2, 0);
 }
+
+static void test_single_queries_match_the_whole_run(void) { on_every_path(8, 1, single_query_cases); }
 
 /* Keys all masked: rows that see nothing give 0 (not NaN), add nothing to the overview, and are captured as
  * rows of 0. */
