@@ -5,7 +5,8 @@
  * masks, sliding windows and rows that see no key; and the capturing path of the same kernel, its
  * probabilities against the reference and bit for bit against av_attention_probs (the lazy recompute), in
  * place and through a sink; and single queries (token-by-token generation, whose blocks are heads of a kv
- * group), bit for bit against the same rows of the whole sequence's run. */
+ * group), bit for bit against the same rows of the whole sequence's run, with panels kept between them or
+ * not, and kept panels when the cache under them changes. */
 #include "harness.h"
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
@@ -271,7 +272,7 @@ static void test_capturing_attention_equals_reference(void) { on_every_path(6, 0
  * whole sequence run at once (which run_case checks against the reference), pooled cells against the
  * reference's for those rows. On the paths with a micro-kernel (the sgemm path's products, OpenBLAS's, run
  * over the keys of a block's last row, and their bits depend on the blocking). */
-static void single_queries(const problem *p, int window, int use_rel, int threads, int use_pool) {
+static void single_queries(const problem *p, int window, int use_rel, int threads, int use_pool, int keep) {
     enum { R = 5, C = 9 };
     static const int positions[] = {0, 1, 255, 256, 257, 600, T - 1};
     float *out = malloc(sizeof(float) * T * H * HS), *probs = malloc(sizeof(float) * H * T * T);
@@ -280,6 +281,7 @@ static void single_queries(const problem *p, int window, int use_rel, int thread
     float out1[H * HS], pmax[H * R * C] = {0}, psum[H * R * C] = {0}, wmax[H * R * C], wsum[H * R * C];
     double rmax[H * R * C] = {0}, rsum[H * R * C] = {0}, dp;
     av_attn_pool pool = {pmax, psum, R, C, T, T}, whole_pool = {wmax, wsum, R, C, T, T};
+    av_attn_panels kept = {0}; /* keep: one set of panels for the positions in turn, as a generation's */
     REQUIRE(out && probs && scratch && probs1);
     av_attn_args a = args(p, 0, T, T, out);
     a.causal = 1, a.window = window;
@@ -294,6 +296,7 @@ static void single_queries(const problem *p, int window, int use_rel, int thread
         b.q = p->q + (size_t)pos * H * HS, b.q_pos = pos, b.n_q = 1, b.n_k = pos + 1, b.out = out1;
         b.probs = probs1, b.probs_head_stride = T, b.probs_ld = pos + 1; /* heads' rows T apart */
         b.pool = use_pool ? &pool : NULL;
+        b.panels = keep ? &kept : NULL;
         for (int i = 0; i < H * T; i++)
             probs1[i] = NAN;
         av_attention(&b, scratch, threads);
@@ -308,21 +311,61 @@ static void single_queries(const problem *p, int window, int use_rel, int thread
         dmax = fabs(pmax[i] - rmax[i]) > dmax ? fabs(pmax[i] - rmax[i]) : dmax;
         dsum = fabs(psum[i] - rsum[i]) > dsum ? fabs(psum[i] - rsum[i]) : dsum;
     }
-    CHECKF(bad_out == 0 && bad_probs == 0 && dmax <= 1e-5 && dsum <= 1e-4,
-           "window %d, bias %d, %d threads, overview %d (%s): %d single-query outputs and %d captured rows "
-           "differ from the whole run's; pooled max differs from the reference by %g, sum by %g",
-           window, use_rel, threads, use_pool, av_gemm_path_name(av_gemm_path_get()), bad_out, bad_probs,
-           dmax, dsum);
-    free(out), free(probs), free(scratch), free(probs1);
+    CHECKF(
+        bad_out == 0 && bad_probs == 0 && dmax <= 1e-5 && dsum <= 1e-4,
+        "window %d, bias %d, %d threads, overview %d, kept panels %d (%s): %d single-query outputs and %d "
+        "captured rows differ from the whole run's; pooled max differs from the reference by %g, sum by %g",
+        window, use_rel, threads, use_pool, keep, av_gemm_path_name(av_gemm_path_get()), bad_out, bad_probs,
+        dmax, dsum);
+    free(out), free(probs), free(scratch), free(probs1), free(kept.panels);
 }
 
 static void single_query_cases(const problem *p) {
     for (int threads = 1; threads <= 3; threads++)
-        single_queries(p, 0, 0, threads, 1);
-    single_queries(p, 100, 1, 2, 0);
+        single_queries(p, 0, 0, threads, 1, threads == 2);
+    single_queries(p, 100, 1, 2, 0, 1);
+}
+
+/* Causal attention of p's queries: all of them (n_q T) into out (T, H * HS), or the one at pos (n_q 1, with
+ * the kept panels) into out (H * HS). */
+static void causal_run(const problem *p, int pos, av_attn_panels *kept, float *out, float *scratch) {
+    av_attn_args a = args(p, pos < 0 ? 0 : pos, pos < 0 ? T : 1, pos < 0 ? T : pos + 1, out);
+    a.causal = 1, a.panels = kept;
+    av_attention(&a, scratch, 2);
+}
+
+/* Kept panels against a cache that changes: keys from 300 on rewritten after the panels held them all (the
+ * owner lowers n to 300), then another kernel (the scalar path's, another panel width): the last query's
+ * outputs bit for bit the whole run's of the new cache. */
+static void kept_panels_follow_the_cache(const problem *p) {
+    problem *p2 = malloc(sizeof *p2);
+    float *out = malloc(sizeof(float) * T * H * HS),
+          *scratch = malloc(sizeof(float) * 2 * AV_ATTN_QUERY_BLOCK * T);
+    float out1[H * HS];
+    REQUIRE(p2 && out && scratch);
+    *p2 = *p;
+    for (int i = 300 * G * HS; i < T * G * HS; i++)
+        p2->k[i] = -0.5f * p->k[i], p2->v[i] = p->v[i] + 0.25f;
+    av_attn_panels kept = {0};
+    causal_run(p, T - 1, &kept, out1, scratch);
+    kept.n = kept.n < 300 ? kept.n : 300;
+    causal_run(p2, T - 1, &kept, out1, scratch);
+    causal_run(p2, -1, NULL, out, scratch);
+    CHECKF(memcmp(out1, out + (size_t)(T - 1) * H * HS, sizeof out1) == 0,
+           "%s: the kept panels missed keys rewritten after them", av_gemm_path_name(av_gemm_path_get()));
+    av_gemm_path path = av_gemm_path_get();
+    av_gemm_path_set(AV_GEMM_SCALAR);
+    causal_run(p2, T - 1, &kept, out1, scratch);
+    causal_run(p2, -1, NULL, out, scratch);
+    av_gemm_path_set(path);
+    CHECKF(memcmp(out1, out + (size_t)(T - 1) * H * HS, sizeof out1) == 0,
+           "%s, then scalar: panels kept for one kernel were read by another", av_gemm_path_name(path));
+    free(p2), free(out), free(scratch), free(kept.panels);
 }
 
 static void test_single_queries_match_the_whole_run(void) { on_every_path(8, 1, single_query_cases); }
+
+static void test_kept_panels_follow_the_cache(void) { on_every_path(9, 1, kept_panels_follow_the_cache); }
 
 /* Keys all masked: rows that see nothing give 0 (not NaN), add nothing to the overview, and are captured as
  * rows of 0. */
@@ -369,5 +412,6 @@ int main(void) {
     RUN(test_capturing_attention_equals_reference);
     RUN(test_rows_that_see_nothing);
     RUN(test_single_queries_match_the_whole_run);
+    RUN(test_kept_panels_follow_the_cache);
     return h_exit_code();
 }

@@ -8,6 +8,9 @@
  * block's last tile, where each row's maximum is final, computes its exps in the captured rows themselves,
  * so only the keys of earlier tiles are exponentiated a second time.
  *
+ * A single query (a step of token-by-token generation) keeps the panels between calls when the caller lends
+ * an av_attn_panels: each step then packs only the keys the panels do not hold yet.
+ *
  * A block's rows are query rows of one head, or, for a single query (token-by-token generation), heads of
  * one kv group: then the micro-kernel multiplies up to a group's worth of rows by each key and value panel
  * instead of one row at a time. Every output is the same chain of operations either way, so the bits do not
@@ -35,9 +38,11 @@ typedef struct stream_job {
     const av_attn_args *a;
     const av_ukernel *uk;
     int kp_panels, vp_panels; /* per kv head: panels of NR keys (Q K^T), of NR value columns (P V) */
+    int vp_keys;              /* keys a value panel has room for: n_k, or the kept panels' cap */
+    int from;                 /* the first key to pack: the kept panels hold the others */
     int group_heads;          /* heads per block of one query (group_heads()), or 0: query rows of a head */
     float *kp;                /* (n_kv_heads, kp_panels, head_dim, NR): keys, B panels of Q K^T */
-    float *vp;                /* (n_kv_heads, vp_panels, n_k, NR): values, B panels of P V */
+    float *vp;                /* (n_kv_heads, vp_panels, vp_keys, NR): values, B panels of P V */
     float *ws;                /* (threads, ws_floats): the workspaces below */
     size_t ws_floats;
     atomic_int next; /* the next head no thread has claimed */
@@ -86,23 +91,24 @@ typedef struct block_rows {
 static int row_head(const block_rows *b, int i) { return b->h + i % b->heads; }
 static int row_query(const block_rows *b, int i) { return b->r0 + i / b->heads; }
 
-/* Keys and values of kv heads [g0, g1) into their panels. */
+/* Keys [from, n_k) and their values of kv heads [g0, g1) into their panels (the key panel holding `from`
+ * whole again: it was packed with fewer keys). */
 static void pack_kv(void *ctx, int tid, int64_t g0, int64_t g1) {
     const stream_job *j = ctx;
     const av_attn_args *a = j->a;
-    int nr = j->uk->nr, hs = a->head_dim;
+    int nr = j->uk->nr, hs = a->head_dim, from = j->from;
     for (int64_t g = g0; g < g1; g++) {
         float *kp = j->kp + (size_t)g * (size_t)j->kp_panels * (size_t)hs * (size_t)nr;
-        float *vp = j->vp + (size_t)g * (size_t)j->vp_panels * (size_t)a->n_k * (size_t)nr;
-        for (int p = 0; p < j->kp_panels; p++) {
+        float *vp = j->vp + (size_t)g * (size_t)j->vp_panels * (size_t)j->vp_keys * (size_t)nr;
+        for (int p = from / nr; p * nr < a->n_k; p++) {
             int rows = a->n_k - p * nr < nr ? a->n_k - p * nr : nr;
             j->uk->pack_rows(a->k + (size_t)p * (size_t)nr * (size_t)a->k_stride + (size_t)g * (size_t)hs,
                              a->k_stride, rows, hs, nr, kp + (size_t)p * (size_t)hs * (size_t)nr);
         }
         for (int p = 0; p < j->vp_panels; p++)
-            av_pack_cols(a->v + (size_t)g * (size_t)hs + (size_t)p * (size_t)nr, a->v_stride,
-                         hs - p * nr < nr ? hs - p * nr : nr, a->n_k, nr,
-                         vp + (size_t)p * (size_t)a->n_k * (size_t)nr);
+            av_pack_cols(a->v + (size_t)from * (size_t)a->v_stride + (size_t)g * (size_t)hs + (size_t)p * nr,
+                         a->v_stride, hs - p * nr < nr ? hs - p * nr : nr, a->n_k - from, nr,
+                         vp + ((size_t)p * (size_t)j->vp_keys + (size_t)from) * (size_t)nr);
     }
 }
 
@@ -237,7 +243,7 @@ static void tile(const stream_job *j, const stream_ws *w, const block_rows *b, i
     for (int pj = 0; pj < j->vp_panels; pj++) {
         const float *vp =
             j->vp +
-            (((size_t)g * (size_t)j->vp_panels + (size_t)pj) * (size_t)a->n_k + (size_t)k0) * (size_t)NR;
+            (((size_t)g * (size_t)j->vp_panels + (size_t)pj) * (size_t)j->vp_keys + (size_t)k0) * (size_t)NR;
         for (int t = 0, i0 = 0, mr; i0 < nr; t++, i0 += mr) {
             mr = av_tile_first(nr, uk->mr, t + 1) - i0;
             if (av_attn_visible_keys(a, row_query(b, i0 + mr - 1)) <= k0) continue; /* all 0 */
@@ -330,23 +336,63 @@ static int group_heads(const av_attn_args *a, int n_threads) {
     return per_group / split;
 }
 
+/* Floats of the panels of n_k keys (vp_keys per value panel) packed for a kernel nr wide. */
+static size_t panel_floats(const av_attn_args *a, int nr, int n_k, int vp_keys) {
+    size_t hs = (size_t)a->head_dim, kp_panels = ((size_t)n_k + (size_t)nr - 1) / (size_t)nr;
+    return (size_t)a->n_kv_heads * (kp_panels * hs + (hs + (size_t)nr - 1) / (size_t)nr * (size_t)vp_keys) *
+           (size_t)nr;
+}
+
+/* The job's panels in the caller's kept ones (a->panels), grown to hold n_k keys (twice what they held, at
+ * least; then packed anew), with `from` the first key they lack. -1 when out of memory (nothing changed). */
+static int use_kept_panels(const av_attn_args *a, stream_job *j) {
+    av_attn_panels *p = a->panels;
+    int nr = j->uk->nr;
+    if (a->n_k > p->cap) {
+        int cap = p->cap > a->n_k / 2 ? 2 * p->cap : a->n_k;
+        cap = (cap + nr - 1) / nr * nr;
+        float *panels = malloc(sizeof(float) * panel_floats(a, nr, cap, cap));
+        if (!panels) return -1;
+        free(p->panels);
+        *p = (av_attn_panels){panels, NULL, cap, 0};
+    }
+    if (p->kernel != j->uk) p->kernel = j->uk, p->n = 0;
+    j->from = p->n < a->n_k ? p->n : a->n_k;
+    j->kp_panels = p->cap / nr;
+    j->vp_keys = p->cap;
+    j->kp = p->panels;
+    j->vp = p->panels + (size_t)a->n_kv_heads * (size_t)j->kp_panels * (size_t)a->head_dim * (size_t)nr;
+    p->n = a->n_k;
+    return 0;
+}
+
 int av_attention_stream(const av_attn_args *a, int n_threads) {
     const av_ukernel *uk = av_gemm_ukernel(av_gemm_path_get());
     if (!uk || KEY_TILE % uk->nr || (a->pool && a->pool->cols > AV_ATTN_POOL_MAX_COLS)) return -1;
     int nr = uk->nr, hs = a->head_dim;
-    stream_job j = {.a = a, .uk = uk, .kp_panels = (a->n_k + nr - 1) / nr, .vp_panels = (hs + nr - 1) / nr};
-    size_t kp = (size_t)a->n_kv_heads * (size_t)j.kp_panels * (size_t)hs * (size_t)nr,
-           vp = (size_t)a->n_kv_heads * (size_t)j.vp_panels * (size_t)a->n_k * (size_t)nr;
+    stream_job j = {.a = a,
+                    .uk = uk,
+                    .kp_panels = (a->n_k + nr - 1) / nr,
+                    .vp_panels = (hs + nr - 1) / nr,
+                    .vp_keys = a->n_k,
+                    .group_heads = group_heads(a, n_threads)};
+    int kept = a->panels && j.group_heads && use_kept_panels(a, &j) == 0;
+    size_t panels = kept ? 0 : panel_floats(a, nr, a->n_k, a->n_k);
     j.ws_floats = (workspace_floats(a, uk->mr) + 15) / 16 * 16; /* 64-byte aligned workspaces */
-    size_t total = kp + vp + (size_t)n_threads * j.ws_floats;
+    size_t total = panels + (size_t)n_threads * j.ws_floats;
     float *buf = aligned_alloc(64, ((total * sizeof(float)) + 63) / 64 * 64);
-    if (!buf) return -1;
-    j.kp = buf;
-    j.vp = buf + kp;
-    j.ws = buf + kp + vp;
-    av_parallel_for(n_threads < a->n_kv_heads ? n_threads : a->n_kv_heads, a->n_kv_heads, pack_kv, &j);
+    if (!buf) {
+        if (kept) a->panels->n = j.from; /* what they hold */
+        return -1;
+    }
+    if (!kept) {
+        j.kp = buf;
+        j.vp = buf + (size_t)a->n_kv_heads * (size_t)j.kp_panels * (size_t)hs * (size_t)nr;
+    }
+    j.ws = buf + panels;
+    if (j.from < a->n_k)
+        av_parallel_for(n_threads < a->n_kv_heads ? n_threads : a->n_kv_heads, a->n_kv_heads, pack_kv, &j);
     atomic_init(&j.next, 0);
-    j.group_heads = group_heads(a, n_threads);
     int units = j.group_heads ? a->n_heads / j.group_heads : a->n_heads;
     int nt = n_threads < units ? n_threads : units;
     av_parallel_for(nt, nt, stream_heads, &j);

@@ -181,6 +181,17 @@ typedef struct av_probs_sink {
     size_t max_floats;
 } av_probs_sink;
 
+/* One cache's keys and values as av_attention_stream's panels, kept between its calls so that each step of
+ * token-by-token generation packs only its new key: keys [0, n) of the cache, packed for `kernel` (the GEMM
+ * path's micro-kernel when they were), room for cap keys. The owner zeroes it to start, lowers n to at most
+ * p before it changes cache rows from p on, and frees panels. */
+typedef struct av_attn_panels {
+    float *panels; /* (n_kv_heads, cap / NR, head_dim, NR) key panels, then (n_kv_heads, ceil(head_dim / NR),
+                      cap, NR) value panels */
+    const void *kernel;
+    int cap, n;
+} av_attn_panels;
+
 typedef struct av_attn_args {
     int n_heads, n_kv_heads, head_dim; /* query head h reads kv head h / (n_heads / n_kv_heads) */
     int n_q, n_k;                      /* query rows, key rows */
@@ -207,6 +218,7 @@ typedef struct av_attn_args {
     int probs_zeroed; /* 1: the capture starts all zero; keys past a block's reach are not written */
     const av_probs_sink *probs_sink; /* optional: the capture's rows go through it (probs_zeroed ignored) */
     const struct av_attn_pool *pool; /* optional: pooled overview of every head's probabilities */
+    av_attn_panels *panels; /* optional: k and v's panels kept between calls (a single query uses them) */
 } av_attn_args;
 
 /* A pooled overview of whole attention matrices (n_query x n_key) of n_heads heads, accumulated block by

@@ -56,6 +56,9 @@ void av_state_free(av_state *s) {
                      s->moe_p,   s->moe_out, s->wscratch, s->kb,      s->vb,     s->rope_cs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
+    for (int i = 0; s->panels && i < s->cache_layers * s->n_seq; i++)
+        free(s->panels[i].panels);
+    free(s->panels);
     free(s->moe_rows);
     free(s);
 }
@@ -111,6 +114,10 @@ static int state_new(const av_model *m, int stack, int max_tokens, int n_seq, in
     s->cache_layers = c->causal && !layerwise ? st->n_layers : 1;
     size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim, wmax = largest_matrix(m, st);
     size_t cache_rows = (size_t)s->cache_layers * (size_t)n_seq;
+    if (s->cache_layers > 1 && !(s->panels = calloc(cache_rows, sizeof *s->panels))) {
+        av_state_free(s);
+        return av_errf(err, "out of memory");
+    }
     if (alloc_floats(&s->k_cache, cache_rows, (size_t)max_tokens, kv_dim, err) ||
         alloc_floats(&s->v_cache, cache_rows, (size_t)max_tokens, kv_dim, err) ||
         alloc_floats(&s->scores, (size_t)s->n_threads, AV_ATTN_QUERY_BLOCK, (size_t)max_tokens, err) ||
@@ -221,7 +228,8 @@ static void residual(av_state *s, const av_norm *nm, const av_norm *out_norm, av
 /* Attention of the chunk's queries (s->q) over keys k / values v (n_k rows; batches: each sequence's own,
  * seq_stride floats apart) into s->att, capturing cap. */
 static void attend(av_state *s, const av_block *B, int self, const float *k, const float *v,
-                   size_t seq_stride, int n_k, const chunk *ch, const av_capture *cap, int l) {
+                   size_t seq_stride, int n_k, av_attn_panels *panels, const chunk *ch, const av_capture *cap,
+                   int l) {
     const av_stack_cfg *c = &s->st->cfg;
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
     av_attn_args a = {.n_heads = c->n_heads,
@@ -261,6 +269,7 @@ static void attend(av_state *s, const av_block *B, int self, const float *k, con
         a.out = s->att + rows;
         a.k = k + (size_t)b * seq_stride;
         a.v = v + (size_t)b * seq_stride;
+        a.panels = panels ? &panels[b] : NULL;
         if (taped) a.probs = s->tape->probs + (size_t)b * (size_t)c->n_heads * a.probs_head_stride;
         av_attention(&a, s->scores, s->n_threads);
     }
@@ -392,7 +401,10 @@ static int self_attention(av_state *s, const av_block *B, int l, const float *in
         scatter_rows(s, kl, kc, ch, kv_dim);
         scatter_rows(s, vl, vc, ch, kv_dim);
     }
-    attend(s, B, 1, kl, vl, seq_stride, ch->pos0 + n, ch, cap, l);
+    av_attn_panels *panels = s->panels ? s->panels + (size_t)cl * (size_t)s->n_seq : NULL;
+    for (int b = 0; panels && b < ch->n_seq; b++) /* rows from pos0 on are new: their panels are not kept */
+        panels[b].n = panels[b].n < ch->pos0 ? panels[b].n : ch->pos0;
+    attend(s, B, 1, kl, vl, seq_stride, ch->pos0 + n, panels, ch, cap, l);
     if (cap->vnorm && cap->vnorm[l]) {
         const float *gram = av_stack_vnorm_gram(s->st, l, nt, err);
         if (!gram || av_attn_vnorm(vc, kv_dim, gram, c->n_heads, c->n_kv_heads, c->head_dim, n, cap->vnorm[l],
@@ -413,7 +425,7 @@ static void cross_attention(av_state *s, const av_block *B, int l, const float *
     if (cap->q && cap->q[l]) store_heads(cap->q[l], s->q, ch->n, c->n_heads, c->head_dim, ch->pos0, cap->T);
     if (cap->k && cap->k[l] && ch->pos0 == 0)
         store_heads(cap->k[l], s->cross_k + kv, s->S, c->n_kv_heads, c->head_dim, 0, cap->n_key);
-    attend(s, B, 0, s->cross_k + kv, s->cross_v + kv, 0, s->S, ch, cap, l);
+    attend(s, B, 0, s->cross_k + kv, s->cross_v + kv, 0, s->S, NULL, ch, cap, l);
     av_linear_apply(s->xb, s->att, &B->cross.o, ch->n, s->wscratch, s->n_threads);
     int skip = c->cross_from - ch->pos0; /* rows of this chunk before cross_from */
     if (skip > 0) memset(s->xb, 0, sizeof(float) * (size_t)(skip < ch->n ? skip : ch->n) * (size_t)c->dim);
@@ -562,5 +574,6 @@ void av_state_copy_prefix(av_state *dst, int dst_seq, const av_state *src, int s
                o = ((size_t)l * (size_t)src->n_seq + (size_t)src_seq) * (size_t)src->max_tokens * kv_dim;
         memcpy(dst->k_cache + d, src->k_cache + o, sizeof(float) * (size_t)n_pos * kv_dim);
         memcpy(dst->v_cache + d, src->v_cache + o, sizeof(float) * (size_t)n_pos * kv_dim);
+        if (dst->panels) dst->panels[(size_t)l * (size_t)dst->n_seq + (size_t)dst_seq].n = 0;
     }
 }

@@ -37,6 +37,9 @@ struct av_state {
     av_tape *tape;    /* when set, blocks keep what their backward pass needs (av_block_run) */
     int cache_layers; /* layers the cache holds: every layer of a decoder, one for an encoder */
     float *k_cache, *v_cache; /* (cache_layers, n_seq, max_tokens, kv_dim) post-RoPE keys, values */
+    av_attn_panels
+        *panels;              /* (cache_layers, n_seq) each cache as attention panels kept for generation's
+                                 single queries (kernels.h), or NULL: a one-layer cache, reused by every layer */
     float *cross_k, *cross_v; /* (n_layers, S, kv_dim) of the attached encoder output, or NULL */
     int S;
     float *rel;     /* (n_heads, 2 * max_tokens - 1) relative-position bias by key - query (T5), or NULL */
