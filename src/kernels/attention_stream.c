@@ -376,7 +376,7 @@ int av_attention_stream(const av_attn_args *a, int n_threads) {
                     .vp_panels = (hs + nr - 1) / nr,
                     .vp_keys = a->n_k,
                     .group_heads = group_heads(a, n_threads)};
-    int kept = a->panels && j.group_heads && use_kept_panels(a, &j) == 0;
+    int kept = a->panels && a->n_q == 1 && use_kept_panels(a, &j) == 0;
     size_t panels = kept ? 0 : panel_floats(a, nr, a->n_k, a->n_k);
     j.ws_floats = (workspace_floats(a, uk->mr) + 15) / 16 * 16; /* 64-byte aligned workspaces */
     size_t total = panels + (size_t)n_threads * j.ws_floats;
