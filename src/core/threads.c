@@ -107,7 +107,7 @@ static void cpu_relax(void) {
  * drops to the floor. Without the floor it fell to nothing after a few long pauses (loading a model, a
  * token's sampling), and a poll that gives up at once never sees an event that would double it again: the
  * workers then slept and were woken for every call, ~90 per generated token (docs/BENCHMARKS.md, "The thread
- * pool's polling floor (session 39)"). */
+ * pool's polling floor, decoding attention by kv group (session 39)"). */
 static int spin_until(int (*ready)(const void *), const void *arg, atomic_int *budget) {
     int64_t until = 0;
     int b = atomic_load_explicit(budget, memory_order_relaxed); /* written by this thread only */

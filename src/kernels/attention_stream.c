@@ -8,13 +8,13 @@
  * block's last tile, where each row's maximum is final, computes its exps in the captured rows themselves,
  * so only the keys of earlier tiles are exponentiated a second time.
  *
- * A single query (a step of token-by-token generation) keeps the panels between calls when the caller lends
- * an av_attn_panels: each step then packs only the keys the panels do not hold yet.
- *
  * A block's rows are query rows of one head, or, for a single query (token-by-token generation), heads of
  * one kv group: then the micro-kernel multiplies up to a group's worth of rows by each key and value panel
  * instead of one row at a time. Every output is the same chain of operations either way, so the bits do not
  * depend on the blocking.
+ *
+ * A single query (a step of token-by-token generation) keeps the panels between calls when the caller lends
+ * an av_attn_panels: each step then packs only the keys the panels do not hold yet.
  *
  * A pooled overview (lazy traces) is kept per row and cell while the tiles pass: the largest score of the
  * cell and the sum of exp(score - ref) with its reference ref (the row's running maximum when the cell was
