@@ -39,7 +39,7 @@ __attribute__((destructor)) static void ph_dump(void) {
 # (first text of the statement, its end, phase index, name): the time since the previous mark goes to "other"
 PHASES = [
     ("    av_matmul_many((float *[]){s->q, kc, vc}", "nt);", 1, "qkv"),
-    ("    attend(s, B, 1, kl, vl, seq_stride, ch->pos0 + n, ch, cap, l);", ";", 2, "attention"),
+    ("    attend(s, B, 1, kl, vl, seq_stride, ch->pos0 + n, panels, ch, cap, l);", ";", 2, "attention"),
     ("    if (cap->vnorm && cap->vnorm[l]) {", "return -1;\n    }", 3, "vnorm"),
     ("    av_linear_apply(s->xb, s->att, &A->o, rows, s->wscratch, nt);", ";", 4, "o_proj"),
     ("        av_matmul_many((float *[]){s->h1, s->h2}", "nt);", 5, "gate_up"),
