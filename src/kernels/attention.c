@@ -119,11 +119,15 @@ static void attend_heads(void *ctx, int tid, int64_t t0, int64_t t1) {
 void av_attention(const av_attn_args *a, float *scratch, int n_threads) {
     heads_job j = {.a = a, .scratch = scratch};
     atomic_init(&j.next, 0);
+    /* threads from 32768 (query, key, head) triples; a single query (a generation step) from 2048: its
+     * panels kept, two threads took 0.57-0.72x as long from 64 keys of 32 heads on (docs/BENCHMARKS.md,
+     * session 39) */
     int64_t work = (int64_t)a->n_q * a->n_k * a->n_heads;
-    int nt = work > 32768 ? (n_threads > 0 ? n_threads : av_default_threads()) : 1;
+    int threaded = a->n_q == 1 ? work >= 2048 : work > 32768;
+    int nt = threaded ? (n_threads > 0 ? n_threads : av_default_threads()) : 1;
     nt = nt < a->n_heads ? nt : a->n_heads;
     /* the streamed kernel wherever it runs, so that a capturing run and a lazy or plain one compute bit for
      * bit the same forward pass (the capture takes its scores on the way) */
-    if (av_attention_stream(a, work > 32768 ? n_threads : 1) == 0) return;
+    if (av_attention_stream(a, threaded ? n_threads : 1) == 0) return;
     av_parallel_for(nt, nt, attend_heads, &j);
 }
