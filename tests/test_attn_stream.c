@@ -334,9 +334,10 @@ static void causal_run(const problem *p, int pos, av_attn_panels *kept, float *o
     av_attention(&a, scratch, 2);
 }
 
-/* Kept panels against a cache that changes: keys from 300 on rewritten after the panels held them all (the
- * owner lowers n to 300), then another kernel (the scalar path's, another panel width): the last query's
- * outputs bit for bit the whole run's of the new cache. */
+/* Kept panels against a cache and kernels that change: packed first by the scalar path's kernel (panels 16
+ * keys wide, room for a multiple of 16), then read by the path's (on AVX-512 32 wide), then keys from 300 on
+ * rewritten after the panels held them all (the owner lowers n to 300), then the scalar kernel again: each
+ * time the last query's outputs bit for bit the whole run's of that cache on that path. */
 static void kept_panels_follow_the_cache(const problem *p) {
     problem *p2 = malloc(sizeof *p2);
     float *out = malloc(sizeof(float) * T * H * HS),
@@ -346,20 +347,27 @@ static void kept_panels_follow_the_cache(const problem *p) {
     *p2 = *p;
     for (int i = 300 * G * HS; i < T * G * HS; i++)
         p2->k[i] = -0.5f * p->k[i], p2->v[i] = p->v[i] + 0.25f;
-    av_attn_panels kept = {0};
-    causal_run(p, T - 1, &kept, out1, scratch);
-    kept.n = kept.n < 300 ? kept.n : 300;
-    causal_run(p2, T - 1, &kept, out1, scratch);
-    causal_run(p2, -1, NULL, out, scratch);
-    CHECKF(memcmp(out1, out + (size_t)(T - 1) * H * HS, sizeof out1) == 0,
-           "%s: the kept panels missed keys rewritten after them", av_gemm_path_name(av_gemm_path_get()));
     av_gemm_path path = av_gemm_path_get();
-    av_gemm_path_set(AV_GEMM_SCALAR);
-    causal_run(p2, T - 1, &kept, out1, scratch);
-    causal_run(p2, -1, NULL, out, scratch);
+    const char *name = av_gemm_path_name(path);
+    av_attn_panels kept = {0};
+    const struct {
+        av_gemm_path path;
+        const problem *p;
+        int lower_to; /* the owner's count after it rewrote the cache from there on, or -1 */
+        const char *what;
+    } steps[] = {{AV_GEMM_SCALAR, p, -1, "packed by the scalar kernel"},
+                 {path, p, -1, "then read by this path's"},
+                 {path, p2, 300, "then under keys rewritten from 300 on"},
+                 {AV_GEMM_SCALAR, p2, -1, "then by the scalar kernel again"}};
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        av_gemm_path_set(steps[i].path);
+        if (steps[i].lower_to >= 0) kept.n = kept.n < steps[i].lower_to ? kept.n : steps[i].lower_to;
+        causal_run(steps[i].p, T - 1, &kept, out1, scratch);
+        causal_run(steps[i].p, -1, NULL, out, scratch);
+        CHECKF(memcmp(out1, out + (size_t)(T - 1) * H * HS, sizeof out1) == 0,
+               "%s: kept panels %s: the last query differs from the whole run's", name, steps[i].what);
+    }
     av_gemm_path_set(path);
-    CHECKF(memcmp(out1, out + (size_t)(T - 1) * H * HS, sizeof out1) == 0,
-           "%s, then scalar: panels kept for one kernel were read by another", av_gemm_path_name(path));
     free(p2), free(out), free(scratch), free(kept.panels);
 }
 

@@ -343,20 +343,24 @@ static size_t panel_floats(const av_attn_args *a, int nr, int n_k, int vp_keys) 
            (size_t)nr;
 }
 
-/* The job's panels in the caller's kept ones (a->panels), grown to hold n_k keys (twice what they held, at
- * least; then packed anew), with `from` the first key they lack. -1 when out of memory (nothing changed). */
+/* The job's panels in the caller's kept ones (a->panels), with `from` the first key they lack: packed for
+ * another kernel (their width, and room for a multiple of it, may differ), they are dropped; grown to hold
+ * n_k keys (twice what they held, at least), packed anew. -1 when out of memory (nothing kept). */
 static int use_kept_panels(const av_attn_args *a, stream_job *j) {
     av_attn_panels *p = a->panels;
     int nr = j->uk->nr;
+    if (p->kernel != j->uk) {
+        free(p->panels);
+        *p = (av_attn_panels){NULL, j->uk, 0, 0};
+    }
     if (a->n_k > p->cap) {
         int cap = p->cap > a->n_k / 2 ? 2 * p->cap : a->n_k;
         cap = (cap + nr - 1) / nr * nr;
         float *panels = malloc(sizeof(float) * panel_floats(a, nr, cap, cap));
         if (!panels) return -1;
         free(p->panels);
-        *p = (av_attn_panels){panels, NULL, cap, 0};
+        *p = (av_attn_panels){panels, j->uk, cap, 0};
     }
-    if (p->kernel != j->uk) p->kernel = j->uk, p->n = 0;
     j->from = p->n < a->n_k ? p->n : a->n_k;
     j->kp_panels = p->cap / nr;
     j->vp_keys = p->cap;
