@@ -92,6 +92,8 @@ int av_state_reserve(av_state *s, int n, av_err *err) {
     return 0;
 }
 
+#define KEPT_PANELS_MAX_CACHE ((size_t)2 << 30) /* bytes: the 1.1 B shape's cache of 32k tokens is 1.4 GB */
+
 static int state_new(const av_model *m, int stack, int max_tokens, int n_seq, int n_threads, int layerwise,
                      av_state **out, av_err *err) {
     *out = NULL;
@@ -114,7 +116,11 @@ static int state_new(const av_model *m, int stack, int max_tokens, int n_seq, in
     s->cache_layers = c->causal && !layerwise ? st->n_layers : 1;
     size_t kv_dim = (size_t)c->n_kv_heads * (size_t)c->head_dim, wmax = largest_matrix(m, st);
     size_t cache_rows = (size_t)s->cache_layers * (size_t)n_seq;
-    if (s->cache_layers > 1 && !(s->panels = calloc(cache_rows, sizeof *s->panels))) {
+    /* attention panels kept for generation (kernels.h av_attn_panels): a second copy of the cache while
+     * generating, so only for caches of at most KEPT_PANELS_MAX_CACHE bytes (beyond, each step packs anew) */
+    size_t cache_bytes = 2 * sizeof(float) * cache_rows * (size_t)max_tokens * kv_dim;
+    if (s->cache_layers > 1 && cache_bytes <= KEPT_PANELS_MAX_CACHE &&
+        !(s->panels = calloc(cache_rows, sizeof *s->panels))) {
         av_state_free(s);
         return av_errf(err, "out of memory");
     }
