@@ -1,12 +1,13 @@
 /* The streamed attention (src/kernels/attention_stream.c: key tiles, running maximum, pooled overview kept
- * per row and cell) against attention computed here in double precision from the definition, on every GEMM
- * path: grouped-query heads, chunks that start mid-sequence, several query blocks and key tiles with ragged
- * ends, a head size that is not a multiple of the kernels' panels, soft-capping, relative-position bias, key
- * masks, sliding windows and rows that see no key; and the capturing path of the same kernel, its
- * probabilities against the reference and bit for bit against av_attention_probs (the lazy recompute), in
- * place and through a sink; and single queries (token-by-token generation, whose blocks are heads of a kv
- * group), bit for bit against the same rows of the whole sequence's run, with panels kept between them or
- * not, and kept panels when the cache under them changes. */
+ * per row and cell, outputs bit for bit those of a run without it) against attention computed here in
+ * double precision from the definition, on every GEMM path: grouped-query heads, chunks that start
+ * mid-sequence, several query blocks and key tiles with ragged ends, a head size that is not a multiple of
+ * the kernels' panels, soft-capping, relative-position bias, key masks, sliding windows and rows that see no
+ * key; and the capturing path of the same kernel, its probabilities against the reference and bit for bit
+ * against av_attention_probs (the lazy recompute), in place and through a sink; and single queries
+ * (token-by-token generation, whose blocks are heads of a kv group), bit for bit against the same rows of the
+ * whole sequence's run, with panels kept between them or not, and kept panels when the cache under them
+ * changes. */
 #include "harness.h"
 #include "kernels/gemm.h"
 #include "kernels/kernels.h"
@@ -141,6 +142,22 @@ static int capture_bits_differ(const av_attn_args *a) {
     return bad;
 }
 
+/* The outputs of a's chunk that differ in any bit from those of the same run with neither its pooled
+ * overview nor its capture (the overview takes each tile's exps from the row's own: it cannot move them). */
+static int outputs_differ_without_pool(const av_attn_args *a) {
+    av_attn_args b = *a;
+    size_t n = (size_t)a->n_q * H * HS;
+    float *out = malloc(sizeof(float) * n), *scratch = malloc(sizeof(float) * 2 * AV_ATTN_QUERY_BLOCK * T);
+    REQUIRE(out && scratch);
+    b.out = out, b.pool = NULL, b.probs = NULL, b.probs_sink = NULL;
+    av_attention(&b, scratch, 2);
+    int bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += memcmp(&out[i], &a->out[i], sizeof(float)) != 0;
+    free(out), free(scratch);
+    return bad;
+}
+
 /* What run_case captures: nothing (0), or the probabilities (CAP) into a zeroed buffer or one full of NaN
  * (CAP_NAN), with the pooled overview or without it (CAP_NO_POOL: a forward pass's full capture, whose last
  * key tile's exps go straight into the captured rows), or through a sink (CAP_SINK: the zeroed buffer is
@@ -202,6 +219,9 @@ static void run_case(const char *name, const problem *p, int causal, int window,
         double dp, d = check_outputs(&a, p, a.pool ? rmax : NULL, rsum, R, C, &dp);
         CHECKF(d <= 2e-5, "%s (%s, queries from %d): outputs differ from the reference by %g", name,
                av_gemm_path_name(av_gemm_path_get()), q_pos, d);
+        int moved = a.pool ? outputs_differ_without_pool(&a) : 0;
+        CHECKF(moved == 0, "%s (%s, queries from %d): %d outputs differ from the run without the overview",
+               name, av_gemm_path_name(av_gemm_path_get()), q_pos, moved);
         int bad = capture ? capture_bits_differ(&a) : 0;
         CHECKF(dp <= 1e-6 && bad == 0,
                "%s (%s, queries from %d): captured probabilities differ from the reference by %g, %d entries "

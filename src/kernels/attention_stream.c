@@ -16,10 +16,10 @@
  * A single query (a step of token-by-token generation) keeps the panels between calls when the caller lends
  * an av_attn_panels: each step then packs only the keys the panels do not hold yet.
  *
- * A pooled overview (lazy traces) is kept per row and cell while the tiles pass: the largest score of the
- * cell and the sum of exp(score - ref) with its reference ref (the row's running maximum when the cell was
- * last touched); when the row ends (its final maximum m and sum known) the cell's largest probability is
- * exp(max - m) / sum and its sum exp(ref - m) * sum_ref / sum (av_attn_pool_add_row). */
+ * A pooled overview (lazy traces) is kept per row and cell while the tiles pass, from the row's exps of each
+ * tile (no cell has exps of its own): the largest exp(score - ref) of the cell and their sum, with its
+ * reference ref (the row's running maximum when the cell last took keys); when the row ends (its final
+ * maximum m and sum known) they become probabilities through exp(ref - m) / sum (av_attn_pool_row). */
 #include "gemm.h"
 
 #include <math.h>
@@ -41,6 +41,7 @@ typedef struct stream_job {
     int vp_keys;              /* keys a value panel has room for: n_k, or the kept panels' cap */
     int from;                 /* the first key to pack: the kept panels hold the others */
     int group_heads;          /* heads per block of one query (group_heads()), or 0: query rows of a head */
+    int *cell_lo;             /* (pool cols + 1) with a pool: its cell bounds (av_attn_pool_bounds) */
     float *kp;                /* (n_kv_heads, kp_panels, head_dim, NR): keys, B panels of Q K^T */
     float *vp;                /* (n_kv_heads, vp_panels, vp_keys, NR): values, B panels of P V */
     float *ws;                /* (threads, ws_floats): the workspaces below */
@@ -57,7 +58,7 @@ typedef struct stream_ws {
     float *m, *l; /* (QB) running max and sum of each row */
     int *e0;      /* (QB) capture: the key from which the row's captured values are already exp(score - m),
                      computed in its last tile (with the final maximum), or -1 */
-    float *cmax, *csum, *cref; /* (QB, pool cols) per row and cell: max score, sum of exp(score - ref), ref */
+    float *cmax, *csum, *cref; /* (QB, pool cols) each row's av_attn_pool_row */
 } stream_ws;
 
 static stream_ws workspace(const stream_job *j, int tid) {
@@ -112,48 +113,14 @@ static void pack_kv(void *ctx, int tid, int64_t g0, int64_t g1) {
     }
 }
 
-/* The first cell of the pool whose keys reach past key k, and the first key of cell c. */
+/* The first cell of the pool whose keys reach past key k. */
 static int cell_of_key(const av_attn_pool *p, int k) {
     return (int)(((int64_t)(k + 1) * p->cols - 1) / p->n_key);
 }
-static int cell_lo(const av_attn_pool *p, int c) { return (int)((int64_t)c * p->n_key / p->cols); }
-
-/* Scores (masked) of row i's visible keys [k0, k0 + n) at s: their largest, and per pool cell its largest
- * into cmax. */
-static float row_tile_max(const av_attn_args *a, const stream_ws *w, int i, const float *s, int k0, int n) {
-    const av_attn_pool *p = a->pool;
-    if (!p) return av_max_value(s, n);
-    float mt = -INFINITY, *cmax = w->cmax + (size_t)i * (size_t)p->cols;
-    for (int c = cell_of_key(p, k0), lo = cell_lo(p, c); c < p->cols && lo < k0 + n; c++) {
-        int hi = cell_lo(p, c + 1), a0 = lo > k0 ? lo : k0, a1 = hi < k0 + n ? hi : k0 + n;
-        float x = av_max_value(s + (a0 - k0), a1 - a0);
-        cmax[c] = x > cmax[c] ? x : cmax[c];
-        mt = x > mt ? x : mt;
-        lo = hi;
-    }
-    return mt;
-}
-
-/* s[0..n) = exp(s - m) for row i's visible keys [k0, k0 + n); their sum, and per pool cell its sum brought to
- * the reference m. */
-static float row_tile_exp(const av_attn_args *a, const stream_ws *w, int i, float *s, int k0, int n,
-                          float m) {
-    const av_attn_pool *p = a->pool;
-    if (!p) return av_exp_shift_sum(s, n, m);
-    float total = 0, *csum = w->csum + (size_t)i * (size_t)p->cols,
-          *cref = w->cref + (size_t)i * (size_t)p->cols;
-    for (int c = cell_of_key(p, k0), lo = cell_lo(p, c); c < p->cols && lo < k0 + n; c++) {
-        int hi = cell_lo(p, c + 1), a0 = lo > k0 ? lo : k0, a1 = hi < k0 + n ? hi : k0 + n;
-        float e = av_exp_shift_sum(s + (a0 - k0), a1 - a0, m);
-        if (cref[c] != m) { /* the cell's earlier keys were summed against a smaller maximum */
-            if (csum[c] != 0.0f) csum[c] *= expf(cref[c] - m);
-            cref[c] = m;
-        }
-        csum[c] += e;
-        total += e;
-        lo = hi;
-    }
-    return total;
+/* Block row i's pooled cells. */
+static av_attn_pool_row pool_row(const stream_job *j, const stream_ws *w, int i) {
+    size_t at = (size_t)i * (size_t)j->a->pool->cols;
+    return (av_attn_pool_row){w->cmax + at, w->csum + at, w->cref + at};
 }
 
 /* A captured row of query r (its masked scores, written tile by tile) into probabilities: the softmax over
@@ -175,17 +142,19 @@ static void capture_softmax(const av_attn_args *a, float *row, int r, int n_keys
 }
 
 /* Row i (block row; query row r) of a tile of n_t keys from k0 whose scores are in s: masks, the running
- * maximum (rescaling what the row has so far when it grows), exp and sums; keys it cannot see become 0. A
- * capture has the scores in its row crow instead: they stay there for block()'s softmax and are copied to s,
- * but in the block's last tile (last), whose maximum is the row's, the exps are computed there and copied. */
-static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, int r, float *crow, int k0,
+ * maximum (rescaling what the row has so far when it grows), exp, sums and pooled cells; keys it cannot see
+ * become 0. A capture has the scores in its row crow instead: they stay there for block()'s softmax and are
+ * copied to s, but in the block's last tile (last), whose maximum is the row's, the exps are computed there
+ * and copied. */
+static void tile_row(const stream_job *j, const stream_ws *w, int h, int i, int r, float *crow, int k0,
                      int n_t, int last) {
+    const av_attn_args *a = j->a;
     float *s = w->s + (size_t)i * S_LD, *x = s; /* x: where the tile's scores become exps */
     int vis = av_attn_visible_keys(a, r) - k0, n = vis < n_t ? vis : n_t;
     if (n > 0 && crow) {
         x = crow + k0;
         av_attn_mask_scores(a, h, r, x, k0, k0 + n);
-        if (!last || a->pool) { /* exps by cell (pool) are not the row's bits */
+        if (!last) {
             memcpy(s, x, sizeof(float) * (size_t)n);
             x = s;
         }
@@ -193,7 +162,7 @@ static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, in
         av_attn_mask_scores(a, h, r, s, k0, k0 + n);
     }
     if (n > 0) {
-        float mt = row_tile_max(a, w, i, x, k0, n);
+        float mt = av_max_value(x, n);
         if (mt > w->m[i]) {
             if (w->m[i] != -INFINITY) {
                 float f = expf(w->m[i] - mt);
@@ -203,7 +172,11 @@ static void tile_row(const av_attn_args *a, const stream_ws *w, int h, int i, in
             w->m[i] = mt;
         }
         if (w->m[i] != -INFINITY) {
-            w->l[i] += row_tile_exp(a, w, i, x, k0, n, w->m[i]);
+            w->l[i] += av_exp_shift_sum(x, n, w->m[i]);
+            if (a->pool) {
+                av_attn_pool_row cells = pool_row(j, w, i);
+                av_attn_pool_add_tile(a->pool, j->cell_lo, &cells, x, k0, n, w->m[i]);
+            }
             if (x != s) memcpy(s, x, sizeof(float) * (size_t)n), w->e0[i] = k0;
         } else {
             n = 0; /* nothing visible so far: no weight */
@@ -237,7 +210,7 @@ static void tile(const stream_job *j, const stream_ws *w, const block_rows *b, i
         }
     int last = k0 + n_t == av_attn_visible_keys(a, row_query(b, nr - 1));
     for (int i = 0; i < nr; i++)
-        tile_row(a, w, row_head(b, i), i, row_query(b, i), cap ? cap + (size_t)i * b->cap_ld : NULL, k0, n_t,
+        tile_row(j, w, row_head(b, i), i, row_query(b, i), cap ? cap + (size_t)i * b->cap_ld : NULL, k0, n_t,
                  last);
     /* o (nr, hs) += P (nr, n_t) V (n_t, hs) */
     for (int pj = 0; pj < j->vp_panels; pj++) {
@@ -275,8 +248,8 @@ static void rows_block(const stream_job *j, const stream_ws *w, const block_rows
         w->e0[i] = -1;
         for (int c = 0; c < n_cells; c++) {
             size_t at = (size_t)i * (size_t)p->cols + (size_t)c;
-            w->cmax[at] = w->cref[at] = -INFINITY;
-            w->csum[at] = 0;
+            w->cmax[at] = w->csum[at] = 0;
+            w->cref[at] = -INFINITY;
         }
     }
     for (int k0 = 0; k0 < n_keys; k0 += KEY_TILE)
@@ -288,10 +261,10 @@ static void rows_block(const stream_job *j, const stream_ws *w, const block_rows
         for (int d = 0; d < hs; d++)
             out[d] = w->o[(size_t)i * (size_t)hs + (size_t)d] * inv;
         if (cap) capture_softmax(a, cap + (size_t)i * b->cap_ld, r, n_keys, w->m[i], w->e0[i]);
-        if (p && inv > 0)
-            av_attn_pool_add_row(p, h, a->q_pos + r, w->cmax + (size_t)i * (size_t)p->cols,
-                                 w->csum + (size_t)i * (size_t)p->cols, w->cref + (size_t)i * (size_t)p->cols,
-                                 n_cells, w->m[i], inv);
+        if (p && inv > 0) {
+            av_attn_pool_row cells = pool_row(j, w, i);
+            av_attn_pool_add_row(p, h, a->q_pos + r, &cells, n_cells, w->m[i], inv);
+        }
     }
 }
 
@@ -383,7 +356,8 @@ int av_attention_stream(const av_attn_args *a, int n_threads) {
     int kept = a->panels && a->n_q == 1 && use_kept_panels(a, &j) == 0;
     size_t panels = kept ? 0 : panel_floats(a, nr, a->n_k, a->n_k);
     j.ws_floats = (workspace_floats(a, uk->mr) + 15) / 16 * 16; /* 64-byte aligned workspaces */
-    size_t total = panels + (size_t)n_threads * j.ws_floats;
+    size_t bounds = a->pool ? (size_t)a->pool->cols + 1 : 0;    /* ints, as many as floats */
+    size_t total = panels + (size_t)n_threads * j.ws_floats + bounds;
     float *buf = aligned_alloc(64, ((total * sizeof(float)) + 63) / 64 * 64);
     if (!buf) {
         if (kept) a->panels->n = j.from; /* what they hold */
@@ -394,6 +368,10 @@ int av_attention_stream(const av_attn_args *a, int n_threads) {
         j.vp = buf + (size_t)a->n_kv_heads * (size_t)j.kp_panels * (size_t)hs * (size_t)nr;
     }
     j.ws = buf + panels;
+    if (a->pool) {
+        j.cell_lo = (int *)(j.ws + (size_t)n_threads * j.ws_floats);
+        av_attn_pool_bounds(a->pool, j.cell_lo);
+    }
     if (j.from < a->n_k)
         av_parallel_for(n_threads < a->n_kv_heads ? n_threads : a->n_kv_heads, a->n_kv_heads, pack_kv, &j);
     atomic_init(&j.next, 0);

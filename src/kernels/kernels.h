@@ -234,11 +234,24 @@ typedef struct av_attn_pool {
  * past n_keys are 0). Rows of one head must come from one thread at a time. */
 void av_attn_pool_rows(const av_attn_pool *p, int h, int q0, int nr, const float *probs, int ld, int n_keys);
 enum { AV_ATTN_POOL_MAX_COLS = 4096 }; /* the most cells a side the capture asks for */
-/* Adds query row q of head h to the pool from what av_attention_stream kept of it, cells [0, n_cells): cmax
- * its largest score per cell, csum the sum of exp(score - cref) per cell, m its largest score, inv 1 / the
- * sum of exp(score - m) over its keys. cmax and cref are overwritten. */
-void av_attn_pool_add_row(const av_attn_pool *p, int h, int q, float *cmax, const float *csum, float *cref,
-                          int n_cells, float m, float inv);
+/* One query row's cells while av_attention_stream computes it, each (pool cols) against its own reference
+ * ref: the largest exp(score - ref) of the cell's keys so far and their sum. ref is the row's running maximum
+ * when the cell last took keys (-inf before: max and sum 0). */
+typedef struct av_attn_pool_row {
+    float *max, *sum, *ref;
+} av_attn_pool_row;
+/* The pool's cell bounds: lo[c] = c * n_key / cols, the first key of cell c, for c in [0, cols]. */
+void av_attn_pool_bounds(const av_attn_pool *p, int *lo);
+/* Keys [k0, k0 + n) of a row into its cells: x[0..n) their exp(score - m), m the row's running maximum
+ * (>= every ref); lo the bounds. Cells against a smaller reference are brought to m first. Each cell's part
+ * is summed in 8 lanes (its values 8t + k into lane k), the lanes added k and k + 4, then k and k + 2, then
+ * 0 and 1, then the values past the last 8 in order: the same bits on every path. */
+void av_attn_pool_add_tile(const av_attn_pool *p, const int *lo, const av_attn_pool_row *row, const float *x,
+                           int k0, int n, float m);
+/* Adds query row q of head h to the pool from its cells [0, n_cells), m its largest score and inv 1 / the
+ * sum of exp(score - m) over its keys. row->ref is overwritten. */
+void av_attn_pool_add_row(const av_attn_pool *p, int h, int q, const av_attn_pool_row *row, int n_cells,
+                          float m, float inv);
 
 /* Runs attention for all heads. It streams over tiles of keys (av_attention_stream); scratch: (n_threads,
  * AV_ATTN_QUERY_BLOCK, n_k) floats, used when that path cannot run (no micro-kernel, out of memory). Memory
