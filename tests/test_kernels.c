@@ -249,6 +249,29 @@ static void test_softmax_swiglu_same_bits_on_avx512(void) {
     av_gemm_path_set(prev);
 }
 
+/* The 16-lane exponentials of the AVX-512 paths (2^n p(r) as one scaling) give the 8-lane code's bits for
+ * every 997th float in [-87.3, 0] (down to 2^-126 p(r): the smallest results are normal), and the same row
+ * sums. */
+static void test_exp_same_bits_on_avx512(void) {
+    if (!av_gemm_path_supported(AV_GEMM_AVX512)) SKIP("this CPU or OS cannot run the avx512 path");
+    enum { N = 512, STRIDE = 997 };
+    static float a[N], b[N];
+    av_gemm_path prev = av_gemm_path_get();
+    long bad = 0, rows = 0;
+    for (uint32_t bits = 0x80000000u, end = 0xC2AE999Au; bits <= end; rows++) { /* -0.0 .. -87.3 */
+        for (int i = 0; i < N; i++, bits = bits <= end - STRIDE ? bits + STRIDE : end + 1)
+            memcpy(&a[i], &bits, 4);
+        memcpy(b, a, sizeof a);
+        av_gemm_path_set(AV_GEMM_AVX2);
+        float sa = av_exp_shift_sum(a, N, 0.0f);
+        av_gemm_path_set(AV_GEMM_AVX512);
+        float sb = av_exp_shift_sum(b, N, 0.0f);
+        bad += memcmp(a, b, sizeof a) != 0 || memcmp(&sa, &sb, 4) != 0;
+    }
+    av_gemm_path_set(prev);
+    CHECKF(bad == 0, "%ld of %ld rows differ", bad, rows);
+}
+
 /* av_exp_shift_sum_from (the capture's softmax when a row's last key tile left its exps in place) against
  * av_exp_shift_sum over the whole row, whose bits it must give: values and sum identical at lengths around
  * the 8- and 16-value chunks, exps already present from every multiple of 16, on each path with its own
@@ -476,6 +499,7 @@ int main(void) {
     RUN(test_softmax_matches_double_precision);
     RUN(test_softmax_nan_and_inf_rows);
     RUN(test_softmax_swiglu_same_bits_on_avx512);
+    RUN(test_exp_same_bits_on_avx512);
     RUN(test_exp_tail_matches_scalar_formula);
     RUN(test_exp_shift_sum_from_equals_whole_row);
     RUN(test_rmsnorm_add_equals_two_steps);

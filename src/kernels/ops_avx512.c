@@ -7,7 +7,7 @@
 
 #include <immintrin.h>
 
-/* exp(x) for x <= 0: ops.c's exp_nonpos8, 16 lanes. */
+/* exp(x) for x <= 0: ops.c's exp_nonpos8, 16 lanes, the same bits. */
 static inline __attribute__((always_inline)) __m512 exp_nonpos16(__m512 x) {
     __mmask16 small = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
     x = _mm512_max_ps(_mm512_set1_ps(-87.3f), x); /* this operand order keeps NaN (as ops.c) */
@@ -22,8 +22,8 @@ static inline __attribute__((always_inline)) __m512 exp_nonpos16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_maskz_mov_ps((__mmask16)~small, _mm512_mul_ps(p, _mm512_castsi512_ps(e)));
+    /* p * 2^n in one instruction: n is a whole number, so the product is ops.c's p * 2^n (one rounding) */
+    return _mm512_maskz_scalef_ps((__mmask16)~small, p, n);
 }
 
 int av_max_avx512(const float *x, int n, float *mx) {
