@@ -25,6 +25,33 @@ static void test_half_conversions_known_values(void) {
     CHECKF(bad == 0, "%d halves do not round-trip", bad);
 }
 
+/* av_f32_to_f16_n (8 at a time with F16C) gives av_f32_to_f16's bits for every 61st float pattern, NaNs with
+ * payloads, infinities, the halves' subnormal and overflow boundaries, at lengths with and without a tail. */
+static void test_half_rows_match_scalar(void) {
+    enum { N = 1021 }; /* 127 chunks of 8 and a tail of 5 */
+    static float x[N];
+    static uint16_t got[N];
+    const uint32_t special[] = {0x7fc00000u, 0x7fc01234u, 0xffbfffffu, 0x7f800001u, 0x7f800000u, 0xff800000u,
+                                0x33000000u, 0x33000001u, 0x477fefffu, 0x477ff000u, 0x387fc000u, 0x80000000u};
+    long bad = 0, n_vals = 0;
+    uint64_t bits = 0;
+    for (int round = 0; bits < 0x100000000ull; round++) {
+        int len = round % 2 ? N : N - 5;
+        for (int i = 0; i < len; i++, n_vals++) {
+            uint32_t b = (uint32_t)bits;
+            if (i < (int)(sizeof special / sizeof *special))
+                b = special[i];
+            else
+                bits += 61;
+            memcpy(&x[i], &b, 4);
+        }
+        av_f32_to_f16_n(x, got, (size_t)len);
+        for (int i = 0; i < len; i++)
+            bad += got[i] != av_f32_to_f16(x[i]);
+    }
+    CHECKF(bad == 0, "%ld of %ld conversions differ from av_f32_to_f16", bad, n_vals);
+}
+
 static void test_vector_dequantization_matches_scalar(void) {
     uint16_t *h = malloc(65536 * 2);
     float *out = malloc(65536 * 4);
@@ -493,6 +520,7 @@ static void test_matmul_bf16x3_many_equals_single(void) {
 
 int main(void) {
     RUN(test_half_conversions_known_values);
+    RUN(test_half_rows_match_scalar);
     RUN(test_vector_dequantization_matches_scalar);
     RUN(test_q8_0_round_trip);
     RUN(test_softmax_and_rmsnorm);

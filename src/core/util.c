@@ -8,6 +8,11 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#if defined(__F16C__) && defined(__AVX2__)
+#include <immintrin.h>
+#define AV_HAVE_F16C 1
+#endif
+
 char *av_strdup(const char *s) { return s ? av_strndup(s, strlen(s)) : NULL; }
 
 char *av_strndup(const char *s, size_t n) {
@@ -111,6 +116,23 @@ uint16_t av_f32_to_f16(float f) {
     uint32_t rem = mant & 0x1fff;
     if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++; /* round to nearest even; may carry into exp */
     return (uint16_t)half;
+}
+
+void av_f32_to_f16_n(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+#ifdef AV_HAVE_F16C
+    const __m128i payload = _mm_set1_epi16(0x01ff);
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(src + i);
+        __m128i h = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+        __m128i nan16 = _mm_packs_epi32(_mm256_castsi256_si128(nan), _mm256_extracti128_si256(nan, 1));
+        h = _mm_andnot_si128(_mm_and_si128(nan16, payload), h); /* a NaN keeps no payload, as av_f32_to_f16 */
+        _mm_storeu_si128((__m128i *)(dst + i), h);
+    }
+#endif
+    for (; i < n; i++)
+        dst[i] = av_f32_to_f16(src[i]);
 }
 
 float av_bf16_to_f32(uint16_t h) {

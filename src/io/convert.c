@@ -1,6 +1,7 @@
 /* Tensor data written in another type than it is stored in: a chunk of rows at a time (about 64K values)
- * through f32, so neither writer ever holds a converted copy of a whole tensor, let alone a model. F32, F16
- * and BF16 are converted here; the quantized types through the caller's codec (kernels/ sits above io/). */
+ * through f32 (F32 rows read in place), so neither writer ever holds a converted copy of a whole tensor, let
+ * alone a model. F32, F16 and BF16 are converted here; the quantized types through the caller's codec
+ * (kernels/ sits above io/). */
 #include "io.h"
 
 #include <stdlib.h>
@@ -14,11 +15,10 @@ int av_dtype_convertible(const av_dtype_codec *codec, av_dtype src, av_dtype dst
     return (plain(src) || (codec && codec->to_f32)) && (plain(dst) || (codec && codec->writes(dst)));
 }
 
+/* Any type but F32 (read in place) into f32. */
 static void to_f32(const av_dtype_codec *codec, av_dtype t, const void *src, float *dst, int64_t n) {
     const uint16_t *h = src;
-    if (t == AV_DTYPE_F32)
-        memcpy(dst, src, sizeof(float) * (size_t)n);
-    else if (t == AV_DTYPE_F16)
+    if (t == AV_DTYPE_F16)
         for (int64_t i = 0; i < n; i++)
             dst[i] = av_f16_to_f32(h[i]);
     else if (t == AV_DTYPE_BF16)
@@ -33,8 +33,7 @@ static int from_f32(const av_dtype_codec *codec, av_dtype t, const float *src, v
     if (t == AV_DTYPE_F32)
         memcpy(dst, src, sizeof(float) * (size_t)n);
     else if (t == AV_DTYPE_F16)
-        for (int64_t i = 0; i < n; i++)
-            h[i] = av_f32_to_f16(src[i]);
+        av_f32_to_f16_n(src, h, (size_t)n);
     else if (t == AV_DTYPE_BF16)
         for (int64_t i = 0; i < n; i++)
             h[i] = av_f32_to_bf16(src[i]);
@@ -53,13 +52,16 @@ int av_write_converted(av_atomic_file *f, const av_dtype_codec *codec, const cha
     if (rows <= 0 || cols <= 0) return 0;
     int64_t chunk = cols >= 65536 ? 1 : 65536 / cols;
     if (chunk > rows) chunk = rows;
-    float *x = av_malloc_checked(sizeof(float) * (size_t)(chunk * cols), err); /* (chunk, cols) */
-    void *out = x ? av_malloc_checked(dst_row * (size_t)chunk, err) : NULL;    /* (chunk, dst_row) bytes */
+    float *x = NULL; /* (chunk, cols) the rows in f32, unless they are F32 */
+    if (src != AV_DTYPE_F32 && !(x = av_malloc_checked(sizeof(float) * (size_t)(chunk * cols), err)))
+        return -1;
+    void *out = av_malloc_checked(dst_row * (size_t)chunk, err); /* (chunk, dst_row) bytes */
     int rc = out ? 0 : -1;
     for (int64_t r = 0; !rc && r < rows; r += chunk) {
         int64_t n = rows - r < chunk ? rows - r : chunk;
-        to_f32(codec, src, (const uint8_t *)data + (size_t)r * src_row, x, n * cols);
-        if (from_f32(codec, dst, x, out, n * cols))
+        const void *rows_at = (const uint8_t *)data + (size_t)r * src_row;
+        if (x) to_f32(codec, src, rows_at, x, n * cols);
+        if (from_f32(codec, dst, x ? x : rows_at, out, n * cols))
             rc = av_errf(err, "tensor '%s': the codec cannot write %s", name, av_dtype_name(dst));
         else
             rc = av_atomic_write(f, out, dst_row * (size_t)n, err);

@@ -42,11 +42,7 @@ static void dequant_f32(const void *src, float *dst, int64_t n) {
 
 static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, sizeof(float) * (size_t)n); }
 
-static void quant_f16(const float *x, void *dst, int64_t n) {
-    uint16_t *h = dst;
-    for (int64_t i = 0; i < n; i++)
-        h[i] = av_f32_to_f16(x[i]);
-}
+static void quant_f16(const float *x, void *dst, int64_t n) { av_f32_to_f16_n(x, dst, (size_t)n); }
 
 static void quant_bf16(const float *x, void *dst, int64_t n) {
     uint16_t *h = dst;

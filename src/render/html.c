@@ -128,8 +128,7 @@ int av_html_encode(av_buf *blob, const float *data, size_t rows, int n_key, int 
         uint16_t buf[4096];
         for (size_t i = 0; i < n; i += 4096) {
             size_t m = n - i < 4096 ? n - i : 4096;
-            for (size_t k = 0; k < m; k++)
-                buf[k] = av_f32_to_f16(data[i + k]);
+            av_f32_to_f16_n(data + i, buf, m);
             av_buf_put(blob, buf, m * 2);
         }
     }
