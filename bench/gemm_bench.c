@@ -25,8 +25,10 @@
  *    memory, as a run's first forward pass computes them (run_gram);
  *  - "short_prompts": milliseconds of one 2048 x 2048 F16 product on one thread for 24 to 36 tokens
  *    (run_short_prompts: what each token count's last row tiles cost);
+ *  - "gathers": the AVX-512 row kernels with block scales by gather and converted in place, alternated
+ *    (run_gathers: which of the two this CPU should use);
  * Usage: gemm_bench [T] [threads] [sections: a comma list of f16, quant, peak, ukernel, gen, pool, copy,
- * gram, short; default all but copy, which "gen" measures too, gram and short]
+ * gram, short, gathers; default all but copy, which "gen" measures too, gram, short and gathers]
  * With BENCH_CLOCK=cpu every time is the process CPU time divided by the threads (what the wall time would be
  * with a core per thread: on a machine shared with other jobs it moves far less than wall time). */
 #include "../tests/quant_blocks.h"
@@ -404,6 +406,19 @@ static double gemv_l2_gbps(av_dtype t) {
     return 200.0 * (double)w.nbytes / best / 1e9;
 }
 
+/* Copies of one weight of type t (GEN_OUT x GEN_IN) in w, as many as make GEN_BYTES: their count. */
+static int make_layers(av_dtype t, av_tensor w[GEN_MAX_LAYERS]) {
+    w[0] = make_weight(t, GEN_OUT, GEN_IN, 1);
+    int layers = (int)ceil(GEN_BYTES / (double)w[0].nbytes);
+    layers = layers < GEN_MAX_LAYERS ? layers : GEN_MAX_LAYERS;
+    for (int l = 1; l < layers; l++) {
+        w[l] = w[0];
+        w[l].data = malloc(w[0].nbytes);
+        memcpy((void *)w[l].data, w[0].data, w[0].nbytes);
+    }
+    return layers;
+}
+
 static void run_generation(int threads) {
     static const av_dtype types[] = {AV_DTYPE_F16,  AV_DTYPE_BF16, AV_DTYPE_Q8_0, AV_DTYPE_Q4_0,
                                      AV_DTYPE_Q4_K, AV_DTYPE_Q5_K, AV_DTYPE_Q6_K};
@@ -416,19 +431,61 @@ static void run_generation(int threads) {
         threads, av_gemm_path_name(av_gemm_path_get()), copy, memchr_read, simd_read, isa ? isa : "none");
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
         av_tensor w[GEN_MAX_LAYERS];
-        w[0] = make_weight(types[i], GEN_OUT, GEN_IN, 1);
-        int layers = (int)ceil(GEN_BYTES / (double)w[0].nbytes);
-        layers = layers < GEN_MAX_LAYERS ? layers : GEN_MAX_LAYERS;
-        for (int l = 1; l < layers; l++) {
-            w[l] = w[0];
-            w[l].data = malloc(w[0].nbytes);
-            memcpy((void *)w[l].data, w[0].data, w[0].nbytes);
-        }
+        int layers = make_layers(types[i], w);
         double g1 = gemv_gbps(w, layers, 1, threads), g4 = gemv_gbps(w, layers, 4, threads);
         printf(", \"%s\": {\"mb\": %.0f, \"weights_gbps\": %.1f, \"vs_copy\": %.2f, \"vs_read\": %.2f, "
                "\"vs_memchr\": %.2f, \"rows4_gbps\": %.1f, \"rows4_vs_read\": %.2f, \"l2_gbps\": %.1f}",
                av_dtype_name(types[i]), w[0].nbytes * (double)layers / 1e6, g1, g1 / copy, g1 / read,
                g1 / memchr_read, g4, g4 / read, gemv_l2_gbps(types[i]));
+        for (int l = 0; l < layers; l++)
+            free((void *)w[l].data);
+    }
+    printf("}}\n");
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The AVX-512 row kernels' two ways to fetch block scales (av_fast_gathers: gathers, or each scale converted
+ * where it is used), alternated round by round in one process for the types that have both: one thread from
+ * L2 (the kernel's own rate, where the choice shows) and all threads from memory, medians of GATHER_ROUNDS.
+ * "cpu_choice" is what av_fast_gathers() picks on this CPU and "choice_is_faster" whether that is the faster
+ * way from L2 (within 2%): what issue #20 asks to check on Intel (session 38 measured AMD's Zen 5). */
+enum { GATHER_ROUNDS = 7 };
+static void run_gathers(int threads) {
+    av_gemm_path path = av_gemm_path_get();
+    if (path != AV_GEMM_AVX512 && path != AV_GEMM_AMX) {
+        printf("{\"gathers\": \"the %s path has no gathered kernels (AVX-512 only)\"}\n",
+               av_gemm_path_name(path));
+        return;
+    }
+    static const av_dtype types[] = {AV_DTYPE_Q8_0, AV_DTYPE_Q4_0, AV_DTYPE_Q4_K, AV_DTYPE_Q5_K};
+    int choice = av_fast_gathers();
+    printf("{\"gathers\": {\"threads\": %d, \"cpu_choice\": \"%s\"", threads, choice ? "gather" : "in place");
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++) {
+        av_tensor w[GEN_MAX_LAYERS];
+        int layers = make_layers(types[i], w);
+        double l2[2][GATHER_ROUNDS], mem[2][GATHER_ROUNDS]; /* [gather][round] GB/s */
+        for (int r = 0; r < GATHER_ROUNDS; r++)
+            for (int g = 0; g < 2; g++) {
+                int fast = (r + g) % 2; /* each way first in every other round */
+                av_fast_gathers_set(fast);
+                l2[fast][r] = gemv_l2_gbps(types[i]);
+                mem[fast][r] = gemv_gbps(w, layers, 1, threads);
+            }
+        av_fast_gathers_set(-1);
+        for (int g = 0; g < 2; g++) {
+            qsort(l2[g], GATHER_ROUNDS, sizeof(double), cmp_double);
+            qsort(mem[g], GATHER_ROUNDS, sizeof(double), cmp_double);
+        }
+        double ratio = l2[1][GATHER_ROUNDS / 2] / l2[0][GATHER_ROUNDS / 2]; /* gather / in place */
+        printf(", \"%s\": {\"l2_gbps_gather\": %.1f, \"l2_gbps_in_place\": %.1f, \"mem_gbps_gather\": %.1f, "
+               "\"mem_gbps_in_place\": %.1f, \"l2_gather_vs_in_place\": %.3f, \"choice_is_faster\": %s}",
+               av_dtype_name(types[i]), l2[1][GATHER_ROUNDS / 2], l2[0][GATHER_ROUNDS / 2],
+               mem[1][GATHER_ROUNDS / 2], mem[0][GATHER_ROUNDS / 2], ratio,
+               (choice ? ratio >= 0.98 : ratio <= 1.02) ? "true" : "false");
         for (int l = 0; l < layers; l++)
             free((void *)w[l].data);
     }
@@ -559,5 +616,6 @@ int main(int argc, char **argv) {
     if (strstr(sections, "copy")) printf("{\"copy_gbps\": %.1f}\n", copy_gbps(threads));
     if (strstr(sections, "gram")) run_gram(threads);
     if (strstr(sections, "short")) run_short_prompts();
+    if (strstr(sections, "gathers")) run_gathers(threads);
     return 0;
 }

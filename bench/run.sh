@@ -5,7 +5,8 @@
 #  2. the f32 GEMM limit (bench/f32_limit.sh): OpenBLAS sgemm peak with the best OPENBLAS_CORETYPE for this
 #     CPU and the project's own kernels' peak, whichever is higher; the same for AVX2 alone;
 #  3. every GEMM path on the 1B shapes (F16 weights; Q8_0, Q4_K, Q6_K on the own paths and amx), and
-#     token-by-token generation against a STREAM-like copy (bench/gemm_bench.c);
+#     token-by-token generation against a STREAM-like copy, and on AVX-512 whether av_fast_gathers() picks the
+#     faster way to fetch block scales on this CPU (bench/gemm_bench.c);
 #  4. stories260K (real) against plain PyTorch, whole process;
 #  5. the 1.1 B synthetic Llama at BENCH_TOKENS tokens: the forward pass with each path forced by ATTNVIZ_GEMM
 #     (avx512, avx2, amx, sgemm; those this CPU runs) against the limit, each path's attention against the
@@ -44,7 +45,7 @@ PYEOF
 
 sh bench/f32_limit.sh "$DIR" "$THREADS" "$TOKENS"
 echo "== attnviz GEMM paths on the 1B shapes (f16 and quantized weights), generation vs copy ($THREADS threads)"
-"$DIR/gemm_bench" "$TOKENS" "$THREADS" f16,quant,gen | tee "$DIR/gemm.json"
+"$DIR/gemm_bench" "$TOKENS" "$THREADS" f16,quant,gen,gathers | tee "$DIR/gemm.json"
 
 # best wall seconds over N runs and peak RSS (KiB) of a command: "seconds kib"
 measure() { n=$1; shift; $PY bench/timecmd.py "$n" "$DIR/cmd.out" "$DIR/cmd.err" -- "$@"; }

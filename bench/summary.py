@@ -79,6 +79,31 @@ def generation_table(d, name):
     return out
 
 
+def gathers_table(d, name):
+    """gemm_bench "gathers": the AVX-512 row kernels' block scales by gather against converted in place, and
+    whether av_fast_gathers() picks the faster way on this CPU (issue #20's check on Intel)."""
+    runs = [g["gathers"] for g in lines(os.path.join(d, name)) if "gathers" in g]
+    out = []
+    for g in runs:
+        if not isinstance(g, dict):
+            out += ["", "Block scales by gather: %s" % g]
+            continue
+        out += ["", "Block scales of the AVX-512 row kernels by gather / converted in place (medians of alternating "
+                "rounds; this CPU's choice: %s):" % g["cpu_choice"], "",
+                "| weights | 1 thread from L2: gather, in place (GB/s) | gather / in place | %d threads from memory: "
+                "gather, in place |" % g["threads"], "|---|---|---|---|"]
+        types = [(t, v) for t, v in g.items() if isinstance(v, dict)]
+        for t, v in types:
+            out.append("| %s | %.1f, %.1f | %.3f | %.1f, %.1f |" % (
+                t, v["l2_gbps_gather"], v["l2_gbps_in_place"], v["l2_gather_vs_in_place"], v["mem_gbps_gather"],
+                v["mem_gbps_in_place"]))
+        out.append("")
+        for t, v in types:
+            out.append(target(v["choice_is_faster"], "%s: av_fast_gathers() picks the faster way (%s)" %
+                              (t, g["cpu_choice"])))
+    return out
+
+
 def pool_line(d, name):
     """The cost of one av_parallel_for call (gemm_bench "pool"), or nothing."""
     pf = [g["parallel_for"] for g in lines(os.path.join(d, name)) if "parallel_for" in g]
@@ -106,7 +131,7 @@ def summary_run(d):
     lim, lim_text = limit_line(d)
     out = ["Machine: " + machine(d), "Load average before: %s; after: %s" %
            (mach.get("loadavg_before", "?"), (big or {}).get("loadavg_after", "?")), "", lim_text]
-    out += gemm_table(d) + generation_table(d, "gemm.json") + pool_line(d, "gemm.json")
+    out += gemm_table(d) + generation_table(d, "gemm.json") + gathers_table(d, "gemm.json") + pool_line(d, "gemm.json")
     if small:
         out += ["", "stories260K whole process: attnviz %.4f s (%d MB RSS), PyTorch %.3f s (%d MB): %.0fx" %
                 (small["attnviz_s"], small["attnviz_rss_mb"], small["torch_s"], small["torch_rss_mb"],
