@@ -158,6 +158,10 @@ def summary_run(d):
         out.append(target(paths["avx512"]["forward_vs_f32_limit"] <= 1.10, "avx512 forward <= 1.10x the f32 limit"))
     if "avx2" in paths:
         out.append(target(paths["avx2"]["forward_vs_avx2_limit"] <= 1.10, "avx2 forward <= 1.10x the AVX2 limit"))
+    if "amx" in paths:  # issue #20: no slower than at its start (0.86-0.90x; docs/BENCHMARKS.md session 28: 0.63-0.67x)
+        out.append(target(paths["amx"]["forward_vs_f32_limit"] <= 0.90,
+                          "amx forward no slower than at issue #20's start (<= 0.90x the f32 limit; %.3f)" %
+                          paths["amx"]["forward_vs_f32_limit"]))
     for p, e in paths.items():
         a = e["max_abs_diff_vs_sgemm"].get("attn")
         if a is not None:
