@@ -113,10 +113,6 @@ static void pack_kv(void *ctx, int tid, int64_t g0, int64_t g1) {
     }
 }
 
-/* The first cell of the pool whose keys reach past key k. */
-static int cell_of_key(const av_attn_pool *p, int k) {
-    return (int)(((int64_t)(k + 1) * p->cols - 1) / p->n_key);
-}
 /* Block row i's pooled cells. */
 static av_attn_pool_row pool_row(const stream_job *j, const stream_ws *w, int i) {
     size_t at = (size_t)i * (size_t)j->a->pool->cols;
@@ -232,7 +228,7 @@ static void rows_block(const stream_job *j, const stream_ws *w, const block_rows
     const av_attn_args *a = j->a;
     int hs = a->head_dim, n_keys = av_attn_visible_keys(a, row_query(b, nr - 1));
     const av_attn_pool *p = a->pool;
-    int n_cells = p ? cell_of_key(p, n_keys - 1) + 1 : 0;
+    int n_cells = p ? av_attn_pool_cells(p, n_keys) : 0;
     memset(w->o, 0, sizeof(float) * (size_t)nr * (size_t)hs);
     int mr = j->uk->mr;
     int64_t q_ld = b->heads > 1 ? hs : a->q_stride; /* a tile's rows: heads of one query, or queries */

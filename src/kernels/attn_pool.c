@@ -36,6 +36,10 @@ void av_attn_pool_rows(const av_attn_pool *p, int h, int q0, int nr, const float
     }
 }
 
+int av_attn_pool_cells(const av_attn_pool *p, int n_keys) {
+    return cell_of(n_keys - 1, p->cols, p->n_key) + 1;
+}
+
 void av_attn_pool_bounds(const av_attn_pool *p, int *lo) {
     for (int c = 0; c <= p->cols; c++)
         lo[c] = (int)((int64_t)c * p->n_key / p->cols);

@@ -240,6 +240,8 @@ enum { AV_ATTN_POOL_MAX_COLS = 4096 }; /* the most cells a side the capture asks
 typedef struct av_attn_pool_row {
     float *max, *sum, *ref;
 } av_attn_pool_row;
+/* The cells [0, n) of a row that hold its keys [0, n_keys) (n_keys >= 1). */
+int av_attn_pool_cells(const av_attn_pool *p, int n_keys);
 /* The pool's cell bounds: lo[c] = c * n_key / cols, the first key of cell c, for c in [0, cols]. */
 void av_attn_pool_bounds(const av_attn_pool *p, int *lo);
 /* Keys [k0, k0 + n) of a row into its cells: x[0..n) their exp(score - m), m the row's running maximum
