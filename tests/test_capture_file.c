@@ -5,6 +5,7 @@
 #define _GNU_SOURCE /* O_DIRECT */
 #include "harness.h"
 #include "io/io.h"
+#include "synth_model.h"
 #include "trace/trace.h"
 
 #include <dirent.h>
@@ -179,6 +180,96 @@ static void test_direct_capture_equals_ordinary_save(void) {
         CHECK(ref && memcmp(v.data, ref->data, ref->nbytes) == 0);
         av_st_close(&sa);
         av_st_close(&sb);
+        av_trace_free(a);
+        av_trace_free(b);
+    }
+    CHECK(leftover_temps(h_tmpdir()) == 0);
+    av_model_free(m);
+}
+
+/* attn.self.l of a trace file: F16 [n_heads, n, n] (NULL with a failed check otherwise). */
+static const uint16_t *f16_layer(const av_safetensors *f, int l, int n_heads, int n) {
+    char name[32];
+    snprintf(name, sizeof name, "attn.self.%d", l);
+    const av_tensor *x = av_st_find(f, name);
+    CHECKF(x && x->dtype == AV_DTYPE_F16 && x->nbytes == 2 * (size_t)n_heads * n * n,
+           "%s: not F16 [%d, %d, %d]", name, n_heads, n, n);
+    return x && x->nbytes == 2 * (size_t)n_heads * n * n ? x->data : NULL;
+}
+
+/* An F16 trace run into its file goes out through the direct writer, converted on the way (the capture never
+ * holds it in f32): every value is the F32 run's rounded by the compiler's own conversion (_Float16, not the
+ * project's), the file holds the ordinary save's tensors byte for byte, and the trace the run returns reads
+ * the same values from the file (one kept in memory, the f32 values it will round when saved). Rows of 256 x
+ * 4 bytes (whole sectors), of 300 x 4 (blocks across sectors), and with ATTNVIZ_DIRECT_IO=0 (no direct
+ * writes: the capture stays in memory in f32 until the save). A synthetic model (2 layers, 4 heads), large
+ * enough at these lengths to be captured into the file. */
+static void test_direct_f16_capture(void) {
+    enum { LAYERS = 2, HEADS = 4, CTX = 512 };
+    av_model *m = h_synth_llama(64, 96, LAYERS, HEADS, 2, CTX);
+    REQUIRE(m);
+    const struct {
+        int n;
+        const char *env;
+    } cases[] = {{256, NULL}, {300, NULL}, {256, "0"}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int n = cases[c].n;
+        int32_t ids[CTX];
+        for (int i = 0; i < n; i++)
+            ids[i] = 1 + (i * 37) % (H_SYNTH_VOCAB - 1);
+        char ordinary[512], direct[512], again[512];
+        snprintf(ordinary, sizeof ordinary, "%s/f16-ordinary-%zu.safetensors", h_tmpdir(), c);
+        snprintf(direct, sizeof direct, "%s/f16-direct-%zu.safetensors", h_tmpdir(), c);
+        snprintf(again, sizeof again, "%s/f16-again-%zu.safetensors", h_tmpdir(), c);
+        av_err err = {{0}};
+        av_trace *f32 = NULL, *a = NULL, *b = NULL;
+        av_run_params p = av_run_default_params();
+        REQUIREF(av_trace_from_ids(m, ids, (size_t)n, &p, &f32, &err) == 0, "%s", err.msg);
+        p.dtype = AV_DTYPE_F16;
+        REQUIREF(av_trace_from_ids(m, ids, (size_t)n, &p, &a, &err) == 0 &&
+                     av_trace_save(a, ordinary, &err) == 0,
+                 "%s", err.msg);
+        if (cases[c].env) setenv("ATTNVIZ_DIRECT_IO", cases[c].env, 1);
+        n_direct_writes = 0;
+        p.output_path = direct;
+        int rc = av_trace_from_ids(m, ids, (size_t)n, &p, &b, &err);
+        unsetenv("ATTNVIZ_DIRECT_IO");
+        REQUIREF(rc == 0, "%s", err.msg);
+        if (cases[c].env)
+            CHECKF(!b->prealloc && n_direct_writes == 0, "ATTNVIZ_DIRECT_IO=0: in the file, %d direct writes",
+                   n_direct_writes);
+        else if (!b->prealloc)
+            printf("note: %s takes no O_DIRECT writes: the F16 capture stayed in memory\n", h_tmpdir());
+        else
+            CHECKF(n_direct_writes > 0, "n %d: captured into the file without direct writes", n);
+        REQUIREF(av_trace_save(b, direct, &err) == 0 && av_trace_save(b, again, &err) == 0, "%s", err.msg);
+        av_safetensors so, sd, sa;
+        REQUIREF(av_st_open(ordinary, &so, &err) == 0 && av_st_open(direct, &sd, &err) == 0 &&
+                     av_st_open(again, &sa, &err) == 0,
+                 "%s", err.msg);
+        check_same_tensors(&so, &sd);
+        check_same_tensors(&so, &sa); /* saved elsewhere from the file's F16, not through f32 */
+        size_t per = (size_t)HEADS * (size_t)n * (size_t)n, wrong = 0, misread = 0;
+        for (int l = 0; l < LAYERS; l++) {
+            av_attn_view ref, got;
+            const uint16_t *h = f16_layer(&sd, l, HEADS, n);
+            REQUIREF(h && av_trace_attn(f32, AV_ATTN_SELF, l, &ref, &err) == 0 &&
+                         av_trace_attn(b, AV_ATTN_SELF, l, &got, &err) == 0,
+                     "%s", err.msg);
+            for (size_t i = 0; i < per; i++) {
+                _Float16 want = (_Float16)ref.data[i];
+                uint16_t bits;
+                memcpy(&bits, &want, sizeof bits);
+                wrong += h[i] != bits;
+                misread += got.data[i] != (b->prealloc ? (float)want : ref.data[i]);
+            }
+        }
+        CHECKF(wrong == 0 && misread == 0,
+               "n %d: %zu values differ from the F32 run's rounded, %zu read wrong", n, wrong, misread);
+        av_st_close(&so);
+        av_st_close(&sd);
+        av_st_close(&sa);
+        av_trace_free(f32);
         av_trace_free(a);
         av_trace_free(b);
     }
@@ -387,6 +478,7 @@ static void test_reservation_failure_is_up_front(void) {
 int main(void) {
     RUN(test_in_place_file_equals_ordinary_save);
     RUN(test_direct_capture_equals_ordinary_save);
+    RUN(test_direct_f16_capture);
     RUN(test_stale_temp_of_killed_writer_removed);
     RUN(test_commit_syncs_file_and_directory);
     RUN(test_reservation_failure_is_up_front);

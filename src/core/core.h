@@ -163,7 +163,8 @@ int av_direct_close(av_direct_writer *w, av_err *err);
 /* ---- half precision ---- */
 float av_f16_to_f32(uint16_t h);
 uint16_t av_f32_to_f16(float f);
-/* dst[i] = av_f32_to_f16(src[i]) for n values, 8 at a time with F16C (the same bits). */
+/* dst[i] = av_f32_to_f16(src[i]) for n values, 8 at a time with F16C (the same bits). dst may be src
+ * (front to back, each value read before its half is stored: converted in place). */
 void av_f32_to_f16_n(const float *src, uint16_t *dst, size_t n);
 float av_bf16_to_f32(uint16_t h);
 uint16_t av_f32_to_bf16(float f);

@@ -102,13 +102,18 @@ static size_t lazy_layout(av_run_capture *c, unsigned char *base) {
     return off;
 }
 
-/* Full F32 traces of at least 4x the header room go straight into the output file (av_st_prealloc), and so
- * do lazy runs' queries, keys and overviews; small files would be mostly header. */
+/* Whether c captures full attention stored as F16. */
+static int full_f16(const av_run_capture *c) { return !c->p->lazy && c->p->dtype == AV_DTYPE_F16; }
+
+/* Full traces of at least 4x the header room go straight into the output file (av_st_prealloc), and so do
+ * lazy runs' queries, keys and overviews; small files would be mostly header. F16 ones only when nothing
+ * reads them before the file is written (write_out): they are converted on their way there. attn_bytes: the
+ * attention in f32. */
 static int open_prealloc(av_run_capture *c, size_t attn_bytes, int n_labels, int n_tensors, av_err *err) {
     const av_run_params *p = c->p;
     size_t room = 65536 + (size_t)n_labels * 128 + (size_t)n_tensors * 512; /* labels, ids, tensor entries */
-    size_t bytes = p->lazy ? lazy_layout(c, NULL) : attn_bytes;
-    if (!p->output_path || (!p->lazy && p->dtype != AV_DTYPE_F32) || bytes < 4 * room) return 0;
+    size_t bytes = p->lazy ? lazy_layout(c, NULL) : full_f16(c) ? attn_bytes / 2 : attn_bytes;
+    if (!p->output_path || (full_f16(c) && !c->write_out) || bytes < 4 * room) return 0;
     if (!(c->pre = calloc(1, sizeof *c->pre))) return av_errf(err, "out of memory");
     int r = av_st_prealloc_open(c->pre, p->output_path, room, bytes, err);
     if (r != 0) { /* 1: the file cannot be mapped; keep the capture in memory */
@@ -119,7 +124,8 @@ static int open_prealloc(av_run_capture *c, size_t attn_bytes, int n_labels, int
     return r < 0 ? -1 : 0;
 }
 
-/* Full buffers of one kind: in the mapping at *off, or calloc'd (fresh zero pages either way). */
+/* Full buffers of one kind: in the mapping at *off (or the F16 capture's coordinates), or calloc'd (fresh
+ * zero pages either way). */
 static int alloc_full(av_run_capture *c, cap_kind *k, size_t *off, av_err *err) {
     size_t per = (size_t)k->n_heads * (size_t)k->n_query * (size_t)k->n_key;
     if (!c->pre) {
@@ -131,8 +137,9 @@ static int alloc_full(av_run_capture *c, cap_kind *k, size_t *off, av_err *err) 
                        k->n_key);
     }
     if (!(k->attn = calloc((size_t)k->n_layers, sizeof *k->attn))) return av_errf(err, "out of memory");
+    unsigned char *base = c->coords ? c->coords : c->pre->map + c->pre->room;
     for (int l = 0; l < k->n_layers; l++, *off += per * sizeof(float))
-        k->attn[l] = (float *)(c->pre->map + c->pre->room + *off);
+        k->attn[l] = (float *)(base + *off);
     return 0;
 }
 
@@ -163,8 +170,20 @@ static int alloc_qk(av_run_capture *c, cap_kind *k, av_err *err) {
 
 static float *sink_take(void *ctx) { return av_direct_take(((av_run_capture *)ctx)->direct); }
 
+/* The F16 place in the output file of the f32 address a in an F16 capture's coordinates. */
+static unsigned char *f16_place(const av_run_capture *c, const av_st_prealloc *pre, const void *a) {
+    return pre->map + pre->room + ((const unsigned char *)a - c->coords) / 2;
+}
+
+/* n rows' floats, bound for dst, go to the file: as they are, or converted to F16 in place */
 static void sink_put(void *ctx, float *rows, const float *dst, size_t n) {
     av_run_capture *c = ctx;
+    if (c->coords) {
+        av_f32_to_f16_n(rows, (uint16_t *)rows, n);
+        av_direct_put(c->direct, rows, n * sizeof(uint16_t),
+                      (uint64_t)(f16_place(c, c->pre, dst) - c->pre->map));
+        return;
+    }
     av_direct_put(c->direct, rows, n * sizeof(float), (uint64_t)((const unsigned char *)dst - c->pre->map));
 }
 
@@ -195,7 +214,8 @@ static size_t direct_bufs_per_layer(const cap_kind *k, size_t buf_floats) {
 }
 
 /* A full capture in the output file goes through a direct writer when the run allows it (write_out) and the
- * file system takes direct writes; ATTNVIZ_DIRECT_IO=0 keeps it in the mapping (comparisons, benchmarks). */
+ * file system takes direct writes; ATTNVIZ_DIRECT_IO=0 keeps an F32 one in the mapping (comparisons,
+ * benchmarks), an F16 one in memory. */
 static void open_direct(av_run_capture *c) {
     const char *env = getenv("ATTNVIZ_DIRECT_IO");
     if (!c->write_out || !c->pre || c->p->lazy || (env && !strcmp(env, "0"))) return;
@@ -219,6 +239,28 @@ static void open_direct(av_run_capture *c) {
         c->sink = (av_probs_sink){sink_take, sink_put, c, av_direct_buffer_bytes(c->direct) / sizeof(float)};
 }
 
+/* An F16 capture in the output file: through the direct writer, its rows' places named by the coordinates
+ * (f32_bytes of address space, inaccessible: a stray store faults instead of landing anywhere); without
+ * direct writes the file is dropped and the capture stays in memory until it is saved. */
+static int f16_in_file(av_run_capture *c, size_t f32_bytes, av_err *err) {
+    open_direct(c);
+    void *r = c->direct ? mmap(NULL, f32_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                        : MAP_FAILED;
+    if (r != MAP_FAILED) {
+        c->coords = r, c->coords_len = f32_bytes;
+        return 0;
+    }
+    int reserve_failed = c->direct != NULL;
+    av_direct_close(c->direct, NULL);
+    c->direct = NULL;
+    av_st_prealloc_free(c->pre);
+    free(c->pre);
+    c->pre = NULL, c->mapped = 0;
+    return reserve_failed
+               ? av_errf(err, "cannot reserve %zu MiB of address space for the F16 capture", f32_bytes >> 20)
+               : 0;
+}
+
 int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
     size_t bytes = 0, off = 0, per;
     int labels = 0, tensors = 0;
@@ -231,7 +273,10 @@ int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
         labels += k->n_query + k->n_key; /* queries and keys: up to two label lists, each with ids */
         tensors += 4 * k->n_layers;
     }
-    if (open_prealloc(c, bytes, labels, tensors, err)) return -1;
+    if (open_prealloc(c, bytes, labels, tensors, err) ||
+        (c->pre && full_f16(c) && f16_in_file(c, bytes, err)))
+        return -1;
+    if (!c->direct) open_direct(c);
     for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
         cap_kind *k = &c->kinds[i];
         if (!k->n_layers) continue;
@@ -240,7 +285,6 @@ int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
             return -1;
     }
     if (c->pre && c->p->lazy) lazy_layout(c, c->pre->map + c->pre->room);
-    open_direct(c);
     const cap_kind *self = &c->kinds[AV_ATTN_SELF];
     if (self->n_layers &&
         !(c->vnorm = alloc_bufs(self->n_layers, (size_t)self->n_heads * self->n_query, 0, err)))
@@ -301,6 +345,7 @@ void av_cap_free(av_run_capture *c) {
     free_bufs(c->vnorm, c->kinds[AV_ATTN_SELF].n_layers);
     free(c->logits);
     av_direct_close(c->direct, NULL); /* before the file goes */
+    if (c->coords) munmap(c->coords, c->coords_len);
     if (c->pre) av_st_prealloc_free(c->pre);
     free(c->pre);
     memset(c, 0, sizeof *c);
@@ -422,11 +467,14 @@ static int add_lazy(const av_run_capture *c, cap_kind *k, av_attn_kind kind, av_
 }
 
 /* The captured sets of one kind (the trace takes them; those in the file's mapping stay there). */
-static int add_sets(cap_kind *k, av_attn_kind kind, av_trace *t, av_err *err) {
+static int add_sets(const av_run_capture *c, cap_kind *k, av_attn_kind kind, av_trace *t, av_err *err) {
     for (int l = 0; l < k->n_layers; l++) {
         float *a = k->attn[l];
         k->attn[l] = NULL;
-        if (av_trace_add_attn(t, kind, l, k->n_heads, k->n_query, k->n_key, a, err)) return -1;
+        if (c->coords ? av_trace_add_attn_f16(t, kind, l, k->n_heads, k->n_query, k->n_key,
+                                              (const uint16_t *)f16_place(c, t->prealloc, a), err)
+                      : av_trace_add_attn(t, kind, l, k->n_heads, k->n_query, k->n_key, a, err))
+            return -1;
     }
     return 0;
 }
@@ -444,7 +492,7 @@ int av_cap_finish(av_run_capture *c, av_trace **out, av_err *err) {
     int rc = model_meta(c->m, t, err);
     for (int i = 0; !rc && i < AV_ATTN_KIND_COUNT; i++) {
         cap_kind *k = &c->kinds[i];
-        if (k->n_layers && k->attn) rc = add_sets(k, (av_attn_kind)i, t, err);
+        if (k->n_layers && k->attn) rc = add_sets(c, k, (av_attn_kind)i, t, err);
         if (!rc && k->n_layers && k->q) rc = add_lazy(c, k, (av_attn_kind)i, t, err);
     }
     if (!rc && c->vnorm) {

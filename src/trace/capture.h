@@ -33,6 +33,12 @@ typedef struct av_run_capture {
                       the attention in the file may then be written past the page cache */
     av_direct_writer *direct; /* that writer (the file's attention rows go through sink), or NULL */
     av_probs_sink sink;
+    /* An F16 trace written as it is captured: the file holds the attention as F16, and the forward pass
+     * names each row's place by an f32 address in coords, an inaccessible reservation as large as the
+     * attention in f32 (never read or written: rows reach the file through sink, converted there). NULL for
+     * F32 traces and F16 ones kept in memory until they are saved. */
+    unsigned char *coords;
+    size_t coords_len;
 } av_run_capture;
 
 /* Starts a capture for a run of m with p (checks the trace dtype). */

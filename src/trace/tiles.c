@@ -53,7 +53,7 @@ static void head_rows(const source *src, int head, int q0, int nq, int n_key, fl
         if (set->view.data) {
             memcpy(out, set->view.data + base, sizeof(float) * (size_t)nq * (size_t)n_key);
         } else { /* F16 in the mapped file: convert just these rows */
-            av_dequantize(AV_DTYPE_F16, (const uint16_t *)set->stored->data + base, out, (int64_t)nq * n_key);
+            av_dequantize(AV_DTYPE_F16, set->f16 + base, out, (int64_t)nq * n_key);
         }
     }
     for (int i = 0; src->exclude_first && i < nq; i++) {

@@ -153,6 +153,17 @@ int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, in
     return 0;
 }
 
+int av_trace_add_attn_f16(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key,
+                          const uint16_t *data, av_err *err) {
+    if (!in_prealloc(t, data)) return av_errf(err, "F16 attention must lie in the trace's output file");
+    if (check_same_shape(t, kind, layer, n_heads, n_query, n_key, err) || add_set(t, kind, layer, err))
+        return -1;
+    av_attn_set *s = &t->sets[t->n_sets - 1];
+    s->f16 = data;
+    s->view = (av_attn_view){n_heads, n_query, n_key, NULL};
+    return 0;
+}
+
 /* ---- queries ---- */
 
 const char *av_trace_meta(const av_trace *t, const char *key) { return av_json_str(t->meta, key); }
@@ -187,11 +198,11 @@ static int trace_attn_locked(av_trace *t, av_attn_kind kind, int layer, av_attn_
     for (int i = 0; i < t->n_sets; i++) {
         av_attn_set *s = &t->sets[i];
         if (s->kind != kind || s->layer != layer) continue;
-        if (!s->view.data && s->stored) { /* F16 in the file: convert once, keep */
-            size_t n = (size_t)av_tensor_numel(s->stored);
+        if (!s->view.data && s->f16) { /* F16 in the file: convert once, keep */
+            size_t n = (size_t)s->view.n_heads * (size_t)s->view.n_query * (size_t)s->view.n_key;
             float *f = malloc(sizeof(float) * (n ? n : 1));
             if (!f) return av_errf(err, "out of memory converting attention of layer %d", layer);
-            av_dequantize(AV_DTYPE_F16, s->stored->data, f, (int64_t)n);
+            av_dequantize(AV_DTYPE_F16, s->f16, f, (int64_t)n);
             s->owned = f;
             s->view.data = f;
         }
@@ -277,13 +288,17 @@ int av_trace_save(const av_trace *t, const char *path, av_err *err) {
         av_attn_view v;
         const av_attn_set *s = &t->sets[i];
         if (t->lazy_kinds[s->kind].lazy) continue;
+        char name[64];
+        snprintf(name, sizeof name, "attn.%s.%d", av_attn_kind_name(s->kind), s->layer);
+        int64_t shape[3] = {s->view.n_heads, s->view.n_query, s->view.n_key};
+        if (s->f16 && t->store_dtype == AV_DTYPE_F16) { /* as it is: never converted to f32 and back */
+            rc = av_st_writer_add(&w, name, AV_DTYPE_F16, AV_DTYPE_F16, 3, shape, s->f16, err);
+            continue;
+        }
         if (av_trace_attn(t, s->kind, s->layer, &v, err)) {
             rc = -1;
             break;
         }
-        char name[64];
-        snprintf(name, sizeof name, "attn.%s.%d", av_attn_kind_name(s->kind), s->layer);
-        int64_t shape[3] = {v.n_heads, v.n_query, v.n_key};
         rc = av_st_writer_add(&w, name, AV_DTYPE_F32, t->store_dtype, 3, shape, v.data, err);
     }
     /* queries, keys and overviews next: a lazy run laid its output file out in this order (capture.c) */
@@ -454,7 +469,7 @@ static int load_entry(av_trace *t, const av_st_entry *e, const char *path, av_er
                        t->n_tokens);
     if (add_set(t, kind, layer, err)) return -1;
     av_attn_set *s = &t->sets[t->n_sets - 1];
-    s->stored = &e->t;
+    s->f16 = e->t.dtype == AV_DTYPE_F16 ? e->t.data : NULL;
     s->view = (av_attn_view){(int)e->t.shape[0], (int)e->t.shape[1], (int)e->t.shape[2],
                              e->t.dtype == AV_DTYPE_F32 ? e->t.data : NULL};
     if (e->t.dtype == AV_DTYPE_F16) t->store_dtype = AV_DTYPE_F16;

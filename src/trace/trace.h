@@ -11,8 +11,9 @@ typedef struct av_attn_set {
     av_attn_kind kind;
     int layer;
     av_attn_view view;
-    const av_tensor *stored; /* in the loaded file (F32 or F16); NULL for a trace built in memory */
-    float *owned;            /* f32 data this trace owns (built in memory, or converted from F16 on access) */
+    const uint16_t *f16; /* F16 data (n_heads, n_query, n_key) in a file's mapping: a loaded F16 trace's, or a
+                            capture written as F16 (capture.c); NULL otherwise */
+    float *owned;        /* f32 data this trace owns (built in memory, or converted from f16 on access) */
 } av_attn_set;
 
 /* The queries and keys of one kind as the scores saw them (after q/k norms and RoPE, head-major) and
@@ -90,6 +91,10 @@ int av_trace_set_tokens(av_trace *t, char **tokens, int32_t *ids, int n, av_err 
 /* Takes ownership of data (n_heads, n_query, n_key), malloc'd, unless it lies in t->prealloc's mapping. */
 int av_trace_add_attn(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key,
                       float *data, av_err *err);
+/* The same for F16 data in t->prealloc's mapping (an F16 capture written into the output file): converted
+ * to f32 when read (av_trace_attn), written as it is by av_trace_save to that file as F16. */
+int av_trace_add_attn_f16(av_trace *t, av_attn_kind kind, int layer, int n_heads, int n_query, int n_key,
+                          const uint16_t *data, av_err *err);
 /* Makes kind lazy (lz->lazy = 1) or adds its queries and keys to a full trace (lz->lazy = 0; lazy.c). The
  * trace takes ownership of the arrays (q, k, scale, softcap, window, pool_max, pool_mean: malloc'd) and of
  * the buffers owns_qk / owns_extras say are malloc'd, also when this fails. */
