@@ -141,6 +141,51 @@ static void test_tiles_pool_exactly(void) {
     av_model_free(m);
 }
 
+/* Tiles of exact cells (one query and one key each, as `attnviz stats` and the viewer's zoom read them) are
+ * the rows themselves, bit for bit: one head over every key and over some keys, and the mean of heads (the
+ * heads' values added in order, then divided, by hand). */
+static void test_exact_tiles_are_the_rows(void) {
+    av_model *m = synthetic_model(512);
+    REQUIRE(m);
+    enum { N = 300, H = 4 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++)
+        ids[i] = (i * 17 + 3) % 97;
+    av_trace *t = NULL;
+    av_err err = {{0}};
+    av_run_params rp = av_run_default_params();
+    REQUIRE(av_trace_from_ids(m, ids, N, &rp, &t, &err) == 0);
+    av_attn_view v;
+    REQUIRE(av_trace_attn(t, AV_ATTN_SELF, 1, &v, &err) == 0);
+    float *got = malloc(sizeof(float) * N * N);
+    REQUIRE(got);
+    const struct {
+        int head, q0, q1, k0, k1;
+    } cases[] = {
+        {2, 40, 290, 0, N}, {1, 0, N, 7, 250}, {AV_HEADS_MEAN, 0, N, 0, N}, {AV_HEADS_MEAN, 3, 200, 50, 51}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int q0 = cases[c].q0, q1 = cases[c].q1, k0 = cases[c].k0, k1 = cases[c].k1, head = cases[c].head;
+        REQUIREF(av_trace_attn_tile(t, AV_ATTN_SELF, 1, head, q0, q1, k0, k1, q1 - q0, k1 - k0, AV_POOL_MAX,
+                                    got, &err) == 0,
+                 "%s", err.msg);
+        size_t wrong = 0;
+        for (int q = q0; q < q1; q++)
+            for (int k = k0; k < k1; k++) {
+                float want = 0;
+                for (int h = head >= 0 ? head : 0; h < (head >= 0 ? head + 1 : H); h++)
+                    want = h == (head >= 0 ? head : 0)
+                               ? v.data[((size_t)h * N + (size_t)q) * N + (size_t)k]
+                               : want + v.data[((size_t)h * N + (size_t)q) * N + (size_t)k];
+                if (head < 0) want /= (float)H;
+                wrong += got[(size_t)(q - q0) * (size_t)(k1 - k0) + (size_t)(k - k0)] != want;
+            }
+        CHECKF(wrong == 0, "case %zu: %zu cells differ from the rows", c, wrong);
+    }
+    free(got);
+    av_trace_free(t);
+    av_model_free(m);
+}
+
 static void test_lazy_save_load_round_trip(void) {
     av_model *m = synthetic_model(512);
     REQUIRE(m);
@@ -179,6 +224,7 @@ int main(void) {
     RUN(test_lazy_equals_full_on_stories260K);
     RUN(test_lazy_equals_full_on_long_synthetic_input);
     RUN(test_tiles_pool_exactly);
+    RUN(test_exact_tiles_are_the_rows);
     RUN(test_lazy_save_load_round_trip);
     return h_exit_code();
 }

@@ -192,6 +192,33 @@ done:
     free(lo);
 }
 
+/* Output rows [r0, r1) of a tile of exact cells (one query and one key each): the rows themselves, no
+ * pooling (the same values a 1 x 1 cell pools to), straight into out when they span every key. Nothing is
+ * allocated for one head's rows over every key: callers that read a layer block by block (head statistics)
+ * made three allocations of ~1 MB per block otherwise, each trimmed back to the system on free. */
+static void exact_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
+    tile_job *j = ctx;
+    int span = j->k1 - j->k0, whole = span == j->n_key;
+    size_t block = (size_t)ROWS_BLOCK * (size_t)j->n_key;
+    float *rows = whole ? NULL : malloc(sizeof(float) * block); /* (ROWS_BLOCK, n_key) */
+    float *tmp = j->head < 0 ? malloc(sizeof(float) * block) : NULL;
+    if ((!whole && !rows) || (j->head < 0 && !tmp)) {
+        j->failed = 1;
+        goto done;
+    }
+    for (int64_t r = r0; r < r1; r += ROWS_BLOCK) {
+        int nq = r1 - r < ROWS_BLOCK ? (int)(r1 - r) : ROWS_BLOCK;
+        float *dst = j->out + (size_t)r * (size_t)span; /* (nq, span) */
+        rows_any(j->src, j->head, j->q0 + (int)r, nq, j->n_key, whole ? dst : rows, tmp);
+        for (int i = 0; !whole && i < nq; i++)
+            memcpy(dst + (size_t)i * (size_t)span, rows + (size_t)i * (size_t)j->n_key + j->k0,
+                   sizeof(float) * (size_t)span);
+    }
+done:
+    free(rows);
+    free(tmp);
+}
+
 /* ---- answers from a lazy kind's pooled overview ---- */
 
 int av_trace_overview_cells(const av_trace *t, av_attn_kind kind, int *rows, int *cols) {
@@ -264,7 +291,8 @@ int av_trace_attn_tile_ex(const av_trace *t, const av_tile_params *p, float *out
         return overview_tile(src.lazy, p, out) ? av_errf(err, "out of memory reading the overview") : 0;
     tile_job j = {&src, p->head, p->q0, p->q1, p->k0, p->k1, p->out_rows, p->out_cols, nk, p->pool, out, 0};
     int64_t work = (int64_t)(p->q1 - p->q0) * nk * (p->head < 0 ? src.n_heads : 1);
-    av_parallel_for(work > (1 << 16) ? 0 : 1, p->out_rows, tile_rows, &j);
+    int exact = p->out_rows == p->q1 - p->q0 && p->out_cols == p->k1 - p->k0;
+    av_parallel_for(work > (1 << 16) ? 0 : 1, p->out_rows, exact ? exact_rows : tile_rows, &j);
     return j.failed ? av_errf(err, "out of memory computing a tile") : 0;
 }
 
