@@ -360,6 +360,27 @@ static void test_stats_and_roles_of_synthetic_heads(void) {
     CHECK(r.best == AV_ROLE_NONE && NEAR(r.best_score, 0.2) && strcmp(av_role_name(r.best), "none") == 0);
 }
 
+/* Whether a layer is causal is decided over all its heads, whichever thread reads them: one head looking
+ * ahead (the last, so that a split of the heads between threads puts it apart from the first) makes every
+ * head count row 0, and no head's statistics differ from the same head's alone (av_head_stats_layer). */
+static void test_stats_causality_over_all_heads(void) {
+    float a[4 * ST * ST];
+    synthetic_heads(a);
+    a[3 * ST * ST + 0 * ST + 1] = 0.5f, a[3 * ST * ST + 0 * ST + 0] = 0.5f; /* head 3, row 0 sees key 1 */
+    const char *labels[ST] = {"<s>", "a", ".", "b", " ,", "c", "d", "!"};
+    av_trace *t = make_trace(labels, ST);
+    REQUIRE(t && add_layer(t, AV_ATTN_SELF, 0, 4, ST, ST, a) == 0);
+    av_head_stats *s = NULL;
+    int n = 0;
+    av_err err = {{0}};
+    REQUIRE(av_trace_head_stats(t, AV_ATTN_SELF, -1, &s, &n, &err) == 0 && n == 4);
+    for (int h = 0; h < 4; h++)
+        CHECKF(s[h].n_rows == ST, "head %d: %d rows, want all %d (the layer is not causal)", h, s[h].n_rows,
+               ST);
+    free(s);
+    av_trace_free(t);
+}
+
 static void test_stats_cross_attention_has_no_positional_scores(void) {
     const float c[] = {0.5f, 0.5f, 0, 1, 1, 0}; /* 3 targets x 2 sources, one head */
     const char *labels[] = {"le", "chat", "noir"};
@@ -446,6 +467,7 @@ int main(void) {
     RUN(test_flow_size_guard);
     RUN(test_norm_attention);
     RUN(test_stats_and_roles_of_synthetic_heads);
+    RUN(test_stats_causality_over_all_heads);
     RUN(test_stats_cross_attention_has_no_positional_scores);
     RUN(test_repeat_scores);
     RUN(test_token_classes);

@@ -6,9 +6,11 @@
 #include "analysis.h"
 #include "core/core.h"
 #include "internal.h"
+#include "trace/trace.h"
 
 #include <ctype.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,38 +131,64 @@ static void acc_finish(stats_acc *s, int layer, int head, int positional, int ca
                            .first_norm = has_vnorm && s->rows_fnorm ? s->fnorm / s->rows_fnorm : NAN};
 }
 
-/* Rows of one head come from read(ctx, head, q0, n, out (n, n_key)); all heads of the layer share the
- * causality decision. */
-typedef int (*rows_fn)(void *ctx, int head, int q0, int n, float *out, av_err *err);
+/* Rows of one head come from read(ctx, head, q0, n, out (n, n_key), n_threads, err); all heads of the layer
+ * share the causality decision. */
+typedef int (*rows_fn)(void *ctx, int head, int q0, int n, float *out, int n_threads, av_err *err);
 
 enum { STATS_BLOCK = 64 }; /* query rows read at a time */
 
+typedef struct stats_job {
+    rows_fn read;
+    void *ctx;
+    int n_query, n_key, positional, read_threads;
+    const uint8_t *key_class;
+    const float *vnorm; /* (n_heads, n_key) or NULL */
+    stats_acc *acc;     /* (n_heads) */
+    _Atomic int above, failed;
+    av_err *err; /* the first failure's message */
+} stats_job;
+
+/* Heads [h0, h1) of the layer, each over its rows in order (the same sums for any split of the heads). */
+static void stats_heads(void *ctx, int tid, int64_t h0, int64_t h1) {
+    stats_job *j = ctx;
+    int n_key = j->n_key, above = 0;
+    float *rows = malloc(sizeof(float) * STATS_BLOCK * (size_t)n_key); /* (STATS_BLOCK, n_key) */
+    av_err err = {{0}};
+    int rc = rows ? 0 : av_errf(&err, "out of memory");
+    for (int64_t h = h0; !rc && h < h1; h++) {
+        const float *vn = j->vnorm ? j->vnorm + (size_t)h * (size_t)n_key : NULL; /* (n_key) */
+        for (int q0 = 0; !rc && q0 < j->n_query; q0 += STATS_BLOCK) {
+            int n = j->n_query - q0 < STATS_BLOCK ? j->n_query - q0 : STATS_BLOCK;
+            if ((rc = j->read(j->ctx, (int)h, q0, n, rows, j->read_threads, &err))) break;
+            for (int i = 0; i < n; i++)
+                acc_row(&j->acc[h], rows + (size_t)i * (size_t)n_key, q0 + i, n_key, j->positional,
+                        j->key_class, vn, &above);
+        }
+    }
+    free(rows);
+    if (above) j->above = 1;
+    if (rc && !atomic_exchange(&j->failed, 1) && j->err) *j->err = err;
+}
+
+/* The heads go to the threads, each head's rows read on its own thread; a single head (or reduction over
+ * heads) is read by all of them instead. */
 static int stats_layer(rows_fn read, void *ctx, int n_heads, int n_query, int n_key, int layer,
                        int positional, const uint8_t *key_class, const float *vnorm, av_head_stats *out,
                        av_err *err) {
     if (n_heads <= 0 || n_query <= 0 || n_key <= 0) return av_errf(err, "empty attention layer");
     stats_acc *acc = calloc((size_t)n_heads, sizeof *acc);
-    float *rows = malloc(sizeof(float) * STATS_BLOCK * (size_t)n_key); /* (STATS_BLOCK, n_key) */
-    int above = !positional || n_query != n_key, rc = 0;
-    if (!acc || !rows) rc = av_errf(err, "out of memory");
-    for (int h = 0; !rc && h < n_heads; h++) {
-        const float *vn = vnorm ? vnorm + (size_t)h * (size_t)n_key : NULL; /* (n_key) */
-        for (int q0 = 0; !rc && q0 < n_query; q0 += STATS_BLOCK) {
-            int n = n_query - q0 < STATS_BLOCK ? n_query - q0 : STATS_BLOCK;
-            if ((rc = read(ctx, h, q0, n, rows, err))) break;
-            for (int i = 0; i < n; i++)
-                acc_row(&acc[h], rows + (size_t)i * (size_t)n_key, q0 + i, n_key, positional, key_class, vn,
-                        &above);
-        }
-    }
-    for (int h = 0; !rc && h < n_heads; h++)
-        acc_finish(&acc[h], layer, h, positional, !above, key_class != NULL, vnorm != NULL, &out[h]);
+    if (!acc) return av_errf(err, "out of memory");
+    stats_job j = {read,      ctx,   n_query, n_key, positional, n_heads > 1 ? 1 : 0,
+                   key_class, vnorm, acc,     0,     0,          err};
+    j.above = !positional || n_query != n_key;
+    av_parallel_for(n_heads > 1 ? 0 : 1, n_heads, stats_heads, &j);
+    for (int h = 0; !j.failed && h < n_heads; h++)
+        acc_finish(&acc[h], layer, h, positional, !j.above, key_class != NULL, vnorm != NULL, &out[h]);
     free(acc);
-    free(rows);
-    return rc;
+    return j.failed ? -1 : 0;
 }
 
-static int view_rows(void *ctx, int head, int q0, int n, float *out, av_err *err) {
+static int view_rows(void *ctx, int head, int q0, int n, float *out, int n_threads, av_err *err) {
     const av_attn_view *v = ctx;
     memcpy(out, v->data + ((size_t)head * (size_t)v->n_query + (size_t)q0) * (size_t)v->n_key,
            sizeof(float) * (size_t)n * (size_t)v->n_key);
@@ -191,20 +219,11 @@ typedef struct trace_rows {
     int layer, n_key, head, exclude_first;
 } trace_rows;
 
-static int tile_rows(void *ctx, int head, int q0, int n, float *out, av_err *err) {
+static int tile_rows(void *ctx, int head, int q0, int n, float *out, int n_threads, av_err *err) {
     const trace_rows *r = ctx;
-    av_tile_params p = {r->kind,
-                        r->layer,
-                        r->head == AV_STATS_EVERY_HEAD ? head : r->head,
-                        q0,
-                        q0 + n,
-                        0,
-                        r->n_key,
-                        n,
-                        r->n_key,
-                        AV_POOL_MAX,
-                        r->exclude_first};
-    if (av_trace_attn_tile_ex(r->t, &p, out, err)) return -1;
+    if (av_trace_rows(r->t, r->kind, r->layer, r->head == AV_STATS_EVERY_HEAD ? head : r->head, q0, n,
+                      r->exclude_first, n_threads, out, err))
+        return -1;
     for (int i = 0; r->exclude_first && i < n; i++) /* renormalized over keys 1..: the first weighs 0 */
         out[(size_t)i * (size_t)r->n_key] = 0;
     return 0;

@@ -275,7 +275,8 @@ static int overview_tile(const av_lazy_kind *lz, const av_tile_params *p, float 
     return 0;
 }
 
-int av_trace_attn_tile_ex(const av_trace *t, const av_tile_params *p, float *out, av_err *err) {
+/* av_trace_attn_tile_ex on n_threads threads (0: by the work). */
+static int tile_on(const av_trace *t, const av_tile_params *p, int n_threads, float *out, av_err *err) {
     source src;
     if (check_args(t, p->kind, p->layer, p->head, &src, err)) return -1;
     src.exclude_first = p->exclude_first;
@@ -292,8 +293,22 @@ int av_trace_attn_tile_ex(const av_trace *t, const av_tile_params *p, float *out
     tile_job j = {&src, p->head, p->q0, p->q1, p->k0, p->k1, p->out_rows, p->out_cols, nk, p->pool, out, 0};
     int64_t work = (int64_t)(p->q1 - p->q0) * nk * (p->head < 0 ? src.n_heads : 1);
     int exact = p->out_rows == p->q1 - p->q0 && p->out_cols == p->k1 - p->k0;
-    av_parallel_for(work > (1 << 16) ? 0 : 1, p->out_rows, exact ? exact_rows : tile_rows, &j);
+    av_parallel_for(n_threads          ? n_threads
+                    : work > (1 << 16) ? 0
+                                       : 1,
+                    p->out_rows, exact ? exact_rows : tile_rows, &j);
     return j.failed ? av_errf(err, "out of memory computing a tile") : 0;
+}
+
+int av_trace_attn_tile_ex(const av_trace *t, const av_tile_params *p, float *out, av_err *err) {
+    return tile_on(t, p, 0, out, err);
+}
+
+int av_trace_rows(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int n, int exclude_first,
+                  int n_threads, float *out, av_err *err) {
+    int nk = av_trace_n_key(t, kind);
+    av_tile_params p = {kind, layer, head, q0, q0 + n, 0, nk, n, nk, AV_POOL_MAX, exclude_first};
+    return tile_on(t, &p, n_threads, out, err);
 }
 
 int av_trace_attn_tile(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int q1, int k0,

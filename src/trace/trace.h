@@ -128,6 +128,12 @@ int av_trace_set_image(av_trace *t, uint8_t *rgb, int h, int w, av_err *err);
 /* Takes ownership of the (n_tokens, vocab) logits, exposed as t->logits_view. */
 void av_trace_set_logits(av_trace *t, float *logits, int n_tokens, int vocab);
 
+/* Rows [q0, q0 + n) of one head (or reduced over heads: AV_HEADS_MEAN / MAX / MIN) over every key, exact:
+ * out (n, n_key); exclude_first as av_tile_params'. The tile of exact cells av_trace_attn_tile_ex gives, on
+ * n_threads threads (0: as that call decides; 1: the calling thread alone, for callers that share out the
+ * work themselves). */
+int av_trace_rows(const av_trace *t, av_attn_kind kind, int layer, int head, int q0, int n, int exclude_first,
+                  int n_threads, float *out, av_err *err);
 /* Heads reduced (select.c, tiles.c): out = out + in, max or min of both over n values, for how =
  * AV_HEADS_MEAN (a sum: divide by the heads after the last), AV_HEADS_MAX, AV_HEADS_MIN. */
 void av_heads_fold(float *out, const float *in, size_t n, int how);
