@@ -144,6 +144,11 @@ static void test_rollout_hand_three_tokens_and_fusion(void) {
     CHECKF(h_max_abs_diff(r, want_max, 9) < 1e-6f, "max rollout off by %g", h_max_abs_diff(r, want_max, 9));
     for (int i = 0; i < 3; i++)
         CHECK(NEAR(r[3 * i] + r[3 * i + 1] + r[3 * i + 2], 1)); /* rows stay distributions */
+    /* min fusion, layer 0: [[1,0,0],[0,0,0],[0,0,.2]] -> A'0 = I; layer 1 min = A1: R = A'1 */
+    p.fusion = AV_REDUCE_MIN;
+    REQUIRE(av_rollout_trace(t, AV_ATTN_SELF, &p, r, &err) == 0);
+    const float want_min[9] = {1, 0, 0, 0.5f, 0.5f, 0, 0, 0.5f, 0.5f};
+    CHECKF(h_max_abs_diff(r, want_min, 9) < 1e-6f, "min rollout off by %g", h_max_abs_diff(r, want_min, 9));
     CHECK(av_rollout_trace(t, AV_ATTN_CROSS, &p, r, &err) == -1);
     av_trace_free(t);
 }

@@ -48,24 +48,19 @@ float *av_an_alloc(size_t a, size_t b, av_err *err) {
 int av_an_fused_layers(const av_trace *t, av_attn_kind kind, av_reduce fusion, float ***out, int *n_layers,
                        int *n_query, int *n_key, av_err *err) {
     *out = NULL;
-    int L = av_trace_n_layers(t, kind);
+    int L = av_trace_n_layers(t, kind), nq = av_trace_n_query(t, kind), nk = av_trace_n_key(t, kind);
     if (L == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
     float **mats = calloc((size_t)L, sizeof *mats); /* (L) pointers to (n_query, n_key) */
     if (!mats) return av_errf(err, "out of memory");
-    int nq = 0, nk = 0;
+    /* each layer's heads fused row by row as the tile API reads them (F16 converted, lazy rows recomputed a
+     * block at a time): no layer is held whole in f32 (av_trace_attn would keep every one) */
+    int heads = fusion == AV_REDUCE_MAX   ? AV_HEADS_MAX
+                : fusion == AV_REDUCE_MIN ? AV_HEADS_MIN
+                                          : AV_HEADS_MEAN;
     for (int l = 0; l < L; l++) {
-        av_attn_view v;
-        if (av_trace_attn(t, kind, l, &v, err)) goto fail;
-        if (l == 0) {
-            nq = v.n_query;
-            nk = v.n_key;
-        } else if (v.n_query != nq || v.n_key != nk) {
-            av_errf(err, "%s layer %d is %d x %d but layer 0 is %d x %d", av_attn_kind_name(kind), l,
-                    v.n_query, v.n_key, nq, nk);
-            goto fail;
-        }
+        av_tile_params p = {kind, l, heads, 0, nq, 0, nk, nq, nk, AV_POOL_MAX, 0};
         if (!(mats[l] = av_an_alloc((size_t)nq, (size_t)nk, err)) ||
-            av_attn_reduce_heads(&v, NULL, 0, fusion, mats[l], err))
+            av_trace_attn_tile_ex(t, &p, mats[l], err))
             goto fail;
     }
     *out = mats;
