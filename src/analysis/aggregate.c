@@ -1,6 +1,7 @@
 /* Aggregation: mean / max / min over heads, over layers, or over any hand-picked set of (layer, head). */
 #include "analysis.h"
 #include "core/core.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -22,23 +23,31 @@ const char *av_reduce_name(av_reduce r) {
     return r == AV_REDUCE_MEAN ? "mean" : r == AV_REDUCE_MAX ? "max" : r == AV_REDUCE_MIN ? "min" : "?";
 }
 
-void av_reduce_mats(const float *const *mats, int n, size_t numel, av_reduce op, float *out) {
-    memcpy(out, mats[0], numel * sizeof(float));
-    for (int i = 1; i < n; i++) {
-        const float *p = mats[i];
-        if (op == AV_REDUCE_MEAN)
-            for (size_t k = 0; k < numel; k++)
-                out[k] += p[k];
-        else if (op == AV_REDUCE_MAX)
-            for (size_t k = 0; k < numel; k++)
-                out[k] = p[k] > out[k] ? p[k] : out[k];
-        else
-            for (size_t k = 0; k < numel; k++)
-                out[k] = p[k] < out[k] ? p[k] : out[k];
-    }
+/* out = out op p over numel values (the mean's sum; av_reduce_mean_finish divides). */
+static void reduce_into(float *out, const float *p, size_t numel, av_reduce op) {
+    if (op == AV_REDUCE_MEAN)
+        for (size_t k = 0; k < numel; k++)
+            out[k] += p[k];
+    else if (op == AV_REDUCE_MAX)
+        for (size_t k = 0; k < numel; k++)
+            out[k] = p[k] > out[k] ? p[k] : out[k];
+    else
+        for (size_t k = 0; k < numel; k++)
+            out[k] = p[k] < out[k] ? p[k] : out[k];
+}
+
+/* The mean of n matrices from their sum. */
+static void reduce_finish(float *out, int n, size_t numel, av_reduce op) {
     if (op == AV_REDUCE_MEAN && n > 1)
         for (size_t k = 0; k < numel; k++)
             out[k] /= (float)n;
+}
+
+void av_reduce_mats(const float *const *mats, int n, size_t numel, av_reduce op, float *out) {
+    memcpy(out, mats[0], numel * sizeof(float));
+    for (int i = 1; i < n; i++)
+        reduce_into(out, mats[i], numel, op);
+    reduce_finish(out, n, numel, op);
 }
 
 int av_attn_reduce_heads(const av_attn_view *v, const int *heads, int n_sel, av_reduce op, float *out,
@@ -61,36 +70,33 @@ int av_attn_reduce_heads(const av_attn_view *v, const int *heads, int n_sel, av_
     return 0;
 }
 
+/* Each selected head is read as an exact tile (F16 converted, lazy rows recomputed, no layer kept whole in
+ * f32) and folded into out in the order given: av_reduce_mats' operations. */
 int av_trace_reduce(const av_trace *t, av_attn_kind kind, const av_head_ref *sel, int n_sel, av_reduce op,
                     float *out, int *n_query, int *n_key, av_err *err) {
     if (n_sel <= 0) return av_errf(err, "no heads selected");
-    const float **mats = malloc(sizeof *mats * (size_t)n_sel); /* (n_sel) pointers to (n_query, n_key) */
-    if (!mats) return av_errf(err, "out of memory");
-    int nq = 0, nk = 0;
+    int L = av_trace_n_layers(t, kind), H = av_trace_n_heads(t, kind), nq = av_trace_n_query(t, kind),
+        nk = av_trace_n_key(t, kind);
+    if (L == 0) return av_errf(err, "the trace has no '%s' attention", av_attn_kind_name(kind));
     for (int i = 0; i < n_sel; i++) {
-        av_attn_view v;
-        if (av_trace_attn(t, kind, sel[i].layer, &v, err)) {
-            free(mats);
-            return -1;
-        }
-        if (sel[i].head < 0 || sel[i].head >= v.n_heads) {
-            free(mats);
+        if (sel[i].layer < 0 || sel[i].layer >= L)
+            return av_errf(err, "layer %d is out of range: the trace has layers 0..%d", sel[i].layer, L - 1);
+        if (sel[i].head < 0 || sel[i].head >= H)
             return av_errf(err, "head %d.%d is out of range: layer %d has heads 0..%d", sel[i].layer,
-                           sel[i].head, sel[i].layer, v.n_heads - 1);
-        }
-        if (i == 0) {
-            nq = v.n_query;
-            nk = v.n_key;
-        } else if (v.n_query != nq || v.n_key != nk) {
-            free(mats);
-            return av_errf(
-                err, "layer %d attention is %d x %d, layer %d's is %d x %d: cannot reduce them together",
-                sel[i].layer, v.n_query, v.n_key, sel[0].layer, nq, nk);
-        }
-        mats[i] = v.data + (size_t)sel[i].head * (size_t)nq * (size_t)nk;
+                           sel[i].head, sel[i].layer, H - 1);
     }
-    av_reduce_mats(mats, n_sel, (size_t)nq * (size_t)nk, op, out);
-    free(mats);
+    size_t plane = (size_t)nq * (size_t)nk;
+    float *head = n_sel > 1 ? av_an_alloc((size_t)nq, (size_t)nk, err) : NULL; /* (nq, nk) */
+    if (n_sel > 1 && !head) return -1;
+    int rc = 0;
+    for (int i = 0; !rc && i < n_sel; i++) {
+        av_tile_params p = {kind, sel[i].layer, sel[i].head, 0, nq, 0, nk, nq, nk, AV_POOL_MAX, 0};
+        rc = av_trace_attn_tile_ex(t, &p, i ? head : out, err);
+        if (!rc && i) reduce_into(out, head, plane, op);
+    }
+    free(head);
+    if (rc) return -1;
+    reduce_finish(out, n_sel, plane, op);
     if (n_query) *n_query = nq;
     if (n_key) *n_key = nk;
     return 0;
