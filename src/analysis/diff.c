@@ -52,19 +52,34 @@ static int kept(av_attn_kind kind, int key_side, int n, const av_attn_view *v) {
     return n;
 }
 
-/* attn(a) − attn(b) of one layer, its queries and keys cut to the compared tokens. malloc'd (heads, nq, nk).
- */
-static float *layer_diff(const av_attn_view *va, const av_attn_view *vb, int nq, int nk) {
-    float *d = malloc(sizeof(float) * (size_t)va->n_heads * (size_t)nq * (size_t)nk);
-    for (int h = 0; d && h < va->n_heads; h++)
-        for (int q = 0; q < nq; q++)
-            for (int k = 0; k < nk; k++) {
-                size_t oa = ((size_t)h * (size_t)va->n_query + (size_t)q) * (size_t)va->n_key + (size_t)k;
-                size_t ob = ((size_t)h * (size_t)vb->n_query + (size_t)q) * (size_t)vb->n_key + (size_t)k;
-                d[((size_t)h * (size_t)nq + (size_t)q) * (size_t)nk + (size_t)k] =
-                    va->data[oa] - vb->data[ob];
-            }
-    return d;
+/* The exact tile [0, nq) x [0, nk) of one head of a layer into out (nq, nk). */
+static int head_block(const av_trace *t, av_attn_kind kind, int layer, int head, int nq, int nk, float *out,
+                      av_err *err) {
+    av_tile_params p = {kind, layer, head, 0, nq, 0, nk, nq, nk, AV_POOL_MAX, 0};
+    return av_trace_attn_tile_ex(t, &p, out, err);
+}
+
+/* attn(a) − attn(b) of one layer, its queries and keys cut to the compared tokens: *d malloc'd (heads, nq,
+ * nk). Each head of either trace is read as an exact tile (F16 converted, lazy rows recomputed), so neither
+ * trace keeps the layer whole in f32. */
+static int layer_diff(const av_trace *a, const av_trace *b, av_attn_kind kind, int layer, int n_heads, int nq,
+                      int nk, float **d, av_err *err) {
+    size_t plane = (size_t)nq * (size_t)nk;
+    float *out = malloc(sizeof(float) * (size_t)n_heads * plane), *hb = malloc(sizeof(float) * plane);
+    int rc = out && hb ? 0 : av_errf(err, "out of memory");
+    for (int h = 0; !rc && h < n_heads; h++) {
+        float *da = out + (size_t)h * plane;
+        rc = head_block(a, kind, layer, h, nq, nk, da, err) || head_block(b, kind, layer, h, nq, nk, hb, err);
+        for (size_t i = 0; !rc && i < plane; i++)
+            da[i] -= hb[i];
+    }
+    free(hb);
+    if (rc) {
+        free(out);
+        return -1;
+    }
+    *d = out;
+    return 0;
 }
 
 static int diff_kind(const av_trace *a, const av_trace *b, av_attn_kind kind, int n, av_trace *out,
@@ -72,20 +87,19 @@ static int diff_kind(const av_trace *a, const av_trace *b, av_attn_kind kind, in
     const char *name = av_attn_kind_name(kind);
     int la = av_trace_n_layers(a, kind), lb = av_trace_n_layers(b, kind);
     if (la != lb) return av_errf(err, "'%s' attention: %d layers in A, %d in B", name, la, lb);
+    av_attn_view va = {av_trace_n_heads(a, kind), av_trace_n_query(a, kind), av_trace_n_key(a, kind), NULL},
+                 vb = {av_trace_n_heads(b, kind), av_trace_n_query(b, kind), av_trace_n_key(b, kind), NULL};
+    int nq = kept(kind, 0, n, &va), nk = kept(kind, 1, n, &va); /* every layer of a kind has one shape */
+    if (la && va.n_heads != vb.n_heads)
+        return av_errf(err, "'%s' attention: %d heads in A, %d in B", name, va.n_heads, vb.n_heads);
+    if (la && (nq > va.n_query || nq > vb.n_query || nk > va.n_key || nk > vb.n_key))
+        return av_errf(err, "'%s' attention: shapes %dx%d and %dx%d do not cover the compared tokens", name,
+                       va.n_query, va.n_key, vb.n_query, vb.n_key);
     for (int l = 0; l < la; l++) {
-        av_attn_view va, vb;
-        if (av_trace_attn(a, kind, l, &va, err) || av_trace_attn(b, kind, l, &vb, err)) return -1;
-        if (va.n_heads != vb.n_heads)
-            return av_errf(err, "'%s' attention, layer %d: %d heads in A, %d in B", name, l, va.n_heads,
-                           vb.n_heads);
-        int nq = kept(kind, 0, n, &va), nk = kept(kind, 1, n, &va);
-        if (nq > va.n_query || nq > vb.n_query || nk > va.n_key || nk > vb.n_key)
-            return av_errf(
-                err, "'%s' attention, layer %d: shapes %dx%d and %dx%d do not cover the compared tokens",
-                name, l, va.n_query, va.n_key, vb.n_query, vb.n_key);
-        float *d = layer_diff(&va, &vb, nq, nk);
-        if (!d) return av_errf(err, "out of memory");
-        if (av_trace_add_attn(out, kind, l, va.n_heads, nq, nk, d, err)) return -1;
+        float *d = NULL;
+        if (layer_diff(a, b, kind, l, va.n_heads, nq, nk, &d, err) ||
+            av_trace_add_attn(out, kind, l, va.n_heads, nq, nk, d, err))
+            return -1;
     }
     return 0;
 }
