@@ -178,10 +178,19 @@ static int stats_layer(rows_fn read, void *ctx, int n_heads, int n_query, int n_
     if (n_heads <= 0 || n_query <= 0 || n_key <= 0) return av_errf(err, "empty attention layer");
     stats_acc *acc = calloc((size_t)n_heads, sizeof *acc);
     if (!acc) return av_errf(err, "out of memory");
-    stats_job j = {read,      ctx,   n_query, n_key, positional, n_heads > 1 ? 1 : 0,
-                   key_class, vnorm, acc,     0,     0,          err};
+    int spread = n_heads > 1; /* heads to the threads, each read on one; else one head read by all */
+    stats_job j = {.read = read,
+                   .ctx = ctx,
+                   .n_query = n_query,
+                   .n_key = n_key,
+                   .positional = positional,
+                   .read_threads = spread ? 1 : 0,
+                   .key_class = key_class,
+                   .vnorm = vnorm,
+                   .acc = acc,
+                   .err = err};
     j.above = !positional || n_query != n_key;
-    av_parallel_for(n_heads > 1 ? 0 : 1, n_heads, stats_heads, &j);
+    av_parallel_for(spread ? 0 : 1, n_heads, stats_heads, &j);
     for (int h = 0; !j.failed && h < n_heads; h++)
         acc_finish(&acc[h], layer, h, positional, !j.above, key_class != NULL, vnorm != NULL, &out[h]);
     free(acc);

@@ -275,7 +275,7 @@ static int overview_tile(const av_lazy_kind *lz, const av_tile_params *p, float 
     return 0;
 }
 
-/* av_trace_attn_tile_ex on n_threads threads (0: by the work). */
+/* av_trace_attn_tile_ex on n_threads threads (0: one for small tiles, else every thread). */
 static int tile_on(const av_trace *t, const av_tile_params *p, int n_threads, float *out, av_err *err) {
     source src;
     if (check_args(t, p->kind, p->layer, p->head, &src, err)) return -1;
@@ -293,10 +293,8 @@ static int tile_on(const av_trace *t, const av_tile_params *p, int n_threads, fl
     tile_job j = {&src, p->head, p->q0, p->q1, p->k0, p->k1, p->out_rows, p->out_cols, nk, p->pool, out, 0};
     int64_t work = (int64_t)(p->q1 - p->q0) * nk * (p->head < 0 ? src.n_heads : 1);
     int exact = p->out_rows == p->q1 - p->q0 && p->out_cols == p->k1 - p->k0;
-    av_parallel_for(n_threads          ? n_threads
-                    : work > (1 << 16) ? 0
-                                       : 1,
-                    p->out_rows, exact ? exact_rows : tile_rows, &j);
+    if (!n_threads) n_threads = work > (1 << 16) ? 0 : 1; /* 0: every thread */
+    av_parallel_for(n_threads, p->out_rows, exact ? exact_rows : tile_rows, &j);
     return j.failed ? av_errf(err, "out of memory computing a tile") : 0;
 }
 
