@@ -67,14 +67,18 @@ static void normalized(double H, double u, int visible, double *entn, double *un
 static void acc_row(stats_acc *s, const float *a, int i, int n_key, int positional, const uint8_t *key_class,
                     const float *vn, int *above) {
     double H = 0, d = 0, sp = 0, pu = 0, u_full = 0, u_causal = 0, weighted = 0;
-    int vis_causal = i + 1 < n_key ? i + 1 : n_key;
-    for (int j = 0; j < n_key; j++) {
+    int vis_causal = i + 1 < n_key ? i + 1 : n_key, end = n_key;
+    /* the zeros after the row's last nonzero weight add exactly 0 to every sum (a causal row's keys past
+     * i: half of a causal layer): left out */
+    while (end > 0 && a[end - 1] == 0)
+        end--;
+    if (end > i + 1) *above = 1;
+    for (int j = 0; j < end; j++) {
         double x = a[j];
         if (x > 0) H -= x * log(x);
         d += x * fabs((double)(i - j));
         u_full += x < 1.0 / n_key ? x : 1.0 / n_key;
         if (j < vis_causal) u_causal += x < 1.0 / vis_causal ? x : 1.0 / vis_causal;
-        if (j > i && x != 0) *above = 1;
         if (key_class && (key_class[j] & AV_TOKCLASS_SPECIAL)) sp += x;
         if (key_class && (key_class[j] & AV_TOKCLASS_PUNCT)) pu += x;
         if (vn) weighted += x * vn[j];
