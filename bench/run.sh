@@ -10,7 +10,8 @@
 #  4. stories260K (real) against plain PyTorch, whole process;
 #  5. the 1.1 B synthetic Llama at BENCH_TOKENS tokens: the forward pass with each path forced by ATTNVIZ_GEMM
 #     (avx512, avx2, amx, sgemm; those this CPU runs) against the limit, each path's attention against the
-#     sgemm path's, and PyTorch eager on the same weights.
+#     sgemm path's, F32 and F16 traces on the default path and `stats` of the F16 one, and PyTorch eager on
+#     the same weights.
 # Environment: BENCH_THREADS (2), BENCH_TOKENS (512), BENCH_LAYERS (22), BENCH_REPEAT (3: best of),
 #   BENCH_PATHS ("avx512 avx2 amx sgemm"), BENCH_SKIP_1B=1, BENCH_SKIP_TORCH=1, BENCH_DIR (/tmp/attnviz-bench).
 set -eu
@@ -79,6 +80,20 @@ for p in sgemm $(echo "$PATHS" | tr ' ' '\n' | grep -v '^sgemm$'); do
     [ "$p" != sgemm ] && [ -f "$DIR/big-sgemm.safetensors" ] && diff=$($PY bench/trace_diff.py "$out" "$DIR/big-sgemm.safetensors")
     echo "{\"path\": \"$p\", \"total_s\": $1, \"rss_kib\": $2, \"forward_s\": $3, \"cpu_s\": $4, \"max_abs_diff_vs_sgemm\": $diff}" | tee -a "$DIR/paths.json"
 done
+# The trace formats on the default path: an F16 trace is written as the run goes, like an F32 one (no second
+# copy of the attention in memory); then `stats` and `stats --rollout` on the F16 trace (rows read as tiles)
+echo "== F32 and F16 traces (default path), stats of the F16 trace, best of $R"
+out16=$DIR/big-f16.safetensors
+trace_run() { # dtype -> "seconds kib"
+    $PY bench/timecmd.py "$R" "$DIR/cmd.out" "$DIR/cmd.err" --before "rm -f $out16" -- \
+        "$BIN" run --model "$SYN" --threads "$THREADS" --dtype "$1" --ids "@$DIR/ids.json" -o "$out16" | cut -d' ' -f1,2
+}
+set -- $(trace_run f32) $(trace_run f16)
+t32_s=$1 t32_rss=$2 t16_s=$3 t16_rss=$4
+set -- $(measure "$R" "$BIN" stats "$out16" --json | cut -d' ' -f1,2) \
+    $(measure 1 "$BIN" stats "$out16" --rollout --json | cut -d' ' -f1,2)
+echo "{\"f32_s\": $t32_s, \"f32_rss_kib\": $t32_rss, \"f16_s\": $t16_s, \"f16_rss_kib\": $t16_rss, \"stats_s\": $1, \"stats_rss_kib\": $2, \"rollout_s\": $3, \"rollout_rss_kib\": $4}" | tee "$DIR/traces.json"
+rm -f "$out16"
 p_s=0 p_fwd=0 p_rss=0
 if [ "${BENCH_SKIP_TORCH:-0}" != 1 ]; then
     set -- $(measure 1 $PY bench/torch_llama.py --model "$SYN" --threads "$THREADS" --tokens "$TOKENS")

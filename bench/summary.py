@@ -166,6 +166,26 @@ def summary_run(d):
         a = e["max_abs_diff_vs_sgemm"].get("attn")
         if a is not None:
             out.append(target(a <= 2e-5, "%s attention within 2e-5 of sgemm (%.2g)" % (p, a)))
+    return out + traces_table(d)
+
+
+def traces_table(d):
+    """F32 against F16 traces on the default path (whole process), and `stats` of the F16 trace."""
+    t = one(os.path.join(d, "traces.json"))
+    if not t:
+        return []
+    mb = lambda kib: kib / 1024
+    out = ["", "Traces on the default path (whole process, best of the runs; peak RSS includes the weights and, for "
+           "`stats`, the trace's mapped pages):", "",
+           "| command | s | peak RSS MB |", "|---|---|---|",
+           "| `run -o` (F32 trace) | %.3f | %d |" % (t["f32_s"], mb(t["f32_rss_kib"])),
+           "| `run --dtype f16 -o` | %.3f | %d |" % (t["f16_s"], mb(t["f16_rss_kib"])),
+           "| `stats --json` of the F16 trace | %.3f | %d |" % (t["stats_s"], mb(t["stats_rss_kib"])),
+           "| `stats --rollout --json` of the F16 trace | %.3f | %d |" % (t["rollout_s"], mb(t["rollout_rss_kib"])),
+           ""]
+    out.append(target(t["f16_s"] <= 1.10 * t["f32_s"] and t["f16_rss_kib"] <= 1.05 * t["f32_rss_kib"],
+                      "an F16 trace's run no slower (<= 1.10x) and no larger in memory (<= 1.05x) than an F32 "
+                      "trace's (%.2fx, %.2fx)" % (t["f16_s"] / t["f32_s"], t["f16_rss_kib"] / t["f32_rss_kib"])))
     return out
 
 
