@@ -76,20 +76,15 @@ static void *put_ranges(void *arg) {
     return NULL;
 }
 
-static void test_any_ranges_land_exactly(void) {
-    char path[600];
-    av_direct_writer *w = open_scratch(path, sizeof path, FILE_BYTES, 0xAB);
-    if (!w) SKIP("no directory here takes O_DIRECT writes (%s, /var/tmp)", h_tmpdir());
-    CHECK(av_direct_buffer_bytes(w) >= BUF_BYTES && av_direct_buffer_bytes(w) % 4096 == 0);
-    unsigned char *want = malloc(FILE_BYTES), *got = malloc(FILE_BYTES);
+/* Random pieces of [100, bytes - 77) of want (the ends stay as they were, the pieces' bytes random): 1-byte
+ * ones, ones inside a block, across block edges, whole aligned blocks, a buffer's full length; queued in a
+ * random order from N_THREADS threads. Returns how many. */
+static int put_random_ranges(av_direct_writer *w, unsigned char *want, size_t bytes) {
     range *r = malloc(sizeof *r * 4096);
-    REQUIRE(want && got && r);
-    memset(want, 0xAB, FILE_BYTES);
-    /* pieces of [100, FILE_BYTES - 77) (the ends stay as they were): 1-byte ones, ones inside a block,
-     * across block edges, whole aligned blocks, a buffer's full length */
+    if (!r) return 0;
     unsigned seed = 12345;
     int n = 0;
-    for (size_t off = 100; off < FILE_BYTES - 77 && n < 4096; n++) {
+    for (size_t off = 100; off < bytes - 77 && n < 4096; n++) {
         size_t len;
         switch (rand_r(&seed) % 5) {
         case 0: len = 1; break;
@@ -98,7 +93,7 @@ static void test_any_ranges_land_exactly(void) {
         case 3: len = BUF_BYTES; break;
         default: len = 1 + (size_t)rand_r(&seed) % BUF_BYTES;
         }
-        len = len < FILE_BYTES - 77 - off ? len : FILE_BYTES - 77 - off;
+        len = len < bytes - 77 - off ? len : bytes - 77 - off;
         r[n] = (range){off, len};
         for (size_t i = 0; i < len; i++)
             want[off + i] = (unsigned char)rand_r(&seed);
@@ -111,22 +106,71 @@ static void test_any_ranges_land_exactly(void) {
     }
     pthread_t th[N_THREADS];
     writer_job jobs[N_THREADS];
+    int started[N_THREADS];
     for (int t = 0; t < N_THREADS; t++) {
         jobs[t] = (writer_job){w, want, r, n, t, N_THREADS};
-        REQUIRE(pthread_create(&th[t], NULL, put_ranges, &jobs[t]) == 0);
+        started[t] = pthread_create(&th[t], NULL, put_ranges, &jobs[t]) == 0;
     }
     for (int t = 0; t < N_THREADS; t++)
-        pthread_join(th[t], NULL);
+        if (started[t])
+            pthread_join(th[t], NULL);
+        else
+            put_ranges(&jobs[t]); /* no thread: queued from here */
+    free(r);
+    return n;
+}
+
+/* The first byte where got and want differ, or n. */
+static size_t first_difference(const unsigned char *got, const unsigned char *want, size_t n) {
+    size_t i = 0;
+    while (i < n && got[i] == want[i])
+        i++;
+    return i;
+}
+
+static void test_any_ranges_land_exactly(void) {
+    char path[600];
+    av_direct_writer *w = open_scratch(path, sizeof path, FILE_BYTES, 0xAB);
+    if (!w) SKIP("no directory here takes O_DIRECT writes (%s, /var/tmp)", h_tmpdir());
+    CHECK(av_direct_buffer_bytes(w) >= BUF_BYTES && av_direct_buffer_bytes(w) % 4096 == 0);
+    unsigned char *want = malloc(FILE_BYTES), *got = malloc(FILE_BYTES);
+    REQUIRE(want && got);
+    memset(want, 0xAB, FILE_BYTES);
+    int n = put_random_ranges(w, want, FILE_BYTES);
     av_err err = {{0}};
     CHECKF(av_direct_close(w, &err) == 0, "%s", err.msg);
     REQUIREF(read_file(path, got, FILE_BYTES) == 0, "cannot read %s back (or its size changed)", path);
-    size_t bad = 0;
-    while (bad < FILE_BYTES && got[bad] == want[bad])
-        bad++;
+    size_t bad = first_difference(got, want, FILE_BYTES);
     CHECKF(bad == FILE_BYTES, "%d ranges: byte %zu is %u, not %u", n, bad, bad < FILE_BYTES ? got[bad] : 0,
            bad < FILE_BYTES ? want[bad] : 0);
     unlink(path);
-    free(want), free(got), free(r);
+    free(want), free(got);
+}
+
+/* The same ranges copied into memory (a file system without direct writes: the capture's F16 rows go into
+ * the file's mapping) land exactly; a range past the memory's end is refused at close, naming it. */
+static void test_memory_ranges_land_exactly(void) {
+    unsigned char *mem = malloc(FILE_BYTES), *want = malloc(FILE_BYTES);
+    REQUIRE(mem && want);
+    memset(mem, 0xAB, FILE_BYTES);
+    memset(want, 0xAB, FILE_BYTES);
+    av_direct_writer *w = av_direct_open_memory(mem, FILE_BYTES, "mapping.bin", 2 * N_THREADS, BUF_BYTES);
+    REQUIRE(w);
+    int n = put_random_ranges(w, want, FILE_BYTES);
+    av_err err = {{0}};
+    CHECKF(av_direct_close(w, &err) == 0, "%s", err.msg);
+    size_t bad = first_difference(mem, want, FILE_BYTES);
+    CHECKF(bad == FILE_BYTES, "%d ranges: byte %zu is %u, not %u", n, bad, bad < FILE_BYTES ? mem[bad] : 0,
+           bad < FILE_BYTES ? want[bad] : 0);
+    w = av_direct_open_memory(mem, 4096, "mapping.bin", 2, 4096);
+    REQUIRE(w);
+    void *b = av_direct_take(w);
+    av_direct_put(w, b, 100, 4000); /* 4000 + 100 > 4096 */
+    CHECK(av_direct_close(w, &err) == -1 && strstr(err.msg, "mapping.bin") &&
+          strstr(err.msg, strerror(EINVAL)));
+    CHECK(av_direct_open_memory(NULL, 4096, "x", 2, 4096) == NULL &&
+          av_direct_open_memory(mem, 4096, "x", 0, 4096) == NULL);
+    free(mem), free(want);
 }
 
 /* A write the kernel refuses (past a file size limit) comes back at close, naming the file. */
@@ -172,6 +216,7 @@ static void test_missing_file_declines(void) {
 
 int main(void) {
     RUN(test_any_ranges_land_exactly);
+    RUN(test_memory_ranges_land_exactly);
     RUN(test_refused_write_is_reported);
     RUN(test_missing_file_declines);
     return h_exit_code();

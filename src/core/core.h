@@ -152,6 +152,10 @@ void av_atomic_remove_on_signals(void);
 typedef struct av_direct_writer av_direct_writer;
 /* NULL when the file system takes no direct writes (tmpfs, ...), or out of memory: write another way. */
 av_direct_writer *av_direct_open(const char *path, int n_bufs, size_t buf_bytes);
+/* The same staging buffers and thread copying each range into mem (len bytes: a file's shared mapping, for
+ * file systems without direct writes) at its offset; name: the file, for errors. NULL: out of memory. */
+av_direct_writer *av_direct_open_memory(unsigned char *mem, size_t len, const char *name, int n_bufs,
+                                        size_t buf_bytes);
 size_t av_direct_buffer_bytes(const av_direct_writer *w); /* buf_bytes rounded up to whole pages */
 void *av_direct_take(av_direct_writer *w);
 /* Queues buf's first len bytes for file offset off (more than the buffer holds fails the writer). */

@@ -1,8 +1,9 @@
 /* Byte ranges written into a file past the page cache (O_DIRECT) by a background thread, from staging
- * buffers the writer lends (see core.h). Why: a full trace is hundreds of MB written once; through a shared
- * mapping or write() every one of its pages is first a fresh page-cache page (zeroed, on a VM often faulted
- * in by the host as well), then dirty data for fsync to write back. Direct writes go from the same few warm
- * buffers to the device, on a thread that mostly waits for it.
+ * buffers the writer lends (see core.h); or, where a file system takes no direct writes, copied by that
+ * thread into the file's shared mapping (av_direct_open_memory). Why: a full trace is hundreds of MB written
+ * once; through a shared mapping or write() every one of its pages is first a fresh page-cache page (zeroed,
+ * on a VM often faulted in by the host as well), then dirty data for fsync to write back. Direct writes go
+ * from the same few warm buffers to the device, on a thread that mostly waits for it.
  *
  * The device takes transfers whose file offset, length and memory address are multiples of its alignment
  * (statx's STATX_DIOALIGN). Ranges that meet it go out as they are; any other is written as the aligned
@@ -29,7 +30,9 @@ typedef struct dw_job {
 } dw_job;
 
 struct av_direct_writer {
-    int fd;
+    int fd;             /* the file written with O_DIRECT, or -1: writes go to mem */
+    unsigned char *mem; /* (mem_len) the memory written instead (a file's shared mapping), or NULL */
+    size_t mem_len;
     size_t align, buf_bytes;
     int n_bufs;
     unsigned char *pool;   /* (n_bufs, buf_bytes) the staging buffers */
@@ -75,8 +78,13 @@ static int read_all(int fd, unsigned char *p, size_t n, uint64_t off) {
     return 0;
 }
 
-/* Bytes [off, off + len) from src, aligned or not (see the top of the file). */
+/* Bytes [off, off + len) from src, aligned or not (see the top of the file); or copied into memory. */
 static int write_range(av_direct_writer *w, const unsigned char *src, size_t len, uint64_t off) {
+    if (w->mem) {
+        if (off > w->mem_len || len > w->mem_len - off) return errno = EINVAL, -1;
+        memcpy(w->mem + off, src, len);
+        return 0;
+    }
     size_t a = w->align;
     if (off % a == 0 && len % a == 0 && (uintptr_t)src % a == 0) {
         if (off + len > w->size) w->size = off + len;
@@ -124,6 +132,36 @@ static void *writer_main(void *arg) {
     return NULL;
 }
 
+/* The staging buffers, their lists and the thread of a writer whose target (fd or mem) and alignment are
+ * set; NULL (w freed) when something fails. */
+static av_direct_writer *start(av_direct_writer *w, int n_bufs, size_t buf_bytes, const char *path) {
+    size_t page = w->align > 4096 ? w->align : 4096;
+    w->n_bufs = n_bufs;
+    w->buf_bytes = (buf_bytes + page - 1) / page * page;
+    w->pool = av_alloc_large(w->buf_bytes * (size_t)n_bufs, page);
+    w->bounce = w->mem ? NULL : aligned_alloc(page, BOUNCE_BYTES);
+    w->free_bufs = calloc((size_t)n_bufs, sizeof *w->free_bufs);
+    w->queue = calloc((size_t)n_bufs, sizeof *w->queue);
+    w->path = strdup(path);
+    int ok = w->pool && (w->mem || w->bounce) && w->free_bufs && w->queue && w->path;
+    /* a direct read of the first block: a file system that opens with O_DIRECT but wants another alignment
+     * than the one assumed refuses it here (EINVAL), not in the middle of a run */
+    if (ok && !w->mem && pread(w->fd, w->bounce, w->align, 0) < 0) ok = 0;
+    if (ok) ok = !pthread_mutex_init(&w->lock, NULL);
+    if (ok && pthread_cond_init(&w->changed, NULL)) pthread_mutex_destroy(&w->lock), ok = 0;
+    if (ok && pthread_create(&w->thread, NULL, writer_main, w))
+        pthread_cond_destroy(&w->changed), pthread_mutex_destroy(&w->lock), ok = 0;
+    if (!ok) {
+        free(w->pool), free(w->bounce), free(w->free_bufs), free(w->queue), free(w->path);
+        if (w->fd >= 0) close(w->fd);
+        free(w);
+        return NULL;
+    }
+    for (int i = 0; i < n_bufs; i++)
+        w->free_bufs[w->n_free++] = w->pool + (size_t)i * w->buf_bytes;
+    return w;
+}
+
 av_direct_writer *av_direct_open(const char *path, int n_bufs, size_t buf_bytes) {
     if (n_bufs < 1 || !buf_bytes) return NULL;
     int fd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
@@ -135,30 +173,16 @@ av_direct_writer *av_direct_open(const char *path, int n_bufs, size_t buf_bytes)
         if (fd >= 0) close(fd);
         return NULL;
     }
-    size_t page = a > 4096 ? a : 4096;
-    w->fd = fd, w->align = a, w->n_bufs = n_bufs, w->size = (uint64_t)st.st_size;
-    w->buf_bytes = (buf_bytes + page - 1) / page * page;
-    w->pool = av_alloc_large(w->buf_bytes * (size_t)n_bufs, page);
-    w->bounce = aligned_alloc(page, BOUNCE_BYTES);
-    w->free_bufs = calloc((size_t)n_bufs, sizeof *w->free_bufs);
-    w->queue = calloc((size_t)n_bufs, sizeof *w->queue);
-    w->path = strdup(path);
-    int ok = w->pool && w->bounce && w->free_bufs && w->queue && w->path;
-    /* a direct read of the first block: a file system that opens with O_DIRECT but wants another alignment
-     * than the one assumed refuses it here (EINVAL), not in the middle of a run */
-    if (ok && pread(fd, w->bounce, a, 0) < 0) ok = 0;
-    if (ok) ok = !pthread_mutex_init(&w->lock, NULL);
-    if (ok && pthread_cond_init(&w->changed, NULL)) pthread_mutex_destroy(&w->lock), ok = 0;
-    if (ok && pthread_create(&w->thread, NULL, writer_main, w))
-        pthread_cond_destroy(&w->changed), pthread_mutex_destroy(&w->lock), ok = 0;
-    if (!ok) {
-        free(w->pool), free(w->bounce), free(w->free_bufs), free(w->queue), free(w->path), free(w);
-        close(fd);
-        return NULL;
-    }
-    for (int i = 0; i < n_bufs; i++)
-        w->free_bufs[w->n_free++] = w->pool + (size_t)i * w->buf_bytes;
-    return w;
+    w->fd = fd, w->align = a, w->size = (uint64_t)st.st_size;
+    return start(w, n_bufs, buf_bytes, path);
+}
+
+av_direct_writer *av_direct_open_memory(unsigned char *mem, size_t len, const char *name, int n_bufs,
+                                        size_t buf_bytes) {
+    av_direct_writer *w = n_bufs >= 1 && buf_bytes && mem ? calloc(1, sizeof *w) : NULL;
+    if (!w) return NULL;
+    w->fd = -1, w->mem = mem, w->mem_len = len, w->size = len;
+    return start(w, n_bufs, buf_bytes, name);
 }
 
 size_t av_direct_buffer_bytes(const av_direct_writer *w) { return w->buf_bytes; }
@@ -192,7 +216,7 @@ int av_direct_close(av_direct_writer *w, av_err *err) {
                      strerror(w->err_no));
     pthread_cond_destroy(&w->changed);
     pthread_mutex_destroy(&w->lock);
-    close(w->fd);
+    if (w->fd >= 0) close(w->fd);
     free(w->pool), free(w->bounce), free(w->free_bufs), free(w->queue), free(w->path), free(w);
     return rc;
 }

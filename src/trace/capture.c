@@ -215,10 +215,12 @@ static size_t direct_bufs_per_layer(const cap_kind *k, size_t buf_floats) {
 
 /* A full capture in the output file goes through a direct writer when the run allows it (write_out) and the
  * file system takes direct writes; ATTNVIZ_DIRECT_IO=0 keeps an F32 one in the mapping (comparisons,
- * benchmarks), an F16 one in memory. */
+ * benchmarks). An F16 one always goes through the writer's staging (its rows are converted there): into the
+ * mapping when the file system takes no direct writes or ATTNVIZ_DIRECT_IO=0. */
 static void open_direct(av_run_capture *c) {
     const char *env = getenv("ATTNVIZ_DIRECT_IO");
-    if (!c->write_out || !c->pre || c->p->lazy || (env && !strcmp(env, "0"))) return;
+    int direct = !(env && !strcmp(env, "0"));
+    if (!c->write_out || !c->pre || c->p->lazy || (!direct && !full_f16(c))) return;
     size_t floats = 0, layer = 0;
     for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
         size_t f = c->kinds[i].n_layers ? direct_buf_floats(&c->kinds[i]) : 0;
@@ -234,14 +236,17 @@ static void open_direct(av_run_capture *c) {
     want = want < most ? want : most;
     int n_bufs = DIRECT_BUFS_PER_THREAD * threads;
     n_bufs = want > (size_t)n_bufs ? (int)want : n_bufs;
-    c->direct = av_direct_open(c->pre->file.tmp_path, n_bufs, sizeof(float) * floats);
+    const char *path = c->pre->file.tmp_path;
+    if (direct) c->direct = av_direct_open(path, n_bufs, sizeof(float) * floats);
+    if (!c->direct && full_f16(c))
+        c->direct = av_direct_open_memory(c->pre->map, c->pre->map_len, path, n_bufs, sizeof(float) * floats);
     if (c->direct)
         c->sink = (av_probs_sink){sink_take, sink_put, c, av_direct_buffer_bytes(c->direct) / sizeof(float)};
 }
 
-/* An F16 capture in the output file: through the direct writer, its rows' places named by the coordinates
- * (f32_bytes of address space, inaccessible: a stray store faults instead of landing anywhere); without
- * direct writes the file is dropped and the capture stays in memory until it is saved. */
+/* An F16 capture in the output file: through the writer, its rows' places named by the coordinates
+ * (f32_bytes of address space, inaccessible: a stray store faults instead of landing anywhere); without a
+ * writer (out of memory) the file is dropped and the capture stays in memory until it is saved. */
 static int f16_in_file(av_run_capture *c, size_t f32_bytes, av_err *err) {
     open_direct(c);
     void *r = c->direct ? mmap(NULL, f32_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
