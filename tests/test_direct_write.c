@@ -2,7 +2,8 @@
  * several threads, must land in the file exactly (read back with ordinary reads and compared with the bytes
  * meant for it), leave the rest of the file as it was, and a write the kernel refuses must come back from
  * av_direct_close as an error naming the file. Needs a file system that takes O_DIRECT ($TMPDIR, else
- * /var/tmp; tmpfs before Linux 6.6 does not); skips with the reason where none does. */
+ * /var/tmp; tmpfs before Linux 6.6 does not); skips with the reason where none does. The writer into memory
+ * (av_direct_open_memory: a mapping, for file systems without direct writes) runs everywhere. */
 #include "harness.h"
 
 #include "core/core.h"
