@@ -150,7 +150,8 @@ void av_atomic_remove_on_signals(void);
  * back the partial blocks at their ends); ranges must not overlap while queued, and nothing else may write
  * them. Used for large captures (docs/ARCHITECTURE.md, "Trace files"). */
 typedef struct av_direct_writer av_direct_writer;
-/* NULL when the file system takes no direct writes (tmpfs, ...), or out of memory: write another way. */
+/* NULL when the file system takes no direct writes (tmpfs before Linux 6.6, ...), or out of memory: write
+ * another way. */
 av_direct_writer *av_direct_open(const char *path, int n_bufs, size_t buf_bytes);
 /* The same staging buffers and thread copying each range into mem (len bytes: a file's shared mapping, for
  * file systems without direct writes) at its offset; name: the file, for errors. NULL: out of memory. */
