@@ -2,6 +2,7 @@
 #include "analysis.h"
 #include "core/core.h"
 #include "internal.h"
+#include "trace/trace.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -90,8 +91,7 @@ int av_trace_reduce(const av_trace *t, av_attn_kind kind, const av_head_ref *sel
     if (n_sel > 1 && !head) return -1;
     int rc = 0;
     for (int i = 0; !rc && i < n_sel; i++) {
-        av_tile_params p = {kind, sel[i].layer, sel[i].head, 0, nq, 0, nk, nq, nk, AV_POOL_MAX, 0};
-        rc = av_trace_attn_tile_ex(t, &p, i ? head : out, err);
+        rc = av_trace_rows(t, kind, sel[i].layer, sel[i].head, 0, nq, 0, 0, i ? head : out, err);
         if (!rc && i) reduce_into(out, head, plane, op);
     }
     free(head);

@@ -7,6 +7,7 @@
 #include "core/core.h"
 #include "internal.h"
 #include "kernels/kernels.h"
+#include "trace/trace.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -58,9 +59,8 @@ int av_an_fused_layers(const av_trace *t, av_attn_kind kind, av_reduce fusion, f
                 : fusion == AV_REDUCE_MIN ? AV_HEADS_MIN
                                           : AV_HEADS_MEAN;
     for (int l = 0; l < L; l++) {
-        av_tile_params p = {kind, l, heads, 0, nq, 0, nk, nq, nk, AV_POOL_MAX, 0};
         if (!(mats[l] = av_an_alloc((size_t)nq, (size_t)nk, err)) ||
-            av_trace_attn_tile_ex(t, &p, mats[l], err))
+            av_trace_rows(t, kind, l, heads, 0, nq, 0, 0, mats[l], err))
             goto fail;
     }
     *out = mats;

@@ -248,7 +248,6 @@ static void open_direct(av_run_capture *c) {
  * (f32_bytes of address space, inaccessible: a stray store faults instead of landing anywhere); without a
  * writer (out of memory) the file is dropped and the capture stays in memory until it is saved. */
 static int f16_in_file(av_run_capture *c, size_t f32_bytes, av_err *err) {
-    open_direct(c);
     void *r = c->direct ? mmap(NULL, f32_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
                         : MAP_FAILED;
     if (r != MAP_FAILED) {
@@ -278,10 +277,9 @@ int av_cap_alloc(av_run_capture *c, int n_logits, av_err *err) {
         labels += k->n_query + k->n_key; /* queries and keys: up to two label lists, each with ids */
         tensors += 4 * k->n_layers;
     }
-    if (open_prealloc(c, bytes, labels, tensors, err) ||
-        (c->pre && full_f16(c) && f16_in_file(c, bytes, err)))
-        return -1;
-    if (!c->direct) open_direct(c);
+    if (open_prealloc(c, bytes, labels, tensors, err)) return -1;
+    open_direct(c);
+    if (c->pre && full_f16(c) && f16_in_file(c, bytes, err)) return -1;
     for (int i = 0; i < AV_ATTN_KIND_COUNT; i++) {
         cap_kind *k = &c->kinds[i];
         if (!k->n_layers) continue;
